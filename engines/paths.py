@@ -1,0 +1,32 @@
+"""Where things live by default: every platformdirs lookup happens here."""
+
+from pathlib import Path
+
+import platformdirs
+
+APP_NAME = "jarvis-backup"
+
+
+def default_config_dir() -> Path:
+    return Path(platformdirs.user_config_dir(APP_NAME))
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir(APP_NAME))
+
+
+def default_log_dir() -> Path:
+    return Path(platformdirs.user_log_dir(APP_NAME))
+
+
+def default_repository_dir() -> Path:
+    return default_data_dir() / "repository"
+
+
+def default_catalog_path() -> Path:
+    return default_data_dir() / "catalog.sqlite3"
+
+
+def default_env_file() -> Path:
+    """The `.env` the console writes a generated key to on first run."""
+    return default_config_dir() / ".env"

@@ -1,0 +1,450 @@
+"""Settings: the guide's environment variables, validated once, all errors at once.
+
+Precedence: the process environment, then the `.env` file (the one named with
+`--env-file`, else `./.env`, else the one in the platformdirs config folder).
+Every problem names the variable; secret values are never echoed.
+"""
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from apscheduler.triggers.cron import CronTrigger
+
+from engines import paths
+from engines.dotenv import read_env_file
+from engines.errors import SettingsError
+
+MASK = "****"
+
+COMPRESSION_LEVELS = {"gzip": (0, 9, 9), "zstd": (1, 22, 3)}
+
+
+class Secret:
+    """A string that never shows itself in repr, str, f-strings or logs."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str):
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret({MASK!r})"
+
+    def __str__(self) -> str:
+        return MASK
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+class _Invalid(ValueError):
+    """Raised by a parser; the message never contains a secret value."""
+
+
+def _boolean(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise _Invalid(f"expected true or false, got {raw!r}")
+
+
+def _integer(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            raise _Invalid(f"expected a whole number from {low} to {high}, got {raw!r}") from None
+        if not low <= value <= high:
+            raise _Invalid(f"expected a whole number from {low} to {high}, got {value}")
+        return value
+
+    return parse
+
+
+def _cron(raw: str) -> str:
+    expression = " ".join(raw.split())
+    if len(expression.split()) != 5:
+        raise _Invalid(f'expected a 5-field cron expression like "0 2 * * *", got {raw!r}')
+    try:
+        CronTrigger.from_crontab(expression)
+    except ValueError as exc:
+        raise _Invalid(f"{raw!r} is not a valid cron expression ({exc})") from None
+    return expression
+
+
+def _hex_key(raw: str) -> Secret:
+    key = raw.strip()
+    if len(key) != 64:
+        raise _Invalid(f"expected 64 hex characters, got {len(key)}")
+    try:
+        bytes.fromhex(key)
+    except ValueError:
+        raise _Invalid("expected 64 hex characters (0-9, a-f); found other characters") from None
+    return Secret(key.lower())
+
+
+def _hex_keys(raw: str) -> tuple[Secret, ...]:
+    keys = []
+    for position, part in enumerate(p for p in raw.split(",") if p.strip()):
+        try:
+            keys.append(_hex_key(part))
+        except _Invalid as exc:
+            raise _Invalid(f"key #{position + 1}: {exc}") from None
+    return tuple(keys)
+
+
+def _path(raw: str) -> Path:
+    if not raw.strip():
+        raise _Invalid("expected a folder path, got an empty value")
+    return Path(raw.strip()).expanduser()
+
+
+def _path_list(raw: str) -> tuple[Path, ...]:
+    return tuple(Path(p.strip()).expanduser() for p in raw.split(",") if p.strip())
+
+
+def _word_list(raw: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in raw.split(",") if p.strip())
+
+
+def _choice(*choices: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in choices:
+            raise _Invalid(f"expected one of {', '.join(choices)}, got {raw!r}")
+        return value
+
+    return parse
+
+
+def _text(raw: str) -> str:
+    return raw.strip()
+
+
+def _secret(raw: str) -> Secret:
+    return Secret(raw.strip())
+
+
+def _email(raw: str) -> str:
+    value = raw.strip()
+    if value.count("@") != 1 or not all(value.split("@")) or " " in value:
+        raise _Invalid(f"expected an e-mail address like admin@example.com, got {value!r}")
+    return value
+
+
+def _url(*schemes: str, secret: bool = False) -> Callable[[str], Any]:
+    def parse(raw: str) -> Any:
+        value = raw.strip()
+        parts = urlsplit(value)
+        if parts.scheme not in schemes or not parts.netloc:
+            shown = "the value" if secret else repr(value)
+            raise _Invalid(f"expected a {' or '.join(schemes)} URL, got {shown}")
+        return Secret(value) if secret else value
+
+    return parse
+
+
+def _timezone(raw: str) -> str:
+    value = raw.strip()
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise _Invalid(
+            f"unknown time zone {value!r}; use a name like Europe/Berlin or UTC"
+        ) from None
+    return value
+
+
+@dataclass(frozen=True)
+class Variable:
+    name: str
+    attribute: str
+    parse: Callable[[str], Any]
+    default: Any
+    group: str
+    help: str
+    secret: bool = False
+
+
+def _v(name: str, parse: Callable[[str], Any], default: Any, group: str, help: str, **kw: Any):
+    return Variable(name, name.lower(), parse, default, group, help, **kw)
+
+
+GUIDE_FILE_PATHS = "/tmp/jarvis-music-uploads,/tmp/jarvis-generated-music,config/"
+
+VARIABLES: tuple[Variable, ...] = (
+    _v("BACKUP_DIR", _path, None, "repository", "repository folder (default: platformdirs data)"),
+    _v("BACKUP_CATALOG_PATH", _path, None, "repository", "SQLite catalog file"),
+    _v("BACKUP_LOG_DIR", _path, None, "repository", "folder for backup.log"),
+    _v("BACKUP_ENCRYPTION_KEY", _hex_key, None, "encryption", "64 hex chars", secret=True),
+    _v(
+        "BACKUP_ENCRYPTION_KEY_PREVIOUS",
+        _hex_keys,
+        (),
+        "encryption",
+        "earlier keys, comma-separated, still used to decrypt",
+        secret=True,
+    ),
+    _v("BACKUP_COMPRESSION", _choice("gzip", "zstd"), "gzip", "compression", "gzip or zstd"),
+    _v(
+        "BACKUP_COMPRESSION_LEVEL",
+        _integer(0, 22),
+        None,
+        "compression",
+        "gzip 0-9 (default 9), zstd 1-22 (default 3)",
+    ),
+    _v("BACKUP_DAILY_ENABLED", _boolean, True, "schedule", "daily full backup"),
+    _v("BACKUP_DAILY_TIME", _cron, "0 2 * * *", "schedule", "cron"),
+    _v("BACKUP_WEEKLY_ENABLED", _boolean, True, "schedule", "weekly full backup"),
+    _v("BACKUP_WEEKLY_TIME", _cron, "0 3 * * 0", "schedule", "cron"),
+    _v("BACKUP_MONTHLY_ENABLED", _boolean, True, "schedule", "monthly full backup"),
+    _v("BACKUP_MONTHLY_TIME", _cron, "0 4 1 * *", "schedule", "cron"),
+    _v("BACKUP_CLEANUP_ENABLED", _boolean, True, "schedule", "retention and prune"),
+    _v("BACKUP_CLEANUP_TIME", _cron, "0 5 * * 0", "schedule", "cron"),
+    _v("BACKUP_VERIFY_RESTORE_ENABLED", _boolean, True, "schedule", "restore drill"),
+    _v("BACKUP_VERIFY_RESTORE_TIME", _cron, "0 6 * * 0", "schedule", "cron"),
+    _v("BACKUP_TIMEZONE", _timezone, None, "schedule", "IANA zone (default: host)"),
+    _v("BACKUP_RETENTION_DAILY", _integer(0, 3650), 7, "retention", "days"),
+    _v("BACKUP_RETENTION_WEEKLY", _integer(0, 520), 4, "retention", "weeks"),
+    _v("BACKUP_RETENTION_MONTHLY", _integer(0, 1200), 12, "retention", "months"),
+    _v("S3_ENABLED", _boolean, False, "s3", "copy backups to S3"),
+    _v("S3_BUCKET", _text, None, "s3", "bucket name"),
+    _v("S3_ACCESS_KEY", _secret, None, "s3", "access key id", secret=True),
+    _v("S3_SECRET_KEY", _secret, None, "s3", "secret access key", secret=True),
+    _v("AWS_REGION", _text, "us-east-1", "s3", "region"),
+    _v("S3_ENDPOINT_URL", _url("http", "https"), None, "s3", "S3-compatible endpoint"),
+    _v("S3_PREFIX", _text, "", "s3", "key prefix inside the bucket"),
+    _v("PUSHOVER_USER_KEY", _secret, None, "alerts", "Pushover user", secret=True),
+    _v("PUSHOVER_API_TOKEN", _secret, None, "alerts", "Pushover app token", secret=True),
+    _v(
+        "SLACK_WEBHOOK_URL",
+        _url("https", "http", secret=True),
+        None,
+        "alerts",
+        "Slack incoming webhook",
+        secret=True,
+    ),
+    _v("NOTIFICATION_EMAIL", _email, None, "alerts", "alert recipient"),
+    _v("SMTP_HOST", _text, "localhost", "alerts", "mail relay"),
+    _v("SMTP_PORT", _integer(1, 65535), 25, "alerts", "mail relay port"),
+    _v("SMTP_USER", _text, None, "alerts", "mail relay user"),
+    _v("SMTP_PASSWORD", _secret, None, "alerts", "mail relay password", secret=True),
+    _v("SMTP_FROM", _email, None, "alerts", "sender address"),
+    _v(
+        "BACKUP_MAX_AGE_HOURS",
+        _integer(1, 24 * 90),
+        25,
+        "alerts",
+        "alert when the newest good backup is older",
+    ),
+    _v(
+        "DATABASE_URL",
+        _url("postgresql", "postgres", secret=True),
+        None,
+        "sources",
+        "PostgreSQL URL (overrides POSTGRES_*)",
+        secret=True,
+    ),
+    _v("POSTGRES_HOST", _text, None, "sources", "PostgreSQL host"),
+    _v("POSTGRES_PORT", _integer(1, 65535), 5432, "sources", "PostgreSQL port"),
+    _v("POSTGRES_USER", _text, None, "sources", "PostgreSQL user"),
+    _v("POSTGRES_PASSWORD", _secret, None, "sources", "PostgreSQL password", secret=True),
+    _v("POSTGRES_DB", _text, None, "sources", "PostgreSQL database"),
+    _v(
+        "REDIS_URL",
+        _url("redis", "rediss", "unix", secret=True),
+        None,
+        "sources",
+        "Redis URL",
+        secret=True,
+    ),
+    _v("BACKUP_FILE_PATHS", _path_list, None, "sources", "folders to back up, comma-separated"),
+    _v("BACKUP_FILE_EXCLUDES", _word_list, ("*.tmp", "*.cache"), "sources", "glob patterns"),
+    _v("BACKUP_SECRET_FILES", _path_list, (Path(".env"),), "sources", "secret files"),
+    _v("BACKUP_CONFIG_PATHS", _path_list, (), "sources", "configuration files/folders"),
+    _v("VERIFY_RESTORE", _boolean, False, "verification", "restore-test each PostgreSQL backup"),
+)
+
+SECRET_NAMES = frozenset(v.name for v in VARIABLES if v.secret)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The effective, validated settings. Attribute names are the variables, lowercased."""
+
+    values: Mapping[str, Any]
+    origins: Mapping[str, str]
+    env_file: Path | None = None
+    problems: tuple[str, ...] = field(default_factory=tuple)
+
+    def __getattr__(self, attribute: str) -> Any:
+        try:
+            return self.values[attribute]
+        except KeyError:
+            raise AttributeError(attribute) from None
+
+    @property
+    def repository_dir(self) -> Path:
+        return self.values["backup_dir"] or paths.default_repository_dir()
+
+    @property
+    def catalog_path(self) -> Path:
+        return self.values["backup_catalog_path"] or paths.default_catalog_path()
+
+    @property
+    def log_dir(self) -> Path:
+        return self.values["backup_log_dir"] or paths.default_log_dir()
+
+    @property
+    def compression_level(self) -> int:
+        chosen = self.values["backup_compression_level"]
+        return COMPRESSION_LEVELS[self.backup_compression][2] if chosen is None else chosen
+
+    @property
+    def postgres_configured(self) -> bool:
+        return self.database_url is not None or any(
+            self.values[name] for name in ("postgres_host", "postgres_db", "postgres_user")
+        )
+
+    @property
+    def redis_configured(self) -> bool:
+        return self.redis_url is not None
+
+    @property
+    def file_paths(self) -> tuple[Path, ...]:
+        chosen = self.values["backup_file_paths"]
+        return chosen if chosen is not None else _path_list(GUIDE_FILE_PATHS)
+
+    def secret_values(self) -> list[str]:
+        """Every secret's plain value, for log redaction."""
+        found: list[str] = []
+        for variable in VARIABLES:
+            value = self.values.get(variable.attribute)
+            items = value if isinstance(value, tuple) else (value,)
+            found.extend(item.reveal() for item in items if isinstance(item, Secret))
+        found.extend(_url_passwords(self))
+        return [value for value in found if value]
+
+    def display_rows(self) -> list[tuple[str, str, str]]:
+        """(variable, shown value, where it came from) with every secret masked."""
+        effective = {
+            "backup_dir": self.repository_dir,
+            "backup_catalog_path": self.catalog_path,
+            "backup_log_dir": self.log_dir,
+            "backup_compression_level": self.compression_level,
+            "backup_file_paths": self.file_paths,
+        }
+        return [
+            (
+                v.name,
+                display_value(effective.get(v.attribute, self.values[v.attribute]), v),
+                self.origins.get(v.name, "default"),
+            )
+            for v in VARIABLES
+        ]
+
+
+def _url_passwords(settings: Settings) -> list[str]:
+    passwords = []
+    for name in ("database_url", "redis_url", "slack_webhook_url"):
+        secret = settings.values.get(name)
+        if isinstance(secret, Secret):
+            password = urlsplit(secret.reveal()).password
+            if password:
+                passwords.append(password)
+    return passwords
+
+
+def display_value(value: Any, variable: Variable) -> str:
+    if value is None or value == ():
+        return "(not set)"
+    if variable.secret:
+        return MASK
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return ",".join(str(item) for item in value)
+    return str(value)
+
+
+def find_env_file(explicit: Path | None, cwd: Path | None = None) -> Path | None:
+    if explicit is not None:
+        return explicit
+    for candidate in ((cwd or Path.cwd()) / ".env", paths.default_env_file()):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _cross_checks(values: dict[str, Any], problems: list[str]) -> None:
+    codec = values["backup_compression"]
+    level = values["backup_compression_level"]
+    if codec and level is not None:
+        low, high, _ = COMPRESSION_LEVELS[codec]
+        if not low <= level <= high:
+            problems.append(
+                f"BACKUP_COMPRESSION_LEVEL: {codec} accepts {low} to {high}, got {level}"
+            )
+    if values["s3_enabled"]:
+        for name in ("S3_BUCKET", "S3_ACCESS_KEY", "S3_SECRET_KEY"):
+            if values[name.lower()] is None:
+                problems.append(f"{name}: required when S3_ENABLED=true")
+    if bool(values["pushover_user_key"]) != bool(values["pushover_api_token"]):
+        problems.append(
+            "PUSHOVER_USER_KEY / PUSHOVER_API_TOKEN: set both to send Pushover alerts, or neither"
+        )
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None,
+    env_file: Path | None = None,
+    *,
+    strict: bool = True,
+) -> Settings:
+    """Validate every variable. With `strict`, raise SettingsError listing all problems;
+    otherwise return defaults for the invalid ones and the problems alongside."""
+    environ = os.environ if environ is None else environ
+    problems: list[str] = []
+    file_values: dict[str, str] = {}
+    chosen_file = find_env_file(env_file)
+    if chosen_file is not None:
+        try:
+            file_values = read_env_file(chosen_file)
+        except SettingsError as exc:
+            problems.extend(exc.problems)
+    values: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    for variable in VARIABLES:
+        if variable.name in environ:
+            raw, origin = environ[variable.name], "environment"
+        elif variable.name in file_values:
+            raw, origin = file_values[variable.name], str(chosen_file)
+        else:
+            values[variable.attribute] = variable.default
+            continue
+        origins[variable.name] = origin
+        if not raw.strip() and variable.default is not None:
+            values[variable.attribute] = variable.default
+            continue
+        try:
+            values[variable.attribute] = variable.parse(raw) if raw.strip() else None
+        except _Invalid as exc:
+            problems.append(f"{variable.name}: {exc}")
+            values[variable.attribute] = variable.default
+    _cross_checks(values, problems)
+    if problems and strict:
+        raise SettingsError(problems)
+    return Settings(values, origins, chosen_file, tuple(problems))

@@ -1,0 +1,68 @@
+"""Reading `.env` files the way the guide writes them.
+
+Accepted: `KEY=value`, `export KEY=value`, single or double quotes, and inline
+comments (`BACKUP_DAILY_TIME="0 2 * * *"  # 2 AM daily`). A `#` inside quotes
+or not preceded by whitespace belongs to the value.
+"""
+
+import re
+from pathlib import Path
+
+from engines.errors import SettingsError
+
+_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$")
+_ESCAPES = {"n": "\n", "t": "\t", '"': '"', "\\": "\\"}
+
+
+def _unquote_double(body: str) -> str:
+    return re.sub(r"\\(.)", lambda m: _ESCAPES.get(m.group(1), "\\" + m.group(1)), body)
+
+
+def parse_value(raw: str) -> str | None:
+    """The value of one assignment's right-hand side, or None if it is malformed."""
+    raw = raw.strip()
+    if raw[:1] in ("'", '"'):
+        quote = raw[0]
+        end = 1
+        while end < len(raw):
+            if raw[end] == "\\" and quote == '"':
+                end += 2
+                continue
+            if raw[end] == quote:
+                break
+            end += 1
+        else:
+            return None
+        rest = raw[end + 1 :].strip()
+        if rest and not rest.startswith("#"):
+            return None
+        body = raw[1:end]
+        return _unquote_double(body) if quote == '"' else body
+    return re.split(r"\s+#", raw, maxsplit=1)[0].strip()
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Parse `path`; every malformed line is reported at once, by line number only."""
+    values: dict[str, str] = {}
+    problems = []
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SettingsError([f"{path}: cannot read the .env file ({exc.strerror})"]) from None
+    except UnicodeDecodeError:
+        raise SettingsError([f"{path}: not UTF-8 text; save the .env file as UTF-8"]) from None
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        match = _LINE.match(line)
+        value = parse_value(match.group(2)) if match else None
+        if match is None or value is None:
+            # The line may hold a secret, so only its position is reported.
+            problems.append(
+                f"{path}:{number}: not a KEY=value line (check quotes); line content not shown"
+            )
+            continue
+        values[match.group(1)] = value
+    if problems:
+        raise SettingsError(problems)
+    return values

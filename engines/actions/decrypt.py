@@ -1,0 +1,38 @@
+"""`jarvis-tui decrypt`: an artifact back to the plain `.gz` (or `.zst`) it holds."""
+
+from pathlib import Path
+
+from engines.artifacts import decrypt_artifact, read_sidecar, sidecar_path_for
+from engines.errors import JarvisError
+from engines.resolve import resolve_artifacts
+from engines.workspace import Workspace
+
+PLAIN_SUFFIX = {"gzip": ".gz", "zstd": ".zst"}
+
+
+def default_output_name(artifact_path: Path) -> str:
+    return artifact_path.name.removesuffix(".enc")
+
+
+def decrypt_to_file(workspace: Workspace, reference: str, output: Path) -> Path:
+    """Authenticate the whole artifact and write its compressed plaintext to `output`.
+
+    Nothing appears at `output` unless every chunk authenticated.
+    """
+    targets = resolve_artifacts(workspace, reference)
+    if len(targets) != 1:
+        names = ", ".join(t.label for t in targets)
+        raise JarvisError(f"{reference} holds {len(targets)} artifacts ({names}); name one of them")
+    source = targets[0].path
+    if output.is_dir():
+        output = output / default_output_name(source)
+    if output.exists():
+        raise JarvisError(f"{output} already exists; choose another output path or remove it first")
+    sidecar = sidecar_path_for(source)
+    codec = read_sidecar(sidecar)["codec"] if sidecar.exists() else None
+    if codec in PLAIN_SUFFIX and not output.name.endswith(PLAIN_SUFFIX[codec]):
+        raise JarvisError(
+            f"{output}: the artifact holds a {codec} stream; name the output with "
+            f"{PLAIN_SUFFIX[codec]} so tools recognise it"
+        )
+    return decrypt_artifact(source, output, workspace.keyring())

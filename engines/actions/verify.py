@@ -1,0 +1,42 @@
+"""`jarvis-tui verify` (the guide's `backup:verify latest`)."""
+
+from dataclasses import dataclass
+
+from engines.artifacts import VerifyReport, verify_artifact
+from engines.jobs import JobContext
+from engines.resolve import ResolvedArtifact, resolve_artifacts
+from engines.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class ArtifactVerification:
+    target: ResolvedArtifact
+    report: VerifyReport
+
+
+def verify_backup(
+    workspace: Workspace, reference: str, context: JobContext
+) -> list[ArtifactVerification]:
+    """Recompute each artifact's checksum and authenticate every chunk; record the result."""
+    keyring = workspace.keyring()
+    results = []
+    targets = resolve_artifacts(workspace, reference)
+    total = sum(target.path.stat().st_size for target in targets)
+    checked = 0
+    for target in targets:
+        context.raise_if_cancelled()
+        context.log(f"verifying {target.label}")
+        report = verify_artifact(target.path, keyring)
+        if target.artifact is not None:
+            detail = (
+                "; ".join(report.problems) or f"sha256 {report.checksum}, {report.chunks} chunks"
+            )
+            workspace.catalog.record_verification(target.artifact.id, report.ok, detail)
+        for problem in report.problems:
+            context.log(f"{target.label}: {problem}", level="error")
+        if report.ok:
+            context.log(f"{target.label}: ok ({report.chunks} chunks authenticated)")
+        checked += target.path.stat().st_size
+        context.progress(checked, total)
+        results.append(ArtifactVerification(target, report))
+    return results

@@ -1,0 +1,143 @@
+"""`list`, `verify`, `decrypt` and `catalog rebuild`."""
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+from engines.actions.decrypt import decrypt_to_file
+from engines.actions.rebuild_catalog import rebuild_catalog
+from engines.actions.verify import verify_backup
+from jarvis_tui.commands.context import open_workspace, run_with_progress
+from jarvis_tui.exit_codes import ExitCode
+from jarvis_tui.output import human_size, print_json, print_table
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    listing = commands.add_parser("list", help="backups in the catalog, newest first")
+    listing.add_argument(
+        "--kind", help="only backups of this kind (full, postgres, redis, files, ...)"
+    )
+    listing.add_argument("--limit", type=int, default=None, help="at most this many")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=run_list)
+
+    verify = commands.add_parser("verify", help="check checksums and authenticate every chunk")
+    verify.add_argument(
+        "backup", metavar="ID|latest|PATH", help="backup id, `latest`, or artifact file"
+    )
+    verify.add_argument("--json", action="store_true")
+    verify.set_defaults(handler=run_verify)
+
+    decrypt = commands.add_parser("decrypt", help="write an artifact's plain .gz/.zst stream")
+    decrypt.add_argument(
+        "artifact", metavar="ARTIFACT", help="artifact file, repository key, or backup id"
+    )
+    decrypt.add_argument("-o", "--output", type=Path, required=True, help="output file or folder")
+    decrypt.set_defaults(handler=run_decrypt)
+
+    catalog = commands.add_parser("catalog", help="catalog maintenance")
+    actions = catalog.add_subparsers(dest="catalog_command", metavar="ACTION", required=True)
+    rebuild = actions.add_parser(
+        "rebuild", help="rebuild the catalog from the repository's sidecars"
+    )
+    rebuild.set_defaults(handler=run_catalog_rebuild)
+
+
+def run_list(args: argparse.Namespace) -> ExitCode:
+    with open_workspace(args) as workspace:
+        sets = workspace.catalog.list_backup_sets(kind=args.kind, limit=args.limit)
+        if args.json:
+            print_json(
+                [
+                    {
+                        **dataclasses.asdict(s),
+                        "artifacts": [
+                            dataclasses.asdict(a) for a in workspace.catalog.artifacts_of(s.id)
+                        ],
+                    }
+                    for s in sets
+                ]
+            )
+            return ExitCode.OK
+        rows = []
+        for backup_set in sets:
+            artifacts = workspace.catalog.artifacts_of(backup_set.id)
+            size = sum(a.stored_size or 0 for a in artifacts)
+            rows.append(
+                (
+                    backup_set.id,
+                    backup_set.kind,
+                    backup_set.tier,
+                    backup_set.status,
+                    backup_set.created_at,
+                    len(artifacts),
+                    human_size(size),
+                    backup_set.verified_state,
+                )
+            )
+        if not rows:
+            print("no backups yet; run `jarvis-tui backup full` or open the console")
+            return ExitCode.OK
+        print_table(
+            ("ID", "KIND", "TIER", "STATUS", "CREATED (UTC)", "FILES", "SIZE", "VERIFIED"), rows
+        )
+    return ExitCode.OK
+
+
+def run_verify(args: argparse.Namespace) -> ExitCode:
+    with open_workspace(args) as workspace:
+        results = run_with_progress(
+            workspace,
+            "verify",
+            f"verify {args.backup}",
+            lambda ctx: verify_backup(workspace, args.backup, ctx),
+        )
+    if args.json:
+        print_json(
+            [
+                {
+                    "artifact": r.target.label,
+                    "ok": r.report.ok,
+                    "problems": r.report.problems,
+                    "checksum": r.report.checksum,
+                }
+                for r in results
+            ]
+        )
+    else:
+        for result in results:
+            state = "ok" if result.report.ok else "FAILED"
+            print(f"{state:6}  {result.target.label}")
+            for problem in result.report.problems:
+                print(f"        {problem}")
+    failed = [r for r in results if not r.report.ok]
+    if failed:
+        print(
+            f"{len(failed)} of {len(results)} artifact(s) failed verification; "
+            "make a new backup and keep the failed one for investigation",
+            file=sys.stderr,
+        )
+        return ExitCode.INTEGRITY
+    return ExitCode.OK
+
+
+def run_decrypt(args: argparse.Namespace) -> ExitCode:
+    with open_workspace(args) as workspace:
+        written = decrypt_to_file(workspace, args.artifact, args.output)
+    print(f"wrote {written}")
+    return ExitCode.OK
+
+
+def run_catalog_rebuild(args: argparse.Namespace) -> ExitCode:
+    with open_workspace(args) as workspace:
+        report = run_with_progress(
+            workspace,
+            "catalog-rebuild",
+            "rebuild catalog",
+            lambda ctx: rebuild_catalog(workspace, ctx),
+        )
+    print(f"imported {report.imported} artifact(s)")
+    for problem in report.skipped:
+        print(f"skipped: {problem}", file=sys.stderr)
+    return ExitCode.OK

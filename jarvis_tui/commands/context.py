@@ -1,0 +1,42 @@
+"""What every subcommand starts from: settings loaded once, logging, the workspace."""
+
+import argparse
+from collections.abc import Callable
+from typing import TypeVar
+
+from engines.config import Settings, load_settings
+from engines.joblog import configure_logging, register_secrets
+from engines.jobs import JobContext
+from engines.workspace import Workspace
+from jarvis_tui.output import TerminalProgress
+
+T = TypeVar("T")
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    settings = load_settings(env_file=args.env_file)
+    register_secrets(settings.secret_values())
+    return settings
+
+
+def open_workspace(args: argparse.Namespace) -> Workspace:
+    settings = settings_from(args)
+    configure_logging(settings.log_dir)
+    return Workspace.open(settings)
+
+
+def run_with_progress(
+    workspace: Workspace, kind: str, description: str, work: Callable[[JobContext], T]
+) -> T:
+    """Run `work` as a catalogued job, drawing a progress line when stderr is a terminal."""
+    progress = TerminalProgress(description)
+
+    def on_update(event: object) -> None:
+        done = getattr(event, "done", None)
+        if done is not None:
+            progress.update(done, getattr(event, "total", None))
+
+    try:
+        return workspace.run_job(kind, description, work, listeners=(on_update,))
+    finally:
+        progress.finish()

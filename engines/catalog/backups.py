@@ -1,0 +1,161 @@
+"""Backup sets: one row per backup run, named `<kind>_<UTC date>_<HHMMSS>`."""
+
+import re
+import sqlite3
+from datetime import UTC, datetime
+
+from engines.catalog.db import Database
+from engines.catalog.rows import (
+    SET_FINAL_STATUSES,
+    SET_KINDS_PATTERN,
+    SET_TIERS,
+    BackupSet,
+    require_one_of,
+)
+from engines.catalog.times import now_iso, to_iso, utc_now
+from engines.errors import NotFoundError
+from engines.joblog import redact
+
+LATEST = "latest"
+_LIST_HINT = "run `jarvis-tui list` to see the backup sets in the catalog"
+
+# Artifact count and stored bytes ride along with every set listing.
+_SELECT_SETS = """
+SELECT s.*,
+       COALESCE(a.artifact_count, 0) AS artifact_count,
+       COALESCE(a.stored_size, 0) AS stored_size
+FROM backup_sets AS s
+LEFT JOIN (
+    SELECT set_id, COUNT(*) AS artifact_count, SUM(stored_size) AS stored_size
+    FROM artifacts GROUP BY set_id
+) AS a ON a.set_id = s.id
+"""
+_NEWEST_FIRST = " ORDER BY s.created_at DESC, s.rowid DESC"
+
+
+def validate_kind(kind: str) -> None:
+    if not re.fullmatch(SET_KINDS_PATTERN, kind):
+        raise ValueError(
+            f"backup kind {kind!r} must be lowercase letters, digits, '-' or '_' "
+            "(for example postgres, redis, files)"
+        )
+
+
+def validate_tier(tier: str | None) -> None:
+    if tier is not None:
+        require_one_of("tier", tier, SET_TIERS)
+
+
+def base_set_id(kind: str, created_at: datetime) -> str:
+    to_iso(created_at)  # rejects a naive datetime
+    stamp = created_at.astimezone(UTC)
+    return f"{kind}_{stamp:%Y-%m-%d}_{stamp:%H%M%S}"
+
+
+def free_set_id(conn: sqlite3.Connection, base: str) -> str:
+    """`base`, or `base-2`, `base-3`, ... when two sets start in the same second."""
+    candidate, suffix = base, 1
+    while conn.execute("SELECT 1 FROM backup_sets WHERE id = ?", (candidate,)).fetchone():
+        suffix += 1
+        candidate = f"{base}-{suffix}"
+    return candidate
+
+
+def _like_pattern(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+class BackupSetsMixin:
+    _db: Database
+
+    def create_backup_set(
+        self,
+        kind: str,
+        *,
+        tier: str | None = None,
+        job_id: int | None = None,
+        created_at: datetime | None = None,
+    ) -> BackupSet:
+        """Start a set in status 'running'; a given job is linked both ways."""
+        validate_kind(kind)
+        validate_tier(tier)
+        created_at = created_at or utc_now()
+        with self._db.write() as conn:
+            set_id = free_set_id(conn, base_set_id(kind, created_at))
+            conn.execute(
+                "INSERT INTO backup_sets (id, kind, tier, status, created_at, job_id)"
+                " VALUES (?, ?, ?, 'running', ?, ?)",
+                (set_id, kind, tier, to_iso(created_at), job_id),
+            )
+            if job_id is not None:
+                conn.execute(
+                    "UPDATE jobs SET set_id = ? WHERE id = ? AND set_id IS NULL", (set_id, job_id)
+                )
+        return self.get_backup_set(set_id)
+
+    def finish_backup_set(self, set_id: str, status: str, error: str | None = None) -> None:
+        require_one_of("backup set status", status, SET_FINAL_STATUSES)
+        with self._db.write() as conn:
+            updated = conn.execute(
+                "UPDATE backup_sets SET status = ?, finished_at = ?, error = ? WHERE id = ?",
+                (status, now_iso(), None if error is None else redact(error), set_id),
+            ).rowcount
+        if not updated:
+            raise NotFoundError(f"no backup set named {set_id!r}; {_LIST_HINT}")
+
+    def get_backup_set(self, id_or_latest: str, kind: str | None = None) -> BackupSet:
+        """A set by id, or with "latest" the newest complete set (of `kind` if given)."""
+        if id_or_latest == LATEST:
+            where, params = "s.status = 'complete'", []
+            if kind is not None:
+                where += " AND s.kind = ?"
+                params.append(kind)
+            row = self._db.row(f"{_SELECT_SETS} WHERE {where} {_NEWEST_FIRST} LIMIT 1", params)
+            if row is None:
+                what = f"complete {kind} backup" if kind else "complete backup"
+                raise NotFoundError(f"there is no {what} in the catalog yet; {_LIST_HINT}")
+            return BackupSet.from_row(row)
+
+        row = self._db.row(f"{_SELECT_SETS} WHERE s.id = ?", (id_or_latest,))
+        if row is None:
+            raise NotFoundError(f"no backup set named {id_or_latest!r}; {_LIST_HINT}")
+        found = BackupSet.from_row(row)
+        if kind is not None and found.kind != kind:
+            raise NotFoundError(
+                f"backup set {id_or_latest!r} is a {found.kind} backup, not {kind}; {_LIST_HINT}"
+            )
+        return found
+
+    def list_backup_sets(
+        self, *, kind: str | None = None, limit: int | None = None, search: str | None = None
+    ) -> list[BackupSet]:
+        """Newest first; `search` matches id, tier, status, note or error, case-insensitively."""
+        clauses, params = [], []
+        if kind is not None:
+            clauses.append("s.kind = ?")
+            params.append(kind)
+        if search:
+            pattern = _like_pattern(search)
+            clauses.append(
+                "("
+                + " OR ".join(
+                    f"s.{column} LIKE ? ESCAPE '\\'"
+                    for column in ("id", "tier", "status", "note", "error")
+                )
+                + ")"
+            )
+            params.extend([pattern] * 5)
+        sql = _SELECT_SETS
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        sql += _NEWEST_FIRST
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        return [BackupSet.from_row(row) for row in self._db.rows(sql, params)]
+
+    def delete_backup_set(self, set_id: str) -> bool:
+        """Forget a set with its artifacts and copies; False if it was not there."""
+        with self._db.write() as conn:
+            return conn.execute("DELETE FROM backup_sets WHERE id = ?", (set_id,)).rowcount > 0

@@ -1,0 +1,110 @@
+"""The catalog's one SQLite connection: file permissions, pragmas, transactions.
+
+Several processes share the file (console, headless scheduler, CLI). WAL lets
+readers run beside the single writer; writes take the write lock up front with
+BEGIN IMMEDIATE, so waiting happens in the busy handler instead of failing
+later with SQLITE_BUSY when a read transaction tries to upgrade.
+"""
+
+import contextlib
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from engines.catalog.schema import migrate
+from engines.errors import JarvisError
+from engines.fsutil import FILE_MODE, ensure_private_dir
+
+
+def _create_private_file(path: Path) -> None:
+    """Create the database file owner-only; SQLite gives -wal and -shm the same mode."""
+    if not path.parent.exists():
+        ensure_private_dir(path.parent)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+    os.close(fd)
+    os.chmod(path, FILE_MODE)
+
+
+def _configure(conn: sqlite3.Connection, busy_timeout_ms: int) -> None:
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+    # Switching to WAL needs an exclusive lock; skip it when another process already did.
+    if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if mode.lower() != "wal":
+            raise JarvisError(f"could not switch the catalog to WAL mode (still {mode})")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA foreign_keys = ON")
+
+
+class Database:
+    """A locked connection: `write()` for transactions, `rows()`/`row()` for reads."""
+
+    def __init__(self, path: Path, *, busy_timeout_ms: int):
+        self.path = path
+        self._lock = threading.RLock()
+        self._pid = os.getpid()
+        _create_private_file(path)
+        try:
+            self._conn = sqlite3.connect(
+                path,
+                timeout=busy_timeout_ms / 1000,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+        except sqlite3.Error as exc:
+            raise JarvisError(f"cannot open catalog {path}: {exc}") from exc
+        self._conn.row_factory = sqlite3.Row
+        try:
+            _configure(self._conn, busy_timeout_ms)
+            self.schema_version = migrate(self._conn, str(path))
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            raise JarvisError(
+                f"catalog {path} is unreadable ({exc}); move it aside and run "
+                "`jarvis-tui catalog rebuild` to recreate it from the repository"
+            ) from exc
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def _connection(self) -> sqlite3.Connection:
+        # A connection carried across fork() would corrupt SQLite's locking.
+        if os.getpid() != self._pid:
+            raise RuntimeError("this Catalog was opened by another process; open a new one here")
+        return self._conn
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            try:
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._connection().execute(sql, params).fetchall()
+
+    def row(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
+        with self._lock:
+            return self._connection().execute(sql, params).fetchone()
+
+    def pragma(self, name: str) -> Any:
+        return self.row(f"PRAGMA {name}")[0]
+
+    def close(self) -> None:
+        with self._lock:
+            if os.getpid() == self._pid:
+                self._conn.close()

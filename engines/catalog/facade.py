@@ -1,0 +1,50 @@
+"""`Catalog`: the SQLite cache of the repository that every part of jarvis-tui shares.
+
+The repository is the truth (each artifact has a metadata sidecar there); the
+catalog can be rebuilt from it and never stores a secret.
+"""
+
+from pathlib import Path
+from types import TracebackType
+
+from engines.catalog.alerts import AlertsMixin
+from engines.catalog.artifacts import ArtifactsMixin
+from engines.catalog.backups import BackupSetsMixin
+from engines.catalog.db import Database
+from engines.catalog.jobs import JobsMixin
+
+DEFAULT_BUSY_TIMEOUT_MS = 30_000
+
+
+class Catalog(BackupSetsMixin, ArtifactsMixin, JobsMixin, AlertsMixin):
+    """One connection, safe to share between threads; open one per process."""
+
+    def __init__(self, db: Database):
+        self._db = db
+
+    @classmethod
+    def open(cls, path: Path, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> "Catalog":
+        """Open (creating if needed, mode 0600 in a 0700 folder) and migrate the catalog."""
+        return cls(Database(Path(path), busy_timeout_ms=busy_timeout_ms))
+
+    @property
+    def path(self) -> Path:
+        return self._db.path
+
+    @property
+    def schema_version(self) -> int:
+        return self._db.schema_version
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> "Catalog":
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,107 @@
+"""Making backups: a backup set under the repository lock, artifacts written safely.
+
+`store_artifact` is the one way a source puts bytes into the repository: the
+catalog row says `writing` until the artifact and its sidecar are renamed into
+place, so a crash never leaves something that looks complete.
+"""
+
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any, BinaryIO
+
+from engines.artifacts import artifact_filename, write_artifact
+from engines.catalog import Artifact, BackupSet
+from engines.errors import JarvisError
+from engines.jobs import JobContext
+from engines.lock import RepositoryLock
+from engines.sources import get_source
+from engines.workspace import Workspace
+
+
+def store_artifact(
+    workspace: Workspace,
+    backup_set: BackupSet,
+    context: JobContext,
+    *,
+    source: str,
+    mode: str,
+    name: str,
+    stream: Iterable[bytes] | BinaryIO,
+    metadata: dict[str, Any] | Callable[[], dict[str, Any]],
+) -> Artifact:
+    """Compress, encrypt and store `stream` as `<source>/<set id>_<name>.<gz|zst>.enc`."""
+    settings = workspace.settings
+    codec = settings.backup_compression
+    relpath = f"{source}/{artifact_filename(f'{backup_set.id}_{name}', codec)}"
+    workspace.repository.ensure_layout()
+    row = workspace.catalog.add_artifact(backup_set.id, source, mode, relpath)
+
+    def full_metadata() -> dict[str, Any]:
+        extra = metadata() if callable(metadata) else metadata
+        return {
+            "set_id": backup_set.id,
+            "set_kind": backup_set.kind,
+            "set_tier": backup_set.tier,
+            "set_created_at": backup_set.created_at.isoformat(),
+            "source": source,
+            "mode": mode,
+            "type": source,
+            "created_at": datetime.now(UTC).isoformat(),
+            **extra,
+        }
+
+    context.log(f"writing {relpath} ({codec} level {settings.compression_level}, AES-256-GCM)")
+    try:
+        info = write_artifact(
+            stream,
+            workspace.repository.path_for(relpath),
+            workspace.keyring(),
+            full_metadata,
+            codec=codec,
+            level=settings.compression_level,
+            progress=lambda done: context.progress(done, None),
+            cancelled=lambda: context.cancelled,
+        )
+    except BaseException as error:
+        workspace.catalog.fail_artifact(row.id, str(error) or type(error).__name__)
+        raise
+    workspace.catalog.complete_artifact(
+        row.id,
+        checksum=info.checksum,
+        stored_size=info.stored_size,
+        plain_size=info.plain_size,
+        key_id=info.key_id,
+        codec=info.codec,
+        metadata=info.metadata,
+    )
+    workspace.catalog.set_copy_state(row.id, "local", "stored")
+    context.log(f"stored {relpath}: {info.stored_size} bytes, sha256 {info.checksum}")
+    return workspace.catalog.find_artifact_by_relpath(relpath) or row
+
+
+def run_backup(
+    workspace: Workspace,
+    kind: str,
+    options: Any,
+    context: JobContext,
+    *,
+    tier: str | None = "manual",
+) -> BackupSet:
+    """One source's backup as its own set, under the repository lock."""
+    source = get_source(kind)
+    reason = source.configured(workspace.settings)
+    if reason:
+        raise JarvisError(f"{kind} backup skipped: {reason}")
+    workspace.keyring()  # fail before touching anything when the key is missing
+    workspace.repository.ensure_layout()
+    with RepositoryLock(workspace.repository.root, f"backup {kind}"):
+        backup_set = workspace.catalog.create_backup_set(kind, tier=tier, job_id=context.job_id)
+        try:
+            source.back_up(workspace, backup_set, options, context)
+        except BaseException as error:
+            workspace.catalog.finish_backup_set(
+                backup_set.id, "failed", str(error) or "interrupted"
+            )
+            raise
+        workspace.catalog.finish_backup_set(backup_set.id, "complete")
+    return workspace.catalog.get_backup_set(backup_set.id)

@@ -1,0 +1,48 @@
+"""The face every source shares (postgres, redis, files, secrets, config).
+
+A source module exposes `SOURCE: Source`. The actions in `engines/actions/` are
+the only callers; they hold the repository lock and the job around these calls.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from engines.catalog import Artifact, BackupSet
+from engines.config import Settings
+from engines.jobs import JobContext
+from engines.workspace import Workspace
+
+
+@dataclass
+class RestoreReport:
+    """What a restore did, or with `dry_run` what it would do: lines an operator reads."""
+
+    source: str
+    dry_run: bool
+    target: str
+    lines: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, line: str) -> None:
+        self.lines.append(line)
+
+
+class Source(Protocol):
+    kind: str
+
+    def configured(self, settings: Settings) -> str | None:
+        """None when the source can run; otherwise why it is skipped (shown to the operator)."""
+        ...
+
+    def back_up(
+        self, workspace: Workspace, backup_set: BackupSet, options: Any, context: JobContext
+    ) -> list[Artifact]:
+        """Write this source's artifacts into `backup_set` and return them."""
+        ...
+
+    def restore(
+        self, workspace: Workspace, artifacts: list[Artifact], options: Any, context: JobContext
+    ) -> RestoreReport:
+        """Restore from `artifacts`; with `options.dry_run` change nothing and report."""
+        ...

@@ -1,10 +1,12 @@
 """Turning what an operator types (an id, `latest`, a path) into artifacts on disk."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from engines.artifacts import read_sealed_metadata, read_sidecar, sidecar_path_for
 from engines.catalog import Artifact
-from engines.errors import NotFoundError
+from engines.errors import JarvisError, NotFoundError
 from engines.workspace import Workspace
 
 
@@ -12,37 +14,64 @@ from engines.workspace import Workspace
 class ResolvedArtifact:
     path: Path
     artifact: Artifact | None  # None for a file the catalog does not know (e.g. downloaded)
+    metadata: dict[str, Any] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
         return self.artifact.relpath if self.artifact else str(self.path)
 
+    @property
+    def source(self) -> str | None:
+        return self.metadata.get("source")
+
 
 def resolve_artifacts(
     workspace: Workspace, reference: str, kind: str | None = None
 ) -> list[ResolvedArtifact]:
-    """`reference` is a backup set id, `latest`, a repository-relative key or a file path."""
+    """`reference` is a backup set id, `latest`, a repository-relative key or a file path.
+
+    With `kind`, `latest` means the newest complete backup holding that source, and an
+    artifact of another source is refused before anything else happens.
+    """
     candidate = Path(reference).expanduser()
     if candidate.is_file():
-        return [_from_path(workspace, candidate.resolve())]
-    if "/" in reference:
+        found = [_from_path(workspace, candidate.resolve())]
+    elif "/" in reference:
         in_repository = workspace.repository.path_for(reference)
-        if in_repository.is_file():
-            return [_from_path(workspace, in_repository)]
-        raise NotFoundError(
-            f"{reference}: no such artifact file; give a backup id from `jarvis-tui list`, "
-            "`latest`, or the path of an artifact file"
-        )
-    backup_set = workspace.catalog.get_backup_set(reference, kind)
-    artifacts = [a for a in workspace.catalog.artifacts_of(backup_set.id) if a.status == "complete"]
-    if not artifacts:
-        raise NotFoundError(f"backup {backup_set.id} has no complete artifacts")
-    return [ResolvedArtifact(workspace.repository.path_for(a.relpath), a) for a in artifacts]
+        if not in_repository.is_file():
+            raise NotFoundError(
+                f"{reference}: no such artifact file; give a backup id from `jarvis-tui list`, "
+                "`latest`, or the path of an artifact file"
+            )
+        found = [_from_path(workspace, in_repository)]
+    else:
+        backup_set = workspace.catalog.get_backup_set(reference, kind)
+        found = [
+            ResolvedArtifact(workspace.repository.path_for(a.relpath), a, a.metadata)
+            for a in workspace.catalog.artifacts_of(backup_set.id)
+            if a.status == "complete" and (kind is None or a.source == kind)
+        ]
+        if not found:
+            what = f"{kind} artifacts" if kind else "complete artifacts"
+            raise NotFoundError(f"backup {backup_set.id} has no {what}")
+    if kind is not None:
+        for item in found:
+            if item.source != kind:
+                raise JarvisError(
+                    f"{item.label} is a {item.source or 'unknown'} artifact, not {kind}; "
+                    f"use `jarvis-tui restore {item.source}` or pick a {kind} backup "
+                    "from `jarvis-tui list`"
+                )
+    return found
 
 
 def _from_path(workspace: Workspace, path: Path) -> ResolvedArtifact:
     root = workspace.repository.root.resolve()
     if path.is_relative_to(root):
         known = workspace.catalog.find_artifact_by_relpath(path.relative_to(root).as_posix())
-        return ResolvedArtifact(path, known)
-    return ResolvedArtifact(path, None)
+        if known is not None:
+            return ResolvedArtifact(path, known, known.metadata)
+    sidecar = sidecar_path_for(path)
+    if sidecar.is_file():
+        return ResolvedArtifact(path, None, read_sidecar(sidecar))
+    return ResolvedArtifact(path, None, read_sealed_metadata(path, workspace.keyring()))

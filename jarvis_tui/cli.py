@@ -10,12 +10,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from engines.errors import JarvisError
-from jarvis_tui.commands import backups, setup
+from jarvis_tui.commands import backups, setup, sources
 from jarvis_tui.exit_codes import ExitCode, exit_code_for
 
 log = logging.getLogger("jarvis")
 
-COMMAND_MODULES = (setup, backups)
+COMMAND_MODULES = (setup, backups, sources)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from engines.catalog import Artifact, BackupSet
 from engines.config import Settings
 from engines.jobs import JobContext
+from engines.resolve import ResolvedArtifact
 from engines.workspace import Workspace
 
 
@@ -42,7 +43,11 @@ class Source(Protocol):
         ...
 
     def restore(
-        self, workspace: Workspace, artifacts: list[Artifact], options: Any, context: JobContext
+        self,
+        workspace: Workspace,
+        artifacts: list[ResolvedArtifact],
+        options: Any,
+        context: JobContext,
     ) -> RestoreReport:
         """Restore from `artifacts`; with `options.dry_run` change nothing and report."""
         ...

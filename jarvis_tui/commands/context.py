@@ -1,12 +1,14 @@
 """What every subcommand starts from: settings loaded once, logging, the workspace."""
 
 import argparse
+import sys
 from collections.abc import Callable
 from typing import TypeVar
 
 from engines.config import Settings, load_settings
 from engines.joblog import configure_logging, register_secrets
 from engines.jobs import JobContext
+from engines.sources.base import RestoreReport
 from engines.workspace import Workspace
 from jarvis_tui.output import TerminalProgress
 
@@ -40,3 +42,12 @@ def run_with_progress(
         return workspace.run_job(kind, description, work, listeners=(on_update,))
     finally:
         progress.finish()
+
+
+def print_restore_report(report: RestoreReport) -> None:
+    heading = "dry run: nothing was changed" if report.dry_run else "restore finished"
+    print(f"{report.source} → {report.target}: {heading}")
+    for line in report.lines:
+        print(f"  {line}")
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)

@@ -1,0 +1,20 @@
+"""Restoring: resolve what the operator named, then hand it to its source."""
+
+from typing import Any
+
+from engines.jobs import JobContext
+from engines.resolve import resolve_artifacts
+from engines.sources import get_source
+from engines.sources.base import RestoreReport
+from engines.workspace import Workspace
+
+
+def run_restore(
+    workspace: Workspace, kind: str, reference: str, options: Any, context: JobContext
+) -> RestoreReport:
+    """`options.dry_run` flows through to the source: a dry run shares the real code path."""
+    source = get_source(kind)
+    artifacts = resolve_artifacts(workspace, reference, kind)
+    verb = "planning restore (dry run)" if getattr(options, "dry_run", False) else "restoring"
+    context.log(f"{verb} of {kind} from {', '.join(a.label for a in artifacts)}")
+    return source.restore(workspace, artifacts, options, context)

@@ -7,7 +7,7 @@ from typing import TypeVar
 
 from engines.config import Settings, load_settings
 from engines.joblog import configure_logging, register_secrets
-from engines.jobs import JobContext
+from engines.jobs import JobContext, JobProgressed, JobUpdate
 from engines.sources.base import RestoreReport
 from engines.workspace import Workspace
 from jarvis_tui.output import TerminalProgress
@@ -33,10 +33,9 @@ def run_with_progress(
     """Run `work` as a catalogued job, drawing a progress line when stderr is a terminal."""
     progress = TerminalProgress(description)
 
-    def on_update(event: object) -> None:
-        done = getattr(event, "done", None)
-        if done is not None:
-            progress.update(done, getattr(event, "total", None))
+    def on_update(update: JobUpdate) -> None:
+        if isinstance(update, JobProgressed):
+            progress.update(update.done, update.total)
 
     try:
         return workspace.run_job(kind, description, work, listeners=(on_update,))

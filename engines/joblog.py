@@ -102,30 +102,37 @@ def _formatter() -> logging.Formatter:
     return formatter
 
 
+def close_logging() -> None:
+    """Remove and close the handlers `configure_logging` installed."""
+    logger = logging.getLogger(LOGGER_NAME)
+    for handler in [h for h in logger.handlers if getattr(h, "_jarvis_owned", False)]:
+        logger.removeHandler(handler)
+        handler.close()
+
+
 def configure_logging(
-    log_dir: Path, *, to_stdout: bool = False, level: int = logging.INFO
+    log_dir: Path,
+    *,
+    to_stdout: bool = False,
+    level: int = logging.INFO,
+    max_bytes: int = MAX_LOG_BYTES,
+    backups: int = LOG_BACKUPS,
 ) -> logging.Logger:
     """Send the 'jarvis' logger to `log_dir/backup.log` (and stdout if asked).
 
     Calling it again replaces the handlers it installed before, so a second
     call never duplicates lines.
     """
-    logger = logging.getLogger(LOGGER_NAME)
-    for handler in [h for h in logger.handlers if getattr(h, "_jarvis_owned", False)]:
-        logger.removeHandler(handler)
-        handler.close()
-
+    close_logging()
     ensure_private_dir(log_dir)
     handlers: list[logging.Handler] = [
         _PrivateRotatingFileHandler(
-            log_dir / LOG_FILE_NAME,
-            maxBytes=MAX_LOG_BYTES,
-            backupCount=LOG_BACKUPS,
-            encoding="utf-8",
+            log_dir / LOG_FILE_NAME, maxBytes=max_bytes, backupCount=backups, encoding="utf-8"
         )
     ]
     if to_stdout:
         handlers.append(logging.StreamHandler(sys.stdout))
+    logger = logging.getLogger(LOGGER_NAME)
     for handler in handlers:
         handler._jarvis_owned = True  # type: ignore[attr-defined]
         handler.setFormatter(_formatter())

@@ -8,15 +8,19 @@ later with SQLITE_BUSY when a read transaction tries to upgrade.
 
 import contextlib
 import os
+import random
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from engines.catalog.schema import migrate
 from engines.errors import JarvisError
 from engines.fsutil import FILE_MODE, ensure_private_dir
+
+T = TypeVar("T")
 
 
 def _create_private_file(path: Path) -> None:
@@ -26,6 +30,26 @@ def _create_private_file(path: Path) -> None:
     fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
     os.close(fd)
     os.chmod(path, FILE_MODE)
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) == sqlite3.SQLITE_BUSY
+
+
+def _retry_while_busy(step: Callable[[], T], busy_timeout_ms: int) -> T:
+    """Run `step`, retrying SQLITE_BUSY until the busy timeout.
+
+    SQLite skips the busy handler where waiting could deadlock, e.g. two new
+    connections both switching a fresh file to WAL; one of them must retry.
+    """
+    deadline = time.monotonic() + busy_timeout_ms / 1000
+    while True:
+        try:
+            return step()
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(random.uniform(0.005, 0.05))
 
 
 def _configure(conn: sqlite3.Connection, busy_timeout_ms: int) -> None:
@@ -58,8 +82,10 @@ class Database:
             raise JarvisError(f"cannot open catalog {path}: {exc}") from exc
         self._conn.row_factory = sqlite3.Row
         try:
-            _configure(self._conn, busy_timeout_ms)
-            self.schema_version = migrate(self._conn, str(path))
+            _retry_while_busy(lambda: _configure(self._conn, busy_timeout_ms), busy_timeout_ms)
+            self.schema_version = _retry_while_busy(
+                lambda: migrate(self._conn, str(path)), busy_timeout_ms
+            )
         except sqlite3.DatabaseError as exc:
             self._conn.close()
             raise JarvisError(

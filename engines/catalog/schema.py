@@ -143,8 +143,14 @@ def migrate(conn: sqlite3.Connection, catalog_name: str) -> int:
                 "file aside and run `jarvis-tui catalog rebuild`"
             )
         for number in range(version + 1, SCHEMA_VERSION + 1):
-            for statement in statements(MIGRATIONS[number - 1]):
-                conn.execute(statement)
+            try:
+                for statement in statements(MIGRATIONS[number - 1]):
+                    conn.execute(statement)
+            except sqlite3.Error as exc:
+                raise JarvisError(
+                    f"catalog {catalog_name}: migration to schema version {number} failed "
+                    f"({exc}); it stays at version {version}, unchanged"
+                ) from exc
             conn.execute(f"PRAGMA user_version = {number}")
         conn.execute("COMMIT")
     except BaseException:

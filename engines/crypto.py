@@ -1,0 +1,292 @@
+"""Master keys and the streaming AES-256-GCM container artifacts are stored in.
+
+Layout: a fixed header, then records. Each record is a frame (kind, plaintext
+length) followed by the AES-GCM ciphertext and tag of that plaintext:
+
+    header | DATA ... | LAST_DATA | METADATA | end of file
+
+Every record's nonce holds its index and kind, and its associated data holds
+the whole header and its frame, so a flipped bit, a dropped or reordered
+record, a record taken from another artifact and a cut at any point are all
+refused. The key comes from HKDF over the master key and the header's salt.
+"""
+
+import hashlib
+import hmac
+import io
+import os
+import secrets
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from engines.errors import IntegrityError, KeyNotAvailableError
+
+MAGIC = b"\x89JARVIS\n"
+FORMAT_VERSION = 1
+DEFAULT_CHUNK_SIZE = 1024 * 1024
+MAX_CHUNK_SIZE = 64 * 1024 * 1024
+MAX_METADATA_SIZE = 16 * 1024 * 1024
+TAG_SIZE = 16
+SALT_SIZE = 32
+
+_HEADER = struct.Struct(">8sBB8s32sI")  # magic, version, codec id, key id, salt, chunk size
+_FRAME = struct.Struct(">BI")  # record kind, plaintext length
+_NONCE = struct.Struct(">QI")  # record index, record kind
+HEADER_SIZE = _HEADER.size
+
+DATA, LAST_DATA, METADATA = 0, 1, 2
+_HKDF_INFO = b"jarvis artifact v1 aes-256-gcm"
+
+
+class MasterKey:
+    """The 32-byte BACKUP_ENCRYPTION_KEY; its repr and str show only the key id."""
+
+    __slots__ = ("_secret", "key_id")
+
+    def __init__(self, secret: bytes):
+        if len(secret) != 32:
+            raise ValueError(f"expected 32 key bytes, got {len(secret)}")
+        self._secret = bytes(secret)
+        digest = hmac.new(self._secret, b"jarvis-key-id", hashlib.sha256).hexdigest()
+        self.key_id = digest[:16]
+
+    @classmethod
+    def from_hex(cls, text: str) -> "MasterKey":
+        text = text.strip()
+        try:
+            secret = bytes.fromhex(text) if len(text) == 64 else None
+        except ValueError:
+            secret = None
+        if secret is None:
+            detail = f"{len(text)}" if len(text) != 64 else "64 characters that are not all hex"
+            raise ValueError(f"expected 64 hex characters, got {detail}")
+        return cls(secret)
+
+    def derive_artifact_key(self, salt: bytes) -> bytes:
+        hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=_HKDF_INFO)
+        return hkdf.derive(self._secret)
+
+    def __repr__(self) -> str:
+        return f"MasterKey(key_id={self.key_id!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, MasterKey) and hmac.compare_digest(self._secret, other._secret)
+
+    def __hash__(self) -> int:
+        return hash(self.key_id)
+
+    def __reduce__(self):
+        raise TypeError("MasterKey cannot be pickled")
+
+
+def generate_key_hex() -> str:
+    return secrets.token_hex(32)
+
+
+@dataclass(frozen=True)
+class Keyring:
+    """The current key seals new artifacts; previous keys still open old ones."""
+
+    current: MasterKey
+    previous: tuple[MasterKey, ...] = ()
+
+    def find(self, key_id: str) -> MasterKey:
+        for key in (self.current, *self.previous):
+            if key.key_id == key_id:
+                return key
+        raise KeyNotAvailableError(key_id)
+
+
+@dataclass(frozen=True)
+class ContainerHeader:
+    codec_id: int
+    key_id: str
+    salt: bytes
+    chunk_size: int
+    version: int = FORMAT_VERSION
+
+    def to_bytes(self) -> bytes:
+        key_id = bytes.fromhex(self.key_id)
+        return _HEADER.pack(MAGIC, self.version, self.codec_id, key_id, self.salt, self.chunk_size)
+
+    @classmethod
+    def parse(cls, raw: bytes, name: str) -> "ContainerHeader":
+        if len(raw) < HEADER_SIZE:
+            raise IntegrityError(f"{name}: too short to be an encrypted artifact")
+        magic, version, codec_id, key_id, salt, chunk_size = _HEADER.unpack(raw)
+        if magic != MAGIC:
+            raise IntegrityError(f"{name}: not a Jarvis encrypted artifact (bad magic bytes)")
+        if version != FORMAT_VERSION:
+            raise IntegrityError(f"{name}: unsupported container format version {version}")
+        if not 1 <= chunk_size <= MAX_CHUNK_SIZE:
+            raise IntegrityError(f"{name}: header names an invalid chunk size (corrupted)")
+        return cls(codec_id, key_id.hex(), salt, chunk_size, version)
+
+
+def _nonce(index: int, kind: int) -> bytes:
+    return _NONCE.pack(index, kind)
+
+
+class ContainerWriter:
+    """Seal a byte stream into `sink` chunk by chunk; call `finish` exactly once."""
+
+    def __init__(
+        self, sink: BinaryIO, key: MasterKey, codec_id: int, chunk_size: int = DEFAULT_CHUNK_SIZE
+    ):
+        if not 1 <= chunk_size <= MAX_CHUNK_SIZE:
+            raise ValueError(f"chunk size must be 1..{MAX_CHUNK_SIZE}, got {chunk_size}")
+        salt = os.urandom(SALT_SIZE)
+        self.header = ContainerHeader(codec_id, key.key_id, salt, chunk_size)
+        self._header_bytes = self.header.to_bytes()
+        # The key is unique to this artifact (random salt), so a counter nonce never
+        # repeats under one key: the index is unique within the artifact and no other
+        # artifact uses this key.
+        self._aead = AESGCM(key.derive_artifact_key(salt))
+        self._sink = sink
+        self._buffer = bytearray()
+        self.chunk_count = 0
+        self.plain_size = 0
+        sink.write(self._header_bytes)
+
+    def write(self, data: bytes) -> None:
+        self._buffer += data
+        self.plain_size += len(data)
+        size = self.header.chunk_size
+        # Hold one full chunk back: only `finish` knows which chunk is the last.
+        while len(self._buffer) > size:
+            self._seal(DATA, bytes(self._buffer[:size]))
+            del self._buffer[:size]
+
+    def finish(self, metadata: bytes) -> None:
+        if len(metadata) > MAX_METADATA_SIZE:
+            raise ValueError(f"metadata is {len(metadata)} bytes, over {MAX_METADATA_SIZE}")
+        self._seal(LAST_DATA, bytes(self._buffer))
+        self._buffer.clear()
+        self._seal(METADATA, metadata)
+
+    def _seal(self, kind: int, plaintext: bytes) -> None:
+        frame = _FRAME.pack(kind, len(plaintext))
+        sealed = self._aead.encrypt(
+            _nonce(self.chunk_count, kind), plaintext, self._header_bytes + frame
+        )
+        self._sink.write(frame)
+        self._sink.write(sealed)
+        self.chunk_count += 1
+
+
+def _read_exact(source: BinaryIO, size: int) -> bytes:
+    parts = []
+    remaining = size
+    while remaining:
+        part = source.read(remaining)
+        if not part:
+            break
+        parts.append(part)
+        remaining -= len(part)
+    return b"".join(parts)
+
+
+class ContainerReader:
+    """Open a container from `source`; the header is authenticated on construction.
+
+    `name` is how errors refer to the artifact. Data chunks come from
+    `data_chunks()`; `metadata` is set once they are exhausted and the end of
+    file was checked. `chunk_count` counts the records authenticated so far.
+    """
+
+    def __init__(self, source: BinaryIO, keyring: Keyring, name: str):
+        self._source = source
+        self._name = name
+        self._header_bytes = _read_exact(source, HEADER_SIZE)
+        self.header = ContainerHeader.parse(self._header_bytes, name)
+        key = keyring.find(self.header.key_id)
+        self._aead = AESGCM(key.derive_artifact_key(self.header.salt))
+        self.chunk_count = 0
+        self.metadata: bytes | None = None
+        self._first = self._next_record(data_expected=True)
+
+    def data_chunks(self) -> Iterator[bytes]:
+        kind, plaintext = self._first
+        while True:
+            if kind == METADATA:
+                self._finish(plaintext)
+                return
+            yield plaintext
+            kind, plaintext = self._next_record(data_expected=kind == DATA)
+
+    def _next_record(self, data_expected: bool) -> tuple[int, bytes]:
+        index = self.chunk_count
+        frame = _read_exact(self._source, _FRAME.size)
+        if not frame:
+            if index == 0:
+                raise IntegrityError(f"{self._name}: truncated after the header (no chunks)")
+            what = "last chunk missing" if data_expected else "metadata record missing"
+            raise IntegrityError(f"{self._name}: truncated after chunk {index - 1} ({what})")
+        if len(frame) < _FRAME.size:
+            raise IntegrityError(f"{self._name}: truncated inside chunk {index}")
+        kind, length = _FRAME.unpack(frame)
+        self._check_frame(index, kind, length, data_expected)
+        sealed = _read_exact(self._source, length + TAG_SIZE)
+        if len(sealed) < length + TAG_SIZE:
+            raise IntegrityError(f"{self._name}: truncated inside chunk {index}")
+        try:
+            plaintext = self._aead.decrypt(_nonce(index, kind), sealed, self._header_bytes + frame)
+        except InvalidTag:
+            what = f"chunk {index}" if kind != METADATA else f"metadata record (chunk {index})"
+            raise IntegrityError(
+                f"{self._name}: {what} failed authentication (corrupted or tampered)"
+            ) from None
+        self.chunk_count += 1
+        return kind, plaintext
+
+    def _check_frame(self, index: int, kind: int, length: int, data_expected: bool) -> None:
+        size = self.header.chunk_size
+        valid = (
+            (kind == DATA and data_expected and length == size)
+            or (kind == LAST_DATA and data_expected and length <= size)
+            or (kind == METADATA and not data_expected and length <= MAX_METADATA_SIZE)
+        )
+        if not valid:
+            raise IntegrityError(
+                f"{self._name}: chunk {index} has an invalid frame (corrupted or tampered)"
+            )
+
+    def _finish(self, metadata: bytes) -> None:
+        if self._source.read(1):
+            raise IntegrityError(f"{self._name}: unexpected data after the metadata record")
+        self.metadata = metadata
+
+
+class DecryptedStream(io.RawIOBase):
+    """The authenticated data chunks of a container as a readable byte stream.
+
+    Reading to end of file also checks the metadata record and the end of file.
+    """
+
+    def __init__(self, reader: ContainerReader):
+        self.container = reader
+        self._chunks = reader.data_chunks()
+        self._current = memoryview(b"")
+        self.size = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while not self._current:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._current = memoryview(chunk)
+            self.size += len(chunk)
+        count = min(len(buffer), len(self._current))
+        buffer[:count] = self._current[:count]
+        self._current = self._current[count:]
+        return count

@@ -95,7 +95,7 @@ class JobContext:
         self._cancel_lock = threading.Lock()
         self._last_progress_write = float("-inf")
         self._last_cancel_poll = float("-inf")
-        self._pending_progress: tuple[int, int | None, str] | None = None
+        self._pending_progress: tuple[int, str] | None = None
         self._total: int | None = None
 
     def add_listener(self, listener: JobListener) -> None:
@@ -125,7 +125,7 @@ class JobContext:
         with self._progress_lock:
             if total is not None:
                 self._total = total
-            self._pending_progress = (done, total, unit)
+            self._pending_progress = (done, unit)
             finished = self._total is not None and done >= self._total
             now = self._clock()
             if not finished and now - self._last_progress_write < PROGRESS_INTERVAL_S:
@@ -145,9 +145,10 @@ class JobContext:
     def _write_pending_progress(self) -> JobProgressed | None:
         if self._pending_progress is None:
             return None
-        done, total, unit = self._pending_progress
+        done, unit = self._pending_progress
         self._pending_progress = None
-        self.catalog.update_job_progress(self.job_id, done, total, unit)
+        # The latest known total: a throttled call may have been the one carrying it.
+        self.catalog.update_job_progress(self.job_id, done, self._total, unit)
         return JobProgressed(self.job_id, done, self._total, unit)
 
     @property

@@ -1,0 +1,152 @@
+"""Fixtures for real throwaway servers and an environment isolated from the real user.
+
+Servers start only when a test asks for them. PostgreSQL, Redis and S3 live for
+the whole session (S3 buckets are forgotten before each test that uses it);
+SMTP and webhook receivers are fresh for every test.
+"""
+
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.servers import PostgresServer, RedisServer, S3Server, SmtpServer, WebhookReceiver
+
+CLEARED_PREFIXES = (
+    "BACKUP_",
+    "S3_",
+    "POSTGRES_",
+    "REDIS_",
+    "PUSHOVER_",
+    "SLACK_",
+    "NOTIFICATION_",
+    "DATABASE_URL",
+    "AWS_",
+    # libpq reads these; left set they could point a tool at the machine's own server.
+    "PG",
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The test SMTP server requires AUTH without TLS on purpose: it only listens on loopback.
+    config.addinivalue_line(
+        "filterwarnings", "ignore:Requiring AUTH while not requiring TLS:UserWarning"
+    )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _utc_timezone() -> Iterator[None]:
+    previous = os.environ.get("TZ")
+    os.environ["TZ"] = "UTC"
+    time.tzset()
+    yield
+    if previous is None:
+        os.environ.pop("TZ", None)
+    else:
+        os.environ["TZ"] = previous
+    time.tzset()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    server = PostgresServer()
+    try:
+        yield server.start()
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer()
+    try:
+        yield server.start()
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    server = S3Server()
+    try:
+        yield server.start()
+    finally:
+        server.close()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_s3_state(request: pytest.FixtureRequest) -> None:
+    if "s3_server" in request.fixturenames:
+        request.getfixturevalue("s3_server").reset()
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    server = SmtpServer()
+    try:
+        yield server.start()
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def webhook_receiver() -> Iterator[WebhookReceiver]:
+    server = WebhookReceiver()
+    try:
+        yield server.start()
+    finally:
+        server.close()
+
+
+@dataclass(frozen=True)
+class IsolatedEnv:
+    home: Path
+    config_home: Path
+    data_home: Path
+    cache_home: Path
+    state_home: Path
+    runtime_dir: Path
+    cwd: Path
+
+
+def _xdg_folders(env: IsolatedEnv) -> dict[str, Path]:
+    root = env.home.parent
+    return {
+        "XDG_CONFIG_HOME": env.config_home,
+        "XDG_DATA_HOME": env.data_home,
+        "XDG_CACHE_HOME": env.cache_home,
+        "XDG_STATE_HOME": env.state_home,
+        "XDG_RUNTIME_DIR": env.runtime_dir,
+        # Without these platformdirs' site_* lookups would read /etc/xdg and /usr/share.
+        "XDG_CONFIG_DIRS": root / "etc-xdg",
+        "XDG_DATA_DIRS": root / "usr-share",
+    }
+
+
+@pytest.fixture
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> IsolatedEnv:
+    """HOME, XDG folders and the working directory under tmp; the app's variables unset."""
+    root = tmp_path / "isolated"
+    env = IsolatedEnv(
+        home=root / "home",
+        config_home=root / "home/.config",
+        data_home=root / "home/.local/share",
+        cache_home=root / "home/.cache",
+        state_home=root / "home/.local/state",
+        runtime_dir=root / "run",
+        cwd=root / "work",
+    )
+    for folder in (*_xdg_folders(env).values(), env.cwd):
+        folder.mkdir(parents=True, mode=0o700)
+    for name in list(os.environ):
+        if name.startswith(CLEARED_PREFIXES):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("HOME", str(env.home))
+    for name, folder in _xdg_folders(env).items():
+        monkeypatch.setenv(name, str(folder))
+    # `.env` discovery starts in the working directory.
+    monkeypatch.chdir(env.cwd)
+    return env

@@ -197,6 +197,20 @@ def test_processes_opening_and_writing_at_once_lose_nothing(catalog_path: Path):
             assert catalog.get_backup_set(job.set_id).job_id == job.id
 
 
+def test_a_write_lock_held_past_the_busy_timeout_is_a_clear_error(catalog_path: Path):
+    with Catalog.open(catalog_path, busy_timeout_ms=100) as catalog:
+        holder = sqlite3.connect(catalog_path, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            with pytest.raises(JarvisError, match="stayed locked by another process for 100 ms"):
+                catalog.create_job("backup", "blocked")
+            assert catalog.list_jobs() == []  # readers are not blocked in WAL mode
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        assert catalog.create_job("backup", "after the lock").status == "running"
+
+
 def test_threads_can_share_one_catalog(catalog: Catalog):
     job = catalog.create_job("verify", "threads")
 

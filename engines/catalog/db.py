@@ -63,11 +63,19 @@ def _configure(conn: sqlite3.Connection, busy_timeout_ms: int) -> None:
     conn.execute("PRAGMA foreign_keys = ON")
 
 
+def _busy_error(path: Path, busy_timeout_ms: int) -> JarvisError:
+    return JarvisError(
+        f"catalog {path} stayed locked by another process for {busy_timeout_ms} ms; "
+        "try again when the running job has finished"
+    )
+
+
 class Database:
     """A locked connection: `write()` for transactions, `rows()`/`row()` for reads."""
 
     def __init__(self, path: Path, *, busy_timeout_ms: int):
         self.path = path
+        self.busy_timeout_ms = busy_timeout_ms
         self._lock = threading.RLock()
         self._pid = os.getpid()
         _create_private_file(path)
@@ -86,6 +94,11 @@ class Database:
             self.schema_version = _retry_while_busy(
                 lambda: migrate(self._conn, str(path)), busy_timeout_ms
             )
+        except sqlite3.OperationalError as exc:
+            self._conn.close()
+            if _is_busy(exc):
+                raise _busy_error(path, busy_timeout_ms) from exc
+            raise JarvisError(f"cannot open catalog {path}: {exc}") from exc
         except sqlite3.DatabaseError as exc:
             self._conn.close()
             raise JarvisError(
@@ -103,8 +116,21 @@ class Database:
         return self._conn
 
     @contextlib.contextmanager
+    def _sqlite_errors_as_jarvis_errors(self) -> Iterator[None]:
+        """Code above the catalog never needs sqlite3 to catch the catalog's failures."""
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            if _is_busy(exc):
+                raise _busy_error(self.path, self.busy_timeout_ms) from exc
+            raise JarvisError(f"catalog {self.path}: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise JarvisError(f"catalog {self.path}: {exc}") from exc
+
+    @contextlib.contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
+        """One short write transaction; the write lock is taken at BEGIN."""
+        with self._lock, self._sqlite_errors_as_jarvis_errors():
             conn = self._connection()
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -120,15 +146,12 @@ class Database:
                 raise
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        with self._lock:
+        with self._lock, self._sqlite_errors_as_jarvis_errors():
             return self._connection().execute(sql, params).fetchall()
 
     def row(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
-        with self._lock:
+        with self._lock, self._sqlite_errors_as_jarvis_errors():
             return self._connection().execute(sql, params).fetchone()
-
-    def pragma(self, name: str) -> Any:
-        return self.row(f"PRAGMA {name}")[0]
 
     def close(self) -> None:
         with self._lock:

@@ -1,0 +1,139 @@
+"""An artifact made into a plain, seekable custom-format file, fully authenticated first.
+
+pg_restore needs a seekable file for `--jobs` and `--list`, and nothing may
+touch a database before every chunk of the artifact has authenticated. So the
+artifact is decrypted into a private (0700) folder inside the repository, and
+the file is handed out only after the whole stream, its end and its sealed
+metadata checked out. The folder carries our pid so an abandoned one (the
+process was killed) is removed by the next restore.
+"""
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engines.artifacts import READ_SIZE, display_name
+from engines.catalog import Catalog
+from engines.compression import codec_for_id, open_decompressor
+from engines.crypto import ContainerReader, DecryptedStream, Keyring
+from engines.errors import IntegrityError, NotFoundError
+from engines.fsutil import ensure_private_dir
+from engines.jobs import JobContext
+from engines.postgres.space import require_free_space
+from engines.resolve import ResolvedArtifact
+
+WORK_FOLDER = ".postgres-restore"
+_PREFIX = "restore-"
+
+
+def _pid_of(folder: Path) -> int | None:
+    try:
+        return int(folder.name.removeprefix(_PREFIX).split("-", 1)[0])
+    except ValueError:
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_abandoned_work(root: Path) -> list[Path]:
+    removed = []
+    for folder in (root / WORK_FOLDER).glob(f"{_PREFIX}*"):
+        pid = _pid_of(folder)
+        if pid is not None and pid != os.getpid() and not _alive(pid):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+@contextlib.contextmanager
+def private_work_folder(repository_root: Path) -> Iterator[Path]:
+    parent = ensure_private_dir(repository_root / WORK_FOLDER)
+    remove_abandoned_work(repository_root)
+    folder = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-", dir=parent))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def write_plain_copy(
+    resolved: ResolvedArtifact, keyring: Keyring, destination: Path, context: JobContext
+) -> dict[str, Any]:
+    """Decrypt and decompress `resolved` into `destination` and return the metadata sealed
+    inside it; raise IntegrityError (partial file removed) unless every byte authenticated."""
+    total = resolved.metadata.get("plain_size")
+    name = display_name(resolved.path)
+    written = 0
+    try:
+        with open(resolved.path, "rb") as handle, open(destination, "xb") as out:
+            os.chmod(destination, 0o600)
+            reader = ContainerReader(handle, keyring, name)
+            codec = codec_for_id(reader.header.codec_id)
+            if codec is None:
+                raise IntegrityError(f"{name}: unknown codec id {reader.header.codec_id}")
+            with open_decompressor(codec, DecryptedStream(reader), name) as plain:
+                while block := plain.read(READ_SIZE):
+                    out.write(block)
+                    written += len(block)
+                    context.progress(written, total)
+                    context.raise_if_cancelled()
+            if reader.metadata is None:
+                raise IntegrityError(f"{name}: ended before its sealed metadata (truncated)")
+            sealed = json.loads(reader.metadata)
+    except FileNotFoundError:
+        destination.unlink(missing_ok=True)
+        raise NotFoundError(f"{name}: artifact file does not exist") from None
+    except BaseException:
+        destination.unlink(missing_ok=True)
+        raise
+    if sealed.get("plain_size") not in (None, written):
+        destination.unlink(missing_ok=True)
+        raise IntegrityError(
+            f"{name}: decompressed to {written} bytes, sealed metadata says {sealed['plain_size']}"
+        )
+    return sealed
+
+
+@dataclass(frozen=True)
+class PlainArchive:
+    path: Path
+    metadata: dict[str, Any]  # as sealed inside the artifact: a forged sidecar cannot change it
+
+
+@contextlib.contextmanager
+def authenticated_archive(
+    resolved: ResolvedArtifact,
+    keyring: Keyring,
+    repository_root: Path,
+    catalog: Catalog,
+    context: JobContext,
+) -> Iterator[PlainArchive]:
+    """Yield the plain archive once `resolved` has fully authenticated; removed afterwards."""
+    with private_work_folder(repository_root) as folder:
+        plain_size = int(resolved.metadata.get("plain_size") or 0)
+        require_free_space(
+            catalog,
+            folder,
+            plain_size,
+            purpose=f"the decrypted copy of {resolved.label}",
+            advice="free space in BACKUP_DIR (the copy is removed after the restore)",
+        )
+        context.log(f"authenticating and decrypting {resolved.label}")
+        path = folder / "archive.dump"
+        sealed = write_plain_copy(resolved, keyring, path, context)
+        context.log(f"{resolved.label}: every chunk authenticated")
+        yield PlainArchive(path, sealed)

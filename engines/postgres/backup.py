@@ -1,0 +1,188 @@
+"""`backup postgres`: the database dump, the cluster globals, the optional copy and drill."""
+
+from pathlib import Path
+
+from engines.actions.backup import store_artifact
+from engines.artifacts import sidecar_path_for
+from engines.catalog import Artifact, BackupSet
+from engines.errors import JarvisError
+from engines.fsutil import atomic_output
+from engines.jobs import JobContext
+from engines.postgres.connection import PostgresTarget, connect, target_from_settings
+from engines.postgres.dump import (
+    SnapshotCounter,
+    can_read_role_passwords,
+    dump_file_stem,
+    dump_metadata,
+    start_pg_dump,
+    start_pg_dumpall_globals,
+    stream_output,
+)
+from engines.postgres.inspect import server_facts
+from engines.postgres.options import MODES, PostgresBackupOptions
+from engines.postgres.space import BACKUP_SPACE_FACTOR, require_free_space
+from engines.postgres.tools import ClientTools, choose_tools, installed_tools
+from engines.postgres.verify import verify_by_restore
+from engines.workspace import Workspace
+
+COPY_SIZE = 1024 * 1024
+
+
+def check_output_path(output: Path | None) -> None:
+    """Refuse an --output that cannot be written, before any work starts."""
+    if output is None:
+        return
+    folder = output if output.is_dir() else output.parent
+    if not folder.is_dir():
+        raise JarvisError(f"--output {output}: folder {folder} does not exist")
+    if not output.is_dir() and output.exists():
+        raise JarvisError(f"--output {output} already exists; choose another path or remove it")
+
+
+def back_up_postgres(
+    workspace: Workspace,
+    backup_set: BackupSet,
+    options: PostgresBackupOptions,
+    context: JobContext,
+) -> list[Artifact]:
+    if options.mode not in MODES:
+        raise JarvisError(f"unknown mode {options.mode!r}; use one of {', '.join(MODES)}")
+    check_output_path(options.output)
+    target = target_from_settings(workspace.settings, options.database)
+    with connect(target) as conn:
+        facts = server_facts(conn)
+        with_passwords = can_read_role_passwords(conn)
+    tools = choose_tools(facts.version_num, facts.version, installed_tools())
+    context.log(
+        f"{target.describe()}: PostgreSQL {facts.version}, {facts.database_size} bytes; "
+        f"pg_dump {tools.version} ({tools.bin_dir})"
+    )
+    require_free_space(
+        workspace.catalog,
+        workspace.repository.root,
+        BACKUP_SPACE_FACTOR * facts.database_size,
+        purpose=f"a backup of database {target.database} (2x its size, as the guide advises)",
+        advice="free space (`jarvis-tui` retention, or delete old backups) or point BACKUP_DIR "
+        "at a larger disk",
+    )
+    artifacts = [_dump_database(workspace, backup_set, target, tools, facts, options, context)]
+    if options.mode == "full":
+        artifacts.append(
+            _dump_globals(workspace, backup_set, target, tools, facts, with_passwords, context)
+        )
+    if options.output is not None:
+        for artifact in artifacts:
+            copied = copy_artifact(
+                workspace, artifact, options.output, main=artifact is artifacts[0]
+            )
+            context.log(f"copied {artifact.relpath} to {copied}")
+    verify = (
+        workspace.settings.verify_restore
+        if options.verify_restore is None
+        else (options.verify_restore)
+    )
+    if verify and options.mode != "data":
+        verify_by_restore(workspace, artifacts[0], context)
+    elif verify:
+        context.log("restore drill skipped: a data-only backup needs the schema to load into")
+    return artifacts
+
+
+def _dump_database(
+    workspace: Workspace,
+    backup_set: BackupSet,
+    target: PostgresTarget,
+    tools: ClientTools,
+    facts,
+    options: PostgresBackupOptions,
+    context: JobContext,
+) -> Artifact:
+    with SnapshotCounter(target, count=options.mode != "schema") as counter:
+        context.log(f"pg_dump --format=custom ({options.mode}) in snapshot {counter.snapshot_id}")
+        tool = start_pg_dump(tools, target, options.mode, counter.snapshot_id)
+        counter.start()
+
+        def metadata() -> dict:
+            tables, large_objects = counter.result()
+            return dump_metadata(target, facts, tools, options.mode, tables, large_objects)
+
+        artifact = store_artifact(
+            workspace,
+            backup_set,
+            context,
+            source="postgres",
+            mode=options.mode,
+            name=f"{dump_file_stem(target.database, options.mode)}.dump",
+            stream=stream_output(tool, f"dumping {target.describe()}"),
+            metadata=metadata,
+        )
+    meta = artifact.metadata
+    context.log(
+        f"database {target.database}: {meta.get('table_count')} tables"
+        + (f", {meta.get('total_rows')} rows" if meta.get("total_rows") is not None else "")
+        + f", {meta.get('large_objects')} large objects"
+    )
+    return artifact
+
+
+def _dump_globals(
+    workspace: Workspace,
+    backup_set: BackupSet,
+    target: PostgresTarget,
+    tools: ClientTools,
+    facts,
+    with_passwords: bool,
+    context: JobContext,
+) -> Artifact:
+    if not with_passwords:
+        context.log(
+            f'user "{target.user}" cannot read role passwords; globals are stored without '
+            "them (roles restored from this backup need new passwords)",
+            "warning",
+        )
+    tool = start_pg_dumpall_globals(tools, target, with_passwords=with_passwords)
+    return store_artifact(
+        workspace,
+        backup_set,
+        context,
+        source="postgres",
+        mode="globals",
+        name="globals.sql",
+        stream=stream_output(tool, f"dumping roles and tablespaces of {target.host}:{target.port}"),
+        metadata={
+            "content": "globals",
+            "format": "pg_dumpall --globals-only",
+            "database": target.database,
+            "host": target.host,
+            "port": target.port,
+            "user": target.user,
+            "role_passwords": with_passwords,
+            **facts.to_metadata(),
+            "pg_dump_version": tools.version,
+        },
+    )
+
+
+def copy_artifact(workspace: Workspace, artifact: Artifact, output: Path, *, main: bool) -> Path:
+    """Copy an artifact and its sidecar to --output: into it when it is a folder, else the
+    main artifact to that name and the others beside it under their own names."""
+    source = workspace.repository.path_for(artifact.relpath)
+    if output.is_dir():
+        destination = output / source.name
+    elif main:
+        destination = output
+    else:
+        destination = output.parent / source.name
+    for origin, copy in (
+        (source, destination),
+        (sidecar_path_for(source), sidecar_path_for(destination)),
+    ):
+        if copy.exists():
+            raise JarvisError(
+                f"{copy} already exists; the backup itself is complete in the "
+                "repository, only the copy was skipped"
+            )
+        with origin.open("rb") as reader, atomic_output(copy) as writer:
+            while block := reader.read(COPY_SIZE):
+                writer.write(block)
+    return destination

@@ -1,0 +1,84 @@
+"""What a restore would do, from the authenticated archive and the target as it is now."""
+
+from engines.postgres.inspect import DatabaseContents, TableInfo
+from engines.postgres.restore import RestoreJob
+from engines.postgres.toc import summarize
+from engines.sources.base import RestoreReport
+
+MAX_LISTED = 50
+
+
+def _table_line(table: TableInfo, indexes: list[str]) -> str:
+    rows = "structure only" if table.rows is None else f"{table.rows} rows"
+    shown = f"; indexes: {', '.join(indexes)}" if indexes else ""
+    return f"  {table.qualified}: {rows}{shown}"
+
+
+def describe_plan(
+    job: RestoreJob,
+    current: DatabaseContents,
+    tables: list[TableInfo],
+    report: RestoreReport,
+) -> None:
+    """Fill `report` with what is in the artifact, what the target holds, and the plan."""
+    meta = job.metadata
+    summary = summarize(job.entries)
+    report.add(
+        f"artifact: {meta.get('mode')} backup of database {meta.get('database')} "
+        f"(PostgreSQL {meta.get('server_version')}, pg_dump {meta.get('pg_dump_version')}, "
+        f"made {meta.get('created_at')}): every chunk authenticated"
+    )
+    toc_indexes = {name for _, name in summary.indexes}
+    if summary.schemas:
+        report.add(f"schemas: {', '.join(summary.schemas)}")
+    total_rows = sum(t.rows or 0 for t in tables)
+    report.add(
+        f"would restore {len(tables)} table(s)"
+        + (f" with {total_rows} rows" if job.mode != "schema" else "")
+        + f", {len(summary.indexes)} index(es), {summary.large_objects} large object(s):"
+    )
+    for table in tables[:MAX_LISTED]:
+        indexes = [i for i in table.indexes if i in toc_indexes]
+        report.add(_table_line(table, indexes))
+    if len(tables) > MAX_LISTED:
+        report.add(f"  ... and {len(tables) - MAX_LISTED} more")
+    report.add(_target_line(job, current))
+    report.add(_plan_line(job, current, tables))
+
+
+def _target_line(job: RestoreJob, current: DatabaseContents) -> str:
+    where = job.server.describe()
+    if not current.exists:
+        return f"target {where}: does not exist"
+    if current.empty:
+        return f"target {where}: exists and is empty"
+    rows = sum(t.rows or 0 for t in current.tables)
+    names = ", ".join(t.qualified for t in current.tables[:10])
+    more = f" and {len(current.tables) - 10} more" if len(current.tables) > 10 else ""
+    return f"target {where}: holds {len(current.tables)} table(s), {rows} rows ({names}{more})"
+
+
+def _plan_line(job: RestoreJob, current: DatabaseContents, tables: list[TableInfo]) -> str:
+    options = job.options
+    present = current.table_names()
+    if options.tables or job.mode == "data":
+        clashing = [t.qualified for t in tables if (t.schema, t.name) in present]
+        if not current.exists:
+            return "plan: refused: the target database does not exist"
+        if clashing and not options.drop_existing:
+            return (
+                f"plan: refused without --drop-existing: {', '.join(clashing)} already exist"
+                if job.mode != "data"
+                else "plan: load in one transaction; tables holding rows are refused "
+                "without --drop-existing"
+            )
+        return "plan: restore the tables in one transaction, check row counts, then commit"
+    if not current.exists:
+        return "plan: restore into a scratch database, check it, rename it to the target"
+    if not current.empty and not options.drop_existing:
+        return "plan: refused: the target is not empty; --drop-existing would replace it safely"
+    keep = "dropped" if current.empty or options.discard_previous else "kept"
+    return (
+        "plan: restore into a scratch database, check it, swap it in; the previous database "
+        f"is {keep} as {job.target}_pre_restore_<UTC time>"
+    )

@@ -1,0 +1,178 @@
+"""Running pg_restore: a whole archive in parallel, or chosen entries inside one transaction.
+
+The transactional path pipes `pg_restore -f -` into `psql` between our own
+BEGIN and a check that raises unless every restored table has the row count
+of the backup, then COMMIT: a failure, a wrong count or a killed process rolls
+everything back, so the target is changed completely or not at all.
+"""
+
+import contextlib
+import subprocess
+import threading
+from pathlib import Path
+
+from engines.jobs import JobContext
+from engines.postgres.connection import PostgresTarget
+from engines.postgres.inspect import TableInfo
+from engines.postgres.process import RunningTool, run_tool
+from engines.postgres.toc import TocEntry
+from engines.postgres.tools import ClientTools
+
+COPY_SIZE = 1024 * 1024
+_PROGRESS_WORDS = ("finished item", "processing item", "creating ", "processing data")
+
+
+def list_archive(tools: ClientTools, archive: Path, env: dict[str, str]) -> str:
+    return run_tool(
+        [tools.path("pg_restore"), "--list", str(archive)],
+        env,
+        name="pg_restore",
+        what="reading the archive's table of contents",
+    )
+
+
+def restore_archive(
+    tools: ClientTools,
+    server: PostgresTarget,
+    database: str,
+    archive: Path,
+    *,
+    jobs: int,
+    entries: int,
+    context: JobContext,
+) -> None:
+    """`pg_restore --jobs` of the whole archive into `database`, stopping at the first error."""
+    done = 0
+
+    def on_line(line: str) -> None:
+        nonlocal done
+        if any(word in line for word in _PROGRESS_WORDS):
+            done += 1
+            context.progress(min(done, entries), entries, unit="objects")
+
+    argv = [
+        tools.path("pg_restore"),
+        "--no-owner",
+        "--no-acl",
+        "--exit-on-error",
+        "--verbose",
+        f"--jobs={max(1, jobs)}",
+        f"--dbname={database}",
+        str(archive),
+    ]
+    tool = RunningTool(argv, server.tool_environment(database), name="pg_restore", on_line=on_line)
+    _wait_cancellable(tool, context, f"restoring into {database}")
+
+
+def _wait_cancellable(tool: RunningTool, context: JobContext, what: str) -> None:
+    try:
+        while True:
+            try:
+                tool.process.wait(timeout=0.5)
+                break
+            except subprocess.TimeoutExpired:
+                context.raise_if_cancelled()
+        tool.check(what)
+    finally:
+        tool.stop()
+
+
+def quote_identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def qualified(schema: str, name: str) -> str:
+    return f"{quote_identifier(schema)}.{quote_identifier(name)}"
+
+
+def row_count_check(tables: list[TableInfo]) -> str:
+    """A DO block that raises (and so rolls back) unless each table has its recorded count."""
+    checks = []
+    for table in tables:
+        if table.rows is None:
+            continue
+        checks.append(
+            f"  SELECT count(*) INTO n FROM {qualified(table.schema, table.name)};\n"
+            f"  IF n <> {int(table.rows)} THEN RAISE EXCEPTION "
+            f"'restore check failed: % has % rows, the backup has %', "
+            f"{quote_literal(table.qualified)}, n, {int(table.rows)}; END IF;\n"
+        )
+    if not checks:
+        return ""
+    body = "".join(checks)
+    return f"DO $jarvis_check$\nDECLARE n bigint;\nBEGIN\n{body}END\n$jarvis_check$;\n"
+
+
+def restore_entries_in_transaction(
+    tools: ClientTools,
+    server: PostgresTarget,
+    database: str,
+    archive: Path,
+    entries: list[TocEntry],
+    *,
+    before: str,
+    after: str,
+    work_folder: Path,
+    context: JobContext,
+) -> None:
+    """BEGIN; `before`; the chosen archive entries; `after`; COMMIT — or nothing at all."""
+    list_file = work_folder / "selected.list"
+    list_file.write_text("".join(entry.line + "\n" for entry in entries))
+    restore = RunningTool(
+        [
+            tools.path("pg_restore"),
+            "--no-owner",
+            "--no-acl",
+            f"--use-list={list_file}",
+            "--file=-",
+            str(archive),
+        ],
+        server.tool_environment(database),
+        name="pg_restore",
+        stdout=subprocess.PIPE,
+    )
+    psql = RunningTool(
+        [
+            tools.path("psql"),
+            "--no-psqlrc",
+            "--quiet",
+            "--set=ON_ERROR_STOP=1",
+            f"--dbname={database}",
+            "--file=-",
+        ],
+        server.tool_environment(database),
+        name="psql",
+        stdin=subprocess.PIPE,
+    )
+    feeder = threading.Thread(
+        target=_feed, args=(restore, psql, before, after), name="psql-feed", daemon=True
+    )
+    feeder.start()
+    try:
+        _wait_cancellable(psql, context, f"restoring into {database}")
+        restore.check("writing the SQL of the chosen entries")
+    finally:
+        restore.stop()
+        feeder.join()
+
+
+def _feed(restore: RunningTool, psql: RunningTool, before: str, after: str) -> None:
+    sink = psql.process.stdin
+    assert sink is not None
+    try:
+        sink.write(f"BEGIN;\n{before}\n".encode())
+        while block := restore.stdout.read(COPY_SIZE):
+            sink.write(block)
+        # Only a complete SQL stream may be committed; otherwise psql sees end of input
+        # inside the transaction and the server rolls it back.
+        if restore.wait() == 0:
+            sink.write(f"\n{after}\nCOMMIT;\n".encode())
+    except (BrokenPipeError, ValueError):
+        pass  # psql stopped at an error; its stderr says which
+    finally:
+        with contextlib.suppress(BrokenPipeError, OSError):
+            sink.close()

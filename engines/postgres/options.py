@@ -1,0 +1,26 @@
+"""What an operator can ask of a PostgreSQL backup or restore."""
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MODES = ("full", "schema", "data")
+
+
+@dataclass(frozen=True)
+class PostgresBackupOptions:
+    mode: str = "full"
+    database: str | None = None  # default: POSTGRES_DB / DATABASE_URL
+    output: Path | None = None  # also copy the artifacts (with sidecars) here
+    verify_restore: bool | None = None  # None: the VERIFY_RESTORE setting
+
+
+@dataclass(frozen=True)
+class PostgresRestoreOptions:
+    dry_run: bool = False
+    drop_existing: bool = False
+    discard_previous: bool = False
+    target_db: str | None = None  # default: POSTGRES_DB, else the database that was dumped
+    tables: tuple[str, ...] = ()
+    jobs: int = field(default_factory=lambda: len(os.sched_getaffinity(0)))
+    with_globals: bool = False

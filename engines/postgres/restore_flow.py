@@ -1,0 +1,150 @@
+"""`restore postgres`: pick the artifacts, check the target, then restore or describe."""
+
+from engines.errors import JarvisError, NotFoundError
+from engines.jobs import JobContext
+from engines.postgres.archive import authenticated_archive
+from engines.postgres.connection import (
+    PostgresTarget,
+    check_identifier,
+    connect_maintenance,
+    target_from_settings,
+)
+from engines.postgres.dry_run import describe_plan
+from engines.postgres.globals import replay_globals
+from engines.postgres.options import PostgresRestoreOptions
+from engines.postgres.partial import pick_tables, restore_data, restore_tables
+from engines.postgres.restore import restore_whole_database, target_contents
+from engines.postgres.session import open_restore_job
+from engines.resolve import ResolvedArtifact
+from engines.sources.base import RestoreReport
+from engines.workspace import Workspace
+
+GLOBALS = "globals"
+
+
+def _mode(item: ResolvedArtifact) -> str:
+    return str(item.metadata.get("mode") or (item.artifact.mode if item.artifact else ""))
+
+
+def split_artifacts(
+    workspace: Workspace, artifacts: list[ResolvedArtifact], want_globals: bool
+) -> tuple[ResolvedArtifact | None, ResolvedArtifact | None]:
+    """(database dump, globals) among what the operator named; the globals of the same
+    backup set are looked up in the catalog when only the dump was named."""
+    dumps = [a for a in artifacts if _mode(a) != GLOBALS]
+    found_globals = [a for a in artifacts if _mode(a) == GLOBALS]
+    if len(dumps) > 1:
+        names = ", ".join(a.label for a in dumps)
+        raise JarvisError(f"several database dumps match ({names}); name one artifact")
+    dump = dumps[0] if dumps else None
+    globals_artifact = found_globals[0] if found_globals else None
+    if want_globals and globals_artifact is None and dump is not None:
+        globals_artifact = _globals_of_set(workspace, dump)
+    if want_globals and globals_artifact is None:
+        raise NotFoundError(
+            "--with-globals: this backup has no globals artifact (only full backups store "
+            "roles and tablespaces)"
+        )
+    return dump, globals_artifact
+
+
+def _globals_of_set(workspace: Workspace, dump: ResolvedArtifact) -> ResolvedArtifact | None:
+    set_id = dump.metadata.get("set_id")
+    if set_id:
+        for artifact in workspace.catalog.artifacts_of(str(set_id)):
+            if artifact.mode == GLOBALS and artifact.status == "complete":
+                path = workspace.repository.path_for(artifact.relpath)
+                return ResolvedArtifact(path, artifact, artifact.metadata)
+        for path in sorted(dump.path.parent.glob(f"{set_id}_globals.sql.*.enc")):
+            from engines.artifacts import read_sidecar
+
+            return ResolvedArtifact(path, None, read_sidecar(path))
+    return None
+
+
+def restore_postgres(
+    workspace: Workspace,
+    artifacts: list[ResolvedArtifact],
+    options: PostgresRestoreOptions,
+    context: JobContext,
+) -> RestoreReport:
+    dump, globals_artifact = split_artifacts(
+        workspace, artifacts, options.with_globals or all(_mode(a) == GLOBALS for a in artifacts)
+    )
+    target_name = (
+        options.target_db
+        or workspace.settings.postgres_db
+        or (dump.metadata.get("database") if dump else None)
+        or "postgres"
+    )
+    check_identifier(target_name, "target database name")
+    if options.discard_previous and not options.drop_existing:
+        raise JarvisError("--discard-previous only applies with --drop-existing")
+    server = target_from_settings(workspace.settings, target_name)
+    report = RestoreReport("postgres", options.dry_run, server.describe())
+    if globals_artifact is not None:
+        _restore_globals(workspace, globals_artifact, server, options, context, report)
+    if dump is None:
+        return report
+    if options.jobs < 1:
+        raise JarvisError(f"--jobs must be at least 1, got {options.jobs}")
+    with open_restore_job(workspace, dump, server, options, context) as job:
+        current = target_contents(server, target_name)
+        tables = (
+            pick_tables(options.tables, job.expected_tables)
+            if options.tables
+            else job.expected_tables
+        )
+        if options.dry_run:
+            describe_plan(job, current, tables, report)
+            return report
+        if options.tables:
+            lines = restore_tables(job, current, tables)
+        elif job.mode == "data":
+            lines = restore_data(job, current)
+        else:
+            _refuse_non_empty(job.server, current, options)
+            lines = restore_whole_database(job, current)
+    for line in lines:
+        report.add(line)
+    report.details["tables"] = [t.qualified for t in tables]
+    return report
+
+
+def _refuse_non_empty(server: PostgresTarget, current, options: PostgresRestoreOptions) -> None:
+    if current.exists and not current.empty and not options.drop_existing:
+        raise JarvisError(
+            f"{server.describe()} is not empty ({len(current.tables)} tables); nothing was "
+            "changed. Use --drop-existing to replace it safely (restored into a scratch "
+            "database, checked, then swapped in; the old one is kept as "
+            f"{server.database}_pre_restore_<time>), or choose another name with --target-db"
+        )
+
+
+def _restore_globals(
+    workspace: Workspace,
+    artifact: ResolvedArtifact,
+    server: PostgresTarget,
+    options: PostgresRestoreOptions,
+    context: JobContext,
+    report: RestoreReport,
+) -> None:
+    with (
+        connect_maintenance(server) as admin,
+        authenticated_archive(
+            artifact, workspace.keyring(), workspace.repository.root, workspace.catalog, context
+        ) as archive,
+    ):
+        script = archive.path.read_text(encoding="utf-8")
+        if options.dry_run:
+            from engines.postgres.globals import statements
+
+            roles = [s.split()[2] for s in statements(script) if s.startswith("CREATE ROLE")]
+            report.add(f"globals: {len(roles)} role(s) in the backup: {', '.join(roles)}")
+            return
+        replay = replay_globals(admin, script)
+    report.add(
+        f"globals: created role(s) {', '.join(replay.created_roles) or 'none'}; "
+        f"kept existing {', '.join(replay.skipped_roles) or 'none'}"
+    )
+    report.warnings.extend(replay.warnings)

@@ -1,0 +1,37 @@
+"""The restore drill (`--verify-restore`, VERIFY_RESTORE=true): restore a fresh backup into
+a scratch database, compare it with the metadata, drop it, record the result."""
+
+from engines.catalog import Artifact
+from engines.errors import IntegrityError, JarvisError
+from engines.jobs import JobContext
+from engines.postgres import databases
+from engines.postgres.connection import target_from_settings
+from engines.postgres.options import PostgresRestoreOptions
+from engines.postgres.restore import restore_into_scratch
+from engines.postgres.session import open_restore_job
+from engines.resolve import ResolvedArtifact
+from engines.workspace import Workspace
+
+
+def verify_by_restore(workspace: Workspace, artifact: Artifact, context: JobContext) -> None:
+    """Raise IntegrityError (after recording it, with an alert) when the drill fails."""
+    resolved = ResolvedArtifact(
+        workspace.repository.path_for(artifact.relpath), artifact, artifact.metadata
+    )
+    server = target_from_settings(workspace.settings, artifact.metadata.get("database"))
+    context.log(f"restore drill of {artifact.relpath}")
+    try:
+        with open_restore_job(
+            workspace, resolved, server, PostgresRestoreOptions(), context
+        ) as job:
+            scratch = restore_into_scratch(job, "verify")
+            databases.drop_database(job.admin, scratch)
+    except JarvisError as error:
+        detail = f"restore drill failed: {error}"
+        workspace.catalog.record_verification(artifact.id, False, detail)
+        workspace.catalog.record_alert("critical", "verification", f"{artifact.relpath}: {detail}")
+        raise IntegrityError(f"{artifact.relpath}: {detail}") from error
+    tables = artifact.metadata.get("table_count")
+    detail = f"restore drill passed: {tables} tables and their row counts match"
+    workspace.catalog.record_verification(artifact.id, True, detail)
+    context.log(detail)

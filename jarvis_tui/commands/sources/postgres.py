@@ -1,0 +1,114 @@
+"""`backup postgres` and `restore postgres`: the guide's backup- and restore-postgres.sh."""
+
+import argparse
+import os
+from pathlib import Path
+
+from engines.actions.backup import run_backup
+from engines.actions.restore import run_restore
+from engines.postgres.options import MODES, PostgresBackupOptions, PostgresRestoreOptions
+from jarvis_tui.commands.context import open_workspace, print_restore_report, run_with_progress
+from jarvis_tui.exit_codes import ExitCode
+from jarvis_tui.output import human_size
+
+
+def register(backup_commands: argparse._SubParsersAction, restore_commands) -> None:
+    backup = backup_commands.add_parser(
+        "postgres", help="dump a PostgreSQL database (custom format, compressed, encrypted)"
+    )
+    backup.add_argument("--mode", choices=MODES, default="full", help="default: full")
+    backup.add_argument("--database", help="database to dump (default: POSTGRES_DB / DATABASE_URL)")
+    backup.add_argument(
+        "--output", type=Path, metavar="PATH", help="also copy the artifact and sidecar here"
+    )
+    backup.add_argument(
+        "--verify-restore",
+        action="store_true",
+        default=None,
+        help="restore into a scratch database and compare (also VERIFY_RESTORE=true)",
+    )
+    backup.set_defaults(handler=run_backup_postgres)
+
+    restore = restore_commands.add_parser(
+        "postgres", help="restore a PostgreSQL backup safely (scratch database, check, swap)"
+    )
+    restore.add_argument("backup", metavar="BACKUP", help="backup id, `latest`, or artifact file")
+    restore.add_argument("--dry-run", action="store_true", help="authenticate and report only")
+    restore.add_argument(
+        "--drop-existing",
+        action="store_true",
+        help="replace a non-empty target (the previous one is kept as NAME_pre_restore_TIME)",
+    )
+    restore.add_argument(
+        "--discard-previous",
+        action="store_true",
+        help="with --drop-existing: drop the previous database after a successful swap",
+    )
+    restore.add_argument(
+        "--target-db", metavar="NAME", help="restore under this name (default: POSTGRES_DB)"
+    )
+    restore.add_argument(
+        "--table",
+        dest="tables",
+        action="append",
+        default=[],
+        metavar="TABLE",
+        help="restore only this table (repeatable; `name` or `schema.name`)",
+    )
+    restore.add_argument(
+        "--jobs",
+        type=int,
+        default=len(os.sched_getaffinity(0)),
+        metavar="N",
+        help="parallel pg_restore jobs (default: number of cores)",
+    )
+    restore.add_argument(
+        "--with-globals",
+        action="store_true",
+        help="also recreate roles and tablespaces (existing ones are left as they are)",
+    )
+    restore.set_defaults(handler=run_restore_postgres)
+
+
+def run_backup_postgres(args: argparse.Namespace) -> ExitCode:
+    options = PostgresBackupOptions(
+        mode=args.mode,
+        database=args.database,
+        output=args.output,
+        verify_restore=args.verify_restore,
+    )
+    with open_workspace(args) as workspace:
+        backup_set = run_with_progress(
+            workspace,
+            "backup",
+            f"backup postgres ({args.mode})",
+            lambda ctx: run_backup(workspace, "postgres", options, ctx),
+        )
+        artifacts = workspace.catalog.artifacts_of(backup_set.id)
+    print(f"backup {backup_set.id} complete")
+    for artifact in artifacts:
+        meta = artifact.metadata
+        tables = f", {meta['table_count']} tables" if "table_count" in meta else ""
+        print(f"  {artifact.relpath}  {human_size(artifact.stored_size)}{tables}")
+    return ExitCode.OK
+
+
+def run_restore_postgres(args: argparse.Namespace) -> ExitCode:
+    options = PostgresRestoreOptions(
+        dry_run=args.dry_run,
+        drop_existing=args.drop_existing,
+        discard_previous=args.discard_previous,
+        target_db=args.target_db,
+        tables=tuple(args.tables),
+        jobs=args.jobs,
+        with_globals=args.with_globals,
+    )
+    with open_workspace(args) as workspace:
+        report = run_with_progress(
+            workspace,
+            "restore",
+            f"restore postgres {args.backup}" + (" (dry run)" if args.dry_run else ""),
+            lambda ctx: run_restore(workspace, "postgres", args.backup, options, ctx),
+        )
+    print_restore_report(report)
+    return ExitCode.OK

@@ -22,7 +22,7 @@ CODEC_IDS = {"gzip": 1, "zstd": 2}
 CODEC_SUFFIXES = {"gzip": ".gz", "zstd": ".zst"}
 DEFAULT_LEVELS = {"gzip": 9, "zstd": 3}
 
-GZIP_BLOCK_SIZE = 4 * 1024 * 1024
+GZIP_BLOCK_SIZE = 1024 * 1024
 PROBE_SLICE = 64 * 1024
 PROBE_SAMPLE = 1024
 # A sample this compressible at level 1 marks its slice as worth deflating.
@@ -31,6 +31,9 @@ PROBE_RATIO = 0.9
 # member and restarts the compression window of the data after it.
 MIN_STORED_SLICES = 4
 _GZIP_WBITS = 31
+# zstd's default job for a stream of unknown size is so large that two workers
+# rarely overlap; 4 MiB jobs keep both busy and the buffers small.
+ZSTD_JOB_SIZE = 4 * 1024 * 1024
 
 Sink = Callable[[bytes], None]
 
@@ -127,7 +130,8 @@ class ParallelGzipCompressor:
     """Blocks compressed on a thread pool into gzip members, emitted in order.
 
     zlib releases the GIL, so threads give real parallelism; at most
-    `2 * threads` blocks are in flight, which keeps memory flat.
+    `4 * threads` blocks are in flight, which keeps memory flat while a slow
+    (compressible) block at the head of the queue does not idle the others.
     """
 
     def __init__(self, sink: Sink, level: int, threads: int, block_size: int = GZIP_BLOCK_SIZE):
@@ -138,7 +142,7 @@ class ParallelGzipCompressor:
         self._block_size = block_size
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="gzip")
         self._in_flight: deque[Future[bytes]] = deque()
-        self._max_in_flight = 2 * threads
+        self._max_in_flight = 4 * threads
         self._pending = bytearray()
         self._submitted = False
 
@@ -177,8 +181,10 @@ class ZstdCompressor:
         low, high = -(1 << 17), zstandard.MAX_COMPRESSION_LEVEL
         if not low <= level <= high or level == 0:
             raise ValueError(f"zstd level must be {low}..{high} (not 0), got {level}")
-        params = zstandard.ZstdCompressor(level=level, threads=threads, write_checksum=True)
-        self._stream = params.compressobj()
+        params = zstandard.ZstdCompressionParameters.from_level(
+            level, threads=threads, job_size=ZSTD_JOB_SIZE, write_checksum=1
+        )
+        self._stream = zstandard.ZstdCompressor(compression_params=params).compressobj()
         self._sink = sink
 
     def write(self, data: bytes) -> None:

@@ -205,16 +205,28 @@ def open_decompressor(codec: str, raw: BinaryIO, name: str) -> BinaryIO:
     End of file is reached only after the whole compressed stream was checked
     and `raw` was read to its end.
     """
+    counted = _CountingReader(raw)
     inner: BinaryIO
     if check_codec(codec) == "gzip":
-        inner = gzip.GzipFile(fileobj=raw, mode="rb")
+        inner = gzip.GzipFile(fileobj=counted, mode="rb")
     else:
-        inner = ZstdFrameReader(raw)
-    return io.BufferedReader(_CheckedReader(inner, raw, codec, name))
+        inner = ZstdFrameReader(counted)
+    return io.BufferedReader(_CheckedReader(inner, counted, codec, name))
+
+
+class _CountingReader:
+    def __init__(self, raw: BinaryIO):
+        self._raw = raw
+        self.consumed = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._raw.read(size)
+        self.consumed += len(data)
+        return data
 
 
 class _CheckedReader(io.RawIOBase):
-    def __init__(self, inner: BinaryIO, raw: BinaryIO, codec: str, name: str):
+    def __init__(self, inner: BinaryIO, raw: _CountingReader, codec: str, name: str):
         self._inner = inner
         self._raw = raw
         self._codec = codec
@@ -226,15 +238,20 @@ class _CheckedReader(io.RawIOBase):
     def readinto(self, buffer) -> int:
         try:
             count = self._inner.readinto(buffer)
-            if count == 0 and self._raw.read(1):
-                raise IntegrityError(
-                    f"{self._name}: unexpected data after the {self._codec} stream"
-                )
+            if count == 0:
+                self._check_end()
         except EOFError:
             raise IntegrityError(f"{self._name}: {self._codec} stream is truncated") from None
         except (gzip.BadGzipFile, zlib.error, zstandard.ZstdError) as exc:
             raise IntegrityError(f"{self._name}: {self._codec} stream is damaged ({exc})") from None
         return count
+
+    def _check_end(self) -> None:
+        # gzip readers accept an empty input as zero members; gzip(1) does not.
+        if self._raw.consumed == 0:
+            raise IntegrityError(f"{self._name}: {self._codec} stream is empty")
+        if self._raw.read(1):
+            raise IntegrityError(f"{self._name}: unexpected data after the {self._codec} stream")
 
     def close(self) -> None:
         self._inner.close()

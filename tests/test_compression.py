@@ -1,0 +1,236 @@
+"""Parallel multi-member gzip, zstd, and the checked decompressing readers."""
+
+import gzip
+import io
+import os
+import random
+import subprocess
+import threading
+import tracemalloc
+import zlib
+
+import pytest
+import zstandard
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from engines.compression import (
+    ParallelGzipCompressor,
+    compress_gzip_block,
+    make_compressor,
+    open_decompressor,
+)
+from engines.errors import IntegrityError
+
+MiB = 1024 * 1024
+
+
+def text(size: int, seed: int = 1) -> bytes:
+    """Log-like text with a skewed word distribution, as dumps and logs have."""
+    rng = random.Random(seed)
+    words = [
+        "".join(rng.choices("etaoinshrdlcumwfgypbvk", k=rng.randint(2, 9))) for _ in range(3000)
+    ]
+    weights = [1 / (rank + 1) for rank in range(len(words))]
+    out = io.StringIO()
+    while out.tell() < size:
+        line = " ".join(rng.choices(words, weights, k=12))
+        out.write(f"{rng.randint(0, 99999)} INFO {line}\n")
+    return out.getvalue().encode()[:size]
+
+
+def mixed(size: int, seed: int = 2) -> bytes:
+    rng = random.Random(seed)
+    parts, total, compressible = [], 0, True
+    while total < size:
+        length = rng.randint(100_000, 700_000)
+        parts.append(text(length, rng.randint(0, 1000)) if compressible else rng.randbytes(length))
+        total += length
+        compressible = not compressible
+    return b"".join(parts)[:size]
+
+
+def gzip_members(stream: bytes) -> list[tuple[int, bytes]]:
+    """Split a .gz into (deflate block type of its first block, plaintext) per member."""
+    members = []
+    while stream:
+        decoder = zlib.decompressobj(31)
+        plain = decoder.decompress(stream)
+        assert decoder.eof, "member does not end"
+        first_block_type = (stream[10] >> 1) & 3  # zlib writes a 10-byte gzip header
+        members.append((first_block_type, plain))
+        stream = decoder.unused_data
+    return members
+
+
+def compress(codec: str, data: bytes, pieces: int = 3, **options) -> bytes:
+    out = bytearray()
+    compressor = make_compressor(codec, out.extend, **options)
+    step = max(1, len(data) // pieces)
+    for start in range(0, len(data), step):
+        compressor.write(data[start : start + step])
+    compressor.finish()
+    return bytes(out)
+
+
+def read_all(codec: str, stream: bytes) -> bytes:
+    with open_decompressor(codec, io.BytesIO(stream), "files/x.tar") as reader:
+        return reader.read()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    block_size=st.sampled_from([1, 7, 64, 1000]),
+    data=st.binary(max_size=5000),
+    split=st.integers(1, 5),
+)
+@example(block_size=64, data=b"", split=1)
+@example(block_size=64, data=b"a", split=1)
+@example(block_size=64, data=b"b" * 63, split=1)
+@example(block_size=64, data=b"c" * 64, split=1)
+@example(block_size=64, data=b"d" * 65, split=2)
+def test_parallel_gzip_round_trip(block_size: int, data: bytes, split: int):
+    out = bytearray()
+    compressor = ParallelGzipCompressor(out.extend, level=6, threads=2, block_size=block_size)
+    step = max(1, len(data) // split)
+    for start in range(0, len(data), step):
+        compressor.write(data[start : start + step])
+    compressor.finish()
+    assert gzip.decompress(bytes(out)) == data
+    assert read_all("gzip", bytes(out)) == data
+    assert len(gzip_members(bytes(out))) == max(1, -(-len(data) // block_size))
+
+
+def test_gzip_tool_reads_the_multi_member_stream():
+    data = mixed(3 * MiB)
+    stream = compress("gzip", data)
+    assert len(gzip_members(stream)) > 3
+    result = subprocess.run(["gzip", "-dc"], input=stream, capture_output=True, check=True)
+    assert result.stdout == data
+
+
+def test_incompressible_run_is_stored_and_the_rest_deflated():
+    block = text(MiB // 2) + random.Random(3).randbytes(MiB // 2)
+    members = gzip_members(compress_gzip_block(block, 9))
+    assert [kind != 0 for kind, _ in members] == [True, False]
+    assert b"".join(plain for _, plain in members) == block
+    assert len(members[1][1]) == MiB // 2
+
+
+def test_short_incompressible_run_is_deflated_with_its_neighbours():
+    block = text(400_000) + os.urandom(64 * 1024) + text(400_000, seed=5)
+    assert len(gzip_members(compress_gzip_block(block, 9))) == 1
+
+
+def test_random_data_costs_almost_nothing_extra():
+    block = os.urandom(MiB)
+    assert len(compress_gzip_block(block, 9)) < MiB * 1.001
+
+
+def test_size_stays_within_two_percent_of_gzip_9():
+    data = mixed(8 * MiB)
+    ours = compress("gzip", data, level=9)
+    reference = subprocess.run(["gzip", "-9", "-c"], input=data, capture_output=True, check=True)
+    assert len(ours) <= 1.02 * len(reference.stdout)
+    assert gzip.decompress(ours) == data
+
+
+def test_level_zero_stores_everything():
+    members = gzip_members(compress("gzip", text(200_000), level=0))
+    assert {kind for kind, _ in members} == {0}
+
+
+@pytest.mark.parametrize(
+    ("codec", "options", "message"),
+    [
+        ("bz2", {}, "unknown codec 'bz2'"),
+        ("gzip", {"level": 10}, "gzip level must be 0..9, got 10"),
+        ("zstd", {"level": 0}, "zstd level must be"),
+        ("zstd", {"level": 23}, "zstd level must be"),
+        ("gzip", {"threads": 0}, "threads must be at least 1"),
+    ],
+)
+def test_bad_options_are_refused(codec: str, options: dict, message: str):
+    with pytest.raises(ValueError, match=message):
+        make_compressor(codec, lambda _: None, **options)
+
+
+def test_worker_threads_end_with_the_compressor():
+    before = threading.active_count()
+    compress("gzip", mixed(2 * MiB), threads=2)
+    assert threading.active_count() == before
+
+
+def test_failing_sink_stops_the_workers():
+    def refuse(_: bytes) -> None:
+        raise OSError("disk full")
+
+    before = threading.active_count()
+    compressor = make_compressor("gzip", refuse, threads=2)
+    with pytest.raises(OSError, match="disk full"):
+        for _ in range(40):
+            compressor.write(os.urandom(256 * 1024))
+        compressor.finish()
+    compressor.close()
+    assert threading.active_count() == before
+
+
+@settings(max_examples=25, deadline=None)
+@given(data=st.binary(max_size=300_000), level=st.sampled_from([1, 3, 19]))
+@example(data=b"", level=3)
+def test_zstd_round_trip(data: bytes, level: int):
+    stream = compress("zstd", data, level=level)
+    assert read_all("zstd", stream) == data
+    assert zstandard.ZstdDecompressor().decompressobj().decompress(stream) == data
+
+
+def test_zstd_tool_reads_the_stream():
+    data = mixed(3 * MiB)
+    stream = compress("zstd", data, pieces=10)
+    result = subprocess.run(["zstd", "-dc"], input=stream, capture_output=True, check=True)
+    assert result.stdout == data
+
+
+@pytest.mark.parametrize("codec", ["gzip", "zstd"])
+def test_every_cut_of_the_stream_is_detected(codec: str):
+    stream = compress(codec, mixed(300_000), level=1)
+    for length in sorted({*range(0, 40), *range(0, len(stream), 997), len(stream) - 1}):
+        with pytest.raises(IntegrityError, match=rf"files/x\.tar: {codec} stream is"):
+            read_all(codec, stream[:length])
+
+
+@pytest.mark.parametrize("codec", ["gzip", "zstd"])
+def test_trailing_garbage_is_detected(codec: str):
+    stream = compress(codec, b"payload")
+    with pytest.raises(IntegrityError, match=r"files/x\.tar: "):
+        read_all(codec, stream + b"garbage!")
+
+
+@pytest.mark.parametrize("codec", ["gzip", "zstd"])
+def test_damaged_checksum_is_detected(codec: str):
+    stream = bytearray(compress(codec, text(50_000)))
+    stream[-5 if codec == "gzip" else -1] ^= 0x01  # gzip: CRC32; zstd: content checksum
+    with pytest.raises(IntegrityError, match=f"{codec} stream is damaged"):
+        read_all(codec, bytes(stream))
+
+
+@pytest.mark.parametrize("codec", ["gzip", "zstd"])
+def test_reading_a_bomb_stays_within_a_few_mebibytes(codec: str):
+    zeros = bytes(MiB)
+    out = bytearray()
+    compressor = make_compressor(codec, out.extend, level=1)
+    for _ in range(128):
+        compressor.write(zeros)
+    compressor.finish()
+    assert len(out) < MiB  # 128 MiB of zeros squeezed small
+    tracemalloc.start()
+    try:
+        total = 0
+        with open_decompressor(codec, io.BytesIO(bytes(out)), "bomb") as reader:
+            while block := reader.read(MiB):
+                total += len(block)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert total == 128 * MiB
+    assert peak < 8 * MiB

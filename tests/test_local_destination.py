@@ -1,0 +1,277 @@
+"""The local repository: the destination face on a folder, crash-safe and private."""
+
+import os
+import resource
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from engines.destinations import DESTINATION_KINDS, InvalidKeyError, LocalRepository
+from engines.destinations.local import LAYOUT
+from engines.errors import NotFoundError
+from engines.fsutil import TEMP_MARKER, atomic_output, remove_abandoned_temporaries
+from engines.lock import RepositoryLock
+from tests.servers import wait_until
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def _file(folder: Path, name: str, content: bytes) -> Path:
+    path = folder / name
+    path.write_bytes(content)
+    return path
+
+
+@pytest.fixture
+def repository(tmp_path: Path) -> LocalRepository:
+    repository = LocalRepository(tmp_path / "repository")
+    repository.ensure_layout()
+    return repository
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    folder = tmp_path / "outside"
+    folder.mkdir()
+    return folder
+
+
+def test_the_registry_builds_a_local_repository(tmp_path: Path):
+    destination = DESTINATION_KINDS["local"](tmp_path)
+    assert isinstance(destination, LocalRepository)
+    assert (destination.name, destination.root) == ("local", tmp_path)
+
+
+def test_layout_folders_are_private_and_ensure_layout_is_idempotent(tmp_path: Path):
+    root = tmp_path / "repository"
+    root.mkdir(mode=0o755)
+    os.chmod(root, 0o755)
+    repository = LocalRepository(root)
+    repository.ensure_layout()
+    repository.ensure_layout()
+    assert sorted(p.name for p in root.iterdir()) == sorted(LAYOUT)
+    assert {_mode(p) for p in [root, *root.iterdir()]} == {0o700}
+    assert set(LAYOUT) == {"postgres", "redis", "files", "secrets", "config", "wal"}
+
+
+def test_put_and_get_round_trip_privately(repository: LocalRepository, outside: Path):
+    content = os.urandom(3 * 1024 * 1024 + 17)
+    repository.put(_file(outside, "dump", content), "files/snapshots/2024/pack-1")
+
+    stored = repository.path_for("files/snapshots/2024/pack-1")
+    assert stored.read_bytes() == content
+    assert _mode(stored) == 0o600
+    assert {_mode(stored.parent), _mode(stored.parent.parent)} == {0o700}
+
+    restored = outside / "restore" / "pack-1"
+    repository.get("files/snapshots/2024/pack-1", restored)
+    assert restored.read_bytes() == content
+    assert _mode(restored) == 0o600
+
+
+def test_put_replaces_an_existing_object_whole(repository: LocalRepository, outside: Path):
+    repository.put(_file(outside, "old", b"old" * 1000), "postgres/a.dump.gz.enc")
+    repository.put(_file(outside, "new", b"new"), "postgres/a.dump.gz.enc")
+    assert repository.path_for("postgres/a.dump.gz.enc").read_bytes() == b"new"
+
+
+def test_put_into_a_repository_that_does_not_exist_yet(tmp_path: Path, outside: Path):
+    repository = LocalRepository(tmp_path / "later" / "repository")
+    repository.put(_file(outside, "x", b"x"), "redis/dump.rdb.gz.enc")
+    assert _mode(repository.root) == 0o700
+    assert repository.stat("redis/dump.rdb.gz.enc").size == 1
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "/etc/passwd",
+        "../escape",
+        "postgres/../../escape",
+        "",
+        "postgres//x",
+        "./postgres/x",
+        "postgres/",
+        ".lock",
+        "postgres/.hidden",
+        f"postgres/x{TEMP_MARKER}1-ab",
+        "win\\path",
+    ],
+)
+def test_bad_keys_are_refused_by_name_without_touching_disk(
+    repository: LocalRepository, outside: Path, key: str
+):
+    source = _file(outside, "x", b"x")
+    before = sorted(repository.root.rglob("*"))
+    for attempt in (
+        lambda: repository.put(source, key),
+        lambda: repository.get(key, outside / "y"),
+        lambda: repository.delete(key),
+        lambda: repository.stat(key),
+        lambda: repository.path_for(key),
+    ):
+        with pytest.raises(InvalidKeyError, match="invalid repository key") as refused:
+            attempt()
+        assert repr(key) in str(refused.value)
+        assert isinstance(refused.value, ValueError)
+    assert sorted(repository.root.rglob("*")) == before
+    assert not (outside / "y").exists()
+
+
+def test_listing_is_in_key_order_and_filters_by_prefix(repository: LocalRepository, outside: Path):
+    source = _file(outside, "x", b"12345")
+    keys = ["postgres/b.gz.enc", "postgres/a/nested", "postgres.txt", "wal/0001", "redis/r"]
+    for key in keys:
+        repository.put(source, key)
+
+    assert [o.key for o in repository.list()] == sorted(keys)
+    assert [o.key for o in repository.list("postgres/")] == [
+        "postgres/a/nested",
+        "postgres/b.gz.enc",
+    ]
+    assert [o.key for o in repository.list("postgres")] == [
+        "postgres.txt",
+        "postgres/a/nested",
+        "postgres/b.gz.enc",
+    ]
+    assert [o.key for o in repository.list("postgres/b")] == ["postgres/b.gz.enc"]
+    assert list(repository.list("secrets/")) == []
+    assert list(repository.list("nothing/here/")) == []
+    with pytest.raises(InvalidKeyError, match="prefix"):
+        list(repository.list("../"))
+
+    [obj] = repository.list("wal/")
+    assert obj.size == 5
+    assert obj.modified.tzinfo is UTC
+    assert abs(datetime.now(UTC) - obj.modified) < timedelta(minutes=1)
+    assert repository.stat("wal/0001") == obj
+
+
+def test_listing_hides_temporaries_and_the_lock(repository: LocalRepository, outside: Path):
+    repository.put(_file(outside, "x", b"x"), "postgres/done.gz.enc")
+    with (
+        RepositoryLock(repository.root, "backup"),
+        atomic_output(repository.path_for("postgres/writing.gz.enc")) as partial,
+    ):
+        partial.write(b"half")
+        partial.flush()
+        assert [o.key for o in repository.list()] == ["postgres/done.gz.enc"]
+        assert repository.stat("postgres/writing.gz.enc") is None
+
+
+def test_listing_a_missing_repository_is_empty(tmp_path: Path):
+    assert list(LocalRepository(tmp_path / "absent").list()) == []
+
+
+def test_get_of_a_missing_key_names_it_and_creates_nothing(
+    repository: LocalRepository, outside: Path
+):
+    target = outside / "new-folder" / "restored"
+    with pytest.raises(NotFoundError, match=r"postgres/gone\.gz\.enc"):
+        repository.get("postgres/gone.gz.enc", target)
+    with pytest.raises(NotFoundError):
+        repository.get("postgres", target)
+    assert not target.parent.exists()
+
+
+def test_stat_is_none_for_missing_keys_and_folders(repository: LocalRepository):
+    assert repository.stat("postgres/missing") is None
+    assert repository.stat("postgres") is None
+
+
+def test_delete_removes_the_object_and_emptied_folders(repository: LocalRepository, outside: Path):
+    source = _file(outside, "x", b"x")
+    repository.put(source, "files/snap/1/pack")
+    repository.put(source, "files/snap/2/pack")
+
+    repository.delete("files/snap/1/pack")
+    assert repository.stat("files/snap/1/pack") is None
+    assert not repository.path_for("files/snap/1/pack").parent.exists()
+    repository.delete("files/snap/2/pack")
+    assert not (repository.root / "files" / "snap").exists()
+    assert (repository.root / "files").is_dir()  # layout folders stay
+
+    repository.delete("files/snap/2/pack")  # absent: nothing to do, as on S3
+    repository.delete("files")
+
+
+def test_free_bytes_reports_the_filesystem(tmp_path: Path):
+    missing = LocalRepository(tmp_path / "not" / "yet")
+    assert 0 < missing.free_bytes() <= shutil.disk_usage(tmp_path).total
+
+
+PUT_IN_CHILD = """
+import sys
+from pathlib import Path
+from engines.destinations.local import LocalRepository
+LocalRepository(Path(sys.argv[1])).put(Path(sys.argv[2]), sys.argv[3])
+"""
+
+
+def _run_put(*args: str, **options) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-c", PUT_IN_CHILD, *args],
+        cwd=REPO_ROOT,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT), "PYTHONDONTWRITEBYTECODE": "1"},
+        stderr=subprocess.PIPE,
+        **options,
+    )
+
+
+def test_a_put_that_fails_half_way_leaves_the_old_object(
+    repository: LocalRepository, outside: Path
+):
+    repository.put(_file(outside, "old", b"previous backup"), "postgres/a.gz.enc")
+    big = _file(outside, "big", os.urandom(4 * 1024 * 1024))
+
+    def small_file_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1024 * 1024, 1024 * 1024))
+
+    # The write past 1 MiB fails with EFBIG: a real I/O error in the middle of the copy.
+    child = _run_put(
+        str(repository.root), str(big), "postgres/a.gz.enc", preexec_fn=small_file_limit
+    )
+    _, errors = child.communicate(timeout=60)
+    assert child.returncode != 0
+    assert b"File too large" in errors
+
+    assert repository.path_for("postgres/a.gz.enc").read_bytes() == b"previous backup"
+    assert [p.name for p in repository.path_for("postgres/a.gz.enc").parent.iterdir()] == [
+        "a.gz.enc"
+    ]
+
+
+def test_a_put_killed_mid_copy_leaves_only_an_abandoned_temporary(
+    repository: LocalRepository, tmp_path: Path
+):
+    fifo = tmp_path / "stream"
+    os.mkfifo(fifo)
+    child = _run_put(str(repository.root), str(fifo), "redis/dump.rdb.gz.enc")
+    folder = repository.root / "redis"
+    with open(fifo, "wb") as writer:
+        # More than one copy buffer, so the child has written part of it and waits for the rest.
+        writer.write(b"first part of the dump " * 70_000)
+        writer.flush()
+        wait_until(
+            lambda: any(p.stat().st_size > 0 for p in folder.glob(f"*{TEMP_MARKER}*")),
+            10,
+            "the child to start writing",
+        )
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+
+    assert repository.stat("redis/dump.rdb.gz.enc") is None
+    assert list(repository.list()) == []
+    [temporary] = folder.iterdir()
+    assert remove_abandoned_temporaries(repository.root) == [temporary]
+    assert list(folder.iterdir()) == []

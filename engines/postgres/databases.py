@@ -29,13 +29,23 @@ def scratch_name(purpose: str = "restore") -> str:
     return f"{SCRATCH_PREFIX}{purpose}_{secrets.token_hex(4)}"
 
 
-def previous_name(name: str, now: datetime | None = None) -> str:
-    """`<name>_pre_restore_<UTC stamp>`, the name part shortened to fit 63 bytes."""
+def previous_name(name: str, now: datetime | None = None, attempt: int = 1) -> str:
+    """`<name>_pre_restore_<UTC stamp>[_<attempt>]`, the name part shortened to fit 63 bytes."""
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
-    suffix = f"{PREVIOUS_MARKER}{stamp}"
+    suffix = f"{PREVIOUS_MARKER}{stamp}" + (f"_{attempt}" if attempt > 1 else "")
     room = MAX_IDENTIFIER_BYTES - len(suffix)
     head = name.encode()[:room].decode(errors="ignore")
     return f"{head}{suffix}"
+
+
+def unused_previous_name(conn: psycopg.Connection, name: str) -> str:
+    now = datetime.now(UTC)
+    attempt = 1
+    while conn.execute(
+        "SELECT 1 FROM pg_database WHERE datname = %s", (previous_name(name, now, attempt),)
+    ).fetchone():
+        attempt += 1
+    return previous_name(name, now, attempt)
 
 
 def _ident(name: str) -> sql.Identifier:

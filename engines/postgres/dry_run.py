@@ -28,18 +28,17 @@ def describe_plan(
         f"(PostgreSQL {meta.get('server_version')}, pg_dump {meta.get('pg_dump_version')}, "
         f"made {meta.get('created_at')}): every chunk authenticated"
     )
-    toc_indexes = {name for _, name in summary.indexes}
     if summary.schemas:
         report.add(f"schemas: {', '.join(summary.schemas)}")
     total_rows = sum(t.rows or 0 for t in tables)
     report.add(
         f"would restore {len(tables)} table(s)"
         + (f" with {total_rows} rows" if job.mode != "schema" else "")
-        + f", {len(summary.indexes)} index(es), {summary.large_objects} large object(s):"
+        + f", {sum(len(t.indexes) for t in tables)} index(es), "
+        f"{summary.large_objects} large object(s):"
     )
     for table in tables[:MAX_LISTED]:
-        indexes = [i for i in table.indexes if i in toc_indexes]
-        report.add(_table_line(table, indexes))
+        report.add(_table_line(table, list(table.indexes)))
     if len(tables) > MAX_LISTED:
         report.add(f"  ... and {len(tables) - MAX_LISTED} more")
     report.add(_target_line(job, current))

@@ -43,15 +43,29 @@ def statements(script: str) -> list[str]:
     return found
 
 
+def roles_in(script: str) -> list[str]:
+    """The roles a globals script creates."""
+    found = []
+    for statement in statements(script):
+        role = _ROLE.match(statement)
+        if role and role.group(1).upper() == "CREATE":
+            found.append(_unquote(role.group(2)))
+    return found
+
+
+def existing_roles(conn: psycopg.Connection) -> set[str]:
+    return {r[0] for r in conn.execute("SELECT rolname FROM pg_roles").fetchall()}
+
+
 def replay_globals(conn: psycopg.Connection, script: str) -> GlobalsReplay:
     """Run `script` on an autocommit connection; see the module docstring."""
-    existing_roles = {r[0] for r in conn.execute("SELECT rolname FROM pg_roles").fetchall()}
+    roles_before = existing_roles(conn)
     existing_spaces = {r[0] for r in conn.execute("SELECT spcname FROM pg_tablespace").fetchall()}
     result = GlobalsReplay()
     for statement in statements(script):
         role = _ROLE.match(statement)
         space = _TABLESPACE.match(statement)
-        if role and _unquote(role.group(2)) in existing_roles:
+        if role and _unquote(role.group(2)) in roles_before:
             name = _unquote(role.group(2))
             if name not in result.skipped_roles:
                 result.skipped_roles.append(name)

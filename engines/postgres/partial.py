@@ -1,18 +1,21 @@
 """Restores into a live database: chosen tables (`--table`) and data-only backups.
 
-Both run in one transaction that also checks the restored row counts, so the
-target database ends up either fully restored or exactly as it was.
+Tables missing from the target are created whole (definition, data, indexes,
+constraints, owned sequences). Tables that exist keep their definition, and so
+the views, grants and foreign keys around them: their rows are replaced, and
+only with --drop-existing when they hold rows. Everything runs in one
+transaction that checks the restored row counts before COMMIT, so the target
+ends up either fully restored or exactly as it was.
 """
 
 from engines.errors import JarvisError
 from engines.postgres.inspect import DatabaseContents, TableInfo
-from engines.postgres.loader import (
-    qualified,
-    restore_entries_in_transaction,
-    row_count_check,
-)
+from engines.postgres.loader import qualified, restore_entries_in_transaction, row_count_check
 from engines.postgres.restore import RestoreJob
-from engines.postgres.toc import select_tables
+from engines.postgres.toc import TocEntry, select_tables
+
+DATA_ENTRIES = ("TABLE DATA", "SEQUENCE SET")
+LARGE_OBJECT_ENTRIES = ("BLOB", "BLOBS", "LARGE OBJECT")
 
 
 def pick_tables(requested: tuple[str, ...], available: list[TableInfo]) -> list[TableInfo]:
@@ -32,7 +35,22 @@ def pick_tables(requested: tuple[str, ...], available: list[TableInfo]) -> list[
     return chosen
 
 
-def _require_target(job: RestoreJob, current: DatabaseContents) -> None:
+def _entries_of(job: RestoreJob, tables: list[TableInfo], *, whole: bool) -> list[TocEntry]:
+    keys = [(t.schema, t.name) for t in tables]
+    chosen = select_tables(
+        job.entries,
+        keys,
+        indexes={(t.schema, t.name): list(t.indexes) for t in tables} if whole else {},
+        sequences={(t.schema, t.name): list(t.sequences) for t in tables},
+    )
+    return chosen if whole else [e for e in chosen if e.desc in DATA_ENTRIES]
+
+
+def restore_tables(
+    job: RestoreJob, current: DatabaseContents, tables: list[TableInfo], *, everything: bool = False
+) -> list[str]:
+    """Restore `tables` into the existing target; `everything` adds the large objects and
+    the free-standing sequences (a whole data-only backup)."""
     if not current.exists:
         raise JarvisError(
             f"{job.server.describe()}: the database does not exist; "
@@ -43,99 +61,60 @@ def _require_target(job: RestoreJob, current: DatabaseContents) -> None:
                 else "create it first, or restore the whole backup without --table"
             )
         )
-
-
-def restore_tables(
-    job: RestoreJob, current: DatabaseContents, tables: list[TableInfo]
-) -> list[str]:
-    _require_target(job, current)
-    present = current.table_names()
-    clashing = [t for t in tables if (t.schema, t.name) in present]
-    if job.mode == "data":
-        return _load_data(job, current, tables)
-    if clashing and not job.options.drop_existing:
-        names = ", ".join(t.qualified for t in clashing)
+    rows_now = {(t.schema, t.name): t.rows for t in current.tables}
+    existing = [t for t in tables if (t.schema, t.name) in rows_now]
+    new = [t for t in tables if (t.schema, t.name) not in rows_now]
+    if new and job.mode == "data":
         raise JarvisError(
-            f"table(s) {names} already exist in database {job.target}; nothing was changed. "
-            "Use --drop-existing to replace them (in one transaction: the old tables stay "
-            "if anything fails)"
+            f"database {job.target} lacks table(s) {', '.join(t.qualified for t in new)} that "
+            "this data-only backup fills; restore a schema or full backup first. "
+            "Nothing was changed"
         )
-    entries = select_tables(
-        job.entries,
-        [(t.schema, t.name) for t in tables],
-        indexes={(t.schema, t.name): list(t.indexes) for t in tables},
-        sequences={(t.schema, t.name): list(t.sequences) for t in tables},
-    )
-    existing_schemas = {schema for schema, _ in present} | {"public"}
-    needed_schemas = {t.schema for t in tables} - existing_schemas
-    schema_entries = [e for e in job.entries if e.desc == "SCHEMA" and e.name in needed_schemas]
-    drops = "".join(f"DROP TABLE {qualified(t.schema, t.name)};\n" for t in clashing)
-    restore_entries_in_transaction(
-        job.tools,
-        job.server,
-        job.target,
-        job.archive.path,
-        schema_entries + entries,
-        before=drops,
-        after=row_count_check(tables),
-        work_folder=job.work_folder,
-        context=job.context,
-    )
-    lines = [f"restored table {t.qualified} ({_rows(t)})" for t in tables]
-    if clashing:
-        lines.append("replaced: " + ", ".join(t.qualified for t in clashing))
-    return lines
-
-
-def restore_data(job: RestoreJob, current: DatabaseContents) -> list[str]:
-    _require_target(job, current)
-    return _load_data(job, current, job.expected_tables)
-
-
-def _load_data(job: RestoreJob, current: DatabaseContents, tables: list[TableInfo]) -> list[str]:
-    """Data-only archive: the tables must exist; non-empty ones are emptied only with
-    --drop-existing, inside the same transaction that loads and checks them."""
-    by_name = {(t.schema, t.name): t for t in current.tables}
-    missing = [t.qualified for t in tables if (t.schema, t.name) not in by_name]
-    if missing:
-        raise JarvisError(
-            f"database {job.target} lacks table(s) {', '.join(missing)} that this data-only "
-            "backup fills; restore a schema or full backup first. Nothing was changed"
-        )
-    filled = [t for t in tables if by_name[(t.schema, t.name)].rows]
+    filled = [t for t in existing if rows_now[(t.schema, t.name)]]
     if filled and not job.options.drop_existing:
         names = ", ".join(t.qualified for t in filled)
         raise JarvisError(
             f"table(s) {names} in database {job.target} already hold rows; nothing was changed. "
-            "Use --drop-existing to empty them first (in the same transaction as the load)"
+            "Use --drop-existing to replace their rows (in one transaction: they stay as they "
+            "are if anything fails)"
         )
-    entries = select_tables(
-        job.entries,
-        [(t.schema, t.name) for t in tables],
-        indexes={},
-        sequences={(t.schema, t.name): list(t.sequences) for t in tables},
-    )
-    if len(tables) == len(job.expected_tables):
-        entries += [e for e in job.entries if e.desc in ("BLOB", "BLOBS", "LARGE OBJECT")]
+    present_schemas = {schema for schema, _ in rows_now} | {"public"}
+    needed_schemas = {t.schema for t in new} - present_schemas
+    entries = [e for e in job.entries if e.desc == "SCHEMA" and e.name in needed_schemas]
+    entries += _entries_of(job, new, whole=True) + _entries_of(job, existing, whole=False)
     truncate = ""
     if filled:
-        names = ", ".join(qualified(t.schema, t.name) for t in filled)
-        truncate = f"TRUNCATE {names};\n"
+        truncate = f"TRUNCATE {', '.join(qualified(t.schema, t.name) for t in filled)};\n"
+    if everything:
+        large_objects = [e for e in job.entries if e.desc in LARGE_OBJECT_ENTRIES]
+        entries += large_objects + [e for e in job.entries if e.desc == "SEQUENCE SET"]
+        oids = [e.name for e in large_objects if e.name.isdigit()]
+        if oids and job.options.drop_existing:
+            truncate += (
+                "SELECT lo_unlink(oid) FROM pg_largeobject_metadata "
+                f"WHERE oid IN ({', '.join(oids)});\n"
+            )
+    order = {entry.dump_id: position for position, entry in enumerate(job.entries)}
     restore_entries_in_transaction(
         job.tools,
         job.server,
         job.target,
         job.archive.path,
-        sorted(entries, key=job.entries.index),
+        sorted(set(entries), key=lambda e: order[e.dump_id]),
         before=truncate,
         after=row_count_check([t for t in tables if not t.partitioned]),
         work_folder=job.work_folder,
         context=job.context,
     )
-    lines = [f"loaded {t.qualified} ({_rows(t)})" for t in tables if not t.partitioned]
+    lines = [f"created table {t.qualified} ({_rows(t)})" for t in new]
+    lines += [f"loaded table {t.qualified} ({_rows(t)})" for t in existing if not t.partitioned]
     if filled:
-        lines.append("emptied first: " + ", ".join(t.qualified for t in filled))
+        lines.append("their previous rows were replaced: " + ", ".join(t.qualified for t in filled))
     return lines
+
+
+def restore_data(job: RestoreJob, current: DatabaseContents) -> list[str]:
+    return restore_tables(job, current, job.expected_tables, everything=True)
 
 
 def _rows(table: TableInfo) -> str:

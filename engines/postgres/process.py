@@ -67,7 +67,9 @@ class RunningTool:
         return self.process.stdout
 
     def errors(self) -> list[str]:
-        return [line for line in self.lines if "error:" in line or "FATAL" in line]
+        """The lines that say what went wrong (libpq and psql errors with DETAIL and HINT)."""
+        words = ("error:", "fatal:", "detail:", "hint:")
+        return [line for line in self.lines if any(w in line.lower() for w in words)]
 
     def wait(self) -> int:
         code = self.process.wait()

@@ -146,7 +146,7 @@ def restore_whole_database(job: RestoreJob, current: DatabaseContents) -> list[s
         databases.rename_database(job.admin, scratch, job.target)
         lines.append(f"created database {job.target} from the backup")
         return lines
-    previous = databases.previous_name(job.target)
+    previous = databases.unused_previous_name(job.admin, job.target)
     try:
         databases.swap_databases(job.admin, job.target, scratch, previous)
     except (JarvisError, psycopg.Error) as error:

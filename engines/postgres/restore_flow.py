@@ -1,5 +1,6 @@
 """`restore postgres`: pick the artifacts, check the target, then restore or describe."""
 
+from engines.artifacts import read_sidecar
 from engines.errors import JarvisError, NotFoundError
 from engines.jobs import JobContext
 from engines.postgres.archive import authenticated_archive
@@ -10,7 +11,7 @@ from engines.postgres.connection import (
     target_from_settings,
 )
 from engines.postgres.dry_run import describe_plan
-from engines.postgres.globals import replay_globals
+from engines.postgres.globals import existing_roles, replay_globals, roles_in
 from engines.postgres.options import PostgresRestoreOptions
 from engines.postgres.partial import pick_tables, restore_data, restore_tables
 from engines.postgres.restore import restore_whole_database, target_contents
@@ -37,7 +38,7 @@ def split_artifacts(
         names = ", ".join(a.label for a in dumps)
         raise JarvisError(f"several database dumps match ({names}); name one artifact")
     dump = dumps[0] if dumps else None
-    globals_artifact = found_globals[0] if found_globals else None
+    globals_artifact = found_globals[0] if found_globals and want_globals else None
     if want_globals and globals_artifact is None and dump is not None:
         globals_artifact = _globals_of_set(workspace, dump)
     if want_globals and globals_artifact is None:
@@ -56,8 +57,6 @@ def _globals_of_set(workspace: Workspace, dump: ResolvedArtifact) -> ResolvedArt
                 path = workspace.repository.path_for(artifact.relpath)
                 return ResolvedArtifact(path, artifact, artifact.metadata)
         for path in sorted(dump.path.parent.glob(f"{set_id}_globals.sql.*.enc")):
-            from engines.artifacts import read_sidecar
-
             return ResolvedArtifact(path, None, read_sidecar(path))
     return None
 
@@ -137,10 +136,13 @@ def _restore_globals(
     ):
         script = archive.path.read_text(encoding="utf-8")
         if options.dry_run:
-            from engines.postgres.globals import statements
-
-            roles = [s.split()[2] for s in statements(script) if s.startswith("CREATE ROLE")]
-            report.add(f"globals: {len(roles)} role(s) in the backup: {', '.join(roles)}")
+            roles = roles_in(script)
+            present = existing_roles(admin)
+            missing = [r for r in roles if r not in present]
+            report.add(
+                f"globals: would create role(s) {', '.join(missing) or 'none'}; would keep "
+                f"existing {', '.join(r for r in roles if r in present) or 'none'}"
+            )
             return
         replay = replay_globals(admin, script)
     report.add(

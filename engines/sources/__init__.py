@@ -8,7 +8,7 @@ import importlib
 from engines.errors import JarvisError
 from engines.sources.base import Source
 
-SOURCE_MODULES: dict[str, str] = {}
+SOURCE_MODULES: dict[str, str] = {"postgres": "engines.sources.postgres"}
 
 
 def get_source(kind: str) -> Source:

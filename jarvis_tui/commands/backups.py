@@ -8,6 +8,7 @@ from pathlib import Path
 from engines.actions.decrypt import decrypt_to_file
 from engines.actions.rebuild_catalog import rebuild_catalog
 from engines.actions.verify import verify_backup
+from engines.postgres.plain_sql import decrypt_to_sql
 from jarvis_tui.commands.context import open_workspace, run_with_progress
 from jarvis_tui.exit_codes import ExitCode
 from jarvis_tui.output import human_size, print_json, print_table
@@ -34,6 +35,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         "artifact", metavar="ARTIFACT", help="artifact file, repository key, or backup id"
     )
     decrypt.add_argument("-o", "--output", type=Path, required=True, help="output file or folder")
+    decrypt.add_argument(
+        "--sql", action="store_true", help="PostgreSQL artifacts: write plain SQL as OUT.sql.gz"
+    )
     decrypt.set_defaults(handler=run_decrypt)
 
     catalog = commands.add_parser("catalog", help="catalog maintenance")
@@ -124,7 +128,15 @@ def run_verify(args: argparse.Namespace) -> ExitCode:
 
 def run_decrypt(args: argparse.Namespace) -> ExitCode:
     with open_workspace(args) as workspace:
-        written = decrypt_to_file(workspace, args.artifact, args.output)
+        if args.sql:
+            written = run_with_progress(
+                workspace,
+                "decrypt",
+                f"decrypt --sql {args.artifact}",
+                lambda ctx: decrypt_to_sql(workspace, args.artifact, args.output, ctx),
+            )
+        else:
+            written = decrypt_to_file(workspace, args.artifact, args.output)
     print(f"wrote {written}")
     return ExitCode.OK
 

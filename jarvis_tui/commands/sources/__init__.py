@@ -6,7 +6,9 @@ source adds one line to SOURCE_COMMANDS.
 
 import argparse
 
-SOURCE_COMMANDS: tuple = ()
+from jarvis_tui.commands.sources import postgres
+
+SOURCE_COMMANDS: tuple = (postgres,)
 
 
 def register(commands: argparse._SubParsersAction) -> None:

@@ -2,7 +2,9 @@
 
 Servers start only when a test asks for them. PostgreSQL, Redis and S3 live for
 the whole session (S3 buckets are forgotten before each test that uses it);
-SMTP and webhook receivers are fresh for every test.
+SMTP and webhook receivers are fresh for every test. Tests that kill or stop a
+server should start their own `PostgresServer()` / `RedisServer()`; the shared
+ones are restarted before the next test that asks for them, should one stop.
 """
 
 import os
@@ -78,7 +80,10 @@ def s3_server() -> Iterator[S3Server]:
 
 
 @pytest.fixture(autouse=True)
-def _fresh_s3_state(request: pytest.FixtureRequest) -> None:
+def _shared_servers_ready(request: pytest.FixtureRequest) -> None:
+    for name in ("postgres_server", "redis_server"):
+        if name in request.fixturenames:
+            request.getfixturevalue(name).start()  # no-op while it runs
     if "s3_server" in request.fixturenames:
         request.getfixturevalue("s3_server").reset()
 

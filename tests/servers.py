@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 LOOPBACK = "127.0.0.1"
 START_TIMEOUT = 60.0
@@ -65,13 +65,13 @@ class _Server:
         with contextlib.suppress(ValueError):
             _live_servers.remove(self)
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def start(self):
+    def start(self) -> Self:
         raise NotImplementedError
 
 
@@ -210,7 +210,7 @@ class _ProcessServer(_Server):
         """True once the process this object started accepts requests on `port`."""
         raise NotImplementedError
 
-    def start(self):
+    def start(self) -> Self:
         if self.running:
             return self
         # A restart keeps its port so DSNs handed out earlier stay valid.
@@ -562,7 +562,7 @@ class S3Server(_Server):
     def endpoint_url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def start(self) -> "S3Server":
+    def start(self) -> Self:
         from moto.server import ThreadedMotoServer
 
         if self._server is None:
@@ -645,7 +645,7 @@ class SmtpServer(_Server):
         # handled=False: aiosmtpd then sends the 535 itself instead of leaving the client hanging.
         return AuthResult(success=(data.login, data.password) == expected, handled=False)
 
-    def start(self) -> "SmtpServer":
+    def start(self) -> Self:
         from aiosmtpd.controller import Controller
 
         if self._controller is not None:
@@ -749,7 +749,7 @@ class WebhookReceiver(_Server):
                 raise TimeoutError(f"expected {count} requests, got {len(self.requests)}")
             return list(self.requests)
 
-    def start(self) -> "WebhookReceiver":
+    def start(self) -> Self:
         if self._server is not None:
             return self
         receiver = self

@@ -7,10 +7,10 @@ temporaries, nor the repository's own dot-files such as `.lock`.
 
 import os
 import shutil
-import stat
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from stat import S_ISREG
 
 from engines.destinations.base import StoredObject, validate_key, validate_prefix
 from engines.errors import NotFoundError
@@ -64,7 +64,7 @@ class LocalRepository:
             info = self.path_for(key).stat()
         except (FileNotFoundError, NotADirectoryError):
             return None
-        return _stored(key, info) if stat.S_ISREG(info.st_mode) else None
+        return _stored(key, info) if S_ISREG(info.st_mode) else None
 
     def delete(self, key: str) -> None:
         path = self.path_for(key)
@@ -76,7 +76,7 @@ class LocalRepository:
         self._remove_empty_folders(path.parent)
 
     def list(self, prefix: str = "") -> Iterator[StoredObject]:
-        yield from self._walk(self.root, "", validate_prefix(prefix))
+        return self._walk(self.root, "", validate_prefix(prefix))  # a bad prefix fails at once
 
     def _walk(self, folder: Path | str, folder_key: str, prefix: str) -> Iterator[StoredObject]:
         try:
@@ -93,7 +93,7 @@ class LocalRepository:
                     info = entry.stat(follow_symlinks=False)
                 except FileNotFoundError:
                     continue  # deleted while listing
-                if stat.S_ISREG(info.st_mode):
+                if S_ISREG(info.st_mode):
                     yield _stored(key, info)
 
     def _make_private_parents(self, target: Path) -> None:

@@ -1,0 +1,190 @@
+"""Benchmark the artifact pipeline against gzip, pigz and zstd on one mixed file.
+
+    .venv/bin/python benchmarks/pipeline.py              # 1 GiB, as recorded in README
+    .venv/bin/python benchmarks/pipeline.py --size-mib 128
+
+Each contender runs as its own process on a page-cached input; wall time,
+output size and peak RSS (from wait4) are measured per process.
+"""
+
+import argparse
+import hashlib
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / "benchmarks" / ".work"
+MAKE_TREE = Path("/work/shared/bench/make_tree.py")
+MiB = 1024 * 1024
+KEY_VARIABLE = "JARVIS_BENCH_KEY"  # a throwaway key, made per run
+sys.path.insert(0, str(ROOT))
+
+TARGETS = (
+    # label, numerator, denominator, measure, limit
+    ("ours-gzip time / pigz time", "ours gzip-9", "pigz -9 -p 2", "seconds", 1.0),
+    ("ours-gzip size / gzip -9 size", "ours gzip-9", "gzip -9", "size", 1.02),
+    ("ours-zstd time / zstd -T2 time", "ours zstd-3", "zstd -3 -T2", "seconds", 1.3),
+)
+RSS_LIMIT_MB = 120
+
+
+@dataclass
+class Result:
+    name: str
+    seconds: float
+    size: int
+    peak_rss_mb: float
+
+
+def ensure_input(size_mib: int) -> Path:
+    path = WORK / f"mixed-{size_mib}mib.bin"
+    if path.exists() and path.stat().st_size == size_mib * MiB:
+        return path
+    try:
+        import numpy  # noqa: F401  (make_tree.py needs it)
+    except ImportError:
+        sys.exit("make_tree.py needs numpy: .venv/bin/pip install numpy")
+    WORK.mkdir(parents=True, exist_ok=True)
+    print(f"generating {path.name} with {MAKE_TREE} ...", flush=True)
+    subprocess.run([sys.executable, MAKE_TREE, "--single", path, str(size_mib)], check=True)
+    return path
+
+
+def warm_cache(path: Path) -> None:
+    buffer = bytearray(MiB)
+    with path.open("rb", buffering=0) as handle:
+        while handle.readinto(buffer):
+            pass
+
+
+def measure(name: str, argv: list[str], output: Path, stdout_to_output: bool) -> Result:
+    """Run one contender; peak RSS comes from GNU time when it is installed.
+
+    A child's ru_maxrss from wait4 also counts the launching Python's memory
+    (it carries over through exec), so GNU time, a tiny forking launcher, is
+    preferred.
+    """
+    output.unlink(missing_ok=True)
+    timer = shutil.which("time")
+    report = WORK / "time.out"
+    if timer:
+        argv = [timer, "-f", "%M", "-o", str(report), *argv]
+    start = time.perf_counter()
+    with open(output if stdout_to_output else os.devnull, "wb") as sink:
+        process = subprocess.Popen(argv, stdout=sink)
+        _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"{name} failed with exit status {os.waitstatus_to_exitcode(status)}")
+    peak_kib = int(report.read_text().split()[-1]) if timer else usage.ru_maxrss
+    return Result(name, seconds, output.stat().st_size, peak_kib / 1024)
+
+
+def bench_keyring():
+    from engines.crypto import Keyring, MasterKey
+
+    return Keyring(MasterKey.from_hex(os.environ[KEY_VARIABLE]))
+
+
+def run_ours(codec: str, source: Path, output: Path) -> None:
+    """Child process: one write_artifact run."""
+    from engines.artifacts import write_artifact
+
+    with source.open("rb") as handle:
+        write_artifact(handle, output, bench_keyring(), {"source": "benchmark"}, codec=codec)
+
+
+def check_round_trip(artifact: Path, source: Path) -> None:
+    from engines.artifacts import open_artifact_plain, sidecar_path_for
+
+    digest = hashlib.sha256()
+    with open_artifact_plain(artifact, bench_keyring()) as plain:
+        while block := plain.read(MiB):
+            digest.update(block)
+    with source.open("rb") as handle:
+        expected = hashlib.file_digest(handle, "sha256").hexdigest()
+    if digest.hexdigest() != expected:
+        sys.exit(f"{artifact.name}: round trip does not give the input back")
+    print(f"{artifact.name}: round trip ok")
+    sidecar_path_for(artifact).unlink()
+
+
+def contenders(source: Path) -> list[tuple[str, list[str], bool]]:
+    ours = [sys.executable, __file__, "--child"]
+    found = []
+    for name, argv, to_stdout in (
+        ("ours gzip-9", [*ours, "gzip", str(source)], False),
+        ("ours zstd-3", [*ours, "zstd", str(source)], False),
+        ("gzip -9", ["gzip", "-9", "-c", str(source)], True),
+        ("pigz -9 -p 2", ["pigz", "-9", "-p", "2", "-c", str(source)], True),
+        ("zstd -3 -T2", ["zstd", "-3", "-T2", "-q", "-c", str(source)], True),
+    ):
+        if shutil.which(argv[0]) is None:
+            print(f"{argv[0]} not found: install it (apt-get install -y {argv[0]}); skipped")
+            continue
+        found.append((name, argv, to_stdout))
+    return found
+
+
+def report(results: dict[str, Result], input_size: int) -> bool:
+    print(f"\n{'contender':<14} {'wall s':>8} {'output MiB':>11} {'ratio':>6} {'peak RSS MB':>12}")
+    for result in results.values():
+        print(
+            f"{result.name:<14} {result.seconds:>8.2f} {result.size / MiB:>11.1f} "
+            f"{result.size / input_size:>6.3f} {result.peak_rss_mb:>12.1f}"
+        )
+    print()
+    ok = True
+    for label, ours, peer, measure_name, limit in TARGETS:
+        if ours not in results or peer not in results:
+            print(f"{label:<34} n/a (a contender is missing)")
+            continue
+        value = getattr(results[ours], measure_name) / getattr(results[peer], measure_name)
+        ok &= value <= limit
+        print(
+            f"{label:<34} {value:6.3f}x  target <= {limit}x  {'ok' if value <= limit else 'MISSED'}"
+        )
+    for name in ("ours gzip-9", "ours zstd-3"):
+        if name in results:
+            rss = results[name].peak_rss_mb
+            ok &= rss < RSS_LIMIT_MB
+            verdict = "ok" if rss < RSS_LIMIT_MB else "MISSED"
+            print(f"{name + ' peak RSS':<34} {rss:6.1f} MB target < {RSS_LIMIT_MB} MB  {verdict}")
+    return ok
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mib", type=int, default=1024)
+    parser.add_argument("--check", action="store_true", help="also round-trip our artifacts")
+    parser.add_argument("--child", nargs=2, metavar=("CODEC", "INPUT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        codec, source = args.child
+        run_ours(codec, Path(source), WORK / f"ours-{codec}.enc")
+        return 0
+    os.environ.setdefault(KEY_VARIABLE, secrets.token_hex(32))
+    source = ensure_input(args.size_mib)
+    if shutil.which("time") is None:
+        print("GNU time not found (apt-get install -y time): RSS figures include the launcher")
+    warm_cache(source)
+    results = {}
+    for name, argv, to_stdout in contenders(source):
+        codec = argv[-2] if argv[0] == sys.executable else None
+        output = WORK / (f"ours-{codec}.enc" if codec else "peer.out")
+        print(f"running {name} ...", flush=True)
+        results[name] = measure(name, argv, output, to_stdout)
+        if codec and args.check:
+            check_round_trip(output, source)
+        output.unlink()
+    return 0 if report(results, source.stat().st_size) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -75,7 +75,6 @@ class PostgresTarget:
             PGUSER=self.user,
             PGDATABASE=database or self.database,
             PGCONNECT_TIMEOUT=str(CONNECT_TIMEOUT_S),
-            PGAPPNAME=APPLICATION_NAME,
             LC_MESSAGES="C",
         )
         if self.password is not None:

@@ -1,0 +1,69 @@
+"""`restore --drop-existing` SIGKILLed half way: the original database is intact and readable."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from jarvis_tui.exit_codes import ExitCode
+from tests.pg_seed import PgCase
+from tests.servers import wait_until
+
+CLI = Path(sys.executable).with_name("jarvis-tui")
+BIG_TABLE = """
+CREATE TABLE public.events AS
+SELECT g AS id, md5(g::text) AS digest, now() - g * interval '1 second' AS at
+FROM generate_series(1, 400000) AS g;
+CREATE INDEX events_digest_idx ON public.events (digest);
+"""
+
+
+@pytest.fixture
+def pg(tmp_path, isolated_env, postgres_server):
+    case = PgCase(postgres_server, tmp_path)
+    postgres_server.execute(BIG_TABLE, dbname=case.source)
+    yield case
+    case.cleanup()
+
+
+def _pg_restore_sessions(case: PgCase) -> list[tuple[int, str]]:
+    return case.server.execute(
+        "SELECT pid, datname FROM pg_stat_activity"
+        " WHERE application_name = 'pg_restore' AND datname LIKE 'jarvis\\_scratch\\_%'"
+    )
+
+
+def test_sigkill_during_drop_existing_restore_leaves_the_original(pg, capsys):
+    assert pg.cli("backup", "postgres") == ExitCode.OK
+    before = pg.fingerprint()
+    restoring = subprocess.Popen(
+        [str(CLI), "--env-file", str(pg.env_file), "restore", "postgres", "latest",
+         "--drop-existing", "--jobs", "1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        wait_until(lambda: bool(_pg_restore_sessions(pg)), 60, "pg_restore to start loading")
+    finally:
+        os.kill(restoring.pid, signal.SIGKILL)
+        restoring.wait()
+    assert restoring.returncode == -signal.SIGKILL
+    # pg_restore dies with its parent instead of loading on into the scratch database.
+    wait_until(lambda: not _pg_restore_sessions(pg), 20, "orphaned pg_restore to go away")
+
+    assert pg.fingerprint() == before
+    assert not [n for n in pg.databases() if "_pre_restore_" in n]
+    left_behind = [n for n in pg.databases() if n.startswith("jarvis_scratch_")]
+    assert len(left_behind) == 1
+
+    # The next restore clears what the killed one left and completes the swap.
+    started = time.monotonic()
+    assert pg.cli("restore", "postgres", "latest", "--drop-existing") == ExitCode.OK
+    assert time.monotonic() - started < 60
+    assert pg.fingerprint() == before
+    assert not [n for n in pg.databases() if n.startswith("jarvis_scratch_")]
+    assert list((pg.tmp_path / "repo" / ".postgres-restore").iterdir()) == []

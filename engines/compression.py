@@ -150,10 +150,14 @@ class ParallelGzipCompressor:
     def write(self, data: bytes) -> None:
         self._pending += data
         size = self._block_size
-        while len(self._pending) >= size:
-            block = bytes(self._pending[:size])
-            del self._pending[:size]
-            self._submit(block)
+        if len(self._pending) < size:
+            return
+        with memoryview(self._pending) as view:
+            start = 0
+            while len(view) - start >= size:
+                self._submit(bytes(view[start : start + size]))
+                start += size
+        del self._pending[:start]
 
     def finish(self) -> None:
         if self._pending or not self._submitted:

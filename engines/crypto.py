@@ -160,9 +160,14 @@ class ContainerWriter:
         self.plain_size += len(data)
         size = self.header.chunk_size
         # Hold one full chunk back: only `finish` knows which chunk is the last.
-        while len(self._buffer) > size:
-            self._seal(DATA, bytes(self._buffer[:size]))
-            del self._buffer[:size]
+        if len(self._buffer) <= size:
+            return
+        with memoryview(self._buffer) as view:
+            start = 0
+            while len(view) - start > size:
+                self._seal(DATA, view[start : start + size])
+                start += size
+        del self._buffer[:start]
 
     def finish(self, metadata: bytes) -> None:
         if len(metadata) > MAX_METADATA_SIZE:
@@ -171,7 +176,7 @@ class ContainerWriter:
         self._buffer.clear()
         self._seal(METADATA, metadata)
 
-    def _seal(self, kind: int, plaintext: bytes) -> None:
+    def _seal(self, kind: int, plaintext: bytes | memoryview) -> None:
         frame = _FRAME.pack(kind, len(plaintext))
         sealed = self._aead.encrypt(
             _nonce(self.chunk_count, kind), plaintext, self._header_bytes + frame

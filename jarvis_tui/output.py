@@ -18,9 +18,7 @@ def human_size(size: int | None) -> str:
     raise AssertionError("unreachable")
 
 
-def print_table(
-    headers: Sequence[str], rows: Sequence[Sequence[Any]], out: TextIO = sys.stdout
-) -> None:
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     cells = [
         [str(c) for c in headers],
         *[[("-" if c is None else str(c)) for c in r] for r in rows],
@@ -29,23 +27,22 @@ def print_table(
     for number, row in enumerate(cells):
         print(
             "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip(),
-            file=out,
         )
         if number == 0:
-            print("  ".join("-" * width for width in widths), file=out)
+            print("  ".join("-" * width for width in widths))
 
 
-def print_json(value: Any, out: TextIO = sys.stdout) -> None:
-    print(json.dumps(value, indent=2, default=str, sort_keys=True), file=out)
+def print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, default=str, sort_keys=True))
 
 
 class TerminalProgress:
     """Redraws one status line on stderr when it is a terminal; silent otherwise."""
 
-    def __init__(self, label: str, stream: TextIO = sys.stderr):
+    def __init__(self, label: str, stream: TextIO | None = None):
         self.label = label
-        self.stream = stream
-        self.enabled = stream.isatty()
+        self.stream = stream or sys.stderr
+        self.enabled = self.stream.isatty()
         self.started = time.monotonic()
         self._last_draw = 0.0
 

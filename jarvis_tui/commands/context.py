@@ -24,7 +24,9 @@ def settings_from(args: argparse.Namespace) -> Settings:
 def open_workspace(args: argparse.Namespace) -> Workspace:
     settings = settings_from(args)
     configure_logging(settings.log_dir)
-    return Workspace.open(settings)
+    workspace = Workspace.open(settings)
+    workspace.catalog.mark_orphaned_jobs()
+    return workspace
 
 
 def run_with_progress(

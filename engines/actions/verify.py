@@ -33,7 +33,7 @@ def verify_backup(
             )
             workspace.catalog.record_verification(target.artifact.id, report.ok, detail)
         for problem in report.problems:
-            context.log(f"{target.label}: {problem}", level="error")
+            context.log(problem, level="error")
         if report.ok:
             context.log(f"{target.label}: ok ({report.chunks} chunks authenticated)")
         checked += target.path.stat().st_size

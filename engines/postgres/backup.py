@@ -106,16 +106,19 @@ def _dump_database(
             tables, large_objects = counter.result()
             return dump_metadata(target, facts, tools, options.mode, tables, large_objects)
 
-        artifact = store_artifact(
-            workspace,
-            backup_set,
-            context,
-            source="postgres",
-            mode=options.mode,
-            name=f"{dump_file_stem(target.database, options.mode)}.dump",
-            stream=stream_output(tool, f"dumping {target.describe()}"),
-            metadata=metadata,
-        )
+        try:
+            artifact = store_artifact(
+                workspace,
+                backup_set,
+                context,
+                source="postgres",
+                mode=options.mode,
+                name=f"{dump_file_stem(target.database, options.mode)}.dump",
+                stream=stream_output(tool, f"dumping {target.describe()}"),
+                metadata=metadata,
+            )
+        finally:
+            tool.stop()
     meta = artifact.metadata
     context.log(
         f"database {target.database}: {meta.get('table_count')} tables"
@@ -141,26 +144,31 @@ def _dump_globals(
             "warning",
         )
     tool = start_pg_dumpall_globals(tools, target, with_passwords=with_passwords)
-    return store_artifact(
-        workspace,
-        backup_set,
-        context,
-        source="postgres",
-        mode="globals",
-        name="globals.sql",
-        stream=stream_output(tool, f"dumping roles and tablespaces of {target.host}:{target.port}"),
-        metadata={
-            "content": "globals",
-            "format": "pg_dumpall --globals-only",
-            "database": target.database,
-            "host": target.host,
-            "port": target.port,
-            "user": target.user,
-            "role_passwords": with_passwords,
-            **facts.to_metadata(),
-            "pg_dump_version": tools.version,
-        },
-    )
+    try:
+        return store_artifact(
+            workspace,
+            backup_set,
+            context,
+            source="postgres",
+            mode="globals",
+            name="globals.sql",
+            stream=stream_output(
+                tool, f"dumping roles and tablespaces of {target.host}:{target.port}"
+            ),
+            metadata={
+                "content": "globals",
+                "format": "pg_dumpall --globals-only",
+                "database": target.database,
+                "host": target.host,
+                "port": target.port,
+                "user": target.user,
+                "role_passwords": with_passwords,
+                **facts.to_metadata(),
+                "pg_dump_version": tools.version,
+            },
+        )
+    finally:
+        tool.stop()
 
 
 def copy_artifact(workspace: Workspace, artifact: Artifact, output: Path, *, main: bool) -> Path:

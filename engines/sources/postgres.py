@@ -1,9 +1,14 @@
 """PostgreSQL as a source: the shared face over `engines/postgres/`."""
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
+
+import psycopg
 
 from engines.catalog import Artifact, BackupSet
 from engines.config import Settings
+from engines.errors import JarvisError
 from engines.jobs import JobContext
 from engines.postgres.backup import back_up_postgres
 from engines.postgres.options import PostgresBackupOptions, PostgresRestoreOptions
@@ -24,7 +29,10 @@ class PostgresSource:
     def back_up(
         self, workspace: Workspace, backup_set: BackupSet, options: Any, context: JobContext
     ) -> list[Artifact]:
-        return back_up_postgres(workspace, backup_set, options or PostgresBackupOptions(), context)
+        with server_errors_explained():
+            return back_up_postgres(
+                workspace, backup_set, options or PostgresBackupOptions(), context
+            )
 
     def restore(
         self,
@@ -33,7 +41,21 @@ class PostgresSource:
         options: Any,
         context: JobContext,
     ) -> RestoreReport:
-        return restore_postgres(workspace, artifacts, options or PostgresRestoreOptions(), context)
+        with server_errors_explained():
+            return restore_postgres(
+                workspace, artifacts, options or PostgresRestoreOptions(), context
+            )
+
+
+@contextlib.contextmanager
+def server_errors_explained() -> Iterator[None]:
+    """An SQL error we did not foresee (permissions, a full server disk) still reaches the
+    operator as a message, not a traceback."""
+    try:
+        yield
+    except psycopg.Error as error:
+        detail = error.diag.message_primary or str(error).strip() or type(error).__name__
+        raise JarvisError(f"PostgreSQL refused an operation: {detail}") from error
 
 
 SOURCE = PostgresSource()

@@ -183,6 +183,7 @@ def _v(name: str, parse: Callable[[str], Any], default: Any, group: str, help: s
     return Variable(name, name.lower(), parse, default, group, help, **kw)
 
 
+PUSHOVER_API = "https://api.pushover.net/1/messages.json"
 GUIDE_FILE_PATHS = "/tmp/jarvis-music-uploads,/tmp/jarvis-generated-music,config/"
 
 VARIABLES: tuple[Variable, ...] = (
@@ -217,6 +218,8 @@ VARIABLES: tuple[Variable, ...] = (
     _v("BACKUP_VERIFY_RESTORE_ENABLED", _boolean, True, "schedule", "restore drill"),
     _v("BACKUP_VERIFY_RESTORE_TIME", _cron, "0 6 * * 0", "schedule", "cron"),
     _v("BACKUP_TIMEZONE", _timezone, None, "schedule", "IANA zone (default: host)"),
+    _v("BACKUP_MISFIRE_GRACE_MINUTES", _integer(0, 10080), 360, "schedule", "late runs allowed"),
+    _v("BACKUP_SHUTDOWN_GRACE_SECONDS", _integer(0, 3600), 30, "schedule", "job finish on stop"),
     _v("BACKUP_RETENTION_DAILY", _integer(0, 3650), 7, "retention", "days"),
     _v("BACKUP_RETENTION_WEEKLY", _integer(0, 520), 4, "retention", "weeks"),
     _v("BACKUP_RETENTION_MONTHLY", _integer(0, 1200), 12, "retention", "months"),
@@ -250,6 +253,10 @@ VARIABLES: tuple[Variable, ...] = (
         "alerts",
         "alert when the newest good backup is older",
     ),
+    _v("BACKUP_MIN_FREE_PERCENT", _integer(0, 99), 10, "alerts", "low disk space below this"),
+    _v("BACKUP_ALERT_REMINDER_HOURS", _integer(1, 720), 24, "alerts", "repeat open alerts"),
+    _v("BACKUP_SKIP_ALERT_AFTER", _integer(1, 1000), 3, "alerts", "skipped runs in a row"),
+    _v("PUSHOVER_API_URL", _url("https", "http"), PUSHOVER_API, "alerts", "Pushover endpoint"),
     _v(
         "DATABASE_URL",
         _url("postgresql", "postgres", secret=True),

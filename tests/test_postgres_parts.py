@@ -109,3 +109,29 @@ def test_row_count_check_quotes_names_and_skips_uncounted_tables():
     assert 'FROM "app"."we""ird"' in check and "IF n <> 12" in check
     assert "parent" not in check
     assert row_count_check([TableInfo("public", "t", None)]) == ""
+
+
+def test_fresh_database_counts_fall_back_to_an_exact_count(postgres_server):
+    from engines.postgres.connection import PostgresTarget, connect
+    from engines.postgres.inspect import compare_tables, fresh_database_counts, list_tables
+
+    postgres_server.drop_database("counts_check")
+    postgres_server.create_database("counts_check")
+    postgres_server.execute(
+        "CREATE TABLE loaded AS SELECT g FROM generate_series(1, 50) g;"
+        "CREATE TABLE trimmed AS SELECT g FROM generate_series(1, 40) g;"
+        "DELETE FROM trimmed WHERE g > 30;",
+        dbname="counts_check",
+    )
+    server = PostgresTarget(postgres_server.host, postgres_server.port, "postgres", "counts_check")
+    with connect(server) as conn:
+        tables = list_tables(conn)
+        expected = {"public.loaded": 50, "public.trimmed": 30}
+        counted = {t.qualified: t.rows for t in fresh_database_counts(conn, tables, expected)}
+        assert counted == {"public.loaded": 50, "public.trimmed": 30}
+        wrong = {"public.loaded": 51, "public.trimmed": 30}
+        recounted = fresh_database_counts(conn, tables, wrong)
+    expected_tables = [TableInfo("public", "loaded", 51), TableInfo("public", "trimmed", 30)]
+    problems = compare_tables(expected_tables, recounted, check_counts=True).problems()
+    assert problems == ["public.loaded: 50 rows restored, 51 in the backup"]
+    postgres_server.drop_database("counts_check")

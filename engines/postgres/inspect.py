@@ -192,3 +192,28 @@ def compare_tables(
             )
     comparison.unexpected = sorted(restored)
     return comparison
+
+
+def fresh_database_counts(
+    conn: psycopg.Connection, tables: list[TableInfo], expected: dict[str, int | None]
+) -> list[TableInfo]:
+    """Row counts of a database that has only ever been loaded (a scratch restore).
+
+    There every table's `n_tup_ins` is its row count, so a table whose counter equals
+    the expected count needs no scan; any other table (a counter not yet flushed by an
+    exiting pg_restore worker, or track_counts off) is counted exactly with count(*).
+    """
+    inserted = {
+        (schema, name): rows
+        for schema, name, rows in conn.execute(
+            "SELECT schemaname, relname, n_tup_ins FROM pg_stat_user_tables"
+        ).fetchall()
+    }
+    settled: dict[str, TableInfo] = {}
+    for table in tables:
+        rows = inserted.get((table.schema, table.name))
+        if rows is not None and rows == expected.get(table.qualified):
+            settled[table.qualified] = replace(table, rows=rows)
+    unsettled = [t for t in tables if t.qualified not in settled and not t.partitioned]
+    recounted = {t.qualified: t for t in count_rows(conn, unsettled)}
+    return [settled.get(t.qualified) or recounted.get(t.qualified, t) for t in tables]

@@ -63,7 +63,7 @@ def warm_cache(path: Path) -> None:
             pass
 
 
-def measure(name: str, argv: list[str], output: Path, stdout_to_output: bool) -> Result:
+def measure(contender: "Contender", output: Path) -> Result:
     """Run one contender; peak RSS comes from GNU time when it is installed.
 
     A child's ru_maxrss from wait4 also counts the launching Python's memory
@@ -71,25 +71,33 @@ def measure(name: str, argv: list[str], output: Path, stdout_to_output: bool) ->
     preferred.
     """
     output.unlink(missing_ok=True)
+    argv = contender.command(output)
     timer = shutil.which("time")
     report = WORK / "time.out"
     if timer:
         argv = [timer, "-f", "%M", "-o", str(report), *argv]
     start = time.perf_counter()
-    with open(output if stdout_to_output else os.devnull, "wb") as sink:
+    with open(os.devnull if contender.codec else output, "wb") as sink:
         process = subprocess.Popen(argv, stdout=sink)
         _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"{name} failed with exit status {os.waitstatus_to_exitcode(status)}")
+        sys.exit(f"{contender.name} failed: exit status {os.waitstatus_to_exitcode(status)}")
     peak_kib = int(report.read_text().split()[-1]) if timer else usage.ru_maxrss
-    return Result(name, seconds, output.stat().st_size, peak_kib / 1024)
+    return Result(contender.name, seconds, output.stat().st_size, peak_kib / 1024)
 
 
 def bench_keyring():
     from engines.crypto import Keyring, MasterKey
 
     return Keyring(MasterKey.from_hex(os.environ[KEY_VARIABLE]))
+
+
+def default_out_dir() -> Path:
+    # Outputs go to memory so that disk writeback from earlier runs (and other
+    # work on the machine) does not decide the race; --out-dir puts them on disk.
+    shm = Path("/dev/shm")
+    return shm if shm.is_dir() and os.access(shm, os.W_OK) else WORK
 
 
 def run_ours(codec: str, source: Path, output: Path) -> None:
@@ -101,7 +109,7 @@ def run_ours(codec: str, source: Path, output: Path) -> None:
 
 
 def check_round_trip(artifact: Path, source: Path) -> None:
-    from engines.artifacts import open_artifact_plain, sidecar_path_for
+    from engines.artifacts import open_artifact_plain
 
     digest = hashlib.sha256()
     with open_artifact_plain(artifact, bench_keyring()) as plain:
@@ -112,24 +120,43 @@ def check_round_trip(artifact: Path, source: Path) -> None:
     if digest.hexdigest() != expected:
         sys.exit(f"{artifact.name}: round trip does not give the input back")
     print(f"{artifact.name}: round trip ok")
-    sidecar_path_for(artifact).unlink()
 
 
-def contenders(source: Path) -> list[tuple[str, list[str], bool]]:
+@dataclass(frozen=True)
+class Contender:
+    name: str
+    argv: list[str]
+    codec: str | None = None  # set for our pipeline, which writes the output itself
+
+    def command(self, output: Path) -> list[str]:
+        return [*self.argv, str(output)] if self.codec else self.argv
+
+
+def contenders(source: Path) -> list[Contender]:
     ours = [sys.executable, __file__, "--child"]
     found = []
-    for name, argv, to_stdout in (
-        ("ours gzip-9", [*ours, "gzip", str(source)], False),
-        ("ours zstd-3", [*ours, "zstd", str(source)], False),
-        ("gzip -9", ["gzip", "-9", "-c", str(source)], True),
-        ("pigz -9 -p 2", ["pigz", "-9", "-p", "2", "-c", str(source)], True),
-        ("zstd -3 -T2", ["zstd", "-3", "-T2", "-q", "-c", str(source)], True),
+    for contender in (
+        Contender("ours gzip-9", [*ours, "gzip", str(source)], "gzip"),
+        Contender("ours zstd-3", [*ours, "zstd", str(source)], "zstd"),
+        Contender("gzip -9", ["gzip", "-9", "-c", str(source)]),
+        Contender("pigz -9 -p 2", ["pigz", "-9", "-p", "2", "-c", str(source)]),
+        Contender("zstd -3 -T2", ["zstd", "-3", "-T2", "-q", "-c", str(source)]),
     ):
-        if shutil.which(argv[0]) is None:
-            print(f"{argv[0]} not found: install it (apt-get install -y {argv[0]}); skipped")
+        tool = contender.argv[0]
+        if shutil.which(tool) is None:
+            print(f"{tool} not found: install it (apt-get install -y {tool}); skipped")
             continue
-        found.append((name, argv, to_stdout))
+        found.append(contender)
     return found
+
+
+def best_of(previous: Result | None, latest: Result) -> Result:
+    """Fastest time of the rounds (the others were disturbed), highest peak RSS."""
+    if previous is None:
+        return latest
+    fastest = min(previous, latest, key=lambda result: result.seconds)
+    peak = max(previous.peak_rss_mb, latest.peak_rss_mb)
+    return Result(fastest.name, fastest.seconds, fastest.size, peak)
 
 
 def report(results: dict[str, Result], input_size: int) -> bool:
@@ -163,26 +190,37 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--check", action="store_true", help="also round-trip our artifacts")
-    parser.add_argument("--child", nargs=2, metavar=("CODEC", "INPUT"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="rounds; each contender keeps its fastest time"
+    )
+    parser.add_argument("--only", default="", help="run only contenders whose name has this")
+    parser.add_argument("--out-dir", type=Path, help="where outputs go (default: /dev/shm)")
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)  # CODEC INPUT OUTPUT
     args = parser.parse_args()
     if args.child:
-        codec, source = args.child
-        run_ours(codec, Path(source), WORK / f"ours-{codec}.enc")
+        codec, source, output = args.child
+        run_ours(codec, Path(source), Path(output))
         return 0
+    out_dir = args.out_dir or default_out_dir()
     os.environ.setdefault(KEY_VARIABLE, secrets.token_hex(32))
     source = ensure_input(args.size_mib)
     if shutil.which("time") is None:
         print("GNU time not found (apt-get install -y time): RSS figures include the launcher")
     warm_cache(source)
-    results = {}
-    for name, argv, to_stdout in contenders(source):
-        codec = argv[-2] if argv[0] == sys.executable else None
-        output = WORK / (f"ours-{codec}.enc" if codec else "peer.out")
-        print(f"running {name} ...", flush=True)
-        results[name] = measure(name, argv, output, to_stdout)
-        if codec and args.check:
-            check_round_trip(output, source)
-        output.unlink()
+    print(f"outputs in {out_dir}; load average before: {os.getloadavg()[0]:.2f}")
+    results: dict[str, Result] = {}
+    chosen = [c for c in contenders(source) if args.only in c.name]
+    for round_number in range(1, args.repeat + 1):
+        for contender in chosen:
+            output = out_dir / f"jarvis-bench-{contender.codec or 'peer'}.out"
+            print(f"round {round_number}: {contender.name} ...", flush=True)
+            result = measure(contender, output)
+            if contender.codec and args.check and round_number == 1:
+                check_round_trip(output, source)
+            output.unlink()
+            output.with_name(output.name + ".metadata.json").unlink(missing_ok=True)
+            results[contender.name] = best_of(results.get(contender.name), result)
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
     return 0 if report(results, source.stat().st_size) else 1
 
 

@@ -22,6 +22,7 @@ from engines.artifacts import (
     artifact_filename,
     decrypt_artifact,
     open_artifact_plain,
+    read_sealed_metadata,
     read_sidecar,
     sidecar_path_for,
     verify_artifact,
@@ -312,6 +313,17 @@ def test_intact_artifact_verifies(sealed: Path):
     assert report.checksum == read_sidecar(sealed)["checksum"]
     assert report.plain_size == 45_000
     assert report.chunks == len(chunk_offsets(sealed))  # data chunks and the metadata record
+
+
+def test_sealed_metadata_matches_the_sidecar_and_is_authenticated(sealed: Path):
+    sidecar = read_sidecar(sealed)
+    del sidecar["checksum"], sidecar["stored_size"]
+    assert read_sealed_metadata(sealed, KEYRING) == sidecar
+    damaged = bytearray(sealed.read_bytes())
+    damaged[HEADER_SIZE + 2 * RECORD + 9] ^= 0x04
+    sealed.write_bytes(damaged)
+    with pytest.raises(IntegrityError, match="chunk 2 failed authentication"):
+        read_sealed_metadata(sealed, KEYRING)
 
 
 def forge(path: Path, **changes) -> None:

@@ -94,12 +94,22 @@ class BackupSetsMixin:
                 )
         return self.get_backup_set(set_id)
 
-    def finish_backup_set(self, set_id: str, status: str, error: str | None = None) -> None:
+    def finish_backup_set(
+        self, set_id: str, status: str, error: str | None = None, *, note: str | None = None
+    ) -> None:
+        """`note` (kept when None) says what each part of a multi-source set did."""
         require_one_of("backup set status", status, SET_FINAL_STATUSES)
         with self._db.write() as conn:
             updated = conn.execute(
-                "UPDATE backup_sets SET status = ?, finished_at = ?, error = ? WHERE id = ?",
-                (status, now_iso(), None if error is None else redact(error), set_id),
+                "UPDATE backup_sets SET status = ?, finished_at = ?, error = ?,"
+                " note = COALESCE(?, note) WHERE id = ?",
+                (
+                    status,
+                    now_iso(),
+                    None if error is None else redact(error),
+                    None if note is None else redact(note),
+                    set_id,
+                ),
             ).rowcount
         if not updated:
             raise NotFoundError(f"no backup set named {set_id!r}; {_LIST_HINT}")

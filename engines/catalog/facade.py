@@ -7,16 +7,27 @@ catalog can be rebuilt from it and never stores a secret.
 from pathlib import Path
 from types import TracebackType
 
+from engines.catalog.alert_outbox import AlertOutboxMixin
 from engines.catalog.alerts import AlertsMixin
 from engines.catalog.artifacts import ArtifactsMixin
 from engines.catalog.backups import BackupSetsMixin
 from engines.catalog.db import Database
 from engines.catalog.jobs import JobsMixin
+from engines.catalog.monitoring import MonitoringMixin
+from engines.catalog.schedule_runs import ScheduleRunsMixin
 
 DEFAULT_BUSY_TIMEOUT_MS = 30_000
 
 
-class Catalog(BackupSetsMixin, ArtifactsMixin, JobsMixin, AlertsMixin):
+class Catalog(
+    BackupSetsMixin,
+    ArtifactsMixin,
+    JobsMixin,
+    AlertsMixin,
+    AlertOutboxMixin,
+    ScheduleRunsMixin,
+    MonitoringMixin,
+):
     """One connection, safe to share between threads; open one per process."""
 
     def __init__(self, db: Database):

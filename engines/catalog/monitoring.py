@@ -1,0 +1,62 @@
+"""Questions the watchdog, status, retention and verification ask of the whole catalog."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from engines.catalog.db import Database
+from engines.catalog.rows import Artifact, Job
+from engines.catalog.times import parse_iso
+
+GOOD_SET_STATUSES = ("complete", "partial")
+
+
+@dataclass(frozen=True)
+class LastGoodBackup:
+    source: str
+    set_id: str
+    created_at: datetime  # when the set was started: the time its data was read
+
+
+class MonitoringMixin:
+    _db: Database
+
+    def last_good_backups(self) -> dict[str, LastGoodBackup]:
+        """Per source, the newest complete or partial set holding a complete artifact of it."""
+        rows = self._db.rows(
+            """
+            SELECT a.source, s.id AS set_id, s.created_at
+            FROM artifacts AS a JOIN backup_sets AS s ON s.id = a.set_id
+            WHERE a.status = 'complete' AND s.status IN ('complete', 'partial')
+            ORDER BY s.created_at DESC, s.rowid DESC
+            """
+        )
+        found: dict[str, LastGoodBackup] = {}
+        for row in rows:
+            if row["source"] not in found:
+                found[row["source"]] = LastGoodBackup(
+                    row["source"], row["set_id"], parse_iso(row["created_at"])
+                )
+        return found
+
+    def all_artifacts(self) -> list[Artifact]:
+        rows = self._db.rows("SELECT * FROM artifacts ORDER BY set_id, id")
+        return [Artifact.from_row(row) for row in rows]
+
+    def artifacts_least_recently_verified(self, limit: int) -> list[Artifact]:
+        """Complete artifacts never verified first, then the ones verified longest ago."""
+        rows = self._db.rows(
+            "SELECT * FROM artifacts WHERE status = 'complete'"
+            " ORDER BY verified_at IS NOT NULL, verified_at, id LIMIT ?",
+            (int(limit),),
+        )
+        return [Artifact.from_row(row) for row in rows]
+
+    def count_complete_artifacts(self) -> int:
+        row = self._db.row("SELECT COUNT(*) FROM artifacts WHERE status = 'complete'")
+        return int(row[0]) if row else 0
+
+    def unfinished_jobs(self) -> list[Job]:
+        rows = self._db.rows(
+            "SELECT * FROM jobs WHERE status IN ('queued', 'running') ORDER BY id"
+        )
+        return [Job.from_row(row) for row in rows]

@@ -12,7 +12,9 @@ import contextlib
 import functools
 import hashlib
 import json
+import queue
 import socket
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -116,6 +118,51 @@ class _HashingReader:
             pass
 
 
+class _SealingThread:
+    """Runs `seal` (encrypt, hash, write) on its own thread, fed through a short queue.
+
+    The thread reading the source and feeding the compressor then never waits
+    for sealing, so compression and sealing overlap.
+    """
+
+    def __init__(self, seal: Callable[[bytes], None], depth: int = 8):
+        self._seal = seal
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._aborted = False
+        self._thread = threading.Thread(target=self._run, name="artifact-sealer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (data := self._queue.get()) is not None:
+            if self._error is None and not self._aborted:
+                try:
+                    self._seal(data)
+                except BaseException as exc:  # handed to the producer on its next call
+                    self._error = exc
+
+    def write(self, data: bytes) -> None:
+        self._raise_if_failed()
+        self._queue.put(data)
+
+    def finish(self) -> None:
+        self._stop()
+        self._raise_if_failed()
+
+    def abort(self) -> None:
+        self._aborted = True
+        self._stop()
+
+    def _stop(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+
 def _source_blocks(source: Iterable[bytes] | BinaryIO | bytes) -> Iterator[bytes]:
     if isinstance(source, bytes | bytearray | memoryview):
         view = memoryview(source)
@@ -179,7 +226,8 @@ def write_artifact(
     with atomic_output(final_path) as handle:
         stored = _HashingWriter(handle)
         container = ContainerWriter(stored, key, CODEC_IDS[codec], chunk_size)
-        compressor = make_compressor(codec, container.write, level, threads)
+        sealer = _SealingThread(container.write)
+        compressor = make_compressor(codec, sealer.write, level, threads)
         plain_size = 0
         try:
             for block in _source_blocks(source):
@@ -190,8 +238,10 @@ def write_artifact(
                 if progress is not None:
                     progress(plain_size)
             compressor.finish()
+            sealer.finish()
         finally:
             compressor.close()
+            sealer.abort()
         fields = _authenticated_metadata(
             metadata, codec, key.key_id, plain_size, container.plain_size
         )

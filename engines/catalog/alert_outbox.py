@@ -74,10 +74,10 @@ class AlertOutboxMixin:
     def open_conditions(self, prefix: str = "") -> list[Alert]:
         """The newest alert of every open condition whose kind starts with `prefix`."""
         rows = self._db.rows(
-            "SELECT a.* FROM alerts AS a JOIN ("
-            "  SELECT kind, MAX(at) AS at FROM alerts WHERE kind LIKE ? ESCAPE '\\' GROUP BY kind"
-            ") AS newest ON newest.kind = a.kind AND newest.at = a.at"
-            " WHERE a.severity != 'info' ORDER BY a.at DESC",
+            "SELECT * FROM ("
+            "  SELECT *, ROW_NUMBER() OVER (PARTITION BY kind ORDER BY at DESC, id DESC) AS rank"
+            "  FROM alerts WHERE kind LIKE ? ESCAPE '\\'"
+            ") WHERE rank = 1 AND severity != 'info' ORDER BY at DESC, id DESC",
             (prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%",),
         )
         return [Alert.from_row(row) for row in rows]

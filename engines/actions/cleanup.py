@@ -1,0 +1,193 @@
+"""`jarvis-tui cleanup` (the guide's `backup:cleanup`): retention, deletion, prune.
+
+Under the repository lock (no backup runs meanwhile) retention decides; each
+deleted set loses its artifacts and sidecars on every destination, each copy
+is marked deleted as it goes, and the catalog row goes last, so an interrupted
+cleanup leaves a set the next one finishes. Then each source that keeps a
+store of its own (the files store) prunes data no snapshot references.
+"""
+
+import socket
+from dataclasses import dataclass, field
+
+from engines.artifacts import SIDECAR_SUFFIX
+from engines.catalog import Artifact
+from engines.catalog.jobs import process_alive
+from engines.clock import configured_timezone
+from engines.destinations import DESTINATION_KINDS, Destination
+from engines.errors import JarvisError
+from engines.jobs import JobContext
+from engines.lock import RepositoryLock
+from engines.retention import Candidate, Decision, RetentionPolicy, plan_retention
+from engines.sources import SOURCE_MODULES, get_source
+from engines.workspace import Workspace
+
+# Jobs that write under the repository lock, which cleanup also holds, never overlap it.
+LOCKED_JOB_KINDS = ("backup", "cleanup")
+
+
+@dataclass
+class CleanupReport:
+    dry_run: bool
+    policy: RetentionPolicy
+    decisions: list[Decision]
+    deleted: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    pruned: list[str] = field(default_factory=list)
+
+    @property
+    def to_delete(self) -> list[Decision]:
+        return [d for d in self.decisions if not d.keep]
+
+
+def remote_destinations(workspace: Workspace) -> list[Destination]:
+    """Every configured destination besides the local repository.
+
+    A destination class offers `from_settings(settings)`, returning None when it is
+    not configured.
+    """
+    found: list[Destination] = []
+    for name, factory in DESTINATION_KINDS.items():
+        from_settings = getattr(factory, "from_settings", None)
+        if name == "local" or from_settings is None:
+            continue
+        destination = from_settings(workspace.settings)
+        if destination is not None:
+            found.append(destination)
+    return found
+
+
+def readers_in_use(
+    workspace: Workspace, own_job_id: int | None
+) -> tuple[dict[str, str], str | None]:
+    """Sets that running jobs may be reading, and a reason to delete nothing at all when a
+    reader cannot be tied to one set."""
+    in_use: dict[str, str] = {}
+    everything: str | None = None
+    for job in workspace.catalog.unfinished_jobs():
+        if job.id == own_job_id or job.kind in LOCKED_JOB_KINDS:
+            continue
+        if job.host == socket.gethostname() and job.pid and not process_alive(job.pid):
+            continue
+        reason = f"in use by job {job.id} ({job.description})"
+        if job.set_id:
+            in_use[job.set_id] = reason
+        else:
+            everything = f"job {job.id} ({job.description}) is running; deletion waits for it"
+    return in_use, everything
+
+
+def plan_cleanup(workspace: Workspace, own_job_id: int | None = None) -> CleanupReport:
+    catalog = workspace.catalog
+    artifacts: dict[str, list[Artifact]] = {}
+    for artifact in catalog.all_artifacts():
+        artifacts.setdefault(artifact.set_id, []).append(artifact)
+    candidates = [Candidate.of(s, artifacts.get(s.id, [])) for s in catalog.list_backup_sets()]
+    policy = RetentionPolicy.from_settings(workspace.settings)
+    in_use, everything = readers_in_use(workspace, own_job_id)
+    decisions = plan_retention(
+        candidates,
+        policy,
+        configured_timezone(workspace.settings),
+        in_use=in_use,
+        everything_in_use=everything,
+    )
+    return CleanupReport(dry_run=True, policy=policy, decisions=decisions)
+
+
+def delete_set_everywhere(
+    workspace: Workspace, set_id: str, destinations: list[Destination], context: JobContext
+) -> list[str]:
+    """Delete a set's files on every destination, then its catalog row; problems, if any."""
+    problems: list[str] = []
+    names = {d.name for d in destinations}
+    for artifact in workspace.catalog.artifacts_of(set_id):
+        copies = {c.destination for c in workspace.catalog.copies_of(artifact.id)}
+        unreachable = copies - names
+        if unreachable:
+            problems.append(
+                f"{artifact.relpath}: its copy on {', '.join(sorted(unreachable))} cannot be "
+                "deleted because that destination is not configured; the set stays listed"
+            )
+        for destination in destinations:
+            try:
+                destination.delete(artifact.relpath)
+                destination.delete(artifact.relpath + SIDECAR_SUFFIX)
+            except (JarvisError, OSError) as error:
+                problems.append(f"{artifact.relpath} on {destination.name}: {error}")
+                continue
+            if destination.name in copies:
+                workspace.catalog.set_copy_state(artifact.id, destination.name, "deleted")
+    if problems:
+        for problem in problems:
+            context.log(problem, level="error")
+        return problems
+    workspace.catalog.delete_backup_set(set_id)
+    return []
+
+
+def run_prunes(workspace: Workspace, context: JobContext, report: CleanupReport) -> None:
+    """Let each source with a store of its own (the files store) remove unreferenced data."""
+    for kind in SOURCE_MODULES:
+        prune = getattr(get_source(kind), "prune", None)
+        if prune is None:
+            continue
+        context.log(f"pruning the {kind} store")
+        try:
+            outcome = prune(workspace, context)
+        except JarvisError as error:
+            report.problems.append(f"prune of {kind}: {error}")
+            context.log(f"prune of {kind} failed: {error}", level="error")
+            continue
+        report.pruned.append(f"{kind}: {outcome}" if outcome is not None else kind)
+
+
+def run_cleanup(
+    workspace: Workspace,
+    context: JobContext,
+    *,
+    dry_run: bool = False,
+) -> CleanupReport:
+    """Apply retention. With `dry_run`, decide and report only: nothing is locked or deleted.
+
+    Problems (a copy that could not be deleted, a failed prune) are in the report; the
+    sets concerned stay in the catalog for the next run.
+    """
+    if dry_run:
+        report = plan_cleanup(workspace, context.job_id)
+        _log_decisions(report, context, "would delete")
+        return report
+    with RepositoryLock(workspace.repository.root, "cleanup"):
+        report = plan_cleanup(workspace, context.job_id)
+        report.dry_run = False
+        _log_decisions(report, context, "deleting")
+        destinations: list[Destination] = [workspace.repository, *remote_destinations(workspace)]
+        doomed = report.to_delete
+        for number, decision in enumerate(doomed, start=1):
+            context.raise_if_cancelled()
+            set_id = decision.candidate.set_id
+            in_use, everything = readers_in_use(workspace, context.job_id)
+            if set_id in in_use or everything:
+                # A reader started after the plan was made: this set waits for the next run.
+                decision.reasons.append(in_use.get(set_id) or str(everything))
+                context.log(f"{set_id}: {decision.text}")
+                continue
+            problems = delete_set_everywhere(workspace, set_id, destinations, context)
+            report.problems.extend(problems)
+            if not problems:
+                report.deleted.append(set_id)
+                context.log(f"deleted {set_id}")
+            context.progress(number, len(doomed), "sets")
+    run_prunes(workspace, context, report)
+    context.log(
+        f"cleanup: {len(report.deleted)} set(s) deleted, "
+        f"{sum(d.keep for d in report.decisions)} kept"
+        + (f", {len(report.problems)} problem(s)" if report.problems else "")
+    )
+    return report
+
+
+def _log_decisions(report: CleanupReport, context: JobContext, verb: str) -> None:
+    context.log(f"retention {report.policy.describe()}: {verb} {len(report.to_delete)} set(s)")
+    for decision in report.decisions:
+        context.log(f"{decision.candidate.set_id}: {decision.text}", level="debug")

@@ -8,7 +8,12 @@ import importlib
 from engines.errors import JarvisError
 from engines.sources.base import Source
 
-SOURCE_MODULES: dict[str, str] = {"postgres": "engines.sources.postgres"}
+SOURCE_MODULES: dict[str, str] = {
+    "postgres": "engines.sources.postgres",
+    "files": "engines.sources.files",
+    "secrets": "engines.sources.secrets",
+    "config": "engines.sources.config_files",
+}
 
 
 def get_source(kind: str) -> Source:

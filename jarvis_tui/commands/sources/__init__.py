@@ -6,9 +6,9 @@ source adds one line to SOURCE_COMMANDS.
 
 import argparse
 
-from jarvis_tui.commands.sources import postgres
+from jarvis_tui.commands.sources import files, postgres
 
-SOURCE_COMMANDS: tuple = (postgres,)
+SOURCE_COMMANDS: tuple = (postgres, files)
 
 
 def register(commands: argparse._SubParsersAction) -> None:

@@ -1,0 +1,149 @@
+"""Writing below a restore target without ever following a symlink inside it.
+
+Every folder below the target root is opened relative to its parent with
+O_NOFOLLOW | O_DIRECTORY, so neither a symlink from the snapshot nor one that
+already exists in the target (or appears during the restore) can carry a write
+outside the target. Files are written to a temporary name and renamed over the
+old one, so an interrupted restore never leaves a half-written file in place.
+"""
+
+import contextlib
+import os
+import secrets
+import stat
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+from engines.errors import JarvisError
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+MAX_CACHED_FOLDERS = 128
+WRITE_BLOCK = 1 << 20
+
+
+class BlockedPathError(JarvisError):
+    """A folder on the way to an entry is a symlink or not a folder."""
+
+
+def temporary_name(name: str) -> str:
+    token = secrets.token_hex(4)
+    if len(os.fsencode(name)) > 200:
+        return f".jarvis-restore-{os.getpid()}-{token}"
+    return f".{name}.jarvis-restore-{os.getpid()}-{token}"
+
+
+class TargetTree:
+    def __init__(self, root: Path):
+        self.root = root
+        self._root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        self._folders: OrderedDict[tuple[str, ...], int] = OrderedDict()
+
+    def close(self) -> None:
+        while self._folders:
+            _, fd = self._folders.popitem()
+            os.close(fd)
+        os.close(self._root_fd)
+
+    def __enter__(self) -> "TargetTree":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def display(self, parts: Sequence[str]) -> str:
+        return str(self.root.joinpath(*parts))
+
+    def folder(self, parts: Sequence[str], *, create: bool) -> int:
+        """A new descriptor (the caller closes it) for the folder `parts` below the root."""
+        return os.dup(self._folder(tuple(parts), create))
+
+    def _folder(self, parts: tuple[str, ...], create: bool) -> int:
+        if not parts:
+            return self._root_fd
+        if parts in self._folders:
+            self._folders.move_to_end(parts)
+            return self._folders[parts]
+        parent = self._folder(parts[:-1], create)
+        name = parts[-1]
+        try:
+            fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
+        except FileNotFoundError:
+            if not create:
+                raise
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(name, 0o777, dir_fd=parent)
+            fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
+        except PermissionError:
+            raise
+        except OSError:  # ELOOP for a symlink, ENOTDIR for anything else
+            info = os.lstat(name, dir_fd=parent)
+            what = "a symlink" if stat.S_ISLNK(info.st_mode) else "not a folder"
+            raise BlockedPathError(
+                f"{self.display(parts)} is {what}; refusing to write through it"
+            ) from None
+        self._folders[parts] = fd
+        if len(self._folders) > MAX_CACHED_FOLDERS:
+            _, old = self._folders.popitem(last=False)
+            os.close(old)
+        return fd
+
+    def lstat(self, parts: Sequence[str]) -> os.stat_result | None:
+        """The entry at `parts`, or None; BlockedPathError if a folder on the way is not one."""
+        try:
+            parent = self._folder(tuple(parts[:-1]), create=False)
+        except FileNotFoundError:
+            return None
+        try:
+            return os.lstat(parts[-1], dir_fd=parent)
+        except FileNotFoundError:
+            return None
+
+
+def write_file(
+    folder_fd: int,
+    name: str,
+    blocks: Iterable[bytes],
+    *,
+    apply: Callable[[int], None],
+    durable: bool,
+) -> int:
+    """Write `blocks` into a temporary beside `name`, `apply` metadata, rename over `name`.
+
+    Returns the bytes written. On any error the temporary is removed and `name`
+    is left as it was.
+    """
+    temporary = temporary_name(name)
+    fd = os.open(temporary, _NEW_FILE_FLAGS, 0o600, dir_fd=folder_fd)
+    written = 0
+    try:
+        try:
+            for block in blocks:
+                view = memoryview(block)
+                while view:
+                    count = os.write(fd, view[:WRITE_BLOCK])
+                    view = view[count:]
+                    written += count
+            apply(fd)
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(temporary, name, src_dir_fd=folder_fd, dst_dir_fd=folder_fd)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary, dir_fd=folder_fd)
+        raise
+    return written
+
+
+def replace_symlink(folder_fd: int, name: str, target: str) -> None:
+    temporary = temporary_name(name)
+    os.symlink(target, temporary, dir_fd=folder_fd)
+    try:
+        os.rename(temporary, name, src_dir_fd=folder_fd, dst_dir_fd=folder_fd)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary, dir_fd=folder_fd)
+        raise

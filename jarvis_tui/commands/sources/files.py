@@ -1,0 +1,100 @@
+"""`backup files [--incremental]` and `restore files SNAPSHOT`: the guide's file backup and
+restore-files.sh."""
+
+import argparse
+import sys
+from pathlib import Path
+
+from engines.actions.backup import run_backup
+from engines.actions.restore import run_restore
+from engines.store.backup import FilesBackupOptions, warnings_of
+from engines.store.resolve import snapshot_reference
+from engines.store.restore import OVERWRITE_POLICIES, FilesRestoreOptions
+from jarvis_tui.commands.context import open_workspace, print_restore_report, run_with_progress
+from jarvis_tui.exit_codes import ExitCode
+from jarvis_tui.output import human_size
+
+
+def register(backup_commands: argparse._SubParsersAction, restore_commands) -> None:
+    backup = backup_commands.add_parser(
+        "files", help="snapshot BACKUP_FILE_PATHS (deduplicated, compressed, encrypted)"
+    )
+    backup.add_argument(
+        "--incremental",
+        action="store_true",
+        help="skip files whose size, mtime, ctime and inode match the previous snapshot",
+    )
+    backup.set_defaults(handler=run_backup_files)
+
+    restore = restore_commands.add_parser(
+        "files", help="restore a files snapshot (original locations or --target-dir)"
+    )
+    restore.add_argument(
+        "snapshot", metavar="SNAPSHOT", help="snapshot id, `latest`, or a day like files_2025-10-17"
+    )
+    restore.add_argument(
+        "paths", nargs="*", metavar="PATH", help="only these files or folders (as backed up)"
+    )
+    restore.add_argument(
+        "--target-dir", type=Path, metavar="DIR", help="restore below DIR (default: where they were)"
+    )
+    restore.add_argument(
+        "--strip-prefix", metavar="P", help="drop this leading folder from restored paths"
+    )
+    restore.add_argument(
+        "--overwrite",
+        choices=OVERWRITE_POLICIES,
+        default="if-newer",
+        help="existing files: never, if the snapshot's copy is newer (default), or always",
+    )
+    restore.add_argument(
+        "--dry-run", action="store_true", help="list what would be created, overwritten, skipped"
+    )
+    restore.set_defaults(handler=run_restore_files)
+
+
+def run_backup_files(args: argparse.Namespace) -> ExitCode:
+    options = FilesBackupOptions(incremental=args.incremental)
+    label = "backup files" + (" (incremental)" if args.incremental else "")
+    with open_workspace(args) as workspace:
+        backup_set = run_with_progress(
+            workspace, "backup", label, lambda ctx: run_backup(workspace, "files", options, ctx)
+        )
+        artifacts = workspace.catalog.artifacts_of(backup_set.id)
+    summary = artifacts[0].metadata.get("snapshot", {}) if artifacts else {}
+    print(f"snapshot {backup_set.id} complete")
+    print(
+        f"  {summary.get('files', 0)} files, {summary.get('dirs', 0)} folders, "
+        f"{human_size(summary.get('bytes', 0))}; read {summary.get('files_read', 0)} files, "
+        f"new data {human_size(summary.get('new_bytes', 0))}, "
+        f"stored {human_size(summary.get('stored_bytes', 0))}"
+    )
+    for warning in warnings_of(summary):
+        print(f"warning: {warning} (see the job log)", file=sys.stderr)
+    return ExitCode.FAILED if summary.get("unreadable") else ExitCode.OK
+
+
+def run_restore_files(args: argparse.Namespace) -> ExitCode:
+    options = FilesRestoreOptions(
+        paths=tuple(args.paths),
+        target_dir=args.target_dir,
+        strip_prefix=args.strip_prefix,
+        overwrite=args.overwrite,
+        dry_run=args.dry_run,
+    )
+    with open_workspace(args) as workspace:
+        reference = snapshot_reference(workspace, args.snapshot)
+        report = run_with_progress(
+            workspace,
+            "restore",
+            f"restore files {reference}" + (" (dry run)" if args.dry_run else ""),
+            lambda ctx: run_restore(workspace, "files", reference, options, ctx),
+        )
+    print_restore_report(report)
+    if report.details.get("failed"):
+        print(
+            f"{report.details['failed']} entr(ies) could not be restored (listed above)",
+            file=sys.stderr,
+        )
+        return ExitCode.FAILED
+    return ExitCode.OK

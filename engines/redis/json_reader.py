@@ -1,0 +1,211 @@
+"""Reading a JSON export back: every line parsed and checked, values decoded to bytes.
+
+Used by verify (parse everything, compare the counts) and by the restore (which turns
+each record into commands). Errors name the line, so a damaged export is easy to find.
+"""
+
+import json
+import math
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from engines.redis.json_format import FORMAT, TYPES, JsonFormatError, decode_bytes
+
+
+@dataclass
+class KeyRecord:
+    db: int
+    key: bytes
+    type: str
+    value: Any  # bytes | list[bytes] | list[tuple[bytes, bytes]] | StreamValue
+    expires_at_ms: int | None
+    part: int  # 0 for the first (often only) line of a key
+    more: bool  # further lines of this key follow
+
+
+@dataclass
+class StreamGroup:
+    name: bytes
+    last_delivered_id: bytes
+    entries_read: int | None
+
+
+@dataclass
+class StreamValue:
+    entries: list[tuple[bytes, list[bytes]]]
+    last_id: bytes | None = None
+    entries_added: int | None = None
+    max_deleted_id: bytes | None = None
+    groups: list[StreamGroup] = field(default_factory=list)
+
+
+@dataclass
+class ReadCounts:
+    per_db_type: dict[int, Counter] = field(default_factory=dict)
+    with_ttl: int = 0
+    expired: int = 0  # expiry before `now_ms`, when given
+
+    def add(self, record: KeyRecord, now_ms: int | None) -> None:
+        self.per_db_type.setdefault(record.db, Counter())[record.type] += 1
+        if record.expires_at_ms is not None:
+            self.with_ttl += 1
+            if now_ms is not None and record.expires_at_ms <= now_ms:
+                self.expired += 1
+
+    @property
+    def total(self) -> int:
+        return sum(sum(c.values()) for c in self.per_db_type.values())
+
+    def keys_per_db(self) -> dict[str, int]:
+        return {str(db): sum(c.values()) for db, c in sorted(self.per_db_type.items())}
+
+    def keys_per_type(self) -> dict[str, int]:
+        total: Counter = Counter()
+        for types in self.per_db_type.values():
+            total.update(types)
+        return dict(sorted(total.items()))
+
+
+def _require(condition: bool, line: int, what: str) -> None:
+    if not condition:
+        raise JsonFormatError(f"line {line}: {what}")
+
+
+def _texts(value: Any, line: int) -> list[bytes]:
+    _require(isinstance(value, list), line, "expected a list of values")
+    return [decode_bytes(item) for item in value]
+
+
+def _pairs(value: Any, line: int, *, scores: bool = False) -> list[tuple[bytes, bytes]]:
+    _require(isinstance(value, list), line, "expected a list of pairs")
+    pairs = []
+    for item in value:
+        _require(isinstance(item, list) and len(item) == 2, line, "expected [name, value] pairs")
+        if scores:
+            _require(isinstance(item[1], str), line, "a sorted-set score must be a string")
+            try:
+                score = float(item[1])
+            except ValueError:
+                raise JsonFormatError(f"line {line}: score {item[1]!r} is not a number") from None
+            _require(not math.isnan(score), line, "a sorted-set score cannot be NaN")
+            pairs.append((decode_bytes(item[0]), item[1].encode()))
+        else:
+            pairs.append((decode_bytes(item[0]), decode_bytes(item[1])))
+    return pairs
+
+
+def _stream_id(value: Any, line: int) -> bytes:
+    _require(isinstance(value, str) and value.count("-") == 1, line, f"bad stream id {value!r}")
+    ms, seq = value.split("-")
+    _require(ms.isdigit() and seq.isdigit(), line, f"bad stream id {value!r}")
+    return value.encode()
+
+
+def _stream(value: Any, line: int) -> StreamValue:
+    _require(isinstance(value, dict) and isinstance(value.get("entries"), list), line,
+             "a stream value needs an entries list")  # fmt: skip
+    entries = []
+    for entry in value["entries"]:
+        _require(isinstance(entry, list) and len(entry) == 2, line, "expected [id, fields]")
+        fields = _texts(entry[1], line)
+        _require(len(fields) % 2 == 0 and fields, line, "stream fields come in pairs")
+        entries.append((_stream_id(entry[0], line), fields))
+    stream = StreamValue(entries)
+    if value.get("last_id") is not None:
+        stream.last_id = _stream_id(value["last_id"], line)
+    if value.get("max_deleted_id") is not None:
+        stream.max_deleted_id = _stream_id(value["max_deleted_id"], line)
+    added = value.get("entries_added")
+    _require(added is None or isinstance(added, int), line, "entries_added must be a number")
+    stream.entries_added = added
+    for group in value.get("groups") or []:
+        _require(isinstance(group, dict), line, "a consumer group must be an object")
+        read = group.get("entries_read")
+        _require(read is None or isinstance(read, int), line, "entries_read must be a number")
+        stream.groups.append(
+            StreamGroup(
+                decode_bytes(group.get("name")), _stream_id(group.get("last_delivered_id"), line),
+                read,
+            )
+        )  # fmt: skip
+    return stream
+
+
+def _value(kind: str, value: Any, line: int) -> Any:
+    if kind == "string":
+        return decode_bytes(value)
+    if kind in ("list", "set"):
+        return _texts(value, line)
+    if kind == "hash":
+        return _pairs(value, line)
+    if kind == "zset":
+        return _pairs(value, line, scores=True)
+    return _stream(value, line)
+
+
+def parse_record(document: Any, line: int) -> KeyRecord:
+    _require(isinstance(document, dict), line, "expected a JSON object")
+    db, kind = document.get("db"), document.get("type")
+    _require(isinstance(db, int) and db >= 0, line, "db must be a number >= 0")
+    _require(kind in TYPES, line, f"unknown type {kind!r}")
+    expires = document.get("expires_at_ms")
+    _require(expires is None or isinstance(expires, int), line, "expires_at_ms must be a number")
+    part = document.get("part", 0)
+    _require(isinstance(part, int) and part >= 0, line, "part must be a number >= 0")
+    try:
+        key = decode_bytes(document.get("key"))
+        value = _value(kind, document.get("value"), line)
+    except JsonFormatError as error:
+        message = str(error)
+        located = message if message.startswith("line") else f"line {line}: {message}"
+        raise JsonFormatError(located) from None
+    return KeyRecord(db, key, kind, value, expires, part, bool(document.get("more")))
+
+
+class JsonExportReader:
+    """Iterate over the key records of an export; `header`, `trailer` and `counts` after."""
+
+    def __init__(self, lines: Iterable[bytes], *, now_ms: int | None = None):
+        self._lines = lines
+        self._now_ms = now_ms
+        self.header: dict[str, Any] = {}
+        self.trailer: dict[str, Any] | None = None
+        self.counts = ReadCounts()
+
+    def __iter__(self) -> Iterator[KeyRecord]:
+        previous: KeyRecord | None = None
+        number = 0
+        for number, raw in enumerate(self._lines, start=1):
+            _require(self.trailer is None, number, "data after the end record")
+            try:
+                document = json.loads(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError) as error:
+                raise JsonFormatError(f"line {number}: not valid JSON ({error})") from None
+            if number == 1:
+                _require(isinstance(document, dict) and document.get("format") == FORMAT, 1,
+                         f"not a {FORMAT} export (header missing)")  # fmt: skip
+                self.header = document
+                continue
+            if isinstance(document, dict) and document.get("end") is True:
+                self.trailer = document
+                continue
+            record = parse_record(document, number)
+            expected_part = previous.part + 1 if previous is not None and previous.more else 0
+            found = f"expected part {expected_part} of a key, found part {record.part}"
+            _require(record.part == expected_part, number, found)
+            if expected_part:
+                _require((record.db, record.key) == (previous.db, previous.key), number,
+                         "a continuation line belongs to another key")  # fmt: skip
+            else:
+                self.counts.add(record, self._now_ms)
+            previous = record
+            yield record
+        _require(number > 0, 1, "the export is empty")
+        _require(self.trailer is not None, number, "the end record is missing (truncated export)")
+        _require(previous is None or not previous.more, number, "the last key is incomplete")
+        assert self.trailer is not None
+        _require(self.trailer.get("keys") == self.counts.total, number,
+                 f"the end record counts {self.trailer.get('keys')} keys, the lines hold "
+                 f"{self.counts.total}")  # fmt: skip

@@ -1,0 +1,244 @@
+"""Checking Redis artifacts: after each backup, by `jarvis-tui verify`, by restore drills.
+
+`check_artifacts(workspace, artifacts, context)` reads each artifact through its
+authenticated stream and compares what it holds with the sealed metadata:
+
+- RDB: the structure is walked (keys per database and per type) while the bytes are
+  fed to `redis-check-rdb` (CRC64 checksum, every value decoded by Redis itself);
+- JSON: every line is parsed and decoded; keys per database and per type, and the
+  export's own end record.
+
+The result is recorded on the artifact in the catalog; a failure also raises an alert
+and `IntegrityError`.
+"""
+
+import contextlib
+import io
+import re
+import shutil
+import subprocess
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from engines.artifacts import open_artifact_plain
+from engines.catalog import Artifact
+from engines.crypto import Keyring
+from engines.errors import IntegrityError, JarvisError
+from engines.jobs import JobContext
+from engines.redis.json_format import JsonFormatError
+from engines.redis.json_reader import JsonExportReader
+from engines.redis.options import JSON_MODE, RDB_MODE
+from engines.redis.rdb_format import RdbFormatError, read_summary
+from engines.resolve import ResolvedArtifact
+from engines.workspace import Workspace
+
+READ_SIZE = 1 << 20
+
+
+@dataclass
+class ArtifactCheck:
+    label: str
+    content: str
+    ok: bool
+    problems: list[str] = field(default_factory=list)
+    facts: list[str] = field(default_factory=list)
+
+    @property
+    def detail(self) -> str:
+        return "; ".join(self.problems or self.facts)
+
+
+def content_of(metadata: dict[str, Any]) -> str:
+    return str(metadata.get("content") or metadata.get("mode") or "")
+
+
+def check_artifacts(
+    workspace: Workspace, artifacts: list[Artifact | ResolvedArtifact], context: JobContext
+) -> list[ArtifactCheck]:
+    """Check every artifact; record each result; raise IntegrityError if any failed."""
+    keyring = workspace.keyring()
+    checks = []
+    for item in artifacts:
+        resolved = _resolved(workspace, item)
+        context.raise_if_cancelled()
+        context.log(f"checking {resolved.label}")
+        check = check_artifact(resolved, keyring)
+        checks.append(check)
+        if resolved.artifact is not None:
+            workspace.catalog.record_verification(resolved.artifact.id, check.ok, check.detail)
+        if check.ok:
+            context.log(f"{resolved.label}: ok ({check.detail})")
+        else:
+            context.log(f"{resolved.label}: {check.detail}", "error")
+            workspace.catalog.record_alert(
+                "critical", "verification", f"{resolved.label}: {check.detail}"
+            )
+    failed = [check for check in checks if not check.ok]
+    if failed:
+        raise IntegrityError("; ".join(f"{c.label}: {c.detail}" for c in failed))
+    return checks
+
+
+def _resolved(workspace: Workspace, item: Artifact | ResolvedArtifact) -> ResolvedArtifact:
+    if isinstance(item, ResolvedArtifact):
+        return item
+    return ResolvedArtifact(workspace.repository.path_for(item.relpath), item, item.metadata)
+
+
+def check_artifact(resolved: ResolvedArtifact, keyring: Keyring) -> ArtifactCheck:
+    content = content_of(resolved.metadata)
+    check = ArtifactCheck(resolved.label, content, ok=True)
+    try:
+        if content == RDB_MODE:
+            _check_rdb(resolved.path, keyring, resolved.metadata, check)
+        elif content == JSON_MODE:
+            _check_json(resolved.path, keyring, resolved.metadata, check)
+        else:
+            check.problems.append(f"not a Redis RDB or JSON artifact (content {content!r})")
+    except (IntegrityError, RdbFormatError, JsonFormatError) as error:
+        check.problems.append(str(error))
+    check.ok = not check.problems
+    return check
+
+
+def _compare(check: ArtifactCheck, metadata: dict[str, Any], found: dict[str, Any]) -> None:
+    for name in ("keys", "keys_per_db", "keys_per_type"):
+        if name in metadata and name in found and metadata[name] != found[name]:
+            check.problems.append(f"{name}: the artifact holds {found[name]}, the metadata "
+                                  f"records {metadata[name]}")  # fmt: skip
+
+
+# --- RDB ---------------------------------------------------------------------------------
+
+
+class _Tee(io.RawIOBase):
+    """Reads from `source` and hands a copy of every block to `sink` (until it stops)."""
+
+    def __init__(self, source: BinaryIO, sink: BinaryIO | None):
+        self._source = source
+        self._sink = sink
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._source.read(len(buffer))
+        if data and self._sink is not None:
+            try:
+                self._sink.write(data)
+            except (BrokenPipeError, OSError):
+                self._sink = None  # the checker stopped (it found a problem): keep reading
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def redis_check_rdb() -> str | None:
+    return shutil.which("redis-check-rdb") or (
+        "/usr/bin/redis-check-rdb" if Path("/usr/bin/redis-check-rdb").is_file() else None
+    )
+
+
+class _Checker:
+    """`redis-check-rdb /dev/stdin`, its output collected by a thread."""
+
+    def __init__(self, binary: str):
+        self.process = subprocess.Popen(
+            [binary, "/dev/stdin"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        self.output = b""
+        self._reader = threading.Thread(target=self._collect, daemon=True)
+        self._reader.start()
+
+    def _collect(self) -> None:
+        assert self.process.stdout is not None
+        self.output = self.process.stdout.read()
+
+    def finish(self) -> tuple[int, str]:
+        assert self.process.stdin is not None
+        with contextlib.suppress(BrokenPipeError):
+            self.process.stdin.close()
+        code = self.process.wait()
+        self._reader.join()
+        return code, self.output.decode(errors="replace")
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.finish()
+
+
+def _check_rdb(path: Path, keyring: Keyring, metadata: dict[str, Any], check: ArtifactCheck):
+    binary = redis_check_rdb()
+    checker = _Checker(binary) if binary else None
+    try:
+        with open_artifact_plain(path, keyring) as plain:
+            tee = io.BufferedReader(
+                _Tee(plain, checker.process.stdin if checker else None), READ_SIZE
+            )
+            summary = read_summary(tee)
+            trailing = 0
+            while block := tee.read(READ_SIZE):
+                trailing += len(block)
+    except BaseException:
+        if checker is not None:
+            checker.kill()
+        raise
+    if trailing > 8:  # the 8-byte CRC64 follows the end marker
+        check.problems.append(f"{trailing} unexpected bytes after the end of the RDB")
+    found = summary.counts()
+    _compare(check, metadata, found)
+    if metadata.get("rdb_version") not in (None, summary.version):
+        check.problems.append(
+            f"RDB version {summary.version}, the metadata records {metadata['rdb_version']}"
+        )
+    check.facts.append(
+        f"RDB version {summary.version}, {summary.total_keys} keys "
+        f"({', '.join(f'db {db}: {n}' for db, n in found['keys_per_db'].items()) or 'empty'})"
+    )
+    if checker is None:
+        check.facts.append("redis-check-rdb not installed: checksum not checked")
+        return
+    code, output = checker.finish()
+    _read_checker(output, code, summary.total_keys, check)
+
+
+def _read_checker(output: str, code: int, keys: int, check: ArtifactCheck) -> None:
+    if "Can't handle RDB format version" in output:
+        check.facts.append("redis-check-rdb here is older than the RDB: checksum not checked")
+        return
+    if code != 0 or "RDB looks OK" not in output:
+        reason = next((line.strip() for line in output.splitlines() if "error" in line.lower()), "")
+        check.problems.append(f"redis-check-rdb rejected the RDB: {reason or output[-300:]}")
+        return
+    read = re.search(r"(\d+) keys read", output)
+    if read and int(read.group(1)) != keys:
+        check.problems.append(f"redis-check-rdb read {read.group(1)} keys, expected {keys}")
+    check.facts.append("checksum and every value checked by redis-check-rdb")
+
+
+# --- JSON --------------------------------------------------------------------------------
+
+
+def _check_json(path: Path, keyring: Keyring, metadata: dict[str, Any], check: ArtifactCheck):
+    with open_artifact_plain(path, keyring) as plain:
+        reader = JsonExportReader(plain)
+        for _ in reader:
+            pass
+    counts = reader.counts
+    found = {
+        "keys": counts.total,
+        "keys_per_db": counts.keys_per_db(),
+        "keys_per_type": counts.keys_per_type(),
+    }
+    _compare(check, metadata, found)
+    per_db = ", ".join(f"db {db}: {n}" for db, n in found["keys_per_db"].items()) or "empty"
+    check.facts.append(f"every line parsed, {counts.total} keys ({per_db})")
+
+
+def require_redis_artifact(resolved: ResolvedArtifact) -> None:
+    if content_of(resolved.metadata) not in (RDB_MODE, JSON_MODE):
+        raise JarvisError(f"{resolved.label} is not a Redis RDB or JSON artifact")

@@ -1,0 +1,57 @@
+"""Redis as a source: the shared face over `engines/redis/`."""
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import redis
+
+from engines.catalog import Artifact, BackupSet
+from engines.config import Settings
+from engines.errors import JarvisError
+from engines.jobs import JobContext
+from engines.redis.backup import back_up_redis
+from engines.redis.options import RedisBackupOptions, RedisRestoreOptions
+from engines.redis.restore import restore_redis
+from engines.resolve import ResolvedArtifact
+from engines.sources.base import RestoreReport
+from engines.workspace import Workspace
+
+
+class RedisSource:
+    kind = "redis"
+
+    def configured(self, settings: Settings) -> str | None:
+        if settings.redis_configured:
+            return None
+        return "Redis is not configured; set REDIS_URL (e.g. redis://localhost:6379/0)"
+
+    def back_up(
+        self, workspace: Workspace, backup_set: BackupSet, options: Any, context: JobContext
+    ) -> list[Artifact]:
+        with server_errors_explained():
+            return back_up_redis(workspace, backup_set, options or RedisBackupOptions(), context)
+
+    def restore(
+        self,
+        workspace: Workspace,
+        artifacts: list[ResolvedArtifact],
+        options: Any,
+        context: JobContext,
+    ) -> RestoreReport:
+        with server_errors_explained():
+            return restore_redis(workspace, artifacts, options or RedisRestoreOptions(), context)
+
+
+@contextlib.contextmanager
+def server_errors_explained() -> Iterator[None]:
+    """A reply we did not foresee (OOM, a read-only replica, a disabled command) reaches
+    the operator as a message, not a traceback."""
+    try:
+        yield
+    except redis.RedisError as error:
+        detail = str(error).strip() or type(error).__name__
+        raise JarvisError(f"Redis refused an operation: {detail}") from error
+
+
+SOURCE = RedisSource()

@@ -141,3 +141,9 @@ class ScheduleRunsMixin:
         """Runs still marked running (their process may have died)."""
         rows = self._db.rows("SELECT * FROM schedule_runs WHERE outcome = 'running' ORDER BY id")
         return [ScheduleRun.from_row(row) for row in rows]
+
+    def start_schedule_run(self, run_id: int, started_at: datetime) -> None:
+        with self._db.write() as conn:
+            conn.execute(
+                "UPDATE schedule_runs SET started_at = ? WHERE id = ?", (to_iso(started_at), run_id)
+            )

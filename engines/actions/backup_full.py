@@ -1,0 +1,170 @@
+"""`jarvis-tui backup full` (the guide's `backup:full`): every configured source in one set.
+
+Each source is one part. A part that fails is recorded and alerted, and the
+others go on: the set ends `complete` when every configured part succeeded,
+`partial` when some did, `failed` when none did. Sources that are not
+configured are skipped and listed. Every new artifact is authenticated end to
+end (checksum, every chunk, the compressed stream) before its part counts.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from engines.alerts import AlertDispatcher
+from engines.artifacts import verify_artifact
+from engines.catalog import Artifact, BackupSet
+from engines.errors import JarvisError, JobCancelledError
+from engines.jobs import JobContext
+from engines.lock import RepositoryLock
+from engines.sources import SOURCE_MODULES, get_source
+from engines.workspace import Workspace
+
+# The guide's order: the database first, configuration last.
+FULL_ORDER = ("postgres", "redis", "files", "secrets", "config")
+FULL_KIND = "full"
+
+
+@dataclass
+class PartResult:
+    source: str
+    state: str  # ok, failed, skipped
+    detail: str
+    artifacts: list[Artifact] = field(default_factory=list)
+
+    @property
+    def summary(self) -> str:
+        return f"{self.source}: {self.state}" + (f" ({self.detail})" if self.detail else "")
+
+
+@dataclass
+class FullBackupReport:
+    backup_set: BackupSet
+    parts: list[PartResult]
+
+    def parts_in(self, state: str) -> list[PartResult]:
+        return [part for part in self.parts if part.state == state]
+
+
+def full_backup_sources() -> list[str]:
+    """Every registered source, the guide's order first; new sources join at the end."""
+    known = [kind for kind in FULL_ORDER if kind in SOURCE_MODULES]
+    return known + [kind for kind in SOURCE_MODULES if kind not in known]
+
+
+def _set_status(parts: list[PartResult]) -> str:
+    ran = [part for part in parts if part.state != "skipped"]
+    succeeded = [part for part in ran if part.state == "ok"]
+    if len(succeeded) == len(ran):
+        return "complete"
+    return "partial" if succeeded else "failed"
+
+
+def authenticate(workspace: Workspace, artifacts: list[Artifact], context: JobContext) -> list[str]:
+    """Checksum and full authentication of each new artifact, recorded in the catalog."""
+    keyring = workspace.keyring()
+    problems: list[str] = []
+    for artifact in artifacts:
+        context.raise_if_cancelled()
+        report = verify_artifact(workspace.repository.path_for(artifact.relpath), keyring)
+        detail = "; ".join(report.problems) or (
+            f"authenticated after backup: sha256 {report.checksum}, {report.chunks} chunks"
+        )
+        workspace.catalog.record_verification(artifact.id, report.ok, detail)
+        problems.extend(report.problems)
+    return problems
+
+
+def _back_up_part(
+    workspace: Workspace, backup_set: BackupSet, kind: str, context: JobContext
+) -> PartResult:
+    source = get_source(kind)
+    context.log(f"part {kind}: starting")
+    try:
+        artifacts = list(source.back_up(workspace, backup_set, None, context) or [])
+        problems = authenticate(workspace, artifacts, context)
+    except JobCancelledError:
+        raise
+    except JarvisError as error:
+        return PartResult(kind, "failed", str(error))
+    except Exception as error:  # one broken source must not cost the other parts
+        context.log(f"part {kind}: {type(error).__name__}: {error}", level="debug")
+        return PartResult(kind, "failed", f"unexpected error: {type(error).__name__}: {error}")
+    if problems:
+        return PartResult(kind, "failed", f"new artifact failed verification: {problems[0]}")
+    count = len(artifacts)
+    return PartResult(kind, "ok", f"{count} artifact{'s' if count != 1 else ''}", artifacts)
+
+
+def run_backup_full(
+    workspace: Workspace,
+    context: JobContext,
+    *,
+    tier: str | None = "manual",
+    created_at: datetime | None = None,
+    dispatcher: AlertDispatcher | None = None,
+) -> FullBackupReport:
+    kinds = full_backup_sources()
+    skipped: list[PartResult] = []
+    configured: list[str] = []
+    for kind in kinds:
+        reason = get_source(kind).configured(workspace.settings)
+        if reason:
+            skipped.append(PartResult(kind, "skipped", reason))
+        else:
+            configured.append(kind)
+    if not configured:
+        raise JarvisError(
+            "nothing to back up: no source is configured ("
+            + "; ".join(part.detail for part in skipped)
+            + ")"
+        )
+    workspace.keyring()  # fail before touching anything when the key is missing
+    workspace.repository.ensure_layout()
+    parts: list[PartResult] = []
+    with RepositoryLock(workspace.repository.root, "backup full"):
+        backup_set = workspace.catalog.create_backup_set(
+            FULL_KIND, tier=tier, job_id=context.job_id, created_at=created_at
+        )
+        for part in skipped:
+            context.log(f"part {part.source}: skipped ({part.detail})")
+        try:
+            for number, kind in enumerate(configured, start=1):
+                context.raise_if_cancelled()
+                part = _back_up_part(workspace, backup_set, kind, context)
+                parts.append(part)
+                level = "info" if part.state == "ok" else "error"
+                context.log(f"part {kind}: {part.state} ({part.detail})", level=level)
+                context.progress(number, len(configured), "parts")
+        except BaseException as error:
+            note = "; ".join(p.summary for p in [*parts, *skipped])
+            reason = str(error) or type(error).__name__
+            workspace.catalog.finish_backup_set(backup_set.id, "failed", reason, note=note)
+            raise
+        parts.extend(skipped)
+        status = _set_status(parts)
+        failed = [part for part in parts if part.state == "failed"]
+        workspace.catalog.finish_backup_set(
+            backup_set.id,
+            status,
+            "; ".join(f"{p.source}: {p.detail}" for p in failed) or None,
+            note="; ".join(part.summary for part in parts),
+        )
+    report = FullBackupReport(workspace.catalog.get_backup_set(backup_set.id), parts)
+    context.log(f"backup {backup_set.id}: {status}")
+    _alert(dispatcher or AlertDispatcher(workspace.catalog, workspace.settings), report)
+    return report
+
+
+def _alert(dispatcher: AlertDispatcher, report: FullBackupReport) -> None:
+    """After the set is finished, so a slow channel never holds up the backup."""
+    set_id = report.backup_set.id
+    for part in report.parts:
+        condition = f"backup_failure:{part.source}"
+        if part.state == "failed":
+            dispatcher.raise_condition(
+                condition, "critical", f"backup {set_id}: {part.source} failed: {part.detail}"
+            )
+        elif part.state == "ok":
+            dispatcher.clear_condition(
+                condition, f"backup {set_id}: {part.source} backed up successfully again"
+            )

@@ -1,0 +1,72 @@
+"""`jarvis-tui verify --all [--sample PERCENT]`: re-read stored data over time.
+
+Each run takes the artifacts never verified first, then those verified longest
+ago, so repeated sampled runs walk the whole repository; the catalog remembers
+what was checked and when (`verified_at`).
+"""
+
+import math
+from dataclasses import dataclass
+
+from engines.actions.verify_drill import alert_verification
+from engines.alerts import AlertDispatcher
+from engines.artifacts import verify_artifact
+from engines.catalog import Artifact
+from engines.errors import JarvisError
+from engines.jobs import JobContext
+from engines.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class StoredCheck:
+    artifact: Artifact
+    ok: bool
+    problems: list[str]
+
+
+def sample_size(total: int, percent: float) -> int:
+    if not 0 < percent <= 100:
+        raise JarvisError(f"--sample {percent:g}: give a percentage above 0 and at most 100")
+    return min(total, math.ceil(total * percent / 100))
+
+
+def verify_all(
+    workspace: Workspace,
+    context: JobContext,
+    *,
+    sample_percent: float = 100.0,
+    dispatcher: AlertDispatcher | None = None,
+) -> list[StoredCheck]:
+    catalog = workspace.catalog
+    count = sample_size(catalog.count_complete_artifacts(), sample_percent)
+    chosen = catalog.artifacts_least_recently_verified(count)
+    keyring = workspace.keyring()
+    dispatcher = dispatcher or AlertDispatcher(catalog, workspace.settings)
+    total_bytes = sum(a.stored_size or 0 for a in chosen)
+    context.log(
+        f"verifying {len(chosen)} artifact(s) ({sample_percent:g}% sample), least recent first"
+    )
+    checks: list[StoredCheck] = []
+    done = 0
+    for artifact in chosen:
+        context.raise_if_cancelled()
+        path = workspace.repository.path_for(artifact.relpath)
+        if not path.is_file():
+            problems = [f"{artifact.relpath} is missing from the repository"]
+            detail = problems[0]
+        else:
+            try:
+                report = verify_artifact(path, keyring)
+                problems = report.problems
+                detail = "; ".join(problems) or f"sha256 {report.checksum}, {report.chunks} chunks"
+            except JarvisError as error:
+                problems = [str(error)]
+                detail = problems[0]
+        catalog.record_verification(artifact.id, not problems, detail)
+        for problem in problems:
+            context.log(f"{artifact.relpath}: {problem}", level="error")
+        alert_verification(dispatcher, artifact.relpath, not problems, detail)
+        checks.append(StoredCheck(artifact, not problems, problems))
+        done += artifact.stored_size or 0
+        context.progress(done, total_bytes)
+    return checks

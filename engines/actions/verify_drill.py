@@ -1,0 +1,113 @@
+"""The scheduled restore drill (BACKUP_VERIFY_RESTORE_TIME, weekly by default).
+
+For each source, its newest good backup is authenticated end to end and then,
+where the source offers a restore check, restored into a scratch target and
+compared with its metadata. A source offers it as
+
+    verify_restore(workspace, artifact, context) -> str | None
+
+returning what it checked (None when the artifact has no restore check, e.g.
+PostgreSQL globals) and raising JarvisError when the copy does not match.
+Results are recorded on each artifact (and so on its set) and failures alerted.
+"""
+
+from dataclasses import dataclass, field
+
+from engines.alerts import AlertDispatcher
+from engines.artifacts import verify_artifact
+from engines.catalog import Artifact
+from engines.errors import JarvisError, JobCancelledError
+from engines.jobs import JobContext
+from engines.sources import SOURCE_MODULES, get_source
+from engines.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class DrillCheck:
+    source: str
+    set_id: str
+    relpath: str
+    ok: bool
+    detail: str
+
+
+@dataclass
+class DrillReport:
+    checks: list[DrillCheck] = field(default_factory=list)
+    untested_sources: list[str] = field(default_factory=list)  # configured, never backed up
+
+    @property
+    def failed(self) -> list[DrillCheck]:
+        return [check for check in self.checks if not check.ok]
+
+
+def drill_artifact(
+    workspace: Workspace, source_kind: str, artifact: Artifact, context: JobContext
+) -> DrillCheck:
+    path = workspace.repository.path_for(artifact.relpath)
+
+    def result(ok: bool, detail: str) -> DrillCheck:
+        workspace.catalog.record_verification(artifact.id, ok, f"restore drill: {detail}")
+        return DrillCheck(source_kind, artifact.set_id, artifact.relpath, ok, detail)
+
+    if not path.is_file():
+        return result(False, f"{artifact.relpath} is missing from the repository")
+    try:
+        report = verify_artifact(path, workspace.keyring())
+    except JarvisError as error:
+        return result(False, str(error))
+    if not report.ok:
+        return result(False, "; ".join(report.problems))
+    check = getattr(get_source(source_kind), "verify_restore", None)
+    if check is None:
+        return result(True, f"authenticated ({report.chunks} chunks); no restore check")
+    try:
+        detail = check(workspace, artifact, context)
+    except JobCancelledError:
+        raise
+    except JarvisError as error:
+        return result(False, str(error))
+    if detail is None:
+        return result(True, f"authenticated ({report.chunks} chunks)")
+    return result(True, detail)
+
+
+def run_restore_drill(
+    workspace: Workspace, context: JobContext, *, dispatcher: AlertDispatcher | None = None
+) -> DrillReport:
+    dispatcher = dispatcher or AlertDispatcher(workspace.catalog, workspace.settings)
+    report = DrillReport()
+    latest = workspace.catalog.last_good_backups()
+    for kind in SOURCE_MODULES:
+        if kind not in latest:
+            if get_source(kind).configured(workspace.settings) is None:
+                report.untested_sources.append(kind)
+            continue
+        good = latest[kind]
+        artifacts = [
+            a
+            for a in workspace.catalog.artifacts_of(good.set_id)
+            if a.source == kind and a.status == "complete"
+        ]
+        for artifact in artifacts:
+            context.raise_if_cancelled()
+            context.log(f"restore drill: {artifact.relpath}")
+            check = drill_artifact(workspace, kind, artifact, context)
+            report.checks.append(check)
+            context.log(
+                f"{artifact.relpath}: {'ok' if check.ok else 'FAILED'}: {check.detail}",
+                level="info" if check.ok else "error",
+            )
+            alert_verification(dispatcher, artifact.relpath, check.ok, check.detail)
+    for kind in report.untested_sources:
+        context.log(f"restore drill: {kind} is configured but has no good backup yet", "warning")
+    return report
+
+
+def alert_verification(dispatcher: AlertDispatcher, relpath: str, ok: bool, detail: str) -> None:
+    """One open condition per artifact, closed when that artifact verifies again."""
+    condition = f"verification_failure:{relpath}"
+    if ok:
+        dispatcher.clear_condition(condition, f"{relpath} verifies again")
+    else:
+        dispatcher.raise_condition(condition, "critical", f"{relpath}: {detail}")

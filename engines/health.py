@@ -1,0 +1,193 @@
+"""`jarvis-tui health` (the guide's `health:check`): is everything a backup needs in order?
+
+Database and Redis reachable, the repository writable with free space, S3
+reachable, the key loaded and matching the newest artifacts, the scheduler
+alive, and each source's newest good backup younger than BACKUP_MAX_AGE_HOURS.
+A source may offer `reachable(settings) -> str` for its own probe.
+"""
+
+import os
+import secrets
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import datetime
+
+from engines.catalog import Catalog
+from engines.config import Settings
+from engines.errors import JarvisError
+from engines.fsutil import FILE_MODE
+from engines.keys import keyring_from_settings
+from engines.schedules import describe_holder, scheduler_holder, schedules_from
+from engines.sources import get_source
+from engines.watchdog import backup_freshness, configured_sources, disk_space
+
+PROBE_TIMEOUT_S = 5
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    name: str
+    ok: bool
+    detail: str
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def probe_postgres(settings: Settings) -> str:
+    from engines.postgres.connection import connect, target_from_settings
+
+    target = target_from_settings(settings)
+    with connect(target) as conn:
+        version = conn.execute("SHOW server_version").fetchone()[0]
+    return f"{target.describe()}: PostgreSQL {version}"
+
+
+def probe_redis(settings: Settings) -> str:
+    import redis
+
+    url = settings.redis_url.reveal()
+    client = redis.Redis.from_url(
+        url, socket_connect_timeout=PROBE_TIMEOUT_S, socket_timeout=PROBE_TIMEOUT_S
+    )
+    try:
+        client.ping()
+        version = client.info("server").get("redis_version", "?")
+    except redis.RedisError as error:
+        raise JarvisError(f"Redis does not answer: {error}; check REDIS_URL") from None
+    finally:
+        client.close()
+    return f"Redis {version} answers"
+
+
+BUILT_IN_PROBES: dict[str, Callable[[Settings], str]] = {
+    "postgres": probe_postgres,
+    "redis": probe_redis,
+}
+
+
+def check_sources(settings: Settings) -> list[HealthCheck]:
+    checks = []
+    for kind in configured_sources(settings):
+        probe = getattr(get_source(kind), "reachable", None) or BUILT_IN_PROBES.get(kind)
+        if probe is None:
+            continue
+        try:
+            checks.append(HealthCheck(f"{kind} reachable", True, probe(settings)))
+        except Exception as error:  # a probe reports, it never crashes the check
+            detail = (
+                str(error) if isinstance(error, JarvisError) else f"{type(error).__name__}: {error}"
+            )
+            checks.append(HealthCheck(f"{kind} reachable", False, detail))
+    return checks
+
+
+def check_repository(settings: Settings) -> list[HealthCheck]:
+    root = settings.repository_dir
+    probe = root / f".health-{os.getpid()}-{secrets.token_hex(4)}"
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+        try:
+            os.write(fd, b"jarvis health probe\n")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            probe.unlink(missing_ok=True)
+        writable = HealthCheck("repository writable", True, f"{root}")
+    except OSError as error:
+        hint = "run `jarvis-tui init`" if not root.exists() else "check its owner and mode"
+        writable = HealthCheck(
+            "repository writable", False, f"{root}: {error.strerror or error}; {hint}"
+        )
+    space = disk_space(settings)
+    free = HealthCheck(
+        "free space",
+        not space.low,
+        f"{space.free_percent:.1f}% free ({space.free_bytes // 2**20} MiB); alert below "
+        f"{space.threshold_percent}% (BACKUP_MIN_FREE_PERCENT)",
+    )
+    return [writable, free]
+
+
+def check_s3(settings: Settings) -> list[HealthCheck]:
+    if not settings.s3_enabled:
+        return []
+    import boto3
+    import botocore.config
+    import botocore.exceptions
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=settings.s3_endpoint_url,
+        region_name=settings.aws_region,
+        aws_access_key_id=settings.s3_access_key.reveal(),
+        aws_secret_access_key=settings.s3_secret_key.reveal(),
+        config=botocore.config.Config(
+            connect_timeout=PROBE_TIMEOUT_S,
+            read_timeout=PROBE_TIMEOUT_S,
+            retries={"max_attempts": 1},
+        ),
+    )
+    try:
+        client.head_bucket(Bucket=settings.s3_bucket)
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
+        return [HealthCheck("S3 reachable", False, f"bucket {settings.s3_bucket}: {error}")]
+    return [HealthCheck("S3 reachable", True, f"bucket {settings.s3_bucket}")]
+
+
+def check_key(settings: Settings, catalog: Catalog) -> list[HealthCheck]:
+    try:
+        keyring = keyring_from_settings(settings)
+    except JarvisError as error:
+        return [HealthCheck("encryption key", False, str(error))]
+    known = {keyring.current.key_id, *(k.key_id for k in keyring.previous)}
+    problems, older = [], []
+    for source, good in sorted(catalog.last_good_backups().items()):
+        for artifact in catalog.artifacts_of(good.set_id):
+            if artifact.source != source or artifact.status != "complete" or not artifact.key_id:
+                continue
+            if artifact.key_id not in known:
+                problems.append(
+                    f"{artifact.relpath} needs key id {artifact.key_id}, which is not configured "
+                    "(add it to BACKUP_ENCRYPTION_KEY_PREVIOUS)"
+                )
+            elif artifact.key_id != keyring.current.key_id:
+                older.append(artifact.relpath)
+    if problems:
+        return [HealthCheck("encryption key", False, "; ".join(problems))]
+    detail = f"key id {keyring.current.key_id} loaded"
+    if older:
+        detail += f"; {len(older)} newest artifact(s) use a previous key (still configured)"
+    return [HealthCheck("encryption key", True, detail)]
+
+
+def check_scheduler(settings: Settings) -> list[HealthCheck]:
+    enabled = [s.name for s in schedules_from(settings) if s.enabled]
+    holder = scheduler_holder(settings)
+    if not enabled:
+        return [HealthCheck("scheduler", True, "no schedule is enabled")]
+    return [HealthCheck("scheduler", holder is not None, describe_holder(holder))]
+
+
+def check_freshness(settings: Settings, catalog: Catalog, now: datetime) -> list[HealthCheck]:
+    return [
+        HealthCheck(f"{fresh.source} backup age", not fresh.too_old, fresh.text)
+        for fresh in backup_freshness(settings, catalog, now)
+    ]
+
+
+def run_health_checks(settings: Settings, catalog: Catalog, now: datetime) -> list[HealthCheck]:
+    checks = [
+        HealthCheck(
+            "settings",
+            not settings.problems,
+            "; ".join(settings.problems) or "valid",
+        )
+    ]
+    checks += check_sources(settings)
+    checks += check_repository(settings)
+    checks += check_s3(settings)
+    checks += check_key(settings, catalog)
+    checks += check_scheduler(settings)
+    checks += check_freshness(settings, catalog, now)
+    return checks

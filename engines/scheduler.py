@@ -1,0 +1,410 @@
+"""The in-process scheduler: cron triggers from the settings, one per repository.
+
+A lock file (`.scheduler.lock` in the repository) elects the one process that
+fires schedules, so the console and a headless `--run-scheduled` never both
+do; `schedules.scheduler_holder` says who holds it. APScheduler's
+BackgroundScheduler only wakes `tick()` at the cron times; `tick()` decides
+from the catalog what is due, so the cron path, the catch-up after downtime
+and the tests (which drive `tick()` with an injected clock) share one code
+path:
+
+- every planned run is a schedule_runs row: running, then succeeded / partial
+  / failed / cancelled, or skipped (a job was still going) or missed;
+- one job at a time: a run that finds another still going is skipped, and an
+  alert opens when a schedule is skipped BACKUP_SKIP_ALERT_AFTER times in a row;
+- after downtime, the missed runs of a schedule coalesce: the newest runs once
+  if it is within BACKUP_MISFIRE_GRACE_MINUTES, the others are recorded as
+  missed; backups due together run as one set tagged with the highest tier.
+"""
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from engines.actions.backup_full import run_backup_full
+from engines.actions.cleanup import run_cleanup
+from engines.actions.verify_drill import run_restore_drill
+from engines.alerts import AlertDispatcher
+from engines.clock import Clock, configured_timezone, system_clock
+from engines.config import Settings
+from engines.errors import JarvisError, JobCancelledError, RepositoryLockedError
+from engines.jobs import JobContext
+from engines.lock import RepositoryLock
+from engines.schedules import SCHEDULER_LOCK_NAME, TIERS_BY_RANK, Schedule, schedules_from
+from engines.watchdog import run_watchdog
+from engines.workspace import Workspace
+
+logger = logging.getLogger("jarvis.scheduler")
+
+MAX_RECORDED_MISSES = 100
+WATCHDOG_INTERVAL_S = 300
+CANCEL_WAIT_S = 30.0
+ACTION_ORDER = ("backup", "cleanup", "drill")
+JOB_KINDS = {"backup": "backup", "cleanup": "cleanup", "drill": "verify"}
+RESULT_OUTCOMES = {"complete": "succeeded", "partial": "partial", "failed": "failed"}
+
+BackupAction = Callable[[Workspace, JobContext, str, datetime, AlertDispatcher], str]
+"""(workspace, context, tier, created_at, dispatcher) -> the set's status."""
+
+
+def scheduled_full_backup(
+    workspace: Workspace,
+    context: JobContext,
+    tier: str,
+    created_at: datetime,
+    dispatcher: AlertDispatcher,
+) -> str:
+    report = run_backup_full(
+        workspace, context, tier=tier, created_at=created_at, dispatcher=dispatcher
+    )
+    return report.backup_set.status
+
+
+@dataclass
+class DueRun:
+    schedule: Schedule
+    planned_at: datetime
+    run_id: int = 0
+
+
+@dataclass
+class RunGroup:
+    """Runs served by one job: backups due together become one set."""
+
+    action: str
+    runs: list[DueRun] = field(default_factory=list)
+
+    @property
+    def tier(self) -> str:
+        names = [run.schedule.name for run in self.runs]
+        return max(names, key=lambda n: TIERS_BY_RANK.index(n) if n in TIERS_BY_RANK else -1)
+
+    @property
+    def description(self) -> str:
+        if self.action == "backup":
+            return f"scheduled {self.tier} backup (full)"
+        return f"scheduled {self.runs[0].schedule.spec.label}"
+
+
+class Scheduler:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        purpose: str = "headless",
+        clock: Clock = system_clock,
+        backup_action: BackupAction = scheduled_full_backup,
+    ):
+        self.settings = settings
+        self.zone = configured_timezone(settings)
+        self.schedules = [s for s in schedules_from(settings, self.zone) if s.enabled]
+        self.clock = clock
+        self.purpose = purpose
+        self.backup_action = backup_action
+        self.workspace: Workspace | None = None
+        self.dispatcher: AlertDispatcher | None = None
+        self._election = RepositoryLock(
+            settings.repository_dir, f"scheduler ({purpose})", name=SCHEDULER_LOCK_NAME
+        )
+        self._busy = threading.Lock()
+        self._tick_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._current: JobContext | None = None
+        self._current_label = ""
+        self._timers: BackgroundScheduler | None = None
+        self._started_at: datetime | None = None
+
+    # --- election and life cycle ---------------------------------------------------------
+
+    @property
+    def elected(self) -> bool:
+        return self._election.held
+
+    @property
+    def current_job(self) -> tuple[int, str] | None:
+        context = self._current
+        return None if context is None else (context.job_id, self._current_label)
+
+    def try_elect(self) -> bool:
+        if self.elected:
+            return True
+        try:
+            self._election.acquire()
+        except RepositoryLockedError:
+            return False
+        return True
+
+    def start(self, *, timers: bool = True) -> bool:
+        """Take the schedules if no other process has them; False when one does."""
+        if not self.try_elect():
+            return False
+        try:
+            self.workspace = Workspace.open(self.settings)
+            self.workspace.catalog.mark_orphaned_jobs()
+            self.dispatcher = AlertDispatcher(
+                self.workspace.catalog, self.settings, clock=self.clock
+            )
+            self._recover_interrupted_runs()
+            self._started_at = self.clock()
+            if timers:
+                self._start_timers()
+        except BaseException:
+            self._release()
+            raise
+        names = ", ".join(f"{s.name} ({s.words})" for s in self.schedules) or "none enabled"
+        logger.info("scheduler elected (%s); schedules: %s", self.purpose, names)
+        return True
+
+    def _start_timers(self) -> None:
+        timers = BackgroundScheduler(
+            timezone=self.zone,
+            job_defaults={"coalesce": True, "max_instances": 8, "misfire_grace_time": None},
+        )
+        for schedule in self.schedules:
+            timers.add_job(self.tick, schedule.trigger, id=schedule.name, name=schedule.name)
+        timers.add_job(self.tick, DateTrigger(), id="catch-up")
+        timers.add_job(self.watch, IntervalTrigger(seconds=WATCHDOG_INTERVAL_S), id="watchdog")
+        timers.start()
+        self._timers = timers
+
+    def stop(self, grace_seconds: float | None = None) -> bool:
+        """Start nothing new; let the running job finish for `grace_seconds`
+        (BACKUP_SHUTDOWN_GRACE_SECONDS), then cancel it. False if it would not stop."""
+        grace = (
+            self.settings.backup_shutdown_grace_seconds if grace_seconds is None else grace_seconds
+        )
+        self._stopping.set()
+        if self._timers is not None:
+            self._timers.shutdown(wait=False)
+            self._timers = None
+        stopped = self._busy.acquire(timeout=grace) if grace > 0 else self._busy.acquire(False)
+        if not stopped:
+            context = self._current
+            if context is not None:
+                logger.warning(
+                    "stopping: cancelling job %d (%s)", context.job_id, self._current_label
+                )
+                context.cancel()
+            stopped = self._busy.acquire(timeout=CANCEL_WAIT_S)
+        if stopped:
+            self._busy.release()
+            self._release()
+        else:
+            logger.error(
+                "job %s did not stop within %.0f s; leaving it to the next start to mark",
+                self.current_job,
+                CANCEL_WAIT_S,
+            )
+        return stopped
+
+    def _release(self) -> None:
+        if self.workspace is not None:
+            self.workspace.close()
+            self.workspace = None
+        self._election.release()
+
+    # --- what is due ---------------------------------------------------------------------
+
+    def tick(self) -> list[DueRun]:
+        """Run whatever is due now (called at each cron time, at start, and by tests)."""
+        if self._stopping.is_set() or self.workspace is None:
+            return []
+        with self._tick_lock:
+            now = self.clock()
+            due = self._plan(now)
+            if not due:
+                return []
+            if not self._busy.acquire(blocking=False):
+                for run in due:
+                    self._record_skip(run, now)
+                return due
+        try:
+            self._execute(due)
+        finally:
+            self._busy.release()
+        return due
+
+    def _plan(self, now: datetime) -> list[DueRun]:
+        """Record the missed runs and return the runs to do now, each recorded `running`."""
+        catalog = self._catalog
+        grace_minutes = self.settings.backup_misfire_grace_minutes
+        grace = timedelta(minutes=grace_minutes)
+        due = []
+        for schedule in self.schedules:
+            last = catalog.latest_schedule_run(schedule.name)
+            since = last.planned_at if last else self._started_at or now
+            times, cut = schedule.fire_times(since, now, MAX_RECORDED_MISSES)
+            if not times:
+                continue
+            newest = self._newest_fire_time(schedule, now) if cut else times[-1]
+            within_grace = now - newest <= grace
+            for planned in [t for t in times if t != newest]:
+                detail = f"the scheduler was not running at {planned:%Y-%m-%d %H:%M %Z}"
+                if within_grace:
+                    detail += f"; coalesced into the run planned at {newest:%Y-%m-%d %H:%M %Z}"
+                catalog.record_schedule_run(schedule.name, planned, "missed", detail=detail)
+            if cut:
+                logger.warning("%s: more than %d runs missed", schedule.name, MAX_RECORDED_MISSES)
+            if within_grace:
+                run = DueRun(schedule, newest)
+                run.run_id = catalog.record_schedule_run(schedule.name, newest, "running")
+                due.append(run)
+            else:
+                catalog.record_schedule_run(
+                    schedule.name,
+                    newest,
+                    "missed",
+                    detail=f"the scheduler started at {now:%Y-%m-%d %H:%M %Z}, past the grace "
+                    f"time (BACKUP_MISFIRE_GRACE_MINUTES={grace_minutes})",
+                )
+                logger.warning("%s run planned at %s missed", schedule.name, newest)
+        return due
+
+    def _newest_fire_time(self, schedule: Schedule, now: datetime) -> datetime:
+        step = timedelta(minutes=1)
+        while True:
+            moment = schedule.next_after(now - step)
+            if moment is not None and moment <= now:
+                while (following := schedule.next_after(moment)) is not None and following <= now:
+                    moment = following
+                return moment
+            step *= 2
+
+    def _record_skip(self, run: DueRun, now: datetime) -> None:
+        label = self._current_label or "another job"
+        detail = f"skipped: {label} was still running"
+        self._catalog.finish_schedule_run(run.run_id, "skipped", now, detail=detail)
+        logger.warning("%s run planned at %s %s", run.schedule.name, run.planned_at, detail)
+        self._alert_skips(run.schedule.name, detail)
+
+    def _alert_skips(self, name: str, detail: str) -> None:
+        skips = self._catalog.consecutive_skips(name)
+        if skips >= self.settings.backup_skip_alert_after:
+            self.dispatcher.raise_condition(
+                f"schedule_skipped:{name}",
+                "warning",
+                f"the {name} schedule was skipped {skips} times in a row ({detail})",
+            )
+
+    # --- running -------------------------------------------------------------------------
+
+    def _execute(self, due: list[DueRun]) -> None:
+        groups: dict[str, RunGroup] = {}
+        for run in due:
+            groups.setdefault(run.schedule.spec.action, RunGroup(run.schedule.spec.action))
+            groups[run.schedule.spec.action].runs.append(run)
+        for action in ACTION_ORDER:
+            group = groups.get(action)
+            if group is None:
+                continue
+            if self._stopping.is_set():
+                for run in group.runs:
+                    self._catalog.finish_schedule_run(
+                        run.run_id, "skipped", self.clock(), detail="the scheduler was stopping"
+                    )
+                continue
+            self._run_group(group)
+
+    def _run_group(self, group: RunGroup) -> None:
+        catalog = self._catalog
+        started = self.clock()
+        for run in group.runs:
+            catalog.start_schedule_run(run.run_id, started)
+        logger.info("starting %s", group.description)
+        outcome, job_id, detail = self._run_job(group)
+        logger.info("%s: %s%s", group.description, outcome, f" ({detail})" if detail else "")
+        finished = self.clock()
+        for run in group.runs:
+            note = detail
+            if len(group.runs) > 1 and run.schedule.name != group.tier:
+                note = f"covered by the {group.tier} backup" + (f"; {detail}" if detail else "")
+            catalog.finish_schedule_run(run.run_id, outcome, finished, job_id=job_id, detail=note)
+            name = run.schedule.name
+            if outcome == "skipped":
+                self._alert_skips(name, detail)
+                continue
+            self.dispatcher.clear_condition(
+                f"schedule_skipped:{name}", f"the {name} schedule ran again"
+            )
+            if outcome == "failed":
+                self.dispatcher.raise_condition(
+                    f"schedule_failed:{name}", "critical", f"{group.description} failed: {detail}"
+                )
+            elif outcome in ("succeeded", "partial"):
+                self.dispatcher.clear_condition(
+                    f"schedule_failed:{name}", f"{group.description} succeeded again"
+                )
+
+    def _run_job(self, group: RunGroup) -> tuple[str, int | None, str]:
+        workspace = self.workspace
+        job: dict[str, int] = {}
+
+        def work(context: JobContext) -> str:
+            job["id"] = context.job_id
+            self._current, self._current_label = context, group.description
+            try:
+                return self._perform(group, workspace, context)
+            finally:
+                self._current, self._current_label = None, ""
+
+        try:
+            result = workspace.run_job(JOB_KINDS[group.action], group.description, work)
+        except JobCancelledError as error:
+            return "cancelled", job.get("id"), str(error)
+        except RepositoryLockedError as error:
+            return "skipped", job.get("id"), str(error)
+        except JarvisError as error:
+            return "failed", job.get("id"), str(error)
+        except Exception as error:
+            logger.exception("%s failed unexpectedly", group.description)
+            return "failed", job.get("id"), f"unexpected error: {type(error).__name__}: {error}"
+        return RESULT_OUTCOMES.get(result, "succeeded"), job.get("id"), ""
+
+    def _perform(self, group: RunGroup, workspace: Workspace, context: JobContext) -> str:
+        if group.action == "backup":
+            return self.backup_action(workspace, context, group.tier, self.clock(), self.dispatcher)
+        if group.action == "cleanup":
+            report = run_cleanup(workspace, context)
+            return "partial" if report.problems else "complete"
+        report = run_restore_drill(workspace, context, dispatcher=self.dispatcher)
+        return "failed" if report.failed else "complete"
+
+    # --- watchdog and recovery -----------------------------------------------------------
+
+    def watch(self) -> list[str]:
+        """Missing backups and disk space, then any alerts other engines left undelivered."""
+        if self.workspace is None:
+            return []
+        try:
+            problems = run_watchdog(self.settings, self._catalog, self.dispatcher, self.clock())
+            self.dispatcher.deliver_pending()
+        except JarvisError as error:
+            logger.error("watchdog: %s", error)
+            return [str(error)]
+        return problems
+
+    def _recover_interrupted_runs(self) -> None:
+        """Runs left `running` by a scheduler that died take their job's outcome."""
+        catalog = self._catalog
+        for run in catalog.interrupted_schedule_runs():
+            job = catalog.get_job(run.job_id) if run.job_id else None
+            if job is not None and not job.finished:
+                continue
+            outcome = {"succeeded": "succeeded", "cancelled": "cancelled"}.get(
+                job.status if job else "", "failed"
+            )
+            catalog.finish_schedule_run(
+                run.id, outcome, self.clock(), detail="the scheduler stopped during this run"
+            )
+
+    @property
+    def _catalog(self):
+        if self.workspace is None:
+            raise RuntimeError("the scheduler is not started")
+        return self.workspace.catalog

@@ -1,0 +1,93 @@
+"""The schedules the settings define, their fire times, and who runs them.
+
+Light enough for `status` and `health` to import: the running scheduler lives
+in `engines/scheduler.py`.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, tzinfo
+from typing import Any
+
+from apscheduler.triggers.cron import CronTrigger
+
+from engines.clock import configured_timezone
+from engines.config import Settings
+from engines.cron import cron_trigger, describe_cron
+from engines.lock import read_holder
+
+SCHEDULER_LOCK_NAME = ".scheduler.lock"
+TIERS_BY_RANK = ("daily", "weekly", "monthly")
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    name: str
+    variable: str  # BACKUP_<X>: its _ENABLED and _TIME settings
+    action: str  # backup, cleanup or drill
+    label: str
+
+
+SCHEDULE_SPECS = (
+    ScheduleSpec("daily", "BACKUP_DAILY", "backup", "daily full backup"),
+    ScheduleSpec("weekly", "BACKUP_WEEKLY", "backup", "weekly full backup"),
+    ScheduleSpec("monthly", "BACKUP_MONTHLY", "backup", "monthly full backup"),
+    ScheduleSpec("cleanup", "BACKUP_CLEANUP", "cleanup", "retention and prune"),
+    ScheduleSpec("verify", "BACKUP_VERIFY_RESTORE", "drill", "restore drill"),
+)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    spec: ScheduleSpec
+    cron: str
+    enabled: bool
+    trigger: CronTrigger
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def words(self) -> str:
+        return describe_cron(self.cron)
+
+    def next_after(self, moment: datetime) -> datetime | None:
+        """The first fire time strictly after `moment`."""
+        return self.trigger.get_next_fire_time(None, moment + timedelta(microseconds=1))
+
+    def fire_times(
+        self, after: datetime, until: datetime, limit: int
+    ) -> tuple[list[datetime], bool]:
+        """Fire times in (after, until], at most `limit`; True as well when more were cut."""
+        found: list[datetime] = []
+        moment = self.next_after(after)
+        while moment is not None and moment <= until:
+            if len(found) == limit:
+                return found, True
+            found.append(moment)
+            moment = self.next_after(moment)
+        return found, False
+
+
+def schedules_from(settings: Settings, zone: tzinfo | None = None) -> list[Schedule]:
+    zone = zone or configured_timezone(settings)
+    found = []
+    for spec in SCHEDULE_SPECS:
+        cron = getattr(settings, f"{spec.variable.lower()}_time")
+        enabled = getattr(settings, f"{spec.variable.lower()}_enabled")
+        found.append(Schedule(spec, cron, enabled, cron_trigger(cron, zone)))
+    return found
+
+
+def scheduler_holder(settings: Settings) -> dict[str, Any] | None:
+    """Who runs the schedules for this repository (pid, host, purpose, since), or None."""
+    return read_holder(settings.repository_dir, name=SCHEDULER_LOCK_NAME)
+
+
+def describe_holder(holder: dict[str, Any] | None) -> str:
+    if holder is None:
+        return "nobody: start `jarvis-tui --run-scheduled` or open the console"
+    return (
+        f"{holder.get('purpose', 'scheduler')}, pid {holder.get('pid')} on "
+        f"{holder.get('host')} since {holder.get('started_at')}"
+    )

@@ -1,0 +1,114 @@
+"""`jarvis-tui status` (the guide's `backup:status`): schedules, last results, freshness."""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from engines.catalog import Catalog
+from engines.catalog.schedule_runs import ScheduleRun
+from engines.clock import configured_timezone, timezone_name
+from engines.config import Settings
+from engines.schedules import describe_holder, scheduler_holder, schedules_from
+from engines.watchdog import backup_freshness, format_age
+
+
+@dataclass(frozen=True)
+class ScheduleStatus:
+    name: str
+    label: str
+    enabled: bool
+    cron: str
+    words: str
+    next_run: datetime | None
+    last_run: ScheduleRun | None
+
+    def to_json(self) -> dict[str, Any]:
+        last = self.last_run
+        return {
+            "name": self.name,
+            "label": self.label,
+            "enabled": self.enabled,
+            "cron": self.cron,
+            "words": self.words,
+            "next_run": self.next_run.isoformat() if self.next_run else None,
+            "last_run": None
+            if last is None
+            else {
+                "planned_at": last.planned_at.isoformat(),
+                "started_at": last.started_at.isoformat() if last.started_at else None,
+                "outcome": last.outcome,
+                "job_id": last.job_id,
+                "detail": last.detail,
+            },
+        }
+
+
+@dataclass(frozen=True)
+class SourceStatus:
+    source: str
+    set_id: str | None
+    created_at: datetime | None
+    age: timedelta | None
+    too_old: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "last_good_backup": self.set_id,
+            "created_at": self.created_at.isoformat() if self.created_at else None,
+            "age_hours": round(self.age.total_seconds() / 3600, 2) if self.age else None,
+            "too_old": self.too_old,
+        }
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    timezone: str
+    schedules: list[ScheduleStatus]
+    sources: list[SourceStatus]
+    scheduler: dict[str, Any] | None
+    open_alerts: list[str]
+
+    @property
+    def scheduler_text(self) -> str:
+        return describe_holder(self.scheduler)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "timezone": self.timezone,
+            "schedules": [s.to_json() for s in self.schedules],
+            "sources": [s.to_json() for s in self.sources],
+            "scheduler": self.scheduler,
+            "open_alerts": self.open_alerts,
+        }
+
+
+def collect_status(settings: Settings, catalog: Catalog, now: datetime) -> StatusReport:
+    zone = configured_timezone(settings)
+    schedules = [
+        ScheduleStatus(
+            schedule.name,
+            schedule.spec.label,
+            schedule.enabled,
+            schedule.cron,
+            schedule.words,
+            schedule.next_after(now) if schedule.enabled else None,
+            catalog.latest_schedule_run(schedule.name, attempted_only=True),
+        )
+        for schedule in schedules_from(settings, zone)
+    ]
+    sources = [
+        SourceStatus(
+            fresh.source,
+            fresh.last.set_id if fresh.last else None,
+            fresh.last.created_at if fresh.last else None,
+            fresh.age,
+            fresh.too_old,
+        )
+        for fresh in backup_freshness(settings, catalog, now)
+    ]
+    alerts = [f"{a.kind}: {a.message}" for a in catalog.open_conditions()]
+    return StatusReport(timezone_name(zone), schedules, sources, scheduler_holder(settings), alerts)
+
+
+__all__ = ["ScheduleStatus", "SourceStatus", "StatusReport", "collect_status", "format_age"]

@@ -141,6 +141,7 @@ def run_backup_full(
             workspace.catalog.finish_backup_set(backup_set.id, "failed", reason, note=note)
             raise
         parts.extend(skipped)
+        parts.sort(key=lambda part: kinds.index(part.source))
         status = _set_status(parts)
         failed = [part for part in parts if part.state == "failed"]
         workspace.catalog.finish_backup_set(

@@ -1,0 +1,274 @@
+"""`status`, `cleanup`, `health`, `alerts`, `drill` and `verify --all`."""
+
+import argparse
+import sys
+from datetime import datetime
+
+from engines.actions.cleanup import run_cleanup
+from engines.actions.verify_all import verify_all
+from engines.actions.verify_drill import run_restore_drill
+from engines.alerts import AlertDispatcher
+from engines.catalog import Catalog
+from engines.catalog.times import utc_now
+from engines.clock import configured_timezone
+from engines.config import load_settings
+from engines.errors import JarvisError
+from engines.health import HealthCheck, run_health_checks
+from engines.joblog import register_secrets
+from engines.status import collect_status, format_age
+from jarvis_tui.commands.context import open_workspace, run_with_progress, settings_from
+from jarvis_tui.exit_codes import ExitCode
+from jarvis_tui.output import print_json, print_table
+
+CHANNEL_VARIABLES = (
+    "PUSHOVER_USER_KEY and PUSHOVER_API_TOKEN, SLACK_WEBHOOK_URL, or NOTIFICATION_EMAIL "
+    "(with SMTP_HOST/SMTP_PORT)"
+)
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    status = commands.add_parser(
+        "status", help="schedules, last runs and last good backup per source (backup:status)"
+    )
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(handler=run_status)
+
+    cleanup = commands.add_parser("cleanup", help="apply GFS retention and prune (backup:cleanup)")
+    cleanup.add_argument(
+        "--dry-run", action="store_true", help="show what would be kept and deleted, and why"
+    )
+    cleanup.add_argument("--json", action="store_true")
+    cleanup.set_defaults(handler=run_cleanup_command)
+
+    health = commands.add_parser("health", help="check everything backups need (health:check)")
+    health.add_argument("--json", action="store_true")
+    health.set_defaults(handler=run_health)
+
+    drill = commands.add_parser(
+        "drill", help="restore each source's newest backup into scratch targets and compare"
+    )
+    drill.set_defaults(handler=run_drill)
+
+    alerts = commands.add_parser("alerts", help="alert channels and history")
+    actions = alerts.add_subparsers(dest="alerts_command", metavar="ACTION", required=True)
+    test = actions.add_parser("test", help="send a test message to each configured channel")
+    test.set_defaults(handler=run_alerts_test)
+    listing = actions.add_parser("list", help="recent alerts with their delivery per channel")
+    listing.add_argument("--limit", type=int, default=20)
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=run_alerts_list)
+
+
+def _local(moment: datetime | None, zone) -> str:
+    return "-" if moment is None else moment.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+
+
+def run_status(args: argparse.Namespace) -> ExitCode:
+    with open_workspace(args) as workspace:
+        report = collect_status(workspace.settings, workspace.catalog, utc_now())
+        zone = configured_timezone(workspace.settings)
+        max_age = workspace.settings.backup_max_age_hours
+    if args.json:
+        print_json(report.to_json())
+        return ExitCode.OK
+    print(f"Schedules (times in {report.timezone})")
+    print_table(
+        ("SCHEDULE", "WHEN", "NEXT RUN", "LAST RUN", "RESULT"),
+        [
+            (
+                s.name,
+                s.words if s.enabled else f"off ({s.words})",
+                _local(s.next_run, zone),
+                _local(s.last_run.planned_at if s.last_run else None, zone),
+                s.last_run.outcome if s.last_run else "never ran",
+            )
+            for s in report.schedules
+        ],
+    )
+    print(f"\nLast good backup per source (alert after {max_age} h)")
+    if report.sources:
+        print_table(
+            ("SOURCE", "BACKUP", "TAKEN", "AGE", "STATE"),
+            [
+                (
+                    s.source,
+                    s.set_id or "none yet",
+                    _local(s.created_at, zone),
+                    format_age(s.age),
+                    "TOO OLD" if s.too_old else "ok",
+                )
+                for s in report.sources
+            ],
+        )
+    else:
+        print("no source is configured")
+    print(f"\nScheduler: {report.scheduler_text}")
+    if report.open_alerts:
+        print("Open alerts:")
+        for alert in report.open_alerts:
+            print(f"  {alert}")
+    return ExitCode.OK
+
+
+def run_cleanup_command(args: argparse.Namespace) -> ExitCode:
+    with open_workspace(args) as workspace:
+        verb = "cleanup --dry-run" if args.dry_run else "cleanup"
+        report = run_with_progress(
+            workspace,
+            "cleanup",
+            verb,
+            lambda ctx: run_cleanup(workspace, ctx, dry_run=args.dry_run),
+        )
+    if args.json:
+        print_json(
+            {
+                "dry_run": report.dry_run,
+                "policy": report.policy.describe(),
+                "sets": [
+                    {
+                        "id": d.candidate.set_id,
+                        "kind": d.candidate.kind,
+                        "created_at": d.candidate.created_at.isoformat(),
+                        "keep": d.keep,
+                        "reasons": d.reasons,
+                    }
+                    for d in report.decisions
+                ],
+                "deleted": report.deleted,
+                "problems": report.problems,
+                "pruned": report.pruned,
+            }
+        )
+    else:
+        print(f"retention: {report.policy.describe()}" + (" (dry run)" if args.dry_run else ""))
+        print_table(
+            ("SET", "STATUS", "CREATED (UTC)", "DECISION"),
+            [
+                (
+                    d.candidate.set_id,
+                    d.candidate.status,
+                    d.candidate.created_at.strftime("%Y-%m-%d %H:%M"),
+                    d.text,
+                )
+                for d in report.decisions
+            ],
+        )
+        if report.dry_run:
+            print(f"dry run: {len(report.to_delete)} set(s) would be deleted; nothing changed")
+        else:
+            print(f"{len(report.deleted)} set(s) deleted")
+        for pruned in report.pruned:
+            print(f"pruned {pruned}")
+    for problem in report.problems:
+        print(f"problem: {problem}", file=sys.stderr)
+    return ExitCode.FAILED if report.problems else ExitCode.OK
+
+
+def run_health(args: argparse.Namespace) -> ExitCode:
+    settings = load_settings(env_file=args.env_file, strict=False)
+    register_secrets(settings.secret_values())
+    try:
+        with Catalog.open(settings.catalog_path) as catalog:
+            checks = run_health_checks(settings, catalog, utc_now())
+    except JarvisError as error:
+        checks = [HealthCheck("catalog", False, str(error))]
+    healthy = all(check.ok for check in checks)
+    if args.json:
+        print_json({"healthy": healthy, "checks": [c.to_json() for c in checks]})
+    else:
+        print_table(
+            ("CHECK", "STATE", "DETAIL"),
+            [(c.name, "ok" if c.ok else "FAIL", c.detail) for c in checks],
+        )
+        failed = [c for c in checks if not c.ok]
+        print(
+            "healthy"
+            if healthy
+            else f"{len(failed)} problem(s): {', '.join(c.name for c in failed)}"
+        )
+    return ExitCode.OK if healthy else ExitCode.FAILED
+
+
+def run_drill(args: argparse.Namespace) -> ExitCode:
+    with open_workspace(args) as workspace:
+        report = run_with_progress(
+            workspace, "verify", "restore drill", lambda ctx: run_restore_drill(workspace, ctx)
+        )
+    for check in report.checks:
+        print(f"{'ok' if check.ok else 'FAILED':6}  {check.relpath}  {check.detail}")
+    for source in report.untested_sources:
+        print(f"none    {source}: configured but never backed up")
+    if not report.checks:
+        print("nothing to drill: no good backup in the catalog yet")
+    return ExitCode.INTEGRITY if report.failed else ExitCode.OK
+
+
+def run_verify_all(args: argparse.Namespace) -> ExitCode:
+    """`verify --all [--sample PERCENT]`, reached through the `verify` command."""
+    sample = 100.0 if args.sample is None else args.sample
+    with open_workspace(args) as workspace:
+        checks = run_with_progress(
+            workspace,
+            "verify",
+            f"verify --all --sample {sample:g}",
+            lambda ctx: verify_all(workspace, ctx, sample_percent=sample),
+        )
+    if args.json:
+        print_json(
+            [{"artifact": c.artifact.relpath, "ok": c.ok, "problems": c.problems} for c in checks]
+        )
+    else:
+        for check in checks:
+            print(f"{'ok' if check.ok else 'FAILED':6}  {check.artifact.relpath}")
+            for problem in check.problems:
+                print(f"        {problem}")
+        print(
+            f"{len(checks)} artifact(s) checked ({sample:g}% sample, least recently verified first)"
+        )
+    failed = [c for c in checks if not c.ok]
+    if failed:
+        print(f"{len(failed)} artifact(s) failed verification", file=sys.stderr)
+        return ExitCode.INTEGRITY
+    return ExitCode.OK
+
+
+def run_alerts_test(args: argparse.Namespace) -> ExitCode:
+    settings = settings_from(args)
+    with Catalog.open(settings.catalog_path) as catalog:
+        results = AlertDispatcher(catalog, settings).send_test()
+    if not results:
+        print(
+            f"jarvis-tui: no alert channel is configured; set {CHANNEL_VARIABLES}", file=sys.stderr
+        )
+        return ExitCode.FAILED
+    for result in results:
+        print(f"{result.channel:9} {'sent' if result.ok else 'failed'}  {result.detail}")
+    return ExitCode.OK if all(r.ok for r in results) else ExitCode.FAILED
+
+
+def run_alerts_list(args: argparse.Namespace) -> ExitCode:
+    settings = settings_from(args)
+    with Catalog.open(settings.catalog_path) as catalog:
+        alerts = catalog.list_alerts(args.limit)
+    if args.json:
+        print_json(
+            [
+                {
+                    "id": a.id,
+                    "at": a.at.isoformat(),
+                    "severity": a.severity,
+                    "kind": a.kind,
+                    "message": a.message,
+                    "delivery": a.delivery,
+                }
+                for a in alerts
+            ]
+        )
+        return ExitCode.OK
+    if not alerts:
+        print("no alerts yet")
+    for alert in alerts:
+        delivery = "; ".join(f"{k}: {v}" for k, v in sorted(alert.delivery.items())) or "pending"
+        print(f"{alert.at:%Y-%m-%d %H:%M} {alert.severity:8} {alert.kind}: {alert.message}")
+        print(f"    {delivery}")
+    return ExitCode.OK

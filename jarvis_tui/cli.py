@@ -10,12 +10,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from engines.errors import JarvisError
-from jarvis_tui.commands import backups, setup, sources
+from jarvis_tui.commands import backups, schedule, setup, sources
 from jarvis_tui.exit_codes import ExitCode, exit_code_for
 
 log = logging.getLogger("jarvis")
 
-COMMAND_MODULES = (setup, backups, sources)
+COMMAND_MODULES = (setup, backups, sources, schedule)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,6 +28,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--env-file",
         type=Path,
         help="read settings from this .env file (default: ./.env, then the config folder)",
+    )
+    parser.add_argument(
+        "--run-scheduled",
+        action="store_true",
+        help="run the schedules in the foreground (for systemd); SIGTERM stops it cleanly",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMAND_MODULES:
@@ -45,6 +50,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler = getattr(args, "handler", None)
+    if args.run_scheduled:
+        from jarvis_tui.headless import run_scheduled_command
+
+        handler = run_scheduled_command
     try:
         code = handler(args) if handler else _open_console(args)
     except JarvisError as error:

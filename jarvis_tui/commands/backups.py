@@ -10,6 +10,7 @@ from engines.actions.rebuild_catalog import rebuild_catalog
 from engines.actions.verify import verify_backup
 from engines.postgres.plain_sql import decrypt_to_sql
 from jarvis_tui.commands.context import open_workspace, run_with_progress
+from jarvis_tui.commands.schedule import run_verify_all
 from jarvis_tui.exit_codes import ExitCode
 from jarvis_tui.output import human_size, print_json, print_table
 
@@ -25,7 +26,16 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     verify = commands.add_parser("verify", help="check checksums and authenticate every chunk")
     verify.add_argument(
-        "backup", metavar="ID|latest|PATH", help="backup id, `latest`, or artifact file"
+        "backup",
+        metavar="ID|latest|PATH",
+        nargs="?",
+        help="backup id, `latest`, or artifact file",
+    )
+    verify.add_argument(
+        "--all", action="store_true", help="re-read stored artifacts, least recently verified first"
+    )
+    verify.add_argument(
+        "--sample", type=float, metavar="PERCENT", help="with --all: check this share of them"
     )
     verify.add_argument("--json", action="store_true")
     verify.set_defaults(handler=run_verify)
@@ -90,6 +100,17 @@ def run_list(args: argparse.Namespace) -> ExitCode:
 
 
 def run_verify(args: argparse.Namespace) -> ExitCode:
+    if args.all or args.sample is not None:
+        if args.backup or not args.all:
+            print(
+                "jarvis-tui: use `verify ID|latest|PATH` or `verify --all [--sample PERCENT]`",
+                file=sys.stderr,
+            )
+            return ExitCode.USAGE
+        return run_verify_all(args)
+    if args.backup is None:
+        print("jarvis-tui: verify needs ID|latest|PATH, or --all", file=sys.stderr)
+        return ExitCode.USAGE
     with open_workspace(args) as workspace:
         results = run_with_progress(
             workspace,

@@ -10,12 +10,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from engines.errors import JarvisError
-from jarvis_tui.commands import backups, schedule, setup, sources
+from jarvis_tui.commands import backups, files_store, schedule, setup, sources
 from jarvis_tui.exit_codes import ExitCode, exit_code_for
 
 log = logging.getLogger("jarvis")
 
-COMMAND_MODULES = (setup, backups, sources, schedule)
+COMMAND_MODULES = (setup, backups, sources, files_store, schedule)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from engines.artifacts import VerifyReport, verify_artifact
 from engines.jobs import JobContext
 from engines.resolve import ResolvedArtifact, resolve_artifacts
+from engines.store.verify import with_snapshot_check
 from engines.workspace import Workspace
 
 
@@ -15,9 +16,13 @@ class ArtifactVerification:
 
 
 def verify_backup(
-    workspace: Workspace, reference: str, context: JobContext
+    workspace: Workspace, reference: str, context: JobContext, *, read_data: bool = False
 ) -> list[ArtifactVerification]:
-    """Recompute each artifact's checksum and authenticate every chunk; record the result."""
+    """Recompute each artifact's checksum and authenticate every chunk; record the result.
+
+    A files snapshot is also checked for its chunks and packs; with `read_data`,
+    every chunk it references is read and authenticated too.
+    """
     keyring = workspace.keyring()
     results = []
     targets = resolve_artifacts(workspace, reference)
@@ -27,6 +32,7 @@ def verify_backup(
         context.raise_if_cancelled()
         context.log(f"verifying {target.label}")
         report = verify_artifact(target.path, keyring)
+        report = with_snapshot_check(workspace, target, report, context, read_data=read_data)
         if target.artifact is not None:
             detail = (
                 "; ".join(report.problems) or f"sha256 {report.checksum}, {report.chunks} chunks"

@@ -8,6 +8,7 @@ from engines.jobs import JobContext
 from engines.resolve import ResolvedArtifact
 from engines.sources.base import RestoreReport
 from engines.store.backup import FilesBackupOptions, back_up_files
+from engines.store.prune import prune_store
 from engines.store.restore import FilesRestoreOptions, restore_files
 from engines.workspace import Workspace
 
@@ -33,6 +34,10 @@ class FilesSource:
         context: JobContext,
     ) -> RestoreReport:
         return restore_files(workspace, artifacts, options or FilesRestoreOptions(), context)
+
+    def prune(self, workspace: Workspace, context: JobContext) -> str:
+        """Remove data no snapshot references (cleanup calls this after retention)."""
+        return str(prune_store(workspace, context))
 
 
 SOURCE = FilesSource()

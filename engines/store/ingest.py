@@ -23,7 +23,7 @@ from engines.store.chunker import SINGLE_CHUNK_LIMIT, Chunker
 from engines.store.index import Index
 from engines.store.keys import StoreKeys
 from engines.store.packs import PackSealer, PackWriter
-from engines.store.snapshots import Entry
+from engines.store.snapshots import Entry, shown
 from engines.store.walker import UNREADABLE, VANISHED, Report
 
 BATCH_BYTES = 4 * 1024 * 1024
@@ -85,21 +85,23 @@ class Ingest:
         try:
             fd = _open_for_reading(absolute)
         except FileNotFoundError:
-            self._fail(entry, VANISHED, f"{absolute}: vanished before it could be read")
+            self._fail(entry, VANISHED, f"{shown(absolute)}: vanished before it could be read")
             return
         except OSError as exc:
-            self._fail(entry, UNREADABLE, f"{absolute}: cannot read ({exc.strerror})")
+            self._fail(entry, UNREADABLE, f"{shown(absolute)}: cannot read ({exc.strerror})")
             return
         with open(fd, "rb", buffering=0, closefd=True) as handle:
             before = os.fstat(fd)
             if not stat.S_ISREG(before.st_mode):
-                self._fail(entry, VANISHED, f"{absolute}: replaced by a non-file during the walk")
+                self._fail(
+                    entry, VANISHED, f"{shown(absolute)}: replaced by a non-file during the walk"
+                )
                 return
             _take_stat(entry, before)
             try:
                 read = self._read_chunks(entry, handle, before.st_size)
             except OSError as exc:
-                self._fail(entry, UNREADABLE, f"{absolute}: read failed ({exc.strerror})")
+                self._fail(entry, UNREADABLE, f"{shown(absolute)}: read failed ({exc.strerror})")
                 return
             after = os.fstat(fd)
         self.stats.files_read += 1
@@ -111,8 +113,8 @@ class Ingest:
             entry.changed = True
             self._report(
                 CHANGED,
-                f"{absolute}: changed while it was being read (size or mtime moved); stored as "
-                "read and marked changed in the snapshot",
+                f"{shown(absolute)}: changed while it was being read (size or mtime moved); "
+                "stored as read and marked changed in the snapshot",
             )
 
     def _read_chunks(self, entry: Entry, handle, size: int) -> int:

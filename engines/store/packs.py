@@ -96,6 +96,9 @@ class PackWriter:
         self.packs_written = 0
         self.bytes_written = 0
 
+    def seal(self, chunk_id: bytes, compressed: bytes) -> bytes:
+        return self._sealer.seal(chunk_id, compressed)
+
     def add(self, chunk_id: bytes, sealed: bytes, raw_length: int) -> None:
         if self._handle is None:
             self._open()

@@ -25,7 +25,7 @@ from engines.sources.base import RestoreReport
 from engines.store.index import Index, load_index
 from engines.store.packs import BlobReader
 from engines.store.resolve import pick_manifest
-from engines.store.snapshots import DIR, FILE, Entry, load_manifest
+from engines.store.snapshots import DIR, FILE, Entry, load_manifest, shown
 from engines.store.target import BlockedPathError, TargetTree, replace_symlink, write_file
 from engines.workspace import Workspace
 
@@ -71,7 +71,7 @@ def select_entries(
     wanted = [_normalise(p) for p in paths if _normalise(p)]
     for path in wanted:
         if not any(e.path == path or e.path.startswith(path + "/") for e in entries):
-            raise NotFoundError(f"{path}: not in this snapshot; list it with `--dry-run`")
+            raise NotFoundError(f"{shown(path)}: not in this snapshot; see `--dry-run`")
     ancestors = {"/".join(w.split("/")[:i]) for w in wanted for i in range(1, w.count("/") + 1)}
     prefix = _normalise(strip_prefix) if strip_prefix else ""
     chosen = []
@@ -131,7 +131,7 @@ def plan(
             continue
         action, why = _decide(entry, existing, overwrite)
         if entry.type == DIR and action == SKIP:
-            blocked[parts] = f"below {'/'.join(parts)}, which is not a folder"
+            blocked[parts] = f"below {shown('/'.join(parts))}, which is not a folder"
         steps.append(Step(entry, parts, action, why))
     return steps
 
@@ -180,8 +180,8 @@ def restore_files(
     }
     if options.dry_run:
         for step in steps:
-            shown = "/".join(step.parts)
-            report.add(f"{step.action:9} {shown}" + (f"  ({step.reason})" if step.reason else ""))
+            path = shown("/".join(step.parts))
+            report.add(f"{step.action:9} {path}" + (f"  ({step.reason})" if step.reason else ""))
         report.add(
             f"would create {counts[CREATE]}, overwrite {counts[OVERWRITE]}, skip {counts[SKIP]}"
         )
@@ -195,7 +195,7 @@ def restore_files(
     )
     skipped = [s for s in steps if s.action == SKIP]
     for step in skipped[:SHOWN_SKIPS]:
-        report.warnings.append(f"skipped {'/'.join(step.parts)}: {step.reason}")
+        report.warnings.append(f"skipped {shown('/'.join(step.parts))}: {step.reason}")
     if len(skipped) > SHOWN_SKIPS:
         report.warnings.append(f"... and {len(skipped) - SHOWN_SKIPS} more skipped (see --dry-run)")
     for failure in outcome.failed:
@@ -207,6 +207,19 @@ def restore_files(
         failed=len(outcome.failed),
     )
     return report
+
+
+def file_blocks(index: Index, reader: BlobReader, entry: Entry) -> Iterator[bytes]:
+    """A file's content, chunk by chunk, each authenticated on the way."""
+    for chunk in entry.chunks:
+        chunk_id = bytes.fromhex(chunk)
+        location = index.get(chunk_id)
+        if location is None:
+            raise NotFoundError(
+                f"chunk {chunk[:16]} of {shown(entry.path)} is missing from the repository's index "
+                "(run `jarvis-tui verify` on the snapshot)"
+            )
+        yield reader.read(chunk_id, location)
 
 
 class _Restorer:
@@ -227,15 +240,7 @@ class _Restorer:
         self.outcome = Outcome()
 
     def blocks(self, entry: Entry) -> Iterator[bytes]:
-        for chunk in entry.chunks:
-            chunk_id = bytes.fromhex(chunk)
-            location = self.index.get(chunk_id)
-            if location is None:
-                raise NotFoundError(
-                    f"chunk {chunk[:16]} is missing from the repository's index "
-                    "(run `jarvis-tui verify` on the snapshot)"
-                )
-            yield self.reader.read(chunk_id, location)
+        return file_blocks(self.index, self.reader, entry)
 
     def metadata_applier(self, entry: Entry) -> Callable[[int], None]:
         def apply(fd: int) -> None:

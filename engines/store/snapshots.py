@@ -85,6 +85,11 @@ class Manifest:
         return {entry.path: entry for entry in self.entries}
 
 
+def shown(path: str) -> str:
+    """`path` fit for a message: bytes that are not UTF-8 appear as \\xNN escapes."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def path_problem(path: Any) -> str | None:
     """Why `path` is not a safe relative snapshot path, or None."""
     if not isinstance(path, str) or not path:
@@ -114,8 +119,9 @@ def _entry(item: Any, name: str) -> Entry:
     path = item.get("path")
     problem = path_problem(path)
     if problem:
+        label = repr(shown(path) if isinstance(path, str) else path)
         raise IntegrityError(
-            f"{name}: refusing entry {path!r}: the path {problem}, so it could be written "
+            f"{name}: refusing entry {label}: the path {problem}, so it could be written "
             "outside the restore target (the manifest is malformed or hostile)"
         )
     kind = item.get("type")

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from engines.errors import JarvisError
+from engines.store.snapshots import shown
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -53,7 +54,7 @@ class TargetTree:
         self.close()
 
     def display(self, parts: Sequence[str]) -> str:
-        return str(self.root.joinpath(*parts))
+        return shown(str(self.root.joinpath(*parts)))
 
     def folder(self, parts: Sequence[str], *, create: bool) -> int:
         """A new descriptor (the caller closes it) for the folder `parts` below the root."""

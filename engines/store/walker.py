@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engines.errors import JarvisError, NotFoundError
+from engines.store.snapshots import shown
 
 Report = Callable[[str, str], None]  # (kind of problem, message)
 
@@ -65,7 +66,7 @@ class Walker:
             try:
                 info = os.lstat(absolute)
             except FileNotFoundError:
-                self._report(VANISHED, f"{absolute}: vanished before it could be read")
+                self._report(VANISHED, f"{shown(absolute)}: vanished before it could be read")
                 continue
             yield Walked(snapshot_path(absolute), absolute, info)
             if stat.S_ISDIR(info.st_mode):
@@ -82,13 +83,13 @@ class Walker:
             with os.scandir(folder) as scan:
                 names = sorted(entry.name for entry in scan)
         except PermissionError:
-            self._report(UNREADABLE, f"{folder}: cannot read folder (permission denied)")
+            self._report(UNREADABLE, f"{shown(folder)}: cannot read folder (permission denied)")
             return
         except FileNotFoundError:
-            self._report(VANISHED, f"{folder}: folder vanished during the walk")
+            self._report(VANISHED, f"{shown(folder)}: folder vanished during the walk")
             return
         except OSError as exc:
-            self._report(UNREADABLE, f"{folder}: cannot read folder ({exc.strerror})")
+            self._report(UNREADABLE, f"{shown(folder)}: cannot read folder ({exc.strerror})")
             return
         for name in names:
             absolute = f"{folder}/{name}" if folder != "/" else f"/{name}"
@@ -98,10 +99,10 @@ class Walker:
             try:
                 info = os.lstat(absolute)
             except FileNotFoundError:
-                self._report(VANISHED, f"{absolute}: vanished during the walk")
+                self._report(VANISHED, f"{shown(absolute)}: vanished during the walk")
                 continue
             except OSError as exc:
-                self._report(UNREADABLE, f"{absolute}: cannot stat ({exc.strerror})")
+                self._report(UNREADABLE, f"{shown(absolute)}: cannot stat ({exc.strerror})")
                 continue
             mode = info.st_mode
             if stat.S_ISREG(mode) or stat.S_ISLNK(mode):
@@ -110,7 +111,7 @@ class Walker:
                 yield Walked(snapshot_path(absolute), absolute, info)
                 yield from self._folder(absolute, below)
             else:
-                self._report(SPECIAL, f"{absolute}: skipped {_special_kind(mode)}")
+                self._report(SPECIAL, f"{shown(absolute)}: skipped {_special_kind(mode)}")
 
 
 def _special_kind(mode: int) -> str:

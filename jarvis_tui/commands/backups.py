@@ -37,6 +37,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     verify.add_argument(
         "--sample", type=float, metavar="PERCENT", help="with --all: check this share of them"
     )
+    verify.add_argument(
+        "--read-data",
+        action="store_true",
+        help="files snapshots: also read and authenticate every chunk",
+    )
     verify.add_argument("--json", action="store_true")
     verify.set_defaults(handler=run_verify)
 
@@ -116,7 +121,7 @@ def run_verify(args: argparse.Namespace) -> ExitCode:
             workspace,
             "verify",
             f"verify {args.backup}",
-            lambda ctx: verify_backup(workspace, args.backup, ctx),
+            lambda ctx: verify_backup(workspace, args.backup, ctx, read_data=args.read_data),
         )
     if args.json:
         print_json(

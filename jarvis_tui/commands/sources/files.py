@@ -36,7 +36,10 @@ def register(backup_commands: argparse._SubParsersAction, restore_commands) -> N
         "paths", nargs="*", metavar="PATH", help="only these files or folders (as backed up)"
     )
     restore.add_argument(
-        "--target-dir", type=Path, metavar="DIR", help="restore below DIR (default: where they were)"
+        "--target-dir",
+        type=Path,
+        metavar="DIR",
+        help="restore below DIR (default: the original locations)",
     )
     restore.add_argument(
         "--strip-prefix", metavar="P", help="drop this leading folder from restored paths"

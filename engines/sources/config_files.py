@@ -1,0 +1,232 @@
+"""Configuration as a source: the files and folders of BACKUP_CONFIG_PATHS as one tarball.
+
+The tar stream (paths relative to `/`, modes, times, symlinks) goes straight
+into an encrypted artifact under `config/`. A restore puts the files back
+where they were (or below `target_dir`) through `TargetTree`, so it never
+follows a symlink; a file that differs from the one on disk is replaced only
+with `force`, and the previous one is kept as `NAME.bak`.
+"""
+
+import io
+import os
+import stat
+import tarfile
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engines.actions.backup import store_artifact
+from engines.artifacts import open_artifact_plain
+from engines.catalog import Artifact, BackupSet
+from engines.config import Settings
+from engines.errors import IntegrityError, JarvisError, NotFoundError
+from engines.jobs import JobContext
+from engines.resolve import ResolvedArtifact
+from engines.sources.base import RestoreReport
+from engines.store.snapshots import path_problem, shown
+from engines.store.target import BlockedPathError, TargetTree, replace_symlink, write_file
+from engines.store.walker import Walker
+from engines.workspace import Workspace
+
+PAX = tarfile.PAX_FORMAT
+
+
+@dataclass(frozen=True)
+class ConfigRestoreOptions:
+    target_dir: Path | None = None
+    force: bool = False
+    dry_run: bool = False
+
+
+class _Spool(io.RawIOBase):
+    """A write-only sink whose bytes the tar generator hands on as they come."""
+
+    def __init__(self) -> None:
+        self.pieces: deque[bytes] = deque()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        self.pieces.append(bytes(data))
+        return len(data)
+
+
+def _roots(settings: Settings) -> list[Path]:
+    roots = []
+    for configured in settings.backup_config_paths:
+        path = Path(os.path.abspath(configured))
+        if not os.path.lexists(path):
+            raise NotFoundError(
+                f"BACKUP_CONFIG_PATHS: {configured} ({path}) does not exist; fix or remove it"
+            )
+        roots.append(path)
+    return roots
+
+
+def tar_stream(roots: list[Path], context: JobContext, counts: dict[str, int]) -> Iterator[bytes]:
+    spool = _Spool()
+    walker = Walker((), (), lambda kind, message: context.log(message, level="warning"))
+    with tarfile.open(fileobj=spool, mode="w|", format=PAX) as tar:
+        for walked in walker.walk(roots):
+            info = tar.gettarinfo(walked.absolute, arcname=walked.path)
+            if stat.S_ISREG(walked.info.st_mode):
+                try:
+                    with open(walked.absolute, "rb") as handle:
+                        tar.addfile(info, handle)
+                except OSError as exc:
+                    context.log(
+                        f"{shown(walked.absolute)}: cannot read ({exc.strerror})", "warning"
+                    )
+                    counts["unreadable"] = counts.get("unreadable", 0) + 1
+                    continue
+                counts["files"] = counts.get("files", 0) + 1
+            else:
+                tar.addfile(info)
+            while spool.pieces:
+                yield spool.pieces.popleft()
+    while spool.pieces:
+        yield spool.pieces.popleft()
+
+
+class ConfigSource:
+    kind = "config"
+
+    def configured(self, settings: Settings) -> str | None:
+        if settings.backup_config_paths:
+            return None
+        return "BACKUP_CONFIG_PATHS is empty; list the configuration files or folders"
+
+    def back_up(
+        self, workspace: Workspace, backup_set: BackupSet, options: Any, context: JobContext
+    ) -> list[Artifact]:
+        roots = _roots(workspace.settings)
+        counts: dict[str, int] = {}
+        artifact = store_artifact(
+            workspace,
+            backup_set,
+            context,
+            source="config",
+            mode="tar",
+            name="config.tar",
+            stream=tar_stream(roots, context, counts),
+            metadata=lambda: {"paths": [str(r) for r in roots], **counts},
+        )
+        return [artifact]
+
+    def restore(
+        self,
+        workspace: Workspace,
+        artifacts: list[ResolvedArtifact],
+        options: Any,
+        context: JobContext,
+    ) -> RestoreReport:
+        options = options or ConfigRestoreOptions()
+        root = Path(os.path.abspath(options.target_dir)) if options.target_dir else Path("/")
+        if not root.is_dir():
+            raise JarvisError(f"--target-dir {root} is not an existing folder")
+        report = RestoreReport("config", options.dry_run, str(root))
+        with TargetTree(root) as tree:
+            for artifact in artifacts:
+                with open_artifact_plain(artifact.path, workspace.keyring()) as plain:
+                    _restore_tar(plain, artifact.label, tree, options, report)
+        return report
+
+
+def _restore_tar(plain, label: str, tree: TargetTree, options, report: RestoreReport) -> None:
+    planned, changed = [], []
+    symlinks: set[tuple[str, ...]] = set()
+    with tarfile.open(fileobj=plain, mode="r|") as tar:
+        for member in tar:
+            parts = _checked_parts(member, label, symlinks)
+            try:
+                existing = tree.lstat(parts)
+            except BlockedPathError as exc:
+                report.warnings.append(f"skipped {shown(member.name)}: {exc}")
+                continue
+            data = tar.extractfile(member).read() if member.isfile() else b""  # type: ignore[union-attr]
+            action = _action(member, existing, data, tree, parts)
+            planned.append((member, parts, action, data))
+            if action == "replace":
+                changed.append(shown(member.name))
+    if changed and not options.force and not options.dry_run:
+        raise JarvisError(
+            f"{len(changed)} file(s) differ from the backup ({', '.join(changed[:5])}); add "
+            "--force to replace them (each previous file is kept as NAME.bak)"
+        )
+    for member, parts, action, data in planned:
+        name = shown(member.name)
+        if options.dry_run:
+            report.add(f"{action:9} {name}")
+            continue
+        if action in ("unchanged", "exists"):
+            continue
+        folder = tree.folder(parts[:-1], create=True)
+        try:
+            _apply(member, parts[-1], folder, action, data)
+        finally:
+            os.close(folder)
+        report.add(f"{action:9} {name}")
+
+
+def _checked_parts(
+    member: tarfile.TarInfo, label: str, symlinks: set[tuple[str, ...]]
+) -> tuple[str, ...]:
+    """Refuse a member that could be written outside the target, or is not a plain kind."""
+    problem = path_problem(member.name)
+    if problem:
+        raise IntegrityError(f"{label}: refusing member {member.name!r}: the path {problem}")
+    if not (member.isfile() or member.isdir() or member.issym()):
+        raise IntegrityError(
+            f"{label}: refusing member {member.name!r}: not a file, folder or symlink"
+        )
+    parts = tuple(member.name.split("/"))
+    if any(parts[:depth] in symlinks for depth in range(1, len(parts))):
+        raise IntegrityError(
+            f"{label}: refusing member {member.name!r}: it lies below a symlink of the same backup"
+        )
+    if member.issym():
+        symlinks.add(parts)
+    return parts
+
+
+def _action(member, existing: os.stat_result | None, data: bytes, tree, parts) -> str:
+    if existing is None:
+        return "create"
+    if member.isdir():
+        return "exists"
+    if member.isfile() and stat.S_ISREG(existing.st_mode):
+        folder = tree.folder(parts[:-1], create=False)
+        try:
+            fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW, dir_fd=folder)
+            with open(fd, "rb") as handle:
+                same = handle.read() == data
+        finally:
+            os.close(folder)
+        return "unchanged" if same else "replace"
+    return "replace"
+
+
+def _apply(member: tarfile.TarInfo, name: str, folder: int, action: str, data: bytes) -> None:
+    if member.isdir():
+        os.mkdir(name, member.mode & 0o7777, dir_fd=folder)
+        return
+    if member.issym():
+        replace_symlink(folder, name, member.linkname)
+        return
+    if action == "replace":
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=folder)
+        with open(fd, "rb") as handle:
+            previous = handle.read()
+        write_file(folder, f"{name}.bak", [previous], apply=lambda fd: None, durable=True)
+
+    def apply(fd: int) -> None:
+        os.fchmod(fd, member.mode & 0o7777)
+        os.utime(fd, (member.mtime, member.mtime))
+
+    write_file(folder, name, [data], apply=apply, durable=True)
+
+
+SOURCE = ConfigSource()

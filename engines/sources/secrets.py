@@ -1,0 +1,205 @@
+"""Secrets as a source: the `.env` file(s) of BACKUP_SECRET_FILES as encrypted artifacts.
+
+A restore writes the file with mode 0600 through a temporary and a rename,
+refuses to replace an existing file without `force`, and then keeps the
+previous one as `PATH.bak`. Values never leave the process: a dry run shows
+variable names only, and which of them differ from the current file.
+"""
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engines.actions.backup import store_artifact
+from engines.artifacts import open_artifact_plain
+from engines.catalog import Artifact, BackupSet
+from engines.config import Settings
+from engines.dotenv import parse_value
+from engines.errors import JarvisError, NotFoundError
+from engines.fsutil import atomic_output
+from engines.jobs import JobContext
+from engines.resolve import ResolvedArtifact
+from engines.sources.base import RestoreReport
+from engines.workspace import Workspace
+
+MAX_SECRET_FILE = 16 * 1024 * 1024
+SECRET_MODE = 0o600
+_ASSIGNMENT = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$")
+
+
+@dataclass(frozen=True)
+class SecretsRestoreOptions:
+    to: Path | None = None
+    force: bool = False
+    dry_run: bool = False
+    file: str | None = None  # which file of the backup, when it holds several
+
+
+def env_values(text: str) -> dict[str, str | None]:
+    """Variable names with their values (None for a line that does not parse)."""
+    values: dict[str, str | None] = {}
+    for line in text.splitlines():
+        match = _ASSIGNMENT.match(line)
+        if match and not line.lstrip().startswith("#"):
+            values[match.group(1)] = parse_value(match.group(2))
+    return values
+
+
+def compare_names(backup: str, current: str) -> dict[str, list[str]]:
+    """Which variable names are added, removed, different or the same; never the values."""
+    old, new = env_values(current), env_values(backup)
+    return {
+        "added": sorted(set(new) - set(old)),
+        "removed": sorted(set(old) - set(new)),
+        "differ": sorted(name for name in set(new) & set(old) if new[name] != old[name]),
+        "same": sorted(name for name in set(new) & set(old) if new[name] == old[name]),
+    }
+
+
+def _read_secret_file(configured: Path) -> tuple[Path, bytes, int]:
+    path = Path(os.path.abspath(configured))
+    try:
+        info = path.stat()
+        if not path.is_file():
+            raise JarvisError(f"BACKUP_SECRET_FILES: {configured} ({path}) is not a file")
+        if info.st_size > MAX_SECRET_FILE:
+            raise JarvisError(
+                f"BACKUP_SECRET_FILES: {path} is {info.st_size} bytes; secret files are "
+                f"limited to {MAX_SECRET_FILE} bytes (is it the right file?)"
+            )
+        return path, path.read_bytes(), info.st_mode & 0o7777
+    except FileNotFoundError:
+        raise NotFoundError(
+            f"BACKUP_SECRET_FILES: {configured} ({path}) does not exist; set BACKUP_SECRET_FILES "
+            "to your .env file(s), comma-separated"
+        ) from None
+    except PermissionError:
+        raise JarvisError(f"BACKUP_SECRET_FILES: cannot read {path} (permission denied)") from None
+
+
+def _artifact_name(path: Path, taken: set[str]) -> str:
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", path.name.lstrip(".")) or "secret"
+    candidate, number = name, 1
+    while candidate in taken:
+        number += 1
+        candidate = f"{name}-{number}"
+    taken.add(candidate)
+    return candidate
+
+
+class SecretsSource:
+    kind = "secrets"
+
+    def configured(self, settings: Settings) -> str | None:
+        if settings.backup_secret_files:
+            return None
+        return "BACKUP_SECRET_FILES is empty; name the .env file(s) to back up"
+
+    def back_up(
+        self, workspace: Workspace, backup_set: BackupSet, options: Any, context: JobContext
+    ) -> list[Artifact]:
+        files = [_read_secret_file(p) for p in workspace.settings.backup_secret_files]
+        artifacts, taken = [], set()
+        for path, data, mode in files:
+            artifacts.append(
+                store_artifact(
+                    workspace,
+                    backup_set,
+                    context,
+                    source="secrets",
+                    mode="file",
+                    name=_artifact_name(path, taken),
+                    stream=[data],
+                    metadata={
+                        "original_path": str(path),
+                        "file_name": path.name,
+                        "file_mode": mode,
+                        "variables": len(env_values(data.decode("utf-8", "replace"))),
+                    },
+                )
+            )
+        return artifacts
+
+    def restore(
+        self,
+        workspace: Workspace,
+        artifacts: list[ResolvedArtifact],
+        options: Any,
+        context: JobContext,
+    ) -> RestoreReport:
+        options = options or SecretsRestoreOptions()
+        chosen = _choose(artifacts, options.file)
+        target = Path(os.path.abspath(options.to or chosen.metadata.get("original_path", "")))
+        if options.to is None and not chosen.metadata.get("original_path"):
+            raise JarvisError(f"{chosen.label}: name where to write it with --to PATH")
+        with open_artifact_plain(chosen.path, workspace.keyring()) as plain:
+            content = plain.read()
+        report = RestoreReport("secrets", options.dry_run, str(target))
+        if target.is_dir():
+            raise JarvisError(f"--to {target} is a folder; name the file to write")
+        if not target.parent.is_dir():
+            raise JarvisError(f"--to {target}: folder {target.parent} does not exist")
+        exists = target.exists()
+        backup_copy = target.with_name(target.name + ".bak")
+        if options.dry_run:
+            _describe_dry_run(report, content, target, exists, options.force)
+            return report
+        if exists and not options.force:
+            raise JarvisError(
+                f"{target} exists; add --force to replace it (the current file is kept as "
+                f"{backup_copy}), or use --dry-run to see which variables differ"
+            )
+        if exists:
+            _write_private(backup_copy, target.read_bytes())
+            report.add(f"kept the previous file as {backup_copy} (mode 0600)")
+        _write_private(target, content)
+        count = len(env_values(content.decode("utf-8", "replace")))
+        report.add(f"wrote {target} (mode 0600): {count} variables")
+        context.log(f"restored secrets {chosen.label} to {target} ({count} variables)")
+        return report
+
+
+def _choose(artifacts: list[ResolvedArtifact], wanted: str | None) -> ResolvedArtifact:
+    if wanted:
+        for artifact in artifacts:
+            names = {artifact.metadata.get("file_name"), artifact.metadata.get("original_path")}
+            if wanted in names or artifact.label.endswith(wanted):
+                return artifact
+        raise NotFoundError(f"--file {wanted}: not in this backup; it holds {_names(artifacts)}")
+    if len(artifacts) > 1:
+        raise JarvisError(
+            f"this backup holds {len(artifacts)} secret files ({_names(artifacts)}); "
+            "name one with --file"
+        )
+    return artifacts[0]
+
+
+def _names(artifacts: list[ResolvedArtifact]) -> str:
+    return ", ".join(str(a.metadata.get("original_path") or a.label) for a in artifacts)
+
+
+def _describe_dry_run(
+    report: RestoreReport, content: bytes, target: Path, exists: bool, force: bool
+) -> None:
+    backup_text = content.decode("utf-8", "replace")
+    if not exists:
+        names = sorted(env_values(backup_text))
+        report.add(f"would create {target} (mode 0600) with {len(names)} variables:")
+        report.add("  " + (", ".join(names) or "(none)"))
+        return
+    current = target.read_bytes().decode("utf-8", "replace")
+    verb = "would replace" if force else "would refuse to replace (add --force)"
+    report.add(f"{verb} {target}; the current file would be kept as {target.name}.bak")
+    for kind, names in compare_names(backup_text, current).items():
+        report.add(f"{kind:8} {len(names):3}: {', '.join(names) or '-'}")
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    with atomic_output(path, mode=SECRET_MODE) as handle:
+        handle.write(data)
+    os.chmod(path, SECRET_MODE)
+
+
+SOURCE = SecretsSource()

@@ -1,0 +1,182 @@
+"""`prune`: remove data no snapshot references, under the repository lock.
+
+What is referenced comes from every snapshot manifest in the repository (the
+repository is the truth, not the catalog); what exists comes from the packs'
+own trailers, so packs of an interrupted backup that no index lists are found
+too. Packs with nothing referenced are deleted; packs that are mostly unused
+are repacked. Order: new packs, the new index, then old index files, then old
+packs, so a prune interrupted at any point leaves every snapshot readable.
+"""
+
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engines.catalog.jobs import process_alive
+from engines.errors import IntegrityError, JarvisError, KeyNotAvailableError
+from engines.fsutil import remove_abandoned_temporaries
+from engines.jobs import JobContext
+from engines.lock import RepositoryLock
+from engines.store.index import index_files, write_index
+from engines.store.keys import ID_SIZE
+from engines.store.layout import SOURCE, is_snapshot_key, pack_key
+from engines.store.packs import (
+    BlobLocation,
+    PackKey,
+    PackSealer,
+    PackWriter,
+    iter_pack_files,
+    pack_name_of,
+    read_trailer,
+)
+from engines.store.snapshots import load_manifest
+from engines.workspace import Workspace
+
+# A pack whose unused bytes reach this share of it is rewritten with only the used chunks.
+REPACK_UNUSED_SHARE = 0.2
+# Jobs that hold the repository lock themselves never run beside a prune.
+_LOCKING_JOBS = ("backup", "cleanup", "prune")
+
+
+@dataclass
+class PruneReport:
+    dry_run: bool
+    snapshots: int = 0
+    packs: int = 0
+    packs_deleted: int = 0
+    packs_repacked: int = 0
+    packs_written: int = 0
+    bytes_freed: int = 0
+    chunks_removed: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        verb = "would delete" if self.dry_run else "deleted"
+        return (
+            f"{self.snapshots} snapshot(s), {self.packs} pack(s): {verb} {self.packs_deleted}, "
+            f"repacked {self.packs_repacked}; {self.chunks_removed} unreferenced chunk(s), "
+            f"{self.bytes_freed} bytes freed"
+        )
+
+
+def snapshot_keys(workspace: Workspace) -> list[str]:
+    folder = workspace.repository.root / SOURCE
+    if not folder.is_dir():
+        return []
+    return sorted(
+        f"{SOURCE}/{path.name}"
+        for path in folder.iterdir()
+        if is_snapshot_key(f"{SOURCE}/{path.name}")
+    )
+
+
+def _readers_running(workspace: Workspace, own_job_id: int | None) -> str | None:
+    for job in workspace.catalog.unfinished_jobs():
+        if job.id == own_job_id or job.kind in _LOCKING_JOBS:
+            continue
+        if job.host == socket.gethostname() and job.pid and not process_alive(job.pid):
+            continue
+        return f"job {job.id} ({job.description}) is running and may be reading packs"
+    return None
+
+
+def referenced_chunks(workspace: Workspace, context: JobContext) -> tuple[set[bytes], int]:
+    keyring = workspace.keyring()
+    referenced: set[bytes] = set()
+    keys = snapshot_keys(workspace)
+    for key in keys:
+        context.raise_if_cancelled()
+        try:
+            manifest = load_manifest(workspace.repository.path_for(key), keyring, key)
+        except (IntegrityError, KeyNotAvailableError) as exc:
+            raise JarvisError(
+                f"cannot read snapshot {key} ({exc}); prune needs every snapshot to know which "
+                "data is still used, so nothing was deleted"
+            ) from None
+        for entry in manifest.entries:
+            referenced.update(bytes.fromhex(chunk) for chunk in entry.chunks)
+    return referenced, len(keys)
+
+
+def prune_store(workspace: Workspace, context: JobContext, *, dry_run: bool = False) -> PruneReport:
+    repository = workspace.repository
+    with RepositoryLock(repository.root, "prune files store"):
+        busy = _readers_running(workspace, context.job_id)
+        if busy:
+            raise JarvisError(f"prune postponed: {busy}; run it again when that job has finished")
+        if not dry_run:
+            remove_abandoned_temporaries(repository.root / SOURCE)
+        keyring = workspace.keyring()
+        referenced, snapshots = referenced_chunks(workspace, context)
+        report = PruneReport(dry_run, snapshots=snapshots)
+        old_indexes = index_files(repository)
+        keep: list[tuple[bytes, BlobLocation]] = []
+        repack: list[tuple[Path, list[tuple[bytes, BlobLocation]]]] = []
+        doomed: list[Path] = []
+        seen: set[bytes] = set()
+        for path in iter_pack_files(repository):
+            context.raise_if_cancelled()
+            report.packs += 1
+            try:
+                entries = read_trailer(path, keyring)
+            except (IntegrityError, KeyNotAvailableError) as exc:
+                report.problems.append(f"kept unreadable pack {path.name}: {exc}")
+                continue
+            used = [(i, loc) for i, loc in entries if i in referenced and i not in seen]
+            used_ids = {i for i, _ in used}
+            seen.update(used_ids)
+            size = path.stat().st_size
+            unused_bytes = sum(loc.length for i, loc in entries if i not in used_ids)
+            report.chunks_removed += len(entries) - len(used)
+            if not used:
+                doomed.append(path)
+                report.packs_deleted += 1
+                report.bytes_freed += size
+            elif unused_bytes >= REPACK_UNUSED_SHARE * size:
+                repack.append((path, used))
+                report.packs_repacked += 1
+                report.bytes_freed += unused_bytes  # an estimate until the new packs exist
+            else:
+                keep.extend(entries)
+                report.chunks_removed -= len(entries) - len(used)
+        missing = referenced - seen
+        if missing:
+            report.problems.append(
+                f"{len(missing)} chunk(s) referenced by snapshots are in no pack; "
+                "run `jarvis-tui verify SNAPSHOT` to see which files are affected"
+            )
+        for problem in report.problems:
+            context.log(problem, level="warning")
+        if dry_run:
+            context.log(f"prune (dry run): {report}")
+            return report
+        writer = PackWriter(repository, PackSealer(keyring.current))
+        with writer:
+            for path, used in repack:
+                context.raise_if_cancelled()
+                _copy_chunks(path, used, writer, keyring)
+        report.packs_written = writer.packs_written
+        write_index(repository, keyring.current, keep + writer.locations)
+        for key in old_indexes:
+            repository.delete(key)
+        doomed.extend(path for path, _ in repack)
+        freed = sum(path.stat().st_size for path in doomed)
+        for path in doomed:
+            repository.delete(pack_key(pack_name_of(path)))
+        report.bytes_freed = freed - writer.bytes_written
+        context.log(f"prune: {report}")
+        return report
+
+
+def _copy_chunks(
+    path: Path, used: list[tuple[bytes, BlobLocation]], writer: PackWriter, keyring
+) -> None:
+    """Re-seal the used chunks of one pack into the writer's packs (no recompression)."""
+    data = path.read_bytes()
+    key = PackKey(data, keyring, pack_name_of(path))
+    for chunk_id, location in used:
+        sealed = data[location.offset : location.offset + location.length]
+        if len(chunk_id) != ID_SIZE or len(sealed) != location.length:
+            raise IntegrityError(f"pack {path.name}: chunk past the end of the pack")
+        blob = key.open_blob(chunk_id, sealed)
+        writer.add(chunk_id, writer.seal(chunk_id, blob), location.raw_length)

@@ -1,0 +1,151 @@
+"""Checking a files snapshot beyond its manifest artifact.
+
+Structure: every chunk the snapshot references is in the index, and its pack
+exists and is long enough. With `read_data`, every referenced chunk is read,
+authenticated (AES-GCM), decompressed and its id recomputed from the plaintext,
+pack by pack on worker threads.
+"""
+
+import dataclasses
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engines.artifacts import VerifyReport
+from engines.compression import default_threads
+from engines.crypto import Keyring
+from engines.errors import IntegrityError, KeyNotAvailableError
+from engines.jobs import JobContext
+from engines.resolve import ResolvedArtifact
+from engines.store.blobs import decompress_chunk
+from engines.store.index import load_index
+from engines.store.keys import StoreKeys, store_keys
+from engines.store.layout import SOURCE, is_snapshot_key, pack_key
+from engines.store.packs import BlobLocation, PackKey
+from engines.store.snapshots import load_manifest, shown
+from engines.workspace import Workspace
+
+SHOWN_PROBLEMS = 20
+
+
+@dataclass
+class SnapshotCheck:
+    problems: list[str] = field(default_factory=list)
+    chunks: int = 0
+    packs: int = 0
+    bytes_read: int = 0
+
+
+def check_snapshot(
+    workspace: Workspace,
+    path: Path,
+    label: str,
+    context: JobContext,
+    *,
+    read_data: bool = False,
+) -> SnapshotCheck:
+    keyring = workspace.keyring()
+    result = SnapshotCheck()
+    manifest = load_manifest(path, keyring, label)
+    index = load_index(workspace.repository, keyring)
+    owner: dict[bytes, str] = {}
+    for entry in manifest.entries:
+        for chunk in entry.chunks:
+            owner.setdefault(bytes.fromhex(chunk), entry.path)
+    result.chunks = len(owner)
+    by_pack: dict[str, list[tuple[bytes, BlobLocation]]] = defaultdict(list)
+    problems = []
+    for chunk_id, path_of in owner.items():
+        location = index.get(chunk_id)
+        if location is None:
+            problems.append(f"{shown(path_of)}: chunk {chunk_id.hex()[:16]} is not in the index")
+        else:
+            by_pack[location.pack].append((chunk_id, location))
+    result.packs = len(by_pack)
+    for pack, items in sorted(by_pack.items()):
+        file = workspace.repository.path_for(pack_key(pack))
+        if not file.is_file():
+            problems.append(f"pack {pack_key(pack)} is missing ({len(items)} chunks)")
+        elif file.stat().st_size < max(loc.offset + loc.length for _, loc in items):
+            problems.append(f"pack {pack_key(pack)} is truncated")
+    if read_data and not problems:
+        keys = _keys_for(keyring, manifest.key_id)
+        total = sum(loc.length for items in by_pack.values() for _, loc in items)
+        with ThreadPoolExecutor(default_threads(), thread_name_prefix="verify") as pool:
+            futures = [
+                pool.submit(_read_pack, workspace, keyring, keys, pack, items, owner)
+                for pack, items in sorted(by_pack.items())
+            ]
+            for future in futures:
+                context.raise_if_cancelled()
+                pack_problems, read = future.result()
+                problems.extend(pack_problems)
+                result.bytes_read += read
+                context.progress(result.bytes_read, total)
+    result.problems = _shortened(problems)
+    return result
+
+
+def _keys_for(keyring: Keyring, key_id: str) -> StoreKeys:
+    try:
+        return store_keys(keyring.find(key_id))
+    except KeyNotAvailableError:
+        raise IntegrityError(
+            f"the snapshot's chunks were named with key id {key_id}, which is not configured; "
+            "add it to BACKUP_ENCRYPTION_KEY_PREVIOUS"
+        ) from None
+
+
+def _read_pack(
+    workspace: Workspace,
+    keyring: Keyring,
+    keys: StoreKeys,
+    pack: str,
+    items: list[tuple[bytes, BlobLocation]],
+    owner: dict[bytes, str],
+) -> tuple[list[str], int]:
+    problems = []
+    data = workspace.repository.path_for(pack_key(pack)).read_bytes()
+    try:
+        key = PackKey(data, keyring, pack)
+    except (IntegrityError, KeyNotAvailableError) as exc:
+        return [f"pack {pack_key(pack)}: {exc}"], len(data)
+    for chunk_id, location in sorted(items, key=lambda item: item[1].offset):
+        sealed = memoryview(data)[location.offset : location.offset + location.length]
+        try:
+            plain = decompress_chunk(
+                key.open_blob(chunk_id, sealed), location.raw_length, f"pack {pack}"
+            )
+            if keys.chunk_id(plain) != chunk_id:
+                raise IntegrityError(f"pack {pack}: chunk content does not match its id")
+        except IntegrityError as exc:
+            problems.append(f"{shown(owner[chunk_id])}: {exc}")
+    return problems, sum(loc.length for _, loc in items)
+
+
+def _shortened(problems: list[str]) -> list[str]:
+    if len(problems) <= SHOWN_PROBLEMS:
+        return problems
+    return [*problems[:SHOWN_PROBLEMS], f"... and {len(problems) - SHOWN_PROBLEMS} more problems"]
+
+
+def with_snapshot_check(
+    workspace: Workspace,
+    target: ResolvedArtifact,
+    report: VerifyReport,
+    context: JobContext,
+    *,
+    read_data: bool,
+) -> VerifyReport:
+    """`report` of a files snapshot's manifest, extended with its chunks and packs."""
+    name = target.artifact.relpath if target.artifact else f"{SOURCE}/{target.path.name}"
+    if not report.ok or not is_snapshot_key(name):
+        return report
+    try:
+        check = check_snapshot(workspace, target.path, target.label, context, read_data=read_data)
+    except IntegrityError as exc:
+        return dataclasses.replace(report, ok=False, problems=[str(exc)])
+    what = "read and authenticated" if read_data else "located"
+    context.log(f"{target.label}: {check.chunks} chunks in {check.packs} packs {what}")
+    return dataclasses.replace(report, ok=not check.problems, problems=check.problems)

@@ -1,0 +1,90 @@
+"""`prune`, `export files` and `diff`: the files store's own commands."""
+
+import argparse
+import sys
+from pathlib import Path
+
+from engines.store.diff import diff_snapshots
+from engines.store.export import export_tar
+from engines.store.prune import prune_store
+from engines.store.snapshots import shown
+from jarvis_tui.commands.context import open_workspace, run_with_progress
+from jarvis_tui.exit_codes import ExitCode
+from jarvis_tui.output import human_size, print_json
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    prune = commands.add_parser(
+        "prune", help="remove file data no snapshot references (under the repository lock)"
+    )
+    prune.add_argument("--dry-run", action="store_true", help="report what would be removed")
+    prune.set_defaults(handler=run_prune)
+
+    export = commands.add_parser("export", help="export a backup in a standard format")
+    kinds = export.add_subparsers(dest="export_kind", metavar="KIND", required=True)
+    files = kinds.add_parser("files", help="a files snapshot as a tarball (tar -xzf)")
+    files.add_argument("snapshot", metavar="SNAPSHOT", help="snapshot id, `latest` or a day")
+    files.add_argument("--tar", type=Path, required=True, metavar="OUT.tar.gz")
+    files.set_defaults(handler=run_export_files)
+
+    diff = commands.add_parser("diff", help="paths added, removed and changed between snapshots")
+    diff.add_argument("first", metavar="SNAP_A")
+    diff.add_argument("second", metavar="SNAP_B")
+    diff.add_argument("--json", action="store_true")
+    diff.set_defaults(handler=run_diff)
+
+
+def run_prune(args: argparse.Namespace) -> ExitCode:
+    with open_workspace(args) as workspace:
+        report = run_with_progress(
+            workspace,
+            "prune",
+            "prune files store" + (" (dry run)" if args.dry_run else ""),
+            lambda ctx: prune_store(workspace, ctx, dry_run=args.dry_run),
+        )
+    print(f"prune{' (dry run)' if args.dry_run else ''}: {report}")
+    for problem in report.problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    return ExitCode.OK
+
+
+def run_export_files(args: argparse.Namespace) -> ExitCode:
+    with open_workspace(args) as workspace:
+        report = run_with_progress(
+            workspace,
+            "export",
+            f"export files {args.snapshot}",
+            lambda ctx: export_tar(workspace, args.snapshot, args.tar, ctx),
+        )
+    print(
+        f"wrote {report.output}: {report.entries} entries, {human_size(report.bytes)} "
+        f"from {report.snapshot}"
+    )
+    return ExitCode.OK
+
+
+def run_diff(args: argparse.Namespace) -> ExitCode:
+    with open_workspace(args) as workspace:
+        result = diff_snapshots(workspace, args.first, args.second)
+    if args.json:
+        print_json(
+            {
+                "from": result.first,
+                "to": result.second,
+                "added": [shown(p) for p in result.added],
+                "removed": [shown(p) for p in result.removed],
+                "changed": [{"path": shown(p), "changes": c} for p, c in result.changed],
+            }
+        )
+        return ExitCode.OK
+    for path in result.added:
+        print(f"+ {shown(path)}")
+    for path in result.removed:
+        print(f"- {shown(path)}")
+    for path, changes in result.changed:
+        print(f"M {shown(path)}  ({', '.join(changes)})")
+    print(
+        f"{result.first} -> {result.second}: {len(result.added)} added, "
+        f"{len(result.removed)} removed, {len(result.changed)} changed"
+    )
+    return ExitCode.OK

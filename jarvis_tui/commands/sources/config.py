@@ -1,0 +1,63 @@
+"""`backup config` and `restore config BACKUP`: the application's configuration files."""
+
+import argparse
+from pathlib import Path
+
+from engines.actions.backup import run_backup
+from engines.actions.restore import run_restore
+from engines.sources.config_files import ConfigRestoreOptions
+from jarvis_tui.commands.context import open_workspace, print_restore_report, run_with_progress
+from jarvis_tui.exit_codes import ExitCode
+from jarvis_tui.output import human_size
+
+
+def register(backup_commands: argparse._SubParsersAction, restore_commands) -> None:
+    backup = backup_commands.add_parser(
+        "config", help="store BACKUP_CONFIG_PATHS as one encrypted tarball"
+    )
+    backup.set_defaults(handler=run_backup_config)
+
+    restore = restore_commands.add_parser(
+        "config", help="put configuration files back (differing ones only with --force)"
+    )
+    restore.add_argument("backup", metavar="BACKUP", help="backup id, `latest`, or artifact file")
+    restore.add_argument(
+        "--target-dir", type=Path, metavar="DIR", help="restore below DIR (default: where it was)"
+    )
+    restore.add_argument(
+        "--force", action="store_true", help="replace differing files (each kept as NAME.bak)"
+    )
+    restore.add_argument("--dry-run", action="store_true", help="list what would change")
+    restore.set_defaults(handler=run_restore_config)
+
+
+def run_backup_config(args: argparse.Namespace) -> ExitCode:
+    with open_workspace(args) as workspace:
+        backup_set = run_with_progress(
+            workspace,
+            "backup",
+            "backup config",
+            lambda ctx: run_backup(workspace, "config", None, ctx),
+        )
+        artifacts = workspace.catalog.artifacts_of(backup_set.id)
+    print(f"backup {backup_set.id} complete")
+    for artifact in artifacts:
+        files = artifact.metadata.get("files", 0)
+        print(f"  {artifact.relpath}  {files} files, {human_size(artifact.stored_size)}")
+    unreadable = sum(a.metadata.get("unreadable", 0) for a in artifacts)
+    return ExitCode.FAILED if unreadable else ExitCode.OK
+
+
+def run_restore_config(args: argparse.Namespace) -> ExitCode:
+    options = ConfigRestoreOptions(
+        target_dir=args.target_dir, force=args.force, dry_run=args.dry_run
+    )
+    with open_workspace(args) as workspace:
+        report = run_with_progress(
+            workspace,
+            "restore",
+            f"restore config {args.backup}" + (" (dry run)" if args.dry_run else ""),
+            lambda ctx: run_restore(workspace, "config", args.backup, options, ctx),
+        )
+    print_restore_report(report)
+    return ExitCode.OK

@@ -13,6 +13,7 @@ SOURCE_MODULES: dict[str, str] = {
     "files": "engines.sources.files",
     "secrets": "engines.sources.secrets",
     "config": "engines.sources.config_files",
+    "redis": "engines.sources.redis",
 }
 
 

@@ -6,9 +6,9 @@ source adds one line to SOURCE_COMMANDS.
 
 import argparse
 
-from jarvis_tui.commands.sources import config, files, full, postgres, secrets
+from jarvis_tui.commands.sources import config, files, full, postgres, redis, secrets
 
-SOURCE_COMMANDS: tuple = (postgres, files, secrets, config, full)
+SOURCE_COMMANDS: tuple = (postgres, redis, files, secrets, config, full)
 
 
 def register(commands: argparse._SubParsersAction) -> None:

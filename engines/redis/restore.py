@@ -1,0 +1,291 @@
+"""`restore redis`: pick the artifact, check the target, then restore or describe.
+
+Order of events, for both formats: resolve and check options; connect to the target
+(its version, databases, clock); authenticate and load the artifact completely in a
+private work folder (RDB: decrypted, counted, loaded by a scratch redis-server; JSON:
+parsed and compiled to commands); only then `--flush`; then write, pipelined. A dry run
+goes the same way and stops before the flush, checking conflicts with EXISTS instead.
+"""
+
+import shutil
+from typing import Any
+
+from engines.artifacts import open_artifact_plain
+from engines.errors import InsufficientSpaceError, IntegrityError, JarvisError, NotFoundError
+from engines.jobs import JobContext
+from engines.redis.connection import (
+    COMMAND_TIMEOUT_S,
+    RedisDatabaseError,
+    RedisTarget,
+    connected,
+    target_from_settings,
+)
+from engines.redis.inspect import ServerFacts, rdb_version_of, server_facts, server_time_ms
+from engines.redis.json_format import JsonFormatError
+from engines.redis.json_import import FrameWriter, compile_export
+from engines.redis.offline import restore_offline
+from engines.redis.options import JSON_MODE, RDB_MODE, RedisRestoreOptions
+from engines.redis.rdb_copy import copy_keys, decrypt_rdb
+from engines.redis.resp import RespConnection
+from engines.redis.scratch_server import RdbVersionError, newer_rdb_message, scratch_server
+from engines.redis.verify import content_of
+from engines.redis.workdir import private_work_folder
+from engines.redis.writer import PipelinedWriter, Tally
+from engines.resolve import ResolvedArtifact
+from engines.sources.base import RestoreReport
+from engines.workspace import Workspace
+
+DEFAULT_DATABASES = 16
+
+
+def check_options(options: RedisRestoreOptions) -> None:
+    if options.db is not None and options.db < 0:
+        raise RedisDatabaseError(f"--db {options.db}: a database index is 0 or more")
+    if options.data_dir is not None:
+        clashing = [
+            name
+            for name, used in (
+                ("--from-json", options.from_json),
+                ("--db", options.db is not None),
+                ("--replace", options.replace),
+            )
+            if used
+        ]
+        if clashing:
+            raise JarvisError(
+                f"--data-dir places the whole RDB file; it does not combine with "
+                f"{', '.join(clashing)}"
+            )
+    if options.flush and options.replace:
+        raise JarvisError("--flush empties the target first, so --replace has nothing to do")
+
+
+def choose_artifact(
+    artifacts: list[ResolvedArtifact], options: RedisRestoreOptions
+) -> ResolvedArtifact:
+    wanted = JSON_MODE if options.from_json else RDB_MODE
+    found = [a for a in artifacts if content_of(a.metadata) == wanted]
+    if found:
+        return found[0]
+    others = {content_of(a.metadata) for a in artifacts}
+    if wanted == RDB_MODE and JSON_MODE in others:
+        note = next(
+            (a.metadata.get("rdb_snapshot") for a in artifacts if a.metadata.get("rdb_snapshot")),
+            None,
+        )
+        why = f" (snapshot {note})" if note and note != "stored" else ""
+        raise NotFoundError(
+            f"this backup has no RDB snapshot{why}; restore its JSON export with --from-json"
+        )
+    if wanted == JSON_MODE and RDB_MODE in others:
+        raise NotFoundError("this backup has no JSON export; restore it without --from-json")
+    raise NotFoundError(f"{artifacts[0].label} is not a Redis RDB or JSON artifact")
+
+
+def _check_db(options: RedisRestoreOptions, facts: ServerFacts, metadata: dict[str, Any]) -> None:
+    limit = facts.databases
+    in_backup = sorted(int(db) for db in (metadata.get("keys_per_db") or {}))
+    if options.db is not None:
+        if limit is not None and options.db >= limit:
+            raise RedisDatabaseError(
+                f"--db {options.db}: the target has databases 0 to {limit - 1} (its `databases` "
+                "setting)"
+            )
+        if in_backup and options.db not in in_backup:
+            held = ", ".join(str(db) for db in in_backup)
+            raise RedisDatabaseError(
+                f"--db {options.db}: this backup holds keys in database(s) {held} only"
+            )
+    elif limit is not None and in_backup and in_backup[-1] >= limit:
+        raise RedisDatabaseError(
+            f"the backup holds database {in_backup[-1]} but the target has only {limit} "
+            "databases; raise its `databases` setting or restore one database with --db"
+        )
+
+
+def _check_rdb_version(target: RedisTarget, facts: ServerFacts, metadata: dict[str, Any]) -> None:
+    rdb_version = metadata.get("rdb_version")
+    readable = facts.rdb_version
+    if isinstance(rdb_version, int) and readable is not None and rdb_version > readable:
+        made_by = (metadata.get("rdb_aux") or {}).get("redis-ver") or metadata.get("server_version")
+        raise RdbVersionError(
+            newer_rdb_message(
+                rdb_version,
+                made_by,
+                f"the restore server ({target.address}) runs Redis {facts.version}, which",
+                readable,
+            )
+            + "; restore the JSON export with --from-json, or upgrade the server"
+        )
+
+
+def _require_space(folder, needed: int, label: str) -> None:
+    free = shutil.disk_usage(folder).free
+    if needed and free < needed * 1.1:
+        raise InsufficientSpaceError(
+            f"{label} needs {needed} bytes in BACKUP_DIR for its decrypted copy; {free} are "
+            "free. Free space there (the copy is removed after the restore)"
+        )
+
+
+def restore_redis(
+    workspace: Workspace,
+    artifacts: list[ResolvedArtifact],
+    options: RedisRestoreOptions,
+    context: JobContext,
+) -> RestoreReport:
+    check_options(options)
+    chosen = choose_artifact(artifacts, options)
+    keyring = workspace.keyring()
+    if options.data_dir is not None:
+        return restore_offline(chosen, keyring, options, context)
+    target = target_from_settings(workspace.settings)
+    with connected(target) as client:
+        facts = server_facts(client)
+        now_ms = server_time_ms(client)
+    context.log(f"target {target.describe()}: Redis {facts.version}, {facts.total_keys} keys")
+    _check_db(options, facts, chosen.metadata)
+    if content_of(chosen.metadata) == RDB_MODE:
+        _check_rdb_version(target, facts, chosen.metadata)
+    report = RestoreReport("redis", options.dry_run, target.address)
+    root = workspace.repository.root
+    with private_work_folder(root) as folder:
+        _require_space(folder, int(chosen.metadata.get("plain_size") or 0), chosen.label)
+        context.log(f"authenticating and loading {chosen.label}")
+        if content_of(chosen.metadata) == RDB_MODE:
+            tally = _restore_rdb(chosen, keyring, folder, target, facts, now_ms, options,
+                                 context, report)  # fmt: skip
+        else:
+            tally = _restore_json(chosen, keyring, folder, target, facts, now_ms, options,
+                                  context, report)  # fmt: skip
+    _describe_outcome(tally, options, report)
+    context.log(f"{'dry run: ' if options.dry_run else ''}{'; '.join(report.lines)}")
+    return report
+
+
+def _restore_rdb(chosen, keyring, folder, target, facts, now_ms, options, context, report):
+    path = folder / "dump.rdb"
+    summary = decrypt_rdb(chosen, keyring, path, now_ms, context)
+    context.log(f"{chosen.label}: every chunk authenticated, {summary.total_keys} keys")
+    _check_rdb_version(target, facts, {"rdb_version": summary.version,
+                                       "server_version": summary.redis_version})  # fmt: skip
+    _describe_contents(summary.counts(), options, report)
+    databases = max(DEFAULT_DATABASES, max(summary.keys_per_db, default=0) + 1)
+    with scratch_server(
+        path, databases=databases, rdb_version=summary.version, rdb_redis=summary.redis_version
+    ) as scratch:
+        context.log(
+            f"loaded into a scratch redis-server {scratch.version}: "
+            f"{scratch.keys_loaded} keys, {scratch.keys_expired} expired at load"
+        )
+        scratch_rdb = rdb_version_of(scratch.version)
+        if facts.rdb_version is not None and scratch_rdb and scratch_rdb > facts.rdb_version:
+            raise RdbVersionError(
+                f"the local redis-server {scratch.version} writes DUMP payloads of RDB version "
+                f"{scratch_rdb}, but the restore server runs Redis {facts.version} (reads up to "
+                f"RDB version {facts.rdb_version}); restore with --from-json"
+            )
+        dbs = [db for db in sorted(summary.keys_per_db) if options.db in (None, db)]
+        total = sum(summary.keys_per_db[db] for db in dbs)
+        with RespConnection.open(target, COMMAND_TIMEOUT_S) as connection:
+            writer = PipelinedWriter(connection, context, total)
+            _flush(connection, facts, options, context, report)
+            copy_keys(scratch, writer, dbs, now_ms=now_ms, replace=options.replace,
+                      flush=options.flush, dry_run=options.dry_run)  # fmt: skip
+        if options.db is None and scratch.keys_expired:
+            writer.tally.expired += scratch.keys_expired
+    return writer.tally
+
+
+def _restore_json(chosen, keyring, folder, target, facts, now_ms, options, context, report):
+    frames = folder / "frames.bin"
+    try:
+        with open_artifact_plain(chosen.path, keyring) as plain, open(frames, "xb") as out:
+            reader = compile_export(plain, out, now_ms=now_ms, only_db=options.db)
+    except JsonFormatError as error:
+        raise IntegrityError(f"{chosen.label}: the JSON export is damaged: {error}") from None
+    recorded = chosen.metadata.get("keys")
+    if recorded is not None and recorded != reader.counts.total:
+        raise IntegrityError(
+            f"{chosen.label}: the export holds {reader.counts.total} keys, its metadata "
+            f"records {recorded}"
+        )
+    context.log(f"{chosen.label}: every chunk authenticated, every line parsed")
+    counts = {"keys_per_db": reader.counts.keys_per_db(), "keys_per_db_type": {
+        str(db): dict(sorted(types.items())) for db, types in reader.counts.per_db_type.items()
+    }}  # fmt: skip
+    _describe_contents(counts, options, report)
+    total = sum(
+        sum(types.values())
+        for db, types in reader.counts.per_db_type.items()
+        if options.db in (None, db)
+    )
+    with RespConnection.open(target, COMMAND_TIMEOUT_S) as connection:
+        writer = PipelinedWriter(connection, context, total)
+        _flush(connection, facts, options, context, report)
+        FrameWriter(
+            writer,
+            now_ms=now_ms,
+            check_conflicts=not (options.replace or options.flush),
+            delete_first=options.replace or options.flush,
+            dry_run=options.dry_run,
+        ).run(frames)
+    return writer.tally
+
+
+def _flush(connection, facts: ServerFacts, options: RedisRestoreOptions, context, report):
+    if not options.flush:
+        return
+    dbs = [options.db] if options.db is not None else sorted(facts.keyspace)
+    held = ", ".join(f"db {db} ({facts.keyspace.get(db, 0)} keys)" for db in dbs) or "none"
+    if options.dry_run:
+        report.add(f"--flush would empty: {held}")
+        return
+    if options.db is not None:
+        connection.call("SELECT", options.db)
+        connection.call("FLUSHDB")
+    else:
+        connection.call("FLUSHALL")
+    context.log(f"emptied the target databases: {held}")
+    report.add(f"emptied: {held}")
+
+
+def _describe_contents(counts: dict[str, Any], options: RedisRestoreOptions, report) -> None:
+    for db, types in sorted(
+        (counts.get("keys_per_db_type") or {}).items(), key=lambda i: int(i[0])
+    ):
+        if options.db not in (None, int(db)):
+            continue
+        kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(types.items()))
+        report.add(f"backup db {db}: {sum(types.values())} keys ({kinds})")
+
+
+def _describe_outcome(tally: Tally, options: RedisRestoreOptions, report: RestoreReport) -> None:
+    verb = "would be written" if options.dry_run else "written"
+    report.add(tally.summary(verb))
+    report.details.update(
+        written={str(db): n for db, n in tally.written.items()},
+        conflicts=tally.total_conflicts,
+        expired=tally.expired,
+        failed=tally.failed,
+    )
+    if tally.expired:
+        report.add(f"{tally.expired} keys skipped: already expired")
+    if tally.total_conflicts:
+        if options.dry_run and (options.replace or options.flush):
+            action = "would be overwritten" if options.replace else "would be flushed first"
+        else:
+            action = "would be skipped" if options.dry_run else "were skipped"
+        report.add(
+            f"{tally.total_conflicts} keys already exist on the target and {action} "
+            f"(e.g. {', '.join(tally.conflict_samples[:5])})"
+        )
+        if not (options.replace or options.flush):
+            report.warnings.append(
+                f"{tally.total_conflicts} conflicting keys kept their current values; use "
+                "--replace to overwrite them or --flush to empty the target first"
+            )
+    if tally.failed:
+        report.warnings.append(
+            f"{tally.failed} keys could not be written: {'; '.join(tally.failure_samples)}"
+        )

@@ -1,0 +1,127 @@
+"""Pipelined writes to the target, key by key, with a tally an operator can read.
+
+Each key brings its commands, pre-encoded. A batch is sent in one write and its replies
+read back; a key whose reply is an error is counted as a conflict (BUSYKEY: it exists)
+or a failure. Errors that will hit every key (out of memory, read-only replica, no
+permission, a DUMP payload the target cannot read) stop the restore at once. Progress
+goes to the job log as it happens, so a killed restore still says how far it got.
+"""
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from engines.errors import JarvisError
+from engines.jobs import JobContext
+from engines.redis.resp import RespConnection, RespError, encode_command
+
+LOG_INTERVAL_S = 5.0
+SAMPLE_SIZE = 10
+_FATAL = ("OOM", "READONLY", "NOPERM", "MISCONF", "NOSCRIPT", "LOADING")
+_PAYLOAD = "DUMP payload version or checksum are wrong"
+
+
+def key_label(key: bytes) -> str:
+    text = key.decode("utf-8", "backslashreplace")
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+@dataclass
+class KeyWrite:
+    key: bytes
+    payload: bytes  # one or more encoded commands
+    replies: int  # how many commands `payload` holds
+
+
+@dataclass
+class Tally:
+    written: Counter = field(default_factory=Counter)  # db -> keys
+    conflicts: Counter = field(default_factory=Counter)  # db -> keys that existed
+    conflict_samples: list[str] = field(default_factory=list)
+    expired: int = 0
+    failed: int = 0
+    failure_samples: list[str] = field(default_factory=list)
+
+    @property
+    def total_written(self) -> int:
+        return sum(self.written.values())
+
+    @property
+    def total_conflicts(self) -> int:
+        return sum(self.conflicts.values())
+
+    def conflict(self, db: int, key: bytes) -> None:
+        self.conflicts[db] += 1
+        if len(self.conflict_samples) < SAMPLE_SIZE:
+            self.conflict_samples.append(f"db {db}: {key_label(key)}")
+
+    def summary(self, verb: str = "written") -> str:
+        per_db = ", ".join(f"db {db}: {n}" for db, n in sorted(self.written.items()))
+        return f"{self.total_written} keys {verb}" + (f" ({per_db})" if per_db else "")
+
+
+class PipelinedWriter:
+    def __init__(self, connection: RespConnection, context: JobContext, total: int | None):
+        self.connection = connection
+        self.context = context
+        self.total = total
+        self.tally = Tally()
+        self._db: int | None = None
+        self._last_log = time.monotonic()
+
+    def select(self, db: int) -> None:
+        if db != self._db:
+            reply = self.connection.call("SELECT", db)
+            if reply != b"OK":
+                raise JarvisError(f"the target refused SELECT {db}: {reply!r}")
+            self._db = db
+
+    def existing(self, keys: list[bytes]) -> list[bool]:
+        """Which of `keys` exist in the selected database (one round trip)."""
+        self.connection.send(b"".join(encode_command("EXISTS", key) for key in keys))
+        replies = [self.connection.read_reply() for _ in keys]
+        for reply in replies:
+            if isinstance(reply, RespError):
+                raise JarvisError(f"the target refused EXISTS: {reply}")
+        return [reply == 1 for reply in replies]
+
+    def write(self, db: int, items: list[KeyWrite], *, count_keys: bool = True) -> None:
+        """Send every item's commands; tally per key. `count_keys` False for the later
+        pieces of a key already counted."""
+        if not items:
+            return
+        self.select(db)
+        self.connection.send(b"".join(item.payload for item in items))
+        fatal: str | None = None
+        for item in items:
+            errors = [
+                reply
+                for reply in (self.connection.read_reply() for _ in range(item.replies))
+                if isinstance(reply, RespError)
+            ]
+            if not errors:
+                if count_keys:
+                    self.tally.written[db] += 1
+                continue
+            message = str(errors[0])
+            if message.startswith("BUSYKEY"):
+                self.tally.conflict(db, item.key)
+            elif message.startswith(_FATAL) or _PAYLOAD in message:
+                fatal = fatal or message
+            else:
+                self.tally.failed += 1
+                if len(self.tally.failure_samples) < SAMPLE_SIZE:
+                    self.tally.failure_samples.append(f"db {db}: {key_label(item.key)}: {message}")
+        if fatal is not None:
+            self.context.log(f"stopped after {self.tally.summary()}", "error")
+            raise JarvisError(f"the target refused a write: {fatal}")
+        self._report()
+
+    def _report(self) -> None:
+        done = self.tally.total_written
+        self.context.progress(done, self.total, unit="keys")
+        now = time.monotonic()
+        if now - self._last_log >= LOG_INTERVAL_S:
+            self._last_log = now
+            self.context.log(f"so far {self.tally.summary()}")
+        self.context.raise_if_cancelled()

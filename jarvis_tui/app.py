@@ -1,37 +1,186 @@
-"""The console's app factory (used by the entry point and the tests)."""
+"""The console's app and its factory (used by the entry point, the tests and the benchmark).
 
+The app owns what every pane shares: the settings, the door to the engine,
+the jobs poller (which sees jobs of every process through the catalog), the
+jobs this console runs itself, and the in-process scheduler.
+"""
+
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
+from textual import work
 from textual.app import App
 from textual.binding import Binding
+from textual.signal import Signal
+from textual.worker import Worker, WorkerState
 
+from engines.catalog import Job
 from engines.config import Settings, load_settings
-from engines.joblog import register_secrets
+from engines.destinations.local import LocalRepository
+from engines.joblog import close_logging, configure_logging, register_secrets
 from engines.paths import default_env_file
+from jarvis_tui.commands_palette import ConsoleCommands
+from jarvis_tui.dashboard_view import FreeSpace, source_available
+from jarvis_tui.engine_access import EngineAccess
 from jarvis_tui.exit_codes import ExitCode
-from jarvis_tui.screens.home import HomeScreen
+from jarvis_tui.full_backup import full_backup_available
+from jarvis_tui.job_runner import JobRunner
+from jarvis_tui.messages import CatalogChanged, JobEnded, JobsPolled, WorkspaceFailed
+from jarvis_tui.notifications import OutcomeNotifications
+from jarvis_tui.scheduler_host import SchedulerHost
+from jarvis_tui.screens.alerts import AlertsScreen
+from jarvis_tui.screens.backup_chooser import FULL, BackupChooser
+from jarvis_tui.screens.catalog import CatalogScreen
+from jarvis_tui.screens.confirm import ConfirmScreen
+from jarvis_tui.screens.dashboard import DashboardScreen
+from jarvis_tui.screens.help import HelpScreen
+from jarvis_tui.screens.jobs import JobsScreen
 from jarvis_tui.screens.key_setup import KeySetupScreen
+from jarvis_tui.screens.restore_chooser import RestoreChooser, open_restore
+from jarvis_tui.screens.settings import SettingsScreen
+
+JOBS_SHOWN = 100
+Clock = Callable[[], datetime]
 
 
-class JarvisConsole(App[ExitCode]):
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _repository_free_space(root: Path) -> int:
+    return LocalRepository(root).free_bytes()
+
+
+class JarvisConsole(OutcomeNotifications, App[ExitCode]):
     TITLE = "Jarvis backup console"
     CSS_PATH = "styles/app.tcss"
-    BINDINGS = [Binding("q", "quit", "Quit"), Binding("k", "offer_key", "New key", show=False)]
+    COMMANDS = App.COMMANDS | {ConsoleCommands}
+    DEFAULT_MODE = "dashboard"
+    MODES = {
+        "dashboard": DashboardScreen,
+        "catalog": CatalogScreen,
+        "jobs": JobsScreen,
+        "alerts": AlertsScreen,
+        "settings": SettingsScreen,
+    }
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    BINDINGS = [
+        Binding("1", "pane('dashboard')", "Dashboard", show=False),
+        Binding("2", "pane('catalog')", "Catalog", show=False),
+        Binding("3", "pane('jobs')", "Jobs", show=False),
+        Binding("4", "pane('alerts')", "Alerts", show=False),
+        Binding("5", "pane('settings')", "Settings", show=False),
+        Binding("question_mark,f1", "help", "Help"),
+        Binding("b", "backup_now", "Backup"),
+        Binding("R", "restore", "Restore"),
+        Binding("q", "quit", "Quit"),
+        Binding("k", "offer_key", "New key", show=False),
+    ]
 
-    def __init__(self, env_file: Path | None = None):
+    def __init__(
+        self,
+        env_file: Path | None = None,
+        *,
+        clock: Clock | None = None,
+        free_space: FreeSpace | None = None,
+        poll_seconds: float | None = 1.0,
+        host_scheduler: bool = True,
+    ):
         super().__init__()
         self.env_file = env_file
-        self.settings: Settings = self.load_settings()
+        self.clock: Clock = clock or _utc_now
+        self.free_space: FreeSpace = free_space or _repository_free_space
+        self.poll_seconds = poll_seconds
+        self.settings: Settings = self._read_settings()
+        self.access = EngineAccess(self.settings)
+        self.runner = JobRunner(self)
+        self.scheduler = SchedulerHost(self, enabled=host_scheduler)
+        self.jobs: list[Job] = []
+        self.scheduler_note = ""
+        self.jobs_signal: Signal[list[Job]] = Signal(self, "jobs")
+        self.catalog_signal: Signal[str] = Signal(self, "catalog")
+        self.scheduler_signal: Signal[str] = Signal(self, "scheduler")
+        self._jobs_polled_once = False
+        self.walkthrough_states: dict[int, str] = {}
 
-    def load_settings(self) -> Settings:
+    # -- settings ---------------------------------------------------------------------------
+
+    def _read_settings(self) -> Settings:
         settings = load_settings(env_file=self.env_file, strict=False)
         register_secrets(settings.secret_values())
         return settings
 
+    @work(thread=True, exclusive=True, exit_on_error=False, group="settings")
+    def reload_settings(self) -> None:
+        """Read the settings again (after an edit of the .env file or a new key)."""
+        settings = self._read_settings()
+        self.call_from_thread(self._use_settings, settings)
+
+    def _use_settings(self, settings: Settings) -> None:
+        previous = self.access
+        self.settings = settings
+        self.access = EngineAccess(settings)
+        self.run_worker(previous.close, thread=True, group="settings")
+        self.start_logging()
+        self.catalog_signal.publish("settings reloaded")
+        problems = f": {len(settings.problems)} problem(s)" if settings.problems else ""
+        self.notify(f"Settings reloaded{problems}", timeout=4)
+
+    # -- start and stop ---------------------------------------------------------------------
+
     def on_mount(self) -> None:
-        self.push_screen(HomeScreen(self.settings))
+        self.start_logging()
+        self.poll_jobs()
+        if self.poll_seconds:
+            self.set_interval(self.poll_seconds, self.poll_jobs)
+        self.scheduler.start()
         if self.settings.backup_encryption_key is None and not self.settings.problems:
             self.action_offer_key()
+
+    def on_unmount(self) -> None:
+        self.scheduler.stop()
+        self.access.close()
+        close_logging()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="logging")
+    def start_logging(self) -> None:
+        try:
+            configure_logging(self.settings.log_dir)
+        except Exception as error:  # the console works without its log file; say why
+            self.call_from_thread(
+                self.notify,
+                f"Logging to {self.settings.log_dir} is off: {error}",
+                severity="warning",
+            )
+
+    async def action_quit(self) -> None:
+        running = self.runner.running_jobs()
+        if not running:
+            self.exit(ExitCode.OK)
+            return
+        question = (
+            f"{len(running)} job(s) started here are still running. Cancel them and quit? "
+            "(A cancelled restore leaves the existing data as it was.)"
+        )
+        self.push_screen(
+            ConfirmScreen("Quit while jobs run?", question, "Cancel jobs and quit"),
+            self._quit_confirmed,
+        )
+
+    def _quit_confirmed(self, confirmed: bool | None) -> None:
+        if confirmed:
+            self.runner.cancel_all()
+            self.runner.exit_when_idle()
+
+    # -- panes and modal screens ------------------------------------------------------------
+
+    def action_pane(self, name: str) -> None:
+        self.switch_mode(name)
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.screen))
 
     def action_offer_key(self) -> None:
         target = self.env_file or self.settings.env_file or default_env_file()
@@ -39,12 +188,106 @@ class JarvisConsole(App[ExitCode]):
 
     def _key_stored(self, stored: bool | None) -> None:
         if stored:
-            self.settings = self.load_settings()
-            self.switch_screen(HomeScreen(self.settings))
+            self.reload_settings()
+
+    def action_backup_now(self) -> None:
+        self.push_screen(BackupChooser(self.settings), self.start_backup)
+
+    def action_restore(self) -> None:
+        self.push_screen(RestoreChooser(), self._restore_chosen)
+
+    def _restore_chosen(self, kind: str | None) -> None:
+        if kind:
+            open_restore(self, kind)
+
+    # -- jobs -------------------------------------------------------------------------------
+
+    def start_backup(self, kind: str | None) -> None:
+        if not kind:
+            return
+        available = full_backup_available() if kind == FULL else source_available(kind)
+        if not available:
+            self.notify(f"Backing up {kind} is not in this build yet.", severity="warning")
+            return
+        self.runner.backup(kind)
+        self.notify(f"Backing up {kind}… (progress in Jobs, 3)", timeout=4)
+
+    def action_test_alert(self) -> None:
+        def send() -> None:
+            if isinstance(self.screen, AlertsScreen):
+                self.screen.action_test_alert()
+
+        self.switch_mode("alerts")
+        self.call_after_refresh(send)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="poll-jobs")
+    def poll_jobs(self) -> None:
+        try:
+            jobs = self.access.catalog().list_jobs(limit=JOBS_SHOWN)
+        except Exception as error:
+            self.post_message(WorkspaceFailed("jobs", str(error) or type(error).__name__))
+            return
+        self.post_message(JobsPolled(jobs))
+
+    def on_jobs_polled(self, message: JobsPolled) -> None:
+        previous = {job.id: job for job in self.jobs}
+        newest_seen = max(previous, default=0)
+        if self._jobs_polled_once:
+            for job in message.jobs:
+                before = previous.get(job.id)
+                ended_now = before is not None and not before.finished
+                if job.finished and (ended_now or job.id > newest_seen):
+                    self.post_message(JobEnded(job))
+        self._jobs_polled_once = True
+        self.jobs = message.jobs
+        self.jobs_signal.publish(message.jobs)
+
+    def on_job_ended(self, message: JobEnded) -> None:
+        job = message.job
+        if job.kind in ("backup", "verify", "restore", "cleanup", "delete"):
+            self.catalog_signal.publish(f"job {job.id} ended")
+        if self.runner.owns(job.id):
+            return  # the screen that started it reports the outcome itself
+        severity = {"succeeded": "information", "cancelled": "warning"}.get(job.status, "error")
+        detail = f": {job.error}" if job.error else ""
+        self.notify(f"Job {job.id} {job.description} {job.status}{detail}", severity=severity)
+
+    def on_catalog_changed(self, message: CatalogChanged) -> None:
+        self.catalog_signal.publish(message.reason)
+
+    def on_workspace_failed(self, message: WorkspaceFailed) -> None:
+        self.jobs_signal.publish(self.jobs)
+
+    def set_scheduler_note(self, note: str) -> None:
+        self.scheduler_note = note
+        self.scheduler_signal.publish(note)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR:
+            error = event.worker.error
+            self.notify(
+                f"{event.worker.name or 'background task'} stopped: {error}",
+                title="Unexpected error",
+                severity="error",
+                timeout=15,
+            )
 
 
-def make_app(env_file: Path | None = None) -> JarvisConsole:
-    return JarvisConsole(env_file)
+def make_app(
+    env_file: Path | None = None,
+    *,
+    clock: Clock | None = None,
+    free_space: FreeSpace | None = None,
+    poll_seconds: float | None = 1.0,
+    host_scheduler: bool = True,
+) -> JarvisConsole:
+    return JarvisConsole(
+        env_file,
+        clock=clock,
+        free_space=free_space,
+        poll_seconds=poll_seconds,
+        host_scheduler=host_scheduler,
+    )
 
 
 def run_console(env_file: Path | None = None) -> ExitCode:

@@ -1,0 +1,173 @@
+"""Every message the console's workers post, named as the event that happened.
+
+Worker threads reach the UI only through these (`post_message` is
+thread-safe); handlers run on the UI thread.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from textual.message import Message
+
+from engines.catalog import Alert, BackupSet, Job, JobEvent
+from engines.jobs import JobUpdate
+from engines.sources.base import RestoreReport
+from jarvis_tui.catalog_view import CatalogIndex, SetDetail, SetExtras
+from jarvis_tui.restorable import RestorableSet
+
+
+@dataclass
+class CatalogChanged(Message):
+    """Backups were added, verified or removed: reload what shows them."""
+
+    reason: str
+
+
+@dataclass
+class WorkspaceFailed(Message):
+    """The catalog could not be opened or read; `error` is the operator's message."""
+
+    what: str
+    error: str
+
+
+@dataclass
+class JobsPolled(Message):
+    jobs: list[Job]
+
+
+@dataclass
+class JobEnded(Message):
+    """A job (from this or any other process) was seen finishing."""
+
+    job: Job
+
+
+@dataclass
+class JobUpdated(Message):
+    """A job this console runs reported progress, a log line, or its end."""
+
+    update: JobUpdate
+
+
+@dataclass
+class JobEventsLoaded(Message):
+    job_id: int
+    events: list[JobEvent]
+    job: Job | None
+
+
+@dataclass
+class BackupFinished(Message):
+    backup_set: BackupSet
+
+
+@dataclass
+class BackupFailed(Message):
+    kind: str
+    error: str
+
+
+@dataclass
+class DryRunFinished(Message):
+    report: RestoreReport
+
+
+@dataclass
+class DryRunFailed(Message):
+    error: str
+
+
+@dataclass
+class RestoreStarted(Message):
+    job_id: int
+
+
+@dataclass
+class RestoreFinished(Message):
+    report: RestoreReport
+
+
+@dataclass
+class RestoreFailed(Message):
+    error: str
+    cancelled: bool = False
+
+
+@dataclass
+class VerifyFinished(Message):
+    set_id: str
+    problems: list[str]
+
+
+@dataclass
+class VerifyFailed(Message):
+    set_id: str
+    error: str
+
+
+@dataclass
+class ExportFinished(Message):
+    paths: list[Path]
+
+
+@dataclass
+class ExportFailed(Message):
+    error: str
+
+
+@dataclass
+class SetDeleted(Message):
+    set_id: str
+
+
+@dataclass
+class DeleteFailed(Message):
+    set_id: str
+    error: str
+
+
+@dataclass
+class CatalogLoaded(Message):
+    index: CatalogIndex
+
+
+@dataclass
+class CatalogFiltered(Message):
+    query: str
+    sets: list[BackupSet]
+    total: int
+    seconds: float
+
+
+@dataclass
+class ExtrasLoaded(Message):
+    extras: dict[str, SetExtras]
+
+
+@dataclass
+class DetailLoaded(Message):
+    detail: SetDetail
+
+
+@dataclass
+class AlertsLoaded(Message):
+    alerts: list[Alert]
+
+
+@dataclass
+class TestAlertSent(Message):
+    outcome: str
+
+
+@dataclass
+class DashboardLoaded(Message):
+    facts: Any
+
+
+@dataclass
+class RestorableSetsLoaded(Message):
+    """Good sets holding a kind's artifacts, newest first."""
+
+    sets: list[RestorableSet]

@@ -1,0 +1,77 @@
+"""How the console tells the operator that an action it started ended (toasts)."""
+
+from textual import on
+from textual.app import App
+
+from jarvis_tui.messages import (
+    BackupFailed,
+    BackupFinished,
+    CatalogChanged,
+    DeleteFailed,
+    ExportFailed,
+    ExportFinished,
+    SetDeleted,
+    VerifyFailed,
+    VerifyFinished,
+)
+
+LONG = 15
+
+
+class OutcomeNotifications(App):
+    """Mixed into the console app: one handler per finished or failed action."""
+
+    @on(BackupFinished)
+    def _backup_finished(self, message: BackupFinished) -> None:
+        backup_set = message.backup_set
+        severity = "information" if backup_set.status == "complete" else "warning"
+        self.notify(
+            f"{backup_set.id} {backup_set.status}", title="Backup finished", severity=severity
+        )
+        self.post_message(CatalogChanged("backup finished"))
+
+    @on(BackupFailed)
+    def _backup_failed(self, message: BackupFailed) -> None:
+        self.notify(
+            message.error, title=f"{message.kind} backup failed", severity="error", timeout=LONG
+        )
+
+    @on(VerifyFinished)
+    def _verify_finished(self, message: VerifyFinished) -> None:
+        if message.problems:
+            self.notify(
+                "\n".join(message.problems[:3]),
+                title=f"{message.set_id} FAILED verification",
+                severity="error",
+                timeout=LONG,
+            )
+        else:
+            self.notify(f"{message.set_id}: every artifact authenticated", title="Verified")
+
+    @on(VerifyFailed)
+    def _verify_failed(self, message: VerifyFailed) -> None:
+        self.notify(
+            message.error,
+            title=f"Could not verify {message.set_id}",
+            severity="error",
+            timeout=LONG,
+        )
+
+    @on(ExportFinished)
+    def _export_finished(self, message: ExportFinished) -> None:
+        self.notify("\n".join(str(p) for p in message.paths), title="Exported", timeout=LONG)
+
+    @on(ExportFailed)
+    def _export_failed(self, message: ExportFailed) -> None:
+        self.notify(message.error, title="Export failed", severity="error", timeout=LONG)
+
+    @on(SetDeleted)
+    def _set_deleted(self, message: SetDeleted) -> None:
+        self.notify(f"{message.set_id} deleted", title="Deleted")
+        self.post_message(CatalogChanged("deleted"))
+
+    @on(DeleteFailed)
+    def _delete_failed(self, message: DeleteFailed) -> None:
+        self.notify(
+            message.error, title=f"{message.set_id} not deleted", severity="error", timeout=LONG
+        )

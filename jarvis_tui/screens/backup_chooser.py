@@ -1,0 +1,51 @@
+"""`backup now`: pick a source (or everything); unconfigured ones say why."""
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import OptionList, Static
+from textual.widgets.option_list import Option
+
+from engines.config import Settings
+from jarvis_tui.dashboard_view import GUIDE_SOURCES, source_available
+from jarvis_tui.full_backup import full_backup_available
+
+FULL = "full"
+
+
+def backup_choices(settings: Settings) -> list[tuple[str, str, bool]]:
+    """(kind, label, enabled) for every source the guide names, plus the full backup."""
+    from engines.sources import get_source
+
+    choices = []
+    if full_backup_available():
+        choices.append((FULL, "Everything (the guide's backup:full)", True))
+    for kind in GUIDE_SOURCES:
+        if not source_available(kind):
+            choices.append((kind, f"{kind}: not available in this build yet", False))
+            continue
+        reason = get_source(kind).configured(settings)
+        label = kind if reason is None else f"{kind}: {reason}"
+        choices.append((kind, label, reason is None))
+    return choices
+
+
+class BackupChooser(ModalScreen[str | None]):
+    BINDINGS = [("escape", "dismiss(None)", "Back")]
+
+    def __init__(self, settings: Settings):
+        super().__init__()
+        self.settings = settings
+
+    def compose(self) -> ComposeResult:
+        options = [
+            Option(label, id=kind, disabled=not enabled)
+            for kind, label, enabled in backup_choices(self.settings)
+        ]
+        with Vertical(classes="dialog"):
+            yield Static("Back up now", classes="dialog-title")
+            yield Static("A manual backup, kept under the manual tier.", classes="muted")
+            yield OptionList(*options, id="sources")
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(event.option.id)

@@ -1,0 +1,178 @@
+"""Catalog: every backup set, a filter, the selected set's details, and what to do with it."""
+
+import time
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.timer import Timer
+from textual.widgets import Input, Static
+
+from engines.catalog import BackupSet
+from jarvis_tui.catalog_view import CatalogIndex, SetDetail, load_detail, load_extras
+from jarvis_tui.messages import (
+    CatalogFiltered,
+    CatalogLoaded,
+    DetailLoaded,
+    ExtrasLoaded,
+    WorkspaceFailed,
+)
+from jarvis_tui.screens.catalog_actions import CatalogActions
+from jarvis_tui.widgets.backup_table import BackupTable
+from jarvis_tui.widgets.set_detail import SetDetailPanel
+
+DETAIL_DELAY_S = 0.15
+EMPTY_CATALOG = "No backups yet. Press b to back up now."
+
+
+class CatalogScreen(CatalogActions):
+    PANE = "catalog"
+    BINDINGS = [
+        Binding("slash", "focus_filter", "Filter"),
+        Binding("v", "verify", "Verify"),
+        Binding("r", "restore", "Restore"),
+        Binding("e", "export", "Export"),
+        Binding("s", "sync", "Sync S3"),
+        Binding("delete,x", "delete", "Delete"),
+        Binding("f5", "reload", "Reload", show=False),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+    ]
+
+    def compose_pane(self) -> ComposeResult:
+        with Horizontal(id="catalog-body"):
+            with Vertical(id="catalog-main"):
+                yield Input(
+                    placeholder="Filter: words in id, source, tier, status, date…  (/)",
+                    id="catalog-filter",
+                    compact=True,
+                )
+                yield BackupTable(id="catalog-sets")
+                yield Static("Reading the catalog…", id="catalog-status")
+            yield SetDetailPanel(id="catalog-detail")
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.index = CatalogIndex([])
+        self.query_text = ""
+        self.detail: SetDetail | None = None
+        self._detail_timer: Timer | None = None
+        self.query_one(BackupTable).focus()
+        self.load()
+
+    # -- loading and filtering --------------------------------------------------------------
+
+    def catalog_changed(self, reason: str) -> None:
+        self.load()
+
+    def action_reload(self) -> None:
+        self.load()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="catalog-load")
+    def load(self) -> None:
+        try:
+            sets = self.console.access.catalog().list_backup_sets()
+        except Exception as error:
+            self.post_message(WorkspaceFailed("catalog", str(error) or type(error).__name__))
+            return
+        self.post_message(CatalogLoaded(CatalogIndex(sets)))
+
+    def on_catalog_loaded(self, message: CatalogLoaded) -> None:
+        self.index = message.index
+        table = self.query_one(BackupTable)
+        table.extras.clear()
+        self.apply_filter(self.query_text)
+
+    def on_workspace_failed(self, message: WorkspaceFailed) -> None:
+        table = self.query_one(BackupTable)
+        table.empty_text = f"Catalog unavailable: {message.error}"
+        table.show_rows([])
+        self.query_one("#catalog-status", Static).update(
+            "Check BACKUP_CATALOG_PATH in Settings (5); F5 tries again."
+        )
+
+    @on(Input.Changed, "#catalog-filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.query_text = event.value
+        self.apply_filter(event.value)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="catalog-filter")
+    def apply_filter(self, query: str) -> None:
+        started = time.perf_counter()
+        index = self.index
+        sets = index.filter(query)
+        self.post_message(CatalogFiltered(query, sets, len(index), time.perf_counter() - started))
+
+    def on_catalog_filtered(self, message: CatalogFiltered) -> None:
+        if message.query != self.query_text:
+            return  # an older filter finished after a newer one was asked for
+        table = self.query_one(BackupTable)
+        keep = table.current.id if table.current else None
+        if message.total == 0:
+            table.empty_text = EMPTY_CATALOG
+        else:
+            table.empty_text = f"No backup matches “{message.query}”. Escape clears the filter."
+        table.show_rows(message.sets, keep_id=keep)
+        shown = len(message.sets)
+        status = f"{shown:,} of {message.total:,} backups"
+        if message.query.strip():
+            status += f" matching “{message.query.strip()}”"
+        self.query_one("#catalog-status", Static).update(status)
+
+    def action_focus_filter(self) -> None:
+        self.query_one("#catalog-filter", Input).focus()
+
+    def action_clear_filter(self) -> None:
+        filter_input = self.query_one("#catalog-filter", Input)
+        if filter_input.value:
+            filter_input.value = ""
+        self.query_one(BackupTable).focus()
+
+    @on(Input.Submitted, "#catalog-filter")
+    def _filter_submitted(self) -> None:
+        self.query_one(BackupTable).focus()
+
+    # -- rows in view and the selected set --------------------------------------------------
+
+    def on_backup_table_rows_shown(self, message: BackupTable.RowsShown) -> None:
+        self.load_extras(message.set_ids)
+
+    @work(thread=True, exclusive=False, exit_on_error=False, group="catalog-extras")
+    def load_extras(self, set_ids: list[str]) -> None:
+        try:
+            extras = load_extras(self.console.access.catalog(), set_ids)
+        except Exception:
+            return  # the cells keep their placeholder; the next scroll asks again
+        self.post_message(ExtrasLoaded(extras))
+
+    def on_extras_loaded(self, message: ExtrasLoaded) -> None:
+        self.query_one(BackupTable).add_extras(message.extras)
+
+    def on_backup_table_highlighted(self, message: BackupTable.Highlighted) -> None:
+        if self._detail_timer is not None:
+            self._detail_timer.stop()
+        backup_set = message.backup_set
+        if backup_set is None:
+            self.detail = None
+            self.query_one(SetDetailPanel).show(None)
+            return
+        self._detail_timer = self.set_timer(DETAIL_DELAY_S, lambda: self.load_detail(backup_set))
+
+    def on_backup_table_selected(self, message: BackupTable.Selected) -> None:
+        self.query_one(SetDetailPanel).focus()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="catalog-detail")
+    def load_detail(self, backup_set: BackupSet) -> None:
+        try:
+            detail = load_detail(self.console.access.catalog(), backup_set.id)
+        except Exception as error:
+            self.call_from_thread(self.query_one(SetDetailPanel).show, None, str(error))
+            return
+        self.post_message(DetailLoaded(detail))
+
+    def on_detail_loaded(self, message: DetailLoaded) -> None:
+        current = self.query_one(BackupTable).current
+        if current is None or current.id != message.detail.backup_set.id:
+            return
+        self.detail = message.detail
+        self.query_one(SetDetailPanel).show(message.detail)

@@ -1,0 +1,63 @@
+"""The help screen: every key of the pane it was opened from, then the global ones."""
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Static
+
+GLOBAL_KEYS = (
+    ("1 … 5", "Dashboard, Catalog, Jobs, Alerts, Settings"),
+    ("b", "back up now (choose the source)"),
+    ("R", "restore (choose what: PostgreSQL, Redis, files, secrets, complete system)"),
+    ("ctrl+p", "command palette: every action by name"),
+    ("? / F1", "this help"),
+    ("tab / shift+tab", "next / previous field"),
+    ("escape", "close a dialog or leave a wizard"),
+    ("q", "quit (asks first while jobs started here still run)"),
+)
+
+
+def key_rows(bindings: list) -> list[tuple[str, str]]:
+    rows = []
+    for item in bindings:
+        binding = item if isinstance(item, Binding) else Binding(*item)
+        if binding.description:
+            keys = " / ".join(k.strip() for k in binding.key.split(","))
+            rows.append((keys, binding.description))
+    return rows
+
+
+def keys_table(title: str, rows: list[tuple[str, str]] | tuple) -> Table:
+    table = Table(title=title, title_justify="left", show_header=False, box=None, expand=True)
+    table.add_column("key", style="bold", no_wrap=True, width=16)
+    table.add_column("what", ratio=1)
+    for key, what in rows:
+        table.add_row(key, what)
+    return table
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [("escape,q,question_mark,f1", "dismiss", "Close")]
+
+    def __init__(self, under: Screen):
+        super().__init__()
+        self.under = under
+
+    def compose(self) -> ComposeResult:
+        pane = type(self.under).__name__.removesuffix("Screen")
+        local = key_rows(list(getattr(self.under, "BINDINGS", [])))
+        with Vertical(classes="dialog wide"):
+            yield Static(Text(f"Keys · {pane}", style="bold"), classes="dialog-title")
+            with VerticalScroll():
+                if local:
+                    yield Static(keys_table("This screen", local))
+                yield Static(keys_table("Everywhere", GLOBAL_KEYS))
+                yield Static(
+                    "Mouse works too: click rows, buttons and the bar on top. Jobs started by "
+                    "the scheduler or the CLI in another process show up in Jobs within a "
+                    "second. Escape closes this help.",
+                    classes="muted",
+                )

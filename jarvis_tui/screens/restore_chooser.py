@@ -1,0 +1,90 @@
+"""`Restore`: pick what to restore; kinds whose engine has not landed say so."""
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.screen import ModalScreen, Screen
+from textual.widgets import OptionList, Static
+from textual.widgets.option_list import Option
+
+from jarvis_tui.dashboard_view import source_available
+
+if TYPE_CHECKING:
+    from jarvis_tui.app import JarvisConsole
+
+SYSTEM = "system"
+
+
+def _postgres(set_id: str | None, guide_defaults: bool) -> Screen:
+    from jarvis_tui.screens.restore_postgres import PostgresPlan, PostgresRestoreWizard
+
+    plan = PostgresPlan(new_database=False, drop_existing=True) if guide_defaults else None
+    return PostgresRestoreWizard(set_id, plan=plan)
+
+
+# kind -> wizard factory (set to preselect, whether to start from the guide's choices);
+# a kind is offered when its wizard is here and its source engine exists.
+WIZARDS: dict[str, Callable[[str | None, bool], Screen]] = {
+    "postgres": _postgres,
+}
+
+LABELS = {
+    "postgres": "PostgreSQL database",
+    "redis": "Redis",
+    "files": "User files",
+    "secrets": "Secrets (.env and credentials)",
+}
+
+
+def wizard_available(kind: str) -> bool:
+    return kind in WIZARDS and source_available(kind)
+
+
+def open_restore(
+    app: "JarvisConsole",
+    kind: str,
+    set_id: str | None = None,
+    done: Callable[[str | None], None] | None = None,
+) -> bool:
+    """Push the wizard for `kind` (or the walkthrough); False with a notice if unavailable."""
+    if kind == SYSTEM:
+        from jarvis_tui.screens.system_restore import SystemRestoreScreen
+
+        app.push_screen(SystemRestoreScreen())
+        return True
+    if not wizard_available(kind):
+        app.notify(
+            f"Restoring {LABELS.get(kind, kind)} is not available in this build yet.",
+            severity="warning",
+        )
+        return False
+    app.push_screen(WIZARDS[kind](set_id, False), done)
+    return True
+
+
+def guide_wizard(kind: str) -> Screen:
+    """The wizard for `kind` prefilled as the guide's complete-system restore does it."""
+    return WIZARDS[kind](None, True)
+
+
+class RestoreChooser(ModalScreen[str | None]):
+    BINDINGS = [("escape", "dismiss(None)", "Back")]
+
+    def compose(self) -> ComposeResult:
+        options = []
+        for kind, label in LABELS.items():
+            if wizard_available(kind):
+                options.append(Option(label, id=kind))
+            else:
+                options.append(
+                    Option(f"{label}: not available in this build yet", id=kind, disabled=True)
+                )
+        options.append(Option("Complete system: the guide's eight steps", id=SYSTEM))
+        with Vertical(classes="dialog"):
+            yield Static("What do you want to restore?", classes="dialog-title")
+            yield OptionList(*options, id="restore-kinds")
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(event.option.id)

@@ -1,0 +1,262 @@
+"""The PostgreSQL restore wizard: the guide's restore-postgres.sh, one step at a time."""
+
+import os
+from dataclasses import dataclass
+from datetime import UTC
+from typing import Any
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import Checkbox, Input, RadioButton, RadioSet, SelectionList, Static
+
+from engines.postgres.options import PostgresRestoreOptions
+from jarvis_tui.formatting import count
+from jarvis_tui.screens.wizard import RestoreWizard, WizardStep
+from jarvis_tui.widgets.wizard_steps import (
+    BackupPickStep,
+    ConfirmStep,
+    DryRunStep,
+    ResultStep,
+    RunStep,
+)
+
+
+@dataclass
+class PostgresPlan:
+    new_database: bool = True
+    new_name: str = ""
+    drop_existing: bool = False
+    discard_previous: bool = False
+    with_globals: bool = False
+    tables: tuple[str, ...] = ()
+    jobs: int = max(1, len(os.sched_getaffinity(0)))
+
+
+def check_database_name(name: str) -> str | None:
+    from engines.errors import JarvisError
+    from engines.postgres.connection import check_identifier
+
+    try:
+        check_identifier(name, "database name")
+    except JarvisError as error:
+        return str(error)
+    return None
+
+
+class PostgresTargetStep(WizardStep):
+    TITLE = "Target"
+
+    def compose(self) -> ComposeResult:
+        yield Static("Where should the backup go?", classes="step-intro")
+        with RadioSet(id="pg-target"):
+            yield RadioButton(
+                "A new database (nothing existing is touched)", id="pg-new", value=True
+            )
+            yield RadioButton("The database it came from", id="pg-same")
+        with Horizontal(classes="field"):
+            yield Static("New database name ", classes="label")
+            yield Input(id="pg-new-name")
+        yield Static("", id="pg-target-note", classes="muted")
+
+    def enter(self) -> None:
+        plan = self.wizard.plan
+        source = self.wizard.source_database()
+        self.query_one("#pg-same", RadioButton).label = f"The database it came from: {source}"
+        name = self.query_one("#pg-new-name", Input)
+        if not plan.new_name:
+            stamp = self.wizard.console.clock().astimezone(UTC).strftime("%Y%m%d")
+            plan.new_name = f"{source}_restored_{stamp}"
+        name.value = plan.new_name
+        self.query_one("#pg-new", RadioButton).value = plan.new_database
+        self.query_one("#pg-same", RadioButton).value = not plan.new_database
+        self._explain()
+        self.query_one(RadioSet).focus()
+
+    @on(RadioSet.Changed, "#pg-target")
+    def _changed(self) -> None:
+        self._explain()
+
+    def _new_chosen(self) -> bool:
+        return self.query_one("#pg-new", RadioButton).value
+
+    def _explain(self) -> None:
+        new = self._new_chosen()
+        self.query_one("#pg-new-name", Input).disabled = not new
+        note = (
+            "Restored into a scratch database, checked against the backup, then renamed."
+            if new
+            else "A database that holds tables is only replaced with 'drop existing' (next "
+            "step); the previous one is kept as NAME_pre_restore_<time> unless discarded."
+        )
+        self.query_one("#pg-target-note", Static).update(note)
+
+    def problem(self) -> str | None:
+        if self._new_chosen():
+            name = self.query_one("#pg-new-name", Input).value.strip()
+            if not name:
+                return "Name the new database."
+            return check_database_name(name)
+        return None
+
+    def leave(self) -> None:
+        plan = self.wizard.plan
+        plan.new_database = self._new_chosen()
+        plan.new_name = self.query_one("#pg-new-name", Input).value.strip()
+
+
+class PostgresOptionsStep(WizardStep):
+    TITLE = "Options"
+
+    def compose(self) -> ComposeResult:
+        yield Checkbox("Drop existing: replace a target that holds tables", id="pg-drop")
+        yield Checkbox("Discard the previous database after the swap", id="pg-discard")
+        yield Checkbox("Also restore roles and tablespaces (globals)", id="pg-globals")
+        with Horizontal(classes="field"):
+            yield Static("Parallel jobs ", classes="label")
+            yield Input(id="pg-jobs", type="integer")
+        yield Static("Only these tables (none ticked: the whole database):", classes="muted")
+        yield SelectionList[str](id="pg-tables")
+
+    def enter(self) -> None:
+        plan = self.wizard.plan
+        self.query_one("#pg-drop", Checkbox).value = plan.drop_existing
+        self.query_one("#pg-discard", Checkbox).value = plan.discard_previous
+        self.query_one("#pg-globals", Checkbox).value = plan.with_globals
+        self.query_one("#pg-jobs", Input).value = str(plan.jobs)
+        tables = self.query_one("#pg-tables", SelectionList)
+        tables.clear_options()
+        for table in self.wizard.reference_metadata.get("tables", []):
+            name = f"{table.get('schema')}.{table.get('name')}"
+            rows = table.get("rows")
+            label = name if rows is None else f"{name} ({count(rows, 'row')})"
+            tables.add_option((label, name, name in plan.tables))
+        self.query_one("#pg-drop", Checkbox).focus()
+
+    def problem(self) -> str | None:
+        jobs = self.query_one("#pg-jobs", Input).value.strip()
+        if not jobs.isdigit() or int(jobs) < 1:
+            return f"Parallel jobs must be a whole number of at least 1, got {jobs or 'nothing'}."
+        drop = self.query_one("#pg-drop", Checkbox).value
+        if self.query_one("#pg-discard", Checkbox).value and not drop:
+            return "Discarding the previous database only applies with drop existing."
+        return None
+
+    def leave(self) -> None:
+        plan = self.wizard.plan
+        plan.drop_existing = self.query_one("#pg-drop", Checkbox).value
+        plan.discard_previous = self.query_one("#pg-discard", Checkbox).value
+        plan.with_globals = self.query_one("#pg-globals", Checkbox).value
+        plan.jobs = int(self.query_one("#pg-jobs", Input).value)
+        plan.tables = tuple(self.query_one("#pg-tables", SelectionList).selected)
+
+
+class PostgresRestoreWizard(RestoreWizard):
+    KIND = "postgres"
+    TITLE = "Restore PostgreSQL"
+
+    def __init__(self, preselected_set: str | None = None, *, plan: PostgresPlan | None = None):
+        self.plan = plan or PostgresPlan()
+        super().__init__(preselected_set)
+
+    def make_steps(self) -> list[WizardStep]:
+        return [
+            BackupPickStep(),
+            PostgresTargetStep(),
+            PostgresOptionsStep(),
+            DryRunStep(),
+            ConfirmStep(),
+            RunStep(),
+            ResultStep(),
+        ]
+
+    def source_database(self) -> str:
+        return str(
+            self.reference_metadata.get("database")
+            or self.console.settings.postgres_db
+            or "postgres"
+        )
+
+    def target_name(self) -> str:
+        return self.plan.new_name if self.plan.new_database else self.source_database()
+
+    def engine_options(self, dry_run: bool) -> PostgresRestoreOptions:
+        plan = self.plan
+        return PostgresRestoreOptions(
+            dry_run=dry_run,
+            drop_existing=plan.drop_existing,
+            discard_previous=plan.discard_previous,
+            target_db=self.target_name(),
+            tables=plan.tables,
+            jobs=plan.jobs,
+            with_globals=plan.with_globals,
+        )
+
+    def destructive(self) -> bool:
+        return self.plan.drop_existing
+
+    def consequence(self) -> Text:
+        plan = self.plan
+        what = f"{len(plan.tables)} table(s)" if plan.tables else "the whole database"
+        text = Text.assemble(
+            "Restore ",
+            (what, "bold"),
+            " from ",
+            (str(self.reference), "bold"),
+            " into ",
+            (self.target_name(), "bold"),
+            ".\n",
+        )
+        if plan.drop_existing and not plan.tables:
+            keep = (
+                "dropped"
+                if plan.discard_previous
+                else f"kept as {self.target_name()}_pre_restore_<time>"
+            )
+            text.append(
+                f"If {self.target_name()} holds tables it is replaced by the checked copy; the "
+                f"previous database is {keep}.\n"
+            )
+        elif plan.drop_existing:
+            text.append("Tables that already hold rows are replaced, in one transaction.\n")
+        else:
+            text.append("Nothing existing is replaced: a non-empty target is refused.\n")
+        if plan.with_globals:
+            text.append("Missing roles and tablespaces are created; existing ones are kept.\n")
+        return text
+
+    def next_steps(self) -> list[str]:
+        target = self.target_name()
+        if self.outcome != "succeeded":
+            return [
+                f"{target} was left as it was; read the job log in Jobs (3) for the cause.",
+                "Fix the cause (server reachable? enough space? right key?) and run the "
+                "wizard again; the dry run shows what would happen.",
+            ]
+        steps = []
+        if self.plan.new_database:
+            steps.append(
+                f"Point the application at {target} (POSTGRES_DB={target}) or compare it with "
+                "the live database before switching."
+            )
+        else:
+            steps.append("Restart the services that use the database so they reconnect.")
+        if self.plan.drop_existing and not self.plan.discard_previous and not self.plan.tables:
+            steps.append(
+                f"Drop {target}_pre_restore_<time> once you are satisfied (the result above "
+                "names it)."
+            )
+        steps.append("Make a fresh backup (b) so the restored state has a good backup too.")
+        return steps
+
+    def describe_backup(self, metadata: dict[str, Any]) -> str:
+        parts = [str(metadata.get("database") or "?"), str(metadata.get("mode") or "")]
+        if metadata.get("table_count") is not None:
+            parts.append(count(metadata["table_count"], "table"))
+        if metadata.get("total_rows") is not None:
+            parts.append(count(metadata["total_rows"], "row"))
+        return " · ".join(p for p in parts if p)
+
+    def moment_note(self) -> str:
+        return "A moment in time (point-in-time recovery) is not in this build yet."

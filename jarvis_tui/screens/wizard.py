@@ -1,0 +1,240 @@
+"""The frame every restore wizard shares: a trail of steps, one shown, Back and Next.
+
+A kind of data (PostgreSQL, Redis, files, secrets) subclasses `RestoreWizard`
+with its own target and options steps and the few facts the shared steps ask
+for: the engine options, whether the restore destroys anything, the name to
+type, and what to do afterwards. The wizard dismisses with the outcome
+("succeeded", "failed", "cancelled", or None when left early), which the
+complete-system walkthrough records.
+"""
+
+from typing import Any
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widget import Widget
+from textual.widgets import Button, ContentSwitcher, Footer, Static
+
+from engines.sources.base import RestoreReport
+from jarvis_tui.messages import (
+    DryRunFailed,
+    DryRunFinished,
+    JobUpdated,
+    RestoreFailed,
+    RestoreFinished,
+)
+from jarvis_tui.restorable import RestorableSet
+from jarvis_tui.screens.base import ConsoleScreen
+
+
+class WizardStep(Vertical):
+    """One step of a wizard. Subclasses set TITLE and fill in the hooks they need."""
+
+    TITLE = ""
+    can_go_back = True
+    next_label = "Next"
+
+    @property
+    def wizard(self) -> "RestoreWizard":
+        screen = self.screen
+        assert isinstance(screen, RestoreWizard)
+        return screen
+
+    def enter(self) -> None:
+        """The step became visible (going forward or back)."""
+
+    def problem(self) -> str | None:
+        """Why Next is refused right now; None lets the operator go on."""
+        return None
+
+    def leave(self) -> None:
+        """Going forward: store the choices in the wizard's plan."""
+
+
+class StepTrail(Widget):
+    DEFAULT_CSS = "StepTrail { height: 1; color: $text-muted; }"
+
+    def __init__(self, titles: list[str]):
+        super().__init__()
+        self.titles = titles
+        self.current = 0
+
+    def render(self) -> Text:
+        text = Text(" ")
+        for number, title in enumerate(self.titles):
+            style = (
+                "reverse bold"
+                if number == self.current
+                else ("" if number > self.current else "dim")
+            )
+            text.append(f"{number + 1} {title}", style=style)
+            if number < len(self.titles) - 1:
+                text.append(" › ", style="dim")
+        return text
+
+
+class RestoreWizard(ConsoleScreen):
+    KIND = ""
+    TITLE = "Restore"
+
+    BINDINGS = [
+        Binding("ctrl+n", "next", "Next"),
+        Binding("ctrl+b", "back", "Back"),
+        Binding("escape", "leave", "Leave wizard"),
+    ]
+
+    def __init__(self, preselected_set: str | None = None):
+        super().__init__()
+        self.preselected_set = preselected_set
+        self.reference: str | None = None
+        self.chosen: RestorableSet | None = None
+        self.reference_metadata: dict[str, Any] = {}
+        self.dry_run_report: RestoreReport | None = None
+        self.report: RestoreReport | None = None
+        self.failure: str | None = None
+        self.outcome: str | None = None
+        self.job_id: int | None = None
+        self.running = False
+        self.steps = self.make_steps()
+        self.index = 0
+
+    # -- what a kind of data provides -------------------------------------------------------
+
+    def make_steps(self) -> list[WizardStep]:
+        raise NotImplementedError
+
+    def engine_options(self, dry_run: bool) -> Any:
+        raise NotImplementedError
+
+    def target_name(self) -> str:
+        raise NotImplementedError
+
+    def destructive(self) -> bool:
+        raise NotImplementedError
+
+    def consequence(self) -> str:
+        """One paragraph: what the real run will change."""
+        raise NotImplementedError
+
+    def next_steps(self) -> list[str]:
+        """What the operator should do after the restore (or after it failed)."""
+        raise NotImplementedError
+
+    def describe_backup(self, metadata: dict[str, Any]) -> str:
+        """A few words on what a backup holds, for the backup list."""
+        return str(metadata.get("mode", ""))
+
+    def moment_note(self) -> str:
+        """How a moment in time can be picked instead of a backup, where that exists."""
+        return ""
+
+    # -- frame ------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Static(Text(f" {self.TITLE}", style="bold"), id="wizard-title")
+        yield StepTrail([step.TITLE for step in self.steps])
+        with ContentSwitcher(initial="step-0", id="wizard-steps"):
+            for number, step in enumerate(self.steps):
+                step.id = f"step-{number}"
+                yield step
+        yield Static("", id="wizard-problem")
+        with Horizontal(id="wizard-buttons"):
+            yield Button("◀ Back", id="back", compact=True)
+            yield Button("Next ▶", id="next", variant="primary", compact=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.show_step(0)
+
+    def show_step(self, index: int) -> None:
+        self.index = index
+        step = self.steps[index]
+        self.query_one(ContentSwitcher).current = step.id
+        trail = self.query_one(StepTrail)
+        trail.current = index
+        trail.refresh()
+        self.query_one("#wizard-problem", Static).update("")
+        self.query_one("#next", Button).label = step.next_label
+        self.refresh_buttons()
+        step.enter()
+
+    def refresh_buttons(self) -> None:
+        step = self.steps[self.index]
+        self.query_one("#back", Button).disabled = self.index == 0 or not step.can_go_back
+        self.query_one("#next", Button).disabled = self.running
+
+    def say(self, problem: str) -> None:
+        self.query_one("#wizard-problem", Static).update(Text(problem, style="bold red"))
+
+    def action_next(self) -> None:
+        if self.running:
+            return
+        step = self.steps[self.index]
+        problem = step.problem()
+        if problem:
+            self.say(problem)
+            return
+        step.leave()
+        if self.index == len(self.steps) - 1:
+            self.dismiss(self.outcome)
+            return
+        self.show_step(self.index + 1)
+
+    def action_back(self) -> None:
+        step = self.steps[self.index]
+        if self.index > 0 and step.can_go_back and not self.running:
+            self.show_step(self.index - 1)
+
+    def action_leave(self) -> None:
+        if self.running:
+            self.notify(
+                f"The restore goes on as job {self.job_id}; follow it in Jobs (3).", timeout=6
+            )
+        self.dismiss(self.outcome)
+
+    @on(Button.Pressed, "#next")
+    def _next_pressed(self) -> None:
+        self.action_next()
+
+    @on(Button.Pressed, "#back")
+    def _back_pressed(self) -> None:
+        self.action_back()
+
+    # -- engine results, handed to the step that waits for them ---------------------------
+
+    def _steps_of(self, kind: type) -> list:
+        return [step for step in self.steps if isinstance(step, kind)]
+
+    def on_dry_run_finished(self, message: DryRunFinished) -> None:
+        from jarvis_tui.widgets.wizard_steps import DryRunStep
+
+        self.dry_run_report = message.report
+        for step in self._steps_of(DryRunStep):
+            step.finished(message.report, None)
+
+    def on_dry_run_failed(self, message: DryRunFailed) -> None:
+        from jarvis_tui.widgets.wizard_steps import DryRunStep
+
+        self.dry_run_report = None
+        for step in self._steps_of(DryRunStep):
+            step.finished(None, message.error)
+
+    def on_job_updated(self, message: JobUpdated) -> None:
+        from jarvis_tui.widgets.wizard_steps import RunStep
+
+        for step in self._steps_of(RunStep):
+            step.job_updated(message.update)
+
+    def on_restore_finished(self, message: RestoreFinished) -> None:
+        self._restore_ended(message.report, None, "succeeded")
+
+    def on_restore_failed(self, message: RestoreFailed) -> None:
+        self._restore_ended(None, message.error, "cancelled" if message.cancelled else "failed")
+
+    def _restore_ended(self, report: RestoreReport | None, error: str | None, outcome: str) -> None:
+        self.running = False
+        self.report, self.failure, self.outcome = report, error, outcome
+        self.show_step(len(self.steps) - 1)

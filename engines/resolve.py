@@ -47,7 +47,7 @@ def resolve_artifacts(
     else:
         backup_set = workspace.catalog.get_backup_set(reference, kind)
         found = [
-            ResolvedArtifact(workspace.repository.path_for(a.relpath), a, a.metadata)
+            ResolvedArtifact(workspace.repository.path_for(a.relpath), a, _known_metadata(a))
             for a in workspace.catalog.artifacts_of(backup_set.id)
             if a.status == "complete" and (kind is None or a.source == kind)
         ]
@@ -65,12 +65,17 @@ def resolve_artifacts(
     return found
 
 
+def _known_metadata(artifact: Artifact) -> dict[str, Any]:
+    # A catalog rebuilt from sidecars keeps source and mode in columns, not in the metadata.
+    return {"source": artifact.source, "mode": artifact.mode, **artifact.metadata}
+
+
 def _from_path(workspace: Workspace, path: Path) -> ResolvedArtifact:
     root = workspace.repository.root.resolve()
     if path.is_relative_to(root):
         known = workspace.catalog.find_artifact_by_relpath(path.relative_to(root).as_posix())
         if known is not None:
-            return ResolvedArtifact(path, known, known.metadata)
+            return ResolvedArtifact(path, known, _known_metadata(known))
     sidecar = sidecar_path_for(path)
     if sidecar.is_file():
         return ResolvedArtifact(path, None, read_sidecar(sidecar))

@@ -1,0 +1,115 @@
+"""A repository, a catalog and folders to back up, for the files, secrets and config tests."""
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from engines.config import load_settings
+from engines.workspace import Workspace
+from jarvis_tui.cli import main
+
+KEY = "89abcdef01234567" * 4
+OTHER_KEY = "fedcba9876543210" * 4
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# Root reads and writes anything; without these capabilities it meets permissions as others do.
+NO_DAC = (
+    "--inh-caps=-dac_override,-dac_read_search",
+    "--bounding-set=-dac_override,-dac_read_search",
+)
+
+
+@dataclass
+class FilesEnv:
+    root: Path
+    data: Path
+    settings: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def env_file(self) -> Path:
+        return self.root / "jarvis.env"
+
+    @property
+    def repo(self) -> Path:
+        return self.root / "repo"
+
+    def set(self, **values: str) -> None:
+        self.settings.update(values)
+        self.env_file.write_text("".join(f"{k}={v}\n" for k, v in self.settings.items()))
+
+    def cli(self, *args: str) -> int:
+        return main(["--env-file", str(self.env_file), *args])
+
+    def cli_process(self, *args: str, drop_privileges: bool = False) -> subprocess.CompletedProcess:
+        """The CLI in its own process; with `drop_privileges`, file permissions bind even root."""
+        argv = [sys.executable, "-m", "jarvis_tui.cli", "--env-file", str(self.env_file), *args]
+        if drop_privileges and os.geteuid() == 0:
+            setpriv = shutil.which("setpriv")
+            if setpriv is None:
+                pytest.skip("setpriv (util-linux) is needed to test permissions as root")
+            argv = [setpriv, *NO_DAC, *argv]
+        return subprocess.run(
+            argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, env=child_env()
+        )
+
+    def workspace(self) -> Workspace:
+        return Workspace.open(load_settings(environ={}, env_file=self.env_file))
+
+    def packs(self) -> list[Path]:
+        return sorted((self.repo / "files" / "packs").glob("*/*.pack"))
+
+    def snapshots(self) -> list[Path]:
+        return sorted((self.repo / "files").glob("*_snapshot.json.*.enc"))
+
+
+def child_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO_ROOT), "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+def make_files_env(root: Path) -> FilesEnv:
+    data = root / "data"
+    data.mkdir(parents=True)
+    env = FilesEnv(root, data)
+    env.set(
+        BACKUP_DIR=str(root / "repo"),
+        BACKUP_CATALOG_PATH=str(root / "catalog.sqlite3"),
+        BACKUP_LOG_DIR=str(root / "logs"),
+        BACKUP_ENCRYPTION_KEY=KEY,
+        BACKUP_FILE_PATHS=str(data),
+        BACKUP_COMPRESSION="zstd",
+    )
+    return env
+
+
+def tree_of(folder: Path) -> dict[str, tuple]:
+    """Every entry below `folder` with what a restore must preserve."""
+    found = {}
+    for path in sorted(folder.rglob("*")):
+        info = path.lstat()
+        relative = os.fsencode(path.relative_to(folder))
+        if path.is_symlink():
+            found[relative] = ("link", os.readlink(path))
+        elif path.is_dir():
+            found[relative] = ("dir", oct(info.st_mode & 0o7777), info.st_mtime_ns)
+        else:
+            found[relative] = (
+                "file",
+                oct(info.st_mode & 0o7777),
+                info.st_mtime_ns,
+                path.read_bytes(),
+            )
+    return found
+
+
+def random_text(size: int, seed: int = 1) -> bytes:
+    words = [f"w{(seed * 7919 + i * 104729) % 5003:x}".encode() for i in range(4096)]
+    out = bytearray()
+    index = seed
+    while len(out) < size:
+        index = (index * 1103515245 + 12345) & 0x7FFFFFFF
+        out += words[index % len(words)] + (b"\n" if index % 11 == 0 else b" ")
+    return bytes(out[:size])

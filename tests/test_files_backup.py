@@ -1,0 +1,212 @@
+"""`backup files`: complete snapshots, incremental skips, deduplication, catalog and bad input."""
+
+import os
+import socket
+import stat
+import time
+
+import pytest
+
+from engines.store import ingest as ingest_module
+from engines.store import walker as walker_module
+from engines.store.snapshots import load_manifest
+from jarvis_tui.exit_codes import ExitCode
+from tests.files_env import FilesEnv, make_files_env, random_text, tree_of
+
+
+@pytest.fixture
+def env(tmp_path, isolated_env) -> FilesEnv:
+    return make_files_env(tmp_path / "files")
+
+
+def _populate(data):
+    (data / "music").mkdir()
+    (data / "music/song.mp3").write_bytes(os.urandom(2_500_000))
+    (data / "music/notes.txt").write_bytes(random_text(20_000))
+    (data / "empty").mkdir()
+    (data / "config").mkdir(mode=0o750)
+    (data / "config/app.yaml").write_text("debug: false\n")
+    os.chmod(data / "config/app.yaml", 0o640)
+    (data / "link").symlink_to("music/notes.txt")
+    (data / os.fsdecode(b"caf\xe9-latin1.txt")).write_bytes(b"not utf-8 name")
+    (data / "skip.tmp").write_text("excluded by the default patterns")
+    os.utime(data / "music/notes.txt", ns=(1_600_000_000_123_456_789, 1_600_000_000_123_456_789))
+
+
+def _manifest(env: FilesEnv, index: int = -1):
+    with env.workspace() as workspace:
+        return load_manifest(env.snapshots()[index], workspace.keyring())
+
+
+def _latest_summary(env: FilesEnv) -> dict:
+    with env.workspace() as workspace:
+        backup_set = workspace.catalog.get_backup_set("latest", "files")
+        return workspace.catalog.artifacts_of(backup_set.id)[0].metadata["snapshot"]
+
+
+def test_round_trip_keeps_modes_times_symlinks_empty_folders_and_odd_names(env, capsys):
+    _populate(env.data)
+    assert env.cli("backup", "files") == ExitCode.OK
+    assert "complete" in capsys.readouterr().out
+    target = env.root / "restored"
+    assert env.cli("restore", "files", "latest", "--target-dir", str(target)) == ExitCode.OK
+    restored = target / str(env.data).lstrip("/")
+    expected = tree_of(env.data)
+    del expected[b"skip.tmp"]
+    assert tree_of(restored) == expected
+    assert stat.S_IMODE(restored.stat().st_mode) == stat.S_IMODE(env.data.stat().st_mode)
+    # Every file ends up in packs: the repository holds no object per file.
+    assert len(env.packs()) == 1
+    assert not list((env.repo / "files").glob("*.txt"))
+
+
+def test_incremental_reads_only_what_changed_and_stores_only_new_content(env, capsys):
+    _populate(env.data)
+    big = env.data / "music/big.bin"
+    big.write_bytes(os.urandom(6 * 1024 * 1024))
+    assert env.cli("backup", "files") == ExitCode.OK
+    first = _latest_summary(env)
+    assert first["files_read"] == 5
+
+    assert env.cli("backup", "files", "--incremental") == ExitCode.OK
+    unchanged = _latest_summary(env)
+    assert unchanged["files_read"] == 0 and unchanged["new_bytes"] == 0
+    assert unchanged["packs_written"] == 0 and unchanged["parent"]
+
+    with big.open("r+b") as handle:  # a 4 KiB edit in the middle of a 6 MiB file
+        handle.seek(3 * 1024 * 1024)
+        handle.write(os.urandom(4096))
+    (env.data / "music/new.txt").write_text("a new file\n")
+    assert env.cli("backup", "files", "--incremental") == ExitCode.OK
+    changed = _latest_summary(env)
+    assert changed["files_read"] == 2
+    assert 0 < changed["new_bytes"] < 3 * 1024 * 1024
+    # A full (non-incremental) backup reads everything yet stores nothing new.
+    assert env.cli("backup", "files") == ExitCode.OK
+    full = _latest_summary(env)
+    assert full["files_read"] == 6 and full["new_bytes"] == 0
+    capsys.readouterr()
+    # Every snapshot stays complete on its own.
+    for number in range(len(env.snapshots())):
+        assert len(_manifest(env, number).entries) >= 9
+
+
+def test_snapshots_are_listed_and_the_catalog_rebuilds_from_the_repository(env, capsys):
+    _populate(env.data)
+    assert env.cli("backup", "files") == ExitCode.OK
+    capsys.readouterr()
+    assert env.cli("list", "--kind", "files") == ExitCode.OK
+    listing = capsys.readouterr().out
+    assert "files_" in listing and "complete" in listing
+    (env.root / "catalog.sqlite3").unlink()
+    for suffix in ("-wal", "-shm"):
+        (env.root / f"catalog.sqlite3{suffix}").unlink(missing_ok=True)
+    assert env.cli("catalog", "rebuild") == ExitCode.OK
+    assert "imported 1 artifact(s)" in capsys.readouterr().out
+    target = env.root / "restored"
+    assert env.cli("restore", "files", "latest", "--target-dir", str(target)) == ExitCode.OK
+    day = time.strftime("files_%Y-%m-%d", time.gmtime())
+    assert env.cli("restore", "files", day, "--dry-run", "--target-dir", str(target)) == 0
+    assert "skip" in capsys.readouterr().out  # everything is already there and unchanged
+
+
+def test_a_file_that_changes_while_read_is_marked(env, monkeypatch, capsys):
+    (env.data / "growing.log").write_bytes(random_text(100_000))
+    original = ingest_module.Ingest._read_chunks
+
+    def read_then_append(self, entry, handle, size):
+        read = original(self, entry, handle, size)
+        with open(env.data / "growing.log", "ab") as writer:  # another process writing
+            writer.write(b"appended while the backup read the file\n")
+        return read
+
+    monkeypatch.setattr(ingest_module.Ingest, "_read_chunks", read_then_append)
+    assert env.cli("backup", "files") == ExitCode.OK
+    assert "changed while being read" in capsys.readouterr().err
+    entry = next(e for e in _manifest(env).entries if e.path.endswith("growing.log"))
+    assert entry.changed
+    assert _latest_summary(env)["changed_while_reading"] == 1
+    monkeypatch.undo()
+    assert env.cli("backup", "files", "--incremental") == ExitCode.OK
+    assert _latest_summary(env)["files_read"] == 1  # a changed file is read again
+
+
+def test_a_missing_folder_is_refused_before_anything_is_written(env, capsys):
+    env.set(BACKUP_FILE_PATHS=f"{env.data},{env.root / 'nowhere'}")
+    assert env.cli("backup", "files") == ExitCode.NOT_FOUND
+    err = capsys.readouterr().err
+    assert "BACKUP_FILE_PATHS" in err and "nowhere" in err and "does not exist" in err
+    assert not env.packs() and not env.snapshots()
+
+
+def test_special_files_are_skipped_and_logged(env, capsys):
+    (env.data / "ok.txt").write_text("fine")
+    os.mkfifo(env.data / "pipe")
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(env.data / "sock"))
+    try:
+        assert env.cli("backup", "files") == ExitCode.OK
+    finally:
+        server.close()
+    capsys.readouterr()
+    paths = [e.path.rsplit("/", 1)[-1] for e in _manifest(env).entries]
+    assert "ok.txt" in paths and "pipe" not in paths and "sock" not in paths
+    assert _latest_summary(env)["special_skipped"] == 2
+    with env.workspace() as workspace:
+        job = workspace.catalog.list_jobs(limit=1)[0]
+        messages = [e.message for e in workspace.catalog.job_events(job.id)]
+    assert any("skipped FIFO" in m for m in messages)
+    assert any("skipped socket" in m for m in messages)
+
+
+def test_a_file_deleted_during_the_walk_is_reported_not_fatal(env, monkeypatch, capsys):
+    (env.data / "stays.txt").write_text("stays")
+    (env.data / "goes.txt").write_text("goes")
+    walk = walker_module.Walker.walk
+
+    def walk_then_delete(self, roots):
+        for walked in walk(self, roots):
+            yield walked
+            if walked.path.endswith("goes.txt"):
+                os.unlink(walked.absolute)  # deleted after the walk saw it, before it is read
+
+    monkeypatch.setattr(walker_module.Walker, "walk", walk_then_delete)
+    assert env.cli("backup", "files") == ExitCode.OK
+    assert "vanished" in capsys.readouterr().err or _latest_summary(env)["vanished"] == 1
+    paths = [e.path for e in _manifest(env).entries]
+    assert any(p.endswith("stays.txt") for p in paths)
+    assert not any(p.endswith("goes.txt") for p in paths)
+
+
+def test_unreadable_files_and_folders_warn_and_exit_non_zero(env):
+    (env.data / "ok.txt").write_text("fine")
+    secret = env.data / "locked.txt"
+    secret.write_text("no access")
+    secret.chmod(0)
+    folder = env.data / "closed"
+    folder.mkdir()
+    (folder / "inside.txt").write_text("x")
+    folder.chmod(0)
+    try:
+        result = env.cli_process("backup", "files", drop_privileges=True)
+    finally:
+        folder.chmod(0o700)
+    assert result.returncode == ExitCode.FAILED, result.stderr
+    assert "could not be read" in result.stderr
+    summary = _latest_summary(env)
+    assert summary["unreadable"] == 2
+    paths = [e.path for e in _manifest(env).entries]
+    assert any(p.endswith("ok.txt") for p in paths)
+    assert not any(p.endswith("locked.txt") for p in paths)
+
+
+def test_the_repository_inside_a_backed_up_folder_is_not_backed_up(env):
+    (env.data / "a.txt").write_text("a")
+    env.set(BACKUP_DIR=str(env.data / "repo"))
+    assert env.cli("backup", "files") == ExitCode.OK
+    assert env.cli("backup", "files") == ExitCode.OK
+    with env.workspace() as workspace:
+        keyring = workspace.keyring()
+    manifests = sorted((env.data / "repo/files").glob("*_snapshot.json.*.enc"))
+    paths = [e.path for e in load_manifest(manifests[-1], keyring).entries]
+    assert not any("/repo" in p for p in paths)

@@ -1,0 +1,127 @@
+"""The files store's parts: keyed chunking, chunk ids, packs, the index."""
+
+import hashlib
+import os
+
+import pytest
+
+from engines.crypto import Keyring, MasterKey
+from engines.destinations.local import LocalRepository
+from engines.errors import IntegrityError, KeyNotAvailableError
+from engines.store.blobs import STORED, compress_chunk, decompress_chunk
+from engines.store.chunker import MAX_SIZE, MIN_SIZE, SINGLE_CHUNK_LIMIT, Chunker
+from engines.store.index import load_index, write_index
+from engines.store.keys import store_keys
+from engines.store.packs import BlobReader, PackSealer, PackWriter, read_trailer
+from tests.files_env import KEY, OTHER_KEY, random_text
+
+MASTER = MasterKey.from_hex(KEY)
+OTHER = MasterKey.from_hex(OTHER_KEY)
+
+
+def _reader(*blocks: bytes):
+    pending = iter([*blocks, b""])
+    return lambda _size: next(pending, b"")
+
+
+def _cuts(chunker: Chunker, data: bytes) -> list[int]:
+    view = iter([data[i : i + 3_000_000] for i in range(0, len(data), 3_000_000)])
+    sizes = [len(c) for c in chunker.chunks(lambda _size: next(view, b""))]
+    assert sum(sizes) == len(data)
+    return sizes
+
+
+@pytest.fixture(scope="module")
+def big() -> bytes:
+    return os.urandom(12 * 1024 * 1024) + random_text(8 * 1024 * 1024)
+
+
+def test_chunks_respect_the_size_bounds_and_do_not_depend_on_read_sizes(big):
+    chunker = Chunker(store_keys(MASTER).gear_seed)
+    sizes = _cuts(chunker, big)
+    assert all(MIN_SIZE < size <= MAX_SIZE for size in sizes[:-1])
+    whole = [len(c) for c in chunker.chunks(_reader(big))]
+    assert whole == sizes
+
+
+def test_an_edit_in_the_middle_changes_only_nearby_chunks(big):
+    keys = store_keys(MASTER)
+    chunker = Chunker(keys.gear_seed)
+    middle = len(big) // 2
+    edited = big[:middle] + b"an edit in the middle" + big[middle + 21 :]
+    before = {keys.chunk_id(c) for c in chunker.chunks(_reader(big))}
+    after = [keys.chunk_id(c) for c in chunker.chunks(_reader(edited))]
+    assert len(after) > 8
+    assert sum(1 for chunk_id in after if chunk_id not in before) <= 2
+
+
+def test_boundaries_and_ids_depend_on_the_key(big):
+    mine, theirs = store_keys(MASTER), store_keys(OTHER)
+    assert _cuts(Chunker(mine.gear_seed), big) != _cuts(Chunker(theirs.gear_seed), big)
+    data = b"the same plaintext"
+    assert mine.chunk_id(data) != theirs.chunk_id(data)
+    assert mine.chunk_id(data) != hashlib.sha256(data).digest()
+    assert mine.chunk_id(data) == store_keys(MasterKey.from_hex(KEY)).chunk_id(data)
+
+
+def test_small_files_are_one_chunk():
+    assert SINGLE_CHUNK_LIMIT >= MIN_SIZE
+
+
+@pytest.mark.parametrize("codec", ["gzip", "zstd"])
+def test_compression_round_trip_and_incompressible_data_stored(codec):
+    text = random_text(300_000)
+    packed = compress_chunk(text, codec, 3)
+    assert len(packed) < len(text) / 2
+    assert decompress_chunk(packed, len(text), "x") == text
+    noise = os.urandom(300_000)
+    assert compress_chunk(noise, codec, 3)[0] == STORED
+    with pytest.raises(IntegrityError, match="index says"):
+        decompress_chunk(packed, len(text) + 1, "x")
+
+
+def _write_pack(repository: LocalRepository, chunks: list[bytes]):
+    keys = store_keys(MASTER)
+    sealer = PackSealer(MASTER)
+    with PackWriter(repository, sealer) as writer:
+        for data in chunks:
+            chunk_id = keys.chunk_id(data)
+            writer.add(chunk_id, sealer.seal(chunk_id, compress_chunk(data, "zstd", 3)), len(data))
+    return writer.locations
+
+
+def test_pack_round_trip_index_and_trailer(tmp_path):
+    repository = LocalRepository(tmp_path / "repo")
+    repository.ensure_layout()
+    chunks = [random_text(50_000, seed) for seed in range(5)]
+    locations = _write_pack(repository, chunks)
+    keyring = Keyring(MASTER)
+    write_index(repository, MASTER, locations)
+    index = load_index(repository, keyring)
+    with BlobReader(repository, keyring) as reader:
+        for (chunk_id, _), data in zip(locations, chunks, strict=True):
+            assert reader.read(chunk_id, index.get(chunk_id)) == data
+    pack = next((tmp_path / "repo/files/packs").glob("*/*.pack"))
+    assert [entry for entry in read_trailer(pack, keyring)] == locations
+    assert oct(pack.stat().st_mode & 0o777) == "0o600"
+    with pytest.raises(KeyNotAvailableError):
+        load_index(repository, Keyring(OTHER))
+
+
+def test_a_flipped_bit_or_a_swapped_id_fails_authentication(tmp_path):
+    repository = LocalRepository(tmp_path / "repo")
+    repository.ensure_layout()
+    locations = _write_pack(repository, [random_text(40_000, 1), random_text(40_000, 2)])
+    (first_id, first), (second_id, _) = locations
+    pack = next((tmp_path / "repo/files/packs").glob("*/*.pack"))
+    keyring = Keyring(MASTER)
+    with BlobReader(repository, keyring) as reader, pytest.raises(IntegrityError):
+        reader.read(second_id, first)  # the blob of one chunk presented as another
+    damaged = bytearray(pack.read_bytes())
+    damaged[first.offset + 20] ^= 0x01
+    pack.write_bytes(bytes(damaged))
+    with (
+        BlobReader(repository, keyring) as reader,
+        pytest.raises(IntegrityError, match="failed authentication"),
+    ):
+        reader.read(first_id, first)

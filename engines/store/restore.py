@@ -100,7 +100,7 @@ def _decide(entry: Entry, existing: os.stat_result | None, overwrite: str) -> tu
         return CREATE, ""
     is_dir = stat.S_ISDIR(existing.st_mode)
     if entry.type == DIR:
-        return (EXISTS, "") if is_dir else (SKIP, "a file is in the way of this folder")
+        return (EXISTS, "") if is_dir else (SKIP, "something that is not a folder is in the way")
     if is_dir:
         return SKIP, "a folder is in the way"
     if overwrite == "never":

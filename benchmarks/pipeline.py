@@ -40,6 +40,7 @@ class Result:
     seconds: float
     size: int
     peak_rss_mb: float
+    cpu_seconds: float | None = None  # user + system, from GNU time
 
 
 def ensure_input(size_mib: int) -> Path:
@@ -75,7 +76,7 @@ def measure(contender: "Contender", output: Path) -> Result:
     timer = shutil.which("time")
     report = WORK / "time.out"
     if timer:
-        argv = [timer, "-f", "%M", "-o", str(report), *argv]
+        argv = [timer, "-f", "%M %U %S", "-o", str(report), *argv]
     start = time.perf_counter()
     with open(os.devnull if contender.codec else output, "wb") as sink:
         process = subprocess.Popen(argv, stdout=sink)
@@ -83,8 +84,11 @@ def measure(contender: "Contender", output: Path) -> Result:
     seconds = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
         sys.exit(f"{contender.name} failed: exit status {os.waitstatus_to_exitcode(status)}")
-    peak_kib = int(report.read_text().split()[-1]) if timer else usage.ru_maxrss
-    return Result(contender.name, seconds, output.stat().st_size, peak_kib / 1024)
+    size = output.stat().st_size
+    if not timer:
+        return Result(contender.name, seconds, size, usage.ru_maxrss / 1024)
+    peak_kib, user, system = report.read_text().split()[-3:]
+    return Result(contender.name, seconds, size, int(peak_kib) / 1024, float(user) + float(system))
 
 
 def bench_keyring():
@@ -156,14 +160,18 @@ def best_of(previous: Result | None, latest: Result) -> Result:
         return latest
     fastest = min(previous, latest, key=lambda result: result.seconds)
     peak = max(previous.peak_rss_mb, latest.peak_rss_mb)
-    return Result(fastest.name, fastest.seconds, fastest.size, peak)
+    return Result(fastest.name, fastest.seconds, fastest.size, peak, fastest.cpu_seconds)
 
 
 def report(results: dict[str, Result], input_size: int) -> bool:
-    print(f"\n{'contender':<14} {'wall s':>8} {'output MiB':>11} {'ratio':>6} {'peak RSS MB':>12}")
+    print(
+        f"\n{'contender':<14} {'wall s':>8} {'cpu s':>7} {'output MiB':>11} {'ratio':>6} "
+        f"{'peak RSS MB':>12}"
+    )
     for result in results.values():
+        cpu = f"{result.cpu_seconds:.2f}" if result.cpu_seconds is not None else "-"
         print(
-            f"{result.name:<14} {result.seconds:>8.2f} {result.size / MiB:>11.1f} "
+            f"{result.name:<14} {result.seconds:>8.2f} {cpu:>7} {result.size / MiB:>11.1f} "
             f"{result.size / input_size:>6.3f} {result.peak_rss_mb:>12.1f}"
         )
     print()

@@ -8,9 +8,11 @@ the real target with DUMP/RESTORE, so the target needs no file access and no res
 import contextlib
 import ctypes
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -72,7 +74,9 @@ def scratch_server(
             + "; install a newer redis-server here, or restore with --from-json"
         )
     folder = rdb_path.parent
-    socket_path = folder / "scratch.sock"
+    # Unix socket paths are limited to 107 bytes; the work folder may be deeper than that.
+    socket_folder = Path(tempfile.mkdtemp(prefix="jarvis-redis-"))
+    socket_path = socket_folder / "scratch.sock"
     log_path = folder / "scratch.log"
     argv = [
         binary, "--port", "0", "--unixsocket", str(socket_path), "--unixsocketperm", "700",
@@ -81,16 +85,20 @@ def scratch_server(
         "--protected-mode", "no",
     ]  # fmt: skip
     in_main_thread = threading.current_thread() is threading.main_thread()
-    process = subprocess.Popen(
-        argv,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        cwd=folder,
-        start_new_session=True,
-        # The death signal follows the creating thread: tie it only to a long-lived one.
-        preexec_fn=_die_with_parent if in_main_thread else None,
-    )
+    try:
+        process = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd=folder,
+            start_new_session=True,
+            # The death signal follows the creating thread: tie it only to a long-lived one.
+            preexec_fn=_die_with_parent if in_main_thread else None,
+        )
+    except BaseException:
+        shutil.rmtree(socket_folder, ignore_errors=True)
+        raise
     try:
         target = RedisTarget(None, None, path=str(socket_path))
         _wait_loaded(process, target, log_path, rdb_version, rdb_redis, version)
@@ -105,6 +113,7 @@ def scratch_server(
     finally:
         process.kill()
         process.wait()
+        shutil.rmtree(socket_folder, ignore_errors=True)
 
 
 def _wait_loaded(

@@ -1,0 +1,133 @@
+"""`backup secrets` / `restore secrets` and `backup config` / `restore config`."""
+
+import io
+import stat
+import tarfile
+
+import pytest
+
+from engines.artifacts import write_artifact
+from engines.crypto import Keyring, MasterKey
+from jarvis_tui.exit_codes import ExitCode
+from tests.files_env import KEY, FilesEnv, make_files_env
+
+SECRET_VALUE = "sk-live-0123456789-very-secret"
+
+
+@pytest.fixture
+def env(tmp_path, isolated_env) -> FilesEnv:
+    files_env = make_files_env(tmp_path / "files")
+    dotenv = isolated_env.cwd / ".env"
+    dotenv.write_text(f"API_TOKEN={SECRET_VALUE}\nDB_PASSWORD='p4ss word'\nPLAIN=1\n")
+    return files_env
+
+
+def _everything_written(env: FilesEnv) -> bytes:
+    found = b""
+    for path in env.root.rglob("*"):
+        if path.is_file() and "data" not in path.parts:
+            found += path.read_bytes()
+    return found
+
+
+def test_secrets_round_trip_with_force_backup_copy_and_private_mode(env, isolated_env, capsys):
+    assert env.cli("backup", "secrets") == ExitCode.OK
+    assert "3 variables" in capsys.readouterr().out
+    assert len(list((env.repo / "secrets").glob("*.enc"))) == 1
+    assert SECRET_VALUE.encode() not in _everything_written(env)  # repository, catalog, logs
+
+    target = env.root / "restored.env"
+    assert env.cli("restore", "secrets", "latest", "--to", str(target)) == ExitCode.OK
+    assert target.read_text() == (isolated_env.cwd / ".env").read_text()
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+
+    target.write_text("API_TOKEN=rotated\nNEW_ONE=x\n")
+    capsys.readouterr()
+    assert env.cli("restore", "secrets", "latest", "--to", str(target)) == ExitCode.FAILED
+    assert "--force" in capsys.readouterr().err
+    assert target.read_text() == "API_TOKEN=rotated\nNEW_ONE=x\n"
+
+    assert env.cli("restore", "secrets", "latest", "--to", str(target), "--force") == ExitCode.OK
+    assert SECRET_VALUE in target.read_text()
+    backup_copy = env.root / "restored.env.bak"
+    assert backup_copy.read_text() == "API_TOKEN=rotated\nNEW_ONE=x\n"
+    assert stat.S_IMODE(backup_copy.stat().st_mode) == 0o600
+    assert SECRET_VALUE not in capsys.readouterr().out
+
+
+def test_secrets_dry_run_shows_names_and_differences_never_values(env, capsys):
+    assert env.cli("backup", "secrets") == ExitCode.OK
+    target = env.root / "current.env"
+    target.write_text("API_TOKEN=another-value-entirely\nPLAIN=1\nEXTRA=zzz\n")
+    capsys.readouterr()
+    assert env.cli("restore", "secrets", "latest", "--to", str(target), "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert "differ" in out and "API_TOKEN" in out
+    assert "added" in out and "DB_PASSWORD" in out
+    assert "removed" in out and "EXTRA" in out
+    for value in (SECRET_VALUE, "another-value-entirely", "zzz", "p4ss"):
+        assert value not in out
+    assert target.read_text() == "API_TOKEN=another-value-entirely\nPLAIN=1\nEXTRA=zzz\n"
+
+
+def test_a_missing_secret_file_is_a_clear_error(env, isolated_env, capsys):
+    (isolated_env.cwd / ".env").unlink()
+    assert env.cli("backup", "secrets") == ExitCode.NOT_FOUND
+    err = capsys.readouterr().err
+    assert "BACKUP_SECRET_FILES" in err and ".env" in err and "does not exist" in err
+    assert not list((env.repo / "secrets").glob("*.enc"))
+
+
+def _config_tree(env: FilesEnv):
+    config = env.root / "app-config"
+    (config / "nested").mkdir(parents=True)
+    (config / "app.yaml").write_text("debug: false\n")
+    (config / "nested/db.yaml").write_text("pool: 5\n")
+    env.set(BACKUP_CONFIG_PATHS=str(config))
+    return config
+
+
+def test_config_round_trip_refuses_differences_without_force(env, capsys):
+    config = _config_tree(env)
+    assert env.cli("backup", "config") == ExitCode.OK
+    target = env.root / "target"
+    target.mkdir()
+    assert env.cli("restore", "config", "latest", "--target-dir", str(target)) == ExitCode.OK
+    restored = target / str(config).lstrip("/")
+    assert (restored / "nested/db.yaml").read_text() == "pool: 5\n"
+
+    (config / "app.yaml").write_text("debug: true\n")
+    assert env.cli("restore", "config", "latest") == ExitCode.FAILED
+    assert "--force" in capsys.readouterr().err
+    assert (config / "app.yaml").read_text() == "debug: true\n"
+    assert env.cli("restore", "config", "latest", "--dry-run") == ExitCode.OK
+    assert "replace" in capsys.readouterr().out
+    assert env.cli("restore", "config", "latest", "--force") == ExitCode.OK
+    assert (config / "app.yaml").read_text() == "debug: false\n"
+    assert (config / "app.yaml.bak").read_text() == "debug: true\n"
+
+
+def test_a_missing_config_path_is_a_clear_error(env, capsys):
+    env.set(BACKUP_CONFIG_PATHS=str(env.root / "no-such-config"))
+    assert env.cli("backup", "config") == ExitCode.NOT_FOUND
+    assert "BACKUP_CONFIG_PATHS" in capsys.readouterr().err
+
+
+def test_a_hostile_config_tarball_is_refused(env, capsys):
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        info = tarfile.TarInfo("../../escaped.yaml")
+        info.size = 4
+        tar.addfile(info, io.BytesIO(b"evil"))
+    evil = env.root / "evil_config.tar.gz.enc"
+    write_artifact(
+        [buffer.getvalue()], evil, Keyring(MasterKey.from_hex(KEY)), {"source": "config"}
+    )
+    target = env.root / "target"
+    target.mkdir()
+    assert (
+        env.cli("restore", "config", str(evil), "--target-dir", str(target)) == ExitCode.INTEGRITY
+    )
+    assert "contains '..'" in capsys.readouterr().err
+    assert list(target.iterdir()) == []
+    assert not (env.root / "escaped.yaml").exists()

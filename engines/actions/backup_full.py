@@ -106,8 +106,13 @@ def run_backup_full(
     kinds = full_backup_sources()
     skipped: list[PartResult] = []
     configured: list[str] = []
+    broken: list[PartResult] = []
     for kind in kinds:
-        reason = get_source(kind).configured(workspace.settings)
+        try:
+            reason = get_source(kind).configured(workspace.settings)
+        except Exception as error:  # a broken source module costs its own part only
+            broken.append(PartResult(kind, "failed", f"{type(error).__name__}: {error}"))
+            continue
         if reason:
             skipped.append(PartResult(kind, "skipped", reason))
         else:
@@ -141,6 +146,7 @@ def run_backup_full(
             workspace.catalog.finish_backup_set(backup_set.id, "failed", reason, note=note)
             raise
         parts.extend(skipped)
+        parts.extend(broken)
         parts.sort(key=lambda part: kinds.index(part.source))
         status = _set_status(parts)
         failed = [part for part in parts if part.state == "failed"]

@@ -129,7 +129,13 @@ def delete_set_everywhere(
 def run_prunes(workspace: Workspace, context: JobContext, report: CleanupReport) -> None:
     """Let each source with a store of its own (the files store) remove unreferenced data."""
     for kind in SOURCE_MODULES:
-        prune = getattr(get_source(kind), "prune", None)
+        try:
+            prune = getattr(get_source(kind), "prune", None)
+        except Exception as error:  # a broken source module must not stop the others' prune
+            report.problems.append(
+                f"cannot load the {kind} source: {type(error).__name__}: {error}"
+            )
+            continue
         if prune is None:
             continue
         context.log(f"pruning the {kind} store")

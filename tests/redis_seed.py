@@ -92,18 +92,19 @@ def expiries(server: RedisServer, dbs=(0, 3, 5)) -> dict:
 class RedisCase:
     """Settings for one test: repository in tmp, REDIS_URL pointing at `server`."""
 
-    def __init__(self, tmp_path: Path, server: RedisServer):
+    def __init__(self, tmp_path: Path, server: RedisServer | None, url: str | None = None):
         self.tmp_path = tmp_path
         self.env_file = tmp_path / "jarvis.env"
-        self.point_at(server)
+        self.point_at(server, url=url)
 
-    def point_at(self, server: RedisServer, url: str | None = None, **extra: str) -> None:
+    def point_at(self, server: RedisServer | None, url: str | None = None, **extra: str) -> None:
+        assert server is not None or url is not None
         lines = {
             "BACKUP_DIR": str(self.tmp_path / "repo"),
             "BACKUP_CATALOG_PATH": str(self.tmp_path / "catalog.sqlite3"),
             "BACKUP_LOG_DIR": str(self.tmp_path / "logs"),
             "BACKUP_ENCRYPTION_KEY": KEY,
-            "REDIS_URL": url or server.url(),
+            "REDIS_URL": url or server.url(),  # type: ignore[union-attr]
             **extra,
         }
         self.env_file.write_text("".join(f"{k}={v}\n" for k, v in lines.items()))

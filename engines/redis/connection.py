@@ -109,7 +109,8 @@ def explain(error: Exception, target: RedisTarget, db: int | None = None) -> Jar
         )
     refused = "noauth" in lowered or "wrongpass" in lowered
     if isinstance(error, redis.AuthenticationError) or refused:
-        if "noauth" in lowered or "authentication required" in lowered:
+        missing = ("noauth", "authentication required", "already authenticated")
+        if any(word in lowered for word in missing):
             reason = "the server requires a password; put it in REDIS_URL (redis://:PASSWORD@host)"
         else:
             reason = "the server refused the user name or password in REDIS_URL; check them"

@@ -172,7 +172,11 @@ def _restore_rdb(chosen, keyring, folder, target, facts, now_ms, options, contex
     _describe_contents(summary.counts(), options, report)
     databases = max(DEFAULT_DATABASES, max(summary.keys_per_db, default=0) + 1)
     with scratch_server(
-        path, databases=databases, rdb_version=summary.version, rdb_redis=summary.redis_version
+        path,
+        databases=databases,
+        rdb_version=summary.version,
+        rdb_redis=summary.redis_version,
+        label=chosen.label,
     ) as scratch:
         context.log(
             f"loaded into a scratch redis-server {scratch.version}: "

@@ -58,7 +58,7 @@ def newer_rdb_message(rdb_version: int, rdb_redis: str | None, reader: str, read
 
 @contextlib.contextmanager
 def scratch_server(
-    rdb_path: Path, *, databases: int, rdb_version: int, rdb_redis: str | None
+    rdb_path: Path, *, databases: int, rdb_version: int, rdb_redis: str | None, label: str
 ) -> Iterator[LoadedScratch]:
     binary = local_redis_server()
     if binary is None:
@@ -101,7 +101,10 @@ def scratch_server(
         raise
     try:
         target = RedisTarget(None, None, path=str(socket_path))
-        _wait_loaded(process, target, log_path, rdb_version, rdb_redis, version)
+        try:
+            _wait_loaded(process, target, log_path, rdb_version, rdb_redis, version)
+        except IntegrityError as error:
+            raise IntegrityError(f"{label}: {error}") from None
         log = log_path.read_text(errors="replace")
         loaded = re.search(r"keys loaded: (\d+), keys expired: (\d+)", log)
         yield LoadedScratch(

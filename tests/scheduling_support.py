@@ -110,4 +110,23 @@ def catalog_consistency_problems(workspace: Workspace) -> list[str]:
     return problems
 
 
+def artifact_backup(workspace, context, tier, created_at, dispatcher) -> str:
+    """A real set with one real artifact, started at the injected time."""
+    backup_set = workspace.catalog.create_backup_set(
+        "full", tier=tier, job_id=context.job_id, created_at=created_at
+    )
+    store_artifact(
+        workspace,
+        backup_set,
+        context,
+        source="postgres",
+        mode="test",
+        name="db.bin",
+        stream=io.BytesIO(b"rows"),
+        metadata={},
+    )
+    workspace.catalog.finish_backup_set(backup_set.id, "complete")
+    return "complete"
+
+
 T0 = datetime(2025, 1, 1, 0, 0, tzinfo=UTC)

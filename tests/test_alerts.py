@@ -52,7 +52,9 @@ def test_an_alert_reaches_pushover_slack_and_email_in_their_shapes(
     settings, _ = alert_env
     with Catalog.open(settings.catalog_path) as catalog:
         dispatcher = AlertDispatcher(catalog, settings, clock=Clock(T0))
-        alert_id = dispatcher.notify("backup_failure:redis", "critical", "redis: connection refused")
+        alert_id = dispatcher.notify(
+            "backup_failure:redis", "critical", "redis: connection refused"
+        )
 
         requests = by_path(webhook_receiver.wait_for_requests(2))
         pushover = requests["/1/messages.json"]

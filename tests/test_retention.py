@@ -194,7 +194,8 @@ def workspace(tmp_path, isolated_env):
 
 
 def files_of(workspace: Workspace) -> set[str]:
-    return {obj.key for obj in workspace.repository.list()}
+    """Artifacts and sidecars (the files store keeps its own index under files/)."""
+    return {obj.key for obj in workspace.repository.list() if not obj.key.startswith("files/")}
 
 
 def test_cleanup_deletes_artifacts_sidecars_and_rows_and_a_dry_run_nothing(workspace):
@@ -247,8 +248,13 @@ def test_cleanup_refuses_while_a_backup_holds_the_repository(workspace):
 
 
 def test_cli_cleanup_prints_why_each_set_is_kept(tmp_path, isolated_env, capsys):
-    env_file = write_env_file(tmp_path, BACKUP_RETENTION_DAILY="1", BACKUP_RETENTION_WEEKLY="1")
-    settings = make_settings(tmp_path, BACKUP_RETENTION_DAILY="1", BACKUP_RETENTION_WEEKLY="1")
+    policy = {
+        "BACKUP_RETENTION_DAILY": "1",
+        "BACKUP_RETENTION_WEEKLY": "2",
+        "BACKUP_RETENTION_MONTHLY": "0",
+    }
+    env_file = write_env_file(tmp_path, **policy)
+    settings = make_settings(tmp_path, **policy)
     with Workspace.open(settings) as workspace:
         # Wednesday 2025-01-01 .. Tuesday 2025-01-07: week 1 ends on Sunday the 5th.
         sets = [add_set(workspace, T0 + timedelta(days=n, hours=2)) for n in range(7)]

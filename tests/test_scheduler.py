@@ -1,6 +1,5 @@
 """The scheduler with an injected clock: a year of runs, downtime, skips, coalescing."""
 
-import io
 import threading
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -9,34 +8,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engines.actions.backup import store_artifact
 from engines.catalog import Catalog
 from engines.cron import cron_trigger, describe_cron
 from engines.retention import Candidate, RetentionPolicy, plan_retention
 from engines.scheduler import Scheduler
 from engines.schedules import SCHEDULER_LOCK_NAME, scheduler_holder, schedules_from
 from engines.workspace import Workspace
-from tests.scheduling_support import T0, Clock, make_settings
+from tests.scheduling_support import T0, Clock, artifact_backup, make_settings
 from tests.test_retention import reference_kept
-
-
-def artifact_backup(workspace, context, tier, created_at, dispatcher) -> str:
-    """A real set with one real artifact, started at the injected time."""
-    backup_set = workspace.catalog.create_backup_set(
-        "full", tier=tier, job_id=context.job_id, created_at=created_at
-    )
-    store_artifact(
-        workspace,
-        backup_set,
-        context,
-        source="postgres",
-        mode="test",
-        name="db.bin",
-        stream=io.BytesIO(b"rows"),
-        metadata={},
-    )
-    workspace.catalog.finish_backup_set(backup_set.id, "complete")
-    return "complete"
 
 
 def next_event(scheduler: Scheduler, now: datetime) -> datetime:

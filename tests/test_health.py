@@ -146,7 +146,7 @@ def test_health_without_scheduler_backups_or_repository_fails_in_words(
     assert "repository writable  FAIL" in out and "jarvis-tui init" in out
     assert "no successful postgres backup in the catalog" in out
     assert "start `jarvis-tui --run-scheduled`" in out
-    assert "problem(s): repository writable" in out.strip().splitlines()[-1]
+    assert "problem(s): postgres reachable, repository writable" in out.strip().splitlines()[-1]
 
 
 def test_status_shows_schedules_in_words_results_and_the_holder(tmp_path, isolated_env, capsys):

@@ -17,11 +17,11 @@ from textual.worker import Worker, WorkerState
 
 from engines.catalog import Job
 from engines.config import Settings, load_settings
-from engines.destinations.local import LocalRepository
 from engines.joblog import close_logging, configure_logging, register_secrets
 from engines.paths import default_env_file
+from engines.watchdog import disk_space as engine_disk_space
 from jarvis_tui.commands_palette import ConsoleCommands
-from jarvis_tui.dashboard_view import FreeSpace, source_available
+from jarvis_tui.dashboard_view import DiskProbe, source_available
 from jarvis_tui.engine_access import EngineAccess
 from jarvis_tui.exit_codes import ExitCode
 from jarvis_tui.full_backup import full_backup_available
@@ -48,10 +48,6 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def _repository_free_space(root: Path) -> int:
-    return LocalRepository(root).free_bytes()
-
-
 class JarvisConsole(OutcomeNotifications, App[ExitCode]):
     TITLE = "Jarvis backup console"
     CSS_PATH = "styles/app.tcss"
@@ -64,7 +60,7 @@ class JarvisConsole(OutcomeNotifications, App[ExitCode]):
         "alerts": AlertsScreen,
         "settings": SettingsScreen,
     }
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide"), (160, "-huge")]
     BINDINGS = [
         Binding("1", "pane('dashboard')", "Dashboard", show=False),
         Binding("2", "pane('catalog')", "Catalog", show=False),
@@ -83,14 +79,14 @@ class JarvisConsole(OutcomeNotifications, App[ExitCode]):
         env_file: Path | None = None,
         *,
         clock: Clock | None = None,
-        free_space: FreeSpace | None = None,
+        disk_space: DiskProbe | None = None,
         poll_seconds: float | None = 1.0,
         host_scheduler: bool = True,
     ):
         super().__init__()
         self.env_file = env_file
         self.clock: Clock = clock or _utc_now
-        self.free_space: FreeSpace = free_space or _repository_free_space
+        self.disk_space: DiskProbe = disk_space or engine_disk_space
         self.poll_seconds = poll_seconds
         self.settings: Settings = self._read_settings()
         self.access = EngineAccess(self.settings)
@@ -123,6 +119,7 @@ class JarvisConsole(OutcomeNotifications, App[ExitCode]):
         self.access = EngineAccess(settings)
         self.run_worker(previous.close, thread=True, group="settings")
         self.start_logging()
+        self.scheduler.restart()
         self.catalog_signal.publish("settings reloaded")
         problems = f": {len(settings.problems)} problem(s)" if settings.problems else ""
         self.notify(f"Settings reloaded{problems}", timeout=4)
@@ -155,13 +152,14 @@ class JarvisConsole(OutcomeNotifications, App[ExitCode]):
             )
 
     async def action_quit(self) -> None:
-        running = self.runner.running_jobs()
+        running = len(self.runner.running_jobs()) + (1 if self.scheduler.current_job else 0)
         if not running:
             self.exit(ExitCode.OK)
             return
         question = (
-            f"{len(running)} job(s) started here are still running. Cancel them and quit? "
-            "(A cancelled restore leaves the existing data as it was.)"
+            f"{running} job(s) run by this console are still going. Cancel them and quit? "
+            "(A cancelled backup leaves earlier backups as they were; a cancelled restore "
+            "leaves the existing data as it was.)"
         )
         self.push_screen(
             ConfirmScreen("Quit while jobs run?", question, "Cancel jobs and quit"),
@@ -277,14 +275,14 @@ def make_app(
     env_file: Path | None = None,
     *,
     clock: Clock | None = None,
-    free_space: FreeSpace | None = None,
+    disk_space: DiskProbe | None = None,
     poll_seconds: float | None = 1.0,
     host_scheduler: bool = True,
 ) -> JarvisConsole:
     return JarvisConsole(
         env_file,
         clock=clock,
-        free_space=free_space,
+        disk_space=disk_space,
         poll_seconds=poll_seconds,
         host_scheduler=host_scheduler,
     )

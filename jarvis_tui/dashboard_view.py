@@ -1,14 +1,20 @@
-"""The dashboard's facts, gathered in one worker pass from the engine and the catalog."""
+"""The dashboard's facts, gathered off the UI thread from the engine's status and health.
+
+Two passes at different paces: `gather_dashboard` reads the catalog and the
+disk (every few seconds), `probe_servers` asks each configured server whether
+it answers (every half minute, each probe bounded by the engine's timeout).
+"""
 
 import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from pathlib import Path
+from datetime import datetime
 
 from engines.catalog import Alert
-from engines.catalog.monitoring import LastGoodBackup
+from engines.config import Settings
 from engines.sources import SOURCE_MODULES, get_source
+from engines.status import ScheduleStatus, SourceStatus, StatusReport, collect_status
+from engines.watchdog import DiskSpace
 from jarvis_tui.engine_access import EngineAccess
 from jarvis_tui.output import human_size
 
@@ -17,7 +23,7 @@ from jarvis_tui.output import human_size
 GUIDE_SOURCES = ("postgres", "redis", "files", "secrets", "config")
 RECENT_ALERTS = 5
 
-FreeSpace = Callable[[Path], int]
+DiskProbe = Callable[[Settings], DiskSpace]
 
 
 @dataclass(frozen=True)
@@ -25,8 +31,7 @@ class SourceRow:
     kind: str
     available: bool
     not_configured: str | None
-    last_good: LastGoodBackup | None
-    stale: bool
+    freshness: SourceStatus | None
 
 
 @dataclass(frozen=True)
@@ -37,25 +42,23 @@ class DestinationRow:
     healthy: bool
 
 
-@dataclass(frozen=True)
-class ScheduleRow:
-    name: str
-    words: str
-    next_run: datetime | None
-    last_run: datetime | None
-    last_outcome: str | None
-    enabled: bool
-
-
 @dataclass
 class DashboardFacts:
     sources: list[SourceRow] = field(default_factory=list)
     destinations: list[DestinationRow] = field(default_factory=list)
-    schedules: list[ScheduleRow] | None = None
-    schedule_note: str = ""
+    schedules: list[ScheduleStatus] = field(default_factory=list)
+    timezone: str = ""
+    scheduler_holder: str = ""
     alerts: list[Alert] = field(default_factory=list)
-    open_conditions: list[Alert] = field(default_factory=list)
+    open_alerts: list[str] = field(default_factory=list)
     catalog_error: str | None = None
+
+
+@dataclass(frozen=True)
+class ServerProbe:
+    name: str
+    ok: bool
+    detail: str
 
 
 def source_available(kind: str) -> bool:
@@ -63,53 +66,64 @@ def source_available(kind: str) -> bool:
     return module is not None and importlib.util.find_spec(module) is not None
 
 
-def gather_sources(
-    access: EngineAccess, last_good: dict[str, LastGoodBackup], now: datetime
-) -> list[SourceRow]:
-    settings = access.settings
-    max_age = timedelta(hours=settings.backup_max_age_hours)
-    kinds = [*GUIDE_SOURCES, *sorted(set(SOURCE_MODULES) - set(GUIDE_SOURCES))]
+def all_sources() -> list[str]:
+    return [*GUIDE_SOURCES, *sorted(set(SOURCE_MODULES) - set(GUIDE_SOURCES))]
+
+
+def gather_sources(settings: Settings, status: StatusReport | None) -> list[SourceRow]:
+    freshness = {s.source: s for s in status.sources} if status else {}
     rows = []
-    for kind in kinds:
+    for kind in all_sources():
         available = source_available(kind)
         reason = get_source(kind).configured(settings) if available else None
-        newest = last_good.get(kind)
-        stale = newest is None or now - newest.created_at > max_age
-        rows.append(SourceRow(kind, available, reason, newest, stale and reason is None))
+        rows.append(SourceRow(kind, available, reason, freshness.get(kind)))
     return rows
 
 
-def gather_destinations(access: EngineAccess, free_space: FreeSpace) -> list[DestinationRow]:
-    settings = access.settings
-    root = access.settings.repository_dir
+def gather_destinations(settings: Settings, disk: DiskProbe) -> list[DestinationRow]:
+    root = settings.repository_dir
     if root.is_dir():
-        free = human_size(free_space(root))
-        local = DestinationRow("local", "ready", f"{root} · {free} free", True)
-    else:
-        local = DestinationRow("local", "not created", f"{root} (run `jarvis-tui init`)", False)
-    rows = [local]
-    if settings.s3_enabled:
-        bucket = settings.s3_bucket or "(no bucket set)"
-        rows.append(
-            DestinationRow(
-                "s3", "unavailable", f"{bucket}: the S3 destination is not in this build yet", False
-            )
+        space = disk(settings)
+        detail = f"{root} · {human_size(space.free_bytes)} free ({space.free_percent:.0f}%)" + (
+            f", below {space.threshold_percent}%" if space.low else ""
+        )
+        local = DestinationRow(
+            "local", "low space" if space.low else "ready", detail, not space.low
         )
     else:
-        rows.append(DestinationRow("s3", "off", "S3_ENABLED=false", True))
-    return rows
+        local = DestinationRow("local", "not created", f"{root}: run `jarvis-tui init`", False)
+    if settings.s3_enabled:
+        s3 = DestinationRow("s3", "enabled", f"bucket {settings.s3_bucket or '(none set)'}", True)
+    else:
+        s3 = DestinationRow("s3", "off", "S3_ENABLED=false", True)
+    return [local, s3]
 
 
-def gather_dashboard(access: EngineAccess, now: datetime, free_space: FreeSpace) -> DashboardFacts:
-    facts = DashboardFacts()
-    facts.destinations = gather_destinations(access, free_space)
+def gather_dashboard(access: EngineAccess, now: datetime, disk: DiskProbe) -> DashboardFacts:
+    settings = access.settings
+    facts = DashboardFacts(destinations=gather_destinations(settings, disk))
+    status = None
     try:
         catalog = access.catalog()
-        last_good = catalog.last_good_backups()
+        status = collect_status(settings, catalog, now)
         facts.alerts = catalog.list_alerts(limit=RECENT_ALERTS)
-        facts.open_conditions = catalog.open_conditions()
     except Exception as error:  # shown calmly on the dashboard
         facts.catalog_error = str(error) or type(error).__name__
-        last_good = {}
-    facts.sources = gather_sources(access, last_good, now)
+    if status is not None:
+        facts.schedules = status.schedules
+        facts.timezone = status.timezone
+        facts.scheduler_holder = status.scheduler_text
+        facts.open_alerts = status.open_alerts
+    facts.sources = gather_sources(settings, status)
     return facts
+
+
+def probe_servers(settings: Settings) -> dict[str, ServerProbe]:
+    """Each configured server's answer (database, Redis, S3), keyed by source or `s3`."""
+    from engines.health import check_s3, check_sources
+
+    found = {}
+    for check in [*check_sources(settings), *check_s3(settings)]:
+        name = check.name.removesuffix(" reachable").lower()
+        found[name] = ServerProbe(name, check.ok, check.detail)
+    return found

@@ -21,8 +21,10 @@ from engines.actions.backup import run_backup
 from engines.actions.decrypt import decrypt_to_file
 from engines.actions.restore import run_restore
 from engines.actions.verify import verify_backup
+from engines.catalog import BackupSet
 from engines.errors import JarvisError, JobCancelledError
-from engines.jobs import JobFinished, JobStarted, JobUpdate
+from engines.jobs import JobContext, JobFinished, JobStarted, JobUpdate
+from engines.workspace import Workspace
 from jarvis_tui.messages import (
     BackupFailed,
     BackupFinished,
@@ -42,12 +44,22 @@ if TYPE_CHECKING:
     from jarvis_tui.app import JarvisConsole
 
 JOB_GROUP = "jobs"
+FULL_KIND = "full"
 
 
 def failure_text(error: BaseException) -> str:
     if isinstance(error, JarvisError):
         return str(error)
     return f"unexpected error: {type(error).__name__}: {error}"
+
+
+def backup_action(kind: str, options: Any) -> Callable[[Workspace, JobContext], BackupSet]:
+    """The engine action for `backup <kind>`: one source, or `full` for every source."""
+    if kind == FULL_KIND:
+        from engines.actions.backup_full import run_backup_full
+
+        return lambda ws, ctx: run_backup_full(ws, ctx, tier="manual").backup_set
+    return lambda ws, ctx: run_backup(ws, kind, options, ctx, tier="manual")
 
 
 class JobRunner:
@@ -113,7 +125,7 @@ class JobRunner:
                 backup_set = self.app.access.run_job(
                     "backup",
                     f"backup {kind}",
-                    lambda ws, ctx: run_backup(ws, kind, options, ctx, tier="manual"),
+                    backup_action(kind, options),
                     self._listener(reply_to),
                 )
             except BaseException as error:

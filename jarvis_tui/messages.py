@@ -167,6 +167,13 @@ class DashboardLoaded(Message):
 
 
 @dataclass
+class ServersProbed(Message):
+    """Each configured server's answer to the engine's health probe."""
+
+    probes: dict[str, Any]
+
+
+@dataclass
 class RestorableSetsLoaded(Message):
     """Good sets holding a kind's artifacts, newest first."""
 

@@ -1,33 +1,93 @@
 """The in-process scheduler: the console runs the schedules unless another process does.
 
-Which process may fire the schedules is the engine's decision (one scheduler
-per repository, elected by a lock); this only starts the engine's scheduler in
-a worker and reports who holds it.
+Which process fires the schedules is the engine's decision (one scheduler per
+repository, elected by a lock): this starts the engine's scheduler in a worker,
+stands by while another process (`--run-scheduled`, another console) holds it,
+and tries again every RETRY_SECONDS so it takes over once that process is gone.
 """
 
-import importlib.util
+import threading
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from engines.scheduler import Scheduler
     from jarvis_tui.app import JarvisConsole
 
-SCHEDULER_MODULE = "engines.scheduler"
-
-
-def scheduler_available() -> bool:
-    return importlib.util.find_spec(SCHEDULER_MODULE) is not None
+RETRY_SECONDS = 15.0
+GROUP = "scheduler"
 
 
 class SchedulerHost:
     def __init__(self, app: "JarvisConsole", *, enabled: bool):
         self.app = app
         self.enabled = enabled
+        self.scheduler: Scheduler | None = None
+        self._lock = threading.Lock()
+        self._stopped = False
+
+    @property
+    def current_job(self) -> tuple[int, str] | None:
+        scheduler = self.scheduler
+        return scheduler.current_job if scheduler is not None else None
 
     def start(self) -> None:
         if not self.enabled:
-            self.app.set_scheduler_note("scheduler off here")
-        elif not scheduler_available():
-            self.app.set_scheduler_note("no scheduler in this build")
+            self.app.set_scheduler_note("scheduler not hosted here")
+            return
+        self._stopped = False
+        self.app.run_worker(
+            self._elect, name="scheduler", group=GROUP, thread=True, exit_on_error=False
+        )
 
-    def stop(self) -> None:
-        """Nothing to stop while no scheduler runs in this process."""
+    def _elect(self) -> None:
+        from engines.scheduler import Scheduler
+        from engines.schedules import scheduler_holder
+
+        settings = self.app.settings
+        with self._lock:
+            if self._stopped or self.scheduler is not None:
+                return
+            scheduler = Scheduler(settings, purpose="console")
+            try:
+                elected = scheduler.start()
+            except Exception as error:  # shown, and tried again later
+                self._note(f"scheduler failed: {error}")
+                self._retry_later()
+                return
+            if elected:
+                self.scheduler = scheduler
+                self._note("scheduler here")
+                return
+        holder = scheduler_holder(settings) or {}
+        self._note(f"scheduler: {holder.get('purpose', 'other')} pid {holder.get('pid', '?')}")
+        self._retry_later()
+
+    def _note(self, text: str) -> None:
+        self.app.call_from_thread(self.app.set_scheduler_note, text)
+
+    def _retry_later(self) -> None:
+        def again() -> None:
+            if not self._stopped:
+                self.start()
+
+        self.app.call_from_thread(self.app.set_timer, RETRY_SECONDS, again)
+
+    def stop(self, grace_seconds: float = 0.0) -> None:
+        """Stop firing; a scheduled job still running is cancelled (it stops safely)."""
+        self._stopped = True
+        with self._lock:
+            scheduler, self.scheduler = self.scheduler, None
+        if scheduler is not None:
+            scheduler.stop(grace_seconds)
+
+    def restart(self) -> None:
+        """New settings: let go of the schedules and take them again under the new ones."""
+
+        def cycle() -> None:
+            self.stop()
+            self.app.call_from_thread(self.start)
+
+        if self.enabled:
+            self.app.run_worker(
+                cycle, name="scheduler restart", group=GROUP, thread=True, exit_on_error=False
+            )

@@ -1,7 +1,5 @@
 """Alerts: their history with each channel's delivery, and a test alert."""
 
-import json
-
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -39,7 +37,6 @@ class AlertsScreen(PaneScreen):
 
     def on_mount(self) -> None:
         self.alerts: list[Alert] = []
-        super().on_mount()
         self.load()
 
     def catalog_changed(self, reason: str) -> None:
@@ -107,9 +104,10 @@ class AlertsScreen(PaneScreen):
             ),
             alert.message,
         )
-        if alert.delivery:
-            text.append("\nDelivery: ")
-            text.append(json.dumps(alert.delivery, sort_keys=True), style="dim")
+        for channel, outcome in sorted(alert.delivery.items()):
+            style = "red" if str(outcome).startswith("failed") else "green"
+            text.append(f"\n  {channel}: ", style="bold")
+            text.append(str(outcome), style=style)
         self.query_one("#alert-detail", Static).update(text)
 
     def action_test_alert(self) -> None:

@@ -52,7 +52,6 @@ class CatalogScreen(CatalogActions):
             yield SetDetailPanel(id="catalog-detail")
 
     def on_mount(self) -> None:
-        super().on_mount()
         self.index = CatalogIndex([])
         self.query_text = ""
         self.detail: SetDetail | None = None

@@ -8,12 +8,19 @@ from textual.binding import Binding
 from textual.containers import Grid, VerticalScroll
 from textual.widgets import Static
 
-from jarvis_tui.dashboard_view import DashboardFacts, SourceRow, gather_dashboard
-from jarvis_tui.formatting import age, local_moment, short_moment
-from jarvis_tui.messages import DashboardLoaded
+from jarvis_tui.dashboard_view import (
+    DashboardFacts,
+    ServerProbe,
+    SourceRow,
+    gather_dashboard,
+    probe_servers,
+)
+from jarvis_tui.formatting import duration, local_moment, short_moment
+from jarvis_tui.messages import DashboardLoaded, ServersProbed
 from jarvis_tui.screens.base import PaneScreen
 
 REFRESH_SECONDS = 5.0
+PROBE_SECONDS = 30.0
 SEVERITY_STYLES = {"critical": "bold red", "warning": "yellow", "info": "green"}
 
 
@@ -40,18 +47,24 @@ class DashboardScreen(PaneScreen):
             yield Static("", id="dash-alerts", classes="card")
 
     def on_mount(self) -> None:
-        super().on_mount()
+        self.facts: DashboardFacts | None = None
+        self.probes: dict[str, ServerProbe] = {}
         self._show_settings_banner()
         self.load()
+        self.probe()
         if self.console.poll_seconds:
             self.set_interval(REFRESH_SECONDS, self.load)
+            self.set_interval(PROBE_SECONDS, self.probe)
 
     def action_refresh(self) -> None:
         self.load()
+        self.probe()
 
     def catalog_changed(self, reason: str) -> None:
         self._show_settings_banner()
         self.load()
+        if reason == "settings reloaded":
+            self.probe()
 
     def _show_settings_banner(self) -> None:
         banner = self.query_one("#settings-banner", Static)
@@ -68,11 +81,29 @@ class DashboardScreen(PaneScreen):
     @work(thread=True, exclusive=True, exit_on_error=False, group="dashboard")
     def load(self) -> None:
         console = self.console
-        facts = gather_dashboard(console.access, console.clock(), console.free_space)
+        facts = gather_dashboard(console.access, console.clock(), console.disk_space)
         self.post_message(DashboardLoaded(facts))
 
+    @work(thread=True, exclusive=True, exit_on_error=False, group="dashboard-probes")
+    def probe(self) -> None:
+        try:
+            probes = probe_servers(self.console.settings)
+        except Exception as error:  # a probe that breaks is itself worth showing
+            probes = {"servers": ServerProbe("servers", False, str(error))}
+        self.post_message(ServersProbed(probes))
+
     def on_dashboard_loaded(self, message: DashboardLoaded) -> None:
-        facts: DashboardFacts = message.facts
+        self.facts = message.facts
+        self._render_cards()
+
+    def on_servers_probed(self, message: ServersProbed) -> None:
+        self.probes = message.probes
+        self._render_cards()
+
+    def _render_cards(self) -> None:
+        facts = self.facts
+        if facts is None:
+            return
         self.query_one("#dash-sources", Static).update(self._sources(facts))
         self.query_one("#dash-schedules", Static).update(self._schedules(facts))
         self.query_one("#dash-places", Static).update(self._places(facts))
@@ -88,48 +119,59 @@ class DashboardScreen(PaneScreen):
                 "\nCheck BACKUP_CATALOG_PATH in Settings (5); the catalog is a cache and "
                 "`jarvis-tui catalog rebuild` recreates it from the repository.",
             )
-        now = self.console.clock()
         max_age = self.console.settings.backup_max_age_hours
-        table = _table("Source", "Last good backup", "Age")
-        table.title = "Last good backup per source"
-        table.title_justify = "left"
-        table.title_style = "bold"
+        table = _table("Source", "Last good backup", "Age", "Server")
+        table.title = f"Sources (backups older than {max_age} h are red)"
+        table.title_justify, table.title_style = "left", "bold"
+        unreachable = []
         for row in facts.sources:
-            table.add_row(*self._source_cells(row, now, max_age))
+            probe = self.probes.get(row.kind)
+            table.add_row(*self._source_cells(row), self._server_cell(probe))
+            if probe is not None and not probe.ok:
+                unreachable.append(f"{row.kind}: {probe.detail}")
+        if unreachable:
+            table.caption = "\n".join(unreachable)
+            table.caption_justify, table.caption_style = "left", "red"
         return table
 
-    def _source_cells(self, row: SourceRow, now, max_age: int) -> tuple:
+    def _server_cell(self, probe: ServerProbe | None) -> Text:
+        if probe is None:
+            return Text("")
+        return Text("answers", style="green") if probe.ok else Text("UNREACHABLE", style="bold red")
+
+    def _source_cells(self, row: SourceRow) -> tuple:
         if not row.available:
             return row.kind, Text("not in this build yet", style="dim"), ""
         if row.not_configured:
             return row.kind, Text("not configured", style="dim"), ""
-        if row.last_good is None:
+        fresh = row.freshness
+        if fresh is None or fresh.set_id is None:
             return row.kind, Text("none yet: press b", style="bold red"), ""
-        style = "bold red" if row.stale else "green"
-        when = age(row.last_good.created_at, now)
-        note = f" > {max_age} h" if row.stale else ""
-        return row.kind, row.last_good.set_id, Text(when + note, style=style)
+        style = "bold red" if fresh.too_old else "green"
+        when = duration(fresh.age) if fresh.age is not None else "-"
+        return row.kind, fresh.set_id, Text(when, style=style)
 
     def _schedules(self, facts: DashboardFacts) -> Table | Text:
-        if facts.schedules is None:
-            return Text.assemble(
-                ("Schedules\n", "bold"),
-                (facts.schedule_note or "The scheduler is not in this build yet.", "dim"),
-            )
+        if not facts.schedules:
+            return Text.assemble(("Schedules\n", "bold"), ("No schedule is known.", "dim"))
         now = self.console.clock()
         table = _table("Schedule", "When", "Next", "Last")
-        table.title, table.title_justify, table.title_style = "Schedules", "left", "bold"
-        for row in facts.schedules:
-            if not row.enabled:
-                table.add_row(row.name, Text("off", style="dim"), "", "")
+        table.title = f"Schedules ({facts.timezone})" if facts.timezone else "Schedules"
+        table.title_justify, table.title_style = "left", "bold"
+        for schedule in facts.schedules:
+            if not schedule.enabled:
+                table.add_row(schedule.name, Text("off", style="dim"), "", "")
                 continue
-            outcome = row.last_outcome or ""
-            style = "green" if outcome == "succeeded" else ("red" if outcome else "dim")
-            last = f"{short_moment(row.last_run, now)} {outcome}" if row.last_run else "never"
-            table.add_row(row.name, row.words, local_moment(row.next_run), Text(last, style=style))
-        if facts.schedule_note:
-            table.caption = facts.schedule_note
-            table.caption_justify = "left"
+            last = schedule.last_run
+            if last is None:
+                last_text = Text("never", style="dim")
+            else:
+                outcome = last.outcome or "?"
+                style = {"succeeded": "green", "running": "yellow"}.get(outcome, "red")
+                last_text = Text(f"{short_moment(last.planned_at, now)} {outcome}", style=style)
+            table.add_row(schedule.name, schedule.words, local_moment(schedule.next_run), last_text)
+        table.caption = f"Scheduler: {facts.scheduler_holder}"
+        table.caption_justify = "left"
         return table
 
     def _places(self, facts: DashboardFacts) -> Table:
@@ -156,7 +198,7 @@ class DashboardScreen(PaneScreen):
                 Text(alert.severity, style=SEVERITY_STYLES.get(alert.severity, "")),
                 f"{alert.kind}: {alert.message}",
             )
-        if facts.open_conditions:
-            table.caption = f"{len(facts.open_conditions)} open condition(s)"
+        if facts.open_alerts:
+            table.caption = f"{len(facts.open_alerts)} open condition(s)"
             table.caption_justify = "left"
         return table

@@ -63,7 +63,8 @@ class JobsScreen(PaneScreen):
 
     def compose_pane(self) -> ComposeResult:
         table = DataTable(id="jobs-table", cursor_type="row", zebra_stripes=True)
-        table.add_columns(*COLUMNS)
+        for column in COLUMNS:
+            table.add_column(column, key=column)
         yield table
         yield Static("No jobs yet: back up with b, or wait for a schedule.", id="job-head")
         yield ProgressBar(id="job-progress", show_eta=False)
@@ -73,7 +74,6 @@ class JobsScreen(PaneScreen):
         self.selected_id: int | None = None
         self.last_event_id = 0
         self.shown_ids: list[int] = []
-        super().on_mount()
         self.query_one("#job-progress", ProgressBar).display = False
         if self.console.poll_seconds:
             self.set_interval(LOG_POLL_SECONDS, self._poll_log_if_visible)

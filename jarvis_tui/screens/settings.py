@@ -45,7 +45,6 @@ class SettingsScreen(PaneScreen):
         yield table
 
     def on_mount(self) -> None:
-        super().on_mount()
         self.show_settings()
 
     def catalog_changed(self, reason: str) -> None:

@@ -67,7 +67,7 @@ def artifact_block(item: ArtifactDetail) -> Text:
     places = ", ".join(f"{c.destination} {c.state}" for c in item.copies) or "no copies recorded"
     text.append(f"\n  stored: {places}")
     if artifact.checksum:
-        text.append(f"\n  sha256 {artifact.checksum}")
+        text.append(f"\n  sha256 {artifact.checksum[:16]}…{artifact.checksum[-8:]}")
     text.append(f"\n  key {artifact.key_id or '-'} · {artifact.codec or '-'}")
     verify = artifact.verify_state or "not verified yet"
     style = {"ok": "green", "failed": "bold red"}.get(artifact.verify_state or "", "dim")

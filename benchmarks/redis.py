@@ -1,0 +1,197 @@
+"""Benchmark Redis backups and restores against redis-cli, side by side in one run.
+
+    .venv/bin/python benchmarks/redis.py                  # 1,000,000 keys (the issue's size)
+    .venv/bin/python benchmarks/redis.py --keys 200000    # quicker
+
+Mixed types (half strings, a tenth each of hashes, lists, sets, sorted sets, streams),
+10% with a TTL, on throwaway servers. Contenders (each its own process; wall time, size,
+peak RSS):
+  redis-cli --rdb    redis-cli --rdb FILE (the snapshot over replication, no compression)
+  ours rdb gzip-9    the RDB artifact alone: SYNC, structure count, gzip -9, AES-GCM, sha256
+  ours rdb zstd      the same with BACKUP_COMPRESSION=zstd
+  ours backup        jarvis-tui backup redis (RDB + JSON export + both checks), gzip -9
+  redis-cli --pipe   loading the data set's RESP commands into an empty server
+  ours json restore  jarvis-tui restore redis latest --from-json --flush into an empty server
+"""
+
+import argparse
+import os
+import random
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / "benchmarks" / ".work" / "redis"
+CLI = ROOT / ".venv" / "bin" / "jarvis-tui"
+PYTHON = ROOT / ".venv" / "bin" / "python"
+KEY = "0123456789abcdef" * 4
+# This file is called redis.py: keep its folder off the path so `import redis` finds the client.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "benchmarks"]
+sys.path.insert(0, str(ROOT))
+
+TARGETS = (
+    ("ours rdb gzip-9 / redis-cli --rdb", "ours rdb gzip-9", "redis-cli --rdb", 2.5),
+    ("ours rdb zstd / redis-cli --rdb", "ours rdb zstd", "redis-cli --rdb", 1.3),
+    ("ours json restore / redis-cli --pipe", "ours json restore", "redis-cli --pipe", 1.5),
+)
+RSS_LIMIT_MB = 200
+RDB_ONLY = """
+import sys
+from pathlib import Path
+from engines.config import load_settings
+from engines.jobs import run_job
+from engines.redis.backup import _store_snapshot
+from engines.redis.connection import connected, target_from_settings
+from engines.redis.inspect import server_facts, server_time_ms
+from engines.workspace import Workspace
+with Workspace.open(load_settings(env_file=Path(sys.argv[1]))) as ws:
+    target = target_from_settings(ws.settings)
+    with connected(target) as client:
+        facts, now = server_facts(client), server_time_ms(client)
+    backup_set = ws.catalog.create_backup_set("redis", tier="manual")
+    artifact = run_job(ws.catalog, "backup", "bench", lambda ctx: _store_snapshot(
+        ws, backup_set, target, facts, now, ctx))
+    print(artifact.stored_size)
+"""
+
+
+@dataclass
+class Result:
+    name: str
+    seconds: float
+    size: int
+    peak_rss_mb: float
+
+
+def measure(name: str, argv: list[str], env: dict[str, str], stdin: Path | None = None) -> Result:
+    timer = shutil.which("time")
+    report = WORK / "time.out"
+    if timer:
+        argv = [timer, "-f", "%M", "-o", str(report), *argv]
+    print(f"  running {name} ...", flush=True)
+    start = time.perf_counter()
+    with open(stdin or os.devnull, "rb") as source:
+        process = subprocess.Popen(argv, env=env, stdin=source, stdout=subprocess.PIPE)
+        output, _ = process.communicate()
+    seconds = time.perf_counter() - start
+    if process.returncode != 0:
+        sys.exit(f"{name} failed with exit status {process.returncode}")
+    peak_kib = int(report.read_text().split()[-1]) if timer else 0
+    size = (
+        int(output.split()[-1])
+        if output.strip().split()[-1:] and output.split()[-1].isdigit()
+        else 0
+    )
+    return Result(name, seconds, size, peak_kib / 1024)
+
+
+def _command(*args: str) -> bytes:
+    parts = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        data = arg.encode()
+        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(parts)
+
+
+def write_dataset(path: Path, keys: int) -> None:
+    """RESP commands for `keys` keys of mixed types, 10% with a TTL."""
+    rnd = random.Random(1)
+    words = [f"word{i}" for i in range(500)]
+
+    def text(n: int) -> str:
+        return " ".join(rnd.choice(words) for _ in range(n))
+
+    with open(path, "wb") as out:
+        for i in range(keys):
+            kind, key = i % 10, f"k:{i % 10}:{i}"
+            if kind < 5:
+                out.write(_command("SET", key, text(25)))
+            elif kind == 5:
+                out.write(_command("HSET", key, *[x for j in range(6) for x in (f"f{j}", text(4))]))
+            elif kind == 6:
+                out.write(_command("RPUSH", key, *[text(4) for _ in range(6)]))
+            elif kind == 7:
+                out.write(_command("SADD", key, *[text(3) for _ in range(6)]))
+            elif kind == 8:
+                out.write(
+                    _command("ZADD", key, *[x for j in range(6) for x in (str(j * 1.5), text(3))])
+                )
+            else:
+                out.write(_command("XADD", key, "*", "a", text(3), "b", text(3)))
+            if i % 10 == 3:
+                out.write(_command("EXPIRE", key, "86400"))
+
+
+def main() -> None:
+    from tests.servers import RedisServer
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--keys", type=int, default=1_000_000)
+    args = parser.parse_args()
+    shutil.rmtree(WORK, ignore_errors=True)
+    WORK.mkdir(parents=True)
+    dataset = WORK / "dataset.resp"
+    print(f"writing {args.keys} keys of RESP ...", flush=True)
+    write_dataset(dataset, args.keys)
+    results: dict[str, Result] = {}
+    with RedisServer() as source, RedisServer() as target:
+        env = dict(os.environ)
+        cli_host = ["-h", source.host, "-p", str(source.port)]
+        with open(dataset, "rb") as commands:
+            subprocess.run(["redis-cli", *cli_host, "--pipe"], stdin=commands, check=True,
+                           stdout=subprocess.DEVNULL)  # fmt: skip
+        rdb = WORK / "cli.rdb"
+        results["redis-cli --rdb"] = measure(
+            "redis-cli --rdb", ["redis-cli", *cli_host, "--rdb", str(rdb)], env
+        )
+        results["redis-cli --rdb"].size = rdb.stat().st_size
+        for codec, name in (("gzip", "ours rdb gzip-9"), ("zstd", "ours rdb zstd")):
+            env_file = WORK / f"{codec}.env"
+            env_file.write_text(
+                f"BACKUP_DIR={WORK / codec}\nBACKUP_CATALOG_PATH={WORK / codec}.sqlite3\n"
+                f"BACKUP_LOG_DIR={WORK / 'logs'}\nBACKUP_ENCRYPTION_KEY={KEY}\n"
+                f"BACKUP_COMPRESSION={codec}\nREDIS_URL={source.url()}\n"
+            )
+            results[name] = measure(name, [str(PYTHON), "-c", RDB_ONLY, str(env_file)], env)
+        env_file = WORK / "gzip.env"
+        results["ours backup"] = measure(
+            "ours backup", [str(CLI), "--env-file", str(env_file), "backup", "redis"], env
+        )
+        with open(env_file, "a") as settings:
+            settings.write(f"REDIS_URL={target.url()}\n")
+        results["redis-cli --pipe"] = measure(
+            "redis-cli --pipe",
+            ["redis-cli", "-h", target.host, "-p", str(target.port), "--pipe"],
+            env,
+            stdin=dataset,
+        )
+        target.flush()
+        results["ours json restore"] = measure(
+            "ours json restore",
+            [str(CLI), "--env-file", str(env_file), "restore", "redis", "latest", "--from-json",
+             "--flush"],
+            env,
+        )  # fmt: skip
+        restored = target.client().dbsize()
+    print(f"\n{args.keys} keys; restored {restored}")
+    print(f"{'contender':<20} {'seconds':>9} {'MiB out':>9} {'peak RSS MB':>12}")
+    for result in results.values():
+        print(f"{result.name:<20} {result.seconds:>9.2f} {result.size / 2**20:>9.1f} "
+              f"{result.peak_rss_mb:>12.0f}")  # fmt: skip
+    print()
+    for label, numerator, denominator, limit in TARGETS:
+        ratio = results[numerator].seconds / results[denominator].seconds
+        verdict = "ok" if ratio <= limit else "OVER"
+        print(f"{label:<40} {ratio:5.2f}x (target <= {limit}x) {verdict}")
+    rate = args.keys / results["ours json restore"].seconds
+    print(f"JSON restore rate: {rate:,.0f} keys/s (target >= 150,000)")
+    worst = max(r.peak_rss_mb for n, r in results.items() if n.startswith("ours"))
+    print(f"peak RSS of ours: {worst:.0f} MB (target < {RSS_LIMIT_MB} MB)")
+
+
+if __name__ == "__main__":
+    main()

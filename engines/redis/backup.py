@@ -142,7 +142,7 @@ def _store_json(
         source="redis",
         mode=JSON_MODE,
         name="redis.json",
-        stream=exporter.lines(),
+        stream=exporter.blocks(),
         metadata=lambda: {
             "content": "json",
             "json_format": JSON_FORMAT,

@@ -22,6 +22,7 @@ from engines.redis.json_format import encode_bytes
 SCAN_COUNT = 1000
 PIECE_ITEMS = 1000
 PIECE_BYTES = 1 << 20
+BLOCK_BYTES = 1 << 20
 # Replies we want raw (flat lists), not reshaped into dicts that would drop duplicates.
 _RAW_COMMANDS = (
     "SCAN",
@@ -112,6 +113,20 @@ class JsonExporter:
         self._check_cancelled = check_cancelled
         self._on_keys = on_keys
         self._absolute_expiry = parse_version(facts.version) >= (7, 0)
+
+    def blocks(self) -> Iterator[bytes]:
+        """The lines joined into blocks of about 1 MiB: the artifact writer's cost is per
+        block, so handing it single lines would dominate the export."""
+        pending: list[bytes] = []
+        size = 0
+        for line in self.lines():
+            pending.append(line)
+            size += len(line)
+            if size >= BLOCK_BYTES:
+                yield b"".join(pending)
+                pending, size = [], 0
+        if pending:
+            yield b"".join(pending)
 
     def lines(self) -> Iterator[bytes]:
         first = connect(self.target, self.target.db)

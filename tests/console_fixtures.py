@@ -85,6 +85,11 @@ def screen_text(app) -> str:
     return text
 
 
+def screen_words(app) -> str:
+    """The screen's text with line breaks and runs of spaces collapsed (wrapped phrases)."""
+    return " ".join(screen_text(app).split())
+
+
 @dataclass
 class ConsoleEnv:
     """Settings for a console test; every path relative to the isolated working folder."""

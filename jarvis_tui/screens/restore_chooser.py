@@ -24,10 +24,32 @@ def _postgres(set_id: str | None, guide_defaults: bool) -> Screen:
     return PostgresRestoreWizard(set_id, plan=plan)
 
 
+def _redis(set_id: str | None, guide_defaults: bool) -> Screen:
+    from jarvis_tui.screens.restore_redis import RedisPlan, RedisRestoreWizard
+
+    return RedisRestoreWizard(set_id, plan=RedisPlan(flush=True) if guide_defaults else None)
+
+
+def _files(set_id: str | None, guide_defaults: bool) -> Screen:
+    from jarvis_tui.screens.restore_files import FilesPlan, FilesRestoreWizard
+
+    plan = FilesPlan(to_folder=False, overwrite="if-newer") if guide_defaults else None
+    return FilesRestoreWizard(set_id, plan=plan)
+
+
+def _secrets(set_id: str | None, guide_defaults: bool) -> Screen:
+    from jarvis_tui.screens.restore_secrets import SecretsPlan, SecretsRestoreWizard
+
+    return SecretsRestoreWizard(set_id, plan=SecretsPlan(force=True) if guide_defaults else None)
+
+
 # kind -> wizard factory (set to preselect, whether to start from the guide's choices);
 # a kind is offered when its wizard is here and its source engine exists.
 WIZARDS: dict[str, Callable[[str | None, bool], Screen]] = {
     "postgres": _postgres,
+    "redis": _redis,
+    "files": _files,
+    "secrets": _secrets,
 }
 
 LABELS = {

@@ -1,0 +1,144 @@
+"""The files, secrets and Redis restore wizards, driving the real engines."""
+
+import pytest
+
+from jarvis_tui.app import make_app
+from jarvis_tui.screens.restore_files import FilesRestoreWizard
+from jarvis_tui.screens.restore_redis import RedisRestoreWizard
+from jarvis_tui.screens.restore_secrets import SecretsRestoreWizard
+from tests.console_fixtures import screen_words
+from tests.files_env import make_files_env, tree_of
+from tests.redis_seed import RedisCase, fast_sync
+
+
+async def settle(pilot) -> None:
+    for _ in range(2):
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+
+
+async def type_into(pilot, selector: str, text: str) -> None:
+    await pilot.click(selector)
+    await pilot.press("ctrl+a", "ctrl+k", *text)
+
+
+async def choose_restore(pilot, position: int, wizard_type: type):
+    await pilot.press("R")
+    await settle(pilot)
+    await pilot.press(*["down"] * position, "enter")
+    await settle(pilot)
+    assert isinstance(pilot.app.screen, wizard_type)
+    return pilot.app.screen
+
+
+@pytest.fixture
+def files_env(tmp_path, isolated_env):
+    env = make_files_env(tmp_path / "env")
+    (env.data / "music").mkdir()
+    (env.data / "music" / "träumerei.mp3").write_bytes(bytes(range(256)) * 400)
+    (env.data / "notes.txt").write_text("Grüße\n" * 50)
+    (env.data / "empty").mkdir()
+    return env
+
+
+async def test_files_wizard_restores_into_a_target_folder(files_env, tmp_path):
+    assert files_env.cli("backup", "files") == 0
+    target = tmp_path / "restored"
+    app = make_app(files_env.env_file, poll_seconds=None, host_scheduler=False)
+    async with app.run_test(size=(100, 32)) as pilot:
+        wizard = await choose_restore(pilot, 2, FilesRestoreWizard)
+        await pilot.press("enter")
+        await settle(pilot)
+        await type_into(pilot, "#files-folder-path", str(target))
+        await pilot.press("ctrl+n")  # -> options: keep "never overwrite"
+        await type_into(pilot, "#files-strip", str(files_env.data).lstrip("/"))
+        await pilot.press("ctrl+n")  # -> dry run
+        await settle(pilot)
+        dry_run = screen_words(app)
+        assert "nothing was changed" in dry_run and "would create" in dry_run
+        assert not target.exists()
+        await pilot.press("ctrl+n")  # -> confirm: overwriting nothing, no typed name
+        await pilot.press("ctrl+n")  # -> run
+        await settle(pilot)
+        assert f"Restore of {target} succeeded" in screen_words(app)
+        assert wizard.outcome == "succeeded"
+    assert tree_of(target) == tree_of(files_env.data)
+
+
+async def test_files_wizard_into_original_places_needs_the_typed_name(files_env):
+    assert files_env.cli("backup", "files") == 0
+    (files_env.data / "notes.txt").write_text("changed after the backup\n")
+    app = make_app(files_env.env_file, poll_seconds=None, host_scheduler=False)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await choose_restore(pilot, 2, FilesRestoreWizard)
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.click("#files-original")
+        await pilot.press("ctrl+n")
+        await pilot.click("#files-overwrite-always")
+        await pilot.press("ctrl+n")
+        await settle(pilot)
+        assert "overwrite" in screen_words(app)
+        await pilot.press("ctrl+n")
+        assert "Type the original locations to confirm" in screen_words(app)
+        await pilot.press("escape")  # leave without typing: nothing happens
+        await settle(pilot)
+    assert (files_env.data / "notes.txt").read_text() == "changed after the backup\n"
+
+
+async def test_secrets_wizard_writes_another_file(files_env, tmp_path):
+    secret_file = tmp_path / "app.env"
+    secret_file.write_text("API_TOKEN=tok-123\nDB_PASSWORD=hunter2\n")
+    files_env.set(BACKUP_SECRET_FILES=str(secret_file))
+    assert files_env.cli("backup", "secrets") == 0
+    restored = tmp_path / "app.env.restored"
+    app = make_app(files_env.env_file, poll_seconds=None, host_scheduler=False)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await choose_restore(pilot, 3, SecretsRestoreWizard)
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.click("#secrets-other")
+        await type_into(pilot, "#secrets-path", str(restored))
+        await pilot.press("ctrl+n")  # -> dry run
+        await settle(pilot)
+        shown = screen_words(app)
+        assert "API_TOKEN" in shown and "tok-123" not in shown and "hunter2" not in shown
+        await pilot.press("ctrl+n", "ctrl+n")  # confirm, run
+        await settle(pilot)
+        assert "succeeded" in screen_words(app)
+    assert restored.read_text() == secret_file.read_text()
+    assert restored.stat().st_mode & 0o777 == 0o600
+
+
+async def test_redis_wizard_flushes_only_after_the_typed_address(
+    redis_server, tmp_path, isolated_env
+):
+    fast_sync(redis_server)
+    redis_server.flush()
+    client = redis_server.client()
+    client.set("kept", "from the backup")
+    case = RedisCase(tmp_path, redis_server)
+    assert case.cli("backup", "redis") == 0
+    client.set("kept", "changed later")
+    client.set("stray", "added later")
+    address = f"{redis_server.host}:{redis_server.port}"
+    app = make_app(case.env_file, poll_seconds=None, host_scheduler=False)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await choose_restore(pilot, 1, RedisRestoreWizard)
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.press("ctrl+n")  # the running server
+        await pilot.click("#redis-flush")
+        await pilot.press("ctrl+n")
+        await settle(pilot)
+        assert "nothing was changed" in screen_words(app)
+        assert client.get("stray") == b"added later"
+        await pilot.press("ctrl+n")
+        assert f"Type {address} to confirm" in screen_words(app)
+        await type_into(pilot, "#confirm-typed", address)
+        await pilot.press("ctrl+n")
+        await settle(pilot)
+        assert "succeeded" in screen_words(app)
+    assert client.get("kept") == b"from the backup"
+    assert client.get("stray") is None
+    redis_server.flush()

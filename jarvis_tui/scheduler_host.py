@@ -32,7 +32,7 @@ class SchedulerHost:
 
     def start(self) -> None:
         if not self.enabled:
-            self.app.set_scheduler_note("scheduler not hosted here")
+            self.app.set_scheduler_note("no scheduler here")
             return
         self._stopped = False
         self.app.run_worker(

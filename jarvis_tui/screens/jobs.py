@@ -94,7 +94,7 @@ class JobsScreen(PaneScreen):
         else:
             for job in jobs:
                 for column, value in zip(COLUMNS, job_cells(job, now), strict=True):
-                    table.update_cell(str(job.id), column, value)
+                    table.update_cell(str(job.id), column, value, update_width=True)
         if self.selected_id is None and jobs:
             self._select(jobs[0].id)
         current = next((job for job in jobs if job.id == self.selected_id), None)

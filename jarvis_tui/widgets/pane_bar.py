@@ -31,15 +31,14 @@ class PaneBar(Widget):
             style = "reverse bold" if name == self.current else ""
             text.append(f" {key} ", style="bold" if name != self.current else style)
             text.append(f"{title} ", style=style)
-        status = []
-        if self.running:
-            status.append(f"{self.running} running")
-        if self.scheduler:
-            status.append(self.scheduler)
-        if status:
-            right = " · ".join(status) + " "
+        # The running count matters most; the scheduler note goes first when space is short.
+        candidates = [[f"{self.running} running"] if self.running else [], []]
+        candidates[1] = [*candidates[0], self.scheduler] if self.scheduler else candidates[0]
+        for parts in (candidates[1], candidates[0]):
+            right = " · ".join(parts) + " "
             gap = self.size.width - text.cell_len - len(right)
-            if gap > 0:
+            if parts and gap > 0:
                 text.append(" " * gap)
                 text.append(right, style="bold")
+                break
         return text

@@ -38,13 +38,12 @@ def _hostile_snapshot(env: FilesEnv, entries: list[dict]) -> Path:
     return path
 
 
-def _file(path: str, **extra) -> dict:
-    return {"path": path, "type": "file", "mode": 0o644, "uid": 0, "gid": 0, "mtime_ns": 0,
-            "size": 0, "chunks": [], **extra}  # fmt: skip
+def _file(path: str) -> list:
+    return [path, "f", 0o644, 0, 0, 0, 0, 0, 0, "", 0]  # the manifest's compact entry form
 
 
-def _dir(path: str) -> dict:
-    return {"path": path, "type": "dir", "mode": 0o755, "uid": 0, "gid": 0, "mtime_ns": 0}
+def _dir(path: str) -> list:
+    return [path, "d", 0o755, 0, 0, 0]
 
 
 @pytest.mark.parametrize(
@@ -55,18 +54,7 @@ def _dir(path: str) -> dict:
         ([_file("/etc/escape.txt")], "is absolute"),
         ([_file("x//y")], "empty or '.' segment"),
         (
-            [
-                {
-                    "path": "x",
-                    "type": "symlink",
-                    "target": "/",
-                    "mode": 0o777,
-                    "uid": 0,
-                    "gid": 0,
-                    "mtime_ns": 0,
-                },
-                _file("x/tmp/escape.txt"),
-            ],
+            [["x", "l", 0o777, 0, 0, 0, "/"], _file("x/tmp/escape.txt")],
             "below the symlink",
         ),
         ([_file("x"), _file("x")], "twice"),

@@ -89,7 +89,7 @@ def _unchanged(previous: Entry | None, info: os.stat_result, index: Index) -> bo
         and previous.mtime_ns == info.st_mtime_ns
         and previous.ctime_ns == info.st_ctime_ns
         and previous.inode == info.st_ino
-        and all(bytes.fromhex(chunk) in index for chunk in previous.chunks)
+        and all(chunk_id in index for chunk_id in previous.chunk_ids())
     )
 
 

@@ -2,13 +2,16 @@
 
 A compressed chunk is one codec byte and the payload. Incompressible data (a
 quick level-1 probe of a few samples says so) is stored as it is: deflating
-random bytes at level 9 costs a lot and saves nothing.
+random bytes at level 9 costs a lot and saves nothing. DEFLATE is zlib-ng's,
+which at level 9 takes about half the time of zlib's for the same size; its
+output is standard raw DEFLATE that any zlib inflates.
 """
 
 import threading
 import zlib
 
 import zstandard
+from zlib_ng import zlib_ng
 
 from engines.errors import IntegrityError
 
@@ -50,7 +53,7 @@ def compress_chunk(data: bytes | memoryview, codec: str, level: int) -> bytes:
         if codec == "zstd":
             packed = _zstd_compressor(level).compress(data)
         else:
-            deflate = zlib.compressobj(level, zlib.DEFLATED, _RAW_DEFLATE)
+            deflate = zlib_ng.compressobj(level, zlib_ng.DEFLATED, _RAW_DEFLATE)
             packed = deflate.compress(data) + deflate.flush()
         if len(packed) < len(data):
             return bytes([CODEC_BYTES[codec]]) + packed
@@ -66,13 +69,13 @@ def decompress_chunk(blob: bytes, raw_length: int, name: str) -> bytes:
         if codec == STORED:
             data = bytes(payload)
         elif codec == DEFLATE:
-            inflate = zlib.decompressobj(_RAW_DEFLATE)
+            inflate = zlib_ng.decompressobj(_RAW_DEFLATE)
             data = inflate.decompress(payload, raw_length) + inflate.flush()
         elif codec == ZSTD:
             data = zstandard.ZstdDecompressor().decompress(payload, max_output_size=raw_length)
         else:
             raise IntegrityError(f"{name}: unknown chunk codec {codec}")
-    except (zlib.error, zstandard.ZstdError) as exc:
+    except (zlib.error, zlib_ng.error, zstandard.ZstdError) as exc:
         raise IntegrityError(f"{name}: chunk does not decompress ({exc})") from None
     if len(data) != raw_length:
         raise IntegrityError(f"{name}: chunk is {len(data)} bytes, the index says {raw_length}")

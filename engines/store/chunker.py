@@ -7,9 +7,10 @@ edit in the middle of a big file changes only the chunks around it. The hash
 is a moving sum of a gear table derived from the master key: the boundaries
 depend on the key, so chunk sizes do not reveal known content.
 
-The hash is computed with numpy over whole blocks (a cumulative sum, then a
-difference WINDOW apart); numpy releases the GIL, so chunking overlaps with
-compression on other threads. numpy is imported only when a large file is cut.
+The hash is computed with numpy a slice at a time (a cumulative sum, then a
+difference WINDOW apart), which bounds memory whatever the chunk sizes; numpy
+releases the GIL, so chunking overlaps with compression on other threads.
+numpy is imported only when a large file is cut.
 """
 
 import hashlib
@@ -98,23 +99,24 @@ class Chunker:
     def _candidates(self, data: bytes | bytearray) -> tuple[Any, Any]:
         """Chunk ends (index after the byte) where the loose and the strict mask match."""
         np = _numpy()
-        # No cut can come before MIN_SIZE, so hashing starts one window earlier.
-        first = MIN_SIZE - WINDOW
-        view = np.frombuffer(data, dtype=np.uint8, offset=first)
-        sums = np.take(self._gear, view)
-        np.cumsum(sums, out=sums)  # uint32 arithmetic wraps, which the difference undoes
-        found = []
+        view = np.frombuffer(data, dtype=np.uint8)
         loose_mask, strict_mask = np.uint32(LOOSE_MASK), np.uint32(STRICT_MASK)
-        for low in range(WINDOW, len(sums), _SLICE):
-            high = min(low + _SLICE, len(sums))
-            window_sums = sums[low:high] - sums[low - WINDOW : high - WINDOW]
+        found = []
+        # No cut can come before MIN_SIZE, so hashing starts there.
+        for low in range(MIN_SIZE, len(view), _SLICE):
+            high = min(low + _SLICE, len(view))
+            sums = np.take(self._gear, view[low - WINDOW : high])
+            np.cumsum(sums, out=sums)  # uint32 arithmetic wraps, which the difference undoes
+            # sums[WINDOW + i] - sums[i]: the last WINDOW bytes up to and including low + i.
+            window_sums = sums[WINDOW:] - sums[:-WINDOW]
             hits = np.flatnonzero((window_sums & loose_mask) == 0)
             if len(hits):
-                found.append((hits + low, window_sums[hits]))
+                found.append((hits + (low + 1), window_sums[hits]))
+        del view  # the caller resizes `data` next, which an exported buffer would forbid
         if not found:
             empty = np.empty(0, dtype=np.int64)
             return empty, empty
-        positions = np.concatenate([p for p, _ in found]) + (first + 1)
+        positions = np.concatenate([p for p, _ in found])
         values = np.concatenate([v for _, v in found])
         return positions[(values & strict_mask) == 0], positions
 

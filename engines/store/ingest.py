@@ -26,7 +26,7 @@ from engines.store.packs import PackSealer, PackWriter
 from engines.store.snapshots import Entry, shown
 from engines.store.walker import UNREADABLE, VANISHED, Report
 
-BATCH_BYTES = 4 * 1024 * 1024
+BATCH_BYTES = 2 * 1024 * 1024
 BATCH_CHUNKS = 256
 CHANGED = "changed"
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -155,7 +155,7 @@ class Ingest:
 
     def _collect(self, future: Future[list[Result]]) -> None:
         for entry, chunk_id, sealed, size in future.result():
-            entry.chunks.append(chunk_id.hex())
+            entry.chunks += chunk_id.hex()
             if sealed is not None:
                 self.packs.add(chunk_id, sealed, size)
                 self.stats.chunks_new += 1

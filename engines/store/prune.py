@@ -94,7 +94,7 @@ def referenced_chunks(workspace: Workspace, context: JobContext) -> tuple[set[by
                 "data is still used, so nothing was deleted"
             ) from None
         for entry in manifest.entries:
-            referenced.update(bytes.fromhex(chunk) for chunk in entry.chunks)
+            referenced.update(entry.chunk_ids())
     return referenced, len(keys)
 
 

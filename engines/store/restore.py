@@ -211,13 +211,12 @@ def restore_files(
 
 def file_blocks(index: Index, reader: BlobReader, entry: Entry) -> Iterator[bytes]:
     """A file's content, chunk by chunk, each authenticated on the way."""
-    for chunk in entry.chunks:
-        chunk_id = bytes.fromhex(chunk)
+    for chunk_id in entry.chunk_ids():
         location = index.get(chunk_id)
         if location is None:
             raise NotFoundError(
-                f"chunk {chunk[:16]} of {shown(entry.path)} is missing from the repository's index "
-                "(run `jarvis-tui verify` on the snapshot)"
+                f"chunk {chunk_id.hex()[:16]} of {shown(entry.path)} is missing from the "
+                "repository's index (run `jarvis-tui verify` on the snapshot)"
             )
         yield reader.read(chunk_id, location)
 
@@ -237,16 +236,23 @@ class _Restorer:
         self.context = context
         self.total = total
         self.as_root = os.geteuid() == 0
+        self.umask = os.umask(0o022)
+        os.umask(self.umask)  # read, not changed: os.umask can only read by setting
         self.outcome = Outcome()
 
     def blocks(self, entry: Entry) -> Iterator[bytes]:
         return file_blocks(self.index, self.reader, entry)
 
-    def metadata_applier(self, entry: Entry) -> Callable[[int], None]:
+    def metadata_applier(
+        self, entry: Entry, created_mode: int | None = None
+    ) -> Callable[[int], None]:
+        """Owner (as root), mode and mtime; chmod is skipped when creation gave the mode."""
+
         def apply(fd: int) -> None:
             if self.as_root:
                 os.fchown(fd, entry.uid, entry.gid)
-            os.fchmod(fd, entry.mode)
+            if created_mode is None or created_mode & ~self.umask != entry.mode:
+                os.fchmod(fd, entry.mode)
             os.utime(fd, ns=(entry.mtime_ns, entry.mtime_ns))
 
         return apply
@@ -254,12 +260,14 @@ class _Restorer:
     def restore_file(self, step: Step) -> int:
         folder = self.tree.folder(step.parts[:-1], create=True)
         try:
+            mode = step.entry.mode & 0o777
             return write_file(
                 folder,
                 step.parts[-1],
                 self.blocks(step.entry),
-                apply=self.metadata_applier(step.entry),
+                apply=self.metadata_applier(step.entry, mode),
                 durable=step.action == OVERWRITE,
+                mode=mode,
             )
         finally:
             os.close(folder)

@@ -25,7 +25,16 @@ from engines.errors import IntegrityError
 FORMAT = "jarvis-files-snapshot/1"
 FILE, DIR, SYMLINK = "file", "dir", "symlink"
 TYPES = (FILE, DIR, SYMLINK)
-_CHUNK_ID = re.compile(r"[0-9a-f]{64}")
+# Each entry is a JSON array, so 30,000 files cost a walk and not a parse of their keys:
+#   file:    [path, "f", mode, uid, gid, mtime_ns, size, ctime_ns, inode, chunk ids, changed]
+#   folder:  [path, "d", mode, uid, gid, mtime_ns]
+#   symlink: [path, "l", mode, uid, gid, mtime_ns, target]
+# A file's chunk ids are one string: their hex forms, concatenated in order.
+CODES = {FILE: "f", DIR: "d", SYMLINK: "l"}
+_TYPE_OF = {code: kind for kind, code in CODES.items()}
+_LENGTHS = {FILE: 11, DIR: 6, SYMLINK: 7}
+_HEX = re.compile(r"(?:[0-9a-f]{64})*")
+ID_HEX = 64
 
 
 @dataclass(slots=True)
@@ -39,27 +48,22 @@ class Entry:
     size: int = 0
     ctime_ns: int = 0
     inode: int = 0
-    chunks: list[str] = field(default_factory=list)
+    chunks: str = ""  # hex chunk ids, concatenated
     target: str = ""
     changed: bool = False  # the file changed while it was being read
 
-    def to_json(self) -> dict[str, Any]:
-        item: dict[str, Any] = {
-            "path": self.path,
-            "type": self.type,
-            "mode": self.mode,
-            "uid": self.uid,
-            "gid": self.gid,
-            "mtime_ns": self.mtime_ns,
-        }
+    def chunk_ids(self) -> list[bytes]:
+        raw = bytes.fromhex(self.chunks)
+        return [raw[start : start + ID_HEX // 2] for start in range(0, len(raw), ID_HEX // 2)]
+
+    def to_json(self) -> list[Any]:
+        item: list[Any] = [
+            self.path, CODES[self.type], self.mode, self.uid, self.gid, self.mtime_ns
+        ]  # fmt: skip
         if self.type == FILE:
-            item.update(
-                size=self.size, ctime_ns=self.ctime_ns, inode=self.inode, chunks=self.chunks
-            )
-            if self.changed:
-                item["changed"] = True
+            item += [self.size, self.ctime_ns, self.inode, self.chunks, int(self.changed)]
         elif self.type == SYMLINK:
-            item["target"] = self.target
+            item.append(self.target)
         return item
 
 
@@ -106,17 +110,10 @@ def path_problem(path: Any) -> str | None:
     return None
 
 
-def _int(item: dict, key: str, name: str) -> int:
-    value = item.get(key, 0)
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise IntegrityError(f"{name}: entry {item.get('path')!r} has a non-integer {key}")
-    return value
-
-
 def _entry(item: Any, name: str) -> Entry:
-    if not isinstance(item, dict):
-        raise IntegrityError(f"{name}: an entry is not an object")
-    path = item.get("path")
+    if not isinstance(item, list) or not item:
+        raise IntegrityError(f"{name}: an entry is not a list")
+    path = item[0]
     problem = path_problem(path)
     if problem:
         label = repr(shown(path) if isinstance(path, str) else path)
@@ -124,31 +121,25 @@ def _entry(item: Any, name: str) -> Entry:
             f"{name}: refusing entry {label}: the path {problem}, so it could be written "
             "outside the restore target (the manifest is malformed or hostile)"
         )
-    kind = item.get("type")
-    if kind not in TYPES:
-        raise IntegrityError(f"{name}: entry {path!r} has unknown type {kind!r}")
-    chunks = item.get("chunks", [])
-    if not isinstance(chunks, list) or not all(
-        isinstance(c, str) and _CHUNK_ID.fullmatch(c) for c in chunks
-    ):
-        raise IntegrityError(f"{name}: entry {path!r} has malformed chunk ids")
-    target = item.get("target", "")
-    if not isinstance(target, str) or (kind == SYMLINK and (not target or "\0" in target)):
-        raise IntegrityError(f"{name}: symlink {path!r} has an invalid target")
-    return Entry(
-        path=path,
-        type=kind,
-        mode=_int(item, "mode", name) & 0o7777,
-        uid=_int(item, "uid", name),
-        gid=_int(item, "gid", name),
-        mtime_ns=_int(item, "mtime_ns", name),
-        size=_int(item, "size", name),
-        ctime_ns=_int(item, "ctime_ns", name),
-        inode=_int(item, "inode", name),
-        chunks=chunks,
-        target=target,
-        changed=bool(item.get("changed", False)),
-    )
+    kind = _TYPE_OF.get(item[1]) if len(item) > 1 else None
+    if kind is None or len(item) != _LENGTHS[kind]:
+        raise IntegrityError(f"{name}: entry {shown(path)!r} has an unknown type or shape")
+    numbers = item[2:6] if kind != FILE else [*item[2:9], item[10]]
+    if not all(type(number) is int for number in numbers):
+        raise IntegrityError(f"{name}: entry {shown(path)!r} has a non-integer field")
+    entry = Entry(path, kind, item[2] & 0o7777, item[3], item[4], item[5])
+    if kind == FILE:
+        chunks = item[9]
+        if not isinstance(chunks, str) or not _HEX.fullmatch(chunks):
+            raise IntegrityError(f"{name}: entry {shown(path)!r} has malformed chunk ids")
+        entry.size, entry.ctime_ns, entry.inode = item[6], item[7], item[8]
+        entry.chunks, entry.changed = chunks, bool(item[10])
+    elif kind == SYMLINK:
+        target = item[6]
+        if not isinstance(target, str) or not target or "\0" in target:
+            raise IntegrityError(f"{name}: symlink {shown(path)!r} has an invalid target")
+        entry.target = target
+    return entry
 
 
 def _check_tree(entries: list[Entry], name: str) -> None:
@@ -157,16 +148,18 @@ def _check_tree(entries: list[Entry], name: str) -> None:
     symlinks: set[str] = set()
     for entry in entries:
         if entry.path in seen:
-            raise IntegrityError(f"{name}: refusing a manifest that lists {entry.path!r} twice")
+            raise IntegrityError(
+                f"{name}: refusing a manifest that lists {shown(entry.path)!r} twice"
+            )
         seen.add(entry.path)
         parts = entry.path.split("/")
-        for depth in range(1, len(parts)):
+        for depth in range(1, len(parts) if symlinks else 0):
             ancestor = "/".join(parts[:depth])
             if ancestor in symlinks:
                 raise IntegrityError(
-                    f"{name}: refusing entry {entry.path!r}: it lies below the symlink "
-                    f"{ancestor!r} of the same snapshot, so restoring it could write outside "
-                    "the target (the manifest is malformed or hostile)"
+                    f"{name}: refusing entry {shown(entry.path)!r}: it lies below the symlink "
+                    f"{shown(ancestor)!r} of the same snapshot, so restoring it could write "
+                    "outside the target (the manifest is malformed or hostile)"
                 )
         if entry.type == SYMLINK:
             symlinks.add(entry.path)

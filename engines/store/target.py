@@ -109,14 +109,15 @@ def write_file(
     *,
     apply: Callable[[int], None],
     durable: bool,
+    mode: int = 0o600,
 ) -> int:
     """Write `blocks` into a temporary beside `name`, `apply` metadata, rename over `name`.
 
-    Returns the bytes written. On any error the temporary is removed and `name`
-    is left as it was.
+    The temporary is created with `mode` (less the umask). Returns the bytes
+    written. On any error the temporary is removed and `name` is left as it was.
     """
     temporary = temporary_name(name)
-    fd = os.open(temporary, _NEW_FILE_FLAGS, 0o600, dir_fd=folder_fd)
+    fd = os.open(temporary, _NEW_FILE_FLAGS, mode, dir_fd=folder_fd)
     written = 0
     try:
         try:

@@ -51,8 +51,8 @@ def check_snapshot(
     index = load_index(workspace.repository, keyring)
     owner: dict[bytes, str] = {}
     for entry in manifest.entries:
-        for chunk in entry.chunks:
-            owner.setdefault(bytes.fromhex(chunk), entry.path)
+        for chunk_id in entry.chunk_ids():
+            owner.setdefault(chunk_id, entry.path)
     result.chunks = len(owner)
     by_pack: dict[str, list[tuple[bytes, BlobLocation]]] = defaultdict(list)
     problems = []

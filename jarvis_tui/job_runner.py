@@ -29,6 +29,7 @@ from jarvis_tui.messages import (
     BackupFailed,
     BackupFinished,
     CatalogChanged,
+    DeleteFailed,
     DryRunFailed,
     DryRunFinished,
     ExportFailed,
@@ -36,6 +37,7 @@ from jarvis_tui.messages import (
     JobUpdated,
     RestoreFailed,
     RestoreFinished,
+    SetDeleted,
     VerifyFailed,
     VerifyFinished,
 )
@@ -218,6 +220,24 @@ class JobRunner:
             self._post(reply_to, ExportFinished(paths))
 
         self._start("export", work)
+
+    def delete(self, set_id: str, reply_to: MessagePump) -> None:
+        def work() -> None:
+            from engines.actions.delete_set import delete_backup_set
+
+            try:
+                self.app.access.run_job(
+                    "delete",
+                    f"delete {set_id}",
+                    lambda ws, ctx: delete_backup_set(ws, set_id, ctx),
+                    self._listener(None),
+                )
+            except BaseException as error:
+                self._post(reply_to, DeleteFailed(set_id, failure_text(error)))
+                return
+            self._post(reply_to, SetDeleted(set_id))
+
+        self._start(f"delete {set_id}", work)
 
     def cancel(self, job_id: int) -> None:
         def work() -> None:

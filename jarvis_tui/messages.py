@@ -118,6 +118,14 @@ class ExportFailed(Message):
 
 
 @dataclass
+class DeletionChecked(Message):
+    """A set about to be deleted, and the sources whose newest good backup it is."""
+
+    backup_set: BackupSet
+    newest_of: list[str]
+
+
+@dataclass
 class SetDeleted(Message):
     set_id: str
 

@@ -2,7 +2,7 @@
 
 from jarvis_tui.screens.catalog import CatalogScreen
 from jarvis_tui.widgets.backup_table import BackupTable
-from tests.console_fixtures import KEY, screen_text, write_console_env
+from tests.console_fixtures import KEY, screen_text, screen_words, write_console_env
 
 
 async def settle(pilot) -> None:
@@ -213,3 +213,59 @@ async def test_palette_offers_every_action(seeded_console):
         await settle(pilot)
         await pilot.pause(0.3)
         assert "Restore PostgreSQL" in screen_text(app)
+
+
+async def test_delete_takes_the_typed_id_and_warns_about_the_newest_backup(seeded_console):
+    app = seeded_console.app()
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await pilot.press("2", "slash", *"postgres_2026-05-01_020000", "enter")
+        await settle(pilot)
+        await pilot.press("x")
+        await settle(pilot)
+        shown = screen_words(app)
+        assert "Delete postgres_2026-05-01_020000?" in shown
+        assert "newest good backup of postgres" in shown
+        await pilot.press(*"postgres_2026-05-01", "enter")  # not the whole id: nothing happens
+        assert "Delete postgres_2026-05-01_020000?" in screen_words(app)
+        await pilot.press(*"_020000", "enter")
+        await settle(pilot)
+        await settle(pilot)
+        assert "postgres_2026-05-01_020000 deleted" in screen_words(app)
+        assert "0 of 26 backups" in screen_words(app)
+    with seeded_console.catalog() as catalog:
+        ids = {s.id for s in catalog.list_backup_sets()}
+        assert "postgres_2026-05-01_020000" not in ids and "files_2026-05-01_022000" in ids
+        assert catalog.list_jobs()[0].description == "delete postgres_2026-05-01_020000"
+
+
+async def test_walkthrough_runs_marks_and_skips_the_guides_steps(seeded_console):
+    from jarvis_tui.screens.restore_postgres import PostgresRestoreWizard
+    from jarvis_tui.screens.system_restore import SystemRestoreScreen
+
+    app = seeded_console.app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("R", *["down"] * 4, "enter")
+        await settle(pilot)
+        assert isinstance(app.screen, SystemRestoreScreen)
+        shown = screen_words(app)
+        for step in ("Stop all services", "Restore PostgreSQL", "Verify restoration"):
+            assert step in shown
+        await pilot.press("d", "s")  # stopped by hand; no S3 download
+        shown = screen_words(app)
+        assert "1 Stop all services done" in shown and "skipped" in shown
+        await pilot.press("enter")
+        await settle(pilot)
+        wizard = app.screen
+        assert isinstance(wizard, PostgresRestoreWizard)
+        assert wizard.plan.drop_existing and not wizard.plan.new_database  # the guide's way
+        await pilot.press("escape")
+        await settle(pilot)
+        assert "3 Restore PostgreSQL to do" in screen_words(app)
+        await pilot.press(*["down"] * 5, "enter")  # 8: verify restoration
+        await settle(pilot)
+        shown = screen_words(app)
+        assert "8 Verify restoration failed" in shown
+        assert "✗ postgres reachable: cannot connect" in shown
+        await pilot.press("escape", "R", *["down"] * 4, "enter")
+        await settle(pilot)
+        assert "1 Stop all services done" in screen_words(app)  # kept for the session

@@ -145,3 +145,22 @@ async def test_unreachable_server_fails_the_dry_run_calmly(pg_case, postgres_ser
         await pilot.press("ctrl+n")
         assert "The dry run failed: go back" in screen_words(app)
         assert app.is_running
+
+
+async def test_backup_now_from_the_dashboard(pg_case):
+    app = make_app(pg_case.env_file, poll_seconds=None, host_scheduler=False)
+    async with app.run_test(size=(100, 32), notifications=True) as pilot:
+        await settle(pilot)
+        await pilot.press("b")
+        await settle(pilot)
+        shown = screen_words(app)
+        assert "Everything (the guide's backup:full)" in shown
+        assert "redis: Redis is not configured" in shown  # offered, with the reason it cannot
+        await pilot.press("down", "enter")  # postgres
+        await settle(pilot)
+        await settle(pilot)
+        assert "Backup finished" in screen_words(app)
+        assert "postgres_" in screen_words(app)  # the dashboard shows the new backup
+    with pg_case.workspace() as workspace:
+        sets = workspace.catalog.list_backup_sets(kind="postgres")
+    assert len(sets) == 2 and sets[0].status == "complete" and sets[0].tier == "manual"

@@ -2,8 +2,11 @@
 
 from pathlib import Path
 
+from textual import work
+
 from engines.catalog import BackupSet
 from jarvis_tui.catalog_view import SetDetail
+from jarvis_tui.messages import DeletionChecked
 from jarvis_tui.screens.base import PaneScreen
 from jarvis_tui.screens.confirm import TypedConfirmScreen
 from jarvis_tui.screens.export import ExportRequest, ExportScreen
@@ -90,16 +93,34 @@ class CatalogActions(PaneScreen):
                 severity="warning",
             )
             return
-        screen = TypedConfirmScreen(
-            f"Delete {current.id}?",
-            "Its artifacts and sidecars are removed from the repository and the set is "
-            "forgotten by the catalog. This cannot be undone.",
-            current.id,
-            "Delete",
+        self.check_deletion(current)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="catalog-delete")
+    def check_deletion(self, backup_set: BackupSet) -> None:
+        """Which sources would lose their newest good backup: said before the typed name."""
+        try:
+            newest = self.console.access.catalog().last_good_backups()
+        except Exception:
+            newest = {}
+        sources = sorted(s for s, good in newest.items() if good.set_id == backup_set.id)
+        self.post_message(DeletionChecked(backup_set, sources))
+
+    def on_deletion_checked(self, message: DeletionChecked) -> None:
+        set_id = message.backup_set.id
+        consequence = (
+            "Its artifacts and sidecars are removed from every destination and the catalog "
+            "forgets it. This cannot be undone."
         )
+        if message.newest_of:
+            consequence += (
+                f"\nIt is the newest good backup of {', '.join(message.newest_of)}: after this, "
+                "an older one (or none) is what a restore can use."
+            )
+        screen = TypedConfirmScreen(f"Delete {set_id}?", consequence, set_id, "Delete")
 
         def confirmed(yes: bool | None) -> None:
             if yes:
-                self.console.runner.delete(current.id, self.app)
+                self.console.runner.delete(set_id, self.app)
+                self.notify(f"Deleting {set_id}…", timeout=3)
 
         self.app.push_screen(screen, confirmed)

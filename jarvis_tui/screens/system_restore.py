@@ -10,14 +10,18 @@ States live on the app, so leaving and reopening the walkthrough keeps them.
 from dataclasses import dataclass
 
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Static
 
 from jarvis_tui.screens.base import ConsoleScreen
 from jarvis_tui.screens.restore_chooser import LABELS, wizard_available
-from jarvis_tui.system_health import health_check_available
+from jarvis_tui.system_health import (
+    HealthChecked,
+    health_check_available,
+    run_health_checks_for,
+)
 
 
 @dataclass(frozen=True)
@@ -114,7 +118,8 @@ class SystemRestoreScreen(ConsoleScreen):
         return self.console.walkthrough_states
 
     def on_mount(self) -> None:
-        self.refresh_steps()
+        self.health_report: Text | None = None
+        self.refresh_steps(self._first_open())
         self.query_one("#system-steps", DataTable).focus()
 
     def state_of(self, number: int) -> str:
@@ -122,16 +127,16 @@ class SystemRestoreScreen(ConsoleScreen):
             return self.states[number]
         return "to do" if step_available(GUIDE_STEPS[number]) else "unavailable"
 
-    def refresh_steps(self) -> None:
+    def refresh_steps(self, cursor: int | None = None) -> None:
         table = self.query_one("#system-steps", DataTable)
-        keep = table.cursor_row
+        keep = table.cursor_row if cursor is None else cursor
         table.clear()
         for number, step in enumerate(GUIDE_STEPS):
             state = self.state_of(number)
             table.add_row(
                 str(number + 1), step.title, Text(state, style=STATE_STYLES.get(state, ""))
             )
-        table.move_cursor(row=keep or self._first_open())
+        table.move_cursor(row=keep)
         self._explain(table.cursor_row)
 
     def _first_open(self) -> int:
@@ -150,6 +155,9 @@ class SystemRestoreScreen(ConsoleScreen):
 
     def _explain(self, number: int) -> None:
         step = GUIDE_STEPS[number]
+        if step.action == "health" and self.health_report is not None:
+            self.query_one("#system-explain", Static).update(self.health_report)
+            return
         self.query_one("#system-explain", Static).update(
             Text.assemble(
                 (f"{number + 1}. {step.title}\n", "bold"), explain(step, self.state_of(number))
@@ -160,8 +168,9 @@ class SystemRestoreScreen(ConsoleScreen):
         return self.query_one("#system-steps", DataTable).cursor_row
 
     def _set(self, number: int, state: str) -> None:
+        """Record a step's state and move on to the next step."""
         self.states[number] = state
-        self.refresh_steps()
+        self.refresh_steps(min(number + 1, len(GUIDE_STEPS) - 1))
 
     def action_run_step(self) -> None:
         number = self._current()
@@ -173,11 +182,26 @@ class SystemRestoreScreen(ConsoleScreen):
             self.notify("Run it on the application host, then press d.", timeout=5)
             return
         if step.action == "health":
-            from jarvis_tui.system_health import run_health_check
-
-            run_health_check(self, number)
+            self.query_one("#system-explain", Static).update("Running the health checks…")
+            self.check_health(number)
             return
         self._open_wizard(number, step.action)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="health")
+    def check_health(self, number: int) -> None:
+        try:
+            ok, lines = run_health_checks_for(self.console)
+        except Exception as error:  # a check that cannot run is a failed step, said calmly
+            ok, lines = False, [(False, f"the health checks could not run: {error}")]
+        self.post_message(HealthChecked(number, ok, lines))
+
+    def on_health_checked(self, message: HealthChecked) -> None:
+        text = Text("Health checks\n", style="bold")
+        for ok, line in message.lines:
+            text.append("  ✓ " if ok else "  ✗ ", style="green" if ok else "bold red")
+            text.append(f"{line}\n")
+        self.health_report = text
+        self._set(message.step, "succeeded" if message.ok else "failed")
 
     def _open_wizard(self, number: int, kind: str) -> None:
         from jarvis_tui.screens.restore_chooser import guide_wizard

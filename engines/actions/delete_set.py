@@ -1,0 +1,31 @@
+"""Deleting one backup set on request (the console's catalog pane), the way cleanup does.
+
+Under the repository lock, so no backup or cleanup runs meanwhile; refused while
+a job may be reading the set. Artifacts and sidecars go from every destination,
+each copy is marked deleted as it goes, and the catalog row goes last, so an
+interrupted delete leaves a set the next delete or cleanup finishes. Data that
+only this set referenced in the files store is pruned by the next cleanup.
+"""
+
+from engines.actions.cleanup import delete_set_everywhere, readers_in_use, remote_destinations
+from engines.errors import JarvisError
+from engines.jobs import JobContext
+from engines.lock import RepositoryLock
+from engines.workspace import Workspace
+
+
+def delete_backup_set(workspace: Workspace, set_id: str, context: JobContext) -> None:
+    workspace.catalog.get_backup_set(set_id)  # a clear NotFoundError for an unknown id
+    with RepositoryLock(workspace.repository.root, f"delete {set_id}"):
+        in_use, everything = readers_in_use(workspace, context.job_id)
+        reason = in_use.get(set_id) or everything
+        if reason:
+            raise JarvisError(f"{set_id} was not deleted: {reason}; try again when it has finished")
+        destinations = [workspace.repository, *remote_destinations(workspace)]
+        problems = delete_set_everywhere(workspace, set_id, destinations, context)
+    if problems:
+        raise JarvisError(
+            f"{set_id} is still listed: " + "; ".join(problems) + "; the next delete or "
+            "cleanup finishes it"
+        )
+    context.log(f"deleted {set_id}; the next cleanup prunes data nothing else references")

@@ -60,6 +60,7 @@ async def test_files_wizard_restores_into_a_target_folder(files_env, tmp_path):
         await pilot.press("ctrl+n")  # -> confirm: overwriting nothing, no typed name
         await pilot.press("ctrl+n")  # -> run
         await settle(pilot)
+        await pilot.press("ctrl+n")  # -> result
         assert f"Restore of {target} succeeded" in screen_words(app)
         assert wizard.outcome == "succeeded"
     assert tree_of(target) == tree_of(files_env.data)
@@ -105,7 +106,8 @@ async def test_secrets_wizard_writes_another_file(files_env, tmp_path):
         assert "API_TOKEN" in shown and "tok-123" not in shown and "hunter2" not in shown
         await pilot.press("ctrl+n", "ctrl+n")  # confirm, run
         await settle(pilot)
-        assert "succeeded" in screen_words(app)
+        await pilot.press("ctrl+n")
+        assert f"Restore of {restored} succeeded" in screen_words(app)
     assert restored.read_text() == secret_file.read_text()
     assert restored.stat().st_mode & 0o777 == 0o600
 
@@ -138,7 +140,8 @@ async def test_redis_wizard_flushes_only_after_the_typed_address(
         await type_into(pilot, "#confirm-typed", address)
         await pilot.press("ctrl+n")
         await settle(pilot)
-        assert "succeeded" in screen_words(app)
+        await pilot.press("ctrl+n")
+        assert f"Restore of {address} succeeded" in screen_words(app)
     assert client.get("kept") == b"from the backup"
     assert client.get("stray") is None
     redis_server.flush()

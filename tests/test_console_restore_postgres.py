@@ -58,6 +58,9 @@ async def test_wizard_restores_into_a_new_database(pg_case):
         assert "Nothing existing is replaced" in screen_words(app)
         await pilot.press("ctrl+n")  # -> run
         await settle(pilot)
+        assert "The restore succeeded" in screen_words(app)
+        assert "check passed: 3 tables, 1200 rows" in screen_words(app)  # the live log
+        await pilot.press("ctrl+n")  # -> result
         result = screen_words(app)
         assert f"Restore of {target} succeeded" in result
         assert f"created database {target} from the backup" in result
@@ -97,6 +100,7 @@ async def test_replacing_a_database_takes_the_typed_name(pg_case):
         await type_into(pilot, "#confirm-typed", source)
         await pilot.press("ctrl+n")
         await settle(pilot)
+        await pilot.press("ctrl+n")  # the run ended: on to the result
         result = screen_words(app)
         assert f"Restore of {source} succeeded" in result
         assert "previous database kept as" in result

@@ -235,6 +235,11 @@ class RestoreWizard(ConsoleScreen):
         self._restore_ended(None, message.error, "cancelled" if message.cancelled else "failed")
 
     def _restore_ended(self, report: RestoreReport | None, error: str | None, outcome: str) -> None:
+        from jarvis_tui.widgets.wizard_steps import RunStep
+
         self.running = False
         self.report, self.failure, self.outcome = report, error, outcome
-        self.show_step(len(self.steps) - 1)
+        for step in self._steps_of(RunStep):
+            step.ended(outcome)
+        self.refresh_buttons()
+        self.query_one("#next").focus()

@@ -1,7 +1,7 @@
 """The steps every restore wizard shares: pick a backup, dry run, confirm, run, result."""
 
+import re
 import time
-from datetime import timedelta
 
 from rich.text import Text
 from textual import on, work
@@ -9,8 +9,8 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Button, DataTable, Input, ProgressBar, RichLog, Static
 
-from engines.jobs import JobFinished, JobLogged, JobProgressed, JobStarted, JobUpdate
-from jarvis_tui.formatting import amount, duration, local_moment, rate
+from engines.jobs import JobLogged, JobProgressed, JobStarted, JobUpdate
+from jarvis_tui.formatting import amount, local_moment, rate
 from jarvis_tui.messages import RestorableSetsLoaded, WorkspaceFailed
 from jarvis_tui.output import human_size
 from jarvis_tui.restorable import RestorableSet, restorable_sets
@@ -208,6 +208,10 @@ class ConfirmStep(WizardStep):
         return None
 
 
+# How run_job words a job's last log line; the step says how the job ended itself.
+JOB_END_LINE = re.compile(r"^(succeeded|failed|cancelled) (in|after) ")
+
+
 class RunStep(WizardStep):
     TITLE = "Run"
     can_go_back = False
@@ -239,13 +243,12 @@ class RunStep(WizardStep):
         )
 
     def job_updated(self, update: JobUpdate) -> None:
-        log = self.query_one("#run-log", RichLog)
         if isinstance(update, JobStarted):
             self.wizard.job_id = update.job_id
             self.elapsed_from = time.monotonic()
-        elif isinstance(update, JobLogged):
+        elif isinstance(update, JobLogged) and not JOB_END_LINE.match(update.message):
             style = {"error": "red", "warning": "yellow", "debug": "dim"}.get(update.level, "")
-            log.write(Text(update.message, style=style))
+            self.query_one("#run-log", RichLog).write(Text(update.message, style=style))
         elif isinstance(update, JobProgressed):
             bar = self.query_one("#run-progress", ProgressBar)
             bar.update(total=update.total, progress=update.done)
@@ -253,10 +256,23 @@ class RunStep(WizardStep):
             self.query_one("#run-rate", Static).update(
                 f"{amount(update.done, update.unit)} · {rate(update.done, seconds, update.unit)}"
             )
-        elif isinstance(update, JobFinished):
-            self.query_one("#run-rate", Static).update(
-                f"{update.status} after {duration_text(update.elapsed_s)}"
+
+    def ended(self, outcome: str) -> None:
+        """The restore is over: say how, and let the operator go on to the result."""
+        bar = self.query_one("#run-progress", ProgressBar)
+        if outcome == "succeeded":
+            bar.update(total=100, progress=100)
+        else:
+            bar.display = False
+        self.query_one("#run-cancel", Button).display = False
+        self.query_one("#run-rate", Static).update("")
+        styles = {"succeeded": "bold green", "cancelled": "bold yellow"}
+        self.query_one("#run-state", Static).update(
+            Text(
+                f"The restore {outcome}. Next shows the result and what to do now.",
+                style=styles.get(outcome, "bold red"),
             )
+        )
 
     @on(Button.Pressed, "#run-cancel")
     def _cancel(self) -> None:
@@ -264,11 +280,7 @@ class RunStep(WizardStep):
             self.wizard.console.runner.cancel(self.wizard.job_id)
 
     def log_lines(self) -> list[str]:
-        return [strip.text for strip in self.query_one("#run-log", RichLog).lines]
-
-
-def duration_text(seconds: float) -> str:
-    return duration(timedelta(seconds=seconds))
+        return [strip.text.rstrip() for strip in self.query_one("#run-log", RichLog).lines]
 
 
 class ResultStep(WizardStep):

@@ -25,13 +25,15 @@ from engines.sources.base import RestoreReport
 from engines.store.index import Index, load_index
 from engines.store.packs import BlobReader
 from engines.store.resolve import pick_manifest
-from engines.store.snapshots import DIR, FILE, Entry, load_manifest, shown
+from engines.store.snapshots import DIR, FILE, SYMLINK, Entry, load_manifest, shown
 from engines.store.target import BlockedPathError, TargetTree, replace_symlink, write_file
 from engines.workspace import Workspace
 
 OVERWRITE_POLICIES = ("never", "if-newer", "always")
 CREATE, OVERWRITE, SKIP, EXISTS = "create", "overwrite", "skip", "exists"
 SHOWN_SKIPS = 50
+BATCH_FILES = 64
+BATCH_BYTES = 4 * 1024 * 1024
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
@@ -257,20 +259,36 @@ class _Restorer:
 
         return apply
 
-    def restore_file(self, step: Step) -> int:
-        folder = self.tree.folder(step.parts[:-1], create=True)
+    def restore_batch(self, batch: list[Step]) -> list[tuple[Step, int | Exception]]:
+        """Write files of one folder; each gets its size or why it failed. A full disk
+        ends the batch: the files after it are not reached."""
         try:
-            mode = step.entry.mode & 0o777
-            return write_file(
-                folder,
-                step.parts[-1],
-                self.blocks(step.entry),
-                apply=self.metadata_applier(step.entry, mode),
-                durable=step.action == OVERWRITE,
-                mode=mode,
-            )
+            folder = self.tree.folder(batch[0].parts[:-1], create=True)
+        except (OSError, JarvisError) as exc:
+            return [(step, exc) for step in batch]
+        results: list[tuple[Step, int | Exception]] = []
+        try:
+            for step in batch:
+                try:
+                    results.append((step, self._write(folder, step)))
+                except (OSError, JarvisError) as exc:
+                    results.append((step, exc))
+                    if isinstance(exc, OSError) and exc.errno in _NO_SPACE:
+                        break
         finally:
             os.close(folder)
+        return results
+
+    def _write(self, folder: int, step: Step) -> int:
+        mode = step.entry.mode & 0o777
+        return write_file(
+            folder,
+            step.parts[-1],
+            self.blocks(step.entry),
+            apply=self.metadata_applier(step.entry, mode),
+            durable=step.action == OVERWRITE,
+            mode=mode,
+        )
 
     def restore_symlink(self, step: Step) -> None:
         folder = self.tree.folder(step.parts[:-1], create=True)
@@ -320,30 +338,30 @@ def _execute(
         if _guarded(outcome, step, tree, lambda s=step: restorer.make_folder(s)):
             _count(outcome, step)
     threads = default_threads()
-    in_flight: deque[tuple[Step, Future[int]]] = deque()
+    in_flight: deque[Future[list[tuple[Step, int | Exception]]]] = deque()
     with ThreadPoolExecutor(threads, thread_name_prefix="restore") as pool:
         try:
-            for step in work:
-                if step.entry.type == DIR:
-                    continue
+            for batch in _batches(work):
                 context.raise_if_cancelled()
-                while len(in_flight) >= 4 * threads:
-                    _settle(outcome, tree, *in_flight.popleft())
+                if batch[0].entry.type == SYMLINK:
+                    if _guarded(
+                        outcome, batch[0], tree, lambda s=batch[0]: restorer.restore_symlink(s)
+                    ):
+                        _count(outcome, batch[0])
+                    continue
+                while len(in_flight) >= 2 * threads:
+                    _settle(outcome, tree, in_flight.popleft().result())
                     context.progress(outcome.bytes_written, total)
-                if step.entry.type == FILE:
-                    in_flight.append((step, pool.submit(restorer.restore_file, step)))
-                else:
-                    if _guarded(outcome, step, tree, lambda s=step: restorer.restore_symlink(s)):
-                        _count(outcome, step)
+                in_flight.append(pool.submit(restorer.restore_batch, batch))
             while in_flight:
-                _settle(outcome, tree, *in_flight.popleft())
+                _settle(outcome, tree, in_flight.popleft().result())
                 context.progress(outcome.bytes_written, total)
         except _DiskFull as full:
-            for _, future in in_flight:
+            for future in in_flight:
                 future.cancel()
-            for step, future in in_flight:
+            for future in in_flight:
                 if not future.cancelled():
-                    _settle_quietly(outcome, step, future)
+                    _settle_quietly(outcome, future.result())
             raise InsufficientSpaceError(
                 f"restore stopped: no space left on the device while writing {full.path}; "
                 f"{outcome.created + outcome.overwritten} of {len(work)} entries restored "
@@ -386,25 +404,49 @@ def _guarded(outcome: Outcome, step: Step, tree: TargetTree, action: Callable[[]
     return True
 
 
-def _settle(outcome: Outcome, tree: TargetTree, step: Step, future: Future[int]) -> None:
-    try:
-        written = future.result()
-    except OSError as exc:
-        if exc.errno in _NO_SPACE:
-            raise _DiskFull(tree.display(step.parts)) from None
-        outcome.failed.append(f"{tree.display(step.parts)}: {exc.strerror or exc}")
-        return
-    except JarvisError as exc:
-        outcome.failed.append(f"{tree.display(step.parts)}: {exc}")
-        return
-    outcome.bytes_written += written
-    _count(outcome, step)
+def _batches(work: list[Step]) -> Iterator[list[Step]]:
+    """Files and symlinks to write, files grouped by folder so one task writes many."""
+    batch: list[Step] = []
+    size = 0
+    for step in work:
+        if step.entry.type == DIR:
+            continue
+        same_folder = batch and batch[0].parts[:-1] == step.parts[:-1]
+        if batch and (
+            step.entry.type != FILE
+            or not same_folder
+            or len(batch) >= BATCH_FILES
+            or size + step.entry.size > BATCH_BYTES
+        ):
+            yield batch
+            batch, size = [], 0
+        if step.entry.type != FILE:
+            yield [step]
+            continue
+        batch.append(step)
+        size += step.entry.size
+    if batch:
+        yield batch
 
 
-def _settle_quietly(outcome: Outcome, step: Step, future: Future[int]) -> None:
+def _settle(
+    outcome: Outcome, tree: TargetTree, results: list[tuple[Step, int | Exception]]
+) -> None:
+    for step, result in results:
+        if isinstance(result, int):
+            outcome.bytes_written += result
+            _count(outcome, step)
+        elif isinstance(result, OSError) and result.errno in _NO_SPACE:
+            raise _DiskFull(tree.display(step.parts))
+        elif isinstance(result, OSError):
+            outcome.failed.append(f"{tree.display(step.parts)}: {result.strerror or result}")
+        else:
+            outcome.failed.append(f"{tree.display(step.parts)}: {result}")
+
+
+def _settle_quietly(outcome: Outcome, results: list[tuple[Step, int | Exception]]) -> None:
     """After a full disk: count what finished, ignore what failed for the same reason."""
-    try:
-        outcome.bytes_written += future.result()
-    except (OSError, JarvisError):
-        return
-    _count(outcome, step)
+    for step, result in results:
+        if isinstance(result, int):
+            outcome.bytes_written += result
+            _count(outcome, step)

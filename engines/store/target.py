@@ -11,6 +11,7 @@ import contextlib
 import os
 import secrets
 import stat
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -40,8 +41,15 @@ class TargetTree:
         self.root = root
         self._root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         self._folders: OrderedDict[tuple[str, ...], int] = OrderedDict()
+        # Restore workers share the cache: an evicted descriptor must never be closed
+        # between another thread's lookup and its dup.
+        self._lock = threading.Lock()
 
     def close(self) -> None:
+        with self._lock:
+            self._close_all()
+
+    def _close_all(self) -> None:
         while self._folders:
             _, fd = self._folders.popitem()
             os.close(fd)
@@ -58,7 +66,8 @@ class TargetTree:
 
     def folder(self, parts: Sequence[str], *, create: bool) -> int:
         """A new descriptor (the caller closes it) for the folder `parts` below the root."""
-        return os.dup(self._folder(tuple(parts), create))
+        with self._lock:
+            return os.dup(self._folder(tuple(parts), create))
 
     def _folder(self, parts: tuple[str, ...], create: bool) -> int:
         if not parts:
@@ -92,14 +101,15 @@ class TargetTree:
 
     def lstat(self, parts: Sequence[str]) -> os.stat_result | None:
         """The entry at `parts`, or None; BlockedPathError if a folder on the way is not one."""
-        try:
-            parent = self._folder(tuple(parts[:-1]), create=False)
-        except FileNotFoundError:
-            return None
-        try:
-            return os.lstat(parts[-1], dir_fd=parent)
-        except FileNotFoundError:
-            return None
+        with self._lock:
+            try:
+                parent = self._folder(tuple(parts[:-1]), create=False)
+            except FileNotFoundError:
+                return None
+            try:
+                return os.lstat(parts[-1], dir_fd=parent)
+            except FileNotFoundError:
+                return None
 
 
 def write_file(

@@ -210,3 +210,15 @@ def test_the_repository_inside_a_backed_up_folder_is_not_backed_up(env):
     manifests = sorted((env.data / "repo/files").glob("*_snapshot.json.*.enc"))
     paths = [e.path for e in load_manifest(manifests[-1], keyring).entries]
     assert not any("/repo" in p for p in paths)
+
+
+def test_an_unreadable_folder_to_back_up_is_refused(env):
+    (env.data / "a.txt").write_text("a")
+    env.data.chmod(0)
+    try:
+        result = env.cli_process("backup", "files", drop_privileges=True)
+    finally:
+        env.data.chmod(0o700)
+    assert result.returncode == ExitCode.FAILED, result.stderr
+    assert "cannot read folder" in result.stderr and str(env.data) in result.stderr
+    assert not env.packs() and not env.snapshots()

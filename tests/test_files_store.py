@@ -12,7 +12,8 @@ from engines.store.blobs import STORED, compress_chunk, decompress_chunk
 from engines.store.chunker import MAX_SIZE, MIN_SIZE, SINGLE_CHUNK_LIMIT, Chunker
 from engines.store.index import load_index, write_index
 from engines.store.keys import store_keys
-from engines.store.packs import BlobReader, PackSealer, PackWriter, read_trailer
+from engines.store.pack_reader import BlobReader, read_trailer
+from engines.store.packs import PackSealer, PackWriter
 from tests.files_env import KEY, OTHER_KEY, random_text
 
 MASTER = MasterKey.from_hex(KEY)

@@ -16,9 +16,9 @@ from engines.errors import JarvisError
 from engines.fsutil import atomic_output
 from engines.jobs import JobContext
 from engines.store.index import load_index
-from engines.store.packs import BlobReader
+from engines.store.pack_reader import BlobReader
 from engines.store.resolve import resolve_snapshot
-from engines.store.restore import file_blocks
+from engines.store.restore_writer import file_blocks
 from engines.store.snapshots import DIR, FILE, Entry, load_manifest
 from engines.workspace import Workspace
 

@@ -20,15 +20,8 @@ from engines.lock import RepositoryLock
 from engines.store.index import index_files, write_index
 from engines.store.keys import ID_SIZE
 from engines.store.layout import SOURCE, is_snapshot_key, pack_key
-from engines.store.packs import (
-    BlobLocation,
-    PackKey,
-    PackSealer,
-    PackWriter,
-    iter_pack_files,
-    pack_name_of,
-    read_trailer,
-)
+from engines.store.pack_reader import PackKey, iter_pack_files, pack_name_of, read_trailer
+from engines.store.packs import BlobLocation, PackSealer, PackWriter
 from engines.store.snapshots import load_manifest
 from engines.workspace import Workspace
 

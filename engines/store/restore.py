@@ -8,149 +8,31 @@ and each one replaces the old file by rename only once it is complete. Modes,
 times and symlinks are restored, owners when running as root.
 """
 
-import errno
-import os
-import stat
-from collections import deque
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from pathlib import Path
-
-from engines.compression import default_threads
-from engines.errors import InsufficientSpaceError, JarvisError, NotFoundError
+from engines.errors import JarvisError
 from engines.jobs import JobContext
 from engines.resolve import ResolvedArtifact
 from engines.sources.base import RestoreReport
-from engines.store.index import Index, load_index
-from engines.store.packs import BlobReader
+from engines.store.index import load_index
+from engines.store.pack_reader import BlobReader
 from engines.store.resolve import pick_manifest
-from engines.store.snapshots import DIR, FILE, SYMLINK, Entry, load_manifest, shown
-from engines.store.target import BlockedPathError, TargetTree, replace_symlink, write_file
+from engines.store.restore_plan import (
+    CREATE,
+    OVERWRITE,
+    OVERWRITE_POLICIES,
+    SKIP,
+    FilesRestoreOptions,
+    plan,
+    select_entries,
+    target_root,
+)
+from engines.store.restore_writer import execute, file_blocks
+from engines.store.snapshots import load_manifest, shown
+from engines.store.target import TargetTree
 from engines.workspace import Workspace
 
-OVERWRITE_POLICIES = ("never", "if-newer", "always")
-CREATE, OVERWRITE, SKIP, EXISTS = "create", "overwrite", "skip", "exists"
+__all__ = ["OVERWRITE_POLICIES", "FilesRestoreOptions", "file_blocks", "restore_files"]
+
 SHOWN_SKIPS = 50
-BATCH_FILES = 64
-BATCH_BYTES = 4 * 1024 * 1024
-_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
-
-
-@dataclass(frozen=True)
-class FilesRestoreOptions:
-    paths: tuple[str, ...] = ()
-    target_dir: Path | None = None
-    strip_prefix: str | None = None
-    overwrite: str = "if-newer"
-    dry_run: bool = False
-
-
-@dataclass
-class Step:
-    entry: Entry
-    parts: tuple[str, ...]
-    action: str
-    reason: str = ""
-
-
-@dataclass
-class Outcome:
-    created: int = 0
-    overwritten: int = 0
-    bytes_written: int = 0
-    failed: list[str] = field(default_factory=list)
-
-
-def _normalise(path: str) -> str:
-    return path.strip().strip("/")
-
-
-def select_entries(
-    entries: list[Entry], paths: tuple[str, ...], strip_prefix: str | None
-) -> list[tuple[Entry, tuple[str, ...]]]:
-    """The entries to restore with their paths below the target."""
-    wanted = [_normalise(p) for p in paths if _normalise(p)]
-    for path in wanted:
-        if not any(e.path == path or e.path.startswith(path + "/") for e in entries):
-            raise NotFoundError(f"{shown(path)}: not in this snapshot; see `--dry-run`")
-    ancestors = {"/".join(w.split("/")[:i]) for w in wanted for i in range(1, w.count("/") + 1)}
-    prefix = _normalise(strip_prefix) if strip_prefix else ""
-    chosen = []
-    for entry in entries:
-        inside = not wanted or any(
-            entry.path == w or entry.path.startswith(w + "/") for w in wanted
-        )
-        if not inside and not (entry.type == DIR and entry.path in ancestors):
-            continue
-        if prefix:
-            if not entry.path.startswith(prefix + "/"):
-                continue
-            relative = entry.path[len(prefix) + 1 :]
-        else:
-            relative = entry.path
-        chosen.append((entry, tuple(relative.split("/"))))
-    if prefix and not chosen:
-        raise NotFoundError(
-            f"--strip-prefix {strip_prefix}: no entry of the selection lies below it"
-        )
-    return chosen
-
-
-def _decide(entry: Entry, existing: os.stat_result | None, overwrite: str) -> tuple[str, str]:
-    if existing is None:
-        return CREATE, ""
-    is_dir = stat.S_ISDIR(existing.st_mode)
-    if entry.type == DIR:
-        return (EXISTS, "") if is_dir else (SKIP, "something that is not a folder is in the way")
-    if is_dir:
-        return SKIP, "a folder is in the way"
-    if overwrite == "never":
-        return SKIP, "exists (--overwrite never)"
-    if overwrite == "always":
-        return OVERWRITE, ""
-    if entry.mtime_ns > existing.st_mtime_ns:
-        return OVERWRITE, ""
-    if entry.mtime_ns == existing.st_mtime_ns and entry.size == existing.st_size:
-        return SKIP, "unchanged"
-    return SKIP, "newer on disk (use --overwrite always to replace it)"
-
-
-def plan(
-    tree: TargetTree | None, chosen: list[tuple[Entry, tuple[str, ...]]], overwrite: str
-) -> list[Step]:
-    steps = []
-    blocked: dict[tuple[str, ...], str] = {}
-    for entry, parts in chosen:
-        reason = next((blocked[parts[:i]] for i in range(len(parts)) if parts[:i] in blocked), None)
-        if reason:
-            steps.append(Step(entry, parts, SKIP, reason))
-            continue
-        try:
-            existing = tree.lstat(parts) if tree is not None else None
-        except BlockedPathError as exc:
-            steps.append(Step(entry, parts, SKIP, str(exc)))
-            continue
-        action, why = _decide(entry, existing, overwrite)
-        if entry.type == DIR and action == SKIP:
-            blocked[parts] = f"below {shown('/'.join(parts))}, which is not a folder"
-        steps.append(Step(entry, parts, action, why))
-    return steps
-
-
-def _target_root(options: FilesRestoreOptions) -> Path:
-    target = Path(os.path.abspath(options.target_dir)) if options.target_dir else Path("/")
-    if target.exists() and not target.is_dir():
-        raise JarvisError(f"--target-dir {target} exists and is not a folder")
-    existing = target
-    while not existing.exists():
-        existing = existing.parent
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise JarvisError(
-            f"cannot write to {existing} (permission denied); choose another --target-dir or "
-            "run the restore as a user that may write there"
-        )
-    return target
 
 
 def restore_files(
@@ -167,7 +49,7 @@ def restore_files(
     keyring = workspace.keyring()
     manifest = load_manifest(snapshot.path, keyring, snapshot.label)
     chosen = select_entries(manifest.entries, options.paths, options.strip_prefix)
-    root = _target_root(options)
+    root = target_root(options)
     report = RestoreReport("files", options.dry_run, str(root))
     if options.dry_run and not root.exists():
         report.add(f"would create the target folder {root}")
@@ -190,7 +72,7 @@ def restore_files(
         return report
     index = load_index(workspace.repository, keyring)
     with TargetTree(root) as tree, BlobReader(workspace.repository, keyring) as reader:
-        outcome = _execute(tree, steps, index, reader, options, context)
+        outcome = execute(tree, steps, index, reader, options, context)
     report.add(
         f"created {outcome.created}, overwrote {outcome.overwritten}, skipped {counts[SKIP]} "
         f"({outcome.bytes_written} bytes written)"
@@ -209,244 +91,3 @@ def restore_files(
         failed=len(outcome.failed),
     )
     return report
-
-
-def file_blocks(index: Index, reader: BlobReader, entry: Entry) -> Iterator[bytes]:
-    """A file's content, chunk by chunk, each authenticated on the way."""
-    for chunk_id in entry.chunk_ids():
-        location = index.get(chunk_id)
-        if location is None:
-            raise NotFoundError(
-                f"chunk {chunk_id.hex()[:16]} of {shown(entry.path)} is missing from the "
-                "repository's index (run `jarvis-tui verify` on the snapshot)"
-            )
-        yield reader.read(chunk_id, location)
-
-
-class _Restorer:
-    def __init__(
-        self,
-        tree: TargetTree,
-        index: Index,
-        reader: BlobReader,
-        context: JobContext,
-        total: int,
-    ):
-        self.tree = tree
-        self.index = index
-        self.reader = reader
-        self.context = context
-        self.total = total
-        self.as_root = os.geteuid() == 0
-        self.umask = os.umask(0o022)
-        os.umask(self.umask)  # read, not changed: os.umask can only read by setting
-        self.outcome = Outcome()
-
-    def blocks(self, entry: Entry) -> Iterator[bytes]:
-        return file_blocks(self.index, self.reader, entry)
-
-    def metadata_applier(
-        self, entry: Entry, created_mode: int | None = None
-    ) -> Callable[[int], None]:
-        """Owner (as root), mode and mtime; chmod is skipped when creation gave the mode."""
-
-        def apply(fd: int) -> None:
-            if self.as_root:
-                os.fchown(fd, entry.uid, entry.gid)
-            if created_mode is None or created_mode & ~self.umask != entry.mode:
-                os.fchmod(fd, entry.mode)
-            os.utime(fd, ns=(entry.mtime_ns, entry.mtime_ns))
-
-        return apply
-
-    def restore_batch(self, batch: list[Step]) -> list[tuple[Step, int | Exception]]:
-        """Write files of one folder; each gets its size or why it failed. A full disk
-        ends the batch: the files after it are not reached."""
-        try:
-            folder = self.tree.folder(batch[0].parts[:-1], create=True)
-        except (OSError, JarvisError) as exc:
-            return [(step, exc) for step in batch]
-        results: list[tuple[Step, int | Exception]] = []
-        try:
-            for step in batch:
-                try:
-                    results.append((step, self._write(folder, step)))
-                except (OSError, JarvisError) as exc:
-                    results.append((step, exc))
-                    if isinstance(exc, OSError) and exc.errno in _NO_SPACE:
-                        break
-        finally:
-            os.close(folder)
-        return results
-
-    def _write(self, folder: int, step: Step) -> int:
-        mode = step.entry.mode & 0o777
-        return write_file(
-            folder,
-            step.parts[-1],
-            self.blocks(step.entry),
-            apply=self.metadata_applier(step.entry, mode),
-            durable=step.action == OVERWRITE,
-            mode=mode,
-        )
-
-    def restore_symlink(self, step: Step) -> None:
-        folder = self.tree.folder(step.parts[:-1], create=True)
-        try:
-            name, entry = step.parts[-1], step.entry
-            replace_symlink(folder, name, entry.target)
-            if self.as_root:
-                os.chown(name, entry.uid, entry.gid, dir_fd=folder, follow_symlinks=False)
-            os.utime(
-                name, ns=(entry.mtime_ns, entry.mtime_ns), dir_fd=folder, follow_symlinks=False
-            )
-        finally:
-            os.close(folder)
-
-    def make_folder(self, step: Step) -> None:
-        folder = self.tree.folder(step.parts[:-1], create=True)
-        try:
-            os.mkdir(step.parts[-1], 0o700, dir_fd=folder)
-        except FileExistsError:
-            pass
-        finally:
-            os.close(folder)
-
-    def finish_folder(self, step: Step) -> None:
-        fd = self.tree.folder(step.parts, create=False)
-        try:
-            self.metadata_applier(step.entry)(fd)
-        finally:
-            os.close(fd)
-
-
-def _execute(
-    tree: TargetTree,
-    steps: list[Step],
-    index: Index,
-    reader: BlobReader,
-    options: FilesRestoreOptions,
-    context: JobContext,
-) -> Outcome:
-    work = [s for s in steps if s.action in (CREATE, OVERWRITE)]
-    files = [s for s in work if s.entry.type == FILE]
-    total = sum(s.entry.size for s in files)
-    restorer = _Restorer(tree, index, reader, context, total)
-    outcome = restorer.outcome
-    folders = [s for s in work if s.entry.type == DIR]
-    for step in folders:
-        if _guarded(outcome, step, tree, lambda s=step: restorer.make_folder(s)):
-            _count(outcome, step)
-    threads = default_threads()
-    in_flight: deque[Future[list[tuple[Step, int | Exception]]]] = deque()
-    with ThreadPoolExecutor(threads, thread_name_prefix="restore") as pool:
-        try:
-            for batch in _batches(work):
-                context.raise_if_cancelled()
-                if batch[0].entry.type == SYMLINK:
-                    if _guarded(
-                        outcome, batch[0], tree, lambda s=batch[0]: restorer.restore_symlink(s)
-                    ):
-                        _count(outcome, batch[0])
-                    continue
-                while len(in_flight) >= 2 * threads:
-                    _settle(outcome, tree, in_flight.popleft().result())
-                    context.progress(outcome.bytes_written, total)
-                in_flight.append(pool.submit(restorer.restore_batch, batch))
-            while in_flight:
-                _settle(outcome, tree, in_flight.popleft().result())
-                context.progress(outcome.bytes_written, total)
-        except _DiskFull as full:
-            for future in in_flight:
-                future.cancel()
-            for future in in_flight:
-                if not future.cancelled():
-                    _settle_quietly(outcome, future.result())
-            raise InsufficientSpaceError(
-                f"restore stopped: no space left on the device while writing {full.path}; "
-                f"{outcome.created + outcome.overwritten} of {len(work)} entries restored "
-                f"({outcome.bytes_written} of {total} bytes); every file restored is complete, "
-                f"{full.path} and the ones not reached were left as they were. Free space "
-                "and run the restore again"
-            ) from None
-    for step in reversed(folders):
-        if step.action == CREATE or options.overwrite == "always":
-            _guarded(outcome, step, tree, lambda s=step: restorer.finish_folder(s))
-    for step in (s for s in steps if s.entry.type == DIR and s.action == EXISTS):
-        if options.overwrite == "always":
-            _guarded(outcome, step, tree, lambda s=step: restorer.finish_folder(s))
-    return outcome
-
-
-class _DiskFull(Exception):
-    def __init__(self, path: str):
-        self.path = path
-
-
-def _count(outcome: Outcome, step: Step) -> None:
-    if step.action == CREATE:
-        outcome.created += 1
-    else:
-        outcome.overwritten += 1
-
-
-def _guarded(outcome: Outcome, step: Step, tree: TargetTree, action: Callable[[], None]) -> bool:
-    try:
-        action()
-    except OSError as exc:
-        if exc.errno in _NO_SPACE:
-            raise _DiskFull(tree.display(step.parts)) from None
-        outcome.failed.append(f"{tree.display(step.parts)}: {exc.strerror or exc}")
-        return False
-    except JarvisError as exc:
-        outcome.failed.append(f"{tree.display(step.parts)}: {exc}")
-        return False
-    return True
-
-
-def _batches(work: list[Step]) -> Iterator[list[Step]]:
-    """Files and symlinks to write, files grouped by folder so one task writes many."""
-    batch: list[Step] = []
-    size = 0
-    for step in work:
-        if step.entry.type == DIR:
-            continue
-        same_folder = batch and batch[0].parts[:-1] == step.parts[:-1]
-        if batch and (
-            step.entry.type != FILE
-            or not same_folder
-            or len(batch) >= BATCH_FILES
-            or size + step.entry.size > BATCH_BYTES
-        ):
-            yield batch
-            batch, size = [], 0
-        if step.entry.type != FILE:
-            yield [step]
-            continue
-        batch.append(step)
-        size += step.entry.size
-    if batch:
-        yield batch
-
-
-def _settle(
-    outcome: Outcome, tree: TargetTree, results: list[tuple[Step, int | Exception]]
-) -> None:
-    for step, result in results:
-        if isinstance(result, int):
-            outcome.bytes_written += result
-            _count(outcome, step)
-        elif isinstance(result, OSError) and result.errno in _NO_SPACE:
-            raise _DiskFull(tree.display(step.parts))
-        elif isinstance(result, OSError):
-            outcome.failed.append(f"{tree.display(step.parts)}: {result.strerror or result}")
-        else:
-            outcome.failed.append(f"{tree.display(step.parts)}: {result}")
-
-
-def _settle_quietly(outcome: Outcome, results: list[tuple[Step, int | Exception]]) -> None:
-    """After a full disk: count what finished, ignore what failed for the same reason."""
-    for step, result in results:
-        if isinstance(result, int):
-            outcome.bytes_written += result
-            _count(outcome, step)

@@ -22,7 +22,8 @@ from engines.store.blobs import decompress_chunk
 from engines.store.index import load_index
 from engines.store.keys import StoreKeys, store_keys
 from engines.store.layout import SOURCE, is_snapshot_key, pack_key
-from engines.store.packs import BlobLocation, PackKey
+from engines.store.pack_reader import PackKey
+from engines.store.packs import BlobLocation
 from engines.store.snapshots import load_manifest, shown
 from engines.workspace import Workspace
 

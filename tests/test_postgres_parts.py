@@ -130,7 +130,7 @@ def test_fresh_database_counts_fall_back_to_an_exact_count(postgres_server):
         counted = {t.qualified: t.rows for t in fresh_database_counts(conn, tables, expected)}
         assert counted == {"public.loaded": 50, "public.trimmed": 30}
         wrong = {"public.loaded": 51, "public.trimmed": 30}
-        recounted = fresh_database_counts(conn, tables, wrong)
+        recounted = fresh_database_counts(conn, tables, wrong, settle_s=0.2)
     expected_tables = [TableInfo("public", "loaded", 51), TableInfo("public", "trimmed", 30)]
     problems = compare_tables(expected_tables, recounted, check_counts=True).problems()
     assert problems == ["public.loaded: 50 rows restored, 51 in the backup"]

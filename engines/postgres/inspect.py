@@ -2,6 +2,7 @@
 restore target is empty. Row counts for a backup are taken inside the snapshot pg_dump uses.
 """
 
+import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -38,6 +39,9 @@ SELECT
                        AND e.objid = p.oid AND e.deptype = 'e'))
   + (SELECT count(*) FROM pg_largeobject_metadata)
 """
+
+
+STATS_SETTLE_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -195,25 +199,44 @@ def compare_tables(
 
 
 def fresh_database_counts(
-    conn: psycopg.Connection, tables: list[TableInfo], expected: dict[str, int | None]
+    conn: psycopg.Connection,
+    tables: list[TableInfo],
+    expected: dict[str, int | None],
+    *,
+    settle_s: float = STATS_SETTLE_S,
 ) -> list[TableInfo]:
     """Row counts of a database that has only ever been loaded (a scratch restore).
 
     There every table's `n_tup_ins` is its row count, so a table whose counter equals
-    the expected count needs no scan; any other table (a counter not yet flushed by an
-    exiting pg_restore worker, or track_counts off) is counted exactly with count(*).
+    the expected count needs no scan (on a freshly loaded table count(*) also has to set
+    every hint bit, which costs as much as a second load). Counters of pg_restore's
+    workers arrive as those backends exit, so they get `settle_s` to arrive; any table
+    still unsettled (or track_counts off) is counted exactly with count(*).
     """
-    inserted = {
-        (schema, name): rows
-        for schema, name, rows in conn.execute(
-            "SELECT schemaname, relname, n_tup_ins FROM pg_stat_user_tables"
-        ).fetchall()
-    }
     settled: dict[str, TableInfo] = {}
-    for table in tables:
-        rows = inserted.get((table.schema, table.name))
-        if rows is not None and rows == expected.get(table.qualified):
-            settled[table.qualified] = replace(table, rows=rows)
+    deadline = time.monotonic() + settle_s
+    while True:
+        conn.execute("SELECT pg_stat_clear_snapshot()")
+        inserted = {
+            (schema, name): rows
+            for schema, name, rows in conn.execute(
+                "SELECT schemaname, relname, n_tup_ins FROM pg_stat_user_tables"
+            ).fetchall()
+        }
+        for table in tables:
+            rows = inserted.get((table.schema, table.name))
+            if rows is not None and rows == expected.get(table.qualified):
+                settled[table.qualified] = replace(table, rows=rows)
+        waiting = [
+            t
+            for t in tables
+            if t.qualified not in settled
+            and not t.partitioned
+            and (inserted.get((t.schema, t.name)) or 0) < (expected.get(t.qualified) or 0)
+        ]
+        if not waiting or time.monotonic() >= deadline:
+            break
+        time.sleep(0.1)
     unsettled = [t for t in tables if t.qualified not in settled and not t.partitioned]
     recounted = {t.qualified: t for t in count_rows(conn, unsettled)}
     return [settled.get(t.qualified) or recounted.get(t.qualified, t) for t in tables]

@@ -1,5 +1,7 @@
 """`restore postgres`: pick the artifacts, check the target, then restore or describe."""
 
+import contextlib
+
 from engines.artifacts import read_sidecar
 from engines.errors import JarvisError, NotFoundError
 from engines.jobs import JobContext
@@ -12,6 +14,7 @@ from engines.postgres.connection import (
 )
 from engines.postgres.dry_run import describe_plan
 from engines.postgres.globals import existing_roles, replay_globals, roles_in
+from engines.postgres.inspect import DatabaseContents, TableInfo
 from engines.postgres.options import PostgresRestoreOptions
 from engines.postgres.partial import pick_tables, restore_data, restore_tables
 from engines.postgres.restore import restore_whole_database, target_contents
@@ -67,6 +70,8 @@ def restore_postgres(
     options: PostgresRestoreOptions,
     context: JobContext,
 ) -> RestoreReport:
+    """Every artifact involved is authenticated and every refusal decided before the first
+    change on the server; roles (with --with-globals) come before the database."""
     dump, globals_artifact = split_artifacts(
         workspace, artifacts, options.with_globals or all(_mode(a) == GLOBALS for a in artifacts)
     )
@@ -79,21 +84,42 @@ def restore_postgres(
     check_identifier(target_name, "target database name")
     if options.discard_previous and not options.drop_existing:
         raise JarvisError("--discard-previous only applies with --drop-existing")
-    server = target_from_settings(workspace.settings, target_name)
-    report = RestoreReport("postgres", options.dry_run, server.describe())
-    if globals_artifact is not None:
-        _restore_globals(workspace, globals_artifact, server, options, context, report)
-    if dump is None:
-        return report
     if options.jobs < 1:
         raise JarvisError(f"--jobs must be at least 1, got {options.jobs}")
-    with open_restore_job(workspace, dump, server, options, context) as job:
-        current = target_contents(server, target_name)
-        tables = (
-            pick_tables(options.tables, job.expected_tables)
-            if options.tables
-            else job.expected_tables
+    server = target_from_settings(workspace.settings, target_name)
+    report = RestoreReport("postgres", options.dry_run, server.describe())
+    with contextlib.ExitStack() as stack:
+        job = (
+            stack.enter_context(open_restore_job(workspace, dump, server, options, context))
+            if dump is not None
+            else None
         )
+        script = None
+        if globals_artifact is not None:
+            archive = stack.enter_context(
+                authenticated_archive(
+                    globals_artifact,
+                    workspace.keyring(),
+                    workspace.repository.root,
+                    workspace.catalog,
+                    context,
+                )
+            )
+            script = archive.path.read_text(encoding="utf-8")
+        current = target_contents(server, target_name) if job is not None else None
+        tables: list[TableInfo] = []
+        if job is not None and current is not None:
+            tables = (
+                pick_tables(options.tables, job.expected_tables)
+                if options.tables
+                else (job.expected_tables)
+            )
+            if not options.tables and job.mode != "data" and not options.dry_run:
+                _refuse_non_empty(server, current, options)
+        if script is not None:
+            _restore_globals(server, script, options, report)
+        if job is None or current is None:
+            return report
         if options.dry_run:
             describe_plan(job, current, tables, report)
             return report
@@ -102,7 +128,6 @@ def restore_postgres(
         elif job.mode == "data":
             lines = restore_data(job, current)
         else:
-            _refuse_non_empty(job.server, current, options)
             lines = restore_whole_database(job, current)
     for line in lines:
         report.add(line)
@@ -110,7 +135,9 @@ def restore_postgres(
     return report
 
 
-def _refuse_non_empty(server: PostgresTarget, current, options: PostgresRestoreOptions) -> None:
+def _refuse_non_empty(
+    server: PostgresTarget, current: DatabaseContents, options: PostgresRestoreOptions
+) -> None:
     if current.exists and not current.empty and not options.drop_existing:
         raise JarvisError(
             f"{server.describe()} is not empty ({len(current.tables)} tables); nothing was "
@@ -121,20 +148,9 @@ def _refuse_non_empty(server: PostgresTarget, current, options: PostgresRestoreO
 
 
 def _restore_globals(
-    workspace: Workspace,
-    artifact: ResolvedArtifact,
-    server: PostgresTarget,
-    options: PostgresRestoreOptions,
-    context: JobContext,
-    report: RestoreReport,
+    server: PostgresTarget, script: str, options: PostgresRestoreOptions, report: RestoreReport
 ) -> None:
-    with (
-        connect_maintenance(server) as admin,
-        authenticated_archive(
-            artifact, workspace.keyring(), workspace.repository.root, workspace.catalog, context
-        ) as archive,
-    ):
-        script = archive.path.read_text(encoding="utf-8")
+    with connect_maintenance(server) as admin:
         if options.dry_run:
             roles = roles_in(script)
             present = existing_roles(admin)

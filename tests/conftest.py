@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.console_fixtures import console_env, seeded_console, snapshot  # noqa: F401
+from tests.console_fixtures import *  # noqa: F403 (the console tests' fixtures)
 from tests.servers import PostgresServer, RedisServer, S3Server, SmtpServer, WebhookReceiver
 
 CLEARED_PREFIXES = (

@@ -8,8 +8,11 @@ isolated working directory.
 """
 
 import contextlib
+import fcntl
 import io
+import shutil
 import sqlite3
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,7 +27,10 @@ from syrupy.location import PyTestLocation
 from engines.catalog import Catalog
 from engines.watchdog import DiskSpace
 
+__all__ = ["console_env", "seeded_console", "snapshot", "snapshot_console"]
+
 SNAPSHOTS_DIR = Path(__file__).resolve().parent.parent / "snapshots"
+SNAPSHOT_ROOT = Path(tempfile.gettempdir()) / "jarvis-console-snapshots"
 FIXED_NOW = datetime(2026, 5, 1, 9, 30, tzinfo=UTC)
 KEY = "0123456789abcdef" * 4
 # Port 1 on loopback: nothing listens there, so "unreachable" reads the same everywhere.
@@ -147,10 +153,12 @@ class FrozenCatalogClock:
     """Makes the catalog stamp rows with `moment` instead of the wall clock."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, moment: datetime):
+        import engines.catalog.backups as backups
         import engines.catalog.times as times
 
         self.moment = moment
         monkeypatch.setattr(times, "utc_now", lambda: self.moment)
+        monkeypatch.setattr(backups, "utc_now", lambda: self.moment)
 
 
 PG_TABLES = [
@@ -305,6 +313,30 @@ def seed_jobs(catalog: Catalog, clock: FrozenCatalogClock, catalog_path: Path) -
     with contextlib.closing(sqlite3.connect(catalog_path)) as conn, conn:
         # Jobs from another machine: their process is not this test's to check or mark.
         conn.execute("UPDATE jobs SET pid = 4242, host = 'backup-host'")
+
+
+@pytest.fixture
+def snapshot_console(isolated_env, monkeypatch: pytest.MonkeyPatch) -> Iterator[ConsoleEnv]:
+    """The seeded console in one fixed folder, so even absolute paths read the same.
+
+    Test runs on one machine take turns through a lock on that folder.
+    """
+    with open(f"{SNAPSHOT_ROOT}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        shutil.rmtree(SNAPSHOT_ROOT, ignore_errors=True)
+        SNAPSHOT_ROOT.mkdir(mode=0o700)
+        (SNAPSHOT_ROOT / "repo").mkdir(mode=0o700)
+        monkeypatch.chdir(SNAPSHOT_ROOT)
+        env = ConsoleEnv(SNAPSHOT_ROOT, write_console_env(SNAPSHOT_ROOT))
+        clock = FrozenCatalogClock(monkeypatch, FIXED_NOW)
+        with env.catalog() as catalog:
+            seed_catalog(catalog, clock)
+            seed_jobs(catalog, clock, env.catalog_path)
+        clock.moment = FIXED_NOW
+        try:
+            yield env
+        finally:
+            shutil.rmtree(SNAPSHOT_ROOT, ignore_errors=True)
 
 
 @pytest.fixture

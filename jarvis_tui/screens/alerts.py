@@ -13,6 +13,7 @@ from jarvis_tui.messages import AlertsLoaded, TestAlertSent, WorkspaceFailed
 from jarvis_tui.screens.base import PaneScreen
 
 SHOWN = 200
+NARROW = 110  # below this width the delivery column gives way (the panel below has it)
 SEVERITY_STYLES = {"critical": "bold red", "warning": "yellow", "info": "green"}
 
 
@@ -30,14 +31,36 @@ class AlertsScreen(PaneScreen):
     ]
 
     def compose_pane(self) -> ComposeResult:
-        table = DataTable(id="alerts-table", cursor_type="row", zebra_stripes=True)
-        table.add_columns("When", "Severity", "Kind", "Message", "Delivery")
-        yield table
+        yield DataTable(id="alerts-table", cursor_type="row", zebra_stripes=True)
         yield Static("Reading alerts…", id="alert-detail")
 
     def on_mount(self) -> None:
         self.alerts: list[Alert] = []
+        self.layout_width = 0
         self.load()
+
+    def on_resize(self) -> None:
+        if self._fit_columns():
+            self._fill(self.alerts)
+
+    def _fit_columns(self) -> bool:
+        """When, severity and kind keep their width; the message takes what is left."""
+        width = self.size.width
+        if width == self.layout_width:
+            return False
+        self.layout_width = width
+        table = self.query_one("#alerts-table", DataTable)
+        table.clear(columns=True)
+        fixed = {"When": 16, "Severity": 8, "Kind": 20}
+        if width >= NARROW:
+            fixed["Delivery"] = 30
+        message = max(20, width - sum(fixed.values()) - 2 * (len(fixed) + 1) - 2)
+        for name in ("When", "Severity", "Kind", "Message", "Delivery"):
+            if name == "Message":
+                table.add_column(name, key=name, width=message)
+            elif name in fixed:
+                table.add_column(name, key=name, width=fixed[name])
+        return True
 
     def catalog_changed(self, reason: str) -> None:
         self.load()
@@ -59,22 +82,28 @@ class AlertsScreen(PaneScreen):
         self.post_message(AlertsLoaded(alerts))
 
     def on_alerts_loaded(self, message: AlertsLoaded) -> None:
-        if [a for a in message.alerts] == self.alerts:
+        if message.alerts == self.alerts and self.layout_width:
             return
-        self.alerts = message.alerts
+        self._fit_columns()
+        self._fill(message.alerts)
+
+    def _fill(self, alerts: list[Alert]) -> None:
+        self.alerts = alerts
         table = self.query_one("#alerts-table", DataTable)
         keep = table.cursor_row
         table.clear()
         now = self.console.clock()
+        with_delivery = len(table.columns) == 5
         for alert in self.alerts:
-            table.add_row(
+            cells = [
                 short_moment(alert.at, now),
                 Text(alert.severity, style=SEVERITY_STYLES.get(alert.severity, "")),
                 alert.kind,
                 alert.message,
-                delivery_summary(alert.delivery),
-                key=str(alert.id),
-            )
+            ]
+            if with_delivery:
+                cells.append(delivery_summary(alert.delivery))
+            table.add_row(*cells, key=str(alert.id))
         if self.alerts:
             table.move_cursor(row=min(keep or 0, len(self.alerts) - 1))
             self._show_detail(self.alerts[table.cursor_row])

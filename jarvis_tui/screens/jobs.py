@@ -1,6 +1,6 @@
 """Jobs: running and recent jobs of every process, the selected one's live log, cancel."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from rich.text import Text
 from textual import on, work
@@ -24,6 +24,9 @@ STATUS_STYLES = {
 }
 LEVEL_STYLES = {"error": "red", "warning": "yellow", "debug": "dim"}
 COLUMNS = ("Job", "What", "Status", "Progress", "Elapsed", "Rate")
+FIXED_WIDTHS = {"Job": 4, "Status": 9, "Progress": 15, "Elapsed": 10, "Rate": 10}
+# Each column pads one cell on either side; the scrollbar takes two.
+SPARE = 2 * len(COLUMNS) + 2
 
 
 def elapsed_seconds(job: Job, now: datetime) -> float:
@@ -35,8 +38,6 @@ def elapsed_seconds(job: Job, now: datetime) -> float:
 
 def job_cells(job: Job, now: datetime) -> tuple:
     seconds = elapsed_seconds(job, now)
-    from datetime import timedelta
-
     if job.progress_total:
         progress = text_bar(job.progress_done, job.progress_total)
     elif job.progress_done:
@@ -62,10 +63,7 @@ class JobsScreen(PaneScreen):
     ]
 
     def compose_pane(self) -> ComposeResult:
-        table = DataTable(id="jobs-table", cursor_type="row", zebra_stripes=True)
-        for column in COLUMNS:
-            table.add_column(column, key=column)
-        yield table
+        yield DataTable(id="jobs-table", cursor_type="row", zebra_stripes=True)
         yield Static("No jobs yet: back up with b, or wait for a schedule.", id="job-head")
         yield ProgressBar(id="job-progress", show_eta=False)
         yield RichLog(id="job-log", wrap=True, markup=False, max_lines=5000)
@@ -74,14 +72,31 @@ class JobsScreen(PaneScreen):
         self.selected_id: int | None = None
         self.last_event_id = 0
         self.shown_ids: list[int] = []
+        self.what_width = 0
         self.query_one("#job-progress", ProgressBar).display = False
         if self.console.poll_seconds:
             self.set_interval(LOG_POLL_SECONDS, self._poll_log_if_visible)
 
     # -- the table of jobs ------------------------------------------------------------------
 
+    def on_resize(self) -> None:
+        self.jobs_changed(self.console.jobs)
+
+    def _fit_columns(self, table: DataTable) -> bool:
+        """Give the description what the fixed columns leave; True when columns changed."""
+        what = max(16, self.size.width - sum(FIXED_WIDTHS.values()) - SPARE)
+        if what == self.what_width:
+            return False
+        self.what_width = what
+        table.clear(columns=True)
+        for column in COLUMNS:
+            table.add_column(column, key=column, width=FIXED_WIDTHS.get(column, what))
+        self.shown_ids = []
+        return True
+
     def jobs_changed(self, jobs: list[Job]) -> None:
         table = self.query_one("#jobs-table", DataTable)
+        self._fit_columns(table)
         now = self.console.clock()
         ids = [job.id for job in jobs]
         if ids != self.shown_ids:
@@ -94,7 +109,7 @@ class JobsScreen(PaneScreen):
         else:
             for job in jobs:
                 for column, value in zip(COLUMNS, job_cells(job, now), strict=True):
-                    table.update_cell(str(job.id), column, value, update_width=True)
+                    table.update_cell(str(job.id), column, value)
         if self.selected_id is None and jobs:
             self._select(jobs[0].id)
         current = next((job for job in jobs if job.id == self.selected_id), None)

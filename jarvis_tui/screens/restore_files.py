@@ -51,7 +51,7 @@ class FilesTargetStep(WizardStep):
             yield RadioButton("The original locations (as backed up)", id="files-original")
         with Horizontal(classes="field"):
             yield Static("Folder ", classes="label")
-            yield Input(id="files-folder-path")
+            yield Input(compact=True, id="files-folder-path")
         yield Static("", id="files-target-note", classes="muted")
 
     def enter(self) -> None:
@@ -104,11 +104,13 @@ class FilesOptionsStep(WizardStep):
         with Horizontal(classes="field"):
             yield Static("Only these paths ", classes="label")
             yield Input(
-                placeholder="comma-separated, as backed up; empty: everything", id="files-paths"
+                compact=True,
+                placeholder="comma-separated, as backed up; empty: everything",
+                id="files-paths",
             )
         with Horizontal(classes="field"):
             yield Static("Strip leading folder ", classes="label")
-            yield Input(placeholder="e.g. tmp/jarvis-music-uploads", id="files-strip")
+            yield Input(compact=True, placeholder="e.g. tmp/jarvis-music-uploads", id="files-strip")
 
     def enter(self) -> None:
         plan = self.wizard.plan

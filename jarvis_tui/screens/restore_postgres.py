@@ -1,7 +1,7 @@
 """The PostgreSQL restore wizard: the guide's restore-postgres.sh, one step at a time."""
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Any
 
@@ -31,7 +31,7 @@ class PostgresPlan:
     discard_previous: bool = False
     with_globals: bool = False
     tables: tuple[str, ...] = ()
-    jobs: int = max(1, len(os.sched_getaffinity(0)))
+    jobs: int = field(default_factory=lambda: max(1, len(os.sched_getaffinity(0))))
 
 
 def check_database_name(name: str) -> str | None:
@@ -57,7 +57,7 @@ class PostgresTargetStep(WizardStep):
             yield RadioButton("The database it came from", id="pg-same")
         with Horizontal(classes="field"):
             yield Static("New database name ", classes="label")
-            yield Input(id="pg-new-name")
+            yield Input(compact=True, id="pg-new-name")
         yield Static("", id="pg-target-note", classes="muted")
 
     def enter(self) -> None:
@@ -110,12 +110,18 @@ class PostgresOptionsStep(WizardStep):
     TITLE = "Options"
 
     def compose(self) -> ComposeResult:
-        yield Checkbox("Drop existing: replace a target that holds tables", id="pg-drop")
-        yield Checkbox("Discard the previous database after the swap", id="pg-discard")
-        yield Checkbox("Also restore roles and tablespaces (globals)", id="pg-globals")
+        yield Checkbox(
+            compact=True, label="Drop existing: replace a target that holds tables", id="pg-drop"
+        )
+        yield Checkbox(
+            compact=True, label="Discard the previous database after the swap", id="pg-discard"
+        )
+        yield Checkbox(
+            compact=True, label="Also restore roles and tablespaces (globals)", id="pg-globals"
+        )
         with Horizontal(classes="field"):
             yield Static("Parallel jobs ", classes="label")
-            yield Input(id="pg-jobs", type="integer")
+            yield Input(compact=True, id="pg-jobs", type="integer")
         yield Static("Only these tables (none ticked: the whole database):", classes="muted")
         yield SelectionList[str](id="pg-tables")
 

@@ -54,7 +54,7 @@ class RedisTargetStep(WizardStep):
             )
         with Horizontal(classes="field"):
             yield Static("Data folder ", classes="label")
-            yield Input(placeholder="/var/lib/redis", id="redis-data-dir")
+            yield Input(compact=True, placeholder="/var/lib/redis", id="redis-data-dir")
 
     def enter(self) -> None:
         plan = self.wizard.plan
@@ -98,13 +98,22 @@ class RedisOptionsStep(WizardStep):
                 "From the JSON export (keeps TTLs; any Redis version)", id="redis-json"
             )
         yield Checkbox(
-            "Flush: empty the target databases once the backup has loaded", id="redis-flush"
+            compact=True,
+            label="Flush: empty the target databases once the backup has loaded",
+            id="redis-flush",
         )
-        yield Checkbox("Replace keys that already exist (without flush)", id="redis-replace")
+        yield Checkbox(
+            compact=True,
+            label="Replace keys that already exist (without flush)",
+            id="redis-replace",
+        )
         with Horizontal(classes="field"):
             yield Static("Only database ", classes="label")
             yield Input(
-                placeholder="empty: every database in the backup", id="redis-db", type="integer"
+                compact=True,
+                placeholder="empty: every database in the backup",
+                id="redis-db",
+                type="integer",
             )
 
     def enter(self) -> None:

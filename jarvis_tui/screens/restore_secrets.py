@@ -38,11 +38,17 @@ class SecretsTargetStep(WizardStep):
             yield RadioButton("Another file", id="secrets-other")
         with Horizontal(classes="field"):
             yield Static("File ", classes="label")
-            yield Input(id="secrets-path")
+            yield Input(compact=True, id="secrets-path")
         with Horizontal(classes="field"):
             yield Static("Which backed-up file ", classes="label")
-            yield Input(placeholder="empty when the backup holds one file", id="secrets-file")
-        yield Checkbox("Replace the file if it exists (it is kept as FILE.bak)", id="secrets-force")
+            yield Input(
+                compact=True, placeholder="empty when the backup holds one file", id="secrets-file"
+            )
+        yield Checkbox(
+            compact=True,
+            label="Replace the file if it exists (it is kept as FILE.bak)",
+            id="secrets-force",
+        )
 
     def enter(self) -> None:
         plan = self.wizard.plan

@@ -40,12 +40,25 @@ class SettingsScreen(PaneScreen):
 
     def compose_pane(self) -> ComposeResult:
         yield Static("", id="settings-summary")
-        table = DataTable(id="settings-table", cursor_type="row", zebra_stripes=True)
-        table.add_columns("Variable", "Value", "From")
-        yield table
+        yield DataTable(id="settings-table", cursor_type="row", zebra_stripes=True)
 
     def on_mount(self) -> None:
+        self.layout_width = 0
         self.show_settings()
+
+    def on_resize(self) -> None:
+        if self.size.width != self.layout_width:
+            self.show_settings()
+
+    def _fit_columns(self, table: DataTable) -> None:
+        """The variable names and origins keep their width; values take the rest."""
+        self.layout_width = self.size.width
+        name, origin = 31, 11
+        value = max(20, self.layout_width - name - origin - 2 * 3 - 2)
+        table.clear(columns=True)
+        table.add_column("Variable", key="variable", width=name)
+        table.add_column("Value", key="value", width=value)
+        table.add_column("From", key="from", width=origin)
 
     def catalog_changed(self, reason: str) -> None:
         if reason == "settings reloaded":
@@ -56,7 +69,7 @@ class SettingsScreen(PaneScreen):
         keyed, loose = problems_by_variable(settings)
         self.problem_rows: list[int] = []
         table = self.query_one("#settings-table", DataTable)
-        table.clear()
+        self._fit_columns(table)
         for number, (name, shown, origin) in enumerate(settings.display_rows()):
             if name in keyed:
                 value = Text.assemble(("✗ ", "bold red"), (keyed[name], "red"))

@@ -196,7 +196,8 @@ class SystemRestoreScreen(ConsoleScreen):
         self.post_message(HealthChecked(number, ok, lines))
 
     def on_health_checked(self, message: HealthChecked) -> None:
-        text = Text("Health checks\n", style="bold")
+        text = Text()
+        text.append("Health checks\n", style="bold")
         for ok, line in message.lines:
             text.append("  ✓ " if ok else "  ✗ ", style="green" if ok else "bold red")
             text.append(f"{line}\n")

@@ -171,13 +171,14 @@ class BackupTable(ScrollView, can_focus=True):
 
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
+        plain = self.rich_style  # the widget's own colours under every cell
         if y == 0:
-            style = self.get_component_rich_style("backup-table--header")
-            return self._strip([c.title for c in self._columns], [style] * 9, Style(), width)
+            style = self._foreground("header")
+            return self._strip([c.title for c in self._columns], [style] * 9, plain, width)
         index = round(self.scroll_offset.y) + y - 1
         if not self.rows:
             if y == 1:
-                style = self.get_component_rich_style("backup-table--empty")
+                style = plain + self._foreground("empty")
                 return Strip([Segment(f" {self.empty_text}"[:width].ljust(width), style)])
             return Strip.blank(width, self.rich_style)
         if index >= len(self.rows):
@@ -186,9 +187,9 @@ class BackupTable(ScrollView, can_focus=True):
         extras = self.extras.get(backup_set.id)
         cells = [c.cell(backup_set, extras) for c in self._columns]
         styles = [self._cell_style(c, backup_set) for c in self._columns]
-        base = Style()
+        base = plain
         if index == self.cursor:
-            base = self.get_component_rich_style("backup-table--cursor")
+            base = plain + self.get_component_rich_style("backup-table--cursor")
         return self._strip(cells, styles, base, width)
 
     def _cell_style(self, column: Column, backup_set: BackupSet) -> Style:
@@ -198,7 +199,12 @@ class BackupTable(ScrollView, can_focus=True):
             name = {"ok": "good", "failed": "bad"}.get(backup_set.verified_state or "")
         else:
             name = None
-        return self.get_component_rich_style(f"backup-table--{name}") if name else Style()
+        return self._foreground(name) if name else Style()
+
+    def _foreground(self, name: str) -> Style:
+        """A component's colour and weight only: the row's background shows through."""
+        style = self.get_component_rich_style(f"backup-table--{name}")
+        return Style(color=style.color, bold=style.bold, italic=style.italic)
 
     def _strip(self, cells: list[str], styles: list[Style], base: Style, width: int) -> Strip:
         segments = []

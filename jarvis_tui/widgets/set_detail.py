@@ -86,7 +86,8 @@ def artifact_block(item: ArtifactDetail) -> Text:
 
 def detail_renderable(detail: SetDetail) -> Group:
     backup_set = detail.backup_set
-    head = Text(backup_set.id, style="bold")
+    head = Text()
+    head.append(backup_set.id, style="bold")
     head.append(f"\n{backup_set.kind} · {backup_set.tier or '-'} · {backup_set.status}")
     verified = {"ok": ("verified ok", "green"), "failed": ("verification FAILED", "bold red")}
     word, style = verified.get(backup_set.verified_state or "", ("not verified", "dim"))

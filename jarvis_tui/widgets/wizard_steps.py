@@ -171,7 +171,7 @@ class ConfirmStep(WizardStep):
     def compose(self) -> ComposeResult:
         yield Static("", id="confirm-consequence", classes="step-intro")
         yield Static("", id="confirm-prompt")
-        yield Input(id="confirm-typed")
+        yield Input(id="confirm-typed", compact=True)
 
     def enter(self) -> None:
         wizard = self.wizard
@@ -243,9 +243,13 @@ class RunStep(WizardStep):
         )
 
     def job_updated(self, update: JobUpdate) -> None:
+        if not self.started:
+            return  # the dry run's job, reported to the same wizard
         if isinstance(update, JobStarted):
             self.wizard.job_id = update.job_id
             self.elapsed_from = time.monotonic()
+        elif update.job_id != self.wizard.job_id:
+            return
         elif isinstance(update, JobLogged) and not JOB_END_LINE.match(update.message):
             style = {"error": "red", "warning": "yellow", "debug": "dim"}.get(update.level, "")
             self.query_one("#run-log", RichLog).write(Text(update.message, style=style))
@@ -319,7 +323,8 @@ class ResultStep(WizardStep):
             for line in log_tail[-4:]:
                 report.append(f"  {line}\n", style="dim")
         self.query_one("#result-report", Static).update(report)
-        follow = Text("What to do next\n", style="bold")
+        follow = Text()
+        follow.append("What to do next\n", style="bold")
         for line in wizard.next_steps():
             follow.append(f"  • {line}\n")
         self.query_one("#result-next", Static).update(follow)

@@ -75,7 +75,7 @@ class StepShots:
         await pilot.wait_for_scheduled_animations()
         await pilot.pause()
         svg = pilot.app.export_screenshot(title=pilot.app.title, simplify=True)
-        if not self.snapshot(name=name) == svg:
+        if self.snapshot(name=name) != svg:
             self.failed.append(name)
 
 

@@ -35,6 +35,7 @@ missing_packages() {
     done
     command -v redis-server >/dev/null || echo redis-server
     command -v pigz >/dev/null || echo pigz
+    command -v tmux >/dev/null || echo tmux  # the console's end-to-end test
 }
 
 ensure_system_packages() {

@@ -1,12 +1,18 @@
-"""Cron expressions as the guide writes them, turned into APScheduler triggers and words.
+"""Cron expressions as the guide writes them: fire times, APScheduler triggers, words.
 
 APScheduler 3 numbers weekdays from Monday (0 = Monday) even in
 `CronTrigger.from_crontab`, while cron numbers them from Sunday: the guide's
 weekly "0 3 * * 0" means Sunday. The day-of-week field is therefore translated
 to weekday names before APScheduler sees it.
+
+APScheduler 3 also loses its way at daylight-saving changes (in
+America/Los_Angeles it skips the midnight run after the spring change, and a
+02:00 run on the autumn change repeats). `CronTimes` computes fire times the
+way cron does instead: on the wall clock, each wall-clock time once (the first
+of a repeated hour), a time inside a skipped hour just after the jump.
 """
 
-from datetime import tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from apscheduler.triggers.cron import CronTrigger
 
@@ -66,6 +72,33 @@ def cron_trigger(expression: str, zone: tzinfo) -> CronTrigger:
     return CronTrigger(
         minute=minute, hour=hour, day=day, month=month, day_of_week=weekday, timezone=zone
     )
+
+
+class CronTimes:
+    """The fire times of a cron expression in a time zone, as aware UTC datetimes."""
+
+    def __init__(self, expression: str, zone: tzinfo):
+        self.expression = expression
+        self.zone = zone
+        # Wall-clock arithmetic: the expression evaluated on a clock without DST.
+        self._wall_clock = cron_trigger(expression, UTC)
+
+    def _instant(self, wall: datetime) -> datetime:
+        return wall.replace(tzinfo=self.zone, fold=0).astimezone(UTC)
+
+    def next_after(self, moment: datetime) -> datetime | None:
+        """The first fire time strictly after `moment`."""
+        moment = moment.astimezone(UTC)
+        wall = moment.astimezone(self.zone).replace(tzinfo=UTC)
+        while True:
+            candidate = self._wall_clock.get_next_fire_time(None, wall + timedelta(microseconds=1))
+            if candidate is None:
+                return None
+            instant = self._instant(candidate)
+            if instant > moment:
+                return instant
+            # A wall-clock time of a repeated hour whose first occurrence already passed.
+            wall = candidate
 
 
 def _ordinal(number: int) -> str:

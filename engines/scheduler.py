@@ -44,6 +44,7 @@ logger = logging.getLogger("jarvis.scheduler")
 
 MAX_RECORDED_MISSES = 100
 WATCHDOG_INTERVAL_S = 300
+SAFETY_TICK_S = 60
 CANCEL_WAIT_S = 30.0
 ACTION_ORDER = ("backup", "cleanup", "drill")
 JOB_KINDS = {"backup": "backup", "cleanup": "cleanup", "drill": "verify"}
@@ -169,6 +170,9 @@ class Scheduler:
         for schedule in self.schedules:
             timers.add_job(self.tick, schedule.trigger, id=schedule.name, name=schedule.name)
         timers.add_job(self.tick, DateTrigger(), id="catch-up")
+        # APScheduler's cron wake-ups can miss a run at a daylight-saving change; this
+        # one notices it within a minute (tick() itself decides what is due).
+        timers.add_job(self.tick, IntervalTrigger(seconds=SAFETY_TICK_S), id="safety-tick")
         timers.add_job(self.watch, IntervalTrigger(seconds=WATCHDOG_INTERVAL_S), id="watchdog")
         timers.start()
         self._timers = timers

@@ -5,14 +5,14 @@ in `engines/scheduler.py`.
 """
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, tzinfo
+from datetime import datetime, tzinfo
 from typing import Any
 
 from apscheduler.triggers.cron import CronTrigger
 
 from engines.clock import configured_timezone
 from engines.config import Settings
-from engines.cron import cron_trigger, describe_cron
+from engines.cron import CronTimes, cron_trigger, describe_cron
 from engines.lock import read_holder
 
 SCHEDULER_LOCK_NAME = ".scheduler.lock"
@@ -41,7 +41,8 @@ class Schedule:
     spec: ScheduleSpec
     cron: str
     enabled: bool
-    trigger: CronTrigger
+    times: CronTimes
+    trigger: CronTrigger  # wakes the BackgroundScheduler; `times` decides what is due
 
     @property
     def name(self) -> str:
@@ -52,8 +53,8 @@ class Schedule:
         return describe_cron(self.cron)
 
     def next_after(self, moment: datetime) -> datetime | None:
-        """The first fire time strictly after `moment`."""
-        return self.trigger.get_next_fire_time(None, moment + timedelta(microseconds=1))
+        """The first fire time strictly after `moment`, in UTC."""
+        return self.times.next_after(moment)
 
     def fire_times(
         self, after: datetime, until: datetime, limit: int
@@ -75,7 +76,7 @@ def schedules_from(settings: Settings, zone: tzinfo | None = None) -> list[Sched
     for spec in SCHEDULE_SPECS:
         cron = getattr(settings, f"{spec.variable.lower()}_time")
         enabled = getattr(settings, f"{spec.variable.lower()}_enabled")
-        found.append(Schedule(spec, cron, enabled, cron_trigger(cron, zone)))
+        found.append(Schedule(spec, cron, enabled, CronTimes(cron, zone), cron_trigger(cron, zone)))
     return found
 
 

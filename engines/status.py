@@ -92,7 +92,7 @@ def collect_status(settings: Settings, catalog: Catalog, now: datetime) -> Statu
             schedule.enabled,
             schedule.cron,
             schedule.words,
-            schedule.next_after(now) if schedule.enabled else None,
+            schedule.next_after(now).astimezone(zone) if schedule.enabled else None,
             catalog.latest_schedule_run(schedule.name, attempted_only=True),
         )
         for schedule in schedules_from(settings, zone)

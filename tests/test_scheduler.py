@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engines.catalog import Catalog
-from engines.cron import cron_trigger, describe_cron
+from engines.cron import CronTimes, cron_trigger, describe_cron
 from engines.retention import Candidate, RetentionPolicy, plan_retention
 from engines.scheduler import Scheduler
 from engines.schedules import SCHEDULER_LOCK_NAME, scheduler_holder, schedules_from
@@ -48,8 +48,34 @@ def test_schedules_follow_the_configured_time_zone(tmp_path, isolated_env):
     daily = schedules_from(settings)[0]
     assert daily.next_after(T0) == datetime(2025, 1, 1, 2, 0, tzinfo=ZoneInfo("Europe/Berlin"))
     # Across the spring change the wall-clock time stays 02:00 where it exists.
-    march = daily.next_after(datetime(2025, 3, 31, 0, 0, tzinfo=UTC))
-    assert march.utcoffset() == timedelta(hours=2) and march.hour == 2
+    march = daily.next_after(datetime(2025, 3, 30, 0, 0, tzinfo=UTC)).astimezone(daily.times.zone)
+    assert march.utcoffset() == timedelta(hours=2) and march.hour == 3 and march.day == 30
+    april = daily.next_after(march).astimezone(daily.times.zone)
+    assert april.utcoffset() == timedelta(hours=2) and april.hour == 2 and april.day == 31
+
+
+@pytest.mark.parametrize("zone", ["Europe/Berlin", "America/Los_Angeles"])
+@pytest.mark.parametrize("cron", ["0 0 * * *", "30 1 * * *", "30 2 * * *", "0 3 * * *"])
+def test_daylight_saving_changes_neither_skip_nor_repeat_a_daily_run(zone, cron):
+    tz = ZoneInfo(zone)
+    times = CronTimes(cron, tz)
+    moment, days = times.next_after(datetime(2024, 12, 31, 12, 0, tzinfo=UTC)), []
+    while moment.astimezone(tz).year == 2025:
+        days.append(moment.astimezone(tz).date())
+        following = times.next_after(moment)
+        assert following > moment
+        moment = following
+    assert len(days) == len(set(days)) == 365
+    hour, minute = int(cron.split()[1]), int(cron.split()[0])
+    spring = next(d for d in days if d.month == 3 and d.day in (9, 30))
+    for day in (spring, spring + timedelta(days=1)):
+        local = times.next_after(
+            datetime.combine(day, datetime.min.time(), tz) - timedelta(hours=1)
+        )
+        # A wall-clock time inside the skipped hour runs just after the jump.
+        assert (
+            local.astimezone(tz).hour in (hour, hour + 1) and local.astimezone(tz).minute == minute
+        )
 
 
 def test_a_simulated_year_leaves_exactly_the_expected_sets(tmp_path, isolated_env):
@@ -115,15 +141,15 @@ def test_a_year_of_runs_and_cleanups_matches_the_reference_model(
 ):
     """The schedules' fire times and repeated retention, for any policy and schedule."""
     tz = ZoneInfo(zone)
-    backups = cron_trigger(f"0 {backup_hour} * * *", tz)
-    cleanups = cron_trigger(f"30 {backup_hour} * * {cleanup_weekday}", tz)
+    backups = CronTimes(f"0 {backup_hour} * * *", tz)
+    cleanups = CronTimes(f"30 {backup_hour} * * {cleanup_weekday}", tz)
     policy = RetentionPolicy(daily, weekly, monthly)
     events = []
-    for trigger, what in ((backups, "backup"), (cleanups, "cleanup")):
-        moment = trigger.get_next_fire_time(None, T0)
+    for times, what in ((backups, "backup"), (cleanups, "cleanup")):
+        moment = times.next_after(T0)
         while moment < T0 + timedelta(days=365):
             events.append((moment, what))
-            moment = trigger.get_next_fire_time(None, moment + timedelta(seconds=1))
+            moment = times.next_after(moment)
     existing: list[datetime] = []
     model: list[datetime] = []
     for moment, what in sorted(events):

@@ -90,6 +90,17 @@ def test_backup_full_stores_every_configured_source_in_one_verified_set(
         assert {a.source for a in artifacts} == set(parts)
         assert all(a.status == "complete" and a.verify_state == "ok" for a in artifacts)
 
+        # The restore drill uses each source's own check where it has one.
+        drill = run_job(
+            workspace.catalog, "verify", "drill", lambda c: run_restore_drill(workspace, c)
+        )
+        assert drill.failed == []
+        details = {check.relpath.rsplit("_", 1)[-1]: check.detail for check in drill.checks}
+        assert details["full.dump.zst.enc"].startswith("restored into a scratch database: 1 tables")
+        assert "redis-check-rdb" in details["redis.rdb.zst.enc"]
+        assert "every line parsed" in details["redis.json.zst.enc"]
+        assert details["globals.sql.zst.enc"].startswith("authenticated")
+
 
 def test_a_failing_part_keeps_the_others_alerts_and_recovers(
     tmp_path, every_source, webhook_receiver, capsys

@@ -13,6 +13,7 @@ from engines.jobs import JobContext
 from engines.postgres.backup import back_up_postgres
 from engines.postgres.options import PostgresBackupOptions, PostgresRestoreOptions
 from engines.postgres.restore_flow import restore_postgres
+from engines.postgres.verify import verify_by_restore
 from engines.resolve import ResolvedArtifact
 from engines.sources.base import RestoreReport
 from engines.workspace import Workspace
@@ -45,6 +46,18 @@ class PostgresSource:
             return restore_postgres(
                 workspace, artifacts, options or PostgresRestoreOptions(), context
             )
+
+    def verify_restore(
+        self, workspace: Workspace, artifact: Artifact, context: JobContext
+    ) -> str | None:
+        """The scheduled restore drill: a full or schema dump restored into a scratch database
+        and compared with its metadata; None for artifacts without such a check (globals)."""
+        if artifact.mode not in ("full", "schema"):
+            return None
+        with server_errors_explained():
+            verify_by_restore(workspace, artifact, context)
+        tables = artifact.metadata.get("table_count")
+        return f"restored into a scratch database: {tables} tables and their row counts match"
 
 
 @contextlib.contextmanager

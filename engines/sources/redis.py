@@ -8,11 +8,12 @@ import redis
 
 from engines.catalog import Artifact, BackupSet
 from engines.config import Settings
-from engines.errors import JarvisError
+from engines.errors import IntegrityError, JarvisError
 from engines.jobs import JobContext
 from engines.redis.backup import back_up_redis
 from engines.redis.options import RedisBackupOptions, RedisRestoreOptions
 from engines.redis.restore import restore_redis
+from engines.redis.verify import check_artifact
 from engines.resolve import ResolvedArtifact
 from engines.sources.base import RestoreReport
 from engines.workspace import Workspace
@@ -41,6 +42,19 @@ class RedisSource:
     ) -> RestoreReport:
         with server_errors_explained():
             return restore_redis(workspace, artifacts, options or RedisRestoreOptions(), context)
+
+    def verify_restore(
+        self, workspace: Workspace, artifact: Artifact, context: JobContext
+    ) -> str | None:
+        """The scheduled restore drill: the RDB through redis-check-rdb, the JSON export
+        parsed in full, key counts compared with the metadata."""
+        path = workspace.repository.path_for(artifact.relpath)
+        check = check_artifact(
+            ResolvedArtifact(path, artifact, artifact.metadata), workspace.keyring()
+        )
+        if not check.ok:
+            raise IntegrityError(f"{artifact.relpath}: {check.detail}")
+        return check.detail
 
 
 @contextlib.contextmanager

@@ -125,7 +125,7 @@ class _SealingThread:
     for sealing, so compression and sealing overlap.
     """
 
-    def __init__(self, seal: Callable[[bytes], None], depth: int = 8):
+    def __init__(self, seal: Callable[[bytes], None], depth: int = 4):
         self._seal = seal
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None

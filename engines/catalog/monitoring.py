@@ -56,7 +56,5 @@ class MonitoringMixin:
         return int(row[0]) if row else 0
 
     def unfinished_jobs(self) -> list[Job]:
-        rows = self._db.rows(
-            "SELECT * FROM jobs WHERE status IN ('queued', 'running') ORDER BY id"
-        )
+        rows = self._db.rows("SELECT * FROM jobs WHERE status IN ('queued', 'running') ORDER BY id")
         return [Job.from_row(row) for row in rows]

@@ -20,8 +20,7 @@ path:
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
@@ -33,20 +32,25 @@ from engines.actions.verify_drill import run_restore_drill
 from engines.alerts import AlertDispatcher
 from engines.clock import Clock, configured_timezone, system_clock
 from engines.config import Settings
+from engines.due_runs import (
+    DueRun,
+    RunGroup,
+    group_runs,
+    plan_due_runs,
+    recover_interrupted_runs,
+)
 from engines.errors import JarvisError, JobCancelledError, RepositoryLockedError
 from engines.jobs import JobContext
 from engines.lock import RepositoryLock
-from engines.schedules import SCHEDULER_LOCK_NAME, TIERS_BY_RANK, Schedule, schedules_from
+from engines.schedules import SCHEDULER_LOCK_NAME, schedules_from
 from engines.watchdog import run_watchdog
 from engines.workspace import Workspace
 
 logger = logging.getLogger("jarvis.scheduler")
 
-MAX_RECORDED_MISSES = 100
 WATCHDOG_INTERVAL_S = 300
 SAFETY_TICK_S = 60
 CANCEL_WAIT_S = 30.0
-ACTION_ORDER = ("backup", "cleanup", "drill")
 JOB_KINDS = {"backup": "backup", "cleanup": "cleanup", "drill": "verify"}
 RESULT_OUTCOMES = {"complete": "succeeded", "partial": "partial", "failed": "failed"}
 
@@ -65,32 +69,6 @@ def scheduled_full_backup(
         workspace, context, tier=tier, created_at=created_at, dispatcher=dispatcher
     )
     return report.backup_set.status
-
-
-@dataclass
-class DueRun:
-    schedule: Schedule
-    planned_at: datetime
-    run_id: int = 0
-
-
-@dataclass
-class RunGroup:
-    """Runs served by one job: backups due together become one set."""
-
-    action: str
-    runs: list[DueRun] = field(default_factory=list)
-
-    @property
-    def tier(self) -> str:
-        names = [run.schedule.name for run in self.runs]
-        return max(names, key=lambda n: TIERS_BY_RANK.index(n) if n in TIERS_BY_RANK else -1)
-
-    @property
-    def description(self) -> str:
-        if self.action == "backup":
-            return f"scheduled {self.tier} backup (full)"
-        return f"scheduled {self.runs[0].schedule.spec.label}"
 
 
 class Scheduler:
@@ -151,7 +129,7 @@ class Scheduler:
             self.dispatcher = AlertDispatcher(
                 self.workspace.catalog, self.settings, clock=self.clock
             )
-            self._recover_interrupted_runs()
+            recover_interrupted_runs(self.workspace.catalog, self.clock())
             self._started_at = self.clock()
             if timers:
                 self._start_timers()
@@ -221,7 +199,13 @@ class Scheduler:
             return []
         with self._tick_lock:
             now = self.clock()
-            due = self._plan(now)
+            due = plan_due_runs(
+                self._catalog,
+                self.schedules,
+                now,
+                baseline=self._started_at or now,
+                grace_minutes=self.settings.backup_misfire_grace_minutes,
+            )
             if not due:
                 return []
             if not self._busy.acquire(blocking=False):
@@ -233,52 +217,6 @@ class Scheduler:
         finally:
             self._busy.release()
         return due
-
-    def _plan(self, now: datetime) -> list[DueRun]:
-        """Record the missed runs and return the runs to do now, each recorded `running`."""
-        catalog = self._catalog
-        grace_minutes = self.settings.backup_misfire_grace_minutes
-        grace = timedelta(minutes=grace_minutes)
-        due = []
-        for schedule in self.schedules:
-            last = catalog.latest_schedule_run(schedule.name)
-            since = last.planned_at if last else self._started_at or now
-            times, cut = schedule.fire_times(since, now, MAX_RECORDED_MISSES)
-            if not times:
-                continue
-            newest = self._newest_fire_time(schedule, now) if cut else times[-1]
-            within_grace = now - newest <= grace
-            for planned in [t for t in times if t != newest]:
-                detail = f"the scheduler was not running at {planned:%Y-%m-%d %H:%M %Z}"
-                if within_grace:
-                    detail += f"; coalesced into the run planned at {newest:%Y-%m-%d %H:%M %Z}"
-                catalog.record_schedule_run(schedule.name, planned, "missed", detail=detail)
-            if cut:
-                logger.warning("%s: more than %d runs missed", schedule.name, MAX_RECORDED_MISSES)
-            if within_grace:
-                run = DueRun(schedule, newest)
-                run.run_id = catalog.record_schedule_run(schedule.name, newest, "running")
-                due.append(run)
-            else:
-                catalog.record_schedule_run(
-                    schedule.name,
-                    newest,
-                    "missed",
-                    detail=f"the scheduler started at {now:%Y-%m-%d %H:%M %Z}, past the grace "
-                    f"time (BACKUP_MISFIRE_GRACE_MINUTES={grace_minutes})",
-                )
-                logger.warning("%s run planned at %s missed", schedule.name, newest)
-        return due
-
-    def _newest_fire_time(self, schedule: Schedule, now: datetime) -> datetime:
-        step = timedelta(minutes=1)
-        while True:
-            moment = schedule.next_after(now - step)
-            if moment is not None and moment <= now:
-                while (following := schedule.next_after(moment)) is not None and following <= now:
-                    moment = following
-                return moment
-            step *= 2
 
     def _record_skip(self, run: DueRun, now: datetime) -> None:
         label = self._current_label or "another job"
@@ -299,14 +237,7 @@ class Scheduler:
     # --- running -------------------------------------------------------------------------
 
     def _execute(self, due: list[DueRun]) -> None:
-        groups: dict[str, RunGroup] = {}
-        for run in due:
-            groups.setdefault(run.schedule.spec.action, RunGroup(run.schedule.spec.action))
-            groups[run.schedule.spec.action].runs.append(run)
-        for action in ACTION_ORDER:
-            group = groups.get(action)
-            if group is None:
-                continue
+        for group in group_runs(due):
             if self._stopping.is_set():
                 for run in group.runs:
                     self._catalog.finish_schedule_run(
@@ -392,20 +323,6 @@ class Scheduler:
             logger.error("watchdog: %s", error)
             return [str(error)]
         return problems
-
-    def _recover_interrupted_runs(self) -> None:
-        """Runs left `running` by a scheduler that died take their job's outcome."""
-        catalog = self._catalog
-        for run in catalog.interrupted_schedule_runs():
-            job = catalog.get_job(run.job_id) if run.job_id else None
-            if job is not None and not job.finished:
-                continue
-            outcome = {"succeeded": "succeeded", "cancelled": "cancelled"}.get(
-                job.status if job else "", "failed"
-            )
-            catalog.finish_schedule_run(
-                run.id, outcome, self.clock(), detail="the scheduler stopped during this run"
-            )
 
     @property
     def _catalog(self):

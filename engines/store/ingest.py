@@ -119,13 +119,14 @@ class Ingest:
 
     def _read_chunks(self, entry: Entry, handle, size: int) -> int:
         read = 0
-        if size <= SINGLE_CHUNK_LIMIT:
-            data = handle.readall()
-            pieces: Iterable[bytes] = [data] if data else []
-        else:
+        first = handle.read(SINGLE_CHUNK_LIMIT + 1) if size <= SINGLE_CHUNK_LIMIT else b""
+        pieces: Iterable[bytes]
+        if len(first) <= SINGLE_CHUNK_LIMIT and size <= SINGLE_CHUNK_LIMIT:
+            pieces = [first] if first else []
+        else:  # a large file, or a small one that grew while it was opened
             if self._chunker is None:
                 self._chunker = Chunker(self._keys.gear_seed)
-            pieces = self._chunker.chunks(handle.read)
+            pieces = self._chunker.chunks(_prefixed(first, handle.read))
         for piece in pieces:
             self._add_chunk(entry, piece)
             read += len(piece)
@@ -190,6 +191,16 @@ class Ingest:
             )
             results.append((entry, chunk_id, sealed, len(data)))
         return results
+
+
+def _prefixed(first: bytes, read: Callable[[int], bytes]) -> Callable[[int], bytes]:
+    """`read`, after handing out `first` (bytes already read from the same file)."""
+    pending = [first] if first else []
+
+    def read_more(size: int) -> bytes:
+        return pending.pop() if pending else read(size)
+
+    return read_more
 
 
 def _open_for_reading(path: str) -> int:

@@ -1,4 +1,4 @@
-"""`status`, `cleanup`, `health`, `alerts`, `drill` and `verify --all`."""
+"""`status`, `cleanup`, `health`, `drill` and `verify --all` (with `alerts` from its module)."""
 
 import argparse
 import sys
@@ -7,7 +7,6 @@ from datetime import datetime
 from engines.actions.cleanup import run_cleanup
 from engines.actions.verify_all import verify_all
 from engines.actions.verify_drill import run_restore_drill
-from engines.alerts import AlertDispatcher
 from engines.catalog import Catalog
 from engines.catalog.times import utc_now
 from engines.clock import configured_timezone
@@ -16,14 +15,10 @@ from engines.errors import JarvisError
 from engines.health import HealthCheck, run_health_checks
 from engines.joblog import register_secrets
 from engines.status import collect_status, format_age
-from jarvis_tui.commands.context import open_workspace, run_with_progress, settings_from
+from jarvis_tui.commands import alerts
+from jarvis_tui.commands.context import open_workspace, run_with_progress
 from jarvis_tui.exit_codes import ExitCode
 from jarvis_tui.output import print_json, print_table
-
-CHANNEL_VARIABLES = (
-    "PUSHOVER_USER_KEY and PUSHOVER_API_TOKEN, SLACK_WEBHOOK_URL, or NOTIFICATION_EMAIL "
-    "(with SMTP_HOST/SMTP_PORT)"
-)
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -49,14 +44,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     drill.set_defaults(handler=run_drill)
 
-    alerts = commands.add_parser("alerts", help="alert channels and history")
-    actions = alerts.add_subparsers(dest="alerts_command", metavar="ACTION", required=True)
-    test = actions.add_parser("test", help="send a test message to each configured channel")
-    test.set_defaults(handler=run_alerts_test)
-    listing = actions.add_parser("list", help="recent alerts with their delivery per channel")
-    listing.add_argument("--limit", type=int, default=20)
-    listing.add_argument("--json", action="store_true")
-    listing.set_defaults(handler=run_alerts_list)
+    alerts.register(commands)
 
 
 def _local(moment: datetime | None, zone) -> str:
@@ -229,46 +217,4 @@ def run_verify_all(args: argparse.Namespace) -> ExitCode:
     if failed:
         print(f"{len(failed)} artifact(s) failed verification", file=sys.stderr)
         return ExitCode.INTEGRITY
-    return ExitCode.OK
-
-
-def run_alerts_test(args: argparse.Namespace) -> ExitCode:
-    settings = settings_from(args)
-    with Catalog.open(settings.catalog_path) as catalog:
-        results = AlertDispatcher(catalog, settings).send_test()
-    if not results:
-        print(
-            f"jarvis-tui: no alert channel is configured; set {CHANNEL_VARIABLES}", file=sys.stderr
-        )
-        return ExitCode.FAILED
-    for result in results:
-        print(f"{result.channel:9} {'sent' if result.ok else 'failed'}  {result.detail}")
-    return ExitCode.OK if all(r.ok for r in results) else ExitCode.FAILED
-
-
-def run_alerts_list(args: argparse.Namespace) -> ExitCode:
-    settings = settings_from(args)
-    with Catalog.open(settings.catalog_path) as catalog:
-        alerts = catalog.list_alerts(args.limit)
-    if args.json:
-        print_json(
-            [
-                {
-                    "id": a.id,
-                    "at": a.at.isoformat(),
-                    "severity": a.severity,
-                    "kind": a.kind,
-                    "message": a.message,
-                    "delivery": a.delivery,
-                }
-                for a in alerts
-            ]
-        )
-        return ExitCode.OK
-    if not alerts:
-        print("no alerts yet")
-    for alert in alerts:
-        delivery = "; ".join(f"{k}: {v}" for k, v in sorted(alert.delivery.items())) or "pending"
-        print(f"{alert.at:%Y-%m-%d %H:%M} {alert.severity:8} {alert.kind}: {alert.message}")
-        print(f"    {delivery}")
     return ExitCode.OK

@@ -1,5 +1,6 @@
 """Alerts delivered to real local receivers: HTTP (Pushover, Slack shapes) and SMTP."""
 
+import json
 import socket
 import time
 from pathlib import Path
@@ -13,6 +14,7 @@ from engines.joblog import register_secrets
 from jarvis_tui.cli import main
 from jarvis_tui.exit_codes import ExitCode
 from tests.scheduling_support import T0, Clock, make_settings, write_env_file
+from tests.servers import SmtpServer
 
 USER_KEY = "uQiRzpo4DXghDmr9QzzfQu27cmVRsG"
 API_TOKEN = "azGDORePK8gMaC0QOYAMyEEuzJnyUi"
@@ -206,3 +208,30 @@ def test_cli_alerts_test_without_channels_says_what_to_set(tmp_path, isolated_en
     env_file = write_env_file(tmp_path)
     assert main(["--env-file", str(env_file), "alerts", "test"]) == ExitCode.FAILED
     assert "SLACK_WEBHOOK_URL" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("password", "outcome"), [("right-pw", "sent"), ("wrong-pw", "failed")])
+def test_email_logs_in_to_the_relay_and_a_refused_login_is_reported(
+    tmp_path, isolated_env, password, outcome
+):
+    with SmtpServer(auth=("mailer", "right-pw")) as relay:
+        relay.start()
+        settings = make_settings(
+            tmp_path,
+            NOTIFICATION_EMAIL="ops@example.com",
+            SMTP_HOST="127.0.0.1",
+            SMTP_PORT=str(relay.port),
+            SMTP_USER="mailer",
+            SMTP_PASSWORD=password,
+        )
+        register_secrets(settings.secret_values())
+        with Catalog.open(settings.catalog_path) as catalog:
+            alert_id = AlertDispatcher(catalog, settings).notify("test", "info", "hello")
+            delivery = catalog.get_alert(alert_id).delivery
+        assert delivery["email"].startswith(outcome)
+        if outcome == "sent":
+            assert relay.wait_for_messages(1)[0].message.get_content().strip() == "hello"
+        else:
+            assert "refused SMTP_USER's login (535)" in delivery["email"]
+            assert relay.messages == []
+        assert password not in json.dumps(delivery)

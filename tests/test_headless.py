@@ -14,6 +14,8 @@ import pytest
 from engines.catalog import Catalog
 from engines.catalog.times import utc_now
 from engines.workspace import Workspace
+from jarvis_tui.cli import main
+from jarvis_tui.exit_codes import ExitCode
 from tests.scheduling_support import catalog_consistency_problems, make_settings, write_env_file
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -244,3 +246,11 @@ def test_sigterm_during_a_job_lets_it_finish_within_the_grace_time(
         assert all(a.verify_state == "ok" for a in artifacts)
         [run] = [r for r in workspace.catalog.list_schedule_runs("daily") if r.job_id]
         assert run.outcome == "succeeded"
+
+
+def test_invalid_settings_stop_the_runner_before_it_starts(tmp_path, isolated_env, capsys):
+    env_file = write_env_file(tmp_path, BACKUP_DAILY_TIME="every night")
+    assert main(["--env-file", str(env_file), "--run-scheduled"]) == ExitCode.INVALID_SETTINGS
+    error = capsys.readouterr().err
+    assert "BACKUP_DAILY_TIME" in error and "5-field cron expression" in error
+    assert not (tmp_path / "repo" / ".scheduler.lock").exists()

@@ -12,6 +12,7 @@ from pathlib import Path
 from textual import work
 from textual.app import App
 from textual.binding import Binding
+from textual.screen import Screen
 from textual.signal import Signal
 from textual.worker import Worker, WorkerState
 
@@ -19,9 +20,8 @@ from engines.catalog import Job
 from engines.config import Settings, load_settings
 from engines.joblog import close_logging, configure_logging, register_secrets
 from engines.paths import default_env_file
-from engines.watchdog import disk_space as engine_disk_space
 from jarvis_tui.commands_palette import ConsoleCommands
-from jarvis_tui.dashboard_view import DiskProbe, source_available
+from jarvis_tui.dashboard_view import DiskProbe, repository_disk_space, source_available
 from jarvis_tui.engine_access import EngineAccess
 from jarvis_tui.exit_codes import ExitCode
 from jarvis_tui.full_backup import full_backup_available
@@ -29,16 +29,12 @@ from jarvis_tui.job_runner import JobRunner
 from jarvis_tui.messages import CatalogChanged, JobEnded, JobsPolled, WorkspaceFailed
 from jarvis_tui.notifications import OutcomeNotifications
 from jarvis_tui.scheduler_host import SchedulerHost
-from jarvis_tui.screens.alerts import AlertsScreen
 from jarvis_tui.screens.backup_chooser import FULL, BackupChooser
-from jarvis_tui.screens.catalog import CatalogScreen
 from jarvis_tui.screens.confirm import ConfirmScreen
 from jarvis_tui.screens.dashboard import DashboardScreen
 from jarvis_tui.screens.help import HelpScreen
-from jarvis_tui.screens.jobs import JobsScreen
 from jarvis_tui.screens.key_setup import KeySetupScreen
 from jarvis_tui.screens.restore_chooser import RestoreChooser, open_restore
-from jarvis_tui.screens.settings import SettingsScreen
 
 JOBS_SHOWN = 100
 Clock = Callable[[], datetime]
@@ -48,6 +44,31 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+# The panes after the first are imported when first shown: a faster first paint.
+def catalog_screen() -> Screen:
+    from jarvis_tui.screens.catalog import CatalogScreen
+
+    return CatalogScreen()
+
+
+def jobs_screen() -> Screen:
+    from jarvis_tui.screens.jobs import JobsScreen
+
+    return JobsScreen()
+
+
+def alerts_screen() -> Screen:
+    from jarvis_tui.screens.alerts import AlertsScreen
+
+    return AlertsScreen()
+
+
+def settings_screen() -> Screen:
+    from jarvis_tui.screens.settings import SettingsScreen
+
+    return SettingsScreen()
+
+
 class JarvisConsole(OutcomeNotifications, App[ExitCode]):
     TITLE = "Jarvis backup console"
     CSS_PATH = "styles/app.tcss"
@@ -55,10 +76,10 @@ class JarvisConsole(OutcomeNotifications, App[ExitCode]):
     DEFAULT_MODE = "dashboard"
     MODES = {
         "dashboard": DashboardScreen,
-        "catalog": CatalogScreen,
-        "jobs": JobsScreen,
-        "alerts": AlertsScreen,
-        "settings": SettingsScreen,
+        "catalog": catalog_screen,
+        "jobs": jobs_screen,
+        "alerts": alerts_screen,
+        "settings": settings_screen,
     }
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide"), (160, "-huge")]
     BINDINGS = [
@@ -86,7 +107,7 @@ class JarvisConsole(OutcomeNotifications, App[ExitCode]):
         super().__init__()
         self.env_file = env_file
         self.clock: Clock = clock or _utc_now
-        self.disk_space: DiskProbe = disk_space or engine_disk_space
+        self.disk_space: DiskProbe = disk_space or repository_disk_space
         self.poll_seconds = poll_seconds
         self.settings: Settings = self._read_settings()
         self.access = EngineAccess(self.settings)
@@ -212,6 +233,8 @@ class JarvisConsole(OutcomeNotifications, App[ExitCode]):
 
     def action_test_alert(self) -> None:
         def send() -> None:
+            from jarvis_tui.screens.alerts import AlertsScreen
+
             if isinstance(self.screen, AlertsScreen):
                 self.screen.action_test_alert()
 

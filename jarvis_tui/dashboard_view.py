@@ -9,21 +9,30 @@ import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from engines.catalog import Alert
 from engines.config import Settings
-from engines.sources import SOURCE_MODULES, get_source
-from engines.status import ScheduleStatus, SourceStatus, StatusReport, collect_status
-from engines.watchdog import DiskSpace
 from jarvis_tui.engine_access import EngineAccess
 from jarvis_tui.output import human_size
+
+if TYPE_CHECKING:
+    from engines.status import ScheduleStatus, SourceStatus, StatusReport
+    from engines.watchdog import DiskSpace
 
 # The guide's five kinds of data, in its order; a kind whose engine has not
 # landed is listed as unavailable rather than left out.
 GUIDE_SOURCES = ("postgres", "redis", "files", "secrets", "config")
 RECENT_ALERTS = 5
 
-DiskProbe = Callable[[Settings], DiskSpace]
+DiskProbe = Callable[[Settings], "DiskSpace"]
+
+
+def repository_disk_space(settings: Settings) -> "DiskSpace":
+    """The engine's disk probe (the watchdog's), loaded in the worker that asks."""
+    from engines.watchdog import disk_space
+
+    return disk_space(settings)
 
 
 @dataclass(frozen=True)
@@ -31,7 +40,7 @@ class SourceRow:
     kind: str
     available: bool
     not_configured: str | None
-    freshness: SourceStatus | None
+    freshness: "SourceStatus | None"
 
 
 @dataclass(frozen=True)
@@ -46,7 +55,7 @@ class DestinationRow:
 class DashboardFacts:
     sources: list[SourceRow] = field(default_factory=list)
     destinations: list[DestinationRow] = field(default_factory=list)
-    schedules: list[ScheduleStatus] = field(default_factory=list)
+    schedules: list["ScheduleStatus"] = field(default_factory=list)
     timezone: str = ""
     scheduler_holder: str = ""
     alerts: list[Alert] = field(default_factory=list)
@@ -62,15 +71,21 @@ class ServerProbe:
 
 
 def source_available(kind: str) -> bool:
+    from engines.sources import SOURCE_MODULES
+
     module = SOURCE_MODULES.get(kind)
     return module is not None and importlib.util.find_spec(module) is not None
 
 
 def all_sources() -> list[str]:
+    from engines.sources import SOURCE_MODULES
+
     return [*GUIDE_SOURCES, *sorted(set(SOURCE_MODULES) - set(GUIDE_SOURCES))]
 
 
-def gather_sources(settings: Settings, status: StatusReport | None) -> list[SourceRow]:
+def gather_sources(settings: Settings, status: "StatusReport | None") -> list[SourceRow]:
+    from engines.sources import get_source
+
     freshness = {s.source: s for s in status.sources} if status else {}
     rows = []
     for kind in all_sources():
@@ -100,9 +115,11 @@ def gather_destinations(settings: Settings, disk: DiskProbe) -> list[Destination
 
 
 def gather_dashboard(access: EngineAccess, now: datetime, disk: DiskProbe) -> DashboardFacts:
+    from engines.status import collect_status
+
     settings = access.settings
     facts = DashboardFacts(destinations=gather_destinations(settings, disk))
-    status = None
+    status: Any = None
     try:
         catalog = access.catalog()
         status = collect_status(settings, catalog, now)

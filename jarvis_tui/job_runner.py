@@ -1,5 +1,8 @@
 """The jobs this console runs itself: each engine action in a worker thread.
 
+Engine actions are imported inside the workers: they pull in database drivers
+and the files store, which the first paint of the console does not need.
+
 Every action goes through `EngineAccess.run_job`, so it is a catalogued job
 with events, progress and cross-process cancellation, like a CLI or scheduler
 run. Results travel back as past-tense messages to the screen that asked.
@@ -17,10 +20,6 @@ from textual.message import Message
 from textual.message_pump import MessagePump
 from textual.worker import WorkerState
 
-from engines.actions.backup import run_backup
-from engines.actions.decrypt import decrypt_to_file
-from engines.actions.restore import run_restore
-from engines.actions.verify import verify_backup
 from engines.catalog import BackupSet
 from engines.errors import JarvisError, JobCancelledError
 from engines.jobs import JobContext, JobFinished, JobStarted, JobUpdate
@@ -61,6 +60,8 @@ def backup_action(kind: str, options: Any) -> Callable[[Workspace, JobContext], 
         from engines.actions.backup_full import run_backup_full
 
         return lambda ws, ctx: run_backup_full(ws, ctx, tier="manual").backup_set
+    from engines.actions.backup import run_backup
+
     return lambda ws, ctx: run_backup(ws, kind, options, ctx, tier="manual")
 
 
@@ -142,6 +143,8 @@ class JobRunner:
         description = f"restore {kind} {reference}" + (" (dry run)" if dry_run else "")
 
         def work() -> None:
+            from engines.actions.restore import run_restore
+
             try:
                 report = self.app.access.run_job(
                     "restore",
@@ -164,6 +167,8 @@ class JobRunner:
 
     def verify(self, set_id: str, reply_to: MessagePump) -> None:
         def work() -> None:
+            from engines.actions.verify import verify_backup
+
             try:
                 results = self.app.access.run_job(
                     "verify",
@@ -191,6 +196,8 @@ class JobRunner:
         """Decrypt each artifact into `folder`: its plain .gz, or with `as_sql` plain SQL."""
 
         def export_all(workspace, context) -> list[Path]:
+            from engines.actions.decrypt import decrypt_to_file
+
             written = []
             for relpath in relpaths:
                 context.raise_if_cancelled()

@@ -4,17 +4,20 @@ Worker threads reach the UI only through these (`post_message` is
 thread-safe); handlers run on the UI thread.
 """
 
+from __future__ import annotations
+
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.message import Message
 
-from engines.catalog import Alert, BackupSet, Job, JobEvent
-from engines.jobs import JobUpdate
-from engines.sources.base import RestoreReport
-from jarvis_tui.catalog_view import CatalogIndex, SetDetail, SetExtras
-from jarvis_tui.restorable import RestorableSet
+if TYPE_CHECKING:
+    from engines.catalog import Alert, BackupSet, Job, JobEvent
+    from engines.jobs import JobUpdate
+    from engines.sources.base import RestoreReport
+    from jarvis_tui.catalog_view import CatalogIndex, SetDetail, SetExtras
+    from jarvis_tui.restorable import RestorableSet
 
 
 @dataclass

@@ -50,8 +50,7 @@ class DashboardScreen(PaneScreen):
         self.facts: DashboardFacts | None = None
         self.probes: dict[str, ServerProbe] = {}
         self._show_settings_banner()
-        self.load()
-        self.probe()
+        self.load()  # the servers are probed once this first pass is on the screen
         if self.console.poll_seconds:
             self.set_interval(REFRESH_SECONDS, self.load)
             self.set_interval(PROBE_SECONDS, self.probe)
@@ -93,8 +92,12 @@ class DashboardScreen(PaneScreen):
         self.post_message(ServersProbed(probes))
 
     def on_dashboard_loaded(self, message: DashboardLoaded) -> None:
+        first = self.facts is None
         self.facts = message.facts
         self._render_cards()
+        if first:
+            # Probing loads the database drivers: after the first paint, not before it.
+            self.call_after_refresh(self.probe)
 
     def on_servers_probed(self, message: ServersProbed) -> None:
         self.probes = message.probes

@@ -8,6 +8,7 @@ import pytest
 
 from engines.actions.verify_drill import run_restore_drill
 from engines.jobs import run_job
+from engines.resolve import resolve_artifacts
 from engines.workspace import Workspace
 from jarvis_tui.cli import main
 from jarvis_tui.exit_codes import ExitCode
@@ -89,6 +90,15 @@ def test_backup_full_stores_every_configured_source_in_one_verified_set(
         artifacts = workspace.catalog.artifacts_of(backup_set.id)
         assert {a.source for a in artifacts} == set(parts)
         assert all(a.status == "complete" and a.verify_state == "ok" for a in artifacts)
+
+        # `restore postgres latest` (or the set's id) finds the parts of a full set.
+        for reference in ("latest", backup_set.id):
+            found = resolve_artifacts(workspace, reference, "redis")
+            assert sorted(a.artifact.mode for a in found) == ["json", "rdb"]
+        assert {a.artifact.mode for a in resolve_artifacts(workspace, "latest", "postgres")} == {
+            "full",
+            "globals",
+        }
 
         # The restore drill uses each source's own check where it has one.
         drill = run_job(

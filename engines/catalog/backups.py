@@ -31,6 +31,10 @@ LEFT JOIN (
 ) AS a ON a.set_id = s.id
 """
 _NEWEST_FIRST = " ORDER BY s.created_at DESC, s.rowid DESC"
+_HOLDS_SOURCE = (
+    "(s.status IN ('complete', 'partial') AND EXISTS (SELECT 1 FROM artifacts AS a"
+    " WHERE a.set_id = s.id AND a.source = ? AND a.status = 'complete'))"
+)
 
 
 def validate_kind(kind: str) -> None:
@@ -115,12 +119,16 @@ class BackupSetsMixin:
             raise NotFoundError(f"no backup set named {set_id!r}; {_LIST_HINT}")
 
     def get_backup_set(self, id_or_latest: str, kind: str | None = None) -> BackupSet:
-        """A set by id, or with "latest" the newest complete set (of `kind` if given)."""
+        """A set by id, or with "latest" the newest complete set (of `kind` if given).
+
+        With `kind`, a multi-source set (`backup full`, complete or partial) that holds a
+        complete artifact of that source counts as one of its backups.
+        """
         if id_or_latest == LATEST:
             where, params = "s.status = 'complete'", []
             if kind is not None:
-                where += " AND s.kind = ?"
-                params.append(kind)
+                where = f"((s.status = 'complete' AND s.kind = ?) OR {_HOLDS_SOURCE})"
+                params.extend([kind, kind])
             row = self._db.row(f"{_SELECT_SETS} WHERE {where} {_NEWEST_FIRST} LIMIT 1", params)
             if row is None:
                 what = f"complete {kind} backup" if kind else "complete backup"
@@ -131,11 +139,15 @@ class BackupSetsMixin:
         if row is None:
             raise NotFoundError(f"no backup set named {id_or_latest!r}; {_LIST_HINT}")
         found = BackupSet.from_row(row)
-        if kind is not None and found.kind != kind:
+        if kind is not None and found.kind != kind and not self._holds_source(found.id, kind):
             raise NotFoundError(
                 f"backup set {id_or_latest!r} is a {found.kind} backup, not {kind}; {_LIST_HINT}"
             )
         return found
+
+    def _holds_source(self, set_id: str, source: str) -> bool:
+        sql = f"SELECT 1 FROM backup_sets AS s WHERE s.id = ? AND {_HOLDS_SOURCE}"
+        return self._db.row(sql, (set_id, source)) is not None
 
     def list_backup_sets(
         self, *, kind: str | None = None, limit: int | None = None, search: str | None = None

@@ -8,6 +8,7 @@ old one, so an interrupted restore never leaves a half-written file in place.
 """
 
 import contextlib
+import itertools
 import os
 import secrets
 import stat
@@ -29,11 +30,21 @@ class BlockedPathError(JarvisError):
     """A folder on the way to an entry is a symlink or not a folder."""
 
 
+def _new_process_token() -> str:
+    return f"{os.getpid()}-{secrets.token_hex(4)}"
+
+
+_process_token = [_new_process_token()]
+os.register_at_fork(after_in_child=lambda: _process_token.__setitem__(0, _new_process_token()))
+_numbers = itertools.count()
+
+
 def temporary_name(name: str) -> str:
-    token = secrets.token_hex(4)
+    # Unique per process and call without a syscall per file (O_EXCL guards collisions).
+    token = f"{_process_token[0]}-{next(_numbers)}"
     if len(os.fsencode(name)) > 200:
-        return f".jarvis-restore-{os.getpid()}-{token}"
-    return f".{name}.jarvis-restore-{os.getpid()}-{token}"
+        return f".jarvis-restore-{token}"
+    return f".{name}.jarvis-restore-{token}"
 
 
 class TargetTree:
@@ -41,6 +52,7 @@ class TargetTree:
         self.root = root
         self._root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         self._folders: OrderedDict[tuple[str, ...], int] = OrderedDict()
+        self._missing: set[tuple[str, ...]] = set()  # folders found absent, until created
         # Restore workers share the cache: an evicted descriptor must never be closed
         # between another thread's lookup and its dup.
         self._lock = threading.Lock()
@@ -81,6 +93,7 @@ class TargetTree:
             fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
         except FileNotFoundError:
             if not create:
+                self._missing.add(parts)
                 raise
             with contextlib.suppress(FileExistsError):
                 os.mkdir(name, 0o777, dir_fd=parent)
@@ -94,6 +107,7 @@ class TargetTree:
                 f"{self.display(parts)} is {what}; refusing to write through it"
             ) from None
         self._folders[parts] = fd
+        self._missing.discard(parts)
         if len(self._folders) > MAX_CACHED_FOLDERS:
             _, old = self._folders.popitem(last=False)
             os.close(old)
@@ -102,8 +116,11 @@ class TargetTree:
     def lstat(self, parts: Sequence[str]) -> os.stat_result | None:
         """The entry at `parts`, or None; BlockedPathError if a folder on the way is not one."""
         with self._lock:
+            folder = tuple(parts[:-1])
+            if any(folder[:depth] in self._missing for depth in range(1, len(folder) + 1)):
+                return None  # a folder on the way is known to be absent
             try:
-                parent = self._folder(tuple(parts[:-1]), create=False)
+                parent = self._folder(folder, create=False)
             except FileNotFoundError:
                 return None
             try:

@@ -126,6 +126,8 @@ def check_s3(settings: Settings) -> list[HealthCheck]:
             connect_timeout=PROBE_TIMEOUT_S,
             read_timeout=PROBE_TIMEOUT_S,
             retries={"max_attempts": 1},
+            # S3-compatible servers (MinIO, moto) answer path-style requests.
+            s3={"addressing_style": "path"} if settings.s3_endpoint_url else None,
         ),
     )
     try:

@@ -178,3 +178,27 @@ def test_status_shows_schedules_in_words_results_and_the_holder(tmp_path, isolat
         assert report["open_alerts"] == []
     finally:
         scheduler.stop(0)
+
+
+def test_health_reaches_s3_and_names_a_missing_bucket(tmp_path, isolated_env, s3_server, capsys):
+    bucket = s3_server.create_bucket("jarvis-backups")
+    variables = {
+        "S3_ENABLED": "true",
+        "S3_BUCKET": bucket,
+        "S3_ACCESS_KEY": s3_server.access_key,
+        "S3_SECRET_KEY": s3_server.secret_key,
+        "S3_ENDPOINT_URL": s3_server.endpoint_url,
+    }
+    code, report = health(write_env_file(tmp_path, **variables), capsys)
+    checks = {c["name"]: c for c in report["checks"]}
+    assert checks["S3 reachable"] == {
+        "name": "S3 reachable",
+        "ok": True,
+        "detail": f"bucket {bucket}",
+    }
+
+    missing = {**variables, "S3_BUCKET": "no-such-bucket"}
+    code, report = health(write_env_file(tmp_path, **missing), capsys)
+    checks = {c["name"]: c for c in report["checks"]}
+    assert code == ExitCode.FAILED and not checks["S3 reachable"]["ok"]
+    assert "bucket no-such-bucket" in checks["S3 reachable"]["detail"]

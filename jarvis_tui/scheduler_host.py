@@ -17,6 +17,12 @@ RETRY_SECONDS = 15.0
 GROUP = "scheduler"
 
 
+def holder_name(holder: dict) -> str:
+    """`headless` for a holder whose purpose reads `scheduler (headless)`."""
+    purpose = str(holder.get("purpose") or "another process")
+    return purpose.removeprefix("scheduler (").removesuffix(")")
+
+
 class SchedulerHost:
     def __init__(self, app: "JarvisConsole", *, enabled: bool):
         self.app = app
@@ -56,10 +62,10 @@ class SchedulerHost:
                 return
             if elected:
                 self.scheduler = scheduler
-                self._note("scheduler here")
+                self._note("schedules run here")
                 return
         holder = scheduler_holder(settings) or {}
-        self._note(f"scheduler: {holder.get('purpose', 'other')} pid {holder.get('pid', '?')}")
+        self._note(f"schedules: {holder_name(holder)} pid {holder.get('pid', '?')}")
         self._retry_later()
 
     def _note(self, text: str) -> None:

@@ -8,6 +8,7 @@ valid UTF-8 survive the round trip to bytes.
 
 import fnmatch
 import os
+import re
 import stat
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -56,7 +57,12 @@ def check_roots(paths: Sequence[Path]) -> list[Path]:
 
 class Walker:
     def __init__(self, excludes: Sequence[str], skip: Sequence[Path], report: Report):
-        self._excludes = tuple(excludes)
+        # One regex for every pattern: the walk tests each name against all of them.
+        self._excluded_pattern = (
+            re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in excludes))
+            if excludes
+            else None
+        )
         self._skip = {str(path) for path in skip}
         self._report = report
 
@@ -73,10 +79,8 @@ class Walker:
                 yield from self._folder(absolute, "")
 
     def _excluded(self, name: str, relative: str) -> bool:
-        return any(
-            fnmatch.fnmatchcase(name, pattern) or fnmatch.fnmatchcase(relative, pattern)
-            for pattern in self._excludes
-        )
+        pattern = self._excluded_pattern
+        return pattern is not None and bool(pattern.match(name) or pattern.match(relative))
 
     def _folder(self, folder: str, relative: str) -> Iterator[Walked]:
         try:

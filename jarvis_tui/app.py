@@ -12,7 +12,6 @@ from pathlib import Path
 from textual import work
 from textual.app import App
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.signal import Signal
 from textual.worker import Worker, WorkerState
 
@@ -26,9 +25,11 @@ from jarvis_tui.engine_access import EngineAccess
 from jarvis_tui.exit_codes import ExitCode
 from jarvis_tui.full_backup import full_backup_available
 from jarvis_tui.job_runner import JobRunner
-from jarvis_tui.messages import CatalogChanged, JobEnded, JobsPolled, WorkspaceFailed
+from jarvis_tui.jobs_watch import JobsWatch
+from jarvis_tui.messages import CatalogChanged, WorkspaceFailed
 from jarvis_tui.notifications import OutcomeNotifications
 from jarvis_tui.scheduler_host import SchedulerHost
+from jarvis_tui.screens import lazy
 from jarvis_tui.screens.backup_chooser import FULL, BackupChooser
 from jarvis_tui.screens.confirm import ConfirmScreen
 from jarvis_tui.screens.dashboard import DashboardScreen
@@ -36,7 +37,6 @@ from jarvis_tui.screens.help import HelpScreen
 from jarvis_tui.screens.key_setup import KeySetupScreen
 from jarvis_tui.screens.restore_chooser import RestoreChooser, open_restore
 
-JOBS_SHOWN = 100
 Clock = Callable[[], datetime]
 
 
@@ -44,42 +44,17 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-# The panes after the first are imported when first shown: a faster first paint.
-def catalog_screen() -> Screen:
-    from jarvis_tui.screens.catalog import CatalogScreen
-
-    return CatalogScreen()
-
-
-def jobs_screen() -> Screen:
-    from jarvis_tui.screens.jobs import JobsScreen
-
-    return JobsScreen()
-
-
-def alerts_screen() -> Screen:
-    from jarvis_tui.screens.alerts import AlertsScreen
-
-    return AlertsScreen()
-
-
-def settings_screen() -> Screen:
-    from jarvis_tui.screens.settings import SettingsScreen
-
-    return SettingsScreen()
-
-
-class JarvisConsole(OutcomeNotifications, App[ExitCode]):
+class JarvisConsole(JobsWatch, OutcomeNotifications, App[ExitCode]):
     TITLE = "Jarvis backup console"
     CSS_PATH = "styles/app.tcss"
     COMMANDS = App.COMMANDS | {ConsoleCommands}
     DEFAULT_MODE = "dashboard"
     MODES = {
         "dashboard": DashboardScreen,
-        "catalog": catalog_screen,
-        "jobs": jobs_screen,
-        "alerts": alerts_screen,
-        "settings": settings_screen,
+        "catalog": lazy.catalog_screen,
+        "jobs": lazy.jobs_screen,
+        "alerts": lazy.alerts_screen,
+        "settings": lazy.settings_screen,
     }
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide"), (160, "-huge")]
     BINDINGS = [
@@ -240,38 +215,6 @@ class JarvisConsole(OutcomeNotifications, App[ExitCode]):
 
         self.switch_mode("alerts")
         self.call_after_refresh(send)
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="poll-jobs")
-    def poll_jobs(self) -> None:
-        try:
-            jobs = self.access.catalog().list_jobs(limit=JOBS_SHOWN)
-        except Exception as error:
-            self.post_message(WorkspaceFailed("jobs", str(error) or type(error).__name__))
-            return
-        self.post_message(JobsPolled(jobs))
-
-    def on_jobs_polled(self, message: JobsPolled) -> None:
-        previous = {job.id: job for job in self.jobs}
-        newest_seen = max(previous, default=0)
-        if self._jobs_polled_once:
-            for job in message.jobs:
-                before = previous.get(job.id)
-                ended_now = before is not None and not before.finished
-                if job.finished and (ended_now or job.id > newest_seen):
-                    self.post_message(JobEnded(job))
-        self._jobs_polled_once = True
-        self.jobs = message.jobs
-        self.jobs_signal.publish(message.jobs)
-
-    def on_job_ended(self, message: JobEnded) -> None:
-        job = message.job
-        if job.kind in ("backup", "verify", "restore", "cleanup", "delete"):
-            self.catalog_signal.publish(f"job {job.id} ended")
-        if self.runner.owns(job.id):
-            return  # the screen that started it reports the outcome itself
-        severity = {"succeeded": "information", "cancelled": "warning"}.get(job.status, "error")
-        detail = f": {job.error}" if job.error else ""
-        self.notify(f"Job {job.id} {job.description} {job.status}{detail}", severity=severity)
 
     def on_catalog_changed(self, message: CatalogChanged) -> None:
         self.catalog_signal.publish(message.reason)

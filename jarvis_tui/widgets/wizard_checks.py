@@ -1,0 +1,106 @@
+"""The steps before a restore changes anything: the engine's dry run, then confirmation."""
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.widgets import Input, RichLog, Static
+
+from jarvis_tui.screens.wizard import WizardStep
+
+REFUSED_PREFIX = "plan: refused"
+
+
+class DryRunStep(WizardStep):
+    TITLE = "Dry run"
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="dry-run-state", classes="step-intro")
+        yield RichLog(id="dry-run-report", wrap=True, markup=False, auto_scroll=False)
+
+    def on_mount(self) -> None:
+        self.state = "idle"
+
+    def enter(self) -> None:
+        self.state = "running"
+        self.query_one("#dry-run-report", RichLog).clear()
+        self.query_one("#dry-run-state", Static).update(
+            "Asking the engine what this restore would do (the backup is authenticated, "
+            "nothing is changed)…"
+        )
+        wizard = self.wizard
+        assert wizard.reference is not None
+        wizard.console.runner.restore(
+            wizard.KIND, wizard.reference, wizard.engine_options(dry_run=True), wizard
+        )
+
+    def finished(self, report, error: str | None) -> None:
+        log = self.query_one("#dry-run-report", RichLog)
+        state = self.query_one("#dry-run-state", Static)
+        if error is not None:
+            self.state = "failed"
+            state.update(Text("The dry run failed; nothing was changed.", style="bold red"))
+            log.write(Text(error, style="red"))
+            return
+        refused = [line for line in report.lines if line.startswith(REFUSED_PREFIX)]
+        self.state = "refused" if refused else "ok"
+        heading = (
+            Text(f"Dry run of {report.target}: the engine would refuse this.", style="bold red")
+            if refused
+            else Text(f"Dry run of {report.target}: nothing was changed.", style="bold green")
+        )
+        state.update(heading)
+        for line in report.lines:
+            log.write(Text(line, style="red" if line.startswith(REFUSED_PREFIX) else ""))
+        for warning in report.warnings:
+            log.write(Text(f"warning: {warning}", style="yellow"))
+
+    def problem(self) -> str | None:
+        return {
+            "running": "The dry run is still working…",
+            "failed": "The dry run failed: go back (ctrl+b) and change the choices.",
+            "refused": "The engine would refuse this restore: go back and change the choices.",
+        }.get(self.state)
+
+
+class ConfirmStep(WizardStep):
+    TITLE = "Confirm"
+    next_label = "Restore"
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="confirm-consequence", classes="step-intro")
+        yield Static("", id="confirm-prompt")
+        yield Input(id="confirm-typed", compact=True)
+
+    def enter(self) -> None:
+        wizard = self.wizard
+        self.query_one("#confirm-consequence", Static).update(wizard.consequence())
+        typed = self.query_one("#confirm-typed", Input)
+        prompt = self.query_one("#confirm-prompt", Static)
+        destructive = wizard.destructive()
+        typed.display = prompt.display = destructive
+        typed.value = ""
+        if destructive:
+            prompt.update(
+                Text.assemble(
+                    ("This replaces data. ", "bold red"),
+                    "Type ",
+                    (wizard.target_name(), "bold"),
+                    " to confirm:",
+                )
+            )
+            typed.placeholder = wizard.target_name()
+            typed.focus()
+        else:
+            self.wizard.query_one("#next").focus()
+
+    @on(Input.Submitted, "#confirm-typed")
+    def _submitted(self) -> None:
+        self.wizard.action_next()
+
+    def problem(self) -> str | None:
+        wizard = self.wizard
+        if wizard.destructive():
+            typed = self.query_one("#confirm-typed", Input).value
+            if typed != wizard.target_name():
+                return f"Type {wizard.target_name()} exactly to confirm (or go back)."
+        return None

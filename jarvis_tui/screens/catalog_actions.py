@@ -49,10 +49,18 @@ class CatalogActions(PaneScreen):
         detail = self._selected_detail()
         if detail is None:
             return
-        sources = [a.source for a in detail.complete_artifacts]
+        sources = sorted({a.source for a in detail.complete_artifacts})
         kinds = [kind for kind in LABELS if kind in sources]
-        if not kinds:
+        if not sources:
             self.notify("This backup holds no complete artifact to restore.", severity="warning")
+            return
+        if not kinds:
+            self.notify(
+                f"The console has no wizard for {', '.join(sources)} yet; use "
+                f"`jarvis-tui restore {sources[0]} {detail.backup_set.id}`.",
+                severity="warning",
+                timeout=10,
+            )
             return
         usable = [kind for kind in kinds if wizard_available(kind)]
         open_restore(self.console, (usable or kinds)[0], detail.backup_set.id)

@@ -6,11 +6,12 @@
 Contenders, each its own process on the same seeded catalog:
 
 - console: `jarvis_tui.app.make_app` run headless at 120x40. First paint is the
-  time from launching the process to the catalog pane drawn with its first page
-  of sets (the dashboard comes up first; the script then presses 2, as an
-  operator would). Filter latency is from a changed filter text to the table
-  redrawn with the matching sets, over queries from very selective to
-  everything.
+  time from launching the process to the dashboard drawn with its facts (the
+  newest good backup per source among the 10,000 sets, schedules, alerts); then
+  the script presses 2, as an operator would, and times the catalog pane drawn
+  with its first page of sets. Filter latency is from a changed filter text to
+  the table redrawn with the matching sets, over queries from very selective to
+  everything, 150 ms apart like a quick typist's keystrokes.
 - datatable: the same sets in a plain Textual `DataTable`, filtered by clearing
   it and adding the matching rows: what a console that is not virtual pays.
 - cli: `jarvis-tui list` printing every set (to /dev/null), for scale.
@@ -45,6 +46,9 @@ FILTER_TARGET_S = 0.100
 # From one set to all of them: an id, a day, a source, a tier, a status, nothing.
 QUERIES = ("redis_2024-03-1", "2024-02-0", "postgres", "weekly", "files daily", "complete", "")
 SIZE = (120, 40)
+# Between two filters, as between a quick typist's keystrokes: what one keystroke set off
+# (details of the row under the cursor, storage places of the rows in view) may finish.
+TYPING_PAUSE_S = 0.15
 
 
 # -- the seeded catalog --------------------------------------------------------------------
@@ -130,6 +134,7 @@ async def console_child(env_file: Path) -> dict:
         index = screen.index
         latencies = {}
         for query in QUERIES * 3:
+            await pilot.pause(TYPING_PAUSE_S)
             expected = len(index.filter(query))
             started = time.perf_counter()
             screen.query_one("#catalog-filter").value = query

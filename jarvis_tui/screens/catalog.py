@@ -168,6 +168,8 @@ class CatalogScreen(CatalogActions):
             self.detail = None
             self.query_one(SetDetailPanel).show(None)
             return
+        if self.detail is not None and self.detail.backup_set == backup_set:
+            return  # a new filter kept the same set under the cursor: nothing to redraw
         self._detail_timer = self.set_timer(DETAIL_DELAY_S, lambda: self.load_detail(backup_set))
 
     def on_backup_table_selected(self, message: BackupTable.Selected) -> None:

@@ -131,3 +131,19 @@ def test_a_hostile_config_tarball_is_refused(env, capsys):
     assert "contains '..'" in capsys.readouterr().err
     assert list(target.iterdir()) == []
     assert not (env.root / "escaped.yaml").exists()
+
+
+def test_secrets_to_a_folder_without_write_permission_fail_cleanly(env):
+    assert env.cli("backup", "secrets") == ExitCode.OK
+    locked = env.root / "locked"
+    locked.mkdir(mode=0o500)
+    try:
+        result = env.cli_process(
+            "restore", "secrets", "latest", "--to", str(locked / ".env"), drop_privileges=True
+        )
+    finally:
+        locked.chmod(0o700)
+    assert result.returncode == ExitCode.FAILED, result.stderr
+    assert "cannot write" in result.stderr and "Traceback" not in result.stderr
+    assert SECRET_VALUE not in result.stderr + result.stdout
+    assert list(locked.iterdir()) == []

@@ -163,11 +163,18 @@ def _restore_tar(plain, label: str, tree: TargetTree, options, report: RestoreRe
             continue
         if action in ("unchanged", "exists"):
             continue
-        folder = tree.folder(parts[:-1], create=True)
         try:
-            _apply(member, parts[-1], folder, action, data)
-        finally:
-            os.close(folder)
+            folder = tree.folder(parts[:-1], create=True)
+            try:
+                _apply(member, parts[-1], folder, action, data)
+            finally:
+                os.close(folder)
+        except OSError as exc:
+            done = len(report.lines)
+            raise JarvisError(
+                f"cannot write {tree.display(parts)} ({exc.strerror}); {done} entr(ies) were "
+                "restored before it, it and the rest were left as they were"
+            ) from None
         report.add(f"{action:9} {name}")
 
 

@@ -197,9 +197,16 @@ def _describe_dry_run(
 
 
 def _write_private(path: Path, data: bytes) -> None:
-    with atomic_output(path, mode=SECRET_MODE) as handle:
-        handle.write(data)
-    os.chmod(path, SECRET_MODE)
+    """Write `data` to `path` (mode 0600) through a temporary; the old file stays on failure."""
+    try:
+        with atomic_output(path, mode=SECRET_MODE) as handle:
+            handle.write(data)
+        os.chmod(path, SECRET_MODE)
+    except OSError as exc:
+        raise JarvisError(
+            f"cannot write {path} ({exc.strerror}); nothing was changed there. Check the "
+            "folder's permissions and free space, or choose another --to"
+        ) from None
 
 
 SOURCE = SecretsSource()

@@ -222,3 +222,25 @@ def test_an_unreadable_folder_to_back_up_is_refused(env):
     assert result.returncode == ExitCode.FAILED, result.stderr
     assert "cannot read folder" in result.stderr and str(env.data) in result.stderr
     assert not env.packs() and not env.snapshots()
+
+
+def test_a_snapshot_inside_a_full_backup_is_found_for_restore_and_incremental(env, capsys):
+    (env.data / "a.txt").write_text("in a full backup")
+    env.set(BACKUP_SECRET_FILES=str(env.root / "absent.env"))  # that part fails: a partial set
+    assert env.cli("backup", "full") in (ExitCode.OK, ExitCode.FAILED)
+    with env.workspace() as workspace:
+        full = workspace.catalog.list_backup_sets(kind="full")[0]
+    assert any(a.source == "files" for a in workspace_artifacts(env, full.id))
+    capsys.readouterr()
+    target = env.root / "target"
+    assert env.cli("restore", "files", "latest", "--target-dir", str(target)) == ExitCode.OK
+    assert (target / str(env.data).lstrip("/") / "a.txt").read_text() == "in a full backup"
+    assert env.cli("restore", "files", full.id, "--dry-run", "--target-dir", str(target)) == 0
+    assert env.cli("backup", "files", "--incremental") == ExitCode.OK
+    summary = _latest_summary(env)
+    assert summary["files_read"] == 0 and summary["parent"] == full.id
+
+
+def workspace_artifacts(env: FilesEnv, set_id: str):
+    with env.workspace() as workspace:
+        return workspace.catalog.artifacts_of(set_id)

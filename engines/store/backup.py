@@ -15,12 +15,12 @@ from typing import Any
 
 from engines.actions.backup import store_artifact
 from engines.catalog import Artifact, BackupSet
-from engines.errors import NotFoundError
 from engines.jobs import JobContext
 from engines.store.index import Index, load_index, write_index
 from engines.store.ingest import CHANGED, Ingest
 from engines.store.keys import store_keys
-from engines.store.layout import SNAPSHOT_NAME, SOURCE, is_snapshot_key
+from engines.store.layout import SNAPSHOT_NAME, SOURCE
+from engines.store.resolve import newest_snapshot
 from engines.store.snapshots import DIR, FILE, SYMLINK, Entry, Manifest, load_manifest
 from engines.store.walker import Walked, Walker, check_roots, snapshot_path
 from engines.workspace import Workspace
@@ -45,25 +45,21 @@ class ProblemLog:
 
 def previous_manifest(workspace: Workspace, key_id: str, context: JobContext) -> Manifest | None:
     """The newest complete files snapshot, if its chunks were named with the current key."""
-    try:
-        backup_set = workspace.catalog.get_backup_set("latest", SOURCE)
-    except NotFoundError:
+    artifact = newest_snapshot(workspace)
+    if artifact is None:
         context.log("no previous files snapshot: every file is read")
         return None
-    for artifact in workspace.catalog.artifacts_of(backup_set.id):
-        if artifact.status == "complete" and is_snapshot_key(artifact.relpath):
-            path = workspace.repository.path_for(artifact.relpath)
-            manifest = load_manifest(path, workspace.keyring(), artifact.relpath)
-            if manifest.key_id != key_id:
-                context.log(
-                    f"previous snapshot {backup_set.id} was made with another encryption key: "
-                    "every file is read"
-                )
-                return None
-            context.log(f"incremental: comparing with snapshot {backup_set.id}")
-            manifest.summary["set_id"] = backup_set.id
-            return manifest
-    return None
+    path = workspace.repository.path_for(artifact.relpath)
+    manifest = load_manifest(path, workspace.keyring(), artifact.relpath)
+    if manifest.key_id != key_id:
+        context.log(
+            f"previous snapshot {artifact.set_id} was made with another encryption key: "
+            "every file is read"
+        )
+        return None
+    context.log(f"incremental: comparing with snapshot {artifact.set_id}")
+    manifest.summary["set_id"] = artifact.set_id
+    return manifest
 
 
 def _entry_for(walked: Walked) -> Entry:

@@ -147,3 +147,11 @@ def test_secrets_to_a_folder_without_write_permission_fail_cleanly(env):
     assert "cannot write" in result.stderr and "Traceback" not in result.stderr
     assert SECRET_VALUE not in result.stderr + result.stdout
     assert list(locked.iterdir()) == []
+
+
+def test_secrets_restore_from_a_full_backup(env, isolated_env, capsys):
+    assert env.cli("backup", "full") in (ExitCode.OK, ExitCode.FAILED)  # some sources absent
+    capsys.readouterr()
+    target = env.root / "from-full.env"
+    assert env.cli("restore", "secrets", "latest", "--to", str(target)) == ExitCode.OK
+    assert SECRET_VALUE in target.read_text()

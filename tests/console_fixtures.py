@@ -96,6 +96,26 @@ def screen_words(app) -> str:
     return " ".join(screen_text(app).split())
 
 
+async def settle(pilot) -> None:
+    """Until the workers the last keys started are done and their messages handled."""
+    for _ in range(2):
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+
+
+async def paste_into(pilot, selector: str, text: str) -> None:
+    """Click a field, clear it and paste `text`, as a terminal's bracketed paste delivers it.
+
+    Long paths typed key by key would cost the suite seconds per field.
+    """
+    from textual import events
+
+    await pilot.click(selector)
+    await pilot.press("ctrl+a", "ctrl+k")
+    pilot.app.focused.post_message(events.Paste(text))
+    await pilot.pause()
+
+
 @dataclass
 class ConsoleEnv:
     """Settings for a console test; every path relative to the isolated working folder."""

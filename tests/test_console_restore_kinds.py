@@ -6,20 +6,9 @@ from jarvis_tui.app import make_app
 from jarvis_tui.screens.restore_files import FilesRestoreWizard
 from jarvis_tui.screens.restore_redis import RedisRestoreWizard
 from jarvis_tui.screens.restore_secrets import SecretsRestoreWizard
-from tests.console_fixtures import screen_words
+from tests.console_fixtures import paste_into, screen_words, settle
 from tests.files_env import make_files_env, tree_of
 from tests.redis_seed import RedisCase, fast_sync
-
-
-async def settle(pilot) -> None:
-    for _ in range(2):
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
-
-
-async def type_into(pilot, selector: str, text: str) -> None:
-    await pilot.click(selector)
-    await pilot.press("ctrl+a", "ctrl+k", *text)
 
 
 async def choose_restore(pilot, position: int, wizard_type: type):
@@ -49,9 +38,9 @@ async def test_files_wizard_restores_into_a_target_folder(files_env, tmp_path):
         wizard = await choose_restore(pilot, 2, FilesRestoreWizard)
         await pilot.press("enter")
         await settle(pilot)
-        await type_into(pilot, "#files-folder-path", str(target))
+        await paste_into(pilot, "#files-folder-path", str(target))
         await pilot.press("ctrl+n")  # -> options: keep "never overwrite"
-        await type_into(pilot, "#files-strip", str(files_env.data).lstrip("/"))
+        await paste_into(pilot, "#files-strip", str(files_env.data).lstrip("/"))
         await pilot.press("ctrl+n")  # -> dry run
         await settle(pilot)
         dry_run = screen_words(app)
@@ -99,7 +88,7 @@ async def test_secrets_wizard_writes_another_file(files_env, tmp_path):
         await pilot.press("enter")
         await settle(pilot)
         await pilot.click("#secrets-other")
-        await type_into(pilot, "#secrets-path", str(restored))
+        await paste_into(pilot, "#secrets-path", str(restored))
         await pilot.press("ctrl+n")  # -> dry run
         await settle(pilot)
         shown = screen_words(app)
@@ -137,7 +126,7 @@ async def test_redis_wizard_flushes_only_after_the_typed_address(
         assert client.get("stray") == b"added later"
         await pilot.press("ctrl+n")
         assert f"Type {address} to confirm" in screen_words(app)
-        await type_into(pilot, "#confirm-typed", address)
+        await paste_into(pilot, "#confirm-typed", address)
         await pilot.press("ctrl+n")
         await settle(pilot)
         await pilot.press("ctrl+n")

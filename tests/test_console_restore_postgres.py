@@ -4,7 +4,7 @@ import pytest
 
 from jarvis_tui.app import make_app
 from jarvis_tui.screens.restore_postgres import PostgresRestoreWizard
-from tests.console_fixtures import screen_words
+from tests.console_fixtures import paste_into, screen_words, settle
 from tests.pg_seed import PgCase, unique_name
 
 
@@ -14,12 +14,6 @@ def pg_case(postgres_server, tmp_path, isolated_env):
     assert case.cli("backup", "postgres") == 0
     yield case
     case.cleanup()
-
-
-async def settle(pilot) -> None:
-    for _ in range(2):
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
 
 
 async def open_wizard(pilot) -> PostgresRestoreWizard:
@@ -32,11 +26,6 @@ async def open_wizard(pilot) -> PostgresRestoreWizard:
     return wizard
 
 
-async def type_into(pilot, selector: str, text: str) -> None:
-    await pilot.click(selector)
-    await pilot.press("ctrl+a", "ctrl+k", *text)
-
-
 async def test_wizard_restores_into_a_new_database(pg_case):
     target = unique_name("jarvis_restored")
     app = make_app(pg_case.env_file, poll_seconds=None, host_scheduler=False)
@@ -45,7 +34,7 @@ async def test_wizard_restores_into_a_new_database(pg_case):
         await pilot.press("enter")  # the newest backup is highlighted
         await settle(pilot)
         assert wizard.reference.startswith("postgres_")
-        await type_into(pilot, "#pg-new-name", target)
+        await paste_into(pilot, "#pg-new-name", target)
         await pilot.press("ctrl+n")  # target -> options
         await pilot.press("ctrl+n")  # options -> dry run
         await settle(pilot)
@@ -97,7 +86,7 @@ async def test_replacing_a_database_takes_the_typed_name(pg_case):
         await pilot.press(*"jarvis_wrong", "ctrl+n")
         assert f"Type {source} exactly to confirm" in screen_words(app)
         assert wizard.index == 4 and not wizard.running
-        await type_into(pilot, "#confirm-typed", source)
+        await paste_into(pilot, "#confirm-typed", source)
         await pilot.press("ctrl+n")
         await settle(pilot)
         await pilot.press("ctrl+n")  # the run ended: on to the result
@@ -122,7 +111,7 @@ async def test_catalog_verifies_and_exports_a_real_backup(pg_case, tmp_path):
         assert "verified ok" in screen_words(app)
         await pilot.press("e")
         await settle(pilot)
-        await type_into(pilot, "#export-folder", str(folder))
+        await paste_into(pilot, "#export-folder", str(folder))
         await pilot.press("enter")
         await settle(pilot)
         assert "Exported" in screen_words(app)

@@ -57,6 +57,26 @@ def ensure_input(size_mib: int) -> Path:
     return path
 
 
+def cpu_idle_fraction(seconds: float) -> float:
+    def sample() -> tuple[int, int]:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return fields[3] + fields[4], sum(fields)  # idle + iowait, total
+
+    idle_before, total_before = sample()
+    time.sleep(seconds)
+    idle_after, total_after = sample()
+    return (idle_after - idle_before) / max(1, total_after - total_before)
+
+
+def wait_until_idle(limit_seconds: float) -> None:
+    """On a shared machine, start a contender only once the CPUs are nearly idle."""
+    deadline = time.monotonic() + limit_seconds
+    while time.monotonic() < deadline:
+        if cpu_idle_fraction(2.0) > 0.85:
+            return
+    print(f"  (CPUs still busy after {limit_seconds:.0f} s; measuring anyway)")
+
+
 def warm_cache(path: Path) -> None:
     buffer = bytearray(MiB)
     with path.open("rb", buffering=0) as handle:
@@ -201,6 +221,13 @@ def main() -> int:
     parser.add_argument(
         "--repeat", type=int, default=1, help="rounds; each contender keeps its fastest time"
     )
+    parser.add_argument(
+        "--wait-idle",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="before each run, wait up to this long for idle CPUs (shared machines)",
+    )
     parser.add_argument("--only", default="", help="run only contenders whose name has this")
     parser.add_argument("--out-dir", type=Path, help="where outputs go (default: /dev/shm)")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)  # CODEC INPUT OUTPUT
@@ -221,6 +248,8 @@ def main() -> int:
     for round_number in range(1, args.repeat + 1):
         for contender in chosen:
             output = out_dir / f"jarvis-bench-{contender.codec or 'peer'}.out"
+            if args.wait_idle:
+                wait_until_idle(args.wait_idle)
             print(f"round {round_number}: {contender.name} ...", flush=True)
             result = measure(contender, output)
             if contender.codec and args.check and round_number == 1:

@@ -5,11 +5,9 @@ from pathlib import Path
 from typing import Any
 
 from engines.artifacts import read_sealed_metadata, read_sidecar, sidecar_path_for
-from engines.catalog import LATEST, Artifact, BackupSet
+from engines.catalog import Artifact
 from engines.errors import JarvisError, NotFoundError
 from engines.workspace import Workspace
-
-FULL_KIND = "full"  # `backup full` puts every source in one set of this kind
 
 
 @dataclass(frozen=True)
@@ -47,7 +45,7 @@ def resolve_artifacts(
             )
         found = [_from_path(workspace, in_repository)]
     else:
-        backup_set = _set_holding(workspace, reference, kind)
+        backup_set = workspace.catalog.get_backup_set(reference, kind)
         found = [
             ResolvedArtifact(workspace.repository.path_for(a.relpath), a, _known_metadata(a))
             for a in workspace.catalog.artifacts_of(backup_set.id)
@@ -65,26 +63,6 @@ def resolve_artifacts(
                     "from `jarvis-tui list`"
                 )
     return found
-
-
-def _set_holding(workspace: Workspace, reference: str, kind: str | None) -> BackupSet:
-    """The set `reference` names; with `kind`, a `full` set that holds that source counts
-    too, and `latest` is the newest set with a complete artifact of it."""
-    catalog = workspace.catalog
-    if kind is None:
-        return catalog.get_backup_set(reference)
-    if reference == LATEST:
-        for backup_set in catalog.list_backup_sets():
-            if backup_set.status in ("complete", "partial") and any(
-                a.status == "complete" and a.source == kind
-                for a in catalog.artifacts_of(backup_set.id)
-            ):
-                return backup_set
-        return catalog.get_backup_set(reference, kind)  # raises: none of that kind yet
-    backup_set = catalog.get_backup_set(reference)
-    if backup_set.kind != FULL_KIND:
-        return catalog.get_backup_set(reference, kind)  # refuses another source's set
-    return backup_set
 
 
 def _known_metadata(artifact: Artifact) -> dict[str, Any]:

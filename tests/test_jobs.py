@@ -211,7 +211,9 @@ def test_cancel_requested_from_another_process_stops_the_job(catalog: Catalog, c
 
 def _run_a_job_until_killed(path: str, job_ids) -> None:
     def work(ctx: JobContext) -> None:
-        job_ids.put(ctx.job_id)
+        backup_set = ctx.catalog.create_backup_set("postgres", job_id=ctx.job_id)
+        ctx.catalog.add_artifact(backup_set.id, "postgres", "full", "postgres/x.dump.gz.enc")
+        job_ids.put((ctx.job_id, backup_set.id))
         while True:
             ctx.progress(1, 10, "files")
             time.sleep(0.05)
@@ -224,7 +226,7 @@ def test_a_job_whose_process_was_killed_is_marked_failed(catalog: Catalog, catal
     job_ids = SPAWN.Queue()
     child = SPAWN.Process(target=_run_a_job_until_killed, args=(str(catalog_path), job_ids))
     child.start()
-    killed_job = job_ids.get(timeout=30)
+    killed_job, its_set = job_ids.get(timeout=30)
     os.kill(child.pid, signal.SIGKILL)
     child.join(timeout=10)
     assert child.exitcode == -signal.SIGKILL
@@ -239,6 +241,8 @@ def test_a_job_whose_process_was_killed_is_marked_failed(catalog: Catalog, catal
     assert dead.finished_at is not None
     assert catalog.job_events(killed_job)[-1].level == "error"
     assert catalog.get_job(alive_job.id).status == "running"
+    assert catalog.get_backup_set(its_set).status == "failed"
+    assert [a.status for a in catalog.artifacts_of(its_set)] == ["failed"]
 
 
 # --- progress throttling ---------------------------------------------------------------------

@@ -135,4 +135,16 @@ class JobsMixin:
                     "INSERT INTO job_events (job_id, at, level, message) VALUES (?, ?, 'error', ?)",
                     (job_id, at, f"{ORPHAN_ERROR}: marked failed by process {os.getpid()}"),
                 )
+                # Its backup set can never finish either; artifacts still `writing` stay
+                # incomplete, so nothing half-written is ever offered for restore.
+                conn.execute(
+                    "UPDATE backup_sets SET status = 'failed', finished_at = ?, error = ? "
+                    "WHERE job_id = ? AND status = 'running'",
+                    (at, ORPHAN_ERROR, job_id),
+                )
+                conn.execute(
+                    "UPDATE artifacts SET status = 'failed', error = ? WHERE status = 'writing' "
+                    "AND set_id IN (SELECT id FROM backup_sets WHERE job_id = ?)",
+                    (ORPHAN_ERROR, job_id),
+                )
         return orphaned

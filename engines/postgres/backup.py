@@ -1,12 +1,9 @@
 """`backup postgres`: the database dump, the cluster globals, the optional copy and drill."""
 
-from pathlib import Path
-
 from engines.actions.backup import store_artifact
-from engines.artifacts import sidecar_path_for
+from engines.actions.output_copy import check_output_path, copy_artifacts
 from engines.catalog import Artifact, BackupSet
 from engines.errors import JarvisError
-from engines.fsutil import atomic_output
 from engines.jobs import JobContext
 from engines.postgres.connection import PostgresTarget, connect, target_from_settings
 from engines.postgres.dump import (
@@ -24,19 +21,6 @@ from engines.postgres.space import BACKUP_SPACE_FACTOR, require_free_space
 from engines.postgres.tools import ClientTools, choose_tools, installed_tools
 from engines.postgres.verify import verify_by_restore
 from engines.workspace import Workspace
-
-COPY_SIZE = 1024 * 1024
-
-
-def check_output_path(output: Path | None) -> None:
-    """Refuse an --output that cannot be written, before any work starts."""
-    if output is None:
-        return
-    folder = output if output.is_dir() else output.parent
-    if not folder.is_dir():
-        raise JarvisError(f"--output {output}: folder {folder} does not exist")
-    if not output.is_dir() and output.exists():
-        raise JarvisError(f"--output {output} already exists; choose another path or remove it")
 
 
 def back_up_postgres(
@@ -71,10 +55,9 @@ def back_up_postgres(
             _dump_globals(workspace, backup_set, target, tools, facts, with_passwords, context)
         )
     if options.output is not None:
-        for artifact in artifacts:
-            copied = copy_artifact(
-                workspace, artifact, options.output, main=artifact is artifacts[0]
-            )
+        for artifact, copied in zip(
+            artifacts, copy_artifacts(workspace, artifacts, options.output), strict=True
+        ):
             context.log(f"copied {artifact.relpath} to {copied}")
     verify = (
         workspace.settings.verify_restore
@@ -169,28 +152,3 @@ def _dump_globals(
         )
     finally:
         tool.stop()
-
-
-def copy_artifact(workspace: Workspace, artifact: Artifact, output: Path, *, main: bool) -> Path:
-    """Copy an artifact and its sidecar to --output: into it when it is a folder, else the
-    main artifact to that name and the others beside it under their own names."""
-    source = workspace.repository.path_for(artifact.relpath)
-    if output.is_dir():
-        destination = output / source.name
-    elif main:
-        destination = output
-    else:
-        destination = output.parent / source.name
-    for origin, copy in (
-        (source, destination),
-        (sidecar_path_for(source), sidecar_path_for(destination)),
-    ):
-        if copy.exists():
-            raise JarvisError(
-                f"{copy} already exists; the backup itself is complete in the "
-                "repository, only the copy was skipped"
-            )
-        with origin.open("rb") as reader, atomic_output(copy) as writer:
-            while block := reader.read(COPY_SIZE):
-                writer.write(block)
-    return destination

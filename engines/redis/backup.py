@@ -9,6 +9,7 @@ no snapshot. Both artifacts are checked afterwards (`verify.check_artifacts`).
 from typing import Any
 
 from engines.actions.backup import store_artifact
+from engines.actions.output_copy import check_output_path, copy_artifacts
 from engines.catalog import Artifact, BackupSet
 from engines.jobs import JobContext
 from engines.redis.connection import RedisTarget, connected, target_from_settings
@@ -16,7 +17,6 @@ from engines.redis.inspect import ServerFacts, server_facts, server_time_ms
 from engines.redis.json_export import JsonExporter
 from engines.redis.json_format import FORMAT as JSON_FORMAT
 from engines.redis.options import JSON_MODE, RDB_MODE, RedisBackupOptions
-from engines.redis.output import check_output_path, copy_artifacts
 from engines.redis.rdb_format import parse_header
 from engines.redis.rdb_sync import RdbStream, SyncRefusedError
 from engines.redis.rdb_tee import SummarisingTee

@@ -1,4 +1,4 @@
-"""`backup redis --output PATH`: a copy of the artifacts and their sidecars elsewhere."""
+"""`backup <source> --output PATH`: a copy of the new artifacts and their sidecars elsewhere."""
 
 from pathlib import Path
 

@@ -169,3 +169,23 @@ def test_offline_data_dir_places_the_snapshot_for_a_stopped_server(case, redis_s
         assert fingerprint(stopped) == fingerprint(redis_server)
     finally:
         stopped.close()
+
+
+def test_output_copies_both_artifacts_and_restores_from_the_copy(
+    tmp_path, isolated_env, redis_server, target
+):
+    seed(redis_server)
+    target.flush()
+    case = RedisCase(tmp_path, redis_server)
+    copies = tmp_path / "copies"
+    copies.mkdir()
+    assert case.cli("backup", "redis", "--output", str(copies)) == ExitCode.OK
+    names = sorted(p.name for p in copies.iterdir())
+    assert len(names) == 4 and sum(n.endswith(".metadata.json") for n in names) == 2
+    rdb_copy = next(copies.glob("*rdb*.enc"))
+    assert rdb_copy.read_bytes() == case.artifact_path("rdb").read_bytes()
+
+    assert case.cli("backup", "redis", "--output", str(rdb_copy)) == ExitCode.FAILED
+    case.point_at(target)
+    assert case.cli("restore", "redis", str(rdb_copy)) == ExitCode.OK
+    assert fingerprint(target) == fingerprint(redis_server)

@@ -8,9 +8,13 @@ later run can tell an abandoned one from one still being written.
 import contextlib
 import os
 import secrets
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
+
+from engines.processes import process_alive
 
 TEMP_MARKER = ".tmp-"
 FILE_MODE = 0o600
@@ -62,16 +66,6 @@ def _writer_pid(name: str) -> int | None:
         return None
 
 
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def remove_abandoned_temporaries(root: Path) -> list[Path]:
     """Delete temporaries under `root` whose writing process is gone."""
     removed = []
@@ -79,7 +73,27 @@ def remove_abandoned_temporaries(root: Path) -> list[Path]:
         return removed
     for path in root.rglob(f".*{TEMP_MARKER}*"):
         pid = _writer_pid(path.name)
-        if pid is not None and not _process_alive(pid) and path.is_file():
+        if pid is not None and not process_alive(pid) and path.is_file():
             path.unlink(missing_ok=True)
             removed.append(path)
     return removed
+
+
+def _remove_abandoned_work_folders(parent: Path) -> None:
+    for folder in parent.glob("work-*"):
+        pid = folder.name.removeprefix("work-").split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not process_alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def private_work_folder(repository_root: Path, purpose: str) -> Iterator[Path]:
+    """An owner-only scratch folder in the repository (same disk, same privacy), removed
+    afterwards; folders a killed process left behind are removed on the next use."""
+    parent = ensure_private_dir(repository_root / f".{purpose}")
+    _remove_abandoned_work_folders(parent)
+    folder = Path(tempfile.mkdtemp(prefix=f"work-{os.getpid()}-", dir=parent))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -17,6 +17,7 @@ from typing import Any
 
 from engines.errors import RepositoryLockedError
 from engines.fsutil import FILE_MODE, ensure_private_dir
+from engines.processes import process_alive
 
 LOCK_NAME = ".lock"
 RECORD_LIMIT = 64 * 1024
@@ -105,7 +106,7 @@ def read_holder(root: Path, *, name: str = LOCK_NAME) -> dict[str, Any] | None:
     record = _parse(text)
     if record is None:
         return None
-    if record.get("host") == socket.gethostname() and not _process_alive(record.get("pid")):
+    if record.get("host") == socket.gethostname() and not process_alive(record.get("pid")):
         return None
     return record
 
@@ -138,18 +139,6 @@ def _write_record(fd: int, record: dict[str, Any]) -> None:
     os.ftruncate(fd, 0)
     os.pwrite(fd, data, 0)
     os.fsync(fd)
-
-
-def _process_alive(pid: Any) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _when(started_at: Any) -> str:

@@ -31,6 +31,12 @@ def target():
         server.close()
 
 
+def _keys_recorded(case: RedisCase) -> bool:
+    with case.workspace() as workspace:
+        job = workspace.catalog.list_jobs()[0]
+    return job.kind == "restore" and job.progress_unit == "keys" and job.progress_done > 0
+
+
 def _scratch_servers(repository: Path) -> list[int]:
     found = []
     for entry in Path("/proc").glob("[0-9]*"):
@@ -61,6 +67,7 @@ def test_sigkill_mid_restore_leaves_a_usable_target_and_a_record(
     )
     try:
         wait_until(lambda: target.client().dbsize() > 0, 60, "keys to arrive on the target")
+        wait_until(lambda: _keys_recorded(case), 30, "the job to record keys written")
     finally:
         os.kill(restoring.pid, signal.SIGKILL)
         restoring.wait()

@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 
 from engines.artifacts import SIDECAR_SUFFIX
 from engines.catalog import Artifact
-from engines.catalog.jobs import process_alive
 from engines.clock import configured_timezone
 from engines.destinations import DESTINATION_KINDS, Destination
 from engines.errors import JarvisError
 from engines.jobs import JobContext
 from engines.lock import RepositoryLock
+from engines.processes import process_alive
 from engines.retention import Candidate, Decision, RetentionPolicy, plan_retention
 from engines.sources import SOURCE_MODULES, get_source
 from engines.workspace import Workspace

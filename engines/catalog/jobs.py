@@ -2,7 +2,6 @@
 
 import os
 import socket
-from pathlib import Path
 
 from engines.catalog.db import Database
 from engines.catalog.rows import (
@@ -15,23 +14,9 @@ from engines.catalog.rows import (
 from engines.catalog.times import now_iso
 from engines.errors import NotFoundError
 from engines.joblog import redact
+from engines.processes import process_alive
 
 ORPHAN_ERROR = "process died"
-
-
-def process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A killed child its parent has not reaped yet still answers signal 0.
-    stat = Path(f"/proc/{pid}/stat")
-    try:
-        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
 class JobsMixin:

@@ -11,8 +11,6 @@ process was killed) is removed by the next restore.
 import contextlib
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,52 +21,12 @@ from engines.catalog import Catalog
 from engines.compression import codec_for_id, open_decompressor
 from engines.crypto import ContainerReader, DecryptedStream, Keyring
 from engines.errors import IntegrityError, NotFoundError
-from engines.fsutil import ensure_private_dir
+from engines.fsutil import private_work_folder
 from engines.jobs import JobContext
 from engines.postgres.space import require_free_space
 from engines.resolve import ResolvedArtifact
 
-WORK_FOLDER = ".postgres-restore"
-_PREFIX = "restore-"
-
-
-def _pid_of(folder: Path) -> int | None:
-    try:
-        return int(folder.name.removeprefix(_PREFIX).split("-", 1)[0])
-    except ValueError:
-        return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def remove_abandoned_work(root: Path) -> list[Path]:
-    removed = []
-    for folder in (root / WORK_FOLDER).glob(f"{_PREFIX}*"):
-        pid = _pid_of(folder)
-        if pid is not None and pid != os.getpid() and not _alive(pid):
-            shutil.rmtree(folder, ignore_errors=True)
-            removed.append(folder)
-    return removed
-
-
-@contextlib.contextmanager
-def private_work_folder(repository_root: Path) -> Iterator[Path]:
-    parent = ensure_private_dir(repository_root / WORK_FOLDER)
-    remove_abandoned_work(repository_root)
-    folder = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-", dir=parent))
-    try:
-        yield folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
+WORK_PURPOSE = "postgres-restore"
 
 def write_plain_copy(
     resolved: ResolvedArtifact, keyring: Keyring, destination: Path, context: JobContext
@@ -123,7 +81,7 @@ def authenticated_archive(
     context: JobContext,
 ) -> Iterator[PlainArchive]:
     """Yield the plain archive once `resolved` has fully authenticated; removed afterwards."""
-    with private_work_folder(repository_root) as folder:
+    with private_work_folder(repository_root, WORK_PURPOSE) as folder:
         plain_size = int(resolved.metadata.get("plain_size") or 0)
         require_free_space(
             catalog,

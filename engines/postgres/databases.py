@@ -17,6 +17,7 @@ import psycopg
 from psycopg import sql
 
 from engines.errors import JarvisError
+from engines.processes import process_alive
 
 SCRATCH_PREFIX = "jarvis_scratch_"
 PREVIOUS_MARKER = "_pre_restore_"
@@ -137,17 +138,7 @@ def abandoned_scratch_databases(conn: psycopg.Connection) -> list[str]:
         if fields.get("host") != host or not fields.get("pid", "").isdigit():
             continue
         pid = int(fields["pid"])
-        if pid == os.getpid() or _alive(pid):
+        if pid == os.getpid() or process_alive(pid):
             continue
         abandoned.append(name)
     return abandoned
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -4,9 +4,10 @@ server reachable, tools new enough, artifact fully authenticated, archive readab
 import contextlib
 from collections.abc import Iterator
 
+from engines.fsutil import private_work_folder
 from engines.jobs import JobContext
 from engines.postgres import databases
-from engines.postgres.archive import authenticated_archive, private_work_folder
+from engines.postgres.archive import WORK_PURPOSE, authenticated_archive
 from engines.postgres.connection import PostgresTarget, connect_maintenance
 from engines.postgres.loader import list_archive
 from engines.postgres.options import PostgresRestoreOptions
@@ -42,7 +43,7 @@ def open_restore_job(
             authenticated_archive(
                 resolved, workspace.keyring(), workspace.repository.root, workspace.catalog, context
             ) as archive,
-            private_work_folder(workspace.repository.root) as work_folder,
+            private_work_folder(workspace.repository.root, WORK_PURPOSE) as work_folder,
         ):
             entries = parse_toc(list_archive(tools, archive.path, server.tool_environment()))
             yield RestoreJob(server, tools, admin, archive, entries, options, context, work_folder)

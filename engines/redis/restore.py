@@ -12,6 +12,7 @@ from typing import Any
 
 from engines.artifacts import open_artifact_plain
 from engines.errors import InsufficientSpaceError, IntegrityError, JarvisError, NotFoundError
+from engines.fsutil import private_work_folder
 from engines.jobs import JobContext
 from engines.redis.connection import (
     COMMAND_TIMEOUT_S,
@@ -29,7 +30,6 @@ from engines.redis.rdb_copy import copy_keys, decrypt_rdb
 from engines.redis.resp import RespConnection
 from engines.redis.scratch_server import RdbVersionError, newer_rdb_message, scratch_server
 from engines.redis.verify import content_of
-from engines.redis.workdir import private_work_folder
 from engines.redis.writer import PipelinedWriter, Tally
 from engines.resolve import ResolvedArtifact
 from engines.sources.base import RestoreReport
@@ -149,7 +149,7 @@ def restore_redis(
         _check_rdb_version(target, facts, chosen.metadata)
     report = RestoreReport("redis", options.dry_run, target.address)
     root = workspace.repository.root
-    with private_work_folder(root) as folder:
+    with private_work_folder(root, "redis-restore") as folder:
         _require_space(folder, int(chosen.metadata.get("plain_size") or 0), chosen.label)
         context.log(f"authenticating and loading {chosen.label}")
         if content_of(chosen.metadata) == RDB_MODE:

@@ -12,11 +12,11 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engines.catalog.jobs import process_alive
 from engines.errors import IntegrityError, JarvisError, KeyNotAvailableError
 from engines.fsutil import remove_abandoned_temporaries
 from engines.jobs import JobContext
 from engines.lock import RepositoryLock
+from engines.processes import process_alive
 from engines.store.index import index_files, write_index
 from engines.store.keys import ID_SIZE
 from engines.store.layout import SOURCE, is_snapshot_key, pack_key

@@ -156,18 +156,25 @@ class ContainerWriter:
         sink.write(self._header_bytes)
 
     def write(self, data: bytes) -> None:
-        self._buffer += data
         self.plain_size += len(data)
         size = self.header.chunk_size
-        # Hold one full chunk back: only `finish` knows which chunk is the last.
-        if len(self._buffer) <= size:
+        # Hold up to one full chunk back: only `finish` knows which chunk is last.
+        if len(self._buffer) + len(data) <= size:
+            self._buffer += data
             return
-        with memoryview(self._buffer) as view:
-            start = 0
-            while len(view) - start > size:
-                self._seal(DATA, view[start : start + size])
-                start += size
-        del self._buffer[:start]
+        view = memoryview(data)
+        if self._buffer:
+            # More data follows, so the held-back chunk, topped up, is not the last.
+            fill = size - len(self._buffer)
+            self._buffer += view[:fill]
+            self._seal(DATA, self._buffer)
+            view = view[fill:]
+        # Full chunks are sealed straight from `data`; only the tail is copied.
+        start = 0
+        while len(view) - start > size:
+            self._seal(DATA, view[start : start + size])
+            start += size
+        self._buffer = bytearray(view[start:])
 
     def finish(self, metadata: bytes) -> None:
         if len(metadata) > MAX_METADATA_SIZE:

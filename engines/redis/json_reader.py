@@ -7,7 +7,7 @@ each record into commands). Errors name the line, so a damaged export is easy to
 import json
 import math
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,11 +47,11 @@ class ReadCounts:
     with_ttl: int = 0
     expired: int = 0  # expiry before `now_ms`, when given
 
-    def add(self, record: KeyRecord, now_ms: int | None) -> None:
-        self.per_db_type.setdefault(record.db, Counter())[record.type] += 1
-        if record.expires_at_ms is not None:
+    def add(self, db: int, kind: str, expires: int | None, now_ms: int | None) -> None:
+        self.per_db_type.setdefault(db, Counter())[kind] += 1
+        if expires is not None:
             self.with_ttl += 1
-            if now_ms is not None and record.expires_at_ms <= now_ms:
+            if now_ms is not None and expires <= now_ms:
                 self.expired += 1
 
     @property
@@ -164,48 +164,111 @@ def parse_record(document: Any, line: int) -> KeyRecord:
     return KeyRecord(db, key, kind, value, expires, part, bool(document.get("more")))
 
 
-class JsonExportReader:
-    """Iterate over the key records of an export; `header`, `trailer` and `counts` after."""
+BLOCK_BYTES = 1 << 20
 
-    def __init__(self, lines: Iterable[bytes], *, now_ms: int | None = None):
-        self._lines = lines
+
+def _documents_of(block: bytes) -> list[Any] | None:
+    """Every line of `block` (complete lines) parsed in one call, or None when that fails
+    or is ambiguous: the caller then parses line by line to name the bad line."""
+    try:
+        documents = json.loads(b"[" + block[:-1].replace(b"\n", b",") + b"]")
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return documents if len(documents) == block.count(b"\n") else None
+
+
+def _one_document(raw: bytes, number: int) -> Any:
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise JsonFormatError(f"line {number}: not valid JSON ({error})") from None
+
+
+def _blocks(source: Any) -> Iterator[bytes]:
+    """Complete lines in blocks of about BLOCK_BYTES; a last line without newline gets one."""
+    rest = b""
+    while True:
+        data = source.read(BLOCK_BYTES)
+        if not data:
+            break
+        data = rest + data
+        end = data.rfind(b"\n") + 1
+        rest = data[end:]
+        if end:
+            yield data[:end]
+    if rest:
+        yield rest + b"\n"
+
+
+class JsonExportReader:
+    """Iterate over the key records of an export; `header`, `trailer` and `counts` after.
+
+    `documents()` is the fast way in: the parsed JSON objects of the key lines with their
+    line numbers; whoever takes them calls `follow` for each, and the structure (parts in
+    order, nothing after the end record, the end record's count) is checked here."""
+
+    def __init__(self, source: Any, *, now_ms: int | None = None):
+        self._source = source  # a binary file, or an iterable of lines
         self._now_ms = now_ms
         self.header: dict[str, Any] = {}
         self.trailer: dict[str, Any] | None = None
         self.counts = ReadCounts()
+        self._previous: tuple[int, bytes, int, bool] | None = None  # db, key, part, more
 
-    def __iter__(self) -> Iterator[KeyRecord]:
-        previous: KeyRecord | None = None
+    def _raw_blocks(self) -> Iterator[bytes]:
+        if hasattr(self._source, "read"):
+            yield from _blocks(self._source)
+        else:
+            for line in self._source:
+                yield line if line.endswith(b"\n") else line + b"\n"
+
+    def documents(self) -> Iterator[tuple[int, Any]]:
         number = 0
-        for number, raw in enumerate(self._lines, start=1):
-            _require(self.trailer is None, number, "data after the end record")
-            try:
-                document = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError) as error:
-                raise JsonFormatError(f"line {number}: not valid JSON ({error})") from None
-            if number == 1:
-                _require(isinstance(document, dict) and document.get("format") == FORMAT, 1,
-                         f"not a {FORMAT} export (header missing)")  # fmt: skip
-                self.header = document
-                continue
-            if isinstance(document, dict) and document.get("end") is True:
-                self.trailer = document
-                continue
-            record = parse_record(document, number)
-            expected_part = previous.part + 1 if previous is not None and previous.more else 0
-            found = f"expected part {expected_part} of a key, found part {record.part}"
-            _require(record.part == expected_part, number, found)
-            if expected_part:
-                _require((record.db, record.key) == (previous.db, previous.key), number,
-                         "a continuation line belongs to another key")  # fmt: skip
-            else:
-                self.counts.add(record, self._now_ms)
-            previous = record
-            yield record
+        for block in self._raw_blocks():
+            parsed = _documents_of(block)
+            if parsed is None:
+                lines = block.split(b"\n")[:-1]
+                parsed = [_one_document(raw, number + i) for i, raw in enumerate(lines, 1)]
+            for document in parsed:
+                number += 1
+                _require(self.trailer is None, number, "data after the end record")
+                if number == 1:
+                    _require(isinstance(document, dict) and document.get("format") == FORMAT, 1,
+                             f"not a {FORMAT} export (header missing)")  # fmt: skip
+                    self.header = document
+                elif isinstance(document, dict) and document.get("end") is True:
+                    self.trailer = document
+                else:
+                    yield number, document
         _require(number > 0, 1, "the export is empty")
         _require(self.trailer is not None, number, "the end record is missing (truncated export)")
-        _require(previous is None or not previous.more, number, "the last key is incomplete")
+        previous = self._previous
+        _require(previous is None or not previous[3], number, "the last key is incomplete")
         assert self.trailer is not None
         _require(self.trailer.get("keys") == self.counts.total, number,
                  f"the end record counts {self.trailer.get('keys')} keys, the lines hold "
                  f"{self.counts.total}")  # fmt: skip
+
+    def follow(
+        self, number: int, db: int, key: bytes, kind: str, expires: int | None, part: int,
+        more: bool,
+    ) -> None:  # fmt: skip
+        """Check that this key line continues the previous one as it must; count keys."""
+        previous = self._previous
+        expected_part = previous[2] + 1 if previous is not None and previous[3] else 0
+        if part != expected_part:
+            found = f"expected part {expected_part} of a key, found part {part}"
+            raise JsonFormatError(f"line {number}: {found}")
+        if expected_part:
+            _require((db, key) == previous[:2], number,  # type: ignore[index]
+                     "a continuation line belongs to another key")  # fmt: skip
+        else:
+            self.counts.add(db, kind, expires, self._now_ms)
+        self._previous = (db, key, part, more)
+
+    def __iter__(self) -> Iterator[KeyRecord]:
+        for number, document in self.documents():
+            record = parse_record(document, number)
+            self.follow(number, record.db, record.key, record.type, record.expires_at_ms,
+                        record.part, record.more)  # fmt: skip
+            yield record

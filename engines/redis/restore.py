@@ -202,12 +202,15 @@ def _restore_rdb(chosen, keyring, folder, target, facts, now_ms, options, contex
 
 
 def _restore_json(chosen, keyring, folder, target, facts, now_ms, options, context, report):
-    frames = folder / "frames.bin"
+    spool = folder / "commands.bin"
+    overwrite = options.replace or options.flush
     try:
-        with open_artifact_plain(chosen.path, keyring) as plain, open(frames, "xb") as out:
-            reader = compile_export(plain, out, now_ms=now_ms, only_db=options.db)
+        with open_artifact_plain(chosen.path, keyring) as plain, open(spool, "xb") as out:
+            compiled = compile_export(plain, out, now_ms=now_ms, only_db=options.db,
+                                      delete_first=overwrite)  # fmt: skip
     except JsonFormatError as error:
         raise IntegrityError(f"{chosen.label}: the JSON export is damaged: {error}") from None
+    reader = compiled.reader
     recorded = chosen.metadata.get("keys")
     if recorded is not None and recorded != reader.counts.total:
         raise IntegrityError(
@@ -226,14 +229,9 @@ def _restore_json(chosen, keyring, folder, target, facts, now_ms, options, conte
     )
     with RespConnection.open(target, COMMAND_TIMEOUT_S) as connection:
         writer = PipelinedWriter(connection, context, total)
+        writer.tally.expired = compiled.expired
         _flush(connection, facts, options, context, report)
-        FrameWriter(
-            writer,
-            now_ms=now_ms,
-            check_conflicts=not (options.replace or options.flush),
-            delete_first=options.replace or options.flush,
-            dry_run=options.dry_run,
-        ).run(frames)
+        FrameWriter(writer, check_conflicts=not overwrite, dry_run=options.dry_run).run(spool)
     return writer.tally
 
 

@@ -9,7 +9,9 @@ goes to the job log as it happens, so a killed restore still says how far it got
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from engines.errors import JarvisError
 from engines.jobs import JobContext
@@ -85,6 +87,28 @@ class PipelinedWriter:
                 raise JarvisError(f"the target refused EXISTS: {reply}")
         return [reply == 1 for reply in replies]
 
+    def write_batch(
+        self,
+        db: int,
+        commands: bytes,
+        replies: int,
+        keys: int,
+        pieces: Callable[[], list[tuple[KeyWrite, bool]]],
+    ) -> None:
+        """Send a batch of pre-encoded commands holding `keys` keys as one write. Replies
+        are only counted; when one is an error, `pieces` (each key piece with whether it
+        counts as a key) says which key it belongs to."""
+        self.select(db)
+        self.connection.send(commands)
+        data = self.connection.skim_replies(replies)
+        if b"\r\n-" not in data and not data.startswith(b"-"):
+            self.tally.written[db] += keys
+        else:
+            parsed = iter(RespConnection.parse_replies(data, replies))
+            self._tally(db, [(item, first, [next(parsed) for _ in range(item.replies)])
+                             for item, first in pieces()])  # fmt: skip
+        self._report()
+
     def write(self, db: int, items: list[KeyWrite], *, count_keys: bool = True) -> None:
         """Send every item's commands; tally per key. `count_keys` False for the later
         pieces of a key already counted."""
@@ -92,15 +116,18 @@ class PipelinedWriter:
             return
         self.select(db)
         self.connection.send(b"".join(item.payload for item in items))
+        read = self.connection.read_reply
+        self._tally(db, [(item, count_keys, [read() for _ in range(item.replies)])
+                         for item in items])  # fmt: skip
+        self._report()
+
+    def _tally(self, db: int, results: list[tuple[KeyWrite, bool, list[Any]]]) -> None:
+        """Count each key piece's outcome from its replies; stop on a fatal error."""
         fatal: str | None = None
-        for item in items:
-            errors = [
-                reply
-                for reply in (self.connection.read_reply() for _ in range(item.replies))
-                if isinstance(reply, RespError)
-            ]
+        for item, count_key, replies in results:
+            errors = [reply for reply in replies if isinstance(reply, RespError)]
             if not errors:
-                if count_keys:
+                if count_key:
                     self.tally.written[db] += 1
                 continue
             message = str(errors[0])
@@ -115,7 +142,6 @@ class PipelinedWriter:
         if fatal is not None:
             self.context.log(f"stopped after {self.tally.summary()}", "error")
             raise JarvisError(f"the target refused a write: {fatal}")
-        self._report()
 
     def _report(self) -> None:
         done = self.tally.total_written

@@ -1,7 +1,9 @@
 """The JSON export: every database, SCAN-based, type-aware, binary-safe, absolute expiry.
 
 Keys come from SCAN in batches; each batch costs two pipelined round trips (TYPE, then
-the first piece of every value with its PEXPIRETIME). A key too big for one piece is
+the first piece of every value with its PEXPIRETIME). The commands go over the bare RESP
+connection (as the RDB sync does): redis-py's command packing and reply parsing cost
+more than the rest of the export together. A key too big for one piece is
 read on in pieces (GETRANGE, LRANGE ranges, HSCAN, SSCAN, ZSCAN, XRANGE) and written as
 several lines, so memory stays flat whatever the dataset. SCAN may return a key twice
 while the server resizes its table; the restore writes idempotently, so that is harmless.
@@ -12,28 +14,17 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import redis
-
+from engines.errors import JarvisError
 from engines.redis import json_format
-from engines.redis.connection import RedisTarget, connect, explain
+from engines.redis.connection import COMMAND_TIMEOUT_S, RedisTarget, connect, explain
 from engines.redis.inspect import ServerFacts, parse_version, server_time_ms
 from engines.redis.json_format import encode_bytes
+from engines.redis.resp import RespConnection, RespError, encode_command
 
 SCAN_COUNT = 1000
 PIECE_ITEMS = 1000
 PIECE_BYTES = 1 << 20
 BLOCK_BYTES = 1 << 20
-# Replies we want raw (flat lists), not reshaped into dicts that would drop duplicates.
-_RAW_COMMANDS = (
-    "SCAN",
-    "HSCAN",
-    "SSCAN",
-    "ZSCAN",
-    "XRANGE",
-    "XINFO STREAM",
-    "XINFO GROUPS",
-    "TYPE",
-)
 
 
 class ExportCounts:
@@ -67,11 +58,45 @@ class ExportCounts:
         }
 
 
-def _raw_client(target: RedisTarget, db: int) -> redis.Redis:
-    client = connect(target, db)
-    for name in _RAW_COMMANDS:
-        client.response_callbacks.pop(name, None)
-    return client
+class _Session:
+    """Commands over a bare RESP connection, replies as the server sends them (flat lists,
+    bytes, numbers). The same calls as a redis-py client, for the few the export makes."""
+
+    def __init__(self, connection: RespConnection):
+        self.connection = connection
+
+    def execute_command(self, name: str, *args: bytes | str | int) -> Any:
+        return self.connection.call(*name.split(), *args)
+
+    def pipeline(self, transaction: bool = False) -> "_Pipeline":
+        return _Pipeline(self.connection)
+
+
+class _Pipeline:
+    def __init__(self, connection: RespConnection):
+        self.connection = connection
+        self.commands: list[bytes] = []
+
+    def execute_command(self, name: str, *args: bytes | str | int) -> None:
+        self.commands.append(encode_command(*name.split(), *args))
+
+    def execute(self, raise_on_error: bool = False) -> list[Any]:
+        """Every reply in order; an error reply is a RespError in its place."""
+        self.connection.send(b"".join(self.commands))
+        return self.connection.read_replies(len(self.commands))
+
+
+def _session(target: RedisTarget, db: int) -> _Session:
+    try:
+        connection = RespConnection.open(target, COMMAND_TIMEOUT_S)
+    except (OSError, RespError) as error:
+        raise explain(error, target, db) from None
+    try:
+        connection.call("SELECT", db)
+    except (OSError, RespError) as error:
+        connection.close()
+        raise explain(error, target, db) from None
+    return _Session(connection)
 
 
 def _pairs(flat: list) -> list[list]:
@@ -137,16 +162,19 @@ class JsonExporter:
         created = datetime.now(UTC).isoformat()
         yield json_format.dumps(json_format.header(self.facts.version, now, created))
         for db in sorted(self.facts.keyspace):
-            client = _raw_client(self.target, db)
+            session = _session(self.target, db)
             try:
-                yield from self._database(client, db)
-            except redis.ConnectionError as error:
+                yield from self._database(session, db)
+            except RespError as error:
+                detail = str(error).strip() or "an error reply"
+                raise JarvisError(f"Redis refused an operation: {detail}") from None
+            except OSError as error:
                 raise explain(error, self.target, db) from error
             finally:
-                client.close()
+                session.connection.close()
         yield json_format.dumps(json_format.trailer(self.counts.to_metadata()))
 
-    def _database(self, client: redis.Redis, db: int) -> Iterator[bytes]:
+    def _database(self, client: _Session, db: int) -> Iterator[bytes]:
         cursor = b"0"
         while True:
             cursor, keys = client.execute_command("SCAN", cursor, "COUNT", SCAN_COUNT)
@@ -158,7 +186,7 @@ class JsonExporter:
                 return
             self._check_cancelled()
 
-    def _batch(self, client: redis.Redis, db: int, keys: list[bytes]) -> Iterator[bytes]:
+    def _batch(self, client: _Session, db: int, keys: list[bytes]) -> Iterator[bytes]:
         pipe = client.pipeline(transaction=False)
         for key in keys:
             pipe.execute_command("TYPE", key)
@@ -191,7 +219,7 @@ class JsonExporter:
             expires_at = None if expiry < 0 else (expiry if not base_ms else base_ms + expiry)
             yield from self._records(client, db, key, kind, pieces, expires_at)
 
-    def _single(self, client: redis.Redis, db: int, key: bytes) -> Iterator[bytes]:
+    def _single(self, client: _Session, db: int, key: bytes) -> Iterator[bytes]:
         kind = _text(client.execute_command("TYPE", key))
         if kind not in json_format.TYPES:
             self.counts.vanished += 1
@@ -209,7 +237,7 @@ class JsonExporter:
 
     def _records(
         self,
-        client: redis.Redis,
+        client: _Session,
         db: int,
         key: bytes,
         kind: str,
@@ -261,7 +289,7 @@ def _first_piece(pipe: Any, key: bytes, kind: str) -> None:
 class _PieceReader:
     """The pieces of one key after the first: (value, more) each time."""
 
-    def __init__(self, client: redis.Redis, key: bytes, kind: str, first: list):
+    def __init__(self, client: _Session, key: bytes, kind: str, first: list):
         self.client = client
         self.key = key
         self.kind = kind

@@ -17,16 +17,47 @@ def encode_command(*args: bytes | str | int) -> bytes:
     """One command as RESP bytes (`*N` then one bulk string per argument)."""
     parts = [b"*%d\r\n" % len(args)]
     for arg in args:
-        if isinstance(arg, str):
-            data = arg.encode()
-        elif isinstance(arg, int):
-            data = b"%d" % arg
-        else:
-            data = arg
-        parts.append(b"$%d\r\n" % len(data))
-        parts.append(data)
-        parts.append(b"\r\n")
+        if type(arg) is not bytes:
+            arg = arg.encode() if isinstance(arg, str) else b"%d" % arg
+        parts.append(b"$%d\r\n%b\r\n" % (len(arg), arg))
     return b"".join(parts)
+
+
+class _Incomplete(Exception):
+    """The buffer ends inside a reply."""
+
+
+def _parse(data: bytes, pos: int) -> tuple[Any, int]:
+    """The reply starting at `pos` and where the next begins; _Incomplete if cut short."""
+    end = data.find(b"\r\n", pos)
+    if end < 0:
+        raise _Incomplete
+    kind = data[pos]
+    if kind == 36:  # $ bulk string
+        size = int(data[pos + 1 : end])
+        if size < 0:
+            return None, end + 2
+        stop = end + 2 + size
+        if stop + 2 > len(data):
+            raise _Incomplete
+        return data[end + 2 : stop], stop + 2
+    if kind == 42:  # * array
+        count = int(data[pos + 1 : end])
+        if count < 0:
+            return None, end + 2
+        pos = end + 2
+        items = []
+        for _ in range(count):
+            item, pos = _parse(data, pos)
+            items.append(item)
+        return items, pos
+    if kind == 58:  # : integer
+        return int(data[pos + 1 : end]), end + 2
+    if kind == 43:  # + status
+        return data[pos + 1 : end], end + 2
+    if kind == 45:  # - error
+        return RespError(data[pos + 1 : end].decode(errors="replace")), end + 2
+    raise ConnectionError(f"unexpected reply from the server: {data[pos : pos + 40]!r}")
 
 
 class RespConnection:
@@ -131,29 +162,30 @@ class RespConnection:
     @staticmethod
     def parse_replies(data: bytes, count: int) -> list[Any]:
         """`count` replies parsed from `data` (as `read_reply` returns them)."""
-        parser = RespConnection(None)  # type: ignore[arg-type]
-        parser._buffer += data
-        return [parser.read_reply() for _ in range(count)]
+        replies, pos = [], 0
+        for _ in range(count):
+            reply, pos = _parse(data, pos)
+            replies.append(reply)
+        return replies
 
     def read_reply(self) -> Any:
         """One reply; an error reply is returned (not raised) as RespError."""
-        line = self.read_line()
-        kind, rest = line[:1], line[1:]
-        if kind == b"+":
-            return rest
-        if kind == b"-":
-            return RespError(rest.decode(errors="replace"))
-        if kind == b":":
-            return int(rest)
-        if kind == b"$":
-            size = int(rest)
-            if size < 0:
-                return None
-            data = self.read_exact(size + 2)
-            return data[:-2]
-        if kind == b"*":
-            count = int(rest)
-            if count < 0:
-                return None
-            return [self.read_reply() for _ in range(count)]
-        raise ConnectionError(f"unexpected reply from the server: {line[:40]!r}")
+        return self.read_replies(1)[0]
+
+    def read_replies(self, count: int) -> list[Any]:
+        """The next `count` replies, parsed from one buffer (errors as RespError)."""
+        data = bytes(self._buffer)
+        pos = 0
+        replies: list[Any] = []
+        while len(replies) < count:
+            try:
+                reply, pos = _parse(data, pos)
+            except _Incomplete:
+                received = self.sock.recv(READ_SIZE)
+                if not received:
+                    raise ConnectionError("the server closed the connection") from None
+                data, pos = data[pos:] + received, 0
+                continue
+            replies.append(reply)
+        self._buffer = bytearray(data[pos:])
+        return replies

@@ -81,7 +81,7 @@ class PipelinedWriter:
     def existing(self, keys: list[bytes]) -> list[bool]:
         """Which of `keys` exist in the selected database (one round trip)."""
         self.connection.send(b"".join(encode_command("EXISTS", key) for key in keys))
-        replies = [self.connection.read_reply() for _ in keys]
+        replies = self.connection.read_replies(len(keys))
         for reply in replies:
             if isinstance(reply, RespError):
                 raise JarvisError(f"the target refused EXISTS: {reply}")
@@ -116,8 +116,8 @@ class PipelinedWriter:
             return
         self.select(db)
         self.connection.send(b"".join(item.payload for item in items))
-        read = self.connection.read_reply
-        self._tally(db, [(item, count_keys, [read() for _ in range(item.replies)])
+        parsed = iter(self.connection.read_replies(sum(item.replies for item in items)))
+        self._tally(db, [(item, count_keys, [next(parsed) for _ in range(item.replies)])
                          for item in items])  # fmt: skip
         self._report()
 

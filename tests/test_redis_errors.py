@@ -196,3 +196,20 @@ def test_verify_catches_counts_that_disagree_with_the_metadata(case, capsys):
 
 def case_keyring() -> Keyring:
     return Keyring(MasterKey.from_hex(KEY), ())
+
+
+@pytest.mark.parametrize("extra", [["--flush"], ["--replace"], []])
+def test_a_target_refusing_writes_stops_the_json_restore_with_its_reason(
+    case, target, extra, capsys
+):
+    # A batch sent as it is (--flush, --replace) and one checked key by key (conflicts)
+    # both notice the error among their replies.
+    admin = target.client()
+    admin.config_set("maxmemory", "1")
+    try:
+        code = case.cli("restore", "redis", "latest", "--from-json", *extra)
+    finally:
+        admin.config_set("maxmemory", "0")
+    assert code != ExitCode.OK
+    err = capsys.readouterr().err
+    assert "the target refused a write: OOM" in err

@@ -52,6 +52,7 @@ _NAMES = {
     for name in (b"SET", b"APPEND", b"RPUSH", b"SADD", b"HSET", b"ZADD", b"DEL", b"PEXPIREAT")
 }
 _AGGREGATE_COMMAND = {"list": _NAMES[b"RPUSH"], "set": _NAMES[b"SADD"]}
+_FAST_AGGREGATES = ("list", "set", "hash", "zset")
 
 
 class _Slow(Exception):
@@ -69,8 +70,8 @@ def _fast_value_commands(kind: str, key: bytes, value: Any, part: int) -> list[b
     if kind == "string":
         name = _NAMES[b"APPEND"] if part else _NAMES[b"SET"]
         return [_resp(name, [key, _raw(value)])]
-    if type(value) is not list:
-        raise _Slow
+    if type(value) is not list or kind not in _FAST_AGGREGATES:
+        raise _Slow  # streams (and anything odd): the full parser
     if not value:
         return []
     if kind in _AGGREGATE_COMMAND:
@@ -82,15 +83,13 @@ def _fast_value_commands(kind: str, key: bytes, value: Any, part: int) -> list[b
                 raise _Slow
             args += (_raw(item[0]), _raw(item[1]))
         return [_resp(_NAMES[b"HSET"], args)]
-    if kind == "zset":
-        for item in value:
-            if type(item) is not list or len(item) != 2 or type(item[1]) is not str:
-                raise _Slow
-            if math.isnan(float(item[1])):
-                raise _Slow
-            args += (item[1].encode(), _raw(item[0]))
-        return [_resp(_NAMES[b"ZADD"], args)]
-    raise _Slow  # streams: the full parser
+    for item in value:  # zset
+        if type(item) is not list or len(item) != 2 or type(item[1]) is not str:
+            raise _Slow
+        if math.isnan(float(item[1])):
+            raise _Slow
+        args += (item[1].encode(), _raw(item[0]))
+    return [_resp(_NAMES[b"ZADD"], args)]
 
 
 def _value_commands(record: KeyRecord) -> list[bytes]:

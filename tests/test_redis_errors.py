@@ -213,3 +213,23 @@ def test_a_target_refusing_writes_stops_the_json_restore_with_its_reason(
     assert code != ExitCode.OK
     err = capsys.readouterr().err
     assert "the target refused a write: OOM" in err
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ({"db": 0, "key": "k", "type": "stream", "value": []}, "needs an entries list"),
+        ({"db": 0, "key": "k", "type": "zset", "value": [["a", "nan"]]}, "cannot be NaN"),
+        ({"db": -1, "key": "k", "type": "string", "value": "x"}, "db must be a number"),
+        ({"db": 0, "key": 1, "type": "string", "value": "x"}, "expected a string"),
+        ({"db": 0, "key": "k", "type": "hash", "value": [["a"]]}, "pairs"),
+        ({"db": 0, "key": "k", "type": "set", "value": "abc"}, "a list of values"),
+        ({"db": 0, "key": "k", "type": "module", "value": []}, "unknown type"),
+    ],
+)
+def test_the_restore_compiler_rejects_what_the_reader_rejects(document, message):
+    from engines.redis.json_format import JsonFormatError
+    from engines.redis.json_import import compile_line
+
+    with pytest.raises(JsonFormatError, match=f"line 7: .*{message}"):
+        compile_line(document, 7)

@@ -317,11 +317,12 @@ def decrypt_artifact(path: Path, out_path: Path, keyring: Keyring) -> Path:
     return out_path
 
 
-def verify_artifact(path: Path, keyring: Keyring) -> VerifyReport:
+def verify_artifact(path: Path, keyring: Keyring, *, decompress: bool = True) -> VerifyReport:
     """Check checksum, every chunk, the compressed stream and the sidecar.
 
-    Problems are reported, not raised; KeyNotAvailableError is raised when the
-    artifact's key is not in `keyring`.
+    Without `decompress` the compressed stream is authenticated but not expanded: the
+    cheap check run after every backup. Problems are reported, not raised;
+    KeyNotAvailableError is raised when the artifact's key is not in `keyring`.
     """
     name = display_name(path)
     problems: list[str] = []
@@ -338,10 +339,16 @@ def verify_artifact(path: Path, keyring: Keyring) -> VerifyReport:
         try:
             reader = ContainerReader(stored, keyring, name)
             data = DecryptedStream(reader)
-            with open_decompressor(_codec_of(reader, name), data, name) as plain:
-                while block := plain.read(READ_SIZE):
-                    plain_size += len(block)
+            if decompress:
+                with open_decompressor(_codec_of(reader, name), data, name) as plain:
+                    while block := plain.read(READ_SIZE):
+                        plain_size += len(block)
+            else:
+                while data.read(READ_SIZE):
+                    pass
             authenticated = json.loads(reader.metadata or b"")
+            if not decompress:
+                plain_size = authenticated.get("plain_size", 0)
             problems += _size_problems(name, authenticated, plain_size, data.size)
         except IntegrityError as exc:
             problems.append(str(exc))

@@ -6,6 +6,7 @@ import subprocess
 
 import pytest
 
+from engines.actions.backup import read_back
 from engines.artifacts import read_sidecar, sidecar_path_for
 from jarvis_tui.exit_codes import ExitCode
 from tests.pg_seed import KEY, PgCase
@@ -123,3 +124,17 @@ def test_catalog_rebuild_from_sidecars_on_a_fresh_host(pg, tmp_path, capsys):
     restored = {a["relpath"]: a for a in rebuilt[0]["artifacts"]}
     assert restored[artifact.relpath]["checksum"] == artifact.checksum
     assert pg.cli("verify", "latest") == ExitCode.OK
+
+
+def test_every_backup_is_read_back_and_a_damaged_one_is_caught(pg):
+    assert pg.cli("backup", "postgres") == ExitCode.OK
+    _, artifact, path = _latest_dump(pg)
+    assert artifact.verify_state == "ok"
+    assert artifact.verify_detail.startswith("authenticated after backup: sha256")
+
+    data = bytearray(path.read_bytes())
+    data[-100] ^= 0x40
+    path.write_bytes(bytes(data))
+    with pg.workspace() as workspace:
+        check = read_back(workspace, artifact.relpath)
+    assert not check.ok and "failed authentication" in check.problems[0]

@@ -3,15 +3,14 @@
 Each source is one part. A part that fails is recorded and alerted, and the
 others go on: the set ends `complete` when every configured part succeeded,
 `partial` when some did, `failed` when none did. Sources that are not
-configured are skipped and listed. Every new artifact is authenticated end to
-end (checksum, every chunk, the compressed stream) before its part counts.
+configured are skipped and listed. Every new artifact was read back and
+authenticated by `store_artifact` before its part counts.
 """
 
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from engines.alerts import AlertDispatcher
-from engines.artifacts import verify_artifact
 from engines.catalog import Artifact, BackupSet
 from engines.errors import JarvisError, JobCancelledError
 from engines.jobs import JobContext
@@ -59,21 +58,6 @@ def _set_status(parts: list[PartResult]) -> str:
     return "partial" if succeeded else "failed"
 
 
-def authenticate(workspace: Workspace, artifacts: list[Artifact], context: JobContext) -> list[str]:
-    """Checksum and full authentication of each new artifact, recorded in the catalog."""
-    keyring = workspace.keyring()
-    problems: list[str] = []
-    for artifact in artifacts:
-        context.raise_if_cancelled()
-        report = verify_artifact(workspace.repository.path_for(artifact.relpath), keyring)
-        detail = "; ".join(report.problems) or (
-            f"authenticated after backup: sha256 {report.checksum}, {report.chunks} chunks"
-        )
-        workspace.catalog.record_verification(artifact.id, report.ok, detail)
-        problems.extend(report.problems)
-    return problems
-
-
 def _back_up_part(
     workspace: Workspace, backup_set: BackupSet, kind: str, context: JobContext
 ) -> PartResult:
@@ -81,7 +65,6 @@ def _back_up_part(
     context.log(f"part {kind}: starting")
     try:
         artifacts = list(source.back_up(workspace, backup_set, None, context) or [])
-        problems = authenticate(workspace, artifacts, context)
     except JobCancelledError:
         raise
     except JarvisError as error:
@@ -89,8 +72,6 @@ def _back_up_part(
     except Exception as error:  # one broken source must not cost the other parts
         context.log(f"part {kind}: {type(error).__name__}: {error}", level="debug")
         return PartResult(kind, "failed", f"unexpected error: {type(error).__name__}: {error}")
-    if problems:
-        return PartResult(kind, "failed", f"new artifact failed verification: {problems[0]}")
     count = len(artifacts)
     return PartResult(kind, "ok", f"{count} artifact{'s' if count != 1 else ''}", artifacts)
 

@@ -3,11 +3,10 @@
 from pathlib import Path
 
 from engines.artifacts import decrypt_artifact, read_sidecar, sidecar_path_for
+from engines.compression import CODEC_SUFFIXES
 from engines.errors import JarvisError
 from engines.resolve import resolve_artifacts
 from engines.workspace import Workspace
-
-PLAIN_SUFFIX = {"gzip": ".gz", "zstd": ".zst"}
 
 
 def default_output_name(artifact_path: Path) -> str:
@@ -30,9 +29,9 @@ def decrypt_to_file(workspace: Workspace, reference: str, output: Path) -> Path:
         raise JarvisError(f"{output} already exists; choose another output path or remove it first")
     sidecar = sidecar_path_for(source)
     codec = read_sidecar(sidecar)["codec"] if sidecar.exists() else None
-    if codec in PLAIN_SUFFIX and not output.name.endswith(PLAIN_SUFFIX[codec]):
+    if codec in CODEC_SUFFIXES and not output.name.endswith(CODEC_SUFFIXES[codec]):
         raise JarvisError(
             f"{output}: the artifact holds a {codec} stream; name the output with "
-            f"{PLAIN_SUFFIX[codec]} so tools recognise it"
+            f"{CODEC_SUFFIXES[codec]} so tools recognise it"
         )
     return decrypt_artifact(source, output, workspace.keyring())

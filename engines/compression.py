@@ -15,6 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import BinaryIO, Protocol
 
 import zstandard
+from zlib_ng import gzip_ng, zlib_ng
 
 from engines.errors import IntegrityError
 
@@ -213,7 +214,8 @@ def open_decompressor(codec: str, raw: BinaryIO, name: str) -> BinaryIO:
     counted = _CountingReader(raw)
     inner: BinaryIO
     if check_codec(codec) == "gzip":
-        inner = gzip.GzipFile(fileobj=counted, mode="rb")
+        # zlib-ng inflates the same standard stream about a third faster than zlib.
+        inner = gzip_ng.GzipFile(fileobj=counted, mode="rb")
     else:
         inner = ZstdFrameReader(counted)
     return io.BufferedReader(_CheckedReader(inner, counted, codec, name))
@@ -228,6 +230,11 @@ class _CountingReader:
         data = self._raw.read(size)
         self.consumed += len(data)
         return data
+
+    def readinto(self, buffer) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
 
 
 class _CheckedReader(io.RawIOBase):
@@ -247,7 +254,7 @@ class _CheckedReader(io.RawIOBase):
                 self._check_end()
         except EOFError:
             raise IntegrityError(f"{self._name}: {self._codec} stream is truncated") from None
-        except (gzip.BadGzipFile, zlib.error, zstandard.ZstdError) as exc:
+        except (gzip.BadGzipFile, zlib.error, zlib_ng.error, zstandard.ZstdError) as exc:
             raise IntegrityError(f"{self._name}: {self._codec} stream is damaged ({exc})") from None
         return count
 

@@ -1,14 +1,12 @@
-"""The jobs this console runs itself: each engine action in a worker thread.
+"""The jobs this console runs itself: each engine action in a process of its own.
 
-Engine actions are imported inside the workers: they pull in database drivers
-and the files store, which the first paint of the console does not need.
-
-Every action goes through `EngineAccess.run_job`, so it is a catalogued job
-with events, progress and cross-process cancellation, like a CLI or scheduler
-run. Results travel back as past-tense messages to the screen that asked.
-Actions are not exclusive workers on purpose: a second backup must not mark
-the first one's worker cancelled while its thread carries on; the engine's
-repository lock decides whether two jobs may run together.
+A worker thread starts the process (`job_process`) and waits for it, relaying
+its JobContext updates to the screen that asked; the outcome comes back as a
+past-tense message. Every action is a catalogued job with events, progress and
+cross-process cancellation, like a CLI or scheduler run. Actions are not
+exclusive workers on purpose: a second backup must not mark the first one's
+worker cancelled while its process carries on; the engine's repository lock
+decides whether two jobs may run together.
 """
 
 import threading
@@ -20,10 +18,8 @@ from textual.message import Message
 from textual.message_pump import MessagePump
 from textual.worker import WorkerState
 
-from engines.catalog import BackupSet
-from engines.errors import JarvisError, JobCancelledError
-from engines.jobs import JobContext, JobFinished, JobStarted, JobUpdate
-from engines.workspace import Workspace
+from engines.jobs import JobFinished, JobStarted, JobUpdate
+from jarvis_tui.job_process import ActionSpec, Outcome, failure_text, run_in_process
 from jarvis_tui.messages import (
     BackupFailed,
     BackupFinished,
@@ -45,24 +41,6 @@ if TYPE_CHECKING:
     from jarvis_tui.app import JarvisConsole
 
 JOB_GROUP = "jobs"
-FULL_KIND = "full"
-
-
-def failure_text(error: BaseException) -> str:
-    if isinstance(error, JarvisError):
-        return str(error)
-    return f"unexpected error: {type(error).__name__}: {error}"
-
-
-def backup_action(kind: str, options: Any) -> Callable[[Workspace, JobContext], BackupSet]:
-    """The engine action for `backup <kind>`: one source, or `full` for every source."""
-    if kind == FULL_KIND:
-        from engines.actions.backup_full import run_backup_full
-
-        return lambda ws, ctx: run_backup_full(ws, ctx, tier="manual").backup_set
-    from engines.actions.backup import run_backup
-
-    return lambda ws, ctx: run_backup(ws, kind, options, ctx, tier="manual")
 
 
 class JobRunner:
@@ -114,76 +92,66 @@ class JobRunner:
 
     # -- starting work ----------------------------------------------------------------------
 
-    def _start(self, name: str, work: Callable[[], None]) -> None:
-        self.app.run_worker(work, name=name, group=JOB_GROUP, thread=True, exit_on_error=False)
+    def _run(
+        self,
+        spec: ActionSpec,
+        reply_to: MessagePump | None,
+        finished: Callable[[Outcome], list[tuple[MessagePump, Message]]],
+    ) -> None:
+        """Run `spec` in its own process from a worker thread; post what `finished` says."""
+        listener = self._listener(reply_to)
+        env_file = self.app.env_file
 
-    def _post(self, target: MessagePump, message: Message) -> None:
-        target.post_message(message)
+        def work() -> None:
+            outcome = run_in_process(env_file, spec, listener)
+            for target, message in finished(outcome):
+                target.post_message(message)
+
+        self.app.run_worker(
+            work, name=spec.job[1], group=JOB_GROUP, thread=True, exit_on_error=False
+        )
 
     def backup(self, kind: str, options: Any = None, reply_to: MessagePump | None = None) -> None:
         target = reply_to or self.app
 
-        def work() -> None:
-            try:
-                backup_set = self.app.access.run_job(
-                    "backup",
-                    f"backup {kind}",
-                    backup_action(kind, options),
-                    self._listener(reply_to),
-                )
-            except BaseException as error:
-                self._post(target, BackupFailed(kind, failure_text(error)))
-                return
-            self._post(target, BackupFinished(backup_set))
+        def finished(outcome: Outcome) -> list[tuple[MessagePump, Message]]:
+            if outcome.error is not None:
+                return [(target, BackupFailed(kind, outcome.error))]
+            return [(target, BackupFinished(outcome.value))]
 
-        self._start(f"backup {kind}", work)
+        self._run(ActionSpec("backup", kind=kind, options=options), reply_to, finished)
 
     def restore(self, kind: str, reference: str, options: Any, reply_to: MessagePump) -> None:
         dry_run = bool(getattr(options, "dry_run", False))
-        description = f"restore {kind} {reference}" + (" (dry run)" if dry_run else "")
 
-        def work() -> None:
-            from engines.actions.restore import run_restore
-
-            try:
-                report = self.app.access.run_job(
-                    "restore",
-                    description,
-                    lambda ws, ctx: run_restore(ws, kind, reference, options, ctx),
-                    self._listener(reply_to),
+        def finished(outcome: Outcome) -> list[tuple[MessagePump, Message]]:
+            if outcome.error is not None:
+                failed = (
+                    DryRunFailed(outcome.error)
+                    if dry_run
+                    else RestoreFailed(outcome.error, outcome.cancelled)
                 )
-            except BaseException as error:
-                text = failure_text(error)
-                cancelled = isinstance(error, JobCancelledError)
-                self._post(
-                    reply_to, DryRunFailed(text) if dry_run else RestoreFailed(text, cancelled)
-                )
-                return
-            self._post(reply_to, DryRunFinished(report) if dry_run else RestoreFinished(report))
-            if not dry_run:
-                self._post(self.app, CatalogChanged("restore finished"))
+                return [(reply_to, failed)]
+            if dry_run:
+                return [(reply_to, DryRunFinished(outcome.value))]
+            return [
+                (reply_to, RestoreFinished(outcome.value)),
+                (self.app, CatalogChanged("restore finished")),
+            ]
 
-        self._start(description, work)
+        spec = ActionSpec("restore", kind=kind, reference=reference, options=options)
+        self._run(spec, reply_to, finished)
 
     def verify(self, set_id: str, reply_to: MessagePump) -> None:
-        def work() -> None:
-            from engines.actions.verify import verify_backup
+        def finished(outcome: Outcome) -> list[tuple[MessagePump, Message]]:
+            if outcome.error is not None:
+                return [(reply_to, VerifyFailed(set_id, outcome.error))]
+            return [
+                (reply_to, VerifyFinished(set_id, outcome.value)),
+                (self.app, CatalogChanged("verified")),
+            ]
 
-            try:
-                results = self.app.access.run_job(
-                    "verify",
-                    f"verify {set_id}",
-                    lambda ws, ctx: verify_backup(ws, set_id, ctx),
-                    self._listener(None),
-                )
-            except BaseException as error:
-                self._post(reply_to, VerifyFailed(set_id, failure_text(error)))
-                return
-            problems = [p for result in results for p in result.report.problems]
-            self._post(reply_to, VerifyFinished(set_id, problems))
-            self._post(self.app, CatalogChanged("verified"))
-
-        self._start(f"verify {set_id}", work)
+        self._run(ActionSpec("verify", reference=set_id), None, finished)
 
     def export(
         self,
@@ -195,56 +163,21 @@ class JobRunner:
     ) -> None:
         """Decrypt each artifact into `folder`: its plain .gz, or with `as_sql` plain SQL."""
 
-        def export_all(workspace, context) -> list[Path]:
-            from engines.actions.decrypt import decrypt_to_file
+        def finished(outcome: Outcome) -> list[tuple[MessagePump, Message]]:
+            if outcome.error is not None:
+                return [(reply_to, ExportFailed(outcome.error))]
+            return [(reply_to, ExportFinished(outcome.value))]
 
-            written = []
-            for relpath in relpaths:
-                context.raise_if_cancelled()
-                if as_sql:
-                    # PostgreSQL's own module, loaded only when plain SQL is asked for.
-                    from engines.postgres.plain_sql import decrypt_to_sql
-
-                    path = decrypt_to_sql(workspace, relpath, folder, context)
-                else:
-                    path = decrypt_to_file(workspace, relpath, folder)
-                context.log(f"wrote {path}")
-                written.append(path)
-            return written
-
-        def work() -> None:
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-                paths = self.app.access.run_job(
-                    "export",
-                    f"export {len(relpaths)} artifact(s) to {folder}",
-                    export_all,
-                    self._listener(None),
-                )
-            except BaseException as error:
-                self._post(reply_to, ExportFailed(failure_text(error)))
-                return
-            self._post(reply_to, ExportFinished(paths))
-
-        self._start("export", work)
+        spec = ActionSpec("export", relpaths=tuple(relpaths), folder=folder, as_sql=as_sql)
+        self._run(spec, None, finished)
 
     def delete(self, set_id: str, reply_to: MessagePump) -> None:
-        def work() -> None:
-            from engines.actions.delete_set import delete_backup_set
+        def finished(outcome: Outcome) -> list[tuple[MessagePump, Message]]:
+            if outcome.error is not None:
+                return [(reply_to, DeleteFailed(set_id, outcome.error))]
+            return [(reply_to, SetDeleted(set_id))]
 
-            try:
-                self.app.access.run_job(
-                    "delete",
-                    f"delete {set_id}",
-                    lambda ws, ctx: delete_backup_set(ws, set_id, ctx),
-                    self._listener(None),
-                )
-            except BaseException as error:
-                self._post(reply_to, DeleteFailed(set_id, failure_text(error)))
-                return
-            self._post(reply_to, SetDeleted(set_id))
-
-        self._start(f"delete {set_id}", work)
+        self._run(ActionSpec("delete", reference=set_id), None, finished)
 
     def cancel(self, job_id: int) -> None:
         def work() -> None:

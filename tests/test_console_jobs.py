@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from textual.widgets import OptionList
 
 from jarvis_tui.app import make_app
 from jarvis_tui.exit_codes import ExitCode
@@ -22,7 +23,9 @@ def slow_files_env(tmp_path, isolated_env):
     env = make_files_env(tmp_path / "env")
     env.set(BACKUP_COMPRESSION="gzip")
     for number in range(BLOBS):
-        (env.data / f"blob{number:02d}.bin").write_bytes(os.urandom(BLOB_SIZE))
+        # Hex text: it compresses, so gzip level 9 has real work to do (random bytes are
+        # stored as they are, fast).
+        (env.data / f"blob{number:02d}.txt").write_text(os.urandom(BLOB_SIZE // 2).hex())
     return env
 
 
@@ -83,3 +86,23 @@ async def test_cancel_a_backup_running_in_another_process(slow_files_env):
         assert job.progress_done < BLOBS * BLOB_SIZE
         backup_set = workspace.catalog.list_backup_sets()[0]
     assert backup_set.status == "failed"  # never mistaken for a complete backup
+
+
+async def test_quitting_while_a_backup_runs_here_asks_then_cancels_it(slow_files_env):
+    app = make_app(slow_files_env.env_file, poll_seconds=0.2, host_scheduler=False)
+    async with app.run_test(size=(100, 30), notifications=True) as pilot:
+        await pilot.press("b")
+        await wait_until(pilot, lambda: "Back up now" in screen_words(app))
+        choices = app.screen.query_one(OptionList)
+        choices.highlighted = choices.get_option_index("files")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: bool(app.runner.running_jobs()))
+        await pilot.press("q")
+        await wait_until(pilot, lambda: "Quit while jobs run?" in screen_words(app))
+        await pilot.click("#yes")
+        await wait_until(pilot, lambda: not app.is_running)
+    with slow_files_env.workspace() as workspace:
+        job = workspace.catalog.list_jobs()[0]
+        backup_set = workspace.catalog.list_backup_sets()[0]
+    assert job.description == "backup files" and job.status == "cancelled"
+    assert backup_set.status == "failed"

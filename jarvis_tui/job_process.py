@@ -13,12 +13,14 @@ textual: the child stays light.
 import contextlib
 import os
 import pickle
+import select
 import struct
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
 
 
 CHILD_NICENESS = 5
+POLL_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,10 @@ class ActionSpec:
     relpaths: tuple[str, ...] = ()
     folder: Path | None = None
     as_sql: bool = False
+    # A scheduled backup runs inside the job the scheduler already started.
+    job_id: int | None = None
+    tier: str | None = None
+    created_at: datetime | None = None
 
     @property
     def job(self) -> tuple[str, str]:
@@ -54,6 +61,7 @@ class ActionSpec:
             "verify": ("verify", f"verify {self.reference}"),
             "export": ("export", f"export {len(self.relpaths)} artifact(s) to {self.folder}"),
             "delete": ("delete", f"delete {self.reference}"),
+            "scheduled-backup": ("backup", f"scheduled {self.tier} backup"),
         }[self.verb]
 
 
@@ -72,6 +80,11 @@ def failure_text(error: BaseException) -> str:
 
 def perform(spec: ActionSpec, workspace: "Workspace", context: JobContext) -> Any:
     """The engine action itself; what it returns is plain data the console shows."""
+    if spec.verb == "scheduled-backup":
+        from engines.actions.backup_full import run_backup_full
+
+        report = run_backup_full(workspace, context, tier=spec.tier, created_at=spec.created_at)
+        return report.backup_set.status
     if spec.verb == "backup" and spec.kind == "full":
         from engines.actions.backup_full import run_backup_full
 
@@ -128,19 +141,24 @@ def child_main(env_file: Path | None, spec: ActionSpec, send: Callable[[Any], No
     from engines.joblog import configure_logging, register_secrets
     from engines.workspace import Workspace
 
-    kind, description = spec.job
     try:
         settings = load_settings(env_file=env_file)
         register_secrets(settings.secret_values())
         with contextlib.suppress(Exception):  # without its log file the job still logs
             configure_logging(settings.log_dir)
         with Workspace.open(settings) as workspace:
-            value = workspace.run_job(
-                kind,
-                description,
-                lambda context: perform(spec, workspace, context),
-                listeners=(send,),
-            )
+            if spec.job_id is not None:  # the job is the parent's: it records the end
+                context = JobContext(workspace.catalog, spec.job_id, listeners=(send,))
+                value = perform(spec, workspace, context)
+                context.flush_progress()
+            else:
+                kind, description = spec.job
+                value = workspace.run_job(
+                    kind,
+                    description,
+                    lambda context: perform(spec, workspace, context),
+                    listeners=(send,),
+                )
     except BaseException as error:
         outcome = Outcome(error=failure_text(error), cancelled=isinstance(error, JobCancelledError))
     else:
@@ -158,18 +176,35 @@ def write_frame(fd: int, item: Any) -> None:
         view = view[os.write(fd, view) :]
 
 
-def read_frames(stream: BinaryIO) -> Iterator[Any]:
-    while header := stream.read(8):
-        if len(header) < 8:
-            return
-        (size,) = struct.unpack(">Q", header)
-        yield pickle.loads(stream.read(size))
+def _read_exactly(stream: BinaryIO, size: int) -> bytes | None:
+    data = b""
+    while len(data) < size:
+        piece = stream.read(size - len(data))
+        if not piece:
+            return None
+        data += piece
+    return data
+
+
+def read_frame(stream: BinaryIO) -> tuple[bool, Any]:
+    """(True, item), or (False, None) once the child has closed its end."""
+    header = _read_exactly(stream, 8)
+    if header is None:
+        return False, None
+    payload = _read_exactly(stream, struct.unpack(">Q", header)[0])
+    return (False, None) if payload is None else (True, pickle.loads(payload))
 
 
 def run_in_process(
-    env_file: Path | None, spec: ActionSpec, on_update: Callable[[JobUpdate], None]
+    env_file: Path | None,
+    spec: ActionSpec,
+    on_update: Callable[[JobUpdate], None],
+    while_waiting: Callable[[], None] | None = None,
 ) -> Outcome:
     """Blocking (call it from a worker thread): start the child, relay its updates, wait.
+
+    `while_waiting` is called every POLL_S while the child is quiet (a scheduler passing
+    on its own stop request, say).
 
     A plain subprocess rather than multiprocessing: the console's screen owns the
     standard streams, and multiprocessing's helpers want them.
@@ -186,12 +221,18 @@ def run_in_process(
             )
         finally:
             os.close(write_fd)
-        with os.fdopen(read_fd, "rb") as frames:
+        with os.fdopen(read_fd, "rb", buffering=0) as frames:
             assert child.stdin is not None
             child.stdin.write(pickle.dumps((env_file, spec)))
             child.stdin.close()
             outcome = None
-            for item in read_frames(frames):
+            while True:
+                if while_waiting is not None and not select.select([frames], [], [], POLL_S)[0]:
+                    while_waiting()
+                    continue
+                more, item = read_frame(frames)
+                if not more:
+                    break
                 if isinstance(item, Outcome):
                     outcome = item
                 else:

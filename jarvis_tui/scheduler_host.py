@@ -4,17 +4,63 @@ Which process fires the schedules is the engine's decision (one scheduler per
 repository, elected by a lock): this starts the engine's scheduler in a worker,
 stands by while another process (`--run-scheduled`, another console) holds it,
 and tries again every RETRY_SECONDS so it takes over once that process is gone.
+The backups it fires run in a child process (`backup_in_child`), so that the
+screen stays responsive through them.
 """
 
 import threading
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from engines.errors import JarvisError, JobCancelledError
+from jarvis_tui.job_process import ActionSpec, run_in_process
 
 if TYPE_CHECKING:
+    from engines.jobs import JobContext
     from engines.scheduler import Scheduler
+    from engines.workspace import Workspace
     from jarvis_tui.app import JarvisConsole
 
 RETRY_SECONDS = 15.0
 GROUP = "scheduler"
+
+
+def backup_in_child(env_file: Path | None) -> Callable[..., str]:
+    """The scheduler's backup action, run in a process of its own inside the scheduler's job.
+
+    In the console's process the engines' threads would freeze the screen for as
+    long as a nightly backup takes. When the scheduler stops, its cancel reaches
+    the child through the catalog, as any cancel does.
+    """
+
+    def action(
+        workspace: "Workspace",
+        context: "JobContext",
+        tier: str,
+        created_at: datetime,
+        dispatcher: Any,
+    ) -> str:
+        asked = False
+
+        def pass_on_stop() -> None:
+            nonlocal asked
+            if not asked and context.cancel_event.is_set():
+                workspace.catalog.request_job_cancel(context.job_id)
+                asked = True
+
+        spec = ActionSpec(
+            "scheduled-backup", job_id=context.job_id, tier=tier, created_at=created_at
+        )
+        outcome = run_in_process(env_file, spec, lambda update: None, pass_on_stop)
+        if outcome.cancelled:
+            raise JobCancelledError(outcome.error or "cancelled by request")
+        if outcome.error is not None:
+            raise JarvisError(outcome.error)
+        return str(outcome.value)
+
+    return action
 
 
 def holder_name(holder: dict) -> str:
@@ -53,7 +99,9 @@ class SchedulerHost:
         with self._lock:
             if self._stopped or self.scheduler is not None:
                 return
-            scheduler = Scheduler(settings, purpose="console")
+            scheduler = Scheduler(
+                settings, purpose="console", backup_action=backup_in_child(self.app.env_file)
+            )
             try:
                 elected = scheduler.start()
             except Exception as error:  # shown, and tried again later

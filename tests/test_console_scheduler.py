@@ -1,5 +1,6 @@
 """The console hosts the scheduler unless another process holds it."""
 
+import os
 import subprocess
 import sys
 import time
@@ -57,3 +58,35 @@ async def test_console_stands_by_while_a_headless_runner_holds_the_schedules(con
     finally:
         runner.terminate()
         runner.wait(30)
+
+
+def test_the_consoles_scheduled_backup_runs_in_a_child_inside_the_schedulers_job(
+    tmp_path, isolated_env
+):
+    from datetime import UTC, datetime
+
+    from engines.workspace import Workspace
+    from jarvis_tui.scheduler_host import backup_in_child
+    from tests.files_env import make_files_env
+
+    env = make_files_env(tmp_path / "env")
+    (env.data / "notes.txt").write_text("Grüße\n")
+    secrets = tmp_path / "app.env"
+    secrets.write_text("API_TOKEN=tok\n")
+    env.set(BACKUP_SECRET_FILES=str(secrets))
+    planned = datetime(2026, 5, 3, 3, 0, tzinfo=UTC)
+    action = backup_in_child(env.env_file)
+    with Workspace.open(load_settings(env_file=env.env_file)) as workspace:
+        status = workspace.run_job(
+            "backup",
+            "scheduled weekly backup",
+            lambda context: action(workspace, context, "weekly", planned, None),
+        )
+        job = workspace.catalog.list_jobs()[0]
+        backup_set = workspace.catalog.list_backup_sets()[0]
+        events = [e.message for e in workspace.catalog.job_events(job.id)]
+    assert status == "complete" and job.status == "succeeded"
+    assert backup_set.kind == "full" and backup_set.tier == "weekly"
+    assert backup_set.created_at == planned and backup_set.job_id == job.id
+    assert any("part files: ok" in message for message in events)  # written by the child
+    assert job.pid == os.getpid()  # the job stays the scheduler's; only the work moved

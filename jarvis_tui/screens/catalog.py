@@ -22,7 +22,7 @@ from jarvis_tui.screens.catalog_actions import CatalogActions
 from jarvis_tui.widgets.backup_table import BackupTable
 from jarvis_tui.widgets.set_detail import SetDetailPanel
 
-DETAIL_DELAY_S = 0.15
+DETAIL_DELAY_S = 0.25  # the cursor (or the filter text) rests this long before details load
 # A filter pass over 20,000 in-memory sets takes a few milliseconds: less than the two
 # thread hand-overs a worker costs. Larger catalogs filter in a worker.
 INLINE_FILTER_LIMIT = 20_000

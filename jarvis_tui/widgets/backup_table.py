@@ -24,6 +24,8 @@ from jarvis_tui.formatting import local_moment
 from jarvis_tui.output import human_size
 
 PENDING = "…"
+# Rows in view ask for their storage places once scrolling or typing pauses this long.
+VISIBLE_DELAY_S = 0.2
 
 
 @dataclass(frozen=True)
@@ -268,7 +270,7 @@ class BackupTable(ScrollView, can_focus=True):
     def _announce_visible(self) -> None:
         if self._visible_timer is not None:
             self._visible_timer.stop()
-        self._visible_timer = self.set_timer(0.05, self._post_visible)
+        self._visible_timer = self.set_timer(VISIBLE_DELAY_S, self._post_visible)
 
     def _post_visible(self) -> None:
         top = round(self.scroll_offset.y)

@@ -4,7 +4,6 @@ Headless paths never import textual: the console is imported only when opened.
 """
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,8 +11,6 @@ from pathlib import Path
 from engines.errors import JarvisError
 from jarvis_tui.commands import backups, files_store, schedule, setup, sources
 from jarvis_tui.exit_codes import ExitCode, exit_code_for
-
-log = logging.getLogger("jarvis")
 
 COMMAND_MODULES = (setup, backups, sources, files_store, schedule)
 

@@ -298,6 +298,10 @@ class Settings:
     problems: tuple[str, ...] = field(default_factory=tuple)
 
     def __getattr__(self, attribute: str) -> Any:
+        # Only settings names resolve here; dunders (pickle's probes) and `values` itself
+        # before it exists must fail normally instead of recursing.
+        if attribute.startswith("__") or attribute == "values":
+            raise AttributeError(attribute)
         try:
             return self.values[attribute]
         except KeyError:

@@ -210,3 +210,14 @@ def test_secret_is_opaque():
     secret = Secret("hunter2")
     assert "hunter2" not in f"{secret} {secret!r} {[secret]}"
     assert secret.reveal() == "hunter2"
+
+
+def test_settings_survive_pickling_for_child_processes():
+    import pickle
+
+    settings = load_settings({"BACKUP_ENCRYPTION_KEY": KEY, "BACKUP_RETENTION_DAILY": "3"}, None)
+    copy = pickle.loads(pickle.dumps(settings))
+    assert copy.backup_retention_daily == 3
+    assert copy.backup_encryption_key.reveal() == KEY
+    with pytest.raises(AttributeError):
+        _ = copy.no_such_setting

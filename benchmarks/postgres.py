@@ -18,6 +18,7 @@ import argparse
 import os
 import secrets
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -39,7 +40,7 @@ TARGETS = (
     ("pgbench", "ours restore / pg_restore -j 2", "ours restore", "pg_restore -j 2", 1.15),
 )
 RSS_LIMIT_MB = 150
-RESTORE_ROUNDS = 2
+RESTORE_ROUNDS = 3
 
 # About 330 bytes a row on disk; text, JSON, UUIDs, timestamps and numbers that compress
 # 3-4x, like an application's tables rather than pgbench's padding.
@@ -162,10 +163,13 @@ def bench_database(server, database: str, env_file: Path, tool_env: dict[str, st
         "pg_dump -Fc", [f"{bin_dir}/pg_dump", "-Fc", "-f", str(custom), database], tool_env, custom
     )
     set_id = newest.name.split(f"_{database}_full")[0]
-    # Restores are the noisiest (autovacuum of the previous copy, checkpoints): run each
-    # contender RESTORE_ROUNDS times, alternating, and keep the best time of each.
+    rounds: dict[str, list[float]] = {}
+    # Restores are the noisiest (autovacuum of the previous copy, checkpoints, a server that
+    # drifts by seconds within a run): run each contender RESTORE_ROUNDS times, alternating
+    # which goes first, settled before each, and keep the best time (the median is printed).
     for round_number in range(RESTORE_ROUNDS):
-        for name in ("pg_restore -j 2", "ours restore"):
+        order = ("pg_restore -j 2", "ours restore")
+        for name in order if round_number % 2 == 0 else order[::-1]:
             copy = f"{database}_{'ours' if name.startswith('ours') else 'peer'}"
             server.drop_database(copy)
             if name == "ours restore":
@@ -179,8 +183,12 @@ def bench_database(server, database: str, env_file: Path, tool_env: dict[str, st
             settle(server)
             result = measure(f"{name} ({round_number + 1})", argv, env)
             result.name = name
+            rounds.setdefault(name, []).append(result.seconds)
             if name not in results or result.seconds < results[name].seconds:
                 results[name] = result
+    for name, seconds in rounds.items():
+        print(f"  {name}: min {min(seconds):.2f} s, median {statistics.median(seconds):.2f} s, "
+              f"rounds {', '.join(f'{s:.2f}' for s in seconds)}")  # fmt: skip
     check_restored(server, database)
     for name in (f"{database}_ours", f"{database}_peer"):
         server.drop_database(name)

@@ -28,6 +28,7 @@ from engines.resolve import ResolvedArtifact
 
 WORK_PURPOSE = "postgres-restore"
 
+
 def write_plain_copy(
     resolved: ResolvedArtifact, keyring: Keyring, destination: Path, context: JobContext
 ) -> dict[str, Any]:

@@ -100,6 +100,7 @@ def restore_into_scratch(job: RestoreJob, purpose: str) -> str:
             entries=len(job.entries),
             context=job.context,
         )
+        job.context.log(f"pg_restore finished; checking {scratch} against the backup")
         check_restored(job, scratch)
     except BaseException:
         try:

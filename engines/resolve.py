@@ -37,8 +37,8 @@ def resolve_artifacts(
     if candidate.is_file():
         found = [_from_path(workspace, candidate.resolve())]
     elif "/" in reference:
-        in_repository = workspace.repository.path_for(reference)
-        if not in_repository.is_file():
+        in_repository = _repository_file(workspace, reference)
+        if in_repository is None:
             raise NotFoundError(
                 f"{reference}: no such artifact file; give a backup id from `jarvis-tui list`, "
                 "`latest`, or the path of an artifact file"
@@ -63,6 +63,16 @@ def resolve_artifacts(
                     "from `jarvis-tui list`"
                 )
     return found
+
+
+def _repository_file(workspace: Workspace, key: str) -> Path | None:
+    """The artifact file under repository key `key`, or None (also for a key that is
+    not a repository key at all, such as a missing absolute path)."""
+    try:
+        path = workspace.repository.path_for(key)
+    except ValueError:
+        return None
+    return path if path.is_file() else None
 
 
 def _known_metadata(artifact: Artifact) -> dict[str, Any]:

@@ -120,3 +120,10 @@ def test_verify_unknown_backup_is_not_found(env_file, capsys):
         ExitCode.NOT_FOUND
     )
     assert "jarvis-tui list" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("reference", ["/nonexistent/backup.dump.gz.enc", "../x/y.enc"])
+def test_verify_of_a_missing_file_is_not_found(env_file, capsys, reference):
+    assert main(["--env-file", str(env_file), "verify", reference]) == ExitCode.NOT_FOUND
+    err = capsys.readouterr().err
+    assert reference in err and "no such artifact file" in err

@@ -3,8 +3,11 @@
 import argparse
 import sys
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from engines.actions.backup import run_backup
+from engines.actions.restore import run_restore
+from engines.catalog import BackupSet
 from engines.config import Settings, load_settings
 from engines.joblog import configure_logging, register_secrets
 from engines.jobs import JobContext, JobProgressed, JobUpdate
@@ -52,3 +55,28 @@ def print_restore_report(report: RestoreReport) -> None:
         print(f"  {line}")
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
+
+
+def back_up_with_progress(
+    workspace: Workspace, kind: str, options: Any, label: str | None = None
+) -> BackupSet:
+    """`backup <kind>` as a catalogued job with a progress line."""
+    return run_with_progress(
+        workspace,
+        "backup",
+        label or f"backup {kind}",
+        lambda ctx: run_backup(workspace, kind, options, ctx),
+    )
+
+
+def restore_with_progress(
+    workspace: Workspace, kind: str, reference: str, options: Any
+) -> RestoreReport:
+    """`restore <kind> REFERENCE` as a catalogued job with a progress line."""
+    dry_run = " (dry run)" if getattr(options, "dry_run", False) else ""
+    return run_with_progress(
+        workspace,
+        "restore",
+        f"restore {kind} {reference}{dry_run}",
+        lambda ctx: run_restore(workspace, kind, reference, options, ctx),
+    )

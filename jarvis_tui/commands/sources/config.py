@@ -3,10 +3,13 @@
 import argparse
 from pathlib import Path
 
-from engines.actions.backup import run_backup
-from engines.actions.restore import run_restore
 from engines.sources.config_files import ConfigRestoreOptions
-from jarvis_tui.commands.context import open_workspace, print_restore_report, run_with_progress
+from jarvis_tui.commands.context import (
+    back_up_with_progress,
+    open_workspace,
+    print_restore_report,
+    restore_with_progress,
+)
 from jarvis_tui.exit_codes import ExitCode
 from jarvis_tui.output import human_size
 
@@ -33,12 +36,7 @@ def register(backup_commands: argparse._SubParsersAction, restore_commands) -> N
 
 def run_backup_config(args: argparse.Namespace) -> ExitCode:
     with open_workspace(args) as workspace:
-        backup_set = run_with_progress(
-            workspace,
-            "backup",
-            "backup config",
-            lambda ctx: run_backup(workspace, "config", None, ctx),
-        )
+        backup_set = back_up_with_progress(workspace, "config", None)
         artifacts = workspace.catalog.artifacts_of(backup_set.id)
     print(f"backup {backup_set.id} complete")
     for artifact in artifacts:
@@ -53,11 +51,6 @@ def run_restore_config(args: argparse.Namespace) -> ExitCode:
         target_dir=args.target_dir, force=args.force, dry_run=args.dry_run
     )
     with open_workspace(args) as workspace:
-        report = run_with_progress(
-            workspace,
-            "restore",
-            f"restore config {args.backup}" + (" (dry run)" if args.dry_run else ""),
-            lambda ctx: run_restore(workspace, "config", args.backup, options, ctx),
-        )
+        report = restore_with_progress(workspace, "config", args.backup, options)
     print_restore_report(report)
     return ExitCode.OK

@@ -5,12 +5,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from engines.actions.backup import run_backup
-from engines.actions.restore import run_restore
 from engines.store.backup import FilesBackupOptions, warnings_of
 from engines.store.resolve import snapshot_reference
 from engines.store.restore import OVERWRITE_POLICIES, FilesRestoreOptions
-from jarvis_tui.commands.context import open_workspace, print_restore_report, run_with_progress
+from jarvis_tui.commands.context import (
+    back_up_with_progress,
+    open_workspace,
+    print_restore_report,
+    restore_with_progress,
+)
 from jarvis_tui.exit_codes import ExitCode
 from jarvis_tui.output import human_size
 
@@ -60,9 +63,7 @@ def run_backup_files(args: argparse.Namespace) -> ExitCode:
     options = FilesBackupOptions(incremental=args.incremental)
     label = "backup files" + (" (incremental)" if args.incremental else "")
     with open_workspace(args) as workspace:
-        backup_set = run_with_progress(
-            workspace, "backup", label, lambda ctx: run_backup(workspace, "files", options, ctx)
-        )
+        backup_set = back_up_with_progress(workspace, "files", options, label)
         artifacts = workspace.catalog.artifacts_of(backup_set.id)
     summary = artifacts[0].metadata.get("snapshot", {}) if artifacts else {}
     print(f"snapshot {backup_set.id} complete")
@@ -87,12 +88,7 @@ def run_restore_files(args: argparse.Namespace) -> ExitCode:
     )
     with open_workspace(args) as workspace:
         reference = snapshot_reference(workspace, args.snapshot)
-        report = run_with_progress(
-            workspace,
-            "restore",
-            f"restore files {reference}" + (" (dry run)" if args.dry_run else ""),
-            lambda ctx: run_restore(workspace, "files", reference, options, ctx),
-        )
+        report = restore_with_progress(workspace, "files", reference, options)
     print_restore_report(report)
     if report.details.get("failed"):
         print(

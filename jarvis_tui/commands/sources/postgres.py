@@ -4,10 +4,13 @@ import argparse
 import os
 from pathlib import Path
 
-from engines.actions.backup import run_backup
-from engines.actions.restore import run_restore
 from engines.postgres.options import MODES, PostgresBackupOptions, PostgresRestoreOptions
-from jarvis_tui.commands.context import open_workspace, print_restore_report, run_with_progress
+from jarvis_tui.commands.context import (
+    back_up_with_progress,
+    open_workspace,
+    print_restore_report,
+    restore_with_progress,
+)
 from jarvis_tui.exit_codes import ExitCode
 from jarvis_tui.output import human_size
 
@@ -78,11 +81,8 @@ def run_backup_postgres(args: argparse.Namespace) -> ExitCode:
         verify_restore=args.verify_restore,
     )
     with open_workspace(args) as workspace:
-        backup_set = run_with_progress(
-            workspace,
-            "backup",
-            f"backup postgres ({args.mode})",
-            lambda ctx: run_backup(workspace, "postgres", options, ctx),
+        backup_set = back_up_with_progress(
+            workspace, "postgres", options, f"backup postgres ({args.mode})"
         )
         artifacts = workspace.catalog.artifacts_of(backup_set.id)
     print(f"backup {backup_set.id} complete")
@@ -104,11 +104,6 @@ def run_restore_postgres(args: argparse.Namespace) -> ExitCode:
         with_globals=args.with_globals,
     )
     with open_workspace(args) as workspace:
-        report = run_with_progress(
-            workspace,
-            "restore",
-            f"restore postgres {args.backup}" + (" (dry run)" if args.dry_run else ""),
-            lambda ctx: run_restore(workspace, "postgres", args.backup, options, ctx),
-        )
+        report = restore_with_progress(workspace, "postgres", args.backup, options)
     print_restore_report(report)
     return ExitCode.OK

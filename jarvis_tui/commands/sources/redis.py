@@ -3,10 +3,13 @@
 import argparse
 from pathlib import Path
 
-from engines.actions.backup import run_backup
-from engines.actions.restore import run_restore
 from engines.redis.options import RedisBackupOptions, RedisRestoreOptions
-from jarvis_tui.commands.context import open_workspace, print_restore_report, run_with_progress
+from jarvis_tui.commands.context import (
+    back_up_with_progress,
+    open_workspace,
+    print_restore_report,
+    restore_with_progress,
+)
 from jarvis_tui.exit_codes import ExitCode
 from jarvis_tui.output import human_size
 
@@ -51,12 +54,7 @@ def register(backup_commands: argparse._SubParsersAction, restore_commands) -> N
 def run_backup_redis(args: argparse.Namespace) -> ExitCode:
     options = RedisBackupOptions(output=args.output)
     with open_workspace(args) as workspace:
-        backup_set = run_with_progress(
-            workspace,
-            "backup",
-            "backup redis",
-            lambda ctx: run_backup(workspace, "redis", options, ctx),
-        )
+        backup_set = back_up_with_progress(workspace, "redis", options)
         artifacts = workspace.catalog.artifacts_of(backup_set.id)
     print(f"backup {backup_set.id} complete")
     for artifact in artifacts:
@@ -78,11 +76,6 @@ def run_restore_redis(args: argparse.Namespace) -> ExitCode:
         data_dir=args.data_dir,
     )
     with open_workspace(args) as workspace:
-        report = run_with_progress(
-            workspace,
-            "restore",
-            f"restore redis {args.backup}" + (" (dry run)" if args.dry_run else ""),
-            lambda ctx: run_restore(workspace, "redis", args.backup, options, ctx),
-        )
+        report = restore_with_progress(workspace, "redis", args.backup, options)
     print_restore_report(report)
     return ExitCode.OK

@@ -4,10 +4,13 @@
 import argparse
 from pathlib import Path
 
-from engines.actions.backup import run_backup
-from engines.actions.restore import run_restore
 from engines.sources.secrets import SecretsRestoreOptions
-from jarvis_tui.commands.context import open_workspace, print_restore_report, run_with_progress
+from jarvis_tui.commands.context import (
+    back_up_with_progress,
+    open_workspace,
+    print_restore_report,
+    restore_with_progress,
+)
 from jarvis_tui.exit_codes import ExitCode
 
 
@@ -36,12 +39,7 @@ def register(backup_commands: argparse._SubParsersAction, restore_commands) -> N
 
 def run_backup_secrets(args: argparse.Namespace) -> ExitCode:
     with open_workspace(args) as workspace:
-        backup_set = run_with_progress(
-            workspace,
-            "backup",
-            "backup secrets",
-            lambda ctx: run_backup(workspace, "secrets", None, ctx),
-        )
+        backup_set = back_up_with_progress(workspace, "secrets", None)
         artifacts = workspace.catalog.artifacts_of(backup_set.id)
     print(f"backup {backup_set.id} complete")
     for artifact in artifacts:
@@ -57,11 +55,6 @@ def run_restore_secrets(args: argparse.Namespace) -> ExitCode:
         to=args.to, force=args.force, dry_run=args.dry_run, file=args.file
     )
     with open_workspace(args) as workspace:
-        report = run_with_progress(
-            workspace,
-            "restore",
-            f"restore secrets {args.backup}" + (" (dry run)" if args.dry_run else ""),
-            lambda ctx: run_restore(workspace, "secrets", args.backup, options, ctx),
-        )
+        report = restore_with_progress(workspace, "secrets", args.backup, options)
     print_restore_report(report)
     return ExitCode.OK

@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from engines.redis.json_format import FORMAT, TYPES, JsonFormatError, decode_bytes
 
 
@@ -177,6 +179,13 @@ def _documents_of(block: bytes) -> list[Any] | None:
     return documents if len(documents) == block.count(b"\n") else None
 
 
+def _parsed(lines: list[bytes], number: int) -> list[Any] | None:
+    try:
+        return list(map(orjson.loads, lines))
+    except orjson.JSONDecodeError:
+        return None
+
+
 def _one_document(raw: bytes, number: int) -> Any:
     try:
         return json.loads(raw)
@@ -223,23 +232,35 @@ class JsonExportReader:
                 yield line if line.endswith(b"\n") else line + b"\n"
 
     def documents(self) -> Iterator[tuple[int, Any]]:
+        for number, _lines, documents in self.document_blocks(fast=False):
+            yield from enumerate(documents, number + 1)
+
+    def document_blocks(self, *, fast: bool = True) -> Iterator[tuple[int, list[bytes], list]]:
+        """The key lines a block at a time: (number of the line before the block, the raw
+        lines, their parsed documents). `fast` parses with orjson where it can (a line it
+        refuses, the block goes to the standard parser, which names the line); its
+        documents can differ from the standard parser's only in that a number beyond 64
+        bits is a float, which a check for an integer refuses."""
         number = 0
         for block in self._raw_blocks():
-            parsed = _documents_of(block)
-            if parsed is None:
-                lines = block.split(b"\n")[:-1]
-                parsed = [_one_document(raw, number + i) for i, raw in enumerate(lines, 1)]
-            for document in parsed:
-                number += 1
-                _require(self.trailer is None, number, "data after the end record")
-                if number == 1:
-                    _require(isinstance(document, dict) and document.get("format") == FORMAT, 1,
-                             f"not a {FORMAT} export (header missing)")  # fmt: skip
-                    self.header = document
-                elif isinstance(document, dict) and document.get("end") is True:
-                    self.trailer = document
-                else:
-                    yield number, document
+            lines = block.split(b"\n")
+            del lines[-1]
+            documents = _parsed(lines, number) if fast else _documents_of(block)
+            if documents is None:
+                documents = [_one_document(raw, number + i) for i, raw in enumerate(lines, 1)]
+            _require(self.trailer is None, number + 1, "data after the end record")
+            start = number
+            number += len(lines)
+            if start == 0:
+                header = documents[0]
+                _require(isinstance(header, dict) and header.get("format") == FORMAT, 1,
+                         f"not a {FORMAT} export (header missing)")  # fmt: skip
+                self.header = header
+                start, lines, documents = 1, lines[1:], documents[1:]
+            if b'"end"' in block or b"\\u" in block:  # \u0065nd is "end" too
+                yield from self._up_to_trailer(start, lines, documents)
+            else:
+                yield start, lines, documents
         _require(number > 0, 1, "the export is empty")
         _require(self.trailer is not None, number, "the end record is missing (truncated export)")
         previous = self._previous
@@ -248,6 +269,33 @@ class JsonExportReader:
         _require(self.trailer.get("keys") == self.counts.total, number,
                  f"the end record counts {self.trailer.get('keys')} keys, the lines hold "
                  f"{self.counts.total}")  # fmt: skip
+
+    def _up_to_trailer(
+        self, number: int, lines: list[bytes], documents: list
+    ) -> Iterator[tuple[int, list[bytes], list]]:
+        for i, document in enumerate(documents):
+            if isinstance(document, dict) and document.get("end") is True:
+                yield number, lines[:i], documents[:i]
+                _require(i == len(documents) - 1, number + i + 2, "data after the end record")
+                self.trailer = document
+                return
+        yield number, lines, documents
+
+    @property
+    def continuing(self) -> bool:
+        """The last key line said more lines of its key follow."""
+        return self._previous is not None and self._previous[3]
+
+    def counted(self, kinds: list[tuple[int, str]], with_ttl: int, expired: int) -> None:
+        """Count keys checked elsewhere: whole keys in one line each, (db, type) apiece,
+        that came after the last line given to `follow`."""
+        if not kinds:
+            return
+        self._previous = None  # the line after a whole key starts a new key
+        for (db, kind), n in Counter(kinds).items():
+            self.counts.per_db_type.setdefault(db, Counter())[kind] += n
+        self.counts.with_ttl += with_ttl
+        self.counts.expired += expired
 
     def follow(
         self, number: int, db: int, key: bytes, kind: str, expires: int | None, part: int,

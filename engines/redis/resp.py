@@ -142,22 +142,31 @@ class RespConnection:
         self._buffer.clear()
         return data
 
-    def skim_replies(self, count: int) -> bytes:
-        """The raw bytes of the next `count` replies, unparsed: for the replies to write
-        commands (status, integer, error, or a short bulk string such as an XADD id), whose
-        lines never hold a line break. Counting lines instead of parsing each reply is what
-        keeps a restore's pass 2 close to `redis-cli --pipe`. Nothing may follow them."""
+    def read_until_pong(self) -> bytes:
+        """The raw bytes of the replies before the next `+PONG` (the reply to a PING sent
+        after a batch of write commands), unparsed; what follows stays buffered. Replies to
+        write commands (status, integer, error, a short bulk string such as an XADD id)
+        never hold a line break, so `+PONG` at the start of a line is that PING's."""
         buffer = self._buffer
+        start = 0
         while True:
-            bulks = buffer.count(b"\r\n$") + buffer.startswith(b"$") - buffer.count(b"$-1\r\n")
-            complete = buffer.count(b"\r\n") - bulks
-            if complete >= count and buffer.endswith(b"\r\n"):
-                if complete > count:
-                    raise ConnectionError("the server sent more replies than commands")
-                data = bytes(buffer)
-                buffer.clear()
+            found = buffer.find(b"+PONG\r\n", start)
+            if found < 0:
+                start = max(0, len(buffer) - 6)
+                self._fill()
+            elif found == 0 or buffer[found - 2 : found] == b"\r\n":
+                data = bytes(buffer[:found])
+                del buffer[: found + 7]
                 return data
-            self._fill()
+            else:
+                start = found + 1
+
+    @staticmethod
+    def count_replies(data: bytes) -> int:
+        """How many replies `data` holds: lines, less the second line of each bulk string
+        (replies to write commands, as `read_until_pong` returns them)."""
+        bulks = data.count(b"\r\n$") + data.startswith(b"$") - data.count(b"$-1\r\n")
+        return data.count(b"\r\n") - bulks
 
     @staticmethod
     def parse_replies(data: bytes, count: int) -> list[Any]:

@@ -8,7 +8,7 @@ goes to the job log as it happens, so a killed restore still says how far it got
 """
 
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +21,7 @@ LOG_INTERVAL_S = 5.0
 SAMPLE_SIZE = 10
 _FATAL = ("OOM", "READONLY", "NOPERM", "MISCONF", "NOSCRIPT", "LOADING")
 _PAYLOAD = "DUMP payload version or checksum are wrong"
+_PING = encode_command("PING")
 
 
 def key_label(key: bytes) -> str:
@@ -69,10 +70,12 @@ class PipelinedWriter:
         self.total = total
         self.tally = Tally()
         self._db: int | None = None
+        self._pending: deque[tuple[int, int, int, Callable]] = deque()  # batches sent
         self._last_log = time.monotonic()
 
     def select(self, db: int) -> None:
         if db != self._db:
+            self.drain()
             reply = self.connection.call("SELECT", db)
             if reply != b"OK":
                 raise JarvisError(f"the target refused SELECT {db}: {reply!r}")
@@ -95,13 +98,29 @@ class PipelinedWriter:
         keys: int,
         pieces: Callable[[], list[tuple[KeyWrite, bool]]],
     ) -> None:
-        """Send a batch of pre-encoded commands holding `keys` keys as one write. Replies
-        are only counted; when one is an error, `pieces` (each key piece with whether it
-        counts as a key) says which key it belongs to."""
+        """Send a batch of pre-encoded commands holding `keys` keys as one write, followed
+        by a PING that marks where its replies end. The replies of a batch are read once
+        the next batch is on its way (call `drain` after the last), so the server always
+        has work. They are only counted; when one is an error, `pieces` (each key piece
+        with whether it counts as a key) says which key it belongs to."""
         self.select(db)
         self.connection.send(commands)
-        data = self.connection.skim_replies(replies)
+        self.connection.send(_PING)
+        self._pending.append((db, replies, keys, pieces))
+        if len(self._pending) > 1:
+            self._collect()
+
+    def drain(self) -> None:
+        """Read the replies of every batch sent and not yet counted."""
+        while self._pending:
+            self._collect()
+
+    def _collect(self) -> None:
+        db, replies, keys, pieces = self._pending.popleft()
+        data = self.connection.read_until_pong()
         if b"\r\n-" not in data and not data.startswith(b"-"):
+            if RespConnection.count_replies(data) != replies:
+                raise ConnectionError("the server sent a different number of replies")
             self.tally.written[db] += keys
         else:
             parsed = iter(RespConnection.parse_replies(data, replies))

@@ -40,7 +40,7 @@ TARGETS = (
     ("pgbench", "ours restore / pg_restore -j 2", "ours restore", "pg_restore -j 2", 1.15),
 )
 RSS_LIMIT_MB = 150
-RESTORE_ROUNDS = 3
+RESTORE_ROUNDS = 5
 
 # About 330 bytes a row on disk; text, JSON, UUIDs, timestamps and numbers that compress
 # 3-4x, like an application's tables rather than pgbench's padding.

@@ -23,6 +23,7 @@ from engines.crypto import ContainerReader, DecryptedStream, Keyring
 from engines.errors import IntegrityError, NotFoundError
 from engines.fsutil import private_work_folder
 from engines.jobs import JobContext
+from engines.postgres.archive_offsets import record_data_positions
 from engines.postgres.space import require_free_space
 from engines.resolve import ResolvedArtifact
 
@@ -95,4 +96,6 @@ def authenticated_archive(
         path = folder / "archive.dump"
         sealed = write_plain_copy(resolved, keyring, path, context)
         context.log(f"{resolved.label}: every chunk authenticated")
+        if located := record_data_positions(path):
+            context.log(f"recorded where {located} data block(s) start, so pg_restore seeks")
         yield PlainArchive(path, sealed)

@@ -1,0 +1,175 @@
+"""Recording where each data block starts in a custom-format archive pg_dump wrote to a pipe.
+
+pg_dump notes the position of each table's data in the table of contents only when
+its output is seekable. Ours goes to a pipe, so every entry says "position not set",
+and pg_restore finds a block by reading through every chunk before it: with pg_dump's
+compression off that is one chunk per row, and each parallel worker reads them again.
+Once the decrypted copy is on disk we find the blocks and write their positions into
+the table of contents, as pg_dump does for a file; pg_restore then seeks.
+
+A table's data block need not be walked chunk by chunk. It ends with a zero-length
+chunk: a zero sign byte and `int_size` zero bytes. Inside the block, chunks hold COPY
+text (or INSERT statements), which never contain a NUL byte, and no chunk is empty,
+so the zero bytes of a chunk header never join into a run that long. The first such
+run after the block's first chunk header is therefore its end. Large-object blocks
+hold arbitrary bytes and are walked exactly. When anything is not as expected (an
+unknown archive version, compressed data, a block that is not where it should be),
+the archive is left as pg_dump wrote it and pg_restore scans, as before.
+"""
+
+import mmap
+from dataclasses import dataclass
+from pathlib import Path
+
+MAGIC = b"PGDMP"
+ARCHIVE_CUSTOM = 1
+OLDEST, NEWEST = (1, 12), (1, 16)
+POSITION_NOT_SET, POSITION_SET = 1, 2
+BLOCK_DATA, BLOCK_LARGE_OBJECTS = 1, 3
+
+
+class _Unexpected(Exception):
+    """The archive is not in a shape this module knows: leave it alone."""
+
+
+@dataclass
+class _Entry:
+    dump_id: int
+    state_at: int  # file position of the entry's data-state byte
+    state: int
+
+
+class _Reader:
+    def __init__(self, data: mmap.mmap):
+        self.data = data
+        self.pos = 0
+        self.int_size = 4
+
+    def byte(self) -> int:
+        if self.pos >= len(self.data):
+            raise _Unexpected("archive ends early")
+        value = self.data[self.pos]
+        self.pos += 1
+        return value
+
+    def integer(self) -> int:
+        sign = self.byte()
+        end = self.pos + self.int_size
+        if end > len(self.data):
+            raise _Unexpected("archive ends early")
+        value = int.from_bytes(self.data[self.pos : end], "little")
+        self.pos = end
+        return -value if sign else value
+
+    def string(self) -> bytes | None:
+        length = self.integer()
+        if length < 0:
+            return None
+        start, self.pos = self.pos, self.pos + length
+        return self.data[start : self.pos]
+
+
+def _read_header(reader: _Reader) -> tuple[tuple[int, int], int]:
+    """Check the header; return the archive version and the offset size."""
+    if reader.data[: len(MAGIC)] != MAGIC:
+        raise _Unexpected("not a custom-format archive")
+    reader.pos = len(MAGIC)
+    version = (reader.byte(), reader.byte())
+    reader.byte()  # revision
+    reader.int_size = reader.byte()
+    offset_size = reader.byte()
+    if not OLDEST <= version <= NEWEST or reader.byte() != ARCHIVE_CUSTOM:
+        raise _Unexpected("archive version or format unknown")
+    compressed = reader.byte() if version >= (1, 15) else reader.integer()
+    if compressed != 0:
+        raise _Unexpected("data compressed by pg_dump")
+    for _ in range(7):  # the dump's timestamp
+        reader.integer()
+    for _ in range(3):  # database name, server version, pg_dump version
+        reader.string()
+    return version, offset_size
+
+
+def _read_entries(reader: _Reader, version: tuple[int, int], offset_size: int) -> list[_Entry]:
+    entries = []
+    for _ in range(reader.integer()):
+        dump_id = reader.integer()
+        reader.integer()  # had a data dumper
+        for _ in range(4):  # table oid, oid, tag, description
+            reader.string()
+        reader.integer()  # section
+        for _ in range(5):  # definition, drop, copy statement, schema, tablespace
+            reader.string()
+        if version >= (1, 14):
+            reader.string()  # table access method
+        if version >= (1, 16):
+            reader.integer()  # relkind
+        reader.string()  # owner
+        reader.string()  # "with oids"
+        while reader.string() is not None:  # dependencies
+            pass
+        state_at = reader.pos
+        entries.append(_Entry(dump_id, state_at, reader.byte()))
+        reader.pos += offset_size
+    return entries
+
+
+def _skip_chunks(reader: _Reader) -> None:
+    while (length := reader.integer()) != 0:
+        if length < 0 or reader.pos + length > len(reader.data):
+            raise _Unexpected("chunk length out of range")
+        reader.pos += length
+
+
+def _skip_large_objects(reader: _Reader) -> None:
+    while reader.integer() != 0:  # object oid; 0 ends the block
+        _skip_chunks(reader)
+
+
+def _block_starts(reader: _Reader, entries: dict[int, _Entry]) -> dict[int, int]:
+    """Dump id -> position of its data block, for every block in the archive."""
+    starts: dict[int, int] = {}
+    end_of_table_data = b"\0" * (1 + reader.int_size)
+    data = reader.data
+    while reader.pos < len(data):
+        start = reader.pos
+        kind = reader.byte()
+        dump_id = reader.integer()
+        entry = entries.get(dump_id)
+        if entry is None or entry.state != POSITION_NOT_SET or dump_id in starts:
+            raise _Unexpected(f"unexpected block for dump id {dump_id}")
+        starts[dump_id] = start
+        if len(starts) == len(entries):
+            break  # the last block's end is not needed
+        if kind == BLOCK_LARGE_OBJECTS:
+            _skip_large_objects(reader)
+        elif kind == BLOCK_DATA:
+            end = data.find(end_of_table_data, reader.pos)
+            if end < 0:
+                raise _Unexpected("data block without an end")
+            reader.pos = end + len(end_of_table_data)
+        else:
+            raise _Unexpected(f"unknown block type {kind}")
+    return starts
+
+
+def record_data_positions(path: Path) -> int:
+    """Write each data block's position into the archive's table of contents.
+
+    Returns how many were recorded; 0 when the archive was left as it was.
+    """
+    with open(path, "r+b") as handle, mmap.mmap(handle.fileno(), 0) as data:
+        reader = _Reader(data)
+        try:
+            version, offset_size = _read_header(reader)
+            entries = _read_entries(reader, version, offset_size)
+            with_data = {e.dump_id: e for e in entries if e.state == POSITION_NOT_SET}
+            starts = _block_starts(reader, with_data)
+        except _Unexpected:
+            return 0
+        for dump_id, start in starts.items():
+            state_at = with_data[dump_id].state_at
+            data[state_at] = POSITION_SET
+            data[state_at + 1 : state_at + 1 + offset_size] = start.to_bytes(offset_size, "little")
+        data.flush()
+    return len(starts)

@@ -18,6 +18,7 @@ import zstandard
 from zlib_ng import gzip_ng, zlib_ng
 
 from engines.errors import IntegrityError
+from engines.gzip_members import MAX_MEMBER_PLAIN, compress_member, open_members
 
 CODEC_IDS = {"gzip": 1, "zstd": 2}
 CODEC_SUFFIXES = {"gzip": ".gz", "zstd": ".zst"}
@@ -31,7 +32,6 @@ PROBE_RATIO = 0.9
 # Shorter incompressible runs are deflated anyway: a stored member costs a new
 # member and restarts the compression window of the data after it.
 MIN_STORED_SLICES = 4
-_GZIP_WBITS = 31
 # zstd's default job for a stream of unknown size is so large that two workers
 # rarely overlap, and its buffers grow with the job: 2 MiB jobs keep both
 # workers busy in about 35 MB (the default takes over 100 MB).
@@ -113,18 +113,18 @@ def _member_runs(block: memoryview) -> Iterator[tuple[int, int, bool]]:
 def compress_gzip_block(block: bytes, level: int) -> bytes:
     """Compress one block into one or more complete gzip members."""
     if level == 0 or len(block) <= PROBE_SLICE:
-        return zlib.compress(block, level, _GZIP_WBITS)
+        return compress_member(block, level)
     view = memoryview(block)
     members = []
     pending_start = 0
     for start, end, compressible in _member_runs(view):
         if not compressible:
             if start > pending_start:
-                members.append(zlib.compress(view[pending_start:start], level, _GZIP_WBITS))
-            members.append(zlib.compress(view[start:end], 0, _GZIP_WBITS))
+                members.append(compress_member(view[pending_start:start], level))
+            members.append(compress_member(view[start:end], 0))
             pending_start = end
     if pending_start < len(view):
-        members.append(zlib.compress(view[pending_start:], level, _GZIP_WBITS))
+        members.append(compress_member(view[pending_start:], level))
     return b"".join(members)
 
 
@@ -139,6 +139,8 @@ class ParallelGzipCompressor:
     def __init__(self, sink: Sink, level: int, threads: int, block_size: int = GZIP_BLOCK_SIZE):
         if not 0 <= level <= 9:
             raise ValueError(f"gzip level must be 0..9, got {level}")
+        if not 0 < block_size <= MAX_MEMBER_PLAIN:
+            raise ValueError(f"gzip block size must be 1..{MAX_MEMBER_PLAIN}, got {block_size}")
         self._sink = sink
         self._level = level
         self._block_size = block_size
@@ -214,8 +216,11 @@ def open_decompressor(codec: str, raw: BinaryIO, name: str) -> BinaryIO:
     counted = _CountingReader(raw)
     inner: BinaryIO
     if check_codec(codec) == "gzip":
-        # zlib-ng inflates the same standard stream about a third faster than zlib.
-        inner = gzip_ng.GzipFile(fileobj=counted, mode="rb")
+        # Members we wrote carry their length and inflate on all cores; older streams
+        # go through zlib-ng, which inflates about a third faster than zlib.
+        inner = open_members(
+            counted, default_threads(), lambda raw: gzip_ng.GzipFile(fileobj=raw, mode="rb")
+        )
     else:
         inner = ZstdFrameReader(counted)
     return io.BufferedReader(_CheckedReader(inner, counted, codec, name))

@@ -19,10 +19,12 @@ from hypothesis import strategies as st
 from engines.compression import (
     ParallelGzipCompressor,
     compress_gzip_block,
+    default_threads,
     make_compressor,
     open_decompressor,
 )
 from engines.errors import IntegrityError
+from engines.gzip_members import HEADER_SIZE, MAX_MEMBER_PLAIN, member_length, sized_member
 
 MiB = 1024 * 1024
 
@@ -64,7 +66,9 @@ def gzip_members(stream: bytes) -> list[tuple[int, bytes]]:
         decoder = zlib.decompressobj(31)
         plain = decoder.decompress(stream)
         assert decoder.eof, "member does not end"
-        first_block_type = (stream[10] >> 1) & 3  # zlib writes a 10-byte gzip header
+        length = member_length(stream)
+        assert length == len(stream) - len(decoder.unused_data), "length field is wrong"
+        first_block_type = (stream[HEADER_SIZE] >> 1) & 3
         members.append((first_block_type, plain))
         stream = decoder.unused_data
     return members
@@ -240,4 +244,42 @@ def test_reading_a_bomb_stays_within_a_few_mebibytes(codec: str):
     finally:
         tracemalloc.stop()
     assert total == 128 * MiB
-    assert peak < 8 * MiB
+    assert peak < (6 + default_threads()) * MiB  # gzip: a 1 MiB member per thread, plus one
+
+
+def test_members_carry_their_length_and_inflate_on_several_threads():
+    data = mixed(3 * MiB + 12345)
+    stream = compress("gzip", data, level=6)
+    members = gzip_members(stream)  # checks every member's length field
+    assert len(members) >= 4
+    parallel = threading.active_count()
+    with open_decompressor("gzip", io.BytesIO(stream), "files/x.tar") as reader:
+        assert reader.read(10) == data[:10]
+        assert threading.active_count() > parallel  # the inflating pool is running
+        assert data[10:] == reader.read()
+
+
+def test_streams_without_length_fields_still_read():
+    data = text(300_000)
+    plain_members = b"".join(
+        zlib.compress(data[start : start + 100_000], 6, 31)
+        for start in range(0, len(data), 100_000)
+    )
+    assert member_length(plain_members) is None
+    assert read_all("gzip", plain_members) == data
+    assert read_all("gzip", gzip.compress(data)) == data
+
+
+def test_a_wrong_length_field_is_damage_not_a_crash():
+    stream = bytearray(compress_gzip_block(text(200_000), 6))
+    assert member_length(bytes(stream)) == len(stream)
+    for wrong in (len(stream) - 1, len(stream) + 7, HEADER_SIZE):
+        stream[HEADER_SIZE - 4 : HEADER_SIZE] = wrong.to_bytes(4, "little")
+        with pytest.raises(IntegrityError, match=r"files/x\.tar: gzip stream is"):
+            read_all("gzip", bytes(stream) + compress_gzip_block(b"next", 6))
+
+
+def test_a_member_that_inflates_beyond_the_block_cap_is_refused():
+    bomb = sized_member(zlib.compress(bytes(MAX_MEMBER_PLAIN + 1), 9, 31))
+    with pytest.raises(IntegrityError, match="inflates to more than"):
+        read_all("gzip", bomb)

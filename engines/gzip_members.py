@@ -1,0 +1,163 @@
+"""gzip members that carry their own length, so a reader can inflate several at once.
+
+Each member the artifact pipeline writes has an extra header field (RFC 1952 FEXTRA,
+as BGZF does) holding the member's total length. Any gzip reader skips the field;
+ours uses it to cut the stream into members without inflating and to inflate them on
+a thread pool (zlib releases the GIL), which makes a restore's decompression scale
+with cores as the backup's compression does. Streams written before the field
+existed are read one member after another, as before.
+"""
+
+import zlib
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import BinaryIO
+
+from zlib_ng import zlib_ng
+
+GZIP_WBITS = 31
+_FLAG_EXTRA = 0x04
+_SUBFIELD = b"JS"  # "Jarvis size"; any other reader skips it
+_FIELD = 2 + 2 + 4  # subfield id, its length, the member length
+HEADER_SIZE = 10 + 2 + _FIELD  # fixed header, XLEN, our one subfield
+# Our members hold one compression block (1 MiB); the cap bounds a reader's memory.
+MAX_MEMBER_PLAIN = 4 * 1024 * 1024
+
+
+def sized_member(member: bytes) -> bytes:
+    """Add the length field to a member as zlib writes it (10-byte header, no flags)."""
+    if member[:3] != b"\x1f\x8b\x08" or member[3] != 0:
+        raise ValueError("not a plain gzip member")
+    total = len(member) + 2 + _FIELD
+    extra = _FIELD.to_bytes(2, "little") + _SUBFIELD + (4).to_bytes(2, "little")
+    return (
+        member[:3]
+        + bytes([_FLAG_EXTRA])
+        + member[4:10]
+        + extra
+        + total.to_bytes(4, "little")
+        + member[10:]
+    )
+
+
+def compress_member(data: bytes | memoryview, level: int) -> bytes:
+    return sized_member(zlib.compress(data, level, GZIP_WBITS))
+
+
+def member_length(header: bytes) -> int | None:
+    """The length a member's header declares, or None for a member without the field."""
+    if len(header) < HEADER_SIZE or header[:3] != b"\x1f\x8b\x08":
+        return None
+    if header[3] != _FLAG_EXTRA or header[10:12] != _FIELD.to_bytes(2, "little"):
+        return None
+    if header[12:14] != _SUBFIELD or header[14:16] != (4).to_bytes(2, "little"):
+        return None
+    return int.from_bytes(header[16:20], "little")
+
+
+def inflate_member(member: bytes) -> bytes:
+    """Inflate exactly one whole member; its CRC and size are checked by zlib."""
+    decoder = zlib_ng.decompressobj(GZIP_WBITS)
+    plain = decoder.decompress(member, MAX_MEMBER_PLAIN)
+    if decoder.unconsumed_tail:
+        raise zlib_ng.error(f"gzip member inflates to more than {MAX_MEMBER_PLAIN} bytes")
+    if not decoder.eof:
+        raise EOFError("gzip member ended early")
+    if decoder.unused_data:
+        raise zlib_ng.error("gzip member is longer than its length field says")
+    return plain
+
+
+class ParallelMemberReader:
+    """Read a stream of sized members, inflating up to `threads + 1` ahead, in order."""
+
+    def __init__(self, raw: BinaryIO, first_header: bytes, threads: int):
+        self._raw = raw
+        self._pending_header = first_header
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="gunzip")
+        self._in_flight: deque[Future[bytes]] = deque()
+        self._ahead = threads + 1
+        self._output = memoryview(b"")
+        self._ended = False
+
+    def readinto(self, buffer) -> int:
+        while not self._output:
+            self._fill()
+            if not self._in_flight:
+                return 0
+            self._output = memoryview(self._in_flight.popleft().result())
+        count = min(len(buffer), len(self._output))
+        buffer[:count] = self._output[:count]
+        self._output = self._output[count:]
+        return count
+
+    def read(self, size: int = -1) -> bytes:
+        buffer = bytearray(size if size >= 0 else 1024 * 1024)
+        return bytes(buffer[: self.readinto(buffer)])
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def _fill(self) -> None:
+        while not self._ended and len(self._in_flight) < self._ahead:
+            member = self._next_member()
+            if member is None:
+                self._ended = True
+                break
+            self._in_flight.append(self._executor.submit(inflate_member, member))
+
+    def _next_member(self) -> bytes | None:
+        header = self._pending_header or self._read_exactly(HEADER_SIZE, allow_end=True)
+        self._pending_header = b""
+        if not header:
+            return None
+        length = member_length(header)
+        if length is None or length < HEADER_SIZE + 8:
+            raise zlib_ng.error("gzip member without its length field")
+        return header + self._read_exactly(length - HEADER_SIZE)
+
+    def _read_exactly(self, size: int, *, allow_end: bool = False) -> bytes:
+        data = self._raw.read(size)
+        while len(data) < size:
+            more = self._raw.read(size - len(data))
+            if not more:
+                if allow_end and not data:
+                    return b""
+                raise EOFError("gzip stream ended inside a member")
+            data += more
+        return data
+
+
+def open_members(
+    raw: BinaryIO, threads: int, sequential: Callable[[BinaryIO], BinaryIO]
+) -> ParallelMemberReader | BinaryIO:
+    """A parallel reader when the stream's first member is sized, else `sequential(raw)`."""
+    header = raw.read(HEADER_SIZE)
+    while 0 < len(header) < HEADER_SIZE and (more := raw.read(HEADER_SIZE - len(header))):
+        header += more
+    if member_length(header) is not None:
+        return ParallelMemberReader(raw, header, threads)
+    return sequential(_Replayed(header, raw))
+
+
+class _Replayed:
+    """`raw` with bytes already read from it put back in front."""
+
+    def __init__(self, head: bytes, raw: BinaryIO):
+        self._head = head
+        self._raw = raw
+
+    def read(self, size: int = -1) -> bytes:
+        if not self._head:
+            return self._raw.read(size)
+        if size < 0:
+            data, self._head = self._head + self._raw.read(), b""
+            return data
+        data, self._head = self._head[:size], self._head[size:]
+        return data
+
+    def readinto(self, buffer) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)

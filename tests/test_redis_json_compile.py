@@ -1,11 +1,16 @@
 """The restore's fast compiler gives the same commands as the full parser, and leaves to
-the full parser whatever it does not check itself."""
+the full parser whatever it does not check itself; blocks compiled in worker processes
+give the same spool as blocks compiled in order."""
 
+import io
 import json
 
 import pytest
 
+from engines.redis import json_format, json_reader
 from engines.redis.json_compile import SLOW_ERRORS, compile_document, compile_line
+from engines.redis.json_format import JsonFormatError
+from engines.redis.json_import import compile_export
 from engines.redis.resp import encode_command
 
 WHOLE_KEYS = [
@@ -66,3 +71,48 @@ def test_fast_commands_are_the_full_parsers(document, delete_first):
 def test_what_the_fast_path_does_not_check_goes_to_the_full_parser(document):
     with pytest.raises(SLOW_ERRORS):
         compile_document(document, True)
+
+
+def _export(now_ms: int) -> bytes:
+    lines = [{"format": "jarvis-redis-json/1", "server_version": "7.0.15", "server_time_ms": 0}]
+    for i in range(300):
+        lines.append({"db": i % 3, "key": f"k{i}", "type": "string", "value": "v" * (i % 50)})
+        if i % 7 == 0:  # a key over three lines, often across a block's end
+            for part in range(3):
+                piece = {"db": 1, "key": f"big{i}", "type": "list", "value": [f"x{part}"]}
+                lines.append({**piece, "part": part, "more": part < 2} if part else
+                             {**piece, "more": True})  # fmt: skip
+        if i % 11 == 0:
+            lines.append({"db": 0, "key": f"gone{i}", "type": "hash", "value": [["f", "v"]],
+                          "expires_at_ms": now_ms - 1})  # fmt: skip
+        if i % 13 == 0:
+            lines.append({"db": 2, "key": {"base64": "/w=="}, "type": "set", "value": ["a"]})
+    keys = sum(1 for line in lines[1:] if not line.get("part"))
+    lines.append({"end": True, "keys": keys})
+    return b"".join(json_format.dumps(line) for line in lines)
+
+
+@pytest.mark.parametrize("only_db", [None, 1])
+def test_blocks_compiled_in_workers_give_the_same_spool(tmp_path, monkeypatch, only_db):
+    monkeypatch.setattr(json_reader, "BLOCK_BYTES", 700)  # many blocks, keys across them
+    now_ms = 1_800_000_000_000
+    outcomes = []
+    for workers in (0, 2):
+        spool = tmp_path / f"spool{workers}"
+        with open(spool, "wb") as out:
+            result = compile_export(io.BytesIO(_export(now_ms)), out, now_ms=now_ms,
+                                    only_db=only_db, delete_first=True,
+                                    workers=workers)  # fmt: skip
+        counts = result.reader.counts
+        outcomes.append((spool.read_bytes(), result.expired, counts.per_db_type, counts.with_ttl))
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0][1] == (28 if only_db is None else 0)
+
+
+def test_a_damaged_line_in_a_workers_block_is_named(monkeypatch):
+    monkeypatch.setattr(json_reader, "BLOCK_BYTES", 700)
+    lines = _export(0).splitlines(keepends=True)
+    lines[150] = b'{"db": 0, "key": "x", "type": "hash", "value": "not pairs"}\n'
+    with pytest.raises(JsonFormatError, match="line 151: expected a list of pairs"):
+        compile_export(io.BytesIO(b"".join(lines)), io.BytesIO(), now_ms=0, only_db=None,
+                       delete_first=False, workers=2)  # fmt: skip

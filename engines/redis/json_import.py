@@ -2,102 +2,47 @@
 
 Pass 1 reads the whole artifact (every chunk authenticated, every line parsed) and
 turns each record into its Redis commands as RESP bytes, spooled to a private work file
-in batches: the commands of a batch back to back (ready to send as they are), then an
-index saying which key each command belongs to. Keys already expired are dropped and
-counted there. Only when pass 1 succeeded may anything touch the target, so `--flush`
-never empties a database for an export that turns out damaged. Pass 2 streams the
-batches to the target; unless --replace or --flush, it first asks which keys exist
-(EXISTS) and leaves those out, reporting them as conflicts.
+in batches (json_spool). A big export is compiled a block at a time in worker processes
+while this one decrypts and decompresses; the outcomes are merged in order (json_blocks).
+Keys already expired are dropped and counted there. Only when pass 1 succeeded may
+anything touch the target, so `--flush` never empties a database for an export that
+turns out damaged. Pass 2 streams the batches to the target, each sent before the
+replies of the one before are read; unless --replace or --flush, it first asks which
+keys exist (EXISTS) and leaves those out, reporting them as conflicts.
 """
 
 import gc
-import json
-import struct
-from array import array
+import multiprocessing
+import os
+import threading
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from multiprocessing.pool import AsyncResult, Pool
 from pathlib import Path
 from typing import BinaryIO
 
-from engines.redis.json_compile import SLOW_ERRORS, Slow, compile_document, compile_line
+from engines.redis.json_blocks import (
+    BlockOutcome,
+    Settings,
+    compile_block,
+    compile_block_alone,
+    start_worker,
+)
+from engines.redis.json_compile import compile_line
 from engines.redis.json_reader import JsonExportReader
-from engines.redis.resp import encode_command
+from engines.redis.json_spool import FIRST, Batch, BatchSpool, Frame, read_batches
 from engines.redis.writer import KeyWrite, PipelinedWriter
 
 __all__ = ["compile_export", "compile_line"]
 
-_BATCH = struct.Struct("<IIIIII")  # db, frames, keys, replies, commands size, index size
-FIRST, FINAL, AGGREGATE = 1, 2, 4
-BATCH_KEYS = 2000
-BATCH_BYTES = 1 << 20
-
-
-@dataclass
-class Frame:
-    db: int
-    flags: int
-    key: bytes
-    commands: bytes
-    count: int
-
-
 # --- pass 1: records to RESP --------------------------------------------------------------
 
 
-class BatchSpool:
-    """Pass 1's output: batches of ready RESP commands plus the index of their keys.
-
-    The index of a batch is columnar (every frame's flags, then key sizes, command sizes,
-    command counts as 32-bit numbers, then the keys), so adding a key is a few appends."""
-
-    def __init__(self, out: BinaryIO, *, delete_first: bool):
-        self.out = out
-        self.delete_first = delete_first
-        self._db = -1
-        self._commands: list[bytes] = []
-        self._keys: list[bytes] = []
-        self._flags = bytearray()
-        self._counts: list[int] = []
-        self._size = self._first = self._replies = 0
-
-    def add_compiled(self, db: int, key: bytes, flags: int, data: bytes, count: int) -> None:
-        if db != self._db or self._first >= BATCH_KEYS or self._size >= BATCH_BYTES:
-            self.flush()
-            self._db = db
-        self._commands.append(data)
-        self._keys.append(key)
-        self._flags.append(flags)
-        self._counts.append(count)
-        self._size += len(data)
-        self._first += flags & FIRST
-        self._replies += count
-
-    def add(self, db: int, key: bytes, kind: str, expires: int | None, part: int, more: bool,
-            commands: list[bytes]) -> None:  # fmt: skip
-        flags = (FIRST if part == 0 else 0) | (0 if more else FINAL)
-        if kind != "string":
-            flags |= AGGREGATE
-            if part == 0 and self.delete_first:
-                commands.insert(0, encode_command("DEL", key))
-        if not more and expires is not None:
-            commands.append(encode_command("PEXPIREAT", key, b"%d" % expires))
-        self.add_compiled(db, key, flags, b"".join(commands), len(commands))
-
-    def flush(self) -> None:
-        if not self._keys:
-            return
-        commands = b"".join(self._commands)
-        sizes = array("I", map(len, self._keys))
-        sizes.extend(map(len, self._commands))
-        sizes.extend(self._counts)
-        index = b"".join((self._flags, sizes.tobytes(), *self._keys))
-        self.out.write(_BATCH.pack(self._db, len(self._keys), self._first, self._replies,
-                                   len(commands), len(index)))  # fmt: skip
-        self.out.write(commands)
-        self.out.write(index)
-        self._commands, self._keys, self._flags, self._counts = [], [], bytearray(), []
-        self._size = self._first = self._replies = 0
+WORKERS = 2
+WORKER_MIN_BYTES = 32 << 20  # a smaller export is compiled before workers would have started
+_AHEAD = 2  # blocks handed to each worker before the first outcome is taken
 
 
 @dataclass
@@ -106,15 +51,77 @@ class CompileResult:
     expired: int  # keys dropped because their expiry had passed at `now_ms`
 
 
-def compile_export(
-    plain: BinaryIO, out: BinaryIO, *, now_ms: int, only_db: int | None, delete_first: bool
-) -> CompileResult:
+def workers_for(plain_size: int) -> int:
+    """Worker processes for pass 1: none for a small export or a single core."""
+    cores = os.cpu_count() or 1
+    return min(WORKERS, cores) if plain_size >= WORKER_MIN_BYTES and cores > 1 else 0
+
+
+def compile_export(plain: BinaryIO, out: BinaryIO, *, now_ms: int, only_db: int | None,
+                   delete_first: bool, workers: int = 0) -> CompileResult:  # fmt: skip
     """Parse all of `plain` into batches in `out`; the reader holds header, trailer, counts.
 
-    Whole keys in one line go the fast way (compile_document), counted a block at a time;
-    any other line goes through the full parser and the reader's `follow`, line by line."""
-    with _collector_paused():
-        return _compile(plain, out, now_ms, only_db, delete_first)
+    With `workers`, blocks are compiled in that many processes (a few blocks ahead, so
+    memory stays flat) and their outcomes merged here in order."""
+    settings = Settings(now_ms, only_db, delete_first)
+    merger = _Merger(JsonExportReader(plain, now_ms=now_ms), out, settings)
+    with _collector_paused(), _worker_pool(workers) as pool:
+        pending: deque[tuple[int, bytes, AsyncResult]] = deque()
+        for number, block in merger.reader.numbered_blocks():
+            if pool is None or number == 0:
+                while pending:
+                    merger.take(*pending.popleft())
+                merger.compile_here(number, block)
+                continue
+            result = pool.apply_async(compile_block_alone, (number, block, settings))
+            pending.append((number, block, result))
+            if len(pending) > _AHEAD * workers:
+                merger.take(*pending.popleft())
+        while pending:
+            merger.take(*pending.popleft())
+    merger.reader.finish()
+    return CompileResult(merger.reader, merger.expired)
+
+
+class _Merger:
+    """The blocks' outcomes, in order, into the spool and the one reader of the export."""
+
+    def __init__(self, reader: JsonExportReader, out: BinaryIO, settings: Settings):
+        self.reader = reader
+        self.out = out
+        self.settings = settings
+        self.expired = 0
+        self.skipping = False  # inside a key whose expiry has passed
+
+    def compile_here(self, number: int, block: bytes) -> None:
+        spool = BatchSpool(self.out, delete_first=self.settings.delete_first)
+        expired, self.skipping = compile_block(self.reader, spool, number, block,
+                                               self.settings, self.skipping)  # fmt: skip
+        spool.flush()
+        self.expired += expired
+
+    def take(self, number: int, block: bytes, result: AsyncResult) -> None:
+        if self.reader.trailer is not None or self.reader.continuing:
+            self.compile_here(number, block)  # the worker's fresh start was wrong
+            return
+        outcome: BlockOutcome = result.get()
+        self.out.write(outcome.batches)
+        self.reader.take_over(outcome.reader)
+        self.expired += outcome.expired
+        self.skipping = outcome.skipping
+
+
+@contextmanager
+def _worker_pool(workers: int) -> Iterator[Pool | None]:
+    if not workers:
+        yield None
+        return
+    # Forking is instant and the workers have every module already; with other threads
+    # running (a lock one holds would stay held in the child) a fork server is safer.
+    method = "fork" if threading.active_count() == 1 else "forkserver"
+    context = multiprocessing.get_context(method)
+    with context.Pool(workers, initializer=start_worker) as pool:  # terminated on exit
+        yield pool
 
 
 @contextmanager
@@ -130,90 +137,7 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _compile(
-    plain: BinaryIO, out: BinaryIO, now_ms: int, only_db: int | None, delete_first: bool
-) -> CompileResult:
-    reader = JsonExportReader(plain, now_ms=now_ms)
-    spool = BatchSpool(out, delete_first=delete_first)
-    add, add_compiled = spool.add, spool.add_compiled
-    expired = 0
-    skipping = False  # every line of an expired key is dropped
-    for number, lines, documents in reader.document_blocks():
-        kinds: list[tuple[int, str]] = []  # of the keys taken the fast way
-        with_ttl = past = 0
-        continuing = reader.continuing
-        for raw, document in zip(lines, documents, strict=True):
-            number += 1
-            try:
-                if continuing:
-                    raise Slow  # a later line of a key: the reader follows it
-                db, key, kind, expires, data, count = compile_document(document, delete_first)
-            except SLOW_ERRORS:
-                reader.counted(kinds, with_ttl, past)
-                kinds, with_ttl, past = [], 0, 0
-                # The full parser sees the line as the standard json module reads it.
-                compiled = compile_line(json.loads(raw), number)
-                db, key, kind, expires, part, more, commands = compiled
-                reader.follow(number, db, key, kind, expires, part, more)
-                continuing = more
-                if only_db is not None and db != only_db:
-                    continue
-                if part == 0:
-                    skipping = expires is not None and 0 <= expires <= now_ms
-                    expired += skipping
-                if not skipping:
-                    add(db, key, kind, expires, part, more, commands)
-                continue
-            kinds.append((db, kind))
-            if expires is not None:
-                with_ttl += 1
-                if expires <= now_ms:
-                    past += 1
-                    if expires >= 0 and only_db in (None, db):
-                        expired += 1
-                        continue
-            if only_db is None or db == only_db:
-                flags = FIRST | FINAL if kind == "string" else FIRST | FINAL | AGGREGATE
-                add_compiled(db, key, flags, data, count)
-        reader.counted(kinds, with_ttl, past)
-    spool.flush()
-    return CompileResult(reader, expired)
-
-
 # --- pass 2: batches to the target --------------------------------------------------------
-
-
-@dataclass
-class Batch:
-    db: int
-    frames: int
-    keys: int
-    replies: int
-    commands: bytes
-    index: bytes
-
-    def each_frame(self) -> Iterator[Frame]:
-        frames = self.frames
-        sizes = array("I")
-        sizes.frombytes(self.index[frames : frames * 13])
-        key_at = command_at = 0
-        keys = memoryview(self.index)[frames * 13 :]
-        for i in range(frames):
-            key_size, command_size = sizes[i], sizes[frames + i]
-            key = bytes(keys[key_at : key_at + key_size])
-            commands = self.commands[command_at : command_at + command_size]
-            key_at += key_size
-            command_at += command_size
-            yield Frame(self.db, self.index[i], key, commands, sizes[2 * frames + i])
-
-
-def read_batches(path: Path) -> Iterator[Batch]:
-    size = _BATCH.size
-    with open(path, "rb", buffering=1 << 20) as handle:
-        while header := handle.read(size):
-            db, frames, keys, replies, command_size, index_size = _BATCH.unpack(header)
-            commands = handle.read(command_size)
-            yield Batch(db, frames, keys, replies, commands, handle.read(index_size))
 
 
 class FrameWriter:

@@ -179,7 +179,7 @@ def _documents_of(block: bytes) -> list[Any] | None:
     return documents if len(documents) == block.count(b"\n") else None
 
 
-def _parsed(lines: list[bytes], number: int) -> list[Any] | None:
+def _parsed(lines: list[bytes]) -> list[Any] | None:
     try:
         return list(map(orjson.loads, lines))
     except orjson.JSONDecodeError:
@@ -223,6 +223,7 @@ class JsonExportReader:
         self.trailer: dict[str, Any] | None = None
         self.counts = ReadCounts()
         self._previous: tuple[int, bytes, int, bool] | None = None  # db, key, part, more
+        self.lines = 0  # read so far
 
     def _raw_blocks(self) -> Iterator[bytes]:
         if hasattr(self._source, "read"):
@@ -235,32 +236,47 @@ class JsonExportReader:
         for number, _lines, documents in self.document_blocks(fast=False):
             yield from enumerate(documents, number + 1)
 
+    def numbered_blocks(self) -> Iterator[tuple[int, bytes]]:
+        """The export in blocks of whole lines, each with the number of the line before it
+        (`lines` counts them); `finish` once every block has been read."""
+        for block in self._raw_blocks():
+            yield self.lines, block
+            self.lines += block.count(b"\n")
+
     def document_blocks(self, *, fast: bool = True) -> Iterator[tuple[int, list[bytes], list]]:
         """The key lines a block at a time: (number of the line before the block, the raw
         lines, their parsed documents). `fast` parses with orjson where it can (a line it
         refuses, the block goes to the standard parser, which names the line); its
         documents can differ from the standard parser's only in that a number beyond 64
         bits is a float, which a check for an integer refuses."""
-        number = 0
-        for block in self._raw_blocks():
-            lines = block.split(b"\n")
-            del lines[-1]
-            documents = _parsed(lines, number) if fast else _documents_of(block)
-            if documents is None:
-                documents = [_one_document(raw, number + i) for i, raw in enumerate(lines, 1)]
-            _require(self.trailer is None, number + 1, "data after the end record")
-            start = number
-            number += len(lines)
-            if start == 0:
-                header = documents[0]
-                _require(isinstance(header, dict) and header.get("format") == FORMAT, 1,
-                         f"not a {FORMAT} export (header missing)")  # fmt: skip
-                self.header = header
-                start, lines, documents = 1, lines[1:], documents[1:]
-            if b'"end"' in block or b"\\u" in block:  # \u0065nd is "end" too
-                yield from self._up_to_trailer(start, lines, documents)
-            else:
-                yield start, lines, documents
+        for number, block in self.numbered_blocks():
+            yield from self.block_documents(number, block, fast=fast)
+        self.finish()
+
+    def block_documents(
+        self, number: int, block: bytes, *, fast: bool = True
+    ) -> Iterator[tuple[int, list[bytes], list]]:
+        """`document_blocks` for one block, the line before it numbered `number`."""
+        lines = block.split(b"\n")
+        del lines[-1]
+        documents = _parsed(lines) if fast else _documents_of(block)
+        if documents is None:
+            documents = [_one_document(raw, number + i) for i, raw in enumerate(lines, 1)]
+        _require(self.trailer is None, number + 1, "data after the end record")
+        if number == 0:
+            header = documents[0]
+            _require(isinstance(header, dict) and header.get("format") == FORMAT, 1,
+                     f"not a {FORMAT} export (header missing)")  # fmt: skip
+            self.header = header
+            number, lines, documents = 1, lines[1:], documents[1:]
+        if b'"end"' in block or b"\\u" in block:  # \u0065nd is "end" too
+            yield from self._up_to_trailer(number, lines, documents)
+        else:
+            yield number, lines, documents
+
+    def finish(self) -> None:
+        """The checks once every line is read: complete, and counted right."""
+        number = self.lines
         _require(number > 0, 1, "the export is empty")
         _require(self.trailer is not None, number, "the end record is missing (truncated export)")
         previous = self._previous
@@ -269,6 +285,16 @@ class JsonExportReader:
         _require(self.trailer.get("keys") == self.counts.total, number,
                  f"the end record counts {self.trailer.get('keys')} keys, the lines hold "
                  f"{self.counts.total}")  # fmt: skip
+
+    def take_over(self, other: "JsonExportReader") -> None:
+        """Continue after `other`, which read the next block on its own (starting on a
+        new key, before any end record): its counts are added, its state becomes ours."""
+        for db, kinds in other.counts.per_db_type.items():
+            self.counts.per_db_type.setdefault(db, Counter()).update(kinds)
+        self.counts.with_ttl += other.counts.with_ttl
+        self.counts.expired += other.counts.expired
+        self.trailer = other.trailer
+        self._previous = other._previous
 
     def _up_to_trailer(
         self, number: int, lines: list[bytes], documents: list

@@ -23,7 +23,7 @@ from engines.redis.connection import (
 )
 from engines.redis.inspect import ServerFacts, rdb_version_of, server_facts, server_time_ms
 from engines.redis.json_format import JsonFormatError
-from engines.redis.json_import import FrameWriter, compile_export
+from engines.redis.json_import import FrameWriter, compile_export, workers_for
 from engines.redis.offline import restore_offline
 from engines.redis.options import JSON_MODE, RDB_MODE, RedisRestoreOptions
 from engines.redis.rdb_copy import copy_keys, decrypt_rdb
@@ -204,10 +204,11 @@ def _restore_rdb(chosen, keyring, folder, target, facts, now_ms, options, contex
 def _restore_json(chosen, keyring, folder, target, facts, now_ms, options, context, report):
     spool = folder / "commands.bin"
     overwrite = options.replace or options.flush
+    workers = workers_for(int(chosen.metadata.get("plain_size") or 0))
     try:
         with open_artifact_plain(chosen.path, keyring) as plain, open(spool, "xb") as out:
             compiled = compile_export(plain, out, now_ms=now_ms, only_db=options.db,
-                                      delete_first=overwrite)  # fmt: skip
+                                      delete_first=overwrite, workers=workers)  # fmt: skip
     except JsonFormatError as error:
         raise IntegrityError(f"{chosen.label}: the JSON export is damaged: {error}") from None
     reader = compiled.reader

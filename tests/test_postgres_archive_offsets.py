@@ -1,10 +1,11 @@
 """Recording data-block positions in an archive pg_dump wrote to a pipe, on real dumps."""
 
-import mmap
 import os
 import shutil
 import subprocess
 from pathlib import Path
+
+import pytest
 
 from engines.postgres.archive_offsets import (
     POSITION_NOT_SET,
@@ -33,8 +34,8 @@ SELECT lo_from_bytea(0, decode(repeat('00', 70000) || 'ff', 'hex'));
 
 
 def entry_states(path: Path) -> list[int]:
-    with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0, prot=mmap.PROT_READ) as data:
-        reader = _Reader(data)
+    with open(path, "rb") as handle:
+        reader = _Reader(handle)
         version, offset_size = _read_header(reader)
         return [entry.state for entry in _read_entries(reader, version, offset_size)]
 
@@ -62,9 +63,11 @@ def as_sql(server: PostgresServer, archive: Path) -> list[bytes]:
     ]
 
 
+@pytest.mark.parametrize("window", [_Reader.WINDOW, 5], ids=["1MiB-reads", "5-byte-reads"])
 def test_every_data_block_is_found_and_pg_restore_reads_the_same_archive(
-    postgres_server: PostgresServer, tmp_path: Path
+    postgres_server: PostgresServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, window: int
 ):
+    monkeypatch.setattr(_Reader, "WINDOW", window)  # patterns and fields across read edges
     source = unique_name("offsets")
     seed_database(postgres_server, source)
     postgres_server.execute(AWKWARD_SQL, dbname=source)

@@ -17,9 +17,10 @@ unknown archive version, compressed data, a block that is not where it should be
 the archive is left as pg_dump wrote it and pg_restore scans, as before.
 """
 
-import mmap
+import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 MAGIC = b"PGDMP"
 ARCHIVE_CUSTOM = 1
@@ -40,40 +41,63 @@ class _Entry:
 
 
 class _Reader:
-    def __init__(self, data: mmap.mmap):
-        self.data = data
+    """Sequential reads of the archive file through a small window (memory stays flat)."""
+
+    WINDOW = 1024 * 1024
+
+    def __init__(self, handle: BinaryIO):
+        self.handle = handle
+        self.size = os.fstat(handle.fileno()).st_size
         self.pos = 0
         self.int_size = 4
+        self._window = b""
+        self._window_at = 0
+
+    def take(self, count: int) -> bytes:
+        if self.pos + count > self.size:
+            raise _Unexpected("archive ends early")
+        offset = self.pos - self._window_at
+        if offset < 0 or offset + count > len(self._window):
+            self._window = os.pread(self.handle.fileno(), max(count, self.WINDOW), self.pos)
+            self._window_at, offset = self.pos, 0
+        self.pos += count
+        return self._window[offset : offset + count]
 
     def byte(self) -> int:
-        if self.pos >= len(self.data):
-            raise _Unexpected("archive ends early")
-        value = self.data[self.pos]
-        self.pos += 1
-        return value
+        return self.take(1)[0]
 
     def integer(self) -> int:
         sign = self.byte()
-        end = self.pos + self.int_size
-        if end > len(self.data):
-            raise _Unexpected("archive ends early")
-        value = int.from_bytes(self.data[self.pos : end], "little")
-        self.pos = end
+        value = int.from_bytes(self.take(self.int_size), "little")
         return -value if sign else value
 
     def string(self) -> bytes | None:
         length = self.integer()
         if length < 0:
             return None
-        start, self.pos = self.pos, self.pos + length
-        return self.data[start : self.pos]
+        return self.take(length)
+
+    def skip(self, count: int) -> None:
+        if self.pos + count > self.size:
+            raise _Unexpected("chunk length out of range")
+        self.pos += count
+
+    def find(self, pattern: bytes) -> int:
+        """Position of the next `pattern` at or after the current position, or -1."""
+        at = self.pos
+        while at < self.size:
+            piece = os.pread(self.handle.fileno(), self.WINDOW + len(pattern) - 1, at)
+            found = piece.find(pattern)
+            if found >= 0:
+                return at + found
+            at += self.WINDOW
+        return -1
 
 
 def _read_header(reader: _Reader) -> tuple[tuple[int, int], int]:
     """Check the header; return the archive version and the offset size."""
-    if reader.data[: len(MAGIC)] != MAGIC:
+    if reader.take(len(MAGIC)) != MAGIC:
         raise _Unexpected("not a custom-format archive")
-    reader.pos = len(MAGIC)
     version = (reader.byte(), reader.byte())
     reader.byte()  # revision
     reader.int_size = reader.byte()
@@ -110,15 +134,15 @@ def _read_entries(reader: _Reader, version: tuple[int, int], offset_size: int) -
             pass
         state_at = reader.pos
         entries.append(_Entry(dump_id, state_at, reader.byte()))
-        reader.pos += offset_size
+        reader.skip(offset_size)
     return entries
 
 
 def _skip_chunks(reader: _Reader) -> None:
     while (length := reader.integer()) != 0:
-        if length < 0 or reader.pos + length > len(reader.data):
-            raise _Unexpected("chunk length out of range")
-        reader.pos += length
+        if length < 0:
+            raise _Unexpected("negative chunk length")
+        reader.skip(length)
 
 
 def _skip_large_objects(reader: _Reader) -> None:
@@ -130,8 +154,7 @@ def _block_starts(reader: _Reader, entries: dict[int, _Entry]) -> dict[int, int]
     """Dump id -> position of its data block, for every block in the archive."""
     starts: dict[int, int] = {}
     end_of_table_data = b"\0" * (1 + reader.int_size)
-    data = reader.data
-    while reader.pos < len(data):
+    while reader.pos < reader.size:
         start = reader.pos
         kind = reader.byte()
         dump_id = reader.integer()
@@ -144,7 +167,7 @@ def _block_starts(reader: _Reader, entries: dict[int, _Entry]) -> dict[int, int]
         if kind == BLOCK_LARGE_OBJECTS:
             _skip_large_objects(reader)
         elif kind == BLOCK_DATA:
-            end = data.find(end_of_table_data, reader.pos)
+            end = reader.find(end_of_table_data)
             if end < 0:
                 raise _Unexpected("data block without an end")
             reader.pos = end + len(end_of_table_data)
@@ -158,8 +181,8 @@ def record_data_positions(path: Path) -> int:
 
     Returns how many were recorded; 0 when the archive was left as it was.
     """
-    with open(path, "r+b") as handle, mmap.mmap(handle.fileno(), 0) as data:
-        reader = _Reader(data)
+    with open(path, "r+b") as handle:
+        reader = _Reader(handle)
         try:
             version, offset_size = _read_header(reader)
             entries = _read_entries(reader, version, offset_size)
@@ -168,8 +191,6 @@ def record_data_positions(path: Path) -> int:
         except _Unexpected:
             return 0
         for dump_id, start in starts.items():
-            state_at = with_data[dump_id].state_at
-            data[state_at] = POSITION_SET
-            data[state_at + 1 : state_at + 1 + offset_size] = start.to_bytes(offset_size, "little")
-        data.flush()
+            position = bytes([POSITION_SET]) + start.to_bytes(offset_size, "little")
+            os.pwrite(handle.fileno(), position, with_data[dump_id].state_at)
     return len(starts)

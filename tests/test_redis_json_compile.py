@@ -109,10 +109,11 @@ def test_blocks_compiled_in_workers_give_the_same_spool(tmp_path, monkeypatch, o
     assert outcomes[0][1] == (28 if only_db is None else 0)
 
 
-def test_a_damaged_line_in_a_workers_block_is_named(monkeypatch):
+def test_a_damaged_line_in_a_workers_block_is_named(tmp_path, monkeypatch):
     monkeypatch.setattr(json_reader, "BLOCK_BYTES", 700)
     lines = _export(0).splitlines(keepends=True)
     lines[150] = b'{"db": 0, "key": "x", "type": "hash", "value": "not pairs"}\n'
-    with pytest.raises(JsonFormatError, match="line 151: expected a list of pairs"):
-        compile_export(io.BytesIO(b"".join(lines)), io.BytesIO(), now_ms=0, only_db=None,
+    damaged = pytest.raises(JsonFormatError, match="line 151: expected a list of pairs")
+    with damaged, open(tmp_path / "spool", "wb") as out:
+        compile_export(io.BytesIO(b"".join(lines)), out, now_ms=0, only_db=None,
                        delete_first=False, workers=2)  # fmt: skip

@@ -1,16 +1,16 @@
 """Pass 1 of a JSON restore, a block of lines at a time: parsed, checked, compiled, spooled.
 
 A block can be compiled on its own, in a worker process, when it starts on a new key:
-the worker gets a fresh reader and returns the block's batches, counts and the reader's
-state at its end. Whoever merges the outcomes in order (json_import) checks that the
-assumption held, and compiles the block again itself when it did not (the block follows
-an unfinished key, or the end record).
+the worker gets a fresh reader, writes the block's batches to a file of their own and
+returns the counts and the reader's state at its end. Whoever merges the outcomes in
+order (json_import) checks that the assumption held, and compiles the block again
+itself when it did not (the block follows an unfinished key, or the end record).
 """
 
 import gc
-import io
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 from engines.redis.json_compile import SLOW_ERRORS, Slow, compile_document, compile_line
 from engines.redis.json_reader import JsonExportReader
@@ -26,7 +26,6 @@ class Settings:
 
 @dataclass
 class BlockOutcome:
-    batches: bytes
     reader: JsonExportReader  # counts of the block, and its state at the block's end
     expired: int  # keys dropped because their expiry had passed
     skipping: bool  # the block ends inside an expired key
@@ -83,14 +82,15 @@ def compile_block(reader: JsonExportReader, spool: BatchSpool, number: int, bloc
     return expired, skipping
 
 
-def compile_block_alone(number: int, block: bytes, settings: Settings) -> BlockOutcome:
-    """`compile_block` as if the block started the export's keys (in a worker process)."""
+def compile_block_alone(number: int, block: bytes, settings: Settings, part: Path) -> BlockOutcome:
+    """`compile_block` as if the block started the export's keys (in a worker process);
+    its batches go to the file `part` (a file, not the pipe back: that costs less)."""
     reader = JsonExportReader(None, now_ms=settings.now_ms)
-    out = io.BytesIO()
-    spool = BatchSpool(out, delete_first=settings.delete_first)
-    expired, skipping = compile_block(reader, spool, number, block, settings, False)
-    spool.flush()
-    return BlockOutcome(out.getvalue(), reader, expired, skipping)
+    with open(part, "xb") as out:
+        spool = BatchSpool(out, delete_first=settings.delete_first)
+        expired, skipping = compile_block(reader, spool, number, block, settings, False)
+        spool.flush()
+    return BlockOutcome(reader, expired, skipping)
 
 
 def start_worker() -> None:

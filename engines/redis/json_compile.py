@@ -123,7 +123,10 @@ def compile_document(
         if value.__class__ is not str:
             raise Slow
         value = value.encode()
-        commands, count = [_SET % (len(key), key, len(value), value)], 1
+        command = _SET % (len(key), key, len(value), value)
+        if expires is None:  # the commonest line of all: no list, no join
+            return db, key, kind, None, command, 1
+        commands, count = [command], 1
     elif kind == "stream":
         commands = _stream(key, value)
         count = len(commands)

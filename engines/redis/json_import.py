@@ -62,7 +62,8 @@ def compile_export(plain: BinaryIO, out: BinaryIO, *, now_ms: int, only_db: int 
     """Parse all of `plain` into batches in `out`; the reader holds header, trailer, counts.
 
     With `workers`, blocks are compiled in that many processes (a few blocks ahead, so
-    memory stays flat) and their outcomes merged here in order."""
+    memory stays flat) and their outcomes merged here in order; their batches pass through
+    files beside `out` (which must be a file, then)."""
     settings = Settings(now_ms, only_db, delete_first)
     merger = _Merger(JsonExportReader(plain, now_ms=now_ms), out, settings)
     with _collector_paused(), _worker_pool(workers) as pool:
@@ -73,7 +74,8 @@ def compile_export(plain: BinaryIO, out: BinaryIO, *, now_ms: int, only_db: int 
                     merger.take(*pending.popleft())
                 merger.compile_here(number, block)
                 continue
-            result = pool.apply_async(compile_block_alone, (number, block, settings))
+            part = merger.part_path(number)
+            result = pool.apply_async(compile_block_alone, (number, block, settings, part))
             pending.append((number, block, result))
             if len(pending) > _AHEAD * workers:
                 merger.take(*pending.popleft())
@@ -100,15 +102,32 @@ class _Merger:
         spool.flush()
         self.expired += expired
 
+    def part_path(self, number: int) -> Path:
+        """Where a worker puts the batches of the block after line `number`."""
+        return Path(self.out.name).with_name(f"{Path(self.out.name).name}.{number}")
+
     def take(self, number: int, block: bytes, result: AsyncResult) -> None:
-        if self.reader.trailer is not None or self.reader.continuing:
-            self.compile_here(number, block)  # the worker's fresh start was wrong
-            return
-        outcome: BlockOutcome = result.get()
-        self.out.write(outcome.batches)
+        part = self.part_path(number)
+        try:
+            if self.reader.trailer is not None or self.reader.continuing:
+                result.wait()
+                self.compile_here(number, block)  # the worker's fresh start was wrong
+                return
+            outcome: BlockOutcome = result.get()
+            self.out.flush()
+            with open(part, "rb") as batches:
+                _append(batches.fileno(), self.out.fileno())
+        finally:
+            part.unlink(missing_ok=True)
         self.reader.take_over(outcome.reader)
         self.expired += outcome.expired
         self.skipping = outcome.skipping
+
+
+def _append(source: int, target: int) -> None:
+    """All of file `source` onto file `target`, copied by the kernel."""
+    while os.copy_file_range(source, target, 1 << 30):
+        pass
 
 
 @contextmanager

@@ -107,6 +107,12 @@ def test_dry_run_reports_the_artifact_and_the_target_and_changes_nothing(pg, cap
     assert "schemas: app" in out
     assert "holds 3 table(s), 1200 rows" in out
     assert "swap it in" in out
+
+    # Without --drop-existing the real restore would refuse: so does the dry run's exit status.
+    assert pg.cli("restore", "postgres", "latest", "--dry-run") == ExitCode.FAILED
+    out = capsys.readouterr().out
+    assert "dry run: nothing was changed; the restore would be refused" in out
+    assert "plan: refused: the target is not empty; --drop-existing would replace it" in out
     assert pg.databases() == before_databases and pg.fingerprint() == before
 
 

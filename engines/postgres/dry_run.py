@@ -42,7 +42,11 @@ def describe_plan(
     if len(tables) > MAX_LISTED:
         report.add(f"  ... and {len(tables) - MAX_LISTED} more")
     report.add(_target_line(job, current))
-    report.add(_plan_line(job, current, tables))
+    refusal = _refusal(job, current, tables)
+    if refusal:
+        report.refuse(f"plan: refused{refusal}")
+    else:
+        report.add(_plan_line(job, current, tables))
 
 
 def _target_line(job: RestoreJob, current: DatabaseContents) -> str:
@@ -57,25 +61,37 @@ def _target_line(job: RestoreJob, current: DatabaseContents) -> str:
     return f"target {where}: holds {len(current.tables)} table(s), {rows} rows ({names}{more})"
 
 
+def _clashing(current: DatabaseContents, tables: list[TableInfo]) -> list[str]:
+    present = current.table_names()
+    return [t.qualified for t in tables if (t.schema, t.name) in present]
+
+
+def _refusal(job: RestoreJob, current: DatabaseContents, tables: list[TableInfo]) -> str | None:
+    """Why the restore would be refused (to follow "plan: refused"), or None."""
+    options = job.options
+    if options.tables or job.mode == "data":
+        clashing = _clashing(current, tables)
+        if not current.exists:
+            return ": the target database does not exist"
+        if clashing and not options.drop_existing and job.mode != "data":
+            return f" without --drop-existing: {', '.join(clashing)} already exist"
+        return None
+    if current.exists and not current.empty and not options.drop_existing:
+        return ": the target is not empty; --drop-existing would replace it safely"
+    return None
+
+
 def _plan_line(job: RestoreJob, current: DatabaseContents, tables: list[TableInfo]) -> str:
     options = job.options
-    present = current.table_names()
     if options.tables or job.mode == "data":
-        clashing = [t.qualified for t in tables if (t.schema, t.name) in present]
-        if not current.exists:
-            return "plan: refused: the target database does not exist"
-        if clashing and not options.drop_existing:
+        if job.mode == "data" and _clashing(current, tables) and not options.drop_existing:
             return (
-                f"plan: refused without --drop-existing: {', '.join(clashing)} already exist"
-                if job.mode != "data"
-                else "plan: load in one transaction; tables holding rows are refused "
+                "plan: load in one transaction; tables holding rows are refused "
                 "without --drop-existing"
             )
         return "plan: restore the tables in one transaction, check row counts, then commit"
     if not current.exists:
         return "plan: restore into a scratch database, check it, rename it to the target"
-    if not current.empty and not options.drop_existing:
-        return "plan: refused: the target is not empty; --drop-existing would replace it safely"
     keep = "dropped" if current.empty or options.discard_previous else "kept"
     return (
         "plan: restore into a scratch database, check it, swap it in; the previous database "

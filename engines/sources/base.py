@@ -24,9 +24,14 @@ class RestoreReport:
     lines: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
+    refusal: str | None = None  # a dry run's line saying why the restore would be refused
 
     def add(self, line: str) -> None:
         self.lines.append(line)
+
+    def refuse(self, line: str) -> None:
+        self.add(line)
+        self.refusal = line
 
 
 class Source(Protocol):

@@ -13,6 +13,7 @@ from engines.joblog import configure_logging, register_secrets
 from engines.jobs import JobContext, JobProgressed, JobUpdate
 from engines.sources.base import RestoreReport
 from engines.workspace import Workspace
+from jarvis_tui.exit_codes import ExitCode
 from jarvis_tui.output import TerminalProgress
 
 T = TypeVar("T")
@@ -48,13 +49,17 @@ def run_with_progress(
         progress.finish()
 
 
-def print_restore_report(report: RestoreReport) -> None:
+def print_restore_report(report: RestoreReport) -> ExitCode:
+    """Print the report; a dry run that foresees a refusal exits non-zero, as the restore would."""
     heading = "dry run: nothing was changed" if report.dry_run else "restore finished"
+    if report.refusal:
+        heading += "; the restore would be refused"
     print(f"{report.source} → {report.target}: {heading}")
     for line in report.lines:
         print(f"  {line}")
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    return ExitCode.FAILED if report.refusal else ExitCode.OK
 
 
 def back_up_with_progress(

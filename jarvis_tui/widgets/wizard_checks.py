@@ -7,8 +7,6 @@ from textual.widgets import Input, RichLog, Static
 
 from jarvis_tui.screens.wizard import WizardStep
 
-REFUSED_PREFIX = "plan: refused"
-
 
 class DryRunStep(WizardStep):
     TITLE = "Dry run"
@@ -41,16 +39,15 @@ class DryRunStep(WizardStep):
             state.update(Text("The dry run failed; nothing was changed.", style="bold red"))
             log.write(Text(error, style="red"))
             return
-        refused = [line for line in report.lines if line.startswith(REFUSED_PREFIX)]
-        self.state = "refused" if refused else "ok"
+        self.state = "refused" if report.refusal else "ok"
         heading = (
             Text(f"Dry run of {report.target}: the engine would refuse this.", style="bold red")
-            if refused
+            if report.refusal
             else Text(f"Dry run of {report.target}: nothing was changed.", style="bold green")
         )
         state.update(heading)
         for line in report.lines:
-            log.write(Text(line, style="red" if line.startswith(REFUSED_PREFIX) else ""))
+            log.write(Text(line, style="red" if line == report.refusal else ""))
         for warning in report.warnings:
             log.write(Text(f"warning: {warning}", style="yellow"))
 

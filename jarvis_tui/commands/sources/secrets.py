@@ -56,5 +56,4 @@ def run_restore_secrets(args: argparse.Namespace) -> ExitCode:
     )
     with open_workspace(args) as workspace:
         report = restore_with_progress(workspace, "secrets", args.backup, options)
-    print_restore_report(report)
-    return ExitCode.OK
+    return print_restore_report(report)

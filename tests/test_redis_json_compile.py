@@ -26,6 +26,9 @@ WHOLE_KEYS = [
     {"db": 1, "key": "x", "type": "stream", "value": {
         "entries": [["0-1", ["a", "b"]]], "last_id": "0-0", "entries_added": 1,
         "max_deleted_id": "0-0", "groups": []}},
+    {"db": 1, "key": "x", "type": "stream", "value": {  # as its entries leave it: no XSETID
+        "entries": [["6-0", ["a", "b"]], ["7-1", ["c", "d"]]], "last_id": "7-1",
+        "entries_added": 2, "max_deleted_id": "0-0", "groups": []}},
 ]  # fmt: skip
 
 LEFT_TO_THE_PARSER = [

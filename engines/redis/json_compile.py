@@ -94,9 +94,10 @@ def _stream(key: bytes, value: Any) -> list[bytes]:
         fields = list(map(str.encode, entry[1]))
         if not fields or len(fields) % 2:
             raise Slow
-        commands.append(_command(b"$4\r\nXADD\r\n", key, [_stream_id(entry[0]), *fields]))
+        entry_id = _stream_id(entry[0])
+        commands.append(_command(b"$4\r\nXADD\r\n", key, [entry_id, *fields]))
     last, deleted = _stream_id(value["last_id"]), _stream_id(value["max_deleted_id"])
-    if last != b"0-0":
+    if last != b"0-0" and not (last == entry_id and added == len(entries) and deleted == b"0-0"):
         commands.append(_command(b"$6\r\nXSETID\r\n", key, [last, b"ENTRIESADDED", b"%d" % added,
                                                             b"MAXDELETEDID", deleted]))  # fmt: skip
     return commands
@@ -179,7 +180,7 @@ def _stream_commands(key: bytes, stream: StreamValue, record: KeyRecord) -> list
             commands.append(encode_command("XGROUP", "DESTROY", key, "jarvis-empty"))
         else:
             commands.append(encode_command("XADD", key, "MAXLEN", "0", last, "_", "_"))
-    if stream.last_id is not None and stream.last_id != b"0-0":
+    if stream.last_id is not None and stream.last_id != b"0-0" and not _as_added(stream, record):
         extra: list[bytes | str | int] = []
         if stream.entries_added is not None:
             extra += ["ENTRIESADDED", stream.entries_added]
@@ -191,6 +192,18 @@ def _stream_commands(key: bytes, stream: StreamValue, record: KeyRecord) -> list
             encode_command("XGROUP", "CREATE", key, group.name, group.last_delivered_id, *read)
         )
     return commands
+
+
+def _as_added(stream: StreamValue, record: KeyRecord) -> bool:
+    """Whether adding the entries leaves the stream as recorded (XSETID would change
+    nothing): the whole stream in this line, never trimmed, its last entry the last id."""
+    return (
+        record.part == 0
+        and stream.entries != []
+        and stream.last_id == stream.entries[-1][0]
+        and stream.entries_added == len(stream.entries)
+        and (stream.max_deleted_id or b"0-0") == b"0-0"
+    )
 
 
 def compile_line(document: Any, number: int):

@@ -17,9 +17,9 @@ import os
 import threading
 from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
-from multiprocessing.pool import AsyncResult, Pool
 from pathlib import Path
 from typing import BinaryIO
 
@@ -67,7 +67,7 @@ def compile_export(plain: BinaryIO, out: BinaryIO, *, now_ms: int, only_db: int 
     settings = Settings(now_ms, only_db, delete_first)
     merger = _Merger(JsonExportReader(plain, now_ms=now_ms), out, settings)
     with _collector_paused(), _worker_pool(workers) as pool:
-        pending: deque[tuple[int, bytes, AsyncResult]] = deque()
+        pending: deque[tuple[int, bytes, Future]] = deque()
         for number, block in merger.reader.numbered_blocks():
             if pool is None or number == 0:
                 while pending:
@@ -75,7 +75,7 @@ def compile_export(plain: BinaryIO, out: BinaryIO, *, now_ms: int, only_db: int 
                 merger.compile_here(number, block)
                 continue
             part = merger.part_path(number)
-            result = pool.apply_async(compile_block_alone, (number, block, settings, part))
+            result = pool.submit(compile_block_alone, number, block, settings, part)
             pending.append((number, block, result))
             if len(pending) > _AHEAD * workers:
                 merger.take(*pending.popleft())
@@ -106,14 +106,14 @@ class _Merger:
         """Where a worker puts the batches of the block after line `number`."""
         return Path(self.out.name).with_name(f"{Path(self.out.name).name}.{number}")
 
-    def take(self, number: int, block: bytes, result: AsyncResult) -> None:
+    def take(self, number: int, block: bytes, result: Future) -> None:
         part = self.part_path(number)
         try:
             if self.reader.trailer is not None or self.reader.continuing:
-                result.wait()
+                wait([result])
                 self.compile_here(number, block)  # the worker's fresh start was wrong
                 return
-            outcome: BlockOutcome = result.get()
+            outcome: BlockOutcome = result.result()  # a worker's error, or its death, raised
             self.out.flush()
             with open(part, "rb") as batches:
                 _append(batches.fileno(), self.out.fileno())
@@ -131,7 +131,7 @@ def _append(source: int, target: int) -> None:
 
 
 @contextmanager
-def _worker_pool(workers: int) -> Iterator[Pool | None]:
+def _worker_pool(workers: int) -> Iterator[ProcessPoolExecutor | None]:
     if not workers:
         yield None
         return
@@ -139,8 +139,11 @@ def _worker_pool(workers: int) -> Iterator[Pool | None]:
     # running (a lock one holds would stay held in the child) a fork server is safer.
     method = "fork" if threading.active_count() == 1 else "forkserver"
     context = multiprocessing.get_context(method)
-    with context.Pool(workers, initializer=start_worker) as pool:  # terminated on exit
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=start_worker)
+    try:
         yield pool
+    finally:
+        pool.shutdown(cancel_futures=True)
 
 
 @contextmanager

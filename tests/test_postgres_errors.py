@@ -6,9 +6,14 @@ import subprocess
 
 import pytest
 
-from engines.artifacts import write_artifact
+from engines.artifacts import read_sidecar, write_artifact
 from engines.crypto import Keyring, MasterKey
+from engines.errors import IntegrityError
+from engines.jobs import JobContext, run_job
+from engines.postgres.archive_layout import table_of_contents_end
+from engines.postgres.streamed_archive import authenticated_stream
 from engines.postgres.tools import VersionMismatchError, choose_tools, installed_tools
+from engines.resolve import ResolvedArtifact
 from jarvis_tui.exit_codes import ExitCode
 from tests.pg_seed import PASSWORD, PgCase
 from tests.servers import free_port
@@ -182,3 +187,31 @@ def test_too_little_space_fails_early_with_an_alert(pg, capsys):
         with pg.workspace() as workspace:
             alerts = workspace.catalog.list_alerts()
         assert alerts and alerts[0].kind == "disk_space" and alerts[0].severity == "critical"
+
+
+def test_an_artifact_changed_after_authentication_fails_the_streamed_load(pg):
+    """The stream authenticates every chunk again: a swap between the passes is caught."""
+    assert pg.cli("backup", "postgres") == ExitCode.OK
+    path = _first_dump(pg)
+    original = path.read_bytes()
+
+    def stream_after_damage(context: JobContext) -> None:
+        with pg.workspace() as workspace:
+            resolved = ResolvedArtifact(path, None, read_sidecar(path))
+            keyring, root = workspace.keyring(), workspace.repository.root
+            with authenticated_stream(resolved, keyring, root, context) as archive:
+                assert table_of_contents_end(archive.path) == archive.path.stat().st_size
+                damaged = bytearray(original)
+                damaged[len(damaged) // 2] ^= 0x40
+                path.write_bytes(bytes(damaged))
+                with pytest.raises(IntegrityError, match="failed authentication"):
+                    for _ in archive.plain_blocks():
+                        pass
+                path.write_bytes(original)
+                assert (
+                    sum(len(block) for block in archive.plain_blocks())
+                    == (archive.metadata["plain_size"])
+                )
+
+    with pg.workspace() as workspace:
+        run_job(workspace.catalog, "restore", "stream test", stream_after_damage)

@@ -23,7 +23,7 @@ from engines.crypto import ContainerReader, DecryptedStream, Keyring
 from engines.errors import IntegrityError, NotFoundError
 from engines.fsutil import private_work_folder
 from engines.jobs import JobContext
-from engines.postgres.archive_offsets import record_data_positions
+from engines.postgres.archive_layout import record_data_positions
 from engines.postgres.space import require_free_space
 from engines.resolve import ResolvedArtifact
 

@@ -15,6 +15,7 @@ from engines.jobs import JobContext
 from engines.postgres.connection import PostgresTarget
 from engines.postgres.inspect import TableInfo
 from engines.postgres.process import RunningTool, run_tool
+from engines.postgres.streamed_archive import StreamedArchive
 from engines.postgres.toc import TocEntry
 from engines.postgres.tools import ClientTools
 
@@ -40,8 +41,10 @@ def restore_archive(
     jobs: int,
     entries: int,
     context: JobContext,
+    sections: tuple[str, ...] = (),
 ) -> None:
-    """`pg_restore --jobs` of the whole archive into `database`, stopping at the first error."""
+    """`pg_restore --jobs` of the archive (or of `sections` of it) into `database`,
+    stopping at the first error."""
     done = 0
 
     def on_line(line: str) -> None:
@@ -51,17 +54,60 @@ def restore_archive(
             context.progress(min(done, entries), entries, unit="objects")
 
     argv = [
-        tools.path("pg_restore"),
-        "--no-owner",
-        "--no-acl",
-        "--exit-on-error",
+        *_restore_argv(tools, database, sections),
         "--verbose",
         f"--jobs={max(1, jobs)}",
-        f"--dbname={database}",
         str(archive),
     ]
     tool = RunningTool(argv, server.tool_environment(database), name="pg_restore", on_line=on_line)
     _wait_cancellable(tool, context, f"restoring into {database}")
+
+
+def restore_streamed(
+    tools: ClientTools,
+    server: PostgresTarget,
+    database: str,
+    archive: StreamedArchive,
+    *,
+    jobs: int,
+    entries: int,
+    context: JobContext,
+) -> None:
+    """Schema and data from the artifact as it inflates, in one pg_restore reading stdin,
+    while decryption runs ahead; then indexes and constraints with `--jobs` in parallel."""
+    total = archive.metadata.get("plain_size")
+    argv = _restore_argv(tools, database, ("pre-data", "data"))
+    env = server.tool_environment(database)
+    loader = RunningTool(argv, env, name="pg_restore", stdin=subprocess.PIPE)
+    assert loader.process.stdin is not None
+    fed = 0
+    try:
+        # A broken pipe means it stopped: its exit status and stderr say why.
+        with contextlib.suppress(BrokenPipeError), loader.process.stdin as stdin:
+            for block in archive.plain_blocks():
+                stdin.write(block)
+                fed += len(block)
+                context.progress(fed, total)
+                context.raise_if_cancelled()
+        _wait_cancellable(loader, context, f"loading schema and data into {database}")
+    finally:
+        loader.stop()
+    context.log(f"schema and data loaded; building indexes and constraints with {jobs} job(s)")
+    restore_archive(
+        tools, server, database, archive.path, jobs=jobs, entries=entries, context=context,
+        sections=("post-data",),
+    )  # fmt: skip
+
+
+def _restore_argv(tools: ClientTools, database: str, sections: tuple[str, ...]) -> list[str]:
+    return [
+        tools.path("pg_restore"),
+        "--no-owner",
+        "--no-acl",
+        "--exit-on-error",
+        *(f"--section={section}" for section in sections),
+        f"--dbname={database}",
+    ]
 
 
 def _wait_cancellable(tool: RunningTool, context: JobContext, what: str) -> None:

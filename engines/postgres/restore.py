@@ -1,11 +1,10 @@
 """Restoring a database dump without ever losing the database in place.
 
 Order of events: check the names and the server, authenticate the whole
-artifact into a private plain copy, look at the target, and only then change
-anything. Whole databases go through a scratch database that is checked
-(tables and row counts against the sealed metadata) before it is swapped in;
-table and data-only restores run inside one transaction that checks the
-counts before COMMIT.
+artifact, look at the target, and only then change anything. Whole databases go
+through a scratch database that is checked (tables and row counts against the
+sealed metadata) before it is swapped in; table and data-only restores run
+inside one transaction that checks the counts before COMMIT.
 """
 
 from dataclasses import dataclass
@@ -31,8 +30,9 @@ from engines.postgres.inspect import (
     describe_contents,
     fresh_database_counts,
 )
-from engines.postgres.loader import restore_archive
+from engines.postgres.loader import restore_archive, restore_streamed
 from engines.postgres.options import PostgresRestoreOptions
+from engines.postgres.streamed_archive import StreamedArchive
 from engines.postgres.toc import TocEntry
 from engines.postgres.tools import ClientTools
 
@@ -48,7 +48,7 @@ class RestoreJob:
     server: PostgresTarget  # its .database is the restore target
     tools: ClientTools
     admin: psycopg.Connection  # autocommit, on a maintenance database
-    archive: PlainArchive
+    archive: PlainArchive | StreamedArchive
     entries: list[TocEntry]
     options: PostgresRestoreOptions
     context: JobContext
@@ -91,15 +91,26 @@ def restore_into_scratch(job: RestoreJob, purpose: str) -> str:
         job.admin, scratch, encoding=job.metadata.get("encoding"), scratch=True
     )
     try:
-        restore_archive(
-            job.tools,
-            job.server,
-            scratch,
-            job.archive.path,
-            jobs=job.options.jobs,
-            entries=len(job.entries),
-            context=job.context,
-        )
+        if isinstance(job.archive, StreamedArchive):
+            restore_streamed(
+                job.tools,
+                job.server,
+                scratch,
+                job.archive,
+                jobs=job.options.jobs,
+                entries=len(job.entries),
+                context=job.context,
+            )
+        else:
+            restore_archive(
+                job.tools,
+                job.server,
+                scratch,
+                job.archive.path,
+                jobs=job.options.jobs,
+                entries=len(job.entries),
+                context=job.context,
+            )
         job.context.log(f"pg_restore finished; checking {scratch} against the backup")
         check_restored(job, scratch)
     except BaseException:

@@ -1,4 +1,8 @@
-"""Recording where each data block starts in a custom-format archive pg_dump wrote to a pipe.
+"""The layout of a custom-format archive: where its table of contents ends, and
+where each data block starts, recorded for an archive pg_dump wrote to a pipe.
+
+A streamed restore needs the first: the header and table of contents alone make a
+file that `pg_restore --list` and the post-data steps can read.
 
 pg_dump notes the position of each table's data in the table of contents only when
 its output is seekable. Ours goes to a pipe, so every entry says "position not set",
@@ -33,6 +37,10 @@ class _Unexpected(Exception):
     """The archive is not in a shape this module knows: leave it alone."""
 
 
+class _Incomplete(_Unexpected):
+    """The file ends before what is being read."""
+
+
 @dataclass
 class _Entry:
     dump_id: int
@@ -55,7 +63,7 @@ class _Reader:
 
     def take(self, count: int) -> bytes:
         if self.pos + count > self.size:
-            raise _Unexpected("archive ends early")
+            raise _Incomplete("archive ends early")
         offset = self.pos - self._window_at
         if offset < 0 or offset + count > len(self._window):
             self._window = os.pread(self.handle.fileno(), max(count, self.WINDOW), self.pos)
@@ -94,8 +102,9 @@ class _Reader:
         return -1
 
 
-def _read_header(reader: _Reader) -> tuple[tuple[int, int], int]:
-    """Check the header; return the archive version and the offset size."""
+def _read_header(reader: _Reader) -> tuple[tuple[int, int], int, bool]:
+    """Check the header; return the archive version, the offset size, and whether
+    pg_dump compressed the data."""
     if reader.take(len(MAGIC)) != MAGIC:
         raise _Unexpected("not a custom-format archive")
     version = (reader.byte(), reader.byte())
@@ -104,14 +113,12 @@ def _read_header(reader: _Reader) -> tuple[tuple[int, int], int]:
     offset_size = reader.byte()
     if not OLDEST <= version <= NEWEST or reader.byte() != ARCHIVE_CUSTOM:
         raise _Unexpected("archive version or format unknown")
-    compressed = reader.byte() if version >= (1, 15) else reader.integer()
-    if compressed != 0:
-        raise _Unexpected("data compressed by pg_dump")
+    compression = reader.byte() if version >= (1, 15) else reader.integer()
     for _ in range(7):  # the dump's timestamp
         reader.integer()
     for _ in range(3):  # database name, server version, pg_dump version
         reader.string()
-    return version, offset_size
+    return version, offset_size, compression != 0
 
 
 def _read_entries(reader: _Reader, version: tuple[int, int], offset_size: int) -> list[_Entry]:
@@ -176,6 +183,24 @@ def _block_starts(reader: _Reader, entries: dict[int, _Entry]) -> dict[int, int]
     return starts
 
 
+def table_of_contents_end(path: Path) -> int | None:
+    """Where the data blocks of the (possibly partial) archive at `path` begin.
+
+    None while the file ends inside the header or the table of contents; an archive
+    this module does not know raises ValueError.
+    """
+    with open(path, "rb") as handle:
+        reader = _Reader(handle)
+        try:
+            version, offset_size, _ = _read_header(reader)
+            _read_entries(reader, version, offset_size)
+        except _Incomplete:
+            return None
+        except _Unexpected as error:
+            raise ValueError(str(error)) from None
+    return reader.pos
+
+
 def record_data_positions(path: Path) -> int:
     """Write each data block's position into the archive's table of contents.
 
@@ -184,7 +209,9 @@ def record_data_positions(path: Path) -> int:
     with open(path, "r+b") as handle:
         reader = _Reader(handle)
         try:
-            version, offset_size = _read_header(reader)
+            version, offset_size, compressed = _read_header(reader)
+            if compressed:  # block contents are zlib streams, which may hold zero bytes
+                return 0
             entries = _read_entries(reader, version, offset_size)
             with_data = {e.dump_id: e for e in entries if e.state == POSITION_NOT_SET}
             starts = _block_starts(reader, with_data)

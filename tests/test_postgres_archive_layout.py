@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engines.postgres.archive_offsets import (
+from engines.postgres.archive_layout import (
     POSITION_NOT_SET,
     POSITION_SET,
     _read_entries,
@@ -36,7 +36,7 @@ SELECT lo_from_bytea(0, decode(repeat('00', 70000) || 'ff', 'hex'));
 def entry_states(path: Path) -> list[int]:
     with open(path, "rb") as handle:
         reader = _Reader(handle)
-        version, offset_size = _read_header(reader)
+        version, offset_size, _ = _read_header(reader)
         return [entry.state for entry in _read_entries(reader, version, offset_size)]
 
 

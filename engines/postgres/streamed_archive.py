@@ -1,0 +1,114 @@
+"""An artifact restored as a stream: authenticated up front, inflated on its way in.
+
+A whole-database restore goes into a scratch database first, so it need not wait for
+a plain copy of the archive on disk. A first pass authenticates every chunk and the
+sealed metadata without inflating (cheap) and keeps the archive's header and table
+of contents as a small file, which is all `pg_restore --list`, the dry run and the
+post-data steps read. The restore then reads the artifact a second time, each chunk
+authenticated again as it is inflated into pg_restore; anything wrong on the way
+fails the scratch restore, which drops the scratch database, so the target is never
+touched by an artifact that does not check out.
+"""
+
+import contextlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engines.artifacts import READ_SIZE, display_name
+from engines.compression import codec_for_id, open_decompressor
+from engines.crypto import ContainerReader, DecryptedStream, Keyring
+from engines.errors import IntegrityError, NotFoundError
+from engines.fsutil import private_work_folder
+from engines.jobs import JobContext
+from engines.postgres.archive import WORK_PURPOSE
+from engines.postgres.archive_layout import table_of_contents_end
+from engines.resolve import ResolvedArtifact
+
+
+@dataclass(frozen=True)
+class StreamedArchive:
+    path: Path  # the archive's header and table of contents, no data
+    metadata: dict[str, Any]  # as sealed inside the artifact
+    resolved: ResolvedArtifact
+    keyring: Keyring
+
+    def plain_blocks(self) -> Iterator[bytes]:
+        """The whole archive, block by block, each authenticated before it is handed out."""
+        name = display_name(self.resolved.path)
+        size = 0
+        with _open_container(self.resolved, self.keyring) as reader:
+            with _decompressed(reader, name) as plain:
+                while block := plain.read(READ_SIZE):
+                    size += len(block)
+                    yield block
+            sealed = _sealed_metadata(reader, name)
+        if sealed != self.metadata:
+            raise IntegrityError(f"{name}: changed since it was authenticated")
+        if sealed.get("plain_size") not in (None, size):
+            raise IntegrityError(
+                f"{name}: decompressed to {size} bytes, sealed metadata says {sealed['plain_size']}"
+            )
+
+
+@contextlib.contextmanager
+def authenticated_stream(
+    resolved: ResolvedArtifact, keyring: Keyring, repository_root: Path, context: JobContext
+) -> Iterator[StreamedArchive]:
+    """Authenticate all of `resolved`; yield it with its table of contents as a file."""
+    with private_work_folder(repository_root, WORK_PURPOSE) as folder:
+        context.log(f"authenticating {resolved.label}")
+        toc = folder / "toc.dump"
+        sealed = _authenticate_keeping_toc(resolved, keyring, toc, context)
+        context.log(f"{resolved.label}: every chunk authenticated")
+        yield StreamedArchive(toc, sealed, resolved, keyring)
+
+
+def _authenticate_keeping_toc(
+    resolved: ResolvedArtifact, keyring: Keyring, toc: Path, context: JobContext
+) -> dict[str, Any]:
+    name = display_name(resolved.path)
+    with _open_container(resolved, keyring) as reader, open(toc, "xb") as out:
+        data = DecryptedStream(reader)
+        with _decompressed(reader, name, data) as plain:
+            while (end := table_of_contents_end_of(toc)) is None:
+                block = plain.read(READ_SIZE)
+                if not block:
+                    raise IntegrityError(f"{name}: ends inside its table of contents")
+                out.write(block)
+                out.flush()
+        out.truncate(end)
+        while data.read(READ_SIZE):  # the rest is authenticated, not inflated
+            context.raise_if_cancelled()
+        return _sealed_metadata(reader, name)
+
+
+def table_of_contents_end_of(path: Path) -> int | None:
+    try:
+        return table_of_contents_end(path)
+    except ValueError as error:
+        raise IntegrityError(f"not a pg_dump custom-format archive ({error})") from None
+
+
+@contextlib.contextmanager
+def _open_container(resolved: ResolvedArtifact, keyring: Keyring) -> Iterator[ContainerReader]:
+    name = display_name(resolved.path)
+    if not resolved.path.is_file():
+        raise NotFoundError(f"{name}: artifact file does not exist")
+    with open(resolved.path, "rb") as handle:
+        yield ContainerReader(handle, keyring, name)
+
+
+def _decompressed(reader: ContainerReader, name: str, data: DecryptedStream | None = None):
+    codec = codec_for_id(reader.header.codec_id)
+    if codec is None:
+        raise IntegrityError(f"{name}: unknown codec id {reader.header.codec_id}")
+    return open_decompressor(codec, data or DecryptedStream(reader), name)
+
+
+def _sealed_metadata(reader: ContainerReader, name: str) -> dict[str, Any]:
+    if reader.metadata is None:
+        raise IntegrityError(f"{name}: ended before its sealed metadata (truncated)")
+    return json.loads(reader.metadata)

@@ -7,7 +7,6 @@ pg_dump has finished, which keeps the exported snapshot valid.
 """
 
 import contextlib
-import fcntl
 import re
 import threading
 from collections.abc import Iterator
@@ -24,11 +23,10 @@ from engines.postgres.inspect import (
     count_rows,
     list_tables,
 )
-from engines.postgres.process import RunningTool
+from engines.postgres.process import RunningTool, widen_pipe
 from engines.postgres.tools import ClientTools, low_priority_prefix
 
 READ_SIZE = 1024 * 1024
-_F_SETPIPE_SZ = 1031  # Linux: a bigger pipe means fewer wake-ups between pg_dump and us
 MODE_FLAGS = {"full": [], "schema": ["--schema-only"], "data": ["--data-only"]}
 
 
@@ -36,11 +34,6 @@ def dump_file_stem(database: str, mode: str) -> str:
     """A file-system-safe name part: `jarvis_db_full`."""
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", database).strip("._") or "database"
     return f"{safe}_{mode}"
-
-
-def _widen_pipe(tool: RunningTool) -> None:
-    with contextlib.suppress(OSError):
-        fcntl.fcntl(tool.stdout.fileno(), _F_SETPIPE_SZ, READ_SIZE)
 
 
 def stream_output(tool: RunningTool, what: str) -> Iterator[bytes]:
@@ -114,7 +107,7 @@ def start_pg_dump(
         *MODE_FLAGS[mode],
     ]
     tool = RunningTool(argv, target.tool_environment(), name="pg_dump", stdout=-1)
-    _widen_pipe(tool)
+    widen_pipe(tool.stdout, READ_SIZE)
     return tool
 
 

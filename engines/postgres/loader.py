@@ -14,7 +14,7 @@ from pathlib import Path
 from engines.jobs import JobContext
 from engines.postgres.connection import PostgresTarget
 from engines.postgres.inspect import TableInfo
-from engines.postgres.process import RunningTool, run_tool
+from engines.postgres.process import RunningTool, run_tool, widen_pipe
 from engines.postgres.streamed_archive import StreamedArchive
 from engines.postgres.toc import TocEntry
 from engines.postgres.tools import ClientTools
@@ -80,6 +80,7 @@ def restore_streamed(
     env = server.tool_environment(database)
     loader = RunningTool(argv, env, name="pg_restore", stdin=subprocess.PIPE)
     assert loader.process.stdin is not None
+    widen_pipe(loader.process.stdin, COPY_SIZE)
     fed = 0
     try:
         # A broken pipe means it stopped: its exit status and stderr say why.

@@ -18,7 +18,7 @@ from engines.redis.json_spool import AGGREGATE, FINAL, FIRST, BatchSpool
 
 
 @dataclass
-class Settings:
+class CompileOptions:
     now_ms: int
     only_db: int | None
     delete_first: bool
@@ -32,7 +32,7 @@ class BlockOutcome:
 
 
 def compile_block(reader: JsonExportReader, spool: BatchSpool, number: int, block: bytes,
-                  settings: Settings, skipping: bool) -> tuple[int, bool]:  # fmt: skip
+                  settings: CompileOptions, skipping: bool) -> tuple[int, bool]:  # fmt: skip
     """Every line of `block` (the line before it numbered `number`) into `spool`; the
     keys dropped as expired, and whether the block ends inside one.
 
@@ -82,7 +82,9 @@ def compile_block(reader: JsonExportReader, spool: BatchSpool, number: int, bloc
     return expired, skipping
 
 
-def compile_block_alone(number: int, block: bytes, settings: Settings, part: Path) -> BlockOutcome:
+def compile_block_alone(
+    number: int, block: bytes, settings: CompileOptions, part: Path
+) -> BlockOutcome:
     """`compile_block` as if the block started the export's keys (in a worker process);
     its batches go to the file `part` (a file, not the pipe back: that costs less)."""
     reader = JsonExportReader(None, now_ms=settings.now_ms)

@@ -25,7 +25,7 @@ from typing import BinaryIO
 
 from engines.redis.json_blocks import (
     BlockOutcome,
-    Settings,
+    CompileOptions,
     compile_block,
     compile_block_alone,
     start_worker,
@@ -64,7 +64,7 @@ def compile_export(plain: BinaryIO, out: BinaryIO, *, now_ms: int, only_db: int 
     With `workers`, blocks are compiled in that many processes (a few blocks ahead, so
     memory stays flat) and their outcomes merged here in order; their batches pass through
     files beside `out` (which must be a file, then)."""
-    settings = Settings(now_ms, only_db, delete_first)
+    settings = CompileOptions(now_ms, only_db, delete_first)
     merger = _Merger(JsonExportReader(plain, now_ms=now_ms), out, settings)
     with _collector_paused(), _worker_pool(workers) as pool:
         pending: deque[tuple[int, bytes, Future]] = deque()
@@ -88,7 +88,7 @@ def compile_export(plain: BinaryIO, out: BinaryIO, *, now_ms: int, only_db: int 
 class _Merger:
     """The blocks' outcomes, in order, into the spool and the one reader of the export."""
 
-    def __init__(self, reader: JsonExportReader, out: BinaryIO, settings: Settings):
+    def __init__(self, reader: JsonExportReader, out: BinaryIO, settings: CompileOptions):
         self.reader = reader
         self.out = out
         self.settings = settings

@@ -13,6 +13,7 @@ from engines.workspace import Workspace
 from jarvis_tui.cli import main
 from jarvis_tui.exit_codes import ExitCode
 from tests.scheduling_support import T0, add_set, make_settings, write_env_file
+from tests.servers import free_port
 
 DEAD_DATABASE_URL = "postgresql://jarvis@127.0.0.1:1/jarvis"
 
@@ -182,6 +183,23 @@ def test_the_restore_drill_checks_the_newest_backups_and_catches_damage(
         assert alert.kind == f"verification_failure:{dump.relpath}"
         assert workspace.catalog.get_backup_set(report["id"]).verified_state == "failed"
     assert any(dump.relpath in r.json()["text"] for r in webhook_receiver.requests)
+
+
+def test_a_drill_whose_restore_fails_alerts_once(tmp_path, every_source, capsys):
+    every_source = without_redis(every_source)
+    code, _ = backup_full_json(tmp_path, every_source, capsys)
+    assert code == ExitCode.OK
+    # The artifact authenticates; the restore into a scratch database cannot connect.
+    unreachable = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"
+    settings = make_settings(tmp_path, **{**every_source, "DATABASE_URL": unreachable})
+    with Workspace.open(settings) as workspace:
+        drill = run_job(
+            workspace.catalog, "verify", "drill", lambda c: run_restore_drill(workspace, c)
+        )
+        [failed] = drill.failed
+        assert ".dump." in failed.relpath and "restore drill failed" in failed.detail
+        mentioning = [a for a in workspace.catalog.list_alerts() if failed.relpath in a.message]
+        assert len(mentioning) == 1, mentioning
 
 
 def test_verify_all_samples_walk_the_whole_repository_over_time(tmp_path, isolated_env, capsys):

@@ -3,7 +3,7 @@
 from engines.actions.backup import store_artifact
 from engines.actions.output_copy import check_output_path, copy_artifacts
 from engines.catalog import Artifact, BackupSet
-from engines.errors import JarvisError
+from engines.errors import IntegrityError, JarvisError
 from engines.jobs import JobContext
 from engines.postgres.connection import PostgresTarget, connect, target_from_settings
 from engines.postgres.dump import (
@@ -65,7 +65,11 @@ def back_up_postgres(
         else (options.verify_restore)
     )
     if verify and options.mode != "data":
-        verify_by_restore(workspace, artifacts[0], context)
+        try:
+            verify_by_restore(workspace, artifacts[0], context)
+        except IntegrityError as error:
+            workspace.catalog.record_alert("critical", "verification", str(error))
+            raise
     elif verify:
         context.log("restore drill skipped: a data-only backup needs the schema to load into")
     return artifacts

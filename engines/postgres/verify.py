@@ -14,7 +14,8 @@ from engines.workspace import Workspace
 
 
 def verify_by_restore(workspace: Workspace, artifact: Artifact, context: JobContext) -> None:
-    """Raise IntegrityError (after recording it, with an alert) when the drill fails."""
+    """Record the drill's result on the artifact; raise IntegrityError when it failed
+    (alerting is the caller's: the backup's --verify-restore, or the scheduled drill)."""
     resolved = ResolvedArtifact(
         workspace.repository.path_for(artifact.relpath), artifact, artifact.metadata
     )
@@ -29,7 +30,6 @@ def verify_by_restore(workspace: Workspace, artifact: Artifact, context: JobCont
     except JarvisError as error:
         detail = f"restore drill failed: {error}"
         workspace.catalog.record_verification(artifact.id, False, detail)
-        workspace.catalog.record_alert("critical", "verification", f"{artifact.relpath}: {detail}")
         raise IntegrityError(f"{artifact.relpath}: {detail}") from error
     tables = artifact.metadata.get("table_count")
     detail = f"restore drill passed: {tables} tables and their row counts match"

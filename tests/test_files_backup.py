@@ -11,6 +11,7 @@ from engines.store import ingest as ingest_module
 from engines.store import walker as walker_module
 from engines.store.snapshots import load_manifest
 from jarvis_tui.exit_codes import ExitCode
+from jarvis_tui.output import human_size
 from tests.files_env import FilesEnv, make_files_env, random_text, tree_of
 
 
@@ -98,6 +99,13 @@ def test_snapshots_are_listed_and_the_catalog_rebuilds_from_the_repository(env, 
     assert env.cli("list", "--kind", "files") == ExitCode.OK
     listing = capsys.readouterr().out
     assert "files_" in listing and "complete" in listing
+    with env.workspace() as workspace:  # the size counts the packs, not just the manifest
+        [snapshot] = workspace.catalog.list_backup_sets(kind="files")
+        [manifest] = workspace.catalog.artifacts_of(snapshot.id)
+        packs = manifest.metadata["snapshot"]["stored_bytes"]
+        assert packs > 0
+        assert snapshot.stored_size == manifest.stored_size + packs == manifest.added_bytes
+    assert human_size(snapshot.stored_size) in listing
     (env.root / "catalog.sqlite3").unlink()
     for suffix in ("-wal", "-shm"):
         (env.root / f"catalog.sqlite3{suffix}").unlink(missing_ok=True)

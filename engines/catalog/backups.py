@@ -19,14 +19,18 @@ from engines.joblog import redact
 LATEST = "latest"
 _LIST_HINT = "run `jarvis-tui list` to see the backup sets in the catalog"
 
-# Artifact count and stored bytes ride along with every set listing.
+# Artifact count and stored bytes ride along with every set listing. A files snapshot's
+# artifact is only its manifest: the packs it wrote into the files store count as well.
 _SELECT_SETS = """
 SELECT s.*,
        COALESCE(a.artifact_count, 0) AS artifact_count,
        COALESCE(a.stored_size, 0) AS stored_size
 FROM backup_sets AS s
 LEFT JOIN (
-    SELECT set_id, COUNT(*) AS artifact_count, SUM(stored_size) AS stored_size
+    SELECT set_id, COUNT(*) AS artifact_count,
+           SUM(COALESCE(stored_size, 0) + CASE WHEN source = 'files'
+               THEN COALESCE(json_extract(metadata_json, '$.snapshot.stored_bytes'), 0)
+               ELSE 0 END) AS stored_size
     FROM artifacts GROUP BY set_id
 ) AS a ON a.set_id = s.id
 """

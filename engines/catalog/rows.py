@@ -78,6 +78,17 @@ class Artifact:
     verified_at: datetime | None
     verify_detail: str | None
 
+    @property
+    def added_bytes(self) -> int:
+        """What this artifact added to the repository: its file and, for a files
+        snapshot (whose artifact is the manifest), the packs it wrote."""
+        packs = (
+            self.metadata.get("snapshot", {}).get("stored_bytes", 0)
+            if self.source == "files"
+            else 0
+        )
+        return (self.stored_size or 0) + int(packs or 0)
+
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> "Artifact":
         return cls(

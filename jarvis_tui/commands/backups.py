@@ -82,7 +82,7 @@ def run_list(args: argparse.Namespace) -> ExitCode:
         rows = []
         for backup_set in sets:
             artifacts = workspace.catalog.artifacts_of(backup_set.id)
-            size = sum(a.stored_size or 0 for a in artifacts)
+            size = sum(a.added_bytes for a in artifacts)
             rows.append(
                 (
                     backup_set.id,

@@ -61,7 +61,7 @@ def artifact_block(item: ArtifactDetail) -> Text:
     artifact = item.artifact
     text = Text()
     text.append(artifact.relpath, style="bold")
-    text.append(f"\n  {artifact.mode} · {artifact.status} · {human_size(artifact.stored_size)}")
+    text.append(f"\n  {artifact.mode} · {artifact.status} · {human_size(artifact.added_bytes)}")
     if artifact.plain_size is not None:
         text.append(f" ({human_size(artifact.plain_size)} plain)")
     places = ", ".join(f"{c.destination} {c.state}" for c in item.copies) or "no copies recorded"

@@ -14,13 +14,7 @@ from engines.store.restore import OVERWRITE_POLICIES, FilesRestoreOptions
 from jarvis_tui.formatting import count
 from jarvis_tui.output import human_size
 from jarvis_tui.screens.wizard import RestoreWizard, WizardStep
-from jarvis_tui.widgets.wizard_steps import (
-    BackupPickStep,
-    ConfirmStep,
-    DryRunStep,
-    ResultStep,
-    RunStep,
-)
+from jarvis_tui.widgets.wizard_steps import restore_steps
 
 ORIGINAL = "the original locations"
 OVERWRITE_WORDS = {
@@ -133,21 +127,10 @@ class FilesOptionsStep(WizardStep):
 class FilesRestoreWizard(RestoreWizard):
     KIND = "files"
     TITLE = "Restore files"
-
-    def __init__(self, preselected_set: str | None = None, *, plan: FilesPlan | None = None):
-        self.plan = plan or FilesPlan()
-        super().__init__(preselected_set)
+    PLAN = FilesPlan
 
     def make_steps(self) -> list[WizardStep]:
-        return [
-            BackupPickStep(),
-            FilesTargetStep(),
-            FilesOptionsStep(),
-            DryRunStep(),
-            ConfirmStep(),
-            RunStep(),
-            ResultStep(),
-        ]
+        return restore_steps(FilesTargetStep(), FilesOptionsStep())
 
     def chosen_id(self) -> str:
         return self.chosen.backup_set.id if self.chosen else "files"

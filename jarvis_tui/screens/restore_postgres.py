@@ -14,13 +14,7 @@ from textual.widgets import Checkbox, Input, RadioButton, RadioSet, SelectionLis
 from engines.postgres.options import PostgresRestoreOptions
 from jarvis_tui.formatting import count
 from jarvis_tui.screens.wizard import RestoreWizard, WizardStep
-from jarvis_tui.widgets.wizard_steps import (
-    BackupPickStep,
-    ConfirmStep,
-    DryRunStep,
-    ResultStep,
-    RunStep,
-)
+from jarvis_tui.widgets.wizard_steps import restore_steps
 
 
 @dataclass
@@ -161,21 +155,10 @@ class PostgresOptionsStep(WizardStep):
 class PostgresRestoreWizard(RestoreWizard):
     KIND = "postgres"
     TITLE = "Restore PostgreSQL"
-
-    def __init__(self, preselected_set: str | None = None, *, plan: PostgresPlan | None = None):
-        self.plan = plan or PostgresPlan()
-        super().__init__(preselected_set)
+    PLAN = PostgresPlan
 
     def make_steps(self) -> list[WizardStep]:
-        return [
-            BackupPickStep(),
-            PostgresTargetStep(),
-            PostgresOptionsStep(),
-            DryRunStep(),
-            ConfirmStep(),
-            RunStep(),
-            ResultStep(),
-        ]
+        return restore_steps(PostgresTargetStep(), PostgresOptionsStep())
 
     def source_database(self) -> str:
         return str(

@@ -13,13 +13,7 @@ from textual.widgets import Checkbox, Input, RadioButton, RadioSet, Static
 from engines.redis.options import RedisRestoreOptions
 from jarvis_tui.formatting import count
 from jarvis_tui.screens.wizard import RestoreWizard, WizardStep
-from jarvis_tui.widgets.wizard_steps import (
-    BackupPickStep,
-    ConfirmStep,
-    DryRunStep,
-    ResultStep,
-    RunStep,
-)
+from jarvis_tui.widgets.wizard_steps import restore_steps
 
 
 @dataclass
@@ -148,21 +142,10 @@ class RedisOptionsStep(WizardStep):
 class RedisRestoreWizard(RestoreWizard):
     KIND = "redis"
     TITLE = "Restore Redis"
-
-    def __init__(self, preselected_set: str | None = None, *, plan: RedisPlan | None = None):
-        self.plan = plan or RedisPlan()
-        super().__init__(preselected_set)
+    PLAN = RedisPlan
 
     def make_steps(self) -> list[WizardStep]:
-        return [
-            BackupPickStep(),
-            RedisTargetStep(),
-            RedisOptionsStep(),
-            DryRunStep(),
-            ConfirmStep(),
-            RunStep(),
-            ResultStep(),
-        ]
+        return restore_steps(RedisTargetStep(), RedisOptionsStep())
 
     def target_name(self) -> str:
         if self.plan.offline:

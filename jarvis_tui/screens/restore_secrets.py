@@ -11,13 +11,7 @@ from textual.containers import Horizontal
 from textual.widgets import Checkbox, Input, RadioButton, RadioSet, Static
 
 from jarvis_tui.screens.wizard import RestoreWizard, WizardStep
-from jarvis_tui.widgets.wizard_steps import (
-    BackupPickStep,
-    ConfirmStep,
-    DryRunStep,
-    ResultStep,
-    RunStep,
-)
+from jarvis_tui.widgets.wizard_steps import restore_steps
 
 
 @dataclass
@@ -88,20 +82,10 @@ class SecretsTargetStep(WizardStep):
 class SecretsRestoreWizard(RestoreWizard):
     KIND = "secrets"
     TITLE = "Restore secrets (.env)"
-
-    def __init__(self, preselected_set: str | None = None, *, plan: SecretsPlan | None = None):
-        self.plan = plan or SecretsPlan()
-        super().__init__(preselected_set)
+    PLAN = SecretsPlan
 
     def make_steps(self) -> list[WizardStep]:
-        return [
-            BackupPickStep(),
-            SecretsTargetStep(),
-            DryRunStep(),
-            ConfirmStep(),
-            RunStep(),
-            ResultStep(),
-        ]
+        return restore_steps(SecretsTargetStep())
 
     def original_path(self) -> str:
         return str(self.reference_metadata.get("original_path") or ".env")

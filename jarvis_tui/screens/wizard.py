@@ -8,6 +8,7 @@ type, and what to do afterwards. The wizard dismisses with the outcome
 complete-system walkthrough records.
 """
 
+from collections.abc import Callable
 from typing import Any
 
 from rich.text import Text
@@ -79,6 +80,7 @@ class StepTrail(Widget):
 class RestoreWizard(ConsoleScreen):
     KIND = ""
     TITLE = "Restore"
+    PLAN: Callable[[], Any]  # the kind's choices, a dataclass with its defaults
 
     BINDINGS = [
         Binding("ctrl+n", "next", "Next"),
@@ -86,8 +88,9 @@ class RestoreWizard(ConsoleScreen):
         Binding("escape", "leave", "Leave wizard"),
     ]
 
-    def __init__(self, preselected_set: str | None = None):
+    def __init__(self, preselected_set: str | None = None, *, plan: Any = None):
         super().__init__()
+        self.plan = plan if plan is not None else self.PLAN()
         self.preselected_set = preselected_set
         self.reference: str | None = None
         self.chosen: RestorableSet | None = None

@@ -1,7 +1,12 @@
 """The steps every restore wizard shares, from picking a backup to the result."""
 
+from jarvis_tui.screens.wizard import WizardStep
 from jarvis_tui.widgets.wizard_checks import ConfirmStep, DryRunStep
 from jarvis_tui.widgets.wizard_pick import BackupPickStep
 from jarvis_tui.widgets.wizard_run import ResultStep, RunStep
 
-__all__ = ["BackupPickStep", "ConfirmStep", "DryRunStep", "ResultStep", "RunStep"]
+
+def restore_steps(*choices: WizardStep) -> list[WizardStep]:
+    """A restore wizard's steps: pick a backup, the kind's own `choices`, the dry run,
+    the confirmation, the run and its result."""
+    return [BackupPickStep(), *choices, DryRunStep(), ConfirmStep(), RunStep(), ResultStep()]

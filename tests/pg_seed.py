@@ -151,6 +151,10 @@ class PgCase:
     def databases(self) -> set[str]:
         return database_names(self.server)
 
+    def job_log(self) -> str:
+        """The log file of every job so far (BACKUP_LOG_DIR/backup.log)."""
+        return (self.tmp_path / "logs" / "backup.log").read_text()
+
     def cleanup(self) -> None:
         for name in database_names(self.server) - self._databases_before:
             self.server.drop_database(name)

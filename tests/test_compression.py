@@ -244,7 +244,9 @@ def test_reading_a_bomb_stays_within_a_few_mebibytes(codec: str):
     finally:
         tracemalloc.stop()
     assert total == 128 * MiB
-    assert peak < (6 + default_threads()) * MiB  # gzip: a 1 MiB member per thread, plus one
+    # gzip inflates a member per thread (its output, 1 MiB, built from blocks and then
+    # joined: 2 MiB at the moment of joining) plus one member's result waiting its turn.
+    assert peak < (4 + 3 * default_threads()) * MiB
 
 
 def test_members_carry_their_length_and_inflate_on_several_threads():

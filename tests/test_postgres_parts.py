@@ -11,6 +11,7 @@ from engines.postgres.databases import previous_name
 from engines.postgres.globals import roles_in, statements
 from engines.postgres.inspect import TableInfo
 from engines.postgres.loader import row_count_check
+from engines.postgres.session import loads_faster_streamed
 from engines.postgres.toc import parse_entry, select_tables
 
 LISTING = """\
@@ -135,3 +136,21 @@ def test_fresh_database_counts_fall_back_to_an_exact_count(postgres_server):
     problems = compare_tables(expected_tables, recounted, check_counts=True).problems()
     assert problems == ["public.loaded: 50 rows restored, 51 in the backup"]
     postgres_server.drop_database("counts_check")
+
+
+@pytest.mark.parametrize(
+    ("rows", "jobs", "streamed"),
+    [
+        ([6_500_000, 100, 10, 0], 2, True),  # pgbench: one table is nearly everything
+        ([3_400_000], 4, True),
+        ([300, 900, 0], 2, False),  # the biggest has 75%: loading two at once pays
+        ([500, 500, 500, 500], 4, False),
+        ([500, 500, 500, 500], 1, True),  # one job loads one table at a time anyway
+        ([None, 0], 2, True),  # schema only, or empty tables
+    ],
+)
+def test_a_whole_database_streams_when_parallel_loading_cannot_gain_much(rows, jobs, streamed):
+    metadata = {
+        "tables": [{"schema": "public", "name": f"t{i}", "rows": n} for i, n in enumerate(rows)]
+    }
+    assert loads_faster_streamed(metadata, jobs) is streamed

@@ -37,11 +37,15 @@ def test_full_backup_records_snapshot_counts_and_round_trips(pg, capsys):
     assert rows == {"app.users": 300, "public.empty_table": 0, "public.orders": 900}
     assert meta["large_objects"] == 1 and meta["database_size"] > 0
 
-    target = f"{pg.source}_copy"
-    assert pg.cli("restore", "postgres", "latest", "--target-db", target) == ExitCode.OK
-    assert pg.fingerprint(target) == pg.fingerprint()
-    out = capsys.readouterr().out
-    assert f"created database {target}" in out
+    # Both ways of loading a whole database: from a plain copy with two parallel jobs
+    # (no table holds 80% of the rows), and streamed into pg_restore with one job.
+    for jobs, how in (("2", "data block(s) start"), ("1", "schema and data loaded")):
+        target = f"{pg.source}_copy{jobs}"
+        code = pg.cli("restore", "postgres", "latest", "--target-db", target, "--jobs", jobs)
+        assert code == ExitCode.OK
+        assert pg.fingerprint(target) == pg.fingerprint()
+        assert f"created database {target}" in capsys.readouterr().out
+        assert how in pg.job_log()
 
 
 def test_schema_then_data_backups_rebuild_the_database(pg):

@@ -3,6 +3,7 @@ server reachable, tools new enough, artifact fully authenticated, archive readab
 
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 from engines.fsutil import private_work_folder
 from engines.jobs import JobContext
@@ -17,6 +18,9 @@ from engines.postgres.toc import parse_toc
 from engines.postgres.tools import choose_restore_tools, installed_tools
 from engines.resolve import ResolvedArtifact
 from engines.workspace import Workspace
+
+# The biggest table's share of all rows from which a streamed load beats a parallel one.
+STREAMING_SHARE = 0.8
 
 
 @contextlib.contextmanager
@@ -54,9 +58,21 @@ def _authenticated(
     options: PostgresRestoreOptions,
     context: JobContext,
 ) -> contextlib.AbstractContextManager[PlainArchive | StreamedArchive]:
-    """Whole databases stream into their scratch database; a restore of chosen tables or
-    of data only runs pg_restore on entries of a plain copy."""
+    """A dry run only needs the artifact authenticated and its table of contents; a whole
+    database streams into its scratch database when that loads faster; a restore of chosen
+    tables or of data only runs pg_restore on entries of a plain copy."""
     keyring, root = workspace.keyring(), workspace.repository.root
-    if (options.tables or resolved.metadata.get("mode") == "data") and not options.dry_run:
-        return authenticated_archive(resolved, keyring, root, workspace.catalog, context)
-    return authenticated_stream(resolved, keyring, root, context)
+    partial = options.tables or resolved.metadata.get("mode") == "data"
+    if options.dry_run or (not partial and loads_faster_streamed(resolved.metadata, options.jobs)):
+        return authenticated_stream(resolved, keyring, root, context)
+    return authenticated_archive(resolved, keyring, root, workspace.catalog, context)
+
+
+def loads_faster_streamed(metadata: dict[str, Any], jobs: int) -> bool:
+    """Streamed, tables load one after another while the artifact inflates; from a plain
+    copy, `pg_restore --jobs` loads several at once, once the copy is written. Parallel
+    loading cannot end before the biggest table is in, so streaming wins with one job or
+    when one table holds most of the rows (rows stand in for bytes here)."""
+    rows = [table.get("rows") or 0 for table in metadata.get("tables", [])]
+    total = sum(rows)
+    return jobs <= 1 or total == 0 or max(rows) >= STREAMING_SHARE * total

@@ -15,7 +15,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from engines.artifacts import READ_SIZE, display_name
 from engines.compression import codec_for_id, open_decompressor
@@ -40,7 +40,7 @@ class StreamedArchive:
         name = display_name(self.resolved.path)
         size = 0
         with _open_container(self.resolved, self.keyring) as reader:
-            with _decompressed(reader, name) as plain:
+            with _decompressed(reader, DecryptedStream(reader), name) as plain:
                 while block := plain.read(READ_SIZE):
                     size += len(block)
                     yield block
@@ -72,8 +72,8 @@ def _authenticate_keeping_toc(
     name = display_name(resolved.path)
     with _open_container(resolved, keyring) as reader, open(toc, "xb") as out:
         data = DecryptedStream(reader)
-        with _decompressed(reader, name, data) as plain:
-            while (end := table_of_contents_end_of(toc)) is None:
+        with _decompressed(reader, data, name) as plain:
+            while (end := _toc_end(toc)) is None:
                 block = plain.read(READ_SIZE)
                 if not block:
                     raise IntegrityError(f"{name}: ends inside its table of contents")
@@ -85,7 +85,7 @@ def _authenticate_keeping_toc(
         return _sealed_metadata(reader, name)
 
 
-def table_of_contents_end_of(path: Path) -> int | None:
+def _toc_end(path: Path) -> int | None:
     try:
         return table_of_contents_end(path)
     except ValueError as error:
@@ -101,11 +101,11 @@ def _open_container(resolved: ResolvedArtifact, keyring: Keyring) -> Iterator[Co
         yield ContainerReader(handle, keyring, name)
 
 
-def _decompressed(reader: ContainerReader, name: str, data: DecryptedStream | None = None):
+def _decompressed(reader: ContainerReader, data: DecryptedStream, name: str) -> BinaryIO:
     codec = codec_for_id(reader.header.codec_id)
     if codec is None:
         raise IntegrityError(f"{name}: unknown codec id {reader.header.codec_id}")
-    return open_decompressor(codec, data or DecryptedStream(reader), name)
+    return open_decompressor(codec, data, name)
 
 
 def _sealed_metadata(reader: ContainerReader, name: str) -> dict[str, Any]:

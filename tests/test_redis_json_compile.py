@@ -4,9 +4,12 @@ give the same spool as blocks compiled in order."""
 
 import io
 import json
+import multiprocessing
+import threading
 
 import pytest
 
+from engines.errors import JobCancelledError
 from engines.redis import json_format, json_reader
 from engines.redis.json_compile import SLOW_ERRORS, compile_document, compile_line
 from engines.redis.json_format import JsonFormatError
@@ -120,3 +123,23 @@ def test_a_damaged_line_in_a_workers_block_is_named(tmp_path, monkeypatch):
     with damaged, open(tmp_path / "spool", "wb") as out:
         compile_export(io.BytesIO(b"".join(lines)), out, now_ms=0, only_db=None,
                        delete_first=False, workers=2)  # fmt: skip
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_cancelled_compile_stops_between_blocks_with_its_workers(tmp_path, monkeypatch, workers):
+    monkeypatch.setattr(json_reader, "BLOCK_BYTES", 700)
+    checks = 0
+
+    def cancel_on_the_fifth_block() -> None:
+        nonlocal checks
+        checks += 1
+        if checks == 5:
+            raise JobCancelledError("cancelled by the operator")
+
+    before = set(threading.enumerate())
+    with pytest.raises(JobCancelledError), open(tmp_path / "spool", "wb") as out:
+        compile_export(io.BytesIO(_export(0)), out, now_ms=0, only_db=None, delete_first=False,
+                       workers=workers, between_blocks=cancel_on_the_fifth_block)  # fmt: skip
+    assert checks == 5
+    assert not multiprocessing.active_children()  # the pool's workers are gone
+    assert set(threading.enumerate()) <= before

@@ -16,7 +16,7 @@ import multiprocessing
 import os
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -58,17 +58,20 @@ def workers_for(plain_size: int) -> int:
 
 
 def compile_export(plain: BinaryIO, out: BinaryIO, *, now_ms: int, only_db: int | None,
-                   delete_first: bool, workers: int = 0) -> CompileResult:  # fmt: skip
+                   delete_first: bool, workers: int = 0,
+                   between_blocks: Callable[[], None] = lambda: None) -> CompileResult:  # fmt: skip
     """Parse all of `plain` into batches in `out`; the reader holds header, trailer, counts.
 
     With `workers`, blocks are compiled in that many processes (a few blocks ahead, so
     memory stays flat) and their outcomes merged here in order; their batches pass through
-    files beside `out` (which must be a file, then)."""
+    files beside `out` (which must be a file, then). `between_blocks` runs before each
+    block: a cancellation check raises there, and the workers are stopped."""
     settings = CompileOptions(now_ms, only_db, delete_first)
     merger = _Merger(JsonExportReader(plain, now_ms=now_ms), out, settings)
     with _collector_paused(), _worker_pool(workers) as pool:
         pending: deque[tuple[int, bytes, Future]] = deque()
         for number, block in merger.reader.numbered_blocks():
+            between_blocks()
             if pool is None or number == 0:
                 while pending:
                     merger.take(*pending.popleft())

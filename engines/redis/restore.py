@@ -208,7 +208,8 @@ def _restore_json(chosen, keyring, folder, target, facts, now_ms, options, conte
     try:
         with open_artifact_plain(chosen.path, keyring) as plain, open(spool, "xb") as out:
             compiled = compile_export(plain, out, now_ms=now_ms, only_db=options.db,
-                                      delete_first=overwrite, workers=workers)  # fmt: skip
+                                      delete_first=overwrite, workers=workers,
+                                      between_blocks=context.raise_if_cancelled)  # fmt: skip
     except JsonFormatError as error:
         raise IntegrityError(f"{chosen.label}: the JSON export is damaged: {error}") from None
     reader = compiled.reader

@@ -4,11 +4,16 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from engines.actions.restore import run_restore
+from engines.errors import JobCancelledError
+from engines.jobs import JobContext, run_job
+from engines.postgres.options import PostgresRestoreOptions
 from jarvis_tui.exit_codes import ExitCode
 from tests.pg_seed import PgCase
 from tests.servers import wait_until
@@ -67,3 +72,35 @@ def test_sigkill_during_drop_existing_restore_leaves_the_original(pg, capsys):
     assert pg.fingerprint() == before
     assert not [n for n in pg.databases() if n.startswith("jarvis_scratch_")]
     assert list((pg.tmp_path / "repo" / ".postgres-restore").iterdir()) == []
+
+
+def test_cancel_while_streaming_stops_pg_restore_and_changes_nothing(pg):
+    assert pg.cli("backup", "postgres") == ExitCode.OK
+    before, databases = pg.fingerprint(), pg.databases()
+    contexts: list[JobContext] = []
+
+    def restore(context: JobContext) -> None:
+        contexts.append(context)
+        options = PostgresRestoreOptions(drop_existing=True, jobs=1)  # jobs=1: streamed
+        run_restore(workspace, "postgres", "latest", options, context)
+
+    outcome: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            run_job(workspace.catalog, "restore", "cancel test", restore)
+        except BaseException as error:  # handed to the test thread
+            outcome.append(error)
+
+    with pg.workspace() as workspace:
+        worker = threading.Thread(target=run)
+        worker.start()
+        wait_until(lambda: bool(_pg_restore_sessions(pg)), 60, "pg_restore to start loading")
+        contexts[0].cancel()
+        worker.join(60)
+        assert not worker.is_alive()
+    assert [type(error) for error in outcome] == [JobCancelledError]
+    wait_until(lambda: not _pg_restore_sessions(pg), 20, "pg_restore to go away")
+    assert pg.fingerprint() == before
+    assert pg.databases() == databases  # the scratch database was dropped
+    assert "schema and data loaded" not in pg.job_log()

@@ -290,17 +290,64 @@ def _codec_of(reader: ContainerReader, name: str) -> str:
 
 
 @contextlib.contextmanager
+def open_container(path: Path, keyring: Keyring) -> Iterator[ContainerReader]:
+    """The artifact's container, each chunk authenticated as it is read."""
+    with _open(path) as handle:
+        yield ContainerReader(handle, keyring, display_name(path))
+
+
+def decompressing(reader: ContainerReader, data: DecryptedStream, name: str) -> BinaryIO:
+    """The original bytes of `data`, the decrypted stream of `reader`."""
+    return open_decompressor(_codec_of(reader, name), data, name)
+
+
+def sealed_metadata(reader: ContainerReader, name: str) -> dict:
+    """The metadata sealed at the end of the container, once every chunk has been read."""
+    if reader.metadata is None:
+        raise IntegrityError(f"{name}: ended before its sealed metadata (truncated)")
+    try:
+        return json.loads(reader.metadata)
+    except json.JSONDecodeError:
+        raise IntegrityError(f"{name}: authenticated metadata is not valid JSON") from None
+
+
+@contextlib.contextmanager
 def open_artifact_plain(path: Path, keyring: Keyring) -> Iterator[BinaryIO]:
     """Yield the original bytes of an artifact as a stream with `read(n)`.
 
     Damage raises IntegrityError when reached; a cut at the very end is
     reported once the stream is read to end of file.
     """
-    name = display_name(path)
-    with _open(path) as handle:
-        reader = ContainerReader(handle, keyring, name)
-        with open_decompressor(_codec_of(reader, name), DecryptedStream(reader), name) as plain:
+    with open_container(path, keyring) as reader:
+        name = display_name(path)
+        with decompressing(reader, DecryptedStream(reader), name) as plain:
             yield plain
+
+
+class PlainBlocks:
+    """An artifact's original bytes, block by block, each authenticated before it is
+    handed out; after the last block `sealed` holds the metadata sealed inside, and
+    the number of bytes that came out has been checked against it."""
+
+    def __init__(self, path: Path, keyring: Keyring):
+        self.path = path
+        self.keyring = keyring
+        self.sealed: dict[str, Any] = {}
+
+    def __iter__(self) -> Iterator[bytes]:
+        name = display_name(self.path)
+        size = 0
+        with open_container(self.path, self.keyring) as reader:
+            with decompressing(reader, DecryptedStream(reader), name) as plain:
+                while block := plain.read(READ_SIZE):
+                    size += len(block)
+                    yield block
+            self.sealed = sealed_metadata(reader, name)
+        expected = self.sealed.get("plain_size")
+        if expected not in (None, size):
+            raise IntegrityError(
+                f"{name}: decompressed to {size} bytes, sealed metadata says {expected}"
+            )
 
 
 def decrypt_artifact(path: Path, out_path: Path, keyring: Keyring) -> Path:

@@ -9,18 +9,15 @@ process was killed) is removed by the next restore.
 """
 
 import contextlib
-import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engines.artifacts import READ_SIZE, display_name
+from engines.artifacts import PlainBlocks
 from engines.catalog import Catalog
-from engines.compression import codec_for_id, open_decompressor
-from engines.crypto import ContainerReader, DecryptedStream, Keyring
-from engines.errors import IntegrityError, NotFoundError
+from engines.crypto import Keyring
 from engines.fsutil import private_work_folder
 from engines.jobs import JobContext
 from engines.postgres.archive_layout import record_data_positions
@@ -36,36 +33,20 @@ def write_plain_copy(
     """Decrypt and decompress `resolved` into `destination` and return the metadata sealed
     inside it; raise IntegrityError (partial file removed) unless every byte authenticated."""
     total = resolved.metadata.get("plain_size")
-    name = display_name(resolved.path)
+    blocks = PlainBlocks(resolved.path, keyring)
     written = 0
     try:
-        with open(resolved.path, "rb") as handle, open(destination, "xb") as out:
+        with open(destination, "xb") as out:
             os.chmod(destination, 0o600)
-            reader = ContainerReader(handle, keyring, name)
-            codec = codec_for_id(reader.header.codec_id)
-            if codec is None:
-                raise IntegrityError(f"{name}: unknown codec id {reader.header.codec_id}")
-            with open_decompressor(codec, DecryptedStream(reader), name) as plain:
-                while block := plain.read(READ_SIZE):
-                    out.write(block)
-                    written += len(block)
-                    context.progress(written, total)
-                    context.raise_if_cancelled()
-            if reader.metadata is None:
-                raise IntegrityError(f"{name}: ended before its sealed metadata (truncated)")
-            sealed = json.loads(reader.metadata)
-    except FileNotFoundError:
-        destination.unlink(missing_ok=True)
-        raise NotFoundError(f"{name}: artifact file does not exist") from None
+            for block in blocks:
+                out.write(block)
+                written += len(block)
+                context.progress(written, total)
+                context.raise_if_cancelled()
     except BaseException:
         destination.unlink(missing_ok=True)
         raise
-    if sealed.get("plain_size") not in (None, written):
-        destination.unlink(missing_ok=True)
-        raise IntegrityError(
-            f"{name}: decompressed to {written} bytes, sealed metadata says {sealed['plain_size']}"
-        )
-    return sealed
+    return blocks.sealed
 
 
 @dataclass(frozen=True)

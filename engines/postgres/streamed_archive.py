@@ -11,16 +11,21 @@ touched by an artifact that does not check out.
 """
 
 import contextlib
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
-from engines.artifacts import READ_SIZE, display_name
-from engines.compression import codec_for_id, open_decompressor
-from engines.crypto import ContainerReader, DecryptedStream, Keyring
-from engines.errors import IntegrityError, NotFoundError
+from engines.artifacts import (
+    READ_SIZE,
+    PlainBlocks,
+    decompressing,
+    display_name,
+    open_container,
+    sealed_metadata,
+)
+from engines.crypto import DecryptedStream, Keyring
+from engines.errors import IntegrityError
 from engines.fsutil import private_work_folder
 from engines.jobs import JobContext
 from engines.postgres.archive import WORK_PURPOSE
@@ -37,20 +42,10 @@ class StreamedArchive:
 
     def plain_blocks(self) -> Iterator[bytes]:
         """The whole archive, block by block, each authenticated before it is handed out."""
-        name = display_name(self.resolved.path)
-        size = 0
-        with _open_container(self.resolved, self.keyring) as reader:
-            with _decompressed(reader, DecryptedStream(reader), name) as plain:
-                while block := plain.read(READ_SIZE):
-                    size += len(block)
-                    yield block
-            sealed = _sealed_metadata(reader, name)
-        if sealed != self.metadata:
-            raise IntegrityError(f"{name}: changed since it was authenticated")
-        if sealed.get("plain_size") not in (None, size):
-            raise IntegrityError(
-                f"{name}: decompressed to {size} bytes, sealed metadata says {sealed['plain_size']}"
-            )
+        blocks = PlainBlocks(self.resolved.path, self.keyring)
+        yield from blocks
+        if blocks.sealed != self.metadata:
+            raise IntegrityError(f"{self.resolved.label}: changed since it was authenticated")
 
 
 @contextlib.contextmanager
@@ -70,9 +65,9 @@ def _authenticate_keeping_toc(
     resolved: ResolvedArtifact, keyring: Keyring, toc: Path, context: JobContext
 ) -> dict[str, Any]:
     name = display_name(resolved.path)
-    with _open_container(resolved, keyring) as reader, open(toc, "xb") as out:
+    with open_container(resolved.path, keyring) as reader, open(toc, "xb") as out:
         data = DecryptedStream(reader)
-        with _decompressed(reader, data, name) as plain:
+        with decompressing(reader, data, name) as plain:
             while (end := _toc_end(toc)) is None:
                 block = plain.read(READ_SIZE)
                 if not block:
@@ -82,7 +77,7 @@ def _authenticate_keeping_toc(
         out.truncate(end)
         while data.read(READ_SIZE):  # the rest is authenticated, not inflated
             context.raise_if_cancelled()
-        return _sealed_metadata(reader, name)
+        return sealed_metadata(reader, name)
 
 
 def _toc_end(path: Path) -> int | None:
@@ -90,25 +85,3 @@ def _toc_end(path: Path) -> int | None:
         return table_of_contents_end(path)
     except ValueError as error:
         raise IntegrityError(f"not a pg_dump custom-format archive ({error})") from None
-
-
-@contextlib.contextmanager
-def _open_container(resolved: ResolvedArtifact, keyring: Keyring) -> Iterator[ContainerReader]:
-    name = display_name(resolved.path)
-    if not resolved.path.is_file():
-        raise NotFoundError(f"{name}: artifact file does not exist")
-    with open(resolved.path, "rb") as handle:
-        yield ContainerReader(handle, keyring, name)
-
-
-def _decompressed(reader: ContainerReader, data: DecryptedStream, name: str) -> BinaryIO:
-    codec = codec_for_id(reader.header.codec_id)
-    if codec is None:
-        raise IntegrityError(f"{name}: unknown codec id {reader.header.codec_id}")
-    return open_decompressor(codec, data, name)
-
-
-def _sealed_metadata(reader: ContainerReader, name: str) -> dict[str, Any]:
-    if reader.metadata is None:
-        raise IntegrityError(f"{name}: ended before its sealed metadata (truncated)")
-    return json.loads(reader.metadata)

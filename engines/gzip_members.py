@@ -92,10 +92,6 @@ class ParallelMemberReader:
         self._output = self._output[count:]
         return count
 
-    def read(self, size: int = -1) -> bytes:
-        buffer = bytearray(size if size >= 0 else 1024 * 1024)
-        return bytes(buffer[: self.readinto(buffer)])
-
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
 
@@ -108,34 +104,34 @@ class ParallelMemberReader:
             self._in_flight.append(self._executor.submit(inflate_member, member))
 
     def _next_member(self) -> bytes | None:
-        header = self._pending_header or self._read_exactly(HEADER_SIZE, allow_end=True)
+        header = self._pending_header or _read_up_to(self._raw, HEADER_SIZE)
         self._pending_header = b""
         if not header:
             return None
+        if len(header) < HEADER_SIZE:
+            raise EOFError("gzip stream ended inside a member header")
         length = member_length(header)
         if length is None or length < HEADER_SIZE + 8:
             raise zlib_ng.error("gzip member without its length field")
-        return header + self._read_exactly(length - HEADER_SIZE)
+        member = header + _read_up_to(self._raw, length - HEADER_SIZE)
+        if len(member) < length:
+            raise EOFError("gzip stream ended inside a member")
+        return member
 
-    def _read_exactly(self, size: int, *, allow_end: bool = False) -> bytes:
-        data = self._raw.read(size)
-        while len(data) < size:
-            more = self._raw.read(size - len(data))
-            if not more:
-                if allow_end and not data:
-                    return b""
-                raise EOFError("gzip stream ended inside a member")
-            data += more
-        return data
+
+def _read_up_to(raw: BinaryIO, size: int) -> bytes:
+    """`size` bytes of `raw`, fewer only at its end."""
+    data = raw.read(size)
+    while len(data) < size and (more := raw.read(size - len(data))):
+        data += more
+    return data
 
 
 def open_members(
     raw: BinaryIO, threads: int, sequential: Callable[[BinaryIO], BinaryIO]
 ) -> ParallelMemberReader | BinaryIO:
     """A parallel reader when the stream's first member is sized, else `sequential(raw)`."""
-    header = raw.read(HEADER_SIZE)
-    while 0 < len(header) < HEADER_SIZE and (more := raw.read(HEADER_SIZE - len(header))):
-        header += more
+    header = _read_up_to(raw, HEADER_SIZE)
     if member_length(header) is not None:
         return ParallelMemberReader(raw, header, threads)
     return sequential(_Replayed(header, raw))

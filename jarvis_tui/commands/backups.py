@@ -80,9 +80,7 @@ def run_list(args: argparse.Namespace) -> ExitCode:
             )
             return ExitCode.OK
         rows = []
-        for backup_set in sets:
-            artifacts = workspace.catalog.artifacts_of(backup_set.id)
-            size = sum(a.added_bytes for a in artifacts)
+        for backup_set in sets:  # counts and sizes come with the listing (one query)
             rows.append(
                 (
                     backup_set.id,
@@ -90,8 +88,8 @@ def run_list(args: argparse.Namespace) -> ExitCode:
                     backup_set.tier,
                     backup_set.status,
                     backup_set.created_at,
-                    len(artifacts),
-                    human_size(size),
+                    backup_set.artifact_count,
+                    human_size(backup_set.stored_size),
                     backup_set.verified_state,
                 )
             )

@@ -122,24 +122,12 @@ class RespConnection:
                 return line
             self._fill()
 
-    def read_exact(self, size: int) -> bytes:
-        while len(self._buffer) < size:
-            self._fill()
-        data = bytes(self._buffer[:size])
-        del self._buffer[:size]
-        return data
-
     def read_some(self, limit: int) -> bytes:
         """Up to `limit` bytes: what is buffered, else one receive."""
         if not self._buffer:
             self._fill()
         data = bytes(self._buffer[:limit])
         del self._buffer[:limit]
-        return data
-
-    def take_buffered(self) -> bytes:
-        data = bytes(self._buffer)
-        self._buffer.clear()
         return data
 
     def read_until_pong(self) -> bytes:

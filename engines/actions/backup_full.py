@@ -40,9 +40,6 @@ class FullBackupReport:
     backup_set: BackupSet
     parts: list[PartResult]
 
-    def parts_in(self, state: str) -> list[PartResult]:
-        return [part for part in self.parts if part.state == state]
-
 
 def full_backup_sources() -> list[str]:
     """Every registered source, the guide's order first; new sources join at the end."""

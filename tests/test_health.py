@@ -152,7 +152,9 @@ def test_health_without_scheduler_backups_or_repository_fails_in_words(
 def test_status_shows_schedules_in_words_results_and_the_holder(tmp_path, isolated_env, capsys):
     variables = {"DATABASE_URL": DEAD_DATABASE_URL, "BACKUP_TIMEZONE": "Europe/Berlin"}
     settings = make_settings(tmp_path, **variables)
-    clock = Clock(utc_now() - timedelta(days=2))
+    # The daily run after this moment lies two to three days back, whatever the hour now
+    # (from two days back, it was only one day back when the tests ran just after 02:00).
+    clock = Clock(utc_now() - timedelta(days=3))
     scheduler = Scheduler(settings, purpose="console", clock=clock, backup_action=artifact_backup)
     assert scheduler.start(timers=False)
     try:
@@ -166,7 +168,7 @@ def test_status_shows_schedules_in_words_results_and_the_holder(tmp_path, isolat
         assert "every Sunday at 03:00" in out and "on the 1st of every month at 04:00" in out
         assert "times in Europe/Berlin" in out
         postgres = next(line for line in out.splitlines() if line.startswith("postgres"))
-        assert "full_" in postgres and "TOO OLD" in postgres  # two days ago
+        assert "full_" in postgres and "TOO OLD" in postgres  # two to three days ago
         assert "Scheduler: scheduler (console), pid" in out
 
         assert main(["--env-file", str(env_file), "status", "--json"]) == ExitCode.OK

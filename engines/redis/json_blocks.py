@@ -9,12 +9,19 @@ itself when it did not (the block follows an unfinished key, or the end record).
 
 import gc
 import json
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 from engines.redis.json_compile import SLOW_ERRORS, Slow, compile_document, compile_line
+from engines.redis.json_format import TYPES
 from engines.redis.json_reader import JsonExportReader
-from engines.redis.json_spool import AGGREGATE, FINAL, FIRST, BatchSpool
+from engines.redis.json_spool import AGGREGATE, BATCH_BYTES, BATCH_KEYS, FINAL, FIRST, BatchSpool
+
+try:
+    from engines.redis import _json_to_resp
+except ImportError:  # not built (no C compiler at install time): Python does it all
+    _json_to_resp = None
 
 
 @dataclass
@@ -36,8 +43,42 @@ def compile_block(reader: JsonExportReader, spool: BatchSpool, number: int, bloc
     """Every line of `block` (the line before it numbered `number`) into `spool`; the
     keys dropped as expired, and whether the block ends inside one.
 
-    Whole keys in one line go the fast way (compile_document), counted a block at a time;
-    any other line goes through the full parser and the reader's `follow`, line by line."""
+    Runs of whole-key lines in the exporter's own shape go to the C compiler a batch at a
+    time; each line it does not take, and every line when it is not built, goes the
+    Python way (`compile_lines`)."""
+    if _json_to_resp is None:
+        return compile_lines(reader, spool, number, block, settings, skipping)
+    only_db = -1 if settings.only_db is None else settings.only_db
+    expired = start = 0
+    while start < len(block):
+        if number and reader.trailer is None and not reader.continuing:
+            (start, lines, db, frames, replies, commands, index, kind_counts, with_ttl, past,
+             run_expired) = _json_to_resp.compile_run(
+                block, start, settings.now_ms, only_db, settings.delete_first, BATCH_KEYS,
+                BATCH_BYTES)  # fmt: skip
+            if lines:
+                reader.counted(dict(zip(((db, kind) for kind in TYPES), kind_counts,
+                                        strict=True)), with_ttl, past)  # fmt: skip
+                if frames:
+                    spool.add_batch(db, frames, replies, commands, index)
+                number += lines
+                expired += run_expired
+                skipping = False
+                continue
+        end = block.index(b"\n", start) + 1
+        line_expired, skipping = compile_lines(reader, spool, number, block[start:end],
+                                               settings, skipping)  # fmt: skip
+        expired += line_expired
+        number += 1
+        start = end
+    return expired, skipping
+
+
+def compile_lines(reader: JsonExportReader, spool: BatchSpool, number: int, block: bytes,
+                  settings: CompileOptions, skipping: bool) -> tuple[int, bool]:  # fmt: skip
+    """`compile_block` in Python. Whole keys in one line go the fast way
+    (compile_document), counted a block at a time; any other line goes through the full
+    parser and the reader's `follow`, line by line."""
     now_ms, only_db, delete_first = settings.now_ms, settings.only_db, settings.delete_first
     add, add_compiled = spool.add, spool.add_compiled
     expired = 0
@@ -52,7 +93,7 @@ def compile_block(reader: JsonExportReader, spool: BatchSpool, number: int, bloc
                     raise Slow  # a later line of a key: the reader follows it
                 db, key, kind, expires, data, count = compile_document(document, delete_first)
             except SLOW_ERRORS:
-                reader.counted(kinds, with_ttl, past)
+                reader.counted(Counter(kinds), with_ttl, past)
                 kinds, with_ttl, past = [], 0, 0
                 # The full parser sees the line as the standard json module reads it.
                 compiled = compile_line(json.loads(raw), number)
@@ -78,7 +119,7 @@ def compile_block(reader: JsonExportReader, spool: BatchSpool, number: int, bloc
             if only_db is None or db == only_db:
                 flags = FIRST | FINAL if kind == "string" else FIRST | FINAL | AGGREGATE
                 add_compiled(db, key, flags, data, count)
-        reader.counted(kinds, with_ttl, past)
+        reader.counted(Counter(kinds), with_ttl, past)
     return expired, skipping
 
 

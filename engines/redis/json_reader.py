@@ -7,7 +7,7 @@ each record into commands). Errors name the line, so a damaged export is easy to
 import json
 import math
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -312,13 +312,13 @@ class JsonExportReader:
         """The last key line said more lines of its key follow."""
         return self._previous is not None and self._previous[3]
 
-    def counted(self, kinds: list[tuple[int, str]], with_ttl: int, expired: int) -> None:
-        """Count keys checked elsewhere: whole keys in one line each, (db, type) apiece,
-        that came after the last line given to `follow`."""
-        if not kinds:
+    def counted(self, kinds: Mapping[tuple[int, str], int], with_ttl: int, expired: int) -> None:
+        """Count keys checked elsewhere: whole keys in one line each, how many of each
+        (db, type), that came after the last line given to `follow`."""
+        if not any(kinds.values()):
             return
         self._previous = None  # the line after a whole key starts a new key
-        for (db, kind), n in Counter(kinds).items():
+        for (db, kind), n in kinds.items():
             self.counts.per_db_type.setdefault(db, Counter())[kind] += n
         self.counts.with_ttl += with_ttl
         self.counts.expired += expired

@@ -67,6 +67,13 @@ class BatchSpool:
             commands.append(encode_command("PEXPIREAT", key, b"%d" % expires))
         self.add_compiled(db, key, flags, b"".join(commands), len(commands))
 
+    def add_batch(self, db: int, frames: int, replies: int, commands: bytes, index: bytes) -> None:
+        """A whole batch of whole keys (every frame FIRST and FINAL), index already built."""
+        self.flush()
+        self.out.write(_BATCH.pack(db, frames, frames, replies, len(commands), len(index)))
+        self.out.write(commands)
+        self.out.write(index)
+
     def flush(self) -> None:
         if not self._keys:
             return

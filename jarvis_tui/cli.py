@@ -9,18 +9,32 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from engines.errors import JarvisError
-from jarvis_tui.commands import backups, files_store, schedule, setup, sources
+from jarvis_tui.commands import modules_for
 from jarvis_tui.exit_codes import ExitCode, exit_code_for
 
-COMMAND_MODULES = (setup, backups, sources, files_store, schedule)
+# The module registering each command, in the order `--help` lists them.
+COMMAND_MODULES: dict[str, str] = {
+    "init": "jarvis_tui.commands.setup",
+    "keygen": "jarvis_tui.commands.setup",
+    "config": "jarvis_tui.commands.setup",
+    "list": "jarvis_tui.commands.backups",
+    "verify": "jarvis_tui.commands.backups",
+    "decrypt": "jarvis_tui.commands.backups",
+    "catalog": "jarvis_tui.commands.backups",
+    "backup": "jarvis_tui.commands.sources",
+    "restore": "jarvis_tui.commands.sources",
+    "prune": "jarvis_tui.commands.files_store",
+    "export": "jarvis_tui.commands.files_store",
+    "diff": "jarvis_tui.commands.files_store",
+    "status": "jarvis_tui.commands.schedule",
+    "cleanup": "jarvis_tui.commands.schedule",
+    "health": "jarvis_tui.commands.schedule",
+    "drill": "jarvis_tui.commands.schedule",
+    "alerts": "jarvis_tui.commands.alerts",
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="jarvis-tui",
-        description="Backup and disaster recovery for the Jarvis AI platform. "
-        "Run without a command to open the console.",
-    )
+def _add_global_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--env-file",
         type=Path,
@@ -31,9 +45,33 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run the schedules in the foreground (for systemd); SIGTERM stops it cleanly",
     )
+
+
+def command_words(argv: Sequence[str]) -> list[str]:
+    """The leading words of a command line (`restore`, `postgres`, `latest`), global
+    options skipped; none when the line does not parse (the real parser says why)."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False, exit_on_error=False)
+    _add_global_options(parser)
+    parser.add_argument("words", nargs="*")
+    try:
+        return parser.parse_known_args(argv)[0].words
+    except argparse.ArgumentError:
+        return []
+
+
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The parser for `argv`: with the command it names only, or with all when it names
+    none, so a command imports its own modules and not every other command's."""
+    parser = argparse.ArgumentParser(
+        prog="jarvis-tui",
+        description="Backup and disaster recovery for the Jarvis AI platform. "
+        "Run without a command to open the console.",
+    )
+    _add_global_options(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in COMMAND_MODULES:
-        module.register(commands)
+    words = command_words(argv)
+    for module in modules_for(COMMAND_MODULES, words[0] if words else None):
+        module.register(commands, words)
     return parser
 
 
@@ -44,8 +82,8 @@ def _open_console(args: argparse.Namespace) -> ExitCode:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv).parse_args(argv)
     handler = getattr(args, "handler", None)
     if args.run_scheduled:
         from jarvis_tui.headless import run_scheduled_command

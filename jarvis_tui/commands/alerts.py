@@ -2,6 +2,7 @@
 
 import argparse
 import sys
+from collections.abc import Sequence
 
 from engines.alerts import AlertDispatcher
 from engines.catalog import Catalog
@@ -15,7 +16,7 @@ CHANNEL_VARIABLES = (
 )
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction, words: Sequence[str] = ()) -> None:
     group = commands.add_parser("alerts", help="alert channels and history")
     actions = group.add_subparsers(dest="alerts_command", metavar="ACTION", required=True)
     test = actions.add_parser("test", help="send a test message to each configured channel")

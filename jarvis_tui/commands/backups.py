@@ -3,6 +3,7 @@
 import argparse
 import dataclasses
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from engines.actions.decrypt import decrypt_to_file
@@ -15,7 +16,7 @@ from jarvis_tui.exit_codes import ExitCode
 from jarvis_tui.output import human_size, print_json, print_table
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction, words: Sequence[str] = ()) -> None:
     listing = commands.add_parser("list", help="backups in the catalog, newest first")
     listing.add_argument(
         "--kind", help="only backups of this kind (full, postgres, redis, files, ...)"

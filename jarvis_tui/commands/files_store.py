@@ -2,6 +2,7 @@
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from engines.store.diff import diff_snapshots
@@ -13,7 +14,7 @@ from jarvis_tui.exit_codes import ExitCode
 from jarvis_tui.output import human_size, print_json
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction, words: Sequence[str] = ()) -> None:
     prune = commands.add_parser(
         "prune", help="remove file data no snapshot references (under the repository lock)"
     )

@@ -2,6 +2,7 @@
 
 import argparse
 import sys
+from collections.abc import Sequence
 from datetime import datetime
 
 from engines.actions.cleanup import run_cleanup
@@ -15,13 +16,12 @@ from engines.errors import JarvisError
 from engines.health import HealthCheck, run_health_checks
 from engines.joblog import register_secrets
 from engines.status import collect_status, format_age
-from jarvis_tui.commands import alerts
 from jarvis_tui.commands.context import open_workspace, run_with_progress
 from jarvis_tui.exit_codes import ExitCode
 from jarvis_tui.output import print_json, print_table
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction, words: Sequence[str] = ()) -> None:
     status = commands.add_parser(
         "status", help="schedules, last runs and last good backup per source (backup:status)"
     )
@@ -43,8 +43,6 @@ def register(commands: argparse._SubParsersAction) -> None:
         "drill", help="restore each source's newest backup into scratch targets and compare"
     )
     drill.set_defaults(handler=run_drill)
-
-    alerts.register(commands)
 
 
 def _local(moment: datetime | None, zone) -> str:

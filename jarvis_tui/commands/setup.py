@@ -2,6 +2,7 @@
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from engines.actions.initialize import initialize
@@ -13,7 +14,7 @@ from jarvis_tui.exit_codes import ExitCode
 from jarvis_tui.output import print_json, print_table
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction, words: Sequence[str] = ()) -> None:
     init = commands.add_parser("init", help="create the repository, catalog and log folders")
     init.set_defaults(handler=run_init)
 

@@ -13,8 +13,6 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from apscheduler.triggers.cron import CronTrigger
-
 from engines import paths
 from engines.dotenv import read_env_file
 from engines.errors import SettingsError
@@ -75,6 +73,10 @@ def _integer(low: int, high: int) -> Callable[[str], int]:
 
 
 def _cron(raw: str) -> str:
+    # Imported here: the scheduler library (with asyncio) costs every command's start-up
+    # a tenth of a second, and only a schedule that is set needs it.
+    from apscheduler.triggers.cron import CronTrigger
+
     expression = " ".join(raw.split())
     if len(expression.split()) != 5:
         raise _Invalid(f'expected a 5-field cron expression like "0 2 * * *", got {raw!r}')

@@ -13,13 +13,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from engines.catalog import Catalog
+from engines.jobs import JobContext
 from engines.redis import json_blocks, json_format, json_reader
+from engines.redis.connection import target_from_url
 from engines.redis.json_compile import SLOW_ERRORS, compile_document, compile_line
 from engines.redis.json_format import JsonFormatError
-from engines.redis.json_import import compile_export
+from engines.redis.json_import import FrameWriter, compile_export
+from engines.redis.json_native import native as _json_to_resp
 from engines.redis.json_spool import AGGREGATE, FINAL, FIRST, read_batches
+from engines.redis.resp import RespConnection
+from engines.redis.writer import PipelinedWriter
 
-_json_to_resp = json_blocks._json_to_resp
 NOW_MS = 1_800_000_000_000
 
 
@@ -242,7 +247,7 @@ def test_whole_exports_compile_the_same_with_and_without_c(tmp_path, monkeypatch
     export = _export(NOW_MS)
     with_c = _compiled(export, tmp_path, only_db, workers=0)
     in_workers = _compiled(export, tmp_path, only_db, workers=2)
-    monkeypatch.setattr(json_blocks, "_json_to_resp", None)
+    monkeypatch.setattr(json_blocks, "native", None)
     python_only = _compiled(export, tmp_path, only_db, workers=0)
     assert with_c == python_only == in_workers
     assert with_c[1] > 0 and len(with_c[0]) > 100
@@ -255,3 +260,66 @@ def test_a_damaged_line_after_c_runs_is_named(tmp_path):
     with damaged, open(tmp_path / "spool", "wb") as out:
         compile_export(io.BytesIO(b"".join(lines)), out, now_ms=NOW_MS, only_db=None,
                        delete_first=False)  # fmt: skip
+
+
+def _restore_with_flush_semantics(export: bytes, tmp_path, server) -> None:
+    """Pass 1 without DELs, then pass 2 finding repeated keys, into `server` (empty)."""
+    spool = tmp_path / "repeats.spool"
+    with open(spool, "wb") as out:
+        compile_export(io.BytesIO(export), out, now_ms=NOW_MS, only_db=None, delete_first=False)
+    catalog = Catalog.open(tmp_path / "catalog.sqlite3")
+    job = catalog.create_job("restore", "repeats")
+    context = JobContext(catalog, job.id)
+    with RespConnection.open(target_from_url(server.url()), 10) as connection:
+        writer = PipelinedWriter(connection, context, None)
+        FrameWriter(writer, check_conflicts=False, dry_run=False, find_repeats=True).run(spool)
+    catalog.close()
+    assert writer.tally.total_written == 11  # every line, repeats included
+
+
+def test_a_key_the_export_holds_twice_is_written_once(tmp_path, monkeypatch, redis_server):
+    """SCAN can list a key twice; the later copy wins, even across batches."""
+    monkeypatch.setattr(json_blocks, "BATCH_KEYS", 3)  # the repeats are batches apart
+    header = json_format.dumps(json_format.header("7.0.15", 0, "now"))
+    lines = [
+        _line(0, "queue", "list", ["a", "b"]),
+        _line(0, "tags", "set", ["x"]),
+        _line(0, "s", "string", "first"),
+        *[_line(0, f"other{i}", "hash", [["f", "v"]]) for i in range(5)],
+        _line(0, "queue", "list", ["a", "b", "c"]),  # listed again, changed meanwhile
+        _line(0, "tags", "set", ["y"]),
+        _line(0, "s", "string", "second"),
+    ]
+    keys = len(lines)
+    export = header + b"".join(lines) + json_format.dumps({"end": True, "keys": keys})
+    redis_server.flush()
+    _restore_with_flush_semantics(export, tmp_path, redis_server)
+    assert len(list(read_batches(tmp_path / "repeats.spool"))) == 4
+    client = redis_server.client()
+    assert client.lrange("queue", 0, -1) == [b"a", b"b", b"c"]
+    assert client.smembers("tags") == {b"y"}
+    assert client.get("s") == b"second"
+    assert client.dbsize() == 8
+    assert client.info("commandstats")["cmdstat_del"]["calls"] == 2  # only the repeats
+
+
+def test_the_repeat_filter_finds_every_repeat_and_few_false_alarms():
+    seen = bytearray(1 << 16)  # 2**19 bits, small on purpose: about 36 false alarms expected
+    first = [f"key{i}".encode() for i in range(20_000)]
+    index = _index(first)
+    assert len(_json_to_resp.seen_before(seen, 0, index, len(first))) < 80
+    again = first[::7]
+    assert _json_to_resp.seen_before(seen, 0, _index(again), len(again)) == list(range(len(again)))
+    # the same keys in another database: new keys, false alarms about 0.5% of the time
+    assert len(_json_to_resp.seen_before(seen, 1, _index(again), len(again))) < 40
+    with pytest.raises(ValueError, match="filter"):
+        _json_to_resp.seen_before(bytearray(3), 0, index, len(first))
+    with pytest.raises(ValueError, match="cut short"):
+        _json_to_resp.seen_before(seen, 0, index[:-1], len(first))
+
+
+def _index(keys: list[bytes]) -> bytes:
+    """A spool index of aggregate keys that each start in the batch."""
+    sizes = array("I", map(len, keys))
+    sizes.extend([0] * (2 * len(keys)))
+    return bytes([FIRST | FINAL | AGGREGATE]) * len(keys) + sizes.tobytes() + b"".join(keys)

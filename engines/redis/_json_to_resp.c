@@ -581,9 +581,81 @@ done:
     return result;
 }
 
+/* --- keys written twice ----------------------------------------------------------- */
+
+static uint64_t key_hash(int64_t db, const unsigned char *key, size_t len) {
+    uint64_t h = 0xcbf29ce484222325ULL ^ (uint64_t)db;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ key[i]) * 0x100000001b3ULL;
+    h ^= h >> 30; /* splitmix64's finish: every input bit reaches every output bit */
+    h *= 0xbf58476d1ce4e5b9ULL;
+    h ^= h >> 27;
+    h *= 0x94d049bb133111ebULL;
+    return h ^ (h >> 31);
+}
+
+/* seen_before(seen, db, index, frames): the frames of a spool batch that start an
+   aggregate key (list, set, ...) which may have started in an earlier batch too. `seen` is
+   a Bloom filter (a bytearray, a power of two in size) that remembers every such key: a
+   key is reported when both its bits were set already, so a key seen before always is,
+   and a new key rarely (the caller deletes it first, which costs a command, not data). */
+static PyObject *seen_before(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer seen, index;
+    long long db;
+    Py_ssize_t frames;
+    if (!PyArg_ParseTuple(args, "w*Ly*n", &seen, &db, &index, &frames))
+        return NULL;
+    PyObject *found = NULL;
+    uint64_t bits = (uint64_t)seen.len * 8;
+    if (seen.len == 0 || (bits & (bits - 1)) || bits > (1ULL << 32) || frames < 0 ||
+        index.len < frames * 13) {
+        PyErr_SetString(PyExc_ValueError, "seen_before: a filter of 2**n bytes and an index");
+        goto done;
+    }
+    if (!(found = PyList_New(0)))
+        goto done;
+    const unsigned char *flags = index.buf;
+    const unsigned char *sizes = flags + frames;
+    const unsigned char *key = flags + frames * 13;
+    const unsigned char *end = (const unsigned char *)index.buf + index.len;
+    unsigned char *filter = seen.buf;
+    for (Py_ssize_t i = 0; i < frames; i++) {
+        uint32_t size;
+        memcpy(&size, sizes + 4 * i, sizeof size);
+        if ((size_t)(end - key) < size) {
+            PyErr_SetString(PyExc_ValueError, "seen_before: the index is cut short");
+            Py_CLEAR(found);
+            goto done;
+        }
+        if ((flags[i] & (FIRST | AGGREGATE)) == (FIRST | AGGREGATE)) {
+            uint64_t h = key_hash(db, key, size);
+            uint64_t one = h & (bits - 1), two = (h >> 32) & (bits - 1);
+            int known = (filter[one >> 3] >> (one & 7)) & (filter[two >> 3] >> (two & 7)) & 1;
+            filter[one >> 3] |= (unsigned char)(1 << (one & 7));
+            filter[two >> 3] |= (unsigned char)(1 << (two & 7));
+            if (known) {
+                PyObject *number = PyLong_FromSsize_t(i);
+                if (!number || PyList_Append(found, number)) {
+                    Py_XDECREF(number);
+                    Py_CLEAR(found);
+                    goto done;
+                }
+                Py_DECREF(number);
+            }
+        }
+        key += size;
+    }
+done:
+    PyBuffer_Release(&seen);
+    PyBuffer_Release(&index);
+    return found;
+}
+
 static PyMethodDef methods[] = {
     {"compile_run", compile_run, METH_VARARGS,
      "compile_run(block, start, now_ms, only_db, delete_first, max_keys, max_bytes)"},
+    {"seen_before", seen_before, METH_VARARGS, "seen_before(seen, db, index, frames)"},
     {NULL, NULL, 0, NULL},
 };
 

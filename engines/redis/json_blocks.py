@@ -15,13 +15,9 @@ from pathlib import Path
 
 from engines.redis.json_compile import SLOW_ERRORS, Slow, compile_document, compile_line
 from engines.redis.json_format import TYPES
+from engines.redis.json_native import native
 from engines.redis.json_reader import JsonExportReader
 from engines.redis.json_spool import AGGREGATE, BATCH_BYTES, BATCH_KEYS, FINAL, FIRST, BatchSpool
-
-try:
-    from engines.redis import _json_to_resp
-except ImportError:  # not built (no C compiler at install time): Python does it all
-    _json_to_resp = None
 
 
 @dataclass
@@ -46,14 +42,14 @@ def compile_block(reader: JsonExportReader, spool: BatchSpool, number: int, bloc
     Runs of whole-key lines in the exporter's own shape go to the C compiler a batch at a
     time; each line it does not take, and every line when it is not built, goes the
     Python way (`compile_lines`)."""
-    if _json_to_resp is None:
+    if native is None:
         return compile_lines(reader, spool, number, block, settings, skipping)
     only_db = -1 if settings.only_db is None else settings.only_db
     expired = start = 0
     while start < len(block):
         if number and reader.trailer is None and not reader.continuing:
             (start, lines, db, frames, replies, commands, index, kind_counts, with_ttl, past,
-             run_expired) = _json_to_resp.compile_run(
+             run_expired) = native.compile_run(
                 block, start, settings.now_ms, only_db, settings.delete_first, BATCH_KEYS,
                 BATCH_BYTES)  # fmt: skip
             if lines:

@@ -24,6 +24,7 @@ from engines.redis.connection import (
 from engines.redis.inspect import ServerFacts, rdb_version_of, server_facts, server_time_ms
 from engines.redis.json_format import JsonFormatError
 from engines.redis.json_import import FrameWriter, compile_export, workers_for
+from engines.redis.json_native import native
 from engines.redis.offline import restore_offline
 from engines.redis.options import JSON_MODE, RDB_MODE, RedisRestoreOptions
 from engines.redis.rdb_copy import copy_keys, decrypt_rdb
@@ -204,11 +205,15 @@ def _restore_rdb(chosen, keyring, folder, target, facts, now_ms, options, contex
 def _restore_json(chosen, keyring, folder, target, facts, now_ms, options, context, report):
     spool = folder / "commands.bin"
     overwrite = options.replace or options.flush
+    # In a target emptied by --flush only keys the export holds twice need deleting
+    # first, and pass 2 finds those (with the C half built; else every aggregate).
+    find_repeats = options.flush and native is not None
     workers = workers_for(int(chosen.metadata.get("plain_size") or 0))
     try:
         with open_artifact_plain(chosen.path, keyring) as plain, open(spool, "xb") as out:
             compiled = compile_export(plain, out, now_ms=now_ms, only_db=options.db,
-                                      delete_first=overwrite, workers=workers,
+                                      delete_first=overwrite and not find_repeats,
+                                      workers=workers,
                                       between_blocks=context.raise_if_cancelled)  # fmt: skip
     except JsonFormatError as error:
         raise IntegrityError(f"{chosen.label}: the JSON export is damaged: {error}") from None
@@ -233,7 +238,12 @@ def _restore_json(chosen, keyring, folder, target, facts, now_ms, options, conte
         writer = PipelinedWriter(connection, context, total)
         writer.tally.expired = compiled.expired
         _flush(connection, facts, options, context, report)
-        FrameWriter(writer, check_conflicts=not overwrite, dry_run=options.dry_run).run(spool)
+        FrameWriter(
+            writer,
+            check_conflicts=not overwrite,
+            dry_run=options.dry_run,
+            find_repeats=find_repeats,
+        ).run(spool)
     return writer.tally
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from engines.artifacts import open_artifact_plain, read_sidecar, write_artifact
 from engines.crypto import Keyring, MasterKey
+from engines.redis import restore as redis_restore
 from engines.redis.verify import check_artifact
 from engines.resolve import ResolvedArtifact
 from jarvis_tui.exit_codes import ExitCode
@@ -144,6 +145,52 @@ def test_corrupted_json_inside_a_valid_artifact(case, target, capsys):
     assert case.cli("restore", "redis", cut, "--from-json", "--flush") == ExitCode.INTEGRITY
     assert "end record is missing" in capsys.readouterr().err
     _untouched(target)
+
+
+def _between_the_passes(monkeypatch, change) -> None:
+    """Run `change` once the JSON restore's first pass (the check) is done, before the
+    artifact is opened again to be written."""
+    opened = []
+    export_plain = redis_restore._export_plain
+
+    def open_again(*args, **kwargs):
+        if opened:
+            change()
+        opened.append(1)
+        return export_plain(*args, **kwargs)
+
+    monkeypatch.setattr(redis_restore, "_export_plain", open_again)
+
+
+def test_another_artifact_put_in_place_after_the_check_changes_nothing(
+    case, target, capsys, monkeypatch
+):
+    path = case.artifact_path("json")
+    other = _forge(case, "other_redis.json", _plain(case, "json"), mode="json", content="json")
+    _between_the_passes(monkeypatch, lambda: path.write_bytes(Path(other).read_bytes()))
+    assert case.cli("restore", "redis", "latest", "--from-json", "--flush") == ExitCode.INTEGRITY
+    err = capsys.readouterr().err
+    assert "changed after it was checked (another artifact is in its place)" in err
+    assert "nothing was changed" in err
+    _untouched(target)
+
+
+def test_an_artifact_damaged_after_the_check_stops_the_writes_and_says_how_far(
+    case, target, capsys, monkeypatch
+):
+    keyring = Keyring(MasterKey.from_hex(KEY), ())
+    path = case.tmp_path / "small_chunks_redis.json.gz.enc"
+    write_artifact([_plain(case, "json")], path, keyring,
+                   {"source": "redis", "type": "redis", "mode": "json", "content": "json"},
+                   level=1, chunk_size=4096)  # fmt: skip
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x40
+    _between_the_passes(monkeypatch, lambda: path.write_bytes(bytes(data)))
+    assert case.cli("restore", "redis", str(path), "--from-json") == ExitCode.INTEGRITY
+    err = capsys.readouterr().err
+    assert "changed after it was checked" in err and "failed authentication" in err
+    assert "stopped after" in err and "keys written" in err
+    assert target.client().get("precious") == b"keep me"  # without --flush: never touched
 
 
 def test_rdb_from_a_newer_redis_names_both_versions(case, target, capsys):

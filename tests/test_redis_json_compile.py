@@ -14,6 +14,7 @@ from engines.redis import json_format, json_reader
 from engines.redis.json_compile import SLOW_ERRORS, compile_document, compile_line
 from engines.redis.json_format import JsonFormatError
 from engines.redis.json_import import compile_export
+from engines.redis.json_spool import batch_writer
 from engines.redis.resp import encode_command
 
 WHOLE_KEYS = [
@@ -106,9 +107,9 @@ def test_blocks_compiled_in_workers_give_the_same_spool(tmp_path, monkeypatch, o
     for workers in (0, 2):
         spool = tmp_path / f"spool{workers}"
         with open(spool, "wb") as out:
-            result = compile_export(io.BytesIO(_export(now_ms)), out, now_ms=now_ms,
-                                    only_db=only_db, delete_first=True,
-                                    workers=workers)  # fmt: skip
+            result = compile_export(io.BytesIO(_export(now_ms)), batch_writer(out),
+                                    work_folder=tmp_path, now_ms=now_ms, only_db=only_db,
+                                    delete_first=True, workers=workers)  # fmt: skip
         counts = result.reader.counts
         outcomes.append((spool.read_bytes(), result.expired, counts.per_db_type, counts.with_ttl))
     assert outcomes[0] == outcomes[1]
@@ -121,8 +122,8 @@ def test_a_damaged_line_in_a_workers_block_is_named(tmp_path, monkeypatch):
     lines[150] = b'{"db": 0, "key": "x", "type": "hash", "value": "not pairs"}\n'
     damaged = pytest.raises(JsonFormatError, match="line 151: expected a list of pairs")
     with damaged, open(tmp_path / "spool", "wb") as out:
-        compile_export(io.BytesIO(b"".join(lines)), out, now_ms=0, only_db=None,
-                       delete_first=False, workers=2)  # fmt: skip
+        compile_export(io.BytesIO(b"".join(lines)), batch_writer(out), work_folder=tmp_path,
+                       now_ms=0, only_db=None, delete_first=False, workers=2)  # fmt: skip
 
 
 @pytest.mark.parametrize("workers", [0, 2])
@@ -138,8 +139,9 @@ def test_a_cancelled_compile_stops_between_blocks_with_its_workers(tmp_path, mon
 
     before = set(threading.enumerate())
     with pytest.raises(JobCancelledError), open(tmp_path / "spool", "wb") as out:
-        compile_export(io.BytesIO(_export(0)), out, now_ms=0, only_db=None, delete_first=False,
-                       workers=workers, between_blocks=cancel_on_the_fifth_block)  # fmt: skip
+        compile_export(io.BytesIO(_export(0)), batch_writer(out), work_folder=tmp_path, now_ms=0,
+                       only_db=None, delete_first=False, workers=workers,
+                       between_blocks=cancel_on_the_fifth_block)  # fmt: skip
     assert checks == 5
     assert not multiprocessing.active_children()  # the pool's workers are gone
     assert set(threading.enumerate()) <= before

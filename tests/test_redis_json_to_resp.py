@@ -21,7 +21,7 @@ from engines.redis.json_compile import SLOW_ERRORS, compile_document, compile_li
 from engines.redis.json_format import JsonFormatError
 from engines.redis.json_import import FrameWriter, compile_export
 from engines.redis.json_native import native as _json_to_resp
-from engines.redis.json_spool import AGGREGATE, FINAL, FIRST, read_batches
+from engines.redis.json_spool import AGGREGATE, FINAL, FIRST, Batch, batch_writer, read_batches
 from engines.redis.resp import RespConnection
 from engines.redis.writer import PipelinedWriter
 
@@ -232,8 +232,9 @@ def _export(now_ms: int) -> bytes:
 def _compiled(export: bytes, tmp_path, only_db, workers):
     spool = tmp_path / "spool"
     with open(spool, "wb") as out:
-        result = compile_export(io.BytesIO(export), out, now_ms=NOW_MS, only_db=only_db,
-                                delete_first=True, workers=workers)  # fmt: skip
+        result = compile_export(io.BytesIO(export), batch_writer(out), work_folder=tmp_path,
+                                now_ms=NOW_MS, only_db=only_db, delete_first=True,
+                                workers=workers)  # fmt: skip
     frames = [(f.db, f.flags, f.key, f.commands, f.count)
               for batch in read_batches(spool) for f in batch.each_frame()]  # fmt: skip
     spool.unlink()
@@ -258,23 +259,31 @@ def test_a_damaged_line_after_c_runs_is_named(tmp_path):
     lines[300] = b'{"db":0,"key":"x","type":"hash","value":"not pairs"}\n'
     damaged = pytest.raises(JsonFormatError, match="line 301: expected a list of pairs")
     with damaged, open(tmp_path / "spool", "wb") as out:
-        compile_export(io.BytesIO(b"".join(lines)), out, now_ms=NOW_MS, only_db=None,
-                       delete_first=False)  # fmt: skip
+        compile_export(io.BytesIO(b"".join(lines)), batch_writer(out), work_folder=tmp_path,
+                       now_ms=NOW_MS, only_db=None, delete_first=False)  # fmt: skip
 
 
-def _restore_with_flush_semantics(export: bytes, tmp_path, server) -> None:
-    """Pass 1 without DELs, then pass 2 finding repeated keys, into `server` (empty)."""
-    spool = tmp_path / "repeats.spool"
-    with open(spool, "wb") as out:
-        compile_export(io.BytesIO(export), out, now_ms=NOW_MS, only_db=None, delete_first=False)
+def _restore_with_flush_semantics(export: bytes, tmp_path, server) -> list[Batch]:
+    """Compiled without DELs, written finding repeated keys, into `server` (empty); the
+    batches that were written."""
     catalog = Catalog.open(tmp_path / "catalog.sqlite3")
     job = catalog.create_job("restore", "repeats")
     context = JobContext(catalog, job.id)
+    batches: list[Batch] = []
     with RespConnection.open(target_from_url(server.url()), 10) as connection:
         writer = PipelinedWriter(connection, context, None)
-        FrameWriter(writer, check_conflicts=False, dry_run=False, find_repeats=True).run(spool)
+        frames = FrameWriter(writer, check_conflicts=False, dry_run=False, find_repeats=True)
+
+        def write(batch: Batch) -> None:
+            batches.append(batch)
+            frames.write(batch)
+
+        compile_export(io.BytesIO(export), write, work_folder=tmp_path, now_ms=NOW_MS,
+                       only_db=None, delete_first=False)  # fmt: skip
+        frames.finish()
     catalog.close()
     assert writer.tally.total_written == 11  # every line, repeats included
+    return batches
 
 
 def test_a_key_the_export_holds_twice_is_written_once(tmp_path, monkeypatch, redis_server):
@@ -293,8 +302,7 @@ def test_a_key_the_export_holds_twice_is_written_once(tmp_path, monkeypatch, red
     keys = len(lines)
     export = header + b"".join(lines) + json_format.dumps({"end": True, "keys": keys})
     redis_server.flush()
-    _restore_with_flush_semantics(export, tmp_path, redis_server)
-    assert len(list(read_batches(tmp_path / "repeats.spool"))) == 4
+    assert len(_restore_with_flush_semantics(export, tmp_path, redis_server)) == 4
     client = redis_server.client()
     assert client.lrange("queue", 0, -1) == [b"a", b"b", b"c"]
     assert client.smembers("tags") == {b"y"}

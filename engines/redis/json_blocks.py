@@ -17,7 +17,15 @@ from engines.redis.json_compile import SLOW_ERRORS, Slow, compile_document, comp
 from engines.redis.json_format import TYPES
 from engines.redis.json_native import native
 from engines.redis.json_reader import JsonExportReader
-from engines.redis.json_spool import AGGREGATE, BATCH_BYTES, BATCH_KEYS, FINAL, FIRST, BatchSpool
+from engines.redis.json_spool import (
+    AGGREGATE,
+    BATCH_BYTES,
+    BATCH_KEYS,
+    FINAL,
+    FIRST,
+    BatchSpool,
+    batch_writer,
+)
 
 
 @dataclass
@@ -126,7 +134,7 @@ def compile_block_alone(
     its batches go to the file `part` (a file, not the pipe back: that costs less)."""
     reader = JsonExportReader(None, now_ms=settings.now_ms)
     with open(part, "xb") as out:
-        spool = BatchSpool(out, delete_first=settings.delete_first)
+        spool = BatchSpool(batch_writer(out), delete_first=settings.delete_first)
         expired, skipping = compile_block(reader, spool, number, block, settings, False)
         spool.flush()
     return BlockOutcome(reader, expired, skipping)

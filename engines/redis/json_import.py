@@ -1,14 +1,15 @@
-"""Restoring a JSON export: pass 1 authenticates, parses and compiles; pass 2 writes.
+"""Restoring a JSON export in two passes over the artifact: check it all, then write.
 
-Pass 1 reads the whole artifact (every chunk authenticated, every line parsed) and
-turns each record into its Redis commands as RESP bytes, spooled to a private work file
-in batches (json_spool). A big export is compiled a block at a time in worker processes
-while this one decrypts and decompresses; the outcomes are merged in order (json_blocks).
-Keys already expired are dropped and counted there. Only when pass 1 succeeded may
-anything touch the target, so `--flush` never empties a database for an export that
-turns out damaged. Pass 2 streams the batches to the target, each sent before the
-replies of the one before are read; unless --replace or --flush, it first asks which
-keys exist (EXISTS) and leaves those out, reporting them as conflicts.
+Pass 1 reads the whole artifact (every chunk authenticated, every line parsed and
+compiled to its Redis commands, counted) and keeps nothing; keys already expired are
+dropped and counted there. Only when pass 1 succeeded may anything touch the target, so
+`--flush` never empties a database for an export that turns out damaged. Pass 2 reads
+the same artifact again (the caller checks it is the same one) and compiles it the same
+way, each batch sent as it is made and before the replies of the one before are read;
+unless --replace or --flush, it first asks which keys exist (EXISTS) and leaves those
+out, reporting them as conflicts. A big export is compiled a block at a time in worker
+processes while this one decrypts and decompresses; the outcomes are merged in order
+(json_blocks).
 """
 
 import gc
@@ -33,7 +34,7 @@ from engines.redis.json_blocks import (
 from engines.redis.json_compile import compile_line
 from engines.redis.json_native import native
 from engines.redis.json_reader import JsonExportReader
-from engines.redis.json_spool import FIRST, Batch, BatchSpool, Frame, read_batches
+from engines.redis.json_spool import FIRST, Batch, BatchSink, BatchSpool, Frame, read_batches
 from engines.redis.resp import encode_command
 from engines.redis.writer import KeyWrite, PipelinedWriter
 
@@ -59,17 +60,18 @@ def workers_for(plain_size: int) -> int:
     return min(WORKERS, cores) if plain_size >= WORKER_MIN_BYTES and cores > 1 else 0
 
 
-def compile_export(plain: BinaryIO, out: BinaryIO, *, now_ms: int, only_db: int | None,
-                   delete_first: bool, workers: int = 0,
+def compile_export(plain: BinaryIO, sink: BatchSink, *, work_folder: Path, now_ms: int,
+                   only_db: int | None, delete_first: bool, workers: int = 0,
                    between_blocks: Callable[[], None] = lambda: None) -> CompileResult:  # fmt: skip
-    """Parse all of `plain` into batches in `out`; the reader holds header, trailer, counts.
+    """Parse all of `plain` into batches for `sink`, in order; the reader holds header,
+    trailer, counts.
 
     With `workers`, blocks are compiled in that many processes (a few blocks ahead, so
     memory stays flat) and their outcomes merged here in order; their batches pass through
-    files beside `out` (which must be a file, then). `between_blocks` runs before each
-    block: a cancellation check raises there, and the workers are stopped."""
+    files in `work_folder`. `between_blocks` runs before each block: a cancellation check
+    raises there, and the workers are stopped."""
     settings = CompileOptions(now_ms, only_db, delete_first)
-    merger = _Merger(JsonExportReader(plain, now_ms=now_ms), out, settings)
+    merger = _Merger(JsonExportReader(plain, now_ms=now_ms), sink, settings, work_folder)
     with _collector_paused(), _worker_pool(workers) as pool:
         pending: deque[tuple[int, bytes, Future]] = deque()
         for number, block in merger.reader.numbered_blocks():
@@ -90,18 +92,24 @@ def compile_export(plain: BinaryIO, out: BinaryIO, *, now_ms: int, only_db: int 
     return CompileResult(merger.reader, merger.expired)
 
 
-class _Merger:
-    """The blocks' outcomes, in order, into the spool and the one reader of the export."""
+def discard(batch: Batch) -> None:
+    """The sink of pass 1, which only checks."""
 
-    def __init__(self, reader: JsonExportReader, out: BinaryIO, settings: CompileOptions):
+
+class _Merger:
+    """The blocks' outcomes, in order, into the sink and the one reader of the export."""
+
+    def __init__(self, reader: JsonExportReader, sink: BatchSink, settings: CompileOptions,
+                 work_folder: Path):  # fmt: skip
         self.reader = reader
-        self.out = out
+        self.sink = sink
         self.settings = settings
+        self.work_folder = work_folder
         self.expired = 0
         self.skipping = False  # inside a key whose expiry has passed
 
     def compile_here(self, number: int, block: bytes) -> None:
-        spool = BatchSpool(self.out, delete_first=self.settings.delete_first)
+        spool = BatchSpool(self.sink, delete_first=self.settings.delete_first)
         expired, self.skipping = compile_block(self.reader, spool, number, block,
                                                self.settings, self.skipping)  # fmt: skip
         spool.flush()
@@ -109,7 +117,7 @@ class _Merger:
 
     def part_path(self, number: int) -> Path:
         """Where a worker puts the batches of the block after line `number`."""
-        return Path(self.out.name).with_name(f"{Path(self.out.name).name}.{number}")
+        return self.work_folder / f"block-{number}.batches"
 
     def take(self, number: int, block: bytes, result: Future) -> None:
         part = self.part_path(number)
@@ -119,20 +127,13 @@ class _Merger:
                 self.compile_here(number, block)  # the worker's fresh start was wrong
                 return
             outcome: BlockOutcome = result.result()  # a worker's error, or its death, raised
-            self.out.flush()
-            with open(part, "rb") as batches:
-                _append(batches.fileno(), self.out.fileno())
+            for batch in read_batches(part):
+                self.sink(batch)
         finally:
             part.unlink(missing_ok=True)
         self.reader.take_over(outcome.reader)
         self.expired += outcome.expired
         self.skipping = outcome.skipping
-
-
-def _append(source: int, target: int) -> None:
-    """All of file `source` onto file `target`, copied by the kernel."""
-    while os.copy_file_range(source, target, 1 << 30):
-        pass
 
 
 @contextmanager
@@ -186,20 +187,22 @@ class FrameWriter:
         self._seen = bytearray(SEEN_FILTER_BYTES) if find_repeats and native else None
         self._skipping = False  # the key of the current multi-line record was skipped
 
-    def run(self, path: Path) -> None:
-        for batch in read_batches(path):
-            if self.check_conflicts or self.dry_run:
-                self._batch(list(batch.each_frame()))
-                continue
-            # Nothing to leave out: the spooled commands go as they are, unless a key
-            # the export holds twice needs deleting first.
-            repeats = self._repeats(batch)
-            frames: Iterable[Frame] = (
-                batch.each_frame() if not repeats else self._deleting_first(batch, repeats)
-            )
-            commands = batch.commands if not repeats else b"".join(f.commands for f in frames)
-            self.writer.write_batch(batch.db, commands, batch.replies + len(repeats), batch.keys,
-                                    lambda frames=frames: _key_writes(frames))  # fmt: skip
+    def write(self, batch: Batch) -> None:
+        """A sink for compile_export: send `batch` (its replies are read with the next)."""
+        if self.check_conflicts or self.dry_run:
+            self._batch(list(batch.each_frame()))
+            return
+        # Nothing to leave out: the compiled commands go as they are, unless a key the
+        # export holds twice needs deleting first.
+        repeats = self._repeats(batch)
+        frames: Iterable[Frame] = (
+            batch.each_frame() if not repeats else self._deleting_first(batch, repeats)
+        )
+        commands = batch.commands if not repeats else b"".join(f.commands for f in frames)
+        self.writer.write_batch(batch.db, commands, batch.replies + len(repeats), batch.keys,
+                                lambda frames=frames: _key_writes(frames))  # fmt: skip
+
+    def finish(self) -> None:
         self.writer.drain()
 
     def _repeats(self, batch: Batch) -> list[int]:

@@ -1,15 +1,16 @@
-"""The work file between the two passes of a JSON restore: batches of ready RESP commands.
+"""Batches of ready RESP commands, as the compile step of a JSON restore hands them on.
 
 A batch: a header (database, frames, keys, replies, sizes), the commands back to back
 (ready to send as they are), then a columnar index of its frames (every frame's flags,
 then key sizes, command sizes and command counts as 32-bit numbers, then the keys). A
 frame is one key's piece: its commands, and flags saying whether it is the key's first
-and final piece and whether the key is an aggregate.
+and final piece and whether the key is an aggregate. Batches go to a sink: the writer,
+or (from a worker process) a file read back in order.
 """
 
 import struct
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -31,11 +32,39 @@ class Frame:
     count: int
 
 
-class BatchSpool:
-    """Pass 1's output; the columnar index makes adding a key a few appends."""
+@dataclass
+class Batch:
+    db: int
+    frames: int
+    keys: int
+    replies: int
+    commands: bytes
+    index: bytes
 
-    def __init__(self, out: BinaryIO, *, delete_first: bool):
-        self.out = out
+    def each_frame(self) -> Iterator[Frame]:
+        frames = self.frames
+        sizes = array("I")
+        sizes.frombytes(self.index[frames : frames * 13])
+        key_at = command_at = 0
+        keys = memoryview(self.index)[frames * 13 :]
+        for i in range(frames):
+            key_size, command_size = sizes[i], sizes[frames + i]
+            key = bytes(keys[key_at : key_at + key_size])
+            commands = self.commands[command_at : command_at + command_size]
+            key_at += key_size
+            command_at += command_size
+            yield Frame(self.db, self.index[i], key, commands, sizes[2 * frames + i])
+
+
+BatchSink = Callable[[Batch], None]
+
+
+class BatchSpool:
+    """Collects compiled keys into batches for `sink`; the columnar index makes adding a
+    key a few appends."""
+
+    def __init__(self, sink: BatchSink, *, delete_first: bool):
+        self.sink = sink
         self.delete_first = delete_first
         self._db = -1
         self._commands: list[bytes] = []
@@ -70,9 +99,7 @@ class BatchSpool:
     def add_batch(self, db: int, frames: int, replies: int, commands: bytes, index: bytes) -> None:
         """A whole batch of whole keys (every frame FIRST and FINAL), index already built."""
         self.flush()
-        self.out.write(_BATCH.pack(db, frames, frames, replies, len(commands), len(index)))
-        self.out.write(commands)
-        self.out.write(index)
+        self.sink(Batch(db, frames, frames, replies, commands, index))
 
     def flush(self) -> None:
         if not self._keys:
@@ -82,36 +109,21 @@ class BatchSpool:
         sizes.extend(map(len, self._commands))
         sizes.extend(self._counts)
         index = b"".join((self._flags, sizes.tobytes(), *self._keys))
-        self.out.write(_BATCH.pack(self._db, len(self._keys), self._first, self._replies,
-                                   len(commands), len(index)))  # fmt: skip
-        self.out.write(commands)
-        self.out.write(index)
+        self.sink(Batch(self._db, len(self._keys), self._first, self._replies, commands, index))
         self._commands, self._keys, self._flags, self._counts = [], [], bytearray(), []
         self._size = self._first = self._replies = 0
 
 
-@dataclass
-class Batch:
-    db: int
-    frames: int
-    keys: int
-    replies: int
-    commands: bytes
-    index: bytes
+def batch_writer(out: BinaryIO) -> BatchSink:
+    """A sink that appends batches to the file `out`, for `read_batches`."""
 
-    def each_frame(self) -> Iterator[Frame]:
-        frames = self.frames
-        sizes = array("I")
-        sizes.frombytes(self.index[frames : frames * 13])
-        key_at = command_at = 0
-        keys = memoryview(self.index)[frames * 13 :]
-        for i in range(frames):
-            key_size, command_size = sizes[i], sizes[frames + i]
-            key = bytes(keys[key_at : key_at + key_size])
-            commands = self.commands[command_at : command_at + command_size]
-            key_at += key_size
-            command_at += command_size
-            yield Frame(self.db, self.index[i], key, commands, sizes[2 * frames + i])
+    def write(batch: Batch) -> None:
+        out.write(_BATCH.pack(batch.db, batch.frames, batch.keys, batch.replies,
+                              len(batch.commands), len(batch.index)))  # fmt: skip
+        out.write(batch.commands)
+        out.write(batch.index)
+
+    return write
 
 
 def read_batches(path: Path) -> Iterator[Batch]:

@@ -3,14 +3,18 @@
 Order of events, for both formats: resolve and check options; connect to the target
 (its version, databases, clock); authenticate and load the artifact completely in a
 private work folder (RDB: decrypted, counted, loaded by a scratch redis-server; JSON:
-parsed and compiled to commands); only then `--flush`; then write, pipelined. A dry run
-goes the same way and stops before the flush, checking conflicts with EXISTS instead.
+parsed and compiled to commands, then read again as it is written); only then `--flush`;
+then write, pipelined. A dry run goes the same way and stops before the flush, checking
+conflicts with EXISTS instead.
 """
 
 import shutil
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, BinaryIO
 
-from engines.artifacts import open_artifact_plain
+from engines.artifacts import decompressing, display_name, open_container
+from engines.crypto import DecryptedStream, Keyring
 from engines.errors import InsufficientSpaceError, IntegrityError, JarvisError, NotFoundError
 from engines.fsutil import private_work_folder
 from engines.jobs import JobContext
@@ -23,7 +27,7 @@ from engines.redis.connection import (
 )
 from engines.redis.inspect import ServerFacts, rdb_version_of, server_facts, server_time_ms
 from engines.redis.json_format import JsonFormatError
-from engines.redis.json_import import FrameWriter, compile_export, workers_for
+from engines.redis.json_import import FrameWriter, compile_export, discard, workers_for
 from engines.redis.json_native import native
 from engines.redis.offline import restore_offline
 from engines.redis.options import JSON_MODE, RDB_MODE, RedisRestoreOptions
@@ -151,9 +155,9 @@ def restore_redis(
     report = RestoreReport("redis", options.dry_run, target.address)
     root = workspace.repository.root
     with private_work_folder(root, "redis-restore") as folder:
-        _require_space(folder, int(chosen.metadata.get("plain_size") or 0), chosen.label)
         context.log(f"authenticating and loading {chosen.label}")
         if content_of(chosen.metadata) == RDB_MODE:
+            _require_space(folder, int(chosen.metadata.get("plain_size") or 0), chosen.label)
             tally = _restore_rdb(chosen, keyring, folder, target, facts, now_ms, options,
                                  context, report)  # fmt: skip
         else:
@@ -203,18 +207,19 @@ def _restore_rdb(chosen, keyring, folder, target, facts, now_ms, options, contex
 
 
 def _restore_json(chosen, keyring, folder, target, facts, now_ms, options, context, report):
-    spool = folder / "commands.bin"
     overwrite = options.replace or options.flush
     # In a target emptied by --flush only keys the export holds twice need deleting
     # first, and pass 2 finds those (with the C half built; else every aggregate).
     find_repeats = options.flush and native is not None
-    workers = workers_for(int(chosen.metadata.get("plain_size") or 0))
+    compile_options = {
+        "work_folder": folder, "now_ms": now_ms, "only_db": options.db,
+        "delete_first": overwrite and not find_repeats,
+        "workers": workers_for(int(chosen.metadata.get("plain_size") or 0)),
+        "between_blocks": context.raise_if_cancelled,
+    }  # fmt: skip
     try:
-        with open_artifact_plain(chosen.path, keyring) as plain, open(spool, "xb") as out:
-            compiled = compile_export(plain, out, now_ms=now_ms, only_db=options.db,
-                                      delete_first=overwrite and not find_repeats,
-                                      workers=workers,
-                                      between_blocks=context.raise_if_cancelled)  # fmt: skip
+        with _export_plain(chosen, keyring) as (plain, salt):
+            compiled = compile_export(plain, discard, **compile_options)
     except JsonFormatError as error:
         raise IntegrityError(f"{chosen.label}: the JSON export is damaged: {error}") from None
     reader = compiled.reader
@@ -234,17 +239,42 @@ def _restore_json(chosen, keyring, folder, target, facts, now_ms, options, conte
         for db, types in reader.counts.per_db_type.items()
         if options.db in (None, db)
     )
-    with RespConnection.open(target, COMMAND_TIMEOUT_S) as connection:
-        writer = PipelinedWriter(connection, context, total)
-        writer.tally.expired = compiled.expired
-        _flush(connection, facts, options, context, report)
-        FrameWriter(
-            writer,
-            check_conflicts=not overwrite,
-            dry_run=options.dry_run,
-            find_repeats=find_repeats,
-        ).run(spool)
-    return writer.tally
+    writer: PipelinedWriter | None = None
+    try:
+        with (
+            RespConnection.open(target, COMMAND_TIMEOUT_S) as connection,
+            _export_plain(chosen, keyring, same_salt=salt) as (plain, _),
+        ):
+            writer = PipelinedWriter(connection, context, total)
+            writer.tally.expired = compiled.expired
+            _flush(connection, facts, options, context, report)
+            frames = FrameWriter(writer, check_conflicts=not overwrite, dry_run=options.dry_run,
+                                 find_repeats=find_repeats)  # fmt: skip
+            compile_export(plain, frames.write, **compile_options)
+            frames.finish()
+            return writer.tally
+    except (IntegrityError, JsonFormatError) as error:
+        done = f"stopped after {writer.tally.summary()}" if writer else "nothing was changed"
+        context.log(done, "error")
+        raise IntegrityError(
+            f"{chosen.label} changed after it was checked ({error}); {done}"
+        ) from None
+
+
+@contextmanager
+def _export_plain(
+    chosen: ResolvedArtifact, keyring: Keyring, *, same_salt: bytes | None = None
+) -> Iterator[tuple[BinaryIO, bytes]]:
+    """The export's lines, each chunk authenticated as it is read, and the artifact's
+    salt. Given the salt of a first reading, another artifact is refused on opening: every
+    chunk of this one that authenticates is then the chunk read the first time (its key
+    comes from the salt, its nonce holds its place)."""
+    with open_container(chosen.path, keyring) as reader:
+        if same_salt is not None and reader.header.salt != same_salt:
+            raise IntegrityError("another artifact is in its place")
+        name = display_name(chosen.path)
+        with decompressing(reader, DecryptedStream(reader), name) as plain:
+            yield plain, reader.header.salt
 
 
 def _flush(connection, facts: ServerFacts, options: RedisRestoreOptions, context, report):

@@ -55,7 +55,11 @@ class CompileResult:
 
 
 def workers_for(plain_size: int) -> int:
-    """Worker processes for pass 1: none for a small export or a single core."""
+    """Worker processes for compiling in Python: none for a small export or a single core,
+    and none with the C compiler, which compiles faster than blocks are handed over (1M
+    keys: 1.7 s alone, 1.9 s with two workers) and leaves the other core to the server."""
+    if native is not None:
+        return 0
     cores = os.cpu_count() or 1
     return min(WORKERS, cores) if plain_size >= WORKER_MIN_BYTES and cores > 1 else 0
 

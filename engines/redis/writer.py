@@ -22,6 +22,7 @@ SAMPLE_SIZE = 10
 _FATAL = ("OOM", "READONLY", "NOPERM", "MISCONF", "NOSCRIPT", "LOADING")
 _PAYLOAD = "DUMP payload version or checksum are wrong"
 _PING = encode_command("PING")
+IN_FLIGHT = 3  # batches sent before the replies of the first are read
 
 
 def key_label(key: bytes) -> str:
@@ -107,7 +108,7 @@ class PipelinedWriter:
         self.connection.send(commands)
         self.connection.send(_PING)
         self._pending.append((db, replies, keys, pieces))
-        if len(self._pending) > 1:
+        if len(self._pending) > IN_FLIGHT:
             self._collect()
 
     def drain(self) -> None:

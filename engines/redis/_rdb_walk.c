@@ -137,10 +137,9 @@ static uint64_t big_endian(const unsigned char *p, int n) {
     return v;
 }
 
-static int length(Walk *w, uint64_t *value) {
-    unsigned first;
-    if (byte(w, &first))
-        return FAIL;
+/* The rest of a length whose first byte is `first` (6, 14, 32 or 64 bits); `what`
+   names it in the error. */
+static int length_from(Walk *w, unsigned first, uint64_t *value, const char *what) {
     unsigned kind = first >> 6;
     if (kind == 0) {
         *value = first & 0x3F;
@@ -155,7 +154,7 @@ static int length(Walk *w, uint64_t *value) {
     }
     int n = first == 0x80 ? 4 : first == 0x81 ? 8 : 0;
     if (!n)
-        return fail(w, "bad length encoding 0x%02x at byte %llu", first,
+        return fail(w, "bad %s 0x%02x at byte %llu", what, first,
                     (unsigned long long)(w->offset - 1));
     if (need(w, (size_t)n))
         return FAIL;
@@ -164,35 +163,21 @@ static int length(Walk *w, uint64_t *value) {
     return OK;
 }
 
+static int length(Walk *w, uint64_t *value) {
+    unsigned first;
+    if (byte(w, &first))
+        return FAIL;
+    return length_from(w, first, value, "length encoding");
+}
+
 /* The next string's encoding (-1 plain, 0-2 integer, 3 LZF) and payload size. */
 static int string_size(Walk *w, int *encoding, uint64_t *size) {
     unsigned first;
     if (byte(w, &first))
         return FAIL;
-    unsigned kind = first >> 6;
     *encoding = -1;
-    if (kind == 0) {
-        *size = first & 0x3F;
-        return OK;
-    }
-    if (kind == 1) {
-        unsigned next;
-        if (byte(w, &next))
-            return FAIL;
-        *size = ((uint64_t)(first & 0x3F) << 8) | next;
-        return OK;
-    }
-    if (kind == 2) {
-        int n = first == 0x80 ? 4 : first == 0x81 ? 8 : 0;
-        if (!n)
-            return fail(w, "bad string length 0x%02x at byte %llu", first,
-                        (unsigned long long)(w->offset - 1));
-        if (need(w, (size_t)n))
-            return FAIL;
-        *size = big_endian(w->buf + w->start, n);
-        take(w, (size_t)n);
-        return OK;
-    }
+    if (first >> 6 != 3)
+        return length_from(w, first, size, "string length");
     unsigned code = first & 0x3F;
     if (code <= 2) {
         *encoding = (int)code;

@@ -282,7 +282,7 @@ def _restore_with_flush_semantics(export: bytes, tmp_path, server) -> list[Batch
                        only_db=None, delete_first=False)  # fmt: skip
         frames.finish()
     catalog.close()
-    assert writer.tally.total_written == 11  # every line, repeats included
+    assert writer.tally.total_written == 12  # every line, repeats included
     return batches
 
 
@@ -294,10 +294,12 @@ def test_a_key_the_export_holds_twice_is_written_once(tmp_path, monkeypatch, red
         _line(0, "queue", "list", ["a", "b"]),
         _line(0, "tags", "set", ["x"]),
         _line(0, "s", "string", "first"),
-        *[_line(0, f"other{i}", "hash", [["f", "v"]]) for i in range(5)],
+        _line(0, "retyped", "string", "a string first"),
+        *[_line(0, f"other{i}", "hash", [["f", "v"]]) for i in range(4)],
         _line(0, "queue", "list", ["a", "b", "c"]),  # listed again, changed meanwhile
         _line(0, "tags", "set", ["y"]),
         _line(0, "s", "string", "second"),
+        _line(0, "retyped", "list", ["then a list"]),
     ]
     keys = len(lines)
     export = header + b"".join(lines) + json_format.dumps({"end": True, "keys": keys})
@@ -307,8 +309,9 @@ def test_a_key_the_export_holds_twice_is_written_once(tmp_path, monkeypatch, red
     assert client.lrange("queue", 0, -1) == [b"a", b"b", b"c"]
     assert client.smembers("tags") == {b"y"}
     assert client.get("s") == b"second"
+    assert client.lrange("retyped", 0, -1) == [b"then a list"]
     assert client.dbsize() == 8
-    assert client.info("commandstats")["cmdstat_del"]["calls"] == 2  # only the repeats
+    assert client.info("commandstats")["cmdstat_del"]["calls"] == 3  # only the repeats
 
 
 def test_the_repeat_filter_finds_every_repeat_and_few_false_alarms():

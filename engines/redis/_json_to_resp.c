@@ -594,11 +594,12 @@ static uint64_t key_hash(int64_t db, const unsigned char *key, size_t len) {
     return h ^ (h >> 31);
 }
 
-/* seen_before(seen, db, index, frames): the frames of a spool batch that start an
-   aggregate key (list, set, ...) which may have started in an earlier batch too. `seen` is
-   a Bloom filter (a bytearray, a power of two in size) that remembers every such key: a
-   key is reported when both its bits were set already, so a key seen before always is,
-   and a new key rarely (the caller deletes it first, which costs a command, not data). */
+/* seen_before(seen, db, index, frames): the frames of a batch that start an aggregate
+   key (list, set, ...) which may have started before, as any type. `seen` is a Bloom
+   filter (a bytearray, a power of two in size) that remembers every key started: a key
+   is reported when both its bits were set already, so a key seen before always is, and a
+   new key rarely (the caller deletes it first, which costs a command, not data). A
+   string needs no report: SET replaces whatever was there. */
 static PyObject *seen_before(PyObject *self, PyObject *args) {
     (void)self;
     Py_buffer seen, index;
@@ -628,13 +629,13 @@ static PyObject *seen_before(PyObject *self, PyObject *args) {
             Py_CLEAR(found);
             goto done;
         }
-        if ((flags[i] & (FIRST | AGGREGATE)) == (FIRST | AGGREGATE)) {
+        if (flags[i] & FIRST) {
             uint64_t h = key_hash(db, key, size);
             uint64_t one = h & (bits - 1), two = (h >> 32) & (bits - 1);
             int known = (filter[one >> 3] >> (one & 7)) & (filter[two >> 3] >> (two & 7)) & 1;
             filter[one >> 3] |= (unsigned char)(1 << (one & 7));
             filter[two >> 3] |= (unsigned char)(1 << (two & 7));
-            if (known) {
+            if (known && (flags[i] & AGGREGATE)) {
                 PyObject *number = PyLong_FromSsize_t(i);
                 if (!number || PyList_Append(found, number)) {
                     Py_XDECREF(number);

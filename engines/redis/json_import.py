@@ -7,9 +7,10 @@ dropped and counted there. Only when pass 1 succeeded may anything touch the tar
 the same artifact again (the caller checks it is the same one) and compiles it the same
 way, each batch sent as it is made and before the replies of the one before are read;
 unless --replace or --flush, it first asks which keys exist (EXISTS) and leaves those
-out, reporting them as conflicts. A big export is compiled a block at a time in worker
-processes while this one decrypts and decompresses; the outcomes are merged in order
-(json_blocks).
+out, reporting them as conflicts. The compiling is done in C (_json_to_resp.c) for the
+lines in the exporter's own shape; without it, a big export is compiled a block at a
+time in worker processes while this one decrypts and decompresses, the outcomes merged
+in order (json_blocks).
 """
 
 import gc
@@ -178,10 +179,11 @@ SEEN_FILTER_BYTES = 1 << 24  # 2**27 bits: about one needless DEL per 5,000 keys
 class FrameWriter:
     """Pass 2. With `dry_run` only the conflict checks run (EXISTS); nothing is written.
 
-    `find_repeats` is for a target emptied by --flush, whose spool has no DEL before its
-    aggregates: an aggregate key the export holds twice (SCAN can list a key twice) gets
-    a DEL before its second start, found with a Bloom filter of the keys started so far
-    (memory stays flat; a false alarm costs one needless DEL)."""
+    `find_repeats` is for a target emptied by --flush, whose batches have no DEL before
+    their aggregates: an aggregate key the export holds twice (SCAN can list a key twice,
+    its type changed meanwhile) gets a DEL before its second start, found with a Bloom
+    filter of the keys started so far (memory stays flat; a false alarm costs one
+    needless DEL)."""
 
     def __init__(self, writer: PipelinedWriter, *, check_conflicts: bool, dry_run: bool,
                  find_repeats: bool = False):  # fmt: skip

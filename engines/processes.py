@@ -1,5 +1,8 @@
-"""Is a process still there? Used to tell abandoned work from work in progress."""
+"""Processes: is one still there (to tell abandoned work from work in progress), and
+the pipes we stream through to and from them."""
 
+import contextlib
+import fcntl
 import os
 from pathlib import Path
 from typing import Any
@@ -20,3 +23,12 @@ def process_alive(pid: Any) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
         return True
+
+
+_F_SETPIPE_SZ = 1031
+
+
+def widen_pipe(fd: int, size: int) -> None:
+    """Linux: a bigger pipe means fewer wake-ups between a process and us."""
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(fd, _F_SETPIPE_SZ, size)

@@ -23,8 +23,9 @@ from engines.postgres.inspect import (
     count_rows,
     list_tables,
 )
-from engines.postgres.process import RunningTool, widen_pipe
+from engines.postgres.process import RunningTool
 from engines.postgres.tools import ClientTools, low_priority_prefix
+from engines.processes import widen_pipe
 
 READ_SIZE = 1024 * 1024
 MODE_FLAGS = {"full": [], "schema": ["--schema-only"], "data": ["--data-only"]}
@@ -107,7 +108,7 @@ def start_pg_dump(
         *MODE_FLAGS[mode],
     ]
     tool = RunningTool(argv, target.tool_environment(), name="pg_dump", stdout=-1)
-    widen_pipe(tool.stdout, READ_SIZE)
+    widen_pipe(tool.stdout.fileno(), READ_SIZE)
     return tool
 
 

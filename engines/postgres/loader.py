@@ -14,10 +14,11 @@ from pathlib import Path
 from engines.jobs import JobContext
 from engines.postgres.connection import PostgresTarget
 from engines.postgres.inspect import TableInfo
-from engines.postgres.process import RunningTool, run_tool, widen_pipe
+from engines.postgres.process import RunningTool, run_tool
 from engines.postgres.streamed_archive import StreamedArchive
 from engines.postgres.toc import TocEntry
 from engines.postgres.tools import ClientTools
+from engines.processes import widen_pipe
 
 COPY_SIZE = 1024 * 1024
 _PROGRESS_WORDS = ("finished item", "processing item", "creating ", "processing data")
@@ -80,7 +81,7 @@ def restore_streamed(
     env = server.tool_environment(database)
     loader = RunningTool(argv, env, name="pg_restore", stdin=subprocess.PIPE)
     assert loader.process.stdin is not None
-    widen_pipe(loader.process.stdin, COPY_SIZE)
+    widen_pipe(loader.process.stdin.fileno(), COPY_SIZE)
     fed = 0
     try:
         # A broken pipe means it stopped: its exit status and stderr say why.

@@ -1,7 +1,6 @@
 """Running the client tools: stderr collected on a thread, failures turned into clear errors."""
 
 import contextlib
-import fcntl
 import subprocess
 import threading
 from collections.abc import Callable, Sequence
@@ -13,13 +12,6 @@ from engines.joblog import redact
 from engines.postgres.tools import die_with_parent
 
 MAX_STDERR_LINES = 200
-_F_SETPIPE_SZ = 1031
-
-
-def widen_pipe(pipe: IO[bytes], size: int) -> None:
-    """Linux: a bigger pipe means fewer wake-ups between a tool and us."""
-    with contextlib.suppress(OSError):
-        fcntl.fcntl(pipe.fileno(), _F_SETPIPE_SZ, size)
 
 
 class ToolFailedError(JarvisError):

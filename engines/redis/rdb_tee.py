@@ -1,11 +1,11 @@
 """Counting an RDB while it streams past: the bytes go on unchanged, and a thread reads
 their structure through a pipe (so a big key never sits in memory)."""
 
-import contextlib
 import os
 import threading
 from collections.abc import Iterable, Iterator
 
+from engines.processes import widen_pipe
 from engines.redis.rdb_format import RdbFormatError, RdbSummary, read_summary
 
 PIPE_BUFFER = 1 << 20
@@ -34,10 +34,7 @@ class SummarisingTee:
 
     def __iter__(self) -> Iterator[bytes]:
         read_fd, self._write_fd = os.pipe()
-        with contextlib.suppress(OSError):  # a bigger pipe: fewer wake-ups (Linux only)
-            import fcntl
-
-            fcntl.fcntl(self._write_fd, 1031, PIPE_BUFFER)  # F_SETPIPE_SZ
+        widen_pipe(self._write_fd, PIPE_BUFFER)
         self._thread = threading.Thread(target=self._read, args=(read_fd,), daemon=True)
         self._thread.start()
         try:

@@ -20,8 +20,8 @@ from engines.redis.connection import target_from_url
 from engines.redis.json_compile import SLOW_ERRORS, compile_document, compile_line
 from engines.redis.json_format import JsonFormatError
 from engines.redis.json_import import FrameWriter, compile_export
-from engines.redis.json_native import native as _json_to_resp
 from engines.redis.json_spool import AGGREGATE, FINAL, FIRST, Batch, batch_writer, read_batches
+from engines.redis.native import json_to_resp
 from engines.redis.resp import RespConnection
 from engines.redis.writer import PipelinedWriter
 
@@ -29,7 +29,7 @@ NOW_MS = 1_800_000_000_000
 
 
 def test_the_c_compiler_is_built():
-    assert _json_to_resp is not None, (
+    assert json_to_resp is not None, (
         "engines/redis/_json_to_resp.c was not built: install with a C compiler and the "
         "Python headers (pip install -e .), or JSON restores run at Python speed"
     )
@@ -46,7 +46,7 @@ def _line(db, key, kind, value, expires=None) -> bytes:
 def _c_frames(line: bytes, delete_first: bool, only_db: int = -1):
     """(taken, db, [(flags, key, commands, count)], kind counts, with_ttl, past, expired)."""
     (end, lines, db, frames, _replies, commands, index, kinds, with_ttl, past,
-     expired) = _json_to_resp.compile_run(line, 0, NOW_MS, only_db, delete_first, 2000,
+     expired) = json_to_resp.compile_run(line, 0, NOW_MS, only_db, delete_first, 2000,
                                           1 << 20)  # fmt: skip
     assert end == (len(line) if lines else 0)
     sizes = array("I")
@@ -248,7 +248,7 @@ def test_whole_exports_compile_the_same_with_and_without_c(tmp_path, monkeypatch
     export = _export(NOW_MS)
     with_c = _compiled(export, tmp_path, only_db, workers=0)
     in_workers = _compiled(export, tmp_path, only_db, workers=2)
-    monkeypatch.setattr(json_blocks, "native", None)
+    monkeypatch.setattr(json_blocks, "json_to_resp", None)
     python_only = _compiled(export, tmp_path, only_db, workers=0)
     assert with_c == python_only == in_workers
     assert with_c[1] > 0 and len(with_c[0]) > 100
@@ -318,15 +318,15 @@ def test_the_repeat_filter_finds_every_repeat_and_few_false_alarms():
     seen = bytearray(1 << 16)  # 2**19 bits, small on purpose: about 36 false alarms expected
     first = [f"key{i}".encode() for i in range(20_000)]
     index = _index(first)
-    assert len(_json_to_resp.seen_before(seen, 0, index, len(first))) < 80
+    assert len(json_to_resp.seen_before(seen, 0, index, len(first))) < 80
     again = first[::7]
-    assert _json_to_resp.seen_before(seen, 0, _index(again), len(again)) == list(range(len(again)))
+    assert json_to_resp.seen_before(seen, 0, _index(again), len(again)) == list(range(len(again)))
     # the same keys in another database: new keys, false alarms about 0.5% of the time
-    assert len(_json_to_resp.seen_before(seen, 1, _index(again), len(again))) < 40
+    assert len(json_to_resp.seen_before(seen, 1, _index(again), len(again))) < 40
     with pytest.raises(ValueError, match="filter"):
-        _json_to_resp.seen_before(bytearray(3), 0, index, len(first))
+        json_to_resp.seen_before(bytearray(3), 0, index, len(first))
     with pytest.raises(ValueError, match="cut short"):
-        _json_to_resp.seen_before(seen, 0, index[:-1], len(first))
+        json_to_resp.seen_before(seen, 0, index[:-1], len(first))
 
 
 def _index(keys: list[bytes]) -> bytes:

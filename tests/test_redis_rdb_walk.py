@@ -56,7 +56,7 @@ def _outcome(walker, data: bytes, now_ms: int | None):
 
 
 def test_the_c_walker_is_built():
-    assert rdb_format._rdb_walk is not None, (
+    assert rdb_format.rdb_walk is not None, (
         "engines/redis/_rdb_walk.c was not built: install with a C compiler and the Python "
         "headers (pip install -e .), or RDB backups count keys at Python speed"
     )

@@ -15,7 +15,6 @@ from pathlib import Path
 
 from engines.redis.json_compile import SLOW_ERRORS, Slow, compile_document, compile_line
 from engines.redis.json_format import TYPES
-from engines.redis.json_native import native
 from engines.redis.json_reader import JsonExportReader
 from engines.redis.json_spool import (
     AGGREGATE,
@@ -26,6 +25,7 @@ from engines.redis.json_spool import (
     BatchSpool,
     batch_writer,
 )
+from engines.redis.native import json_to_resp
 
 
 @dataclass
@@ -50,14 +50,14 @@ def compile_block(reader: JsonExportReader, spool: BatchSpool, number: int, bloc
     Runs of whole-key lines in the exporter's own shape go to the C compiler a batch at a
     time; each line it does not take, and every line when it is not built, goes the
     Python way (`compile_lines`)."""
-    if native is None:
+    if json_to_resp is None:
         return compile_lines(reader, spool, number, block, settings, skipping)
     only_db = -1 if settings.only_db is None else settings.only_db
     expired = start = 0
     while start < len(block):
         if number and reader.trailer is None and not reader.continuing:
             (start, lines, db, frames, replies, commands, index, kind_counts, with_ttl, past,
-             run_expired) = native.compile_run(
+             run_expired) = json_to_resp.compile_run(
                 block, start, settings.now_ms, only_db, settings.delete_first, BATCH_KEYS,
                 BATCH_BYTES)  # fmt: skip
             if lines:

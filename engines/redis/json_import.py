@@ -33,9 +33,9 @@ from engines.redis.json_blocks import (
     start_worker,
 )
 from engines.redis.json_compile import compile_line
-from engines.redis.json_native import native
 from engines.redis.json_reader import JsonExportReader
 from engines.redis.json_spool import FIRST, Batch, BatchSink, BatchSpool, Frame, read_batches
+from engines.redis.native import json_to_resp
 from engines.redis.resp import encode_command
 from engines.redis.writer import KeyWrite, PipelinedWriter
 
@@ -59,7 +59,7 @@ def workers_for(plain_size: int) -> int:
     """Worker processes for compiling in Python: none for a small export or a single core,
     and none with the C compiler, which compiles faster than blocks are handed over (1M
     keys: 1.7 s alone, 1.9 s with two workers) and leaves the other core to the server."""
-    if native is not None:
+    if json_to_resp is not None:
         return 0
     cores = os.cpu_count() or 1
     return min(WORKERS, cores) if plain_size >= WORKER_MIN_BYTES and cores > 1 else 0
@@ -190,7 +190,7 @@ class FrameWriter:
         self.writer = writer
         self.check_conflicts = check_conflicts
         self.dry_run = dry_run
-        self._seen = bytearray(SEEN_FILTER_BYTES) if find_repeats and native else None
+        self._seen = bytearray(SEEN_FILTER_BYTES) if find_repeats and json_to_resp else None
         self._skipping = False  # the key of the current multi-line record was skipped
 
     def write(self, batch: Batch) -> None:
@@ -214,8 +214,8 @@ class FrameWriter:
     def _repeats(self, batch: Batch) -> list[int]:
         if self._seen is None:
             return []
-        assert native is not None
-        return native.seen_before(self._seen, batch.db, batch.index, batch.frames)
+        assert json_to_resp is not None
+        return json_to_resp.seen_before(self._seen, batch.db, batch.index, batch.frames)
 
     @staticmethod
     def _deleting_first(batch: Batch, repeats: list[int]) -> list[Frame]:

@@ -10,14 +10,9 @@ with `RdbFormatError`, never with a wrong answer.
 import struct
 from collections import Counter
 from dataclasses import dataclass, field
-from types import ModuleType
 from typing import BinaryIO
 
-_rdb_walk: ModuleType | None
-try:
-    from engines.redis import _rdb_walk
-except ImportError:  # not built (no C compiler at install time)
-    _rdb_walk = None
+from engines.redis.native import rdb_walk
 
 MAGIC = b"REDIS"
 HEADER_SIZE = 9
@@ -261,12 +256,12 @@ def read_summary(stream: BinaryIO, *, now_ms: int | None = None) -> RdbSummary:
 
     The walk runs in C (_rdb_walk.c: the same steps, several times faster, without the
     GIL) when that was built, else in Python (`walk_in_python`)."""
-    if _rdb_walk is None:
+    if rdb_walk is None:
         return walk_in_python(stream, now_ms=now_ms)
     reader = _Reader(stream)
     summary = RdbSummary(parse_header(reader.exact(HEADER_SIZE)))
     try:
-        walked = _rdb_walk.walk(stream.read, -1 if now_ms is None else now_ms, HEADER_SIZE)
+        walked = rdb_walk.walk(stream.read, -1 if now_ms is None else now_ms, HEADER_SIZE)
     except ValueError as error:
         raise RdbFormatError(str(error)) from None
     aux, dbs, counts, expires, expired = walked

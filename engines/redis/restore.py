@@ -28,7 +28,7 @@ from engines.redis.connection import (
 from engines.redis.inspect import ServerFacts, rdb_version_of, server_facts, server_time_ms
 from engines.redis.json_format import JsonFormatError
 from engines.redis.json_import import FrameWriter, compile_export, discard, workers_for
-from engines.redis.json_native import native
+from engines.redis.native import json_to_resp
 from engines.redis.offline import restore_offline
 from engines.redis.options import JSON_MODE, RDB_MODE, RedisRestoreOptions
 from engines.redis.rdb_copy import copy_keys, decrypt_rdb
@@ -210,7 +210,7 @@ def _restore_json(chosen, keyring, folder, target, facts, now_ms, options, conte
     overwrite = options.replace or options.flush
     # In a target emptied by --flush only keys the export holds twice need deleting
     # first, and pass 2 finds those (with the C half built; else every aggregate).
-    find_repeats = options.flush and native is not None
+    find_repeats = options.flush and json_to_resp is not None
     compile_options = {
         "work_folder": folder, "now_ms": now_ms, "only_db": options.db,
         "delete_first": overwrite and not find_repeats,

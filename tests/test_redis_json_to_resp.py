@@ -148,6 +148,11 @@ key_lines = st.sampled_from(sorted(values)).flatmap(
         _line(1, "x", "stream", {"entries": [["6-0", ["a", "b"]], ["7-1", ["c", "d"]]],
                                  "last_id": "7-1", "entries_added": 2, "max_deleted_id": "0-0",
                                  "groups": []}),
+        # more strings and entries than the C compiler first makes room for
+        _line(0, "long", "list", [f"item {i}" for i in range(300)]),
+        _line(1, "x", "stream", {"entries": [[f"{i}-0", ["f", str(i)]] for i in range(1, 41)],
+                                 "last_id": "40-0", "entries_added": 40, "max_deleted_id": "0-0",
+                                 "groups": []}),
     ],
 )  # fmt: skip
 def test_the_exporters_lines_are_taken_by_c(line, delete_first):

@@ -62,17 +62,24 @@ static int put(Buf *buf, const void *bytes, size_t n) {
 
 static int put_u32(Buf *buf, uint32_t value) { return put(buf, &value, sizeof value); }
 
+/* `items` (`len` of `*cap` in use, each `size` bytes) with room for one more: the same
+   pointer, a bigger block (`*cap` updated), or NULL with MemoryError set. */
+static void *room_for_one(void *items, size_t len, size_t *cap, size_t size, size_t first) {
+    if (len < *cap)
+        return items;
+    size_t grown_cap = *cap ? *cap * 2 : first;
+    void *grown = PyMem_Realloc(items, grown_cap * size);
+    if (!grown)
+        return PyErr_NoMemory();
+    *cap = grown_cap;
+    return grown;
+}
+
 static int push_span(Spans *spans, size_t offset, size_t len) {
-    if (spans->len == spans->cap) {
-        size_t cap = spans->cap ? spans->cap * 2 : 64;
-        Span *items = PyMem_Realloc(spans->items, cap * sizeof(Span));
-        if (!items) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        spans->items = items;
-        spans->cap = cap;
-    }
+    Span *items = room_for_one(spans->items, spans->len, &spans->cap, sizeof(Span), 64);
+    if (!items)
+        return -1;
+    spans->items = items;
     spans->items[spans->len++] = (Span){offset, len};
     return 0;
 }
@@ -290,16 +297,11 @@ static int stream(Cursor *c, Buf *text, Spans *spans, StreamShape *shape) {
             return 0;
         if (!literal(c, "]"))
             return 0;
-        if (shape->entries == shape->cap) {
-            size_t cap = shape->cap ? shape->cap * 2 : 16;
-            size_t *grown = PyMem_Realloc(shape->fields, cap * sizeof(size_t));
-            if (!grown) {
-                PyErr_NoMemory();
-                return -1;
-            }
-            shape->fields = grown;
-            shape->cap = cap;
-        }
+        size_t *grown =
+            room_for_one(shape->fields, shape->entries, &shape->cap, sizeof(size_t), 16);
+        if (!grown)
+            return -1;
+        shape->fields = grown;
         shape->fields[shape->entries++] = fields;
         if (literal(c, "]"))
             break;

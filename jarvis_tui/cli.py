@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from engines.allocator import keep_freed_memory
 from engines.errors import JarvisError
 from jarvis_tui.commands import modules_for
 from jarvis_tui.exit_codes import ExitCode, exit_code_for
@@ -83,6 +84,7 @@ def _open_console(args: argparse.Namespace) -> ExitCode:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    keep_freed_memory()
     args = build_parser(argv).parse_args(argv)
     handler = getattr(args, "handler", None)
     if args.run_scheduled:

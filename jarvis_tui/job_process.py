@@ -24,6 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from engines.allocator import keep_freed_memory
 from engines.errors import JarvisError, JobCancelledError
 from engines.jobs import JobContext, JobUpdate
 
@@ -254,6 +255,7 @@ def main(argv: list[str]) -> int:
     fd = int(argv[1])
     # A little below the console, so that the screen answers while a job uses every core.
     os.nice(CHILD_NICENESS)
+    keep_freed_memory()
     env_file, spec = pickle.loads(sys.stdin.buffer.read())
     child_main(env_file, spec, lambda item: write_frame(fd, item))
     os.close(fd)

@@ -10,6 +10,7 @@ import pytest
 from engines.postgres.archive_layout import (
     POSITION_NOT_SET,
     POSITION_SET,
+    _file_reader,
     _read_entries,
     _read_header,
     _Reader,
@@ -35,7 +36,7 @@ SELECT lo_from_bytea(0, decode(repeat('00', 70000) || 'ff', 'hex'));
 
 def entry_states(path: Path) -> list[int]:
     with open(path, "rb") as handle:
-        reader = _Reader(handle)
+        reader = _file_reader(handle)
         version, offset_size, _ = _read_header(reader)
         return [entry.state for entry in _read_entries(reader, version, offset_size)]
 

@@ -10,7 +10,7 @@ from engines.artifacts import read_sidecar, write_artifact
 from engines.crypto import Keyring, MasterKey
 from engines.errors import IntegrityError
 from engines.jobs import JobContext, run_job
-from engines.postgres.archive_layout import table_of_contents_end
+from engines.postgres.archive_layout import read_table_of_contents
 from engines.postgres.streamed_archive import authenticated_stream
 from engines.postgres.tools import VersionMismatchError, choose_tools, installed_tools
 from engines.resolve import ResolvedArtifact
@@ -200,7 +200,8 @@ def test_an_artifact_changed_after_authentication_fails_the_streamed_load(pg):
             resolved = ResolvedArtifact(path, None, read_sidecar(path))
             keyring, root = workspace.keyring(), workspace.repository.root
             with authenticated_stream(resolved, keyring, root, context) as archive:
-                assert table_of_contents_end(archive.path) == archive.path.stat().st_size
+                toc = read_table_of_contents(archive.path.read_bytes())
+                assert toc is not None and toc.end == archive.path.stat().st_size
                 damaged = bytearray(original)
                 damaged[len(damaged) // 2] ^= 0x40
                 path.write_bytes(bytes(damaged))

@@ -22,6 +22,7 @@ the archive is left as pg_dump wrote it and pg_restore scans, as before.
 """
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -42,20 +43,38 @@ class _Incomplete(_Unexpected):
 
 
 @dataclass
-class _Entry:
+class Entry:
     dump_id: int
     state_at: int  # file position of the entry's data-state byte
     state: int
+    desc: str  # "TABLE DATA", "BLOBS", "SEQUENCE SET", ...
+    schema: str
+    tag: str  # the object's name: for TABLE DATA, the table's
+    copy_statement: str  # "COPY schema.table (columns) FROM stdin;" for COPY data
+
+
+@dataclass
+class TableOfContents:
+    version: tuple[int, int]
+    int_size: int
+    compressed: bool  # pg_dump compressed the data blocks
+    entries: list[Entry]
+    end: int  # where the data blocks begin
+
+
+def _file_reader(handle: BinaryIO) -> "_Reader":
+    fd = handle.fileno()
+    return _Reader(lambda count, at: os.pread(fd, count, at), os.fstat(fd).st_size)
 
 
 class _Reader:
-    """Sequential reads of the archive file through a small window (memory stays flat)."""
+    """Sequential reads of the archive through a small window (memory stays flat)."""
 
     WINDOW = 1024 * 1024
 
-    def __init__(self, handle: BinaryIO):
-        self.handle = handle
-        self.size = os.fstat(handle.fileno()).st_size
+    def __init__(self, read_at: Callable[[int, int], bytes], size: int):
+        self.read_at = read_at  # (count, position) -> bytes, like os.pread
+        self.size = size
         self.pos = 0
         self.int_size = 4
         self._window = b""
@@ -66,7 +85,7 @@ class _Reader:
             raise _Incomplete("archive ends early")
         offset = self.pos - self._window_at
         if offset < 0 or offset + count > len(self._window):
-            self._window = os.pread(self.handle.fileno(), max(count, self.WINDOW), self.pos)
+            self._window = self.read_at(max(count, self.WINDOW), self.pos)
             self._window_at, offset = self.pos, 0
         self.pos += count
         return self._window[offset : offset + count]
@@ -94,7 +113,7 @@ class _Reader:
         """Position of the next `pattern` at or after the current position, or -1."""
         at = self.pos
         while at < self.size:
-            piece = os.pread(self.handle.fileno(), self.WINDOW + len(pattern) - 1, at)
+            piece = self.read_at(self.WINDOW + len(pattern) - 1, at)
             found = piece.find(pattern)
             if found >= 0:
                 return at + found
@@ -121,16 +140,23 @@ def _read_header(reader: _Reader) -> tuple[tuple[int, int], int, bool]:
     return version, offset_size, compression != 0
 
 
-def _read_entries(reader: _Reader, version: tuple[int, int], offset_size: int) -> list[_Entry]:
+def _text(raw: bytes | None) -> str:
+    return raw.decode("utf-8", "replace") if raw else ""
+
+
+def _read_entries(reader: _Reader, version: tuple[int, int], offset_size: int) -> list[Entry]:
     entries = []
     for _ in range(reader.integer()):
         dump_id = reader.integer()
         reader.integer()  # had a data dumper
-        for _ in range(4):  # table oid, oid, tag, description
-            reader.string()
+        reader.string()  # table oid
+        reader.string()  # oid
+        tag, desc = _text(reader.string()), _text(reader.string())
         reader.integer()  # section
-        for _ in range(5):  # definition, drop, copy statement, schema, tablespace
-            reader.string()
+        reader.string()  # definition
+        reader.string()  # drop statement
+        copy_statement, schema = _text(reader.string()), _text(reader.string())
+        reader.string()  # tablespace
         if version >= (1, 14):
             reader.string()  # table access method
         if version >= (1, 16):
@@ -140,8 +166,9 @@ def _read_entries(reader: _Reader, version: tuple[int, int], offset_size: int) -
         while reader.string() is not None:  # dependencies
             pass
         state_at = reader.pos
-        entries.append(_Entry(dump_id, state_at, reader.byte()))
-        reader.skip(offset_size)
+        state = reader.byte()
+        entries.append(Entry(dump_id, state_at, state, desc, schema, tag, copy_statement))
+        reader.take(offset_size)  # the data position (not set in a piped archive)
     return entries
 
 
@@ -157,7 +184,7 @@ def _skip_large_objects(reader: _Reader) -> None:
         _skip_chunks(reader)
 
 
-def _block_starts(reader: _Reader, entries: dict[int, _Entry]) -> dict[int, int]:
+def _block_starts(reader: _Reader, entries: dict[int, Entry]) -> dict[int, int]:
     """Dump id -> position of its data block, for every block in the archive."""
     starts: dict[int, int] = {}
     end_of_table_data = b"\0" * (1 + reader.int_size)
@@ -183,31 +210,13 @@ def _block_starts(reader: _Reader, entries: dict[int, _Entry]) -> dict[int, int]
     return starts
 
 
-def table_of_contents_end(path: Path) -> int | None:
-    """Where the data blocks of the (possibly partial) archive at `path` begin.
-
-    None while the file ends inside the header or the table of contents; an archive
-    this module does not know raises ValueError.
-    """
-    with open(path, "rb") as handle:
-        reader = _Reader(handle)
-        try:
-            version, offset_size, _ = _read_header(reader)
-            _read_entries(reader, version, offset_size)
-        except _Incomplete:
-            return None
-        except _Unexpected as error:
-            raise ValueError(str(error)) from None
-    return reader.pos
-
-
 def record_data_positions(path: Path) -> int:
     """Write each data block's position into the archive's table of contents.
 
     Returns how many were recorded; 0 when the archive was left as it was.
     """
     with open(path, "r+b") as handle:
-        reader = _Reader(handle)
+        reader = _file_reader(handle)
         try:
             version, offset_size, compressed = _read_header(reader)
             if compressed:  # block contents are zlib streams, which may hold zero bytes
@@ -221,3 +230,17 @@ def record_data_positions(path: Path) -> int:
             position = bytes([POSITION_SET]) + start.to_bytes(offset_size, "little")
             os.pwrite(handle.fileno(), position, with_data[dump_id].state_at)
     return len(starts)
+
+
+def read_table_of_contents(head: bytes) -> TableOfContents | None:
+    """The header and table of contents at the start of `head`, the first bytes of an
+    archive; None while they do not fit in it. An unknown archive raises ValueError."""
+    reader = _Reader(lambda count, at: head[at : at + count], len(head))
+    try:
+        version, offset_size, compressed = _read_header(reader)
+        entries = _read_entries(reader, version, offset_size)
+    except _Incomplete:
+        return None
+    except _Unexpected as error:
+        raise ValueError(str(error)) from None
+    return TableOfContents(version, reader.int_size, compressed, entries, reader.pos)

@@ -29,13 +29,14 @@ from engines.errors import IntegrityError
 from engines.fsutil import private_work_folder
 from engines.jobs import JobContext
 from engines.postgres.archive import WORK_PURPOSE
-from engines.postgres.archive_layout import table_of_contents_end
+from engines.postgres.archive_layout import TableOfContents, read_table_of_contents
 from engines.resolve import ResolvedArtifact
 
 
 @dataclass(frozen=True)
 class StreamedArchive:
     path: Path  # the archive's header and table of contents, no data
+    toc: TableOfContents
     metadata: dict[str, Any]  # as sealed inside the artifact
     resolved: ResolvedArtifact
     keyring: Keyring
@@ -56,32 +57,32 @@ def authenticated_stream(
     with private_work_folder(repository_root, WORK_PURPOSE) as folder:
         context.log(f"authenticating {resolved.label}")
         toc = folder / "toc.dump"
-        sealed = _authenticate_keeping_toc(resolved, keyring, toc, context)
+        contents, sealed = _authenticate_keeping_toc(resolved, keyring, toc, context)
         context.log(f"{resolved.label}: every chunk authenticated")
-        yield StreamedArchive(toc, sealed, resolved, keyring)
+        yield StreamedArchive(toc, contents, sealed, resolved, keyring)
 
 
 def _authenticate_keeping_toc(
-    resolved: ResolvedArtifact, keyring: Keyring, toc: Path, context: JobContext
-) -> dict[str, Any]:
+    resolved: ResolvedArtifact, keyring: Keyring, toc_path: Path, context: JobContext
+) -> tuple[TableOfContents, dict[str, Any]]:
     name = display_name(resolved.path)
-    with open_container(resolved.path, keyring) as reader, open(toc, "xb") as out:
+    with open_container(resolved.path, keyring) as reader:
         data = DecryptedStream(reader)
+        head = b""
         with decompressing(reader, data, name) as plain:
-            while (end := _toc_end(toc)) is None:
+            while (toc := _read_toc(head)) is None:
                 block = plain.read(READ_SIZE)
                 if not block:
                     raise IntegrityError(f"{name}: ends inside its table of contents")
-                out.write(block)
-                out.flush()
-        out.truncate(end)
+                head += block
+        toc_path.write_bytes(head[: toc.end])
         while data.read(READ_SIZE):  # the rest is authenticated, not inflated
             context.raise_if_cancelled()
-        return sealed_metadata(reader, name)
+        return toc, sealed_metadata(reader, name)
 
 
-def _toc_end(path: Path) -> int | None:
+def _read_toc(head: bytes) -> TableOfContents | None:
     try:
-        return table_of_contents_end(path)
+        return read_table_of_contents(head)
     except ValueError as error:
         raise IntegrityError(f"not a pg_dump custom-format archive ({error})") from None

@@ -30,7 +30,7 @@ from typing import BinaryIO
 MAGIC = b"PGDMP"
 ARCHIVE_CUSTOM = 1
 OLDEST, NEWEST = (1, 12), (1, 16)
-POSITION_NOT_SET, POSITION_SET = 1, 2
+POSITION_NOT_SET, POSITION_SET, NO_DATA = 1, 2, 3
 BLOCK_DATA, BLOCK_LARGE_OBJECTS = 1, 3
 
 
@@ -50,7 +50,12 @@ class Entry:
     desc: str  # "TABLE DATA", "BLOBS", "SEQUENCE SET", ...
     schema: str
     tag: str  # the object's name: for TABLE DATA, the table's
+    definition: str  # the SQL that creates it (for ENCODING: the SET statement)
     copy_statement: str  # "COPY schema.table (columns) FROM stdin;" for COPY data
+
+    @property
+    def has_data(self) -> bool:
+        return self.state != NO_DATA
 
 
 @dataclass
@@ -153,7 +158,7 @@ def _read_entries(reader: _Reader, version: tuple[int, int], offset_size: int) -
         reader.string()  # oid
         tag, desc = _text(reader.string()), _text(reader.string())
         reader.integer()  # section
-        reader.string()  # definition
+        definition = _text(reader.string())
         reader.string()  # drop statement
         copy_statement, schema = _text(reader.string()), _text(reader.string())
         reader.string()  # tablespace
@@ -167,7 +172,9 @@ def _read_entries(reader: _Reader, version: tuple[int, int], offset_size: int) -
             pass
         state_at = reader.pos
         state = reader.byte()
-        entries.append(Entry(dump_id, state_at, state, desc, schema, tag, copy_statement))
+        entries.append(
+            Entry(dump_id, state_at, state, desc, schema, tag, definition, copy_statement)
+        )
         reader.take(offset_size)  # the data position (not set in a piped archive)
     return entries
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from engines.jobs import JobContext
 from engines.postgres.connection import PostgresTarget
+from engines.postgres.copy_load import load_table_data, loads_in_parallel
 from engines.postgres.inspect import TableInfo
 from engines.postgres.process import RunningTool, run_tool
 from engines.postgres.streamed_archive import StreamedArchive
@@ -43,9 +44,10 @@ def restore_archive(
     entries: int,
     context: JobContext,
     sections: tuple[str, ...] = (),
+    use_list: Path | None = None,
 ) -> None:
-    """`pg_restore --jobs` of the archive (or of `sections` of it) into `database`,
-    stopping at the first error."""
+    """`pg_restore --jobs` of the archive (or of `sections` of it, or of the entries in
+    `use_list`) into `database`, stopping at the first error."""
     done = 0
 
     def on_line(line: str) -> None:
@@ -56,6 +58,7 @@ def restore_archive(
 
     argv = [
         *_restore_argv(tools, database, sections),
+        *([f"--use-list={use_list}"] if use_list else []),
         "--verbose",
         f"--jobs={max(1, jobs)}",
         str(archive),
@@ -71,11 +74,53 @@ def restore_streamed(
     archive: StreamedArchive,
     *,
     jobs: int,
-    entries: int,
+    entries: list[TocEntry],
     context: JobContext,
 ) -> None:
-    """Schema and data from the artifact as it inflates, in one pg_restore reading stdin,
-    while decryption runs ahead; then indexes and constraints with `--jobs` in parallel."""
+    """Schema and data from the artifact as it inflates, then indexes and constraints with
+    `--jobs` in parallel. Table data goes through `jobs` COPYs at once where the archive
+    allows it (copy_load), else through one pg_restore reading stdin."""
+    if loads_in_parallel(archive.toc):
+        _load_with_copies(tools, server, database, archive, jobs=jobs, entries=entries,
+                          context=context)  # fmt: skip
+    else:
+        _load_through_pg_restore(tools, server, database, archive, context)
+    context.log(f"schema and data loaded; building indexes and constraints with {jobs} job(s)")
+    restore_archive(
+        tools, server, database, archive.path, jobs=jobs, entries=len(entries), context=context,
+        sections=("post-data",),
+    )  # fmt: skip
+
+
+def _load_with_copies(
+    tools: ClientTools,
+    server: PostgresTarget,
+    database: str,
+    archive: StreamedArchive,
+    *,
+    jobs: int,
+    entries: list[TocEntry],
+    context: JobContext,
+) -> None:
+    # Everything but the table data comes from the table of contents alone.
+    schema_list = archive.path.with_name("schema-and-sequences.list")
+    schema_list.write_text("".join(e.line + "\n" for e in entries if e.desc != "TABLE DATA"))
+    restore_archive(
+        tools, server, database, archive.path, jobs=1, entries=len(entries), context=context,
+        sections=("pre-data", "data"), use_list=schema_list,
+    )  # fmt: skip
+    context.log(f"schema created; loading table data through {jobs} COPY connection(s)")
+    rows = load_table_data(server, database, archive, jobs=jobs, context=context)
+    context.log(f"COPY loaded {sum(rows.values())} rows into {len(rows)} tables")
+
+
+def _load_through_pg_restore(
+    tools: ClientTools,
+    server: PostgresTarget,
+    database: str,
+    archive: StreamedArchive,
+    context: JobContext,
+) -> None:
     total = archive.metadata.get("plain_size")
     argv = _restore_argv(tools, database, ("pre-data", "data"))
     env = server.tool_environment(database)
@@ -94,11 +139,6 @@ def restore_streamed(
         _wait_cancellable(loader, context, f"loading schema and data into {database}")
     finally:
         loader.stop()
-    context.log(f"schema and data loaded; building indexes and constraints with {jobs} job(s)")
-    restore_archive(
-        tools, server, database, archive.path, jobs=jobs, entries=entries, context=context,
-        sections=("post-data",),
-    )  # fmt: skip
 
 
 def _restore_argv(tools: ClientTools, database: str, sections: tuple[str, ...]) -> list[str]:

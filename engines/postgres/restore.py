@@ -98,7 +98,7 @@ def restore_into_scratch(job: RestoreJob, purpose: str) -> str:
                 scratch,
                 job.archive,
                 jobs=job.options.jobs,
-                entries=len(job.entries),
+                entries=job.entries,
                 context=job.context,
             )
         else:

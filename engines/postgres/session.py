@@ -7,7 +7,7 @@ from typing import Any
 
 from engines.fsutil import private_work_folder
 from engines.jobs import JobContext
-from engines.postgres import databases
+from engines.postgres import archive_stream, databases
 from engines.postgres.archive import WORK_PURPOSE, PlainArchive, authenticated_archive
 from engines.postgres.connection import PostgresTarget, connect_maintenance
 from engines.postgres.loader import list_archive
@@ -69,10 +69,14 @@ def _authenticated(
 
 
 def loads_faster_streamed(metadata: dict[str, Any], jobs: int) -> bool:
-    """Streamed, tables load one after another while the artifact inflates; from a plain
-    copy, `pg_restore --jobs` loads several at once, once the copy is written. Parallel
-    loading cannot end before the biggest table is in, so streaming wins with one job or
-    when one table holds most of the rows (rows stand in for bytes here)."""
+    """Streamed, table data goes through `jobs` COPYs at once as the artifact inflates
+    (copy_load), which needs the C chunk walker and no large objects. Otherwise one
+    pg_restore loads the stream table after table, while from a plain copy `pg_restore
+    --jobs` loads several tables at once once the copy is written: that cannot end
+    before the biggest table is in, so streaming still wins with one job or when one
+    table holds most of the rows (rows stand in for bytes here)."""
+    if archive_stream.AVAILABLE and not metadata.get("large_objects"):
+        return True
     rows = [table.get("rows") or 0 for table in metadata.get("tables", [])]
     total = sum(rows)
     return jobs <= 1 or total == 0 or max(rows) >= STREAMING_SHARE * total

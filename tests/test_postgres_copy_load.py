@@ -1,0 +1,161 @@
+"""Whole-database restores whose table data goes through several COPYs at once
+(copy_load): what they load, and what a failed, cancelled or killed load leaves."""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from engines.actions.restore import run_restore
+from engines.errors import JobCancelledError
+from engines.jobs import JobContext, run_job
+from engines.postgres.options import PostgresRestoreOptions
+from jarvis_tui.exit_codes import ExitCode
+from tests.pg_seed import PgCase
+from tests.servers import wait_until
+from tests.test_postgres_archive_layout import AWKWARD_SQL
+from tests.test_postgres_archive_stream import MARKERS_SQL
+
+CLI = Path(sys.executable).with_name("jarvis-tui")
+
+# No large objects (those go through pg_restore), and beside the seed's tables: COPY text
+# full of escapes, a partitioned table, a generated column, a table in a schema with a
+# non-ASCII name, and one big enough (about 9 MB of COPY text) to be dealt out in pieces.
+EXTRA_SQL = (
+    AWKWARD_SQL
+    + MARKERS_SQL
+    + """
+SELECT lo_unlink(oid) FROM pg_largeobject_metadata;
+CREATE TABLE public.readings (at date NOT NULL, value numeric) PARTITION BY RANGE (at);
+CREATE TABLE public.readings_2024 PARTITION OF public.readings
+    FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+CREATE TABLE public.readings_2025 PARTITION OF public.readings
+    FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+INSERT INTO public.readings SELECT date '2024-06-01' + g % 400, g / 7.0
+  FROM generate_series(1, 3000) AS g;
+CREATE TABLE public.priced (net numeric, gross numeric GENERATED ALWAYS AS (net * 1.19) STORED);
+INSERT INTO public.priced (net) SELECT g FROM generate_series(1, 100) AS g;
+CREATE SCHEMA "Künstler";
+CREATE TABLE "Künstler"."Werke" ("Titel" text PRIMARY KEY);
+INSERT INTO "Künstler"."Werke" VALUES ('Träumerei'), ('Gymnopédie'), ('月の光');
+CREATE TABLE public.events AS
+SELECT g AS id, md5(g::text) AS digest, now() - g * interval '1 second' AS at
+FROM generate_series(1, 150000) AS g;
+CREATE INDEX events_digest_idx ON public.events (digest);
+"""
+)
+
+
+@pytest.fixture
+def pg(tmp_path, isolated_env, postgres_server):
+    case = PgCase(postgres_server, tmp_path)
+    postgres_server.execute(EXTRA_SQL, dbname=case.source)
+    yield case
+    case.cleanup()
+
+
+def _copy_sessions(case: PgCase) -> list[tuple[int, str]]:
+    return case.server.execute(
+        "SELECT pid, query FROM pg_stat_activity WHERE datname LIKE 'jarvis\\_scratch\\_%'"
+        " AND query LIKE 'COPY public.events %'"
+    )
+
+
+@pytest.mark.parametrize("jobs", ["1", "2", "3"])
+def test_every_table_loads_through_parallel_copies(pg, jobs):
+    assert pg.cli("backup", "postgres") == ExitCode.OK
+    target = f"{pg.source}_copies{jobs}"
+    code = pg.cli("restore", "postgres", "latest", "--target-db", target, "--jobs", jobs)
+    assert code == ExitCode.OK
+    assert pg.fingerprint(target) == pg.fingerprint()
+    log = pg.job_log()
+    assert f"loading table data through {jobs} COPY connection(s)" in log
+    contents = pg.fingerprint()["contents"]
+    total = sum(count for count, _ in contents.values()) - contents["public.readings"][0]
+    assert f"COPY loaded {total} rows" in log  # a partitioned table's rows are its partitions'
+    generated = "SELECT sum(gross) FROM public.priced"
+    assert pg.server.execute(generated, dbname=target) == pg.server.execute(
+        generated, dbname=pg.source
+    )
+
+
+def test_a_copy_killed_on_the_server_fails_the_restore_and_changes_nothing(pg):
+    assert pg.cli("backup", "postgres") == ExitCode.OK
+    before, databases = pg.fingerprint(), pg.databases()
+    restoring = subprocess.Popen(
+        [str(CLI), "--env-file", str(pg.env_file), "restore", "postgres", "latest",
+         "--drop-existing", "--jobs", "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        wait_until(lambda: bool(_copy_sessions(pg)), 60, "a COPY into events")
+        pid = _copy_sessions(pg)[0][0]
+        pg.server.execute(f"SELECT pg_terminate_backend({pid})")
+        _, errors = restoring.communicate(timeout=60)
+    finally:
+        restoring.kill()
+    assert restoring.returncode == ExitCode.FAILED
+    assert "loading public.events failed" in errors
+    assert f"database {pg.source} was not changed" in errors
+    assert pg.fingerprint() == before
+    assert pg.databases() == databases  # the scratch database was dropped
+
+
+def test_cancel_during_the_copies_stops_them_and_changes_nothing(pg):
+    assert pg.cli("backup", "postgres") == ExitCode.OK
+    before, databases = pg.fingerprint(), pg.databases()
+    contexts: list[JobContext] = []
+    outcome: list[BaseException] = []
+
+    def restore(context: JobContext) -> None:
+        contexts.append(context)
+        options = PostgresRestoreOptions(drop_existing=True, jobs=2)
+        run_restore(workspace, "postgres", "latest", options, context)
+
+    def run() -> None:
+        try:
+            run_job(workspace.catalog, "restore", "cancel test", restore)
+        except BaseException as error:  # handed to the test thread
+            outcome.append(error)
+
+    with pg.workspace() as workspace:
+        worker = threading.Thread(target=run)
+        worker.start()
+        wait_until(lambda: bool(_copy_sessions(pg)), 60, "a COPY into events")
+        contexts[0].cancel()
+        worker.join(60)
+        assert not worker.is_alive()
+    assert [type(error) for error in outcome] == [JobCancelledError]
+    assert not _copy_sessions(pg)
+    assert pg.fingerprint() == before
+    assert pg.databases() == databases
+    assert "COPY loaded" not in pg.job_log()
+
+
+def test_sigkill_during_the_copies_leaves_the_original(pg):
+    assert pg.cli("backup", "postgres") == ExitCode.OK
+    before = pg.fingerprint()
+    restoring = subprocess.Popen(
+        [str(CLI), "--env-file", str(pg.env_file), "restore", "postgres", "latest",
+         "--drop-existing", "--jobs", "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_until(lambda: bool(_copy_sessions(pg)), 60, "a COPY into events")
+    finally:
+        os.kill(restoring.pid, signal.SIGKILL)
+        restoring.wait()
+    wait_until(lambda: not _copy_sessions(pg), 20, "the server to end the orphaned COPYs")
+    assert pg.fingerprint() == before
+    assert not [n for n in pg.databases() if "_pre_restore_" in n]
+
+    assert pg.cli("restore", "postgres", "latest", "--drop-existing") == ExitCode.OK
+    assert pg.fingerprint() == before
+    assert not [n for n in pg.databases() if n.startswith("jarvis_scratch_")]

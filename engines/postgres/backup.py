@@ -5,9 +5,11 @@ from engines.actions.output_copy import check_output_path, copy_artifacts
 from engines.catalog import Artifact, BackupSet
 from engines.errors import IntegrityError, JarvisError
 from engines.jobs import JobContext
+from engines.postgres import archive_stream
 from engines.postgres.connection import PostgresTarget, connect, target_from_settings
 from engines.postgres.dump import (
     SnapshotCounter,
+    StreamRowCounter,
     can_read_role_passwords,
     dump_file_stem,
     dump_metadata,
@@ -84,13 +86,26 @@ def _dump_database(
     options: PostgresBackupOptions,
     context: JobContext,
 ) -> Artifact:
-    with SnapshotCounter(target, count=options.mode != "schema") as counter:
+    with_rows = options.mode != "schema"
+    streamed_counts = StreamRowCounter() if with_rows and archive_stream.AVAILABLE else None
+    with SnapshotCounter(target, count=with_rows and streamed_counts is None) as counter:
         context.log(f"pg_dump --format=custom ({options.mode}) in snapshot {counter.snapshot_id}")
         tool = start_pg_dump(tools, target, options.mode, counter.snapshot_id)
         counter.start()
+        stream = stream_output(tool, f"dumping {target.describe()}")
+        if streamed_counts is not None:
+            stream = streamed_counts.watch(stream)
 
         def metadata() -> dict:
             tables, large_objects = counter.result()
+            if streamed_counts is not None:
+                if not streamed_counts.complete:
+                    context.log(
+                        "the dump's format is not one the row-count walk knows; rows were "
+                        "counted on the server, in the dump's snapshot",
+                        "warning",
+                    )
+                tables = streamed_counts.fill_in(tables, counter)
             return dump_metadata(target, facts, tools, options.mode, tables, large_objects)
 
         try:
@@ -101,7 +116,7 @@ def _dump_database(
                 source="postgres",
                 mode=options.mode,
                 name=f"{dump_file_stem(target.database, options.mode)}.dump",
-                stream=stream_output(tool, f"dumping {target.describe()}"),
+                stream=stream,
                 metadata=metadata,
             )
         finally:

@@ -1,9 +1,10 @@
 """Backing up a database: pg_dump's custom format streamed into the artifact pipeline.
 
-One REPEATABLE READ transaction exports a snapshot; pg_dump runs with
-`--snapshot` while the same transaction counts every table, so the recorded
-row counts are exactly what the dump holds. The transaction stays open until
-pg_dump has finished, which keeps the exported snapshot valid.
+One REPEATABLE READ transaction exports a snapshot and pg_dump runs with `--snapshot`,
+so the recorded row counts are exactly what the dump holds: counted from the COPY data
+as it streams past (archive_stream), or, without the C chunk walker, by count(*) in
+the same transaction while pg_dump runs. The transaction stays open until pg_dump has
+finished, which keeps the exported snapshot valid.
 """
 
 import contextlib
@@ -11,10 +12,12 @@ import re
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
+from dataclasses import replace
 from typing import Any
 
 import psycopg
 
+from engines.postgres.archive_stream import ArchiveWalker, BlockEnd
 from engines.postgres.connection import PostgresTarget, connect
 from engines.postgres.inspect import (
     ServerFacts,
@@ -77,6 +80,10 @@ class SnapshotCounter:
     def result(self) -> tuple[list[TableInfo], int]:
         return self._result.result()
 
+    def count_on_server(self, tables: list[TableInfo]) -> list[TableInfo]:
+        """count(*) of `tables` in the snapshot (once the thread is done)."""
+        return count_rows(self._conn, tables)
+
     def close(self) -> None:
         if self._thread.is_alive():
             # On failure or cancellation: stop the count so the thread ends with the connection.
@@ -92,6 +99,57 @@ class SnapshotCounter:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+class StreamRowCounter:
+    """The rows of each table, counted from its COPY data as the dump streams past.
+
+    An archive the walker does not know (a newer pg_dump's format) is not a failed
+    backup: counting stops, and the rows are counted on the server instead."""
+
+    def __init__(self) -> None:
+        self._walker: ArchiveWalker | None = ArchiveWalker()
+        self.rows: dict[tuple[str, str], int] = {}
+
+    def watch(self, blocks: Iterator[bytes]) -> Iterator[bytes]:
+        for block in blocks:
+            self._count(block)
+            yield block
+        if self._walker is not None:
+            try:
+                self._walker.finish()
+            except ValueError:
+                self._walker = None
+
+    def _count(self, block: bytes) -> None:
+        if self._walker is None:
+            return
+        try:
+            events = self._walker.feed(block)
+        except ValueError:
+            self._walker = None
+            return
+        for event in events:
+            if isinstance(event, BlockEnd) and event.rows is not None:
+                table = (event.entry.schema, event.entry.tag)
+                self.rows[table] = self.rows.get(table, 0) + event.rows
+
+    @property
+    def complete(self) -> bool:
+        """False when the walk stopped at something it does not know."""
+        return self._walker is not None
+
+    def fill_in(self, tables: list[TableInfo], snapshot: SnapshotCounter) -> list[TableInfo]:
+        """`tables` with their streamed counts; any table without one (none, unless the
+        walk stopped) is counted on the server in the dump's snapshot."""
+        rows = self.rows if self._walker is not None else {}
+        counted = [
+            replace(t, rows=rows.get((t.schema, t.name))) if not t.partitioned else t
+            for t in tables
+        ]
+        missing = [t for t in counted if t.rows is None and not t.partitioned]
+        recounted = {t.qualified: t for t in snapshot.count_on_server(missing)} if missing else {}
+        return [recounted.get(t.qualified, t) for t in counted]
 
 
 def start_pg_dump(

@@ -4,13 +4,14 @@ pg_restore, on a pgbench database and a realistic one, on a throwaway PostgreSQL
     .venv/bin/python benchmarks/postgres.py                 # two ~1 GiB databases
     .venv/bin/python benchmarks/postgres.py --size-mib 256  # quicker
 
-Contenders per database (each its own process; wall time, output size, peak RSS):
+Contenders per database (each its own process; wall time, output size, peak RSS), in
+rounds (BACKUP_ROUNDS, RESTORE_ROUNDS) after a warm-up:
   ours backup      jarvis-tui backup postgres (custom format, gzip-9, AES-GCM, sha256,
                    row counts in the dump's snapshot, globals)
   guide pipeline   pg_dump -Fp | gzip -9 > file
   pg_dump -Fc      pg_dump -Fc -f file (zlib level 6 inside)
   ours restore     jarvis-tui restore postgres --target-db NEW --jobs 2 (authenticate,
-                   decrypt, restore into scratch, check counts, rename)
+                   decrypt, restore into scratch through two COPYs, check counts, rename)
   pg_restore -j 2  pg_restore -j 2 -d NEW of the -Fc dump
 """
 
@@ -22,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +42,7 @@ TARGETS = (
     ("pgbench", "ours restore / pg_restore -j 2", "ours restore", "pg_restore -j 2", 1.15),
 )
 RSS_LIMIT_MB = 150
+BACKUP_ROUNDS = 3
 RESTORE_ROUNDS = 5
 
 # About 330 bytes a row on disk; text, JSON, UUIDs, timestamps and numbers that compress
@@ -94,7 +97,7 @@ def settle(server) -> None:
     os.sync()
 
 
-def measure(name: str, argv: list[str], env: dict[str, str], output: Path | None = None) -> Result:
+def measure(name: str, argv: list[str], env: dict[str, str]) -> Result:
     """Run one contender under GNU time (a tiny launcher, so RSS is the contender's own)."""
     timer = shutil.which("time")
     report = WORK / "time.out"
@@ -108,8 +111,7 @@ def measure(name: str, argv: list[str], env: dict[str, str], output: Path | None
     if os.waitstatus_to_exitcode(status) != 0:
         sys.exit(f"{name} failed with exit status {os.waitstatus_to_exitcode(status)}")
     peak_kib = int(report.read_text().split()[-1]) if timer else usage.ru_maxrss
-    size = output.stat().st_size if output is not None and output.exists() else 0
-    return Result(name, seconds, size, peak_kib / 1024)
+    return Result(name, seconds, 0, peak_kib / 1024)
 
 
 def seed_pgbench(server, size_mib: int) -> None:
@@ -135,68 +137,111 @@ def seed_realistic(server, size_mib: int) -> None:
     print(f"  realistic: {start - 1} rows, {size / MiB:.0f} MiB")
 
 
+@dataclass
+class Contender:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    prepare: Callable[[], None] = lambda: None  # before each run, untimed
+    output: Callable[[], Path | None] = lambda: None  # what it wrote, for the size
+
+
+def in_rounds(contenders: list[Contender], rounds: int, server) -> dict[str, Result]:
+    """One uncounted warm-up round, then `rounds` rounds in alternating order, the
+    server settled before each run; the fastest run of each counts (median printed).
+
+    The very first run of a series found the server in a state no later run does (it
+    ran 20-25% faster than every later run of the same tool), hence the warm-up; the
+    server drifts by seconds within a series, hence the alternating order."""
+    best: dict[str, Result] = {}
+    times: dict[str, list[float]] = {}
+    for round_number in range(-1, rounds):
+        order = contenders if round_number % 2 == 0 else contenders[::-1]
+        for contender in order:
+            contender.prepare()
+            settle(server)
+            label = "warm-up" if round_number < 0 else str(round_number + 1)
+            result = measure(f"{contender.name} ({label})", contender.argv, contender.env)
+            output = contender.output()
+            result.size = output.stat().st_size if output is not None else 0
+            if round_number < 0:
+                continue
+            result.name = contender.name
+            times.setdefault(contender.name, []).append(result.seconds)
+            if contender.name not in best or result.seconds < best[contender.name].seconds:
+                best[contender.name] = result
+    for name, seconds in times.items():
+        print(f"  {name}: min {min(seconds):.2f} s, median {statistics.median(seconds):.2f} s, "
+              f"rounds {', '.join(f'{s:.2f}' for s in seconds)}")  # fmt: skip
+    return best
+
+
 def bench_database(server, database: str, env_file: Path, tool_env: dict[str, str]):
     bin_dir = server.bin_dir
-    results: dict[str, Result] = {}
     database_size = server.execute(f"SELECT pg_database_size('{database}')")[0][0]
     plain = WORK / f"{database}.sql.gz"
     custom = WORK / f"{database}.dump"
     cli_env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-    settle(server)
-    results["ours backup"] = measure(
-        "ours backup",
-        [str(CLI), "--env-file", str(env_file), "backup", "postgres", "--database", database],
-        cli_env,
-    )
     repository = WORK / "repo" / "postgres"
-    newest = max(repository.glob(f"*_{database}_full.dump.gz.enc"), key=lambda p: p.stat().st_mtime)
-    results["ours backup"].size = newest.stat().st_size
-    settle(server)
-    results["guide pipeline"] = measure(
-        "guide pipeline",
-        ["bash", "-c", f"{bin_dir}/pg_dump -Fp {database} | gzip -9 > {plain}"],
-        tool_env,
-        plain,
-    )
-    settle(server)
-    results["pg_dump -Fc"] = measure(
-        "pg_dump -Fc", [f"{bin_dir}/pg_dump", "-Fc", "-f", str(custom), database], tool_env, custom
-    )
-    set_id = newest.name.split(f"_{database}_full")[0]
-    rounds: dict[str, list[float]] = {}
-    # Restores are the noisiest (autovacuum of the previous copy, checkpoints, a server that
-    # drifts by seconds within a run): run each contender RESTORE_ROUNDS times, alternating
-    # which goes first, settled before each, and keep the best time (the median is printed).
-    # A warm-up round comes first and is not counted: the very first restore of a run (the
-    # peer's, when round 1 counted) found the server in a state no later one does and ran
-    # 20-25% faster than every later round of the same tool, so the "best" was that accident.
-    for round_number in range(-1, RESTORE_ROUNDS):
-        order = ("pg_restore -j 2", "ours restore")
-        for name in order if round_number % 2 == 0 else order[::-1]:
-            copy = f"{database}_{'ours' if name.startswith('ours') else 'peer'}"
-            server.drop_database(copy)
-            if name == "ours restore":
-                argv = [str(CLI), "--env-file", str(env_file), "restore", "postgres", set_id,
-                        "--target-db", copy, "--jobs", "2"]  # fmt: skip
-                env = cli_env
-            else:
-                server.create_database(copy)
-                argv = [f"{bin_dir}/pg_restore", "-j", "2", "-d", copy, str(custom)]
-                env = tool_env
-            settle(server)
-            label = "warm-up" if round_number < 0 else str(round_number + 1)
-            result = measure(f"{name} ({label})", argv, env)
-            if round_number < 0:
-                continue
-            result.name = name
-            rounds.setdefault(name, []).append(result.seconds)
-            if name not in results or result.seconds < results[name].seconds:
-                results[name] = result
-    for name, seconds in rounds.items():
-        print(f"  {name}: min {min(seconds):.2f} s, median {statistics.median(seconds):.2f} s, "
-              f"rounds {', '.join(f'{s:.2f}' for s in seconds)}")  # fmt: skip
+
+    def newest_backup() -> Path:
+        backups = repository.glob(f"*_{database}_full.dump.gz.enc")
+        return max(backups, key=lambda path: path.stat().st_mtime)
+
+    results = in_rounds(
+        [
+            Contender(
+                "ours backup",
+                [str(CLI), "--env-file", str(env_file), "backup", "postgres", "--database",
+                 database],
+                cli_env,
+                output=newest_backup,
+            ),
+            Contender(
+                "guide pipeline",
+                ["bash", "-c", f"{bin_dir}/pg_dump -Fp {database} | gzip -9 > {plain}"],
+                tool_env,
+                output=lambda: plain,
+            ),
+            Contender(
+                "pg_dump -Fc",
+                [f"{bin_dir}/pg_dump", "-Fc", "-f", str(custom), database],
+                tool_env,
+                prepare=lambda: custom.unlink(missing_ok=True),
+                output=lambda: custom,
+            ),
+        ],
+        BACKUP_ROUNDS,
+        server,
+    )  # fmt: skip
+    set_id = newest_backup().name.split(f"_{database}_full")[0]
+    ours_copy, peer_copy = f"{database}_ours", f"{database}_peer"
+
+    def fresh_peer_copy() -> None:
+        server.drop_database(peer_copy)
+        server.create_database(peer_copy)
+
+    results |= in_rounds(
+        [
+            Contender(
+                "pg_restore -j 2",
+                [f"{bin_dir}/pg_restore", "-j", "2", "-d", peer_copy, str(custom)],
+                tool_env,
+                prepare=fresh_peer_copy,
+            ),
+            Contender(
+                "ours restore",
+                [str(CLI), "--env-file", str(env_file), "restore", "postgres", set_id,
+                 "--target-db", ours_copy, "--jobs", "2"],
+                cli_env,
+                prepare=lambda: server.drop_database(ours_copy),
+            ),
+        ],
+        RESTORE_ROUNDS,
+        server,
+    )  # fmt: skip
     check_restored(server, database)
-    for name in (f"{database}_ours", f"{database}_peer"):
+    for name in (ours_copy, peer_copy):
         server.drop_database(name)
     plain.unlink(missing_ok=True)
     custom.unlink(missing_ok=True)

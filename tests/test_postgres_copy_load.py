@@ -19,12 +19,13 @@ from tests.pg_seed import PgCase
 from tests.servers import wait_until
 from tests.test_postgres_archive_layout import AWKWARD_SQL
 from tests.test_postgres_archive_stream import MARKERS_SQL
+from tests.test_postgres_kill import BIG_TABLE
 
 CLI = Path(sys.executable).with_name("jarvis-tui")
 
 # No large objects (those go through pg_restore), and beside the seed's tables: COPY text
 # full of escapes, a partitioned table, a generated column, a table in a schema with a
-# non-ASCII name, and one big enough (about 9 MB of COPY text) to be dealt out in pieces.
+# non-ASCII name, and one big enough (about 25 MB of COPY text) to be dealt out in pieces.
 EXTRA_SQL = (
     AWKWARD_SQL
     + MARKERS_SQL
@@ -42,11 +43,8 @@ INSERT INTO public.priced (net) SELECT g FROM generate_series(1, 100) AS g;
 CREATE SCHEMA "Künstler";
 CREATE TABLE "Künstler"."Werke" ("Titel" text PRIMARY KEY);
 INSERT INTO "Künstler"."Werke" VALUES ('Träumerei'), ('Gymnopédie'), ('月の光');
-CREATE TABLE public.events AS
-SELECT g AS id, md5(g::text) AS digest, now() - g * interval '1 second' AS at
-FROM generate_series(1, 150000) AS g;
-CREATE INDEX events_digest_idx ON public.events (digest);
 """
+    + BIG_TABLE
 )
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import psycopg
 
 from engines.errors import IntegrityError, JarvisError
+from engines.joblog import redact
 from engines.jobs import JobContext
 from engines.postgres.archive_layout import Entry, TableOfContents
 from engines.postgres.archive_stream import AVAILABLE, ArchiveWalker, Piece
@@ -108,8 +109,12 @@ def load_table_data(
     try:
         for number in range(max(1, jobs)):
             conn = connect(server, database)
-            for statement in setup:
-                conn.execute(statement)  # type: ignore[arg-type]  # the archive's own SET
+            try:
+                for statement in setup:
+                    conn.execute(statement)  # type: ignore[arg-type]  # the archive's own SET
+            except BaseException:
+                conn.close()
+                raise
             connections.append(_Connection(conn, f"copy-{number + 1}"))
         expected = _deal(archive, connections, context)
         finished = True
@@ -164,6 +169,9 @@ def _deal(
         fed += len(block)
         context.progress(fed, total)
         context.raise_if_cancelled()
+        for worker in connections:
+            if worker.error is not None:
+                raise _failure(worker) from worker.error
     try:
         walker.finish()
     except ValueError as error:
@@ -199,7 +207,7 @@ def _archive_settings(toc: TableOfContents) -> list[str]:
 def _failure(worker: _Connection) -> JarvisError:
     entry = worker.failed_on
     table = f"{entry.schema}.{entry.tag}" if entry else "a table"
-    detail = str(worker.error).strip().splitlines()
+    detail = redact(str(worker.error)).strip().splitlines()
     return CopyFailedError(f"loading {table} failed: {' | '.join(detail[:3])}")
 
 

@@ -6,7 +6,7 @@ import threading
 import psycopg
 import pytest
 
-from engines.postgres import archive_layout
+from engines.postgres import archive_layout, archive_stream
 from jarvis_tui.exit_codes import ExitCode
 from tests.pg_seed import PgCase
 
@@ -70,3 +70,14 @@ def test_an_archive_the_walk_cannot_read_is_counted_on_the_server(pg, monkeypatc
         "public.orders": 200_900,
     }
     assert "rows were counted on the server" in pg.job_log()
+
+
+def test_without_the_c_walker_rows_are_counted_on_the_server_and_pg_restore_loads(pg, monkeypatch):
+    # A machine that had no C compiler when the package was installed.
+    monkeypatch.setattr(archive_stream, "AVAILABLE", False)
+    assert pg.cli("backup", "postgres") == ExitCode.OK
+    assert _recorded_rows(pg)["public.orders"] == 200_900
+    target = f"{pg.source}_without_c"
+    assert pg.cli("restore", "postgres", "latest", "--target-db", target) == ExitCode.OK
+    assert pg.fingerprint(target) == pg.fingerprint()
+    assert "COPY connection" not in pg.job_log()

@@ -20,8 +20,9 @@ import psycopg
 from engines.errors import IntegrityError, JarvisError
 from engines.joblog import redact
 from engines.jobs import JobContext
+from engines.postgres import archive_stream
 from engines.postgres.archive_layout import Entry, TableOfContents
-from engines.postgres.archive_stream import AVAILABLE, ArchiveWalker, Piece
+from engines.postgres.archive_stream import ArchiveWalker, Piece
 from engines.postgres.connection import PostgresTarget, connect
 from engines.postgres.streamed_archive import StreamedArchive
 
@@ -43,7 +44,7 @@ def loads_in_parallel(toc: TableOfContents) -> bool:
     """True when every data block of the archive is table data this loader can COPY
     (not large objects, not data pg_dump compressed, not INSERT statements)."""
     return (
-        AVAILABLE
+        archive_stream.AVAILABLE
         and not toc.compressed
         and all(e.desc == "TABLE DATA" and e.copy_statement for e in toc.entries if e.has_data)
     )

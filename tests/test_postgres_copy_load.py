@@ -24,8 +24,9 @@ from tests.test_postgres_kill import BIG_TABLE
 CLI = Path(sys.executable).with_name("jarvis-tui")
 
 # No large objects (those go through pg_restore), and beside the seed's tables: COPY text
-# full of escapes, a partitioned table, a generated column, a table in a schema with a
-# non-ASCII name, and one big enough (about 25 MB of COPY text) to be dealt out in pieces.
+# full of escapes, a partitioned table, a generated column, XML fragments, arrays, times
+# and intervals, a table in a schema with a non-ASCII name, and one big enough (about
+# 25 MB of COPY text) to be dealt out in pieces.
 EXTRA_SQL = (
     AWKWARD_SQL
     + MARKERS_SQL
@@ -40,6 +41,9 @@ INSERT INTO public.readings SELECT date '2024-06-01' + g % 400, g / 7.0
   FROM generate_series(1, 3000) AS g;
 CREATE TABLE public.priced (net numeric, gross numeric GENERATED ALWAYS AS (net * 1.19) STORED);
 INSERT INTO public.priced (net) SELECT g FROM generate_series(1, 100) AS g;
+CREATE TABLE public.notes (body xml, spans int4range[], stamp timestamptz, pause interval);
+INSERT INTO public.notes VALUES ('a <b>fragment</b>, not a document', '{"[1,5)","[7,9)"}',
+    '2024-02-29 23:59:59.999999+05:30', '1 year 2 mons -3 days 04:05:06.5');
 CREATE SCHEMA "Künstler";
 CREATE TABLE "Künstler"."Werke" ("Titel" text PRIMARY KEY);
 INSERT INTO "Künstler"."Werke" VALUES ('Träumerei'), ('Gymnopédie'), ('月の光');

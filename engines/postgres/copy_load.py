@@ -27,10 +27,12 @@ from engines.postgres.connection import PostgresTarget, connect
 from engines.postgres.streamed_archive import StreamedArchive
 
 QUEUE_DEPTH = 3  # pieces waiting per connection: a few megabytes
-SESSION_SETTINGS = (
+SESSION_SETTINGS = (  # as pg_restore sets its own session up
     "SET statement_timeout = 0",
     "SET lock_timeout = 0",
     "SET idle_in_transaction_session_timeout = 0",
+    "SET check_function_bodies = false",
+    "SET xmloption = content",
     "SET client_min_messages = warning",
     "SET row_security = off",
 )

@@ -74,14 +74,14 @@ def test_sigkill_during_drop_existing_restore_leaves_the_original(pg, capsys):
     assert list((pg.tmp_path / "repo" / ".postgres-restore").iterdir()) == []
 
 
-def test_cancel_while_streaming_stops_pg_restore_and_changes_nothing(pg):
+def test_cancel_while_loading_stops_pg_restore_and_changes_nothing(pg):
     assert pg.cli("backup", "postgres") == ExitCode.OK
     before, databases = pg.fingerprint(), pg.databases()
     contexts: list[JobContext] = []
 
     def restore(context: JobContext) -> None:
         contexts.append(context)
-        options = PostgresRestoreOptions(drop_existing=True, jobs=1)  # jobs=1: streamed
+        options = PostgresRestoreOptions(drop_existing=True, jobs=1)
         run_restore(workspace, "postgres", "latest", options, context)
 
     outcome: list[BaseException] = []

@@ -150,17 +150,17 @@ def test_fresh_database_counts_fall_back_to_an_exact_count(postgres_server):
         ([None, 0], 2, True),  # schema only, or empty tables
     ],
 )
-def test_with_large_objects_a_database_streams_when_parallel_loading_cannot_gain_much(
-    rows, jobs, streamed
+def test_without_the_c_walker_a_database_streams_when_parallel_loading_cannot_gain_much(
+    rows, jobs, streamed, monkeypatch
 ):
+    monkeypatch.setattr(archive_stream, "AVAILABLE", False)  # no parallel COPYs then
     metadata = {
-        "tables": [{"schema": "public", "name": f"t{i}", "rows": n} for i, n in enumerate(rows)],
-        "large_objects": 1,  # loaded by pg_restore: no COPYs side by side
+        "tables": [{"schema": "public", "name": f"t{i}", "rows": n} for i, n in enumerate(rows)]
     }
     assert loads_faster_streamed(metadata, jobs) is streamed
 
 
-def test_without_large_objects_a_database_always_streams_into_parallel_copies():
+def test_with_the_c_walker_a_database_always_streams_into_parallel_copies():
     assert archive_stream.AVAILABLE
     tables = [{"schema": "public", "name": f"t{i}", "rows": 500} for i in range(4)]
-    assert loads_faster_streamed({"tables": tables, "large_objects": 0}, 4) is True
+    assert loads_faster_streamed({"tables": tables, "large_objects": 2}, 4) is True

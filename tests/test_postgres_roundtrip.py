@@ -7,6 +7,7 @@ import subprocess
 import pytest
 
 from engines.artifacts import read_sidecar
+from engines.postgres import archive_stream
 from jarvis_tui.exit_codes import ExitCode
 from tests.pg_seed import PgCase
 
@@ -37,15 +38,28 @@ def test_full_backup_records_snapshot_counts_and_round_trips(pg, capsys):
     assert rows == {"app.users": 300, "public.empty_table": 0, "public.orders": 900}
     assert meta["large_objects"] == 1 and meta["database_size"] > 0
 
-    # Both ways of loading a whole database: from a plain copy with two parallel jobs
-    # (no table holds 80% of the rows), and streamed into pg_restore with one job.
-    for jobs, how in (("2", "data block(s) start"), ("1", "schema and data loaded")):
+    # Table data through one and two COPYs, the large object through pg_restore meanwhile.
+    for jobs in ("2", "1"):
         target = f"{pg.source}_copy{jobs}"
         code = pg.cli("restore", "postgres", "latest", "--target-db", target, "--jobs", jobs)
         assert code == ExitCode.OK
         assert pg.fingerprint(target) == pg.fingerprint()
         assert f"created database {target}" in capsys.readouterr().out
+        assert f"{jobs} COPY connection(s) and large objects through pg_restore" in pg.job_log()
+
+
+def test_without_the_c_walker_pg_restore_loads_the_whole_database(pg, capsys, monkeypatch):
+    monkeypatch.setattr(archive_stream, "AVAILABLE", False)  # installed without a C compiler
+    assert pg.cli("backup", "postgres") == ExitCode.OK
+    # From a plain copy with two parallel jobs (no table holds 80% of the rows), and
+    # streamed into one pg_restore with one job.
+    for jobs, how in (("2", "data block(s) start"), ("1", "schema and data loaded")):
+        target = f"{pg.source}_pg_restore{jobs}"
+        code = pg.cli("restore", "postgres", "latest", "--target-db", target, "--jobs", jobs)
+        assert code == ExitCode.OK
+        assert pg.fingerprint(target) == pg.fingerprint()
         assert how in pg.job_log()
+    assert "COPY connection" not in pg.job_log()
 
 
 def test_schema_then_data_backups_rebuild_the_database(pg):

@@ -47,7 +47,16 @@ class BlockEnd:
     rows: int | None
 
 
-Event = Piece | BlockEnd
+@dataclass(frozen=True)
+class RawPiece:
+    """The next bytes of a large-object block as they stand in the archive (its block
+    header included), for pg_restore to load."""
+
+    entry: Entry
+    data: bytes
+
+
+Event = Piece | RawPiece | BlockEnd
 
 
 class ArchiveWalker:
@@ -61,7 +70,8 @@ class ArchiveWalker:
         self._carry = b""  # bytes of a header split between two blocks
         self._state = "toc"  # toc, block (a block header next), objects, chunks
         self._block: Entry | None = None
-        self._in_large_object = False
+        self._in_objects_block = False  # a large-object block
+        self._in_large_object = False  # one object's chunks in it
         self._pending = 0  # bytes of the current chunk still to come
         self._held = b""  # the block's last bytes, which may be its end-of-data line
         self._before_held = b""  # the byte before them (b"" at the block's start)
@@ -96,6 +106,7 @@ class ArchiveWalker:
         size = len(data)
         int_size = self.toc.int_size
         pos = 0
+        raw_from = 0  # where this call's bytes of a large-object block begin
         while pos < size:
             if self._state == "chunks":
                 assert self._block is not None
@@ -120,17 +131,23 @@ class ArchiveWalker:
                 if self._block is None or kind not in (BLOCK_DATA, BLOCK_LARGE_OBJECTS):
                     raise ValueError(f"unexpected data block (type {kind}, dump id {dump_id})")
                 self._state = "chunks" if kind == BLOCK_DATA else "objects"
+                self._in_objects_block = kind == BLOCK_LARGE_OBJECTS
                 self._in_large_object = False
                 self._held = self._before_held = b""
                 self._rows = 0
+                raw_from = pos
             else:  # a large object's oid, or 0 at the end of the block
                 assert self._block is not None
                 if _integer(data[pos : pos + header]) == 0:
+                    events.append(RawPiece(self._block, data[raw_from : pos + header]))
                     events.append(BlockEnd(self._block, None))
-                    self._state = "block"
+                    self._state, self._in_objects_block = "block", False
                 else:
                     self._state, self._in_large_object = "chunks", True
             pos += header
+        if self._in_objects_block and pos > raw_from:
+            assert self._block is not None
+            events.append(RawPiece(self._block, data[raw_from:pos]))
         self._carry = data[pos:]
         return events
 

@@ -7,13 +7,15 @@ turn to `jobs` connections, each running its own COPY into the table; small tabl
 land on one connection while the next table starts on another. Every connection is set
 up as pg_restore sets up its own (the archive's encoding, string syntax and
 search_path; no timeouts; row security off). The rows each COPY reports are added up
-per table and must equal the rows the archive holds.
+per table and must equal the rows the archive holds. Large-object blocks pass through,
+as they stand, to a pg_restore that loads them meanwhile.
 """
 
 import contextlib
 import queue
 import threading
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 import psycopg
 
@@ -22,7 +24,7 @@ from engines.joblog import redact
 from engines.jobs import JobContext
 from engines.postgres import archive_stream
 from engines.postgres.archive_layout import Entry, TableOfContents
-from engines.postgres.archive_stream import ArchiveWalker, Piece
+from engines.postgres.archive_stream import ArchiveWalker, Piece, RawPiece
 from engines.postgres.connection import PostgresTarget, connect
 from engines.postgres.streamed_archive import StreamedArchive
 
@@ -42,14 +44,21 @@ _END_OF_TABLE = object()
 _STOP = object()
 
 
+LARGE_OBJECTS = "BLOBS"  # the description of an entry whose data block holds large objects
+
+
 def loads_in_parallel(toc: TableOfContents) -> bool:
-    """True when every data block of the archive is table data this loader can COPY
-    (not large objects, not data pg_dump compressed, not INSERT statements)."""
+    """True when every data block of the archive is table data this loader can COPY or
+    large objects (not data pg_dump compressed, not INSERT statements)."""
     return (
         archive_stream.AVAILABLE
         and not toc.compressed
-        and all(e.desc == "TABLE DATA" and e.copy_statement for e in toc.entries if e.has_data)
+        and all(_copied(e) or e.desc == LARGE_OBJECTS for e in toc.entries if e.has_data)
     )
+
+
+def _copied(entry: Entry) -> bool:
+    return entry.desc == "TABLE DATA" and bool(entry.copy_statement)
 
 
 class CopyFailedError(JarvisError):
@@ -103,9 +112,11 @@ def load_table_data(
     *,
     jobs: int,
     context: JobContext,
+    large_objects: BinaryIO | None = None,
 ) -> dict[str, int]:
     """COPY every table's data from `archive` into `database` over `jobs` connections;
-    return the rows loaded per table (`schema.name`), each checked against the archive."""
+    return the rows loaded per table (`schema.name`), each checked against the archive.
+    The bytes of large-object blocks go to `large_objects` (a pg_restore's stdin)."""
     setup = [*SESSION_SETTINGS, *_archive_settings(archive.toc)]
     connections: list[_Connection] = []
     finished = False
@@ -119,7 +130,7 @@ def load_table_data(
                 conn.close()
                 raise
             connections.append(_Connection(conn, f"copy-{number + 1}"))
-        expected = _deal(archive, connections, context)
+        expected = _deal(archive, connections, context, large_objects)
         finished = True
     finally:
         _stop(connections, cancel=not finished)
@@ -130,7 +141,10 @@ def load_table_data(
 
 
 def _deal(
-    archive: StreamedArchive, connections: list[_Connection], context: JobContext
+    archive: StreamedArchive,
+    connections: list[_Connection],
+    context: JobContext,
+    large_objects: BinaryIO | None,
 ) -> dict[int, tuple[Entry, int | None]]:
     """Hand the pieces out in turn; return the rows the archive holds per data block."""
     walker = ArchiveWalker()
@@ -160,6 +174,12 @@ def _deal(
                     send(turn, (event.entry, text[:cut] if carry else text))
                     holding.add(turn)
                     turn = (turn + 1) % len(connections)
+                continue
+            if isinstance(event, RawPiece):
+                assert large_objects is not None, "large objects but no pg_restore to load them"
+                large_objects.write(event.data)
+                continue
+            if not _copied(event.entry):
                 continue
             if carry:  # the last row without its newline: COPY takes it as it is
                 send(turn, (event.entry, carry))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from engines.jobs import JobContext
 from engines.postgres.connection import PostgresTarget
-from engines.postgres.copy_load import load_table_data, loads_in_parallel
+from engines.postgres.copy_load import LARGE_OBJECTS, load_table_data, loads_in_parallel
 from engines.postgres.inspect import TableInfo
 from engines.postgres.process import RunningTool, run_tool
 from engines.postgres.streamed_archive import StreamedArchive
@@ -102,15 +102,43 @@ def _load_with_copies(
     entries: list[TocEntry],
     context: JobContext,
 ) -> None:
-    # Everything but the table data comes from the table of contents alone.
+    """Everything but the data blocks from the table of contents alone, then table data
+    through COPYs while a second pg_restore loads the large objects from its stdin: the
+    table of contents followed by the large-object blocks, as they stream past."""
+    with_data = {e.dump_id: e.desc for e in archive.toc.entries if e.has_data}
     schema_list = archive.path.with_name("schema-and-sequences.list")
-    schema_list.write_text("".join(e.line + "\n" for e in entries if e.desc != "TABLE DATA"))
+    schema_list.write_text("".join(e.line + "\n" for e in entries if e.dump_id not in with_data))
     restore_archive(
         tools, server, database, archive.path, jobs=1, entries=len(entries), context=context,
         sections=("pre-data", "data"), use_list=schema_list,
     )  # fmt: skip
-    context.log(f"schema created; loading table data through {jobs} COPY connection(s)")
-    rows = load_table_data(server, database, archive, jobs=jobs, context=context)
+    objects = [e for e in entries if with_data.get(e.dump_id) == LARGE_OBJECTS]
+    context.log(
+        f"schema created; loading table data through {jobs} COPY connection(s)"
+        + (" and large objects through pg_restore" if objects else "")
+    )
+    if not objects:
+        rows = load_table_data(server, database, archive, jobs=jobs, context=context)
+    else:
+        objects_list = archive.path.with_name("large-objects.list")
+        objects_list.write_text("".join(e.line + "\n" for e in objects))
+        argv = [*_restore_argv(tools, database, ("data",)), f"--use-list={objects_list}"]
+        env = server.tool_environment(database)
+        loader = RunningTool(argv, env, name="pg_restore", stdin=subprocess.PIPE)
+        assert loader.process.stdin is not None
+        try:
+            try:
+                with loader.process.stdin as stdin:
+                    stdin.write(archive.path.read_bytes())
+                    rows = load_table_data(
+                        server, database, archive, jobs=jobs, context=context, large_objects=stdin
+                    )
+            except BrokenPipeError:
+                loader.check(f"loading large objects into {database}")
+                raise
+            _wait_cancellable(loader, context, f"loading large objects into {database}")
+        finally:
+            loader.stop()
     context.log(f"COPY loaded {sum(rows.values())} rows into {len(rows)} tables")
 
 

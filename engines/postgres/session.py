@@ -70,12 +70,12 @@ def _authenticated(
 
 def loads_faster_streamed(metadata: dict[str, Any], jobs: int) -> bool:
     """Streamed, table data goes through `jobs` COPYs at once as the artifact inflates
-    (copy_load), which needs the C chunk walker and no large objects. Otherwise one
-    pg_restore loads the stream table after table, while from a plain copy `pg_restore
-    --jobs` loads several tables at once once the copy is written: that cannot end
-    before the biggest table is in, so streaming still wins with one job or when one
-    table holds most of the rows (rows stand in for bytes here)."""
-    if archive_stream.AVAILABLE and not metadata.get("large_objects"):
+    (copy_load), which needs the C chunk walker. Without it one pg_restore loads the
+    stream table after table, while from a plain copy `pg_restore --jobs` loads several
+    tables at once once the copy is written: that cannot end before the biggest table
+    is in, so streaming still wins with one job or when one table holds most of the
+    rows (rows stand in for bytes here)."""
+    if archive_stream.AVAILABLE:
         return True
     rows = [table.get("rows") or 0 for table in metadata.get("tables", [])]
     total = sum(rows)

@@ -63,7 +63,7 @@ def register(backup_commands: argparse._SubParsersAction, restore_commands) -> N
         type=int,
         default=len(os.sched_getaffinity(0)),
         metavar="N",
-        help="parallel pg_restore jobs (default: number of cores)",
+        help="parallel COPY connections and pg_restore jobs (default: number of cores)",
     )
     restore.add_argument(
         "--with-globals",

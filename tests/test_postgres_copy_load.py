@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 from engines.actions.restore import run_restore
+from engines.artifacts import open_artifact_plain, write_artifact
 from engines.errors import JobCancelledError
 from engines.jobs import JobContext, run_job
+from engines.postgres.archive_layout import read_table_of_contents
 from engines.postgres.options import PostgresRestoreOptions
 from jarvis_tui.exit_codes import ExitCode
 from tests.pg_seed import PgCase
@@ -161,3 +163,30 @@ def test_sigkill_during_the_copies_leaves_the_original(pg):
     assert pg.cli("restore", "postgres", "latest", "--drop-existing") == ExitCode.OK
     assert pg.fingerprint() == before
     assert not [n for n in pg.databases() if n.startswith("jarvis_scratch_")]
+
+
+def test_an_authentic_archive_whose_data_cannot_be_walked_changes_nothing(pg, capsys):
+    """An artifact that authenticates (sealed with our key, as a faulty pg_dump's output
+    would be) but whose first data chunk has an impossible length: refused mid-load."""
+    assert pg.cli("backup", "postgres") == ExitCode.OK
+    with pg.workspace() as workspace:
+        backup_set = workspace.catalog.get_backup_set("latest", "postgres")
+        dump = workspace.catalog.artifacts_of(backup_set.id)[0]
+        keyring = workspace.keyring()
+        with open_artifact_plain(workspace.repository.path_for(dump.relpath), keyring) as plain:
+            archive = bytearray(plain.read())
+        metadata = dict(dump.metadata)
+    toc = read_table_of_contents(bytes(archive))
+    assert toc is not None
+    archive[toc.end + 1 + 1 + toc.int_size] = 1  # the first chunk's sign: negative
+    forged = pg.tmp_path / "forged" / f"{backup_set.id}_forged_full.dump.gz.enc"
+    forged.parent.mkdir()
+    write_artifact([bytes(archive)], forged, keyring, metadata)
+    before, databases = pg.fingerprint(), pg.databases()
+    capsys.readouterr()
+
+    code = pg.cli("restore", "postgres", str(forged), "--drop-existing")
+    assert code == ExitCode.INTEGRITY
+    error = capsys.readouterr().err
+    assert "negative or impossible length" in error and "was not changed" in error
+    assert pg.fingerprint() == before and pg.databases() == databases

@@ -165,7 +165,7 @@ def _deal(
                 context.raise_if_cancelled()
 
     for block in archive.plain_blocks():
-        for event in walker.feed(block):
+        for event in _walked(walker, block, archive):
             if isinstance(event, Piece):
                 text = carry + event.text if carry else event.text
                 cut = text.rfind(b"\n") + 1
@@ -195,11 +195,20 @@ def _deal(
         for worker in connections:
             if worker.error is not None:
                 raise _failure(worker) from worker.error
+    _walked(walker, None, archive)
+    return expected
+
+
+def _walked(walker: ArchiveWalker, block: bytes | None, archive: StreamedArchive) -> list:
+    """The events of `block` (None: the end of the stream); an archive the walker cannot
+    follow is an IntegrityError naming the artifact."""
     try:
-        walker.finish()
+        if block is None:
+            walker.finish()
+            return []
+        return walker.feed(block)
     except ValueError as error:
         raise IntegrityError(f"{archive.resolved.label}: {error}") from None
-    return expected
 
 
 def _stop(connections: list[_Connection], *, cancel: bool) -> None:

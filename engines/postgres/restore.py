@@ -13,7 +13,7 @@ from typing import Any
 
 import psycopg
 
-from engines.errors import JarvisError, JobCancelledError
+from engines.errors import IntegrityError, JarvisError, JobCancelledError
 from engines.jobs import JobContext
 from engines.postgres import databases
 from engines.postgres.archive import PlainArchive
@@ -157,7 +157,8 @@ def restore_whole_database(job: RestoreJob, current: DatabaseContents) -> list[s
     except JobCancelledError:
         raise
     except JarvisError as error:
-        raise JarvisError(f"{error}; {_untouched(job, current)}") from error
+        kind = IntegrityError if isinstance(error, IntegrityError) else JarvisError  # exit code
+        raise kind(f"{error}; {_untouched(job, current)}") from error
     if not current.exists:
         databases.rename_database(job.admin, scratch, job.target)
         lines.append(f"created database {job.target} from the backup")

@@ -1,27 +1,21 @@
 """Whole-database restores whose table data goes through several COPYs at once
 (copy_load): what they load, and what a failed, cancelled or killed load leaves."""
 
-import os
-import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
 
-from engines.actions.restore import run_restore
 from engines.artifacts import open_artifact_plain, write_artifact
 from engines.errors import JobCancelledError
-from engines.jobs import JobContext, run_job
 from engines.postgres.archive_layout import read_table_of_contents
-from engines.postgres.options import PostgresRestoreOptions
 from jarvis_tui.exit_codes import ExitCode
 from tests.pg_seed import PgCase
 from tests.servers import wait_until
 from tests.test_postgres_archive_layout import AWKWARD_SQL
 from tests.test_postgres_archive_stream import MARKERS_SQL
-from tests.test_postgres_kill import BIG_TABLE
+from tests.test_postgres_kill import BIG_TABLE, cancel_restore_when, kill_restore_when
 
 CLI = Path(sys.executable).with_name("jarvis-tui")
 
@@ -114,27 +108,7 @@ def test_a_copy_killed_on_the_server_fails_the_restore_and_changes_nothing(pg):
 def test_cancel_during_the_copies_stops_them_and_changes_nothing(pg):
     assert pg.cli("backup", "postgres") == ExitCode.OK
     before, databases = pg.fingerprint(), pg.databases()
-    contexts: list[JobContext] = []
-    outcome: list[BaseException] = []
-
-    def restore(context: JobContext) -> None:
-        contexts.append(context)
-        options = PostgresRestoreOptions(drop_existing=True, jobs=2)
-        run_restore(workspace, "postgres", "latest", options, context)
-
-    def run() -> None:
-        try:
-            run_job(workspace.catalog, "restore", "cancel test", restore)
-        except BaseException as error:  # handed to the test thread
-            outcome.append(error)
-
-    with pg.workspace() as workspace:
-        worker = threading.Thread(target=run)
-        worker.start()
-        wait_until(lambda: bool(_copy_sessions(pg)), 60, "a COPY into events")
-        contexts[0].cancel()
-        worker.join(60)
-        assert not worker.is_alive()
+    outcome = cancel_restore_when(pg, lambda: bool(_copy_sessions(pg)), "a COPY into events", 2)
     assert [type(error) for error in outcome] == [JobCancelledError]
     assert not _copy_sessions(pg)
     assert pg.fingerprint() == before
@@ -145,17 +119,7 @@ def test_cancel_during_the_copies_stops_them_and_changes_nothing(pg):
 def test_sigkill_during_the_copies_leaves_the_original(pg):
     assert pg.cli("backup", "postgres") == ExitCode.OK
     before = pg.fingerprint()
-    restoring = subprocess.Popen(
-        [str(CLI), "--env-file", str(pg.env_file), "restore", "postgres", "latest",
-         "--drop-existing", "--jobs", "2"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        wait_until(lambda: bool(_copy_sessions(pg)), 60, "a COPY into events")
-    finally:
-        os.kill(restoring.pid, signal.SIGKILL)
-        restoring.wait()
+    kill_restore_when(pg, lambda: bool(_copy_sessions(pg)), "a COPY into events", "2")
     wait_until(lambda: not _copy_sessions(pg), 20, "the server to end the orphaned COPYs")
     assert pg.fingerprint() == before
     assert not [n for n in pg.databases() if "_pre_restore_" in n]

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -42,21 +43,58 @@ def _pg_restore_sessions(case: PgCase) -> list[tuple[int, str]]:
     )
 
 
-def test_sigkill_during_drop_existing_restore_leaves_the_original(pg, capsys):
-    assert pg.cli("backup", "postgres") == ExitCode.OK
-    before = pg.fingerprint()
+def kill_restore_when(case: PgCase, ready: Callable[[], bool], what: str, jobs: str) -> None:
+    """Start `restore postgres latest --drop-existing` in its own process and SIGKILL it
+    once `ready()`."""
     restoring = subprocess.Popen(
-        [str(CLI), "--env-file", str(pg.env_file), "restore", "postgres", "latest",
-         "--drop-existing", "--jobs", "1"],
+        [str(CLI), "--env-file", str(case.env_file), "restore", "postgres", "latest",
+         "--drop-existing", "--jobs", jobs],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        wait_until(lambda: bool(_pg_restore_sessions(pg)), 60, "pg_restore to start loading")
+        wait_until(ready, 60, what)
     finally:
         os.kill(restoring.pid, signal.SIGKILL)
         restoring.wait()
     assert restoring.returncode == -signal.SIGKILL
+
+
+def cancel_restore_when(
+    case: PgCase, ready: Callable[[], bool], what: str, jobs: int
+) -> list[BaseException]:
+    """Run `restore postgres latest --drop-existing` as a job on a thread, cancel it once
+    `ready()`, and return what the job raised."""
+    contexts: list[JobContext] = []
+    outcome: list[BaseException] = []
+
+    def restore(context: JobContext) -> None:
+        contexts.append(context)
+        options = PostgresRestoreOptions(drop_existing=True, jobs=jobs)
+        run_restore(workspace, "postgres", "latest", options, context)
+
+    def run() -> None:
+        try:
+            run_job(workspace.catalog, "restore", "cancel test", restore)
+        except BaseException as error:  # handed to the test thread
+            outcome.append(error)
+
+    with case.workspace() as workspace:
+        worker = threading.Thread(target=run)
+        worker.start()
+        wait_until(ready, 60, what)
+        contexts[0].cancel()
+        worker.join(60)
+        assert not worker.is_alive()
+    return outcome
+
+
+def test_sigkill_during_drop_existing_restore_leaves_the_original(pg, capsys):
+    assert pg.cli("backup", "postgres") == ExitCode.OK
+    before = pg.fingerprint()
+    kill_restore_when(
+        pg, lambda: bool(_pg_restore_sessions(pg)), "pg_restore to start loading", "1"
+    )
     # pg_restore dies with its parent instead of loading on into the scratch database.
     wait_until(lambda: not _pg_restore_sessions(pg), 20, "orphaned pg_restore to go away")
 
@@ -77,28 +115,9 @@ def test_sigkill_during_drop_existing_restore_leaves_the_original(pg, capsys):
 def test_cancel_while_loading_stops_pg_restore_and_changes_nothing(pg):
     assert pg.cli("backup", "postgres") == ExitCode.OK
     before, databases = pg.fingerprint(), pg.databases()
-    contexts: list[JobContext] = []
-
-    def restore(context: JobContext) -> None:
-        contexts.append(context)
-        options = PostgresRestoreOptions(drop_existing=True, jobs=1)
-        run_restore(workspace, "postgres", "latest", options, context)
-
-    outcome: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            run_job(workspace.catalog, "restore", "cancel test", restore)
-        except BaseException as error:  # handed to the test thread
-            outcome.append(error)
-
-    with pg.workspace() as workspace:
-        worker = threading.Thread(target=run)
-        worker.start()
-        wait_until(lambda: bool(_pg_restore_sessions(pg)), 60, "pg_restore to start loading")
-        contexts[0].cancel()
-        worker.join(60)
-        assert not worker.is_alive()
+    outcome = cancel_restore_when(
+        pg, lambda: bool(_pg_restore_sessions(pg)), "pg_restore to start loading", 1
+    )
     assert [type(error) for error in outcome] == [JobCancelledError]
     wait_until(lambda: not _pg_restore_sessions(pg), 20, "pg_restore to go away")
     assert pg.fingerprint() == before

@@ -56,11 +56,14 @@ def pg(tmp_path, isolated_env, postgres_server):
     case.cleanup()
 
 
-def _copy_sessions(case: PgCase) -> list[tuple[int, str]]:
-    return case.server.execute(
-        "SELECT pid, query FROM pg_stat_activity WHERE datname LIKE 'jarvis\\_scratch\\_%'"
-        " AND query LIKE 'COPY public.events %'"
-    )
+ACTIVE_COPIES = (
+    "SELECT pid FROM pg_stat_activity WHERE datname LIKE 'jarvis\\_scratch\\_%'"
+    " AND state = 'active' AND query LIKE 'COPY public.events %'"
+)
+
+
+def _copy_sessions(case: PgCase) -> list[tuple[int]]:
+    return case.server.execute(ACTIVE_COPIES)
 
 
 @pytest.mark.parametrize("jobs", ["1", "2", "3"])
@@ -92,9 +95,8 @@ def test_a_copy_killed_on_the_server_fails_the_restore_and_changes_nothing(pg):
         text=True,
     )  # fmt: skip
     try:
-        wait_until(lambda: bool(_copy_sessions(pg)), 60, "a COPY into events")
-        pid = _copy_sessions(pg)[0][0]
-        pg.server.execute(f"SELECT pg_terminate_backend({pid})")
+        terminate_one = f"SELECT pg_terminate_backend(pid) FROM ({ACTIVE_COPIES} LIMIT 1) AS one"
+        wait_until(lambda: bool(pg.server.execute(terminate_one)), 60, "a COPY to terminate")
         _, errors = restoring.communicate(timeout=60)
     finally:
         restoring.kill()

@@ -1,6 +1,6 @@
 # Sourced by test.sh and console.sh: make sure .venv exists and holds this checkout.
 # Expects REPO_ROOT; reinstalls only when pyproject.toml or a C source changed since the
-# last install (the install builds the C extension in place).
+# last install (the install builds the C extensions in place).
 
 ensure_venv() {
     local venv="$REPO_ROOT/.venv"

@@ -142,7 +142,7 @@ class StreamRowCounter:
     def fill_in(self, tables: list[TableInfo], snapshot: SnapshotCounter) -> list[TableInfo]:
         """`tables` with their streamed counts; any table without one (none, unless the
         walk stopped) is counted on the server in the dump's snapshot."""
-        rows = self.rows if self._walker is not None else {}
+        rows = self.rows if self.complete else {}
         counted = [
             replace(t, rows=rows.get((t.schema, t.name))) if not t.partitioned else t
             for t in tables

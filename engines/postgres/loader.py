@@ -9,7 +9,9 @@ everything back, so the target is changed completely or not at all.
 import contextlib
 import subprocess
 import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from engines.jobs import JobContext
 from engines.postgres.connection import PostgresTarget
@@ -123,22 +125,12 @@ def _load_with_copies(
         objects_list = archive.path.with_name("large-objects.list")
         objects_list.write_text("".join(e.line + "\n" for e in objects))
         argv = [*_restore_argv(tools, database, ("data",)), f"--use-list={objects_list}"]
-        env = server.tool_environment(database)
-        loader = RunningTool(argv, env, name="pg_restore", stdin=subprocess.PIPE)
-        assert loader.process.stdin is not None
-        try:
-            try:
-                with loader.process.stdin as stdin:
-                    stdin.write(archive.path.read_bytes())
-                    rows = load_table_data(
-                        server, database, archive, jobs=jobs, context=context, large_objects=stdin
-                    )
-            except BrokenPipeError:
-                loader.check(f"loading large objects into {database}")
-                raise
-            _wait_cancellable(loader, context, f"loading large objects into {database}")
-        finally:
-            loader.stop()
+        what = f"loading large objects into {database}"
+        with _pg_restore_reading(argv, server, database, context, what) as stdin:
+            stdin.write(archive.path.read_bytes())
+            rows = load_table_data(
+                server, database, archive, jobs=jobs, context=context, large_objects=stdin
+            )
     context.log(f"COPY loaded {sum(rows.values())} rows into {len(rows)} tables")
 
 
@@ -151,22 +143,37 @@ def _load_through_pg_restore(
 ) -> None:
     total = archive.metadata.get("plain_size")
     argv = _restore_argv(tools, database, ("pre-data", "data"))
-    env = server.tool_environment(database)
-    loader = RunningTool(argv, env, name="pg_restore", stdin=subprocess.PIPE)
-    assert loader.process.stdin is not None
-    widen_pipe(loader.process.stdin.fileno(), COPY_SIZE)
+    what = f"loading schema and data into {database}"
     fed = 0
+    with _pg_restore_reading(argv, server, database, context, what) as stdin:
+        for block in archive.plain_blocks():
+            stdin.write(block)
+            fed += len(block)
+            context.progress(fed, total)
+            context.raise_if_cancelled()
+
+
+@contextlib.contextmanager
+def _pg_restore_reading(
+    argv: list[str], server: PostgresTarget, database: str, context: JobContext, what: str
+) -> Iterator[BinaryIO]:
+    """pg_restore with its stdin open to the block; once the block is done, stdin is
+    closed and pg_restore waited for. A broken pipe means it stopped: its exit status
+    and stderr say why."""
+    tool = RunningTool(argv, server.tool_environment(database), name="pg_restore",
+                       stdin=subprocess.PIPE)  # fmt: skip
+    assert tool.process.stdin is not None
+    widen_pipe(tool.process.stdin.fileno(), COPY_SIZE)
     try:
-        # A broken pipe means it stopped: its exit status and stderr say why.
-        with contextlib.suppress(BrokenPipeError), loader.process.stdin as stdin:
-            for block in archive.plain_blocks():
-                stdin.write(block)
-                fed += len(block)
-                context.progress(fed, total)
-                context.raise_if_cancelled()
-        _wait_cancellable(loader, context, f"loading schema and data into {database}")
+        try:
+            with tool.process.stdin as stdin:
+                yield stdin
+        except BrokenPipeError:
+            tool.check(what)
+            raise
+        _wait_cancellable(tool, context, what)
     finally:
-        loader.stop()
+        tool.stop()
 
 
 def _restore_argv(tools: ClientTools, database: str, sections: tuple[str, ...]) -> list[str]:

@@ -19,12 +19,9 @@ import argparse
 import os
 import secrets
 import shutil
-import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,6 +30,8 @@ PG_SEED = Path("/work/shared/bench/pg_seed.sh")
 CLI = ROOT / ".venv" / "bin" / "jarvis-tui"
 MiB = 1024 * 1024
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.rounds import Contender, Result, in_rounds  # noqa: E402
 
 TARGETS = (
     # database, label, numerator, denominator, limit
@@ -79,14 +78,6 @@ FROM generate_series({start}, {stop}) AS g;
 """
 
 
-@dataclass
-class Result:
-    name: str
-    seconds: float
-    size: int
-    peak_rss_mb: float
-
-
 def settle(server) -> None:
     """Start each contender from the same state: no dirty buffers, no pending checkpoint."""
     # The insert-triggered autovacuum of the last restored copy, done now, not during the next.
@@ -95,23 +86,6 @@ def settle(server) -> None:
     subprocess.run([f"{server.bin_dir}/vacuumdb", "--all", "--quiet"], env=env, check=True)
     server.execute("CHECKPOINT")
     os.sync()
-
-
-def measure(name: str, argv: list[str], env: dict[str, str]) -> Result:
-    """Run one contender under GNU time (a tiny launcher, so RSS is the contender's own)."""
-    timer = shutil.which("time")
-    report = WORK / "time.out"
-    if timer:
-        argv = [timer, "-f", "%M", "-o", str(report), *argv]
-    print(f"  running {name} ...", flush=True)
-    start = time.perf_counter()
-    process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"{name} failed with exit status {os.waitstatus_to_exitcode(status)}")
-    peak_kib = int(report.read_text().split()[-1]) if timer else usage.ru_maxrss
-    return Result(name, seconds, 0, peak_kib / 1024)
 
 
 def seed_pgbench(server, size_mib: int) -> None:
@@ -137,45 +111,6 @@ def seed_realistic(server, size_mib: int) -> None:
     print(f"  realistic: {start - 1} rows, {size / MiB:.0f} MiB")
 
 
-@dataclass
-class Contender:
-    name: str
-    argv: list[str]
-    env: dict[str, str]
-    prepare: Callable[[], None] = lambda: None  # before each run, untimed
-    output: Callable[[], Path | None] = lambda: None  # what it wrote, for the size
-
-
-def in_rounds(contenders: list[Contender], rounds: int, server) -> dict[str, Result]:
-    """One uncounted warm-up round, then `rounds` rounds in alternating order, the
-    server settled before each run; the fastest run of each counts (median printed).
-
-    The very first run of a series found the server in a state no later run does (it
-    ran 20-25% faster than every later run of the same tool), hence the warm-up; the
-    server drifts by seconds within a series, hence the alternating order."""
-    best: dict[str, Result] = {}
-    times: dict[str, list[float]] = {}
-    for round_number in range(-1, rounds):
-        order = contenders if round_number % 2 == 0 else contenders[::-1]
-        for contender in order:
-            contender.prepare()
-            settle(server)
-            label = "warm-up" if round_number < 0 else str(round_number + 1)
-            result = measure(f"{contender.name} ({label})", contender.argv, contender.env)
-            output = contender.output()
-            result.size = output.stat().st_size if output is not None else 0
-            if round_number < 0:
-                continue
-            result.name = contender.name
-            times.setdefault(contender.name, []).append(result.seconds)
-            if contender.name not in best or result.seconds < best[contender.name].seconds:
-                best[contender.name] = result
-    for name, seconds in times.items():
-        print(f"  {name}: min {min(seconds):.2f} s, median {statistics.median(seconds):.2f} s, "
-              f"rounds {', '.join(f'{s:.2f}' for s in seconds)}")  # fmt: skip
-    return best
-
-
 def bench_database(server, database: str, env_file: Path, tool_env: dict[str, str]):
     bin_dir = server.bin_dir
     database_size = server.execute(f"SELECT pg_database_size('{database}')")[0][0]
@@ -188,6 +123,15 @@ def bench_database(server, database: str, env_file: Path, tool_env: dict[str, st
         backups = repository.glob(f"*_{database}_full.dump.gz.enc")
         return max(backups, key=lambda path: path.stat().st_mtime)
 
+    def settled(prepare: Callable[[], None] = lambda: None) -> Callable[[], None]:
+        """`prepare`, then the server settled: what runs before each contender's run."""
+
+        def before() -> None:
+            prepare()
+            settle(server)
+
+        return before
+
     results = in_rounds(
         [
             Contender(
@@ -195,24 +139,26 @@ def bench_database(server, database: str, env_file: Path, tool_env: dict[str, st
                 [str(CLI), "--env-file", str(env_file), "backup", "postgres", "--database",
                  database],
                 cli_env,
-                output=newest_backup,
+                before=settled(),
+                size=lambda _: newest_backup().stat().st_size,
             ),
             Contender(
                 "guide pipeline",
                 ["bash", "-c", f"{bin_dir}/pg_dump -Fp {database} | gzip -9 > {plain}"],
                 tool_env,
-                output=lambda: plain,
+                before=settled(),
+                size=lambda _: plain.stat().st_size,
             ),
             Contender(
                 "pg_dump -Fc",
                 [f"{bin_dir}/pg_dump", "-Fc", "-f", str(custom), database],
                 tool_env,
-                prepare=lambda: custom.unlink(missing_ok=True),
-                output=lambda: custom,
+                before=settled(lambda: custom.unlink(missing_ok=True)),
+                size=lambda _: custom.stat().st_size,
             ),
         ],
         BACKUP_ROUNDS,
-        server,
+        WORK,
     )  # fmt: skip
     set_id = newest_backup().name.split(f"_{database}_full")[0]
     ours_copy, peer_copy = f"{database}_ours", f"{database}_peer"
@@ -227,18 +173,18 @@ def bench_database(server, database: str, env_file: Path, tool_env: dict[str, st
                 "pg_restore -j 2",
                 [f"{bin_dir}/pg_restore", "-j", "2", "-d", peer_copy, str(custom)],
                 tool_env,
-                prepare=fresh_peer_copy,
+                before=settled(fresh_peer_copy),
             ),
             Contender(
                 "ours restore",
                 [str(CLI), "--env-file", str(env_file), "restore", "postgres", set_id,
                  "--target-db", ours_copy, "--jobs", "2"],
                 cli_env,
-                prepare=lambda: server.drop_database(ours_copy),
+                before=settled(lambda: server.drop_database(ours_copy)),
             ),
         ],
         RESTORE_ROUNDS,
-        server,
+        WORK,
     )  # fmt: skip
     check_restored(server, database)
     for name in (ours_copy, peer_copy):

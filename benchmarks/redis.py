@@ -19,12 +19,8 @@ import argparse
 import os
 import random
 import shutil
-import statistics
 import subprocess
 import sys
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,6 +31,8 @@ KEY = "0123456789abcdef" * 4
 # This file is called redis.py: keep its folder off the path so `import redis` finds the client.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "benchmarks"]
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.rounds import Contender, Result, in_rounds, measure  # noqa: E402
 
 TARGETS = (
     ("ours rdb gzip-9 / redis-cli --rdb", "ours rdb gzip-9", "redis-cli --rdb", 2.5),
@@ -63,69 +61,9 @@ with Workspace.open(load_settings(env_file=Path(sys.argv[1]))) as ws:
 """
 
 
-@dataclass
-class Result:
-    name: str
-    seconds: float
-    size: int
-    peak_rss_mb: float
-
-
-def measure(name: str, argv: list[str], env: dict[str, str], stdin: Path | None = None) -> Result:
-    timer = shutil.which("time")
-    report = WORK / "time.out"
-    if timer:
-        argv = [timer, "-f", "%M", "-o", str(report), *argv]
-    print(f"  running {name} ...", flush=True)
-    start = time.perf_counter()
-    with open(stdin or os.devnull, "rb") as source:
-        process = subprocess.Popen(argv, env=env, stdin=source, stdout=subprocess.PIPE)
-        output, _ = process.communicate()
-    seconds = time.perf_counter() - start
-    if process.returncode != 0:
-        sys.exit(f"{name} failed with exit status {process.returncode}")
-    peak_kib = int(report.read_text().split()[-1]) if timer else 0
-    size = (
-        int(output.split()[-1])
-        if output.strip().split()[-1:] and output.split()[-1].isdigit()
-        else 0
-    )
-    return Result(name, seconds, size, peak_kib / 1024)
-
-
-@dataclass
-class Contender:
-    argv: list[str]
-    stdin: Path | None = None
-    before: Callable[[], None] = lambda: None  # run before each of its rounds, untimed
-
-
-def in_rounds(contenders: dict[str, Contender], env: dict[str, str]) -> dict[str, Result]:
-    """Each contender ROUNDS times, the order rotating; the fastest round counts and the
-    median is printed. An uncounted warm-up round comes first: the first load into
-    memory this machine had never handed out ran up to twice as slow as every later one
-    (page faults on fresh memory), and the first snapshot after loading the data set
-    was as slow, whichever tool ran it."""
-    names = list(contenders)
-    best: dict[str, Result] = {}
-    seconds: dict[str, list[float]] = {name: [] for name in names}
-    for round_number in range(-1, ROUNDS):
-        shift = round_number % len(names)
-        for name in names[shift:] + names[:shift]:
-            contender = contenders[name]
-            contender.before()
-            label = "warm-up" if round_number < 0 else str(round_number + 1)
-            result = measure(f"{name} ({label})", contender.argv, env, stdin=contender.stdin)
-            if round_number < 0:
-                continue
-            result.name = name
-            seconds[name].append(result.seconds)
-            if name not in best or result.seconds < best[name].seconds:
-                best[name] = result
-    for name, times in seconds.items():
-        print(f"  {name}: min {min(times):.2f} s, median {statistics.median(times):.2f} s, "
-              f"rounds {', '.join(f'{s:.2f}' for s in times)}")  # fmt: skip
-    return best
+def stored_size(stdout: bytes) -> int:
+    """The artifact's stored size, which RDB_ONLY prints last."""
+    return int(stdout.split()[-1])
 
 
 def _command(*args: str) -> bytes:
@@ -187,9 +125,10 @@ def main() -> None:
         # snapshot; both sides would wait it alike, and it would only hide the work.
         source.client().config_set("repl-diskless-sync-delay", 0)
         rdb = WORK / "cli.rdb"
-        snapshots: dict[str, Contender] = {
-            "redis-cli --rdb": Contender(["redis-cli", *cli_host, "--rdb", str(rdb)])
-        }
+        snapshots = [
+            Contender("redis-cli --rdb", ["redis-cli", *cli_host, "--rdb", str(rdb)], env,
+                      size=lambda _: rdb.stat().st_size),
+        ]  # fmt: skip
         for codec, name in (("gzip", "ours rdb gzip-9"), ("zstd", "ours rdb zstd")):
             env_file = WORK / f"{codec}.env"
             env_file.write_text(
@@ -197,25 +136,27 @@ def main() -> None:
                 f"BACKUP_LOG_DIR={WORK / 'logs'}\nBACKUP_ENCRYPTION_KEY={KEY}\n"
                 f"BACKUP_COMPRESSION={codec}\nREDIS_URL={source.url()}\n"
             )
-            snapshots[name] = Contender([str(PYTHON), "-c", RDB_ONLY, str(env_file)])
-        results.update(in_rounds(snapshots, env))
-        results["redis-cli --rdb"].size = rdb.stat().st_size
+            snapshots.append(
+                Contender(name, [str(PYTHON), "-c", RDB_ONLY, str(env_file)], env,
+                          size=stored_size)
+            )  # fmt: skip
+        results.update(in_rounds(snapshots, ROUNDS, WORK))
         env_file = WORK / "gzip.env"
-        results["ours backup"] = measure(
-            "ours backup", [str(CLI), "--env-file", str(env_file), "backup", "redis"], env
-        )
+        backup_argv = [str(CLI), "--env-file", str(env_file), "backup", "redis"]
+        backup = Contender("ours backup", backup_argv, env)
+        results["ours backup"] = measure(backup, "once", WORK)
         with open(env_file, "a") as settings:
             settings.write(f"REDIS_URL={target.url()}\n")
         empty_target = target.flush
-        loads = {
-            "redis-cli --pipe": Contender(
-                ["redis-cli", "-h", target.host, "-p", str(target.port), "--pipe"], dataset,
-                empty_target),
-            "ours json restore": Contender(
-                [str(CLI), "--env-file", str(env_file), "restore", "redis", "latest",
-                 "--from-json", "--flush"], None, empty_target),
-        }  # fmt: skip
-        results.update(in_rounds(loads, env))
+        loads = [
+            Contender("redis-cli --pipe",
+                      ["redis-cli", "-h", target.host, "-p", str(target.port), "--pipe"], env,
+                      stdin=dataset, before=empty_target),
+            Contender("ours json restore",
+                      [str(CLI), "--env-file", str(env_file), "restore", "redis", "latest",
+                       "--from-json", "--flush"], env, before=empty_target),
+        ]  # fmt: skip
+        results.update(in_rounds(loads, ROUNDS, WORK))
         restored = target.client().dbsize()
     print(f"\n{args.keys} keys; restored {restored}")
     print(f"{'contender':<20} {'seconds':>9} {'MiB out':>9} {'peak RSS MB':>12}")

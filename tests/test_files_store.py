@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+import tracemalloc
 
 import pytest
 
@@ -79,6 +80,19 @@ def test_compression_round_trip_and_incompressible_data_stored(codec):
     assert compress_chunk(noise, codec, 3)[0] == STORED
     with pytest.raises(IntegrityError, match="index says"):
         decompress_chunk(packed, len(text) + 1, "x")
+
+
+@pytest.mark.parametrize("codec", ["gzip", "zstd"])
+def test_a_blob_that_inflates_past_its_declared_size_is_damage_and_stays_small(codec):
+    bomb = compress_chunk(bytes(64 * 1024 * 1024), codec, 3)
+    tracemalloc.start()
+    try:
+        with pytest.raises(IntegrityError, match="index says 4096"):
+            decompress_chunk(bomb, 4096, "x")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1024 * 1024  # never the 64 MiB the blob would inflate to
 
 
 def _write_pack(repository: LocalRepository, chunks: list[bytes]):

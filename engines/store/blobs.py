@@ -60,8 +60,18 @@ def compress_chunk(data: bytes | memoryview, codec: str, level: int) -> bytes:
     return bytes([STORED]) + bytes(data)
 
 
+def _inflate_at_most(payload: memoryview, limit: int) -> bytes:
+    # No flush(): it would inflate the whole remaining input, whatever its size.
+    inflate = zlib_ng.decompressobj(_RAW_DEFLATE)
+    return inflate.decompress(payload, limit)
+
+
 def decompress_chunk(blob: bytes, raw_length: int, name: str) -> bytes:
-    """The chunk held by `blob`; IntegrityError naming `name` when it does not decode."""
+    """The chunk held by `blob`; IntegrityError naming `name` when it does not decode.
+
+    At most one byte more than `raw_length` is ever produced: a blob that inflates
+    past its declared size is damage, and must not cost memory in proportion to it.
+    """
     if not blob:
         raise IntegrityError(f"{name}: empty chunk record")
     codec, payload = blob[0], memoryview(blob)[1:]
@@ -69,10 +79,10 @@ def decompress_chunk(blob: bytes, raw_length: int, name: str) -> bytes:
         if codec == STORED:
             data = bytes(payload)
         elif codec == DEFLATE:
-            inflate = zlib_ng.decompressobj(_RAW_DEFLATE)
-            data = inflate.decompress(payload, raw_length) + inflate.flush()
+            data = _inflate_at_most(payload, raw_length + 1)
         elif codec == ZSTD:
-            data = zstandard.ZstdDecompressor().decompress(payload, max_output_size=raw_length)
+            with zstandard.ZstdDecompressor().stream_reader(payload) as reader:
+                data = reader.read(raw_length + 1)
         else:
             raise IntegrityError(f"{name}: unknown chunk codec {codec}")
     except (zlib.error, zlib_ng.error, zstandard.ZstdError) as exc:

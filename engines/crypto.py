@@ -1,6 +1,6 @@
 """Master keys and the streaming AES-256-GCM container artifacts are stored in.
 
-Layout: a fixed header, then records. Each record is a frame (kind, plaintext
+Layout: a header, then records. Each record is a frame (kind, plaintext
 length) followed by the AES-GCM ciphertext and tag of that plaintext:
 
     header | DATA ... | LAST_DATA | METADATA | end of file
@@ -8,17 +8,26 @@ length) followed by the AES-GCM ciphertext and tag of that plaintext:
 Every record's nonce holds its index and kind, and its associated data holds
 the whole header and its frame, so a flipped bit, a dropped or reordered
 record, a record taken from another artifact and a cut at any point are all
-refused. The key comes from HKDF over the master key and the header's salt.
+refused. The key comes from HKDF over the master key and the header's salt,
+with an HKDF `info` naming the purpose and format version.
+
+Version 2 headers also carry the artifact's identity (repository id, source,
+set id, name) as canonical JSON, so it is authenticated with every record: a
+reader told which artifact it was asked for refuses any other one before
+handing out a byte. A short digest ends the header so that damage to it (a key
+id turned into one nobody has) reads as damage, not as a missing key.
+Version 1 (no identity, one HKDF `info` for everything) is still read.
 """
 
 import hashlib
 import hmac
 import io
+import json
 import os
 import secrets
 import struct
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
 from typing import BinaryIO
 
 from cryptography.exceptions import InvalidTag
@@ -29,7 +38,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from engines.errors import IntegrityError, KeyNotAvailableError
 
 MAGIC = b"\x89JARVIS\n"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 DEFAULT_CHUNK_SIZE = 1024 * 1024
 MAX_CHUNK_SIZE = 64 * 1024 * 1024
 MAX_METADATA_SIZE = 16 * 1024 * 1024
@@ -37,12 +47,21 @@ TAG_SIZE = 16
 SALT_SIZE = 32
 
 _HEADER = struct.Struct(">8sBB8s32sI")  # magic, version, codec id, key id, salt, chunk size
+_IDENTITY_LENGTH = struct.Struct(">H")  # version 2: length of the identity that follows
 _FRAME = struct.Struct(">BI")  # record kind, plaintext length
 _NONCE = struct.Struct(">QI")  # record index, record kind
-HEADER_SIZE = _HEADER.size
+HEADER_SIZE = _HEADER.size  # the fixed part; version 2 adds identity and digest
+HEADER_DIGEST_SIZE = 8
+MAX_IDENTITY_SIZE = 4096
 
 DATA, LAST_DATA, METADATA = 0, 1, 2
-_HKDF_INFO = b"jarvis artifact v1 aes-256-gcm"
+_HKDF_INFO_V1 = b"jarvis artifact v1 aes-256-gcm"
+# One HKDF `info` per purpose, each versioned: a key derived for one purpose is
+# never the key of another, whatever salt a (writable) header supplies.
+CONTAINER_KEY_V2 = "artifact container key v2 aes-256-gcm"
+PACK_KEY_V2 = "files store pack key v2 aes-256-gcm"
+CHUNK_ID_KEY_V2 = "files store chunk id key v2 hmac-sha256"
+GEAR_TABLE_V2 = "files store gear table v2"
 
 
 class MasterKey:
@@ -70,8 +89,20 @@ class MasterKey:
         return cls(secret)
 
     def derive_artifact_key(self, salt: bytes) -> bytes:
-        hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=_HKDF_INFO)
+        """The version 1 derivation (one `info` for every purpose), kept for what it sealed."""
+        hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=_HKDF_INFO_V1)
         return hkdf.derive(self._secret)
+
+    def derive_key(self, purpose: str, salt: bytes) -> bytes:
+        """A 32-byte key for `purpose` (one of the `*_V2` names above)."""
+        info = f"jarvis {purpose}".encode()
+        hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=info)
+        return hkdf.derive(self._secret)
+
+    def container_key(self, version: int, salt: bytes) -> bytes:
+        if version == 1:
+            return self.derive_artifact_key(salt)
+        return self.derive_key(CONTAINER_KEY_V2, salt)
 
     def __repr__(self) -> str:
         return f"MasterKey(key_id={self.key_id!r})"
@@ -104,6 +135,17 @@ class Keyring:
         raise KeyNotAvailableError(key_id)
 
 
+def encode_identity(identity: Mapping[str, str]) -> bytes:
+    """Canonical JSON, the form bound into a version 2 header."""
+    return json.dumps(dict(identity), sort_keys=True, separators=(",", ":")).encode()
+
+
+def describe_identity(identity: Mapping[str, str] | None) -> str:
+    if not identity:
+        return "no identity (a version 1 container)" if identity is None else "no identity"
+    return ", ".join(f"{key} {value}" for key, value in sorted(identity.items()))
+
+
 @dataclass(frozen=True)
 class ContainerHeader:
     codec_id: int
@@ -111,23 +153,77 @@ class ContainerHeader:
     salt: bytes
     chunk_size: int
     version: int = FORMAT_VERSION
+    identity: dict[str, str] | None = None  # version 2 only
 
     def to_bytes(self) -> bytes:
         key_id = bytes.fromhex(self.key_id)
-        return _HEADER.pack(MAGIC, self.version, self.codec_id, key_id, self.salt, self.chunk_size)
+        fixed = _HEADER.pack(MAGIC, self.version, self.codec_id, key_id, self.salt, self.chunk_size)
+        if self.version == 1:
+            return fixed
+        identity = encode_identity(self.identity or {})
+        if len(identity) > MAX_IDENTITY_SIZE:
+            raise ValueError(f"identity is {len(identity)} bytes, over {MAX_IDENTITY_SIZE}")
+        body = fixed + _IDENTITY_LENGTH.pack(len(identity)) + identity
+        return body + hashlib.sha256(body).digest()[:HEADER_DIGEST_SIZE]
 
     @classmethod
     def parse(cls, raw: bytes, name: str) -> "ContainerHeader":
+        """The fixed part of a header; `read_header` reads a whole one from a stream."""
         if len(raw) < HEADER_SIZE:
             raise IntegrityError(f"{name}: too short to be an encrypted artifact")
-        magic, version, codec_id, key_id, salt, chunk_size = _HEADER.unpack(raw)
+        magic, version, codec_id, key_id, salt, chunk_size = _HEADER.unpack(raw[:HEADER_SIZE])
         if magic != MAGIC:
             raise IntegrityError(f"{name}: not a Jarvis encrypted artifact (bad magic bytes)")
-        if version != FORMAT_VERSION:
+        if version not in READABLE_VERSIONS:
             raise IntegrityError(f"{name}: unsupported container format version {version}")
         if not 1 <= chunk_size <= MAX_CHUNK_SIZE:
             raise IntegrityError(f"{name}: header names an invalid chunk size (corrupted)")
         return cls(codec_id, key_id.hex(), salt, chunk_size, version)
+
+
+def read_header(source: BinaryIO, name: str) -> tuple[ContainerHeader, bytes]:
+    """The header at the start of `source` and its bytes (the records' associated data).
+
+    A version 2 header whose digest does not match is damage, refused before its key
+    id is looked up.
+    """
+    raw = _read_exact(source, HEADER_SIZE)
+    header = ContainerHeader.parse(raw, name)
+    if header.version == 1:
+        return header, raw
+    length_bytes = _read_exact(source, _IDENTITY_LENGTH.size)
+    (length,) = _IDENTITY_LENGTH.unpack(length_bytes.rjust(_IDENTITY_LENGTH.size, b"\0"))
+    identity = _read_exact(source, min(length, MAX_IDENTITY_SIZE))
+    digest = _read_exact(source, HEADER_DIGEST_SIZE)
+    body = raw + length_bytes + identity
+    if (
+        len(length_bytes) < _IDENTITY_LENGTH.size
+        or len(identity) != length
+        or len(digest) < HEADER_DIGEST_SIZE
+    ):
+        raise IntegrityError(f"{name}: truncated inside the header")
+    if not hmac.compare_digest(digest, hashlib.sha256(body).digest()[:HEADER_DIGEST_SIZE]):
+        raise IntegrityError(f"{name}: the header is damaged (its digest does not match)")
+    try:
+        claimed = json.loads(identity)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        claimed = None
+    if not isinstance(claimed, dict) or not all(isinstance(v, str) for v in claimed.values()):
+        raise IntegrityError(f"{name}: the header's identity is not a JSON object of strings")
+    return replace(header, identity=claimed), body + digest
+
+
+def identity_mismatch(
+    expected: Mapping[str, str], claimed: Mapping[str, str] | None, name: str
+) -> IntegrityError | None:
+    """The error for a container that is not the one asked for, or None when it is."""
+    if claimed is not None and all(claimed.get(k) == v for k, v in expected.items()):
+        return None
+    return IntegrityError(
+        f"{name}: this is not the artifact asked for: expected {describe_identity(expected)}; "
+        f"the file claims {describe_identity(claimed)}; it was swapped or copied from "
+        "elsewhere: restore the right file from another copy or pick the backup it belongs to"
+    )
 
 
 def _nonce(index: int, kind: int) -> bytes:
@@ -138,17 +234,31 @@ class ContainerWriter:
     """Seal a byte stream into `sink` chunk by chunk; call `finish` exactly once."""
 
     def __init__(
-        self, sink: BinaryIO, key: MasterKey, codec_id: int, chunk_size: int = DEFAULT_CHUNK_SIZE
+        self,
+        sink: BinaryIO,
+        key: MasterKey,
+        codec_id: int,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        *,
+        identity: Mapping[str, str] | None = None,
+        version: int = FORMAT_VERSION,
     ):
         if not 1 <= chunk_size <= MAX_CHUNK_SIZE:
             raise ValueError(f"chunk size must be 1..{MAX_CHUNK_SIZE}, got {chunk_size}")
+        if version not in READABLE_VERSIONS:
+            raise ValueError(f"container format version must be one of {READABLE_VERSIONS}")
         salt = os.urandom(SALT_SIZE)
-        self.header = ContainerHeader(codec_id, key.key_id, salt, chunk_size)
+        # Version 1 is written only to test that what it sealed is still read.
+        self.header = ContainerHeader(
+            codec_id, key.key_id, salt, chunk_size, version,
+            dict(identity or {}) if version >= 2 else None,
+        )  # fmt: skip
         self._header_bytes = self.header.to_bytes()
+        self.header_size = len(self._header_bytes)
         # The key is unique to this artifact (random salt), so a counter nonce never
         # repeats under one key: the index is unique within the artifact and no other
         # artifact uses this key.
-        self._aead = AESGCM(key.derive_artifact_key(salt))
+        self._aead = AESGCM(key.container_key(self.header.version, salt))
         self._sink = sink
         self._buffer = bytearray()
         self.chunk_count = 0
@@ -211,18 +321,43 @@ class ContainerReader:
     `name` is how errors refer to the artifact. Data chunks come from
     `data_chunks()`; `metadata` is set once they are exhausted and the end of
     file was checked. `chunk_count` counts the records authenticated so far.
+
+    `expected_key_id` (the key the catalog recorded) refuses a container sealed
+    under any other key, retired ones included, before a key is looked up.
+    `expected_identity` refuses a version 2 container whose authenticated
+    identity differs in any of the given fields, before any data is handed out;
+    version 1 containers carry none, their callers check them otherwise.
     """
 
-    def __init__(self, source: BinaryIO, keyring: Keyring, name: str):
+    def __init__(
+        self,
+        source: BinaryIO,
+        keyring: Keyring,
+        name: str,
+        *,
+        expected_key_id: str | None = None,
+        expected_identity: Mapping[str, str] | None = None,
+    ):
         self._source = source
         self._name = name
-        self._header_bytes = _read_exact(source, HEADER_SIZE)
-        self.header = ContainerHeader.parse(self._header_bytes, name)
+        self.header, self._header_bytes = read_header(source, name)
+        self.header_size = len(self._header_bytes)
+        if expected_key_id is not None and self.header.key_id != expected_key_id:
+            raise IntegrityError(
+                f"{name}: sealed under key id {self.header.key_id}, but the catalog recorded "
+                f"key id {expected_key_id} for it (damaged, or forged with another key); "
+                "restore it from another copy"
+            )
         key = keyring.find(self.header.key_id)
-        self._aead = AESGCM(key.derive_artifact_key(self.header.salt))
+        self._aead = AESGCM(key.container_key(self.header.version, self.header.salt))
         self.chunk_count = 0
         self.metadata: bytes | None = None
+        # Authenticates the header (and its identity) before anything is compared.
         self._first = self._next_record(data_expected=True)
+        if expected_identity and self.header.version >= 2:
+            error = identity_mismatch(expected_identity, self.header.identity, name)
+            if error is not None:
+                raise error
 
     def data_chunks(self) -> Iterator[bytes]:
         kind, plaintext = self._first

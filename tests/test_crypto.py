@@ -4,13 +4,18 @@ import io
 import itertools
 import pickle
 import re
+from dataclasses import replace
 
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from engines.crypto import (
+    CHUNK_ID_KEY_V2,
+    CONTAINER_KEY_V2,
+    GEAR_TABLE_V2,
     HEADER_SIZE,
+    PACK_KEY_V2,
     TAG_SIZE,
     ContainerReader,
     ContainerWriter,
@@ -18,6 +23,7 @@ from engines.crypto import (
     Keyring,
     MasterKey,
     generate_key_hex,
+    read_header,
 )
 from engines.errors import IntegrityError, KeyNotAvailableError
 
@@ -26,21 +32,37 @@ KEY = MasterKey.from_hex(KEY_HEX)
 OTHER = MasterKey.from_hex(generate_key_hex())
 FRAME = 5  # record kind byte + plaintext length
 KEY_ID_BYTES = range(10, 18)  # where the key id sits in the header
+IDENTITY = {"repository": "r1", "source": "postgres", "set_id": "s1", "name": "postgres/x.enc"}
 
 
-def seal(data: bytes, chunk_size: int, metadata: bytes = b"{}", key: MasterKey = KEY) -> bytes:
+def seal(
+    data: bytes,
+    chunk_size: int,
+    metadata: bytes = b"{}",
+    key: MasterKey = KEY,
+    identity: dict | None = None,
+    version: int = 2,
+) -> bytes:
     sink = io.BytesIO()
-    writer = ContainerWriter(sink, key, codec_id=1, chunk_size=chunk_size)
+    writer = ContainerWriter(
+        sink, key, codec_id=1, chunk_size=chunk_size, identity=identity, version=version
+    )
     writer.write(data)
     writer.finish(metadata)
     return sink.getvalue()
 
 
-def open_all(blob: bytes, keyring: Keyring | None = None) -> tuple[bytes, bytes, int]:
-    reader = ContainerReader(io.BytesIO(blob), keyring or Keyring(KEY), "postgres/x.dump.gz.enc")
+def open_all(blob: bytes, keyring: Keyring | None = None, **expected) -> tuple[bytes, bytes, int]:
+    reader = ContainerReader(
+        io.BytesIO(blob), keyring or Keyring(KEY), "postgres/x.dump.gz.enc", **expected
+    )
     data = DecryptedStream(reader).read()
     assert reader.metadata is not None
     return data, reader.metadata, reader.chunk_count
+
+
+def header_size(blob: bytes) -> int:
+    return len(read_header(io.BytesIO(blob), "x")[1])
 
 
 def records(blob: bytes, chunk_size: int, data_size: int) -> list[tuple[int, int]]:
@@ -49,7 +71,7 @@ def records(blob: bytes, chunk_size: int, data_size: int) -> list[tuple[int, int
     # unless the data is.
     full = (data_size - 1) // chunk_size if data_size else 0
     sizes = [chunk_size] * full + [data_size - full * chunk_size]
-    spans, offset = [], HEADER_SIZE
+    spans, offset = [], header_size(blob)
     for size in sizes:
         spans.append((offset, FRAME + size + TAG_SIZE))
         offset += FRAME + size + TAG_SIZE
@@ -146,15 +168,76 @@ def test_missing_key_names_the_key_id_needed():
         open_all(seal(b"data", 4), Keyring(OTHER))
 
 
-def test_every_flipped_bit_is_detected():
-    blob = seal(bytes(range(40)), 16, b'{"a":1}')
+@pytest.mark.parametrize("identity", [None, IDENTITY])
+def test_every_flipped_bit_is_detected_as_damage(identity):
+    # The header's digest makes a damaged key id damage (exit 4), not a missing key.
+    blob = seal(bytes(range(40)), 16, b'{"a":1}', identity=identity)
     for position in range(len(blob)):
         for bit in range(8):
             damaged = bytearray(blob)
             damaged[position] ^= 1 << bit
-            expected = KeyNotAvailableError if position in KEY_ID_BYTES else IntegrityError
-            with pytest.raises(expected):
+            with pytest.raises(IntegrityError):
                 open_all(bytes(damaged))
+
+
+def test_version_1_flipped_key_id_bit_reads_as_a_missing_key_without_a_catalog():
+    blob = bytearray(seal(bytes(range(40)), 16, version=1))
+    blob[KEY_ID_BYTES[0]] ^= 1
+    with pytest.raises(KeyNotAvailableError):
+        open_all(bytes(blob))
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_key_id_other_than_the_recorded_one_is_damage_before_any_key_is_looked_up(version):
+    retired = seal(b"forged", 4, key=OTHER, version=version)
+    keyring = Keyring(KEY, (OTHER,))
+    assert open_all(retired, keyring)[0] == b"forged"
+    with pytest.raises(IntegrityError, match=f"sealed under key id {OTHER.key_id}.*{KEY.key_id}"):
+        open_all(retired, keyring, expected_key_id=KEY.key_id)
+    damaged = bytearray(seal(b"data", 4, version=version))
+    damaged[KEY_ID_BYTES[0]] ^= 1
+    with pytest.raises(IntegrityError, match="catalog recorded|header is damaged"):
+        open_all(bytes(damaged), expected_key_id=KEY.key_id)
+
+
+def test_identity_is_authenticated_and_compared_before_any_data():
+    blob = seal(b"payload", 4, identity=IDENTITY)
+    assert open_all(blob, expected_identity=IDENTITY)[0] == b"payload"
+    assert open_all(blob, expected_identity={"set_id": "s1"})[0] == b"payload"
+    asked = {**IDENTITY, "set_id": "s2", "name": "postgres/y.enc"}
+    with pytest.raises(IntegrityError) as caught:
+        ContainerReader(io.BytesIO(blob), Keyring(KEY), "n", expected_identity=asked)
+    message = str(caught.value)
+    assert "set_id s2" in message and "set_id s1" in message
+    assert "name postgres/y.enc" in message and "name postgres/x.enc" in message
+    with pytest.raises(IntegrityError, match="claims no identity"):
+        open_all(seal(b"payload", 4), expected_identity={"set_id": "s1"})
+
+
+def test_identity_edited_with_a_matching_digest_fails_authentication():
+    blob = seal(b"payload", 4, identity=IDENTITY)
+    raw = read_header(io.BytesIO(blob), "x")[1]
+    forged_identity = {**IDENTITY, "set_id": "s2"}
+    header = read_header(io.BytesIO(blob), "x")[0]
+    forged = replace(header, identity=forged_identity).to_bytes()
+    with pytest.raises(IntegrityError, match="chunk 0 failed authentication"):
+        open_all(forged + blob[len(raw) :], expected_identity=forged_identity)
+
+
+def test_version_1_containers_are_still_read():
+    blob = seal(b"old data" * 10, 8, b'{"v":1}', version=1)
+    assert blob[8] == 1 and header_size(blob) == HEADER_SIZE
+    assert open_all(blob, expected_key_id=KEY.key_id) == (b"old data" * 10, b'{"v":1}', 11)
+
+
+def test_each_purpose_derives_its_own_key_and_version_1_stays_derived_as_it_was():
+    salt = bytes(32)
+    purposes = (CONTAINER_KEY_V2, PACK_KEY_V2, CHUNK_ID_KEY_V2, GEAR_TABLE_V2)
+    keys = {KEY.derive_key(purpose, salt) for purpose in purposes}
+    keys.add(KEY.derive_artifact_key(salt))
+    assert len(keys) == len(purposes) + 1
+    assert KEY.container_key(1, salt) == KEY.derive_artifact_key(salt)
+    assert KEY.container_key(2, salt) == KEY.derive_key(CONTAINER_KEY_V2, salt)
 
 
 def test_every_truncation_is_detected_with_what_is_missing():
@@ -166,7 +249,9 @@ def test_every_truncation_is_detected_with_what_is_missing():
         with pytest.raises(IntegrityError) as caught:
             open_all(blob[:length])
         messages[length] = str(caught.value)
-    assert messages[HEADER_SIZE] == "postgres/x.dump.gz.enc: truncated after the header (no chunks)"
+    assert messages[header_size(blob)] == (
+        "postgres/x.dump.gz.enc: truncated after the header (no chunks)"
+    )
     for index, (offset, _) in enumerate(spans[1:-1], start=1):
         assert messages[offset].endswith(f"truncated after chunk {index - 1} (last chunk missing)")
     metadata_offset = spans[-1][0]
@@ -209,7 +294,7 @@ def test_chunk_from_another_artifact_with_the_same_key_fails_authentication():
 def test_header_of_another_artifact_fails_authentication():
     first, second = seal(b"a" * 20, 16), seal(b"a" * 20, 16)
     with pytest.raises(IntegrityError, match="chunk 0 failed authentication"):
-        open_all(second[:HEADER_SIZE] + first[HEADER_SIZE:])
+        open_all(second[: header_size(second)] + first[header_size(first) :])
 
 
 def test_last_flag_cannot_be_moved_by_cutting_a_full_chunk():

@@ -196,7 +196,7 @@ def test_key_id_other_than_the_recorded_one_is_damage_before_any_key_is_looked_u
         open_all(retired, keyring, expected_key_id=KEY.key_id)
     damaged = bytearray(seal(b"data", 4, version=version))
     damaged[KEY_ID_BYTES[0]] ^= 1
-    with pytest.raises(IntegrityError, match="catalog recorded|header is damaged"):
+    with pytest.raises(IntegrityError, match=r"catalog recorded|header is damaged"):
         open_all(bytes(damaged), expected_key_id=KEY.key_id)
 
 

@@ -10,6 +10,7 @@ import contextlib
 import os
 import random
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -23,13 +24,44 @@ from engines.fsutil import FILE_MODE, ensure_private_dir
 T = TypeVar("T")
 
 
-def _create_private_file(path: Path) -> None:
-    """Create the database file owner-only; SQLite gives -wal and -shm the same mode."""
-    if not path.parent.exists():
-        ensure_private_dir(path.parent)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
-    os.close(fd)
-    os.chmod(path, FILE_MODE)
+# Closing any descriptor of a file drops every fcntl lock this process holds on it,
+# those of SQLite connections already open included; another process would then take
+# the catalog for unused and delete -wal and -shm under them. So outside SQLite the
+# catalog file is opened only to create it when it is missing (a new inode no
+# connection can hold a lock on), under a lock every open in this process takes first.
+_CREATING = threading.Lock()
+_PRIVATE_SUFFIXES = ("", "-wal", "-shm")
+
+
+def _prepare_private_file(path: Path) -> None:
+    """Create the database file owner-only when missing; SQLite gives -wal and -shm its mode."""
+    with _CREATING:
+        try:
+            if not path.parent.exists():
+                ensure_private_dir(path.parent)
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, FILE_MODE)
+            except FileExistsError:
+                pass
+            else:
+                os.close(fd)
+            for suffix in _PRIVATE_SUFFIXES:
+                _make_private(Path(f"{path}{suffix}"))
+        except OSError as exc:
+            raise JarvisError(
+                f"cannot create catalog {path} ({exc.strerror}); check BACKUP_CATALOG_PATH "
+                "and the permissions of its folder"
+            ) from None
+
+
+def _make_private(path: Path) -> None:
+    """chmod by path: it opens no descriptor, so it cannot drop a lock."""
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        return
+    if mode & ~FILE_MODE:
+        os.chmod(path, FILE_MODE)
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
@@ -78,7 +110,7 @@ class Database:
         self.busy_timeout_ms = busy_timeout_ms
         self._lock = threading.RLock()
         self._pid = os.getpid()
-        _create_private_file(path)
+        _prepare_private_file(path)
         try:
             self._conn = sqlite3.connect(
                 path,

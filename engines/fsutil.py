@@ -2,7 +2,8 @@
 
 A crash at any moment leaves either the previous file or the new one under the
 final name, never a half-written file. Temporaries carry the writer's pid so a
-later run can tell an abandoned one from one still being written.
+later run can tell an abandoned one from one still being written, and the writer's
+start time so a later process given the same pid is not taken for the writer.
 """
 
 import contextlib
@@ -14,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from engines.processes import process_alive
+from engines.processes import owner_gone, owner_token
 
 TEMP_MARKER = ".tmp-"
 FILE_MODE = 0o600
@@ -23,7 +24,7 @@ DIR_MODE = 0o700
 
 def temporary_path_for(final_path: Path) -> Path:
     token = secrets.token_hex(4)
-    return final_path.with_name(f".{final_path.name}{TEMP_MARKER}{os.getpid()}-{token}")
+    return final_path.with_name(f".{final_path.name}{TEMP_MARKER}{owner_token()}-{token}")
 
 
 def fsync_directory(directory: Path) -> None:
@@ -59,31 +60,52 @@ def atomic_output(final_path: Path, mode: int = FILE_MODE) -> Iterator[BinaryIO]
         raise
 
 
-def _writer_pid(name: str) -> int | None:
-    try:
-        return int(name.rsplit(TEMP_MARKER, 1)[1].split("-", 1)[0])
-    except (IndexError, ValueError):
+def _owner(tail: str) -> tuple[int, str | None] | None:
+    """(pid, start token or None) from `<pid>-<start>-<random>` or the older `<pid>-<random>`."""
+    parts = tail.split("-")
+    if not parts[0].isdigit() or len(parts) < 2:
         return None
+    start = parts[1] if len(parts) >= 3 and parts[1].isdigit() else None
+    return int(parts[0]), start
+
+
+def _abandoned(path: Path, tail: str) -> bool:
+    owner = _owner(tail)
+    if owner is None:
+        return False
+    try:
+        changed = path.lstat().st_mtime
+    except FileNotFoundError:
+        return False
+    return owner_gone(owner[0], owner[1], last_change=changed)
 
 
 def remove_abandoned_temporaries(root: Path) -> list[Path]:
-    """Delete temporaries under `root` whose writing process is gone."""
-    removed = []
+    """Delete temporaries under `root` whose writing process is gone, and the work folders
+    (`<root>/.<purpose>/work-*`) a killed process left behind."""
+    removed: list[Path] = []
     if not root.exists():
         return removed
     for path in root.rglob(f".*{TEMP_MARKER}*"):
-        pid = _writer_pid(path.name)
-        if pid is not None and not process_alive(pid) and path.is_file():
-            path.unlink(missing_ok=True)
+        if path.is_file() and _abandoned(path, path.name.rsplit(TEMP_MARKER, 1)[1]):
+            try:
+                path.unlink(missing_ok=True)
+            except OSError:  # a read-only repository: what cannot go stays for a later run
+                continue
             removed.append(path)
+    for parent in root.glob(".*"):
+        if parent.is_dir() and not parent.is_symlink():
+            removed.extend(_remove_abandoned_work_folders(parent))
     return removed
 
 
-def _remove_abandoned_work_folders(parent: Path) -> None:
+def _remove_abandoned_work_folders(parent: Path) -> list[Path]:
+    removed = []
     for folder in parent.glob("work-*"):
-        pid = folder.name.removeprefix("work-").split("-", 1)[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not process_alive(int(pid)):
+        if folder.is_dir() and _abandoned(folder, folder.name.removeprefix("work-")):
             shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
 
 
 @contextlib.contextmanager
@@ -92,7 +114,7 @@ def private_work_folder(repository_root: Path, purpose: str) -> Iterator[Path]:
     afterwards; folders a killed process left behind are removed on the next use."""
     parent = ensure_private_dir(repository_root / f".{purpose}")
     _remove_abandoned_work_folders(parent)
-    folder = Path(tempfile.mkdtemp(prefix=f"work-{os.getpid()}-", dir=parent))
+    folder = Path(tempfile.mkdtemp(prefix=f"work-{owner_token()}-", dir=parent))
     try:
         yield folder
     finally:

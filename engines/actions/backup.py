@@ -12,6 +12,7 @@ from typing import Any, BinaryIO
 from engines.artifacts import VerifyReport, artifact_filename, verify_artifact, write_artifact
 from engines.catalog import Artifact, BackupSet
 from engines.errors import IntegrityError, JarvisError
+from engines.fsutil import remove_abandoned_temporaries
 from engines.jobs import JobContext
 from engines.lock import RepositoryLock
 from engines.sources import get_source
@@ -97,6 +98,14 @@ def store_artifact(
     return workspace.catalog.find_artifact_by_relpath(relpath) or row
 
 
+def clear_leftovers(workspace: Workspace, context: JobContext) -> None:
+    """Temporaries and work folders of killed processes, anywhere in the repository; run
+    under the repository lock, so no backup of ours is writing meanwhile."""
+    removed = remove_abandoned_temporaries(workspace.repository.root)
+    if removed:
+        context.log(f"removed {len(removed)} temporaries left by interrupted runs")
+
+
 def run_backup(
     workspace: Workspace,
     kind: str,
@@ -113,6 +122,7 @@ def run_backup(
     workspace.keyring()  # fail before touching anything when the key is missing
     workspace.repository.ensure_layout()
     with RepositoryLock(workspace.repository.root, f"backup {kind}"):
+        clear_leftovers(workspace, context)
         backup_set = workspace.catalog.create_backup_set(kind, tier=tier, job_id=context.job_id)
         try:
             source.back_up(workspace, backup_set, options, context)

@@ -10,6 +10,7 @@ authenticated by `store_artifact` before its part counts.
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from engines.actions.backup import clear_leftovers
 from engines.alerts import AlertDispatcher
 from engines.catalog import Artifact, BackupSet
 from engines.errors import JarvisError, JobCancelledError
@@ -105,6 +106,7 @@ def run_backup_full(
     workspace.repository.ensure_layout()
     parts: list[PartResult] = []
     with RepositoryLock(workspace.repository.root, "backup full"):
+        clear_leftovers(workspace, context)
         backup_set = workspace.catalog.create_backup_set(
             FULL_KIND, tier=tier, job_id=context.job_id, created_at=created_at
         )

@@ -10,6 +10,7 @@ store of its own (the files store) prunes data no snapshot references.
 import socket
 from dataclasses import dataclass, field
 
+from engines.actions.backup import clear_leftovers
 from engines.artifacts import SIDECAR_SUFFIX
 from engines.catalog import Artifact
 from engines.clock import configured_timezone
@@ -164,6 +165,7 @@ def run_cleanup(
         _log_decisions(report, context, "would delete")
         return report
     with RepositoryLock(workspace.repository.root, "cleanup"):
+        clear_leftovers(workspace, context)
         report = plan_cleanup(workspace, context.job_id)
         report.dry_run = False
         _log_decisions(report, context, "deleting")

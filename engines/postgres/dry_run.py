@@ -1,6 +1,8 @@
 """What a restore would do, from the authenticated archive and the target as it is now."""
 
+from engines.postgres.foreign_keys import foreign_keys_into
 from engines.postgres.inspect import DatabaseContents, TableInfo
+from engines.postgres.partial import replaced_tables
 from engines.postgres.restore import RestoreJob
 from engines.postgres.toc import summarize
 from engines.sources.base import RestoreReport
@@ -47,6 +49,8 @@ def describe_plan(
         report.refuse(f"plan: refused{refusal}")
     else:
         report.add(_plan_line(job, current, tables))
+        if job.options.tables or job.mode == "data":
+            _describe_foreign_keys(job, current, tables, report)
 
 
 def _target_line(job: RestoreJob, current: DatabaseContents) -> str:
@@ -96,4 +100,26 @@ def _plan_line(job: RestoreJob, current: DatabaseContents, tables: list[TableInf
     return (
         "plan: restore into a scratch database, check it, swap it in; the previous database "
         f"is {keep} as {job.target}_pre_restore_<UTC time>"
+    )
+
+
+def _describe_foreign_keys(
+    job: RestoreJob, current: DatabaseContents, tables: list[TableInfo], report: RestoreReport
+) -> None:
+    """The foreign keys of other tables into the replaced ones, and what that means."""
+    replaced = {(t.schema, t.name) for t in replaced_tables(current, tables)}
+    keys = foreign_keys_into(job.server, job.target, replaced)
+    if not keys:
+        return
+    rows = {t.qualified: t.rows for t in current.tables}
+    report.add("referencing the replaced tables (dropped and re-created in the same transaction):")
+    for key in keys:
+        report.add(
+            f"  foreign key {key.name} on {key.referencing} ({rows.get(key.referencing)} rows) "
+            f"-> {key.referenced}"
+        )
+    report.add(
+        "  re-creating them checks every referencing row: the restore fails and changes "
+        "nothing if rows there reference keys the backup lacks; those tables are locked "
+        "until it ends"
     )

@@ -3,14 +3,22 @@
 Tables missing from the target are created whole (definition, data, indexes,
 constraints, owned sequences). Tables that exist keep their definition, and so
 the views, grants and foreign keys around them: their rows are replaced, and
-only with --drop-existing when they hold rows. Everything runs in one
-transaction that checks the restored row counts before COMMIT, so the target
-ends up either fully restored or exactly as it was.
+only with --drop-existing when they hold rows. Foreign keys of other tables
+that reference a replaced table are dropped first and re-created (so checked) after
+the load (foreign_keys). Everything runs in one transaction that checks the restored
+row counts before COMMIT, so the target ends up either fully restored or exactly as
+it was.
 """
 
 from engines.errors import JarvisError
+from engines.postgres.foreign_keys import (
+    drop_statements,
+    foreign_keys_into,
+    recreate_statements,
+)
 from engines.postgres.inspect import DatabaseContents, TableInfo
 from engines.postgres.loader import qualified, restore_entries_in_transaction, row_count_check
+from engines.postgres.process import ToolFailedError
 from engines.postgres.restore import RestoreJob
 from engines.postgres.toc import TocEntry, select_tables
 
@@ -70,7 +78,7 @@ def restore_tables(
             "this data-only backup fills; restore a schema or full backup first. "
             "Nothing was changed"
         )
-    filled = [t for t in existing if rows_now[(t.schema, t.name)]]
+    filled = replaced_tables(current, tables)
     if filled and not job.options.drop_existing:
         names = ", ".join(t.qualified for t in filled)
         raise JarvisError(
@@ -82,9 +90,10 @@ def restore_tables(
     needed_schemas = {t.schema for t in new} - present_schemas
     entries = [e for e in job.entries if e.desc == "SCHEMA" and e.name in needed_schemas]
     entries += _entries_of(job, new, whole=True) + _entries_of(job, existing, whole=False)
-    truncate = ""
+    keys = foreign_keys_into(job.server, job.target, {(t.schema, t.name) for t in filled})
+    truncate = drop_statements(keys)
     if filled:
-        truncate = f"TRUNCATE {', '.join(qualified(t.schema, t.name) for t in filled)};\n"
+        truncate += f"TRUNCATE {', '.join(qualified(t.schema, t.name) for t in filled)};\n"
     if everything:
         large_objects = [e for e in job.entries if e.desc in LARGE_OBJECT_ENTRIES]
         entries += large_objects + [e for e in job.entries if e.desc == "SEQUENCE SET"]
@@ -95,22 +104,33 @@ def restore_tables(
                 f"WHERE oid IN ({', '.join(oids)});\n"
             )
     order = {entry.dump_id: position for position, entry in enumerate(job.entries)}
-    restore_entries_in_transaction(
-        job.tools,
-        job.server,
-        job.target,
-        job.archive.path,
-        sorted(set(entries), key=lambda e: order[e.dump_id]),
-        before=truncate,
-        after=row_count_check([t for t in tables if not t.partitioned]),
-        work_folder=job.work_folder,
-        context=job.context,
-    )
+    try:
+        restore_entries_in_transaction(
+            job.tools,
+            job.server,
+            job.target,
+            job.archive.path,
+            sorted(set(entries), key=lambda e: order[e.dump_id]),
+            before=truncate,
+            after=row_count_check([t for t in tables if not t.partitioned])
+            + recreate_statements(keys),
+            work_folder=job.work_folder,
+            context=job.context,
+        )
+    except ToolFailedError as error:  # psql stopped: the transaction was rolled back
+        raise ToolFailedError(f"{error}; nothing was changed in database {job.target}") from None
     lines = [f"created table {t.qualified} ({_rows(t)})" for t in new]
     lines += [f"loaded table {t.qualified} ({_rows(t)})" for t in existing if not t.partitioned]
     if filled:
         lines.append("their previous rows were replaced: " + ", ".join(t.qualified for t in filled))
+    lines += [f"re-created and checked foreign key {k.name} on {k.referencing}" for k in keys]
     return lines
+
+
+def replaced_tables(current: DatabaseContents, tables: list[TableInfo]) -> list[TableInfo]:
+    """The tables among `tables` whose rows in the target a restore replaces."""
+    rows_now = {(t.schema, t.name): t.rows for t in current.tables}
+    return [t for t in tables if rows_now.get((t.schema, t.name))]
 
 
 def restore_data(job: RestoreJob, current: DatabaseContents) -> list[str]:

@@ -15,13 +15,16 @@ from typing import Any
 
 from engines.actions.backup import store_artifact
 from engines.catalog import Artifact, BackupSet
+from engines.destinations.local import LocalRepository
+from engines.errors import IntegrityError
 from engines.jobs import JobContext
 from engines.store.index import Index, load_index, write_index
 from engines.store.ingest import CHANGED, Ingest
 from engines.store.keys import store_keys
-from engines.store.layout import SNAPSHOT_NAME, SOURCE
+from engines.store.layout import SNAPSHOT_NAME, SOURCE, pack_key
+from engines.store.packs import BlobLocation
 from engines.store.resolve import newest_snapshot
-from engines.store.snapshots import DIR, FILE, SYMLINK, Entry, Manifest, load_manifest
+from engines.store.snapshots import DIR, FILE, SYMLINK, Entry, Manifest, load_manifest, shown
 from engines.store.walker import Walked, Walker, check_roots, snapshot_path
 from engines.workspace import Workspace
 
@@ -102,6 +105,8 @@ def back_up_files(
     repository = workspace.repository
     repository.ensure_layout()
     index = load_index(repository, keyring)
+    for problem in index.problems:
+        context.log(problem, level="warning")
     previous = previous_manifest(workspace, keys.key_id, context) if options.incremental else None
     earlier = previous.by_path() if previous else {}
     problems = ProblemLog(context)
@@ -154,8 +159,15 @@ def back_up_files(
         ingest.abort()
         raise
     locations = ingest.packs.locations
-    index_key = write_index(repository, keyring.current, locations) if locations else None
+    index_key = (
+        write_index(
+            repository, keyring.current, locations, generation=index.generation, base=index.base
+        )
+        if locations
+        else None
+    )
     kept = [e for e in entries if id(e) not in ingest.failed]
+    check_chunks_stored(repository, kept, index, dict(locations))
     summary = _summary(kept, roots, ingest, problems, previous, index_key, options)
     manifest = Manifest([snapshot_path(root) for root in roots], kept, keys.key_id, summary)
     context.log(_describe(summary))
@@ -170,6 +182,29 @@ def back_up_files(
         metadata={"snapshot": summary},
     )
     return [artifact]
+
+
+def check_chunks_stored(
+    repository: LocalRepository,
+    entries: list[Entry],
+    index: Index,
+    written: dict[bytes, BlobLocation],
+) -> None:
+    """Read back, before the manifest is stored, that every chunk it names is in a pack
+    that exists and is long enough; a snapshot that could not be restored is never made."""
+    sizes: dict[str, int] = {}
+    for entry in entries:
+        for chunk_id in entry.chunk_ids():
+            location = written.get(chunk_id) or index.get(chunk_id)
+            if location is not None and location.pack not in sizes:
+                path = repository.path_for(pack_key(location.pack))
+                sizes[location.pack] = path.stat().st_size if path.is_file() else -1
+            if location is None or sizes[location.pack] < location.offset + location.length:
+                raise IntegrityError(
+                    f"{shown(entry.path)}: chunk {chunk_id.hex()[:16]} is in no pack of the "
+                    "repository (a pack vanished during the backup?); the snapshot was not "
+                    "stored: run `jarvis-tui repair`, then back up again"
+                )
 
 
 def _summary(

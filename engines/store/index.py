@@ -1,10 +1,17 @@
 """The index: which pack holds each chunk, at which offset.
 
 Each backup writes one index file listing the chunks it added, after their
-packs are complete and before its snapshot manifest; `prune` replaces all
-index files with one rebuilt from the packs' own trailers. An index file is an
-encrypted container (engines.crypto) without a sidecar: it is not an artifact
-of a backup set.
+packs are complete and before its snapshot manifest; `prune` (and `repair`)
+replace all index files with one rebuilt from the packs' own trailers. An index
+file is an encrypted container (engines.crypto) without a sidecar: it is not an
+artifact of a backup set.
+
+Freshness: each index file seals a generation, which every prune raises. The
+file a prune writes is the base of its generation and every later backup's
+index names it; loading takes only the newest generation, so an index file
+replayed from before a prune is ignored (and reported), and a missing base is
+reported. Entries whose pack is gone are dropped, so a backup stores their
+chunks again instead of trusting them.
 """
 
 import json
@@ -19,7 +26,14 @@ from engines.destinations.local import LocalRepository
 from engines.errors import IntegrityError
 from engines.fsutil import atomic_output, ensure_private_dir
 from engines.store.keys import ID_SIZE
-from engines.store.layout import INDEX_PREFIX, INDEX_SUFFIX, NAME_BYTES, index_key, new_object_name
+from engines.store.layout import (
+    INDEX_PREFIX,
+    INDEX_SUFFIX,
+    NAME_BYTES,
+    index_key,
+    new_object_name,
+    pack_key,
+)
 from engines.store.packs import BlobLocation
 
 FORMAT = "jarvis-files-index/1"
@@ -32,6 +46,10 @@ _ENTRY = struct.Struct(f">{ID_SIZE}sIII")  # chunk id, offset, length, plain siz
 class Index:
     locations: dict[bytes, BlobLocation] = field(default_factory=dict)
     keys: list[str] = field(default_factory=list)  # the index files it was read from
+    generation: int = 0
+    base: str | None = None  # the index file the last prune (or repair) wrote
+    problems: list[str] = field(default_factory=list)  # stale files, missing packs
+    dropped: dict[bytes, BlobLocation] = field(default_factory=dict)  # their packs are gone
 
     def __contains__(self, chunk_id: bytes) -> bool:
         return chunk_id in self.locations
@@ -77,25 +95,56 @@ def decode(data: bytes, name: str) -> list[tuple[bytes, BlobLocation]]:
 
 
 def write_index(
-    repository: LocalRepository, key: MasterKey, entries: list[tuple[bytes, BlobLocation]]
+    repository: LocalRepository,
+    key: MasterKey,
+    entries: list[tuple[bytes, BlobLocation]],
+    *,
+    generation: int = 0,
+    base: str | None = None,
+    rebuilt: bool = False,
 ) -> str:
-    """Seal `entries` into a new index file (fsynced, renamed into place); return its key."""
+    """Seal `entries` into a new index file (fsynced, renamed into place); return its key.
+
+    A backup passes the generation and base of the index it loaded; a prune or repair
+    (`rebuilt`) passes the next generation, and its file becomes the new base.
+    """
     relpath = index_key(new_object_name())
     path = repository.path_for(relpath)
     ensure_private_dir(path.parent)
     body = encode(entries)
+    metadata = {
+        "format": FORMAT,
+        "entries": len(entries),
+        "generation": generation,
+        "base": relpath if rebuilt else base,
+    }
     with atomic_output(path) as handle:
         writer = ContainerWriter(handle, key, UNCOMPRESSED)
         writer.write(body)
-        writer.finish(json.dumps({"format": FORMAT, "entries": len(entries)}).encode())
+        writer.finish(json.dumps(metadata).encode())
     return relpath
 
 
-def read_index_file(path: Path, keyring: Keyring, name: str) -> list[tuple[bytes, BlobLocation]]:
+@dataclass
+class IndexFile:
+    entries: list[tuple[bytes, BlobLocation]]
+    generation: int
+    base: str | None
+
+
+def read_index_file(path: Path, keyring: Keyring, name: str) -> IndexFile:
     with path.open("rb") as handle:
         reader = ContainerReader(handle, keyring, name)
         body = b"".join(reader.data_chunks())
-    return decode(body, name)
+    try:
+        metadata = json.loads(reader.metadata or b"{}")
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise IntegrityError(f"{name}: index metadata is not JSON") from None
+    generation = metadata.get("generation", 0) if isinstance(metadata, dict) else None
+    if type(generation) is not int or generation < 0:
+        raise IntegrityError(f"{name}: index metadata names no valid generation")
+    base = metadata.get("base")
+    return IndexFile(decode(body, name), generation, base if isinstance(base, str) else None)
 
 
 def index_files(repository: LocalRepository) -> list[str]:
@@ -110,16 +159,45 @@ def index_files(repository: LocalRepository) -> list[str]:
 
 
 def load_index(repository: LocalRepository, keyring: Keyring) -> Index:
-    index = Index()
+    """The live index: files of the newest generation, entries whose pack exists."""
+    read: list[tuple[str, IndexFile]] = []
     for relpath in index_files(repository):
         try:
-            entries = read_index_file(repository.path_for(relpath), keyring, relpath)
+            read.append((relpath, read_index_file(repository.path_for(relpath), keyring, relpath)))
         except IntegrityError as exc:
             raise IntegrityError(
-                f"{exc}; run `jarvis-tui prune` to rebuild the index from the packs"
+                f"{exc}; run `jarvis-tui repair` to rebuild the index from the packs"
             ) from None
         except FileNotFoundError:
             continue  # removed by a prune that finished meanwhile
-        index.locations.update(entries)
+    index = Index(generation=max((file.generation for _, file in read), default=0))
+    for relpath, file in read:
+        if file.generation < index.generation:
+            index.problems.append(
+                f"{relpath} was written before the last prune (generation {file.generation}, "
+                f"now {index.generation}): ignored; the next prune removes it"
+            )
+            continue
+        index.locations.update(file.entries)
         index.keys.append(relpath)
+        index.base = index.base or file.base
+    if index.base is not None and index.base not in index.keys:
+        index.problems.append(
+            f"{index.base}, the index the last prune wrote, is missing; run `jarvis-tui repair`"
+        )
+    _drop_absent_packs(repository, index)
     return index
+
+
+def _drop_absent_packs(repository: LocalRepository, index: Index) -> None:
+    absent = {pack for pack in index.packs() if not repository.path_for(pack_key(pack)).is_file()}
+    if not absent:
+        return
+    dropped = [chunk_id for chunk_id, loc in index.locations.items() if loc.pack in absent]
+    for chunk_id in dropped:
+        index.dropped[chunk_id] = index.locations.pop(chunk_id)
+    index.problems.append(
+        f"the index lists {len(dropped)} chunk(s) in {len(absent)} pack(s) that are missing "
+        f"(e.g. {pack_key(min(absent))}): left out, so a backup stores them again; run "
+        "`jarvis-tui repair` to see which snapshots are affected"
+    )

@@ -4,14 +4,15 @@ See `engines.store.packs` for the format. Every read is authenticated: a blob
 opens only under its own chunk id, and a damaged byte anywhere fails.
 """
 
+import hashlib
 import os
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from engines.crypto import Keyring
 from engines.destinations.local import LocalRepository
@@ -25,10 +26,11 @@ from engines.store.packs import (
     HEADER_SIZE,
     MAGIC,
     NONCE_SIZE,
+    READABLE_VERSIONS,
     TAG_SIZE,
-    TRAILER_AAD,
-    VERSION,
     BlobLocation,
+    pack_cipher,
+    trailer_aad,
 )
 
 MAX_OPEN_PACKS = 64
@@ -45,11 +47,12 @@ class PackKey:
         if len(header) < HEADER_SIZE:
             raise IntegrityError(f"pack {name}: too short to be a pack")
         magic, version, key_id, salt = HEADER.unpack(header[:HEADER_SIZE])
-        if magic != MAGIC or version != VERSION:
+        if magic != MAGIC or version not in READABLE_VERSIONS:
             raise IntegrityError(f"pack {name}: not a Jarvis pack (bad magic or version)")
         self.header = header[:HEADER_SIZE]
+        self.version = version
         self.name = name
-        self._aead = AESGCM(keyring.find(key_id.hex()).derive_artifact_key(salt))
+        self._aead = pack_cipher(keyring.find(key_id.hex()), version, salt)
 
     def open_blob(self, chunk_id: bytes, sealed: bytes | memoryview) -> bytes:
         try:
@@ -62,14 +65,16 @@ class PackKey:
                 "(corrupted or tampered)"
             ) from None
 
-    def open_trailer(self, sealed: bytes) -> list[tuple[bytes, BlobLocation]]:
+    def open_trailer(
+        self, sealed: bytes | memoryview, region_digest: bytes
+    ) -> list[tuple[bytes, BlobLocation]]:
+        aad = trailer_aad(self.header, self.version, self.name, region_digest)
         try:
-            plain = self._aead.decrypt(
-                sealed[:NONCE_SIZE], sealed[NONCE_SIZE:], self.header + TRAILER_AAD
-            )
+            plain = self._aead.decrypt(bytes(sealed[:NONCE_SIZE]), bytes(sealed[NONCE_SIZE:]), aad)
         except InvalidTag:
             raise IntegrityError(
-                f"pack {self.name}: trailer failed authentication (corrupted or tampered)"
+                f"pack {self.name}: trailer failed authentication (corrupted or tampered, "
+                "or the trailer of another pack)"
             ) from None
         if len(plain) % ENTRY.size:
             raise IntegrityError(f"pack {self.name}: trailer has a partial entry")
@@ -79,21 +84,66 @@ class PackKey:
         ]
 
 
+@dataclass
+class OpenedPack:
+    """A pack whose header, trailer and layout were checked; its blobs are not yet read."""
+
+    name: str
+    data: bytes
+    key: PackKey
+    entries: list[tuple[bytes, BlobLocation]]
+
+    def blobs(self) -> Iterator[tuple[bytes, BlobLocation, bytes | IntegrityError]]:
+        """Every blob listed, authenticated and decompressed, or the error it failed with."""
+        view = memoryview(self.data)
+        for chunk_id, location in self.entries:
+            sealed = view[location.offset : location.offset + location.length]
+            try:
+                plain = decompress_chunk(
+                    self.key.open_blob(chunk_id, sealed),
+                    location.raw_length,
+                    f"chunk {chunk_id.hex()[:16]} in pack {self.name}",
+                )
+            except IntegrityError as exc:
+                yield chunk_id, location, exc
+            else:
+                yield chunk_id, location, plain
+
+
+def open_pack(data: bytes, keyring: Keyring, name: str) -> OpenedPack:
+    """`data` as a pack named `name`: header, trailer (bound to the name and, from version
+    2, to the blob region), and blobs that tile the region exactly. IntegrityError when
+    any of it fails; KeyNotAvailableError when its key is not configured."""
+    key = PackKey(data, keyring, name)
+    size = len(data)
+    if size < HEADER_SIZE + FOOTER.size + NONCE_SIZE + TAG_SIZE:
+        raise IntegrityError(f"pack {name}: truncated (no trailer)")
+    (length,) = FOOTER.unpack_from(data, size - FOOTER.size)
+    if length > size - HEADER_SIZE - FOOTER.size or length < NONCE_SIZE + TAG_SIZE:
+        raise IntegrityError(
+            f"pack {name}: its last bytes do not end a trailer (bytes added, cut or damaged)"
+        )
+    trailer_start = size - FOOTER.size - length
+    view = memoryview(data)
+    digest = hashlib.sha256(view[HEADER_SIZE:trailer_start]).digest()
+    entries = key.open_trailer(view[trailer_start : size - FOOTER.size], digest)
+    position = HEADER_SIZE
+    for _, location in sorted(entries, key=lambda entry: entry[1].offset):
+        if location.offset != position or location.length < NONCE_SIZE + TAG_SIZE + 1:
+            raise IntegrityError(f"pack {name}: its trailer does not match its blobs")
+        position += location.length
+    if position != trailer_start:
+        raise IntegrityError(f"pack {name}: bytes between its blobs and its trailer")
+    return OpenedPack(name, data, key, entries)
+
+
+def read_pack(path: Path, keyring: Keyring) -> OpenedPack:
+    return open_pack(path.read_bytes(), keyring, pack_name_of(path))
+
+
 def read_trailer(path: Path, keyring: Keyring) -> list[tuple[bytes, BlobLocation]]:
-    """The chunks a pack says it holds (authenticated)."""
-    name = pack_name_of(path)
-    with path.open("rb") as handle:
-        header = handle.read(HEADER_SIZE)
-        pack_key_ = PackKey(header, keyring, name)
-        size = handle.seek(0, os.SEEK_END)
-        if size < HEADER_SIZE + FOOTER.size:
-            raise IntegrityError(f"pack {name}: truncated (no trailer)")
-        handle.seek(size - FOOTER.size)
-        (length,) = FOOTER.unpack(handle.read(FOOTER.size))
-        if length > size - HEADER_SIZE - FOOTER.size or length < NONCE_SIZE + TAG_SIZE:
-            raise IntegrityError(f"pack {name}: truncated or damaged trailer")
-        handle.seek(size - FOOTER.size - length)
-        return pack_key_.open_trailer(handle.read(length))
+    """The chunks a pack says it holds (authenticated, its layout checked)."""
+    return read_pack(path, keyring).entries
 
 
 class BlobReader:

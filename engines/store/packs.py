@@ -9,11 +9,17 @@ Binding the chunk id into each blob's associated data means a blob can only
 ever be opened as the chunk it was written for. Blobs are sealed on worker
 threads before it is known which pack they land in, so every pack of one run
 shares the run's salt and each blob carries a random nonce. The trailer lets
-`prune` and `verify` read a pack that no index lists. Packs are written to a
+`prune` and `verify` read a pack that no index lists; since version 2 its
+associated data also holds the pack's name and the SHA-256 of its blob region,
+so a trailer authenticates on its own pack only, and only over the very bytes
+it was written with (version 1 packs, without that binding, are still read).
+The blobs the trailer lists tile the region exactly, so a byte added, removed
+or changed anywhere in a pack fails a full read. Packs are written to a
 temporary name, fsynced and renamed: a pack either exists whole or not at all.
 """
 
 import contextlib
+import hashlib
 import os
 import struct
 from dataclasses import dataclass
@@ -21,14 +27,15 @@ from typing import BinaryIO
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from engines.crypto import SALT_SIZE, MasterKey
+from engines.crypto import PACK_KEY_V2, SALT_SIZE, MasterKey
 from engines.destinations.local import LocalRepository
 from engines.fsutil import atomic_output, ensure_private_dir
 from engines.store.keys import ID_SIZE
 from engines.store.layout import new_object_name, pack_key
 
 MAGIC = b"JARVPACK"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
 TARGET_PACK_SIZE = 8 * 1024 * 1024
 NONCE_SIZE = 12
 TAG_SIZE = 16
@@ -37,6 +44,19 @@ ENTRY = struct.Struct(f">{ID_SIZE}sIII")  # chunk id, offset, length, plain size
 FOOTER = struct.Struct(">I")
 HEADER_SIZE = HEADER.size
 TRAILER_AAD = b"trailer"
+
+
+def pack_cipher(key: MasterKey, version: int, salt: bytes) -> AESGCM:
+    if version == 1:
+        return AESGCM(key.derive_artifact_key(salt))
+    return AESGCM(key.derive_key(PACK_KEY_V2, salt))
+
+
+def trailer_aad(header: bytes, version: int, name: str, region_digest: bytes) -> bytes:
+    """What a trailer is authenticated with: version 2 binds its pack's name and blobs."""
+    if version == 1:
+        return header + TRAILER_AAD
+    return header + TRAILER_AAD + bytes.fromhex(name) + region_digest
 
 
 @dataclass(frozen=True)
@@ -53,15 +73,16 @@ class PackSealer:
     def __init__(self, key: MasterKey):
         salt = os.urandom(SALT_SIZE)
         self.header = HEADER.pack(MAGIC, VERSION, bytes.fromhex(key.key_id), salt)
-        self._aead = AESGCM(key.derive_artifact_key(salt))
+        self._aead = pack_cipher(key, VERSION, salt)
 
     def seal(self, chunk_id: bytes, compressed: bytes) -> bytes:
         nonce = os.urandom(NONCE_SIZE)
         return nonce + self._aead.encrypt(nonce, compressed, self.header + chunk_id)
 
-    def seal_trailer(self, entries: bytes) -> bytes:
+    def seal_trailer(self, entries: bytes, name: str, region_digest: bytes) -> bytes:
         nonce = os.urandom(NONCE_SIZE)
-        return nonce + self._aead.encrypt(nonce, entries, self.header + TRAILER_AAD)
+        aad = trailer_aad(self.header, VERSION, name, region_digest)
+        return nonce + self._aead.encrypt(nonce, entries, aad)
 
 
 class PackWriter:
@@ -84,6 +105,7 @@ class PackWriter:
         self._name = ""
         self._size = 0
         self._entries: list[tuple[bytes, int, int, int]] = []
+        self._region = hashlib.sha256()
         self.locations: list[tuple[bytes, BlobLocation]] = []
         self.packs_written = 0
         self.bytes_written = 0
@@ -96,6 +118,7 @@ class PackWriter:
             self._open()
         assert self._handle is not None
         self._handle.write(sealed)
+        self._region.update(sealed)
         self._entries.append((chunk_id, self._size, len(sealed), raw_length))
         self._size += len(sealed)
         if self._size >= self._target_size:
@@ -121,10 +144,12 @@ class PackWriter:
         self._handle.write(self._sealer.header)
         self._size = HEADER_SIZE
         self._entries = []
+        self._region = hashlib.sha256()
 
     def _close_pack(self) -> None:
         assert self._handle is not None and self._stack is not None
-        trailer = self._sealer.seal_trailer(b"".join(ENTRY.pack(*e) for e in self._entries))
+        entries = b"".join(ENTRY.pack(*e) for e in self._entries)
+        trailer = self._sealer.seal_trailer(entries, self._name, self._region.digest())
         self._handle.write(trailer)
         self._handle.write(FOOTER.pack(len(trailer)))
         stack, self._stack, self._handle = self._stack, None, None

@@ -6,6 +6,10 @@ own trailers, so packs of an interrupted backup that no index lists are found
 too. Packs with nothing referenced are deleted; packs that are mostly unused
 are repacked. Order: new packs, the new index, then old index files, then old
 packs, so a prune interrupted at any point leaves every snapshot readable.
+
+Prune deletes only what it can prove unreferenced: a pack it cannot read (its
+trailer or layout damaged), or a referenced chunk found in no pack, stops it
+before anything is written or deleted, with exit 4 and a pointer to `repair`.
 """
 
 import socket
@@ -17,7 +21,7 @@ from engines.fsutil import remove_abandoned_temporaries
 from engines.jobs import JobContext
 from engines.lock import RepositoryLock
 from engines.processes import process_alive
-from engines.store.index import index_files, write_index
+from engines.store.index import index_files, load_index, write_index
 from engines.store.keys import ID_SIZE
 from engines.store.layout import SOURCE, is_snapshot_key, pack_key
 from engines.store.pack_reader import PackKey, iter_pack_files, pack_name_of, read_trailer
@@ -81,8 +85,11 @@ def referenced_chunks(workspace: Workspace, context: JobContext) -> tuple[set[by
         context.raise_if_cancelled()
         try:
             manifest = load_manifest(workspace.repository.path_for(key), keyring, key)
-        except (IntegrityError, KeyNotAvailableError) as exc:
-            raise JarvisError(
+        except KeyNotAvailableError as exc:
+            context.log(f"cannot read snapshot {key}; nothing was deleted", level="error")
+            raise exc from None
+        except IntegrityError as exc:
+            raise IntegrityError(
                 f"cannot read snapshot {key} ({exc}); prune needs every snapshot to know which "
                 "data is still used, so nothing was deleted"
             ) from None
@@ -102,18 +109,21 @@ def prune_store(workspace: Workspace, context: JobContext, *, dry_run: bool = Fa
         keyring = workspace.keyring()
         referenced, snapshots = referenced_chunks(workspace, context)
         report = PruneReport(dry_run, snapshots=snapshots)
+        loaded = load_index(repository, keyring)
+        report.problems.extend(loaded.problems)
         old_indexes = index_files(repository)
         keep: list[tuple[bytes, BlobLocation]] = []
         repack: list[tuple[Path, list[tuple[bytes, BlobLocation]]]] = []
         doomed: list[Path] = []
         seen: set[bytes] = set()
+        damaged: list[str] = []
         for path in iter_pack_files(repository):
             context.raise_if_cancelled()
             report.packs += 1
             try:
                 entries = read_trailer(path, keyring)
-            except (IntegrityError, KeyNotAvailableError) as exc:
-                report.problems.append(f"kept unreadable pack {path.name}: {exc}")
+            except IntegrityError as exc:
+                damaged.append(str(exc))
                 continue
             used = [(i, loc) for i, loc in entries if i in referenced and i not in seen]
             used_ids = {i for i, _ in used}
@@ -132,12 +142,7 @@ def prune_store(workspace: Workspace, context: JobContext, *, dry_run: bool = Fa
             else:
                 keep.extend(entries)
                 report.chunks_removed -= len(entries) - len(used)
-        missing = referenced - seen
-        if missing:
-            report.problems.append(
-                f"{len(missing)} chunk(s) referenced by snapshots are in no pack; "
-                "run `jarvis-tui verify SNAPSHOT` to see which files are affected"
-            )
+        _refuse_unaccounted(damaged, len(referenced - seen))
         for problem in report.problems:
             context.log(problem, level="warning")
         if dry_run:
@@ -147,9 +152,18 @@ def prune_store(workspace: Workspace, context: JobContext, *, dry_run: bool = Fa
         with writer:
             for path, used in repack:
                 context.raise_if_cancelled()
-                _copy_chunks(path, used, writer, keyring)
+                try:
+                    _copy_chunks(path, used, writer, keyring)
+                except IntegrityError as exc:
+                    raise IntegrityError(
+                        f"prune refused: {exc}; nothing was deleted. Run `jarvis-tui repair` "
+                        "to salvage what still authenticates, then prune again"
+                    ) from None
         report.packs_written = writer.packs_written
-        write_index(repository, keyring.current, keep + writer.locations)
+        entries = keep + writer.locations
+        write_index(
+            repository, keyring.current, entries, generation=loaded.generation + 1, rebuilt=True
+        )
         for key in old_indexes:
             repository.delete(key)
         doomed.extend(path for path, _ in repack)
@@ -159,6 +173,22 @@ def prune_store(workspace: Workspace, context: JobContext, *, dry_run: bool = Fa
         report.bytes_freed = freed - writer.bytes_written
         context.log(f"prune: {report}")
         return report
+
+
+def _refuse_unaccounted(damaged: list[str], missing: int) -> None:
+    """Stop before any change when some data cannot be accounted for."""
+    if not damaged and not missing:
+        return
+    found = []
+    if damaged:
+        found.append(f"{len(damaged)} damaged pack(s) ({'; '.join(damaged[:3])})")
+    if missing:
+        found.append(f"{missing} chunk(s) that snapshots reference are in no pack")
+    raise IntegrityError(
+        f"prune refused: {' and '.join(found)}; nothing was deleted. Run `jarvis-tui repair` "
+        "to salvage what still authenticates and rebuild the index (it lists the snapshots "
+        "still affected), then prune again"
+    )
 
 
 def _copy_chunks(

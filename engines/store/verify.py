@@ -1,9 +1,10 @@
 """Checking a files snapshot beyond its manifest artifact.
 
 Structure: every chunk the snapshot references is in the index, and its pack
-exists and is long enough. With `read_data`, every referenced chunk is read,
-authenticated (AES-GCM), decompressed and its id recomputed from the plaintext,
-pack by pack on worker threads.
+exists and is long enough. With `read_data`, every byte of every pack the
+snapshot uses is read on worker threads: header, trailer (bound to the pack),
+layout and length, every blob authenticated (AES-GCM) and decompressed within
+its declared size, and the snapshot's own chunks' ids recomputed.
 """
 
 import dataclasses
@@ -18,11 +19,10 @@ from engines.crypto import Keyring
 from engines.errors import IntegrityError, KeyNotAvailableError
 from engines.jobs import JobContext
 from engines.resolve import ResolvedArtifact
-from engines.store.blobs import decompress_chunk
 from engines.store.index import load_index
 from engines.store.keys import StoreKeys, store_keys
 from engines.store.layout import SOURCE, is_snapshot_key, pack_key
-from engines.store.pack_reader import PackKey
+from engines.store.pack_reader import open_pack
 from engines.store.packs import BlobLocation
 from engines.store.snapshots import load_manifest, shown
 from engines.workspace import Workspace
@@ -58,7 +58,7 @@ def check_snapshot(
     by_pack: dict[str, list[tuple[bytes, BlobLocation]]] = defaultdict(list)
     problems = []
     for chunk_id, path_of in owner.items():
-        location = index.get(chunk_id)
+        location = index.get(chunk_id) or index.dropped.get(chunk_id)
         if location is None:
             problems.append(f"{shown(path_of)}: chunk {chunk_id.hex()[:16]} is not in the index")
         else:
@@ -106,23 +106,42 @@ def _read_pack(
     items: list[tuple[bytes, BlobLocation]],
     owner: dict[bytes, str],
 ) -> tuple[list[str], int]:
-    problems = []
+    """Every byte of one pack: header, trailer, layout, length and every blob it holds
+    (authenticated, decompressed within its declared size); the snapshot's own chunks
+    also where the index says they are, with their ids recomputed."""
     data = workspace.repository.path_for(pack_key(pack)).read_bytes()
+    files = sorted({shown(owner[chunk_id]) for chunk_id, _ in items})
     try:
-        key = PackKey(data, keyring, pack)
+        opened = open_pack(data, keyring, pack)
     except (IntegrityError, KeyNotAvailableError) as exc:
-        return [f"pack {pack_key(pack)}: {exc}"], len(data)
-    for chunk_id, location in sorted(items, key=lambda item: item[1].offset):
-        sealed = memoryview(data)[location.offset : location.offset + location.length]
-        try:
-            plain = decompress_chunk(
-                key.open_blob(chunk_id, sealed), location.raw_length, f"pack {pack}"
+        affected = ", ".join(files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
+        return [f"pack {pack_key(pack)}: {exc} (holds data of {affected})"], len(data)
+    wanted = dict(items)
+    problems = []
+    found: set[bytes] = set()
+    for chunk_id, location, plain in opened.blobs():
+        expected = wanted.get(chunk_id)
+        found.add(chunk_id)
+        if isinstance(plain, IntegrityError):
+            where = shown(owner[chunk_id]) if expected else f"pack {pack_key(pack)}"
+            problems.append(f"{where}: {plain}")
+            continue
+        if expected is None:
+            continue
+        if expected != location:
+            problems.append(
+                f"{shown(owner[chunk_id])}: the index places chunk {chunk_id.hex()[:16]} "
+                f"elsewhere in pack {pack} than its trailer does"
             )
-            if keys.chunk_id(plain) != chunk_id:
-                raise IntegrityError(f"pack {pack}: chunk content does not match its id")
-        except IntegrityError as exc:
-            problems.append(f"{shown(owner[chunk_id])}: {exc}")
-    return problems, sum(loc.length for _, loc in items)
+        elif keys.chunk_id(plain) != chunk_id:
+            problems.append(
+                f"{shown(owner[chunk_id])}: chunk content in pack {pack} does not match its id"
+            )
+    for chunk_id in wanted.keys() - found:
+        problems.append(
+            f"{shown(owner[chunk_id])}: pack {pack} does not hold chunk {chunk_id.hex()[:16]}"
+        )
+    return problems, len(data)
 
 
 def _shortened(problems: list[str]) -> list[str]:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from engines.actions.backup import store_artifact
 from engines.config import load_settings
 from engines.workspace import Workspace
 from jarvis_tui.cli import main
@@ -113,3 +114,26 @@ def random_text(size: int, seed: int = 1) -> bytes:
         index = (index * 1103515245 + 12345) & 0x7FFFFFFF
         out += words[index % len(words)] + (b"\n" if index % 11 == 0 else b" ")
     return bytes(out[:size])
+
+
+def sealed_backup(env: FilesEnv, source: str, mode: str, name: str, payload: bytes) -> str:
+    """`payload` stored as a complete backup of `source` the way a backup stores it (sealed
+    with the real key by `store_artifact`, recorded in the catalog); returns the set id."""
+    with env.workspace() as workspace:
+
+        def work(context) -> str:
+            backup_set = workspace.catalog.create_backup_set(source, tier="manual")
+            store_artifact(
+                workspace,
+                backup_set,
+                context,
+                source=source,
+                mode=mode,
+                name=name,
+                stream=[payload],
+                metadata={},
+            )
+            workspace.catalog.finish_backup_set(backup_set.id, "complete")
+            return backup_set.id
+
+        return workspace.run_job("backup", f"backup {source}", work)

@@ -7,12 +7,23 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engines.artifacts import write_artifact
 from engines.crypto import Keyring, MasterKey
-from engines.store.snapshots import FORMAT
+from engines.errors import IntegrityError
+from engines.store.layout import SNAPSHOT_NAME
+from engines.store.snapshots import DIR, FILE, FORMAT, SYMLINK, Entry, Manifest, parse_manifest
 from jarvis_tui.exit_codes import ExitCode
-from tests.files_env import KEY, FilesEnv, make_files_env, random_text, tree_of
+from tests.files_env import (
+    KEY,
+    FilesEnv,
+    make_files_env,
+    random_text,
+    sealed_backup,
+    tree_of,
+)
 
 
 @pytest.fixture
@@ -69,6 +80,75 @@ def test_hostile_manifests_are_refused_before_anything_is_written(env, capsys, e
     assert expected in capsys.readouterr().err
     assert list(target.iterdir()) == []
     assert not (env.root / "escape.txt").exists()
+
+
+def _entry(path: str, kind: str = FILE, target: str = "") -> Entry:
+    return Entry(path, kind, 0o755 if kind == DIR else 0o644, 0, 0, 10**18, target=target)
+
+
+FILLERS = [_entry(f"x/fill/{number:03}.txt") for number in range(340)]  # empty files
+OUTSIDE = "/tmp/jarvis-test-outside"
+
+
+@pytest.mark.parametrize(
+    ("entries", "expected"),
+    [
+        pytest.param(
+            [_entry("x", DIR), *FILLERS, _entry("x/link/escape.txt"),
+             _entry("x/link", SYMLINK, OUTSIDE)],
+            "below the symlink",
+            id="file-before-its-symlink",
+        ),
+        pytest.param(
+            [_entry("x/link/a/b/deep.txt"), *FILLERS, _entry("x/link/a", DIR),
+             _entry("x/link", SYMLINK, OUTSIDE)],
+            "below the symlink",
+            id="deep-entries-then-symlink-last",
+        ),
+        pytest.param(
+            [*FILLERS, _entry("x/link", SYMLINK, "/"), _entry("x/link/etc", DIR)],
+            "below the symlink",
+            id="symlink-first",
+        ),
+        pytest.param(
+            [*FILLERS, _entry("x/plain/inside.txt"), _entry("x/plain")],
+            "below the file",
+            id="entry-below-a-file",
+        ),
+    ],
+)  # fmt: skip
+def test_a_hostile_manifest_in_any_order_is_refused_before_the_first_write(env, entries, expected):
+    manifest = Manifest(["x"], entries, "")
+    set_id = sealed_backup(env, "files", "full", SNAPSHOT_NAME, manifest.to_bytes())
+    target = env.root / "target"
+    target.mkdir()
+    result = env.cli_process("restore", "files", set_id, "--target-dir", str(target))
+    assert result.returncode == ExitCode.INTEGRITY, result.stderr
+    assert expected in result.stderr and "Traceback" not in result.stderr
+    assert list(target.iterdir()) == []
+
+
+@st.composite
+def _tree_in_any_order(draw) -> tuple[list[Entry], str | None]:
+    """Entries of a random tree in a random order, and a folder that has entries below it."""
+    names = st.sampled_from(["a", "b", "c", "d"])
+    folders = draw(st.lists(st.lists(names, min_size=1, max_size=4), min_size=1, max_size=12))
+    paths = sorted({"/".join(f[:depth]) for f in folders for depth in range(1, len(f) + 1)})
+    inner = [p for p in paths if any(q.startswith(p + "/") for q in paths)]
+    entries = [_entry(path, DIR) if path in inner else _entry(path + "/f.txt") for path in paths]
+    return draw(st.permutations(entries)), draw(st.sampled_from(inner)) if inner else None
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(_tree_in_any_order())
+def test_the_manifest_check_does_not_depend_on_the_order_of_entries(case):
+    entries, folder = case
+    parse_manifest(Manifest(["a"], entries, "").to_bytes(), "snapshot")  # a plain tree passes
+    if folder is None:
+        return
+    hostile = [_entry(folder, SYMLINK, "/") if e.path == folder else e for e in entries]
+    with pytest.raises(IntegrityError, match="below the symlink"):
+        parse_manifest(Manifest(["a"], hostile, "").to_bytes(), "snapshot")
 
 
 def test_a_symlink_already_in_the_target_is_never_followed(env, capsys):

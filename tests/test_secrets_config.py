@@ -9,7 +9,7 @@ import pytest
 from engines.artifacts import write_artifact
 from engines.crypto import Keyring, MasterKey
 from jarvis_tui.exit_codes import ExitCode
-from tests.files_env import KEY, FilesEnv, make_files_env
+from tests.files_env import KEY, FilesEnv, make_files_env, sealed_backup
 
 SECRET_VALUE = "sk-live-0123456789-very-secret"
 
@@ -131,6 +131,61 @@ def test_a_hostile_config_tarball_is_refused(env, capsys):
     assert "contains '..'" in capsys.readouterr().err
     assert list(target.iterdir()) == []
     assert not (env.root / "escaped.yaml").exists()
+
+
+def _tarball(members: list[tuple[str, str]]) -> bytes:
+    """A tarball of (name, kind) members in exactly this order: kind file, dir or a link
+    target."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, kind in members:
+            info = tarfile.TarInfo(name)
+            if kind == "dir":
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                tar.addfile(info)
+            elif kind == "file":
+                info.size = 4
+                tar.addfile(info, io.BytesIO(b"data"))
+            else:
+                info.type, info.linkname = tarfile.SYMTYPE, kind
+                tar.addfile(info)
+    return buffer.getvalue()
+
+
+FILLERS = [(f"etc/app/{number:03}.yaml", "file") for number in range(100)]
+
+
+@pytest.mark.parametrize(
+    ("members", "expected"),
+    [
+        pytest.param(
+            [*FILLERS, ("etc/link/escaped.yaml", "file"), ("etc/link", "/")],
+            "below the symlink",
+            id="member-before-its-symlink",
+        ),
+        pytest.param(
+            [("etc/link/a/b/deep.yaml", "file"), *FILLERS, ("etc/link/a", "dir"),
+             ("etc/link", "/tmp")],
+            "below the symlink",
+            id="deep-members-then-symlink-last",
+        ),
+        pytest.param(
+            [*FILLERS, ("etc/plain/inside.yaml", "file"), ("etc/plain", "file")],
+            "below the file",
+            id="member-below-a-file",
+        ),
+    ],
+)  # fmt: skip
+def test_a_hostile_config_tarball_in_any_order_is_refused_before_the_first_write(
+    env, members, expected
+):
+    set_id = sealed_backup(env, "config", "tar", "config.tar", _tarball(members))
+    target = env.root / "target"
+    target.mkdir()
+    result = env.cli_process("restore", "config", set_id, "--target-dir", str(target))
+    assert result.returncode == ExitCode.INTEGRITY, result.stderr
+    assert expected in result.stderr and "Traceback" not in result.stderr
+    assert list(target.iterdir()) == []
 
 
 def test_secrets_to_a_folder_without_write_permission_fail_cleanly(env):

@@ -25,7 +25,14 @@ from engines.errors import IntegrityError, JarvisError, NotFoundError
 from engines.jobs import JobContext
 from engines.resolve import ResolvedArtifact
 from engines.sources.base import RestoreReport
-from engines.store.snapshots import path_problem, shown
+from engines.store.snapshots import (
+    DIR,
+    FILE,
+    SYMLINK,
+    below_a_non_folder,
+    path_problem,
+    shown,
+)
 from engines.store.target import BlockedPathError, TargetTree, replace_symlink, write_file
 from engines.store.walker import Walker
 from engines.workspace import Workspace
@@ -130,27 +137,26 @@ class ConfigSource:
         report = RestoreReport("config", options.dry_run, str(root))
         with TargetTree(root) as tree:
             for artifact in artifacts:
-                with open_artifact_plain(artifact.path, workspace.keyring()) as plain:
+                keyring = workspace.keyring()
+                with open_artifact_plain(artifact.path, keyring, artifact.expected) as plain:
                     _restore_tar(plain, artifact.label, tree, options, report)
         return report
 
 
 def _restore_tar(plain, label: str, tree: TargetTree, options, report: RestoreReport) -> None:
+    members = _read_members(plain, label)
     planned, changed = [], []
-    symlinks: set[tuple[str, ...]] = set()
-    with tarfile.open(fileobj=plain, mode="r|") as tar:
-        for member in tar:
-            parts = _checked_parts(member, label, symlinks)
-            try:
-                existing = tree.lstat(parts)
-            except BlockedPathError as exc:
-                report.warnings.append(f"skipped {shown(member.name)}: {exc}")
-                continue
-            data = tar.extractfile(member).read() if member.isfile() else b""  # type: ignore[union-attr]
-            action = _action(member, existing, data, tree, parts)
-            planned.append((member, parts, action, data))
-            if action == "replace":
-                changed.append(shown(member.name))
+    for member, data in members:
+        parts = tuple(member.name.split("/"))
+        try:
+            existing = tree.lstat(parts)
+        except BlockedPathError as exc:
+            report.warnings.append(f"skipped {shown(member.name)}: {exc}")
+            continue
+        action = _action(member, existing, data, tree, parts)
+        planned.append((member, parts, action, data))
+        if action == "replace":
+            changed.append(shown(member.name))
     if changed and not options.force and not options.dry_run:
         raise JarvisError(
             f"{len(changed)} file(s) differ from the backup ({', '.join(changed[:5])}); add "
@@ -178,9 +184,28 @@ def _restore_tar(plain, label: str, tree: TargetTree, options, report: RestoreRe
         report.add(f"{action:9} {name}")
 
 
-def _checked_parts(
-    member: tarfile.TarInfo, label: str, symlinks: set[tuple[str, ...]]
-) -> tuple[str, ...]:
+def _read_members(plain, label: str) -> list[tuple[tarfile.TarInfo, bytes]]:
+    """Every member with its data, each checked alone and then all together (nothing
+    below a symlink or a file of the same tarball, whatever their order) before any write."""
+    members = []
+    with tarfile.open(fileobj=plain, mode="r|") as tar:
+        for member in tar:
+            _check_member(member, label)
+            data = tar.extractfile(member).read() if member.isfile() else b""  # type: ignore[union-attr]
+            members.append((member, data))
+    kinds = [(m.name, DIR if m.isdir() else SYMLINK if m.issym() else FILE) for m, _ in members]
+    found = below_a_non_folder(kinds)
+    if found is not None:
+        name, ancestor, kind = found
+        what = "symlink" if kind == SYMLINK else "file"
+        raise IntegrityError(
+            f"{label}: refusing member {name!r}: it lies below the {what} {ancestor!r} of the "
+            "same backup (the tarball is malformed or hostile); nothing was restored"
+        )
+    return members
+
+
+def _check_member(member: tarfile.TarInfo, label: str) -> None:
     """Refuse a member that could be written outside the target, or is not a plain kind."""
     problem = path_problem(member.name)
     if problem:
@@ -189,14 +214,6 @@ def _checked_parts(
         raise IntegrityError(
             f"{label}: refusing member {member.name!r}: not a file, folder or symlink"
         )
-    parts = tuple(member.name.split("/"))
-    if any(parts[:depth] in symlinks for depth in range(1, len(parts))):
-        raise IntegrityError(
-            f"{label}: refusing member {member.name!r}: it lies below a symlink of the same backup"
-        )
-    if member.issym():
-        symlinks.add(parts)
-    return parts
 
 
 def _action(member, existing: os.stat_result | None, data: bytes, tree, parts) -> str:

@@ -142,27 +142,45 @@ def _entry(item: Any, name: str) -> Entry:
     return entry
 
 
+def below_a_non_folder(paths_and_kinds: list[tuple[str, str]]) -> tuple[str, str, str] | None:
+    """The first path that lies below a symlink or a file of the same list, whatever the
+    order of the list: (path, that ancestor, its kind); None when there is none.
+
+    Every non-folder is known before any path is tested, so an entry listed before the
+    symlink it sits under is caught as surely as one listed after it.
+    """
+    non_folders = {path: kind for path, kind in paths_and_kinds if kind != DIR}
+    if not non_folders:
+        return None
+    for path, _ in paths_and_kinds:
+        parts = path.split("/")
+        for depth in range(1, len(parts)):
+            ancestor = "/".join(parts[:depth])
+            kind = non_folders.get(ancestor)
+            if kind is not None:
+                return path, ancestor, kind
+    return None
+
+
 def _check_tree(entries: list[Entry], name: str) -> None:
-    """No duplicates, and nothing below a symlink (a restore would write through it)."""
+    """No duplicates, and nothing below a symlink (a restore would write through it) or a
+    file, checked over the whole manifest before anything is restored."""
     seen: set[str] = set()
-    symlinks: set[str] = set()
     for entry in entries:
         if entry.path in seen:
             raise IntegrityError(
                 f"{name}: refusing a manifest that lists {shown(entry.path)!r} twice"
             )
         seen.add(entry.path)
-        parts = entry.path.split("/")
-        for depth in range(1, len(parts) if symlinks else 0):
-            ancestor = "/".join(parts[:depth])
-            if ancestor in symlinks:
-                raise IntegrityError(
-                    f"{name}: refusing entry {shown(entry.path)!r}: it lies below the symlink "
-                    f"{shown(ancestor)!r} of the same snapshot, so restoring it could write "
-                    "outside the target (the manifest is malformed or hostile)"
-                )
-        if entry.type == SYMLINK:
-            symlinks.add(entry.path)
+    found = below_a_non_folder([(entry.path, entry.type) for entry in entries])
+    if found is not None:
+        path, ancestor, kind = found
+        what = "symlink" if kind == SYMLINK else "file"
+        raise IntegrityError(
+            f"{name}: refusing entry {shown(path)!r}: it lies below the {what} "
+            f"{shown(ancestor)!r} of the same snapshot, so restoring it could write "
+            "outside the target (the manifest is malformed or hostile)"
+        )
 
 
 def parse_manifest(data: bytes, name: str) -> Manifest:

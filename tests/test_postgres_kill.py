@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from engines.actions.restore import run_restore
@@ -123,3 +124,54 @@ def test_cancel_while_loading_stops_pg_restore_and_changes_nothing(pg):
     assert pg.fingerprint() == before
     assert pg.databases() == databases  # the scratch database was dropped
     assert "schema and data loaded" not in pg.job_log()
+
+
+@pytest.fixture
+def small_pg(tmp_path, isolated_env, postgres_server):
+    case = PgCase(postgres_server, tmp_path)
+    postgres_server.execute(BIG_TABLE.replace("400000", "60000"), dbname=case.source)
+    yield case
+    case.cleanup()
+
+
+def _blocked_comment_backends(case: PgCase) -> list[int]:
+    return [
+        row[0]
+        for row in case.server.execute(
+            "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            " AND query LIKE 'COMMENT ON DATABASE%%'"
+        )
+    ]
+
+
+def _scratch_databases(case: PgCase) -> list[str]:
+    return sorted(n for n in case.databases() if n.startswith("jarvis_scratch_"))
+
+
+@pytest.mark.parametrize("kill_at", ["before its comment", "as it appears"])
+def test_sigkill_right_after_create_database_leaves_nothing_the_next_restore_keeps(
+    small_pg, kill_at
+):
+    """The scratch database is recognisable from the moment it exists: killed before its
+    comment is written (held there by a lock on pg_shdescription) or as soon as it shows
+    in pg_database, the next restore drops it."""
+    pg = small_pg
+    assert pg.cli("backup", "postgres") == ExitCode.OK
+    before = pg.fingerprint()
+    with psycopg.connect(pg.server.dsn("postgres")) as holder:
+        if kill_at == "before its comment":
+            holder.execute("LOCK TABLE pg_catalog.pg_shdescription IN SHARE MODE")
+            ready, what = (lambda: bool(_blocked_comment_backends(pg))), "COMMENT to wait"
+        else:
+            ready, what = (lambda: bool(_scratch_databases(pg))), "the scratch database"
+        kill_restore_when(pg, ready, what, "1")
+        for pid in _blocked_comment_backends(pg):  # its session dies with the client
+            pg.server.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        holder.rollback()
+    wait_until(lambda: not _pg_restore_sessions(pg), 20, "orphaned pg_restore to go away")
+    assert len(_scratch_databases(pg)) == 1
+    assert pg.fingerprint() == before
+
+    assert pg.cli("restore", "postgres", "latest", "--drop-existing") == ExitCode.OK
+    assert _scratch_databases(pg) == []
+    assert pg.fingerprint() == before

@@ -2,12 +2,15 @@
 
 A restore goes into a scratch database; only a checked scratch database is
 swapped in, by renaming both in one transaction, so at every instant the
-target name holds either the old database or the checked new one. Scratch
-databases carry a comment naming our host and pid, so the next restore can
-drop the ones a killed process left behind.
+target name holds either the old database or the checked new one. A scratch
+database's name carries our host (hashed), pid and process start time from the
+moment it exists, so the next restore can drop the ones a killed process left
+behind, even one killed before anything else was recorded.
 """
 
+import hashlib
 import os
+import re
 import secrets
 import socket
 import time
@@ -17,7 +20,7 @@ import psycopg
 from psycopg import sql
 
 from engines.errors import JarvisError
-from engines.processes import process_alive
+from engines.processes import owner_gone, process_alive, process_start_token
 
 SCRATCH_PREFIX = "jarvis_scratch_"
 PREVIOUS_MARKER = "_pre_restore_"
@@ -26,8 +29,22 @@ SWAP_ATTEMPTS = 10
 _SCRATCH_COMMENT = "jarvis-tui scratch restore; host={host} pid={pid}"
 
 
+# jarvis_scratch_<purpose>_<host tag>_<pid>_<start>_<random>
+_OWNED_SCRATCH = re.compile(
+    rf"{SCRATCH_PREFIX}[a-z]+_(?P<host>[0-9a-f]{{6}})_(?P<pid>\d+)_(?P<start>\d+)_[0-9a-f]+"
+)
+
+
+def _host_tag() -> str:
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]
+
+
 def scratch_name(purpose: str = "restore") -> str:
-    return f"{SCRATCH_PREFIX}{purpose}_{secrets.token_hex(4)}"
+    """Under PostgreSQL's 63 bytes even with a 7-digit pid and an 11-digit start time."""
+    return (
+        f"{SCRATCH_PREFIX}{purpose}_{_host_tag()}_{os.getpid()}_{process_start_token()}_"
+        f"{secrets.token_hex(3)}"
+    )
 
 
 def previous_name(name: str, now: datetime | None = None, attempt: int = 1) -> str:
@@ -124,21 +141,28 @@ def _with_retries(conn: psycopg.Connection, names: list[str], action) -> None:
 
 
 def abandoned_scratch_databases(conn: psycopg.Connection) -> list[str]:
-    """Scratch databases made on this host by a process that no longer runs."""
+    """Scratch databases made on this host by a process that no longer runs: told by the
+    name, or by the comment of those named before names carried their owner."""
     rows = conn.execute(
         "SELECT d.datname, shobj_description(d.oid, 'pg_database') FROM pg_database d"
         " WHERE d.datname LIKE %s",
         (SCRATCH_PREFIX.replace("_", r"\_") + "%",),
     ).fetchall()
-    host = socket.gethostname()
     abandoned = []
     for name, comment in rows:
-        words = (comment or "").split("; ")[-1].split()
-        fields = dict(word.split("=", 1) for word in words if "=" in word)
-        if fields.get("host") != host or not fields.get("pid", "").isdigit():
-            continue
-        pid = int(fields["pid"])
-        if pid == os.getpid() or process_alive(pid):
-            continue
-        abandoned.append(name)
+        owned = _OWNED_SCRATCH.fullmatch(name)
+        if owned is not None:
+            if owned["host"] == _host_tag() and owner_gone(int(owned["pid"]), owned["start"]):
+                abandoned.append(name)
+        elif _commented_owner_gone(comment):
+            abandoned.append(name)
     return abandoned
+
+
+def _commented_owner_gone(comment: str | None) -> bool:
+    words = (comment or "").split("; ")[-1].split()
+    fields = dict(word.split("=", 1) for word in words if "=" in word)
+    if fields.get("host") != socket.gethostname() or not fields.get("pid", "").isdigit():
+        return False
+    pid = int(fields["pid"])
+    return pid != os.getpid() and not process_alive(pid)

@@ -6,17 +6,31 @@ describes it; the sidecar is written last, so its presence marks a complete
 artifact. The container ends with an authenticated copy of the sidecar
 (without the two fields that describe the stored file itself), so an edited
 sidecar is caught by `verify_artifact`.
+
+The container's header carries the artifact's identity (repository id, source,
+set id, repository-relative name), authenticated with every chunk. Every reader
+is told what it was asked for (`Expected`: that identity, and the key id,
+checksum and plain size the catalog recorded) and refuses anything else before
+handing out a byte. Artifacts from before identities existed (container
+version 1) are read in full once first: checksum, key id and sealed set id and
+source against what was asked for.
+
+The sidecar leaves out the sizes of the plaintext and of the compressed stream
+(they are sealed inside, and in the catalog): nothing that reads the sidecar
+needs them, and a plaintext copy would tell anyone with the repository more.
 """
 
 import contextlib
 import functools
 import hashlib
+import io
 import json
+import os
 import queue
 import socket
 import threading
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata as package_metadata
 from pathlib import Path
@@ -32,10 +46,13 @@ from engines.compression import (
 )
 from engines.crypto import (
     DEFAULT_CHUNK_SIZE,
+    FORMAT_VERSION,
+    MAGIC,
     ContainerReader,
     ContainerWriter,
     DecryptedStream,
     Keyring,
+    describe_identity,
 )
 from engines.errors import IntegrityError, JobCancelledError, NotFoundError
 from engines.fsutil import atomic_output
@@ -45,6 +62,28 @@ SIDECAR_SUFFIX = ".metadata.json"
 READ_SIZE = 1024 * 1024
 # Sidecar fields that describe the stored file, which cannot be inside it.
 STORED_FIELDS = ("stored_size", "checksum")
+# Sealed fields the sidecar leaves out: sizes of what is inside (a side channel).
+SEALED_ONLY_FIELDS = ("plain_size", "compressed_size")
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What a reader was asked for; an artifact that is anything else is refused.
+
+    `identity` holds the fields the container's identity must match (none for a
+    file from outside the repository, which the operator picked by hand);
+    `key_id`, `checksum` and `plain_size` are what the catalog recorded, when it
+    knows the artifact. More plaintext than `plain_size` is damage.
+    """
+
+    identity: dict[str, str] = field(default_factory=dict)
+    key_id: str | None = None
+    checksum: str | None = None
+    plain_size: int | None = None
+
+
+def artifact_identity(repository_id: str, source: str, set_id: str, relpath: str) -> dict:
+    return {"repository": repository_id, "source": source, "set_id": set_id, "name": relpath}
 
 
 @dataclass(frozen=True)
@@ -214,18 +253,24 @@ def write_artifact(
     progress: Callable[[int], None] | None = None,
     cancelled: Callable[[], bool] | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
+    identity: Mapping[str, str] | None = None,
+    container_version: int = FORMAT_VERSION,
 ) -> ArtifactInfo:
     """Compress, encrypt and hash `source` into `final_path`, then write its sidecar.
 
-    A callable `metadata` is evaluated once the source is exhausted. On any
-    error or cancellation nothing appears under `final_path`.
+    `identity` (see `artifact_identity`) is bound into the container. A callable
+    `metadata` is evaluated once the source is exhausted. On any error or
+    cancellation nothing appears under `final_path`.
     """
     check_codec(codec)
     name = display_name(final_path)
     key = keyring.current
     with atomic_output(final_path) as handle:
         stored = _HashingWriter(handle)
-        container = ContainerWriter(stored, key, CODEC_IDS[codec], chunk_size)
+        container = ContainerWriter(
+            stored, key, CODEC_IDS[codec], chunk_size,
+            identity=identity, version=container_version,
+        )  # fmt: skip
         sealer = _SealingThread(container.write)
         compressor = make_compressor(codec, sealer.write, level, threads)
         plain_size = 0
@@ -246,7 +291,8 @@ def write_artifact(
             metadata, codec, key.key_id, plain_size, container.plain_size
         )
         container.finish(_encode(fields, name))
-    sidecar = {**fields, "stored_size": stored.size, "checksum": stored.sha256.hexdigest()}
+    described = {**fields, "stored_size": stored.size, "checksum": stored.sha256.hexdigest()}
+    sidecar = {k: v for k, v in described.items() if k not in SEALED_ONLY_FIELDS}
     sidecar_path = sidecar_path_for(final_path)
     try:
         with atomic_output(sidecar_path) as out:
@@ -255,8 +301,8 @@ def write_artifact(
         final_path.unlink(missing_ok=True)
         raise
     return ArtifactInfo(
-        final_path, sidecar_path, sidecar["checksum"], stored.size, plain_size,
-        key.key_id, codec, sidecar,
+        final_path, sidecar_path, described["checksum"], stored.size, plain_size,
+        key.key_id, codec, described,
     )  # fmt: skip
 
 
@@ -289,11 +335,106 @@ def _codec_of(reader: ContainerReader, name: str) -> str:
     return codec
 
 
+def _container_version(handle: BinaryIO) -> int:
+    start = handle.read(len(MAGIC) + 1)
+    handle.seek(0)
+    if len(start) > len(MAGIC) and start.startswith(MAGIC):
+        return start[len(MAGIC)]
+    return FORMAT_VERSION  # not a container at all: the reader names the problem
+
+
+def _parse_sealed(raw: bytes | None, name: str) -> dict:
+    if raw is None:
+        raise IntegrityError(f"{name}: ended before its sealed metadata (truncated)")
+    try:
+        fields = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise IntegrityError(f"{name}: authenticated metadata is not valid JSON") from None
+    if not isinstance(fields, dict):
+        raise IntegrityError(f"{name}: authenticated metadata is not a JSON object")
+    return fields
+
+
+def legacy_identity_problem(name: str, sealed: dict, identity: Mapping[str, str]) -> str | None:
+    """For a version 1 artifact (no identity in its header): do the set id and source
+    sealed in its metadata agree with what was asked for?"""
+    claimed = {"source": str(sealed.get("source")), "set_id": str(sealed.get("set_id"))}
+    asked = {k: v for k, v in identity.items() if k in claimed}
+    agrees = all(claimed[k] == v for k, v in asked.items())
+    if "name" in identity:
+        folder, _, file_name = identity["name"].rpartition("/")
+        agrees = agrees and folder == claimed["source"]
+        agrees = agrees and file_name.startswith(f"{claimed['set_id']}_")
+    if agrees:
+        return None
+    return (
+        f"{name}: this is not the artifact asked for: expected {describe_identity(identity)}; "
+        f"its sealed metadata claims {describe_identity(claimed)}; it was swapped or copied "
+        "from elsewhere: restore the right file from another copy"
+    )
+
+
+# Version 1 files already read in full and found to be what was asked for, by
+# (device, inode, size, mtime, what was asked): a restore opens an artifact more than once.
+_legacy_checked: set[tuple] = set()
+
+
+def _check_legacy(handle: BinaryIO, keyring: Keyring, expected: Expected, name: str) -> None:
+    """A version 1 artifact carries no identity: read it whole once (checksum, key id,
+    sealed set id and source) before a restore reads a byte of it."""
+    stat = os.fstat(handle.fileno())
+    token = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, repr(expected))
+    if token in _legacy_checked:
+        return
+    stored = _HashingReader(handle)
+    reader = ContainerReader(stored, keyring, name, expected_key_id=expected.key_id)
+    for _ in reader.data_chunks():
+        pass
+    stored.drain()
+    handle.seek(0)
+    checksum = stored.sha256.hexdigest()
+    if expected.checksum is not None and checksum != expected.checksum:
+        raise IntegrityError(
+            f"{name}: sha256 of the file is {checksum} but the catalog recorded "
+            f"{expected.checksum}; it was replaced or damaged: restore it from another copy"
+        )
+    problem = legacy_identity_problem(name, _parse_sealed(reader.metadata, name), expected.identity)
+    if problem:
+        raise IntegrityError(problem)
+    _legacy_checked.add(token)
+
+
+def _reader(
+    handle: BinaryIO, keyring: Keyring, name: str, expected: Expected | None
+) -> ContainerReader:
+    if expected is None:
+        return ContainerReader(handle, keyring, name)
+    if _container_version(handle) == 1:
+        _check_legacy(handle, keyring, expected, name)
+    return ContainerReader(
+        handle, keyring, name,
+        expected_key_id=expected.key_id, expected_identity=expected.identity,
+    )  # fmt: skip
+
+
 @contextlib.contextmanager
-def open_container(path: Path, keyring: Keyring) -> Iterator[ContainerReader]:
-    """The artifact's container, each chunk authenticated as it is read."""
+def open_container(
+    path: Path, keyring: Keyring, expected: Expected | None = None
+) -> Iterator[ContainerReader]:
+    """The artifact's container, each chunk authenticated as it is read.
+
+    With `expected`, an artifact that is not the one asked for is refused here,
+    before any of its data is handed out.
+    """
     with _open(path) as handle:
-        yield ContainerReader(handle, keyring, display_name(path))
+        yield _reader(handle, keyring, display_name(path), expected)
+
+
+def check_expected(path: Path, keyring: Keyring, expected: Expected) -> None:
+    """Refuse now (IntegrityError) an artifact that is not the one asked for: its
+    header and first chunk for a version 2 container, all of it for version 1."""
+    with open_container(path, keyring, expected):
+        pass
 
 
 def decompressing(reader: ContainerReader, data: DecryptedStream, name: str) -> BinaryIO:
@@ -303,25 +444,79 @@ def decompressing(reader: ContainerReader, data: DecryptedStream, name: str) -> 
 
 def sealed_metadata(reader: ContainerReader, name: str) -> dict:
     """The metadata sealed at the end of the container, once every chunk has been read."""
-    if reader.metadata is None:
-        raise IntegrityError(f"{name}: ended before its sealed metadata (truncated)")
-    try:
-        return json.loads(reader.metadata)
-    except json.JSONDecodeError:
-        raise IntegrityError(f"{name}: authenticated metadata is not valid JSON") from None
+    return _parse_sealed(reader.metadata, name)
+
+
+class _Capped(io.RawIOBase):
+    """A plaintext stream that stops, as damage, at more bytes than were sealed."""
+
+    def __init__(self, plain: BinaryIO, limit: int, name: str):
+        self._plain = plain
+        self._left = limit
+        self._limit = limit
+        self._name = name
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self._plain.read(min(len(buffer), self._left + 1))
+        if len(data) > self._left:
+            raise IntegrityError(
+                f"{self._name}: decompresses to more than the {self._limit} bytes recorded "
+                "for it (damaged or forged); restore it from another copy"
+            )
+        self._left -= len(data)
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _capped(plain: BinaryIO, expected: Expected | None, name: str) -> BinaryIO:
+    if expected is None or expected.plain_size is None:
+        return plain
+    return io.BufferedReader(_Capped(plain, expected.plain_size, name))
 
 
 @contextlib.contextmanager
-def open_artifact_plain(path: Path, keyring: Keyring) -> Iterator[BinaryIO]:
+def open_artifact_plain(
+    path: Path, keyring: Keyring, expected: Expected | None = None
+) -> Iterator[BinaryIO]:
     """Yield the original bytes of an artifact as a stream with `read(n)`.
 
     Damage raises IntegrityError when reached; a cut at the very end is
-    reported once the stream is read to end of file.
+    reported once the stream is read to end of file. With `expected`, another
+    artifact is refused before the first byte, and more bytes than the catalog
+    recorded are damage.
     """
-    with open_container(path, keyring) as reader:
+    with open_container(path, keyring, expected) as reader:
         name = display_name(path)
         with decompressing(reader, DecryptedStream(reader), name) as plain:
-            yield plain
+            yield _capped(plain, expected, name)
+
+
+def read_artifact_whole(path: Path, keyring: Keyring, expected: Expected | None = None) -> bytes:
+    """The original bytes of a small artifact (secrets, a manifest), authenticated in full
+    before they are inflated, and never inflated past the size sealed inside."""
+    name = display_name(path)
+    with open_container(path, keyring, expected) as reader:
+        compressed = DecryptedStream(reader).read()
+        sealed = sealed_metadata(reader, name)
+    limit = sealed.get("plain_size")
+    if not isinstance(limit, int) or limit < 0:
+        raise IntegrityError(f"{name}: its sealed metadata records no plain size")
+    if expected is not None and expected.plain_size not in (None, limit):
+        raise IntegrityError(
+            f"{name}: sealed plain size {limit} differs from the catalog's {expected.plain_size}"
+        )
+    with open_decompressor(_codec_of(reader, name), io.BytesIO(compressed), name) as plain:
+        data = plain.read(limit + 1)
+        if len(data) == limit:
+            # The end of the stream checks the compressed stream's own trailer.
+            data += plain.read(1)
+    if len(data) != limit:
+        got = "more than" if len(data) > limit else f"{len(data)} bytes,"
+        raise IntegrityError(f"{name}: decompresses to {got} the {limit} bytes sealed for it")
+    return data
 
 
 class PlainBlocks:
@@ -329,16 +524,18 @@ class PlainBlocks:
     handed out; after the last block `sealed` holds the metadata sealed inside, and
     the number of bytes that came out has been checked against it."""
 
-    def __init__(self, path: Path, keyring: Keyring):
+    def __init__(self, path: Path, keyring: Keyring, expected: Expected | None = None):
         self.path = path
         self.keyring = keyring
+        self.expected = expected
         self.sealed: dict[str, Any] = {}
 
     def __iter__(self) -> Iterator[bytes]:
         name = display_name(self.path)
         size = 0
-        with open_container(self.path, self.keyring) as reader:
-            with decompressing(reader, DecryptedStream(reader), name) as plain:
+        with open_container(self.path, self.keyring, self.expected) as reader:
+            with decompressing(reader, DecryptedStream(reader), name) as raw:
+                plain = _capped(raw, self.expected, name)
                 while block := plain.read(READ_SIZE):
                     size += len(block)
                     yield block
@@ -350,22 +547,25 @@ class PlainBlocks:
             )
 
 
-def decrypt_artifact(path: Path, out_path: Path, keyring: Keyring) -> Path:
+def decrypt_artifact(
+    path: Path, out_path: Path, keyring: Keyring, expected: Expected | None = None
+) -> Path:
     """Write the artifact's compressed stream (`.gz` / `.zst`) to `out_path`.
 
     Nothing appears at `out_path` unless every chunk and the metadata record
-    authenticated.
+    authenticated (and, with `expected`, it is the artifact asked for).
     """
-    with _open(path) as handle:
-        reader = ContainerReader(handle, keyring, display_name(path))
-        with atomic_output(out_path) as out:
-            for chunk in reader.data_chunks():
-                out.write(chunk)
+    with open_container(path, keyring, expected) as reader, atomic_output(out_path) as out:
+        for chunk in reader.data_chunks():
+            out.write(chunk)
     return out_path
 
 
-def verify_artifact(path: Path, keyring: Keyring, *, decompress: bool = True) -> VerifyReport:
-    """Check checksum, every chunk, the compressed stream and the sidecar.
+def verify_artifact(
+    path: Path, keyring: Keyring, *, decompress: bool = True, expected: Expected | None = None
+) -> VerifyReport:
+    """Check checksum, every chunk, the compressed stream and the sidecar, and with
+    `expected` that it is the artifact asked for (identity, key id, checksum).
 
     Without `decompress` the compressed stream is authenticated but not expanded: the
     cheap check run after every backup. Problems are reported, not raised;
@@ -384,7 +584,11 @@ def verify_artifact(path: Path, keyring: Keyring, *, decompress: bool = True) ->
         stored = _HashingReader(handle)
         reader = None
         try:
-            reader = ContainerReader(stored, keyring, name)
+            reader = ContainerReader(
+                stored, keyring, name,
+                expected_key_id=expected.key_id if expected else None,
+                expected_identity=expected.identity if expected else None,
+            )  # fmt: skip
             data = DecryptedStream(reader)
             if decompress:
                 with open_decompressor(_codec_of(reader, name), data, name) as plain:
@@ -404,9 +608,31 @@ def verify_artifact(path: Path, keyring: Keyring, *, decompress: bool = True) ->
         chunks = reader.chunk_count if reader is not None else 0
         stored.drain()
     checksum = stored.sha256.hexdigest()
+    if expected is not None:
+        problems += _expected_problems(name, expected, reader, authenticated, checksum)
     if sidecar is not None:
         problems += _sidecar_problems(name, sidecar, authenticated, checksum, stored.size)
     return VerifyReport(not problems, problems, checksum, chunks, plain_size)
+
+
+def _expected_problems(
+    name: str,
+    expected: Expected,
+    reader: ContainerReader | None,
+    authenticated: dict | None,
+    checksum: str,
+) -> list[str]:
+    problems = []
+    if expected.checksum is not None and checksum != expected.checksum:
+        problems.append(
+            f"{name}: sha256 of the file is {checksum} but the catalog recorded "
+            f"{expected.checksum} (replaced or damaged)"
+        )
+    legacy = reader is not None and reader.header.version == 1
+    if legacy and isinstance(authenticated, dict):
+        problem = legacy_identity_problem(name, authenticated, expected.identity)
+        problems += [problem] if problem else []
+    return problems
 
 
 def _size_problems(name: str, authenticated: dict, plain: int, compressed: int) -> list[str]:
@@ -436,6 +662,10 @@ def _sidecar_problems(
         problems.append(f"{name}: file is {stored_size} bytes but the sidecar records {recorded}")
     if authenticated is not None:
         claimed = {k: v for k, v in sidecar.items() if k not in STORED_FIELDS}
+        # Sizes are sealed only (older sidecars still carry them, and are compared).
+        authenticated = {
+            k: v for k, v in authenticated.items() if k not in SEALED_ONLY_FIELDS or k in claimed
+        }
         differing = sorted(
             key for key in claimed.keys() | authenticated.keys()
             if key not in claimed or key not in authenticated or claimed[key] != authenticated[key]
@@ -448,17 +678,12 @@ def _sidecar_problems(
     return problems
 
 
-def read_sealed_metadata(path: Path, keyring: Keyring) -> dict:
+def read_sealed_metadata(path: Path, keyring: Keyring, expected: Expected | None = None) -> dict:
     """The metadata sealed inside an artifact, for a file that arrived without its sidecar.
 
     Every chunk is authenticated on the way, so the answer is trustworthy.
     """
-    name = display_name(path)
-    with _open(path) as handle:
-        reader = ContainerReader(handle, keyring, name)
+    with open_container(path, keyring, expected) as reader:
         for _ in reader.data_chunks():
             pass
-    try:
-        return json.loads(reader.metadata or b"")
-    except json.JSONDecodeError:
-        raise IntegrityError(f"{name}: authenticated metadata is not valid JSON") from None
+    return sealed_metadata(reader, display_name(path))

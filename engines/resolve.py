@@ -1,10 +1,23 @@
-"""Turning what an operator types (an id, `latest`, a path) into artifacts on disk."""
+"""Turning what an operator types (an id, `latest`, a path) into artifacts on disk.
+
+Each artifact found carries what it is expected to be (`Expected`: its
+identity, and the key id, checksum and size the catalog recorded), which every
+reader checks; `resolve_artifacts` also checks it up front, so a swapped or
+re-sealed artifact is refused (exit 4, naming both) before anything changes.
+"""
 
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engines.artifacts import read_sealed_metadata, read_sidecar, sidecar_path_for
+from engines.artifacts import (
+    Expected,
+    artifact_identity,
+    check_expected,
+    read_sealed_metadata,
+    read_sidecar,
+    sidecar_path_for,
+)
 from engines.catalog import Artifact
 from engines.errors import JarvisError, NotFoundError
 from engines.workspace import Workspace
@@ -15,6 +28,8 @@ class ResolvedArtifact:
     path: Path
     artifact: Artifact | None  # None for a file the catalog does not know (e.g. downloaded)
     metadata: dict[str, Any] = field(default_factory=dict)
+    # What the file must be; None only for a file from outside the repository.
+    expected: Expected | None = None
 
     @property
     def label(self) -> str:
@@ -26,12 +41,14 @@ class ResolvedArtifact:
 
 
 def resolve_artifacts(
-    workspace: Workspace, reference: str, kind: str | None = None
+    workspace: Workspace, reference: str, kind: str | None = None, *, check: bool = True
 ) -> list[ResolvedArtifact]:
     """`reference` is a backup set id, `latest`, a repository-relative key or a file path.
 
     With `kind`, `latest` means the newest complete backup holding that source, and an
-    artifact of another source is refused before anything else happens.
+    artifact of another source is refused before anything else happens. With `check`
+    each artifact is checked against what it is expected to be (`verify` reports that
+    itself instead).
     """
     candidate = Path(reference).expanduser()
     if candidate.is_file():
@@ -47,7 +64,7 @@ def resolve_artifacts(
     else:
         backup_set = workspace.catalog.get_backup_set(reference, kind)
         found = [
-            ResolvedArtifact(workspace.repository.path_for(a.relpath), a, _known_metadata(a))
+            resolved_from_catalog(workspace, a)
             for a in workspace.catalog.artifacts_of(backup_set.id)
             if a.status == "complete" and (kind is None or a.source == kind)
         ]
@@ -62,7 +79,32 @@ def resolve_artifacts(
                     f"use `jarvis-tui restore {item.source}` or pick a {kind} backup "
                     "from `jarvis-tui list`"
                 )
+    if check:
+        for item in found:
+            if item.expected is not None:
+                check_expected(item.path, workspace.keyring(), item.expected)
     return found
+
+
+def resolved_from_catalog(workspace: Workspace, artifact: Artifact) -> ResolvedArtifact:
+    """The catalog's artifact as a reader sees it: its file and what that must be."""
+    expected = Expected(
+        _identity(workspace, artifact.relpath, artifact.source, artifact.set_id),
+        key_id=artifact.key_id,
+        checksum=artifact.checksum,
+        plain_size=artifact.plain_size,
+    )
+    path = workspace.repository.path_for(artifact.relpath)
+    return ResolvedArtifact(path, artifact, _known_metadata(artifact), expected)
+
+
+def _identity(
+    workspace: Workspace, relpath: str, source: str | None = None, set_id: str | None = None
+) -> dict[str, str]:
+    repository = workspace.repository.repository_id() or "none (its .repository-id is missing)"
+    if source is None or set_id is None:
+        return {"repository": repository, "name": relpath}
+    return artifact_identity(repository, source, set_id, relpath)
 
 
 def _repository_file(workspace: Workspace, key: str) -> Path | None:
@@ -82,11 +124,15 @@ def _known_metadata(artifact: Artifact) -> dict[str, Any]:
 
 def _from_path(workspace: Workspace, path: Path) -> ResolvedArtifact:
     root = workspace.repository.root.resolve()
+    expected = None
     if path.is_relative_to(root):
-        known = workspace.catalog.find_artifact_by_relpath(path.relative_to(root).as_posix())
+        relpath = path.relative_to(root).as_posix()
+        known = workspace.catalog.find_artifact_by_relpath(relpath)
         if known is not None:
-            return ResolvedArtifact(path, known, _known_metadata(known))
+            return resolved_from_catalog(workspace, known)
+        expected = Expected(_identity(workspace, relpath))
     sidecar = sidecar_path_for(path)
     if sidecar.is_file():
-        return ResolvedArtifact(path, None, read_sidecar(sidecar))
-    return ResolvedArtifact(path, None, read_sealed_metadata(path, workspace.keyring()))
+        return ResolvedArtifact(path, None, read_sidecar(sidecar), expected)
+    sealed = read_sealed_metadata(path, workspace.keyring(), expected)
+    return ResolvedArtifact(path, None, sealed, expected)

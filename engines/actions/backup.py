@@ -9,24 +9,39 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
-from engines.artifacts import VerifyReport, artifact_filename, verify_artifact, write_artifact
+from engines.actions.backup_alerts import alert_backup_outcome
+from engines.alerts import AlertDispatcher
+from engines.artifacts import (
+    Expected,
+    VerifyReport,
+    artifact_filename,
+    artifact_identity,
+    verify_artifact,
+    write_artifact,
+)
 from engines.catalog import Artifact, BackupSet
-from engines.errors import IntegrityError, JarvisError
+from engines.errors import IntegrityError, JarvisError, JobCancelledError, RepositoryLockedError
 from engines.fsutil import remove_abandoned_temporaries
 from engines.jobs import JobContext
 from engines.lock import RepositoryLock
+from engines.os_errors import explain_os_error
 from engines.sources import get_source
 from engines.workspace import Workspace
 
 
-def read_back(workspace: Workspace, relpath: str) -> VerifyReport:
-    """Read a just-written artifact back from disk: checksum and every chunk authenticated.
+def read_back(
+    workspace: Workspace, relpath: str, identity: dict[str, str] | None = None
+) -> VerifyReport:
+    """Read a just-written artifact back from disk: checksum, every chunk authenticated
+    and, given its `identity`, the identity and key it was sealed with.
 
     Cheap enough for every backup (no decompression); `verify` and the restore drills
     go further.
     """
     path = workspace.repository.path_for(relpath)
-    return verify_artifact(path, workspace.keyring(), decompress=False)
+    keyring = workspace.keyring()
+    expected = Expected(identity, key_id=keyring.current.key_id) if identity else None
+    return verify_artifact(path, keyring, decompress=False, expected=expected)
 
 
 def store_artifact(
@@ -45,6 +60,8 @@ def store_artifact(
     codec = settings.backup_compression
     relpath = f"{source}/{artifact_filename(f'{backup_set.id}_{name}', codec)}"
     workspace.repository.ensure_layout()
+    repository_id = workspace.repository.repository_id() or ""
+    identity = artifact_identity(repository_id, source, backup_set.id, relpath)
     row = workspace.catalog.add_artifact(backup_set.id, source, mode, relpath)
 
     def full_metadata() -> dict[str, Any]:
@@ -54,6 +71,7 @@ def store_artifact(
             "set_kind": backup_set.kind,
             "set_tier": backup_set.tier,
             "set_created_at": backup_set.created_at.isoformat(),
+            "set_parts": list(backup_set.parts or (backup_set.kind,)),
             "source": source,
             "mode": mode,
             "type": source,
@@ -72,11 +90,12 @@ def store_artifact(
             level=settings.compression_level,
             progress=lambda done: context.progress(done, None),
             cancelled=lambda: context.cancelled,
+            identity=identity,
         )
     except BaseException as error:
         workspace.catalog.fail_artifact(row.id, str(error) or type(error).__name__)
         raise
-    check = read_back(workspace, relpath)
+    check = read_back(workspace, relpath, identity)
     if not check.ok:
         workspace.catalog.fail_artifact(row.id, check.problems[0])
         workspace.catalog.record_alert("critical", "verification", check.problems[0])
@@ -113,19 +132,63 @@ def run_backup(
     context: JobContext,
     *,
     tier: str | None = "manual",
+    dispatcher: AlertDispatcher | None = None,
 ) -> BackupSet:
-    """One source's backup as its own set, under the repository lock."""
+    """One source's backup as its own set, under the repository lock. A failure raises
+    the `backup_failure:<kind>` alert a failed part of `backup full` raises; a success
+    clears it. Alerts go out after the lock is released, so a slow channel holds up
+    no other backup."""
     source = get_source(kind)
     reason = source.configured(workspace.settings)
     if reason:
         raise JarvisError(f"{kind} backup skipped: {reason}")
     workspace.keyring()  # fail before touching anything when the key is missing
+    label = f"backup {kind}"
+    try:
+        backup_set = _back_up_source(workspace, source, kind, options, context, tier)
+    except (JobCancelledError, RepositoryLockedError):
+        raise
+    except OSError as error:
+        explained = explain_os_error(error, where=workspace.repository.root)
+        _alert(workspace, dispatcher, label, kind, str(explained))
+        raise explained from error
+    except Exception as error:
+        _alert(workspace, dispatcher, label, kind, str(error) or type(error).__name__)
+        raise
+    _alert(workspace, dispatcher, f"backup {backup_set.id}", kind, None)
+    return backup_set
+
+
+def _alert(
+    workspace: Workspace,
+    dispatcher: AlertDispatcher | None,
+    label: str,
+    kind: str,
+    failure: str | None,
+) -> None:
+    dispatcher = dispatcher or AlertDispatcher(workspace.catalog, workspace.settings)
+    alert_backup_outcome(dispatcher, label, kind, failure)
+
+
+def _back_up_source(
+    workspace: Workspace,
+    source: Any,
+    kind: str,
+    options: Any,
+    context: JobContext,
+    tier: str | None,
+) -> BackupSet:
     workspace.repository.ensure_layout()
     with RepositoryLock(workspace.repository.root, f"backup {kind}"):
         clear_leftovers(workspace, context)
         backup_set = workspace.catalog.create_backup_set(kind, tier=tier, job_id=context.job_id)
         try:
             source.back_up(workspace, backup_set, options, context)
+        except OSError as error:
+            # Recorded in the operator's words: which path, and what to do.
+            explained = explain_os_error(error, where=workspace.repository.root)
+            workspace.catalog.finish_backup_set(backup_set.id, "failed", str(explained))
+            raise explained from error
         except BaseException as error:
             workspace.catalog.finish_backup_set(
                 backup_set.id, "failed", str(error) or "interrupted"

@@ -22,7 +22,7 @@ def decrypt_to_file(workspace: Workspace, reference: str, output: Path) -> Path:
     if len(targets) != 1:
         names = ", ".join(t.label for t in targets)
         raise JarvisError(f"{reference} holds {len(targets)} artifacts ({names}); name one of them")
-    source = targets[0].path
+    source, expected = targets[0].path, targets[0].expected
     if output.is_dir():
         output = output / default_output_name(source)
     if output.exists():
@@ -34,4 +34,4 @@ def decrypt_to_file(workspace: Workspace, reference: str, output: Path) -> Path:
             f"{output}: the artifact holds a {codec} stream; name the output with "
             f"{CODEC_SUFFIXES[codec]} so tools recognise it"
         )
-    return decrypt_artifact(source, output, workspace.keyring())
+    return decrypt_artifact(source, output, workspace.keyring(), expected)

@@ -25,13 +25,13 @@ def verify_backup(
     """
     keyring = workspace.keyring()
     results = []
-    targets = resolve_artifacts(workspace, reference)
+    targets = resolve_artifacts(workspace, reference, check=False)
     total = sum(target.path.stat().st_size for target in targets)
     checked = 0
     for target in targets:
         context.raise_if_cancelled()
         context.log(f"verifying {target.label}")
-        report = verify_artifact(target.path, keyring)
+        report = verify_artifact(target.path, keyring, expected=target.expected)
         report = with_snapshot_check(workspace, target, report, context, read_data=read_data)
         if target.artifact is not None:
             detail = (

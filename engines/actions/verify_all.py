@@ -14,6 +14,7 @@ from engines.artifacts import verify_artifact
 from engines.catalog import Artifact
 from engines.errors import JarvisError
 from engines.jobs import JobContext
+from engines.resolve import resolved_from_catalog
 from engines.workspace import Workspace
 
 
@@ -56,7 +57,8 @@ def verify_all(
             detail = problems[0]
         else:
             try:
-                report = verify_artifact(path, keyring)
+                expected = resolved_from_catalog(workspace, artifact).expected
+                report = verify_artifact(path, keyring, expected=expected)
                 problems = report.problems
                 detail = "; ".join(problems) or f"sha256 {report.checksum}, {report.chunks} chunks"
             except JarvisError as error:

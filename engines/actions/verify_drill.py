@@ -18,6 +18,7 @@ from engines.artifacts import verify_artifact
 from engines.catalog import Artifact
 from engines.errors import JarvisError, JobCancelledError
 from engines.jobs import JobContext
+from engines.resolve import resolved_from_catalog
 from engines.sources import SOURCE_MODULES, get_source
 from engines.workspace import Workspace
 
@@ -53,7 +54,8 @@ def drill_artifact(
     if not path.is_file():
         return result(False, f"{artifact.relpath} is missing from the repository")
     try:
-        report = verify_artifact(path, workspace.keyring())
+        expected = resolved_from_catalog(workspace, artifact).expected
+        report = verify_artifact(path, workspace.keyring(), expected=expected)
     except JarvisError as error:
         return result(False, str(error))
     if not report.ok:

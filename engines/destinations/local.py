@@ -15,6 +15,7 @@ from stat import S_ISREG
 from engines.destinations.base import StoredObject, validate_key, validate_prefix
 from engines.errors import NotFoundError
 from engines.fsutil import TEMP_MARKER, atomic_output, ensure_private_dir, fsync_directory
+from engines.repository_id import ensure_repository_id, read_repository_id
 
 LAYOUT = ("postgres", "redis", "files", "secrets", "config", "wal")
 COPY_BUFFER = 1 << 20
@@ -35,6 +36,11 @@ class LocalRepository:
         ensure_private_dir(self.root)
         for folder in LAYOUT:
             ensure_private_dir(self.root / folder)
+        ensure_repository_id(self.root)
+
+    def repository_id(self) -> str | None:
+        """The id bound into this repository's artifacts (None before its first write)."""
+        return read_repository_id(self.root)
 
     def free_bytes(self) -> int:
         existing = self.root

@@ -19,7 +19,7 @@ from engines.postgres.options import PostgresRestoreOptions
 from engines.postgres.partial import pick_tables, restore_data, restore_tables
 from engines.postgres.restore import restore_whole_database, target_contents
 from engines.postgres.session import open_restore_job
-from engines.resolve import ResolvedArtifact
+from engines.resolve import ResolvedArtifact, resolved_from_catalog
 from engines.sources.base import RestoreReport
 from engines.workspace import Workspace
 
@@ -57,8 +57,7 @@ def _globals_of_set(workspace: Workspace, dump: ResolvedArtifact) -> ResolvedArt
     if set_id:
         for artifact in workspace.catalog.artifacts_of(str(set_id)):
             if artifact.mode == GLOBALS and artifact.status == "complete":
-                path = workspace.repository.path_for(artifact.relpath)
-                return ResolvedArtifact(path, artifact, artifact.metadata)
+                return resolved_from_catalog(workspace, artifact)
         for path in sorted(dump.path.parent.glob(f"{set_id}_globals.sql.*.enc")):
             return ResolvedArtifact(path, None, read_sidecar(path))
     return None

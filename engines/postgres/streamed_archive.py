@@ -43,7 +43,7 @@ class StreamedArchive:
 
     def plain_blocks(self) -> Iterator[bytes]:
         """The whole archive, block by block, each authenticated before it is handed out."""
-        blocks = PlainBlocks(self.resolved.path, self.keyring)
+        blocks = PlainBlocks(self.resolved.path, self.keyring, self.resolved.expected)
         yield from blocks
         if blocks.sealed != self.metadata:
             raise IntegrityError(f"{self.resolved.label}: changed since it was authenticated")
@@ -66,7 +66,7 @@ def _authenticate_keeping_toc(
     resolved: ResolvedArtifact, keyring: Keyring, toc_path: Path, context: JobContext
 ) -> tuple[TableOfContents, dict[str, Any]]:
     name = display_name(resolved.path)
-    with open_container(resolved.path, keyring) as reader:
+    with open_container(resolved.path, keyring, resolved.expected) as reader:
         data = DecryptedStream(reader)
         head = b""
         with decompressing(reader, data, name) as plain:

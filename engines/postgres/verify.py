@@ -9,16 +9,14 @@ from engines.postgres.connection import target_from_settings
 from engines.postgres.options import PostgresRestoreOptions
 from engines.postgres.restore import restore_into_scratch
 from engines.postgres.session import open_restore_job
-from engines.resolve import ResolvedArtifact
+from engines.resolve import resolved_from_catalog
 from engines.workspace import Workspace
 
 
 def verify_by_restore(workspace: Workspace, artifact: Artifact, context: JobContext) -> None:
     """Record the drill's result on the artifact; raise IntegrityError when it failed
     (alerting is the caller's: the backup's --verify-restore, or the scheduled drill)."""
-    resolved = ResolvedArtifact(
-        workspace.repository.path_for(artifact.relpath), artifact, artifact.metadata
-    )
+    resolved = resolved_from_catalog(workspace, artifact)
     server = target_from_settings(workspace.settings, artifact.metadata.get("database"))
     context.log(f"restore drill of {artifact.relpath}")
     try:

@@ -107,7 +107,10 @@ def restore_offline(
 
 def _decrypt(chosen: ResolvedArtifact, keyring: Keyring, path: Path, context: JobContext):
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "wb") as out, open_artifact_plain(chosen.path, keyring) as plain:
+    with (
+        os.fdopen(descriptor, "wb") as out,
+        open_artifact_plain(chosen.path, keyring, chosen.expected) as plain,
+    ):
 
         def blocks():
             while block := plain.read(READ_SIZE):

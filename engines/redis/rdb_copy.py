@@ -33,7 +33,10 @@ def decrypt_rdb(
     behind) unless every chunk authenticated and the structure is whole."""
     total = resolved.metadata.get("plain_size")
     try:
-        with open_artifact_plain(resolved.path, keyring) as plain, open(destination, "xb") as out:
+        with (
+            open_artifact_plain(resolved.path, keyring, resolved.expected) as plain,
+            open(destination, "xb") as out,
+        ):
 
             def blocks():
                 while block := plain.read(READ_SIZE):

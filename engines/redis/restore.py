@@ -269,7 +269,7 @@ def _export_plain(
     salt. Given the salt of a first reading, another artifact is refused on opening: every
     chunk of this one that authenticates is then the chunk read the first time (its key
     comes from the salt, its nonce holds its place)."""
-    with open_container(chosen.path, keyring) as reader:
+    with open_container(chosen.path, keyring, chosen.expected) as reader:
         if same_salt is not None and reader.header.salt != same_salt:
             raise IntegrityError("another artifact is in its place")
         name = display_name(chosen.path)

@@ -31,7 +31,7 @@ from engines.redis.json_format import JsonFormatError
 from engines.redis.json_reader import JsonExportReader
 from engines.redis.options import JSON_MODE, RDB_MODE
 from engines.redis.rdb_format import RdbFormatError, read_summary
-from engines.resolve import ResolvedArtifact
+from engines.resolve import ResolvedArtifact, resolved_from_catalog
 from engines.workspace import Workspace
 
 READ_SIZE = 1 << 20
@@ -84,7 +84,7 @@ def check_artifacts(
 def _resolved(workspace: Workspace, item: Artifact | ResolvedArtifact) -> ResolvedArtifact:
     if isinstance(item, ResolvedArtifact):
         return item
-    return ResolvedArtifact(workspace.repository.path_for(item.relpath), item, item.metadata)
+    return resolved_from_catalog(workspace, item)
 
 
 def check_artifact(resolved: ResolvedArtifact, keyring: Keyring) -> ArtifactCheck:
@@ -92,9 +92,9 @@ def check_artifact(resolved: ResolvedArtifact, keyring: Keyring) -> ArtifactChec
     check = ArtifactCheck(resolved.label, content, ok=True)
     try:
         if content == RDB_MODE:
-            _check_rdb(resolved.path, keyring, resolved.metadata, check)
+            _check_rdb(resolved, keyring, resolved.metadata, check)
         elif content == JSON_MODE:
-            _check_json(resolved.path, keyring, resolved.metadata, check)
+            _check_json(resolved, keyring, resolved.metadata, check)
         else:
             check.problems.append(f"not a Redis RDB or JSON artifact (content {content!r})")
     except (IntegrityError, RdbFormatError, JsonFormatError) as error:
@@ -171,11 +171,13 @@ class _Checker:
         self.finish()
 
 
-def _check_rdb(path: Path, keyring: Keyring, metadata: dict[str, Any], check: ArtifactCheck):
+def _check_rdb(
+    resolved: ResolvedArtifact, keyring: Keyring, metadata: dict[str, Any], check: ArtifactCheck
+):
     binary = redis_check_rdb()
     checker = _Checker(binary) if binary else None
     try:
-        with open_artifact_plain(path, keyring) as plain:
+        with open_artifact_plain(resolved.path, keyring, resolved.expected) as plain:
             tee = io.BufferedReader(
                 _Tee(plain, checker.process.stdin if checker else None), READ_SIZE
             )
@@ -223,8 +225,10 @@ def _read_checker(output: str, code: int, keys: int, check: ArtifactCheck) -> No
 # --- JSON --------------------------------------------------------------------------------
 
 
-def _check_json(path: Path, keyring: Keyring, metadata: dict[str, Any], check: ArtifactCheck):
-    with open_artifact_plain(path, keyring) as plain:
+def _check_json(
+    resolved: ResolvedArtifact, keyring: Keyring, metadata: dict[str, Any], check: ArtifactCheck
+):
+    with open_artifact_plain(resolved.path, keyring, resolved.expected) as plain:
         reader = JsonExportReader(plain)
         for _ in reader:
             pass

@@ -14,7 +14,7 @@ from engines.redis.backup import back_up_redis
 from engines.redis.options import RedisBackupOptions, RedisRestoreOptions
 from engines.redis.restore import restore_redis
 from engines.redis.verify import check_artifact
-from engines.resolve import ResolvedArtifact
+from engines.resolve import ResolvedArtifact, resolved_from_catalog
 from engines.sources.base import RestoreReport
 from engines.workspace import Workspace
 
@@ -48,10 +48,7 @@ class RedisSource:
     ) -> str | None:
         """The scheduled restore drill: the RDB through redis-check-rdb, the JSON export
         parsed in full, key counts compared with the metadata."""
-        path = workspace.repository.path_for(artifact.relpath)
-        check = check_artifact(
-            ResolvedArtifact(path, artifact, artifact.metadata), workspace.keyring()
-        )
+        check = check_artifact(resolved_from_catalog(workspace, artifact), workspace.keyring())
         if not check.ok:
             raise IntegrityError(f"{artifact.relpath}: {check.detail}")
         return check.detail

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from engines.actions.backup import store_artifact
-from engines.artifacts import open_artifact_plain
+from engines.artifacts import read_artifact_whole
 from engines.catalog import Artifact, BackupSet
 from engines.config import Settings
 from engines.dotenv import parse_value
@@ -134,8 +134,7 @@ class SecretsSource:
         target = Path(os.path.abspath(options.to or chosen.metadata.get("original_path", "")))
         if options.to is None and not chosen.metadata.get("original_path"):
             raise JarvisError(f"{chosen.label}: name where to write it with --to PATH")
-        with open_artifact_plain(chosen.path, workspace.keyring()) as plain:
-            content = plain.read()
+        content = read_artifact_whole(chosen.path, workspace.keyring(), chosen.expected)
         report = RestoreReport("secrets", options.dry_run, str(target))
         if target.is_dir():
             raise JarvisError(f"--to {target} is a folder; name the file to write")

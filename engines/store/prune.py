@@ -32,7 +32,7 @@ from engines.workspace import Workspace
 # A pack whose unused bytes reach this share of it is rewritten with only the used chunks.
 REPACK_UNUSED_SHARE = 0.2
 # Jobs that hold the repository lock themselves never run beside a prune.
-_LOCKING_JOBS = ("backup", "cleanup", "prune")
+_LOCKING_JOBS = ("backup", "cleanup", "prune", "repair")
 
 
 @dataclass
@@ -67,7 +67,7 @@ def snapshot_keys(workspace: Workspace) -> list[str]:
     )
 
 
-def _readers_running(workspace: Workspace, own_job_id: int | None) -> str | None:
+def readers_running(workspace: Workspace, own_job_id: int | None) -> str | None:
     for job in workspace.catalog.unfinished_jobs():
         if job.id == own_job_id or job.kind in _LOCKING_JOBS:
             continue
@@ -101,7 +101,7 @@ def referenced_chunks(workspace: Workspace, context: JobContext) -> tuple[set[by
 def prune_store(workspace: Workspace, context: JobContext, *, dry_run: bool = False) -> PruneReport:
     repository = workspace.repository
     with RepositoryLock(repository.root, "prune files store"):
-        busy = _readers_running(workspace, context.job_id)
+        busy = readers_running(workspace, context.job_id)
         if busy:
             raise JarvisError(f"prune postponed: {busy}; run it again when that job has finished")
         if not dry_run:

@@ -1,10 +1,11 @@
-"""`prune`, `export files` and `diff`: the files store's own commands."""
+"""`prune`, `repair`, `export files` and `diff`: the files store's own commands."""
 
 import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from engines.actions.repair import repair_store
 from engines.store.diff import diff_snapshots
 from engines.store.export import export_tar
 from engines.store.prune import prune_store
@@ -20,6 +21,14 @@ def register(commands: argparse._SubParsersAction, words: Sequence[str] = ()) ->
     )
     prune.add_argument("--dry-run", action="store_true", help="report what would be removed")
     prune.set_defaults(handler=run_prune)
+
+    repair = commands.add_parser(
+        "repair",
+        help="rebuild the files index from the packs that authenticate and salvage the "
+        "readable data of damaged packs (under the repository lock)",
+    )
+    repair.add_argument("--dry-run", action="store_true", help="report what would be done")
+    repair.set_defaults(handler=run_repair)
 
     export = commands.add_parser("export", help="export a backup in a standard format")
     kinds = export.add_subparsers(dest="export_kind", metavar="KIND", required=True)
@@ -46,6 +55,30 @@ def run_prune(args: argparse.Namespace) -> ExitCode:
     print(f"prune{' (dry run)' if args.dry_run else ''}: {report}")
     for problem in report.problems:
         print(f"warning: {problem}", file=sys.stderr)
+    return ExitCode.OK
+
+
+def run_repair(args: argparse.Namespace) -> ExitCode:
+    """Exit 4 while some snapshot still misses data, so a script notices."""
+    with open_workspace(args) as workspace:
+        report = run_with_progress(
+            workspace,
+            "repair",
+            "repair files store" + (" (dry run)" if args.dry_run else ""),
+            lambda ctx: repair_store(workspace, ctx, dry_run=args.dry_run),
+        )
+    print(f"repair{' (dry run)' if args.dry_run else ''}: {report}")
+    for problem in report.problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    for line in report.affected:
+        print(f"still affected: {line}")
+    if report.affected:
+        print(
+            "back up again to store the data of files that still exist; the snapshots listed "
+            "cannot restore those files, and prune refuses until they are deleted",
+            file=sys.stderr,
+        )
+        return ExitCode.INTEGRITY
     return ExitCode.OK
 
 

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from engines import paths
 from engines.dotenv import read_env_file
 from engines.errors import SettingsError
+from engines.redaction import url_secret_parts
 
 MASK = "****"
 
@@ -348,7 +349,7 @@ class Settings:
             value = self.values.get(variable.attribute)
             items = value if isinstance(value, tuple) else (value,)
             found.extend(item.reveal() for item in items if isinstance(item, Secret))
-        found.extend(_url_passwords(self))
+        found.extend(_url_secret_parts(self))
         return [value for value in found if value]
 
     def display_rows(self) -> list[tuple[str, str, str]]:
@@ -370,15 +371,16 @@ class Settings:
         ]
 
 
-def _url_passwords(settings: Settings) -> list[str]:
-    passwords = []
-    for name in ("database_url", "redis_url", "slack_webhook_url"):
-        secret = settings.values.get(name)
-        if isinstance(secret, Secret):
-            password = urlsplit(secret.reveal()).password
-            if password:
-                passwords.append(password)
-    return passwords
+def _url_secret_parts(settings: Settings) -> list[str]:
+    """Passwords and query tokens of the URLs; for the webhook, its path too (Slack's
+    path is the credential, and a server may echo it back in an error)."""
+    found = []
+    for name in ("database_url", "redis_url", "slack_webhook_url", "s3_endpoint_url"):
+        value = settings.values.get(name)
+        url = value.reveal() if isinstance(value, Secret) else value
+        if url:
+            found.extend(url_secret_parts(url, path_is_secret=name == "slack_webhook_url"))
+    return found
 
 
 def display_value(value: Any, variable: Variable) -> str:

@@ -45,6 +45,10 @@ class InsufficientSpaceError(JarvisError):
     """The repository has too little free space for the backup."""
 
 
+class FileSystemError(JarvisError):
+    """A file or folder could not be read or written (read-only, permissions, a bad path)."""
+
+
 class JobCancelledError(JarvisError):
     """The operator (or a shutdown) cancelled the running job."""
 

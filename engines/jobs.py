@@ -15,7 +15,8 @@ from typing import TypeVar
 from engines.catalog import Catalog
 from engines.catalog.rows import EVENT_LEVELS, require_one_of
 from engines.errors import JarvisError, JobCancelledError
-from engines.joblog import redact
+from engines.os_errors import explain_os_error
+from engines.redaction import redact
 
 T = TypeVar("T")
 
@@ -231,6 +232,11 @@ def run_job(
     except JobCancelledError as exc:
         _record_end(context, "cancelled", str(exc), started, original=exc)
         raise
+    except OSError as exc:
+        # A full disk, a read-only or forbidden path: one clear line from here on.
+        explained = explain_os_error(exc)
+        _record_end(context, "failed", str(explained), started, original=exc)
+        raise explained from exc
     except Exception as exc:
         _record_end(context, "failed", _failure_message(exc), started, original=exc)
         raise

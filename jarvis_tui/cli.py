@@ -4,12 +4,20 @@ Headless paths never import textual: the console is imported only when opened.
 """
 
 import argparse
+import contextlib
+import logging
+import os
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
+from engines import paths
 from engines.allocator import keep_freed_memory
 from engines.errors import JarvisError
+from engines.joblog import configure_logging, log_file
+from engines.os_errors import explain_os_error
+from engines.redaction import redact
 from jarvis_tui.commands import modules_for
 from jarvis_tui.exit_codes import ExitCode, exit_code_for
 
@@ -94,12 +102,57 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code = handler(args) if handler else _open_console(args)
     except JarvisError as error:
-        print(f"jarvis-tui: {error}", file=sys.stderr)
-        return exit_code_for(error)
+        return _failed(error)
     except KeyboardInterrupt:
         print("jarvis-tui: interrupted", file=sys.stderr)
         return ExitCode.CANCELLED
+    except BrokenPipeError as error:
+        if not stdout_closed():
+            return _failed(explain_os_error(error))
+        # `jarvis-tui list | head -1`: the reader has what it wanted; say nothing more.
+        return ExitCode.FAILED
+    except OSError as error:
+        return _failed(explain_os_error(error))
+    except Exception as error:
+        return _unexpected(error)
     return int(code)
+
+
+def _failed(error: JarvisError) -> ExitCode:
+    print(f"jarvis-tui: {redact(str(error))}", file=sys.stderr)
+    return exit_code_for(error)
+
+
+def stdout_closed() -> bool:
+    """True when stdout's reader went away; stdout then points at /dev/null, so the
+    interpreter's last flush cannot fail again on the way out."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return True
+    return False
+
+
+def _unexpected(error: Exception) -> ExitCode:
+    """A bug: one line for the operator, the traceback in the log (exit 70)."""
+    where = log_file()
+    if where is None:
+        with contextlib.suppress(Exception):
+            configure_logging(paths.default_log_dir())
+            where = log_file()
+    summary = redact(f"{type(error).__name__}: {error}")
+    if where is None:
+        traceback.print_exception(error)  # nowhere else to keep it
+    else:
+        logging.getLogger("jarvis.cli").error("unexpected error", exc_info=error)
+    detail = f"the details are in {where}" if where else "the details are above"
+    print(
+        f"jarvis-tui: unexpected error ({summary}); this is a bug: {detail}; "
+        "please report it with that log",
+        file=sys.stderr,
+    )
+    return ExitCode.INTERNAL
 
 
 if __name__ == "__main__":

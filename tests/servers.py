@@ -707,7 +707,8 @@ DEFAULT_ANSWER = (200, b'{"ok": true, "status": 1}', 0.0)
 
 
 class WebhookReceiver(_Server):
-    """Records every request; `respond_with` makes it fail (or stall) on purpose."""
+    """Records every request; `respond_with` makes it fail (or stall) on purpose. A body
+    containing `{path}` echoes the request's path back, as careless servers do."""
 
     host = LOOPBACK
 
@@ -763,6 +764,7 @@ class WebhookReceiver(_Server):
                     ReceivedRequest(self.command, self.path, headers, body)
                 )
                 time.sleep(delay)
+                answer = answer.replace(b"{path}", self.path.encode())
                 # A client that gave up during `delay` is what a stall test wants, not an error.
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     self.send_response(status)

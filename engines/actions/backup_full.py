@@ -7,15 +7,18 @@ configured are skipped and listed. Every new artifact was read back and
 authenticated by `store_artifact` before its part counts.
 """
 
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from engines.actions.backup import clear_leftovers
+from engines.actions.backup_alerts import alert_backup_outcome
 from engines.alerts import AlertDispatcher
 from engines.catalog import Artifact, BackupSet
 from engines.errors import JarvisError, JobCancelledError
 from engines.jobs import JobContext
 from engines.lock import RepositoryLock
+from engines.os_errors import explain_os_error
 from engines.sources import SOURCE_MODULES, get_source
 from engines.workspace import Workspace
 
@@ -67,6 +70,9 @@ def _back_up_part(
         raise
     except JarvisError as error:
         return PartResult(kind, "failed", str(error))
+    except OSError as error:  # a full disk, a read-only path: said as the CLI says it
+        explained = explain_os_error(error, where=workspace.repository.root)
+        return PartResult(kind, "failed", str(explained))
     except Exception as error:  # one broken source must not cost the other parts
         context.log(f"part {kind}: {type(error).__name__}: {error}", level="debug")
         return PartResult(kind, "failed", f"unexpected error: {type(error).__name__}: {error}")
@@ -110,6 +116,7 @@ def run_backup_full(
         backup_set = workspace.catalog.create_backup_set(
             FULL_KIND, tier=tier, job_id=context.job_id, created_at=created_at
         )
+        backup_set = dataclasses.replace(backup_set, parts=tuple(configured))
         for part in skipped:
             context.log(f"part {part.source}: skipped ({part.detail})")
         try:
@@ -144,14 +151,8 @@ def run_backup_full(
 
 def _alert(dispatcher: AlertDispatcher, report: FullBackupReport) -> None:
     """After the set is finished, so a slow channel never holds up the backup."""
-    set_id = report.backup_set.id
+    label = f"backup {report.backup_set.id}"
     for part in report.parts:
-        condition = f"backup_failure:{part.source}"
-        if part.state == "failed":
-            dispatcher.raise_condition(
-                condition, "critical", f"backup {set_id}: {part.source} failed: {part.detail}"
-            )
-        elif part.state == "ok":
-            dispatcher.clear_condition(
-                condition, f"backup {set_id}: {part.source} backed up successfully again"
-            )
+        if part.state != "skipped":
+            failure = part.detail if part.state == "failed" else None
+            alert_backup_outcome(dispatcher, label, part.source, failure)

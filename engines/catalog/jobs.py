@@ -13,8 +13,8 @@ from engines.catalog.rows import (
 )
 from engines.catalog.times import now_iso
 from engines.errors import NotFoundError
-from engines.joblog import redact
 from engines.processes import process_alive
+from engines.redaction import redact
 
 ORPHAN_ERROR = "process died"
 

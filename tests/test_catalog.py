@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from engines.catalog import SCHEMA_VERSION, Catalog, schema
+from engines.catalog.rebuild import SealedArtifact, check_sealed
 from engines.errors import IntegrityError, JarvisError, NotFoundError
 from engines.joblog import register_secrets
 
@@ -393,10 +394,10 @@ def test_copy_state_is_one_row_per_destination(catalog: Catalog):
         catalog.set_copy_state(9999, "s3", "stored")
 
 
-# --- rebuilding from sidecars ---------------------------------------------------------------
+# --- rebuilding from sealed metadata --------------------------------------------------------
 
 
-def sidecar(**overrides):
+def sealed(**overrides):
     document = {
         "set_id": "postgres_2026-11-27_200101",
         "set_kind": "postgres",
@@ -404,11 +405,9 @@ def sidecar(**overrides):
         "source": "postgres",
         "mode": "dump",
         "created_at": "2026-11-27T20:01:05Z",
-        "checksum": "sha256:aaa",
-        "stored_size": 4096,
         "plain_size": 9000,
         "key_id": "k1",
-        "codec": "gzip+aes-256-gcm",
+        "codec": "gzip",
         "database": "jarvis",
         "server_version": "16.4",
     }
@@ -416,12 +415,15 @@ def sidecar(**overrides):
     return document
 
 
-def test_import_sidecar_is_an_idempotent_upsert(catalog: Catalog):
-    for _ in range(2):
-        catalog.import_sidecar("postgres/2026-11-27/dump.sql.gz.enc", sidecar())
-    catalog.import_sidecar(
-        "postgres/2026-11-27/globals.sql.gz.enc", sidecar(mode="globals", checksum="sha256:ggg")
-    )
+def found(relpath: str, checksum: str = "aaa", **overrides) -> SealedArtifact:
+    return SealedArtifact(relpath, sealed(**overrides), checksum, 4096)
+
+
+def test_importing_sealed_artifacts_is_an_idempotent_upsert(catalog: Catalog):
+    dump = found("postgres/postgres_2026-11-27_200101_dump.enc")
+    globals_ = found("postgres/postgres_2026-11-27_200101_globals.enc", "ggg", mode="globals")
+    assert catalog.import_sealed_artifacts([dump]) == ["postgres_2026-11-27_200101"]
+    assert catalog.import_sealed_artifacts([dump, globals_]) == []
 
     (backup_set,) = catalog.list_backup_sets()
     assert (backup_set.id, backup_set.kind, backup_set.tier, backup_set.status) == (
@@ -430,41 +432,76 @@ def test_import_sidecar_is_an_idempotent_upsert(catalog: Catalog):
         "daily",
         "complete",
     )
-    dump, globals_ = catalog.artifacts_of(backup_set.id)
-    assert (dump.relpath, dump.status, dump.checksum, dump.stored_size) == (
-        "postgres/2026-11-27/dump.sql.gz.enc",
+    first, second = catalog.artifacts_of(backup_set.id)
+    assert (first.relpath, first.status, first.checksum, first.stored_size) == (
+        dump.relpath,
         "complete",
-        "sha256:aaa",
+        "aaa",
         4096,
     )
-    assert dump.created_at == datetime(2026, 11, 27, 20, 1, 5, tzinfo=UTC)
-    assert dump.metadata == {"database": "jarvis", "server_version": "16.4"}
-    assert globals_.mode == "globals"
+    assert (first.plain_size, first.key_id, first.codec) == (9000, "k1", "gzip")
+    assert first.created_at == datetime(2026, 11, 27, 20, 1, 5, tzinfo=UTC)
+    assert first.metadata == {**dump.sealed, "checksum": "aaa", "stored_size": 4096}
+    assert second.mode == "globals"
     assert catalog.get_backup_set("latest", "postgres").id == backup_set.id
 
 
 def test_reimporting_a_changed_artifact_forgets_its_old_verification(catalog: Catalog):
-    relpath = "postgres/dump.sql.gz.enc"
-    catalog.import_sidecar(relpath, sidecar())
+    relpath = "postgres/postgres_2026-11-27_200101_dump.enc"
+    catalog.import_sealed_artifacts([found(relpath)])
     artifact = catalog.find_artifact_by_relpath(relpath)
     catalog.record_verification(artifact.id, True, "ok")
 
-    catalog.import_sidecar(relpath, sidecar())
+    catalog.import_sealed_artifacts([found(relpath)])
     assert catalog.find_artifact_by_relpath(relpath).verify_state == "ok"
-    catalog.import_sidecar(relpath, sidecar(checksum="sha256:bbb"))
+    catalog.import_sealed_artifacts([found(relpath, "bbb")])
     changed = catalog.find_artifact_by_relpath(relpath)
-    assert (changed.id, changed.checksum, changed.verify_state) == (artifact.id, "sha256:bbb", None)
+    assert (changed.id, changed.checksum, changed.verify_state) == (artifact.id, "bbb", None)
     assert catalog.get_backup_set(changed.set_id).verified_state is None
 
 
-def test_a_malformed_sidecar_is_refused_without_changes(catalog: Catalog):
-    document = sidecar()
-    del document["checksum"]
-    with pytest.raises(IntegrityError, match="lacks checksum"):
-        catalog.import_sidecar("postgres/a.enc", document)
+def test_malformed_sealed_metadata_is_refused(catalog: Catalog):
+    document = sealed()
+    del document["source"]
+    with pytest.raises(IntegrityError, match="lacks source"):
+        check_sealed("postgres/a.enc", document)
     with pytest.raises(IntegrityError, match="malformed"):
-        catalog.import_sidecar("postgres/a.enc", sidecar(created_at="yesterday"))
-    assert catalog.list_backup_sets() == []
+        check_sealed("postgres/a.enc", sealed(created_at="yesterday"))
+    with pytest.raises(IntegrityError, match="malformed"):
+        check_sealed("postgres/a.enc", sealed(set_kind="../etc"))
+
+
+def test_a_rebuild_keeps_failed_and_partial_sets_and_drops_vanished_rows(catalog: Catalog):
+    failed = catalog.create_backup_set("secrets", created_at=T0)
+    kept = catalog.add_artifact(failed.id, "secrets", "file", f"secrets/{failed.id}_a.enc")
+    catalog.fail_artifact(kept.id, "read-back failed")
+    catalog.finish_backup_set(failed.id, "failed", "read-back failed")
+    whole = complete_set(catalog, "postgres", T0 + timedelta(hours=1))
+    add_complete_artifact(catalog, whole, f"postgres/{whole}_a.enc")
+    add_complete_artifact(catalog, whole, f"postgres/{whole}_b.enc")
+    gone = complete_set(catalog, "redis", T0 + timedelta(hours=2))
+    add_complete_artifact(catalog, gone, f"redis/{gone}_a.enc")
+
+    again = found(kept.relpath, set_id=failed.id, set_kind="secrets", source="secrets")
+    assert catalog.import_sealed_artifacts([again]) == []
+    dropped = catalog.forget_vanished_artifacts({kept.relpath, f"postgres/{whole}_a.enc"})
+
+    assert sorted(dropped) == [f"postgres/{whole}_b.enc", f"redis/{gone}_a.enc"]
+    assert catalog.get_backup_set(failed.id).status == "failed"
+    assert [a.status for a in catalog.artifacts_of(failed.id)] == ["failed"]
+    assert catalog.get_backup_set(whole).status == "partial"
+    with pytest.raises(NotFoundError):
+        catalog.get_backup_set(gone)
+
+
+def test_a_new_set_lacking_a_sealed_part_is_partial(catalog: Catalog):
+    set_id = "full_2026-11-27_200101"
+    parts = ["postgres", "secrets"]
+    (created,) = catalog.import_sealed_artifacts(
+        [found(f"postgres/{set_id}_a.enc", set_id=set_id, set_kind="full", set_parts=parts)]
+    )
+    assert catalog.get_backup_set(created).status == "partial"
+    assert "secrets" in catalog.get_backup_set(created).error
 
 
 # --- jobs, alerts, secrets -----------------------------------------------------------------

@@ -1,40 +1,144 @@
-"""`jarvis-tui catalog rebuild`: the catalog is a cache of the repository's sidecars."""
+"""`jarvis-tui catalog rebuild`: the catalog refilled from what the repository authenticates.
 
+Artifacts are found by their sidecars, but nothing is taken from a sidecar: each
+artifact is read with the key (every chunk authenticated) and its row filled from
+the metadata sealed inside it, its checksum and size from the file. A sidecar
+that disagrees is reported and ignored, so no field an edit without the key can
+reach (a restore target, a source, a set) ever lands in the catalog. Sets the
+catalog already knows keep their status; rows of files that are gone are dropped.
+"""
+
+import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from engines.artifacts import read_sidecar
-from engines.errors import JarvisError
+from engines.artifacts import Expected, read_sealed_metadata, read_sidecar
+from engines.catalog.rebuild import SealedArtifact, check_sealed
+from engines.crypto import Keyring
+from engines.errors import IntegrityError, JarvisError, KeyNotAvailableError
 from engines.jobs import JobContext
+from engines.lock import RepositoryLock
 from engines.workspace import Workspace
 
 SIDECAR_SUFFIX = ".metadata.json"
+# Sealed fields a sidecar leaves out on purpose (sizes of what is inside).
+_SEALED_ONLY = ("plain_size", "compressed_size")
+_HASH_BLOCK = 1024 * 1024
 
 
 @dataclass
 class RebuildReport:
     imported: int = 0
-    skipped: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # not imported: no artifact, no key
+    refused: list[str] = field(default_factory=list)  # not imported: failed authentication
+    forged: list[str] = field(default_factory=list)  # sidecars that disagree (ignored)
+    dropped: list[str] = field(default_factory=list)  # rows whose file is gone
+    new_sets: list[str] = field(default_factory=list)
+
+    @property
+    def integrity_problems(self) -> bool:
+        """Something in the repository failed authentication or a sidecar lies."""
+        return bool(self.refused or self.forged)
+
+
+def _file_digest(path: Path) -> tuple[str, int]:
+    digest, size = hashlib.sha256(), 0
+    with path.open("rb") as handle:
+        while block := handle.read(_HASH_BLOCK):
+            digest.update(block)
+            size += len(block)
+    return digest.hexdigest(), size
+
+
+def _identity(workspace: Workspace, relpath: str) -> Expected:
+    """The container must say it is this file of this repository (set and source are
+    what it is read for, and are checked against its place below)."""
+    repository = workspace.repository.repository_id() or "none (its .repository-id is missing)"
+    return Expected({"repository": repository, "name": relpath})
+
+
+def _placement_problem(relpath: str, sealed: dict) -> str | None:
+    """An artifact sits at `<source>/<set id>_<name>`; one sealed for another place
+    was moved or copied there."""
+    folder, _, name = relpath.rpartition("/")
+    if folder == sealed["source"] and name.startswith(f"{sealed['set_id']}_"):
+        return None
+    return (
+        f"{relpath}: sealed as {sealed['source']} of backup {sealed['set_id']}, which "
+        "belongs elsewhere in the repository (moved or copied there); not imported"
+    )
+
+
+def sidecar_disagreement(sidecar: dict, sealed: dict, checksum: str, size: int) -> list[str]:
+    """The sidecar's fields that differ from the sealed metadata and the file itself."""
+    truth = {**sealed, "checksum": checksum, "stored_size": size}
+    keys = set(sidecar) | (set(truth) - set(_SEALED_ONLY))
+    return sorted(
+        key for key in keys if key not in sidecar or key not in truth or sidecar[key] != truth[key]
+    )
+
+
+def _read_one(
+    workspace: Workspace, keyring: Keyring, relpath: str, path: Path, report: RebuildReport
+) -> SealedArtifact | None:
+    try:
+        checksum, size = _file_digest(path)
+        sealed = read_sealed_metadata(path, keyring, _identity(workspace, relpath))
+        check_sealed(relpath, sealed)
+    except KeyNotAvailableError as exc:
+        report.skipped.append(f"{relpath}: {exc}")
+        return None
+    except IntegrityError as exc:
+        report.refused.append(f"{relpath}: failed authentication ({exc}); not imported")
+        return None
+    except OSError as exc:
+        report.skipped.append(f"{relpath}: cannot read it ({exc.strerror}); not imported")
+        return None
+    problem = _placement_problem(relpath, sealed)
+    if problem:
+        report.refused.append(problem)
+        return None
+    try:
+        sidecar = read_sidecar(path)
+    except JarvisError:
+        sidecar = {}
+    differing = sidecar_disagreement(sidecar, sealed, checksum, size)
+    if differing:
+        report.forged.append(
+            f"{relpath}: sidecar disagrees with the metadata sealed in the artifact on "
+            f"{', '.join(differing)} (edited or forged); ignored, imported from the sealed "
+            "metadata"
+        )
+    return SealedArtifact(relpath, sealed, checksum, size)
 
 
 def rebuild_catalog(workspace: Workspace, context: JobContext) -> RebuildReport:
     report = RebuildReport()
+    keyring = workspace.keyring()  # no key, no rebuild: nothing unauthenticated goes in
     root = workspace.repository.root
-    for sidecar in sorted(root.rglob(f"*{SIDECAR_SUFFIX}")):
-        context.raise_if_cancelled()
-        artifact = sidecar.with_name(sidecar.name.removesuffix(SIDECAR_SUFFIX))
-        relpath = artifact.relative_to(root).as_posix()
-        if not artifact.is_file():
-            report.skipped.append(f"{relpath}: sidecar without its artifact")
-            continue
-        try:
-            workspace.catalog.import_sidecar(relpath, read_sidecar(sidecar))
-        except (JarvisError, KeyError, ValueError) as exc:
-            report.skipped.append(f"{relpath}: unreadable sidecar ({exc})")
-            continue
-        report.imported += 1
-    for problem in report.skipped:
+    found: list[SealedArtifact] = []
+    with RepositoryLock(root, "catalog rebuild"):
+        for sidecar in sorted(root.rglob(f"*{SIDECAR_SUFFIX}")):
+            context.raise_if_cancelled()
+            artifact = sidecar.with_name(sidecar.name.removesuffix(SIDECAR_SUFFIX))
+            relpath = artifact.relative_to(root).as_posix()
+            if not artifact.is_file():
+                report.skipped.append(f"{relpath}: sidecar without its artifact")
+                continue
+            item = _read_one(workspace, keyring, relpath, artifact, report)
+            if item is not None:
+                found.append(item)
+        present = {path.relative_to(root).as_posix() for path in root.rglob("*") if path.is_file()}
+        report.new_sets = workspace.catalog.import_sealed_artifacts(found)
+        report.dropped = workspace.catalog.forget_vanished_artifacts(present)
+    report.imported = len(found)
+    for problem in [*report.skipped, *report.refused, *report.forged]:
         context.log(problem, level="warning")
+    for relpath in report.dropped:
+        context.log(f"{relpath}: no longer in the repository; its catalog row was dropped")
     context.log(
-        f"catalog rebuilt: {report.imported} artifacts imported, {len(report.skipped)} skipped"
+        f"catalog rebuilt: {report.imported} artifacts imported, "
+        f"{len(report.skipped) + len(report.refused)} skipped, {len(report.forged)} sidecars "
+        f"ignored, {len(report.dropped)} rows dropped"
     )
     return report

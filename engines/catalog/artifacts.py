@@ -4,33 +4,11 @@ import json
 import sqlite3
 from typing import Any
 
-from engines.catalog.backups import validate_kind, validate_tier
 from engines.catalog.db import Database
 from engines.catalog.rows import COPY_STATES, Artifact, Copy, require_one_of
-from engines.catalog.times import now_iso, parse_iso, to_iso
-from engines.errors import IntegrityError, NotFoundError
+from engines.catalog.times import now_iso
+from engines.errors import NotFoundError
 from engines.joblog import redact, redact_value
-
-# Sidecar keys that fill columns; every other key is kept as metadata.
-_SIDECAR_REQUIRED = (
-    "set_id",
-    "set_kind",
-    "source",
-    "mode",
-    "created_at",
-    "checksum",
-    "stored_size",
-)
-_SIDECAR_COLUMNS = (
-    *_SIDECAR_REQUIRED,
-    "set_tier",
-    "tier",
-    "set_created_at",
-    "relpath",
-    "plain_size",
-    "key_id",
-    "codec",
-)
 
 
 def _metadata_json(metadata: dict[str, Any]) -> str:
@@ -170,72 +148,3 @@ class ArtifactsMixin:
             "SELECT * FROM copies WHERE artifact_id = ? ORDER BY destination", (artifact_id,)
         )
         return [Copy.from_row(row) for row in rows]
-
-    def import_sidecar(self, relpath: str, sidecar: dict[str, Any]) -> None:
-        """Upsert one artifact (and its set, as 'complete') from a repository sidecar.
-
-        Idempotent, for `catalog rebuild`. Keys: set_id, set_kind, source, mode,
-        created_at, checksum, stored_size (required); set_tier (or tier),
-        set_created_at, plain_size, key_id, codec (optional); the rest is metadata.
-        A changed checksum clears the artifact's earlier verification.
-        """
-        missing = [key for key in _SIDECAR_REQUIRED if sidecar.get(key) in (None, "")]
-        if missing:
-            raise IntegrityError(f"sidecar of {relpath} lacks {', '.join(missing)}")
-        tier = sidecar.get("set_tier", sidecar.get("tier"))
-        try:
-            validate_kind(sidecar["set_kind"])
-            validate_tier(tier)
-            created_at = to_iso(parse_iso(str(sidecar["created_at"])))
-            set_created_at = to_iso(parse_iso(str(sidecar.get("set_created_at") or created_at)))
-            stored_size = int(sidecar["stored_size"])
-        except ValueError as exc:
-            raise IntegrityError(f"sidecar of {relpath} is malformed: {exc}") from exc
-        metadata = {k: v for k, v in sidecar.items() if k not in _SIDECAR_COLUMNS}
-        set_id = str(sidecar["set_id"])
-
-        with self._db.write() as conn:
-            conn.execute(
-                "INSERT INTO backup_sets (id, kind, tier, status, created_at, finished_at)"
-                " VALUES (?, ?, ?, 'complete', ?, ?) ON CONFLICT (id) DO NOTHING",
-                (set_id, sidecar["set_kind"], tier, set_created_at, set_created_at),
-            )
-            previous = conn.execute(
-                "SELECT set_id FROM artifacts WHERE relpath = ?", (relpath,)
-            ).fetchone()
-            conn.execute(
-                """
-                INSERT INTO artifacts (set_id, source, mode, relpath, status, checksum,
-                    stored_size, plain_size, key_id, codec, metadata_json, created_at)
-                VALUES (?, ?, ?, ?, 'complete', ?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT (relpath) DO UPDATE SET
-                    set_id = excluded.set_id, source = excluded.source, mode = excluded.mode,
-                    status = 'complete', error = NULL,
-                    verify_state = CASE WHEN artifacts.checksum IS excluded.checksum
-                                        THEN artifacts.verify_state END,
-                    verified_at = CASE WHEN artifacts.checksum IS excluded.checksum
-                                       THEN artifacts.verified_at END,
-                    verify_detail = CASE WHEN artifacts.checksum IS excluded.checksum
-                                         THEN artifacts.verify_detail END,
-                    checksum = excluded.checksum, stored_size = excluded.stored_size,
-                    plain_size = excluded.plain_size, key_id = excluded.key_id,
-                    codec = excluded.codec, metadata_json = excluded.metadata_json,
-                    created_at = excluded.created_at
-                """,
-                (
-                    set_id,
-                    sidecar["source"],
-                    sidecar["mode"],
-                    relpath,
-                    sidecar["checksum"],
-                    stored_size,
-                    sidecar.get("plain_size"),
-                    sidecar.get("key_id"),
-                    sidecar.get("codec"),
-                    _metadata_json(metadata),
-                    created_at,
-                ),
-            )
-            _refresh_set_verification(conn, set_id)
-            if previous and previous[0] != set_id:
-                _refresh_set_verification(conn, previous[0])

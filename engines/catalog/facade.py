@@ -1,6 +1,6 @@
 """`Catalog`: the SQLite cache of the repository that every part of jarvis-tui shares.
 
-The repository is the truth (each artifact has a metadata sidecar there); the
+The repository is the truth (each artifact seals its metadata inside); the
 catalog can be rebuilt from it and never stores a secret.
 """
 
@@ -14,6 +14,7 @@ from engines.catalog.backups import BackupSetsMixin
 from engines.catalog.db import Database
 from engines.catalog.jobs import JobsMixin
 from engines.catalog.monitoring import MonitoringMixin
+from engines.catalog.rebuild import RebuildMixin
 from engines.catalog.schedule_runs import ScheduleRunsMixin
 
 DEFAULT_BUSY_TIMEOUT_MS = 30_000
@@ -27,6 +28,7 @@ class Catalog(
     AlertOutboxMixin,
     ScheduleRunsMixin,
     MonitoringMixin,
+    RebuildMixin,
 ):
     """One connection, safe to share between threads; open one per process."""
 

@@ -39,6 +39,9 @@ class BackupSet:
     note: str | None
     artifact_count: int = 0
     stored_size: int = 0
+    # Not stored: the sources the running backup means to back up, sealed into each of
+    # its artifacts so that a rebuilt catalog can tell a partial set from a complete one.
+    parts: tuple[str, ...] = ()
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> "BackupSet":

@@ -59,7 +59,8 @@ def register(commands: argparse._SubParsersAction, words: Sequence[str] = ()) ->
     catalog = commands.add_parser("catalog", help="catalog maintenance")
     actions = catalog.add_subparsers(dest="catalog_command", metavar="ACTION", required=True)
     rebuild = actions.add_parser(
-        "rebuild", help="rebuild the catalog from the repository's sidecars"
+        "rebuild",
+        help="rebuild the catalog from the metadata sealed in the repository's artifacts",
     )
     rebuild.set_defaults(handler=run_catalog_rebuild)
 
@@ -175,6 +176,10 @@ def run_catalog_rebuild(args: argparse.Namespace) -> ExitCode:
             lambda ctx: rebuild_catalog(workspace, ctx),
         )
     print(f"imported {report.imported} artifact(s)")
-    for problem in report.skipped:
+    for relpath in report.dropped:
+        print(f"dropped: {relpath} (no longer in the repository)")
+    for problem in [*report.skipped, *report.refused]:
         print(f"skipped: {problem}", file=sys.stderr)
-    return ExitCode.OK
+    for problem in report.forged:
+        print(f"sidecar ignored: {problem}", file=sys.stderr)
+    return ExitCode.INTEGRITY if report.integrity_problems else ExitCode.OK

@@ -18,6 +18,7 @@ from engines.catalog import Artifact, BackupSet
 from engines.destinations.local import LocalRepository
 from engines.errors import IntegrityError
 from engines.jobs import JobContext
+from engines.resolve import resolved_from_catalog
 from engines.store.index import Index, load_index, write_index
 from engines.store.ingest import CHANGED, Ingest
 from engines.store.keys import store_keys
@@ -52,8 +53,8 @@ def previous_manifest(workspace: Workspace, key_id: str, context: JobContext) ->
     if artifact is None:
         context.log("no previous files snapshot: every file is read")
         return None
-    path = workspace.repository.path_for(artifact.relpath)
-    manifest = load_manifest(path, workspace.keyring(), artifact.relpath)
+    known = resolved_from_catalog(workspace, artifact)
+    manifest = load_manifest(known.path, workspace.keyring(), artifact.relpath, known.expected)
     if manifest.key_id != key_id:
         context.log(
             f"previous snapshot {artifact.set_id} was made with another encryption key: "
@@ -104,7 +105,7 @@ def back_up_files(
     keys = store_keys(keyring.current)
     repository = workspace.repository
     repository.ensure_layout()
-    index = load_index(repository, keyring)
+    index = load_index(repository, keyring, skip_unknown_keys=True)
     for problem in index.problems:
         context.log(problem, level="warning")
     previous = previous_manifest(workspace, keys.key_id, context) if options.incremental else None

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engines.artifacts import open_artifact_plain
+from engines.artifacts import Expected, read_artifact_whole
 from engines.crypto import Keyring
 from engines.errors import IntegrityError
 
@@ -208,9 +208,10 @@ def parse_manifest(data: bytes, name: str) -> Manifest:
     )
 
 
-def load_manifest(path: Path, keyring: Keyring, name: str | None = None) -> Manifest:
-    """Authenticate and parse the manifest artifact at `path`."""
+def load_manifest(
+    path: Path, keyring: Keyring, name: str | None = None, expected: Expected | None = None
+) -> Manifest:
+    """Authenticate and parse the manifest artifact at `path`; with `expected`, refuse a
+    manifest other than the one asked for (an older one served as `latest`, say)."""
     label = name or path.name
-    with open_artifact_plain(path, keyring) as plain:
-        data = plain.read()
-    return parse_manifest(data, label)
+    return parse_manifest(read_artifact_whole(path, keyring, expected), label)

@@ -46,7 +46,8 @@ def read_env_file(path: Path) -> dict[str, str]:
     values: dict[str, str] = {}
     problems = []
     try:
-        text = path.read_text(encoding="utf-8")
+        # utf-8-sig: editors on Windows save a byte-order mark, which is not part of line 1.
+        text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise SettingsError([f"{path}: cannot read the .env file ({exc.strerror})"]) from None
     except UnicodeDecodeError:

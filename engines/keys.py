@@ -2,12 +2,15 @@
 
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 from engines.config import Settings
 from engines.crypto import Keyring, MasterKey, generate_key_hex
 from engines.dotenv import read_env_file
 from engines.errors import JarvisError, SettingsError
+from engines.fsutil import atomic_output
+from engines.os_errors import explain_os_error
 
 KEY_VARIABLE = "BACKUP_ENCRYPTION_KEY"
 PREVIOUS_VARIABLE = "BACKUP_ENCRYPTION_KEY_PREVIOUS"
@@ -39,23 +42,54 @@ def _without_assignments(text: str, *names: str) -> list[str]:
     return [line for line in text.splitlines() if not pattern.match(line)]
 
 
-def _write_private(path: Path, text: str) -> None:
+def _replace_private(path: Path, text: str) -> None:
+    """Replace `path` whole: a 0600 temporary beside it, fsynced, renamed over it; the
+    previous file is kept as `PATH.bak` first. A full disk or a crash at any moment leaves
+    `path` as it was (or the new file complete), never a truncated one."""
+    path = Path(os.path.realpath(path))  # a symlinked .env is replaced at its target
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.chmod(path, 0o600)
+    try:
+        previous = path.stat() if path.exists() else None
+        if previous is not None:
+            _write_owned_like(path.with_name(path.name + ".bak"), path.read_bytes(), previous)
+        _write_owned_like(path, text.encode("utf-8"), previous)
+    except OSError as error:
+        raise explain_os_error(error, where=path) from error
 
 
-def store_new_key(env_file: Path, *, rotate: bool = False) -> str:
+def _write_owned_like(path: Path, data: bytes, previous: os.stat_result | None) -> None:
+    with atomic_output(path, mode=0o600) as handle:
+        handle.write(data)
+        # Run as root on a service's .env, the service must still be able to read it.
+        if previous is not None and os.geteuid() == 0:
+            os.fchown(handle.fileno(), previous.st_uid, previous.st_gid)
+
+
+def key_from_environment(environ: Mapping[str, str] | None = None) -> bool:
+    """True when the process environment sets the key, which wins over any `.env`."""
+    return bool((os.environ if environ is None else environ).get(KEY_VARIABLE, "").strip())
+
+
+def store_new_key(
+    env_file: Path, *, rotate: bool = False, environ: Mapping[str, str] | None = None
+) -> str:
     """Write a fresh key into `env_file` (mode 0600) and return its key id.
 
     Without `rotate` an existing key is never replaced. With `rotate` the old key
     moves to the front of BACKUP_ENCRYPTION_KEY_PREVIOUS so older backups still
-    decrypt.
+    decrypt; it is refused while the environment sets the key, since the file's key is
+    then not the one in effect and rotating it would keep the wrong one.
     """
+    if rotate and key_from_environment(environ):
+        raise SettingsError(
+            [
+                f"{KEY_VARIABLE} is set in the process environment, which wins over "
+                f"{env_file}: rotating the file would not change the key in effect nor keep "
+                "it for decryption; rotate where it is set, or unset it and run again"
+            ]
+        )
     existing = read_env_file(env_file) if env_file.exists() else {}
-    text = env_file.read_text(encoding="utf-8") if env_file.exists() else ""
+    text = env_file.read_text(encoding="utf-8-sig") if env_file.exists() else ""
     old_key = existing.get(KEY_VARIABLE, "").strip()
     if old_key and not rotate:
         raise JarvisError(
@@ -68,5 +102,5 @@ def store_new_key(env_file: Path, *, rotate: bool = False) -> str:
         earlier = [k.strip() for k in existing.get(PREVIOUS_VARIABLE, "").split(",") if k.strip()]
         added.append(f"{PREVIOUS_VARIABLE}={','.join([old_key, *earlier])}")
     kept = _without_assignments(text, *(line.split("=", 1)[0] for line in added))
-    _write_private(env_file, "\n".join([*kept, *added]) + "\n")
+    _replace_private(env_file, "\n".join([*kept, *added]) + "\n")
     return MasterKey.from_hex(new_key).key_id

@@ -11,7 +11,7 @@ import pytest
 
 from engines.store.packs import FOOTER, HEADER_SIZE
 from jarvis_tui.exit_codes import ExitCode
-from tests.files_env import FilesEnv, make_files_env, random_text, tree_of
+from tests.files_env import FilesEnv, make_files_env, random_text
 
 
 @pytest.fixture
@@ -185,17 +185,28 @@ def test_key_rotation_keeps_files_backups_working(env):
         assert backed_up.returncode == ExitCode.OK, backed_up.stdout + backed_up.stderr
     all_files = {**old_files, "new.txt": (env.data / "new.txt").read_bytes()}
     assert env.cli_process("verify", old_snapshot, "--read-data").returncode == ExitCode.OK
+    assert _files_lost(env, old_snapshot, old_files) == 0
+
+    # Without the old key new backups go on, and what needs it names the variable to set.
+    rotated_env = env.env_file.read_text()
+    env.env_file.write_text(
+        "".join(line + "\n" for line in rotated_env.splitlines() if "_PREVIOUS" not in line)
+    )
+    (env.data / "newer.txt").write_bytes(random_text(50_000, 5))
+    all_files["newer.txt"] = (env.data / "newer.txt").read_bytes()
+    backed_up = env.cli_process("backup", "files", "--incremental")
+    assert backed_up.returncode == ExitCode.OK, backed_up.stdout + backed_up.stderr
+    assert _files_lost(env, "latest", all_files) == 0
+    for command in (
+        ("restore", "files", old_snapshot, "--target-dir", str(env.root / "without-old-key")),
+        ("prune",),
+    ):
+        refused = env.cli_process(*command)
+        assert refused.returncode == ExitCode.KEY_MISSING, refused.stdout + refused.stderr
+        assert "BACKUP_ENCRYPTION_KEY_PREVIOUS" in refused.stderr
+
+    env.env_file.write_text(rotated_env)
     pruned = env.cli_process("prune")
     assert pruned.returncode == ExitCode.OK, pruned.stdout + pruned.stderr
     assert _files_lost(env, old_snapshot, old_files) == 0
     assert _files_lost(env, "latest", all_files) == 0
-
-    text = env.env_file.read_text()
-    env.env_file.write_text(
-        "".join(line + "\n" for line in text.splitlines() if "_PREVIOUS" not in line)
-    )
-    restored = env.cli_process(
-        "restore", "files", old_snapshot, "--target-dir", str(env.root / "without-old-key")
-    )
-    assert restored.returncode == ExitCode.KEY_MISSING, restored.stdout + restored.stderr
-    assert "BACKUP_ENCRYPTION_KEY_PREVIOUS" in restored.stderr

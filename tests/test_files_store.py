@@ -120,7 +120,10 @@ def test_pack_round_trip_index_and_trailer(tmp_path):
     assert [entry for entry in read_trailer(pack, keyring)] == locations
     assert oct(pack.stat().st_mode & 0o777) == "0o600"
     with pytest.raises(KeyNotAvailableError):
-        load_index(repository, Keyring(OTHER))
+        load_index(repository, Keyring(OTHER), every_key=True)
+    without_the_key = load_index(repository, Keyring(OTHER))
+    assert not without_the_key.locations
+    assert "BACKUP_ENCRYPTION_KEY_PREVIOUS" in without_the_key.problems[0]
 
 
 def test_a_flipped_bit_or_a_swapped_id_fails_authentication(tmp_path):

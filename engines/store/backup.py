@@ -16,7 +16,7 @@ from typing import Any
 from engines.actions.backup import store_artifact
 from engines.catalog import Artifact, BackupSet
 from engines.destinations.local import LocalRepository
-from engines.errors import IntegrityError
+from engines.errors import IntegrityError, KeyNotAvailableError
 from engines.jobs import JobContext
 from engines.resolve import resolved_from_catalog
 from engines.store.index import Index, load_index, write_index
@@ -54,7 +54,15 @@ def previous_manifest(workspace: Workspace, key_id: str, context: JobContext) ->
         context.log("no previous files snapshot: every file is read")
         return None
     known = resolved_from_catalog(workspace, artifact)
-    manifest = load_manifest(known.path, workspace.keyring(), artifact.relpath, known.expected)
+    try:
+        manifest = load_manifest(known.path, workspace.keyring(), artifact.relpath, known.expected)
+    except KeyNotAvailableError as exc:
+        context.log(
+            f"previous snapshot {artifact.set_id} needs key id {exc.key_id}, which is not "
+            "configured (BACKUP_ENCRYPTION_KEY_PREVIOUS): every file is read",
+            level="warning",
+        )
+        return None
     if manifest.key_id != key_id:
         context.log(
             f"previous snapshot {artifact.set_id} was made with another encryption key: "
@@ -105,7 +113,7 @@ def back_up_files(
     keys = store_keys(keyring.current)
     repository = workspace.repository
     repository.ensure_layout()
-    index = load_index(repository, keyring, skip_unknown_keys=True)
+    index = load_index(repository, keyring)
     for problem in index.problems:
         context.log(problem, level="warning")
     previous = previous_manifest(workspace, keys.key_id, context) if options.incremental else None

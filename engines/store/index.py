@@ -23,7 +23,7 @@ from pathlib import Path
 
 from engines.crypto import ContainerReader, ContainerWriter, Keyring, MasterKey
 from engines.destinations.local import LocalRepository
-from engines.errors import IntegrityError
+from engines.errors import IntegrityError, KeyNotAvailableError
 from engines.fsutil import atomic_output, ensure_private_dir
 from engines.store.keys import ID_SIZE
 from engines.store.layout import (
@@ -158,12 +158,24 @@ def index_files(repository: LocalRepository) -> list[str]:
     )
 
 
-def load_index(repository: LocalRepository, keyring: Keyring) -> Index:
-    """The live index: files of the newest generation, entries whose pack exists."""
+def load_index(repository: LocalRepository, keyring: Keyring, *, every_key: bool = False) -> Index:
+    """The live index: files of the newest generation, entries whose pack exists.
+
+    Files sealed under a key that is not configured are left out with a warning (unless
+    `every_key`, which prune needs): they can only name chunks of that older key, which
+    no snapshot made under a configured key uses, while a snapshot of the older key
+    cannot be opened anyway, with an error that names the variable to set.
+    """
     read: list[tuple[str, IndexFile]] = []
+    unopened: list[str] = []
     for relpath in index_files(repository):
         try:
             read.append((relpath, read_index_file(repository.path_for(relpath), keyring, relpath)))
+        except KeyNotAvailableError as exc:
+            if every_key:
+                raise
+            unopened.append(relpath)
+            key_id = exc.key_id
         except IntegrityError as exc:
             raise IntegrityError(
                 f"{exc}; run `jarvis-tui repair` to rebuild the index from the packs"
@@ -181,7 +193,13 @@ def load_index(repository: LocalRepository, keyring: Keyring) -> Index:
         index.locations.update(file.entries)
         index.keys.append(relpath)
         index.base = index.base or file.base
-    if index.base is not None and index.base not in index.keys:
+    if unopened:
+        index.problems.append(
+            f"{len(unopened)} index file(s) sealed under key id {key_id}, which is not "
+            "configured, were left out; set BACKUP_ENCRYPTION_KEY_PREVIOUS to the older key "
+            "so old snapshots stay restorable and prune can run"
+        )
+    if index.base is not None and index.base not in index.keys + unopened:
         index.problems.append(
             f"{index.base}, the index the last prune wrote, is missing; run `jarvis-tui repair`"
         )

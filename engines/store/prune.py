@@ -109,7 +109,7 @@ def prune_store(workspace: Workspace, context: JobContext, *, dry_run: bool = Fa
         keyring = workspace.keyring()
         referenced, snapshots = referenced_chunks(workspace, context)
         report = PruneReport(dry_run, snapshots=snapshots)
-        loaded = load_index(repository, keyring)
+        loaded = load_index(repository, keyring, every_key=True)
         report.problems.extend(loaded.problems)
         old_indexes = index_files(repository)
         keep: list[tuple[bytes, BlobLocation]] = []

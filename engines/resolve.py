@@ -15,8 +15,6 @@ from engines.artifacts import (
     artifact_identity,
     check_expected,
     read_sealed_metadata,
-    read_sidecar,
-    sidecar_path_for,
 )
 from engines.catalog import Artifact
 from engines.errors import JarvisError, NotFoundError
@@ -131,8 +129,7 @@ def _from_path(workspace: Workspace, path: Path) -> ResolvedArtifact:
         if known is not None:
             return resolved_from_catalog(workspace, known)
         expected = Expected(_identity(workspace, relpath))
-    sidecar = sidecar_path_for(path)
-    if sidecar.is_file():
-        return ResolvedArtifact(path, None, read_sidecar(sidecar), expected)
+    # Not the sidecar: anyone can edit it without the key, and a restore target (the file
+    # `restore secrets` writes) must never come from what is not authenticated.
     sealed = read_sealed_metadata(path, workspace.keyring(), expected)
     return ResolvedArtifact(path, None, sealed, expected)

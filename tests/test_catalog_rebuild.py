@@ -95,3 +95,21 @@ def test_a_failed_set_stays_failed_and_rows_of_vanished_files_go(env):
     assert [a["status"] for a in after[failed_id]["artifacts"]] == ["failed"]
     restore = env.cli_process("restore", "secrets", "latest", "--to", str(env.root / "x.env"))
     assert restore.returncode == ExitCode.NOT_FOUND
+
+
+def test_an_artifact_named_by_path_takes_its_restore_target_from_sealed_metadata(env):
+    assert env.cli_process("backup", "secrets").returncode == ExitCode.OK
+    [artifact] = (env.repo / "secrets").glob("*.enc")
+    victim = env.root / "victim.txt"
+    victim.write_text("precious\n")
+    sidecar = sidecar_path_for(artifact)
+    forged = json.loads(sidecar.read_text())
+    forged["original_path"] = str(victim)
+    sidecar.write_text(json.dumps(forged))
+    fresh_catalog(env)  # the catalog does not know the file: only the file itself speaks
+
+    (env.root / "app.env").write_text("API_TOKEN=changed\n")
+    restore = env.cli_process("restore", "secrets", str(artifact), "--force")
+    assert restore.returncode == ExitCode.OK, restore.stderr
+    assert victim.read_text() == "precious\n"
+    assert (env.root / "app.env").read_text() == "API_TOKEN=first\n"

@@ -7,6 +7,7 @@ start time so a later process given the same pid is not taken for the writer.
 """
 
 import contextlib
+import errno
 import os
 import secrets
 import shutil
@@ -15,10 +16,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from engines.paths import default_cache_dir
 from engines.processes import owner_gone, owner_token
 
 TEMP_MARKER = ".tmp-"
 FILE_MODE = 0o600
+UNWRITABLE = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
 DIR_MODE = 0o700
 
 
@@ -108,13 +111,24 @@ def _remove_abandoned_work_folders(parent: Path) -> list[Path]:
     return removed
 
 
+def _new_work_folder(parent: Path) -> Path:
+    ensure_private_dir(parent)
+    _remove_abandoned_work_folders(parent)
+    return Path(tempfile.mkdtemp(prefix=f"work-{owner_token()}-", dir=parent))
+
+
 @contextlib.contextmanager
 def private_work_folder(repository_root: Path, purpose: str) -> Iterator[Path]:
     """An owner-only scratch folder in the repository (same disk, same privacy), removed
-    afterwards; folders a killed process left behind are removed on the next use."""
-    parent = ensure_private_dir(repository_root / f".{purpose}")
-    _remove_abandoned_work_folders(parent)
-    folder = Path(tempfile.mkdtemp(prefix=f"work-{owner_token()}-", dir=parent))
+    afterwards; folders a killed process left behind are removed on the next use. A
+    repository this process cannot write (a read-only mount, another user's files) gets
+    its scratch folder in the user's cache folder instead, so restores from it work."""
+    try:
+        folder = _new_work_folder(repository_root / f".{purpose}")
+    except OSError as error:
+        if error.errno not in UNWRITABLE:
+            raise
+        folder = _new_work_folder(default_cache_dir() / "work" / purpose)
     try:
         yield folder
     finally:

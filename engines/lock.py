@@ -6,6 +6,7 @@ purpose, start time) only tells others who is holding it; a record that is
 still there when the flock is free was left by a holder that died.
 """
 
+import errno
 import fcntl
 import json
 import os
@@ -29,13 +30,17 @@ class RepositoryLock:
     """`with RepositoryLock(root, "backup postgres"):` fails fast if another process holds it.
 
     After entering, `took_over_from` describes a holder that died without
-    releasing the lock, or is None.
+    releasing the lock, or is None. With `reading_only` (a dry run) a repository on a
+    read-only file system is read without the lock: nobody can change it meanwhile.
     """
 
-    def __init__(self, root: Path, purpose: str, *, name: str = LOCK_NAME) -> None:
+    def __init__(
+        self, root: Path, purpose: str, *, name: str = LOCK_NAME, reading_only: bool = False
+    ) -> None:
         self.root = Path(root)
         self.purpose = purpose
         self.path = self.root / name
+        self.reading_only = reading_only
         self.took_over_from: str | None = None
         self._fd: int | None = None
 
@@ -55,7 +60,12 @@ class RepositoryLock:
             raise RuntimeError(f"{self.path} is already held by this RepositoryLock")
         if not self.root.is_dir():
             ensure_private_dir(self.root)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+        except OSError as error:
+            if self.reading_only and error.errno == errno.EROFS:
+                return
+            raise
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -15,6 +15,11 @@ def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir(APP_NAME))
 
 
+def default_cache_dir() -> Path:
+    """Scratch space that may be lost: work folders when the repository is read-only."""
+    return Path(platformdirs.user_cache_dir(APP_NAME))
+
+
 def default_log_dir() -> Path:
     return Path(platformdirs.user_log_dir(APP_NAME))
 

@@ -7,6 +7,7 @@ import argparse
 import contextlib
 import logging
 import os
+import select
 import sys
 import traceback
 from collections.abc import Sequence
@@ -30,6 +31,7 @@ COMMAND_MODULES: dict[str, str] = {
     "verify": "jarvis_tui.commands.backups",
     "decrypt": "jarvis_tui.commands.backups",
     "catalog": "jarvis_tui.commands.backups",
+    "rekey": "jarvis_tui.commands.rekey",
     "backup": "jarvis_tui.commands.sources",
     "restore": "jarvis_tui.commands.sources",
     "prune": "jarvis_tui.commands.files_store",
@@ -124,14 +126,18 @@ def _failed(error: JarvisError) -> ExitCode:
 
 
 def stdout_closed() -> bool:
-    """True when stdout's reader went away; stdout then points at /dev/null, so the
-    interpreter's last flush cannot fail again on the way out."""
+    """True when stdout is a pipe whose reader went away (poll reports an error on it);
+    stdout then points at /dev/null, so the interpreter's last flush cannot fail again."""
     try:
-        sys.stdout.flush()
-    except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return True
-    return False
+        fd = sys.stdout.fileno()
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        broken = any(events & select.POLLERR for _, events in poller.poll(0))
+    except (OSError, ValueError):
+        return False
+    if broken:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), fd)
+    return broken
 
 
 def _unexpected(error: Exception) -> ExitCode:

@@ -100,7 +100,7 @@ def referenced_chunks(workspace: Workspace, context: JobContext) -> tuple[set[by
 
 def prune_store(workspace: Workspace, context: JobContext, *, dry_run: bool = False) -> PruneReport:
     repository = workspace.repository
-    with RepositoryLock(repository.root, "prune files store"):
+    with RepositoryLock(repository.root, "prune files store", reading_only=dry_run):
         busy = readers_running(workspace, context.job_id)
         if busy:
             raise JarvisError(f"prune postponed: {busy}; run it again when that job has finished")

@@ -1,0 +1,196 @@
+"""OS errors in front of an operator: one line naming the path and what to do, the
+documented exit code, an alert where a backup fails, and nothing changed.
+
+A read-only repository (a tmpfs remounted read-only), a full one (a tiny tmpfs), path
+settings below a regular file, a non-tar config artifact, a 300-character file name, and
+`jarvis-tui list | head -1`. Every command runs the real CLI against real servers.
+"""
+
+import contextlib
+import hashlib
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from engines.catalog import Catalog
+from jarvis_tui.cli import main
+from jarvis_tui.exit_codes import ExitCode
+from tests.files_env import KEY, REPO_ROOT, child_env, random_text
+from tests.pg_seed import seed_database, unique_name
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
+
+
+@contextlib.contextmanager
+def tmpfs(folder: Path, size: str) -> Iterator[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(folder)],
+        capture_output=True,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.decode().strip()})")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def remount_read_only(folder: Path) -> None:
+    subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
+
+
+class Site:
+    """A settings file with every source configured, and the CLI run in this process."""
+
+    def __init__(self, root: Path, capsys, **values: str):
+        self.root = root
+        self.capsys = capsys
+        self.data = root / "data"
+        self.data.mkdir(parents=True, exist_ok=True)
+        (self.data / "notes.txt").write_text("hello\n")
+        (root / "app.env").write_text("APP_TOKEN=abc\n")
+        (root / "conf").mkdir(exist_ok=True)
+        (root / "conf" / "app.yml").write_text("mode: prod\n")
+        self.settings = {
+            "BACKUP_DIR": str(root / "repo"),
+            "BACKUP_CATALOG_PATH": str(root / "state" / "catalog.sqlite3"),
+            "BACKUP_LOG_DIR": str(root / "logs"),
+            "BACKUP_ENCRYPTION_KEY": KEY,
+            "BACKUP_COMPRESSION": "zstd",
+            "BACKUP_FILE_PATHS": str(self.data),
+            "BACKUP_SECRET_FILES": str(root / "app.env"),
+            "BACKUP_CONFIG_PATHS": str(root / "conf"),
+            **values,
+        }
+        self.write()
+
+    @property
+    def env_file(self) -> Path:
+        return self.root / "jarvis.env"
+
+    @property
+    def repo(self) -> Path:
+        return Path(self.settings["BACKUP_DIR"])
+
+    def write(self, **values: str) -> None:
+        self.settings.update(values)
+        self.env_file.write_text("".join(f"{k}={v}\n" for k, v in self.settings.items()))
+
+    def run(self, *args: str) -> tuple[int, str, str]:
+        self.capsys.readouterr()
+        code = main(["--env-file", str(self.env_file), *args])
+        out, err = self.capsys.readouterr()
+        return code, out, err
+
+    def process(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "jarvis_tui.cli", "--env-file", str(self.env_file), *args],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=child_env(),
+        )
+
+    def catalog(self) -> Catalog:
+        return Catalog.open(Path(self.settings["BACKUP_CATALOG_PATH"]))
+
+
+def tree_digest(folder: Path) -> dict[str, str]:
+    return {
+        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+def one_clear_line(err: str, *words: str) -> None:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    for word in words:
+        assert word in lines[0], (word, err)
+
+
+@needs_root
+def test_a_read_only_repository_serves_every_read_and_refuses_writes_clearly(
+    tmp_path, isolated_env, capsys, postgres_server, redis_server
+):
+    database = unique_name("jarvis_ro")
+    restored_db = unique_name("jarvis_ro_restored")
+    seed_database(postgres_server, database, users=20, orders=40)
+    redis_server.flush()
+    redis_server.client().config_set("repl-diskless-sync-delay", 0)
+    redis_server.client(2).mset({"ro:a": "1", "ro:b": "2"})
+    site = Site(
+        tmp_path,
+        capsys,
+        REDIS_URL=redis_server.url(),
+        POSTGRES_HOST=postgres_server.host,
+        POSTGRES_PORT=str(postgres_server.port),
+        POSTGRES_USER=postgres_server.user,
+        POSTGRES_DB=database,
+    )
+    try:
+        with tmpfs(site.repo, "32m"):
+            for kind in ("files", "secrets", "config", "redis", "postgres"):
+                assert site.run("backup", kind)[0] == ExitCode.OK, kind
+            with site.catalog() as catalog:
+                secrets_artifact = catalog.artifacts_of(
+                    catalog.get_backup_set("latest", "secrets").id
+                )[0].relpath
+            remount_read_only(site.repo)
+            before = tree_digest(site.repo)
+            redis_server.flush()
+
+            out = tmp_path / "out"
+            out.mkdir()
+            reads = [
+                ("list",),
+                ("status",),
+                ("verify", "latest"),
+                ("verify", "--all"),
+                ("restore", "files", "latest", "--target-dir", str(out / "files"), "--dry-run"),
+                ("restore", "files", "latest", "--target-dir", str(out / "files")),
+                ("restore", "secrets", "latest", "--to", str(out / "restored.env")),
+                ("restore", "config", "latest", "--target-dir", str(out)),
+                ("restore", "redis", "latest", "--dry-run"),
+                ("restore", "redis", "latest"),
+                ("restore", "postgres", "latest", "--target-db", restored_db, "--dry-run"),
+                ("restore", "postgres", "latest", "--target-db", restored_db),
+                ("decrypt", str(site.repo / secrets_artifact), "-o", str(out / "s.zst")),
+                ("export", "files", "latest", "--tar", str(out / "files.tar.gz")),
+                ("cleanup", "--dry-run"),
+                ("prune", "--dry-run"),
+            ]
+            for args in reads:
+                code, _, err = site.run(*args)
+                assert code == ExitCode.OK, (args, err)
+            assert redis_server.client(2).get("ro:b") == b"2"
+            assert postgres_server.execute("SELECT count(*) FROM app.users", dbname=restored_db)
+            assert (out / "restored.env").read_text() == "APP_TOKEN=abc\n"
+
+            writes = [
+                ("backup", "files"),
+                ("backup", "secrets"),
+                ("backup", "config"),
+                ("backup", "redis"),
+                ("backup", "postgres"),
+                ("backup", "full"),
+                ("cleanup",),
+                ("prune",),
+                ("init",),
+            ]
+            for args in writes:
+                code, _, err = site.run(*args)
+                assert code == ExitCode.FAILED, (args, err)
+                one_clear_line(err, str(site.repo), "read-only")
+            assert tree_digest(site.repo) == before
+    finally:
+        postgres_server.drop_database(database)
+        postgres_server.drop_database(restored_db)

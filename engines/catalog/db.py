@@ -33,6 +33,15 @@ _CREATING = threading.Lock()
 _PRIVATE_SUFFIXES = ("", "-wal", "-shm")
 
 
+def _new_lock_after_fork() -> None:
+    # A child forked while another thread held the lock would otherwise never open a catalog.
+    global _CREATING
+    _CREATING = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_lock_after_fork)
+
+
 def _prepare_private_file(path: Path) -> None:
     """Create the database file owner-only when missing; SQLite gives -wal and -shm its mode."""
     with _CREATING:

@@ -17,6 +17,7 @@ from engines.config import Settings
 from engines.errors import JarvisError
 from engines.fsutil import FILE_MODE
 from engines.keys import keyring_from_settings
+from engines.os_errors import explain_os_error
 from engines.schedules import describe_holder, scheduler_holder, schedules_from
 from engines.sources import get_source
 from engines.watchdog import backup_freshness, configured_sources, disk_space
@@ -95,10 +96,11 @@ def check_repository(settings: Settings) -> list[HealthCheck]:
             probe.unlink(missing_ok=True)
         writable = HealthCheck("repository writable", True, f"{root}")
     except OSError as error:
-        hint = "run `jarvis-tui init`" if not root.exists() else "check its owner and mode"
-        writable = HealthCheck(
-            "repository writable", False, f"{root}: {error.strerror or error}; {hint}"
-        )
+        if root.exists():  # said of the repository, not of the probe file in it
+            detail = str(explain_os_error(OSError(error.errno, error.strerror), where=root))
+        else:
+            detail = f"{root}: {error.strerror or error}; run `jarvis-tui init`"
+        writable = HealthCheck("repository writable", False, detail)
     space = disk_space(settings)
     free = HealthCheck(
         "free space",

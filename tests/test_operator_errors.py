@@ -167,6 +167,8 @@ def test_a_read_only_repository_serves_every_read_and_refuses_writes_clearly(
                 ("export", "files", "latest", "--tar", str(out / "files.tar.gz")),
                 ("cleanup", "--dry-run"),
                 ("prune", "--dry-run"),
+                ("drill",),
+                ("catalog", "rebuild"),
             ]
             for args in reads:
                 code, _, err = site.run(*args)
@@ -174,6 +176,10 @@ def test_a_read_only_repository_serves_every_read_and_refuses_writes_clearly(
             assert redis_server.client(2).get("ro:b") == b"2"
             assert postgres_server.execute("SELECT count(*) FROM app.users", dbname=restored_db)
             assert (out / "restored.env").read_text() == "APP_TOKEN=abc\n"
+
+            code, out, _ = site.run("health")
+            assert code == ExitCode.FAILED
+            assert f"{site.repo}: the file system is read-only" in out
 
             writes = [
                 ("backup", "files"),

@@ -117,7 +117,8 @@ def rebuild_catalog(workspace: Workspace, context: JobContext) -> RebuildReport:
     keyring = workspace.keyring()  # no key, no rebuild: nothing unauthenticated goes in
     root = workspace.repository.root
     found: list[SealedArtifact] = []
-    with RepositoryLock(root, "catalog rebuild"):
+    # It only reads the repository: one on a read-only disk (a fresh host) is fine.
+    with RepositoryLock(root, "catalog rebuild", reading_only=True):
         for sidecar in sorted(root.rglob(f"*{SIDECAR_SUFFIX}")):
             context.raise_if_cancelled()
             artifact = sidecar.with_name(sidecar.name.removesuffix(SIDECAR_SUFFIX))

@@ -160,8 +160,8 @@ def start_pg_dump(
         tools.path("pg_dump"),
         "--format=custom",
         "--compress=0",  # the artifact pipeline compresses; pg_dump's zlib would only slow it
-        "--no-owner",
-        "--no-acl",
+        # Owners and grants are kept: the restore leaves them out on request (--no-owner,
+        # --no-acl), for a server without the backup's roles.
         f"--snapshot={snapshot_id}",
         *MODE_FLAGS[mode],
     ]

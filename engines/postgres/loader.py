@@ -24,6 +24,9 @@ from engines.postgres.tools import ClientTools
 from engines.processes import widen_pipe
 
 COPY_SIZE = 1024 * 1024
+# What pg_restore leaves to its last passes, once every object and row is in: grants
+# (a REVOKE must not stop the load), then what runs as the objects' owners with them.
+AFTER_EVERYTHING = ("ACL", "DEFAULT ACL", "MATERIALIZED VIEW DATA", "EVENT TRIGGER")
 _PROGRESS_WORDS = ("finished item", "processing item", "creating ", "processing data")
 
 
@@ -47,9 +50,11 @@ def restore_archive(
     context: JobContext,
     sections: tuple[str, ...] = (),
     use_list: Path | None = None,
+    privilege_flags: tuple[str, ...] = (),
 ) -> None:
     """`pg_restore --jobs` of the archive (or of `sections` of it, or of the entries in
-    `use_list`) into `database`, stopping at the first error."""
+    `use_list`) into `database`, stopping at the first error; `privilege_flags`
+    (--no-owner, --no-acl) leave out the backup's owners or grants."""
     done = 0
 
     def on_line(line: str) -> None:
@@ -59,7 +64,7 @@ def restore_archive(
             context.progress(min(done, entries), entries, unit="objects")
 
     argv = [
-        *_restore_argv(tools, database, sections),
+        *_restore_argv(tools, database, sections, privilege_flags),
         *([f"--use-list={use_list}"] if use_list else []),
         "--verbose",
         f"--jobs={max(1, jobs)}",
@@ -78,20 +83,39 @@ def restore_streamed(
     jobs: int,
     entries: list[TocEntry],
     context: JobContext,
+    privilege_flags: tuple[str, ...] = (),
 ) -> None:
     """Schema and data from the artifact as it inflates, then indexes and constraints with
-    `--jobs` in parallel. Table data goes through `jobs` COPYs at once where the archive
-    allows it (copy_load), else through one pg_restore reading stdin."""
+    `--jobs` in parallel, then grants (and what pg_restore runs after them). Table data
+    goes through `jobs` COPYs at once where the archive allows it (copy_load), else
+    through one pg_restore reading stdin."""
+    first = [e for e in entries if e.desc not in AFTER_EVERYTHING]
+    last = [e for e in entries if e.desc in AFTER_EVERYTHING]
+    first_list = _entry_list(archive.path.with_name("before-grants.list"), first)
     if loads_in_parallel(archive.toc):
-        _load_with_copies(tools, server, database, archive, jobs=jobs, entries=entries,
-                          context=context)  # fmt: skip
+        _load_with_copies(tools, server, database, archive, jobs=jobs, entries=first,
+                          context=context, privilege_flags=privilege_flags)  # fmt: skip
     else:
-        _load_through_pg_restore(tools, server, database, archive, context)
+        _load_through_pg_restore(tools, server, database, archive, context,
+                                 use_list=first_list, privilege_flags=privilege_flags)  # fmt: skip
     context.log(f"schema and data loaded; building indexes and constraints with {jobs} job(s)")
     restore_archive(
         tools, server, database, archive.path, jobs=jobs, entries=len(entries), context=context,
-        sections=("post-data",),
+        sections=("post-data",), use_list=first_list, privilege_flags=privilege_flags,
     )  # fmt: skip
+    if last:
+        context.log(f"applying {len(last)} grant(s) and materialized view refreshes")
+        restore_archive(
+            tools, server, database, archive.path, jobs=jobs, entries=len(entries),
+            context=context, use_list=_entry_list(archive.path.with_name("last.list"), last),
+            privilege_flags=privilege_flags,
+        )  # fmt: skip
+
+
+def _entry_list(path: Path, entries: list[TocEntry]) -> Path:
+    """A `--use-list` file of `entries`."""
+    path.write_text("".join(entry.line + "\n" for entry in entries))
+    return path
 
 
 def _load_with_copies(
@@ -103,16 +127,19 @@ def _load_with_copies(
     jobs: int,
     entries: list[TocEntry],
     context: JobContext,
+    privilege_flags: tuple[str, ...],
 ) -> None:
     """Everything but the data blocks from the table of contents alone, then table data
     through COPYs while a second pg_restore loads the large objects from its stdin: the
     table of contents followed by the large-object blocks, as they stream past."""
     with_data = {e.dump_id: e.desc for e in archive.toc.entries if e.has_data}
-    schema_list = archive.path.with_name("schema-and-sequences.list")
-    schema_list.write_text("".join(e.line + "\n" for e in entries if e.dump_id not in with_data))
+    schema_list = _entry_list(
+        archive.path.with_name("schema-and-sequences.list"),
+        [e for e in entries if e.dump_id not in with_data],
+    )
     restore_archive(
         tools, server, database, archive.path, jobs=1, entries=len(entries), context=context,
-        sections=("pre-data", "data"), use_list=schema_list,
+        sections=("pre-data", "data"), use_list=schema_list, privilege_flags=privilege_flags,
     )  # fmt: skip
     objects = [e for e in entries if with_data.get(e.dump_id) == LARGE_OBJECTS]
     context.log(
@@ -122,9 +149,11 @@ def _load_with_copies(
     if not objects:
         rows = load_table_data(server, database, archive, jobs=jobs, context=context)
     else:
-        objects_list = archive.path.with_name("large-objects.list")
-        objects_list.write_text("".join(e.line + "\n" for e in objects))
-        argv = [*_restore_argv(tools, database, ("data",)), f"--use-list={objects_list}"]
+        objects_list = _entry_list(archive.path.with_name("large-objects.list"), objects)
+        argv = [
+            *_restore_argv(tools, database, ("data",), privilege_flags),
+            f"--use-list={objects_list}",
+        ]
         what = f"loading large objects into {database}"
         with _pg_restore_reading(argv, server, database, context, what) as stdin:
             stdin.write(archive.path.read_bytes())
@@ -140,9 +169,15 @@ def _load_through_pg_restore(
     database: str,
     archive: StreamedArchive,
     context: JobContext,
+    *,
+    use_list: Path,
+    privilege_flags: tuple[str, ...],
 ) -> None:
     total = archive.metadata.get("plain_size")
-    argv = _restore_argv(tools, database, ("pre-data", "data"))
+    argv = [
+        *_restore_argv(tools, database, ("pre-data", "data"), privilege_flags),
+        f"--use-list={use_list}",
+    ]
     what = f"loading schema and data into {database}"
     fed = 0
     with _pg_restore_reading(argv, server, database, context, what) as stdin:
@@ -176,11 +211,12 @@ def _pg_restore_reading(
         tool.stop()
 
 
-def _restore_argv(tools: ClientTools, database: str, sections: tuple[str, ...]) -> list[str]:
+def _restore_argv(
+    tools: ClientTools, database: str, sections: tuple[str, ...], privilege_flags: tuple[str, ...]
+) -> list[str]:
     return [
         tools.path("pg_restore"),
-        "--no-owner",
-        "--no-acl",
+        *privilege_flags,
         "--exit-on-error",
         *(f"--section={section}" for section in sections),
         f"--dbname={database}",
@@ -241,6 +277,7 @@ def restore_entries_in_transaction(
     after: str,
     work_folder: Path,
     context: JobContext,
+    privilege_flags: tuple[str, ...] = (),
 ) -> None:
     """BEGIN; `before`; the chosen archive entries; `after`; COMMIT — or nothing at all."""
     list_file = work_folder / "selected.list"
@@ -248,8 +285,7 @@ def restore_entries_in_transaction(
     restore = RunningTool(
         [
             tools.path("pg_restore"),
-            "--no-owner",
-            "--no-acl",
+            *privilege_flags,
             f"--use-list={list_file}",
             "--file=-",
             str(archive),

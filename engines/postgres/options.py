@@ -24,3 +24,11 @@ class PostgresRestoreOptions:
     tables: tuple[str, ...] = ()
     jobs: int = field(default_factory=lambda: len(os.sched_getaffinity(0)))
     with_globals: bool = False
+    no_owner: bool = False  # objects belong to the restoring user, not the backup's owners
+    no_acl: bool = False  # the backup's grants (GRANT/REVOKE) are not restored
+
+    @property
+    def privilege_flags(self) -> tuple[str, ...]:
+        """pg_restore's options for what of owners and grants to leave out."""
+        chosen = {"--no-owner": self.no_owner, "--no-acl": self.no_acl}
+        return tuple(flag for flag, leave_out in chosen.items() if leave_out)

@@ -86,36 +86,30 @@ def restore_tables(
             "Use --drop-existing to replace their rows (in one transaction: they stay as they "
             "are if anything fails)"
         )
-    present_schemas = {schema for schema, _ in rows_now} | {"public"}
-    needed_schemas = {t.schema for t in new} - present_schemas
-    entries = [e for e in job.entries if e.desc == "SCHEMA" and e.name in needed_schemas]
-    entries += _entries_of(job, new, whole=True) + _entries_of(job, existing, whole=False)
+    entries = entries_to_restore(job, current, tables, everything=everything)
     keys = foreign_keys_into(job.server, job.target, {(t.schema, t.name) for t in filled})
     truncate = drop_statements(keys)
     if filled:
         truncate += f"TRUNCATE {', '.join(qualified(t.schema, t.name) for t in filled)};\n"
-    if everything:
-        large_objects = [e for e in job.entries if e.desc in LARGE_OBJECT_ENTRIES]
-        entries += large_objects + [e for e in job.entries if e.desc == "SEQUENCE SET"]
-        oids = [e.name for e in large_objects if e.name.isdigit()]
-        if oids and job.options.drop_existing:
-            truncate += (
-                "SELECT lo_unlink(oid) FROM pg_largeobject_metadata "
-                f"WHERE oid IN ({', '.join(oids)});\n"
-            )
-    order = {entry.dump_id: position for position, entry in enumerate(job.entries)}
+    oids = [e.name for e in entries if e.desc in LARGE_OBJECT_ENTRIES and e.name.isdigit()]
+    if oids and job.options.drop_existing:
+        truncate += (
+            "SELECT lo_unlink(oid) FROM pg_largeobject_metadata "
+            f"WHERE oid IN ({', '.join(oids)});\n"
+        )
     try:
         restore_entries_in_transaction(
             job.tools,
             job.server,
             job.target,
             job.archive.path,
-            sorted(set(entries), key=lambda e: order[e.dump_id]),
+            entries,
             before=truncate,
             after=row_count_check([t for t in tables if not t.partitioned])
             + recreate_statements(keys),
             work_folder=job.work_folder,
             context=job.context,
+            privilege_flags=job.options.privilege_flags,
         )
     except ToolFailedError as error:  # psql stopped: the transaction was rolled back
         raise ToolFailedError(f"{error}; nothing was changed in database {job.target}") from None
@@ -125,6 +119,28 @@ def restore_tables(
         lines.append("their previous rows were replaced: " + ", ".join(t.qualified for t in filled))
     lines += [f"re-created and checked foreign key {k.name} on {k.referencing}" for k in keys]
     return lines
+
+
+def entries_to_restore(
+    job: RestoreJob, current: DatabaseContents, tables: list[TableInfo], *, everything: bool
+) -> list[TocEntry]:
+    """The archive entries a restore of `tables` runs, in archive order: the whole of a
+    table the target lacks (with its schema, if that is missing too), the data of one it
+    has; `everything` adds the large objects and the free-standing sequences."""
+    present = current.table_names()
+    existing = [t for t in tables if (t.schema, t.name) in present]
+    new = [t for t in tables if (t.schema, t.name) not in present]
+    needed_schemas = {t.schema for t in new} - {schema for schema, _ in present} - {"public"}
+    schema_objects = {("SCHEMA", name) for name in needed_schemas} | {
+        (desc, f"SCHEMA {name}") for name in needed_schemas for desc in ("ACL", "COMMENT")
+    }
+    entries = [e for e in job.entries if (e.desc, e.name) in schema_objects]
+    entries += _entries_of(job, new, whole=True) + _entries_of(job, existing, whole=False)
+    if everything:
+        entries += [e for e in job.entries if e.desc in LARGE_OBJECT_ENTRIES]
+        entries += [e for e in job.entries if e.desc == "SEQUENCE SET"]
+    order = {entry.dump_id: position for position, entry in enumerate(job.entries)}
+    return sorted(set(entries), key=lambda e: order[e.dump_id])
 
 
 def replaced_tables(current: DatabaseContents, tables: list[TableInfo]) -> list[TableInfo]:

@@ -100,6 +100,7 @@ def restore_into_scratch(job: RestoreJob, purpose: str) -> str:
                 jobs=job.options.jobs,
                 entries=job.entries,
                 context=job.context,
+                privilege_flags=job.options.privilege_flags,
             )
         else:
             restore_archive(
@@ -110,6 +111,7 @@ def restore_into_scratch(job: RestoreJob, purpose: str) -> str:
                 jobs=job.options.jobs,
                 entries=len(job.entries),
                 context=job.context,
+                privilege_flags=job.options.privilege_flags,
             )
         job.context.log(f"pg_restore finished; checking {scratch} against the backup")
         check_restored(job, scratch)

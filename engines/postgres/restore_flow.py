@@ -17,6 +17,7 @@ from engines.postgres.globals import existing_roles, replay_globals, roles_in
 from engines.postgres.inspect import DatabaseContents, TableInfo
 from engines.postgres.options import PostgresRestoreOptions
 from engines.postgres.partial import pick_tables, restore_data, restore_tables
+from engines.postgres.privileges import MissingRolesError, PrivilegePlan, plan_for
 from engines.postgres.restore import restore_whole_database, target_contents
 from engines.postgres.session import open_restore_job
 from engines.resolve import ResolvedArtifact, resolved_from_catalog
@@ -107,6 +108,7 @@ def restore_postgres(
             script = archive.path.read_text(encoding="utf-8")
         current = target_contents(server, target_name) if job is not None else None
         tables: list[TableInfo] = []
+        privileges = PrivilegePlan([], None)
         if job is not None and current is not None:
             tables = (
                 pick_tables(options.tables, job.expected_tables)
@@ -115,12 +117,19 @@ def restore_postgres(
             )
             if not options.tables and job.mode != "data" and not options.dry_run:
                 _refuse_non_empty(server, current, options)
+            privileges = plan_for(job, current, tables, script)
+            if privileges.refusal and not options.dry_run:
+                raise MissingRolesError(f"{privileges.refusal}; nothing was changed")
         if script is not None:
             _restore_globals(server, script, options, report)
         if job is None or current is None:
             return report
         if options.dry_run:
             describe_plan(job, current, tables, report)
+            for line in privileges.lines:
+                report.add(line)
+            if privileges.refusal:
+                report.refuse(f"plan: refused: {privileges.refusal}")
             return report
         if options.tables:
             lines = restore_tables(job, current, tables)
@@ -128,7 +137,7 @@ def restore_postgres(
             lines = restore_data(job, current)
         else:
             lines = restore_whole_database(job, current)
-    for line in lines:
+    for line in lines + privileges.lines:
         report.add(line)
     report.details["tables"] = [t.qualified for t in tables]
     return report

@@ -13,6 +13,7 @@ DESCRIPTIONS = tuple(
     sorted(
         (
             "ACCESS METHOD",
+            "ACL",
             "AGGREGATE",
             "BLOB",
             "BLOBS",
@@ -98,6 +99,7 @@ class TocEntry:
     desc: str
     schema: str | None
     name: str
+    owner: str = ""
 
     def belongs_to(self, schema: str, table: str) -> bool:
         """True for the table itself, its data, and what is named after it (constraints,
@@ -108,18 +110,20 @@ class TocEntry:
             return self.name == table
         if self.desc in _TABLE_SCOPED:
             return self.name.startswith(table + " ")
-        return self.desc == "COMMENT" and self.name == f"TABLE {table}"
+        return self.desc in ("COMMENT", "ACL") and self.name == f"TABLE {table}"
 
 
 def parse_entry(line: str) -> TocEntry | None:
     match = _ENTRY.match(line)
     if match is None:
         return None
-    before_owner = match["rest"].rsplit(" ", 1)[0]
+    before_owner, owner = match["rest"].rsplit(" ", 1)
     for desc in DESCRIPTIONS:
         if before_owner.startswith(desc + " "):
             schema, _, name = before_owner[len(desc) + 1 :].partition(" ")
-            return TocEntry(line, int(match["id"]), desc, None if schema == "-" else schema, name)
+            return TocEntry(
+                line, int(match["id"]), desc, None if schema == "-" else schema, name, owner
+            )
     return None
 
 
@@ -175,8 +179,8 @@ def select_tables(
     sequences: dict[tuple[str, str], list[str]],
 ) -> list[TocEntry]:
     """The entries that make up the given (schema, table) pairs: definition, data, defaults,
-    constraints, triggers, comments, their indexes and owned sequences (from the metadata,
-    as the list does not say which table an index belongs to)."""
+    constraints, triggers, comments, grants, their indexes and owned sequences (from the
+    metadata, as the list does not say which table an index belongs to)."""
     wanted = set(tables)
     index_names = {(s, i) for (s, t) in wanted for i in indexes.get((s, t), [])}
     sequence_names = {(s, q) for (s, t) in wanted for q in sequences.get((s, t), [])}
@@ -187,6 +191,13 @@ def select_tables(
             any(entry.belongs_to(schema, table) for schema, table in wanted)
             or (entry.desc == "INDEX" and key in index_names)
             or (entry.desc.startswith("SEQUENCE") and key in sequence_names)
+            or (entry.desc == "ACL" and _sequence_acl(entry) in sequence_names)
         ):
             chosen.append(entry)
     return chosen
+
+
+def _sequence_acl(entry: TocEntry) -> tuple[str, str] | None:
+    """(schema, sequence) for the grants of a sequence (named `SEQUENCE name`)."""
+    kind, _, name = entry.name.partition(" ")
+    return (entry.schema or "", name) if kind == "SEQUENCE" else None

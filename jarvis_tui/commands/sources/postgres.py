@@ -70,6 +70,17 @@ def register(backup_commands: argparse._SubParsersAction, restore_commands) -> N
         action="store_true",
         help="also recreate roles and tablespaces (existing ones are left as they are)",
     )
+    restore.add_argument(
+        "--no-owner",
+        action="store_true",
+        help="leave out the backup's owners: everything restored belongs to POSTGRES_USER "
+        "(for a server without the backup's roles)",
+    )
+    restore.add_argument(
+        "--no-acl",
+        action="store_true",
+        help="leave out the backup's grants (for a server without the roles they name)",
+    )
     restore.set_defaults(handler=run_restore_postgres)
 
 
@@ -102,6 +113,8 @@ def run_restore_postgres(args: argparse.Namespace) -> ExitCode:
         tables=tuple(args.tables),
         jobs=args.jobs,
         with_globals=args.with_globals,
+        no_owner=args.no_owner,
+        no_acl=args.no_acl,
     )
     with open_workspace(args) as workspace:
         report = restore_with_progress(workspace, "postgres", args.backup, options)

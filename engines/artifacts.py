@@ -292,11 +292,9 @@ def write_artifact(
         )
         container.finish(_encode(fields, name))
     described = {**fields, "stored_size": stored.size, "checksum": stored.sha256.hexdigest()}
-    sidecar = {k: v for k, v in described.items() if k not in SEALED_ONLY_FIELDS}
     sidecar_path = sidecar_path_for(final_path)
     try:
-        with atomic_output(sidecar_path) as out:
-            out.write(json.dumps(sidecar, indent=2, sort_keys=True).encode() + b"\n")
+        write_sidecar(final_path, fields, described["checksum"], stored.size)
     except BaseException:
         final_path.unlink(missing_ok=True)
         raise
@@ -559,6 +557,47 @@ def decrypt_artifact(
         for chunk in reader.data_chunks():
             out.write(chunk)
     return out_path
+
+
+@dataclass(frozen=True)
+class Resealed:
+    path: Path  # where the new container waits, beside the old one
+    checksum: str
+    stored_size: int
+    sealed: dict[str, Any]  # its sealed metadata (key id updated)
+
+
+def reseal_artifact(
+    path: Path,
+    keyring: Keyring,
+    expected: Expected,
+    identity: Mapping[str, str],
+    staged_path: Path,
+) -> Resealed:
+    """Seal `path`'s compressed stream again under the current key (as container version 2
+    with `identity`) into `staged_path`; the caller checks it and renames it into place.
+
+    The old artifact must be what `expected` says; the stream is carried over unchanged
+    (no recompression), and its sealed metadata names the new key.
+    """
+    name = display_name(path)
+    key = keyring.current
+    with open_container(path, keyring, expected) as reader, atomic_output(staged_path) as out:
+        stored = _HashingWriter(out)
+        writer = ContainerWriter(stored, key, reader.header.codec_id, identity=identity)
+        for chunk in reader.data_chunks():
+            writer.write(chunk)
+        sealed = {**sealed_metadata(reader, name), "key_id": key.key_id}
+        writer.finish(_encode(sealed, name))
+    return Resealed(staged_path, stored.sha256.hexdigest(), stored.size, sealed)
+
+
+def write_sidecar(path: Path, sealed: dict[str, Any], checksum: str, stored_size: int) -> None:
+    """The sidecar of the artifact at `path`: its sealed fields but sizes, and the file's."""
+    sidecar = {k: v for k, v in sealed.items() if k not in SEALED_ONLY_FIELDS}
+    sidecar |= {"stored_size": stored_size, "checksum": checksum}
+    with atomic_output(sidecar_path_for(path)) as out:
+        out.write(json.dumps(sidecar, indent=2, sort_keys=True).encode() + b"\n")
 
 
 def verify_artifact(

@@ -1,0 +1,44 @@
+"""`rekey`: seal what a previous key sealed again under the current key."""
+
+import argparse
+from collections.abc import Sequence
+
+from engines.actions.rekey import rekey
+from engines.keys import PREVIOUS_VARIABLE
+from jarvis_tui.commands.context import open_workspace, run_with_progress
+from jarvis_tui.exit_codes import ExitCode
+
+
+def register(commands: argparse._SubParsersAction, words: Sequence[str] = ()) -> None:
+    parser = commands.add_parser(
+        "rekey",
+        help="seal every artifact made under a previous key again under the current key",
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="list what would be sealed again; change nothing"
+    )
+    parser.set_defaults(handler=run_rekey)
+
+
+def run_rekey(args: argparse.Namespace) -> ExitCode:
+    with open_workspace(args) as workspace:
+        report = run_with_progress(
+            workspace,
+            "rekey",
+            "rekey" + (" --dry-run" if args.dry_run else ""),
+            lambda ctx: rekey(workspace, ctx, dry_run=args.dry_run),
+        )
+    verb = "would seal again" if report.dry_run else "sealed again"
+    for relpath in report.rekeyed:
+        print(f"{verb}  {relpath}")
+    print(f"{len(report.rekeyed)} artifact(s) {verb} under key id {report.current_key_id}")
+    if report.remaining:
+        keys = ", ".join(sorted(report.old_key_ids))
+        print(
+            f"still under an old key: {len(report.remaining)} files store object(s) (packs and "
+            f"index files of files snapshots made before the rotation; key id {keys}): keep "
+            f"that key in {PREVIOUS_VARIABLE} until those snapshots are pruned"
+        )
+    elif not report.dry_run:
+        print(f"nothing needs an old key any more: it can be removed from {PREVIOUS_VARIABLE}")
+    return ExitCode.OK

@@ -64,9 +64,7 @@ class Everything:
     def artifact(self, set_id: str, mode: str | None = None) -> Path:
         with self.pg.workspace() as workspace:
             rows = [
-                a
-                for a in workspace.catalog.artifacts_of(set_id)
-                if mode is None or a.mode == mode
+                a for a in workspace.catalog.artifacts_of(set_id) if mode is None or a.mode == mode
             ]
             return workspace.repository.path_for(rows[0].relpath)
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from engines.catalog import Catalog, catalog_files
 from engines.config import load_settings
 from engines.workspace import Workspace
 from jarvis_tui.engine_access import EngineAccess
@@ -117,3 +118,29 @@ def test_console_catalogs_keep_their_locks_beside_cli_processes(env):
         assert checker.execute("SELECT COUNT(*) FROM backup_sets").fetchone()[0] == ROUNDS
     finally:
         checker.close()
+
+
+@pytest.mark.parametrize("kind", ["files", "config"])
+def test_a_backup_of_the_folder_holding_the_catalog_never_opens_its_files(tmp_path, kind):
+    """Reading the catalog or its journals to back them up would drop the backup
+    process's own SQLite locks on them when the file is closed."""
+    env = make_files_env(tmp_path / "files")
+    state = env.data / "state"
+    state.mkdir()
+    (state / "kept.txt").write_text("backed up\n")
+    catalog_path = state / "catalog.sqlite3"
+    env.set(BACKUP_CATALOG_PATH=str(catalog_path), BACKUP_CONFIG_PATHS=str(state))
+    console = Catalog.open(catalog_path)  # open beside the backup, as the console's is
+    try:
+        backup = env.cli_process("backup", kind)
+        assert backup.returncode == ExitCode.OK, backup.stderr
+        target = tmp_path / "restored"
+        target.mkdir()
+        restore = env.cli_process("restore", kind, "latest", "--target-dir", str(target))
+        assert restore.returncode == ExitCode.OK, restore.stderr
+        restored = {path.name for path in target.rglob("*")}
+        assert "kept.txt" in restored
+        assert restored.isdisjoint(path.name for path in catalog_files(catalog_path))
+        assert console.list_backup_sets()[0].status == "complete"
+    finally:
+        console.close()

@@ -1,6 +1,7 @@
 """The catalog package: the only code in jarvis-tui that talks to SQLite."""
 
 from engines.catalog.backups import LATEST
+from engines.catalog.db import catalog_files
 from engines.catalog.facade import DEFAULT_BUSY_TIMEOUT_MS, Catalog
 from engines.catalog.jobs import ORPHAN_ERROR
 from engines.catalog.rows import Alert, Artifact, BackupSet, Copy, Job, JobEvent
@@ -18,4 +19,5 @@ __all__ = [
     "Copy",
     "Job",
     "JobEvent",
+    "catalog_files",
 ]

@@ -42,6 +42,13 @@ def _new_lock_after_fork() -> None:
 os.register_at_fork(after_in_child=_new_lock_after_fork)
 
 
+def catalog_files(path: Path) -> list[Path]:
+    """The catalog's file and SQLite's journals beside it: what a backup of the folder
+    that holds them must never open (reading one in a process with the catalog open
+    would drop that process's locks on it when closed)."""
+    return [Path(f"{path}{suffix}") for suffix in (*_PRIVATE_SUFFIXES, "-journal")]
+
+
 def _prepare_private_file(path: Path) -> None:
     """Create the database file owner-only when missing; SQLite gives -wal and -shm its mode."""
     with _CREATING:

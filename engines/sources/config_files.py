@@ -12,14 +12,14 @@ import os
 import stat
 import tarfile
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from engines.actions.backup import store_artifact
 from engines.artifacts import open_artifact_plain
-from engines.catalog import Artifact, BackupSet
+from engines.catalog import Artifact, BackupSet, catalog_files
 from engines.config import Settings
 from engines.errors import IntegrityError, JarvisError, NotFoundError
 from engines.jobs import JobContext
@@ -73,9 +73,11 @@ def _roots(settings: Settings) -> list[Path]:
     return roots
 
 
-def tar_stream(roots: list[Path], context: JobContext, counts: dict[str, int]) -> Iterator[bytes]:
+def tar_stream(
+    roots: list[Path], context: JobContext, counts: dict[str, int], skip: Sequence[Path] = ()
+) -> Iterator[bytes]:
     spool = _Spool()
-    walker = Walker((), (), lambda kind, message: context.log(message, level="warning"))
+    walker = Walker((), skip, lambda kind, message: context.log(message, level="warning"))
     with tarfile.open(fileobj=spool, mode="w|", format=PAX) as tar:
         for walked in walker.walk(roots):
             info = tar.gettarinfo(walked.absolute, arcname=walked.path)
@@ -118,7 +120,9 @@ class ConfigSource:
             source="config",
             mode="tar",
             name="config.tar",
-            stream=tar_stream(roots, context, counts),
+            stream=tar_stream(
+                roots, context, counts, catalog_files(workspace.settings.catalog_path.resolve())
+            ),
             metadata=lambda: {"paths": [str(r) for r in roots], **counts},
         )
         return [artifact]

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from engines.actions.backup import store_artifact
-from engines.catalog import Artifact, BackupSet
+from engines.catalog import Artifact, BackupSet, catalog_files
 from engines.destinations.local import LocalRepository
 from engines.errors import IntegrityError, KeyNotAvailableError
 from engines.jobs import JobContext
@@ -119,7 +119,11 @@ def back_up_files(
     previous = previous_manifest(workspace, keys.key_id, context) if options.incremental else None
     earlier = previous.by_path() if previous else {}
     problems = ProblemLog(context)
-    skip = [repository.root.resolve(), settings.catalog_path.resolve(), settings.log_dir.resolve()]
+    skip = [
+        repository.root.resolve(),
+        *catalog_files(settings.catalog_path.resolve()),
+        settings.log_dir.resolve(),
+    ]
     walker = Walker(settings.backup_file_excludes, skip, problems.report)
 
     entries: list[Entry] = []

@@ -200,3 +200,30 @@ def test_a_read_only_repository_serves_every_read_and_refuses_writes_clearly(
     finally:
         postgres_server.drop_database(database)
         postgres_server.drop_database(restored_db)
+
+
+@needs_root
+def test_a_full_repository_stops_each_backup_with_exit_8_an_alert_and_no_change(
+    tmp_path, isolated_env, capsys, redis_server
+):
+    redis_server.flush()
+    redis_server.client().config_set("repl-diskless-sync-delay", 0)
+    site = Site(tmp_path, capsys, REDIS_URL=redis_server.url())
+    with tmpfs(site.repo, "1m"):
+        assert site.run("backup", "secrets")[0] == ExitCode.OK
+        before = tree_digest(site.repo)
+        big = os.urandom(1_500_000)  # incompressible, more than the disk holds
+        (site.data / "big.bin").write_bytes(big)
+        (tmp_path / "app.env").write_text(f"APP_BLOB={big.hex()}\n")
+        (tmp_path / "conf" / "big.bin").write_bytes(big)
+        redis_server.client().set("big", big)
+
+        for kind in ("files", "secrets", "config", "redis"):
+            code, _, err = site.run("backup", kind)
+            assert code == ExitCode.NO_SPACE, (kind, err)
+            one_clear_line(err, str(site.repo), "no space left")
+            assert tree_digest(site.repo) == before, kind  # no temporary, no half artifact
+        with site.catalog() as catalog:
+            open_alerts = {alert.kind for alert in catalog.open_conditions("backup_failure:")}
+            assert len(catalog.list_backup_sets(kind="secrets")) >= 1
+    assert open_alerts == {f"backup_failure:{k}" for k in ("files", "secrets", "config", "redis")}

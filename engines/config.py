@@ -404,7 +404,43 @@ def find_env_file(explicit: Path | None, cwd: Path | None = None) -> Path | None
     return None
 
 
+def _path_problem(path: Path, *, folder: bool) -> str | None:
+    """Why `path` can never be used as a folder (or, `folder` False, a file); None when
+    it can, or when nothing along it exists yet (it will be created)."""
+    for candidate in (path, *path.parents):
+        try:
+            is_dir = candidate.is_dir()
+            exists = is_dir or candidate.exists()
+        except OSError:  # unreadable: the command that uses it says so
+            return None
+        if not exists:
+            continue
+        if candidate == path:
+            if folder and not is_dir:
+                return f"{path} is a file, not a folder; name a folder"
+            if not folder and is_dir:
+                return f"{path} is a folder; name the file to use"
+            return None
+        if not is_dir:
+            return f"{path} is below {candidate}, which is a file, not a folder; correct the path"
+        return None
+    return None
+
+
+def _path_checks(values: dict[str, Any], problems: list[str]) -> None:
+    for name, folder in (
+        ("BACKUP_DIR", True),
+        ("BACKUP_LOG_DIR", True),
+        ("BACKUP_CATALOG_PATH", False),
+    ):
+        path = values[name.lower()]
+        problem = None if path is None else _path_problem(path, folder=folder)
+        if problem:
+            problems.append(f"{name}: {problem}")
+
+
 def _cross_checks(values: dict[str, Any], problems: list[str]) -> None:
+    _path_checks(values, problems)
     codec = values["backup_compression"]
     level = values["backup_compression_level"]
     if codec and level is not None:

@@ -227,3 +227,27 @@ def test_a_full_repository_stops_each_backup_with_exit_8_an_alert_and_no_change(
             open_alerts = {alert.kind for alert in catalog.open_conditions("backup_failure:")}
             assert len(catalog.list_backup_sets(kind="secrets")) >= 1
     assert open_alerts == {f"backup_failure:{k}" for k in ("files", "secrets", "config", "redis")}
+
+
+@pytest.mark.parametrize(
+    ("variable", "below_file"),
+    [
+        ("BACKUP_DIR", "x/repo"),
+        ("BACKUP_LOG_DIR", "x/logs"),
+        ("BACKUP_CATALOG_PATH", "x/catalog.sqlite3"),
+        ("BACKUP_DIR", ""),
+    ],
+)
+def test_a_path_setting_below_a_regular_file_is_an_invalid_setting(
+    tmp_path, isolated_env, capsys, variable, below_file
+):
+    regular = tmp_path / "plain-file"
+    regular.write_text("not a folder\n")
+    site = Site(tmp_path, capsys)
+    site.write(**{variable: str(regular / below_file) if below_file else str(regular)})
+    for args in (("list",), ("backup", "secrets"), ("config", "check")):
+        code, _, err = site.run(*args)
+        assert code == ExitCode.INVALID_SETTINGS, (args, err)
+        assert f"{variable}: {regular}" in err and "is a file, not a folder" in err
+        assert "Traceback" not in err
+    assert regular.read_text() == "not a folder\n"

@@ -251,3 +251,33 @@ def test_a_path_setting_below_a_regular_file_is_an_invalid_setting(
         assert f"{variable}: {regular}" in err and "is a file, not a folder" in err
         assert "Traceback" not in err
     assert regular.read_text() == "not a folder\n"
+
+
+def test_restore_config_of_an_authentic_artifact_that_is_no_tarball_changes_nothing(
+    tmp_path, isolated_env, capsys
+):
+    from datetime import UTC, datetime
+
+    from engines.config import load_settings
+    from engines.workspace import Workspace
+    from tests.scheduling_support import add_set
+
+    site = Site(tmp_path, capsys)
+    with Workspace.open(load_settings(env_file=site.env_file)) as workspace:
+        made = add_set(
+            workspace,
+            datetime(2026, 12, 1, tzinfo=UTC),
+            kind="config",
+            tier="manual",
+            sources=("config",),
+            payload=b"mode: prod\nthis is YAML, not a tarball\n" * 20,
+        )
+    target = tmp_path / "target"
+    target.mkdir()
+    (target / "keep.yml").write_text("kept\n")
+    for dry_run in ((), ("--dry-run",)):
+        code, _, err = site.run("restore", "config", made.id, "--target-dir", str(target), *dry_run)
+        assert code == ExitCode.INTEGRITY, err
+        one_clear_line(err, made.id, "not a readable tarball", "nothing was restored")
+    assert sorted(p.name for p in target.iterdir()) == ["keep.yml"]
+    assert (target / "keep.yml").read_text() == "kept\n"

@@ -192,11 +192,17 @@ def _read_members(plain, label: str) -> list[tuple[tarfile.TarInfo, bytes]]:
     """Every member with its data, each checked alone and then all together (nothing
     below a symlink or a file of the same tarball, whatever their order) before any write."""
     members = []
-    with tarfile.open(fileobj=plain, mode="r|") as tar:
-        for member in tar:
-            _check_member(member, label)
-            data = tar.extractfile(member).read() if member.isfile() else b""  # type: ignore[union-attr]
-            members.append((member, data))
+    try:
+        with tarfile.open(fileobj=plain, mode="r|") as tar:
+            for member in tar:
+                _check_member(member, label)
+                data = tar.extractfile(member).read() if member.isfile() else b""  # type: ignore[union-attr]
+                members.append((member, data))
+    except (tarfile.TarError, EOFError) as exc:
+        raise IntegrityError(
+            f"{label}: not a readable tarball ({exc}), although it authenticated: it is not a "
+            "configuration backup or was written wrongly; nothing was restored"
+        ) from None
     kinds = [(m.name, DIR if m.isdir() else SYMLINK if m.issym() else FILE) for m, _ in members]
     found = below_a_non_folder(kinds)
     if found is not None:

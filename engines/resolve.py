@@ -131,5 +131,6 @@ def _from_path(workspace: Workspace, path: Path) -> ResolvedArtifact:
         expected = Expected(_identity(workspace, relpath))
     # Not the sidecar: anyone can edit it without the key, and a restore target (the file
     # `restore secrets` writes) must never come from what is not authenticated.
-    sealed = read_sealed_metadata(path, workspace.keyring(), expected)
+    # Which source it is comes first (a wrong kind is a usage error); what it is, after.
+    sealed = read_sealed_metadata(path, workspace.keyring())
     return ResolvedArtifact(path, None, sealed, expected)

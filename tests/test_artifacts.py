@@ -19,9 +19,11 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from engines.artifacts import (
+    Expected,
     artifact_filename,
     decrypt_artifact,
     open_artifact_plain,
+    read_artifact_whole,
     read_sealed_metadata,
     read_sidecar,
     sidecar_path_for,
@@ -29,7 +31,14 @@ from engines.artifacts import (
     write_artifact,
 )
 from engines.compression import GZIP_BLOCK_SIZE
-from engines.crypto import TAG_SIZE, Keyring, MasterKey, generate_key_hex, read_header
+from engines.crypto import (
+    TAG_SIZE,
+    ContainerWriter,
+    Keyring,
+    MasterKey,
+    generate_key_hex,
+    read_header,
+)
 from engines.errors import IntegrityError, JobCancelledError, KeyNotAvailableError, NotFoundError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -422,3 +431,35 @@ def test_256_mib_stream_keeps_memory_flat(folder: Path, codec: str):
     assert read_sealed_metadata(path, key)["plain_size"] == 256 * 1024 * 1024
     assert results["write"][0] < 120, f"writing peaked at {results['write'][0]} MB"
     assert results["read"][0] < 120, f"reading peaked at {results['read'][0]} MB"
+
+
+def seal_raw(path: Path, compressed: bytes, metadata: dict, codec_id: int = 1) -> None:
+    """A container around `compressed` with any sealed metadata: what someone holding the
+    key could write."""
+    with path.open("wb") as out:
+        writer = ContainerWriter(out, KEY, codec_id)
+        writer.write(compressed)
+        writer.finish(json.dumps(metadata).encode())
+
+
+def test_small_artifacts_never_inflate_past_their_sealed_size(folder: Path):
+    bomb = folder / "bomb.gz.enc"
+    inflated = 64 * 1024 * 1024
+    seal_raw(bomb, gzip.compress(bytes(inflated), 1), {"plain_size": 1000})
+    with pytest.raises(IntegrityError, match="more than the 1000 bytes sealed"):
+        read_artifact_whole(bomb, KEYRING)
+    capped = Expected(plain_size=1000)
+    with (
+        pytest.raises(IntegrityError, match="more than the 1000 bytes recorded"),
+        open_artifact_plain(bomb, KEYRING, capped) as plain,
+    ):
+        plain.read()
+    short = folder / "short.gz.enc"
+    seal_raw(short, gzip.compress(b"abc"), {"plain_size": 10})
+    with pytest.raises(IntegrityError, match="3 bytes, the 10 bytes sealed"):
+        read_artifact_whole(short, KEYRING)
+    exact = folder / "exact.gz.enc"
+    seal_raw(exact, gzip.compress(b"hello"), {"plain_size": 5})
+    assert read_artifact_whole(exact, KEYRING, Expected(plain_size=5)) == b"hello"
+    with pytest.raises(IntegrityError, match="differs from the catalog's 6"):
+        read_artifact_whole(exact, KEYRING, Expected(plain_size=6))

@@ -113,3 +113,17 @@ def test_an_artifact_named_by_path_takes_its_restore_target_from_sealed_metadata
     assert restore.returncode == ExitCode.OK, restore.stderr
     assert victim.read_text() == "precious\n"
     assert (env.root / "app.env").read_text() == "API_TOKEN=first\n"
+
+
+def test_a_rebuild_from_an_empty_or_missing_folder_changes_nothing(env):
+    assert env.cli_process("backup", "secrets").returncode == ExitCode.OK
+    before = listed(env)
+    empty = env.root / "unmounted"
+    empty.mkdir()
+    for folder in (empty, env.root / "missing"):
+        env.set(BACKUP_DIR=str(folder))
+        rebuild = env.cli_process("catalog", "rebuild")
+        assert rebuild.returncode == ExitCode.NOT_FOUND
+        assert str(folder) in rebuild.stderr and "not changed" in rebuild.stderr
+        assert listed(env) == before
+    assert not (env.root / "missing").exists()

@@ -15,7 +15,7 @@ from pathlib import Path
 from engines.artifacts import Expected, read_sealed_metadata, read_sidecar
 from engines.catalog.rebuild import SealedArtifact, check_sealed
 from engines.crypto import Keyring
-from engines.errors import IntegrityError, JarvisError, KeyNotAvailableError
+from engines.errors import IntegrityError, JarvisError, KeyNotAvailableError, NotFoundError
 from engines.jobs import JobContext
 from engines.lock import RepositoryLock
 from engines.workspace import Workspace
@@ -24,6 +24,9 @@ SIDECAR_SUFFIX = ".metadata.json"
 # Sealed fields a sidecar leaves out on purpose (sizes of what is inside).
 _SEALED_ONLY = ("plain_size", "compressed_size")
 _HASH_BLOCK = 1024 * 1024
+_UNCHANGED = (
+    "point BACKUP_DIR at the repository (is its disk mounted?); the catalog was not changed"
+)
 
 
 @dataclass
@@ -116,10 +119,19 @@ def rebuild_catalog(workspace: Workspace, context: JobContext) -> RebuildReport:
     report = RebuildReport()
     keyring = workspace.keyring()  # no key, no rebuild: nothing unauthenticated goes in
     root = workspace.repository.root
+    if not root.is_dir():
+        raise NotFoundError(f"BACKUP_DIR {root} does not exist; {_UNCHANGED}")
     found: list[SealedArtifact] = []
     # It only reads the repository: one on a read-only disk (a fresh host) is fine.
     with RepositoryLock(root, "catalog rebuild", reading_only=True):
-        for sidecar in sorted(root.rglob(f"*{SIDECAR_SUFFIX}")):
+        sidecars = sorted(root.rglob(f"*{SIDECAR_SUFFIX}"))
+        if not sidecars and workspace.repository.repository_id() is None:
+            # An empty mount point looks like this: forgetting every row would be wrong.
+            raise NotFoundError(
+                f"BACKUP_DIR {root} holds no repository (no artifacts, no .repository-id); "
+                + _UNCHANGED
+            )
+        for sidecar in sidecars:
             context.raise_if_cancelled()
             artifact = sidecar.with_name(sidecar.name.removesuffix(SIDECAR_SUFFIX))
             relpath = artifact.relative_to(root).as_posix()

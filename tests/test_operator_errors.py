@@ -281,3 +281,24 @@ def test_restore_config_of_an_authentic_artifact_that_is_no_tarball_changes_noth
         one_clear_line(err, made.id, "not a readable tarball", "nothing was restored")
     assert sorted(p.name for p in target.iterdir()) == ["keep.yml"]
     assert (target / "keep.yml").read_text() == "kept\n"
+
+
+def test_a_300_character_name_is_one_clear_line(tmp_path, isolated_env, capsys):
+    site = Site(tmp_path, capsys)
+    (site.data / ("n" * 250)).write_text("a long but legal name\n")
+    assert site.run("backup", "files")[0] == ExitCode.OK
+    too_long = tmp_path / ("L" * 300)
+
+    site.write(BACKUP_FILE_PATHS=f"{site.data},{too_long}")
+    code, _, err = site.run("backup", "files")
+    assert code == ExitCode.FAILED
+    one_clear_line(err, str(too_long), "too long")
+
+    code, _, err = site.run("restore", "files", "latest", "--target-dir", str(too_long))
+    assert code == ExitCode.FAILED
+    one_clear_line(err, str(too_long), "too long")
+
+    restored = tmp_path / "restored"
+    assert site.run("restore", "files", "latest", "--target-dir", str(restored))[0] == 0
+    name = "n" * 250
+    assert (restored / str(site.data).lstrip("/") / name).read_text() == "a long but legal name\n"

@@ -89,3 +89,86 @@ def test_sigkill_mid_restore_leaves_a_usable_target_and_a_record(
     assert target.client().dbsize() == KEYS
     assert list((repository / ".redis-restore").iterdir()) == []
     assert target.client().get("key:77") == b"v" * 40 + b"77"
+
+
+OLD_KEYS = 500
+FLUSH_KEYS = 40_000
+
+
+def _keyspace(server: RedisServer) -> dict[int, int]:
+    found = server.client().info("keyspace")
+    return {int(name[2:]): fields["keys"] for name, fields in found.items()}
+
+
+def _loaded(target: RedisServer, at_least: int) -> bool:
+    return sum(_keyspace(target).values()) - OLD_KEYS - 1 >= at_least
+
+
+@pytest.mark.parametrize(
+    ("form", "loaded"), [("rdb", 1), ("json", FLUSH_KEYS // 2)], ids=["rdb-first", "json-half"]
+)
+def test_sigkill_during_flush_restore_leaves_the_old_data_or_all_of_the_new(
+    tmp_path, isolated_env, redis_server, target, form, loaded
+):
+    redis_server.flush()
+    fast_sync(redis_server)
+    redis_server.client().eval(FILL, 0, FLUSH_KEYS)
+    case = RedisCase(tmp_path, redis_server)
+    assert case.cli("backup", "redis") == ExitCode.OK
+    case.point_at(target)
+    target.client().mset({f"old:{i}": f"before-{i}" for i in range(OLD_KEYS)})
+    target.client(2).set("elsewhere", "kept unless the restore completes")
+    extra = ["--from-json"] if form == "json" else []
+
+    restoring = subprocess.Popen(
+        [str(CLI), "--env-file", str(case.env_file), "restore", "redis", "latest", "--flush",
+         *extra],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_until(lambda: _loaded(target, loaded), 60, f"{loaded} keys loaded")
+    finally:
+        os.kill(restoring.pid, signal.SIGKILL)
+        restoring.wait()
+    assert restoring.returncode == -signal.SIGKILL
+
+    # Never a mix: the old data all there, or (killed after the swap) all of the backup.
+    if target.client().dbsize() == OLD_KEYS:
+        assert target.client().get("old:7") == b"before-7"
+        assert target.client(2).get("elsewhere")
+        assert len(_keyspace(target)) == 3  # db 0, db 2 and the spare being loaded
+    else:
+        assert target.client().dbsize() == FLUSH_KEYS
+        assert not target.client().exists("old:7")
+
+    assert case.cli("restore", "redis", "latest", "--flush", *extra) == ExitCode.OK
+    assert _keyspace(target) == {0: FLUSH_KEYS}  # spare emptied, db 2 flushed as FLUSHALL does
+    assert target.client().get("key:77") == b"v" * 40 + b"77"
+
+
+def test_flush_dry_run_says_whether_it_is_all_or_nothing(
+    tmp_path, isolated_env, redis_server, target, capsys
+):
+    redis_server.flush()
+    fast_sync(redis_server)
+    redis_server.client().set("one", "1")
+    case = RedisCase(tmp_path, redis_server)
+    assert case.cli("backup", "redis") == ExitCode.OK
+    case.point_at(target)
+    capsys.readouterr()
+
+    assert case.cli("restore", "redis", "latest", "--flush", "--dry-run") == ExitCode.OK
+    said = "".join(capsys.readouterr())
+    assert "--flush is all or nothing: db 0 via spare db 15" in said
+    assert "not all or nothing" not in said
+
+    for db in range(1, 16):  # no empty database left to load into
+        target.client(db).set("busy", db)
+    assert case.cli("restore", "redis", "latest", "--flush", "--dry-run") == ExitCode.OK
+    said = "".join(capsys.readouterr())
+    assert "--flush is not all or nothing on this target: it needs 1 empty database(s)" in said
+    assert _keyspace(target) == {db: 1 for db in range(1, 16)}  # a dry run changes nothing
+
+    assert case.cli("restore", "redis", "latest", "--flush") == ExitCode.OK  # flushed in place
+    assert _keyspace(target) == {0: 1}

@@ -41,6 +41,11 @@ class ServerFacts:
     expires: dict[int, int]  # database -> keys with a TTL
     databases: int | None  # the `databases` setting, when CONFIG GET is allowed
     role: str
+    cluster: bool = False  # cluster mode: database 0 only
+
+    @property
+    def version_tuple(self) -> tuple[int, ...]:
+        return parse_version(self.version)
 
     @property
     def rdb_version(self) -> int | None:
@@ -76,6 +81,7 @@ def server_facts(client: redis.Redis) -> ServerFacts:
         expires=expires,
         databases=configured_databases(client),
         role=str(info.get("role", "master")),
+        cluster=info.get("redis_mode") == "cluster",
     )
 
 

@@ -5,9 +5,11 @@ Order of events, for both formats: resolve and check options; connect to the tar
 private work folder (RDB: decrypted, counted, loaded by a scratch redis-server; JSON:
 parsed and compiled to commands, then read again as it is written); only then `--flush`;
 then write, pipelined. A dry run goes the same way and stops before the flush, checking
-conflicts with EXISTS instead.
+conflicts with EXISTS instead. Where the target allows it, `--flush` loads into spare
+databases and swaps them in at the end (engines/redis/spare.py), all or nothing.
 """
 
+import contextlib
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,6 +36,14 @@ from engines.redis.options import JSON_MODE, RDB_MODE, RedisRestoreOptions
 from engines.redis.rdb_copy import copy_keys, decrypt_rdb
 from engines.redis.resp import RespConnection
 from engines.redis.scratch_server import RdbVersionError, newer_rdb_message, scratch_server
+from engines.redis.spare import (
+    SparePlan,
+    claim,
+    empty_abandoned_spares,
+    plan_spares,
+    release,
+    swap_in,
+)
 from engines.redis.verify import content_of
 from engines.redis.writer import PipelinedWriter, Tally
 from engines.resolve import ResolvedArtifact
@@ -148,6 +158,13 @@ def restore_redis(
     with connected(target) as client:
         facts = server_facts(client)
         now_ms = server_time_ms(client)
+    if not options.dry_run and facts.keyspace:
+        with RespConnection.open(target, COMMAND_TIMEOUT_S) as connection:
+            emptied = empty_abandoned_spares(connection, facts)
+        if emptied:
+            context.log(f"emptied spare database(s) {emptied} left by an interrupted restore")
+            with connected(target) as client:
+                facts = server_facts(client)
     context.log(f"target {target.describe()}: Redis {facts.version}, {facts.total_keys} keys")
     _check_db(options, facts, chosen.metadata)
     if content_of(chosen.metadata) == RDB_MODE:
@@ -198,9 +215,9 @@ def _restore_rdb(chosen, keyring, folder, target, facts, now_ms, options, contex
         total = sum(summary.keys_per_db[db] for db in dbs)
         with RespConnection.open(target, COMMAND_TIMEOUT_S) as connection:
             writer = PipelinedWriter(connection, context, total)
-            _flush(connection, facts, options, context, report)
-            copy_keys(scratch, writer, dbs, now_ms=now_ms, replace=options.replace,
-                      flush=options.flush, dry_run=options.dry_run)  # fmt: skip
+            with _flushed(writer, facts, dbs, options, context, report):
+                copy_keys(scratch, writer, dbs, now_ms=now_ms, replace=options.replace,
+                          flush=options.flush, dry_run=options.dry_run)  # fmt: skip
         if options.db is None and scratch.keys_expired:
             writer.tally.expired += scratch.keys_expired
     return writer.tally
@@ -247,11 +264,16 @@ def _restore_json(chosen, keyring, folder, target, facts, now_ms, options, conte
         ):
             writer = PipelinedWriter(connection, context, total)
             writer.tally.expired = compiled.expired
-            _flush(connection, facts, options, context, report)
-            frames = FrameWriter(writer, check_conflicts=not overwrite, dry_run=options.dry_run,
-                                 find_repeats=find_repeats)  # fmt: skip
-            compile_export(plain, frames.write, **compile_options)
-            frames.finish()
+            filled = sorted(db for db in reader.counts.per_db_type if options.db in (None, db))
+            with _flushed(writer, facts, filled, options, context, report):
+                frames = FrameWriter(
+                    writer,
+                    check_conflicts=not overwrite,
+                    dry_run=options.dry_run,
+                    find_repeats=find_repeats,
+                )
+                compile_export(plain, frames.write, **compile_options)
+                frames.finish()
             return writer.tally
     except (IntegrityError, JsonFormatError) as error:
         done = f"stopped after {writer.tally.summary()}" if writer else "nothing was changed"
@@ -277,21 +299,62 @@ def _export_plain(
             yield plain, reader.header.salt
 
 
-def _flush(connection, facts: ServerFacts, options: RedisRestoreOptions, context, report):
+@contextmanager
+def _flushed(
+    writer: PipelinedWriter,
+    facts: ServerFacts,
+    filled: list[int],
+    options: RedisRestoreOptions,
+    context: JobContext,
+    report: RestoreReport,
+) -> Iterator[None]:
+    """Around the writes: `--flush` as spare databases swapped in once every key is
+    written, or, where the target cannot, the target emptied first."""
     if not options.flush:
+        yield
         return
     dbs = [options.db] if options.db is not None else sorted(facts.keyspace)
     held = ", ".join(f"db {db} ({facts.keyspace.get(db, 0)} keys)" for db in dbs) or "none"
+    plan = plan_spares(facts, filled, options.db)
+    if isinstance(plan, str):
+        report.warnings.append(
+            f"--flush is not all or nothing on this target: {plan}; a restore stopped half "
+            "way leaves it partly loaded"
+        )
     if options.dry_run:
         report.add(f"--flush would empty: {held}")
+        if isinstance(plan, SparePlan):
+            report.add(plan.describe())
+        yield
         return
+    connection = writer.connection
+    if isinstance(plan, str):
+        _flush_in_place(connection, options)
+        context.log(f"emptied the target databases: {held}")
+        report.add(f"emptied: {held}")
+        yield
+        return
+    claim(connection, plan)
+    writer.database_map = plan.spares
+    context.log(plan.describe())
+    try:
+        yield
+        writer.drain()
+        swap_in(connection, plan)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            release(connection, plan)
+        raise
+    context.log(f"swapped in the restored database(s); replaced: {held}")
+    report.add(f"replaced at once (SWAPDB): {held}")
+
+
+def _flush_in_place(connection: RespConnection, options: RedisRestoreOptions) -> None:
     if options.db is not None:
         connection.call("SELECT", options.db)
         connection.call("FLUSHDB")
     else:
         connection.call("FLUSHALL")
-    context.log(f"emptied the target databases: {held}")
-    report.add(f"emptied: {held}")
 
 
 def _describe_contents(counts: dict[str, Any], options: RedisRestoreOptions, report) -> None:

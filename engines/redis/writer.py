@@ -71,15 +71,18 @@ class PipelinedWriter:
         self.total = total
         self.tally = Tally()
         self._db: int | None = None
+        # Where each database's keys go (a spare being loaded for an all-or-nothing --flush).
+        self.database_map: dict[int, int] = {}
         self._pending: deque[tuple[int, int, int, Callable]] = deque()  # batches sent
         self._last_log = time.monotonic()
 
     def select(self, db: int) -> None:
         if db != self._db:
             self.drain()
-            reply = self.connection.call("SELECT", db)
+            actual = self.database_map.get(db, db)
+            reply = self.connection.call("SELECT", actual)
             if reply != b"OK":
-                raise JarvisError(f"the target refused SELECT {db}: {reply!r}")
+                raise JarvisError(f"the target refused SELECT {actual}: {reply!r}")
             self._db = db
 
     def existing(self, keys: list[bytes]) -> list[bool]:

@@ -45,9 +45,12 @@ class FilesEnv:
     def cli(self, *args: str) -> int:
         return main(["--env-file", str(self.env_file), *args])
 
+    def cli_argv(self) -> list[str]:
+        return [sys.executable, "-m", "jarvis_tui.cli", "--env-file", str(self.env_file)]
+
     def cli_process(self, *args: str, drop_privileges: bool = False) -> subprocess.CompletedProcess:
         """The CLI in its own process; with `drop_privileges`, file permissions bind even root."""
-        argv = [sys.executable, "-m", "jarvis_tui.cli", "--env-file", str(self.env_file), *args]
+        argv = [*self.cli_argv(), *args]
         if drop_privileges and os.geteuid() == 0:
             setpriv = shutil.which("setpriv")
             if setpriv is None:

@@ -169,6 +169,18 @@ class BlobReader:
         blob = key.open_blob(chunk_id, sealed)
         return decompress_chunk(blob, location.raw_length, f"chunk in pack {location.pack}")
 
+    def check_pack(self, name: str, end: int) -> None:
+        """Open the pack `name` for the reads to come: present, readable, a pack under a
+        configured key, and at least `end` bytes long (the end of the last blob wanted).
+        NotFoundError, IntegrityError, KeyNotAvailableError or OSError otherwise."""
+        with self._lock:
+            fd, _ = self._pack(name)
+            size = os.fstat(fd).st_size
+        if size < end:
+            raise IntegrityError(
+                f"pack {pack_key(name)} is truncated ({size} bytes, its blobs reach {end})"
+            )
+
     def _pack(self, name: str) -> tuple[int, PackKey]:
         if name in self._open:
             self._open.move_to_end(name)

@@ -19,6 +19,10 @@ OVERWRITE_POLICIES = ("never", "if-newer", "always")
 CREATE, OVERWRITE, SKIP, EXISTS = "create", "overwrite", "skip", "exists"
 
 
+# Why an entry was left out of a restore that is therefore incomplete (exit 1).
+FOR_SAFETY, UNREADABLE = "skipped for safety", "data cannot be read"
+
+
 @dataclass(frozen=True)
 class FilesRestoreOptions:
     paths: tuple[str, ...] = ()
@@ -26,6 +30,7 @@ class FilesRestoreOptions:
     strip_prefix: str | None = None
     overwrite: str = "if-newer"
     dry_run: bool = False
+    skip_missing: bool = False  # restore the rest when some files' data cannot be read
 
 
 @dataclass
@@ -34,6 +39,7 @@ class Step:
     parts: tuple[str, ...]
     action: str
     reason: str = ""
+    refused: str = ""  # FOR_SAFETY or UNREADABLE: skipped, and the restore is incomplete
 
 
 def _normalise(path: str) -> str:
@@ -71,14 +77,18 @@ def select_entries(
     return chosen
 
 
+_NOT_A_FOLDER_IN_THE_WAY = "something that is not a folder is in the way"
+_FOLDER_IN_THE_WAY = "a folder is in the way"
+
+
 def _decide(entry: Entry, existing: os.stat_result | None, overwrite: str) -> tuple[str, str]:
     if existing is None:
         return CREATE, ""
     is_dir = stat.S_ISDIR(existing.st_mode)
     if entry.type == DIR:
-        return (EXISTS, "") if is_dir else (SKIP, "something that is not a folder is in the way")
+        return (EXISTS, "") if is_dir else (SKIP, _NOT_A_FOLDER_IN_THE_WAY)
     if is_dir:
-        return SKIP, "a folder is in the way"
+        return SKIP, _FOLDER_IN_THE_WAY
     if overwrite == "never":
         return SKIP, "exists (--overwrite never)"
     if overwrite == "always":
@@ -98,17 +108,18 @@ def plan(
     for entry, parts in chosen:
         reason = next((blocked[parts[:i]] for i in range(len(parts)) if parts[:i] in blocked), None)
         if reason:
-            steps.append(Step(entry, parts, SKIP, reason))
+            steps.append(Step(entry, parts, SKIP, reason, FOR_SAFETY))
             continue
         try:
             existing = tree.lstat(parts) if tree is not None else None
         except BlockedPathError as exc:
-            steps.append(Step(entry, parts, SKIP, str(exc)))
+            steps.append(Step(entry, parts, SKIP, str(exc), FOR_SAFETY))
             continue
         action, why = _decide(entry, existing, overwrite)
         if entry.type == DIR and action == SKIP:
             blocked[parts] = f"below {shown('/'.join(parts))}, which is not a folder"
-        steps.append(Step(entry, parts, action, why))
+        in_the_way = why in (_NOT_A_FOLDER_IN_THE_WAY, _FOLDER_IN_THE_WAY)
+        steps.append(Step(entry, parts, action, why, FOR_SAFETY if in_the_way else ""))
     return steps
 
 

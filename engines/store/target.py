@@ -10,6 +10,7 @@ old one, so an interrupted restore never leaves a half-written file in place.
 import contextlib
 import itertools
 import os
+import re
 import secrets
 import stat
 import threading
@@ -18,6 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from engines.errors import JarvisError
+from engines.processes import owner_gone, owner_token
 from engines.store.snapshots import shown
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -31,12 +33,17 @@ class BlockedPathError(JarvisError):
 
 
 def _new_process_token() -> str:
-    return f"{os.getpid()}-{secrets.token_hex(4)}"
+    # The owner (pid and start time) lets a later restore tell an abandoned temporary
+    # from one a running restore is still writing.
+    return f"{owner_token()}-{secrets.token_hex(4)}"
 
 
 _process_token = [_new_process_token()]
 os.register_at_fork(after_in_child=lambda: _process_token.__setitem__(0, _new_process_token()))
 _numbers = itertools.count()
+# `.NAME.jarvis-restore-PID-START-RANDOM-N`, or `.jarvis-restore-...` for a long NAME;
+# temporaries of older versions carry no START.
+_TEMPORARY = re.compile(r"\.(?:.+\.)?jarvis-restore-(\d+)-(?:(\d+)-)?[0-9a-f]{8}-\d+", re.S)
 
 
 def temporary_name(name: str) -> str:
@@ -127,6 +134,44 @@ class TargetTree:
                 return os.lstat(parts[-1], dir_fd=parent)
             except FileNotFoundError:
                 return None
+
+
+def remove_abandoned_temporaries(tree: TargetTree, folders: Iterable[Sequence[str]]) -> int:
+    """Delete, in each of `folders` that exists below the tree, the temporaries a killed
+    restore left behind (their owner process is gone); return how many went.
+
+    Only the restore's own temporaries (by name, files and symlinks) are touched, and a
+    folder that is a symlink is never entered.
+    """
+    removed = 0
+    for parts in sorted({tuple(folder) for folder in folders}):
+        try:
+            fd = tree.folder(parts, create=False)
+        except (FileNotFoundError, NotADirectoryError, BlockedPathError):
+            continue
+        try:
+            for name in os.listdir(fd):
+                removed += _remove_if_abandoned(fd, name)
+        finally:
+            os.close(fd)
+    return removed
+
+
+def _remove_if_abandoned(folder_fd: int, name: str) -> int:
+    match = _TEMPORARY.fullmatch(name)
+    if match is None:
+        return 0
+    try:
+        info = os.lstat(name, dir_fd=folder_fd)
+    except FileNotFoundError:
+        return 0
+    if not (stat.S_ISREG(info.st_mode) or stat.S_ISLNK(info.st_mode)):
+        return 0
+    if not owner_gone(int(match[1]), match[2], last_change=info.st_mtime):
+        return 0  # another restore is writing it right now
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(name, dir_fd=folder_fd)
+    return 1
 
 
 def write_file(

@@ -56,6 +56,11 @@ def register(backup_commands: argparse._SubParsersAction, restore_commands) -> N
     restore.add_argument(
         "--dry-run", action="store_true", help="list what would be created, overwritten, skipped"
     )
+    restore.add_argument(
+        "--skip-missing",
+        action="store_true",
+        help="when some files' data cannot be read, restore the rest and list them (exit 1)",
+    )
     restore.set_defaults(handler=run_restore_files)
 
 
@@ -85,15 +90,20 @@ def run_restore_files(args: argparse.Namespace) -> ExitCode:
         strip_prefix=args.strip_prefix,
         overwrite=args.overwrite,
         dry_run=args.dry_run,
+        skip_missing=args.skip_missing,
     )
     with open_workspace(args) as workspace:
         reference = snapshot_reference(workspace, args.snapshot)
         report = restore_with_progress(workspace, "files", reference, options)
-    print_restore_report(report)
-    if report.details.get("failed"):
-        print(
-            f"{report.details['failed']} entr(ies) could not be restored (listed above)",
-            file=sys.stderr,
-        )
-        return ExitCode.FAILED
-    return ExitCode.OK
+    code = print_restore_report(report)
+    would = "would be " if report.dry_run else ""
+    incomplete = {
+        "skipped_for_safety": f"entr(ies) {would}skipped for safety",
+        "unreadable": f"file(s) {would}left out because their data cannot be read",
+        "failed": "entr(ies) could not be restored",
+    }
+    for key, what in incomplete.items():
+        if report.details.get(key):
+            print(f"{report.details[key]} {what} (listed above)", file=sys.stderr)
+            code = ExitCode.FAILED
+    return code

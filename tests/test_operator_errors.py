@@ -302,3 +302,59 @@ def test_a_300_character_name_is_one_clear_line(tmp_path, isolated_env, capsys):
     assert site.run("restore", "files", "latest", "--target-dir", str(restored))[0] == 0
     name = "n" * 250
     assert (restored / str(site.data).lstrip("/") / name).read_text() == "a long but legal name\n"
+
+
+def test_list_into_a_reader_that_stops_early_ends_quietly(tmp_path, isolated_env, capsys):
+    from datetime import UTC, datetime, timedelta
+
+    site = Site(tmp_path, capsys)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    with site.catalog() as catalog:
+        for number in range(1200):  # far more than a pipe holds (64 KiB)
+            made = catalog.create_backup_set("secrets", created_at=start + timedelta(hours=number))
+            catalog.finish_backup_set(made.id, "complete")
+    for args in (("list",), ("list", "--json")):
+        # `jarvis-tui list | head -1`: read one line, then close the pipe.
+        child = subprocess.Popen(
+            [sys.executable, "-m", "jarvis_tui.cli", "--env-file", str(site.env_file), *args],
+            cwd=REPO_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=child_env(),
+        )
+        assert child.stdout is not None and child.stderr is not None
+        assert child.stdout.readline()
+        child.stdout.close()
+        err = child.stderr.read().decode()
+        assert child.wait(timeout=60) == ExitCode.FAILED, err
+        assert err == "", err  # no traceback, no "Exception ignored" on the way out
+
+
+BUG_SCRIPT = """
+import sys
+import jarvis_tui.commands.backups as commands
+from jarvis_tui.cli import main
+
+def broken(*args, **kwargs):  # a programming error somewhere inside an action
+    raise KeyError("sidecar_version")
+
+commands.verify_backup = broken
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_bug_is_one_line_pointing_at_the_log_and_exit_70(tmp_path, isolated_env, capsys):
+    site = Site(tmp_path, capsys)
+    assert site.run("backup", "secrets")[0] == ExitCode.OK
+    result = subprocess.run(
+        [sys.executable, "-c", BUG_SCRIPT, "--env-file", str(site.env_file), "verify", "latest"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=child_env(),
+    )
+    assert result.returncode == ExitCode.INTERNAL
+    log = tmp_path / "logs" / "backup.log"
+    one_clear_line(result.stderr, "unexpected error", "KeyError", "bug", str(log))
+    assert "Traceback" in log.read_text() and "sidecar_version" in log.read_text()

@@ -4,6 +4,7 @@ own role keeps working; where the roles are missing the dry run says so and
 
 import pytest
 
+from engines.postgres.privileges import roles_in_grants
 from jarvis_tui.exit_codes import ExitCode
 from tests.pg_seed import PgCase
 
@@ -71,9 +72,7 @@ def test_owners_and_grants_are_restored_for_a_database_and_for_a_table(pg, capsy
     assert _privileges(pg, table) == source[1:]  # the schema app and the table
 
 
-def test_a_missing_owner_is_named_by_the_dry_run_and_no_owner_restores_without_it(
-    pg, capsys
-):
+def test_a_missing_owner_is_named_by_the_dry_run_and_no_owner_restores_without_it(pg, capsys):
     assert pg.cli("backup", "postgres") == ExitCode.OK
     _drop_role(pg, pg.app_role)
     capsys.readouterr()
@@ -109,3 +108,30 @@ def test_a_missing_owner_is_named_by_the_dry_run_and_no_owner_restores_without_i
     code = pg.cli("restore", "postgres", "latest", "--target-db", again, "--with-globals")
     assert code == ExitCode.OK
     assert _privileges(pg, again)[0][1] == pg.app_role
+
+
+def test_roles_named_by_grants_are_read_from_pg_restores_sql():
+    script = "\n".join(
+        [
+            "REVOKE ALL ON TABLE app.t FROM owner_role;",
+            'GRANT SELECT(note),UPDATE(note) ON TABLE public.orders TO "Reader ""Q""";',
+            "GRANT ALL ON SCHEMA public TO PUBLIC;",
+            "SET SESSION AUTHORIZATION grantor;",
+            "GRANT SELECT ON TABLE app.t TO reader WITH GRANT OPTION;",
+            "RESET SESSION AUTHORIZATION;",
+            "ALTER DEFAULT PRIVILEGES FOR ROLE definer IN SCHEMA app GRANT SELECT ON TABLES"
+            "  TO viewer;",
+            "GRANT USAGE ON SCHEMA app TO helper GRANTED BY boss;",
+            "-- GRANT SELECT ON TABLE x TO commented_out;",
+        ]
+    )
+    assert roles_in_grants(script) == {
+        "owner_role",
+        'Reader "Q"',
+        "grantor",
+        "reader",
+        "definer",
+        "viewer",
+        "helper",
+        "boss",
+    }

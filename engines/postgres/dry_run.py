@@ -37,7 +37,7 @@ def describe_plan(
         f"would restore {len(tables)} table(s)"
         + (f" with {total_rows} rows" if job.mode != "schema" else "")
         + f", {sum(len(t.indexes) for t in tables)} index(es), "
-        f"{summary.large_objects} large object(s):"
+        f"{0 if job.options.tables else summary.large_objects} large object(s):"
     )
     for table in tables[:MAX_LISTED]:
         report.add(_table_line(table, list(table.indexes)))

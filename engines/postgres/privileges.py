@@ -121,14 +121,18 @@ def plan_privileges(
         lines.append(
             f"owners and grants: restored as in the backup (roles {', '.join(used.all)})"
             if used.all
-            else "owners and grants: none in this backup"
+            else "owners and grants: none in what is restored (existing tables keep their own)"
         )
     if no_owner:
         others = [role for role in used.owners if role != server.user]
         lines.append(
-            f"owners: not restored (--no-owner): the backup's owner(s) "
-            f"{', '.join(others) or 'none'} give way to {server.user}, who will own everything"
-            " restored"
+            "owners: not restored (--no-owner): "
+            + (
+                f"the backup's owner(s) {', '.join(others)} give way to {server.user}, who "
+                "will own everything restored"
+                if others
+                else f"everything restored belongs to {server.user}"
+            )
         )
     if no_acl:
         lines.append(

@@ -43,9 +43,7 @@ def commented_env(size: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def test_rotation_replaces_the_file_whole_and_keeps_the_previous_one_as_bak(
-    tmp_path, isolated_env
-):
+def test_rotation_replaces_the_file_whole_and_keeps_the_previous_one_as_bak(tmp_path, isolated_env):
     env = tmp_path / "app.env"
     env.write_text(commented_env(500))
     env.chmod(0o640)
@@ -65,9 +63,7 @@ def test_rotation_replaces_the_file_whole_and_keeps_the_previous_one_as_bak(
     assert [p.name for p in tmp_path.iterdir() if ".tmp-" in p.name] == []
 
 
-def test_rotate_refuses_when_the_key_in_effect_comes_from_the_environment(
-    tmp_path, isolated_env
-):
+def test_rotate_refuses_when_the_key_in_effect_comes_from_the_environment(tmp_path, isolated_env):
     env = tmp_path / "app.env"
     env.write_text(commented_env(300))
     before = env.read_bytes()

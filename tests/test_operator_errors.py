@@ -19,7 +19,7 @@ import pytest
 from engines.catalog import Catalog
 from jarvis_tui.cli import main
 from jarvis_tui.exit_codes import ExitCode
-from tests.files_env import KEY, REPO_ROOT, child_env, random_text
+from tests.files_env import KEY, REPO_ROOT, child_env
 from tests.pg_seed import seed_database, unique_name
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")

@@ -143,3 +143,15 @@ def test_a_flipped_bit_or_a_swapped_id_fails_authentication(tmp_path):
         pytest.raises(IntegrityError, match="failed authentication"),
     ):
         reader.read(first_id, first)
+
+
+def test_a_damaged_pack_header_is_damage_not_a_missing_key(tmp_path):
+    repository = LocalRepository(tmp_path / "repo")
+    repository.ensure_layout()
+    _write_pack(repository, [random_text(40_000, 1)])
+    pack = next((tmp_path / "repo/files/packs").glob("*/*.pack"))
+    damaged = bytearray(pack.read_bytes())
+    damaged[12] ^= 0x01  # inside the key id
+    pack.write_bytes(bytes(damaged))
+    with pytest.raises(IntegrityError, match="header is damaged"):
+        read_trailer(pack, Keyring(MASTER))

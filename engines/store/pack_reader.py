@@ -25,10 +25,12 @@ from engines.store.packs import (
     HEADER,
     HEADER_SIZE,
     MAGIC,
+    MAX_HEADER_SIZE,
     NONCE_SIZE,
     READABLE_VERSIONS,
     TAG_SIZE,
     BlobLocation,
+    header_digest,
     pack_cipher,
     trailer_aad,
 )
@@ -49,7 +51,11 @@ class PackKey:
         magic, version, key_id, salt = HEADER.unpack(header[:HEADER_SIZE])
         if magic != MAGIC or version not in READABLE_VERSIONS:
             raise IntegrityError(f"pack {name}: not a Jarvis pack (bad magic or version)")
-        self.header = header[:HEADER_SIZE]
+        size = HEADER_SIZE if version == 1 else MAX_HEADER_SIZE
+        if version != 1 and header[HEADER_SIZE:size] != header_digest(header[:HEADER_SIZE]):
+            raise IntegrityError(f"pack {name}: its header is damaged (digest does not match)")
+        self.header = bytes(header[:size])
+        self.header_size = size
         self.version = version
         self.name = name
         self._aead = pack_cipher(keyring.find(key_id.hex()), version, salt)
@@ -116,18 +122,19 @@ def open_pack(data: bytes, keyring: Keyring, name: str) -> OpenedPack:
     any of it fails; KeyNotAvailableError when its key is not configured."""
     key = PackKey(data, keyring, name)
     size = len(data)
-    if size < HEADER_SIZE + FOOTER.size + NONCE_SIZE + TAG_SIZE:
+    start = key.header_size
+    if size < start + FOOTER.size + NONCE_SIZE + TAG_SIZE:
         raise IntegrityError(f"pack {name}: truncated (no trailer)")
     (length,) = FOOTER.unpack_from(data, size - FOOTER.size)
-    if length > size - HEADER_SIZE - FOOTER.size or length < NONCE_SIZE + TAG_SIZE:
+    if length > size - start - FOOTER.size or length < NONCE_SIZE + TAG_SIZE:
         raise IntegrityError(
             f"pack {name}: its last bytes do not end a trailer (bytes added, cut or damaged)"
         )
     trailer_start = size - FOOTER.size - length
     view = memoryview(data)
-    digest = hashlib.sha256(view[HEADER_SIZE:trailer_start]).digest()
+    digest = hashlib.sha256(view[start:trailer_start]).digest()
     entries = key.open_trailer(view[trailer_start : size - FOOTER.size], digest)
-    position = HEADER_SIZE
+    position = start
     for _, location in sorted(entries, key=lambda entry: entry[1].offset):
         if location.offset != position or location.length < NONCE_SIZE + TAG_SIZE + 1:
             raise IntegrityError(f"pack {name}: its trailer does not match its blobs")
@@ -194,7 +201,7 @@ class BlobReader:
                 "`jarvis-tui verify` on the snapshot to see what is affected"
             ) from None
         try:
-            key = PackKey(os.pread(fd, HEADER_SIZE, 0), self._keyring, name)
+            key = PackKey(os.pread(fd, MAX_HEADER_SIZE, 0), self._keyring, name)
         except BaseException:
             os.close(fd)
             raise

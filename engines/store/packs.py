@@ -1,7 +1,8 @@
 """Pack files: many compressed chunks, each sealed with AES-256-GCM, in one object.
 
     header  | blob ... | trailer | trailer length (4 bytes)
-    header  = magic, version, key id, salt (the run key is HKDF(master key, salt))
+    header  = magic, version, key id, salt (the run key is HKDF(master key, salt)),
+              and from version 2 a digest of those, so a damaged key id reads as damage
     blob    = nonce (12) + AES-GCM(codec byte + payload), associated data header + chunk id
     trailer = nonce (12) + AES-GCM(the pack's own list of chunk id, offset, length, size)
 
@@ -42,8 +43,14 @@ TAG_SIZE = 16
 HEADER = struct.Struct(">8sB8s32s")
 ENTRY = struct.Struct(f">{ID_SIZE}sIII")  # chunk id, offset, length, plain size
 FOOTER = struct.Struct(">I")
-HEADER_SIZE = HEADER.size
+HEADER_SIZE = HEADER.size  # version 1; version 2 adds HEADER_DIGEST_SIZE
+HEADER_DIGEST_SIZE = 8
+MAX_HEADER_SIZE = HEADER_SIZE + HEADER_DIGEST_SIZE
 TRAILER_AAD = b"trailer"
+
+
+def header_digest(fixed: bytes) -> bytes:
+    return hashlib.sha256(fixed).digest()[:HEADER_DIGEST_SIZE]
 
 
 def pack_cipher(key: MasterKey, version: int, salt: bytes) -> AESGCM:
@@ -72,7 +79,8 @@ class PackSealer:
 
     def __init__(self, key: MasterKey):
         salt = os.urandom(SALT_SIZE)
-        self.header = HEADER.pack(MAGIC, VERSION, bytes.fromhex(key.key_id), salt)
+        fixed = HEADER.pack(MAGIC, VERSION, bytes.fromhex(key.key_id), salt)
+        self.header = fixed + header_digest(fixed)
         self._aead = pack_cipher(key, VERSION, salt)
 
     def seal(self, chunk_id: bytes, compressed: bytes) -> bytes:
@@ -142,7 +150,7 @@ class PackWriter:
         self._stack = contextlib.ExitStack()
         self._handle = self._stack.enter_context(atomic_output(path))
         self._handle.write(self._sealer.header)
-        self._size = HEADER_SIZE
+        self._size = len(self._sealer.header)
         self._entries = []
         self._region = hashlib.sha256()
 

@@ -57,9 +57,11 @@ def atomic_output(final_path: Path, mode: int = FILE_MODE) -> Iterator[BinaryIO]
             os.fsync(handle.fileno())
         os.replace(temporary, final_path)
         fsync_directory(final_path.parent)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(FileNotFoundError):
             temporary.unlink()
+        if isinstance(error, OSError) and error.filename in (None, str(temporary)):
+            error.filename = str(final_path)  # said of the file the operator named
         raise
 
 

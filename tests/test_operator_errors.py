@@ -358,3 +358,37 @@ def test_a_bug_is_one_line_pointing_at_the_log_and_exit_70(tmp_path, isolated_en
     log = tmp_path / "logs" / "backup.log"
     one_clear_line(result.stderr, "unexpected error", "KeyError", "bug", str(log))
     assert "Traceback" in log.read_text() and "sidecar_version" in log.read_text()
+
+
+@needs_root
+def test_restores_and_decrypt_into_a_full_disk_exit_8_and_leave_no_partial_file(
+    tmp_path, isolated_env, capsys
+):
+    site = Site(tmp_path, capsys)
+    blob = os.urandom(300_000)
+    (tmp_path / "app.env").write_text(f"APP_BLOB={blob.hex()}\n")
+    (tmp_path / "conf" / "big.bin").write_bytes(blob * 2)
+    assert site.run("backup", "secrets")[0] == ExitCode.OK
+    assert site.run("backup", "config")[0] == ExitCode.OK
+    with site.catalog() as catalog:
+        sealed = catalog.artifacts_of(catalog.get_backup_set("latest", "secrets").id)[0]
+    with tmpfs(tmp_path / "small", "200k") as small:
+        (small / "keep.txt").write_text("was here before\n")
+        outputs = {
+            "restored.env": ("restore", "secrets", "latest", "--to", str(small / "restored.env")),
+            "plain.zst": (
+                "decrypt",
+                str(site.repo / sealed.relpath),
+                "-o",
+                str(small / "plain.zst"),
+            ),
+        }
+        for name, args in outputs.items():
+            code, _, err = site.run(*args)
+            assert code == ExitCode.NO_SPACE, (args, err)
+            one_clear_line(err, str(small / name), "no space left")
+            assert sorted(p.name for p in small.iterdir()) == ["keep.txt"]
+        code, _, err = site.run("restore", "config", "latest", "--target-dir", str(small))
+        assert code == ExitCode.NO_SPACE, err
+        one_clear_line(err, "big.bin", "no space left", "the rest were left as they were")
+        assert (small / "keep.txt").read_text() == "was here before\n"

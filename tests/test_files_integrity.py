@@ -212,3 +212,17 @@ def test_key_rotation_keeps_files_backups_working(env):
     assert env.cli("prune") == ExitCode.OK
     assert _files_lost(env, old_snapshot, old_files) == 0
     assert _files_lost(env, "latest", all_files) == 0
+
+
+def test_a_lost_pack_is_stored_again_by_the_next_backup(env):
+    content = os.urandom(200_000)
+    (env.data / "a.bin").write_bytes(content)
+    assert env.cli("backup", "files") == ExitCode.OK
+    (lost_pack,) = env.packs()
+    lost_pack.unlink()
+
+    backed_up = env.cli_process("backup", "files", "--incremental")
+    assert backed_up.returncode == ExitCode.OK, backed_up.stdout + backed_up.stderr
+    assert "new data 0 B" not in backed_up.stdout
+    assert env.cli("verify", "latest", "--read-data") == ExitCode.OK
+    assert _files_lost(env, "latest", {"a.bin": content}) == 0

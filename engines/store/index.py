@@ -190,9 +190,9 @@ def load_index(repository: LocalRepository, keyring: Keyring, *, every_key: bool
                 f"now {index.generation}): ignored; the next prune removes it"
             )
             continue
-        index.locations.update(file.entries)
         index.keys.append(relpath)
         index.base = index.base or file.base
+    _merge_present(repository, [file for relpath, file in read if relpath in index.keys], index)
     if unopened:
         index.problems.append(
             f"{len(unopened)} index file(s) sealed under key id {key_id}, which is not "
@@ -203,19 +203,25 @@ def load_index(repository: LocalRepository, keyring: Keyring, *, every_key: bool
         index.problems.append(
             f"{index.base}, the index the last prune wrote, is missing; run `jarvis-tui repair`"
         )
-    _drop_absent_packs(repository, index)
     return index
 
 
-def _drop_absent_packs(repository: LocalRepository, index: Index) -> None:
-    absent = {pack for pack in index.packs() if not repository.path_for(pack_key(pack)).is_file()}
-    if not absent:
-        return
-    dropped = [chunk_id for chunk_id, loc in index.locations.items() if loc.pack in absent]
-    for chunk_id in dropped:
-        index.dropped[chunk_id] = index.locations.pop(chunk_id)
-    index.problems.append(
-        f"the index lists {len(dropped)} chunk(s) in {len(absent)} pack(s) that are missing "
-        f"(e.g. {pack_key(min(absent))}): left out, so a backup stores them again; run "
-        "`jarvis-tui repair` to see which snapshots are affected"
-    )
+def _merge_present(repository: LocalRepository, files: list[IndexFile], index: Index) -> None:
+    """Every entry into `index`, preferring for each chunk a pack that exists; entries
+    whose pack is gone (and that no other entry replaces) go to `index.dropped`."""
+    packs = {location.pack for file in files for _, location in file.entries}
+    absent = {pack for pack in packs if not repository.path_for(pack_key(pack)).is_file()}
+    for file in files:
+        for chunk_id, location in file.entries:
+            if location.pack in absent:
+                if chunk_id not in index.locations:
+                    index.dropped[chunk_id] = location
+            else:
+                index.locations[chunk_id] = location
+                index.dropped.pop(chunk_id, None)
+    if index.dropped:
+        index.problems.append(
+            f"the index lists {len(index.dropped)} chunk(s) in {len(absent)} pack(s) that are "
+            f"missing (e.g. {pack_key(min(absent))}): left out, so a backup stores them again; "
+            "run `jarvis-tui repair` to see which snapshots are affected"
+        )

@@ -109,8 +109,18 @@ def test_backup_full_stores_every_configured_source_in_one_verified_set(
         details = {check.relpath.rsplit("_", 1)[-1]: check.detail for check in drill.checks}
         assert details["full.dump.zst.enc"].startswith("restored into a scratch database: 1 tables")
         assert "redis-check-rdb" in details["redis.rdb.zst.enc"]
+        assert "restored into a scratch redis-server: 2 keys loaded" in details["redis.rdb.zst.enc"]
         assert "every line parsed" in details["redis.json.zst.enc"]
+        assert (
+            "restored into a scratch redis-server: 2 keys written" in details["redis.json.zst.enc"]
+        )
         assert details["globals.sql.zst.enc"].startswith("authenticated")
+        assert details["snapshot.json.zst.enc"].startswith(
+            "restored into a scratch folder: 1 files (10243 bytes, every chunk re-hashed)"
+        )
+        assert details["app.env.zst.enc"].startswith("restored into a scratch file")
+        assert details["config.tar.zst.enc"].startswith("restored into a scratch folder: 1 files")
+        assert not [d for d in details.values() if "no restore check" in d]
 
 
 def test_a_failing_part_keeps_the_others_alerts_and_recovers(
@@ -245,3 +255,34 @@ def test_verify_all_rejects_bad_input(tmp_path, isolated_env, capsys, argv, code
     env_file = write_env_file(tmp_path)
     assert main(["--env-file", str(env_file), *argv]) == code
     assert message in capsys.readouterr().err
+
+
+def test_verify_all_read_data_and_the_drill_read_every_chunk_of_files(
+    tmp_path, every_source, capsys
+):
+    """A flipped bit inside a pack: the snapshot's chunks are all located, so only reading
+    them finds it, with `verify --all --read-data` and with the drill's scratch restore."""
+    every_source = without_redis(every_source)
+    code, _ = backup_full_json(tmp_path, every_source, capsys)
+    assert code == ExitCode.OK
+    env_file = write_env_file(tmp_path, **every_source)
+    [pack] = [p for p in (tmp_path / "repo" / "files").rglob("*") if "pack" in str(p.parent)
+              and p.is_file()]  # fmt: skip
+    data = bytearray(pack.read_bytes())
+    data[len(data) // 3] ^= 0x01
+    pack.write_bytes(bytes(data))
+
+    assert main(["--env-file", str(env_file), "verify", "--all"]) == ExitCode.OK
+    capsys.readouterr()
+    assert main(["--env-file", str(env_file), "verify", "--all", "--read-data"]) == (
+        ExitCode.INTEGRITY
+    )
+    out = capsys.readouterr().out
+    [failed] = [line for line in out.splitlines() if line.startswith("FAILED")]
+    assert "snapshot" in failed and "song.mp3" in out
+
+    assert main(["--env-file", str(env_file), "drill"]) == ExitCode.INTEGRITY
+    out = capsys.readouterr().out
+    [failed] = [line for line in out.splitlines() if line.startswith("FAILED")]
+    assert "snapshot" in failed
+    assert sum(line.startswith("ok") for line in out.splitlines()) == 4  # pg x2, secrets, config

@@ -1,8 +1,9 @@
-"""`jarvis-tui verify --all [--sample PERCENT]`: re-read stored data over time.
+"""`jarvis-tui verify --all [--sample PERCENT] [--read-data]`: re-read stored data over time.
 
 Each run takes the artifacts never verified first, then those verified longest
 ago, so repeated sampled runs walk the whole repository; the catalog remembers
-what was checked and when (`verified_at`).
+what was checked and when (`verified_at`). Every artifact is read whole; a files snapshot
+also has its chunks located, and with `read_data` every chunk read and authenticated.
 """
 
 import math
@@ -15,6 +16,7 @@ from engines.catalog import Artifact
 from engines.errors import JarvisError
 from engines.jobs import JobContext
 from engines.resolve import resolved_from_catalog
+from engines.store.verify import with_snapshot_check
 from engines.workspace import Workspace
 
 
@@ -36,6 +38,7 @@ def verify_all(
     context: JobContext,
     *,
     sample_percent: float = 100.0,
+    read_data: bool = False,
     dispatcher: AlertDispatcher | None = None,
 ) -> list[StoredCheck]:
     catalog = workspace.catalog
@@ -46,6 +49,7 @@ def verify_all(
     total_bytes = sum(a.stored_size or 0 for a in chosen)
     context.log(
         f"verifying {len(chosen)} artifact(s) ({sample_percent:g}% sample), least recent first"
+        + (", reading every chunk of files snapshots" if read_data else "")
     )
     checks: list[StoredCheck] = []
     done = 0
@@ -57,8 +61,11 @@ def verify_all(
             detail = problems[0]
         else:
             try:
-                expected = resolved_from_catalog(workspace, artifact).expected
-                report = verify_artifact(path, keyring, expected=expected)
+                resolved = resolved_from_catalog(workspace, artifact)
+                report = verify_artifact(path, keyring, expected=resolved.expected)
+                report = with_snapshot_check(
+                    workspace, resolved, report, context, read_data=read_data
+                )
                 problems = report.problems
                 detail = "; ".join(problems) or f"sha256 {report.checksum}, {report.chunks} chunks"
             except JarvisError as error:

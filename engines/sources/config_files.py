@@ -23,8 +23,7 @@ from engines.catalog import Artifact, BackupSet, catalog_files
 from engines.config import Settings
 from engines.errors import IntegrityError, JarvisError, NotFoundError
 from engines.jobs import JobContext
-from engines.os_errors import explain_os_error
-from engines.resolve import ResolvedArtifact
+from engines.resolve import ResolvedArtifact, resolved_from_catalog
 from engines.sources.base import RestoreReport
 from engines.store.snapshots import (
     DIR,
@@ -147,6 +146,14 @@ class ConfigSource:
                     _restore_tar(plain, artifact.label, tree, options, report)
         return report
 
+    def verify_restore(
+        self, workspace: Workspace, artifact: Artifact, context: JobContext
+    ) -> str | None:
+        """The scheduled restore drill: restored into a scratch place and compared."""
+        from engines.sources.restore_drills import drill_config
+
+        return drill_config(workspace, resolved_from_catalog(workspace, artifact), context)
+
 
 def _restore_tar(plain, label: str, tree: TargetTree, options, report: RestoreReport) -> None:
     members = _read_members(plain, label)
@@ -182,12 +189,9 @@ def _restore_tar(plain, label: str, tree: TargetTree, options, report: RestoreRe
                 os.close(folder)
         except OSError as exc:
             done = len(report.lines)
-            explained = explain_os_error(
-                OSError(exc.errno, exc.strerror), where=tree.display(parts)
-            )
-            raise type(explained)(
-                f"cannot write {explained}; {done} entr(ies) were restored before it, the rest "
-                "were left as they were"
+            raise JarvisError(
+                f"cannot write {tree.display(parts)} ({exc.strerror}); {done} entr(ies) were "
+                "restored before it, it and the rest were left as they were"
             ) from None
         report.add(f"{action:9} {name}")
 

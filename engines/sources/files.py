@@ -5,9 +5,11 @@ from typing import Any
 from engines.catalog import Artifact, BackupSet
 from engines.config import Settings
 from engines.jobs import JobContext
-from engines.resolve import ResolvedArtifact
+from engines.resolve import ResolvedArtifact, resolved_from_catalog
 from engines.sources.base import RestoreReport
+from engines.sources.restore_drills import drill_files
 from engines.store.backup import FilesBackupOptions, back_up_files
+from engines.store.layout import is_snapshot_key
 from engines.store.prune import prune_store
 from engines.store.restore import FilesRestoreOptions, restore_files
 from engines.workspace import Workspace
@@ -38,6 +40,15 @@ class FilesSource:
     def prune(self, workspace: Workspace, context: JobContext) -> str:
         """Remove data no snapshot references (cleanup calls this after retention)."""
         return str(prune_store(workspace, context))
+
+    def verify_restore(
+        self, workspace: Workspace, artifact: Artifact, context: JobContext
+    ) -> str | None:
+        """The scheduled restore drill: the snapshot restored into a scratch folder and every
+        file compared with it."""
+        if not is_snapshot_key(artifact.relpath):
+            return None
+        return drill_files(workspace, resolved_from_catalog(workspace, artifact), context)
 
 
 SOURCE = FilesSource()

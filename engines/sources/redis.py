@@ -11,6 +11,7 @@ from engines.config import Settings
 from engines.errors import IntegrityError, JarvisError
 from engines.jobs import JobContext
 from engines.redis.backup import back_up_redis
+from engines.redis.drill import drill_redis
 from engines.redis.options import RedisBackupOptions, RedisRestoreOptions
 from engines.redis.restore import restore_redis
 from engines.redis.verify import check_artifact
@@ -47,11 +48,14 @@ class RedisSource:
         self, workspace: Workspace, artifact: Artifact, context: JobContext
     ) -> str | None:
         """The scheduled restore drill: the RDB through redis-check-rdb, the JSON export
-        parsed in full, key counts compared with the metadata."""
+        parsed in full, key counts compared with the metadata; then restored into a
+        scratch redis-server and its keys counted."""
         check = check_artifact(resolved_from_catalog(workspace, artifact), workspace.keyring())
         if not check.ok:
             raise IntegrityError(f"{artifact.relpath}: {check.detail}")
-        return check.detail
+        with server_errors_explained():
+            restored = drill_redis(workspace, resolved_from_catalog(workspace, artifact), context)
+        return f"{check.detail}; {restored}"
 
 
 @contextlib.contextmanager

@@ -20,8 +20,7 @@ from engines.dotenv import parse_value
 from engines.errors import JarvisError, NotFoundError
 from engines.fsutil import atomic_output
 from engines.jobs import JobContext
-from engines.os_errors import explain_os_error
-from engines.resolve import ResolvedArtifact
+from engines.resolve import ResolvedArtifact, resolved_from_catalog
 from engines.sources.base import RestoreReport
 from engines.workspace import Workspace
 
@@ -160,6 +159,14 @@ class SecretsSource:
         context.log(f"restored secrets {chosen.label} to {target} ({count} variables)")
         return report
 
+    def verify_restore(
+        self, workspace: Workspace, artifact: Artifact, context: JobContext
+    ) -> str | None:
+        """The scheduled restore drill: restored into a scratch place and compared."""
+        from engines.sources.restore_drills import drill_secrets
+
+        return drill_secrets(workspace, resolved_from_catalog(workspace, artifact), context)
+
 
 def _choose(artifacts: list[ResolvedArtifact], wanted: str | None) -> ResolvedArtifact:
     if wanted:
@@ -203,8 +210,10 @@ def _write_private(path: Path, data: bytes) -> None:
             handle.write(data)
         os.chmod(path, SECRET_MODE)
     except OSError as exc:
-        explained = explain_os_error(OSError(exc.errno, exc.strerror), where=path)  # full: 8
-        raise type(explained)(f"cannot write {explained}; nothing was changed there") from None
+        raise JarvisError(
+            f"cannot write {path} ({exc.strerror}); nothing was changed there. Check the "
+            "folder's permissions and free space, or choose another --to"
+        ) from None
 
 
 SOURCE = SecretsSource()

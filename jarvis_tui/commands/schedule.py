@@ -190,14 +190,14 @@ def run_drill(args: argparse.Namespace) -> ExitCode:
 
 
 def run_verify_all(args: argparse.Namespace) -> ExitCode:
-    """`verify --all [--sample PERCENT]`, reached through the `verify` command."""
+    """`verify --all [--sample PERCENT] [--read-data]`, reached through the `verify` command."""
     sample = 100.0 if args.sample is None else args.sample
     with open_workspace(args) as workspace:
         checks = run_with_progress(
             workspace,
             "verify",
-            f"verify --all --sample {sample:g}",
-            lambda ctx: verify_all(workspace, ctx, sample_percent=sample),
+            f"verify --all --sample {sample:g}" + (" --read-data" if args.read_data else ""),
+            lambda ctx: verify_all(workspace, ctx, sample_percent=sample, read_data=args.read_data),
         )
     if args.json:
         print_json(

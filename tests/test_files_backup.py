@@ -139,12 +139,48 @@ def test_a_file_that_changes_while_read_is_marked(env, monkeypatch, capsys):
     assert _latest_summary(env)["files_read"] == 1  # a changed file is read again
 
 
-def test_a_missing_folder_is_refused_before_anything_is_written(env, capsys):
-    env.set(BACKUP_FILE_PATHS=f"{env.data},{env.root / 'nowhere'}")
-    assert env.cli("backup", "files") == ExitCode.NOT_FOUND
-    err = capsys.readouterr().err
-    assert "BACKUP_FILE_PATHS" in err and "nowhere" in err and "does not exist" in err
+def _open_alerts(env: FilesEnv) -> list:
+    with env.workspace() as workspace:
+        return workspace.catalog.open_conditions("backup_paths_missing:")
+
+
+def test_a_missing_folder_is_alerted_and_the_others_are_backed_up(env):
+    (env.data / "kept.txt").write_text("backed up although another folder is missing")
+    nowhere = env.root / "nowhere"
+    env.set(BACKUP_FILE_PATHS=f"{env.data},{nowhere}")
+    result = env.cli_process("backup", "files")
+    assert result.returncode == ExitCode.FAILED, result.stderr
+    assert str(nowhere) in result.stderr and "does not exist" in result.stderr
+    assert "Traceback" not in result.stderr
+    paths = [e.path for e in _manifest(env).entries]
+    assert any(p.endswith("kept.txt") for p in paths)
+    assert _latest_summary(env)["missing"] == [str(nowhere)]
+    (alert,) = _open_alerts(env)
+    assert alert.severity == "critical" and str(nowhere) in alert.message
+
+    nowhere.mkdir()  # back again: the next backup succeeds and clears the alert
+    assert env.cli_process("backup", "files").returncode == ExitCode.OK
+    assert _open_alerts(env) == []
+
+
+def test_every_folder_missing_is_a_clear_failure_and_nothing_is_written(env):
+    env.set(BACKUP_FILE_PATHS=f"{env.root / 'nowhere'},{env.root / 'gone'}")
+    result = env.cli_process("backup", "files")
+    assert result.returncode == ExitCode.NOT_FOUND, result.stderr
+    assert "BACKUP_FILE_PATHS" in result.stderr and "nowhere" in result.stderr
+    assert "gone" in result.stderr and "Traceback" not in result.stderr
     assert not env.packs() and not env.snapshots()
+
+
+def test_a_folder_inside_another_configured_one_is_backed_up_once(env, capsys):
+    (env.data / "sub").mkdir()
+    (env.data / "sub/inner.txt").write_text("listed once")
+    env.set(BACKUP_FILE_PATHS=f"{env.data / 'sub'},{env.data}")
+    assert env.cli("backup", "files") == ExitCode.OK
+    target = env.root / "target"
+    assert env.cli("restore", "files", "latest", "--target-dir", str(target)) == ExitCode.OK
+    restored = target / str(env.data).lstrip("/")
+    assert (restored / "sub/inner.txt").read_text() == "listed once"
 
 
 def test_special_files_are_skipped_and_logged(env, capsys):

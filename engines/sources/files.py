@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from engines.alerts import AlertDispatcher
 from engines.catalog import Artifact, BackupSet
 from engines.config import Settings
 from engines.jobs import JobContext
@@ -26,7 +27,10 @@ class FilesSource:
     def back_up(
         self, workspace: Workspace, backup_set: BackupSet, options: Any, context: JobContext
     ) -> list[Artifact]:
-        return back_up_files(workspace, backup_set, options or FilesBackupOptions(), context)
+        artifacts = back_up_files(workspace, backup_set, options or FilesBackupOptions(), context)
+        missing = artifacts[0].metadata.get("snapshot", {}).get("missing", []) if artifacts else []
+        _alert_missing_folders(workspace, backup_set.id, missing)
+        return artifacts
 
     def restore(
         self,
@@ -49,6 +53,26 @@ class FilesSource:
         if not is_snapshot_key(artifact.relpath):
             return None
         return drill_files(workspace, resolved_from_catalog(workspace, artifact), context)
+
+
+MISSING_FOLDERS = "backup_paths_missing:files"
+
+
+def _alert_missing_folders(workspace: Workspace, set_id: str, missing: list[str]) -> None:
+    """A configured folder that is gone (an unmounted disk, a typo) is data no longer
+    protected: critical until a backup finds every folder again."""
+    dispatcher = AlertDispatcher(workspace.catalog, workspace.settings)
+    if missing:
+        dispatcher.raise_condition(
+            MISSING_FOLDERS,
+            "critical",
+            f"backup {set_id}: files: not backed up because they do not exist: "
+            f"{', '.join(missing)}; create them or remove them from BACKUP_FILE_PATHS",
+        )
+    else:
+        dispatcher.clear_condition(
+            MISSING_FOLDERS, f"backup {set_id}: files: every folder of BACKUP_FILE_PATHS backed up"
+        )
 
 
 SOURCE = FilesSource()

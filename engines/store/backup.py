@@ -29,6 +29,10 @@ from engines.store.snapshots import DIR, FILE, SYMLINK, Entry, Manifest, load_ma
 from engines.store.walker import Walked, Walker, check_roots, snapshot_path
 from engines.workspace import Workspace
 
+MISSING_WARNING = (
+    "does not exist and was not backed up; create it or remove it from BACKUP_FILE_PATHS"
+)
+
 
 @dataclass(frozen=True)
 class FilesBackupOptions:
@@ -108,7 +112,8 @@ def back_up_files(
     context: JobContext,
 ) -> list[Artifact]:
     settings = workspace.settings
-    roots = check_roots(settings.file_paths)
+    checked = check_roots(settings.file_paths)
+    roots = checked.present
     keyring = workspace.keyring()
     keys = store_keys(keyring.current)
     repository = workspace.repository
@@ -125,6 +130,8 @@ def back_up_files(
         settings.log_dir.resolve(),
     ]
     walker = Walker(settings.backup_file_excludes, skip, problems.report)
+    for path in checked.missing:
+        context.log(f"BACKUP_FILE_PATHS: {path} {MISSING_WARNING}", level="warning")
 
     entries: list[Entry] = []
     to_read: list[tuple[Entry, str, int]] = []
@@ -182,6 +189,7 @@ def back_up_files(
     kept = [e for e in entries if id(e) not in ingest.failed]
     check_chunks_stored(repository, kept, index, dict(locations))
     summary = _summary(kept, roots, ingest, problems, previous, index_key, options)
+    summary["missing"] = checked.missing
     manifest = Manifest([snapshot_path(root) for root in roots], kept, keys.key_id, summary)
     context.log(_describe(summary))
     artifact = store_artifact(
@@ -261,9 +269,9 @@ def _describe(summary: dict[str, Any]) -> str:
         f"{summary['packs_written']} packs"
     )
     warnings = {
-        key: summary[key]
-        for key in ("unreadable", "changed_while_reading", "vanished", "special_skipped")
-        if summary[key]
+        key: len(summary[key]) if key == "missing" else summary[key]
+        for key in ("missing", "unreadable", "changed_while_reading", "vanished", "special_skipped")
+        if summary.get(key)
     }
     if warnings:
         text += "; " + ", ".join(
@@ -274,7 +282,7 @@ def _describe(summary: dict[str, Any]) -> str:
 
 def warnings_of(summary: dict[str, Any]) -> list[str]:
     """Operator-facing lines for a snapshot that is not a perfect copy."""
-    lines = []
+    lines = [f"BACKUP_FILE_PATHS: {path} {MISSING_WARNING}" for path in summary.get("missing", [])]
     if summary.get("unreadable"):
         lines.append(f"{summary['unreadable']} file(s) or folder(s) could not be read")
     if summary.get("changed_while_reading"):

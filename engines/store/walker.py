@@ -33,16 +33,22 @@ def snapshot_path(absolute: Path | str) -> str:
     return str(absolute).lstrip("/")
 
 
-def check_roots(paths: Sequence[Path]) -> list[Path]:
-    """Resolve the configured folders; a missing or unreadable one is an error naming it."""
-    roots = []
+@dataclass(frozen=True)
+class Roots:
+    present: list[Path]  # resolved, sorted, each once
+    missing: list[str]  # as configured (made absolute): they do not exist
+
+
+def check_roots(paths: Sequence[Path]) -> Roots:
+    """Resolve the configured folders. A missing one is listed (the others are still
+    backed up); every one missing, or one that cannot be read, is an error naming it."""
+    roots: list[Path] = []
+    missing: list[str] = []
     for configured in paths:
         resolved = Path(os.path.abspath(configured)).resolve()
         if not resolved.exists():
-            raise NotFoundError(
-                f"BACKUP_FILE_PATHS: {configured} ({resolved}) does not exist; create it or "
-                "remove it from BACKUP_FILE_PATHS"
-            )
+            missing.append(os.path.abspath(configured))
+            continue
         if resolved.is_dir() and not os.access(resolved, os.R_OK | os.X_OK):
             raise JarvisError(
                 f"BACKUP_FILE_PATHS: cannot read folder {resolved} (permission denied); run the "
@@ -52,7 +58,16 @@ def check_roots(paths: Sequence[Path]) -> list[Path]:
             raise JarvisError(f"BACKUP_FILE_PATHS: cannot read {resolved} (permission denied)")
         if resolved not in roots:
             roots.append(resolved)
-    return sorted(roots)
+    if missing and not roots:
+        raise NotFoundError(
+            f"BACKUP_FILE_PATHS: {', '.join(missing)}: "
+            f"{'does' if len(missing) == 1 else 'do'} not exist, so there is nothing to back "
+            "up; create them or fix BACKUP_FILE_PATHS"
+        )
+    # A folder inside another one is walked with it; walking it again would list its
+    # entries twice, and a restore refuses such a manifest.
+    outermost = [r for r in roots if not any(o != r and r.is_relative_to(o) for o in roots)]
+    return Roots(sorted(outermost), missing)
 
 
 class Walker:

@@ -80,7 +80,8 @@ def run_backup_files(args: argparse.Namespace) -> ExitCode:
     )
     for warning in warnings_of(summary):
         print(f"warning: {warning} (see the job log)", file=sys.stderr)
-    return ExitCode.FAILED if summary.get("unreadable") else ExitCode.OK
+    incomplete = summary.get("unreadable") or summary.get("missing")
+    return ExitCode.FAILED if incomplete else ExitCode.OK
 
 
 def run_restore_files(args: argparse.Namespace) -> ExitCode:

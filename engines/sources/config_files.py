@@ -23,6 +23,7 @@ from engines.catalog import Artifact, BackupSet, catalog_files
 from engines.config import Settings
 from engines.errors import IntegrityError, JarvisError, NotFoundError
 from engines.jobs import JobContext
+from engines.os_errors import explain_os_error
 from engines.resolve import ResolvedArtifact, resolved_from_catalog
 from engines.sources.base import RestoreReport
 from engines.store.snapshots import (
@@ -189,9 +190,12 @@ def _restore_tar(plain, label: str, tree: TargetTree, options, report: RestoreRe
                 os.close(folder)
         except OSError as exc:
             done = len(report.lines)
-            raise JarvisError(
-                f"cannot write {tree.display(parts)} ({exc.strerror}); {done} entr(ies) were "
-                "restored before it, it and the rest were left as they were"
+            explained = explain_os_error(
+                OSError(exc.errno, exc.strerror), where=tree.display(parts)
+            )
+            raise type(explained)(
+                f"cannot write {explained}; {done} entr(ies) were restored before it, the rest "
+                "were left as they were"
             ) from None
         report.add(f"{action:9} {name}")
 

@@ -20,6 +20,7 @@ from engines.dotenv import parse_value
 from engines.errors import JarvisError, NotFoundError
 from engines.fsutil import atomic_output
 from engines.jobs import JobContext
+from engines.os_errors import explain_os_error
 from engines.resolve import ResolvedArtifact, resolved_from_catalog
 from engines.sources.base import RestoreReport
 from engines.workspace import Workspace
@@ -210,10 +211,8 @@ def _write_private(path: Path, data: bytes) -> None:
             handle.write(data)
         os.chmod(path, SECRET_MODE)
     except OSError as exc:
-        raise JarvisError(
-            f"cannot write {path} ({exc.strerror}); nothing was changed there. Check the "
-            "folder's permissions and free space, or choose another --to"
-        ) from None
+        explained = explain_os_error(OSError(exc.errno, exc.strerror), where=path)  # full: 8
+        raise type(explained)(f"cannot write {explained}; nothing was changed there") from None
 
 
 SOURCE = SecretsSource()

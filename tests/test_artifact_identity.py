@@ -15,6 +15,7 @@ import pytest
 
 from engines import artifacts
 from engines.actions import backup as backup_action
+from engines.actions import rekey as rekey_action
 from engines.artifacts import artifact_identity, read_sealed_metadata, sidecar_path_for
 from engines.crypto import Keyring, MasterKey, generate_key_hex
 from engines.repository_id import read_repository_id
@@ -262,3 +263,27 @@ def test_a_missing_key_is_5_and_a_damaged_key_id_is_4(world, tmp_path):
     assert not out.exists()
     decrypted = world.run("decrypt", str(path), "-o", str(tmp_path / "x.gz"))
     assert decrypted.returncode == ExitCode.INTEGRITY, decrypted.stderr
+
+
+def test_a_rekey_cut_short_after_the_rename_is_finished_by_the_next(world, monkeypatch, tmp_path):
+    old_key, new_key = KEY, generate_key_hex()
+    ours = world.backup("secrets")
+    world.keys(new_key, old_key)
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt  # as if killed between the rename and the catalog update
+
+    monkeypatch.setattr(rekey_action, "write_sidecar", crash)
+    assert world.pg.cli("rekey") == ExitCode.CANCELLED
+    monkeypatch.undo()
+    # The new file is in place, the catalog still names the old key: refused, not misread.
+    assert world.run("restore", "secrets", ours, "--to", str(tmp_path / "a.env")).returncode == 4
+    assert not (tmp_path / "a.env").exists()
+
+    done = world.run("rekey")
+    assert done.returncode == ExitCode.OK, done.stderr
+    assert world.artifact(ours).name in done.stdout
+    world.keys(new_key)
+    result = world.run("restore", "secrets", ours, "--to", str(tmp_path / "b.env"))
+    assert result.returncode == ExitCode.OK, result.stderr
+    assert (tmp_path / "b.env").read_text() == DOTENV

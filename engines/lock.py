@@ -43,6 +43,7 @@ class RepositoryLock:
         self.reading_only = reading_only
         self.took_over_from: str | None = None
         self._fd: int | None = None
+        self._on_read_only = False  # "held" without a lock file: nobody can write there
 
     def __enter__(self) -> "RepositoryLock":
         self.acquire()
@@ -53,10 +54,10 @@ class RepositoryLock:
 
     @property
     def held(self) -> bool:
-        return self._fd is not None
+        return self._fd is not None or self._on_read_only
 
     def acquire(self) -> None:
-        if self._fd is not None:
+        if self.held:
             raise RuntimeError(f"{self.path} is already held by this RepositoryLock")
         if not self.root.is_dir():
             ensure_private_dir(self.root)
@@ -64,6 +65,7 @@ class RepositoryLock:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
         except OSError as error:
             if self.reading_only and error.errno == errno.EROFS:
+                self._on_read_only = True
                 return
             raise
         try:
@@ -85,6 +87,7 @@ class RepositoryLock:
         self._fd = fd
 
     def release(self) -> None:
+        self._on_read_only = False
         if self._fd is None:
             return
         try:

@@ -88,8 +88,13 @@ class Scheduler:
         self.backup_action = backup_action
         self.workspace: Workspace | None = None
         self.dispatcher: AlertDispatcher | None = None
+        # On a repository that went read-only (a disk remounted read-only after errors) the
+        # schedules still run, so that each run fails with its alert instead of none running.
         self._election = RepositoryLock(
-            settings.repository_dir, f"scheduler ({purpose})", name=SCHEDULER_LOCK_NAME
+            settings.repository_dir,
+            f"scheduler ({purpose})",
+            name=SCHEDULER_LOCK_NAME,
+            reading_only=True,
         )
         self._busy = threading.Lock()
         self._tick_lock = threading.Lock()

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engines.errors import JarvisError, JobCancelledError
+from engines.os_errors import explain_os_error
 from jarvis_tui.job_process import ActionSpec, run_in_process
 
 if TYPE_CHECKING:
@@ -105,6 +106,8 @@ class SchedulerHost:
             try:
                 elected = scheduler.start()
             except Exception as error:  # shown, and tried again later
+                if isinstance(error, OSError):
+                    error = explain_os_error(error)
                 self._note(f"scheduler failed: {error}")
                 self._retry_later()
                 return

@@ -392,3 +392,39 @@ def test_restores_and_decrypt_into_a_full_disk_exit_8_and_leave_no_partial_file(
         assert code == ExitCode.NO_SPACE, err
         one_clear_line(err, "big.bin", "no space left", "the rest were left as they were")
         assert (small / "keep.txt").read_text() == "was here before\n"
+
+
+@needs_root
+def test_a_scheduled_backup_on_a_read_only_repository_fails_with_an_alert(
+    tmp_path, isolated_env, capsys
+):
+    from datetime import timedelta
+
+    from engines.config import load_settings
+    from engines.scheduler import Scheduler
+    from tests.scheduling_support import T0, Clock
+
+    site = Site(
+        tmp_path,
+        capsys,
+        BACKUP_TIMEZONE="UTC",
+        BACKUP_WEEKLY_ENABLED="false",
+        BACKUP_MONTHLY_ENABLED="false",
+        BACKUP_CLEANUP_ENABLED="false",
+        BACKUP_VERIFY_RESTORE_ENABLED="false",
+    )
+    with tmpfs(site.repo, "4m"):
+        assert site.run("init")[0] == ExitCode.OK
+        remount_read_only(site.repo)
+        clock = Clock(T0)
+        scheduler = Scheduler(load_settings(env_file=site.env_file), clock=clock)
+        assert scheduler.start(timers=False)  # the disk went read-only: still elected
+        try:
+            clock.set(T0 + timedelta(hours=2))
+            assert len(scheduler.tick()) == 1
+            catalog = scheduler.workspace.catalog
+            (alert,) = catalog.open_conditions("schedule_failed:")
+        finally:
+            scheduler.stop(0)
+    assert alert.severity == "critical"
+    assert f"{site.repo}: the file system is read-only" in alert.message

@@ -14,6 +14,7 @@ import pytest
 from jarvis_tui.exit_codes import ExitCode
 from jarvis_tui.job_process import ActionSpec, run_in_process
 from tests.files_env import REPO_ROOT, child_env
+from tests.redis_seed import fast_sync
 from tests.scheduling_support import write_env_file
 from tests.servers import free_port
 
@@ -40,6 +41,7 @@ def slack_texts(receiver) -> list[str]:
 def test_a_failed_redis_backup_alerts_and_the_next_success_clears_it(
     tmp_path, isolated_env, webhook_receiver, redis_server
 ):
+    fast_sync(redis_server)
     slack = webhook_receiver.url(SLACK_PATH)
     dead = f"redis://127.0.0.1:{free_port()}/0"
     env_file = write_env_file(tmp_path, SLACK_WEBHOOK_URL=slack, REDIS_URL=dead)
@@ -109,11 +111,11 @@ def test_a_webhook_that_echoes_its_path_never_gets_the_token_stored_or_shown(
     )
     results = [
         cli(env_file, "alerts", "test"),
-        cli(env_file, "backup", "full"),
+        cli(env_file, "backup", "redis"),
         cli(env_file, "alerts", "list"),
         cli(env_file, "alerts", "list", "--json"),
     ]
-    assert len(webhook_receiver.requests) >= 2  # the test, then the failed parts
+    assert len(webhook_receiver.requests) == 2  # the test, then the failed backup
     listing = results[2].stdout
     assert "slack: failed" in listing and "no_service" in listing  # the reason still shows
 

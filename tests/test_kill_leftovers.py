@@ -99,6 +99,10 @@ def test_temporaries_of_killed_backups_are_removed_by_the_next_backup_and_cleanu
     assert {name: after[name] for name in earlier} == earlier
     assert pg.cli("verify", "latest") == ExitCode.OK
 
+    _kill_backup_when(pg, _temporary_bigger_than(repository, 1), "a temporary with data")
+    assert pg.cli("prune") == ExitCode.OK
+    assert _leftovers(repository) == []
+
 
 def test_a_temporary_whose_pid_now_names_another_process_is_abandoned(tmp_path):
     """Same pid, different process: a start token that differs, or (older names without

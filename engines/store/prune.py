@@ -105,7 +105,8 @@ def prune_store(workspace: Workspace, context: JobContext, *, dry_run: bool = Fa
         if busy:
             raise JarvisError(f"prune postponed: {busy}; run it again when that job has finished")
         if not dry_run:
-            remove_abandoned_temporaries(repository.root / SOURCE)
+            # Everywhere in the repository: prune is also how operators clear up after kills.
+            remove_abandoned_temporaries(repository.root)
         keyring = workspace.keyring()
         referenced, snapshots = referenced_chunks(workspace, context)
         report = PruneReport(dry_run, snapshots=snapshots)

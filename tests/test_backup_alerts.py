@@ -115,10 +115,6 @@ def test_a_webhook_that_echoes_its_path_never_gets_the_token_stored_or_shown(
         cli(env_file, "alerts", "list"),
         cli(env_file, "alerts", "list", "--json"),
     ]
-    assert len(webhook_receiver.requests) == 2  # the test, then the failed backup
-    listing = results[2].stdout
-    assert "slack: failed" in listing and "no_service" in listing  # the reason still shows
-
     shown = "".join(result.stdout + result.stderr for result in results)
     logs = "".join(p.read_text() for p in (tmp_path / "logs").rglob("*") if p.is_file())
     catalog = _catalog_dump(tmp_path / "state" / "catalog.sqlite3")
@@ -127,6 +123,9 @@ def test_a_webhook_that_echoes_its_path_never_gets_the_token_stored_or_shown(
         assert secret not in shown, secret
         assert secret not in logs, secret
         assert secret not in catalog, secret
+    assert len(webhook_receiver.requests) == 2  # the test, then the failed backup
+    listing = results[2].stdout
+    assert "slack: failed" in listing and "no_service" in listing  # the reason still shows
 
 
 @pytest.mark.parametrize(

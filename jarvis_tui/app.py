@@ -17,6 +17,7 @@ from textual.worker import Worker, WorkerState
 
 from engines.catalog import Job
 from engines.config import Settings, load_settings
+from engines.error_text import error_text
 from engines.joblog import close_logging, configure_logging, register_secrets
 from engines.paths import default_env_file
 from jarvis_tui.commands_palette import ConsoleCommands
@@ -229,8 +230,9 @@ class JarvisConsole(JobsWatch, OutcomeNotifications, App[ExitCode]):
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.state == WorkerState.ERROR:
             error = event.worker.error
+            shown = error_text(error) if error is not None else "unknown error"
             self.notify(
-                f"{event.worker.name or 'background task'} stopped: {error}",
+                f"{event.worker.name or 'background task'} stopped: {shown}",
                 title="Unexpected error",
                 severity="error",
                 timeout=15,

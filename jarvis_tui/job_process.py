@@ -25,10 +25,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from engines.allocator import keep_freed_memory
-from engines.errors import JarvisError, JobCancelledError
+from engines.error_text import error_text
+from engines.errors import JobCancelledError
 from engines.jobs import JobContext, JobUpdate
-from engines.os_errors import explain_os_error
-from engines.redaction import redact
 
 if TYPE_CHECKING:
     from engines.workspace import Workspace
@@ -76,11 +75,7 @@ class Outcome:
 
 
 def failure_text(error: BaseException) -> str:
-    if isinstance(error, JarvisError):
-        return redact(str(error))
-    if isinstance(error, OSError):
-        return redact(str(explain_os_error(error)))
-    return redact(f"unexpected error: {type(error).__name__}: {error}")
+    return error_text(error)
 
 
 def perform(spec: ActionSpec, workspace: "Workspace", context: JobContext) -> Any:

@@ -14,8 +14,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from engines.error_text import error_text
 from engines.errors import JarvisError, JobCancelledError
-from engines.os_errors import explain_os_error
 from jarvis_tui.job_process import ActionSpec, run_in_process
 
 if TYPE_CHECKING:
@@ -106,9 +106,7 @@ class SchedulerHost:
             try:
                 elected = scheduler.start()
             except Exception as error:  # shown, and tried again later
-                if isinstance(error, OSError):
-                    error = explain_os_error(error)
-                self._note(f"scheduler failed: {error}")
+                self._note(f"scheduler failed: {error_text(error)}")
                 self._retry_later()
                 return
             if elected:

@@ -50,6 +50,8 @@ def check_snapshot(
     result = SnapshotCheck()
     manifest = load_manifest(path, keyring, label)
     index = load_index(workspace.repository, keyring)
+    for problem in index.problems:
+        context.log(problem, level="warning")
     owner: dict[bytes, str] = {}
     for entry in manifest.entries:
         for chunk_id in entry.chunk_ids():

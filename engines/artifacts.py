@@ -53,6 +53,7 @@ from engines.crypto import (
     DecryptedStream,
     Keyring,
     describe_identity,
+    read_metadata_record,
 )
 from engines.errors import IntegrityError, JobCancelledError, NotFoundError
 from engines.fsutil import atomic_output
@@ -715,6 +716,14 @@ def _sidecar_problems(
                 f"{', '.join(differing)} (sidecar edited or forged)"
             )
     return problems
+
+
+def describe_artifact(path: Path, keyring: Keyring) -> dict:
+    """What an artifact says it is: the metadata sealed in its last record, authenticated
+    with its header, read without its data (its data is checked when it is read)."""
+    name = display_name(path)
+    with _open(path) as handle:
+        return _parse_sealed(read_metadata_record(handle, keyring, name)[1], name)
 
 
 def read_sealed_metadata(path: Path, keyring: Keyring, expected: Expected | None = None) -> dict:

@@ -411,6 +411,45 @@ class ContainerReader:
         self.metadata = metadata
 
 
+def read_metadata_record(
+    source: BinaryIO,
+    keyring: Keyring,
+    name: str,
+) -> tuple[ContainerHeader, bytes]:
+    """The header and the sealed metadata record of a seekable container, found by
+    stepping over the data chunks' frames: what an artifact says it is, authenticated
+    (with the header) without reading its data. The data chunks are not checked here."""
+    header, header_bytes = read_header(source, name)
+    aead = AESGCM(keyring.find(header.key_id).container_key(header.version, header.salt))
+    index, data_expected = 0, True
+    while True:
+        frame = _read_exact(source, _FRAME.size)
+        if len(frame) < _FRAME.size:
+            raise IntegrityError(f"{name}: truncated before its metadata record")
+        kind, length = _FRAME.unpack(frame)
+        valid = (
+            (kind == DATA and data_expected and length == header.chunk_size)
+            or (kind == LAST_DATA and data_expected and length <= header.chunk_size)
+            or (kind == METADATA and not data_expected and length <= MAX_METADATA_SIZE)
+        )
+        if not valid:
+            raise IntegrityError(f"{name}: chunk {index} has an invalid frame (corrupted)")
+        if kind == METADATA:
+            break
+        source.seek(length + TAG_SIZE, io.SEEK_CUR)
+        index, data_expected = index + 1, kind == DATA
+    sealed = _read_exact(source, length + TAG_SIZE)
+    try:
+        metadata = aead.decrypt(_nonce(index, kind), sealed, header_bytes + frame)
+    except InvalidTag:
+        raise IntegrityError(
+            f"{name}: metadata record (chunk {index}) failed authentication (corrupted or tampered)"
+        ) from None
+    if source.read(1):
+        raise IntegrityError(f"{name}: unexpected data after the metadata record")
+    return header, metadata
+
+
 class DecryptedStream(io.RawIOBase):
     """The authenticated data chunks of a container as a readable byte stream.
 

@@ -10,12 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engines.artifacts import (
-    Expected,
-    artifact_identity,
-    check_expected,
-    read_sealed_metadata,
-)
+from engines.artifacts import Expected, artifact_identity, check_expected, describe_artifact
 from engines.catalog import Artifact
 from engines.errors import JarvisError, NotFoundError
 from engines.workspace import Workspace
@@ -132,5 +127,7 @@ def _from_path(workspace: Workspace, path: Path) -> ResolvedArtifact:
     # Not the sidecar: anyone can edit it without the key, and a restore target (the file
     # `restore secrets` writes) must never come from what is not authenticated.
     # Which source it is comes first (a wrong kind is a usage error); what it is, after.
-    sealed = read_sealed_metadata(path, workspace.keyring())
+    # Only the sealed metadata record is read (with its header, authenticated): the data
+    # is authenticated when the restore reads it.
+    sealed = describe_artifact(path, workspace.keyring())
     return ResolvedArtifact(path, None, sealed, expected)

@@ -22,6 +22,7 @@ from engines.artifacts import (
     Expected,
     artifact_filename,
     decrypt_artifact,
+    describe_artifact,
     open_artifact_plain,
     read_artifact_whole,
     read_sealed_metadata,
@@ -463,3 +464,24 @@ def test_small_artifacts_never_inflate_past_their_sealed_size(folder: Path):
     assert read_artifact_whole(exact, KEYRING, Expected(plain_size=5)) == b"hello"
     with pytest.raises(IntegrityError, match="differs from the catalog's 6"):
         read_artifact_whole(exact, KEYRING, Expected(plain_size=6))
+
+
+def test_describe_artifact_authenticates_its_metadata_without_reading_the_data(sealed: Path):
+    assert describe_artifact(sealed, KEYRING) == read_sealed_metadata(sealed, KEYRING)
+    original = sealed.read_bytes()
+    for position, expected in (
+        (20, "the header is damaged"),
+        (head(sealed) + 3, "chunk 0 has an invalid frame"),
+        (len(original) - 1, "metadata record (chunk"),
+    ):
+        damaged = bytearray(original)
+        damaged[position] ^= 0x10
+        sealed.write_bytes(bytes(damaged))
+        with pytest.raises(IntegrityError, match=re.escape(expected)):
+            describe_artifact(sealed, KEYRING)
+    sealed.write_bytes(original + b"\0")
+    with pytest.raises(IntegrityError, match="unexpected data after the metadata record"):
+        describe_artifact(sealed, KEYRING)
+    sealed.write_bytes(original[:-1])
+    with pytest.raises(IntegrityError, match="metadata record"):
+        describe_artifact(sealed, KEYRING)

@@ -29,6 +29,10 @@ LISTING = """\
 3386; 0 0 BLOBS - BLOBS \n3231; 2606 16395 CONSTRAINT app users users_pkey postgres
 3229; 1259 16398 INDEX app users_note postgres
 3232; 2606 16408 FK CONSTRAINT public odd name odd_fkey postgres
+3400; 0 0 ACL - SCHEMA app app_owner
+3401; 0 0 ACL app TABLE users app_owner
+3402; 0 0 ACL app SEQUENCE users_id_seq app_owner
+3403; 0 0 ACL public TABLE odd name postgres
 """
 
 
@@ -44,6 +48,12 @@ def test_toc_lines_parse_with_multi_word_kinds_spaces_and_empty_owner():
     assert (by_id[3381].name, by_id[3232].desc) == ("odd name", "FK CONSTRAINT")
     assert (by_id[3386].desc, by_id[3386].schema) == ("BLOBS", None)
     assert by_id[6].name == "app"
+    assert (by_id[3401].desc, by_id[3401].name, by_id[3401].owner) == (
+        "ACL",
+        "TABLE users",
+        "app_owner",
+    )
+    assert (by_id[3400].schema, by_id[3400].name, by_id[3386].owner) == (None, "SCHEMA app", "")
 
     chosen = select_tables(
         entries,
@@ -51,9 +61,12 @@ def test_toc_lines_parse_with_multi_word_kinds_spaces_and_empty_owner():
         indexes={("app", "users"): ["users_note", "users_pkey"]},
         sequences={("app", "users"): ["users_id_seq"]},
     )
-    assert [e.dump_id for e in chosen] == [216, 215, 3393, 3394, 3225, 3379, 3395, 3231, 3229]
+    assert [e.dump_id for e in chosen] == [
+        *(216, 215, 3393, 3394, 3225, 3379, 3395, 3231, 3229),
+        *(3401, 3402),  # the grants of the table and of its sequence
+    ]
     odd = select_tables(entries, [("public", "odd name")], indexes={}, sequences={})
-    assert [e.dump_id for e in odd] == [218, 3381, 3232]
+    assert [e.dump_id for e in odd] == [218, 3381, 3232, 3403]
 
 
 @pytest.mark.parametrize("name", ["jarvis_db", "Jarvis-Prod", "_x1", "a$b"])

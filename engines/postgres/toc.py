@@ -117,7 +117,7 @@ def parse_entry(line: str) -> TocEntry | None:
     match = _ENTRY.match(line)
     if match is None:
         return None
-    before_owner, owner = match["rest"].rsplit(" ", 1)
+    before_owner, _, owner = match["rest"].rpartition(" ")
     for desc in DESCRIPTIONS:
         if before_owner.startswith(desc + " "):
             schema, _, name = before_owner[len(desc) + 1 :].partition(" ")

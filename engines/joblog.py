@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TextIO
 
 from engines.fsutil import FILE_MODE, ensure_private_dir
+from engines.os_errors import explain_os_error
 from engines.redaction import MASK, redact, redact_value, register_secrets, secret_filter
 
 __all__ = ["MASK", "configure_logging", "log_file", "redact", "redact_value", "register_secrets"]
@@ -29,10 +30,23 @@ _DATE_FORMAT = "%Y-%m-%dT%H:%M:%S"
 class _PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
     """Creates `backup.log` and every rotated successor with mode 0600."""
 
+    _failure_said = False
+
     def _open(self) -> TextIO:
         os.close(os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE))
         os.chmod(self.baseFilename, FILE_MODE)
         return super()._open()
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        """A full or read-only log folder: said once, in one line, instead of logging's
+        traceback for every record; the work itself goes on (the catalog keeps its log)."""
+        if self._failure_said:
+            return
+        self._failure_said = True
+        error = sys.exc_info()[1]
+        where = self.baseFilename
+        reason = explain_os_error(error, where) if isinstance(error, OSError) else error
+        sys.stderr.write(f"jarvis-tui: warning: the log is not being written: {reason}\n")
 
 
 def _formatter() -> logging.Formatter:

@@ -428,3 +428,17 @@ def test_a_scheduled_backup_on_a_read_only_repository_fails_with_an_alert(
             scheduler.stop(0)
     assert alert.severity == "critical"
     assert f"{site.repo}: the file system is read-only" in alert.message
+
+
+@needs_root
+def test_a_full_log_folder_is_one_warning_and_the_backup_goes_on(tmp_path, isolated_env, capsys):
+    site = Site(tmp_path, capsys)
+    with tmpfs(tmp_path / "logs", "64k") as logs:
+        with open(logs / "filler", "wb", buffering=0) as filler:
+            for size in (4096, 1):
+                with contextlib.suppress(OSError):
+                    while True:
+                        filler.write(b"\0" * size)
+        result = site.process("backup", "secrets")
+    assert result.returncode == ExitCode.OK, result.stderr
+    one_clear_line(result.stderr, "warning", str(logs / "backup.log"), "no space left")

@@ -16,7 +16,7 @@ from engines.redis.inspect import ServerFacts
 from engines.redis.options import RDB_MODE, RedisRestoreOptions
 from engines.redis.rdb_copy import decrypt_rdb
 from engines.redis.resp import RespConnection
-from engines.redis.restore import DEFAULT_DATABASES, _restore_json
+from engines.redis.restore import DEFAULT_DATABASES, restore_json_export
 from engines.redis.scratch_server import scratch_server
 from engines.redis.verify import content_of
 from engines.resolve import ResolvedArtifact
@@ -90,7 +90,7 @@ def _drill_json(workspace, resolved, folder, now_ms, context) -> str:
         facts = ServerFacts(scratch.version, 0, {}, {}, databases, "master")
         options = RedisRestoreOptions(from_json=True)
         report = RestoreReport("redis", False, "scratch redis-server")
-        tally = _restore_json(
+        tally = restore_json_export(
             resolved, workspace.keyring(), folder, scratch.target, facts, now_ms, options,
             context, report,
         )  # fmt: skip

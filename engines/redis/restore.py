@@ -178,7 +178,7 @@ def restore_redis(
             tally = _restore_rdb(chosen, keyring, folder, target, facts, now_ms, options,
                                  context, report)  # fmt: skip
         else:
-            tally = _restore_json(chosen, keyring, folder, target, facts, now_ms, options,
+            tally = restore_json_export(chosen, keyring, folder, target, facts, now_ms, options,
                                   context, report)  # fmt: skip
     _describe_outcome(tally, options, report)
     context.log(f"{'dry run: ' if options.dry_run else ''}{'; '.join(report.lines)}")
@@ -223,7 +223,9 @@ def _restore_rdb(chosen, keyring, folder, target, facts, now_ms, options, contex
     return writer.tally
 
 
-def _restore_json(chosen, keyring, folder, target, facts, now_ms, options, context, report):
+def restore_json_export(chosen, keyring, folder, target, facts, now_ms, options, context, report):
+    """Check the whole export, then write it to `target` (the restore target, or the drill's
+    scratch server); the tally of what was written."""
     overwrite = options.replace or options.flush
     # In a target emptied by --flush only keys the export holds twice need deleting
     # first, and pass 2 finds those (with the C half built; else every aggregate).

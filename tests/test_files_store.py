@@ -5,6 +5,7 @@ import os
 import tracemalloc
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from engines.crypto import Keyring, MasterKey
 from engines.destinations.local import LocalRepository
@@ -13,8 +14,17 @@ from engines.store.blobs import STORED, compress_chunk, decompress_chunk
 from engines.store.chunker import MAX_SIZE, MIN_SIZE, SINGLE_CHUNK_LIMIT, Chunker
 from engines.store.index import load_index, write_index
 from engines.store.keys import store_keys
-from engines.store.pack_reader import BlobReader, read_trailer
-from engines.store.packs import PackSealer, PackWriter
+from engines.store.layout import pack_key
+from engines.store.pack_reader import BlobReader, read_pack, read_trailer
+from engines.store.packs import (
+    ENTRY,
+    FOOTER,
+    HEADER,
+    HEADER_SIZE,
+    MAGIC,
+    PackSealer,
+    PackWriter,
+)
 from tests.files_env import KEY, OTHER_KEY, random_text
 
 MASTER = MasterKey.from_hex(KEY)
@@ -155,3 +165,38 @@ def test_a_damaged_pack_header_is_damage_not_a_missing_key(tmp_path):
     pack.write_bytes(bytes(damaged))
     with pytest.raises(IntegrityError, match="header is damaged"):
         read_trailer(pack, Keyring(MASTER))
+
+
+def test_version_1_packs_stay_readable(tmp_path):
+    """A pack as the first format wrote it: no header digest, a trailer bound to nothing."""
+    repository = LocalRepository(tmp_path / "repo")
+    repository.ensure_layout()
+    keys = store_keys(MASTER)
+    salt = os.urandom(32)
+    header = HEADER.pack(MAGIC, 1, bytes.fromhex(MASTER.key_id), salt)
+    aead = AESGCM(MASTER.derive_artifact_key(salt))
+    chunks = [random_text(30_000, seed) for seed in range(3)]
+    body, entries, offset = b"", [], HEADER_SIZE
+    for data in chunks:
+        chunk_id, nonce = keys.chunk_id(data), os.urandom(12)
+        blob = compress_chunk(data, "zstd", 3)
+        sealed = nonce + aead.encrypt(nonce, blob, header + chunk_id)
+        entries.append((chunk_id, offset, len(sealed), len(data)))
+        body, offset = body + sealed, offset + len(sealed)
+    nonce = os.urandom(12)
+    trailer = nonce + aead.encrypt(
+        nonce, b"".join(ENTRY.pack(*e) for e in entries), header + b"trailer"
+    )
+    name = "ab" * 16
+    pack = repository.path_for(pack_key(name))
+    pack.parent.mkdir(parents=True)
+    pack.write_bytes(header + body + trailer + FOOTER.pack(len(trailer)))
+    keyring = Keyring(MASTER)
+    opened = read_pack(pack, keyring)
+    assert [plain for _, _, plain in opened.blobs()] == chunks
+    with BlobReader(repository, keyring) as reader:
+        for chunk_id, location in opened.entries:
+            assert reader.read(chunk_id, location) in chunks
+    pack.write_bytes(pack.read_bytes() + b"\0")
+    with pytest.raises(IntegrityError):
+        read_pack(pack, keyring)

@@ -6,6 +6,7 @@ opens only under its own chunk id, and a damaged byte anywhere fails.
 
 import hashlib
 import os
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ from engines.crypto import Keyring
 from engines.destinations.local import LocalRepository
 from engines.errors import IntegrityError, NotFoundError
 from engines.store.blobs import decompress_chunk
-from engines.store.layout import PACK_SUFFIX, PACKS_PREFIX, pack_key
+from engines.store.layout import NAME_BYTES, PACK_SUFFIX, PACKS_PREFIX, pack_key
 from engines.store.packs import (
     ENTRY,
     FOOTER,
@@ -36,6 +37,7 @@ from engines.store.packs import (
 )
 
 MAX_OPEN_PACKS = 64
+_PACK_NAME = re.compile(f"[0-9a-f]{{{2 * NAME_BYTES}}}")
 
 
 def pack_name_of(path: Path) -> str:
@@ -46,6 +48,8 @@ class PackKey:
     """The AES-GCM key of one pack, from its authenticated-on-use header."""
 
     def __init__(self, header: bytes, keyring: Keyring, name: str):
+        if not _PACK_NAME.fullmatch(name):
+            raise IntegrityError(f"pack {name}: not a pack's name (32 hex digits expected)")
         if len(header) < HEADER_SIZE:
             raise IntegrityError(f"pack {name}: too short to be a pack")
         magic, version, key_id, salt = HEADER.unpack(header[:HEADER_SIZE])

@@ -63,8 +63,9 @@ SIDECAR_SUFFIX = ".metadata.json"
 READ_SIZE = 1024 * 1024
 # Sidecar fields that describe the stored file, which cannot be inside it.
 STORED_FIELDS = ("stored_size", "checksum")
-# Sealed fields the sidecar leaves out: sizes of what is inside (a side channel).
-SEALED_ONLY_FIELDS = ("plain_size", "compressed_size")
+# Sealed fields the sidecar leaves out: sizes of what is inside and of the source it
+# came from (a side channel; the catalog and the sealed metadata keep them).
+SEALED_ONLY_FIELDS = ("plain_size", "compressed_size", "database_size", "used_memory")
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ them with exit 4 naming both, before it changes anything.
 """
 
 import functools
+import json
 import shutil
 import subprocess
 import sys
@@ -16,7 +17,12 @@ import pytest
 from engines import artifacts
 from engines.actions import backup as backup_action
 from engines.actions import rekey as rekey_action
-from engines.artifacts import artifact_identity, read_sealed_metadata, sidecar_path_for
+from engines.artifacts import (
+    SEALED_ONLY_FIELDS,
+    artifact_identity,
+    read_sealed_metadata,
+    sidecar_path_for,
+)
 from engines.crypto import Keyring, MasterKey, generate_key_hex
 from engines.repository_id import read_repository_id
 from jarvis_tui.exit_codes import ExitCode
@@ -104,6 +110,10 @@ def assert_refused(result: subprocess.CompletedProcess, ours: str, theirs: str) 
 def test_another_backups_genuine_artifact_is_refused_for_every_kind(world, redis_server):
     sets = {kind: (world.backup(kind), world.backup(kind)) for kind in
             ("postgres", "redis", "files", "secrets", "config")}  # fmt: skip
+    sidecars = list((world.tmp_path / "repo").rglob("*.metadata.json"))
+    assert len(sidecars) == 2 * (2 + 2 + 1 + 1 + 1)
+    for sidecar in sidecars:  # sizes of what is inside stay sealed
+        assert not set(json.loads(sidecar.read_text())) & set(SEALED_ONLY_FIELDS), sidecar
 
     # PostgreSQL: nothing created, nothing dropped.
     ours, theirs = sets["postgres"]

@@ -12,7 +12,7 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engines.artifacts import Expected, read_sealed_metadata, read_sidecar
+from engines.artifacts import SEALED_ONLY_FIELDS, Expected, read_sealed_metadata, read_sidecar
 from engines.catalog.rebuild import SealedArtifact, check_sealed
 from engines.crypto import Keyring
 from engines.errors import IntegrityError, JarvisError, KeyNotAvailableError, NotFoundError
@@ -22,7 +22,7 @@ from engines.workspace import Workspace
 
 SIDECAR_SUFFIX = ".metadata.json"
 # Sealed fields a sidecar leaves out on purpose (sizes of what is inside).
-_SEALED_ONLY = ("plain_size", "compressed_size")
+_SEALED_ONLY = SEALED_ONLY_FIELDS
 _HASH_BLOCK = 1024 * 1024
 _UNCHANGED = (
     "point BACKUP_DIR at the repository (is its disk mounted?); the catalog was not changed"

@@ -110,6 +110,25 @@ def test_a_missing_owner_is_named_by_the_dry_run_and_no_owner_restores_without_i
     assert _privileges(pg, again)[0][1] == pg.app_role
 
 
+def test_grants_come_after_the_data_so_the_application_role_can_restore(pg):
+    """Restoring as the application's own role (not a superuser): its REVOKE of its own
+    INSERT on a table it owns would stop the COPY if grants came before the data."""
+    app = pg.app_role
+    pg.server.execute(
+        f"ALTER SCHEMA app OWNER TO {app}; ALTER TABLE app.users OWNER TO {app};"
+        f"REVOKE INSERT ON app.users FROM {app}",
+        dbname=pg.source,
+    )
+    source = _privileges(pg, pg.source)
+    assert pg.cli("backup", "postgres") == ExitCode.OK
+    pg.server.execute(f"ALTER ROLE {app} LOGIN CREATEDB; GRANT postgres TO {app}")
+    pg.env_file.write_text(pg.env_file.read_text() + f"POSTGRES_USER={app}\n")
+    target = f"{pg.source}_by_app"
+    assert pg.cli("restore", "postgres", "latest", "--target-db", target) == ExitCode.OK
+    assert _privileges(pg, target) == source
+    assert pg.fingerprint(target)["contents"] == pg.fingerprint()["contents"]
+
+
 def test_roles_named_by_grants_are_read_from_pg_restores_sql():
     script = "\n".join(
         [

@@ -442,3 +442,19 @@ def test_a_full_log_folder_is_one_warning_and_the_backup_goes_on(tmp_path, isola
         result = site.process("backup", "secrets")
     assert result.returncode == ExitCode.OK, result.stderr
     one_clear_line(result.stderr, "warning", str(logs / "backup.log"), "no space left")
+
+
+@needs_root
+def test_a_full_catalog_disk_is_exit_8_naming_the_catalog(tmp_path, isolated_env, capsys):
+    site = Site(tmp_path, capsys)
+    with tmpfs(tmp_path / "state", "256k") as state:
+        assert site.run("list")[0] == ExitCode.OK  # the catalog exists
+        with open(state / "filler", "wb", buffering=0) as filler:
+            for size in (4096, 1):
+                with contextlib.suppress(OSError):
+                    while True:
+                        filler.write(b"\0" * size)
+        code, _, err = site.run("backup", "secrets")
+        assert code == ExitCode.NO_SPACE, err
+        one_clear_line(err, str(state / "catalog.sqlite3"), "its disk is full")
+        assert not (site.repo / "secrets").exists() or not any((site.repo / "secrets").iterdir())

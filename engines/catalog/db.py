@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from engines.catalog.schema import migrate
-from engines.errors import JarvisError
+from engines.errors import InsufficientSpaceError, JarvisError
 from engines.fsutil import FILE_MODE, ensure_private_dir
 
 T = TypeVar("T")
+
+NEARLY_FULL_BYTES = 64 * 1024  # below this, a failed write is taken for a full disk
 
 
 # Closing any descriptor of a file drops every fcntl lock this process holds on it,
@@ -80,6 +82,21 @@ def _make_private(path: Path) -> None:
         os.chmod(path, FILE_MODE)
 
 
+def _disk_full(path: Path, exc: sqlite3.Error) -> InsufficientSpaceError | None:
+    """SQLITE_FULL, or an I/O error (creating -shm, say) on a disk with no room left."""
+    if getattr(exc, "sqlite_errorcode", None) != sqlite3.SQLITE_FULL:
+        try:
+            stats = os.statvfs(path.parent)
+        except OSError:
+            return None
+        if stats.f_bavail * stats.f_frsize >= NEARLY_FULL_BYTES:
+            return None
+    return InsufficientSpaceError(
+        f"catalog {path}: its disk is full; free space there (or move BACKUP_CATALOG_PATH "
+        "to a larger disk) and run again"
+    )
+
+
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
     return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) == sqlite3.SQLITE_BUSY
 
@@ -135,7 +152,9 @@ class Database:
                 check_same_thread=False,
             )
         except sqlite3.Error as exc:
-            raise JarvisError(f"cannot open catalog {path}: {exc}") from exc
+            raise _disk_full(path, exc) or JarvisError(
+                f"cannot open catalog {path}: {exc}"
+            ) from exc
         self._conn.row_factory = sqlite3.Row
         try:
             _retry_while_busy(lambda: _configure(self._conn, busy_timeout_ms), busy_timeout_ms)
@@ -146,7 +165,9 @@ class Database:
             self._conn.close()
             if _is_busy(exc):
                 raise _busy_error(path, busy_timeout_ms) from exc
-            raise JarvisError(f"cannot open catalog {path}: {exc}") from exc
+            raise _disk_full(path, exc) or JarvisError(
+                f"cannot open catalog {path}: {exc}"
+            ) from exc
         except sqlite3.DatabaseError as exc:
             self._conn.close()
             raise JarvisError(
@@ -171,7 +192,7 @@ class Database:
         except sqlite3.OperationalError as exc:
             if _is_busy(exc):
                 raise _busy_error(self.path, self.busy_timeout_ms) from exc
-            raise JarvisError(f"catalog {self.path}: {exc}") from exc
+            raise _disk_full(self.path, exc) or JarvisError(f"catalog {self.path}: {exc}") from exc
         except sqlite3.Error as exc:
             raise JarvisError(f"catalog {self.path}: {exc}") from exc
 

@@ -48,12 +48,14 @@ def _files_lost(env: FilesEnv, snapshot: str, originals: dict[str, bytes]) -> in
     return lost
 
 
-def _two_snapshots(env: FilesEnv, count: int) -> tuple[dict[str, bytes], dict[str, bytes]]:
-    """Two backups of `count` small files each, the second sharing half of the first's."""
+def _two_snapshots(env: FilesEnv, count: int) -> tuple[dict[str, bytes], dict[str, bytes], Path]:
+    """Two backups of `count` small files each, the second sharing half of the first's;
+    their files, and the pack the first one wrote."""
     first = {f"f{i:03}.txt": random_text(2_000 + 97 * i, i) for i in range(count)}
     for name, content in first.items():
         (env.data / name).write_bytes(content)
     assert env.cli("backup", "files") == ExitCode.OK
+    (first_pack,) = env.packs()
     second = dict(list(first.items())[count // 2 :])
     for name in list(first)[: count // 2]:
         (env.data / name).unlink()
@@ -61,7 +63,7 @@ def _two_snapshots(env: FilesEnv, count: int) -> tuple[dict[str, bytes], dict[st
         second[f"f{i:03}.txt"] = random_text(2_000 + 97 * i, i)
         (env.data / f"f{i:03}.txt").write_bytes(second[f"f{i:03}.txt"])
     assert env.cli("backup", "files") == ExitCode.OK
-    return first, second
+    return first, second, first_pack
 
 
 def _damage(pack: Path, how: str) -> None:
@@ -78,9 +80,8 @@ def _damage(pack: Path, how: str) -> None:
 @pytest.mark.parametrize("how", ["appended byte", "trailer bit", "blob bit"])
 def test_damaged_pack_fails_verify_prune_refuses_and_repair_salvages(env, how):
     """The issue's trial at small scale: damage, then prune, then every file restored."""
-    first, second = _two_snapshots(env, 60)
+    first, second, shared_pack = _two_snapshots(env, 60)  # the second uses half of its pack
     older, newer = sorted(_snapshot_ids(env))
-    shared_pack = min(env.packs(), key=lambda p: p.stat().st_mtime_ns)
     _damage(shared_pack, how)
 
     assert env.cli("verify", older, "--read-data") == ExitCode.INTEGRITY

@@ -4,6 +4,7 @@ own role keeps working; where the roles are missing the dry run says so and
 
 import pytest
 
+from engines.postgres import archive_stream
 from engines.postgres.privileges import roles_in_grants
 from jarvis_tui.exit_codes import ExitCode
 from tests.pg_seed import PgCase
@@ -70,6 +71,17 @@ def test_owners_and_grants_are_restored_for_a_database_and_for_a_table(pg, capsy
     code = pg.cli("restore", "postgres", "latest", "--target-db", table, "--table", "app.users")
     assert code == ExitCode.OK
     assert _privileges(pg, table) == source[1:]  # the schema app and the table
+
+
+def test_without_the_c_walker_owners_and_grants_are_restored_too(pg, monkeypatch):
+    monkeypatch.setattr(archive_stream, "AVAILABLE", False)  # installed without a C compiler
+    source = _privileges(pg, pg.source)
+    assert pg.cli("backup", "postgres") == ExitCode.OK
+    target = f"{pg.source}_pg_restore"  # streamed into one pg_restore, grants last
+    code = pg.cli("restore", "postgres", "latest", "--target-db", target, "--jobs", "1")
+    assert code == ExitCode.OK
+    assert _privileges(pg, target) == source
+    assert "schema and data loaded" in pg.job_log()
 
 
 def test_a_missing_owner_is_named_by_the_dry_run_and_no_owner_restores_without_it(pg, capsys):

@@ -169,6 +169,8 @@ def test_a_read_only_repository_serves_every_read_and_refuses_writes_clearly(
                 ("prune", "--dry-run"),
                 ("drill",),
                 ("catalog", "rebuild"),
+                ("repair", "--dry-run"),
+                ("rekey", "--dry-run"),
             ]
             for args in reads:
                 code, _, err = site.run(*args)

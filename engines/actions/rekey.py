@@ -44,7 +44,7 @@ class RekeyReport:
 def rekey(workspace: Workspace, context: JobContext, *, dry_run: bool = False) -> RekeyReport:
     keyring = workspace.keyring()
     report = RekeyReport(dry_run, keyring.current.key_id)
-    with RepositoryLock(workspace.repository.root, "rekey"):
+    with RepositoryLock(workspace.repository.root, "rekey", reading_only=dry_run):
         stale = [a for a in _complete_artifacts(workspace) if a.key_id != report.current_key_id]
         total = len(stale)
         for done, artifact in enumerate(stale, start=1):

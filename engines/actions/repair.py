@@ -62,7 +62,7 @@ def repair_store(
     workspace: Workspace, context: JobContext, *, dry_run: bool = False
 ) -> RepairReport:
     repository = workspace.repository
-    with RepositoryLock(repository.root, "repair files store"):
+    with RepositoryLock(repository.root, "repair files store", reading_only=dry_run):
         busy = readers_running(workspace, context.job_id)
         if busy:
             raise JarvisError(f"repair postponed: {busy}; run it again when that job has finished")

@@ -349,6 +349,9 @@ class Settings:
             value = self.values.get(variable.attribute)
             items = value if isinstance(value, tuple) else (value,)
             found.extend(item.reveal() for item in items if isinstance(item, Secret))
+        # Keys are kept lower-case; a .env may spell them in capitals.
+        keys = [self.values.get("backup_encryption_key"), *self.backup_encryption_key_previous]
+        found.extend(key.reveal().upper() for key in keys if isinstance(key, Secret))
         found.extend(_url_secret_parts(self))
         return [value for value in found if value]
 

@@ -19,11 +19,11 @@ MASK = "****"
 
 # `scheme://user:password@host`: the password, whatever the scheme.
 _URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@]*:)[^\s@/]+(?=@)")
+_SECRET_WORDS = r"(?:token|key|secret|passw|pwd|sig|auth|credential)"
+_SECRET_NAME = re.compile(_SECRET_WORDS, re.IGNORECASE)
 # `?token=...`, `&api_key=...`, `&X-Amz-Signature=...` and the like.
 _SECRET_QUERY = re.compile(
-    r"(?P<head>[?&;][^=&\s#]*(?:token|key|secret|passw|pwd|sig|auth|credential)[^=&\s#]*=)"
-    r"[^&\s#\"']+",
-    re.IGNORECASE,
+    rf"(?P<head>[?&;][^=&\s#]*{_SECRET_WORDS}[^=&\s#]*=)[^&\s#\"']+", re.IGNORECASE
 )
 # Slack's incoming-webhook path is itself the credential.
 _SLACK_HOOK = re.compile(r"(?P<head>/services/)[A-Za-z0-9]+/[A-Za-z0-9]+/[A-Za-z0-9]+")
@@ -39,7 +39,11 @@ def url_secret_parts(url: str, *, path_is_secret: bool = False) -> list[str]:
     except ValueError:
         return []
     found = [password, unquote(password)] if password else []
-    found.extend(value for _, value in parse_qsl(parts.query) if len(value) >= 4)
+    found.extend(
+        value
+        for name, value in parse_qsl(parts.query)
+        if _SECRET_NAME.search(name) and len(value) >= 4  # not sslmode=require
+    )
     if path_is_secret and len(parts.path.strip("/")) >= SHORTEST_PATH_SECRET:
         found.append(parts.path)
         last = parts.path.rstrip("/").rsplit("/", 1)[-1]

@@ -142,3 +142,18 @@ def test_the_secret_parts_of_any_url_are_masked(text, hidden):
 
     masked = redact(text)
     assert hidden not in masked and "****" in masked
+
+
+def test_only_the_credentials_of_configured_urls_are_registered(isolated_env):
+    from engines.config import load_settings
+
+    settings = load_settings(
+        environ={
+            "BACKUP_ENCRYPTION_KEY": "AB" * 32,
+            "DATABASE_URL": "postgresql://app:pw-9Xq@db/jarvis?sslmode=require&sslpassword=k3y5",
+            "SLACK_WEBHOOK_URL": f"https://hooks.slack.com{SLACK_PATH}",
+        }
+    )
+    secrets = set(settings.secret_values())
+    assert {"pw-9Xq", "k3y5", SLACK_TOKEN, SLACK_PATH, "AB" * 32, "ab" * 32} <= secrets
+    assert not {"require", "jarvis", "db", "services"} & secrets

@@ -447,8 +447,9 @@ def sealed_metadata(reader: ContainerReader, name: str) -> dict:
     return _parse_sealed(reader.metadata, name)
 
 
-class _Capped(io.RawIOBase):
-    """A plaintext stream that stops, as damage, at more bytes than were sealed."""
+class _Capped:
+    """A plaintext stream that stops, as damage, at more bytes than were recorded; reads
+    go straight to the stream under it (no copy)."""
 
     def __init__(self, plain: BinaryIO, limit: int, name: str):
         self._plain = plain
@@ -456,25 +457,31 @@ class _Capped(io.RawIOBase):
         self._limit = limit
         self._name = name
 
-    def readable(self) -> bool:
-        return True
+    def read(self, size: int = -1) -> bytes:
+        wanted = self._left + 1 if size is None or size < 0 else min(size, self._left + 1)
+        return self._count(self._plain.read(wanted))
 
     def readinto(self, buffer) -> int:
-        data = self._plain.read(min(len(buffer), self._left + 1))
+        view = memoryview(buffer)
+        return len(self._count(view[: self._plain.readinto(view[: self._left + 1])]))
+
+    def _count(self, data):
         if len(data) > self._left:
             raise IntegrityError(
                 f"{self._name}: decompresses to more than the {self._limit} bytes recorded "
                 "for it (damaged or forged); restore it from another copy"
             )
         self._left -= len(data)
-        buffer[: len(data)] = data
-        return len(data)
+        return data
+
+    def readable(self) -> bool:
+        return True
 
 
 def _capped(plain: BinaryIO, expected: Expected | None, name: str) -> BinaryIO:
     if expected is None or expected.plain_size is None:
         return plain
-    return io.BufferedReader(_Capped(plain, expected.plain_size, name))
+    return _Capped(plain, expected.plain_size, name)  # type: ignore[return-value]
 
 
 @contextlib.contextmanager

@@ -4,8 +4,10 @@ own role keeps working; where the roles are missing the dry run says so and
 
 import pytest
 
+from engines.jobs import run_job
 from engines.postgres import archive_stream
 from engines.postgres.privileges import roles_in_grants
+from engines.postgres.verify import verify_by_restore
 from jarvis_tui.exit_codes import ExitCode
 from tests.pg_seed import PgCase
 
@@ -84,7 +86,9 @@ def test_without_the_c_walker_owners_and_grants_are_restored_too(pg, monkeypatch
     assert "schema and data loaded" in pg.job_log()
 
 
-def test_a_missing_owner_is_named_by_the_dry_run_and_no_owner_restores_without_it(pg, capsys):
+def test_a_missing_owner_is_named_by_the_dry_run_and_no_owner_restores_without_it(
+    pg, capsys, caplog
+):
     assert pg.cli("backup", "postgres") == ExitCode.OK
     _drop_role(pg, pg.app_role)
     capsys.readouterr()
@@ -111,6 +115,18 @@ def test_a_missing_owner_is_named_by_the_dry_run_and_no_owner_restores_without_i
     assert any(entry.startswith(f"{pg.reader_role}=r") for entry in acl)
     assert any(entry.startswith(f"{pg.reader_role}=r") for entry in users_acl)
     assert any(entry.startswith(f"{pg.reader_role}=U") for entry in schema_acl)
+
+    # The restore drill checks the data: it leaves the owners out and says so.
+    with pg.workspace() as workspace:
+        backup_set = workspace.catalog.get_backup_set("latest", "postgres")
+        (dump,) = [a for a in workspace.catalog.artifacts_of(backup_set.id) if a.mode == "full"]
+        run_job(
+            workspace.catalog, "verify", "drill", lambda c: verify_by_restore(workspace, dump, c)
+        )
+        (drilled,) = [a for a in workspace.catalog.artifacts_of(backup_set.id) if a.id == dump.id]
+        assert drilled.verify_state == "ok"
+    assert f"role(s) {pg.app_role} named in the backup do not exist" in caplog.text
+    assert "the drill restores without owners" in caplog.text
 
     # --with-globals creates the role from the backup, and then it owns the table again.
     again = f"{pg.source}_with_globals"

@@ -8,7 +8,7 @@ creates them from the backup; --no-owner and --no-acl restore without them).
 """
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from engines.errors import JarvisError
@@ -175,6 +175,24 @@ def plan_for(
     present = existing_roles(job.admin) | set(roles_in(globals_script or ""))
     return plan_privileges(
         used, present, no_owner=options.no_owner, no_acl=options.no_acl, server=job.server
+    )
+
+
+def leave_out_missing_roles(job: RestoreJob) -> str | None:
+    """For the restore drill, which checks the data: leave out the owners or grants whose
+    roles the server lacks (dropped since the backup) instead of failing on them; returns
+    what was left out and why, or None."""
+    used = roles_used(job.tools, job.server, job.archive.path, job.entries)
+    present = existing_roles(job.admin)
+    owners = [role for role in used.owners if role not in present]
+    grantees = [role for role in used.grantees if role not in present]
+    if not owners and not grantees:
+        return None
+    job.options = replace(job.options, no_owner=bool(owners), no_acl=bool(grantees))
+    left_out = " and ".join(["owners"] * bool(owners) + ["grants"] * bool(grantees))
+    return (
+        f"role(s) {', '.join(sorted({*owners, *grantees}))} named in the backup do not exist "
+        f"on {job.server.host}:{job.server.port}: the drill restores without {left_out}"
     )
 
 

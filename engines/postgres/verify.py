@@ -7,6 +7,7 @@ from engines.jobs import JobContext
 from engines.postgres import databases
 from engines.postgres.connection import target_from_settings
 from engines.postgres.options import PostgresRestoreOptions
+from engines.postgres.privileges import leave_out_missing_roles
 from engines.postgres.restore import restore_into_scratch
 from engines.postgres.session import open_restore_job
 from engines.resolve import resolved_from_catalog
@@ -23,6 +24,8 @@ def verify_by_restore(workspace: Workspace, artifact: Artifact, context: JobCont
         with open_restore_job(
             workspace, resolved, server, PostgresRestoreOptions(), context
         ) as job:
+            if left_out := leave_out_missing_roles(job):
+                context.log(left_out, "warning")
             scratch = restore_into_scratch(job, "verify")
             databases.drop_database(job.admin, scratch)
     except JarvisError as error:

@@ -115,6 +115,14 @@ def _known_metadata(artifact: Artifact) -> dict[str, Any]:
     return {"source": artifact.source, "mode": artifact.mode, **artifact.metadata}
 
 
+def resolve_file(workspace: Workspace, path: Path) -> ResolvedArtifact:
+    """An artifact file found beside another (no catalog row needed), checked up front."""
+    found = _from_path(workspace, path.resolve())
+    if found.expected is not None:
+        check_expected(found.path, workspace.keyring(), found.expected)
+    return found
+
+
 def _from_path(workspace: Workspace, path: Path) -> ResolvedArtifact:
     root = workspace.repository.root.resolve()
     expected = None

@@ -2,7 +2,6 @@
 
 import contextlib
 
-from engines.artifacts import read_sidecar
 from engines.errors import JarvisError, NotFoundError
 from engines.jobs import JobContext
 from engines.postgres.archive import authenticated_archive
@@ -20,7 +19,7 @@ from engines.postgres.partial import pick_tables, restore_data, restore_tables
 from engines.postgres.privileges import MissingRolesError, PrivilegePlan, plan_for
 from engines.postgres.restore import restore_whole_database, target_contents
 from engines.postgres.session import open_restore_job
-from engines.resolve import ResolvedArtifact, resolved_from_catalog
+from engines.resolve import ResolvedArtifact, resolve_file, resolved_from_catalog
 from engines.sources.base import RestoreReport
 from engines.workspace import Workspace
 
@@ -60,7 +59,7 @@ def _globals_of_set(workspace: Workspace, dump: ResolvedArtifact) -> ResolvedArt
             if artifact.mode == GLOBALS and artifact.status == "complete":
                 return resolved_from_catalog(workspace, artifact)
         for path in sorted(dump.path.parent.glob(f"{set_id}_globals.sql.*.enc")):
-            return ResolvedArtifact(path, None, read_sidecar(path))
+            return resolve_file(workspace, path)
     return None
 
 

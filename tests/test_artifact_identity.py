@@ -201,11 +201,22 @@ def test_version_1_artifacts_still_restore_and_are_checked_whole(world, monkeypa
     assert result.returncode == ExitCode.OK, result.stderr
     assert (world.conf / "nginx.conf").read_text() == "server { listen 80; }\n"
 
+    genuine = world.artifact(first).read_bytes()
     swap(world.artifact(second), world.artifact(first))
     out.unlink()
     result = world.run("restore", "secrets", first, "--to", str(out))
     assert result.returncode == ExitCode.INTEGRITY, result.stderr
     assert "the catalog recorded" in result.stderr and not out.exists()
+
+    # rekey seals version 1 artifacts again with their identity, even under the same key.
+    world.artifact(first).write_bytes(genuine)
+    done = world.run("rekey")
+    assert done.returncode == ExitCode.OK, done.stderr
+    assert done.stdout.count("sealed again  ") == 3
+    assert all(world.artifact(s).read_bytes()[8] == 2 for s in (first, second, config))
+    result = world.run("restore", "secrets", first, "--to", str(out))
+    assert result.returncode == ExitCode.OK, result.stderr
+    assert out.read_text() == DOTENV
 
 
 def test_retired_keys_only_decrypt_and_rekey_lets_the_old_key_go(world, tmp_path):

@@ -1,5 +1,6 @@
 """`jarvis-tui rekey`: every artifact sealed under a previous key, sealed again under the
-current one, so the old key can leave BACKUP_ENCRYPTION_KEY_PREVIOUS.
+current one, so the old key can leave BACKUP_ENCRYPTION_KEY_PREVIOUS; artifacts of the
+first container format (no identity in their header) are sealed again too.
 
 Each artifact is checked to be what the catalog says (identity, key id, checksum),
 sealed again beside itself with its identity (the compressed stream is carried
@@ -19,7 +20,7 @@ from engines.artifacts import (
     write_sidecar,
 )
 from engines.catalog import Artifact
-from engines.crypto import read_header
+from engines.crypto import MAGIC, read_header
 from engines.errors import IntegrityError, NotFoundError
 from engines.fsutil import fsync_directory, temporary_path_for
 from engines.jobs import JobContext
@@ -45,7 +46,11 @@ def rekey(workspace: Workspace, context: JobContext, *, dry_run: bool = False) -
     keyring = workspace.keyring()
     report = RekeyReport(dry_run, keyring.current.key_id)
     with RepositoryLock(workspace.repository.root, "rekey", reading_only=dry_run):
-        stale = [a for a in _complete_artifacts(workspace) if a.key_id != report.current_key_id]
+        stale = [
+            artifact
+            for artifact in _complete_artifacts(workspace)
+            if artifact.key_id != report.current_key_id or _first_format(workspace, artifact)
+        ]
         total = len(stale)
         for done, artifact in enumerate(stale, start=1):
             context.raise_if_cancelled()
@@ -70,6 +75,16 @@ def _complete_artifacts(workspace: Workspace) -> list[Artifact]:
     ]
 
 
+def _first_format(workspace: Workspace, artifact: Artifact) -> bool:
+    """Is the artifact a version 1 container (its identity not bound in)?"""
+    try:
+        with workspace.repository.path_for(artifact.relpath).open("rb") as handle:
+            start = handle.read(len(MAGIC) + 1)
+    except OSError:
+        return False
+    return start[: len(MAGIC)] == MAGIC and start[len(MAGIC) :] == b"\x01"
+
+
 def _rekey_one(workspace: Workspace, artifact: Artifact, context: JobContext) -> None:
     keyring = workspace.keyring()
     current = keyring.current.key_id
@@ -79,7 +94,8 @@ def _rekey_one(workspace: Workspace, artifact: Artifact, context: JobContext) ->
     if not path.is_file():
         raise NotFoundError(f"{artifact.relpath}: missing from the repository; nothing rekeyed")
     with path.open("rb") as handle:
-        already = read_header(handle, artifact.relpath)[0].key_id == current
+        header = read_header(handle, artifact.relpath)[0]
+    already = header.key_id == current and header.version >= 2
     if already:
         # An earlier run renamed the new file into place and stopped before the catalog.
         context.log(f"{artifact.relpath}: already sealed under the current key; recording it")

@@ -172,3 +172,4 @@ def test_flush_dry_run_says_whether_it_is_all_or_nothing(
 
     assert case.cli("restore", "redis", "latest", "--flush") == ExitCode.OK  # flushed in place
     assert _keyspace(target) == {0: 1}
+    redis_server.flush()  # the session's server, shared with other tests

@@ -145,6 +145,7 @@ def test_sigkill_during_flush_restore_leaves_the_old_data_or_all_of_the_new(
     assert case.cli("restore", "redis", "latest", "--flush", *extra) == ExitCode.OK
     assert _keyspace(target) == {0: FLUSH_KEYS}  # spare emptied, db 2 flushed as FLUSHALL does
     assert target.client().get("key:77") == b"v" * 40 + b"77"
+    redis_server.flush()
 
 
 def test_flush_dry_run_says_whether_it_is_all_or_nothing(

@@ -8,6 +8,7 @@ start time so a later process given the same pid is not taken for the writer.
 
 import contextlib
 import errno
+import glob
 import os
 import secrets
 import shutil
@@ -101,6 +102,18 @@ def remove_abandoned_temporaries(root: Path) -> list[Path]:
     for parent in root.glob(".*"):
         if parent.is_dir() and not parent.is_symlink():
             removed.extend(_remove_abandoned_work_folders(parent))
+    return removed
+
+
+def remove_abandoned_temporaries_of(final_path: Path) -> list[Path]:
+    """The temporaries of `final_path` alone (in a folder that is not ours, e.g. a Redis
+    data folder) whose writing process is gone."""
+    removed = []
+    for path in final_path.parent.glob(f".{glob.escape(final_path.name)}{TEMP_MARKER}*"):
+        if path.is_file() and _abandoned(path, path.name.rsplit(TEMP_MARKER, 1)[1]):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            removed.append(path)
     return removed
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from engines.fsutil import TEMP_MARKER
+from engines.processes import process_start_token
 from jarvis_tui.exit_codes import ExitCode
 from tests.redis_seed import RedisCase, fast_sync
 from tests.servers import RedisServer, wait_until
@@ -174,3 +176,33 @@ def test_flush_dry_run_says_whether_it_is_all_or_nothing(
     assert case.cli("restore", "redis", "latest", "--flush") == ExitCode.OK  # flushed in place
     assert _keyspace(target) == {0: 1}
     redis_server.flush()  # the session's server, shared with other tests
+
+
+def test_offline_restore_removes_the_temporary_a_killed_one_left(
+    tmp_path, isolated_env, redis_server, capsys
+):
+    """`--data-dir`: a restore killed while writing leaves dump.rdb as it was and its
+    temporary beside it, which the next restore removes (one of a live process stays)."""
+    redis_server.flush()
+    fast_sync(redis_server)
+    redis_server.client().set("one", "1")
+    case = RedisCase(tmp_path, redis_server)
+    assert case.cli("backup", "redis") == ExitCode.OK
+    data_dir = tmp_path / "stopped-redis"
+    data_dir.mkdir()
+    (data_dir / "dump.rdb").write_bytes(b"the old snapshot")
+    killed = subprocess.Popen(["sleep", "60"])
+    start = process_start_token(killed.pid)
+    os.kill(killed.pid, signal.SIGKILL)
+    killed.wait()
+    left = data_dir / f".dump.rdb{TEMP_MARKER}{killed.pid}-{start}-0a0b0c0d"
+    left.write_bytes(b"half a snapshot")
+    live = data_dir / f".dump.rdb{TEMP_MARKER}{os.getpid()}-{process_start_token()}-0a0b0c0e"
+    live.write_bytes(b"being written")
+
+    argv = ("restore", "redis", "latest", "--data-dir", str(data_dir), "--flush")
+    assert case.cli(*argv) == ExitCode.OK
+    assert f"removed {left.name}" in capsys.readouterr().out
+    assert not left.exists() and live.exists()
+    assert (data_dir / "dump.rdb").read_bytes().startswith(b"REDIS")
+    redis_server.flush()

@@ -15,7 +15,11 @@ from pathlib import Path
 from engines.artifacts import READ_SIZE, open_artifact_plain
 from engines.crypto import Keyring
 from engines.errors import IntegrityError, JarvisError
-from engines.fsutil import fsync_directory, temporary_path_for
+from engines.fsutil import (
+    fsync_directory,
+    remove_abandoned_temporaries_of,
+    temporary_path_for,
+)
 from engines.jobs import JobContext
 from engines.redis.options import RedisRestoreOptions
 from engines.redis.rdb_format import RdbFormatError
@@ -68,6 +72,9 @@ def restore_offline(
             f"{folder} holds an append-only file ({', '.join(aof)}): with `appendonly yes` "
             "Redis loads it instead of dump.rdb; move it aside for the first start"
         )
+    if not options.dry_run:
+        for left in remove_abandoned_temporaries_of(final):
+            report.add(f"removed {left.name}, left by an interrupted restore")
     temporary = temporary_path_for(final)
     try:
         summary = _decrypt(chosen, keyring, temporary, context)

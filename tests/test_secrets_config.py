@@ -1,13 +1,18 @@
 """`backup secrets` / `restore secrets` and `backup config` / `restore config`."""
 
 import io
+import os
+import signal
 import stat
+import subprocess
 import tarfile
 
 import pytest
 
 from engines.artifacts import write_artifact
 from engines.crypto import Keyring, MasterKey
+from engines.fsutil import TEMP_MARKER
+from engines.processes import process_start_token
 from jarvis_tui.exit_codes import ExitCode
 from tests.files_env import KEY, FilesEnv, make_files_env, sealed_backup
 
@@ -53,6 +58,27 @@ def test_secrets_round_trip_with_force_backup_copy_and_private_mode(env, isolate
     assert backup_copy.read_text() == "API_TOKEN=rotated\nNEW_ONE=x\n"
     assert stat.S_IMODE(backup_copy.stat().st_mode) == 0o600
     assert SECRET_VALUE not in capsys.readouterr().out
+
+
+def test_restore_secrets_removes_the_plaintext_temporary_a_killed_one_left(env, capsys):
+    """A restore killed while writing leaves `.NAME.tmp-PID-START-*` (plaintext) beside the
+    target; the next restore removes it, and never one of a process still writing."""
+    assert env.cli("backup", "secrets") == ExitCode.OK
+    target = env.root / "restored.env"
+    killed = subprocess.Popen(["sleep", "60"])
+    start = process_start_token(killed.pid)
+    os.kill(killed.pid, signal.SIGKILL)
+    killed.wait()
+    left = env.root / f".restored.env{TEMP_MARKER}{killed.pid}-{start}-0a0b0c0d"
+    left.write_text(f"API_TOKEN={SECRET_VALUE}\n")
+    live = env.root / f".restored.env{TEMP_MARKER}{os.getpid()}-{process_start_token()}-0e"
+    live.write_text("being written")
+    capsys.readouterr()
+
+    assert env.cli("restore", "secrets", "latest", "--to", str(target)) == ExitCode.OK
+    assert f"removed {left.name}" in capsys.readouterr().out
+    assert not left.exists() and live.exists()
+    assert SECRET_VALUE in target.read_text()
 
 
 def test_secrets_dry_run_shows_names_and_differences_never_values(env, capsys):

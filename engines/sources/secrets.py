@@ -18,7 +18,7 @@ from engines.catalog import Artifact, BackupSet
 from engines.config import Settings
 from engines.dotenv import parse_value
 from engines.errors import JarvisError, NotFoundError
-from engines.fsutil import atomic_output
+from engines.fsutil import atomic_output, remove_abandoned_temporaries_of
 from engines.jobs import JobContext
 from engines.os_errors import explain_os_error
 from engines.resolve import ResolvedArtifact, resolved_from_catalog
@@ -151,6 +151,9 @@ class SecretsSource:
                 f"{target} exists; add --force to replace it (the current file is kept as "
                 f"{backup_copy}), or use --dry-run to see which variables differ"
             )
+        for path in (target, backup_copy):  # plaintext a killed restore left beside them
+            for left in remove_abandoned_temporaries_of(path):
+                report.add(f"removed {left.name}, left by an interrupted restore")
         if exists:
             _write_private(backup_copy, target.read_bytes())
             report.add(f"kept the previous file as {backup_copy} (mode 0600)")

@@ -42,6 +42,7 @@ class SparePlan:
             f"--flush is all or nothing: {pairs or 'nothing'} loaded aside, then swapped in "
             "with SWAPDB in one transaction"
             + (" that also empties the other databases" if self.emptied else "")
+            + "; the target holds both copies until then (memory)"
         )
 
 

@@ -25,8 +25,9 @@ _SECRET_NAME = re.compile(_SECRET_WORDS, re.IGNORECASE)
 _SECRET_QUERY = re.compile(
     rf"(?P<head>[?&;][^=&\s#]*{_SECRET_WORDS}[^=&\s#]*=)[^&\s#\"']+", re.IGNORECASE
 )
-# Slack's incoming-webhook path is itself the credential.
-_SLACK_HOOK = re.compile(r"(?P<head>/services/)[A-Za-z0-9]+/[A-Za-z0-9]+/[A-Za-z0-9]+")
+# Slack's incoming-webhook path is itself the credential; its shape (team, bot, 24-char
+# token) keeps ordinary paths like /opt/app/services/auth/config/main readable.
+_SLACK_HOOK = re.compile(r"(?P<head>/services/)T[A-Z0-9]{6,}/B[A-Z0-9]{6,}/[A-Za-z0-9]{16,}")
 SHORTEST_PATH_SECRET = 8
 
 

@@ -133,6 +133,44 @@ def test_config_round_trip_refuses_differences_without_force(env, capsys):
     assert (config / "app.yaml.bak").read_text() == "debug: true\n"
 
 
+def test_config_entries_skipped_for_safety_are_named_and_fail_the_restore(env):
+    config = _config_tree(env)
+    assert env.cli("backup", "config") == ExitCode.OK
+    target = env.root / "target"
+    restored = target / str(config).lstrip("/")
+    restored.mkdir(parents=True)
+    outside = env.root / "outside"
+    outside.mkdir()
+    (restored / "nested").symlink_to(outside)  # a symlink where the backup has a folder
+    (restored / "app.yaml").mkdir()  # a folder where the backup has a file
+    result = env.cli_process("restore", "config", "latest", "--target-dir", str(target))
+    assert result.returncode == ExitCode.FAILED, result.stderr
+    assert "for safety" in result.stderr and "Traceback" not in result.stderr
+    assert "nested/db.yaml" in result.stderr and "app.yaml" in result.stderr
+    assert list(outside.iterdir()) == [] and (restored / "app.yaml").is_dir()
+
+
+def test_config_restore_removes_temporaries_a_killed_restore_left(env):
+    config = _config_tree(env)
+    assert env.cli("backup", "config") == ExitCode.OK
+    target = env.root / "target"
+    restored = target / str(config).lstrip("/")
+    (restored / "nested").mkdir(parents=True)
+    dead = _ended_pid()
+    leftover = restored / "nested" / f".db.yaml.jarvis-restore-{dead}-12345-0badcafe-0"
+    leftover.write_text("half written")
+    result = env.cli_process("restore", "config", "latest", "--target-dir", str(target))
+    assert result.returncode == ExitCode.OK, result.stderr
+    assert not leftover.exists()
+    assert (restored / "nested/db.yaml").read_text() == "pool: 5\n"
+
+
+def _ended_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
 def test_a_missing_config_path_is_a_clear_error(env, capsys):
     env.set(BACKUP_CONFIG_PATHS=str(env.root / "no-such-config"))
     assert env.cli("backup", "config") == ExitCode.NOT_FOUND

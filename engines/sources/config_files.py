@@ -34,7 +34,13 @@ from engines.store.snapshots import (
     path_problem,
     shown,
 )
-from engines.store.target import BlockedPathError, TargetTree, replace_symlink, write_file
+from engines.store.target import (
+    BlockedPathError,
+    TargetTree,
+    remove_abandoned_temporaries,
+    replace_symlink,
+    write_file,
+)
 from engines.store.walker import Walker
 from engines.workspace import Workspace
 
@@ -163,8 +169,11 @@ def _restore_tar(plain, label: str, tree: TargetTree, options, report: RestoreRe
         parts = tuple(member.name.split("/"))
         try:
             existing = tree.lstat(parts)
+            in_the_way = _in_the_way(member, existing)
         except BlockedPathError as exc:
-            report.warnings.append(f"skipped {shown(member.name)}: {exc}")
+            in_the_way = str(exc)
+        if in_the_way:
+            _skip_for_safety(report, member.name, in_the_way)
             continue
         action = _action(member, existing, data, tree, parts)
         planned.append((member, parts, action, data))
@@ -175,6 +184,11 @@ def _restore_tar(plain, label: str, tree: TargetTree, options, report: RestoreRe
             f"{len(changed)} file(s) differ from the backup ({', '.join(changed[:5])}); add "
             "--force to replace them (each previous file is kept as NAME.bak)"
         )
+    if not options.dry_run:
+        folders = {parts[:-1] for _, parts, _, _ in planned}
+        removed = remove_abandoned_temporaries(tree, folders)
+        if removed:
+            report.add(f"removed {removed} temporaries left by an interrupted restore")
     for member, parts, action, data in planned:
         name = shown(member.name)
         if options.dry_run:
@@ -198,6 +212,23 @@ def _restore_tar(plain, label: str, tree: TargetTree, options, report: RestoreRe
                 "were left as they were"
             ) from None
         report.add(f"{action:9} {name}")
+
+
+def _in_the_way(member: tarfile.TarInfo, existing: os.stat_result | None) -> str:
+    """Why restoring `member` over what is on disk would be unsafe, or ""."""
+    if existing is None:
+        return ""
+    is_dir = stat.S_ISDIR(existing.st_mode)
+    if member.isdir() and not is_dir:
+        return "something that is not a folder is in the way"
+    if not member.isdir() and is_dir:
+        return "a folder is in the way"
+    return ""
+
+
+def _skip_for_safety(report: RestoreReport, name: str, reason: str) -> None:
+    report.warnings.append(f"not restored, skipped for safety: {shown(name)}: {reason}")
+    report.details["skipped_for_safety"] = report.details.get("skipped_for_safety", 0) + 1
 
 
 def _read_members(plain, label: str) -> list[tuple[tarfile.TarInfo, bytes]]:

@@ -1,6 +1,7 @@
 """`backup config` and `restore config BACKUP`: the application's configuration files."""
 
 import argparse
+import sys
 from pathlib import Path
 
 from engines.sources.config_files import ConfigRestoreOptions
@@ -52,4 +53,10 @@ def run_restore_config(args: argparse.Namespace) -> ExitCode:
     )
     with open_workspace(args) as workspace:
         report = restore_with_progress(workspace, "config", args.backup, options)
-    return print_restore_report(report)
+    code = print_restore_report(report)
+    skipped = report.details.get("skipped_for_safety")
+    if skipped:
+        would = "would be " if report.dry_run else ""
+        print(f"{skipped} entr(ies) {would}skipped for safety (listed above)", file=sys.stderr)
+        code = ExitCode.FAILED
+    return code

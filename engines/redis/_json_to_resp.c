@@ -53,6 +53,8 @@ static int reserve(Buf *buf, size_t extra) {
 }
 
 static int put(Buf *buf, const void *bytes, size_t n) {
+    if (n == 0) /* an empty buffer has no block yet: memcpy must not see its NULL */
+        return 0;
     if (reserve(buf, n))
         return -1;
     memcpy(buf->data + buf->len, bytes, n);
@@ -102,10 +104,11 @@ static int literal_n(Cursor *c, const char *text, size_t n) {
 static int integer(Cursor *c, int64_t *value) {
     const unsigned char *start = c->at;
     int64_t n = 0;
-    while (c->at < c->end && *c->at >= '0' && *c->at <= '9' && c->at - start < 19)
+    /* 18 digits at most, so that n never overflows; a 19th is refused below */
+    while (c->at < c->end && *c->at >= '0' && *c->at <= '9' && c->at - start < 18)
         n = n * 10 + (*c->at++ - '0');
     size_t digits = (size_t)(c->at - start);
-    if (digits == 0 || digits > 18 || (digits > 1 && *start == '0'))
+    if (digits == 0 || (digits > 1 && *start == '0'))
         return 0;
     if (c->at < c->end && (*c->at == '.' || *c->at == 'e' || *c->at == 'E' ||
                            (*c->at >= '0' && *c->at <= '9')))
@@ -512,7 +515,7 @@ static PyObject *compile_run(PyObject *self, PyObject *args) {
     Work w = {0};
     PyObject *result = NULL;
     const unsigned char *base = block.buf;
-    const unsigned char *at = base + start, *end = base + block.len;
+    const unsigned char *at = base, *end = base + block.len;
     int64_t run_db = -1, replies = 0, with_ttl = 0, past = 0, expired = 0;
     int64_t kind_counts[KINDS] = {0};
     Py_ssize_t lines = 0, frames = 0;
@@ -520,6 +523,7 @@ static PyObject *compile_run(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "start is outside the block");
         goto done;
     }
+    at += start; /* only now: a pointer outside the block is undefined even unused */
     while (at < end && frames < max_keys && (Py_ssize_t)w.commands.len < max_bytes) {
         Cursor c = {at, end};
         Line line;
@@ -612,7 +616,7 @@ static PyObject *seen_before(PyObject *self, PyObject *args) {
     PyObject *found = NULL;
     uint64_t bits = (uint64_t)seen.len * 8;
     if (seen.len == 0 || (bits & (bits - 1)) || bits > (1ULL << 32) || frames < 0 ||
-        index.len < frames * 13) {
+        frames > index.len / 13) { /* frames * 13 could overflow */
         PyErr_SetString(PyExc_ValueError, "seen_before: a filter of 2**n bytes and an index");
         goto done;
     }

@@ -57,7 +57,8 @@ static int need(Walk *w, size_t n) {
             return fail(w, "the RDB ends early at byte %llu (truncated)",
                         (unsigned long long)(w->offset + (w->end - w->start)));
         size_t left = w->end - w->start;
-        memmove(w->buf, w->buf + w->start, left);
+        if (left && w->start) /* never with the NULL buffer of the first call */
+            memmove(w->buf, w->buf + w->start, left);
         w->start = 0;
         w->end = left;
         PyEval_RestoreThread(w->save);
@@ -74,7 +75,8 @@ static int need(Walk *w, size_t n) {
                 w->eof = 1;
             } else {
                 if (left + size > w->cap) {
-                    size_t cap = left + size;
+                    /* doubling: a long string (an aux field) may arrive in many reads */
+                    size_t cap = left + size > 2 * w->cap ? left + size : 2 * w->cap;
                     unsigned char *grown = PyMem_RawRealloc(w->buf, cap);
                     if (!grown) {
                         PyErr_NoMemory();

@@ -15,6 +15,7 @@ import pytest
 from engines.fsutil import TEMP_MARKER, remove_abandoned_temporaries
 from engines.processes import process_start_token
 from jarvis_tui.exit_codes import ExitCode
+from tests.files_env import make_files_env
 from tests.pg_seed import PgCase
 from tests.servers import wait_until
 
@@ -132,3 +133,33 @@ def test_a_temporary_whose_pid_now_names_another_process_is_abandoned(tmp_path):
         sleeper.kill()
         sleeper.wait()
     assert sorted(remove_abandoned_temporaries(tmp_path)) == sorted([live, old_name_recent, own])
+
+
+@pytest.mark.parametrize("command", ["rekey", "repair"])
+def test_temporaries_a_killed_rekey_or_repair_left_are_removed_by_its_next_run(
+    tmp_path, isolated_env, command
+):
+    """benchmarks/trials.py: a rekey killed while sealing a copy left the copy's own
+    temporary (`..NAME.tmp-A.tmp-B`), and the next rekey left it there."""
+    env = make_files_env(tmp_path)
+    (env.data / "song.txt").write_text("la la la\n")
+    assert env.cli("backup", "files") == ExitCode.OK
+    killed = subprocess.Popen(["sleep", "60"])
+    pid, start = killed.pid, process_start_token(killed.pid)
+    killed.kill()
+    killed.wait()
+    snapshot, pack = env.snapshots()[0], env.packs()[0]
+    staged = f".{snapshot.name}{TEMP_MARKER}{pid}-{start}-0a0b0c0d"
+    left = [
+        snapshot.with_name(staged),
+        snapshot.with_name(f".{staged}{TEMP_MARKER}{pid}-{start}-0a0b0c0e"),
+        pack.with_name(f".{pack.name}{TEMP_MARKER}{pid}-{start}-0a0b0c0f"),
+    ]
+    for path in left:
+        path.write_bytes(b"half written")
+
+    result = env.cli_process(command)
+
+    assert result.returncode == ExitCode.OK, result.stderr
+    assert [path for path in left if path.exists()] == []
+    assert env.cli_process("verify", "--all", "--read-data").returncode == ExitCode.OK

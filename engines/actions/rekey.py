@@ -22,7 +22,7 @@ from engines.artifacts import (
 from engines.catalog import Artifact
 from engines.crypto import MAGIC, read_header
 from engines.errors import IntegrityError, NotFoundError
-from engines.fsutil import fsync_directory, temporary_path_for
+from engines.fsutil import fsync_directory, remove_abandoned_temporaries, temporary_path_for
 from engines.jobs import JobContext
 from engines.lock import RepositoryLock
 from engines.resolve import resolved_from_catalog
@@ -46,6 +46,8 @@ def rekey(workspace: Workspace, context: JobContext, *, dry_run: bool = False) -
     keyring = workspace.keyring()
     report = RekeyReport(dry_run, keyring.current.key_id)
     with RepositoryLock(workspace.repository.root, "rekey", reading_only=dry_run):
+        if not dry_run:  # what a killed rekey (or any killed writer) left
+            remove_abandoned_temporaries(workspace.repository.root)
         stale = [
             artifact
             for artifact in _complete_artifacts(workspace)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engines.errors import IntegrityError, JarvisError, KeyNotAvailableError
-from engines.fsutil import ensure_private_dir, fsync_directory
+from engines.fsutil import ensure_private_dir, fsync_directory, remove_abandoned_temporaries
 from engines.jobs import JobContext
 from engines.lock import RepositoryLock
 from engines.store.blobs import decompress_chunk
@@ -68,6 +68,8 @@ def repair_store(
             raise JarvisError(f"repair postponed: {busy}; run it again when that job has finished")
         keyring = workspace.keyring()
         report = RepairReport(dry_run)
+        if not dry_run:  # what a killed repair (or any killed writer) left
+            remove_abandoned_temporaries(repository.root)
         old_indexes = index_files(repository)
         hints, generation = _old_locations(workspace, old_indexes, report)
         intact: Entries = []

@@ -16,6 +16,7 @@ from engines.redis.native import rdb_walk
 
 MAGIC = b"REDIS"
 HEADER_SIZE = 9
+_STEP = 1 << 20  # the most read at once
 
 OPCODE_SLOT_INFO = 0xF4
 OPCODE_FUNCTION2 = 0xF5
@@ -98,7 +99,7 @@ class _Reader:
         self.offset = 0
 
     def exact(self, size: int) -> bytes:
-        data = self._read(size)
+        data = self._read(size) if size <= _STEP else self._in_steps(size)
         if len(data) != size:
             raise RdbFormatError(
                 f"the RDB ends early at byte {self.offset + len(data)} (truncated)"
@@ -106,9 +107,21 @@ class _Reader:
         self.offset += size
         return data
 
+    def _in_steps(self, size: int) -> bytes:
+        """A big read as the data arrives: a damaged length may claim 2**64 bytes, which
+        read() would refuse or try to allocate (the C walk reads until the end too)."""
+        pieces = []
+        while size > 0:
+            piece = self._read(min(size, _STEP))
+            pieces.append(piece)
+            if len(piece) < min(size, _STEP):
+                break
+            size -= len(piece)
+        return b"".join(pieces)
+
     def skip(self, size: int) -> None:
         while size > 0:
-            step = min(size, 1 << 20)
+            step = min(size, _STEP)
             self.exact(step)
             size -= step
 
@@ -156,12 +169,12 @@ class _Reader:
 
     def string(self) -> bytes:
         encoding, size = self._string_size()
+        if encoding == 3:  # before reading it, as the C walk does
+            raise RdbFormatError("compressed strings are not expected in aux fields")
         data = self.exact(size)
         if encoding == -1:
             return data
-        if encoding in (0, 1, 2):
-            return str(int.from_bytes(data, "little", signed=True)).encode()
-        raise RdbFormatError("compressed strings are not expected in aux fields")
+        return str(int.from_bytes(data, "little", signed=True)).encode()
 
 
 def _skip_module_values(reader: _Reader) -> None:

@@ -136,7 +136,8 @@ def runs(draw, lines: list[bytes]) -> dict:
         chosen.append(line)
     block = b"".join(chosen)
     boundaries = [0, len(block)] + [i + 1 for i, b in enumerate(block) if b == ord("\n")]
-    start = draw(st.one_of(st.sampled_from(boundaries), st.integers(-3, len(block) + 3)))
+    start = draw(st.one_of(st.sampled_from(boundaries), st.integers(-3, len(block) + 3),
+                           st.sampled_from(INT64)))  # fmt: skip
     return {
         "call": "compile_run",
         "block": block,
@@ -375,6 +376,9 @@ REGRESSIONS: dict[str, dict] = {
                                        b'"value":"v"}\n'},
     # no line taken: the empty index was built with memcpy(NULL, NULL, 0)
     "json_empty_block": {"call": "compile_run", "start": 0, **_OPTIONS, "block": b""},
+    # block + start was computed before start was checked: far out, it wrapped around
+    "json_start_far_outside": {"call": "compile_run", "start": -(1 << 63), **_OPTIONS,
+                               "block": b"{}\n"},
     # a frame count whose 13 bytes each overflowed the check of the index's size
     "json_filter_frames_overflow": {"call": "seen_before", "seen": b"\0", "db": 0,
                                     "index": b"", "frames": 1 << 62},

@@ -64,9 +64,11 @@ def string(rnd: random.Random) -> bytes:
         return bytes([0xC0 | code]) + rnd.randbytes(1 << code)
     if kind == 1:  # LZF: compressed length, original length, the compressed bytes
         payload = rnd.randbytes(rnd.randrange(8))
-        return b"\xc3" + length(rnd, len(payload)) + length(rnd, 20) + payload
+        claim = len(payload) + (0 if rnd.randrange(6) else rnd.choice([1, 1000]))
+        return b"\xc3" + length(rnd, claim) + length(rnd, 20) + payload
     payload = rnd.randbytes(rnd.choice([0, 1, 5, 70]))
-    return length(rnd, len(payload)) + payload
+    claim = len(payload) + (0 if rnd.randrange(12) else rnd.choice([1, 1 << 32, 1 << 63]))
+    return length(rnd, min(claim, (1 << 64) - 1)) + payload
 
 
 def _stream(rnd: random.Random, kind: int) -> bytes:
@@ -229,4 +231,11 @@ def check(case: dict) -> None:
 REGRESSIONS: dict[str, dict] = {
     # the first read moved the empty buffer with memmove(NULL, NULL, 0)
     "rdb_first_read": {"data": b"REDIS0011\xff", "pieces": [1 << 20], "now_ms": None},
-}
+    # an aux string claiming 2**64 - 1 bytes: C said "ends early", Python's read() raised
+    # OverflowError (and on a pipe would have tried to allocate the claim)
+    "rdb_aux_claims_2_64_bytes": {"data": b"REDIS0011\xfa\x81" + b"\xff" * 8, "pieces": [1],
+                                  "now_ms": None},
+    # a compressed aux string cut short: C named the compression, Python the cut
+    "rdb_aux_compressed_cut": {"data": b"REDIS0011\xfa\xc3\x05\x05ab", "pieces": [1 << 20],
+                               "now_ms": None},
+}  # fmt: skip

@@ -20,6 +20,9 @@ from engines.errors import RepositoryLockedError
 from engines.fsutil import FILE_MODE, ensure_private_dir
 from engines.processes import process_alive
 
+NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
+FORBIDDEN = frozenset({errno.EACCES, errno.EPERM})
+
 LOCK_NAME = ".lock"
 RECORD_LIMIT = 64 * 1024
 # A new holder writes its record just after taking the flock; give it that long.
@@ -44,6 +47,7 @@ class RepositoryLock:
         self.took_over_from: str | None = None
         self._fd: int | None = None
         self._on_read_only = False  # "held" without a lock file: nobody can write there
+        self._writable = False  # False: the flock is held on a descriptor opened to read
 
     def __enter__(self) -> "RepositoryLock":
         self.acquire()
@@ -61,13 +65,19 @@ class RepositoryLock:
             raise RuntimeError(f"{self.path} is already held by this RepositoryLock")
         if not self.root.is_dir():
             ensure_private_dir(self.root)
+        writable = True
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
         except OSError as error:
             if self.reading_only and error.errno == errno.EROFS:
                 self._on_read_only = True
                 return
-            raise
+            if not (self.reading_only and error.errno in FORBIDDEN and self.path.exists()):
+                raise
+            # A reader of a repository it may not write (chmod a-w): flock works on a
+            # descriptor opened to read, so writers are still kept out meanwhile.
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            writable = False
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -80,19 +90,28 @@ class RepositoryLock:
         try:
             leftover = _read_text(fd)
             self.took_over_from = _describe_leftover(leftover) if leftover else None
-            _write_record(fd, self._record())
+            if writable:
+                _write_record(fd, self._record())
+        except OSError as error:
+            if error.errno not in NO_SPACE:
+                os.close(fd)
+                raise OSError(error.errno, error.strerror, str(self.path)) from error
+            # A full disk: the record only tells others who holds the lock, and cleanup,
+            # which frees the space, must still run. Hold the flock without it.
         except BaseException:
             os.close(fd)
             raise
         self._fd = fd
+        self._writable = writable
 
     def release(self) -> None:
         self._on_read_only = False
         if self._fd is None:
             return
         try:
-            # An empty file tells the next holder that this one left cleanly.
-            os.ftruncate(self._fd, 0)
+            if self._writable:
+                # An empty file tells the next holder that this one left cleanly.
+                os.ftruncate(self._fd, 0)
         finally:
             os.close(self._fd)
             self._fd = None

@@ -104,8 +104,9 @@ def _refusal(unreadable: list[Unreadable], root: Path) -> str:
     return (
         f"{len(unreadable)} file(s) cannot be restored because their data cannot be read: "
         f"{named}{more}. Nothing was written. Add --skip-missing to restore everything else "
-        "(those files are left out and listed), and run `jarvis-tui verify SNAPSHOT "
-        "--read-data` to see what the repository lost"
+        "(those files are left out and listed); `jarvis-tui verify SNAPSHOT --read-data` "
+        "shows what the repository lost and `jarvis-tui repair` salvages what still "
+        "authenticates"
     )
 
 

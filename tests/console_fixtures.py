@@ -11,6 +11,7 @@ import contextlib
 import fcntl
 import io
 import shutil
+import socket
 import sqlite3
 import tempfile
 from collections.abc import Iterator
@@ -347,6 +348,8 @@ def snapshot_console(isolated_env, monkeypatch: pytest.MonkeyPatch) -> Iterator[
         SNAPSHOT_ROOT.mkdir(mode=0o700)
         (SNAPSHOT_ROOT / "repo").mkdir(mode=0o700)
         monkeypatch.chdir(SNAPSHOT_ROOT)
+        # Sealed metadata names the host, so sizes on screen would follow its name.
+        monkeypatch.setattr(socket, "gethostname", lambda: "jarvis-host")
         env = ConsoleEnv(SNAPSHOT_ROOT, write_console_env(SNAPSHOT_ROOT))
         clock = FrozenCatalogClock(monkeypatch, FIXED_NOW)
         with env.catalog() as catalog:

@@ -16,6 +16,7 @@ from engines.destinations import DESTINATION_KINDS, InvalidKeyError, LocalReposi
 from engines.destinations.local import LAYOUT
 from engines.errors import NotFoundError
 from engines.fsutil import TEMP_MARKER, atomic_output, remove_abandoned_temporaries
+from engines.repository_id import ID_FILE
 from engines.lock import RepositoryLock
 from tests.servers import wait_until
 
@@ -59,8 +60,11 @@ def test_layout_folders_are_private_and_ensure_layout_is_idempotent(tmp_path: Pa
     repository = LocalRepository(root)
     repository.ensure_layout()
     repository.ensure_layout()
-    assert sorted(p.name for p in root.iterdir()) == sorted(LAYOUT)
-    assert {_mode(p) for p in [root, *root.iterdir()]} == {0o700}
+    folders = [p for p in root.iterdir() if p.is_dir()]
+    assert sorted(p.name for p in folders) == sorted(LAYOUT)
+    assert {_mode(p) for p in [root, *folders]} == {0o700}
+    assert [p.name for p in root.iterdir() if not p.is_dir()] == [ID_FILE]
+    assert _mode(root / ID_FILE) == 0o600
     assert set(LAYOUT) == {"postgres", "redis", "files", "secrets", "config", "wal"}
 
 

@@ -75,7 +75,7 @@ def store_artifact(
             "source": source,
             "mode": mode,
             "type": source,
-            "created_at": datetime.now(UTC).isoformat(),
+            "created_at": datetime.now(UTC).isoformat(timespec="microseconds"),
             **extra,
         }
 

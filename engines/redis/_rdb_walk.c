@@ -35,6 +35,7 @@ typedef struct {
     char message[200];
     DbCounts *dbs;
     size_t ndbs, capdbs;
+    size_t *slots, nslots; /* an index of dbs by number (select_db) */
     PyObject *aux; /* list, touched only with the GIL */
 } Walk;
 
@@ -383,23 +384,51 @@ static int skip_value(Walk *w, unsigned type) {
     }
 }
 
+static size_t db_slot(uint64_t db, size_t nslots) {
+    db ^= db >> 33; /* murmur3's finish: nearby numbers land far apart */
+    db *= 0xff51afd7ed558ccdULL;
+    db ^= db >> 33;
+    return (size_t)db & (nslots - 1);
+}
+
+/* The counts of database `db`, found through `slots` (open addressing, each slot the
+   index + 1 of its entry in `dbs`, 0 when free, at most half full): a damaged stream
+   can select many thousands of databases, and a scan of them all for each would make
+   the walk quadratic. */
 static DbCounts *select_db(Walk *w, uint64_t db) {
-    for (size_t i = 0; i < w->ndbs; i++)
-        if (w->dbs[i].db == db)
-            return &w->dbs[i];
+    size_t mask = w->nslots - 1, i = w->nslots ? db_slot(db, w->nslots) : 0;
+    for (; w->nslots && w->slots[i]; i = (i + 1) & mask)
+        if (w->dbs[w->slots[i] - 1].db == db)
+            return &w->dbs[w->slots[i] - 1];
     if (w->ndbs == w->capdbs) {
         size_t cap = w->capdbs ? w->capdbs * 2 : 16;
         DbCounts *grown = PyMem_RawRealloc(w->dbs, cap * sizeof(DbCounts));
-        if (!grown) {
+        size_t *slots = grown ? PyMem_RawCalloc(2 * cap, sizeof(size_t)) : NULL;
+        if (!slots) {
+            if (grown)
+                w->dbs = grown;
             fail(w, "out of memory");
             return NULL;
         }
         w->dbs = grown;
         w->capdbs = cap;
+        PyMem_RawFree(w->slots);
+        w->slots = slots;
+        w->nslots = 2 * cap;
+        mask = w->nslots - 1;
+        for (size_t n = 0; n < w->ndbs; n++) {
+            size_t at = db_slot(w->dbs[n].db, w->nslots);
+            while (w->slots[at])
+                at = (at + 1) & mask;
+            w->slots[at] = n + 1;
+        }
+        for (i = db_slot(db, w->nslots); w->slots[i]; i = (i + 1) & mask)
+            ;
     }
     DbCounts *entry = &w->dbs[w->ndbs++];
     memset(entry, 0, sizeof *entry);
     entry->db = db;
+    w->slots[i] = w->ndbs;
     return entry;
 }
 
@@ -556,6 +585,7 @@ static PyObject *walk(PyObject *self, PyObject *args) {
     Py_DECREF(w.aux);
     PyMem_RawFree(w.buf);
     PyMem_RawFree(w.dbs);
+    PyMem_RawFree(w.slots);
     return result;
 }
 

@@ -9,7 +9,7 @@ sanitizer runtime preloaded (tests.fuzz.build.sanitizer_environment): a memory e
 undefined behaviour ends the process with the sanitizer's report; a disagreement with
 the oracle ends it with hypothesis's smallest example. Without --seconds, one
 derandomised hypothesis run of --examples cases (what the test suite does); with it,
-runs of --examples cases under successive seeds until the time is up. --case runs one
+runs of --examples cases under successive seeds until the time is up. --case runs some
 of the target's REGRESSIONS, --replay a case written by --last-case (the case being run
 when the process died). The last line printed is a JSON summary.
 """
@@ -54,7 +54,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--examples", type=int, default=300)
     parser.add_argument("--seconds", type=float)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--case")
+    parser.add_argument("--case", nargs="+")
     parser.add_argument("--replay", type=Path)
     parser.add_argument("--last-case", type=Path)
     return parser.parse_args()
@@ -71,8 +71,9 @@ def main() -> None:
     assert Path(loaded.__file__).parent == options.build.resolve(), loaded.__file__
     started = time.monotonic()
     if options.case is not None:
-        target.check(target.REGRESSIONS[options.case])
-        summary = {"target": options.target, "case": options.case}
+        for name in options.case:
+            target.check(target.REGRESSIONS[name])
+        summary = {"target": options.target, "regressions": options.case}
     elif options.replay is not None:
         target.check(ast.literal_eval(options.replay.read_text()))
         summary = {"target": options.target, "replayed": str(options.replay)}

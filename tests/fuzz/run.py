@@ -72,6 +72,8 @@ def main() -> None:
     started = time.monotonic()
     if options.case is not None:
         for name in options.case:
+            if options.last_case is not None:
+                options.last_case.write_text(f"{name}: {target.REGRESSIONS[name]!r}")
             target.check(target.REGRESSIONS[name])
         summary = {"target": options.target, "regressions": options.case}
     elif options.replay is not None:

@@ -1,6 +1,5 @@
 """`restore files`: never outside the target, overwrite policies, dry runs, full disks."""
 
-import contextlib
 import json
 import os
 import shutil
@@ -18,6 +17,7 @@ from engines.errors import IntegrityError
 from engines.store.layout import SNAPSHOT_NAME
 from engines.store.snapshots import DIR, FILE, FORMAT, SYMLINK, Entry, Manifest, parse_manifest
 from jarvis_tui.exit_codes import ExitCode
+from tests.file_systems import needs_root, tmpfs
 from tests.files_env import (
     KEY,
     REPO_ROOT,
@@ -235,27 +235,13 @@ def test_selected_paths_and_strip_prefix(env, capsys):
     assert "not in this snapshot" in capsys.readouterr().err
 
 
-@contextlib.contextmanager
-def _tiny_file_system(folder: Path):
-    folder.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)], capture_output=True
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.decode().strip()})")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=False)
-
-
-@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
+@needs_root
 def test_a_disk_that_fills_stops_cleanly_and_says_how_far_it_got(env, capsys):
     for number in range(6):
         (env.data / f"part{number}.bin").write_bytes(random_text(400_000, number))
     assert env.cli("backup", "files") == ExitCode.OK
     capsys.readouterr()
-    with _tiny_file_system(env.root / "small") as small:
+    with tmpfs(env.root / "small", "1m") as small:
         (small / "keep.txt").write_text("was here before")
         code = env.cli("restore", "files", "latest", "--target-dir", str(small))
         assert code == ExitCode.NO_SPACE

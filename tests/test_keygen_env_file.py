@@ -1,19 +1,16 @@
 """`keygen` writes `.env` atomically and keeps a `.bak`; `--rotate` refuses when the key in
 effect comes from the environment; a `.env` saved with a byte-order mark is read."""
 
-import contextlib
 import errno
-import os
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from engines.dotenv import read_env_file
 from jarvis_tui.exit_codes import ExitCode
+from tests.file_systems import fill, needs_root, tmpfs
 from tests.files_env import REPO_ROOT, child_env
 
 OLD_KEY = "0123456789abcdef" * 4
@@ -101,36 +98,14 @@ def test_an_env_file_with_a_byte_order_mark_is_read(tmp_path, isolated_env):
     assert values["BACKUP_ENCRYPTION_KEY_PREVIOUS"].split(",")[0] == OLD_KEY
 
 
-@contextlib.contextmanager
-def _tiny_file_system(folder: Path) -> Iterator[Path]:
-    folder.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)], capture_output=True
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.decode().strip()})")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=False)
-
-
-def _fill(folder: Path) -> None:
-    with open(folder / "filler", "wb", buffering=0) as filler:
-        for size in (4096, 1):
-            with contextlib.suppress(OSError):
-                while True:
-                    filler.write(b"\0" * size)
-
-
-@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
+@needs_root
 def test_a_full_disk_during_rotation_leaves_the_env_file_intact(tmp_path, isolated_env):
-    with _tiny_file_system(tmp_path / "small") as small:
+    with tmpfs(tmp_path / "small", "64k") as small:
         env = small / ".env"
         # Just under one page: the rotated file needs a second one.
         env.write_text(commented_env(4000))
         before = env.read_bytes()
-        _fill(small)
+        fill(small)
         with pytest.raises(OSError) as full:
             (small / "probe").write_bytes(b"x" * 4096)
         assert full.value.errno == errno.ENOSPC

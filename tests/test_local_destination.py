@@ -16,8 +16,8 @@ from engines.destinations import DESTINATION_KINDS, InvalidKeyError, LocalReposi
 from engines.destinations.local import LAYOUT
 from engines.errors import NotFoundError
 from engines.fsutil import TEMP_MARKER, atomic_output, remove_abandoned_temporaries
-from engines.repository_id import ID_FILE
 from engines.lock import RepositoryLock
+from engines.repository_id import ID_FILE
 from tests.servers import wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -4,42 +4,13 @@ a full disk must not stop `cleanup` (the command that frees space) or any read, 
 repository made read-only with `chmod -R a-w` serves dry runs and `catalog rebuild` as a
 read-only mount does. Real CLI processes throughout."""
 
-import contextlib
 import hashlib
-import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from jarvis_tui.exit_codes import ExitCode
+from tests.file_systems import fill, needs_root, tmpfs
 from tests.files_env import FilesEnv, make_files_env
-
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
-
-
-@contextlib.contextmanager
-def tmpfs(folder: Path, size: str) -> Iterator[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(folder)],
-        capture_output=True,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.decode().strip()})")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=False)
-
-
-def fill(folder: Path) -> None:
-    with open(folder / "filler", "wb", buffering=0) as handle:
-        for block in (65536, 1):
-            with contextlib.suppress(OSError):
-                while True:
-                    handle.write(b"\0" * block)
 
 
 def digest(folder: Path) -> dict[str, str]:

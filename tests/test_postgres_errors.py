@@ -1,9 +1,5 @@
 """Bad input to `backup postgres` / `restore postgres`: a clear error, non-zero exit, no change."""
 
-import contextlib
-import os
-import subprocess
-
 import pytest
 
 from engines.artifacts import read_sidecar, write_artifact
@@ -15,6 +11,7 @@ from engines.postgres.streamed_archive import authenticated_stream
 from engines.postgres.tools import VersionMismatchError, choose_tools, installed_tools
 from engines.resolve import ResolvedArtifact
 from jarvis_tui.exit_codes import ExitCode
+from tests.file_systems import needs_root, tmpfs
 from tests.pg_seed import PASSWORD, PgCase
 from tests.servers import free_port
 
@@ -160,25 +157,9 @@ def test_invalid_target_database_name_is_refused(pg, capsys, name):
     assert pg.databases() == databases
 
 
-@contextlib.contextmanager
-def _tiny_file_system(folder):
-    """A real 1 MiB tmpfs: the disk-full case is a real one, not a faked number."""
-    folder.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(folder)],
-        capture_output=True,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.decode().strip()})")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=False)
-
-
-@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
+@needs_root
 def test_too_little_space_fails_early_with_an_alert(pg, capsys):
-    with _tiny_file_system(pg.tmp_path / "small") as small:
+    with tmpfs(pg.tmp_path / "small", "1m") as small:
         _set(pg, BACKUP_DIR=str(small))
         assert pg.cli("backup", "postgres") == ExitCode.NO_SPACE
         err = _error(capsys)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "benchmarks" / ".work"
-MAKE_TREE = Path("/work/shared/bench/make_tree.py")
+MAKE_TREE = ROOT.parent / "shared" / "bench" / "make_tree.py"  # ../shared/bench
 MiB = 1024 * 1024
 STEPS = ("first backup", "unchanged", "1% changed", "restore", "check --read-data")
 RSS_LIMIT_MB = 250

@@ -20,7 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "benchmarks" / ".work"
-MAKE_TREE = Path("/work/shared/bench/make_tree.py")
+MAKE_TREE = ROOT.parent / "shared" / "bench" / "make_tree.py"  # ../shared/bench
 MiB = 1024 * 1024
 KEY_VARIABLE = "JARVIS_BENCH_KEY"  # a throwaway key, made per run
 sys.path.insert(0, str(ROOT))

@@ -26,7 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "benchmarks" / ".work" / "postgres"
-PG_SEED = Path("/work/shared/bench/pg_seed.sh")
+PG_SEED = ROOT.parent / "shared" / "bench" / "pg_seed.sh"  # ../shared/bench
 CLI = ROOT / ".venv" / "bin" / "jarvis-tui"
 MiB = 1024 * 1024
 sys.path.insert(0, str(ROOT))

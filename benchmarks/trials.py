@@ -220,7 +220,9 @@ def trial_swap(world: World, base: Base, options: Options) -> Tally:
             shutil.copyfile(donor, target)
             shutil.copyfile(sidecar_of(donor), sidecar_of(target))
             label = f"{kind}: {donor.name} under {target.name}"
-            for args in [*swap_commands(world, kind, ours, world.out), ("drill",)]:
+            # The drill (every source restored, ~5 s) for same-kind donors only.
+            drill = [("drill",)] if donor_set != base.full_set else []
+            for args in [*swap_commands(world, kind, ours, world.out), *drill]:
                 shutil.rmtree(world.out, ignore_errors=True)
                 world.out.mkdir()
                 before = targets_state(world)

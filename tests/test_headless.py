@@ -248,6 +248,50 @@ def test_sigterm_during_a_job_lets_it_finish_within_the_grace_time(
         assert run.outcome == "succeeded"
 
 
+def test_a_scheduled_backup_with_a_missing_folder_is_partial_and_alerted(
+    tmp_path, isolated_env, headless_processes
+):
+    files = tmp_path / "files"
+    files.mkdir()
+    (files / "song.txt").write_text("la la la\n")
+    secrets = tmp_path / "app.env"
+    secrets.write_text("API_TOKEN=abc\n")
+    nowhere = tmp_path / "unmounted"
+    variables = {
+        **ONLY_DAILY,
+        "BACKUP_FILE_PATHS": f"{files},{nowhere}",
+        "BACKUP_SECRET_FILES": str(secrets),
+    }
+    env_file = write_env_file(tmp_path, **variables)
+    settings = make_settings(tmp_path, **variables)
+    with Catalog.open(settings.catalog_path) as catalog:
+        seeded = utc_now() - timedelta(days=2)  # the daily run is due the moment it starts
+        catalog.record_schedule_run("daily", seeded, "succeeded", started_at=seeded)
+    process = headless_processes(env_file)
+    try:
+        with Catalog.open(settings.catalog_path) as catalog:
+            wait_until(
+                lambda: any(
+                    r.job_id and r.outcome not in (None, "running")
+                    for r in catalog.list_schedule_runs("daily")
+                ),
+                60,
+                "the scheduled backup to finish",
+            )
+    finally:
+        assert process.terminate() == 0, process.output + process.errors
+    with Workspace.open(settings) as workspace:
+        [run] = [r for r in workspace.catalog.list_schedule_runs("daily") if r.job_id]
+        assert run.outcome == "partial", run
+        [backup_set] = workspace.catalog.list_backup_sets()
+        assert backup_set.status == "partial" and str(nowhere) in backup_set.error
+        kept = {a.source for a in workspace.catalog.artifacts_of(backup_set.id)}
+        assert kept == {"files", "secrets"}
+        (alert,) = workspace.catalog.open_conditions("backup_paths_missing:")
+        assert alert.kind == "backup_paths_missing:files" and str(nowhere) in alert.message
+        assert workspace.catalog.open_conditions("schedule_failed:") == []
+
+
 def test_invalid_settings_stop_the_runner_before_it_starts(tmp_path, isolated_env, capsys):
     env_file = write_env_file(tmp_path, BACKUP_DAILY_TIME="every night")
     assert main(["--env-file", str(env_file), "--run-scheduled"]) == ExitCode.INVALID_SETTINGS

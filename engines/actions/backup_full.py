@@ -1,8 +1,10 @@
 """`jarvis-tui backup full` (the guide's `backup:full`): every configured source in one set.
 
 Each source is one part. A part that fails is recorded and alerted, and the
-others go on: the set ends `complete` when every configured part succeeded,
-`partial` when some did, `failed` when none did. Sources that are not
+others go on. A part that stored less than was configured (a folder of
+BACKUP_FILE_PATHS that does not exist, files it could not read) is done with a
+`warning`. The set ends `complete` when every configured part succeeded whole,
+`partial` when some stored something, `failed` when none did. Sources that are not
 configured are skipped and listed. Every new artifact was read back and
 authenticated by `store_artifact` before its part counts.
 """
@@ -20,6 +22,7 @@ from engines.jobs import JobContext
 from engines.lock import RepositoryLock
 from engines.os_errors import explain_os_error
 from engines.sources import SOURCE_MODULES, get_source
+from engines.sources.base import left_out_of
 from engines.workspace import Workspace
 
 # The guide's order: the database first, configuration last.
@@ -30,7 +33,7 @@ FULL_KIND = "full"
 @dataclass
 class PartResult:
     source: str
-    state: str  # ok, failed, skipped
+    state: str  # ok, warning (stored, but left something out), failed, skipped
     detail: str
     artifacts: list[Artifact] = field(default_factory=list)
 
@@ -53,10 +56,11 @@ def full_backup_sources() -> list[str]:
 
 def _set_status(parts: list[PartResult]) -> str:
     ran = [part for part in parts if part.state != "skipped"]
-    succeeded = [part for part in ran if part.state == "ok"]
-    if len(succeeded) == len(ran):
+    whole = [part for part in ran if part.state == "ok"]
+    if len(whole) == len(ran):
         return "complete"
-    return "partial" if succeeded else "failed"
+    stored = [part for part in ran if part.state in ("ok", "warning")]
+    return "partial" if stored else "failed"
 
 
 def _back_up_part(
@@ -77,7 +81,11 @@ def _back_up_part(
         context.log(f"part {kind}: {type(error).__name__}: {error}", level="debug")
         return PartResult(kind, "failed", f"unexpected error: {type(error).__name__}: {error}")
     count = len(artifacts)
-    return PartResult(kind, "ok", f"{count} artifact{'s' if count != 1 else ''}", artifacts)
+    stored = f"{count} artifact{'s' if count != 1 else ''}"
+    left_out = left_out_of(source, artifacts)
+    if left_out:
+        return PartResult(kind, "warning", "; ".join([stored, *left_out]), artifacts)
+    return PartResult(kind, "ok", stored, artifacts)
 
 
 def run_backup_full(
@@ -124,7 +132,7 @@ def run_backup_full(
                 context.raise_if_cancelled()
                 part = _back_up_part(workspace, backup_set, kind, context)
                 parts.append(part)
-                level = "info" if part.state == "ok" else "error"
+                level = {"ok": "info", "warning": "warning"}.get(part.state, "error")
                 context.log(f"part {kind}: {part.state} ({part.detail})", level=level)
                 context.progress(number, len(configured), "parts")
         except BaseException as error:
@@ -136,7 +144,7 @@ def run_backup_full(
         parts.extend(broken)
         parts.sort(key=lambda part: kinds.index(part.source))
         status = _set_status(parts)
-        failed = [part for part in parts if part.state == "failed"]
+        failed = [part for part in parts if part.state in ("failed", "warning")]
         workspace.catalog.finish_backup_set(
             backup_set.id,
             status,

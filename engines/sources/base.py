@@ -2,6 +2,8 @@
 
 A source module exposes `SOURCE: Source`. The actions in `engines/actions/` are
 the only callers; they hold the repository lock and the job around these calls.
+A source whose backup can store less than was configured (paths that do not exist,
+files it could not read) also has `left_out(artifacts) -> list[str]`.
 """
 
 from dataclasses import dataclass, field
@@ -56,3 +58,10 @@ class Source(Protocol):
     ) -> RestoreReport:
         """Restore from `artifacts`; with `options.dry_run` change nothing and report."""
         ...
+
+
+def left_out_of(source: Source, artifacts: list[Artifact]) -> list[str]:
+    """What a backup that stored `artifacts` left out, one operator line each; empty for a
+    whole copy, and for sources that have nothing to leave out."""
+    left_out = getattr(source, "left_out", None)
+    return list(left_out(artifacts)) if left_out is not None else []

@@ -26,6 +26,7 @@ from engines.jobs import JobContext
 from engines.os_errors import explain_os_error
 from engines.resolve import ResolvedArtifact, resolved_from_catalog
 from engines.sources.base import RestoreReport
+from engines.sources.missing_paths import alert_missing_paths, missing_line
 from engines.store.snapshots import (
     DIR,
     FILE,
@@ -68,16 +69,26 @@ class _Spool(io.RawIOBase):
         return len(data)
 
 
-def _roots(settings: Settings) -> list[Path]:
-    roots = []
+SETTING = "BACKUP_CONFIG_PATHS"
+
+
+def _roots(settings: Settings) -> tuple[list[Path], list[str]]:
+    """The configured paths that exist, and those that do not (the others are still backed
+    up); every one missing is an error naming each."""
+    roots: list[Path] = []
+    missing: list[str] = []
     for configured in settings.backup_config_paths:
         path = Path(os.path.abspath(configured))
-        if not os.path.lexists(path):
-            raise NotFoundError(
-                f"BACKUP_CONFIG_PATHS: {configured} ({path}) does not exist; fix or remove it"
-            )
-        roots.append(path)
-    return roots
+        if os.path.lexists(path):
+            roots.append(path)
+        else:
+            missing.append(str(path))
+    if missing and not roots:
+        raise NotFoundError(
+            f"{SETTING}: {', '.join(missing)}: {'does' if len(missing) == 1 else 'do'} not "
+            f"exist, so there is nothing to back up; create them or fix {SETTING}"
+        )
+    return roots, missing
 
 
 def tar_stream(
@@ -118,7 +129,9 @@ class ConfigSource:
     def back_up(
         self, workspace: Workspace, backup_set: BackupSet, options: Any, context: JobContext
     ) -> list[Artifact]:
-        roots = _roots(workspace.settings)
+        roots, missing = _roots(workspace.settings)
+        for path in missing:
+            context.log(missing_line(SETTING, path), level="warning")
         counts: dict[str, int] = {}
         artifact = store_artifact(
             workspace,
@@ -130,9 +143,19 @@ class ConfigSource:
             stream=tar_stream(
                 roots, context, counts, catalog_files(workspace.settings.catalog_path.resolve())
             ),
-            metadata=lambda: {"paths": [str(r) for r in roots], **counts},
+            metadata=lambda: {"paths": [str(r) for r in roots], "missing": missing, **counts},
         )
+        alert_missing_paths(workspace, backup_set.id, "config", SETTING, missing)
         return [artifact]
+
+    def left_out(self, artifacts: list[Artifact]) -> list[str]:
+        """What the tarball lacks that `backup config` fails for (exit 1)."""
+        lines = []
+        for artifact in artifacts:
+            lines += [missing_line(SETTING, path) for path in artifact.metadata.get("missing", [])]
+            if artifact.metadata.get("unreadable"):
+                lines.append(f"{artifact.metadata['unreadable']} file(s) could not be read")
+        return lines
 
     def restore(
         self,

@@ -2,12 +2,12 @@
 
 from typing import Any
 
-from engines.alerts import AlertDispatcher
 from engines.catalog import Artifact, BackupSet
 from engines.config import Settings
 from engines.jobs import JobContext
 from engines.resolve import ResolvedArtifact, resolved_from_catalog
 from engines.sources.base import RestoreReport
+from engines.sources.missing_paths import alert_missing_paths, missing_line
 from engines.sources.restore_drills import drill_files
 from engines.store.backup import FilesBackupOptions, back_up_files
 from engines.store.layout import is_snapshot_key
@@ -28,9 +28,17 @@ class FilesSource:
         self, workspace: Workspace, backup_set: BackupSet, options: Any, context: JobContext
     ) -> list[Artifact]:
         artifacts = back_up_files(workspace, backup_set, options or FilesBackupOptions(), context)
-        missing = artifacts[0].metadata.get("snapshot", {}).get("missing", []) if artifacts else []
-        _alert_missing_folders(workspace, backup_set.id, missing)
+        missing = _summary(artifacts).get("missing", [])
+        alert_missing_paths(workspace, backup_set.id, "files", "BACKUP_FILE_PATHS", missing)
         return artifacts
+
+    def left_out(self, artifacts: list[Artifact]) -> list[str]:
+        """What the snapshot lacks that `backup files` fails for (exit 1)."""
+        summary = _summary(artifacts)
+        lines = [missing_line("BACKUP_FILE_PATHS", path) for path in summary.get("missing", [])]
+        if summary.get("unreadable"):
+            lines.append(f"{summary['unreadable']} file(s) or folder(s) could not be read")
+        return lines
 
     def restore(
         self,
@@ -55,24 +63,8 @@ class FilesSource:
         return drill_files(workspace, resolved_from_catalog(workspace, artifact), context)
 
 
-MISSING_FOLDERS = "backup_paths_missing:files"
-
-
-def _alert_missing_folders(workspace: Workspace, set_id: str, missing: list[str]) -> None:
-    """A configured folder that is gone (an unmounted disk, a typo) is data no longer
-    protected: critical until a backup finds every folder again."""
-    dispatcher = AlertDispatcher(workspace.catalog, workspace.settings)
-    if missing:
-        dispatcher.raise_condition(
-            MISSING_FOLDERS,
-            "critical",
-            f"backup {set_id}: files: not backed up because they do not exist: "
-            f"{', '.join(missing)}; create them or remove them from BACKUP_FILE_PATHS",
-        )
-    else:
-        dispatcher.clear_condition(
-            MISSING_FOLDERS, f"backup {set_id}: files: every folder of BACKUP_FILE_PATHS backed up"
-        )
+def _summary(artifacts: list[Artifact]) -> dict[str, Any]:
+    return artifacts[0].metadata.get("snapshot", {}) if artifacts else {}
 
 
 SOURCE = FilesSource()

@@ -96,8 +96,11 @@ def test_damaged_pack_fails_verify_prune_refuses_and_repair_salvages(env, how):
     if how == "trailer bit":  # the weekly cleanup runs prune, which refuses there too
         kept = kept[1:]  # retention keeps one snapshot a day: it deletes the older one
         cleaned = env.cli_process("cleanup")
-        assert cleaned.returncode == ExitCode.FAILED, cleaned.stdout + cleaned.stderr
-        assert "prune refused" in cleaned.stderr
+        # Damage is exit 4, as prune's own, after the retention it did is reported.
+        assert cleaned.returncode == ExitCode.INTEGRITY, cleaned.stdout + cleaned.stderr
+        assert "prune refused" in cleaned.stderr and "jarvis-tui repair" in cleaned.stderr
+        assert older in cleaned.stdout and "1 set(s) deleted" in cleaned.stdout
+        assert "Traceback" not in cleaned.stderr
     else:
         dry = env.cli_process("repair", "--dry-run")
         assert "would salvage" in dry.stdout, dry.stdout + dry.stderr

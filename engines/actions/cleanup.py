@@ -15,7 +15,7 @@ from engines.artifacts import SIDECAR_SUFFIX
 from engines.catalog import Artifact
 from engines.clock import configured_timezone
 from engines.destinations import DESTINATION_KINDS, Destination
-from engines.errors import JarvisError
+from engines.errors import IntegrityError, JarvisError
 from engines.jobs import JobContext
 from engines.lock import RepositoryLock
 from engines.processes import process_alive
@@ -35,6 +35,8 @@ class CleanupReport:
     deleted: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     pruned: list[str] = field(default_factory=list)
+    # Prunes refused because stored data is damaged (also in `problems`): `repair` first.
+    damaged: list[str] = field(default_factory=list)
 
     @property
     def to_delete(self) -> list[Decision]:
@@ -144,6 +146,8 @@ def run_prunes(workspace: Workspace, context: JobContext, report: CleanupReport)
             outcome = prune(workspace, context)
         except JarvisError as error:
             report.problems.append(f"prune of {kind}: {error}")
+            if isinstance(error, IntegrityError):
+                report.damaged.append(kind)
             context.log(f"prune of {kind} failed: {error}", level="error")
             continue
         report.pruned.append(f"{kind}: {outcome}" if outcome is not None else kind)

@@ -122,6 +122,7 @@ def run_cleanup_command(args: argparse.Namespace) -> ExitCode:
                 ],
                 "deleted": report.deleted,
                 "problems": report.problems,
+                "damaged": report.damaged,
                 "pruned": report.pruned,
             }
         )
@@ -147,6 +148,8 @@ def run_cleanup_command(args: argparse.Namespace) -> ExitCode:
             print(f"pruned {pruned}")
     for problem in report.problems:
         print(f"problem: {problem}", file=sys.stderr)
+    if report.damaged:  # as `prune` alone: damage is exit 4, whatever else happened
+        return ExitCode.INTEGRITY
     return ExitCode.FAILED if report.problems else ExitCode.OK
 
 

@@ -257,8 +257,10 @@ def write_artifact(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     identity: Mapping[str, str] | None = None,
     container_version: int = FORMAT_VERSION,
+    sidecar: bool = True,
 ) -> ArtifactInfo:
-    """Compress, encrypt and hash `source` into `final_path`, then write its sidecar.
+    """Compress, encrypt and hash `source` into `final_path`, then write its sidecar
+    (without `sidecar`, none: a sealed record that is not an artifact of a set).
 
     `identity` (see `artifact_identity`) is bound into the container. A callable
     `metadata` is evaluated once the source is exhausted. On any error or
@@ -296,7 +298,8 @@ def write_artifact(
     described = {**fields, "stored_size": stored.size, "checksum": stored.sha256.hexdigest()}
     sidecar_path = sidecar_path_for(final_path)
     try:
-        write_sidecar(final_path, fields, described["checksum"], stored.size)
+        if sidecar:
+            write_sidecar(final_path, fields, described["checksum"], stored.size)
     except BaseException:
         final_path.unlink(missing_ok=True)
         raise

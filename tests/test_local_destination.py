@@ -65,7 +65,7 @@ def test_layout_folders_are_private_and_ensure_layout_is_idempotent(tmp_path: Pa
     assert {_mode(p) for p in [root, *folders]} == {0o700}
     assert [p.name for p in root.iterdir() if not p.is_dir()] == [ID_FILE]
     assert _mode(root / ID_FILE) == 0o600
-    assert set(LAYOUT) == {"postgres", "redis", "files", "secrets", "config", "wal"}
+    assert set(LAYOUT) == {"postgres", "redis", "files", "secrets", "config", "wal", "sets"}
 
 
 def test_put_and_get_round_trip_privately(repository: LocalRepository, outside: Path):

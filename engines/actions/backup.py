@@ -25,6 +25,7 @@ from engines.fsutil import remove_abandoned_temporaries
 from engines.jobs import JobContext
 from engines.lock import RepositoryLock
 from engines.os_errors import explain_os_error
+from engines.set_records import RUNNING, write_set_record
 from engines.sources import get_source
 from engines.workspace import Workspace
 
@@ -183,16 +184,44 @@ def _back_up_source(
         clear_leftovers(workspace, context)
         backup_set = workspace.catalog.create_backup_set(kind, tier=tier, job_id=context.job_id)
         try:
+            start_set_record(workspace, backup_set)
             source.back_up(workspace, backup_set, options, context)
         except OSError as error:
             # Recorded in the operator's words: which path, and what to do.
             explained = explain_os_error(error, where=workspace.repository.root)
-            workspace.catalog.finish_backup_set(backup_set.id, "failed", str(explained))
+            finish_set(workspace, backup_set, "failed", str(explained))
             raise explained from error
         except BaseException as error:
-            workspace.catalog.finish_backup_set(
-                backup_set.id, "failed", str(error) or "interrupted"
-            )
+            finish_set(workspace, backup_set, "failed", str(error) or "interrupted")
             raise
-        workspace.catalog.finish_backup_set(backup_set.id, "complete")
+        finish_set(workspace, backup_set, "complete")
     return workspace.catalog.get_backup_set(backup_set.id)
+
+
+def start_set_record(workspace: Workspace, backup_set: BackupSet) -> None:
+    """The set's sealed record says "running" until `finish_set` replaces it, so a run
+    killed after storing an artifact is never taken for a complete set."""
+    write_set_record(workspace.repository, workspace.keyring(), backup_set, RUNNING)
+
+
+def finish_set(
+    workspace: Workspace,
+    backup_set: BackupSet,
+    status: str,
+    error: str | None = None,
+    *,
+    note: str | None = None,
+) -> None:
+    """The set's sealed record, then its catalog row. A set whose final record cannot be
+    written is failed (its record still says running, which reads as interrupted)."""
+    try:
+        write_set_record(workspace.repository, workspace.keyring(), backup_set, status, error)
+    except (OSError, JarvisError) as record_error:
+        if status != "failed":
+            problem = record_error
+            if isinstance(record_error, OSError):
+                problem = explain_os_error(record_error, where=workspace.repository.root)
+            reason = f"its set record could not be written: {problem}"
+            workspace.catalog.finish_backup_set(backup_set.id, "failed", reason, note=note)
+            raise
+    workspace.catalog.finish_backup_set(backup_set.id, status, error, note=note)

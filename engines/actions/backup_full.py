@@ -13,7 +13,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from engines.actions.backup import clear_leftovers
+from engines.actions.backup import clear_leftovers, finish_set, start_set_record
 from engines.actions.backup_alerts import alert_backup_outcome
 from engines.alerts import AlertDispatcher
 from engines.catalog import Artifact, BackupSet
@@ -128,6 +128,7 @@ def run_backup_full(
         for part in skipped:
             context.log(f"part {part.source}: skipped ({part.detail})")
         try:
+            start_set_record(workspace, backup_set)
             for number, kind in enumerate(configured, start=1):
                 context.raise_if_cancelled()
                 part = _back_up_part(workspace, backup_set, kind, context)
@@ -138,15 +139,16 @@ def run_backup_full(
         except BaseException as error:
             note = "; ".join(p.summary for p in [*parts, *skipped])
             reason = str(error) or type(error).__name__
-            workspace.catalog.finish_backup_set(backup_set.id, "failed", reason, note=note)
+            finish_set(workspace, backup_set, "failed", reason, note=note)
             raise
         parts.extend(skipped)
         parts.extend(broken)
         parts.sort(key=lambda part: kinds.index(part.source))
         status = _set_status(parts)
         failed = [part for part in parts if part.state in ("failed", "warning")]
-        workspace.catalog.finish_backup_set(
-            backup_set.id,
+        finish_set(
+            workspace,
+            backup_set,
             status,
             "; ".join(f"{p.source}: {p.detail}" for p in failed) or None,
             note="; ".join(part.summary for part in parts),

@@ -20,6 +20,7 @@ from engines.jobs import JobContext
 from engines.lock import RepositoryLock
 from engines.processes import process_alive
 from engines.retention import Candidate, Decision, RetentionPolicy, plan_retention
+from engines.set_records import record_relpath
 from engines.sources import SOURCE_MODULES, get_source
 from engines.workspace import Workspace
 
@@ -121,6 +122,11 @@ def delete_set_everywhere(
                 continue
             if destination.name in copies:
                 workspace.catalog.set_copy_state(artifact.id, destination.name, "deleted")
+    if not problems:
+        try:  # the set's sealed record goes last, with the catalog row
+            workspace.repository.delete(record_relpath(set_id))
+        except (JarvisError, OSError) as error:
+            problems.append(f"{record_relpath(set_id)}: {error}")
     if problems:
         for problem in problems:
             context.log(problem, level="error")

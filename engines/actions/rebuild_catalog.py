@@ -5,7 +5,10 @@ artifact is read with the key (every chunk authenticated) and its row filled fro
 the metadata sealed inside it, its checksum and size from the file. A sidecar
 that disagrees is reported and ignored, so no field an edit without the key can
 reach (a restore target, a source, a set) ever lands in the catalog. Sets the
-catalog already knows keep their status; rows of files that are gone are dropped.
+catalog already knows keep their status; a set it does not know takes its status from
+its sealed record (`sets/<set id>.json.enc`, read with the key and checked to be that
+set's); a record that fails the check is reported and its set comes back failed. Rows
+of files that are gone are dropped.
 """
 
 import hashlib
@@ -13,11 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engines.artifacts import SEALED_ONLY_FIELDS, Expected, read_sealed_metadata, read_sidecar
-from engines.catalog.rebuild import SealedArtifact, check_sealed
+from engines.catalog.rebuild import SealedArtifact, SetRecord, check_record, check_sealed
 from engines.crypto import Keyring
 from engines.errors import IntegrityError, JarvisError, KeyNotAvailableError, NotFoundError
 from engines.jobs import JobContext
 from engines.lock import RepositoryLock
+from engines.set_records import read_set_record, record_paths, record_relpath, set_id_of_record
 from engines.workspace import Workspace
 
 SIDECAR_SUFFIX = ".metadata.json"
@@ -115,6 +119,30 @@ def _read_one(
     return SealedArtifact(relpath, sealed, checksum, size)
 
 
+def _read_records(
+    workspace: Workspace, keyring: Keyring, report: RebuildReport
+) -> dict[str, SetRecord]:
+    """Every set record, authenticated and checked to be its set's; one that is not is
+    reported, and kept (without content) so its set is not taken for complete."""
+    records: dict[str, SetRecord] = {}
+    for path in record_paths(workspace.repository):
+        set_id = set_id_of_record(path)
+        relpath = record_relpath(set_id)
+        try:
+            sealed = read_set_record(workspace.repository, keyring, set_id)
+            check_record(relpath, sealed)
+        except (IntegrityError, KeyNotAvailableError) as exc:
+            report.refused.append(f"{relpath}: set record refused ({exc})")
+            records[set_id] = SetRecord(set_id, None, str(exc))
+            continue
+        except OSError as exc:
+            report.skipped.append(f"{relpath}: cannot read it ({exc.strerror})")
+            records[set_id] = SetRecord(set_id, None, f"cannot read it ({exc.strerror})")
+            continue
+        records[set_id] = SetRecord(set_id, sealed)
+    return records
+
+
 def rebuild_catalog(workspace: Workspace, context: JobContext) -> RebuildReport:
     report = RebuildReport()
     keyring = workspace.keyring()  # no key, no rebuild: nothing unauthenticated goes in
@@ -141,8 +169,10 @@ def rebuild_catalog(workspace: Workspace, context: JobContext) -> RebuildReport:
             item = _read_one(workspace, keyring, relpath, artifact, report)
             if item is not None:
                 found.append(item)
+        # Under the lock no backup is running: a record still "running" was interrupted.
+        records = _read_records(workspace, keyring, report)
         present = {path.relative_to(root).as_posix() for path in root.rglob("*") if path.is_file()}
-        report.new_sets = workspace.catalog.import_sealed_artifacts(found)
+        report.new_sets = workspace.catalog.import_sealed_artifacts(found, records)
         report.dropped = workspace.catalog.forget_vanished_artifacts(present)
     report.imported = len(found)
     for problem in [*report.skipped, *report.refused, *report.forged]:

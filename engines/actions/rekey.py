@@ -6,7 +6,8 @@ Each artifact is checked to be what the catalog says (identity, key id, checksum
 sealed again beside itself with its identity (the compressed stream is carried
 over as it is), read back, renamed over the old file, and then its sidecar and
 catalog row are updated. A run cut short leaves either the old file or the new
-one: the next run finishes what it finds already sealed under the current key.
+one: the next run finishes what it finds already sealed under the current key. Each
+set's sealed record (`sets/`) is sealed again too, once it authenticates as its set's.
 """
 
 import os
@@ -21,11 +22,18 @@ from engines.artifacts import (
 )
 from engines.catalog import Artifact
 from engines.crypto import MAGIC, read_header
-from engines.errors import IntegrityError, NotFoundError
+from engines.errors import IntegrityError, KeyNotAvailableError, NotFoundError
 from engines.fsutil import fsync_directory, remove_abandoned_temporaries, temporary_path_for
 from engines.jobs import JobContext
 from engines.lock import RepositoryLock
 from engines.resolve import resolved_from_catalog
+from engines.set_records import (
+    read_set_record,
+    record_paths,
+    record_relpath,
+    seal_record,
+    set_id_of_record,
+)
 from engines.workspace import Workspace
 
 
@@ -64,7 +72,36 @@ def rekey(workspace: Workspace, context: JobContext, *, dry_run: bool = False) -
                 report.rekeyed.append(artifact.relpath)
             context.progress(done, total)
         report.remaining = _files_store_objects_under_old_keys(workspace, report.current_key_id)
+        report.remaining += _reseal_set_records(workspace, report, context)
     return report
+
+
+def _reseal_set_records(
+    workspace: Workspace, report: RekeyReport, context: JobContext
+) -> list[tuple[str, str]]:
+    """Seal each set record under an old key (or without its identity) again; a record
+    that does not authenticate as its set's is left, and named."""
+    keyring = workspace.keyring()
+    remaining = []
+    for path in record_paths(workspace.repository):
+        key_id = _object_key_id(path)
+        set_id = set_id_of_record(path)
+        relpath = record_relpath(set_id)
+        if key_id == report.current_key_id and not _first_format_file(path):
+            continue
+        if report.dry_run:
+            report.rekeyed.append(relpath)
+            continue
+        try:
+            sealed = read_set_record(workspace.repository, keyring, set_id)
+        except (IntegrityError, KeyNotAvailableError) as error:
+            context.log(f"{relpath}: not sealed again: {error}", level="warning")
+            remaining.append((relpath, key_id or "unknown"))
+            continue
+        seal_record(workspace.repository, keyring, sealed)
+        report.rekeyed.append(relpath)
+        context.log(f"sealed {relpath} again under key id {report.current_key_id}")
+    return remaining
 
 
 def _complete_artifacts(workspace: Workspace) -> list[Artifact]:
@@ -79,8 +116,12 @@ def _complete_artifacts(workspace: Workspace) -> list[Artifact]:
 
 def _first_format(workspace: Workspace, artifact: Artifact) -> bool:
     """Is the artifact a version 1 container (its identity not bound in)?"""
+    return _first_format_file(workspace.repository.path_for(artifact.relpath))
+
+
+def _first_format_file(path) -> bool:
     try:
-        with workspace.repository.path_for(artifact.relpath).open("rb") as handle:
+        with path.open("rb") as handle:
             start = handle.read(len(MAGIC) + 1)
     except OSError:
         return False

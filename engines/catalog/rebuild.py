@@ -3,8 +3,10 @@
 Every field comes from the metadata sealed inside the artifact (read with the key),
 and the checksum and size from the file itself; a sidecar never fills a column. A
 set already in the catalog keeps its status (a failed set stays failed, a partial
-one partial); a set the catalog did not know is complete only when every part its
-artifacts were sealed with is present.
+one partial); a set the catalog did not know takes its status from its sealed set
+record (a record still "running" is a set whose run was interrupted: failed), and is
+complete only when every part its artifacts were sealed with is present too. Without a
+record (repositories from before records) the parts present decide.
 """
 
 import json
@@ -17,7 +19,7 @@ from engines.catalog.backups import validate_kind, validate_tier
 from engines.catalog.db import Database
 from engines.catalog.times import parse_iso, to_iso
 from engines.errors import IntegrityError
-from engines.redaction import redact_value
+from engines.redaction import redact, redact_value
 
 # Sealed fields every artifact written by `store_artifact` carries.
 SEALED_REQUIRED = ("set_id", "set_kind", "source", "mode", "created_at")
@@ -49,6 +51,19 @@ class SealedArtifact:
         return [self.source]
 
 
+@dataclass(frozen=True)
+class SetRecord:
+    """How a set ended, from its sealed record; `sealed` is None when the record failed
+    authentication (then nothing authentic says how the set ended)."""
+
+    set_id: str
+    sealed: dict[str, Any] | None
+    problem: str | None = None  # why it could not be trusted
+
+
+INTERRUPTED = "interrupted: its run ended without finishing the set (killed or stopped)"
+
+
 def check_sealed(relpath: str, sealed: dict[str, Any]) -> None:
     """Refuse sealed metadata that cannot fill a catalog row (IntegrityError)."""
     missing = [key for key in SEALED_REQUIRED if sealed.get(key) in (None, "")]
@@ -63,17 +78,26 @@ def check_sealed(relpath: str, sealed: dict[str, Any]) -> None:
         raise IntegrityError(f"{relpath}: sealed metadata is malformed: {exc}") from None
 
 
-def _insert_set(conn: sqlite3.Connection, found: SealedArtifact, status: str) -> bool:
-    sealed = found.sealed
+def check_record(relpath: str, sealed: dict[str, Any]) -> None:
+    """Refuse a set record whose set fields cannot fill a catalog row (IntegrityError)."""
+    check_sealed(relpath, {"source": "set", "mode": "record", **sealed})
+
+
+def _insert_set(
+    conn: sqlite3.Connection, set_id: str, sealed: dict[str, Any], status: str, error: str | None
+) -> bool:
     created = to_iso(parse_iso(str(sealed.get("set_created_at") or sealed["created_at"])))
     return (
         conn.execute(
-            "INSERT INTO backup_sets (id, kind, tier, status, created_at, finished_at)"
-            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-            (found.set_id, sealed["set_kind"], sealed.get("set_tier"), status, created, created),
+            "INSERT INTO backup_sets (id, kind, tier, status, created_at, finished_at, error)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+            (
+                set_id, sealed["set_kind"], sealed.get("set_tier"), status, created, created,
+                None if error is None else redact(error),
+            ),
         ).rowcount
         > 0
-    )
+    )  # fmt: skip
 
 
 def _upsert_artifact(conn: sqlite3.Connection, found: SealedArtifact) -> None:
@@ -115,10 +139,20 @@ def _upsert_artifact(conn: sqlite3.Connection, found: SealedArtifact) -> None:
     )
 
 
-def _new_set_status(artifacts: list[SealedArtifact]) -> tuple[str, str | None]:
+def _new_set_status(
+    artifacts: list[SealedArtifact], record: SetRecord | None
+) -> tuple[str, str | None]:
+    if record is not None and record.sealed is None:
+        return "failed", f"catalog rebuild: its set record was refused ({record.problem})"
+    if record is not None and record.sealed["status"] in ("running", "failed"):
+        if record.sealed["status"] == "running":
+            return "failed", INTERRUPTED
+        return "failed", record.sealed.get("error") or "failed"
     planned = {part for found in artifacts for part in found.set_parts}
     present = {found.source for found in artifacts}
     lacking = sorted(planned - present)
+    if record is not None and record.sealed["status"] == "partial":
+        return "partial", record.sealed.get("error") or "partial"
     if not lacking:
         return "complete", None
     return "partial", f"catalog rebuild: no artifact of {', '.join(lacking)} in the repository"
@@ -127,21 +161,32 @@ def _new_set_status(artifacts: list[SealedArtifact]) -> tuple[str, str | None]:
 class RebuildMixin:
     _db: Database
 
-    def import_sealed_artifacts(self, found: list[SealedArtifact]) -> list[str]:
-        """Upsert every artifact in one transaction; return the ids of sets it created."""
+    def import_sealed_artifacts(
+        self, found: list[SealedArtifact], records: dict[str, SetRecord] | None = None
+    ) -> list[str]:
+        """Upsert every artifact in one transaction; return the ids of sets it created.
+
+        A failed set's record creates its row even when none of its artifacts is left
+        (so retention deletes it, and its record); a finished one without artifacts is
+        not listed again.
+        """
+        records = records or {}
         by_set: dict[str, list[SealedArtifact]] = {}
         for item in found:
             by_set.setdefault(item.set_id, []).append(item)
         created = []
         with self._db.write() as conn:
+            for set_id, record in records.items():
+                if set_id in by_set or record.sealed is None:
+                    continue
+                if record.sealed["status"] in ("running", "failed"):
+                    status, error = _new_set_status([], record)
+                    if _insert_set(conn, set_id, record.sealed, status, error):
+                        created.append(set_id)
             for set_id, artifacts in by_set.items():
-                status, error = _new_set_status(artifacts)
-                if _insert_set(conn, artifacts[0], status):
+                status, error = _new_set_status(artifacts, records.get(set_id))
+                if _insert_set(conn, set_id, artifacts[0].sealed, status, error):
                     created.append(set_id)
-                    if error:
-                        conn.execute(
-                            "UPDATE backup_sets SET error = ? WHERE id = ?", (error, set_id)
-                        )
                 for item in artifacts:
                     previous = conn.execute(
                         "SELECT set_id FROM artifacts WHERE relpath = ?", (item.relpath,)

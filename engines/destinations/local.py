@@ -17,7 +17,8 @@ from engines.errors import NotFoundError
 from engines.fsutil import TEMP_MARKER, atomic_output, ensure_private_dir, fsync_directory
 from engines.repository_id import ensure_repository_id, read_repository_id
 
-LAYOUT = ("postgres", "redis", "files", "secrets", "config", "wal")
+# `sets` holds each backup set's sealed record (engines/set_records.py).
+LAYOUT = ("postgres", "redis", "files", "secrets", "config", "wal", "sets")
 COPY_BUFFER = 1 << 20
 
 

@@ -1,30 +1,16 @@
 """Damage to valid inputs: cuts, changed bytes, inserted tokens, dropped and repeated
-ranges, pieces of another input. `edits` draws them with hypothesis; `damage` from a
-seed hypothesis drew, which costs it one draw instead of a few dozen (under ASan
-hypothesis's own work would dominate the run)."""
+ranges, pieces of another input. Chosen from one seed that hypothesis draws, which
+costs it one draw instead of a few dozen (under ASan hypothesis's own work would
+otherwise be most of the run)."""
 
 import random
 
-from hypothesis import strategies as st
-
 KINDS = ("byte", "insert", "token", "drop", "repeat", "cut", "splice")
-
-# (kind, position, length, byte, token index); positions and lengths are taken modulo
-# the input's size, so one draw fits any input
-_edit = st.tuples(
-    st.sampled_from(KINDS),
-    st.integers(0, 1 << 32),
-    st.integers(0, 64),
-    st.integers(0, 255),
-    st.integers(0, 1 << 16),
-)
-
-
-def edits(max_edits: int = 4) -> st.SearchStrategy:
-    return st.lists(_edit, min_size=1, max_size=max_edits)
 
 
 def apply(data: bytes, edits: list[tuple], tokens: list[bytes], other: bytes = b"") -> bytes:
+    """`data` with `edits`, each (kind, position, length, byte, token index); positions
+    are taken modulo the size at that point, so any edit fits any input."""
     out = bytearray(data)
     for kind, position, length, value, token in edits:
         at = position % (len(out) + 1)

@@ -17,17 +17,35 @@ from jarvis_tui.output import human_size, print_json
 
 def register(commands: argparse._SubParsersAction, words: Sequence[str] = ()) -> None:
     prune = commands.add_parser(
-        "prune", help="remove file data no snapshot references (under the repository lock)"
+        "prune",
+        help="remove file data no snapshot references (under the repository lock)",
+        description="Remove file data no snapshot references, under the repository lock "
+        "(cleanup runs it too). It deletes only what it proves unreferenced: a damaged pack, "
+        "or a chunk a snapshot uses that no pack holds, stops it with exit 4 and nothing "
+        "deleted; run `jarvis-tui repair`, then prune again.",
     )
-    prune.add_argument("--dry-run", action="store_true", help="report what would be removed")
+    prune.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="report the packs that would be deleted or repacked; change nothing",
+    )
     prune.set_defaults(handler=run_prune)
 
     repair = commands.add_parser(
         "repair",
         help="rebuild the files index from the packs that authenticate and salvage the "
         "readable data of damaged packs (under the repository lock)",
+        description="Read every pack of the files store in full, rebuild the index from "
+        "the packs that authenticate, seal the blobs of damaged packs that still "
+        "authenticate into new packs and move the damaged packs to files/damaged/ (never "
+        "deleted). It lists the snapshots and files still missing data (exit 4 then); "
+        "prune works again afterwards.",
     )
-    repair.add_argument("--dry-run", action="store_true", help="report what would be done")
+    repair.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="report what would be salvaged, moved aside and rebuilt; change nothing",
+    )
     repair.set_defaults(handler=run_repair)
 
     export = commands.add_parser("export", help="export a backup in a standard format")

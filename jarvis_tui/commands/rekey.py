@@ -13,6 +13,11 @@ def register(commands: argparse._SubParsersAction, words: Sequence[str] = ()) ->
     parser = commands.add_parser(
         "rekey",
         help="seal every artifact made under a previous key again under the current key",
+        description="After `keygen --rotate`: seal every artifact made under a previous "
+        f"key (kept in {PREVIOUS_VARIABLE}) again under the current key, each checked, "
+        "written beside, read back and renamed. Then say what still needs an old key "
+        f"(files store packs of snapshots made before the rotation) or that {PREVIOUS_VARIABLE} "
+        "can go. Exit 5 when a key it needs is missing, 4 when an artifact is damaged.",
     )
     parser.add_argument(
         "--dry-run", action="store_true", help="list what would be sealed again; change nothing"

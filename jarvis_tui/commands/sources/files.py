@@ -54,7 +54,9 @@ def register(backup_commands: argparse._SubParsersAction, restore_commands) -> N
         help="existing files: never, if the snapshot's copy is newer (default), or always",
     )
     restore.add_argument(
-        "--dry-run", action="store_true", help="list what would be created, overwritten, skipped"
+        "--dry-run",
+        action="store_true",
+        help="list what would be created, overwritten, skipped; change nothing",
     )
     restore.add_argument(
         "--skip-missing",

@@ -36,7 +36,11 @@ def register(backup_commands: argparse._SubParsersAction, restore_commands) -> N
         "postgres", help="restore a PostgreSQL backup safely (scratch database, check, swap)"
     )
     restore.add_argument("backup", metavar="BACKUP", help="backup id, `latest`, or artifact file")
-    restore.add_argument("--dry-run", action="store_true", help="authenticate and report only")
+    restore.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="authenticate and report what would be restored; change nothing",
+    )
     restore.add_argument(
         "--drop-existing",
         action="store_true",

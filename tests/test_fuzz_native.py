@@ -4,8 +4,8 @@ subprocess that has the sanitizer runtime preloaded (tests/fuzz). The inputs sta
 what the project really reads: RDBs of a real redis-server, its JSON export by the
 project's exporter, pg_dump output; the oracles are the Python twins (rdb_format's walk,
 json_compile) or a Python model where there is none (the archive chunk walk). Each bug
-fuzzing found has its smallest input in the target's REGRESSIONS, run here one by one.
-scripts/fuzz.sh is the long run."""
+found (by fuzzing, or reading the twins side by side) has its smallest input in the
+target's REGRESSIONS, each a test here. scripts/fuzz.sh is the long run."""
 
 import contextlib
 import importlib

@@ -512,7 +512,7 @@ def replay_old_index(world: World) -> str:
 
 
 def trial_damage(world: World, base: Base, options: Options) -> Tally:
-    tally = Tally("pack/trailer damage, then verify, prune, cleanup")
+    tally = Tally("pack/trailer damage, then verify, prune, cleanup, repair")
     world.load("base")
     plan = damages(world, options)
     for label, damage in plan:
@@ -524,22 +524,25 @@ def trial_damage(world: World, base: Base, options: Options) -> Tally:
         prune = world.run("prune")
         after_prune, failures = restore_all(world, base, tally, label)
         cleanup = world.run("cleanup")
-        lost, failures = restore_all(world, base, tally, label)
-        repaired = None
-        if lost or failures:
-            repaired = world.run("repair")
-            lost, failures = restore_all(world, base, tally, label)
+        after_cleanup, failures = restore_all(world, base, tally, label)
+        # Then the way out the refusals point to: repair, prune again, and restore again.
+        repair = world.run("repair")
+        pruned = world.run("prune")
+        lost, more_failures = restore_all(world, base, tally, label)
         tally.tried += 1
-        tally.saw(verify, prune, cleanup, *([repaired] if repaired else []))
+        tally.saw(verify, prune, cleanup, repair, pruned)
         gone = packs_before - {p.name for p in packs(world)} - set(damaged_names(world))
         summary = (
             f"{label} ({what}): verify {verify.code}, prune {prune.code}, cleanup "
-            f"{cleanup.code}, lost after prune {after_prune}, after cleanup {lost}"
-            + (f", repair {repaired.code}" if repaired else "")
+            f"{cleanup.code}, files lost after prune {after_prune}, after cleanup "
+            f"{after_cleanup}; repair {repair.code}, prune {pruned.code}, lost after {lost}"
         )
         tally.log(summary)
-        if lost or after_prune:
-            tally.lose(f"{summary}: files lost {max(lost, after_prune)}; {failures[:2]}")
+        worst = max(lost, after_prune, after_cleanup)
+        if worst:
+            tally.lose(f"{summary}: files lost {worst}; {(failures + more_failures)[:2]}")
+        if pruned.code != 0:
+            tally.defects.append(f"{summary}: prune still refuses after repair: {pruned.brief()}")
         if "replay" not in label and verify.code == 0:
             tally.defects.append(f"{summary}: verify --read-data passed over the damage")
         if "replay" not in label and prune.code == 0:

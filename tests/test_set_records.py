@@ -141,7 +141,7 @@ def test_a_partial_full_backup_stays_partial(env):
     assert "config" in (after.get("error") or "")
 
 
-@pytest.mark.parametrize("damage", ["swapped", "edited"])
+@pytest.mark.parametrize("damage", ["swapped", "edited", "deleted"])
 def test_a_forged_record_is_refused_and_reported(env, damage):
     for _ in range(2):
         assert run(env.env_file, "backup", "secrets").returncode == ExitCode.OK
@@ -149,6 +149,8 @@ def test_a_forged_record_is_refused_and_reported(env, damage):
     target = env.repo / "sets" / f"{second}.json.enc"
     if damage == "swapped":  # another set's genuine record under this set's name
         target.write_bytes((env.repo / "sets" / f"{first}.json.enc").read_bytes())
+    elif damage == "deleted":  # the record of a failed set, say, removed
+        target.unlink()
     else:
         data = bytearray(target.read_bytes())
         data[-5] ^= 0x01

@@ -143,6 +143,21 @@ def _read_records(
     return records
 
 
+def _note_missing_records(
+    found: list[SealedArtifact], records: dict[str, SetRecord], report: RebuildReport
+) -> None:
+    """An artifact sealed as part of a set that has a record, whose record is gone: the
+    record of a failed set was deleted, so the set is not taken for complete."""
+    for item in found:
+        relpath = item.sealed.get("set_record")
+        if relpath and item.set_id not in records:
+            report.refused.append(
+                f"{relpath}: missing, though {item.relpath} was sealed as part of a set "
+                "that has one (deleted?); its set is imported as failed"
+            )
+            records[item.set_id] = SetRecord(item.set_id, None, "missing from the repository")
+
+
 def rebuild_catalog(workspace: Workspace, context: JobContext) -> RebuildReport:
     report = RebuildReport()
     keyring = workspace.keyring()  # no key, no rebuild: nothing unauthenticated goes in
@@ -171,6 +186,7 @@ def rebuild_catalog(workspace: Workspace, context: JobContext) -> RebuildReport:
                 found.append(item)
         # Under the lock no backup is running: a record still "running" was interrupted.
         records = _read_records(workspace, keyring, report)
+        _note_missing_records(found, records, report)
         present = {path.relative_to(root).as_posix() for path in root.rglob("*") if path.is_file()}
         report.new_sets = workspace.catalog.import_sealed_artifacts(found, records)
         report.dropped = workspace.catalog.forget_vanished_artifacts(present)

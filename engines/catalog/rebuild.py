@@ -143,7 +143,7 @@ def _new_set_status(
     artifacts: list[SealedArtifact], record: SetRecord | None
 ) -> tuple[str, str | None]:
     if record is not None and record.sealed is None:
-        return "failed", f"catalog rebuild: its set record was refused ({record.problem})"
+        return "failed", f"catalog rebuild: no trustworthy set record ({record.problem})"
     if record is not None and record.sealed["status"] in ("running", "failed"):
         if record.sealed["status"] == "running":
             return "failed", INTERRUPTED

@@ -74,6 +74,23 @@ def back_up_with_progress(
     )
 
 
+def maintain_with_progress(
+    args: argparse.Namespace,
+    kind: str,
+    description: str,
+    action: Callable[..., T],
+) -> T:
+    """A repository upkeep verb (`prune`, `repair`, `rekey`) with its `--dry-run`, as a job."""
+    suffix = " (dry run)" if args.dry_run else ""
+    with open_workspace(args) as workspace:
+        return run_with_progress(
+            workspace,
+            kind,
+            description + suffix,
+            lambda ctx: action(workspace, ctx, dry_run=args.dry_run),
+        )
+
+
 def restore_with_progress(
     workspace: Workspace, kind: str, reference: str, options: Any
 ) -> RestoreReport:

@@ -10,7 +10,7 @@ from engines.store.diff import diff_snapshots
 from engines.store.export import export_tar
 from engines.store.prune import prune_store
 from engines.store.snapshots import shown
-from jarvis_tui.commands.context import open_workspace, run_with_progress
+from jarvis_tui.commands.context import maintain_with_progress, open_workspace, run_with_progress
 from jarvis_tui.exit_codes import ExitCode
 from jarvis_tui.output import human_size, print_json
 
@@ -63,13 +63,7 @@ def register(commands: argparse._SubParsersAction, words: Sequence[str] = ()) ->
 
 
 def run_prune(args: argparse.Namespace) -> ExitCode:
-    with open_workspace(args) as workspace:
-        report = run_with_progress(
-            workspace,
-            "prune",
-            "prune files store" + (" (dry run)" if args.dry_run else ""),
-            lambda ctx: prune_store(workspace, ctx, dry_run=args.dry_run),
-        )
+    report = maintain_with_progress(args, "prune", "prune files store", prune_store)
     print(f"prune{' (dry run)' if args.dry_run else ''}: {report}")
     for problem in report.problems:
         print(f"warning: {problem}", file=sys.stderr)
@@ -78,13 +72,7 @@ def run_prune(args: argparse.Namespace) -> ExitCode:
 
 def run_repair(args: argparse.Namespace) -> ExitCode:
     """Exit 4 while some snapshot still misses data, so a script notices."""
-    with open_workspace(args) as workspace:
-        report = run_with_progress(
-            workspace,
-            "repair",
-            "repair files store" + (" (dry run)" if args.dry_run else ""),
-            lambda ctx: repair_store(workspace, ctx, dry_run=args.dry_run),
-        )
+    report = maintain_with_progress(args, "repair", "repair files store", repair_store)
     print(f"repair{' (dry run)' if args.dry_run else ''}: {report}")
     for problem in report.problems:
         print(f"warning: {problem}", file=sys.stderr)

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 
 from engines.actions.rekey import rekey
 from engines.keys import PREVIOUS_VARIABLE
-from jarvis_tui.commands.context import open_workspace, run_with_progress
+from jarvis_tui.commands.context import maintain_with_progress
 from jarvis_tui.exit_codes import ExitCode
 
 
@@ -26,13 +26,7 @@ def register(commands: argparse._SubParsersAction, words: Sequence[str] = ()) ->
 
 
 def run_rekey(args: argparse.Namespace) -> ExitCode:
-    with open_workspace(args) as workspace:
-        report = run_with_progress(
-            workspace,
-            "rekey",
-            "rekey" + (" --dry-run" if args.dry_run else ""),
-            lambda ctx: rekey(workspace, ctx, dry_run=args.dry_run),
-        )
+    report = maintain_with_progress(args, "rekey", "rekey", rekey)
     verb = "would seal again" if report.dry_run else "sealed again"
     for relpath in report.rekeyed:
         print(f"{verb}  {relpath}")

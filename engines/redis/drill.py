@@ -16,8 +16,8 @@ from engines.redis.inspect import ServerFacts
 from engines.redis.options import RDB_MODE, RedisRestoreOptions
 from engines.redis.rdb_copy import decrypt_rdb
 from engines.redis.resp import RespConnection
-from engines.redis.restore import DEFAULT_DATABASES, restore_json_export
-from engines.redis.scratch_server import scratch_server
+from engines.redis.restore import restore_json_export
+from engines.redis.scratch_server import databases_for, scratch_server, scratch_server_for
 from engines.redis.verify import content_of
 from engines.resolve import ResolvedArtifact
 from engines.sources.base import RestoreReport
@@ -48,14 +48,7 @@ def drill_redis(workspace: Workspace, resolved: ResolvedArtifact, context: JobCo
 def _drill_rdb(workspace, resolved, folder, now_ms, context) -> str:
     path = folder / "dump.rdb"
     summary = decrypt_rdb(resolved, workspace.keyring(), path, now_ms, context)
-    databases = max(DEFAULT_DATABASES, max(summary.keys_per_db, default=0) + 1)
-    with scratch_server(
-        path,
-        databases=databases,
-        rdb_version=summary.version,
-        rdb_redis=summary.redis_version,
-        label=resolved.label,
-    ) as scratch:
+    with scratch_server_for(path, summary, resolved.label) as scratch:
         with RespConnection.open(scratch.target, TIMEOUT_S) as connection:
             held = keyspace(connection)
         loaded, expired = scratch.keys_loaded, scratch.keys_expired or 0
@@ -82,7 +75,7 @@ def _drill_rdb(workspace, resolved, folder, now_ms, context) -> str:
 def _drill_json(workspace, resolved, folder, now_ms, context) -> str:
     metadata = resolved.metadata
     per_db = metadata.get("keys_per_db") or {}
-    databases = max(DEFAULT_DATABASES, max((int(db) for db in per_db), default=0) + 1)
+    databases = databases_for(int(db) for db in per_db)
     empty = folder / "empty.rdb"  # absent: the scratch server starts with no keys
     with scratch_server(
         empty, databases=databases, rdb_version=0, rdb_redis=None, label=resolved.label

@@ -35,7 +35,7 @@ from engines.redis.offline import restore_offline
 from engines.redis.options import JSON_MODE, RDB_MODE, RedisRestoreOptions
 from engines.redis.rdb_copy import copy_keys, decrypt_rdb
 from engines.redis.resp import RespConnection
-from engines.redis.scratch_server import RdbVersionError, newer_rdb_message, scratch_server
+from engines.redis.scratch_server import RdbVersionError, newer_rdb_message, scratch_server_for
 from engines.redis.spare import (
     SparePlan,
     claim,
@@ -49,8 +49,6 @@ from engines.redis.writer import PipelinedWriter, Tally
 from engines.resolve import ResolvedArtifact
 from engines.sources.base import RestoreReport
 from engines.workspace import Workspace
-
-DEFAULT_DATABASES = 16
 
 
 def check_options(options: RedisRestoreOptions) -> None:
@@ -192,14 +190,7 @@ def _restore_rdb(chosen, keyring, folder, target, facts, now_ms, options, contex
     _check_rdb_version(target, facts, {"rdb_version": summary.version,
                                        "server_version": summary.redis_version})  # fmt: skip
     _describe_contents(summary.counts(), options, report)
-    databases = max(DEFAULT_DATABASES, max(summary.keys_per_db, default=0) + 1)
-    with scratch_server(
-        path,
-        databases=databases,
-        rdb_version=summary.version,
-        rdb_redis=summary.redis_version,
-        label=chosen.label,
-    ) as scratch:
+    with scratch_server_for(path, summary, chosen.label) as scratch:
         context.log(
             f"loaded into a scratch redis-server {scratch.version}: "
             f"{scratch.keys_loaded} keys, {scratch.keys_expired} expired at load"

@@ -15,16 +15,18 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from engines.errors import IntegrityError, JarvisError
 from engines.redis.connection import RedisTarget
 from engines.redis.inspect import binary_version, local_redis_server, rdb_version_of
+from engines.redis.rdb_format import RdbSummary
 from engines.redis.resp import RespConnection, RespError
 
 LOAD_TIMEOUT_S = 3600
+DEFAULT_DATABASES = 16
 _PR_SET_PDEATHSIG = 1
 _libc = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
 
@@ -54,6 +56,22 @@ def newer_rdb_message(rdb_version: int, rdb_redis: str | None, reader: str, read
     )
     reads = f"reads RDB up to version {reader_rdb}" if reader_rdb else "reads older RDB versions"
     return f"the snapshot was written by {made}, but {reader} {reads}"
+
+
+def scratch_server_for(rdb_path: Path, summary: RdbSummary, label: str):
+    """A scratch server loading the snapshot `summary` describes, with room for its databases."""
+    return scratch_server(
+        rdb_path,
+        databases=databases_for(summary.keys_per_db),
+        rdb_version=summary.version,
+        rdb_redis=summary.redis_version,
+        label=label,
+    )
+
+
+def databases_for(held: Iterable[int]) -> int:
+    """Redis's default of 16 databases, or enough for the highest one `held` names."""
+    return max(DEFAULT_DATABASES, max(held, default=0) + 1)
 
 
 @contextlib.contextmanager

@@ -155,6 +155,9 @@ def test_a_missing_folder_is_alerted_and_the_others_are_backed_up(env):
     paths = [e.path for e in _manifest(env).entries]
     assert any(p.endswith("kept.txt") for p in paths)
     assert _latest_summary(env)["missing"] == [str(nowhere)]
+    with env.workspace() as workspace:  # as in `backup full`: a copy missing a folder
+        backup_set = workspace.catalog.get_backup_set("latest", "files")
+    assert backup_set.status == "partial" and str(nowhere) in (backup_set.error or "")
     (alert,) = _open_alerts(env)
     assert alert.severity == "critical" and str(nowhere) in alert.message
 

@@ -27,6 +27,7 @@ from engines.lock import RepositoryLock
 from engines.os_errors import explain_os_error
 from engines.set_records import RUNNING, record_relpath, write_set_record
 from engines.sources import get_source
+from engines.sources.base import left_out_of
 from engines.workspace import Workspace
 
 
@@ -186,7 +187,7 @@ def _back_up_source(
         backup_set = workspace.catalog.create_backup_set(kind, tier=tier, job_id=context.job_id)
         try:
             start_set_record(workspace, backup_set)
-            source.back_up(workspace, backup_set, options, context)
+            artifacts = source.back_up(workspace, backup_set, options, context)
         except OSError as error:
             # Recorded in the operator's words: which path, and what to do.
             explained = explain_os_error(error, where=workspace.repository.root)
@@ -195,7 +196,12 @@ def _back_up_source(
         except BaseException as error:
             finish_set(workspace, backup_set, "failed", str(error) or "interrupted")
             raise
-        finish_set(workspace, backup_set, "complete")
+        # As in `backup full`: a copy that left configured paths out is partial.
+        left_out = left_out_of(source, artifacts)
+        if left_out:
+            finish_set(workspace, backup_set, "partial", "; ".join(left_out))
+        else:
+            finish_set(workspace, backup_set, "complete")
     return workspace.catalog.get_backup_set(backup_set.id)
 
 

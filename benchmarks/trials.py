@@ -679,7 +679,7 @@ def kill_cases(world: World, base: Base) -> list[KillCase]:
 def redis_without_spares(world: World) -> dict:
     """The target's databases; a killed restore's spares (marked) are not part of it."""
     state = world.redis_state()
-    return {db: keys for db, keys in state.items() if SPARE_MARKER not in keys}
+    return {db: {} if SPARE_MARKER in keys else keys for db, keys in state.items()}
 
 
 def leftover_databases(world: World) -> list[str]:
@@ -752,7 +752,11 @@ def kill_series(
                 if torn:
                     problems.append(f"{len(torn)} restored entries neither old nor new: {torn[:3]}")
             elif state not in (untouched, complete):
-                problems.append("target neither untouched nor complete")
+                problems.append(
+                    "target neither untouched nor complete: "
+                    f"against untouched {difference(untouched, state)}, "
+                    f"against complete {difference(complete, state)}"
+                )
         again = world.run(*case.args)
         tally.saw(again)
         if again.code != 0:
@@ -788,6 +792,23 @@ def kill_series(
     tally.saw(drill)
     if drill.code != 0:
         tally.lose(f"after the kills of {case.name}: drill failed: {drill.brief()}")
+
+
+def difference(expected: object, found: object) -> str:
+    """Where two states differ, briefly: per database (or name), the keys that differ."""
+    if not (isinstance(expected, dict) and isinstance(found, dict)):
+        return "whole value"
+    parts = []
+    for name in sorted(set(expected) | set(found), key=str):
+        a, b = expected.get(name), found.get(name)
+        if a == b:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):
+            keys = sorted((set(a) ^ set(b)) | {k for k in set(a) & set(b) if a[k] != b[k]})
+            parts.append(f"{name}: {len(keys)} key(s) e.g. {keys[:3]}")
+        else:
+            parts.append(f"{name}")
+    return "; ".join(parts)[:300]
 
 
 def temporary(name: str) -> bool:

@@ -43,7 +43,7 @@ def drill_files(workspace: Workspace, resolved: ResolvedArtifact, context: JobCo
     keyring = workspace.keyring()
     manifest = load_manifest(resolved.path, keyring, resolved.label, resolved.expected)
     try:
-        keys = store_keys(keyring.find(manifest.key_id))
+        keys = store_keys(keyring.find(manifest.key_id), manifest.chunk_id_version)
     except KeyNotAvailableError:
         raise IntegrityError(
             f"{resolved.label}: its chunks were named with key id {manifest.key_id}, which is "

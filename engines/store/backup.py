@@ -21,7 +21,7 @@ from engines.jobs import JobContext
 from engines.resolve import resolved_from_catalog
 from engines.store.index import Index, load_index, write_index
 from engines.store.ingest import CHANGED, Ingest
-from engines.store.keys import store_keys
+from engines.store.keys import CURRENT_CHUNK_IDS, StoreKeys, store_keys
 from engines.store.layout import SNAPSHOT_NAME, SOURCE, pack_key
 from engines.store.packs import BlobLocation
 from engines.store.resolve import newest_snapshot
@@ -32,6 +32,8 @@ from engines.workspace import Workspace
 MISSING_WARNING = (
     "does not exist and was not backed up; create it or remove it from BACKUP_FILE_PATHS"
 )
+# How new snapshots name their chunks (a module setting so tests can write an older one).
+CHUNK_ID_VERSION = CURRENT_CHUNK_IDS
 
 
 @dataclass(frozen=True)
@@ -51,8 +53,11 @@ class ProblemLog:
         self._context.log(message, level="warning")
 
 
-def previous_manifest(workspace: Workspace, key_id: str, context: JobContext) -> Manifest | None:
-    """The newest complete files snapshot, if its chunks were named with the current key."""
+def previous_manifest(
+    workspace: Workspace, keys: StoreKeys, context: JobContext
+) -> Manifest | None:
+    """The newest complete files snapshot, if its chunks were named as `keys` name them
+    (same master key, same chunk-id derivation)."""
     artifact = newest_snapshot(workspace)
     if artifact is None:
         context.log("no previous files snapshot: every file is read")
@@ -67,10 +72,17 @@ def previous_manifest(workspace: Workspace, key_id: str, context: JobContext) ->
             level="warning",
         )
         return None
-    if manifest.key_id != key_id:
+    if manifest.key_id != keys.key_id:
         context.log(
             f"previous snapshot {artifact.set_id} was made with another encryption key: "
             "every file is read"
+        )
+        return None
+    if manifest.chunk_id_version != keys.chunk_id_version:
+        context.log(
+            f"previous snapshot {artifact.set_id} names its chunks with chunk-id derivation "
+            f"v{manifest.chunk_id_version}, new snapshots with v{keys.chunk_id_version}: "
+            "every file is read (once)"
         )
         return None
     context.log(f"incremental: comparing with snapshot {artifact.set_id}")
@@ -115,13 +127,13 @@ def back_up_files(
     checked = check_roots(settings.file_paths)
     roots = checked.present
     keyring = workspace.keyring()
-    keys = store_keys(keyring.current)
+    keys = store_keys(keyring.current, CHUNK_ID_VERSION)
     repository = workspace.repository
     repository.ensure_layout()
     index = load_index(repository, keyring)
     for problem in index.problems:
         context.log(problem, level="warning")
-    previous = previous_manifest(workspace, keys.key_id, context) if options.incremental else None
+    previous = previous_manifest(workspace, keys, context) if options.incremental else None
     earlier = previous.by_path() if previous else {}
     problems = ProblemLog(context)
     skip = [
@@ -190,7 +202,9 @@ def back_up_files(
     check_chunks_stored(repository, kept, index, dict(locations))
     summary = _summary(kept, roots, ingest, problems, previous, index_key, options)
     summary["missing"] = checked.missing
-    manifest = Manifest([snapshot_path(root) for root in roots], kept, keys.key_id, summary)
+    manifest = Manifest(
+        [snapshot_path(root) for root in roots], kept, keys.key_id, summary, keys.chunk_id_version
+    )
     context.log(_describe(summary))
     artifact = store_artifact(
         workspace,

@@ -21,6 +21,7 @@ from typing import Any
 from engines.artifacts import Expected, read_artifact_whole
 from engines.crypto import Keyring
 from engines.errors import IntegrityError
+from engines.store.keys import CHUNK_ID_VERSIONS, CHUNK_IDS_V1
 
 FORMAT = "jarvis-files-snapshot/1"
 FILE, DIR, SYMLINK = "file", "dir", "symlink"
@@ -73,12 +74,14 @@ class Manifest:
     entries: list[Entry]
     key_id: str  # the master key whose chunk-id key named the chunks
     summary: dict[str, Any] = field(default_factory=dict)
+    chunk_id_version: int = CHUNK_IDS_V1  # how that chunk-id key was derived (keys.py)
 
     def to_bytes(self) -> bytes:
         document = {
             "format": FORMAT,
             "roots": self.roots,
             "key_id": self.key_id,
+            "chunk_id_version": self.chunk_id_version,
             "summary": self.summary,
             "entries": [entry.to_json() for entry in self.entries],
         }
@@ -200,11 +203,17 @@ def parse_manifest(data: bytes, name: str) -> Manifest:
     entries = [_entry(item, name) for item in raw_entries]
     _check_tree(entries, name)
     summary = document.get("summary")
+    version = document.get("chunk_id_version", CHUNK_IDS_V1)  # absent: made before versions
+    if type(version) is not int or version not in CHUNK_ID_VERSIONS:
+        raise IntegrityError(
+            f"{name}: unknown chunk-id derivation {version!r} (made by a newer jarvis-tui?)"
+        )
     return Manifest(
         roots,
         entries,
         str(document.get("key_id", "")),
         summary if isinstance(summary, dict) else {},
+        version,
     )
 
 

@@ -73,7 +73,7 @@ def check_snapshot(
         elif file.stat().st_size < max(loc.offset + loc.length for _, loc in items):
             problems.append(f"pack {pack_key(pack)} is truncated")
     if read_data and not problems:
-        keys = _keys_for(keyring, manifest.key_id)
+        keys = _keys_for(keyring, manifest.key_id, manifest.chunk_id_version)
         total = sum(loc.length for items in by_pack.values() for _, loc in items)
         with ThreadPoolExecutor(default_threads(), thread_name_prefix="verify") as pool:
             futures = [
@@ -90,9 +90,9 @@ def check_snapshot(
     return result
 
 
-def _keys_for(keyring: Keyring, key_id: str) -> StoreKeys:
+def _keys_for(keyring: Keyring, key_id: str, chunk_id_version: int) -> StoreKeys:
     try:
-        return store_keys(keyring.find(key_id))
+        return store_keys(keyring.find(key_id), chunk_id_version)
     except KeyNotAvailableError:
         raise IntegrityError(
             f"the snapshot's chunks were named with key id {key_id}, which is not configured; "

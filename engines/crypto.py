@@ -343,6 +343,14 @@ class ContainerReader:
         self.header, self._header_bytes = read_header(source, name)
         self.header_size = len(self._header_bytes)
         if expected_key_id is not None and self.header.key_id != expected_key_id:
+            previous = {key.key_id for key in keyring.previous}
+            if self.header.key_id == keyring.current.key_id and expected_key_id in previous:
+                raise IntegrityError(
+                    f"{name}: sealed under the current key id {self.header.key_id}, but the "
+                    f"catalog recorded the previous key id {expected_key_id}, as an interrupted "
+                    "rekey leaves it; run `jarvis-tui rekey` to finish (if no rekey ran, it was "
+                    "damaged or forged: restore it from another copy)"
+                )
             raise IntegrityError(
                 f"{name}: sealed under key id {self.header.key_id}, but the catalog recorded "
                 f"key id {expected_key_id} for it (damaged, or forged with another key); "

@@ -936,7 +936,7 @@ def run_every_command(
         tally.saw(run)
         lines = [ln for ln in run.err.splitlines() if ln.strip()]
         tally.log(f"{label}: {run.brief()}")
-        if full and run.code == 8 and args[0] in ("restore", "drill"):
+        if full and run.code == 8 and args[0] in ("restore", "drill", "decrypt"):
             tally.notes.append(f"{label}: {' '.join(args[:2])} refused for space (8)")
         elif run.code not in acceptable:
             tally.defects.append(

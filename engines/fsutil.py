@@ -23,6 +23,9 @@ from engines.processes import owner_gone, owner_token
 TEMP_MARKER = ".tmp-"
 FILE_MODE = 0o600
 UNWRITABLE = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
+NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
+# Room a work folder keeps beyond what its caller names (tables of contents, spools).
+WORK_FOLDER_MARGIN = 64 * 1024 * 1024
 DIR_MODE = 0o700
 
 
@@ -126,6 +129,16 @@ def _remove_abandoned_work_folders(parent: Path) -> list[Path]:
     return removed
 
 
+def _has_room(folder: Path, needed: int) -> bool:
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    try:
+        return shutil.disk_usage(existing).free >= needed + WORK_FOLDER_MARGIN
+    except OSError:
+        return True  # let creating the folder say what is wrong
+
+
 def _new_work_folder(parent: Path) -> Path:
     ensure_private_dir(parent)
     _remove_abandoned_work_folders(parent)
@@ -133,16 +146,20 @@ def _new_work_folder(parent: Path) -> Path:
 
 
 @contextlib.contextmanager
-def private_work_folder(repository_root: Path, purpose: str) -> Iterator[Path]:
+def private_work_folder(repository_root: Path, purpose: str, *, needed: int = 0) -> Iterator[Path]:
     """An owner-only scratch folder in the repository (same disk, same privacy), removed
     afterwards; folders a killed process left behind are removed on the next use. A
-    repository this process cannot write (a read-only mount, another user's files) gets
-    its scratch folder in the user's cache folder instead, so restores from it work."""
-    try:
-        folder = _new_work_folder(repository_root / f".{purpose}")
-    except OSError as error:
-        if error.errno not in UNWRITABLE:
-            raise
+    repository this process cannot write (a read-only mount, another user's files) or
+    without room for `needed` bytes gets its scratch folder in the user's cache folder
+    instead, so restores from a read-only or full repository work."""
+    folder = None
+    if _has_room(repository_root, needed):
+        try:
+            folder = _new_work_folder(repository_root / f".{purpose}")
+        except OSError as error:
+            if error.errno not in UNWRITABLE | NO_SPACE:
+                raise
+    if folder is None:
         folder = _new_work_folder(default_cache_dir() / "work" / purpose)
     try:
         yield folder

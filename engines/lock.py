@@ -17,10 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from engines.errors import RepositoryLockedError
-from engines.fsutil import FILE_MODE, ensure_private_dir
+from engines.fsutil import FILE_MODE, NO_SPACE, ensure_private_dir
 from engines.processes import process_alive
 
-NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
 FORBIDDEN = frozenset({errno.EACCES, errno.EPERM})
 
 LOCK_NAME = ".lock"

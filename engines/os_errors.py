@@ -9,8 +9,8 @@ import errno
 from pathlib import Path
 
 from engines.errors import FileSystemError, InsufficientSpaceError, JarvisError
+from engines.fsutil import NO_SPACE
 
-NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
 READ_ONLY = frozenset({errno.EROFS})
 FORBIDDEN = frozenset({errno.EACCES, errno.EPERM})
 

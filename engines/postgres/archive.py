@@ -64,14 +64,14 @@ def authenticated_archive(
     context: JobContext,
 ) -> Iterator[PlainArchive]:
     """Yield the plain archive once `resolved` has fully authenticated; removed afterwards."""
-    with private_work_folder(repository_root, WORK_PURPOSE) as folder:
-        plain_size = int(resolved.metadata.get("plain_size") or 0)
+    plain_size = int(resolved.metadata.get("plain_size") or 0)
+    with private_work_folder(repository_root, WORK_PURPOSE, needed=plain_size) as folder:
         require_free_space(
             catalog,
             folder,
             plain_size,
             purpose=f"the decrypted copy of {resolved.label}",
-            advice="free space in BACKUP_DIR (the copy is removed after the restore)",
+            advice="free space there or in BACKUP_DIR (the copy is removed after the restore)",
         )
         context.log(f"authenticating and decrypting {resolved.label}")
         path = folder / "archive.dump"

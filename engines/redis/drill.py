@@ -39,7 +39,8 @@ def keyspace(connection: RespConnection) -> dict[int, int]:
 
 def drill_redis(workspace: Workspace, resolved: ResolvedArtifact, context: JobContext) -> str:
     now_ms = int(time.time() * 1000)
-    with private_work_folder(workspace.repository.root, WORK_PURPOSE) as folder:
+    needed = int(resolved.metadata.get("plain_size") or 0)
+    with private_work_folder(workspace.repository.root, WORK_PURPOSE, needed=needed) as folder:
         if content_of(resolved.metadata) == RDB_MODE:
             return _drill_rdb(workspace, resolved, folder, now_ms, context)
         return _drill_json(workspace, resolved, folder, now_ms, context)

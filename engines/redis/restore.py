@@ -136,8 +136,8 @@ def _require_space(folder, needed: int, label: str) -> None:
     free = shutil.disk_usage(folder).free
     if needed and free < needed * 1.1:
         raise InsufficientSpaceError(
-            f"{label} needs {needed} bytes in BACKUP_DIR for its decrypted copy; {free} are "
-            "free. Free space there (the copy is removed after the restore)"
+            f"{label} needs {needed} bytes in {folder} for its decrypted copy; {free} are "
+            "free. Free space there or in BACKUP_DIR (the copy is removed after the restore)"
         )
 
 
@@ -169,10 +169,11 @@ def restore_redis(
         _check_rdb_version(target, facts, chosen.metadata)
     report = RestoreReport("redis", options.dry_run, target.address)
     root = workspace.repository.root
-    with private_work_folder(root, "redis-restore") as folder:
+    needed = int(chosen.metadata.get("plain_size") or 0)
+    with private_work_folder(root, "redis-restore", needed=needed) as folder:
         context.log(f"authenticating and loading {chosen.label}")
         if content_of(chosen.metadata) == RDB_MODE:
-            _require_space(folder, int(chosen.metadata.get("plain_size") or 0), chosen.label)
+            _require_space(folder, needed, chosen.label)
             tally = _restore_rdb(chosen, keyring, folder, target, facts, now_ms, options,
                                  context, report)  # fmt: skip
         else:

@@ -50,7 +50,8 @@ def drill_files(workspace: Workspace, resolved: ResolvedArtifact, context: JobCo
             "not configured; add it to BACKUP_ENCRYPTION_KEY_PREVIOUS"
         ) from None
     index = load_index(workspace.repository, keyring)
-    with private_work_folder(workspace.repository.root, WORK_PURPOSE) as folder:
+    needed = sum(entry.size for entry in manifest.entries if entry.type == FILE)
+    with private_work_folder(workspace.repository.root, WORK_PURPOSE, needed=needed) as folder:
         root = folder / "files"
         options = FilesRestoreOptions(target_dir=root, overwrite="always")
         restore_files(workspace, [resolved], options, context)
@@ -129,7 +130,8 @@ def drill_config(workspace: Workspace, resolved: ResolvedArtifact, context: JobC
     from engines.sources.config_files import SOURCE, ConfigRestoreOptions
 
     keyring = workspace.keyring()
-    with private_work_folder(workspace.repository.root, WORK_PURPOSE) as folder:
+    needed = int(resolved.metadata.get("plain_size") or 0)
+    with private_work_folder(workspace.repository.root, WORK_PURPOSE, needed=needed) as folder:
         root = folder / "config"
         root.mkdir(mode=0o700)
         SOURCE.restore(workspace, [resolved], ConfigRestoreOptions(target_dir=root), context)

@@ -89,6 +89,15 @@ def make_files_env(root: Path) -> FilesEnv:
     return env
 
 
+def make_secrets_env(root: Path, token: str = "first") -> FilesEnv:
+    """A files env whose BACKUP_SECRET_FILES is one small `app.env`."""
+    env = make_files_env(root)
+    secrets = env.root / "app.env"
+    secrets.write_text(f"API_TOKEN={token}\n")
+    env.set(BACKUP_SECRET_FILES=str(secrets))
+    return env
+
+
 def tree_of(folder: Path) -> dict[str, tuple]:
     """Every entry below `folder` with what a restore must preserve."""
     found = {}

@@ -7,16 +7,12 @@ import pytest
 
 from engines.artifacts import sidecar_path_for
 from jarvis_tui.exit_codes import ExitCode
-from tests.files_env import FilesEnv, make_files_env
+from tests.files_env import FilesEnv, make_secrets_env
 
 
 @pytest.fixture
 def env(tmp_path, isolated_env) -> FilesEnv:
-    files_env = make_files_env(tmp_path / "files")
-    secrets = files_env.root / "app.env"
-    secrets.write_text("API_TOKEN=first\n")
-    files_env.set(BACKUP_SECRET_FILES=str(secrets))
-    return files_env
+    return make_secrets_env(tmp_path / "files")
 
 
 def fresh_catalog(env: FilesEnv) -> None:

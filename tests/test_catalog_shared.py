@@ -20,7 +20,7 @@ from engines.config import load_settings
 from engines.workspace import Workspace
 from jarvis_tui.engine_access import EngineAccess
 from jarvis_tui.exit_codes import ExitCode
-from tests.files_env import FilesEnv, make_files_env
+from tests.files_env import FilesEnv, make_files_env, make_secrets_env
 
 ROUNDS = 3
 PLANNED = datetime(2026, 12, 5, 3, 0, tzinfo=UTC)
@@ -28,11 +28,7 @@ PLANNED = datetime(2026, 12, 5, 3, 0, tzinfo=UTC)
 
 @pytest.fixture
 def env(tmp_path, isolated_env) -> FilesEnv:
-    files_env = make_files_env(tmp_path / "files")
-    secrets = files_env.root / "app.env"
-    secrets.write_text("API_TOKEN=not-a-real-token\n")
-    files_env.set(BACKUP_SECRET_FILES=str(secrets))
-    return files_env
+    return make_secrets_env(tmp_path / "files", "not-a-real-token")
 
 
 def open_journal_files(catalog_path: Path) -> dict[int, tuple[str, int]]:

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from jarvis_tui.exit_codes import ExitCode
-from tests.files_env import KEY, OTHER_KEY, FilesEnv, child_env, make_files_env
+from tests.files_env import KEY, OTHER_KEY, FilesEnv, child_env, make_secrets_env
 from tests.pg_seed import PgCase
 from tests.servers import wait_until
 
@@ -23,11 +23,7 @@ CLI = Path(sys.executable).with_name("jarvis-tui")
 
 @pytest.fixture
 def env(tmp_path, isolated_env) -> FilesEnv:
-    files_env = make_files_env(tmp_path / "files")
-    secrets = files_env.root / "app.env"
-    secrets.write_text("API_TOKEN=first\n")
-    files_env.set(BACKUP_SECRET_FILES=str(secrets))
-    return files_env
+    return make_secrets_env(tmp_path / "files")
 
 
 def run(env_file: Path, *argv: str) -> subprocess.CompletedProcess:

@@ -22,7 +22,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "benchmarks"]
 sys.path.insert(0, str(ROOT))
 
+from engines.fsutil import TEMP_MARKER  # noqa: E402
 from tests import redis_seed  # noqa: E402
+from tests.files_env import CLEARED_PREFIXES  # noqa: E402
 from tests.pg_seed import fingerprint as pg_fingerprint  # noqa: E402
 from tests.pg_seed import seed_database  # noqa: E402
 from tests.servers import PostgresServer, RedisServer  # noqa: E402
@@ -32,7 +34,6 @@ KEY = "89abcdef01234567" * 4
 OLD_KEY = "0123456789abcdef" * 4
 SOURCE_DB = "trials_src"
 TARGET_DB = "trials_target"
-TEMP_MARKER = ".tmp-"
 DOTENV = "API_TOKEN=sk-live-trials-0001\nDB_PASSWORD=hunter2-trials\nMODE=production\n"
 EXTRA_TABLE = """
 CREATE TABLE public.events AS
@@ -40,19 +41,6 @@ SELECT g AS id, md5(g::text) AS digest, repeat(md5((g * 7)::text), 3) AS body
 FROM generate_series(1, {rows}) AS g;
 ALTER TABLE public.events ADD PRIMARY KEY (id);
 """
-CLEARED_PREFIXES = (
-    "BACKUP_",
-    "S3_",
-    "POSTGRES_",
-    "REDIS_",
-    "PUSHOVER_",
-    "SLACK_",
-    "NOTIFICATION_",
-    "DATABASE_URL",
-    "AWS_",
-    "PG",
-    "SMTP_",
-)
 
 
 @dataclass

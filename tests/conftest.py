@@ -16,21 +16,8 @@ from pathlib import Path
 import pytest
 
 from tests.console_fixtures import *  # noqa: F403 (the console tests' fixtures)
+from tests.files_env import CLEARED_PREFIXES
 from tests.servers import PostgresServer, RedisServer, S3Server, SmtpServer, WebhookReceiver
-
-CLEARED_PREFIXES = (
-    "BACKUP_",
-    "S3_",
-    "POSTGRES_",
-    "REDIS_",
-    "PUSHOVER_",
-    "SLACK_",
-    "NOTIFICATION_",
-    "DATABASE_URL",
-    "AWS_",
-    # libpq reads these; left set they could point a tool at the machine's own server.
-    "PG",
-)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -17,6 +17,22 @@ from jarvis_tui.cli import main
 KEY = "89abcdef01234567" * 4
 OTHER_KEY = "fedcba9876543210" * 4
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# Settings the machine may have in its environment: cleared for tests and trials, so that
+# nothing here reads the machine's own configuration or servers.
+CLEARED_PREFIXES = (
+    "BACKUP_",
+    "S3_",
+    "POSTGRES_",
+    "REDIS_",
+    "PUSHOVER_",
+    "SLACK_",
+    "NOTIFICATION_",
+    "SMTP_",
+    "DATABASE_URL",
+    "AWS_",
+    # libpq reads these; left set they could point a tool at the machine's own server.
+    "PG",
+)
 # Root reads and writes anything; without these capabilities it meets permissions as others do.
 NO_DAC = (
     "--inh-caps=-dac_override,-dac_read_search",

@@ -16,16 +16,15 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engines.errors import IntegrityError, JarvisError, KeyNotAvailableError
-from engines.fsutil import ensure_private_dir, fsync_directory, remove_abandoned_temporaries
+from engines.errors import IntegrityError, KeyNotAvailableError
+from engines.fsutil import ensure_private_dir, fsync_directory
 from engines.jobs import JobContext
-from engines.lock import RepositoryLock
 from engines.store.blobs import decompress_chunk
 from engines.store.index import index_files, read_index_file, write_index
 from engines.store.layout import SOURCE
 from engines.store.pack_reader import PackKey, iter_pack_files, pack_name_of, read_pack
 from engines.store.packs import BlobLocation, PackSealer, PackWriter
-from engines.store.prune import readers_running, snapshot_keys
+from engines.store.prune import rewriting_store, snapshot_keys
 from engines.store.snapshots import load_manifest, shown
 from engines.workspace import Workspace
 
@@ -62,14 +61,9 @@ def repair_store(
     workspace: Workspace, context: JobContext, *, dry_run: bool = False
 ) -> RepairReport:
     repository = workspace.repository
-    with RepositoryLock(repository.root, "repair files store", reading_only=dry_run):
-        busy = readers_running(workspace, context.job_id)
-        if busy:
-            raise JarvisError(f"repair postponed: {busy}; run it again when that job has finished")
+    with rewriting_store(workspace, context, "repair", dry_run=dry_run):
         keyring = workspace.keyring()
         report = RepairReport(dry_run)
-        if not dry_run:  # what a killed repair (or any killed writer) left
-            remove_abandoned_temporaries(repository.root)
         old_indexes = index_files(repository)
         hints, generation = _old_locations(workspace, old_indexes, report)
         intact: Entries = []

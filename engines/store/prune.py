@@ -12,7 +12,9 @@ trailer or layout damaged), or a referenced chunk found in no pack, stops it
 before anything is written or deleted, with exit 4 and a pointer to `repair`.
 """
 
+import contextlib
 import socket
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,15 +100,26 @@ def referenced_chunks(workspace: Workspace, context: JobContext) -> tuple[set[by
     return referenced, len(keys)
 
 
-def prune_store(workspace: Workspace, context: JobContext, *, dry_run: bool = False) -> PruneReport:
-    repository = workspace.repository
-    with RepositoryLock(repository.root, "prune files store", reading_only=dry_run):
+@contextlib.contextmanager
+def rewriting_store(
+    workspace: Workspace, context: JobContext, verb: str, *, dry_run: bool
+) -> Iterator[None]:
+    """What `prune` and `repair` hold while they rewrite packs and the index: the
+    repository lock, no job reading packs, and what killed writers left removed."""
+    root = workspace.repository.root
+    with RepositoryLock(root, f"{verb} files store", reading_only=dry_run):
         busy = readers_running(workspace, context.job_id)
         if busy:
-            raise JarvisError(f"prune postponed: {busy}; run it again when that job has finished")
+            raise JarvisError(f"{verb} postponed: {busy}; run it again when that job has finished")
         if not dry_run:
-            # Everywhere in the repository: prune is also how operators clear up after kills.
-            remove_abandoned_temporaries(repository.root)
+            # Everywhere in the repository: this is also how operators clear up after kills.
+            remove_abandoned_temporaries(root)
+        yield
+
+
+def prune_store(workspace: Workspace, context: JobContext, *, dry_run: bool = False) -> PruneReport:
+    repository = workspace.repository
+    with rewriting_store(workspace, context, "prune", dry_run=dry_run):
         keyring = workspace.keyring()
         referenced, snapshots = referenced_chunks(workspace, context)
         report = PruneReport(dry_run, snapshots=snapshots)

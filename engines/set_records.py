@@ -45,14 +45,21 @@ def _identity(repository: LocalRepository, set_id: str) -> dict[str, str]:
     return artifact_identity(repository_id, _RECORD_SOURCE, set_id, record_relpath(set_id))
 
 
-def record_fields(backup_set: BackupSet, status: str, error: str | None) -> dict:
+def set_fields(backup_set: BackupSet) -> dict:
+    """What every artifact of a set, and its record, seal about the set."""
     return {
-        "record": RECORD_KIND,
         "set_id": backup_set.id,
         "set_kind": backup_set.kind,
         "set_tier": backup_set.tier,
         "set_created_at": backup_set.created_at.isoformat(),
         "set_parts": list(backup_set.parts or (backup_set.kind,)),
+    }
+
+
+def record_fields(backup_set: BackupSet, status: str, error: str | None) -> dict:
+    return {
+        "record": RECORD_KIND,
+        **set_fields(backup_set),
         "status": status,
         "error": None if error is None else redact(error),
         "created_at": datetime.now(UTC).isoformat(timespec="microseconds"),

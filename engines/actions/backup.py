@@ -25,7 +25,7 @@ from engines.fsutil import remove_abandoned_temporaries
 from engines.jobs import JobContext
 from engines.lock import RepositoryLock
 from engines.os_errors import explain_os_error
-from engines.set_records import RUNNING, record_relpath, write_set_record
+from engines.set_records import RUNNING, record_relpath, set_fields, write_set_record
 from engines.sources import get_source
 from engines.sources.base import left_out_of
 from engines.workspace import Workspace
@@ -69,11 +69,7 @@ def store_artifact(
     def full_metadata() -> dict[str, Any]:
         extra = metadata() if callable(metadata) else metadata
         return {
-            "set_id": backup_set.id,
-            "set_kind": backup_set.kind,
-            "set_tier": backup_set.tier,
-            "set_created_at": backup_set.created_at.isoformat(),
-            "set_parts": list(backup_set.parts or (backup_set.kind,)),
+            **set_fields(backup_set),
             "set_record": record_relpath(backup_set.id),
             "source": source,
             "mode": mode,

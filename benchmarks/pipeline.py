@@ -112,7 +112,7 @@ def measure(contender: "Contender", output: Path) -> Result:
 
 
 def bench_keyring():
-    from engines.crypto import Keyring, MasterKey
+    from engines.pipeline.crypto import Keyring, MasterKey
 
     return Keyring(MasterKey.from_hex(os.environ[KEY_VARIABLE]))
 
@@ -126,14 +126,14 @@ def default_out_dir() -> Path:
 
 def run_ours(codec: str, source: Path, output: Path) -> None:
     """Child process: one write_artifact run."""
-    from engines.artifacts import write_artifact
+    from engines.pipeline.artifacts import write_artifact
 
     with source.open("rb") as handle:
         write_artifact(handle, output, bench_keyring(), {"source": "benchmark"}, codec=codec)
 
 
 def check_round_trip(artifact: Path, source: Path) -> None:
-    from engines.artifacts import open_artifact_plain
+    from engines.pipeline.artifacts import open_artifact_plain
 
     digest = hashlib.sha256()
     with open_artifact_plain(artifact, bench_keyring()) as plain:

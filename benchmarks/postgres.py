@@ -245,7 +245,7 @@ def main() -> int:
     parser.add_argument("--size-mib", type=int, default=1024, help="size of each database")
     parser.add_argument("--only", choices=("pgbench", "realistic"), help="one database only")
     args = parser.parse_args()
-    from tests.servers import PostgresServer
+    from tests.support.postgres import PostgresServer
 
     if shutil.which("time") is None:
         print("GNU time not found (apt-get install -y time): RSS figures include the launcher")

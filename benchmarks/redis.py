@@ -104,7 +104,7 @@ def write_dataset(path: Path, keys: int) -> None:
 
 
 def main() -> None:
-    from tests.servers import RedisServer
+    from tests.support.redis import RedisServer
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--keys", type=int, default=1_000_000)

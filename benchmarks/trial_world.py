@@ -1,7 +1,7 @@
 """The world `trials.py` attacks: throwaway PostgreSQL and Redis, real data, a repository,
 and the real `jarvis-tui` run as its own process.
 
-Everything lives under one work folder; the servers are the tests' own (tests/servers.py:
+Everything lives under one work folder; the servers are the tests' own (tests/support/:
 free loopback ports, an unprivileged account when run as root).
 """
 
@@ -22,12 +22,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "benchmarks"]
 sys.path.insert(0, str(ROOT))
 
-from engines.fsutil import TEMP_MARKER  # noqa: E402
+from engines.plumbing.fsutil import TEMP_MARKER  # noqa: E402
 from tests import redis_seed  # noqa: E402
-from tests.files_env import CLEARED_PREFIXES  # noqa: E402
-from tests.pg_seed import fingerprint as pg_fingerprint  # noqa: E402
-from tests.pg_seed import seed_database  # noqa: E402
-from tests.servers import PostgresServer, RedisServer  # noqa: E402
+from tests.support.files_env import CLEARED_PREFIXES  # noqa: E402
+from tests.support.pg_seed import fingerprint as pg_fingerprint  # noqa: E402
+from tests.support.pg_seed import seed_database  # noqa: E402
+from tests.support.postgres import PostgresServer  # noqa: E402
+from tests.support.redis import RedisServer  # noqa: E402
 
 CLI = ROOT / ".venv" / "bin" / "jarvis-tui"
 KEY = "89abcdef01234567" * 4

@@ -5,7 +5,7 @@
     .venv/bin/python benchmarks/trials.py --only swap,kill --kills 3 --seed 7
 
 Real `jarvis-tui` processes against a fresh repository over throwaway PostgreSQL and
-Redis servers (tests/servers.py), with real data: tables of tens of thousands of rows,
+Redis servers (tests/support/), with real data: tables of tens of thousands of rows,
 a few thousand Redis keys, a few hundred user files (some cut into several chunks),
 a secrets .env and a config folder. The trials:
 

@@ -13,10 +13,10 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from engines import paths
 from engines.dotenv import read_env_file
 from engines.errors import SettingsError
-from engines.redaction import url_secret_parts
+from engines.plumbing import paths
+from engines.plumbing.redaction import url_secret_parts
 
 MASK = "****"
 

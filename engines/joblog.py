@@ -1,6 +1,6 @@
 """Logging for jobs: a rotating owner-only `backup.log`, UTC timestamps, no secrets.
 
-Every handler carries `engines.redaction`'s filter; `register_secrets` and `redact`
+Every handler carries `engines.plumbing.redaction`'s filter; `register_secrets` and `redact`
 are re-exported here for the callers that configure logging.
 """
 
@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from engines.fsutil import FILE_MODE, ensure_private_dir
-from engines.os_errors import explain_os_error
-from engines.redaction import MASK, redact, redact_value, register_secrets, secret_filter
+from engines.plumbing.fsutil import FILE_MODE, ensure_private_dir
+from engines.plumbing.os_errors import explain_os_error
+from engines.plumbing.redaction import MASK, redact, redact_value, register_secrets, secret_filter
 
 __all__ = ["MASK", "configure_logging", "log_file", "redact", "redact_value", "register_secrets"]
 

@@ -15,8 +15,8 @@ from typing import TypeVar
 from engines.catalog import Catalog
 from engines.catalog.rows import EVENT_LEVELS, require_one_of
 from engines.errors import JarvisError, JobCancelledError
-from engines.os_errors import explain_os_error
-from engines.redaction import redact
+from engines.plumbing.os_errors import explain_os_error
+from engines.plumbing.redaction import redact
 
 T = TypeVar("T")
 

@@ -6,11 +6,11 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from engines.config import Settings
-from engines.crypto import Keyring, MasterKey, generate_key_hex
 from engines.dotenv import read_env_file
 from engines.errors import JarvisError, SettingsError
-from engines.fsutil import atomic_output
-from engines.os_errors import explain_os_error
+from engines.pipeline.crypto import Keyring, MasterKey, generate_key_hex
+from engines.plumbing.fsutil import atomic_output
+from engines.plumbing.os_errors import explain_os_error
 
 KEY_VARIABLE = "BACKUP_ENCRYPTION_KEY"
 PREVIOUS_VARIABLE = "BACKUP_ENCRYPTION_KEY_PREVIOUS"

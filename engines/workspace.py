@@ -6,10 +6,10 @@ from typing import TypeVar
 
 from engines.catalog import Catalog
 from engines.config import Settings
-from engines.crypto import Keyring
 from engines.destinations.local import LocalRepository
 from engines.jobs import JobContext, run_job
 from engines.keys import keyring_from_settings
+from engines.pipeline.crypto import Keyring
 
 T = TypeVar("T")
 

@@ -17,10 +17,9 @@ from textual.worker import Worker, WorkerState
 
 from engines.catalog import Job
 from engines.config import Settings, load_settings
-from engines.error_text import error_text
 from engines.joblog import close_logging, configure_logging, register_secrets
-from engines.paths import default_env_file
-from jarvis_tui.commands_palette import ConsoleCommands
+from engines.plumbing.error_text import error_text
+from engines.plumbing.paths import default_env_file
 from jarvis_tui.dashboard_view import DiskProbe, repository_disk_space, source_available
 from jarvis_tui.engine_access import EngineAccess
 from jarvis_tui.exit_codes import ExitCode
@@ -29,6 +28,7 @@ from jarvis_tui.job_runner import JobRunner
 from jarvis_tui.jobs_watch import JobsWatch
 from jarvis_tui.messages import CatalogChanged, WorkspaceFailed
 from jarvis_tui.notifications import OutcomeNotifications
+from jarvis_tui.palette import ConsoleCommands
 from jarvis_tui.scheduler_host import SchedulerHost
 from jarvis_tui.screens import lazy
 from jarvis_tui.screens.backup_chooser import FULL, BackupChooser

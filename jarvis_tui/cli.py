@@ -13,12 +13,12 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from engines import paths
-from engines.allocator import keep_freed_memory
 from engines.errors import JarvisError
 from engines.joblog import configure_logging, log_file
-from engines.os_errors import explain_os_error
-from engines.redaction import redact
+from engines.pipeline.allocator import keep_freed_memory
+from engines.plumbing import paths
+from engines.plumbing.os_errors import explain_os_error
+from engines.plumbing.redaction import redact
 from jarvis_tui.commands import modules_for
 from jarvis_tui.exit_codes import ExitCode, exit_code_for
 

@@ -17,8 +17,8 @@ from jarvis_tui.engine_access import EngineAccess
 from jarvis_tui.output import human_size
 
 if TYPE_CHECKING:
-    from engines.status import ScheduleStatus, SourceStatus, StatusReport
-    from engines.watchdog import DiskSpace
+    from engines.monitoring.status import ScheduleStatus, SourceStatus, StatusReport
+    from engines.monitoring.watchdog import DiskSpace
 
 # The guide's five kinds of data, in its order; a kind whose engine has not
 # landed is listed as unavailable rather than left out.
@@ -30,7 +30,7 @@ DiskProbe = Callable[[Settings], "DiskSpace"]
 
 def repository_disk_space(settings: Settings) -> "DiskSpace":
     """The engine's disk probe (the watchdog's), loaded in the worker that asks."""
-    from engines.watchdog import disk_space
+    from engines.monitoring.watchdog import disk_space
 
     return disk_space(settings)
 
@@ -115,7 +115,7 @@ def gather_destinations(settings: Settings, disk: DiskProbe) -> list[Destination
 
 
 def gather_dashboard(access: EngineAccess, now: datetime, disk: DiskProbe) -> DashboardFacts:
-    from engines.status import collect_status
+    from engines.monitoring.status import collect_status
 
     settings = access.settings
     facts = DashboardFacts(destinations=gather_destinations(settings, disk))
@@ -137,7 +137,7 @@ def gather_dashboard(access: EngineAccess, now: datetime, disk: DiskProbe) -> Da
 
 def probe_servers(settings: Settings) -> dict[str, ServerProbe]:
     """Each configured server's answer (database, Redis, S3), keyed by source or `s3`."""
-    from engines.health import check_s3, check_sources
+    from engines.monitoring.health import check_s3, check_sources
 
     found = {}
     for check in [*check_sources(settings), *check_s3(settings)]:

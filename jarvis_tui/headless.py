@@ -16,8 +16,8 @@ from pathlib import Path
 
 from engines.config import load_settings
 from engines.joblog import configure_logging, register_secrets
-from engines.scheduler import Scheduler
-from engines.schedules import describe_holder, scheduler_holder
+from engines.scheduling.scheduler import Scheduler
+from engines.scheduling.schedules import describe_holder, scheduler_holder
 from jarvis_tui.exit_codes import ExitCode
 
 logger = logging.getLogger("jarvis.headless")

@@ -24,10 +24,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from engines.allocator import keep_freed_memory
-from engines.error_text import error_text
 from engines.errors import JobCancelledError
 from engines.jobs import JobContext, JobUpdate
+from engines.pipeline.allocator import keep_freed_memory
+from engines.plumbing.error_text import error_text
 
 if TYPE_CHECKING:
     from engines.workspace import Workspace

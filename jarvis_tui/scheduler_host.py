@@ -14,13 +14,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engines.error_text import error_text
 from engines.errors import JarvisError, JobCancelledError
+from engines.plumbing.error_text import error_text
 from jarvis_tui.job_process import ActionSpec, run_in_process
 
 if TYPE_CHECKING:
     from engines.jobs import JobContext
-    from engines.scheduler import Scheduler
+    from engines.scheduling.scheduler import Scheduler
     from engines.workspace import Workspace
     from jarvis_tui.app import JarvisConsole
 
@@ -93,8 +93,8 @@ class SchedulerHost:
         )
 
     def _elect(self) -> None:
-        from engines.scheduler import Scheduler
-        from engines.schedules import scheduler_holder
+        from engines.scheduling.scheduler import Scheduler
+        from engines.scheduling.schedules import scheduler_holder
 
         settings = self.app.settings
         with self._lock:

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
-HEALTH_MODULE = "engines.health"
+HEALTH_MODULE = "engines.monitoring.health"
 
 
 def health_check_available() -> bool:
@@ -23,7 +23,7 @@ class HealthChecked(Message):
 
 def run_health_checks_for(console) -> tuple[bool, list[tuple[bool, str]]]:
     """Blocking: every check of `jarvis-tui health`, as (passed, "name: detail") lines."""
-    from engines.health import run_health_checks
+    from engines.monitoring.health import run_health_checks
 
     checks = run_health_checks(console.settings, console.access.catalog(), console.clock())
     lines = [(check.ok, f"{check.name}: {check.detail}") for check in checks]

@@ -16,8 +16,12 @@ from pathlib import Path
 import pytest
 
 from tests.console_fixtures import *  # noqa: F403 (the console tests' fixtures)
-from tests.files_env import CLEARED_PREFIXES
-from tests.servers import PostgresServer, RedisServer, S3Server, SmtpServer, WebhookReceiver
+from tests.support.files_env import CLEARED_PREFIXES
+from tests.support.postgres import PostgresServer
+from tests.support.redis import RedisServer
+from tests.support.s3 import S3Server
+from tests.support.smtp import SmtpServer
+from tests.support.webhook import WebhookReceiver
 
 
 def pytest_configure(config: pytest.Config) -> None:

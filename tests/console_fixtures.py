@@ -26,7 +26,7 @@ from syrupy import SnapshotAssertion
 from syrupy.location import PyTestLocation
 
 from engines.catalog import Catalog
-from engines.watchdog import DiskSpace
+from engines.monitoring.watchdog import DiskSpace
 
 __all__ = ["console_env", "seeded_console", "snapshot", "snapshot_console"]
 

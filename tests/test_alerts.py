@@ -14,7 +14,7 @@ from engines.joblog import register_secrets
 from jarvis_tui.cli import main
 from jarvis_tui.exit_codes import ExitCode
 from tests.scheduling_support import T0, Clock, make_settings, write_env_file
-from tests.servers import SmtpServer
+from tests.support.smtp import SmtpServer
 
 USER_KEY = "uQiRzpo4DXghDmr9QzzfQu27cmVRsG"
 API_TOKEN = "azGDORePK8gMaC0QOYAMyEEuzJnyUi"

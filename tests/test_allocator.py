@@ -6,7 +6,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from engines.allocator import keep_freed_memory
+from engines.pipeline.allocator import keep_freed_memory
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY_HEX = "42" * 32
@@ -16,9 +16,9 @@ READ_BACK = textwrap.dedent(
     """
     import resource, sys
     from pathlib import Path
-    from engines.allocator import keep_freed_memory
-    from engines.artifacts import PlainBlocks
-    from engines.crypto import Keyring, MasterKey
+    from engines.pipeline.allocator import keep_freed_memory
+    from engines.pipeline.artifacts import PlainBlocks
+    from engines.pipeline.crypto import Keyring, MasterKey
 
     if sys.argv[2] == "kept":
         assert keep_freed_memory()
@@ -35,8 +35,8 @@ def test_it_takes_effect_on_this_platform() -> None:
 
 
 def test_reading_an_artifact_back_faults_far_fewer_pages(tmp_path: Path) -> None:
-    from engines.artifacts import write_artifact
-    from engines.crypto import Keyring, MasterKey
+    from engines.pipeline.artifacts import write_artifact
+    from engines.pipeline.crypto import Keyring, MasterKey
 
     block = os.urandom(4096) * 16 + bytes(64 * 1024)  # compresses, as a dump does
     total = 96 * 1024 * 1024

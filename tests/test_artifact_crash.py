@@ -7,9 +7,14 @@ import sys
 import time
 from pathlib import Path
 
-from engines.artifacts import open_artifact_plain, sidecar_path_for, verify_artifact, write_artifact
-from engines.crypto import Keyring, MasterKey, generate_key_hex
-from engines.fsutil import TEMP_MARKER, remove_abandoned_temporaries
+from engines.pipeline.artifacts import (
+    open_artifact_plain,
+    sidecar_path_for,
+    verify_artifact,
+    write_artifact,
+)
+from engines.pipeline.crypto import Keyring, MasterKey, generate_key_hex
+from engines.plumbing.fsutil import TEMP_MARKER, remove_abandoned_temporaries
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY_HEX = generate_key_hex()
@@ -17,8 +22,8 @@ KEY_HEX = generate_key_hex()
 SLOW_WRITER = """
 import os, sys, time
 from pathlib import Path
-from engines.artifacts import write_artifact
-from engines.crypto import Keyring, MasterKey
+from engines.pipeline.artifacts import write_artifact
+from engines.pipeline.crypto import Keyring, MasterKey
 
 def endless_slow_source():
     while True:

@@ -14,20 +14,20 @@ from pathlib import Path
 
 import pytest
 
-from engines import artifacts
 from engines.actions import backup as backup_action
 from engines.actions import rekey as rekey_action
-from engines.artifacts import (
+from engines.pipeline import artifacts
+from engines.pipeline.artifacts import (
     SEALED_ONLY_FIELDS,
     artifact_identity,
     read_sealed_metadata,
     sidecar_path_for,
 )
-from engines.crypto import Keyring, MasterKey, generate_key_hex
-from engines.repository_id import read_repository_id
+from engines.pipeline.crypto import Keyring, MasterKey, generate_key_hex
+from engines.repository.repository_id import read_repository_id
 from jarvis_tui.exit_codes import ExitCode
-from tests.files_env import REPO_ROOT, child_env
-from tests.pg_seed import KEY, PgCase
+from tests.support.files_env import REPO_ROOT, child_env
+from tests.support.pg_seed import KEY, PgCase
 
 DOTENV = "API_TOKEN=sk-live-identity-test\nDB_PASSWORD=hunter2\n"
 

@@ -18,7 +18,8 @@ import zstandard
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from engines.artifacts import (
+from engines.errors import IntegrityError, JobCancelledError, KeyNotAvailableError, NotFoundError
+from engines.pipeline.artifacts import (
     Expected,
     artifact_filename,
     decrypt_artifact,
@@ -31,8 +32,8 @@ from engines.artifacts import (
     verify_artifact,
     write_artifact,
 )
-from engines.compression import GZIP_BLOCK_SIZE
-from engines.crypto import (
+from engines.pipeline.compression import GZIP_BLOCK_SIZE
+from engines.pipeline.crypto import (
     TAG_SIZE,
     ContainerWriter,
     Keyring,
@@ -40,7 +41,6 @@ from engines.crypto import (
     generate_key_hex,
     read_header,
 )
-from engines.errors import IntegrityError, JobCancelledError, KeyNotAvailableError, NotFoundError
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = MasterKey.from_hex(generate_key_hex())
@@ -388,8 +388,8 @@ def test_missing_or_unreadable_sidecar_is_a_problem(sealed: Path):
 MEMORY_CHILD = """
 import hashlib, os, sys
 from pathlib import Path
-from engines.artifacts import open_artifact_plain, write_artifact
-from engines.crypto import Keyring, MasterKey
+from engines.pipeline.artifacts import open_artifact_plain, write_artifact
+from engines.pipeline.crypto import Keyring, MasterKey
 
 MiB = 1024 * 1024
 mode, codec, path = sys.argv[1], sys.argv[2], Path(sys.argv[3])

@@ -13,10 +13,10 @@ import pytest
 
 from jarvis_tui.exit_codes import ExitCode
 from jarvis_tui.job_process import ActionSpec, run_in_process
-from tests.files_env import REPO_ROOT, child_env
-from tests.redis_seed import fast_sync
 from tests.scheduling_support import write_env_file
-from tests.servers import free_port
+from tests.support.files_env import REPO_ROOT, child_env
+from tests.support.processes import free_port
+from tests.support.redis_seed import fast_sync
 
 SLACK_TOKEN = "hV3kQ9zLw2TxRf7Yp1Nc8Bd4"
 SLACK_PATH = f"/services/T0AB12CD3/B0EF45GH6/{SLACK_TOKEN}"
@@ -141,14 +141,14 @@ def test_a_webhook_that_echoes_its_path_never_gets_the_token_stored_or_shown(
     ],
 )
 def test_the_secret_parts_of_any_url_are_masked(text, hidden):
-    from engines.redaction import redact
+    from engines.plumbing.redaction import redact
 
     masked = redact(text)
     assert hidden not in masked and "****" in masked
 
 
 def test_ordinary_paths_and_settings_stay_readable():
-    from engines.redaction import redact
+    from engines.plumbing.redaction import redact
 
     for text in (
         "restored /opt/app/services/auth/config/main (mode 0600)",

@@ -7,9 +7,9 @@ import tarfile
 
 import pytest
 
-from engines.artifacts import open_artifact_plain
+from engines.pipeline.artifacts import open_artifact_plain
 from jarvis_tui.exit_codes import ExitCode
-from tests.files_env import FilesEnv, make_files_env
+from tests.support.files_env import FilesEnv, make_files_env
 
 
 @pytest.fixture

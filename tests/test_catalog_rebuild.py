@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from engines.artifacts import sidecar_path_for
+from engines.pipeline.artifacts import sidecar_path_for
 from jarvis_tui.exit_codes import ExitCode
-from tests.files_env import FilesEnv, make_secrets_env
+from tests.support.files_env import FilesEnv, make_secrets_env
 
 
 @pytest.fixture

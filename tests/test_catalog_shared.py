@@ -20,7 +20,7 @@ from engines.config import load_settings
 from engines.workspace import Workspace
 from jarvis_tui.engine_access import EngineAccess
 from jarvis_tui.exit_codes import ExitCode
-from tests.files_env import FilesEnv, make_files_env, make_secrets_env
+from tests.support.files_env import FilesEnv, make_files_env, make_secrets_env
 
 ROUNDS = 3
 PLANNED = datetime(2026, 12, 5, 3, 0, tzinfo=UTC)

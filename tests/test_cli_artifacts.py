@@ -7,9 +7,9 @@ import subprocess
 import pytest
 
 from engines.actions.backup import read_back
-from engines.artifacts import read_sidecar, sidecar_path_for
+from engines.pipeline.artifacts import read_sidecar, sidecar_path_for
 from jarvis_tui.exit_codes import ExitCode
-from tests.pg_seed import KEY, PgCase
+from tests.support.pg_seed import KEY, PgCase
 
 
 @pytest.fixture

@@ -16,15 +16,15 @@ import zstandard
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from engines.compression import (
+from engines.errors import IntegrityError
+from engines.pipeline.compression import (
     ParallelGzipCompressor,
     compress_gzip_block,
     default_threads,
     make_compressor,
     open_decompressor,
 )
-from engines.errors import IntegrityError
-from engines.gzip_members import HEADER_SIZE, MAX_MEMBER_PLAIN, member_length, sized_member
+from engines.pipeline.gzip_members import HEADER_SIZE, MAX_MEMBER_PLAIN, member_length, sized_member
 
 MiB = 1024 * 1024
 

@@ -12,7 +12,7 @@ from textual.widgets import OptionList
 from jarvis_tui.app import make_app
 from jarvis_tui.exit_codes import ExitCode
 from tests.console_fixtures import screen_words
-from tests.files_env import REPO_ROOT, child_env, make_files_env
+from tests.support.files_env import REPO_ROOT, child_env, make_files_env
 
 BLOBS = 64
 BLOB_SIZE = 4 << 20

@@ -189,7 +189,7 @@ async def test_help_lists_the_keys_of_the_pane(seeded_console):
 
 
 async def test_palette_offers_every_action(seeded_console):
-    from jarvis_tui.commands_palette import console_commands
+    from jarvis_tui.palette import console_commands
 
     app = seeded_console.app()
     async with app.run_test(size=(120, 40)) as pilot:

@@ -7,8 +7,8 @@ from jarvis_tui.screens.restore_files import FilesRestoreWizard
 from jarvis_tui.screens.restore_redis import RedisRestoreWizard
 from jarvis_tui.screens.restore_secrets import SecretsRestoreWizard
 from tests.console_fixtures import paste_into, screen_words, settle
-from tests.files_env import make_files_env, tree_of
-from tests.redis_seed import RedisCase, fast_sync
+from tests.support.files_env import make_files_env, tree_of
+from tests.support.redis_seed import RedisCase, fast_sync
 
 
 async def choose_restore(pilot, position: int, wizard_type: type):

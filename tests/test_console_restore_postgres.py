@@ -5,7 +5,7 @@ import pytest
 from jarvis_tui.app import make_app
 from jarvis_tui.screens.restore_postgres import PostgresRestoreWizard
 from tests.console_fixtures import paste_into, screen_words, settle
-from tests.pg_seed import PgCase, unique_name
+from tests.support.pg_seed import PgCase, unique_name
 
 
 @pytest.fixture

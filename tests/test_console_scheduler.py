@@ -6,9 +6,9 @@ import sys
 import time
 
 from engines.config import load_settings
-from engines.schedules import scheduler_holder
+from engines.scheduling.schedules import scheduler_holder
 from tests.console_fixtures import screen_words
-from tests.files_env import child_env
+from tests.support.files_env import child_env
 
 
 async def wait_until(pilot, condition, timeout: float = 20.0) -> None:
@@ -67,7 +67,7 @@ def test_the_consoles_scheduled_backup_runs_in_a_child_inside_the_schedulers_job
 
     from engines.workspace import Workspace
     from jarvis_tui.scheduler_host import backup_in_child
-    from tests.files_env import make_files_env
+    from tests.support.files_env import make_files_env
 
     env = make_files_env(tmp_path / "env")
     (env.data / "notes.txt").write_text("Grüße\n")

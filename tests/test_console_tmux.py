@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.pg_seed import PgCase
+from tests.support.pg_seed import PgCase
 
 TMUX = shutil.which("tmux")
 pytestmark = pytest.mark.skipif(

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from engines.crypto import (
+from engines.errors import IntegrityError, KeyNotAvailableError
+from engines.pipeline.crypto import (
     CHUNK_ID_KEY_V2,
     CONTAINER_KEY_V2,
     GEAR_TABLE_V2,
@@ -25,7 +26,6 @@ from engines.crypto import (
     generate_key_hex,
     read_header,
 )
-from engines.errors import IntegrityError, KeyNotAvailableError
 
 KEY_HEX = "00112233445566778899aabbccddeeff" * 2
 KEY = MasterKey.from_hex(KEY_HEX)

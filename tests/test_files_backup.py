@@ -12,7 +12,7 @@ from engines.store import walker as walker_module
 from engines.store.snapshots import load_manifest
 from jarvis_tui.exit_codes import ExitCode
 from jarvis_tui.output import human_size
-from tests.files_env import FilesEnv, make_files_env, random_text, tree_of
+from tests.support.files_env import FilesEnv, make_files_env, random_text, tree_of
 
 
 @pytest.fixture

@@ -12,14 +12,14 @@ import os
 
 import pytest
 
-from engines.artifacts import read_artifact_whole
-from engines.crypto import MasterKey
 from engines.errors import IntegrityError
+from engines.pipeline.artifacts import read_artifact_whole
+from engines.pipeline.crypto import MasterKey
 from engines.store import backup as backup_module
 from engines.store.keys import CHUNK_IDS_V1, CHUNK_IDS_V2, _label, store_keys
 from engines.store.snapshots import Manifest, load_manifest, parse_manifest
 from jarvis_tui.exit_codes import ExitCode
-from tests.files_env import KEY, FilesEnv, make_files_env, random_text, tree_of
+from tests.support.files_env import KEY, FilesEnv, make_files_env, random_text, tree_of
 
 MASTER = MasterKey.from_hex(KEY)
 

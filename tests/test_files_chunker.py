@@ -11,10 +11,10 @@ import random
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from engines.crypto import MasterKey
+from engines.pipeline.crypto import MasterKey
 from engines.store.chunker import MAX_SIZE, MIN_SIZE, WINDOW, Chunker
 from engines.store.keys import store_keys
-from tests.files_env import KEY, OTHER_KEY
+from tests.support.files_env import KEY, OTHER_KEY
 
 CHUNKER = Chunker(store_keys(MasterKey.from_hex(KEY)).gear_seed)
 OTHER_CHUNKER = Chunker(store_keys(MasterKey.from_hex(OTHER_KEY)).gear_seed)

@@ -11,7 +11,7 @@ import pytest
 
 from engines.store.packs import FOOTER, HEADER_SIZE
 from jarvis_tui.exit_codes import ExitCode
-from tests.files_env import FilesEnv, make_files_env, random_text
+from tests.support.files_env import FilesEnv, make_files_env, random_text
 
 
 @pytest.fixture

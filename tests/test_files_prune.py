@@ -9,7 +9,14 @@ import time
 import pytest
 
 from jarvis_tui.exit_codes import ExitCode
-from tests.files_env import REPO_ROOT, FilesEnv, child_env, make_files_env, random_text, tree_of
+from tests.support.files_env import (
+    REPO_ROOT,
+    FilesEnv,
+    child_env,
+    make_files_env,
+    random_text,
+    tree_of,
+)
 
 # A real backup process that stops at one stage so the test can SIGKILL it exactly there.
 BACKUP_UNTIL = """

@@ -11,14 +11,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engines.artifacts import write_artifact
-from engines.crypto import Keyring, MasterKey
 from engines.errors import IntegrityError
+from engines.pipeline.artifacts import write_artifact
+from engines.pipeline.crypto import Keyring, MasterKey
 from engines.store.layout import SNAPSHOT_NAME
 from engines.store.snapshots import DIR, FILE, FORMAT, SYMLINK, Entry, Manifest, parse_manifest
 from jarvis_tui.exit_codes import ExitCode
-from tests.file_systems import needs_root, tmpfs
-from tests.files_env import (
+from tests.support.file_systems import needs_root, tmpfs
+from tests.support.files_env import (
     KEY,
     REPO_ROOT,
     FilesEnv,

@@ -7,9 +7,9 @@ import tracemalloc
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from engines.crypto import Keyring, MasterKey
 from engines.destinations.local import LocalRepository
 from engines.errors import IntegrityError, KeyNotAvailableError
+from engines.pipeline.crypto import Keyring, MasterKey
 from engines.store.blobs import STORED, compress_chunk, decompress_chunk
 from engines.store.chunker import MAX_SIZE, MIN_SIZE, SINGLE_CHUNK_LIMIT, Chunker
 from engines.store.index import load_index, write_index
@@ -25,7 +25,7 @@ from engines.store.packs import (
     PackSealer,
     PackWriter,
 )
-from tests.files_env import KEY, OTHER_KEY, random_text
+from tests.support.files_env import KEY, OTHER_KEY, random_text
 
 MASTER = MasterKey.from_hex(KEY)
 OTHER = MasterKey.from_hex(OTHER_KEY)

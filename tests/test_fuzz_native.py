@@ -19,7 +19,7 @@ import pytest
 from tests.fuzz.build import ROOT, build, compiler, sanitizer_environment
 from tests.fuzz.corpus import write_postgres_corpus, write_redis_corpus
 from tests.fuzz.run import TARGETS
-from tests.pg_seed import unique_name
+from tests.support.pg_seed import unique_name
 
 EXAMPLES = 300
 

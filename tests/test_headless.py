@@ -114,7 +114,7 @@ def test_runs_in_the_foreground_without_textual_and_stops_on_sigterm(
     assert "SIGTERM received: no new runs; stopping" in process.output
     assert process.output.splitlines()[-1].endswith("stopped")
     imported = [line.rsplit("|", 1)[-1].strip() for line in process.errors.splitlines()]
-    assert "engines.scheduler" in imported
+    assert "engines.scheduling.scheduler" in imported
     assert not [name for name in imported if name.split(".")[0] == "textual"]
     log = (tmp_path / "logs" / "backup.log").read_text()
     assert "scheduler elected (headless)" in log and "stopped" in log

@@ -6,9 +6,9 @@ from datetime import timedelta
 import pytest
 
 from engines.catalog.times import utc_now
-from engines.crypto import MasterKey
-from engines.scheduler import Scheduler
-from engines.watchdog import configured_sources
+from engines.monitoring.watchdog import configured_sources
+from engines.pipeline.crypto import MasterKey
+from engines.scheduling.scheduler import Scheduler
 from engines.workspace import Workspace
 from jarvis_tui.cli import main
 from jarvis_tui.exit_codes import ExitCode

@@ -10,8 +10,8 @@ import pytest
 
 from engines.dotenv import read_env_file
 from jarvis_tui.exit_codes import ExitCode
-from tests.file_systems import fill, needs_root, tmpfs
-from tests.files_env import REPO_ROOT, child_env
+from tests.support.file_systems import fill, needs_root, tmpfs
+from tests.support.files_env import REPO_ROOT, child_env
 
 OLD_KEY = "0123456789abcdef" * 4
 EARLIER_KEY = "fedcba9876543210" * 4

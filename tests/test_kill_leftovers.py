@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from engines.fsutil import TEMP_MARKER, remove_abandoned_temporaries
-from engines.processes import process_start_token
+from engines.plumbing.fsutil import TEMP_MARKER, remove_abandoned_temporaries
+from engines.plumbing.processes import process_start_token
 from jarvis_tui.exit_codes import ExitCode
-from tests.files_env import make_files_env
-from tests.pg_seed import PgCase
-from tests.servers import wait_until
+from tests.support.files_env import make_files_env
+from tests.support.pg_seed import PgCase
+from tests.support.processes import wait_until
 
 CLI = Path(sys.executable).with_name("jarvis-tui")
 BIG_TABLE = """

@@ -15,10 +15,10 @@ import pytest
 from engines.destinations import DESTINATION_KINDS, InvalidKeyError, LocalRepository
 from engines.destinations.local import LAYOUT
 from engines.errors import NotFoundError
-from engines.fsutil import TEMP_MARKER, atomic_output, remove_abandoned_temporaries
-from engines.lock import RepositoryLock
-from engines.repository_id import ID_FILE
-from tests.servers import wait_until
+from engines.plumbing.fsutil import TEMP_MARKER, atomic_output, remove_abandoned_temporaries
+from engines.repository.lock import RepositoryLock
+from engines.repository.repository_id import ID_FILE
+from tests.support.processes import wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 
 from engines.errors import RepositoryLockedError
-from engines.lock import RepositoryLock, read_holder
+from engines.repository.lock import RepositoryLock, read_holder
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 HOLDER = """
 import sys, time
 from pathlib import Path
-from engines.lock import RepositoryLock
+from engines.repository.lock import RepositoryLock
 
 with RepositoryLock(Path(sys.argv[1]), sys.argv[2]):
     print("locked", flush=True)

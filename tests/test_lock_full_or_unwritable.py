@@ -9,8 +9,8 @@ import subprocess
 from pathlib import Path
 
 from jarvis_tui.exit_codes import ExitCode
-from tests.file_systems import fill, needs_root, tmpfs
-from tests.files_env import FilesEnv, make_files_env
+from tests.support.file_systems import fill, needs_root, tmpfs
+from tests.support.files_env import FilesEnv, make_files_env
 
 
 def digest(folder: Path) -> dict[str, str]:

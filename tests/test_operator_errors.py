@@ -18,9 +18,9 @@ import pytest
 from engines.catalog import Catalog
 from jarvis_tui.cli import main
 from jarvis_tui.exit_codes import ExitCode
-from tests.file_systems import needs_root, remount_read_only, tmpfs
-from tests.files_env import KEY, REPO_ROOT, child_env
-from tests.pg_seed import seed_database, unique_name
+from tests.support.file_systems import needs_root, remount_read_only, tmpfs
+from tests.support.files_env import KEY, REPO_ROOT, child_env
+from tests.support.pg_seed import seed_database, unique_name
 
 
 class Site:
@@ -385,7 +385,7 @@ def test_a_scheduled_backup_on_a_read_only_repository_fails_with_an_alert(
     from datetime import timedelta
 
     from engines.config import load_settings
-    from engines.scheduler import Scheduler
+    from engines.scheduling.scheduler import Scheduler
     from tests.scheduling_support import T0, Clock
 
     site = Site(

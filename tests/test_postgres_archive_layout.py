@@ -16,8 +16,8 @@ from engines.postgres.archive_layout import (
     _Reader,
     record_data_positions,
 )
-from tests.pg_seed import seed_database, unique_name
-from tests.servers import PostgresServer
+from tests.support.pg_seed import seed_database, unique_name
+from tests.support.postgres import PostgresServer
 
 # Row lengths whose chunk headers hold zero bytes (256, 65536) next to ordinary rows, an
 # empty table between full ones, text with tabs, newlines and backslashes (escaped by

@@ -10,8 +10,8 @@ import pytest
 
 from engines.postgres.archive_layout import read_table_of_contents
 from engines.postgres.archive_stream import AVAILABLE, ArchiveWalker, Piece, RawPiece
-from tests.pg_seed import seed_database, unique_name
-from tests.servers import PostgresServer
+from tests.support.pg_seed import seed_database, unique_name
+from tests.support.postgres import PostgresServer
 from tests.test_postgres_archive_layout import AWKWARD_SQL, dump_through_pipe
 
 # Rows that look like the end of the data or hide it: a value that is a backslash and a

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from engines.artifacts import open_artifact_plain, write_artifact
 from engines.errors import JobCancelledError
+from engines.pipeline.artifacts import open_artifact_plain, write_artifact
 from engines.postgres.archive_layout import read_table_of_contents
 from jarvis_tui.exit_codes import ExitCode
-from tests.pg_seed import PgCase
-from tests.servers import wait_until
+from tests.support.pg_seed import PgCase
+from tests.support.processes import wait_until
 from tests.test_postgres_archive_layout import AWKWARD_SQL
 from tests.test_postgres_archive_stream import MARKERS_SQL
 from tests.test_postgres_kill import BIG_TABLE, cancel_restore_when, kill_restore_when

@@ -8,7 +8,7 @@ import pytest
 
 from engines.postgres import archive_layout, archive_stream
 from jarvis_tui.exit_codes import ExitCode
-from tests.pg_seed import PgCase
+from tests.support.pg_seed import PgCase
 
 BIG_ORDERS = """
 INSERT INTO public.orders (user_id, amount, note)

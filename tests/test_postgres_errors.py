@@ -2,18 +2,18 @@
 
 import pytest
 
-from engines.artifacts import read_sidecar, write_artifact
-from engines.crypto import Keyring, MasterKey
 from engines.errors import IntegrityError
 from engines.jobs import JobContext, run_job
+from engines.pipeline.artifacts import read_sidecar, write_artifact
+from engines.pipeline.crypto import Keyring, MasterKey
 from engines.postgres.archive_layout import read_table_of_contents
 from engines.postgres.streamed_archive import authenticated_stream
 from engines.postgres.tools import VersionMismatchError, choose_tools, installed_tools
-from engines.resolve import ResolvedArtifact
+from engines.repository.resolve import ResolvedArtifact
 from jarvis_tui.exit_codes import ExitCode
-from tests.file_systems import needs_root, tmpfs
-from tests.pg_seed import PASSWORD, PgCase
-from tests.servers import free_port
+from tests.support.file_systems import needs_root, tmpfs
+from tests.support.pg_seed import PASSWORD, PgCase
+from tests.support.processes import free_port
 
 PASSWORD_USER = "jarvis_pw_user"
 

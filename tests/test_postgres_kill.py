@@ -17,8 +17,8 @@ from engines.errors import JobCancelledError
 from engines.jobs import JobContext, run_job
 from engines.postgres.options import PostgresRestoreOptions
 from jarvis_tui.exit_codes import ExitCode
-from tests.pg_seed import PgCase
-from tests.servers import wait_until
+from tests.support.pg_seed import PgCase
+from tests.support.processes import wait_until
 
 CLI = Path(sys.executable).with_name("jarvis-tui")
 BIG_TABLE = """

@@ -9,7 +9,7 @@ from engines.postgres import archive_stream
 from engines.postgres.privileges import roles_in_grants
 from engines.postgres.verify import verify_by_restore
 from jarvis_tui.exit_codes import ExitCode
-from tests.pg_seed import PgCase
+from tests.support.pg_seed import PgCase
 
 PRIVILEGES = """
 SELECT c.relname, pg_get_userbyid(c.relowner), c.relacl::text[]

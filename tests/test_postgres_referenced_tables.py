@@ -9,7 +9,7 @@ was.
 import pytest
 
 from jarvis_tui.exit_codes import ExitCode
-from tests.pg_seed import PgCase
+from tests.support.pg_seed import PgCase
 
 FOREIGN_KEYS = """
 SELECT c.conname, c.conrelid::regclass::text, pg_get_constraintdef(c.oid), c.convalidated

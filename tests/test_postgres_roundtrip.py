@@ -6,10 +6,10 @@ import subprocess
 
 import pytest
 
-from engines.artifacts import read_sidecar
+from engines.pipeline.artifacts import read_sidecar
 from engines.postgres import archive_stream
 from jarvis_tui.exit_codes import ExitCode
-from tests.pg_seed import PgCase
+from tests.support.pg_seed import PgCase
 
 
 @pytest.fixture

@@ -5,14 +5,15 @@ from pathlib import Path
 
 import pytest
 
-from engines.artifacts import open_artifact_plain, read_sidecar, write_artifact
-from engines.crypto import Keyring, MasterKey
+from engines.pipeline.artifacts import open_artifact_plain, read_sidecar, write_artifact
+from engines.pipeline.crypto import Keyring, MasterKey
 from engines.redis import restore as redis_restore
 from engines.redis.verify import check_artifact
-from engines.resolve import ResolvedArtifact
+from engines.repository.resolve import ResolvedArtifact
 from jarvis_tui.exit_codes import ExitCode
-from tests.redis_seed import KEY, RedisCase, fingerprint, seed
-from tests.servers import RedisServer, free_port
+from tests.support.processes import free_port
+from tests.support.redis import RedisServer
+from tests.support.redis_seed import KEY, RedisCase, fingerprint, seed
 
 PASSWORD = "redis-Hunter2-secret"
 

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from engines.fsutil import TEMP_MARKER
-from engines.processes import process_start_token
+from engines.plumbing.fsutil import TEMP_MARKER
+from engines.plumbing.processes import process_start_token
 from jarvis_tui.exit_codes import ExitCode
-from tests.redis_seed import RedisCase, fast_sync
-from tests.servers import RedisServer, wait_until
+from tests.support.processes import wait_until
+from tests.support.redis import RedisServer
+from tests.support.redis_seed import RedisCase, fast_sync
 
 CLI = Path(sys.executable).with_name("jarvis-tui")
 KEYS = 150_000

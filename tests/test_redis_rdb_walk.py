@@ -12,8 +12,8 @@ import pytest
 
 from engines.redis import rdb_format
 from engines.redis.rdb_format import RdbFormatError, read_summary, walk_in_python
-from tests.redis_seed import seed
-from tests.servers import RedisServer
+from tests.support.redis import RedisServer
+from tests.support.redis_seed import seed
 
 BIG_ENCODINGS = {
     "hash-max-listpack-entries": 0,

@@ -6,8 +6,8 @@ import time
 import pytest
 
 from jarvis_tui.exit_codes import ExitCode
-from tests.redis_seed import TTL_S, RedisCase, expiries, fast_sync, fingerprint, seed
-from tests.servers import RedisServer
+from tests.support.redis import RedisServer
+from tests.support.redis_seed import TTL_S, RedisCase, expiries, fast_sync, fingerprint, seed
 
 
 @pytest.fixture(scope="module")

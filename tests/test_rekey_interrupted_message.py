@@ -3,9 +3,9 @@ artifact refused until the next rekey (benchmarks/trials.py: all 5 rekey kills o
 The refusal must point to that cure, not to "damaged, or forged"."""
 
 from engines.actions import rekey as rekey_action
-from engines.crypto import generate_key_hex
+from engines.pipeline.crypto import generate_key_hex
 from jarvis_tui.exit_codes import ExitCode
-from tests.files_env import KEY, make_files_env
+from tests.support.files_env import KEY, make_files_env
 
 
 def test_an_artifact_a_cut_rekey_left_says_to_run_rekey_again(tmp_path, isolated_env, monkeypatch):

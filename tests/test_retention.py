@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from engines.actions.cleanup import run_cleanup
 from engines.errors import RepositoryLockedError
 from engines.jobs import run_job
-from engines.lock import RepositoryLock
-from engines.retention import Candidate, RetentionPolicy, bucket_keys, plan_retention
+from engines.repository.lock import RepositoryLock
+from engines.scheduling.retention import Candidate, RetentionPolicy, bucket_keys, plan_retention
 from engines.workspace import Workspace
 from jarvis_tui.cli import main
 from jarvis_tui.exit_codes import ExitCode

@@ -9,10 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engines.catalog import Catalog
-from engines.cron import CronTimes, cron_trigger, describe_cron
-from engines.retention import Candidate, RetentionPolicy, plan_retention
-from engines.scheduler import Scheduler
-from engines.schedules import SCHEDULER_LOCK_NAME, scheduler_holder, schedules_from
+from engines.scheduling.cron import CronTimes, cron_trigger, describe_cron
+from engines.scheduling.retention import Candidate, RetentionPolicy, plan_retention
+from engines.scheduling.scheduler import Scheduler
+from engines.scheduling.schedules import SCHEDULER_LOCK_NAME, scheduler_holder, schedules_from
 from engines.workspace import Workspace
 from tests.scheduling_support import T0, Clock, artifact_backup, make_settings
 from tests.test_retention import reference_kept

@@ -9,12 +9,12 @@ import pytest
 
 from engines.actions.verify_drill import run_restore_drill
 from engines.jobs import run_job
-from engines.resolve import resolve_artifacts
+from engines.repository.resolve import resolve_artifacts
 from engines.workspace import Workspace
 from jarvis_tui.cli import main
 from jarvis_tui.exit_codes import ExitCode
 from tests.scheduling_support import T0, add_set, make_settings, write_env_file
-from tests.servers import free_port
+from tests.support.processes import free_port
 
 DEAD_DATABASE_URL = "postgresql://jarvis@127.0.0.1:1/jarvis"
 

@@ -9,12 +9,12 @@ import tarfile
 
 import pytest
 
-from engines.artifacts import write_artifact
-from engines.crypto import Keyring, MasterKey
-from engines.fsutil import TEMP_MARKER
-from engines.processes import process_start_token
+from engines.pipeline.artifacts import write_artifact
+from engines.pipeline.crypto import Keyring, MasterKey
+from engines.plumbing.fsutil import TEMP_MARKER
+from engines.plumbing.processes import process_start_token
 from jarvis_tui.exit_codes import ExitCode
-from tests.files_env import KEY, FilesEnv, make_files_env, sealed_backup
+from tests.support.files_env import KEY, FilesEnv, make_files_env, sealed_backup
 
 SECRET_VALUE = "sk-live-0123456789-very-secret"
 

@@ -18,7 +18,11 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from tests.servers import PostgresServer, RedisServer, S3Server, SmtpServer, WebhookReceiver
+from tests.support.postgres import PostgresServer
+from tests.support.redis import RedisServer
+from tests.support.s3 import S3Server
+from tests.support.smtp import SmtpServer
+from tests.support.webhook import WebhookReceiver
 
 MACHINE_SERVICE_PORTS = {5432, 6379}
 

@@ -14,9 +14,9 @@ import psycopg
 import pytest
 
 from jarvis_tui.exit_codes import ExitCode
-from tests.files_env import KEY, OTHER_KEY, FilesEnv, child_env, make_secrets_env
-from tests.pg_seed import PgCase
-from tests.servers import wait_until
+from tests.support.files_env import KEY, OTHER_KEY, FilesEnv, child_env, make_secrets_env
+from tests.support.pg_seed import PgCase
+from tests.support.processes import wait_until
 
 CLI = Path(sys.executable).with_name("jarvis-tui")
 

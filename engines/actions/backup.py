@@ -11,7 +11,10 @@ from typing import Any, BinaryIO
 
 from engines.actions.backup_alerts import alert_backup_outcome
 from engines.alerts import AlertDispatcher
-from engines.artifacts import (
+from engines.catalog import Artifact, BackupSet
+from engines.errors import IntegrityError, JarvisError, JobCancelledError, RepositoryLockedError
+from engines.jobs import JobContext
+from engines.pipeline.artifacts import (
     Expected,
     VerifyReport,
     artifact_filename,
@@ -19,13 +22,10 @@ from engines.artifacts import (
     verify_artifact,
     write_artifact,
 )
-from engines.catalog import Artifact, BackupSet
-from engines.errors import IntegrityError, JarvisError, JobCancelledError, RepositoryLockedError
-from engines.fsutil import remove_abandoned_temporaries
-from engines.jobs import JobContext
-from engines.lock import RepositoryLock
-from engines.os_errors import explain_os_error
-from engines.set_records import RUNNING, record_relpath, set_fields, write_set_record
+from engines.plumbing.fsutil import remove_abandoned_temporaries
+from engines.plumbing.os_errors import explain_os_error
+from engines.repository.lock import RepositoryLock
+from engines.repository.set_records import RUNNING, record_relpath, set_fields, write_set_record
 from engines.sources import get_source
 from engines.sources.base import left_out_of
 from engines.workspace import Workspace

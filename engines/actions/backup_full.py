@@ -19,8 +19,8 @@ from engines.alerts import AlertDispatcher
 from engines.catalog import Artifact, BackupSet
 from engines.errors import JarvisError, JobCancelledError
 from engines.jobs import JobContext
-from engines.lock import RepositoryLock
-from engines.os_errors import explain_os_error
+from engines.plumbing.os_errors import explain_os_error
+from engines.repository.lock import RepositoryLock
 from engines.sources import SOURCE_MODULES, get_source
 from engines.sources.base import left_out_of
 from engines.workspace import Workspace

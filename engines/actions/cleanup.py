@@ -11,16 +11,16 @@ import socket
 from dataclasses import dataclass, field
 
 from engines.actions.backup import clear_leftovers
-from engines.artifacts import SIDECAR_SUFFIX
 from engines.catalog import Artifact
-from engines.clock import configured_timezone
 from engines.destinations import DESTINATION_KINDS, Destination
 from engines.errors import IntegrityError, JarvisError
 from engines.jobs import JobContext
-from engines.lock import RepositoryLock
-from engines.processes import process_alive
-from engines.retention import Candidate, Decision, RetentionPolicy, plan_retention
-from engines.set_records import record_relpath
+from engines.pipeline.artifacts import SIDECAR_SUFFIX
+from engines.plumbing.processes import process_alive
+from engines.repository.lock import RepositoryLock
+from engines.repository.set_records import record_relpath
+from engines.scheduling.clock import configured_timezone
+from engines.scheduling.retention import Candidate, Decision, RetentionPolicy, plan_retention
 from engines.sources import SOURCE_MODULES, get_source
 from engines.workspace import Workspace
 

@@ -2,10 +2,10 @@
 
 from pathlib import Path
 
-from engines.artifacts import decrypt_artifact, read_sidecar, sidecar_path_for
-from engines.compression import CODEC_SUFFIXES
 from engines.errors import JarvisError
-from engines.resolve import resolve_artifacts
+from engines.pipeline.artifacts import decrypt_artifact, read_sidecar, sidecar_path_for
+from engines.pipeline.compression import CODEC_SUFFIXES
+from engines.repository.resolve import resolve_artifacts
 from engines.workspace import Workspace
 
 

@@ -10,7 +10,7 @@ only this set referenced in the files store is pruned by the next cleanup.
 from engines.actions.cleanup import delete_set_everywhere, readers_in_use, remote_destinations
 from engines.errors import JarvisError
 from engines.jobs import JobContext
-from engines.lock import RepositoryLock
+from engines.repository.lock import RepositoryLock
 from engines.workspace import Workspace
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from engines.catalog import Catalog
 from engines.config import Settings
 from engines.destinations.local import LocalRepository
-from engines.fsutil import ensure_private_dir, remove_abandoned_temporaries
+from engines.plumbing.fsutil import ensure_private_dir, remove_abandoned_temporaries
 
 
 @dataclass

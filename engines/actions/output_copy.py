@@ -2,10 +2,10 @@
 
 from pathlib import Path
 
-from engines.artifacts import sidecar_path_for
 from engines.catalog import Artifact
 from engines.errors import JarvisError
-from engines.fsutil import atomic_output
+from engines.pipeline.artifacts import sidecar_path_for
+from engines.plumbing.fsutil import atomic_output
 from engines.workspace import Workspace
 
 COPY_SIZE = 1 << 20

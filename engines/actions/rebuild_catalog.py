@@ -15,13 +15,23 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engines.artifacts import SEALED_ONLY_FIELDS, Expected, read_sealed_metadata, read_sidecar
 from engines.catalog.rebuild import SealedArtifact, SetRecord, check_record, check_sealed
-from engines.crypto import Keyring
 from engines.errors import IntegrityError, JarvisError, KeyNotAvailableError, NotFoundError
 from engines.jobs import JobContext
-from engines.lock import RepositoryLock
-from engines.set_records import read_set_record, record_paths, record_relpath, set_id_of_record
+from engines.pipeline.artifacts import (
+    SEALED_ONLY_FIELDS,
+    Expected,
+    read_sealed_metadata,
+    read_sidecar,
+)
+from engines.pipeline.crypto import Keyring
+from engines.repository.lock import RepositoryLock
+from engines.repository.set_records import (
+    read_set_record,
+    record_paths,
+    record_relpath,
+    set_id_of_record,
+)
 from engines.workspace import Workspace
 
 SIDECAR_SUFFIX = ".metadata.json"

@@ -13,21 +13,25 @@ set's sealed record (`sets/`) is sealed again too, once it authenticates as its 
 import os
 from dataclasses import dataclass, field
 
-from engines.artifacts import (
+from engines.catalog import Artifact
+from engines.errors import IntegrityError, KeyNotAvailableError, NotFoundError
+from engines.jobs import JobContext
+from engines.pipeline.artifacts import (
     Expected,
     read_sealed_metadata,
     reseal_artifact,
     verify_artifact,
     write_sidecar,
 )
-from engines.catalog import Artifact
-from engines.crypto import MAGIC, read_header
-from engines.errors import IntegrityError, KeyNotAvailableError, NotFoundError
-from engines.fsutil import fsync_directory, remove_abandoned_temporaries, temporary_path_for
-from engines.jobs import JobContext
-from engines.lock import RepositoryLock
-from engines.resolve import resolved_from_catalog
-from engines.set_records import (
+from engines.pipeline.crypto import MAGIC, read_header
+from engines.plumbing.fsutil import (
+    fsync_directory,
+    remove_abandoned_temporaries,
+    temporary_path_for,
+)
+from engines.repository.lock import RepositoryLock
+from engines.repository.resolve import resolved_from_catalog
+from engines.repository.set_records import (
     read_set_record,
     record_paths,
     record_relpath,

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engines.errors import IntegrityError, KeyNotAvailableError
-from engines.fsutil import ensure_private_dir, fsync_directory
 from engines.jobs import JobContext
+from engines.plumbing.fsutil import ensure_private_dir, fsync_directory
 from engines.store.blobs import decompress_chunk
 from engines.store.index import index_files, read_index_file, write_index
 from engines.store.layout import SOURCE

@@ -3,7 +3,7 @@
 from typing import Any
 
 from engines.jobs import JobContext
-from engines.resolve import resolve_artifacts
+from engines.repository.resolve import resolve_artifacts
 from engines.sources import get_source
 from engines.sources.base import RestoreReport
 from engines.workspace import Workspace

@@ -2,9 +2,9 @@
 
 from dataclasses import dataclass
 
-from engines.artifacts import VerifyReport, verify_artifact
 from engines.jobs import JobContext
-from engines.resolve import ResolvedArtifact, resolve_artifacts
+from engines.pipeline.artifacts import VerifyReport, verify_artifact
+from engines.repository.resolve import ResolvedArtifact, resolve_artifacts
 from engines.store.verify import with_snapshot_check
 from engines.workspace import Workspace
 

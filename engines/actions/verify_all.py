@@ -11,11 +11,11 @@ from dataclasses import dataclass
 
 from engines.actions.verify_drill import alert_verification
 from engines.alerts import AlertDispatcher
-from engines.artifacts import verify_artifact
 from engines.catalog import Artifact
 from engines.errors import JarvisError
 from engines.jobs import JobContext
-from engines.resolve import resolved_from_catalog
+from engines.pipeline.artifacts import verify_artifact
+from engines.repository.resolve import resolved_from_catalog
 from engines.store.verify import with_snapshot_check
 from engines.workspace import Workspace
 

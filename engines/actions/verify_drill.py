@@ -14,11 +14,11 @@ Results are recorded on each artifact (and so on its set) and failures alerted.
 from dataclasses import dataclass, field
 
 from engines.alerts import AlertDispatcher
-from engines.artifacts import verify_artifact
 from engines.catalog import Artifact
 from engines.errors import JarvisError, JobCancelledError
 from engines.jobs import JobContext
-from engines.resolve import resolved_from_catalog
+from engines.pipeline.artifacts import verify_artifact
+from engines.repository.resolve import resolved_from_catalog
 from engines.sources import SOURCE_MODULES, get_source
 from engines.workspace import Workspace
 

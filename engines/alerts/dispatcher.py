@@ -21,7 +21,7 @@ from engines.alerts.message import AlertMessage, Channel, ChannelError
 from engines.catalog import Alert, Catalog
 from engines.catalog.times import utc_now
 from engines.config import Settings
-from engines.redaction import redact
+from engines.plumbing.redaction import redact
 
 logger = logging.getLogger("jarvis.alerts")
 

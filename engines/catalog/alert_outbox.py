@@ -16,7 +16,7 @@ from engines.catalog.db import Database
 from engines.catalog.rows import ALERT_SEVERITIES, Alert, require_one_of
 from engines.catalog.times import parse_iso, to_iso
 from engines.errors import NotFoundError
-from engines.redaction import redact, redact_value
+from engines.plumbing.redaction import redact, redact_value
 
 PENDING_DELIVERY = "{}"
 RECOVERED = "info"

@@ -6,7 +6,7 @@ from typing import Any
 from engines.catalog.db import Database
 from engines.catalog.rows import ALERT_SEVERITIES, Alert, require_one_of
 from engines.catalog.times import now_iso
-from engines.redaction import redact, redact_value
+from engines.plumbing.redaction import redact, redact_value
 
 
 class AlertsMixin:

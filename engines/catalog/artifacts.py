@@ -8,7 +8,7 @@ from engines.catalog.db import Database
 from engines.catalog.rows import COPY_STATES, Artifact, Copy, require_one_of
 from engines.catalog.times import now_iso
 from engines.errors import NotFoundError
-from engines.redaction import redact, redact_value
+from engines.plumbing.redaction import redact, redact_value
 
 
 def _metadata_json(metadata: dict[str, Any]) -> str:

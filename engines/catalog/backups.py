@@ -14,7 +14,7 @@ from engines.catalog.rows import (
 )
 from engines.catalog.times import now_iso, to_iso, utc_now
 from engines.errors import NotFoundError
-from engines.redaction import redact
+from engines.plumbing.redaction import redact
 
 LATEST = "latest"
 _LIST_HINT = "run `jarvis-tui list` to see the backup sets in the catalog"

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from engines.catalog.schema import migrate
 from engines.errors import InsufficientSpaceError, JarvisError
-from engines.fsutil import FILE_MODE, ensure_private_dir
+from engines.plumbing.fsutil import FILE_MODE, ensure_private_dir
 
 T = TypeVar("T")
 

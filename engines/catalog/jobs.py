@@ -13,8 +13,8 @@ from engines.catalog.rows import (
 )
 from engines.catalog.times import now_iso
 from engines.errors import NotFoundError
-from engines.processes import process_alive
-from engines.redaction import redact
+from engines.plumbing.processes import process_alive
+from engines.plumbing.redaction import redact
 
 ORPHAN_ERROR = "process died"
 

@@ -19,7 +19,7 @@ from engines.catalog.backups import validate_kind, validate_tier
 from engines.catalog.db import Database
 from engines.catalog.times import parse_iso, to_iso
 from engines.errors import IntegrityError
-from engines.redaction import redact, redact_value
+from engines.plumbing.redaction import redact, redact_value
 
 # Sealed fields every artifact written by `store_artifact` carries.
 SEALED_REQUIRED = ("set_id", "set_kind", "source", "mode", "created_at")

@@ -13,7 +13,7 @@ from engines.catalog.db import Database
 from engines.catalog.rows import require_one_of
 from engines.catalog.times import parse_iso, parse_optional, to_iso
 from engines.errors import NotFoundError
-from engines.redaction import redact
+from engines.plumbing.redaction import redact
 
 RUN_OUTCOMES = ("running", "succeeded", "partial", "failed", "cancelled", "skipped", "missed")
 FINAL_RUN_OUTCOMES = RUN_OUTCOMES[1:]

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Protocol
 
 from engines.errors import JarvisError
-from engines.fsutil import TEMP_MARKER
+from engines.plumbing.fsutil import TEMP_MARKER
 
 
 class InvalidKeyError(JarvisError, ValueError):

@@ -14,10 +14,10 @@ from stat import S_ISREG
 
 from engines.destinations.base import StoredObject, validate_key, validate_prefix
 from engines.errors import NotFoundError
-from engines.fsutil import TEMP_MARKER, atomic_output, ensure_private_dir, fsync_directory
-from engines.repository_id import ensure_repository_id, read_repository_id
+from engines.plumbing.fsutil import TEMP_MARKER, atomic_output, ensure_private_dir, fsync_directory
+from engines.repository.repository_id import ensure_repository_id, read_repository_id
 
-# `sets` holds each backup set's sealed record (engines/set_records.py).
+# `sets` holds each backup set's sealed record (engines/repository/set_records.py).
 LAYOUT = ("postgres", "redis", "files", "secrets", "config", "wal", "sets")
 COPY_BUFFER = 1 << 20
 

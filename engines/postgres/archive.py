@@ -15,14 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engines.artifacts import PlainBlocks
 from engines.catalog import Catalog
-from engines.crypto import Keyring
-from engines.fsutil import private_work_folder
 from engines.jobs import JobContext
+from engines.pipeline.artifacts import PlainBlocks
+from engines.pipeline.crypto import Keyring
+from engines.plumbing.fsutil import private_work_folder
 from engines.postgres.archive_layout import record_data_positions
 from engines.postgres.space import require_free_space
-from engines.resolve import ResolvedArtifact
+from engines.repository.resolve import ResolvedArtifact
 
 WORK_PURPOSE = "postgres-restore"
 

@@ -14,7 +14,7 @@ writes a backslash in a value as two.
 
 from dataclasses import dataclass
 
-from engines.native import optional_extension
+from engines.plumbing.native import optional_extension
 from engines.postgres.archive_layout import (
     BLOCK_DATA,
     BLOCK_LARGE_OBJECTS,

@@ -21,12 +21,12 @@ import psycopg
 
 from engines.errors import IntegrityError, JarvisError
 from engines.jobs import JobContext
+from engines.plumbing.redaction import redact
 from engines.postgres import archive_stream
 from engines.postgres.archive_layout import Entry, TableOfContents
 from engines.postgres.archive_stream import ArchiveWalker, Piece, RawPiece
 from engines.postgres.connection import PostgresTarget, connect
 from engines.postgres.streamed_archive import StreamedArchive
-from engines.redaction import redact
 
 QUEUE_DEPTH = 3  # pieces waiting per connection: a few megabytes
 SESSION_SETTINGS = (  # as pg_restore sets its own session up

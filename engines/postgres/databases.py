@@ -20,7 +20,7 @@ import psycopg
 from psycopg import sql
 
 from engines.errors import JarvisError
-from engines.processes import owner_gone, process_alive, process_start_token
+from engines.plumbing.processes import owner_gone, process_alive, process_start_token
 
 SCRATCH_PREFIX = "jarvis_scratch_"
 PREVIOUS_MARKER = "_pre_restore_"

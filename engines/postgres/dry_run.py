@@ -3,7 +3,7 @@
 from engines.postgres.foreign_keys import foreign_keys_into
 from engines.postgres.inspect import DatabaseContents, TableInfo
 from engines.postgres.partial import replaced_tables
-from engines.postgres.restore import RestoreJob
+from engines.postgres.swap import RestoreJob
 from engines.postgres.toc import summarize
 from engines.sources.base import RestoreReport
 

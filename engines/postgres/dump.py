@@ -17,6 +17,7 @@ from typing import Any
 
 import psycopg
 
+from engines.plumbing.processes import widen_pipe
 from engines.postgres.archive_stream import ArchiveWalker, BlockEnd
 from engines.postgres.connection import PostgresTarget, connect
 from engines.postgres.inspect import (
@@ -28,7 +29,6 @@ from engines.postgres.inspect import (
 )
 from engines.postgres.process import RunningTool
 from engines.postgres.tools import ClientTools, low_priority_prefix
-from engines.processes import widen_pipe
 
 READ_SIZE = 1024 * 1024
 MODE_FLAGS = {"full": [], "schema": ["--schema-only"], "data": ["--data-only"]}

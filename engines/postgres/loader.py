@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from engines.jobs import JobContext
+from engines.plumbing.processes import widen_pipe
 from engines.postgres.connection import PostgresTarget
 from engines.postgres.copy_load import LARGE_OBJECTS, load_table_data, loads_in_parallel
 from engines.postgres.inspect import TableInfo
@@ -21,7 +22,6 @@ from engines.postgres.process import RunningTool, run_tool
 from engines.postgres.streamed_archive import StreamedArchive
 from engines.postgres.toc import TocEntry
 from engines.postgres.tools import ClientTools
-from engines.processes import widen_pipe
 
 COPY_SIZE = 1024 * 1024
 # What pg_restore leaves to its last passes, once every object and row is in: grants

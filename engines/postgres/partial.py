@@ -19,7 +19,7 @@ from engines.postgres.foreign_keys import (
 from engines.postgres.inspect import DatabaseContents, TableInfo
 from engines.postgres.loader import qualified, restore_entries_in_transaction, row_count_check
 from engines.postgres.process import ToolFailedError
-from engines.postgres.restore import RestoreJob
+from engines.postgres.swap import RestoreJob
 from engines.postgres.toc import TocEntry, select_tables
 
 DATA_ENTRIES = ("TABLE DATA", "SEQUENCE SET")

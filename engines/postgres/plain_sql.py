@@ -7,14 +7,14 @@ the whole SQL has been written (temporary name, fsync, rename).
 import gzip
 from pathlib import Path
 
-from engines.artifacts import READ_SIZE
 from engines.errors import JarvisError
-from engines.fsutil import atomic_output
 from engines.jobs import JobContext
+from engines.pipeline.artifacts import READ_SIZE
+from engines.plumbing.fsutil import atomic_output
 from engines.postgres.archive import authenticated_archive
 from engines.postgres.process import RunningTool
 from engines.postgres.tools import installed_tools
-from engines.resolve import resolve_artifacts
+from engines.repository.resolve import resolve_artifacts
 from engines.workspace import Workspace
 
 SQL_SUFFIX = ".sql.gz"

@@ -17,7 +17,7 @@ from engines.postgres.globals import existing_roles, roles_in
 from engines.postgres.inspect import DatabaseContents, TableInfo
 from engines.postgres.partial import entries_to_restore
 from engines.postgres.process import run_tool
-from engines.postgres.restore import RestoreJob
+from engines.postgres.swap import RestoreJob
 from engines.postgres.toc import TocEntry
 from engines.postgres.tools import ClientTools
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import IO
 
 from engines.errors import JarvisError
+from engines.plumbing.redaction import redact
 from engines.postgres.tools import die_with_parent
-from engines.redaction import redact
 
 MAX_STDERR_LINES = 200
 

@@ -1,191 +1,175 @@
-"""Restoring a database dump without ever losing the database in place.
+"""`restore postgres`: pick the artifacts, check the target, then restore or describe."""
 
-Order of events: check the names and the server, authenticate the whole
-artifact, look at the target, and only then change anything. Whole databases go
-through a scratch database that is checked (tables and row counts against the
-sealed metadata) before it is swapped in; table and data-only restores run
-inside one transaction that checks the counts before COMMIT.
-"""
+import contextlib
 
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
-
-import psycopg
-
-from engines.errors import IntegrityError, JarvisError, JobCancelledError
+from engines.errors import JarvisError, NotFoundError
 from engines.jobs import JobContext
-from engines.postgres import databases
-from engines.postgres.archive import PlainArchive
+from engines.postgres.archive import authenticated_archive
 from engines.postgres.connection import (
-    DatabaseMissingError,
     PostgresTarget,
-    connect,
+    check_identifier,
+    connect_maintenance,
+    target_from_settings,
 )
-from engines.postgres.inspect import (
-    DatabaseContents,
-    TableInfo,
-    compare_tables,
-    count_large_objects,
-    describe_contents,
-    fresh_database_counts,
-)
-from engines.postgres.loader import restore_archive, restore_streamed
+from engines.postgres.dry_run import describe_plan
+from engines.postgres.globals import existing_roles, replay_globals, roles_in
+from engines.postgres.inspect import DatabaseContents, TableInfo
 from engines.postgres.options import PostgresRestoreOptions
-from engines.postgres.streamed_archive import StreamedArchive
-from engines.postgres.toc import TocEntry
-from engines.postgres.tools import ClientTools
+from engines.postgres.partial import pick_tables, restore_data, restore_tables
+from engines.postgres.privileges import MissingRolesError, PrivilegePlan, plan_for
+from engines.postgres.session import open_restore_job
+from engines.postgres.swap import restore_whole_database, target_contents
+from engines.repository.resolve import ResolvedArtifact, resolve_file, resolved_from_catalog
+from engines.sources.base import RestoreReport
+from engines.workspace import Workspace
+
+GLOBALS = "globals"
 
 
-class RestoreCheckError(JarvisError):
-    """The restored copy does not match what the backup recorded."""
+def _mode(item: ResolvedArtifact) -> str:
+    return str(item.metadata.get("mode") or (item.artifact.mode if item.artifact else ""))
 
 
-@dataclass
-class RestoreJob:
-    """Everything a restore step needs, gathered once."""
-
-    server: PostgresTarget  # its .database is the restore target
-    tools: ClientTools
-    admin: psycopg.Connection  # autocommit, on a maintenance database
-    archive: PlainArchive | StreamedArchive
-    entries: list[TocEntry]
-    options: PostgresRestoreOptions
-    context: JobContext
-    work_folder: Path
-
-    @property
-    def target(self) -> str:
-        return self.server.database
-
-    @property
-    def metadata(self) -> dict[str, Any]:
-        return self.archive.metadata
-
-    @property
-    def mode(self) -> str:
-        return str(self.metadata.get("mode", "full"))
-
-    @property
-    def expected_tables(self) -> list[TableInfo]:
-        return [TableInfo.from_metadata(t) for t in self.metadata.get("tables", [])]
+def split_artifacts(
+    workspace: Workspace, artifacts: list[ResolvedArtifact], want_globals: bool
+) -> tuple[ResolvedArtifact | None, ResolvedArtifact | None]:
+    """(database dump, globals) among what the operator named; the globals of the same
+    backup set are looked up in the catalog when only the dump was named."""
+    dumps = [a for a in artifacts if _mode(a) != GLOBALS]
+    found_globals = [a for a in artifacts if _mode(a) == GLOBALS]
+    if len(dumps) > 1:
+        names = ", ".join(a.label for a in dumps)
+        raise JarvisError(f"several database dumps match ({names}); name one artifact")
+    dump = dumps[0] if dumps else None
+    globals_artifact = found_globals[0] if found_globals and want_globals else None
+    if want_globals and globals_artifact is None and dump is not None:
+        globals_artifact = _globals_of_set(workspace, dump)
+    if want_globals and globals_artifact is None:
+        raise NotFoundError(
+            "--with-globals: this backup has no globals artifact (only full backups store "
+            "roles and tablespaces)"
+        )
+    return dump, globals_artifact
 
 
-def target_contents(server: PostgresTarget, name: str) -> DatabaseContents:
-    try:
-        with connect(server, name) as conn:
-            return describe_contents(conn)
-    except DatabaseMissingError:
-        return DatabaseContents(exists=False)
+def _globals_of_set(workspace: Workspace, dump: ResolvedArtifact) -> ResolvedArtifact | None:
+    set_id = dump.metadata.get("set_id")
+    if set_id:
+        for artifact in workspace.catalog.artifacts_of(str(set_id)):
+            if artifact.mode == GLOBALS and artifact.status == "complete":
+                return resolved_from_catalog(workspace, artifact)
+        for path in sorted(dump.path.parent.glob(f"{set_id}_globals.sql.*.enc")):
+            return resolve_file(workspace, path)
+    return None
 
 
-def restore_into_scratch(job: RestoreJob, purpose: str) -> str:
-    """Create a scratch database, restore the whole archive into it and check it.
-
-    Returns its name; on any failure the scratch database is dropped and the error
-    raised. Nothing else on the server is touched.
-    """
-    scratch = databases.scratch_name(purpose)
-    job.context.log(f"restoring into scratch database {scratch} with {job.options.jobs} job(s)")
-    databases.create_database(
-        job.admin, scratch, encoding=job.metadata.get("encoding"), scratch=True
+def restore_postgres(
+    workspace: Workspace,
+    artifacts: list[ResolvedArtifact],
+    options: PostgresRestoreOptions,
+    context: JobContext,
+) -> RestoreReport:
+    """Every artifact involved is authenticated and every refusal decided before the first
+    change on the server; roles (with --with-globals) come before the database."""
+    dump, globals_artifact = split_artifacts(
+        workspace, artifacts, options.with_globals or all(_mode(a) == GLOBALS for a in artifacts)
     )
-    try:
-        if isinstance(job.archive, StreamedArchive):
-            restore_streamed(
-                job.tools,
-                job.server,
-                scratch,
-                job.archive,
-                jobs=job.options.jobs,
-                entries=job.entries,
-                context=job.context,
-                privilege_flags=job.options.privilege_flags,
+    target_name = (
+        options.target_db
+        or workspace.settings.postgres_db
+        or (dump.metadata.get("database") if dump else None)
+        or "postgres"
+    )
+    check_identifier(target_name, "target database name")
+    if options.discard_previous and not options.drop_existing:
+        raise JarvisError("--discard-previous only applies with --drop-existing")
+    if options.jobs < 1:
+        raise JarvisError(f"--jobs must be at least 1, got {options.jobs}")
+    server = target_from_settings(workspace.settings, target_name)
+    report = RestoreReport("postgres", options.dry_run, server.describe())
+    with contextlib.ExitStack() as stack:
+        job = (
+            stack.enter_context(open_restore_job(workspace, dump, server, options, context))
+            if dump is not None
+            else None
+        )
+        script = None
+        if globals_artifact is not None:
+            archive = stack.enter_context(
+                authenticated_archive(
+                    globals_artifact,
+                    workspace.keyring(),
+                    workspace.repository.root,
+                    workspace.catalog,
+                    context,
+                )
             )
+            script = archive.path.read_text(encoding="utf-8")
+        current = target_contents(server, target_name) if job is not None else None
+        tables: list[TableInfo] = []
+        privileges = PrivilegePlan([], None)
+        if job is not None and current is not None:
+            tables = (
+                pick_tables(options.tables, job.expected_tables)
+                if options.tables
+                else (job.expected_tables)
+            )
+            if not options.tables and job.mode != "data" and not options.dry_run:
+                _refuse_non_empty(server, current, options)
+            privileges = plan_for(job, current, tables, script)
+            if privileges.refusal and not options.dry_run:
+                raise MissingRolesError(f"{privileges.refusal}; nothing was changed")
+        if script is not None:
+            _restore_globals(server, script, options, report)
+        if job is None or current is None:
+            return report
+        if options.dry_run:
+            describe_plan(job, current, tables, report)
+            for line in privileges.lines:
+                report.add(line)
+            if privileges.refusal:
+                report.refuse(f"plan: refused: {privileges.refusal}")
+            return report
+        if options.tables:
+            lines = restore_tables(job, current, tables)
+        elif job.mode == "data":
+            lines = restore_data(job, current)
         else:
-            restore_archive(
-                job.tools,
-                job.server,
-                scratch,
-                job.archive.path,
-                jobs=job.options.jobs,
-                entries=len(job.entries),
-                context=job.context,
-                privilege_flags=job.options.privilege_flags,
+            lines = restore_whole_database(job, current)
+    for line in lines + privileges.lines:
+        report.add(line)
+    report.details["tables"] = [t.qualified for t in tables]
+    return report
+
+
+def _refuse_non_empty(
+    server: PostgresTarget, current: DatabaseContents, options: PostgresRestoreOptions
+) -> None:
+    if current.exists and not current.empty and not options.drop_existing:
+        raise JarvisError(
+            f"{server.describe()} is not empty ({len(current.tables)} tables); nothing was "
+            "changed. Use --drop-existing to replace it safely (restored into a scratch "
+            "database, checked, then swapped in; the old one is kept as "
+            f"{server.database}_pre_restore_<time>), or choose another name with --target-db"
+        )
+
+
+def _restore_globals(
+    server: PostgresTarget, script: str, options: PostgresRestoreOptions, report: RestoreReport
+) -> None:
+    with connect_maintenance(server) as admin:
+        if options.dry_run:
+            roles = roles_in(script)
+            present = existing_roles(admin)
+            missing = [r for r in roles if r not in present]
+            report.add(
+                f"globals: would create role(s) {', '.join(missing) or 'none'}; would keep "
+                f"existing {', '.join(r for r in roles if r in present) or 'none'}"
             )
-        job.context.log(f"pg_restore finished; checking {scratch} against the backup")
-        check_restored(job, scratch)
-    except BaseException:
-        try:
-            databases.drop_database(job.admin, scratch)
-        except psycopg.Error as error:
-            job.context.log(f"could not drop scratch database {scratch}: {error}", "warning")
-        raise
-    return scratch
-
-
-def check_restored(job: RestoreJob, database: str) -> None:
-    """Compare tables, row counts and large objects of `database` with the sealed metadata."""
-    with connect(job.server, database) as conn:
-        actual = describe_contents(conn, with_counts=False)
-        if job.mode != "schema":
-            expected = {t.qualified: t.rows for t in job.expected_tables}
-            actual.tables = fresh_database_counts(conn, actual.tables, expected)
-        large_objects = count_large_objects(conn)
-    comparison = compare_tables(
-        job.expected_tables, actual.tables, check_counts=job.mode != "schema"
+            return
+        replay = replay_globals(admin, script)
+    report.add(
+        f"globals: created role(s) {', '.join(replay.created_roles) or 'none'}; "
+        f"kept existing {', '.join(replay.skipped_roles) or 'none'}"
     )
-    problems = comparison.problems()
-    expected_objects = job.metadata.get("large_objects")
-    if job.mode != "schema" and expected_objects not in (None, large_objects):
-        problems.append(f"{large_objects} large objects restored, {expected_objects} in the backup")
-    if problems:
-        raise RestoreCheckError(
-            "the restored copy does not match the backup: " + "; ".join(problems)
-        )
-    rows = sum(t.rows or 0 for t in actual.tables)
-    job.context.log(
-        f"check passed: {len(actual.tables)} tables"
-        + (f", {rows} rows" if job.mode != "schema" else "")
-        + f", {large_objects} large objects match the backup"
-    )
-
-
-def restore_whole_database(job: RestoreJob, current: DatabaseContents) -> list[str]:
-    """Full or schema archive: scratch restore, check, then put it under the target name."""
-    lines: list[str] = []
-    try:
-        scratch = restore_into_scratch(job, "restore")
-    except JobCancelledError:
-        raise
-    except JarvisError as error:
-        kind = IntegrityError if isinstance(error, IntegrityError) else JarvisError  # exit code
-        raise kind(f"{error}; {_untouched(job, current)}") from error
-    if not current.exists:
-        databases.rename_database(job.admin, scratch, job.target)
-        lines.append(f"created database {job.target} from the backup")
-        return lines
-    previous = databases.unused_previous_name(job.admin, job.target)
-    try:
-        databases.swap_databases(job.admin, job.target, scratch, previous)
-    except (JarvisError, psycopg.Error) as error:
-        databases.drop_database(job.admin, scratch)
-        raise JarvisError(f"swap failed ({error}); {_untouched(job, current)}") from error
-    job.context.log(f"swapped in the restored database; previous one kept as {previous}")
-    lines.append(f"restored database {job.target} (checked copy swapped in)")
-    if current.empty or job.options.discard_previous:
-        databases.drop_database(job.admin, previous)
-        why = "it was empty" if current.empty else "--discard-previous"
-        lines.append(f"dropped the previous database {previous} ({why})")
-    else:
-        lines.append(
-            f"previous database kept as {previous}; drop it when satisfied: "
-            f'DROP DATABASE "{previous}";'
-        )
-    return lines
-
-
-def _untouched(job: RestoreJob, current: DatabaseContents) -> str:
-    if current.exists:
-        return f"database {job.target} was not changed"
-    return f"database {job.target} was not created"
+    report.warnings.extend(replay.warnings)

@@ -5,18 +5,18 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-from engines.fsutil import private_work_folder
 from engines.jobs import JobContext
+from engines.plumbing.fsutil import private_work_folder
 from engines.postgres import archive_stream, databases
 from engines.postgres.archive import WORK_PURPOSE, PlainArchive, authenticated_archive
 from engines.postgres.connection import PostgresTarget, connect_maintenance
 from engines.postgres.loader import list_archive
 from engines.postgres.options import PostgresRestoreOptions
-from engines.postgres.restore import RestoreJob
 from engines.postgres.streamed_archive import StreamedArchive, authenticated_stream
+from engines.postgres.swap import RestoreJob
 from engines.postgres.toc import parse_toc
 from engines.postgres.tools import choose_restore_tools, installed_tools
-from engines.resolve import ResolvedArtifact
+from engines.repository.resolve import ResolvedArtifact
 from engines.workspace import Workspace
 
 # The biggest table's share of all rows from which a streamed load beats a parallel one.

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engines.artifacts import (
+from engines.errors import IntegrityError
+from engines.jobs import JobContext
+from engines.pipeline.artifacts import (
     READ_SIZE,
     PlainBlocks,
     decompressing,
@@ -24,13 +26,11 @@ from engines.artifacts import (
     open_container,
     sealed_metadata,
 )
-from engines.crypto import DecryptedStream, Keyring
-from engines.errors import IntegrityError
-from engines.fsutil import private_work_folder
-from engines.jobs import JobContext
+from engines.pipeline.crypto import DecryptedStream, Keyring
+from engines.plumbing.fsutil import private_work_folder
 from engines.postgres.archive import WORK_PURPOSE
 from engines.postgres.archive_layout import TableOfContents, read_table_of_contents
-from engines.resolve import ResolvedArtifact
+from engines.repository.resolve import ResolvedArtifact
 
 
 @dataclass(frozen=True)

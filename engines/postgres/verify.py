@@ -8,9 +8,9 @@ from engines.postgres import databases
 from engines.postgres.connection import target_from_settings
 from engines.postgres.options import PostgresRestoreOptions
 from engines.postgres.privileges import leave_out_missing_roles
-from engines.postgres.restore import restore_into_scratch
 from engines.postgres.session import open_restore_job
-from engines.resolve import resolved_from_catalog
+from engines.postgres.swap import restore_into_scratch
+from engines.repository.resolve import resolved_from_catalog
 from engines.workspace import Workspace
 
 

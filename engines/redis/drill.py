@@ -10,8 +10,8 @@ written.
 import time
 
 from engines.errors import IntegrityError
-from engines.fsutil import private_work_folder
 from engines.jobs import JobContext
+from engines.plumbing.fsutil import private_work_folder
 from engines.redis.inspect import ServerFacts
 from engines.redis.options import RDB_MODE, RedisRestoreOptions
 from engines.redis.rdb_copy import decrypt_rdb
@@ -19,7 +19,7 @@ from engines.redis.resp import RespConnection
 from engines.redis.restore import restore_json_export
 from engines.redis.scratch_server import databases_for, scratch_server, scratch_server_for
 from engines.redis.verify import content_of
-from engines.resolve import ResolvedArtifact
+from engines.repository.resolve import ResolvedArtifact
 from engines.sources.base import RestoreReport
 from engines.workspace import Workspace
 

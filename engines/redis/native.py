@@ -5,7 +5,7 @@ beside it then does the same work, only slower.
     rdb_walk      the RDB structure walk (_rdb_walk.c; rdb_format)
 """
 
-from engines.native import optional_extension
+from engines.plumbing.native import optional_extension
 
 json_to_resp = optional_extension("engines.redis._json_to_resp")
 rdb_walk = optional_extension("engines.redis._rdb_walk")

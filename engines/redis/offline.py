@@ -12,19 +12,19 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
-from engines.artifacts import READ_SIZE, open_artifact_plain
-from engines.crypto import Keyring
 from engines.errors import IntegrityError, JarvisError
-from engines.fsutil import (
+from engines.jobs import JobContext
+from engines.pipeline.artifacts import READ_SIZE, open_artifact_plain
+from engines.pipeline.crypto import Keyring
+from engines.plumbing.fsutil import (
     fsync_directory,
     remove_abandoned_temporaries_of,
     temporary_path_for,
 )
-from engines.jobs import JobContext
 from engines.redis.options import RedisRestoreOptions
 from engines.redis.rdb_format import RdbFormatError
 from engines.redis.rdb_tee import SummarisingTee
-from engines.resolve import ResolvedArtifact
+from engines.repository.resolve import ResolvedArtifact
 from engines.sources.base import RestoreReport
 
 RDB_NAME = "dump.rdb"

@@ -7,17 +7,17 @@ report, decided by the target itself at the moment of writing.
 
 from pathlib import Path
 
-from engines.artifacts import READ_SIZE, open_artifact_plain
-from engines.crypto import Keyring
 from engines.errors import IntegrityError
 from engines.jobs import JobContext
+from engines.pipeline.artifacts import READ_SIZE, open_artifact_plain
+from engines.pipeline.crypto import Keyring
 from engines.redis.inspect import parse_version
 from engines.redis.rdb_format import RdbFormatError, RdbSummary
 from engines.redis.rdb_tee import SummarisingTee
 from engines.redis.resp import RespConnection, RespError, encode_command
 from engines.redis.scratch_server import LoadedScratch
 from engines.redis.writer import KeyWrite, PipelinedWriter
-from engines.resolve import ResolvedArtifact
+from engines.repository.resolve import ResolvedArtifact
 
 SCAN_COUNT = 1000
 

@@ -5,7 +5,7 @@ import os
 import threading
 from collections.abc import Iterable, Iterator
 
-from engines.processes import widen_pipe
+from engines.plumbing.processes import widen_pipe
 from engines.redis.rdb_format import RdbFormatError, RdbSummary, read_summary
 
 PIPE_BUFFER = 1 << 20

@@ -15,11 +15,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, BinaryIO
 
-from engines.artifacts import decompressing, display_name, open_container
-from engines.crypto import DecryptedStream, Keyring
 from engines.errors import InsufficientSpaceError, IntegrityError, JarvisError, NotFoundError
-from engines.fsutil import private_work_folder
 from engines.jobs import JobContext
+from engines.pipeline.artifacts import decompressing, display_name, open_container
+from engines.pipeline.crypto import DecryptedStream, Keyring
+from engines.plumbing.fsutil import private_work_folder
 from engines.redis.connection import (
     COMMAND_TIMEOUT_S,
     RedisDatabaseError,
@@ -46,7 +46,7 @@ from engines.redis.spare import (
 )
 from engines.redis.verify import content_of
 from engines.redis.writer import PipelinedWriter, Tally
-from engines.resolve import ResolvedArtifact
+from engines.repository.resolve import ResolvedArtifact
 from engines.sources.base import RestoreReport
 from engines.workspace import Workspace
 

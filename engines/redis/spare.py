@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engines.errors import JarvisError
-from engines.processes import owner_gone, process_start_token
+from engines.plumbing.processes import owner_gone, process_start_token
 from engines.redis.inspect import ServerFacts
 from engines.redis.resp import RespConnection, RespError
 

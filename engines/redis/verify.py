@@ -22,16 +22,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from engines.artifacts import open_artifact_plain
 from engines.catalog import Artifact
-from engines.crypto import Keyring
 from engines.errors import IntegrityError, JarvisError
 from engines.jobs import JobContext
+from engines.pipeline.artifacts import open_artifact_plain
+from engines.pipeline.crypto import Keyring
 from engines.redis.json_format import JsonFormatError
 from engines.redis.json_reader import JsonExportReader
 from engines.redis.options import JSON_MODE, RDB_MODE
 from engines.redis.rdb_format import RdbFormatError, read_summary
-from engines.resolve import ResolvedArtifact, resolved_from_catalog
+from engines.repository.resolve import ResolvedArtifact, resolved_from_catalog
 from engines.workspace import Workspace
 
 READ_SIZE = 1 << 20

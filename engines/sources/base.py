@@ -12,7 +12,7 @@ from typing import Any, Protocol
 from engines.catalog import Artifact, BackupSet
 from engines.config import Settings
 from engines.jobs import JobContext
-from engines.resolve import ResolvedArtifact
+from engines.repository.resolve import ResolvedArtifact
 from engines.workspace import Workspace
 
 

@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from engines.actions.backup import store_artifact
-from engines.artifacts import open_artifact_plain
 from engines.catalog import Artifact, BackupSet, catalog_files
 from engines.config import Settings
 from engines.errors import IntegrityError, JarvisError, NotFoundError
 from engines.jobs import JobContext
-from engines.os_errors import explain_os_error
-from engines.resolve import ResolvedArtifact, resolved_from_catalog
+from engines.pipeline.artifacts import open_artifact_plain
+from engines.plumbing.os_errors import explain_os_error
+from engines.repository.resolve import ResolvedArtifact, resolved_from_catalog
 from engines.sources.base import RestoreReport
 from engines.sources.missing_paths import alert_missing_paths, missing_line
 from engines.store.snapshots import (

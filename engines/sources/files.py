@@ -5,7 +5,7 @@ from typing import Any
 from engines.catalog import Artifact, BackupSet
 from engines.config import Settings
 from engines.jobs import JobContext
-from engines.resolve import ResolvedArtifact, resolved_from_catalog
+from engines.repository.resolve import ResolvedArtifact, resolved_from_catalog
 from engines.sources.base import RestoreReport
 from engines.sources.missing_paths import alert_missing_paths, missing_line
 from engines.sources.restore_drills import drill_files

@@ -12,9 +12,9 @@ from engines.errors import JarvisError
 from engines.jobs import JobContext
 from engines.postgres.backup import back_up_postgres
 from engines.postgres.options import PostgresBackupOptions, PostgresRestoreOptions
-from engines.postgres.restore_flow import restore_postgres
+from engines.postgres.restore import restore_postgres
 from engines.postgres.verify import verify_by_restore
-from engines.resolve import ResolvedArtifact
+from engines.repository.resolve import ResolvedArtifact
 from engines.sources.base import RestoreReport
 from engines.workspace import Workspace
 

@@ -15,7 +15,7 @@ from engines.redis.drill import drill_redis
 from engines.redis.options import RedisBackupOptions, RedisRestoreOptions
 from engines.redis.restore import restore_redis
 from engines.redis.verify import check_artifact
-from engines.resolve import ResolvedArtifact, resolved_from_catalog
+from engines.repository.resolve import ResolvedArtifact, resolved_from_catalog
 from engines.sources.base import RestoreReport
 from engines.workspace import Workspace
 

@@ -12,11 +12,11 @@ import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
-from engines.artifacts import open_artifact_plain
 from engines.errors import IntegrityError, KeyNotAvailableError
-from engines.fsutil import private_work_folder
 from engines.jobs import JobContext
-from engines.resolve import ResolvedArtifact
+from engines.pipeline.artifacts import open_artifact_plain
+from engines.plumbing.fsutil import private_work_folder
+from engines.repository.resolve import ResolvedArtifact
 from engines.store.index import load_index
 from engines.store.keys import store_keys
 from engines.store.restore import FilesRestoreOptions, restore_files

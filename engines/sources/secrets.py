@@ -13,15 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from engines.actions.backup import store_artifact
-from engines.artifacts import read_artifact_whole
 from engines.catalog import Artifact, BackupSet
 from engines.config import Settings
 from engines.dotenv import parse_value
 from engines.errors import JarvisError, NotFoundError
-from engines.fsutil import atomic_output, remove_abandoned_temporaries_of
 from engines.jobs import JobContext
-from engines.os_errors import explain_os_error
-from engines.resolve import ResolvedArtifact, resolved_from_catalog
+from engines.pipeline.artifacts import read_artifact_whole
+from engines.plumbing.fsutil import atomic_output, remove_abandoned_temporaries_of
+from engines.plumbing.os_errors import explain_os_error
+from engines.repository.resolve import ResolvedArtifact, resolved_from_catalog
 from engines.sources.base import RestoreReport
 from engines.workspace import Workspace
 

@@ -18,7 +18,7 @@ from engines.catalog import Artifact, BackupSet, catalog_files
 from engines.destinations.local import LocalRepository
 from engines.errors import IntegrityError, KeyNotAvailableError
 from engines.jobs import JobContext
-from engines.resolve import resolved_from_catalog
+from engines.repository.resolve import resolved_from_catalog
 from engines.store.index import Index, load_index, write_index
 from engines.store.ingest import CHANGED, Ingest
 from engines.store.keys import CURRENT_CHUNK_IDS, StoreKeys, store_keys

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engines.errors import JarvisError
-from engines.fsutil import atomic_output
 from engines.jobs import JobContext
+from engines.plumbing.fsutil import atomic_output
 from engines.store.index import load_index
 from engines.store.pack_reader import BlobReader
 from engines.store.resolve import resolve_snapshot

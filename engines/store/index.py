@@ -3,7 +3,7 @@
 Each backup writes one index file listing the chunks it added, after their
 packs are complete and before its snapshot manifest; `prune` (and `repair`)
 replace all index files with one rebuilt from the packs' own trailers. An index
-file is an encrypted container (engines.crypto) without a sidecar: it is not an
+file is an encrypted container (engines.pipeline.crypto) without a sidecar: it is not an
 artifact of a backup set.
 
 Freshness: each index file seals a generation, which every prune raises. The
@@ -21,10 +21,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engines.crypto import ContainerReader, ContainerWriter, Keyring, MasterKey
 from engines.destinations.local import LocalRepository
 from engines.errors import IntegrityError, KeyNotAvailableError
-from engines.fsutil import atomic_output, ensure_private_dir
+from engines.pipeline.crypto import ContainerReader, ContainerWriter, Keyring, MasterKey
+from engines.plumbing.fsutil import atomic_output, ensure_private_dir
 from engines.store.keys import ID_SIZE
 from engines.store.layout import (
     INDEX_PREFIX,

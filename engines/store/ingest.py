@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
-from engines.compression import default_threads
-from engines.crypto import MasterKey
 from engines.destinations.local import LocalRepository
+from engines.pipeline.compression import default_threads
+from engines.pipeline.crypto import MasterKey
 from engines.store.blobs import compress_chunk
 from engines.store.chunker import SINGLE_CHUNK_LIMIT, Chunker
 from engines.store.index import Index

@@ -15,7 +15,7 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
-from engines.crypto import CHUNK_ID_KEY_V2, GEAR_TABLE_V2, MasterKey
+from engines.pipeline.crypto import CHUNK_ID_KEY_V2, GEAR_TABLE_V2, MasterKey
 
 ID_SIZE = 32
 CHUNK_IDS_V1 = 1

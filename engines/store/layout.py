@@ -2,7 +2,7 @@
 
 import secrets
 
-from engines.compression import CODEC_SUFFIXES
+from engines.pipeline.compression import CODEC_SUFFIXES
 
 SOURCE = "files"
 PACKS_PREFIX = "files/packs/"

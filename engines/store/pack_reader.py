@@ -15,9 +15,9 @@ from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 
-from engines.crypto import Keyring
 from engines.destinations.local import LocalRepository
 from engines.errors import IntegrityError, NotFoundError
+from engines.pipeline.crypto import Keyring
 from engines.store.blobs import decompress_chunk
 from engines.store.layout import NAME_BYTES, PACK_SUFFIX, PACKS_PREFIX, pack_key
 from engines.store.packs import (

@@ -28,9 +28,9 @@ from typing import BinaryIO
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from engines.crypto import PACK_KEY_V2, SALT_SIZE, MasterKey
 from engines.destinations.local import LocalRepository
-from engines.fsutil import atomic_output, ensure_private_dir
+from engines.pipeline.crypto import PACK_KEY_V2, SALT_SIZE, MasterKey
+from engines.plumbing.fsutil import atomic_output, ensure_private_dir
 from engines.store.keys import ID_SIZE
 from engines.store.layout import new_object_name, pack_key
 

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engines.errors import IntegrityError, JarvisError, KeyNotAvailableError
-from engines.fsutil import remove_abandoned_temporaries
 from engines.jobs import JobContext
-from engines.lock import RepositoryLock
-from engines.processes import process_alive
+from engines.plumbing.fsutil import remove_abandoned_temporaries
+from engines.plumbing.processes import process_alive
+from engines.repository.lock import RepositoryLock
 from engines.store.index import index_files, load_index, write_index
 from engines.store.keys import ID_SIZE
 from engines.store.layout import SOURCE, is_snapshot_key, pack_key

@@ -9,7 +9,7 @@ import re
 
 from engines.catalog import Artifact, BackupSet
 from engines.errors import JarvisError, NotFoundError
-from engines.resolve import ResolvedArtifact, resolve_artifacts
+from engines.repository.resolve import ResolvedArtifact, resolve_artifacts
 from engines.store.layout import SOURCE, is_snapshot_key
 from engines.workspace import Workspace
 

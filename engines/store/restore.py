@@ -18,7 +18,7 @@ from pathlib import Path
 
 from engines.errors import IntegrityError, JarvisError
 from engines.jobs import JobContext
-from engines.resolve import ResolvedArtifact
+from engines.repository.resolve import ResolvedArtifact
 from engines.sources.base import RestoreReport
 from engines.store.index import load_index
 from engines.store.pack_reader import BlobReader

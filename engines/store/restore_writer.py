@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from engines.compression import default_threads
 from engines.errors import InsufficientSpaceError, JarvisError, NotFoundError
 from engines.jobs import JobContext
+from engines.pipeline.compression import default_threads
 from engines.store.index import Index
 from engines.store.pack_reader import BlobReader
 from engines.store.restore_plan import CREATE, EXISTS, OVERWRITE, FilesRestoreOptions, Step

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engines.artifacts import Expected, read_artifact_whole
-from engines.crypto import Keyring
 from engines.errors import IntegrityError
+from engines.pipeline.artifacts import Expected, read_artifact_whole
+from engines.pipeline.crypto import Keyring
 from engines.store.keys import CHUNK_ID_VERSIONS, CHUNK_IDS_V1
 
 FORMAT = "jarvis-files-snapshot/1"

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from engines.errors import JarvisError
-from engines.processes import owner_gone, owner_token
+from engines.plumbing.processes import owner_gone, owner_token
 from engines.store.snapshots import shown
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC

@@ -13,12 +13,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engines.artifacts import VerifyReport
-from engines.compression import default_threads
-from engines.crypto import Keyring
 from engines.errors import IntegrityError, KeyNotAvailableError
 from engines.jobs import JobContext
-from engines.resolve import ResolvedArtifact
+from engines.pipeline.artifacts import VerifyReport
+from engines.pipeline.compression import default_threads
+from engines.pipeline.crypto import Keyring
+from engines.repository.resolve import ResolvedArtifact
 from engines.store.index import load_index
 from engines.store.keys import StoreKeys, store_keys
 from engines.store.layout import SOURCE, is_snapshot_key, pack_key

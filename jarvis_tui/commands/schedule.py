@@ -10,12 +10,12 @@ from engines.actions.verify_all import verify_all
 from engines.actions.verify_drill import run_restore_drill
 from engines.catalog import Catalog
 from engines.catalog.times import utc_now
-from engines.clock import configured_timezone
 from engines.config import load_settings
 from engines.errors import JarvisError
-from engines.health import HealthCheck, run_health_checks
 from engines.joblog import register_secrets
-from engines.status import collect_status, format_age
+from engines.monitoring.health import HealthCheck, run_health_checks
+from engines.monitoring.status import collect_status, format_age
+from engines.scheduling.clock import configured_timezone
 from jarvis_tui.commands.context import open_workspace, run_with_progress
 from jarvis_tui.exit_codes import ExitCode
 from jarvis_tui.output import print_json, print_table

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from engines.actions.initialize import initialize
 from engines.config import load_settings
-from engines.crypto import MasterKey, generate_key_hex
 from engines.keys import LOST_KEY_WARNING, store_new_key
+from engines.pipeline.crypto import MasterKey, generate_key_hex
 from jarvis_tui.commands.context import settings_from
 from jarvis_tui.exit_codes import ExitCode
 from jarvis_tui.output import print_json, print_table

@@ -19,7 +19,8 @@ from pathlib import Path
 from engines.redis.connection import target_from_url
 from engines.redis.inspect import server_facts
 from engines.redis.json_export import JsonExporter
-from tests.servers import PostgresServer, RedisServer
+from tests.support.postgres import PostgresServer
+from tests.support.redis import RedisServer
 
 FUNCTION = "#!lua name=fuzzlib\nredis.register_function('echo', function(keys, args) return 1 end)"
 BIG_ENCODINGS = {

@@ -23,7 +23,7 @@ from pathlib import Path
 from tests.fuzz.build import ROOT, build, compiler, sanitizer_environment
 from tests.fuzz.corpus import write_postgres_corpus, write_redis_corpus
 from tests.fuzz.run import TARGETS
-from tests.servers import PostgresServer
+from tests.support.postgres import PostgresServer
 
 
 def _arguments() -> argparse.Namespace:

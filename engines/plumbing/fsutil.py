@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from engines.paths import default_cache_dir
-from engines.processes import owner_gone, owner_token
+from engines.plumbing.paths import default_cache_dir
+from engines.plumbing.processes import owner_gone, owner_token
 
 TEMP_MARKER = ".tmp-"
 FILE_MODE = 0o600

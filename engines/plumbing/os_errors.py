@@ -9,7 +9,7 @@ import errno
 from pathlib import Path
 
 from engines.errors import FileSystemError, InsufficientSpaceError, JarvisError
-from engines.fsutil import NO_SPACE
+from engines.plumbing.fsutil import NO_SPACE
 
 READ_ONLY = frozenset({errno.EROFS})
 FORBIDDEN = frozenset({errno.EACCES, errno.EPERM})

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from engines.catalog import Catalog
-from engines.schedules import TIERS_BY_RANK, Schedule
+from engines.scheduling.schedules import TIERS_BY_RANK, Schedule
 
 logger = logging.getLogger("jarvis.scheduler")
 

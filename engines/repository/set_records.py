@@ -11,13 +11,18 @@ Deleting a set deletes its record.
 from datetime import UTC, datetime
 from pathlib import Path
 
-from engines.artifacts import Expected, artifact_identity, read_sealed_metadata, write_artifact
 from engines.catalog import BackupSet
-from engines.crypto import Keyring
 from engines.destinations.local import LocalRepository
 from engines.errors import IntegrityError
-from engines.fsutil import ensure_private_dir
-from engines.redaction import redact
+from engines.pipeline.artifacts import (
+    Expected,
+    artifact_identity,
+    read_sealed_metadata,
+    write_artifact,
+)
+from engines.pipeline.crypto import Keyring
+from engines.plumbing.fsutil import ensure_private_dir
+from engines.plumbing.redaction import redact
 
 SETS_FOLDER = "sets"
 RECORD_SUFFIX = ".json.enc"

@@ -18,7 +18,7 @@ import zstandard
 from zlib_ng import gzip_ng, zlib_ng
 
 from engines.errors import IntegrityError
-from engines.gzip_members import MAX_MEMBER_PLAIN, compress_member, open_members
+from engines.pipeline.gzip_members import MAX_MEMBER_PLAIN, compress_member, open_members
 
 CODEC_IDS = {"gzip": 1, "zstd": 2}
 CODEC_SUFFIXES = {"gzip": ".gz", "zstd": ".zst"}

@@ -4,7 +4,7 @@ big enough to be read in pieces), a fingerprint to compare copies, and the CLI c
 from pathlib import Path
 
 from jarvis_tui.cli import main
-from tests.servers import RedisServer
+from tests.support.redis import RedisServer
 
 KEY = "0123456789abcdef" * 4
 BINARY_KEY = b"bin:\xff\x00\xfe"

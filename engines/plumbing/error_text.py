@@ -5,8 +5,8 @@ else as an unexpected error with its type; always with every secret masked.
 """
 
 from engines.errors import JarvisError
-from engines.os_errors import explain_os_error
-from engines.redaction import redact
+from engines.plumbing.os_errors import explain_os_error
+from engines.plumbing.redaction import redact
 
 
 def error_text(error: BaseException) -> str:

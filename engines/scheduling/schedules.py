@@ -1,7 +1,7 @@
 """The schedules the settings define, their fire times, and who runs them.
 
 Light enough for `status` and `health` to import: the running scheduler lives
-in `engines/scheduler.py`.
+in `engines/scheduling/scheduler.py`.
 """
 
 from dataclasses import dataclass
@@ -10,10 +10,10 @@ from typing import Any
 
 from apscheduler.triggers.cron import CronTrigger
 
-from engines.clock import configured_timezone
 from engines.config import Settings
-from engines.cron import CronTimes, cron_trigger, describe_cron
-from engines.lock import read_holder
+from engines.repository.lock import read_holder
+from engines.scheduling.clock import configured_timezone
+from engines.scheduling.cron import CronTimes, cron_trigger, describe_cron
 
 SCHEDULER_LOCK_NAME = ".scheduler.lock"
 TIERS_BY_RANK = ("daily", "weekly", "monthly")

@@ -30,20 +30,20 @@ from engines.actions.backup_full import run_backup_full
 from engines.actions.cleanup import run_cleanup
 from engines.actions.verify_drill import run_restore_drill
 from engines.alerts import AlertDispatcher
-from engines.clock import Clock, configured_timezone, system_clock
 from engines.config import Settings
-from engines.due_runs import (
+from engines.errors import JarvisError, JobCancelledError, RepositoryLockedError
+from engines.jobs import JobContext
+from engines.monitoring.watchdog import run_watchdog
+from engines.repository.lock import RepositoryLock
+from engines.scheduling.clock import Clock, configured_timezone, system_clock
+from engines.scheduling.due_runs import (
     DueRun,
     RunGroup,
     group_runs,
     plan_due_runs,
     recover_interrupted_runs,
 )
-from engines.errors import JarvisError, JobCancelledError, RepositoryLockedError
-from engines.jobs import JobContext
-from engines.lock import RepositoryLock
-from engines.schedules import SCHEDULER_LOCK_NAME, schedules_from
-from engines.watchdog import run_watchdog
+from engines.scheduling.schedules import SCHEDULER_LOCK_NAME, schedules_from
 from engines.workspace import Workspace
 
 logger = logging.getLogger("jarvis.scheduler")

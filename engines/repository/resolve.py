@@ -10,9 +10,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engines.artifacts import Expected, artifact_identity, check_expected, describe_artifact
 from engines.catalog import Artifact
 from engines.errors import JarvisError, NotFoundError
+from engines.pipeline.artifacts import (
+    Expected,
+    artifact_identity,
+    check_expected,
+    describe_artifact,
+)
 from engines.workspace import Workspace
 
 

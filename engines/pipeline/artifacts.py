@@ -36,7 +36,8 @@ from importlib import metadata as package_metadata
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from engines.compression import (
+from engines.errors import IntegrityError, JobCancelledError, NotFoundError
+from engines.pipeline.compression import (
     CODEC_IDS,
     CODEC_SUFFIXES,
     check_codec,
@@ -44,7 +45,7 @@ from engines.compression import (
     make_compressor,
     open_decompressor,
 )
-from engines.crypto import (
+from engines.pipeline.crypto import (
     DEFAULT_CHUNK_SIZE,
     FORMAT_VERSION,
     MAGIC,
@@ -55,8 +56,7 @@ from engines.crypto import (
     describe_identity,
     read_metadata_record,
 )
-from engines.errors import IntegrityError, JobCancelledError, NotFoundError
-from engines.fsutil import atomic_output
+from engines.plumbing.fsutil import atomic_output
 
 FORMAT = "jarvis-artifact/1"
 SIDECAR_SUFFIX = ".metadata.json"

@@ -10,7 +10,7 @@ from pathlib import Path
 # Imported at collection, not inside a test: TerminalProgress binds sys.stderr as a
 # default argument when jarvis_tui.output is first imported.
 from jarvis_tui.cli import main
-from tests.servers import PostgresServer
+from tests.support.postgres import PostgresServer
 
 KEY = "0123456789abcdef" * 4
 PASSWORD = "pg-secret-Hunter2"

@@ -6,10 +6,10 @@ from typing import Any
 
 from engines.catalog import Catalog
 from engines.catalog.schedule_runs import ScheduleRun
-from engines.clock import configured_timezone, timezone_name
 from engines.config import Settings
-from engines.schedules import describe_holder, scheduler_holder, schedules_from
-from engines.watchdog import backup_freshness, format_age
+from engines.monitoring.watchdog import backup_freshness, format_age
+from engines.scheduling.clock import configured_timezone, timezone_name
+from engines.scheduling.schedules import describe_holder, scheduler_holder, schedules_from
 
 
 @dataclass(frozen=True)

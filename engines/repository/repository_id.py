@@ -11,7 +11,7 @@ import secrets
 from pathlib import Path
 
 from engines.errors import IntegrityError
-from engines.fsutil import atomic_output, fsync_directory, temporary_path_for
+from engines.plumbing.fsutil import atomic_output, fsync_directory, temporary_path_for
 
 ID_FILE = ".repository-id"
 _ID = re.compile(r"[0-9a-f]{32}")

@@ -15,12 +15,12 @@ from datetime import datetime
 from engines.catalog import Catalog
 from engines.config import Settings
 from engines.errors import JarvisError
-from engines.fsutil import FILE_MODE
 from engines.keys import keyring_from_settings
-from engines.os_errors import explain_os_error
-from engines.schedules import describe_holder, scheduler_holder, schedules_from
+from engines.monitoring.watchdog import backup_freshness, configured_sources, disk_space
+from engines.plumbing.fsutil import FILE_MODE
+from engines.plumbing.os_errors import explain_os_error
+from engines.scheduling.schedules import describe_holder, scheduler_holder, schedules_from
 from engines.sources import get_source
-from engines.watchdog import backup_freshness, configured_sources, disk_space
 
 PROBE_TIMEOUT_S = 5
 

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from engines.errors import RepositoryLockedError
-from engines.fsutil import FILE_MODE, NO_SPACE, ensure_private_dir
-from engines.processes import process_alive
+from engines.plumbing.fsutil import FILE_MODE, NO_SPACE, ensure_private_dir
+from engines.plumbing.processes import process_alive
 
 FORBIDDEN = frozenset({errno.EACCES, errno.EPERM})
 

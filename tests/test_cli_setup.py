@@ -95,8 +95,8 @@ def test_commands_refuse_invalid_settings(tmp_path, capsys, isolated_env):
 def test_init_creates_private_layout(env_file, tmp_path, capsys):
     assert main(["--env-file", str(env_file), "init"]) == ExitCode.OK
     repo = tmp_path / "repo"
-    for folder in ("", "postgres", "redis", "files", "secrets", "config", "wal"):
-        assert stat.S_IMODE((repo / folder).stat().st_mode) == 0o700
+    assert stat.S_IMODE(repo.stat().st_mode) == 0o700
+    assert [path.name for path in repo.iterdir()] == [".repository-id"]
     assert stat.S_IMODE((tmp_path / "catalog.sqlite3").stat().st_mode) == 0o600
     assert main(["--env-file", str(env_file), "init"]) == ExitCode.OK
 

@@ -117,7 +117,7 @@ def _write_pack(repository: LocalRepository, chunks: list[bytes]):
 
 def test_pack_round_trip_index_and_trailer(tmp_path):
     repository = LocalRepository(tmp_path / "repo")
-    repository.ensure_layout()
+    repository.ensure_repository_id()
     chunks = [random_text(50_000, seed) for seed in range(5)]
     locations = _write_pack(repository, chunks)
     keyring = Keyring(MASTER)
@@ -138,7 +138,7 @@ def test_pack_round_trip_index_and_trailer(tmp_path):
 
 def test_a_flipped_bit_or_a_swapped_id_fails_authentication(tmp_path):
     repository = LocalRepository(tmp_path / "repo")
-    repository.ensure_layout()
+    repository.ensure_repository_id()
     locations = _write_pack(repository, [random_text(40_000, 1), random_text(40_000, 2)])
     (first_id, first), (second_id, _) = locations
     pack = next((tmp_path / "repo/files/packs").glob("*/*.pack"))
@@ -157,7 +157,7 @@ def test_a_flipped_bit_or_a_swapped_id_fails_authentication(tmp_path):
 
 def test_a_damaged_pack_header_is_damage_not_a_missing_key(tmp_path):
     repository = LocalRepository(tmp_path / "repo")
-    repository.ensure_layout()
+    repository.ensure_repository_id()
     _write_pack(repository, [random_text(40_000, 1)])
     pack = next((tmp_path / "repo/files/packs").glob("*/*.pack"))
     damaged = bytearray(pack.read_bytes())
@@ -170,7 +170,7 @@ def test_a_damaged_pack_header_is_damage_not_a_missing_key(tmp_path):
 def test_version_1_packs_stay_readable(tmp_path):
     """A pack as the first format wrote it: no header digest, a trailer bound to nothing."""
     repository = LocalRepository(tmp_path / "repo")
-    repository.ensure_layout()
+    repository.ensure_repository_id()
     keys = store_keys(MASTER)
     salt = os.urandom(32)
     header = HEADER.pack(MAGIC, 1, bytes.fromhex(MASTER.key_id), salt)

@@ -98,7 +98,7 @@ def healthy_setup(tmp_path, isolated_env, postgres_server, redis_server):
     }
     settings = make_settings(tmp_path, **variables)
     with Workspace.open(settings) as workspace:
-        workspace.repository.ensure_layout()
+        workspace.repository.ensure_repository_id()
         add_set(workspace, utc_now() - timedelta(hours=1), sources=configured_sources(settings))
     scheduler = Scheduler(settings, purpose="console")
     assert scheduler.start(timers=False)

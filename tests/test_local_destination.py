@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from engines.destinations import DESTINATION_KINDS, InvalidKeyError, LocalRepository
-from engines.destinations.local import LAYOUT
 from engines.errors import NotFoundError
 from engines.plumbing.fsutil import TEMP_MARKER, atomic_output, remove_abandoned_temporaries
 from engines.repository.lock import RepositoryLock
@@ -36,7 +35,7 @@ def _file(folder: Path, name: str, content: bytes) -> Path:
 @pytest.fixture
 def repository(tmp_path: Path) -> LocalRepository:
     repository = LocalRepository(tmp_path / "repository")
-    repository.ensure_layout()
+    repository.ensure_repository_id()
     return repository
 
 
@@ -53,19 +52,26 @@ def test_the_registry_builds_a_local_repository(tmp_path: Path):
     assert (destination.name, destination.root) == ("local", tmp_path)
 
 
-def test_layout_folders_are_private_and_ensure_layout_is_idempotent(tmp_path: Path):
+def test_the_root_and_the_folders_first_writes_make_are_private(tmp_path: Path):
     root = tmp_path / "repository"
     root.mkdir(mode=0o755)
     os.chmod(root, 0o755)
     repository = LocalRepository(root)
-    repository.ensure_layout()
-    repository.ensure_layout()
-    folders = [p for p in root.iterdir() if p.is_dir()]
-    assert sorted(p.name for p in folders) == sorted(LAYOUT)
+    made = repository.ensure_repository_id()
+    assert repository.ensure_repository_id() == made == repository.repository_id()
+    assert [p.name for p in root.iterdir()] == [ID_FILE]
+    with repository.open_write("postgres/a.dump.gz.enc") as output:
+        output.write(b"x")
+    repository.put(_file(tmp_path, "pack", b"y"), "files/packs/ab/pack-1")
+    folders = [p for p in root.rglob("*") if p.is_dir()]
+    assert sorted(p.relative_to(root).as_posix() for p in folders) == [
+        "files",
+        "files/packs",
+        "files/packs/ab",
+        "postgres",
+    ]
     assert {_mode(p) for p in [root, *folders]} == {0o700}
-    assert [p.name for p in root.iterdir() if not p.is_dir()] == [ID_FILE]
     assert _mode(root / ID_FILE) == 0o600
-    assert set(LAYOUT) == {"postgres", "redis", "files", "secrets", "config", "wal", "sets"}
 
 
 def test_put_and_get_round_trip_privately(repository: LocalRepository, outside: Path):

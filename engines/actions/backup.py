@@ -61,7 +61,7 @@ def store_artifact(
     settings = workspace.settings
     codec = settings.backup_compression
     relpath = f"{source}/{artifact_filename(f'{backup_set.id}_{name}', codec)}"
-    workspace.repository.ensure_layout()
+    workspace.repository.ensure_repository_id()
     repository_id = workspace.repository.repository_id() or ""
     identity = artifact_identity(repository_id, source, backup_set.id, relpath)
     row = workspace.catalog.add_artifact(backup_set.id, source, mode, relpath)
@@ -177,7 +177,7 @@ def _back_up_source(
     context: JobContext,
     tier: str | None,
 ) -> BackupSet:
-    workspace.repository.ensure_layout()
+    workspace.repository.ensure_repository_id()
     with RepositoryLock(workspace.repository.root, f"backup {kind}"):
         clear_leftovers(workspace, context)
         backup_set = workspace.catalog.create_backup_set(kind, tier=tier, job_id=context.job_id)

@@ -117,7 +117,7 @@ def run_backup_full(
             + ")"
         )
     workspace.keyring()  # fail before touching anything when the key is missing
-    workspace.repository.ensure_layout()
+    workspace.repository.ensure_repository_id()
     parts: list[PartResult] = []
     with RepositoryLock(workspace.repository.root, "backup full"):
         clear_leftovers(workspace, context)

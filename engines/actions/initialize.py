@@ -20,7 +20,7 @@ class InitReport:
 
 def initialize(settings: Settings) -> InitReport:
     repository = LocalRepository(settings.repository_dir)
-    repository.ensure_layout()
+    repository.ensure_repository_id()
     Catalog.open(settings.catalog_path).close()
     ensure_private_dir(settings.log_dir)
     report = InitReport(settings.repository_dir, settings.catalog_path, settings.log_dir)

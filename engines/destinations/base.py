@@ -1,21 +1,48 @@
-"""The face every destination shares (local folder now, S3 later).
+"""The face every destination shares (local folder now, S3 later): streams in and out,
+listings, deletes and a probe, so no caller needs to know where the bytes are.
 
 Keys are POSIX relative paths such as `postgres/x.dump.gz.enc`, the same on
 every destination, so an artifact keeps its name wherever it is copied.
 """
 
-from collections.abc import Iterator
+import io
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from engines.errors import JarvisError
 from engines.plumbing.fsutil import TEMP_MARKER
 
+if TYPE_CHECKING:
+    from engines.config import Settings
+
 
 class InvalidKeyError(JarvisError, ValueError):
     """A key that could escape the repository or collide with its own files."""
+
+
+class BoundedReader(io.RawIOBase):
+    """At most `length` bytes of `handle` from where it stands: a ranged read."""
+
+    def __init__(self, handle: BinaryIO, length: int) -> None:
+        self._handle = handle
+        self._left = length
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        view = memoryview(buffer)[: self._left]
+        count = self._handle.readinto(view) if view.nbytes else 0  # type: ignore[attr-defined]
+        self._left -= count
+        return count
+
+    def close(self) -> None:
+        self._handle.close()
+        super().close()
 
 
 @dataclass(frozen=True)
@@ -26,7 +53,27 @@ class StoredObject:
 
 
 class Destination(Protocol):
+    """Where stored bytes live. Every write and read of the repository's bytes goes
+    through these methods; the contract suite (tests/test_destination_contract.py) is
+    what a destination must pass."""
+
     name: str
+
+    @classmethod
+    def from_settings(cls, settings: "Settings") -> "Destination | None":
+        """The destination the settings configure, or None when they configure none."""
+        ...
+
+    def open_write(self, key: str) -> AbstractContextManager[BinaryIO]:
+        """A stream whose bytes appear under `key` only when the block ends without an
+        error, complete and durable; on an error nothing new appears and an earlier
+        object under `key` stays as it was. Folders appear on first write."""
+        ...
+
+    def open_read(self, key: str, offset: int = 0, length: int | None = None) -> BinaryIO:
+        """The object's bytes from `offset` on (`length` of them, or to its end);
+        NotFoundError if absent."""
+        ...
 
     def put(self, local_path: Path, key: str) -> None:
         """Store `local_path` under `key`; a failed put never leaves a partial object there."""
@@ -45,6 +92,19 @@ class Destination(Protocol):
         ...
 
     def stat(self, key: str) -> StoredObject | None: ...
+
+    def probe(self) -> Sequence[str]:
+        """Problems that would stop a backup from being stored here (unreachable, not
+        writable), one operator line each; empty when all is well. Changes nothing."""
+        ...
+
+    def repository_id(self) -> str | None:
+        """The id bound into this repository's artifacts (None before its first write)."""
+        ...
+
+    def ensure_repository_id(self) -> str:
+        """The repository's id, made and stored on first use."""
+        ...
 
 
 def validate_key(key: str) -> str:

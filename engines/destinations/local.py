@@ -5,20 +5,31 @@ the bytes until they are complete and fsynced; listings never show those
 temporaries, nor the repository's own dot-files such as `.lock`.
 """
 
+import contextlib
 import os
+import secrets
 import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from stat import S_ISREG
+from typing import TYPE_CHECKING, BinaryIO
 
-from engines.destinations.base import StoredObject, validate_key, validate_prefix
+from engines.destinations.base import BoundedReader, StoredObject, validate_key, validate_prefix
 from engines.errors import NotFoundError
-from engines.plumbing.fsutil import TEMP_MARKER, atomic_output, ensure_private_dir, fsync_directory
+from engines.plumbing.fsutil import (
+    FILE_MODE,
+    TEMP_MARKER,
+    atomic_output,
+    ensure_private_dir,
+    fsync_directory,
+)
+from engines.plumbing.os_errors import explain_os_error
 from engines.repository.repository_id import ensure_repository_id, read_repository_id
 
-# `sets` holds each backup set's sealed record (engines/repository/set_records.py).
-LAYOUT = ("postgres", "redis", "files", "secrets", "config", "wal", "sets")
+if TYPE_CHECKING:
+    from engines.config import Settings
+
 COPY_BUFFER = 1 << 20
 
 
@@ -30,18 +41,52 @@ class LocalRepository:
     def __repr__(self) -> str:
         return f"LocalRepository({str(self.root)!r})"
 
+    @classmethod
+    def from_settings(cls, settings: "Settings") -> "LocalRepository":
+        return cls(settings.repository_dir)
+
     def path_for(self, key: str) -> Path:
         return self.root.joinpath(*validate_key(key).split("/"))
 
-    def ensure_layout(self) -> None:
-        ensure_private_dir(self.root)
-        for folder in LAYOUT:
-            ensure_private_dir(self.root / folder)
-        ensure_repository_id(self.root)
-
     def repository_id(self) -> str | None:
-        """The id bound into this repository's artifacts (None before its first write)."""
         return read_repository_id(self.root)
+
+    def ensure_repository_id(self) -> str:
+        ensure_private_dir(self.root)
+        return ensure_repository_id(self.root)
+
+    def probe(self) -> list[str]:
+        probe = self.root / f".probe-{os.getpid()}-{secrets.token_hex(4)}"
+        try:
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+            try:
+                os.write(fd, b"jarvis probe\n")
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+                probe.unlink(missing_ok=True)
+        except OSError as error:
+            if self.root.exists():  # said of the repository, not of the probe file in it
+                said = OSError(error.errno, error.strerror)
+                return [str(explain_os_error(said, where=self.root))]
+            return [f"{self.root}: {error.strerror or error}; run `jarvis-tui init`"]
+        return []
+
+    @contextlib.contextmanager
+    def open_write(self, key: str) -> Iterator[BinaryIO]:
+        target = self.path_for(key)
+        self._make_private_parents(target)
+        with atomic_output(target) as output:
+            yield output
+
+    def open_read(self, key: str, offset: int = 0, length: int | None = None) -> BinaryIO:
+        try:
+            handle = open(self.path_for(key), "rb")  # noqa: SIM115 - the caller closes it
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise NotFoundError(f"{key}: no such object in repository {self.root}") from None
+        if offset:
+            handle.seek(offset)
+        return handle if length is None else BoundedReader(handle, length)
 
     def free_bytes(self) -> int:
         existing = self.root
@@ -50,18 +95,11 @@ class LocalRepository:
         return shutil.disk_usage(existing).free
 
     def put(self, local_path: Path, key: str) -> None:
-        target = self.path_for(key)
-        with open(local_path, "rb") as source:
-            self._make_private_parents(target)
-            with atomic_output(target) as output:
-                shutil.copyfileobj(source, output, COPY_BUFFER)
+        with open(local_path, "rb") as source, self.open_write(key) as output:
+            shutil.copyfileobj(source, output, COPY_BUFFER)
 
     def get(self, key: str, local_path: Path) -> None:
-        try:
-            source = open(self.path_for(key), "rb")  # noqa: SIM115 - closed by the with below
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-            raise NotFoundError(f"{key}: no such object in repository {self.root}") from None
-        with source:
+        with self.open_read(key) as source:
             local_path.parent.mkdir(parents=True, exist_ok=True)
             with atomic_output(local_path) as output:
                 shutil.copyfileobj(source, output, COPY_BUFFER)

@@ -6,19 +6,16 @@ alive, and each source's newest good backup younger than BACKUP_MAX_AGE_HOURS.
 A source may offer `reachable(settings) -> str` for its own probe.
 """
 
-import os
-import secrets
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
 from engines.catalog import Catalog
 from engines.config import Settings
+from engines.destinations.local import LocalRepository
 from engines.errors import JarvisError
 from engines.keys import keyring_from_settings
 from engines.monitoring.watchdog import backup_freshness, configured_sources, disk_space
-from engines.plumbing.fsutil import FILE_MODE
-from engines.plumbing.os_errors import explain_os_error
 from engines.scheduling.schedules import describe_holder, scheduler_holder, schedules_from
 from engines.sources import get_source
 
@@ -84,23 +81,10 @@ def check_sources(settings: Settings) -> list[HealthCheck]:
 
 
 def check_repository(settings: Settings) -> list[HealthCheck]:
-    root = settings.repository_dir
-    probe = root / f".health-{os.getpid()}-{secrets.token_hex(4)}"
-    try:
-        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
-        try:
-            os.write(fd, b"jarvis health probe\n")
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-            probe.unlink(missing_ok=True)
-        writable = HealthCheck("repository writable", True, f"{root}")
-    except OSError as error:
-        if root.exists():  # said of the repository, not of the probe file in it
-            detail = str(explain_os_error(OSError(error.errno, error.strerror), where=root))
-        else:
-            detail = f"{root}: {error.strerror or error}; run `jarvis-tui init`"
-        writable = HealthCheck("repository writable", False, detail)
+    problems = LocalRepository.from_settings(settings).probe()
+    writable = HealthCheck(
+        "repository writable", not problems, "; ".join(problems) or str(settings.repository_dir)
+    )
     space = disk_space(settings)
     free = HealthCheck(
         "free space",

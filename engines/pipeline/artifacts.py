@@ -56,7 +56,7 @@ from engines.pipeline.crypto import (
     describe_identity,
     read_metadata_record,
 )
-from engines.plumbing.fsutil import atomic_output
+from engines.plumbing.fsutil import atomic_output, ensure_private_dir
 
 FORMAT = "jarvis-artifact/1"
 SIDECAR_SUFFIX = ".metadata.json"
@@ -269,6 +269,8 @@ def write_artifact(
     check_codec(codec)
     name = display_name(final_path)
     key = keyring.current
+    if not final_path.parent.is_dir():
+        ensure_private_dir(final_path.parent)
     with atomic_output(final_path) as handle:
         stored = _HashingWriter(handle)
         container = ContainerWriter(

@@ -129,7 +129,7 @@ def back_up_files(
     keyring = workspace.keyring()
     keys = store_keys(keyring.current, CHUNK_ID_VERSION)
     repository = workspace.repository
-    repository.ensure_layout()
+    repository.ensure_repository_id()
     index = load_index(repository, keyring)
     for problem in index.problems:
         context.log(problem, level="warning")

@@ -1,14 +1,6 @@
 """`send a test alert` from the Alerts pane, through the engine's alert dispatcher."""
 
-import importlib.util
-
 from jarvis_tui.engine_access import EngineAccess
-
-ALERTS_PACKAGE = "engines.alerts"
-
-
-def test_alert_available() -> bool:
-    return importlib.util.find_spec(ALERTS_PACKAGE) is not None
 
 
 def send_test_alert(access: EngineAccess) -> str:

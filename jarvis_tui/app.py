@@ -20,10 +20,9 @@ from engines.config import Settings, load_settings
 from engines.joblog import close_logging, configure_logging, register_secrets
 from engines.plumbing.error_text import error_text
 from engines.plumbing.paths import default_env_file
-from jarvis_tui.dashboard_view import DiskProbe, repository_disk_space, source_available
+from jarvis_tui.dashboard_view import DiskProbe, repository_disk_space
 from jarvis_tui.engine_access import EngineAccess
 from jarvis_tui.exit_codes import ExitCode
-from jarvis_tui.full_backup import full_backup_available
 from jarvis_tui.job_runner import JobRunner
 from jarvis_tui.jobs_watch import JobsWatch
 from jarvis_tui.messages import CatalogChanged, WorkspaceFailed
@@ -31,7 +30,7 @@ from jarvis_tui.notifications import OutcomeNotifications
 from jarvis_tui.palette import ConsoleCommands
 from jarvis_tui.scheduler_host import SchedulerHost
 from jarvis_tui.screens import lazy
-from jarvis_tui.screens.backup_chooser import FULL, BackupChooser
+from jarvis_tui.screens.backup_chooser import BackupChooser
 from jarvis_tui.screens.confirm import ConfirmScreen
 from jarvis_tui.screens.dashboard import DashboardScreen
 from jarvis_tui.screens.help import HelpScreen
@@ -199,10 +198,6 @@ class JarvisConsole(JobsWatch, OutcomeNotifications, App[ExitCode]):
 
     def start_backup(self, kind: str | None) -> None:
         if not kind:
-            return
-        available = full_backup_available() if kind == FULL else source_available(kind)
-        if not available:
-            self.notify(f"Backing up {kind} is not in this build yet.", severity="warning")
             return
         self.runner.backup(kind)
         self.notify(f"Backing up {kind}… (progress in Jobs, 3)", timeout=4)

@@ -7,7 +7,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
 from engines.catalog import Alert
-from jarvis_tui.alert_check import send_test_alert, test_alert_available
+from jarvis_tui.alert_check import send_test_alert
 from jarvis_tui.formatting import short_moment
 from jarvis_tui.messages import AlertsLoaded, TestAlertSent, WorkspaceFailed
 from jarvis_tui.screens.base import PaneScreen
@@ -140,9 +140,6 @@ class AlertsScreen(PaneScreen):
         self.query_one("#alert-detail", Static).update(text)
 
     def action_test_alert(self) -> None:
-        if not test_alert_available():
-            self.notify("Alert channels are not in this build yet.", severity="warning")
-            return
         self.notify("Sending a test alert to every configured channel…", timeout=3)
         self.send_test()
 

@@ -143,8 +143,6 @@ class DashboardScreen(PaneScreen):
         return Text("answers", style="green") if probe.ok else Text("UNREACHABLE", style="bold red")
 
     def _source_cells(self, row: SourceRow) -> tuple:
-        if not row.available:
-            return row.kind, Text("not in this build yet", style="dim"), ""
         if row.not_configured:
             return row.kind, Text("not configured", style="dim"), ""
         fresh = row.freshness

@@ -99,9 +99,6 @@ class JobContext:
         self._pending_progress: tuple[int, str] | None = None
         self._total: int | None = None
 
-    def add_listener(self, listener: JobListener) -> None:
-        self._listeners.append(listener)
-
     def notify(self, update: JobUpdate) -> None:
         for listener in list(self._listeners):
             try:

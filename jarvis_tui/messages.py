@@ -83,11 +83,6 @@ class DryRunFailed(Message):
 
 
 @dataclass
-class RestoreStarted(Message):
-    job_id: int
-
-
-@dataclass
 class RestoreFinished(Message):
     report: RestoreReport
 

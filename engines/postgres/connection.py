@@ -172,10 +172,5 @@ def connect_maintenance(target: PostgresTarget) -> psycopg.Connection:
     raise missing
 
 
-def database_exists(conn: psycopg.Connection, name: str) -> bool:
-    row = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
-    return row is not None
-
-
 def identifier(name: str) -> sql.Identifier:
     return sql.Identifier(name)

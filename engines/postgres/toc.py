@@ -138,16 +138,6 @@ def parse_toc(listing: str) -> list[TocEntry]:
     return entries
 
 
-def archive_header(listing: str) -> dict[str, str]:
-    """The `; key: value` lines at the top: dbname, Dumped from database version, ..."""
-    header = {}
-    for line in listing.splitlines():
-        if line.startswith(";") and ":" in line and not line.startswith("; Archive created"):
-            key, _, value = line.lstrip("; ").partition(":")
-            header[key.strip()] = value.strip()
-    return header
-
-
 @dataclass(frozen=True)
 class TocSummary:
     schemas: list[str]

@@ -8,7 +8,7 @@ password, and say what to check.
 import contextlib
 import ssl
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -41,9 +41,6 @@ class RedisTarget:
     username: str | None = None
     password: Secret | None = None
     tls: bool = False
-
-    def with_db(self, db: int) -> "RedisTarget":
-        return replace(self, db=db)
 
     @property
     def address(self) -> str:

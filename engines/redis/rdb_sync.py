@@ -7,7 +7,7 @@ when it streams it (diskless). No file access to the server is needed. Managed
 services often refuse SYNC; `SyncRefusedError` says so and why.
 """
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 from engines.errors import JarvisError
 from engines.redis.connection import RedisTarget
@@ -138,13 +138,3 @@ def _read_header(connection: RespConnection) -> bytes:
                 return line
     except ConnectionError:
         raise SyncRefusedError("the server closed the connection on SYNC") from None
-
-
-def receive_snapshot(
-    target: RedisTarget, on_progress: Callable[[int, int | None], None] | None = None
-) -> Iterator[bytes]:
-    stream = RdbStream(target).start()
-    for block in stream:
-        if on_progress is not None:
-            on_progress(stream.received, stream.size)
-        yield block

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from engines.catalog import Artifact
-from engines.errors import IntegrityError, JarvisError
+from engines.errors import IntegrityError
 from engines.jobs import JobContext
 from engines.pipeline.artifacts import open_artifact_plain
 from engines.pipeline.crypto import Keyring
@@ -241,8 +241,3 @@ def _check_json(
     _compare(check, metadata, found)
     per_db = ", ".join(f"db {db}: {n}" for db, n in found["keys_per_db"].items()) or "empty"
     check.facts.append(f"every line parsed, {counts.total} keys ({per_db})")
-
-
-def require_redis_artifact(resolved: ResolvedArtifact) -> None:
-    if content_of(resolved.metadata) not in (RDB_MODE, JSON_MODE):
-        raise JarvisError(f"{resolved.label} is not a Redis RDB or JSON artifact")

@@ -20,9 +20,6 @@ if TYPE_CHECKING:
     from engines.monitoring.status import ScheduleStatus, SourceStatus, StatusReport
     from engines.monitoring.watchdog import DiskSpace
 
-# The guide's five kinds of data, in its order; a kind whose engine has not
-# landed is listed as unavailable rather than left out.
-GUIDE_SOURCES = ("postgres", "redis", "files", "secrets", "config")
 RECENT_ALERTS = 5
 
 DiskProbe = Callable[[Settings], "DiskSpace"]
@@ -71,16 +68,22 @@ class ServerProbe:
 
 
 def source_available(kind: str) -> bool:
-    from engines.sources import SOURCE_MODULES
+    from engines.sources import SOURCES
 
-    module = SOURCE_MODULES.get(kind)
+    module = next((entry.module for entry in SOURCES if entry.kind == kind), None)
     return module is not None and importlib.util.find_spec(module) is not None
 
 
-def all_sources() -> list[str]:
-    from engines.sources import SOURCE_MODULES
+def source_labels() -> dict[str, str]:
+    """Every registered source (kind: label), in the order the console lists them: the
+    registry's `full_order`, the guide's."""
+    from engines.sources import in_full_order
 
-    return [*GUIDE_SOURCES, *sorted(set(SOURCE_MODULES) - set(GUIDE_SOURCES))]
+    return {entry.kind: entry.label for entry in in_full_order()}
+
+
+def all_sources() -> list[str]:
+    return list(source_labels())
 
 
 def gather_sources(settings: Settings, status: "StatusReport | None") -> list[SourceRow]:

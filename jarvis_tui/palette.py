@@ -12,21 +12,13 @@ from typing import TYPE_CHECKING, cast
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.screen import Screen
 
-from jarvis_tui.dashboard_view import GUIDE_SOURCES
+from jarvis_tui.dashboard_view import all_sources
 from jarvis_tui.widgets.pane_bar import PANES
 
 if TYPE_CHECKING:
     from jarvis_tui.app import JarvisConsole
 
 Command = tuple[str, Callable[[], object], str]
-
-RESTORE_ENTRIES = (
-    ("postgres", "Restore PostgreSQL", "the guide's restore-postgres.sh, step by step"),
-    ("redis", "Restore Redis", "the guide's restore-redis.sh, step by step"),
-    ("files", "Restore files", "the guide's restore-files.sh, step by step"),
-    ("secrets", "Restore secrets", "put back .env and credentials"),
-    ("system", "Restore the complete system", "the guide's eight steps, run or skip each"),
-)
 
 CATALOG_ENTRIES = (
     ("verify", "Verify the selected backup", "recompute checksums, authenticate every chunk"),
@@ -41,15 +33,18 @@ CATALOG_ENTRIES = (
 def console_commands(app: "JarvisConsole", screen: Screen) -> Iterator[Command]:
     from jarvis_tui.screens.catalog import CatalogScreen
     from jarvis_tui.screens.jobs import JobsScreen
-    from jarvis_tui.screens.restore_chooser import open_restore
+    from jarvis_tui.screens.restore_chooser import SYSTEM, WIZARDS, open_restore, restore_labels
 
     for name, key, title in PANES:
         yield f"Go to {title}", partial(app.action_pane, name), f"pane {key}"
     yield "Back up now…", app.action_backup_now, "choose a source"
-    for kind in ("full", *GUIDE_SOURCES):
+    for kind in ("full", *all_sources()):
         yield f"Back up {kind} now", partial(app.start_backup, kind), "a manual backup"
-    for kind, title, help_text in RESTORE_ENTRIES:
-        yield title, partial(open_restore, app, kind), help_text
+    for kind in restore_labels():
+        wizard = WIZARDS[kind]
+        yield wizard.command, partial(open_restore, app, kind), wizard.help
+    system = "the guide's eight steps, run or skip each"
+    yield "Restore the complete system", partial(open_restore, app, SYSTEM), system
     yield "Verify the latest backup", partial(app.runner.verify, "latest", app), "every artifact"
     if isinstance(screen, CatalogScreen):
         for action, title, help_text in CATALOG_ENTRIES:

@@ -27,7 +27,6 @@ from engines.plumbing.os_errors import explain_os_error
 from engines.repository.lock import RepositoryLock
 from engines.repository.set_records import RUNNING, record_relpath, set_fields, write_set_record
 from engines.sources import get_source
-from engines.sources.base import left_out_of
 from engines.workspace import Workspace
 
 
@@ -193,7 +192,7 @@ def _back_up_source(
             finish_set(workspace, backup_set, "failed", str(error) or "interrupted")
             raise
         # As in `backup full`: a copy that left configured paths out is partial.
-        left_out = left_out_of(source, artifacts)
+        left_out = source.left_out(artifacts)
         if left_out:
             finish_set(workspace, backup_set, "partial", "; ".join(left_out))
         else:

@@ -21,12 +21,9 @@ from engines.errors import JarvisError, JobCancelledError
 from engines.jobs import JobContext
 from engines.plumbing.os_errors import explain_os_error
 from engines.repository.lock import RepositoryLock
-from engines.sources import SOURCE_MODULES, get_source
-from engines.sources.base import left_out_of
+from engines.sources import get_source, in_full_order
 from engines.workspace import Workspace
 
-# The guide's order: the database first, configuration last.
-FULL_ORDER = ("postgres", "redis", "files", "secrets", "config")
 FULL_KIND = "full"
 
 
@@ -49,9 +46,8 @@ class FullBackupReport:
 
 
 def full_backup_sources() -> list[str]:
-    """Every registered source, the guide's order first; new sources join at the end."""
-    known = [kind for kind in FULL_ORDER if kind in SOURCE_MODULES]
-    return known + [kind for kind in SOURCE_MODULES if kind not in known]
+    """Every registered source, in its `full_order` (the guide's: database first)."""
+    return [entry.kind for entry in in_full_order()]
 
 
 def _set_status(parts: list[PartResult]) -> str:
@@ -82,7 +78,7 @@ def _back_up_part(
         return PartResult(kind, "failed", f"unexpected error: {type(error).__name__}: {error}")
     count = len(artifacts)
     stored = f"{count} artifact{'s' if count != 1 else ''}"
-    left_out = left_out_of(source, artifacts)
+    left_out = source.left_out(artifacts)
     if left_out:
         return PartResult(kind, "warning", "; ".join([stored, *left_out]), artifacts)
     return PartResult(kind, "ok", stored, artifacts)

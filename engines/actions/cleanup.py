@@ -21,7 +21,7 @@ from engines.repository.lock import RepositoryLock
 from engines.repository.set_records import record_relpath
 from engines.scheduling.clock import configured_timezone
 from engines.scheduling.retention import Candidate, Decision, RetentionPolicy, plan_retention
-from engines.sources import SOURCE_MODULES, get_source
+from engines.sources import SOURCES
 from engines.workspace import Workspace
 
 # Jobs that write under the repository lock, which cleanup also holds, never overlap it.
@@ -137,26 +137,25 @@ def delete_set_everywhere(
 
 def run_prunes(workspace: Workspace, context: JobContext, report: CleanupReport) -> None:
     """Let each source with a store of its own (the files store) remove unreferenced data."""
-    for kind in SOURCE_MODULES:
+    for entry in SOURCES:
+        kind = entry.kind
         try:
-            prune = getattr(get_source(kind), "prune", None)
+            source = entry.source
         except Exception as error:  # a broken source module must not stop the others' prune
             report.problems.append(
                 f"cannot load the {kind} source: {type(error).__name__}: {error}"
             )
             continue
-        if prune is None:
-            continue
-        context.log(f"pruning the {kind} store")
         try:
-            outcome = prune(workspace, context)
+            outcome = source.prune(workspace, context)
         except JarvisError as error:
             report.problems.append(f"prune of {kind}: {error}")
             if isinstance(error, IntegrityError):
                 report.damaged.append(kind)
             context.log(f"prune of {kind} failed: {error}", level="error")
             continue
-        report.pruned.append(f"{kind}: {outcome}" if outcome is not None else kind)
+        if outcome is not None:  # None: a source without a store of its own
+            report.pruned.append(f"{kind}: {outcome}")
 
 
 def run_cleanup(

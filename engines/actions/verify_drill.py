@@ -1,13 +1,10 @@
 """The scheduled restore drill (BACKUP_VERIFY_RESTORE_TIME, weekly by default).
 
 For each source, its newest good backup is authenticated end to end and then,
-where the source offers a restore check, restored into a scratch target and
-compared with its metadata. A source offers it as
-
-    verify_restore(workspace, artifact, context) -> str | None
-
-returning what it checked (None when the artifact has no restore check, e.g.
-PostgreSQL globals) and raising JarvisError when the copy does not match.
+where the source offers a restore check (`Source.verify_restore`), restored into
+a scratch target and compared with its metadata. The check returns what it checked
+(None when the artifact has no restore check, e.g. PostgreSQL globals) and raises
+JarvisError when the copy does not match.
 Results are recorded on each artifact (and so on its set) and failures alerted.
 """
 
@@ -19,7 +16,7 @@ from engines.errors import JarvisError, JobCancelledError
 from engines.jobs import JobContext
 from engines.pipeline.artifacts import verify_artifact
 from engines.repository.resolve import resolved_from_catalog
-from engines.sources import SOURCE_MODULES, get_source
+from engines.sources import SOURCES, get_source
 from engines.workspace import Workspace
 
 
@@ -60,11 +57,8 @@ def drill_artifact(
         return result(False, str(error))
     if not report.ok:
         return result(False, "; ".join(report.problems))
-    check = getattr(get_source(source_kind), "verify_restore", None)
-    if check is None:
-        return result(True, f"authenticated ({report.chunks} chunks); no restore check")
     try:
-        detail = check(workspace, artifact, context)
+        detail = get_source(source_kind).verify_restore(workspace, artifact, context)
     except JobCancelledError:
         raise
     except JarvisError as error:
@@ -80,9 +74,10 @@ def run_restore_drill(
     dispatcher = dispatcher or AlertDispatcher(workspace.catalog, workspace.settings)
     report = DrillReport()
     latest = workspace.catalog.last_good_backups()
-    for kind in SOURCE_MODULES:
+    for entry in SOURCES:
+        kind = entry.kind
         if kind not in latest:
-            if get_source(kind).configured(workspace.settings) is None:
+            if entry.source.configured(workspace.settings) is None:
                 report.untested_sources.append(kind)
             continue
         good = latest[kind]

@@ -3,10 +3,9 @@
 Database and Redis reachable, the repository writable with free space, S3
 reachable, the key loaded and matching the newest artifacts, the scheduler
 alive, and each source's newest good backup younger than BACKUP_MAX_AGE_HOURS.
-A source may offer `reachable(settings) -> str` for its own probe.
+Each source with a server probes it (`Source.reachable`).
 """
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
@@ -18,8 +17,7 @@ from engines.keys import keyring_from_settings
 from engines.monitoring.watchdog import backup_freshness, configured_sources, disk_space
 from engines.scheduling.schedules import describe_holder, scheduler_holder, schedules_from
 from engines.sources import get_source
-
-PROBE_TIMEOUT_S = 5
+from engines.sources.base import PROBE_TIMEOUT_S
 
 
 @dataclass(frozen=True)
@@ -32,51 +30,19 @@ class HealthCheck:
         return asdict(self)
 
 
-def probe_postgres(settings: Settings) -> str:
-    from engines.postgres.connection import connect, target_from_settings
-
-    target = target_from_settings(settings)
-    with connect(target) as conn:
-        version = conn.execute("SHOW server_version").fetchone()[0]
-    return f"{target.describe()}: PostgreSQL {version}"
-
-
-def probe_redis(settings: Settings) -> str:
-    import redis
-
-    url = settings.redis_url.reveal()
-    client = redis.Redis.from_url(
-        url, socket_connect_timeout=PROBE_TIMEOUT_S, socket_timeout=PROBE_TIMEOUT_S
-    )
-    try:
-        client.ping()
-        version = client.info("server").get("redis_version", "?")
-    except redis.RedisError as error:
-        raise JarvisError(f"Redis does not answer: {error}; check REDIS_URL") from None
-    finally:
-        client.close()
-    return f"Redis {version} answers"
-
-
-BUILT_IN_PROBES: dict[str, Callable[[Settings], str]] = {
-    "postgres": probe_postgres,
-    "redis": probe_redis,
-}
-
-
 def check_sources(settings: Settings) -> list[HealthCheck]:
     checks = []
     for kind in configured_sources(settings):
-        probe = getattr(get_source(kind), "reachable", None) or BUILT_IN_PROBES.get(kind)
-        if probe is None:
-            continue
         try:
-            checks.append(HealthCheck(f"{kind} reachable", True, probe(settings)))
+            answer = get_source(kind).reachable(settings)
         except Exception as error:  # a probe reports, it never crashes the check
             detail = (
                 str(error) if isinstance(error, JarvisError) else f"{type(error).__name__}: {error}"
             )
             checks.append(HealthCheck(f"{kind} reachable", False, detail))
+            continue
+        if answer is not None:  # None: a source without a server
+            checks.append(HealthCheck(f"{kind} reachable", True, answer))
     return checks
 
 

@@ -15,7 +15,7 @@ from engines.alerts import AlertDispatcher
 from engines.catalog import Catalog
 from engines.catalog.monitoring import LastGoodBackup
 from engines.config import Settings
-from engines.sources import SOURCE_MODULES, get_source
+from engines.sources import SOURCES
 
 MISSING = "missing_backup"
 LOW_DISK = "low_disk_space"
@@ -63,7 +63,7 @@ def format_age(age: timedelta | None) -> str:
 
 
 def configured_sources(settings: Settings) -> list[str]:
-    return [kind for kind in SOURCE_MODULES if get_source(kind).configured(settings) is None]
+    return [entry.kind for entry in SOURCES if entry.source.configured(settings) is None]
 
 
 def backup_freshness(settings: Settings, catalog: Catalog, now: datetime) -> list[Freshness]:

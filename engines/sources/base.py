@@ -1,13 +1,16 @@
 """The face every source shares (postgres, redis, files, secrets, config).
 
-A source module exposes `SOURCE: Source`. The actions in `engines/actions/` are
-the only callers; they hold the repository lock and the job around these calls.
-A source whose backup can store less than was configured (paths that do not exist,
-files it could not read) also has `left_out(artifacts) -> list[str]`.
+A source module exposes `SOURCE`, an instance of a `Source` subclass, and is named
+by one entry of the registry (`engines/sources/__init__.py`). The actions in
+`engines/actions/` are the only callers; they hold the repository lock and the
+job around these calls. Every source backs up and restores; the other abilities
+(`left_out`, `reachable`, `verify_restore`, `prune`) have defaults here that say
+"nothing of the kind", so callers ask every source the same way.
 """
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar
 
 from engines.catalog import Artifact, BackupSet
 from engines.config import Settings
@@ -36,19 +39,25 @@ class RestoreReport:
         self.refusal = line
 
 
-class Source(Protocol):
-    kind: str
+# A health probe (`reachable`) gives up after this long, so a dead server costs the
+# health check and the dashboard seconds, not minutes.
+PROBE_TIMEOUT_S = 5
 
+
+class Source(ABC):
+    kind: ClassVar[str]
+
+    @abstractmethod
     def configured(self, settings: Settings) -> str | None:
         """None when the source can run; otherwise why it is skipped (shown to the operator)."""
-        ...
 
+    @abstractmethod
     def back_up(
         self, workspace: Workspace, backup_set: BackupSet, options: Any, context: JobContext
     ) -> list[Artifact]:
         """Write this source's artifacts into `backup_set` and return them."""
-        ...
 
+    @abstractmethod
     def restore(
         self,
         workspace: Workspace,
@@ -57,11 +66,26 @@ class Source(Protocol):
         context: JobContext,
     ) -> RestoreReport:
         """Restore from `artifacts`; with `options.dry_run` change nothing and report."""
-        ...
 
+    def left_out(self, artifacts: list[Artifact]) -> list[str]:
+        """What a backup that stored `artifacts` left out of what was configured (paths
+        that do not exist, files it could not read), one operator line each; empty for a
+        whole copy. `backup <kind>` fails and a full backup's part ends `warning` for it."""
+        return []
 
-def left_out_of(source: Source, artifacts: list[Artifact]) -> list[str]:
-    """What a backup that stored `artifacts` left out, one operator line each; empty for a
-    whole copy, and for sources that have nothing to leave out."""
-    left_out = getattr(source, "left_out", None)
-    return list(left_out(artifacts)) if left_out is not None else []
+    def reachable(self, settings: Settings) -> str | None:
+        """The health probe of a source with a server: which server answered, or raise
+        saying why not (within PROBE_TIMEOUT_S); None for a source with no server."""
+        return None
+
+    def verify_restore(
+        self, workspace: Workspace, artifact: Artifact, context: JobContext
+    ) -> str | None:
+        """The scheduled restore drill of one authenticated artifact: restore it somewhere
+        scratch and compare; what matched, or None when this artifact has no such check."""
+        return None
+
+    def prune(self, workspace: Workspace, context: JobContext) -> str | None:
+        """Remove stored data no backup references, for a source with a store of its own
+        (cleanup calls it after retention): what it removed, or None when it keeps none."""
+        return None

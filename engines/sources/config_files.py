@@ -25,7 +25,7 @@ from engines.jobs import JobContext
 from engines.pipeline.artifacts import open_artifact_plain
 from engines.plumbing.os_errors import explain_os_error
 from engines.repository.resolve import ResolvedArtifact, resolved_from_catalog
-from engines.sources.base import RestoreReport
+from engines.sources.base import RestoreReport, Source
 from engines.sources.missing_paths import alert_missing_paths, missing_line
 from engines.store.snapshots import (
     DIR,
@@ -118,7 +118,7 @@ def tar_stream(
         yield spool.pieces.popleft()
 
 
-class ConfigSource:
+class ConfigSource(Source):
     kind = "config"
 
     def configured(self, settings: Settings) -> str | None:

@@ -6,7 +6,7 @@ from engines.catalog import Artifact, BackupSet
 from engines.config import Settings
 from engines.jobs import JobContext
 from engines.repository.resolve import ResolvedArtifact, resolved_from_catalog
-from engines.sources.base import RestoreReport
+from engines.sources.base import RestoreReport, Source
 from engines.sources.missing_paths import alert_missing_paths, missing_line
 from engines.sources.restore_drills import drill_files
 from engines.store.backup import FilesBackupOptions, back_up_files
@@ -16,7 +16,7 @@ from engines.store.restore import FilesRestoreOptions, restore_files
 from engines.workspace import Workspace
 
 
-class FilesSource:
+class FilesSource(Source):
     kind = "files"
 
     def configured(self, settings: Settings) -> str | None:
@@ -51,6 +51,7 @@ class FilesSource:
 
     def prune(self, workspace: Workspace, context: JobContext) -> str:
         """Remove data no snapshot references (cleanup calls this after retention)."""
+        context.log("pruning the files store")
         return str(prune_store(workspace, context))
 
     def verify_restore(

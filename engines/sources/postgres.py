@@ -15,11 +15,11 @@ from engines.postgres.options import PostgresBackupOptions, PostgresRestoreOptio
 from engines.postgres.restore import restore_postgres
 from engines.postgres.verify import verify_by_restore
 from engines.repository.resolve import ResolvedArtifact
-from engines.sources.base import RestoreReport
+from engines.sources.base import RestoreReport, Source
 from engines.workspace import Workspace
 
 
-class PostgresSource:
+class PostgresSource(Source):
     kind = "postgres"
 
     def configured(self, settings: Settings) -> str | None:
@@ -46,6 +46,14 @@ class PostgresSource:
             return restore_postgres(
                 workspace, artifacts, options or PostgresRestoreOptions(), context
             )
+
+    def reachable(self, settings: Settings) -> str:
+        from engines.postgres.connection import connect, target_from_settings
+
+        target = target_from_settings(settings)
+        with connect(target) as conn:
+            version = conn.execute("SHOW server_version").fetchone()[0]
+        return f"{target.describe()}: PostgreSQL {version}"
 
     def verify_restore(
         self, workspace: Workspace, artifact: Artifact, context: JobContext

@@ -16,11 +16,11 @@ from engines.redis.options import RedisBackupOptions, RedisRestoreOptions
 from engines.redis.restore import restore_redis
 from engines.redis.verify import check_artifact
 from engines.repository.resolve import ResolvedArtifact, resolved_from_catalog
-from engines.sources.base import RestoreReport
+from engines.sources.base import PROBE_TIMEOUT_S, RestoreReport, Source
 from engines.workspace import Workspace
 
 
-class RedisSource:
+class RedisSource(Source):
     kind = "redis"
 
     def configured(self, settings: Settings) -> str | None:
@@ -43,6 +43,21 @@ class RedisSource:
     ) -> RestoreReport:
         with server_errors_explained():
             return restore_redis(workspace, artifacts, options or RedisRestoreOptions(), context)
+
+    def reachable(self, settings: Settings) -> str:
+        client = redis.Redis.from_url(
+            settings.redis_url.reveal(),
+            socket_connect_timeout=PROBE_TIMEOUT_S,
+            socket_timeout=PROBE_TIMEOUT_S,
+        )
+        try:
+            client.ping()
+            version = client.info("server").get("redis_version", "?")
+        except redis.RedisError as error:
+            raise JarvisError(f"Redis does not answer: {error}; check REDIS_URL") from None
+        finally:
+            client.close()
+        return f"Redis {version} answers"
 
     def verify_restore(
         self, workspace: Workspace, artifact: Artifact, context: JobContext

@@ -22,7 +22,7 @@ from engines.pipeline.artifacts import read_artifact_whole
 from engines.plumbing.fsutil import atomic_output, remove_abandoned_temporaries_of
 from engines.plumbing.os_errors import explain_os_error
 from engines.repository.resolve import ResolvedArtifact, resolved_from_catalog
-from engines.sources.base import RestoreReport
+from engines.sources.base import RestoreReport, Source
 from engines.workspace import Workspace
 
 MAX_SECRET_FILE = 16 * 1024 * 1024
@@ -90,7 +90,7 @@ def _artifact_name(path: Path, taken: set[str]) -> str:
     return candidate
 
 
-class SecretsSource:
+class SecretsSource(Source):
     kind = "secrets"
 
     def configured(self, settings: Settings) -> str | None:

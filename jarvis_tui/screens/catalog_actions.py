@@ -10,7 +10,7 @@ from jarvis_tui.messages import DeletionChecked
 from jarvis_tui.screens.base import PaneScreen
 from jarvis_tui.screens.confirm import TypedConfirmScreen
 from jarvis_tui.screens.export import ExportRequest, ExportScreen
-from jarvis_tui.screens.restore_chooser import LABELS, open_restore, wizard_available
+from jarvis_tui.screens.restore_chooser import open_restore, restore_labels, wizard_available
 from jarvis_tui.set_deletion import deletion_available
 from jarvis_tui.widgets.backup_table import BackupTable
 
@@ -50,7 +50,7 @@ class CatalogActions(PaneScreen):
         if detail is None:
             return
         sources = sorted({a.source for a in detail.complete_artifacts})
-        kinds = [kind for kind in LABELS if kind in sources]
+        kinds = [kind for kind in restore_labels() if kind in sources]
         if not sources:
             self.notify("This backup holds no complete artifact to restore.", severity="warning")
             return

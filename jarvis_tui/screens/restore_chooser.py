@@ -1,6 +1,7 @@
 """`Restore`: pick what to restore; kinds whose engine has not landed say so."""
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
@@ -9,7 +10,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
-from jarvis_tui.dashboard_view import source_available
+from jarvis_tui.dashboard_view import source_available, source_labels
 
 if TYPE_CHECKING:
     from jarvis_tui.app import JarvisConsole
@@ -43,21 +44,28 @@ def _secrets(set_id: str | None, guide_defaults: bool) -> Screen:
     return SecretsRestoreWizard(set_id, plan=SecretsPlan(force=True) if guide_defaults else None)
 
 
-# kind -> wizard factory (set to preselect, whether to start from the guide's choices);
-# a kind is offered when its wizard is here and its source engine exists.
-WIZARDS: dict[str, Callable[[str | None, bool], Screen]] = {
-    "postgres": _postgres,
-    "redis": _redis,
-    "files": _files,
-    "secrets": _secrets,
+@dataclass(frozen=True)
+class Wizard:
+    open: Callable[[str | None, bool], Screen]  # (set to preselect, start from the guide's way)
+    command: str  # its command palette entry
+    help: str
+
+
+# The sources the console has a restore wizard for; their labels and their order come
+# from the engine's registry of sources.
+WIZARDS: dict[str, Wizard] = {
+    "postgres": Wizard(
+        _postgres, "Restore PostgreSQL", "the guide's restore-postgres.sh, step by step"
+    ),
+    "redis": Wizard(_redis, "Restore Redis", "the guide's restore-redis.sh, step by step"),
+    "files": Wizard(_files, "Restore files", "the guide's restore-files.sh, step by step"),
+    "secrets": Wizard(_secrets, "Restore secrets", "put back .env and credentials"),
 }
 
-LABELS = {
-    "postgres": "PostgreSQL database",
-    "redis": "Redis",
-    "files": "User files",
-    "secrets": "Secrets (.env and credentials)",
-}
+
+def restore_labels() -> dict[str, str]:
+    """kind: label of every source with a wizard, in the registry's order."""
+    return {kind: label for kind, label in source_labels().items() if kind in WIZARDS}
 
 
 def wizard_available(kind: str) -> bool:
@@ -78,17 +86,17 @@ def open_restore(
         return True
     if not wizard_available(kind):
         app.notify(
-            f"Restoring {LABELS.get(kind, kind)} is not available in this build yet.",
+            f"Restoring {restore_labels().get(kind, kind)} is not available in this build yet.",
             severity="warning",
         )
         return False
-    app.push_screen(WIZARDS[kind](set_id, False), done)
+    app.push_screen(WIZARDS[kind].open(set_id, False), done)
     return True
 
 
 def guide_wizard(kind: str) -> Screen:
     """The wizard for `kind` prefilled as the guide's complete-system restore does it."""
-    return WIZARDS[kind](None, True)
+    return WIZARDS[kind].open(None, True)
 
 
 class RestoreChooser(ModalScreen[str | None]):
@@ -96,7 +104,7 @@ class RestoreChooser(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         options = []
-        for kind, label in LABELS.items():
+        for kind, label in restore_labels().items():
             if wizard_available(kind):
                 options.append(Option(label, id=kind))
             else:

@@ -16,7 +16,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Static
 
 from jarvis_tui.screens.base import ConsoleScreen
-from jarvis_tui.screens.restore_chooser import LABELS, wizard_available
+from jarvis_tui.screens.restore_chooser import restore_labels, wizard_available
 from jarvis_tui.system_health import (
     HealthChecked,
     health_check_available,
@@ -80,7 +80,7 @@ def explain(step: GuideStep, state: str) -> str:
         if step_available(step):
             return "Enter runs the health check against every configured source."
         return "The health check is not in this build yet; check the application by hand and s."
-    label = LABELS.get(step.action, step.action)
+    label = restore_labels().get(step.action, step.action)
     if not step_available(step):
         return f"Restoring {label} is not in this build yet; skip with s."
     return (

@@ -1,21 +1,19 @@
 """`backup <source>` and `restore <source>`: each source's CLI module adds its own pair.
 
-A source CLI module exposes `register(backup_commands, restore_commands)`; adding a
-source adds one line to SOURCE_COMMANDS.
+A source CLI module exposes `register(backup_commands, restore_commands)` and is
+named after its kind (`sources/postgres.py` for `postgres`): every source of the
+engine's registry has one, listed in the registry's order, then `full`.
 """
 
 import argparse
 from collections.abc import Sequence
 
+from engines.sources import in_full_order
 from jarvis_tui.commands import modules_for
 
 SOURCE_COMMANDS: dict[str, str] = {
-    "postgres": "jarvis_tui.commands.sources.postgres",
-    "redis": "jarvis_tui.commands.sources.redis",
-    "files": "jarvis_tui.commands.sources.files",
-    "secrets": "jarvis_tui.commands.sources.secrets",
-    "config": "jarvis_tui.commands.sources.config",
-    "full": "jarvis_tui.commands.sources.full",
+    **{entry.kind: f"{__name__}.{entry.kind}" for entry in in_full_order()},
+    "full": f"{__name__}.full",
 }
 
 

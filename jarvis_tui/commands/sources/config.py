@@ -5,7 +5,6 @@ import sys
 from pathlib import Path
 
 from engines.sources import get_source
-from engines.sources.base import left_out_of
 from engines.sources.config_files import ConfigRestoreOptions
 from jarvis_tui.commands.context import (
     back_up_with_progress,
@@ -45,7 +44,7 @@ def run_backup_config(args: argparse.Namespace) -> ExitCode:
     for artifact in artifacts:
         files = artifact.metadata.get("files", 0)
         print(f"  {artifact.relpath}  {files} files, {human_size(artifact.stored_size)}")
-    left_out = left_out_of(get_source("config"), artifacts)
+    left_out = get_source("config").left_out(artifacts)
     for line in left_out:
         print(f"warning: {line} (see the job log)", file=sys.stderr)
     return ExitCode.FAILED if left_out else ExitCode.OK

@@ -1,15 +1,25 @@
-"""Everything an action needs, opened once: settings, catalog, repository, keys."""
+"""Everything an action needs, opened once: settings, catalog, repository, keys.
+
+`repository` is a `Destination`: every read and write of stored bytes goes through
+its face. What is inherently of this host and not stored bytes has one place here:
+the repository lock, private work folders and the clean-up of temporaries a killed
+process left, all kept in `local_root`.
+"""
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
 from engines.catalog import Catalog
 from engines.config import Settings
-from engines.destinations.local import LocalRepository
+from engines.destinations import Destination, repository_from_settings
 from engines.jobs import JobContext, run_job
 from engines.keys import keyring_from_settings
 from engines.pipeline.crypto import Keyring
+from engines.plumbing.fsutil import private_work_folder, remove_abandoned_temporaries
+from engines.repository.lock import RepositoryLock
 
 T = TypeVar("T")
 
@@ -18,13 +28,32 @@ T = TypeVar("T")
 class Workspace:
     settings: Settings
     catalog: Catalog
-    repository: LocalRepository
+    repository: Destination
 
     @classmethod
     def open(cls, settings: Settings) -> "Workspace":
         return cls(
-            settings, Catalog.open(settings.catalog_path), LocalRepository(settings.repository_dir)
+            settings, Catalog.open(settings.catalog_path), repository_from_settings(settings)
         )
+
+    @property
+    def local_root(self) -> Path:
+        """The folder on this host (BACKUP_DIR) that holds the lock and the work folders;
+        for the local destination, also its stored bytes."""
+        return self.settings.repository_dir
+
+    def lock(self, purpose: str, *, reading_only: bool = False) -> RepositoryLock:
+        """The one-writer lock of the repository (see `RepositoryLock`)."""
+        return RepositoryLock(self.local_root, purpose, reading_only=reading_only)
+
+    def work_folder(self, purpose: str, *, needed: int = 0) -> AbstractContextManager[Path]:
+        """A private scratch folder on this host for `purpose`, removed afterwards."""
+        return private_work_folder(self.local_root, purpose, needed=needed)
+
+    def remove_abandoned_temporaries(self) -> list[Path]:
+        """Temporaries and work folders of killed processes under `local_root`; run under
+        the repository lock, so no writer of ours is at work meanwhile."""
+        return remove_abandoned_temporaries(self.local_root)
 
     def keyring(self) -> Keyring:
         return keyring_from_settings(self.settings)

@@ -11,7 +11,7 @@ import threading
 
 from engines.catalog import Catalog
 from engines.config import Settings
-from engines.destinations.local import LocalRepository
+from engines.destinations import Destination, repository_from_settings
 
 READ_BUSY_TIMEOUT_MS = 2_000
 
@@ -33,8 +33,8 @@ class EngineAccess:
                 self._catalog = catalog
             return self._catalog
 
-    def repository(self) -> LocalRepository:
-        return LocalRepository(self.settings.repository_dir)
+    def repository(self) -> Destination:
+        return repository_from_settings(self.settings)
 
     def close(self) -> None:
         with self._lock:

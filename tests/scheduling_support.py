@@ -9,10 +9,10 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from engines.actions.backup import store_artifact
 from engines.catalog import BackupSet, Catalog
 from engines.config import Settings, load_settings
 from engines.jobs import run_job
+from engines.repository.artifacts import store_artifact
 from engines.workspace import Workspace
 
 KEY = "0123456789abcdef" * 4

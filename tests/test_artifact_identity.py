@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from engines.actions import backup as backup_action
 from engines.actions import rekey as rekey_action
 from engines.pipeline import artifacts
 from engines.pipeline.artifacts import (
@@ -24,6 +23,8 @@ from engines.pipeline.artifacts import (
     sidecar_path_for,
 )
 from engines.pipeline.crypto import Keyring, MasterKey, generate_key_hex
+from engines.repository import artifacts as repository_artifacts
+from engines.repository import stored
 from engines.repository.repository_id import read_repository_id
 from jarvis_tui.exit_codes import ExitCode
 from tests.support.files_env import REPO_ROOT, child_env
@@ -185,8 +186,8 @@ def test_an_artifact_from_another_repository_is_refused(world, tmp_path):
 
 
 def test_version_1_artifacts_still_restore_and_are_checked_whole(world, monkeypatch, tmp_path):
-    legacy = functools.partial(artifacts.write_artifact, container_version=1)
-    monkeypatch.setattr(backup_action, "write_artifact", legacy)
+    legacy = functools.partial(stored.write_stored, container_version=1)
+    monkeypatch.setattr(repository_artifacts, "write_stored", legacy)
     first, second = world.backup("secrets"), world.backup("secrets")
     config = world.backup("config")
     assert world.artifact(first).read_bytes()[8] == 1  # container version 1, no identity
@@ -294,7 +295,7 @@ def test_a_rekey_cut_short_after_the_rename_is_finished_by_the_next(world, monke
     def crash(*args, **kwargs):
         raise KeyboardInterrupt  # as if killed between the rename and the catalog update
 
-    monkeypatch.setattr(rekey_action, "write_sidecar", crash)
+    monkeypatch.setattr(rekey_action, "sidecar_bytes", crash)
     assert world.pg.cli("rekey") == ExitCode.CANCELLED
     monkeypatch.undo()
     # The new file is in place, the catalog still names the old key: refused, not misread.

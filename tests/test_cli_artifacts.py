@@ -6,8 +6,8 @@ import subprocess
 
 import pytest
 
-from engines.actions.backup import read_back
 from engines.pipeline.artifacts import read_sidecar, sidecar_path_for
+from engines.repository.artifacts import read_back
 from jarvis_tui.exit_codes import ExitCode
 from tests.support.pg_seed import KEY, PgCase
 

@@ -13,14 +13,14 @@ import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from engines.actions.backup import clear_leftovers, finish_set, start_set_record
+from engines.actions.backup import finish_set, start_set_record
 from engines.actions.backup_alerts import alert_backup_outcome
 from engines.alerts import AlertDispatcher
 from engines.catalog import Artifact, BackupSet
 from engines.errors import JarvisError, JobCancelledError
 from engines.jobs import JobContext
 from engines.plumbing.os_errors import explain_os_error
-from engines.repository.lock import RepositoryLock
+from engines.repository.artifacts import clear_leftovers
 from engines.sources import get_source, in_full_order
 from engines.workspace import Workspace
 
@@ -71,7 +71,7 @@ def _back_up_part(
     except JarvisError as error:
         return PartResult(kind, "failed", str(error))
     except OSError as error:  # a full disk, a read-only path: said as the CLI says it
-        explained = explain_os_error(error, where=workspace.repository.root)
+        explained = explain_os_error(error, where=workspace.local_root)
         return PartResult(kind, "failed", str(explained))
     except Exception as error:  # one broken source must not cost the other parts
         context.log(f"part {kind}: {type(error).__name__}: {error}", level="debug")
@@ -115,7 +115,7 @@ def run_backup_full(
     workspace.keyring()  # fail before touching anything when the key is missing
     workspace.repository.ensure_repository_id()
     parts: list[PartResult] = []
-    with RepositoryLock(workspace.repository.root, "backup full"):
+    with workspace.lock("backup full"):
         clear_leftovers(workspace, context)
         backup_set = workspace.catalog.create_backup_set(
             FULL_KIND, tier=tier, job_id=context.job_id, created_at=created_at

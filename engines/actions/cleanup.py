@@ -10,14 +10,13 @@ store of its own (the files store) prunes data no snapshot references.
 import socket
 from dataclasses import dataclass, field
 
-from engines.actions.backup import clear_leftovers
 from engines.catalog import Artifact
 from engines.destinations import DESTINATION_KINDS, Destination
 from engines.errors import IntegrityError, JarvisError
 from engines.jobs import JobContext
 from engines.pipeline.artifacts import SIDECAR_SUFFIX
 from engines.plumbing.processes import process_alive
-from engines.repository.lock import RepositoryLock
+from engines.repository.artifacts import clear_leftovers
 from engines.repository.set_records import record_relpath
 from engines.scheduling.clock import configured_timezone
 from engines.scheduling.retention import Candidate, Decision, RetentionPolicy, plan_retention
@@ -173,7 +172,7 @@ def run_cleanup(
         report = plan_cleanup(workspace, context.job_id)
         _log_decisions(report, context, "would delete")
         return report
-    with RepositoryLock(workspace.repository.root, "cleanup"):
+    with workspace.lock("cleanup"):
         clear_leftovers(workspace, context)
         report = plan_cleanup(workspace, context.job_id)
         report.dry_run = False

@@ -1,16 +1,16 @@
 """`jarvis-tui decrypt`: an artifact back to the plain `.gz` (or `.zst`) it holds."""
 
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
-from engines.errors import JarvisError
-from engines.pipeline.artifacts import decrypt_artifact, read_sidecar, sidecar_path_for
+from engines.errors import JarvisError, NotFoundError
+from engines.pipeline.artifacts import decrypt_artifact, read_sidecar
 from engines.pipeline.compression import CODEC_SUFFIXES
 from engines.repository.resolve import resolve_artifacts
 from engines.workspace import Workspace
 
 
-def default_output_name(artifact_path: Path) -> str:
-    return artifact_path.name.removesuffix(".enc")
+def default_output_name(artifact_name: str) -> str:
+    return PurePosixPath(artifact_name).name.removesuffix(".enc")
 
 
 def decrypt_to_file(workspace: Workspace, reference: str, output: Path) -> Path:
@@ -22,13 +22,15 @@ def decrypt_to_file(workspace: Workspace, reference: str, output: Path) -> Path:
     if len(targets) != 1:
         names = ", ".join(t.label for t in targets)
         raise JarvisError(f"{reference} holds {len(targets)} artifacts ({names}); name one of them")
-    source, expected = targets[0].path, targets[0].expected
+    source, expected = targets[0].stored, targets[0].expected
     if output.is_dir():
-        output = output / default_output_name(source)
+        output = output / default_output_name(source.name)
     if output.exists():
         raise JarvisError(f"{output} already exists; choose another output path or remove it first")
-    sidecar = sidecar_path_for(source)
-    codec = read_sidecar(sidecar)["codec"] if sidecar.exists() else None
+    try:
+        codec = read_sidecar(source)["codec"]
+    except NotFoundError:
+        codec = None
     if codec in CODEC_SUFFIXES and not output.name.endswith(CODEC_SUFFIXES[codec]):
         raise JarvisError(
             f"{output}: the artifact holds a {codec} stream; name the output with "

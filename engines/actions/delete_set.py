@@ -10,13 +10,12 @@ only this set referenced in the files store is pruned by the next cleanup.
 from engines.actions.cleanup import delete_set_everywhere, readers_in_use, remote_destinations
 from engines.errors import JarvisError
 from engines.jobs import JobContext
-from engines.repository.lock import RepositoryLock
 from engines.workspace import Workspace
 
 
 def delete_backup_set(workspace: Workspace, set_id: str, context: JobContext) -> None:
     workspace.catalog.get_backup_set(set_id)  # a clear NotFoundError for an unknown id
-    with RepositoryLock(workspace.repository.root, f"delete {set_id}"):
+    with workspace.lock(f"delete {set_id}"):
         in_use, everything = readers_in_use(workspace, context.job_id)
         reason = in_use.get(set_id) or everything
         if reason:

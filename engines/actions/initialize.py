@@ -5,7 +5,7 @@ from pathlib import Path
 
 from engines.catalog import Catalog
 from engines.config import Settings
-from engines.destinations.local import LocalRepository
+from engines.destinations import repository_from_settings
 from engines.plumbing.fsutil import ensure_private_dir, remove_abandoned_temporaries
 
 
@@ -19,11 +19,13 @@ class InitReport:
 
 
 def initialize(settings: Settings) -> InitReport:
-    repository = LocalRepository(settings.repository_dir)
+    repository = repository_from_settings(settings)
     repository.ensure_repository_id()
     Catalog.open(settings.catalog_path).close()
     ensure_private_dir(settings.log_dir)
     report = InitReport(settings.repository_dir, settings.catalog_path, settings.log_dir)
+    # Without a workspace (init opens no catalog for actions): the folder the lock and
+    # work folders live in is BACKUP_DIR, as `Workspace.local_root` says.
     report.removed_temporaries = remove_abandoned_temporaries(settings.repository_dir)
     if settings.backup_encryption_key is None:
         report.warnings.append(

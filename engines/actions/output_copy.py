@@ -1,10 +1,13 @@
-"""`backup <source> --output PATH`: a copy of the new artifacts and their sidecars elsewhere."""
+"""`backup <source> --output PATH`: a copy of the new artifacts and their sidecars
+elsewhere on this host, read through the repository's destination. The backup action
+makes it, once, for every source that offers `--output`."""
 
-from pathlib import Path
+import shutil
+from pathlib import Path, PurePosixPath
 
 from engines.catalog import Artifact
 from engines.errors import JarvisError
-from engines.pipeline.artifacts import sidecar_path_for
+from engines.pipeline.artifacts import SIDECAR_SUFFIX
 from engines.plumbing.fsutil import atomic_output
 from engines.workspace import Workspace
 
@@ -27,24 +30,26 @@ def copy_artifacts(workspace: Workspace, artifacts: list[Artifact], output: Path
     others beside it under their own names."""
     copied = []
     for index, artifact in enumerate(artifacts):
-        source = workspace.repository.path_for(artifact.relpath)
+        name = PurePosixPath(artifact.relpath).name
         if output.is_dir():
-            destination = output / source.name
+            destination = output / name
         elif index == 0:
             destination = output
         else:
-            destination = output.parent / source.name
-        for origin, copy in (
-            (source, destination),
-            (sidecar_path_for(source), sidecar_path_for(destination)),
+            destination = output.parent / name
+        for key, copy in (
+            (artifact.relpath, destination),
+            (
+                artifact.relpath + SIDECAR_SUFFIX,
+                destination.with_name(destination.name + SIDECAR_SUFFIX),
+            ),
         ):
             if copy.exists():
                 raise JarvisError(
                     f"{copy} already exists; the backup itself is complete in the "
                     "repository, only the copy was skipped"
                 )
-            with origin.open("rb") as reader, atomic_output(copy) as writer:
-                while block := reader.read(COPY_SIZE):
-                    writer.write(block)
+            with workspace.repository.open_read(key) as reader, atomic_output(copy) as writer:
+                shutil.copyfileobj(reader, writer, COPY_SIZE)
         copied.append(destination)
     return copied

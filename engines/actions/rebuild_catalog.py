@@ -13,28 +13,28 @@ of files that are gone are dropped.
 
 import hashlib
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from engines.catalog.rebuild import SealedArtifact, SetRecord, check_record, check_sealed
 from engines.errors import IntegrityError, JarvisError, KeyNotAvailableError, NotFoundError
 from engines.jobs import JobContext
 from engines.pipeline.artifacts import (
     SEALED_ONLY_FIELDS,
+    SIDECAR_SUFFIX,
     Expected,
+    StoredBytes,
     read_sealed_metadata,
     read_sidecar,
 )
 from engines.pipeline.crypto import Keyring
-from engines.repository.lock import RepositoryLock
 from engines.repository.set_records import (
     read_set_record,
-    record_paths,
+    record_keys,
     record_relpath,
     set_id_of_record,
 )
+from engines.repository.stored import stored_bytes
 from engines.workspace import Workspace
 
-SIDECAR_SUFFIX = ".metadata.json"
 # Sealed fields a sidecar leaves out on purpose (sizes of what is inside).
 _SEALED_ONLY = SEALED_ONLY_FIELDS
 _HASH_BLOCK = 1024 * 1024
@@ -58,9 +58,9 @@ class RebuildReport:
         return bool(self.refused or self.forged)
 
 
-def _file_digest(path: Path) -> tuple[str, int]:
+def _file_digest(stored: StoredBytes) -> tuple[str, int]:
     digest, size = hashlib.sha256(), 0
-    with path.open("rb") as handle:
+    with stored.open() as handle:
         while block := handle.read(_HASH_BLOCK):
             digest.update(block)
             size += len(block)
@@ -96,11 +96,12 @@ def sidecar_disagreement(sidecar: dict, sealed: dict, checksum: str, size: int) 
 
 
 def _read_one(
-    workspace: Workspace, keyring: Keyring, relpath: str, path: Path, report: RebuildReport
+    workspace: Workspace, keyring: Keyring, relpath: str, report: RebuildReport
 ) -> SealedArtifact | None:
+    stored = stored_bytes(workspace.repository, relpath)
     try:
-        checksum, size = _file_digest(path)
-        sealed = read_sealed_metadata(path, keyring, _identity(workspace, relpath))
+        checksum, size = _file_digest(stored)
+        sealed = read_sealed_metadata(stored, keyring, _identity(workspace, relpath))
         check_sealed(relpath, sealed)
     except KeyNotAvailableError as exc:
         report.skipped.append(f"{relpath}: {exc}")
@@ -116,7 +117,7 @@ def _read_one(
         report.refused.append(problem)
         return None
     try:
-        sidecar = read_sidecar(path)
+        sidecar = read_sidecar(stored)
     except JarvisError:
         sidecar = {}
     differing = sidecar_disagreement(sidecar, sealed, checksum, size)
@@ -135,8 +136,8 @@ def _read_records(
     """Every set record, authenticated and checked to be its set's; one that is not is
     reported, and kept (without content) so its set is not taken for complete."""
     records: dict[str, SetRecord] = {}
-    for path in record_paths(workspace.repository):
-        set_id = set_id_of_record(path)
+    for key in record_keys(workspace.repository):
+        set_id = set_id_of_record(key)
         relpath = record_relpath(set_id)
         try:
             sealed = read_set_record(workspace.repository, keyring, set_id)
@@ -171,13 +172,14 @@ def _note_missing_records(
 def rebuild_catalog(workspace: Workspace, context: JobContext) -> RebuildReport:
     report = RebuildReport()
     keyring = workspace.keyring()  # no key, no rebuild: nothing unauthenticated goes in
-    root = workspace.repository.root
+    root = workspace.local_root
     if not root.is_dir():
         raise NotFoundError(f"BACKUP_DIR {root} does not exist; {_UNCHANGED}")
     found: list[SealedArtifact] = []
     # It only reads the repository: one on a read-only disk (a fresh host) is fine.
-    with RepositoryLock(root, "catalog rebuild", reading_only=True):
-        sidecars = sorted(root.rglob(f"*{SIDECAR_SUFFIX}"))
+    with workspace.lock("catalog rebuild", reading_only=True):
+        present = {stored.key for stored in workspace.repository.list()}
+        sidecars = sorted(key for key in present if key.endswith(SIDECAR_SUFFIX))
         if not sidecars and workspace.repository.repository_id() is None:
             # An empty mount point looks like this: forgetting every row would be wrong.
             raise NotFoundError(
@@ -186,18 +188,16 @@ def rebuild_catalog(workspace: Workspace, context: JobContext) -> RebuildReport:
             )
         for sidecar in sidecars:
             context.raise_if_cancelled()
-            artifact = sidecar.with_name(sidecar.name.removesuffix(SIDECAR_SUFFIX))
-            relpath = artifact.relative_to(root).as_posix()
-            if not artifact.is_file():
+            relpath = sidecar.removesuffix(SIDECAR_SUFFIX)
+            if relpath not in present:
                 report.skipped.append(f"{relpath}: sidecar without its artifact")
                 continue
-            item = _read_one(workspace, keyring, relpath, artifact, report)
+            item = _read_one(workspace, keyring, relpath, report)
             if item is not None:
                 found.append(item)
         # Under the lock no backup is running: a record still "running" was interrupted.
         records = _read_records(workspace, keyring, report)
         _note_missing_records(found, records, report)
-        present = {path.relative_to(root).as_posix() for path in root.rglob("*") if path.is_file()}
         report.new_sets = workspace.catalog.import_sealed_artifacts(found, records)
         report.dropped = workspace.catalog.forget_vanished_artifacts(present)
     report.imported = len(found)

@@ -14,26 +14,22 @@ import os
 from dataclasses import dataclass, field
 
 from engines.catalog import Artifact
-from engines.errors import IntegrityError, KeyNotAvailableError, NotFoundError
+from engines.errors import IntegrityError, JarvisError, KeyNotAvailableError, NotFoundError
 from engines.jobs import JobContext
 from engines.pipeline.artifacts import (
+    SIDECAR_SUFFIX,
     Expected,
     read_sealed_metadata,
     reseal_artifact,
+    sidecar_bytes,
     verify_artifact,
-    write_sidecar,
 )
 from engines.pipeline.crypto import MAGIC, read_header
-from engines.plumbing.fsutil import (
-    fsync_directory,
-    remove_abandoned_temporaries,
-    temporary_path_for,
-)
-from engines.repository.lock import RepositoryLock
+from engines.plumbing.fsutil import fsync_directory, temporary_path_for
 from engines.repository.resolve import resolved_from_catalog
 from engines.repository.set_records import (
     read_set_record,
-    record_paths,
+    record_keys,
     record_relpath,
     seal_record,
     set_id_of_record,
@@ -57,9 +53,9 @@ class RekeyReport:
 def rekey(workspace: Workspace, context: JobContext, *, dry_run: bool = False) -> RekeyReport:
     keyring = workspace.keyring()
     report = RekeyReport(dry_run, keyring.current.key_id)
-    with RepositoryLock(workspace.repository.root, "rekey", reading_only=dry_run):
+    with workspace.lock("rekey", reading_only=dry_run):
         if not dry_run:  # what a killed rekey (or any killed writer) left
-            remove_abandoned_temporaries(workspace.repository.root)
+            workspace.remove_abandoned_temporaries()
         stale = [
             artifact
             for artifact in _complete_artifacts(workspace)
@@ -87,11 +83,11 @@ def _reseal_set_records(
     that does not authenticate as its set's is left, and named."""
     keyring = workspace.keyring()
     remaining = []
-    for path in record_paths(workspace.repository):
-        key_id = _object_key_id(path)
-        set_id = set_id_of_record(path)
+    for key in record_keys(workspace.repository):
+        key_id = _object_key_id(workspace.repository.local_path(key))
+        set_id = set_id_of_record(key)
         relpath = record_relpath(set_id)
-        if key_id == report.current_key_id and not _first_format_file(path):
+        if key_id == report.current_key_id and not _first_format_object(workspace, key):
             continue
         if report.dry_run:
             report.rekeyed.append(relpath)
@@ -120,14 +116,14 @@ def _complete_artifacts(workspace: Workspace) -> list[Artifact]:
 
 def _first_format(workspace: Workspace, artifact: Artifact) -> bool:
     """Is the artifact a version 1 container (its identity not bound in)?"""
-    return _first_format_file(workspace.repository.path_for(artifact.relpath))
+    return _first_format_object(workspace, artifact.relpath)
 
 
-def _first_format_file(path) -> bool:
+def _first_format_object(workspace: Workspace, key: str) -> bool:
     try:
-        with path.open("rb") as handle:
+        with workspace.repository.open_read(key, 0, len(MAGIC) + 1) as handle:
             start = handle.read(len(MAGIC) + 1)
-    except OSError:
+    except (OSError, NotFoundError):
         return False
     return start[: len(MAGIC)] == MAGIC and start[len(MAGIC) :] == b"\x01"
 
@@ -137,11 +133,18 @@ def _rekey_one(workspace: Workspace, artifact: Artifact, context: JobContext) ->
     current = keyring.current.key_id
     resolved = resolved_from_catalog(workspace, artifact)
     assert resolved.expected is not None
-    path = resolved.path
-    if not path.is_file():
+    if workspace.repository.stat(artifact.relpath) is None:
         raise NotFoundError(f"{artifact.relpath}: missing from the repository; nothing rekeyed")
-    with path.open("rb") as handle:
+    with workspace.repository.open_read(artifact.relpath) as handle:
         header = read_header(handle, artifact.relpath)[0]
+    # The new container is staged beside the old file and checked before it replaces it,
+    # which needs the file on this host; a destination elsewhere would stage it in a work
+    # folder and put it (its open_write replaces atomically too).
+    path = workspace.repository.local_path(artifact.relpath)
+    if path is None:
+        raise JarvisError(
+            f"{artifact.relpath}: rekey works on a repository on this host only (BACKUP_DIR)"
+        )
     already = header.key_id == current and header.version >= 2
     if already:
         # An earlier run renamed the new file into place and stopped before the catalog.
@@ -150,7 +153,7 @@ def _rekey_one(workspace: Workspace, artifact: Artifact, context: JobContext) ->
         staged = temporary_path_for(path)
         try:
             resealed = reseal_artifact(
-                path, keyring, resolved.expected, resolved.expected.identity, staged
+                resolved.stored, keyring, resolved.expected, resolved.expected.identity, staged
             )
             _check(staged, keyring, resolved.expected, artifact.relpath)
             os.replace(staged, path)
@@ -158,16 +161,18 @@ def _rekey_one(workspace: Workspace, artifact: Artifact, context: JobContext) ->
         finally:
             staged.unlink(missing_ok=True)
     expected = Expected(resolved.expected.identity, key_id=current)
-    report = verify_artifact(path, keyring, decompress=False, expected=expected)
+    report = verify_artifact(resolved.stored, keyring, decompress=False, expected=expected)
     problems = [p for p in report.problems if "sidecar" not in p]
     if problems:
         raise IntegrityError(f"{artifact.relpath}: {problems[0]}; the old key is still needed")
     sealed = _sealed_fields(workspace, artifact) if already else resealed.sealed
-    write_sidecar(path, sealed, report.checksum, path.stat().st_size)
+    stored_size = resolved.stored.size()
+    with workspace.repository.open_write(artifact.relpath + SIDECAR_SUFFIX) as out:
+        out.write(sidecar_bytes(sealed, report.checksum, stored_size))
     workspace.catalog.complete_artifact(
         artifact.id,
         checksum=report.checksum,
-        stored_size=path.stat().st_size,
+        stored_size=stored_size,
         plain_size=artifact.plain_size,
         key_id=current,
         codec=artifact.codec,
@@ -186,7 +191,7 @@ def _check(staged, keyring, expected: Expected, relpath: str) -> None:
 
 def _sealed_fields(workspace: Workspace, artifact: Artifact) -> dict:
     resolved = resolved_from_catalog(workspace, artifact)
-    return read_sealed_metadata(resolved.path, workspace.keyring())
+    return read_sealed_metadata(resolved.stored, workspace.keyring())
 
 
 def _files_store_objects_under_old_keys(

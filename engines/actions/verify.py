@@ -26,12 +26,12 @@ def verify_backup(
     keyring = workspace.keyring()
     results = []
     targets = resolve_artifacts(workspace, reference, check=False)
-    total = sum(target.path.stat().st_size for target in targets)
+    total = sum(target.stored.size() for target in targets)
     checked = 0
     for target in targets:
         context.raise_if_cancelled()
         context.log(f"verifying {target.label}")
-        report = verify_artifact(target.path, keyring, expected=target.expected)
+        report = verify_artifact(target.stored, keyring, expected=target.expected)
         report = with_snapshot_check(workspace, target, report, context, read_data=read_data)
         if target.artifact is not None:
             detail = (
@@ -42,7 +42,7 @@ def verify_backup(
             context.log(problem, level="error")
         if report.ok:
             context.log(f"{target.label}: ok ({report.chunks} chunks authenticated)")
-        checked += target.path.stat().st_size
+        checked += target.stored.size()
         context.progress(checked, total)
         results.append(ArtifactVerification(target, report))
     return results

@@ -55,14 +55,13 @@ def verify_all(
     done = 0
     for artifact in chosen:
         context.raise_if_cancelled()
-        path = workspace.repository.path_for(artifact.relpath)
-        if not path.is_file():
+        if workspace.repository.stat(artifact.relpath) is None:
             problems = [f"{artifact.relpath} is missing from the repository"]
             detail = problems[0]
         else:
             try:
                 resolved = resolved_from_catalog(workspace, artifact)
-                report = verify_artifact(path, keyring, expected=resolved.expected)
+                report = verify_artifact(resolved.stored, keyring, expected=resolved.expected)
                 report = with_snapshot_check(
                     workspace, resolved, report, context, read_data=read_data
                 )

@@ -42,17 +42,15 @@ class DrillReport:
 def drill_artifact(
     workspace: Workspace, source_kind: str, artifact: Artifact, context: JobContext
 ) -> DrillCheck:
-    path = workspace.repository.path_for(artifact.relpath)
-
     def result(ok: bool, detail: str) -> DrillCheck:
         workspace.catalog.record_verification(artifact.id, ok, f"restore drill: {detail}")
         return DrillCheck(source_kind, artifact.set_id, artifact.relpath, ok, detail)
 
-    if not path.is_file():
+    if workspace.repository.stat(artifact.relpath) is None:
         return result(False, f"{artifact.relpath} is missing from the repository")
     try:
-        expected = resolved_from_catalog(workspace, artifact).expected
-        report = verify_artifact(path, workspace.keyring(), expected=expected)
+        resolved = resolved_from_catalog(workspace, artifact)
+        report = verify_artifact(resolved.stored, workspace.keyring(), expected=resolved.expected)
     except JarvisError as error:
         return result(False, str(error))
     if not report.ok:

@@ -93,6 +93,12 @@ class Destination(Protocol):
 
     def stat(self, key: str) -> StoredObject | None: ...
 
+    def local_path(self, key: str) -> Path | None:
+        """The object's file on this host, for a consumer that can only be given a file
+        (rekey's staged copy beside it); None for a destination elsewhere, whose callers
+        spool a copy into a work folder instead."""
+        ...
+
     def probe(self) -> Sequence[str]:
         """Problems that would stop a backup from being stored here (unreachable, not
         writable), one operator line each; empty when all is well. Changes nothing."""

@@ -48,6 +48,9 @@ class LocalRepository:
     def path_for(self, key: str) -> Path:
         return self.root.joinpath(*validate_key(key).split("/"))
 
+    def local_path(self, key: str) -> Path:
+        return self.path_for(key)
+
     def repository_id(self) -> str | None:
         return read_repository_id(self.root)
 

@@ -56,7 +56,7 @@ from engines.pipeline.crypto import (
     describe_identity,
     read_metadata_record,
 )
-from engines.plumbing.fsutil import atomic_output, ensure_private_dir
+from engines.plumbing.fsutil import atomic_output
 
 FORMAT = "jarvis-artifact/1"
 SIDECAR_SUFFIX = ".metadata.json"
@@ -107,6 +107,38 @@ class VerifyReport:
     checksum: str
     chunks: int
     plain_size: int
+
+
+@dataclass(frozen=True)
+class StoredBytes:
+    """An artifact's bytes wherever they are kept: how messages name it and how to open
+    it and its sidecar. The repository builds these over its destination's ranged
+    streams (`engines/repository/artifacts.py`); `file_bytes` over a file on this host."""
+
+    name: str
+    open: Callable[[], BinaryIO]
+    open_sidecar: Callable[[], BinaryIO]
+    size: Callable[[], int]
+
+
+def file_bytes(path: Path) -> StoredBytes:
+    """An artifact file on this host (outside the repository, or in a test)."""
+    sidecar = sidecar_path_for(path)
+    return StoredBytes(
+        display_name(path),
+        lambda: path.open("rb"),
+        lambda: sidecar.open("rb"),
+        lambda: path.stat().st_size,
+    )
+
+
+# What the readers take: bytes from a destination, or (one line of convenience for
+# tests, benchmarks and files picked by hand) an artifact file's path.
+ArtifactBytes = StoredBytes | Path
+
+
+def _bytes_of(source: ArtifactBytes) -> StoredBytes:
+    return source if isinstance(source, StoredBytes) else file_bytes(source)
 
 
 def artifact_filename(stem: str, codec: str) -> str:
@@ -243,12 +275,27 @@ def _encode(fields: dict[str, Any], name: str) -> bytes:
         raise ValueError(f"{name}: metadata is not JSON-serialisable ({exc})") from None
 
 
-def write_artifact(
+@dataclass(frozen=True)
+class SealedStream:
+    """What `seal_stream` wrote: the stored bytes' checksum and size, and the fields
+    sealed inside (`sealed`) and described beside it (`metadata`, the full sidecar)."""
+
+    checksum: str
+    stored_size: int
+    plain_size: int
+    key_id: str
+    codec: str
+    sealed: dict[str, Any]
+    metadata: dict[str, Any]
+
+
+def seal_stream(
     source: Iterable[bytes] | BinaryIO,
-    final_path: Path,
+    output: BinaryIO,
     keyring: Keyring,
     metadata: dict | Callable[[], dict],
     *,
+    name: str,
     codec: str = "gzip",
     level: int | None = None,
     threads: int | None = None,
@@ -257,67 +304,84 @@ def write_artifact(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     identity: Mapping[str, str] | None = None,
     container_version: int = FORMAT_VERSION,
-    sidecar: bool = True,
-) -> ArtifactInfo:
-    """Compress, encrypt and hash `source` into `final_path`, then write its sidecar
-    (without `sidecar`, none: a sealed record that is not an artifact of a set).
+) -> SealedStream:
+    """Compress, encrypt and hash `source` into `output` (a destination's `open_write`
+    stream, or a local file): the one implementation of an artifact's bytes.
 
     `identity` (see `artifact_identity`) is bound into the container. A callable
-    `metadata` is evaluated once the source is exhausted. On any error or
-    cancellation nothing appears under `final_path`.
+    `metadata` is evaluated once the source is exhausted. `name` is how messages
+    name the artifact.
     """
     check_codec(codec)
-    name = display_name(final_path)
     key = keyring.current
-    if not final_path.parent.is_dir():
-        ensure_private_dir(final_path.parent)
+    stored = _HashingWriter(output)
+    container = ContainerWriter(
+        stored, key, CODEC_IDS[codec], chunk_size,
+        identity=identity, version=container_version,
+    )  # fmt: skip
+    sealer = _SealingThread(container.write)
+    compressor = make_compressor(codec, sealer.write, level, threads)
+    plain_size = 0
+    try:
+        for block in _source_blocks(source):
+            if cancelled is not None and cancelled():
+                raise JobCancelledError(f"writing {name} was cancelled")
+            compressor.write(block)
+            plain_size += len(block)
+            if progress is not None:
+                progress(plain_size)
+        compressor.finish()
+        sealer.finish()
+    finally:
+        compressor.close()
+        sealer.abort()
+    fields = _authenticated_metadata(metadata, codec, key.key_id, plain_size, container.plain_size)
+    container.finish(_encode(fields, name))
+    checksum = stored.sha256.hexdigest()
+    described = {**fields, "stored_size": stored.size, "checksum": checksum}
+    return SealedStream(checksum, stored.size, plain_size, key.key_id, codec, fields, described)
+
+
+def write_artifact(
+    source: Iterable[bytes] | BinaryIO,
+    final_path: Path,
+    keyring: Keyring,
+    metadata: dict | Callable[[], dict],
+    *,
+    sidecar: bool = True,
+    **options: Any,
+) -> ArtifactInfo:
+    """`seal_stream` into the file `final_path` (in an existing folder), then its sidecar
+    (without `sidecar`, none). On any error or cancellation nothing appears under
+    `final_path`. The repository writes through its destination instead
+    (`engines/repository/artifacts.py`); this is for files on this host (tests,
+    benchmarks)."""
     with atomic_output(final_path) as handle:
-        stored = _HashingWriter(handle)
-        container = ContainerWriter(
-            stored, key, CODEC_IDS[codec], chunk_size,
-            identity=identity, version=container_version,
-        )  # fmt: skip
-        sealer = _SealingThread(container.write)
-        compressor = make_compressor(codec, sealer.write, level, threads)
-        plain_size = 0
-        try:
-            for block in _source_blocks(source):
-                if cancelled is not None and cancelled():
-                    raise JobCancelledError(f"writing {name} was cancelled")
-                compressor.write(block)
-                plain_size += len(block)
-                if progress is not None:
-                    progress(plain_size)
-            compressor.finish()
-            sealer.finish()
-        finally:
-            compressor.close()
-            sealer.abort()
-        fields = _authenticated_metadata(
-            metadata, codec, key.key_id, plain_size, container.plain_size
+        sealed = seal_stream(
+            source, handle, keyring, metadata, name=display_name(final_path), **options
         )
-        container.finish(_encode(fields, name))
-    described = {**fields, "stored_size": stored.size, "checksum": stored.sha256.hexdigest()}
-    sidecar_path = sidecar_path_for(final_path)
     try:
         if sidecar:
-            write_sidecar(final_path, fields, described["checksum"], stored.size)
+            write_sidecar(final_path, sealed.sealed, sealed.checksum, sealed.stored_size)
     except BaseException:
         final_path.unlink(missing_ok=True)
         raise
     return ArtifactInfo(
-        final_path, sidecar_path, described["checksum"], stored.size, plain_size,
-        key.key_id, codec, described,
+        final_path, sidecar_path_for(final_path), sealed.checksum, sealed.stored_size,
+        sealed.plain_size, sealed.key_id, sealed.codec, sealed.metadata,
     )  # fmt: skip
 
 
-def read_sidecar(path: Path) -> dict:
-    """Read the sidecar at `path` (the sidecar itself or the artifact it describes)."""
-    sidecar = path if path.name.endswith(SIDECAR_SUFFIX) else sidecar_path_for(path)
-    name = display_name(sidecar)
+def read_sidecar(source: ArtifactBytes) -> dict:
+    """Read the sidecar of `source` (or, given a path, the sidecar file itself)."""
+    if isinstance(source, Path) and source.name.endswith(SIDECAR_SUFFIX):
+        source = source.with_name(source.name.removesuffix(SIDECAR_SUFFIX))
+    stored = _bytes_of(source)
+    name = stored.name + SIDECAR_SUFFIX
     try:
-        fields = json.loads(sidecar.read_bytes())
-    except FileNotFoundError:
+        with stored.open_sidecar() as handle:
+            fields = json.loads(handle.read())
+    except (FileNotFoundError, NotFoundError):
         raise NotFoundError(f"{name}: metadata sidecar does not exist") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise IntegrityError(f"{name}: sidecar is not valid JSON ({exc})") from None
@@ -326,11 +390,11 @@ def read_sidecar(path: Path) -> dict:
     return fields
 
 
-def _open(path: Path) -> BinaryIO:
+def _open(stored: StoredBytes) -> BinaryIO:
     try:
-        return path.open("rb")
-    except FileNotFoundError:
-        raise NotFoundError(f"{display_name(path)}: artifact does not exist") from None
+        return stored.open()
+    except (FileNotFoundError, NotFoundError):
+        raise NotFoundError(f"{stored.name}: artifact does not exist") from None
 
 
 def _codec_of(reader: ContainerReader, name: str) -> str:
@@ -387,9 +451,8 @@ _legacy_checked: set[tuple] = set()
 def _check_legacy(handle: BinaryIO, keyring: Keyring, expected: Expected, name: str) -> None:
     """A version 1 artifact carries no identity: read it whole once (checksum, key id,
     sealed set id and source) before a restore reads a byte of it."""
-    stat = os.fstat(handle.fileno())
-    token = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, repr(expected))
-    if token in _legacy_checked:
+    token = _file_token(handle, expected)
+    if token is not None and token in _legacy_checked:
         return
     stored = _HashingReader(handle)
     reader = ContainerReader(stored, keyring, name, expected_key_id=expected.key_id)
@@ -406,7 +469,18 @@ def _check_legacy(handle: BinaryIO, keyring: Keyring, expected: Expected, name: 
     problem = legacy_identity_problem(name, _parse_sealed(reader.metadata, name), expected.identity)
     if problem:
         raise IntegrityError(problem)
-    _legacy_checked.add(token)
+    if token is not None:
+        _legacy_checked.add(token)
+
+
+def _file_token(handle: BinaryIO, expected: Expected) -> tuple | None:
+    """Which file this is, for a stream over a file on this host; None for any other
+    stream (a remote object is then checked each time it is opened)."""
+    try:
+        stat = os.fstat(handle.fileno())
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        return None
+    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, repr(expected))
 
 
 def _reader(
@@ -424,21 +498,22 @@ def _reader(
 
 @contextlib.contextmanager
 def open_container(
-    path: Path, keyring: Keyring, expected: Expected | None = None
+    source: ArtifactBytes, keyring: Keyring, expected: Expected | None = None
 ) -> Iterator[ContainerReader]:
     """The artifact's container, each chunk authenticated as it is read.
 
     With `expected`, an artifact that is not the one asked for is refused here,
     before any of its data is handed out.
     """
-    with _open(path) as handle:
-        yield _reader(handle, keyring, display_name(path), expected)
+    stored = _bytes_of(source)
+    with _open(stored) as handle:
+        yield _reader(handle, keyring, stored.name, expected)
 
 
-def check_expected(path: Path, keyring: Keyring, expected: Expected) -> None:
+def check_expected(source: ArtifactBytes, keyring: Keyring, expected: Expected) -> None:
     """Refuse now (IntegrityError) an artifact that is not the one asked for: its
     header and first chunk for a version 2 container, all of it for version 1."""
-    with open_container(path, keyring, expected):
+    with open_container(source, keyring, expected):
         pass
 
 
@@ -491,7 +566,7 @@ def _capped(plain: BinaryIO, expected: Expected | None, name: str) -> BinaryIO:
 
 @contextlib.contextmanager
 def open_artifact_plain(
-    path: Path, keyring: Keyring, expected: Expected | None = None
+    source: ArtifactBytes, keyring: Keyring, expected: Expected | None = None
 ) -> Iterator[BinaryIO]:
     """Yield the original bytes of an artifact as a stream with `read(n)`.
 
@@ -500,17 +575,21 @@ def open_artifact_plain(
     artifact is refused before the first byte, and more bytes than the catalog
     recorded are damage.
     """
-    with open_container(path, keyring, expected) as reader:
-        name = display_name(path)
+    stored = _bytes_of(source)
+    with open_container(stored, keyring, expected) as reader:
+        name = stored.name
         with decompressing(reader, DecryptedStream(reader), name) as plain:
             yield _capped(plain, expected, name)
 
 
-def read_artifact_whole(path: Path, keyring: Keyring, expected: Expected | None = None) -> bytes:
+def read_artifact_whole(
+    source: ArtifactBytes, keyring: Keyring, expected: Expected | None = None
+) -> bytes:
     """The original bytes of a small artifact (secrets, a manifest), authenticated in full
     before they are inflated, and never inflated past the size sealed inside."""
-    name = display_name(path)
-    with open_container(path, keyring, expected) as reader:
+    stored = _bytes_of(source)
+    name = stored.name
+    with open_container(stored, keyring, expected) as reader:
         compressed = DecryptedStream(reader).read()
         sealed = sealed_metadata(reader, name)
     limit = sealed.get("plain_size")
@@ -536,16 +615,18 @@ class PlainBlocks:
     handed out; after the last block `sealed` holds the metadata sealed inside, and
     the number of bytes that came out has been checked against it."""
 
-    def __init__(self, path: Path, keyring: Keyring, expected: Expected | None = None):
-        self.path = path
+    def __init__(
+        self, source: ArtifactBytes, keyring: Keyring, expected: Expected | None = None
+    ) -> None:
+        self.stored = _bytes_of(source)
         self.keyring = keyring
         self.expected = expected
         self.sealed: dict[str, Any] = {}
 
     def __iter__(self) -> Iterator[bytes]:
-        name = display_name(self.path)
+        name = self.stored.name
         size = 0
-        with open_container(self.path, self.keyring, self.expected) as reader:
+        with open_container(self.stored, self.keyring, self.expected) as reader:
             with decompressing(reader, DecryptedStream(reader), name) as raw:
                 plain = _capped(raw, self.expected, name)
                 while block := plain.read(READ_SIZE):
@@ -560,14 +641,14 @@ class PlainBlocks:
 
 
 def decrypt_artifact(
-    path: Path, out_path: Path, keyring: Keyring, expected: Expected | None = None
+    source: ArtifactBytes, out_path: Path, keyring: Keyring, expected: Expected | None = None
 ) -> Path:
     """Write the artifact's compressed stream (`.gz` / `.zst`) to `out_path`.
 
     Nothing appears at `out_path` unless every chunk and the metadata record
     authenticated (and, with `expected`, it is the artifact asked for).
     """
-    with open_container(path, keyring, expected) as reader, atomic_output(out_path) as out:
+    with open_container(source, keyring, expected) as reader, atomic_output(out_path) as out:
         for chunk in reader.data_chunks():
             out.write(chunk)
     return out_path
@@ -582,40 +663,50 @@ class Resealed:
 
 
 def reseal_artifact(
-    path: Path,
+    source: ArtifactBytes,
     keyring: Keyring,
     expected: Expected,
     identity: Mapping[str, str],
     staged_path: Path,
 ) -> Resealed:
-    """Seal `path`'s compressed stream again under the current key (as container version 2
+    """Seal `source`'s compressed stream again under the current key (as container version 2
     with `identity`) into `staged_path`; the caller checks it and renames it into place.
 
     The old artifact must be what `expected` says; the stream is carried over unchanged
     (no recompression), and its sealed metadata names the new key.
     """
-    name = display_name(path)
+    stored = _bytes_of(source)
+    name = stored.name
     key = keyring.current
-    with open_container(path, keyring, expected) as reader, atomic_output(staged_path) as out:
-        stored = _HashingWriter(out)
-        writer = ContainerWriter(stored, key, reader.header.codec_id, identity=identity)
+    with open_container(stored, keyring, expected) as reader, atomic_output(staged_path) as out:
+        hashed = _HashingWriter(out)
+        writer = ContainerWriter(hashed, key, reader.header.codec_id, identity=identity)
         for chunk in reader.data_chunks():
             writer.write(chunk)
         sealed = {**sealed_metadata(reader, name), "key_id": key.key_id}
         writer.finish(_encode(sealed, name))
-    return Resealed(staged_path, stored.sha256.hexdigest(), stored.size, sealed)
+    return Resealed(staged_path, hashed.sha256.hexdigest(), hashed.size, sealed)
+
+
+def sidecar_bytes(sealed: dict[str, Any], checksum: str, stored_size: int) -> bytes:
+    """An artifact's sidecar: its sealed fields but sizes, and the stored file's."""
+    sidecar = {k: v for k, v in sealed.items() if k not in SEALED_ONLY_FIELDS}
+    sidecar |= {"stored_size": stored_size, "checksum": checksum}
+    return json.dumps(sidecar, indent=2, sort_keys=True).encode() + b"\n"
 
 
 def write_sidecar(path: Path, sealed: dict[str, Any], checksum: str, stored_size: int) -> None:
-    """The sidecar of the artifact at `path`: its sealed fields but sizes, and the file's."""
-    sidecar = {k: v for k, v in sealed.items() if k not in SEALED_ONLY_FIELDS}
-    sidecar |= {"stored_size": stored_size, "checksum": checksum}
+    """The sidecar of the artifact file at `path`."""
     with atomic_output(sidecar_path_for(path)) as out:
-        out.write(json.dumps(sidecar, indent=2, sort_keys=True).encode() + b"\n")
+        out.write(sidecar_bytes(sealed, checksum, stored_size))
 
 
 def verify_artifact(
-    path: Path, keyring: Keyring, *, decompress: bool = True, expected: Expected | None = None
+    source: ArtifactBytes,
+    keyring: Keyring,
+    *,
+    decompress: bool = True,
+    expected: Expected | None = None,
 ) -> VerifyReport:
     """Check checksum, every chunk, the compressed stream and the sidecar, and with
     `expected` that it is the artifact asked for (identity, key id, checksum).
@@ -624,16 +715,17 @@ def verify_artifact(
     cheap check run after every backup. Problems are reported, not raised;
     KeyNotAvailableError is raised when the artifact's key is not in `keyring`.
     """
-    name = display_name(path)
+    stored_bytes = _bytes_of(source)
+    name = stored_bytes.name
     problems: list[str] = []
     try:
-        sidecar: dict | None = read_sidecar(path)
+        sidecar: dict | None = read_sidecar(stored_bytes)
     except (NotFoundError, IntegrityError) as exc:
         problems.append(str(exc))
         sidecar = None
     authenticated = None
     plain_size = chunks = 0
-    with _open(path) as handle:
+    with _open(stored_bytes) as handle:
         stored = _HashingReader(handle)
         reader = None
         try:
@@ -731,20 +823,23 @@ def _sidecar_problems(
     return problems
 
 
-def describe_artifact(path: Path, keyring: Keyring) -> dict:
+def describe_artifact(source: ArtifactBytes, keyring: Keyring) -> dict:
     """What an artifact says it is: the metadata sealed in its last record, authenticated
     with its header, read without its data (its data is checked when it is read)."""
-    name = display_name(path)
-    with _open(path) as handle:
-        return _parse_sealed(read_metadata_record(handle, keyring, name)[1], name)
+    stored = _bytes_of(source)
+    with _open(stored) as handle:
+        return _parse_sealed(read_metadata_record(handle, keyring, stored.name)[1], stored.name)
 
 
-def read_sealed_metadata(path: Path, keyring: Keyring, expected: Expected | None = None) -> dict:
+def read_sealed_metadata(
+    source: ArtifactBytes, keyring: Keyring, expected: Expected | None = None
+) -> dict:
     """The metadata sealed inside an artifact, for a file that arrived without its sidecar.
 
     Every chunk is authenticated on the way, so the answer is trustworthy.
     """
-    with open_container(path, keyring, expected) as reader:
+    stored = _bytes_of(source)
+    with open_container(stored, keyring, expected) as reader:
         for _ in reader.data_chunks():
             pass
-    return sealed_metadata(reader, display_name(path))
+    return sealed_metadata(reader, stored.name)

@@ -33,7 +33,7 @@ def write_plain_copy(
     """Decrypt and decompress `resolved` into `destination` and return the metadata sealed
     inside it; raise IntegrityError (partial file removed) unless every byte authenticated."""
     total = resolved.metadata.get("plain_size")
-    blocks = PlainBlocks(resolved.path, keyring, resolved.expected)
+    blocks = PlainBlocks(resolved.stored, keyring, resolved.expected)
     written = 0
     try:
         with open(destination, "xb") as out:

@@ -1,7 +1,5 @@
-"""`backup postgres`: the database dump, the cluster globals, the optional copy and drill."""
+"""`backup postgres`: the database dump, the cluster globals and the optional drill."""
 
-from engines.actions.backup import store_artifact
-from engines.actions.output_copy import check_output_path, copy_artifacts
 from engines.catalog import Artifact, BackupSet
 from engines.errors import IntegrityError, JarvisError
 from engines.jobs import JobContext
@@ -22,6 +20,7 @@ from engines.postgres.options import MODES, PostgresBackupOptions
 from engines.postgres.space import BACKUP_SPACE_FACTOR, require_free_space
 from engines.postgres.tools import ClientTools, choose_tools, installed_tools
 from engines.postgres.verify import verify_by_restore
+from engines.repository.artifacts import store_artifact
 from engines.workspace import Workspace
 
 
@@ -33,7 +32,6 @@ def back_up_postgres(
 ) -> list[Artifact]:
     if options.mode not in MODES:
         raise JarvisError(f"unknown mode {options.mode!r}; use one of {', '.join(MODES)}")
-    check_output_path(options.output)
     target = target_from_settings(workspace.settings, options.database)
     with connect(target) as conn:
         facts = server_facts(conn)
@@ -45,7 +43,7 @@ def back_up_postgres(
     )
     require_free_space(
         workspace.catalog,
-        workspace.repository.root,
+        workspace.local_root,
         BACKUP_SPACE_FACTOR * facts.database_size,
         purpose=f"a backup of database {target.database} (2x its size, as the guide advises)",
         advice="free space (`jarvis-tui` retention, or delete old backups) or point BACKUP_DIR "
@@ -56,11 +54,6 @@ def back_up_postgres(
         artifacts.append(
             _dump_globals(workspace, backup_set, target, tools, facts, with_passwords, context)
         )
-    if options.output is not None:
-        for artifact, copied in zip(
-            artifacts, copy_artifacts(workspace, artifacts, options.output), strict=True
-        ):
-            context.log(f"copied {artifact.relpath} to {copied}")
     verify = (
         workspace.settings.verify_restore
         if options.verify_restore is None

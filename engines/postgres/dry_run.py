@@ -5,7 +5,7 @@ from engines.postgres.inspect import DatabaseContents, TableInfo
 from engines.postgres.partial import replaced_tables
 from engines.postgres.swap import RestoreJob
 from engines.postgres.toc import summarize
-from engines.sources.base import RestoreReport
+from engines.reports import RestoreReport
 
 MAX_LISTED = 50
 

@@ -5,7 +5,7 @@ the whole SQL has been written (temporary name, fsync, rename).
 """
 
 import gzip
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from engines.errors import JarvisError
 from engines.jobs import JobContext
@@ -26,7 +26,8 @@ def decrypt_to_sql(workspace: Workspace, reference: str, output: Path, context: 
         names = ", ".join(t.label for t in targets)
         raise JarvisError(f"{reference} holds {len(targets)} artifacts ({names}); name one of them")
     if output.is_dir():
-        output = output / (targets[0].path.name.split(".", 1)[0] + SQL_SUFFIX)
+        stem = PurePosixPath(targets[0].stored.name).name.split(".", 1)[0]
+        output = output / (stem + SQL_SUFFIX)
     if not output.name.endswith(SQL_SUFFIX):
         raise JarvisError(
             f"{output}: name the output with {SQL_SUFFIX} (it is gzip-compressed SQL)"
@@ -35,7 +36,7 @@ def decrypt_to_sql(workspace: Workspace, reference: str, output: Path, context: 
         raise JarvisError(f"{output} already exists; choose another output path or remove it first")
     with (
         authenticated_archive(
-            targets[0], workspace.keyring(), workspace.repository.root, workspace.catalog, context
+            targets[0], workspace.keyring(), workspace.local_root, workspace.catalog, context
         ) as archive,
         atomic_output(output) as raw,
         gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0) as sql_out,

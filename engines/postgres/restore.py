@@ -19,8 +19,13 @@ from engines.postgres.partial import pick_tables, restore_data, restore_tables
 from engines.postgres.privileges import MissingRolesError, PrivilegePlan, plan_for
 from engines.postgres.session import open_restore_job
 from engines.postgres.swap import restore_whole_database, target_contents
-from engines.repository.resolve import ResolvedArtifact, resolve_file, resolved_from_catalog
-from engines.sources.base import RestoreReport
+from engines.reports import RestoreReport
+from engines.repository.resolve import (
+    ResolvedArtifact,
+    resolve_file,
+    resolve_key,
+    resolved_from_catalog,
+)
 from engines.workspace import Workspace
 
 GLOBALS = "globals"
@@ -58,8 +63,14 @@ def _globals_of_set(workspace: Workspace, dump: ResolvedArtifact) -> ResolvedArt
         for artifact in workspace.catalog.artifacts_of(str(set_id)):
             if artifact.mode == GLOBALS and artifact.status == "complete":
                 return resolved_from_catalog(workspace, artifact)
-        for path in sorted(dump.path.parent.glob(f"{set_id}_globals.sql.*.enc")):
-            return resolve_file(workspace, path)
+        if dump.file is not None:  # a file picked by hand: its set's globals beside it
+            for path in sorted(dump.file.parent.glob(f"{set_id}_globals.sql.*.enc")):
+                return resolve_file(workspace, path)
+        else:
+            folder = dump.stored.name.rpartition("/")[0]
+            for stored in workspace.repository.list(f"{folder}/{set_id}_globals.sql."):
+                if stored.key.endswith(".enc"):
+                    return resolve_key(workspace, stored.key)
     return None
 
 
@@ -99,7 +110,7 @@ def restore_postgres(
                 authenticated_archive(
                     globals_artifact,
                     workspace.keyring(),
-                    workspace.repository.root,
+                    workspace.local_root,
                     workspace.catalog,
                     context,
                 )

@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from typing import Any
 
 from engines.jobs import JobContext
-from engines.plumbing.fsutil import private_work_folder
 from engines.postgres import archive_stream, databases
 from engines.postgres.archive import WORK_PURPOSE, PlainArchive, authenticated_archive
 from engines.postgres.connection import PostgresTarget, connect_maintenance
@@ -46,7 +45,7 @@ def open_restore_job(
                 databases.drop_database(admin, name)
         with (
             _authenticated(workspace, resolved, options, context) as archive,
-            private_work_folder(workspace.repository.root, WORK_PURPOSE) as work_folder,
+            workspace.work_folder(WORK_PURPOSE) as work_folder,
         ):
             entries = parse_toc(list_archive(tools, archive.path, server.tool_environment()))
             yield RestoreJob(server, tools, admin, archive, entries, options, context, work_folder)
@@ -61,7 +60,7 @@ def _authenticated(
     """A dry run only needs the artifact authenticated and its table of contents; a whole
     database streams into its scratch database when that loads faster; a restore of chosen
     tables or of data only runs pg_restore on entries of a plain copy."""
-    keyring, root = workspace.keyring(), workspace.repository.root
+    keyring, root = workspace.keyring(), workspace.local_root
     partial = options.tables or resolved.metadata.get("mode") == "data"
     if options.dry_run or (not partial and loads_faster_streamed(resolved.metadata, options.jobs)):
         return authenticated_stream(resolved, keyring, root, context)

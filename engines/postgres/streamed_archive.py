@@ -22,7 +22,6 @@ from engines.pipeline.artifacts import (
     READ_SIZE,
     PlainBlocks,
     decompressing,
-    display_name,
     open_container,
     sealed_metadata,
 )
@@ -43,7 +42,7 @@ class StreamedArchive:
 
     def plain_blocks(self) -> Iterator[bytes]:
         """The whole archive, block by block, each authenticated before it is handed out."""
-        blocks = PlainBlocks(self.resolved.path, self.keyring, self.resolved.expected)
+        blocks = PlainBlocks(self.resolved.stored, self.keyring, self.resolved.expected)
         yield from blocks
         if blocks.sealed != self.metadata:
             raise IntegrityError(f"{self.resolved.label}: changed since it was authenticated")
@@ -65,8 +64,8 @@ def authenticated_stream(
 def _authenticate_keeping_toc(
     resolved: ResolvedArtifact, keyring: Keyring, toc_path: Path, context: JobContext
 ) -> tuple[TableOfContents, dict[str, Any]]:
-    name = display_name(resolved.path)
-    with open_container(resolved.path, keyring, resolved.expected) as reader:
+    name = resolved.stored.name
+    with open_container(resolved.stored, keyring, resolved.expected) as reader:
         data = DecryptedStream(reader)
         head = b""
         with decompressing(reader, data, name) as plain:

@@ -8,8 +8,6 @@ no snapshot. Both artifacts are checked afterwards (`verify.check_artifacts`).
 
 from typing import Any
 
-from engines.actions.backup import store_artifact
-from engines.actions.output_copy import check_output_path, copy_artifacts
 from engines.catalog import Artifact, BackupSet
 from engines.jobs import JobContext
 from engines.redis.connection import RedisTarget, connected, target_from_settings
@@ -21,6 +19,7 @@ from engines.redis.rdb_format import parse_header
 from engines.redis.rdb_sync import RdbStream, SyncRefusedError
 from engines.redis.rdb_tee import SummarisingTee
 from engines.redis.verify import check_artifacts
+from engines.repository.artifacts import store_artifact
 from engines.workspace import Workspace
 
 KEY_LOG_INTERVAL = 100_000
@@ -29,7 +28,6 @@ KEY_LOG_INTERVAL = 100_000
 def back_up_redis(
     workspace: Workspace, backup_set: BackupSet, options: RedisBackupOptions, context: JobContext
 ) -> list[Artifact]:
-    check_output_path(options.output)
     target = target_from_settings(workspace.settings)
     with connected(target) as client:
         facts = server_facts(client)
@@ -51,9 +49,6 @@ def back_up_redis(
         )
     artifacts.append(_store_json(workspace, backup_set, target, facts, snapshot_note, context))
     check_artifacts(workspace, artifacts, context)
-    if options.output is not None:
-        for path in copy_artifacts(workspace, artifacts, options.output):
-            context.log(f"copied to {path}")
     return artifacts
 
 

@@ -11,7 +11,6 @@ import time
 
 from engines.errors import IntegrityError
 from engines.jobs import JobContext
-from engines.plumbing.fsutil import private_work_folder
 from engines.redis.inspect import ServerFacts
 from engines.redis.options import RDB_MODE, RedisRestoreOptions
 from engines.redis.rdb_copy import decrypt_rdb
@@ -19,8 +18,8 @@ from engines.redis.resp import RespConnection
 from engines.redis.restore import restore_json_export
 from engines.redis.scratch_server import databases_for, scratch_server, scratch_server_for
 from engines.redis.verify import content_of
+from engines.reports import RestoreReport
 from engines.repository.resolve import ResolvedArtifact
-from engines.sources.base import RestoreReport
 from engines.workspace import Workspace
 
 WORK_PURPOSE = "redis-drill"
@@ -40,7 +39,7 @@ def keyspace(connection: RespConnection) -> dict[int, int]:
 def drill_redis(workspace: Workspace, resolved: ResolvedArtifact, context: JobContext) -> str:
     now_ms = int(time.time() * 1000)
     needed = int(resolved.metadata.get("plain_size") or 0)
-    with private_work_folder(workspace.repository.root, WORK_PURPOSE, needed=needed) as folder:
+    with workspace.work_folder(WORK_PURPOSE, needed=needed) as folder:
         if content_of(resolved.metadata) == RDB_MODE:
             return _drill_rdb(workspace, resolved, folder, now_ms, context)
         return _drill_json(workspace, resolved, folder, now_ms, context)

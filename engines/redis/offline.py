@@ -24,8 +24,8 @@ from engines.plumbing.fsutil import (
 from engines.redis.options import RedisRestoreOptions
 from engines.redis.rdb_format import RdbFormatError
 from engines.redis.rdb_tee import SummarisingTee
+from engines.reports import RestoreReport
 from engines.repository.resolve import ResolvedArtifact
-from engines.sources.base import RestoreReport
 
 RDB_NAME = "dump.rdb"
 
@@ -116,7 +116,7 @@ def _decrypt(chosen: ResolvedArtifact, keyring: Keyring, path: Path, context: Jo
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with (
         os.fdopen(descriptor, "wb") as out,
-        open_artifact_plain(chosen.path, keyring, chosen.expected) as plain,
+        open_artifact_plain(chosen.stored, keyring, chosen.expected) as plain,
     ):
 
         def blocks():

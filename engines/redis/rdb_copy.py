@@ -34,7 +34,7 @@ def decrypt_rdb(
     total = resolved.metadata.get("plain_size")
     try:
         with (
-            open_artifact_plain(resolved.path, keyring, resolved.expected) as plain,
+            open_artifact_plain(resolved.stored, keyring, resolved.expected) as plain,
             open(destination, "xb") as out,
         ):
 

@@ -17,9 +17,8 @@ from typing import Any, BinaryIO
 
 from engines.errors import InsufficientSpaceError, IntegrityError, JarvisError, NotFoundError
 from engines.jobs import JobContext
-from engines.pipeline.artifacts import decompressing, display_name, open_container
+from engines.pipeline.artifacts import decompressing, open_container
 from engines.pipeline.crypto import DecryptedStream, Keyring
-from engines.plumbing.fsutil import private_work_folder
 from engines.redis.connection import (
     COMMAND_TIMEOUT_S,
     RedisDatabaseError,
@@ -46,8 +45,8 @@ from engines.redis.spare import (
 )
 from engines.redis.verify import content_of
 from engines.redis.writer import PipelinedWriter, Tally
+from engines.reports import RestoreReport
 from engines.repository.resolve import ResolvedArtifact
-from engines.sources.base import RestoreReport
 from engines.workspace import Workspace
 
 
@@ -168,9 +167,8 @@ def restore_redis(
     if content_of(chosen.metadata) == RDB_MODE:
         _check_rdb_version(target, facts, chosen.metadata)
     report = RestoreReport("redis", options.dry_run, target.address)
-    root = workspace.repository.root
     needed = int(chosen.metadata.get("plain_size") or 0)
-    with private_work_folder(root, "redis-restore", needed=needed) as folder:
+    with workspace.work_folder("redis-restore", needed=needed) as folder:
         context.log(f"authenticating and loading {chosen.label}")
         if content_of(chosen.metadata) == RDB_MODE:
             _require_space(folder, needed, chosen.label)
@@ -285,10 +283,10 @@ def _export_plain(
     salt. Given the salt of a first reading, another artifact is refused on opening: every
     chunk of this one that authenticates is then the chunk read the first time (its key
     comes from the salt, its nonce holds its place)."""
-    with open_container(chosen.path, keyring, chosen.expected) as reader:
+    with open_container(chosen.stored, keyring, chosen.expected) as reader:
         if same_salt is not None and reader.header.salt != same_salt:
             raise IntegrityError("another artifact is in its place")
-        name = display_name(chosen.path)
+        name = chosen.stored.name
         with decompressing(reader, DecryptedStream(reader), name) as plain:
             yield plain, reader.header.salt
 

@@ -177,7 +177,7 @@ def _check_rdb(
     binary = redis_check_rdb()
     checker = _Checker(binary) if binary else None
     try:
-        with open_artifact_plain(resolved.path, keyring, resolved.expected) as plain:
+        with open_artifact_plain(resolved.stored, keyring, resolved.expected) as plain:
             tee = io.BufferedReader(
                 _Tee(plain, checker.process.stdin if checker else None), READ_SIZE
             )
@@ -228,7 +228,7 @@ def _read_checker(output: str, code: int, keys: int, check: ArtifactCheck) -> No
 def _check_json(
     resolved: ResolvedArtifact, keyring: Keyring, metadata: dict[str, Any], check: ArtifactCheck
 ):
-    with open_artifact_plain(resolved.path, keyring, resolved.expected) as plain:
+    with open_artifact_plain(resolved.stored, keyring, resolved.expected) as plain:
         reader = JsonExportReader(plain)
         for _ in reader:
             pass

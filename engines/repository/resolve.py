@@ -1,4 +1,5 @@
-"""Turning what an operator types (an id, `latest`, a path) into artifacts on disk.
+"""Turning what an operator types (an id, `latest`, a key, a path) into artifacts, each
+read through the repository's destination (or, for a file picked by hand, from that file).
 
 Each artifact found carries what it is expected to be (`Expected`: its
 identity, and the key id, checksum and size the catalog recorded), which every
@@ -13,25 +14,44 @@ from typing import Any
 from engines.catalog import Artifact
 from engines.errors import JarvisError, NotFoundError
 from engines.pipeline.artifacts import (
+    ArtifactBytes,
     Expected,
+    StoredBytes,
     artifact_identity,
     check_expected,
     describe_artifact,
+    file_bytes,
 )
+from engines.repository.stored import stored_bytes
 from engines.workspace import Workspace
 
 
 @dataclass(frozen=True)
 class ResolvedArtifact:
-    path: Path
+    # Its bytes: the destination's streams (given a path, that file's: one picked by hand).
+    stored: StoredBytes
     artifact: Artifact | None  # None for a file the catalog does not know (e.g. downloaded)
     metadata: dict[str, Any] = field(default_factory=dict)
     # What the file must be; None only for a file from outside the repository.
     expected: Expected | None = None
+    file: Path | None = None  # the file picked by hand, for one from outside the repository
+
+    def __post_init__(self) -> None:
+        if isinstance(self.stored, Path):
+            object.__setattr__(self, "file", self.stored)
+            object.__setattr__(self, "stored", file_bytes(self.stored))
 
     @property
     def label(self) -> str:
-        return self.artifact.relpath if self.artifact else str(self.path)
+        if self.artifact:
+            return self.artifact.relpath
+        return str(self.file) if self.file is not None else self.stored.name
+
+    @property
+    def path(self) -> ArtifactBytes:
+        """The file picked by hand, else `stored`: for the files store's callers until
+        they move onto `stored`."""
+        return self.file if self.file is not None else self.stored
 
     @property
     def source(self) -> str | None:
@@ -52,13 +72,12 @@ def resolve_artifacts(
     if candidate.is_file():
         found = [_from_path(workspace, candidate.resolve())]
     elif "/" in reference:
-        in_repository = _repository_file(workspace, reference)
-        if in_repository is None:
+        if not _in_repository(workspace, reference):
             raise NotFoundError(
                 f"{reference}: no such artifact file; give a backup id from `jarvis-tui list`, "
                 "`latest`, or the path of an artifact file"
             )
-        found = [_from_path(workspace, in_repository)]
+        found = [_from_key(workspace, reference)]
     else:
         backup_set = workspace.catalog.get_backup_set(reference, kind)
         found = [
@@ -80,7 +99,7 @@ def resolve_artifacts(
     if check:
         for item in found:
             if item.expected is not None:
-                check_expected(item.path, workspace.keyring(), item.expected)
+                check_expected(item.stored, workspace.keyring(), item.expected)
     return found
 
 
@@ -92,8 +111,8 @@ def resolved_from_catalog(workspace: Workspace, artifact: Artifact) -> ResolvedA
         checksum=artifact.checksum,
         plain_size=artifact.plain_size,
     )
-    path = workspace.repository.path_for(artifact.relpath)
-    return ResolvedArtifact(path, artifact, _known_metadata(artifact), expected)
+    stored = stored_bytes(workspace.repository, artifact.relpath)
+    return ResolvedArtifact(stored, artifact, _known_metadata(artifact), expected)
 
 
 def _identity(
@@ -105,14 +124,13 @@ def _identity(
     return artifact_identity(repository, source, set_id, relpath)
 
 
-def _repository_file(workspace: Workspace, key: str) -> Path | None:
-    """The artifact file under repository key `key`, or None (also for a key that is
-    not a repository key at all, such as a missing absolute path)."""
+def _in_repository(workspace: Workspace, key: str) -> bool:
+    """Is there an artifact under repository key `key` (False also for a key that is not
+    a repository key at all, such as a missing absolute path)?"""
     try:
-        path = workspace.repository.path_for(key)
+        return workspace.repository.stat(key) is not None
     except ValueError:
-        return None
-    return path if path.is_file() else None
+        return False
 
 
 def _known_metadata(artifact: Artifact) -> dict[str, Any]:
@@ -122,25 +140,44 @@ def _known_metadata(artifact: Artifact) -> dict[str, Any]:
 
 def resolve_file(workspace: Workspace, path: Path) -> ResolvedArtifact:
     """An artifact file found beside another (no catalog row needed), checked up front."""
-    found = _from_path(workspace, path.resolve())
+    return _checked(workspace, _from_path(workspace, path.resolve()))
+
+
+def resolve_key(workspace: Workspace, key: str) -> ResolvedArtifact:
+    """An artifact found in the repository beside another (no catalog row needed),
+    checked up front."""
+    return _checked(workspace, _from_key(workspace, key))
+
+
+def _checked(workspace: Workspace, found: ResolvedArtifact) -> ResolvedArtifact:
     if found.expected is not None:
-        check_expected(found.path, workspace.keyring(), found.expected)
+        check_expected(found.stored, workspace.keyring(), found.expected)
     return found
 
 
 def _from_path(workspace: Workspace, path: Path) -> ResolvedArtifact:
-    root = workspace.repository.root.resolve()
-    expected = None
+    # A path into BACKUP_DIR names an object of the local destination by its key.
+    root = workspace.local_root.resolve()
     if path.is_relative_to(root):
-        relpath = path.relative_to(root).as_posix()
-        known = workspace.catalog.find_artifact_by_relpath(relpath)
-        if known is not None:
-            return resolved_from_catalog(workspace, known)
-        expected = Expected(_identity(workspace, relpath))
+        return _from_key(workspace, path.relative_to(root).as_posix())
+    return _described(workspace, file_bytes(path), None, path)
+
+
+def _from_key(workspace: Workspace, relpath: str) -> ResolvedArtifact:
+    known = workspace.catalog.find_artifact_by_relpath(relpath)
+    if known is not None:
+        return resolved_from_catalog(workspace, known)
+    stored = stored_bytes(workspace.repository, relpath)
+    return _described(workspace, stored, Expected(_identity(workspace, relpath)))
+
+
+def _described(
+    workspace: Workspace, stored: StoredBytes, expected: Expected | None, file: Path | None = None
+) -> ResolvedArtifact:
     # Not the sidecar: anyone can edit it without the key, and a restore target (the file
     # `restore secrets` writes) must never come from what is not authenticated.
     # Which source it is comes first (a wrong kind is a usage error); what it is, after.
     # Only the sealed metadata record is read (with its header, authenticated): the data
     # is authenticated when the restore reads it.
-    sealed = describe_artifact(path, workspace.keyring())
-    return ResolvedArtifact(path, None, sealed, expected)
+    sealed = describe_artifact(stored, workspace.keyring())
+    return ResolvedArtifact(stored, None, sealed, expected, file)

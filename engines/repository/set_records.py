@@ -9,20 +9,14 @@ Deleting a set deletes its record.
 """
 
 from datetime import UTC, datetime
-from pathlib import Path
 
 from engines.catalog import BackupSet
-from engines.destinations.local import LocalRepository
+from engines.destinations.base import Destination
 from engines.errors import IntegrityError
-from engines.pipeline.artifacts import (
-    Expected,
-    artifact_identity,
-    read_sealed_metadata,
-    write_artifact,
-)
+from engines.pipeline.artifacts import Expected, artifact_identity, read_sealed_metadata
 from engines.pipeline.crypto import Keyring
-from engines.plumbing.fsutil import ensure_private_dir
 from engines.plumbing.redaction import redact
+from engines.repository.stored import stored_bytes, write_stored
 
 SETS_FOLDER = "sets"
 RECORD_SUFFIX = ".json.enc"
@@ -37,15 +31,21 @@ def record_relpath(set_id: str) -> str:
     return f"{SETS_FOLDER}/{set_id}{RECORD_SUFFIX}"
 
 
-def set_id_of_record(path: Path) -> str:
-    return path.name.removesuffix(RECORD_SUFFIX)
+def set_id_of_record(key: str) -> str:
+    return key.rsplit("/", 1)[-1].removesuffix(RECORD_SUFFIX)
 
 
-def record_paths(repository: LocalRepository) -> list[Path]:
-    return sorted((repository.root / SETS_FOLDER).glob(f"*{RECORD_SUFFIX}"))
+def record_keys(repository: Destination) -> list[str]:
+    """The keys of every set record, in key order."""
+    prefix = f"{SETS_FOLDER}/"
+    return [
+        stored.key
+        for stored in repository.list(prefix)
+        if stored.key.endswith(RECORD_SUFFIX) and "/" not in stored.key[len(prefix) :]
+    ]
 
 
-def _identity(repository: LocalRepository, set_id: str) -> dict[str, str]:
+def _identity(repository: Destination, set_id: str) -> dict[str, str]:
     repository_id = repository.repository_id() or ""
     return artifact_identity(repository_id, _RECORD_SOURCE, set_id, record_relpath(set_id))
 
@@ -71,18 +71,22 @@ def record_fields(backup_set: BackupSet, status: str, error: str | None) -> dict
     }
 
 
-def seal_record(repository: LocalRepository, keyring: Keyring, fields: dict) -> None:
+def seal_record(repository: Destination, keyring: Keyring, fields: dict) -> None:
     """Seal `fields` as the record of set `fields["set_id"]`, replacing any earlier one."""
     set_id = str(fields["set_id"])
-    path = repository.path_for(record_relpath(set_id))
-    ensure_private_dir(path.parent)
-    write_artifact(
-        [b""], path, keyring, fields, identity=_identity(repository, set_id), sidecar=False
+    write_stored(
+        repository,
+        record_relpath(set_id),
+        [b""],
+        keyring,
+        fields,
+        identity=_identity(repository, set_id),
+        sidecar=False,
     )
 
 
 def write_set_record(
-    repository: LocalRepository,
+    repository: Destination,
     keyring: Keyring,
     backup_set: BackupSet,
     status: str,
@@ -91,13 +95,13 @@ def write_set_record(
     seal_record(repository, keyring, record_fields(backup_set, status, error))
 
 
-def read_set_record(repository: LocalRepository, keyring: Keyring, set_id: str) -> dict:
+def read_set_record(repository: Destination, keyring: Keyring, set_id: str) -> dict:
     """The record of `set_id`, every byte authenticated and sealed for this repository,
     this set and this name (IntegrityError otherwise; KeyNotAvailableError without its
     key)."""
     relpath = record_relpath(set_id)
     expected = Expected(_identity(repository, set_id))
-    sealed = read_sealed_metadata(repository.path_for(relpath), keyring, expected)
+    sealed = read_sealed_metadata(stored_bytes(repository, relpath), keyring, expected)
     if sealed.get("record") != RECORD_KIND or sealed.get("set_id") != set_id:
         raise IntegrityError(f"{relpath}: not the record of backup set {set_id}")
     if sealed.get("status") not in RECORD_STATUSES:

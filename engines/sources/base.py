@@ -9,35 +9,14 @@ job around these calls. Every source backs up and restores; the other abilities
 """
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from engines.catalog import Artifact, BackupSet
 from engines.config import Settings
 from engines.jobs import JobContext
+from engines.reports import RestoreReport
 from engines.repository.resolve import ResolvedArtifact
 from engines.workspace import Workspace
-
-
-@dataclass
-class RestoreReport:
-    """What a restore did, or with `dry_run` what it would do: lines an operator reads."""
-
-    source: str
-    dry_run: bool
-    target: str
-    lines: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    details: dict[str, Any] = field(default_factory=dict)
-    refusal: str | None = None  # a dry run's line saying why the restore would be refused
-
-    def add(self, line: str) -> None:
-        self.lines.append(line)
-
-    def refuse(self, line: str) -> None:
-        self.add(line)
-        self.refusal = line
-
 
 # A health probe (`reachable`) gives up after this long, so a dead server costs the
 # health check and the dashboard seconds, not minutes.

@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engines.actions.backup import store_artifact
 from engines.catalog import Artifact, BackupSet, catalog_files
 from engines.config import Settings
 from engines.errors import IntegrityError, JarvisError, NotFoundError
 from engines.jobs import JobContext
 from engines.pipeline.artifacts import open_artifact_plain
 from engines.plumbing.os_errors import explain_os_error
+from engines.repository.artifacts import store_artifact
 from engines.repository.resolve import ResolvedArtifact, resolved_from_catalog
 from engines.sources.base import RestoreReport, Source
 from engines.sources.missing_paths import alert_missing_paths, missing_line
@@ -172,7 +172,7 @@ class ConfigSource(Source):
         with TargetTree(root) as tree:
             for artifact in artifacts:
                 keyring = workspace.keyring()
-                with open_artifact_plain(artifact.path, keyring, artifact.expected) as plain:
+                with open_artifact_plain(artifact.stored, keyring, artifact.expected) as plain:
                     _restore_tar(plain, artifact.label, tree, options, report)
         return report
 

@@ -15,7 +15,6 @@ from pathlib import Path
 from engines.errors import IntegrityError, KeyNotAvailableError
 from engines.jobs import JobContext
 from engines.pipeline.artifacts import open_artifact_plain
-from engines.plumbing.fsutil import private_work_folder
 from engines.repository.resolve import ResolvedArtifact
 from engines.store.index import load_index
 from engines.store.keys import store_keys
@@ -41,7 +40,7 @@ def _raise_if_any(problems: list[str], label: str) -> None:
 
 def drill_files(workspace: Workspace, resolved: ResolvedArtifact, context: JobContext) -> str:
     keyring = workspace.keyring()
-    manifest = load_manifest(resolved.path, keyring, resolved.label, resolved.expected)
+    manifest = load_manifest(resolved.stored, keyring, resolved.label, resolved.expected)
     try:
         keys = store_keys(keyring.find(manifest.key_id), manifest.chunk_id_version)
     except KeyNotAvailableError:
@@ -51,7 +50,7 @@ def drill_files(workspace: Workspace, resolved: ResolvedArtifact, context: JobCo
         ) from None
     index = load_index(workspace.repository, keyring)
     needed = sum(entry.size for entry in manifest.entries if entry.type == FILE)
-    with private_work_folder(workspace.repository.root, WORK_PURPOSE, needed=needed) as folder:
+    with workspace.work_folder(WORK_PURPOSE, needed=needed) as folder:
         root = folder / "files"
         options = FilesRestoreOptions(target_dir=root, overwrite="always")
         restore_files(workspace, [resolved], options, context)
@@ -107,7 +106,7 @@ def _compare_entry(
 def drill_secrets(workspace: Workspace, resolved: ResolvedArtifact, context: JobContext) -> str:
     from engines.sources.secrets import SOURCE, SecretsRestoreOptions, env_values
 
-    with private_work_folder(workspace.repository.root, WORK_PURPOSE) as folder:
+    with workspace.work_folder(WORK_PURPOSE) as folder:
         written = folder / "secret.env"
         SOURCE.restore(workspace, [resolved], SecretsRestoreOptions(to=written), context)
         data = written.read_bytes()
@@ -131,14 +130,14 @@ def drill_config(workspace: Workspace, resolved: ResolvedArtifact, context: JobC
 
     keyring = workspace.keyring()
     needed = int(resolved.metadata.get("plain_size") or 0)
-    with private_work_folder(workspace.repository.root, WORK_PURPOSE, needed=needed) as folder:
+    with workspace.work_folder(WORK_PURPOSE, needed=needed) as folder:
         root = folder / "config"
         root.mkdir(mode=0o700)
         SOURCE.restore(workspace, [resolved], ConfigRestoreOptions(target_dir=root), context)
         problems: list[str] = []
         files = 0
         with (
-            open_artifact_plain(resolved.path, keyring, resolved.expected) as plain,
+            open_artifact_plain(resolved.stored, keyring, resolved.expected) as plain,
             tarfile.open(fileobj=plain, mode="r|") as tar,
         ):
             for member in tar:

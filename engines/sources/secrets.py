@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engines.actions.backup import store_artifact
 from engines.catalog import Artifact, BackupSet
 from engines.config import Settings
 from engines.dotenv import parse_value
@@ -21,6 +20,7 @@ from engines.jobs import JobContext
 from engines.pipeline.artifacts import read_artifact_whole
 from engines.plumbing.fsutil import atomic_output, remove_abandoned_temporaries_of
 from engines.plumbing.os_errors import explain_os_error
+from engines.repository.artifacts import store_artifact
 from engines.repository.resolve import ResolvedArtifact, resolved_from_catalog
 from engines.sources.base import RestoreReport, Source
 from engines.workspace import Workspace
@@ -135,7 +135,7 @@ class SecretsSource(Source):
         target = Path(os.path.abspath(options.to or chosen.metadata.get("original_path", "")))
         if options.to is None and not chosen.metadata.get("original_path"):
             raise JarvisError(f"{chosen.label}: name where to write it with --to PATH")
-        content = read_artifact_whole(chosen.path, workspace.keyring(), chosen.expected)
+        content = read_artifact_whole(chosen.stored, workspace.keyring(), chosen.expected)
         report = RestoreReport("secrets", options.dry_run, str(target))
         if target.is_dir():
             raise JarvisError(f"--to {target} is a folder; name the file to write")

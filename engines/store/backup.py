@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engines.actions.backup import store_artifact
 from engines.catalog import Artifact, BackupSet, catalog_files
 from engines.destinations.local import LocalRepository
 from engines.errors import IntegrityError, KeyNotAvailableError
 from engines.jobs import JobContext
+from engines.repository.artifacts import store_artifact
 from engines.repository.resolve import resolved_from_catalog
 from engines.store.index import Index, load_index, write_index
 from engines.store.ingest import CHANGED, Ingest

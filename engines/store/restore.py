@@ -18,8 +18,8 @@ from pathlib import Path
 
 from engines.errors import IntegrityError, JarvisError
 from engines.jobs import JobContext
+from engines.reports import RestoreReport
 from engines.repository.resolve import ResolvedArtifact
-from engines.sources.base import RestoreReport
 from engines.store.index import load_index
 from engines.store.pack_reader import BlobReader
 from engines.store.resolve import pick_manifest

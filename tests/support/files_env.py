@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from engines.actions.backup import store_artifact
 from engines.config import load_settings
+from engines.repository.artifacts import store_artifact
 from engines.workspace import Workspace
 from jarvis_tui.cli import main
 

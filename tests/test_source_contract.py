@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from engines.sources import source_entry, source_kinds
+from engines.sources import SOURCES, source_entry, source_kinds
 from engines.sources.base import Source
 from engines.workspace import Workspace
 from jarvis_tui.exit_codes import ExitCode
@@ -196,5 +196,7 @@ def test_source_backs_up_verifies_and_restores_into_a_scratch_target(kind, reque
     assert case.scratch() == case.original()
 
 
-def test_recipes_name_only_registered_sources():
+def test_the_registry_names_each_source_and_its_place_once():
+    assert len(set(source_kinds())) == len(SOURCES)
+    assert sorted(entry.full_order for entry in SOURCES) == list(range(1, len(SOURCES) + 1))
     assert set(RECIPES) <= set(source_kinds())

@@ -1,18 +1,23 @@
 """The registry of sources: one entry per kind of data, the one list that names them.
 
-Each kind's engine sits behind the face in `base.py`, in a module exposing `SOURCE`.
+Each kind's engine sits behind the face in `base.py` (which also declares its optional
+abilities: health probe, restore drill, prune), in a module exposing `SOURCE`.
 Everything that goes through the sources reads `SOURCES`: a full backup and the
 console (in `full_order`), health probes, cleanup's prunes and the restore drills
 (in the order below), the CLI's `backup`/`restore` commands. Adding a source is its
-engine package, its `SOURCE` module here and one entry below; the console's restore
-wizard and the CLI module are the only other places that may name it.
+engine package, its `SOURCE` module here, one entry below and its recipe in
+tests/test_source_contract.py; the console's restore wizard and the CLI module
+(`jarvis_tui/commands/sources/<kind>.py`) are the only other places that name it.
 """
 
 import importlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from engines.errors import JarvisError
-from engines.sources.base import Source
+
+if TYPE_CHECKING:  # the registry alone loads no engine: a command imports only its own
+    from engines.sources.base import Source
 
 
 @dataclass(frozen=True)
@@ -24,7 +29,7 @@ class SourceEntry:
     module: str  # exposes `SOURCE`; imported on first use, so a command loads only its own
 
     @property
-    def source(self) -> Source:
+    def source(self) -> "Source":
         return importlib.import_module(self.module).SOURCE
 
 
@@ -57,5 +62,5 @@ def source_entry(kind: str) -> SourceEntry:
     raise JarvisError(f"unknown source {kind!r}; known sources: {known}")
 
 
-def get_source(kind: str) -> Source:
+def get_source(kind: str) -> "Source":
     return source_entry(kind).source

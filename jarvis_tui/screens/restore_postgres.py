@@ -13,7 +13,8 @@ from textual.widgets import Checkbox, Input, RadioButton, RadioSet, SelectionLis
 
 from engines.postgres.options import PostgresRestoreOptions
 from jarvis_tui.formatting import count
-from jarvis_tui.screens.wizard import RestoreWizard, WizardStep
+from jarvis_tui.screens.wizard import RestoreWizard
+from jarvis_tui.widgets.wizard_step import WizardStep
 from jarvis_tui.widgets.wizard_steps import restore_steps
 
 

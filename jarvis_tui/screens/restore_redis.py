@@ -12,7 +12,8 @@ from textual.widgets import Checkbox, Input, RadioButton, RadioSet, Static
 
 from engines.redis.options import RedisRestoreOptions
 from jarvis_tui.formatting import count
-from jarvis_tui.screens.wizard import RestoreWizard, WizardStep
+from jarvis_tui.screens.wizard import RestoreWizard
+from jarvis_tui.widgets.wizard_step import WizardStep
 from jarvis_tui.widgets.wizard_steps import restore_steps
 
 

@@ -10,7 +10,8 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Checkbox, Input, RadioButton, RadioSet, Static
 
-from jarvis_tui.screens.wizard import RestoreWizard, WizardStep
+from jarvis_tui.screens.wizard import RestoreWizard
+from jarvis_tui.widgets.wizard_step import WizardStep
 from jarvis_tui.widgets.wizard_steps import restore_steps
 
 

@@ -15,8 +15,7 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
-from textual.widget import Widget
+from textual.containers import Horizontal
 from textual.widgets import Button, ContentSwitcher, Footer, Static
 
 from engines.sources.base import RestoreReport
@@ -29,52 +28,7 @@ from jarvis_tui.messages import (
 )
 from jarvis_tui.restorable import RestorableSet
 from jarvis_tui.screens.base import ConsoleScreen
-
-
-class WizardStep(Vertical):
-    """One step of a wizard. Subclasses set TITLE and fill in the hooks they need."""
-
-    TITLE = ""
-    can_go_back = True
-    next_label = "Next"
-
-    @property
-    def wizard(self) -> "RestoreWizard":
-        screen = self.screen
-        assert isinstance(screen, RestoreWizard)
-        return screen
-
-    def enter(self) -> None:
-        """The step became visible (going forward or back)."""
-
-    def problem(self) -> str | None:
-        """Why Next is refused right now; None lets the operator go on."""
-        return None
-
-    def leave(self) -> None:
-        """Going forward: store the choices in the wizard's plan."""
-
-
-class StepTrail(Widget):
-    DEFAULT_CSS = "StepTrail { height: 1; color: $text-muted; }"
-
-    def __init__(self, titles: list[str]):
-        super().__init__()
-        self.titles = titles
-        self.current = 0
-
-    def render(self) -> Text:
-        text = Text(" ")
-        for number, title in enumerate(self.titles):
-            style = (
-                "reverse bold"
-                if number == self.current
-                else ("" if number > self.current else "dim")
-            )
-            text.append(f"{number + 1} {title}", style=style)
-            if number < len(self.titles) - 1:
-                text.append(" › ", style="dim")
-        return text
+from jarvis_tui.widgets.wizard_step import StepTrail, WizardStep
 
 
 class RestoreWizard(ConsoleScreen):

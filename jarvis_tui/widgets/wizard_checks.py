@@ -5,7 +5,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.widgets import Input, RichLog, Static
 
-from jarvis_tui.screens.wizard import WizardStep
+from jarvis_tui.widgets.wizard_step import WizardStep
 
 
 class DryRunStep(WizardStep):

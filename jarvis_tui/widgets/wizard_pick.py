@@ -9,7 +9,7 @@ from jarvis_tui.formatting import local_moment
 from jarvis_tui.messages import RestorableSetsLoaded, WorkspaceFailed
 from jarvis_tui.output import human_size
 from jarvis_tui.restorable import RestorableSet, restorable_sets
-from jarvis_tui.screens.wizard import WizardStep
+from jarvis_tui.widgets.wizard_step import WizardStep
 
 
 class BackupPickStep(WizardStep):

@@ -11,7 +11,7 @@ from textual.widgets import Button, ProgressBar, RichLog, Static
 
 from engines.jobs import JobLogged, JobProgressed, JobStarted, JobUpdate
 from jarvis_tui.formatting import amount, rate
-from jarvis_tui.screens.wizard import WizardStep
+from jarvis_tui.widgets.wizard_step import WizardStep
 
 # How run_job words a job's last log line; the step says how the job ended itself.
 JOB_END_LINE = re.compile(r"^(succeeded|failed|cancelled) (in|after) ")

@@ -1,9 +1,9 @@
 """The steps every restore wizard shares, from picking a backup to the result."""
 
-from jarvis_tui.screens.wizard import WizardStep
 from jarvis_tui.widgets.wizard_checks import ConfirmStep, DryRunStep
 from jarvis_tui.widgets.wizard_pick import BackupPickStep
 from jarvis_tui.widgets.wizard_run import ResultStep, RunStep
+from jarvis_tui.widgets.wizard_step import WizardStep
 
 
 def restore_steps(*choices: WizardStep) -> list[WizardStep]:

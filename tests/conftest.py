@@ -1,10 +1,11 @@
 """Fixtures for real throwaway servers and an environment isolated from the real user.
 
-Servers start only when a test asks for them. PostgreSQL, Redis and S3 live for
-the whole session (S3 buckets are forgotten before each test that uses it);
-SMTP and webhook receivers are fresh for every test. Tests that kill or stop a
-server should start their own `PostgresServer()` / `RedisServer()`; the shared
-ones are restarted before the next test that asks for them, should one stop.
+Servers start only when a test asks for them. PostgreSQL, Redis (and a spare Redis
+to restore into) and S3 live for the whole session (S3 buckets are forgotten before
+each test that uses it); SMTP and webhook receivers are fresh for every test. Tests
+that kill or stop a server should start their own `PostgresServer()` /
+`RedisServer()`; the shared ones are restarted before the next test that asks for
+them, should one stop.
 """
 
 import os
@@ -12,6 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -22,6 +24,8 @@ from tests.support.redis import RedisServer
 from tests.support.s3 import S3Server
 from tests.support.smtp import SmtpServer
 from tests.support.webhook import WebhookReceiver
+
+Server = TypeVar("Server", PostgresServer, RedisServer, S3Server)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -44,36 +48,37 @@ def _utc_timezone() -> Iterator[None]:
     time.tzset()
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    server = PostgresServer()
+def _serving(server: Server) -> Iterator[Server]:
     try:
         yield server.start()
     finally:
         server.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    yield from _serving(PostgresServer())
 
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
-    try:
-        yield server.start()
-    finally:
-        server.close()
+    yield from _serving(RedisServer())
+
+
+@pytest.fixture(scope="session")
+def spare_redis_server() -> Iterator[RedisServer]:
+    """A second Redis: a restore target apart from the server that was backed up."""
+    yield from _serving(RedisServer())
 
 
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[S3Server]:
-    server = S3Server()
-    try:
-        yield server.start()
-    finally:
-        server.close()
+    yield from _serving(S3Server())
 
 
 @pytest.fixture(autouse=True)
 def _shared_servers_ready(request: pytest.FixtureRequest) -> None:
-    for name in ("postgres_server", "redis_server"):
+    for name in ("postgres_server", "redis_server", "spare_redis_server"):
         if name in request.fixturenames:
             request.getfixturevalue(name).start()  # no-op while it runs
     if "s3_server" in request.fixturenames:

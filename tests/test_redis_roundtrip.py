@@ -10,13 +10,9 @@ from tests.support.redis import RedisServer
 from tests.support.redis_seed import TTL_S, RedisCase, expiries, fast_sync, fingerprint, seed
 
 
-@pytest.fixture(scope="module")
-def target():
-    server = RedisServer()
-    try:
-        yield server.start()
-    finally:
-        server.close()
+@pytest.fixture
+def target(spare_redis_server):
+    return spare_redis_server
 
 
 @pytest.fixture

@@ -21,7 +21,6 @@ from engines.workspace import Workspace
 from jarvis_tui.exit_codes import ExitCode
 from tests.support.files_env import make_files_env, make_secrets_env, random_text, tree_of
 from tests.support.pg_seed import PgCase
-from tests.support.redis import RedisServer
 from tests.support.redis_seed import RedisCase, fingerprint, seed
 
 
@@ -138,15 +137,6 @@ RECIPES: dict[str, Callable[[pytest.FixtureRequest, Path], Case]] = {
     "secrets": secrets_case,
     "config": config_case,
 }
-
-
-@pytest.fixture(scope="module")
-def spare_redis_server():
-    server = RedisServer()
-    try:
-        yield server.start()
-    finally:
-        server.close()
 
 
 def _restore_drills(case: Case, kind: str, set_id: str) -> list[str | None]:

@@ -5,7 +5,6 @@ disk (every few seconds), `probe_servers` asks each configured server whether
 it answers (every half minute, each probe bounded by the engine's timeout).
 """
 
-import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -35,7 +34,6 @@ def repository_disk_space(settings: Settings) -> "DiskSpace":
 @dataclass(frozen=True)
 class SourceRow:
     kind: str
-    available: bool
     not_configured: str | None
     freshness: "SourceStatus | None"
 
@@ -67,13 +65,6 @@ class ServerProbe:
     detail: str
 
 
-def source_available(kind: str) -> bool:
-    from engines.sources import SOURCES
-
-    module = next((entry.module for entry in SOURCES if entry.kind == kind), None)
-    return module is not None and importlib.util.find_spec(module) is not None
-
-
 def source_labels() -> dict[str, str]:
     """Every registered source (kind: label), in the order the console lists them: the
     registry's `full_order`, the guide's."""
@@ -92,9 +83,8 @@ def gather_sources(settings: Settings, status: "StatusReport | None") -> list[So
     freshness = {s.source: s for s in status.sources} if status else {}
     rows = []
     for kind in all_sources():
-        available = source_available(kind)
-        reason = get_source(kind).configured(settings) if available else None
-        rows.append(SourceRow(kind, available, reason, freshness.get(kind)))
+        reason = get_source(kind).configured(settings)
+        rows.append(SourceRow(kind, reason, freshness.get(kind)))
     return rows
 
 

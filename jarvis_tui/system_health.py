@@ -1,15 +1,8 @@
 """The walkthrough's last step (the guide's `npm run health:check`) through the health engine."""
 
-import importlib.util
 from dataclasses import dataclass
 
 from textual.message import Message
-
-HEALTH_MODULE = "engines.monitoring.health"
-
-
-def health_check_available() -> bool:
-    return importlib.util.find_spec(HEALTH_MODULE) is not None
 
 
 @dataclass

@@ -7,8 +7,7 @@ from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from engines.config import Settings
-from jarvis_tui.dashboard_view import all_sources, source_available
-from jarvis_tui.full_backup import full_backup_available
+from jarvis_tui.dashboard_view import all_sources
 
 FULL = "full"
 
@@ -17,13 +16,8 @@ def backup_choices(settings: Settings) -> list[tuple[str, str, bool]]:
     """(kind, label, enabled) for every registered source, plus the full backup."""
     from engines.sources import get_source
 
-    choices = []
-    if full_backup_available():
-        choices.append((FULL, "Everything (the guide's backup:full)", True))
+    choices = [(FULL, "Everything (the guide's backup:full)", True)]
     for kind in all_sources():
-        if not source_available(kind):
-            choices.append((kind, f"{kind}: not available in this build yet", False))
-            continue
         reason = get_source(kind).configured(settings)
         label = kind if reason is None else f"{kind}: {reason}"
         choices.append((kind, label, reason is None))

@@ -10,8 +10,7 @@ from jarvis_tui.messages import DeletionChecked
 from jarvis_tui.screens.base import PaneScreen
 from jarvis_tui.screens.confirm import TypedConfirmScreen
 from jarvis_tui.screens.export import ExportRequest, ExportScreen
-from jarvis_tui.screens.restore_chooser import open_restore, restore_labels, wizard_available
-from jarvis_tui.set_deletion import deletion_available
+from jarvis_tui.screens.restore_chooser import open_restore, restore_labels
 from jarvis_tui.widgets.backup_table import BackupTable
 
 SYNC_UNAVAILABLE = (
@@ -62,8 +61,7 @@ class CatalogActions(PaneScreen):
                 timeout=10,
             )
             return
-        usable = [kind for kind in kinds if wizard_available(kind)]
-        open_restore(self.console, (usable or kinds)[0], detail.backup_set.id)
+        open_restore(self.console, kinds[0], detail.backup_set.id)
 
     def action_export(self) -> None:
         detail = self._selected_detail()
@@ -93,15 +91,8 @@ class CatalogActions(PaneScreen):
 
     def action_delete(self) -> None:
         current = self._selected()
-        if current is None:
-            return
-        if not deletion_available():
-            self.notify(
-                "Deleting a backup is not in this build yet (it comes with retention).",
-                severity="warning",
-            )
-            return
-        self.check_deletion(current)
+        if current is not None:
+            self.check_deletion(current)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="catalog-delete")
     def check_deletion(self, backup_set: BackupSet) -> None:

@@ -1,4 +1,4 @@
-"""`Restore`: pick what to restore; kinds whose engine has not landed say so."""
+"""`Restore`: pick what to restore (one source's wizard, or the whole system)."""
 
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -10,7 +10,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
-from jarvis_tui.dashboard_view import source_available, source_labels
+from jarvis_tui.dashboard_view import source_labels
 
 if TYPE_CHECKING:
     from jarvis_tui.app import JarvisConsole
@@ -68,30 +68,19 @@ def restore_labels() -> dict[str, str]:
     return {kind: label for kind, label in source_labels().items() if kind in WIZARDS}
 
 
-def wizard_available(kind: str) -> bool:
-    return kind in WIZARDS and source_available(kind)
-
-
 def open_restore(
     app: "JarvisConsole",
     kind: str,
     set_id: str | None = None,
     done: Callable[[str | None], None] | None = None,
-) -> bool:
-    """Push the wizard for `kind` (or the walkthrough); False with a notice if unavailable."""
+) -> None:
+    """Push the wizard for `kind` (or the walkthrough)."""
     if kind == SYSTEM:
         from jarvis_tui.screens.system_restore import SystemRestoreScreen
 
         app.push_screen(SystemRestoreScreen())
-        return True
-    if not wizard_available(kind):
-        app.notify(
-            f"Restoring {restore_labels().get(kind, kind)} is not available in this build yet.",
-            severity="warning",
-        )
-        return False
+        return
     app.push_screen(WIZARDS[kind].open(set_id, False), done)
-    return True
 
 
 def guide_wizard(kind: str) -> Screen:
@@ -103,14 +92,7 @@ class RestoreChooser(ModalScreen[str | None]):
     BINDINGS = [("escape", "dismiss(None)", "Back")]
 
     def compose(self) -> ComposeResult:
-        options = []
-        for kind, label in restore_labels().items():
-            if wizard_available(kind):
-                options.append(Option(label, id=kind))
-            else:
-                options.append(
-                    Option(f"{label}: not available in this build yet", id=kind, disabled=True)
-                )
+        options = [Option(label, id=kind) for kind, label in restore_labels().items()]
         options.append(Option("Complete system: the guide's eight steps", id=SYSTEM))
         with Vertical(classes="dialog"):
             yield Static("What do you want to restore?", classes="dialog-title")

@@ -3,7 +3,7 @@
 The restore steps open the per-source wizards (prefilled the guide's way:
 latest backup, original target, replace existing) and record how they ended.
 Steps the console cannot do for the operator (stopping services) are marked
-done by hand; steps whose engine has not landed say so and can be skipped.
+done by hand; the S3 download, which comes with a later issue, says so and is skipped.
 States live on the app, so leaving and reopening the walkthrough keeps them.
 """
 
@@ -16,12 +16,8 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Static
 
 from jarvis_tui.screens.base import ConsoleScreen
-from jarvis_tui.screens.restore_chooser import restore_labels, wizard_available
-from jarvis_tui.system_health import (
-    HealthChecked,
-    health_check_available,
-    run_health_checks_for,
-)
+from jarvis_tui.screens.restore_chooser import restore_labels
+from jarvis_tui.system_health import HealthChecked, run_health_checks_for
 
 
 @dataclass(frozen=True)
@@ -56,13 +52,7 @@ STATE_STYLES = {
 
 
 def step_available(step: GuideStep) -> bool:
-    if step.action == "manual":
-        return True
-    if step.action == "s3":
-        return False
-    if step.action == "health":
-        return health_check_available()
-    return wizard_available(step.action)
+    return step.action != "s3"
 
 
 def explain(step: GuideStep, state: str) -> str:
@@ -77,12 +67,8 @@ def explain(step: GuideStep, state: str) -> str:
             "restore). Skip with s when the local repository holds the backups."
         )
     if step.action == "health":
-        if step_available(step):
-            return "Enter runs the health check against every configured source."
-        return "The health check is not in this build yet; check the application by hand and s."
+        return "Enter runs the health check against every configured source."
     label = restore_labels().get(step.action, step.action)
-    if not step_available(step):
-        return f"Restoring {label} is not in this build yet; skip with s."
     return (
         f"Enter opens the {label} wizard with the latest backup, the original target and "
         f"'replace existing' chosen (the guide's `{step.guide}`); you can change any of it."

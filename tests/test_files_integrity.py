@@ -230,3 +230,22 @@ def test_a_lost_pack_is_stored_again_by_the_next_backup(env):
     assert "new data 0 B" not in backed_up.stdout
     assert env.cli("verify", "latest", "--read-data") == ExitCode.OK
     assert _files_lost(env, "latest", {"a.bin": content}) == 0
+
+
+def test_a_snapshot_named_by_key_or_file_is_checked_without_its_catalog_row(env):
+    content = os.urandom(50_000)
+    (env.data / "a.bin").write_bytes(content)
+    assert env.cli("backup", "files") == ExitCode.OK
+    (manifest,) = env.snapshots()
+    key = f"files/{manifest.name}"
+    for name in ("catalog.sqlite3", "catalog.sqlite3-wal", "catalog.sqlite3-shm"):
+        (env.root / name).unlink(missing_ok=True)  # the catalog lost: only the repository
+
+    assert env.cli("verify", key, "--read-data") == ExitCode.OK
+    target = env.root / "restored"
+    assert env.cli("restore", "files", key, "--target-dir", str(target)) == ExitCode.OK
+    assert (target / str(env.data).lstrip("/") / "a.bin").read_bytes() == content
+    (pack,) = env.packs()
+    pack.unlink()
+    assert env.cli("verify", key) == ExitCode.INTEGRITY  # its chunks are checked too
+    assert env.cli("verify", str(manifest)) == ExitCode.INTEGRITY

@@ -1,6 +1,7 @@
 """The files store's parts: keyed chunking, chunk ids, packs, the index."""
 
 import hashlib
+import io
 import os
 import tracemalloc
 
@@ -127,7 +128,8 @@ def test_pack_round_trip_index_and_trailer(tmp_path):
         for (chunk_id, _), data in zip(locations, chunks, strict=True):
             assert reader.read(chunk_id, index.get(chunk_id)) == data
     pack = next((tmp_path / "repo/files/packs").glob("*/*.pack"))
-    assert [entry for entry in read_trailer(pack, keyring)] == locations
+    pack_key = f"files/packs/{pack.parent.name}/{pack.name}"
+    assert [entry for entry in read_trailer(repository, pack_key, keyring)] == locations
     assert oct(pack.stat().st_mode & 0o777) == "0o600"
     with pytest.raises(KeyNotAvailableError):
         load_index(repository, Keyring(OTHER), every_key=True)
@@ -164,7 +166,7 @@ def test_a_damaged_pack_header_is_damage_not_a_missing_key(tmp_path):
     damaged[12] ^= 0x01  # inside the key id
     pack.write_bytes(bytes(damaged))
     with pytest.raises(IntegrityError, match="header is damaged"):
-        read_trailer(pack, Keyring(MASTER))
+        read_trailer(repository, f"files/packs/{pack.parent.name}/{pack.name}", Keyring(MASTER))
 
 
 def test_version_1_packs_stay_readable(tmp_path):
@@ -192,11 +194,54 @@ def test_version_1_packs_stay_readable(tmp_path):
     pack.parent.mkdir(parents=True)
     pack.write_bytes(header + body + trailer + FOOTER.pack(len(trailer)))
     keyring = Keyring(MASTER)
-    opened = read_pack(pack, keyring)
+    opened = read_pack(repository, pack_key(name), keyring)
     assert [plain for _, _, plain in opened.blobs()] == chunks
     with BlobReader(repository, keyring) as reader:
         for chunk_id, location in opened.entries:
             assert reader.read(chunk_id, location) in chunks
     pack.write_bytes(pack.read_bytes() + b"\0")
     with pytest.raises(IntegrityError):
-        read_pack(pack, keyring)
+        read_pack(repository, pack_key(name), keyring)
+
+
+class _RemoteLike:
+    """The local repository seen as a remote destination would be: every read a stream
+    without a file descriptor (seekable or not), each `open_read` counted."""
+
+    def __init__(self, local: LocalRepository, *, seekable: bool):
+        self._local = local
+        self._seekable = seekable
+        self.opened: list[tuple[str, int, int | None]] = []
+
+    def __getattr__(self, name):
+        return getattr(self._local, name)
+
+    def open_read(self, key: str, offset: int = 0, length: int | None = None):
+        self.opened.append((key, offset, length))
+        with self._local.open_read(key, offset, length) as handle:
+            stream = io.BytesIO(handle.read())
+        if not self._seekable:
+            stream.seekable = lambda: False  # type: ignore[method-assign]
+        return stream
+
+
+@pytest.mark.parametrize("seekable", [True, False])
+def test_blobs_read_from_streams_without_a_file_descriptor(tmp_path, seekable):
+    local = LocalRepository(tmp_path / "repo")
+    local.ensure_repository_id()
+    chunks = [random_text(30_000, seed) for seed in range(4)]
+    locations = _write_pack(local, chunks)
+    remote = _RemoteLike(local, seekable=seekable)
+    keyring = Keyring(MASTER)
+    pack = locations[0][1].pack
+    end = max(location.offset + location.length for _, location in locations)
+    with BlobReader(remote, keyring) as reader:
+        reader.check_pack(pack, end)
+        assert [reader.read(chunk_id, at) for chunk_id, at in locations] == chunks
+        with pytest.raises(IntegrityError, match="truncated"):
+            reader.check_pack(pack, end + 10_000_000)
+    if seekable:  # one stream for the whole pack, as for the local file descriptor
+        assert remote.opened == [(pack_key(pack), 0, None)]
+    else:  # the header from the first stream, then a ranged read for each blob
+        ranges = [(pack_key(pack), at.offset, at.length) for _, at in locations]
+        assert remote.opened == [(pack_key(pack), 0, None), *ranges]

@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass, field
 
 from engines.catalog import Artifact
+from engines.destinations.base import Destination
 from engines.errors import IntegrityError, JarvisError, KeyNotAvailableError, NotFoundError
 from engines.jobs import JobContext
 from engines.pipeline.artifacts import (
@@ -34,6 +35,8 @@ from engines.repository.set_records import (
     seal_record,
     set_id_of_record,
 )
+from engines.store.index import index_files
+from engines.store.pack_reader import iter_pack_files
 from engines.workspace import Workspace
 
 
@@ -84,7 +87,7 @@ def _reseal_set_records(
     keyring = workspace.keyring()
     remaining = []
     for key in record_keys(workspace.repository):
-        key_id = _object_key_id(workspace.repository.local_path(key))
+        key_id = _object_key_id(workspace.repository, key)
         set_id = set_id_of_record(key)
         relpath = record_relpath(set_id)
         if key_id == report.current_key_id and not _first_format_object(workspace, key):
@@ -199,24 +202,26 @@ def _files_store_objects_under_old_keys(
 ) -> list[tuple[str, str]]:
     """Packs and index files of the files store are not sealed again (yet): name those
     that still need an old key, so the operator knows when one can go."""
-    root = workspace.repository.root / "files"
+    repository = workspace.repository
+    packs = [stored.key for stored in iter_pack_files(repository)]
     remaining = []
-    for path in sorted([*root.glob("packs/*/*.pack"), *root.glob("index/*.idx")]):
-        key_id = _object_key_id(path)
+    for key in sorted([*packs, *index_files(repository)]):
+        key_id = _object_key_id(repository, key)
         if key_id is not None and key_id != current:
-            remaining.append((path.relative_to(workspace.repository.root).as_posix(), key_id))
+            remaining.append((key, key_id))
     return remaining
 
 
-def _object_key_id(path) -> str | None:
+def _object_key_id(repository: Destination, key: str) -> str | None:
     """The key id in a pack's or an index's header (both start magic, version, ...)."""
     try:
-        with path.open("rb") as handle:
+        with repository.open_read(key, 0, 18) as handle:
             head = handle.read(18)
-    except OSError:
+    except (OSError, NotFoundError):
         return None
     if head.startswith(b"JARVPACK") and len(head) >= 17:
         return head[9:17].hex()  # magic, version, key id
     if len(head) >= 18:
         return head[10:18].hex()  # the container: magic, version, codec id, key id
     return None
+

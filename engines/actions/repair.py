@@ -11,25 +11,31 @@ listed. Order: new packs, the new index (a new generation), then the old index
 files, then the damaged packs, so an interrupted repair loses nothing.
 """
 
-import os
+import shutil
 from collections import defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from engines.destinations.base import Destination
 from engines.errors import IntegrityError, KeyNotAvailableError
 from engines.jobs import JobContext
-from engines.plumbing.fsutil import ensure_private_dir, fsync_directory
 from engines.store.blobs import decompress_chunk
 from engines.store.index import index_files, read_index_file, write_index
 from engines.store.layout import SOURCE
-from engines.store.pack_reader import PackKey, iter_pack_files, pack_name_of, read_pack
+from engines.store.pack_reader import (
+    PackKey,
+    iter_pack_files,
+    pack_name_of,
+    read_pack,
+    read_pack_bytes,
+)
 from engines.store.packs import BlobLocation, PackSealer, PackWriter
 from engines.store.prune import rewriting_store, snapshot_keys
-from engines.store.snapshots import load_manifest, shown
+from engines.store.snapshots import load_stored_manifest, shown
 from engines.workspace import Workspace
 
 DAMAGED_FOLDER = f"{SOURCE}/damaged"
 SHOWN_FILES = 5
+COPY_BUFFER = 1 << 20
 
 Entries = list[tuple[bytes, BlobLocation]]
 
@@ -67,26 +73,26 @@ def repair_store(
         old_indexes = index_files(repository)
         hints, generation = _old_locations(workspace, old_indexes, report)
         intact: Entries = []
-        damaged: list[tuple[Path, Entries]] = []
-        for path in iter_pack_files(repository):
+        damaged: list[tuple[str, Entries]] = []
+        for pack in iter_pack_files(repository):
             context.raise_if_cancelled()
             report.packs += 1
-            entries, error = _check_pack(path, workspace)
+            entries, error = _check_pack(pack.key, workspace)
             if error is None:
                 intact.extend(entries)
                 continue
-            name = pack_name_of(path)
+            name = pack_name_of(pack.key)
             report.damaged.append(name)
             report.problems.append(f"damaged: {error}")
-            damaged.append((path, entries or hints.get(name, [])))
+            damaged.append((pack.key, entries or hints.get(name, [])))
         known = {chunk_id for chunk_id, _ in intact}
         writer = PackWriter(repository, PackSealer(keyring.current))
         salvaged: set[bytes] = set()
         with writer:
-            for path, candidates in damaged:
+            for pack_key, candidates in damaged:
                 context.raise_if_cancelled()
                 _salvage(
-                    path,
+                    pack_key,
                     candidates,
                     known,
                     salvaged,
@@ -112,8 +118,8 @@ def repair_store(
         )
         for key in old_indexes:
             repository.delete(key)
-        for path, _ in damaged:
-            _move_aside(path, repository.path_for(DAMAGED_FOLDER))
+        for pack_key, _ in damaged:
+            _move_aside(repository, pack_key)
         context.log(f"repair: {report}")
         return report
 
@@ -126,7 +132,7 @@ def _old_locations(
     generation = 0
     for key in keys:
         try:
-            file = read_index_file(workspace.repository.path_for(key), workspace.keyring(), key)
+            file = read_index_file(workspace.repository, key, workspace.keyring())
         except (IntegrityError, KeyNotAvailableError) as exc:
             report.problems.append(f"unreadable index file {key} left out: {exc}")
             continue
@@ -136,10 +142,10 @@ def _old_locations(
     return hints, generation
 
 
-def _check_pack(path: Path, workspace: Workspace) -> tuple[Entries, str | None]:
+def _check_pack(pack_key: str, workspace: Workspace) -> tuple[Entries, str | None]:
     """The pack's entries, and what is wrong with it (None when every byte is sound)."""
     try:
-        opened = read_pack(path, workspace.keyring())
+        opened = read_pack(workspace.repository, pack_key, workspace.keyring())
     except IntegrityError as exc:
         return [], str(exc)
     for _, _, plain in opened.blobs():
@@ -149,7 +155,7 @@ def _check_pack(path: Path, workspace: Workspace) -> tuple[Entries, str | None]:
 
 
 def _salvage(
-    path: Path,
+    pack_key: str,
     candidates: Entries,
     known: set[bytes],
     salvaged: set[bytes],
@@ -159,9 +165,10 @@ def _salvage(
 ) -> None:
     """Seal again (unless a dry run: `writer` None) the blobs of a damaged pack that still
     authenticate as their chunk."""
-    data = path.read_bytes()
+    data = read_pack_bytes(workspace.repository, pack_key)
+    file_name = pack_key.rpartition("/")[2]
     try:
-        key = PackKey(data, workspace.keyring(), pack_name_of(path))
+        key = PackKey(data, workspace.keyring(), pack_name_of(pack_key))
     except IntegrityError:
         report.lost += len({chunk_id for chunk_id, _ in candidates} - known - salvaged)
         return
@@ -171,7 +178,7 @@ def _salvage(
         sealed = data[location.offset : location.offset + location.length]
         try:
             blob = key.open_blob(chunk_id, sealed)
-            decompress_chunk(blob, location.raw_length, f"chunk in pack {path.name}")
+            decompress_chunk(blob, location.raw_length, f"chunk in pack {file_name}")
         except IntegrityError:
             report.lost += 1
             continue
@@ -188,7 +195,7 @@ def _affected_snapshots(
     for key in snapshot_keys(workspace):
         context.raise_if_cancelled()
         try:
-            manifest = load_manifest(workspace.repository.path_for(key), keyring, key)
+            manifest = load_stored_manifest(workspace.repository, key, keyring)
         except (IntegrityError, KeyNotAvailableError) as exc:
             report.problems.append(f"cannot read snapshot {key}: {exc}")
             continue
@@ -204,8 +211,13 @@ def _affected_snapshots(
             )
 
 
-def _move_aside(path: Path, folder: Path) -> None:
-    ensure_private_dir(folder)
-    os.replace(path, folder / path.name)
-    fsync_directory(folder)
-    fsync_directory(path.parent)
+def _move_aside(repository: Destination, pack_key: str) -> None:
+    """Move the damaged pack under `files/damaged/`. The face has no rename (S3 has none
+    either): the pack is copied there through the destination's streams, and deleted
+    only once its copy is complete and durable, so a repair killed in between leaves
+    two copies, never none. Damaged packs are few, so the copy costs little."""
+    aside = f"{DAMAGED_FOLDER}/{pack_key.rpartition('/')[2]}"
+    with repository.open_read(pack_key) as source, repository.open_write(aside) as output:
+        shutil.copyfileobj(source, output, COPY_BUFFER)
+    repository.delete(pack_key)
+

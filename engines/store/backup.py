@@ -14,15 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from engines.catalog import Artifact, BackupSet, catalog_files
-from engines.destinations.local import LocalRepository
+from engines.destinations.base import Destination
 from engines.errors import IntegrityError, KeyNotAvailableError
 from engines.jobs import JobContext
 from engines.repository.artifacts import store_artifact
 from engines.repository.resolve import resolved_from_catalog
-from engines.store.index import Index, load_index, write_index
+from engines.store.index import Index, load_index, pack_sizes, write_index
 from engines.store.ingest import CHANGED, Ingest
 from engines.store.keys import CURRENT_CHUNK_IDS, StoreKeys, store_keys
-from engines.store.layout import SNAPSHOT_NAME, SOURCE, pack_key
+from engines.store.layout import SNAPSHOT_NAME, SOURCE
 from engines.store.packs import BlobLocation
 from engines.store.resolve import newest_snapshot
 from engines.store.snapshots import DIR, FILE, SYMLINK, Entry, Manifest, load_manifest, shown
@@ -64,7 +64,8 @@ def previous_manifest(
         return None
     known = resolved_from_catalog(workspace, artifact)
     try:
-        manifest = load_manifest(known.path, workspace.keyring(), artifact.relpath, known.expected)
+        keyring = workspace.keyring()
+        manifest = load_manifest(known.stored, keyring, artifact.relpath, known.expected)
     except KeyNotAvailableError as exc:
         context.log(
             f"previous snapshot {artifact.set_id} needs key id {exc.key_id}, which is not "
@@ -137,7 +138,9 @@ def back_up_files(
     earlier = previous.by_path() if previous else {}
     problems = ProblemLog(context)
     skip = [
-        repository.root.resolve(),
+        # BACKUP_DIR on this host (a local repository, its lock, work folders) is never
+        # backed up into itself; a folder path, not stored bytes, so not the face's.
+        settings.repository_dir.resolve(),
         *catalog_files(settings.catalog_path.resolve()),
         settings.log_dir.resolve(),
     ]
@@ -220,21 +223,18 @@ def back_up_files(
 
 
 def check_chunks_stored(
-    repository: LocalRepository,
+    repository: Destination,
     entries: list[Entry],
     index: Index,
     written: dict[bytes, BlobLocation],
 ) -> None:
     """Read back, before the manifest is stored, that every chunk it names is in a pack
     that exists and is long enough; a snapshot that could not be restored is never made."""
-    sizes: dict[str, int] = {}
+    sizes = pack_sizes(repository) if entries else {}
     for entry in entries:
         for chunk_id in entry.chunk_ids():
             location = written.get(chunk_id) or index.get(chunk_id)
-            if location is not None and location.pack not in sizes:
-                path = repository.path_for(pack_key(location.pack))
-                sizes[location.pack] = path.stat().st_size if path.is_file() else -1
-            if location is None or sizes[location.pack] < location.offset + location.length:
+            if location is None or sizes.get(location.pack, -1) < location.offset + location.length:
                 raise IntegrityError(
                     f"{shown(entry.path)}: chunk {chunk_id.hex()[:16]} is in no pack of the "
                     "repository (a pack vanished during the backup?); the snapshot was not "

@@ -55,7 +55,7 @@ def diff_snapshots(workspace: Workspace, first_ref: str, second_ref: str) -> Sna
     first = resolve_snapshot(workspace, first_ref)
     second = resolve_snapshot(workspace, second_ref)
     return compare(
-        load_manifest(first.path, keyring, first.label, first.expected),
-        load_manifest(second.path, keyring, second.label, second.expected),
+        load_manifest(first.stored, keyring, first.label, first.expected),
+        load_manifest(second.stored, keyring, second.label, second.expected),
         SnapshotDiff(first.label, second.label),
     )

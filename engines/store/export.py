@@ -81,7 +81,7 @@ def export_tar(
         raise JarvisError(f"--tar {output}: folder {output.parent} does not exist")
     snapshot = resolve_snapshot(workspace, reference)
     keyring = workspace.keyring()
-    manifest = load_manifest(snapshot.path, keyring, snapshot.label, snapshot.expected)
+    manifest = load_manifest(snapshot.stored, keyring, snapshot.label, snapshot.expected)
     index = load_index(workspace.repository, keyring)
     total = sum(e.size for e in manifest.entries if e.type == FILE)
     done = 0

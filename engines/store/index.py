@@ -19,17 +19,17 @@ import struct
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from engines.destinations.local import LocalRepository
-from engines.errors import IntegrityError, KeyNotAvailableError
+from engines.destinations.base import Destination
+from engines.errors import IntegrityError, KeyNotAvailableError, NotFoundError
 from engines.pipeline.crypto import ContainerReader, ContainerWriter, Keyring, MasterKey
-from engines.plumbing.fsutil import atomic_output, ensure_private_dir
 from engines.store.keys import ID_SIZE
 from engines.store.layout import (
     INDEX_PREFIX,
     INDEX_SUFFIX,
     NAME_BYTES,
+    PACK_SUFFIX,
+    PACKS_PREFIX,
     index_key,
     new_object_name,
     pack_key,
@@ -95,7 +95,7 @@ def decode(data: bytes, name: str) -> list[tuple[bytes, BlobLocation]]:
 
 
 def write_index(
-    repository: LocalRepository,
+    repository: Destination,
     key: MasterKey,
     entries: list[tuple[bytes, BlobLocation]],
     *,
@@ -103,14 +103,12 @@ def write_index(
     base: str | None = None,
     rebuilt: bool = False,
 ) -> str:
-    """Seal `entries` into a new index file (fsynced, renamed into place); return its key.
+    """Seal `entries` into a new index file (complete and durable once stored); return its key.
 
     A backup passes the generation and base of the index it loaded; a prune or repair
     (`rebuilt`) passes the next generation, and its file becomes the new base.
     """
     relpath = index_key(new_object_name())
-    path = repository.path_for(relpath)
-    ensure_private_dir(path.parent)
     body = encode(entries)
     metadata = {
         "format": FORMAT,
@@ -118,7 +116,7 @@ def write_index(
         "generation": generation,
         "base": relpath if rebuilt else base,
     }
-    with atomic_output(path) as handle:
+    with repository.open_write(relpath) as handle:
         writer = ContainerWriter(handle, key, UNCOMPRESSED)
         writer.write(body)
         writer.finish(json.dumps(metadata).encode())
@@ -132,33 +130,43 @@ class IndexFile:
     base: str | None
 
 
-def read_index_file(path: Path, keyring: Keyring, name: str) -> IndexFile:
-    with path.open("rb") as handle:
-        reader = ContainerReader(handle, keyring, name)
+def read_index_file(repository: Destination, key: str, keyring: Keyring) -> IndexFile:
+    """The index file stored under `key`; NotFoundError when it is gone."""
+    with repository.open_read(key) as handle:
+        reader = ContainerReader(handle, keyring, key)
         body = b"".join(reader.data_chunks())
     try:
         metadata = json.loads(reader.metadata or b"{}")
     except (UnicodeDecodeError, json.JSONDecodeError):
-        raise IntegrityError(f"{name}: index metadata is not JSON") from None
+        raise IntegrityError(f"{key}: index metadata is not JSON") from None
     generation = metadata.get("generation", 0) if isinstance(metadata, dict) else None
     if type(generation) is not int or generation < 0:
-        raise IntegrityError(f"{name}: index metadata names no valid generation")
+        raise IntegrityError(f"{key}: index metadata names no valid generation")
     base = metadata.get("base")
-    return IndexFile(decode(body, name), generation, base if isinstance(base, str) else None)
+    return IndexFile(decode(body, key), generation, base if isinstance(base, str) else None)
 
 
-def index_files(repository: LocalRepository) -> list[str]:
-    folder = repository.path_for(INDEX_PREFIX.rstrip("/"))
-    if not folder.is_dir():
-        return []
-    return sorted(
-        f"{INDEX_PREFIX}{p.name}"
-        for p in folder.iterdir()
-        if p.name.endswith(INDEX_SUFFIX) and not p.name.startswith(".")
-    )
+def index_files(repository: Destination) -> list[str]:
+    """The keys of the index files, directly in `files/index/`, in key order."""
+    return [
+        stored.key
+        for stored in repository.list(INDEX_PREFIX)
+        if stored.key.endswith(INDEX_SUFFIX) and "/" not in stored.key[len(INDEX_PREFIX) :]
+    ]
 
 
-def load_index(repository: LocalRepository, keyring: Keyring, *, every_key: bool = False) -> Index:
+def pack_sizes(repository: Destination) -> dict[str, int]:
+    """The size of every pack stored where `pack_key` puts it, by name: one listing
+    rather than a request per pack (which on a remote destination is a round trip)."""
+    sizes = {}
+    for stored in repository.list(PACKS_PREFIX):
+        name = stored.key.rpartition("/")[2].removesuffix(PACK_SUFFIX)
+        if pack_key(name) == stored.key:
+            sizes[name] = stored.size
+    return sizes
+
+
+def load_index(repository: Destination, keyring: Keyring, *, every_key: bool = False) -> Index:
     """The live index: files of the newest generation, entries whose pack exists.
 
     Files sealed under a key that is not configured are left out with a warning (unless
@@ -170,7 +178,7 @@ def load_index(repository: LocalRepository, keyring: Keyring, *, every_key: bool
     unopened: list[str] = []
     for relpath in index_files(repository):
         try:
-            read.append((relpath, read_index_file(repository.path_for(relpath), keyring, relpath)))
+            read.append((relpath, read_index_file(repository, relpath, keyring)))
         except KeyNotAvailableError as exc:
             if every_key:
                 raise
@@ -180,7 +188,7 @@ def load_index(repository: LocalRepository, keyring: Keyring, *, every_key: bool
             raise IntegrityError(
                 f"{exc}; run `jarvis-tui repair` to rebuild the index from the packs"
             ) from None
-        except FileNotFoundError:
+        except NotFoundError:
             continue  # removed by a prune that finished meanwhile
     index = Index(generation=max((file.generation for _, file in read), default=0))
     for relpath, file in read:
@@ -206,11 +214,11 @@ def load_index(repository: LocalRepository, keyring: Keyring, *, every_key: bool
     return index
 
 
-def _merge_present(repository: LocalRepository, files: list[IndexFile], index: Index) -> None:
+def _merge_present(repository: Destination, files: list[IndexFile], index: Index) -> None:
     """Every entry into `index`, preferring for each chunk a pack that exists; entries
     whose pack is gone (and that no other entry replaces) go to `index.dropped`."""
     packs = {location.pack for file in files for _, location in file.entries}
-    absent = {pack for pack in packs if not repository.path_for(pack_key(pack)).is_file()}
+    absent = packs - pack_sizes(repository).keys() if packs else set()
     for file in files:
         for chunk_id, location in file.entries:
             if location.pack in absent:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
-from engines.destinations.local import LocalRepository
+from engines.destinations.base import Destination
 from engines.pipeline.compression import default_threads
 from engines.pipeline.crypto import MasterKey
 from engines.store.blobs import compress_chunk
@@ -47,7 +47,7 @@ Result = tuple[Entry, bytes, bytes | None, int]  # entry, chunk id, sealed blob 
 class Ingest:
     def __init__(
         self,
-        repository: LocalRepository,
+        repository: Destination,
         key: MasterKey,
         keys: StoreKeys,
         index: Index,

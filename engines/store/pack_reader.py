@@ -1,7 +1,8 @@
 """Reading packs: a chunk by its location, or a pack's own list of what it holds.
 
 See `engines.store.packs` for the format. Every read is authenticated: a blob
-opens only under its own chunk id, and a damaged byte anywhere fails.
+opens only under its own chunk id, and a damaged byte anywhere fails. Packs are
+read through the destination (`open_read`), never by path.
 """
 
 import hashlib
@@ -11,11 +12,11 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from typing import BinaryIO
 
 from cryptography.exceptions import InvalidTag
 
-from engines.destinations.local import LocalRepository
+from engines.destinations.base import Destination, StoredObject
 from engines.errors import IntegrityError, NotFoundError
 from engines.pipeline.crypto import Keyring
 from engines.store.blobs import decompress_chunk
@@ -40,8 +41,9 @@ MAX_OPEN_PACKS = 64
 _PACK_NAME = re.compile(f"[0-9a-f]{{{2 * NAME_BYTES}}}")
 
 
-def pack_name_of(path: Path) -> str:
-    return path.name.removesuffix(PACK_SUFFIX)
+def pack_name_of(key: str) -> str:
+    """The pack's name from its key (`files/packs/ab/<name>.pack`)."""
+    return key.rpartition("/")[2].removesuffix(PACK_SUFFIX)
 
 
 class PackKey:
@@ -148,33 +150,70 @@ def open_pack(data: bytes, keyring: Keyring, name: str) -> OpenedPack:
     return OpenedPack(name, data, key, entries)
 
 
-def read_pack(path: Path, keyring: Keyring) -> OpenedPack:
-    return open_pack(path.read_bytes(), keyring, pack_name_of(path))
+def read_pack_bytes(repository: Destination, key: str) -> bytes:
+    """Every byte of the pack stored under `key`; NotFoundError when it is gone."""
+    with repository.open_read(key) as stream:
+        return stream.read()
 
 
-def read_trailer(path: Path, keyring: Keyring) -> list[tuple[bytes, BlobLocation]]:
+def read_pack(repository: Destination, key: str, keyring: Keyring) -> OpenedPack:
+    return open_pack(read_pack_bytes(repository, key), keyring, pack_name_of(key))
+
+
+def read_trailer(
+    repository: Destination, key: str, keyring: Keyring
+) -> list[tuple[bytes, BlobLocation]]:
     """The chunks a pack says it holds (authenticated, its layout checked)."""
-    return read_pack(path, keyring).entries
+    return read_pack(repository, key, keyring).entries
+
+
+@dataclass
+class _OpenPack:
+    key: PackKey
+    stream: BinaryIO | None  # kept open to seek in; None: each read is a ranged open_read
+    fd: int | None  # the stream's file descriptor, when it is a real file (local destination)
+
+
+def _descriptor(stream: BinaryIO) -> int | None:
+    try:
+        return stream.fileno()
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both
+        return None
+
+
+def _read_up_to(stream: BinaryIO, length: int) -> bytes:
+    """`length` bytes of `stream`, fewer only at its end (a stream may return short reads)."""
+    parts = []
+    while length > 0:
+        part = stream.read(length)
+        if not part:
+            break
+        parts.append(part)
+        length -= len(part)
+    return b"".join(parts)
 
 
 class BlobReader:
     """Reads chunks by location; safe to share between threads.
 
-    Pack files stay open (up to MAX_OPEN_PACKS) so consecutive chunks of a
-    pack cost one pread each.
+    Each pack is opened once (`open_read`) and stays open (up to MAX_OPEN_PACKS), so
+    consecutive chunks of a pack cost one read each: a pread on its file descriptor
+    when the destination's stream is a real file (the local one), else a seek and a
+    read, or a ranged `open_read` for a stream that cannot seek.
     """
 
-    def __init__(self, repository: LocalRepository, keyring: Keyring):
+    def __init__(self, repository: Destination, keyring: Keyring):
         self._repository = repository
         self._keyring = keyring
-        self._open: OrderedDict[str, tuple[int, PackKey]] = OrderedDict()
+        self._open: OrderedDict[str, _OpenPack] = OrderedDict()
         self._lock = threading.Lock()
 
     def read(self, chunk_id: bytes, location: BlobLocation) -> bytes:
         """The chunk's plaintext, authenticated against its id."""
         with self._lock:
-            fd, key = self._pack(location.pack)
-            sealed = os.pread(fd, location.length, location.offset)
+            pack = self._pack(location.pack)
+            sealed = self._read_at(location.pack, pack, location.offset, location.length)
+        key = pack.key
         if len(sealed) != location.length:
             raise IntegrityError(f"pack {location.pack}: truncated (chunk past its end)")
         blob = key.open_blob(chunk_id, sealed)
@@ -185,41 +224,68 @@ class BlobReader:
         configured key, and at least `end` bytes long (the end of the last blob wanted).
         NotFoundError, IntegrityError, KeyNotAvailableError or OSError otherwise."""
         with self._lock:
-            fd, _ = self._pack(name)
-            size = os.fstat(fd).st_size
+            pack = self._pack(name)
+            size = self._size(name, pack)
         if size < end:
             raise IntegrityError(
                 f"pack {pack_key(name)} is truncated ({size} bytes, its blobs reach {end})"
             )
 
-    def _pack(self, name: str) -> tuple[int, PackKey]:
+    def _pack(self, name: str) -> _OpenPack:
         if name in self._open:
             self._open.move_to_end(name)
             return self._open[name]
-        path = self._repository.path_for(pack_key(name))
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
+            stream = self._repository.open_read(pack_key(name))
+        except NotFoundError:
             raise NotFoundError(
                 f"pack {pack_key(name)} is missing from the repository; run "
                 "`jarvis-tui verify` on the snapshot to see what is affected"
             ) from None
+        fd = _descriptor(stream)
         try:
-            key = PackKey(os.pread(fd, MAX_HEADER_SIZE, 0), self._keyring, name)
+            if fd is not None:
+                header = os.pread(fd, MAX_HEADER_SIZE, 0)
+            else:  # the stream stands at offset 0: its first bytes are the header
+                header = _read_up_to(stream, MAX_HEADER_SIZE)
+            key = PackKey(header, self._keyring, name)
+            keep = fd is not None or stream.seekable()
         except BaseException:
-            os.close(fd)
+            stream.close()
             raise
-        self._open[name] = (fd, key)
+        if not keep:
+            stream.close()
+        pack = _OpenPack(key, stream if keep else None, fd)
+        self._open[name] = pack
         if len(self._open) > MAX_OPEN_PACKS:
-            _, (old_fd, _) = self._open.popitem(last=False)
-            os.close(old_fd)
-        return fd, key
+            _, old = self._open.popitem(last=False)
+            if old.stream is not None:
+                old.stream.close()
+        return pack
+
+    def _read_at(self, name: str, pack: _OpenPack, offset: int, length: int) -> bytes:
+        if pack.fd is not None:
+            return os.pread(pack.fd, length, offset)  # no seek: the fast path of a real file
+        if pack.stream is not None:
+            pack.stream.seek(offset)
+            return _read_up_to(pack.stream, length)
+        with self._repository.open_read(pack_key(name), offset, length) as ranged:
+            return _read_up_to(ranged, length)
+
+    def _size(self, name: str, pack: _OpenPack) -> int:
+        if pack.fd is not None:
+            return os.fstat(pack.fd).st_size
+        stored = self._repository.stat(pack_key(name))
+        if stored is None:
+            raise NotFoundError(f"pack {pack_key(name)} is missing from the repository")
+        return stored.size
 
     def close(self) -> None:
         with self._lock:
             while self._open:
-                _, (fd, _) = self._open.popitem()
-                os.close(fd)
+                _, pack = self._open.popitem()
+                if pack.stream is not None:
+                    pack.stream.close()
 
     def __enter__(self) -> "BlobReader":
         return self
@@ -228,10 +294,10 @@ class BlobReader:
         self.close()
 
 
-def iter_pack_files(repository: LocalRepository) -> Iterator[Path]:
-    root = repository.path_for(PACKS_PREFIX.rstrip("/"))
-    if not root.is_dir():
-        return
-    for folder in sorted(root.iterdir()):
-        if folder.is_dir():
-            yield from sorted(p for p in folder.iterdir() if p.name.endswith(PACK_SUFFIX))
+def iter_pack_files(repository: Destination) -> Iterator[StoredObject]:
+    """Every object stored as a pack (`files/packs/<folder>/<name>.pack`), in key order;
+    one whose name is not a pack's fails when it is read, as damage."""
+    for stored in repository.list(PACKS_PREFIX):
+        folder, _, file_name = stored.key[len(PACKS_PREFIX) :].partition("/")
+        if folder and file_name.endswith(PACK_SUFFIX) and "/" not in file_name:
+            yield stored

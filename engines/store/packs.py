@@ -15,8 +15,8 @@ associated data also holds the pack's name and the SHA-256 of its blob region,
 so a trailer authenticates on its own pack only, and only over the very bytes
 it was written with (version 1 packs, without that binding, are still read).
 The blobs the trailer lists tile the region exactly, so a byte added, removed
-or changed anywhere in a pack fails a full read. Packs are written to a
-temporary name, fsynced and renamed: a pack either exists whole or not at all.
+or changed anywhere in a pack fails a full read. Packs are written through the
+destination's `open_write`: a pack either exists whole or not at all.
 """
 
 import contextlib
@@ -28,9 +28,8 @@ from typing import BinaryIO
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from engines.destinations.local import LocalRepository
+from engines.destinations.base import Destination
 from engines.pipeline.crypto import PACK_KEY_V2, SALT_SIZE, MasterKey
-from engines.plumbing.fsutil import atomic_output, ensure_private_dir
 from engines.store.keys import ID_SIZE
 from engines.store.layout import new_object_name, pack_key
 
@@ -101,7 +100,7 @@ class PackWriter:
 
     def __init__(
         self,
-        repository: LocalRepository,
+        repository: Destination,
         sealer: PackSealer,
         target_size: int = TARGET_PACK_SIZE,
     ):
@@ -137,7 +136,7 @@ class PackWriter:
             self._close_pack()
 
     def abort(self) -> None:
-        """Drop the pack being written (its temporary file is removed)."""
+        """Drop the pack being written (the destination keeps nothing of it)."""
         if self._stack is not None:
             stack, self._stack, self._handle = self._stack, None, None
             with contextlib.suppress(Exception):
@@ -145,10 +144,8 @@ class PackWriter:
 
     def _open(self) -> None:
         self._name = new_object_name()
-        path = self._repository.path_for(pack_key(self._name))
-        ensure_private_dir(path.parent)
         self._stack = contextlib.ExitStack()
-        self._handle = self._stack.enter_context(atomic_output(path))
+        self._handle = self._stack.enter_context(self._repository.open_write(pack_key(self._name)))
         self._handle.write(self._sealer.header)
         self._size = len(self._sealer.header)
         self._entries = []
@@ -161,7 +158,7 @@ class PackWriter:
         self._handle.write(trailer)
         self._handle.write(FOOTER.pack(len(trailer)))
         stack, self._stack, self._handle = self._stack, None, None
-        stack.close()  # fsync and rename into place
+        stack.close()  # complete and durable under its key (local: fsync and rename)
         self.packs_written += 1
         self.bytes_written += self._size + len(trailer) + FOOTER.size
         self.locations.extend(

@@ -16,19 +16,23 @@ import contextlib
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from engines.destinations.base import Destination, StoredObject
 from engines.errors import IntegrityError, JarvisError, KeyNotAvailableError
 from engines.jobs import JobContext
-from engines.plumbing.fsutil import remove_abandoned_temporaries
 from engines.plumbing.processes import process_alive
-from engines.repository.lock import RepositoryLock
 from engines.store.index import index_files, load_index, write_index
 from engines.store.keys import ID_SIZE
-from engines.store.layout import SOURCE, is_snapshot_key, pack_key
-from engines.store.pack_reader import PackKey, iter_pack_files, pack_name_of, read_trailer
+from engines.store.layout import SOURCE, is_snapshot_key
+from engines.store.pack_reader import (
+    PackKey,
+    iter_pack_files,
+    pack_name_of,
+    read_pack_bytes,
+    read_trailer,
+)
 from engines.store.packs import BlobLocation, PackSealer, PackWriter
-from engines.store.snapshots import load_manifest
+from engines.store.snapshots import load_stored_manifest
 from engines.workspace import Workspace
 
 # A pack whose unused bytes reach this share of it is rewritten with only the used chunks.
@@ -59,14 +63,9 @@ class PruneReport:
 
 
 def snapshot_keys(workspace: Workspace) -> list[str]:
-    folder = workspace.repository.root / SOURCE
-    if not folder.is_dir():
-        return []
-    return sorted(
-        f"{SOURCE}/{path.name}"
-        for path in folder.iterdir()
-        if is_snapshot_key(f"{SOURCE}/{path.name}")
-    )
+    """The key of every snapshot manifest in the repository, in key order."""
+    listed = workspace.repository.list(f"{SOURCE}/")
+    return [stored.key for stored in listed if is_snapshot_key(stored.key)]
 
 
 def readers_running(workspace: Workspace, own_job_id: int | None) -> str | None:
@@ -86,7 +85,7 @@ def referenced_chunks(workspace: Workspace, context: JobContext) -> tuple[set[by
     for key in keys:
         context.raise_if_cancelled()
         try:
-            manifest = load_manifest(workspace.repository.path_for(key), keyring, key)
+            manifest = load_stored_manifest(workspace.repository, key, keyring)
         except KeyNotAvailableError as exc:
             context.log(f"cannot read snapshot {key}; nothing was deleted", level="error")
             raise exc from None
@@ -106,14 +105,13 @@ def rewriting_store(
 ) -> Iterator[None]:
     """What `prune` and `repair` hold while they rewrite packs and the index: the
     repository lock, no job reading packs, and what killed writers left removed."""
-    root = workspace.repository.root
-    with RepositoryLock(root, f"{verb} files store", reading_only=dry_run):
+    with workspace.lock(f"{verb} files store", reading_only=dry_run):
         busy = readers_running(workspace, context.job_id)
         if busy:
             raise JarvisError(f"{verb} postponed: {busy}; run it again when that job has finished")
         if not dry_run:
             # Everywhere in the repository: this is also how operators clear up after kills.
-            remove_abandoned_temporaries(root)
+            workspace.remove_abandoned_temporaries()
         yield
 
 
@@ -127,30 +125,30 @@ def prune_store(workspace: Workspace, context: JobContext, *, dry_run: bool = Fa
         report.problems.extend(loaded.problems)
         old_indexes = index_files(repository)
         keep: list[tuple[bytes, BlobLocation]] = []
-        repack: list[tuple[Path, list[tuple[bytes, BlobLocation]]]] = []
-        doomed: list[Path] = []
+        repack: list[tuple[StoredObject, list[tuple[bytes, BlobLocation]]]] = []
+        doomed: list[StoredObject] = []
         seen: set[bytes] = set()
         damaged: list[str] = []
-        for path in iter_pack_files(repository):
+        for pack in iter_pack_files(repository):
             context.raise_if_cancelled()
             report.packs += 1
             try:
-                entries = read_trailer(path, keyring)
+                entries = read_trailer(repository, pack.key, keyring)
             except IntegrityError as exc:
                 damaged.append(str(exc))
                 continue
             used = [(i, loc) for i, loc in entries if i in referenced and i not in seen]
             used_ids = {i for i, _ in used}
             seen.update(used_ids)
-            size = path.stat().st_size
+            size = pack.size
             unused_bytes = sum(loc.length for i, loc in entries if i not in used_ids)
             report.chunks_removed += len(entries) - len(used)
             if not used:
-                doomed.append(path)
+                doomed.append(pack)
                 report.packs_deleted += 1
                 report.bytes_freed += size
             elif unused_bytes >= REPACK_UNUSED_SHARE * size:
-                repack.append((path, used))
+                repack.append((pack, used))
                 report.packs_repacked += 1
                 report.bytes_freed += unused_bytes  # an estimate until the new packs exist
             else:
@@ -164,10 +162,10 @@ def prune_store(workspace: Workspace, context: JobContext, *, dry_run: bool = Fa
             return report
         writer = PackWriter(repository, PackSealer(keyring.current))
         with writer:
-            for path, used in repack:
+            for pack, used in repack:
                 context.raise_if_cancelled()
                 try:
-                    _copy_chunks(path, used, writer, keyring)
+                    _copy_chunks(repository, pack.key, used, writer, keyring)
                 except IntegrityError as exc:
                     raise IntegrityError(
                         f"prune refused: {exc}; nothing was deleted. Run `jarvis-tui repair` "
@@ -180,10 +178,10 @@ def prune_store(workspace: Workspace, context: JobContext, *, dry_run: bool = Fa
         )
         for key in old_indexes:
             repository.delete(key)
-        doomed.extend(path for path, _ in repack)
-        freed = sum(path.stat().st_size for path in doomed)
-        for path in doomed:
-            repository.delete(pack_key(pack_name_of(path)))
+        doomed.extend(pack for pack, _ in repack)
+        freed = sum(pack.size for pack in doomed)
+        for pack in doomed:
+            repository.delete(pack.key)
         report.bytes_freed = freed - writer.bytes_written
         context.log(f"prune: {report}")
         return report
@@ -206,14 +204,19 @@ def _refuse_unaccounted(damaged: list[str], missing: int) -> None:
 
 
 def _copy_chunks(
-    path: Path, used: list[tuple[bytes, BlobLocation]], writer: PackWriter, keyring
+    repository: Destination,
+    pack: str,
+    used: list[tuple[bytes, BlobLocation]],
+    writer: PackWriter,
+    keyring,
 ) -> None:
-    """Re-seal the used chunks of one pack into the writer's packs (no recompression)."""
-    data = path.read_bytes()
-    key = PackKey(data, keyring, pack_name_of(path))
+    """Re-seal the used chunks of the pack under key `pack` into the writer's packs (no
+    recompression)."""
+    data = read_pack_bytes(repository, pack)
+    key = PackKey(data, keyring, pack_name_of(pack))
     for chunk_id, location in used:
         sealed = data[location.offset : location.offset + location.length]
         if len(chunk_id) != ID_SIZE or len(sealed) != location.length:
-            raise IntegrityError(f"pack {path.name}: chunk past the end of the pack")
+            raise IntegrityError(f"pack {pack.rpartition('/')[2]}: chunk past the end of the pack")
         blob = key.open_blob(chunk_id, sealed)
         writer.add(chunk_id, writer.seal(chunk_id, blob), location.raw_length)

@@ -64,10 +64,19 @@ def snapshot_reference(workspace: Workspace, reference: str) -> str:
     return reference
 
 
+def stored_name(artifact: ResolvedArtifact) -> str:
+    """The repository key the artifact has or would have (`files/<name>` for a file picked
+    by hand), which says whether it is a snapshot manifest."""
+    if artifact.artifact is not None:
+        return artifact.artifact.relpath
+    if artifact.file is not None:
+        return f"{SOURCE}/{artifact.file.name}"
+    return artifact.stored.name  # a key of the repository the catalog does not know
+
+
 def pick_manifest(artifacts: list[ResolvedArtifact]) -> ResolvedArtifact:
     for artifact in artifacts:
-        name = artifact.artifact.relpath if artifact.artifact else f"{SOURCE}/{artifact.path.name}"
-        if is_snapshot_key(name):
+        if is_snapshot_key(stored_name(artifact)):
             return artifact
     labels = ", ".join(a.label for a in artifacts)
     raise JarvisError(f"{labels}: not a files snapshot manifest")

@@ -59,7 +59,7 @@ def restore_files(
         )
     snapshot = pick_manifest(artifacts)
     keyring = workspace.keyring()
-    manifest = load_manifest(snapshot.path, keyring, snapshot.label, snapshot.expected)
+    manifest = load_manifest(snapshot.stored, keyring, snapshot.label, snapshot.expected)
     chosen = select_entries(manifest.entries, options.paths, options.strip_prefix)
     root = target_root(options)
     report = RestoreReport("files", options.dry_run, str(root))

@@ -15,12 +15,13 @@ below a symlink of the same snapshot.
 import json
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from engines.destinations.base import Destination
 from engines.errors import IntegrityError
-from engines.pipeline.artifacts import Expected, read_artifact_whole
+from engines.pipeline.artifacts import ArtifactBytes, Expected, read_artifact_whole
 from engines.pipeline.crypto import Keyring
+from engines.repository.stored import stored_bytes
 from engines.store.keys import CHUNK_ID_VERSIONS, CHUNK_IDS_V1
 
 FORMAT = "jarvis-files-snapshot/1"
@@ -218,9 +219,18 @@ def parse_manifest(data: bytes, name: str) -> Manifest:
 
 
 def load_manifest(
-    path: Path, keyring: Keyring, name: str | None = None, expected: Expected | None = None
+    source: ArtifactBytes,
+    keyring: Keyring,
+    name: str | None = None,
+    expected: Expected | None = None,
 ) -> Manifest:
-    """Authenticate and parse the manifest artifact at `path`; with `expected`, refuse a
-    manifest other than the one asked for (an older one served as `latest`, say)."""
-    label = name or path.name
-    return parse_manifest(read_artifact_whole(path, keyring, expected), label)
+    """Authenticate and parse the manifest artifact `source` (a resolved artifact's bytes);
+    with `expected`, refuse a manifest other than the one asked for (an older one served
+    as `latest`, say)."""
+    label = name or source.name
+    return parse_manifest(read_artifact_whole(source, keyring, expected), label)
+
+
+def load_stored_manifest(repository: Destination, key: str, keyring: Keyring) -> Manifest:
+    """The manifest stored under `key`, read through the destination (prune, repair)."""
+    return load_manifest(stored_bytes(repository, key), keyring, key)

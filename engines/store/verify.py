@@ -11,19 +11,19 @@ import dataclasses
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from engines.errors import IntegrityError, KeyNotAvailableError
 from engines.jobs import JobContext
-from engines.pipeline.artifacts import VerifyReport
+from engines.pipeline.artifacts import ArtifactBytes, VerifyReport
 from engines.pipeline.compression import default_threads
 from engines.pipeline.crypto import Keyring
 from engines.repository.resolve import ResolvedArtifact
 from engines.store.index import load_index
 from engines.store.keys import StoreKeys, store_keys
-from engines.store.layout import SOURCE, is_snapshot_key, pack_key
-from engines.store.pack_reader import open_pack
+from engines.store.layout import is_snapshot_key, pack_key
+from engines.store.pack_reader import open_pack, read_pack_bytes
 from engines.store.packs import BlobLocation
+from engines.store.resolve import stored_name
 from engines.store.snapshots import load_manifest, shown
 from engines.workspace import Workspace
 
@@ -40,7 +40,7 @@ class SnapshotCheck:
 
 def check_snapshot(
     workspace: Workspace,
-    path: Path,
+    manifest_bytes: ArtifactBytes,
     label: str,
     context: JobContext,
     *,
@@ -48,7 +48,7 @@ def check_snapshot(
 ) -> SnapshotCheck:
     keyring = workspace.keyring()
     result = SnapshotCheck()
-    manifest = load_manifest(path, keyring, label)
+    manifest = load_manifest(manifest_bytes, keyring, label)
     index = load_index(workspace.repository, keyring)
     for problem in index.problems:
         context.log(problem, level="warning")
@@ -67,10 +67,10 @@ def check_snapshot(
             by_pack[location.pack].append((chunk_id, location))
     result.packs = len(by_pack)
     for pack, items in sorted(by_pack.items()):
-        file = workspace.repository.path_for(pack_key(pack))
-        if not file.is_file():
+        stored = workspace.repository.stat(pack_key(pack))
+        if stored is None:
             problems.append(f"pack {pack_key(pack)} is missing ({len(items)} chunks)")
-        elif file.stat().st_size < max(loc.offset + loc.length for _, loc in items):
+        elif stored.size < max(loc.offset + loc.length for _, loc in items):
             problems.append(f"pack {pack_key(pack)} is truncated")
     if read_data and not problems:
         keys = _keys_for(keyring, manifest.key_id, manifest.chunk_id_version)
@@ -111,7 +111,7 @@ def _read_pack(
     """Every byte of one pack: header, trailer, layout, length and every blob it holds
     (authenticated, decompressed within its declared size); the snapshot's own chunks
     also where the index says they are, with their ids recomputed."""
-    data = workspace.repository.path_for(pack_key(pack)).read_bytes()
+    data = read_pack_bytes(workspace.repository, pack_key(pack))
     files = sorted({shown(owner[chunk_id]) for chunk_id, _ in items})
     try:
         opened = open_pack(data, keyring, pack)
@@ -161,11 +161,10 @@ def with_snapshot_check(
     read_data: bool,
 ) -> VerifyReport:
     """`report` of a files snapshot's manifest, extended with its chunks and packs."""
-    name = target.artifact.relpath if target.artifact else f"{SOURCE}/{target.path.name}"
-    if not report.ok or not is_snapshot_key(name):
+    if not report.ok or not is_snapshot_key(stored_name(target)):
         return report
     try:
-        check = check_snapshot(workspace, target.path, target.label, context, read_data=read_data)
+        check = check_snapshot(workspace, target.stored, target.label, context, read_data=read_data)
     except IntegrityError as exc:
         return dataclasses.replace(report, ok=False, problems=[str(exc)])
     what = "read and authenticated" if read_data else "located"

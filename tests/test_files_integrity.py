@@ -83,6 +83,7 @@ def test_damaged_pack_fails_verify_prune_refuses_and_repair_salvages(env, how):
     first, second, shared_pack = _two_snapshots(env, 60)  # the second uses half of its pack
     older, newer = sorted(_snapshot_ids(env))
     _damage(shared_pack, how)
+    damaged_bytes = shared_pack.read_bytes()
 
     assert env.cli("verify", older, "--read-data") == ExitCode.INTEGRITY
 
@@ -108,7 +109,9 @@ def test_damaged_pack_fails_verify_prune_refuses_and_repair_salvages(env, how):
 
     repaired = env.cli_process("repair")
     assert shared_pack.stem in repaired.stderr, repaired.stdout + repaired.stderr
-    assert (env.repo / "files/damaged" / shared_pack.name).is_file()  # moved aside, not deleted
+    aside = env.repo / "files/damaged" / shared_pack.name
+    assert aside.read_bytes() == damaged_bytes and not shared_pack.exists()  # moved aside
+    assert oct(aside.stat().st_mode & 0o777) == "0o600"
     if how == "blob bit":
         # One chunk no longer authenticates: its file is named, and the next backup,
         # which finds the file unchanged on disk, stores that chunk again.

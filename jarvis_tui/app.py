@@ -15,13 +15,18 @@ from textual.binding import Binding
 from textual.signal import Signal
 from textual.worker import Worker, WorkerState
 
-from engines.catalog import Job
-from engines.config import Settings, load_settings
-from engines.joblog import close_logging, configure_logging, register_secrets
-from engines.plumbing.error_text import error_text
-from engines.plumbing.paths import default_env_file
 from jarvis_tui.dashboard_view import DiskProbe, repository_disk_space
-from jarvis_tui.engine_access import EngineAccess
+from jarvis_tui.engine_access import (
+    EngineAccess,
+    Job,
+    Settings,
+    close_logging,
+    configure_logging,
+    default_env_file,
+    error_text,
+    load_settings,
+    register_secrets,
+)
 from jarvis_tui.exit_codes import ExitCode
 from jarvis_tui.job_runner import JobRunner
 from jarvis_tui.jobs_watch import JobsWatch

@@ -1,17 +1,52 @@
-"""The console's door to the catalog for reading.
+"""The console's door to the engine: the catalog for reading, and the engine's names
+the panes use.
 
 Every method here blocks on disk, so only worker threads call them. Panes
 read through one shared catalog connection with a short busy timeout (a reader
 should give up quickly and try again on the next poll). Actions run elsewhere:
 each in a process of its own (`job_process`), with the engine's own timeouts,
 exactly as the CLI and the scheduler run them.
+
+The app, screens and widgets take the engine's types and helpers from here, never
+from `engines` (the `console-through-access` contract in pyproject.toml). Only
+modules the console loads anyway before its first paint are named here; what the
+restore wizards need comes through `restore_access`, loaded with the first wizard.
 """
 
 import threading
 
-from engines.catalog import Catalog
-from engines.config import Settings
+from engines.catalog import Alert, BackupSet, Catalog, Job, JobEvent
+from engines.config import Settings, load_settings
 from engines.destinations import Destination, repository_from_settings
+from engines.errors import JarvisError
+from engines.joblog import close_logging, configure_logging, register_secrets
+from engines.jobs import JobLogged, JobProgressed, JobStarted, JobUpdate
+from engines.keys import LOST_KEY_WARNING, store_new_key
+from engines.plumbing.error_text import error_text
+from engines.plumbing.paths import default_env_file
+
+__all__ = [
+    "LOST_KEY_WARNING",
+    "Alert",
+    "BackupSet",
+    "Catalog",
+    "EngineAccess",
+    "JarvisError",
+    "Job",
+    "JobEvent",
+    "JobLogged",
+    "JobProgressed",
+    "JobStarted",
+    "JobUpdate",
+    "Settings",
+    "close_logging",
+    "configure_logging",
+    "default_env_file",
+    "error_text",
+    "load_settings",
+    "register_secrets",
+    "store_new_key",
+]
 
 READ_BUSY_TIMEOUT_MS = 2_000
 

@@ -13,11 +13,10 @@ from typing import TYPE_CHECKING, Any
 from textual.message import Message
 
 if TYPE_CHECKING:
-    from engines.catalog import Alert, BackupSet, Job, JobEvent
-    from engines.jobs import JobUpdate
-    from engines.sources.base import RestoreReport
     from jarvis_tui.catalog_view import CatalogIndex, SetDetail, SetExtras
+    from jarvis_tui.engine_access import Alert, BackupSet, Job, JobEvent, JobUpdate
     from jarvis_tui.restorable import RestorableSet
+    from jarvis_tui.restore_access import RestoreReport
 
 
 @dataclass
@@ -184,3 +183,13 @@ class RestorableSetsLoaded(Message):
     """Good sets holding a kind's artifacts, newest first."""
 
     sets: list[RestorableSet]
+
+
+@dataclass
+class HealthChecked(Message):
+    """The walkthrough's health checks ran; `lines` is what each said, `ok` whether all
+    passed."""
+
+    step: int
+    ok: bool
+    lines: list[tuple[bool, str]]

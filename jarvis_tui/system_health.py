@@ -1,18 +1,5 @@
 """The walkthrough's last step (the guide's `npm run health:check`) through the health engine."""
 
-from dataclasses import dataclass
-
-from textual.message import Message
-
-
-@dataclass
-class HealthChecked(Message):
-    """The health checks ran; `lines` is what each said, `ok` whether all passed."""
-
-    step: int
-    ok: bool
-    lines: list[tuple[bool, str]]
-
 
 def run_health_checks_for(console) -> tuple[bool, list[tuple[bool, str]]]:
     """Blocking: every check of `jarvis-tui health`, as (passed, "name: detail") lines."""

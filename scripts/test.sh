@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# THE test command: system packages, .venv, ruff, then pytest (extra arguments go to pytest).
+# THE test command: system packages, .venv, ruff, the import contracts (lint-imports, from
+# pyproject.toml), then pytest (extra arguments go to pytest).
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -63,4 +64,6 @@ ensure_system_packages
 ensure_venv
 echo "ruff check ."
 .venv/bin/ruff check .
+echo "lint-imports"
+.venv/bin/lint-imports --no-cache
 exec .venv/bin/pytest -q "$@"

@@ -6,8 +6,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
-from engines.catalog import Alert
 from jarvis_tui.alert_check import send_test_alert
+from jarvis_tui.engine_access import Alert
 from jarvis_tui.formatting import short_moment
 from jarvis_tui.messages import AlertsLoaded, TestAlertSent, WorkspaceFailed
 from jarvis_tui.screens.base import PaneScreen

@@ -6,21 +6,19 @@ from textual.screen import ModalScreen
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
-from engines.config import Settings
-from jarvis_tui.dashboard_view import all_sources
+from jarvis_tui.dashboard_view import gather_sources
+from jarvis_tui.engine_access import Settings
 
 FULL = "full"
 
 
 def backup_choices(settings: Settings) -> list[tuple[str, str, bool]]:
     """(kind, label, enabled) for every registered source, plus the full backup."""
-    from engines.sources import get_source
-
     choices = [(FULL, "Everything (the guide's backup:full)", True)]
-    for kind in all_sources():
-        reason = get_source(kind).configured(settings)
-        label = kind if reason is None else f"{kind}: {reason}"
-        choices.append((kind, label, reason is None))
+    for row in gather_sources(settings, None):
+        reason = row.not_configured
+        label = row.kind if reason is None else f"{row.kind}: {reason}"
+        choices.append((row.kind, label, reason is None))
     return choices
 
 

@@ -6,7 +6,7 @@ from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import Footer
 
-from engines.catalog import Job
+from jarvis_tui.engine_access import Job
 from jarvis_tui.widgets.pane_bar import PaneBar
 
 if TYPE_CHECKING:

@@ -9,8 +9,8 @@ from textual.containers import Horizontal, Vertical
 from textual.timer import Timer
 from textual.widgets import Input, Static
 
-from engines.catalog import BackupSet
 from jarvis_tui.catalog_view import CatalogIndex, SetDetail, load_detail, load_extras
+from jarvis_tui.engine_access import BackupSet
 from jarvis_tui.messages import (
     CatalogFiltered,
     CatalogLoaded,

@@ -4,8 +4,8 @@ from pathlib import Path
 
 from textual import work
 
-from engines.catalog import BackupSet
 from jarvis_tui.catalog_view import SetDetail
+from jarvis_tui.engine_access import BackupSet
 from jarvis_tui.messages import DeletionChecked
 from jarvis_tui.screens.base import PaneScreen
 from jarvis_tui.screens.confirm import TypedConfirmScreen

@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, ProgressBar, RichLog, Static
 
-from engines.catalog import Job, JobEvent
+from jarvis_tui.engine_access import Job, JobEvent
 from jarvis_tui.formatting import age, amount, duration, rate, short_moment, text_bar
 from jarvis_tui.messages import JobEventsLoaded
 from jarvis_tui.screens.base import PaneScreen

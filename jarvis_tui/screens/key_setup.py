@@ -7,8 +7,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
-from engines.errors import JarvisError
-from engines.keys import LOST_KEY_WARNING, store_new_key
+from jarvis_tui.engine_access import LOST_KEY_WARNING, JarvisError, store_new_key
 
 
 class KeySetupScreen(ModalScreen[bool]):

@@ -11,8 +11,8 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Checkbox, Input, RadioButton, RadioSet, SelectionList, Static
 
-from engines.postgres.options import PostgresRestoreOptions
 from jarvis_tui.formatting import count
+from jarvis_tui.restore_access import PostgresRestoreOptions, check_database_name
 from jarvis_tui.screens.wizard import RestoreWizard
 from jarvis_tui.widgets.wizard_step import WizardStep
 from jarvis_tui.widgets.wizard_steps import restore_steps
@@ -27,17 +27,6 @@ class PostgresPlan:
     with_globals: bool = False
     tables: tuple[str, ...] = ()
     jobs: int = field(default_factory=lambda: max(1, len(os.sched_getaffinity(0))))
-
-
-def check_database_name(name: str) -> str | None:
-    from engines.errors import JarvisError
-    from engines.postgres.connection import check_identifier
-
-    try:
-        check_identifier(name, "database name")
-    except JarvisError as error:
-        return str(error)
-    return None
 
 
 class PostgresTargetStep(WizardStep):

@@ -10,8 +10,8 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Checkbox, Input, RadioButton, RadioSet, Static
 
-from engines.redis.options import RedisRestoreOptions
 from jarvis_tui.formatting import count
+from jarvis_tui.restore_access import RedisRestoreOptions, redis_server_address
 from jarvis_tui.screens.wizard import RestoreWizard
 from jarvis_tui.widgets.wizard_step import WizardStep
 from jarvis_tui.widgets.wizard_steps import restore_steps
@@ -25,16 +25,6 @@ class RedisPlan:
     flush: bool = False
     replace: bool = False
     db: int | None = None
-
-
-def server_address(settings) -> str:
-    """`host:port` of REDIS_URL, never its password."""
-    from engines.redis.connection import target_from_settings
-
-    try:
-        return target_from_settings(settings).address
-    except Exception:
-        return "the Redis server (REDIS_URL)"
 
 
 class RedisTargetStep(WizardStep):
@@ -55,7 +45,7 @@ class RedisTargetStep(WizardStep):
         plan = self.wizard.plan
         self.query_one(
             "#redis-online", RadioButton
-        ).label = f"The running server at {server_address(self.wizard.console.settings)}"
+        ).label = f"The running server at {redis_server_address(self.wizard.console.settings)}"
         self.query_one("#redis-online", RadioButton).value = not plan.offline
         self.query_one("#redis-offline", RadioButton).value = plan.offline
         self.query_one("#redis-data-dir", Input).value = plan.data_dir
@@ -151,7 +141,7 @@ class RedisRestoreWizard(RestoreWizard):
     def target_name(self) -> str:
         if self.plan.offline:
             return self.plan.data_dir
-        return server_address(self.console.settings)
+        return redis_server_address(self.console.settings)
 
     def engine_options(self, dry_run: bool) -> RedisRestoreOptions:
         plan = self.plan

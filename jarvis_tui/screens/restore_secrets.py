@@ -10,6 +10,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Checkbox, Input, RadioButton, RadioSet, Static
 
+from jarvis_tui.restore_access import SecretsRestoreOptions
 from jarvis_tui.screens.wizard import RestoreWizard
 from jarvis_tui.widgets.wizard_step import WizardStep
 from jarvis_tui.widgets.wizard_steps import restore_steps
@@ -95,8 +96,6 @@ class SecretsRestoreWizard(RestoreWizard):
         return self.original_path() if self.plan.to_original else self.plan.path
 
     def engine_options(self, dry_run: bool) -> Any:
-        from engines.sources.secrets import SecretsRestoreOptions
-
         plan = self.plan
         return SecretsRestoreOptions(
             to=None if plan.to_original else Path(plan.path),

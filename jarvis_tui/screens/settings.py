@@ -5,7 +5,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
-from engines.config import Settings
+from jarvis_tui.engine_access import Settings
 from jarvis_tui.screens.base import PaneScreen
 
 

@@ -15,9 +15,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Static
 
+from jarvis_tui.messages import HealthChecked
 from jarvis_tui.screens.base import ConsoleScreen
 from jarvis_tui.screens.restore_chooser import restore_labels
-from jarvis_tui.system_health import HealthChecked, run_health_checks_for
+from jarvis_tui.system_health import run_health_checks_for
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,6 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Button, ContentSwitcher, Footer, Static
 
-from engines.sources.base import RestoreReport
 from jarvis_tui.messages import (
     DryRunFailed,
     DryRunFinished,
@@ -27,6 +26,7 @@ from jarvis_tui.messages import (
     RestoreFinished,
 )
 from jarvis_tui.restorable import RestorableSet
+from jarvis_tui.restore_access import RestoreReport
 from jarvis_tui.screens.base import ConsoleScreen
 from jarvis_tui.widgets.wizard_step import StepTrail, WizardStep
 

@@ -18,8 +18,8 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.timer import Timer
 
-from engines.catalog import BackupSet
 from jarvis_tui.catalog_view import SetExtras
+from jarvis_tui.engine_access import BackupSet
 from jarvis_tui.formatting import local_moment
 from jarvis_tui.output import human_size
 

@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Button, ProgressBar, RichLog, Static
 
-from engines.jobs import JobLogged, JobProgressed, JobStarted, JobUpdate
+from jarvis_tui.engine_access import JobLogged, JobProgressed, JobStarted, JobUpdate
 from jarvis_tui.formatting import amount, rate
 from jarvis_tui.widgets.wizard_step import WizardStep
 

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from engines.catalog import Catalog
 from engines.config import Settings
-from engines.destinations.local import LocalRepository
+from engines.destinations import repository_from_settings
 from engines.errors import JarvisError
 from engines.keys import keyring_from_settings
 from engines.monitoring.watchdog import backup_freshness, configured_sources, disk_space
@@ -47,7 +47,7 @@ def check_sources(settings: Settings) -> list[HealthCheck]:
 
 
 def check_repository(settings: Settings) -> list[HealthCheck]:
-    problems = LocalRepository.from_settings(settings).probe()
+    problems = repository_from_settings(settings).probe()
     writable = HealthCheck(
         "repository writable", not problems, "; ".join(problems) or str(settings.repository_dir)
     )

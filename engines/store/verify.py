@@ -18,7 +18,7 @@ from engines.pipeline.artifacts import ArtifactBytes, VerifyReport
 from engines.pipeline.compression import default_threads
 from engines.pipeline.crypto import Keyring
 from engines.repository.resolve import ResolvedArtifact
-from engines.store.index import load_index
+from engines.store.index import load_index, pack_sizes
 from engines.store.keys import StoreKeys, store_keys
 from engines.store.layout import is_snapshot_key, pack_key
 from engines.store.pack_reader import open_pack, read_pack_bytes
@@ -66,11 +66,12 @@ def check_snapshot(
         else:
             by_pack[location.pack].append((chunk_id, location))
     result.packs = len(by_pack)
+    sizes = pack_sizes(workspace.repository) if by_pack else {}
     for pack, items in sorted(by_pack.items()):
-        stored = workspace.repository.stat(pack_key(pack))
-        if stored is None:
+        size = sizes.get(pack)
+        if size is None:
             problems.append(f"pack {pack_key(pack)} is missing ({len(items)} chunks)")
-        elif stored.size < max(loc.offset + loc.length for _, loc in items):
+        elif size < max(loc.offset + loc.length for _, loc in items):
             problems.append(f"pack {pack_key(pack)} is truncated")
     if read_data and not problems:
         keys = _keys_for(keyring, manifest.key_id, manifest.chunk_id_version)

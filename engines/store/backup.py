@@ -138,9 +138,9 @@ def back_up_files(
     earlier = previous.by_path() if previous else {}
     problems = ProblemLog(context)
     skip = [
-        # BACKUP_DIR on this host (a local repository, its lock, work folders) is never
-        # backed up into itself; a folder path, not stored bytes, so not the face's.
-        settings.repository_dir.resolve(),
+        # The folder of this host that holds the lock, the work folders and a local
+        # repository's bytes is never backed up into itself (a walk, not stored bytes).
+        workspace.local_root.resolve(),
         *catalog_files(settings.catalog_path.resolve()),
         settings.log_dir.resolve(),
     ]

@@ -14,7 +14,6 @@ from typing import Any
 from engines.catalog import Artifact
 from engines.errors import JarvisError, NotFoundError
 from engines.pipeline.artifacts import (
-    ArtifactBytes,
     Expected,
     StoredBytes,
     artifact_identity,
@@ -46,12 +45,6 @@ class ResolvedArtifact:
         if self.artifact:
             return self.artifact.relpath
         return str(self.file) if self.file is not None else self.stored.name
-
-    @property
-    def path(self) -> ArtifactBytes:
-        """The file picked by hand, else `stored`: for the files store's callers until
-        they move onto `stored`."""
-        return self.file if self.file is not None else self.stored
 
     @property
     def source(self) -> str | None:

@@ -145,6 +145,18 @@ def test_a_ranged_read_can_be_read_in_pieces(destination: Destination):
     assert [len(p) for p in pieces] == [300, 300, 300, 100, 0]
 
 
+def test_a_whole_object_stream_seeks_as_readers_need(destination: Destination):
+    content = bytes(range(256)) * 64
+    _write(destination, "postgres/a.gz.enc", content)
+    with destination.open_read("postgres/a.gz.enc") as handle:
+        assert handle.read(9) == content[:9]
+        handle.seek(0)
+        assert handle.read(4) == content[:4]
+        handle.seek(1000, os.SEEK_CUR)
+        assert handle.tell() == 1004
+        assert handle.read() == content[1004:]
+
+
 def test_reading_a_missing_key_names_it(destination: Destination, tmp_path: Path):
     with pytest.raises(NotFoundError, match=r"postgres/gone\.gz\.enc"):
         _read(destination, "postgres/gone.gz.enc")

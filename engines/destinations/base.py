@@ -72,7 +72,10 @@ class Destination(Protocol):
 
     def open_read(self, key: str, offset: int = 0, length: int | None = None) -> BinaryIO:
         """The object's bytes from `offset` on (`length` of them, or to its end);
-        NotFoundError if absent."""
+        NotFoundError if absent. Without `length` the stream is seekable, since artifact
+        readers look ahead (the container version) and step over chunk frames (the
+        metadata record): the local one is the file itself, a remote one fetches the
+        ranges it is asked for. Large sequential reads stay large."""
         ...
 
     def put(self, local_path: Path, key: str) -> None:

@@ -1,4 +1,10 @@
-"""Artifacts: a source stream compressed, sealed, hashed and written crash-safely.
+"""Artifacts: a source stream compressed, sealed and hashed into a stream (`seal_stream`),
+and read back from streams (`StoredBytes`) by every reader here.
+
+The repository writes and reads these through its destination's face
+(`engines/repository/stored.py`), which makes a write appear whole or not at all;
+the path-level `write_artifact` and the readers' `Path` arguments are the same code
+over a file on this host (tests, benchmarks, a file the operator picked by hand).
 
 An artifact `x.dump.gz.enc` is the encrypted container of a standard `.gz`
 (or `.zst`) stream. Beside it, `x.dump.gz.enc.metadata.json` (the sidecar)
@@ -111,9 +117,11 @@ class VerifyReport:
 
 @dataclass(frozen=True)
 class StoredBytes:
-    """An artifact's bytes wherever they are kept: how messages name it and how to open
-    it and its sidecar. The repository builds these over its destination's ranged
-    streams (`engines/repository/artifacts.py`); `file_bytes` over a file on this host."""
+    """An artifact's bytes wherever they are kept: how messages name it, how to open it
+    and its sidecar, and its stored size. The repository builds these over its
+    destination's streams (`engines/repository/stored.py`); `file_bytes` over a file on
+    this host. Readers that look ahead (the container version, the metadata record)
+    seek on what `open` returns: a local file, or a destination's seekable reader."""
 
     name: str
     open: Callable[[], BinaryIO]

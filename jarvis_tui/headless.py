@@ -4,7 +4,9 @@ Logs go to stdout (the journal) and to backup.log. When another process (the
 console, or a second service) already runs the schedules, this one stands by
 and takes over once that process is gone. SIGTERM or SIGINT stops new runs,
 lets a running job finish for BACKUP_SHUTDOWN_GRACE_SECONDS, then cancels it
-and exits 0. Never imports textual.
+and exits 0. The schedules' verbs (backup, cleanup, restore drill) run in this
+process, in the scheduler's jobs: there is no screen to keep responsive. Never
+imports textual.
 """
 
 import argparse

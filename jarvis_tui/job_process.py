@@ -2,9 +2,10 @@
 
 The engines compress, chunk and hash in Python threads; run in the console's
 own process they would hold the interpreter lock for seconds and freeze the
-screen. Each action the console starts is therefore a child process (a fresh
-interpreter, never a fork of a process with threads) that runs the same engine
-action as the CLI, as a catalogued job: its progress, log and cancellation
+screen. Each action the console starts, and each run of the console's scheduler
+(backup, cleanup, restore drill), is therefore a child process (a fresh
+interpreter, never a fork of a process with threads) that runs the same verb as
+the CLI (engines.actions.verbs), as a catalogued job: its progress, log and cancellation
 travel through the catalog like any other process's, and its JobContext
 updates come back on a private pipe for the screen that asked. Never imports
 textual: the child stays light.
@@ -19,12 +20,12 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from engines.errors import JobCancelledError
+from engines.actions.verbs import VERBS, Request, run_scheduled
+from engines.errors import JobCancelledError, RepositoryLockedError
 from engines.jobs import JobContext, JobUpdate
 from engines.pipeline.allocator import keep_freed_memory
 from engines.plumbing.error_text import error_text
@@ -39,32 +40,20 @@ POLL_S = 0.5
 
 @dataclass(frozen=True)
 class ActionSpec:
-    """One engine action, described so it can cross to the child process."""
+    """One verb of the table (engines.actions.verbs), described so it can cross to the child."""
 
-    verb: str  # backup, restore, verify, export, delete
-    kind: str | None = None
-    reference: str | None = None
-    options: Any = None
-    relpaths: tuple[str, ...] = ()
-    folder: Path | None = None
-    as_sql: bool = False
-    # A scheduled backup runs inside the job the scheduler already started.
+    verb: str  # backup, backup-full, restore, verify, export, delete, ...
+    request: Request = field(default_factory=Request)
+    # A scheduled verb runs inside the job the scheduler already started, and answers
+    # with the run's result (complete, partial, failed).
     job_id: int | None = None
-    tier: str | None = None
-    created_at: datetime | None = None
 
     @property
     def job(self) -> tuple[str, str]:
         """(job kind, description) as the CLI words them."""
-        dry = " (dry run)" if getattr(self.options, "dry_run", False) else ""
-        return {
-            "backup": ("backup", f"backup {self.kind}"),
-            "restore": ("restore", f"restore {self.kind} {self.reference}{dry}"),
-            "verify": ("verify", f"verify {self.reference}"),
-            "export": ("export", f"export {len(self.relpaths)} artifact(s) to {self.folder}"),
-            "delete": ("delete", f"delete {self.reference}"),
-            "scheduled-backup": ("backup", f"scheduled {self.tier} backup"),
-        }[self.verb]
+        job = VERBS[self.verb].job(self.request)
+        assert job is not None, f"{self.verb} is no job"
+        return job
 
 
 @dataclass(frozen=True)
@@ -72,63 +61,31 @@ class Outcome:
     value: Any = None
     error: str | None = None
     cancelled: bool = False
+    locked: bool = False  # another process held the repository lock: a scheduled run is skipped
 
 
 def failure_text(error: BaseException) -> str:
     return error_text(error)
 
 
+def _problems(results: list) -> list[str]:
+    return [problem for result in results for problem in result.report.problems]
+
+
+# What the console is sent back where the verb's report is more than it shows.
+CONSOLE_VALUES: dict[str, Callable[[Any], Any]] = {
+    "backup-full": lambda report: report.backup_set,
+    "verify": _problems,
+}
+
+
 def perform(spec: ActionSpec, workspace: "Workspace", context: JobContext) -> Any:
-    """The engine action itself; what it returns is plain data the console shows."""
-    if spec.verb == "scheduled-backup":
-        from engines.actions.backup_full import run_backup_full
-
-        report = run_backup_full(workspace, context, tier=spec.tier, created_at=spec.created_at)
-        return report.backup_set.status
-    if spec.verb == "backup" and spec.kind == "full":
-        from engines.actions.backup_full import run_backup_full
-
-        return run_backup_full(workspace, context, tier="manual").backup_set
-    if spec.verb == "backup":
-        from engines.actions.backup import run_backup
-
-        return run_backup(workspace, str(spec.kind), spec.options, context, tier="manual")
-    if spec.verb == "restore":
-        from engines.actions.restore import run_restore
-
-        return run_restore(workspace, str(spec.kind), str(spec.reference), spec.options, context)
-    if spec.verb == "verify":
-        from engines.actions.verify import verify_backup
-
-        results = verify_backup(workspace, str(spec.reference), context)
-        return [problem for result in results for problem in result.report.problems]
-    if spec.verb == "export":
-        return export_artifacts(spec, workspace, context)
-    if spec.verb == "delete":
-        from engines.actions.delete_set import delete_backup_set
-
-        return delete_backup_set(workspace, str(spec.reference), context)
-    raise ValueError(f"unknown console action {spec.verb!r}")
-
-
-def export_artifacts(spec: ActionSpec, workspace: "Workspace", context: JobContext) -> list[Path]:
-    """Each artifact into the folder: its plain .gz, or with `as_sql` PostgreSQL as SQL."""
-    from engines.actions.decrypt import decrypt_to_file
-
-    assert spec.folder is not None
-    spec.folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for relpath in spec.relpaths:
-        context.raise_if_cancelled()
-        if spec.as_sql:
-            from engines.postgres.plain_sql import decrypt_to_sql
-
-            path = decrypt_to_sql(workspace, relpath, spec.folder, context)
-        else:
-            path = decrypt_to_file(workspace, relpath, spec.folder)
-        context.log(f"wrote {path}")
-        written.append(path)
-    return written
+    """The verb itself; what it returns is plain data the console shows."""
+    if spec.job_id is not None:
+        return run_scheduled(spec.verb, workspace, spec.request, context)
+    value = VERBS[spec.verb].load()(workspace, spec.request, context)
+    shown = CONSOLE_VALUES.get(spec.verb)
+    return value if shown is None else shown(value)
 
 
 def child_main(env_file: Path | None, spec: ActionSpec, send: Callable[[Any], None]) -> None:
@@ -160,7 +117,11 @@ def child_main(env_file: Path | None, spec: ActionSpec, send: Callable[[Any], No
                     listeners=(send,),
                 )
     except BaseException as error:
-        outcome = Outcome(error=failure_text(error), cancelled=isinstance(error, JobCancelledError))
+        outcome = Outcome(
+            error=failure_text(error),
+            cancelled=isinstance(error, JobCancelledError),
+            locked=isinstance(error, RepositoryLockedError),
+        )
     else:
         outcome = Outcome(value=value)
     send(outcome)

@@ -18,6 +18,7 @@ from textual.message import Message
 from textual.message_pump import MessagePump
 from textual.worker import WorkerState
 
+from engines.actions.verbs import Request
 from engines.jobs import JobFinished, JobStarted, JobUpdate
 from jarvis_tui.job_process import ActionSpec, Outcome, failure_text, run_in_process
 from jarvis_tui.messages import (
@@ -119,7 +120,9 @@ class JobRunner:
                 return [(target, BackupFailed(kind, outcome.error))]
             return [(target, BackupFinished(outcome.value))]
 
-        self._run(ActionSpec("backup", kind=kind, options=options), reply_to, finished)
+        verb = "backup-full" if kind == "full" else "backup"
+        spec = ActionSpec(verb, Request(kind=kind, options=options))
+        self._run(spec, reply_to, finished)
 
     def restore(self, kind: str, reference: str, options: Any, reply_to: MessagePump) -> None:
         dry_run = bool(getattr(options, "dry_run", False))
@@ -139,7 +142,7 @@ class JobRunner:
                 (self.app, CatalogChanged("restore finished")),
             ]
 
-        spec = ActionSpec("restore", kind=kind, reference=reference, options=options)
+        spec = ActionSpec("restore", Request(kind=kind, reference=reference, options=options))
         self._run(spec, reply_to, finished)
 
     def verify(self, set_id: str, reply_to: MessagePump) -> None:
@@ -151,7 +154,7 @@ class JobRunner:
                 (self.app, CatalogChanged("verified")),
             ]
 
-        self._run(ActionSpec("verify", reference=set_id), None, finished)
+        self._run(ActionSpec("verify", Request(reference=set_id)), None, finished)
 
     def export(
         self,
@@ -168,7 +171,8 @@ class JobRunner:
                 return [(reply_to, ExportFailed(outcome.error))]
             return [(reply_to, ExportFinished(outcome.value))]
 
-        spec = ActionSpec("export", relpaths=tuple(relpaths), folder=folder, as_sql=as_sql)
+        request = Request(relpaths=tuple(relpaths), output=folder, as_sql=as_sql)
+        spec = ActionSpec("export", request)
         self._run(spec, None, finished)
 
     def delete(self, set_id: str, reply_to: MessagePump) -> None:
@@ -177,7 +181,7 @@ class JobRunner:
                 return [(reply_to, DeleteFailed(set_id, outcome.error))]
             return [(reply_to, SetDeleted(set_id))]
 
-        self._run(ActionSpec("delete", reference=set_id), None, finished)
+        self._run(ActionSpec("delete", Request(reference=set_id)), None, finished)
 
     def cancel(self, job_id: int) -> None:
         def work() -> None:

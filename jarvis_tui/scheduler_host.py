@@ -4,21 +4,22 @@ Which process fires the schedules is the engine's decision (one scheduler per
 repository, elected by a lock): this starts the engine's scheduler in a worker,
 stands by while another process (`--run-scheduled`, another console) holds it,
 and tries again every RETRY_SECONDS so it takes over once that process is gone.
-The backups it fires run in a child process (`backup_in_child`), so that the
-screen stays responsive through them.
+The backups, cleanups and restore drills it fires run in a child process
+(`verbs_in_child`), so that the screen stays responsive through them.
 """
 
 import threading
 from collections.abc import Callable
-from datetime import datetime
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from engines.errors import JarvisError, JobCancelledError
+from engines.errors import JarvisError, JobCancelledError, RepositoryLockedError
 from engines.plumbing.error_text import error_text
 from jarvis_tui.job_process import ActionSpec, run_in_process
 
 if TYPE_CHECKING:
+    from engines.actions.verbs import Request
     from engines.jobs import JobContext
     from engines.scheduling.scheduler import Scheduler
     from engines.workspace import Workspace
@@ -28,20 +29,19 @@ RETRY_SECONDS = 15.0
 GROUP = "scheduler"
 
 
-def backup_in_child(env_file: Path | None) -> Callable[..., str]:
-    """The scheduler's backup action, run in a process of its own inside the scheduler's job.
+def verbs_in_child(
+    env_file: Path | None,
+) -> Callable[[str, "Workspace", "Request", "JobContext"], str]:
+    """The scheduler's verbs (backup, cleanup, restore drill), each run in a process of
+    its own inside the scheduler's job.
 
     In the console's process the engines' threads would freeze the screen for as
     long as a nightly backup takes. When the scheduler stops, its cancel reaches
     the child through the catalog, as any cancel does.
     """
 
-    def action(
-        workspace: "Workspace",
-        context: "JobContext",
-        tier: str,
-        created_at: datetime,
-        dispatcher: Any,
+    def run_verb(
+        verb: str, workspace: "Workspace", request: "Request", context: "JobContext"
     ) -> str:
         asked = False
 
@@ -51,17 +51,18 @@ def backup_in_child(env_file: Path | None) -> Callable[..., str]:
                 workspace.catalog.request_job_cancel(context.job_id)
                 asked = True
 
-        spec = ActionSpec(
-            "scheduled-backup", job_id=context.job_id, tier=tier, created_at=created_at
-        )
+        # The child opens its own alert dispatcher, as it opens its own catalog.
+        spec = ActionSpec(verb, replace(request, dispatcher=None), job_id=context.job_id)
         outcome = run_in_process(env_file, spec, lambda update: None, pass_on_stop)
         if outcome.cancelled:
             raise JobCancelledError(outcome.error or "cancelled by request")
+        if outcome.locked:  # skipped, as in the scheduler's own process
+            raise RepositoryLockedError(outcome.error)
         if outcome.error is not None:
             raise JarvisError(outcome.error)
         return str(outcome.value)
 
-    return action
+    return run_verb
 
 
 def holder_name(holder: dict) -> str:
@@ -101,7 +102,7 @@ class SchedulerHost:
             if self._stopped or self.scheduler is not None:
                 return
             scheduler = Scheduler(
-                settings, purpose="console", backup_action=backup_in_child(self.app.env_file)
+                settings, purpose="console", run_verb=verbs_in_child(self.app.env_file)
             )
             try:
                 elected = scheduler.start()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from engines.actions.verbs import Request
 from jarvis_tui.exit_codes import ExitCode
 from jarvis_tui.job_process import ActionSpec, run_in_process
 from tests.scheduling_support import write_env_file
@@ -88,7 +89,9 @@ def test_the_consoles_back_up_now_of_one_source_alerts_too(
         SLACK_WEBHOOK_URL=webhook_receiver.url(SLACK_PATH),
         REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",
     )
-    outcome = run_in_process(env_file, ActionSpec("backup", kind="redis"), lambda update: None)
+    outcome = run_in_process(
+        env_file, ActionSpec("backup", Request(kind="redis")), lambda update: None
+    )
     assert outcome.error
     (text,) = slack_texts(webhook_receiver)
     assert "backup_failure:redis" in text and "CRITICAL" in text

@@ -65,8 +65,9 @@ def test_the_consoles_scheduled_backup_runs_in_a_child_inside_the_schedulers_job
 ):
     from datetime import UTC, datetime
 
+    from engines.actions.verbs import Request
     from engines.workspace import Workspace
-    from jarvis_tui.scheduler_host import backup_in_child
+    from jarvis_tui.scheduler_host import verbs_in_child
     from tests.support.files_env import make_files_env
 
     env = make_files_env(tmp_path / "env")
@@ -75,12 +76,13 @@ def test_the_consoles_scheduled_backup_runs_in_a_child_inside_the_schedulers_job
     secrets.write_text("API_TOKEN=tok\n")
     env.set(BACKUP_SECRET_FILES=str(secrets))
     planned = datetime(2026, 5, 3, 3, 0, tzinfo=UTC)
-    action = backup_in_child(env.env_file)
+    run_verb = verbs_in_child(env.env_file)
+    request = Request(tier="weekly", created_at=planned)
     with Workspace.open(load_settings(env_file=env.env_file)) as workspace:
         status = workspace.run_job(
             "backup",
             "scheduled weekly backup",
-            lambda context: action(workspace, context, "weekly", planned, None),
+            lambda context: run_verb("backup-full", workspace, request, context),
         )
         job = workspace.catalog.list_jobs()[0]
         backup_set = workspace.catalog.list_backup_sets()[0]
@@ -90,3 +92,82 @@ def test_the_consoles_scheduled_backup_runs_in_a_child_inside_the_schedulers_job
     assert backup_set.created_at == planned and backup_set.job_id == job.id
     assert any("part files: ok" in message for message in events)  # written by the child
     assert job.pid == os.getpid()  # the job stays the scheduler's; only the work moved
+
+
+# The console's scheduler, with a settable clock, in a process of its own: a cleanup and a
+# restore drill fall due together; the script says which action modules it ever loaded.
+CONSOLE_SCHEDULER = """
+import json, os, sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from engines.config import load_settings
+from engines.scheduling.scheduler import Scheduler
+from jarvis_tui.scheduler_host import verbs_in_child
+
+env_file = Path(sys.argv[1])
+now = [datetime(2030, 1, 1, 0, 0, tzinfo=UTC)]
+scheduler = Scheduler(
+    load_settings(env_file=env_file),
+    purpose="console",
+    clock=lambda: now[0],
+    run_verb=verbs_in_child(env_file),
+)
+assert scheduler.start(timers=False)
+try:
+    now[0] = datetime(2030, 1, 1, 5, 0, tzinfo=UTC)
+    ran = sorted(run.schedule.name for run in scheduler.tick())
+finally:
+    scheduler.stop(0)
+engine_work = ("engines.actions.cleanup", "engines.actions.verify_drill", "engines.store")
+loaded = sorted(m for m in sys.modules if m.startswith(engine_work))
+print(json.dumps({"pid": os.getpid(), "ran": ran, "loaded": loaded}))
+"""
+
+
+def test_the_consoles_scheduled_cleanup_and_drill_run_in_job_processes(tmp_path, isolated_env):
+    import json
+
+    from tests.support.files_env import REPO_ROOT, make_files_env
+
+    env = make_files_env(tmp_path / "env")
+    (env.data / "notes.txt").write_text("Grüße\n")
+    assert env.cli("backup", "files") == 0
+    env.set(
+        BACKUP_DAILY_ENABLED="false",
+        BACKUP_WEEKLY_ENABLED="false",
+        BACKUP_MONTHLY_ENABLED="false",
+        BACKUP_CLEANUP_TIME="0 5 * * *",
+        BACKUP_VERIFY_RESTORE_TIME="0 5 * * *",
+        BACKUP_TIMEZONE="UTC",
+    )
+    finished = subprocess.run(
+        [sys.executable, "-c", CONSOLE_SCHEDULER, str(env.env_file)],
+        cwd=REPO_ROOT,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert finished.returncode == 0, finished.stderr
+    console = json.loads(finished.stdout.strip().splitlines()[-1])
+    assert console["ran"] == ["cleanup", "verify"]
+    assert console["loaded"] == []  # the console's process never ran the engines' work
+    with env.workspace() as workspace:
+        catalog = workspace.catalog
+        jobs = {job.kind: job for job in catalog.list_jobs() if job.pid == console["pid"]}
+        cleanup, drill = jobs["cleanup"], jobs["verify"]
+        cleanup_events = [e.message for e in catalog.job_events(cleanup.id)]
+        drill_events = [e.message for e in catalog.job_events(drill.id)]
+        runs = {name: catalog.list_schedule_runs(name)[0] for name in ("cleanup", "verify")}
+        [artifact] = catalog.artifacts_of(catalog.list_backup_sets()[0].id)
+    # The jobs are the console's scheduler's; the children logged the work into them.
+    assert cleanup.status == drill.status == "succeeded"
+    assert cleanup.description == "scheduled retention and prune"
+    assert drill.description == "scheduled restore drill"
+    assert any(message.startswith("cleanup: 0 set(s) deleted") for message in cleanup_events)
+    assert any(message.startswith("restore drill: ") for message in drill_events)
+    assert runs["cleanup"].outcome == runs["verify"].outcome == "succeeded"
+    assert runs["cleanup"].job_id == cleanup.id and runs["verify"].job_id == drill.id
+    # The drill's result, recorded by the child.
+    assert artifact.verify_state == "ok" and artifact.verify_detail.startswith("restore drill: ")

@@ -316,13 +316,13 @@ def test_list_into_a_reader_that_stops_early_ends_quietly(tmp_path, isolated_env
 
 BUG_SCRIPT = """
 import sys
-import jarvis_tui.commands.backups as commands
+import engines.actions.verify as verb
 from jarvis_tui.cli import main
 
 def broken(*args, **kwargs):  # a programming error somewhere inside an action
     raise KeyError("sidecar_version")
 
-commands.verify_backup = broken
+verb.verify_backup = broken
 sys.exit(main(sys.argv[1:]))
 """
 

@@ -5,6 +5,7 @@ from typing import Any
 
 from engines.actions.backup_alerts import alert_backup_outcome
 from engines.actions.output_copy import check_output_path, copy_artifacts
+from engines.actions.verbs import Request
 from engines.alerts import AlertDispatcher
 from engines.catalog import BackupSet
 from engines.errors import JarvisError, JobCancelledError, RepositoryLockedError
@@ -127,3 +128,15 @@ def finish_set(
             workspace.catalog.finish_backup_set(backup_set.id, "failed", reason, note=note)
             raise
     workspace.catalog.finish_backup_set(backup_set.id, status, error, note=note)
+
+
+def run(workspace: Workspace, request: Request, context: JobContext) -> BackupSet:
+    """The `backup` verb: the source `request.kind` as a set of its own."""
+    return run_backup(
+        workspace,
+        str(request.kind),
+        request.options,
+        context,
+        tier=request.tier,
+        dispatcher=request.dispatcher,
+    )

@@ -15,6 +15,7 @@ from datetime import datetime
 
 from engines.actions.backup import finish_set, start_set_record
 from engines.actions.backup_alerts import alert_backup_outcome
+from engines.actions.verbs import Request
 from engines.alerts import AlertDispatcher
 from engines.catalog import Artifact, BackupSet
 from engines.errors import JarvisError, JobCancelledError
@@ -162,3 +163,14 @@ def _alert(dispatcher: AlertDispatcher, report: FullBackupReport) -> None:
         if part.state != "skipped":
             failure = part.detail if part.state == "failed" else None
             alert_backup_outcome(dispatcher, label, part.source, failure)
+
+
+def run(workspace: Workspace, request: Request, context: JobContext) -> FullBackupReport:
+    """The `backup-full` verb (`backup full`, the console's and the schedules' backups)."""
+    return run_backup_full(
+        workspace,
+        context,
+        tier=request.tier,
+        created_at=request.created_at,
+        dispatcher=request.dispatcher,
+    )

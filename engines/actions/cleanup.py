@@ -10,6 +10,7 @@ store of its own (the files store) prunes data no snapshot references.
 import socket
 from dataclasses import dataclass, field
 
+from engines.actions.verbs import Request
 from engines.catalog import Artifact
 from engines.destinations import DESTINATION_KINDS, Destination
 from engines.errors import IntegrityError, JarvisError
@@ -207,3 +208,8 @@ def _log_decisions(report: CleanupReport, context: JobContext, verb: str) -> Non
     context.log(f"retention {report.policy.describe()}: {verb} {len(report.to_delete)} set(s)")
     for decision in report.decisions:
         context.log(f"{decision.candidate.set_id}: {decision.text}", level="debug")
+
+
+def run(workspace: Workspace, request: Request, context: JobContext) -> CleanupReport:
+    """The `cleanup` verb (`jarvis-tui cleanup` and the schedule's cleanup)."""
+    return run_cleanup(workspace, context, dry_run=request.dry_run)

@@ -2,7 +2,9 @@
 
 from pathlib import Path, PurePosixPath
 
+from engines.actions.verbs import Request
 from engines.errors import JarvisError, NotFoundError
+from engines.jobs import JobContext
 from engines.pipeline.artifacts import decrypt_artifact, read_sidecar
 from engines.pipeline.compression import CODEC_SUFFIXES
 from engines.repository.resolve import resolve_artifacts
@@ -37,3 +39,10 @@ def decrypt_to_file(workspace: Workspace, reference: str, output: Path) -> Path:
             f"{CODEC_SUFFIXES[codec]} so tools recognise it"
         )
     return decrypt_artifact(source, output, workspace.keyring(), expected)
+
+
+def run(workspace: Workspace, request: Request, context: JobContext | None) -> Path:
+    """The `decrypt` verb: artifact `request.reference` to `request.output`. No job: it
+    writes outside the repository only, and nothing unless every chunk authenticated."""
+    assert request.output is not None
+    return decrypt_to_file(workspace, str(request.reference), request.output)

@@ -8,6 +8,7 @@ only this set referenced in the files store is pruned by the next cleanup.
 """
 
 from engines.actions.cleanup import delete_set_everywhere, readers_in_use, remote_destinations
+from engines.actions.verbs import Request
 from engines.errors import JarvisError
 from engines.jobs import JobContext
 from engines.workspace import Workspace
@@ -28,3 +29,8 @@ def delete_backup_set(workspace: Workspace, set_id: str, context: JobContext) ->
             "cleanup finishes it"
         )
     context.log(f"deleted {set_id}; the next cleanup prunes data nothing else references")
+
+
+def run(workspace: Workspace, request: Request, context: JobContext) -> None:
+    """The `delete` verb: the set `request.reference` (the console's catalog pane)."""
+    delete_backup_set(workspace, str(request.reference), context)

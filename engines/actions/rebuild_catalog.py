@@ -14,6 +14,7 @@ of files that are gone are dropped.
 import hashlib
 from dataclasses import dataclass, field
 
+from engines.actions.verbs import Request
 from engines.catalog.rebuild import SealedArtifact, SetRecord, check_record, check_sealed
 from engines.errors import IntegrityError, JarvisError, KeyNotAvailableError, NotFoundError
 from engines.jobs import JobContext
@@ -211,3 +212,8 @@ def rebuild_catalog(workspace: Workspace, context: JobContext) -> RebuildReport:
         f"ignored, {len(report.dropped)} rows dropped"
     )
     return report
+
+
+def run(workspace: Workspace, request: Request, context: JobContext) -> RebuildReport:
+    """The `rebuild-catalog` verb (`catalog rebuild`)."""
+    return rebuild_catalog(workspace, context)

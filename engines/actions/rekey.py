@@ -13,6 +13,7 @@ set's sealed record (`sets/`) is sealed again too, once it authenticates as its 
 import os
 from dataclasses import dataclass, field
 
+from engines.actions.verbs import Request
 from engines.catalog import Artifact
 from engines.destinations.base import Destination
 from engines.errors import IntegrityError, JarvisError, KeyNotAvailableError, NotFoundError
@@ -225,3 +226,7 @@ def _object_key_id(repository: Destination, key: str) -> str | None:
         return head[10:18].hex()  # the container: magic, version, codec id, key id
     return None
 
+
+def run(workspace: Workspace, request: Request, context: JobContext) -> RekeyReport:
+    """The `rekey` verb."""
+    return rekey(workspace, context, dry_run=request.dry_run)

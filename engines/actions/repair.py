@@ -15,6 +15,7 @@ import shutil
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from engines.actions.verbs import Request
 from engines.destinations.base import Destination
 from engines.errors import IntegrityError, KeyNotAvailableError
 from engines.jobs import JobContext
@@ -221,3 +222,7 @@ def _move_aside(repository: Destination, pack_key: str) -> None:
         shutil.copyfileobj(source, output, COPY_BUFFER)
     repository.delete(pack_key)
 
+
+def run(workspace: Workspace, request: Request, context: JobContext) -> RepairReport:
+    """The `repair` verb."""
+    return repair_store(workspace, context, dry_run=request.dry_run)

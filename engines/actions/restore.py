@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from engines.actions.verbs import Request
 from engines.jobs import JobContext
 from engines.repository.resolve import resolve_artifacts
 from engines.sources import get_source
@@ -18,3 +19,10 @@ def run_restore(
     verb = "planning restore (dry run)" if getattr(options, "dry_run", False) else "restoring"
     context.log(f"{verb} of {kind} from {', '.join(a.label for a in artifacts)}")
     return source.restore(workspace, artifacts, options, context)
+
+
+def run(workspace: Workspace, request: Request, context: JobContext) -> RestoreReport:
+    """The `restore` verb: `request.reference` back into the `request.kind` source."""
+    return run_restore(
+        workspace, str(request.kind), str(request.reference), request.options, context
+    )

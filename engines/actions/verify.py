@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 
+from engines.actions.verbs import Request
 from engines.jobs import JobContext
 from engines.pipeline.artifacts import VerifyReport, verify_artifact
 from engines.repository.resolve import ResolvedArtifact, resolve_artifacts
@@ -46,3 +47,8 @@ def verify_backup(
         context.progress(checked, total)
         results.append(ArtifactVerification(target, report))
     return results
+
+
+def run(workspace: Workspace, request: Request, context: JobContext) -> list[ArtifactVerification]:
+    """The `verify` verb: `request.reference`'s artifacts checked end to end."""
+    return verify_backup(workspace, str(request.reference), context, read_data=request.read_data)

@@ -9,6 +9,7 @@ also has its chunks located, and with `read_data` every chunk read and authentic
 import math
 from dataclasses import dataclass
 
+from engines.actions.verbs import Request
 from engines.actions.verify_drill import alert_verification
 from engines.alerts import AlertDispatcher
 from engines.catalog import Artifact
@@ -78,3 +79,10 @@ def verify_all(
         done += artifact.stored_size or 0
         context.progress(done, total_bytes)
     return checks
+
+
+def run(workspace: Workspace, request: Request, context: JobContext) -> list[StoredCheck]:
+    """The `verify-all` verb (`verify --all`): a share of the stored artifacts re-read."""
+    return verify_all(
+        workspace, context, sample_percent=request.sample_percent, read_data=request.read_data
+    )

@@ -10,6 +10,7 @@ Results are recorded on each artifact (and so on its set) and failures alerted.
 
 from dataclasses import dataclass, field
 
+from engines.actions.verbs import Request
 from engines.alerts import AlertDispatcher
 from engines.catalog import Artifact
 from engines.errors import JarvisError, JobCancelledError
@@ -106,3 +107,8 @@ def alert_verification(dispatcher: AlertDispatcher, relpath: str, ok: bool, deta
         dispatcher.clear_condition(condition, f"{relpath} verifies again")
     else:
         dispatcher.raise_condition(condition, "critical", f"{relpath}: {detail}")
+
+
+def run(workspace: Workspace, request: Request, context: JobContext) -> DrillReport:
+    """The `drill` verb (`jarvis-tui drill` and the schedule's restore drill)."""
+    return run_restore_drill(workspace, context, dispatcher=request.dispatcher)

@@ -26,9 +26,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from engines.actions.backup_full import run_backup_full
-from engines.actions.cleanup import run_cleanup
-from engines.actions.verify_drill import run_restore_drill
+from engines.actions.verbs import VERBS, Request, run_scheduled
 from engines.alerts import AlertDispatcher
 from engines.config import Settings
 from engines.errors import JarvisError, JobCancelledError, RepositoryLockedError
@@ -51,24 +49,17 @@ logger = logging.getLogger("jarvis.scheduler")
 WATCHDOG_INTERVAL_S = 300
 SAFETY_TICK_S = 60
 CANCEL_WAIT_S = 30.0
-JOB_KINDS = {"backup": "backup", "cleanup": "cleanup", "drill": "verify"}
+# The verb (engines.actions.verbs) each kind of schedule runs.
+SCHEDULED_VERBS = {"backup": "backup-full", "cleanup": "cleanup", "drill": "drill"}
 RESULT_OUTCOMES = {"complete": "succeeded", "partial": "partial", "failed": "failed"}
 
+VerbRunner = Callable[[str, Workspace, Request, JobContext], str]
+"""(verb, workspace, request, context) -> the run's result, inside the scheduler's job:
+`run_scheduled` in this process, or the console's runner in a child process."""
+
 BackupAction = Callable[[Workspace, JobContext, str, datetime, AlertDispatcher], str]
-"""(workspace, context, tier, created_at, dispatcher) -> the set's status."""
-
-
-def scheduled_full_backup(
-    workspace: Workspace,
-    context: JobContext,
-    tier: str,
-    created_at: datetime,
-    dispatcher: AlertDispatcher,
-) -> str:
-    report = run_backup_full(
-        workspace, context, tier=tier, created_at=created_at, dispatcher=dispatcher
-    )
-    return report.backup_set.status
+"""(workspace, context, tier, created_at, dispatcher) -> the set's status: a stand-in
+for the backup verb (the tests' quick backups)."""
 
 
 class Scheduler:
@@ -78,13 +69,15 @@ class Scheduler:
         *,
         purpose: str = "headless",
         clock: Clock = system_clock,
-        backup_action: BackupAction = scheduled_full_backup,
+        run_verb: VerbRunner = run_scheduled,
+        backup_action: BackupAction | None = None,
     ):
         self.settings = settings
         self.zone = configured_timezone(settings)
         self.schedules = [s for s in schedules_from(settings, self.zone) if s.enabled]
         self.clock = clock
         self.purpose = purpose
+        self.run_verb = run_verb
         self.backup_action = backup_action
         self.workspace: Workspace | None = None
         self.dispatcher: AlertDispatcher | None = None
@@ -294,7 +287,8 @@ class Scheduler:
                 self._current, self._current_label = None, ""
 
         try:
-            result = workspace.run_job(JOB_KINDS[group.action], group.description, work)
+            kind = VERBS[SCHEDULED_VERBS[group.action]].job_kind
+            result = workspace.run_job(kind, group.description, work)
         except JobCancelledError as error:
             return "cancelled", job.get("id"), str(error)
         except RepositoryLockedError as error:
@@ -307,13 +301,11 @@ class Scheduler:
         return RESULT_OUTCOMES.get(result, "succeeded"), job.get("id"), ""
 
     def _perform(self, group: RunGroup, workspace: Workspace, context: JobContext) -> str:
-        if group.action == "backup":
-            return self.backup_action(workspace, context, group.tier, self.clock(), self.dispatcher)
-        if group.action == "cleanup":
-            report = run_cleanup(workspace, context)
-            return "partial" if report.problems else "complete"
-        report = run_restore_drill(workspace, context, dispatcher=self.dispatcher)
-        return "failed" if report.failed else "complete"
+        created_at = self.clock()
+        if group.action == "backup" and self.backup_action is not None:
+            return self.backup_action(workspace, context, group.tier, created_at, self.dispatcher)
+        request = Request(tier=group.tier, created_at=created_at, dispatcher=self.dispatcher)
+        return self.run_verb(SCHEDULED_VERBS[group.action], workspace, request, context)
 
     # --- watchdog and recovery -----------------------------------------------------------
 

@@ -6,10 +6,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from engines.actions.decrypt import decrypt_to_file
-from engines.actions.rebuild_catalog import rebuild_catalog
-from engines.actions.verify import verify_backup
-from engines.postgres.plain_sql import decrypt_to_sql
+from engines.actions.verbs import Request
 from jarvis_tui.commands.context import open_workspace, run_with_progress
 from jarvis_tui.commands.schedule import run_verify_all
 from jarvis_tui.exit_codes import ExitCode
@@ -117,12 +114,8 @@ def run_verify(args: argparse.Namespace) -> ExitCode:
         print("jarvis-tui: verify needs ID|latest|PATH, or --all", file=sys.stderr)
         return ExitCode.USAGE
     with open_workspace(args) as workspace:
-        results = run_with_progress(
-            workspace,
-            "verify",
-            f"verify {args.backup}",
-            lambda ctx: verify_backup(workspace, args.backup, ctx, read_data=args.read_data),
-        )
+        request = Request(reference=args.backup, read_data=args.read_data)
+        results = run_with_progress(workspace, "verify", request)
     if args.json:
         print_json(
             [
@@ -154,27 +147,15 @@ def run_verify(args: argparse.Namespace) -> ExitCode:
 
 def run_decrypt(args: argparse.Namespace) -> ExitCode:
     with open_workspace(args) as workspace:
-        if args.sql:
-            written = run_with_progress(
-                workspace,
-                "decrypt",
-                f"decrypt --sql {args.artifact}",
-                lambda ctx: decrypt_to_sql(workspace, args.artifact, args.output, ctx),
-            )
-        else:
-            written = decrypt_to_file(workspace, args.artifact, args.output)
+        request = Request(reference=args.artifact, output=args.output)
+        written = run_with_progress(workspace, "decrypt-sql" if args.sql else "decrypt", request)
     print(f"wrote {written}")
     return ExitCode.OK
 
 
 def run_catalog_rebuild(args: argparse.Namespace) -> ExitCode:
     with open_workspace(args) as workspace:
-        report = run_with_progress(
-            workspace,
-            "catalog-rebuild",
-            "rebuild catalog",
-            lambda ctx: rebuild_catalog(workspace, ctx),
-        )
+        report = run_with_progress(workspace, "rebuild-catalog", Request())
     print(f"imported {report.imported} artifact(s)")
     for relpath in report.dropped:
         print(f"dropped: {relpath} (no longer in the repository)")

@@ -2,21 +2,19 @@
 
 import argparse
 import sys
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from engines.actions.backup import run_backup
-from engines.actions.restore import run_restore
-from engines.catalog import BackupSet
+from engines.actions.verbs import VERBS, Request, run_verb
 from engines.config import Settings, load_settings
 from engines.joblog import configure_logging, register_secrets
-from engines.jobs import JobContext, JobProgressed, JobUpdate
-from engines.sources.base import RestoreReport
+from engines.jobs import JobProgressed, JobUpdate
 from engines.workspace import Workspace
 from jarvis_tui.exit_codes import ExitCode
 from jarvis_tui.output import TerminalProgress
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from engines.catalog import BackupSet
+    from engines.sources.base import RestoreReport
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -33,23 +31,25 @@ def open_workspace(args: argparse.Namespace) -> Workspace:
     return workspace
 
 
-def run_with_progress(
-    workspace: Workspace, kind: str, description: str, work: Callable[[JobContext], T]
-) -> T:
-    """Run `work` as a catalogued job, drawing a progress line when stderr is a terminal."""
-    progress = TerminalProgress(description)
+def run_with_progress(workspace: Workspace, name: str, request: Request) -> Any:
+    """The verb `name` (engines.actions.verbs) as its catalogued job, drawing a progress
+    line when stderr is a terminal; a verb that is no job just runs."""
+    job = VERBS[name].job(request)
+    if job is None:
+        return run_verb(workspace, name, request)
+    progress = TerminalProgress(job[1])
 
     def on_update(update: JobUpdate) -> None:
         if isinstance(update, JobProgressed):
             progress.update(update.done, update.total)
 
     try:
-        return workspace.run_job(kind, description, work, listeners=(on_update,))
+        return run_verb(workspace, name, request, listeners=(on_update,))
     finally:
         progress.finish()
 
 
-def print_restore_report(report: RestoreReport) -> ExitCode:
+def print_restore_report(report: "RestoreReport") -> ExitCode:
     """Print the report; a dry run that foresees a refusal exits non-zero, as the restore would."""
     heading = "dry run: nothing was changed" if report.dry_run else "restore finished"
     if report.refusal:
@@ -64,41 +64,21 @@ def print_restore_report(report: RestoreReport) -> ExitCode:
 
 def back_up_with_progress(
     workspace: Workspace, kind: str, options: Any, label: str | None = None
-) -> BackupSet:
+) -> "BackupSet":
     """`backup <kind>` as a catalogued job with a progress line."""
-    return run_with_progress(
-        workspace,
-        "backup",
-        label or f"backup {kind}",
-        lambda ctx: run_backup(workspace, kind, options, ctx),
-    )
+    return run_with_progress(workspace, "backup", Request(kind=kind, options=options, label=label))
 
 
-def maintain_with_progress(
-    args: argparse.Namespace,
-    kind: str,
-    description: str,
-    action: Callable[..., T],
-) -> T:
+def maintain_with_progress(args: argparse.Namespace, name: str) -> Any:
     """A repository upkeep verb (`prune`, `repair`, `rekey`) with its `--dry-run`, as a job."""
-    suffix = " (dry run)" if args.dry_run else ""
     with open_workspace(args) as workspace:
-        return run_with_progress(
-            workspace,
-            kind,
-            description + suffix,
-            lambda ctx: action(workspace, ctx, dry_run=args.dry_run),
-        )
+        return run_with_progress(workspace, name, Request(dry_run=args.dry_run))
 
 
 def restore_with_progress(
     workspace: Workspace, kind: str, reference: str, options: Any
-) -> RestoreReport:
+) -> "RestoreReport":
     """`restore <kind> REFERENCE` as a catalogued job with a progress line."""
-    dry_run = " (dry run)" if getattr(options, "dry_run", False) else ""
     return run_with_progress(
-        workspace,
-        "restore",
-        f"restore {kind} {reference}{dry_run}",
-        lambda ctx: run_restore(workspace, kind, reference, options, ctx),
+        workspace, "restore", Request(kind=kind, reference=reference, options=options)
     )

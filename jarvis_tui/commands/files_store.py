@@ -5,10 +5,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from engines.actions.repair import repair_store
-from engines.store.diff import diff_snapshots
-from engines.store.export import export_tar
-from engines.store.prune import prune_store
+from engines.actions.verbs import Request
 from engines.store.snapshots import shown
 from jarvis_tui.commands.context import maintain_with_progress, open_workspace, run_with_progress
 from jarvis_tui.exit_codes import ExitCode
@@ -63,7 +60,7 @@ def register(commands: argparse._SubParsersAction, words: Sequence[str] = ()) ->
 
 
 def run_prune(args: argparse.Namespace) -> ExitCode:
-    report = maintain_with_progress(args, "prune", "prune files store", prune_store)
+    report = maintain_with_progress(args, "prune")
     print(f"prune{' (dry run)' if args.dry_run else ''}: {report}")
     for problem in report.problems:
         print(f"warning: {problem}", file=sys.stderr)
@@ -72,7 +69,7 @@ def run_prune(args: argparse.Namespace) -> ExitCode:
 
 def run_repair(args: argparse.Namespace) -> ExitCode:
     """Exit 4 while some snapshot still misses data, so a script notices."""
-    report = maintain_with_progress(args, "repair", "repair files store", repair_store)
+    report = maintain_with_progress(args, "repair")
     print(f"repair{' (dry run)' if args.dry_run else ''}: {report}")
     for problem in report.problems:
         print(f"warning: {problem}", file=sys.stderr)
@@ -90,12 +87,8 @@ def run_repair(args: argparse.Namespace) -> ExitCode:
 
 def run_export_files(args: argparse.Namespace) -> ExitCode:
     with open_workspace(args) as workspace:
-        report = run_with_progress(
-            workspace,
-            "export",
-            f"export files {args.snapshot}",
-            lambda ctx: export_tar(workspace, args.snapshot, args.tar, ctx),
-        )
+        request = Request(reference=args.snapshot, output=args.tar)
+        report = run_with_progress(workspace, "export-files", request)
     print(
         f"wrote {report.output}: {report.entries} entries, {human_size(report.bytes)} "
         f"from {report.snapshot}"
@@ -105,7 +98,8 @@ def run_export_files(args: argparse.Namespace) -> ExitCode:
 
 def run_diff(args: argparse.Namespace) -> ExitCode:
     with open_workspace(args) as workspace:
-        result = diff_snapshots(workspace, args.first, args.second)
+        request = Request(reference=args.first, second_reference=args.second)
+        result = run_with_progress(workspace, "diff", request)
     if args.json:
         print_json(
             {

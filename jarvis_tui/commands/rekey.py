@@ -3,7 +3,6 @@
 import argparse
 from collections.abc import Sequence
 
-from engines.actions.rekey import rekey
 from engines.keys import PREVIOUS_VARIABLE
 from jarvis_tui.commands.context import maintain_with_progress
 from jarvis_tui.exit_codes import ExitCode
@@ -26,7 +25,7 @@ def register(commands: argparse._SubParsersAction, words: Sequence[str] = ()) ->
 
 
 def run_rekey(args: argparse.Namespace) -> ExitCode:
-    report = maintain_with_progress(args, "rekey", "rekey", rekey)
+    report = maintain_with_progress(args, "rekey")
     verb = "would seal again" if report.dry_run else "sealed again"
     for relpath in report.rekeyed:
         print(f"{verb}  {relpath}")

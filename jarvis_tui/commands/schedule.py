@@ -5,9 +5,7 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 
-from engines.actions.cleanup import run_cleanup
-from engines.actions.verify_all import verify_all
-from engines.actions.verify_drill import run_restore_drill
+from engines.actions.verbs import Request
 from engines.catalog import Catalog
 from engines.catalog.times import utc_now
 from engines.config import load_settings
@@ -98,13 +96,7 @@ def run_status(args: argparse.Namespace) -> ExitCode:
 
 def run_cleanup_command(args: argparse.Namespace) -> ExitCode:
     with open_workspace(args) as workspace:
-        verb = "cleanup --dry-run" if args.dry_run else "cleanup"
-        report = run_with_progress(
-            workspace,
-            "cleanup",
-            verb,
-            lambda ctx: run_cleanup(workspace, ctx, dry_run=args.dry_run),
-        )
+        report = run_with_progress(workspace, "cleanup", Request(dry_run=args.dry_run))
     if args.json:
         print_json(
             {
@@ -180,9 +172,7 @@ def run_health(args: argparse.Namespace) -> ExitCode:
 
 def run_drill(args: argparse.Namespace) -> ExitCode:
     with open_workspace(args) as workspace:
-        report = run_with_progress(
-            workspace, "verify", "restore drill", lambda ctx: run_restore_drill(workspace, ctx)
-        )
+        report = run_with_progress(workspace, "drill", Request())
     for check in report.checks:
         print(f"{'ok' if check.ok else 'FAILED':6}  {check.relpath}  {check.detail}")
     for source in report.untested_sources:
@@ -196,12 +186,8 @@ def run_verify_all(args: argparse.Namespace) -> ExitCode:
     """`verify --all [--sample PERCENT] [--read-data]`, reached through the `verify` command."""
     sample = 100.0 if args.sample is None else args.sample
     with open_workspace(args) as workspace:
-        checks = run_with_progress(
-            workspace,
-            "verify",
-            f"verify --all --sample {sample:g}" + (" --read-data" if args.read_data else ""),
-            lambda ctx: verify_all(workspace, ctx, sample_percent=sample, read_data=args.read_data),
-        )
+        request = Request(sample_percent=sample, read_data=args.read_data)
+        checks = run_with_progress(workspace, "verify-all", request)
     if args.json:
         print_json(
             [{"artifact": c.artifact.relpath, "ok": c.ok, "problems": c.problems} for c in checks]

@@ -2,7 +2,7 @@
 
 import argparse
 
-from engines.actions.backup_full import run_backup_full
+from engines.actions.verbs import Request
 from jarvis_tui.commands.context import open_workspace, run_with_progress
 from jarvis_tui.exit_codes import ExitCode
 from jarvis_tui.output import human_size, print_json
@@ -20,9 +20,7 @@ def register(backup_commands: argparse._SubParsersAction, restore_commands) -> N
 
 def run_backup_full_command(args: argparse.Namespace) -> ExitCode:
     with open_workspace(args) as workspace:
-        report = run_with_progress(
-            workspace, "backup", "backup full", lambda ctx: run_backup_full(workspace, ctx)
-        )
+        report = run_with_progress(workspace, "backup-full", Request())
     backup_set = report.backup_set
     if args.json:
         print_json(

@@ -208,9 +208,10 @@ class _RemoteLike:
     """The local repository seen as a remote destination would be: every read a stream
     without a file descriptor (seekable or not), each `open_read` counted."""
 
-    def __init__(self, local: LocalRepository, *, seekable: bool):
+    def __init__(self, local: LocalRepository, *, seekable: bool, pipe: int | None = None):
         self._local = local
         self._seekable = seekable
+        self._pipe = pipe  # a descriptor the streams expose that is no file (an HTTP socket)
         self.opened: list[tuple[str, int, int | None]] = []
 
     def __getattr__(self, name):
@@ -222,16 +223,19 @@ class _RemoteLike:
             stream = io.BytesIO(handle.read())
         if not self._seekable:
             stream.seekable = lambda: False  # type: ignore[method-assign]
+        if self._pipe is not None:
+            stream.fileno = lambda: self._pipe  # type: ignore[method-assign]
         return stream
 
 
-@pytest.mark.parametrize("seekable", [True, False])
-def test_blobs_read_from_streams_without_a_file_descriptor(tmp_path, seekable):
+@pytest.mark.parametrize("seekable, pipe", [(True, False), (False, False), (True, True)])
+def test_blobs_read_from_streams_without_a_file_descriptor(tmp_path, seekable, pipe):
     local = LocalRepository(tmp_path / "repo")
     local.ensure_repository_id()
     chunks = [random_text(30_000, seed) for seed in range(4)]
     locations = _write_pack(local, chunks)
-    remote = _RemoteLike(local, seekable=seekable)
+    read_end, write_end = os.pipe()
+    remote = _RemoteLike(local, seekable=seekable, pipe=read_end if pipe else None)
     keyring = Keyring(MASTER)
     pack = locations[0][1].pack
     end = max(location.offset + location.length for _, location in locations)
@@ -240,6 +244,8 @@ def test_blobs_read_from_streams_without_a_file_descriptor(tmp_path, seekable):
         assert [reader.read(chunk_id, at) for chunk_id, at in locations] == chunks
         with pytest.raises(IntegrityError, match="truncated"):
             reader.check_pack(pack, end + 10_000_000)
+    os.close(read_end)
+    os.close(write_end)
     if seekable:  # one stream for the whole pack, as for the local file descriptor
         assert remote.opened == [(pack_key(pack), 0, None)]
     else:  # the header from the first stream, then a ranged read for each blob

@@ -12,6 +12,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
+from stat import S_ISREG
 from typing import BinaryIO
 
 from cryptography.exceptions import InvalidTag
@@ -175,8 +176,11 @@ class _OpenPack:
 
 
 def _descriptor(stream: BinaryIO) -> int | None:
+    """The stream's file descriptor when it reads a regular file (pread works there); not
+    the socket a remote destination's response may expose."""
     try:
-        return stream.fileno()
+        fd = stream.fileno()
+        return fd if S_ISREG(os.fstat(fd).st_mode) else None
     except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both
         return None
 

@@ -13,7 +13,7 @@ from jarvis_tui.exit_codes import ExitCode
 from jarvis_tui.output import TerminalProgress
 
 if TYPE_CHECKING:
-    from engines.catalog import BackupSet
+    from engines.catalog import Artifact, BackupSet
     from engines.sources.base import RestoreReport
 
 
@@ -67,6 +67,23 @@ def back_up_with_progress(
 ) -> "BackupSet":
     """`backup <kind>` as a catalogued job with a progress line."""
     return run_with_progress(workspace, "backup", Request(kind=kind, options=options, label=label))
+
+
+def back_up_command(
+    args: argparse.Namespace, kind: str, options: Any, label: str | None = None
+) -> tuple["BackupSet", list["Artifact"]]:
+    """`backup <kind>`: the set made, as a catalogued job, and the artifacts it holds."""
+    with open_workspace(args) as workspace:
+        backup_set = back_up_with_progress(workspace, kind, options, label)
+        return backup_set, workspace.catalog.artifacts_of(backup_set.id)
+
+
+def restore_command(
+    args: argparse.Namespace, kind: str, reference: str, options: Any
+) -> "RestoreReport":
+    """`restore <kind> REFERENCE`, as a catalogued job."""
+    with open_workspace(args) as workspace:
+        return restore_with_progress(workspace, kind, reference, options)
 
 
 def maintain_with_progress(args: argparse.Namespace, name: str) -> Any:

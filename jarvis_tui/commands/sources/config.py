@@ -6,12 +6,7 @@ from pathlib import Path
 
 from engines.sources import get_source
 from engines.sources.config_files import ConfigRestoreOptions
-from jarvis_tui.commands.context import (
-    back_up_with_progress,
-    open_workspace,
-    print_restore_report,
-    restore_with_progress,
-)
+from jarvis_tui.commands.context import back_up_command, print_restore_report, restore_command
 from jarvis_tui.exit_codes import ExitCode
 from jarvis_tui.output import human_size
 
@@ -37,9 +32,7 @@ def register(backup_commands: argparse._SubParsersAction, restore_commands) -> N
 
 
 def run_backup_config(args: argparse.Namespace) -> ExitCode:
-    with open_workspace(args) as workspace:
-        backup_set = back_up_with_progress(workspace, "config", None)
-        artifacts = workspace.catalog.artifacts_of(backup_set.id)
+    backup_set, artifacts = back_up_command(args, "config", None)
     print(f"backup {backup_set.id} complete")
     for artifact in artifacts:
         files = artifact.metadata.get("files", 0)
@@ -54,8 +47,7 @@ def run_restore_config(args: argparse.Namespace) -> ExitCode:
     options = ConfigRestoreOptions(
         target_dir=args.target_dir, force=args.force, dry_run=args.dry_run
     )
-    with open_workspace(args) as workspace:
-        report = restore_with_progress(workspace, "config", args.backup, options)
+    report = restore_command(args, "config", args.backup, options)
     code = print_restore_report(report)
     skipped = report.details.get("skipped_for_safety")
     if skipped:

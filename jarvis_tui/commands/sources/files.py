@@ -9,7 +9,7 @@ from engines.store.backup import FilesBackupOptions, warnings_of
 from engines.store.resolve import snapshot_reference
 from engines.store.restore import OVERWRITE_POLICIES, FilesRestoreOptions
 from jarvis_tui.commands.context import (
-    back_up_with_progress,
+    back_up_command,
     open_workspace,
     print_restore_report,
     restore_with_progress,
@@ -69,9 +69,7 @@ def register(backup_commands: argparse._SubParsersAction, restore_commands) -> N
 def run_backup_files(args: argparse.Namespace) -> ExitCode:
     options = FilesBackupOptions(incremental=args.incremental)
     label = "backup files" + (" (incremental)" if args.incremental else "")
-    with open_workspace(args) as workspace:
-        backup_set = back_up_with_progress(workspace, "files", options, label)
-        artifacts = workspace.catalog.artifacts_of(backup_set.id)
+    backup_set, artifacts = back_up_command(args, "files", options, label)
     summary = artifacts[0].metadata.get("snapshot", {}) if artifacts else {}
     print(f"snapshot {backup_set.id} complete")
     print(

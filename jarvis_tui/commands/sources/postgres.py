@@ -5,12 +5,7 @@ import os
 from pathlib import Path
 
 from engines.postgres.options import MODES, PostgresBackupOptions, PostgresRestoreOptions
-from jarvis_tui.commands.context import (
-    back_up_with_progress,
-    open_workspace,
-    print_restore_report,
-    restore_with_progress,
-)
+from jarvis_tui.commands.context import back_up_command, print_restore_report, restore_command
 from jarvis_tui.exit_codes import ExitCode
 from jarvis_tui.output import human_size
 
@@ -95,11 +90,9 @@ def run_backup_postgres(args: argparse.Namespace) -> ExitCode:
         output=args.output,
         verify_restore=args.verify_restore,
     )
-    with open_workspace(args) as workspace:
-        backup_set = back_up_with_progress(
-            workspace, "postgres", options, f"backup postgres ({args.mode})"
-        )
-        artifacts = workspace.catalog.artifacts_of(backup_set.id)
+    backup_set, artifacts = back_up_command(
+        args, "postgres", options, f"backup postgres ({args.mode})"
+    )
     print(f"backup {backup_set.id} complete")
     for artifact in artifacts:
         meta = artifact.metadata
@@ -120,6 +113,5 @@ def run_restore_postgres(args: argparse.Namespace) -> ExitCode:
         no_owner=args.no_owner,
         no_acl=args.no_acl,
     )
-    with open_workspace(args) as workspace:
-        report = restore_with_progress(workspace, "postgres", args.backup, options)
+    report = restore_command(args, "postgres", args.backup, options)
     return print_restore_report(report)

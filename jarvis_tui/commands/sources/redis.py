@@ -4,12 +4,7 @@ import argparse
 from pathlib import Path
 
 from engines.redis.options import RedisBackupOptions, RedisRestoreOptions
-from jarvis_tui.commands.context import (
-    back_up_with_progress,
-    open_workspace,
-    print_restore_report,
-    restore_with_progress,
-)
+from jarvis_tui.commands.context import back_up_command, print_restore_report, restore_command
 from jarvis_tui.exit_codes import ExitCode
 from jarvis_tui.output import human_size
 
@@ -53,9 +48,7 @@ def register(backup_commands: argparse._SubParsersAction, restore_commands) -> N
 
 def run_backup_redis(args: argparse.Namespace) -> ExitCode:
     options = RedisBackupOptions(output=args.output)
-    with open_workspace(args) as workspace:
-        backup_set = back_up_with_progress(workspace, "redis", options)
-        artifacts = workspace.catalog.artifacts_of(backup_set.id)
+    backup_set, artifacts = back_up_command(args, "redis", options)
     print(f"backup {backup_set.id} complete")
     for artifact in artifacts:
         meta = artifact.metadata
@@ -75,6 +68,5 @@ def run_restore_redis(args: argparse.Namespace) -> ExitCode:
         replace=args.replace,
         data_dir=args.data_dir,
     )
-    with open_workspace(args) as workspace:
-        report = restore_with_progress(workspace, "redis", args.backup, options)
+    report = restore_command(args, "redis", args.backup, options)
     return print_restore_report(report)

@@ -5,12 +5,7 @@ import argparse
 from pathlib import Path
 
 from engines.sources.secrets import SecretsRestoreOptions
-from jarvis_tui.commands.context import (
-    back_up_with_progress,
-    open_workspace,
-    print_restore_report,
-    restore_with_progress,
-)
+from jarvis_tui.commands.context import back_up_command, print_restore_report, restore_command
 from jarvis_tui.exit_codes import ExitCode
 
 
@@ -38,9 +33,7 @@ def register(backup_commands: argparse._SubParsersAction, restore_commands) -> N
 
 
 def run_backup_secrets(args: argparse.Namespace) -> ExitCode:
-    with open_workspace(args) as workspace:
-        backup_set = back_up_with_progress(workspace, "secrets", None)
-        artifacts = workspace.catalog.artifacts_of(backup_set.id)
+    backup_set, artifacts = back_up_command(args, "secrets", None)
     print(f"backup {backup_set.id} complete")
     for artifact in artifacts:
         meta = artifact.metadata
@@ -54,6 +47,5 @@ def run_restore_secrets(args: argparse.Namespace) -> ExitCode:
     options = SecretsRestoreOptions(
         to=args.to, force=args.force, dry_run=args.dry_run, file=args.file
     )
-    with open_workspace(args) as workspace:
-        report = restore_with_progress(workspace, "secrets", args.backup, options)
+    report = restore_command(args, "secrets", args.backup, options)
     return print_restore_report(report)

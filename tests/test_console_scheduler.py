@@ -171,3 +171,41 @@ def test_the_consoles_scheduled_cleanup_and_drill_run_in_job_processes(tmp_path,
     assert runs["cleanup"].job_id == cleanup.id and runs["verify"].job_id == drill.id
     # The drill's result, recorded by the child.
     assert artifact.verify_state == "ok" and artifact.verify_detail.startswith("restore drill: ")
+
+
+def test_a_console_scheduled_run_the_repository_lock_refuses_is_skipped(tmp_path, isolated_env):
+    """As in the scheduler's own process (`--run-scheduled`): another process's lock
+    means the run waits for the next time, not that it failed."""
+    from datetime import UTC, datetime
+
+    from engines.scheduling.scheduler import Scheduler
+    from jarvis_tui.scheduler_host import verbs_in_child
+    from tests.support.files_env import make_files_env
+
+    env = make_files_env(tmp_path / "env")
+    env.set(
+        BACKUP_DAILY_ENABLED="false",
+        BACKUP_WEEKLY_ENABLED="false",
+        BACKUP_MONTHLY_ENABLED="false",
+        BACKUP_VERIFY_RESTORE_ENABLED="false",
+        BACKUP_CLEANUP_TIME="0 5 * * *",
+        BACKUP_TIMEZONE="UTC",
+    )
+    now = [datetime(2030, 1, 1, 0, 0, tzinfo=UTC)]
+    scheduler = Scheduler(
+        load_settings(env_file=env.env_file),
+        purpose="console",
+        clock=lambda: now[0],
+        run_verb=verbs_in_child(env.env_file),
+    )
+    assert scheduler.start(timers=False)
+    try:
+        with env.workspace() as holder, holder.lock("backup files"):
+            now[0] = datetime(2030, 1, 1, 5, 0, tzinfo=UTC)
+            assert [run.schedule.name for run in scheduler.tick()] == ["cleanup"]
+        [run] = scheduler.workspace.catalog.list_schedule_runs("cleanup")
+        alerts = scheduler.workspace.catalog.open_conditions("schedule_failed:")
+    finally:
+        scheduler.stop(0)
+    assert run.outcome == "skipped" and "backup files" in run.detail
+    assert alerts == []

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from engines.actions.verbs import run_scheduled
 from engines.catalog import BackupSet, Catalog
 from engines.config import Settings, load_settings
 from engines.jobs import run_job
@@ -110,10 +111,13 @@ def catalog_consistency_problems(workspace: Workspace) -> list[str]:
     return problems
 
 
-def artifact_backup(workspace, context, tier, created_at, dispatcher) -> str:
-    """A real set with one real artifact, started at the injected time."""
+def quick_verbs(verb, workspace, request, context) -> str:
+    """The scheduler's verbs (its `run_verb`), the full backup replaced by a quick one: a
+    real set with one real artifact, started at the injected time."""
+    if verb != "backup-full":
+        return run_scheduled(verb, workspace, request, context)
     backup_set = workspace.catalog.create_backup_set(
-        "full", tier=tier, job_id=context.job_id, created_at=created_at
+        "full", tier=request.tier, job_id=context.job_id, created_at=request.created_at
     )
     store_artifact(
         workspace,

@@ -17,8 +17,8 @@ from tests.scheduling_support import (
     T0,
     Clock,
     add_set,
-    artifact_backup,
     make_settings,
+    quick_verbs,
     write_env_file,
 )
 
@@ -155,7 +155,7 @@ def test_status_shows_schedules_in_words_results_and_the_holder(tmp_path, isolat
     # The daily run after this moment lies two to three days back, whatever the hour now
     # (from two days back, it was only one day back when the tests ran just after 02:00).
     clock = Clock(utc_now() - timedelta(days=3))
-    scheduler = Scheduler(settings, purpose="console", clock=clock, backup_action=artifact_backup)
+    scheduler = Scheduler(settings, purpose="console", clock=clock, run_verb=quick_verbs)
     assert scheduler.start(timers=False)
     try:
         clock.set(scheduler.schedules[0].next_after(clock()))

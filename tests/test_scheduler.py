@@ -14,7 +14,7 @@ from engines.scheduling.retention import Candidate, RetentionPolicy, plan_retent
 from engines.scheduling.scheduler import Scheduler
 from engines.scheduling.schedules import SCHEDULER_LOCK_NAME, scheduler_holder, schedules_from
 from engines.workspace import Workspace
-from tests.scheduling_support import T0, Clock, artifact_backup, make_settings
+from tests.scheduling_support import T0, Clock, make_settings, quick_verbs
 from tests.test_retention import reference_kept
 
 
@@ -81,7 +81,7 @@ def test_daylight_saving_changes_neither_skip_nor_repeat_a_daily_run(zone, cron)
 def test_a_simulated_year_leaves_exactly_the_expected_sets(tmp_path, isolated_env):
     settings = make_settings(tmp_path, BACKUP_VERIFY_RESTORE_ENABLED="false")
     clock = Clock(T0)
-    scheduler = Scheduler(settings, clock=clock, backup_action=artifact_backup)
+    scheduler = Scheduler(settings, clock=clock, run_verb=quick_verbs)
     assert scheduler.start(timers=False)
     policy = RetentionPolicy(7, 4, 12)
     expected: list[datetime] = []
@@ -177,7 +177,7 @@ def test_missed_runs_coalesce_into_one_run_within_the_grace_time(tmp_path, isola
         BACKUP_MISFIRE_GRACE_MINUTES="120",
     )
     clock = Clock(T0)
-    first = Scheduler(settings, clock=clock, backup_action=artifact_backup)
+    first = Scheduler(settings, clock=clock, run_verb=quick_verbs)
     assert first.start(timers=False)
     clock.set(T0 + timedelta(hours=2))
     assert len(first.tick()) == 1
@@ -185,7 +185,7 @@ def test_missed_runs_coalesce_into_one_run_within_the_grace_time(tmp_path, isola
 
     # Down for three nights; back at 03:30 on the 4th, 90 minutes after that night's run.
     clock.set(datetime(2025, 1, 4, 3, 30, tzinfo=UTC))
-    second = Scheduler(settings, clock=clock, backup_action=artifact_backup)
+    second = Scheduler(settings, clock=clock, run_verb=quick_verbs)
     assert second.start(timers=False)
     try:
         done = second.tick()
@@ -217,7 +217,7 @@ def test_backups_due_together_make_one_set_with_the_highest_tier(tmp_path, isola
         BACKUP_VERIFY_RESTORE_ENABLED="false",
     )
     clock = Clock(datetime(2025, 5, 31, 12, 0, tzinfo=UTC))  # Saturday before Sunday June 1st
-    scheduler = Scheduler(settings, clock=clock, backup_action=artifact_backup)
+    scheduler = Scheduler(settings, clock=clock, run_verb=quick_verbs)
     assert scheduler.start(timers=False)
     try:
         clock.set(datetime(2025, 6, 1, 2, 0, tzinfo=UTC))
@@ -245,14 +245,14 @@ def test_a_run_finding_the_previous_job_running_is_skipped_and_alerted(tmp_path,
     )
     release, started = threading.Event(), threading.Event()
 
-    def slow_backup(workspace, context, tier, created_at, dispatcher) -> str:
+    def slow_backup(verb, workspace, request, context) -> str:
         if not release.is_set():
             started.set()
             assert release.wait(30)
-        return artifact_backup(workspace, context, tier, created_at, dispatcher)
+        return quick_verbs(verb, workspace, request, context)
 
     clock = Clock(T0)
-    scheduler = Scheduler(settings, clock=clock, backup_action=slow_backup)
+    scheduler = Scheduler(settings, clock=clock, run_verb=slow_backup)
     assert scheduler.start(timers=False)
     try:
         clock.set(T0 + timedelta(hours=1))

@@ -57,10 +57,6 @@ VerbRunner = Callable[[str, Workspace, Request, JobContext], str]
 """(verb, workspace, request, context) -> the run's result, inside the scheduler's job:
 `run_scheduled` in this process, or the console's runner in a child process."""
 
-BackupAction = Callable[[Workspace, JobContext, str, datetime, AlertDispatcher], str]
-"""(workspace, context, tier, created_at, dispatcher) -> the set's status: a stand-in
-for the backup verb (the tests' quick backups)."""
-
 
 class Scheduler:
     def __init__(
@@ -70,7 +66,6 @@ class Scheduler:
         purpose: str = "headless",
         clock: Clock = system_clock,
         run_verb: VerbRunner = run_scheduled,
-        backup_action: BackupAction | None = None,
     ):
         self.settings = settings
         self.zone = configured_timezone(settings)
@@ -78,7 +73,6 @@ class Scheduler:
         self.clock = clock
         self.purpose = purpose
         self.run_verb = run_verb
-        self.backup_action = backup_action
         self.workspace: Workspace | None = None
         self.dispatcher: AlertDispatcher | None = None
         # On a repository that went read-only (a disk remounted read-only after errors) the
@@ -301,10 +295,7 @@ class Scheduler:
         return RESULT_OUTCOMES.get(result, "succeeded"), job.get("id"), ""
 
     def _perform(self, group: RunGroup, workspace: Workspace, context: JobContext) -> str:
-        created_at = self.clock()
-        if group.action == "backup" and self.backup_action is not None:
-            return self.backup_action(workspace, context, group.tier, created_at, self.dispatcher)
-        request = Request(tier=group.tier, created_at=created_at, dispatcher=self.dispatcher)
+        request = Request(tier=group.tier, created_at=self.clock(), dispatcher=self.dispatcher)
         return self.run_verb(SCHEDULED_VERBS[group.action], workspace, request, context)
 
     # --- watchdog and recovery -----------------------------------------------------------

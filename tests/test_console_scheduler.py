@@ -94,6 +94,15 @@ def test_the_consoles_scheduled_backup_runs_in_a_child_inside_the_schedulers_job
     assert job.pid == os.getpid()  # the job stays the scheduler's; only the work moved
 
 
+# No scheduled backup; the cleanup at 05:00 UTC.
+NO_BACKUPS = {
+    "BACKUP_DAILY_ENABLED": "false",
+    "BACKUP_WEEKLY_ENABLED": "false",
+    "BACKUP_MONTHLY_ENABLED": "false",
+    "BACKUP_CLEANUP_TIME": "0 5 * * *",
+    "BACKUP_TIMEZONE": "UTC",
+}
+
 # The console's scheduler, with a settable clock, in a process of its own: a cleanup and a
 # restore drill fall due together; the script says which action modules it ever loaded.
 CONSOLE_SCHEDULER = """
@@ -133,14 +142,7 @@ def test_the_consoles_scheduled_cleanup_and_drill_run_in_job_processes(tmp_path,
     env = make_files_env(tmp_path / "env")
     (env.data / "notes.txt").write_text("Grüße\n")
     assert env.cli("backup", "files") == 0
-    env.set(
-        BACKUP_DAILY_ENABLED="false",
-        BACKUP_WEEKLY_ENABLED="false",
-        BACKUP_MONTHLY_ENABLED="false",
-        BACKUP_CLEANUP_TIME="0 5 * * *",
-        BACKUP_VERIFY_RESTORE_TIME="0 5 * * *",
-        BACKUP_TIMEZONE="UTC",
-    )
+    env.set(**NO_BACKUPS, BACKUP_VERIFY_RESTORE_TIME="0 5 * * *")
     finished = subprocess.run(
         [sys.executable, "-c", CONSOLE_SCHEDULER, str(env.env_file)],
         cwd=REPO_ROOT,
@@ -183,14 +185,7 @@ def test_a_console_scheduled_run_the_repository_lock_refuses_is_skipped(tmp_path
     from tests.support.files_env import make_files_env
 
     env = make_files_env(tmp_path / "env")
-    env.set(
-        BACKUP_DAILY_ENABLED="false",
-        BACKUP_WEEKLY_ENABLED="false",
-        BACKUP_MONTHLY_ENABLED="false",
-        BACKUP_VERIFY_RESTORE_ENABLED="false",
-        BACKUP_CLEANUP_TIME="0 5 * * *",
-        BACKUP_TIMEZONE="UTC",
-    )
+    env.set(**NO_BACKUPS, BACKUP_VERIFY_RESTORE_ENABLED="false")
     now = [datetime(2030, 1, 1, 0, 0, tzinfo=UTC)]
     scheduler = Scheduler(
         load_settings(env_file=env.env_file),

@@ -19,7 +19,7 @@ def test_an_artifact_a_cut_rekey_left_says_to_run_rekey_again(tmp_path, isolated
     def killed(*args, **kwargs):
         raise KeyboardInterrupt  # as a kill -9 just after the rename would leave it
 
-    monkeypatch.setattr(rekey_action, "write_sidecar", killed)
+    monkeypatch.setattr(rekey_action, "sidecar_bytes", killed)
     assert env.cli("rekey") == ExitCode.CANCELLED
     monkeypatch.undo()
 

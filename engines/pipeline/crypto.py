@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from engines.errors import IntegrityError, KeyNotAvailableError
+from engines.plumbing.streams import read_up_to
 
 MAGIC = b"\x89JARVIS\n"
 FORMAT_VERSION = 2
@@ -187,14 +188,14 @@ def read_header(source: BinaryIO, name: str) -> tuple[ContainerHeader, bytes]:
     A version 2 header whose digest does not match is damage, refused before its key
     id is looked up.
     """
-    raw = _read_exact(source, HEADER_SIZE)
+    raw = read_up_to(source, HEADER_SIZE)
     header = ContainerHeader.parse(raw, name)
     if header.version == 1:
         return header, raw
-    length_bytes = _read_exact(source, _IDENTITY_LENGTH.size)
+    length_bytes = read_up_to(source, _IDENTITY_LENGTH.size)
     (length,) = _IDENTITY_LENGTH.unpack(length_bytes.rjust(_IDENTITY_LENGTH.size, b"\0"))
-    identity = _read_exact(source, min(length, MAX_IDENTITY_SIZE))
-    digest = _read_exact(source, HEADER_DIGEST_SIZE)
+    identity = read_up_to(source, min(length, MAX_IDENTITY_SIZE))
+    digest = read_up_to(source, HEADER_DIGEST_SIZE)
     body = raw + length_bytes + identity
     if (
         len(length_bytes) < _IDENTITY_LENGTH.size
@@ -303,18 +304,6 @@ class ContainerWriter:
         self.chunk_count += 1
 
 
-def _read_exact(source: BinaryIO, size: int) -> bytes:
-    parts = []
-    remaining = size
-    while remaining:
-        part = source.read(remaining)
-        if not part:
-            break
-        parts.append(part)
-        remaining -= len(part)
-    return b"".join(parts)
-
-
 class ContainerReader:
     """Open a container from `source`; the header is authenticated on construction.
 
@@ -378,7 +367,7 @@ class ContainerReader:
 
     def _next_record(self, data_expected: bool) -> tuple[int, bytes]:
         index = self.chunk_count
-        frame = _read_exact(self._source, _FRAME.size)
+        frame = read_up_to(self._source, _FRAME.size)
         if not frame:
             if index == 0:
                 raise IntegrityError(f"{self._name}: truncated after the header (no chunks)")
@@ -388,7 +377,7 @@ class ContainerReader:
             raise IntegrityError(f"{self._name}: truncated inside chunk {index}")
         kind, length = _FRAME.unpack(frame)
         self._check_frame(index, kind, length, data_expected)
-        sealed = _read_exact(self._source, length + TAG_SIZE)
+        sealed = read_up_to(self._source, length + TAG_SIZE)
         if len(sealed) < length + TAG_SIZE:
             raise IntegrityError(f"{self._name}: truncated inside chunk {index}")
         try:
@@ -431,7 +420,7 @@ def read_metadata_record(
     aead = AESGCM(keyring.find(header.key_id).container_key(header.version, header.salt))
     index, data_expected = 0, True
     while True:
-        frame = _read_exact(source, _FRAME.size)
+        frame = read_up_to(source, _FRAME.size)
         if len(frame) < _FRAME.size:
             raise IntegrityError(f"{name}: truncated before its metadata record")
         kind, length = _FRAME.unpack(frame)
@@ -446,7 +435,7 @@ def read_metadata_record(
             break
         source.seek(length + TAG_SIZE, io.SEEK_CUR)
         index, data_expected = index + 1, kind == DATA
-    sealed = _read_exact(source, length + TAG_SIZE)
+    sealed = read_up_to(source, length + TAG_SIZE)
     try:
         metadata = aead.decrypt(_nonce(index, kind), sealed, header_bytes + frame)
     except InvalidTag:

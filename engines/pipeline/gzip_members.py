@@ -16,6 +16,8 @@ from typing import BinaryIO
 
 from zlib_ng import zlib_ng
 
+from engines.plumbing.streams import read_up_to
+
 GZIP_WBITS = 31
 _FLAG_EXTRA = 0x04
 _SUBFIELD = b"JS"  # "Jarvis size"; any other reader skips it
@@ -108,7 +110,7 @@ class ParallelMemberReader:
             self._in_flight.append(self._executor.submit(inflate_member, member))
 
     def _next_member(self) -> bytes | None:
-        header = self._pending_header or _read_up_to(self._raw, HEADER_SIZE)
+        header = self._pending_header or read_up_to(self._raw, HEADER_SIZE)
         self._pending_header = b""
         if not header:
             return None
@@ -117,25 +119,17 @@ class ParallelMemberReader:
         length = member_length(header)
         if length is None or length < HEADER_SIZE + 8:
             raise zlib_ng.error("gzip member without its length field")
-        member = header + _read_up_to(self._raw, length - HEADER_SIZE)
+        member = header + read_up_to(self._raw, length - HEADER_SIZE)
         if len(member) < length:
             raise EOFError("gzip stream ended inside a member")
         return member
-
-
-def _read_up_to(raw: BinaryIO, size: int) -> bytes:
-    """`size` bytes of `raw`, fewer only at its end."""
-    data = raw.read(size)
-    while len(data) < size and (more := raw.read(size - len(data))):
-        data += more
-    return data
 
 
 def open_members(
     raw: BinaryIO, threads: int, sequential: Callable[[BinaryIO], BinaryIO]
 ) -> ParallelMemberReader | BinaryIO:
     """A parallel reader when the stream's first member is sized, else `sequential(raw)`."""
-    header = _read_up_to(raw, HEADER_SIZE)
+    header = read_up_to(raw, HEADER_SIZE)
     if member_length(header) is not None:
         return ParallelMemberReader(raw, header, threads)
     return sequential(_Replayed(header, raw))

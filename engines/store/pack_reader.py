@@ -20,6 +20,7 @@ from cryptography.exceptions import InvalidTag
 from engines.destinations.base import Destination, StoredObject
 from engines.errors import IntegrityError, NotFoundError
 from engines.pipeline.crypto import Keyring
+from engines.plumbing.streams import read_up_to
 from engines.store.blobs import decompress_chunk
 from engines.store.layout import NAME_BYTES, PACK_SUFFIX, PACKS_PREFIX, pack_key
 from engines.store.packs import (
@@ -185,18 +186,6 @@ def _descriptor(stream: BinaryIO) -> int | None:
         return None
 
 
-def _read_up_to(stream: BinaryIO, length: int) -> bytes:
-    """`length` bytes of `stream`, fewer only at its end (a stream may return short reads)."""
-    parts = []
-    while length > 0:
-        part = stream.read(length)
-        if not part:
-            break
-        parts.append(part)
-        length -= len(part)
-    return b"".join(parts)
-
-
 class BlobReader:
     """Reads chunks by location; safe to share between threads.
 
@@ -251,7 +240,7 @@ class BlobReader:
             if fd is not None:
                 header = os.pread(fd, MAX_HEADER_SIZE, 0)
             else:  # the stream stands at offset 0: its first bytes are the header
-                header = _read_up_to(stream, MAX_HEADER_SIZE)
+                header = read_up_to(stream, MAX_HEADER_SIZE)
             key = PackKey(header, self._keyring, name)
             keep = fd is not None or stream.seekable()
         except BaseException:
@@ -272,9 +261,9 @@ class BlobReader:
             return os.pread(pack.fd, length, offset)  # no seek: the fast path of a real file
         if pack.stream is not None:
             pack.stream.seek(offset)
-            return _read_up_to(pack.stream, length)
+            return read_up_to(pack.stream, length)
         with self._repository.open_read(pack_key(name), offset, length) as ranged:
-            return _read_up_to(ranged, length)
+            return read_up_to(ranged, length)
 
     def _size(self, name: str, pack: _OpenPack) -> int:
         if pack.fd is not None:

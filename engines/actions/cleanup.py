@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from engines.actions.verbs import Request
 from engines.catalog import Artifact
-from engines.destinations import DESTINATION_KINDS, Destination
+from engines.destinations import Destination, copy_destinations
 from engines.errors import IntegrityError, JarvisError
 from engines.jobs import JobContext
 from engines.pipeline.artifacts import SIDECAR_SUFFIX
@@ -42,23 +42,6 @@ class CleanupReport:
     @property
     def to_delete(self) -> list[Decision]:
         return [d for d in self.decisions if not d.keep]
-
-
-def remote_destinations(workspace: Workspace) -> list[Destination]:
-    """Every configured destination besides the local repository.
-
-    A destination class offers `from_settings(settings)`, returning None when it is
-    not configured.
-    """
-    found: list[Destination] = []
-    for name, factory in DESTINATION_KINDS.items():
-        from_settings = getattr(factory, "from_settings", None)
-        if name == "local" or from_settings is None:
-            continue
-        destination = from_settings(workspace.settings)
-        if destination is not None:
-            found.append(destination)
-    return found
 
 
 def readers_in_use(
@@ -178,7 +161,10 @@ def run_cleanup(
         report = plan_cleanup(workspace, context.job_id)
         report.dry_run = False
         _log_decisions(report, context, "deleting")
-        destinations: list[Destination] = [workspace.repository, *remote_destinations(workspace)]
+        destinations: list[Destination] = [
+            workspace.repository,
+            *copy_destinations(workspace.settings),
+        ]
         doomed = report.to_delete
         for number, decision in enumerate(doomed, start=1):
             context.raise_if_cancelled()

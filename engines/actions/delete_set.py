@@ -7,8 +7,9 @@ interrupted delete leaves a set the next delete or cleanup finishes. Data that
 only this set referenced in the files store is pruned by the next cleanup.
 """
 
-from engines.actions.cleanup import delete_set_everywhere, readers_in_use, remote_destinations
+from engines.actions.cleanup import delete_set_everywhere, readers_in_use
 from engines.actions.verbs import Request
+from engines.destinations import copy_destinations
 from engines.errors import JarvisError
 from engines.jobs import JobContext
 from engines.workspace import Workspace
@@ -21,7 +22,7 @@ def delete_backup_set(workspace: Workspace, set_id: str, context: JobContext) ->
         reason = in_use.get(set_id) or everything
         if reason:
             raise JarvisError(f"{set_id} was not deleted: {reason}; try again when it has finished")
-        destinations = [workspace.repository, *remote_destinations(workspace)]
+        destinations = [workspace.repository, *copy_destinations(workspace.settings)]
         problems = delete_set_everywhere(workspace, set_id, destinations, context)
     if problems:
         raise JarvisError(

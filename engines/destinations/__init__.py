@@ -1,18 +1,27 @@
 """Places backups are kept. Adding one: a module with the `Destination` face, a line in
 DESTINATION_KINDS, and its factory in tests/test_destination_contract.py."""
 
-from collections.abc import Callable
-
 from engines.config import Settings
 from engines.destinations.base import Destination, InvalidKeyError, StoredObject, validate_key
 from engines.destinations.local import LocalRepository
 
-DESTINATION_KINDS: dict[str, Callable[..., Destination]] = {"local": LocalRepository}
+DESTINATION_KINDS: dict[str, type[Destination]] = {"local": LocalRepository}
+REPOSITORY_KIND = "local"
 
 
 def repository_from_settings(settings: Settings) -> Destination:
     """The destination that holds the repository: the local folder BACKUP_DIR."""
     return LocalRepository.from_settings(settings)
+
+
+def copy_destinations(settings: Settings) -> list[Destination]:
+    """Every destination the settings configure besides the repository itself."""
+    found = []
+    for kind, destination_class in DESTINATION_KINDS.items():
+        destination = None if kind == REPOSITORY_KIND else destination_class.from_settings(settings)
+        if destination is not None:
+            found.append(destination)
+    return found
 
 
 __all__ = [
@@ -21,6 +30,7 @@ __all__ = [
     "InvalidKeyError",
     "LocalRepository",
     "StoredObject",
+    "copy_destinations",
     "repository_from_settings",
     "validate_key",
 ]

@@ -42,6 +42,7 @@ COMMAND_MODULES: dict[str, str] = {
     "health": "jarvis_tui.commands.schedule",
     "drill": "jarvis_tui.commands.schedule",
     "alerts": "jarvis_tui.commands.alerts",
+    "sync": "jarvis_tui.commands.sync",
 }
 
 

@@ -49,6 +49,7 @@ def option_help(text: str) -> dict[str, str]:
         (("repair",), ("--dry-run",), ("files/damaged", "exit 4", "prune")),
         (("rekey",), ("--dry-run",), ("BACKUP_ENCRYPTION_KEY_PREVIOUS", "current key")),
         (("prune",), ("--dry-run",), ("exit 4", "jarvis-tui repair", "nothing")),
+        (("sync",), ("--dry-run",), ("one listing", "S3 upload failure", "exits 1")),
     ],
 )
 def test_each_option_has_a_help_line_and_the_command_says_what_it_does(command, options, described):
@@ -76,6 +77,7 @@ def test_the_readme_commands_table_lists_them():
         "`jarvis-tui repair [--dry-run]`",
         "`jarvis-tui rekey [--dry-run]`",
         "`jarvis-tui prune [--dry-run]`",
+        "`jarvis-tui sync [--dry-run]`",
         "[--skip-missing]",
         "[--no-owner] [--no-acl]",
     ):

@@ -12,6 +12,7 @@ from engines.errors import JarvisError, JobCancelledError, RepositoryLockedError
 from engines.jobs import JobContext
 from engines.plumbing.os_errors import explain_os_error
 from engines.repository.artifacts import clear_leftovers
+from engines.repository.copies import CopyOutcome, alert_copy_outcomes, copy_to_destinations
 from engines.repository.set_records import RUNNING, write_set_record
 from engines.sources import get_source
 from engines.workspace import Workspace
@@ -37,7 +38,7 @@ def run_backup(
     workspace.keyring()  # fail before touching anything when the key is missing
     label = f"backup {kind}"
     try:
-        backup_set = _back_up_source(workspace, source, kind, options, context, tier)
+        backup_set, copies = _back_up_source(workspace, source, kind, options, context, tier)
     except (JobCancelledError, RepositoryLockedError):
         raise
     except OSError as error:
@@ -48,6 +49,7 @@ def run_backup(
         _alert(workspace, dispatcher, label, kind, str(error) or type(error).__name__)
         raise
     _alert(workspace, dispatcher, f"backup {backup_set.id}", kind, None)
+    alert_copy_outcomes(workspace, copies, dispatcher)
     return backup_set
 
 
@@ -69,7 +71,7 @@ def _back_up_source(
     options: Any,
     context: JobContext,
     tier: str | None,
-) -> BackupSet:
+) -> tuple[BackupSet, list[CopyOutcome]]:
     workspace.repository.ensure_repository_id()
     with workspace.lock(f"backup {kind}"):
         clear_leftovers(workspace, context)
@@ -98,7 +100,9 @@ def _back_up_source(
             finish_set(workspace, backup_set, "partial", "; ".join(left_out))
         else:
             finish_set(workspace, backup_set, "complete")
-    return workspace.catalog.get_backup_set(backup_set.id)
+        # The off-site copies, once the set is final; a failed copy leaves it as it is.
+        copies = copy_to_destinations(workspace, context)
+    return workspace.catalog.get_backup_set(backup_set.id), copies
 
 
 def start_set_record(workspace: Workspace, backup_set: BackupSet) -> None:

@@ -22,6 +22,7 @@ from engines.errors import JarvisError, JobCancelledError
 from engines.jobs import JobContext
 from engines.plumbing.os_errors import explain_os_error
 from engines.repository.artifacts import clear_leftovers
+from engines.repository.copies import alert_copy_outcomes, copy_to_destinations
 from engines.sources import get_source, in_full_order
 from engines.workspace import Workspace
 
@@ -150,9 +151,13 @@ def run_backup_full(
             "; ".join(f"{p.source}: {p.detail}" for p in failed) or None,
             note="; ".join(part.summary for part in parts),
         )
+        # The off-site copies, once the set is final; a failed copy leaves it as it is.
+        copies = copy_to_destinations(workspace, context)
     report = FullBackupReport(workspace.catalog.get_backup_set(backup_set.id), parts)
     context.log(f"backup {backup_set.id}: {status}")
-    _alert(dispatcher or AlertDispatcher(workspace.catalog, workspace.settings), report)
+    dispatcher = dispatcher or AlertDispatcher(workspace.catalog, workspace.settings)
+    _alert(dispatcher, report)
+    alert_copy_outcomes(workspace, copies, dispatcher)
     return report
 
 

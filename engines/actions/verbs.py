@@ -112,6 +112,7 @@ VERBS: Mapping[str, Verb] = {
             result=lambda report: "partial" if report.problems else "complete",
         ),
         Verb("prune", "prune", "prune", lambda r: "prune files store" + _dry(r)),
+        Verb("sync", "sync", "sync", lambda r: "sync copies" + _dry(r)),
         Verb("repair", "repair", "repair", lambda r: "repair files store" + _dry(r)),
         Verb("rekey", "rekey", "rekey", lambda r: "rekey" + _dry(r)),
         Verb("delete", "delete_set", "delete", lambda r: f"delete {r.reference}"),

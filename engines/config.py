@@ -133,6 +133,19 @@ def _choice(*choices: str) -> Callable[[str], str]:
     return parse
 
 
+def _spelled(*choices: str) -> Callable[[str], str]:
+    """One of `choices` in any case, returned as spelled there (S3's names are exact)."""
+
+    def parse(raw: str) -> str:
+        value = raw.strip()
+        for choice in choices:
+            if value.lower() == choice.lower():
+                return choice
+        raise _Invalid(f"expected one of {', '.join(choices)}, got {raw!r}")
+
+    return parse
+
+
 def _text(raw: str) -> str:
     return raw.strip()
 
@@ -187,6 +200,16 @@ def _v(name: str, parse: Callable[[str], Any], default: Any, group: str, help: s
 
 
 PUSHOVER_API = "https://api.pushover.net/1/messages.json"
+S3_STORAGE_CLASSES = (
+    "STANDARD",
+    "STANDARD_IA",
+    "ONEZONE_IA",
+    "INTELLIGENT_TIERING",
+    "GLACIER_IR",
+    "GLACIER",
+    "DEEP_ARCHIVE",
+    "REDUCED_REDUNDANCY",
+)
 GUIDE_FILE_PATHS = "/tmp/jarvis-music-uploads,/tmp/jarvis-generated-music,config/"
 
 VARIABLES: tuple[Variable, ...] = (
@@ -233,6 +256,9 @@ VARIABLES: tuple[Variable, ...] = (
     _v("AWS_REGION", _text, "us-east-1", "s3", "region"),
     _v("S3_ENDPOINT_URL", _url("http", "https"), None, "s3", "S3-compatible endpoint"),
     _v("S3_PREFIX", _text, "", "s3", "key prefix inside the bucket"),
+    _v("S3_STORAGE_CLASS", _spelled(*S3_STORAGE_CLASSES), None, "s3", "storage class of uploads"),
+    _v("S3_SSE", _spelled("AES256", "aws:kms"), None, "s3", "server-side encryption"),
+    _v("S3_SSE_KMS_KEY_ID", _text, None, "s3", "KMS key for S3_SSE=aws:kms"),
     _v("PUSHOVER_USER_KEY", _secret, None, "alerts", "Pushover user", secret=True),
     _v("PUSHOVER_API_TOKEN", _secret, None, "alerts", "Pushover app token", secret=True),
     _v(
@@ -453,9 +479,16 @@ def _cross_checks(values: dict[str, Any], problems: list[str]) -> None:
                 f"BACKUP_COMPRESSION_LEVEL: {codec} accepts {low} to {high}, got {level}"
             )
     if values["s3_enabled"]:
-        for name in ("S3_BUCKET", "S3_ACCESS_KEY", "S3_SECRET_KEY"):
-            if values[name.lower()] is None:
-                problems.append(f"{name}: required when S3_ENABLED=true")
+        # Without keys boto3's own credential chain applies (instance role, profile).
+        if values["s3_bucket"] is None:
+            problems.append("S3_BUCKET: required when S3_ENABLED=true")
+        if (values["s3_access_key"] is None) != (values["s3_secret_key"] is None):
+            problems.append(
+                "S3_ACCESS_KEY / S3_SECRET_KEY: set both, or neither to use the host's AWS "
+                "credentials (instance role, profile)"
+            )
+    if values["s3_sse_kms_key_id"] and values["s3_sse"] != "aws:kms":
+        problems.append("S3_SSE_KMS_KEY_ID: used only with S3_SSE=aws:kms; set that or remove it")
     if bool(values["pushover_user_key"]) != bool(values["pushover_api_token"]):
         problems.append(
             "PUSHOVER_USER_KEY / PUSHOVER_API_TOKEN: set both to send Pushover alerts, or neither"

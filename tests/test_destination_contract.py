@@ -7,7 +7,10 @@ has (file modes, folders made and tidied) stays in tests/test_local_destination.
 """
 
 import contextlib
+import dataclasses
+import functools
 import os
+import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -16,9 +19,12 @@ from pathlib import Path
 import pytest
 
 from engines.destinations import DESTINATION_KINDS, Destination, InvalidKeyError, LocalRepository
+from engines.destinations.s3 import S3Destination
 from engines.errors import NotFoundError
 from engines.plumbing.fsutil import TEMP_MARKER
 from tests.support.file_systems import needs_root, remount_read_only, tmpfs
+from tests.support.s3 import S3Server
+from tests.support.s3_read_only import ReadOnlyS3Proxy
 
 
 @dataclass(frozen=True)
@@ -31,6 +37,9 @@ class DestinationFactory:
     missing: Callable[[Path], Destination]
     # One that exists and cannot be written, for as long as the context lasts.
     read_only: Callable[[Path], contextlib.AbstractContextManager[Destination]]
+    # The session fixture of the server the destination lives on, given to each
+    # callable as `server=` (none for a folder).
+    server_fixture: str | None = None
 
 
 @contextlib.contextmanager
@@ -43,18 +52,64 @@ def _read_only_local(tmp_path: Path) -> Iterator[Destination]:
         yield repository
 
 
+def _s3_destination(server: S3Server, bucket: str, tmp_path: Path, endpoint_url=None):
+    return S3Destination(
+        bucket,
+        prefix="hosts/contract",  # keys live under S3_PREFIX, as they will in use
+        region=server.region,
+        endpoint_url=endpoint_url or server.endpoint_url,
+        access_key=server.access_key,
+        secret_key=server.secret_key,
+        spool_dir=tmp_path / "s3-spool",
+    )
+
+
+def _fresh_s3(tmp_path: Path, *, server: S3Server) -> Destination:
+    # A bucket of its own per test: the session's server is shared.
+    bucket = server.create_bucket(f"contract-{secrets.token_hex(6)}")
+    return _s3_destination(server, bucket, tmp_path)
+
+
+def _missing_s3(tmp_path: Path, *, server: S3Server) -> Destination:
+    return _s3_destination(server, "no-such-bucket-here", tmp_path)
+
+
+@contextlib.contextmanager
+def _read_only_s3(tmp_path: Path, *, server: S3Server) -> Iterator[Destination]:
+    # Credentials that may only read, as a proxy that refuses every write.
+    writable = _fresh_s3(tmp_path, server=server)
+    writable.ensure_repository_id()
+    with ReadOnlyS3Proxy(server.endpoint_url).start() as proxy:
+        yield _s3_destination(server, writable.bucket, tmp_path, proxy.endpoint_url)
+
+
 DESTINATION_FACTORIES: dict[str, DestinationFactory] = {
     "local": DestinationFactory(
         fresh=lambda tmp_path: LocalRepository(tmp_path / "repository"),
         missing=lambda tmp_path: LocalRepository(tmp_path / "not-mounted" / "repository"),
         read_only=_read_only_local,
     ),
+    "s3": DestinationFactory(
+        fresh=_fresh_s3,
+        missing=_missing_s3,
+        read_only=_read_only_s3,
+        server_fixture="s3_server",
+    ),
 }
 
 
 @pytest.fixture(params=sorted(DESTINATION_FACTORIES))
 def factory(request) -> DestinationFactory:
-    return DESTINATION_FACTORIES[request.param]
+    chosen = DESTINATION_FACTORIES[request.param]
+    if chosen.server_fixture is None:
+        return chosen
+    server = request.getfixturevalue(chosen.server_fixture)
+    return dataclasses.replace(
+        chosen,
+        fresh=functools.partial(chosen.fresh, server=server),
+        missing=functools.partial(chosen.missing, server=server),
+        read_only=functools.partial(chosen.read_only, server=server),
+    )
 
 
 @pytest.fixture

@@ -4,8 +4,9 @@ DESTINATION_KINDS, and its factory in tests/test_destination_contract.py."""
 from engines.config import Settings
 from engines.destinations.base import Destination, InvalidKeyError, StoredObject, validate_key
 from engines.destinations.local import LocalRepository
+from engines.destinations.s3 import S3Destination
 
-DESTINATION_KINDS: dict[str, type[Destination]] = {"local": LocalRepository}
+DESTINATION_KINDS: dict[str, type[Destination]] = {"local": LocalRepository, "s3": S3Destination}
 REPOSITORY_KIND = "local"
 
 

@@ -12,12 +12,12 @@ from datetime import datetime
 from engines.catalog import Catalog
 from engines.config import Settings
 from engines.destinations import repository_from_settings
+from engines.destinations.s3 import S3Destination
 from engines.errors import JarvisError
 from engines.keys import keyring_from_settings
 from engines.monitoring.watchdog import backup_freshness, configured_sources, disk_space
 from engines.scheduling.schedules import describe_holder, scheduler_holder, schedules_from
 from engines.sources import get_source
-from engines.sources.base import PROBE_TIMEOUT_S
 
 
 @dataclass(frozen=True)
@@ -62,31 +62,12 @@ def check_repository(settings: Settings) -> list[HealthCheck]:
 
 
 def check_s3(settings: Settings) -> list[HealthCheck]:
-    if not settings.s3_enabled:
+    destination = S3Destination.from_settings(settings)
+    if destination is None:
         return []
-    import boto3
-    import botocore.config
-    import botocore.exceptions
-
-    client = boto3.client(
-        "s3",
-        endpoint_url=settings.s3_endpoint_url,
-        region_name=settings.aws_region,
-        aws_access_key_id=settings.s3_access_key.reveal(),
-        aws_secret_access_key=settings.s3_secret_key.reveal(),
-        config=botocore.config.Config(
-            connect_timeout=PROBE_TIMEOUT_S,
-            read_timeout=PROBE_TIMEOUT_S,
-            retries={"max_attempts": 1},
-            # S3-compatible servers (MinIO, moto) answer path-style requests.
-            s3={"addressing_style": "path"} if settings.s3_endpoint_url else None,
-        ),
-    )
-    try:
-        client.head_bucket(Bucket=settings.s3_bucket)
-    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
-        return [HealthCheck("S3 reachable", False, f"bucket {settings.s3_bucket}: {error}")]
-    return [HealthCheck("S3 reachable", True, f"bucket {settings.s3_bucket}")]
+    problems = destination.probe()
+    detail = "; ".join(problems) or f"bucket {destination.bucket}"
+    return [HealthCheck("S3 reachable", not problems, detail)]
 
 
 def check_key(settings: Settings, catalog: Catalog) -> list[HealthCheck]:

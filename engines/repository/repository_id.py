@@ -26,12 +26,23 @@ def read_repository_id(root: Path) -> str | None:
         return None
     except UnicodeDecodeError:
         text = ""
+    return parse_repository_id(text, str(path))
+
+
+def parse_repository_id(text: str, where: str) -> str:
+    """The id in a `.repository-id`'s text (read from a folder or a bucket), or
+    IntegrityError naming `where`."""
+    text = text.strip()
     if not _ID.fullmatch(text):
         raise IntegrityError(
-            f"{path}: not a repository id (expected 32 hex characters); restore the file "
+            f"{where}: not a repository id (expected 32 hex characters); restore the file "
             "from a copy of the repository"
         )
     return text
+
+
+def new_repository_id_text() -> bytes:
+    return secrets.token_hex(16).encode() + b"\n"
 
 
 def ensure_repository_id(root: Path) -> str:
@@ -42,7 +53,7 @@ def ensure_repository_id(root: Path) -> str:
     path = Path(root) / ID_FILE
     staged = temporary_path_for(path)
     with atomic_output(staged) as out:
-        out.write(secrets.token_hex(16).encode() + b"\n")
+        out.write(new_repository_id_text())
     try:
         # A hard link never replaces: whoever links first made the id everyone keeps.
         with contextlib.suppress(FileExistsError):

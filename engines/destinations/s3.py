@@ -1,0 +1,519 @@
+"""An S3 bucket (or any S3-compatible store) as a destination, through boto3.
+
+Keys live under S3_PREFIX in the local repository's layout, so `aws s3 sync
+BACKUP_DIR s3://bucket/prefix/` and this module agree. Retries are botocore's
+("standard" mode), multipart is s3transfer's; every call has bounded timeouts.
+A write is spooled to a private file, uploaded with a SHA-256 checksum and only
+counts once a HEAD shows the server holds our size and our checksum.
+
+boto3 is imported only when a call needs it: the console never loads it.
+"""
+
+import base64
+import contextlib
+import hashlib
+import io
+import os
+import secrets
+import threading
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from engines.destinations.base import StoredObject, validate_key, validate_prefix
+from engines.errors import JarvisError, NotFoundError
+from engines.plumbing.fsutil import (
+    FILE_MODE,
+    TEMP_MARKER,
+    atomic_output,
+    ensure_private_dir,
+    remove_abandoned_temporaries,
+    temporary_path_for,
+)
+from engines.plumbing.paths import default_cache_dir
+from engines.plumbing.redaction import redact
+from engines.repository.repository_id import ID_FILE, new_repository_id_text, parse_repository_id
+
+if TYPE_CHECKING:
+    from engines.config import Settings
+
+CONNECT_TIMEOUT_S = 10
+READ_TIMEOUT_S = 60
+ATTEMPTS = 4  # botocore's standard mode: the first try and three retries with backoff
+PROBE_TIMEOUT_S = 5
+PROBE_ATTEMPTS = 2
+MULTIPART_SIZE = 16 * 1024 * 1024
+READ_BUFFER = 4 * 1024 * 1024  # a small read still fetches this much in one ranged GET
+LARGEST_REQUEST = 16 * 1024 * 1024  # a large read is split into GETs of at most this
+BODY_RESUMES = 3
+HASH_BLOCK = 1024 * 1024
+ARCHIVE_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE"})
+NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
+MISSING_BUCKET_CODES = frozenset({"NoSuchBucket"})
+DENIED_CODES = frozenset({"403", "AccessDenied", "Forbidden", "AllAccessDisabled"})
+CREDENTIAL_CODES = frozenset({"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken"})
+
+
+class S3Error(JarvisError, OSError):
+    """A call to the bucket failed. An OSError too: like a disk's, the failure is of I/O,
+    and callers that tell the operator about an unwritable destination catch both."""
+
+
+class ArchivedObjectError(JarvisError):
+    """The object sits in an archive storage class and must be restored before reading."""
+
+
+class S3Destination:
+    def __init__(
+        self,
+        bucket: str,
+        *,
+        prefix: str = "",
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        access_key: str | None = None,
+        secret_key: str | None = None,
+        storage_class: str | None = None,
+        sse: str | None = None,
+        sse_kms_key_id: str | None = None,
+        spool_dir: Path | None = None,
+        multipart_size: int = MULTIPART_SIZE,
+        name: str = "s3",
+    ) -> None:
+        self.bucket = bucket
+        self.prefix = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
+        self.region = region
+        self.endpoint_url = endpoint_url
+        self.name = name
+        self.spool_dir = Path(spool_dir) if spool_dir else default_cache_dir() / "s3-upload"
+        self.multipart_size = multipart_size
+        self._credentials = (access_key, secret_key)
+        self._upload_args: dict[str, str] = {"ChecksumAlgorithm": "SHA256"}
+        if storage_class:
+            self._upload_args["StorageClass"] = storage_class
+        if sse:
+            self._upload_args["ServerSideEncryption"] = sse
+        if sse_kms_key_id:
+            self._upload_args["SSEKMSKeyId"] = sse_kms_key_id
+        self._clients: dict[bool, Any] = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"S3Destination(bucket={self.bucket!r}, prefix={self.prefix!r})"
+
+    @classmethod
+    def from_settings(cls, settings: "Settings") -> "S3Destination | None":
+        if not settings.s3_enabled or not settings.s3_bucket:
+            return None
+        keys = (settings.s3_access_key, settings.s3_secret_key)
+        access_key, secret_key = (key.reveal() if key else None for key in keys)
+        return cls(
+            settings.s3_bucket,
+            prefix=settings.s3_prefix or "",
+            region=settings.aws_region,
+            endpoint_url=settings.s3_endpoint_url,
+            access_key=access_key,
+            secret_key=secret_key,
+            storage_class=settings.s3_storage_class,
+            sse=settings.s3_sse,
+            sse_kms_key_id=settings.s3_sse_kms_key_id,
+        )
+
+    # --- the face ----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def open_write(self, key: str) -> Iterator[BinaryIO]:
+        validate_key(key)
+        ensure_private_dir(self.spool_dir)
+        remove_abandoned_temporaries(self.spool_dir)  # spools of a killed process
+        spool_path = temporary_path_for(self.spool_dir / "upload")
+        fd = os.open(spool_path, os.O_RDWR | os.O_CREAT | os.O_EXCL, FILE_MODE)
+        try:
+            with os.fdopen(fd, "w+b") as spool:
+                yield spool
+                spool.flush()
+                self._upload(spool_path, key)
+        finally:
+            spool_path.unlink(missing_ok=True)
+
+    def put(self, local_path: Path, key: str) -> None:
+        validate_key(key)
+        self._upload(Path(local_path), key)
+
+    def open_read(self, key: str, offset: int = 0, length: int | None = None) -> BinaryIO:
+        head = self._head_for_reading(validate_key(key))
+        size = head["ContentLength"]
+        if length is None:
+            low, high, position = 0, size, offset
+        else:
+            low = min(offset, size)
+            low, high, position = low, min(size, offset + length), low
+        raw = _RangedObject(self, key, head.get("ETag"), low, high, position, length is None)
+        return io.BufferedReader(raw, READ_BUFFER)  # type: ignore[return-value]
+
+    def get(self, key: str, local_path: Path) -> None:
+        head = self._head_for_reading(validate_key(key))
+        local_path = Path(local_path)
+        local_path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_output(local_path) as output:
+            try:
+                self._client().download_fileobj(
+                    self.bucket, self._full(key), output, Config=self._transfer_config()
+                )
+            except Exception as error:
+                raise self._failure(f"downloading {key}", error) from None
+            output.flush()
+            if output.tell() != head["ContentLength"]:
+                raise S3Error(
+                    f"{key}: the download from bucket {self.bucket} stopped at {output.tell()} "
+                    f"of {head['ContentLength']} bytes; try again"
+                )
+
+    def list(self, prefix: str = "") -> Iterator[StoredObject]:
+        return self._list(validate_prefix(prefix))  # a bad prefix fails at once
+
+    def stat(self, key: str) -> StoredObject | None:
+        head = self._head(validate_key(key))
+        return None if head is None else _stored(key, head["ContentLength"], head["LastModified"])
+
+    def delete(self, key: str) -> None:
+        validate_key(key)
+        try:
+            self._client().delete_object(Bucket=self.bucket, Key=self._full(key))
+        except Exception as error:  # an absent key is no error on S3: it answers 204
+            raise self._failure(f"deleting {key}", error) from None
+
+    def local_path(self, key: str) -> None:
+        validate_key(key)
+        return None
+
+    def probe(self) -> Sequence[str]:
+        client = self._client(quick=True)
+        try:
+            client.head_bucket(Bucket=self.bucket)
+        except Exception as error:
+            return [self._probe_line("cannot be reached", error)]
+        probe_key = f"{self.prefix}.probe-{os.getpid()}-{secrets.token_hex(4)}"
+        try:
+            client.put_object(Bucket=self.bucket, Key=probe_key, Body=b"jarvis probe\n")
+        except Exception as error:
+            return [self._probe_line("refused a test write", error)]
+        try:
+            client.delete_object(Bucket=self.bucket, Key=probe_key)
+        except Exception as error:
+            return [self._probe_line(f"refused to delete the test object {probe_key}", error)]
+        return []
+
+    def repository_id(self) -> str | None:
+        where = f"s3://{self.bucket}/{self.prefix}{ID_FILE}"
+        try:
+            response = self._client().get_object(Bucket=self.bucket, Key=self.prefix + ID_FILE)
+            text = response["Body"].read()
+        except Exception as error:
+            if _code(error) in NOT_FOUND_CODES | MISSING_BUCKET_CODES:
+                return None
+            raise self._failure("reading the repository id", error) from None
+        return parse_repository_id(text.decode("ascii", "replace"), where)
+
+    def ensure_repository_id(self) -> str:
+        existing = self.repository_id()
+        if existing is not None:
+            return existing
+        try:
+            # If-None-Match: whoever writes first made the id everyone keeps.
+            self._client().put_object(
+                Bucket=self.bucket,
+                Key=self.prefix + ID_FILE,
+                Body=new_repository_id_text(),
+                IfNoneMatch="*",
+            )
+        except Exception as error:
+            if _code(error) not in {"PreconditionFailed", "ConditionalRequestConflict", "412"}:
+                raise self._failure("storing the repository id", error) from None
+        return self.repository_id() or ""
+
+    # --- uploads -----------------------------------------------------------------------
+
+    def _upload(self, source: Path, key: str) -> None:
+        full = self._full(key)
+        size = source.stat().st_size
+        config = self._transfer_config()
+        try:
+            self._client().upload_file(
+                str(source), self.bucket, full, ExtraArgs=self._upload_args, Config=config
+            )
+            head = self._client().head_object(Bucket=self.bucket, Key=full, ChecksumMode="ENABLED")
+        except Exception as error:
+            # s3transfer aborts a multipart upload that failed, so no object appears.
+            raise self._failure(f"uploading {key}", error) from None
+        problem = self._confirmation_problem(source, size, head)
+        if problem:
+            with contextlib.suppress(Exception):
+                self._client().delete_object(Bucket=self.bucket, Key=full)
+            raise S3Error(
+                f"{key}: the upload to bucket {self.bucket} was not confirmed ({problem}) and "
+                "was removed; the copy counts as failed, try again"
+            )
+
+    def _confirmation_problem(self, source: Path, size: int, head: dict) -> str | None:
+        if head.get("ContentLength") != size:
+            return f"the bucket holds {head.get('ContentLength')} bytes, we sent {size}"
+        theirs = head.get("ChecksumSHA256")
+        if not theirs:
+            # A server that keeps no checksum (some S3-compatible stores) is confirmed by
+            # size alone; botocore still sent each part with a checksum it verified.
+            return None
+        value, _, parts = theirs.partition("-")
+        etag_parts = (head.get("ETag") or "").strip('"').partition("-")[2]
+        multipart = bool(parts or etag_parts)
+        whole, composite, count = _sha256_digests(source, self._part_size(size))
+        ours = composite if multipart else whole
+        if value != ours or (parts and int(parts) != count):
+            return f"SHA-256 {theirs} in the bucket, ours {ours}"
+        return None
+
+    def _part_size(self, size: int) -> int:
+        from s3transfer.utils import ChunksizeAdjuster
+
+        return ChunksizeAdjuster().adjust_chunksize(self.multipart_size, size)
+
+    def _transfer_config(self):
+        from boto3.s3.transfer import TransferConfig
+
+        return TransferConfig(
+            multipart_threshold=self.multipart_size, multipart_chunksize=self.multipart_size
+        )
+
+    # --- reads -------------------------------------------------------------------------
+
+    def _head(self, key: str) -> dict | None:
+        try:
+            return self._client().head_object(Bucket=self.bucket, Key=self._full(key))
+        except Exception as error:
+            if _code(error) in NOT_FOUND_CODES:
+                return None
+            raise self._failure(f"looking up {key}", error) from None
+
+    def _head_for_reading(self, key: str) -> dict:
+        head = self._head(key)
+        if head is None:
+            raise NotFoundError(f"{key}: no such object in bucket {self.bucket}")
+        restored = 'ongoing-request="false"' in (head.get("Restore") or "")
+        if head.get("StorageClass") in ARCHIVE_CLASSES and not restored:
+            raise self._archived(key, head["StorageClass"])
+        return head
+
+    def _archived(self, key: str, storage_class: str) -> ArchivedObjectError:
+        request = '{"Days":7,"GlacierJobParameters":{"Tier":"Standard"}}'
+        return ArchivedObjectError(
+            f"{key}: stored in S3 storage class {storage_class} in bucket {self.bucket}, which "
+            "cannot be read until it is restored; run `aws s3api restore-object --bucket "
+            f"{self.bucket} --key {self._full(key)} --restore-request '{request}'`, wait "
+            "until it is done (hours; DEEP_ARCHIVE takes up to 48) and try again"
+        )
+
+    def _get_range(self, key: str, etag: str | None, start: int, end: int, into: memoryview):
+        """Fill `into` with bytes [start, end) of `key`; a connection dropped mid-body
+        is resumed from where it stopped with another ranged GET."""
+        done, resumes = 0, 0
+        while start + done < end:
+            arguments = {"Range": f"bytes={start + done}-{end - 1}"}
+            if etag:
+                arguments["IfMatch"] = etag  # the object replaced meanwhile: fail, not mix
+            try:
+                response = self._client().get_object(
+                    Bucket=self.bucket, Key=self._full(key), **arguments
+                )
+                body = response["Body"]
+                while start + done < end:
+                    chunk = body.read(min(end - start - done, HASH_BLOCK))
+                    if not chunk:
+                        break
+                    into[done : done + len(chunk)] = chunk
+                    done += len(chunk)
+                body.close()
+            except Exception as error:
+                if _code(error) == "InvalidObjectState":
+                    raise self._archived(key, "GLACIER or DEEP_ARCHIVE") from None
+                if _code(error) or resumes >= BODY_RESUMES:  # an answer, not a dropped stream
+                    raise self._failure(f"reading {key}", error) from None
+                resumes += 1
+                continue
+            if start + done < end:  # the object is shorter than when it was opened
+                raise S3Error(f"{key}: bucket {self.bucket} returned fewer bytes than expected")
+        return done
+
+    def _list(self, prefix: str) -> Iterator[StoredObject]:
+        pages = self._client().get_paginator("list_objects_v2")
+        try:
+            for page in pages.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
+                for item in page.get("Contents", ()):
+                    key = item["Key"][len(self.prefix) :]
+                    if _visible(key):
+                        yield _stored(key, item["Size"], item["LastModified"])
+        except Exception as error:
+            if _code(error) in MISSING_BUCKET_CODES:
+                return  # like a folder that is not there: nothing stored
+            raise self._failure(f"listing {prefix or 'the prefix'}", error) from None
+
+    # --- plumbing ----------------------------------------------------------------------
+
+    def _full(self, key: str) -> str:
+        return self.prefix + key
+
+    def _client(self, *, quick: bool = False):
+        with self._lock:
+            if quick not in self._clients:
+                self._clients[quick] = self._make_client(quick)
+            return self._clients[quick]
+
+    def _make_client(self, quick: bool):
+        import boto3.session
+        from botocore.config import Config
+
+        access_key, secret_key = self._credentials
+        session = boto3.session.Session(
+            aws_access_key_id=access_key,
+            aws_secret_access_key=secret_key,
+            region_name=self.region,
+        )
+        timeout = PROBE_TIMEOUT_S if quick else None
+        config = Config(
+            connect_timeout=timeout or CONNECT_TIMEOUT_S,
+            read_timeout=timeout or READ_TIMEOUT_S,
+            retries={"mode": "standard", "max_attempts": PROBE_ATTEMPTS if quick else ATTEMPTS},
+            max_pool_connections=16,
+            # S3-compatible servers (MinIO, moto) answer path-style requests.
+            s3={"addressing_style": "path"} if self.endpoint_url else None,
+        )
+        return session.client("s3", endpoint_url=self.endpoint_url, config=config)
+
+    def _failure(self, doing: str, error: BaseException) -> S3Error:
+        return S3Error(f"S3 bucket {self.bucket}: {doing} failed: {self._explain(error)}")
+
+    def _probe_line(self, what: str, error: BaseException) -> str:
+        code = _code(error)
+        if what == "refused a test write" and code in DENIED_CODES:
+            return (
+                f"S3 bucket {self.bucket} is read-only for these credentials ({code}); grant "
+                f"s3:PutObject and s3:DeleteObject on {self.prefix or 'the bucket'}"
+            )
+        return f"S3 bucket {self.bucket} {what}: {self._explain(error)}"
+
+    def _explain(self, error: BaseException) -> str:
+        """The error in a line with what to do; botocore's text can echo a request's parts,
+        so it goes through `redact` like everything else that leaves the process."""
+        from botocore.exceptions import (
+            ConnectTimeoutError,
+            EndpointConnectionError,
+            NoCredentialsError,
+            ReadTimeoutError,
+        )
+
+        code = _code(error)
+        text = redact(str(error))
+        if code in MISSING_BUCKET_CODES or (code == "404" and "HeadBucket" in text):
+            return (
+                f"no such bucket ({code}); create it, or correct S3_BUCKET and AWS_REGION "
+                f"({self.region})"
+            )
+        if code in DENIED_CODES | CREDENTIAL_CODES:
+            return (
+                f"{text}; check S3_ACCESS_KEY and S3_SECRET_KEY (or the host's role) and the "
+                "bucket's policy"
+            )
+        if isinstance(error, NoCredentialsError):
+            return (
+                "no AWS credentials found; set S3_ACCESS_KEY and S3_SECRET_KEY, or give the "
+                "host a role or profile"
+            )
+        if isinstance(error, EndpointConnectionError | ConnectTimeoutError):
+            return f"{text}; check S3_ENDPOINT_URL and the network"
+        if isinstance(error, ReadTimeoutError):
+            return f"{text}; the server did not answer in {READ_TIMEOUT_S}s, try again later"
+        if isinstance(error, JarvisError):
+            return text
+        return f"{text}; try again later" if code else f"{type(error).__name__}: {text}"
+
+
+class _RangedObject(io.RawIOBase):
+    """An object's bytes [low, high) fetched by ranged GETs as they are read."""
+
+    def __init__(self, destination, key, etag, low, high, position, seekable) -> None:
+        self._destination = destination
+        self._key = key
+        self._etag = etag
+        self._low, self._high = low, high
+        self._position = position
+        self._seekable = seekable
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return self._seekable
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        if not self._seekable:
+            raise io.UnsupportedOperation("a ranged read of an S3 object does not seek")
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._position, os.SEEK_END: self._high}[whence]
+        if base + offset < 0:
+            raise ValueError(f"negative seek position {base + offset}")
+        self._position = base + offset
+        return self._position
+
+    def readinto(self, buffer) -> int:
+        wanted = min(len(buffer), self._high - self._position, LARGEST_REQUEST)
+        if wanted <= 0:
+            return 0
+        view = memoryview(buffer).cast("B")[:wanted]
+        start = self._position
+        got = self._destination._get_range(self._key, self._etag, start, start + wanted, view)
+        self._position += got
+        return got
+
+
+def _sha256_digests(source: Path, part_size: int) -> tuple[str, str, int]:
+    """(the whole file's SHA-256, the multipart composite S3 computes from each part's
+    SHA-256, the number of parts), base64 as S3 shows them."""
+    whole = hashlib.sha256()
+    part_digests = []
+    with open(source, "rb") as handle:
+        while True:
+            part = hashlib.sha256()
+            left = part_size
+            while left:
+                block = handle.read(min(left, HASH_BLOCK))
+                if not block:
+                    break
+                whole.update(block)
+                part.update(block)
+                left -= len(block)
+            if left == part_size:
+                break
+            part_digests.append(part.digest())
+    composite = hashlib.sha256(b"".join(part_digests)).digest()
+    encode = base64.b64encode
+    return encode(whole.digest()).decode(), encode(composite).decode(), len(part_digests)
+
+
+def _code(error: BaseException) -> str:
+    response = getattr(error, "response", None)
+    if isinstance(response, dict):
+        return str(response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def _visible(key: str) -> bool:
+    """Names the face reserves (dot-files, temporaries) are the repository's own."""
+    parts = key.split("/")
+    return bool(key) and all(p and not p.startswith(".") and TEMP_MARKER not in p for p in parts)
+
+
+def _stored(key: str, size: int, modified: datetime) -> StoredObject:
+    # Listings carry milliseconds and HEAD whole seconds: keep what both agree on.
+    return StoredObject(key, size, modified.astimezone(UTC).replace(microsecond=0))

@@ -1,0 +1,88 @@
+"""A read-only door to the test S3 server: a loopback HTTP proxy that passes reads through
+and answers every write with S3's 403 AccessDenied, as a bucket does for credentials
+that may only read (moto enforces no policies of its own)."""
+
+import http.client
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Self
+from urllib.parse import urlsplit
+
+from tests.support.processes import LOOPBACK, Server
+
+_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length"}
+_DENIED = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
+    b"<Message>Access Denied</Message></Error>"
+)
+
+
+class ReadOnlyS3Proxy(Server):
+    def __init__(self, upstream_url: str) -> None:
+        self._upstream = urlsplit(upstream_url)
+        self._server: ThreadingHTTPServer | None = None
+        super().__init__()
+
+    @property
+    def endpoint_url(self) -> str:
+        assert self._server is not None
+        return f"http://{LOOPBACK}:{self._server.server_address[1]}"
+
+    def start(self) -> Self:
+        upstream = self._upstream
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:
+                pass
+
+            def _body(self) -> bytes:
+                return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+            def _pass(self) -> None:
+                body = self._body()
+                connection = http.client.HTTPConnection(
+                    upstream.hostname, upstream.port, timeout=30
+                )
+                try:
+                    headers = {k: v for k, v in self.headers.items() if k.lower() != "connection"}
+                    connection.request(self.command, self.path, body=body or None, headers=headers)
+                    answer = connection.getresponse()
+                    payload = answer.read()
+                finally:
+                    connection.close()
+                self.send_response(answer.status)
+                for name, value in answer.getheaders():
+                    if name.lower() not in _HOP_BY_HOP:
+                        self.send_header(name, value)
+                if self.command == "HEAD":
+                    self.send_header("Content-Length", answer.getheader("Content-Length") or "0")
+                    self.end_headers()
+                    return
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def _deny(self) -> None:
+                self._body()
+                self.send_response(403)
+                self.send_header("Content-Type", "application/xml")
+                self.send_header("Content-Length", str(len(_DENIED)))
+                self.end_headers()
+                self.wfile.write(_DENIED)
+
+            do_GET = do_HEAD = _pass
+            do_PUT = do_POST = do_DELETE = _deny
+
+        self._server = ThreadingHTTPServer((LOOPBACK, 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        super().close()

@@ -147,6 +147,7 @@ def push(
                 workspace.repository, destination, item, context, outcome.copied_bytes, total
             )
         except JobCancelledError:
+            record_copy_states(workspace, outcome, plan.present | set(outcome.copied))
             raise
         except Exception as error:  # whatever the destination says, never a silent success
             outcome.error = str(error) or type(error).__name__

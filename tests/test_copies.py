@@ -214,3 +214,66 @@ def test_a_copy_that_fails_is_recorded_failed_alerted_and_leaves_the_local_backu
         assert any("resolved" in a.message or "copied again" in a.message for a in alerts)
     assert env.cli("sync") == ExitCode.OK
     assert f"{OFFSITE}: nothing to copy" in capsys.readouterr().out
+
+
+def test_copies_to_s3_on_moto_record_a_missing_bucket_as_failed_and_sync_completes_them(
+    tmp_path, isolated_env, s3_server, capsys
+):
+    """The same over real HTTP to moto's S3 with the guide's settings: a bucket that does
+    not exist yet fails the copy (recorded, alerted, the local backup whole); once it
+    exists `sync` pushes everything under S3_PREFIX, and a second sync finds nothing."""
+    env = make_files_env(tmp_path / "files")
+    for number in range(6):
+        (env.data / f"f{number}.txt").write_bytes(random_text(30_000, number))
+    env.set(
+        S3_ENABLED="true",
+        S3_BUCKET="jarvis-offsite",
+        S3_ENDPOINT_URL=s3_server.endpoint_url,
+        S3_ACCESS_KEY=s3_server.access_key,
+        S3_SECRET_KEY=s3_server.secret_key,
+        AWS_REGION=s3_server.region,
+        S3_PREFIX="hosts/jarvis-1",
+    )
+    assert env.cli("backup", "files") == ExitCode.OK
+    with env.workspace() as workspace:
+        (artifact,) = workspace.catalog.all_artifacts()
+        copies = {c.destination: c for c in workspace.catalog.copies_of(artifact.id)}
+        assert copies["local"].state == "stored"
+        assert copies["s3"].state == "failed" and copies["s3"].error
+        alerts = [a for a in workspace.catalog.list_alerts() if a.kind == alert_kind("s3")]
+        assert len(alerts) == 1 and ALERT_WORDS in alerts[0].message
+        assert s3_server.access_key not in copies["s3"].error
+    assert env.cli("verify", "--all") == ExitCode.OK
+
+    s3_server.create_bucket("jarvis-offsite")
+    repository = LocalRepository(env.repo)
+    here = listing(repository)
+    capsys.readouterr()
+    assert env.cli("sync", "--dry-run") == ExitCode.OK
+    assert f"s3: would copy {len(here)} object(s)" in capsys.readouterr().out
+    client = s3_server.client()
+    assert client.list_objects_v2(Bucket="jarvis-offsite").get("KeyCount") == 0
+
+    assert env.cli("sync") == ExitCode.OK
+    assert f"s3: copied {len(here)} object(s)" in capsys.readouterr().out
+    listed = client.list_objects_v2(Bucket="jarvis-offsite", Prefix="hosts/jarvis-1/")
+    uploaded = {item["Key"]: item["Size"] for item in listed["Contents"]}
+    assert uploaded == {f"hosts/jarvis-1/{key}": size for key, size in here.items()}
+    for key in here:
+        body = client.get_object(Bucket="jarvis-offsite", Key=f"hosts/jarvis-1/{key}")["Body"]
+        assert body.read() == repository.path_for(key).read_bytes(), key
+    with env.workspace() as workspace:
+        for relpath, where in copy_states(workspace).items():
+            assert where == {"local": "stored", "s3": "stored"}, relpath
+    assert env.cli("sync") == ExitCode.OK
+    assert "s3: nothing to copy" in capsys.readouterr().out
+
+    # The next backup copies its new objects to S3 as part of its job.
+    (env.data / "new.txt").write_bytes(random_text(20_000, 77))
+    assert env.cli("backup", "files") == ExitCode.OK
+    listed = client.list_objects_v2(Bucket="jarvis-offsite", Prefix="hosts/jarvis-1/")
+    uploaded = {item["Key"]: item["Size"] for item in listed["Contents"]}
+    here = listing(repository)
+    assert uploaded == {f"hosts/jarvis-1/{key}": size for key, size in here.items()}
+    with env.workspace() as workspace:
+        assert {w["s3"] for w in copy_states(workspace).values()} == {"stored"}

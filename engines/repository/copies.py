@@ -176,6 +176,19 @@ def record_copy_states(workspace: Workspace, outcome: CopyOutcome, present: set[
             catalog.set_copy_state(artifact.id, outcome.destination, "failed", error)
 
 
+def record_unreachable(workspace: Workspace, outcome: CopyOutcome) -> None:
+    """A destination whose listing failed: every complete artifact not known to be
+    stored there is recorded failed (a new backup's among them)."""
+    catalog = workspace.catalog
+    error = f"listing {outcome.destination}: {outcome.error}"
+    for artifact in catalog.all_artifacts():
+        if artifact.status != "complete":
+            continue
+        states = {copy.destination: copy.state for copy in catalog.copies_of(artifact.id)}
+        if states.get(outcome.destination) != "stored":
+            catalog.set_copy_state(artifact.id, outcome.destination, "failed", error)
+
+
 def copy_to_destinations(
     workspace: Workspace,
     context: JobContext | None,
@@ -196,6 +209,8 @@ def copy_to_destinations(
             outcome = CopyOutcome(destination.name, [], dry_run=dry_run)
             outcome.error = str(error) or type(error).__name__
             outcome.failed_key = "(listing)"
+            if not dry_run:
+                record_unreachable(workspace, outcome)
         else:
             if dry_run:
                 outcome = CopyOutcome(destination.name, plan.missing, dry_run=True)

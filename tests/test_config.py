@@ -221,3 +221,45 @@ def test_settings_survive_pickling_for_child_processes():
     assert copy.backup_encryption_key.reveal() == KEY
     with pytest.raises(AttributeError):
         _ = copy.no_such_setting
+
+
+def test_s3_needs_only_a_bucket_and_checks_its_upload_settings():
+    # Without keys boto3's own credential chain (an instance role, a profile) applies.
+    settings = load_settings({"S3_ENABLED": "true", "S3_BUCKET": "jarvis-backups"}, None)
+    assert settings.problems == ()
+    assert settings.s3_access_key is None and settings.s3_storage_class is None
+
+    chosen = load_settings(
+        {
+            "S3_ENABLED": "true",
+            "S3_BUCKET": "jarvis-backups",
+            "S3_STORAGE_CLASS": "standard_ia",
+            "S3_SSE": "AWS:KMS",
+            "S3_SSE_KMS_KEY_ID": "alias/jarvis",
+        },
+        None,
+    )
+    assert (chosen.s3_storage_class, chosen.s3_sse) == ("STANDARD_IA", "aws:kms")
+    assert chosen.s3_sse_kms_key_id == "alias/jarvis"
+
+    with pytest.raises(SettingsError) as caught:
+        load_settings(
+            {
+                "S3_ENABLED": "true",
+                "S3_BUCKET": "jarvis-backups",
+                "S3_ACCESS_KEY": "AKIAEXAMPLE",
+                "S3_STORAGE_CLASS": "COLD",
+                "S3_SSE": "rot13",
+                "S3_SSE_KMS_KEY_ID": "alias/jarvis",
+            },
+            None,
+        )
+    problems = caught.value.problems
+    assert len(problems) == 4
+    assert problems[0].startswith("S3_STORAGE_CLASS: expected one of STANDARD, STANDARD_IA")
+    assert problems[0].endswith("got 'COLD'")
+    assert problems[1] == "S3_SSE: expected one of AES256, aws:kms, got 'rot13'"
+    assert problems[2].startswith("S3_ACCESS_KEY / S3_SECRET_KEY: set both, or neither")
+    assert problems[3] == (
+        "S3_SSE_KMS_KEY_ID: used only with S3_SSE=aws:kms; set that or remove it"
+    )

@@ -59,6 +59,10 @@ class S3Error(JarvisError, OSError):
     """A call to the bucket failed. An OSError too: like a disk's, the failure is of I/O,
     and callers that tell the operator about an unwritable destination catch both."""
 
+    def __str__(self) -> str:
+        # The message alone, even when a caller sets `filename` as it does for an OSError.
+        return str(self.args[0]) if self.args else ""
+
 
 class ArchivedObjectError(JarvisError):
     """The object sits in an archive storage class and must be restored before reading."""
@@ -164,9 +168,10 @@ class S3Destination:
             except Exception as error:
                 raise self._failure(f"downloading {key}", error) from None
             output.flush()
-            if output.tell() != head["ContentLength"]:
+            received = os.fstat(output.fileno()).st_size  # parts land out of order
+            if received != head["ContentLength"]:
                 raise S3Error(
-                    f"{key}: the download from bucket {self.bucket} stopped at {output.tell()} "
+                    f"{key}: the download from bucket {self.bucket} stopped at {received} "
                     f"of {head['ContentLength']} bytes; try again"
                 )
 
@@ -465,6 +470,17 @@ class _RangedObject(io.RawIOBase):
             raise ValueError(f"negative seek position {base + offset}")
         self._position = base + offset
         return self._position
+
+    def readall(self) -> bytes:
+        # RawIOBase's own reads 8 KiB at a time: one GET each.
+        pieces = bytearray()
+        while self._position < self._high:
+            piece = bytearray(min(self._high - self._position, LARGEST_REQUEST))
+            got = self.readinto(piece)
+            if not got:
+                break
+            pieces += memoryview(piece)[:got]
+        return bytes(pieces)
 
     def readinto(self, buffer) -> int:
         wanted = min(len(buffer), self._high - self._position, LARGEST_REQUEST)

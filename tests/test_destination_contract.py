@@ -79,7 +79,7 @@ def _read_only_s3(tmp_path: Path, *, server: S3Server) -> Iterator[Destination]:
     # Credentials that may only read, as a proxy that refuses every write.
     writable = _fresh_s3(tmp_path, server=server)
     writable.ensure_repository_id()
-    with ReadOnlyS3Proxy(server.endpoint_url).start() as proxy:
+    with ReadOnlyS3Proxy(server.endpoint_url) as proxy:
         yield _s3_destination(server, writable.bucket, tmp_path, proxy.endpoint_url)
 
 

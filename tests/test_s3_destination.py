@@ -15,6 +15,7 @@ from engines.destinations import copy_destinations
 from engines.destinations.s3 import ArchivedObjectError, S3Destination, S3Error
 from engines.errors import JarvisError
 from tests.support.s3 import S3Server
+from tests.support.s3_read_only import ReadOnlyS3Proxy
 
 MiB = 1024 * 1024
 # Distinct from the server's own "testing": moto accepts any key, so these travel in
@@ -136,6 +137,22 @@ def test_an_upload_carries_the_sha256_the_server_checks(s3_server: S3Server, tmp
     )
     assert head["ChecksumSHA256"] == _sha256(b"redis dump" * 100)
     assert head["ContentLength"] == 1000
+
+
+def test_an_upload_the_server_does_not_confirm_fails_and_leaves_nothing(
+    s3_server: S3Server, tmp_path
+):
+    bucket = s3_server.create_bucket("jarvis-unconfirmed")
+    with ReadOnlyS3Proxy(s3_server.endpoint_url, misreport_checksums=True) as proxy:
+        destination = _destination(s3_server, bucket, tmp_path)
+        destination.endpoint_url = proxy.endpoint_url
+        with pytest.raises(S3Error) as caught, destination.open_write("postgres/a.gz.enc") as out:
+            out.write(b"a dump")
+    message = str(caught.value)
+    assert message.startswith("postgres/a.gz.enc: the upload to bucket jarvis-unconfirmed")
+    assert "not confirmed (SHA-256" in message and "try again" in message
+    assert s3_server.client().list_objects_v2(Bucket=bucket).get("Contents") is None
+    assert list((tmp_path / "spool").iterdir()) == []
 
 
 def test_storage_class_and_encryption_reach_the_object(s3_server: S3Server, tmp_path):

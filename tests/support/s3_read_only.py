@@ -1,6 +1,8 @@
-"""A read-only door to the test S3 server: a loopback HTTP proxy that passes reads through
-and answers every write with S3's 403 AccessDenied, as a bucket does for credentials
-that may only read (moto enforces no policies of its own)."""
+"""Doors to the test S3 server: a loopback HTTP proxy that passes reads through and
+answers every write with S3's 403 AccessDenied, as a bucket does for credentials that
+may only read (moto enforces no policies of its own); with `misreport_checksums`, it
+passes writes too and reports a wrong SHA-256 on every HEAD, as a server that stored
+other bytes would."""
 
 import http.client
 import threading
@@ -11,6 +13,7 @@ from urllib.parse import urlsplit
 from tests.support.processes import LOOPBACK, Server
 
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length"}
+_WRONG_SHA256 = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="  # of no bytes at all
 _DENIED = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
     b"<Message>Access Denied</Message></Error>"
@@ -18,8 +21,9 @@ _DENIED = (
 
 
 class ReadOnlyS3Proxy(Server):
-    def __init__(self, upstream_url: str) -> None:
+    def __init__(self, upstream_url: str, *, misreport_checksums: bool = False) -> None:
         self._upstream = urlsplit(upstream_url)
+        self._misreport = misreport_checksums
         self._server: ThreadingHTTPServer | None = None
         super().__init__()
 
@@ -29,7 +33,9 @@ class ReadOnlyS3Proxy(Server):
         return f"http://{LOOPBACK}:{self._server.server_address[1]}"
 
     def start(self) -> Self:
-        upstream = self._upstream
+        if self._server is not None:
+            return self
+        upstream, misreport = self._upstream, self._misreport
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -54,6 +60,8 @@ class ReadOnlyS3Proxy(Server):
                     connection.close()
                 self.send_response(answer.status)
                 for name, value in answer.getheaders():
+                    if misreport and name.lower() == "x-amz-checksum-sha256":
+                        value = _WRONG_SHA256
                     if name.lower() not in _HOP_BY_HOP:
                         self.send_header(name, value)
                 if self.command == "HEAD":
@@ -73,7 +81,10 @@ class ReadOnlyS3Proxy(Server):
                 self.wfile.write(_DENIED)
 
             do_GET = do_HEAD = _pass
-            do_PUT = do_POST = do_DELETE = _deny
+            if misreport:
+                do_PUT = do_POST = do_DELETE = _pass
+            else:
+                do_PUT = do_POST = do_DELETE = _deny
 
         self._server = ThreadingHTTPServer((LOOPBACK, 0), Handler)
         self._server.daemon_threads = True

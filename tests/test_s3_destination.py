@@ -80,7 +80,10 @@ def test_keys_live_under_the_prefix_in_the_repository_layout(s3_server: S3Server
     bucket = s3_server.create_bucket("jarvis-layout")
     destination = _destination(s3_server, bucket, tmp_path)
     identity = destination.ensure_repository_id()
-    _write(destination, "postgres/full_1.dump.gz.enc", b"dump")
+    with destination.open_write("postgres/full_1.dump.gz.enc") as output:
+        output.write(b"dump")
+        [spool] = (tmp_path / "spool").iterdir()
+        assert spool.stat().st_mode & 0o777 == 0o600
     listed = s3_server.client().list_objects_v2(Bucket=bucket)["Contents"]
     assert sorted(o["Key"] for o in listed) == [
         "hosts/web-1/.repository-id",
@@ -153,6 +156,18 @@ def test_an_upload_the_server_does_not_confirm_fails_and_leaves_nothing(
     assert "not confirmed (SHA-256" in message and "try again" in message
     assert s3_server.client().list_objects_v2(Bucket=bucket).get("Contents") is None
     assert list((tmp_path / "spool").iterdir()) == []
+
+
+def test_a_download_cut_off_midway_resumes_from_where_it_stopped(s3_server: S3Server, tmp_path):
+    bucket = s3_server.create_bucket("jarvis-resume")
+    content = os.urandom(3 * MiB)
+    with ReadOnlyS3Proxy(s3_server.endpoint_url, cut_bodies=2) as proxy:
+        destination = _destination(s3_server, bucket, tmp_path)
+        destination.endpoint_url = proxy.endpoint_url
+        _write(destination, "postgres/a.gz.enc", content)
+        with destination.open_read("postgres/a.gz.enc") as handle:
+            assert handle.read() == content
+        assert proxy.cuts_left == 0  # both bodies were cut, and resumed
 
 
 def test_storage_class_and_encryption_reach_the_object(s3_server: S3Server, tmp_path):

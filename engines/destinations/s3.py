@@ -326,25 +326,29 @@ class S3Destination:
             arguments = {"Range": f"bytes={start + done}-{end - 1}"}
             if etag:
                 arguments["IfMatch"] = etag  # the object replaced meanwhile: fail, not mix
-            try:
+            try:  # botocore retries the request; a body cut short is resumed below
                 response = self._client().get_object(
                     Bucket=self.bucket, Key=self._full(key), **arguments
                 )
-                body = response["Body"]
+            except Exception as error:
+                if _code(error) == "InvalidObjectState":
+                    raise self._archived(key, "GLACIER or DEEP_ARCHIVE") from None
+                raise self._failure(f"reading {key}", error) from None
+            body = response["Body"]
+            try:
                 while start + done < end:
                     chunk = body.read(min(end - start - done, HASH_BLOCK))
                     if not chunk:
                         break
                     into[done : done + len(chunk)] = chunk
                     done += len(chunk)
-                body.close()
             except Exception as error:
-                if _code(error) == "InvalidObjectState":
-                    raise self._archived(key, "GLACIER or DEEP_ARCHIVE") from None
-                if _code(error) or resumes >= BODY_RESUMES:  # an answer, not a dropped stream
+                if resumes >= BODY_RESUMES:
                     raise self._failure(f"reading {key}", error) from None
                 resumes += 1
                 continue
+            finally:
+                body.close()
             if start + done < end:  # the object is shorter than when it was opened
                 raise S3Error(f"{key}: bucket {self.bucket} returned fewer bytes than expected")
         return done
@@ -439,7 +443,7 @@ class S3Destination:
             return f"{text}; the server did not answer in {READ_TIMEOUT_S}s, try again later"
         if isinstance(error, JarvisError):
             return text
-        return f"{text}; try again later" if code else f"{type(error).__name__}: {text}"
+        return f"{text}; try again later" if code else f"{type(error).__name__}: {text}; try again"
 
 
 class _RangedObject(io.RawIOBase):

@@ -2,7 +2,8 @@
 answers every write with S3's 403 AccessDenied, as a bucket does for credentials that
 may only read (moto enforces no policies of its own); with `misreport_checksums`, it
 passes writes too and reports a wrong SHA-256 on every HEAD, as a server that stored
-other bytes would."""
+other bytes would; with `cut_bodies`, it passes writes and cuts that many object bodies
+off half-way (the connection drops mid-download)."""
 
 import http.client
 import threading
@@ -21,9 +22,12 @@ _DENIED = (
 
 
 class ReadOnlyS3Proxy(Server):
-    def __init__(self, upstream_url: str, *, misreport_checksums: bool = False) -> None:
+    def __init__(
+        self, upstream_url: str, *, misreport_checksums: bool = False, cut_bodies: int = 0
+    ) -> None:
         self._upstream = urlsplit(upstream_url)
         self._misreport = misreport_checksums
+        self.cuts_left = cut_bodies
         self._server: ThreadingHTTPServer | None = None
         super().__init__()
 
@@ -35,7 +39,8 @@ class ReadOnlyS3Proxy(Server):
     def start(self) -> Self:
         if self._server is not None:
             return self
-        upstream, misreport = self._upstream, self._misreport
+        upstream, misreport, proxy = self._upstream, self._misreport, self
+        lock = threading.Lock()
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -69,6 +74,16 @@ class ReadOnlyS3Proxy(Server):
                     self.end_headers()
                     return
                 self.send_header("Content-Length", str(len(payload)))
+                with lock:
+                    cut = proxy.cuts_left > 0 and answer.status == 206 and len(payload) > 1
+                    proxy.cuts_left -= cut
+                if cut:
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    self.wfile.write(payload[: len(payload) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
                 self.end_headers()
                 self.wfile.write(payload)
 
@@ -81,7 +96,7 @@ class ReadOnlyS3Proxy(Server):
                 self.wfile.write(_DENIED)
 
             do_GET = do_HEAD = _pass
-            if misreport:
+            if misreport or proxy.cuts_left:
                 do_PUT = do_POST = do_DELETE = _pass
             else:
                 do_PUT = do_POST = do_DELETE = _deny

@@ -30,6 +30,7 @@ logger = logging.getLogger("jarvis.copies")
 
 COPY_BUFFER = 1 << 20
 ALERT_WORDS = "S3 upload failure"  # the guide's name of the alert
+LISTING = "(listing)"  # the failed step when the destination could not even be listed
 
 
 def alert_kind(destination: str) -> str:
@@ -77,6 +78,8 @@ class CopyOutcome:
         return self.error is None
 
     def describe(self) -> str:
+        if self.error is not None and self.failed_key == LISTING:
+            return f"{self.destination}: could not list it: {self.error}; nothing copied"
         if self.dry_run:
             if not self.planned:
                 return f"{self.destination}: nothing to copy"
@@ -208,7 +211,7 @@ def copy_to_destinations(
         except Exception as error:  # an unreachable destination: its listing fails
             outcome = CopyOutcome(destination.name, [], dry_run=dry_run)
             outcome.error = str(error) or type(error).__name__
-            outcome.failed_key = "(listing)"
+            outcome.failed_key = LISTING
             if not dry_run:
                 record_unreachable(workspace, outcome)
         else:

@@ -277,3 +277,28 @@ def test_copies_to_s3_on_moto_record_a_missing_bucket_as_failed_and_sync_complet
     assert uploaded == {f"hosts/jarvis-1/{key}": size for key, size in here.items()}
     with env.workspace() as workspace:
         assert {w["s3"] for w in copy_states(workspace).values()} == {"stored"}
+
+
+def test_a_scheduled_full_backup_copies_as_part_of_its_job(tmp_path, isolated_env, monkeypatch):
+    """The scheduler's seam (`run_scheduled`, as the scheduler's job runs it): the same copy."""
+    from engines.actions.verbs import Request, run_scheduled
+    from engines.jobs import run_job
+
+    offsite = register_offsite(monkeypatch, tmp_path / "offsite")
+    env = make_files_env(tmp_path / "files")
+    for number in range(4):
+        (env.data / f"f{number}.txt").write_bytes(random_text(25_000, number))
+    secrets = tmp_path / "app.env"
+    secrets.write_text("API_TOKEN=not-a-real-one\n")
+    env.set(BACKUP_SECRET_FILES=str(secrets))
+    with env.workspace() as workspace:
+        result = run_job(
+            workspace.catalog,
+            "backup",
+            "backup full (schedule daily)",
+            lambda context: run_scheduled("backup-full", workspace, Request(tier="daily"), context),
+        )
+        assert result == "complete"
+        states = copy_states(workspace)
+        assert states and all(w.get(OFFSITE) == "stored" for w in states.values()), states
+    assert_same_objects(LocalRepository(env.repo), offsite)

@@ -302,3 +302,28 @@ def test_a_scheduled_full_backup_copies_as_part_of_its_job(tmp_path, isolated_en
         states = copy_states(workspace)
         assert states and all(w.get(OFFSITE) == "stored" for w in states.values()), states
     assert_same_objects(LocalRepository(env.repo), offsite)
+
+
+def test_deleting_a_set_removes_it_and_its_record_from_every_destination(
+    tmp_path, isolated_env, monkeypatch, capsys
+):
+    from engines.actions.verbs import Request, run_verb
+    from engines.config import load_settings
+    from engines.workspace import Workspace
+
+    offsite = register_offsite(monkeypatch, tmp_path / "offsite")
+    secrets = tmp_path / "app.env"
+    secrets.write_text("API_TOKEN=not-a-real-one\n")
+    env_file = write_env_file(tmp_path, BACKUP_SECRET_FILES=str(secrets))
+    assert main(["--env-file", str(env_file), "backup", "secrets"]) == ExitCode.OK
+    assert main(["--env-file", str(env_file), "backup", "secrets"]) == ExitCode.OK
+    repository = LocalRepository(tmp_path / "repo")
+    assert_same_objects(repository, offsite)
+    with Workspace.open(load_settings(environ={}, env_file=env_file)) as workspace:
+        doomed, kept = [s.id for s in workspace.catalog.list_backup_sets()]
+        run_verb(workspace, "delete", Request(reference=doomed))
+        for destination in (repository, offsite):
+            keys = listing(destination)
+            assert not [key for key in keys if doomed in key], (destination.name, sorted(keys))
+            assert any(kept in key for key in keys), destination.name
+        assert_same_objects(repository, offsite)

@@ -105,11 +105,13 @@ def delete_set_everywhere(
                 continue
             if destination.name in copies:
                 workspace.catalog.set_copy_state(artifact.id, destination.name, "deleted")
-    if not problems:
-        try:  # the set's sealed record goes last, with the catalog row
-            workspace.repository.delete(record_relpath(set_id))
-        except (JarvisError, OSError) as error:
-            problems.append(f"{record_relpath(set_id)}: {error}")
+    if not problems:  # the set's sealed record goes last, the repository's copy of it last of all
+        record = record_relpath(set_id)
+        for destination in sorted(destinations, key=lambda d: d is workspace.repository):
+            try:
+                destination.delete(record)
+            except (JarvisError, OSError) as error:
+                problems.append(f"{record} on {destination.name}: {error}")
     if problems:
         for problem in problems:
             context.log(problem, level="error")

@@ -76,6 +76,8 @@ def _problems(results: list) -> list[str]:
 CONSOLE_VALUES: dict[str, Callable[[Any], Any]] = {
     "backup-full": lambda report: report.backup_set,
     "verify": _problems,
+    # Each destination's line as the CLI prints it, and whether that copy failed.
+    "sync": lambda report: [(outcome.describe(), not outcome.ok) for outcome in report.outcomes],
 }
 
 

@@ -19,6 +19,7 @@ from textual.message_pump import MessagePump
 from textual.worker import WorkerState
 
 from engines.actions.verbs import Request
+from engines.destinations import copy_destinations
 from engines.jobs import JobFinished, JobStarted, JobUpdate
 from jarvis_tui.job_process import ActionSpec, Outcome, failure_text, run_in_process
 from jarvis_tui.messages import (
@@ -34,6 +35,8 @@ from jarvis_tui.messages import (
     RestoreFailed,
     RestoreFinished,
     SetDeleted,
+    SyncFailed,
+    SyncFinished,
     VerifyFailed,
     VerifyFinished,
 )
@@ -182,6 +185,24 @@ class JobRunner:
             return [(reply_to, SetDeleted(set_id))]
 
         self._run(ActionSpec("delete", Request(reference=set_id)), None, finished)
+
+    def sync(self, reply_to: MessagePump) -> bool:
+        """Push what each copy destination lacks; False (nothing started) when none is set."""
+        if not copy_destinations(self.app.access.settings):
+            return False
+
+        def finished(outcome: Outcome) -> list[tuple[MessagePump, Message]]:
+            if outcome.error is not None:
+                return [(reply_to, SyncFailed(outcome.error))]
+            lines = [line for line, _ in outcome.value]
+            failed = any(failed for _, failed in outcome.value)
+            return [
+                (reply_to, SyncFinished(lines, failed)),
+                (self.app, CatalogChanged("synced")),
+            ]
+
+        self._run(ActionSpec("sync", Request()), None, finished)
+        return True
 
     def cancel(self, job_id: int) -> None:
         def work() -> None:

@@ -115,6 +115,19 @@ class ExportFailed(Message):
 
 
 @dataclass
+class SyncFinished(Message):
+    """Each copy destination's line (what was copied, or where it failed) and whether any failed."""
+
+    lines: list[str]
+    failed: bool
+
+
+@dataclass
+class SyncFailed(Message):
+    error: str
+
+
+@dataclass
 class DeletionChecked(Message):
     """A set about to be deleted, and the sources whose newest good backup it is."""
 

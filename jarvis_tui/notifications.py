@@ -11,6 +11,8 @@ from jarvis_tui.messages import (
     ExportFailed,
     ExportFinished,
     SetDeleted,
+    SyncFailed,
+    SyncFinished,
     VerifyFailed,
     VerifyFinished,
 )
@@ -75,3 +77,20 @@ class OutcomeNotifications(App):
         self.notify(
             message.error, title=f"{message.set_id} not deleted", severity="error", timeout=LONG
         )
+
+    @on(SyncFinished)
+    def _sync_finished(self, message: SyncFinished) -> None:
+        if message.failed:
+            self.notify(
+                "\n".join(message.lines)
+                + "\nThe local backups are intact; sync again once the destination is reachable.",
+                title="Sync failed",
+                severity="error",
+                timeout=LONG,
+            )
+        else:
+            self.notify("\n".join(message.lines), title="Synced", timeout=LONG)
+
+    @on(SyncFailed)
+    def _sync_failed(self, message: SyncFailed) -> None:
+        self.notify(message.error, title="Sync failed", severity="error", timeout=LONG)

@@ -24,7 +24,7 @@ CATALOG_ENTRIES = (
     ("verify", "Verify the selected backup", "recompute checksums, authenticate every chunk"),
     ("restore", "Restore the selected backup", "open its wizard with this backup chosen"),
     ("export", "Export the selected backup", "decrypt it to a folder as plain .gz or SQL"),
-    ("sync", "Sync the selected backup to S3", "copy it to the S3 destination"),
+    ("sync", "Sync every backup to S3", "copy what each copy destination lacks"),
     ("delete", "Delete the selected backup", "remove it everywhere (typed confirmation)"),
     ("focus_filter", "Filter the catalog", "type words to narrow the list"),
 )

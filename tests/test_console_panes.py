@@ -204,7 +204,7 @@ async def test_palette_offers_every_action(seeded_console):
             "Verify the selected backup",
             "Export the selected backup",
             "Delete the selected backup",
-            "Sync the selected backup to S3",
+            "Sync every backup to S3",
             "Send a test alert",
             "Go to Jobs",
         ):

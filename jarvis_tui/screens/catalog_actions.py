@@ -13,9 +13,7 @@ from jarvis_tui.screens.export import ExportRequest, ExportScreen
 from jarvis_tui.screens.restore_chooser import open_restore, restore_labels
 from jarvis_tui.widgets.backup_table import BackupTable
 
-SYNC_UNAVAILABLE = (
-    "Sync to S3 is not in this build yet: the S3 destination comes with a later issue."
-)
+NO_COPY_DESTINATION = "No copy destination is configured (S3_ENABLED is off); nothing to sync."
 
 
 class CatalogActions(PaneScreen):
@@ -86,8 +84,11 @@ class CatalogActions(PaneScreen):
         self.app.push_screen(screen, chosen)
 
     def action_sync(self) -> None:
-        if self._selected() is not None:
-            self.notify(SYNC_UNAVAILABLE, severity="warning", timeout=8)
+        """Every copy destination brought up to the repository: not one set, all of them."""
+        if self.console.runner.sync(self.app):
+            self.notify("Syncing copies…", timeout=3)
+        else:
+            self.notify(NO_COPY_DESTINATION, severity="warning", timeout=8)
 
     def action_delete(self) -> None:
         current = self._selected()

@@ -138,7 +138,8 @@ def test_two_schedulers_started_at_once_fire_exactly_once(
                 30,
                 "the catch-up cleanup",
             )
-        assert first.wait_for_line("scheduler") and second.wait_for_line("scheduler")
+        said = [process.wait_for_line("scheduler", timeout=60) for process in (first, second)]
+        assert all(said), first.output + "\n---\n" + second.output
         for process in (first, second):
             wait_until(
                 lambda p=process: "elected" in p.output or "standing by" in p.output,

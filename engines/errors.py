@@ -34,7 +34,11 @@ class KeyNotAvailableError(JarvisError):
 
 
 class RepositoryLockedError(JarvisError):
-    """Another process holds the repository lock."""
+    """Another process holds the repository lock; `holder` is its record, when it wrote one."""
+
+    def __init__(self, message: str, holder: dict | None = None) -> None:
+        super().__init__(message)
+        self.holder = holder
 
 
 class NotFoundError(JarvisError):

@@ -14,22 +14,18 @@ import logging
 import os
 import signal
 import threading
-import time
 from pathlib import Path
 
 from engines.config import load_settings
 from engines.joblog import configure_logging, register_secrets
 from engines.scheduling.scheduler import Scheduler
-from engines.scheduling.schedules import describe_holder, scheduler_holder
+from engines.scheduling.schedules import describe_holder
 from jarvis_tui.exit_codes import ExitCode
 
 logger = logging.getLogger("jarvis.headless")
 
 STANDBY_RETRY_S = 15.0
 WAKE_INTERVAL_S = 1.0
-# How long a standby waits for the holder's record before saying it does not know who it is.
-HOLDER_RECORD_WAIT_S = 5.0
-HOLDER_RECORD_POLL_S = 0.1
 
 
 def run_scheduled(env_file: Path | None, *, standby_retry_s: float = STANDBY_RETRY_S) -> ExitCode:
@@ -51,15 +47,10 @@ def run_scheduled(env_file: Path | None, *, standby_retry_s: float = STANDBY_RET
             settings.repository_dir,
         )
         standing_by = False
-        unnamed_since = time.monotonic()
         while not stop.is_set() and not scheduler.start():
-            holder = scheduler_holder(settings)
-            if holder is None and time.monotonic() - unnamed_since < HOLDER_RECORD_WAIT_S:
-                # The holder took the lock a moment ago and has not yet written who it is.
-                stop.wait(HOLDER_RECORD_POLL_S)
-                continue
             if not standing_by:
-                logger.info("standing by: the schedules are run by %s", describe_holder(holder))
+                holder = describe_holder(scheduler.holder)
+                logger.info("standing by: the schedules are run by %s", holder)
                 standing_by = True
             stop.wait(standby_retry_s)
         while not stop.is_set():

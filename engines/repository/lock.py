@@ -82,7 +82,7 @@ class RepositoryLock:
         except BlockingIOError:
             holder = _wait_for_record(fd)
             os.close(fd)
-            raise RepositoryLockedError(_locked_message(self.path, holder)) from None
+            raise RepositoryLockedError(_locked_message(self.path, holder), holder) from None
         except BaseException:
             os.close(fd)
             raise

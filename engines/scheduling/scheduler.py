@@ -90,6 +90,8 @@ class Scheduler:
         self._current_label = ""
         self._timers: BackgroundScheduler | None = None
         self._started_at: datetime | None = None
+        # Who won the election when this process lost it (its lock record), for standby lines.
+        self.holder: dict | None = None
 
     # --- election and life cycle ---------------------------------------------------------
 
@@ -107,7 +109,8 @@ class Scheduler:
             return True
         try:
             self._election.acquire()
-        except RepositoryLockedError:
+        except RepositoryLockedError as error:
+            self.holder = error.holder
             return False
         return True
 

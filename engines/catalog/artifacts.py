@@ -143,6 +143,13 @@ class ArtifactsMixin:
                 ),
             )
 
+    def copy_states_on(self, destination: str) -> dict[int, str]:
+        """Every artifact's copy state on `destination`, by artifact id, in one query."""
+        rows = self._db.rows(
+            "SELECT artifact_id, state FROM copies WHERE destination = ?", (destination,)
+        )
+        return {row["artifact_id"]: row["state"] for row in rows}
+
     def copies_of(self, artifact_id: int) -> list[Copy]:
         rows = self._db.rows(
             "SELECT * FROM copies WHERE artifact_id = ? ORDER BY destination", (artifact_id,)

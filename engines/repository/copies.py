@@ -166,13 +166,13 @@ def record_copy_states(workspace: Workspace, outcome: CopyOutcome, present: set[
     for those this copy meant to send and did not."""
     catalog = workspace.catalog
     not_sent = {item.key for item in outcome.planned} - present
+    states = catalog.copy_states_on(outcome.destination)
     for artifact in catalog.all_artifacts():
         if artifact.status != "complete":
             continue
         keys = {artifact.relpath, artifact.relpath + SIDECAR_SUFFIX}
-        states = {copy.destination: copy.state for copy in catalog.copies_of(artifact.id)}
         if keys <= present:
-            if states.get(outcome.destination) != "stored":
+            if states.get(artifact.id) != "stored":
                 catalog.set_copy_state(artifact.id, outcome.destination, "stored")
         elif keys & not_sent and outcome.error is not None:
             error = f"{outcome.failed_key}: {outcome.error}"
@@ -184,11 +184,11 @@ def record_unreachable(workspace: Workspace, outcome: CopyOutcome) -> None:
     stored there is recorded failed (a new backup's among them)."""
     catalog = workspace.catalog
     error = f"listing {outcome.destination}: {outcome.error}"
+    states = catalog.copy_states_on(outcome.destination)
     for artifact in catalog.all_artifacts():
         if artifact.status != "complete":
             continue
-        states = {copy.destination: copy.state for copy in catalog.copies_of(artifact.id)}
-        if states.get(outcome.destination) != "stored":
+        if states.get(artifact.id) != "stored":
             catalog.set_copy_state(artifact.id, outcome.destination, "failed", error)
 
 

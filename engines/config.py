@@ -312,6 +312,9 @@ VARIABLES: tuple[Variable, ...] = (
     _v("BACKUP_SECRET_FILES", _path_list, (Path(".env"),), "sources", "secret files"),
     _v("BACKUP_CONFIG_PATHS", _path_list, (), "sources", "configuration files/folders"),
     _v("VERIFY_RESTORE", _boolean, False, "verification", "restore-test each PostgreSQL backup"),
+    # `restore full` runs these around the restore; unset, it prints the step for the operator.
+    _v("JARVIS_STOP_COMMAND", _text, None, "application", "shell command stopping the app"),
+    _v("JARVIS_START_COMMAND", _text, None, "application", "shell command starting the app"),
 )
 
 SECRET_NAMES = frozenset(v.name for v in VARIABLES if v.secret)

@@ -113,7 +113,7 @@ def test_a_large_object_goes_up_in_parts_and_is_confirmed(s3_server: S3Server, t
     composite = base64.b64encode(hashlib.sha256(b"".join(parts)).digest()).decode()
     assert head["ChecksumSHA256"].partition("-")[0] == composite
     requests = []
-    destination._client().meta.events.register(
+    destination.client().meta.events.register(
         "before-call.s3.GetObject", lambda **_: requests.append(1)
     )
     with destination.open_read("files/packs/ab/pack-1") as handle:

@@ -22,6 +22,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from engines.destinations.base import StoredObject, validate_key, validate_prefix
+from engines.destinations.s3_client import (
+    CONDITION_FAILED_CODES,
+    DENIED_CODES,
+    MISSING_BUCKET_CODES,
+    NOT_FOUND_CODES,
+    S3Error,
+    error_code,
+    explain,
+    failure,
+    make_client,
+    part_size_for,
+    transfer_config,
+)
 from engines.errors import JarvisError, NotFoundError
 from engines.plumbing.fsutil import (
     FILE_MODE,
@@ -32,36 +45,17 @@ from engines.plumbing.fsutil import (
     temporary_path_for,
 )
 from engines.plumbing.paths import default_cache_dir
-from engines.plumbing.redaction import redact
 from engines.repository.repository_id import ID_FILE, new_repository_id_text, parse_repository_id
 
 if TYPE_CHECKING:
     from engines.config import Settings
 
-CONNECT_TIMEOUT_S = 10
-READ_TIMEOUT_S = 60
-ATTEMPTS = 4  # botocore's standard mode: the first try and three retries with backoff
-PROBE_TIMEOUT_S = 5
-PROBE_ATTEMPTS = 2
 MULTIPART_SIZE = 16 * 1024 * 1024
 READ_BUFFER = 4 * 1024 * 1024  # a small read still fetches this much in one ranged GET
 LARGEST_REQUEST = 16 * 1024 * 1024  # a large read is split into GETs of at most this
 BODY_RESUMES = 3
 HASH_BLOCK = 1024 * 1024
 ARCHIVE_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE"})
-NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
-MISSING_BUCKET_CODES = frozenset({"NoSuchBucket"})
-DENIED_CODES = frozenset({"403", "AccessDenied", "Forbidden", "AllAccessDisabled"})
-CREDENTIAL_CODES = frozenset({"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken"})
-
-
-class S3Error(JarvisError, OSError):
-    """A call to the bucket failed. An OSError too: like a disk's, the failure is of I/O,
-    and callers that tell the operator about an unwritable destination catch both."""
-
-    def __str__(self) -> str:
-        # The message alone, even when a caller sets `filename` as it does for an OSError.
-        return str(self.args[0]) if self.args else ""
 
 
 class ArchivedObjectError(JarvisError):
@@ -162,8 +156,8 @@ class S3Destination:
         local_path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_output(local_path) as output:
             try:
-                self._client().download_fileobj(
-                    self.bucket, self._full(key), output, Config=self._transfer_config()
+                self.client().download_fileobj(
+                    self.bucket, self.full_key(key), output, Config=self._transfer_config()
                 )
             except Exception as error:
                 raise self._failure(f"downloading {key}", error) from None
@@ -185,7 +179,7 @@ class S3Destination:
     def delete(self, key: str) -> None:
         validate_key(key)
         try:
-            self._client().delete_object(Bucket=self.bucket, Key=self._full(key))
+            self.client().delete_object(Bucket=self.bucket, Key=self.full_key(key))
         except Exception as error:  # an absent key is no error on S3: it answers 204
             raise self._failure(f"deleting {key}", error) from None
 
@@ -194,7 +188,7 @@ class S3Destination:
         return None
 
     def probe(self) -> Sequence[str]:
-        client = self._client(quick=True)
+        client = self.client(quick=True)
         try:
             client.head_bucket(Bucket=self.bucket)
         except Exception as error:
@@ -213,49 +207,49 @@ class S3Destination:
     def repository_id(self) -> str | None:
         where = f"s3://{self.bucket}/{self.prefix}{ID_FILE}"
         try:
-            response = self._client().get_object(Bucket=self.bucket, Key=self.prefix + ID_FILE)
+            response = self.client().get_object(Bucket=self.bucket, Key=self.prefix + ID_FILE)
             text = response["Body"].read()
         except Exception as error:
-            if _code(error) in NOT_FOUND_CODES | MISSING_BUCKET_CODES:
+            if error_code(error) in NOT_FOUND_CODES | MISSING_BUCKET_CODES:
                 return None
             raise self._failure("reading the repository id", error) from None
         return parse_repository_id(text.decode("ascii", "replace"), where)
 
-    def ensure_repository_id(self) -> str:
+    def ensure_repository_id(self, adopted: str | None = None) -> str:
         existing = self.repository_id()
         if existing is not None:
             return existing
         try:
             # If-None-Match: whoever writes first made the id everyone keeps.
-            self._client().put_object(
+            self.client().put_object(
                 Bucket=self.bucket,
                 Key=self.prefix + ID_FILE,
-                Body=new_repository_id_text(),
+                Body=new_repository_id_text(adopted),
                 IfNoneMatch="*",
             )
         except Exception as error:
-            if _code(error) not in {"PreconditionFailed", "ConditionalRequestConflict", "412"}:
+            if error_code(error) not in CONDITION_FAILED_CODES:
                 raise self._failure("storing the repository id", error) from None
         return self.repository_id() or ""
 
     # --- uploads -----------------------------------------------------------------------
 
     def _upload(self, source: Path, key: str) -> None:
-        full = self._full(key)
+        full = self.full_key(key)
         size = source.stat().st_size
         config = self._transfer_config()
         try:
-            self._client().upload_file(
+            self.client().upload_file(
                 str(source), self.bucket, full, ExtraArgs=self._upload_args, Config=config
             )
-            head = self._client().head_object(Bucket=self.bucket, Key=full, ChecksumMode="ENABLED")
+            head = self.client().head_object(Bucket=self.bucket, Key=full, ChecksumMode="ENABLED")
         except Exception as error:
             # s3transfer aborts a multipart upload that failed, so no object appears.
             raise self._failure(f"uploading {key}", error) from None
         problem = self._confirmation_problem(source, size, head)
         if problem:
             with contextlib.suppress(Exception):
-                self._client().delete_object(Bucket=self.bucket, Key=full)
+                self.client().delete_object(Bucket=self.bucket, Key=full)
             raise S3Error(
                 f"{key}: the upload to bucket {self.bucket} was not confirmed ({problem}) and "
                 "was removed; the copy counts as failed, try again"
@@ -279,24 +273,18 @@ class S3Destination:
         return None
 
     def _part_size(self, size: int) -> int:
-        from s3transfer.utils import ChunksizeAdjuster
+        return part_size_for(self.multipart_size, size)
 
-        return ChunksizeAdjuster().adjust_chunksize(self.multipart_size, size)
-
-    def _transfer_config(self):
-        from boto3.s3.transfer import TransferConfig
-
-        return TransferConfig(
-            multipart_threshold=self.multipart_size, multipart_chunksize=self.multipart_size
-        )
+    def _transfer_config(self) -> Any:
+        return transfer_config(self.multipart_size)
 
     # --- reads -------------------------------------------------------------------------
 
     def _head(self, key: str) -> dict | None:
         try:
-            return self._client().head_object(Bucket=self.bucket, Key=self._full(key))
+            return self.client().head_object(Bucket=self.bucket, Key=self.full_key(key))
         except Exception as error:
-            if _code(error) in NOT_FOUND_CODES:
+            if error_code(error) in NOT_FOUND_CODES:
                 return None
             raise self._failure(f"looking up {key}", error) from None
 
@@ -314,7 +302,7 @@ class S3Destination:
         return ArchivedObjectError(
             f"{key}: stored in S3 storage class {storage_class} in bucket {self.bucket}, which "
             "cannot be read until it is restored; run `aws s3api restore-object --bucket "
-            f"{self.bucket} --key {self._full(key)} --restore-request '{request}'`, wait "
+            f"{self.bucket} --key {self.full_key(key)} --restore-request '{request}'`, wait "
             "until it is done (hours; DEEP_ARCHIVE takes up to 48) and try again"
         )
 
@@ -327,11 +315,11 @@ class S3Destination:
             if etag:
                 arguments["IfMatch"] = etag  # the object replaced meanwhile: fail, not mix
             try:  # botocore retries the request; a body cut short is resumed below
-                response = self._client().get_object(
-                    Bucket=self.bucket, Key=self._full(key), **arguments
+                response = self.client().get_object(
+                    Bucket=self.bucket, Key=self.full_key(key), **arguments
                 )
             except Exception as error:
-                if _code(error) == "InvalidObjectState":
+                if error_code(error) == "InvalidObjectState":
                     raise self._archived(key, "GLACIER or DEEP_ARCHIVE") from None
                 raise self._failure(f"reading {key}", error) from None
             body = response["Body"]
@@ -354,7 +342,7 @@ class S3Destination:
         return done
 
     def _list(self, prefix: str) -> Iterator[StoredObject]:
-        pages = self._client().get_paginator("list_objects_v2")
+        pages = self.client().get_paginator("list_objects_v2")
         try:
             for page in pages.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
                 for item in page.get("Contents", ()):
@@ -362,47 +350,35 @@ class S3Destination:
                     if _visible(key):
                         yield _stored(key, item["Size"], item["LastModified"])
         except Exception as error:
-            if _code(error) in MISSING_BUCKET_CODES:
+            if error_code(error) in MISSING_BUCKET_CODES:
                 return  # like a folder that is not there: nothing stored
             raise self._failure(f"listing {prefix or 'the prefix'}", error) from None
 
     # --- plumbing ----------------------------------------------------------------------
 
-    def _full(self, key: str) -> str:
+    def full_key(self, key: str) -> str:
+        """The object's key in the bucket: `key` under S3_PREFIX."""
         return self.prefix + key
 
-    def _client(self, *, quick: bool = False):
+    def client(self, *, quick: bool = False) -> Any:
+        """The boto3 client of this destination's bucket (made once; `quick` for probes)."""
         with self._lock:
             if quick not in self._clients:
-                self._clients[quick] = self._make_client(quick)
+                access_key, secret_key = self._credentials
+                self._clients[quick] = make_client(
+                    region=self.region,
+                    endpoint_url=self.endpoint_url,
+                    access_key=access_key,
+                    secret_key=secret_key,
+                    quick=quick,
+                )
             return self._clients[quick]
 
-    def _make_client(self, quick: bool):
-        import boto3.session
-        from botocore.config import Config
-
-        access_key, secret_key = self._credentials
-        session = boto3.session.Session(
-            aws_access_key_id=access_key,
-            aws_secret_access_key=secret_key,
-            region_name=self.region,
-        )
-        timeout = PROBE_TIMEOUT_S if quick else None
-        config = Config(
-            connect_timeout=timeout or CONNECT_TIMEOUT_S,
-            read_timeout=timeout or READ_TIMEOUT_S,
-            retries={"mode": "standard", "max_attempts": PROBE_ATTEMPTS if quick else ATTEMPTS},
-            max_pool_connections=16,
-            # S3-compatible servers (MinIO, moto) answer path-style requests.
-            s3={"addressing_style": "path"} if self.endpoint_url else None,
-        )
-        return session.client("s3", endpoint_url=self.endpoint_url, config=config)
-
     def _failure(self, doing: str, error: BaseException) -> S3Error:
-        return S3Error(f"S3 bucket {self.bucket}: {doing} failed: {self._explain(error)}")
+        return failure(self.bucket, self.region, doing, error)
 
     def _probe_line(self, what: str, error: BaseException) -> str:
-        code = _code(error)
+        code = error_code(error)
         if what == "refused a test write" and code in DENIED_CODES:
             return (
                 f"S3 bucket {self.bucket} is read-only for these credentials ({code}); grant "
@@ -411,39 +387,7 @@ class S3Destination:
         return f"S3 bucket {self.bucket} {what}: {self._explain(error)}"
 
     def _explain(self, error: BaseException) -> str:
-        """The error in a line with what to do; botocore's text can echo a request's parts,
-        so it goes through `redact` like everything else that leaves the process."""
-        from botocore.exceptions import (
-            ConnectTimeoutError,
-            EndpointConnectionError,
-            NoCredentialsError,
-            ReadTimeoutError,
-        )
-
-        code = _code(error)
-        text = redact(str(error))
-        if code in MISSING_BUCKET_CODES or (code == "404" and "HeadBucket" in text):
-            return (
-                f"no such bucket ({code}); create it, or correct S3_BUCKET and AWS_REGION "
-                f"({self.region})"
-            )
-        if code in DENIED_CODES | CREDENTIAL_CODES:
-            return (
-                f"{text}; check S3_ACCESS_KEY and S3_SECRET_KEY (or the host's role) and the "
-                "bucket's policy"
-            )
-        if isinstance(error, NoCredentialsError):
-            return (
-                "no AWS credentials found; set S3_ACCESS_KEY and S3_SECRET_KEY, or give the "
-                "host a role or profile"
-            )
-        if isinstance(error, EndpointConnectionError | ConnectTimeoutError):
-            return f"{text}; check S3_ENDPOINT_URL and the network"
-        if isinstance(error, ReadTimeoutError):
-            return f"{text}; the server did not answer in {READ_TIMEOUT_S}s, try again later"
-        if isinstance(error, JarvisError):
-            return text
-        return f"{text}; try again later" if code else f"{type(error).__name__}: {text}; try again"
+        return explain(error, self.bucket, self.region)
 
 
 class _RangedObject(io.RawIOBase):
@@ -519,13 +463,6 @@ def _sha256_digests(source: Path, part_size: int) -> tuple[str, str, int]:
     composite = hashlib.sha256(b"".join(part_digests)).digest()
     encode = base64.b64encode
     return encode(whole.digest()).decode(), encode(composite).decode(), len(part_digests)
-
-
-def _code(error: BaseException) -> str:
-    response = getattr(error, "response", None)
-    if isinstance(response, dict):
-        return str(response.get("Error", {}).get("Code", ""))
-    return ""
 
 
 def _visible(key: str) -> bool:

@@ -1,0 +1,121 @@
+"""Talking to an S3 bucket: a boto3 client whose every call is bounded in time and
+retried by botocore's "standard" mode, s3transfer's settings for large objects, and
+the bucket's failures in one operator line each, never carrying a credential.
+
+boto3 is imported only when a client is made: the console never loads it.
+"""
+
+from typing import Any
+
+from engines.errors import JarvisError
+from engines.plumbing.redaction import redact
+
+CONNECT_TIMEOUT_S = 10
+READ_TIMEOUT_S = 60
+ATTEMPTS = 4  # botocore's standard mode: the first try and three retries with backoff
+PROBE_TIMEOUT_S = 5
+PROBE_ATTEMPTS = 2
+POOL_CONNECTIONS = 16
+NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
+MISSING_BUCKET_CODES = frozenset({"NoSuchBucket"})
+DENIED_CODES = frozenset({"403", "AccessDenied", "Forbidden", "AllAccessDisabled"})
+CREDENTIAL_CODES = frozenset({"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken"})
+CONDITION_FAILED_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "412"})
+
+
+class S3Error(JarvisError, OSError):
+    """A call to the bucket failed. An OSError too: like a disk's, the failure is of I/O,
+    and callers that tell the operator about an unwritable destination catch both."""
+
+    def __str__(self) -> str:
+        # The message alone, even when a caller sets `filename` as it does for an OSError.
+        return str(self.args[0]) if self.args else ""
+
+
+def make_client(
+    *,
+    region: str | None,
+    endpoint_url: str | None,
+    access_key: str | None,
+    secret_key: str | None,
+    quick: bool = False,
+) -> Any:
+    """A client for the bucket's calls; `quick` for a probe that must answer in seconds.
+    With no keys, boto3's own credential chain (instance role, profile) applies."""
+    import boto3.session
+    from botocore.config import Config
+
+    session = boto3.session.Session(
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
+        region_name=region,
+    )
+    config = Config(
+        connect_timeout=PROBE_TIMEOUT_S if quick else CONNECT_TIMEOUT_S,
+        read_timeout=PROBE_TIMEOUT_S if quick else READ_TIMEOUT_S,
+        retries={"mode": "standard", "max_attempts": PROBE_ATTEMPTS if quick else ATTEMPTS},
+        max_pool_connections=POOL_CONNECTIONS,
+        # S3-compatible servers (MinIO, moto) answer path-style requests.
+        s3={"addressing_style": "path"} if endpoint_url else None,
+    )
+    return session.client("s3", endpoint_url=endpoint_url, config=config)
+
+
+def transfer_config(part_size: int) -> Any:
+    """s3transfer's settings: parts of `part_size` from that size up."""
+    from boto3.s3.transfer import TransferConfig
+
+    return TransferConfig(multipart_threshold=part_size, multipart_chunksize=part_size)
+
+
+def part_size_for(part_size: int, size: int) -> int:
+    """The part size s3transfer really uses for an object of `size` bytes (it grows the
+    parts of a very large object to stay within S3's 10,000 parts)."""
+    from s3transfer.utils import ChunksizeAdjuster
+
+    return ChunksizeAdjuster().adjust_chunksize(part_size, size)
+
+
+def error_code(error: BaseException) -> str:
+    """S3's error code of a botocore ClientError ("NoSuchKey", "503"), else ""."""
+    response = getattr(error, "response", None)
+    if isinstance(response, dict):
+        return str(response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def explain(error: BaseException, bucket: str, region: str | None) -> str:
+    """The error in a line with what to do; botocore's text can echo a request's parts,
+    so it goes through `redact` like everything else that leaves the process."""
+    from botocore.exceptions import (
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        ReadTimeoutError,
+    )
+
+    code = error_code(error)
+    text = redact(str(error))
+    if code in MISSING_BUCKET_CODES or (code == "404" and "HeadBucket" in text):
+        return f"no such bucket ({code}); create it, or correct S3_BUCKET and AWS_REGION ({region})"
+    if code in DENIED_CODES | CREDENTIAL_CODES:
+        return (
+            f"{text}; check S3_ACCESS_KEY and S3_SECRET_KEY (or the host's role) and the "
+            "bucket's policy"
+        )
+    if isinstance(error, NoCredentialsError):
+        return (
+            "no AWS credentials found; set S3_ACCESS_KEY and S3_SECRET_KEY, or give the "
+            "host a role or profile"
+        )
+    if isinstance(error, EndpointConnectionError | ConnectTimeoutError):
+        return f"{text}; check S3_ENDPOINT_URL and the network"
+    if isinstance(error, ReadTimeoutError):
+        return f"{text}; the server did not answer in {READ_TIMEOUT_S}s, try again later"
+    if isinstance(error, JarvisError):
+        return text
+    return f"{text}; try again later" if code else f"{type(error).__name__}: {text}; try again"
+
+
+def failure(bucket: str, region: str | None, doing: str, error: BaseException) -> S3Error:
+    return S3Error(f"S3 bucket {bucket}: {doing} failed: {explain(error, bucket, region)}")

@@ -60,7 +60,10 @@ async def test_sync_in_the_catalog_copies_what_s3_lacks_and_records_stored(
 
     listed = client.list_objects_v2(Bucket=BUCKET, Prefix=f"{PREFIX}/")
     uploaded = {item["Key"]: item["Size"] for item in listed["Contents"]}
-    assert uploaded == {f"{PREFIX}/{key}": size for key, size in here.items()}
+    assert uploaded == {
+        f"{PREFIX}/.repository-id": 33,  # the repository's id goes with its objects
+        **{f"{PREFIX}/{key}": size for key, size in here.items()},
+    }
     for key in here:
         body = client.get_object(Bucket=BUCKET, Key=f"{PREFIX}/{key}")["Body"]
         assert body.read() == repository.path_for(key).read_bytes(), key

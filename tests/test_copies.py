@@ -258,7 +258,13 @@ def test_copies_to_s3_on_moto_record_a_missing_bucket_as_failed_and_sync_complet
     assert f"s3: copied {len(here)} object(s)" in capsys.readouterr().out
     listed = client.list_objects_v2(Bucket="jarvis-offsite", Prefix="hosts/jarvis-1/")
     uploaded = {item["Key"]: item["Size"] for item in listed["Contents"]}
-    assert uploaded == {f"hosts/jarvis-1/{key}": size for key, size in here.items()}
+    # Every object, and the repository's id (a host rebuilt from the bucket needs it).
+    assert uploaded == {
+        "hosts/jarvis-1/.repository-id": 33,
+        **{f"hosts/jarvis-1/{key}": size for key, size in here.items()},
+    }
+    stored_id = client.get_object(Bucket="jarvis-offsite", Key="hosts/jarvis-1/.repository-id")
+    assert stored_id["Body"].read() == (env.repo / ".repository-id").read_bytes()
     for key in here:
         body = client.get_object(Bucket="jarvis-offsite", Key=f"hosts/jarvis-1/{key}")["Body"]
         assert body.read() == repository.path_for(key).read_bytes(), key
@@ -274,7 +280,10 @@ def test_copies_to_s3_on_moto_record_a_missing_bucket_as_failed_and_sync_complet
     listed = client.list_objects_v2(Bucket="jarvis-offsite", Prefix="hosts/jarvis-1/")
     uploaded = {item["Key"]: item["Size"] for item in listed["Contents"]}
     here = listing(repository)
-    assert uploaded == {f"hosts/jarvis-1/{key}": size for key, size in here.items()}
+    assert uploaded == {
+        "hosts/jarvis-1/.repository-id": 33,
+        **{f"hosts/jarvis-1/{key}": size for key, size in here.items()},
+    }
     with env.workspace() as workspace:
         assert {w["s3"] for w in copy_states(workspace).values()} == {"stored"}
 

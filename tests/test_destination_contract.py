@@ -317,6 +317,15 @@ def test_the_repository_id_is_made_once_and_kept(destination: Destination):
     assert list(destination.list()) == []  # the id is the repository's own, not an object
 
 
+def test_an_adopted_repository_id_is_kept_and_never_replaces_one_stored(
+    destination: Destination,
+):
+    adopted = "0123456789abcdef" * 2
+    assert destination.ensure_repository_id(adopted) == adopted == destination.repository_id()
+    assert destination.ensure_repository_id("f" * 32) == adopted  # the first id stays
+    assert list(destination.list()) == []
+
+
 def test_probe_of_a_usable_destination_finds_nothing_and_changes_nothing(
     destination: Destination,
 ):

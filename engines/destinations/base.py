@@ -111,8 +111,10 @@ class Destination(Protocol):
         """The id bound into this repository's artifacts (None before its first write)."""
         ...
 
-    def ensure_repository_id(self) -> str:
-        """The repository's id, made and stored on first use."""
+    def ensure_repository_id(self, adopted: str | None = None) -> str:
+        """The repository's id, made and stored on first use: as `adopted` when given (a
+        copy of a repository, or a host rebuilt from one, keeps its id). An id already
+        stored is kept and returned, whatever `adopted` says."""
         ...
 
 

@@ -54,9 +54,9 @@ class LocalRepository:
     def repository_id(self) -> str | None:
         return read_repository_id(self.root)
 
-    def ensure_repository_id(self) -> str:
+    def ensure_repository_id(self, adopted: str | None = None) -> str:
         ensure_private_dir(self.root)
-        return ensure_repository_id(self.root)
+        return ensure_repository_id(self.root, adopted)
 
     def probe(self) -> list[str]:
         probe = self.root / f".probe-{os.getpid()}-{secrets.token_hex(4)}"

@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 
 from engines.alerts import AlertDispatcher
 from engines.destinations import Destination, StoredObject, copy_destinations
-from engines.errors import JobCancelledError
+from engines.errors import JarvisError, JobCancelledError
 from engines.jobs import JobContext
 from engines.pipeline.artifacts import SIDECAR_SUFFIX
+from engines.repository.repository_id import ID_FILE
 from engines.repository.set_records import SETS_FOLDER
 from engines.store.layout import INDEX_PREFIX, PACKS_PREFIX, is_snapshot_key
 from engines.workspace import Workspace
@@ -96,6 +97,21 @@ class CopyOutcome:
         return f"{self.destination}: copied {len(self.copied)} object(s), {self.copied_bytes} bytes"
 
 
+def bind_repository_id(repository: Destination, destination: Destination) -> None:
+    """The destination keeps the repository's id (artifacts are sealed with it, so a host
+    rebuilt from the copy needs it to read them); one holding another id is another
+    repository's copy, and nothing of ours goes there."""
+    ours = repository.repository_id()
+    if ours is None:
+        return  # nothing stored yet, so nothing sealed with an id
+    theirs = destination.ensure_repository_id(ours)
+    if theirs != ours:
+        raise JarvisError(
+            f"it holds another repository (id {theirs}, this one is {ours}); give this host "
+            "a prefix of its own (S3_PREFIX)"
+        )
+
+
 def plan_copy(repository: Destination, destination: Destination) -> CopyPlan:
     """One listing of each side; missing means absent there or of another size."""
     there = {item.key: item.size for item in destination.list()}
@@ -142,6 +158,13 @@ def push(
     may reference it), then record every artifact's copy state there."""
     outcome = CopyOutcome(destination.name, plan.missing)
     total = plan.bytes
+    try:
+        bind_repository_id(workspace.repository, destination)
+    except Exception as error:  # before any object: a foreign copy gets none of ours
+        outcome.error = str(error) or type(error).__name__
+        outcome.failed_key = ID_FILE
+        record_copy_states(workspace, outcome, plan.present)
+        return outcome
     for item in plan.missing:
         if context is not None:
             context.raise_if_cancelled()

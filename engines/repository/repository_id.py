@@ -41,19 +41,24 @@ def parse_repository_id(text: str, where: str) -> str:
     return text
 
 
-def new_repository_id_text() -> bytes:
+def new_repository_id_text(adopted: str | None = None) -> bytes:
+    """A new id's text; with `adopted`, that id (a copy or a rebuilt host keeps the
+    repository's own), checked first."""
+    if adopted is not None:
+        return parse_repository_id(adopted, "the adopted repository id").encode() + b"\n"
     return secrets.token_hex(16).encode() + b"\n"
 
 
-def ensure_repository_id(root: Path) -> str:
-    """The id kept in `root`, made now if it has none; two processes agree on one."""
+def ensure_repository_id(root: Path, adopted: str | None = None) -> str:
+    """The id kept in `root`, made now (as `adopted`, when given) if it has none; two
+    processes agree on one. An id already there is kept and returned."""
     existing = read_repository_id(root)
     if existing is not None:
         return existing
     path = Path(root) / ID_FILE
     staged = temporary_path_for(path)
     with atomic_output(staged) as out:
-        out.write(new_repository_id_text())
+        out.write(new_repository_id_text(adopted))
     try:
         # A hard link never replaces: whoever links first made the id everyone keeps.
         with contextlib.suppress(FileExistsError):

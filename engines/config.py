@@ -173,6 +173,20 @@ def _url(*schemes: str, secret: bool = False) -> Callable[[str], Any]:
     return parse
 
 
+def _browse(raw: str) -> str:
+    """`s3:PREFIX`, returned as the prefix alone (`hosts/web-2`, or empty for the root)."""
+    value = raw.strip()
+    if not value.startswith("s3:"):
+        raise _Invalid(f"expected s3:PREFIX (the other host's S3_PREFIX), got {value!r}")
+    prefix = value.removeprefix("s3:").strip("/")
+    parts = prefix.split("/") if prefix else []
+    if any(part in ("", ".", "..") or part.startswith(".") for part in parts) or any(
+        bad in prefix for bad in ("\\", "\0")
+    ):
+        raise _Invalid(f"{prefix!r} is not a prefix like hosts/web-2")
+    return prefix
+
+
 def _timezone(raw: str) -> str:
     value = raw.strip()
     try:
@@ -215,6 +229,13 @@ GUIDE_FILE_PATHS = "/tmp/jarvis-music-uploads,/tmp/jarvis-generated-music,config
 VARIABLES: tuple[Variable, ...] = (
     _v("BACKUP_DIR", _path, None, "repository", "repository folder (default: platformdirs data)"),
     _v("BACKUP_CATALOG_PATH", _path, None, "repository", "SQLite catalog file"),
+    _v(
+        "BACKUP_BROWSE",
+        _browse,
+        None,
+        "repository",
+        "s3:PREFIX: browse another host's backups read-only (see catalog rebuild)",
+    ),
     _v("BACKUP_LOG_DIR", _path, None, "repository", "folder for backup.log"),
     _v("BACKUP_ENCRYPTION_KEY", _hex_key, None, "encryption", "64 hex chars", secret=True),
     _v(
@@ -224,6 +245,20 @@ VARIABLES: tuple[Variable, ...] = (
         "encryption",
         "earlier keys, comma-separated, still used to decrypt",
         secret=True,
+    ),
+    _v(
+        "BACKUP_ENCRYPTION_KEY_SECRET_ID",
+        _text,
+        None,
+        "encryption",
+        "AWS Secrets Manager secret holding BACKUP_ENCRYPTION_KEY instead",
+    ),
+    _v(
+        "BACKUP_ENCRYPTION_KEY_PREVIOUS_SECRET_ID",
+        _text,
+        None,
+        "encryption",
+        "AWS Secrets Manager secret holding BACKUP_ENCRYPTION_KEY_PREVIOUS instead",
     ),
     _v("BACKUP_COMPRESSION", _choice("gzip", "zstd"), "gzip", "compression", "gzip or zstd"),
     _v(
@@ -345,7 +380,23 @@ class Settings:
 
     @property
     def catalog_path(self) -> Path:
+        """This host's catalog; while browsing, the browsed prefix's own one beside it."""
+        if self.browsing:
+            return paths.browse_catalog_path(self.own_catalog_path, self.browse_prefix)
+        return self.own_catalog_path
+
+    @property
+    def own_catalog_path(self) -> Path:
         return self.values["backup_catalog_path"] or paths.default_catalog_path()
+
+    @property
+    def browsing(self) -> bool:
+        """BACKUP_BROWSE is set: another host's backups, read-only, in a catalog of their own."""
+        return self.values.get("backup_browse") is not None
+
+    @property
+    def browse_prefix(self) -> str:
+        return self.values.get("backup_browse") or ""
 
     @property
     def log_dir(self) -> Path:
@@ -490,6 +541,14 @@ def _cross_checks(values: dict[str, Any], problems: list[str]) -> None:
                 "S3_ACCESS_KEY / S3_SECRET_KEY: set both, or neither to use the host's AWS "
                 "credentials (instance role, profile)"
             )
+    for name in ("backup_encryption_key", "backup_encryption_key_previous"):
+        if values[name] and values[f"{name}_secret_id"]:
+            problems.append(
+                f"{name.upper()} / {name.upper()}_SECRET_ID: set one of them (the key itself, "
+                "or the AWS Secrets Manager secret holding it), not both"
+            )
+    if values["backup_browse"] is not None and not values["s3_bucket"]:
+        problems.append("BACKUP_BROWSE: needs S3_BUCKET (the bucket the other host copies to)")
     if values["s3_sse_kms_key_id"] and values["s3_sse"] != "aws:kms":
         problems.append("S3_SSE_KMS_KEY_ID: used only with S3_SSE=aws:kms; set that or remove it")
     if bool(values["pushover_user_key"]) != bool(values["pushover_api_token"]):

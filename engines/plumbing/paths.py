@@ -1,5 +1,7 @@
 """Where things live by default: every platformdirs lookup happens here."""
 
+import hashlib
+import re
 from pathlib import Path
 
 import platformdirs
@@ -30,6 +32,14 @@ def default_repository_dir() -> Path:
 
 def default_catalog_path() -> Path:
     return default_data_dir() / "catalog.sqlite3"
+
+
+def browse_catalog_path(own_catalog: Path, prefix: str) -> Path:
+    """The catalog of another host's S3 prefix, browsed read-only: beside this host's own,
+    in `browse/`, named for the prefix (readable) and its digest (distinct)."""
+    readable = re.sub(r"[^A-Za-z0-9._-]+", "_", prefix) or "root"
+    digest = hashlib.sha256(prefix.encode()).hexdigest()[:8]
+    return own_catalog.parent / "browse" / f"s3-{readable}-{digest}.sqlite3"
 
 
 def default_env_file() -> Path:

@@ -104,11 +104,17 @@ class S3Destination:
     def from_settings(cls, settings: "Settings") -> "S3Destination | None":
         if not settings.s3_enabled or not settings.s3_bucket:
             return None
+        return cls.of_prefix(settings, settings.s3_prefix or "")
+
+    @classmethod
+    def of_prefix(cls, settings: "Settings", prefix: str) -> "S3Destination":
+        """The settings' bucket under `prefix`: this host's S3_PREFIX, or another host's
+        that is browsed (S3_BUCKET set, whether or not this host copies there)."""
         keys = (settings.s3_access_key, settings.s3_secret_key)
         access_key, secret_key = (key.reveal() if key else None for key in keys)
         return cls(
             settings.s3_bucket,
-            prefix=settings.s3_prefix or "",
+            prefix=prefix,
             region=settings.aws_region,
             endpoint_url=settings.s3_endpoint_url,
             access_key=access_key,

@@ -132,6 +132,13 @@ VERBS: Mapping[str, Verb] = {
             "catalog-rebuild",
             lambda r: "rebuild catalog",
         ),
+        Verb("s3-audit", "s3_audit", None, lambda r: "s3 audit"),
+        Verb(
+            "s3-lifecycle",
+            "s3_lifecycle",
+            None,
+            lambda r: "s3 lifecycle" + ("" if r.dry_run else " --apply"),
+        ),
     )
 }
 

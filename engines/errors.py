@@ -41,6 +41,10 @@ class RepositoryLockedError(JarvisError):
         self.holder = holder
 
 
+class ReadOnlyBrowseError(JarvisError):
+    """A write asked while browsing another host's backups (BACKUP_BROWSE): a usage error."""
+
+
 class NotFoundError(JarvisError):
     """A backup, artifact or snapshot named by the operator does not exist."""
 

@@ -42,6 +42,8 @@ class Request:
     created_at: datetime | None = None
     # The job's words where the caller has more to say (`backup postgres (full)`).
     label: str | None = None
+    # catalog rebuild --from: the copy destination read instead of the repository (s3).
+    from_copy: str | None = None
     # The scheduler's alert dispatcher, when the verb runs in the scheduler's process;
     # never sent to another process (each opens its own).
     dispatcher: Any = field(default=None, compare=False)
@@ -72,9 +74,18 @@ class Verb:
     describe: Callable[[Request], str]
     # For a verb a schedule runs: the run's result (complete, partial or failed).
     result: Callable[[Any], str] | None = None
+    # It writes to the repository: refused while browsing another host's (BACKUP_BROWSE).
+    writes: bool = False
 
     def load(self) -> VerbFunction:
         return importlib.import_module(f"engines.actions.{self.module}").run
+
+    def refuse_while_browsing(self, workspace: "Workspace") -> None:
+        if self.writes and workspace.settings.browsing:
+            from engines.destinations.read_only import refusal
+
+            where = f"s3://{workspace.settings.s3_bucket}/{workspace.settings.browse_prefix}"
+            raise refusal(f"`{self.name}`", where)
 
     def job(self, request: Request) -> tuple[str, str] | None:
         """(job kind, description) as the job list shows them; None when it is no job."""
@@ -86,13 +97,14 @@ class Verb:
 VERBS: Mapping[str, Verb] = {
     verb.name: verb
     for verb in (
-        Verb("backup", "backup", "backup", lambda r: f"backup {r.kind}"),
+        Verb("backup", "backup", "backup", lambda r: f"backup {r.kind}", writes=True),
         Verb(
             "backup-full",
             "backup_full",
             "backup",
             lambda r: "backup full",
             result=lambda report: report.backup_set.status,
+            writes=True,
         ),
         Verb("restore", "restore", "restore", _restore_words),
         Verb("verify", "verify", "verify", lambda r: f"verify {r.reference}"),
@@ -110,12 +122,13 @@ VERBS: Mapping[str, Verb] = {
             "cleanup",
             lambda r: "cleanup" + _dry(r, " --dry-run"),
             result=lambda report: "partial" if report.problems else "complete",
+            writes=True,
         ),
-        Verb("prune", "prune", "prune", lambda r: "prune files store" + _dry(r)),
-        Verb("sync", "sync", "sync", lambda r: "sync copies" + _dry(r)),
-        Verb("repair", "repair", "repair", lambda r: "repair files store" + _dry(r)),
-        Verb("rekey", "rekey", "rekey", lambda r: "rekey" + _dry(r)),
-        Verb("delete", "delete_set", "delete", lambda r: f"delete {r.reference}"),
+        Verb("prune", "prune", "prune", lambda r: "prune files store" + _dry(r), writes=True),
+        Verb("sync", "sync", "sync", lambda r: "sync copies" + _dry(r), writes=True),
+        Verb("repair", "repair", "repair", lambda r: "repair files store" + _dry(r), writes=True),
+        Verb("rekey", "rekey", "rekey", lambda r: "rekey" + _dry(r), writes=True),
+        Verb("delete", "delete_set", "delete", lambda r: f"delete {r.reference}", writes=True),
         Verb(
             "export",
             "export",
@@ -152,6 +165,7 @@ def run_verb(
 ) -> Any:
     """The verb `name` as its own catalogued job (or directly, for a verb that is no job)."""
     verb = VERBS[name]
+    verb.refuse_while_browsing(workspace)
     run = verb.load()
     job = verb.job(request)
     if job is None:
@@ -168,4 +182,5 @@ def run_scheduled(
     """A scheduled verb, inside the job the scheduler started: the run's result."""
     verb = VERBS[name]
     assert verb.result is not None, f"{name} is not a verb a schedule runs"
+    verb.refuse_while_browsing(workspace)
     return verb.result(verb.load()(workspace, request, context))

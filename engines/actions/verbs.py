@@ -107,6 +107,13 @@ VERBS: Mapping[str, Verb] = {
             writes=True,
         ),
         Verb("restore", "restore", "restore", _restore_words),
+        Verb(
+            "restore-full",
+            "restore_full",
+            "restore",
+            lambda r: f"restore full {r.reference}" + _dry(r, " --dry-run"),
+        ),
+        Verb("test", "restore_test", "verify", lambda r: "test: full backup, scratch restores"),
         Verb("verify", "verify", "verify", lambda r: f"verify {r.reference}"),
         Verb("verify-all", "verify_all", "verify", _verify_all_words),
         Verb(

@@ -27,7 +27,7 @@ COMMAND_MODULES: dict[str, str] = {
     "init": "jarvis_tui.commands.setup",
     "keygen": "jarvis_tui.commands.setup",
     "config": "jarvis_tui.commands.setup",
-    "list": "jarvis_tui.commands.backups",
+    "list": "jarvis_tui.commands.listing",
     "verify": "jarvis_tui.commands.backups",
     "decrypt": "jarvis_tui.commands.backups",
     "catalog": "jarvis_tui.commands.backups",
@@ -41,8 +41,10 @@ COMMAND_MODULES: dict[str, str] = {
     "cleanup": "jarvis_tui.commands.schedule",
     "health": "jarvis_tui.commands.schedule",
     "drill": "jarvis_tui.commands.schedule",
+    "test": "jarvis_tui.commands.restore_test",
     "alerts": "jarvis_tui.commands.alerts",
     "sync": "jarvis_tui.commands.sync",
+    "s3": "jarvis_tui.commands.s3",
 }
 
 

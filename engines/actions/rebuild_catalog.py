@@ -9,14 +9,28 @@ catalog already knows keep their status; a set it does not know takes its status
 its sealed record (`sets/<set id>.json.enc`, read with the key and checked to be that
 set's); a record that fails the check is reported and its set comes back failed. Rows
 of files that are gone are dropped.
+
+`--from s3` reads the copy on S3 instead (a fresh host with only the settings and the
+key): the local repository adopts the copy's repository id (the id every artifact is
+sealed with), and each artifact is recorded stored on S3, and locally only when the
+repository holds it too. While browsing another host's prefix (BACKUP_BROWSE) the
+repository is that prefix, read-only, and the catalog is the browsed one's own.
 """
 
+import contextlib
 import hashlib
 from dataclasses import dataclass, field
 
 from engines.actions.verbs import Request
 from engines.catalog.rebuild import SealedArtifact, SetRecord, check_record, check_sealed
-from engines.errors import IntegrityError, JarvisError, KeyNotAvailableError, NotFoundError
+from engines.destinations import Destination, copy_destinations
+from engines.errors import (
+    IntegrityError,
+    JarvisError,
+    KeyNotAvailableError,
+    NotFoundError,
+    SettingsError,
+)
 from engines.jobs import JobContext
 from engines.pipeline.artifacts import (
     SEALED_ONLY_FIELDS,
@@ -42,6 +56,8 @@ _HASH_BLOCK = 1024 * 1024
 _UNCHANGED = (
     "point BACKUP_DIR at the repository (is its disk mounted?); the catalog was not changed"
 )
+_UNCHANGED_COPY = "check S3_BUCKET and S3_PREFIX; the catalog was not changed"
+_UNCHANGED_BROWSED = "check BACKUP_BROWSE (the other host's S3_PREFIX); the catalog was not changed"
 
 
 @dataclass
@@ -68,10 +84,10 @@ def _file_digest(stored: StoredBytes) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def _identity(workspace: Workspace, relpath: str) -> Expected:
+def _identity(repository_id: str | None, relpath: str) -> Expected:
     """The container must say it is this file of this repository (set and source are
     what it is read for, and are checked against its place below)."""
-    repository = workspace.repository.repository_id() or "none (its .repository-id is missing)"
+    repository = repository_id or "none (its .repository-id is missing)"
     return Expected({"repository": repository, "name": relpath})
 
 
@@ -97,12 +113,16 @@ def sidecar_disagreement(sidecar: dict, sealed: dict, checksum: str, size: int) 
 
 
 def _read_one(
-    workspace: Workspace, keyring: Keyring, relpath: str, report: RebuildReport
+    source: Destination,
+    repository_id: str | None,
+    keyring: Keyring,
+    relpath: str,
+    report: RebuildReport,
 ) -> SealedArtifact | None:
-    stored = stored_bytes(workspace.repository, relpath)
+    stored = stored_bytes(source, relpath)
     try:
         checksum, size = _file_digest(stored)
-        sealed = read_sealed_metadata(stored, keyring, _identity(workspace, relpath))
+        sealed = read_sealed_metadata(stored, keyring, _identity(repository_id, relpath))
         check_sealed(relpath, sealed)
     except KeyNotAvailableError as exc:
         report.skipped.append(f"{relpath}: {exc}")
@@ -132,16 +152,16 @@ def _read_one(
 
 
 def _read_records(
-    workspace: Workspace, keyring: Keyring, report: RebuildReport
+    source: Destination, keyring: Keyring, report: RebuildReport
 ) -> dict[str, SetRecord]:
     """Every set record, authenticated and checked to be its set's; one that is not is
     reported, and kept (without content) so its set is not taken for complete."""
     records: dict[str, SetRecord] = {}
-    for key in record_keys(workspace.repository):
+    for key in record_keys(source):
         set_id = set_id_of_record(key)
         relpath = record_relpath(set_id)
         try:
-            sealed = read_set_record(workspace.repository, keyring, set_id)
+            sealed = read_set_record(source, keyring, set_id)
             check_record(relpath, sealed)
         except (IntegrityError, KeyNotAvailableError) as exc:
             report.refused.append(f"{relpath}: set record refused ({exc})")
@@ -170,50 +190,154 @@ def _note_missing_records(
             records[item.set_id] = SetRecord(item.set_id, None, "missing from the repository")
 
 
-def rebuild_catalog(workspace: Workspace, context: JobContext) -> RebuildReport:
-    report = RebuildReport()
-    keyring = workspace.keyring()  # no key, no rebuild: nothing unauthenticated goes in
+@dataclass(frozen=True)
+class _Source:
+    """Where the rebuild reads: the destination, how to name it, what to do when it
+    holds nothing."""
+
+    destination: Destination
+    where: str
+    fix: str
+
+
+def _repository_source(workspace: Workspace) -> _Source:
+    if workspace.settings.browsing:  # the repository is the browsed prefix, read-only
+        where = f"s3://{workspace.settings.s3_bucket}/{workspace.settings.browse_prefix}"
+        return _Source(workspace.repository, where, _UNCHANGED_BROWSED)
     root = workspace.local_root
     if not root.is_dir():
         raise NotFoundError(f"BACKUP_DIR {root} does not exist; {_UNCHANGED}")
+    return _Source(workspace.repository, f"BACKUP_DIR {root}", _UNCHANGED)
+
+
+def _copy_source(workspace: Workspace, name: str) -> _Source:
+    for destination in copy_destinations(workspace.settings):
+        if destination.name == name:
+            settings = workspace.settings
+            where = f"s3://{settings.s3_bucket}/{(settings.s3_prefix or '').strip('/')}"
+            return _Source(destination, where if name == "s3" else name, _UNCHANGED_COPY)
+    raise SettingsError(
+        [
+            f"catalog rebuild --from {name}: no {name} copy is configured; set S3_ENABLED=true, "
+            "S3_BUCKET and S3_PREFIX as on the host that made the backups (while browsing "
+            "with BACKUP_BROWSE, run `catalog rebuild` alone)"
+        ]
+    )
+
+
+def _adopt_repository_id(workspace: Workspace, source: _Source) -> None:
+    """The repository takes the copy's id, which every artifact there is sealed with; a
+    repository with an id of its own is another one, and is never mixed with the copy."""
+    theirs = source.destination.repository_id()
+    if theirs is None:
+        raise NotFoundError(
+            f"{source.where} holds no repository id (.repository-id), so nothing there can "
+            "be authenticated; run `jarvis-tui sync` on the host that made the backups "
+            "(it uploads the id), or check S3_PREFIX; the catalog was not changed"
+        )
+    ours = workspace.repository.ensure_repository_id(theirs)
+    if ours != theirs:
+        raise IntegrityError(
+            f"BACKUP_DIR {workspace.local_root} is repository {ours}, but {source.where} "
+            f"holds repository {theirs}: another host's backups; browse them read-only "
+            "with `jarvis-tui catalog rebuild --from s3 --prefix PREFIX`, or point "
+            "BACKUP_DIR at an empty folder; the catalog was not changed"
+        )
+
+
+def _read_source(
+    source: _Source, keyring: Keyring, context: JobContext, report: RebuildReport
+) -> tuple[list[SealedArtifact], dict[str, SetRecord], dict[str, int]]:
+    """Every artifact and set record the source authenticates, and every key it holds
+    (with its size)."""
+    destination = source.destination
+    present = _sizes(destination)
+    sidecars = sorted(key for key in present if key.endswith(SIDECAR_SUFFIX))
+    repository_id = destination.repository_id()
+    if not sidecars and repository_id is None:
+        # An empty mount point looks like this: forgetting every row would be wrong.
+        raise NotFoundError(
+            f"{source.where} holds no repository (no artifacts, no .repository-id); " + source.fix
+        )
     found: list[SealedArtifact] = []
-    # It only reads the repository: one on a read-only disk (a fresh host) is fine.
-    with workspace.lock("catalog rebuild", reading_only=True):
-        present = {stored.key for stored in workspace.repository.list()}
-        sidecars = sorted(key for key in present if key.endswith(SIDECAR_SUFFIX))
-        if not sidecars and workspace.repository.repository_id() is None:
-            # An empty mount point looks like this: forgetting every row would be wrong.
-            raise NotFoundError(
-                f"BACKUP_DIR {root} holds no repository (no artifacts, no .repository-id); "
-                + _UNCHANGED
-            )
-        for sidecar in sidecars:
-            context.raise_if_cancelled()
-            relpath = sidecar.removesuffix(SIDECAR_SUFFIX)
-            if relpath not in present:
-                report.skipped.append(f"{relpath}: sidecar without its artifact")
+    for sidecar in sidecars:
+        context.raise_if_cancelled()
+        relpath = sidecar.removesuffix(SIDECAR_SUFFIX)
+        if relpath not in present:
+            report.skipped.append(f"{relpath}: sidecar without its artifact")
+            continue
+        item = _read_one(destination, repository_id, keyring, relpath, report)
+        if item is not None:
+            found.append(item)
+    # Under the lock no backup is running: a record still "running" was interrupted.
+    records = _read_records(destination, keyring, report)
+    _note_missing_records(found, records, report)
+    return found, records, present
+
+
+def _record_where_stored(
+    workspace: Workspace, found: list[SealedArtifact], places: dict[str, dict[str, int]]
+) -> None:
+    """Each imported artifact is stored on every place (destination name: its listing)
+    that holds it and its sidecar, the artifact at the size authenticated."""
+    catalog = workspace.catalog
+    for name, listing in places.items():
+        states = catalog.copy_states_on(name)
+        for item in found:
+            if listing.get(item.relpath) != item.stored_size:
                 continue
-            item = _read_one(workspace, keyring, relpath, report)
-            if item is not None:
-                found.append(item)
-        # Under the lock no backup is running: a record still "running" was interrupted.
-        records = _read_records(workspace, keyring, report)
-        _note_missing_records(found, records, report)
+            if item.relpath + SIDECAR_SUFFIX not in listing:
+                continue
+            artifact = catalog.find_artifact_by_relpath(item.relpath)
+            if artifact is not None and states.get(artifact.id) != "stored":
+                catalog.set_copy_state(artifact.id, name, "stored")
+
+
+def rebuild_catalog(
+    workspace: Workspace, context: JobContext, from_copy: str | None = None
+) -> RebuildReport:
+    report = RebuildReport()
+    keyring = workspace.keyring()  # no key, no rebuild: nothing unauthenticated goes in
+    if from_copy is None:
+        source = _repository_source(workspace)
+        # It only reads the repository: one on a read-only disk (a fresh host) is fine;
+        # a browsed prefix is another host's, which no lock of this host guards.
+        guard = (
+            contextlib.nullcontext()
+            if workspace.settings.browsing
+            else workspace.lock("catalog rebuild", reading_only=True)
+        )
+    else:
+        source = _copy_source(workspace, from_copy)
+        guard = workspace.lock("catalog rebuild")  # the repository may take the copy's id
+    with guard:
+        if from_copy is not None:
+            _adopt_repository_id(workspace, source)
+        found, records, present = _read_source(source, keyring, context, report)
+        places = {source.destination.name: present}
+        if from_copy is not None:  # what the repository holds as well stays known
+            places[workspace.repository.name] = _sizes(workspace.repository)
         report.new_sets = workspace.catalog.import_sealed_artifacts(found, records)
-        report.dropped = workspace.catalog.forget_vanished_artifacts(present)
+        every_key = {key for listing in places.values() for key in listing}
+        report.dropped = workspace.catalog.forget_vanished_artifacts(every_key)
+        _record_where_stored(workspace, found, places)
     report.imported = len(found)
     for problem in [*report.skipped, *report.refused, *report.forged]:
         context.log(problem, level="warning")
     for relpath in report.dropped:
         context.log(f"{relpath}: no longer in the repository; its catalog row was dropped")
     context.log(
-        f"catalog rebuilt: {report.imported} artifacts imported, "
+        f"catalog rebuilt from {source.where}: {report.imported} artifacts imported, "
         f"{len(report.skipped) + len(report.refused)} skipped, {len(report.forged)} sidecars "
         f"ignored, {len(report.dropped)} rows dropped"
     )
     return report
 
 
+def _sizes(destination: Destination) -> dict[str, int]:
+    return {stored.key: stored.size for stored in destination.list()}
+
+
 def run(workspace: Workspace, request: Request, context: JobContext) -> RebuildReport:
-    """The `rebuild-catalog` verb (`catalog rebuild`)."""
-    return rebuild_catalog(workspace, context)
+    """The `rebuild-catalog` verb (`catalog rebuild [--from s3]`)."""
+    return rebuild_catalog(workspace, context, request.from_copy)

@@ -113,7 +113,13 @@ VERBS: Mapping[str, Verb] = {
             "restore",
             lambda r: f"restore full {r.reference}" + _dry(r, " --dry-run"),
         ),
-        Verb("test", "restore_test", "verify", lambda r: "test: full backup, scratch restores"),
+        Verb(
+            "test",
+            "restore_test",
+            "verify",
+            lambda r: "test: full backup, scratch restores",
+            writes=True,  # its fresh full backup
+        ),
         Verb("verify", "verify", "verify", lambda r: f"verify {r.reference}"),
         Verb("verify-all", "verify_all", "verify", _verify_all_words),
         Verb(

@@ -5,7 +5,7 @@ disk (every few seconds), `probe_servers` asks each configured server whether
 it answers (every half minute, each probe bounded by the engine's timeout).
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -13,11 +13,13 @@ from typing import TYPE_CHECKING, Any
 from engines.catalog import Alert
 from engines.config import Settings
 from jarvis_tui.engine_access import EngineAccess
+from jarvis_tui.formatting import local_moment
 from jarvis_tui.output import human_size
 
 if TYPE_CHECKING:
     from engines.monitoring.status import ScheduleStatus, SourceStatus, StatusReport
     from engines.monitoring.watchdog import DiskSpace
+    from engines.repository.whereabouts import OffsiteStatus
 
 RECENT_ALERTS = 5
 
@@ -88,7 +90,9 @@ def gather_sources(settings: Settings, status: "StatusReport | None") -> list[So
     return rows
 
 
-def gather_destinations(settings: Settings, disk: DiskProbe) -> list[DestinationRow]:
+def gather_destinations(
+    settings: Settings, disk: DiskProbe, offsite: "Sequence[OffsiteStatus]" = ()
+) -> list[DestinationRow]:
     root = settings.repository_dir
     if root.is_dir():
         space = disk(settings)
@@ -100,18 +104,40 @@ def gather_destinations(settings: Settings, disk: DiskProbe) -> list[Destination
         )
     else:
         local = DestinationRow("local", "not created", f"{root}: run `jarvis-tui init`", False)
-    if settings.s3_enabled:
-        s3 = DestinationRow("s3", "enabled", f"bucket {settings.s3_bucket or '(none set)'}", True)
+    if not settings.s3_enabled:
+        return [local, DestinationRow("s3", "off", "S3_ENABLED=false", True)]
+    bucket = f"bucket {settings.s3_bucket or '(none set)'}"
+    copies = [offsite_row(o, bucket if o.destination == "s3" else "") for o in offsite]
+    if not any(row.name == "s3" for row in copies):
+        copies.insert(0, DestinationRow("s3", "enabled", bucket, True))
+    return [local, *copies]
+
+
+def offsite_row(status: "OffsiteStatus", where: str) -> DestinationRow:
+    """A copy destination: how many sets are complete there, and what is behind."""
+    facts = [where] if where else []
+    total = status.complete_sets + status.incomplete_sets
+    facts.append(f"{status.complete_sets} of {total} sets off-site")
+    if status.last_copy_at is not None:
+        facts.append(f"last copy {local_moment(status.last_copy_at)}")
+    if status.failed_copies:
+        facts.append(f"{status.failed_copies} copy(ies) failed")
+    if status.newest_not_offsite is not None:
+        facts.append(f"not yet: {status.newest_not_offsite.id}; s in Catalog syncs")
+    if status.failed_copies:
+        state = "copy failed"
+    elif status.incomplete_sets:
+        state = "behind"
     else:
-        s3 = DestinationRow("s3", "off", "S3_ENABLED=false", True)
-    return [local, s3]
+        state = "in sync"
+    return DestinationRow(status.destination, state, " · ".join(facts), state == "in sync")
 
 
 def gather_dashboard(access: EngineAccess, now: datetime, disk: DiskProbe) -> DashboardFacts:
     from engines.monitoring.status import collect_status
 
     settings = access.settings
-    facts = DashboardFacts(destinations=gather_destinations(settings, disk))
+    facts = DashboardFacts()
     status: Any = None
     try:
         catalog = access.catalog()
@@ -124,6 +150,7 @@ def gather_dashboard(access: EngineAccess, now: datetime, disk: DiskProbe) -> Da
         facts.timezone = status.timezone
         facts.scheduler_holder = status.scheduler_text
         facts.open_alerts = status.open_alerts
+    facts.destinations = gather_destinations(settings, disk, status.offsite if status else [])
     facts.sources = gather_sources(settings, status)
     return facts
 

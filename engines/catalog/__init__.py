@@ -4,7 +4,7 @@ from engines.catalog.backups import LATEST
 from engines.catalog.db import catalog_files
 from engines.catalog.facade import DEFAULT_BUSY_TIMEOUT_MS, Catalog
 from engines.catalog.jobs import ORPHAN_ERROR
-from engines.catalog.rows import Alert, Artifact, BackupSet, Copy, Job, JobEvent
+from engines.catalog.rows import Alert, Artifact, BackupSet, Copy, Job, JobEvent, PlacedArtifact
 from engines.catalog.schema import SCHEMA_VERSION
 
 __all__ = [
@@ -19,5 +19,6 @@ __all__ = [
     "Copy",
     "Job",
     "JobEvent",
+    "PlacedArtifact",
     "catalog_files",
 ]

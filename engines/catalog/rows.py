@@ -135,6 +135,16 @@ class Copy:
 
 
 @dataclass(frozen=True)
+class PlacedArtifact:
+    """A complete artifact of a set with the copies the catalog records of it."""
+
+    artifact_id: int
+    set_id: str
+    relpath: str
+    copies: tuple[Copy, ...]
+
+
+@dataclass(frozen=True)
 class Job:
     id: int
     kind: str

@@ -1,21 +1,28 @@
 """`jarvis-tui health` (the guide's `health:check`): is everything a backup needs in order?
 
 Database and Redis reachable, the repository writable with free space, S3
-reachable, the key loaded and matching the newest artifacts, the scheduler
-alive, and each source's newest good backup younger than BACKUP_MAX_AGE_HOURS.
-Each source with a server probes it (`Source.reachable`).
+reachable, the newest complete backup complete on every copy destination, the key
+loaded and matching the newest artifacts, the scheduler alive, and each source's
+newest good backup younger than BACKUP_MAX_AGE_HOURS. Each source with a server
+probes it (`Source.reachable`).
 """
 
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from engines.catalog import Catalog
+from engines.catalog import LATEST, Catalog
 from engines.config import Settings
 from engines.destinations import repository_from_settings
 from engines.destinations.s3 import S3Destination
-from engines.errors import JarvisError
+from engines.errors import JarvisError, NotFoundError
 from engines.keys import keyring_from_settings
 from engines.monitoring.watchdog import backup_freshness, configured_sources, disk_space
+from engines.repository.whereabouts import (
+    SYNC_HINT,
+    copy_destination_names,
+    offsite_status,
+    set_places,
+)
 from engines.scheduling.schedules import describe_holder, scheduler_holder, schedules_from
 from engines.sources import get_source
 
@@ -70,6 +77,45 @@ def check_s3(settings: Settings) -> list[HealthCheck]:
     return [HealthCheck("S3 reachable", not problems, detail)]
 
 
+def check_offsite(settings: Settings, catalog: Catalog) -> list[HealthCheck]:
+    """Per copy destination: the newest complete backup is confirmed there whole, and no
+    copy there is recorded failed (the catalog's copy states; no request to S3)."""
+    destinations = copy_destination_names(settings)
+    if not destinations:
+        return []
+    try:
+        newest = catalog.get_backup_set(LATEST)
+    except NotFoundError:
+        newest = None
+    places = set_places(catalog, [newest.id], destinations)[newest.id] if newest else None
+    checks = []
+    for status in offsite_status(catalog, destinations):
+        name = status.destination
+        problems = []
+        if places is not None and newest is not None and not places.complete_on(name):
+            gaps = [gap.removeprefix(f"{name}: ") for gap in places.gaps(name)]
+            shown = "; ".join(gaps[:3]) + (f"; and {len(gaps) - 3} more" if len(gaps) > 3 else "")
+            problems.append(
+                f"the newest complete backup {newest.id} is not complete there: {shown}"
+            )
+        if status.failed_copies:
+            problems.append(f"{status.failed_copies} artifact copy(ies) recorded failed")
+        if problems:
+            checks.append(
+                HealthCheck(f"{name} copies", False, f"{'; '.join(problems)}; {SYNC_HINT}")
+            )
+            continue
+        if newest is None:
+            detail = "no complete backup yet"
+        else:
+            detail = f"newest complete backup {newest.id} is complete there"
+            detail += f"; {status.complete_sets} set(s) complete there"
+            if status.incomplete_sets:
+                detail += f", {status.incomplete_sets} older one(s) not"
+        checks.append(HealthCheck(f"{name} copies", True, detail))
+    return checks
+
+
 def check_key(settings: Settings, catalog: Catalog) -> list[HealthCheck]:
     try:
         keyring = keyring_from_settings(settings)
@@ -122,6 +168,7 @@ def run_health_checks(settings: Settings, catalog: Catalog, now: datetime) -> li
     checks += check_sources(settings)
     checks += check_repository(settings)
     checks += check_s3(settings)
+    checks += check_offsite(settings, catalog)
     checks += check_key(settings, catalog)
     checks += check_scheduler(settings)
     checks += check_freshness(settings, catalog, now)

@@ -1,6 +1,7 @@
-"""`jarvis-tui status` (the guide's `backup:status`): schedules, last results, freshness."""
+"""`jarvis-tui status` (the guide's `backup:status`): schedules, last results, freshness,
+and how far each copy destination (S3) is behind."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -8,6 +9,7 @@ from engines.catalog import Catalog
 from engines.catalog.schedule_runs import ScheduleRun
 from engines.config import Settings
 from engines.monitoring.watchdog import backup_freshness, format_age
+from engines.repository.whereabouts import OffsiteStatus, copy_destination_names, offsite_status
 from engines.scheduling.clock import configured_timezone, timezone_name
 from engines.scheduling.schedules import describe_holder, scheduler_holder, schedules_from
 
@@ -68,6 +70,7 @@ class StatusReport:
     sources: list[SourceStatus]
     scheduler: dict[str, Any] | None
     open_alerts: list[str]
+    offsite: list[OffsiteStatus] = field(default_factory=list)  # per copy destination
 
     @property
     def scheduler_text(self) -> str:
@@ -80,6 +83,7 @@ class StatusReport:
             "sources": [s.to_json() for s in self.sources],
             "scheduler": self.scheduler,
             "open_alerts": self.open_alerts,
+            "offsite": [o.to_json() for o in self.offsite],
         }
 
 
@@ -108,7 +112,10 @@ def collect_status(settings: Settings, catalog: Catalog, now: datetime) -> Statu
         for fresh in backup_freshness(settings, catalog, now)
     ]
     alerts = [f"{a.kind}: {a.message}" for a in catalog.open_conditions()]
-    return StatusReport(timezone_name(zone), schedules, sources, scheduler_holder(settings), alerts)
+    offsite = offsite_status(catalog, copy_destination_names(settings))
+    return StatusReport(
+        timezone_name(zone), schedules, sources, scheduler_holder(settings), alerts, offsite
+    )
 
 
 __all__ = ["ScheduleStatus", "SourceStatus", "StatusReport", "collect_status", "format_age"]

@@ -1,7 +1,6 @@
-"""`list`, `verify`, `decrypt` and `catalog rebuild`."""
+"""`verify`, `decrypt` and `catalog rebuild` (`list` is in listing.py)."""
 
 import argparse
-import dataclasses
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,18 +9,10 @@ from engines.actions.verbs import Request
 from jarvis_tui.commands.context import open_workspace, run_with_progress
 from jarvis_tui.commands.schedule import run_verify_all
 from jarvis_tui.exit_codes import ExitCode
-from jarvis_tui.output import human_size, print_json, print_table
+from jarvis_tui.output import print_json
 
 
 def register(commands: argparse._SubParsersAction, words: Sequence[str] = ()) -> None:
-    listing = commands.add_parser("list", help="backups in the catalog, newest first")
-    listing.add_argument(
-        "--kind", help="only backups of this kind (full, postgres, redis, files, ...)"
-    )
-    listing.add_argument("--limit", type=int, default=None, help="at most this many")
-    listing.add_argument("--json", action="store_true")
-    listing.set_defaults(handler=run_list)
-
     verify = commands.add_parser("verify", help="check checksums and authenticate every chunk")
     verify.add_argument(
         "backup",
@@ -60,45 +51,6 @@ def register(commands: argparse._SubParsersAction, words: Sequence[str] = ()) ->
         help="rebuild the catalog from the metadata sealed in the repository's artifacts",
     )
     rebuild.set_defaults(handler=run_catalog_rebuild)
-
-
-def run_list(args: argparse.Namespace) -> ExitCode:
-    with open_workspace(args) as workspace:
-        sets = workspace.catalog.list_backup_sets(kind=args.kind, limit=args.limit)
-        if args.json:
-            print_json(
-                [
-                    {
-                        **dataclasses.asdict(s),
-                        "artifacts": [
-                            dataclasses.asdict(a) for a in workspace.catalog.artifacts_of(s.id)
-                        ],
-                    }
-                    for s in sets
-                ]
-            )
-            return ExitCode.OK
-        rows = []
-        for backup_set in sets:  # counts and sizes come with the listing (one query)
-            rows.append(
-                (
-                    backup_set.id,
-                    backup_set.kind,
-                    backup_set.tier,
-                    backup_set.status,
-                    backup_set.created_at,
-                    backup_set.artifact_count,
-                    human_size(backup_set.stored_size),
-                    backup_set.verified_state,
-                )
-            )
-        if not rows:
-            print("no backups yet; run `jarvis-tui backup full` or open the console")
-            return ExitCode.OK
-        print_table(
-            ("ID", "KIND", "TIER", "STATUS", "CREATED (UTC)", "FILES", "SIZE", "VERIFIED"), rows
-        )
-    return ExitCode.OK
 
 
 def run_verify(args: argparse.Namespace) -> ExitCode:

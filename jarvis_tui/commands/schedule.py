@@ -13,6 +13,7 @@ from engines.errors import JarvisError
 from engines.joblog import register_secrets
 from engines.monitoring.health import HealthCheck, run_health_checks
 from engines.monitoring.status import collect_status, format_age
+from engines.repository.whereabouts import SYNC_HINT, OffsiteStatus
 from engines.scheduling.clock import configured_timezone
 from jarvis_tui.commands.context import open_workspace, run_with_progress
 from jarvis_tui.exit_codes import ExitCode
@@ -86,12 +87,39 @@ def run_status(args: argparse.Namespace) -> ExitCode:
         )
     else:
         print("no source is configured")
+    if report.offsite:
+        print_offsite(report.offsite, zone)
     print(f"\nScheduler: {report.scheduler_text}")
     if report.open_alerts:
         print("Open alerts:")
         for alert in report.open_alerts:
             print(f"  {alert}")
     return ExitCode.OK
+
+
+def print_offsite(offsite: list[OffsiteStatus], zone) -> None:
+    print("\nOff-site copies (sets complete on each copy destination)")
+    print_table(
+        ("DESTINATION", "COMPLETE", "NOT COMPLETE", "FAILED COPIES", "LAST COPY", "NEWEST NOT"),
+        [
+            (
+                o.destination,
+                o.complete_sets,
+                o.incomplete_sets,
+                o.failed_copies,
+                _local(o.last_copy_at, zone),
+                o.newest_not_offsite.id if o.newest_not_offsite else "none",
+            )
+            for o in offsite
+        ],
+    )
+    behind = [o for o in offsite if o.newest_not_offsite is not None]
+    for o in behind:
+        print(f"{o.destination} lacks, of {o.newest_not_offsite.id}:")
+        for gap in o.newest_gaps:
+            print(f"  {gap.removeprefix(f'{o.destination}: ')}")
+    if behind:
+        print(SYNC_HINT)
 
 
 def run_cleanup_command(args: argparse.Namespace) -> ExitCode:

@@ -9,7 +9,13 @@ from textual.containers import Horizontal, Vertical
 from textual.timer import Timer
 from textual.widgets import Input, Static
 
-from jarvis_tui.catalog_view import CatalogIndex, SetDetail, load_detail, load_extras
+from jarvis_tui.catalog_view import (
+    CatalogIndex,
+    SetDetail,
+    copy_places,
+    load_detail,
+    load_extras,
+)
 from jarvis_tui.engine_access import BackupSet
 from jarvis_tui.messages import (
     CatalogFiltered,
@@ -77,12 +83,13 @@ class CatalogScreen(CatalogActions):
         except Exception as error:
             self.post_message(WorkspaceFailed("catalog", str(error) or type(error).__name__))
             return
-        self.post_message(CatalogLoaded(CatalogIndex(sets)))
+        self.post_message(CatalogLoaded(CatalogIndex(sets, copy_places(self.console.access))))
 
     def on_catalog_loaded(self, message: CatalogLoaded) -> None:
         self.index = message.index
         table = self.query_one(BackupTable)
         table.extras.clear()
+        table.show_copies(bool(message.index.copy_places))
         self.filter_sets(self.query_text)
 
     def on_workspace_failed(self, message: WorkspaceFailed) -> None:
@@ -152,7 +159,7 @@ class CatalogScreen(CatalogActions):
     @work(thread=True, exclusive=False, exit_on_error=False, group="catalog-extras")
     def load_extras(self, set_ids: list[str]) -> None:
         try:
-            extras = load_extras(self.console.access.catalog(), set_ids)
+            extras = load_extras(self.console.access, set_ids)
         except Exception:
             return  # the cells keep their placeholder; the next scroll asks again
         self.post_message(ExtrasLoaded(extras))
@@ -178,7 +185,7 @@ class CatalogScreen(CatalogActions):
     @work(thread=True, exclusive=True, exit_on_error=False, group="catalog-detail")
     def load_detail(self, backup_set: BackupSet) -> None:
         try:
-            detail = load_detail(self.console.access.catalog(), backup_set.id)
+            detail = load_detail(self.console.access, backup_set.id)
         except Exception as error:
             self.call_from_thread(self.query_one(SetDetailPanel).show, None, str(error))
             return

@@ -181,7 +181,7 @@ class DashboardScreen(PaneScreen):
         for row in facts.destinations:
             style = (
                 "green"
-                if row.healthy and row.state == "ready"
+                if row.healthy and row.state in ("ready", "in sync")
                 else ("dim" if row.healthy else "red")
             )
             table.add_row(row.name, Text(row.state, style=style), row.detail)

@@ -24,6 +24,8 @@ from jarvis_tui.formatting import local_moment
 from jarvis_tui.output import human_size
 
 PENDING = "…"
+# With a copy destination (S3) configured, where a set lives says what is missing there.
+WHERE_WITH_COPIES = (20, 2)  # width, priority
 # Rows in view ask for their storage places once scrolling or typing pauses this long.
 VISIBLE_DELAY_S = 0.2
 
@@ -54,12 +56,17 @@ COLUMNS = (
 )
 
 
-def fit_columns(width: int, id_width: int) -> list[Column]:
+def _sized(column: Column, id_width: int, with_copies: bool) -> Column:
+    if column.title == "Backup":
+        return Column(column.title, id_width, column.priority, column.cell, column.right)
+    if column.title == "Where" and with_copies:
+        return Column(column.title, *WHERE_WITH_COPIES, column.cell, column.right)
+    return column
+
+
+def fit_columns(width: int, id_width: int, with_copies: bool = False) -> list[Column]:
     """The columns that fit `width`, in table order, most important kept first."""
-    sized = [
-        Column(c.title, id_width, c.priority, c.cell, c.right) if c.title == "Backup" else c
-        for c in COLUMNS
-    ]
+    sized = [_sized(c, id_width, with_copies) for c in COLUMNS]
     chosen: set[str] = set()
     used = 0
     for column in sorted(sized, key=lambda c: c.priority):
@@ -128,6 +135,7 @@ class BackupTable(ScrollView, can_focus=True):
         self.extras: dict[str, SetExtras] = {}
         self.cursor = 0
         self.empty_text = "No backups yet."
+        self.with_copies = False  # a copy destination is configured: Where is wider
         self._columns: list[Column] = []
         self._visible_timer: Timer | None = None
 
@@ -146,6 +154,12 @@ class BackupTable(ScrollView, can_focus=True):
         self._announce_visible()
         self.post_message(self.Highlighted(self.current))
 
+    def show_copies(self, configured: bool) -> None:
+        if configured != self.with_copies:
+            self.with_copies = configured
+            self._relayout()
+            self.refresh()
+
     def add_extras(self, extras: dict[str, SetExtras]) -> None:
         self.extras.update(extras)
         self.refresh()
@@ -159,7 +173,7 @@ class BackupTable(ScrollView, can_focus=True):
     def _relayout(self) -> None:
         id_width = max((len(s.id) for s in self.rows[:500]), default=24)
         width = max(self.scrollable_content_region.width, 20)
-        self._columns = fit_columns(width, max(20, min(id_width, 34)))
+        self._columns = fit_columns(width, max(20, min(id_width, 34)), self.with_copies)
         self.virtual_size = Size(width, len(self.rows) + 1)
 
     def on_resize(self, _: events.Resize) -> None:
@@ -188,14 +202,16 @@ class BackupTable(ScrollView, can_focus=True):
         backup_set = self.rows[index]
         extras = self.extras.get(backup_set.id)
         cells = [c.cell(backup_set, extras) for c in self._columns]
-        styles = [self._cell_style(c, backup_set) for c in self._columns]
+        styles = [self._cell_style(c, backup_set, extras) for c in self._columns]
         base = plain
         if index == self.cursor:
             base = plain + self.get_component_rich_style("backup-table--cursor")
         return self._strip(cells, styles, base, width)
 
-    def _cell_style(self, column: Column, backup_set: BackupSet) -> Style:
-        if column.title == "Status":
+    def _cell_style(self, column: Column, backup_set: BackupSet, extras: SetExtras | None) -> Style:
+        if column.title == "Where" and extras is not None:
+            name = "bad" if extras.copies_failed else ("busy" if extras.copies_short else None)
+        elif column.title == "Status":
             name = {"failed": "bad", "partial": "bad", "running": "busy"}.get(backup_set.status)
         elif column.title == "Verified":
             name = {"ok": "good", "failed": "bad"}.get(backup_set.verified_state or "")

@@ -64,8 +64,12 @@ def artifact_block(item: ArtifactDetail) -> Text:
     text.append(f"\n  {artifact.mode} · {artifact.status} · {human_size(artifact.added_bytes)}")
     if artifact.plain_size is not None:
         text.append(f" ({human_size(artifact.plain_size)} plain)")
-    places = ", ".join(f"{c.destination} {c.state}" for c in item.copies) or "no copies recorded"
-    text.append(f"\n  stored: {places}")
+    places = [f"{c.destination} {c.state}" for c in item.copies]
+    places += [f"{name} missing" for name in item.missing_on]
+    text.append(f"\n  stored: {', '.join(places) or 'no copies recorded'}")
+    for copy in item.copies:
+        if copy.state == "failed":
+            text.append(f"\n  {copy.destination} copy failed: {copy.error}", style="red")
     if artifact.checksum:
         text.append(f"\n  sha256 {artifact.checksum[:16]}…{artifact.checksum[-8:]}")
     text.append(f"\n  key {artifact.key_id or '-'} · {artifact.codec or '-'}")
@@ -102,6 +106,13 @@ def detail_renderable(detail: SetDetail) -> Group:
         head.append(f"\n{backup_set.note}", style="italic")
     if backup_set.error:
         head.append(f"\n{backup_set.error}", style="red")
+    places = detail.places
+    if places is not None and places.destinations and places.artifacts:
+        if places.complete_offsite:
+            head.append(f"\noff-site: complete on {', '.join(places.destinations)}", style="green")
+        else:
+            style = "bold red" if places.has_failed_copies else "yellow"
+            head.append(f"\noff-site: NOT complete ({places.summary}); s syncs", style=style)
     return Group(head, *(Text("\n") + artifact_block(item) for item in detail.artifacts))
 
 

@@ -1,0 +1,226 @@
+"""Where each backup set lives: the repository (`local`) and every copy destination.
+
+Read from the copy states the catalog records (engines/repository/copies.py writes
+them after every backup and `sync`), never from a listing: asking is free. A set is
+complete off-site only when every complete artifact of it is confirmed `stored` on
+every configured copy destination; an artifact without a copy recorded there is
+missing, one whose copy failed says why. An artifact with no `local` state at all
+(a catalog rebuilt from the repository records none) is in the repository.
+"""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from engines.catalog import BackupSet, Catalog, Copy, PlacedArtifact
+from engines.config import Settings
+from engines.destinations import REPOSITORY_KIND, copy_destinations
+
+LOCAL = REPOSITORY_KIND
+SYNC_HINT = "run `jarvis-tui sync` to copy what is missing"
+
+
+def copy_destination_names(settings: Settings) -> tuple[str, ...]:
+    return tuple(destination.name for destination in copy_destinations(settings))
+
+
+@dataclass(frozen=True)
+class ArtifactPlaces:
+    """One complete artifact: in the repository or not, and its copy on each destination."""
+
+    relpath: str
+    local: bool
+    copies: dict[str, Copy | None]  # per configured copy destination; None: none recorded
+
+    def state_on(self, destination: str) -> str:
+        """`stored`, `failed`, or `missing` (never copied, pending, or deleted there)."""
+        copy = self.copies.get(destination)
+        if copy is None or copy.state not in ("stored", "failed"):
+            return "missing"
+        return copy.state
+
+    def error_on(self, destination: str) -> str | None:
+        copy = self.copies.get(destination)
+        return copy.error if copy is not None and copy.state == "failed" else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "relpath": self.relpath,
+            LOCAL: "stored" if self.local else "missing",
+            **{
+                name: {
+                    "state": self.state_on(name),
+                    "error": self.error_on(name),
+                    "updated_at": copy.updated_at.isoformat() if copy else None,
+                }
+                for name, copy in self.copies.items()
+            },
+        }
+
+
+@dataclass(frozen=True)
+class SetPlaces:
+    set_id: str
+    destinations: tuple[str, ...]  # the configured copy destinations
+    artifacts: tuple[ArtifactPlaces, ...]  # its complete artifacts
+
+    @property
+    def local_count(self) -> int:
+        return sum(artifact.local for artifact in self.artifacts)
+
+    def on(self, destination: str, state: str) -> list[ArtifactPlaces]:
+        return [a for a in self.artifacts if a.state_on(destination) == state]
+
+    def complete_on(self, destination: str) -> bool:
+        return bool(self.artifacts) and len(self.on(destination, "stored")) == len(self.artifacts)
+
+    @property
+    def complete_offsite(self) -> bool:
+        return bool(self.destinations) and all(self.complete_on(d) for d in self.destinations)
+
+    @property
+    def has_failed_copies(self) -> bool:
+        return any(self.on(d, "failed") for d in self.destinations)
+
+    def gaps(self, destination: str | None = None) -> list[str]:
+        """One line per copy not confirmed (on `destination`, or anywhere), with the
+        failure's text."""
+        lines = []
+        for name in self.destinations if destination is None else (destination,):
+            for artifact in self.artifacts:
+                state = artifact.state_on(name)
+                if state == "failed":
+                    lines.append(f"{name}: {artifact.relpath} failed: {artifact.error_on(name)}")
+                elif state == "missing":
+                    lines.append(f"{name}: {artifact.relpath} missing")
+        if destination is None:
+            lines += [
+                f"{LOCAL}: {a.relpath} not in the repository" for a in self.artifacts if not a.local
+            ]
+        return lines
+
+    @property
+    def summary(self) -> str:
+        """A short cell: `local`, `local+s3`, `local, s3 missing 2`, `s3 only`, ..."""
+        if not self.artifacts:
+            return "-"
+        not_local = len(self.artifacts) - self.local_count
+        whole = [] if not_local else [LOCAL]
+        short = []
+        for name in self.destinations:
+            failed, missing = len(self.on(name, "failed")), len(self.on(name, "missing"))
+            if not failed and not missing:
+                whole.append(name)
+                continue
+            words = [f"failed {failed}"] * bool(failed) + [f"missing {missing}"] * bool(missing)
+            short.append(f"{name} {' '.join(words)}")
+        if not_local == len(self.artifacts) and whole and not short:
+            return f"{'+'.join(whole)} only"
+        if not_local:
+            short.insert(0, f"{LOCAL} missing {not_local}")
+        return ", ".join(filter(None, ["+".join(whole), *short]))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "where": self.summary,
+            "complete_offsite": self.complete_offsite if self.destinations else None,
+            "destinations": {
+                name: {
+                    "complete": self.complete_on(name),
+                    "stored": len(self.on(name, "stored")),
+                    "missing": [a.relpath for a in self.on(name, "missing")],
+                    "failed": [
+                        {"relpath": a.relpath, "error": a.error_on(name)}
+                        for a in self.on(name, "failed")
+                    ],
+                }
+                for name in self.destinations
+            },
+            "artifacts": [artifact.to_json() for artifact in self.artifacts],
+        }
+
+
+def _places(placed: PlacedArtifact, destinations: Sequence[str]) -> ArtifactPlaces:
+    by_destination = {copy.destination: copy for copy in placed.copies}
+    local = by_destination.get(LOCAL)
+    return ArtifactPlaces(
+        placed.relpath,
+        local is None or local.state == "stored",
+        {name: by_destination.get(name) for name in destinations},
+    )
+
+
+def set_places(
+    catalog: Catalog, set_ids: Iterable[str] | None, destinations: Sequence[str]
+) -> dict[str, SetPlaces]:
+    """Where each set lives, by set id (every set with a complete artifact when None)."""
+    wanted = None if set_ids is None else list(set_ids)
+    grouped: dict[str, list[ArtifactPlaces]] = {set_id: [] for set_id in wanted or ()}
+    for placed in catalog.placed_artifacts(wanted):
+        grouped.setdefault(placed.set_id, []).append(_places(placed, destinations))
+    names = tuple(destinations)
+    return {set_id: SetPlaces(set_id, names, tuple(found)) for set_id, found in grouped.items()}
+
+
+@dataclass(frozen=True)
+class OffsiteStatus:
+    """One copy destination across the catalog's finished sets."""
+
+    destination: str
+    complete_sets: int
+    incomplete_sets: int
+    failed_copies: int  # artifact copies recorded failed, in every set
+    last_copy_at: datetime | None  # the newest copy confirmed there
+    newest_not_offsite: BackupSet | None
+    newest_gaps: tuple[str, ...]  # what that set lacks there
+
+    def to_json(self) -> dict[str, Any]:
+        newest = self.newest_not_offsite
+        return {
+            "destination": self.destination,
+            "complete_sets": self.complete_sets,
+            "incomplete_sets": self.incomplete_sets,
+            "failed_copies": self.failed_copies,
+            "last_copy_at": self.last_copy_at.isoformat() if self.last_copy_at else None,
+            "newest_not_offsite": None
+            if newest is None
+            else {
+                "id": newest.id,
+                "created_at": newest.created_at.isoformat(),
+                "gaps": list(self.newest_gaps),
+            },
+        }
+
+
+def offsite_status(catalog: Catalog, destinations: Sequence[str]) -> list[OffsiteStatus]:
+    """Per copy destination: finished sets complete there and not, failed copies, the last
+    copy confirmed, and the newest set not complete there (nothing without destinations)."""
+    if not destinations:
+        return []
+    sets = [s for s in catalog.list_backup_sets() if s.status != "running"]  # newest first
+    places = set_places(catalog, None, destinations)
+    report = []
+    for name in destinations:
+        complete = incomplete = failed = 0
+        newest: BackupSet | None = None
+        gaps: tuple[str, ...] = ()
+        last: datetime | None = None
+        for backup_set in sets:
+            found = places.get(backup_set.id)
+            if found is None or not found.artifacts:
+                continue
+            failed += len(found.on(name, "failed"))
+            for artifact in found.artifacts:
+                copy = artifact.copies.get(name)
+                if copy is not None and copy.state == "stored":
+                    last = copy.updated_at if last is None else max(last, copy.updated_at)
+            if found.complete_on(name):
+                complete += 1
+                continue
+            incomplete += 1
+            if newest is None:
+                newest = backup_set
+                gaps = tuple(found.gaps(name))
+        report.append(OffsiteStatus(name, complete, incomplete, failed, last, newest, gaps))
+    return report

@@ -103,23 +103,25 @@ def test_a_new_migration_is_applied_on_open_and_a_failing_one_leaves_nothing_beh
     with Catalog.open(catalog_path) as catalog:
         set_id = catalog.create_backup_set("files", created_at=T0).id
 
+    shipped = list(schema.MIGRATIONS)
+    current, following = len(shipped), len(shipped) + 1
     broken = "CREATE TABLE half_done (x INTEGER);\nINSERT INTO no_such_table VALUES (1);\n"
-    monkeypatch.setattr(schema, "MIGRATIONS", [*schema.MIGRATIONS, broken])
-    monkeypatch.setattr(schema, "SCHEMA_VERSION", 2)
-    with pytest.raises(JarvisError, match="migration to schema version 2 failed"):
+    monkeypatch.setattr(schema, "MIGRATIONS", [*shipped, broken])
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", following)
+    with pytest.raises(JarvisError, match=f"migration to schema version {following} failed"):
         Catalog.open(catalog_path)
     observer = sqlite3.connect(catalog_path)
-    assert observer.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert observer.execute("PRAGMA user_version").fetchone()[0] == current
     assert not observer.execute("SELECT 1 FROM sqlite_master WHERE name='half_done'").fetchone()
     observer.close()
 
     addition = "ALTER TABLE backup_sets ADD COLUMN label TEXT;\n"
-    monkeypatch.setattr(schema, "MIGRATIONS", [schema.MIGRATIONS[0], addition])
+    monkeypatch.setattr(schema, "MIGRATIONS", [*shipped, addition])
     with Catalog.open(catalog_path) as catalog:
-        assert catalog.schema_version == 2
+        assert catalog.schema_version == following
         assert catalog.get_backup_set(set_id).kind == "files"
     observer = sqlite3.connect(catalog_path)
-    assert observer.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert observer.execute("PRAGMA user_version").fetchone()[0] == following
     assert "label" in [row[1] for row in observer.execute("PRAGMA table_info(backup_sets)")]
     observer.close()
 

@@ -12,7 +12,7 @@ from engines.catalog.rows import (
     BackupSet,
     require_one_of,
 )
-from engines.catalog.times import now_iso, to_iso, utc_now
+from engines.catalog.times import now_iso, parse_iso, to_iso, utc_now
 from engines.errors import NotFoundError
 from engines.plumbing.redaction import redact
 
@@ -129,9 +129,12 @@ class BackupSetsMixin:
         complete artifact of that source counts as one of its backups.
         """
         if id_or_latest == LATEST:
-            where, params = "s.status = 'complete'", []
+            where, params = "s.deleting_since IS NULL AND s.status = 'complete'", []
             if kind is not None:
-                where = f"((s.status = 'complete' AND s.kind = ?) OR {_HOLDS_SOURCE})"
+                where = (
+                    "s.deleting_since IS NULL AND "
+                    f"((s.status = 'complete' AND s.kind = ?) OR {_HOLDS_SOURCE})"
+                )
                 params.extend([kind, kind])
             row = self._db.row(f"{_SELECT_SETS} WHERE {where} {_NEWEST_FIRST} LIMIT 1", params)
             if row is None:
@@ -180,6 +183,23 @@ class BackupSetsMixin:
             sql += " LIMIT ?"
             params.append(int(limit))
         return [BackupSet.from_row(row) for row in self._db.rows(sql, params)]
+
+    def mark_set_deleting(self, set_id: str) -> None:
+        """Record that the set's deletion has begun (kept from the first time): from now on
+        every cleanup finishes it whatever retention says, and `latest` passes over it."""
+        with self._db.write() as conn:
+            conn.execute(
+                "UPDATE backup_sets SET deleting_since = COALESCE(deleting_since, ?) WHERE id = ?",
+                (now_iso(), set_id),
+            )
+
+    def sets_being_deleted(self) -> dict[str, datetime]:
+        """The sets whose deletion has begun and is not finished, with when it began."""
+        rows = self._db.rows(
+            "SELECT id, deleting_since FROM backup_sets WHERE deleting_since IS NOT NULL"
+            " ORDER BY deleting_since, id"
+        )
+        return {row["id"]: parse_iso(row["deleting_since"]) for row in rows}
 
     def delete_backup_set(self, set_id: str) -> bool:
         """Forget a set with its artifacts and copies; False if it was not there."""

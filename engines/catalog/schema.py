@@ -106,7 +106,13 @@ CREATE TABLE schedule_runs (
 CREATE INDEX schedule_runs_by_name ON schedule_runs (schedule_name, planned_at DESC);
 """
 
-MIGRATIONS: list[str] = [_V1_INITIAL]
+# A set whose deletion has begun (on some destination it may already be gone): every
+# cleanup finishes it, whatever retention says, and `latest` passes over it.
+_V2_DELETING_SINCE = """
+ALTER TABLE backup_sets ADD COLUMN deleting_since TEXT;
+"""
+
+MIGRATIONS: list[str] = [_V1_INITIAL, _V2_DELETING_SINCE]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -55,6 +55,12 @@ def _add_global_options(parser: argparse.ArgumentParser) -> None:
         help="read settings from this .env file (default: ./.env, then the config folder)",
     )
     parser.add_argument(
+        "--browse",
+        metavar="s3:PREFIX",
+        help="browse another host's backups read-only (BACKUP_BROWSE); first "
+        "`catalog rebuild --from s3 --prefix PREFIX`",
+    )
+    parser.add_argument(
         "--run-scheduled",
         action="store_true",
         help="run the schedules in the foreground (for systemd); SIGTERM stops it cleanly",
@@ -100,6 +106,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     keep_freed_memory()
     args = build_parser(argv).parse_args(argv)
     handler = getattr(args, "handler", None)
+    if args.browse:
+        # The process's setting, so the console's job processes browse the same prefix.
+        os.environ["BACKUP_BROWSE"] = args.browse
     if args.run_scheduled:
         from jarvis_tui.headless import run_scheduled_command
 

@@ -49,6 +49,16 @@ def register(commands: argparse._SubParsersAction, words: Sequence[str] = ()) ->
     rebuild = actions.add_parser(
         "rebuild",
         help="rebuild the catalog from the metadata sealed in the repository's artifacts",
+        description="Without --from: from the repository (BACKUP_DIR). With --from s3: from "
+        "the copy under S3_PREFIX (a fresh host: only the settings and the key needed). With "
+        "--from s3 --prefix P: another host's backups under P, into a catalog of their own, "
+        "to browse read-only with `jarvis-tui --browse s3:P list|verify|restore ...`.",
+    )
+    rebuild.add_argument(
+        "--from", dest="source", choices=("s3",), help="read the copy on S3, not BACKUP_DIR"
+    )
+    rebuild.add_argument(
+        "--prefix", metavar="P", help="with --from s3: another host's S3_PREFIX, read-only"
     )
     rebuild.set_defaults(handler=run_catalog_rebuild)
 
@@ -106,9 +116,21 @@ def run_decrypt(args: argparse.Namespace) -> ExitCode:
 
 
 def run_catalog_rebuild(args: argparse.Namespace) -> ExitCode:
-    with open_workspace(args) as workspace:
-        report = run_with_progress(workspace, "rebuild-catalog", Request())
+    if args.prefix is not None and args.source != "s3":
+        print(
+            "jarvis-tui: --prefix names another host's S3 prefix: use --from s3 --prefix P",
+            file=sys.stderr,
+        )
+        return ExitCode.USAGE
+    browse = None if args.prefix is None else f"s3:{args.prefix}"
+    with open_workspace(args, browse=browse) as workspace:
+        request = Request(from_copy=args.source if browse is None else None)
+        report = run_with_progress(workspace, "rebuild-catalog", request)
+        catalog_path = workspace.settings.catalog_path
     print(f"imported {report.imported} artifact(s)")
+    if browse is not None:
+        print(f"catalog of {browse}: {catalog_path} (not this host's own)")
+        print(f"browse it read-only: jarvis-tui --browse {browse} list (verify, restore, ...)")
     for relpath in report.dropped:
         print(f"dropped: {relpath} (no longer in the repository)")
     for problem in [*report.skipped, *report.refused]:

@@ -1,6 +1,7 @@
 """What every subcommand starts from: settings loaded once, logging, the workspace."""
 
 import argparse
+import os
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -17,14 +18,16 @@ if TYPE_CHECKING:
     from engines.sources.base import RestoreReport
 
 
-def settings_from(args: argparse.Namespace) -> Settings:
-    settings = load_settings(env_file=args.env_file)
+def settings_from(args: argparse.Namespace, browse: str | None = None) -> Settings:
+    """The settings; with `browse` (`s3:PREFIX`), browsing that prefix (BACKUP_BROWSE)."""
+    environ = None if browse is None else {**os.environ, "BACKUP_BROWSE": browse}
+    settings = load_settings(environ, env_file=args.env_file)
     register_secrets(settings.secret_values())
     return settings
 
 
-def open_workspace(args: argparse.Namespace) -> Workspace:
-    settings = settings_from(args)
+def open_workspace(args: argparse.Namespace, browse: str | None = None) -> Workspace:
+    settings = settings_from(args, browse)
     configure_logging(settings.log_dir)
     workspace = Workspace.open(settings)
     workspace.catalog.mark_orphaned_jobs()

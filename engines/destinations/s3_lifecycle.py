@@ -124,7 +124,7 @@ def describe_rule(rule: Rule, policy: RetentionPolicy) -> list[str]:
         "remove versions deleted or replaced (by cleanup or prune) "
         f"{rule['NoncurrentVersionExpiration']['NoncurrentDays']} days later, when "
         "versioning is on; until then they can be brought back",
-        "remove delete markers no version is left behind",
+        "remove delete markers once no version is left behind them",
         f"expire no current object: retention ({policy.describe()}) keeps sets for reasons "
         "age does not tell (the newest backup of each source, packs newer snapshots use); "
         "cleanup deletes what it no longer keeps",
@@ -199,9 +199,13 @@ def problems(rules: Sequence[Rule], prefix: str, *, versioned: bool) -> list[str
         name = f"rule {rule.get('ID') or '(no id)'} (prefix {rule_prefix(rule)!r})"
         expiration = rule.get("Expiration", {})
         if "Days" in expiration or "Date" in expiration:
-            when = expiration.get("Days", expiration.get("Date"))
+            when = (
+                f"after {expiration['Days']} days"
+                if "Days" in expiration
+                else f"on {expiration['Date']}"
+            )
             found.append(
-                f"{name} expires current objects ({when}), which retention may still keep "
+                f"{name} expires current objects {when}, which retention may still keep "
                 "(the newest backup of a source, packs newer snapshots use)"
             )
         archived = sorted(

@@ -234,6 +234,12 @@ def test_without_s3_or_its_bucket_one_line_says_what_to_do(env, s3_server, capsy
     assert "jarvis-no-such-bucket" in line and "create it, or correct S3_BUCKET" in line
     assert SECRET not in line
 
+    del env.settings["S3_ACCESS_KEY"], env.settings["S3_SECRET_KEY"]
+    env.set(S3_BUCKET=BUCKET)  # no keys, no role, no profile: boto3 finds nothing
+    assert env.cli("s3", "audit") == ExitCode.FAILED
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "no AWS credentials found" in line
+
     env.set(S3_ENABLED="false")
     assert env.cli("s3", "audit") == ExitCode.INVALID_SETTINGS
     err = capsys.readouterr().err

@@ -102,7 +102,7 @@ class _Audit:
 
     def checks(self) -> list[Check]:
         self._bucket_exists()
-        versioning = self._ask("GetBucketVersioning", "s3:GetBucketVersioning")
+        versioning = self._ask(self.client.get_bucket_versioning, "s3:GetBucketVersioning")
         checks = [
             self._credentials(),
             self._versioning(versioning),
@@ -122,12 +122,10 @@ class _Audit:
         except Exception as error:
             if error_code(error) in DENIED_CODES:
                 return  # HeadBucket needs s3:ListBucket; the checks may still be allowed
-            raise failure(
-                self.bucket, self.destination.region, "reaching the bucket", error
-            ) from None
+            raise self._failure("reaching the bucket", error) from None
 
-    def _ask(self, operation: str, permission: str) -> "_Answer":
-        call: Callable[..., dict] = getattr(self.client, _snake(operation))
+    def _ask(self, call: Callable[..., dict], permission: str) -> "_Answer":
+        """One read of the bucket's settings; `permission` is what it needs in IAM."""
         try:
             return _Answer(call(Bucket=self.bucket), None, permission)
         except Exception as error:
@@ -135,8 +133,11 @@ class _Audit:
             if code in NOT_CONFIGURED:
                 return _Answer({}, None, permission)
             if code in MISSING_BUCKET_CODES:
-                raise failure(self.bucket, self.destination.region, operation, error) from None
+                raise self._failure(f"reading its settings ({permission})", error) from None
             return _Answer(None, error, permission)
+
+    def _failure(self, doing: str, error: BaseException) -> Exception:
+        return failure(self.bucket, self.destination.region, doing, error)
 
     def _refused(self, name: str, answer: "_Answer") -> Check:
         error = answer.error
@@ -155,7 +156,10 @@ class _Audit:
 
     def _credentials(self) -> Check:
         name = "credentials"
-        method = _credential_method(self.settings)
+        try:
+            method = _credential_method(self.settings)
+        except Exception as error:  # a role endpoint that does not answer, a bad profile
+            return Check(name, "failed", f"could not find credentials: {redact(str(error))}")
         if method is None:
             return Check(
                 name,
@@ -208,7 +212,7 @@ class _Audit:
 
     def _encryption(self) -> Check:
         name = "encryption"
-        answer = self._ask("GetBucketEncryption", "s3:GetEncryptionConfiguration")
+        answer = self._ask(self.client.get_bucket_encryption, "s3:GetEncryptionConfiguration")
         if answer.error:
             return self._refused(name, answer)
         rules = (answer.value or {}).get("ServerSideEncryptionConfiguration", {}).get("Rules", [])
@@ -235,7 +239,7 @@ class _Audit:
 
     def _public_access(self) -> Check:
         name = "public-access"
-        answer = self._ask("GetPublicAccessBlock", "s3:GetBucketPublicAccessBlock")
+        answer = self._ask(self.client.get_public_access_block, "s3:GetBucketPublicAccessBlock")
         if answer.error:
             return self._refused(name, answer)
         flags = (answer.value or {}).get("PublicAccessBlockConfiguration", {})
@@ -254,7 +258,7 @@ class _Audit:
 
     def _logging(self) -> Check:
         name = "access-logging"
-        answer = self._ask("GetBucketLogging", "s3:GetBucketLogging")
+        answer = self._ask(self.client.get_bucket_logging, "s3:GetBucketLogging")
         if answer.error:
             return self._refused(name, answer)
         enabled = (answer.value or {}).get("LoggingEnabled")
@@ -279,7 +283,8 @@ class _Audit:
         name = "lifecycle"
         if versioning.value and versioning.value.get("MFADelete") == "Enabled":
             return Check(name, "ok", "none possible with MFA delete on")
-        answer = self._ask("GetBucketLifecycleConfiguration", "s3:GetLifecycleConfiguration")
+        lifecycle = self.client.get_bucket_lifecycle_configuration
+        answer = self._ask(lifecycle, "s3:GetLifecycleConfiguration")
         if answer.error:
             return self._refused(name, answer)
         rules = (answer.value or {}).get("Rules", [])
@@ -296,10 +301,6 @@ class _Answer:
     value: dict | None
     error: BaseException | None
     permission: str
-
-
-def _snake(operation: str) -> str:
-    return "".join(f"_{c.lower()}" if c.isupper() else c for c in operation).lstrip("_")
 
 
 def _credential_method(settings: Settings) -> str | None:

@@ -8,13 +8,14 @@ process left, all kept in `local_root`.
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
 from engines.catalog import Catalog
 from engines.config import Settings
-from engines.destinations import Destination, repository_from_settings
+from engines.destinations import Destination, copy_destinations, repository_from_settings
+from engines.destinations.best_copy import BestCopy
 from engines.jobs import JobContext, run_job
 from engines.keys import keyring_from_settings
 from engines.pipeline.crypto import Keyring
@@ -29,6 +30,7 @@ class Workspace:
     settings: Settings
     catalog: Catalog
     repository: Destination
+    _reader: Destination | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def open(cls, settings: Settings) -> "Workspace":
@@ -41,6 +43,23 @@ class Workspace:
         """The folder on this host (BACKUP_DIR) that holds the lock and the work folders;
         for the local destination, also its stored bytes."""
         return self.settings.repository_dir
+
+    def reader(self) -> Destination:
+        """The repository as restores, verify, export and decrypt read it: each object
+        from the repository when it is there at the catalogued size, else from the
+        first copy destination (S3) holding it. Writes go to `repository` only."""
+        if self._reader is None:
+            copies = copy_destinations(self.settings)
+            self._reader = (
+                BestCopy(self.repository, copies, self._catalogued_size)
+                if copies
+                else self.repository
+            )
+        return self._reader
+
+    def _catalogued_size(self, key: str) -> int | None:
+        artifact = self.catalog.find_artifact_by_relpath(key)
+        return None if artifact is None else artifact.stored_size
 
     def lock(self, purpose: str, *, reading_only: bool = False) -> RepositoryLock:
         """The one-writer lock of the repository (see `RepositoryLock`)."""

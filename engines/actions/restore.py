@@ -4,7 +4,7 @@ from typing import Any
 
 from engines.actions.verbs import Request
 from engines.jobs import JobContext
-from engines.repository.resolve import resolve_artifacts
+from engines.repository.resolve import log_copies_read, resolve_artifacts
 from engines.sources import get_source
 from engines.sources.base import RestoreReport
 from engines.workspace import Workspace
@@ -18,6 +18,7 @@ def run_restore(
     artifacts = resolve_artifacts(workspace, reference, kind)
     verb = "planning restore (dry run)" if getattr(options, "dry_run", False) else "restoring"
     context.log(f"{verb} of {kind} from {', '.join(a.label for a in artifacts)}")
+    log_copies_read(workspace, artifacts, context)
     return source.restore(workspace, artifacts, options, context)
 
 

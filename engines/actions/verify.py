@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from engines.actions.verbs import Request
 from engines.jobs import JobContext
 from engines.pipeline.artifacts import VerifyReport, verify_artifact
-from engines.repository.resolve import ResolvedArtifact, resolve_artifacts
+from engines.repository.resolve import ResolvedArtifact, read_from, resolve_artifacts
 from engines.store.verify import with_snapshot_check
 from engines.workspace import Workspace
 
@@ -31,7 +31,7 @@ def verify_backup(
     checked = 0
     for target in targets:
         context.raise_if_cancelled()
-        context.log(f"verifying {target.label}")
+        context.log(f"verifying {target.label}, reading it from {read_from(workspace, target)}")
         report = verify_artifact(target.stored, keyring, expected=target.expected)
         report = with_snapshot_check(workspace, target, report, context, read_data=read_data)
         if target.artifact is not None:

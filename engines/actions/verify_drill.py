@@ -16,7 +16,7 @@ from engines.catalog import Artifact
 from engines.errors import JarvisError, JobCancelledError
 from engines.jobs import JobContext
 from engines.pipeline.artifacts import verify_artifact
-from engines.repository.resolve import resolved_from_catalog
+from engines.repository.resolve import log_copies_read, resolved_from_catalog
 from engines.sources import SOURCES, get_source
 from engines.workspace import Workspace
 
@@ -47,10 +47,11 @@ def drill_artifact(
         workspace.catalog.record_verification(artifact.id, ok, f"restore drill: {detail}")
         return DrillCheck(source_kind, artifact.set_id, artifact.relpath, ok, detail)
 
-    if workspace.repository.stat(artifact.relpath) is None:
+    if workspace.reader().stat(artifact.relpath) is None:
         return result(False, f"{artifact.relpath} is missing from the repository")
     try:
         resolved = resolved_from_catalog(workspace, artifact)
+        log_copies_read(workspace, [resolved], context)
         report = verify_artifact(resolved.stored, workspace.keyring(), expected=resolved.expected)
     except JarvisError as error:
         return result(False, str(error))

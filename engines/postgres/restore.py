@@ -68,7 +68,7 @@ def _globals_of_set(workspace: Workspace, dump: ResolvedArtifact) -> ResolvedArt
                 return resolve_file(workspace, path)
         else:
             folder = dump.stored.name.rpartition("/")[0]
-            for stored in workspace.repository.list(f"{folder}/{set_id}_globals.sql."):
+            for stored in workspace.reader().list(f"{folder}/{set_id}_globals.sql."):
                 if stored.key.endswith(".enc"):
                     return resolve_key(workspace, stored.key)
     return None

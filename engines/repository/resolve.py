@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from engines.catalog import Artifact
+from engines.destinations.best_copy import BestCopy
 from engines.errors import JarvisError, NotFoundError
+from engines.jobs import JobContext
 from engines.pipeline.artifacts import (
     Expected,
     StoredBytes,
@@ -104,14 +106,32 @@ def resolved_from_catalog(workspace: Workspace, artifact: Artifact) -> ResolvedA
         checksum=artifact.checksum,
         plain_size=artifact.plain_size,
     )
-    stored = stored_bytes(workspace.repository, artifact.relpath)
+    stored = stored_bytes(workspace.reader(), artifact.relpath)
     return ResolvedArtifact(stored, artifact, _known_metadata(artifact), expected)
+
+
+def read_from(workspace: Workspace, item: ResolvedArtifact) -> str:
+    """Which copy the artifact's bytes are read from (`local`, `s3`), or its file's path."""
+    if item.file is not None:
+        return str(item.file)
+    reader = workspace.reader()
+    if isinstance(reader, BestCopy):
+        return reader.holder(item.stored.name) or reader.repository.name
+    return reader.name
+
+
+def log_copies_read(
+    workspace: Workspace, items: list[ResolvedArtifact], context: JobContext
+) -> None:
+    """One job line per artifact: where it is read from (the best copy there is)."""
+    for item in items:
+        context.log(f"reading {item.label} from {read_from(workspace, item)}")
 
 
 def _identity(
     workspace: Workspace, relpath: str, source: str | None = None, set_id: str | None = None
 ) -> dict[str, str]:
-    repository = workspace.repository.repository_id() or "none (its .repository-id is missing)"
+    repository = workspace.reader().repository_id() or "none (its .repository-id is missing)"
     if source is None or set_id is None:
         return {"repository": repository, "name": relpath}
     return artifact_identity(repository, source, set_id, relpath)
@@ -121,7 +141,7 @@ def _in_repository(workspace: Workspace, key: str) -> bool:
     """Is there an artifact under repository key `key` (False also for a key that is not
     a repository key at all, such as a missing absolute path)?"""
     try:
-        return workspace.repository.stat(key) is not None
+        return workspace.reader().stat(key) is not None
     except ValueError:
         return False
 
@@ -160,7 +180,7 @@ def _from_key(workspace: Workspace, relpath: str) -> ResolvedArtifact:
     known = workspace.catalog.find_artifact_by_relpath(relpath)
     if known is not None:
         return resolved_from_catalog(workspace, known)
-    stored = stored_bytes(workspace.repository, relpath)
+    stored = stored_bytes(workspace.reader(), relpath)
     return _described(workspace, stored, Expected(_identity(workspace, relpath)))
 
 

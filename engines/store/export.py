@@ -82,10 +82,10 @@ def export_tar(
     snapshot = resolve_snapshot(workspace, reference)
     keyring = workspace.keyring()
     manifest = load_manifest(snapshot.stored, keyring, snapshot.label, snapshot.expected)
-    index = load_index(workspace.repository, keyring)
+    index = load_index(workspace.reader(), keyring)
     total = sum(e.size for e in manifest.entries if e.type == FILE)
     done = 0
-    with BlobReader(workspace.repository, keyring) as reader, atomic_output(output) as handle:
+    with BlobReader(workspace.reader(), keyring) as reader, atomic_output(output) as handle:
         compressed = not output.name.endswith(".tar")
         sink = (
             gzip.GzipFile(fileobj=handle, mode="wb", compresslevel=TAR_GZIP_LEVEL, mtime=0)

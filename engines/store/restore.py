@@ -70,8 +70,8 @@ def restore_files(
         if options.dry_run:
             report.add(f"would create the target folder {root}")
         steps = plan(None, chosen, options.overwrite)
-    index = load_index(workspace.repository, keyring)
-    with BlobReader(workspace.repository, keyring) as reader:
+    index = load_index(workspace.reader(), keyring)
+    with BlobReader(workspace.reader(), keyring) as reader:
         unreadable = unreadable_files(steps, index, reader)
         refusal = _refusal(unreadable, root) if unreadable and not options.skip_missing else None
         if refusal and not options.dry_run:

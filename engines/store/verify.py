@@ -49,7 +49,7 @@ def check_snapshot(
     keyring = workspace.keyring()
     result = SnapshotCheck()
     manifest = load_manifest(manifest_bytes, keyring, label)
-    index = load_index(workspace.repository, keyring)
+    index = load_index(workspace.reader(), keyring)
     for problem in index.problems:
         context.log(problem, level="warning")
     owner: dict[bytes, str] = {}
@@ -66,7 +66,7 @@ def check_snapshot(
         else:
             by_pack[location.pack].append((chunk_id, location))
     result.packs = len(by_pack)
-    sizes = pack_sizes(workspace.repository) if by_pack else {}
+    sizes = pack_sizes(workspace.reader()) if by_pack else {}
     for pack, items in sorted(by_pack.items()):
         size = sizes.get(pack)
         if size is None:
@@ -112,7 +112,7 @@ def _read_pack(
     """Every byte of one pack: header, trailer, layout, length and every blob it holds
     (authenticated, decompressed within its declared size); the snapshot's own chunks
     also where the index says they are, with their ids recomputed."""
-    data = read_pack_bytes(workspace.repository, pack_key(pack))
+    data = read_pack_bytes(workspace.reader(), pack_key(pack))
     files = sorted({shown(owner[chunk_id]) for chunk_id, _ in items})
     try:
         opened = open_pack(data, keyring, pack)

@@ -1,11 +1,15 @@
 """The restore drill (`--verify-restore`, VERIFY_RESTORE=true): restore a fresh backup into
 a scratch database, compare it with the metadata, drop it, record the result."""
 
+from typing import Any
+
 from engines.catalog import Artifact
+from engines.config import Settings
 from engines.errors import IntegrityError, JarvisError
 from engines.jobs import JobContext
 from engines.postgres import databases
-from engines.postgres.connection import target_from_settings
+from engines.postgres.connection import connect, target_from_settings
+from engines.postgres.inspect import TableInfo, compare_tables, describe_contents
 from engines.postgres.options import PostgresRestoreOptions
 from engines.postgres.privileges import leave_out_missing_roles
 from engines.postgres.session import open_restore_job
@@ -36,3 +40,22 @@ def verify_by_restore(workspace: Workspace, artifact: Artifact, context: JobCont
     detail = f"restore drill passed: {tables} tables and their row counts match"
     workspace.catalog.record_verification(artifact.id, True, detail)
     context.log(detail)
+
+
+def compare_restored_database(settings: Settings, metadata: dict[str, Any]) -> str:
+    """After a whole-database restore (`restore full`): the target, as `restore postgres`
+    names it, counted now and compared with the dump's metadata (tables, row counts)."""
+    name = settings.postgres_db or metadata.get("database") or "postgres"
+    server = target_from_settings(settings, name)
+    with connect(server, name) as conn:
+        actual = describe_contents(conn)
+    expected = [TableInfo.from_metadata(t) for t in metadata.get("tables", [])]
+    counted = metadata.get("mode", "full") != "schema"
+    comparison = compare_tables(expected, actual.tables, check_counts=counted)
+    if not comparison.ok:
+        raise IntegrityError(
+            f"{server.describe()} differs from the backup: " + "; ".join(comparison.problems())
+        )
+    rows = sum(t.rows or 0 for t in expected)
+    counts = f" and {rows} rows" if counted else ""
+    return f"{server.describe()}: {len(expected)} tables{counts} match the backup"

@@ -4,8 +4,9 @@ A source module exposes `SOURCE`, an instance of a `Source` subclass, and is nam
 by one entry of the registry (`engines/sources/__init__.py`). The actions in
 `engines/actions/` are the only callers; they hold the repository lock and the
 job around these calls. Every source backs up and restores; the other abilities
-(`left_out`, `reachable`, `verify_restore`, `prune`) have defaults here that say
-"nothing of the kind", so callers ask every source the same way.
+(`left_out`, `reachable`, `verify_restore`, `full_restore_options`, `check_restored`,
+`prune`) have defaults here that say "nothing of the kind", so callers ask every source
+the same way.
 """
 
 from abc import ABC, abstractmethod
@@ -62,6 +63,24 @@ class Source(ABC):
     ) -> str | None:
         """The scheduled restore drill of one authenticated artifact: restore it somewhere
         scratch and compare; what matched, or None when this artifact has no such check."""
+        return None
+
+    def full_restore_options(self, artifacts: list[Artifact], dry_run: bool) -> list[Any]:
+        """`restore full`: the options of each restore of this source's `artifacts` (one
+        set's), the guide's way (original targets, replacing what is there); empty for a
+        source with no such plan, which the full restore then names as left to the operator."""
+        return []
+
+    def check_restored(
+        self,
+        workspace: Workspace,
+        artifacts: list[ResolvedArtifact],
+        report: RestoreReport,
+        context: JobContext,
+    ) -> str | None:
+        """After `restore full` restored `artifacts` (with `report`): the target as it is now
+        compared with the backup's metadata; what matched, or raise IntegrityError naming the
+        differences; None when there is nothing to compare."""
         return None
 
     def prune(self, workspace: Workspace, context: JobContext) -> str | None:

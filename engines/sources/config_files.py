@@ -176,6 +176,24 @@ class ConfigSource(Source):
                     _restore_tar(plain, artifact.label, tree, options, report)
         return report
 
+    def full_restore_options(
+        self, artifacts: list[Artifact], dry_run: bool
+    ) -> list[ConfigRestoreOptions]:
+        """Back where they were; differing files replaced (each kept as NAME.bak)."""
+        return [ConfigRestoreOptions(force=True, dry_run=dry_run)]
+
+    def check_restored(
+        self,
+        workspace: Workspace,
+        artifacts: list[ResolvedArtifact],
+        report: RestoreReport,
+        context: JobContext,
+    ) -> str:
+        from engines.sources.restore_drills import compare_config
+
+        root = Path(report.target)
+        return "; ".join(compare_config(workspace, a, root, context) for a in artifacts)
+
     def verify_restore(
         self, workspace: Workspace, artifact: Artifact, context: JobContext
     ) -> str | None:

@@ -1,5 +1,6 @@
 """User files as a source: deduplicated snapshots in the files store (`engines/store/`)."""
 
+from pathlib import Path
 from typing import Any
 
 from engines.catalog import Artifact, BackupSet
@@ -8,10 +9,11 @@ from engines.jobs import JobContext
 from engines.repository.resolve import ResolvedArtifact, resolved_from_catalog
 from engines.sources.base import RestoreReport, Source
 from engines.sources.missing_paths import alert_missing_paths, missing_line
-from engines.sources.restore_drills import drill_files
+from engines.sources.restore_drills import compare_files, drill_files
 from engines.store.backup import FilesBackupOptions, back_up_files
 from engines.store.layout import is_snapshot_key
 from engines.store.prune import prune_store
+from engines.store.resolve import pick_manifest
 from engines.store.restore import FilesRestoreOptions, restore_files
 from engines.workspace import Workspace
 
@@ -48,6 +50,21 @@ class FilesSource(Source):
         context: JobContext,
     ) -> RestoreReport:
         return restore_files(workspace, artifacts, options or FilesRestoreOptions(), context)
+
+    def full_restore_options(
+        self, artifacts: list[Artifact], dry_run: bool
+    ) -> list[FilesRestoreOptions]:
+        """Back to where they were, each file as the snapshot holds it (newer ones too)."""
+        return [FilesRestoreOptions(overwrite="always", dry_run=dry_run)]
+
+    def check_restored(
+        self,
+        workspace: Workspace,
+        artifacts: list[ResolvedArtifact],
+        report: RestoreReport,
+        context: JobContext,
+    ) -> str:
+        return compare_files(workspace, pick_manifest(artifacts), Path(report.target), context)
 
     def prune(self, workspace: Workspace, context: JobContext) -> str:
         """Remove data no snapshot references (cleanup calls this after retention)."""

@@ -13,7 +13,7 @@ from engines.jobs import JobContext
 from engines.postgres.backup import back_up_postgres
 from engines.postgres.options import PostgresBackupOptions, PostgresRestoreOptions
 from engines.postgres.restore import restore_postgres
-from engines.postgres.verify import verify_by_restore
+from engines.postgres.verify import compare_restored_database, verify_by_restore
 from engines.repository.resolve import ResolvedArtifact
 from engines.sources.base import RestoreReport, Source
 from engines.workspace import Workspace
@@ -46,6 +46,29 @@ class PostgresSource(Source):
             return restore_postgres(
                 workspace, artifacts, options or PostgresRestoreOptions(), context
             )
+
+    def full_restore_options(
+        self, artifacts: list[Artifact], dry_run: bool
+    ) -> list[PostgresRestoreOptions]:
+        """The guide's `--drop-existing`, with the set's roles: the dump is restored into a
+        scratch database, checked and swapped in; the previous database is kept."""
+        with_globals = any(a.mode == "globals" for a in artifacts)
+        return [
+            PostgresRestoreOptions(dry_run=dry_run, drop_existing=True, with_globals=with_globals)
+        ]
+
+    def check_restored(
+        self,
+        workspace: Workspace,
+        artifacts: list[ResolvedArtifact],
+        report: RestoreReport,
+        context: JobContext,
+    ) -> str | None:
+        dumps = [a for a in artifacts if a.metadata.get("mode") != "globals"]
+        if not dumps:
+            return None
+        with server_errors_explained():
+            return compare_restored_database(workspace.settings, dumps[0].metadata)
 
     def reachable(self, settings: Settings) -> str:
         from engines.postgres.connection import connect, target_from_settings

@@ -12,9 +12,10 @@ from engines.errors import IntegrityError, JarvisError
 from engines.jobs import JobContext
 from engines.redis.backup import back_up_redis
 from engines.redis.drill import drill_redis
-from engines.redis.options import RedisBackupOptions, RedisRestoreOptions
-from engines.redis.restore import restore_redis
-from engines.redis.verify import check_artifact
+from engines.redis.live_check import compare_restored_keys
+from engines.redis.options import RDB_MODE, RedisBackupOptions, RedisRestoreOptions
+from engines.redis.restore import choose_artifact, restore_redis
+from engines.redis.verify import check_artifact, content_of
 from engines.repository.resolve import ResolvedArtifact, resolved_from_catalog
 from engines.sources.base import PROBE_TIMEOUT_S, RestoreReport, Source
 from engines.workspace import Workspace
@@ -43,6 +44,29 @@ class RedisSource(Source):
     ) -> RestoreReport:
         with server_errors_explained():
             return restore_redis(workspace, artifacts, options or RedisRestoreOptions(), context)
+
+    def full_restore_options(
+        self, artifacts: list[Artifact], dry_run: bool
+    ) -> list[RedisRestoreOptions]:
+        """The guide's `--flush`: the snapshot (the JSON export when the set has none) loaded
+        whole before the target is emptied, so a failure leaves it as it was."""
+        from_json = not any(a.mode == RDB_MODE for a in artifacts)
+        return [RedisRestoreOptions(dry_run=dry_run, flush=True, from_json=from_json)]
+
+    def check_restored(
+        self,
+        workspace: Workspace,
+        artifacts: list[ResolvedArtifact],
+        report: RestoreReport,
+        context: JobContext,
+    ) -> str | None:
+        from_json = not any(content_of(a.metadata) == RDB_MODE for a in artifacts)
+        chosen = choose_artifact(artifacts, RedisRestoreOptions(from_json=from_json))
+        written = {str(db): int(n) for db, n in report.details.get("written", {}).items()}
+        with server_errors_explained():
+            return compare_restored_keys(
+                workspace.settings, chosen.metadata, written, int(report.details.get("expired", 0))
+            )
 
     def reachable(self, settings: Settings) -> str:
         client = redis.Redis.from_url(

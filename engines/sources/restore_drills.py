@@ -3,6 +3,7 @@ own restore into a private scratch folder, then what was written compared with w
 backup holds, read independently of the restore (files: every chunk of every file
 re-hashed with the store's chunk-id key; config: every tar member's bytes; secrets:
 size and variables). A mismatch raises IntegrityError naming the first differences.
+The comparisons (`compare_*`) also check what `restore full` wrote to the original places.
 """
 
 import hashlib
@@ -41,6 +42,23 @@ def _raise_if_any(problems: list[str], label: str) -> None:
 def drill_files(workspace: Workspace, resolved: ResolvedArtifact, context: JobContext) -> str:
     keyring = workspace.keyring()
     manifest = load_manifest(resolved.stored, keyring, resolved.label, resolved.expected)
+    needed = sum(entry.size for entry in manifest.entries if entry.type == FILE)
+    with workspace.work_folder(WORK_PURPOSE, needed=needed) as folder:
+        root = folder / "files"
+        options = FilesRestoreOptions(target_dir=root, overwrite="always")
+        restore_files(workspace, [resolved], options, context)
+        return "restored into a scratch folder: " + compare_files(
+            workspace, resolved, root, context
+        )
+
+
+def compare_files(
+    workspace: Workspace, resolved: ResolvedArtifact, root: Path, context: JobContext
+) -> str:
+    """Every entry of the snapshot `resolved` as found below `root`: what matched, or
+    IntegrityError naming the first differences."""
+    keyring = workspace.keyring()
+    manifest = load_manifest(resolved.stored, keyring, resolved.label, resolved.expected)
     try:
         keys = store_keys(keyring.find(manifest.key_id), manifest.chunk_id_version)
     except KeyNotAvailableError:
@@ -48,27 +66,22 @@ def drill_files(workspace: Workspace, resolved: ResolvedArtifact, context: JobCo
             f"{resolved.label}: its chunks were named with key id {manifest.key_id}, which is "
             "not configured; add it to BACKUP_ENCRYPTION_KEY_PREVIOUS"
         ) from None
-    index = load_index(workspace.repository, keyring)
-    needed = sum(entry.size for entry in manifest.entries if entry.type == FILE)
-    with workspace.work_folder(WORK_PURPOSE, needed=needed) as folder:
-        root = folder / "files"
-        options = FilesRestoreOptions(target_dir=root, overwrite="always")
-        restore_files(workspace, [resolved], options, context)
-        problems: list[str] = []
-        counts = {FILE: 0, DIR: 0, SYMLINK: 0}
-        size = 0
-        for entry, parts in select_entries(manifest.entries, (), None):
-            context.raise_if_cancelled()
-            path = root.joinpath(*parts)
-            problem = _compare_entry(entry, path, lambda c: keys.chunk_id(c), index)
-            if problem:
-                problems.append(f"{shown(entry.path)}: {problem}")
-            counts[entry.type] = counts.get(entry.type, 0) + 1
-            size += entry.size if entry.type == FILE else 0
+    index = load_index(workspace.reader(), keyring)
+    problems: list[str] = []
+    counts = {FILE: 0, DIR: 0, SYMLINK: 0}
+    size = 0
+    for entry, parts in select_entries(manifest.entries, (), None):
+        context.raise_if_cancelled()
+        path = root.joinpath(*parts)
+        problem = _compare_entry(entry, path, lambda c: keys.chunk_id(c), index)
+        if problem:
+            problems.append(f"{shown(entry.path)}: {problem}")
+        counts[entry.type] = counts.get(entry.type, 0) + 1
+        size += entry.size if entry.type == FILE else 0
     _raise_if_any(problems, resolved.label)
     return (
-        f"restored into a scratch folder: {counts[FILE]} files ({size} bytes, every chunk "
-        f"re-hashed), {counts[DIR]} folders, {counts[SYMLINK]} symlinks match the snapshot"
+        f"{counts[FILE]} files ({size} bytes, every chunk re-hashed), {counts[DIR]} folders, "
+        f"{counts[SYMLINK]} symlinks match the snapshot"
     )
 
 
@@ -104,13 +117,20 @@ def _compare_entry(
 
 
 def drill_secrets(workspace: Workspace, resolved: ResolvedArtifact, context: JobContext) -> str:
-    from engines.sources.secrets import SOURCE, SecretsRestoreOptions, env_values
+    from engines.sources.secrets import SOURCE, SecretsRestoreOptions
 
     with workspace.work_folder(WORK_PURPOSE) as folder:
         written = folder / "secret.env"
         SOURCE.restore(workspace, [resolved], SecretsRestoreOptions(to=written), context)
-        data = written.read_bytes()
-        mode = stat.S_IMODE(written.stat().st_mode)
+        return "restored into a scratch file: " + compare_secrets(resolved, written)
+
+
+def compare_secrets(resolved: ResolvedArtifact, written: Path) -> str:
+    """The secret file `written` from `resolved`: its size, variables and mode."""
+    from engines.sources.secrets import env_values
+
+    data = written.read_bytes()
+    mode = stat.S_IMODE(written.stat().st_mode)
     problems = []
     recorded_size = resolved.artifact.plain_size if resolved.artifact else None
     if recorded_size is not None and len(data) != recorded_size:
@@ -122,36 +142,44 @@ def drill_secrets(workspace: Workspace, resolved: ResolvedArtifact, context: Job
     if mode != 0o600:
         problems.append(f"written with mode {mode:o}, not 600")
     _raise_if_any(problems, resolved.label)
-    return f"restored into a scratch file: {len(data)} bytes, {variables} variables match"
+    return f"{len(data)} bytes, {variables} variables match"
 
 
 def drill_config(workspace: Workspace, resolved: ResolvedArtifact, context: JobContext) -> str:
     from engines.sources.config_files import SOURCE, ConfigRestoreOptions
 
-    keyring = workspace.keyring()
     needed = int(resolved.metadata.get("plain_size") or 0)
     with workspace.work_folder(WORK_PURPOSE, needed=needed) as folder:
         root = folder / "config"
         root.mkdir(mode=0o700)
         SOURCE.restore(workspace, [resolved], ConfigRestoreOptions(target_dir=root), context)
-        problems: list[str] = []
-        files = 0
-        with (
-            open_artifact_plain(resolved.stored, keyring, resolved.expected) as plain,
-            tarfile.open(fileobj=plain, mode="r|") as tar,
-        ):
-            for member in tar:
-                context.raise_if_cancelled()
-                path = root.joinpath(*member.name.split("/"))
-                problem = _compare_member(tar, member, path)
-                if problem:
-                    problems.append(f"{shown(member.name)}: {problem}")
-                files += member.isreg()
+        return "restored into a scratch folder: " + compare_config(
+            workspace, resolved, root, context
+        )
+
+
+def compare_config(
+    workspace: Workspace, resolved: ResolvedArtifact, root: Path, context: JobContext
+) -> str:
+    """Every member of the configuration tarball `resolved` as found below `root`."""
+    problems: list[str] = []
+    files = 0
+    with (
+        open_artifact_plain(resolved.stored, workspace.keyring(), resolved.expected) as plain,
+        tarfile.open(fileobj=plain, mode="r|") as tar,
+    ):
+        for member in tar:
+            context.raise_if_cancelled()
+            path = root.joinpath(*member.name.split("/"))
+            problem = _compare_member(tar, member, path)
+            if problem:
+                problems.append(f"{shown(member.name)}: {problem}")
+            files += member.isreg()
     recorded = resolved.metadata.get("files")
     if recorded is not None and files != recorded:
         problems.append(f"the archive holds {files} files, its metadata records {recorded}")
     _raise_if_any(problems, resolved.label)
-    return f"restored into a scratch folder: {files} files match the archive, byte for byte"
+    return f"{files} files match the archive, byte for byte"
 
 
 def _compare_member(tar: tarfile.TarFile, member: tarfile.TarInfo, path: Path) -> str | None:

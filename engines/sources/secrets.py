@@ -163,6 +163,29 @@ class SecretsSource(Source):
         context.log(f"restored secrets {chosen.label} to {target} ({count} variables)")
         return report
 
+    def full_restore_options(
+        self, artifacts: list[Artifact], dry_run: bool
+    ) -> list[SecretsRestoreOptions]:
+        """Each secret file back where it was (the previous one kept as NAME.bak)."""
+        return [
+            SecretsRestoreOptions(force=True, dry_run=dry_run, file=a.relpath) for a in artifacts
+        ]
+
+    def check_restored(
+        self,
+        workspace: Workspace,
+        artifacts: list[ResolvedArtifact],
+        report: RestoreReport,
+        context: JobContext,
+    ) -> str | None:
+        from engines.sources.restore_drills import compare_secrets
+
+        written = Path(report.target)
+        for artifact in artifacts:
+            if Path(os.path.abspath(artifact.metadata.get("original_path", ""))) == written:
+                return f"{written}: " + compare_secrets(artifact, written)
+        return None
+
     def verify_restore(
         self, workspace: Workspace, artifact: Artifact, context: JobContext
     ) -> str | None:

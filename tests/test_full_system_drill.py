@@ -1,0 +1,297 @@
+"""The complete system restore (`restore full`) and `jarvis-tui test`, against real servers.
+
+A seeded PostgreSQL database, Redis (several databases, TTLs), a file tree, a `.env` and a
+config folder are backed up with `backup full`; then the data is changed or wiped and
+`restore full` must bring every part back exactly, or refuse before changing anything.
+The full-system drill also wipes the host's repository and catalog and rebuilds them
+from the S3 copy (moto over HTTP on loopback) before restoring.
+"""
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from jarvis_tui.cli import main
+from jarvis_tui.exit_codes import ExitCode
+from tests.support.files_env import tree_of
+from tests.support.pg_seed import KEY, database_names, fingerprint, seed_database, unique_name
+from tests.support.redis_seed import fingerprint as redis_fingerprint
+from tests.support.redis_seed import seed as seed_redis
+
+BUCKET = "jarvis-drill"
+SECRETS = "OPENAI_API_KEY=sk-not-a-real-one\nDATABASE_PASSWORD='p@ss word'\n"
+
+
+@dataclass
+class System:
+    """The seeded 'application host' of one test: its servers, its folders, its settings."""
+
+    tmp: Path
+    postgres: object
+    redis: object
+    database: str
+    settings: dict[str, str]
+
+    @property
+    def env_file(self) -> Path:
+        return self.tmp / "jarvis.env"
+
+    @property
+    def uploads(self) -> Path:
+        return self.tmp / "uploads"
+
+    @property
+    def dotenv(self) -> Path:
+        return self.tmp / "app" / ".env"
+
+    @property
+    def config(self) -> Path:
+        return self.tmp / "config"
+
+    @property
+    def service_log(self) -> Path:
+        return self.tmp / "service.log"
+
+    def set(self, **values: str) -> None:
+        self.settings.update(values)
+        self.env_file.write_text("".join(f"{k}={v}\n" for k, v in self.settings.items()))
+
+    def cli(self, *args: str) -> int:
+        return main(["--env-file", str(self.env_file), *args])
+
+    def state(self) -> dict:
+        """Everything the restore must bring back, as comparable values."""
+        return {
+            "postgres": fingerprint(self.postgres, self.database),
+            "redis": redis_fingerprint(self.redis),
+            "files": tree_of(self.uploads),
+            "secrets": (self.dotenv.read_bytes(), oct(self.dotenv.stat().st_mode & 0o777)),
+            # Content and modes: a tarball keeps times to its own precision.
+            "config": {
+                k: v[:2] + v[3:]  # kind, mode and content (links: kind and target)
+                for k, v in tree_of(self.config).items()
+                if not k.endswith(b".bak")
+            },
+        }
+
+    def change_everything(self) -> None:
+        self.postgres.execute("DELETE FROM public.orders WHERE id % 2 = 0", dbname=self.database)
+        self.postgres.execute("UPDATE app.users SET name = 'changed'", dbname=self.database)
+        self.redis.client().set("greeting", "changed")
+        self.redis.client(3).delete("db3:key")
+        (self.uploads / "tracks" / "a.mp3").write_bytes(b"overwritten")
+        (self.uploads / "notes.txt").unlink()
+        self.dotenv.write_text("OPENAI_API_KEY=changed\n")
+        (self.config / "app.yaml").write_text("workers: 99\n")
+
+    def wipe_everything(self) -> None:
+        self.postgres.drop_database(self.database)
+        self.redis.flush()
+        shutil.rmtree(self.uploads)
+        self.dotenv.unlink()
+        shutil.rmtree(self.config)
+        self.config.mkdir()  # the folder itself is the host's; its files are the backup's
+
+    def service_calls(self) -> list[str]:
+        if not self.service_log.exists():
+            return []
+        return self.service_log.read_text().split()
+
+
+def _seed_files(system: System) -> None:
+    tracks = system.uploads / "tracks"
+    tracks.mkdir(parents=True)
+    (tracks / "a.mp3").write_bytes(b"ID3" + bytes(range(256)) * 300)
+    (tracks / "b.flac").write_bytes(os.urandom(0) + b"fLaC" * 5000)
+    (system.uploads / "notes.txt").write_text("Grüße, ユーザー 🎵\n")
+    (system.uploads / "private.key").write_text("not a real key\n")
+    (system.uploads / "private.key").chmod(0o600)
+    (system.uploads / "latest").symlink_to("tracks/a.mp3")
+    (system.uploads / "empty").mkdir()
+    system.dotenv.parent.mkdir()
+    system.dotenv.write_text(SECRETS)
+    system.dotenv.chmod(0o600)
+    system.config.mkdir()
+    (system.config / "app.yaml").write_text("workers: 4\n")
+    (system.config / "nginx").mkdir()
+    (system.config / "nginx" / "site.conf").write_text("server { listen 80; }\n")
+
+
+@pytest.fixture
+def system(tmp_path, isolated_env, postgres_server, redis_server):
+    database = unique_name("jarvis_full")
+    seed_database(postgres_server, database, users=120, orders=360)
+    seed_redis(redis_server)
+    before = database_names(postgres_server) - {database}
+    host = System(tmp_path, postgres_server, redis_server, database, {})
+    _seed_files(host)
+    log = host.service_log
+    host.set(
+        BACKUP_DIR=str(tmp_path / "repo"),
+        BACKUP_CATALOG_PATH=str(tmp_path / "catalog" / "catalog.sqlite3"),
+        BACKUP_LOG_DIR=str(tmp_path / "logs"),
+        BACKUP_ENCRYPTION_KEY=KEY,
+        BACKUP_COMPRESSION="zstd",
+        POSTGRES_HOST=postgres_server.host,
+        POSTGRES_PORT=str(postgres_server.port),
+        POSTGRES_USER=postgres_server.user,
+        POSTGRES_DB=database,
+        REDIS_URL=redis_server.url(),
+        BACKUP_FILE_PATHS=str(host.uploads),
+        BACKUP_SECRET_FILES=str(host.dotenv),
+        BACKUP_CONFIG_PATHS=str(host.config),
+        JARVIS_STOP_COMMAND=f"echo stop >> {log}",
+        JARVIS_START_COMMAND=f"echo start >> {log}",
+    )
+    yield host
+    for name in database_names(postgres_server) - before:
+        postgres_server.drop_database(name)
+
+
+def _backed_up(system: System, capsys) -> dict:
+    assert system.cli("backup", "full") == ExitCode.OK, capsys.readouterr()
+    capsys.readouterr()
+    return system.state()
+
+
+def test_restore_full_from_the_local_repository_brings_every_part_back(system, capsys):
+    backed_up = _backed_up(system, capsys)
+    system.change_everything()
+    assert system.state() != backed_up
+
+    code = system.cli("restore", "full", "latest")
+    out, err = capsys.readouterr()
+    assert code == ExitCode.OK, out + err
+    assert system.state() == backed_up
+    assert system.service_calls() == ["stop", "start"]
+    assert "the system is restored" in out
+    assert "compare with the backup: done" in out
+    for line in ("tables and", "keys in", "files (", "variables match", "match the archive"):
+        assert line in out, line
+    # The previous database is kept beside the restored one (the swap of `restore postgres`).
+    kept = [n for n in database_names(system.postgres) if n.startswith(system.database + "_pre")]
+    assert len(kept) == 1
+
+
+def test_restore_full_dry_run_changes_nothing_and_says_every_step(system, capsys):
+    _backed_up(system, capsys)
+    system.change_everything()
+    changed = system.state()
+
+    code = system.cli("restore", "full", "latest", "--dry-run")
+    out, err = capsys.readouterr()
+    assert code == ExitCode.OK, out + err
+    assert system.state() == changed
+    assert system.service_calls() == []
+    assert "dry run: nothing was changed" in out
+    for step in ("stop the application: would", "restore PostgreSQL database: would",
+                 "restore Redis: would", "start the application: would"):  # fmt: skip
+        assert step in out, step
+    assert f"would run JARVIS_STOP_COMMAND: echo stop >> {system.service_log}" in out
+
+
+def test_restore_full_refuses_a_damaged_artifact_before_changing_anything(system, capsys):
+    _backed_up(system, capsys)
+    system.change_everything()
+    changed = system.state()
+    # The configuration is restored last: damage there must still stop everything before.
+    config_artifact = next((system.tmp / "repo" / "config").glob("*.enc"))
+    data = bytearray(config_artifact.read_bytes())
+    data[len(data) // 2] ^= 0x40
+    config_artifact.write_bytes(bytes(data))
+
+    code = system.cli("restore", "full", "latest")
+    out, err = capsys.readouterr()
+    assert code == ExitCode.INTEGRITY, out + err
+    assert "nothing was changed" in err
+    assert "config/" in err
+    assert system.service_calls() == []
+    assert system.state() == changed
+
+
+def test_restore_full_without_a_stop_command_asks_for_confirmation(system, capsys, monkeypatch):
+    _backed_up(system, capsys)
+    system.settings.pop("JARVIS_STOP_COMMAND")
+    system.set()
+    system.change_everything()
+    changed = system.state()
+
+    assert system.cli("restore", "full", "latest") == ExitCode.USAGE  # stdin is no terminal
+    _, err = capsys.readouterr()
+    assert "--app-stopped" in err and "docker-compose down" in err
+    assert system.state() == changed
+
+    code = system.cli("restore", "full", "latest", "--app-stopped")
+    out, err = capsys.readouterr()
+    assert code == ExitCode.OK, out + err
+    assert "the operator confirmed that the application is stopped" in out
+    assert system.service_calls() == ["start"]
+
+
+def test_a_failing_stop_command_stops_the_restore_with_its_exit_code(system, capsys):
+    _backed_up(system, capsys)
+    system.set(JARVIS_STOP_COMMAND="echo 'compose: no such service' >&2; exit 3")
+    system.change_everything()
+    changed = system.state()
+
+    assert system.cli("restore", "full", "latest") == ExitCode.FAILED
+    _, err = capsys.readouterr()
+    assert "JARVIS_STOP_COMMAND exited 3" in err and "no such service" in err
+    assert "restored so far: nothing" in err
+    assert system.state() == changed
+
+
+def test_full_system_drill_rebuilds_from_s3_on_a_wiped_host(system, s3_server, capsys):
+    system.set(
+        S3_ENABLED="true",
+        S3_BUCKET=s3_server.create_bucket(BUCKET),
+        S3_ENDPOINT_URL=s3_server.endpoint_url,
+        S3_ACCESS_KEY=s3_server.access_key,
+        S3_SECRET_KEY=s3_server.secret_key,
+        AWS_REGION=s3_server.region,
+    )
+    backed_up = _backed_up(system, capsys)
+
+    # The host dies: its repository, its catalog and every piece of data are gone.
+    shutil.rmtree(system.tmp / "repo")
+    shutil.rmtree(system.tmp / "catalog")
+    system.wipe_everything()
+
+    code = system.cli("catalog", "rebuild", "--from", "s3")
+    out, err = capsys.readouterr()
+    assert code == ExitCode.OK, out + err
+    code = system.cli("restore", "full", "latest")
+    out, err = capsys.readouterr()
+    assert code == ExitCode.OK, out + err
+    assert system.state() == backed_up
+    assert system.service_calls() == ["stop", "start"]
+
+
+def test_jarvis_tui_test_restores_every_part_into_scratch_targets(system, capsys):
+    databases = database_names(system.postgres)
+    state = system.state()
+
+    code = system.cli("test")
+    out, err = capsys.readouterr()
+    assert code == ExitCode.OK, out + err
+    assert "every part restored and matches" in out
+    for kind in ("postgres", "redis", "files", "secrets", "config"):
+        assert f"ok      {kind}/" in out, kind
+    assert "scratch database" in out and "scratch folder" in out
+    # Everything scratch is gone; the system itself was only read.
+    assert database_names(system.postgres) == databases
+    assert system.state() == state
+    work = system.tmp / "repo" / ".work"
+    assert not work.exists() or not any(work.iterdir())
+
+
+def test_jarvis_tui_test_fails_when_a_part_is_not_backed_up_whole(system, capsys):
+    system.set(BACKUP_FILE_PATHS=f"{system.uploads},{system.tmp / 'missing'}")
+
+    assert system.cli("test") == ExitCode.FAILED
+    out, err = capsys.readouterr()
+    assert "failed: files: warning" in err
+    assert "test: FAILED" in out

@@ -83,8 +83,8 @@ def run_audit(args: argparse.Namespace) -> ExitCode:
         for check in report.checks:
             todo = f"; to fix: {check.fix}" if check.fix and check.status != "ok" else ""
             print(f"{check.status:<8} {check.name}: {check.detail}{todo}")
-        failing = [check for check in report.checks if check.status not in ("ok", "advice")]
-        summary = "all ok" if not failing else f"{len(failing)} of {len(report.checks)} not ok"
+        failing = len(report.failing)
+        summary = f"{failing} of {len(report.checks)} not ok" if failing else "all ok"
         print(f"s3 audit: {summary}")
     return ExitCode.OK if report.ok else ExitCode.FAILED
 

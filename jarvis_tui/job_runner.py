@@ -31,6 +31,8 @@ from jarvis_tui.messages import (
     DryRunFinished,
     ExportFailed,
     ExportFinished,
+    FullRestoreFailed,
+    FullRestoreFinished,
     JobUpdated,
     RestoreFailed,
     RestoreFinished,
@@ -147,6 +149,26 @@ class JobRunner:
 
         spec = ActionSpec("restore", Request(kind=kind, reference=reference, options=options))
         self._run(spec, reply_to, finished)
+
+    def restore_full(self, reference: str, app_stopped: bool, reply_to: MessagePump) -> None:
+        """`restore full REFERENCE` as one job; `app_stopped`: the operator marked the
+        application stopped (needed when JARVIS_STOP_COMMAND is not set)."""
+        from engines.actions.restore_full import FullRestoreOptions
+
+        def finished(outcome: Outcome) -> list[tuple[MessagePump, Message]]:
+            if outcome.error is not None:
+                return [
+                    (reply_to, FullRestoreFailed(outcome.error, outcome.cancelled)),
+                    (self.app, CatalogChanged("restore full stopped")),
+                ]
+            return [
+                (reply_to, FullRestoreFinished(outcome.value)),
+                (self.app, CatalogChanged("restore full finished")),
+            ]
+
+        options = FullRestoreOptions(app_stopped=app_stopped)
+        request = Request(reference=reference, options=options)
+        self._run(ActionSpec("restore-full", request), reply_to, finished)
 
     def verify(self, set_id: str, reply_to: MessagePump) -> None:
         def finished(outcome: Outcome) -> list[tuple[MessagePump, Message]]:

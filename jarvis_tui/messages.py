@@ -115,6 +115,21 @@ class ExportFailed(Message):
 
 
 @dataclass
+class FullRestoreFinished(Message):
+    """`restore full` ended well: the engine's report (its steps and their lines)."""
+
+    report: Any
+
+
+@dataclass
+class FullRestoreFailed(Message):
+    """`restore full` stopped: the one line saying where and what was restored."""
+
+    error: str
+    cancelled: bool = False
+
+
+@dataclass
 class SyncFinished(Message):
     """Each copy destination's line (what was copied, or where it failed) and whether any failed."""
 

@@ -33,6 +33,15 @@ class KeyNotAvailableError(JarvisError):
         )
 
 
+class KeySecretError(KeyNotAvailableError):
+    """The key's secret in AWS Secrets Manager could not be read: no key, as when one is
+    not configured (and its exit code)."""
+
+    def __init__(self, message: str) -> None:
+        self.key_id = ""
+        JarvisError.__init__(self, message)
+
+
 class RepositoryLockedError(JarvisError):
     """Another process holds the repository lock; `holder` is its record, when it wrote one."""
 

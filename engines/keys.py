@@ -7,7 +7,8 @@ from pathlib import Path
 
 from engines.config import Settings
 from engines.dotenv import read_env_file
-from engines.errors import JarvisError, SettingsError
+from engines.errors import JarvisError, KeySecretError, SettingsError
+from engines.key_secrets import secret_value
 from engines.pipeline.crypto import Keyring, MasterKey, generate_key_hex
 from engines.plumbing.fsutil import atomic_output
 from engines.plumbing.os_errors import explain_os_error
@@ -23,18 +24,55 @@ LOST_KEY_WARNING = (
 
 
 def keyring_from_settings(settings: Settings) -> Keyring:
-    if settings.backup_encryption_key is None:
+    """The keys: from the settings, or from AWS Secrets Manager when a secret id names
+    them there (fetched once per process; KeySecretError when it cannot be read)."""
+    if settings.backup_encryption_key is not None:
+        current = MasterKey.from_hex(settings.backup_encryption_key.reveal())
+    elif settings.backup_encryption_key_secret_id:
+        current = _key_from_secret(settings.backup_encryption_key_secret_id, KEY_VARIABLE, settings)
+    else:
         raise SettingsError(
             [
                 f"{KEY_VARIABLE}: not set; generate one with `jarvis-tui keygen --append-to .env` "
-                "(or open the console, which offers to create one)"
+                "(or open the console, which offers to create one), or name the AWS Secrets "
+                f"Manager secret holding it in {KEY_VARIABLE}_SECRET_ID"
             ]
         )
-    current = MasterKey.from_hex(settings.backup_encryption_key.reveal())
     previous = tuple(
         MasterKey.from_hex(s.reveal()) for s in settings.backup_encryption_key_previous
     )
+    secret_id = settings.backup_encryption_key_previous_secret_id
+    if not previous and secret_id:
+        text = secret_value(secret_id, PREVIOUS_VARIABLE, settings.aws_region)
+        previous = tuple(
+            _checked_key(part, secret_id, PREVIOUS_VARIABLE)
+            for part in text.split(",")
+            if part.strip()
+        )
     return Keyring(current, previous)
+
+
+def key_source(settings: Settings) -> str:
+    """Where the key comes from, in words (`config check`)."""
+    if settings.backup_encryption_key is not None:
+        return KEY_VARIABLE
+    if settings.backup_encryption_key_secret_id:
+        return f"AWS Secrets Manager secret {settings.backup_encryption_key_secret_id}"
+    return "nowhere (not set)"
+
+
+def _key_from_secret(secret_id: str, variable: str, settings: Settings) -> MasterKey:
+    return _checked_key(secret_value(secret_id, variable, settings.aws_region), secret_id, variable)
+
+
+def _checked_key(text: str, secret_id: str, variable: str) -> MasterKey:
+    try:
+        return MasterKey.from_hex(text)
+    except ValueError as error:  # its message says lengths, never the characters
+        raise KeySecretError(
+            f"AWS Secrets Manager secret {secret_id} ({variable}_SECRET_ID) does not hold a "
+            f"key: {error}; store the 64 hex characters of `jarvis-tui keygen` in it"
+        ) from None
 
 
 def _without_assignments(text: str, *names: str) -> list[str]:

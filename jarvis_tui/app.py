@@ -133,7 +133,10 @@ class JarvisConsole(JobsWatch, OutcomeNotifications, App[ExitCode]):
         if self.poll_seconds:
             self.set_interval(self.poll_seconds, self.poll_jobs)
         self.scheduler.start()
-        if self.settings.backup_encryption_key is None and not self.settings.problems:
+        key_wanted = self.settings.backup_encryption_key is None and not (
+            self.settings.backup_encryption_key_secret_id  # kept in AWS Secrets Manager
+        )
+        if key_wanted and not self.settings.problems:
             self.action_offer_key()
 
     def on_unmount(self) -> None:

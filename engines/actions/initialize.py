@@ -27,7 +27,7 @@ def initialize(settings: Settings) -> InitReport:
     # Without a workspace (init opens no catalog for actions): the folder the lock and
     # work folders live in is BACKUP_DIR, as `Workspace.local_root` says.
     report.removed_temporaries = remove_abandoned_temporaries(settings.repository_dir)
-    if settings.backup_encryption_key is None:
+    if settings.backup_encryption_key is None and not settings.backup_encryption_key_secret_id:
         report.warnings.append(
             "BACKUP_ENCRYPTION_KEY is not set: backups cannot run until it is; "
             "create one with `jarvis-tui keygen --append-to .env`"

@@ -6,11 +6,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from engines.actions.initialize import initialize
-from engines.config import load_settings
-from engines.keys import LOST_KEY_WARNING, store_new_key
+from engines.config import Settings, load_settings
+from engines.errors import JarvisError
+from engines.joblog import redact, register_secrets
+from engines.keys import LOST_KEY_WARNING, key_source, keyring_from_settings, store_new_key
 from engines.pipeline.crypto import MasterKey, generate_key_hex
 from jarvis_tui.commands.context import settings_from
-from jarvis_tui.exit_codes import ExitCode
+from jarvis_tui.exit_codes import ExitCode, exit_code_for
 from jarvis_tui.output import print_json, print_table
 
 
@@ -94,4 +96,22 @@ def run_config_check(args: argparse.Namespace) -> ExitCode:
         print(f"{len(settings.problems)} problem(s) found", file=sys.stderr)
         return ExitCode.INVALID_SETTINGS
     print(f"settings are valid ({settings.env_file or 'environment only'})")
+    if (
+        settings.backup_encryption_key_secret_id
+        or settings.backup_encryption_key_previous_secret_id
+    ):
+        return _check_key_secrets(settings)
+    return ExitCode.OK
+
+
+def _check_key_secrets(settings: Settings) -> ExitCode:
+    """Read the keys kept in AWS Secrets Manager, as a backup would, and say what came."""
+    register_secrets(settings.secret_values())
+    try:
+        keyring = keyring_from_settings(settings)
+    except JarvisError as error:
+        print(f"error: {redact(str(error))}", file=sys.stderr)
+        return exit_code_for(error)
+    previous = f", {len(keyring.previous)} previous key(s)" if keyring.previous else ""
+    print(f"encryption key: from {key_source(settings)}, key id {keyring.current.key_id}{previous}")
     return ExitCode.OK

@@ -61,6 +61,10 @@ def _restore_words(request: Request) -> str:
     return f"restore {request.kind} {request.reference}{dry}"
 
 
+def _pull_words(request: Request) -> str:
+    return f"pull {request.reference or 'everything'}" + _dry(request)
+
+
 def _verify_all_words(request: Request) -> str:
     read_data = " --read-data" if request.read_data else ""
     return f"verify --all --sample {request.sample_percent:g}{read_data}"
@@ -139,6 +143,7 @@ VERBS: Mapping[str, Verb] = {
         ),
         Verb("prune", "prune", "prune", lambda r: "prune files store" + _dry(r), writes=True),
         Verb("sync", "sync", "sync", lambda r: "sync copies" + _dry(r), writes=True),
+        Verb("pull", "pull", "pull", _pull_words, writes=True),
         Verb("repair", "repair", "repair", lambda r: "repair files store" + _dry(r), writes=True),
         Verb("rekey", "rekey", "rekey", lambda r: "rekey" + _dry(r), writes=True),
         Verb("delete", "delete_set", "delete", lambda r: f"delete {r.reference}", writes=True),

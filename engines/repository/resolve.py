@@ -100,14 +100,28 @@ def resolve_artifacts(
 
 def resolved_from_catalog(workspace: Workspace, artifact: Artifact) -> ResolvedArtifact:
     """The catalog's artifact as a reader sees it: its file and what that must be."""
-    expected = Expected(
+    stored = stored_bytes(workspace.reader(), artifact.relpath)
+    return ResolvedArtifact(
+        stored, artifact, _known_metadata(artifact), _expected(workspace, artifact)
+    )
+
+
+def expected_for(workspace: Workspace, relpath: str) -> Expected:
+    """What the object under `relpath` must be: the catalog's artifact, or (one the
+    catalog does not know) an artifact sealed under that name for this repository."""
+    known = workspace.catalog.find_artifact_by_relpath(relpath)
+    if known is not None:
+        return _expected(workspace, known)
+    return Expected(_identity(workspace, relpath))
+
+
+def _expected(workspace: Workspace, artifact: Artifact) -> Expected:
+    return Expected(
         _identity(workspace, artifact.relpath, artifact.source, artifact.set_id),
         key_id=artifact.key_id,
         checksum=artifact.checksum,
         plain_size=artifact.plain_size,
     )
-    stored = stored_bytes(workspace.reader(), artifact.relpath)
-    return ResolvedArtifact(stored, artifact, _known_metadata(artifact), expected)
 
 
 def read_from(workspace: Workspace, item: ResolvedArtifact) -> str:

@@ -1,0 +1,232 @@
+"""Pulling into the repository what it lacks from a copy destination (the guide's
+`aws s3 sync s3://bucket/prefix/ BACKUP_DIR`), nothing trusted until it authenticates.
+
+Each object is downloaded into a private staging folder under BACKUP_DIR, checked
+there against what it must be (an artifact against what the catalog expects: its
+identity, key, checksum and every chunk; a pack's blobs, an index file and a set's
+record by their seals), and only then stored under its name through the repository's
+face, so a pull killed at any point leaves no partial object under a final name. An
+artifact's sidecar comes with it and is stored after it. Objects go in the copy order
+(packs, index files, artifacts, manifests, set records), so an interrupted pull
+leaves only unreferenced data, as an interrupted copy does.
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engines.catalog import Artifact
+from engines.destinations import Destination, LocalRepository, StoredObject
+from engines.errors import IntegrityError, JarvisError, JobCancelledError, KeyNotAvailableError
+from engines.jobs import JobContext
+from engines.pipeline.artifacts import SIDECAR_SUFFIX, verify_artifact
+from engines.repository.copies import copy_rank
+from engines.repository.repository_id import ensure_repository_id
+from engines.repository.resolve import expected_for, resolved_from_catalog
+from engines.repository.set_records import (
+    SETS_FOLDER,
+    read_set_record,
+    record_relpath,
+    set_id_of_record,
+)
+from engines.repository.stored import stored_bytes
+from engines.store.index import load_index, read_index_file
+from engines.store.layout import INDEX_PREFIX, PACKS_PREFIX, pack_key
+from engines.store.pack_reader import read_pack
+from engines.store.snapshots import load_manifest
+from engines.workspace import Workspace
+
+FILES_SOURCE = "files"
+
+
+@dataclass(frozen=True)
+class PullItem:
+    """One object to pull, with its sidecar when it has one there."""
+
+    source: Destination
+    stored: StoredObject
+    sidecar: StoredObject | None = None
+
+    @property
+    def key(self) -> str:
+        return self.stored.key
+
+    @property
+    def size(self) -> int:
+        return self.stored.size + (self.sidecar.size if self.sidecar else 0)
+
+
+@dataclass
+class PullPlan:
+    items: list[PullItem]
+    absent: list[str] = field(default_factory=list)  # wanted, but in no copy
+
+    @property
+    def bytes(self) -> int:
+        return sum(item.size for item in self.items)
+
+
+@dataclass
+class PullOutcome:
+    pulled: list[str] = field(default_factory=list)
+    pulled_bytes: int = 0
+    refused: list[tuple[str, str]] = field(default_factory=list)  # (key, why): not authentic
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (key, why): not downloaded
+
+
+def listings(copies: Iterable[Destination]) -> dict[str, tuple[Destination, StoredObject]]:
+    """Every object of the copies, one listing each; the first copy holding a key wins."""
+    found: dict[str, tuple[Destination, StoredObject]] = {}
+    for copy in copies:
+        for item in copy.list():
+            found.setdefault(item.key, (copy, item))
+    return found
+
+
+def plan_pull(
+    repository: Destination,
+    remote: dict[str, tuple[Destination, StoredObject]],
+    wanted: set[str] | None = None,
+) -> PullPlan:
+    """What the repository lacks (absent, or of another size) of `wanted` (every key
+    when None), in the copy order, each artifact with its sidecar."""
+    here = {item.key: item.size for item in repository.list()}
+    keys = set(remote) if wanted is None else wanted
+    missing = {
+        key for key in keys if key in remote and here.get(key) != remote[key][1].size
+    }  # fmt: skip
+    items = []
+    for key in sorted(missing, key=lambda k: (copy_rank(k), k)):
+        if key.endswith(SIDECAR_SUFFIX) and key.removesuffix(SIDECAR_SUFFIX) in missing:
+            continue  # travels with its artifact
+        source, stored = remote[key]
+        sidecar = remote.get(key + SIDECAR_SUFFIX)
+        with_sidecar = sidecar[1] if sidecar and key + SIDECAR_SUFFIX in missing else None
+        items.append(PullItem(source, stored, with_sidecar))
+    absent = sorted(key for key in keys if key not in remote and key not in here)
+    return PullPlan(items, absent)
+
+
+def keys_of_sets(workspace: Workspace, set_ids: Iterable[str]) -> set[str]:
+    """Every object the sets need: their complete artifacts and sidecars, their records,
+    and for a files snapshot the live index files and the packs holding its chunks
+    (the manifest and index read from the best copy, authenticated)."""
+    keyring = workspace.keyring()
+    keys: set[str] = set()
+    snapshots: list[Artifact] = []
+    for set_id in set_ids:
+        keys.add(record_relpath(set_id))
+        for artifact in workspace.catalog.artifacts_of(set_id):
+            if artifact.status != "complete":
+                continue
+            keys.update((artifact.relpath, artifact.relpath + SIDECAR_SUFFIX))
+            if artifact.source == FILES_SOURCE:
+                snapshots.append(artifact)
+    if snapshots:
+        index = load_index(workspace.reader(), keyring)
+        keys.update(index.keys)
+        for artifact in snapshots:
+            resolved = resolved_from_catalog(workspace, artifact)
+            manifest = load_manifest(resolved.stored, keyring, resolved.label, resolved.expected)
+            for entry in manifest.entries:
+                for chunk_id in entry.chunk_ids():
+                    location = index.get(chunk_id)
+                    if location is not None:
+                        keys.add(pack_key(location.pack))
+    return keys
+
+
+def pull(
+    workspace: Workspace, plan: PullPlan, staging_root: Path, context: JobContext | None
+) -> PullOutcome:
+    """Download, authenticate and store each item of `plan`; run under the repository
+    lock. An object that does not authenticate is refused (left out, said), the others
+    go on; the copy states of the artifacts pulled are recorded `stored` locally."""
+    outcome = PullOutcome()
+    staging = LocalRepository(staging_root, name="staging")
+    repository = workspace.repository
+    _adopt_repository_id(workspace, staging_root)
+    total = plan.bytes
+    for item in plan.items:
+        if context is not None:
+            context.raise_if_cancelled()
+        try:
+            _download(item, staging)
+            authenticate(workspace, staging, item.key)
+        except (JobCancelledError, KeyNotAvailableError):
+            raise  # a key that is not configured fails every object alike: said once
+        except (OSError, JarvisError) as error:
+            _unstage(staging, item)
+            kind = outcome.refused if isinstance(error, IntegrityError) else outcome.failed
+            kind.append((item.key, str(error) or type(error).__name__))
+            if context is not None:
+                context.log(f"{item.key}: not pulled: {error}", level="error")
+            continue
+        repository.put(staging.path_for(item.key), item.key)
+        if item.sidecar is not None:
+            repository.put(staging.path_for(item.sidecar.key), item.sidecar.key)
+        _unstage(staging, item)
+        _record_stored(workspace, item.key)
+        outcome.pulled.append(item.key)
+        outcome.pulled_bytes += item.size
+        if context is not None:
+            context.progress(outcome.pulled_bytes, total)
+    return outcome
+
+
+def _unstage(staging: LocalRepository, item: PullItem) -> None:
+    staging.delete(item.key)
+    if item.sidecar is not None:
+        staging.delete(item.sidecar.key)
+
+
+def _download(item: PullItem, staging: LocalRepository) -> None:
+    for stored in (item.sidecar, item.stored):
+        if stored is not None:
+            item.source.get(stored.key, staging.path_for(stored.key))
+            got = staging.stat(stored.key)
+            if got is None or got.size != stored.size:
+                raise IntegrityError(
+                    f"{stored.key}: {got.size if got else 0} bytes downloaded from "
+                    f"{item.source.name}, {stored.size} listed there"
+                )
+
+
+def authenticate(workspace: Workspace, staging: Destination, key: str) -> None:
+    """IntegrityError (or KeyNotAvailableError) unless the staged object is what it must
+    be; a sidecar alone is a hint nobody trusts and is checked with its artifact."""
+    keyring = workspace.keyring()
+    if key.endswith(SIDECAR_SUFFIX):
+        return
+    if key.startswith(PACKS_PREFIX):
+        for _, _, plain in read_pack(staging, key, keyring).blobs():
+            if isinstance(plain, IntegrityError):
+                raise plain
+    elif key.startswith(INDEX_PREFIX):
+        read_index_file(staging, key, keyring)
+    elif key.startswith(f"{SETS_FOLDER}/"):
+        read_set_record(staging, keyring, set_id_of_record(key))
+    else:
+        expected = expected_for(workspace, key)
+        report = verify_artifact(
+            stored_bytes(staging, key), keyring, decompress=False, expected=expected
+        )
+        if not report.ok:
+            raise IntegrityError(f"{key}: " + "; ".join(report.problems))
+
+
+def _adopt_repository_id(workspace: Workspace, staging_root: Path) -> None:
+    """The repository takes its copy's id when it has none yet (a fresh host), and the
+    staging folder the same, since sealed records are checked against it."""
+    found = workspace.reader().repository_id()
+    if found is None:
+        return
+    if workspace.repository.repository_id() is None:
+        workspace.repository.ensure_repository_id(found)
+    ensure_repository_id(staging_root, workspace.repository.repository_id() or found)
+
+
+def _record_stored(workspace: Workspace, key: str) -> None:
+    artifact = workspace.catalog.find_artifact_by_relpath(key)
+    if artifact is not None:
+        workspace.catalog.set_copy_state(artifact.id, workspace.repository.name, "stored")

@@ -1,10 +1,14 @@
 """`jarvis-tui cleanup` (the guide's `backup:cleanup`): retention, deletion, prune.
 
-Under the repository lock (no backup runs meanwhile) retention decides; each
-deleted set loses its artifacts and sidecars on every destination, each copy
-is marked deleted as it goes, and the catalog row goes last, so an interrupted
-cleanup leaves a set the next one finishes. Then each source that keeps a
-store of its own (the files store) prunes data no snapshot references.
+Under the repository lock (no backup runs meanwhile) and each S3 prefix's lock
+(no other process deletes there) retention decides; each deleted set is first
+marked as being deleted, then loses its artifacts and sidecars on every
+destination, each copy marked deleted as it goes, and the catalog row goes last.
+A destination that cannot be reached keeps its copies, recorded as still there
+with the reason, and the set stays listed and marked: the next cleanup finishes
+it first, whatever retention says by then. Then each source that keeps a store
+of its own (the files store) prunes data no snapshot references, on the
+repository and on every copy destination.
 """
 
 import socket
@@ -12,7 +16,8 @@ from dataclasses import dataclass, field
 
 from engines.actions.verbs import Request
 from engines.catalog import Artifact
-from engines.destinations import Destination, copy_destinations
+from engines.destinations import copy_destinations
+from engines.destinations.s3_lock import DeletionLocks, locked_for_deleting
 from engines.errors import IntegrityError, JarvisError
 from engines.jobs import JobContext
 from engines.pipeline.artifacts import SIDECAR_SUFFIX
@@ -33,6 +38,8 @@ class CleanupReport:
     dry_run: bool
     policy: RetentionPolicy
     decisions: list[Decision]
+    # Sets whose deletion an earlier run began and could not finish: finished first.
+    unfinished: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     pruned: list[str] = field(default_factory=list)
@@ -66,10 +73,16 @@ def readers_in_use(
 
 def plan_cleanup(workspace: Workspace, own_job_id: int | None = None) -> CleanupReport:
     catalog = workspace.catalog
+    unfinished = catalog.sets_being_deleted()
     artifacts: dict[str, list[Artifact]] = {}
     for artifact in catalog.all_artifacts():
         artifacts.setdefault(artifact.set_id, []).append(artifact)
-    candidates = [Candidate.of(s, artifacts.get(s.id, [])) for s in catalog.list_backup_sets()]
+    # A set half deleted is no longer a backup retention could keep.
+    candidates = [
+        Candidate.of(s, artifacts.get(s.id, []))
+        for s in catalog.list_backup_sets()
+        if s.id not in unfinished
+    ]
     policy = RetentionPolicy.from_settings(workspace.settings)
     in_use, everything = readers_in_use(workspace, own_job_id)
     decisions = plan_retention(
@@ -79,45 +92,87 @@ def plan_cleanup(workspace: Workspace, own_job_id: int | None = None) -> Cleanup
         in_use=in_use,
         everything_in_use=everything,
     )
-    return CleanupReport(dry_run=True, policy=policy, decisions=decisions)
+    return CleanupReport(
+        dry_run=True, policy=policy, decisions=decisions, unfinished=list(unfinished)
+    )
 
 
 def delete_set_everywhere(
-    workspace: Workspace, set_id: str, destinations: list[Destination], context: JobContext
+    workspace: Workspace, set_id: str, locks: DeletionLocks, context: JobContext
 ) -> list[str]:
-    """Delete a set's files on every destination, then its catalog row; problems, if any."""
+    """Delete a set's files on every destination `locks` holds, then its catalog row;
+    problems, if any.
+
+    The set is marked as being deleted before its first file goes. A destination that
+    fails here joins `locks.unavailable`, so later sets skip it in this run; there, and
+    on every unavailable destination, each copy keeps its state (it is still there)
+    with the reason it was not deleted, and the set stays listed and marked, for the
+    next cleanup to finish.
+    """
+    catalog = workspace.catalog
+    catalog.mark_set_deleting(set_id)
     problems: list[str] = []
-    names = {d.name for d in destinations}
-    for artifact in workspace.catalog.artifacts_of(set_id):
-        copies = {c.destination for c in workspace.catalog.copies_of(artifact.id)}
-        unreachable = copies - names
-        if unreachable:
+    configured = {d.name for d in locks.destinations} | set(locks.unavailable)
+    waiting: set[str] = set()  # destinations on which some copy of the set is left
+    for artifact in catalog.artifacts_of(set_id):
+        copies = {c.destination: c for c in catalog.copies_of(artifact.id)}
+        left = {name for name, c in copies.items() if c.state in ("stored", "pending")}
+        unconfigured = left - configured
+        if unconfigured:
             problems.append(
-                f"{artifact.relpath}: its copy on {', '.join(sorted(unreachable))} cannot be "
+                f"{artifact.relpath}: its copy on {', '.join(sorted(unconfigured))} cannot be "
                 "deleted because that destination is not configured; the set stays listed"
             )
-        for destination in destinations:
+        failed: dict[str, str] = {}  # destination: why this artifact is still there
+        for destination in locks.destinations:
+            name = destination.name
+            if name in locks.unavailable:
+                continue
             try:
+                locks.ensure_held(destination)
                 destination.delete(artifact.relpath)
                 destination.delete(artifact.relpath + SIDECAR_SUFFIX)
             except (JarvisError, OSError) as error:
-                problems.append(f"{artifact.relpath} on {destination.name}: {error}")
+                failed[name] = str(error) or type(error).__name__
+                if destination is workspace.repository:
+                    problems.append(f"{artifact.relpath} on {name}: {error}")
+                else:  # said once for the set below; later artifacts and sets skip it
+                    locks.unavailable[name] = failed[name]
                 continue
-            if destination.name in copies:
-                workspace.catalog.set_copy_state(artifact.id, destination.name, "deleted")
+            if name in copies or destination is workspace.repository:
+                catalog.set_copy_state(artifact.id, name, "deleted")
+        for name in sorted(left & (failed.keys() | locks.unavailable.keys())):
+            reason = failed.get(name) or locks.unavailable[name]
+            catalog.set_copy_state(artifact.id, name, copies[name].state, _not_deleted(reason))
+            waiting.add(name)
+    for name in sorted(waiting - {workspace.repository.name}):
+        problems.append(
+            f"{set_id}: its copies on {name} are not deleted yet ({locks.unavailable[name]}); "
+            "the set stays listed and the next cleanup finishes it"
+        )
+    if not problems and locks.unavailable:
+        problems.append(
+            f"{set_id}: its record on {', '.join(sorted(locks.unavailable))} waits until that "
+            "destination can be reached; the set stays listed and the next cleanup finishes it"
+        )
     if not problems:  # the set's sealed record goes last, the repository's copy of it last of all
         record = record_relpath(set_id)
-        for destination in sorted(destinations, key=lambda d: d is workspace.repository):
+        for destination in sorted(locks.destinations, key=lambda d: d is workspace.repository):
             try:
+                locks.ensure_held(destination)
                 destination.delete(record)
             except (JarvisError, OSError) as error:
                 problems.append(f"{record} on {destination.name}: {error}")
     if problems:
-        for problem in problems:
+        for problem in dict.fromkeys(problems):
             context.log(problem, level="error")
-        return problems
-    workspace.catalog.delete_backup_set(set_id)
+        return list(dict.fromkeys(problems))
+    catalog.delete_backup_set(set_id)
     return []
+
+
+def _not_deleted(reason: str) -> str:
+    return f"not deleted yet: {reason}; the next cleanup retries"
 
 
 def run_prunes(workspace: Workspace, context: JobContext, report: CleanupReport) -> None:
@@ -163,26 +218,28 @@ def run_cleanup(
         report = plan_cleanup(workspace, context.job_id)
         report.dry_run = False
         _log_decisions(report, context, "deleting")
-        destinations: list[Destination] = [
-            workspace.repository,
-            *copy_destinations(workspace.settings),
-        ]
-        doomed = report.to_delete
-        for number, decision in enumerate(doomed, start=1):
-            context.raise_if_cancelled()
-            set_id = decision.candidate.set_id
-            in_use, everything = readers_in_use(workspace, context.job_id)
-            if set_id in in_use or everything:
-                # A reader started after the plan was made: this set waits for the next run.
-                decision.reasons.append(in_use.get(set_id) or str(everything))
-                context.log(f"{set_id}: {decision.text}")
-                continue
-            problems = delete_set_everywhere(workspace, set_id, destinations, context)
-            report.problems.extend(problems)
-            if not problems:
-                report.deleted.append(set_id)
-                context.log(f"deleted {set_id}")
-            context.progress(number, len(doomed), "sets")
+        destinations = [workspace.repository, *copy_destinations(workspace.settings)]
+        with locked_for_deleting(destinations, "cleanup") as locks:
+            for line in locks.took_over():
+                context.log(line, level="warning")
+            doomed = [*report.unfinished, *(d.candidate.set_id for d in report.to_delete)]
+            decisions = {d.candidate.set_id: d for d in report.to_delete}
+            for number, set_id in enumerate(doomed, start=1):
+                context.raise_if_cancelled()
+                in_use, everything = readers_in_use(workspace, context.job_id)
+                if set_id in in_use or everything:
+                    # A reader started after the plan was made: this set waits for the next run.
+                    reason = in_use.get(set_id) or str(everything)
+                    if set_id in decisions:
+                        decisions[set_id].reasons.append(reason)
+                    context.log(f"{set_id}: not deleted now, {reason}")
+                    continue
+                problems = delete_set_everywhere(workspace, set_id, locks, context)
+                report.problems.extend(problems)
+                if not problems:
+                    report.deleted.append(set_id)
+                    context.log(f"deleted {set_id}")
+                context.progress(number, len(doomed), "sets")
     run_prunes(workspace, context, report)
     context.log(
         f"cleanup: {len(report.deleted)} set(s) deleted, "
@@ -193,6 +250,8 @@ def run_cleanup(
 
 
 def _log_decisions(report: CleanupReport, context: JobContext, verb: str) -> None:
+    for set_id in report.unfinished:
+        context.log(f"{set_id}: its deletion began earlier and is not finished; {verb} it")
     context.log(f"retention {report.policy.describe()}: {verb} {len(report.to_delete)} set(s)")
     for decision in report.decisions:
         context.log(f"{decision.candidate.set_id}: {decision.text}", level="debug")

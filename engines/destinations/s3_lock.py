@@ -23,7 +23,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -297,26 +297,53 @@ def prefix_lock(
     return contextlib.nullcontext()
 
 
+@dataclass
+class DeletionLocks:
+    """The destinations a verb may delete on (their locks held), and those it may not
+    now (name: why), whose deletions wait for a later run."""
+
+    destinations: list[Destination] = field(default_factory=list)
+    unavailable: dict[str, str] = field(default_factory=dict)
+    locks: dict[str, S3PrefixLock] = field(default_factory=dict)
+
+    def ensure_held(self, destination: Destination) -> None:
+        """LockLostError if the lock on `destination` was lost (taken over, not renewed)."""
+        lock = self.locks.get(destination.name)
+        if lock is not None:
+            lock.ensure_held()
+
+    def took_over(self) -> list[str]:
+        return [
+            f"{name}: took over the lock of {lock.took_over_from}"
+            for name, lock in self.locks.items()
+            if lock.took_over_from
+        ]
+
+
 @contextlib.contextmanager
 def locked_for_deleting(
-    destinations: Sequence[Destination], purpose: str
-) -> Iterator[tuple[list[Destination], dict[str, str]]]:
-    """Each destination's lock, taken in turn: yields the destinations to delete on and
-    those that cannot be reached now (name: why), whose deletions wait for a later run.
-    Another holder raises S3PrefixLockedError before anything is deleted anywhere."""
-    usable: list[Destination] = []
-    unreachable: dict[str, str] = {}
+    destinations: Sequence[Destination], purpose: str, *, busy_raises: bool = True
+) -> Iterator[DeletionLocks]:
+    """Each destination's lock, taken in turn. One that cannot be reached is unavailable;
+    one held by another process raises S3PrefixLockedError before anything is deleted
+    anywhere, or with `busy_raises` False is unavailable too, the holder named."""
+    locks = DeletionLocks()
     with contextlib.ExitStack() as stack:
         for destination in destinations:
             try:
-                stack.enter_context(prefix_lock(destination, purpose))
-            except RepositoryLockedError:
-                raise
-            except (JarvisError, OSError) as error:
-                unreachable[destination.name] = str(error) or type(error).__name__
+                lock = stack.enter_context(prefix_lock(destination, purpose))
+            except RepositoryLockedError as error:
+                if busy_raises:
+                    raise
+                locks.unavailable[destination.name] = str(error)
                 continue
-            usable.append(destination)
-        yield usable, unreachable
+            except (JarvisError, OSError) as error:
+                locks.unavailable[destination.name] = str(error) or type(error).__name__
+                continue
+            locks.destinations.append(destination)
+            if lock is not None:
+                locks.locks[destination.name] = lock
+        yield locks
 
 
 def _parse(body: bytes) -> dict[str, Any] | None:

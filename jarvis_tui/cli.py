@@ -44,6 +44,7 @@ COMMAND_MODULES: dict[str, str] = {
     "test": "jarvis_tui.commands.restore_test",
     "alerts": "jarvis_tui.commands.alerts",
     "sync": "jarvis_tui.commands.sync",
+    "pull": "jarvis_tui.commands.pull",
     "s3": "jarvis_tui.commands.s3",
 }
 

@@ -295,3 +295,36 @@ def test_jarvis_tui_test_fails_when_a_part_is_not_backed_up_whole(system, capsys
     out, err = capsys.readouterr()
     assert "failed: files: warning" in err
     assert "test: FAILED" in out
+
+
+async def test_the_console_walkthrough_runs_restore_full_as_one_job(system, capsys):
+    from jarvis_tui.app import make_app
+    from tests.console_fixtures import screen_words
+    from tests.test_console_jobs import wait_until
+
+    backed_up = _backed_up(system, capsys)
+    system.settings.pop("JARVIS_STOP_COMMAND")
+    system.set()
+    system.change_everything()
+    changed = system.state()
+
+    app = make_app(system.env_file, poll_seconds=0.2, host_scheduler=False)
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await pilot.press("R", *["down"] * 4, "enter")
+        await wait_until(pilot, lambda: "press f to run all of them" in screen_words(app))
+        await pilot.press("f")  # nobody said the application is stopped: nothing starts
+        await wait_until(pilot, lambda: "Stop the application first" in screen_words(app))
+        assert not app.runner.running_jobs()
+        assert system.state() == changed
+
+        await pilot.press("d", "f")  # step 1 done by hand, then the whole restore
+        await wait_until(pilot, lambda: "Type restore to confirm" in screen_words(app))
+        await pilot.press(*"restore", "enter")
+        await wait_until(pilot, lambda: "the system is restored" in screen_words(app), timeout=120)
+        shown = screen_words(app)
+        assert "3 Restore PostgreSQL succeeded" in shown
+        assert "7 Start services done" in shown  # by JARVIS_START_COMMAND
+        assert "health checks: done" in shown
+        await wait_until(pilot, lambda: not app.runner.running_jobs())
+    assert system.state() == backed_up
+    assert system.service_calls() == ["start"]

@@ -3,7 +3,9 @@
 The restore steps open the per-source wizards (prefilled the guide's way:
 latest backup, original target, replace existing) and record how they ended.
 Steps the console cannot do for the operator (stopping services) are marked
-done by hand; the S3 download, which comes with a later issue, says so and is skipped.
+done by hand; the S3 download is not needed (restores read the best copy) and says how
+to keep a local copy. `f` runs all of it as one job, `restore full latest`, once the
+application is stopped (step 1 done) or JARVIS_STOP_COMMAND is set.
 States live on the app, so leaving and reopening the walkthrough keeps them.
 """
 
@@ -15,8 +17,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Static
 
-from jarvis_tui.messages import HealthChecked
+from jarvis_tui.messages import FullRestoreFailed, FullRestoreFinished, HealthChecked
 from jarvis_tui.screens.base import ConsoleScreen
+from jarvis_tui.screens.confirm import TypedConfirmScreen
 from jarvis_tui.screens.restore_chooser import restore_labels
 from jarvis_tui.system_health import run_health_checks_for
 
@@ -52,8 +55,12 @@ STATE_STYLES = {
 }
 
 
-def step_available(step: GuideStep) -> bool:
-    return step.action != "s3"
+BY_HAND = ("manual", "s3")
+FULL_RESTORE = "restore full latest"
+
+
+def step_available(step: GuideStep, s3_enabled: bool = False) -> bool:
+    return step.action != "s3" or s3_enabled
 
 
 def explain(step: GuideStep, state: str) -> str:
@@ -62,10 +69,13 @@ def explain(step: GuideStep, state: str) -> str:
             f"The console cannot do this for you: run `{step.guide}` on the application "
             "host, then press d to mark it done."
         )
+    if step.action == "s3" and state == "unavailable":
+        return "No S3 copy is configured (S3_ENABLED): the backups are all local. Skip with s."
     if step.action == "s3":
         return (
-            "Downloading from S3 comes with a later issue (with the one-command full "
-            "restore). Skip with s when the local repository holds the backups."
+            "Not needed: every restore reads each backup from its best copy, the local "
+            "repository first, then S3. To keep a local copy as well, run `jarvis-tui pull "
+            "--latest` (the guide's `aws s3 sync`), then press d; or skip with s."
         )
     if step.action == "health":
         return "Enter runs the health check against every configured source."
@@ -81,6 +91,7 @@ class SystemRestoreScreen(ConsoleScreen):
         Binding("enter", "run_step", "Run step"),
         Binding("s", "skip_step", "Skip"),
         Binding("d", "mark_done", "Mark done"),
+        Binding("f", "full_restore", "Run all", show=False),
         Binding("u", "undo_step", "Reset", show=False),
         Binding("escape", "leave", "Leave"),
     ]
@@ -91,7 +102,7 @@ class SystemRestoreScreen(ConsoleScreen):
             id="wizard-title",
         )
         yield Static(
-            "Run or skip each step in order. A one-command full restore comes later.",
+            "Run or skip each step in order, or press f to run all of them as one job.",
             classes="muted",
         )
         table = DataTable(id="system-steps", cursor_type="row")
@@ -112,7 +123,8 @@ class SystemRestoreScreen(ConsoleScreen):
     def state_of(self, number: int) -> str:
         if number in self.states:
             return self.states[number]
-        return "to do" if step_available(GUIDE_STEPS[number]) else "unavailable"
+        available = step_available(GUIDE_STEPS[number], bool(self.console.settings.s3_enabled))
+        return "to do" if available else "unavailable"
 
     def refresh_steps(self, cursor: int | None = None) -> None:
         table = self.query_one("#system-steps", DataTable)
@@ -162,8 +174,9 @@ class SystemRestoreScreen(ConsoleScreen):
     def action_run_step(self) -> None:
         number = self._current()
         step = GUIDE_STEPS[number]
-        if not step_available(step):
-            self.notify(explain(step, "unavailable"), severity="warning", timeout=6)
+        state = self.state_of(number)
+        if state == "unavailable" or step.action == "s3":
+            self.notify(explain(step, state), severity="warning", timeout=6)
             return
         if step.action == "manual":
             self.notify("Run it on the application host, then press d.", timeout=5)
@@ -205,10 +218,55 @@ class SystemRestoreScreen(ConsoleScreen):
 
     def action_mark_done(self) -> None:
         number = self._current()
-        if GUIDE_STEPS[number].action != "manual":
+        if GUIDE_STEPS[number].action not in BY_HAND or self.state_of(number) == "unavailable":
             self.notify("Only the by-hand steps are marked done; run the others.", timeout=4)
             return
         self._set(number, "done")
+
+    def action_full_restore(self) -> None:
+        """Every step as one job, once the application is known to be stopped."""
+        stopped = self.state_of(0) == "done"
+        if not (stopped or self.console.settings.jarvis_stop_command):
+            self.notify(
+                "Stop the application first (step 1, then d), or set JARVIS_STOP_COMMAND.",
+                severity="warning",
+                timeout=6,
+            )
+            return
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.console.runner.restore_full("latest", stopped, self)
+                self.notify(f"Running `{FULL_RESTORE}`; its steps are in Jobs.", timeout=5)
+
+        consequence = (
+            "Every artifact of the latest full backup is authenticated first; then the "
+            "database is swapped, Redis flushed and loaded, files, secrets and configuration "
+            "put back where they were, compared with the backup, and the health checks run."
+        )
+        screen = TypedConfirmScreen("Restore the whole system", consequence, "restore", "Restore")
+        self.app.push_screen(screen, confirmed)
+
+    def on_full_restore_finished(self, message: FullRestoreFinished) -> None:
+        text = Text()
+        text.append(f"restore full {message.report.set_id}: the system is restored\n", style="bold")
+        for step in message.report.steps:
+            text.append(f"  {step.title}: {step.state}\n")
+        self.health_report = text
+        started = all(step.state == "done" for step in message.report.steps)
+        for number, step in enumerate(GUIDE_STEPS):
+            if step.action in BY_HAND:
+                self.states.setdefault(number, "done" if step.action == "manual" else "skipped")
+            else:
+                self.states[number] = "succeeded"
+        if not started:  # JARVIS_START_COMMAND is not set: starting is the operator's
+            self.states[6] = "to do"
+        self.refresh_steps(len(GUIDE_STEPS) - 1)
+        self.notify("The system is restored; step 8 shows every step.", timeout=8)
+
+    def on_full_restore_failed(self, message: FullRestoreFailed) -> None:
+        title = "Full restore cancelled" if message.cancelled else "Full restore stopped"
+        self.notify(message.error, title=title, severity="error", timeout=20)
 
     def action_undo_step(self) -> None:
         self.states.pop(self._current(), None)

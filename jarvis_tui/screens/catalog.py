@@ -90,6 +90,7 @@ class CatalogScreen(CatalogActions):
         table = self.query_one(BackupTable)
         table.extras.clear()
         table.show_copies(bool(message.index.copy_places))
+        self.detail = None  # the selected set's copies may have changed: load it again
         self.filter_sets(self.query_text)
 
     def on_workspace_failed(self, message: WorkspaceFailed) -> None:

@@ -9,6 +9,7 @@ from the S3 copy (moto over HTTP on loopback) before restoring.
 
 import os
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -284,8 +285,12 @@ def test_jarvis_tui_test_restores_every_part_into_scratch_targets(system, capsys
     # Everything scratch is gone; the system itself was only read.
     assert database_names(system.postgres) == databases
     assert system.state() == state
-    work = system.tmp / "repo" / ".work"
-    assert not work.exists() or not any(work.iterdir())
+    scratch = [p for d in (system.tmp / "repo").glob(".*") if d.is_dir() for p in d.iterdir()]
+    assert scratch == []
+    assert {d.name for d in (system.tmp / "repo").glob(".*") if d.is_dir()} >= {
+        ".restore-drill",
+        ".redis-drill",
+    }  # the scratch folders were there, and are gone
 
 
 def test_jarvis_tui_test_fails_when_a_part_is_not_backed_up_whole(system, capsys):
@@ -328,3 +333,42 @@ async def test_the_console_walkthrough_runs_restore_full_as_one_job(system, caps
         await wait_until(pilot, lambda: not app.runner.running_jobs())
     assert system.state() == backed_up
     assert system.service_calls() == ["start"]
+
+
+def test_a_cancelled_restore_full_says_what_was_restored_and_leaves_the_rest(system, capsys):
+    from engines.actions.restore_full import FullRestoreOptions
+    from engines.actions.verbs import Request, run_verb
+    from engines.config import load_settings
+    from engines.errors import JobCancelledError
+    from engines.jobs import CANCEL_POLL_INTERVAL_S, JobLogged
+    from engines.workspace import Workspace
+
+    backed_up = _backed_up(system, capsys)
+    system.change_everything()
+    changed = system.state()
+
+    with Workspace.open(load_settings(env_file=system.env_file)) as workspace:
+
+        def cancel_after_postgres(update) -> None:
+            if (
+                isinstance(update, JobLogged)
+                and "restore PostgreSQL database: done" in update.message
+            ):
+                workspace.catalog.request_job_cancel(update.job_id)
+                # The job looks for a cancel at most this often; it runs this listener itself.
+                time.sleep(CANCEL_POLL_INTERVAL_S + 0.2)
+
+        request = Request(reference="latest", options=FullRestoreOptions())
+        with pytest.raises(JobCancelledError) as cancelled:
+            run_verb(workspace, "restore-full", request, listeners=(cancel_after_postgres,))
+        (job,) = [j for j in workspace.catalog.list_jobs() if j.kind == "restore"]
+        assert job.status == "cancelled"
+    said = str(cancelled.value)
+    assert said.startswith("cancelled during restore Redis; restored so far: postgres;")
+    assert "the application is left stopped" in said
+    after = system.state()
+    assert after["postgres"] == backed_up["postgres"]
+    assert {part: after[part] for part in ("redis", "files", "secrets", "config")} == {
+        part: changed[part] for part in ("redis", "files", "secrets", "config")
+    }
+    assert system.service_calls() == ["stop"]

@@ -89,8 +89,8 @@ class _Run:
 
     def run_step(self, title: str, work: Callable[[], list[str]]) -> None:
         """`work` as the next step; a failure or a cancellation says where the system is."""
-        self.context.raise_if_cancelled()
         try:
+            self.context.raise_if_cancelled()
             lines = work()
         except JobCancelledError as error:
             raise _said(error, f"cancelled during {title}; {self.where()}") from None
@@ -104,8 +104,8 @@ class _Run:
         start = configured_command(self.workspace.settings, "start")
         start_words = "run JARVIS_START_COMMAND" if start else by_hand("start")
         return (
-            f"restored so far: {restored}; the application is left stopped: once the cause is "
-            f"fixed run the restore again, or {start_words}"
+            f"restored so far: {restored}; the application is left stopped: run the restore "
+            f"again, or {start_words} to start it as it is"
         )
 
 

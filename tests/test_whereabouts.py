@@ -4,6 +4,7 @@ comes from a proxy that answers every write with 403 AccessDenied.
 """
 
 import json
+import shutil
 
 import pytest
 
@@ -192,16 +193,26 @@ def test_backups_made_before_s3_was_configured_are_missing_there_until_synced(
     assert env.cli("sync") == ExitCode.OK
     with env.workspace() as workspace:
         places = set_places(workspace.catalog, None, ("s3",))[set_id]
-        assert places.complete_offsite
-        assert places.summary == "local+s3"
-        # A set whose repository copy is gone (deleted there) lives on S3 only.
-        for artifact in workspace.catalog.artifacts_of(set_id):
-            workspace.catalog.set_copy_state(artifact.id, "local", "deleted")
-        places = set_places(workspace.catalog, [set_id], ("s3",))[set_id]
-    assert places.summary == "s3 only"
     assert places.complete_offsite
+    assert places.summary == "local+s3"
+
+    # A fresh host: the repository and the catalog gone, the catalog rebuilt from S3.
+    shutil.rmtree(env.repo)
+    for path in env.root.glob("catalog.sqlite3*"):
+        path.unlink()
+    cli_out(env, capsys, "catalog", "rebuild", "--from", "s3")
     out = cli_out(env, capsys, "list")
     assert row_of(out, set_id).endswith("s3 only")
+    out = cli_out(env, capsys, "list", set_id)
+    assert "where: s3 only; complete off-site" in out
+    assert out.count(" not in the repository") == 1
+    with env.workspace() as workspace:
+        places = set_places(workspace.catalog, [set_id], ("s3",))[set_id]
+    assert places.complete_offsite and places.local_count == 0
+
+    cli_out(env, capsys, "pull", "--latest")
+    out = cli_out(env, capsys, "list")
+    assert row_of(out, set_id).endswith("local+s3")
 
 
 def test_without_a_copy_destination_nothing_new_is_shown(env, capsys):

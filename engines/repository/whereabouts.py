@@ -4,8 +4,9 @@ Read from the copy states the catalog records (engines/repository/copies.py writ
 them after every backup and `sync`), never from a listing: asking is free. A set is
 complete off-site only when every complete artifact of it is confirmed `stored` on
 every configured copy destination; an artifact without a copy recorded there is
-missing, one whose copy failed says why. An artifact with no `local` state at all
-(a catalog rebuilt from the repository records none) is in the repository.
+missing, one whose copy failed says why. Backups, `pull` and `catalog rebuild` record
+the `local` state; an artifact with no copy state at all comes from a catalog written
+before copy states were, when the repository was the only place there was.
 """
 
 from collections.abc import Iterable, Sequence
@@ -146,7 +147,7 @@ def _places(placed: PlacedArtifact, destinations: Sequence[str]) -> ArtifactPlac
     local = by_destination.get(LOCAL)
     return ArtifactPlaces(
         placed.relpath,
-        local is None or local.state == "stored",
+        local.state == "stored" if local is not None else not by_destination,
         {name: by_destination.get(name) for name in destinations},
     )
 

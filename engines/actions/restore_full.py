@@ -156,7 +156,10 @@ def _check_everything(run: _Run, backup_set: BackupSet, parts: list[_Part]) -> l
     verified = verify_backup(workspace, backup_set.id, context, read_data=True)
     for result in verified:
         for problem in result.report.problems:
-            problems.append((f"{result.target.label}: {problem}", IntegrityError(problem)))
+            named = (
+                problem if result.target.label in problem else f"{result.target.label}: {problem}"
+            )
+            problems.append((named, IntegrityError(problem)))
     lines.append(
         f"{len(verified)} artifact(s) authenticated end to end"
         if not problems
@@ -181,11 +184,13 @@ def _check_everything(run: _Run, backup_set: BackupSet, parts: list[_Part]) -> l
         for line, _ in problems:
             context.log(DETAIL_PREFIX + f"refused: {line}", level="error")
         first = next((e for _, e in problems if isinstance(e, IntegrityError)), problems[0][1])
+        more = (
+            f" (and {len(problems) - 1} more, each in the job's log)" if len(problems) > 1 else ""
+        )
         raise _said(
             first,
-            f"backup {backup_set.id} cannot be restored whole ({len(problems)} problem(s): "
-            + "; ".join(line for line, _ in problems)
-            + "); nothing was changed",
+            f"backup {backup_set.id} cannot be restored whole: {problems[0][0]}{more}; "
+            "nothing was changed",
         )
     lines.append("every part's plan passes its own dry run")
     return lines
@@ -198,15 +203,12 @@ def _refusals(report: RestoreReport) -> list[str]:
     return found
 
 
-def _plan_lines(parts: list[_Part]) -> dict[str, list[str]]:
-    return {
-        part.entry.kind: [
-            f"{report.target}: {line}" if number == 0 else line
-            for report in part.reports
-            for number, line in enumerate(report.lines)
-        ]
-        for part in parts
-    }
+def _report_lines(report: RestoreReport) -> list[str]:
+    """A part's report as step lines: the target named once, on the first."""
+    return [
+        f"{report.target}: {line}" if number == 0 else line
+        for number, line in enumerate(report.lines)
+    ] + [f"warning: {warning}" for warning in report.warnings]
 
 
 def _stop(run: _Run) -> list[str]:
@@ -222,8 +224,7 @@ def _restore_part(run: _Run, backup_set: BackupSet, part: _Part) -> list[str]:
     for options in part.entry.source.full_restore_options(part.artifacts, False):
         report = run_restore(run.workspace, part.entry.kind, backup_set.id, options, run.context)
         part.reports.append(report)
-        lines += [f"{report.target}: {line}" for line in report.lines]
-        lines += [f"warning: {warning}" for warning in report.warnings]
+        lines += _report_lines(report)
     run.restored.append(part.entry.kind)
     return lines
 
@@ -326,9 +327,9 @@ def _plan(run: _Run, parts: list[_Part]) -> None:
     )
     run.step("stop the application", "would", [stop_line])
     run.step("download from S3", "would", [_download_words()])
-    plans = _plan_lines(parts)
     for part in parts:
-        run.step(f"restore {part.entry.label}", "would", plans[part.entry.kind])
+        lines = [line for report in part.reports for line in _report_lines(report)]
+        run.step(f"restore {part.entry.label}", "would", lines)
     run.step(
         "compare with the backup",
         "would",

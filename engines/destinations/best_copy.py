@@ -52,6 +52,7 @@ class BestCopy:
         self._chosen: dict[str, tuple[Destination, StoredObject]] = {}
         # copy name: (why it was passed over, when)
         self._unreachable: dict[str, tuple[Exception, float]] = {}
+        self._announced: set[str] = set()
         self._copy_id: str | None = None  # read once: each read of a remote one is a GET
         self._lock = threading.Lock()
 
@@ -105,11 +106,18 @@ class BestCopy:
         self, key: str, destination: Destination, stored: StoredObject
     ) -> tuple[Destination, StoredObject]:
         with self._lock:
-            first = key not in self._chosen
             self._chosen[key] = (destination, stored)
-        if first and destination is not self.repository:
-            logger.info("reading %s from %s", key, destination.name)
         return destination, stored
+
+    def _announce(self, key: str, destination: Destination) -> None:
+        """Say once per object where it is read from, when that is not the repository."""
+        if destination is self.repository:
+            return
+        with self._lock:
+            first = key not in self._announced
+            self._announced.add(key)
+        if first:
+            logger.info("reading %s from %s", key, destination.name)
 
     def _reachable(self) -> list[Destination]:
         now = time.monotonic()
@@ -137,6 +145,7 @@ class BestCopy:
             found = self._choose(key)
             if found is None:
                 break
+            self._announce(key, found[0])
             try:
                 return found[0].open_read(key, offset, length)
             except NotFoundError:
@@ -149,6 +158,7 @@ class BestCopy:
         found = self._choose(key)
         if found is None:
             raise NotFoundError(self._absent(key))
+        self._announce(key, found[0])
         found[0].get(key, local_path)
 
     def stat(self, key: str) -> StoredObject | None:

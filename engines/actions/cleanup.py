@@ -27,6 +27,8 @@ from engines.repository.set_records import record_relpath
 from engines.scheduling.clock import configured_timezone
 from engines.scheduling.retention import Candidate, Decision, RetentionPolicy, plan_retention
 from engines.sources import SOURCES
+from engines.store.layout import SOURCE as FILES_STORE
+from engines.store.prune_copies import prune_copies
 from engines.workspace import Workspace
 
 # Jobs that write under the repository lock, which cleanup also holds, never overlap it.
@@ -176,7 +178,9 @@ def _not_deleted(reason: str) -> str:
 
 
 def run_prunes(workspace: Workspace, context: JobContext, report: CleanupReport) -> None:
-    """Let each source with a store of its own (the files store) remove unreferenced data."""
+    """Let each source with a store of its own (the files store) remove unreferenced data,
+    then the copy destinations mirror the files store's prune."""
+    pruned: set[str] = set()
     for entry in SOURCES:
         kind = entry.kind
         try:
@@ -196,6 +200,16 @@ def run_prunes(workspace: Workspace, context: JobContext, report: CleanupReport)
             continue
         if outcome is not None:  # None: a source without a store of its own
             report.pruned.append(f"{kind}: {outcome}")
+            pruned.add(kind)
+    if FILES_STORE not in pruned:
+        return  # the copies follow the repository's prune, never one that was refused
+    try:
+        outcomes = prune_copies(workspace, context)
+    except JarvisError as error:
+        report.problems.append(f"prune of the copies of {FILES_STORE}: {error}")
+        return
+    for copy in outcomes:
+        (report.pruned if copy.ok else report.problems).append(f"{FILES_STORE} on {copy}")
 
 
 def run_cleanup(

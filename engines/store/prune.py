@@ -16,6 +16,7 @@ import contextlib
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from engines.destinations.base import Destination, StoredObject
 from engines.errors import IntegrityError, JarvisError, KeyNotAvailableError
@@ -35,6 +36,9 @@ from engines.store.packs import BlobLocation, PackSealer, PackWriter
 from engines.store.snapshots import load_stored_manifest
 from engines.workspace import Workspace
 
+if TYPE_CHECKING:
+    from engines.store.prune_copies import CopyPruneReport
+
 # A pack whose unused bytes reach this share of it is rewritten with only the used chunks.
 REPACK_UNUSED_SHARE = 0.2
 # Jobs that hold the repository lock themselves never run beside a prune.
@@ -52,6 +56,13 @@ class PruneReport:
     bytes_freed: int = 0
     chunks_removed: int = 0
     problems: list[str] = field(default_factory=list)
+    # Each copy destination's prune (engines/store/prune_copies.py), when the verb ran it.
+    copies: list["CopyPruneReport"] = field(default_factory=list)
+    # What this prune deletes (or would): the old index files and the packs dropped or
+    # repacked; and the chunks the snapshots reference. A dry run of the copies' prune
+    # foresees from these what the repository's new index will replace there.
+    replaced: set[str] = field(default_factory=set, repr=False)
+    referenced: set[bytes] = field(default_factory=set, repr=False)
 
     def __str__(self) -> str:
         verb = "would delete" if self.dry_run else "deleted"
@@ -155,6 +166,8 @@ def prune_store(workspace: Workspace, context: JobContext, *, dry_run: bool = Fa
                 keep.extend(entries)
                 report.chunks_removed -= len(entries) - len(used)
         _refuse_unaccounted(damaged, len(referenced - seen))
+        report.referenced = referenced
+        report.replaced = {*old_indexes, *(p.key for p in doomed), *(p.key for p, _ in repack)}
         for problem in report.problems:
             context.log(problem, level="warning")
         if dry_run:

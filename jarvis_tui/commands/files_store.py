@@ -19,7 +19,9 @@ def register(commands: argparse._SubParsersAction, words: Sequence[str] = ()) ->
         description="Remove file data no snapshot references, under the repository lock "
         "(cleanup runs it too). It deletes only what it proves unreferenced: a damaged pack, "
         "or a chunk a snapshot uses that no pack holds, stops it with exit 4 and nothing "
-        "deleted; run `jarvis-tui repair`, then prune again.",
+        "deleted; run `jarvis-tui repair`, then prune again. Then each copy destination (S3) "
+        "drops what no snapshot stored there references, under the prefix's lock; one that "
+        "cannot be pruned is named and the exit is 1.",
     )
     prune.add_argument(
         "--dry-run",
@@ -64,7 +66,9 @@ def run_prune(args: argparse.Namespace) -> ExitCode:
     print(f"prune{' (dry run)' if args.dry_run else ''}: {report}")
     for problem in report.problems:
         print(f"warning: {problem}", file=sys.stderr)
-    return ExitCode.OK
+    for copy in report.copies:
+        print(f"prune {copy}", file=sys.stdout if copy.ok else sys.stderr)
+    return ExitCode.OK if all(copy.ok for copy in report.copies) else ExitCode.FAILED
 
 
 def run_repair(args: argparse.Namespace) -> ExitCode:

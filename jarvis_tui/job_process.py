@@ -72,12 +72,29 @@ def _problems(results: list) -> list[str]:
     return [problem for result in results for problem in result.report.problems]
 
 
+def _pulled(report: Any) -> tuple[str, list[str]]:
+    """A pull's line as the CLI says it, and one line per object it could not bring."""
+    outcome = report.outcome
+    if outcome is None:
+        line = f"nothing to download: the repository holds {report.scope} already"
+    else:
+        line = (
+            f"downloaded {len(outcome.pulled)} object(s), {outcome.pulled_bytes} bytes, "
+            f"of {report.scope}"
+        )
+    problems = [f"{key} was not stored: {why}" for key, why in report.refused]
+    problems += [f"{key} could not be downloaded: {why}" for key, why in report.failed]
+    problems += [f"{key} is in no copy" for key in report.plan.absent]
+    return line, problems
+
+
 # What the console is sent back where the verb's report is more than it shows.
 CONSOLE_VALUES: dict[str, Callable[[Any], Any]] = {
     "backup-full": lambda report: report.backup_set,
     "verify": _problems,
     # Each destination's line as the CLI prints it, and whether that copy failed.
     "sync": lambda report: [(outcome.describe(), not outcome.ok) for outcome in report.outcomes],
+    "pull": _pulled,
 }
 
 

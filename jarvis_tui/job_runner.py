@@ -34,6 +34,8 @@ from jarvis_tui.messages import (
     FullRestoreFailed,
     FullRestoreFinished,
     JobUpdated,
+    PullFailed,
+    PullFinished,
     RestoreFailed,
     RestoreFinished,
     SetDeleted,
@@ -169,6 +171,17 @@ class JobRunner:
         options = FullRestoreOptions(app_stopped=app_stopped)
         request = Request(reference=reference, options=options)
         self._run(ActionSpec("restore-full", request), reply_to, finished)
+
+    def pull(self, reference: str, reply_to: MessagePump) -> None:
+        """Download into the repository what it lacks of the set `reference` (`pull SET`)."""
+
+        def finished(outcome: Outcome) -> list[tuple[MessagePump, Message]]:
+            if outcome.error is not None:
+                return [(reply_to, PullFailed(outcome.error))]
+            line, problems = outcome.value
+            return [(reply_to, PullFinished(line, problems)), (self.app, CatalogChanged("pulled"))]
+
+        self._run(ActionSpec("pull", Request(reference=reference)), reply_to, finished)
 
     def verify(self, set_id: str, reply_to: MessagePump) -> None:
         def finished(outcome: Outcome) -> list[tuple[MessagePump, Message]]:

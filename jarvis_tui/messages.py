@@ -130,6 +130,19 @@ class FullRestoreFailed(Message):
 
 
 @dataclass
+class PullFinished(Message):
+    """A pull ended: what it downloaded, and each object it could not bring."""
+
+    line: str
+    problems: list[str]
+
+
+@dataclass
+class PullFailed(Message):
+    error: str
+
+
+@dataclass
 class SyncFinished(Message):
     """Each copy destination's line (what was copied, or where it failed) and whether any failed."""
 

@@ -142,7 +142,7 @@ def main() -> None:
     skip = set(filter(None, args.skip.split(",")))
     WORK.mkdir(parents=True, exist_ok=True)
     aws = awscli()
-    artifact = WORK / "artifact.bin"
+    artifact = WORK / f"artifact-{args.size_mib}mib.bin"
     make_artifact(artifact, args.size_mib)
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"

@@ -2,88 +2,29 @@
 moto's S3 over HTTP on loopback, the CLI in processes of its own."""
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 
 from engines.pipeline.artifacts import SIDECAR_SUFFIX
 from jarvis_tui.exit_codes import ExitCode
-from tests.support.files_env import FilesEnv, make_secrets_env, random_text
-
-BUCKET = "jarvis-offsite"
-PREFIX = "hosts/jarvis-1"
-
-
-def s3_settings(s3_server, prefix: str = PREFIX) -> dict[str, str]:
-    return {
-        "S3_ENABLED": "true",
-        "S3_BUCKET": BUCKET,
-        "S3_ENDPOINT_URL": s3_server.endpoint_url,
-        "S3_ACCESS_KEY": s3_server.access_key,
-        "S3_SECRET_KEY": s3_server.secret_key,
-        "AWS_REGION": s3_server.region,
-        "S3_PREFIX": prefix,
-    }
-
-
-def backed_up_host(root: Path, s3_server, prefix: str = PREFIX) -> FilesEnv:
-    """A host whose files and secrets were backed up (twice for files) and copied to S3."""
-    env = make_secrets_env(root)
-    for number in range(5):
-        (env.data / f"f{number}.txt").write_bytes(random_text(20_000, number))
-    env.set(**s3_settings(s3_server, prefix))
-    for kind in ("files", "secrets"):
-        done = env.cli_process("backup", kind)
-        assert done.returncode == ExitCode.OK, done.stderr
-    (env.data / "new.txt").write_bytes(random_text(30_000, 9))
-    done = env.cli_process("backup", "files")
-    assert done.returncode == ExitCode.OK, done.stderr
-    return env
+from tests.support.files_env import FilesEnv, make_secrets_env
+from tests.support.s3_hosts import (
+    BUCKET,
+    PREFIX,
+    backed_up_host,
+    catalog_contents,
+    copy_states,
+    s3_objects,
+    s3_settings,
+    wipe_host,
+)
 
 
 @pytest.fixture
 def host(tmp_path, isolated_env, s3_server) -> FilesEnv:
     s3_server.create_bucket(BUCKET)
     return backed_up_host(tmp_path / "host", s3_server)
-
-
-def catalog_contents(env: FilesEnv) -> tuple[dict, dict]:
-    """(sets, artifacts) as the catalog records them, with nothing that a rebuild cannot
-    know (job ids, verification times)."""
-    with env.workspace() as workspace:
-        catalog = workspace.catalog
-        sets = {s.id: (s.kind, s.tier, s.status, s.created_at) for s in catalog.list_backup_sets()}
-        artifacts = {
-            a.relpath: (
-                a.set_id, a.source, a.mode, a.status, a.checksum, a.stored_size,
-                a.plain_size, a.key_id, a.codec,
-            )
-            for a in catalog.all_artifacts()
-        }  # fmt: skip
-    return sets, artifacts
-
-
-def copy_states(env: FilesEnv) -> dict[str, dict[str, str]]:
-    with env.workspace() as workspace:
-        return {
-            a.relpath: {c.destination: c.state for c in workspace.catalog.copies_of(a.id)}
-            for a in workspace.catalog.all_artifacts()
-        }
-
-
-def wipe_host(env: FilesEnv) -> None:
-    """A new host: no repository, no catalog; the settings and the key remain."""
-    shutil.rmtree(env.repo)
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{env.root / 'catalog.sqlite3'}{suffix}").unlink(missing_ok=True)
-
-
-def s3_objects(s3_server, prefix: str = PREFIX) -> dict[str, bytes]:
-    client = s3_server.client()
-    pages = client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=f"{prefix}/")
-    keys = [item["Key"] for page in pages for item in page.get("Contents", ())]
-    return {key: client.get_object(Bucket=BUCKET, Key=key)["Body"].read() for key in keys}
 
 
 def test_a_rebuild_from_s3_into_an_empty_catalog_equals_the_original(host, s3_server):

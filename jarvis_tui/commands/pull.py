@@ -63,7 +63,9 @@ def run_pull(args: argparse.Namespace) -> ExitCode:
     for key, why in report.refused:
         print(f"error: {key} was not stored: {why}", file=sys.stderr)
     for key, why in report.failed:
-        print(f"error: {key} could not be downloaded: {why}; run pull again", file=sys.stderr)
+        print(f"error: {key} was not downloaded: {why}", file=sys.stderr)
+    if report.failed:
+        print("run `jarvis-tui pull` again to retry what was not downloaded", file=sys.stderr)
     if report.refused:
         return ExitCode.INTEGRITY
     return ExitCode.FAILED if report.failed or plan.absent else ExitCode.OK

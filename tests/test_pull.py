@@ -210,3 +210,22 @@ def test_a_pull_killed_mid_object_leaves_nothing_under_a_final_name(env, s3_serv
     assert local(env) == before
     leftovers = [p for p in env.repo.iterdir() if p.name.startswith(".pull")]
     assert leftovers == [] or all(not any(p.iterdir()) for p in leftovers)
+
+
+def test_an_archived_object_is_not_pulled_and_says_how_to_restore_it(env, s3_server):
+    assert env.cli("backup", "secrets") == ExitCode.OK
+    before = local(env)
+    (artifact,) = [k for k in before if k.startswith("secrets/") and k.endswith(".enc")]
+    lose_local_objects(env)
+    s3_server.client().copy_object(
+        Bucket=BUCKET, Key=f"{PREFIX}/{artifact}", StorageClass="DEEP_ARCHIVE",
+        CopySource={"Bucket": BUCKET, "Key": f"{PREFIX}/{artifact}"},
+    )  # fmt: skip
+    done = env.cli_process("pull")
+    assert done.returncode == ExitCode.FAILED, done.stderr
+    assert "Traceback" not in done.stderr
+    (line,) = [ln for ln in done.stderr.splitlines() if ln.startswith("error: ")]
+    assert artifact in line and "DEEP_ARCHIVE" in line and "aws s3api restore-object" in line
+    here = local(env)
+    assert artifact not in here and artifact + ".metadata.json" not in here
+    assert {k: v for k, v in before.items() if not k.startswith("secrets/")} == here

@@ -46,6 +46,7 @@ class DestinationRow:
     state: str
     detail: str
     healthy: bool
+    note: str = ""  # a line under the table: what a copy destination lacks
 
 
 @dataclass
@@ -115,22 +116,30 @@ def gather_destinations(
 
 def offsite_row(status: "OffsiteStatus", where: str) -> DestinationRow:
     """A copy destination: how many sets are complete there, and what is behind."""
-    facts = [where] if where else []
     total = status.complete_sets + status.incomplete_sets
-    facts.append(f"{status.complete_sets} of {total} sets off-site")
-    if status.last_copy_at is not None:
-        facts.append(f"last copy {local_moment(status.last_copy_at)}")
+    counted = f"{status.complete_sets} of {total} sets off-site"
+    notes = []
     if status.failed_copies:
-        facts.append(f"{status.failed_copies} copy(ies) failed")
+        notes.append(f"{status.failed_copies} copy(ies) failed")
     if status.newest_not_offsite is not None:
-        facts.append(f"not yet: {status.newest_not_offsite.id}; s in Catalog syncs")
+        notes.append(f"newest not off-site {status.newest_not_offsite.id}")
+    if status.last_copy_at is not None:
+        notes.append(f"last copy {local_moment(status.last_copy_at)}")
     if status.failed_copies:
         state = "copy failed"
     elif status.incomplete_sets:
         state = "behind"
     else:
         state = "in sync"
-    return DestinationRow(status.destination, state, " · ".join(facts), state == "in sync")
+    if state != "in sync":
+        notes.append("s in Catalog syncs")
+    return DestinationRow(
+        status.destination,
+        state,
+        " · ".join(filter(None, [where, counted])),
+        state == "in sync",
+        f"{status.destination}: {' · '.join(notes)}" if notes else "",
+    )
 
 
 def gather_dashboard(access: EngineAccess, now: datetime, disk: DiskProbe) -> DashboardFacts:

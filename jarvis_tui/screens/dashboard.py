@@ -185,6 +185,11 @@ class DashboardScreen(PaneScreen):
                 else ("dim" if row.healthy else "red")
             )
             table.add_row(row.name, Text(row.state, style=style), row.detail)
+        notes = [row.note for row in facts.destinations if row.note]
+        if notes:
+            table.caption = "\n".join(notes)
+            healthy = all(row.healthy for row in facts.destinations if row.note)
+            table.caption_justify, table.caption_style = "left", "" if healthy else "red"
         return table
 
     def _alerts(self, facts: DashboardFacts) -> Table | Text:

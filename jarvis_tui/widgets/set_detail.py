@@ -12,6 +12,7 @@ from jarvis_tui.formatting import count, local_moment
 from jarvis_tui.output import human_size
 
 MAX_TABLES_SHOWN = 12
+MAX_GAPS_SHOWN = 4  # copies missing or failed, listed under the set's heading
 # Metadata shown as "key value" lines; tables and bulky lists are summarised apart.
 SUMMARY_KEYS = (
     ("database", "database"),
@@ -67,9 +68,6 @@ def artifact_block(item: ArtifactDetail) -> Text:
     places = [f"{c.destination} {c.state}" for c in item.copies]
     places += [f"{name} missing" for name in item.missing_on]
     text.append(f"\n  stored: {', '.join(places) or 'no copies recorded'}")
-    for copy in item.copies:
-        if copy.state == "failed":
-            text.append(f"\n  {copy.destination} copy failed: {copy.error}", style="red")
     if artifact.checksum:
         text.append(f"\n  sha256 {artifact.checksum[:16]}…{artifact.checksum[-8:]}")
     text.append(f"\n  key {artifact.key_id or '-'} · {artifact.codec or '-'}")
@@ -113,6 +111,11 @@ def detail_renderable(detail: SetDetail) -> Group:
         else:
             style = "bold red" if places.has_failed_copies else "yellow"
             head.append(f"\noff-site: NOT complete ({places.summary}); s syncs", style=style)
+            gaps = places.gaps()
+            for gap in gaps[:MAX_GAPS_SHOWN]:
+                head.append(f"\n  {gap}", style="red" if " failed: " in gap else "")
+            if len(gaps) > MAX_GAPS_SHOWN:
+                head.append(f"\n  … and {len(gaps) - MAX_GAPS_SHOWN} more")
     return Group(head, *(Text("\n") + artifact_block(item) for item in detail.artifacts))
 
 

@@ -229,3 +229,14 @@ def test_an_archived_object_is_not_pulled_and_says_how_to_restore_it(env, s3_ser
     here = local(env)
     assert artifact not in here and artifact + ".metadata.json" not in here
     assert {k: v for k, v in before.items() if not k.startswith("secrets/")} == here
+
+
+def test_an_artifact_lost_without_its_sidecar_is_pulled_and_checked_against_it(env, s3_server):
+    assert env.cli("backup", "secrets") == ExitCode.OK
+    before = local(env)
+    (artifact,) = [k for k in before if k.startswith("secrets/") and k.endswith(".enc")]
+    LocalRepository(env.repo).delete(artifact)  # the sidecar stays
+    done = env.cli_process("pull")
+    assert done.returncode == ExitCode.OK, done.stderr
+    assert [ln.split()[1] for ln in done.stdout.splitlines() if "pulled " in ln[:9]] == [artifact]
+    assert local(env) == before

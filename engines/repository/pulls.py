@@ -41,11 +41,13 @@ FILES_SOURCE = "files"
 
 @dataclass(frozen=True)
 class PullItem:
-    """One object to pull, with its sidecar when it has one there."""
+    """One object to pull, with its sidecar there (staged to check the artifact with;
+    stored too unless the repository holds it already)."""
 
     source: Destination
     stored: StoredObject
     sidecar: StoredObject | None = None
+    store_sidecar: bool = False
 
     @property
     def key(self) -> str:
@@ -53,7 +55,7 @@ class PullItem:
 
     @property
     def size(self) -> int:
-        return self.stored.size + (self.sidecar.size if self.sidecar else 0)
+        return self.stored.size + (self.sidecar.size if self.store_sidecar and self.sidecar else 0)
 
 
 @dataclass
@@ -101,8 +103,8 @@ def plan_pull(
             continue  # travels with its artifact
         source, stored = remote[key]
         sidecar = remote.get(key + SIDECAR_SUFFIX)
-        with_sidecar = sidecar[1] if sidecar and key + SIDECAR_SUFFIX in missing else None
-        items.append(PullItem(source, stored, with_sidecar))
+        store_sidecar = key + SIDECAR_SUFFIX in missing
+        items.append(PullItem(source, stored, sidecar[1] if sidecar else None, store_sidecar))
     absent = sorted(key for key in keys if key not in remote and key not in here)
     return PullPlan(items, absent)
 
@@ -163,7 +165,7 @@ def pull(
                 context.log(f"{item.key}: not pulled: {error}", level="error")
             continue
         repository.put(staging.path_for(item.key), item.key)
-        if item.sidecar is not None:
+        if item.sidecar is not None and item.store_sidecar:
             repository.put(staging.path_for(item.sidecar.key), item.sidecar.key)
         _unstage(staging, item)
         _record_stored(workspace, item.key)

@@ -6,7 +6,7 @@ every destination, so an artifact keeps its name wherever it is copied.
 """
 
 import io
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -78,8 +78,12 @@ class Destination(Protocol):
         ranges it is asked for. Large sequential reads stay large."""
         ...
 
-    def put(self, local_path: Path, key: str) -> None:
-        """Store `local_path` under `key`; a failed put never leaves a partial object there."""
+    def put(
+        self, local_path: Path, key: str, progress: Callable[[int], None] | None = None
+    ) -> None:
+        """Store `local_path` under `key`; a failed put never leaves a partial object there.
+        `progress`, if given, is called with each count of bytes sent (a resent part counts
+        negative); an exception it raises (a cancelled job) stops the put."""
         ...
 
     def get(self, key: str, local_path: Path) -> None:

@@ -9,7 +9,7 @@ import contextlib
 import os
 import secrets
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from stat import S_ISREG
@@ -97,9 +97,14 @@ class LocalRepository:
             existing = existing.parent
         return shutil.disk_usage(existing).free
 
-    def put(self, local_path: Path, key: str) -> None:
+    def put(
+        self, local_path: Path, key: str, progress: Callable[[int], None] | None = None
+    ) -> None:
         with open(local_path, "rb") as source, self.open_write(key) as output:
-            shutil.copyfileobj(source, output, COPY_BUFFER)
+            while block := source.read(COPY_BUFFER):
+                output.write(block)
+                if progress is not None:
+                    progress(len(block))
 
     def get(self, key: str, local_path: Path) -> None:
         with self.open_read(key) as source:

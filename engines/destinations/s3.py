@@ -16,7 +16,8 @@ import io
 import os
 import secrets
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -35,7 +36,8 @@ from engines.destinations.s3_client import (
     part_size_for,
     transfer_config,
 )
-from engines.errors import JarvisError, NotFoundError
+from engines.destinations.s3_reads import RangedObject
+from engines.errors import JarvisError, JobCancelledError, NotFoundError
 from engines.plumbing.fsutil import (
     FILE_MODE,
     TEMP_MARKER,
@@ -52,9 +54,8 @@ if TYPE_CHECKING:
 
 MULTIPART_SIZE = 16 * 1024 * 1024
 READ_BUFFER = 4 * 1024 * 1024  # a small read still fetches this much in one ranged GET
-LARGEST_REQUEST = 16 * 1024 * 1024  # a large read is split into GETs of at most this
-BODY_RESUMES = 3
 HASH_BLOCK = 1024 * 1024
+Progress = Callable[[int], None]  # called with each count of bytes sent (negative on a resend)
 ARCHIVE_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE"})
 
 
@@ -141,9 +142,9 @@ class S3Destination:
         finally:
             spool_path.unlink(missing_ok=True)
 
-    def put(self, local_path: Path, key: str) -> None:
+    def put(self, local_path: Path, key: str, progress: Progress | None = None) -> None:
         validate_key(key)
-        self._upload(Path(local_path), key)
+        self._upload(Path(local_path), key, progress)
 
     def open_read(self, key: str, offset: int = 0, length: int | None = None) -> BinaryIO:
         head = self._head_for_reading(validate_key(key))
@@ -153,7 +154,7 @@ class S3Destination:
         else:
             low = min(offset, size)
             low, high, position = low, min(size, offset + length), low
-        raw = _RangedObject(self, key, head.get("ETag"), low, high, position, length is None)
+        raw = RangedObject(self, key, head.get("ETag"), low, high, position, length is None)
         return io.BufferedReader(raw, READ_BUFFER)  # type: ignore[return-value]
 
     def get(self, key: str, local_path: Path) -> None:
@@ -240,19 +241,31 @@ class S3Destination:
 
     # --- uploads -----------------------------------------------------------------------
 
-    def _upload(self, source: Path, key: str) -> None:
+    def _upload(self, source: Path, key: str, progress: Progress | None = None) -> None:
         full = self.full_key(key)
         size = source.stat().st_size
         config = self._transfer_config()
-        try:
-            self.client().upload_file(
-                str(source), self.bucket, full, ExtraArgs=self._upload_args, Config=config
-            )
-            head = self.client().head_object(Bucket=self.bucket, Key=full, ChecksumMode="ENABLED")
-        except Exception as error:
-            # s3transfer aborts a multipart upload that failed, so no object appears.
-            raise self._failure(f"uploading {key}", error) from None
-        problem = self._confirmation_problem(source, size, head)
+        with ThreadPoolExecutor(1, thread_name_prefix="s3-sha256") as hashing:
+            # Our digests are taken beside the upload (hashlib lets go of the GIL), not after.
+            digests = hashing.submit(_sha256_digests, source, self._part_size(size))
+            try:
+                self.client().upload_file(
+                    str(source),
+                    self.bucket,
+                    full,
+                    ExtraArgs=self._upload_args,
+                    Config=config,
+                    Callback=progress,
+                )
+                head = self.client().head_object(
+                    Bucket=self.bucket, Key=full, ChecksumMode="ENABLED"
+                )
+            except JobCancelledError:
+                raise
+            except Exception as error:
+                # s3transfer aborts a multipart upload that failed, so no object appears.
+                raise self._failure(f"uploading {key}", error) from None
+            problem = self._confirmation_problem(size, head, digests.result())
         if problem:
             with contextlib.suppress(Exception):
                 self.client().delete_object(Bucket=self.bucket, Key=full)
@@ -261,7 +274,9 @@ class S3Destination:
                 "was removed; the copy counts as failed, try again"
             )
 
-    def _confirmation_problem(self, source: Path, size: int, head: dict) -> str | None:
+    def _confirmation_problem(
+        self, size: int, head: dict, digests: tuple[str, str, int]
+    ) -> str | None:
         if head.get("ContentLength") != size:
             return f"the bucket holds {head.get('ContentLength')} bytes, we sent {size}"
         theirs = head.get("ChecksumSHA256")
@@ -272,7 +287,7 @@ class S3Destination:
         value, _, parts = theirs.partition("-")
         etag_parts = (head.get("ETag") or "").strip('"').partition("-")[2]
         multipart = bool(parts or etag_parts)
-        whole, composite, count = _sha256_digests(source, self._part_size(size))
+        whole, composite, count = digests
         ours = composite if multipart else whole
         if value != ours or (parts and int(parts) != count):
             return f"SHA-256 {theirs} in the bucket, ours {ours}"
@@ -312,40 +327,11 @@ class S3Destination:
             "until it is done (hours; DEEP_ARCHIVE takes up to 48) and try again"
         )
 
-    def _get_range(self, key: str, etag: str | None, start: int, end: int, into: memoryview):
-        """Fill `into` with bytes [start, end) of `key`; a connection dropped mid-body
-        is resumed from where it stopped with another ranged GET."""
-        done, resumes = 0, 0
-        while start + done < end:
-            arguments = {"Range": f"bytes={start + done}-{end - 1}"}
-            if etag:
-                arguments["IfMatch"] = etag  # the object replaced meanwhile: fail, not mix
-            try:  # botocore retries the request; a body cut short is resumed below
-                response = self.client().get_object(
-                    Bucket=self.bucket, Key=self.full_key(key), **arguments
-                )
-            except Exception as error:
-                if error_code(error) == "InvalidObjectState":
-                    raise self._archived(key, "GLACIER or DEEP_ARCHIVE") from None
-                raise self._failure(f"reading {key}", error) from None
-            body = response["Body"]
-            try:
-                while start + done < end:
-                    chunk = body.read(min(end - start - done, HASH_BLOCK))
-                    if not chunk:
-                        break
-                    into[done : done + len(chunk)] = chunk
-                    done += len(chunk)
-            except Exception as error:
-                if resumes >= BODY_RESUMES:
-                    raise self._failure(f"reading {key}", error) from None
-                resumes += 1
-                continue
-            finally:
-                body.close()
-            if start + done < end:  # the object is shorter than when it was opened
-                raise S3Error(f"{key}: bucket {self.bucket} returned fewer bytes than expected")
-        return done
+    def read_failure(self, key: str, error: BaseException) -> JarvisError:
+        """What a failed GET of `key` says: an archived object explained, else the failure."""
+        if error_code(error) == "InvalidObjectState":
+            return self._archived(key, "GLACIER or DEEP_ARCHIVE")
+        return self._failure(f"reading {key}", error)
 
     def _list(self, prefix: str) -> Iterator[StoredObject]:
         pages = self.client().get_paginator("list_objects_v2")
@@ -394,57 +380,6 @@ class S3Destination:
 
     def _explain(self, error: BaseException) -> str:
         return explain(error, self.bucket, self.region)
-
-
-class _RangedObject(io.RawIOBase):
-    """An object's bytes [low, high) fetched by ranged GETs as they are read."""
-
-    def __init__(self, destination, key, etag, low, high, position, seekable) -> None:
-        self._destination = destination
-        self._key = key
-        self._etag = etag
-        self._low, self._high = low, high
-        self._position = position
-        self._seekable = seekable
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return self._seekable
-
-    def tell(self) -> int:
-        return self._position
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        if not self._seekable:
-            raise io.UnsupportedOperation("a ranged read of an S3 object does not seek")
-        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._position, os.SEEK_END: self._high}[whence]
-        if base + offset < 0:
-            raise ValueError(f"negative seek position {base + offset}")
-        self._position = base + offset
-        return self._position
-
-    def readall(self) -> bytes:
-        # RawIOBase's own reads 8 KiB at a time: one GET each.
-        pieces = bytearray()
-        while self._position < self._high:
-            piece = bytearray(min(self._high - self._position, LARGEST_REQUEST))
-            got = self.readinto(piece)
-            if not got:
-                break
-            pieces += memoryview(piece)[:got]
-        return bytes(pieces)
-
-    def readinto(self, buffer) -> int:
-        wanted = min(len(buffer), self._high - self._position, LARGEST_REQUEST)
-        if wanted <= 0:
-            return 0
-        view = memoryview(buffer).cast("B")[:wanted]
-        start = self._position
-        got = self._destination._get_range(self._key, self._etag, start, start + wanted, view)
-        self._position += got
-        return got
 
 
 def _sha256_digests(source: Path, part_size: int) -> tuple[str, str, int]:

@@ -134,15 +134,29 @@ def copy_object(
     done: int,
     total: int,
 ) -> int:
-    """Stream one object across; nothing appears there unless it went through whole."""
+    """Send one object across; nothing appears there unless it went through whole. An
+    object the repository holds as a file is handed over as that file (an S3 upload reads
+    it in parts, at once, with no spooled copy); otherwise it is streamed."""
     copied = 0
+
+    def progress(count: int) -> None:
+        nonlocal copied
+        copied += count
+        if context is not None:
+            context.progress(done + max(copied, 0), total)
+            context.raise_if_cancelled()
+
+    path = repository.local_path(item.key)
+    if path is not None:
+        size = path.stat().st_size
+        if size != item.size:
+            raise OSError(f"{item.key}: {size} bytes on disk, {item.size} listed")
+        destination.put(path, item.key, progress)
+        return size
     with repository.open_read(item.key) as source, destination.open_write(item.key) as output:
         while chunk := source.read(COPY_BUFFER):
             output.write(chunk)
-            copied += len(chunk)
-            if context is not None:
-                context.progress(done + copied, total)
-                context.raise_if_cancelled()
+            progress(len(chunk))
         if copied != item.size:
             raise OSError(f"{item.key}: read {copied} bytes of the {item.size} listed")
     return copied

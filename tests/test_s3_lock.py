@@ -23,12 +23,14 @@ from tests.support.s3_hosts import BUCKET, PREFIX, s3_settings
 LEASE = 3.0  # seconds: renewed every 0.75 s by the holder
 DEADLINE = 60.0
 LOST_EXIT = 3
+OTHER_HOST = "jarvis-2"  # a holder on another host: only its lease says it is gone
 
 HOLDER = """
-import sys, time
+import socket, sys, time
+endpoint, bucket, prefix, lease, ready, host = sys.argv[1:7]
+socket.gethostname = lambda: host  # another host sharing the bucket, if told so
 from engines.destinations.s3 import S3Destination
 from engines.destinations.s3_lock import LockLostError, S3PrefixLock
-endpoint, bucket, prefix, lease, ready = sys.argv[1:6]
 destination = S3Destination(
     bucket, prefix=prefix, endpoint_url=endpoint, access_key="testing",
     secret_key="testing", region="us-east-1",
@@ -58,10 +60,13 @@ def destination(s3_server, prefix: str = PREFIX) -> S3Destination:
     )
 
 
-def start_holder(s3_server, tmp_path: Path, lease: float = LEASE) -> subprocess.Popen:
+def start_holder(
+    s3_server, tmp_path: Path, lease: float = LEASE, host: str = OTHER_HOST
+) -> subprocess.Popen:
     ready = tmp_path / f"held-{time.monotonic_ns()}"
+    arguments = [s3_server.endpoint_url, BUCKET, PREFIX, str(lease), str(ready), host]
     child = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, s3_server.endpoint_url, BUCKET, PREFIX, str(lease), ready],
+        [sys.executable, "-c", HOLDER, *arguments],
         cwd=REPO_ROOT,
         env=child_env(),
         stdout=subprocess.PIPE,
@@ -128,7 +133,7 @@ def test_a_second_process_is_refused_naming_the_holder_and_takes_over_after_a_si
         assert refused.value.holder["pid"] == holder.pid
         assert refused.value.holder["purpose"] == "prune (test holder)"
         words = str(refused.value)
-        assert f"pid {holder.pid} on host {socket.gethostname()} (prune (test holder)" in words
+        assert f"pid {holder.pid} on host {OTHER_HOST} (prune (test holder)" in words
         assert f"s3://{BUCKET}/{PREFIX}/" in words and "lease runs out in" in words
 
         # Another host's prefix in the same bucket is another lock.
@@ -151,7 +156,7 @@ def test_a_second_process_is_refused_naming_the_holder_and_takes_over_after_a_si
     take_when_free(mine)
     try:
         assert mine.took_over_from is not None
-        assert f"pid {holder.pid} on host {socket.gethostname()}" in mine.took_over_from
+        assert f"pid {holder.pid} on host {OTHER_HOST}" in mine.took_over_from
         assert "whose lease ran out" in mine.took_over_from
         with pytest.raises(S3PrefixLockedError, match=f"pid {os.getpid()} "):
             S3PrefixLock(destination(s3_server), "prune").acquire()
@@ -201,7 +206,7 @@ def test_cleanup_and_prune_are_refused_while_another_process_holds_the_prefix(
         capsys.readouterr()
         assert env.cli("cleanup") == ExitCode.LOCKED
         err = capsys.readouterr().err
-        assert f"locked by pid {holder.pid} on host {socket.gethostname()}" in err
+        assert f"locked by pid {holder.pid} on host {OTHER_HOST}" in err
         assert "Traceback" not in err
         with env.workspace() as workspace:
             assert len(workspace.catalog.list_backup_sets()) == 2  # nothing deleted
@@ -216,3 +221,17 @@ def test_cleanup_and_prune_are_refused_while_another_process_holds_the_prefix(
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait(timeout=30)
+
+
+def test_a_holder_on_this_host_whose_process_is_gone_is_taken_over_at_once(
+    s3_server, bucket, tmp_path
+):
+    """Killed, or its release failed while the bucket was unreachable: its pid says it is
+    gone, so the next run need not wait out a lease (a long one here)."""
+    holder = start_holder(s3_server, tmp_path, lease=600, host=socket.gethostname())
+    holder.send_signal(signal.SIGKILL)
+    holder.wait(timeout=30)
+    with S3PrefixLock(destination(s3_server), "cleanup") as mine:
+        taken = mine.took_over_from or ""
+        assert taken.startswith(f"pid {holder.pid} on host {socket.gethostname()} (prune (")
+        assert taken.endswith(", whose process on this host is gone")

@@ -108,8 +108,8 @@ def delete_set_everywhere(
     The set is marked as being deleted before its first file goes. A destination that
     fails here joins `locks.unavailable`, so later sets skip it in this run; there, and
     on every unavailable destination, each copy keeps its state (it is still there)
-    with the reason it was not deleted, and the set stays listed and marked, for the
-    next cleanup to finish.
+    with the reason it was not deleted (`failed` if only its sidecar is left), and the
+    set stays listed and marked, for the next cleanup to finish.
     """
     catalog = workspace.catalog
     catalog.mark_set_deleting(set_id)
@@ -126,16 +126,24 @@ def delete_set_everywhere(
                 "deleted because that destination is not configured; the set stays listed"
             )
         failed: dict[str, str] = {}  # destination: why this artifact is still there
+        partly: set[str] = set()  # destinations where only its sidecar is left
         for destination in locks.destinations:
             name = destination.name
             if name in locks.unavailable:
                 continue
+            gone = False
             try:
                 locks.ensure_held(destination)
                 destination.delete(artifact.relpath)
+                gone = True
                 destination.delete(artifact.relpath + SIDECAR_SUFFIX)
             except (JarvisError, OSError) as error:
                 failed[name] = str(error) or type(error).__name__
+                if gone:  # the artifact is gone there, its sidecar not: no usable copy
+                    partly.add(name)
+                    catalog.set_copy_state(
+                        artifact.id, name, "failed", f"partly deleted: {_not_deleted(str(error))}"
+                    )
                 if destination is workspace.repository:
                     problems.append(f"{artifact.relpath} on {name}: {error}")
                 else:  # said once for the set below; later artifacts and sets skip it
@@ -144,9 +152,10 @@ def delete_set_everywhere(
             if name in copies or destination is workspace.repository:
                 catalog.set_copy_state(artifact.id, name, "deleted")
         for name in sorted(left & (failed.keys() | locks.unavailable.keys())):
-            reason = failed.get(name) or locks.unavailable[name]
-            catalog.set_copy_state(artifact.id, name, copies[name].state, _not_deleted(reason))
             waiting.add(name)
+            if name not in partly:
+                reason = failed.get(name) or locks.unavailable[name]
+                catalog.set_copy_state(artifact.id, name, copies[name].state, _not_deleted(reason))
     for name in sorted(waiting - {workspace.repository.name}):
         problems.append(
             f"{set_id}: its copies on {name} are not deleted yet ({locks.unavailable[name]}); "

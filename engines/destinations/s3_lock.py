@@ -8,10 +8,11 @@ S3 lets one writer win and answers 412 to the others, who are told who holds it.
 
 The object is a lease (host, pid, purpose, started, expires, its length), renewed
 by a thread with `If-Match` on its ETag while held. A holder that died stops
-renewing; once its lease has run out, the next process deletes the object
-`If-Match` the ETag it read (a renewal meanwhile wins) and puts its own, saying
-whose lease it took over. A lease runs out by the server's clock (its Date against
-the object's Last-Modified), so two hosts' clocks are never compared.
+renewing; once its lease has run out (at once, for a holder on this host whose
+process is gone), the next process deletes the object `If-Match` the ETag it read
+(a renewal meanwhile wins) and puts its own, saying whose lease it took over. A
+lease runs out by the server's clock (its Date against the object's
+Last-Modified), so two hosts' clocks are never compared.
 """
 
 import contextlib
@@ -38,6 +39,7 @@ from engines.destinations.s3_client import (
     failure,
 )
 from engines.errors import JarvisError, RepositoryLockedError
+from engines.plumbing.processes import process_alive
 
 logger = logging.getLogger("jarvis.s3_lock")
 
@@ -118,14 +120,16 @@ class S3PrefixLock:
             seen = self._read()
             if seen is None:
                 continue  # released meanwhile
-            if not seen.expired:
+            gone = _gone_from_this_host(seen.record)
+            if not seen.expired and not gone:
                 raise self._busy(seen)
             if not self._delete_if(seen.etag):
                 continue  # renewed or taken over by another meanwhile
             if self._put_new():
-                self.took_over_from = (
-                    f"{_holder_text(seen.record)}, whose lease ran out "
-                    f"{seen.age - seen.lease:.0f} s before"
+                self.took_over_from = _holder_text(seen.record) + (
+                    ", whose process on this host is gone"
+                    if gone
+                    else f", whose lease ran out {seen.age - seen.lease:.0f} s before"
                 )
                 logger.warning("%s: took over the lock of %s", self.where, self.took_over_from)
                 break
@@ -359,6 +363,15 @@ def _lease_of(record: dict[str, Any] | None) -> float:
     if isinstance(value, int | float) and value > 0:
         return float(value)
     return LEASE_SECONDS
+
+
+def _gone_from_this_host(record: dict[str, Any] | None) -> bool:
+    """A holder on this host whose process has ended (killed, or its release failed
+    because the bucket was unreachable): no need to wait for its lease."""
+    if record is None or record.get("host") != socket.gethostname():
+        return False
+    pid = record.get("pid")
+    return isinstance(pid, int) and pid != os.getpid() and not process_alive(pid)
 
 
 def _server_time(date_header: str | None) -> datetime:

@@ -246,3 +246,28 @@ def test_list_of_an_unknown_set_says_so_in_one_line(env, capsys):
     assert done.stdout == ""
     assert done.stderr.count("\n") == 1
     assert "files_1999-01-01_000000" in done.stderr
+
+
+def test_the_catalogs_counts_agree_with_each_sets_places(seeded_console):
+    """offsite_status counts in SQL; set_places reads every copy: the two must agree, on a
+    week of seeded sets with copies stored, failed, deleted and never made."""
+    with seeded_console.catalog() as catalog:
+        for number, artifact in enumerate(catalog.all_artifacts()):
+            state = ("stored", "stored", "failed", "deleted", None)[number % 5]
+            if state is not None:
+                error = "AccessDenied" if state == "failed" else None
+                catalog.set_copy_state(artifact.id, "s3", state, error)
+        (status,) = offsite_status(catalog, ("s3",))
+        finished = [s for s in catalog.list_backup_sets() if s.status != "running"]
+        places = set_places(catalog, [s.id for s in finished], ("s3",))
+    counted = [places[s.id] for s in finished if places[s.id].artifacts]
+    complete = [p for p in counted if p.complete_offsite]
+    assert 0 < len(complete) < len(counted)
+    assert status.complete_sets == len(complete)
+    assert status.incomplete_sets == len(counted) - len(complete)
+    assert status.failed_copies == sum(len(p.on("s3", "failed")) for p in counted)
+    newest = next(p for p in counted if not p.complete_offsite)
+    assert status.newest_not_offsite is not None
+    assert status.newest_not_offsite.id == newest.set_id
+    assert list(status.newest_gaps) == newest.gaps("s3")
+    assert status.last_copy_at is not None

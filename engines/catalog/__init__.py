@@ -4,7 +4,16 @@ from engines.catalog.backups import LATEST
 from engines.catalog.db import catalog_files
 from engines.catalog.facade import DEFAULT_BUSY_TIMEOUT_MS, Catalog
 from engines.catalog.jobs import ORPHAN_ERROR
-from engines.catalog.rows import Alert, Artifact, BackupSet, Copy, Job, JobEvent, PlacedArtifact
+from engines.catalog.rows import (
+    Alert,
+    Artifact,
+    BackupSet,
+    Copy,
+    Job,
+    JobEvent,
+    PlacedArtifact,
+    SetCopyCount,
+)
 from engines.catalog.schema import SCHEMA_VERSION
 
 __all__ = [
@@ -20,5 +29,6 @@ __all__ = [
     "Job",
     "JobEvent",
     "PlacedArtifact",
+    "SetCopyCount",
     "catalog_files",
 ]

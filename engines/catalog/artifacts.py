@@ -3,11 +3,19 @@
 import json
 import sqlite3
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from engines.catalog.db import Database
-from engines.catalog.rows import COPY_STATES, Artifact, Copy, PlacedArtifact, require_one_of
-from engines.catalog.times import now_iso
+from engines.catalog.rows import (
+    COPY_STATES,
+    Artifact,
+    Copy,
+    PlacedArtifact,
+    SetCopyCount,
+    require_one_of,
+)
+from engines.catalog.times import now_iso, parse_optional
 from engines.errors import NotFoundError
 from engines.plumbing.redaction import redact, redact_value
 
@@ -190,3 +198,29 @@ class ArtifactsMixin:
             PlacedArtifact(artifact_id, set_id, relpath, tuple(copies))
             for artifact_id, (set_id, relpath, copies) in found.items()
         ]
+
+    def copy_counts_on(self, destination: str) -> list[SetCopyCount]:
+        """Every finished set with a complete artifact, newest first, with how many of its
+        complete artifacts `destination` holds (stored) and how many copies there failed."""
+        rows = self._db.rows(
+            """
+            SELECT s.id, COUNT(*) AS artifacts,
+                   COALESCE(SUM(c.state = 'stored'), 0) AS stored,
+                   COALESCE(SUM(c.state = 'failed'), 0) AS failed
+            FROM backup_sets AS s
+            JOIN artifacts AS a ON a.set_id = s.id AND a.status = 'complete'
+            LEFT JOIN copies AS c ON c.artifact_id = a.id AND c.destination = ?
+            WHERE s.status != 'running'
+            GROUP BY s.id ORDER BY s.created_at DESC, s.rowid DESC
+            """,
+            (destination,),
+        )
+        return [SetCopyCount(row[0], row[1], row[2], row[3]) for row in rows]
+
+    def last_copy_on(self, destination: str) -> datetime | None:
+        """When a copy was last confirmed stored on `destination`."""
+        row = self._db.row(
+            "SELECT MAX(updated_at) FROM copies WHERE destination = ? AND state = 'stored'",
+            (destination,),
+        )
+        return parse_optional(row[0] if row else None)

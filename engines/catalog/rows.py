@@ -145,6 +145,16 @@ class PlacedArtifact:
 
 
 @dataclass(frozen=True)
+class SetCopyCount:
+    """A finished set's complete artifacts and how many of them one destination holds."""
+
+    set_id: str
+    artifacts: int
+    stored: int
+    failed: int
+
+
+@dataclass(frozen=True)
 class Job:
     id: int
     kind: str

@@ -22,7 +22,9 @@ from jarvis_tui.output import print_json, print_table
 
 def register(commands: argparse._SubParsersAction, words: Sequence[str] = ()) -> None:
     status = commands.add_parser(
-        "status", help="schedules, last runs and last good backup per source (backup:status)"
+        "status",
+        help="schedules, last runs, last good backup per source and off-site copies "
+        "(backup:status)",
     )
     status.add_argument("--json", action="store_true")
     status.set_defaults(handler=run_status)

@@ -25,9 +25,11 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from engines.destinations.base import StoredObject, validate_key, validate_prefix
 from engines.destinations.s3_client import (
     CONDITION_FAILED_CODES,
+    DEFAULT_LIMITS,
     DENIED_CODES,
     MISSING_BUCKET_CODES,
     NOT_FOUND_CODES,
+    Limits,
     S3Error,
     error_code,
     explain,
@@ -78,6 +80,7 @@ class S3Destination:
         sse_kms_key_id: str | None = None,
         spool_dir: Path | None = None,
         multipart_size: int = MULTIPART_SIZE,
+        limits: Limits = DEFAULT_LIMITS,
         name: str = "s3",
     ) -> None:
         self.bucket = bucket
@@ -87,6 +90,7 @@ class S3Destination:
         self.name = name
         self.spool_dir = Path(spool_dir) if spool_dir else default_cache_dir() / "s3-upload"
         self.multipart_size = multipart_size
+        self.limits = limits
         self._credentials = (access_key, secret_key)
         self._upload_args: dict[str, str] = {"ChecksumAlgorithm": "SHA256"}
         if storage_class:
@@ -362,12 +366,12 @@ class S3Destination:
                     endpoint_url=self.endpoint_url,
                     access_key=access_key,
                     secret_key=secret_key,
-                    quick=quick,
+                    limits=self.limits.for_probe() if quick else self.limits,
                 )
             return self._clients[quick]
 
     def _failure(self, doing: str, error: BaseException) -> S3Error:
-        return failure(self.bucket, self.region, doing, error)
+        return failure(self.bucket, self.region, doing, error, self.limits.read_s)
 
     def _probe_line(self, what: str, error: BaseException) -> str:
         code = error_code(error)
@@ -379,7 +383,7 @@ class S3Destination:
         return f"S3 bucket {self.bucket} {what}: {self._explain(error)}"
 
     def _explain(self, error: BaseException) -> str:
-        return explain(error, self.bucket, self.region)
+        return explain(error, self.bucket, self.region, self.limits.read_s)
 
 
 def _sha256_digests(source: Path, part_size: int) -> tuple[str, str, int]:

@@ -5,6 +5,7 @@ the bucket's failures in one operator line each, never carrying a credential.
 boto3 is imported only when a client is made: the console never loads it.
 """
 
+from dataclasses import dataclass
 from typing import Any
 
 from engines.errors import JarvisError
@@ -23,6 +24,26 @@ CREDENTIAL_CODES = frozenset({"InvalidAccessKeyId", "SignatureDoesNotMatch", "Ex
 CONDITION_FAILED_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "412"})
 
 
+@dataclass(frozen=True)
+class Limits:
+    """How long a call may take: seconds to connect, seconds of silence while waiting for
+    or reading an answer, and tries in all (botocore's standard mode backs off between)."""
+
+    connect_s: float = CONNECT_TIMEOUT_S
+    read_s: float = READ_TIMEOUT_S
+    attempts: int = ATTEMPTS
+
+    def for_probe(self) -> "Limits":
+        return Limits(
+            min(self.connect_s, PROBE_TIMEOUT_S),
+            min(self.read_s, PROBE_TIMEOUT_S),
+            min(self.attempts, PROBE_ATTEMPTS),
+        )
+
+
+DEFAULT_LIMITS = Limits()
+
+
 class S3Error(JarvisError, OSError):
     """A call to the bucket failed. An OSError too: like a disk's, the failure is of I/O,
     and callers that tell the operator about an unwritable destination catch both."""
@@ -38,10 +59,10 @@ def make_client(
     endpoint_url: str | None,
     access_key: str | None,
     secret_key: str | None,
-    quick: bool = False,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Any:
-    """A client for the bucket's calls; `quick` for a probe that must answer in seconds.
-    With no keys, boto3's own credential chain (instance role, profile) applies."""
+    """A client for the bucket's calls, each bounded by `limits`. With no keys, boto3's
+    own credential chain (instance role, profile) applies."""
     import boto3.session
     from botocore.config import Config
 
@@ -51,9 +72,9 @@ def make_client(
         region_name=region,
     )
     config = Config(
-        connect_timeout=PROBE_TIMEOUT_S if quick else CONNECT_TIMEOUT_S,
-        read_timeout=PROBE_TIMEOUT_S if quick else READ_TIMEOUT_S,
-        retries={"mode": "standard", "max_attempts": PROBE_ATTEMPTS if quick else ATTEMPTS},
+        connect_timeout=limits.connect_s,
+        read_timeout=limits.read_s,
+        retries={"mode": "standard", "max_attempts": limits.attempts},
         max_pool_connections=POOL_CONNECTIONS,
         # S3-compatible servers (MinIO, moto) answer path-style requests.
         s3={"addressing_style": "path"} if endpoint_url else None,
@@ -84,7 +105,9 @@ def error_code(error: BaseException) -> str:
     return ""
 
 
-def explain(error: BaseException, bucket: str, region: str | None) -> str:
+def explain(
+    error: BaseException, bucket: str, region: str | None, read_timeout_s: float = READ_TIMEOUT_S
+) -> str:
     """The error in a line with what to do; botocore's text can echo a request's parts,
     so it goes through `redact` like everything else that leaves the process."""
     from botocore.exceptions import (
@@ -111,11 +134,18 @@ def explain(error: BaseException, bucket: str, region: str | None) -> str:
     if isinstance(error, EndpointConnectionError | ConnectTimeoutError):
         return f"{text}; check S3_ENDPOINT_URL and the network"
     if isinstance(error, ReadTimeoutError):
-        return f"{text}; the server did not answer in {READ_TIMEOUT_S}s, try again later"
+        return f"{text}; the server did not answer in {read_timeout_s:g}s, try again later"
     if isinstance(error, JarvisError):
         return text
     return f"{text}; try again later" if code else f"{type(error).__name__}: {text}; try again"
 
 
-def failure(bucket: str, region: str | None, doing: str, error: BaseException) -> S3Error:
-    return S3Error(f"S3 bucket {bucket}: {doing} failed: {explain(error, bucket, region)}")
+def failure(
+    bucket: str,
+    region: str | None,
+    doing: str,
+    error: BaseException,
+    read_timeout_s: float = READ_TIMEOUT_S,
+) -> S3Error:
+    reason = explain(error, bucket, region, read_timeout_s)
+    return S3Error(f"S3 bucket {bucket}: {doing} failed: {reason}")

@@ -4,22 +4,23 @@ snapshot stored there references, and every snapshot left there still restores.
 Real files backups copied to moto's S3 over HTTP on loopback, the real CLI.
 """
 
-import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
-
 import pytest
 
-from engines.actions.verbs import Request, run_verb
 from engines.destinations import LocalRepository
-from engines.destinations.s3 import S3Destination
 from engines.destinations.s3_lock import LOCK_KEY
 from engines.errors import JarvisError
 from engines.store.layout import INDEX_PREFIX, PACKS_PREFIX
 from jarvis_tui.exit_codes import ExitCode
 from tests.support.files_env import FilesEnv, make_files_env, random_text, tree_of
-from tests.support.s3_hosts import BUCKET, PREFIX, s3_settings
+from tests.support.s3_hosts import BUCKET, s3_settings
+from tests.support.s3_prefix import (
+    bucket_keys,
+    delete_set,
+    download_prefix,
+    listing,
+    s3_copy,
+    unreachable_endpoint,
+)
 
 
 @pytest.fixture
@@ -28,48 +29,6 @@ def env(tmp_path, isolated_env, s3_server) -> FilesEnv:
     env = make_files_env(tmp_path / "host")
     env.set(**s3_settings(s3_server))
     return env
-
-
-def s3_copy(s3_server) -> S3Destination:
-    return S3Destination(
-        BUCKET,
-        prefix=PREFIX,
-        endpoint_url=s3_server.endpoint_url,
-        access_key=s3_server.access_key,
-        secret_key=s3_server.secret_key,
-        region=s3_server.region,
-    )
-
-
-def listing(destination) -> dict[str, int]:
-    return {item.key: item.size for item in destination.list()}
-
-
-def bucket_keys(s3_server) -> set[str]:
-    """Every object under the prefix, the dot-files (lock, repository id) among them."""
-    pages = s3_server.client().get_paginator("list_objects_v2")
-    return {
-        item["Key"].removeprefix(f"{PREFIX}/")
-        for page in pages.paginate(Bucket=BUCKET, Prefix=f"{PREFIX}/")
-        for item in page.get("Contents", ())
-    }
-
-
-def download_prefix(s3_server, folder: Path) -> None:
-    """What `aws s3 sync s3://bucket/prefix/ folder` does."""
-    client = s3_server.client()
-    for key in bucket_keys(s3_server):
-        path = folder / key
-        path.parent.mkdir(parents=True, exist_ok=True)
-        client.download_file(BUCKET, f"{PREFIX}/{key}", str(path))
-
-
-@contextmanager
-def unreachable_endpoint() -> Iterator[str]:
-    """A loopback port bound but not listening: every connection is refused at once."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
 def three_backups(env: FilesEnv) -> tuple[list[str], dict[str, dict]]:
@@ -89,11 +48,6 @@ def three_backups(env: FilesEnv) -> tuple[list[str], dict[str, dict]]:
             order.append(workspace.catalog.get_backup_set("latest").id)
         trees[order[-1]] = tree_of(env.data)
     return order, trees
-
-
-def delete_set(env: FilesEnv, set_id: str) -> None:
-    with env.workspace() as workspace:
-        run_verb(workspace, "delete", Request(reference=set_id))
 
 
 def test_prune_deletes_on_s3_only_what_no_snapshot_there_references_and_the_rest_restores(

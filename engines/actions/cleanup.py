@@ -174,6 +174,7 @@ def delete_set_everywhere(
                 destination.delete(record)
             except (JarvisError, OSError) as error:
                 problems.append(f"{record} on {destination.name}: {error}")
+                break  # the repository's record stays while a copy's does
     if problems:
         for problem in dict.fromkeys(problems):
             context.log(problem, level="error")

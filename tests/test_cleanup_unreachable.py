@@ -1,0 +1,207 @@
+"""Deleting sets while S3 cannot be reached: the repository's copies go, S3's stay and
+the catalog says exactly that; the sets stay listed, marked, and the next cleanup with S3
+back finishes them first, whatever retention says by then. Real files backups copied to
+moto's S3 over HTTP, the real CLI; S3 unreachable is a loopback port that refuses."""
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from engines.destinations import LocalRepository
+from engines.errors import JarvisError
+from engines.pipeline.artifacts import SIDECAR_SUFFIX
+from engines.repository.set_records import record_relpath
+from jarvis_tui.exit_codes import ExitCode
+from tests.support.files_env import FilesEnv, make_files_env, random_text
+from tests.support.s3_hosts import BUCKET, s3_settings
+from tests.support.s3_prefix import delete_set, listing, s3_copy, unreachable_endpoint
+
+
+@pytest.fixture
+def env(tmp_path, isolated_env, s3_server) -> FilesEnv:
+    s3_server.create_bucket(BUCKET)
+    env = make_files_env(tmp_path / "host")
+    # One set a day is kept: of three made today, the two older ones go.
+    env.set(
+        **s3_settings(s3_server),
+        BACKUP_RETENTION_DAILY="1",
+        BACKUP_RETENTION_WEEKLY="0",
+        BACKUP_RETENTION_MONTHLY="0",
+    )
+    return env
+
+
+def backups(env: FilesEnv, count: int) -> list[str]:
+    order = []
+    for number in range(count):
+        (env.data / f"f{number}.txt").write_bytes(random_text(60_000, number))
+        assert env.cli("backup", "files") == ExitCode.OK
+        with env.workspace() as workspace:
+            order.append(workspace.catalog.get_backup_set("latest").id)
+    return order
+
+
+def set_keys(env: FilesEnv, set_id: str) -> set[str]:
+    with env.workspace() as workspace:
+        relpaths = [a.relpath for a in workspace.catalog.artifacts_of(set_id)]
+    return {*relpaths, *(r + SIDECAR_SUFFIX for r in relpaths), record_relpath(set_id)}
+
+
+def copies_of_set(env: FilesEnv, set_id: str) -> dict[str, tuple[str, str | None]]:
+    """{destination: (state, error)} of the set's one artifact."""
+    with env.workspace() as workspace:
+        (artifact,) = workspace.catalog.artifacts_of(set_id)
+        return {c.destination: (c.state, c.error) for c in workspace.catalog.copies_of(artifact.id)}
+
+
+def test_cleanup_with_s3_unreachable_records_the_truth_and_the_next_one_finishes(
+    env, s3_server, capsys
+):
+    oldest, middle, newest = backups(env, 3)
+    keys = {set_id: set_keys(env, set_id) for set_id in (oldest, middle, newest)}
+    s3 = s3_copy(s3_server)
+    before = listing(s3)
+    assert all(keys[s] <= before.keys() for s in keys)
+
+    with unreachable_endpoint() as nowhere:
+        env.set(S3_ENDPOINT_URL=nowhere)
+        # The operator deletes the newest set, which retention would always keep.
+        with pytest.raises(JarvisError, match=rf"{newest} is still listed: .*not deleted yet"):
+            delete_set(env, newest)
+        capsys.readouterr()
+        assert env.cli("cleanup") == ExitCode.FAILED
+        out, err = capsys.readouterr()
+        assert "Traceback" not in err
+        assert f"problem: {oldest}: its copies on s3 are not deleted yet (S3 bucket" in err
+        assert "the next cleanup finishes it" in err
+
+    here = listing(LocalRepository(env.repo))
+    with env.workspace() as workspace:
+        catalog = workspace.catalog
+        assert set(catalog.sets_being_deleted()) == {oldest, newest}
+        assert {s.id for s in catalog.list_backup_sets()} == {oldest, middle, newest}
+        assert catalog.get_backup_set("latest").id == middle  # never a set half deleted
+    for set_id in (oldest, newest):
+        copies = copies_of_set(env, set_id)
+        assert copies["local"] == ("deleted", None)
+        state, error = copies["s3"]
+        assert state == "stored" and error.startswith("not deleted yet: S3 bucket")
+        assert s3_server.secret_key not in error
+        artifacts = keys[set_id] - {record_relpath(set_id)}
+        assert not artifacts & here.keys()  # gone from the repository ...
+        assert keys[set_id] <= listing(s3).keys()  # ... and all still on S3
+    assert copies_of_set(env, middle) == {"local": ("stored", None), "s3": ("stored", None)}
+    assert listing(s3) == before  # nothing at all was deleted there
+
+    # S3 is back: the next cleanup finishes both, though retention keeps the newest set.
+    env.set(S3_ENDPOINT_URL=s3_server.endpoint_url)
+    assert env.cli("cleanup") == ExitCode.OK
+    out = capsys.readouterr().out
+    assert "2 set(s) deleted" in out
+    with env.workspace() as workspace:
+        assert workspace.catalog.sets_being_deleted() == {}
+        assert {s.id for s in workspace.catalog.list_backup_sets()} == {middle}
+    left = listing(s3)
+    assert not (keys[oldest] | keys[newest]) & left.keys()
+    assert keys[middle] <= left.keys()
+    assert left == listing(LocalRepository(env.repo))  # pruned there too
+
+
+class _DeletesThenSilence:
+    """A loopback proxy to moto that lets `allowed` object deletions through, then stops
+    answering anything: S3 lost in the middle of a cleanup."""
+
+    def __init__(self, upstream_url: str, allowed: int) -> None:
+        import http.client
+        from urllib.parse import urlsplit
+
+        upstream = urlsplit(upstream_url)
+        state = {"left": allowed}
+        lock = threading.Lock()
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:
+                pass
+
+            def _handle(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with lock:
+                    if state["left"] <= 0:
+                        self.close_connection = True
+                        return  # no answer at all
+                    if self.command == "DELETE" and ".s3-lock" not in self.path:
+                        state["left"] -= 1
+                connection = http.client.HTTPConnection(upstream.hostname, upstream.port, 30)
+                try:
+                    headers = {k: v for k, v in self.headers.items() if k.lower() != "connection"}
+                    connection.request(self.command, self.path, body=body or None, headers=headers)
+                    answer = connection.getresponse()
+                    payload = answer.read()
+                finally:
+                    connection.close()
+                self.send_response(answer.status)
+                for name, value in answer.getheaders():
+                    if name.lower() not in {"connection", "transfer-encoding", "content-length"}:
+                        self.send_header(name, value)
+                length = answer.getheader("Content-Length") if self.command == "HEAD" else None
+                self.send_header("Content-Length", length or str(len(payload)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(payload)
+
+            do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = _handle
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self) -> "_DeletesThenSilence":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_s3_lost_in_the_middle_of_a_cleanup_leaves_each_copy_recorded_as_it_is(
+    env, s3_server, capsys
+):
+    """Two sets to delete; S3 answers the first one's two deletions (artifact, sidecar),
+    then nothing: that copy is deleted there, the other still stored there, both sets
+    stay listed (the first one's record is still on S3); the cleanup process's lock is
+    taken over at once by the next one, which finishes both."""
+    oldest, middle, newest = backups(env, 3)
+    keys = {set_id: set_keys(env, set_id) for set_id in (oldest, middle)}
+    s3 = s3_copy(s3_server)
+    with _DeletesThenSilence(s3_server.endpoint_url, allowed=2) as proxy:
+        env.set(S3_ENDPOINT_URL=proxy.endpoint_url)
+        done = env.cli_process("cleanup")  # its own process: its lock release is lost too
+    assert done.returncode == ExitCode.FAILED, done.stderr
+    assert "Traceback" not in done.stderr
+    with env.workspace() as workspace:
+        assert set(workspace.catalog.sets_being_deleted()) == {oldest, middle}
+    states = {set_id: copies_of_set(env, set_id) for set_id in (oldest, middle)}
+    first = next(s for s in states if states[s]["s3"][0] == "deleted")
+    second = middle if first == oldest else oldest
+    assert states[first] == {"local": ("deleted", None), "s3": ("deleted", None)}
+    assert states[second]["local"] == ("deleted", None)
+    assert states[second]["s3"][0] == "stored"
+    assert states[second]["s3"][1].startswith("not deleted yet: ")
+    there = listing(s3).keys()
+    assert keys[first] & there == {record_relpath(first)}  # the record goes last
+    assert keys[second] <= there
+
+    env.set(S3_ENDPOINT_URL=s3_server.endpoint_url)
+    done = env.cli_process("cleanup")
+    assert done.returncode == ExitCode.OK, done.stderr
+    with env.workspace() as workspace:
+        assert {s.id for s in workspace.catalog.list_backup_sets()} == {newest}
+    assert not (keys[first] | keys[second]) & listing(s3).keys()
+    assert listing(s3) == listing(LocalRepository(env.repo))

@@ -19,7 +19,7 @@ from jarvis_tui.output import human_size
 if TYPE_CHECKING:
     from engines.monitoring.status import ScheduleStatus, SourceStatus, StatusReport
     from engines.monitoring.watchdog import DiskSpace
-    from engines.repository.whereabouts import OffsiteStatus
+    from engines.repository.offsite import OffsiteStatus
 
 RECENT_ALERTS = 5
 

@@ -8,7 +8,8 @@ import shutil
 
 import pytest
 
-from engines.repository.whereabouts import offsite_status, set_places
+from engines.repository.offsite import offsite_status
+from engines.repository.whereabouts import set_places
 from jarvis_tui.exit_codes import ExitCode
 from tests.support.files_env import FilesEnv, make_files_env, random_text
 from tests.support.s3_read_only import ReadOnlyS3Proxy

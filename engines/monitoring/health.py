@@ -17,12 +17,8 @@ from engines.destinations.s3 import S3Destination
 from engines.errors import JarvisError, NotFoundError
 from engines.keys import keyring_from_settings
 from engines.monitoring.watchdog import backup_freshness, configured_sources, disk_space
-from engines.repository.whereabouts import (
-    SYNC_HINT,
-    copy_destination_names,
-    offsite_status,
-    set_places,
-)
+from engines.repository.offsite import offsite_status
+from engines.repository.whereabouts import SYNC_HINT, copy_destination_names, set_places
 from engines.scheduling.schedules import describe_holder, scheduler_holder, schedules_from
 from engines.sources import get_source
 

@@ -9,7 +9,8 @@ from engines.catalog import Catalog
 from engines.catalog.schedule_runs import ScheduleRun
 from engines.config import Settings
 from engines.monitoring.watchdog import backup_freshness, format_age
-from engines.repository.whereabouts import OffsiteStatus, copy_destination_names, offsite_status
+from engines.repository.offsite import OffsiteStatus, offsite_status
+from engines.repository.whereabouts import copy_destination_names
 from engines.scheduling.clock import configured_timezone, timezone_name
 from engines.scheduling.schedules import describe_holder, scheduler_holder, schedules_from
 

@@ -1,7 +1,7 @@
 """Where each backup set lives: the repository (`local`) and every copy destination.
 
 Read from the copy states the catalog records (engines/repository/copies.py writes
-them after every backup and `sync`), never from a listing: asking is free. A set is
+them after every backup and `sync`), never from a listing: no request to S3. A set is
 complete off-site only when every complete artifact of it is confirmed `stored` on
 every configured copy destination; an artifact without a copy recorded there is
 missing, one whose copy failed says why. Backups, `pull` and `catalog rebuild` record
@@ -11,10 +11,9 @@ before copy states were, when the repository was the only place there was.
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from engines.catalog import BackupSet, Catalog, Copy, PlacedArtifact
+from engines.catalog import Catalog, Copy, PlacedArtifact
 from engines.config import Settings
 from engines.destinations import REPOSITORY_KIND, copy_destinations
 
@@ -162,59 +161,3 @@ def set_places(
         grouped.setdefault(placed.set_id, []).append(_places(placed, destinations))
     names = tuple(destinations)
     return {set_id: SetPlaces(set_id, names, tuple(found)) for set_id, found in grouped.items()}
-
-
-@dataclass(frozen=True)
-class OffsiteStatus:
-    """One copy destination across the catalog's finished sets."""
-
-    destination: str
-    complete_sets: int
-    incomplete_sets: int
-    failed_copies: int  # artifact copies recorded failed, in every set
-    last_copy_at: datetime | None  # the newest copy confirmed there
-    newest_not_offsite: BackupSet | None
-    newest_gaps: tuple[str, ...]  # what that set lacks there
-
-    def to_json(self) -> dict[str, Any]:
-        newest = self.newest_not_offsite
-        return {
-            "destination": self.destination,
-            "complete_sets": self.complete_sets,
-            "incomplete_sets": self.incomplete_sets,
-            "failed_copies": self.failed_copies,
-            "last_copy_at": self.last_copy_at.isoformat() if self.last_copy_at else None,
-            "newest_not_offsite": None
-            if newest is None
-            else {
-                "id": newest.id,
-                "created_at": newest.created_at.isoformat(),
-                "gaps": list(self.newest_gaps),
-            },
-        }
-
-
-def offsite_status(catalog: Catalog, destinations: Sequence[str]) -> list[OffsiteStatus]:
-    """Per copy destination: finished sets complete there and not, failed copies, the last
-    copy confirmed, and the newest set not complete there (nothing without destinations).
-    Counted by the catalog in one query per destination: 10,000 sets cost milliseconds."""
-    report = []
-    for name in destinations:
-        counts = catalog.copy_counts_on(name)
-        behind = [c for c in counts if c.stored < c.artifacts]
-        newest, gaps = None, ()
-        if behind:
-            newest = catalog.get_backup_set(behind[0].set_id)
-            gaps = tuple(set_places(catalog, [newest.id], destinations)[newest.id].gaps(name))
-        report.append(
-            OffsiteStatus(
-                name,
-                len(counts) - len(behind),
-                len(behind),
-                sum(c.failed for c in counts),
-                catalog.last_copy_on(name),
-                newest,
-                gaps,
-            )
-        )
-    return report

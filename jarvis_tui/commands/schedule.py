@@ -13,7 +13,8 @@ from engines.errors import JarvisError
 from engines.joblog import register_secrets
 from engines.monitoring.health import HealthCheck, run_health_checks
 from engines.monitoring.status import collect_status, format_age
-from engines.repository.whereabouts import SYNC_HINT, OffsiteStatus
+from engines.repository.offsite import OffsiteStatus
+from engines.repository.whereabouts import SYNC_HINT
 from engines.scheduling.clock import configured_timezone
 from jarvis_tui.commands.context import open_workspace, run_with_progress
 from jarvis_tui.exit_codes import ExitCode
@@ -102,7 +103,14 @@ def run_status(args: argparse.Namespace) -> ExitCode:
 def print_offsite(offsite: list[OffsiteStatus], zone) -> None:
     print("\nOff-site copies (sets complete on each copy destination)")
     print_table(
-        ("DESTINATION", "COMPLETE", "NOT COMPLETE", "FAILED COPIES", "LAST COPY", "NEWEST NOT"),
+        (
+            "DESTINATION",
+            "COMPLETE",
+            "NOT COMPLETE",
+            "FAILED COPIES",
+            "LAST COPY",
+            "NEWEST NOT OFF-SITE",
+        ),
         [
             (
                 o.destination,

@@ -48,7 +48,8 @@ def drill_artifact(
         return DrillCheck(source_kind, artifact.set_id, artifact.relpath, ok, detail)
 
     if workspace.reader().stat(artifact.relpath) is None:
-        return result(False, f"{artifact.relpath} is missing from the repository")
+        copies = " and every copy" if workspace.reader() is not workspace.repository else ""
+        return result(False, f"{artifact.relpath} is missing from the repository{copies}")
     try:
         resolved = resolved_from_catalog(workspace, artifact)
         log_copies_read(workspace, [resolved], context)

@@ -17,6 +17,7 @@ import threading
 from pathlib import Path
 
 from engines.config import load_settings
+from engines.destinations.read_only import refusal
 from engines.joblog import configure_logging, register_secrets
 from engines.scheduling.scheduler import Scheduler
 from engines.scheduling.schedules import describe_holder
@@ -30,6 +31,9 @@ WAKE_INTERVAL_S = 1.0
 
 def run_scheduled(env_file: Path | None, *, standby_retry_s: float = STANDBY_RETRY_S) -> ExitCode:
     settings = load_settings(env_file=env_file)
+    if settings.browsing:
+        where = f"s3://{settings.s3_bucket}/{settings.browse_prefix}"
+        raise refusal("--run-scheduled", where)
     register_secrets(settings.secret_values())
     configure_logging(settings.log_dir, to_stdout=True)
     stop = threading.Event()

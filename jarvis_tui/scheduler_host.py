@@ -88,6 +88,9 @@ class SchedulerHost:
         if not self.enabled:
             self.app.set_scheduler_note("no scheduler here")
             return
+        if self.app.settings.browsing:  # another host's backups: its schedules are its own
+            self.app.set_scheduler_note("browsing read-only: no schedules run here")
+            return
         self._stopped = False
         self.app.run_worker(
             self._elect, name="scheduler", group=GROUP, thread=True, exit_on_error=False

@@ -88,6 +88,7 @@ WRITING_COMMANDS = [
     ("sync", "--dry-run"),
     ("rekey",),
     ("test",),
+    ("--run-scheduled",),
 ]
 
 
@@ -130,3 +131,25 @@ def test_browse_needs_a_bucket_and_a_prefix_that_holds_backups(tmp_path, isolate
     usage = here.cli_process("catalog", "rebuild", "--prefix", OTHER)
     assert usage.returncode == ExitCode.USAGE
     assert "--from s3 --prefix P" in usage.stderr
+
+
+async def test_the_console_browses_read_only(hosts, monkeypatch):
+    """BACKUP_BROWSE (what --browse sets for the console and its job processes): the
+    Catalog lists the other host's backups, no schedules run here."""
+    from jarvis_tui.app import make_app
+    from tests.console_fixtures import screen_words
+    from tests.test_console_jobs import wait_until
+
+    here, other = hosts
+    rebuild = here.cli_process("catalog", "rebuild", "--from", "s3", "--prefix", OTHER)
+    assert rebuild.returncode == ExitCode.OK, rebuild.stderr
+    own_sets, _ = catalog_contents(here)
+    other_sets, _ = catalog_contents(other)
+    monkeypatch.setenv("BACKUP_BROWSE", BROWSE)
+    app = make_app(here.env_file, poll_seconds=0.2)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_until(pilot, lambda: "browsing read-only" in app.scheduler_note)
+        await pilot.press("2")
+        await wait_until(pilot, lambda: all(s in screen_words(app) for s in other_sets))
+        assert not any(s in screen_words(app) for s in own_sets if s not in other_sets)
+    assert app.scheduler.scheduler is None  # never elected: nothing fires here

@@ -112,7 +112,7 @@ def test_a_failed_upload_then_sync_then_a_newer_failure_as_list_status_and_healt
 
     check = health_check(env, capsys, "s3 copies")
     assert check is not None and check["ok"] is False
-    assert f"newest complete backup {first} is not complete there" in check["detail"]
+    assert f"newest backup {first} is not complete there" in check["detail"]
     assert "AccessDenied" in check["detail"]
     assert "1 artifact copy(ies) recorded failed" in check["detail"]
     assert "jarvis-tui sync" in check["detail"]
@@ -134,7 +134,7 @@ def test_a_failed_upload_then_sync_then_a_newer_failure_as_list_status_and_healt
     assert row_of_artifact(out, artifact.relpath).split()[-2:] == ["stored", "stored"]
     check = health_check(env, capsys, "s3 copies")
     assert check["ok"] is True, check
-    assert f"newest complete backup {first} is complete there" in check["detail"]
+    assert f"the newest backups ({first}) are complete there" in check["detail"]
     out = cli_out(env, capsys, "status", "--json")
     (offsite,) = json.loads(out)["offsite"]
     assert (offsite["complete_sets"], offsite["incomplete_sets"]) == (1, 0)
@@ -162,7 +162,8 @@ def test_a_failed_upload_then_sync_then_a_newer_failure_as_list_status_and_healt
     assert "run `jarvis-tui sync`" in out
     check = health_check(env, capsys, "s3 copies")
     assert check["ok"] is False
-    assert f"newest complete backup {second} is not complete there" in check["detail"]
+    assert f"newest backup {second} is not complete there" in check["detail"]
+    assert first not in check["detail"]
     out = cli_out(env, capsys, "list")
     assert row_of(out, second).endswith("local, s3 failed 1")
     assert row_of(out, first).endswith("local+s3")

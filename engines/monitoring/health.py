@@ -1,36 +1,25 @@
 """`jarvis-tui health` (the guide's `health:check`): is everything a backup needs in order?
 
 Database and Redis reachable, the repository writable with free space, S3
-reachable, the newest complete backup complete on every copy destination, the key
+reachable, the newest backups complete on every copy destination, the key
 loaded and matching the newest artifacts, the scheduler alive, and each source's
 newest good backup younger than BACKUP_MAX_AGE_HOURS. Each source with a server
 probes it (`Source.reachable`).
 """
 
-from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from engines.catalog import LATEST, Catalog
+from engines.catalog import Catalog
 from engines.config import Settings
 from engines.destinations import repository_from_settings
 from engines.destinations.s3 import S3Destination
-from engines.errors import JarvisError, NotFoundError
+from engines.errors import JarvisError
 from engines.keys import keyring_from_settings
+from engines.monitoring.checks import HealthCheck
+from engines.monitoring.offsite_check import check_offsite
 from engines.monitoring.watchdog import backup_freshness, configured_sources, disk_space
-from engines.repository.offsite import offsite_status
-from engines.repository.whereabouts import SYNC_HINT, copy_destination_names, set_places
 from engines.scheduling.schedules import describe_holder, scheduler_holder, schedules_from
 from engines.sources import get_source
-
-
-@dataclass(frozen=True)
-class HealthCheck:
-    name: str
-    ok: bool
-    detail: str
-
-    def to_json(self) -> dict:
-        return asdict(self)
 
 
 def check_sources(settings: Settings) -> list[HealthCheck]:
@@ -71,45 +60,6 @@ def check_s3(settings: Settings) -> list[HealthCheck]:
     problems = destination.probe()
     detail = "; ".join(problems) or f"bucket {destination.bucket}"
     return [HealthCheck("S3 reachable", not problems, detail)]
-
-
-def check_offsite(settings: Settings, catalog: Catalog) -> list[HealthCheck]:
-    """Per copy destination: the newest complete backup is confirmed there whole, and no
-    copy there is recorded failed (the catalog's copy states; no request to S3)."""
-    destinations = copy_destination_names(settings)
-    if not destinations:
-        return []
-    try:
-        newest = catalog.get_backup_set(LATEST)
-    except NotFoundError:
-        newest = None
-    places = set_places(catalog, [newest.id], destinations)[newest.id] if newest else None
-    checks = []
-    for status in offsite_status(catalog, destinations):
-        name = status.destination
-        problems = []
-        if places is not None and newest is not None and not places.complete_on(name):
-            gaps = [gap.removeprefix(f"{name}: ") for gap in places.gaps(name)]
-            shown = "; ".join(gaps[:3]) + (f"; and {len(gaps) - 3} more" if len(gaps) > 3 else "")
-            problems.append(
-                f"the newest complete backup {newest.id} is not complete there: {shown}"
-            )
-        if status.failed_copies:
-            problems.append(f"{status.failed_copies} artifact copy(ies) recorded failed")
-        if problems:
-            checks.append(
-                HealthCheck(f"{name} copies", False, f"{'; '.join(problems)}; {SYNC_HINT}")
-            )
-            continue
-        if newest is None:
-            detail = "no complete backup yet"
-        else:
-            detail = f"newest complete backup {newest.id} is complete there"
-            detail += f"; {status.complete_sets} set(s) complete there"
-            if status.incomplete_sets:
-                detail += f", {status.incomplete_sets} older one(s) not"
-        checks.append(HealthCheck(f"{name} copies", True, detail))
-    return checks
 
 
 def check_key(settings: Settings, catalog: Catalog) -> list[HealthCheck]:

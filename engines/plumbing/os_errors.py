@@ -50,6 +50,8 @@ _ADVICE[errno.EPERM] = _ADVICE[errno.EACCES]
 def explain_os_error(error: OSError, where: Path | str | None = None) -> JarvisError:
     """The operator-facing error for `error`; `where` names the place when the error
     itself carries no path (a write to an open file on a full disk)."""
+    if isinstance(error, JarvisError):
+        return error  # said in the operator's words already (a bucket's failure, S3Error)
     path = _where(error, where)
     if error.errno in NO_SPACE:
         return InsufficientSpaceError(

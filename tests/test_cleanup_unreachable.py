@@ -48,6 +48,14 @@ def set_keys(env: FilesEnv, set_id: str) -> set[str]:
     return {*relpaths, *(r + SIDECAR_SUFFIX for r in relpaths), record_relpath(set_id)}
 
 
+def unfinished_line(out: str, verb: str) -> set[str]:
+    """The sets cleanup's output says it finishes (or would) before retention."""
+    (line,) = [x for x in out.splitlines() if "whose deletion began earlier" in x]
+    head, _, ids = line.partition(": ")
+    assert head.endswith(f"whose deletion began earlier {verb}"), line
+    return set(ids.split(", "))
+
+
 def copies_of_set(env: FilesEnv, set_id: str) -> dict[str, tuple[str, str | None]]:
     """{destination: (state, error)} of the set's one artifact."""
     with env.workspace() as workspace:
@@ -96,8 +104,13 @@ def test_cleanup_with_s3_unreachable_records_the_truth_and_the_next_one_finishes
 
     # S3 is back: the next cleanup finishes both, though retention keeps the newest set.
     env.set(S3_ENDPOINT_URL=s3_server.endpoint_url)
+    assert env.cli("cleanup", "--dry-run") == ExitCode.OK
+    out = capsys.readouterr().out
+    assert unfinished_line(out, "would be finished") == {oldest, newest}
+    assert "dry run: 0 set(s) would be deleted" in out
     assert env.cli("cleanup") == ExitCode.OK
     out = capsys.readouterr().out
+    assert unfinished_line(out, "finished first") == {oldest, newest}
     assert "2 set(s) deleted" in out
     with env.workspace() as workspace:
         assert workspace.catalog.sets_being_deleted() == {}

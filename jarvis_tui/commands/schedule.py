@@ -150,6 +150,7 @@ def run_cleanup_command(args: argparse.Namespace) -> ExitCode:
                     }
                     for d in report.decisions
                 ],
+                "unfinished": report.unfinished,
                 "deleted": report.deleted,
                 "problems": report.problems,
                 "damaged": report.damaged,
@@ -170,6 +171,12 @@ def run_cleanup_command(args: argparse.Namespace) -> ExitCode:
                 for d in report.decisions
             ],
         )
+        if report.unfinished:
+            verb = "would be finished" if report.dry_run else "finished first"
+            print(
+                f"{len(report.unfinished)} set(s) whose deletion began earlier {verb}: "
+                + ", ".join(report.unfinished)
+            )
         if report.dry_run:
             print(f"dry run: {len(report.to_delete)} set(s) would be deleted; nothing changed")
         else:

@@ -277,3 +277,12 @@ def test_with_s3_unreachable_what_the_repository_holds_still_restores(world, s3_
     out = world.tmp_path / "out.env"
     world.ok("restore", "secrets", set_id, "--to", str(out))
     assert out.read_text() == DOTENV
+
+    # Lost here too: the one line says why the copy could not be read.
+    world.lose_local_objects()
+    out.unlink()
+    done = world.run("restore", "secrets", set_id, "--to", str(out))
+    assert done.returncode == ExitCode.FAILED, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(f"jarvis-tui: S3 bucket {BUCKET}: ") and "S3_ENDPOINT_URL" in line
+    assert not out.exists()

@@ -101,6 +101,7 @@ def test_cleanup_with_s3_unreachable_records_the_truth_and_the_next_one_finishes
         assert keys[set_id] <= listing(s3).keys()  # ... and all still on S3
     assert copies_of_set(env, middle) == {"local": ("stored", None), "s3": ("stored", None)}
     assert listing(s3) == before  # nothing at all was deleted there
+    assert env.cli("verify", "--all") == ExitCode.OK  # what is left here is whole
 
     # S3 is back: the next cleanup finishes both, though retention keeps the newest set.
     env.set(S3_ENDPOINT_URL=s3_server.endpoint_url)

@@ -44,7 +44,11 @@ def verify_all(
 ) -> list[StoredCheck]:
     catalog = workspace.catalog
     count = sample_size(catalog.count_complete_artifacts(), sample_percent)
-    chosen = catalog.artifacts_least_recently_verified(count)
+    # A set whose deletion has begun is partly gone on purpose: nothing there to check.
+    leaving = catalog.sets_being_deleted()
+    chosen = [
+        a for a in catalog.artifacts_least_recently_verified(count) if a.set_id not in leaving
+    ]
     keyring = workspace.keyring()
     dispatcher = dispatcher or AlertDispatcher(catalog, workspace.settings)
     total_bytes = sum(a.stored_size or 0 for a in chosen)

@@ -2,11 +2,11 @@
 
 Under the repository lock, so no backup or cleanup runs meanwhile, and each S3
 prefix's lock, so no other process deletes there; refused while a job may be
-reading the set. Artifacts and sidecars go from every destination,
-each copy is marked deleted as it goes, and the catalog row goes last; a set
-interrupted or kept by an unreachable destination stays listed, marked as being
-deleted, and the next delete or cleanup finishes it. Data that
-only this set referenced in the files store is pruned by the next cleanup.
+reading the set. Artifacts and sidecars go from every destination, each copy is
+marked deleted as it goes, and the catalog row goes last; a set interrupted, or
+kept by a destination that cannot be reached, stays listed, marked as being
+deleted, and the next delete or cleanup finishes it. Data that only this set
+referenced in the files store is pruned by the next cleanup.
 """
 
 from engines.actions.cleanup import delete_set_everywhere, readers_in_use

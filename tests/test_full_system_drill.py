@@ -23,6 +23,9 @@ from tests.support.redis_seed import fingerprint as redis_fingerprint
 from tests.support.redis_seed import seed as seed_redis
 
 BUCKET = "jarvis-drill"
+# A console job is a process of its own doing a whole restore or pull: on a loaded 2-core
+# machine that can take minutes, so the console tests wait generously for it.
+JOB_WAIT_S = 300
 SECRETS = "OPENAI_API_KEY=sk-not-a-real-one\nDATABASE_PASSWORD='p@ss word'\n"
 
 
@@ -245,15 +248,19 @@ def test_a_failing_stop_command_stops_the_restore_with_its_exit_code(system, cap
     assert system.state() == changed
 
 
+def _s3_settings(s3_server) -> dict[str, str]:
+    return {
+        "S3_ENABLED": "true",
+        "S3_BUCKET": s3_server.create_bucket(BUCKET),
+        "S3_ENDPOINT_URL": s3_server.endpoint_url,
+        "S3_ACCESS_KEY": s3_server.access_key,
+        "S3_SECRET_KEY": s3_server.secret_key,
+        "AWS_REGION": s3_server.region,
+    }
+
+
 def test_full_system_drill_rebuilds_from_s3_on_a_wiped_host(system, s3_server, capsys):
-    system.set(
-        S3_ENABLED="true",
-        S3_BUCKET=s3_server.create_bucket(BUCKET),
-        S3_ENDPOINT_URL=s3_server.endpoint_url,
-        S3_ACCESS_KEY=s3_server.access_key,
-        S3_SECRET_KEY=s3_server.secret_key,
-        AWS_REGION=s3_server.region,
-    )
+    system.set(**_s3_settings(s3_server))
     backed_up = _backed_up(system, capsys)
 
     # The host dies: its repository, its catalog and every piece of data are gone.
@@ -325,12 +332,14 @@ async def test_the_console_walkthrough_runs_restore_full_as_one_job(system, caps
         await pilot.press("d", "f")  # step 1 done by hand, then the whole restore
         await wait_until(pilot, lambda: "Type restore to confirm" in screen_words(app))
         await pilot.press(*"restore", "enter")
-        await wait_until(pilot, lambda: "the system is restored" in screen_words(app), timeout=120)
+        await wait_until(
+            pilot, lambda: "the system is restored" in screen_words(app), timeout=JOB_WAIT_S
+        )
         shown = screen_words(app)
         assert "3 Restore PostgreSQL succeeded" in shown
         assert "7 Start services done" in shown  # by JARVIS_START_COMMAND
         assert "health checks: done" in shown
-        await wait_until(pilot, lambda: not app.runner.running_jobs())
+        await wait_until(pilot, lambda: not app.runner.running_jobs(), timeout=JOB_WAIT_S)
     assert system.state() == backed_up
     assert system.service_calls() == ["start"]
 
@@ -372,3 +381,31 @@ def test_a_cancelled_restore_full_says_what_was_restored_and_leaves_the_rest(sys
         part: changed[part] for part in ("redis", "files", "secrets", "config")
     }
     assert system.service_calls() == ["stop"]
+
+
+async def test_the_walkthrough_download_step_pulls_the_latest_full_backup(
+    system, s3_server, capsys
+):
+    from jarvis_tui.app import make_app
+    from tests.console_fixtures import screen_words
+    from tests.test_console_jobs import wait_until
+
+    system.set(**_s3_settings(s3_server))
+    _backed_up(system, capsys)
+    repository = system.tmp / "repo"
+    artifacts = sorted(p.relative_to(repository) for p in repository.glob("*/*.enc"))
+    for relpath in artifacts:  # lost here, still on S3
+        (repository / relpath).unlink()
+
+    app = make_app(system.env_file, poll_seconds=0.2, host_scheduler=False)
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await pilot.press("R", *["down"] * 4, "enter")
+        step = "2 Download backups from S3 (if needed)"
+        await wait_until(pilot, lambda: f"{step} to do" in screen_words(app))
+        await pilot.press("down", "enter")
+        await wait_until(pilot, lambda: "Pulled" in screen_words(app), timeout=JOB_WAIT_S)
+        shown = screen_words(app)
+        assert "downloaded" in shown and "of backup set" in shown  # the toast wraps
+        assert f"{step} succeeded" in shown
+        await wait_until(pilot, lambda: not app.runner.running_jobs(), timeout=JOB_WAIT_S)
+    assert sorted(p.relative_to(repository) for p in repository.glob("*/*.enc")) == artifacts

@@ -3,9 +3,10 @@
 The restore steps open the per-source wizards (prefilled the guide's way:
 latest backup, original target, replace existing) and record how they ended.
 Steps the console cannot do for the operator (stopping services) are marked
-done by hand; the S3 download is not needed (restores read the best copy) and says how
-to keep a local copy. `f` runs all of it as one job, `restore full latest`, once the
-application is stopped (step 1 done) or JARVIS_STOP_COMMAND is set.
+done by hand; the S3 download is optional (restores read the best copy) and, run,
+pulls the latest full backup into the repository as a job (`pull SET`). `f` runs all of
+it as one job, `restore full latest`, once the application is stopped (step 1 done) or
+JARVIS_STOP_COMMAND is set.
 States live on the app, so leaving and reopening the walkthrough keeps them.
 """
 
@@ -17,7 +18,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Static
 
-from jarvis_tui.messages import FullRestoreFailed, FullRestoreFinished, HealthChecked
+from jarvis_tui.messages import (
+    FullRestoreFailed,
+    FullRestoreFinished,
+    HealthChecked,
+    PullFailed,
+    PullFinished,
+)
 from jarvis_tui.screens.base import ConsoleScreen
 from jarvis_tui.screens.confirm import TypedConfirmScreen
 from jarvis_tui.screens.restore_chooser import restore_labels
@@ -73,9 +80,9 @@ def explain(step: GuideStep, state: str) -> str:
         return "No S3 copy is configured (S3_ENABLED): the backups are all local. Skip with s."
     if step.action == "s3":
         return (
-            "Not needed: every restore reads each backup from its best copy, the local "
-            "repository first, then S3. To keep a local copy as well, run `jarvis-tui pull "
-            "--latest` (the guide's `aws s3 sync`), then press d; or skip with s."
+            "Optional: every restore reads each backup from its best copy, the local "
+            "repository first, then S3. Enter downloads the latest full backup into the "
+            "repository (`jarvis-tui pull SET`, the guide's `aws s3 sync`); s skips."
         )
     if step.action == "health":
         return "Enter runs the health check against every configured source."
@@ -117,6 +124,7 @@ class SystemRestoreScreen(ConsoleScreen):
 
     def on_mount(self) -> None:
         self.health_report: Text | None = None
+        self.pull_step = 1
         self.refresh_steps(self._first_open())
         self.query_one("#system-steps", DataTable).focus()
 
@@ -175,8 +183,12 @@ class SystemRestoreScreen(ConsoleScreen):
         number = self._current()
         step = GUIDE_STEPS[number]
         state = self.state_of(number)
-        if state == "unavailable" or step.action == "s3":
+        if state == "unavailable":
             self.notify(explain(step, state), severity="warning", timeout=6)
+            return
+        if step.action == "s3":
+            self.query_one("#system-explain", Static).update("Downloading from S3…")
+            self.pull_latest_full(number)
             return
         if step.action == "manual":
             self.notify("Run it on the application host, then press d.", timeout=5)
@@ -194,6 +206,30 @@ class SystemRestoreScreen(ConsoleScreen):
         except Exception as error:  # a check that cannot run is a failed step, said calmly
             ok, lines = False, [(False, f"the health checks could not run: {error}")]
         self.post_message(HealthChecked(number, ok, lines))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="pull")
+    def pull_latest_full(self, number: int) -> None:
+        self.pull_step = number
+        try:
+            backup_set = self.console.access.catalog().get_backup_set("latest", "full")
+        except Exception as error:  # no full backup yet: said, and nothing starts
+            self.post_message(PullFailed(str(error)))
+            return
+        self.app.call_from_thread(self.console.runner.pull, backup_set.id, self)
+
+    def on_pull_finished(self, message: PullFinished) -> None:
+        failed = bool(message.problems)
+        self.notify(
+            "\n".join([message.line, *message.problems]),
+            title="Pull incomplete" if failed else "Pulled",
+            severity="error" if failed else "information",
+            timeout=10,
+        )
+        self._set(self.pull_step, "failed" if failed else "succeeded")
+
+    def on_pull_failed(self, message: PullFailed) -> None:
+        self.notify(message.error, title="Pull failed", severity="error", timeout=10)
+        self._set(self.pull_step, "failed")
 
     def on_health_checked(self, message: HealthChecked) -> None:
         text = Text()
@@ -218,7 +254,7 @@ class SystemRestoreScreen(ConsoleScreen):
 
     def action_mark_done(self) -> None:
         number = self._current()
-        if GUIDE_STEPS[number].action not in BY_HAND or self.state_of(number) == "unavailable":
+        if GUIDE_STEPS[number].action != "manual":
             self.notify("Only the by-hand steps are marked done; run the others.", timeout=4)
             return
         self._set(number, "done")

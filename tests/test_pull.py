@@ -240,3 +240,18 @@ def test_an_artifact_lost_without_its_sidecar_is_pulled_and_checked_against_it(e
     assert done.returncode == ExitCode.OK, done.stderr
     assert [ln.split()[1] for ln in done.stdout.splitlines() if "pulled " in ln[:9]] == [artifact]
     assert local(env) == before
+
+
+def test_a_download_cut_off_mid_object_is_fetched_again_and_the_pull_completes(env, s3_server):
+    assert env.cli("backup", "files") == ExitCode.OK
+    before = local(env)
+    lose_local_objects(env)
+    proxy = StallingS3Proxy(s3_server.endpoint_url, stall_on="/packs/", hang=False).start()
+    try:
+        env.set(S3_ENDPOINT_URL=proxy.endpoint_url)
+        done = env.cli_process("pull")
+    finally:
+        proxy.close()
+    assert proxy.stalled.is_set()  # a pack's body was cut off half-way
+    assert done.returncode == ExitCode.OK, done.stderr
+    assert local(env) == before

@@ -1,7 +1,8 @@
 """A loopback proxy to the test S3 server that passes every request through, except
 the first GET of an object whose key contains `stall_on`: it sends that body's first
 half and then holds the connection open until released (a download hanging
-mid-object, for a process to be killed during it)."""
+mid-object, for a process to be killed during it), or with `hang=False` closes the
+connection there (a download cut off mid-object)."""
 
 import http.client
 import threading
@@ -15,9 +16,10 @@ _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length"
 
 
 class StallingS3Proxy(Server):
-    def __init__(self, upstream_url: str, stall_on: str) -> None:
+    def __init__(self, upstream_url: str, stall_on: str, *, hang: bool = True) -> None:
         self._upstream = urlsplit(upstream_url)
         self.stall_on = stall_on
+        self.hang = hang
         self.stalled = threading.Event()  # set once a body hangs half-sent
         self.release = threading.Event()
         self._server: ThreadingHTTPServer | None = None
@@ -74,7 +76,8 @@ class StallingS3Proxy(Server):
                 if stall:
                     self.wfile.write(payload[: len(payload) // 2])
                     self.wfile.flush()
-                    proxy.release.wait(120)
+                    if proxy.hang:
+                        proxy.release.wait(120)
                     self.close_connection = True
                     return
                 self.wfile.write(payload)

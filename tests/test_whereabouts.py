@@ -273,3 +273,19 @@ def test_the_catalogs_counts_agree_with_each_sets_places(seeded_console):
     assert status.newest_not_offsite.id == newest.set_id
     assert list(status.newest_gaps) == newest.gaps("s3")
     assert status.last_copy_at is not None
+
+
+def test_another_hosts_backups_browsed_read_only_live_on_s3_only(tmp_path, env, s3_server, capsys):
+    s3_server.create_bucket(BUCKET)
+    use_s3(env, s3_server)
+    assert env.cli("backup", "files") == ExitCode.OK
+    (set_id,) = set_ids(env)
+    here = make_files_env(tmp_path / "here")
+    use_s3(here, s3_server)
+    here.set(S3_PREFIX="hosts/here")
+    cli_out(here, capsys, "catalog", "rebuild", "--from", "s3", "--prefix", PREFIX)
+
+    out = cli_out(here, capsys, "--browse", f"s3:{PREFIX}", "list")
+    assert row_of(out, set_id).endswith("s3 only")
+    out = cli_out(here, capsys, "--browse", f"s3:{PREFIX}", "list", set_id)
+    assert "where: s3 only; complete off-site" in out

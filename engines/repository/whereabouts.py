@@ -16,12 +16,18 @@ from typing import Any
 from engines.catalog import Catalog, Copy, PlacedArtifact
 from engines.config import Settings
 from engines.destinations import REPOSITORY_KIND, copy_destinations
+from engines.destinations.s3 import S3Destination
 
 LOCAL = REPOSITORY_KIND
 SYNC_HINT = "run `jarvis-tui sync` to copy what is missing"
 
 
 def copy_destination_names(settings: Settings) -> tuple[str, ...]:
+    """The places beside the repository whose copies count: the configured copy
+    destinations; while browsing, the browsed prefix (the other host's S3 copy, where
+    its catalog records every artifact stored)."""
+    if settings.browsing:
+        return (S3Destination.of_prefix(settings, settings.browse_prefix).name,)
     return tuple(destination.name for destination in copy_destinations(settings))
 
 

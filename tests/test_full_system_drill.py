@@ -210,7 +210,7 @@ def test_restore_full_refuses_a_damaged_artifact_before_changing_anything(system
     code = system.cli("restore", "full", "latest")
     out, err = capsys.readouterr()
     assert code == ExitCode.INTEGRITY, out + err
-    assert "nothing was changed" in err
+    assert "nothing was changed and the application was not stopped" in err
     assert "config/" in err
     assert system.service_calls() == []
     assert system.state() == changed
@@ -244,7 +244,7 @@ def test_a_failing_stop_command_stops_the_restore_with_its_exit_code(system, cap
     assert system.cli("restore", "full", "latest") == ExitCode.FAILED
     _, err = capsys.readouterr()
     assert "JARVIS_STOP_COMMAND exited 3" in err and "no such service" in err
-    assert "restored so far: nothing" in err
+    assert "nothing was restored; the application may be stopped" in err
     assert system.state() == changed
 
 

@@ -78,6 +78,7 @@ class _Run:
         self.steps: list[StepResult] = []
         self.total = 0
         self.restored: list[str] = []
+        self.stopping = False  # the stop step has begun: the application may be down
 
     def step(self, title: str, state: str, lines: list[str]) -> None:
         self.steps.append(StepResult(title, state, lines))
@@ -100,12 +101,18 @@ class _Run:
         self.step(title, "done", lines)
 
     def where(self) -> str:
-        restored = ", ".join(self.restored) or "nothing"
+        if not self.stopping:
+            return "nothing was changed and the application was not stopped"
         start = configured_command(self.workspace.settings, "start")
         start_words = "run JARVIS_START_COMMAND" if start else by_hand("start")
+        if not self.restored:
+            return (
+                "nothing was restored; the application may be stopped: check it, and "
+                f"{start_words} if need be"
+            )
         return (
-            f"restored so far: {restored}; the application is left stopped: run the restore "
-            f"again, or {start_words} to start it as it is"
+            f"restored so far: {', '.join(self.restored)}; the application is left stopped: "
+            f"run the restore again, or {start_words} to start it as it is"
         )
 
 
@@ -189,8 +196,7 @@ def _check_everything(run: _Run, backup_set: BackupSet, parts: list[_Part]) -> l
         )
         raise _said(
             first,
-            f"backup {backup_set.id} cannot be restored whole: {problems[0][0]}{more}; "
-            "nothing was changed",
+            f"backup {backup_set.id} cannot be restored whole: {problems[0][0]}{more}",
         )
     lines.append("every part's plan passes its own dry run")
     return lines
@@ -212,6 +218,7 @@ def _report_lines(report: RestoreReport) -> list[str]:
 
 
 def _stop(run: _Run) -> list[str]:
+    run.stopping = True
     settings = run.workspace.settings
     if configured_command(settings, "stop"):
         return [run_application_command(settings, "stop", run.context)]

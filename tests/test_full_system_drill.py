@@ -409,3 +409,19 @@ async def test_the_walkthrough_download_step_pulls_the_latest_full_backup(
         assert f"{step} succeeded" in shown
         await wait_until(pilot, lambda: not app.runner.running_jobs(), timeout=JOB_WAIT_S)
     assert sorted(p.relative_to(repository) for p in repository.glob("*/*.enc")) == artifacts
+
+
+def test_restore_full_is_refused_while_the_repository_is_locked(system, capsys):
+    from engines.repository.lock import RepositoryLock
+
+    _backed_up(system, capsys)
+    system.change_everything()
+    changed = system.state()
+
+    with RepositoryLock(system.tmp / "repo", "backup full"):  # a backup running elsewhere
+        code = system.cli("restore", "full", "latest")
+    _, err = capsys.readouterr()
+    assert code == ExitCode.LOCKED, err
+    assert "backup full" in err
+    assert system.service_calls() == []
+    assert system.state() == changed

@@ -88,7 +88,7 @@ class _Run:
             self.context.log(DETAIL_PREFIX + line)
         self.context.progress(number, self.total, "steps")
 
-    def run_step(self, title: str, work: Callable[[], list[str]]) -> None:
+    def run_step(self, title: str, work: Callable[[], list[str]], state: str = "done") -> None:
         """`work` as the next step; a failure or a cancellation says where the system is."""
         try:
             self.context.raise_if_cancelled()
@@ -98,7 +98,7 @@ class _Run:
         except JarvisError as error:
             self.context.log(f"{STEP_PREFIX}{len(self.steps) + 1}/{self.total} {title}: failed")
             raise _said(error, f"{title} failed: {error}; {self.where()}") from None
-        self.step(title, "done", lines)
+        self.step(title, state, lines)
 
     def where(self) -> str:
         if not self.stopping:
@@ -256,11 +256,11 @@ def _compare(run: _Run, backup_set: BackupSet, parts: list[_Part]) -> list[str]:
     return lines
 
 
-def _start(run: _Run) -> tuple[str, list[str]]:
+def _start(run: _Run) -> list[str]:
     settings = run.workspace.settings
     if configured_command(settings, "start"):
-        return "done", [run_application_command(settings, "start", run.context)]
-    return "by hand", [f"JARVIS_START_COMMAND is not set: {by_hand('start')} now"]
+        return [run_application_command(settings, "start", run.context)]
+    return [f"JARVIS_START_COMMAND is not set: {by_hand('start')} now"]
 
 
 def _health(run: _Run) -> list[str]:
@@ -295,12 +295,20 @@ def run_restore_full(
     run.total = len(parts) + 6  # check, stop, download, parts..., compare, start, health
     if not options.dry_run:
         _require_a_way_to_stop(run)
+    # Held throughout: no backup of a half-restored system, no prune under the restore.
+    with workspace.lock("restore full", reading_only=True):
+        _run_steps(run, backup_set, parts)
+    return FullRestoreReport(backup_set.id, options.dry_run, run.steps)
+
+
+def _run_steps(run: _Run, backup_set: BackupSet, parts: list[_Part]) -> None:
+    workspace, context = run.workspace, run.context
     context.log(f"restore full from backup {backup_set.id} ({backup_set.status})")
     run.run_step(
         "check every artifact and each part's plan",
         lambda: _check_everything(run, backup_set, parts) + _left_out(workspace, parts),
     )
-    if options.dry_run:
+    if run.options.dry_run:
         _plan(run, parts)
     else:
         run.run_step("stop the application", lambda: _stop(run))
@@ -311,10 +319,11 @@ def run_restore_full(
                 lambda part=part: _restore_part(run, backup_set, part),
             )
         run.run_step("compare with the backup", lambda: _compare(run, backup_set, parts))
-        state, lines = _start(run)
-        run.step("start the application", state, lines)
+        by_command = configured_command(workspace.settings, "start")
+        run.run_step(
+            "start the application", lambda: _start(run), "done" if by_command else "by hand"
+        )
         run.run_step("health checks", lambda: _health(run))
-    return FullRestoreReport(backup_set.id, options.dry_run, run.steps)
 
 
 def _download_words() -> str:

@@ -57,6 +57,10 @@ def test_another_hosts_backups_are_browsed_in_a_catalog_of_their_own(hosts, s3_s
     assert listing.returncode == ExitCode.OK, listing.stderr
     other_sets, _ = catalog_contents(other)
     assert {s["id"] for s in json.loads(listing.stdout)} == set(other_sets)
+    health = browsed(here, "health")
+    assert health.returncode == ExitCode.OK, health.stdout + health.stderr
+    assert f"browsed repository  ok     s3://{BUCKET}/{OTHER}, read-only" in health.stdout
+    assert "browsing read-only: no schedules run here" in health.stdout
     for set_id in other_sets:
         verify = browsed(here, "verify", set_id, "--read-data")
         assert verify.returncode == ExitCode.OK, verify.stdout + verify.stderr

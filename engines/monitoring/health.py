@@ -40,6 +40,9 @@ def check_sources(settings: Settings) -> list[HealthCheck]:
 
 def check_repository(settings: Settings) -> list[HealthCheck]:
     problems = repository_from_settings(settings).probe()
+    if settings.browsing:  # another host's prefix: reachable and a repository, no writes
+        where = f"s3://{settings.s3_bucket}/{settings.browse_prefix}, read-only"
+        return [HealthCheck("browsed repository", not problems, "; ".join(problems) or where)]
     writable = HealthCheck(
         "repository writable", not problems, "; ".join(problems) or str(settings.repository_dir)
     )
@@ -89,6 +92,8 @@ def check_key(settings: Settings, catalog: Catalog) -> list[HealthCheck]:
 
 
 def check_scheduler(settings: Settings) -> list[HealthCheck]:
+    if settings.browsing:
+        return [HealthCheck("scheduler", True, "browsing read-only: no schedules run here")]
     enabled = [s.name for s in schedules_from(settings) if s.enabled]
     holder = scheduler_holder(settings)
     if not enabled:

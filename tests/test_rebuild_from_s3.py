@@ -28,8 +28,15 @@ def host(tmp_path, isolated_env, s3_server) -> FilesEnv:
 
 
 def test_a_rebuild_from_s3_into_an_empty_catalog_equals_the_original(host, s3_server):
+    host.set(BACKUP_CONFIG_PATHS=str(host.root / "no-such-folder"))
+    assert host.cli("backup", "full") != ExitCode.OK  # a partial set: files and secrets
     sets, artifacts = catalog_contents(host)
-    assert len(sets) == 3 and {s[2] for s in sets.values()} == {"complete"}
+    assert len(sets) == 4 and sorted(s[2] for s in sets.values()) == [
+        "complete",
+        "complete",
+        "complete",
+        "partial",
+    ]
     stored_id = s3_objects(s3_server)[f"{PREFIX}/.repository-id"]
     wipe_host(host)
 
@@ -46,7 +53,7 @@ def test_a_rebuild_from_s3_into_an_empty_catalog_equals_the_original(host, s3_se
     listing = host.cli_process("list", "--json")
     assert listing.returncode == ExitCode.OK, listing.stderr
     assert {s["id"]: s["status"] for s in json.loads(listing.stdout)} == {
-        set_id: "complete" for set_id in sets
+        set_id: status for set_id, (_, _, status, _) in sets.items()
     }
     for set_id in sets:  # every artifact read straight from S3 and authenticated
         verify = host.cli_process("verify", set_id, "--read-data")

@@ -90,6 +90,9 @@ def test_cleanup_with_s3_unreachable_records_the_truth_and_the_next_one_finishes
         assert set(catalog.sets_being_deleted()) == {oldest, newest}
         assert {s.id for s in catalog.list_backup_sets()} == {oldest, middle, newest}
         assert catalog.get_backup_set("latest").id == middle  # never a set half deleted
+        listed = {s.id: s.deleting_since for s in catalog.list_backup_sets()}
+        assert listed[middle] is None
+        assert listed[oldest] == catalog.sets_being_deleted()[oldest] is not None
     for set_id in (oldest, newest):
         copies = copies_of_set(env, set_id)
         assert copies["local"] == ("deleted", None)

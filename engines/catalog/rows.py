@@ -42,6 +42,8 @@ class BackupSet:
     # Not stored: the sources the running backup means to back up, sealed into each of
     # its artifacts so that a rebuilt catalog can tell a partial set from a complete one.
     parts: tuple[str, ...] = ()
+    # When its deletion began, if it has and is not finished (the next cleanup finishes it).
+    deleting_since: datetime | None = None
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> "BackupSet":
@@ -58,6 +60,7 @@ class BackupSet:
             note=row["note"],
             artifact_count=row["artifact_count"],
             stored_size=row["stored_size"],
+            deleting_since=parse_optional(row["deleting_since"]),
         )
 
 

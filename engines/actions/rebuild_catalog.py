@@ -21,16 +21,16 @@ import contextlib
 import hashlib
 from dataclasses import dataclass, field
 
+from engines.actions.rebuild_sources import (
+    RebuildSource,
+    adopt_repository_id,
+    copy_source,
+    repository_source,
+)
 from engines.actions.verbs import Request
 from engines.catalog.rebuild import SealedArtifact, SetRecord, check_record, check_sealed
-from engines.destinations import Destination, copy_destinations
-from engines.errors import (
-    IntegrityError,
-    JarvisError,
-    KeyNotAvailableError,
-    NotFoundError,
-    SettingsError,
-)
+from engines.destinations import Destination
+from engines.errors import IntegrityError, JarvisError, KeyNotAvailableError, NotFoundError
 from engines.jobs import JobContext
 from engines.pipeline.artifacts import (
     SEALED_ONLY_FIELDS,
@@ -53,11 +53,6 @@ from engines.workspace import Workspace
 # Sealed fields a sidecar leaves out on purpose (sizes of what is inside).
 _SEALED_ONLY = SEALED_ONLY_FIELDS
 _HASH_BLOCK = 1024 * 1024
-_UNCHANGED = (
-    "point BACKUP_DIR at the repository (is its disk mounted?); the catalog was not changed"
-)
-_UNCHANGED_COPY = "check S3_BUCKET and S3_PREFIX; the catalog was not changed"
-_UNCHANGED_BROWSED = "check BACKUP_BROWSE (the other host's S3_PREFIX); the catalog was not changed"
 
 
 @dataclass
@@ -190,63 +185,8 @@ def _note_missing_records(
             records[item.set_id] = SetRecord(item.set_id, None, "missing from the repository")
 
 
-@dataclass(frozen=True)
-class _Source:
-    """Where the rebuild reads: the destination, how to name it, what to do when it
-    holds nothing."""
-
-    destination: Destination
-    where: str
-    fix: str
-
-
-def _repository_source(workspace: Workspace) -> _Source:
-    if workspace.settings.browsing:  # the repository is the browsed prefix, read-only
-        where = f"s3://{workspace.settings.s3_bucket}/{workspace.settings.browse_prefix}"
-        return _Source(workspace.repository, where, _UNCHANGED_BROWSED)
-    root = workspace.local_root
-    if not root.is_dir():
-        raise NotFoundError(f"BACKUP_DIR {root} does not exist; {_UNCHANGED}")
-    return _Source(workspace.repository, f"BACKUP_DIR {root}", _UNCHANGED)
-
-
-def _copy_source(workspace: Workspace, name: str) -> _Source:
-    for destination in copy_destinations(workspace.settings):
-        if destination.name == name:
-            settings = workspace.settings
-            where = f"s3://{settings.s3_bucket}/{(settings.s3_prefix or '').strip('/')}"
-            return _Source(destination, where if name == "s3" else name, _UNCHANGED_COPY)
-    raise SettingsError(
-        [
-            f"catalog rebuild --from {name}: no {name} copy is configured; set S3_ENABLED=true, "
-            "S3_BUCKET and S3_PREFIX as on the host that made the backups (while browsing "
-            "with BACKUP_BROWSE, run `catalog rebuild` alone)"
-        ]
-    )
-
-
-def _adopt_repository_id(workspace: Workspace, source: _Source) -> None:
-    """The repository takes the copy's id, which every artifact there is sealed with; a
-    repository with an id of its own is another one, and is never mixed with the copy."""
-    theirs = source.destination.repository_id()
-    if theirs is None:
-        raise NotFoundError(
-            f"{source.where} holds no repository id (.repository-id), so nothing there can "
-            "be authenticated; run `jarvis-tui sync` on the host that made the backups "
-            "(it uploads the id), or check S3_PREFIX; the catalog was not changed"
-        )
-    ours = workspace.repository.ensure_repository_id(theirs)
-    if ours != theirs:
-        raise IntegrityError(
-            f"BACKUP_DIR {workspace.local_root} is repository {ours}, but {source.where} "
-            f"holds repository {theirs}: another host's backups; browse them read-only "
-            "with `jarvis-tui catalog rebuild --from s3 --prefix PREFIX`, or point "
-            "BACKUP_DIR at an empty folder; the catalog was not changed"
-        )
-
-
 def _read_source(
-    source: _Source, keyring: Keyring, context: JobContext, report: RebuildReport
+    source: RebuildSource, keyring: Keyring, context: JobContext, report: RebuildReport
 ) -> tuple[list[SealedArtifact], dict[str, SetRecord], dict[str, int]]:
     """Every artifact and set record the source authenticates, and every key it holds
     (with its size)."""
@@ -299,7 +239,7 @@ def rebuild_catalog(
     report = RebuildReport()
     keyring = workspace.keyring()  # no key, no rebuild: nothing unauthenticated goes in
     if from_copy is None:
-        source = _repository_source(workspace)
+        source = repository_source(workspace)
         # It only reads the repository: one on a read-only disk (a fresh host) is fine;
         # a browsed prefix is another host's, which no lock of this host guards.
         guard = (
@@ -308,11 +248,11 @@ def rebuild_catalog(
             else workspace.lock("catalog rebuild", reading_only=True)
         )
     else:
-        source = _copy_source(workspace, from_copy)
+        source = copy_source(workspace, from_copy)
         guard = workspace.lock("catalog rebuild")  # the repository may take the copy's id
     with guard:
         if from_copy is not None:
-            _adopt_repository_id(workspace, source)
+            adopt_repository_id(workspace, source)
         found, records, present = _read_source(source, keyring, context, report)
         places = {source.destination.name: present}
         if from_copy is not None:  # what the repository holds as well stays known

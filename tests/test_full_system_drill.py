@@ -425,3 +425,35 @@ def test_restore_full_is_refused_while_the_repository_is_locked(system, capsys):
     assert "backup full" in err
     assert system.service_calls() == []
     assert system.state() == changed
+
+
+def test_a_difference_after_the_restore_fails_the_comparison_and_leaves_it_stopped(system, capsys):
+    from engines.actions.restore_full import FullRestoreOptions
+    from engines.actions.verbs import Request, run_verb
+    from engines.config import load_settings
+    from engines.errors import IntegrityError
+    from engines.jobs import JobLogged
+    from engines.workspace import Workspace
+
+    _backed_up(system, capsys)
+    system.change_everything()
+
+    def meddle(update) -> None:  # between the last restore and the comparison
+        if isinstance(update, JobLogged) and "restore Configuration files: done" in update.message:
+            system.postgres.execute(
+                "DELETE FROM public.orders WHERE id < 11", dbname=system.database
+            )
+            system.redis.client(3).set("db3:intruder", "x")
+            (system.uploads / "tracks" / "b.flac").write_bytes(b"fLaC but not the backup's")
+
+    with Workspace.open(load_settings(env_file=system.env_file)) as workspace:
+        request = Request(reference="latest", options=FullRestoreOptions())
+        with pytest.raises(IntegrityError) as differs:
+            run_verb(workspace, "restore-full", request, listeners=(meddle,))
+    said = str(differs.value)
+    assert said.startswith("compare with the backup failed: what was restored differs")
+    assert "public.orders: 350 rows restored, 360 in the backup" in said
+    assert "db 3: 3 keys on the server, 2 restored" in said
+    assert "b.flac" in said
+    assert "the application is left stopped" in said
+    assert system.service_calls() == ["stop"]  # not started on a system that differs

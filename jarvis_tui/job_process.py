@@ -102,7 +102,9 @@ def perform(spec: ActionSpec, workspace: "Workspace", context: JobContext) -> An
     """The verb itself; what it returns is plain data the console shows."""
     if spec.job_id is not None:
         return run_scheduled(spec.verb, workspace, spec.request, context)
-    value = VERBS[spec.verb].load()(workspace, spec.request, context)
+    verb = VERBS[spec.verb]
+    verb.refuse_while_browsing(workspace)
+    value = verb.load()(workspace, spec.request, context)
     shown = CONSOLE_VALUES.get(spec.verb)
     return value if shown is None else shown(value)
 

@@ -157,3 +157,24 @@ async def test_the_console_browses_read_only(hosts, monkeypatch):
         await wait_until(pilot, lambda: all(s in screen_words(app) for s in other_sets))
         assert not any(s in screen_words(app) for s in own_sets if s not in other_sets)
     assert app.scheduler.scheduler is None  # never elected: nothing fires here
+
+
+def test_the_consoles_job_process_refuses_writes_while_browsing(hosts, s3_server, monkeypatch):
+    """The console runs its jobs in a child process of their own: refused there too."""
+    from jarvis_tui.job_process import ActionSpec, run_in_process
+
+    here, other = hosts
+    bucket_before = s3_objects(s3_server, OTHER)
+    other_sets, _ = catalog_contents(other)
+    monkeypatch.setenv("BACKUP_BROWSE", BROWSE)
+    for spec in (
+        ActionSpec("backup", Request(kind="files")),
+        ActionSpec("delete", Request(reference=sorted(other_sets)[0])),
+        ActionSpec("sync"),
+    ):
+        outcome = run_in_process(here.env_file, spec, lambda update: None)
+        assert outcome.error and "refused while browsing" in outcome.error, spec
+    assert s3_objects(s3_server, OTHER) == bucket_before
+    settings = load_settings(environ={"BACKUP_BROWSE": BROWSE}, env_file=here.env_file)
+    with Workspace.open(settings) as workspace:  # refused before any set was begun
+        assert workspace.catalog.list_backup_sets() == []

@@ -222,6 +222,33 @@ def run_prunes(workspace: Workspace, context: JobContext, report: CleanupReport)
         (report.pruned if copy.ok else report.problems).append(f"{FILES_STORE} on {copy}")
 
 
+def delete_sets(workspace: Workspace, report: CleanupReport, context: JobContext) -> None:
+    """The sets an earlier run left half deleted, then those retention deletes, under each
+    destination's lock; run under the repository lock."""
+    destinations = [workspace.repository, *copy_destinations(workspace.settings)]
+    doomed = [*report.unfinished, *(d.candidate.set_id for d in report.to_delete)]
+    decisions = {d.candidate.set_id: d for d in report.to_delete}
+    with locked_for_deleting(destinations, "cleanup") as locks:
+        for line in locks.took_over():
+            context.log(line, level="warning")
+        for number, set_id in enumerate(doomed, start=1):
+            context.raise_if_cancelled()
+            in_use, everything = readers_in_use(workspace, context.job_id)
+            if set_id in in_use or everything:
+                # A reader started after the plan was made: this set waits for the next run.
+                reason = in_use.get(set_id) or str(everything)
+                if set_id in decisions:
+                    decisions[set_id].reasons.append(reason)
+                context.log(f"{set_id}: not deleted now, {reason}")
+                continue
+            problems = delete_set_everywhere(workspace, set_id, locks, context)
+            report.problems.extend(problems)
+            if not problems:
+                report.deleted.append(set_id)
+                context.log(f"deleted {set_id}")
+            context.progress(number, len(doomed), "sets")
+
+
 def run_cleanup(
     workspace: Workspace,
     context: JobContext,
@@ -242,28 +269,8 @@ def run_cleanup(
         report = plan_cleanup(workspace, context.job_id)
         report.dry_run = False
         _log_decisions(report, context, "deleting")
-        destinations = [workspace.repository, *copy_destinations(workspace.settings)]
-        with locked_for_deleting(destinations, "cleanup") as locks:
-            for line in locks.took_over():
-                context.log(line, level="warning")
-            doomed = [*report.unfinished, *(d.candidate.set_id for d in report.to_delete)]
-            decisions = {d.candidate.set_id: d for d in report.to_delete}
-            for number, set_id in enumerate(doomed, start=1):
-                context.raise_if_cancelled()
-                in_use, everything = readers_in_use(workspace, context.job_id)
-                if set_id in in_use or everything:
-                    # A reader started after the plan was made: this set waits for the next run.
-                    reason = in_use.get(set_id) or str(everything)
-                    if set_id in decisions:
-                        decisions[set_id].reasons.append(reason)
-                    context.log(f"{set_id}: not deleted now, {reason}")
-                    continue
-                problems = delete_set_everywhere(workspace, set_id, locks, context)
-                report.problems.extend(problems)
-                if not problems:
-                    report.deleted.append(set_id)
-                    context.log(f"deleted {set_id}")
-                context.progress(number, len(doomed), "sets")
+        if report.unfinished or report.to_delete:
+            delete_sets(workspace, report, context)
     run_prunes(workspace, context, report)
     context.log(
         f"cleanup: {len(report.deleted)} set(s) deleted, "

@@ -15,6 +15,7 @@ from engines.plumbing.os_errors import explain_os_error
 
 KEY_VARIABLE = "BACKUP_ENCRYPTION_KEY"
 PREVIOUS_VARIABLE = "BACKUP_ENCRYPTION_KEY_PREVIOUS"
+SECRET_ID_VARIABLE = f"{KEY_VARIABLE}_SECRET_ID"
 
 LOST_KEY_WARNING = (
     "Keep a copy of this key somewhere other than this host (a password manager or "
@@ -127,6 +128,14 @@ def store_new_key(
             ]
         )
     existing = read_env_file(env_file) if env_file.exists() else {}
+    secret_id = (os.environ if environ is None else environ).get(SECRET_ID_VARIABLE, "").strip()
+    secret_id = secret_id or existing.get(SECRET_ID_VARIABLE, "").strip()
+    if secret_id:
+        raise JarvisError(
+            f"the key is kept in AWS Secrets Manager ({SECRET_ID_VARIABLE}={secret_id}); a key "
+            f"written to {env_file} would contradict it: put a new key (`jarvis-tui keygen`) "
+            "in the secret, and the old one in the previous keys' secret"
+        )
     text = env_file.read_text(encoding="utf-8-sig") if env_file.exists() else ""
     old_key = existing.get(KEY_VARIABLE, "").strip()
     if old_key and not rotate:

@@ -147,3 +147,12 @@ def test_the_key_and_its_secret_id_together_are_a_settings_problem(env, aws):
     check = run(env, "config", "check")
     assert check.returncode == ExitCode.INVALID_SETTINGS
     assert "BACKUP_ENCRYPTION_KEY / BACKUP_ENCRYPTION_KEY_SECRET_ID: set one" in check.stderr
+
+
+def test_keygen_does_not_write_a_key_beside_the_secret(env, aws):
+    before = env.env_file.read_text()
+    for rotate in ((), ("--rotate",)):
+        keygen = run(env, "keygen", "--append-to", str(env.env_file), *rotate)
+        assert keygen.returncode == ExitCode.FAILED
+        assert f"BACKUP_ENCRYPTION_KEY_SECRET_ID={SECRET_ID}" in one_line_error(keygen)
+    assert env.env_file.read_text() == before

@@ -4,7 +4,7 @@ files store's data that no snapshot stored *there* references.
 Nothing is taken on the repository's word. On each destination its snapshot
 manifests are read and authenticated with the key, its live index (the newest
 generation, authenticated) says which pack holds each chunk they reference, and
-every such pack stays; a chunk the live index does not place (a snapshot there
+every pack it names stays; a chunk the live index does not place (a snapshot there
 whose set's deletion waits) keeps every pack whose authenticated trailer holds it,
 and every index file. Deleted there, and only if the repository no longer holds
 them (a copy would otherwise just send them again): index files of an older
@@ -122,7 +122,9 @@ def plan_copy_prune(
             if pack in here or chunk in foreseen.referenced
         }
         live_index = set()
-    needed = {placed[chunk] for chunk in referenced if placed.get(chunk)}
+    # Every pack the live index names stays (the index there stays whole), so the packs
+    # to consider are the others the repository no longer holds.
+    needed: set[str] = {pack for pack in placed.values() if pack is not None}
     gone_here = sorted(key for key in there if key not in here)
     candidates = [key for key in gone_here if _is_pack(key) and key not in needed]
     unplaced = referenced - placed.keys()

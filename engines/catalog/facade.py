@@ -11,6 +11,7 @@ from engines.catalog.alert_outbox import AlertOutboxMixin
 from engines.catalog.alerts import AlertsMixin
 from engines.catalog.artifacts import ArtifactsMixin
 from engines.catalog.backups import BackupSetsMixin
+from engines.catalog.copies import CopiesMixin
 from engines.catalog.db import Database
 from engines.catalog.jobs import JobsMixin
 from engines.catalog.monitoring import MonitoringMixin
@@ -23,6 +24,7 @@ DEFAULT_BUSY_TIMEOUT_MS = 30_000
 class Catalog(
     BackupSetsMixin,
     ArtifactsMixin,
+    CopiesMixin,
     JobsMixin,
     AlertsMixin,
     AlertOutboxMixin,

@@ -9,10 +9,10 @@ import pytest
 from engines.destinations import LocalRepository
 from engines.destinations.s3_lock import LOCK_KEY
 from engines.errors import JarvisError
-from engines.store.layout import INDEX_PREFIX, PACKS_PREFIX
+from engines.store.layout import INDEX_PREFIX, PACKS_PREFIX, is_snapshot_key
 from jarvis_tui.exit_codes import ExitCode
 from tests.support.files_env import FilesEnv, make_files_env, random_text, tree_of
-from tests.support.s3_hosts import BUCKET, s3_settings
+from tests.support.s3_hosts import BUCKET, PREFIX, s3_settings
 from tests.support.s3_prefix import (
     bucket_keys,
     delete_set,
@@ -143,3 +143,26 @@ def test_a_snapshot_s3_still_holds_keeps_its_packs_until_its_set_is_deleted_ther
     assert listing(s3) == listing(LocalRepository(env.repo))
     assert f"files on s3: {len(left)} snapshot(s) there; deleted" in out
     assert not repacked & listing(s3).keys()
+
+
+def test_a_snapshot_on_s3_that_does_not_authenticate_stops_the_prune_there(env, s3_server, capsys):
+    """Nothing is taken on trust: a snapshot there altered (same size, so a copy does not
+    resend it) cannot say what it references, so nothing is deleted there."""
+    order, _ = three_backups(env)
+    delete_set(env, order[0])
+    s3 = s3_copy(s3_server)
+    (snapshot,) = [k for k in listing(s3) if is_snapshot_key(k) and order[-1] in k]
+    client = s3_server.client()
+    key = f"{PREFIX}/{snapshot}"
+    body = bytearray(client.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+    body[len(body) // 2] ^= 0x01
+    client.put_object(Bucket=BUCKET, Key=key, Body=bytes(body))
+    before = listing(s3)
+    capsys.readouterr()
+
+    assert env.cli("prune") == ExitCode.FAILED
+    out, err = capsys.readouterr()
+    assert "repacked 1" in out  # the repository's own prune went ahead
+    assert f"prune s3: not pruned: cannot read snapshot {snapshot} on s3 (" in err
+    assert "nothing was deleted there" in err and "Traceback" not in err
+    assert before.keys() <= listing(s3).keys()

@@ -235,3 +235,56 @@ def test_a_holder_on_this_host_whose_process_is_gone_is_taken_over_at_once(
         taken = mine.took_over_from or ""
         assert taken.startswith(f"pid {holder.pid} on host {socket.gethostname()} (prune (")
         assert taken.endswith(", whose process on this host is gone")
+
+
+# A real `jarvis-tui prune` that stops while it holds the prefix's lock, before deleting.
+PRUNE_PAUSED = """
+import sys, time
+from pathlib import Path
+import engines.store.prune_copies as prune_copies
+marker, env_file = Path(sys.argv[1]), sys.argv[2]
+def pause(*args, **kwargs):
+    marker.write_text("holding")
+    time.sleep(120)
+prune_copies.prune_copy = pause
+from jarvis_tui.cli import main
+sys.exit(main(["--env-file", env_file, "prune"]))
+"""
+
+
+def test_two_hosts_pruning_one_prefix_the_second_is_refused_naming_the_first(
+    s3_server, bucket, tmp_path, isolated_env, capsys
+):
+    first = make_files_env(tmp_path / "first")
+    second = make_files_env(tmp_path / "second")
+    for env in (first, second):
+        env.set(**s3_settings(s3_server))  # the same S3_PREFIX: a misconfiguration
+    (first.data / "a.txt").write_bytes(random_text(40_000, 1))
+    assert first.cli("backup", "files") == ExitCode.OK
+    s3 = destination(s3_server)
+    marker = tmp_path / "holding"
+    pruning = subprocess.Popen(
+        [sys.executable, "-c", PRUNE_PAUSED, str(marker), str(first.env_file)],
+        cwd=REPO_ROOT,
+        env=child_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + DEADLINE
+        while not marker.exists():
+            assert pruning.poll() is None, "the first prune ended before holding the lock"
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        before = {item.key: item.size for item in s3.list()}  # the first one's copy done
+        capsys.readouterr()
+        assert second.cli("prune") == ExitCode.FAILED
+        err = capsys.readouterr().err
+        assert (
+            f"prune s3: not pruned: S3 prefix s3://{BUCKET}/{PREFIX}/ is locked by pid "
+            f"{pruning.pid} on host {socket.gethostname()} (prune, started " in err
+        )
+        assert {item.key: item.size for item in s3.list()} == before  # not even a copy
+    finally:
+        pruning.send_signal(signal.SIGKILL)
+        pruning.wait(timeout=30)

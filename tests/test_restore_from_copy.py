@@ -192,6 +192,29 @@ def test_the_local_copy_is_read_when_it_is_there_and_a_truncated_one_is_passed_o
     assert f"reading {relpath} from s3" in world.pg.job_log()
 
 
+def test_a_local_copy_swapped_at_the_same_size_is_passed_over_for_the_copy_on_s3(world, s3_server):
+    ours, theirs = world.backup("secrets"), world.backup("secrets")
+    (our_key,) = world.relpaths(ours).values()
+    (their_key,) = world.relpaths(theirs).values()
+    local = world.repository.path_for(our_key)
+    other = world.repository.path_for(their_key).read_bytes()
+    assert len(other) == local.stat().st_size  # the size check alone cannot tell them apart
+    local.write_bytes(other)
+
+    out = world.tmp_path / "a.env"
+    world.ok("restore", "secrets", ours, "--to", str(out))
+    assert out.read_text() == DOTENV
+    log = world.pg.job_log()
+    assert "not the artifact asked for" in log and "reading the copy on s3 instead" in log
+
+    # With no intact copy anywhere the refusal stands: nothing is written.
+    s3_server.client().put_object(Bucket=BUCKET, Key=s3_key(our_key), Body=other)
+    out.unlink()
+    refused = world.run("restore", "secrets", ours, "--to", str(out))
+    assert refused.returncode == ExitCode.INTEGRITY, refused.stderr
+    assert "Traceback" not in refused.stderr and not out.exists()
+
+
 def test_a_swapped_or_damaged_object_on_s3_is_refused_before_anything_is_written(world, s3_server):
     ours, theirs = world.backup("secrets"), world.backup("secrets")
     config = world.backup("config")

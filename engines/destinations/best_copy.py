@@ -134,6 +134,21 @@ class BestCopy:
         if first:
             logger.warning("%s cannot be read, passed over: %s", copy.name, error)
 
+    def pass_over_repository(self, key: str) -> str | None:
+        """After the repository's copy of `key` failed its check: read `key` from the
+        first copy destination holding it from now on. The copy's name, or None when no
+        copy holds it (the failure then stands)."""
+        for copy in self._reachable():
+            try:
+                there = copy.stat(key)
+            except (OSError, JarvisError) as error:
+                self._pass_over(copy, error)
+                continue
+            if there is not None:
+                self._remember(key, copy, there)
+                return copy.name
+        return None
+
     def _forget(self, key: str) -> None:
         with self._lock:
             self._chosen.pop(key, None)

@@ -7,13 +7,14 @@ reader checks; `resolve_artifacts` also checks it up front, so a swapped or
 re-sealed artifact is refused (exit 4, naming both) before anything changes.
 """
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from engines.catalog import Artifact
 from engines.destinations.best_copy import BestCopy
-from engines.errors import JarvisError, NotFoundError
+from engines.errors import IntegrityError, JarvisError, NotFoundError
 from engines.jobs import JobContext
 from engines.pipeline.artifacts import (
     Expected,
@@ -25,6 +26,8 @@ from engines.pipeline.artifacts import (
 )
 from engines.repository.stored import stored_bytes
 from engines.workspace import Workspace
+
+logger = logging.getLogger("jarvis.reading")
 
 
 @dataclass(frozen=True)
@@ -93,8 +96,7 @@ def resolve_artifacts(
                 )
     if check:
         for item in found:
-            if item.expected is not None:
-                check_expected(item.stored, workspace.keyring(), item.expected)
+            _check(workspace, item)
     return found
 
 
@@ -177,9 +179,29 @@ def resolve_key(workspace: Workspace, key: str) -> ResolvedArtifact:
 
 
 def _checked(workspace: Workspace, found: ResolvedArtifact) -> ResolvedArtifact:
-    if found.expected is not None:
-        check_expected(found.stored, workspace.keyring(), found.expected)
+    _check(workspace, found)
     return found
+
+
+def _check(workspace: Workspace, item: ResolvedArtifact) -> None:
+    """Refuse an artifact that is not the one asked for. When the repository's copy is
+    what fails (damaged, or swapped for another at the same size) and a copy destination
+    holds the object, that copy is checked and, if it passes, read instead."""
+    if item.expected is None:
+        return
+    try:
+        check_expected(item.stored, workspace.keyring(), item.expected)
+    except IntegrityError as error:
+        reader = workspace.reader()
+        if item.file is not None or not isinstance(reader, BestCopy):
+            raise
+        if reader.holder(item.stored.name) != reader.repository.name:
+            raise
+        copy = reader.pass_over_repository(item.stored.name)
+        if copy is None:
+            raise
+        logger.warning("%s; reading the copy on %s instead", error, copy)
+        check_expected(item.stored, workspace.keyring(), item.expected)
 
 
 def _from_path(workspace: Workspace, path: Path) -> ResolvedArtifact:

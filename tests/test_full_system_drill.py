@@ -7,6 +7,7 @@ The full-system drill also wipes the host's repository and catalog and rebuilds 
 from the S3 copy (moto over HTTP on loopback) before restoring.
 """
 
+import io
 import os
 import shutil
 import time
@@ -15,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from engines.config import load_settings
+from engines.workspace import Workspace
 from jarvis_tui.cli import main
 from jarvis_tui.exit_codes import ExitCode
 from tests.support.files_env import tree_of
@@ -65,6 +68,9 @@ class System:
 
     def cli(self, *args: str) -> int:
         return main(["--env-file", str(self.env_file), *args])
+
+    def workspace(self) -> Workspace:
+        return Workspace.open(load_settings(env_file=self.env_file))
 
     def state(self) -> dict:
         """Everything the restore must bring back, as comparable values."""
@@ -333,9 +339,10 @@ async def test_the_console_walkthrough_runs_restore_full_as_one_job(system, caps
         await wait_until(pilot, lambda: "Type restore to confirm" in screen_words(app))
         await pilot.press(*"restore", "enter")
         await wait_until(
-            pilot, lambda: "the system is restored" in screen_words(app), timeout=JOB_WAIT_S
+            pilot, lambda: "8 Verify restoration succeeded" in screen_words(app), timeout=JOB_WAIT_S
         )
         shown = screen_words(app)
+        assert "the system is restored" in shown
         assert "3 Restore PostgreSQL succeeded" in shown
         assert "7 Start services done" in shown  # by JARVIS_START_COMMAND
         assert "health checks: done" in shown
@@ -347,16 +354,14 @@ async def test_the_console_walkthrough_runs_restore_full_as_one_job(system, caps
 def test_a_cancelled_restore_full_says_what_was_restored_and_leaves_the_rest(system, capsys):
     from engines.actions.restore_full import FullRestoreOptions
     from engines.actions.verbs import Request, run_verb
-    from engines.config import load_settings
     from engines.errors import JobCancelledError
     from engines.jobs import CANCEL_POLL_INTERVAL_S, JobLogged
-    from engines.workspace import Workspace
 
     backed_up = _backed_up(system, capsys)
     system.change_everything()
     changed = system.state()
 
-    with Workspace.open(load_settings(env_file=system.env_file)) as workspace:
+    with system.workspace() as workspace:
 
         def cancel_after_postgres(update) -> None:
             if (
@@ -403,10 +408,9 @@ async def test_the_walkthrough_download_step_pulls_the_latest_full_backup(
         step = "2 Download backups from S3 (if needed)"
         await wait_until(pilot, lambda: f"{step} to do" in screen_words(app))
         await pilot.press("down", "enter")
-        await wait_until(pilot, lambda: "Pulled" in screen_words(app), timeout=JOB_WAIT_S)
-        shown = screen_words(app)
-        assert "downloaded" in shown and "of backup set" in shown  # the toast wraps
-        assert f"{step} succeeded" in shown
+        await wait_until(
+            pilot, lambda: f"{step} succeeded" in screen_words(app), timeout=JOB_WAIT_S
+        )
         await wait_until(pilot, lambda: not app.runner.running_jobs(), timeout=JOB_WAIT_S)
     assert sorted(p.relative_to(repository) for p in repository.glob("*/*.enc")) == artifacts
 
@@ -430,10 +434,8 @@ def test_restore_full_is_refused_while_the_repository_is_locked(system, capsys):
 def test_a_difference_after_the_restore_fails_the_comparison_and_leaves_it_stopped(system, capsys):
     from engines.actions.restore_full import FullRestoreOptions
     from engines.actions.verbs import Request, run_verb
-    from engines.config import load_settings
     from engines.errors import IntegrityError
     from engines.jobs import JobLogged
-    from engines.workspace import Workspace
 
     _backed_up(system, capsys)
     system.change_everything()
@@ -446,7 +448,7 @@ def test_a_difference_after_the_restore_fails_the_comparison_and_leaves_it_stopp
             system.redis.client(3).set("db3:intruder", "x")
             (system.uploads / "tracks" / "b.flac").write_bytes(b"fLaC but not the backup's")
 
-    with Workspace.open(load_settings(env_file=system.env_file)) as workspace:
+    with system.workspace() as workspace:
         request = Request(reference="latest", options=FullRestoreOptions())
         with pytest.raises(IntegrityError) as differs:
             run_verb(workspace, "restore-full", request, listeners=(meddle,))
@@ -457,3 +459,43 @@ def test_a_difference_after_the_restore_fails_the_comparison_and_leaves_it_stopp
     assert "b.flac" in said
     assert "the application is left stopped" in said
     assert system.service_calls() == ["stop"]  # not started on a system that differs
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_at_a_terminal_restore_full_asks_whether_the_application_is_stopped(
+    system, capsys, monkeypatch
+):
+    _backed_up(system, capsys)
+    system.settings.pop("JARVIS_STOP_COMMAND")
+    system.set()
+    system.change_everything()
+    changed = system.state()
+
+    monkeypatch.setattr("sys.stdin", _Terminal("no\n"))
+    assert system.cli("restore", "full", "latest") == ExitCode.USAGE
+    out, err = capsys.readouterr()
+    assert "docker-compose down" in out and "not confirmed; nothing was changed" in err
+    assert system.state() == changed
+
+    monkeypatch.setattr("sys.stdin", _Terminal("yes\n"))
+    assert system.cli("restore", "full", "latest") == ExitCode.OK
+    assert "the operator confirmed that the application is stopped" in capsys.readouterr().out
+    assert system.service_calls() == ["start"]
+
+
+def test_restore_full_names_what_it_cannot_restore_in_one_line(system, capsys):
+    assert system.cli("restore", "full", "latest") == ExitCode.NOT_FOUND
+    assert "no complete full backup" in capsys.readouterr().err
+    assert system.cli("backup", "secrets") == ExitCode.OK
+    with system.workspace() as workspace:
+        (only_secrets,) = workspace.catalog.list_backup_sets()
+    capsys.readouterr()
+    assert system.cli("restore", "full", only_secrets.id) == ExitCode.NOT_FOUND
+    err = capsys.readouterr().err
+    assert f"{only_secrets.id!r} is a secrets backup, not full" in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert system.service_calls() == []

@@ -139,7 +139,10 @@ def read_from(workspace: Workspace, item: ResolvedArtifact) -> str:
 def log_copies_read(
     workspace: Workspace, items: list[ResolvedArtifact], context: JobContext
 ) -> None:
-    """One job line per artifact: where it is read from (the best copy there is)."""
+    """One job line per artifact: where it is read from (the best copy there is), when
+    there is a copy to choose from."""
+    if not isinstance(workspace.reader(), BestCopy):
+        return
     for item in items:
         context.log(f"reading {item.label} from {read_from(workspace, item)}")
 

@@ -9,10 +9,10 @@ deleted, and the next delete or cleanup finishes it. Data that only this set
 referenced in the files store is pruned by the next cleanup.
 """
 
-from engines.actions.cleanup import delete_set_everywhere, readers_in_use
+from engines.actions.set_deletion import delete_set_everywhere, readers_in_use
 from engines.actions.verbs import Request
 from engines.destinations import copy_destinations
-from engines.destinations.s3_lock import locked_for_deleting
+from engines.destinations.deletion_locks import locked_for_deleting
 from engines.errors import JarvisError
 from engines.jobs import JobContext
 from engines.workspace import Workspace

@@ -22,7 +22,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 
 from engines.destinations import Destination, copy_destinations
-from engines.destinations.s3_lock import DeletionLocks, locked_for_deleting
+from engines.destinations.deletion_locks import DeletionLocks, locked_for_deleting
 from engines.errors import IntegrityError, JarvisError, KeyNotAvailableError
 from engines.jobs import JobContext
 from engines.pipeline.crypto import Keyring

@@ -4,6 +4,7 @@ lease has run out; a holder that stalls past its lease stops when it wakes, and 
 the new holder's lock alone. Short leases are set for the tests; expiry is judged by the
 server's clock, so each wait is "until it happens", with generous deadlines."""
 
+import json
 import os
 import signal
 import socket
@@ -288,3 +289,24 @@ def test_two_hosts_pruning_one_prefix_the_second_is_refused_naming_the_first(
     finally:
         pruning.send_signal(signal.SIGKILL)
         pruning.wait(timeout=30)
+
+
+def test_a_dead_pid_of_another_pid_namespace_under_this_host_name_waits_for_its_lease(
+    s3_server, bucket
+):
+    """Two containers may share a host name; a pid of the other one says nothing here."""
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], check=True,
+                           capture_output=True, text=True)  # fmt: skip
+    record = {
+        "host": socket.gethostname(),
+        "pid": int(ended.stdout),
+        "purpose": "cleanup",
+        "started_at": "2030-01-01T00:00:00+00:00",
+        "lease_seconds": 600,
+        "process_space": "another-boot:4026531836",
+    }
+    s3_server.client().put_object(
+        Bucket=BUCKET, Key=f"{PREFIX}/{LOCK_KEY}", Body=json.dumps(record).encode()
+    )
+    with pytest.raises(S3PrefixLockedError, match=f"locked by pid {record['pid']} on host "):
+        S3PrefixLock(destination(s3_server), "prune").acquire()

@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from typing import Any
 
 from engines.destinations.s3 import S3Destination
@@ -265,6 +266,7 @@ class S3PrefixLock:
             "renewed_at": _iso(now),
             "expires_at": _iso(now + timedelta(seconds=self.lease_seconds)),
             "lease_seconds": self.lease_seconds,
+            "process_space": _process_space(),
             "token": self._token,
         }
         return json.dumps(record).encode()
@@ -306,11 +308,25 @@ def _lease_of(record: dict[str, Any] | None) -> float:
 
 def _gone_from_this_host(record: dict[str, Any] | None) -> bool:
     """A holder on this host whose process has ended (killed, or its release failed
-    because the bucket was unreachable): no need to wait for its lease."""
+    because the bucket was unreachable): no need to wait for its lease. Its pid means
+    something here only within the same boot and pid namespace (two containers may
+    share a host name), so those must match too."""
     if record is None or record.get("host") != socket.gethostname():
+        return False
+    space = _process_space()
+    if space is None or record.get("process_space") != space:
         return False
     pid = record.get("pid")
     return isinstance(pid, int) and pid != os.getpid() and not process_alive(pid)
+
+
+def _process_space() -> str | None:
+    """This boot's id and this pid namespace's inode, where pids are comparable."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        return f"{boot}:{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:
+        return None
 
 
 def _server_time(date_header: str | None) -> datetime:

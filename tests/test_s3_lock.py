@@ -295,8 +295,12 @@ def test_a_dead_pid_of_another_pid_namespace_under_this_host_name_waits_for_its_
     s3_server, bucket
 ):
     """Two containers may share a host name; a pid of the other one says nothing here."""
-    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], check=True,
-                           capture_output=True, text=True)  # fmt: skip
+    ended = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     record = {
         "host": socket.gethostname(),
         "pid": int(ended.stdout),

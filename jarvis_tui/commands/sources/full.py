@@ -91,7 +91,7 @@ def run_restore_full_command(args: argparse.Namespace) -> ExitCode:
 
 def _print_steps(update: JobUpdate) -> None:
     """Each step as it ends, and its lines: the restore's progress, on stdout."""
-    from engines.actions.restore_full import DETAIL_PREFIX, STEP_PREFIX
+    from engines.actions.full_restore_steps import DETAIL_PREFIX, STEP_PREFIX
 
     if isinstance(update, JobLogged) and update.message.startswith((STEP_PREFIX, DETAIL_PREFIX)):
         print(update.message, flush=True)

@@ -164,3 +164,22 @@ def test_a_copy_is_refused_by_a_prefix_holding_another_repository(host, s3_serve
     assert states == {"failed"}
     assert any("copy failed at .repository-id" in m and "another repository" in m for m in alerts)
     assert s3_objects(s3_server) == before
+
+
+def test_a_plain_rebuild_after_one_from_s3_keeps_what_only_s3_holds(host, s3_server):
+    sets, artifacts = catalog_contents(host)
+    wipe_host(host)
+    assert host.cli_process("catalog", "rebuild", "--from", "s3").returncode == ExitCode.OK
+
+    # The repository holds none of it, S3 all of it: no row is dropped.
+    plain = host.cli_process("catalog", "rebuild")
+    assert plain.returncode == ExitCode.OK, plain.stderr
+    assert catalog_contents(host) == (sets, artifacts)
+    assert copy_states(host) == {relpath: {"s3": "stored"} for relpath in artifacts}
+
+    # S3 unreachable: what it holds cannot be listed, so no row is dropped either.
+    host.set(S3_ENDPOINT_URL="http://127.0.0.1:9")
+    blind = host.cli_process("catalog", "rebuild")
+    assert "Traceback" not in blind.stderr
+    assert "no catalog row was dropped" in blind.stderr, blind.stdout + blind.stderr
+    assert catalog_contents(host) == (sets, artifacts)

@@ -29,7 +29,7 @@ from engines.actions.rebuild_sources import (
 )
 from engines.actions.verbs import Request
 from engines.catalog.rebuild import SealedArtifact, SetRecord, check_record, check_sealed
-from engines.destinations import Destination
+from engines.destinations import Destination, copy_destinations
 from engines.errors import IntegrityError, JarvisError, KeyNotAvailableError, NotFoundError
 from engines.jobs import JobContext
 from engines.pipeline.artifacts import (
@@ -60,6 +60,8 @@ class RebuildReport:
     imported: int = 0
     skipped: list[str] = field(default_factory=list)  # not imported: no artifact, no key
     refused: list[str] = field(default_factory=list)  # not imported: failed authentication
+    # Copies that could not be listed (one line each): while there are any, no row is dropped.
+    unlisted: list[str] = field(default_factory=list)
     forged: list[str] = field(default_factory=list)  # sidecars that disagree (ignored)
     dropped: list[str] = field(default_factory=list)  # rows whose file is gone
     new_sets: list[str] = field(default_factory=list)
@@ -257,12 +259,15 @@ def rebuild_catalog(
         places = {source.destination.name: present}
         if from_copy is not None:  # what the repository holds as well stays known
             places[workspace.repository.name] = _sizes(workspace.repository)
+        if from_copy is None:
+            report.unlisted = _list_copies(workspace, places)
         report.new_sets = workspace.catalog.import_sealed_artifacts(found, records)
-        every_key = {key for listing in places.values() for key in listing}
-        report.dropped = workspace.catalog.forget_vanished_artifacts(every_key)
+        if not report.unlisted:  # a row is dropped only when no copy holds its file
+            every_key = {key for listing in places.values() for key in listing}
+            report.dropped = workspace.catalog.forget_vanished_artifacts(every_key)
         _record_where_stored(workspace, found, places)
     report.imported = len(found)
-    for problem in [*report.skipped, *report.refused, *report.forged]:
+    for problem in [*report.skipped, *report.refused, *report.forged, *report.unlisted]:
         context.log(problem, level="warning")
     for relpath in report.dropped:
         context.log(f"{relpath}: no longer in the repository; its catalog row was dropped")
@@ -272,6 +277,21 @@ def rebuild_catalog(
         f"ignored, {len(report.dropped)} rows dropped"
     )
     return report
+
+
+def _list_copies(workspace: Workspace, places: dict[str, dict[str, int]]) -> list[str]:
+    """Add each copy destination's listing to `places`, so that a row whose file only a
+    copy holds (a host rebuilt from S3) is kept. One line per copy that could not be
+    listed: while there are any, no row is dropped."""
+    unlisted = []
+    for copy in [] if workspace.settings.browsing else copy_destinations(workspace.settings):
+        try:
+            places[copy.name] = _sizes(copy)
+        except (OSError, JarvisError) as error:
+            unlisted.append(
+                f"{copy.name} could not be listed ({error}); no catalog row was dropped"
+            )
+    return unlisted
 
 
 def _sizes(destination: Destination) -> dict[str, int]:

@@ -137,4 +137,6 @@ def run_catalog_rebuild(args: argparse.Namespace) -> ExitCode:
         print(f"skipped: {problem}", file=sys.stderr)
     for problem in report.forged:
         print(f"sidecar ignored: {problem}", file=sys.stderr)
+    for problem in report.unlisted:
+        print(f"warning: {problem}", file=sys.stderr)
     return ExitCode.INTEGRITY if report.integrity_problems else ExitCode.OK

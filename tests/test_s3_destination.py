@@ -245,3 +245,25 @@ def test_the_health_check_is_the_probe(s3_server: S3Server):
     [check] = check_s3(_settings(s3_server, "jarvis-gone"))
     assert not check.ok and "jarvis-gone" in check.detail and SECRET_KEY not in check.detail
     assert check_s3(load_settings({}, None)) == []
+
+
+@pytest.mark.parametrize("size", [0, 1, 5 * MiB - 1, 5 * MiB, 10 * MiB])
+def test_uploads_at_the_multipart_edges_are_confirmed(s3_server: S3Server, tmp_path, size):
+    """Our SHA-256 is taken as s3transfer sends the object: the whole object's below the
+    multipart threshold, from each part's at the threshold itself (one part) and above."""
+    bucket = s3_server.create_bucket("jarvis-edges")
+    destination = _destination(s3_server, bucket, tmp_path, multipart_size=5 * MiB)
+    content = os.urandom(size)
+    (tmp_path / "object").write_bytes(content)
+    destination.put(tmp_path / "object", "files/packs/cc/edge")
+    head = s3_server.client().head_object(
+        Bucket=bucket, Key="hosts/web-1/files/packs/cc/edge", ChecksumMode="ENABLED"
+    )
+    if size < 5 * MiB:
+        expected = _sha256(content)
+    else:
+        parts = [hashlib.sha256(content[i : i + 5 * MiB]).digest() for i in range(0, size, 5 * MiB)]
+        expected = base64.b64encode(hashlib.sha256(b"".join(parts)).digest()).decode()
+    assert head["ChecksumSHA256"].partition("-")[0] == expected
+    with destination.open_read("files/packs/cc/edge") as handle:
+        assert handle.read() == content

@@ -251,7 +251,9 @@ class S3Destination:
         config = self._transfer_config()
         with ThreadPoolExecutor(1, thread_name_prefix="s3-sha256") as hashing:
             # Our digests are taken beside the upload (hashlib lets go of the GIL), not after.
-            digests = hashing.submit(_sha256_digests, source, self._part_size(size))
+            digests = hashing.submit(
+                _sha256_as_sent, source, size, self.multipart_size, self._part_size(size)
+            )
             try:
                 self.client().upload_file(
                     str(source),
@@ -278,9 +280,7 @@ class S3Destination:
                 "was removed; the copy counts as failed, try again"
             )
 
-    def _confirmation_problem(
-        self, size: int, head: dict, digests: tuple[str, str, int]
-    ) -> str | None:
+    def _confirmation_problem(self, size: int, head: dict, digests: tuple[str, int]) -> str | None:
         if head.get("ContentLength") != size:
             return f"the bucket holds {head.get('ContentLength')} bytes, we sent {size}"
         theirs = head.get("ChecksumSHA256")
@@ -289,10 +289,7 @@ class S3Destination:
             # size alone; botocore still sent each part with a checksum it verified.
             return None
         value, _, parts = theirs.partition("-")
-        etag_parts = (head.get("ETag") or "").strip('"').partition("-")[2]
-        multipart = bool(parts or etag_parts)
-        whole, composite, count = digests
-        ours = composite if multipart else whole
+        ours, count = digests
         if value != ours or (parts and int(parts) != count):
             return f"SHA-256 {theirs} in the bucket, ours {ours}"
         return None
@@ -386,28 +383,31 @@ class S3Destination:
         return explain(error, self.bucket, self.region, self.limits.read_s)
 
 
-def _sha256_digests(source: Path, part_size: int) -> tuple[str, str, int]:
-    """(the whole file's SHA-256, the multipart composite S3 computes from each part's
-    SHA-256, the number of parts), base64 as S3 shows them."""
-    whole = hashlib.sha256()
-    part_digests = []
+def _sha256_as_sent(source: Path, size: int, threshold: int, part_size: int) -> tuple[str, int]:
+    """The SHA-256 S3 shows for `source` sent as s3transfer sends it, base64, and the count
+    of parts: below `threshold` the file's own (0 parts); from it up, the SHA-256 of each
+    part's SHA-256 in order. One pass over the file: the upload shares the CPU with it."""
+    multipart = size >= threshold
+    step = part_size if multipart else max(size, 1)
+    digests = []
     with open(source, "rb") as handle:
         while True:
             part = hashlib.sha256()
-            left = part_size
+            left = step
             while left:
                 block = handle.read(min(left, HASH_BLOCK))
                 if not block:
                     break
-                whole.update(block)
                 part.update(block)
                 left -= len(block)
-            if left == part_size:
+            if left == step:
                 break
-            part_digests.append(part.digest())
-    composite = hashlib.sha256(b"".join(part_digests)).digest()
-    encode = base64.b64encode
-    return encode(whole.digest()).decode(), encode(composite).decode(), len(part_digests)
+            digests.append(part.digest())
+    if multipart:
+        value = hashlib.sha256(b"".join(digests)).digest()
+    else:
+        value = digests[0] if digests else hashlib.sha256(b"").digest()
+    return base64.b64encode(value).decode(), len(digests) if multipart else 0
 
 
 def _visible(key: str) -> bool:

@@ -267,3 +267,29 @@ def test_uploads_at_the_multipart_edges_are_confirmed(s3_server: S3Server, tmp_p
     assert head["ChecksumSHA256"].partition("-")[0] == expected
     with destination.open_read("files/packs/cc/edge") as handle:
         assert handle.read() == content
+
+
+def test_our_sha256_goes_out_with_each_part_and_no_second_pass_is_needed(
+    s3_server: S3Server, tmp_path, monkeypatch
+):
+    """Each request carries the SHA-256 we took of its body (botocore sends ours rather
+    than hashing again), and the confirmation needs no pass over the file of its own."""
+    from engines.destinations import s3
+
+    def second_pass(*_):
+        raise AssertionError("the file was hashed again")
+
+    monkeypatch.setattr(s3, "sha256_as_sent", second_pass)
+    bucket = s3_server.create_bucket("jarvis-sent")
+    destination = _destination(s3_server, bucket, tmp_path, multipart_size=5 * MiB)
+    sent = []
+    destination.client().meta.events.register(
+        "before-send.s3.UploadPart",
+        lambda request, **_: sent.append(request.headers["x-amz-checksum-sha256"]),
+    )
+    content = os.urandom(11 * MiB)
+    (tmp_path / "object").write_bytes(content)
+    destination.put(tmp_path / "object", "files/packs/dd/sent")
+    parts = [content[i : i + 5 * MiB] for i in range(0, len(content), 5 * MiB)]
+    assert sorted(sent) == sorted(_sha256(part).encode() for part in parts)
+    _write(destination, "postgres/small.gz.enc", b"small")  # a single PUT likewise

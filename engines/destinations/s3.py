@@ -9,20 +9,18 @@ counts once a HEAD shows the server holds our size and our checksum.
 boto3 is imported only when a call needs it: the console never loads it.
 """
 
-import base64
 import contextlib
-import hashlib
 import io
 import os
 import secrets
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from engines.destinations.base import StoredObject, validate_key, validate_prefix
+from engines.destinations.s3_checksums import SentDigests, confirmation_problem, sha256_as_sent
 from engines.destinations.s3_client import (
     CONDITION_FAILED_CODES,
     DEFAULT_LIMITS,
@@ -56,7 +54,6 @@ if TYPE_CHECKING:
 
 MULTIPART_SIZE = 16 * 1024 * 1024
 READ_BUFFER = 4 * 1024 * 1024  # a small read still fetches this much in one ranged GET
-HASH_BLOCK = 1024 * 1024
 Progress = Callable[[int], None]  # called with each count of bytes sent (negative on a resend)
 ARCHIVE_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE"})
 
@@ -248,51 +245,35 @@ class S3Destination:
     def _upload(self, source: Path, key: str, progress: Progress | None = None) -> None:
         full = self.full_key(key)
         size = source.stat().st_size
-        config = self._transfer_config()
-        with ThreadPoolExecutor(1, thread_name_prefix="s3-sha256") as hashing:
-            # Our digests are taken beside the upload (hashlib lets go of the GIL), not after.
-            digests = hashing.submit(
-                _sha256_as_sent, source, size, self.multipart_size, self._part_size(size)
-            )
-            try:
-                self.client().upload_file(
+        client = self.client()
+        try:
+            with SentDigests(client, self.bucket, full) as sent:
+                client.upload_file(
                     str(source),
                     self.bucket,
                     full,
                     ExtraArgs=self._upload_args,
-                    Config=config,
+                    Config=self._transfer_config(),
                     Callback=progress,
                 )
-                head = self.client().head_object(
-                    Bucket=self.bucket, Key=full, ChecksumMode="ENABLED"
-                )
-            except JobCancelledError:
-                raise
-            except Exception as error:
-                # s3transfer aborts a multipart upload that failed, so no object appears.
-                raise self._failure(f"uploading {key}", error) from None
-            problem = self._confirmation_problem(size, head, digests.result())
+            head = client.head_object(Bucket=self.bucket, Key=full, ChecksumMode="ENABLED")
+        except JobCancelledError:
+            raise
+        except Exception as error:
+            # s3transfer aborts a multipart upload that failed, so no object appears.
+            raise self._failure(f"uploading {key}", error) from None
+        multipart = size >= self.multipart_size  # s3transfer's threshold
+        ours = sent.as_sent(multipart) or sha256_as_sent(
+            source, size, self.multipart_size, self._part_size(size)
+        )
+        problem = confirmation_problem(size, head, ours)
         if problem:
             with contextlib.suppress(Exception):
-                self.client().delete_object(Bucket=self.bucket, Key=full)
+                client.delete_object(Bucket=self.bucket, Key=full)
             raise S3Error(
                 f"{key}: the upload to bucket {self.bucket} was not confirmed ({problem}) and "
                 "was removed; the copy counts as failed, try again"
             )
-
-    def _confirmation_problem(self, size: int, head: dict, digests: tuple[str, int]) -> str | None:
-        if head.get("ContentLength") != size:
-            return f"the bucket holds {head.get('ContentLength')} bytes, we sent {size}"
-        theirs = head.get("ChecksumSHA256")
-        if not theirs:
-            # A server that keeps no checksum (some S3-compatible stores) is confirmed by
-            # size alone; botocore still sent each part with a checksum it verified.
-            return None
-        value, _, parts = theirs.partition("-")
-        ours, count = digests
-        if value != ours or (parts and int(parts) != count):
-            return f"SHA-256 {theirs} in the bucket, ours {ours}"
-        return None
 
     def _part_size(self, size: int) -> int:
         return part_size_for(self.multipart_size, size)
@@ -381,33 +362,6 @@ class S3Destination:
 
     def _explain(self, error: BaseException) -> str:
         return explain(error, self.bucket, self.region, self.limits.read_s)
-
-
-def _sha256_as_sent(source: Path, size: int, threshold: int, part_size: int) -> tuple[str, int]:
-    """The SHA-256 S3 shows for `source` sent as s3transfer sends it, base64, and the count
-    of parts: below `threshold` the file's own (0 parts); from it up, the SHA-256 of each
-    part's SHA-256 in order. One pass over the file: the upload shares the CPU with it."""
-    multipart = size >= threshold
-    step = part_size if multipart else max(size, 1)
-    digests = []
-    with open(source, "rb") as handle:
-        while True:
-            part = hashlib.sha256()
-            left = step
-            while left:
-                block = handle.read(min(left, HASH_BLOCK))
-                if not block:
-                    break
-                part.update(block)
-                left -= len(block)
-            if left == step:
-                break
-            digests.append(part.digest())
-    if multipart:
-        value = hashlib.sha256(b"".join(digests)).digest()
-    else:
-        value = digests[0] if digests else hashlib.sha256(b"").digest()
-    return base64.b64encode(value).decode(), len(digests) if multipart else 0
 
 
 def _visible(key: str) -> bool:

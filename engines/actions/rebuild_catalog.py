@@ -12,8 +12,8 @@ of files that are gone are dropped.
 
 `--from s3` reads the copy on S3 instead (a fresh host with only the settings and the
 key): the local repository adopts the copy's repository id (the id every artifact is
-sealed with), and each artifact is recorded stored on S3, and locally only when the
-repository holds it too. While browsing another host's prefix (BACKUP_BROWSE) the
+sealed with) once something there authenticates against it, and each artifact is
+recorded stored on S3, and locally only when the repository holds it too. While browsing another host's prefix (BACKUP_BROWSE) the
 repository is that prefix, read-only, and the catalog is the browsed one's own.
 """
 
@@ -24,12 +24,13 @@ from dataclasses import dataclass, field
 from engines.actions.rebuild_sources import (
     RebuildSource,
     adopt_repository_id,
+    copy_repository_id,
     copy_source,
     repository_source,
 )
 from engines.actions.verbs import Request
 from engines.catalog.rebuild import SealedArtifact, SetRecord, check_record, check_sealed
-from engines.destinations import Destination, copy_destinations
+from engines.destinations import Destination, copy_destinations, key_problem
 from engines.errors import IntegrityError, JarvisError, KeyNotAvailableError, NotFoundError
 from engines.jobs import JobContext
 from engines.pipeline.artifacts import (
@@ -155,6 +156,8 @@ def _read_records(
     reported, and kept (without content) so its set is not taken for complete."""
     records: dict[str, SetRecord] = {}
     for key in record_keys(source):
+        if key_problem(key):
+            continue  # said with the listing
         set_id = set_id_of_record(key)
         relpath = record_relpath(set_id)
         try:
@@ -193,7 +196,7 @@ def _read_source(
     """Every artifact and set record the source authenticates, and every key it holds
     (with its size)."""
     destination = source.destination
-    present = _sizes(destination)
+    present = _repository_keys(_sizes(destination), report)
     sidecars = sorted(key for key in present if key.endswith(SIDECAR_SUFFIX))
     repository_id = destination.repository_id()
     if not sidecars and repository_id is None:
@@ -215,6 +218,26 @@ def _read_source(
     records = _read_records(destination, keyring, report)
     _note_missing_records(found, records, report)
     return found, records, present
+
+
+def _refuse_if_nothing_authentic(
+    source: RebuildSource,
+    found: list[SealedArtifact],
+    records: dict[str, SetRecord],
+    report: RebuildReport,
+) -> None:
+    """A fresh host takes the copy's id and catalog only when something there
+    authenticates: a forged `.repository-id` (or a wrong key) would otherwise be adopted
+    for good, and every set imported failed."""
+    if found or any(record.sealed is not None for record in records.values()):
+        return
+    if report.refused:
+        raise IntegrityError(
+            f"nothing in {source.where} authenticates with this key against its repository "
+            f"id ({len(report.refused)} object(s) refused; the first: {report.refused[0]}); "
+            "check BACKUP_ENCRYPTION_KEY and that .repository-id there is the one the backups "
+            "were made with; BACKUP_DIR and the catalog were not changed"
+        )
 
 
 def _record_where_stored(
@@ -253,9 +276,11 @@ def rebuild_catalog(
         source = copy_source(workspace, from_copy)
         guard = workspace.lock("catalog rebuild")  # the repository may take the copy's id
     with guard:
-        if from_copy is not None:
-            adopt_repository_id(workspace, source)
+        adopting = None if from_copy is None else copy_repository_id(workspace, source)
         found, records, present = _read_source(source, keyring, context, report)
+        if adopting is not None:
+            _refuse_if_nothing_authentic(source, found, records, report)
+            adopt_repository_id(workspace, source, adopting)
         places = {source.destination.name: present}
         if from_copy is not None:  # what the repository holds as well stays known
             places[workspace.repository.name] = _sizes(workspace.repository)
@@ -292,6 +317,19 @@ def _list_copies(workspace: Workspace, places: dict[str, dict[str, int]]) -> lis
                 f"{copy.name} could not be listed ({error}); no catalog row was dropped"
             )
     return unlisted
+
+
+def _repository_keys(listing: dict[str, int], report: RebuildReport) -> dict[str, int]:
+    """The listing without what no repository object is named like (put there by hand or
+    by someone else), each said once with its name escaped."""
+    kept = {}
+    for key, size in listing.items():
+        problem = key_problem(key)
+        if problem:
+            report.skipped.append(f"{key!r}: not a repository key ({problem}); left alone")
+        else:
+            kept[key] = size
+    return kept
 
 
 def _sizes(destination: Destination) -> dict[str, int]:

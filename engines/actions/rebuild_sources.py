@@ -47,9 +47,11 @@ def copy_source(workspace: Workspace, name: str) -> RebuildSource:
     )
 
 
-def adopt_repository_id(workspace: Workspace, source: RebuildSource) -> None:
-    """The repository takes the copy's id, which every artifact there is sealed with; a
-    repository with an id of its own is another one, and is never mixed with the copy."""
+def copy_repository_id(workspace: Workspace, source: RebuildSource) -> str | None:
+    """The copy's id, which every artifact there is sealed with, when the repository is to
+    take it (None: it has it already); a repository with an id of its own is another one,
+    and is never mixed with the copy. Nothing is written: the repository takes the id only
+    once something there authenticates against it (`adopt_repository_id`)."""
     theirs = source.destination.repository_id()
     if theirs is None:
         raise NotFoundError(
@@ -57,11 +59,21 @@ def adopt_repository_id(workspace: Workspace, source: RebuildSource) -> None:
             "be authenticated; run `jarvis-tui sync` on the host that made the backups "
             "(it uploads the id), or check S3_PREFIX; the catalog was not changed"
         )
-    ours = workspace.repository.ensure_repository_id(theirs)
-    if ours != theirs:
+    ours = workspace.repository.repository_id()
+    if ours is not None and ours != theirs:
         raise IntegrityError(
             f"BACKUP_DIR {workspace.local_root} is repository {ours}, but {source.where} "
             f"holds repository {theirs}: another host's backups; browse them read-only "
             "with `jarvis-tui catalog rebuild --from s3 --prefix PREFIX`, or point "
             "BACKUP_DIR at an empty folder; the catalog was not changed"
+        )
+    return theirs if ours is None else None
+
+
+def adopt_repository_id(workspace: Workspace, source: RebuildSource, theirs: str) -> None:
+    ours = workspace.repository.ensure_repository_id(theirs)
+    if ours != theirs:  # another process gave it another id meanwhile
+        raise IntegrityError(
+            f"BACKUP_DIR {workspace.local_root} became repository {ours} while the catalog "
+            f"was rebuilt from {source.where} ({theirs}); the catalog was not changed"
         )

@@ -2,7 +2,13 @@
 DESTINATION_KINDS, and its factory in tests/test_destination_contract.py."""
 
 from engines.config import Settings
-from engines.destinations.base import Destination, InvalidKeyError, StoredObject, validate_key
+from engines.destinations.base import (
+    Destination,
+    InvalidKeyError,
+    StoredObject,
+    key_problem,
+    validate_key,
+)
 from engines.destinations.local import LocalRepository
 from engines.destinations.read_only import ReadOnlyDestination
 from engines.destinations.s3 import S3Destination
@@ -40,6 +46,7 @@ __all__ = [
     "LocalRepository",
     "StoredObject",
     "copy_destinations",
+    "key_problem",
     "repository_from_settings",
     "validate_key",
 ]

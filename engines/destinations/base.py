@@ -6,6 +6,7 @@ every destination, so an artifact keeps its name wherever it is copied.
 """
 
 import io
+import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -124,7 +125,7 @@ class Destination(Protocol):
 
 def validate_key(key: str) -> str:
     """Return `key` if it is a clean relative POSIX path, else raise InvalidKeyError naming it."""
-    problem = _key_problem(key)
+    problem = key_problem(key)
     if problem:
         raise InvalidKeyError(f"invalid repository key {key!r}: {problem}")
     return key
@@ -133,17 +134,21 @@ def validate_key(key: str) -> str:
 def validate_prefix(prefix: str) -> str:
     """A listing prefix may be empty or end in `/`; otherwise it follows the key rules."""
     if prefix:
-        problem = _key_problem(prefix.removesuffix("/"))
+        problem = key_problem(prefix.removesuffix("/"))
         if problem:
             raise InvalidKeyError(f"invalid repository prefix {prefix!r}: {problem}")
     return prefix
 
 
-def _key_problem(key: str) -> str | None:
+def key_problem(key: str) -> str | None:
+    """What makes `key` no repository key (None when it is one)."""
     if not key:
         return "it is empty"
     if "\0" in key or "\\" in key:
         return "it contains a NUL or a backslash"
+    if any(unicodedata.category(char) == "Cc" for char in key):
+        # A name from a bucket someone else writes is printed: no terminal escapes.
+        return "it contains a control character"
     if key.startswith("/"):
         return "it is absolute; keys are relative like 'postgres/name.gz.enc'"
     parts = key.split("/")

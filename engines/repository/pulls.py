@@ -6,20 +6,24 @@ there against what it must be (an artifact against what the catalog expects: its
 identity, key, checksum and every chunk; a pack's blobs, an index file and a set's
 record by their seals), and only then stored under its name through the repository's
 face, so a pull killed at any point leaves no partial object under a final name. An
-artifact's sidecar comes with it and is stored after it. Objects go in the copy order
-(packs, index files, artifacts, manifests, set records), so an interrupted pull
-leaves only unreferenced data, as an interrupted copy does.
+artifact's sidecar comes with it and is stored after it (one pulled alone is checked
+against the artifact here). A fresh host's repository takes the copy's id only once an
+object sealed with it authenticates, and objects named like no repository object are
+left where they are. Objects go in the copy order (packs, index files, artifacts,
+manifests, set records), so an interrupted pull leaves only unreferenced data, as an
+interrupted copy does.
 """
 
+import contextlib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from engines.catalog import Artifact
-from engines.destinations import Destination, LocalRepository, StoredObject
+from engines.destinations import Destination, LocalRepository, StoredObject, key_problem
 from engines.errors import IntegrityError, JarvisError, JobCancelledError, KeyNotAvailableError
 from engines.jobs import JobContext
-from engines.pipeline.artifacts import SIDECAR_SUFFIX, verify_artifact
+from engines.pipeline.artifacts import SIDECAR_SUFFIX, StoredBytes, verify_artifact
 from engines.repository.copies import copy_rank
 from engines.repository.repository_id import ensure_repository_id
 from engines.repository.resolve import expected_for, resolved_from_catalog
@@ -62,6 +66,8 @@ class PullItem:
 class PullPlan:
     items: list[PullItem]
     absent: list[str] = field(default_factory=list)  # wanted, but in no copy
+    # (key, why): objects of a copy named like no repository object, left there
+    ignored: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def bytes(self) -> int:
@@ -94,6 +100,8 @@ def plan_pull(
     when None), in the copy order, each artifact with its sidecar."""
     here = {item.key: item.size for item in repository.list()}
     keys = set(remote) if wanted is None else wanted
+    ignored = sorted((key, problem) for key in keys if (problem := key_problem(key)))
+    keys = keys - {key for key, _ in ignored}
     missing = {
         key for key in keys if key in remote and here.get(key) != remote[key][1].size
     }  # fmt: skip
@@ -106,7 +114,7 @@ def plan_pull(
         store_sidecar = key + SIDECAR_SUFFIX in missing
         items.append(PullItem(source, stored, sidecar[1] if sidecar else None, store_sidecar))
     absent = sorted(key for key in keys if key not in remote and key not in here)
-    return PullPlan(items, absent)
+    return PullPlan(items, absent, ignored)
 
 
 def keys_of_sets(workspace: Workspace, set_ids: Iterable[str]) -> set[str]:
@@ -147,7 +155,7 @@ def pull(
     outcome = PullOutcome()
     staging = LocalRepository(staging_root, name="staging")
     repository = workspace.repository
-    _adopt_repository_id(workspace, staging_root)
+    adopted = _stage_repository_id(workspace, staging_root)
     total = plan.bytes
     for item in plan.items:
         if context is not None:
@@ -164,6 +172,9 @@ def pull(
             if context is not None:
                 context.log(f"{item.key}: not pulled: {error}", level="error")
             continue
+        if adopted is not None and _bound_to_repository(item.key):
+            repository.ensure_repository_id(adopted)  # it authenticated against the id
+            adopted = None
         repository.put(staging.path_for(item.key), item.key)
         if item.sidecar is not None and item.store_sidecar:
             repository.put(staging.path_for(item.sidecar.key), item.sidecar.key)
@@ -177,9 +188,11 @@ def pull(
 
 
 def _unstage(staging: LocalRepository, item: PullItem) -> None:
-    staging.delete(item.key)
-    if item.sidecar is not None:
-        staging.delete(item.sidecar.key)
+    for stored in (item.stored, item.sidecar):
+        # One never staged (a name too long for this disk) must not stop the pull.
+        with contextlib.suppress(OSError, JarvisError):
+            if stored is not None:
+                staging.delete(stored.key)
 
 
 def _download(item: PullItem, staging: LocalRepository) -> None:
@@ -198,9 +211,14 @@ def authenticate(workspace: Workspace, staging: Destination, key: str) -> None:
     """IntegrityError (or KeyNotAvailableError) unless the staged object is what it must
     be; a sidecar alone is a hint nobody trusts and is checked with its artifact."""
     keyring = workspace.keyring()
-    if key.endswith(SIDECAR_SUFFIX):
-        return
-    if key.startswith(PACKS_PREFIX):
+    if key.endswith(SIDECAR_SUFFIX):  # alone: the artifact is here already
+        key = key.removesuffix(SIDECAR_SUFFIX)
+        beside = replace(
+            stored_bytes(workspace.repository, key),
+            open_sidecar=lambda: staging.open_read(key + SIDECAR_SUFFIX),
+        )
+        _check_artifact(workspace, beside, key)
+    elif key.startswith(PACKS_PREFIX):
         for _, _, plain in read_pack(staging, key, keyring).blobs():
             if isinstance(plain, IntegrityError):
                 raise plain
@@ -209,23 +227,30 @@ def authenticate(workspace: Workspace, staging: Destination, key: str) -> None:
     elif key.startswith(f"{SETS_FOLDER}/"):
         read_set_record(staging, keyring, set_id_of_record(key))
     else:
-        expected = expected_for(workspace, key)
-        report = verify_artifact(
-            stored_bytes(staging, key), keyring, decompress=False, expected=expected
-        )
-        if not report.ok:
-            raise IntegrityError(f"{key}: " + "; ".join(report.problems))
+        _check_artifact(workspace, stored_bytes(staging, key), key)
 
 
-def _adopt_repository_id(workspace: Workspace, staging_root: Path) -> None:
-    """The repository takes its copy's id when it has none yet (a fresh host), and the
-    staging folder the same, since sealed records are checked against it."""
-    found = workspace.reader().repository_id()
-    if found is None:
-        return
-    if workspace.repository.repository_id() is None:
-        workspace.repository.ensure_repository_id(found)
-    ensure_repository_id(staging_root, workspace.repository.repository_id() or found)
+def _check_artifact(workspace: Workspace, stored: StoredBytes, key: str) -> None:
+    expected = expected_for(workspace, key)
+    report = verify_artifact(stored, workspace.keyring(), decompress=False, expected=expected)
+    if not report.ok:
+        raise IntegrityError(f"{key}: " + "; ".join(report.problems))
+
+
+def _stage_repository_id(workspace: Workspace, staging_root: Path) -> str | None:
+    """The staging folder takes the repository's id, or on a fresh host its copy's (sealed
+    records are checked against it). That copy's id, to be adopted by the repository once
+    an object bound to it authenticates (a forged `.repository-id` never is), else None."""
+    ours = workspace.repository.repository_id()
+    found = ours or workspace.reader().repository_id()
+    if found is not None:
+        ensure_repository_id(staging_root, found)
+    return found if ours is None else None
+
+
+def _bound_to_repository(key: str) -> bool:
+    """Artifacts and set records seal the repository's id; packs and index files do not."""
+    return not key.startswith((PACKS_PREFIX, INDEX_PREFIX)) and not key.endswith(SIDECAR_SUFFIX)
 
 
 def _record_stored(workspace: Workspace, key: str) -> None:

@@ -58,6 +58,11 @@ def run_pull(args: argparse.Namespace) -> ExitCode:
         )
         for key in outcome.pulled:
             print(f"  pulled {key}")
+    for key, why in plan.ignored:
+        print(
+            f"warning: {key!r} on {sources} is not a repository key ({why}); left there",
+            file=sys.stderr,
+        )
     for key in plan.absent:
         print(f"warning: {key} is in no copy ({sources}) nor in the repository", file=sys.stderr)
     for key, why in report.refused:

@@ -1,0 +1,128 @@
+"""A fresh host against a bucket someone else may write: objects under names that are no
+repository key (a backslash, control characters, a name too long for the disk), a forged
+`.repository-id`, a sidecar that lies; `catalog rebuild --from s3` and `pull` in processes
+of their own against moto's S3 over HTTP on loopback."""
+
+import json
+
+import pytest
+
+from engines.destinations import LocalRepository
+from engines.pipeline.artifacts import SIDECAR_SUFFIX
+from jarvis_tui.exit_codes import ExitCode
+from tests.support.files_env import FilesEnv
+from tests.support.s3_hosts import (
+    BUCKET,
+    PREFIX,
+    backed_up_host,
+    catalog_contents,
+    s3_objects,
+    wipe_host,
+)
+
+ESCAPE = "\x1b]0;pwned\x07"  # a terminal's title set by whoever names an object
+HOSTILE = [
+    "files/back\\slash",
+    "files/back\\slash" + SIDECAR_SUFFIX,
+    f"files/title{ESCAPE}.enc",
+    f"files/title{ESCAPE}.enc" + SIDECAR_SUFFIX,
+    f"sets/evil{ESCAPE}.json.enc",
+    "sets/back\\slash.json.enc",
+]
+
+
+@pytest.fixture
+def host(tmp_path, isolated_env, s3_server) -> FilesEnv:
+    s3_server.create_bucket(BUCKET)
+    return backed_up_host(tmp_path / "host", s3_server)
+
+
+def put(s3_server, key: str, body: bytes) -> None:
+    s3_server.client().put_object(Bucket=BUCKET, Key=f"{PREFIX}/{key}", Body=body)
+
+
+def local(env: FilesEnv) -> dict[str, bytes]:
+    repository = LocalRepository(env.repo)
+    return {item.key: repository.path_for(item.key).read_bytes() for item in repository.list()}
+
+
+def lose_local_objects(env: FilesEnv) -> None:
+    repository = LocalRepository(env.repo)
+    for item in list(repository.list()):
+        repository.delete(item.key)
+
+
+def test_objects_named_like_no_repository_key_do_not_stop_a_rebuild_from_s3(host, s3_server):
+    original = catalog_contents(host)
+    for key in HOSTILE:
+        put(s3_server, key, b"{}")
+    wipe_host(host)
+
+    rebuild = host.cli_process("catalog", "rebuild", "--from", "s3")
+    assert rebuild.returncode == ExitCode.OK, rebuild.stderr
+    assert "Traceback" not in rebuild.stderr and "\x1b" not in rebuild.stdout + rebuild.stderr
+    assert catalog_contents(host) == original
+    said = [line for line in rebuild.stderr.splitlines() if "not a repository key" in line]
+    assert len(said) == len(HOSTILE), rebuild.stderr
+    assert any(repr("files/back\\slash") in line for line in said)
+
+
+def test_objects_named_like_no_repository_key_do_not_stop_a_pull(host, s3_server):
+    before = local(host)
+    for key in HOSTILE:
+        put(s3_server, key, b"{}")
+    too_long = "files/" + "n" * 300  # S3 takes it; no file system does
+    put(s3_server, too_long, b"{}")
+    lose_local_objects(host)
+
+    pulled = host.cli_process("pull")
+    assert "Traceback" not in pulled.stderr and "\x1b" not in pulled.stdout + pulled.stderr
+    assert local(host) == before  # every object of ours, nothing else
+    (failed,) = [line for line in pulled.stderr.splitlines() if line.startswith("error: ")]
+    assert too_long in failed and "too long" in failed
+    assert pulled.returncode == ExitCode.FAILED, pulled.stderr
+    ignored = [line for line in pulled.stderr.splitlines() if "not a repository key" in line]
+    assert len(ignored) == len(HOSTILE), pulled.stderr
+
+
+def test_a_forged_repository_id_on_s3_is_not_adopted_by_a_fresh_host(host, s3_server):
+    original = catalog_contents(host)
+    real = s3_objects(s3_server)[f"{PREFIX}/.repository-id"]
+    put(s3_server, ".repository-id", b"0" * 32 + b"\n")
+    wipe_host(host)
+
+    rebuild = host.cli_process("catalog", "rebuild", "--from", "s3")
+    assert rebuild.returncode == ExitCode.INTEGRITY, rebuild.stderr
+    assert "Traceback" not in rebuild.stderr
+    assert not (host.repo / ".repository-id").exists()  # nothing authenticated against it
+    pulled = host.cli_process("pull")
+    assert pulled.returncode == ExitCode.INTEGRITY, pulled.stderr
+    assert not (host.repo / ".repository-id").exists()
+    # Packs and index files seal no repository id: nothing else came.
+    assert not [k for k in local(host) if not k.startswith(("files/packs/", "files/index/"))]
+
+    put(s3_server, ".repository-id", real)  # the bucket put right: the host recovers
+    rebuild = host.cli_process("catalog", "rebuild", "--from", "s3")
+    assert rebuild.returncode == ExitCode.OK, rebuild.stderr
+    assert catalog_contents(host) == original
+    assert (host.repo / ".repository-id").read_bytes() == real
+    pulled = host.cli_process("pull")
+    assert pulled.returncode == ExitCode.OK, pulled.stderr
+
+
+def test_a_sidecar_that_lies_is_not_pulled_beside_the_artifact_here(host, s3_server):
+    before = local(host)
+    (sidecar,) = [k for k in before if k.startswith("secrets/") and k.endswith(SIDECAR_SUFFIX)]
+    lying = json.loads(before[sidecar]) | {"source": "postgres", "set_id": "files_elsewhere"}
+    put(s3_server, sidecar, json.dumps(lying).encode())
+    LocalRepository(host.repo).delete(sidecar)  # the artifact stays here
+
+    pulled = host.cli_process("pull")
+    assert pulled.returncode == ExitCode.INTEGRITY, pulled.stderr
+    assert f"error: {sidecar} was not stored" in pulled.stderr
+    assert sidecar not in local(host)
+
+    put(s3_server, sidecar, before[sidecar])  # the true one comes
+    pulled = host.cli_process("pull")
+    assert pulled.returncode == ExitCode.OK, pulled.stderr
+    assert local(host) == before

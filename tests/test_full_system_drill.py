@@ -499,3 +499,32 @@ def test_restore_full_names_what_it_cannot_restore_in_one_line(system, capsys):
     assert f"{only_secrets.id!r} is a secrets backup, not full" in err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert system.service_calls() == []
+
+
+def test_an_interrupted_restore_full_says_where_it_stopped(system, capsys):
+    from engines.actions.restore_full import FullRestoreOptions
+    from engines.actions.verbs import Request, run_verb
+    from engines.jobs import JobLogged
+
+    backed_up = _backed_up(system, capsys)
+    system.change_everything()
+    said: list[str] = []
+
+    def ctrl_c_during_redis(update) -> None:
+        if isinstance(update, JobLogged):
+            said.append(update.message)
+            if update.message.startswith("restoring of redis"):
+                raise KeyboardInterrupt
+
+    with system.workspace() as workspace:
+        request = Request(reference="latest", options=FullRestoreOptions())
+        with pytest.raises(KeyboardInterrupt):
+            run_verb(workspace, "restore-full", request, listeners=(ctrl_c_during_redis,))
+        (job,) = [j for j in workspace.catalog.list_jobs() if j.kind == "restore"]
+        assert job.status == "cancelled"
+    assert any(
+        line.startswith("step 5/11 restore Redis: interrupted; restored so far: postgres;")
+        for line in said
+    ), said
+    assert system.state()["postgres"] == backed_up["postgres"]
+    assert system.service_calls() == ["stop"]

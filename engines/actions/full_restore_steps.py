@@ -59,6 +59,13 @@ class StepRun:
         except JarvisError as error:
             self.context.log(f"{STEP_PREFIX}{len(self.steps) + 1}/{self.total} {title}: failed")
             raise said(error, f"{title} failed: {error}; {self.where()}") from None
+        except KeyboardInterrupt:  # Ctrl-C at a terminal: said as a step line, then let go
+            number = len(self.steps) + 1
+            self.context.log(
+                f"{STEP_PREFIX}{number}/{self.total} {title}: interrupted; {self.where()}",
+                level="warning",
+            )
+            raise
         self.step(title, state, lines)
 
     def where(self) -> str:

@@ -126,3 +126,62 @@ def test_a_sidecar_that_lies_is_not_pulled_beside_the_artifact_here(host, s3_ser
     pulled = host.cli_process("pull")
     assert pulled.returncode == ExitCode.OK, pulled.stderr
     assert local(host) == before
+
+
+def archive(s3_server, key: str) -> None:
+    """The object moved to an archive storage class, as a lifecycle rule does."""
+    s3_server.client().copy_object(
+        Bucket=BUCKET, Key=f"{PREFIX}/{key}", StorageClass="DEEP_ARCHIVE",
+        CopySource={"Bucket": BUCKET, "Key": f"{PREFIX}/{key}"},
+    )  # fmt: skip
+
+
+def test_a_set_record_that_cannot_be_read_leaves_its_set_out_not_failed(host, s3_server):
+    original = catalog_contents(host)
+    with host.workspace() as workspace:
+        set_id = workspace.catalog.get_backup_set("latest", "secrets").id
+    record = s3_objects(s3_server)[f"{PREFIX}/sets/{set_id}.json.enc"]
+    archive(s3_server, f"sets/{set_id}.json.enc")
+    wipe_host(host)
+
+    rebuild = host.cli_process("catalog", "rebuild", "--from", "s3")
+    assert rebuild.returncode == ExitCode.OK, rebuild.stderr
+    (line,) = [ln for ln in rebuild.stderr.splitlines() if f"sets/{set_id}" in ln]
+    assert "cannot read it" in line and "DEEP_ARCHIVE" in line and "None" not in line
+    sets = catalog_contents(host)[0]
+    assert set_id not in sets  # not imported failed, which a later rebuild would keep
+    assert sets == {k: v for k, v in original[0].items() if k != set_id}
+
+    put(s3_server, f"sets/{set_id}.json.enc", record)  # restored from the archive
+    rebuild = host.cli_process("catalog", "rebuild", "--from", "s3")
+    assert rebuild.returncode == ExitCode.OK, rebuild.stderr
+    assert catalog_contents(host) == original
+
+
+def test_a_sidecar_that_cannot_be_read_is_not_called_forged(host, s3_server):
+    original = catalog_contents(host)
+    (sidecar,) = [k for k in local(host) if k.startswith("secrets/") and k.endswith(SIDECAR_SUFFIX)]
+    archive(s3_server, sidecar)
+    wipe_host(host)
+
+    rebuild = host.cli_process("catalog", "rebuild", "--from", "s3")
+    assert rebuild.returncode == ExitCode.OK, rebuild.stderr
+    assert "forged" not in rebuild.stderr
+    assert f"{sidecar.removesuffix(SIDECAR_SUFFIX)}: its sidecar cannot be read" in rebuild.stderr
+    assert catalog_contents(host) == original
+
+
+def test_verify_all_on_a_host_rebuilt_from_s3_reads_the_copies(host, s3_server):
+    wipe_host(host)
+    assert host.cli_process("catalog", "rebuild", "--from", "s3").returncode == ExitCode.OK
+
+    verify = host.cli_process("verify", "--all", "--read-data")
+    assert verify.returncode == ExitCode.OK, verify.stdout + verify.stderr
+    assert "3 artifact(s) checked" in verify.stdout
+
+    host.set(S3_ENDPOINT_URL="http://127.0.0.1:9")  # nothing listens: S3 unreachable
+    verify = host.cli_process("verify", "--all")
+    assert "missing" not in verify.stdout  # not said missing: S3 could not be asked
+    failed = [ln for ln in verify.stdout.splitlines() if ln.startswith("        ")]
+    assert len(failed) == 3 and all("S3_ENDPOINT_URL" in ln for ln in failed), verify.stdout
+    assert verify.returncode != ExitCode.OK and "Traceback" not in verify.stderr

@@ -13,8 +13,9 @@ of files that are gone are dropped.
 `--from s3` reads the copy on S3 instead (a fresh host with only the settings and the
 key): the local repository adopts the copy's repository id (the id every artifact is
 sealed with) once something there authenticates against it, and each artifact is
-recorded stored on S3, and locally only when the repository holds it too. While browsing another host's prefix (BACKUP_BROWSE) the
-repository is that prefix, read-only, and the catalog is the browsed one's own.
+recorded stored on S3, and locally only when the repository holds it too. While
+browsing another host's prefix (BACKUP_BROWSE) the repository is that prefix, read-only,
+and the catalog is the browsed one's own.
 """
 
 import contextlib
@@ -31,6 +32,7 @@ from engines.actions.rebuild_sources import (
 from engines.actions.verbs import Request
 from engines.catalog.rebuild import SealedArtifact, SetRecord, check_record, check_sealed
 from engines.destinations import Destination, copy_destinations, key_problem
+from engines.destinations.s3 import ArchivedObjectError
 from engines.errors import IntegrityError, JarvisError, KeyNotAvailableError, NotFoundError
 from engines.jobs import JobContext
 from engines.pipeline.artifacts import (
@@ -54,6 +56,8 @@ from engines.workspace import Workspace
 # Sealed fields a sidecar leaves out on purpose (sizes of what is inside).
 _SEALED_ONLY = SEALED_ONLY_FIELDS
 _HASH_BLOCK = 1024 * 1024
+# An object that is there but cannot be read now: the disk or bucket failing, or archived.
+_UNREADABLE = (OSError, ArchivedObjectError)
 
 
 @dataclass
@@ -128,8 +132,8 @@ def _read_one(
     except IntegrityError as exc:
         report.refused.append(f"{relpath}: failed authentication ({exc}); not imported")
         return None
-    except OSError as exc:
-        report.skipped.append(f"{relpath}: cannot read it ({exc.strerror}); not imported")
+    except _UNREADABLE as exc:
+        report.skipped.append(f"{relpath}: cannot read it ({_why(exc)}); not imported")
         return None
     problem = _placement_problem(relpath, sealed)
     if problem:
@@ -137,6 +141,9 @@ def _read_one(
         return None
     try:
         sidecar = read_sidecar(stored)
+    except _UNREADABLE as exc:  # not read is not forged: the sealed metadata is what counts
+        report.skipped.append(f"{relpath}: its sidecar cannot be read ({exc}); not compared")
+        return SealedArtifact(relpath, sealed, checksum, size)
     except JarvisError:
         sidecar = {}
     differing = sidecar_disagreement(sidecar, sealed, checksum, size)
@@ -149,11 +156,17 @@ def _read_one(
     return SealedArtifact(relpath, sealed, checksum, size)
 
 
+def _why(error: Exception) -> str:
+    return (error.strerror if isinstance(error, OSError) else None) or str(error)
+
+
 def _read_records(
-    source: Destination, keyring: Keyring, report: RebuildReport
+    source: Destination, keyring: Keyring, report: RebuildReport, unreadable: set[str]
 ) -> dict[str, SetRecord]:
     """Every set record, authenticated and checked to be its set's; one that is not is
-    reported, and kept (without content) so its set is not taken for complete."""
+    reported, and kept (without content) so its set is not taken for complete; one that
+    cannot be read (archived, the bucket failing) is reported and its set added to
+    `unreadable`, to be left out until a rebuild can read it."""
     records: dict[str, SetRecord] = {}
     for key in record_keys(source):
         if key_problem(key):
@@ -167,9 +180,14 @@ def _read_records(
             report.refused.append(f"{relpath}: set record refused ({exc})")
             records[set_id] = SetRecord(set_id, None, str(exc))
             continue
-        except OSError as exc:
-            report.skipped.append(f"{relpath}: cannot read it ({exc.strerror})")
-            records[set_id] = SetRecord(set_id, None, f"cannot read it ({exc.strerror})")
+        except _UNREADABLE as exc:
+            # Unknown is not failed: the set waits for a rebuild that can read its record
+            # (a catalog keeps the status of a set it knows).
+            report.skipped.append(
+                f"{relpath}: cannot read it ({_why(exc)}); backup {set_id} is not "
+                "imported until it can be read: run the rebuild again then"
+            )
+            unreadable.add(set_id)
             continue
         records[set_id] = SetRecord(set_id, sealed)
     return records
@@ -215,7 +233,9 @@ def _read_source(
         if item is not None:
             found.append(item)
     # Under the lock no backup is running: a record still "running" was interrupted.
-    records = _read_records(destination, keyring, report)
+    unreadable: set[str] = set()
+    records = _read_records(destination, keyring, report, unreadable)
+    found = [item for item in found if item.set_id not in unreadable]
     _note_missing_records(found, records, report)
     return found, records, present
 

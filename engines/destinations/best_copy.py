@@ -98,7 +98,8 @@ class BestCopy:
                 return self._remember(key, copy, there)
         if here is not None:  # at another size: the readers say how it is damaged
             return self._remember(key, self.repository, here)
-        if failure is not None:
+        failure = failure or self._passed_over_failure()
+        if failure is not None:  # the copy passed over may hold it: not said missing
             raise failure
         return None
 
@@ -133,6 +134,10 @@ class BestCopy:
             self._unreachable[copy.name] = (error, time.monotonic())
         if first:
             logger.warning("%s cannot be read, passed over: %s", copy.name, error)
+
+    def _passed_over_failure(self) -> Exception | None:
+        with self._lock:
+            return next((error for error, _ in self._unreachable.values()), None)
 
     def pass_over_repository(self, key: str) -> str | None:
         """After the repository's copy of `key` failed its check: read `key` from the

@@ -22,6 +22,8 @@ from jarvis_tui.cli import main
 from jarvis_tui.exit_codes import ExitCode
 from tests.support.files_env import tree_of
 from tests.support.pg_seed import KEY, database_names, fingerprint, seed_database, unique_name
+from tests.support.postgres import PostgresServer
+from tests.support.redis import RedisServer
 from tests.support.redis_seed import fingerprint as redis_fingerprint
 from tests.support.redis_seed import seed as seed_redis
 
@@ -37,8 +39,8 @@ class System:
     """The seeded 'application host' of one test: its servers, its folders, its settings."""
 
     tmp: Path
-    postgres: object
-    redis: object
+    postgres: PostgresServer
+    redis: RedisServer
     database: str
     settings: dict[str, str]
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from engines.actions.backup_full import PartResult, run_backup_full
 from engines.actions.verbs import Request
 from engines.actions.verify_drill import DrillCheck, drill_artifact
+from engines.alerts import AlertDispatcher
 from engines.catalog import BackupSet
 from engines.jobs import JobContext
 from engines.workspace import Workspace
@@ -37,7 +38,7 @@ class RestoreTestReport:
 
 
 def run_restore_test(
-    workspace: Workspace, context: JobContext, *, dispatcher=None
+    workspace: Workspace, context: JobContext, *, dispatcher: AlertDispatcher | None = None
 ) -> RestoreTestReport:
     backup = run_backup_full(workspace, context, tier="manual", dispatcher=dispatcher)
     backup_set = backup.backup_set

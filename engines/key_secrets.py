@@ -46,7 +46,7 @@ def _value_for(text: str, secret_id: str, variable: str) -> str:
         return text.strip()
     try:
         fields = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than json parses
         fields = None
     if isinstance(fields, dict):
         value = fields.get(variable)

@@ -4,13 +4,14 @@ repository key (a backslash, control characters, a name too long for the disk), 
 of their own against moto's S3 over HTTP on loopback."""
 
 import json
+import subprocess
 
 import pytest
 
 from engines.destinations import LocalRepository
 from engines.pipeline.artifacts import SIDECAR_SUFFIX
 from jarvis_tui.exit_codes import ExitCode
-from tests.support.files_env import FilesEnv
+from tests.support.files_env import KEY, FilesEnv, child_env, make_secrets_env
 from tests.support.s3_hosts import (
     BUCKET,
     PREFIX,
@@ -19,6 +20,7 @@ from tests.support.s3_hosts import (
     s3_objects,
     wipe_host,
 )
+from tests.test_key_secrets_manager import SECRET_ID, secrets_client
 
 ESCAPE = "\x1b]0;pwned\x07"  # a terminal's title set by whoever names an object
 HOSTILE = [
@@ -185,3 +187,24 @@ def test_verify_all_on_a_host_rebuilt_from_s3_reads_the_copies(host, s3_server):
     failed = [ln for ln in verify.stdout.splitlines() if ln.startswith("        ")]
     assert len(failed) == 3 and all("S3_ENDPOINT_URL" in ln for ln in failed), verify.stdout
     assert verify.returncode != ExitCode.OK and "Traceback" not in verify.stderr
+
+
+def test_a_secret_of_json_nested_past_any_parser_is_one_line(tmp_path, isolated_env, s3_server):
+    # Garbage a Secrets Manager may hold: JSON nested deeper than Python's parser recurses.
+    env = make_secrets_env(tmp_path / "host")
+    env.settings.pop("BACKUP_ENCRYPTION_KEY")
+    env.set(BACKUP_ENCRYPTION_KEY_SECRET_ID=SECRET_ID, AWS_REGION=s3_server.region)
+    secrets_client(s3_server).create_secret(Name=SECRET_ID, SecretString='{"k":' * 5000 + KEY)
+    aws = {
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER": s3_server.endpoint_url,
+        "AWS_ACCESS_KEY_ID": s3_server.access_key,
+        "AWS_SECRET_ACCESS_KEY": s3_server.secret_key,
+    }
+    check = subprocess.run(
+        [*env.cli_argv(), "config", "check"], capture_output=True, text=True, timeout=120,
+        env={**child_env(), **aws},
+    )  # fmt: skip
+    assert check.returncode == ExitCode.KEY_MISSING, check.stderr
+    (line,) = check.stderr.strip().splitlines()
+    assert SECRET_ID in line and "JSON" in line
+    assert KEY not in check.stdout + check.stderr

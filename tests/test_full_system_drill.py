@@ -530,3 +530,20 @@ def test_an_interrupted_restore_full_says_where_it_stopped(system, capsys):
     ), said
     assert system.state()["postgres"] == backed_up["postgres"]
     assert system.service_calls() == ["stop"]
+
+
+def test_restore_full_of_a_partial_set_names_the_part_it_leaves_alone(system, capsys):
+    system.set(BACKUP_CONFIG_PATHS=str(system.tmp / "no-such-config"))
+    assert system.cli("backup", "full") == ExitCode.FAILED  # the configuration part failed
+    with system.workspace() as workspace:
+        (partial,) = workspace.catalog.list_backup_sets()
+    assert partial.status == "partial"
+    capsys.readouterr()
+
+    assert system.cli("restore", "full", "latest") == ExitCode.NOT_FOUND  # only complete sets
+    assert "no complete full backup" in capsys.readouterr().err
+    code = system.cli("restore", "full", partial.id, "--dry-run")
+    out, err = capsys.readouterr()
+    assert code == ExitCode.OK, out + err
+    assert "Configuration files: not in this backup, left as it is" in out
+    assert "restore Configuration files" not in out

@@ -21,7 +21,7 @@ from jarvis_tui.exit_codes import ExitCode
 from tests.support.files_env import REPO_ROOT, FilesEnv, child_env, make_files_env, random_text
 from tests.support.s3_hosts import BUCKET, PREFIX, s3_settings
 
-LEASE = 3.0  # seconds: renewed every 0.75 s by the holder
+LEASE = 4.0  # seconds: renewed every second by the holder
 DEADLINE = 60.0
 LOST_EXIT = 3
 OTHER_HOST = "jarvis-2"  # a holder on another host: only its lease says it is gone

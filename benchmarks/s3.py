@@ -20,12 +20,15 @@ counts. The artifact is random bytes, as an encrypted artifact is.
 """
 
 import argparse
+import http.client
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -120,6 +123,25 @@ def make_many(folder: Path, count: int) -> None:
         path.write_bytes(os.urandom(1024 + number % 3072))
 
 
+def raw_listing_seconds(port: int, prefix: str) -> float:
+    """The server's own time to list `prefix` page by page, over raw HTTP with no client
+    library and no parsing beyond the continuation token: the floor of any sync."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    token, started = None, time.perf_counter()
+    while True:
+        query = f"list-type=2&prefix={prefix}"
+        if token:
+            query += f"&continuation-token={urllib.parse.quote(token)}"
+        connection.request("GET", f"/{BUCKET}?{query}")
+        page = connection.getresponse().read()
+        found = re.search(rb"<NextContinuationToken>(.*?)</NextContinuationToken>", page)
+        if not found:
+            break
+        token = found.group(1).decode()
+    connection.close()
+    return time.perf_counter() - started
+
+
 def env_file(name: str, backup_dir: Path, endpoint: str, prefix: str) -> Path:
     path = WORK / f"{name}.env"
     path.write_text(
@@ -156,6 +178,7 @@ def main() -> None:
     }
     aws_argv = [str(aws), "--endpoint-url", endpoint]
     results: dict[str, Result] = {}
+    floor = None
     try:
         import boto3
 
@@ -233,6 +256,7 @@ def main() -> None:
                 Contender(f"aws s3 sync {args.objects:,}", aws_sync, env),
             ]
             results.update(in_rounds(syncs, args.rounds, WORK))
+            floor = min(raw_listing_seconds(port, "many/") for _ in range(3))
     finally:
         moto.terminate()
         moto.wait(timeout=30)
@@ -254,6 +278,8 @@ def main() -> None:
         verdict = "ok" if unchanged.seconds <= SYNC_LIMIT_S else "OVER"
         print(f"{'unchanged sync of ' + format(args.objects, ','):<34} {unchanged.seconds:5.2f} s "
               f"(target <= {SYNC_LIMIT_S} s) {verdict}")  # fmt: skip
+    if floor is not None:
+        print(f"{'the server alone lists them in':<34} {floor:5.2f} s (raw HTTP, best of 3)")
 
 
 if __name__ == "__main__":

@@ -208,3 +208,15 @@ def test_a_secret_of_json_nested_past_any_parser_is_one_line(tmp_path, isolated_
     (line,) = check.stderr.strip().splitlines()
     assert SECRET_ID in line and "JSON" in line
     assert KEY not in check.stdout + check.stderr
+
+
+def test_pull_while_browsing_another_hosts_prefix_is_refused(host, s3_server, tmp_path):
+    other = backed_up_host(tmp_path / "other", s3_server, prefix="hosts/web-2", token="web-2")
+    bucket_before = s3_objects(s3_server, "hosts/web-2")
+    for command in (("pull",), ("pull", "--latest"), ("pull", "--dry-run")):
+        refused = host.cli_process("--browse", "s3:hosts/web-2", *command)
+        assert refused.returncode == ExitCode.USAGE, (command, refused.stdout, refused.stderr)
+        (line,) = refused.stderr.strip().splitlines()  # not "S3_ENABLED is off", exit 0
+        assert f"refused while browsing s3://{BUCKET}/hosts/web-2 read-only" in line, command
+    assert s3_objects(s3_server, "hosts/web-2") == bucket_before
+    assert other.repo.is_dir()

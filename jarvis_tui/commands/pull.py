@@ -4,7 +4,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from engines.actions.verbs import Request
+from engines.actions.verbs import VERBS, Request
 from engines.destinations import copy_destinations
 from jarvis_tui.commands.context import open_workspace, run_with_progress
 from jarvis_tui.exit_codes import ExitCode
@@ -34,6 +34,7 @@ def register(commands: argparse._SubParsersAction, words: Sequence[str] = ()) ->
 def run_pull(args: argparse.Namespace) -> ExitCode:
     reference = "latest" if args.latest else args.set_id
     with open_workspace(args) as workspace:
+        VERBS["pull"].refuse_while_browsing(workspace)  # before "none configured" (none are)
         if not copy_destinations(workspace.settings):
             print("pull: no copy destination is configured (S3_ENABLED is off); nothing to do")
             return ExitCode.OK

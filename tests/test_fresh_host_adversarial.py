@@ -8,8 +8,12 @@ import subprocess
 
 import pytest
 
+from engines.config import load_settings
 from engines.destinations import LocalRepository
+from engines.destinations.best_copy import ReadOnlyViewError
+from engines.errors import ReadOnlyBrowseError
 from engines.pipeline.artifacts import SIDECAR_SUFFIX
+from engines.workspace import Workspace
 from jarvis_tui.exit_codes import ExitCode
 from tests.support.files_env import KEY, FilesEnv, child_env, make_secrets_env
 from tests.support.s3_hosts import (
@@ -218,5 +222,20 @@ def test_pull_while_browsing_another_hosts_prefix_is_refused(host, s3_server, tm
         assert refused.returncode == ExitCode.USAGE, (command, refused.stdout, refused.stderr)
         (line,) = refused.stderr.strip().splitlines()  # not "S3_ENABLED is off", exit 0
         assert f"refused while browsing s3://{BUCKET}/hosts/web-2 read-only" in line, command
+    assert s3_objects(s3_server, "hosts/web-2") == bucket_before
+    assert other.repo.is_dir()
+
+
+def test_the_read_only_views_refuse_a_put_with_progress_as_any_write(host, s3_server, tmp_path):
+    """The face's put takes a progress callback (copies pass one): refused, not a TypeError."""
+    other = backed_up_host(tmp_path / "other", s3_server, prefix="hosts/web-2", token="web-2")
+    bucket_before = s3_objects(s3_server, "hosts/web-2")
+    payload = tmp_path / "payload"
+    payload.write_bytes(b"not theirs")
+    settings = load_settings(environ={"BACKUP_BROWSE": "s3:hosts/web-2"}, env_file=host.env_file)
+    with Workspace.open(settings) as workspace, pytest.raises(ReadOnlyBrowseError):
+        workspace.repository.put(payload, "secrets/x.enc", lambda done: None)
+    with host.workspace() as workspace, pytest.raises(ReadOnlyViewError):
+        workspace.reader().put(payload, "secrets/x.enc", lambda done: None)
     assert s3_objects(s3_server, "hosts/web-2") == bucket_before
     assert other.repo.is_dir()

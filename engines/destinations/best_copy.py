@@ -246,7 +246,9 @@ class BestCopy:
     def open_write(self, key: str) -> NoReturn:
         self._refuse(key)
 
-    def put(self, local_path: Path, key: str) -> NoReturn:
+    def put(
+        self, local_path: Path, key: str, progress: Callable[[int], None] | None = None
+    ) -> NoReturn:
         self._refuse(key)
 
     def delete(self, key: str) -> NoReturn:

@@ -5,7 +5,7 @@ ReadOnlyBrowseError, so nothing of this host ever lands in another host's prefix
 whichever verb asks.
 """
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, NoReturn
@@ -43,7 +43,9 @@ class ReadOnlyDestination:
     def open_write(self, key: str) -> AbstractContextManager[BinaryIO]:
         self._refuse(f"writing {key}")
 
-    def put(self, local_path: Path, key: str) -> None:
+    def put(
+        self, local_path: Path, key: str, progress: Callable[[int], None] | None = None
+    ) -> None:
         self._refuse(f"writing {key}")
 
     def delete(self, key: str) -> None:

@@ -239,3 +239,30 @@ def test_the_read_only_views_refuse_a_put_with_progress_as_any_write(host, s3_se
         workspace.reader().put(payload, "secrets/x.enc", lambda done: None)
     assert s3_objects(s3_server, "hosts/web-2") == bucket_before
     assert other.repo.is_dir()
+
+
+def test_index_files_named_like_no_repository_key_do_not_stop_a_restore_from_s3(
+    host, s3_server, tmp_path
+):
+    for key in ("files/index/back\\slash.idx", f"files/index/{ESCAPE}.idx"):
+        put(s3_server, key, b"garbage")
+    tree = {p.name: p.read_bytes() for p in host.data.iterdir()}
+    wipe_host(host)
+    assert host.cli_process("catalog", "rebuild", "--from", "s3").returncode == ExitCode.OK
+
+    target = tmp_path / "back"
+    target.mkdir()
+    restore = host.cli_process("restore", "files", "latest", "--target-dir", str(target))
+    assert restore.returncode == ExitCode.OK, restore.stderr
+    assert {p.name: p.read_bytes() for p in target.rglob("*.txt")} == tree
+    verify = host.cli_process("verify", "--all", "--read-data")
+    assert verify.returncode == ExitCode.OK, verify.stdout + verify.stderr
+
+    # The same prefix browsed read-only from another host.
+    browser = make_secrets_env(tmp_path / "browser")
+    browser.set(**{k: v for k, v in host.settings.items() if k.startswith(("S3_", "AWS_"))})
+    browser.set(S3_PREFIX="hosts/browser")
+    rebuild = browser.cli_process("catalog", "rebuild", "--from", "s3", "--prefix", PREFIX)
+    assert rebuild.returncode == ExitCode.OK, rebuild.stderr
+    verify = browser.cli_process("--browse", f"s3:{PREFIX}", "verify", "--all", "--read-data")
+    assert verify.returncode == ExitCode.OK, verify.stdout + verify.stderr

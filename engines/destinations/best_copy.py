@@ -19,7 +19,13 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, NoReturn
 
-from engines.destinations.base import Destination, StoredObject, validate_key, validate_prefix
+from engines.destinations.base import (
+    Destination,
+    StoredObject,
+    key_problem,
+    validate_key,
+    validate_prefix,
+)
 from engines.errors import JarvisError, NotFoundError
 
 if TYPE_CHECKING:
@@ -197,6 +203,8 @@ class BestCopy:
                 self._pass_over(copy, error)
                 continue
             for item in listed:
+                if key_problem(item.key):  # put in the bucket by someone else: unreadable
+                    continue
                 here = merged.get(item.key)
                 if here is None or not self._intact(here[1]):
                     merged[item.key] = (copy, item)

@@ -10,7 +10,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, NoReturn
 
-from engines.destinations.base import Destination, StoredObject
+from engines.destinations.base import Destination, StoredObject, key_problem
 from engines.errors import ReadOnlyBrowseError
 
 if TYPE_CHECKING:
@@ -64,7 +64,8 @@ class ReadOnlyDestination:
         self.inner.get(key, local_path)
 
     def list(self, prefix: str = "") -> Iterator[StoredObject]:
-        return self.inner.list(prefix)
+        # Names no repository object has (put there by hand) cannot be read: left out.
+        return (item for item in self.inner.list(prefix) if not key_problem(item.key))
 
     def stat(self, key: str) -> StoredObject | None:
         return self.inner.stat(key)

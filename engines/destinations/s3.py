@@ -3,8 +3,12 @@
 Keys live under S3_PREFIX in the local repository's layout, so `aws s3 sync
 BACKUP_DIR s3://bucket/prefix/` and this module agree. Retries are botocore's
 ("standard" mode), multipart is s3transfer's; every call has bounded timeouts.
-A write is spooled to a private file, uploaded with a SHA-256 checksum and only
-counts once a HEAD shows the server holds our size and our checksum.
+A file on this host (`put`) is uploaded as it is; a stream (`open_write`) is spooled to
+a private file first. Each request carries our SHA-256 of its body, and an upload only
+counts once a HEAD shows the server holds our size and our checksum
+(engines/destinations/s3_checksums.py). Reads are ranged GETs, resumed where a body
+broke (engines/destinations/s3_reads.py); the client, its limits and its errors are in
+engines/destinations/s3_client.py.
 
 boto3 is imported only when a call needs it: the console never loads it.
 """

@@ -266,3 +266,16 @@ def test_index_files_named_like_no_repository_key_do_not_stop_a_restore_from_s3(
     assert rebuild.returncode == ExitCode.OK, rebuild.stderr
     verify = browser.cli_process("--browse", f"s3:{PREFIX}", "verify", "--all", "--read-data")
     assert verify.returncode == ExitCode.OK, verify.stdout + verify.stderr
+
+
+def test_s3_lifecycle_apply_while_browsing_is_refused(host, s3_server, tmp_path):
+    backed_up_host(tmp_path / "other", s3_server, prefix="hosts/web-2", token="web-2")
+    browse = ("--browse", "s3:hosts/web-2")
+    refused = host.cli_process(*browse, "s3", "lifecycle", "--apply")
+    assert refused.returncode == ExitCode.USAGE, refused.stdout + refused.stderr
+    (line,) = refused.stderr.strip().splitlines()
+    assert f"refused while browsing s3://{BUCKET}/hosts/web-2 read-only" in line
+    with pytest.raises(Exception, match="NoSuchLifecycleConfiguration"):
+        s3_server.client().get_bucket_lifecycle_configuration(Bucket=BUCKET)
+    printed = host.cli_process(*browse, "s3", "lifecycle")  # printing the rules is a read
+    assert printed.returncode == ExitCode.OK, printed.stderr

@@ -12,6 +12,7 @@ from typing import Any
 from engines.actions.s3_audit import s3_destination
 from engines.actions.verbs import Request
 from engines.destinations import s3_lifecycle
+from engines.destinations.read_only import refusal
 from engines.destinations.s3_client import DENIED_CODES, S3Error, error_code, explain, failure
 from engines.destinations.s3_lifecycle import LifecycleOptions, Merged, Rule
 from engines.jobs import JobContext
@@ -57,6 +58,9 @@ class LifecycleReport:
 
 def run(workspace: Workspace, request: Request, context: JobContext | None) -> LifecycleReport:
     settings = workspace.settings
+    if settings.browsing and not request.dry_run:  # the bucket's rules: a write like any
+        where = f"s3://{settings.s3_bucket}/{settings.browse_prefix}"
+        raise refusal("`s3 lifecycle --apply`", where)
     destination = s3_destination(settings)
     bucket, region = destination.bucket, destination.region
     policy = RetentionPolicy.from_settings(settings)

@@ -293,3 +293,29 @@ def test_our_sha256_goes_out_with_each_part_and_no_second_pass_is_needed(
     parts = [content[i : i + 5 * MiB] for i in range(0, len(content), 5 * MiB)]
     assert sorted(sent) == sorted(_sha256(part).encode() for part in parts)
     _write(destination, "postgres/small.gz.enc", b"small")  # a single PUT likewise
+
+
+def test_a_put_stopped_by_its_progress_callback_leaves_nothing(s3_server: S3Server, tmp_path):
+    """A cancelled job's progress callback raises: the upload stops with that error, and
+    neither an object nor a multipart upload's parts stay behind."""
+    from engines.errors import JobCancelledError
+
+    bucket = s3_server.create_bucket("jarvis-cancelled")
+    destination = _destination(s3_server, bucket, tmp_path, multipart_size=5 * MiB)
+    (tmp_path / "object").write_bytes(os.urandom(16 * MiB))
+    seen = []
+
+    def progress(count: int) -> None:
+        seen.append(count)
+        if sum(seen) >= 6 * MiB:
+            raise JobCancelledError()
+
+    with pytest.raises(JobCancelledError):
+        destination.put(tmp_path / "object", "files/packs/ee/cancelled", progress)
+    client = s3_server.client()
+    assert client.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
+    assert not client.list_multipart_uploads(Bucket=bucket).get("Uploads")
+    sent: list[int] = []
+    destination.put(tmp_path / "object", "files/packs/ee/cancelled", sent.append)
+    assert sum(sent) == 16 * MiB  # every byte counted once, net of any part resent
+    assert destination.stat("files/packs/ee/cancelled").size == 16 * MiB

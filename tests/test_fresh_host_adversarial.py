@@ -4,6 +4,7 @@ repository key (a backslash, control characters, a name too long for the disk), 
 of their own against moto's S3 over HTTP on loopback."""
 
 import json
+import math
 import subprocess
 
 import pytest
@@ -16,6 +17,7 @@ from engines.pipeline.artifacts import SIDECAR_SUFFIX
 from engines.workspace import Workspace
 from jarvis_tui.exit_codes import ExitCode
 from tests.support.files_env import KEY, FilesEnv, child_env, make_secrets_env
+from tests.support.s3_faults import FaultyS3Proxy
 from tests.support.s3_hosts import (
     BUCKET,
     PREFIX,
@@ -279,3 +281,32 @@ def test_s3_lifecycle_apply_while_browsing_is_refused(host, s3_server, tmp_path)
         s3_server.client().get_bucket_lifecycle_configuration(Bucket=BUCKET)
     printed = host.cli_process(*browse, "s3", "lifecycle")  # printing the rules is a read
     assert printed.returncode == ExitCode.OK, printed.stderr
+
+
+@pytest.mark.parametrize("fault", ["denied", "some-fail"])
+def test_no_credential_shows_when_the_server_echoes_them(host, s3_server, fault, tmp_path):
+    """A server that echoes the credentials in its error bodies, during a fresh host's
+    rebuild, pull, list, verify and health: nowhere in their output, logs or catalog."""
+    secret, access = "Zq9-h8-secret-key-Vx7", "AKIAH8ACCESS77"
+    host.set(S3_SECRET_KEY=secret, S3_ACCESS_KEY=access)
+    wipe_host(host)
+    said = ""
+    with FaultyS3Proxy(s3_server.endpoint_url, echo=f"{secret} {access}") as proxy:
+        host.set(S3_ENDPOINT_URL=proxy.endpoint_url)
+        if fault == "denied":
+            proxy.fail(math.inf, status=403, code="AccessDenied", methods=("GET", "HEAD"))
+        else:  # drawn from the seed: the same requests fail in every run
+            proxy.fail_fraction(0.5, seed=5, status=500, code="InternalError", methods=("GET",))
+        for command in (
+            ("catalog", "rebuild", "--from", "s3"), ("pull",), ("list",), ("verify", "--all"),
+            ("health",),
+        ):  # fmt: skip
+            done = host.cli_process(*command)
+            assert "Traceback" not in done.stderr, (command, done.stderr)
+            said += done.stdout + done.stderr
+        assert proxy.served  # the faults were served
+    # Every file the processes wrote: catalog, job logs, the internal log under HOME.
+    files = [p for p in tmp_path.rglob("*") if p.is_file() and p != host.env_file]
+    said += "".join(p.read_bytes().decode("latin-1") for p in files)
+    assert "****" in said  # the echoed values were there to leak, masked
+    assert secret not in said and access not in said

@@ -23,6 +23,7 @@ from tests.support.s3_hosts import (
     PREFIX,
     backed_up_host,
     catalog_contents,
+    copy_states,
     s3_objects,
     wipe_host,
 )
@@ -310,3 +311,24 @@ def test_no_credential_shows_when_the_server_echoes_them(host, s3_server, fault,
     said += "".join(p.read_bytes().decode("latin-1") for p in files)
     assert "****" in said  # the echoed values were there to leak, masked
     assert secret not in said and access not in said
+
+
+def test_a_pull_after_objects_were_brought_by_hand_records_them_here(host, s3_server):
+    """The guide's `aws s3 sync s3://... BACKUP_DIR` (or a pull killed between storing an
+    artifact and saying so): pull finds nothing to download, and the catalog learns the
+    artifacts are here."""
+    before = local(host)
+    wipe_host(host)
+    assert host.cli_process("catalog", "rebuild", "--from", "s3").returncode == ExitCode.OK
+    assert {s for states in copy_states(host).values() for s in states} == {"s3"}
+    for key, body in before.items():  # what `aws s3 sync` would write
+        path = host.repo / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(body)
+
+    pulled = host.cli_process("pull")
+    assert pulled.returncode == ExitCode.OK, pulled.stderr
+    assert "nothing to download" in pulled.stdout
+    assert all(states.get("local") == "stored" for states in copy_states(host).values())
+    listing = host.cli_process("list")
+    assert "s3 only" not in listing.stdout, listing.stdout

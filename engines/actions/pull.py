@@ -4,8 +4,9 @@ from the copy destinations (S3), the guide's `aws s3 sync s3://... /var/backups/
 Everything (no set named), the latest complete set, or one set: its artifacts and
 sidecars, its record and, for a files snapshot, the index and the packs holding its
 chunks. One listing of each side says what is missing here; each object is
-authenticated before it is stored under its name (engines/repository/pulls.py). A dry
-run lists what would come and changes nothing.
+authenticated before it is stored under its name (engines/repository/pulls.py), and
+artifacts found here already (brought by `aws s3 sync`) are recorded here. A dry run
+lists what would come and changes nothing.
 """
 
 from dataclasses import dataclass
@@ -13,7 +14,15 @@ from dataclasses import dataclass
 from engines.actions.verbs import Request
 from engines.destinations import copy_destinations
 from engines.jobs import JobContext
-from engines.repository.pulls import PullOutcome, PullPlan, keys_of_sets, listings, plan_pull, pull
+from engines.repository.pulls import (
+    PullOutcome,
+    PullPlan,
+    keys_of_sets,
+    listings,
+    plan_pull,
+    pull,
+    record_present,
+)
 from engines.workspace import Workspace
 
 WORK_PURPOSE = "pull"
@@ -51,7 +60,10 @@ def run(workspace: Workspace, request: Request, context: JobContext) -> PullRepo
         wanted = None if set_id is None else keys_of_sets(workspace, [set_id])
         plan = plan_pull(workspace.repository, remote, wanted)
         report = PullReport(request.dry_run, scope, [copy.name for copy in copies], plan)
-        if request.dry_run or not plan.items:
+        if request.dry_run:
+            return report
+        record_present(workspace, wanted)
+        if not plan.items:
             return report
         context.log(
             f"pulling {len(plan.items)} object(s), {plan.bytes} bytes, of {scope} from "

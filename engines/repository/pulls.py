@@ -253,6 +253,24 @@ def _bound_to_repository(key: str) -> bool:
     return not key.startswith((PACKS_PREFIX, INDEX_PREFIX)) and not key.endswith(SIDECAR_SUFFIX)
 
 
+def record_present(workspace: Workspace, wanted: set[str] | None) -> None:
+    """Artifacts of `wanted` (every one when None) the repository holds, with their
+    sidecars, at the size the catalog recorded, recorded `stored` here: brought by hand
+    (the guide's `aws s3 sync`) or by a pull killed before it said so. Their bytes are
+    authenticated by every reader, as the pulled ones are."""
+    here = {item.key: item.size for item in workspace.repository.list()}
+    catalog, name = workspace.catalog, workspace.repository.name
+    states = catalog.copy_states_on(name)
+    for artifact in catalog.all_artifacts():
+        if artifact.status != "complete" or states.get(artifact.id) == "stored":
+            continue
+        if wanted is not None and artifact.relpath not in wanted:
+            continue
+        sidecar = artifact.relpath + SIDECAR_SUFFIX
+        if here.get(artifact.relpath) == artifact.stored_size and sidecar in here:
+            catalog.set_copy_state(artifact.id, name, "stored")
+
+
 def _record_stored(workspace: Workspace, key: str) -> None:
     artifact = workspace.catalog.find_artifact_by_relpath(key)
     if artifact is not None:

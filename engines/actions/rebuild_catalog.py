@@ -240,26 +240,6 @@ def _read_source(
     return found, records, present
 
 
-def _refuse_if_nothing_authentic(
-    source: RebuildSource,
-    found: list[SealedArtifact],
-    records: dict[str, SetRecord],
-    report: RebuildReport,
-) -> None:
-    """A fresh host takes the copy's id and catalog only when something there
-    authenticates: a forged `.repository-id` (or a wrong key) would otherwise be adopted
-    for good, and every set imported failed."""
-    if found or any(record.sealed is not None for record in records.values()):
-        return
-    if report.refused:
-        raise IntegrityError(
-            f"nothing in {source.where} authenticates with this key against its repository "
-            f"id ({len(report.refused)} object(s) refused; the first: {report.refused[0]}); "
-            "check BACKUP_ENCRYPTION_KEY and that .repository-id there is the one the backups "
-            "were made with; BACKUP_DIR and the catalog were not changed"
-        )
-
-
 def _record_where_stored(
     workspace: Workspace, found: list[SealedArtifact], places: dict[str, dict[str, int]]
 ) -> None:
@@ -299,8 +279,8 @@ def rebuild_catalog(
         adopting = None if from_copy is None else copy_repository_id(workspace, source)
         found, records, present = _read_source(source, keyring, context, report)
         if adopting is not None:
-            _refuse_if_nothing_authentic(source, found, records, report)
-            adopt_repository_id(workspace, source, adopting)
+            authentic = bool(found) or any(r.sealed is not None for r in records.values())
+            adopt_repository_id(workspace, source, adopting, authentic, report.refused)
         places = {source.destination.name: present}
         if from_copy is not None:  # what the repository holds as well stays known
             places[workspace.repository.name] = _sizes(workspace.repository)

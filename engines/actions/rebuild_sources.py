@@ -70,7 +70,19 @@ def copy_repository_id(workspace: Workspace, source: RebuildSource) -> str | Non
     return theirs if ours is None else None
 
 
-def adopt_repository_id(workspace: Workspace, source: RebuildSource, theirs: str) -> None:
+def adopt_repository_id(
+    workspace: Workspace, source: RebuildSource, theirs: str, authentic: bool, refused: list[str]
+) -> None:
+    """The repository takes the copy's id once something there authenticates against it
+    (`authentic`): a forged `.repository-id` (or a wrong key) that refused everything
+    would otherwise be adopted for good, and every set imported failed."""
+    if not authentic and refused:
+        raise IntegrityError(
+            f"nothing in {source.where} authenticates with this key against its repository "
+            f"id ({len(refused)} object(s) refused; the first: {refused[0]}); check "
+            "BACKUP_ENCRYPTION_KEY and that .repository-id there is the one the backups "
+            "were made with; BACKUP_DIR and the catalog were not changed"
+        )
     ours = workspace.repository.ensure_repository_id(theirs)
     if ours != theirs:  # another process gave it another id meanwhile
         raise IntegrityError(

@@ -69,9 +69,15 @@ def backup_through_read_only_proxy(env: FilesEnv, s3_server, capsys) -> str:
     """A files backup whose copy to S3 is refused (403): stored locally, copy failed."""
     with ReadOnlyS3Proxy(s3_server.endpoint_url) as proxy:
         use_s3(env, s3_server, proxy.endpoint_url)
-        cli_out(env, capsys, "backup", "files")
+        capsys.readouterr()
+        assert env.cli("backup", "files") == ExitCode.OK  # stored here: the backup is made
     use_s3(env, s3_server)
-    return set_ids(env)[0]
+    set_id = set_ids(env)[0]
+    # ... and says its off-site copy is not, beside the alert: no silent success.
+    warning = capsys.readouterr().err
+    assert f"warning: backup {set_id} is stored here but not yet on s3" in warning
+    assert "AccessDenied" in warning and "`jarvis-tui sync` retries" in warning
+    return set_id
 
 
 def test_a_failed_upload_then_sync_then_a_newer_failure_as_list_status_and_health_say(

@@ -78,7 +78,29 @@ def back_up_command(
     """`backup <kind>`: the set made, as a catalogued job, and the artifacts it holds."""
     with open_workspace(args) as workspace:
         backup_set = back_up_with_progress(workspace, kind, options, label)
+        warn_not_offsite(workspace, backup_set.id)
         return backup_set, workspace.catalog.artifacts_of(backup_set.id)
+
+
+def warn_not_offsite(workspace: Workspace, set_id: str) -> None:
+    """A backup stored here but not on every copy destination says so (the upload's
+    alert went out too): no silent success of the off-site copy."""
+    from engines.repository.whereabouts import copy_destination_names, set_places
+
+    destinations = copy_destination_names(workspace.settings)
+    if not destinations:
+        return
+    places = set_places(workspace.catalog, [set_id], destinations)[set_id]
+    for destination in destinations:
+        gaps = places.gaps(destination)
+        if gaps and places.artifacts:
+            print(
+                f"warning: backup {set_id} is stored here but not yet on {destination} "
+                f"({gaps[0].removeprefix(destination + ': ')}"
+                f"{f', and {len(gaps) - 1} more' if len(gaps) > 1 else ''}); "
+                "`jarvis-tui sync` retries",
+                file=sys.stderr,
+            )
 
 
 def restore_command(

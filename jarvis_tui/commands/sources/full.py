@@ -6,7 +6,7 @@ import sys
 
 from engines.actions.verbs import Request, run_verb
 from engines.jobs import JobLogged, JobUpdate
-from jarvis_tui.commands.context import open_workspace, run_with_progress
+from jarvis_tui.commands.context import open_workspace, run_with_progress, warn_not_offsite
 from jarvis_tui.exit_codes import ExitCode
 from jarvis_tui.output import human_size, print_json
 
@@ -43,6 +43,7 @@ def register(backup_commands: argparse._SubParsersAction, restore_commands) -> N
 def run_backup_full_command(args: argparse.Namespace) -> ExitCode:
     with open_workspace(args) as workspace:
         report = run_with_progress(workspace, "backup-full", Request())
+        warn_not_offsite(workspace, report.backup_set.id)
     backup_set = report.backup_set
     if args.json:
         print_json(

@@ -4,7 +4,6 @@ back finishes them first, whatever retention says by then. Real files backups co
 moto's S3 over HTTP, the real CLI; S3 unreachable is a loopback port that refuses."""
 
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -16,6 +15,7 @@ from jarvis_tui.exit_codes import ExitCode
 from tests.support.files_env import FilesEnv, make_files_env, random_text
 from tests.support.s3_hosts import BUCKET, s3_settings
 from tests.support.s3_prefix import delete_set, listing, s3_copy, unreachable_endpoint
+from tests.support.s3_proxy import FORWARD, HangUp, Request, S3Proxy
 
 
 @pytest.fixture
@@ -125,66 +125,22 @@ def test_cleanup_with_s3_unreachable_records_the_truth_and_the_next_one_finishes
     assert left == listing(LocalRepository(env.repo))  # pruned there too
 
 
-class _DeletesThenSilence:
+class _DeletesThenSilence(S3Proxy):
     """A loopback proxy to moto that lets `allowed` object deletions through, then stops
     answering anything: S3 lost in the middle of a cleanup."""
 
     def __init__(self, upstream_url: str, allowed: int) -> None:
-        import http.client
-        from urllib.parse import urlsplit
+        self._left = allowed
+        self._lock = threading.Lock()
+        super().__init__(upstream_url)
 
-        upstream = urlsplit(upstream_url)
-        state = {"left": allowed}
-        lock = threading.Lock()
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args) -> None:
-                pass
-
-            def _handle(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                with lock:
-                    if state["left"] <= 0:
-                        self.close_connection = True
-                        return  # no answer at all
-                    if self.command == "DELETE" and ".s3-lock" not in self.path:
-                        state["left"] -= 1
-                connection = http.client.HTTPConnection(upstream.hostname, upstream.port, 30)
-                try:
-                    headers = {k: v for k, v in self.headers.items() if k.lower() != "connection"}
-                    connection.request(self.command, self.path, body=body or None, headers=headers)
-                    answer = connection.getresponse()
-                    payload = answer.read()
-                finally:
-                    connection.close()
-                self.send_response(answer.status)
-                for name, value in answer.getheaders():
-                    if name.lower() not in {"connection", "transfer-encoding", "content-length"}:
-                        self.send_header(name, value)
-                length = answer.getheader("Content-Length") if self.command == "HEAD" else None
-                self.send_header("Content-Length", length or str(len(payload)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(payload)
-
-            do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = _handle
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def endpoint_url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def __enter__(self) -> "_DeletesThenSilence":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def decide(self, request: Request) -> HangUp | None:
+        with self._lock:
+            if self._left <= 0:
+                return HangUp()  # no answer at all
+            if request.method == "DELETE" and ".s3-lock" not in request.path:
+                self._left -= 1
+        return FORWARD
 
 
 def test_s3_lost_in_the_middle_of_a_cleanup_leaves_each_copy_recorded_as_it_is(

@@ -10,23 +10,9 @@ from jarvis_tui.app import make_app
 from jarvis_tui.exit_codes import ExitCode
 from tests.console_fixtures import screen_words
 from tests.support.files_env import make_files_env, random_text
+from tests.support.s3_hosts import BUCKET, PREFIX, s3_settings
 from tests.test_console_jobs import wait_until
 from tests.test_copies import copy_states, listing
-
-BUCKET = "jarvis-offsite"
-PREFIX = "hosts/jarvis-1"
-
-
-def s3_settings(s3_server) -> dict[str, str]:
-    return {
-        "S3_ENABLED": "true",
-        "S3_BUCKET": BUCKET,
-        "S3_ENDPOINT_URL": s3_server.endpoint_url,
-        "S3_ACCESS_KEY": s3_server.access_key,
-        "S3_SECRET_KEY": s3_server.secret_key,
-        "AWS_REGION": s3_server.region,
-        "S3_PREFIX": PREFIX,
-    }
 
 
 async def test_sync_in_the_catalog_copies_what_s3_lacks_and_records_stored(

@@ -12,22 +12,8 @@ import pytest
 from engines.destinations import LocalRepository
 from jarvis_tui.exit_codes import ExitCode
 from tests.support.files_env import REPO_ROOT, FilesEnv, child_env, make_files_env, random_text
+from tests.support.s3_hosts import BUCKET, PREFIX, s3_settings
 from tests.support.s3_stall import StallingS3Proxy
-
-BUCKET = "jarvis-offsite"
-PREFIX = "hosts/jarvis-1"
-
-
-def s3_settings(endpoint_url: str) -> dict[str, str]:
-    return {
-        "S3_ENABLED": "true",
-        "S3_BUCKET": BUCKET,
-        "S3_PREFIX": PREFIX,
-        "S3_ENDPOINT_URL": endpoint_url,
-        "S3_ACCESS_KEY": "testing",
-        "S3_SECRET_KEY": "testing",
-        "AWS_REGION": "us-east-1",
-    }
 
 
 @pytest.fixture
@@ -38,7 +24,7 @@ def env(tmp_path, isolated_env, s3_server) -> FilesEnv:
         (files.data / f"f{number}.txt").write_bytes(random_text(70_000, number))
     secrets = files.root / "app.env"
     secrets.write_text("API_TOKEN=from-the-copy\n")
-    files.set(BACKUP_SECRET_FILES=str(secrets), **s3_settings(s3_server.endpoint_url))
+    files.set(BACKUP_SECRET_FILES=str(secrets), **s3_settings(s3_server))
     return files
 
 

@@ -21,17 +21,16 @@ from engines.destinations import LocalRepository
 from jarvis_tui.exit_codes import ExitCode
 from tests.support.files_env import REPO_ROOT, child_env
 from tests.support.pg_seed import PgCase
+from tests.support.s3_hosts import BUCKET, PREFIX, s3_settings
 from tests.support.s3_read_only import ReadOnlyS3Proxy
 
-BUCKET = "jarvis-offsite"
-PREFIX = "hosts/jarvis-1"
 DOTENV = "API_TOKEN=sk-live-from-copy\nDB_PASSWORD=hunter2\n"
 
 
 class World:
     """A repository with every source configured, copied to S3 as each backup ends."""
 
-    def __init__(self, tmp_path: Path, pg: PgCase, redis_url: str, endpoint_url: str):
+    def __init__(self, tmp_path: Path, pg: PgCase, redis_url: str, s3: dict[str, str]):
         self.tmp_path = tmp_path
         self.pg = pg
         self.data = tmp_path / "data"
@@ -53,13 +52,7 @@ class World:
                         "BACKUP_FILE_PATHS": self.data,
                         "BACKUP_SECRET_FILES": self.dotenv,
                         "BACKUP_CONFIG_PATHS": self.conf,
-                        "S3_ENABLED": "true",
-                        "S3_BUCKET": BUCKET,
-                        "S3_PREFIX": PREFIX,
-                        "S3_ENDPOINT_URL": endpoint_url,
-                        "S3_ACCESS_KEY": "testing",
-                        "S3_SECRET_KEY": "testing",
-                        "AWS_REGION": "us-east-1",
+                        **s3,
                     }.items()
                 )
                 + "\n"
@@ -107,7 +100,7 @@ def world(tmp_path, isolated_env, postgres_server, redis_server, s3_server):
     client.rpush("queue", "a", "b")
     s3_server.create_bucket(BUCKET)
     case = PgCase(postgres_server, tmp_path)
-    yield World(tmp_path, case, redis_server.url(), s3_server.endpoint_url)
+    yield World(tmp_path, case, redis_server.url(), s3_settings(s3_server))
     case.cleanup()
 
 
@@ -279,7 +272,12 @@ def test_a_download_cut_off_mid_body_resumes_with_a_ranged_get(
     proxy = ReadOnlyS3Proxy(s3_server.endpoint_url, cut_bodies=3).start()
     try:
         case = PgCase(postgres_server, tmp_path)
-        world = World(tmp_path, case, redis_server.url(), proxy.endpoint_url)
+        world = World(
+            tmp_path,
+            case,
+            redis_server.url(),
+            s3_settings(s3_server, endpoint_url=proxy.endpoint_url),
+        )
         set_id = world.backup("files")
         world.lose_local_objects()
         assert proxy.cuts_left == 3  # a backup's uploads are no ranged reads

@@ -3,16 +3,14 @@ provider fetches them from AWS_CONTAINER_CREDENTIALS_FULL_URI, so the process ho
 long-lived keys and boto3 reports them as `container-role`."""
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Self
+from http.server import BaseHTTPRequestHandler
 
-from tests.support.processes import LOOPBACK, Server
+from tests.support.loopback_http import LoopbackHTTPServer, send
 
 FAR_EXPIRY = "2099-01-01T00:00:00Z"  # never refreshed during a test, whatever the clock
 
 
-class RoleCredentialsServer(Server):
+class RoleCredentialsServer(LoopbackHTTPServer):
     def __init__(self, access_key: str, secret_key: str) -> None:
         self._body = json.dumps(
             {
@@ -22,36 +20,11 @@ class RoleCredentialsServer(Server):
                 "Expiration": FAR_EXPIRY,
             }
         ).encode()
-        self._server: ThreadingHTTPServer | None = None
         super().__init__()
 
     @property
     def url(self) -> str:
-        assert self._server is not None
-        return f"http://{LOOPBACK}:{self._server.server_address[1]}/role-credentials"
+        return f"{self.endpoint_url}/role-credentials"
 
-    def start(self) -> Self:
-        body = self._body
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self._server = ThreadingHTTPServer((LOOPBACK, 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def close(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        super().close()
+    def answer(self, handler: BaseHTTPRequestHandler) -> None:
+        send(handler, 200, "application/json", self._body)

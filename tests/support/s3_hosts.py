@@ -12,11 +12,14 @@ BUCKET = "jarvis-offsite"
 PREFIX = "hosts/jarvis-1"
 
 
-def s3_settings(s3_server, prefix: str = PREFIX) -> dict[str, str]:
+def s3_settings(
+    s3_server, prefix: str = PREFIX, *, endpoint_url: str | None = None
+) -> dict[str, str]:
+    """The guide's settings for a copy to the server (or to a proxy at `endpoint_url`)."""
     return {
         "S3_ENABLED": "true",
         "S3_BUCKET": BUCKET,
-        "S3_ENDPOINT_URL": s3_server.endpoint_url,
+        "S3_ENDPOINT_URL": endpoint_url or s3_server.endpoint_url,
         "S3_ACCESS_KEY": s3_server.access_key,
         "S3_SECRET_KEY": s3_server.secret_key,
         "AWS_REGION": s3_server.region,

@@ -186,9 +186,15 @@ def test_the_local_copy_is_read_when_it_is_there_and_a_truncated_one_is_passed_o
 
 
 def test_a_local_copy_swapped_at_the_same_size_is_passed_over_for_the_copy_on_s3(world, s3_server):
-    ours, theirs = world.backup("secrets"), world.backup("secrets")
-    (our_key,) = world.relpaths(ours).values()
-    (their_key,) = world.relpaths(theirs).values()
+    # Two artifacts of one size: a set made in the same second as another is named with
+    # a suffix (-2), so of three backups two are named alike whatever the clock says.
+    made = {}
+    for _ in range(3):
+        set_id = world.backup("secrets")
+        (made[set_id],) = world.relpaths(set_id).values()
+    sizes = {set_id: world.repository.path_for(key).stat().st_size for set_id, key in made.items()}
+    ours, theirs = next((a, b) for a in made for b in made if a != b and sizes[a] == sizes[b])
+    our_key, their_key = made[ours], made[theirs]
     local = world.repository.path_for(our_key)
     other = world.repository.path_for(their_key).read_bytes()
     assert len(other) == local.stat().st_size  # the size check alone cannot tell them apart

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from engines.destinations.s3 import S3Destination
 from engines.destinations.s3_lock import LOCK_KEY, S3PrefixLock, S3PrefixLockedError
 from jarvis_tui.exit_codes import ExitCode
 from tests.support.files_env import REPO_ROOT, FilesEnv, child_env, make_files_env, random_text
 from tests.support.s3_hosts import BUCKET, PREFIX, s3_settings
+from tests.support.s3_prefix import s3_copy
 
 LEASE = 4.0  # seconds: renewed every second by the holder
 DEADLINE = 60.0
@@ -48,17 +48,6 @@ while True:
         sys.exit(3)
     time.sleep(0.05)
 """
-
-
-def destination(s3_server, prefix: str = PREFIX) -> S3Destination:
-    return S3Destination(
-        BUCKET,
-        prefix=prefix,
-        endpoint_url=s3_server.endpoint_url,
-        access_key=s3_server.access_key,
-        secret_key=s3_server.secret_key,
-        region=s3_server.region,
-    )
 
 
 def start_holder(
@@ -128,7 +117,7 @@ def test_a_second_process_is_refused_naming_the_holder_and_takes_over_after_a_si
 ):
     holder = start_holder(s3_server, tmp_path)
     try:
-        mine = S3PrefixLock(destination(s3_server), "cleanup", lease_seconds=LEASE)
+        mine = S3PrefixLock(s3_copy(s3_server), "cleanup", lease_seconds=LEASE)
         with pytest.raises(S3PrefixLockedError) as refused:
             mine.acquire()
         assert refused.value.holder["pid"] == holder.pid
@@ -138,7 +127,7 @@ def test_a_second_process_is_refused_naming_the_holder_and_takes_over_after_a_si
         assert f"s3://{BUCKET}/{PREFIX}/" in words and "lease runs out in" in words
 
         # Another host's prefix in the same bucket is another lock.
-        with S3PrefixLock(destination(s3_server, "hosts/jarvis-2"), "prune") as other:
+        with S3PrefixLock(s3_copy(s3_server, "hosts/jarvis-2"), "prune") as other:
             assert other.held
 
         # Alive, the holder renews its lease: still refused long after one lease.
@@ -160,7 +149,7 @@ def test_a_second_process_is_refused_naming_the_holder_and_takes_over_after_a_si
         assert f"pid {holder.pid} on host {OTHER_HOST}" in mine.took_over_from
         assert "whose lease ran out" in mine.took_over_from
         with pytest.raises(S3PrefixLockedError, match=f"pid {os.getpid()} "):
-            S3PrefixLock(destination(s3_server), "prune").acquire()
+            S3PrefixLock(s3_copy(s3_server), "prune").acquire()
     finally:
         mine.release()
     assert LOCK_KEY not in {
@@ -174,7 +163,7 @@ def test_a_holder_stalled_past_its_lease_stops_and_leaves_the_new_holders_lock(
 ):
     holder = start_holder(s3_server, tmp_path)
     holder.send_signal(signal.SIGSTOP)  # as a host that froze mid-cleanup
-    mine = S3PrefixLock(destination(s3_server), "cleanup", lease_seconds=LEASE)
+    mine = S3PrefixLock(s3_copy(s3_server), "cleanup", lease_seconds=LEASE)
     try:
         take_when_free(mine)
         assert f"pid {holder.pid} " in (mine.took_over_from or "")
@@ -200,7 +189,7 @@ def test_cleanup_and_prune_are_refused_while_another_process_holds_the_prefix(
     for number in range(2):
         (env.data / f"f{number}.txt").write_bytes(random_text(40_000, number))
         assert env.cli("backup", "files") == ExitCode.OK
-    s3 = destination(s3_server)
+    s3 = s3_copy(s3_server)
     before = {item.key for item in s3.list()}
     holder = start_holder(s3_server, tmp_path, lease=30)
     try:
@@ -232,7 +221,7 @@ def test_a_holder_on_this_host_whose_process_is_gone_is_taken_over_at_once(
     holder = start_holder(s3_server, tmp_path, lease=600, host=socket.gethostname())
     holder.send_signal(signal.SIGKILL)
     holder.wait(timeout=30)
-    with S3PrefixLock(destination(s3_server), "cleanup") as mine:
+    with S3PrefixLock(s3_copy(s3_server), "cleanup") as mine:
         taken = mine.took_over_from or ""
         assert taken.startswith(f"pid {holder.pid} on host {socket.gethostname()} (prune (")
         assert taken.endswith(", whose process on this host is gone")
@@ -262,7 +251,7 @@ def test_two_hosts_pruning_one_prefix_the_second_is_refused_naming_the_first(
         env.set(**s3_settings(s3_server))  # the same S3_PREFIX: a misconfiguration
     (first.data / "a.txt").write_bytes(random_text(40_000, 1))
     assert first.cli("backup", "files") == ExitCode.OK
-    s3 = destination(s3_server)
+    s3 = s3_copy(s3_server)
     marker = tmp_path / "holding"
     pruning = subprocess.Popen(
         [sys.executable, "-c", PRUNE_PAUSED, str(marker), str(first.env_file)],
@@ -313,4 +302,4 @@ def test_a_dead_pid_of_another_pid_namespace_under_this_host_name_waits_for_its_
         Bucket=BUCKET, Key=f"{PREFIX}/{LOCK_KEY}", Body=json.dumps(record).encode()
     )
     with pytest.raises(S3PrefixLockedError, match=f"locked by pid {record['pid']} on host "):
-        S3PrefixLock(destination(s3_server), "prune").acquire()
+        S3PrefixLock(s3_copy(s3_server), "prune").acquire()

@@ -38,7 +38,10 @@ EMPTY_CATALOG = "No backups yet. Press b to back up now."
 class CatalogScreen(CatalogActions):
     PANE = "catalog"
     BINDINGS = [
-        Binding("slash", "focus_filter", "Filter"),
+        # Priority: the app runs it as the key arrives, before it routes the keys typed
+        # right after "/" (a plain binding runs only once "/" has come back from the table,
+        # when those keys are already on their way to the table and its letter keys).
+        Binding("slash", "focus_filter", "Filter", priority=True),
         Binding("v", "verify", "Verify"),
         Binding("r", "restore", "Restore"),
         Binding("e", "export", "Export"),
@@ -139,8 +142,14 @@ class CatalogScreen(CatalogActions):
             status += f" matching “{message.query.strip()}”"
         self.query_one("#catalog-status", Static).update(status)
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "focus_filter" and self.focused is self.query_one("#catalog-filter"):
+            return False  # "/" typed in the filter is a character of the filter
+        return super().check_action(action, parameters)
+
     def action_focus_filter(self) -> None:
-        self.query_one("#catalog-filter", Input).focus()
+        # Now, not after the queued keys: Widget.focus() moves focus only once they are routed.
+        self.set_focus(self.query_one("#catalog-filter", Input))
 
     def action_clear_filter(self) -> None:
         filter_input = self.query_one("#catalog-filter", Input)

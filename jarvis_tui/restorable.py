@@ -9,12 +9,13 @@ OFFERED = 200
 GOOD_STATUSES = ("complete", "partial")
 # A full backup set holds one artifact per source; a single-source set is named after it.
 MULTI_SOURCE_KIND = "full"
+ALTERNATIVE_CONTENTS = ("json",)  # Redis's JSON export beside its RDB snapshot
 
 
 @dataclass(frozen=True)
 class RestorableSet:
     backup_set: BackupSet
-    reference: str  # what the restore action is given: the set id, or the artifact's key
+    reference: str  # what the restore action is given: the set id, as on the command line
     metadata: dict[str, Any]  # the main artifact's sealed metadata
 
 
@@ -36,8 +37,11 @@ def restorable_sets(catalog: Catalog, kind: str) -> list[RestorableSet]:
         main = [a for a in artifacts if a.metadata.get("content") != "globals"] or artifacts
         if not main:
             continue
-        reference = backup_set.id if backup_set.kind == kind else main[0].relpath
-        found.append(RestorableSet(backup_set, reference, main[0].metadata))
+        # A rebuilt catalog lists a set's artifacts in another order: the restore is given
+        # the set (the engine picks the artifact its options ask for, RDB or JSON), and the
+        # metadata shown is the alternative export's only when nothing else is there.
+        main.sort(key=lambda a: a.metadata.get("content") in ALTERNATIVE_CONTENTS)
+        found.append(RestorableSet(backup_set, backup_set.id, main[0].metadata))
         if len(found) >= OFFERED:
             break
     return found

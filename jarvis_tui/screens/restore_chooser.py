@@ -2,7 +2,7 @@
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -14,6 +14,7 @@ from jarvis_tui.dashboard_view import source_labels
 
 if TYPE_CHECKING:
     from jarvis_tui.app import JarvisConsole
+    from jarvis_tui.screens.wizard import RestoreWizard
 
 SYSTEM = "system"
 
@@ -83,9 +84,9 @@ def open_restore(
     app.push_screen(WIZARDS[kind].open(set_id, False), done)
 
 
-def guide_wizard(kind: str) -> Screen:
+def guide_wizard(kind: str) -> "RestoreWizard":
     """The wizard for `kind` prefilled as the guide's complete-system restore does it."""
-    return WIZARDS[kind].open(None, True)
+    return cast("RestoreWizard", WIZARDS[kind].open(None, True))
 
 
 class RestoreChooser(ModalScreen[str | None]):

@@ -34,11 +34,12 @@ class PostgresTargetStep(WizardStep):
 
     def compose(self) -> ComposeResult:
         yield Static("Where should the backup go?", classes="step-intro")
+        new = self.wizard.plan.new_database
         with RadioSet(id="pg-target"):
             yield RadioButton(
-                "A new database (nothing existing is touched)", id="pg-new", value=True
+                "A new database (nothing existing is touched)", id="pg-new", value=new
             )
-            yield RadioButton("The database it came from", id="pg-same")
+            yield RadioButton("The database it came from", id="pg-same", value=not new)
         with Horizontal(classes="field"):
             yield Static("New database name ", classes="label")
             yield Input(compact=True, id="pg-new-name")
@@ -53,8 +54,9 @@ class PostgresTargetStep(WizardStep):
             stamp = self.wizard.console.clock().astimezone(UTC).strftime("%Y%m%d")
             plan.new_name = f"{source}_restored_{stamp}"
         name.value = plan.new_name
-        self.query_one("#pg-new", RadioButton).value = plan.new_database
-        self.query_one("#pg-same", RadioButton).value = not plan.new_database
+        # Only switch the chosen button on: the set turns the other off. Switching one
+        # off as well would be undone by the set ("clicked off"), leaving both on.
+        self.query_one("#pg-new" if plan.new_database else "#pg-same", RadioButton).value = True
         self._explain()
         self.query_one(RadioSet).focus()
 
@@ -236,6 +238,11 @@ class PostgresRestoreWizard(RestoreWizard):
         if metadata.get("total_rows") is not None:
             parts.append(count(metadata["total_rows"], "row"))
         return " · ".join(p for p in parts if p)
+
+    def written(self) -> str:
+        target = self.target_name()
+        replaced = not self.plan.new_database and self.plan.drop_existing
+        return f"{target} replaced" if replaced else f"restored into {target}"
 
     def moment_note(self) -> str:
         return "A moment in time (point-in-time recovery) is not in this build yet."

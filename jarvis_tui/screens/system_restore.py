@@ -113,7 +113,8 @@ class SystemRestoreScreen(ConsoleScreen):
             classes="muted",
         )
         table = DataTable(id="system-steps", cursor_type="row")
-        table.add_columns("#", "Step", "State")
+        table.add_columns("#", "Step")
+        table.add_column("State", key="state")
         yield table
         yield Static("", id="system-explain")
         yield Footer()
@@ -137,12 +138,17 @@ class SystemRestoreScreen(ConsoleScreen):
     def refresh_steps(self, cursor: int | None = None) -> None:
         table = self.query_one("#system-steps", DataTable)
         keep = table.cursor_row if cursor is None else cursor
-        table.clear()
-        for number, step in enumerate(GUIDE_STEPS):
-            state = self.state_of(number)
-            table.add_row(
-                str(number + 1), step.title, Text(state, style=STATE_STYLES.get(state, ""))
-            )
+        states = [self.state_of(number) for number in range(len(GUIDE_STEPS))]
+        # Widened before the cells are drawn: the table measures new cells only when idle
+        # and keeps what it drew before at the old width ("succeeded: jarvis_db" cut).
+        column = table.columns["state"]
+        column.content_width = max(column.content_width, *(len(state) for state in states))
+        for number, (step, state) in enumerate(zip(GUIDE_STEPS, states, strict=True)):
+            cell = Text(state, style=STATE_STYLES.get(state.split(":")[0], ""))
+            if str(number) in table.rows:
+                table.update_cell(str(number), "state", cell)
+            else:
+                table.add_row(str(number + 1), step.title, cell, key=str(number))
         table.move_cursor(row=keep)
         self._explain(table.cursor_row)
 
@@ -243,11 +249,13 @@ class SystemRestoreScreen(ConsoleScreen):
     def _open_wizard(self, number: int, kind: str) -> None:
         from jarvis_tui.screens.restore_chooser import guide_wizard
 
+        wizard = guide_wizard(kind)
+
         def ended(outcome: str | None) -> None:
             if outcome:
-                self._set(number, outcome)
+                self._set(number, wizard.step_state() or outcome)
 
-        self.app.push_screen(guide_wizard(kind), ended)
+        self.app.push_screen(wizard, ended)
 
     def action_skip_step(self) -> None:
         self._set(self._current(), "skipped")

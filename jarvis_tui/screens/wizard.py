@@ -88,6 +88,15 @@ class RestoreWizard(ConsoleScreen):
         """How a moment in time can be picked instead of a backup, where that exists."""
         return ""
 
+    def written(self) -> str | None:
+        """After a success, what the run wrote ("jarvis_db replaced"), where that matters."""
+        return None
+
+    def step_state(self) -> str | None:
+        """The walkthrough's state for this wizard: its outcome, naming what a success wrote."""
+        written = self.written() if self.outcome == "succeeded" else None
+        return f"{self.outcome}: {written}" if written else self.outcome
+
     # -- frame ------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:

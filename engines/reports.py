@@ -17,10 +17,14 @@ class RestoreReport:
     warnings: list[str] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
     refusal: str | None = None  # a dry run's line saying why the restore would be refused
+    # What the refusal is about ("target-exists"), so a console can word it without the
+    # command line's flags that `refusal` names.
+    refusal_reason: str | None = None
 
     def add(self, line: str) -> None:
         self.lines.append(line)
 
-    def refuse(self, line: str) -> None:
+    def refuse(self, line: str, reason: str | None = None) -> None:
         self.add(line)
         self.refusal = line
+        self.refusal_reason = reason

@@ -11,11 +11,12 @@ from engines.errors import JarvisError
 from engines.postgres.options import PostgresRestoreOptions
 from engines.redis.options import RedisRestoreOptions
 from engines.reports import RestoreReport
-from engines.sources.secrets import SecretsRestoreOptions
+from engines.sources.secrets import TARGET_EXISTS, SecretsRestoreOptions
 from engines.store.restore import OVERWRITE_POLICIES, FilesRestoreOptions
 
 __all__ = [
     "OVERWRITE_POLICIES",
+    "TARGET_EXISTS",
     "FilesRestoreOptions",
     "PostgresRestoreOptions",
     "RedisRestoreOptions",

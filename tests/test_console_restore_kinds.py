@@ -101,6 +101,80 @@ async def test_secrets_wizard_writes_another_file(files_env, tmp_path):
     assert restored.stat().st_mode & 0o777 == 0o600
 
 
+def backed_up_secrets(files_env, tmp_path):
+    secret_file = tmp_path / "app.env"
+    secret_file.write_text("API_TOKEN=tok-123\nDB_PASSWORD=hunter2\n")
+    files_env.set(BACKUP_SECRET_FILES=str(secret_file))
+    assert files_env.cli("backup", "secrets") == 0
+    return secret_file
+
+
+async def test_secrets_wizard_stops_at_a_refusing_dry_run(files_env, tmp_path):
+    """The file is there and "replace" is not ticked: Next is disabled, the reason is in
+    the wizard's words (not `--force`), and ticking "replace" lets the wizard go on."""
+    secret_file = backed_up_secrets(files_env, tmp_path)
+    secret_file.write_text("API_TOKEN=changed\n")
+    app = make_app(files_env.env_file, poll_seconds=None, host_scheduler=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        wizard = await choose_restore(pilot, 3, SecretsRestoreWizard)
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.press("ctrl+n")  # target: where it was, no replace -> dry run
+        await settle(pilot)
+        shown = screen_words(app)
+        assert "the engine would refuse this" in shown
+        assert f"{secret_file} exists: go back (ctrl+b) and tick" in shown
+        assert "--force" not in shown and "changed" not in shown
+        assert wizard.query_one("#next").disabled
+        dry_run_step = wizard.index
+        await pilot.press("ctrl+n")
+        assert wizard.index == dry_run_step
+        await pilot.press("ctrl+b")
+        await pilot.click("#secrets-force")
+        await pilot.press("ctrl+n")
+        await settle(pilot)
+        assert "would replace" in screen_words(app)
+        assert not wizard.query_one("#next").disabled
+        await pilot.press("escape")
+        await settle(pilot)
+    assert secret_file.read_text() == "API_TOKEN=changed\n"
+
+
+async def test_secrets_wizard_goes_back_to_its_choices_after_a_failed_run(files_env, tmp_path):
+    """The file appears between the dry run and the run: the run fails, Back returns to
+    the Target step (the wizard's options), and the new dry run stops at the refusal."""
+    backed_up_secrets(files_env, tmp_path)
+    restored = tmp_path / "app.env.restored"
+    app = make_app(files_env.env_file, poll_seconds=None, host_scheduler=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        wizard = await choose_restore(pilot, 3, SecretsRestoreWizard)
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.click("#secrets-other")
+        await paste_into(pilot, "#secrets-path", str(restored))
+        await pilot.press("ctrl+n")  # -> dry run: would create
+        await settle(pilot)
+        assert "would create" in screen_words(app)
+        restored.write_text("WRITTEN_MEANWHILE=1\n")
+        await pilot.press("ctrl+n", "ctrl+n")  # confirm, run
+        await settle(pilot)
+        assert wizard.outcome == "failed"
+        assert "Back returns to the choices" in screen_words(app)
+        await pilot.press("ctrl+n")  # -> result
+        assert "Restore failed" in screen_words(app)
+        assert not wizard.query_one("#back").disabled
+        await pilot.press("ctrl+b")
+        assert wizard.steps[wizard.index].TITLE == "Target"
+        assert wizard.outcome is None
+        await pilot.press("ctrl+n")
+        await settle(pilot)
+        assert f"{restored} exists: go back" in screen_words(app)
+        assert wizard.query_one("#next").disabled
+        await pilot.press("escape")
+        await settle(pilot)
+    assert restored.read_text() == "WRITTEN_MEANWHILE=1\n"
+
+
 async def test_redis_wizard_flushes_only_after_the_typed_address(
     redis_server, tmp_path, isolated_env
 ):

@@ -86,8 +86,11 @@ def test_secrets_dry_run_shows_names_and_differences_never_values(env, capsys):
     target = env.root / "current.env"
     target.write_text("API_TOKEN=another-value-entirely\nPLAIN=1\nEXTRA=zzz\n")
     capsys.readouterr()
-    assert env.cli("restore", "secrets", "latest", "--to", str(target), "--dry-run") == 0
+    # Without --force the restore would refuse the existing file: so does its dry run.
+    dry_run = env.cli("restore", "secrets", "latest", "--to", str(target), "--dry-run")
+    assert dry_run == ExitCode.FAILED
     out = capsys.readouterr().out
+    assert "the restore would be refused" in out and "add --force" in out
     assert "differ" in out and "API_TOKEN" in out
     assert "added" in out and "DB_PASSWORD" in out
     assert "removed" in out and "EXTRA" in out

@@ -27,6 +27,7 @@ from engines.workspace import Workspace
 
 MAX_SECRET_FILE = 16 * 1024 * 1024
 SECRET_MODE = 0o600
+TARGET_EXISTS = "target-exists"  # the dry run's refusal reason: the file is there, no force
 _ASSIGNMENT = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$")
 
 
@@ -224,8 +225,14 @@ def _describe_dry_run(
         report.add("  " + (", ".join(names) or "(none)"))
         return
     current = target.read_bytes().decode("utf-8", "replace")
-    verb = "would replace" if force else "would refuse to replace (add --force)"
-    report.add(f"{verb} {target}; the current file would be kept as {target.name}.bak")
+    if force:
+        report.add(f"would replace {target}; the current file would be kept as {target.name}.bak")
+    else:
+        report.refuse(
+            f"would refuse to replace (add --force) {target}; the current file would be kept "
+            f"as {target.name}.bak",
+            reason=TARGET_EXISTS,
+        )
     for kind, names in compare_names(backup_text, current).items():
         report.add(f"{kind:8} {len(names):3}: {', '.join(names) or '-'}")
 

@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Checkbox, Input, RadioButton, RadioSet, Static
 
-from jarvis_tui.restore_access import SecretsRestoreOptions
+from jarvis_tui.restore_access import TARGET_EXISTS, RestoreReport, SecretsRestoreOptions
 from jarvis_tui.screens.wizard import RestoreWizard
 from jarvis_tui.widgets.wizard_step import WizardStep
 from jarvis_tui.widgets.wizard_steps import restore_steps
@@ -121,9 +121,20 @@ class SecretsRestoreWizard(RestoreWizard):
             text.append("An existing file is refused, not replaced.\n")
         return text
 
+    def refusal_words(self, report: RestoreReport) -> str:
+        if report.refusal_reason == TARGET_EXISTS:
+            return (
+                f"{report.target} exists: go back (ctrl+b) and tick “Replace the file if it "
+                "exists” (it is kept as FILE.bak), or choose another file."
+            )
+        return super().refusal_words(report)
+
     def next_steps(self) -> list[str]:
         if self.outcome != "succeeded":
-            return ["Nothing was written; read the job log in Jobs (3) and run the wizard again."]
+            return [
+                "Nothing was written; go back (ctrl+b) to change the choices, or read the job "
+                "log in Jobs (3)."
+            ]
         steps = ["Restart the services so they read the restored variables."]
         if self.plan.force:
             steps.append(f"Delete {self.target_name()}.bak once the services run well.")

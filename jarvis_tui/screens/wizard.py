@@ -97,6 +97,11 @@ class RestoreWizard(ConsoleScreen):
         written = self.written() if self.outcome == "succeeded" else None
         return f"{self.outcome}: {written}" if written else self.outcome
 
+    def refusal_words(self, report: RestoreReport) -> str:
+        """Why the dry run would be refused, in the wizard's words: the engine's line names
+        the command line's flags, the operator here has the wizard's choices."""
+        return "The engine would refuse this restore: go back (ctrl+b) and change the choices."
+
     # -- frame ------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
@@ -124,13 +129,20 @@ class RestoreWizard(ConsoleScreen):
         trail.refresh()
         self.query_one("#wizard-problem", Static).update("")
         self.query_one("#next", Button).label = step.next_label
-        self.refresh_buttons()
         step.enter()
+        self.refresh_buttons()
 
     def refresh_buttons(self) -> None:
         step = self.steps[self.index]
-        self.query_one("#back", Button).disabled = self.index == 0 or not step.can_go_back
-        self.query_one("#next", Button).disabled = self.running
+        can_go_back = step.can_go_back or self._may_run_again()
+        self.query_one("#back", Button).disabled = (
+            self.index == 0 or not can_go_back or self.running
+        )
+        blocked = step.blocked()
+        self.query_one("#next", Button).disabled = self.running or blocked is not None
+        if blocked is not None:
+            self.say(blocked)
+            self.query_one("#back", Button).focus()
 
     def say(self, problem: str) -> None:
         self.query_one("#wizard-problem", Static).update(Text(problem, style="bold red"))
@@ -139,7 +151,7 @@ class RestoreWizard(ConsoleScreen):
         if self.running:
             return
         step = self.steps[self.index]
-        problem = step.problem()
+        problem = step.blocked() or step.problem()
         if problem:
             self.say(problem)
             return
@@ -151,8 +163,26 @@ class RestoreWizard(ConsoleScreen):
 
     def action_back(self) -> None:
         step = self.steps[self.index]
-        if self.index > 0 and step.can_go_back and not self.running:
+        if self.running:
+            return
+        if self._may_run_again():
+            self._back_to_choices()
+        elif self.index > 0 and step.can_go_back:
             self.show_step(self.index - 1)
+
+    def _may_run_again(self) -> bool:
+        """A run that changed nothing (failed or cancelled) may be tried again differently."""
+        return self.outcome in ("failed", "cancelled")
+
+    def _back_to_choices(self) -> None:
+        """After a failed run: forget it and show the kind's last choice step (Options)."""
+        from jarvis_tui.widgets.wizard_steps import DryRunStep, RunStep
+
+        for step in self._steps_of(RunStep):
+            step.reset()
+        self.report = self.failure = self.outcome = self.job_id = None
+        self.dry_run_report = None
+        self.show_step(self.steps.index(self._steps_of(DryRunStep)[0]) - 1)
 
     def action_leave(self) -> None:
         if self.running:
@@ -180,6 +210,7 @@ class RestoreWizard(ConsoleScreen):
         self.dry_run_report = message.report
         for step in self._steps_of(DryRunStep):
             step.finished(message.report, None)
+        self.refresh_buttons()
 
     def on_dry_run_failed(self, message: DryRunFailed) -> None:
         from jarvis_tui.widgets.wizard_steps import DryRunStep
@@ -187,6 +218,7 @@ class RestoreWizard(ConsoleScreen):
         self.dry_run_report = None
         for step in self._steps_of(DryRunStep):
             step.finished(None, message.error)
+        self.refresh_buttons()
 
     def on_job_updated(self, message: JobUpdated) -> None:
         from jarvis_tui.widgets.wizard_steps import RunStep

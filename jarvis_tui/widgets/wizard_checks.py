@@ -47,16 +47,24 @@ class DryRunStep(WizardStep):
         )
         state.update(heading)
         for line in report.lines:
-            log.write(Text(line, style="red" if line == report.refusal else ""))
+            if line == report.refusal:  # the engine's line names command-line flags
+                log.write(Text(self.wizard.refusal_words(report), style="red"))
+            else:
+                log.write(Text(line))
         for warning in report.warnings:
             log.write(Text(f"warning: {warning}", style="yellow"))
 
     def problem(self) -> str | None:
-        return {
-            "running": "The dry run is still working…",
-            "failed": "The dry run failed: go back (ctrl+b) and change the choices.",
-            "refused": "The engine would refuse this restore: go back and change the choices.",
-        }.get(self.state)
+        return "The dry run is still working…" if self.state == "running" else None
+
+    def blocked(self) -> str | None:
+        if self.state == "failed":
+            return "The dry run failed: go back (ctrl+b) and change the choices."
+        if self.state == "refused":
+            report = self.wizard.dry_run_report
+            assert report is not None
+            return self.wizard.refusal_words(report)
+        return None
 
 
 class ConfirmStep(WizardStep):

@@ -32,6 +32,16 @@ class RunStep(WizardStep):
         self.started = False
         self.elapsed_from: float | None = None
 
+    def reset(self) -> None:
+        """Forget a run that failed, so the next one starts afresh."""
+        self.started = False
+        self.elapsed_from = None
+        self.query_one("#run-log", RichLog).clear()
+        bar = self.query_one("#run-progress", ProgressBar)
+        bar.update(total=None, progress=0)
+        bar.display = True
+        self.query_one("#run-cancel", Button).display = True
+
     def enter(self) -> None:
         if self.started:
             return
@@ -76,9 +86,10 @@ class RunStep(WizardStep):
         self.query_one("#run-cancel", Button).display = False
         self.query_one("#run-rate", Static).update("")
         styles = {"succeeded": "bold green", "cancelled": "bold yellow"}
+        again = "" if outcome == "succeeded" else " Back returns to the choices."
         self.query_one("#run-state", Static).update(
             Text(
-                f"The restore {outcome}. Next shows the result and what to do now.",
+                f"The restore {outcome}. Next shows the result and what to do now.{again}",
                 style=styles.get(outcome, "bold red"),
             )
         )

@@ -28,6 +28,10 @@ class WizardStep(Vertical):
         """Why Next is refused right now; None lets the operator go on."""
         return None
 
+    def blocked(self) -> str | None:
+        """Why this step cannot lead on at all: Next is disabled and this is shown."""
+        return None
+
     def leave(self) -> None:
         """Going forward: store the choices in the wizard's plan."""
 

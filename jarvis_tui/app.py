@@ -100,6 +100,8 @@ class JarvisConsole(JobsWatch, OutcomeNotifications, App[ExitCode]):
         self.scheduler_signal: Signal[str] = Signal(self, "scheduler")
         self._jobs_polled_once = False
         self.walkthrough_states: dict[int, str] = {}
+        # Step: what its wizard restored (kind, backup reference, report), for step 8.
+        self.walkthrough_restored: dict[int, tuple[str, str, object]] = {}
 
     # -- settings ---------------------------------------------------------------------------
 

@@ -59,6 +59,16 @@ async def test_step_3_replaces_the_original_database(pg_case):
         await settle(pilot)
         assert app.screen is walkthrough
         assert walkthrough.state_of(2) == f"succeeded: {source} replaced"
+        assert pg_case.fingerprint() == backed_up  # the original database holds the backup
         assert f"succeeded: {source} replaced" in screen_words(app)
-    assert pg_case.fingerprint() == backed_up  # the original database holds the backup again
+        await pilot.press("s", "s", "s", "d")  # Redis, files, secrets skipped; started
+        await pilot.press("enter")  # step 8: health, and what step 3 wrote vs its backup
+        await settle(pilot)
+        assert "3 tables and 1200 rows match the backup" in screen_words(app)
+        pg_case.server.execute("DELETE FROM public.orders WHERE id > 100", dbname=source)
+        await pilot.press("enter")  # again, after the database changed behind the console
+        await settle(pilot)
+        shown = screen_words(app)
+        assert "what was restored differs from the backup" in shown
+        assert walkthrough.state_of(7) == "failed"
     assert not any("_restored_" in name for name in pg_case.databases())

@@ -144,6 +144,7 @@ VERBS: Mapping[str, Verb] = {
         Verb("prune", "prune", "prune", lambda r: "prune files store" + _dry(r), writes=True),
         Verb("sync", "sync", "sync", lambda r: "sync copies" + _dry(r), writes=True),
         Verb("pull", "pull", "pull", _pull_words, writes=True),
+        Verb("compare-restored", "compare_restored", "verify", lambda r: "compare restored"),
         Verb("repair", "repair", "repair", lambda r: "repair files store" + _dry(r), writes=True),
         Verb("rekey", "rekey", "rekey", lambda r: "rekey" + _dry(r), writes=True),
         Verb("delete", "delete_set", "delete", lambda r: f"delete {r.reference}", writes=True),

@@ -28,7 +28,7 @@ from jarvis_tui.messages import (
 from jarvis_tui.screens.base import ConsoleScreen
 from jarvis_tui.screens.confirm import TypedConfirmScreen
 from jarvis_tui.screens.restore_chooser import restore_labels
-from jarvis_tui.system_health import run_health_checks_for
+from jarvis_tui.system_health import compare_restored_for, run_health_checks_for
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,10 @@ def explain(step: GuideStep, state: str) -> str:
             "repository (`jarvis-tui pull SET`, the guide's `aws s3 sync`); s skips."
         )
     if step.action == "health":
-        return "Enter runs the health check against every configured source."
+        return (
+            "Enter runs the health check against every configured source and compares what "
+            "the restore steps wrote with their backups."
+        )
     label = restore_labels().get(step.action, step.action)
     return (
         f"Enter opens the {label} wizard with the latest backup, the original target and "
@@ -211,6 +214,11 @@ class SystemRestoreScreen(ConsoleScreen):
             ok, lines = run_health_checks_for(self.console)
         except Exception as error:  # a check that cannot run is a failed step, said calmly
             ok, lines = False, [(False, f"the health checks could not run: {error}")]
+        restored = [part for _, part in sorted(self.console.walkthrough_restored.items())]
+        if restored:  # what the restore steps wrote, compared with their backups
+            compared = compare_restored_for(self.console, restored)
+            ok = ok and all(matched for matched, _ in compared)
+            lines += compared
         self.post_message(HealthChecked(number, ok, lines))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="pull")
@@ -252,6 +260,8 @@ class SystemRestoreScreen(ConsoleScreen):
         wizard = guide_wizard(kind)
 
         def ended(outcome: str | None) -> None:
+            if outcome == "succeeded" and wizard.report is not None and wizard.reference:
+                self.console.walkthrough_restored[number] = (kind, wizard.reference, wizard.report)
             if outcome:
                 self._set(number, wizard.step_state() or outcome)
 
@@ -314,6 +324,7 @@ class SystemRestoreScreen(ConsoleScreen):
 
     def action_undo_step(self) -> None:
         self.states.pop(self._current(), None)
+        self.console.walkthrough_restored.pop(self._current(), None)
         self.refresh_steps()
 
     def action_leave(self) -> None:

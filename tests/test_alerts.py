@@ -235,3 +235,15 @@ def test_email_logs_in_to_the_relay_and_a_refused_login_is_reported(
             assert "refused SMTP_USER's login (535)" in delivery["email"]
             assert relay.messages == []
         assert password not in json.dumps(delivery)
+
+
+def test_a_test_alert_says_it_is_a_test_not_resolved(alert_env, webhook_receiver, smtp_server):
+    settings, _ = alert_env
+    with Catalog.open(settings.catalog_path) as catalog:
+        AlertDispatcher(catalog, settings, clock=Clock(T0)).send_test()
+    slack = by_path(webhook_receiver.wait_for_requests(2))[SLACK_SECRET_PATH].json()["text"]
+    subject = smtp_server.wait_for_messages(1)[0].message["Subject"]
+    for words in (slack, subject):
+        assert "this is a test" in words
+        assert "resolved" not in words
+    assert slack.startswith(":bell:")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from engines.alerts.channels import configured_channels
-from engines.alerts.message import AlertMessage, Channel, ChannelError
+from engines.alerts.message import TEST_KIND, AlertMessage, Channel, ChannelError
 from engines.catalog import Alert, Catalog
 from engines.catalog.times import utc_now
 from engines.config import Settings
@@ -125,9 +125,9 @@ class AlertDispatcher:
     def send_test(self) -> list[ChannelResult]:
         """`jarvis-tui alerts test`: one message to each channel, recorded like any alert."""
         text = f"Test alert from jarvis-tui on {socket.gethostname()}; this channel works."
-        alert_id = self.catalog.queue_alert("info", "test", text, self.clock())
+        alert_id = self.catalog.queue_alert("info", TEST_KIND, text, self.clock())
         self.catalog.claim_undelivered_alerts(self.claimant, self.clock() - DELIVERY_WINDOW)
-        results = send_to_channels(self.channels, AlertMessage("info", "test", text))
+        results = send_to_channels(self.channels, AlertMessage("info", TEST_KIND, text))
         delivery = {r.channel: r.text for r in results} if results else NO_CHANNEL
         self.catalog.set_alert_delivery(alert_id, delivery)
         return results

@@ -7,6 +7,7 @@ from typing import Protocol
 from engines.errors import JarvisError
 
 SEVERITY_WORDS = {"info": "resolved / info", "warning": "warning", "critical": "CRITICAL"}
+TEST_KIND = "test"
 
 
 class ChannelError(JarvisError):
@@ -21,7 +22,13 @@ class AlertMessage:
     host: str = socket.gethostname()
 
     @property
+    def is_test(self) -> bool:
+        return self.kind == TEST_KIND
+
+    @property
     def title(self) -> str:
+        if self.is_test:
+            return f"Jarvis backup on {self.host}: nothing is wrong, this is a test"
         word = SEVERITY_WORDS.get(self.severity, self.severity)
         return f"Jarvis backup on {self.host}: {word}: {self.kind}"
 

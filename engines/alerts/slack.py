@@ -4,6 +4,7 @@ from engines.alerts.http import post
 from engines.alerts.message import AlertMessage
 from engines.config import Secret
 
+TEST_EMOJI = ":bell:"
 EMOJI = {"info": ":white_check_mark:", "warning": ":warning:", "critical": ":rotating_light:"}
 
 
@@ -15,7 +16,7 @@ class SlackChannel:
         self.timeout = timeout
 
     def send(self, message: AlertMessage) -> str:
-        icon = EMOJI.get(message.severity, "")
+        icon = TEST_EMOJI if message.is_test else EMOJI.get(message.severity, "")
         status, _ = post(
             self._webhook_url.reveal(),
             payload={"text": f"{icon} *{message.title}*\n{message.text}".strip()},

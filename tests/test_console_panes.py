@@ -226,7 +226,9 @@ async def test_delete_takes_the_typed_id_and_warns_about_the_newest_backup(seede
         assert "Delete postgres_2026-05-01_020000?" in shown
         assert "newest good backup of postgres" in shown
         await pilot.press(*"postgres_2026-05-01", "enter")  # not the whole id: nothing happens
-        assert "Delete postgres_2026-05-01_020000?" in screen_words(app)
+        shown = screen_words(app)
+        assert "Delete postgres_2026-05-01_020000?" in shown
+        assert "'postgres_2026-05-01' not found" in shown and "nothing was done" in shown
         await pilot.press(*"_020000", "enter")
         await settle(pilot)
         await settle(pilot)

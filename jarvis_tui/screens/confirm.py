@@ -49,21 +49,37 @@ class TypedConfirmScreen(ModalScreen[bool]):
             yield Static(self.consequence)
             yield Static(f"Type [b]{self.expected}[/b] to confirm:", markup=True)
             yield Input(placeholder=self.expected, id="typed")
+            yield Static(id="typed-mismatch", markup=False)
             with Horizontal(classes="buttons"):
                 yield Button("Back", id="no")
                 yield Button(self.confirm_label, id="yes", variant="error", disabled=True)
 
     def on_mount(self) -> None:
+        self.query_one("#typed-mismatch", Static).display = False
         self.query_one("#typed", Input).focus()
 
     @on(Input.Changed, "#typed")
     def _typed(self, event: Input.Changed) -> None:
         self.query_one("#yes", Button).disabled = event.value != self.expected
+        self.query_one("#typed-mismatch", Static).display = False
 
     @on(Input.Submitted, "#typed")
     def _submitted(self, event: Input.Submitted) -> None:
         if event.value == self.expected:
             self.dismiss(True)
+            return
+        mismatch = self.query_one("#typed-mismatch", Static)
+        mismatch.update(self.mismatch_line(event.value))
+        mismatch.display = True
+
+    def mismatch_line(self, typed: str) -> str:
+        """Enter on a wrong name must say so, not do nothing in silence."""
+        if not typed.strip():
+            return f"Nothing typed: type {self.expected} to confirm, or press Escape to go back."
+        return (
+            f"{typed!r} not found: this confirms only {self.expected}, nothing was done. "
+            "Type it exactly, or press Escape to go back."
+        )
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id == "yes" and not event.button.disabled)

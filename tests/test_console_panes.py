@@ -184,8 +184,23 @@ async def test_help_lists_the_keys_of_the_pane(seeded_console):
         await settle(pilot)
         text = screen_text(app)
         assert "Keys · Catalog" in text and "Verify" in text and "command palette" in text
+        assert "/ Filter" in screen_words(app) and "slash" not in text
         await pilot.press("escape")
         assert isinstance(app.screen, CatalogScreen)
+
+
+async def test_help_names_a_wizard_by_its_title_not_its_class(seeded_console):
+    app = seeded_console.app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("R")
+        await settle(pilot)
+        await pilot.press("enter")  # the first choice: PostgreSQL database
+        await settle(pilot)
+        await pilot.press("f1")
+        await settle(pilot)
+        text = screen_text(app)
+    assert "Keys · Restore PostgreSQL" in text
+    assert "Wizard" not in text and "slash" not in text
 
 
 async def test_palette_offers_every_action(seeded_console):

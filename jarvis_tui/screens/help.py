@@ -1,10 +1,13 @@
 """The help screen: every key of the pane it was opened from, then the global ones."""
 
+import re
+
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
+from textual.keys import format_key
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Static
 
@@ -20,12 +23,26 @@ GLOBAL_KEYS = (
 )
 
 
+def key_name(key: str) -> str:
+    """The key as printed on it: `slash` is shown `/`; named keys (enter, up) stay words."""
+    shown = format_key(key)
+    return shown if len(shown) == 1 and shown.isascii() else key
+
+
+def screen_title(screen: Screen) -> str:
+    """A wizard's own title, else the class name in words: SystemRestoreScreen, System restore."""
+    if type(screen).TITLE:
+        return type(screen).TITLE
+    words = re.findall(r"[A-Z][a-z]*", type(screen).__name__.removesuffix("Screen"))
+    return " ".join([words[0], *(word.lower() for word in words[1:])]) if words else "Console"
+
+
 def key_rows(bindings: list) -> list[tuple[str, str]]:
     rows = []
     for item in bindings:
         binding = item if isinstance(item, Binding) else Binding(*item)
         if binding.description:
-            keys = " / ".join(k.strip() for k in binding.key.split(","))
+            keys = " / ".join(key_name(k.strip()) for k in binding.key.split(","))
             rows.append((keys, binding.description))
     return rows
 
@@ -47,7 +64,7 @@ class HelpScreen(ModalScreen[None]):
         self.under = under
 
     def compose(self) -> ComposeResult:
-        pane = type(self.under).__name__.removesuffix("Screen")
+        pane = screen_title(self.under)
         local = key_rows(list(getattr(self.under, "BINDINGS", [])))
         with Vertical(classes="dialog wide"):
             yield Static(Text(f"Keys · {pane}", style="bold"), classes="dialog-title")

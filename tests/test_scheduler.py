@@ -311,3 +311,30 @@ def test_a_run_left_running_by_a_dead_scheduler_is_closed_on_start(tmp_path, iso
         assert run.id == run_id and run.outcome == "cancelled"
     finally:
         scheduler.stop(0)
+
+
+def test_the_scheduler_line_speaks_in_the_operators_words(tmp_path, isolated_env):
+    from engines.catalog.times import parse_iso
+    from engines.monitoring.status import collect_status
+    from engines.scheduling.moments import moment_words
+
+    settings = make_settings(tmp_path, BACKUP_TIMEZONE="UTC")
+    with Catalog.open(settings.catalog_path) as catalog:
+        report = collect_status(settings, catalog, T0)  # 2025-01-01 00:00 UTC
+    assert report.next_text == "daily 02:00 today (in 2 h)"
+
+    scheduler = Scheduler(settings, purpose="console", clock=Clock(T0))
+    assert scheduler.start(timers=False)
+    try:
+        with Catalog.open(settings.catalog_path) as catalog:
+            started = parse_iso(scheduler_holder(settings)["started_at"])
+            later = started + timedelta(hours=2, minutes=5)
+            line = collect_status(settings, catalog, later).scheduler_text
+    finally:
+        scheduler.stop(0)
+    assert f"since {started:%H:%M} " in line and line.endswith("(2 h 5 min ago)")
+    assert started.isoformat()[:16] not in line  # no raw ISO timestamp
+
+    zone = ZoneInfo("Europe/Berlin")  # 2025-01-01 01:00 there
+    assert moment_words(T0 + timedelta(hours=25), T0, zone) == "02:00 tomorrow (in 1 d 1 h)"
+    assert moment_words(T0 + timedelta(days=3), T0, zone) == "01:00 2025-01-04 (in 3 d)"

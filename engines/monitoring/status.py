@@ -2,7 +2,7 @@
 and how far each copy destination (S3) is behind."""
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from engines.catalog import Catalog
@@ -12,6 +12,7 @@ from engines.monitoring.watchdog import backup_freshness, format_age
 from engines.repository.offsite import OffsiteStatus, offsite_status
 from engines.repository.whereabouts import copy_destination_names
 from engines.scheduling.clock import configured_timezone, timezone_name
+from engines.scheduling.moments import moment_words
 from engines.scheduling.schedules import describe_holder, scheduler_holder, schedules_from
 
 
@@ -72,10 +73,22 @@ class StatusReport:
     scheduler: dict[str, Any] | None
     open_alerts: list[str]
     offsite: list[OffsiteStatus] = field(default_factory=list)  # per copy destination
+    checked_at: datetime | None = None  # with zone: the scheduler line in the operator's words
+    zone: tzinfo | None = None
 
     @property
     def scheduler_text(self) -> str:
-        return describe_holder(self.scheduler)
+        return describe_holder(self.scheduler, self.checked_at, self.zone)
+
+    @property
+    def next_text(self) -> str | None:
+        """The soonest scheduled run: "daily 02:00 today (in 3 h)"; None when none is on."""
+        now, zone = self.checked_at, self.zone
+        upcoming = [(s.next_run, s.name) for s in self.schedules if s.next_run is not None]
+        if not upcoming or now is None or zone is None:
+            return None
+        moment, name = min(upcoming)
+        return f"{name} {moment_words(moment, now, zone)}"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -115,7 +128,14 @@ def collect_status(settings: Settings, catalog: Catalog, now: datetime) -> Statu
     alerts = [f"{a.kind}: {a.message}" for a in catalog.open_conditions()]
     offsite = offsite_status(catalog, copy_destination_names(settings))
     return StatusReport(
-        timezone_name(zone), schedules, sources, scheduler_holder(settings), alerts, offsite
+        timezone_name(zone),
+        schedules,
+        sources,
+        scheduler_holder(settings),
+        alerts,
+        offsite,
+        checked_at=now,
+        zone=zone,
     )
 
 

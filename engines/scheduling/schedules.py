@@ -4,16 +4,19 @@ Light enough for `status` and `health` to import: the running scheduler lives
 in `engines/scheduling/scheduler.py`.
 """
 
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
 
 from apscheduler.triggers.cron import CronTrigger
 
+from engines.catalog.times import parse_iso
 from engines.config import Settings
 from engines.repository.lock import read_holder
 from engines.scheduling.clock import configured_timezone
 from engines.scheduling.cron import CronTimes, cron_trigger, describe_cron
+from engines.scheduling.moments import moment_words
 
 SCHEDULER_LOCK_NAME = ".scheduler.lock"
 TIERS_BY_RANK = ("daily", "weekly", "monthly")
@@ -85,10 +88,17 @@ def scheduler_holder(settings: Settings) -> dict[str, Any] | None:
     return read_holder(settings.repository_dir, name=SCHEDULER_LOCK_NAME)
 
 
-def describe_holder(holder: dict[str, Any] | None) -> str:
+def describe_holder(
+    holder: dict[str, Any] | None, now: datetime | None = None, zone: tzinfo | None = None
+) -> str:
+    """Who holds the schedules; with `now` and `zone`, since when in the operator's words."""
     if holder is None:
         return "nobody: start `jarvis-tui --run-scheduled` or open the console"
+    since = holder.get("started_at")
+    if since and now is not None and zone is not None:
+        with suppress(ValueError):  # a lock file another version wrote: shown as it is
+            since = moment_words(parse_iso(str(since)), now, zone)
     return (
         f"{holder.get('purpose', 'scheduler')}, pid {holder.get('pid')} on "
-        f"{holder.get('host')} since {holder.get('started_at')}"
+        f"{holder.get('host')} since {since}"
     )

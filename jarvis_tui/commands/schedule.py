@@ -93,6 +93,8 @@ def run_status(args: argparse.Namespace) -> ExitCode:
     if report.offsite:
         print_offsite(report.offsite, zone)
     print(f"\nScheduler: {report.scheduler_text}")
+    if report.next_text:
+        print(f"Next: {report.next_text}")
     if report.open_alerts:
         print("Open alerts:")
         for alert in report.open_alerts:

@@ -24,6 +24,7 @@ from engines.jobs import JobLogged, JobProgressed, JobStarted, JobUpdate
 from engines.keys import LOST_KEY_WARNING, store_new_key
 from engines.plumbing.error_text import error_text
 from engines.plumbing.paths import default_env_file
+from engines.readiness import all_problems
 
 __all__ = [
     "LOST_KEY_WARNING",
@@ -39,6 +40,7 @@ __all__ = [
     "JobStarted",
     "JobUpdate",
     "Settings",
+    "all_problems",
     "close_logging",
     "configure_logging",
     "default_env_file",

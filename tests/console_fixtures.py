@@ -164,6 +164,7 @@ def write_console_env(cwd: Path, **extra: str) -> Path:
 @pytest.fixture
 def console_env(isolated_env) -> ConsoleEnv:
     (isolated_env.cwd / "repo").mkdir(mode=0o700)
+    (isolated_env.cwd / "data" / "uploads").mkdir(parents=True)  # BACKUP_FILE_PATHS exists
     return ConsoleEnv(isolated_env.cwd, write_console_env(isolated_env.cwd))
 
 
@@ -347,6 +348,7 @@ def snapshot_console(isolated_env, monkeypatch: pytest.MonkeyPatch) -> Iterator[
         shutil.rmtree(SNAPSHOT_ROOT, ignore_errors=True)
         SNAPSHOT_ROOT.mkdir(mode=0o700)
         (SNAPSHOT_ROOT / "repo").mkdir(mode=0o700)
+        (SNAPSHOT_ROOT / "data" / "uploads").mkdir(parents=True)  # BACKUP_FILE_PATHS exists
         monkeypatch.chdir(SNAPSHOT_ROOT)
         # Sealed metadata names the host, so sizes on screen would follow its name.
         monkeypatch.setattr(socket, "gethostname", lambda: "jarvis-host")

@@ -15,6 +15,7 @@ from jarvis_tui.dashboard_view import (
     gather_dashboard,
     probe_servers,
 )
+from jarvis_tui.engine_access import all_problems
 from jarvis_tui.formatting import duration, local_moment, short_moment
 from jarvis_tui.messages import DashboardLoaded, ServersProbed
 from jarvis_tui.screens.base import PaneScreen
@@ -67,15 +68,17 @@ class DashboardScreen(PaneScreen):
 
     def _show_settings_banner(self) -> None:
         banner = self.query_one("#settings-banner", Static)
-        problems = self.console.settings.problems
+        problems = all_problems(self.console.settings)
+        self.settings_problems = problems
         banner.display = bool(problems)
         if problems:
-            banner.update(
-                Text(
-                    f"Settings need attention: {len(problems)} problem(s); see Settings (5).",
-                    style="bold",
-                )
+            text = Text(
+                f"Settings need attention: {len(problems)} problem(s); see Settings (5).",
+                style="bold",
             )
+            for problem in problems:
+                text.append(f"\n  {problem}", style="red")
+            banner.update(text)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="dashboard")
     def load(self) -> None:
@@ -147,6 +150,8 @@ class DashboardScreen(PaneScreen):
             return row.kind, Text("not configured", style="dim"), ""
         fresh = row.freshness
         if fresh is None or fresh.set_id is None:
+            if self.settings_problems:  # b would only fail: the banner says what to fix
+                return row.kind, Text("none yet: fix Settings (5)", style="bold red"), ""
             return row.kind, Text("none yet: press b", style="bold red"), ""
         style = "bold red" if fresh.too_old else "green"
         when = duration(fresh.age) if fresh.age is not None else "-"

@@ -5,16 +5,18 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
-from jarvis_tui.engine_access import Settings
+from jarvis_tui.engine_access import Settings, all_problems
 from jarvis_tui.screens.base import PaneScreen
 
 
-def problems_by_variable(settings: Settings) -> tuple[dict[str, str], list[str]]:
+def problems_by_variable(
+    settings: Settings, problems: tuple[str, ...]
+) -> tuple[dict[str, str], list[str]]:
     """Problems keyed by the variable they name, and those naming none (a bad .env line)."""
     names = {row[0] for row in settings.display_rows()}
     keyed: dict[str, str] = {}
     loose: list[str] = []
-    for problem in settings.problems:
+    for problem in problems:
         name, _, message = problem.partition(": ")
         if name in names:
             keyed[name] = message if name not in keyed else f"{keyed[name]}; {message}"
@@ -66,7 +68,8 @@ class SettingsScreen(PaneScreen):
 
     def show_settings(self) -> None:
         settings = self.console.settings
-        keyed, loose = problems_by_variable(settings)
+        problems = all_problems(settings)
+        keyed, loose = problems_by_variable(settings, problems)
         self.problem_rows: list[int] = []
         table = self.query_one("#settings-table", DataTable)
         self._fit_columns(table)
@@ -81,9 +84,9 @@ class SettingsScreen(PaneScreen):
         summary = Text()
         source = settings.env_file or "no .env file (environment and defaults only)"
         summary.append(f"Settings from {source}; the environment wins over the file.\n")
-        if settings.problems:
+        if problems:
             summary.append(
-                f"{len(settings.problems)} problem(s): the console keeps going with defaults for "
+                f"{len(problems)} problem(s): the console keeps going with defaults for "
                 "those; backups may be refused until they are fixed. p jumps to the next one, "
                 "r reloads after you edit the file.",
                 style="bold red",

@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING, Any
 from engines.catalog import Alert
 from engines.config import Settings
 from jarvis_tui.engine_access import EngineAccess
-from jarvis_tui.formatting import local_moment
-from jarvis_tui.output import human_size
+from jarvis_tui.formatting import human_size, local_moment
 
 if TYPE_CHECKING:
     from engines.monitoring.status import ScheduleStatus, SourceStatus, StatusReport

@@ -5,10 +5,20 @@ Pure functions (no textual): the panes, the tests and the benchmark share them.
 
 from datetime import datetime, timedelta
 
-from jarvis_tui.output import human_size
-
 BAR_FULL = "█"
 BAR_EMPTY = "░"
+
+
+def human_size(size: int | None) -> str:
+    """`512 B`, `4.4 KiB`, `1.2 GiB`; `-` when unknown."""
+    if size is None:
+        return "-"
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
 
 
 def local_moment(moment: datetime | None) -> str:

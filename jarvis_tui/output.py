@@ -6,16 +6,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-
-def human_size(size: int | None) -> str:
-    if size is None:
-        return "-"
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
+from jarvis_tui.formatting import human_size
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:

@@ -11,7 +11,7 @@ from engines.store import ingest as ingest_module
 from engines.store import walker as walker_module
 from engines.store.snapshots import load_manifest
 from jarvis_tui.exit_codes import ExitCode
-from jarvis_tui.output import human_size
+from jarvis_tui.formatting import human_size
 from tests.support.files_env import FilesEnv, make_files_env, random_text, tree_of
 
 

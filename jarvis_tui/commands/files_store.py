@@ -9,7 +9,8 @@ from engines.actions.verbs import Request
 from engines.store.snapshots import shown
 from jarvis_tui.commands.context import maintain_with_progress, open_workspace, run_with_progress
 from jarvis_tui.exit_codes import ExitCode
-from jarvis_tui.output import human_size, print_json
+from jarvis_tui.formatting import human_size
+from jarvis_tui.output import print_json
 
 
 def register(commands: argparse._SubParsersAction, words: Sequence[str] = ()) -> None:

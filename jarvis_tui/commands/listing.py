@@ -14,7 +14,8 @@ from engines.repository.whereabouts import (
 )
 from jarvis_tui.commands.context import open_workspace
 from jarvis_tui.exit_codes import ExitCode
-from jarvis_tui.output import human_size, print_json, print_table
+from jarvis_tui.formatting import human_size
+from jarvis_tui.output import print_json, print_table
 
 
 def register(commands: argparse._SubParsersAction, words: Sequence[str] = ()) -> None:

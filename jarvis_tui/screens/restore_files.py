@@ -10,8 +10,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Input, RadioButton, RadioSet, Static
 
-from jarvis_tui.formatting import count
-from jarvis_tui.output import human_size
+from jarvis_tui.formatting import count, human_size
 from jarvis_tui.restore_access import OVERWRITE_POLICIES, FilesRestoreOptions
 from jarvis_tui.screens.wizard import RestoreWizard
 from jarvis_tui.widgets.wizard_step import WizardStep

@@ -20,8 +20,7 @@ from textual.timer import Timer
 
 from jarvis_tui.catalog_view import SetExtras
 from jarvis_tui.engine_access import BackupSet
-from jarvis_tui.formatting import local_moment
-from jarvis_tui.output import human_size
+from jarvis_tui.formatting import human_size, local_moment
 
 PENDING = "…"
 # With a copy destination (S3) configured, where a set lives says what is missing there.

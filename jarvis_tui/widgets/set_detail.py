@@ -8,8 +8,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from jarvis_tui.catalog_view import ArtifactDetail, SetDetail
-from jarvis_tui.formatting import count, local_moment
-from jarvis_tui.output import human_size
+from jarvis_tui.formatting import count, human_size, local_moment
 
 MAX_TABLES_SHOWN = 12
 MAX_GAPS_SHOWN = 4  # copies missing or failed, listed under the set's heading

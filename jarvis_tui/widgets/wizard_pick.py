@@ -5,9 +5,8 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.widgets import DataTable, Static
 
-from jarvis_tui.formatting import local_moment
+from jarvis_tui.formatting import human_size, local_moment
 from jarvis_tui.messages import RestorableSetsLoaded, WorkspaceFailed
-from jarvis_tui.output import human_size
 from jarvis_tui.restorable import RestorableSet, restorable_sets
 from jarvis_tui.widgets.wizard_step import WizardStep
 

@@ -15,7 +15,7 @@ from jarvis_tui.commands.context import (
     restore_with_progress,
 )
 from jarvis_tui.exit_codes import ExitCode
-from jarvis_tui.output import human_size
+from jarvis_tui.formatting import human_size
 
 
 def register(backup_commands: argparse._SubParsersAction, restore_commands) -> None:

@@ -8,7 +8,8 @@ from engines.actions.verbs import Request, run_verb
 from engines.jobs import JobLogged, JobUpdate
 from jarvis_tui.commands.context import open_workspace, run_with_progress, warn_not_offsite
 from jarvis_tui.exit_codes import ExitCode
-from jarvis_tui.output import human_size, print_json
+from jarvis_tui.formatting import human_size
+from jarvis_tui.output import print_json
 
 
 def register(backup_commands: argparse._SubParsersAction, restore_commands) -> None:

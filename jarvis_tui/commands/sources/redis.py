@@ -6,7 +6,7 @@ from pathlib import Path
 from engines.redis.options import RedisBackupOptions, RedisRestoreOptions
 from jarvis_tui.commands.context import back_up_command, print_restore_report, restore_command
 from jarvis_tui.exit_codes import ExitCode
-from jarvis_tui.output import human_size
+from jarvis_tui.formatting import human_size
 
 
 def register(backup_commands: argparse._SubParsersAction, restore_commands) -> None:

@@ -210,7 +210,7 @@ async def test_palette_offers_every_action(seeded_console):
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("2")
         await settle(pilot)
-        names = {name for name, _, _ in console_commands(app, app.screen)}
+        names = {command.name for command in console_commands(app, app.screen)}
         for expected in (
             "Back up postgres now",
             "Back up full now",

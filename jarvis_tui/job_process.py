@@ -29,6 +29,7 @@ from engines.errors import JobCancelledError, RepositoryLockedError
 from engines.jobs import JobContext, JobUpdate
 from engines.pipeline.allocator import keep_freed_memory
 from engines.plumbing.error_text import error_text
+from jarvis_tui.maintenance_reports import MAINTENANCE_VALUES
 
 if TYPE_CHECKING:
     from engines.workspace import Workspace
@@ -95,6 +96,7 @@ CONSOLE_VALUES: dict[str, Callable[[Any], Any]] = {
     # Each destination's line as the CLI prints it, and whether that copy failed.
     "sync": lambda report: [(outcome.describe(), not outcome.ok) for outcome in report.outcomes],
     "pull": _pulled,
+    **MAINTENANCE_VALUES,
 }
 
 

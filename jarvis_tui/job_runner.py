@@ -119,6 +119,14 @@ class JobRunner:
             work, name=spec.job[1], group=JOB_GROUP, thread=True, exit_on_error=False
         )
 
+    def start(
+        self,
+        spec: ActionSpec,
+        finished: Callable[[Outcome], list[tuple[MessagePump, Message]]],
+    ) -> None:
+        """Any verb as a console job (the maintenance jobs start theirs here)."""
+        self._run(spec, None, finished)
+
     def backup(self, kind: str, options: Any = None, reply_to: MessagePump | None = None) -> None:
         target = reply_to or self.app
 
@@ -183,7 +191,9 @@ class JobRunner:
 
         self._run(ActionSpec("pull", Request(reference=reference)), reply_to, finished)
 
-    def verify(self, set_id: str, reply_to: MessagePump) -> None:
+    def verify(self, set_id: str, reply_to: MessagePump, *, read_data: bool = False) -> None:
+        """Verify a set; with `read_data` every chunk of a files snapshot is read too."""
+
         def finished(outcome: Outcome) -> list[tuple[MessagePump, Message]]:
             if outcome.error is not None:
                 return [(reply_to, VerifyFailed(set_id, outcome.error))]
@@ -192,7 +202,9 @@ class JobRunner:
                 (self.app, CatalogChanged("verified")),
             ]
 
-        self._run(ActionSpec("verify", Request(reference=set_id)), None, finished)
+        label = f"verify {set_id}, reading every chunk" if read_data else None
+        request = Request(reference=set_id, read_data=read_data, label=label)
+        self._run(ActionSpec("verify", request), None, finished)
 
     def export(
         self,

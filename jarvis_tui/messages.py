@@ -234,3 +234,38 @@ class HealthChecked(Message):
     step: int
     ok: bool
     lines: list[tuple[bool, str]]
+
+
+@dataclass
+class RetentionPlanned(Message):
+    """A cleanup's dry run ended: which sets retention keeps (and why), which it deletes."""
+
+    plan: Any
+
+
+@dataclass
+class RetentionPlanFailed(Message):
+    error: str
+
+
+@dataclass
+class MaintenanceFinished(Message):
+    """A maintenance job (cleanup, prune, verify all, drill, catalog rebuild) ended."""
+
+    title: str
+    lines: list[str]
+    failed: bool
+
+
+@dataclass
+class MaintenanceFailed(Message):
+    title: str
+    error: str
+    cancelled: bool = False
+
+
+@dataclass
+class HealthRead(Message):
+    """Every check of the health engine, as the Health screen shows them."""
+
+    rows: list[Any]

@@ -98,6 +98,7 @@ class JobContext:
         self._last_cancel_poll = float("-inf")
         self._pending_progress: tuple[int, str] | None = None
         self._total: int | None = None
+        self._counted_in: str | None = None
 
     def notify(self, update: JobUpdate) -> None:
         for listener in list(self._listeners):
@@ -118,9 +119,30 @@ class JobContext:
         logger.log(logging.getLevelName(level.upper()), "[job %d] %s", self.job_id, message)
         self.notify(JobLogged(self.job_id, event_id, level, message))
 
-    def progress(self, done: int, total: int | None = None, unit: str = "bytes") -> None:
-        """Report progress; stored at most every PROGRESS_INTERVAL_S, always once done >= total."""
+    def count_in(self, unit: str, total: int) -> None:
+        """Count the job (or its phase from here on) in `unit`, 0 of `total` so far.
+
+        A job made of parts or steps says so before the first one starts: the progress
+        the work inside a part reports in its own unit (bytes, keys) is then left out,
+        and the job reads as one count, never bytes one moment and parts the next.
+        """
         with self._progress_lock:
+            self._counted_in = unit
+            self._total = total
+            self._pending_progress = (0, unit)
+            self._last_progress_write = self._clock()
+            update = self._write_pending_progress()
+        if update:
+            self.notify(update)
+
+    def progress(self, done: int, total: int | None = None, unit: str = "bytes") -> None:
+        """Report progress; stored at most every PROGRESS_INTERVAL_S, always once done >= total.
+
+        Once `count_in` set the job's unit, progress in any other unit is left out.
+        """
+        with self._progress_lock:
+            if self._counted_in not in (None, unit):
+                return
             if total is not None:
                 self._total = total
             self._pending_progress = (done, unit)

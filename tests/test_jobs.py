@@ -276,6 +276,25 @@ def test_progress_is_throttled_but_completion_and_the_last_value_are_stored(cata
     assert (again.progress_done, again.progress_total, again.progress_unit) == (6, 7, "files")
 
 
+def test_a_job_counted_in_parts_leaves_out_the_bytes_each_part_reports(catalog: Catalog):
+    """`backup full` read bytes one moment and parts the next; now one unit per job."""
+    seen: list[JobProgressed] = []
+
+    def work(ctx: JobContext) -> None:
+        ctx.count_in("parts", 2)
+        for part in (1, 2):
+            ctx.progress(4096, 8192)  # a source's own bytes
+            ctx.progress(part, 2, "parts")
+        ctx.progress(10, unit="keys")
+
+    run_job(catalog, "backup", "full", work, listeners=[seen.append])
+    (job,) = catalog.list_jobs()
+    assert (job.progress_done, job.progress_total, job.progress_unit) == (2, 2, "parts")
+    progressed = [(u.done, u.total, u.unit) for u in seen if isinstance(u, JobProgressed)]
+    assert progressed[0] == (0, 2, "parts") and progressed[-1] == (2, 2, "parts")
+    assert {unit for _, _, unit in progressed} == {"parts"}
+
+
 def test_a_job_reporting_progress_in_a_tight_loop_ends_with_its_final_value(catalog: Catalog):
     seen = []
 

@@ -118,6 +118,9 @@ def run_backup_full(
     workspace.repository.ensure_repository_id()
     parts: list[PartResult] = []
     with workspace.lock("backup full"):
+        # Counted in parts: the bytes and keys each source reports are left out of the job's
+        # progress, as are the copies' bytes after the last part.
+        context.count_in("parts", len(configured))
         clear_leftovers(workspace, context)
         backup_set = workspace.catalog.create_backup_set(
             FULL_KIND, tier=tier, job_id=context.job_id, created_at=created_at

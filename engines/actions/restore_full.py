@@ -101,6 +101,7 @@ def run_restore_full(
     parts = parts_of(workspace, backup_set)
     run = StepRun(workspace, options, context)
     run.total = len(parts) + 6  # check, stop, download, parts..., compare, start, health
+    context.count_in("steps", run.total)  # not the bytes and keys of each part's restore
     if not options.dry_run:
         _require_a_way_to_stop(run)
     # Held throughout: no backup of a half-restored system, no prune under the restore.

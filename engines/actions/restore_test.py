@@ -44,6 +44,8 @@ def run_restore_test(
     backup_set = backup.backup_set
     artifacts = [a for a in workspace.catalog.artifacts_of(backup_set.id) if a.status == "complete"]
     checks = []
+    # The drills, counted in artifacts (not each restore's bytes), after the backup's parts.
+    context.count_in("artifacts", len(artifacts))
     for number, artifact in enumerate(artifacts, start=1):
         context.raise_if_cancelled()
         context.log(f"restoring {artifact.relpath} into a scratch target")

@@ -64,7 +64,11 @@ def age(moment: datetime | None, now: datetime) -> str:
 def rate(done: int, seconds: float, unit: str) -> str:
     if seconds <= 0 or done <= 0:
         return "-"
-    per_second = done / seconds
+    return speed(done / seconds, unit)
+
+
+def speed(per_second: float, unit: str) -> str:
+    """`3.4 MiB/s`, `12 keys/s`."""
     if unit == "bytes":
         return f"{human_size(int(per_second))}/s"
     return f"{per_second:,.0f} {unit}/s"

@@ -1,74 +1,14 @@
-"""A throwaway redis-server on a free loopback port."""
+"""A throwaway redis-server for a test: the engine's (engines/servers/redis.py) in a
+temporary folder of the test run."""
 
-import shutil
-import urllib.parse
-import urllib.request
-from pathlib import Path
-from typing import Any
-
-from tests.support.processes import LOOPBACK, ProcessServer, unprivileged_account
+from engines.servers import redis
+from engines.servers.process import unprivileged_account
+from tests.support.processes import TrackedServer, make_server_folder
 
 
-class RedisServer(ProcessServer):
-    kind = "redis"
-
+class RedisServer(TrackedServer, redis.RedisServer):
     def __init__(self, *, password: str | None = None, binary: str | None = None) -> None:
-        found = binary or shutil.which("redis-server") or "/usr/bin/redis-server"
-        if not Path(found).is_file():
-            raise RuntimeError("redis-server not found; install the `redis-server` package")
-        self.binary = found
-        self.password = password
-        super().__init__(unprivileged_account("redis"))
-
-    def _argv(self, port: int) -> list[str]:
-        argv = [
-            self.binary,
-            "--port",
-            str(port),
-            "--bind",
-            LOOPBACK,
-            "--dir",
-            str(self.base_dir),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--daemonize",
-            "no",
-            "--logfile",
-            "",
-        ]
-        if self.password:
-            argv += ["--requirepass", self.password]
-        return argv
-
-    def _answers(self, port: int) -> bool:
-        import redis
-        from redis.backoff import NoBackoff
-        from redis.retry import Retry
-
-        client = redis.Redis(
-            self.host, port, password=self.password, socket_timeout=2, retry=Retry(NoBackoff(), 0)
+        account = unprivileged_account("redis")
+        super().__init__(
+            make_server_folder(self.kind, account), account, password=password, binary=binary
         )
-        try:
-            return client.info("server")["process_id"] == self.pid
-        except (redis.ConnectionError, redis.ResponseError, redis.TimeoutError):
-            return False
-        finally:
-            client.close()
-
-    def url(self, db: int = 0) -> str:
-        auth = f":{urllib.parse.quote(self.password, safe='')}@" if self.password else ""
-        return f"redis://{auth}{self.host}:{self.port}/{db}"
-
-    def client(self, db: int = 0, **options: Any):
-        import redis
-
-        return redis.Redis(self.host, self.port, db=db, password=self.password, **options)
-
-    def flush(self) -> None:
-        with self.client() as client:
-            client.flushall()
-
-
-# --- S3 ------------------------------------------------------------------------------------

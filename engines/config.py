@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from engines.dotenv import read_env_file
+from engines.dotenv import read_env_lines
 from engines.errors import SettingsError
 from engines.plumbing import paths
 from engines.plumbing.redaction import url_secret_parts
@@ -571,9 +571,10 @@ def load_settings(
     chosen_file = find_env_file(env_file)
     if chosen_file is not None:
         try:
-            file_values = read_env_file(chosen_file)
+            file_values, line_problems = read_env_lines(chosen_file)
         except SettingsError as exc:
-            problems.extend(exc.problems)
+            line_problems = exc.problems
+        problems.extend(line_problems)
     values: dict[str, Any] = {}
     origins: dict[str, str] = {}
     for variable in VARIABLES:

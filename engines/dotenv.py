@@ -41,8 +41,13 @@ def parse_value(raw: str) -> str | None:
     return re.split(r"\s+#", raw, maxsplit=1)[0].strip()
 
 
-def read_env_file(path: Path) -> dict[str, str]:
-    """Parse `path`; every malformed line is reported at once, by line number only."""
+def read_env_lines(path: Path) -> tuple[dict[str, str], list[str]]:
+    """The well-formed assignments of `path`, and one problem per malformed line.
+
+    A typo on one line leaves the others readable, so every problem in the file
+    (malformed lines and bad values alike) can be reported at once. A file that
+    cannot be read at all raises SettingsError.
+    """
     values: dict[str, str] = {}
     problems = []
     try:
@@ -57,13 +62,25 @@ def read_env_file(path: Path) -> dict[str, str]:
             continue
         match = _LINE.match(line)
         value = parse_value(match.group(2)) if match else None
-        if match is None or value is None:
-            # The line may hold a secret, so only its position is reported.
+        # The line may hold a secret, so only its position (and name) is reported.
+        if match is None:
             problems.append(
-                f"{path}:{number}: not a KEY=value line (check quotes); line content not shown"
+                f"{path}:{number}: not a KEY=value line; correct or remove it "
+                "(line content not shown)"
             )
-            continue
-        values[match.group(1)] = value
+        elif value is None:
+            problems.append(
+                f"{path}:{number}: {match.group(1)}: a quote is not closed, or text follows "
+                "the closing quote; correct the quotes (line content not shown)"
+            )
+        else:
+            values[match.group(1)] = value
+    return values, problems
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Parse `path`; every malformed line is reported at once, by line number only."""
+    values, problems = read_env_lines(path)
     if problems:
         raise SettingsError(problems)
     return values

@@ -24,8 +24,6 @@ from jarvis_tui.engine_access import (
     configure_logging,
     default_env_file,
     error_text,
-    load_settings,
-    register_secrets,
 )
 from jarvis_tui.exit_codes import ExitCode
 from jarvis_tui.job_runner import JobRunner
@@ -41,6 +39,7 @@ from jarvis_tui.screens.dashboard import DashboardScreen
 from jarvis_tui.screens.help import HelpScreen
 from jarvis_tui.screens.key_setup import KeySetupScreen
 from jarvis_tui.screens.restore_chooser import RestoreChooser, open_restore
+from jarvis_tui.settings_reload import SettingsReload
 
 Clock = Callable[[], datetime]
 
@@ -49,7 +48,7 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class JarvisConsole(JobsWatch, OutcomeNotifications, App[ExitCode]):
+class JarvisConsole(JobsWatch, OutcomeNotifications, SettingsReload, App[ExitCode]):
     TITLE = "Jarvis backup console"
     CSS_PATH = "styles/app.tcss"
     COMMANDS = App.COMMANDS | {ConsoleCommands}
@@ -89,7 +88,7 @@ class JarvisConsole(JobsWatch, OutcomeNotifications, App[ExitCode]):
         self.clock: Clock = clock or _utc_now
         self.disk_space: DiskProbe = disk_space or repository_disk_space
         self.poll_seconds = poll_seconds
-        self.settings: Settings = self._read_settings()
+        self.settings: Settings = self.read_settings()
         self.access = EngineAccess(self.settings)
         self.runner = JobRunner(self)
         self.scheduler = SchedulerHost(self, enabled=host_scheduler)
@@ -102,30 +101,6 @@ class JarvisConsole(JobsWatch, OutcomeNotifications, App[ExitCode]):
         self.walkthrough_states: dict[int, str] = {}
         # Step: what its wizard restored (kind, backup reference, report), for step 8.
         self.walkthrough_restored: dict[int, tuple[str, str, object]] = {}
-
-    # -- settings ---------------------------------------------------------------------------
-
-    def _read_settings(self) -> Settings:
-        settings = load_settings(env_file=self.env_file, strict=False)
-        register_secrets(settings.secret_values())
-        return settings
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="settings")
-    def reload_settings(self) -> None:
-        """Read the settings again (after an edit of the .env file or a new key)."""
-        settings = self._read_settings()
-        self.call_from_thread(self._use_settings, settings)
-
-    def _use_settings(self, settings: Settings) -> None:
-        previous = self.access
-        self.settings = settings
-        self.access = EngineAccess(settings)
-        self.run_worker(previous.close, thread=True, group="settings")
-        self.start_logging()
-        self.scheduler.restart()
-        self.catalog_signal.publish("settings reloaded")
-        problems = f": {len(settings.problems)} problem(s)" if settings.problems else ""
-        self.notify(f"Settings reloaded{problems}", timeout=4)
 
     # -- start and stop ---------------------------------------------------------------------
 

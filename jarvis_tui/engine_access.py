@@ -25,6 +25,7 @@ from engines.keys import LOST_KEY_WARNING, store_new_key
 from engines.plumbing.error_text import error_text
 from engines.plumbing.paths import default_env_file
 from engines.readiness import all_problems
+from engines.settings_check import SettingsCheck, check_settings, moved_destinations
 
 __all__ = [
     "LOST_KEY_WARNING",
@@ -40,12 +41,15 @@ __all__ = [
     "JobStarted",
     "JobUpdate",
     "Settings",
+    "SettingsCheck",
     "all_problems",
+    "check_settings",
     "close_logging",
     "configure_logging",
     "default_env_file",
     "error_text",
     "load_settings",
+    "moved_destinations",
     "register_secrets",
     "store_new_key",
 ]

@@ -11,7 +11,7 @@ from engines.errors import JarvisError
 from engines.joblog import redact, register_secrets
 from engines.keys import LOST_KEY_WARNING, key_source, keyring_from_settings, store_new_key
 from engines.pipeline.crypto import MasterKey, generate_key_hex
-from engines.readiness import readiness_problems
+from engines.settings_check import check_settings
 from jarvis_tui.commands.context import settings_from
 from jarvis_tui.exit_codes import ExitCode, exit_code_for
 from jarvis_tui.output import print_json, print_table
@@ -90,15 +90,16 @@ def run_config_show(args: argparse.Namespace) -> ExitCode:
 
 
 def run_config_check(args: argparse.Namespace) -> ExitCode:
-    settings = load_settings(env_file=args.env_file, strict=False)
-    # The console's Settings pane lists these too; they stop or shorten a backup but
-    # leave the settings loadable, so they warn without changing the exit code.
-    for problem in readiness_problems(settings):
+    check = check_settings(args.env_file)
+    settings = check.settings
+    # The console lists the same problems (check_settings); warnings stop or shorten a
+    # backup but leave the settings loadable, so they do not change the exit code.
+    for problem in check.warnings:
         print(f"warning: {problem}", file=sys.stderr)
-    for problem in settings.problems:
+    for problem in check.errors:
         print(f"error: {problem}", file=sys.stderr)
-    if settings.problems:
-        print(f"{len(settings.problems)} problem(s) found", file=sys.stderr)
+    if check.errors:
+        print(f"{len(check.errors)} problem(s) found", file=sys.stderr)
         return ExitCode.INVALID_SETTINGS
     print(f"settings are valid ({settings.env_file or 'environment only'})")
     if (

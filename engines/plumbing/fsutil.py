@@ -165,3 +165,46 @@ def private_work_folder(repository_root: Path, purpose: str, *, needed: int = 0)
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _remove_tree(folder: Path) -> None:
+    """`folder` and everything in it, even where a folder inside was made read-only (ours:
+    each is made owner-writable again before it is emptied)."""
+    with contextlib.suppress(OSError):
+        os.chmod(folder, DIR_MODE)
+        for root, folders, _ in os.walk(folder):
+            for name in folders:
+                path = os.path.join(root, name)
+                if not os.path.islink(path):
+                    os.chmod(path, DIR_MODE)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def atomic_folder(final: Path) -> Iterator[Path]:
+    """Yield a new owner-only folder beside `final`, renamed to `final` only when the block
+    ends well: all or nothing. Any failure (or cancel) removes it with everything in it,
+    and the parent folders this created for it. `final` must not exist, or be an empty
+    folder (which the rename replaces); one with anything in it makes the rename fail."""
+    created = []
+    parent = final.parent
+    while not parent.exists() and parent != parent.parent:
+        created.append(parent)
+        parent = parent.parent
+    final.parent.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+    staging = temporary_path_for(final)
+    try:
+        staging.mkdir(mode=DIR_MODE)
+        yield staging
+        fsync_directory(staging)
+        os.rename(staging, final)
+        fsync_directory(final.parent)
+    except BaseException as error:
+        if staging.exists():
+            _remove_tree(staging)
+        for folder in created:  # innermost first
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        if isinstance(error, OSError) and error.filename in (str(staging), staging):
+            error.filename = str(final)  # said of the folder the operator named
+        raise

@@ -71,7 +71,9 @@ class CatalogActions(PaneScreen):
             return
         set_id = detail.backup_set.id
         postgres = any(a.source == "postgres" for a in artifacts)
-        screen = ExportScreen(set_id, len(artifacts), Path.cwd() / "exports" / set_id, postgres)
+        files = any(a.source == "files" for a in artifacts)
+        folder = Path.cwd() / "exports" / set_id
+        screen = ExportScreen(set_id, len(artifacts), folder, postgres, files)
 
         def chosen(request: ExportRequest | None) -> None:
             if request is None:

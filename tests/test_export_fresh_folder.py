@@ -1,0 +1,108 @@
+"""The console's export verb: all or nothing into a new folder, against a real repository."""
+
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from engines.actions.verbs import Request, run_verb
+from engines.errors import JarvisError
+from tests.support.files_env import FilesEnv, make_files_env
+
+# Run in a process of its own without the capability to override permissions (the tests
+# run as root): the destination is made unwritable once the first artifact is written.
+FAULT_SCRIPT = """
+import os, sys
+from pathlib import Path
+from engines.actions.verbs import Request, run_verb
+from engines.config import load_settings
+from engines.jobs import JobLogged
+from engines.workspace import Workspace
+
+env_file, folder, *relpaths = sys.argv[1:]
+folder = Path(folder)
+
+def unwritable_after_the_first(update):
+    if isinstance(update, JobLogged) and update.message.endswith(" ready"):
+        for staging in folder.parent.glob(f".{folder.name}.tmp-*"):
+            os.chmod(staging, 0o500)
+
+with Workspace.open(load_settings(env_file=Path(env_file))) as workspace:
+    try:
+        run_verb(workspace, "export", Request(relpaths=tuple(relpaths), output=folder),
+                 listeners=(unwritable_after_the_first,))
+    except Exception as error:
+        print(error)
+        sys.exit(1)
+"""
+
+
+@pytest.fixture
+def backed_up(tmp_path, isolated_env) -> tuple[FilesEnv, list[str]]:
+    env = make_files_env(tmp_path / "env")
+    (env.data / "notes.txt").write_text("Grüße\n" * 50)
+    (env.data / "music").mkdir()
+    (env.data / "music" / "a.mp3").write_bytes(bytes(range(256)) * 40)
+    secrets = env.root / "app.env"
+    secrets.write_text("API_TOKEN=tok-123\n")
+    env.set(BACKUP_SECRET_FILES=str(secrets))
+    assert env.cli("backup", "secrets") == 0
+    assert env.cli("backup", "files") == 0
+    with env.workspace() as workspace:
+        sets = workspace.catalog.list_backup_sets()
+        relpaths = [a.relpath for s in reversed(sets) for a in workspace.catalog.artifacts_of(s.id)]
+    return env, relpaths
+
+
+def export(env: FilesEnv, relpaths: list[str], folder: Path) -> list[Path]:
+    with env.workspace() as workspace:
+        return run_verb(workspace, "export", Request(relpaths=tuple(relpaths), output=folder))
+
+
+def test_export_writes_a_tarball_and_refuses_a_second_time(backed_up, tmp_path):
+    env, relpaths = backed_up
+    folder = tmp_path / "exports" / "set"
+    written = export(env, relpaths, folder)
+    assert sorted(p.parent for p in written) == [folder, folder]
+    tarball = next(p for p in written if p.name.endswith("_files.tar.gz"))
+    with tarfile.open(tarball) as tar:
+        names = tar.getnames()
+        notes = next(n for n in names if n.endswith("notes.txt"))
+        assert tar.extractfile(notes).read() == ("Grüße\n" * 50).encode()
+    assert any(n.endswith("music/a.mp3") for n in names)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    with pytest.raises(JarvisError, match=r"already holds files.*nothing was written"):
+        export(env, relpaths, folder)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["set"]  # no temporary left
+
+
+def test_a_destination_unwritable_midway_leaves_nothing(backed_up, tmp_path):
+    env, relpaths = backed_up
+    folder = tmp_path / "out" / "set"
+    argv = ["python", "-c", FAULT_SCRIPT, str(env.env_file), str(folder), *relpaths]
+    result = run_without_dac(env, argv)
+    assert result.returncode == 1, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1 and "permission denied" in lines[0] and str(folder) in lines[0]
+    assert "nothing was exported" in lines[0] and "Errno" not in lines[0]
+    assert not (tmp_path / "out").exists()  # no temporary, nor the folder made for it
+
+
+def run_without_dac(env: FilesEnv, argv: list[str]) -> subprocess.CompletedProcess:
+    import os
+    import shutil
+    import sys
+
+    from tests.support.files_env import NO_DAC, REPO_ROOT, child_env
+
+    argv = [sys.executable, *argv[1:]]
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("setpriv (util-linux) is needed to test permissions as root")
+        argv = [setpriv, *NO_DAC, *argv]
+    return subprocess.run(
+        argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, env=child_env()
+    )

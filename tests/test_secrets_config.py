@@ -129,8 +129,11 @@ def test_config_round_trip_refuses_differences_without_force(env, capsys):
     assert env.cli("restore", "config", "latest") == ExitCode.FAILED
     assert "--force" in capsys.readouterr().err
     assert (config / "app.yaml").read_text() == "debug: true\n"
-    assert env.cli("restore", "config", "latest", "--dry-run") == ExitCode.OK
-    assert "replace" in capsys.readouterr().out
+    # The dry run foresees the refusal and exits as the restore would.
+    assert env.cli("restore", "config", "latest", "--dry-run") == ExitCode.FAILED
+    assert "would refuse" in capsys.readouterr().out
+    assert env.cli("restore", "config", "latest", "--dry-run", "--force") == ExitCode.OK
+    assert "replace   " in capsys.readouterr().out
     assert env.cli("restore", "config", "latest", "--force") == ExitCode.OK
     assert (config / "app.yaml").read_text() == "debug: false\n"
     assert (config / "app.yaml.bak").read_text() == "debug: true\n"

@@ -7,11 +7,12 @@ follows a symlink; a file that differs from the one on disk is replaced only
 with `force`, and the previous one is kept as `NAME.bak`.
 """
 
+import contextlib
 import io
 import os
 import stat
 import tarfile
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,10 +167,16 @@ class ConfigSource(Source):
     ) -> RestoreReport:
         options = options or ConfigRestoreOptions()
         root = Path(os.path.abspath(options.target_dir)) if options.target_dir else Path("/")
-        if not root.is_dir():
-            raise JarvisError(f"--target-dir {root} is not an existing folder")
+        if os.path.lexists(root) and not root.is_dir():
+            raise JarvisError(f"{root} is not a folder; name a folder to restore into")
         report = RestoreReport("config", options.dry_run, str(root))
-        with TargetTree(root) as tree:
+        if not root.exists():  # a new folder: created by the restore, as files restores do
+            if options.dry_run:
+                report.add(f"would create the target folder {root}")
+            else:
+                root.mkdir(parents=True, mode=0o700)
+        with contextlib.ExitStack() as stack:
+            tree = stack.enter_context(TargetTree(root)) if root.exists() else _ABSENT
             for artifact in artifacts:
                 keyring = workspace.keyring()
                 with open_artifact_plain(artifact.stored, keyring, artifact.expected) as plain:
@@ -203,6 +210,17 @@ class ConfigSource(Source):
         return drill_config(workspace, resolved_from_catalog(workspace, artifact), context)
 
 
+class _AbsentTree:
+    """A target folder that does not exist yet (a dry run into a new folder): empty."""
+
+    def lstat(self, parts: tuple[str, ...]) -> None:
+        return None
+
+
+_ABSENT = _AbsentTree()
+FILES_DIFFER = "files-differ"  # the dry run's refusal reason: files differ, no force
+
+
 def _restore_tar(plain, label: str, tree: TargetTree, options, report: RestoreReport) -> None:
     members = _read_members(plain, label)
     planned, changed = [], []
@@ -220,21 +238,24 @@ def _restore_tar(plain, label: str, tree: TargetTree, options, report: RestoreRe
         planned.append((member, parts, action, data))
         if action == "replace":
             changed.append(shown(member.name))
+    refusal = (
+        f"{len(changed)} file(s) differ from the backup ({', '.join(changed[:5])}); add "
+        "--force to replace them (each previous file is kept as NAME.bak)"
+    )
     if changed and not options.force and not options.dry_run:
-        raise JarvisError(
-            f"{len(changed)} file(s) differ from the backup ({', '.join(changed[:5])}); add "
-            "--force to replace them (each previous file is kept as NAME.bak)"
-        )
+        raise JarvisError(refusal)
     if not options.dry_run:
         folders = {parts[:-1] for _, parts, _, _ in planned}
         removed = remove_abandoned_temporaries(tree, folders)
         if removed:
             report.add(f"removed {removed} temporaries left by an interrupted restore")
+    if options.dry_run:
+        _describe_plan(report, [(shown(m.name), action) for m, _, action, _ in planned])
+        if changed and not options.force:
+            report.refuse(f"would refuse: {refusal}", reason=FILES_DIFFER)
+        return
     for member, parts, action, data in planned:
         name = shown(member.name)
-        if options.dry_run:
-            report.add(f"{action:9} {name}")
-            continue
         if action in ("unchanged", "exists"):
             continue
         try:
@@ -252,6 +273,17 @@ def _restore_tar(plain, label: str, tree: TargetTree, options, report: RestoreRe
                 f"cannot write {explained}; {done} entr(ies) were restored before it, the rest "
                 "were left as they were"
             ) from None
+        report.add(f"{action:9} {name}")
+
+
+def _describe_plan(report: RestoreReport, planned: list[tuple[str, str]]) -> None:
+    """The dry run: what it would do in a line, then each entry."""
+    counts = Counter(action for _, action in planned)
+    report.add(
+        f"would create {counts['create']}, replace {counts['replace']} (each kept as NAME.bak), "
+        f"leave {counts['unchanged'] + counts['exists']} as they are"
+    )
+    for name, action in planned:
         report.add(f"{action:9} {name}")
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from textual import work
 from textual.app import App
 from textual.binding import Binding
+from textual.screen import ModalScreen
 from textual.signal import Signal
 from textual.worker import Worker, WorkerState
 
@@ -28,16 +29,21 @@ from jarvis_tui.engine_access import (
 from jarvis_tui.exit_codes import ExitCode
 from jarvis_tui.job_runner import JobRunner
 from jarvis_tui.jobs_watch import JobsWatch
+from jarvis_tui.message_history import KeptNotifications
+from jarvis_tui.maintenance_jobs import MaintenanceJobs
 from jarvis_tui.messages import CatalogChanged, WorkspaceFailed
 from jarvis_tui.notifications import OutcomeNotifications
 from jarvis_tui.palette import ConsoleCommands
 from jarvis_tui.scheduler_host import SchedulerHost
 from jarvis_tui.screens import lazy
-from jarvis_tui.screens.backup_chooser import BackupChooser
+from jarvis_tui.screens.base import PaneScreen
+from jarvis_tui.screens.backup_chooser import BackupChoice, BackupChooser
 from jarvis_tui.screens.confirm import ConfirmScreen
 from jarvis_tui.screens.dashboard import DashboardScreen
-from jarvis_tui.screens.help import HelpScreen
+from jarvis_tui.screens.help import HelpScreen, screen_title
 from jarvis_tui.screens.key_setup import KeySetupScreen
+from jarvis_tui.screens.message_history import MessagesScreen
+from jarvis_tui.screens.maintenance import MaintenanceMenu, run_maintenance
 from jarvis_tui.screens.restore_chooser import RestoreChooser, open_restore
 from jarvis_tui.settings_reload import SettingsReload
 
@@ -72,6 +78,8 @@ class JarvisConsole(JobsWatch, OutcomeNotifications, SettingsReload, App[ExitCod
         Binding("R", "restore", "Restore"),
         Binding("q", "quit", "Quit"),
         Binding("k", "offer_key", "New key", show=False),
+        Binding("m", "messages", "Messages", show=False),
+        Binding("m", "maintenance", "Maintenance", show=False),
     ]
 
     def __init__(
@@ -91,6 +99,7 @@ class JarvisConsole(JobsWatch, OutcomeNotifications, SettingsReload, App[ExitCod
         self.settings: Settings = self.read_settings()
         self.access = EngineAccess(self.settings)
         self.runner = JobRunner(self)
+        self.maintenance = MaintenanceJobs(self.runner)
         self.scheduler = SchedulerHost(self, enabled=host_scheduler)
         self.jobs: list[Job] = []
         self.scheduler_note = ""
@@ -155,7 +164,25 @@ class JarvisConsole(JobsWatch, OutcomeNotifications, SettingsReload, App[ExitCod
     # -- panes and modal screens ------------------------------------------------------------
 
     def action_pane(self, name: str) -> None:
-        self.switch_mode(name)
+        if self.may_change_pane():
+            self.switch_mode(name)
+
+    def may_change_pane(self) -> bool:
+        """Another pane would hide an open wizard (and show it again in the wrong pane)."""
+        screen = self.screen
+        if isinstance(screen, PaneScreen):
+            return True
+        if not isinstance(screen, ModalScreen):  # a dialog keeps the keys to itself
+            self.notify(
+                f"{screen_title(screen)} is open: finish it or close it first (Esc).",
+                severity="warning",
+                timeout=4,
+            )
+        return False
+
+    def action_messages(self) -> None:
+        if not isinstance(self.screen, MessagesScreen):
+            self.push_screen(MessagesScreen())
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
@@ -175,17 +202,30 @@ class JarvisConsole(JobsWatch, OutcomeNotifications, SettingsReload, App[ExitCod
     def action_restore(self) -> None:
         self.push_screen(RestoreChooser(), self._restore_chosen)
 
+    def action_maintenance(self) -> None:
+        """Retention and cleanup, health, verify every backup, drill, prune, catalog rebuild."""
+        if not isinstance(self.screen, MaintenanceMenu):
+            self.push_screen(MaintenanceMenu(), self._maintenance_chosen)
+
+    def _maintenance_chosen(self, name: str | None) -> None:
+        if name:
+            run_maintenance(self, name)
+
     def _restore_chosen(self, kind: str | None) -> None:
         if kind:
             open_restore(self, kind)
 
     # -- jobs -------------------------------------------------------------------------------
 
-    def start_backup(self, kind: str | None) -> None:
-        if not kind:
+    def start_backup(self, choice: BackupChoice | str | None) -> None:
+        if not choice:
             return
-        self.runner.backup(kind)
-        self.notify(f"Backing up {kind}… (progress in Jobs, 3)", timeout=4)
+        if isinstance(choice, str):
+            choice = BackupChoice(choice)
+        self.runner.backup(
+            choice.kind, postgres_mode=choice.postgres_mode, incremental=choice.incremental
+        )
+        self.notify(f"Backing up {choice.kind}… (progress in Jobs, 3)", timeout=4)
 
     def action_test_alert(self) -> None:
         def send() -> None:
@@ -194,6 +234,8 @@ class JarvisConsole(JobsWatch, OutcomeNotifications, SettingsReload, App[ExitCod
             if isinstance(self.screen, AlertsScreen):
                 self.screen.action_test_alert()
 
+        if not self.may_change_pane():
+            return
         self.switch_mode("alerts")
         self.call_after_refresh(send)
 

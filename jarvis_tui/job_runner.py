@@ -51,6 +51,21 @@ if TYPE_CHECKING:
 JOB_GROUP = "jobs"
 
 
+def backup_options(kind: str, postgres_mode: str, incremental: bool) -> tuple[Any, str | None]:
+    """The source's backup options and the job's words, as the command line has them."""
+    if kind == "postgres":
+        from engines.postgres.options import PostgresBackupOptions
+
+        return PostgresBackupOptions(mode=postgres_mode), f"backup postgres ({postgres_mode})"
+    if kind == "files":
+        from engines.store.backup import FilesBackupOptions
+
+        return FilesBackupOptions(incremental=incremental), (
+            "backup files (incremental)" if incremental else None
+        )
+    return None, None
+
+
 class JobRunner:
     def __init__(self, app: "JarvisConsole"):
         self.app = app
@@ -127,7 +142,17 @@ class JobRunner:
         """Any verb as a console job (the maintenance jobs start theirs here)."""
         self._run(spec, None, finished)
 
-    def backup(self, kind: str, options: Any = None, reply_to: MessagePump | None = None) -> None:
+    def backup(
+        self,
+        kind: str,
+        reply_to: MessagePump | None = None,
+        *,
+        postgres_mode: str = "full",
+        incremental: bool = True,
+    ) -> None:
+        """Back up `kind` (or `full`). PostgreSQL dumps `postgres_mode` (full, schema, data);
+        the files backup reads only what changed since the last snapshot unless
+        `incremental` is off, as `backup files --incremental` does."""
         target = reply_to or self.app
 
         def finished(outcome: Outcome) -> list[tuple[MessagePump, Message]]:
@@ -136,7 +161,8 @@ class JobRunner:
             return [(target, BackupFinished(outcome.value))]
 
         verb = "backup-full" if kind == "full" else "backup"
-        spec = ActionSpec(verb, Request(kind=kind, options=options))
+        options, label = backup_options(kind, postgres_mode, incremental)
+        spec = ActionSpec(verb, Request(kind=kind, options=options, label=label))
         self._run(spec, reply_to, finished)
 
     def restore(self, kind: str, reference: str, options: Any, reply_to: MessagePump) -> None:

@@ -29,21 +29,21 @@ from jarvis_tui.engine_access import (
 from jarvis_tui.exit_codes import ExitCode
 from jarvis_tui.job_runner import JobRunner
 from jarvis_tui.jobs_watch import JobsWatch
-from jarvis_tui.message_history import KeptNotifications
 from jarvis_tui.maintenance_jobs import MaintenanceJobs
+from jarvis_tui.message_history import KeptNotifications
 from jarvis_tui.messages import CatalogChanged, WorkspaceFailed
 from jarvis_tui.notifications import OutcomeNotifications
 from jarvis_tui.palette import ConsoleCommands
 from jarvis_tui.scheduler_host import SchedulerHost
 from jarvis_tui.screens import lazy
-from jarvis_tui.screens.base import PaneScreen
 from jarvis_tui.screens.backup_chooser import BackupChoice, BackupChooser
+from jarvis_tui.screens.base import PaneScreen
 from jarvis_tui.screens.confirm import ConfirmScreen
 from jarvis_tui.screens.dashboard import DashboardScreen
 from jarvis_tui.screens.help import HelpScreen, screen_title
 from jarvis_tui.screens.key_setup import KeySetupScreen
-from jarvis_tui.screens.message_history import MessagesScreen
 from jarvis_tui.screens.maintenance import MaintenanceMenu, run_maintenance
+from jarvis_tui.screens.message_history import MessagesScreen
 from jarvis_tui.screens.restore_chooser import RestoreChooser, open_restore
 from jarvis_tui.settings_reload import SettingsReload
 
@@ -54,7 +54,9 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class JarvisConsole(JobsWatch, OutcomeNotifications, SettingsReload, App[ExitCode]):
+class JarvisConsole(
+    JobsWatch, OutcomeNotifications, SettingsReload, KeptNotifications, App[ExitCode]
+):
     TITLE = "Jarvis backup console"
     CSS_PATH = "styles/app.tcss"
     COMMANDS = App.COMMANDS | {ConsoleCommands}
@@ -78,7 +80,7 @@ class JarvisConsole(JobsWatch, OutcomeNotifications, SettingsReload, App[ExitCod
         Binding("R", "restore", "Restore"),
         Binding("q", "quit", "Quit"),
         Binding("k", "offer_key", "New key", show=False),
-        Binding("m", "messages", "Messages", show=False),
+        Binding("n", "messages", "Messages", show=False),
         Binding("m", "maintenance", "Maintenance", show=False),
     ]
 

@@ -269,3 +269,29 @@ class HealthRead(Message):
     """Every check of the health engine, as the Health screen shows them."""
 
     rows: list[Any]
+
+
+@dataclass
+class SnapshotsCompared(Message):
+    """Two files snapshots were compared: the engine's SnapshotDiff (added, removed,
+    changed paths)."""
+
+    diff: Any
+
+
+@dataclass
+class SnapshotsCompareFailed(Message):
+    error: str
+
+
+@dataclass
+class KeyRotated(Message):
+    """Every backup made under an earlier key was sealed again (the rekey job's report)."""
+
+    report: Any
+
+
+@dataclass
+class RekeyFailed(Message):
+    error: str
+    cancelled: bool = False

@@ -10,6 +10,8 @@ from jarvis_tui.messages import (
     DeleteFailed,
     ExportFailed,
     ExportFinished,
+    MaintenanceFailed,
+    MaintenanceFinished,
     SetDeleted,
     SyncFailed,
     SyncFinished,
@@ -94,3 +96,18 @@ class OutcomeNotifications(App):
     @on(SyncFailed)
     def _sync_failed(self, message: SyncFailed) -> None:
         self.notify(message.error, title="Sync failed", severity="error", timeout=LONG)
+
+    @on(MaintenanceFinished)
+    def _maintenance_finished(self, message: MaintenanceFinished) -> None:
+        shown = "\n".join(message.lines[:6])
+        if message.failed:
+            self.notify(shown, title=f"{message.title}: problems", severity="error", timeout=LONG)
+        else:
+            self.notify(shown, title=f"{message.title} finished", timeout=LONG)
+
+    @on(MaintenanceFailed)
+    def _maintenance_failed(self, message: MaintenanceFailed) -> None:
+        if message.cancelled:
+            self.notify(f"{message.title} cancelled", severity="warning")
+            return
+        self.notify(message.error, title=f"{message.title} failed", severity="error", timeout=LONG)

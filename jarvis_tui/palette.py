@@ -30,6 +30,12 @@ class Command(NamedTuple):
 
 CATALOG_ENTRIES = (
     ("verify", "Verify the selected backup", "recompute checksums, authenticate every chunk", "v"),
+    (
+        "verify_data",
+        "Verify the selected backup, reading all data",
+        "also read every chunk of its files snapshot",
+        "V",
+    ),
     ("restore", "Restore the selected backup", "open its wizard with this backup chosen", "r"),
     ("export", "Export the selected backup", "decrypt it to a folder as plain .gz or SQL", "e"),
     ("sync", "Sync every backup to S3", "copy what each copy destination lacks", "s"),
@@ -41,6 +47,7 @@ CATALOG_ENTRIES = (
 def console_commands(app: "JarvisConsole", screen: Screen) -> Iterator[Command]:
     from jarvis_tui.screens.catalog import CatalogScreen
     from jarvis_tui.screens.jobs import JobsScreen
+    from jarvis_tui.screens.maintenance import ENTRIES, MENU_KEY, run_maintenance
     from jarvis_tui.screens.restore_chooser import SYSTEM, WIZARDS, open_restore, restore_labels
 
     for name, key, title in PANES:
@@ -56,6 +63,10 @@ def console_commands(app: "JarvisConsole", screen: Screen) -> Iterator[Command]:
     yield Command(
         "Verify the latest backup", partial(app.runner.verify, "latest", app), "every artifact"
     )
+    yield Command("Maintenance…", app.action_maintenance, "retention, health, verify…", MENU_KEY)
+    for entry in ENTRIES:
+        run = partial(run_maintenance, app, entry.name)
+        yield Command(entry.title, run, entry.help, f"{MENU_KEY} {entry.key}")
     if isinstance(screen, CatalogScreen):
         for action, title, help_text, key in CATALOG_ENTRIES:
             yield Command(title, getattr(screen, f"action_{action}"), help_text, key)

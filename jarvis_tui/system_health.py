@@ -1,4 +1,17 @@
-"""The walkthrough's last step (the guide's `npm run health:check`) through the health engine."""
+"""The health engine's checks for the console: the walkthrough's last step (the guide's
+`npm run health:check`) and the Health screen."""
+
+from dataclasses import dataclass
+
+OK, WARNING, FAILED = "ok", "warning", "failed"
+
+
+@dataclass(frozen=True)
+class HealthRow:
+    name: str
+    state: str  # OK, WARNING or FAILED
+    detail: str
+    hint: str  # what to do, in the console's words ("" when nothing is to be done)
 
 
 def run_health_checks_for(console) -> tuple[bool, list[tuple[bool, str]]]:
@@ -10,18 +23,57 @@ def run_health_checks_for(console) -> tuple[bool, list[tuple[bool, str]]]:
     return all(ok for ok, _ in lines), lines
 
 
-def compare_restored_for(
-    console, restored: list[tuple[str, str, object]]
-) -> list[tuple[bool, str]]:
-    """Blocking: what the walkthrough's restores (kind, backup reference, report) wrote,
-    compared with their backups by the engine's `compare-restored` job in its own process."""
-    from engines.actions.compare_restored import Restored
-    from engines.actions.verbs import Request
-    from jarvis_tui.job_process import ActionSpec, run_in_process
+def _warning(name: str, detail: str) -> str:
+    """A passing check whose detail still asks for attention: why, else ""."""
+    if name == "scheduler" and "no schedule is enabled" in detail:
+        return "no backup runs by itself: enable a schedule (BACKUP_*_TIME) in Settings (5)"
+    if name == "encryption key" and "previous key" in detail:
+        return "the newest backups use a previous key: keep it configured until they are gone"
+    return ""
 
-    parts = [Restored(kind, reference, report) for kind, reference, report in restored]
-    spec = ActionSpec("compare-restored", Request(options=parts))
-    outcome = run_in_process(console.env_file, spec, lambda update: None)
-    if outcome.error is not None:
-        return [(False, outcome.error)]
-    return [(True, line) for line in outcome.value]
+
+def _hint(name: str, detail: str) -> str:
+    """What to do about a failed check, in the console's words."""
+    if name == "settings":
+        return "open Settings (5): each problem is shown beside its variable"
+    if name.endswith(" reachable") and name != "S3 reachable":
+        source = name.removesuffix(" reachable")
+        return f"start the {source} server or correct its connection in Settings (5)"
+    if name == "repository writable":
+        return "BACKUP_DIR must be a writable folder: check it in Settings (5)"
+    if name == "free space":
+        return "free disk space, or preview retention (m, c) to see what cleanup removes"
+    if name in ("S3 reachable", "browsed repository"):
+        return "check the S3 settings in Settings (5) and the network"
+    if name.endswith(" copies"):
+        return "sync the copies: Catalog (2), then s"
+    if name == "encryption key":
+        if "not configured" in detail:
+            return "put the old key back in BACKUP_ENCRYPTION_KEY_PREVIOUS (Settings, 5)"
+        return "set BACKUP_ENCRYPTION_KEY in Settings (5), or press k for a new key"
+    if name == "scheduler":
+        return "keep this console (or the headless scheduler service) running"
+    if name.endswith(" backup age"):
+        return f"back up {name.removesuffix(' backup age')} now: b"
+    return ""
+
+
+def health_rows(console) -> list[HealthRow]:
+    """Blocking: every check of `jarvis-tui health`, with its state and a hint."""
+    from engines.errors import JarvisError
+    from engines.monitoring.health import run_health_checks
+
+    try:
+        checks = run_health_checks(console.settings, console.access.catalog(), console.clock())
+    except JarvisError as error:  # as `jarvis-tui health` says it
+        return [HealthRow("catalog", FAILED, str(error), "check BACKUP_CATALOG_PATH (5)")]
+    rows = []
+    for check in checks:
+        if not check.ok:
+            rows.append(
+                HealthRow(check.name, FAILED, check.detail, _hint(check.name, check.detail))
+            )
+            continue
+        warning = _warning(check.name, check.detail)
+        rows.append(HealthRow(check.name, WARNING if warning else OK, check.detail, warning))
+    return rows

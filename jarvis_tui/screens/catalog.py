@@ -43,6 +43,7 @@ class CatalogScreen(CatalogActions):
         # when those keys are already on their way to the table and its letter keys).
         Binding("slash", "focus_filter", "Filter", priority=True),
         Binding("v", "verify", "Verify"),
+        Binding("V", "verify_data", "Verify, reading all data", show=False),
         Binding("r", "restore", "Restore"),
         Binding("e", "export", "Export"),
         Binding("s", "sync", "Sync S3"),
@@ -79,6 +80,13 @@ class CatalogScreen(CatalogActions):
     def action_reload(self) -> None:
         self.load()
 
+    def action_verify_data(self) -> None:
+        """Verify the selected set and read every chunk of its files snapshot too."""
+        current = self._selected()
+        if current is not None:
+            self.console.runner.verify(current.id, self.app, read_data=True)
+            self.notify(f"Verifying {current.id}, reading all data…", timeout=3)
+
     @work(thread=True, exclusive=True, exit_on_error=False, group="catalog-load")
     def load(self) -> None:
         try:
@@ -101,7 +109,8 @@ class CatalogScreen(CatalogActions):
         table.empty_text = f"Catalog unavailable: {message.error}"
         table.show_rows([])
         self.query_one("#catalog-status", Static).update(
-            "Check BACKUP_CATALOG_PATH in Settings (5); F5 tries again."
+            "Check BACKUP_CATALOG_PATH in Settings (5); F5 tries again; m, g rebuilds the "
+            "catalog from the repository."
         )
 
     @on(Input.Changed, "#catalog-filter")

@@ -122,8 +122,8 @@ class DashboardScreen(PaneScreen):
             return Text.assemble(
                 ("Catalog unavailable\n", "bold red"),
                 facts.catalog_error,
-                "\nCheck BACKUP_CATALOG_PATH in Settings (5); the catalog is a cache and "
-                "`jarvis-tui catalog rebuild` recreates it from the repository.",
+                "\nCheck BACKUP_CATALOG_PATH in Settings (5); the catalog is a cache, and "
+                "Maintenance (m), Rebuild the catalog (g) recreates it from the repository.",
             )
         max_age = self.console.settings.backup_max_age_hours
         table = _table("Source", "Last good backup", "Age", "Server")

@@ -15,6 +15,7 @@ GLOBAL_KEYS = (
     ("1 … 5", "Dashboard, Catalog, Jobs, Alerts, Settings"),
     ("b", "back up now (choose the source)"),
     ("R", "restore (choose what: PostgreSQL, Redis, files, secrets, complete system)"),
+    ("m", "maintenance: retention and cleanup, health, verify all, drill, prune, rebuild"),
     ("ctrl+p", "command palette: every action by name"),
     ("? / F1", "this help"),
     ("tab / shift+tab", "next / previous field"),

@@ -1,0 +1,84 @@
+"""The maintenance jobs the console starts: retention preview and cleanup, prune, verify
+every backup, the restore drill and catalog rebuild.
+
+Each runs as the CLI runs it, as a catalogued job in its own process (`JobRunner.start`):
+it shows in Jobs with its progress and can be cancelled there. The job is named in the
+console's words (`Request.label`), not by the CLI's flags.
+"""
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from textual.message import Message
+from textual.message_pump import MessagePump
+
+from engines.actions.verbs import Request
+from jarvis_tui.job_process import ActionSpec, Outcome
+from jarvis_tui.messages import (
+    CatalogChanged,
+    MaintenanceFailed,
+    MaintenanceFinished,
+    RetentionPlanFailed,
+    RetentionPlanned,
+)
+
+if TYPE_CHECKING:
+    from jarvis_tui.job_runner import JobRunner
+
+Replies = list[tuple[MessagePump, Message]]
+
+
+@dataclass(frozen=True)
+class MaintenanceJob:
+    verb: str
+    title: str  # the job's name in Jobs and the notification's title
+    request: Request
+
+
+VERIFY_ALL = MaintenanceJob("verify-all", "verify every backup", Request())
+VERIFY_ALL_DATA = MaintenanceJob(
+    "verify-all", "verify every backup, reading every chunk", Request(read_data=True)
+)
+JOBS = {
+    "cleanup": MaintenanceJob("cleanup", "cleanup", Request()),
+    "prune": MaintenanceJob("prune", "prune the files store", Request()),
+    "verify_all": VERIFY_ALL,
+    "verify_all_data": VERIFY_ALL_DATA,
+    "drill": MaintenanceJob("drill", "restore drill", Request()),
+    "rebuild_catalog": MaintenanceJob("rebuild-catalog", "rebuild the catalog", Request()),
+}
+
+
+class MaintenanceJobs:
+    def __init__(self, runner: "JobRunner"):
+        self.runner = runner
+
+    def plan_retention(self, reply_to: MessagePump) -> None:
+        """cleanup's dry run: decides, deletes nothing; the plan goes to `reply_to`."""
+
+        def finished(outcome: Outcome) -> Replies:
+            if outcome.error is not None:
+                return [(reply_to, RetentionPlanFailed(outcome.error))]
+            return [(reply_to, RetentionPlanned(outcome.value))]
+
+        request = Request(dry_run=True, label="retention preview (nothing is deleted)")
+        self.runner.start(ActionSpec("cleanup", request), finished)
+
+    def run(self, name: str) -> str:
+        """Start the job `name` of JOBS; its outcome is notified. Returns its title."""
+        job = JOBS[name]
+        app = self.runner.app
+
+        def finished(outcome: Outcome) -> Replies:
+            if outcome.error is not None:
+                failed = MaintenanceFailed(job.title, outcome.error, outcome.cancelled)
+                return [(app, failed), (app, CatalogChanged(f"{job.title} stopped"))]
+            summary = outcome.value
+            done = MaintenanceFinished(job.title, summary.lines, summary.failed)
+            return [(app, done), (app, CatalogChanged(f"{job.title} finished"))]
+
+        request = Request(
+            dry_run=job.request.dry_run, read_data=job.request.read_data, label=job.title
+        )
+        self.runner.start(ActionSpec(job.verb, request), finished)
+        return job.title

@@ -1,0 +1,186 @@
+"""Maintenance in the console (m): retention preview and cleanup, verify reading all data,
+health, catalog rebuild, and the palette naming each with its key. Real jobs, each in its
+own process as the console runs them, on repositories from tests/console_fixtures.py."""
+
+import json
+
+import pytest
+from textual.widgets import DataTable
+
+from jarvis_tui.cli import main
+from jarvis_tui.screens.health import HealthScreen
+from jarvis_tui.screens.maintenance import MaintenanceMenu
+from jarvis_tui.screens.retention import RetentionScreen
+from jarvis_tui.system_health import FAILED, OK
+from tests.console_fixtures import (
+    FIXED_NOW,
+    FrozenCatalogClock,
+    screen_text,
+    screen_words,
+    seed_catalog,
+    settle,
+)
+
+
+@pytest.fixture
+def retention_console(console_env, monkeypatch):
+    """The seeded week of backups, with a retention that keeps three days and one week."""
+    clock = FrozenCatalogClock(monkeypatch, FIXED_NOW)
+    with console_env.catalog() as catalog:
+        seed_catalog(catalog, clock)
+    clock.moment = FIXED_NOW
+    env_file = console_env.cwd / console_env.env_file
+    env_file.write_text(
+        env_file.read_text()
+        + "BACKUP_RETENTION_DAILY=3\nBACKUP_RETENTION_WEEKLY=1\nBACKUP_RETENTION_MONTHLY=0\n"
+    )
+    return console_env
+
+
+@pytest.fixture
+def files_console(console_env):
+    """A real files backup of the fixture's data/uploads, made by the CLI."""
+    uploads = console_env.cwd / "data" / "uploads"
+    (uploads / "song.mp3").write_bytes(bytes(range(256)) * 600)
+    (uploads / "notes.txt").write_text("Grüße\n" * 200)
+    assert main(["--env-file", str(console_env.env_file), "backup", "files"]) == 0
+    return console_env
+
+
+def cli_dry_run(env, capsys) -> dict[str, tuple[bool, tuple[str, ...]]]:
+    capsys.readouterr()
+    main(["--env-file", str(env.env_file), "cleanup", "--dry-run", "--json"])
+    shown = json.loads(capsys.readouterr().out)
+    return {s["id"]: (s["keep"], tuple(s["reasons"])) for s in shown["sets"]}
+
+
+async def open_maintenance(pilot, key: str) -> None:
+    await pilot.press("m")
+    await settle(pilot)
+    assert isinstance(pilot.app.screen, MaintenanceMenu)
+    await pilot.press(key)
+    await settle(pilot)
+
+
+async def confirm(pilot) -> None:
+    await pilot.click("#yes")
+    await settle(pilot)
+
+
+async def test_retention_preview_matches_the_dry_run_and_cleanup_removes_those(
+    retention_console, capsys
+):
+    expected = cli_dry_run(retention_console, capsys)
+    doomed = {set_id for set_id, (keep, _) in expected.items() if not keep}
+    assert doomed and len(doomed) < len(expected)
+    app = retention_console.app()
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await open_maintenance(pilot, "c")
+        screen = app.screen
+        assert isinstance(screen, RetentionScreen) and screen.plan is not None
+        planned = {row.set_id: (row.keep, row.reasons) for row in screen.plan.rows}
+        assert planned == expected  # the CLI's dry run, set by set, reason by reason
+        table = screen.query_one(DataTable)
+        assert table.row_count == len(expected)
+        words = screen_words(app)
+        kept = len(expected) - len(doomed)
+        assert f"{kept} kept, {len(doomed)} to delete" in words
+        assert "Nothing has been deleted yet" in words
+        for reason in ("daily slot", "weekly slot", "newest secrets", "failed backup"):
+            assert reason in words
+        assert "DELETE" in words and "keep" in words
+        with retention_console.catalog() as catalog:
+            assert {s.id for s in catalog.list_backup_sets()} >= doomed  # nothing deleted yet
+
+        await pilot.press("c")
+        await settle(pilot)
+        assert f"Deletes the {len(doomed)} backup(s) marked DELETE" in screen_words(app)
+        await confirm(pilot)
+        await settle(pilot)  # the plan asked again once the cleanup changed the catalog
+        assert "cleanup finished" in screen_words(app)
+        assert isinstance(app.screen, RetentionScreen)
+        assert f"{kept} kept, 0 to delete" in screen_words(app)
+    with retention_console.catalog() as catalog:
+        left = {s.id for s in catalog.list_backup_sets()}
+        jobs = [job.description for job in catalog.list_jobs(limit=10)]
+    assert left == set(expected) - doomed
+    assert "cleanup" in jobs and "retention preview (nothing is deleted)" in jobs
+
+
+async def test_verify_reading_all_data_passes_then_names_a_damaged_pack(files_console):
+    with files_console.catalog() as catalog:
+        (backup_set,) = catalog.list_backup_sets()
+    app = files_console.app()
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await pilot.press("2")
+        await settle(pilot)
+        await pilot.press("V")
+        await settle(pilot)
+        assert f"{backup_set.id}: every artifact authenticated" in screen_words(app)
+        packs = sorted((files_console.cwd / "repo" / "files" / "packs").glob("*/*.pack"))
+        damaged = bytearray(packs[0].read_bytes())
+        damaged[len(damaged) // 2] ^= 0xFF
+        packs[0].write_bytes(bytes(damaged))
+        await pilot.press("V")
+        await settle(pilot)
+        assert f"{backup_set.id} FAILED verification" in screen_words(app)
+    with files_console.catalog() as catalog:
+        job = catalog.list_jobs(limit=1)[0]
+    assert job.description == f"verify {backup_set.id}, reading every chunk"
+
+
+async def test_health_screen_shows_each_check_with_its_state_and_hint(retention_console):
+    app = retention_console.app()
+    async with app.run_test(size=(100, 40)) as pilot:
+        await open_maintenance(pilot, "h")
+        screen = app.screen
+        assert isinstance(screen, HealthScreen)
+        states = {row.name: row.state for row in screen.rows}
+        assert states["repository writable"] == OK
+        assert states["postgres reachable"] == FAILED  # the fixture's closed port
+        words = screen_words(app)
+        assert "check(s) failed" in words and "✗ FAILED" in words and "✓ ok" in words
+        assert "start the postgres server or correct its connection in Settings (5)" in words
+
+
+async def test_catalog_rebuild_brings_back_a_deleted_catalog(files_console):
+    with files_console.catalog() as catalog:
+        (backup_set,) = catalog.list_backup_sets()
+    for path in files_console.cwd.glob("catalog.sqlite3*"):
+        path.unlink()
+    app = files_console.app()
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await pilot.press("2")
+        await settle(pilot)
+        assert backup_set.id not in screen_text(app)
+        await open_maintenance(pilot, "g")
+        assert "Rebuild the catalog?" in screen_words(app)
+        await confirm(pilot)
+        await settle(pilot)
+        assert "rebuild the catalog finished" in screen_words(app)
+        assert backup_set.id in screen_text(app)  # the Catalog pane reloaded
+    with files_console.catalog() as catalog:
+        assert [s.id for s in catalog.list_backup_sets()] == [backup_set.id]
+
+
+async def test_palette_lists_the_maintenance_commands_with_their_keys(retention_console):
+    from jarvis_tui.palette import console_commands
+
+    app = retention_console.app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("2")
+        await settle(pilot)
+        keys = {command.name: command.key for command in console_commands(app, app.screen)}
+        assert keys["Maintenance…"] == "m"
+        assert keys["Retention and cleanup…"] == "m c"
+        assert keys["Health checks"] == "m h"
+        assert keys["Verify every backup"] == "m a"
+        assert keys["Verify every backup, reading all data"] == "m A"
+        assert keys["Restore drill"] == "m d"
+        assert keys["Prune the files store…"] == "m p"
+        assert keys["Rebuild the catalog…"] == "m g"
+        assert keys["Verify the selected backup, reading all data"] == "V"
+        await pilot.press("ctrl+p", *"retention")
+        await settle(pilot)
+        await pilot.pause(0.3)
+        assert "Retention and cleanup…  m c" in screen_text(app)

@@ -6,13 +6,15 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import DataTable, ProgressBar, RichLog, Static
+from textual.widgets import DataTable, ProgressBar, Static
 
 from jarvis_tui.engine_access import Job, JobEvent
 from jarvis_tui.formatting import age, amount, duration, rate, short_moment, text_bar
 from jarvis_tui.messages import JobEventsLoaded
 from jarvis_tui.screens.base import PaneScreen
 from jarvis_tui.screens.confirm import ConfirmScreen
+from jarvis_tui.widgets.row_table import RowTable
+from jarvis_tui.widgets.wrapping_log import WrappingLog
 
 LOG_POLL_SECONDS = 0.5
 STATUS_STYLES = {
@@ -25,6 +27,8 @@ STATUS_STYLES = {
 LEVEL_STYLES = {"error": "red", "warning": "yellow", "debug": "dim"}
 COLUMNS = ("Job", "What", "Status", "Progress", "Elapsed", "Rate")
 FIXED_WIDTHS = {"Job": 4, "Status": 9, "Progress": 15, "Elapsed": 10, "Rate": 10}
+# Units whose rate means something; parts, steps or sets a second do not.
+RATE_UNITS = ("bytes", "keys", "objects", "files")
 # Each column pads one cell on either side; the scrollbar takes two.
 SPARE = 2 * len(COLUMNS) + 2
 
@@ -36,21 +40,37 @@ def elapsed_seconds(job: Job, now: datetime) -> float:
     return max(0.0, (end - job.started_at).total_seconds())
 
 
+def job_progress(job: Job) -> Text:
+    """What the job did, truthfully: full when it succeeded (a total is often an estimate),
+    the word when it was cancelled, where it stopped when it failed."""
+    if job.status == "succeeded":
+        return Text(text_bar(1, 1))
+    if job.status == "cancelled":
+        return Text("cancelled", style=STATUS_STYLES["cancelled"])
+    if job.progress_total:
+        return Text(text_bar(job.progress_done, job.progress_total))
+    if job.progress_done:
+        return Text(amount(job.progress_done, job.progress_unit))
+    return Text("")
+
+
+def counted(job: Job) -> str:
+    """` · 2 of 3 parts` for a job counted in parts or steps; empty for bytes."""
+    if job.progress_unit in RATE_UNITS or not job.progress_total or job.finished:
+        return ""
+    return f" · {job.progress_done} of {job.progress_total} {job.progress_unit}"
+
+
 def job_cells(job: Job, now: datetime) -> tuple:
     seconds = elapsed_seconds(job, now)
-    if job.progress_total:
-        progress = text_bar(job.progress_done, job.progress_total)
-    elif job.progress_done:
-        progress = amount(job.progress_done, job.progress_unit)
-    else:
-        progress = ""
+    measured = job.progress_unit in RATE_UNITS
     return (
         str(job.id),
         job.description,
         Text(job.status, style=STATUS_STYLES.get(job.status, "")),
-        progress,
+        job_progress(job),
         duration(timedelta(seconds=seconds)),
-        rate(job.progress_done, seconds, job.progress_unit),
+        rate(job.progress_done, seconds, job.progress_unit) if measured else "-",
     )
 
 
@@ -63,15 +83,16 @@ class JobsScreen(PaneScreen):
     ]
 
     def compose_pane(self) -> ComposeResult:
-        yield DataTable(id="jobs-table", cursor_type="row", zebra_stripes=True)
+        yield RowTable(id="jobs-table", zebra_stripes=True)
         yield Static("No jobs yet: back up with b, or wait for a schedule.", id="job-head")
         yield ProgressBar(id="job-progress", show_eta=False)
-        yield RichLog(id="job-log", wrap=True, markup=False, max_lines=5000)
+        yield WrappingLog(id="job-log", max_lines=5000)
 
     def on_mount(self) -> None:
         self.selected_id: int | None = None
         self.last_event_id = 0
         self.shown_ids: list[int] = []
+        self.newest_seen = 0
         self.what_width = 0
         self.query_one("#job-progress", ProgressBar).display = False
         if self.console.poll_seconds:
@@ -100,18 +121,21 @@ class JobsScreen(PaneScreen):
         now = self.console.clock()
         ids = [job.id for job in jobs]
         if ids != self.shown_ids:
+            newest_before = self.newest_seen
             table.clear()
             for job in jobs:
                 table.add_row(*job_cells(job, now), key=str(job.id))
             self.shown_ids = ids
+            self.newest_seen = max(newest_before, *ids, 0)
+            if jobs and (jobs[0].id > newest_before or self.selected_id not in ids):
+                # A job just started (here or elsewhere): follow it, at the top in view.
+                self._select(jobs[0].id)
             if self.selected_id in ids:
                 table.move_cursor(row=ids.index(self.selected_id))
         else:
             for job in jobs:
                 for column, value in zip(COLUMNS, job_cells(job, now), strict=True):
                     table.update_cell(str(job.id), column, value)
-        if self.selected_id is None and jobs:
-            self._select(jobs[0].id)
         current = next((job for job in jobs if job.id == self.selected_id), None)
         if current is not None:
             self._show_head(current)
@@ -126,7 +150,7 @@ class JobsScreen(PaneScreen):
             return
         self.selected_id = job_id
         self.last_event_id = 0
-        self.query_one("#job-log", RichLog).clear()
+        self.query_one("#job-log", WrappingLog).clear()
         self.poll_log(job_id, 0)
 
     def _show_head(self, job: Job) -> None:
@@ -137,6 +161,7 @@ class JobsScreen(PaneScreen):
             job.description,
             " · ",
             (job.status, STATUS_STYLES.get(job.status, "")),
+            counted(job),
             f" · started {age(job.started_at, now)} · {where}",
         )
         if job.cancel_requested and not job.finished:
@@ -145,9 +170,13 @@ class JobsScreen(PaneScreen):
             head.append(f"\n{job.error}", style="red")
         self.query_one("#job-head", Static).update(head)
         bar = self.query_one("#job-progress", ProgressBar)
-        bar.display = bool(job.progress_total)
-        if job.progress_total:
-            bar.update(total=job.progress_total, progress=job.progress_done)
+        if job.status == "succeeded":
+            bar.display = True
+            bar.update(total=1, progress=1)
+        else:
+            bar.display = bool(job.progress_total) and job.status != "cancelled"
+            if bar.display:
+                bar.update(total=job.progress_total, progress=job.progress_done)
 
     # -- the selected job's log -------------------------------------------------------------
 
@@ -174,7 +203,7 @@ class JobsScreen(PaneScreen):
         if message.job_id != self.selected_id:
             return
         fresh = [e for e in message.events if e.id > self.last_event_id]
-        log = self.query_one("#job-log", RichLog)
+        log = self.query_one("#job-log", WrappingLog)
         now = self.console.clock()
         for event in fresh:
             log.write(self._event_line(event, now))
@@ -190,7 +219,7 @@ class JobsScreen(PaneScreen):
         )
 
     def action_focus_log(self) -> None:
-        self.query_one("#job-log", RichLog).focus()
+        self.query_one("#job-log", WrappingLog).focus()
 
     def action_cancel_job(self) -> None:
         job = next((j for j in self.console.jobs if j.id == self.selected_id), None)

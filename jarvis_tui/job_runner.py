@@ -34,8 +34,10 @@ from jarvis_tui.messages import (
     FullRestoreFailed,
     FullRestoreFinished,
     JobUpdated,
+    KeyRotated,
     PullFailed,
     PullFinished,
+    RekeyFailed,
     RestoreFailed,
     RestoreFinished,
     SetDeleted,
@@ -250,6 +252,17 @@ class JobRunner:
         request = Request(relpaths=tuple(relpaths), output=folder, as_sql=as_sql)
         spec = ActionSpec("export", request)
         self._run(spec, None, finished)
+
+    def rekey(self, reply_to: MessagePump) -> None:
+        """Seal every backup made under an earlier key again under the current one (after
+        the key was rotated), as `rekey` does."""
+
+        def finished(outcome: Outcome) -> list[tuple[MessagePump, Message]]:
+            if outcome.error is not None:
+                return [(reply_to, RekeyFailed(outcome.error, outcome.cancelled))]
+            return [(reply_to, KeyRotated(outcome.value)), (self.app, CatalogChanged("rekeyed"))]
+
+        self._run(ActionSpec("rekey", Request()), None, finished)
 
     def delete(self, set_id: str, reply_to: MessagePump) -> None:
         def finished(outcome: Outcome) -> list[tuple[MessagePump, Message]]:

@@ -4,13 +4,14 @@ Toasts are Textual's notifications. Mixed into the app, `KeptNotifications`
 records each one (time, severity, title, text) before it is drawn, shows at
 most `MAX_TOASTS` at a time (the oldest go first: they stay in the history),
 and holds them back while a dialog is open, so a toast never covers the
-dialog; they are shown when it closes.
+dialog (those already shown step aside too); they are shown when it closes.
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from time import time
+from uuid import uuid4
 
 from textual.app import App
 from textual.notifications import Notification, Notify
@@ -33,13 +34,8 @@ class MessageHistory:
 
     def __init__(self) -> None:
         self.messages: list[KeptMessage] = []
-        self._seen: set[str] = set()
 
-    def keep(self, notification: Notification, at: datetime) -> KeptMessage | None:
-        """Record `notification` once (a held one is posted again when it is shown)."""
-        if notification.identity in self._seen:
-            return None
-        self._seen.add(notification.identity)
+    def keep(self, notification: Notification, at: datetime) -> KeptMessage:
         kept = KeptMessage(at, notification.severity, notification.title, notification.message)
         self.messages.append(kept)
         return kept
@@ -49,21 +45,26 @@ class KeptNotifications(App):
     """Mixed into the console app (which provides `clock`)."""
 
     clock: Callable[[], datetime]
+    # The screens under a dialog get this class; the stylesheet hides their toasts.
+    SUSPENDED_SCREEN_CLASS = "-suspended"
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.message_history = MessageHistory()
         self.messages_signal: Signal[KeptMessage] = Signal(self, "messages")
         self._held_toasts: list[Notification] = []
+        self._shown_again: set[str] = set()
 
     def on_mount(self) -> None:
-        self.screen_change_signal.subscribe(self, self._show_held_toasts)
+        self.screen_change_signal.subscribe(self, self._screen_changed)
 
     def on_notify(self, event: Notify) -> None:
         # Runs before App's own handler, which draws the toast unless told not to.
         notification = event.notification
-        kept = self.message_history.keep(notification, self.clock())
-        if kept is not None:
+        if notification.identity in self._shown_again:
+            self._shown_again.discard(notification.identity)
+        else:
+            kept = self.message_history.keep(notification, self.clock())
             self.messages_signal.publish(kept)
         if isinstance(self.screen, ModalScreen):
             self._held_toasts.append(notification)
@@ -74,10 +75,16 @@ class KeptNotifications(App):
         for oldest in shown[: max(0, len(shown) - MAX_TOASTS + 1)]:
             self._unnotify(oldest, refresh=False)
 
-    def _show_held_toasts(self, screen: Screen) -> None:
-        if isinstance(screen, ModalScreen) or not self._held_toasts:
+    def _screen_changed(self, screen: Screen) -> None:
+        if isinstance(screen, ModalScreen):
+            for shown in list(self._notifications):  # step aside until the dialog closes
+                self._held_toasts.append(shown)
+                self._unnotify(shown, refresh=False)
             return
         held, self._held_toasts = self._held_toasts, []
         for notification in held:
-            notification.raised_at = time()  # its time to read starts now
-            self.post_message(Notify(notification))
+            # A new toast (a new identity: the old one's timer may still run), its time to
+            # read starting now.
+            again = replace(notification, raised_at=time(), identity=str(uuid4()))
+            self._shown_again.add(again.identity)
+            self.post_message(Notify(again))

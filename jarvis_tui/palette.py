@@ -80,6 +80,9 @@ def console_commands(app: "JarvisConsole", screen: Screen) -> Iterator[Command]:
         "Generate a new encryption key", app.action_offer_key, "and store it in .env", "k"
     )
     yield Command("Show the keys", app.action_help, "help", "?")
+    yield Command(
+        "Show the messages", app.action_messages, "every notification, with its time", "n"
+    )
 
 
 def prompt(name: str, key: str, shown: Content | None = None) -> Content:

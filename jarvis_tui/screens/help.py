@@ -18,6 +18,7 @@ GLOBAL_KEYS = (
     ("m", "maintenance: retention and cleanup, health, verify all, drill, prune, rebuild"),
     ("ctrl+p", "command palette: every action by name"),
     ("? / F1", "this help"),
+    ("n", "messages: every notification of this session, with its time"),
     ("tab / shift+tab", "next / previous field"),
     ("escape", "close a dialog or leave a wizard"),
     ("q", "quit (asks first while jobs started here still run)"),

@@ -1,0 +1,88 @@
+"""What the console tells the operator, and where: toasts, the messages history, footers,
+state readable without colour, pane keys inside a wizard, dry runs, the dashboard's alerts."""
+
+from textual.widgets._toast import Toast
+
+from jarvis_tui.screens.base import PaneScreen
+from jarvis_tui.screens.jobs import JobsScreen
+from jarvis_tui.screens.message_history import MessagesScreen
+from jarvis_tui.screens.wizard import RestoreWizard
+from tests.console_fixtures import screen_words, settle
+
+
+def shown_toasts(app) -> list[str]:
+    return [str(toast._notification.message) for toast in app.screen.query(Toast)]
+
+
+async def test_toasts_are_capped_and_every_message_is_kept(console_env):
+    app = console_env.app()
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await settle(pilot)
+        for number in range(5):
+            app.notify(f"message {number}", timeout=60)
+        app.notify("the disk is full", title="Backup failed", severity="error", timeout=60)
+        await settle(pilot)
+        assert shown_toasts(app) == ["message 3", "message 4", "the disk is full"]
+        await pilot.press("n")
+        await settle(pilot)
+        assert isinstance(app.screen, MessagesScreen)
+        assert not shown_toasts(app), "toasts cover the dialog"
+        words = screen_words(app)
+        assert "Messages · 6 this session, newest first" in words
+        # Newest first, each with the console clock's time and its severity in words.
+        assert "09:30:00 error Backup failed: the disk is full" in words
+        assert "09:30:00 info message 4" in words
+        places = [words.index(f"message {number}") for number in range(4, -1, -1)]
+        assert words.index("the disk is full") < places[0] and places == sorted(places)
+        await pilot.press("escape")
+        await settle(pilot)
+        assert shown_toasts(app) == ["message 3", "message 4", "the disk is full"]
+
+
+async def test_a_toast_waits_until_the_dialog_closes(console_env):
+    app = console_env.app()
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await settle(pilot)
+        await pilot.press("b")  # the backup chooser, a dialog
+        await settle(pilot)
+        app.notify("verify finished", timeout=60)
+        await settle(pilot)
+        assert not shown_toasts(app), "a toast covers the dialog"
+        assert "verify finished" not in screen_words(app)
+        await pilot.press("escape")
+        await settle(pilot)
+        assert isinstance(app.screen, PaneScreen)
+        assert shown_toasts(app) == ["verify finished"]
+        assert [m.text for m in app.message_history.messages] == ["verify finished"]
+
+
+async def test_messages_are_in_the_command_palette(console_env):
+    app = console_env.app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("ctrl+p", *"messages")
+        await settle(pilot)
+        assert "Show the messages" in screen_words(app)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, MessagesScreen)
+        assert "No messages yet." in screen_words(app)
+
+
+async def test_pane_keys_inside_a_wizard_say_so_and_never_hide_it(console_env):
+    app = console_env.app()
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await settle(pilot)
+        await pilot.press("3", "R", "enter")  # the PostgreSQL wizard, opened from Jobs
+        await settle(pilot)
+        wizard = app.screen
+        assert isinstance(wizard, RestoreWizard)
+        await pilot.press("1")
+        await settle(pilot)
+        assert app.screen is wizard
+        assert shown_toasts(app) == [
+            "Restore PostgreSQL is open: finish it or close it first (Esc)."
+        ]
+        await pilot.press("escape", "1", "3")
+        await settle(pilot)
+        assert isinstance(app.screen, JobsScreen)

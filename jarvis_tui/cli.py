@@ -24,6 +24,7 @@ from jarvis_tui.exit_codes import ExitCode, exit_code_for
 
 # The module registering each command, in the order `--help` lists them.
 COMMAND_MODULES: dict[str, str] = {
+    "demo": "jarvis_tui.commands.demo",
     "init": "jarvis_tui.commands.setup",
     "keygen": "jarvis_tui.commands.setup",
     "config": "jarvis_tui.commands.setup",
@@ -116,6 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         handler = run_scheduled_command
     try:
         code = handler(args) if handler else _open_console(args)
+        if code == ExitCode.OK and getattr(args, "open_console", False):  # `demo`, once ready
+            code = _open_console(args)
     except JarvisError as error:
         return _failed(error)
     except KeyboardInterrupt:

@@ -30,6 +30,11 @@ def default_repository_dir() -> Path:
     return default_data_dir() / "repository"
 
 
+def default_demo_dir() -> Path:
+    """The demo platform's folder (`jarvis-tui demo`): its servers, data and settings."""
+    return default_data_dir() / "demo"
+
+
 def default_catalog_path() -> Path:
     return default_data_dir() / "catalog.sqlite3"
 

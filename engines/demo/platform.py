@@ -1,0 +1,210 @@
+"""Start and stop the demo platform.
+
+`start_demo` starts a PostgreSQL and a Redis of its own (detached: they outlive the
+command, as root under the servers' own accounts), seeds them and the demo's files, and
+writes the console's settings; run again while they run, it changes nothing. When its
+servers stopped (a reboot), it starts new ones with fresh data and keeps the demo's
+repository, catalog and key. `stop_demo` stops the servers and removes everything.
+"""
+
+import shutil
+import signal
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from engines.demo.platform_files import PlatformFiles, write_app_env, write_platform_files
+from engines.demo.postgres_data import DATABASE, USER, seed_postgres
+from engines.demo.redis_data import seed_redis
+from engines.demo.settings_file import write_demo_env
+from engines.demo.state import STATE_FILE, DemoState, ServerRecord, read_state, write_state
+from engines.errors import JarvisError
+from engines.plumbing.paths import default_demo_dir
+from engines.plumbing.processes import process_start_token
+from engines.servers.postgres import PostgresServer
+from engines.servers.process import (
+    LOOPBACK,
+    ProcessServer,
+    reachable_by,
+    stop_detached,
+    unprivileged_account,
+)
+from engines.servers.redis import RedisServer
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class DemoLayout:
+    """What lives where in a demo's folder."""
+
+    folder: Path
+
+    @property
+    def env_file(self) -> Path:
+        return self.folder / ".env"
+
+    @property
+    def files(self) -> PlatformFiles:
+        return PlatformFiles(self.folder / "jarvis")
+
+    def settings(self, postgres_port: int, redis_port: int) -> dict[str, str]:
+        files = self.files
+        return {
+            "BACKUP_DIR": str(self.folder / "repository"),
+            "BACKUP_CATALOG_PATH": str(self.folder / "catalog.sqlite3"),
+            "BACKUP_LOG_DIR": str(self.folder / "logs"),
+            "POSTGRES_HOST": LOOPBACK,
+            "POSTGRES_PORT": str(postgres_port),
+            "POSTGRES_USER": USER,
+            "POSTGRES_DB": DATABASE,
+            "REDIS_URL": f"redis://{LOOPBACK}:{redis_port}/0",
+            "BACKUP_FILE_PATHS": f"{files.uploads},{files.generated}",
+            "BACKUP_SECRET_FILES": str(files.app_env),
+            "BACKUP_CONFIG_PATHS": str(files.config),
+        }
+
+
+@dataclass(frozen=True)
+class DemoPlatform:
+    folder: Path
+    env_file: Path
+    postgres_port: int
+    redis_port: int
+    already_running: bool = False
+    restarted: bool = False  # its servers had stopped: new ones, with fresh data
+    seconds: float = 0.0
+
+
+def demo_folder(folder: Path | None) -> Path:
+    return (folder or default_demo_dir()).expanduser().absolute()
+
+
+def _check_folder(folder: Path) -> None:
+    if "," in str(folder):
+        raise JarvisError(
+            f"{folder}: the demo's folder may not contain a comma (its settings list folders "
+            "separated by commas); choose another folder"
+        )
+    if folder.exists() and not folder.is_dir():
+        raise JarvisError(f"{folder} is a file, not a folder; choose another folder for the demo")
+    if folder.is_dir() and any(folder.iterdir()) and not (folder / STATE_FILE).exists():
+        raise JarvisError(
+            f"{folder} is not empty and holds no demo platform; name a new or empty folder"
+        )
+
+
+def _servers_folder(folder: Path) -> Path:
+    """Inside the demo's folder, unless the servers' accounts (run as root) cannot reach
+    it there (a home folder only its owner may enter): then one of its own in /tmp."""
+    accounts = (unprivileged_account("postgres"), unprivileged_account("redis"))
+    if all(reachable_by(account, folder) for account in accounts):
+        servers = folder / "servers"
+        servers.mkdir(mode=0o711, exist_ok=True)
+        return servers
+    servers = Path(tempfile.mkdtemp(prefix="jarvis-demo-servers-", dir="/tmp"))
+    servers.chmod(0o711)  # the accounts pass through to their own folders
+    return servers
+
+
+def _record(server: ProcessServer) -> ServerRecord:
+    assert server.pid is not None
+    return ServerRecord(server.pid, process_start_token(server.pid), server.port)
+
+
+def _stop_servers(state: DemoState) -> None:
+    for record, stop_signal, what in (
+        (state.postgres, signal.SIGINT, "the demo's PostgreSQL"),
+        (state.redis, signal.SIGTERM, "the demo's Redis"),
+    ):
+        if record is not None:
+            stop_detached(record.pid, record.start, stop_signal, what)
+
+
+def _platform(layout: DemoLayout, state: DemoState, **facts: object) -> DemoPlatform:
+    assert state.postgres is not None and state.redis is not None
+    return DemoPlatform(
+        layout.folder, layout.env_file, state.postgres.port, state.redis.port, **facts
+    )
+
+
+def start_demo(folder: Path | None = None, progress: Progress | None = None) -> DemoPlatform:
+    say = progress or (lambda _line: None)
+    began = time.monotonic()
+    layout = DemoLayout(demo_folder(folder))
+    _check_folder(layout.folder)
+    previous = read_state(layout.folder)
+    if previous is not None and previous.running:
+        return _platform(layout, previous, already_running=True)
+    if previous is not None:  # stopped underneath it: start afresh, keeping the backups
+        _stop_servers(previous)
+        shutil.rmtree(previous.servers_folder, ignore_errors=True)
+    layout.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    state = DemoState(_servers_folder(layout.folder))
+    write_state(layout.folder, state)
+    try:
+        state = _start_servers(layout, state, say)
+    except BaseException as error:
+        _stop_servers(state)
+        shutil.rmtree(state.servers_folder, ignore_errors=True)
+        write_state(layout.folder, DemoState(state.servers_folder))
+        if isinstance(error, JarvisError | KeyboardInterrupt):
+            raise
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise JarvisError(
+            f"the demo platform did not start: {first_line}; nothing of it runs now "
+            "(remove what it wrote with `jarvis-tui demo --stop`)"
+        ) from error
+    seconds = time.monotonic() - began
+    return _platform(layout, state, restarted=previous is not None, seconds=seconds)
+
+
+def _start_servers(layout: DemoLayout, state: DemoState, say: Progress) -> DemoState:
+    say("starting PostgreSQL")
+    postgres = PostgresServer(
+        state.servers_folder / "postgres", unprivileged_account("postgres"), detached=True
+    ).start()
+    state = replace(state, postgres=_record(postgres))
+    write_state(layout.folder, state)
+    say("starting Redis")
+    redis = RedisServer(
+        state.servers_folder / "redis", unprivileged_account("redis"), detached=True
+    ).start()
+    state = replace(state, redis=_record(redis))
+    write_state(layout.folder, state)
+    say("seeding users, conversations and tracks")
+    seed_postgres(postgres)
+    say("seeding sessions and queues")
+    seed_redis(redis)
+    say("writing music, the app's .env and config folder")
+    files = layout.files
+    write_platform_files(files)
+    database_url = f"postgresql://{USER}@{LOOPBACK}:{postgres.port}/{DATABASE}"
+    write_app_env(files, database_url, redis.url())
+    write_demo_env(layout.env_file, layout.settings(postgres.port, redis.port))
+    return state
+
+
+@dataclass(frozen=True)
+class DemoRemoved:
+    folder: Path
+    stopped: bool  # servers were running
+
+
+def stop_demo(folder: Path | None = None) -> DemoRemoved | None:
+    """Stop the demo's servers and remove its folder; None when there is no demo there."""
+    folder = demo_folder(folder)
+    state = read_state(folder)
+    if state is None:
+        if folder.exists():
+            raise JarvisError(
+                f"{folder} holds no demo platform ({STATE_FILE} is missing); nothing was removed"
+            )
+        return None
+    stopped = any(r is not None and r.running for r in (state.postgres, state.redis))
+    _stop_servers(state)
+    shutil.rmtree(state.servers_folder, ignore_errors=True)
+    shutil.rmtree(folder)
+    return DemoRemoved(folder, stopped)

@@ -36,7 +36,9 @@ class DashboardScreen(PaneScreen):
     PANE = "dashboard"
     BINDINGS = [
         Binding("b", "app.backup_now", "Backup now"),
-        Binding("f5", "refresh", "Refresh"),
+        Binding("m", "app.maintenance", "Maintenance"),
+        # Off the footer (full at 80 columns): the cards refresh by themselves anyway.
+        Binding("f5", "refresh", "Refresh", show=False),
     ]
 
     def compose_pane(self) -> ComposeResult:

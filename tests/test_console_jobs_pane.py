@@ -162,3 +162,26 @@ async def test_backup_full_reports_its_progress_in_parts_only(console_env):
         assert (job.progress_unit, job.progress_done) == ("parts", job.progress_total)
         row = row_words(app, job.id)
         assert "backup full succeeded" in row and "100%" in row and row.endswith(" -")
+
+
+async def test_the_wizards_logs_wrap_at_80_columns_too():
+    """The restore wizards' run log and dry-run report are the same WrappingLog."""
+    from textual.app import App
+
+    from jarvis_tui.widgets.wrapping_log import WrappingLog
+
+    line = "redis: restored into db 0 of redis://127.0.0.1:6379: 204 keys, every one compared"
+
+    class OneLog(App):
+        def compose(self):
+            yield WrappingLog(id="run-log")
+
+    app = OneLog()
+    async with app.run_test(size=SIZE) as pilot:
+        log = app.query_one(WrappingLog)
+        for _ in range(40):
+            log.write(line)
+        await pilot.pause()
+        shown = log.scrollable_content_region.width
+        assert shown < SIZE[0] and all(len(s.text.rstrip()) <= shown for s in log.lines)
+        assert " ".join(" ".join(s.text for s in log.lines).split()).count(line) == 40

@@ -6,6 +6,7 @@ from textual.app import ComposeResult
 from textual.widgets import Input, RichLog, Static
 
 from jarvis_tui.widgets.wizard_step import WizardStep
+from jarvis_tui.widgets.wrapping_log import WrappingLog
 
 
 class DryRunStep(WizardStep):
@@ -13,7 +14,7 @@ class DryRunStep(WizardStep):
 
     def compose(self) -> ComposeResult:
         yield Static("", id="dry-run-state", classes="step-intro")
-        yield RichLog(id="dry-run-report", wrap=True, markup=False, auto_scroll=False)
+        yield WrappingLog(id="dry-run-report", auto_scroll=False)
 
     def on_mount(self) -> None:
         self.state = "idle"

@@ -12,6 +12,7 @@ from textual.widgets import Button, ProgressBar, RichLog, Static
 from jarvis_tui.engine_access import JobLogged, JobProgressed, JobStarted, JobUpdate
 from jarvis_tui.formatting import amount, rate
 from jarvis_tui.widgets.wizard_step import WizardStep
+from jarvis_tui.widgets.wrapping_log import WrappingLog
 
 # How run_job words a job's last log line; the step says how the job ended itself.
 JOB_END_LINE = re.compile(r"^(succeeded|failed|cancelled) (in|after) ")
@@ -25,7 +26,7 @@ class RunStep(WizardStep):
         yield Static("", id="run-state", classes="step-intro")
         yield ProgressBar(id="run-progress", show_eta=False)
         yield Static("", id="run-rate", classes="muted")
-        yield RichLog(id="run-log", wrap=True, markup=False)
+        yield WrappingLog(id="run-log")
         yield Button("Cancel restore", id="run-cancel", variant="error", compact=True)
 
     def on_mount(self) -> None:

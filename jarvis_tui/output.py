@@ -1,58 +1,49 @@
-"""Plain-terminal output for the CLI: tables, JSON, sizes and a TTY progress line."""
+"""The CLI's results on stdout: tables drawn by rich, and JSON."""
 
+import io
 import json
 import sys
-import time
 from collections.abc import Sequence
-from typing import Any, TextIO
+from typing import Any
 
-from jarvis_tui.formatting import human_size
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+# Piped, a table is plain text for grep, awk and cut: the header underlined with a line
+# of dashes, columns two spaces apart, no colour, one line per row however long.
+PLAIN_HEAD = box.Box("    \n    \n -- \n    \n    \n    \n    \n    \n", ascii=True)
+PIPED_WIDTH = 1 << 16
+
+
+def table_of(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, plain: bool) -> Table:
+    table = Table(
+        box=PLAIN_HEAD if plain else box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        padding=(0, 1, 0, 0),
+        header_style="" if plain else "bold",
+    )
+    for header in headers:
+        table.add_column(Text(header))
+    for row in rows:
+        # Text, not str: a cell such as "[Errno 2]" is not rich markup.
+        table.add_row(*(Text("-" if cell is None else str(cell)) for cell in row))
+    return table
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    cells = [
-        [str(c) for c in headers],
-        *[[("-" if c is None else str(c)) for c in r] for r in rows],
-    ]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    for number, row in enumerate(cells):
-        print(
-            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip(),
-        )
-        if number == 0:
-            print("  ".join("-" * width for width in widths))
+    """A table on stdout: drawn to the terminal's width, or plain text when piped."""
+    if sys.stdout.isatty():
+        Console(file=sys.stdout, highlight=False).print(table_of(headers, rows, plain=False))
+        return
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=PIPED_WIDTH, color_system=None, highlight=False)
+    console.print(table_of(headers, rows, plain=True))
+    for line in buffer.getvalue().splitlines():
+        print(line.rstrip())
 
 
 def print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, default=str, sort_keys=True))
-
-
-class TerminalProgress:
-    """Redraws one status line on stderr when it is a terminal; silent otherwise."""
-
-    def __init__(self, label: str, stream: TextIO | None = None):
-        self.label = label
-        self.stream = stream or sys.stderr
-        self.enabled = self.stream.isatty()
-        self.started = time.monotonic()
-        self._last_draw = 0.0
-
-    def update(self, done: int, total: int | None) -> None:
-        now = time.monotonic()
-        if not self.enabled or (now - self._last_draw < 0.1 and done != total):
-            return
-        self._last_draw = now
-        rate = done / max(now - self.started, 1e-6)
-        if total:
-            filled = int(30 * done / total)
-            bar = "#" * filled + "." * (30 - filled)
-            text = f"{self.label} [{bar}] {100 * done / total:5.1f}% {human_size(int(rate))}/s"
-        else:
-            text = f"{self.label} {human_size(done)} {human_size(int(rate))}/s"
-        self.stream.write("\r" + text[:120].ljust(60))
-        self.stream.flush()
-
-    def finish(self) -> None:
-        if self.enabled:
-            self.stream.write("\n")
-            self.stream.flush()

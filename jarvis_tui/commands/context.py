@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 from engines.actions.verbs import VERBS, Request, run_verb
 from engines.config import Settings, load_settings
 from engines.joblog import configure_logging, register_secrets
-from engines.jobs import JobProgressed, JobUpdate
+from engines.jobs import JobFinished, JobProgressed, JobUpdate
 from engines.workspace import Workspace
 from jarvis_tui.exit_codes import ExitCode
-from jarvis_tui.output import TerminalProgress
+from jarvis_tui.progress_line import progress_line
 
 if TYPE_CHECKING:
     from engines.catalog import Artifact, BackupSet
@@ -35,21 +35,25 @@ def open_workspace(args: argparse.Namespace, browse: str | None = None) -> Works
 
 
 def run_with_progress(workspace: Workspace, name: str, request: Request) -> Any:
-    """The verb `name` (engines.actions.verbs) as its catalogued job, drawing a progress
-    line when stderr is a terminal; a verb that is no job just runs."""
+    """The verb `name` (engines.actions.verbs) as its catalogued job, its progress on stderr
+    (a bar on a terminal, plain lines when piped); a verb that is no job just runs."""
     job = VERBS[name].job(request)
     if job is None:
         return run_verb(workspace, name, request)
-    progress = TerminalProgress(job[1])
+    progress = progress_line(job[1])
+    ended: list[str] = []
 
     def on_update(update: JobUpdate) -> None:
         if isinstance(update, JobProgressed):
-            progress.update(update.done, update.total)
+            progress.update(update.done, update.total, update.unit)
+        elif isinstance(update, JobFinished):
+            ended.append(update.status)
 
     try:
         return run_verb(workspace, name, request, listeners=(on_update,))
     finally:
-        progress.finish()
+        # Also on Ctrl-C: the bar ends on its own line before `interrupted` is printed.
+        progress.finish(ended[-1] if ended else None)
 
 
 def print_restore_report(report: "RestoreReport") -> ExitCode:

@@ -3,6 +3,7 @@
 import argparse
 import dataclasses
 from collections.abc import Sequence
+from datetime import UTC
 
 from engines.catalog import Artifact, BackupSet
 from engines.repository.whereabouts import (
@@ -82,7 +83,7 @@ def print_sets(sets: list[BackupSet], places: dict[str, SetPlaces], with_copies:
             backup_set.kind,
             backup_set.tier,
             backup_set.status,
-            backup_set.created_at,
+            f"{backup_set.created_at.astimezone(UTC):%Y-%m-%d %H:%M}",
             backup_set.artifact_count,
             human_size(backup_set.stored_size),
             backup_set.verified_state,
@@ -94,7 +95,7 @@ def print_sets(sets: list[BackupSet], places: dict[str, SetPlaces], with_copies:
 def print_set(backup_set: BackupSet, artifacts: list[Artifact], places: SetPlaces) -> None:
     print(
         f"{backup_set.id}: {backup_set.kind}, {backup_set.tier or '-'}, {backup_set.status}, "
-        f"created {backup_set.created_at:%Y-%m-%d %H:%M} UTC, "
+        f"created {backup_set.created_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC, "
         f"{human_size(backup_set.stored_size)}"
     )
     if backup_set.error:

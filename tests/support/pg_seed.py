@@ -7,8 +7,6 @@ non-ASCII text, a view, an index, a foreign key, a comment and a large object.
 import secrets
 from pathlib import Path
 
-# Imported at collection, not inside a test: TerminalProgress binds sys.stderr as a
-# default argument when jarvis_tui.output is first imported.
 from jarvis_tui.cli import main
 from tests.support.postgres import PostgresServer
 

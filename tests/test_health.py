@@ -1,14 +1,18 @@
 """Watchdog, health and status: an injected clock for the 25-hour rule, real servers to reach."""
 
 import json
-from datetime import timedelta
+import re
+from datetime import UTC, timedelta
 
 import pytest
 
-from engines.catalog.times import utc_now
+from engines.catalog.times import parse_iso, utc_now
+from engines.monitoring.health import check_scheduler
 from engines.monitoring.watchdog import configured_sources
 from engines.pipeline.crypto import MasterKey
+from engines.scheduling.moments import moment_words
 from engines.scheduling.scheduler import Scheduler
+from engines.scheduling.schedules import scheduler_holder
 from engines.workspace import Workspace
 from jarvis_tui.cli import main
 from jarvis_tui.exit_codes import ExitCode
@@ -147,6 +151,29 @@ def test_health_without_scheduler_backups_or_repository_fails_in_words(
     assert "no successful postgres backup in the catalog" in out
     assert "start `jarvis-tui --run-scheduled`" in out
     assert "problem(s): postgres reachable, repository writable" in out.strip().splitlines()[-1]
+
+
+def test_health_says_since_when_the_scheduler_runs_in_words(tmp_path, isolated_env, capsys):
+    variables = {"DATABASE_URL": DEAD_DATABASE_URL, "BACKUP_TIMEZONE": "UTC"}
+    settings = make_settings(tmp_path, **variables)
+    scheduler = Scheduler(settings, purpose="console", clock=Clock(T0))
+    assert scheduler.start(timers=False)
+    try:
+        started = parse_iso(scheduler_holder(settings)["started_at"])
+        later = started + timedelta(hours=2, minutes=5)
+        [check] = check_scheduler(settings, later)
+        assert check.ok
+        assert check.detail.endswith(f"since {moment_words(started, later, UTC)}")
+        assert check.detail.endswith("(2 h 5 min ago)")
+
+        env_file = write_env_file(tmp_path, **variables)
+        main(["--env-file", str(env_file), "health"])
+        out = capsys.readouterr().out
+    finally:
+        scheduler.stop(0)
+    line = next(line for line in out.splitlines() if line.startswith("scheduler "))
+    assert re.search(r"since \d\d:\d\d \S+ \((less than a minute|\d+ min) ago\)$", line), line
+    assert not re.search(r"\d{4}-\d\d-\d\dT\d\d:", out)  # no raw ISO timestamp
 
 
 def test_status_shows_schedules_in_words_results_and_the_holder(tmp_path, isolated_env, capsys):

@@ -18,6 +18,7 @@ from engines.keys import keyring_from_settings
 from engines.monitoring.checks import HealthCheck
 from engines.monitoring.offsite_check import check_offsite
 from engines.monitoring.watchdog import backup_freshness, configured_sources, disk_space
+from engines.scheduling.clock import configured_timezone
 from engines.scheduling.schedules import describe_holder, scheduler_holder, schedules_from
 from engines.sources import get_source
 
@@ -91,14 +92,16 @@ def check_key(settings: Settings, catalog: Catalog) -> list[HealthCheck]:
     return [HealthCheck("encryption key", True, detail)]
 
 
-def check_scheduler(settings: Settings) -> list[HealthCheck]:
+def check_scheduler(settings: Settings, now: datetime) -> list[HealthCheck]:
+    """Who holds the schedules, and since when in the operator's words (not ISO)."""
     if settings.browsing:
         return [HealthCheck("scheduler", True, "browsing read-only: no schedules run here")]
     enabled = [s.name for s in schedules_from(settings) if s.enabled]
     holder = scheduler_holder(settings)
     if not enabled:
         return [HealthCheck("scheduler", True, "no schedule is enabled")]
-    return [HealthCheck("scheduler", holder is not None, describe_holder(holder))]
+    detail = describe_holder(holder, now, configured_timezone(settings))
+    return [HealthCheck("scheduler", holder is not None, detail)]
 
 
 def check_freshness(settings: Settings, catalog: Catalog, now: datetime) -> list[HealthCheck]:
@@ -121,6 +124,6 @@ def run_health_checks(settings: Settings, catalog: Catalog, now: datetime) -> li
     checks += check_s3(settings)
     checks += check_offsite(settings, catalog)
     checks += check_key(settings, catalog)
-    checks += check_scheduler(settings)
+    checks += check_scheduler(settings, now)
     checks += check_freshness(settings, catalog, now)
     return checks

@@ -7,7 +7,7 @@ from jarvis_tui.screens.base import PaneScreen
 from jarvis_tui.screens.jobs import JobsScreen
 from jarvis_tui.screens.message_history import MessagesScreen
 from jarvis_tui.screens.wizard import RestoreWizard
-from tests.console_fixtures import screen_words, settle
+from tests.console_fixtures import screen_text, screen_words, settle
 
 
 def shown_toasts(app) -> list[str]:
@@ -86,3 +86,21 @@ async def test_pane_keys_inside_a_wizard_say_so_and_never_hide_it(console_env):
         await pilot.press("escape", "1", "3")
         await settle(pilot)
         assert isinstance(app.screen, JobsScreen)
+
+
+async def test_every_footer_keeps_restore_and_quit_at_80_columns(console_env):
+    app = console_env.app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        footers = {}
+        for key in "12345":
+            await pilot.press(key)
+            await settle(pilot)
+            footers[key] = screen_text(app).splitlines()[-1]
+        await pilot.press("R", "enter")
+        await settle(pilot)
+        footers["wizard"] = screen_text(app).splitlines()[-1]
+    for where, footer in footers.items():
+        assert "? Help" in footer and ("R Restore" in footer or "r Restore" in footer), where
+        assert "q Quit" in footer and "^p palette" in footer, (where, footer)
+    assert "^n Next" in footers["wizard"] and "esc Leave wizard" in footers["wizard"]

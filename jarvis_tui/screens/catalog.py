@@ -41,13 +41,15 @@ class CatalogScreen(CatalogActions):
         # Priority: the app runs it as the key arrives, before it routes the keys typed
         # right after "/" (a plain binding runs only once "/" has come back from the table,
         # when those keys are already on their way to the table and its letter keys).
-        Binding("slash", "focus_filter", "Filter", priority=True),
+        # Footer space at 80 columns: the filter line shows its key, b is everywhere.
+        Binding("slash", "focus_filter", "Filter", priority=True, show=False),
+        Binding("b", "app.backup_now", "Backup", show=False),
         Binding("v", "verify", "Verify"),
         Binding("V", "verify_data", "Verify, reading all data", show=False),
         Binding("r", "restore", "Restore"),
         Binding("e", "export", "Export"),
         Binding("s", "sync", "Sync S3"),
-        Binding("delete,x", "delete", "Delete"),
+        Binding("x,delete", "delete", "Delete"),
         Binding("f5", "reload", "Reload", show=False),
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]

@@ -35,7 +35,7 @@ def origin_word(origin: str, settings: Settings) -> str:
 class SettingsScreen(PaneScreen):
     PANE = "settings"
     BINDINGS = [
-        Binding("r", "reload", "Reload settings"),
+        Binding("r", "reload", "Reload"),
         Binding("k", "app.offer_key", "New key"),
         Binding("p", "next_problem", "Next problem"),
     ]

@@ -17,6 +17,7 @@ from textual.signal import Signal
 from textual.worker import Worker, WorkerState
 
 from jarvis_tui.dashboard_view import DiskProbe, repository_disk_space
+from jarvis_tui.demo_access import DemoReady, demo_wanted
 from jarvis_tui.engine_access import (
     EngineAccess,
     Job,
@@ -40,6 +41,7 @@ from jarvis_tui.screens.backup_chooser import BackupChoice, BackupChooser
 from jarvis_tui.screens.base import PaneScreen
 from jarvis_tui.screens.confirm import ConfirmScreen
 from jarvis_tui.screens.dashboard import DashboardScreen
+from jarvis_tui.screens.demo_offer import DemoOfferScreen
 from jarvis_tui.screens.help import HelpScreen, screen_title
 from jarvis_tui.screens.key_setup import KeySetupScreen
 from jarvis_tui.screens.maintenance import MaintenanceMenu, run_maintenance
@@ -121,11 +123,26 @@ class JarvisConsole(
         if self.poll_seconds:
             self.set_interval(self.poll_seconds, self.poll_jobs)
         self.scheduler.start()
+        if demo_wanted(self.settings):
+            self.push_screen(DemoOfferScreen(), self._demo_answered)
+        else:
+            self._offer_key_if_wanted()
+
+    def _offer_key_if_wanted(self) -> None:
         key_wanted = self.settings.backup_encryption_key is None and not (
             self.settings.backup_encryption_key_secret_id  # kept in AWS Secrets Manager
         )
         if key_wanted and not self.settings.problems:
             self.action_offer_key()
+
+    def _demo_answered(self, ready: DemoReady | None) -> None:
+        if ready is None:
+            self._offer_key_if_wanted()
+            return
+        # The operator chose the demo: its settings apply without a reload's question.
+        self.env_file = ready.platform.env_file
+        self.use_settings(ready.check)
+        self.notify("The demo platform runs: press b to back it up.", timeout=8)
 
     def on_unmount(self) -> None:
         self.scheduler.stop()

@@ -14,6 +14,7 @@ from textual.message import Message
 
 if TYPE_CHECKING:
     from jarvis_tui.catalog_view import CatalogIndex, SetDetail, SetExtras
+    from jarvis_tui.demo_access import DemoReady
     from jarvis_tui.engine_access import Alert, BackupSet, Job, JobEvent, JobUpdate
     from jarvis_tui.restorable import RestorableSet
     from jarvis_tui.restore_access import RestoreReport
@@ -24,6 +25,20 @@ class CatalogChanged(Message):
     """Backups were added, verified or removed: reload what shows them."""
 
     reason: str
+
+
+@dataclass
+class DemoStarted(Message):
+    """The demo platform runs (started now or found running); its settings read back."""
+
+    ready: DemoReady
+
+
+@dataclass
+class DemoFailed(Message):
+    """The demo platform did not start; `error` is the operator's message."""
+
+    error: str
 
 
 @dataclass

@@ -1,0 +1,146 @@
+"""The demo platform end to end, with real processes: `jarvis-tui demo` starts and seeds
+its own PostgreSQL and Redis, `backup full` and a PostgreSQL restore into a new database
+work on it, and `demo --stop` leaves nothing running and nothing on disk. The console
+offers it on a first start with nothing to back up."""
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from engines.demo.platform import stop_demo
+from engines.demo.postgres_data import DATABASE, TABLE_ROWS, USER
+from engines.plumbing.paths import default_demo_dir
+from engines.plumbing.processes import process_alive
+from engines.servers.process import group_members_alive
+from tests.console_fixtures import FIXED_NOW, screen_words, settle
+from tests.support.files_env import REPO_ROOT, child_env
+
+RESTORED = "jarvis_db_restored"
+
+
+def jarvis(*argv: object) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "jarvis_tui.cli", *map(str, argv)],
+        cwd=REPO_ROOT,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture
+def demo_dir(isolated_env) -> Iterator[Path]:
+    folder = isolated_env.cwd / "demo"
+    try:
+        yield folder
+    finally:  # a failed test leaves no server running
+        if (folder / "demo.json").exists():
+            stop_demo(folder)
+
+
+def tables(port: int, database: str) -> dict[str, tuple[int, str]]:
+    """Every table of `database`: its rows and a digest of their contents."""
+    with psycopg.connect(host="127.0.0.1", port=port, user=USER, dbname=database) as conn:
+        names = [
+            r[0]
+            for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        ]
+        return {
+            name: conn.execute(
+                f"SELECT count(*), md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) "
+                f'FROM "{name}" t'
+            ).fetchone()
+            for name in names
+        }
+
+
+def test_the_demo_backs_up_restores_and_leaves_nothing_behind(demo_dir):
+    began = time.monotonic()
+    started = jarvis("demo", "--no-console", "--dir", demo_dir)
+    assert started.returncode == 0, started.stderr
+    env_file = demo_dir / ".env"
+    assert f"open the console on it:  jarvis-tui --env-file {env_file}" in started.stdout
+    state = json.loads((demo_dir / "demo.json").read_text())
+    pids = [state["postgres"]["pid"], state["redis"]["pid"]]
+    servers_folder = Path(state["servers_folder"])
+
+    backup = jarvis("--env-file", env_file, "backup", "full")
+    first_backup_s = time.monotonic() - began
+    assert backup.returncode == 0, backup.stdout + backup.stderr
+    for source in ("postgres", "redis", "files", "secrets", "config"):
+        assert f"  {source:<8}  ok" in backup.stdout
+    print(f"demo start to a complete first backup: {first_backup_s:.1f} s")
+
+    restore = jarvis(
+        "--env-file", env_file, "restore", "postgres", "latest", "--target-db", RESTORED
+    )
+    assert restore.returncode == 0, restore.stdout + restore.stderr
+    port = state["postgres"]["port"]
+    original = tables(port, DATABASE)
+    assert {name: rows for name, (rows, _digest) in original.items()} == TABLE_ROWS
+    assert tables(port, RESTORED) == original
+
+    again = jarvis("demo", "--no-console", "--dir", demo_dir)
+    assert "the demo platform is already running" in again.stdout
+    assert json.loads((demo_dir / "demo.json").read_text()) == state
+
+    stopped = jarvis("demo", "--stop", "--dir", demo_dir)
+    assert stopped.returncode == 0, stopped.stderr
+    assert f"demo platform: stopped its servers and removed {demo_dir}" in stopped.stdout
+    assert not demo_dir.exists() and not servers_folder.exists()
+    for pid in pids:
+        assert not process_alive(pid) and not group_members_alive(pid)
+
+
+def test_stop_refuses_a_folder_that_is_no_demo(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    refused = jarvis("demo", "--stop", "--dir", tmp_path)
+    assert refused.returncode == 1
+    assert refused.stderr == (
+        f"jarvis-tui: {tmp_path} holds no demo platform (demo.json is missing); "
+        "nothing was removed\n"
+    )
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def _app():
+    from jarvis_tui.app import make_app
+
+    return make_app(None, clock=lambda: FIXED_NOW, poll_seconds=None, host_scheduler=False)
+
+
+async def test_a_first_start_with_nothing_to_back_up_offers_the_demo_then_the_key(isolated_env):
+    app = _app()
+    async with app.run_test(size=(100, 40)) as pilot:
+        await settle(pilot)
+        words = screen_words(app)
+        assert "Nothing to back up yet" in words
+        assert "Start the demo platform" in words
+        await pilot.press("escape")  # not now: the key is offered as before
+        await settle(pilot)
+        assert "No encryption key is configured" in screen_words(app)
+
+
+async def test_the_console_starts_the_demo_and_moves_onto_it(isolated_env):
+    app = _app()
+    try:
+        async with app.run_test(size=(100, 40)) as pilot:
+            await settle(pilot)
+            await pilot.click("#start")
+            await settle(pilot)
+            assert app.env_file == default_demo_dir() / ".env"
+            assert app.settings.postgres_configured and app.settings.redis_configured
+            assert app.settings.backup_encryption_key is not None
+            words = screen_words(app)
+            assert "Nothing to back up yet" not in words
+            assert "No encryption key is configured" not in words
+    finally:
+        stop_demo(default_demo_dir())
+    assert not default_demo_dir().exists()

@@ -184,3 +184,27 @@ async def test_palette_lists_the_maintenance_commands_with_their_keys(retention_
         await settle(pilot)
         await pilot.pause(0.3)
         assert "Retention and cleanup…  m c" in screen_text(app)
+
+
+async def test_verify_all_drill_and_prune_run_as_jobs(files_console):
+    app = files_console.app()
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await open_maintenance(pilot, "d")
+        assert "restore drill finished" in screen_words(app)
+        await open_maintenance(pilot, "p")
+        assert "Prune the files store?" in screen_words(app)
+        await confirm(pilot)
+        assert "prune the files store finished" in screen_words(app)
+        pack = next((files_console.cwd / "repo" / "files" / "packs").glob("*/*.pack"))
+        damaged = bytearray(pack.read_bytes())
+        damaged[len(damaged) // 2] ^= 0xFF
+        pack.write_bytes(bytes(damaged))
+        await open_maintenance(pilot, "A")
+        words = screen_words(app)
+        assert "verify every backup, reading every chunk: problems" in words
+        assert "1 artifact(s) checked, 1 failed" in words
+    with files_console.catalog() as catalog:
+        jobs = {job.description: job.status for job in catalog.list_jobs(limit=10)}
+    assert jobs["restore drill"] == "succeeded"
+    assert jobs["prune the files store"] == "succeeded"
+    assert "verify every backup, reading every chunk" in jobs

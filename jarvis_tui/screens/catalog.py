@@ -43,7 +43,7 @@ class CatalogScreen(CatalogActions):
         # when those keys are already on their way to the table and its letter keys).
         # Footer space at 80 columns: the filter line shows its key, b is everywhere.
         Binding("slash", "focus_filter", "Filter", priority=True, show=False),
-        Binding("b", "app.backup_now", "Backup", show=False),
+        Binding("b", "app.backup_now", "", show=False),
         Binding("v", "verify", "Verify"),
         Binding("V", "verify_data", "Verify, reading all data", show=False),
         Binding("r", "restore", "Restore"),

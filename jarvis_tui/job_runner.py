@@ -159,7 +159,7 @@ class JobRunner:
 
         def finished(outcome: Outcome) -> list[tuple[MessagePump, Message]]:
             if outcome.error is not None:
-                return [(target, BackupFailed(kind, outcome.error))]
+                return [(target, BackupFailed(kind, outcome.error, outcome.cancelled))]
             return [(target, BackupFinished(outcome.value))]
 
         verb = "backup-full" if kind == "full" else "backup"

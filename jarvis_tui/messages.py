@@ -84,6 +84,7 @@ class BackupFinished(Message):
 class BackupFailed(Message):
     kind: str
     error: str
+    cancelled: bool = False  # stopped on request: said as cancelled, not as a failure
 
 
 @dataclass

@@ -36,6 +36,13 @@ class OutcomeNotifications(App):
 
     @on(BackupFailed)
     def _backup_failed(self, message: BackupFailed) -> None:
+        if message.cancelled:
+            self.notify(
+                "Earlier backups are as they were.",
+                title=f"{message.kind} backup cancelled",
+                severity="warning",
+            )
+            return
         self.notify(
             message.error, title=f"{message.kind} backup failed", severity="error", timeout=LONG
         )

@@ -2,14 +2,19 @@
 and wraps log lines without losing characters."""
 
 import asyncio
+import os
+import signal
 
 from textual.widgets import DataTable, RichLog
 
 from engines.actions.verbs import Request
 from engines.jobs import JobProgressed
+from jarvis_tui.app import make_app
 from jarvis_tui.job_process import ActionSpec, run_in_process
 from jarvis_tui.jobs_watch import JOBS_SHOWN
 from tests.console_fixtures import FIXED_NOW, FrozenCatalogClock, screen_words, settle
+from tests.support.files_env import make_files_env
+from tests.test_console_jobs import wait_until
 
 SIZE = (80, 24)
 
@@ -185,3 +190,31 @@ async def test_the_wizards_logs_wrap_at_80_columns_too():
         shown = log.scrollable_content_region.width
         assert shown < SIZE[0] and all(len(s.text.rstrip()) <= shown for s in log.lines)
         assert " ".join(" ".join(s.text for s in log.lines).split()).count(line) == 40
+
+
+async def test_a_backup_cancelled_here_is_said_cancelled_not_failed(tmp_path, isolated_env):
+    env = make_files_env(tmp_path / "env")
+    env.set(BACKUP_COMPRESSION="gzip")
+    for number in range(32):  # seconds of gzip work: the cancel lands in the middle
+        (env.data / f"part{number:02d}.txt").write_text(os.urandom(1 << 19).hex())
+    app = make_app(env.env_file, poll_seconds=0.1, host_scheduler=False)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await pilot.press("3")
+        app.runner.backup("files")
+        await wait_until(pilot, lambda: any(not j.finished for j in app.jobs))
+        (job,) = app.jobs
+        os.kill(job.pid, signal.SIGSTOP)  # held still, so it surely has work left
+        try:
+            await wait_until(pilot, lambda: selected(app) == job.id)
+            await pilot.press("c")
+            await pilot.click("#yes")
+            await wait_until(pilot, lambda: "cancel requested" in screen_words(app))
+        finally:
+            os.kill(job.pid, signal.SIGCONT)
+        await wait_until(pilot, lambda: "files backup cancelled" in screen_words(app), 60)
+        await wait_until(pilot, lambda: app.jobs[0].finished)
+        await settle(pilot)
+        shown = screen_words(app)
+        assert app.jobs[0].status == "cancelled"
+        assert "cancelled cancelled" in row_words(app, job.id)
+        assert "backup failed" not in shown and "100%" not in row_words(app, job.id)

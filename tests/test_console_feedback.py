@@ -104,3 +104,17 @@ async def test_every_footer_keeps_restore_and_quit_at_80_columns(console_env):
         assert "? Help" in footer and ("R Restore" in footer or "r Restore" in footer), where
         assert "q Quit" in footer and "^p palette" in footer, (where, footer)
     assert "^n Next" in footers["wizard"] and "esc Leave wizard" in footers["wizard"]
+
+
+async def test_recent_alerts_keep_when_and_severity_beside_a_long_message(seeded_console):
+    cause = "could not write block 7 of relation base/16384/2619: No space left on device; " * 4
+    with seeded_console.catalog() as catalog:
+        catalog.record_alert("critical", "backup_failed", f"postgres backup failed: {cause}", {})
+    app = seeded_console.app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        rows = [line for line in screen_text(app).splitlines() if "backup_failed" in line]
+    assert len(rows) == 2, rows
+    assert rows[0].split()[:3] == ["09:30:00", "critical", "backup_failed:"]
+    assert rows[1].split()[:4] == ["2026-04-30", "14:30", "critical", "backup_failed:"]
+    assert rows[0].rstrip().endswith("…")  # the message gives way, cut where it must be

@@ -25,10 +25,13 @@ PROBE_SECONDS = 30.0
 SEVERITY_STYLES = {"critical": "bold red", "warning": "yellow", "info": "green"}
 
 
-def _table(*columns: str) -> Table:
+def _table(*columns: str, shrinking: str | None = None) -> Table:
+    """Cells cut with an ellipsis; a long text goes in the `shrinking` column, which alone
+    gives way (else rich takes an equal share from every column: one character each)."""
     table = Table(box=None, show_header=True, header_style="bold", expand=True, pad_edge=False)
     for column in columns:
-        table.add_column(column, no_wrap=True, overflow="ellipsis")
+        ratio = 1 if column == shrinking else None
+        table.add_column(column, no_wrap=True, overflow="ellipsis", ratio=ratio)
     return table
 
 
@@ -203,7 +206,7 @@ class DashboardScreen(PaneScreen):
         if not facts.alerts:
             return Text.assemble(("Recent alerts\n", "bold"), ("No alerts.", "dim"))
         now = self.console.clock()
-        table = _table("When", "Severity", "Alert")
+        table = _table("When", "Severity", "Alert", shrinking="Alert")
         table.title, table.title_justify, table.title_style = "Recent alerts", "left", "bold"
         for alert in facts.alerts:
             table.add_row(

@@ -48,6 +48,11 @@ async def test_the_list_follows_the_newest_job_and_goes_to_its_ends(console_env)
         await settle(pilot)
         assert selected(app) == ids[0] and table.scroll_y > 0
         assert f"Job {ids[0]} verify set 0" in screen_words(app)
+        await pilot.resize_terminal(100, 24)  # the columns are laid out again
+        await settle(pilot)
+        assert selected(app) == ids[0]
+        await pilot.resize_terminal(*SIZE)
+        await settle(pilot)
         await pilot.press("g")
         assert selected(app) == ids[-1]
         await pilot.press("end")

@@ -58,6 +58,14 @@ class NotFoundError(JarvisError):
     """A backup, artifact or snapshot named by the operator does not exist."""
 
 
+class CatalogUnreadableError(JarvisError):
+    """The catalog file is not a database SQLite can read (damaged, or another file)."""
+
+    def __init__(self, message: str, path: object) -> None:
+        super().__init__(message)
+        self.path = path
+
+
 class InsufficientSpaceError(JarvisError):
     """The repository has too little free space for the backup."""
 

@@ -7,12 +7,15 @@ console's words (`Request.label`), not by the CLI's flags.
 """
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from textual.message import Message
 from textual.message_pump import MessagePump
 
 from engines.actions.verbs import Request
+from engines.catalog.aside import move_aside
+from engines.errors import CatalogUnreadableError
 from jarvis_tui.job_process import ActionSpec, Outcome
 from jarvis_tui.messages import (
     CatalogChanged,
@@ -63,6 +66,28 @@ class MaintenanceJobs:
 
         request = Request(dry_run=True, label="retention preview (nothing is deleted)")
         self.runner.start(ActionSpec("cleanup", request), finished)
+
+    def rebuild_catalog(self) -> None:
+        """Catalog rebuild; a catalog SQLite cannot read is moved aside first (kept), as its
+        error message asks. Only when this console failed to open it: then no connection
+        of this process holds it."""
+        app = self.runner.app
+
+        def prepare() -> None:
+            try:
+                app.access.catalog()
+            except CatalogUnreadableError as error:
+                moved = move_aside(Path(str(error.path)), app.clock())
+                app.call_from_thread(
+                    app.notify,
+                    f"The unreadable catalog was moved aside to {moved}; a new one is built.",
+                    timeout=10,
+                )
+            except Exception:
+                pass  # another problem (busy, no folder): the rebuild says it itself
+            app.call_from_thread(self.run, "rebuild_catalog")
+
+        app.run_worker(prepare, name="catalog set aside", thread=True, exit_on_error=False)
 
     def run(self, name: str) -> str:
         """Start the job `name` of JOBS; its outcome is notified. Returns its title."""

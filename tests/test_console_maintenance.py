@@ -208,3 +208,27 @@ async def test_verify_all_drill_and_prune_run_as_jobs(files_console):
     assert jobs["restore drill"] == "succeeded"
     assert jobs["prune the files store"] == "succeeded"
     assert "verify every backup, reading every chunk" in jobs
+
+
+async def test_catalog_rebuild_moves_an_unreadable_catalog_aside(files_console):
+    with files_console.catalog() as catalog:
+        (backup_set,) = catalog.list_backup_sets()
+    for path in files_console.cwd.glob("catalog.sqlite3*"):
+        path.unlink()
+    files_console.catalog_path.write_bytes(b"not a database, " * 512)
+    app = files_console.app()
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await pilot.press("2")
+        await settle(pilot)
+        assert "m, g rebuilds the catalog" in screen_words(app)
+        await open_maintenance(pilot, "g")
+        await confirm(pilot)
+        await settle(pilot)
+        words = screen_words(app)
+        assert "The unreadable catalog was moved aside" in words
+        assert "rebuild the catalog finished" in words
+        assert backup_set.id in screen_text(app)
+    (aside,) = files_console.cwd.glob("catalog.sqlite3.unreadable-*")
+    assert aside.read_bytes() == b"not a database, " * 512  # kept as it was
+    with files_console.catalog() as catalog:
+        assert [s.id for s in catalog.list_backup_sets()] == [backup_set.id]

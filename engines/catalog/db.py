@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from engines.catalog.schema import migrate
-from engines.errors import InsufficientSpaceError, JarvisError
+from engines.errors import CatalogUnreadableError, InsufficientSpaceError, JarvisError
 from engines.plumbing.fsutil import FILE_MODE, ensure_private_dir
 
 T = TypeVar("T")
@@ -170,9 +170,10 @@ class Database:
             ) from exc
         except sqlite3.DatabaseError as exc:
             self._conn.close()
-            raise JarvisError(
+            raise CatalogUnreadableError(
                 f"catalog {path} is unreadable ({exc}); move it aside and run "
-                "`jarvis-tui catalog rebuild` to recreate it from the repository"
+                "`jarvis-tui catalog rebuild` to recreate it from the repository",
+                path,
             ) from exc
         except BaseException:
             self._conn.close()

@@ -54,8 +54,8 @@ CONFIRMATIONS = {
         "Rebuild the catalog?",
         "Reads every artifact in the repository, authenticates it with the key and refills "
         "the catalog from the metadata sealed in it; rows of files that are gone are "
-        "dropped. Backups themselves are not changed. It takes as long as reading the "
-        "repository once.",
+        "dropped. Backups themselves are not changed. A catalog that cannot be read is "
+        "moved aside first (renamed, kept). It takes as long as reading the repository once.",
         "Rebuild",
     ),
 }
@@ -82,9 +82,13 @@ def run_maintenance(app: "JarvisConsole", name: str) -> None:
         return
 
     def start(confirmed: bool | None = True) -> None:
-        if confirmed:
+        if not confirmed:
+            return
+        if name == "rebuild_catalog":
+            app.maintenance.rebuild_catalog()
+        else:
             app.maintenance.run(name)
-            app.notify(f"{STARTED[name]} (progress in Jobs, 3)", timeout=4)
+        app.notify(f"{STARTED[name]} (progress in Jobs, 3)", timeout=4)
 
     if name in CONFIRMATIONS:
         app.push_screen(ConfirmScreen(*CONFIRMATIONS[name]), start)

@@ -1,0 +1,24 @@
+"""An unreadable catalog moved aside, so that `catalog rebuild` can make a new one.
+
+The catalog is a cache of the repository: a file SQLite cannot read
+(`CatalogUnreadableError`) is renamed with its journals, never deleted, and kept for
+whoever wants to look at it. Only a process that failed to open it may move it: one
+holding it open would lose its locks.
+"""
+
+import os
+from datetime import datetime
+from pathlib import Path
+
+from engines.catalog.db import catalog_files
+
+
+def move_aside(path: Path, moment: datetime) -> Path:
+    """Rename the catalog and its journals to `<name>.unreadable-<moment>`; the new name."""
+    stamp = moment.strftime("%Y%m%dT%H%M%S")
+    target = path.with_name(f"{path.name}.unreadable-{stamp}")
+    for file in catalog_files(path):
+        if file.exists():
+            os.replace(file, target.with_name(target.name + file.name[len(path.name) :]))
+    return target
+

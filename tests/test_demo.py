@@ -13,11 +13,14 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from engines.demo.platform import stop_demo
+from engines.demo import platform
+from engines.demo.platform import start_demo, stop_demo
 from engines.demo.postgres_data import DATABASE, TABLE_ROWS, USER
+from engines.errors import JarvisError
 from engines.plumbing.paths import default_demo_dir
 from engines.plumbing.processes import process_alive
 from engines.servers.process import group_members_alive
+from engines.servers.redis import RedisServer
 from tests.console_fixtures import FIXED_NOW, screen_words, settle
 from tests.support.files_env import REPO_ROOT, child_env
 
@@ -110,13 +113,50 @@ def test_stop_refuses_a_folder_that_is_no_demo(tmp_path):
     assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
+@pytest.fixture
+def fresh_host(isolated_env, monkeypatch) -> None:
+    """Nothing configured, and the guide's folders absent whatever this machine's /tmp holds."""
+    monkeypatch.setenv("BACKUP_FILE_PATHS", str(isolated_env.cwd / "jarvis-music-uploads"))
+
+
+def test_a_start_that_fails_stops_what_it_started_and_leaves_nothing(demo_dir, monkeypatch):
+    class RedisThatExits(RedisServer):
+        def __init__(self, base_dir, account, **options):
+            super().__init__(base_dir, account, binary="/bin/false", **options)
+
+    monkeypatch.setattr(platform, "RedisServer", RedisThatExits)
+    states = []
+
+    def progress(line: str) -> None:
+        if line == "starting Redis":  # PostgreSQL runs and is recorded by now
+            states.append(json.loads((demo_dir / "demo.json").read_text()))
+
+    with pytest.raises(JarvisError) as refused:
+        start_demo(demo_dir, progress)
+    assert str(refused.value) == (
+        "the demo platform did not start: redis exited with code 1; nothing of it runs now"
+    )
+    (state,) = states
+    assert not process_alive(state["postgres"]["pid"])
+    assert not demo_dir.exists() and not Path(state["servers_folder"]).exists()
+
+
+def test_the_demo_wants_a_folder_of_its_own(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(JarvisError, match="is not empty and holds no demo platform"):
+        start_demo(tmp_path)
+    with pytest.raises(JarvisError, match="is a file, not a folder"):
+        start_demo(tmp_path / "notes.txt")
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
 def _app():
     from jarvis_tui.app import make_app
 
     return make_app(None, clock=lambda: FIXED_NOW, poll_seconds=None, host_scheduler=False)
 
 
-async def test_a_first_start_with_nothing_to_back_up_offers_the_demo_then_the_key(isolated_env):
+async def test_a_first_start_with_nothing_to_back_up_offers_the_demo_then_the_key(fresh_host):
     app = _app()
     async with app.run_test(size=(100, 40)) as pilot:
         await settle(pilot)
@@ -128,7 +168,7 @@ async def test_a_first_start_with_nothing_to_back_up_offers_the_demo_then_the_ke
         assert "No encryption key is configured" in screen_words(app)
 
 
-async def test_the_console_starts_the_demo_and_moves_onto_it(isolated_env):
+async def test_the_console_starts_the_demo_and_moves_onto_it(fresh_host):
     app = _app()
     try:
         async with app.run_test(size=(100, 40)) as pilot:

@@ -137,6 +137,10 @@ def start_demo(folder: Path | None = None, progress: Progress | None = None) -> 
     _check_folder(layout.folder)
     previous = read_state(layout.folder)
     if previous is not None and previous.running:
+        if not layout.env_file.exists():  # removed by hand: the servers still need naming
+            assert previous.postgres is not None and previous.redis is not None
+            settings = layout.settings(previous.postgres.port, previous.redis.port)
+            write_demo_env(layout.env_file, settings)
         return _platform(layout, previous, already_running=True)
     if previous is not None:  # stopped underneath it: start afresh, keeping the backups
         _stop_servers(previous)
@@ -147,15 +151,18 @@ def start_demo(folder: Path | None = None, progress: Progress | None = None) -> 
     try:
         state = _start_servers(layout, state, say)
     except BaseException as error:
+        state = read_state(layout.folder) or state  # with the servers that did start
         _stop_servers(state)
         shutil.rmtree(state.servers_folder, ignore_errors=True)
-        write_state(layout.folder, DemoState(state.servers_folder))
+        if previous is None:  # nothing of a first start is left
+            shutil.rmtree(layout.folder, ignore_errors=True)
+        else:  # the backups of earlier starts are kept
+            write_state(layout.folder, DemoState(state.servers_folder))
         if isinstance(error, JarvisError | KeyboardInterrupt):
             raise
-        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0].rstrip(":")
         raise JarvisError(
-            f"the demo platform did not start: {first_line}; nothing of it runs now "
-            "(remove what it wrote with `jarvis-tui demo --stop`)"
+            f"the demo platform did not start: {first_line}; nothing of it runs now"
         ) from error
     seconds = time.monotonic() - began
     return _platform(layout, state, restarted=previous is not None, seconds=seconds)

@@ -27,17 +27,12 @@ class Entry(NamedTuple):
 
 
 ENTRIES = (
-    Entry("c", "retention", "Retention and cleanup…", "which backups are kept and why, which go"),
-    Entry("h", "health", "Health checks", "everything a backup needs, and what to do"),
-    Entry("a", "verify_all", "Verify every backup", "re-read and authenticate every artifact"),
-    Entry(
-        "A",
-        "verify_all_data",
-        "Verify every backup, reading all data",
-        "also read every chunk of the files snapshots",
-    ),
-    Entry("d", "drill", "Restore drill", "restore each newest backup into scratch and compare"),
-    Entry("p", "prune", "Prune the files store…", "remove file data no snapshot references"),
+    Entry("c", "retention", "Retention and cleanup…", "which backups stay, which go, and why"),
+    Entry("h", "health", "Health checks", "what a backup needs, and what to do"),
+    Entry("a", "verify_all", "Verify every backup", "re-read and authenticate each artifact"),
+    Entry("A", "verify_all_data", "Verify every backup, reading all data", "every chunk too"),
+    Entry("d", "drill", "Restore drill", "newest backups restored into scratch, compared"),
+    Entry("p", "prune", "Prune the files store…", "remove unreferenced file data"),
     Entry("g", "rebuild_catalog", "Rebuild the catalog…", "from what the repository holds"),
 )
 
@@ -98,7 +93,7 @@ def run_maintenance(app: "JarvisConsole", name: str) -> None:
 
 class MaintenanceMenu(ModalScreen[str | None]):
     DEFAULT_CSS = """
-    MaintenanceMenu #maintenance-actions { max-height: 16; }
+    MaintenanceMenu #maintenance-actions { max-height: 9; }
     """
     BINDINGS = [
         ("escape", "dismiss(None)", "Back"),
@@ -109,7 +104,7 @@ class MaintenanceMenu(ModalScreen[str | None]):
         options = []
         for entry in ENTRIES:
             prompt = Text.assemble((f"{entry.key}  ", "bold"), entry.title)
-            prompt.append(f"\n   {entry.help}", style="dim")
+            prompt.append(f"  {entry.help}", style="dim")
             options.append(Option(prompt, id=entry.name))
         with Vertical(classes="dialog"):
             yield Static("Maintenance", classes="dialog-title")

@@ -15,8 +15,8 @@ from jarvis_tui.messages import DemoFailed, DemoStarted
 
 def offer_text() -> str:
     return (
-        "No database, Redis or folder to back up is configured here, and the guide's "
-        "/tmp/jarvis-* folders do not exist.\n\n"
+        "No database or Redis is configured here, and none of the folders to back up "
+        "exists (on a fresh machine, the guide's /tmp/jarvis-* folders).\n\n"
         "The demo platform is a small Jarvis of its own to try backups, the catalog, "
         "verification and every restore on: a throwaway PostgreSQL (users, conversations, "
         "tracks) and Redis (sessions, queues), music folders, an app .env and a config "

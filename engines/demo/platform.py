@@ -64,6 +64,9 @@ class DemoLayout:
             "BACKUP_FILE_PATHS": f"{files.uploads},{files.generated}",
             "BACKUP_SECRET_FILES": str(files.app_env),
             "BACKUP_CONFIG_PATHS": str(files.config),
+            # The complete-system restore stops and starts the app around it: none here.
+            "JARVIS_STOP_COMMAND": "echo the demo platform has no application to stop",
+            "JARVIS_START_COMMAND": "echo the demo platform has no application to start",
         }
 
 

@@ -10,8 +10,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-# A retention rule's reason as the console says it.
-RULE_WORDS = {"daily": "daily slot", "weekly": "weekly slot", "monthly": "monthly slot"}
+# A retention rule's reason in full, for the selected row.
+RULE_WORDS = {
+    "daily": "daily slot (the newest backup of its day)",
+    "weekly": "weekly slot (the newest of its week)",
+    "monthly": "monthly slot (the newest of its month)",
+}
+FAILED_WORDS = "failed backup"
+NO_SLOT_WORDS = "in no slot"
 
 
 @dataclass(frozen=True)
@@ -22,7 +28,19 @@ class RetentionRow:
     created_at: datetime
     keep: bool
     reasons: tuple[str, ...]  # the engine's own reasons (the CLI's dry run prints them)
-    why: str  # the reasons in the console's words
+    why: str  # the reasons, short enough for a column at 80 columns
+
+    def explained(self) -> str:
+        """The decision in a sentence, every reason in full."""
+        if not self.keep:
+            if self.status == "failed":
+                return f"{self.set_id} is deleted: a failed backup fills no retention slot."
+            return (
+                f"{self.set_id} is deleted: it is not the newest backup of any day, week or "
+                "month retention keeps, and nothing else protects it."
+            )
+        words = [RULE_WORDS.get(reason, _protection(reason)) for reason in self.reasons]
+        return f"{self.set_id} is kept: " + "; ".join(words) + "."
 
 
 @dataclass(frozen=True)
@@ -46,12 +64,18 @@ class Summary:
     failed: bool = False
 
 
+def _protection(reason: str) -> str:
+    """A reason that keeps a set whatever the slots say, in full."""
+    if reason.startswith(("newest ", "only verified ")):
+        return f"the {reason} backup (always kept)"
+    return reason  # still being written, in use by a job: the engine's own words
+
+
 def why(reasons: list[str], status: str) -> str:
+    """As the CLI's dry run says them (daily, weekly, newest files), or why it goes."""
     if reasons:
-        return ", ".join(RULE_WORDS.get(reason, reason) for reason in reasons)
-    if status == "failed":
-        return "failed backup"
-    return "in no daily, weekly or monthly slot"
+        return ", ".join(reasons)
+    return FAILED_WORDS if status == "failed" else NO_SLOT_WORDS
 
 
 def retention_plan(report: Any) -> RetentionPlan:

@@ -86,8 +86,10 @@ async def test_retention_preview_matches_the_dry_run_and_cleanup_removes_those(
         kept = len(expected) - len(doomed)
         assert f"{kept} kept, {len(doomed)} to delete" in words
         assert "Nothing has been deleted yet" in words
-        for reason in ("daily slot", "weekly slot", "newest secrets", "failed backup"):
+        for reason in ("daily, weekly", "newest secrets", "failed backup", "in no slot"):
             assert reason in words
+        first = screen.plan.rows[0]  # the selected row, explained in full under the table
+        assert f"{first.set_id} is kept: daily slot (the newest backup of its day)" in words
         assert "DELETE" in words and "keep" in words
         with retention_console.catalog() as catalog:
             assert {s.id for s in catalog.list_backup_sets()} >= doomed  # nothing deleted yet

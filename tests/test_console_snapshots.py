@@ -45,8 +45,15 @@ def test_pane(snap_compare, snapshot_console, pane, size):
 
 @pytest.mark.parametrize(
     "keys",
-    [("2", "question_mark"), ("b",), ("R",), ("2", "x")],
-    ids=("help", "backup-chooser", "restore-chooser", "delete-confirmation"),
+    [("2", "question_mark"), ("b",), ("R",), ("2", "x"), ("m",), ("m", "c")],
+    ids=(
+        "help",
+        "backup-chooser",
+        "restore-chooser",
+        "delete-confirmation",
+        "maintenance",
+        "retention",
+    ),
 )
 def test_dialog(snap_compare, snapshot_console, keys):
     assert snap_compare(

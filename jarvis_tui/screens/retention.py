@@ -16,6 +16,10 @@ from jarvis_tui.screens.confirm import ConfirmScreen
 
 class RetentionScreen(ConsoleScreen):
     TITLE = "Retention"
+    DEFAULT_CSS = """
+    RetentionScreen #retention-sets { height: 1fr; }
+    RetentionScreen #retention-why { height: auto; padding: 0 1; background: $panel; }
+    """
     BINDINGS = [
         Binding("c", "cleanup", "Run cleanup"),
         Binding("f5", "refresh", "Refresh"),
@@ -33,6 +37,7 @@ class RetentionScreen(ConsoleScreen):
         # 80 columns.
         table.add_columns("Backup", "Decision", "Why")
         yield table
+        yield Static("", id="retention-why")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -69,6 +74,15 @@ class RetentionScreen(ConsoleScreen):
             decision = Text("keep", style="green") if row.keep else Text("DELETE", "bold red")
             why = row.why if row.status in ("complete", "failed") else f"{row.status}; {row.why}"
             table.add_row(row.set_id, decision, why)
+        self._explain(table.cursor_row)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._explain(event.cursor_row)
+
+    def _explain(self, index: int) -> None:
+        rows = self.plan.rows if self.plan is not None else []
+        shown = rows[index].explained() if 0 <= index < len(rows) else ""
+        self.query_one("#retention-why", Static).update(shown)
 
     def on_retention_plan_failed(self, message: RetentionPlanFailed) -> None:
         self.query_one("#retention-summary", Static).update(

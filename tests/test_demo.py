@@ -80,6 +80,7 @@ def test_the_demo_backs_up_restores_and_leaves_nothing_behind(demo_dir):
     for source in ("postgres", "redis", "files", "secrets", "config"):
         assert f"  {source:<8}  ok" in backup.stdout
     print(f"demo start to a complete first backup: {first_backup_s:.1f} s")
+    assert first_backup_s < 120  # the promise: the main job seen within two minutes
 
     restore = jarvis(
         "--env-file", env_file, "restore", "postgres", "latest", "--target-db", RESTORED

@@ -7,6 +7,8 @@ from datetime import datetime, timedelta
 
 BAR_FULL = "█"
 BAR_EMPTY = "░"
+# Units whose rate means something; parts, steps or sets a second do not.
+RATE_UNITS = ("bytes", "keys", "objects", "files")
 
 
 def human_size(size: int | None) -> str:
@@ -76,6 +78,13 @@ def speed(per_second: float, unit: str) -> str:
 
 def amount(done: int, unit: str) -> str:
     return human_size(done) if unit == "bytes" else f"{done:,} {unit}"
+
+
+def amount_of(done: int, total: int, unit: str) -> str:
+    """`1.2 MiB of 4.4 MiB`, `2 of 3 parts`."""
+    if unit == "bytes":
+        return f"{human_size(done)} of {human_size(total)}"
+    return f"{done:,} of {total:,} {unit}"
 
 
 def text_bar(done: int, total: int | None, width: int = 10) -> str:

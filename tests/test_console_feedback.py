@@ -3,11 +3,13 @@ state readable without colour, pane keys inside a wizard, dry runs, the dashboar
 
 from textual.widgets._toast import Toast
 
+from jarvis_tui.app import make_app
 from jarvis_tui.screens.base import PaneScreen
 from jarvis_tui.screens.jobs import JobsScreen
 from jarvis_tui.screens.message_history import MessagesScreen
 from jarvis_tui.screens.wizard import RestoreWizard
 from tests.console_fixtures import screen_text, screen_words, settle
+from tests.support.files_env import make_files_env
 
 
 def shown_toasts(app) -> list[str]:
@@ -118,3 +120,24 @@ async def test_recent_alerts_keep_when_and_severity_beside_a_long_message(seeded
     assert rows[0].split()[:3] == ["09:30:00", "critical", "backup_failed:"]
     assert rows[1].split()[:4] == ["2026-04-30", "14:30", "critical", "backup_failed:"]
     assert rows[0].rstrip().endswith("…")  # the message gives way, cut where it must be
+
+
+async def test_a_dry_run_shows_its_summary_before_the_long_list(tmp_path, isolated_env):
+    env = make_files_env(tmp_path / "env")
+    for number in range(40):
+        (env.data / f"track-{number:02}.mp3").write_bytes(b"x" * number)
+    assert env.cli("backup", "files") == 0
+    app = make_app(env.env_file, poll_seconds=None, host_scheduler=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("R", "down", "down", "enter")  # Restore files
+        await settle(pilot)
+        await pilot.press("enter")  # the newest backup
+        await settle(pilot)
+        await pilot.press("ctrl+n", "ctrl+n")  # a new folder, never overwrite: the dry run
+        await settle(pilot)
+        words = screen_words(app)
+    assert "nothing was changed" in words
+    # 40 files and their folder: the counts on screen without scrolling, above the list.
+    assert "would create 41, overwrite 0, skip 0" in words
+    assert words.index("would create 41") < words.index("env/data/track")

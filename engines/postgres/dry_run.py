@@ -22,7 +22,8 @@ def describe_plan(
     tables: list[TableInfo],
     report: RestoreReport,
 ) -> None:
-    """Fill `report` with what is in the artifact, what the target holds, and the plan."""
+    """Fill `report` with what is in the artifact, what the target holds, and the plan;
+    the target and the plan come before the list of tables, which may be long."""
     meta = job.metadata
     summary = summarize(job.entries)
     report.add(
@@ -32,6 +33,12 @@ def describe_plan(
     )
     if summary.schemas:
         report.add(f"schemas: {', '.join(summary.schemas)}")
+    report.add(_target_line(job, current))
+    refusal = _refusal(job, current, tables)
+    if refusal:
+        report.refuse(f"plan: refused{refusal}")
+    else:
+        report.add(_plan_line(job, current, tables))
     total_rows = sum(t.rows or 0 for t in tables)
     report.add(
         f"would restore {len(tables)} table(s)"
@@ -43,14 +50,8 @@ def describe_plan(
         report.add(_table_line(table, list(table.indexes)))
     if len(tables) > MAX_LISTED:
         report.add(f"  ... and {len(tables) - MAX_LISTED} more")
-    report.add(_target_line(job, current))
-    refusal = _refusal(job, current, tables)
-    if refusal:
-        report.refuse(f"plan: refused{refusal}")
-    else:
-        report.add(_plan_line(job, current, tables))
-        if job.options.tables or job.mode == "data":
-            _describe_foreign_keys(job, current, tables, report)
+    if not refusal and (job.options.tables or job.mode == "data"):
+        _describe_foreign_keys(job, current, tables, report)
 
 
 def _target_line(job: RestoreJob, current: DatabaseContents) -> str:

@@ -81,9 +81,7 @@ def restore_files(
             step = problem.step
             step.action, step.reason, step.refused = SKIP, problem.reason, UNREADABLE
         if options.dry_run:
-            _describe_plan(report, steps)
-            if refusal:
-                report.refuse(refusal)
+            _describe_plan(report, steps, refusal)
             return report
         if not root.exists():
             root.mkdir(parents=True, mode=0o700)
@@ -117,12 +115,16 @@ def _folders(steps: list[Step]) -> set[tuple[str, ...]]:
     return folders
 
 
-def _describe_plan(report: RestoreReport, steps: list[Step]) -> None:
+def _describe_plan(report: RestoreReport, steps: list[Step], refusal: str | None) -> None:
+    """The counts and any refusal first, then every file: the summary is not lost below
+    a long list."""
+    counts = Counter(step.action for step in steps)
+    report.add(f"would create {counts[CREATE]}, overwrite {counts[OVERWRITE]}, skip {counts[SKIP]}")
+    if refusal:
+        report.refuse(refusal)
     for step in steps:
         path = shown("/".join(step.parts))
         report.add(f"{step.action:9} {path}" + (f"  ({step.reason})" if step.reason else ""))
-    counts = Counter(step.action for step in steps)
-    report.add(f"would create {counts[CREATE]}, overwrite {counts[OVERWRITE]}, skip {counts[SKIP]}")
     _note_refused(report, steps)
 
 

@@ -23,7 +23,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "benchm
 sys.path.insert(0, str(ROOT))
 
 from engines.plumbing.fsutil import TEMP_MARKER  # noqa: E402
-from tests import redis_seed  # noqa: E402
+from tests.support import redis_seed  # noqa: E402
 from tests.support.files_env import CLEARED_PREFIXES  # noqa: E402
 from tests.support.pg_seed import fingerprint as pg_fingerprint  # noqa: E402
 from tests.support.pg_seed import seed_database  # noqa: E402

@@ -11,12 +11,15 @@ from engines.errors import JarvisError
 from engines.postgres.options import PostgresRestoreOptions
 from engines.redis.options import RedisRestoreOptions
 from engines.reports import RestoreReport
+from engines.sources.config_files import FILES_DIFFER, ConfigRestoreOptions
 from engines.sources.secrets import TARGET_EXISTS, SecretsRestoreOptions
 from engines.store.restore import OVERWRITE_POLICIES, FilesRestoreOptions
 
 __all__ = [
+    "FILES_DIFFER",
     "OVERWRITE_POLICIES",
     "TARGET_EXISTS",
+    "ConfigRestoreOptions",
     "FilesRestoreOptions",
     "PostgresRestoreOptions",
     "RedisRestoreOptions",

@@ -261,7 +261,7 @@ async def test_walkthrough_runs_marks_and_skips_the_guides_steps(seeded_console)
 
     app = seeded_console.app()
     async with app.run_test(size=(100, 30)) as pilot:
-        await pilot.press("R", *["down"] * 4, "enter")
+        await pilot.press("R", "end", "enter")  # the last choice: the complete system
         await settle(pilot)
         assert isinstance(app.screen, SystemRestoreScreen)
         shown = screen_words(app)
@@ -283,6 +283,6 @@ async def test_walkthrough_runs_marks_and_skips_the_guides_steps(seeded_console)
         shown = screen_words(app)
         assert "8 Verify restoration failed" in shown
         assert "✗ postgres reachable: cannot connect" in shown
-        await pilot.press("escape", "R", *["down"] * 4, "enter")
+        await pilot.press("escape", "R", "end", "enter")
         await settle(pilot)
         assert "1 Stop all services done" in screen_words(app)  # kept for the session

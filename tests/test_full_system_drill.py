@@ -330,7 +330,7 @@ async def test_the_console_walkthrough_runs_restore_full_as_one_job(system, caps
 
     app = make_app(system.env_file, poll_seconds=0.2, host_scheduler=False)
     async with app.run_test(size=(120, 40), notifications=True) as pilot:
-        await pilot.press("R", *["down"] * 4, "enter")
+        await pilot.press("R", "end", "enter")  # the last choice: the complete system
         await wait_until(pilot, lambda: "press f to run all of them" in screen_words(app))
         await pilot.press("f")  # nobody said the application is stopped: nothing starts
         await wait_until(pilot, lambda: "Stop the application first" in screen_words(app))
@@ -406,7 +406,7 @@ async def test_the_walkthrough_download_step_pulls_the_latest_full_backup(
 
     app = make_app(system.env_file, poll_seconds=0.2, host_scheduler=False)
     async with app.run_test(size=(120, 40), notifications=True) as pilot:
-        await pilot.press("R", *["down"] * 4, "enter")
+        await pilot.press("R", "end", "enter")  # the last choice: the complete system
         step = "2 Download backups from S3 (if needed)"
         await wait_until(pilot, lambda: f"{step} to do" in screen_words(app))
         await pilot.press("down", "enter")

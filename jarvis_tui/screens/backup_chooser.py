@@ -54,7 +54,7 @@ class BackupChooser(ModalScreen[BackupChoice | None]):
         with Vertical(classes="dialog"):
             yield Static("Back up now", classes="dialog-title")
             yield Static(
-                "A manual backup, kept under the manual tier. Tab reaches the choices below.",
+                "A manual backup (manual tier). Tab reaches the choices below.",
                 classes="muted",
             )
             yield OptionList(*options, id="sources")
@@ -65,8 +65,7 @@ class BackupChooser(ModalScreen[BackupChoice | None]):
                         yield RadioButton(words, id=f"backup-pg-{mode}", value=mode == "full")
             if "files" in kinds:
                 yield Checkbox(
-                    "Files: read only the files changed since the last snapshot (incremental; "
-                    "untick to read every file)",
+                    "Files: read only what changed since the last snapshot (incremental)",
                     value=True,
                     id="backup-incremental",
                     compact=True,

@@ -45,6 +45,13 @@ def _secrets(set_id: str | None, guide_defaults: bool) -> Screen:
     return SecretsRestoreWizard(set_id, plan=SecretsPlan(force=True) if guide_defaults else None)
 
 
+def _config(set_id: str | None, guide_defaults: bool) -> Screen:
+    from jarvis_tui.screens.restore_config import ConfigPlan, ConfigRestoreWizard
+
+    plan = ConfigPlan(to_folder=False, replace=True) if guide_defaults else None
+    return ConfigRestoreWizard(set_id, plan=plan)
+
+
 @dataclass(frozen=True)
 class Wizard:
     open: Callable[[str | None, bool], Screen]  # (set to preselect, start from the guide's way)
@@ -61,6 +68,9 @@ WIZARDS: dict[str, Wizard] = {
     "redis": Wizard(_redis, "Restore Redis", "the guide's restore-redis.sh, step by step"),
     "files": Wizard(_files, "Restore files", "the guide's restore-files.sh, step by step"),
     "secrets": Wizard(_secrets, "Restore secrets", "put back .env and credentials"),
+    "config": Wizard(
+        _config, "Restore configuration", "configuration files, or into a new folder first"
+    ),
 }
 
 

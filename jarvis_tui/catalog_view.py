@@ -122,3 +122,13 @@ def load_detail(access: EngineAccess, set_id: str) -> SetDetail:
         )
         artifacts.append(ArtifactDetail(artifact, catalog.copies_of(artifact.id), missing))
     return SetDetail(backup_set, artifacts, places)
+
+
+def compare_snapshots(access: EngineAccess, first: str, second: str):
+    """The engine's SnapshotDiff from files snapshot `first` to `second` (the `diff` verb: a
+    read, no job, no lock). Decrypts both manifests: only worker threads call it."""
+    from engines.actions.verbs import Request, run_verb
+    from engines.workspace import Workspace
+
+    with Workspace.open(access.settings) as workspace:
+        return run_verb(workspace, "diff", Request(reference=first, second_reference=second))

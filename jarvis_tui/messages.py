@@ -290,9 +290,11 @@ class HealthRead(Message):
 @dataclass
 class SnapshotsCompared(Message):
     """Two files snapshots were compared: the engine's SnapshotDiff (added, removed,
-    changed paths)."""
+    changed paths) from the set `older` to the set `newer`."""
 
     diff: Any
+    older: str
+    newer: str
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from textual import work
+from textual.binding import Binding
 
 from jarvis_tui.catalog_view import SetDetail
 from jarvis_tui.engine_access import BackupSet
@@ -18,6 +19,8 @@ NO_COPY_DESTINATION = "No copy destination is configured (S3_ENABLED is off); no
 
 class CatalogActions(PaneScreen):
     """The catalog pane's actions; CatalogScreen adds the table, filter and detail panel."""
+
+    BINDINGS = [Binding("d", "diff", "Compare snapshots", show=False)]
 
     detail: SetDetail | None = None
 
@@ -84,6 +87,21 @@ class CatalogActions(PaneScreen):
             )
 
         self.app.push_screen(screen, chosen)
+
+    def action_diff(self) -> None:
+        """The selected set's files snapshot against another (its predecessor first)."""
+        detail = self._selected_detail()
+        if detail is None:
+            return
+        if not any(a.source == "files" for a in detail.complete_artifacts):
+            self.notify(
+                "Select a files backup (or a full one) to compare its snapshot with another.",
+                severity="warning",
+            )
+            return
+        from jarvis_tui.screens.snapshot_diff import SnapshotDiffScreen
+
+        self.app.push_screen(SnapshotDiffScreen(detail.backup_set.id))
 
     def action_sync(self) -> None:
         """Every copy destination brought up to the repository: not one set, all of them."""

@@ -22,7 +22,7 @@ from rich.progress import (
 from rich.text import Text
 
 from engines.jobs import format_elapsed
-from jarvis_tui.formatting import amount, rate, speed
+from jarvis_tui.formatting import RATE_UNITS, amount, amount_of, rate, speed
 
 # Piped (a log file, a pipe to `tee`): a line this often while the job runs, then the last.
 PLAIN_EVERY_S = 15.0
@@ -45,21 +45,20 @@ def progress_line(label: str, stream: TextIO | None = None) -> ProgressLine:
 
 def task_rate(task: Task) -> float | None:
     """Rich's recent speed; before it has two samples, the average since the start."""
-    rate = task.finished_speed or task.speed
-    if rate is None and task.elapsed and task.completed:
-        rate = task.completed / task.elapsed
-    return rate
+    per_second = task.finished_speed or task.speed
+    if per_second is None and task.elapsed and task.completed:
+        per_second = task.completed / task.elapsed
+    return per_second
 
 
 class AmountColumn(ProgressColumn):
-    """`1.2 MiB / 4.4 MiB`, `3 / 5 parts`; only the amount done when the total is unknown."""
+    """`1.2 MiB of 4.4 MiB`, `3 of 5 parts`; only the amount done when the total is unknown."""
 
     def render(self, task: Task) -> Text:
-        unit = task.fields.get("unit", "bytes")
-        done = amount(int(task.completed), unit)
+        unit, done = task.fields["unit"], int(task.completed)
         if task.total is None:
-            return Text(done, style="progress.download")
-        return Text(f"{done} / {amount(int(task.total), unit)}", style="progress.download")
+            return Text(amount(done, unit), style="progress.download")
+        return Text(amount_of(done, int(task.total), unit), style="progress.download")
 
 
 class RateColumn(ProgressColumn):
@@ -67,8 +66,11 @@ class RateColumn(ProgressColumn):
     only, in decimal units the console does not use)."""
 
     def render(self, task: Task) -> Text:
-        rate = task_rate(task)
-        text = "?" if rate is None else speed(rate, task.fields.get("unit", "bytes"))
+        unit = task.fields["unit"]
+        if unit not in RATE_UNITS:  # parts or steps a second mean nothing
+            return Text("")
+        per_second = task_rate(task)
+        text = "?" if per_second is None else speed(per_second, unit)
         return Text(text, style="progress.data.speed")
 
 
@@ -131,9 +133,8 @@ class PlainProgress:
         if now - self.last_line >= PLAIN_EVERY_S:
             self.last_line = now
             share = f"{min(100 * done / total, 100):.0f}%, " if total else ""
-            of = f" of {amount(total, unit)}" if total else ""
-            per_second = rate(done, now - self.started, unit)
-            self._write(f"{self.label}: {share}{amount(done, unit)}{of}, {per_second}")
+            so_far = amount_of(done, total, unit) if total else amount(done, unit)
+            self._write(f"{self.label}: {share}{so_far}{self._rate(done, unit, now, ', {}')}")
 
     def finish(self, status: str | None) -> None:
         if status != "succeeded" or self.seen is None:
@@ -143,8 +144,12 @@ class PlainProgress:
         now = self.clock()
         took = format_elapsed(now - self.started)
         share = "100%, " if total else ""
-        per_second = rate(done, now - self.started, unit)
-        self._write(f"{self.label}: {share}{amount(done, unit)} in {took} ({per_second})")
+        rate_words = self._rate(done, unit, now, " ({})")
+        self._write(f"{self.label}: {share}{amount(done, unit)} in {took}{rate_words}")
+
+    def _rate(self, done: int, unit: str, now: float, form: str) -> str:
+        """The average rate since the start in `form`; nothing for parts or steps."""
+        return form.format(rate(done, now - self.started, unit)) if unit in RATE_UNITS else ""
 
     def _write(self, line: str) -> None:
         self.stream.write(line + "\n")

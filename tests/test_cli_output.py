@@ -122,6 +122,17 @@ def test_plain_progress_writes_a_line_now_and_then_and_the_last_on_success():
     keys.finish("succeeded")
     assert counted.getvalue() == "restore redis: 50 keys in 2.0 s (25 keys/s)\n"
 
+    parts = io.StringIO()
+    full = PlainProgress("backup full", parts, clock=lambda: now[0])
+    full.update(1, 3, "parts")
+    now[0] += PLAIN_EVERY_S
+    full.update(2, 3, "parts")
+    full.finish("succeeded")
+    assert parts.getvalue().splitlines() == [  # no 'parts/s': a count has no rate
+        "backup full: 67%, 2 of 3 parts",
+        f"backup full: 100%, 3 parts in {PLAIN_EVERY_S:.1f} s",
+    ]
+
     failed = io.StringIO()
     stopped = PlainProgress("verify", failed, clock=lambda: now[0])
     stopped.update(1, 2, "artifacts")
@@ -137,7 +148,7 @@ def test_on_a_terminal_progress_is_a_rich_bar_with_a_rate_ending_at_100(files_en
     assert shown, received
     last = shown[-1]
     assert "100%" in last and re.search(r"\d (B|KiB|MiB|GiB)/s", last), last
-    assert "1.0 MiB / 1.0 MiB" in last, last
+    assert "1.0 MiB of 1.0 MiB" in last, last
     assert ANSI.sub("", received).endswith("\n")  # the bar ends on its own line
     assert "Traceback" not in received and "snapshot files_" in out
 

@@ -59,6 +59,10 @@ async def test_the_list_follows_the_newest_job_and_goes_to_its_ends(console_env)
         assert selected(app) == ids[0]
         await pilot.press("home")
         assert selected(app) == ids[-1]
+        await pilot.press("l", "G")  # from the log too
+        assert selected(app) == ids[0]
+        await pilot.press("g")
+        assert selected(app) == ids[-1]
 
         await pilot.press("G")  # reading the oldest job when a new one starts
         (started,) = add_jobs(console_env, 1, status="running")

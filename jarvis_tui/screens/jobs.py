@@ -80,6 +80,9 @@ class JobsScreen(PaneScreen):
         Binding("c", "cancel_job", "Cancel job"),
         Binding("l", "focus_log", "Log"),
         Binding("f5", "refresh", "Refresh", show=False),
+        # The table's own keys; here too so they work from the log and Help lists them.
+        Binding("g,home", "first_job", "First job (the newest)", show=False),
+        Binding("G,end", "last_job", "Last job (the oldest)", show=False),
     ]
 
     def compose_pane(self) -> ComposeResult:
@@ -177,6 +180,12 @@ class JobsScreen(PaneScreen):
             bar.display = bool(job.progress_total) and job.status != "cancelled"
             if bar.display:
                 bar.update(total=job.progress_total, progress=job.progress_done)
+
+    def action_first_job(self) -> None:
+        self.query_one("#jobs-table", RowTable).action_scroll_top()
+
+    def action_last_job(self) -> None:
+        self.query_one("#jobs-table", RowTable).action_scroll_bottom()
 
     # -- the selected job's log -------------------------------------------------------------
 

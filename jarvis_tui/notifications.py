@@ -10,8 +10,10 @@ from jarvis_tui.messages import (
     DeleteFailed,
     ExportFailed,
     ExportFinished,
+    KeyRotated,
     MaintenanceFailed,
     MaintenanceFinished,
+    RekeyFailed,
     SetDeleted,
     SyncFailed,
     SyncFinished,
@@ -118,3 +120,30 @@ class OutcomeNotifications(App):
             self.notify(f"{message.title} cancelled", severity="warning")
             return
         self.notify(message.error, title=f"{message.title} failed", severity="error", timeout=LONG)
+
+    @on(KeyRotated)
+    def _rekey_finished(self, message: KeyRotated) -> None:
+        report = message.report
+        lines = [f"{len(report.rekeyed)} file(s) sealed again under key {report.current_key_id}."]
+        if report.remaining:
+            lines.append(
+                f"{len(report.remaining)} files store object(s) of snapshots made before still "
+                "need the old key: keep it in BACKUP_ENCRYPTION_KEY_PREVIOUS until those "
+                "snapshots are pruned."
+            )
+        else:
+            lines.append(
+                "Nothing needs the old key any more: it can be removed from "
+                "BACKUP_ENCRYPTION_KEY_PREVIOUS (keep a copy off this host)."
+            )
+        self.notify("\n".join(lines), title="Key rotated", timeout=LONG)
+
+    @on(RekeyFailed)
+    def _rekey_failed(self, message: RekeyFailed) -> None:
+        self.notify(
+            f"{message.error}\nThe new key is in use and the old one kept: earlier backups "
+            "still decrypt. Rotate again (k) to finish, or read the job log in Jobs (3).",
+            title="Sealing again under the new key stopped",
+            severity="warning" if message.cancelled else "error",
+            timeout=LONG,
+        )

@@ -43,6 +43,7 @@ from jarvis_tui.screens.confirm import ConfirmScreen
 from jarvis_tui.screens.dashboard import DashboardScreen
 from jarvis_tui.screens.demo_offer import DemoOfferScreen
 from jarvis_tui.screens.help import HelpScreen, screen_title
+from jarvis_tui.screens.key_rotation import KeyRotationScreen
 from jarvis_tui.screens.key_setup import KeySetupScreen
 from jarvis_tui.screens.maintenance import MaintenanceMenu, run_maintenance
 from jarvis_tui.screens.message_history import MessagesScreen
@@ -81,7 +82,7 @@ class JarvisConsole(
         Binding("b", "backup_now", "Backup"),
         Binding("R", "restore", "Restore"),
         Binding("q", "quit", "Quit"),
-        Binding("k", "offer_key", "New key", show=False),
+        Binding("k", "offer_key", "Encryption key", show=False),
         Binding("n", "messages", "Messages", show=False),
         Binding("m", "maintenance", "Maintenance", show=False),
     ]
@@ -207,9 +208,28 @@ class JarvisConsole(
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.screen))
 
+    def key_configured(self) -> bool:
+        settings = self.settings
+        secret_id = settings.backup_encryption_key_secret_id  # kept in AWS Secrets Manager
+        return settings.backup_encryption_key is not None or bool(secret_id)
+
     def action_offer_key(self) -> None:
+        """A new key when none is set; with one set, rotate it."""
         target = self.env_file or self.settings.env_file or default_env_file()
-        self.push_screen(KeySetupScreen(target), self._key_stored)
+        if self.key_configured():
+            self.push_screen(KeyRotationScreen(target), self._key_rotated)
+        else:
+            self.push_screen(KeySetupScreen(target), self._key_stored)
+
+    def _key_rotated(self, key_id: str | None) -> None:
+        if key_id:
+            self.notify(
+                f"New key {key_id} stored, the old one kept for decryption. Sealing earlier "
+                "backups again under the new key… (Jobs, 3)",
+                timeout=8,
+            )
+            self.reload_settings()
+            self.runner.rekey(self)
 
     def _key_stored(self, stored: bool | None) -> None:
         if stored:

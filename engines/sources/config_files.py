@@ -250,9 +250,8 @@ def _restore_tar(plain, label: str, tree: TargetTree, options, report: RestoreRe
         if removed:
             report.add(f"removed {removed} temporaries left by an interrupted restore")
     if options.dry_run:
-        _describe_plan(report, [(shown(m.name), action) for m, _, action, _ in planned])
-        if changed and not options.force:
-            report.refuse(f"would refuse: {refusal}", reason=FILES_DIFFER)
+        refused = f"would refuse: {refusal}" if changed and not options.force else None
+        _describe_plan(report, [(shown(m.name), action) for m, _, action, _ in planned], refused)
         return
     for member, parts, action, data in planned:
         name = shown(member.name)
@@ -276,13 +275,17 @@ def _restore_tar(plain, label: str, tree: TargetTree, options, report: RestoreRe
         report.add(f"{action:9} {name}")
 
 
-def _describe_plan(report: RestoreReport, planned: list[tuple[str, str]]) -> None:
-    """The dry run: what it would do in a line, then each entry."""
+def _describe_plan(
+    report: RestoreReport, planned: list[tuple[str, str]], refusal: str | None
+) -> None:
+    """The dry run: what it would do in a line, any refusal, then each entry."""
     counts = Counter(action for _, action in planned)
     report.add(
         f"would create {counts['create']}, replace {counts['replace']} (each kept as NAME.bak), "
         f"leave {counts['unchanged'] + counts['exists']} as they are"
     )
+    if refusal:
+        report.refuse(refusal, reason=FILES_DIFFER)
     for name, action in planned:
         report.add(f"{action:9} {name}")
 

@@ -9,7 +9,16 @@ from textual.binding import Binding
 from textual.widgets import DataTable, ProgressBar, Static
 
 from jarvis_tui.engine_access import Job, JobEvent
-from jarvis_tui.formatting import age, amount, duration, rate, short_moment, text_bar
+from jarvis_tui.formatting import (
+    RATE_UNITS,
+    age,
+    amount,
+    amount_of,
+    duration,
+    rate,
+    short_moment,
+    text_bar,
+)
 from jarvis_tui.messages import JobEventsLoaded
 from jarvis_tui.screens.base import PaneScreen
 from jarvis_tui.screens.confirm import ConfirmScreen
@@ -27,8 +36,6 @@ STATUS_STYLES = {
 LEVEL_STYLES = {"error": "red", "warning": "yellow", "debug": "dim"}
 COLUMNS = ("Job", "What", "Status", "Progress", "Elapsed", "Rate")
 FIXED_WIDTHS = {"Job": 4, "Status": 9, "Progress": 15, "Elapsed": 10, "Rate": 10}
-# Units whose rate means something; parts, steps or sets a second do not.
-RATE_UNITS = ("bytes", "keys", "objects", "files")
 # Each column pads one cell on either side; the scrollbar takes two.
 SPARE = 2 * len(COLUMNS) + 2
 
@@ -58,7 +65,7 @@ def counted(job: Job) -> str:
     """` · 2 of 3 parts` for a job counted in parts or steps; empty for bytes."""
     if job.progress_unit in RATE_UNITS or not job.progress_total or job.finished:
         return ""
-    return f" · {job.progress_done} of {job.progress_total} {job.progress_unit}"
+    return " · " + amount_of(job.progress_done, job.progress_total, job.progress_unit)
 
 
 def job_cells(job: Job, now: datetime) -> tuple:

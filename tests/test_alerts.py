@@ -3,6 +3,7 @@
 import json
 import socket
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from engines.alerts import AlertDispatcher
 from engines.alerts.channels import configured_channels
 from engines.catalog import Catalog
+from engines.catalog.times import utc_now
 from engines.joblog import register_secrets
 from jarvis_tui.cli import main
 from jarvis_tui.exit_codes import ExitCode
@@ -208,6 +210,19 @@ def test_cli_alerts_test_without_channels_says_what_to_set(tmp_path, isolated_en
     env_file = write_env_file(tmp_path)
     assert main(["--env-file", str(env_file), "alerts", "test"]) == ExitCode.FAILED
     assert "SLACK_WEBHOOK_URL" in capsys.readouterr().err
+
+
+def test_cli_alerts_list_says_when_in_words(tmp_path, isolated_env, capsys):
+    env_file = write_env_file(tmp_path, BACKUP_TIMEZONE="UTC")
+    settings = make_settings(tmp_path, BACKUP_TIMEZONE="UTC")
+    with Catalog.open(settings.catalog_path) as catalog:
+        at = utc_now() - timedelta(hours=3, minutes=10)
+        catalog.queue_alert("critical", "backup_failure:postgres", "backup postgres failed", at)
+    assert main(["--env-file", str(env_file), "alerts", "list"]) == ExitCode.OK
+    (line, delivery) = capsys.readouterr().out.splitlines()
+    assert line.startswith(f"{at:%H:%M} ") and "(3 h 10 min ago)  critical" in line, line
+    assert line.endswith("backup_failure:postgres: backup postgres failed")
+    assert at.isoformat()[:16] not in line and delivery.strip() == "pending"
 
 
 @pytest.mark.parametrize(("password", "outcome"), [("right-pw", "sent"), ("wrong-pw", "failed")])

@@ -6,6 +6,9 @@ from collections.abc import Sequence
 
 from engines.alerts import AlertDispatcher
 from engines.catalog import Catalog
+from engines.catalog.times import utc_now
+from engines.scheduling.clock import configured_timezone
+from engines.scheduling.moments import moment_words
 from jarvis_tui.commands.context import settings_from
 from jarvis_tui.exit_codes import ExitCode
 from jarvis_tui.output import print_json
@@ -62,8 +65,10 @@ def run_alerts_list(args: argparse.Namespace) -> ExitCode:
         return ExitCode.OK
     if not alerts:
         print("no alerts yet")
+    now, zone = utc_now(), configured_timezone(settings)
     for alert in alerts:
         delivery = "; ".join(f"{k}: {v}" for k, v in sorted(alert.delivery.items())) or "pending"
-        print(f"{alert.at:%Y-%m-%d %H:%M} {alert.severity:8} {alert.kind}: {alert.message}")
+        when = moment_words(alert.at, now, zone)  # "09:30 yesterday (15 h ago)"
+        print(f"{when}  {alert.severity:8} {alert.kind}: {alert.message}")
         print(f"    {delivery}")
     return ExitCode.OK

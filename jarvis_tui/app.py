@@ -39,7 +39,6 @@ from jarvis_tui.scheduler_host import SchedulerHost
 from jarvis_tui.screens import lazy
 from jarvis_tui.screens.backup_chooser import BackupChoice, BackupChooser
 from jarvis_tui.screens.base import PaneScreen
-from jarvis_tui.screens.confirm import ConfirmScreen
 from jarvis_tui.screens.dashboard import DashboardScreen
 from jarvis_tui.screens.demo_offer import DemoOfferScreen
 from jarvis_tui.screens.help import HelpScreen, screen_title
@@ -47,6 +46,7 @@ from jarvis_tui.screens.key_rotation import KeyRotationScreen
 from jarvis_tui.screens.key_setup import KeySetupScreen
 from jarvis_tui.screens.maintenance import MaintenanceMenu, run_maintenance
 from jarvis_tui.screens.message_history import MessagesScreen
+from jarvis_tui.screens.quit_jobs import LEAVE, QuitWhileJobsRun
 from jarvis_tui.screens.restore_chooser import RestoreChooser, open_restore
 from jarvis_tui.settings_reload import SettingsReload
 
@@ -162,22 +162,23 @@ class JarvisConsole(
             )
 
     async def action_quit(self) -> None:
-        running = len(self.runner.running_jobs()) + (1 if self.scheduler.current_job else 0)
-        if not running:
+        own = self.runner.running()
+        current = self.scheduler.current_job
+        scheduled = f"{current[1]} (job {current[0]})" if current else None
+        if not own and not scheduled:
             self.exit(ExitCode.OK)
             return
-        question = (
-            f"{running} job(s) run by this console are still going. Cancel them and quit? "
-            "(A cancelled backup leaves earlier backups as they were; a cancelled restore "
-            "leaves the existing data as it was.)"
-        )
-        self.push_screen(
-            ConfirmScreen("Quit while jobs run?", question, "Cancel jobs and quit"),
-            self._quit_confirmed,
-        )
+        self.push_screen(QuitWhileJobsRun(own, scheduled), self._quit_chosen)
 
-    def _quit_confirmed(self, confirmed: bool | None) -> None:
-        if confirmed:
+    def _quit_chosen(self, choice: str | None) -> None:
+        if choice == LEAVE:
+            left = self.runner.let_go()
+            self.exit(
+                ExitCode.OK,
+                message=f"Left running: {', '.join(left)}. They finish on their own; "
+                "open the console again to follow them in Jobs (3).",
+            )
+        elif choice is not None:
             self.runner.cancel_all()
             self.runner.exit_when_idle()
 

@@ -9,9 +9,18 @@ the CLI (engines.actions.verbs), as a catalogued job: its progress, log and canc
 travel through the catalog like any other process's, and its JobContext
 updates come back on a private pipe for the screen that asked. Never imports
 textual: the child stays light.
+
+A job of its own outlives the console: it runs detached (a session of its own, no
+controlling terminal), so the hang-up that closing an SSH session sends to the
+console's process group never reaches it, and it carries on alone once the console
+is gone. Its catalog row names its own pid, which is how every process tells a job
+still running from one whose process died. A scheduled verb runs inside the job of
+the scheduler that started it (the row names the console), so it stays in the
+console's group and stops with it.
 """
 
 import contextlib
+import logging
 import os
 import pickle
 import select
@@ -19,6 +28,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +44,8 @@ from jarvis_tui.maintenance_reports import MAINTENANCE_VALUES
 if TYPE_CHECKING:
     from engines.workspace import Workspace
 
+
+logger = logging.getLogger("jarvis.jobs")
 
 CHILD_NICENESS = 5
 POLL_S = 0.5
@@ -63,6 +75,7 @@ class Outcome:
     error: str | None = None
     cancelled: bool = False
     locked: bool = False  # another process held the repository lock: a scheduled run is skipped
+    left_running: bool = False  # the console let go: the job goes on without it
 
 
 def failure_text(error: BaseException) -> str:
@@ -160,6 +173,32 @@ def write_frame(fd: int, item: Any) -> None:
         view = view[os.write(fd, view) :]
 
 
+class ConsoleLink:
+    """The child's end of the pipe to the console that started it.
+
+    Once the console has gone (quit leaving the job running, or killed with its
+    terminal), the job carries on alone: updates are dropped, the catalog still
+    records all of them.
+    """
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        self.gone = False
+
+    def __call__(self, item: Any) -> None:
+        if self.gone:
+            return
+        try:
+            write_frame(self.fd, item)
+        except BrokenPipeError:
+            self.gone = True
+            logger.info("the console that started this job has gone; the job carries on")
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+
+
 def _read_exactly(stream: BinaryIO, size: int) -> bytes | None:
     data = b""
     while len(data) < size:
@@ -184,14 +223,21 @@ def run_in_process(
     spec: ActionSpec,
     on_update: Callable[[JobUpdate], None],
     while_waiting: Callable[[], None] | None = None,
+    *,
+    let_go: threading.Event | None = None,
 ) -> Outcome:
     """Blocking (call it from a worker thread): start the child, relay its updates, wait.
 
     `while_waiting` is called every POLL_S while the child is quiet (a scheduler passing
-    on its own stop request, say).
+    on its own stop request, say). Once `let_go` is set (the console quits and leaves
+    the job running) this returns Outcome(left_running=True) within POLL_S without
+    waiting for the child, which finishes on its own.
 
     A plain subprocess rather than multiprocessing: the console's screen owns the
-    standard streams, and multiprocessing's helpers want them.
+    standard streams, and multiprocessing's helpers want them. The child never
+    touches the terminal: the action comes on a pipe, its output goes nowhere, its
+    errors to a file this reads if it ends without a result (the job's log is in the
+    catalog and the log file).
     """
     read_fd, write_fd = os.pipe()
     with tempfile.TemporaryFile() as errors:
@@ -202,6 +248,7 @@ def run_in_process(
                 stdout=subprocess.DEVNULL,
                 stderr=errors,
                 pass_fds=(write_fd,),
+                start_new_session=spec.job_id is None,
             )
         finally:
             os.close(write_fd)
@@ -210,9 +257,13 @@ def run_in_process(
             child.stdin.write(pickle.dumps((env_file, spec)))
             child.stdin.close()
             outcome = None
+            watching = while_waiting is not None or let_go is not None
             while True:
-                if while_waiting is not None and not select.select([frames], [], [], POLL_S)[0]:
-                    while_waiting()
+                if let_go is not None and let_go.is_set():
+                    return Outcome(left_running=True)
+                if watching and not select.select([frames], [], [], POLL_S)[0]:
+                    if while_waiting is not None:
+                        while_waiting()
                     continue
                 more, item = read_frame(frames)
                 if not more:
@@ -240,8 +291,9 @@ def main(argv: list[str]) -> int:
     os.nice(CHILD_NICENESS)
     keep_freed_memory()
     env_file, spec = pickle.loads(sys.stdin.buffer.read())
-    child_main(env_file, spec, lambda item: write_frame(fd, item))
-    os.close(fd)
+    link = ConsoleLink(fd)
+    child_main(env_file, spec, link)
+    link.close()
     return 0
 
 

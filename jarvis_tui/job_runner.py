@@ -7,16 +7,20 @@ cross-process cancellation, like a CLI or scheduler run. Actions are not
 exclusive workers on purpose: a second backup must not mark the first one's
 worker cancelled while its process carries on; the engine's repository lock
 decides whether two jobs may run together.
+
+The processes outlive the console (job_process runs them detached): quitting may
+leave them running (`let_go`), or cancel them first, also one whose catalog row
+does not exist yet (it is cancelled as soon as it has one).
 """
 
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from textual.message import Message
 from textual.message_pump import MessagePump
-from textual.worker import WorkerState
 
 from engines.actions.verbs import Request
 from engines.destinations import copy_destinations
@@ -68,23 +72,38 @@ def backup_options(kind: str, postgres_mode: str, incremental: bool) -> tuple[An
     return None, None
 
 
+@dataclass
+class _Run:
+    """One job process this console started, from its start until it ends."""
+
+    description: str
+    job_id: int | None = None  # once the process has created its catalog row
+    ended: bool = False
+    cancel_wanted: bool = False  # asked before the row existed: cancelled once it does
+
+
 class JobRunner:
     def __init__(self, app: "JarvisConsole"):
         self.app = app
         self._lock = threading.Lock()
         self._own: set[int] = set()
-        self._active: set[int] = set()
+        self._runs: list[_Run] = []
+        self._let_go = threading.Event()
 
     # -- bookkeeping (called from job threads) ----------------------------------------------
 
-    def _listener(self, reply_to: MessagePump | None) -> Callable[[JobUpdate], None]:
+    def _listener(self, reply_to: MessagePump | None, run: _Run) -> Callable[[JobUpdate], None]:
         def listen(update: JobUpdate) -> None:
+            cancel_now = False
             with self._lock:
                 if isinstance(update, JobStarted):
                     self._own.add(update.job_id)
-                    self._active.add(update.job_id)
-                elif isinstance(update, JobFinished):
-                    self._active.discard(update.job_id)
+                    run.job_id = update.job_id
+                    cancel_now = run.cancel_wanted
+                elif isinstance(update, JobFinished) and update.job_id == run.job_id:
+                    run.ended = True
+            if cancel_now:
+                self._request_cancel(update.job_id)
             if reply_to is not None:
                 reply_to.post_message(JobUpdated(update))
 
@@ -94,26 +113,40 @@ class JobRunner:
         with self._lock:
             return job_id in self._own
 
-    def running_jobs(self) -> list[int]:
+    def _going(self) -> list[_Run]:
         with self._lock:
-            active = sorted(self._active)
-        busy = [
-            w
-            for w in self.app.workers
-            if w.group == JOB_GROUP and w.state in (WorkerState.PENDING, WorkerState.RUNNING)
-        ]
-        return active if busy else []
+            return [run for run in self._runs if not run.ended]
+
+    def running_jobs(self) -> list[int]:
+        """The catalog ids of this console's jobs still going."""
+        return sorted(run.job_id for run in self._going() if run.job_id is not None)
+
+    def running(self) -> list[str]:
+        """What each job process this console started and still going does ("backup
+        files"), also one that has not created its catalog row yet."""
+        return [run.description for run in self._going()]
 
     def cancel_all(self) -> None:
-        for job_id in self.running_jobs():
+        with self._lock:
+            for run in self._runs:
+                run.cancel_wanted = True
+            started = [run.job_id for run in self._runs if not run.ended and run.job_id]
+        for job_id in started:
             self.cancel(job_id)
 
     def exit_when_idle(self) -> None:
         def check() -> None:
-            if not self.running_jobs():
+            if not self.running():
                 self.app.exit()
 
         self.app.set_interval(0.2, check)
+
+    def let_go(self) -> list[str]:
+        """The console is quitting and leaves its jobs running: stop following them (their
+        processes carry on alone); what each one does."""
+        going = self.running()
+        self._let_go.set()
+        return going
 
     # -- starting work ----------------------------------------------------------------------
 
@@ -124,11 +157,20 @@ class JobRunner:
         finished: Callable[[Outcome], list[tuple[MessagePump, Message]]],
     ) -> None:
         """Run `spec` in its own process from a worker thread; post what `finished` says."""
-        listener = self._listener(reply_to)
+        run = _Run(spec.job[1])
+        with self._lock:
+            self._runs.append(run)
+        listener = self._listener(reply_to, run)
         env_file = self.app.env_file
 
         def work() -> None:
-            outcome = run_in_process(env_file, spec, listener)
+            try:
+                outcome = run_in_process(env_file, spec, listener, let_go=self._let_go)
+            finally:
+                with self._lock:
+                    self._runs.remove(run)
+            if outcome.left_running:
+                return  # the console is quitting: nobody is left to tell
             for target, message in finished(outcome):
                 target.post_message(message)
 
@@ -290,18 +332,24 @@ class JobRunner:
         self._run(ActionSpec("sync", Request()), None, finished)
         return True
 
-    def cancel(self, job_id: int) -> None:
-        def work() -> None:
-            try:
-                asked = self.app.access.catalog().request_job_cancel(job_id)
-            except BaseException as error:
-                self.app.call_from_thread(
-                    self.app.notify,
-                    f"Could not cancel job {job_id}: {failure_text(error)}",
-                    severity="error",
-                )
-                return
-            note = "cancel requested" if asked else "already finished"
-            self.app.call_from_thread(self.app.notify, f"Job {job_id}: {note}", timeout=4)
+    def _request_cancel(self, job_id: int) -> None:
+        """Blocking: ask the job's process, through the catalog, to stop; say how it went."""
+        try:
+            asked = self.app.access.catalog().request_job_cancel(job_id)
+        except BaseException as error:
+            self.app.call_from_thread(
+                self.app.notify,
+                f"Could not cancel job {job_id}: {failure_text(error)}",
+                severity="error",
+            )
+            return
+        note = "cancel requested" if asked else "already finished"
+        self.app.call_from_thread(self.app.notify, f"Job {job_id}: {note}", timeout=4)
 
-        self.app.run_worker(work, name=f"cancel {job_id}", thread=True, exit_on_error=False)
+    def cancel(self, job_id: int) -> None:
+        self.app.run_worker(
+            lambda: self._request_cancel(job_id),
+            name=f"cancel {job_id}",
+            thread=True,
+            exit_on_error=False,
+        )

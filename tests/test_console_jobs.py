@@ -99,10 +99,10 @@ async def test_quitting_while_a_backup_runs_here_asks_then_cancels_it(slow_files
         await wait_until(pilot, lambda: bool(app.runner.running_jobs()))
         await pilot.press("q")
         await wait_until(pilot, lambda: "Quit while jobs run?" in screen_words(app))
-        await pilot.click("#yes")
+        await pilot.click("#cancel-jobs")
         await wait_until(pilot, lambda: not app.is_running)
     with slow_files_env.workspace() as workspace:
         job = workspace.catalog.list_jobs()[0]
         backup_set = workspace.catalog.list_backup_sets()[0]
-    assert job.description == "backup files" and job.status == "cancelled"
+    assert job.description == "backup files (incremental)" and job.status == "cancelled"
     assert backup_set.status == "failed"

@@ -37,7 +37,18 @@ CATALOG_ENTRIES = (
         "V",
     ),
     ("restore", "Restore the selected backup", "open its wizard with this backup chosen", "r"),
-    ("export", "Export the selected backup", "decrypt it to a folder as plain .gz or SQL", "e"),
+    (
+        "export",
+        "Export the selected backup",
+        "into a new folder: plain .gz or SQL, a files snapshot as a tarball",
+        "e",
+    ),
+    (
+        "diff",
+        "Compare the selected snapshot with another",
+        "files added, removed and changed since the one before it",
+        "d",
+    ),
     ("sync", "Sync every backup to S3", "copy what each copy destination lacks", "s"),
     ("delete", "Delete the selected backup", "remove it everywhere (typed confirmation)", "x"),
     ("focus_filter", "Filter the catalog", "type words to narrow the list", "/"),
@@ -45,6 +56,7 @@ CATALOG_ENTRIES = (
 
 
 def console_commands(app: "JarvisConsole", screen: Screen) -> Iterator[Command]:
+    from jarvis_tui.screens.backup_chooser import POSTGRES_MODES, BackupChoice
     from jarvis_tui.screens.catalog import CatalogScreen
     from jarvis_tui.screens.jobs import JobsScreen
     from jarvis_tui.screens.maintenance import ENTRIES, MENU_KEY, run_maintenance
@@ -55,6 +67,16 @@ def console_commands(app: "JarvisConsole", screen: Screen) -> Iterator[Command]:
     yield Command("Back up now…", app.action_backup_now, "choose a source", "b")
     for kind in ("full", *all_sources()):
         yield Command(f"Back up {kind} now", partial(app.start_backup, kind), "a manual backup")
+    for mode in ("schema", "data"):
+        choice = BackupChoice("postgres", postgres_mode=mode)
+        what = POSTGRES_MODES[mode]
+        yield Command(f"Back up postgres now, {mode} only", partial(app.start_backup, choice), what)
+    every_file = BackupChoice("files", incremental=False)
+    yield Command(
+        "Back up files now, reading every file",
+        partial(app.start_backup, every_file),
+        "not only what changed since the last snapshot",
+    )
     for kind in restore_labels():
         wizard = WIZARDS[kind]
         yield Command(wizard.command, partial(open_restore, app, kind), wizard.help, "R")
@@ -76,9 +98,17 @@ def console_commands(app: "JarvisConsole", screen: Screen) -> Iterator[Command]:
         )
     yield Command("Send a test alert", app.action_test_alert, "one message to every channel", "4 t")
     yield Command("Reload settings", app.reload_settings, "after editing the .env file", "5 r")
-    yield Command(
-        "Generate a new encryption key", app.action_offer_key, "and store it in .env", "k"
-    )
+    if app.key_configured():
+        yield Command(
+            "Rotate the encryption key",
+            app.action_offer_key,
+            "a new key, the old one kept; earlier backups sealed again",
+            "k",
+        )
+    else:
+        yield Command(
+            "Generate a new encryption key", app.action_offer_key, "and store it in .env", "k"
+        )
     yield Command("Show the keys", app.action_help, "help", "?")
     yield Command(
         "Show the messages", app.action_messages, "every notification, with its time", "n"

@@ -23,15 +23,6 @@ def run_health_checks_for(console) -> tuple[bool, list[tuple[bool, str]]]:
     return all(ok for ok, _ in lines), lines
 
 
-def _warning(name: str, detail: str) -> str:
-    """A passing check whose detail still asks for attention: why, else ""."""
-    if name == "scheduler" and "no schedule is enabled" in detail:
-        return "no backup runs by itself: enable a schedule (BACKUP_*_TIME) in Settings (5)"
-    if name == "encryption key" and "previous key" in detail:
-        return "the newest backups use a previous key: keep it configured until they are gone"
-    return ""
-
-
 def _hint(name: str, detail: str) -> str:
     """What to do about a failed check, in the console's words."""
     if name == "settings":
@@ -74,6 +65,6 @@ def health_rows(console) -> list[HealthRow]:
                 HealthRow(check.name, FAILED, check.detail, _hint(check.name, check.detail))
             )
             continue
-        warning = _warning(check.name, check.detail)
-        rows.append(HealthRow(check.name, WARNING if warning else OK, check.detail, warning))
+        state = WARNING if check.warning else OK
+        rows.append(HealthRow(check.name, state, check.detail, check.warning))
     return rows

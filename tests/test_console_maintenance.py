@@ -11,7 +11,7 @@ from jarvis_tui.cli import main
 from jarvis_tui.screens.health import HealthScreen
 from jarvis_tui.screens.maintenance import MaintenanceMenu
 from jarvis_tui.screens.retention import RetentionScreen
-from jarvis_tui.system_health import FAILED, OK
+from jarvis_tui.system_health import FAILED, OK, WARNING
 from tests.console_fixtures import (
     FIXED_NOW,
     FrozenCatalogClock,
@@ -23,12 +23,12 @@ from tests.console_fixtures import (
 
 
 @pytest.fixture
-def retention_console(console_env, monkeypatch):
+def retention_console(console_env):
     """The seeded week of backups, with a retention that keeps three days and one week."""
-    clock = FrozenCatalogClock(monkeypatch, FIXED_NOW)
-    with console_env.catalog() as catalog:
-        seed_catalog(catalog, clock)
-    clock.moment = FIXED_NOW
+    # The catalog's clock is frozen while seeding only: a CLI command module imported later
+    # in the test must not keep the frozen one for the tests after it.
+    with pytest.MonkeyPatch.context() as patch, console_env.catalog() as catalog:
+        seed_catalog(catalog, FrozenCatalogClock(patch, FIXED_NOW))
     env_file = console_env.cwd / console_env.env_file
     env_file.write_text(
         env_file.read_text()
@@ -131,18 +131,39 @@ async def test_verify_reading_all_data_passes_then_names_a_damaged_pack(files_co
     assert job.description == f"verify {backup_set.id}, reading every chunk"
 
 
-async def test_health_screen_shows_each_check_with_its_state_and_hint(retention_console):
+async def test_health_screen_shows_the_checks_of_health_with_states_and_hints(
+    retention_console, capsys
+):
+    env_file = retention_console.cwd / retention_console.env_file
+    schedules = ("DAILY", "WEEKLY", "MONTHLY", "CLEANUP", "VERIFY_RESTORE")
+    env_file.write_text(
+        env_file.read_text() + "".join(f"BACKUP_{name}_ENABLED=false\n" for name in schedules)
+    )
+    capsys.readouterr()
+    main(["--env-file", str(retention_console.env_file), "health", "--json"])
+    cli = {c["name"]: c for c in json.loads(capsys.readouterr().out)["checks"]}
+    main(["--env-file", str(retention_console.env_file), "health"])
+    assert "scheduler            WARN" in capsys.readouterr().out
     app = retention_console.app()
     async with app.run_test(size=(100, 40)) as pilot:
         await open_maintenance(pilot, "h")
         screen = app.screen
         assert isinstance(screen, HealthScreen)
         states = {row.name: row.state for row in screen.rows}
+        assert states.keys() == cli.keys()  # the same checks as `jarvis-tui health`
+        for name, check in cli.items():
+            if not name.endswith("backup age"):  # ages: the console reads its fixed clock
+                assert states[name] == (
+                    FAILED if not check["ok"] else WARNING if check.get("warning") else OK
+                )
         assert states["repository writable"] == OK
         assert states["postgres reachable"] == FAILED  # the fixture's closed port
+        assert states["scheduler"] == WARNING  # no schedule is enabled
         words = screen_words(app)
-        assert "check(s) failed" in words and "✗ FAILED" in words and "✓ ok" in words
+        assert "check(s) failed, 1 warning(s)" in words
+        assert "✗ FAILED" in words and "✓ ok" in words and "! warning" in words
         assert "start the postgres server or correct its connection in Settings (5)" in words
+        assert "no backup runs by itself" in words
 
 
 async def test_catalog_rebuild_brings_back_a_deleted_catalog(files_console):

@@ -87,9 +87,14 @@ def check_key(settings: Settings, catalog: Catalog) -> list[HealthCheck]:
     if problems:
         return [HealthCheck("encryption key", False, "; ".join(problems))]
     detail = f"key id {keyring.current.key_id} loaded"
+    warning = ""
     if older:
         detail += f"; {len(older)} newest artifact(s) use a previous key (still configured)"
-    return [HealthCheck("encryption key", True, detail)]
+        warning = (
+            "keep the previous key in BACKUP_ENCRYPTION_KEY_PREVIOUS until those backups "
+            "are sealed again under the current one (rekey) or gone"
+        )
+    return [HealthCheck("encryption key", True, detail, warning)]
 
 
 def check_scheduler(settings: Settings, now: datetime) -> list[HealthCheck]:
@@ -99,7 +104,8 @@ def check_scheduler(settings: Settings, now: datetime) -> list[HealthCheck]:
     enabled = [s.name for s in schedules_from(settings) if s.enabled]
     holder = scheduler_holder(settings)
     if not enabled:
-        return [HealthCheck("scheduler", True, "no schedule is enabled")]
+        warning = "no backup runs by itself: enable a schedule (BACKUP_DAILY_ENABLED, ...)"
+        return [HealthCheck("scheduler", True, "no schedule is enabled", warning)]
     detail = describe_holder(holder, now, configured_timezone(settings))
     return [HealthCheck("scheduler", holder is not None, detail)]
 

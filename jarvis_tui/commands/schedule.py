@@ -206,15 +206,26 @@ def run_health(args: argparse.Namespace) -> ExitCode:
     else:
         print_table(
             ("CHECK", "STATE", "DETAIL"),
-            [(c.name, "ok" if c.ok else "FAIL", c.detail) for c in checks],
+            [(c.name, _health_state(c), _health_detail(c)) for c in checks],
         )
         failed = [c for c in checks if not c.ok]
+        warned = [c.name for c in checks if c.ok and c.warning]
         print(
-            "healthy"
-            if healthy
-            else f"{len(failed)} problem(s): {', '.join(c.name for c in failed)}"
+            ("healthy" if healthy else f"{len(failed)} problem(s): ")
+            + ", ".join(c.name for c in failed)
+            + (f" ({len(warned)} warning(s): {', '.join(warned)})" if warned else "")
         )
     return ExitCode.OK if healthy else ExitCode.FAILED
+
+
+def _health_state(check: HealthCheck) -> str:
+    if not check.ok:
+        return "FAIL"
+    return "WARN" if check.warning else "ok"
+
+
+def _health_detail(check: HealthCheck) -> str:
+    return f"{check.detail}; {check.warning}" if check.ok and check.warning else check.detail
 
 
 def run_drill(args: argparse.Namespace) -> ExitCode:

@@ -135,8 +135,12 @@ class JobRunner:
             self.cancel(job_id)
 
     def exit_when_idle(self) -> None:
+        """Quit once every job process has ended and its outcome has been posted."""
+
         def check() -> None:
-            if not self.running():
+            with self._lock:
+                idle = not self._runs
+            if idle:
                 self.app.exit()
 
         self.app.set_interval(0.2, check)
@@ -166,13 +170,12 @@ class JobRunner:
         def work() -> None:
             try:
                 outcome = run_in_process(env_file, spec, listener, let_go=self._let_go)
+                # Left running: the console is quitting, nobody is left to tell.
+                for target, message in [] if outcome.left_running else finished(outcome):
+                    target.post_message(message)
             finally:
                 with self._lock:
                     self._runs.remove(run)
-            if outcome.left_running:
-                return  # the console is quitting: nobody is left to tell
-            for target, message in finished(outcome):
-                target.post_message(message)
 
         self.app.run_worker(
             work, name=spec.job[1], group=JOB_GROUP, thread=True, exit_on_error=False

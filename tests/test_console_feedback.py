@@ -8,6 +8,7 @@ from jarvis_tui.screens.base import PaneScreen
 from jarvis_tui.screens.jobs import JobsScreen
 from jarvis_tui.screens.message_history import MessagesScreen
 from jarvis_tui.screens.wizard import RestoreWizard
+from jarvis_tui.widgets.backup_table import BackupTable
 from tests.console_fixtures import screen_text, screen_words, settle
 from tests.support.files_env import make_files_env
 
@@ -141,3 +142,45 @@ async def test_a_dry_run_shows_its_summary_before_the_long_list(tmp_path, isolat
     # 40 files and their folder: the counts on screen without scrolling, above the list.
     assert "would create 41, overwrite 0, skip 0" in words
     assert words.index("would create 41") < words.index("env/data/track")
+
+
+def lines_with(app, *needles: str) -> list[str]:
+    return [
+        line.strip(" ▊▎")
+        for line in screen_text(app).splitlines()
+        if any(n in line for n in needles)
+    ]
+
+
+async def test_choices_and_the_cursor_read_without_colour(seeded_console, monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = seeded_console.app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert app.no_color
+        await settle(pilot)
+        await pilot.press("R", "enter")  # Restore PostgreSQL
+        await settle(pilot)
+        await pilot.press("enter")  # the newest backup: the Target step
+        await settle(pilot)
+        assert lines_with(app, "A new database", "came from") == [
+            "▶ (•) A new database (nothing existing is touched)",
+            "( ) The database it came from: jarvis",
+        ]
+        await pilot.press("down", "space")
+        await settle(pilot)
+        assert lines_with(app, "A new database", "came from") == [
+            "( ) A new database (nothing existing is touched)",
+            "▶ (•) The database it came from: jarvis",
+        ]
+        await pilot.press("ctrl+n", "space")  # Options: tick the first checkbox
+        await settle(pilot)
+        assert lines_with(app, "Drop existing", "Discard", "app.users") == [
+            "▶ [x] Drop existing: replace a target that holds tables",
+            "[ ] Discard the previous database after the swap",
+            "[ ] app.users (300 rows)",
+        ]
+        await pilot.press("escape", "2")
+        await settle(pilot)
+        table = app.screen.query_one(BackupTable)
+        assert any(segment.style and segment.style.reverse for segment in table.render_line(1))
+        assert not any(segment.style and segment.style.reverse for segment in table.render_line(2))

@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Checkbox, OptionList, RadioButton, RadioSet, Static
+from textual.widgets import Checkbox, OptionList, RadioSet, Static
 from textual.widgets.option_list import Option
 
 from jarvis_tui.dashboard_view import gather_sources
 from jarvis_tui.engine_access import Settings
+from jarvis_tui.widgets.marked_toggles import MarkedCheckbox, MarkedRadioButton
 
 FULL = "full"
 POSTGRES_MODES = {
@@ -62,9 +63,9 @@ class BackupChooser(ModalScreen[BackupChoice | None]):
                 yield Static("PostgreSQL backup holds:", classes="muted")
                 with RadioSet(id="backup-pg-mode", compact=True):
                     for mode, words in POSTGRES_MODES.items():
-                        yield RadioButton(words, id=f"backup-pg-{mode}", value=mode == "full")
+                        yield MarkedRadioButton(words, id=f"backup-pg-{mode}", value=mode == "full")
             if "files" in kinds:
-                yield Checkbox(
+                yield MarkedCheckbox(
                     "Files: read only what changed since the last snapshot (incremental)",
                     value=True,
                     id="backup-incremental",

@@ -10,6 +10,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Static
 
+from jarvis_tui.widgets.marked_toggles import MarkedCheckbox
+
 
 @dataclass(frozen=True)
 class ExportRequest:
@@ -24,8 +26,10 @@ def _holds_something(folder: Path) -> bool:
 def fresh_folder(wanted: Path) -> Path:
     """`wanted`, or `wanted-2`, `wanted-3`… : the first that is not there yet (or empty)."""
     candidate, number = wanted, 1
-    while candidate.is_symlink() or (candidate.exists() and not candidate.is_dir()) or (
-        _holds_something(candidate)
+    while (
+        candidate.is_symlink()
+        or (candidate.exists() and not candidate.is_dir())
+        or (_holds_something(candidate))
     ):
         number += 1
         candidate = wanted.with_name(f"{wanted.name}-{number}")
@@ -73,7 +77,7 @@ class ExportScreen(ModalScreen[ExportRequest | None]):
                 "is in it."
             )
             yield Input(str(self.default_folder), id="export-folder")
-            sql = Checkbox("PostgreSQL dumps as plain SQL (.sql.gz)", id="export-sql")
+            sql = MarkedCheckbox("PostgreSQL dumps as plain SQL (.sql.gz)", id="export-sql")
             sql.display = self.postgres
             yield sql
             yield Static("", id="export-problem", classes="problem")

@@ -14,6 +14,7 @@ from textual.widgets import Checkbox, Input, RadioButton, RadioSet, Static
 from jarvis_tui.formatting import count
 from jarvis_tui.restore_access import FILES_DIFFER, ConfigRestoreOptions, RestoreReport
 from jarvis_tui.screens.wizard import RestoreWizard
+from jarvis_tui.widgets.marked_toggles import MarkedCheckbox, MarkedRadioButton
 from jarvis_tui.widgets.wizard_step import WizardStep
 from jarvis_tui.widgets.wizard_steps import restore_steps
 
@@ -34,14 +35,14 @@ class ConfigTargetStep(WizardStep):
     def compose(self) -> ComposeResult:
         yield Static("Where should the configuration files go?", classes="step-intro")
         with RadioSet(id="config-target"):
-            yield RadioButton(
+            yield MarkedRadioButton(
                 "A new folder (nothing in place is touched)", id="config-folder", value=True
             )
-            yield RadioButton("The original locations (as backed up)", id="config-original")
+            yield MarkedRadioButton("The original locations (as backed up)", id="config-original")
         with Horizontal(classes="field"):
             yield Static("Folder ", classes="label")
             yield Input(compact=True, id="config-folder-path")
-        yield Checkbox(REPLACE_LABEL, compact=True, id="config-replace")
+        yield MarkedCheckbox(REPLACE_LABEL, compact=True, id="config-replace")
         yield Static("", id="config-target-note", classes="muted")
 
     def enter(self) -> None:

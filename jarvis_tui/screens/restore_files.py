@@ -13,6 +13,7 @@ from textual.widgets import Input, RadioButton, RadioSet, Static
 from jarvis_tui.formatting import count, human_size
 from jarvis_tui.restore_access import OVERWRITE_POLICIES, FilesRestoreOptions
 from jarvis_tui.screens.wizard import RestoreWizard
+from jarvis_tui.widgets.marked_toggles import MarkedRadioButton
 from jarvis_tui.widgets.wizard_step import WizardStep
 from jarvis_tui.widgets.wizard_steps import restore_steps
 
@@ -39,10 +40,10 @@ class FilesTargetStep(WizardStep):
     def compose(self) -> ComposeResult:
         yield Static("Where should the files go?", classes="step-intro")
         with RadioSet(id="files-target"):
-            yield RadioButton(
+            yield MarkedRadioButton(
                 "A folder (nothing in place is touched)", id="files-folder", value=True
             )
-            yield RadioButton("The original locations (as backed up)", id="files-original")
+            yield MarkedRadioButton("The original locations (as backed up)", id="files-original")
         with Horizontal(classes="field"):
             yield Static("Folder ", classes="label")
             yield Input(compact=True, id="files-folder-path")
@@ -94,7 +95,7 @@ class FilesOptionsStep(WizardStep):
         yield Static("Files that already exist at the target:", classes="muted")
         with RadioSet(id="files-overwrite"):
             for policy in OVERWRITE_POLICIES:
-                yield RadioButton(OVERWRITE_WORDS[policy], id=f"files-overwrite-{policy}")
+                yield MarkedRadioButton(OVERWRITE_WORDS[policy], id=f"files-overwrite-{policy}")
         with Horizontal(classes="field"):
             yield Static("Only these paths ", classes="label")
             yield Input(

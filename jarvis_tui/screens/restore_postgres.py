@@ -14,6 +14,7 @@ from textual.widgets import Checkbox, Input, RadioButton, RadioSet, SelectionLis
 from jarvis_tui.formatting import count
 from jarvis_tui.restore_access import PostgresRestoreOptions, check_database_name
 from jarvis_tui.screens.wizard import RestoreWizard
+from jarvis_tui.widgets.marked_toggles import MarkedCheckbox, MarkedRadioButton, MarkedSelectionList
 from jarvis_tui.widgets.wizard_step import WizardStep
 from jarvis_tui.widgets.wizard_steps import restore_steps
 
@@ -36,10 +37,10 @@ class PostgresTargetStep(WizardStep):
         yield Static("Where should the backup go?", classes="step-intro")
         new = self.wizard.plan.new_database
         with RadioSet(id="pg-target"):
-            yield RadioButton(
+            yield MarkedRadioButton(
                 "A new database (nothing existing is touched)", id="pg-new", value=new
             )
-            yield RadioButton("The database it came from", id="pg-same", value=not new)
+            yield MarkedRadioButton("The database it came from", id="pg-same", value=not new)
         with Horizontal(classes="field"):
             yield Static("New database name ", classes="label")
             yield Input(compact=True, id="pg-new-name")
@@ -96,20 +97,20 @@ class PostgresOptionsStep(WizardStep):
     TITLE = "Options"
 
     def compose(self) -> ComposeResult:
-        yield Checkbox(
+        yield MarkedCheckbox(
             compact=True, label="Drop existing: replace a target that holds tables", id="pg-drop"
         )
-        yield Checkbox(
+        yield MarkedCheckbox(
             compact=True, label="Discard the previous database after the swap", id="pg-discard"
         )
-        yield Checkbox(
+        yield MarkedCheckbox(
             compact=True, label="Also restore roles and tablespaces (globals)", id="pg-globals"
         )
         with Horizontal(classes="field"):
             yield Static("Parallel jobs ", classes="label")
             yield Input(compact=True, id="pg-jobs", type="integer")
         yield Static("Only these tables (none ticked: the whole database):", classes="muted")
-        yield SelectionList[str](id="pg-tables")
+        yield MarkedSelectionList[str](id="pg-tables")
 
     def enter(self) -> None:
         plan = self.wizard.plan

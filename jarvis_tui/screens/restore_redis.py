@@ -13,6 +13,7 @@ from textual.widgets import Checkbox, Input, RadioButton, RadioSet, Static
 from jarvis_tui.formatting import count
 from jarvis_tui.restore_access import RedisRestoreOptions, redis_server_address
 from jarvis_tui.screens.wizard import RestoreWizard
+from jarvis_tui.widgets.marked_toggles import MarkedCheckbox, MarkedRadioButton
 from jarvis_tui.widgets.wizard_step import WizardStep
 from jarvis_tui.widgets.wizard_steps import restore_steps
 
@@ -33,8 +34,8 @@ class RedisTargetStep(WizardStep):
     def compose(self) -> ComposeResult:
         yield Static("Where should the keys go?", classes="step-intro")
         with RadioSet(id="redis-target"):
-            yield RadioButton("The running server (REDIS_URL)", id="redis-online", value=True)
-            yield RadioButton(
+            yield MarkedRadioButton("The running server (REDIS_URL)", id="redis-online", value=True)
+            yield MarkedRadioButton(
                 "A stopped server's data folder (RDB file, offline)", id="redis-offline"
             )
         with Horizontal(classes="field"):
@@ -78,16 +79,16 @@ class RedisOptionsStep(WizardStep):
 
     def compose(self) -> ComposeResult:
         with RadioSet(id="redis-format"):
-            yield RadioButton("From the RDB snapshot", id="redis-rdb", value=True)
-            yield RadioButton(
+            yield MarkedRadioButton("From the RDB snapshot", id="redis-rdb", value=True)
+            yield MarkedRadioButton(
                 "From the JSON export (keeps TTLs; any Redis version)", id="redis-json"
             )
-        yield Checkbox(
+        yield MarkedCheckbox(
             compact=True,
             label="Flush: empty the target databases once the backup has loaded",
             id="redis-flush",
         )
-        yield Checkbox(
+        yield MarkedCheckbox(
             compact=True,
             label="Replace keys that already exist (without flush)",
             id="redis-replace",

@@ -12,6 +12,7 @@ from textual.widgets import Checkbox, Input, RadioButton, RadioSet, Static
 
 from jarvis_tui.restore_access import TARGET_EXISTS, RestoreReport, SecretsRestoreOptions
 from jarvis_tui.screens.wizard import RestoreWizard
+from jarvis_tui.widgets.marked_toggles import MarkedCheckbox, MarkedRadioButton
 from jarvis_tui.widgets.wizard_step import WizardStep
 from jarvis_tui.widgets.wizard_steps import restore_steps
 
@@ -30,8 +31,10 @@ class SecretsTargetStep(WizardStep):
     def compose(self) -> ComposeResult:
         yield Static("Which file should receive the variables?", classes="step-intro")
         with RadioSet(id="secrets-target"):
-            yield RadioButton("Where it was backed up from", id="secrets-original", value=True)
-            yield RadioButton("Another file", id="secrets-other")
+            yield MarkedRadioButton(
+                "Where it was backed up from", id="secrets-original", value=True
+            )
+            yield MarkedRadioButton("Another file", id="secrets-other")
         with Horizontal(classes="field"):
             yield Static("File ", classes="label")
             yield Input(compact=True, id="secrets-path")
@@ -40,7 +43,7 @@ class SecretsTargetStep(WizardStep):
             yield Input(
                 compact=True, placeholder="empty when the backup holds one file", id="secrets-file"
             )
-        yield Checkbox(
+        yield MarkedCheckbox(
             compact=True,
             label="Replace the file if it exists (it is kept as FILE.bak)",
             id="secrets-force",

@@ -21,4 +21,3 @@ def move_aside(path: Path, moment: datetime) -> Path:
         if file.exists():
             os.replace(file, target.with_name(target.name + file.name[len(path.name) :]))
     return target
-

@@ -37,13 +37,12 @@ def files_env(tmp_path, isolated_env) -> FilesEnv:
     return env
 
 
-@pytest.fixture
-def busy_files_env(files_env) -> FilesEnv:
-    # About a second of gzip work: long enough for a cancel to land between two checks.
-    files_env.set(BACKUP_COMPRESSION="gzip")
-    for number in range(12):
-        (files_env.data / f"part{number:02d}.txt").write_text(os.urandom(1 << 20).hex())
-    return files_env
+def keep_it_busy(env: FilesEnv, parts: int) -> FilesEnv:
+    """About 0.1 s of gzip work per part (2 MiB of text) on an idle core."""
+    env.set(BACKUP_COMPRESSION="gzip")
+    for number in range(parts):
+        (env.data / f"part{number:02d}.txt").write_text(os.urandom(1 << 20).hex())
+    return env
 
 
 def _stat(pid: int) -> list[str]:
@@ -113,6 +112,20 @@ def wait_for_the_job(env: FilesEnv, timeout: float = WAIT_S):
     raise AssertionError("the job never finished")
 
 
+def hold_once_it_has_its_row(env: FilesEnv, job_pid: int) -> None:
+    """Stop the (busy) job again as soon as its catalog row says it runs."""
+    with env.workspace() as workspace:
+        deadline = time.monotonic() + WAIT_S
+        while time.monotonic() < deadline:
+            jobs = workspace.catalog.list_jobs()
+            if jobs:
+                os.kill(job_pid, signal.SIGSTOP)
+                assert workspace.catalog.get_job(jobs[0].id).status == "running"
+                return
+            time.sleep(0.01)
+    raise AssertionError(f"job process {job_pid} never created its row")
+
+
 def reap(pid: int) -> None:
     """A job left running by a console inside this test process is this process's child."""
     with contextlib.suppress(ChildProcessError, ProcessLookupError):
@@ -173,6 +186,7 @@ async def _start_files_backup(app, pilot) -> int:
 
 
 async def test_quit_stay_then_leave_running_lets_the_job_finish_after_the_console(files_env):
+    keep_it_busy(files_env, 4)  # long enough to be seen running by the next console
     app = make_app(files_env.env_file, poll_seconds=0.2, host_scheduler=False)
     async with app.run_test(size=(100, 30), notifications=True) as pilot:
         job_pid = await _start_files_backup(app, pilot)
@@ -193,15 +207,27 @@ async def test_quit_stay_then_leave_running_lets_the_job_finish_after_the_consol
             raise
     assert app.return_value == ExitCode.OK
     assert process_alive(job_pid), "leaving the job running ended it"
-    os.kill(job_pid, signal.SIGCONT)
-    job, sets = await asyncio.to_thread(wait_for_the_job, files_env)
-    reap(job_pid)
+    try:
+        os.kill(job_pid, signal.SIGCONT)
+        await asyncio.to_thread(hold_once_it_has_its_row, files_env, job_pid)
+        # The next console follows it in Jobs: running (its own pid is alive), never
+        # taken for a job whose process died.
+        later = make_app(files_env.env_file, poll_seconds=0.2, host_scheduler=False)
+        async with later.run_test(size=(100, 30), notifications=True) as pilot:
+            await pilot.press("3")
+            await wait_until(pilot, lambda: "1 running" in screen_words(later))
+            assert "backup files" in screen_words(later)
+            os.kill(job_pid, signal.SIGCONT)
+            await wait_until(pilot, lambda: bool(later.jobs) and later.jobs[0].finished, WAIT_S)
+    finally:
+        reap(job_pid)
+    job, sets = wait_for_the_job(files_env)
     assert job.description.startswith("backup files") and job.status == "succeeded"
     assert [backup_set.status for backup_set in sets] == ["complete"]
 
 
-async def test_quit_and_cancel_stops_a_job_that_had_only_just_started(busy_files_env):
-    files_env = busy_files_env
+async def test_quit_and_cancel_stops_a_job_that_had_only_just_started(files_env):
+    keep_it_busy(files_env, 12)  # long enough for the cancel to land between two checks
     app = make_app(files_env.env_file, poll_seconds=0.2, host_scheduler=False)
     async with app.run_test(size=(100, 30), notifications=True) as pilot:
         job_pid = await _start_files_backup(app, pilot)

@@ -16,6 +16,7 @@ from textual.message_pump import MessagePump
 from engines.actions.verbs import Request
 from engines.catalog.aside import move_aside
 from engines.errors import CatalogUnreadableError
+from jarvis_tui.engine_access import EngineAccess
 from jarvis_tui.job_process import ActionSpec, Outcome
 from jarvis_tui.messages import (
     CatalogChanged,
@@ -89,12 +90,22 @@ class MaintenanceJobs:
 
         app.run_worker(prepare, name="catalog set aside", thread=True, exit_on_error=False)
 
+    def _reopen_catalog(self) -> None:
+        """Read the rebuilt catalog: a catalog deleted while the console ran is still open
+        here (its unlinked file), and the rebuild wrote a new file in its place."""
+        app = self.runner.app
+        previous = app.access
+        app.access = EngineAccess(app.settings)
+        app.run_worker(previous.close, thread=True, group="settings")
+
     def run(self, name: str) -> str:
         """Start the job `name` of JOBS; its outcome is notified. Returns its title."""
         job = JOBS[name]
         app = self.runner.app
 
         def finished(outcome: Outcome) -> Replies:
+            if job.verb == "rebuild-catalog" and outcome.error is None:
+                app.call_from_thread(self._reopen_catalog)
             if outcome.error is not None:
                 failed = MaintenanceFailed(job.title, outcome.error, outcome.cancelled)
                 return [(app, failed), (app, CatalogChanged(f"{job.title} stopped"))]

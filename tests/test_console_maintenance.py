@@ -166,22 +166,28 @@ async def test_health_screen_shows_the_checks_of_health_with_states_and_hints(
         assert "no backup runs by itself" in words
 
 
-async def test_catalog_rebuild_brings_back_a_deleted_catalog(files_console):
+async def test_catalog_rebuild_brings_back_a_catalog_deleted_while_the_console_runs(
+    files_console,
+):
     with files_console.catalog() as catalog:
         (backup_set,) = catalog.list_backup_sets()
-    for path in files_console.cwd.glob("catalog.sqlite3*"):
-        path.unlink()
     app = files_console.app()
     async with app.run_test(size=(120, 40), notifications=True) as pilot:
         await pilot.press("2")
         await settle(pilot)
-        assert backup_set.id not in screen_text(app)
+        assert backup_set.id in screen_text(app)
+        for path in files_console.cwd.glob("catalog.sqlite3*"):
+            path.unlink()  # the console still reads the deleted file it has open
         await open_maintenance(pilot, "g")
         assert "Rebuild the catalog?" in screen_words(app)
         await confirm(pilot)
         await settle(pilot)
         assert "rebuild the catalog finished" in screen_words(app)
         assert backup_set.id in screen_text(app)  # the Catalog pane reloaded
+        app.poll_jobs()
+        await settle(pilot)
+        # Read from the new file: it holds the rebuild's job and no longer the backup's.
+        assert [job.description for job in app.jobs] == ["rebuild the catalog"]
     with files_console.catalog() as catalog:
         assert [s.id for s in catalog.list_backup_sets()] == [backup_set.id]
 

@@ -48,6 +48,7 @@ class CatalogScreen(CatalogActions):
         Binding("V", "verify_data", "Verify, reading all data", show=False),
         Binding("r", "restore", "Restore"),
         Binding("e", "export", "Export"),
+        Binding("d", "diff", "Compare with another snapshot", show=False),
         Binding("s", "sync", "Sync S3"),
         Binding("x,delete", "delete", "Delete"),
         Binding("f5", "reload", "Reload", show=False),

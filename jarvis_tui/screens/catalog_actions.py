@@ -3,7 +3,6 @@
 from pathlib import Path
 
 from textual import work
-from textual.binding import Binding
 
 from jarvis_tui.catalog_view import SetDetail
 from jarvis_tui.engine_access import BackupSet
@@ -19,8 +18,6 @@ NO_COPY_DESTINATION = "No copy destination is configured (S3_ENABLED is off); no
 
 class CatalogActions(PaneScreen):
     """The catalog pane's actions; CatalogScreen adds the table, filter and detail panel."""
-
-    BINDINGS = [Binding("d", "diff", "Compare snapshots", show=False)]
 
     detail: SetDetail | None = None
 

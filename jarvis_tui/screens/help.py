@@ -12,13 +12,14 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Static
 
 GLOBAL_KEYS = (
+    ("ctrl+p", "command palette: every action by name, with its key"),
     ("1 … 5", "Dashboard, Catalog, Jobs, Alerts, Settings"),
-    ("b", "back up now (choose the source)"),
-    ("R", "restore (choose what: PostgreSQL, Redis, files, secrets, complete system)"),
+    ("b", "back up now (choose the source and its options)"),
+    ("R", "restore a source (config too) or the complete system"),
     ("m", "maintenance: retention and cleanup, health, verify all, drill, prune, rebuild"),
-    ("ctrl+p", "command palette: every action by name"),
     ("? / F1", "this help"),
     ("n", "messages: every notification of this session, with its time"),
+    ("k", "encryption key: a new one when none is set, else rotate it"),
     ("tab / shift+tab", "next / previous field"),
     ("escape", "close a dialog or leave a wizard"),
     ("q", "quit (asks first while jobs started here still run)"),

@@ -77,6 +77,17 @@ def s3_server() -> Iterator[S3Server]:
 
 
 @pytest.fixture(autouse=True)
+def _environment_restored() -> Iterator[None]:
+    """No test leaves variables behind for the next: the CLI run in-process sets some on
+    purpose (`--browse` sets BACKUP_BROWSE so the console's job processes browse too)."""
+    saved = dict(os.environ)
+    yield
+    if os.environ != saved:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@pytest.fixture(autouse=True)
 def _shared_servers_ready(request: pytest.FixtureRequest) -> None:
     for name in ("postgres_server", "redis_server", "spare_redis_server"):
         if name in request.fixturenames:

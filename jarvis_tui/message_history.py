@@ -13,7 +13,7 @@ from datetime import datetime
 from time import time
 from uuid import uuid4
 
-from textual.app import App
+from textual.app import App, ScreenStackError
 from textual.notifications import Notification, Notify
 from textual.screen import ModalScreen, Screen
 from textual.signal import Signal
@@ -66,7 +66,7 @@ class KeptNotifications(App):
         else:
             kept = self.message_history.keep(notification, self.clock())
             self.messages_signal.publish(kept)
-        if isinstance(self.screen, ModalScreen):
+        if self._dialog_open():
             self._held_toasts.append(notification)
             event.prevent_default()
             return
@@ -74,6 +74,12 @@ class KeptNotifications(App):
         shown = list(self._notifications)
         for oldest in shown[: max(0, len(shown) - MAX_TOASTS + 1)]:
             self._unnotify(oldest, refresh=False)
+
+    def _dialog_open(self) -> bool:
+        try:
+            return isinstance(self.screen, ModalScreen)
+        except ScreenStackError:  # nothing on the screen yet
+            return False
 
     def _screen_changed(self, screen: Screen) -> None:
         if isinstance(screen, ModalScreen):

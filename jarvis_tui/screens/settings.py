@@ -36,7 +36,7 @@ class SettingsScreen(PaneScreen):
     PANE = "settings"
     BINDINGS = [
         Binding("r", "reload", "Reload"),
-        Binding("k", "app.offer_key", "New key"),
+        Binding("k", "app.offer_key", "Key"),  # a new one, or rotate the one set
         Binding("p", "next_problem", "Next problem"),
     ]
 

@@ -56,6 +56,7 @@ JOBS = {
 class MaintenanceJobs:
     def __init__(self, runner: "JobRunner"):
         self.runner = runner
+        self.catalog_replaced = False  # the rebuild under way writes a new catalog file
 
     def plan_retention(self, reply_to: MessagePump) -> None:
         """cleanup's dry run: decides, deletes nothing; the plan goes to `reply_to`."""
@@ -75,9 +76,13 @@ class MaintenanceJobs:
         app = self.runner.app
 
         def prepare() -> None:
+            # A catalog missing or moved aside is replaced by a new file: whoever holds the
+            # old one open (this console's panes and scheduler) must let go of it after.
+            self.catalog_replaced = not app.settings.catalog_path.exists()
             try:
                 app.access.catalog()
             except CatalogUnreadableError as error:
+                self.catalog_replaced = True
                 moved = move_aside(Path(str(error.path)), app.clock())
                 app.call_from_thread(
                     app.notify,
@@ -92,11 +97,15 @@ class MaintenanceJobs:
 
     def _reopen_catalog(self) -> None:
         """Read the rebuilt catalog: a catalog deleted while the console ran is still open
-        here (its unlinked file), and the rebuild wrote a new file in its place."""
+        here (its unlinked file), and the rebuild wrote a new file in its place. The
+        scheduler opens it again too, unless a scheduled job runs (never cancelled for this:
+        the next rebuild or start of the console puts things right)."""
         app = self.runner.app
         previous = app.access
         app.access = EngineAccess(app.settings)
         app.run_worker(previous.close, thread=True, group="settings")
+        if self.catalog_replaced and app.scheduler.current_job is None:
+            app.scheduler.restart()
 
     def run(self, name: str) -> str:
         """Start the job `name` of JOBS; its outcome is notified. Returns its title."""

@@ -20,6 +20,7 @@ from tests.console_fixtures import (
     seed_catalog,
     settle,
 )
+from tests.test_console_jobs import wait_until
 
 
 @pytest.fixture
@@ -171,8 +172,14 @@ async def test_catalog_rebuild_brings_back_a_catalog_deleted_while_the_console_r
 ):
     with files_console.catalog() as catalog:
         (backup_set,) = catalog.list_backup_sets()
-    app = files_console.app()
+    env_file = files_console.cwd / files_console.env_file
+    schedules = ("DAILY", "WEEKLY", "MONTHLY", "CLEANUP", "VERIFY_RESTORE")
+    env_file.write_text(  # the console holds the schedules, and none fires during the test
+        env_file.read_text() + "".join(f"BACKUP_{name}_ENABLED=false\n" for name in schedules)
+    )
+    app = files_console.app(host_scheduler=True)
     async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await wait_until(pilot, lambda: app.scheduler.scheduler is not None)
         await pilot.press("2")
         await settle(pilot)
         assert backup_set.id in screen_text(app)
@@ -188,6 +195,15 @@ async def test_catalog_rebuild_brings_back_a_catalog_deleted_while_the_console_r
         await settle(pilot)
         # Read from the new file: it holds the rebuild's job and no longer the backup's.
         assert [job.description for job in app.jobs] == ["rebuild the catalog"]
+
+        def scheduler_reads_the_new_file() -> bool:
+            scheduler = app.scheduler.scheduler
+            if scheduler is None or scheduler.workspace is None:
+                return False
+            jobs = scheduler.workspace.catalog.list_jobs(limit=5)
+            return [job.description for job in jobs] == ["rebuild the catalog"]
+
+        await wait_until(pilot, scheduler_reads_the_new_file)
     with files_console.catalog() as catalog:
         assert [s.id for s in catalog.list_backup_sets()] == [backup_set.id]
 

@@ -243,3 +243,20 @@ async def test_the_palette_names_each_new_action_with_its_key(files_env):
     assert "Generate a new encryption key" not in keys
     assert "Back up postgres now, schema only" in keys
     assert "Back up files now, reading every file" in keys
+
+
+async def test_a_rotation_the_settings_cannot_take_is_one_line_and_changes_nothing(
+    files_env, monkeypatch
+):
+    monkeypatch.setenv("BACKUP_ENCRYPTION_KEY", KEY)  # the environment wins over the file
+    before = files_env.env_file.read_text()
+    async with console(files_env.env_file).run_test(size=(100, 32)) as pilot:
+        await settle(pilot)
+        await pilot.press("k")
+        await settle(pilot)
+        await pilot.click("#rotate")
+        await settle(pilot)
+        problem = str(pilot.app.screen.query_one("#rotation-problem").render())
+    assert problem.startswith("The key was not rotated: BACKUP_ENCRYPTION_KEY is set in the")
+    assert "\n" not in problem.strip() and "invalid settings" not in problem
+    assert files_env.env_file.read_text() == before

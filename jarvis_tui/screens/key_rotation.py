@@ -32,11 +32,11 @@ class KeyRotationScreen(ModalScreen[str | None]):
             yield Static(
                 f"A new key is generated and stored in {self.env_file}; new backups are "
                 f"sealed with it. The current key moves to {PREVIOUS_KEYS}, so every earlier "
-                "backup still decrypts.\n\nThen a job (in Jobs, 3) seals every backup made "
-                "under an earlier key again under the new one: each is checked, written "
-                "beside itself, read back and renamed, so a cut-short run loses nothing. "
-                "Files snapshots made before keep their data under the old key until they "
-                "are pruned: the job says whether the old key can go."
+                "backup still decrypts.\n\nThen a job (Jobs, 3) seals every backup made under "
+                "an earlier key again under the new one (each checked, written beside itself, "
+                "read back, renamed: a cut-short run loses nothing). Files snapshots made "
+                "before keep their data under the old key until pruned; the job says whether "
+                "the old key can go."
             )
             yield Static(LOST_KEY_WARNING, classes="warning")
             yield Static("", id="rotation-problem", classes="problem")

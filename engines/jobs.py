@@ -122,9 +122,10 @@ class JobContext:
     def count_in(self, unit: str, total: int) -> None:
         """Count the job (or its phase from here on) in `unit`, 0 of `total` so far.
 
-        A job made of parts or steps says so before the first one starts: the progress
-        the work inside a part reports in its own unit (bytes, keys) is then left out,
-        and the job reads as one count, never bytes one moment and parts the next.
+        A job made of a few parts or steps says so before the first one starts: the
+        progress the work inside a part reports in its own unit (bytes, keys) is then left
+        out, and the job reads as one count, never bytes one moment and parts the next.
+        Each count is stored as it comes, never held back by the throttle.
         """
         with self._progress_lock:
             self._counted_in = unit
@@ -147,8 +148,10 @@ class JobContext:
                 self._total = total
             self._pending_progress = (done, unit)
             finished = self._total is not None and done >= self._total
+            # A step is stored at once: the next one may be long and report nothing counted.
+            counted = self._counted_in is not None
             now = self._clock()
-            if not finished and now - self._last_progress_write < PROGRESS_INTERVAL_S:
+            if not (finished or counted) and now - self._last_progress_write < PROGRESS_INTERVAL_S:
                 return
             self._last_progress_write = now
             update = self._write_pending_progress()

@@ -7,13 +7,14 @@ import signal
 
 from textual.widgets import DataTable, RichLog
 
-from engines.actions.verbs import Request
+from engines.actions.verbs import Request, run_verb
 from engines.jobs import JobProgressed
 from jarvis_tui.app import make_app
 from jarvis_tui.job_process import ActionSpec, run_in_process
 from jarvis_tui.jobs_watch import JOBS_SHOWN
 from tests.console_fixtures import FIXED_NOW, FrozenCatalogClock, screen_words, settle
-from tests.support.files_env import make_files_env
+from tests.support.files_env import make_files_env, random_text
+from tests.support.s3_hosts import BUCKET, s3_settings
 from tests.test_console_jobs import wait_until
 
 SIZE = (80, 24)
@@ -137,7 +138,7 @@ async def test_progress_tells_the_truth(console_env, monkeypatch):
     estimated = add_job(console_env, "backup postgres", 40, 100, "bytes", "succeeded")
     cancelled = add_job(console_env, "backup files", 100, 100, "bytes", "cancelled")
     failed = add_job(console_env, "backup redis", 30, 100, "keys", "failed")
-    running = add_job(console_env, "backup full", 1, 3, "parts", "running")
+    running = add_job(console_env, "backup full", 1, 3, "steps", "running")
     app = console_env.app()
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("3")
@@ -149,11 +150,11 @@ async def test_progress_tells_the_truth(console_env, monkeypatch):
         assert "100%" not in cancelled_row and "failed" not in cancelled_row
         assert " 30%" in row_words(app, failed)
         assert row_words(app, running).endswith(" -")  # no "parts/s"
-        assert "Job 4 backup full · running · 1 of 3 parts" in screen_words(app)
+        assert "Job 4 backup full · running · 1 of 3 steps" in screen_words(app)
         assert "parts/s" not in screen_words(app)
 
 
-async def test_backup_full_reports_its_progress_in_parts_only(console_env):
+async def test_backup_full_reports_its_progress_in_steps_only(console_env):
     uploads = console_env.cwd / "data" / "uploads"
     for number in range(3):
         (uploads / f"photo{number}.jpg").write_bytes(bytes(range(256)) * 64)
@@ -166,14 +167,14 @@ async def test_backup_full_reports_its_progress_in_parts_only(console_env):
     spec = ActionSpec("backup-full", Request(kind="full"))
     outcome = await asyncio.to_thread(run_in_process, console_env.env_file, spec, progressed)
     assert outcome.error is None, outcome.error
-    assert updates and {u.unit for u in updates} == {"parts"}
+    assert updates and {u.unit for u in updates} == {"steps"}
     assert (updates[-1].done, updates[-1].total) == (updates[-1].total, updates[-1].total)
     app = console_env.app()
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("3")
         await settle(pilot)
         (job,) = app.jobs
-        assert (job.progress_unit, job.progress_done) == ("parts", job.progress_total)
+        assert (job.progress_unit, job.progress_done) == ("steps", job.progress_total)
         row = row_words(app, job.id)
         assert "backup full succeeded" in row and "100%" in row and row.endswith(" -")
 
@@ -227,3 +228,22 @@ async def test_a_backup_cancelled_here_is_said_cancelled_not_failed(tmp_path, is
         assert app.jobs[0].status == "cancelled"
         assert "cancelled cancelled" in row_words(app, job.id)
         assert "backup failed" not in shown and "100%" not in row_words(app, job.id)
+
+
+def test_backup_full_counts_the_off_site_copy_as_its_last_step(tmp_path, isolated_env, s3_server):
+    """Not 100 % while the copy to S3 still runs: the copy is one more step."""
+    env = make_files_env(tmp_path / "files")
+    (env.data / "notes.txt").write_bytes(random_text(200_000, 1))
+    env.set(**s3_settings(s3_server))
+    s3_server.create_bucket(BUCKET)
+    seen: list[JobProgressed] = []
+    with env.workspace() as workspace:
+        report = run_verb(workspace, "backup-full", Request(kind="full"), listeners=(seen.append,))
+        (job,) = workspace.catalog.list_jobs()
+    progressed = [(u.done, u.total, u.unit) for u in seen if isinstance(u, JobProgressed)]
+    parts = len([p for p in report.parts if p.state != "skipped"])
+    assert {unit for _, _, unit in progressed} == {"steps"}
+    assert progressed[0] == (0, parts + 1, "steps")
+    assert (parts, parts + 1, "steps") in progressed  # every part done, the copy still to go
+    assert progressed[-1] == (parts + 1, parts + 1, "steps")
+    assert (job.progress_done, job.progress_total) == (parts + 1, parts + 1)

@@ -291,8 +291,8 @@ def test_a_job_counted_in_parts_leaves_out_the_bytes_each_part_reports(catalog: 
     (job,) = catalog.list_jobs()
     assert (job.progress_done, job.progress_total, job.progress_unit) == (2, 2, "parts")
     progressed = [(u.done, u.total, u.unit) for u in seen if isinstance(u, JobProgressed)]
-    assert progressed[0] == (0, 2, "parts") and progressed[-1] == (2, 2, "parts")
-    assert {unit for _, _, unit in progressed} == {"parts"}
+    # Every count, none held back by the throttle: the next part may be long and silent.
+    assert progressed == [(0, 2, "parts"), (1, 2, "parts"), (2, 2, "parts")]
 
 
 def test_a_job_reporting_progress_in_a_tight_loop_ends_with_its_final_value(catalog: Catalog):

@@ -18,6 +18,7 @@ from engines.actions.backup_alerts import alert_backup_outcome
 from engines.actions.verbs import Request
 from engines.alerts import AlertDispatcher
 from engines.catalog import Artifact, BackupSet
+from engines.destinations import copy_destinations
 from engines.errors import JarvisError, JobCancelledError
 from engines.jobs import JobContext
 from engines.plumbing.os_errors import explain_os_error
@@ -117,10 +118,12 @@ def run_backup_full(
     workspace.keyring()  # fail before touching anything when the key is missing
     workspace.repository.ensure_repository_id()
     parts: list[PartResult] = []
+    destinations = copy_destinations(workspace.settings)
+    # Counted in steps, each part and then the off-site copy: the bytes and keys each source
+    # reports, and the copies' bytes, are left out of the job's progress.
+    steps = len(configured) + (1 if destinations else 0)
     with workspace.lock("backup full"):
-        # Counted in parts: the bytes and keys each source reports are left out of the job's
-        # progress, as are the copies' bytes after the last part.
-        context.count_in("parts", len(configured))
+        context.count_in("steps", steps)
         clear_leftovers(workspace, context)
         backup_set = workspace.catalog.create_backup_set(
             FULL_KIND, tier=tier, job_id=context.job_id, created_at=created_at
@@ -136,7 +139,7 @@ def run_backup_full(
                 parts.append(part)
                 level = {"ok": "info", "warning": "warning"}.get(part.state, "error")
                 context.log(f"part {kind}: {part.state} ({part.detail})", level=level)
-                context.progress(number, len(configured), "parts")
+                context.progress(number, steps, "steps")
         except BaseException as error:
             note = "; ".join(p.summary for p in [*parts, *skipped])
             reason = str(error) or type(error).__name__
@@ -155,7 +158,8 @@ def run_backup_full(
             note="; ".join(part.summary for part in parts),
         )
         # The off-site copies, once the set is final; a failed copy leaves it as it is.
-        copies = copy_to_destinations(workspace, context)
+        copies = copy_to_destinations(workspace, context, destinations)
+        context.progress(steps, steps, "steps")
     report = FullBackupReport(workspace.catalog.get_backup_set(backup_set.id), parts)
     context.log(f"backup {backup_set.id}: {status}")
     dispatcher = dispatcher or AlertDispatcher(workspace.catalog, workspace.settings)

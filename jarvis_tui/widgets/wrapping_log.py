@@ -7,6 +7,7 @@ leve" / "9"). Here no minimum applies, the scrollbar's place is always kept, and
 change of width wraps every line anew.
 """
 
+from rich.console import RenderableType
 from rich.text import Text
 from textual.events import Resize
 from textual.widgets import RichLog
@@ -24,21 +25,20 @@ class WrappingLog(RichLog):
         options.setdefault("markup", False)
         options.setdefault("min_width", 1)
         super().__init__(**options)
-        self._texts: list[Text] = []
+        self._written: list[RenderableType | object] = []
         self._wrapped_at = 0
 
     def write(self, content, *args, **kwargs) -> "WrappingLog":  # type: ignore[override]
-        if isinstance(content, str):
-            content = Text(content)
-        if isinstance(content, Text) and self._size_known:  # a deferred write comes back
-            self._texts.append(content.copy())
+        if self._size_known:  # a write made before is deferred, and comes back through here
+            kept = content.copy() if isinstance(content, Text) else content
+            self._written.append(kept)
             if self.max_lines is not None:
-                del self._texts[: -self.max_lines]
+                del self._written[: -self.max_lines]
         super().write(content, *args, **kwargs)
         return self
 
     def clear(self) -> "WrappingLog":
-        self._texts.clear()
+        self._written.clear()
         super().clear()
         return self
 
@@ -46,10 +46,9 @@ class WrappingLog(RichLog):
         width = self.scrollable_content_region.width
         if width <= 0:
             return
-        if self._wrapped_at and width != self._wrapped_at and self._texts:
-            texts = self._texts
+        if self._wrapped_at and width != self._wrapped_at and self._written:
             at_end = self.is_vertical_scroll_end
             super().clear()
-            for text in texts:
-                super().write(text, scroll_end=at_end)
+            for content in self._written:
+                super().write(content, scroll_end=at_end)
         self._wrapped_at = width

@@ -66,7 +66,7 @@ class BackupChooser(ModalScreen[BackupChoice | None]):
                         yield MarkedRadioButton(words, id=f"backup-pg-{mode}", value=mode == "full")
             if "files" in kinds:
                 yield MarkedCheckbox(
-                    "Files: read only what changed since the last snapshot (incremental)",
+                    "Files: only what changed since the last snapshot (incremental)",
                     value=True,
                     id="backup-incremental",
                     compact=True,

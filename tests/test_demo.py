@@ -18,7 +18,7 @@ from engines.demo.platform import start_demo, stop_demo
 from engines.demo.postgres_data import DATABASE, TABLE_ROWS, USER
 from engines.errors import JarvisError
 from engines.plumbing.paths import default_demo_dir
-from engines.plumbing.processes import process_alive
+from engines.plumbing.processes import process_alive, process_start_token
 from engines.servers.process import group_members_alive
 from engines.servers.redis import RedisServer
 from tests.console_fixtures import FIXED_NOW, screen_words, settle
@@ -112,6 +112,35 @@ def test_stop_refuses_a_folder_that_is_no_demo(tmp_path):
         "nothing was removed\n"
     )
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_stop_never_touches_processes_or_folders_a_forged_demo_json_names(tmp_path):
+    """demo.json is only a hint: processes that are not the demo's servers (even with their
+    true start token, or none) are not signalled, a folder not made by the demo not removed."""
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "data.txt").write_text("mine")
+    strangers = [
+        subprocess.Popen(["sleep", "600"], cwd=precious, start_new_session=True) for _ in range(2)
+    ]
+    try:
+        forged = tmp_path / "forged"
+        forged.mkdir()
+        postgres, redis = (
+            {"pid": strangers[0].pid, "start": "0", "port": 5432},
+            {"pid": strangers[1].pid, "start": process_start_token(strangers[1].pid), "port": 1},
+        )
+        state = {"servers_folder": str(precious), "postgres": postgres, "redis": redis}
+        (forged / "demo.json").write_text(json.dumps(state))
+        removed = stop_demo(forged)
+        assert removed is not None and not removed.stopped
+        assert not forged.exists()
+        assert (precious / "data.txt").read_text() == "mine"
+        assert [stranger.poll() for stranger in strangers] == [None, None]
+    finally:
+        for stranger in strangers:
+            stranger.kill()
+            stranger.wait()
 
 
 @pytest.fixture

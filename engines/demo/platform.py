@@ -20,7 +20,14 @@ from engines.demo.platform_files import write_app_env, write_platform_files
 from engines.demo.postgres_data import DATABASE, USER, seed_postgres
 from engines.demo.redis_data import seed_redis
 from engines.demo.settings_file import write_demo_env
-from engines.demo.state import STATE_FILE, DemoState, ServerRecord, read_state, write_state
+from engines.demo.state import (
+    SERVERS_IN_TMP,
+    STATE_FILE,
+    DemoState,
+    ServerRecord,
+    read_state,
+    write_state,
+)
 from engines.errors import JarvisError
 from engines.plumbing.paths import default_demo_dir
 from engines.plumbing.processes import process_start_token
@@ -74,7 +81,7 @@ def _servers_folder(folder: Path) -> Path:
         servers = folder / "servers"
         servers.mkdir(mode=0o711, exist_ok=True)
         return servers
-    servers = Path(tempfile.mkdtemp(prefix="jarvis-demo-servers-", dir="/tmp"))
+    servers = Path(tempfile.mkdtemp(prefix=SERVERS_IN_TMP, dir="/tmp"))
     servers.chmod(0o711)  # the accounts pass through to their own folders
     return servers
 
@@ -89,7 +96,7 @@ def _stop_servers(state: DemoState) -> None:
         (state.postgres, signal.SIGINT, "the demo's PostgreSQL"),
         (state.redis, signal.SIGTERM, "the demo's Redis"),
     ):
-        if record is not None:
+        if record is not None and state.ours(record):
             stop_detached(record.pid, record.start, stop_signal, what)
 
 
@@ -180,7 +187,7 @@ def stop_demo(folder: Path | None = None) -> DemoRemoved | None:
                 f"{folder} holds no demo platform ({STATE_FILE} is missing); nothing was removed"
             )
         return None
-    stopped = any(r is not None and r.running for r in (state.postgres, state.redis))
+    stopped = any(state.ours(record) for record in (state.postgres, state.redis))
     _stop_servers(state)
     shutil.rmtree(state.servers_folder, ignore_errors=True)
     shutil.rmtree(folder)

@@ -24,6 +24,7 @@ from engines.jobs import JobLogged, JobProgressed, JobStarted, JobUpdate
 from engines.keys import LOST_KEY_WARNING, store_new_key
 from engines.plumbing.error_text import error_text
 from engines.plumbing.paths import default_env_file
+from engines.plumbing.printable import printable
 from engines.readiness import all_problems
 from engines.settings_check import SettingsCheck, check_settings, moved_destinations
 
@@ -50,6 +51,7 @@ __all__ = [
     "error_text",
     "load_settings",
     "moved_destinations",
+    "printable",
     "register_secrets",
     "store_new_key",
 ]

@@ -11,6 +11,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from jarvis_tui.engine_access import printable
+
 # Piped, a table is plain text for grep, awk and cut: the header underlined with a line
 # of dashes, columns two spaces apart, no colour, one line per row however long.
 PLAIN_HEAD = box.Box("    \n    \n -- \n    \n    \n    \n    \n    \n", ascii=True)
@@ -28,8 +30,9 @@ def table_of(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, plain: bo
     for header in headers:
         table.add_column(Text(header))
     for row in rows:
-        # Text, not str: a cell such as "[Errno 2]" is not rich markup.
-        table.add_row(*(Text("-" if cell is None else str(cell)) for cell in row))
+        # Text, not str: a cell such as "[Errno 2]" is not rich markup; a control
+        # character (ESC in a file name) is shown escaped, never sent to the terminal.
+        table.add_row(*(Text("-" if cell is None else printable(str(cell))) for cell in row))
     return table
 
 

@@ -202,3 +202,25 @@ def test_piped_tables_keep_their_columns(tmp_path, isolated_env, capsys):
         "----",
         "-  1",
     ]
+
+
+def test_control_characters_in_names_are_shown_escaped_never_sent(files_env, capsys):
+    """A file name (anyone who may write into a backed-up folder picks it) holding ESC
+    sequences (window title, colour) or a newline (a forged line) reaches the terminal
+    escaped, in tables and in the diff alike; rich markup stays literal too."""
+    from jarvis_tui.output import print_table
+
+    print_table(("ID", "PATH"), [("[bold]s[/bold]", "a\x1b]0;owned\x07\x1b[2Jb\u202e")])
+    assert capsys.readouterr().out.splitlines()[2] == (
+        "[bold]s[/bold]  a\\x1b]0;owned\\x07\\x1b[2Jb\\u202e"
+    )
+    assert files_env.cli("backup", "files") == ExitCode.OK
+    (files_env.data / "evil\x1b[31m\n+ forged.txt").write_text("x")
+    assert files_env.cli("backup", "files") == ExitCode.OK
+    with files_env.workspace() as workspace:
+        first, second = sorted(s.id for s in workspace.catalog.list_backup_sets())
+    capsys.readouterr()
+    assert files_env.cli("diff", first, second) == ExitCode.OK
+    out = capsys.readouterr().out
+    assert "\x1b" not in out
+    assert f"+ {str(files_env.data).lstrip('/')}/evil\\x1b[31m\\x0a+ forged.txt" in out.splitlines()

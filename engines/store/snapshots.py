@@ -21,6 +21,7 @@ from engines.destinations.base import Destination
 from engines.errors import IntegrityError
 from engines.pipeline.artifacts import ArtifactBytes, Expected, read_artifact_whole
 from engines.pipeline.crypto import Keyring
+from engines.plumbing.printable import printable
 from engines.repository.stored import stored_bytes
 from engines.store.keys import CHUNK_ID_VERSIONS, CHUNK_IDS_V1
 
@@ -94,8 +95,9 @@ class Manifest:
 
 
 def shown(path: str) -> str:
-    """`path` fit for a message: bytes that are not UTF-8 appear as \\xNN escapes."""
-    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    """`path` fit for a message: bytes that are not UTF-8 and control characters appear
+    as \\xNN escapes."""
+    return printable(path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"))
 
 
 def path_problem(path: Any) -> str | None:

@@ -19,6 +19,8 @@ from engines.plumbing.error_text import error_text
 from jarvis_tui.job_process import ActionSpec, run_in_process
 
 if TYPE_CHECKING:
+    from textual.timer import Timer
+
     from engines.actions.verbs import Request
     from engines.jobs import JobContext
     from engines.scheduling.scheduler import Scheduler
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
     from jarvis_tui.app import JarvisConsole
 
 RETRY_SECONDS = 15.0
+WAIT_POLL_SECONDS = 1.0
 GROUP = "scheduler"
 
 
@@ -78,6 +81,7 @@ class SchedulerHost:
         self.scheduler: Scheduler | None = None
         self._lock = threading.Lock()
         self._stopped = False
+        self._waiting: Timer | None = None  # a restart waiting for a scheduled job to end
 
     @property
     def current_job(self) -> tuple[int, str] | None:
@@ -139,14 +143,34 @@ class SchedulerHost:
         if scheduler is not None:
             scheduler.stop(grace_seconds)
 
-    def restart(self) -> None:
-        """New settings: let go of the schedules and take them again under the new ones."""
+    def restart(self, *, cancel_running: bool = False) -> None:
+        """New settings: let go of the schedules and take them again under the new ones.
+
+        A scheduled job running now goes on under the settings it started with, and the
+        schedules are taken again once it has ended; only `cancel_running` (settings that
+        move the backups, as the operator confirmed) cancels it at once.
+        """
+        if not self.enabled:
+            return
+        if self._waiting is not None:
+            self._waiting.stop()
+            self._waiting = None
+        if self.current_job is not None and not cancel_running:
+            self._waiting = self.app.set_interval(WAIT_POLL_SECONDS, self._restart_when_idle)
+            return
 
         def cycle() -> None:
             self.stop()
             self.app.call_from_thread(self.start)
 
-        if self.enabled:
-            self.app.run_worker(
-                cycle, name="scheduler restart", group=GROUP, thread=True, exit_on_error=False
-            )
+        self.app.run_worker(
+            cycle, name="scheduler restart", group=GROUP, thread=True, exit_on_error=False
+        )
+
+    def _restart_when_idle(self) -> None:
+        if self._stopped or self.current_job is None:
+            if self._waiting is not None:
+                self._waiting.stop()
+                self._waiting = None
+            if not self._stopped:
+                self.restart()

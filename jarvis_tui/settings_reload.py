@@ -80,21 +80,25 @@ class SettingsReload(App):
 
         def answered(confirmed: bool | None) -> None:
             if confirmed:
-                self.use_settings(check)
+                self.use_settings(check, moved=True)
             else:
                 self.notify("Settings not reloaded: the console kept its settings.", timeout=4)
 
         screen = ConfirmScreen("Reload settings that move the backups?", question, "Reload")
         self.push_screen(screen, answered)
 
-    def use_settings(self, check: SettingsCheck) -> None:
+    def use_settings(self, check: SettingsCheck, *, moved: bool = False) -> None:
+        """Apply `check`'s settings. A scheduled job running now is cancelled only when
+        they `moved` the backups (the operator was told so); otherwise it finishes first."""
         previous = self.access
         self.settings = check.settings
         self.access = EngineAccess(check.settings)
         self.run_worker(previous.close, thread=True, group="settings")
         self.start_logging()
-        self.scheduler.restart()
+        job = None if moved else self.scheduler.current_job
+        self.scheduler.restart(cancel_running=moved)
         self.catalog_signal.publish("settings reloaded")
         count = len(check.problems)
         problems = f": {count} problem(s), see Settings (5)" if count else ""
-        self.notify(f"Settings reloaded{problems}", timeout=4)
+        waiting = f"; the schedules take them up once {job[1]} has ended" if job else ""
+        self.notify(f"Settings reloaded{problems}{waiting}", timeout=4)

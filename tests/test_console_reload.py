@@ -140,3 +140,44 @@ def test_taking_the_key_away_is_a_move_a_new_key_is_not(console_env):
         ("encryption key", "set", "not set (every backup is refused)")
     ]
     assert moved_destinations(current, rotated) == []
+
+
+async def test_a_reload_lets_the_running_scheduled_backup_finish(console_env):
+    """`r` after a harmless edit cancelled the nightly backup running at that moment; now
+    the job finishes under the settings it started with and the schedules take the new
+    settings once it has ended."""
+    import asyncio
+    import os
+    import signal
+    from datetime import timedelta
+
+    from engines.catalog.times import utc_now
+    from tests.test_console_detached_jobs import hold_the_new_job, reap
+
+    every_minute = {"BACKUP_DAILY_TIME": "* * * * *"}
+    write_console_env(console_env.cwd, **every_minute)
+    with console_env.catalog() as catalog:  # the last run 10 min ago: one is due at start
+        catalog.record_schedule_run("daily", utc_now() - timedelta(minutes=10), "succeeded")
+    app = console_env.app(host_scheduler=True)
+    job_pid = 0
+    try:
+        async with app.run_test(size=(120, 40), notifications=True) as pilot:
+            job_pid = await asyncio.to_thread(hold_the_new_job, os.getpid())
+            await wait_until(pilot, lambda: app.scheduler.current_job is not None)
+            job_id, label = app.scheduler.current_job
+            write_console_env(console_env.cwd, BACKUP_RETENTION_DAILY="9", **every_minute)
+            await pilot.press("5", "r")
+            await wait_until(pilot, lambda: app.settings.backup_retention_daily == 9)
+            said = [message.text for message in app.message_history.messages]
+            assert f"Settings reloaded; the schedules take them up once {label} has ended" in said
+            os.kill(job_pid, signal.SIGCONT)
+            await wait_until(pilot, lambda: app.scheduler.current_job is None)
+            # Then the schedules are taken again, under the new settings.
+            host = app.scheduler
+            await wait_until(pilot, lambda: getattr(host.scheduler, "settings", 0) is app.settings)
+            with console_env.catalog() as catalog:
+                job = catalog.get_job(job_id)
+            assert job.finished and job.status != "cancelled" and not job.cancel_requested
+    finally:
+        if job_pid:
+            reap(job_pid)

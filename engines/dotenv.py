@@ -12,6 +12,10 @@ from engines.errors import SettingsError
 
 _LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$")
 _ESCAPES = {"n": "\n", "t": "\t", '"': '"', "\\": "\\"}
+# A settings file is a few KiB: a far larger one is some other file named by mistake (a
+# log, a dump), which would take minutes and gigabytes to report line by line.
+MAX_ENV_BYTES = 1 << 20
+MAX_LINE_PROBLEMS = 20
 
 
 def _unquote_double(body: str) -> str:
@@ -41,6 +45,27 @@ def parse_value(raw: str) -> str | None:
     return re.split(r"\s+#", raw, maxsplit=1)[0].strip()
 
 
+def _read_text(path: Path) -> str:
+    """The file's text; SettingsError when it cannot be read, is too large or not UTF-8."""
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_ENV_BYTES + 1)
+    except OSError as exc:
+        raise SettingsError([f"{path}: cannot read the .env file ({exc.strerror})"]) from None
+    if len(data) > MAX_ENV_BYTES:
+        raise SettingsError(
+            [
+                f"{path}: larger than {MAX_ENV_BYTES >> 20} MiB, too large for a .env file; "
+                "is this the settings file?"
+            ]
+        )
+    try:
+        # utf-8-sig: editors on Windows save a byte-order mark, which is not part of line 1.
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise SettingsError([f"{path}: not UTF-8 text; save the .env file as UTF-8"]) from None
+
+
 def read_env_lines(path: Path) -> tuple[dict[str, str], list[str]]:
     """The well-formed assignments of `path`, and one problem per malformed line.
 
@@ -50,18 +75,16 @@ def read_env_lines(path: Path) -> tuple[dict[str, str], list[str]]:
     """
     values: dict[str, str] = {}
     problems = []
-    try:
-        # utf-8-sig: editors on Windows save a byte-order mark, which is not part of line 1.
-        text = path.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise SettingsError([f"{path}: cannot read the .env file ({exc.strerror})"]) from None
-    except UnicodeDecodeError:
-        raise SettingsError([f"{path}: not UTF-8 text; save the .env file as UTF-8"]) from None
-    for number, line in enumerate(text.splitlines(), start=1):
+    malformed = 0
+    for number, line in enumerate(_read_text(path).splitlines(), start=1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         match = _LINE.match(line)
         value = parse_value(match.group(2)) if match else None
+        if match is None or value is None:
+            malformed += 1
+            if malformed > MAX_LINE_PROBLEMS:
+                continue
         # The line may hold a secret, so only its position (and name) is reported.
         if match is None:
             problems.append(
@@ -75,6 +98,11 @@ def read_env_lines(path: Path) -> tuple[dict[str, str], list[str]]:
             )
         else:
             values[match.group(1)] = value
+    if malformed > MAX_LINE_PROBLEMS:
+        problems.append(
+            f"{path}: {malformed - MAX_LINE_PROBLEMS} more malformed line(s) not listed; "
+            "is this the .env file?"
+        )
     return values, problems
 
 

@@ -263,3 +263,22 @@ def test_s3_needs_only_a_bucket_and_checks_its_upload_settings():
     assert problems[3] == (
         "S3_SSE_KMS_KEY_ID: used only with S3_SSE=aws:kms; set that or remove it"
     )
+
+
+def test_a_huge_file_named_as_settings_is_one_problem_not_millions(tmp_path):
+    """A log named by mistake took 46 s and 870 MB to report its 2 million lines one by
+    one (and the console's reload dialog drew them all)."""
+    log = tmp_path / "backup.log"
+    log.write_text("12:00 not a setting\n" * 60_000)  # over 1 MiB
+    with pytest.raises(SettingsError) as refused:
+        read_env_file(log)
+    assert refused.value.problems == [
+        f"{log}: larger than 1 MiB, too large for a .env file; is this the settings file?"
+    ]
+    many = tmp_path / "many.env"
+    many.write_text("BACKUP_DIR=repo\n" + "junk\n" * 30)
+    settings = load_settings({}, many, strict=False)
+    assert len(settings.problems) == 21 and settings.repository_dir == Path("repo")
+    assert settings.problems[-1] == (
+        f"{many}: 10 more malformed line(s) not listed; is this the .env file?"
+    )

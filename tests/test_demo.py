@@ -4,6 +4,7 @@ work on it, and `demo --stop` leaves nothing running and nothing on disk. The co
 offers it on a first start with nothing to back up."""
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -214,3 +215,25 @@ async def test_the_console_starts_the_demo_and_moves_onto_it(fresh_host):
     finally:
         stop_demo(default_demo_dir())
     assert not default_demo_dir().exists()
+
+
+def test_stop_refuses_while_a_console_uses_the_demo(tmp_path):
+    """A console on the demo (it holds the demo's schedules) kept writing into a folder
+    `demo --stop` was removing: it failed half way ('repository: Directory not empty')."""
+    from engines.repository.lock import RepositoryLock
+    from engines.scheduling.schedules import SCHEDULER_LOCK_NAME
+
+    demo = tmp_path / "demo"
+    (demo / "repository").mkdir(parents=True)
+    (demo / "demo.json").write_text(json.dumps({"servers_folder": str(demo / "servers")}))
+    console = RepositoryLock(demo / "repository", "scheduler (console)", name=SCHEDULER_LOCK_NAME)
+    with console:
+        with pytest.raises(JarvisError) as refused:
+            stop_demo(demo)
+        assert str(refused.value) == (
+            f"the demo in {demo} is in use by pid {os.getpid()} (scheduler (console)): quit "
+            "that console or let its job finish, then stop the demo again; nothing was "
+            "stopped or removed"
+        )
+        assert (demo / "demo.json").exists()
+    assert stop_demo(demo) is not None and not demo.exists()

@@ -19,13 +19,17 @@ class DemoLayout:
         return self.folder / ".env"
 
     @property
+    def repository(self) -> Path:
+        return self.folder / "repository"
+
+    @property
     def files(self) -> PlatformFiles:
         return PlatformFiles(self.folder / "jarvis")
 
     def settings(self, postgres_port: int, redis_port: int) -> dict[str, str]:
         files = self.files
         return {
-            "BACKUP_DIR": str(self.folder / "repository"),
+            "BACKUP_DIR": str(self.repository),
             "BACKUP_CATALOG_PATH": str(self.folder / "catalog.sqlite3"),
             "BACKUP_LOG_DIR": str(self.folder / "logs"),
             "POSTGRES_HOST": LOOPBACK,

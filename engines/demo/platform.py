@@ -31,6 +31,8 @@ from engines.demo.state import (
 from engines.errors import JarvisError
 from engines.plumbing.paths import default_demo_dir
 from engines.plumbing.processes import process_start_token
+from engines.repository.lock import LOCK_NAME, read_holder
+from engines.scheduling.schedules import SCHEDULER_LOCK_NAME
 from engines.servers.postgres import PostgresServer
 from engines.servers.process import (
     LOOPBACK,
@@ -171,6 +173,23 @@ def _start_servers(layout: DemoLayout, state: DemoState, say: Progress) -> DemoS
     return state
 
 
+def _refuse_while_in_use(folder: Path) -> None:
+    """A console on the demo (it runs its schedules) or a job in it (it holds the lock)
+    would go on writing into a folder half removed, on servers gone."""
+    repository = DemoLayout(folder).repository
+    holders = [
+        holder
+        for name in (SCHEDULER_LOCK_NAME, LOCK_NAME)
+        if (holder := read_holder(repository, name=name)) is not None
+    ]
+    if holders:
+        users = ", ".join(f"pid {h.get('pid')} ({h.get('purpose', 'unknown')})" for h in holders)
+        raise JarvisError(
+            f"the demo in {folder} is in use by {users}: quit that console or let its job "
+            "finish, then stop the demo again; nothing was stopped or removed"
+        )
+
+
 @dataclass(frozen=True)
 class DemoRemoved:
     folder: Path
@@ -187,6 +206,7 @@ def stop_demo(folder: Path | None = None) -> DemoRemoved | None:
                 f"{folder} holds no demo platform ({STATE_FILE} is missing); nothing was removed"
             )
         return None
+    _refuse_while_in_use(folder)
     stopped = any(state.ours(record) for record in (state.postgres, state.redis))
     _stop_servers(state)
     shutil.rmtree(state.servers_folder, ignore_errors=True)

@@ -237,3 +237,18 @@ def test_stop_refuses_while_a_console_uses_the_demo(tmp_path):
         )
         assert (demo / "demo.json").exists()
     assert stop_demo(demo) is not None and not demo.exists()
+
+
+def test_two_demo_commands_at_once_start_one_demo(demo_dir):
+    """Both failed ('initdb failed', a vanished .demo.json.tmp), each removing what the
+    other had started; now the second waits for the first and finds its demo running."""
+    argv = [sys.executable, "-m", "jarvis_tui.cli", "demo", "--no-console", "--dir", demo_dir]
+    runs = [
+        subprocess.Popen(argv, cwd=REPO_ROOT, env=child_env(), stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outputs = [run.communicate(timeout=120)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    assert sum("already running" in output for output in outputs) == 1, outputs
+    state = json.loads((demo_dir / "demo.json").read_text())
+    assert process_alive(state["postgres"]["pid"]) and process_alive(state["redis"]["pid"])

@@ -7,11 +7,14 @@ servers stopped (a reboot), it starts new ones with fresh data and keeps the dem
 repository, catalog and key. `stop_demo` stops the servers and removes everything.
 """
 
+import fcntl
+import os
 import shutil
 import signal
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -109,11 +112,42 @@ def _platform(layout: DemoLayout, state: DemoState, **facts: object) -> DemoPlat
     )
 
 
+@contextmanager
+def _one_at_a_time(folder: Path, *, create: bool) -> Iterator[None]:
+    """Starts and stops of one demo one after another (a lock on its folder): two `demo`
+    run together both failed, each removing what the other had started; now the second
+    waits, then finds the first one's demo running."""
+    while True:
+        if create:
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        except FileNotFoundError:
+            if create:
+                continue
+            yield  # nothing there to stop
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            # A first start that failed removes its folder: then this one starts afresh.
+            if not create or os.fstat(fd).st_nlink > 0:
+                yield
+                return
+        finally:
+            os.close(fd)
+
+
 def start_demo(folder: Path | None = None, progress: Progress | None = None) -> DemoPlatform:
     say = progress or (lambda _line: None)
     began = time.monotonic()
     layout = DemoLayout(demo_folder(folder))
     _check_folder(layout.folder)
+    with _one_at_a_time(layout.folder, create=True):
+        _check_folder(layout.folder)  # as another start left it, if one ran meanwhile
+        return _start(layout, say, began)
+
+
+def _start(layout: DemoLayout, say: Progress, began: float) -> DemoPlatform:
     previous = read_state(layout.folder)
     if previous is not None and previous.running:
         if not layout.env_file.exists():  # removed by hand: the servers still need naming
@@ -199,6 +233,11 @@ class DemoRemoved:
 def stop_demo(folder: Path | None = None) -> DemoRemoved | None:
     """Stop the demo's servers and remove its folder; None when there is no demo there."""
     folder = demo_folder(folder)
+    with _one_at_a_time(folder, create=False):
+        return _stop(folder)
+
+
+def _stop(folder: Path) -> DemoRemoved | None:
     state = read_state(folder)
     if state is None:
         if folder.exists():

@@ -28,7 +28,7 @@ def table_of(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, plain: bo
         header_style="" if plain else "bold",
     )
     for header in headers:
-        table.add_column(Text(header))
+        table.add_column(Text(header), overflow="fold")
     for row in rows:
         # Text, not str: a cell such as "[Errno 2]" is not rich markup; a control
         # character (ESC in a file name) is shown escaped, never sent to the terminal.
@@ -37,10 +37,18 @@ def table_of(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, plain: bo
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """A table on stdout: drawn to the terminal's width, or plain text when piped."""
+    """A table on stdout: drawn to the terminal's width, or plain text when piped.
+
+    A cell too wide for its column folds onto more lines, never cut to '…' (a set id cut
+    short is no use). On a terminal too narrow even for the headers side by side, every
+    column would be a character wide: the plain lines are printed and the terminal wraps
+    them.
+    """
     if sys.stdout.isatty():
-        Console(file=sys.stdout, highlight=False).print(table_of(headers, rows, plain=False))
-        return
+        console = Console(file=sys.stdout, highlight=False)
+        if console.width >= sum(len(header) + 2 for header in headers):
+            console.print(table_of(headers, rows, plain=False))
+            return
     buffer = io.StringIO()
     console = Console(file=buffer, width=PIPED_WIDTH, color_system=None, highlight=False)
     console.print(table_of(headers, rows, plain=True))

@@ -36,14 +36,19 @@ def files_env(tmp_path, isolated_env) -> FilesEnv:
 
 
 def run_in_pty(
-    argv: list[str], *, stdout_too: bool = False, interrupt_when: str | None = None
+    argv: list[str],
+    *,
+    stdout_too: bool = False,
+    interrupt_when: str | None = None,
+    columns: int = 120,
 ) -> tuple[int, str, str]:
-    """`argv` with stderr (and with `stdout_too`, stdout) on a 120x30 pseudo-terminal: its
-    exit code, what the terminal received (control codes included) and the piped stdout.
-    With `interrupt_when`, Ctrl-C (SIGINT) as soon as the terminal shows that text."""
+    """`argv` with stderr (and with `stdout_too`, stdout) on a pseudo-terminal `columns`
+    wide, 30 lines high: its exit code, what the terminal received (control codes included)
+    and the piped stdout. With `interrupt_when`, Ctrl-C (SIGINT) as soon as the terminal
+    shows that text."""
     controller, terminal = pty.openpty()
-    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 120, 0, 0))
-    environ = {**child_env(), "TERM": "xterm-256color", "COLUMNS": "120", "LINES": "30"}
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 30, columns, 0, 0))
+    environ = {**child_env(), "TERM": "xterm-256color", "COLUMNS": str(columns), "LINES": "30"}
     environ.pop("NO_COLOR", None)
     process = subprocess.Popen(
         argv,
@@ -224,3 +229,22 @@ def test_control_characters_in_names_are_shown_escaped_never_sent(files_env, cap
     out = capsys.readouterr().out
     assert "\x1b" not in out
     assert f"+ {str(files_env.data).lstrip('/')}/evil\\x1b[31m\\x0a+ forged.txt" in out.splitlines()
+
+
+def test_narrow_terminals_fold_cells_never_cut_them(files_env):
+    """At 20 columns every cell of `list` was '…'; at 70 its set id was cut short."""
+    assert files_env.cli("backup", "files") == ExitCode.OK
+    with files_env.workspace() as workspace:
+        (set_id,) = [s.id for s in workspace.catalog.list_backup_sets()]
+    for columns in (20, 70):
+        code, received, _ = run_in_pty(
+            [*files_env.cli_argv(), "list"], stdout_too=True, columns=columns
+        )
+        assert code == ExitCode.OK, received
+        assert "…" not in received
+        shown = frames(received)
+        if columns == 20:  # not even the headers fit: plain lines the terminal wraps
+            assert any(line.startswith(f"{set_id}  files") for line in shown), shown
+        else:
+            rows = shown[next(i for i, line in enumerate(shown) if line.startswith("─")) + 1 :]
+            assert "".join(line.split()[0] for line in rows) == set_id, shown  # folded

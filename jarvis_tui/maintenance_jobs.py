@@ -107,8 +107,9 @@ class MaintenanceJobs:
         if self.catalog_replaced and app.scheduler.current_job is None:
             app.scheduler.restart()
 
-    def run(self, name: str) -> str:
-        """Start the job `name` of JOBS; its outcome is notified. Returns its title."""
+    def run(self, name: str, approved: tuple[str, ...] | None = None) -> str:
+        """Start the job `name` of JOBS; its outcome is notified. Returns its title.
+        `approved`: cleanup deletes no other set (those the preview showed as DELETE)."""
         job = JOBS[name]
         app = self.runner.app
 
@@ -123,7 +124,10 @@ class MaintenanceJobs:
             return [(app, done), (app, CatalogChanged(f"{job.title} finished"))]
 
         request = Request(
-            dry_run=job.request.dry_run, read_data=job.request.read_data, label=job.title
+            dry_run=job.request.dry_run,
+            read_data=job.request.read_data,
+            label=job.title,
+            approved=approved,
         )
         self.runner.start(ActionSpec(job.verb, request), finished)
         return job.title

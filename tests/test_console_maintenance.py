@@ -277,3 +277,42 @@ async def test_catalog_rebuild_moves_an_unreadable_catalog_aside(files_console):
     assert aside.read_bytes() == b"not a database, " * 512  # kept as it was
     with files_console.catalog() as catalog:
         assert [s.id for s in catalog.list_backup_sets()] == [backup_set.id]
+
+
+async def test_cleanup_deletes_only_what_the_preview_showed_as_delete(retention_console):
+    """A backup that lands between the preview and c (the CLI in another process) takes the
+    day's slot of the set shown as kept: the cleanup must not delete that set, which the
+    operator never saw marked DELETE; the next preview shows it."""
+    app = retention_console.app()
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await open_maintenance(pilot, "c")
+        screen = app.screen
+        assert isinstance(screen, RetentionScreen) and screen.plan is not None
+        shown_doomed = {row.set_id for row in screen.plan.doomed}
+        newest_pg = max(
+            (r for r in screen.plan.rows if r.set_id.startswith("postgres") and r.keep),
+            key=lambda r: r.set_id,
+        )
+        with retention_console.catalog() as catalog:  # another process's backup lands
+            landed = catalog.create_backup_set("postgres", tier="manual", created_at=FIXED_NOW)
+            stored = catalog.add_artifact(landed.id, "postgres", "full", "postgres/new.enc")
+            catalog.complete_artifact(
+                stored.id,
+                checksum="ab" * 32,
+                stored_size=10,
+                plain_size=40,
+                key_id="3f9a1c2e",
+                codec="gzip",
+                metadata={"set_id": landed.id},
+            )
+            catalog.finish_backup_set(landed.id, "complete")
+        await pilot.press("c")
+        await settle(pilot)
+        await confirm(pilot)
+        await settle(pilot)
+        assert "cleanup finished" in screen_words(app)
+        assert newest_pg.set_id in {row.set_id for row in app.screen.plan.doomed}  # re-shown
+        with retention_console.catalog() as catalog:
+            left = {s.id for s in catalog.list_backup_sets()}
+    assert newest_pg.set_id in left  # shown as kept: never deleted by this cleanup
+    assert landed.id in left and not (shown_doomed & left)

@@ -135,13 +135,30 @@ def delete_sets(workspace: Workspace, report: CleanupReport, context: JobContext
             context.progress(number, len(doomed), "sets")
 
 
+NOT_APPROVED = "not marked DELETE in the preview this cleanup was confirmed on"
+
+
+def hold_back_unapproved(report: CleanupReport, approved: frozenset[str]) -> list[str]:
+    """Keep every set retention now deletes that is not in `approved`: a backup made since
+    the preview can move a set the operator saw kept into no slot. The held back ids."""
+    held = [s for s in report.unfinished if s not in approved]
+    report.unfinished = [s for s in report.unfinished if s in approved]
+    for decision in report.to_delete:
+        if decision.candidate.set_id not in approved:
+            decision.reasons.append(NOT_APPROVED)
+            held.append(decision.candidate.set_id)
+    return held
+
+
 def run_cleanup(
     workspace: Workspace,
     context: JobContext,
     *,
     dry_run: bool = False,
+    approved: frozenset[str] | None = None,
 ) -> CleanupReport:
     """Apply retention. With `dry_run`, decide and report only: nothing is locked or deleted.
+    With `approved`, only those sets may be deleted (what the operator was shown).
 
     Problems (a copy that could not be deleted, a failed prune) are in the report; the
     sets concerned stay in the catalog for the next run.
@@ -154,6 +171,9 @@ def run_cleanup(
         clear_leftovers(workspace, context)
         report = plan_cleanup(workspace, context.job_id)
         report.dry_run = False
+        if approved is not None:
+            for set_id in hold_back_unapproved(report, approved):
+                context.log(f"{set_id}: kept, {NOT_APPROVED}; the next cleanup decides again")
         _log_decisions(report, context, "deleting")
         if report.unfinished or report.to_delete:
             delete_sets(workspace, report, context)
@@ -176,4 +196,5 @@ def _log_decisions(report: CleanupReport, context: JobContext, verb: str) -> Non
 
 def run(workspace: Workspace, request: Request, context: JobContext) -> CleanupReport:
     """The `cleanup` verb (`jarvis-tui cleanup` and the schedule's cleanup)."""
-    return run_cleanup(workspace, context, dry_run=request.dry_run)
+    approved = None if request.approved is None else frozenset(request.approved)
+    return run_cleanup(workspace, context, dry_run=request.dry_run, approved=approved)

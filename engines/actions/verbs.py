@@ -44,6 +44,8 @@ class Request:
     label: str | None = None
     # catalog rebuild --from: the copy destination read instead of the repository (s3).
     from_copy: str | None = None
+    # cleanup: the only sets it may delete (those a preview showed the operator); None: any.
+    approved: tuple[str, ...] | None = None
     # The scheduler's alert dispatcher, when the verb runs in the scheduler's process;
     # never sent to another process (each opens its own).
     dispatcher: Any = field(default=None, compare=False)

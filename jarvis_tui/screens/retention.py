@@ -100,12 +100,19 @@ class RetentionScreen(ConsoleScreen):
             else "No backup is marked DELETE; the cleanup only prunes"
         )
         question += (
-            ", then prunes the file data no snapshot references. Retention decides again "
-            "as it runs: a backup made meanwhile can change the list. This cannot be undone."
+            ", then prunes the file data no snapshot references. No other backup is "
+            "deleted, even if one made meanwhile changes retention's list. "
+            "This cannot be undone."
         )
-        self.app.push_screen(ConfirmScreen("Run cleanup?", question, "Run cleanup"), self._start)
+        # What the operator sees now is all the cleanup may delete: the plan can be asked
+        # again (a backup landing) while the question is open.
+        approved = (*self.plan.unfinished, *(row.set_id for row in self.plan.doomed))
+        self.app.push_screen(
+            ConfirmScreen("Run cleanup?", question, "Run cleanup"),
+            lambda confirmed: self._start(confirmed, approved),
+        )
 
-    def _start(self, confirmed: bool | None) -> None:
+    def _start(self, confirmed: bool | None, approved: tuple[str, ...]) -> None:
         if confirmed:
-            self.console.maintenance.run("cleanup")
+            self.console.maintenance.run("cleanup", approved)
             self.notify("Cleaning up… (progress in Jobs, 3)", timeout=4)

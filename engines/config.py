@@ -133,6 +133,19 @@ def _choice(*choices: str) -> Callable[[str], str]:
     return parse
 
 
+def _codec_level(raw: str) -> str:
+    """`zstd:1`, `gzip:6` or a codec alone (its default level), as `codec:level`."""
+    codec, _, level_text = raw.strip().lower().partition(":")
+    if codec not in COMPRESSION_LEVELS:
+        raise _Invalid(f"expected gzip or zstd, optionally with :LEVEL (zstd:1), got {raw!r}")
+    low, high, default = COMPRESSION_LEVELS[codec]
+    if not level_text:
+        return f"{codec}:{default}"
+    if not level_text.isdigit() or not low <= int(level_text) <= high:
+        raise _Invalid(f"{codec} accepts levels {low} to {high}, got {level_text!r}")
+    return f"{codec}:{int(level_text)}"
+
+
 def _spelled(*choices: str) -> Callable[[str], str]:
     """One of `choices` in any case, returned as spelled there (S3's names are exact)."""
 
@@ -350,6 +363,10 @@ VARIABLES: tuple[Variable, ...] = (
     # `restore full` runs these around the restore; unset, it prints the step for the operator.
     _v("JARVIS_STOP_COMMAND", _text, None, "application", "shell command stopping the app"),
     _v("JARVIS_START_COMMAND", _text, None, "application", "shell command starting the app"),
+    # WAL only: a fast codec keeps archiving ahead of a busy server (the guide's gzip-9 would not).
+    _v("BACKUP_WAL_COMPRESSION", _codec_level, "zstd:1", "pitr", "WAL codec:level"),
+    _v("BACKUP_WAL_PUSH_TIMEOUT", _integer(5, 3600), 120, "pitr", "seconds per wal-push"),
+    _v("BACKUP_PITR_ARCHIVE_TIMEOUT", _integer(1, 86400), 60, "pitr", "archive_timeout seconds"),
 )
 
 SECRET_NAMES = frozenset(v.name for v in VARIABLES if v.secret)
@@ -406,6 +423,12 @@ class Settings:
     def compression_level(self) -> int:
         chosen = self.values["backup_compression_level"]
         return COMPRESSION_LEVELS[self.backup_compression][2] if chosen is None else chosen
+
+    @property
+    def wal_codec(self) -> tuple[str, int]:
+        """BACKUP_WAL_COMPRESSION as (codec, level)."""
+        codec, level = self.values["backup_wal_compression"].split(":")
+        return codec, int(level)
 
     @property
     def postgres_configured(self) -> bool:

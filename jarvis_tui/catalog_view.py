@@ -126,9 +126,20 @@ def load_detail(access: EngineAccess, set_id: str) -> SetDetail:
 
 def compare_snapshots(access: EngineAccess, first: str, second: str):
     """The engine's SnapshotDiff from files snapshot `first` to `second` (the `diff` verb: a
-    read, no job, no lock). Decrypts both manifests: only worker threads call it."""
+    read, no job, no lock), its paths as the CLI shows them: a name's control characters
+    (ESC sequences that would retitle or clear the terminal) and bytes that are not UTF-8
+    escaped. Decrypts both manifests: only worker threads call it."""
+    from dataclasses import replace
+
     from engines.actions.verbs import Request, run_verb
+    from engines.store.snapshots import shown
     from engines.workspace import Workspace
 
     with Workspace.open(access.settings) as workspace:
-        return run_verb(workspace, "diff", Request(reference=first, second_reference=second))
+        diff = run_verb(workspace, "diff", Request(reference=first, second_reference=second))
+    return replace(
+        diff,
+        added=[shown(path) for path in diff.added],
+        removed=[shown(path) for path in diff.removed],
+        changed=[(shown(path), what) for path, what in diff.changed],
+    )

@@ -6,6 +6,7 @@ against a real PostgreSQL."""
 import tarfile
 
 import pytest
+from rich.text import Text
 from textual.widgets import OptionList
 
 from jarvis_tui.app import make_app
@@ -192,6 +193,8 @@ async def test_diff_shows_the_changed_and_added_files(files_env):
     assert files_env.cli("backup", "files") == 0
     (files_env.data / "notes.txt").write_text("changed\n")
     (files_env.data / "new.txt").write_text("new\n")
+    # A name picked by whoever writes into the folder: ESC ]2; retitled the terminal.
+    (files_env.data / "new\x1b]2;owned\x07.txt").write_text("new\n")
     assert files_env.cli("backup", "files") == 0
     async with console(files_env.env_file).run_test(size=(120, 40)) as pilot:
         await open_catalog(pilot)  # the newest snapshot is selected
@@ -201,10 +204,35 @@ async def test_diff_shows_the_changed_and_added_files(files_env):
         assert isinstance(screen, SnapshotDiffScreen)
         await pilot.press("enter")  # its predecessor, highlighted first
         await settle(pilot)
-        assert "1 added, 0 removed, 1 changed" in screen_words(pilot.app)
+        assert "2 added, 0 removed, 1 changed" in screen_words(pilot.app)
         result = str(screen.query_one("#diff-result").render())
     assert "+ " in result and "/new.txt" in result
+    assert "/new\\x1b]2;owned\\x07.txt" in result and "\x1b" not in result
     assert "/notes.txt  (content" in result
+
+
+async def test_a_job_log_line_naming_an_evil_file_is_shown_escaped():
+    """Job log lines name files; ESC in a name went to the terminal (Textual passes it on)."""
+    from textual.app import App
+
+    from jarvis_tui.widgets.wrapping_log import WrappingLog
+
+    class OneLog(App):
+        def compose(self):
+            yield WrappingLog(id="job-log")
+
+    app = OneLog()
+    async with app.run_test(size=(100, 10)) as pilot:
+        log = app.query_one(WrappingLog)
+        log.write("cannot read evil\x1b]2;owned\x07.txt\nnext line")
+        log.write(Text("changed while read: x\x1b[2J.txt", style="yellow"))
+        await pilot.pause()
+        lines = [strip.text.rstrip() for strip in log.lines]
+    assert lines == [
+        "cannot read evil\\x1b]2;owned\\x07.txt",
+        "next line",
+        "changed while read: x\\x1b[2J.txt",
+    ]
 
 
 async def test_k_with_a_key_rotates_it_and_seals_the_backups_again(files_env):

@@ -12,6 +12,22 @@ from rich.text import Text
 from textual.events import Resize
 from textual.widgets import RichLog
 
+from jarvis_tui.engine_access import printable
+
+
+def _lines_printable(text: str) -> str:
+    return "\n".join(printable(line) for line in text.split("\n"))
+
+
+def _without_controls(content: object) -> object:
+    """A job's log line names files: ESC in a name would reach the terminal (a new title, a
+    cleared screen); it is shown escaped, as the command line shows it. Line breaks stay."""
+    if isinstance(content, str):
+        return _lines_printable(content)
+    if isinstance(content, Text) and _lines_printable(content.plain) != content.plain:
+        return Text(_lines_printable(content.plain), style=content.style)
+    return content
+
 
 class WrappingLog(RichLog):
     DEFAULT_CSS = """
@@ -29,6 +45,7 @@ class WrappingLog(RichLog):
         self._wrapped_at = 0
 
     def write(self, content, *args, **kwargs) -> "WrappingLog":  # type: ignore[override]
+        content = _without_controls(content)
         if self._size_known:  # a write made before is deferred, and comes back through here
             kept = content.copy() if isinstance(content, Text) else content
             self._written.append(kept)

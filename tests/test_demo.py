@@ -252,3 +252,17 @@ def test_two_demo_commands_at_once_start_one_demo(demo_dir):
     assert sum("already running" in output for output in outputs) == 1, outputs
     state = json.loads((demo_dir / "demo.json").read_text())
     assert process_alive(state["postgres"]["pid"]) and process_alive(state["redis"]["pid"])
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a folder to another user takes root")
+def test_a_folder_of_another_user_is_never_the_demos(tmp_path):
+    """Made ahead in /tmp by someone else, with a demo.json: root's `demo` wrote the demo's
+    key into it, and `demo --stop` removed it."""
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "demo.json").write_text(json.dumps({"servers_folder": str(theirs / "servers")}))
+    os.chown(theirs, 65534, 65534)
+    for attempt in (start_demo, stop_demo):
+        with pytest.raises(JarvisError, match=r"belongs to another user \(uid 65534\)"):
+            attempt(theirs)
+    assert [p.name for p in theirs.iterdir()] == ["demo.json"]

@@ -64,6 +64,17 @@ def demo_folder(folder: Path | None) -> Path:
     return (folder or default_demo_dir()).expanduser().absolute()
 
 
+def _refuse_foreign(folder: Path, what_to_do: str) -> None:
+    """Another user's folder (say one made in /tmp ahead of us, with a demo.json of theirs)
+    is never the demo's: it would get the demo's key, or be removed by --stop."""
+    try:
+        owner = folder.stat().st_uid
+    except FileNotFoundError:
+        return
+    if owner != os.getuid():
+        raise JarvisError(f"{folder} belongs to another user (uid {owner}); {what_to_do}")
+
+
 def _check_folder(folder: Path) -> None:
     if "," in str(folder):
         raise JarvisError(
@@ -72,6 +83,7 @@ def _check_folder(folder: Path) -> None:
         )
     if folder.exists() and not folder.is_dir():
         raise JarvisError(f"{folder} is a file, not a folder; choose another folder for the demo")
+    _refuse_foreign(folder, "choose a folder of your own for the demo")
     if folder.is_dir() and any(folder.iterdir()) and not (folder / STATE_FILE).exists():
         raise JarvisError(
             f"{folder} is not empty and holds no demo platform; name a new or empty folder"
@@ -238,6 +250,7 @@ def stop_demo(folder: Path | None = None) -> DemoRemoved | None:
 
 
 def _stop(folder: Path) -> DemoRemoved | None:
+    _refuse_foreign(folder, "nothing was removed")
     state = read_state(folder)
     if state is None:
         if folder.exists():

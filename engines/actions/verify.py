@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from engines.actions.verbs import Request
 from engines.jobs import JobContext
 from engines.pipeline.artifacts import VerifyReport, verify_artifact
+from engines.pitr.base_verify import with_base_backup_check
 from engines.repository.resolve import ResolvedArtifact, read_from, resolve_artifacts
 from engines.store.verify import with_snapshot_check
 from engines.workspace import Workspace
@@ -34,6 +35,7 @@ def verify_backup(
         context.log(f"verifying {target.label}, reading it from {read_from(workspace, target)}")
         report = verify_artifact(target.stored, keyring, expected=target.expected)
         report = with_snapshot_check(workspace, target, report, context, read_data=read_data)
+        report = with_base_backup_check(target, report, keyring, context, read_data=read_data)
         if target.artifact is not None:
             detail = (
                 "; ".join(report.problems) or f"sha256 {report.checksum}, {report.chunks} chunks"

@@ -4,7 +4,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-MODES = ("full", "schema", "data")
+MODES = ("full", "schema", "data", "base")  # base: the cluster by pg_basebackup (PITR)
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,7 @@ class PostgresRestoreOptions:
     with_globals: bool = False
     no_owner: bool = False  # objects belong to the restoring user, not the backup's owners
     no_acl: bool = False  # the backup's grants (GRANT/REVOKE) are not restored
+    pgdata: Path | None = None  # a base backup is laid out into this empty data folder
 
     @property
     def privilege_flags(self) -> tuple[str, ...]:

@@ -10,6 +10,8 @@ from engines.catalog import Artifact, BackupSet
 from engines.config import Settings
 from engines.errors import JarvisError
 from engines.jobs import JobContext
+from engines.pitr.base_backup import back_up_base
+from engines.pitr.base_restore import is_base, restore_base_set
 from engines.postgres.backup import back_up_postgres
 from engines.postgres.options import PostgresBackupOptions, PostgresRestoreOptions
 from engines.postgres.restore import restore_postgres
@@ -30,6 +32,9 @@ class PostgresSource(Source):
     def back_up(
         self, workspace: Workspace, backup_set: BackupSet, options: Any, context: JobContext
     ) -> list[Artifact]:
+        if options is not None and options.mode == "base":
+            with server_errors_explained():
+                return [back_up_base(workspace, backup_set, options.database, context)]
         with server_errors_explained():
             return back_up_postgres(
                 workspace, backup_set, options or PostgresBackupOptions(), context
@@ -42,10 +47,11 @@ class PostgresSource(Source):
         options: Any,
         context: JobContext,
     ) -> RestoreReport:
+        options = options or PostgresRestoreOptions()
+        if options.pgdata is not None or any(map(is_base, artifacts)):
+            return restore_base_set(workspace, artifacts, options.pgdata, options.dry_run, context)
         with server_errors_explained():
-            return restore_postgres(
-                workspace, artifacts, options or PostgresRestoreOptions(), context
-            )
+            return restore_postgres(workspace, artifacts, options, context)
 
     def full_restore_options(
         self, artifacts: list[Artifact], dry_run: bool

@@ -14,7 +14,12 @@ def register(backup_commands: argparse._SubParsersAction, restore_commands) -> N
     backup = backup_commands.add_parser(
         "postgres", help="dump a PostgreSQL database (custom format, compressed, encrypted)"
     )
-    backup.add_argument("--mode", choices=MODES, default="full", help="default: full")
+    backup.add_argument(
+        "--mode",
+        choices=MODES,
+        default="full",
+        help="default: full; base: the whole cluster by pg_basebackup (point-in-time recovery)",
+    )
     backup.add_argument("--database", help="database to dump (default: POSTGRES_DB / DATABASE_URL)")
     backup.add_argument(
         "--output", type=Path, metavar="PATH", help="also copy the artifact and sidecar here"
@@ -80,6 +85,12 @@ def register(backup_commands: argparse._SubParsersAction, restore_commands) -> N
         action="store_true",
         help="leave out the backup's grants (for a server without the roles they name)",
     )
+    restore.add_argument(
+        "--pgdata",
+        type=Path,
+        metavar="DIR",
+        help="a base backup (--mode base): lay it out into this empty data folder",
+    )
     restore.set_defaults(handler=run_restore_postgres)
 
 
@@ -97,6 +108,8 @@ def run_backup_postgres(args: argparse.Namespace) -> ExitCode:
     for artifact in artifacts:
         meta = artifact.metadata
         tables = f", {meta['table_count']} tables" if "table_count" in meta else ""
+        if meta.get("content") == "base":
+            tables = f", WAL {meta['start_lsn']} to {meta['stop_lsn']}, timeline {meta['timeline']}"
         print(f"  {artifact.relpath}  {human_size(artifact.stored_size)}{tables}")
     return ExitCode.OK
 
@@ -112,6 +125,7 @@ def run_restore_postgres(args: argparse.Namespace) -> ExitCode:
         with_globals=args.with_globals,
         no_owner=args.no_owner,
         no_acl=args.no_acl,
+        pgdata=args.pgdata,
     )
     report = restore_command(args, "postgres", args.backup, options)
     return print_restore_report(report)

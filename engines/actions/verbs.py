@@ -167,6 +167,10 @@ VERBS: Mapping[str, Verb] = {
             lambda r: "rebuild catalog",
         ),
         Verb("s3-audit", "s3_audit", None, lambda r: "s3 audit"),
+        # PostgreSQL's archive_command and restore_command (wal-push, wal-fetch) are no
+        # verbs: they run per WAL file with the settings alone, never waiting on the catalog.
+        Verb("pitr-setup", "pitr_setup", None, lambda r: "pitr setup"),
+        Verb("pitr-check", "pitr_check", None, lambda r: "pitr check"),
         Verb(
             "s3-lifecycle",
             "s3_lifecycle",

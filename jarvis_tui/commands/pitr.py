@@ -1,0 +1,151 @@
+"""`wal-push`, `wal-fetch` (PostgreSQL's archive_command and restore_command) and `pitr
+setup` / `pitr check`.
+
+wal-push and wal-fetch run once per WAL file: they read the settings and the
+repository only (never the catalog, whose writer they must not wait on), are bounded
+by BACKUP_WAL_PUSH_TIMEOUT, and keep their start-up small.
+"""
+
+import argparse
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from engines.errors import JarvisError
+from jarvis_tui.exit_codes import ExitCode
+
+if TYPE_CHECKING:
+    from engines.config import Settings
+
+# restore_command: 1 is "not in the archive" (recovery ends there); above 125 PostgreSQL
+# stops recovery instead of ending it early.
+FETCH_MISSING = 1
+FETCH_FAILED = 126
+
+
+def register(commands: argparse._SubParsersAction, words: Sequence[str] = ()) -> None:
+    push = commands.add_parser(
+        "wal-push",
+        help="archive one WAL file (PostgreSQL's archive_command: wal-push %%p)",
+        description="Compress (BACKUP_WAL_COMPRESSION), encrypt and store one WAL segment, "
+        ".partial, .history or .backup file under wal/<system id>/<timeline>/ of the "
+        "repository and every copy destination. The same file again succeeds; another "
+        "content under the same name fails. Exits non-zero on any failure, so PostgreSQL "
+        "keeps the file and retries.",
+    )
+    push.add_argument("path", type=Path, help="the file (%%p)")
+    push.set_defaults(handler=run_wal_push)
+    fetch = commands.add_parser(
+        "wal-fetch",
+        help="restore one WAL file (PostgreSQL's restore_command: wal-fetch %%f %%p)",
+        description="Write the archived file NAME to DEST once it authenticated as that "
+        "file of this cluster. Exit 0 when written, 1 when it is not in the archive, 126 "
+        "for any other failure (recovery stops rather than ending early).",
+    )
+    fetch.add_argument("name", help="the WAL file's name (%%f)")
+    fetch.add_argument("dest", type=Path, help="where to write it (%%p)")
+    fetch.set_defaults(handler=run_wal_fetch)
+    pitr = commands.add_parser("pitr", help="point-in-time recovery: archive setup and check")
+    actions = pitr.add_subparsers(dest="pitr_command", metavar="SUBCOMMAND", required=True)
+    setup = actions.add_parser(
+        "setup",
+        help="print (or --apply) wal_level, archive_mode, archive_command, archive_timeout",
+    )
+    setup.add_argument(
+        "--apply", action="store_true", help="write them through ALTER SYSTEM and reload"
+    )
+    setup.set_defaults(handler=run_pitr_setup)
+    check = actions.add_parser(
+        "check", help="switch WAL segments and confirm the segment reached the archive"
+    )
+    check.set_defaults(handler=run_pitr_check)
+
+
+def _settings(args: argparse.Namespace) -> "Settings":
+    from engines.config import load_settings
+    from engines.joblog import register_secrets
+
+    settings = load_settings(env_file=args.env_file)
+    register_secrets(settings.secret_values())
+    return settings
+
+
+def run_wal_push(args: argparse.Namespace) -> ExitCode:
+    from engines.pitr.wal_deadline import deadline
+    from engines.pitr.wal_push import push_wal
+
+    settings = _settings(args)
+    with deadline(settings.backup_wal_push_timeout, f"wal-push {args.path.name}"):
+        push_wal(settings, args.path)
+    return ExitCode.OK
+
+
+def run_wal_fetch(args: argparse.Namespace) -> int:
+    try:
+        from engines.pitr.wal_deadline import deadline
+        from engines.pitr.wal_fetch import WalMissingError, fetch_wal
+
+        settings = _settings(args)
+        with deadline(settings.backup_wal_push_timeout, f"wal-fetch {args.name}"):
+            fetch_wal(settings, args.name, args.dest)
+    except WalMissingError as missing:
+        print(f"jarvis-tui: {missing}", file=sys.stderr)
+        return FETCH_MISSING
+    except (JarvisError, OSError, Exception) as error:  # anything else stops recovery
+        from engines.plumbing.os_errors import explain_os_error
+        from engines.plumbing.redaction import redact
+
+        said = explain_os_error(error) if isinstance(error, OSError) else error
+        print(f"jarvis-tui: wal-fetch {args.name}: {redact(str(said))}", file=sys.stderr)
+        return FETCH_FAILED
+    return ExitCode.OK
+
+
+def _own_command() -> str:
+    """This jarvis-tui, by absolute path: the archiver's PATH is PostgreSQL's."""
+    beside = Path(sys.executable).parent / "jarvis-tui"
+    return str(beside) if beside.is_file() else shutil.which("jarvis-tui") or "jarvis-tui"
+
+
+def run_pitr_setup(args: argparse.Namespace) -> ExitCode:
+    from engines.actions.verbs import Request
+    from engines.config import find_env_file
+    from engines.pitr.setup import archive_command
+    from jarvis_tui.commands.context import open_workspace, run_with_progress
+
+    env_file = find_env_file(args.env_file)
+    command = archive_command(_own_command(), env_file)
+    with open_workspace(args) as workspace:
+        request = Request(reference=command, dry_run=not args.apply)
+        report = run_with_progress(workspace, "pitr-setup", request)
+    for name, value in report.settings.items():
+        print(f"{name} = {_quoted(value)}")
+    if not report.applied:
+        print("# not applied: `jarvis-tui pitr setup --apply` writes these through ALTER SYSTEM")
+    elif report.restart_needed:
+        print(
+            f"applied; restart PostgreSQL for {' and '.join(report.restart_needed)} to take "
+            "effect, then run `jarvis-tui pitr check`"
+        )
+    else:
+        print("applied and reloaded; run `jarvis-tui pitr check` to confirm WAL arrives")
+    return ExitCode.OK
+
+
+def _quoted(value: str) -> str:
+    return value if value.replace("_", "").isalnum() else "'" + value.replace("'", "''") + "'"
+
+
+def run_pitr_check(args: argparse.Namespace) -> ExitCode:
+    from engines.actions.verbs import Request
+    from jarvis_tui.commands.context import open_workspace, run_with_progress
+
+    with open_workspace(args) as workspace:
+        result = run_with_progress(workspace, "pitr-check", Request())
+    print(
+        f"pitr check: segment {result.segment} of cluster {result.cluster.system_id} "
+        f"(timeline {result.cluster.timeline}) reached the archive in {result.seconds:.1f} s"
+    )
+    return ExitCode.OK

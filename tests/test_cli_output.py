@@ -215,10 +215,15 @@ def test_control_characters_in_names_are_shown_escaped_never_sent(files_env, cap
     escaped, in tables and in the diff alike; rich markup stays literal too."""
     from jarvis_tui.output import print_table
 
-    print_table(("ID", "PATH"), [("[bold]s[/bold]", "a\x1b]0;owned\x07\x1b[2Jb\u202e")])
-    assert capsys.readouterr().out.splitlines()[2] == (
-        "[bold]s[/bold]  a\\x1b]0;owned\\x07\\x1b[2Jb\\u202e"
+    not_utf8 = os.fsdecode(b"raw\x9b\xff.txt")  # 0x9b written raw is a CSI
+    print_table(
+        ("ID", "PATH"),
+        [("[bold]s[/bold]", "a\x1b]0;owned\x07\x1b[2Jb\u202e"), ("t", not_utf8)],
     )
+    assert capsys.readouterr().out.splitlines()[2:] == [
+        "[bold]s[/bold]  a\\x1b]0;owned\\x07\\x1b[2Jb\\u202e",
+        "t               raw\\x9b\\xff.txt",
+    ]
     assert files_env.cli("backup", "files") == ExitCode.OK
     (files_env.data / "evil\x1b[31m\n+ forged.txt").write_text("x")
     assert files_env.cli("backup", "files") == ExitCode.OK

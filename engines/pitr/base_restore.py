@@ -22,13 +22,14 @@ from engines.jobs import JobContext
 from engines.pipeline.artifacts import PlainBlocks
 from engines.pipeline.crypto import Keyring
 from engines.pitr.base_tar import BaseTarWalk, TarFormatError
-from engines.plumbing.fsutil import atomic_folder
+from engines.plumbing.fsutil import atomic_folder, private_work_folder
 from engines.postgres.tools import candidate_bin_dirs, die_with_parent
 from engines.reports import RestoreReport
 from engines.repository.resolve import ResolvedArtifact
 from engines.workspace import Workspace
 
 VERIFY_TIMEOUT_S = 600
+WORK_PURPOSE = "postgres-base-drill"
 
 
 class _BlocksReader(io.RawIOBase):
@@ -157,6 +158,16 @@ def lay_out_base_backup(
         f"{blocks.sealed.get('stop_lsn')}, timeline {blocks.sealed.get('timeline')})",
     ]
     return lines
+
+
+def lay_out_in_scratch(
+    workspace: Workspace, resolved: ResolvedArtifact, context: JobContext
+) -> str:
+    """The restore drill of a base backup: laid out into a scratch folder, then removed."""
+    needed = int(resolved.metadata.get("plain_size") or 0)
+    with private_work_folder(workspace.local_root, WORK_PURPOSE, needed=needed) as folder:
+        lines = lay_out_base_backup(resolved, folder / "pgdata", workspace.keyring(), context)
+    return lines[0].replace(f" into {folder / 'pgdata'}", " into a scratch folder")
 
 
 def _private(folder: Path) -> None:

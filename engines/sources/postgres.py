@@ -11,12 +11,12 @@ from engines.config import Settings
 from engines.errors import JarvisError
 from engines.jobs import JobContext
 from engines.pitr.base_backup import back_up_base
-from engines.pitr.base_restore import is_base, restore_base_set
+from engines.pitr.base_restore import is_base, lay_out_in_scratch, restore_base_set
 from engines.postgres.backup import back_up_postgres
 from engines.postgres.options import PostgresBackupOptions, PostgresRestoreOptions
 from engines.postgres.restore import restore_postgres
 from engines.postgres.verify import compare_restored_database, verify_by_restore
-from engines.repository.resolve import ResolvedArtifact
+from engines.repository.resolve import ResolvedArtifact, resolved_from_catalog
 from engines.sources.base import RestoreReport, Source
 from engines.workspace import Workspace
 
@@ -88,7 +88,12 @@ class PostgresSource(Source):
         self, workspace: Workspace, artifact: Artifact, context: JobContext
     ) -> str | None:
         """The scheduled restore drill: a full or schema dump restored into a scratch database
-        and compared with its metadata; None for artifacts without such a check (globals)."""
+        and compared with its metadata, a base backup laid out into a scratch folder and
+        checked against its manifest; None for artifacts without such a check (globals)."""
+        if artifact.mode == "base":
+            return lay_out_in_scratch(
+                workspace, resolved_from_catalog(workspace, artifact), context
+            )
         if artifact.mode not in ("full", "schema"):
             return None
         with server_errors_explained():

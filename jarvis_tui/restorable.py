@@ -10,6 +10,9 @@ GOOD_STATUSES = ("complete", "partial")
 # A full backup set holds one artifact per source; a single-source set is named after it.
 MULTI_SOURCE_KIND = "full"
 ALTERNATIVE_CONTENTS = ("json",)  # Redis's JSON export beside its RDB snapshot
+# A PostgreSQL base backup is the whole cluster, laid out into a data folder, never
+# restored into a database as the wizard does.
+NOT_OFFERED_MODES = ("base",)
 
 
 @dataclass(frozen=True)
@@ -32,7 +35,7 @@ def restorable_sets(catalog: Catalog, kind: str) -> list[RestorableSet]:
         artifacts = [
             a
             for a in catalog.artifacts_of(backup_set.id)
-            if a.status == "complete" and a.source == kind
+            if a.status == "complete" and a.source == kind and a.mode not in NOT_OFFERED_MODES
         ]
         main = [a for a in artifacts if a.metadata.get("content") != "globals"] or artifacts
         if not main:

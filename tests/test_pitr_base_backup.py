@@ -9,6 +9,7 @@ import pytest
 from engines.pipeline.artifacts import PlainBlocks, sidecar_path_for
 from engines.pitr.base_tar import BaseTarWalk
 from jarvis_tui.exit_codes import ExitCode
+from jarvis_tui.restorable import restorable_sets
 from tests.support.pg_seed import PgCase, fingerprint, write_env_file
 from tests.support.postgres import PostgresServer
 
@@ -76,6 +77,8 @@ def test_a_folder_with_files_or_a_live_server_is_refused(pg, tmp_path, capsys):
     assert pg.cli("restore", "postgres", backup_set.id, "--pgdata", str(busy)) != ExitCode.OK
     assert "the folder is not empty; nothing was changed" in capsys.readouterr().err
     assert [p.name for p in busy.iterdir()] == ["keep.txt"]
+    with pg.workspace() as workspace:  # the console's database wizard does not offer it
+        assert restorable_sets(workspace.catalog, "postgres") == []
     empty = tmp_path / "empty"
     code = pg.cli("restore", "postgres", backup_set.id, "--pgdata", str(empty), "--dry-run")
     assert code == ExitCode.OK and not empty.exists()

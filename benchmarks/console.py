@@ -165,8 +165,7 @@ async def datatable_child(env_file: Path) -> dict:
     from engines.catalog import Catalog
     from engines.config import load_settings
     from jarvis_tui.catalog_view import CatalogIndex
-    from jarvis_tui.formatting import local_moment
-    from jarvis_tui.formatting import human_size
+    from jarvis_tui.formatting import human_size, local_moment
 
     settings = load_settings(env_file=env_file, strict=False)
     with Catalog.open(settings.catalog_path) as catalog:

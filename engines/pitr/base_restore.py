@@ -95,7 +95,8 @@ def restore_base_set(
     if pgdata is None:
         raise JarvisError(
             f"{bases[0].label} is a base backup of the whole cluster: give --pgdata DIR, an "
-            "empty data folder to lay it out into"
+            "empty data folder to lay it out into, or name a dump's backup id from "
+            "`jarvis-tui list` to restore a database"
         )
     pgdata = pgdata.expanduser().absolute()
     report = RestoreReport("postgres", dry_run, str(pgdata))

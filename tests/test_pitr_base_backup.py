@@ -80,7 +80,10 @@ def test_a_folder_with_files_or_a_live_server_is_refused(pg, tmp_path, capsys):
     with pg.workspace() as workspace:  # the console's database wizard does not offer it
         assert restorable_sets(workspace.catalog, "postgres") == []
     assert pg.cli("restore", "postgres", "latest") != ExitCode.OK
-    assert "is a base backup of the whole cluster: give --pgdata DIR" in capsys.readouterr().err
+    assert (  # `latest` of a database restore is a dump: there is none yet
+        f"no PostgreSQL dump backup yet; the newest base backup is {backup_set.id}: restore it "
+        "with --pgdata DIR"
+    ) in capsys.readouterr().err
     empty = tmp_path / "empty"
     code = pg.cli("restore", "postgres", backup_set.id, "--pgdata", str(empty), "--dry-run")
     assert code == ExitCode.OK and not empty.exists()

@@ -3,6 +3,7 @@
 from typing import Any
 
 from engines.actions.verbs import Request
+from engines.catalog import LATEST
 from engines.jobs import JobContext
 from engines.repository.resolve import log_copies_read, resolve_artifacts
 from engines.sources import get_source
@@ -15,6 +16,8 @@ def run_restore(
 ) -> RestoreReport:
     """`options.dry_run` flows through to the source: a dry run shares the real code path."""
     source = get_source(kind)
+    if reference == LATEST:
+        reference = source.newest_for_restore(workspace, options).id
     artifacts = resolve_artifacts(workspace, reference, kind)
     verb = "planning restore (dry run)" if getattr(options, "dry_run", False) else "restoring"
     context.log(f"{verb} of {kind} from {', '.join(a.label for a in artifacts)}")

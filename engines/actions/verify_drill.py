@@ -1,6 +1,7 @@
 """The scheduled restore drill (BACKUP_VERIFY_RESTORE_TIME, weekly by default).
 
-For each source, its newest good backup is authenticated end to end and then,
+For each source, its newest good backup (and, if that is a PostgreSQL base backup, the
+newest dump as well: `drilled_sets`) is authenticated end to end and then,
 where the source offers a restore check (`Source.verify_restore`), restored into
 a scratch target and compared with its metadata. The check returns what it checked
 (None when the artifact has no restore check, e.g. PostgreSQL globals) and raises
@@ -13,11 +14,12 @@ from dataclasses import dataclass, field
 from engines.actions.verbs import Request
 from engines.alerts import AlertDispatcher
 from engines.catalog import Artifact
-from engines.errors import JarvisError, JobCancelledError
+from engines.errors import JarvisError, JobCancelledError, NotFoundError
 from engines.jobs import JobContext
 from engines.pipeline.artifacts import verify_artifact
 from engines.repository.resolve import log_copies_read, resolved_from_catalog
 from engines.sources import SOURCES, get_source
+from engines.sources.base import Source
 from engines.workspace import Workspace
 
 
@@ -81,10 +83,10 @@ def run_restore_drill(
             if entry.source.configured(workspace.settings) is None:
                 report.untested_sources.append(kind)
             continue
-        good = latest[kind]
         artifacts = [
             a
-            for a in workspace.catalog.artifacts_of(good.set_id)
+            for set_id in drilled_sets(workspace, entry.source, latest[kind].set_id)
+            for a in workspace.catalog.artifacts_of(set_id)
             if a.source == kind and a.status == "complete"
         ]
         for artifact in artifacts:
@@ -100,6 +102,17 @@ def run_restore_drill(
     for kind in report.untested_sources:
         context.log(f"restore drill: {kind} is configured but has no good backup yet", "warning")
     return report
+
+
+def drilled_sets(workspace: Workspace, source: Source, newest: str) -> list[str]:
+    """The source's newest good set and, when that is not what a restore picks as `latest`
+    (a PostgreSQL base backup newer than the newest dump), that one too: neither kind
+    goes undrilled because of the other."""
+    try:
+        restorable = source.newest_for_restore(workspace, None).id
+    except NotFoundError:  # only base backups so far
+        return [newest]
+    return list(dict.fromkeys([newest, restorable]))
 
 
 def alert_verification(dispatcher: AlertDispatcher, relpath: str, ok: bool, detail: str) -> None:

@@ -39,6 +39,12 @@ _HOLDS_SOURCE = (
     "(s.status IN ('complete', 'partial') AND EXISTS (SELECT 1 FROM artifacts AS a"
     " WHERE a.set_id = s.id AND a.source = ? AND a.status = 'complete'))"
 )
+# ... of which a base backup (mode `base`, pg_basebackup) or not (a dump), as asked.
+_HOLDS_SOURCE_BASE = (
+    "(s.status IN ('complete', 'partial') AND EXISTS (SELECT 1 FROM artifacts AS a"
+    " WHERE a.set_id = s.id AND a.source = ? AND a.status = 'complete'"
+    " AND (a.mode = 'base') = ?))"
+)
 
 
 def validate_kind(kind: str) -> None:
@@ -122,15 +128,22 @@ class BackupSetsMixin:
         if not updated:
             raise NotFoundError(f"no backup set named {set_id!r}; {_LIST_HINT}")
 
-    def get_backup_set(self, id_or_latest: str, kind: str | None = None) -> BackupSet:
+    def get_backup_set(
+        self, id_or_latest: str, kind: str | None = None, *, base: bool | None = None
+    ) -> BackupSet:
         """A set by id, or with "latest" the newest complete set (of `kind` if given).
 
         With `kind`, a multi-source set (`backup full`, complete or partial) that holds a
-        complete artifact of that source counts as one of its backups.
+        complete artifact of that source counts as one of its backups. With `kind` and
+        `base`, `latest` is the newest holding a base backup of it (True) or another
+        mode, a dump (False); a set named by id is returned as it is.
         """
         if id_or_latest == LATEST:
             where, params = "s.deleting_since IS NULL AND s.status = 'complete'", []
-            if kind is not None:
+            if kind is not None and base is not None:
+                where = f"s.deleting_since IS NULL AND {_HOLDS_SOURCE_BASE}"
+                params.extend([kind, base])
+            elif kind is not None:
                 where = (
                     "s.deleting_since IS NULL AND "
                     f"((s.status = 'complete' AND s.kind = ?) OR {_HOLDS_SOURCE})"
@@ -139,6 +152,8 @@ class BackupSetsMixin:
             row = self._db.row(f"{_SELECT_SETS} WHERE {where} {_NEWEST_FIRST} LIMIT 1", params)
             if row is None:
                 what = f"complete {kind} backup" if kind else "complete backup"
+                if base is not None and kind is not None:
+                    what = f"complete {kind} {'base' if base else 'dump'} backup"
                 raise NotFoundError(f"there is no {what} in the catalog yet; {_LIST_HINT}")
             return BackupSet.from_row(row)
 

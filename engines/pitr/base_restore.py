@@ -17,7 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from engines.errors import IntegrityError, JarvisError
+from engines.catalog import Artifact
+from engines.errors import IntegrityError, JarvisError, JobCancelledError
 from engines.jobs import JobContext
 from engines.pipeline.artifacts import PlainBlocks
 from engines.pipeline.crypto import Keyring
@@ -25,7 +26,7 @@ from engines.pitr.base_tar import BaseTarWalk, TarFormatError
 from engines.plumbing.fsutil import atomic_folder, private_work_folder
 from engines.postgres.tools import candidate_bin_dirs, die_with_parent
 from engines.reports import RestoreReport
-from engines.repository.resolve import ResolvedArtifact
+from engines.repository.resolve import ResolvedArtifact, resolved_from_catalog
 from engines.workspace import Workspace
 
 VERIFY_TIMEOUT_S = 600
@@ -169,6 +170,24 @@ def lay_out_in_scratch(
     with private_work_folder(workspace.local_root, WORK_PURPOSE, needed=needed) as folder:
         lines = lay_out_base_backup(resolved, folder / "pgdata", workspace.keyring(), context)
     return lines[0].replace(f" into {folder / 'pgdata'}", " into a scratch folder")
+
+
+def drill_new_base_backup(workspace: Workspace, artifact: Artifact, context: JobContext) -> None:
+    """`backup postgres --mode base --verify-restore` (or VERIFY_RESTORE=true): the new
+    backup laid out into a scratch folder as the drill does; the result is recorded on
+    the artifact, a failure raised as IntegrityError (alerting is the caller's)."""
+    context.log(f"restore drill of {artifact.relpath}")
+    try:
+        line = lay_out_in_scratch(workspace, resolved_from_catalog(workspace, artifact), context)
+    except JobCancelledError:
+        raise
+    except JarvisError as error:
+        detail = f"restore drill failed: {error}"
+        workspace.catalog.record_verification(artifact.id, False, detail)
+        raise IntegrityError(f"{artifact.relpath}: {detail}") from error
+    detail = f"restore drill passed: {line}"
+    workspace.catalog.record_verification(artifact.id, True, detail)
+    context.log(detail)
 
 
 def _private(folder: Path) -> None:

@@ -54,11 +54,7 @@ def back_up_postgres(
         artifacts.append(
             _dump_globals(workspace, backup_set, target, tools, facts, with_passwords, context)
         )
-    verify = (
-        workspace.settings.verify_restore
-        if options.verify_restore is None
-        else (options.verify_restore)
-    )
+    verify = options.drill_after(workspace.settings.verify_restore)
     if verify and options.mode != "data":
         try:
             verify_by_restore(workspace, artifacts[0], context)

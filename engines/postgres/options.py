@@ -14,6 +14,10 @@ class PostgresBackupOptions:
     output: Path | None = None  # also copy the artifacts (with sidecars) here
     verify_restore: bool | None = None  # None: the VERIFY_RESTORE setting
 
+    def drill_after(self, setting: bool) -> bool:
+        """Whether the new backup is restore-drilled: --verify-restore, else the setting."""
+        return setting if self.verify_restore is None else self.verify_restore
+
 
 @dataclass(frozen=True)
 class PostgresRestoreOptions:

@@ -7,9 +7,11 @@ the whole SQL has been written (temporary name, fsync, rename).
 import gzip
 from pathlib import Path, PurePosixPath
 
+from engines.catalog import LATEST
 from engines.errors import JarvisError
 from engines.jobs import JobContext
 from engines.pipeline.artifacts import READ_SIZE
+from engines.pitr.base_choice import newest_postgres
 from engines.plumbing.fsutil import atomic_output
 from engines.postgres.archive import authenticated_archive
 from engines.postgres.process import RunningTool
@@ -21,6 +23,8 @@ SQL_SUFFIX = ".sql.gz"
 
 
 def decrypt_to_sql(workspace: Workspace, reference: str, output: Path, context: JobContext) -> Path:
+    if reference == LATEST:  # a base backup (a cluster's files) holds no SQL
+        reference = newest_postgres(workspace.catalog, base=False).id
     targets = resolve_artifacts(workspace, reference, "postgres")
     if len(targets) != 1:
         names = ", ".join(t.label for t in targets)

@@ -4,15 +4,15 @@ A source module exposes `SOURCE`, an instance of a `Source` subclass, and is nam
 by one entry of the registry (`engines/sources/__init__.py`). The actions in
 `engines/actions/` are the only callers; they hold the repository lock and the
 job around these calls. Every source backs up and restores; the other abilities
-(`left_out`, `reachable`, `verify_restore`, `full_restore_options`, `check_restored`,
-`prune`) have defaults here that say "nothing of the kind", so callers ask every source
-the same way.
+(`newest_for_restore`, `left_out`, `reachable`, `verify_restore`, `full_restore_options`,
+`check_restored`, `prune`) have defaults here that say "nothing of the kind", so callers
+ask every source the same way.
 """
 
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
-from engines.catalog import Artifact, BackupSet
+from engines.catalog import LATEST, Artifact, BackupSet
 from engines.config import Settings
 from engines.jobs import JobContext
 from engines.reports import RestoreReport
@@ -46,6 +46,11 @@ class Source(ABC):
         context: JobContext,
     ) -> RestoreReport:
         """Restore from `artifacts`; with `options.dry_run` change nothing and report."""
+
+    def newest_for_restore(self, workspace: Workspace, options: Any) -> BackupSet:
+        """What `latest` means for a restore with `options`: the newest good set holding
+        this source (PostgreSQL: of the kind the restore needs, dump or base backup)."""
+        return workspace.catalog.get_backup_set(LATEST, self.kind)
 
     def left_out(self, artifacts: list[Artifact]) -> list[str]:
         """What a backup that stored `artifacts` left out of what was configured (paths

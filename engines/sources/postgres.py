@@ -8,10 +8,16 @@ import psycopg
 
 from engines.catalog import Artifact, BackupSet
 from engines.config import Settings
-from engines.errors import JarvisError
+from engines.errors import IntegrityError, JarvisError
 from engines.jobs import JobContext
 from engines.pitr.base_backup import back_up_base
-from engines.pitr.base_restore import is_base, lay_out_in_scratch, restore_base_set
+from engines.pitr.base_choice import newest_postgres
+from engines.pitr.base_restore import (
+    drill_new_base_backup,
+    is_base,
+    lay_out_in_scratch,
+    restore_base_set,
+)
 from engines.postgres.backup import back_up_postgres
 from engines.postgres.options import PostgresBackupOptions, PostgresRestoreOptions
 from engines.postgres.restore import restore_postgres
@@ -34,7 +40,14 @@ class PostgresSource(Source):
     ) -> list[Artifact]:
         if options is not None and options.mode == "base":
             with server_errors_explained():
-                return [back_up_base(workspace, backup_set, options.database, context)]
+                artifact = back_up_base(workspace, backup_set, options.database, context)
+            if options.drill_after(workspace.settings.verify_restore):
+                try:
+                    drill_new_base_backup(workspace, artifact, context)
+                except IntegrityError as error:
+                    workspace.catalog.record_alert("critical", "verification", str(error))
+                    raise
+            return [artifact]
         with server_errors_explained():
             return back_up_postgres(
                 workspace, backup_set, options or PostgresBackupOptions(), context
@@ -52,6 +65,11 @@ class PostgresSource(Source):
             return restore_base_set(workspace, artifacts, options.pgdata, options.dry_run, context)
         with server_errors_explained():
             return restore_postgres(workspace, artifacts, options, context)
+
+    def newest_for_restore(self, workspace: Workspace, options: Any) -> BackupSet:
+        """A dump for a restore into a database; with --pgdata, a base backup."""
+        wants_folder = options is not None and options.pgdata is not None
+        return newest_postgres(workspace.catalog, base=wants_folder)
 
     def full_restore_options(
         self, artifacts: list[Artifact], dry_run: bool

@@ -28,7 +28,8 @@ def register(backup_commands: argparse._SubParsersAction, restore_commands) -> N
         "--verify-restore",
         action="store_true",
         default=None,
-        help="restore into a scratch database and compare (also VERIFY_RESTORE=true)",
+        help="restore into a scratch database and compare; a base backup: lay it out into a "
+        "scratch folder and check it (also VERIFY_RESTORE=true)",
     )
     backup.set_defaults(handler=run_backup_postgres)
 

@@ -25,6 +25,7 @@ from engines.keys import LOST_KEY_WARNING, store_new_key
 from engines.plumbing.error_text import error_text
 from engines.plumbing.paths import default_env_file
 from engines.plumbing.printable import printable
+from engines.plumbing.redaction import redact
 from engines.readiness import all_problems
 from engines.settings_check import SettingsCheck, check_settings, moved_destinations
 
@@ -52,6 +53,7 @@ __all__ = [
     "load_settings",
     "moved_destinations",
     "printable",
+    "redact",
     "register_secrets",
     "store_new_key",
 ]

@@ -18,7 +18,11 @@ from textual.notifications import Notification, Notify
 from textual.screen import ModalScreen, Screen
 from textual.signal import Signal
 
+from jarvis_tui.engine_access import redact
+
 MAX_TOASTS = 3
+# A session's history is bounded: a job failing in a loop must not grow the console.
+KEPT_MESSAGES = 500
 
 
 @dataclass(frozen=True)
@@ -33,11 +37,20 @@ class MessageHistory:
     """The notifications of this console session, oldest first."""
 
     def __init__(self) -> None:
-        self.messages: list[KeptMessage] = []
+        self.messages: list[KeptMessage] = []  # the newest KEPT_MESSAGES
+        self.forgotten = 0  # older ones, no longer kept
+
+    @property
+    def count(self) -> int:
+        """Every notification of the session, those forgotten too."""
+        return len(self.messages) + self.forgotten
 
     def keep(self, notification: Notification, at: datetime) -> KeptMessage:
         kept = KeptMessage(at, notification.severity, notification.title, notification.message)
         self.messages.append(kept)
+        if len(self.messages) > KEPT_MESSAGES:
+            del self.messages[0]
+            self.forgotten += 1
         return kept
 
 
@@ -61,13 +74,17 @@ class KeptNotifications(App):
     def on_notify(self, event: Notify) -> None:
         # Runs before App's own handler, which draws the toast unless told not to.
         notification = event.notification
+        # An error echoing a connection string or a key: masked on screen and in the history.
+        notification.message = redact(notification.message)
+        notification.title = redact(notification.title)
         if notification.identity in self._shown_again:
             self._shown_again.discard(notification.identity)
         else:
             kept = self.message_history.keep(notification, self.clock())
             self.messages_signal.publish(kept)
         if self._dialog_open():
-            self._held_toasts.append(notification)
+            # Only the newest MAX_TOASTS would be shown when the dialog closes.
+            self._held_toasts = [*self._held_toasts[1 - MAX_TOASTS :], notification]
             event.prevent_default()
             return
         # Textual has no limit of its own: make room by forgetting the oldest toasts.

@@ -184,3 +184,47 @@ async def test_choices_and_the_cursor_read_without_colour(seeded_console, monkey
         table = app.screen.query_one(BackupTable)
         assert any(segment.style and segment.style.reverse for segment in table.render_line(1))
         assert not any(segment.style and segment.style.reverse for segment in table.render_line(2))
+
+
+async def test_secrets_are_masked_in_toasts_and_messages_and_the_history_is_bounded(
+    console_env,
+):
+    """An error echoing a connection string or the configured key is masked on screen and in
+    the history; a notification storm (a job failing in a loop) keeps the console bounded:
+    the history keeps the newest KEPT_MESSAGES, Messages draws the newest SHOWN_MESSAGES."""
+    from jarvis_tui.message_history import KEPT_MESSAGES, MAX_TOASTS
+    from jarvis_tui.screens.message_history import SHOWN_MESSAGES
+    from tests.console_fixtures import KEY
+
+    app = console_env.app()
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await settle(pilot)
+        app.notify(
+            f"cannot connect to postgresql://jarvis:Hunter2pw@db/jarvis with {KEY}",
+            title=f"key {KEY.upper()}",
+            severity="error",
+            timeout=60,
+        )
+        await settle(pilot)
+        (kept,) = app.message_history.messages
+        assert kept.text == "cannot connect to postgresql://jarvis:****@db/jarvis with ****"
+        assert kept.title == "key ****"
+        words = screen_words(app)
+        assert "Hunter2pw" not in words and KEY[:16] not in words and "****@db" in words
+        await pilot.press("n")
+        await settle(pilot)
+        for number in range(KEPT_MESSAGES + 20):
+            app.notify(f"storm {number}", timeout=60)
+        await settle(pilot)
+        assert len(app._held_toasts) == MAX_TOASTS  # only what shows when Messages closes
+        assert len(app.message_history.messages) == KEPT_MESSAGES
+        assert app.message_history.messages[0].text == "storm 20"
+        words = screen_words(app)
+        total = KEPT_MESSAGES + 21
+        assert f"Messages · {total} this session, newest first" in words
+        assert f"(the newest {SHOWN_MESSAGES} shown)" in words
+        assert f"storm {KEPT_MESSAGES + 19}" in words
+        assert f"storm {KEPT_MESSAGES + 19 - SHOWN_MESSAGES} " not in words + " "
+        await pilot.press("escape")
+        await settle(pilot)
+        assert shown_toasts(app) == [f"storm {KEPT_MESSAGES + n}" for n in (17, 18, 19)]

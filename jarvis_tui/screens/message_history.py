@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from jarvis_tui.app import JarvisConsole
 
 SEVERITY_WORDS = {"information": "info", "warning": "warning", "error": "error"}
+# Drawing a rich table costs about 2 ms a row: the newest only, so n opens at once.
+SHOWN_MESSAGES = 50
 SEVERITY_STYLES = {"information": "green", "warning": "yellow", "error": "bold red"}
 
 
@@ -34,17 +36,24 @@ class MessagesScreen(ModalScreen[None]):
                 yield Static("", id="messages-list")
 
     def on_mount(self) -> None:
+        self._redraw_due = False
         self.console.messages_signal.subscribe(self, self._kept)
         self._show()
 
     def _kept(self, _: KeptMessage) -> None:
-        self._show()
+        # A burst of notifications is drawn once, not once each.
+        if not self._redraw_due:
+            self._redraw_due = True
+            self.call_after_refresh(self._show)
 
     def _show(self) -> None:
-        messages = self.console.message_history.messages
-        self.query_one("#messages-title", Static).update(
-            Text(f"Messages · {len(messages)} this session, newest first", style="bold")
-        )
+        self._redraw_due = False
+        history = self.console.message_history
+        messages = history.messages[-SHOWN_MESSAGES:]
+        title = f"Messages · {history.count} this session, newest first"
+        if history.count > len(messages):
+            title += f" (the newest {len(messages)} shown)"
+        self.query_one("#messages-title", Static).update(Text(title, style="bold"))
         if not messages:
             self.query_one("#messages-list", Static).update(Text("No messages yet.", style="dim"))
             return

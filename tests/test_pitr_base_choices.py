@@ -5,6 +5,7 @@ drills both kinds, and `--verify-restore` lays a new base backup out into a scra
 
 import pytest
 
+from engines.actions.cleanup import plan_cleanup
 from jarvis_tui.exit_codes import ExitCode
 from tests.support.pg_seed import PgCase
 
@@ -48,6 +49,11 @@ def test_latest_is_the_dump_for_a_database_and_the_base_backup_for_a_folder(pg, 
     sql = tmp_path / "dump.sql.gz"  # the dump set (its database and globals), not the base
     assert pg.cli("decrypt", "latest", "--sql", "--output", str(sql)) != ExitCode.OK
     assert f"{dump_set} holds 2 artifacts" in capsys.readouterr().err
+
+    with pg.workspace() as workspace:  # retention: the base backup takes no slot of the dump
+        kept = {d.candidate.set_id: d.text for d in plan_cleanup(workspace).decisions}
+    assert "newest postgres" in kept[dump_set] and "daily" in kept[dump_set]
+    assert "newest postgres base backup" in kept[base_set] and "daily" in kept[base_set]
 
     # The drill: the newest dump restored into a scratch database AND the newer base backup
     # laid out into a scratch folder, neither in place of the other.

@@ -7,6 +7,10 @@ Rules are ORed; a period without a backup does not use up a slot; buckets use
 the time the set was started, in the schedule's time zone. Only complete and
 partial sets fill buckets.
 
+PostgreSQL base backups (mode `base`) count apart from the dumps: a set of them is
+bucketed in its own group and counts as a backup of "postgres base backup", so a base
+backup taken after the nightly dump never takes that dump's slot or its "newest".
+
 Whatever GFS says, a set is kept when it holds the newest good backup of a
 source, when it holds the only verified backup of a source, while a job may be
 reading it, and while it is still being written. WAL under `wal/` is never
@@ -22,6 +26,7 @@ from engines.catalog import Artifact, BackupSet
 from engines.config import Settings
 
 GOOD_STATUSES = ("complete", "partial")
+BASE_MODE = "base"
 RULES = ("daily", "weekly", "monthly")
 
 
@@ -53,13 +58,14 @@ class Candidate:
     created_at: datetime
     good_sources: frozenset[str] = frozenset()  # sources with a complete artifact here
     verified_sources: frozenset[str] = frozenset()  # ... whose artifact verified ok
+    base: bool = False  # a set of PostgreSQL base backups: bucketed apart from the dumps
 
     @classmethod
     def of(cls, backup_set: BackupSet, artifacts: Iterable[Artifact]) -> "Candidate":
         complete = [a for a in artifacts if a.status == "complete"]
-        sources = {a.source for a in complete}
-        failed = {a.source for a in complete if a.verify_state == "failed"}
-        verified = {a.source for a in complete if a.verify_state == "ok"} - failed
+        sources = {_counted_as(a) for a in complete}
+        failed = {_counted_as(a) for a in complete if a.verify_state == "failed"}
+        verified = {_counted_as(a) for a in complete if a.verify_state == "ok"} - failed
         return cls(
             backup_set.id,
             backup_set.kind,
@@ -67,7 +73,13 @@ class Candidate:
             backup_set.created_at,
             frozenset(sources),
             frozenset(verified),
+            base=bool(complete) and all(a.mode == BASE_MODE for a in complete),
         )
+
+
+def _counted_as(artifact: Artifact) -> str:
+    """The source an artifact is a backup of; a base backup is one of its own kind."""
+    return f"{artifact.source} base backup" if artifact.mode == BASE_MODE else artifact.source
 
 
 @dataclass
@@ -108,10 +120,10 @@ def gfs_reasons(
     """restic's algorithm: walking newest first, a set is the keeper of each rule's bucket
     it is the first to enter, while that rule has slots left."""
     reasons: dict[str, list[str]] = {}
-    by_kind: dict[str, list[Candidate]] = {}
+    by_kind: dict[tuple[str, bool], list[Candidate]] = {}
     for candidate in candidates:
         if candidate.status in GOOD_STATUSES:
-            by_kind.setdefault(candidate.kind, []).append(candidate)
+            by_kind.setdefault((candidate.kind, candidate.base), []).append(candidate)
     for group in by_kind.values():
         slots = {"daily": policy.daily, "weekly": policy.weekly, "monthly": policy.monthly}
         last: dict[str, tuple[int, ...] | None] = dict.fromkeys(RULES)

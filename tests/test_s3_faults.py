@@ -28,7 +28,7 @@ from engines.repository.stored import stored_bytes
 from jarvis_tui.exit_codes import ExitCode
 from tests.support.files_env import FilesEnv, make_files_env, random_text
 from tests.support.s3 import S3Server
-from tests.support.s3_faults import FaultyS3Proxy
+from tests.support.s3_faults import FaultyS3Proxy, without_retry_waits
 
 MiB = 1024 * 1024
 BUCKET = "jarvis-faults"
@@ -39,7 +39,8 @@ SECRET_KEY = "jarvis-faults-secret-0123456789abcdefghijkl"
 
 
 @pytest.fixture
-def proxy(s3_server: S3Server):
+def proxy(s3_server: S3Server, monkeypatch):
+    without_retry_waits(monkeypatch)
     s3_server.create_bucket(BUCKET)
     with FaultyS3Proxy(s3_server.endpoint_url, echo=f"{SECRET_KEY} {ACCESS_KEY}") as proxy:
         yield proxy

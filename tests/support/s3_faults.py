@@ -43,6 +43,15 @@ _MESSAGES = {
 }
 
 
+def without_retry_waits(monkeypatch) -> None:
+    """botocore's standard mode retries at once instead of after its jittered waits (up
+    to 1 + 2 + 4 s for each object answered SlowDown): the tests check how often a call
+    is tried and what it ends in, and the waits were most of their running time."""
+    from botocore.retries.standard import ExponentialBackoff
+
+    monkeypatch.setattr(ExponentialBackoff, "delay_amount", lambda self, context: 0.0)
+
+
 class FaultyS3Proxy(S3Proxy):
     upstream_timeout = 60.0
 

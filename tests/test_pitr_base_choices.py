@@ -54,6 +54,9 @@ def test_latest_is_the_dump_for_a_database_and_the_base_backup_for_a_folder(pg, 
         kept = {d.candidate.set_id: d.text for d in plan_cleanup(workspace).decisions}
     assert "newest postgres" in kept[dump_set] and "daily" in kept[dump_set]
     assert "newest postgres base backup" in kept[base_set] and "daily" in kept[base_set]
+    with pg.workspace() as workspace:  # what the console's delete warns it is the newest of
+        newest = workspace.catalog.newest_restorable_backups()
+    assert newest == {"postgres": dump_set, "postgres base backup": base_set}
 
     # The drill: the newest dump restored into a scratch database AND the newer base backup
     # laid out into a scratch folder, neither in place of the other.

@@ -38,6 +38,24 @@ class MonitoringMixin:
                 )
         return found
 
+    def newest_restorable_backups(self) -> dict[str, str]:
+        """Per source, the set id a restore of it picks as `latest`; PostgreSQL base backups
+        (mode `base`) apart, as "postgres base backup", so a newer base backup does not
+        hide the newest dump (deleting that one loses what a database restore uses)."""
+        rows = self._db.rows(
+            """
+            SELECT a.source, a.mode, s.id AS set_id
+            FROM artifacts AS a JOIN backup_sets AS s ON s.id = a.set_id
+            WHERE a.status = 'complete' AND s.status IN ('complete', 'partial')
+            ORDER BY s.created_at DESC, s.rowid DESC
+            """
+        )
+        found: dict[str, str] = {}
+        for row in rows:
+            what = f"{row['source']} base backup" if row["mode"] == "base" else row["source"]
+            found.setdefault(what, row["set_id"])
+        return found
+
     def all_artifacts(self) -> list[Artifact]:
         rows = self._db.rows("SELECT * FROM artifacts ORDER BY set_id, id")
         return [Artifact.from_row(row) for row in rows]

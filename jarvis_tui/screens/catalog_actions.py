@@ -116,10 +116,10 @@ class CatalogActions(PaneScreen):
     def check_deletion(self, backup_set: BackupSet) -> None:
         """Which sources would lose their newest good backup: said before the typed name."""
         try:
-            newest = self.console.access.catalog().last_good_backups()
+            newest = self.console.access.catalog().newest_restorable_backups()
         except Exception:
             newest = {}
-        sources = sorted(s for s, good in newest.items() if good.set_id == backup_set.id)
+        sources = sorted(s for s, set_id in newest.items() if set_id == backup_set.id)
         self.post_message(DeletionChecked(backup_set, sources))
 
     def on_deletion_checked(self, message: DeletionChecked) -> None:

@@ -280,3 +280,25 @@ def test_secrets_restore_from_a_full_backup(env, isolated_env, capsys):
     target = env.root / "from-full.env"
     assert env.cli("restore", "secrets", "latest", "--to", str(target)) == ExitCode.OK
     assert SECRET_VALUE in target.read_text()
+
+
+def test_config_restore_never_overwrites_a_bak_already_there(env, capsys):
+    """The previous file is kept as NAME.bak, but an operator's own NAME.bak (or one the
+    backup itself restores) is never written over: the previous goes to NAME.bak.2."""
+    config = _config_tree(env)
+    (config / "db.yaml").write_text("pool: 9\n")
+    (config / "db.yaml.bak").write_text("pool: 1 (the backup's own .bak)\n")
+    assert env.cli("backup", "config") == ExitCode.OK
+    (config / "app.yaml").write_text("debug: true\n")
+    (config / "app.yaml.bak").write_text("the operator's own copy\n")
+    (config / "db.yaml").write_text("pool: 42\n")
+    (config / "db.yaml.bak").unlink()  # the backup brings it back, after db.yaml
+    capsys.readouterr()
+    assert env.cli("restore", "config", "latest", "--force") == ExitCode.OK
+    out = capsys.readouterr().out
+    assert (config / "app.yaml").read_text() == "debug: false\n"
+    assert (config / "app.yaml.bak").read_text() == "the operator's own copy\n"
+    assert (config / "app.yaml.bak.2").read_text() == "debug: true\n"
+    assert "app.yaml (the previous kept as app.yaml.bak.2)" in out
+    assert (config / "db.yaml.bak").read_text() == "pool: 1 (the backup's own .bak)\n"
+    assert (config / "db.yaml.bak.2").read_text() == "pool: 42\n"

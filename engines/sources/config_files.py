@@ -253,6 +253,8 @@ def _restore_tar(plain, label: str, tree: TargetTree, options, report: RestoreRe
         refused = f"would refuse: {refusal}" if changed and not options.force else None
         _describe_plan(report, [(shown(m.name), action) for m, _, action, _ in planned], refused)
         return
+    # The backup's own names: a NAME.bak the restore writes later is no place for a previous.
+    restored = {tuple(m.name.split("/")) for m, _ in members}
     for member, parts, action, data in planned:
         name = shown(member.name)
         if action in ("unchanged", "exists"):
@@ -260,7 +262,7 @@ def _restore_tar(plain, label: str, tree: TargetTree, options, report: RestoreRe
         try:
             folder = tree.folder(parts[:-1], create=True)
             try:
-                _apply(member, parts[-1], folder, action, data)
+                kept = _apply(member, parts, folder, action, data, restored)
             finally:
                 os.close(folder)
         except OSError as exc:
@@ -272,7 +274,9 @@ def _restore_tar(plain, label: str, tree: TargetTree, options, report: RestoreRe
                 f"cannot write {explained}; {done} entr(ies) were restored before it, the rest "
                 "were left as they were"
             ) from None
-        report.add(f"{action:9} {name}")
+        unusual = kept not in (None, f"{parts[-1]}.bak")
+        later = f" (the previous kept as {shown(str(kept))})" if unusual else ""
+        report.add(f"{action:9} {name}{later}")
 
 
 def _describe_plan(
@@ -362,24 +366,52 @@ def _action(member, existing: os.stat_result | None, data: bytes, tree, parts) -
     return "replace"
 
 
-def _apply(member: tarfile.TarInfo, name: str, folder: int, action: str, data: bytes) -> None:
+def _free_bak_name(folder: int, parts: tuple[str, ...], taken: set[tuple[str, ...]]) -> str:
+    """NAME.bak, else NAME.bak.2, .3…: the first name neither on disk nor restored later."""
+    name, number = f"{parts[-1]}.bak", 1
+    while (*parts[:-1], name) in taken or _exists(folder, name):
+        number += 1
+        name = f"{parts[-1]}.bak.{number}"
+    return name
+
+
+def _exists(folder: int, name: str) -> bool:
+    try:
+        os.lstat(name, dir_fd=folder)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _apply(
+    member: tarfile.TarInfo,
+    parts: tuple[str, ...],
+    folder: int,
+    action: str,
+    data: bytes,
+    taken: set[tuple[str, ...]],
+) -> str | None:
+    """Write `member`; the name the previous file was kept under, if it replaced one."""
+    name, kept = parts[-1], None
     if member.isdir():
         os.mkdir(name, member.mode & 0o7777, dir_fd=folder)
-        return
+        return None
     if member.issym():
         replace_symlink(folder, name, member.linkname)
-        return
+        return None
     if action == "replace":
         fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=folder)
         with open(fd, "rb") as handle:
             previous = handle.read()
-        write_file(folder, f"{name}.bak", [previous], apply=lambda fd: None, durable=True)
+        kept = _free_bak_name(folder, parts, taken)
+        write_file(folder, kept, [previous], apply=lambda fd: None, durable=True)
 
     def apply(fd: int) -> None:
         os.fchmod(fd, member.mode & 0o7777)
         os.utime(fd, (member.mtime, member.mtime))
 
     write_file(folder, name, [data], apply=apply, durable=True)
+    return kept
 
 
 SOURCE = ConfigSource()

@@ -6,8 +6,9 @@ drills both kinds, and `--verify-restore` lays a new base backup out into a scra
 import pytest
 
 from engines.actions.cleanup import plan_cleanup
+from engines.monitoring.health import check_key
 from jarvis_tui.exit_codes import ExitCode
-from tests.support.pg_seed import PgCase
+from tests.support.pg_seed import KEY, PgCase
 
 
 @pytest.fixture
@@ -87,6 +88,10 @@ def test_restore_full_latest_passes_over_a_newer_base_backup(pg, tmp_path, capsy
 
 
 def test_verify_restore_lays_a_new_base_backup_out_into_a_scratch_folder(pg):
+    assert pg.cli("backup", "postgres", "--mode", "schema") == ExitCode.OK
+    dump_set = _newest_set(pg)
+    # A new key with the dump's one forgotten: health must still see the dump needs it.
+    pg.env_file.write_text(pg.env_file.read_text().replace(KEY, "fedcba9876543210" * 4))
     assert pg.cli("backup", "postgres", "--mode", "base", "--verify-restore") == ExitCode.OK
     log = pg.job_log()
     assert "restore drill passed: laid out base backup" in log and "into a scratch folder" in log
@@ -96,3 +101,6 @@ def test_verify_restore_lays_a_new_base_backup_out_into_a_scratch_folder(pg):
         assert artifact.verify_state == "ok"
         scratch = [p for p in workspace.local_root.rglob("*") if "base-drill" in p.name]
     assert scratch and all(p.is_dir() and not any(p.iterdir()) for p in scratch)  # removed
+    with pg.workspace() as workspace:
+        (key,) = check_key(workspace.settings, workspace.catalog)
+    assert not key.ok and f"postgres/{dump_set}_" in key.detail

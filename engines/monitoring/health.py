@@ -73,9 +73,12 @@ def check_key(settings: Settings, catalog: Catalog) -> list[HealthCheck]:
         return [HealthCheck("encryption key", False, str(error))]
     known = {keyring.current.key_id, *(k.key_id for k in keyring.previous)}
     problems, older = [], []
-    for source, good in sorted(catalog.last_good_backups().items()):
-        for artifact in catalog.artifacts_of(good.set_id):
-            if artifact.source != source or artifact.status != "complete" or not artifact.key_id:
+    # Each source's newest backup a restore picks (a PostgreSQL dump and base backup each).
+    for what, set_id in sorted(catalog.newest_restorable_backups().items()):
+        for artifact in catalog.artifacts_of(set_id):
+            if what not in (artifact.source, f"{artifact.source} base backup"):
+                continue
+            if artifact.status != "complete" or not artifact.key_id:
                 continue
             if artifact.key_id not in known:
                 problems.append(

@@ -9,12 +9,13 @@ from engines.repository.whereabouts import SYNC_HINT, copy_destination_names, se
 
 
 def newest_backups(catalog: Catalog) -> list[str]:
-    """The newest complete set and each source's newest good one: what must be off-site."""
+    """The newest complete set and each source's newest good one (a PostgreSQL dump and
+    base backup each): what must be off-site."""
     try:
         found = [catalog.get_backup_set(LATEST).id]
     except NotFoundError:
         found = []
-    found += [good.set_id for _, good in sorted(catalog.last_good_backups().items())]
+    found += [set_id for _, set_id in sorted(catalog.newest_restorable_backups().items())]
     return list(dict.fromkeys(found))
 
 

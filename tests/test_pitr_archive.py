@@ -1,6 +1,7 @@
 """WAL archiving (issue #16): a real throwaway cluster whose archive_command is our
 wal-push (the venv's jarvis-tui, as PostgreSQL's own account), and wal-fetch's codes."""
 
+import math
 import os
 import shutil
 import struct
@@ -13,8 +14,11 @@ import pytest
 
 from engines.pipeline.crypto import generate_key_hex
 from engines.servers.process import reachable_by
+from jarvis_tui.cli import main
 from tests.support.file_systems import needs_root, remount_read_only, tmpfs
 from tests.support.postgres import PostgresServer
+from tests.support.s3 import S3Server
+from tests.support.s3_faults import FaultyS3Proxy, without_retry_waits
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 JARVIS = str(Path(sys.executable).parent / "jarvis-tui")
@@ -202,3 +206,43 @@ def test_push_into_a_read_only_repository_fails_and_leaves_nothing(
         assert result.returncode != 0
         assert "read-only" in result.stderr.lower()
         assert not list((folder / "repository").rglob(f"{name}*"))
+
+
+def test_a_push_retried_after_a_failed_s3_upload_stores_it_once(
+    archive: Archive, tmp_path, s3_server: S3Server, monkeypatch
+) -> None:
+    without_retry_waits(monkeypatch)
+    name = _switch(archive)
+    assert archive.cli("pitr", "check").returncode == 0
+    segment = tmp_path / "pg_wal" / name
+    segment.parent.mkdir()
+    assert archive.fetch(name, segment).returncode == 0
+    bucket = s3_server.create_bucket("jarvis-wal")
+    with FaultyS3Proxy(s3_server.endpoint_url) as proxy:
+        repository = tmp_path / "repository"
+        env_file = tmp_path / "s3.env"
+        settings = archive.env_file.read_text().replace(str(archive.repository), str(repository))
+        env_file.write_text(
+            f"{settings}S3_ENABLED=true\nS3_BUCKET={bucket}\nS3_ACCESS_KEY=testing\n"
+            f"S3_SECRET_KEY=testing\nS3_ENDPOINT_URL={proxy.endpoint_url}\n"
+        )
+        push = ["--env-file", str(env_file), "wal-push", str(segment)]
+        proxy.fail(math.inf)  # 503 Slow Down for every upload
+        assert main(push) != 0
+        (stored,) = repository.glob(f"wal/*/00000001/{name}.*")
+        written = stored.stat().st_mtime_ns
+        listed = s3_server.client().list_objects_v2(Bucket=bucket).get("Contents", [])
+        assert not [item for item in listed if name in item["Key"]]
+        proxy.heal()
+        assert main(push) == 0
+        assert main(push) == 0
+        assert stored.stat().st_mtime_ns == written  # never rewritten
+        listed = s3_server.client().list_objects_v2(Bucket=bucket)["Contents"]
+        assert [item["Key"] for item in listed if name in item["Key"]] == [
+            stored.relative_to(repository).as_posix()
+        ]
+        stored.unlink()  # the copy on S3 serves recovery when the repository lost it
+        dest = tmp_path / "restored" / "pg_wal" / "RECOVERYXLOG"
+        dest.parent.mkdir(parents=True)
+        assert main(["--env-file", str(env_file), "wal-fetch", name, str(dest)]) == 0
+        assert dest.read_bytes() == segment.read_bytes()

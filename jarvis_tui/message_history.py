@@ -18,7 +18,7 @@ from textual.notifications import Notification, Notify
 from textual.screen import ModalScreen, Screen
 from textual.signal import Signal
 
-from jarvis_tui.engine_access import redact
+from jarvis_tui.engine_access import printable, redact
 
 MAX_TOASTS = 3
 # A session's history is bounded: a job failing in a loop must not grow the console.
@@ -54,6 +54,11 @@ class MessageHistory:
         return kept
 
 
+def _safe(text: str) -> str:
+    """`text` with secrets masked and control characters escaped, its line breaks kept."""
+    return "\n".join(printable(line) for line in redact(text).split("\n"))
+
+
 class KeptNotifications(App):
     """Mixed into the console app (which provides `clock`)."""
 
@@ -74,9 +79,10 @@ class KeptNotifications(App):
     def on_notify(self, event: Notify) -> None:
         # Runs before App's own handler, which draws the toast unless told not to.
         notification = event.notification
-        # An error echoing a connection string or a key: masked on screen and in the history.
-        notification.message = redact(notification.message)
-        notification.title = redact(notification.title)
+        # An error echoing a connection string or a key: masked on screen and in the history;
+        # a file name's ESC sequence shown escaped (Textual hands it to the terminal).
+        notification.message = _safe(notification.message)
+        notification.title = _safe(notification.title)
         if notification.identity in self._shown_again:
             self._shown_again.discard(notification.identity)
         else:

@@ -186,12 +186,14 @@ async def test_choices_and_the_cursor_read_without_colour(seeded_console, monkey
         assert not any(segment.style and segment.style.reverse for segment in table.render_line(2))
 
 
-async def test_secrets_are_masked_in_toasts_and_messages_and_the_history_is_bounded(
+async def test_notifications_mask_secrets_escape_controls_and_the_history_is_bounded(
     console_env,
 ):
     """An error echoing a connection string or the configured key is masked on screen and in
-    the history; a notification storm (a job failing in a loop) keeps the console bounded:
-    the history keeps the newest KEPT_MESSAGES, Messages draws the newest SHOWN_MESSAGES."""
+    the history, a file name's ESC sequence is shown escaped (Textual passed it to the
+    terminal: retitled or cleared it); a notification storm (a job failing in a loop) keeps
+    the console bounded: the history keeps the newest KEPT_MESSAGES, Messages draws the
+    newest SHOWN_MESSAGES."""
     from jarvis_tui.message_history import KEPT_MESSAGES, MAX_TOASTS
     from jarvis_tui.screens.message_history import SHOWN_MESSAGES
     from tests.console_fixtures import KEY
@@ -211,6 +213,12 @@ async def test_secrets_are_masked_in_toasts_and_messages_and_the_history_is_boun
         assert kept.title == "key ****"
         words = screen_words(app)
         assert "Hunter2pw" not in words and KEY[:16] not in words and "****@db" in words
+        app.notify("cannot read evil\x1b]2;owned\x07.txt\nnext line", timeout=60)
+        await settle(pilot)
+        assert app.message_history.messages[-1].text == (
+            "cannot read evil\\x1b]2;owned\\x07.txt\nnext line"
+        )
+        assert not any("\x1b" in str(toast.render()) for toast in app.screen.query(Toast))
         await pilot.press("n")
         await settle(pilot)
         for number in range(KEPT_MESSAGES + 20):
@@ -220,7 +228,7 @@ async def test_secrets_are_masked_in_toasts_and_messages_and_the_history_is_boun
         assert len(app.message_history.messages) == KEPT_MESSAGES
         assert app.message_history.messages[0].text == "storm 20"
         words = screen_words(app)
-        total = KEPT_MESSAGES + 21
+        total = KEPT_MESSAGES + 22
         assert f"Messages · {total} this session, newest first" in words
         assert f"(the newest {SHOWN_MESSAGES} shown)" in words
         assert f"storm {KEPT_MESSAGES + 19}" in words

@@ -3,6 +3,7 @@
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from engines.errors import JobCancelledError
 from engines.pipeline.artifacts import open_artifact_plain, write_artifact
 from engines.postgres.archive_layout import read_table_of_contents
 from jarvis_tui.exit_codes import ExitCode
-from tests.support.pg_seed import PgCase
+from tests.support.pg_seed import PgCase, seeded_template
 from tests.support.processes import wait_until
 from tests.test_postgres_archive_layout import AWKWARD_SQL
 from tests.test_postgres_archive_stream import MARKERS_SQL
@@ -48,10 +49,15 @@ INSERT INTO "Künstler"."Werke" VALUES ('Träumerei'), ('Gymnopédie'), ('月の
 )
 
 
+@pytest.fixture(scope="module")
+def extra_template(postgres_server) -> Iterator[str]:
+    with seeded_template(postgres_server, EXTRA_SQL) as name:
+        yield name
+
+
 @pytest.fixture
-def pg(tmp_path, isolated_env, postgres_server):
-    case = PgCase(postgres_server, tmp_path)
-    postgres_server.execute(EXTRA_SQL, dbname=case.source)
+def pg(tmp_path, isolated_env, postgres_server, extra_template):
+    case = PgCase(postgres_server, tmp_path, template=extra_template)
     yield case
     case.cleanup()
 

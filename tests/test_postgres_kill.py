@@ -6,7 +6,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -17,7 +17,7 @@ from engines.errors import JobCancelledError
 from engines.jobs import JobContext, run_job
 from engines.postgres.options import PostgresRestoreOptions
 from jarvis_tui.exit_codes import ExitCode
-from tests.support.pg_seed import PgCase
+from tests.support.pg_seed import PgCase, seeded_template
 from tests.support.processes import wait_until
 
 CLI = Path(sys.executable).with_name("jarvis-tui")
@@ -29,10 +29,15 @@ CREATE INDEX events_digest_idx ON public.events (digest);
 """
 
 
+@pytest.fixture(scope="module")
+def big_template(postgres_server) -> Iterator[str]:
+    with seeded_template(postgres_server, BIG_TABLE) as name:
+        yield name
+
+
 @pytest.fixture
-def pg(tmp_path, isolated_env, postgres_server):
-    case = PgCase(postgres_server, tmp_path)
-    postgres_server.execute(BIG_TABLE, dbname=case.source)
+def pg(tmp_path, isolated_env, postgres_server, big_template):
+    case = PgCase(postgres_server, tmp_path, template=big_template)
     yield case
     case.cleanup()
 

@@ -7,6 +7,7 @@ anything else (damaged, another cluster's, a renamed file, a key missing, I/O) m
 stop recovery instead, and the command line says so with its own exit code.
 """
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from engines.config import Settings
@@ -17,7 +18,13 @@ from engines.pipeline.crypto import Keyring
 from engines.pitr.archive_layout import candidate_keys, wal_identity
 from engines.pitr.archive_record import read_record
 from engines.pitr.archive_store import Fetched, find_key, read_whole
-from engines.pitr.wal_files import WalName, check_segment, control_file_system_id, parse_name
+from engines.pitr.wal_files import (
+    WalName,
+    check_segment,
+    control_file_system_id,
+    parse_name,
+)
+from engines.pitr.wal_prefetch import spool
 from engines.plumbing.fsutil import atomic_output
 from engines.plumbing.os_errors import explain_os_error
 
@@ -50,14 +57,22 @@ def _checked(place: Destination, key: str, keyring: Keyring, expected: dict, nam
     return fetched
 
 
-def fetch_wal(settings: Settings, name_text: str, dest: Path) -> Fetched:
+@dataclass(frozen=True)
+class FetchResult:
+    fetched: Fetched
+    system_id: int
+    from_afar: bool  # read from a copy destination or the prefetch spool: prefetch on
+
+
+def fetch_wal(settings: Settings, name_text: str, dest: Path) -> FetchResult:
     name = parse_name(name_text)
     keyring = keyring_from_settings(settings)
     repository = repository_from_settings(settings)
     system_id = _system_id(dest, repository, keyring)
     keys = candidate_keys(system_id, name)
+    spooled = spool(settings)
     first_error: JarvisError | None = None
-    for place in [repository, *copy_destinations(settings)]:
+    for place in [spooled, repository, *copy_destinations(settings)]:
         key = find_key(place, keys)
         if key is None:
             continue
@@ -68,10 +83,15 @@ def fetch_wal(settings: Settings, name_text: str, dest: Path) -> Fetched:
         try:
             fetched = _checked(place, key, keyring, expected, name, system_id)
         except IntegrityError as error:  # damaged here: another copy may be whole
-            first_error = first_error or error
+            if place is spooled:
+                spooled.delete(key)
+            else:
+                first_error = first_error or error
             continue
         _write(dest, fetched.data)
-        return fetched
+        if place is spooled:
+            spooled.delete(key)
+        return FetchResult(fetched, system_id, place is not repository)
     if first_error is not None:
         raise first_error
     raise WalMissingError(f"{name.name}: not in the archive of cluster {system_id}")

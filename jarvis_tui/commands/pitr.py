@@ -46,6 +46,8 @@ def register(commands: argparse._SubParsersAction, words: Sequence[str] = ()) ->
     )
     fetch.add_argument("name", help="the WAL file's name (%%f)")
     fetch.add_argument("dest", type=Path, help="where to write it (%%p)")
+    # Internal: the detached process that prefetches the segments after NAME.
+    fetch.add_argument("--prefetch-after", metavar="SYSTEM_ID:SEGMENT_SIZE", help=argparse.SUPPRESS)
     fetch.set_defaults(handler=run_wal_fetch)
     pitr = commands.add_parser("pitr", help="point-in-time recovery: archive setup and check")
     actions = pitr.add_subparsers(dest="pitr_command", metavar="SUBCOMMAND", required=True)
@@ -89,7 +91,9 @@ def run_wal_fetch(args: argparse.Namespace) -> int:
 
         settings = _settings(args)
         with deadline(settings.backup_wal_push_timeout, f"wal-fetch {args.name}"):
-            fetch_wal(settings, args.name, args.dest)
+            if args.prefetch_after:
+                return _prefetch(settings, args)
+            result = fetch_wal(settings, args.name, args.dest)
     except WalMissingError as missing:
         print(f"jarvis-tui: {missing}", file=sys.stderr)
         return FETCH_MISSING
@@ -100,6 +104,31 @@ def run_wal_fetch(args: argparse.Namespace) -> int:
         said = explain_os_error(error) if isinstance(error, OSError) else error
         print(f"jarvis-tui: wal-fetch {args.name}: {redact(str(said))}", file=sys.stderr)
         return FETCH_FAILED
+    if result.from_afar and len(args.name) == 24:  # a segment: the next ones follow
+        _start_prefetch(args, f"{result.system_id}:{len(result.fetched.data)}")
+    return ExitCode.OK
+
+
+def _start_prefetch(args: argparse.Namespace, after: str) -> None:
+    """The next segments, fetched by a process of their own while recovery replays this
+    one (PostgreSQL waits for this process only)."""
+    import subprocess
+
+    words = ["--env-file", str(args.env_file)] if args.env_file else []
+    argv = [sys.executable, "-m", "jarvis_tui.cli", *words, "wal-fetch"]
+    subprocess.Popen(
+        [*argv, "--prefetch-after", after, args.name, str(args.dest)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+
+
+def _prefetch(settings: "Settings", args: argparse.Namespace) -> int:
+    from engines.pitr.wal_files import parse_name
+    from engines.pitr.wal_prefetch import following, prefetch
+
+    system_id, segment_size = (int(part) for part in args.prefetch_after.split(":"))
+    prefetch(settings, system_id, following(parse_name(args.name), segment_size))
     return ExitCode.OK
 
 

@@ -283,3 +283,25 @@ def test_fetch_prefetches_the_next_segments_and_authenticates_them_before_use(
         assert subprocess.run([*fetch, name, str(dest)], timeout=60).returncode == 0
         assert dest.read_bytes() == originals[name]
     assert not second.exists()  # used, never kept
+
+
+def test_pitr_setup_apply_writes_the_settings_and_moves_the_archive(
+    archive: Archive, tmp_path
+) -> None:
+    repository = tmp_path / "repository"
+    shutil.copytree(archive.repository, repository)  # the archive of another cluster
+    with PostgresServer(settings={"archive_mode": "off"}) as pg:
+        env_file = tmp_path / "other.env"
+        settings = archive.env_file.read_text().replace(str(archive.repository), str(repository))
+        env_file.write_text(settings.replace(archive.pg.url(), pg.url()))
+        result = archive.cli("pitr", "setup", "--apply", env_file=env_file)
+        assert result.returncode == 0, result.stderr
+        assert "restart PostgreSQL for archive_mode to take effect" in result.stdout
+        system_id = pg.execute("SELECT system_identifier FROM pg_control_system()")[0][0]
+        assert f"the archive now takes WAL of cluster {system_id}" in result.stdout
+        written = (pg.data_dir / "postgresql.auto.conf").read_text()
+        assert "archive_mode = 'on'" in written and "wal-push %p" in written
+        assert pg.execute("SHOW archive_timeout")[0][0] == "1min"
+        check = archive.cli("pitr", "check", env_file=env_file)
+        assert check.returncode != 0
+        assert "archiving is off on this server" in check.stderr

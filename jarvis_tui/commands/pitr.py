@@ -151,6 +151,11 @@ def run_pitr_setup(args: argparse.Namespace) -> ExitCode:
         report = run_with_progress(workspace, "pitr-setup", request)
     for name, value in report.settings.items():
         print(f"{name} = {_quoted(value)}")
+    if report.previous_system_id is not None:
+        print(
+            f"the archive now takes WAL of cluster {report.system_id} (it took cluster "
+            f"{report.previous_system_id}'s, which stays archived under its own id)"
+        )
     if not report.applied:
         print("# not applied: `jarvis-tui pitr setup --apply` writes these through ALTER SYSTEM")
     elif report.restart_needed:

@@ -15,6 +15,7 @@ from engines.destinations import copy_destinations
 from engines.destinations.s3 import ArchivedObjectError, S3Destination, S3Error
 from engines.errors import JarvisError
 from tests.support.s3 import S3Server
+from tests.support.s3_faults import without_retry_waits
 from tests.support.s3_read_only import ReadOnlyS3Proxy
 
 MiB = 1024 * 1024
@@ -217,7 +218,8 @@ def test_errors_name_the_bucket_and_never_the_credentials(s3_server: S3Server, t
     assert list((tmp_path / "spool").iterdir()) == []
 
 
-def test_a_stopped_server_is_named_without_credentials(tmp_path):
+def test_a_stopped_server_is_named_without_credentials(tmp_path, monkeypatch):
+    without_retry_waits(monkeypatch)  # each refused call is tried as often, only at once
     with S3Server() as server:
         bucket = server.create_bucket("jarvis-stopped")
         destination = _destination(server, bucket, tmp_path)

@@ -305,3 +305,21 @@ def test_pitr_setup_apply_writes_the_settings_and_moves_the_archive(
         check = archive.cli("pitr", "check", env_file=env_file)
         assert check.returncode != 0
         assert "archiving is off on this server" in check.stderr
+
+
+def test_a_history_file_is_archived_for_its_cluster_and_fetched_back(
+    archive: Archive, tmp_path
+) -> None:
+    system_id = int(next(archive.repository.glob("wal/*/00000001")).parent.name)
+    pgdata = tmp_path / "data"
+    (pgdata / "global").mkdir(parents=True)
+    (pgdata / "pg_wal").mkdir()
+    (pgdata / "global" / "pg_control").write_bytes(struct.pack("<Q", system_id) + b"\0" * 8)
+    history = pgdata / "pg_wal" / "00000002.history"
+    history.write_text("1\t0/3000000\tno recovery target specified\n")
+    assert archive.cli("wal-push", str(history)).returncode == 0
+    assert list(archive.repository.glob(f"wal/{system_id}/00000002.history.*.enc"))
+    dest = pgdata / "pg_wal" / "RECOVERYHISTORY"
+    assert archive.fetch("00000002.history", dest).returncode == 0
+    assert dest.read_bytes() == history.read_bytes()
+    assert archive.fetch("00000009.history", dest).returncode == 1

@@ -42,7 +42,7 @@ from jarvis_tui.screens.base import PaneScreen
 from jarvis_tui.screens.dashboard import DashboardScreen
 from jarvis_tui.screens.demo_offer import DemoOfferScreen
 from jarvis_tui.screens.help import HelpScreen, screen_title
-from jarvis_tui.screens.key_rotation import KeyRotationScreen
+from jarvis_tui.screens.key_rotation import RESEAL_ONLY, KeyRotationScreen
 from jarvis_tui.screens.key_setup import KeySetupScreen
 from jarvis_tui.screens.maintenance import MaintenanceMenu, run_maintenance
 from jarvis_tui.screens.message_history import MessagesScreen
@@ -218,12 +218,16 @@ class JarvisConsole(
         """A new key when none is set; with one set, rotate it."""
         target = self.env_file or self.settings.env_file or default_env_file()
         if self.key_configured():
-            self.push_screen(KeyRotationScreen(target), self._key_rotated)
+            previous = bool(self.settings.backup_encryption_key_previous)
+            self.push_screen(KeyRotationScreen(target, previous), self._key_rotated)
         else:
             self.push_screen(KeySetupScreen(target), self._key_stored)
 
     def _key_rotated(self, key_id: str | None) -> None:
-        if key_id:
+        if key_id == RESEAL_ONLY:  # no new key: finish sealing under the current one
+            self.notify("Sealing earlier backups again under the current key… (Jobs, 3)")
+            self.runner.rekey(self)
+        elif key_id:
             self.notify(
                 f"New key {key_id} stored, the old one kept for decryption. Sealing earlier "
                 "backups again under the new key… (Jobs, 3)",

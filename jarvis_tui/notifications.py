@@ -142,7 +142,8 @@ class OutcomeNotifications(App):
     def _rekey_failed(self, message: RekeyFailed) -> None:
         self.notify(
             f"{message.error}\nThe new key is in use and the old one kept: earlier backups "
-            "still decrypt. Rotate again (k) to finish, or read the job log in Jobs (3).",
+            "still decrypt. To finish, k then Seal again only (no other new key) once the "
+            "repository is free; the job's log is in Jobs (3).",
             title="Sealing again under the new key stopped",
             severity="warning" if message.cancelled else "error",
             timeout=LONG,

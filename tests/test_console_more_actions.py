@@ -288,3 +288,59 @@ async def test_a_rotation_the_settings_cannot_take_is_one_line_and_changes_nothi
     assert problem.startswith("The key was not rotated: BACKUP_ENCRYPTION_KEY is set in the")
     assert "\n" not in problem.strip() and "invalid settings" not in problem
     assert files_env.env_file.read_text() == before
+
+
+HOLD_REPOSITORY = """
+import sys, time
+from pathlib import Path
+from engines.repository.lock import RepositoryLock
+with RepositoryLock(Path(sys.argv[1]), "backup files"):
+    print("held", flush=True)
+    time.sleep(120)
+"""
+
+
+async def test_a_rotation_during_a_backup_is_finished_without_another_new_key(files_env):
+    """k while a backup holds the repository (another process): the new key is stored, the
+    sealing job cannot start; the console said 'Rotate again (k)', which made a third key
+    each time. Now k offers Seal again only: the same key, every backup sealed under it."""
+    import subprocess
+    import sys
+
+    assert files_env.cli("backup", "config") == 0
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_REPOSITORY, str(files_env.repo)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        app = console(files_env.env_file)
+        async with app.run_test(size=(100, 32), notifications=True) as pilot:
+            await settle(pilot)
+            await pilot.press("k")
+            await settle(pilot)
+            assert not pilot.app.screen.query("#reseal")  # no earlier rotation to finish
+            await pilot.click("#rotate")
+            await settle(pilot)
+            said = pilot.app.message_history.messages[-1].text
+            assert f"locked by pid {holder.pid}" in said and "Seal again only" in said
+            rotated = files_env.env_file.read_text()
+            holder.kill()
+            holder.wait()
+            await pilot.press("k")
+            await settle(pilot)
+            await pilot.click("#reseal")
+            await settle(pilot)
+            assert "sealed again under key" in screen_words(pilot.app)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert files_env.env_file.read_text() == rotated  # no third key
+    assert f"BACKUP_ENCRYPTION_KEY_PREVIOUS={KEY}\n" in rotated
+    with files_env.workspace() as workspace:
+        current = workspace.keyring().current.key_id
+        (backup_set,) = workspace.catalog.list_backup_sets()
+        key_ids = {a.key_id for a in workspace.catalog.artifacts_of(backup_set.id)}
+    assert key_ids == {current}
+    assert files_env.cli("verify", "latest") == 0

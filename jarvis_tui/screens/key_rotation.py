@@ -15,16 +15,19 @@ from textual.widgets import Button, Static
 from jarvis_tui.engine_access import LOST_KEY_WARNING, JarvisError, store_new_key
 
 PREVIOUS_KEYS = "BACKUP_ENCRYPTION_KEY_PREVIOUS"
+RESEAL_ONLY = ""  # dismissed with: no new key, only the job sealing under the current one
 
 
 class KeyRotationScreen(ModalScreen[str | None]):
-    """Dismisses with the new key's id once it is stored, None when left."""
+    """Dismisses with the new key's id once it is stored, RESEAL_ONLY to finish an earlier
+    rotation's sealing (offered while previous keys are set), None when left."""
 
     BINDINGS = [("escape", "dismiss(None)", "Not now")]
 
-    def __init__(self, env_file: Path):
+    def __init__(self, env_file: Path, previous_keys: bool = False):
         super().__init__()
         self.env_file = env_file
+        self.previous_keys = previous_keys
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="key-rotation"):
@@ -42,6 +45,8 @@ class KeyRotationScreen(ModalScreen[str | None]):
             yield Static("", id="rotation-problem", classes="problem")
             with Horizontal(classes="buttons"):
                 yield Button("Not now", id="later")
+                if self.previous_keys:  # an earlier rotation's sealing may have stopped
+                    yield Button("Seal again only", id="reseal")
                 yield Button("Rotate and seal again", id="rotate", variant="warning")
 
     def on_mount(self) -> None:
@@ -50,6 +55,9 @@ class KeyRotationScreen(ModalScreen[str | None]):
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "later":
             self.dismiss(None)
+            return
+        if event.button.id == "reseal":
+            self.dismiss(RESEAL_ONLY)
             return
         try:
             key_id = store_new_key(self.env_file, rotate=True)

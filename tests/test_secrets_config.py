@@ -302,3 +302,27 @@ def test_config_restore_never_overwrites_a_bak_already_there(env, capsys):
     assert "app.yaml (the previous kept as app.yaml.bak.2)" in out
     assert (config / "db.yaml.bak").read_text() == "pool: 1 (the backup's own .bak)\n"
     assert (config / "db.yaml.bak.2").read_text() == "pool: 42\n"
+
+
+def test_config_restore_with_symlinks_keeps_every_previous_and_never_follows(env, capsys):
+    """A symlink as backed up was counted as differing (an unchanged config was refused); a
+    file of the backup over an on-disk symlink failed half way (the dry run said replace);
+    a symlink of the backup over an on-disk file lost that file, no NAME.bak kept."""
+    config = _config_tree(env)
+    (config / "current.yaml").symlink_to("app.yaml")
+    (config / "live.yaml").symlink_to("nested/db.yaml")
+    assert env.cli("backup", "config") == ExitCode.OK
+    assert env.cli("restore", "config", "latest") == ExitCode.OK  # nothing differs
+    outside = env.root / "passwd"
+    outside.write_text("root:x:0:0\n")
+    (config / "app.yaml").unlink()
+    (config / "app.yaml").symlink_to(outside)  # planted where the backup has a file
+    (config / "live.yaml").unlink()
+    (config / "live.yaml").write_text("the operator's file\n")  # where it has a symlink
+    capsys.readouterr()
+    assert env.cli("restore", "config", "latest", "--force") == ExitCode.OK
+    assert outside.read_text() == "root:x:0:0\n"
+    assert (config / "app.yaml").read_text() == "debug: false\n"
+    assert os.readlink(config / "app.yaml.bak") == str(outside)
+    assert os.readlink(config / "live.yaml") == "nested/db.yaml"
+    assert (config / "live.yaml.bak").read_text() == "the operator's file\n"

@@ -354,6 +354,13 @@ def _action(member, existing: os.stat_result | None, data: bytes, tree, parts) -
         return "create"
     if member.isdir():
         return "exists"
+    if member.issym() and stat.S_ISLNK(existing.st_mode):
+        folder = tree.folder(parts[:-1], create=False)
+        try:
+            same = os.readlink(parts[-1], dir_fd=folder) == member.linkname
+        finally:
+            os.close(folder)
+        return "unchanged" if same else "replace"
     if member.isfile() and stat.S_ISREG(existing.st_mode):
         folder = tree.folder(parts[:-1], create=False)
         try:
@@ -383,6 +390,20 @@ def _exists(folder: int, name: str) -> bool:
     return True
 
 
+def _keep_previous(folder: int, parts: tuple[str, ...], taken: set[tuple[str, ...]]) -> str:
+    """Keep what is at `parts` under a free NAME.bak: a file's bytes, a symlink as a symlink
+    (never followed: it may point anywhere). The name it was kept under."""
+    name, kept = parts[-1], _free_bak_name(folder, parts, taken)
+    if stat.S_ISLNK(os.lstat(name, dir_fd=folder).st_mode):
+        replace_symlink(folder, kept, os.readlink(name, dir_fd=folder))
+        return kept
+    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=folder)
+    with open(fd, "rb") as handle:
+        previous = handle.read()
+    write_file(folder, kept, [previous], apply=lambda fd: None, durable=True)
+    return kept
+
+
 def _apply(
     member: tarfile.TarInfo,
     parts: tuple[str, ...],
@@ -392,19 +413,14 @@ def _apply(
     taken: set[tuple[str, ...]],
 ) -> str | None:
     """Write `member`; the name the previous file was kept under, if it replaced one."""
-    name, kept = parts[-1], None
+    name = parts[-1]
     if member.isdir():
         os.mkdir(name, member.mode & 0o7777, dir_fd=folder)
         return None
+    kept = _keep_previous(folder, parts, taken) if action == "replace" else None
     if member.issym():
         replace_symlink(folder, name, member.linkname)
-        return None
-    if action == "replace":
-        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=folder)
-        with open(fd, "rb") as handle:
-            previous = handle.read()
-        kept = _free_bak_name(folder, parts, taken)
-        write_file(folder, kept, [previous], apply=lambda fd: None, durable=True)
+        return kept
 
     def apply(fd: int) -> None:
         os.fchmod(fd, member.mode & 0o7777)

@@ -106,3 +106,16 @@ def run_without_dac(env: FilesEnv, argv: list[str]) -> subprocess.CompletedProce
     return subprocess.run(
         argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, env=child_env()
     )
+
+
+def test_an_export_into_the_repository_is_refused(backed_up, tmp_path):
+    """The repository's every file goes off-site at the next sync (plan_copy lists them all):
+    an export there (named, or through a symlink) would upload the secrets in the clear."""
+    env, relpaths = backed_up
+    before = sorted(p for p in env.repo.rglob("*"))
+    link = tmp_path / "looks-elsewhere"
+    link.symlink_to(env.repo)
+    for folder in (env.repo / "exports" / "set", link / "set", env.repo):
+        with pytest.raises(JarvisError, match=r"inside the repository.*nothing was written"):
+            export(env, relpaths, folder)
+    assert sorted(p for p in env.repo.rglob("*")) == before

@@ -7,6 +7,7 @@ renamed to it at the end: a failure or a cancel leaves nothing, and a destinatio
 holds anything already is refused before any work.
 """
 
+import os
 from pathlib import Path, PurePosixPath
 
 from engines.actions.decrypt import decrypt_to_file
@@ -24,6 +25,17 @@ TARBALL_SUFFIX = ".tar.gz"
 def tarball_name(relpath: str) -> str:
     """`files/files_2026-05-01_093000_snapshot.json.zst.enc` -> `files_2026-…_files.tar.gz`."""
     return PurePosixPath(relpath).name.split(f"_{SNAPSHOT_NAME}")[0] + "_files" + TARBALL_SUFFIX
+
+
+def check_outside(folder: Path, repository: Path) -> None:
+    """Decrypted data never goes into the repository: a sync copies every file there
+    off-site, so an export inside it would be uploaded in the clear."""
+    inside, root = Path(os.path.realpath(folder)), Path(os.path.realpath(repository))
+    if inside == root or root in inside.parents:
+        raise JarvisError(
+            f"{folder} is inside the repository ({repository}), whose every file is copied "
+            "off-site: export into a folder outside it; nothing was written"
+        )
 
 
 def check_fresh(folder: Path) -> None:
@@ -59,6 +71,7 @@ def run(workspace: Workspace, request: Request, context: JobContext) -> list[Pat
     folder = request.output
     assert folder is not None
     folder = Path(folder).absolute()
+    check_outside(folder, workspace.local_root)
     check_fresh(folder)
     names = []
     try:

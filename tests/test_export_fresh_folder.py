@@ -108,7 +108,7 @@ def run_without_dac(env: FilesEnv, argv: list[str]) -> subprocess.CompletedProce
     )
 
 
-def test_an_export_into_the_repository_is_refused(backed_up, tmp_path):
+def test_an_export_into_the_repository_is_refused(backed_up, tmp_path, capsys):
     """The repository's every file goes off-site at the next sync (plan_copy lists them all):
     an export there (named, or through a symlink) would upload the secrets in the clear."""
     env, relpaths = backed_up
@@ -118,4 +118,13 @@ def test_an_export_into_the_repository_is_refused(backed_up, tmp_path):
     for folder in (env.repo / "exports" / "set", link / "set", env.repo):
         with pytest.raises(JarvisError, match=r"inside the repository.*nothing was written"):
             export(env, relpaths, folder)
+    secrets = next(r for r in relpaths if r.startswith("secrets/"))
+    snapshot = next(r for r in relpaths if r.startswith("files/"))
+    for command in (
+        ("decrypt", secrets, "-o", str(link / "app.env.zst")),
+        ("export", "files", snapshot, "--tar", str(env.repo / "files.tar.gz")),
+    ):
+        capsys.readouterr()
+        assert env.cli(*command) != 0, command
+        assert "inside the repository" in capsys.readouterr().err
     assert sorted(p for p in env.repo.rglob("*")) == before

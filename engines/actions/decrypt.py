@@ -1,5 +1,6 @@
 """`jarvis-tui decrypt`: an artifact back to the plain `.gz` (or `.zst`) it holds."""
 
+import os
 from pathlib import Path, PurePosixPath
 
 from engines.actions.verbs import Request
@@ -41,8 +42,20 @@ def decrypt_to_file(workspace: Workspace, reference: str, output: Path) -> Path:
     return decrypt_artifact(source, output, workspace.keyring(), expected)
 
 
+def check_outside(folder: Path, repository: Path) -> None:
+    """Decrypted data never goes into the repository: a sync copies every file there
+    off-site, so an export inside it would be uploaded in the clear."""
+    inside, root = Path(os.path.realpath(folder)), Path(os.path.realpath(repository))
+    if inside == root or root in inside.parents:
+        raise JarvisError(
+            f"{folder} is inside the repository ({repository}), whose every file is copied "
+            "off-site: export into a folder outside it; nothing was written"
+        )
+
+
 def run(workspace: Workspace, request: Request, context: JobContext | None) -> Path:
     """The `decrypt` verb: artifact `request.reference` to `request.output`. No job: it
     writes outside the repository only, and nothing unless every chunk authenticated."""
     assert request.output is not None
+    check_outside(Path(request.output), workspace.local_root)
     return decrypt_to_file(workspace, str(request.reference), request.output)

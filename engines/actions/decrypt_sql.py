@@ -3,6 +3,7 @@
 
 from pathlib import Path
 
+from engines.actions.decrypt import check_outside
 from engines.actions.verbs import Request
 from engines.jobs import JobContext
 from engines.postgres.plain_sql import decrypt_to_sql
@@ -12,4 +13,5 @@ from engines.workspace import Workspace
 def run(workspace: Workspace, request: Request, context: JobContext) -> Path:
     """The `decrypt-sql` verb: artifact `request.reference` as SQL at `request.output`."""
     assert request.output is not None
+    check_outside(Path(request.output), workspace.local_root)
     return decrypt_to_sql(workspace, str(request.reference), request.output, context)

@@ -7,10 +7,9 @@ renamed to it at the end: a failure or a cancel leaves nothing, and a destinatio
 holds anything already is refused before any work.
 """
 
-import os
 from pathlib import Path, PurePosixPath
 
-from engines.actions.decrypt import decrypt_to_file
+from engines.actions.decrypt import check_outside, decrypt_to_file
 from engines.actions.verbs import Request
 from engines.errors import JarvisError
 from engines.jobs import JobContext
@@ -25,17 +24,6 @@ TARBALL_SUFFIX = ".tar.gz"
 def tarball_name(relpath: str) -> str:
     """`files/files_2026-05-01_093000_snapshot.json.zst.enc` -> `files_2026-…_files.tar.gz`."""
     return PurePosixPath(relpath).name.split(f"_{SNAPSHOT_NAME}")[0] + "_files" + TARBALL_SUFFIX
-
-
-def check_outside(folder: Path, repository: Path) -> None:
-    """Decrypted data never goes into the repository: a sync copies every file there
-    off-site, so an export inside it would be uploaded in the clear."""
-    inside, root = Path(os.path.realpath(folder)), Path(os.path.realpath(repository))
-    if inside == root or root in inside.parents:
-        raise JarvisError(
-            f"{folder} is inside the repository ({repository}), whose every file is copied "
-            "off-site: export into a folder outside it; nothing was written"
-        )
 
 
 def check_fresh(folder: Path) -> None:

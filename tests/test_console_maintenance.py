@@ -261,6 +261,9 @@ async def test_catalog_rebuild_moves_an_unreadable_catalog_aside(files_console):
     for path in files_console.cwd.glob("catalog.sqlite3*"):
         path.unlink()
     files_console.catalog_path.write_bytes(b"not a database, " * 512)
+    # One moved aside earlier in the same second (the console's clock is fixed): kept.
+    earlier = files_console.cwd / "catalog.sqlite3.unreadable-20260501T093000"
+    earlier.write_bytes(b"moved aside before")
     app = files_console.app()
     async with app.run_test(size=(120, 40), notifications=True) as pilot:
         await pilot.press("2")
@@ -273,7 +276,8 @@ async def test_catalog_rebuild_moves_an_unreadable_catalog_aside(files_console):
         assert "The unreadable catalog was moved aside" in words
         assert "rebuild the catalog finished" in words
         assert backup_set.id in screen_text(app)
-    (aside,) = files_console.cwd.glob("catalog.sqlite3.unreadable-*")
+    assert earlier.read_bytes() == b"moved aside before"
+    aside = files_console.cwd / "catalog.sqlite3.unreadable-20260501T093000-2"
     assert aside.read_bytes() == b"not a database, " * 512  # kept as it was
     with files_console.catalog() as catalog:
         assert [s.id for s in catalog.list_backup_sets()] == [backup_set.id]

@@ -16,8 +16,17 @@ from engines.catalog.db import catalog_files
 def move_aside(path: Path, moment: datetime) -> Path:
     """Rename the catalog and its journals to `<name>.unreadable-<moment>`; the new name."""
     stamp = moment.strftime("%Y%m%dT%H%M%S")
-    target = path.with_name(f"{path.name}.unreadable-{stamp}")
+    target, number = path.with_name(f"{path.name}.unreadable-{stamp}"), 1
+    # One set aside earlier in the same second is kept too, never replaced.
+    while any(os.path.lexists(_renamed(file, path, target)) for file in catalog_files(path)):
+        number += 1
+        target = path.with_name(f"{path.name}.unreadable-{stamp}-{number}")
     for file in catalog_files(path):
         if file.exists():
-            os.replace(file, target.with_name(target.name + file.name[len(path.name) :]))
+            os.replace(file, _renamed(file, path, target))
     return target
+
+
+def _renamed(file: Path, path: Path, target: Path) -> Path:
+    """The catalog's `file` (itself or a journal) under the name `target` gives it."""
+    return target.with_name(target.name + file.name[len(path.name) :])

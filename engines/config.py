@@ -365,7 +365,7 @@ VARIABLES: tuple[Variable, ...] = (
     _v("JARVIS_START_COMMAND", _text, None, "application", "shell command starting the app"),
     # WAL only: a fast codec keeps archiving ahead of a busy server (the guide's gzip-9 would not).
     _v("BACKUP_WAL_COMPRESSION", _codec_level, "zstd:1", "pitr", "WAL codec:level"),
-    _v("BACKUP_WAL_PUSH_TIMEOUT", _integer(5, 3600), 120, "pitr", "seconds per wal-push"),
+    _v("BACKUP_WAL_PUSH_TIMEOUT", _integer(1, 3600), 120, "pitr", "seconds per wal-push"),
     _v("BACKUP_PITR_ARCHIVE_TIMEOUT", _integer(1, 86400), 60, "pitr", "archive_timeout seconds"),
 )
 

@@ -8,11 +8,13 @@ import struct
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
 
 from engines.pipeline.crypto import generate_key_hex
+from engines.pitr.wal_deadline import HARD_STOP_GRACE_S
 from engines.servers.process import reachable_by
 from jarvis_tui.cli import main
 from tests.support.file_systems import needs_root, remount_read_only, tmpfs
@@ -323,3 +325,24 @@ def test_a_history_file_is_archived_for_its_cluster_and_fetched_back(
     assert archive.fetch("00000002.history", dest).returncode == 0
     assert dest.read_bytes() == history.read_bytes()
     assert archive.fetch("00000009.history", dest).returncode == 1
+
+
+def test_a_push_to_a_stalled_s3_ends_within_its_timeout(
+    archive: Archive, tmp_path, s3_server: S3Server
+) -> None:
+    name = _switch(archive)
+    assert archive.cli("pitr", "check").returncode == 0
+    segment = tmp_path / "pg_wal" / name
+    segment.parent.mkdir()
+    assert archive.fetch(name, segment).returncode == 0
+    bucket = s3_server.create_bucket("jarvis-stall")
+    with FaultyS3Proxy(s3_server.endpoint_url) as proxy:
+        env_file = _s3_env(archive, tmp_path, tmp_path / "repo", bucket, proxy.endpoint_url)
+        env_file.write_text(env_file.read_text() + "BACKUP_WAL_PUSH_TIMEOUT=2\n")
+        proxy.stall()  # S3 stops answering
+        started = time.monotonic()
+        result = archive.cli("wal-push", str(segment), env_file=env_file)
+        assert time.monotonic() - started < 2 + HARD_STOP_GRACE_S + 3
+        proxy.heal()
+    assert result.returncode != 0
+    assert "did not finish within 2 s" in result.stderr

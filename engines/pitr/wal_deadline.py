@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 from engines.errors import JarvisError
 
-HARD_STOP_GRACE_S = 15
+HARD_STOP_GRACE_S = 2
 HARD_STOP_CODE = 124  # as timeout(1) says it
 
 
@@ -29,13 +29,20 @@ def deadline(seconds: int, what: str) -> Iterator[None]:
         yield  # signals reach the main thread only; the caller bounds its own threads
         return
 
-    def expired(signum: int, frame: object) -> None:
-        raise WalTimeoutError(
-            f"{what} did not finish within {seconds} s (BACKUP_WAL_PUSH_TIMEOUT); nothing was "
-            "left under its final name, PostgreSQL will try again"
-        )
+    message = (
+        f"{what} did not finish within {seconds} s (BACKUP_WAL_PUSH_TIMEOUT); nothing was "
+        "left under its final name, PostgreSQL will try again"
+    )
 
-    watchdog = threading.Timer(seconds + HARD_STOP_GRACE_S, os._exit, (HARD_STOP_CODE,))
+    def expired(signum: int, frame: object) -> None:
+        raise WalTimeoutError(message)
+
+    def hard_stop() -> None:
+        # A thread that ignores the exception (an upload's worker waited on at exit).
+        os.write(2, f"jarvis-tui: {message}\n".encode())
+        os._exit(HARD_STOP_CODE)
+
+    watchdog = threading.Timer(seconds + HARD_STOP_GRACE_S, hard_stop)
     watchdog.daemon = True
     previous = signal.signal(signal.SIGALRM, expired)
     signal.alarm(seconds)

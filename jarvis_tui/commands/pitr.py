@@ -7,11 +7,12 @@ by BACKUP_WAL_PUSH_TIMEOUT, and keep their start-up small.
 """
 
 import argparse
+import os
 import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from engines.errors import JarvisError
 from jarvis_tui.exit_codes import ExitCode
@@ -75,18 +76,29 @@ def _settings(args: argparse.Namespace) -> "Settings":
 
 
 def run_wal_push(args: argparse.Namespace) -> ExitCode:
-    from engines.pitr.wal_deadline import deadline
+    from engines.pitr.wal_deadline import WalTimeoutError, deadline
     from engines.pitr.wal_push import push_wal
 
     settings = _settings(args)
-    with deadline(settings.backup_wal_push_timeout, f"wal-push {args.path.name}"):
-        push_wal(settings, args.path)
+    try:
+        with deadline(settings.backup_wal_push_timeout, f"wal-push {args.path.name}"):
+            push_wal(settings, args.path)
+    except WalTimeoutError as error:
+        _give_up(error)
     return ExitCode.OK
+
+
+def _give_up(error: Exception) -> NoReturn:
+    """Out of time: say so and end now. An upload's worker thread may still hang on the
+    network, and the interpreter's exit would wait for it; every write was already undone
+    as the error went up (no temporary stays under a final name)."""
+    print(f"jarvis-tui: {error}", file=sys.stderr, flush=True)
+    os._exit(ExitCode.FAILED)
 
 
 def run_wal_fetch(args: argparse.Namespace) -> int:
     try:
-        from engines.pitr.wal_deadline import deadline
+        from engines.pitr.wal_deadline import WalTimeoutError, deadline
         from engines.pitr.wal_fetch import WalMissingError, fetch_wal
 
         settings = _settings(args)
@@ -97,6 +109,9 @@ def run_wal_fetch(args: argparse.Namespace) -> int:
     except WalMissingError as missing:
         print(f"jarvis-tui: {missing}", file=sys.stderr)
         return FETCH_MISSING
+    except WalTimeoutError as error:
+        print(f"jarvis-tui: {error}", file=sys.stderr, flush=True)
+        os._exit(FETCH_FAILED)  # as _give_up: a download's thread may hang on
     except (JarvisError, OSError, Exception) as error:  # anything else stops recovery
         from engines.plumbing.os_errors import explain_os_error
         from engines.plumbing.redaction import redact

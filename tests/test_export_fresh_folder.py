@@ -128,3 +128,42 @@ def test_an_export_into_the_repository_is_refused(backed_up, tmp_path, capsys):
         assert env.cli(*command) != 0, command
         assert "inside the repository" in capsys.readouterr().err
     assert sorted(p for p in env.repo.rglob("*")) == before
+
+
+KILL_SCRIPT = """
+import os, signal, sys
+from pathlib import Path
+from engines.actions.verbs import Request, run_verb
+from engines.config import load_settings
+from engines.jobs import JobLogged
+from engines.workspace import Workspace
+
+env_file, folder, *relpaths = sys.argv[1:]
+
+def killed_after_the_first(update):
+    if isinstance(update, JobLogged) and update.message.endswith(" ready"):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+with Workspace.open(load_settings(env_file=Path(env_file))) as workspace:
+    run_verb(workspace, "export", Request(relpaths=tuple(relpaths), output=Path(folder)),
+             listeners=(killed_after_the_first,))
+"""
+
+
+def test_an_export_killed_midway_leaves_no_decrypted_data_once_exported_again(backed_up, tmp_path):
+    """A killed export (no cancel: SIGKILL, the OOM killer) cannot clean up: its hidden
+    staging folder kept the decrypted secrets. The next export there removes it."""
+    import subprocess
+    import sys
+
+    from tests.support.files_env import REPO_ROOT, child_env
+
+    env, relpaths = backed_up
+    folder = tmp_path / "out" / "set"
+    argv = [sys.executable, "-c", KILL_SCRIPT, str(env.env_file), str(folder), *relpaths]
+    result = subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, timeout=120, env=child_env())
+    assert result.returncode == -9, result.stderr
+    (left,) = folder.parent.glob(".set.tmp-*")
+    assert any(left.iterdir())  # the first artifact, decrypted
+    export(env, relpaths, folder)
+    assert [p.name for p in folder.parent.iterdir()] == ["set"]

@@ -167,6 +167,14 @@ def private_work_folder(repository_root: Path, purpose: str, *, needed: int = 0)
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def _remove_abandoned_folders_of(final: Path) -> None:
+    """The staging folders of `final` a killed process left (an export's: decrypted data)."""
+    for path in final.parent.glob(f".{glob.escape(final.name)}{TEMP_MARKER}*"):
+        tail = path.name.rsplit(TEMP_MARKER, 1)[1]
+        if path.is_dir() and not path.is_symlink() and _abandoned(path, tail):
+            _remove_tree(path)
+
+
 def _remove_tree(folder: Path) -> None:
     """`folder` and everything in it, even where a folder inside was made read-only (ours:
     each is made owner-writable again before it is emptied)."""
@@ -192,6 +200,7 @@ def atomic_folder(final: Path) -> Iterator[Path]:
         created.append(parent)
         parent = parent.parent
     final.parent.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+    _remove_abandoned_folders_of(final)
     staging = temporary_path_for(final)
     try:
         staging.mkdir(mode=DIR_MODE)

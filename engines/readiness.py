@@ -8,6 +8,8 @@ from engines.config import Settings
 
 KEY_VARIABLE = "BACKUP_ENCRYPTION_KEY"
 PATH_VARIABLES = ("BACKUP_FILE_PATHS", "BACKUP_CONFIG_PATHS")
+# How to make a key, in the words of whoever shows the problem; the console passes its own.
+KEYGEN_ADVICE = "generate one with `jarvis-tui keygen --append-to .env`"
 
 
 def _named(problems: tuple[str, ...], variable: str) -> bool:
@@ -26,7 +28,7 @@ def _paths(settings: Settings, variable: str) -> tuple[Path, ...]:
     return tuple(getattr(settings, variable.lower()) or ())
 
 
-def readiness_problems(settings: Settings) -> list[str]:
+def readiness_problems(settings: Settings, key_advice: str = KEYGEN_ADVICE) -> list[str]:
     """What would make a backup fail or skip data, beyond the settings' own problems."""
     if settings.browsing:  # a browsing host reads another's backups and writes none
         return []
@@ -34,9 +36,8 @@ def readiness_problems(settings: Settings) -> list[str]:
     key_set = settings.backup_encryption_key or settings.backup_encryption_key_secret_id
     if not key_set and not _named(settings.problems, KEY_VARIABLE):
         problems.append(
-            f"{KEY_VARIABLE}: not set, so every backup is refused; generate one with "
-            f"`jarvis-tui keygen --append-to .env` (the console's k), or name the AWS "
-            f"Secrets Manager secret holding it in {KEY_VARIABLE}_SECRET_ID"
+            f"{KEY_VARIABLE}: not set, so every backup is refused; {key_advice}, or name "
+            f"the AWS Secrets Manager secret holding it in {KEY_VARIABLE}_SECRET_ID"
         )
     for variable in PATH_VARIABLES:
         if _named(settings.problems, variable):
@@ -49,6 +50,6 @@ def readiness_problems(settings: Settings) -> list[str]:
     return problems
 
 
-def all_problems(settings: Settings) -> tuple[str, ...]:
+def all_problems(settings: Settings, key_advice: str = KEYGEN_ADVICE) -> tuple[str, ...]:
     """The settings' own problems, then what would stop or shorten a backup."""
-    return (*settings.problems, *readiness_problems(settings))
+    return (*settings.problems, *readiness_problems(settings, key_advice))

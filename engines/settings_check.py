@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engines.config import Settings, load_settings
-from engines.readiness import readiness_problems
+from engines.readiness import KEYGEN_ADVICE, readiness_problems
 
 
 @dataclass(frozen=True)
@@ -29,11 +29,14 @@ class SettingsCheck:
 
 
 def check_settings(
-    env_file: Path | None = None, environ: Mapping[str, str] | None = None
+    env_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    key_advice: str = KEYGEN_ADVICE,
 ) -> SettingsCheck:
     """Read the settings and collect every problem: parse errors, bad values, readiness."""
     settings = load_settings(environ, env_file, strict=False)
-    return SettingsCheck(settings, settings.problems, tuple(readiness_problems(settings)))
+    warnings = tuple(readiness_problems(settings, key_advice))
+    return SettingsCheck(settings, settings.problems, warnings)
 
 
 def _s3_destination(settings: Settings) -> str:

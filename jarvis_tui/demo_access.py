@@ -8,7 +8,8 @@ from engines.demo.first_start import nothing_to_back_up
 from engines.demo.platform import DemoPlatform, Progress, start_demo
 from engines.demo.settings_file import clear_overrides
 from engines.plumbing.paths import default_demo_dir
-from engines.settings_check import SettingsCheck, check_settings
+from engines.settings_check import SettingsCheck
+from jarvis_tui.engine_access import check_settings
 
 __all__ = ["DemoReady", "default_demo_dir", "demo_wanted", "start_demo_platform"]
 

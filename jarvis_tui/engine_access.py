@@ -14,7 +14,9 @@ restore wizards need comes through `restore_access`, loaded with the first wizar
 """
 
 import threading
+from pathlib import Path
 
+from engines import readiness, settings_check
 from engines.catalog import Alert, BackupSet, Catalog, Job, JobEvent
 from engines.config import Settings, load_settings
 from engines.destinations import Destination, repository_from_settings
@@ -26,8 +28,7 @@ from engines.plumbing.error_text import error_text
 from engines.plumbing.paths import default_env_file
 from engines.plumbing.printable import printable
 from engines.plumbing.redaction import redact
-from engines.readiness import all_problems
-from engines.settings_check import SettingsCheck, check_settings, moved_destinations
+from engines.settings_check import SettingsCheck, moved_destinations
 
 __all__ = [
     "LOST_KEY_WARNING",
@@ -59,6 +60,16 @@ __all__ = [
 ]
 
 READ_BUSY_TIMEOUT_MS = 2_000
+# A missing key's way out in the console's words: its k, not the CLI's keygen.
+KEY_ADVICE = "press k to generate one and store it in .env"
+
+
+def all_problems(settings: Settings) -> tuple[str, ...]:
+    return readiness.all_problems(settings, KEY_ADVICE)
+
+
+def check_settings(env_file: Path | None) -> SettingsCheck:
+    return settings_check.check_settings(env_file, key_advice=KEY_ADVICE)
 
 
 class EngineAccess:

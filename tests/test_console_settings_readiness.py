@@ -37,6 +37,8 @@ async def test_dashboard_lists_the_problems_instead_of_press_b(console_env):
         words = screen_words(app)
     assert "Settings need attention: 2 problem(s)" in words
     assert "BACKUP_ENCRYPTION_KEY: not set, so every backup is refused" in words
+    assert "press k to generate one and store it in .env" in words  # the console's words
+    assert "keygen" not in words
     assert "BACKUP_FILE_PATHS: data/gone does not exist" in words
     assert "press b" not in words
     assert "none yet: fix Settings (5)" in words
@@ -48,6 +50,7 @@ def test_config_check_lists_the_same_problems(console_env, capsys):
     err = capsys.readouterr().err
     assert code == ExitCode.OK  # loadable settings; the problems are warnings here
     assert "warning: BACKUP_ENCRYPTION_KEY: not set, so every backup is refused" in err
+    assert "generate one with `jarvis-tui keygen --append-to .env`" in err
     assert "warning: BACKUP_FILE_PATHS: " in err and "data/gone does not exist" in err
 
 

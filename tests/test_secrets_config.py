@@ -326,3 +326,22 @@ def test_config_restore_with_symlinks_keeps_every_previous_and_never_follows(env
     assert os.readlink(config / "app.yaml.bak") == str(outside)
     assert os.readlink(config / "live.yaml") == "nested/db.yaml"
     assert (config / "live.yaml.bak").read_text() == "the operator's file\n"
+
+
+def test_a_restore_into_the_repository_is_refused(env, capsys):
+    """The repository's every file is copied off-site by a sync: secrets, configuration or
+    files restored into it would be uploaded in the clear."""
+    _config_tree(env)
+    assert env.cli("backup", "secrets") == ExitCode.OK
+    assert env.cli("backup", "config") == ExitCode.OK
+    assert env.cli("backup", "files") == ExitCode.OK
+    before = sorted(env.repo.rglob("*"))
+    for command in (
+        ("restore", "secrets", "latest", "--to", str(env.repo / "plain.env")),
+        ("restore", "config", "latest", "--target-dir", str(env.repo / "config")),
+        ("restore", "files", "latest", "--target-dir", str(env.repo / "files-restored")),
+    ):
+        capsys.readouterr()
+        assert env.cli(*command) != ExitCode.OK, command
+        assert "inside the repository" in capsys.readouterr().err, command
+    assert sorted(env.repo.rglob("*")) == before

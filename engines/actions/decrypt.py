@@ -49,7 +49,7 @@ def check_outside(folder: Path, repository: Path) -> None:
     if inside == root or root in inside.parents:
         raise JarvisError(
             f"{folder} is inside the repository ({repository}), whose every file is copied "
-            "off-site: export into a folder outside it; nothing was written"
+            "off-site: name a folder outside it; nothing was written"
         )
 
 

@@ -1,7 +1,9 @@
 """Restoring: resolve what the operator named, then hand it to its source."""
 
+from pathlib import Path
 from typing import Any
 
+from engines.actions.decrypt import check_outside
 from engines.actions.verbs import Request
 from engines.catalog import LATEST
 from engines.jobs import JobContext
@@ -15,6 +17,10 @@ def run_restore(
     workspace: Workspace, kind: str, reference: str, options: Any, context: JobContext
 ) -> RestoreReport:
     """`options.dry_run` flows through to the source: a dry run shares the real code path."""
+    for place in ("target_dir", "to"):  # decrypted data never goes into the repository
+        chosen = getattr(options, place, None)
+        if chosen is not None:
+            check_outside(Path(chosen), workspace.local_root)
     source = get_source(kind)
     if reference == LATEST:
         reference = source.newest_for_restore(workspace, options).id

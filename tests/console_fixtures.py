@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from pytest_textual_snapshot import SVGImageExtension
@@ -115,6 +116,19 @@ async def paste_into(pilot, selector: str, text: str) -> None:
     await pilot.press("ctrl+a", "ctrl+k")
     pilot.app.focused.post_message(events.Paste(text))
     await pilot.pause()
+
+
+Wizard = TypeVar("Wizard")
+
+
+async def choose_restore(pilot, position: int, wizard_type: type[Wizard]) -> Wizard:
+    """Restore (R), the choice `position` places down the list; its wizard, checked."""
+    await pilot.press("R")
+    await settle(pilot)
+    await pilot.press(*["down"] * position, "enter")
+    await settle(pilot)
+    assert isinstance(pilot.app.screen, wizard_type)
+    return pilot.app.screen
 
 
 @dataclass

@@ -14,7 +14,7 @@ from jarvis_tui.screens.backup_chooser import BackupChooser
 from jarvis_tui.screens.export import ExportScreen
 from jarvis_tui.screens.restore_config import ConfigRestoreWizard
 from jarvis_tui.screens.snapshot_diff import SnapshotDiffScreen
-from tests.console_fixtures import paste_into, screen_words, settle
+from tests.console_fixtures import choose_restore, paste_into, screen_words, settle
 from tests.support.files_env import KEY, FilesEnv, make_files_env
 from tests.support.pg_seed import PgCase
 
@@ -100,12 +100,7 @@ async def test_the_config_wizard_restores_into_a_new_folder(files_env, tmp_path)
     config = files_env.root / "app-config"
     target = tmp_path / "restored-config"
     async with console(files_env.env_file).run_test(size=(100, 32)) as pilot:
-        await pilot.press("R")
-        await settle(pilot)
-        await pilot.press(*["down"] * 4, "enter")
-        await settle(pilot)
-        wizard = pilot.app.screen
-        assert isinstance(wizard, ConfigRestoreWizard)
+        wizard = await choose_restore(pilot, 4, ConfigRestoreWizard)
         await pilot.press("enter")  # the newest backup
         await settle(pilot)
         await paste_into(pilot, "#config-folder-path", str(target))
@@ -133,11 +128,7 @@ async def test_replacing_the_original_configuration_takes_the_typed_name(files_e
     app_yaml = files_env.root / "app-config" / "app.yaml"
     app_yaml.write_text("debug: true\n")
     async with console(files_env.env_file).run_test(size=(100, 32)) as pilot:
-        await pilot.press("R")
-        await settle(pilot)
-        await pilot.press(*["down"] * 4, "enter")
-        await settle(pilot)
-        wizard = pilot.app.screen
+        wizard = await choose_restore(pilot, 4, ConfigRestoreWizard)
         await pilot.press("enter")
         await settle(pilot)
         await pilot.click("#config-original")

@@ -6,18 +6,9 @@ from jarvis_tui.app import make_app
 from jarvis_tui.screens.restore_files import FilesRestoreWizard
 from jarvis_tui.screens.restore_redis import RedisRestoreWizard
 from jarvis_tui.screens.restore_secrets import SecretsRestoreWizard
-from tests.console_fixtures import paste_into, screen_words, settle
+from tests.console_fixtures import choose_restore, paste_into, screen_words, settle
 from tests.support.files_env import make_files_env, tree_of
 from tests.support.redis_seed import RedisCase, fast_sync
-
-
-async def choose_restore(pilot, position: int, wizard_type: type):
-    await pilot.press("R")
-    await settle(pilot)
-    await pilot.press(*["down"] * position, "enter")
-    await settle(pilot)
-    assert isinstance(pilot.app.screen, wizard_type)
-    return pilot.app.screen
 
 
 @pytest.fixture

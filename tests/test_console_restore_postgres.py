@@ -4,7 +4,7 @@ import pytest
 
 from jarvis_tui.app import make_app
 from jarvis_tui.screens.restore_postgres import PostgresRestoreWizard
-from tests.console_fixtures import paste_into, screen_words, settle
+from tests.console_fixtures import choose_restore, paste_into, screen_words, settle
 from tests.support.pg_seed import PgCase, unique_name
 
 
@@ -16,21 +16,11 @@ def pg_case(postgres_server, tmp_path, isolated_env):
     case.cleanup()
 
 
-async def open_wizard(pilot) -> PostgresRestoreWizard:
-    await pilot.press("R")
-    await settle(pilot)
-    await pilot.press("enter")  # the first choice: PostgreSQL database
-    await settle(pilot)
-    wizard = pilot.app.screen
-    assert isinstance(wizard, PostgresRestoreWizard)
-    return wizard
-
-
 async def test_wizard_restores_into_a_new_database(pg_case):
     target = unique_name("jarvis_restored")
     app = make_app(pg_case.env_file, poll_seconds=None, host_scheduler=False)
     async with app.run_test(size=(100, 32)) as pilot:
-        wizard = await open_wizard(pilot)
+        wizard = await choose_restore(pilot, 0, PostgresRestoreWizard)
         await pilot.press("enter")  # the newest backup is highlighted
         await settle(pilot)
         assert wizard.reference.startswith("postgres_")
@@ -67,7 +57,7 @@ async def test_replacing_a_database_takes_the_typed_name(pg_case):
     before = pg_case.fingerprint()
     app = make_app(pg_case.env_file, poll_seconds=None, host_scheduler=False)
     async with app.run_test(size=(100, 32)) as pilot:
-        wizard = await open_wizard(pilot)
+        wizard = await choose_restore(pilot, 0, PostgresRestoreWizard)
         await pilot.press("enter")
         await settle(pilot)
         await pilot.click("#pg-same")
@@ -129,7 +119,7 @@ async def test_unreachable_server_fails_the_dry_run_calmly(pg_case, postgres_ser
     async with app.run_test(size=(100, 32)) as pilot:
         await settle(pilot)
         assert "UNREACHABLE" in screen_words(app)
-        await open_wizard(pilot)
+        await choose_restore(pilot, 0, PostgresRestoreWizard)
         await pilot.press("enter", "ctrl+n", "ctrl+n")
         await settle(pilot)
         shown = screen_words(app)

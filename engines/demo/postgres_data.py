@@ -91,10 +91,6 @@ FROM generate_series(1, {tracks}) AS g;
 """
 
 
-def database_exists(server: PostgresServer) -> bool:
-    return bool(server.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)))
-
-
 def seed_postgres(server: PostgresServer) -> None:
     """The application's role and database, owned by the role as Jarvis's own would be."""
     role, database = sql.Identifier(USER), sql.Identifier(DATABASE)

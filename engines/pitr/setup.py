@@ -31,8 +31,17 @@ class ArchivingCheckError(JarvisError):
 def archive_command(executable: str, env_file: Path | None) -> str:
     """`jarvis-tui [--env-file F] wal-push %p`: the env file named so the archiver, whose
     environment is PostgreSQL's, finds the settings."""
+    return _jarvis(executable, env_file, "wal-push") + " %p"
+
+
+def restore_command(executable: str, env_file: Path | None) -> str:
+    """`jarvis-tui [--env-file F] wal-fetch %f %p`, built as archive_command is."""
+    return _jarvis(executable, env_file, "wal-fetch") + " %f %p"
+
+
+def _jarvis(executable: str, env_file: Path | None, verb: str) -> str:
     words = [executable] + (["--env-file", str(env_file.absolute())] if env_file else [])
-    return shlex.join([*words, "wal-push"]) + " %p"
+    return shlex.join([*words, verb])
 
 
 def archive_settings(command: str, timeout_s: int) -> dict[str, str]:

@@ -4,6 +4,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engines.pitr.restore_target import PitrTarget
+
 MODES = ("full", "schema", "data", "base")  # base: the cluster by pg_basebackup (PITR)
 
 
@@ -31,6 +33,7 @@ class PostgresRestoreOptions:
     no_owner: bool = False  # objects belong to the restoring user, not the backup's owners
     no_acl: bool = False  # the backup's grants (GRANT/REVOKE) are not restored
     pgdata: Path | None = None  # a base backup is laid out into this empty data folder
+    pitr: PitrTarget | None = None  # with pgdata: then recovered to this target
 
     @property
     def privilege_flags(self) -> tuple[str, ...]:

@@ -18,6 +18,7 @@ from engines.pitr.base_restore import (
     lay_out_in_scratch,
     restore_base_set,
 )
+from engines.pitr.restore_pitr import base_for_target, restore_to_target
 from engines.postgres.backup import back_up_postgres
 from engines.postgres.options import PostgresBackupOptions, PostgresRestoreOptions
 from engines.postgres.restore import restore_postgres
@@ -61,13 +62,20 @@ class PostgresSource(Source):
         context: JobContext,
     ) -> RestoreReport:
         options = options or PostgresRestoreOptions()
+        if options.pitr is not None:
+            return restore_to_target(
+                workspace, artifacts, options.pgdata, options.pitr, options.dry_run, context
+            )
         if options.pgdata is not None or any(map(is_base, artifacts)):
             return restore_base_set(workspace, artifacts, options.pgdata, options.dry_run, context)
         with server_errors_explained():
             return restore_postgres(workspace, artifacts, options, context)
 
     def newest_for_restore(self, workspace: Workspace, options: Any) -> BackupSet:
-        """A dump for a restore into a database; with --pgdata, a base backup."""
+        """A dump for a restore into a database; with --pgdata, a base backup; with a
+        point-in-time target, the newest base backup that ended before it."""
+        if options is not None and options.pitr is not None:
+            return base_for_target(workspace.catalog, options.pitr)
         wants_folder = options is not None and options.pgdata is not None
         return newest_postgres(workspace.catalog, base=wants_folder)
 

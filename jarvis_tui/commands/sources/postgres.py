@@ -4,6 +4,9 @@ import argparse
 import os
 from pathlib import Path
 
+from engines.catalog import LATEST
+from engines.errors import JarvisError
+from engines.pitr.restore_target import ACTIONS, DEFAULT_ACTION, PitrTarget, parse_target
 from engines.postgres.options import MODES, PostgresBackupOptions, PostgresRestoreOptions
 from jarvis_tui.commands.context import back_up_command, print_restore_report, restore_command
 from jarvis_tui.exit_codes import ExitCode
@@ -36,7 +39,13 @@ def register(backup_commands: argparse._SubParsersAction, restore_commands) -> N
     restore = restore_commands.add_parser(
         "postgres", help="restore a PostgreSQL backup safely (scratch database, check, swap)"
     )
-    restore.add_argument("backup", metavar="BACKUP", help="backup id, `latest`, or artifact file")
+    restore.add_argument(
+        "backup",
+        metavar="BACKUP",
+        nargs="?",
+        help="backup id, `latest`, or artifact file (with --pitr: default, the newest base "
+        "backup that ended before the target)",
+    )
     restore.add_argument(
         "--dry-run",
         action="store_true",
@@ -92,6 +101,7 @@ def register(backup_commands: argparse._SubParsersAction, restore_commands) -> N
         metavar="DIR",
         help="a base backup (--mode base): lay it out into this empty data folder",
     )
+    _register_pitr(restore)
     restore.set_defaults(handler=run_restore_postgres)
 
 
@@ -115,7 +125,67 @@ def run_backup_postgres(args: argparse.Namespace) -> ExitCode:
     return ExitCode.OK
 
 
+def _register_pitr(restore: argparse.ArgumentParser) -> None:
+    restore.add_argument(
+        "--pitr",
+        action="store_true",
+        help="point-in-time recovery into --pgdata: a base backup, then archived WAL to the target",
+    )
+    targets = restore.add_mutually_exclusive_group()
+    targets.add_argument(
+        "--target-time", metavar="TIME", help='with --pitr: a moment, "2026-11-27 14:03:00+00"'
+    )
+    targets.add_argument(
+        "--target-lsn", metavar="LSN", help="with --pitr: a WAL position, 0/3000148"
+    )
+    targets.add_argument(
+        "--target-name",
+        metavar="NAME",
+        help="with --pitr: a restore point (pg_create_restore_point)",
+    )
+    targets.add_argument(
+        "--target", choices=("immediate",), help="with --pitr: the base backup's end"
+    )
+    restore.add_argument(
+        "--target-action",
+        choices=ACTIONS,
+        default=DEFAULT_ACTION,
+        help="with --pitr: once there (default: promote, unlike PostgreSQL's pause)",
+    )
+
+
+def _pitr_target(args: argparse.Namespace) -> PitrTarget | None:
+    given = {
+        "time": args.target_time,
+        "lsn": args.target_lsn,
+        "name": args.target_name,
+        "immediate": args.target,
+    }
+    chosen = [(kind, value) for kind, value in given.items() if value is not None]
+    if not args.pitr:
+        if chosen:
+            raise JarvisError("a recovery target needs --pitr (and --pgdata DIR)")
+        if args.backup is None:
+            raise JarvisError("name the backup to restore: a backup id, `latest` or a file")
+        return None
+    if not chosen:
+        raise JarvisError(
+            "--pitr needs a target: --target-time, --target-lsn, --target-name or "
+            "--target immediate"
+        )
+    if args.pgdata is None:
+        raise JarvisError("--pitr needs --pgdata DIR, an empty data folder to restore into")
+    from engines.config import find_env_file
+    from engines.pitr.setup import restore_command as fetch_command
+    from jarvis_tui.commands.pitr import _own_command
+
+    kind, value = chosen[0]
+    command = fetch_command(_own_command(), find_env_file(args.env_file))
+    return parse_target(kind, value, args.target_action, command)
+
+
 def run_restore_postgres(args: argparse.Namespace) -> ExitCode:
+    pitr = _pitr_target(args)
     options = PostgresRestoreOptions(
         dry_run=args.dry_run,
         drop_existing=args.drop_existing,
@@ -127,6 +197,7 @@ def run_restore_postgres(args: argparse.Namespace) -> ExitCode:
         no_owner=args.no_owner,
         no_acl=args.no_acl,
         pgdata=args.pgdata,
+        pitr=pitr,
     )
-    report = restore_command(args, "postgres", args.backup, options)
+    report = restore_command(args, "postgres", args.backup or LATEST, options)
     return print_restore_report(report)

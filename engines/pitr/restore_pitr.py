@@ -1,0 +1,141 @@
+"""`restore postgres --pitr --target-… --pgdata DIR`: the newest base backup that ended
+before the target, the archived WAL from it to the target checked complete, then the
+backup laid out and told to recover (restore_command = wal-fetch, the target, the action)
+between marked lines of postgresql.auto.conf, with recovery.signal beside it.
+
+Only the base backup's timeline is checked: recovery_target_timeline is left at
+PostgreSQL's default (latest).
+"""
+
+import os
+from datetime import datetime
+from pathlib import Path
+
+from engines.catalog import BackupSet, Catalog
+from engines.errors import JarvisError, NotFoundError
+from engines.jobs import JobContext
+from engines.pitr.base_restore import is_base, lay_out_base_backup, refuse_unless_empty
+from engines.pitr.restore_chain import check_chain
+from engines.pitr.restore_target import PitrTarget, lsn_value, target_time
+from engines.reports import RestoreReport
+from engines.repository.resolve import ResolvedArtifact
+from engines.workspace import Workspace
+
+SOURCE = "postgres"
+BEGIN = "# jarvis-tui pitr begin"
+END = "# jarvis-tui pitr end"
+
+
+def ended_before(meta: dict, target: PitrTarget) -> bool:
+    """For a moment: it stopped before it; for a WAL position: at or before it."""
+    if target.kind == "time":
+        return datetime.fromisoformat(meta["stop_time"]) < target_time(target.value)
+    if target.kind == "lsn":
+        return lsn_value(meta["stop_lsn"]) <= lsn_value(target.value)
+    return True
+
+
+def base_for_target(catalog: Catalog, target: PitrTarget) -> BackupSet:
+    """The newest complete base backup set that ended before the target."""
+    seen = 0
+    for backup_set in catalog.list_backup_sets(kind=SOURCE):
+        if backup_set.status != "complete":
+            continue
+        bases = [a for a in catalog.artifacts_of(backup_set.id) if a.mode == "base"]
+        if not bases:
+            continue
+        seen += 1
+        if ended_before(bases[0].metadata, target):
+            return backup_set
+    if not seen:
+        raise NotFoundError(
+            "no PostgreSQL base backup yet, so no moment to restore to "
+            "(`jarvis-tui backup postgres --mode base` takes one)"
+        )
+    raise NotFoundError(
+        f"none of the {seen} PostgreSQL base backups ended before {target.describe()}; "
+        "restore to a later target"
+    )
+
+
+def restore_to_target(
+    workspace: Workspace,
+    artifacts: list[ResolvedArtifact],
+    pgdata: Path | None,
+    target: PitrTarget,
+    dry_run: bool,
+    context: JobContext,
+) -> RestoreReport:
+    bases = [a for a in artifacts if is_base(a)]
+    if len(bases) != 1 or len(artifacts) != 1:
+        raise JarvisError("a point-in-time restore starts from one base backup set")
+    if pgdata is None:
+        raise JarvisError("a point-in-time restore needs --pgdata DIR, an empty data folder")
+    base = bases[0]
+    if not ended_before(base.metadata, target):
+        raise JarvisError(
+            f"{base.label} ended at {base.metadata.get('stop_time')} (WAL "
+            f"{base.metadata.get('stop_lsn')}), not before {target.describe()}"
+        )
+    pgdata = pgdata.expanduser().absolute()
+    refuse_unless_empty(pgdata)
+    repository = workspace.repository
+    keyring = workspace.keyring()
+    context.log(f"checking the archived WAL from {base.label} to {target.describe()}")
+    chain = check_chain(
+        repository, keyring, repository.repository_id() or "", base.metadata, target
+    )
+    report = RestoreReport(SOURCE, dry_run, str(pgdata))
+    would = "would " if dry_run else ""
+    segments = f"{chain.count} archived WAL segments {chain.first} to {chain.last}"
+    if dry_run:
+        meta = base.metadata
+        report.add(
+            f"would lay out base backup {base.label} (ended {meta.get('stop_time')}, WAL "
+            f"{meta.get('start_lsn')} to {meta.get('stop_lsn')}) into {pgdata}"
+        )
+    else:
+        for line in lay_out_base_backup(base, pgdata, keyring, context):
+            report.add(line)
+        write_recovery(pgdata, target)
+    report.add(f"{segments}: all in the archive")
+    report.add(
+        f"{would}recover to {target.describe()}, then {target.action}; archive_mode=off in "
+        "the copy (postgresql.auto.conf, recovery.signal)"
+    )
+    if not dry_run:
+        report.add(f"start PostgreSQL on {pgdata} to recover")
+    return report
+
+
+def write_recovery(pgdata: Path, target: PitrTarget) -> None:
+    """The recovery settings between the marked lines (replacing earlier ones), and
+    recovery.signal."""
+    auto = pgdata / "postgresql.auto.conf"
+    kept = _without_block(auto.read_text() if auto.exists() else "")
+    block = [BEGIN] + [f"{name} = {_quoted(value)}" for name, value in target.settings().items()]
+    text = kept + ("" if not kept or kept.endswith("\n") else "\n") + "\n".join([*block, END])
+    _write_private(auto, text + "\n")
+    _write_private(pgdata / "recovery.signal", "")
+
+
+def _without_block(text: str) -> str:
+    lines, inside = [], False
+    for line in text.splitlines(keepends=True):
+        if line.strip() == BEGIN:
+            inside = True
+        elif line.strip() == END:
+            inside = False
+        elif not inside:
+            lines.append(line)
+    return "".join(lines)
+
+
+def _quoted(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _write_private(path: Path, text: str) -> None:
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(text)

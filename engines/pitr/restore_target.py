@@ -1,0 +1,81 @@
+"""What a point-in-time restore recovers to: a moment, a WAL position, a named restore point
+or the backup's end (`immediate`), and what the server does once there.
+
+The action defaults to promote (the issue's "restore to a moment" means a server one can
+write to afterwards), not PostgreSQL's own default of pause.
+"""
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from engines.errors import JarvisError
+
+KINDS = ("time", "lsn", "name", "immediate")
+ACTIONS = ("promote", "pause", "shutdown")
+DEFAULT_ACTION = "promote"
+_LSN = re.compile(r"^([0-9A-Fa-f]{1,8})/([0-9A-Fa-f]{1,8})$")
+
+
+@dataclass(frozen=True)
+class PitrTarget:
+    kind: str  # one of KINDS
+    value: str  # as PostgreSQL takes it ("" for immediate)
+    action: str = DEFAULT_ACTION
+    fetch_command: str = ""  # restore_command: this jarvis-tui's wal-fetch %f %p
+
+    def describe(self) -> str:
+        if self.kind == "immediate":
+            return "the base backup's end (immediate)"
+        return {"time": "the moment", "lsn": "WAL position", "name": "restore point"}[
+            self.kind
+        ] + f" {self.value}"
+
+    def settings(self) -> dict[str, str]:
+        """The recovery settings, as postgresql.auto.conf takes them."""
+        setting = "recovery_target" if self.kind == "immediate" else f"recovery_target_{self.kind}"
+        return {
+            "restore_command": self.fetch_command,
+            setting: "immediate" if self.kind == "immediate" else self.value,
+            "recovery_target_action": self.action,
+            "archive_mode": "off",  # the copy must not push its WAL into the archive
+        }
+
+
+def parse_target(kind: str, value: str, action: str, fetch_command: str) -> PitrTarget:
+    """A checked target; one line naming the bad input otherwise."""
+    if action not in ACTIONS:
+        raise JarvisError(f"target action {action!r}: give one of {', '.join(ACTIONS)}")
+    if kind == "time":
+        value = target_time(value).isoformat(sep=" ")
+    elif kind == "lsn":
+        lsn_value(value)
+    elif kind == "name":
+        if not value or len(value) > 63:
+            raise JarvisError(
+                f"restore point {value!r}: give the name pg_create_restore_point took"
+            )
+    elif kind == "immediate":
+        value = ""
+    else:
+        raise JarvisError(f"target {kind!r}: give a time, an LSN, a restore point or immediate")
+    return PitrTarget(kind, value, action, fetch_command)
+
+
+def target_time(value: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise JarvisError(
+            f'target time {value!r}: not a time; give e.g. "2026-11-27 14:03:00+00"'
+        ) from None
+    if moment.tzinfo is None:
+        raise JarvisError(f'target time {value!r}: give its time zone, e.g. "{value.strip()}+00"')
+    return moment
+
+
+def lsn_value(value: str) -> int:
+    found = _LSN.match(value.strip())
+    if found is None:
+        raise JarvisError(f"target LSN {value!r}: not a WAL position; give e.g. 0/3000148")
+    return int(found.group(1), 16) << 32 | int(found.group(2), 16)

@@ -1,0 +1,150 @@
+"""Restore to a moment (issue #16): a throwaway cluster archiving through our wal-push, a
+base backup, rows written across segment switches at moments and WAL positions the server
+itself reports; each restore lays the backup out into a new folder, a server started on it
+recovers through wal-fetch, and exactly the rows up to the target exist."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from engines.pitr.restore_pitr import BEGIN, END
+from tests.support.postgres import PostgresServer
+from tests.support.processes import wait_until
+from tests.test_pitr_archive import Archive, archive, archive_command  # noqa: F401
+
+TABLE = "pitr_rows"
+
+
+@dataclass(frozen=True)
+class History:
+    archive: Archive
+    base_set: str
+    moments: dict[int, str]  # row n -> the server's clock just after it committed
+    positions: dict[int, str]  # row n -> the server's WAL position just after it committed
+
+
+@pytest.fixture(scope="module")
+def history(archive: Archive) -> History:  # noqa: F811
+    with archive.env_file.open("a") as settings:
+        settings.write("BACKUP_COMPRESSION=zstd\n")  # gzip-9 of a cluster costs seconds
+    pg = archive.pg
+    pg.execute(f"CREATE TABLE {TABLE} (n int)")
+    result = archive.cli("backup", "postgres", "--mode", "base")
+    assert result.returncode == 0, result.stderr
+    base_set = result.stdout.split("backup ")[1].split()[0]
+    moments, positions = {}, {}
+    for n in (1, 2, 3):
+        pg.execute(f"INSERT INTO {TABLE} VALUES ({n})")
+        ((moments[n], positions[n]),) = pg.execute(
+            "SELECT clock_timestamp()::text, pg_current_wal_lsn()::text"
+        )
+        if n == 2:
+            pg.execute("SELECT pg_create_restore_point('after-2')")
+        pg.execute("SELECT pg_switch_wal()")
+    checked = archive.cli("pitr", "check")  # the last switched segment arrived, so all did
+    assert checked.returncode == 0, checked.stderr
+    return History(archive, base_set, moments, positions)
+
+
+def _restore(history: History, folder: Path, *target: str) -> str:
+    result = history.archive.cli("restore", "postgres", "--pitr", *target, "--pgdata", str(folder))
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def _rows_after_recovery(history: History, folder: Path) -> list[int]:
+    """Start a server on the restored folder (restore_command as PostgreSQL's account can
+    run it, as the archive tests' archive_command) and read the rows once promoted."""
+    auto = folder / "postgresql.auto.conf"
+    text = auto.read_text()
+    block = text[text.index(BEGIN) : text.index(END)]
+    ours = f"--env-file {history.archive.env_file} wal-fetch %f %p'"
+    assert "restore_command = '" in block and ours in block
+    assert "recovery_target_action = 'promote'" in block and "archive_mode = 'off'" in block
+    assert (folder / "recovery.signal").is_file()
+    runnable = archive_command(history.archive.pg, history.archive.env_file)
+    runnable = runnable.replace("wal-push %p", "wal-fetch %f %p")
+    line = next(x for x in block.splitlines() if x.startswith("restore_command"))
+    auto.write_text(text.replace(line, f"restore_command = {runnable}"))
+    copy = PostgresServer(data_source=folder)
+    try:
+        copy.start()
+        wait_until(
+            lambda: copy.execute("SELECT pg_is_in_recovery()") == [(False,)],
+            timeout=30,
+            what="the restored server to reach its target and promote",
+        )
+        return [n for (n,) in copy.execute(f"SELECT n FROM {TABLE} ORDER BY n")]
+    finally:
+        copy.close()
+
+
+def test_restore_to_a_moment_between_two_writes(history: History, tmp_path) -> None:
+    folder = tmp_path / "dry"
+    dry = history.archive.cli(
+        "restore", "postgres", "--pitr", "--target-time", history.moments[1],
+        "--pgdata", str(folder), "--dry-run",
+    )  # fmt: skip
+    assert dry.returncode == 0, dry.stderr
+    assert f"would lay out base backup postgres/{history.base_set}" in dry.stdout
+    assert "archived WAL segments" in dry.stdout and "all in the archive" in dry.stdout
+    assert "would recover to the moment" in dry.stdout and not folder.exists()
+
+    folder = tmp_path / "moment"
+    out = _restore(history, folder, "--target-time", history.moments[1])
+    assert f"laid out base backup postgres/{history.base_set}" in out
+    assert _rows_after_recovery(history, folder) == [1]
+
+
+def test_restore_to_a_wal_position_and_to_a_restore_point(history: History, tmp_path) -> None:
+    by_lsn = tmp_path / "lsn"
+    _restore(history, by_lsn, "--target-lsn", history.positions[1])
+    assert _rows_after_recovery(history, by_lsn) == [1]
+    by_name = tmp_path / "name"
+    _restore(history, by_name, "--target-name", "after-2")
+    assert _rows_after_recovery(history, by_name) == [1, 2]
+
+
+def test_a_missing_segment_is_named_before_anything_is_written(history: History, tmp_path):
+    stored = history.archive.stored()
+    ((missing,),) = history.archive.pg.execute(
+        "SELECT pg_walfile_name(%s)", (history.positions[2],)
+    )  # the segment between the rows 2 and 3, after the base backup's end
+    aside = tmp_path / "aside"
+    stored[missing].rename(aside)
+    try:
+        folder = tmp_path / "gap"
+        for extra in ((), ("--dry-run",)):
+            result = history.archive.cli(
+                "restore", "postgres", "--pitr", "--target-time", history.moments[3],
+                "--pgdata", str(folder), *extra,
+            )  # fmt: skip
+            assert result.returncode != 0
+            err = result.stderr.strip()
+            assert f"WAL segment {missing} is not in the archive" in err, err
+            assert "nothing was changed" in err and len(err.splitlines()) == 1
+            assert not folder.exists()
+    finally:
+        aside.rename(stored[missing])
+    too_early = history.archive.cli(
+        "restore", "postgres", "--pitr", "--target-time", "2000-01-01 00:00:00+00",
+        "--pgdata", str(folder),
+    )  # fmt: skip
+    assert too_early.returncode != 0 and not folder.exists()
+    assert "ended before the moment 2000-01-01 00:00:00+00:00" in too_early.stderr
+
+
+def test_a_bad_or_missing_target_is_one_line(history: History, tmp_path) -> None:
+    folder = str(tmp_path / "bad")
+    for args, words in (
+        (("--pitr", "--pgdata", folder), "--pitr needs a target: --target-time"),
+        (("--pitr", "--target-time", "2026-11-27 14:03", "--pgdata", folder), "time zone"),
+        (("--pitr", "--target-lsn", "3000148", "--pgdata", folder), "not a WAL position"),
+        (("--target-name", "x", "--pgdata", folder), "a recovery target needs --pitr"),
+        ((), "name the backup to restore"),
+    ):
+        result = history.archive.cli("restore", "postgres", *args)
+        err = result.stderr.strip()
+        assert result.returncode != 0 and words in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "bad").exists()

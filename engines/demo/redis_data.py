@@ -15,11 +15,6 @@ PLAYBACK_EVENTS = 80
 CACHED_SUMMARIES = 30
 CHART_TRACKS = 50
 RATE_LIMITED_USERS = 25
-# Database: keys seeded (what a restore of the demo is compared with).
-KEY_COUNTS = {
-    0: SESSIONS + CACHED_SUMMARIES + 5,  # + the two queues, the stream, chart, online set
-    1: RATE_LIMITED_USERS,
-}
 
 
 def _token(number: int) -> str:

@@ -1,6 +1,6 @@
 """The console's export verb: all or nothing into a new folder, against a real repository."""
 
-import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -8,7 +8,7 @@ import pytest
 
 from engines.actions.verbs import Request, run_verb
 from engines.errors import JarvisError
-from tests.support.files_env import FilesEnv, make_files_env
+from tests.support.files_env import FilesEnv, make_files_env, run_child
 
 # Run in a process of its own without the capability to override permissions (the tests
 # run as root): the destination is made unwritable once the first artifact is written.
@@ -81,31 +81,13 @@ def test_export_writes_a_tarball_and_refuses_a_second_time(backed_up, tmp_path):
 def test_a_destination_unwritable_midway_leaves_nothing(backed_up, tmp_path):
     env, relpaths = backed_up
     folder = tmp_path / "out" / "set"
-    argv = ["python", "-c", FAULT_SCRIPT, str(env.env_file), str(folder), *relpaths]
-    result = run_without_dac(env, argv)
+    argv = [sys.executable, "-c", FAULT_SCRIPT, str(env.env_file), str(folder), *relpaths]
+    result = run_child(argv, drop_privileges=True)
     assert result.returncode == 1, result.stderr
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 1 and "permission denied" in lines[0] and str(folder) in lines[0]
     assert "nothing was exported" in lines[0] and "Errno" not in lines[0]
     assert not (tmp_path / "out").exists()  # no temporary, nor the folder made for it
-
-
-def run_without_dac(env: FilesEnv, argv: list[str]) -> subprocess.CompletedProcess:
-    import os
-    import shutil
-    import sys
-
-    from tests.support.files_env import NO_DAC, REPO_ROOT, child_env
-
-    argv = [sys.executable, *argv[1:]]
-    if os.geteuid() == 0:
-        setpriv = shutil.which("setpriv")
-        if setpriv is None:
-            pytest.skip("setpriv (util-linux) is needed to test permissions as root")
-        argv = [setpriv, *NO_DAC, *argv]
-    return subprocess.run(
-        argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, env=child_env()
-    )
 
 
 def test_an_export_into_the_repository_is_refused(backed_up, tmp_path, capsys):
@@ -153,15 +135,10 @@ with Workspace.open(load_settings(env_file=Path(env_file))) as workspace:
 def test_an_export_killed_midway_leaves_no_decrypted_data_once_exported_again(backed_up, tmp_path):
     """A killed export (no cancel: SIGKILL, the OOM killer) cannot clean up: its hidden
     staging folder kept the decrypted secrets. The next export there removes it."""
-    import subprocess
-    import sys
-
-    from tests.support.files_env import REPO_ROOT, child_env
-
     env, relpaths = backed_up
     folder = tmp_path / "out" / "set"
     argv = [sys.executable, "-c", KILL_SCRIPT, str(env.env_file), str(folder), *relpaths]
-    result = subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, timeout=120, env=child_env())
+    result = run_child(argv)
     assert result.returncode == -9, result.stderr
     (left,) = folder.parent.glob(".set.tmp-*")
     assert any(left.iterdir())  # the first artifact, decrypted

@@ -66,15 +66,7 @@ class FilesEnv:
 
     def cli_process(self, *args: str, drop_privileges: bool = False) -> subprocess.CompletedProcess:
         """The CLI in its own process; with `drop_privileges`, file permissions bind even root."""
-        argv = [*self.cli_argv(), *args]
-        if drop_privileges and os.geteuid() == 0:
-            setpriv = shutil.which("setpriv")
-            if setpriv is None:
-                pytest.skip("setpriv (util-linux) is needed to test permissions as root")
-            argv = [setpriv, *NO_DAC, *argv]
-        return subprocess.run(
-            argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, env=child_env()
-        )
+        return run_child([*self.cli_argv(), *args], drop_privileges=drop_privileges)
 
     def workspace(self) -> Workspace:
         return Workspace.open(load_settings(environ={}, env_file=self.env_file))
@@ -88,6 +80,19 @@ class FilesEnv:
 
 def child_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(REPO_ROOT), "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+def run_child(argv: list[str], *, drop_privileges: bool = False) -> subprocess.CompletedProcess:
+    """`argv` in its own process at the project's root; with `drop_privileges`, file
+    permissions bind even root."""
+    if drop_privileges and os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("setpriv (util-linux) is needed to test permissions as root")
+        argv = [setpriv, *NO_DAC, *argv]
+    return subprocess.run(
+        argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, env=child_env()
+    )
 
 
 def make_files_env(root: Path) -> FilesEnv:

@@ -22,6 +22,7 @@ class History:
     base_set: str
     moments: dict[int, str]  # row n -> the server's clock just after it committed
     positions: dict[int, str]  # row n -> the server's WAL position just after it committed
+    xids: dict[int, str]  # row n -> the transaction that wrote it
 
 
 @pytest.fixture(scope="module")
@@ -33,18 +34,20 @@ def history(archive: Archive) -> History:  # noqa: F811
     result = archive.cli("backup", "postgres", "--mode", "base")
     assert result.returncode == 0, result.stderr
     base_set = result.stdout.split("backup ")[1].split()[0]
-    moments, positions = {}, {}
+    moments, positions, xids = {}, {}, {}
     for n in (1, 2, 3):
-        pg.execute(f"INSERT INTO {TABLE} VALUES ({n})")
+        ((xids[n],),) = pg.execute(
+            f"WITH r AS (INSERT INTO {TABLE} VALUES ({n})) SELECT txid_current()::text"
+        )
         ((moments[n], positions[n]),) = pg.execute(
             "SELECT clock_timestamp()::text, pg_current_wal_lsn()::text"
         )
-        if n == 2:
-            pg.execute("SELECT pg_create_restore_point('after-2')")
+        if n == 1:
+            pg.execute("SELECT pg_create_restore_point('after-1')")
         pg.execute("SELECT pg_switch_wal()")
     checked = archive.cli("pitr", "check")  # the last switched segment arrived, so all did
     assert checked.returncode == 0, checked.stderr
-    return History(archive, base_set, moments, positions)
+    return History(archive, base_set, moments, positions, xids)
 
 
 def _restore(history: History, folder: Path, *target: str) -> str:
@@ -99,11 +102,17 @@ def test_restore_to_a_moment_between_two_writes(history: History, tmp_path) -> N
 
 def test_restore_to_a_wal_position_and_to_a_restore_point(history: History, tmp_path) -> None:
     by_lsn = tmp_path / "lsn"
-    _restore(history, by_lsn, "--target-lsn", history.positions[1])
-    assert _rows_after_recovery(history, by_lsn) == [1]
+    _restore(history, by_lsn, "--target-lsn", history.positions[2])
+    assert _rows_after_recovery(history, by_lsn) == [1, 2]
     by_name = tmp_path / "name"
-    _restore(history, by_name, "--target-name", "after-2")
-    assert _rows_after_recovery(history, by_name) == [1, 2]
+    _restore(history, by_name, "--target-name", "after-1")
+    assert _rows_after_recovery(history, by_name) == [1]
+
+
+def test_restore_to_a_transaction(history: History, tmp_path) -> None:
+    folder = tmp_path / "xid"
+    _restore(history, folder, "--target-xid", history.xids[2])
+    assert _rows_after_recovery(history, folder) == [1, 2]
 
 
 def test_a_missing_segment_is_named_before_anything_is_written(history: History, tmp_path):
@@ -141,6 +150,7 @@ def test_a_bad_or_missing_target_is_one_line(history: History, tmp_path) -> None
         (("--pitr", "--pgdata", folder), "--pitr needs a target: --target-time"),
         (("--pitr", "--target-time", "2026-11-27 14:03", "--pgdata", folder), "time zone"),
         (("--pitr", "--target-lsn", "3000148", "--pgdata", folder), "not a WAL position"),
+        (("--pitr", "--target-xid", "x1", "--pgdata", folder), "give its id"),
         (("--target-name", "x", "--pgdata", folder), "a recovery target needs --pitr"),
         ((), "name the backup to restore"),
     ):

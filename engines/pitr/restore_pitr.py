@@ -97,12 +97,25 @@ def restore_to_target(
     else:
         for line in lay_out_base_backup(base, pgdata, keyring, context):
             report.add(line)
-        write_recovery(pgdata, target)
+        try:
+            write_recovery(pgdata, target)
+        except OSError as error:
+            raise JarvisError(
+                f"{pgdata}: the base backup is laid out but its recovery settings could not "
+                f"be written ({error.strerror}); remove the folder and restore again"
+            ) from None
     report.add(f"{segments}: all in the archive")
     report.add(
         f"{would}recover to {target.describe()}, then {target.action}; archive_mode=off in "
         "the copy (postgresql.auto.conf, recovery.signal)"
     )
+    if target.kind in ("xid", "name"):
+        report.warnings.append(
+            f"recovery starts from {base.label} (the newest base backup unless one was "
+            f"named): if {target.describe()} is older than its end "
+            f"({base.metadata.get('stop_time')}), recovery stops with an error; then name an "
+            "earlier base backup set"
+        )
     if not dry_run:
         report.add(f"start PostgreSQL on {pgdata} to recover")
     return report

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from engines.errors import JarvisError
 
-KINDS = ("time", "lsn", "name", "immediate")
+KINDS = ("time", "lsn", "xid", "name", "immediate")
 ACTIONS = ("promote", "pause", "shutdown")
 DEFAULT_ACTION = "promote"
 _LSN = re.compile(r"^([0-9A-Fa-f]{1,8})/([0-9A-Fa-f]{1,8})$")
@@ -27,9 +27,13 @@ class PitrTarget:
     def describe(self) -> str:
         if self.kind == "immediate":
             return "the base backup's end (immediate)"
-        return {"time": "the moment", "lsn": "WAL position", "name": "restore point"}[
-            self.kind
-        ] + f" {self.value}"
+        words = {
+            "time": "the moment",
+            "lsn": "WAL position",
+            "xid": "transaction",
+            "name": "restore point",
+        }
+        return words[self.kind] + f" {self.value}"
 
     def settings(self) -> dict[str, str]:
         """The recovery settings, as postgresql.auto.conf takes them."""
@@ -50,6 +54,10 @@ def parse_target(kind: str, value: str, action: str, fetch_command: str) -> Pitr
         value = target_time(value).isoformat(sep=" ")
     elif kind == "lsn":
         lsn_value(value)
+    elif kind == "xid":
+        if not value.strip().isdigit():
+            raise JarvisError(f"target transaction {value!r}: give its id, e.g. 1234")
+        value = value.strip()
     elif kind == "name":
         if not value or len(value) > 63:
             raise JarvisError(
@@ -58,7 +66,9 @@ def parse_target(kind: str, value: str, action: str, fetch_command: str) -> Pitr
     elif kind == "immediate":
         value = ""
     else:
-        raise JarvisError(f"target {kind!r}: give a time, an LSN, a restore point or immediate")
+        raise JarvisError(
+            f"target {kind!r}: give a time, an LSN, a transaction id, a restore point or immediate"
+        )
     return PitrTarget(kind, value, action, fetch_command)
 
 

@@ -139,6 +139,9 @@ def _register_pitr(restore: argparse.ArgumentParser) -> None:
         "--target-lsn", metavar="LSN", help="with --pitr: a WAL position, 0/3000148"
     )
     targets.add_argument(
+        "--target-xid", metavar="XID", help="with --pitr: a transaction id (txid_current())"
+    )
+    targets.add_argument(
         "--target-name",
         metavar="NAME",
         help="with --pitr: a restore point (pg_create_restore_point)",
@@ -158,6 +161,7 @@ def _pitr_target(args: argparse.Namespace) -> PitrTarget | None:
     given = {
         "time": args.target_time,
         "lsn": args.target_lsn,
+        "xid": args.target_xid,
         "name": args.target_name,
         "immediate": args.target,
     }
@@ -170,7 +174,7 @@ def _pitr_target(args: argparse.Namespace) -> PitrTarget | None:
         return None
     if not chosen:
         raise JarvisError(
-            "--pitr needs a target: --target-time, --target-lsn, --target-name or "
+            "--pitr needs a target: --target-time, --target-lsn, --target-xid, --target-name or "
             "--target immediate"
         )
     if args.pgdata is None:

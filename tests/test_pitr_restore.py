@@ -56,15 +56,16 @@ def _restore(history: History, folder: Path, *target: str) -> str:
     return result.stdout
 
 
-def _rows_after_recovery(history: History, folder: Path) -> list[int]:
+def _rows_after_recovery(history: History, folder: Path, action: str = "promote") -> list[int]:
     """Start a server on the restored folder (restore_command as PostgreSQL's account can
-    run it, as the archive tests' archive_command) and read the rows once promoted."""
+    run it, as the archive tests' archive_command) and read the rows once promoted (or,
+    with pause, once recovery paused at the target)."""
     auto = folder / "postgresql.auto.conf"
     text = auto.read_text()
     block = text[text.index(BEGIN) : text.index(END)]
     ours = f"--env-file {history.archive.env_file} wal-fetch %f %p'"
     assert "restore_command = '" in block and ours in block
-    assert "recovery_target_action = 'promote'" in block and "archive_mode = 'off'" in block
+    assert f"recovery_target_action = '{action}'" in block and "archive_mode = 'off'" in block
     assert (folder / "recovery.signal").is_file()
     runnable = archive_command(history.archive.pg, history.archive.env_file)
     runnable = runnable.replace("wal-push %p", "wal-fetch %f %p")
@@ -73,10 +74,14 @@ def _rows_after_recovery(history: History, folder: Path) -> list[int]:
     copy = PostgresServer(data_source=folder)
     try:
         copy.start()
+        done = {
+            "promote": "SELECT NOT pg_is_in_recovery()",
+            "pause": "SELECT pg_is_in_recovery() AND pg_get_wal_replay_pause_state() = 'paused'",
+        }[action]
         wait_until(
-            lambda: copy.execute("SELECT pg_is_in_recovery()") == [(False,)],
+            lambda: copy.execute(done) == [(True,)],
             timeout=30,
-            what="the restored server to reach its target and promote",
+            what=f"the restored server to reach its target and {action}",
         )
         return [n for (n,) in copy.execute(f"SELECT n FROM {TABLE} ORDER BY n")]
     finally:
@@ -109,10 +114,10 @@ def test_restore_to_a_wal_position_and_to_a_restore_point(history: History, tmp_
     assert _rows_after_recovery(history, by_name) == [1]
 
 
-def test_restore_to_a_transaction(history: History, tmp_path) -> None:
+def test_restore_to_a_transaction_and_pause_there(history: History, tmp_path) -> None:
     folder = tmp_path / "xid"
-    _restore(history, folder, "--target-xid", history.xids[2])
-    assert _rows_after_recovery(history, folder) == [1, 2]
+    _restore(history, folder, "--target-xid", history.xids[2], "--target-action", "pause")
+    assert _rows_after_recovery(history, folder, "pause") == [1, 2]
 
 
 def test_a_missing_segment_is_named_before_anything_is_written(history: History, tmp_path):

@@ -26,7 +26,9 @@ class LoopbackHTTPServer(Server):
         if self._server is None:
             self._server = ThreadingHTTPServer((LOOPBACK, 0), _handler_for(self))
             self._server.daemon_threads = True
-            threading.Thread(target=self._server.serve_forever, daemon=True).start()
+            # A short poll: close() waits for the serving loop to notice, once per test.
+            serve = self._server.serve_forever
+            threading.Thread(target=serve, kwargs={"poll_interval": 0.05}, daemon=True).start()
         return self
 
     def close(self) -> None:
@@ -57,6 +59,6 @@ def _handler_for(owner: LoopbackHTTPServer) -> type[BaseHTTPRequestHandler]:
         def _answer(self) -> None:
             owner.answer(self)
 
-        do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = _answer
+        do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _answer
 
     return Handler

@@ -5,12 +5,11 @@ import json
 import threading
 import time
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
+from http.server import BaseHTTPRequestHandler
+from typing import Any
 
-from tests.support.processes import LOOPBACK, Server
+from tests.support.loopback_http import LoopbackHTTPServer, send
 
 
 @dataclass(frozen=True)
@@ -30,24 +29,19 @@ class ReceivedRequest:
 DEFAULT_ANSWER = (200, b'{"ok": true, "status": 1}', 0.0)
 
 
-class WebhookReceiver(Server):
+class WebhookReceiver(LoopbackHTTPServer):
     """Records every request; `respond_with` makes it fail (or stall) on purpose. A body
     containing `{path}` echoes the request's path back, as careless servers do."""
 
-    host = LOOPBACK
-
     def __init__(self) -> None:
-        self.port = 0
         self.requests: list[ReceivedRequest] = []
         self._arrived = threading.Condition()
         self._answer = DEFAULT_ANSWER
         self._answer_times: int | None = None
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
         super().__init__()
 
     def url(self, path: str = "/hook") -> str:
-        return f"http://{self.host}:{self.port}{path}"
+        return f"{self.endpoint_url}{path}"
 
     def respond_with(
         self, status: int, body: bytes = b"", *, times: int | None = None, delay: float = 0.0
@@ -74,49 +68,15 @@ class WebhookReceiver(Server):
                 raise TimeoutError(f"expected {count} requests, got {len(self.requests)}")
             return list(self.requests)
 
-    def start(self) -> Self:
-        if self._server is not None:
-            return self
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _handle(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                headers = {name.lower(): value for name, value in self.headers.items()}
-                status, answer, delay = receiver._record(
-                    ReceivedRequest(self.command, self.path, headers, body)
-                )
-                time.sleep(delay)
-                answer = answer.replace(b"{path}", self.path.encode())
-                # A client that gave up during `delay` is what a stall test wants, not an error.
-                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(answer)))
-                    self.end_headers()
-                    self.wfile.write(answer)
-
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer((self.host, 0), Handler)
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    def answer(self, handler: BaseHTTPRequestHandler) -> None:
+        length = int(handler.headers.get("Content-Length") or 0)
+        body = handler.rfile.read(length) if length else b""
+        headers = {name.lower(): value for name, value in handler.headers.items()}
+        status, answer, delay = self._record(
+            ReceivedRequest(handler.command, handler.path, headers, body)
         )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def close(self) -> None:
-        self.stop()
-        super().close()
+        time.sleep(delay)
+        answer = answer.replace(b"{path}", handler.path.encode())
+        # A client that gave up during `delay` is what a stall test wants, not an error.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            send(handler, status, "application/json", answer)

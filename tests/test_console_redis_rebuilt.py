@@ -6,16 +6,12 @@ from jarvis_tui.screens.catalog import CatalogScreen
 from jarvis_tui.screens.restore_redis import RedisRestoreWizard
 from jarvis_tui.widgets.backup_table import BackupTable
 from tests.console_fixtures import paste_into, screen_words, settle
-from tests.support.redis_seed import RedisCase, fast_sync
+from tests.support.redis_seed import RedisCase, assert_as_backed_up, backed_up_then_changed
 
 
 async def test_redis_wizard_restores_a_full_backup_after_catalog_rebuild(
     redis_server, tmp_path, isolated_env
 ):
-    fast_sync(redis_server)
-    redis_server.flush()
-    client = redis_server.client()
-    client.set("kept", "from the backup")
     case = RedisCase(tmp_path, redis_server)
     (tmp_path / "uploads").mkdir()
     (tmp_path / "uploads" / "track.txt").write_text("Träumerei\n")
@@ -25,7 +21,7 @@ async def test_redis_wizard_restores_a_full_backup_after_catalog_rebuild(
         BACKUP_FILE_PATHS=str(tmp_path / "uploads"),
         BACKUP_SECRET_FILES=str(tmp_path / "app.env"),
     )
-    assert case.cli("backup", "full") == 0
+    backed_up_then_changed(redis_server, case, "backup", "full")
     (tmp_path / "catalog.sqlite3").unlink()
     assert case.cli("catalog", "rebuild") == 0
     with case.workspace() as workspace:
@@ -34,8 +30,6 @@ async def test_redis_wizard_restores_a_full_backup_after_catalog_rebuild(
         offered = restorable_sets(workspace.catalog, "redis")
     assert full.kind == "full" and modes[0] == "json"  # the rebuilt order: JSON first
     assert [(s.backup_set.id, s.reference) for s in offered] == [(full.id, full.id)]
-    client.set("kept", "changed later")
-    client.set("stray", "added later")
     address = f"{redis_server.host}:{redis_server.port}"
     app = make_app(case.env_file, poll_seconds=None, host_scheduler=False)
     async with app.run_test(size=(100, 32)) as pilot:
@@ -64,6 +58,5 @@ async def test_redis_wizard_restores_a_full_backup_after_catalog_rebuild(
         await settle(pilot)
         await pilot.press("ctrl+n")
         assert f"Restore of {address} succeeded" in screen_words(app)
-    assert client.get("kept") == b"from the backup"
-    assert client.get("stray") is None
+    assert_as_backed_up(redis_server)
     redis_server.flush()

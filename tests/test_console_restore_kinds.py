@@ -8,7 +8,7 @@ from jarvis_tui.screens.restore_redis import RedisRestoreWizard
 from jarvis_tui.screens.restore_secrets import SecretsRestoreWizard
 from tests.console_fixtures import choose_restore, paste_into, screen_words, settle
 from tests.support.files_env import make_files_env, tree_of
-from tests.support.redis_seed import RedisCase, fast_sync
+from tests.support.redis_seed import RedisCase, assert_as_backed_up, backed_up_then_changed
 
 
 @pytest.fixture
@@ -169,14 +169,8 @@ async def test_secrets_wizard_goes_back_to_its_choices_after_a_failed_run(files_
 async def test_redis_wizard_flushes_only_after_the_typed_address(
     redis_server, tmp_path, isolated_env
 ):
-    fast_sync(redis_server)
-    redis_server.flush()
-    client = redis_server.client()
-    client.set("kept", "from the backup")
     case = RedisCase(tmp_path, redis_server)
-    assert case.cli("backup", "redis") == 0
-    client.set("kept", "changed later")
-    client.set("stray", "added later")
+    backed_up_then_changed(redis_server, case, "backup", "redis")
     address = f"{redis_server.host}:{redis_server.port}"
     app = make_app(case.env_file, poll_seconds=None, host_scheduler=False)
     async with app.run_test(size=(100, 32)) as pilot:
@@ -188,7 +182,7 @@ async def test_redis_wizard_flushes_only_after_the_typed_address(
         await pilot.press("ctrl+n")
         await settle(pilot)
         assert "nothing was changed" in screen_words(app)
-        assert client.get("stray") == b"added later"
+        assert redis_server.client().get("stray") == b"added later"
         await pilot.press("ctrl+n")
         assert f"Type {address} to confirm" in screen_words(app)
         await paste_into(pilot, "#confirm-typed", address)
@@ -196,6 +190,5 @@ async def test_redis_wizard_flushes_only_after_the_typed_address(
         await settle(pilot)
         await pilot.press("ctrl+n")
         assert f"Restore of {address} succeeded" in screen_words(app)
-    assert client.get("kept") == b"from the backup"
-    assert client.get("stray") is None
+    assert_as_backed_up(redis_server)
     redis_server.flush()

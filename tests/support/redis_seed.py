@@ -19,6 +19,24 @@ def fast_sync(server: RedisServer) -> None:
     server.client().config_set("repl-diskless-sync-delay", 0)
 
 
+def backed_up_then_changed(server: RedisServer, case: "RedisCase", *backup: str) -> None:
+    """An emptied server's one key `kept` backed up (`backup`: the CLI's words), then changed
+    and a `stray` key added; `assert_as_backed_up` checks a flushing restore undid both."""
+    fast_sync(server)
+    server.flush()
+    client = server.client()
+    client.set("kept", "from the backup")
+    assert case.cli(*backup) == 0
+    client.set("kept", "changed later")
+    client.set("stray", "added later")
+
+
+def assert_as_backed_up(server: RedisServer) -> None:
+    client = server.client()
+    assert client.get("kept") == b"from the backup"
+    assert client.get("stray") is None
+
+
 def seed(server: RedisServer) -> None:
     server.flush()
     fast_sync(server)

@@ -23,6 +23,8 @@ class History:
     moments: dict[int, str]  # row n -> the server's clock just after it committed
     positions: dict[int, str]  # row n -> the server's WAL position just after it committed
     xids: dict[int, str]  # row n -> the transaction that wrote it
+    later_set: str  # a second base backup, taken after row 3
+    after_later: str  # the server's clock after it ended
 
 
 @pytest.fixture(scope="module")
@@ -31,9 +33,7 @@ def history(archive: Archive) -> History:  # noqa: F811
         settings.write("BACKUP_COMPRESSION=zstd\n")  # gzip-9 of a cluster costs seconds
     pg = archive.pg
     pg.execute(f"CREATE TABLE {TABLE} (n int)")
-    result = archive.cli("backup", "postgres", "--mode", "base")
-    assert result.returncode == 0, result.stderr
-    base_set = result.stdout.split("backup ")[1].split()[0]
+    base_set = _base_backup(archive)
     moments, positions, xids = {}, {}, {}
     for n in (1, 2, 3):
         ((xids[n],),) = pg.execute(
@@ -45,13 +45,21 @@ def history(archive: Archive) -> History:  # noqa: F811
         if n == 1:
             pg.execute("SELECT pg_create_restore_point('after-1')")
         pg.execute("SELECT pg_switch_wal()")
+    later_set = _base_backup(archive)
+    ((after_later,),) = pg.execute("SELECT clock_timestamp()::text")
     checked = archive.cli("pitr", "check")  # the last switched segment arrived, so all did
     assert checked.returncode == 0, checked.stderr
-    return History(archive, base_set, moments, positions, xids)
+    return History(archive, base_set, moments, positions, xids, later_set, after_later)
+
+
+def _base_backup(archive: Archive) -> str:  # noqa: F811
+    result = archive.cli("backup", "postgres", "--mode", "base")
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split("backup ")[1].split()[0]
 
 
 def _restore(history: History, folder: Path, *target: str) -> str:
-    result = history.archive.cli("restore", "postgres", "--pitr", *target, "--pgdata", str(folder))
+    result = history.archive.cli("restore", "postgres", *target, "--pitr", "--pgdata", str(folder))
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -98,6 +106,11 @@ def test_restore_to_a_moment_between_two_writes(history: History, tmp_path) -> N
     assert f"would lay out base backup postgres/{history.base_set}" in dry.stdout
     assert "archived WAL segments" in dry.stdout and "all in the archive" in dry.stdout
     assert "would recover to the moment" in dry.stdout and not folder.exists()
+    later = history.archive.cli(
+        "restore", "postgres", "--pitr", "--target-time", history.after_later,
+        "--pgdata", str(folder), "--dry-run",
+    )  # fmt: skip
+    assert f"would lay out base backup postgres/{history.later_set}" in later.stdout
 
     folder = tmp_path / "moment"
     out = _restore(history, folder, "--target-time", history.moments[1])
@@ -110,13 +123,15 @@ def test_restore_to_a_wal_position_and_to_a_restore_point(history: History, tmp_
     _restore(history, by_lsn, "--target-lsn", history.positions[2])
     assert _rows_after_recovery(history, by_lsn) == [1, 2]
     by_name = tmp_path / "name"
-    _restore(history, by_name, "--target-name", "after-1")
+    _restore(history, by_name, history.base_set, "--target-name", "after-1")
     assert _rows_after_recovery(history, by_name) == [1]
 
 
 def test_restore_to_a_transaction_and_pause_there(history: History, tmp_path) -> None:
     folder = tmp_path / "xid"
-    _restore(history, folder, "--target-xid", history.xids[2], "--target-action", "pause")
+    # A transaction cannot be placed from the catalog: the base backup is named.
+    named = (history.base_set, "--target-xid", history.xids[2], "--target-action", "pause")
+    _restore(history, folder, *named)
     assert _rows_after_recovery(history, folder, "pause") == [1, 2]
 
 

@@ -10,15 +10,13 @@ from engines.pipeline.artifacts import PlainBlocks, sidecar_path_for
 from engines.pitr.base_tar import BaseTarWalk
 from jarvis_tui.exit_codes import ExitCode
 from jarvis_tui.restorable import restorable_sets
-from tests.support.pg_seed import PgCase, fingerprint, write_env_file
+from tests.support.pg_seed import BASE_BACKUP_SETTINGS, PgCase, fingerprint, write_env_file
 from tests.support.postgres import PostgresServer
 
 
 @pytest.fixture
 def pg(tmp_path, isolated_env, postgres_server):
-    case = PgCase(postgres_server, tmp_path)
-    with case.env_file.open("a") as settings:
-        settings.write("BACKUP_COMPRESSION=zstd\n")  # gzip-9 of a cluster costs seconds
+    case = PgCase(postgres_server, tmp_path, **BASE_BACKUP_SETTINGS)
     yield case
     case.cleanup()
 

@@ -8,14 +8,12 @@ import pytest
 from engines.actions.cleanup import plan_cleanup
 from engines.monitoring.health import check_key
 from jarvis_tui.exit_codes import ExitCode
-from tests.support.pg_seed import KEY, PgCase
+from tests.support.pg_seed import BASE_BACKUP_SETTINGS, KEY, PgCase
 
 
 @pytest.fixture
 def pg(tmp_path, isolated_env, postgres_server):
-    case = PgCase(postgres_server, tmp_path)
-    with case.env_file.open("a") as settings:
-        settings.write("BACKUP_COMPRESSION=zstd\n")  # gzip-9 of a cluster costs seconds
+    case = PgCase(postgres_server, tmp_path, **BASE_BACKUP_SETTINGS)
     yield case
     case.cleanup()
 

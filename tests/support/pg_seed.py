@@ -147,10 +147,16 @@ def write_env_file(
     return path
 
 
+# Base backups' settings: gzip-9 of a whole cluster costs seconds.
+BASE_BACKUP_SETTINGS = {"BACKUP_COMPRESSION": "zstd"}
+
+
 class PgCase:
     """One test's seeded source database, its settings file, and the CLI to run against it."""
 
-    def __init__(self, server: PostgresServer, tmp_path: Path, *, template: str | None = None):
+    def __init__(
+        self, server: PostgresServer, tmp_path: Path, *, template: str | None = None, **extra: str
+    ):
         self.server = server
         self.tmp_path = tmp_path
         self.source = unique_name("jarvis_src")
@@ -158,7 +164,9 @@ class PgCase:
             seed_database(server, self.source)
         else:
             copy_database(server, template, self.source)
-        self.env_file = write_env_file(tmp_path / "jarvis.env", tmp_path, server, self.source)
+        self.env_file = write_env_file(
+            tmp_path / "jarvis.env", tmp_path, server, self.source, **extra
+        )
         self._databases_before = database_names(server) - {self.source}
 
     def cli(self, *argv: str) -> int:

@@ -95,6 +95,16 @@ def _switch(archive: Archive) -> str:
     return archive.pg.execute("SELECT pg_walfile_name(pg_switch_wal())")[0][0]
 
 
+def _archived_segment(archive: Archive, tmp_path: Path) -> Path:
+    """A segment switched, archived (pitr check waits for it) and fetched into pg_wal/."""
+    name = _switch(archive)
+    assert archive.cli("pitr", "check").returncode == 0
+    segment = tmp_path / "pg_wal" / name
+    segment.parent.mkdir()
+    assert archive.fetch(name, segment).returncode == 0
+    return segment
+
+
 def test_pitr_check_confirms_a_switched_segment_arrived(archive: Archive) -> None:
     result = archive.cli("pitr", "check")
     assert result.returncode == 0, result.stderr
@@ -126,11 +136,7 @@ def test_fetch_writes_the_segment_and_says_1_when_missing(archive: Archive, tmp_
 
 
 def test_push_again_is_idempotent_and_other_content_fails(archive: Archive, tmp_path) -> None:
-    name = _switch(archive)
-    assert archive.cli("pitr", "check").returncode == 0
-    segment = tmp_path / "pg_wal" / name
-    segment.parent.mkdir()
-    assert archive.fetch(name, segment).returncode == 0
+    segment = _archived_segment(archive, tmp_path)
     again = archive.cli("wal-push", str(segment))
     assert again.returncode == 0, again.stderr
     data = bytearray(segment.read_bytes())
@@ -192,11 +198,7 @@ def test_a_damaged_stored_segment_stops_recovery(archive: Archive, tmp_path) -> 
 def test_push_into_a_read_only_repository_fails_and_leaves_nothing(
     archive: Archive, tmp_path
 ) -> None:
-    name = _switch(archive)
-    assert archive.cli("pitr", "check").returncode == 0
-    segment = tmp_path / "pg_wal" / name
-    segment.parent.mkdir()
-    assert archive.fetch(name, segment).returncode == 0
+    segment = _archived_segment(archive, tmp_path)
     with tmpfs(tmp_path / "ro", "4m") as folder:
         shutil.copytree(archive.repository, folder / "repository", dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns("*.enc"))  # fmt: skip
@@ -208,7 +210,7 @@ def test_push_into_a_read_only_repository_fails_and_leaves_nothing(
         result = archive.cli("wal-push", str(segment), env_file=env_file)
         assert result.returncode != 0
         assert "read-only" in result.stderr.lower()
-        assert not list((folder / "repository").rglob(f"{name}*"))
+        assert not list((folder / "repository").rglob(f"{segment.name}*"))
 
 
 def _s3_env(archive: Archive, tmp_path: Path, repository: Path, bucket: str, url: str) -> Path:
@@ -225,11 +227,8 @@ def test_a_push_retried_after_a_failed_s3_upload_stores_it_once(
     archive: Archive, tmp_path, s3_server: S3Server, monkeypatch
 ) -> None:
     without_retry_waits(monkeypatch)
-    name = _switch(archive)
-    assert archive.cli("pitr", "check").returncode == 0
-    segment = tmp_path / "pg_wal" / name
-    segment.parent.mkdir()
-    assert archive.fetch(name, segment).returncode == 0
+    segment = _archived_segment(archive, tmp_path)
+    name = segment.name
     bucket = s3_server.create_bucket("jarvis-wal")
     with FaultyS3Proxy(s3_server.endpoint_url) as proxy:
         repository = tmp_path / "repository"
@@ -330,11 +329,7 @@ def test_a_history_file_is_archived_for_its_cluster_and_fetched_back(
 def test_a_push_to_a_stalled_s3_ends_within_its_timeout(
     archive: Archive, tmp_path, s3_server: S3Server
 ) -> None:
-    name = _switch(archive)
-    assert archive.cli("pitr", "check").returncode == 0
-    segment = tmp_path / "pg_wal" / name
-    segment.parent.mkdir()
-    assert archive.fetch(name, segment).returncode == 0
+    segment = _archived_segment(archive, tmp_path)
     bucket = s3_server.create_bucket("jarvis-stall")
     with FaultyS3Proxy(s3_server.endpoint_url) as proxy:
         env_file = _s3_env(archive, tmp_path, tmp_path / "repo", bucket, proxy.endpoint_url)

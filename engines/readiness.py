@@ -16,7 +16,7 @@ def _named(problems: tuple[str, ...], variable: str) -> bool:
     return any(problem.startswith(f"{variable}:") for problem in problems)
 
 
-def _exists(path: Path) -> bool:
+def exists_or_unreadable(path: Path) -> bool:
     try:
         return path.exists()
     except OSError:  # unreadable: the backup that uses it says why
@@ -43,7 +43,7 @@ def readiness_problems(settings: Settings, key_advice: str = KEYGEN_ADVICE) -> l
         if _named(settings.problems, variable):
             continue
         for path in _paths(settings, variable):
-            if not _exists(Path(path)):
+            if not exists_or_unreadable(Path(path)):
                 problems.append(
                     f"{variable}: {path} does not exist; create it or remove it from {variable}"
                 )

@@ -3,17 +3,11 @@ none of the folders it would back up exists (the guide's /tmp/jarvis-* on a fres
 The console then offers the demo platform."""
 
 from engines.config import Settings
+from engines.readiness import exists_or_unreadable
 
 
 def nothing_to_back_up(settings: Settings) -> bool:
     if settings.browsing or settings.postgres_configured or settings.redis_configured:
         return False
     folders = (*settings.file_paths, *(settings.backup_config_paths or ()))
-    return not any(_exists(path) for path in folders)
-
-
-def _exists(path) -> bool:
-    try:
-        return path.exists()
-    except OSError:
-        return True
+    return not any(exists_or_unreadable(path) for path in folders)

@@ -24,6 +24,7 @@ from engines.pipeline.artifacts import PlainBlocks
 from engines.pipeline.crypto import Keyring
 from engines.pitr.base_tar import BaseTarWalk, TarFormatError
 from engines.plumbing.fsutil import atomic_folder, private_work_folder
+from engines.plumbing.processes import process_alive
 from engines.postgres.tools import candidate_bin_dirs, die_with_parent
 from engines.reports import RestoreReport
 from engines.repository.resolve import ResolvedArtifact, resolved_from_catalog
@@ -66,7 +67,7 @@ def refuse_unless_empty(pgdata: Path) -> None:
     pid_file = pgdata / "postmaster.pid"
     if pid_file.exists():
         pid = _pid_in(pid_file)
-        if pid is not None and _alive(pid):
+        if pid is not None and process_alive(pid):
             raise JarvisError(
                 f"{pgdata}: a PostgreSQL server (pid {pid}) runs on this folder; stop it, or "
                 "name an empty data folder"
@@ -233,13 +234,3 @@ def _pid_in(pid_file: Path) -> int | None:
     except (OSError, IndexError):
         return None
     return int(first) if first.isdigit() else None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's process (the server's account)
-    return True

@@ -6,15 +6,14 @@ from pathlib import Path
 from typing import Any
 
 from rich.text import Text
-from textual import on
 from textual.app import ComposeResult
-from textual.containers import Horizontal
-from textual.widgets import Checkbox, Input, RadioButton, RadioSet, Static
+from textual.widgets import Checkbox
 
 from jarvis_tui.formatting import count
 from jarvis_tui.restore_access import FILES_DIFFER, ConfigRestoreOptions, RestoreReport
 from jarvis_tui.screens.wizard import RestoreWizard
-from jarvis_tui.widgets.marked_toggles import MarkedCheckbox, MarkedRadioButton
+from jarvis_tui.widgets.folder_target import FolderTargetStep
+from jarvis_tui.widgets.marked_toggles import MarkedCheckbox
 from jarvis_tui.widgets.wizard_step import WizardStep
 from jarvis_tui.widgets.wizard_steps import restore_steps
 
@@ -29,61 +28,29 @@ class ConfigPlan:
     replace: bool = False
 
 
-class ConfigTargetStep(WizardStep):
-    TITLE = "Target"
+class ConfigTargetStep(FolderTargetStep):
+    PREFIX = "config"
+    QUESTION = "Where should the configuration files go?"
+    FOLDER_LABEL = "A new folder (nothing in place is touched)"
+    FOLDER_NOTE = (
+        "Each file keeps its full path below the folder (created if missing), to compare "
+        "with the live files first."
+    )
+    ORIGINAL_NOTE = (
+        "Files go back where they were. One that differs from the backup is replaced "
+        "only when ticked above; the previous one is kept beside it as NAME.bak."
+    )
 
-    def compose(self) -> ComposeResult:
-        yield Static("Where should the configuration files go?", classes="step-intro")
-        with RadioSet(id="config-target"):
-            yield MarkedRadioButton(
-                "A new folder (nothing in place is touched)", id="config-folder", value=True
-            )
-            yield MarkedRadioButton("The original locations (as backed up)", id="config-original")
-        with Horizontal(classes="field"):
-            yield Static("Folder ", classes="label")
-            yield Input(compact=True, id="config-folder-path")
+    def compose_more(self) -> ComposeResult:
         yield MarkedCheckbox(REPLACE_LABEL, compact=True, id="config-replace")
-        yield Static("", id="config-target-note", classes="muted")
 
     def enter(self) -> None:
-        plan = self.wizard.plan
-        if not plan.folder:
-            plan.folder = str(Path.cwd() / "restored" / str(self.wizard.chosen_id()))
-        self.query_one("#config-folder-path", Input).value = plan.folder
-        self.query_one("#config-folder", RadioButton).value = plan.to_folder
-        self.query_one("#config-original", RadioButton).value = not plan.to_folder
-        self.query_one("#config-replace", Checkbox).value = plan.replace
-        self._explain()
-        self.query_one(RadioSet).focus()
-
-    @on(RadioSet.Changed, "#config-target")
-    def _changed(self) -> None:
-        self._explain()
-
-    def _to_folder(self) -> bool:
-        return self.query_one("#config-folder", RadioButton).value
-
-    def _explain(self) -> None:
-        to_folder = self._to_folder()
-        self.query_one("#config-folder-path", Input).disabled = not to_folder
-        self.query_one("#config-target-note", Static).update(
-            "Each file keeps its full path below the folder (created if missing), to compare "
-            "with the live files first."
-            if to_folder
-            else "Files go back where they were. One that differs from the backup is replaced "
-            "only when ticked above; the previous one is kept beside it as NAME.bak."
-        )
-
-    def problem(self) -> str | None:
-        if self._to_folder() and not self.query_one("#config-folder-path", Input).value.strip():
-            return "Name the folder to restore into."
-        return None
+        self.query_one("#config-replace", Checkbox).value = self.wizard.plan.replace
+        super().enter()
 
     def leave(self) -> None:
-        plan = self.wizard.plan
-        plan.to_folder = self._to_folder()
-        plan.folder = self.query_one("#config-folder-path", Input).value.strip()
-        plan.replace = self.query_one("#config-replace", Checkbox).value
+        super().leave()
+        self.wizard.plan.replace = self.query_one("#config-replace", Checkbox).value
 
 
 class ConfigRestoreWizard(RestoreWizard):

@@ -5,7 +5,6 @@ from pathlib import Path
 from typing import Any
 
 from rich.text import Text
-from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Input, RadioButton, RadioSet, Static
@@ -13,6 +12,7 @@ from textual.widgets import Input, RadioButton, RadioSet, Static
 from jarvis_tui.formatting import count, human_size
 from jarvis_tui.restore_access import OVERWRITE_POLICIES, FilesRestoreOptions
 from jarvis_tui.screens.wizard import RestoreWizard
+from jarvis_tui.widgets.folder_target import FolderTargetStep
 from jarvis_tui.widgets.marked_toggles import MarkedRadioButton
 from jarvis_tui.widgets.wizard_step import WizardStep
 from jarvis_tui.widgets.wizard_steps import restore_steps
@@ -34,58 +34,18 @@ class FilesPlan:
     strip_prefix: str = ""
 
 
-class FilesTargetStep(WizardStep):
-    TITLE = "Target"
-
-    def compose(self) -> ComposeResult:
-        yield Static("Where should the files go?", classes="step-intro")
-        with RadioSet(id="files-target"):
-            yield MarkedRadioButton(
-                "A folder (nothing in place is touched)", id="files-folder", value=True
-            )
-            yield MarkedRadioButton("The original locations (as backed up)", id="files-original")
-        with Horizontal(classes="field"):
-            yield Static("Folder ", classes="label")
-            yield Input(compact=True, id="files-folder-path")
-        yield Static("", id="files-target-note", classes="muted")
-
-    def enter(self) -> None:
-        plan = self.wizard.plan
-        if not plan.folder:
-            plan.folder = str(Path.cwd() / "restored" / str(self.wizard.chosen_id()))
-        self.query_one("#files-folder-path", Input).value = plan.folder
-        self.query_one("#files-folder", RadioButton).value = plan.to_folder
-        self.query_one("#files-original", RadioButton).value = not plan.to_folder
-        self._explain()
-        self.query_one(RadioSet).focus()
-
-    @on(RadioSet.Changed, "#files-target")
-    def _changed(self) -> None:
-        self._explain()
-
-    def _to_folder(self) -> bool:
-        return self.query_one("#files-folder", RadioButton).value
-
-    def _explain(self) -> None:
-        to_folder = self._to_folder()
-        self.query_one("#files-folder-path", Input).disabled = not to_folder
-        self.query_one("#files-target-note", Static).update(
-            "Each file keeps its backed-up path below the folder (strip a leading folder in the "
-            "next step)."
-            if to_folder
-            else "Files go back where they were; what already exists follows the overwrite "
-            "choice in the next step."
-        )
-
-    def problem(self) -> str | None:
-        if self._to_folder() and not self.query_one("#files-folder-path", Input).value.strip():
-            return "Name the folder to restore into."
-        return None
-
-    def leave(self) -> None:
-        plan = self.wizard.plan
-        plan.to_folder = self._to_folder()
-        plan.folder = self.query_one("#files-folder-path", Input).value.strip()
+class FilesTargetStep(FolderTargetStep):
+    PREFIX = "files"
+    QUESTION = "Where should the files go?"
+    FOLDER_LABEL = "A folder (nothing in place is touched)"
+    FOLDER_NOTE = (
+        "Each file keeps its backed-up path below the folder (strip a leading folder in the "
+        "next step)."
+    )
+    ORIGINAL_NOTE = (
+        "Files go back where they were; what already exists follows the overwrite "
+        "choice in the next step."
+    )
 
 
 class FilesOptionsStep(WizardStep):

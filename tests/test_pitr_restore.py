@@ -3,6 +3,7 @@ base backup, rows written across segment switches at moments and WAL positions t
 itself reports; each restore lays the backup out into a new folder, a server started on it
 recovers through wal-fetch, and exactly the rows up to the target exist."""
 
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,7 @@ def history(archive: Archive) -> History:  # noqa: F811
     pg = archive.pg
     pg.execute(f"CREATE TABLE {TABLE} (n int)")
     base_set = _base_backup(archive)
+    _next_second(pg)
     moments, positions, xids = {}, {}, {}
     for n in (1, 2, 3):
         ((xids[n],),) = pg.execute(
@@ -46,10 +48,17 @@ def history(archive: Archive) -> History:  # noqa: F811
             pg.execute("SELECT pg_create_restore_point('after-1')")
         pg.execute("SELECT pg_switch_wal()")
     later_set = _base_backup(archive)
+    _next_second(pg)
     ((after_later,),) = pg.execute("SELECT clock_timestamp()::text")
     checked = archive.cli("pitr", "check")  # the last switched segment arrived, so all did
     assert checked.returncode == 0, checked.stderr
     return History(archive, base_set, moments, positions, xids, later_set, after_later)
+
+
+def _next_second(pg: PostgresServer) -> None:
+    """A base backup's end is recorded to the second: a moment that must come after it
+    waits for the server's clock to pass into the next second."""
+    pg.execute("SELECT pg_sleep(1.02 - extract(epoch FROM clock_timestamp())::numeric % 1)")
 
 
 def _base_backup(archive: Archive) -> str:  # noqa: F811
@@ -58,10 +67,10 @@ def _base_backup(archive: Archive) -> str:  # noqa: F811
     return result.stdout.split("backup ")[1].split()[0]
 
 
-def _restore(history: History, folder: Path, *target: str) -> str:
+def _restore(history: History, folder: Path, *target: str) -> subprocess.CompletedProcess:
     result = history.archive.cli("restore", "postgres", *target, "--pitr", "--pgdata", str(folder))
     assert result.returncode == 0, result.stderr
-    return result.stdout
+    return result
 
 
 def _rows_after_recovery(history: History, folder: Path, action: str = "promote") -> list[int]:
@@ -113,7 +122,7 @@ def test_restore_to_a_moment_between_two_writes(history: History, tmp_path) -> N
     assert f"would lay out base backup postgres/{history.later_set}" in later.stdout
 
     folder = tmp_path / "moment"
-    out = _restore(history, folder, "--target-time", history.moments[1])
+    out = _restore(history, folder, "--target-time", history.moments[1]).stdout
     assert f"laid out base backup postgres/{history.base_set}" in out
     assert _rows_after_recovery(history, folder) == [1]
 
@@ -123,7 +132,8 @@ def test_restore_to_a_wal_position_and_to_a_restore_point(history: History, tmp_
     _restore(history, by_lsn, "--target-lsn", history.positions[2])
     assert _rows_after_recovery(history, by_lsn) == [1, 2]
     by_name = tmp_path / "name"
-    _restore(history, by_name, history.base_set, "--target-name", "after-1")
+    named = _restore(history, by_name, history.base_set, "--target-name", "after-1")
+    assert f"warning: recovery starts from postgres/{history.base_set}" in named.stderr
     assert _rows_after_recovery(history, by_name) == [1]
 
 

@@ -8,7 +8,7 @@ PostgreSQL's default (latest).
 """
 
 import os
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from engines.catalog import BackupSet, Catalog
@@ -29,7 +29,10 @@ END = "# jarvis-tui pitr end"
 def ended_before(meta: dict, target: PitrTarget) -> bool:
     """For a moment: it stopped before it; for a WAL position: at or before it."""
     if target.kind == "time":
-        return datetime.fromisoformat(meta["stop_time"]) < target_time(target.value)
+        stopped = datetime.fromisoformat(meta["stop_time"])
+        if stopped.microsecond == 0:  # recorded to the second: it ended within that second
+            stopped += timedelta(seconds=1)
+        return stopped <= target_time(target.value)
     if target.kind == "lsn":
         return lsn_value(meta["stop_lsn"]) <= lsn_value(target.value)
     return True

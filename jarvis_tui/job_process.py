@@ -78,10 +78,6 @@ class Outcome:
     left_running: bool = False  # the console let go: the job goes on without it
 
 
-def failure_text(error: BaseException) -> str:
-    return error_text(error)
-
-
 def _problems(results: list) -> list[str]:
     return [problem for result in results for problem in result.report.problems]
 
@@ -154,7 +150,7 @@ def child_main(env_file: Path | None, spec: ActionSpec, send: Callable[[Any], No
                 )
     except BaseException as error:
         outcome = Outcome(
-            error=failure_text(error),
+            error=error_text(error),
             cancelled=isinstance(error, JobCancelledError),
             locked=isinstance(error, RepositoryLockedError),
         )

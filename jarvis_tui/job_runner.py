@@ -25,7 +25,8 @@ from textual.message_pump import MessagePump
 from engines.actions.verbs import Request
 from engines.destinations import copy_destinations
 from engines.jobs import JobFinished, JobStarted, JobUpdate
-from jarvis_tui.job_process import ActionSpec, Outcome, failure_text, run_in_process
+from engines.plumbing.error_text import error_text
+from jarvis_tui.job_process import ActionSpec, Outcome, run_in_process
 from jarvis_tui.messages import (
     BackupFailed,
     BackupFinished,
@@ -342,7 +343,7 @@ class JobRunner:
         except BaseException as error:
             self.app.call_from_thread(
                 self.app.notify,
-                f"Could not cancel job {job_id}: {failure_text(error)}",
+                f"Could not cancel job {job_id}: {error_text(error)}",
                 severity="error",
             )
             return

@@ -105,6 +105,15 @@ async def settle(pilot) -> None:
         await pilot.pause()
 
 
+async def wait_until(pilot, condition, timeout: float = 30.0) -> None:
+    """Until `condition()` holds, checked every 0.1 s: for what real processes bring about."""
+    for _ in range(int(timeout / 0.1)):
+        if condition():
+            return
+        await pilot.pause(0.1)
+    raise AssertionError("the console never showed what the test waited for")
+
+
 async def paste_into(pilot, selector: str, text: str) -> None:
     """Click a field, clear it and paste `text`, as a terminal's bracketed paste delivers it.
 

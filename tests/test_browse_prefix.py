@@ -141,8 +141,7 @@ async def test_the_console_browses_read_only(hosts, monkeypatch):
     """BACKUP_BROWSE (what --browse sets for the console and its job processes): the
     Catalog lists the other host's backups, no schedules run here."""
     from jarvis_tui.app import make_app
-    from tests.console_fixtures import screen_words
-    from tests.test_console_jobs import wait_until
+    from tests.console_fixtures import screen_words, wait_until
 
     here, other = hosts
     rebuild = here.cli_process("catalog", "rebuild", "--from", "s3", "--prefix", OTHER)

@@ -21,9 +21,8 @@ from textual.widgets import OptionList
 from engines.plumbing.processes import process_alive
 from jarvis_tui.app import make_app
 from jarvis_tui.exit_codes import ExitCode
-from tests.console_fixtures import screen_words
+from tests.console_fixtures import screen_words, wait_until
 from tests.support.files_env import FilesEnv, make_files_env
-from tests.test_console_jobs import wait_until
 from tests.test_console_tmux import TMUX, Terminal, console_command
 
 JOB_MODULE = b"jarvis_tui.job_process"

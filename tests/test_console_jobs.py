@@ -11,7 +11,7 @@ from textual.widgets import OptionList
 
 from jarvis_tui.app import make_app
 from jarvis_tui.exit_codes import ExitCode
-from tests.console_fixtures import screen_words
+from tests.console_fixtures import screen_words, wait_until
 from tests.support.files_env import REPO_ROOT, child_env, make_files_env
 
 BLOBS = 64
@@ -27,14 +27,6 @@ def slow_files_env(tmp_path, isolated_env):
         # stored as they are, fast).
         (env.data / f"blob{number:02d}.txt").write_text(os.urandom(BLOB_SIZE // 2).hex())
     return env
-
-
-async def wait_until(pilot, condition, timeout: float = 30.0) -> None:
-    for _ in range(int(timeout / 0.1)):
-        if condition():
-            return
-        await pilot.pause(0.1)
-    raise AssertionError("the console never showed what the test waited for")
 
 
 async def test_cancel_a_backup_running_in_another_process(slow_files_env):

@@ -12,10 +12,9 @@ from engines.jobs import JobProgressed
 from jarvis_tui.app import make_app
 from jarvis_tui.job_process import ActionSpec, run_in_process
 from jarvis_tui.jobs_watch import JOBS_SHOWN
-from tests.console_fixtures import FIXED_NOW, FrozenCatalogClock, screen_words, settle
+from tests.console_fixtures import FIXED_NOW, FrozenCatalogClock, screen_words, settle, wait_until
 from tests.support.files_env import make_files_env, random_text
 from tests.support.s3_hosts import BUCKET, s3_settings
-from tests.test_console_jobs import wait_until
 
 SIZE = (80, 24)
 

@@ -19,8 +19,8 @@ from tests.console_fixtures import (
     screen_words,
     seed_catalog,
     settle,
+    wait_until,
 )
-from tests.test_console_jobs import wait_until
 
 
 @pytest.fixture

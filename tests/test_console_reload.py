@@ -16,6 +16,7 @@ from tests.console_fixtures import (
     screen_text,
     screen_words,
     settle,
+    wait_until,
     write_console_env,
 )
 
@@ -32,14 +33,6 @@ PROBLEMS = (
     "BACKUP_COMPRESSION: expected one of gzip, zstd, got 'lzma'",
     "BACKUP_FILE_PATHS: data/gone does not exist",
 )
-
-
-async def wait_until(pilot, condition, timeout: float = 20.0) -> None:
-    for _ in range(int(timeout / 0.1)):
-        if condition():
-            return
-        await pilot.pause(0.1)
-    raise AssertionError("the console never reached what the test waited for")
 
 
 def dialog_words(app) -> str:

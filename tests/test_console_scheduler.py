@@ -7,16 +7,8 @@ import time
 
 from engines.config import load_settings
 from engines.scheduling.schedules import scheduler_holder
-from tests.console_fixtures import screen_words
+from tests.console_fixtures import screen_words, wait_until
 from tests.support.files_env import child_env
-
-
-async def wait_until(pilot, condition, timeout: float = 20.0) -> None:
-    for _ in range(int(timeout / 0.1)):
-        if condition():
-            return
-        await pilot.pause(0.1)
-    raise AssertionError("the console never showed what the test waited for")
 
 
 async def test_console_runs_the_schedules_and_lets_go_when_it_quits(console_env):

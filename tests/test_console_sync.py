@@ -8,10 +8,9 @@ destination kind registered only in the test's process would not reach it.
 from engines.destinations import LocalRepository
 from jarvis_tui.app import make_app
 from jarvis_tui.exit_codes import ExitCode
-from tests.console_fixtures import screen_words
+from tests.console_fixtures import screen_words, wait_until
 from tests.support.files_env import make_files_env, random_text
 from tests.support.s3_hosts import BUCKET, PREFIX, s3_settings
-from tests.test_console_jobs import wait_until
 from tests.test_copies import copy_states, listing
 
 

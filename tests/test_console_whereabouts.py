@@ -7,10 +7,9 @@ import pytest
 
 from jarvis_tui.app import make_app
 from jarvis_tui.exit_codes import ExitCode
-from tests.console_fixtures import CLOSED_PORT, screen_words, write_console_env
+from tests.console_fixtures import CLOSED_PORT, screen_words, wait_until, write_console_env
 from tests.support.files_env import make_files_env, random_text
 from tests.support.s3_read_only import ReadOnlyS3Proxy
-from tests.test_console_jobs import wait_until
 from tests.test_console_snapshots import press_and_settle, settle
 from tests.test_console_sync import s3_settings
 

@@ -319,8 +319,7 @@ def test_jarvis_tui_test_fails_when_a_part_is_not_backed_up_whole(system, capsys
 
 async def test_the_console_walkthrough_runs_restore_full_as_one_job(system, capsys):
     from jarvis_tui.app import make_app
-    from tests.console_fixtures import screen_words
-    from tests.test_console_jobs import wait_until
+    from tests.console_fixtures import screen_words, wait_until
 
     backed_up = _backed_up(system, capsys)
     system.settings.pop("JARVIS_STOP_COMMAND")
@@ -394,8 +393,7 @@ async def test_the_walkthrough_download_step_pulls_the_latest_full_backup(
     system, s3_server, capsys
 ):
     from jarvis_tui.app import make_app
-    from tests.console_fixtures import screen_words
-    from tests.test_console_jobs import wait_until
+    from tests.console_fixtures import screen_words, wait_until
 
     system.set(**_s3_settings(s3_server))
     _backed_up(system, capsys)

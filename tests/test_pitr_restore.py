@@ -97,7 +97,7 @@ def _rows_after_recovery(history: History, folder: Path, action: str = "promote"
         }[action]
         wait_until(
             lambda: copy.execute(done) == [(True,)],
-            timeout=30,
+            timeout=60,
             what=f"the restored server to reach its target and {action}",
         )
         return [n for (n,) in copy.execute(f"SELECT n FROM {TABLE} ORDER BY n")]

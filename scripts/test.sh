@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # THE test command: system packages, .venv, ruff, the import contracts (lint-imports, from
-# pyproject.toml), then pytest (extra arguments go to pytest).
+# pyproject.toml), then pytest on two workers (extra arguments go to pytest).
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -66,4 +66,7 @@ echo "ruff check ."
 .venv/bin/ruff check .
 echo "lint-imports"
 .venv/bin/lint-imports --no-cache
-exec .venv/bin/pytest -q "$@"
+# Two workers (JARVIS_TEST_WORKERS to change): the tests wait on real servers and processes
+# much of the time, so two cores run two test files at once; a file stays on one worker, so
+# its module fixtures are built once.
+exec .venv/bin/pytest -q -n "${JARVIS_TEST_WORKERS:-2}" --dist loadfile "$@"

@@ -98,6 +98,21 @@ def screen_words(app) -> str:
     return " ".join(screen_text(app).split())
 
 
+def shows(app, phrase: str) -> bool:
+    """Whether the screen shows `phrase`, wherever the terminal wrapped it: long paths (the
+    tmp paths of pytest-xdist's workers) break mid-word, so whitespace is left out on both sides.
+    """
+    return "".join(phrase.split()) in "".join(screen_text(app).split())
+
+
+def widget_words(app, selector: str) -> str:
+    """screen_words of one widget's content only: a dialog's wrapped lines without its borders
+    and the screen behind it."""
+    region = app.screen.query_one(selector).content_region
+    lines = screen_text(app).splitlines()[region.y : region.bottom]
+    return " ".join(" ".join(line[region.x : region.right] for line in lines).split())
+
+
 async def settle(pilot) -> None:
     """Until the workers the last keys started are done and their messages handled."""
     for _ in range(2):

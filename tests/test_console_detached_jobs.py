@@ -7,11 +7,8 @@ left; SIGCONT then lets it finish on its own.
 
 import asyncio
 import contextlib
-import fcntl
 import os
 import signal
-import struct
-import termios
 import time
 from pathlib import Path
 
@@ -86,16 +83,28 @@ def hold_the_new_job(root: int) -> int:
     raise AssertionError(f"no job process appeared below pid {root}")
 
 
+def _holds(pid: int, pipe: tuple[int, int]) -> bool:
+    """Whether process `pid` still has `pipe` (device, inode) open."""
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            found = os.stat(fd)
+            if (found.st_dev, found.st_ino) == pipe:
+                return True
+    return False
+
+
 def wait_for_its_orders(job_pid: int) -> None:
-    """Until the console has written the action on the (stopped) job's stdin: a console
-    gone before that leaves a job that never starts, which is not what is tested here."""
-    with open(f"/proc/{job_pid}/fd/0", "rb") as stdin:  # the same pipe, one more reader
-        deadline = time.monotonic() + WAIT_S
-        while time.monotonic() < deadline:
-            waiting = fcntl.ioctl(stdin.fileno(), termios.FIONREAD, struct.pack("i", 0))
-            if struct.unpack("i", waiting)[0] > 0:
-                return
-            time.sleep(0.02)
+    """Until the console (the job's parent) has written the action on the (stopped)
+    job's stdin and closed its end: a console gone before that leaves a job that never
+    starts, which is not what is tested here. Not "bytes wait in the pipe": on a busy
+    machine (two xdist workers) the job may have read them before it was stopped."""
+    stdin = os.stat(f"/proc/{job_pid}/fd/0")
+    pipe = (stdin.st_dev, stdin.st_ino)
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        if not _holds(int(_stat(job_pid)[1]), pipe):
+            return
+        time.sleep(0.02)
     raise AssertionError(f"the console never sent job process {job_pid} its action")
 
 

@@ -14,7 +14,15 @@ from jarvis_tui.screens.backup_chooser import BackupChooser
 from jarvis_tui.screens.export import ExportScreen
 from jarvis_tui.screens.restore_config import ConfigRestoreWizard
 from jarvis_tui.screens.snapshot_diff import SnapshotDiffScreen
-from tests.console_fixtures import choose_restore, paste_into, screen_words, settle
+from tests.console_fixtures import (
+    choose_restore,
+    paste_into,
+    screen_words,
+    settle,
+    shows,
+    wait_until,
+    widget_words,
+)
 from tests.support.files_env import KEY, FilesEnv, make_files_env
 from tests.support.pg_seed import PgCase
 
@@ -108,7 +116,7 @@ async def test_the_config_wizard_restores_into_a_new_folder(files_env, tmp_path)
         await settle(pilot)
         shown = screen_words(pilot.app)
         assert "nothing was changed" in shown
-        assert f"would create the target folder {target}" in shown
+        assert shows(pilot.app, f"would create the target folder {target}")
         assert "would create 4, replace 0" in shown  # summary first, then each entry
         assert not target.exists()
         await pilot.press("ctrl+n")  # -> confirm: a new folder needs no typed name
@@ -116,7 +124,7 @@ async def test_the_config_wizard_restores_into_a_new_folder(files_env, tmp_path)
         await pilot.press("ctrl+n")  # -> run
         await settle(pilot)
         await pilot.press("ctrl+n")  # -> result
-        assert f"Restore of {target} succeeded" in screen_words(pilot.app)
+        assert shows(pilot.app, f"Restore of {target} succeeded")
         assert wizard.outcome == "succeeded"
     restored = target / str(config).lstrip("/")
     assert (restored / "app.yaml").read_text() == "debug: false\n"
@@ -231,8 +239,8 @@ async def test_k_with_a_key_rotates_it_and_seals_the_backups_again(files_env):
     async with console(files_env.env_file).run_test(size=(100, 32), notifications=True) as pilot:
         await settle(pilot)
         await pilot.press("k")
-        await settle(pilot)
-        shown = screen_words(pilot.app)
+        await wait_until(pilot, lambda: bool(pilot.app.screen.query("#key-rotation")))
+        shown = widget_words(pilot.app, "#key-rotation")
         assert "Rotate the encryption key" in shown and "still decrypts" in shown
         await pilot.click("#rotate")
         await settle(pilot)

@@ -3,6 +3,9 @@ the dashboard's copy destination row; copy states recorded by a real backup whos
 moto's S3 refused (through a read-only proxy) and by the Catalog's own `s Sync S3`.
 """
 
+import tempfile
+from pathlib import Path
+
 import pytest
 
 from jarvis_tui.app import make_app
@@ -15,9 +18,15 @@ from tests.test_console_sync import s3_settings
 
 
 async def test_catalog_and_dashboard_show_a_failed_copy_until_sync_completes_it(
-    tmp_path, isolated_env, s3_server
+    isolated_env, s3_server
 ):
-    env = make_files_env(tmp_path / "files")
+    # A short folder: the local destination's long tmp path (pytest-xdist adds popen-gwN/)
+    # squeezed the dashboard's Status column to "in …".
+    with tempfile.TemporaryDirectory(prefix="jw-") as short:
+        await check_a_failed_copy_until_sync(make_files_env(Path(short) / "files"), s3_server)
+
+
+async def check_a_failed_copy_until_sync(env, s3_server) -> None:
     for number in range(3):
         (env.data / f"f{number}.txt").write_bytes(random_text(20_000, number))
     s3_server.create_bucket(s3_settings(s3_server)["S3_BUCKET"])
@@ -54,8 +63,9 @@ async def test_catalog_and_dashboard_show_a_failed_copy_until_sync_completes_it(
         await wait_until(pilot, lambda: not app.runner.running_jobs())
 
         await pilot.press("1")
+        # Each on the dashboard's next poll: wait, never a fixed pause.
         await wait_until(pilot, lambda: "1 of 1 sets off-site" in screen_words(app))
-        assert "in sync" in screen_words(app)
+        await wait_until(pilot, lambda: "in sync" in screen_words(app))
 
 
 # -- snapshots: the seeded catalog with S3 configured and copy states of each kind ----------

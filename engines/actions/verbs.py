@@ -171,6 +171,7 @@ VERBS: Mapping[str, Verb] = {
         # verbs: they run per WAL file with the settings alone, never waiting on the catalog.
         Verb("pitr-setup", "pitr_setup", None, lambda r: "pitr setup"),
         Verb("pitr-check", "pitr_check", None, lambda r: "pitr check"),
+        Verb("pitr-timeline", "pitr_timeline", None, lambda r: "pitr timeline"),
         Verb(
             "s3-lifecycle",
             "s3_lifecycle",

@@ -8,6 +8,7 @@ it without reading them, so the chain must run unbroken to the newest archived s
 """
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from engines.destinations import Destination
 from engines.errors import JarvisError
@@ -37,13 +38,23 @@ def segment_name(timeline: int, number: int, segment_size: int) -> str:
 
 
 def archived_segments(repository: Destination, system_id: int, timeline: int) -> set[str]:
+    return set(archived_listing(repository, system_id, timeline))
+
+
+def archived_listing(repository: Destination, system_id: int, timeline: int) -> dict[str, datetime]:
+    """Each archived segment's name and when it was stored (wal-push writes it once)."""
     prefix = f"{WAL_FOLDER}/{system_id}/{timeline:08X}/"
-    names = set()
+    names: dict[str, datetime] = {}
     for stored in repository.list(prefix):
         name = stored.key.rsplit("/", 1)[-1].split(".", 1)[0]
         if len(name) == SEGMENT_NAME_LENGTH and parse_name(name).kind == "segment":
-            names.add(name)
+            names[name] = stored.modified
     return names
+
+
+def first_missing(archived: set[int], start: int, end: int) -> int | None:
+    """The first segment number from start to end (inclusive) not archived, or None."""
+    return next((number for number in range(start, end + 1) if number not in archived), None)
 
 
 def check_chain(
@@ -62,7 +73,7 @@ def check_chain(
             f"the archive holds no WAL of cluster {system_id} on timeline {timeline} ({where}); "
             "nothing was changed. Check archiving (`jarvis-tui pitr check`)"
         )
-    size = _segment_size(repository, keyring, repository_id, system_id, min(names))
+    size = segment_size(repository, keyring, repository_id, system_id, min(names))
     start = lsn_value(base["start_lsn"]) // size
     stop = lsn_value(base["stop_lsn"]) // size
     archived = {segment_number(name, size) for name in names}
@@ -70,19 +81,19 @@ def check_chain(
     if target.kind == "immediate":
         end = stop
     end = max(end, stop)
-    for number in range(start, end + 1):
-        if number not in archived:
-            missing = segment_name(timeline, number, size)
-            raise WalGapError(
-                f"WAL segment {missing} is not in the archive ({where}), and recovery from "
-                f"the base backup to {target.describe()} needs it; nothing was changed. "
-                "Fetch it back into the archive, or restore to a point before it"
-            )
+    number = first_missing(archived, start, end)
+    if number is not None:
+        missing = segment_name(timeline, number, size)
+        raise WalGapError(
+            f"WAL segment {missing} is not in the archive ({where}), and recovery from "
+            f"the base backup to {target.describe()} needs it; nothing was changed. "
+            "Fetch it back into the archive, or restore to a point before it"
+        )
     return WalChain(segment_name(timeline, start, size), segment_name(timeline, end, size),
                     end - start + 1)  # fmt: skip
 
 
-def _segment_size(
+def segment_size(
     repository: Destination, keyring: Keyring, repository_id: str, system_id: int, name: str
 ) -> int:
     """From an archived segment's own header (authenticated): no setting to trust."""

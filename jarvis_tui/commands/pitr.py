@@ -19,6 +19,7 @@ from jarvis_tui.exit_codes import ExitCode
 
 if TYPE_CHECKING:
     from engines.config import Settings
+    from engines.pitr.timeline import TimelineWindow
 
 # restore_command: 1 is "not in the archive" (recovery ends there); above 125 PostgreSQL
 # stops recovery instead of ending it early.
@@ -50,7 +51,9 @@ def register(commands: argparse._SubParsersAction, words: Sequence[str] = ()) ->
     # Internal: the detached process that prefetches the segments after NAME.
     fetch.add_argument("--prefetch-after", metavar="SYSTEM_ID:SEGMENT_SIZE", help=argparse.SUPPRESS)
     fetch.set_defaults(handler=run_wal_fetch)
-    pitr = commands.add_parser("pitr", help="point-in-time recovery: archive setup and check")
+    pitr = commands.add_parser(
+        "pitr", help="point-in-time recovery: archive setup, check and timeline"
+    )
     actions = pitr.add_subparsers(dest="pitr_command", metavar="SUBCOMMAND", required=True)
     setup = actions.add_parser(
         "setup",
@@ -64,6 +67,15 @@ def register(commands: argparse._SubParsersAction, words: Sequence[str] = ()) ->
         "check", help="switch WAL segments and confirm the segment reached the archive"
     )
     check.set_defaults(handler=run_pitr_check)
+    timeline = actions.add_parser(
+        "timeline",
+        help="the window a point-in-time restore can reach, per cluster and timeline",
+        description="From the end of the oldest base backup whose archived WAL is complete "
+        "to the newest segment archived after it without a gap; lists gaps (missing "
+        "segments) and the base backups each range depends on.",
+    )
+    timeline.add_argument("--json", action="store_true")
+    timeline.set_defaults(handler=run_pitr_timeline)
 
 
 def _settings(args: argparse.Namespace) -> "Settings":
@@ -198,3 +210,47 @@ def run_pitr_check(args: argparse.Namespace) -> ExitCode:
         f"(timeline {result.cluster.timeline}) reached the archive in {result.seconds:.1f} s"
     )
     return ExitCode.OK
+
+
+def run_pitr_timeline(args: argparse.Namespace) -> ExitCode:
+    from dataclasses import asdict
+
+    from engines.actions.verbs import Request
+    from jarvis_tui.commands.context import open_workspace, run_with_progress
+    from jarvis_tui.output import print_json
+
+    with open_workspace(args) as workspace:
+        report = run_with_progress(workspace, "pitr-timeline", Request())
+    if args.json:
+        print_json(asdict(report))
+    elif report.note:
+        print(f"pitr timeline: {report.note}")
+    for window in [] if args.json else report.windows:
+        print(f"cluster {window.system_id}, timeline {window.timeline}:")
+        for line in _window_lines(window):
+            print(f"  {line}")
+    return ExitCode.OK
+
+
+def _window_lines(window: "TimelineWindow") -> list[str]:
+    lines = [window.note] if window.note else []
+    for part in window.ranges:
+        since = (
+            f"{part.earliest_time} (LSN {part.earliest_lsn})"
+            if part.earliest_time
+            else (f"LSN {part.earliest_lsn}")
+        )
+        lines.append(
+            f"from {since} up to LSN {part.latest_lsn} (segment {part.latest_segment} "
+            f"archived at {part.latest_archived_at}); base backups: {', '.join(part.base_backups)}"
+        )
+    for gap in window.gaps:
+        span = gap.first if gap.count == 1 else f"{gap.first} .. {gap.last}"
+        lines.append(f"gap: {gap.count} segment(s) missing: {span}")
+    if window.unusable:
+        lines.append(
+            f"base backups whose own WAL is not all archived: {', '.join(window.unusable)}"
+        )
+    if not window.ranges and not window.note:
+        lines.append("no base backup here has its WAL archived; nothing to restore to")
+    return lines

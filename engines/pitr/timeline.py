@@ -1,0 +1,167 @@
+"""`pitr timeline`: per cluster (system id) and timeline, the moments a point-in-time
+restore can reach. A range of the window starts where a base backup ended (its WAL from
+its start segment to its stop segment archived) and runs to the last segment archived
+without a gap after it; the base backups ending inside one unbroken run share its end.
+Gaps (missing segments) are listed: nothing after one is reachable from a backup before it.
+
+The continuity test is the restore's (restore_chain.first_missing), so a range shown here
+is one `restore postgres --pitr` accepts. WAL is not in the catalog: the repository's
+listing is the truth, and a segment's time is when it was stored (wal-push writes it once).
+"""
+
+from dataclasses import dataclass, field
+
+from engines.catalog import Catalog
+from engines.destinations import Destination
+from engines.pipeline.crypto import Keyring
+from engines.pitr.restore_chain import (
+    archived_listing,
+    first_missing,
+    segment_name,
+    segment_size,
+)
+from engines.pitr.restore_target import lsn_value
+from engines.pitr.wal_files import segment_number
+
+SOURCE = "postgres"
+NO_BASE = (
+    "no PostgreSQL base backup yet, so no moment to restore to "
+    "(`jarvis-tui backup postgres --mode base` takes one)"
+)
+
+
+@dataclass(frozen=True)
+class BaseBackup:
+    set_id: str
+    start_lsn: str
+    stop_lsn: str
+    stop_time: str
+
+
+@dataclass(frozen=True)
+class WindowRange:
+    """From `earliest_*` (the oldest base backup's end) to the end of `latest_segment`."""
+
+    earliest_lsn: str
+    earliest_time: str
+    latest_lsn: str
+    latest_segment: str
+    latest_archived_at: str
+    base_backups: list[str]
+
+
+@dataclass(frozen=True)
+class Gap:
+    first: str
+    last: str
+    count: int
+
+
+@dataclass(frozen=True)
+class TimelineWindow:
+    system_id: str
+    timeline: int
+    ranges: list[WindowRange] = field(default_factory=list)
+    gaps: list[Gap] = field(default_factory=list)
+    # Base backups whose own WAL (start to stop segment) is not all archived.
+    unusable: list[str] = field(default_factory=list)
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class TimelineReport:
+    windows: list[TimelineWindow]
+    note: str = ""
+
+
+def format_lsn(value: int) -> str:
+    return f"{value >> 32:X}/{value & 0xFFFFFFFF:X}"
+
+
+def base_backups(catalog: Catalog) -> dict[tuple[str, int], list[BaseBackup]]:
+    """Every complete base backup, by (system id, timeline), oldest first."""
+    found: dict[tuple[str, int], list[BaseBackup]] = {}
+    for backup_set in reversed(catalog.list_backup_sets(kind=SOURCE)):
+        if backup_set.status != "complete":
+            continue
+        for artifact in catalog.artifacts_of(backup_set.id):
+            meta = artifact.metadata
+            if artifact.mode != "base" or not meta.get("stop_lsn"):
+                continue
+            key = (str(meta["system_identifier"]), int(meta["timeline"]))
+            found.setdefault(key, []).append(
+                BaseBackup(backup_set.id, meta["start_lsn"], meta["stop_lsn"],
+                           str(meta.get("stop_time", "")))
+            )  # fmt: skip
+    return found
+
+
+def recoverable_timeline(
+    catalog: Catalog, repository: Destination, keyring: Keyring, repository_id: str
+) -> TimelineReport:
+    groups = base_backups(catalog)
+    if not groups:
+        return TimelineReport([], NO_BASE)
+    windows = [
+        _window(repository, keyring, repository_id, system_id, timeline, bases)
+        for (system_id, timeline), bases in sorted(groups.items())
+    ]
+    return TimelineReport(windows)
+
+
+def _window(
+    repository: Destination,
+    keyring: Keyring,
+    repository_id: str,
+    system_id: str,
+    timeline: int,
+    bases: list[BaseBackup],
+) -> TimelineWindow:
+    listing = archived_listing(repository, int(system_id), timeline)
+    if not listing:
+        return TimelineWindow(
+            system_id, timeline, unusable=[b.set_id for b in bases],
+            note=f"the archive holds no WAL of this cluster on timeline {timeline} "
+            "(`jarvis-tui pitr setup` and `pitr check` set archiving up)",
+        )  # fmt: skip
+    size = segment_size(repository, keyring, repository_id, int(system_id), min(listing))
+    by_number = {segment_number(name, size): name for name in listing}
+    archived = set(by_number)
+    newest = max(archived)
+    runs: dict[int, list[BaseBackup]] = {}  # last segment of an unbroken run -> its bases
+    unusable = []
+    for base in sorted(bases, key=lambda b: lsn_value(b.start_lsn)):
+        start = lsn_value(base.start_lsn) // size
+        stop = lsn_value(base.stop_lsn) // size
+        if first_missing(archived, start, stop) is not None:
+            unusable.append(base.set_id)
+            continue
+        missing = first_missing(archived, stop, newest)
+        runs.setdefault(newest if missing is None else missing - 1, []).append(base)
+    ranges = [
+        _range(bases_of_run, by_number[end], (end + 1) * size, listing)
+        for end, bases_of_run in sorted(runs.items())
+    ]
+    return TimelineWindow(system_id, timeline, ranges, _gaps(archived, timeline, size), unusable)
+
+
+def _range(bases: list[BaseBackup], last: str, end: int, listing: dict) -> WindowRange:
+    oldest = min(bases, key=lambda b: lsn_value(b.stop_lsn))
+    return WindowRange(
+        oldest.stop_lsn, oldest.stop_time, format_lsn(end), last,
+        listing[last].isoformat(timespec="seconds"), [b.set_id for b in bases],
+    )  # fmt: skip
+
+
+def _gaps(archived: set[int], timeline: int, size: int) -> list[Gap]:
+    gaps = []
+    number, newest = min(archived), max(archived)
+    while (missing := first_missing(archived, number, newest)) is not None:
+        number = missing
+        while number not in archived:
+            number += 1
+        gaps.append(
+            Gap(segment_name(timeline, missing, size), segment_name(timeline, number - 1, size),
+                number - missing)
+        )  # fmt: skip
+    return gaps

@@ -96,3 +96,22 @@ def test_a_deleted_segment_is_a_gap_that_ends_the_window_before_it(
     assert part["latest_segment"] == names[names.index(missing) - 1]
     assert part["earliest_lsn"] == before["earliest_lsn"]
     assert f"gap: 1 segment(s) missing: {missing}" in _timeline(archive)
+
+
+def test_a_repository_without_the_archive_says_so_in_one_line(
+    archive: Archive,  # noqa: F811
+    base_set: str,
+    tmp_path: Path,
+) -> None:
+    empty = tmp_path / "repository"
+    empty.mkdir()
+    env_file = tmp_path / "jarvis.env"
+    env_file.write_text(
+        archive.env_file.read_text().replace(
+            f"BACKUP_DIR={archive.repository}", f"BACKUP_DIR={empty}"
+        )
+    )
+    result = archive.cli("pitr", "timeline", env_file=env_file)
+    assert result.returncode == 0, result.stderr
+    (line,) = result.stdout.strip().splitlines()
+    assert line.startswith("cluster ") and ", timeline 1: the archive holds no WAL of this " in line

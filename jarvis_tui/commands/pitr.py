@@ -226,14 +226,18 @@ def run_pitr_timeline(args: argparse.Namespace) -> ExitCode:
     elif report.note:
         print(f"pitr timeline: {report.note}")
     for window in [] if args.json else report.windows:
-        print(f"cluster {window.system_id}, timeline {window.timeline}:")
+        where = f"cluster {window.system_id}, timeline {window.timeline}:"
+        if window.note:  # nothing archived for it: one line
+            print(f"{where} {window.note}")
+            continue
+        print(where)
         for line in _window_lines(window):
             print(f"  {line}")
     return ExitCode.OK
 
 
 def _window_lines(window: "TimelineWindow") -> list[str]:
-    lines = [window.note] if window.note else []
+    lines = []
     for part in window.ranges:
         since = (
             f"{part.earliest_time} (LSN {part.earliest_lsn})"
@@ -251,6 +255,6 @@ def _window_lines(window: "TimelineWindow") -> list[str]:
         lines.append(
             f"base backups whose own WAL is not all archived: {', '.join(window.unusable)}"
         )
-    if not window.ranges and not window.note:
+    if not window.ranges:
         lines.append("no base backup here has its WAL archived; nothing to restore to")
     return lines

@@ -115,3 +115,24 @@ def test_a_repository_without_the_archive_says_so_in_one_line(
     assert result.returncode == 0, result.stderr
     (line,) = result.stdout.strip().splitlines()
     assert line.startswith("cluster ") and ", timeline 1: the archive holds no WAL of this " in line
+
+
+def test_a_base_backup_after_the_gap_opens_a_second_range(
+    archive: Archive,  # noqa: F811
+    base_set: str,
+) -> None:
+    (before,) = json.loads(_timeline(archive, "--json"))["windows"]
+    assert before["gaps"], "runs after the deleted-segment test"
+    later = _base_backup(archive)
+    _switch(archive)
+    assert archive.cli("pitr", "check").returncode == 0
+    (window,) = json.loads(_timeline(archive, "--json"))["windows"]
+    first, second = window["ranges"]
+    assert (first, window["gaps"]) == (before["ranges"][0], before["gaps"])
+    newest = max(name for name in _segments(archive) if name.startswith("00000001"))
+    assert (second["base_backups"], second["latest_segment"]) == ([later], newest)
+    lines = _timeline(archive).splitlines()
+    assert [line.split(";")[-1] for line in lines if "  from " in line] == [
+        f" base backups: {base_set}",
+        f" base backups: {later}",
+    ]

@@ -102,6 +102,7 @@ def cleanup_value(report: Any) -> RetentionPlan | Summary:
     lines = [f"{len(report.deleted)} set(s) deleted, {kept} kept"]
     lines += [f"deleted {set_id}" for set_id in report.deleted]
     lines += [f"pruned {pruned}" for pruned in report.pruned]
+    lines += [cluster.describe() for cluster in report.wal]
     lines += [f"problem: {problem}" for problem in report.problems]
     if report.damaged:
         lines.append("stored data is damaged: repair the files store before the next prune")

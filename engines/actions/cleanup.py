@@ -20,6 +20,7 @@ from engines.destinations import copy_destinations
 from engines.destinations.deletion_locks import locked_for_deleting
 from engines.errors import IntegrityError, JarvisError
 from engines.jobs import JobContext
+from engines.pitr.wal_retention import ClusterWal, plan_wal_retention, remove_wal
 from engines.repository.artifacts import clear_leftovers
 from engines.scheduling.clock import configured_timezone
 from engines.scheduling.retention import Candidate, Decision, RetentionPolicy, plan_retention
@@ -41,6 +42,8 @@ class CleanupReport:
     pruned: list[str] = field(default_factory=list)
     # Prunes refused because stored data is damaged (also in `problems`): `repair` first.
     damaged: list[str] = field(default_factory=list)
+    # Archived WAL (PITR) per cluster: what goes, before the oldest kept base backup.
+    wal: list[ClusterWal] = field(default_factory=list)
 
     @property
     def to_delete(self) -> list[Decision]:
@@ -135,6 +138,41 @@ def delete_sets(workspace: Workspace, report: CleanupReport, context: JobContext
             context.progress(number, len(doomed), "sets")
 
 
+def plan_wal(workspace: Workspace, report: CleanupReport, context: JobContext) -> bool:
+    """Which archived WAL goes, from the base backups still kept (after a real run's
+    deletions: a set that could not be deleted still counts). True if any goes."""
+    kept = {d.candidate.set_id for d in report.decisions if d.keep}
+    if not report.dry_run:
+        kept |= {d.candidate.set_id for d in report.to_delete} - set(report.deleted)
+    bases = [
+        a.metadata
+        for a in workspace.catalog.all_artifacts()
+        if a.set_id in kept and a.mode == "base" and a.status == "complete"
+    ]
+    try:
+        report.wal = plan_wal_retention(workspace.repository, workspace.keyring(), bases)
+    except JarvisError as error:
+        report.problems.append(f"WAL retention: {error}; no WAL was deleted")
+        context.log(f"WAL retention: {error}; no WAL was deleted", level="error")
+        return False
+    for cluster in report.wal:
+        context.log(cluster.describe(report.dry_run))
+    return any(cluster.count for cluster in report.wal)
+
+
+def delete_wal(workspace: Workspace, report: CleanupReport, context: JobContext) -> None:
+    """The planned WAL, removed from the repository and every copy destination, each under
+    its deletion lock; one that cannot be locked keeps its WAL for the next run."""
+    destinations = [workspace.repository, *copy_destinations(workspace.settings)]
+    with locked_for_deleting(destinations, "cleanup") as locks:
+        for name, reason in locks.unavailable.items():
+            report.problems.append(f"WAL on {name}: not deleted now ({reason})")
+        problems = remove_wal(report.wal, locks.destinations)
+    report.problems.extend(problems)
+    for problem in problems:
+        context.log(problem, level="warning")
+
+
 NOT_APPROVED = "not marked DELETE in the preview this cleanup was confirmed on"
 
 
@@ -166,6 +204,7 @@ def run_cleanup(
     if dry_run:
         report = plan_cleanup(workspace, context.job_id)
         _log_decisions(report, context, "would delete")
+        plan_wal(workspace, report, context)
         return report
     with workspace.lock("cleanup"):
         clear_leftovers(workspace, context)
@@ -177,6 +216,8 @@ def run_cleanup(
         _log_decisions(report, context, "deleting")
         if report.unfinished or report.to_delete:
             delete_sets(workspace, report, context)
+        if plan_wal(workspace, report, context):
+            delete_wal(workspace, report, context)
     run_prunes(workspace, context, report)
     context.log(
         f"cleanup: {len(report.deleted)} set(s) deleted, "

@@ -157,6 +157,14 @@ def run_cleanup_command(args: argparse.Namespace) -> ExitCode:
                 "problems": report.problems,
                 "damaged": report.damaged,
                 "pruned": report.pruned,
+                "wal": [
+                    {
+                        "system_id": str(c.system_id),
+                        "oldest_kept": c.oldest_kept,
+                        "removed" if not report.dry_run else "would_remove": c.count,
+                    }
+                    for c in report.wal
+                ],
             }
         )
     else:
@@ -185,6 +193,8 @@ def run_cleanup_command(args: argparse.Namespace) -> ExitCode:
             print(f"{len(report.deleted)} set(s) deleted")
         for pruned in report.pruned:
             print(f"pruned {pruned}")
+        for cluster in report.wal:
+            print(cluster.describe(report.dry_run))
     for problem in report.problems:
         print(f"problem: {problem}", file=sys.stderr)
     if report.damaged:  # as `prune` alone: damage is exit 4, whatever else happened

@@ -127,9 +127,10 @@ class OutcomeNotifications(App):
         lines = [f"{len(report.rekeyed)} file(s) sealed again under key {report.current_key_id}."]
         if report.remaining:
             lines.append(
-                f"{len(report.remaining)} files store object(s) of snapshots made before still "
-                "need the old key: keep it in BACKUP_ENCRYPTION_KEY_PREVIOUS until those "
-                "snapshots are pruned."
+                f"{len(report.remaining)} stored object(s) made before (files snapshots, "
+                "archived WAL) still need the old key: keep it in "
+                "BACKUP_ENCRYPTION_KEY_PREVIOUS until those snapshots are pruned and cleanup "
+                "has removed that WAL."
             )
         else:
             lines.append(

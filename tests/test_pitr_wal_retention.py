@@ -135,3 +135,8 @@ def test_wal_sealed_under_a_rotated_key_is_fetched_and_kept(bases: TwoBases, tmp
     result = wal_archive.cli("cleanup", env_file=rotated)
     assert result.returncode == 0, result.stdout + result.stderr
     assert _wal_files(wal_archive) == before  # the old key is no reason to delete WAL
+    rekeyed = wal_archive.cli("rekey", env_file=rotated)
+    assert rekeyed.returncode == 0, rekeyed.stderr
+    sealed = list((wal_archive.repository / "wal").rglob("*.enc"))  # with the record
+    assert f"still under an old key: {len(sealed)} archived WAL file(s)" in rekeyed.stdout
+    assert "can be removed" not in rekeyed.stdout

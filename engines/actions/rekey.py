@@ -27,6 +27,7 @@ from engines.pipeline.artifacts import (
     verify_artifact,
 )
 from engines.pipeline.crypto import MAGIC, read_header
+from engines.pitr.archive_layout import WAL_FOLDER
 from engines.plumbing.fsutil import fsync_directory, temporary_path_for
 from engines.repository.resolve import resolved_from_catalog
 from engines.repository.set_records import (
@@ -75,7 +76,7 @@ def rekey(workspace: Workspace, context: JobContext, *, dry_run: bool = False) -
                 _rekey_one(workspace, artifact, context)
                 report.rekeyed.append(artifact.relpath)
             context.progress(done, total)
-        report.remaining = _files_store_objects_under_old_keys(workspace, report.current_key_id)
+        report.remaining = _objects_under_old_keys(workspace, report.current_key_id)
         report.remaining += _reseal_set_records(workspace, report, context)
     return report
 
@@ -198,15 +199,15 @@ def _sealed_fields(workspace: Workspace, artifact: Artifact) -> dict:
     return read_sealed_metadata(resolved.stored, workspace.keyring())
 
 
-def _files_store_objects_under_old_keys(
-    workspace: Workspace, current: str
-) -> list[tuple[str, str]]:
-    """Packs and index files of the files store are not sealed again (yet): name those
-    that still need an old key, so the operator knows when one can go."""
+def _objects_under_old_keys(workspace: Workspace, current: str) -> list[tuple[str, str]]:
+    """Packs and index files of the files store, and archived WAL, are not sealed again
+    (yet): name those that still need an old key, so the operator knows when one can go
+    (a rotated key never strands them)."""
     repository = workspace.repository
     packs = [stored.key for stored in iter_pack_files(repository)]
+    wal = [stored.key for stored in repository.list(f"{WAL_FOLDER}/")]
     remaining = []
-    for key in sorted([*packs, *index_files(repository)]):
+    for key in sorted([*packs, *index_files(repository), *wal]):
         key_id = _object_key_id(repository, key)
         if key_id is not None and key_id != current:
             remaining.append((key, key_id))

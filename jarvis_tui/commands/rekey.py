@@ -32,11 +32,19 @@ def run_rekey(args: argparse.Namespace) -> ExitCode:
     print(f"{len(report.rekeyed)} artifact(s) {verb} under key id {report.current_key_id}")
     if report.remaining:
         keys = ", ".join(sorted(report.old_key_ids))
-        print(
-            f"still under an old key: {len(report.remaining)} files store object(s) (packs and "
-            f"index files of files snapshots made before the rotation; key id {keys}): keep "
-            f"that key in {PREVIOUS_VARIABLE} until those snapshots are pruned"
-        )
+        wal = sum(key.startswith("wal/") for key, _ in report.remaining)
+        if len(report.remaining) > wal:
+            print(
+                f"still under an old key: {len(report.remaining) - wal} files store object(s) "
+                f"(packs and index files of files snapshots made before the rotation; key id "
+                f"{keys}): keep that key in {PREVIOUS_VARIABLE} until those snapshots are pruned"
+            )
+        if wal:
+            print(
+                f"still under an old key: {wal} archived WAL file(s) (key id {keys}): keep that "
+                f"key in {PREVIOUS_VARIABLE} until cleanup has removed them with the base "
+                "backups that need them"
+            )
     elif not report.dry_run:
         print(f"nothing needs an old key any more: it can be removed from {PREVIOUS_VARIABLE}")
     return ExitCode.OK

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from engines.destinations import Destination
 from engines.errors import JarvisError
 from engines.pipeline.crypto import Keyring
-from engines.pitr.archive_layout import WAL_FOLDER, candidate_keys, wal_identity
-from engines.pitr.archive_store import find_key, read_whole
+from engines.pitr.archive_layout import WAL_FOLDER
+from engines.pitr.restore_chain import segment_name, segment_size
 from engines.pitr.restore_target import lsn_value
-from engines.pitr.wal_files import WalNameError, parse_name, read_header, segment_number
+from engines.pitr.wal_files import WalNameError, parse_name, segment_number
 
 SEGMENT_NAME_LENGTH = 24
 
@@ -72,17 +72,6 @@ def _archived(repository: Destination, system_id: int) -> dict[str, list[tuple[s
     return found
 
 
-def _segment_size(
-    repository: Destination, keyring: Keyring, repository_id: str, system_id: int, name: str
-) -> int:
-    """From an archived segment's own header, authenticated."""
-    wal = parse_name(name)
-    key = find_key(repository, candidate_keys(system_id, wal))
-    assert key is not None  # listed a moment ago under the repository lock
-    fetched = read_whole(repository, key, keyring, wal_identity(repository_id, system_id, wal))
-    return read_header(fetched.data, key).segment_size
-
-
 def _clusters(repository: Destination) -> list[int]:
     clusters = []
     for stored in repository.list(f"{WAL_FOLDER}/"):
@@ -116,11 +105,10 @@ def plan_wal_retention(
         if not segments:
             plans.append(ClusterWal(system_id, "(no segment archived)"))
             continue
-        size = _segment_size(repository, keyring, repository_id, system_id, segments[0])
+        size = segment_size(repository, keyring, repository_id, system_id, segments[0])
         lsn, timeline = starts[system_id]
         first = lsn // size
-        per_log = 0x100000000 // size
-        plan = ClusterWal(system_id, f"{timeline:08X}{first // per_log:08X}{first % per_log:08X}")
+        plan = ClusterWal(system_id, segment_name(timeline, first, size))
         for timeline, files in archived.items():
             doomed = [key for name, key in files if segment_number(name, size) < first]
             if doomed:

@@ -28,8 +28,9 @@ from syrupy.location import PyTestLocation
 
 from engines.catalog import Catalog
 from engines.monitoring.watchdog import DiskSpace
+from tests.support.pg_seed import PgCase
 
-__all__ = ["console_env", "seeded_console", "snapshot", "snapshot_console"]
+__all__ = ["console_env", "pg_case", "seeded_console", "snapshot", "snapshot_console"]
 
 SNAPSHOTS_DIR = Path(__file__).resolve().parent.parent / "snapshots"
 SNAPSHOT_ROOT = Path(tempfile.gettempdir()) / "jarvis-console-snapshots"
@@ -142,6 +143,14 @@ async def paste_into(pilot, selector: str, text: str) -> None:
     await pilot.pause()
 
 
+async def confirm_and_run(pilot, typed: str) -> None:
+    """A wizard's typed confirmation, its run, and on to the result page."""
+    await paste_into(pilot, "#confirm-typed", typed)
+    await pilot.press("ctrl+n")
+    await settle(pilot)
+    await pilot.press("ctrl+n")
+
+
 Wizard = TypeVar("Wizard")
 
 
@@ -197,6 +206,15 @@ def write_console_env(cwd: Path, **extra: str) -> Path:
     path = cwd / "jarvis.env"
     path.write_text("".join(f"{k}={v}\n" for k, v in lines.items() if v is not None))
     return Path("jarvis.env")
+
+
+@pytest.fixture
+def pg_case(postgres_server, tmp_path, isolated_env) -> Iterator[PgCase]:
+    """A seeded throwaway database with one PostgreSQL backup, for the restore wizards."""
+    case = PgCase(postgres_server, tmp_path)
+    assert case.cli("backup", "postgres") == 0
+    yield case
+    case.cleanup()
 
 
 @pytest.fixture

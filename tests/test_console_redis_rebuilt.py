@@ -5,7 +5,7 @@ from jarvis_tui.restorable import restorable_sets
 from jarvis_tui.screens.catalog import CatalogScreen
 from jarvis_tui.screens.restore_redis import RedisRestoreWizard
 from jarvis_tui.widgets.backup_table import BackupTable
-from tests.console_fixtures import paste_into, screen_words, settle
+from tests.console_fixtures import confirm_and_run, screen_words, settle
 from tests.support.redis_seed import RedisCase, assert_as_backed_up, backed_up_then_changed
 
 
@@ -53,10 +53,7 @@ async def test_redis_wizard_restores_a_full_backup_after_catalog_rebuild(
         assert "nothing was changed" in screen_words(app)
         assert "no RDB snapshot" not in screen_words(app)
         await pilot.press("ctrl+n")
-        await paste_into(pilot, "#confirm-typed", address)
-        await pilot.press("ctrl+n")
-        await settle(pilot)
-        await pilot.press("ctrl+n")
+        await confirm_and_run(pilot, address)
         assert f"Restore of {address} succeeded" in screen_words(app)
     assert_as_backed_up(redis_server)
     redis_server.flush()

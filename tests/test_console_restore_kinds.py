@@ -6,7 +6,7 @@ from jarvis_tui.app import make_app
 from jarvis_tui.screens.restore_files import FilesRestoreWizard
 from jarvis_tui.screens.restore_redis import RedisRestoreWizard
 from jarvis_tui.screens.restore_secrets import SecretsRestoreWizard
-from tests.console_fixtures import choose_restore, paste_into, screen_words, settle
+from tests.console_fixtures import choose_restore, confirm_and_run, paste_into, screen_words, settle
 from tests.support.files_env import make_files_env, tree_of
 from tests.support.redis_seed import RedisCase, assert_as_backed_up, backed_up_then_changed
 
@@ -185,10 +185,7 @@ async def test_redis_wizard_flushes_only_after_the_typed_address(
         assert redis_server.client().get("stray") == b"added later"
         await pilot.press("ctrl+n")
         assert f"Type {address} to confirm" in screen_words(app)
-        await paste_into(pilot, "#confirm-typed", address)
-        await pilot.press("ctrl+n")
-        await settle(pilot)
-        await pilot.press("ctrl+n")
+        await confirm_and_run(pilot, address)
         assert f"Restore of {address} succeeded" in screen_words(app)
     assert_as_backed_up(redis_server)
     redis_server.flush()

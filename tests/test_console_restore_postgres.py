@@ -1,19 +1,9 @@
 """The PostgreSQL restore wizard and the catalog's actions, against a real throwaway server."""
 
-import pytest
-
 from jarvis_tui.app import make_app
 from jarvis_tui.screens.restore_postgres import PostgresRestoreWizard
-from tests.console_fixtures import choose_restore, paste_into, screen_words, settle
-from tests.support.pg_seed import PgCase, unique_name
-
-
-@pytest.fixture
-def pg_case(postgres_server, tmp_path, isolated_env):
-    case = PgCase(postgres_server, tmp_path)
-    assert case.cli("backup", "postgres") == 0
-    yield case
-    case.cleanup()
+from tests.console_fixtures import choose_restore, confirm_and_run, paste_into, screen_words, settle
+from tests.support.pg_seed import unique_name
 
 
 async def test_wizard_restores_into_a_new_database(pg_case):
@@ -76,10 +66,7 @@ async def test_replacing_a_database_takes_the_typed_name(pg_case):
         await pilot.press(*"jarvis_wrong", "ctrl+n")
         assert f"Type {source} exactly to confirm" in screen_words(app)
         assert wizard.index == 4 and not wizard.running
-        await paste_into(pilot, "#confirm-typed", source)
-        await pilot.press("ctrl+n")
-        await settle(pilot)
-        await pilot.press("ctrl+n")  # the run ended: on to the result
+        await confirm_and_run(pilot, source)
         result = screen_words(app)
         assert f"Restore of {source} succeeded" in result
         assert "previous database kept as" in result

@@ -1,22 +1,12 @@
 """The complete-system walkthrough's PostgreSQL step, against a real throwaway server:
 prefilled the guide's way (the original database, replaced), it writes that database."""
 
-import pytest
 from textual.widgets import RadioButton
 
 from jarvis_tui.app import make_app
 from jarvis_tui.screens.restore_postgres import PostgresRestoreWizard
 from jarvis_tui.screens.system_restore import SystemRestoreScreen
-from tests.console_fixtures import paste_into, screen_words, settle
-from tests.support.pg_seed import PgCase
-
-
-@pytest.fixture
-def pg_case(postgres_server, tmp_path, isolated_env):
-    case = PgCase(postgres_server, tmp_path)
-    assert case.cli("backup", "postgres") == 0
-    yield case
-    case.cleanup()
+from tests.console_fixtures import confirm_and_run, screen_words, settle
 
 
 async def test_step_3_replaces_the_original_database(pg_case):
@@ -50,10 +40,7 @@ async def test_step_3_replaces_the_original_database(pg_case):
         assert "_restored_" not in screen_words(app)
         await pilot.press("ctrl+n")  # -> confirm: the original is replaced, so typed
         await settle(pilot)
-        await paste_into(pilot, "#confirm-typed", source)
-        await pilot.press("ctrl+n")
-        await settle(pilot)
-        await pilot.press("ctrl+n")  # the run ended: on to the result
+        await confirm_and_run(pilot, source)
         assert f"Restore of {source} succeeded" in screen_words(app)
         await pilot.press("ctrl+n")  # close: back on the walkthrough
         await settle(pilot)

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from engines.catalog.db import Database
-from engines.catalog.rows import Artifact, Job
+from engines.catalog.rows import Artifact, Job, counted_as
 from engines.catalog.times import parse_iso
 
 GOOD_SET_STATUSES = ("complete", "partial")
@@ -52,8 +52,7 @@ class MonitoringMixin:
         )
         found: dict[str, str] = {}
         for row in rows:
-            what = f"{row['source']} base backup" if row["mode"] == "base" else row["source"]
-            found.setdefault(what, row["set_id"])
+            found.setdefault(counted_as(row["source"], row["mode"]), row["set_id"])
         return found
 
     def all_artifacts(self) -> list[Artifact]:

@@ -64,6 +64,14 @@ class BackupSet:
         )
 
 
+BASE_MODE = "base"  # a PostgreSQL base backup (pg_basebackup), restored unlike a dump
+
+
+def counted_as(source: str, mode: str) -> str:
+    """The kind a backup counts as for "newest" and retention: a base backup is its own."""
+    return f"{source} base backup" if mode == BASE_MODE else source
+
+
 @dataclass(frozen=True)
 class Artifact:
     id: int
@@ -116,6 +124,10 @@ class Artifact:
             verified_at=parse_optional(row["verified_at"]),
             verify_detail=row["verify_detail"],
         )
+
+    @property
+    def counted_as(self) -> str:
+        return counted_as(self.source, self.mode)
 
 
 @dataclass(frozen=True)

@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 
 from engines.catalog import Artifact, BackupSet
+from engines.catalog.rows import BASE_MODE
 from engines.config import Settings
 
 GOOD_STATUSES = ("complete", "partial")
-BASE_MODE = "base"
 RULES = ("daily", "weekly", "monthly")
 
 
@@ -63,9 +63,9 @@ class Candidate:
     @classmethod
     def of(cls, backup_set: BackupSet, artifacts: Iterable[Artifact]) -> "Candidate":
         complete = [a for a in artifacts if a.status == "complete"]
-        sources = {_counted_as(a) for a in complete}
-        failed = {_counted_as(a) for a in complete if a.verify_state == "failed"}
-        verified = {_counted_as(a) for a in complete if a.verify_state == "ok"} - failed
+        sources = {a.counted_as for a in complete}
+        failed = {a.counted_as for a in complete if a.verify_state == "failed"}
+        verified = {a.counted_as for a in complete if a.verify_state == "ok"} - failed
         return cls(
             backup_set.id,
             backup_set.kind,
@@ -75,11 +75,6 @@ class Candidate:
             frozenset(verified),
             base=bool(complete) and all(a.mode == BASE_MODE for a in complete),
         )
-
-
-def _counted_as(artifact: Artifact) -> str:
-    """The source an artifact is a backup of; a base backup is one of its own kind."""
-    return f"{artifact.source} base backup" if artifact.mode == BASE_MODE else artifact.source
 
 
 @dataclass

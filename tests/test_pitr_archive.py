@@ -37,7 +37,7 @@ def archive_command(pg: PostgresServer, env_file: Path) -> str:
         if not SYSTEM_PYTHON.is_file():
             pytest.skip(f"the server's account cannot run {sys.executable}")
         packages = next(Path(sys.prefix).glob("lib/python3*/site-packages"))
-        jarvis = f"env PYTHONPATH={REPO_ROOT}:{packages} {SYSTEM_PYTHON} -m jarvis_tui.cli"
+        jarvis = f"env PYTHONPATH={REPO_ROOT}:{packages} {SYSTEM_PYTHON} -m jarvis_tui.launch"
     return f"'{jarvis} --env-file {env_file} wal-push %p'"
 
 

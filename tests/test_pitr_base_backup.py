@@ -8,6 +8,8 @@ import pytest
 
 from engines.pipeline.artifacts import PlainBlocks, sidecar_path_for
 from engines.pitr.base_tar import BaseTarWalk
+from engines.pitr.restore_pitr import ended_before
+from engines.pitr.restore_target import PitrTarget
 from jarvis_tui.exit_codes import ExitCode
 from jarvis_tui.restorable import restorable_sets
 from tests.support.pg_seed import BASE_BACKUP_SETTINGS, PgCase, fingerprint, write_env_file
@@ -168,3 +170,18 @@ def test_a_server_that_cannot_give_a_base_backup_is_one_line(pg, tmp_path, capsy
         assert len(err.splitlines()) == 1
     finally:
         minimal.close()
+
+
+@pytest.mark.parametrize(
+    ("stop_time", "target", "before"),
+    [
+        ("2026-12-06T01:23:04+00:00", "2026-12-06 01:23:04.500+00", False),  # within its second
+        ("2026-12-06T01:23:04+00:00", "2026-12-06 01:23:05+00", True),
+        ("2026-12-06T01:23:04.250000+00:00", "2026-12-06 01:23:04.500+00", True),
+        ("2026-12-06T01:23:04.750000+00:00", "2026-12-06 01:23:04.500+00", False),
+    ],
+)
+def test_a_whole_second_stop_time_counts_as_the_end_of_its_second(stop_time, target, before):
+    """PostgreSQL gives a base backup's stop time to the second only (base_backup says why),
+    so the backup may have ended anywhere within that second."""
+    assert ended_before({"stop_time": stop_time}, PitrTarget("time", target)) is before

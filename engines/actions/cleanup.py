@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from engines.actions.set_deletion import delete_set_everywhere, readers_in_use
 from engines.actions.verbs import Request
 from engines.catalog import Artifact
+from engines.catalog.rows import BASE_MODE
 from engines.destinations import copy_destinations
 from engines.destinations.deletion_locks import locked_for_deleting
 from engines.errors import IntegrityError, JarvisError
@@ -147,7 +148,7 @@ def plan_wal(workspace: Workspace, report: CleanupReport, context: JobContext) -
     bases = [
         a.metadata
         for a in workspace.catalog.all_artifacts()
-        if a.set_id in kept and a.mode == "base" and a.status == "complete"
+        if a.set_id in kept and a.mode == BASE_MODE and a.status == "complete"
     ]
     try:
         report.wal = plan_wal_retention(workspace.repository, workspace.keyring(), bases)

@@ -20,6 +20,7 @@ from typing import Any
 import psycopg
 
 from engines.catalog import Artifact, BackupSet
+from engines.catalog.rows import BASE_MODE
 from engines.errors import IntegrityError, JarvisError
 from engines.jobs import JobContext
 from engines.pitr.base_tar import BaseTarWalk
@@ -67,6 +68,13 @@ def back_up_base(
     tool = RunningTool(argv, target.tool_environment(), name="pg_basebackup", stdout=-1)
 
     def metadata() -> dict[str, Any]:
+        # PostgreSQL gives no finer stop time: pg_basebackup reports only the end LSN, and
+        # pg_backup_stop's backup history file (`STOP TIME:`), like backup_label's START
+        # TIME, is written to the second. So the stop time is this host's clock when the
+        # stream ended (pg_backup_stop had returned), to the second as PostgreSQL's own; a
+        # restore to a moment takes a whole-second stop time as the end of that second
+        # (restore_pitr.ended_before), so a backup that ended later within the target's
+        # second is never taken for one that ended before it.
         stopped = datetime.now(UTC).isoformat(timespec="seconds")
         return base_metadata(walk, target, facts.to_metadata(), tools.version, stopped)
 
@@ -76,7 +84,7 @@ def back_up_base(
             backup_set,
             context,
             source="postgres",
-            mode="base",
+            mode=BASE_MODE,
             name=ARTIFACT_NAME,
             stream=walk.watch(stream_output(tool, f"base backup of {target.host}:{target.port}")),
             metadata=metadata,

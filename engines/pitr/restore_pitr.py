@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from engines.catalog import BackupSet, Catalog
+from engines.catalog.rows import BASE_MODE
 from engines.errors import JarvisError, NotFoundError
 from engines.jobs import JobContext
 from engines.pitr.base_restore import is_base, lay_out_base_backup, refuse_unless_empty
@@ -30,7 +31,7 @@ def ended_before(meta: dict, target: PitrTarget) -> bool:
     """For a moment: it stopped before it; for a WAL position: at or before it."""
     if target.kind == "time":
         stopped = datetime.fromisoformat(meta["stop_time"])
-        if stopped.microsecond == 0:  # recorded to the second: it ended within that second
+        if stopped.microsecond == 0:  # to the second (base_backup says why): its whole second
             stopped += timedelta(seconds=1)
         return stopped <= target_time(target.value)
     if target.kind == "lsn":
@@ -44,7 +45,7 @@ def base_for_target(catalog: Catalog, target: PitrTarget) -> BackupSet:
     for backup_set in catalog.list_backup_sets(kind=SOURCE):
         if backup_set.status != "complete":
             continue
-        bases = [a for a in catalog.artifacts_of(backup_set.id) if a.mode == "base"]
+        bases = [a for a in catalog.artifacts_of(backup_set.id) if a.mode == BASE_MODE]
         if not bases:
             continue
         seen += 1

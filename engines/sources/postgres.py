@@ -7,6 +7,7 @@ from typing import Any
 import psycopg
 
 from engines.catalog import Artifact, BackupSet
+from engines.catalog.rows import BASE_MODE
 from engines.config import Settings
 from engines.errors import IntegrityError, JarvisError
 from engines.jobs import JobContext
@@ -39,7 +40,7 @@ class PostgresSource(Source):
     def back_up(
         self, workspace: Workspace, backup_set: BackupSet, options: Any, context: JobContext
     ) -> list[Artifact]:
-        if options is not None and options.mode == "base":
+        if options is not None and options.mode == BASE_MODE:
             with server_errors_explained():
                 artifact = back_up_base(workspace, backup_set, options.database, context)
             if options.drill_after(workspace.settings.verify_restore):
@@ -116,7 +117,7 @@ class PostgresSource(Source):
         """The scheduled restore drill: a full or schema dump restored into a scratch database
         and compared with its metadata, a base backup laid out into a scratch folder and
         checked against its manifest; None for artifacts without such a check (globals)."""
-        if artifact.mode == "base":
+        if artifact.mode == BASE_MODE:
             return lay_out_in_scratch(
                 workspace, resolved_from_catalog(workspace, artifact), context
             )

@@ -367,6 +367,9 @@ VARIABLES: tuple[Variable, ...] = (
     _v("BACKUP_WAL_COMPRESSION", _codec_level, "zstd:1", "pitr", "WAL codec:level"),
     _v("BACKUP_WAL_PUSH_TIMEOUT", _integer(1, 3600), 120, "pitr", "seconds per wal-push"),
     _v("BACKUP_PITR_ARCHIVE_TIMEOUT", _integer(1, 86400), 60, "pitr", "archive_timeout seconds"),
+    # Archive lag that alerts: WAL files waiting (64 segments: 1 GiB) or the oldest one's wait.
+    _v("BACKUP_WAL_LAG_ALERT_SEGMENTS", _integer(1, 1_000_000), 64, "pitr", "WAL files waiting"),
+    _v("BACKUP_WAL_LAG_ALERT_SECONDS", _integer(1, 604800), 300, "pitr", "seconds WAL waits"),
 )
 
 SECRET_NAMES = frozenset(v.name for v in VARIABLES if v.secret)

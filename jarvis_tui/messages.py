@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from jarvis_tui.catalog_view import CatalogIndex, SetDetail, SetExtras
     from jarvis_tui.demo_access import DemoReady
     from jarvis_tui.engine_access import Alert, BackupSet, Job, JobEvent, JobUpdate
+    from jarvis_tui.pitr_access import MomentWindow
     from jarvis_tui.restorable import RestorableSet
     from jarvis_tui.restore_access import RestoreReport
 
@@ -313,3 +314,10 @@ class KeyRotated(Message):
 class RekeyFailed(Message):
     error: str
     cancelled: bool = False
+
+
+@dataclass
+class MomentWindowLoaded(Message):
+    """The window a point-in-time restore can reach was read (or why none can)."""
+
+    window: MomentWindow

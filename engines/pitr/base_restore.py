@@ -23,6 +23,7 @@ from engines.jobs import JobContext
 from engines.pipeline.artifacts import PlainBlocks
 from engines.pipeline.crypto import Keyring
 from engines.pitr.base_tar import BaseTarWalk, TarFormatError
+from engines.pitr.data_owner import hand_over, owner_for
 from engines.plumbing.fsutil import atomic_folder, private_work_folder
 from engines.plumbing.processes import process_alive
 from engines.postgres.tools import candidate_bin_dirs, die_with_parent
@@ -134,6 +135,7 @@ def lay_out_base_backup(
             yield block
 
     context.log(f"authenticating, decrypting and extracting {resolved.label} beside {pgdata}")
+    owner = owner_for(pgdata)
     with atomic_folder(pgdata) as staging:
         reader = _BlocksReader(counted())
         try:
@@ -153,6 +155,7 @@ def lay_out_base_backup(
             )
         _private(staging)
         checked = _pg_verifybackup(staging, blocks.sealed.get("pg_major"), context)
+    hand_over(pgdata, owner)
     lines = [
         f"laid out base backup {resolved.label} into {pgdata}: {len(walk.files)} files, "
         f"every chunk authenticated, the files match the backup's manifest"

@@ -17,7 +17,8 @@ from engines.errors import JarvisError, NotFoundError
 from engines.jobs import JobContext
 from engines.pitr.base_restore import is_base, lay_out_base_backup, refuse_unless_empty
 from engines.pitr.restore_chain import check_chain
-from engines.pitr.restore_target import PitrTarget, lsn_value, target_time
+from engines.pitr.restore_start import plan_start, start_and_wait
+from engines.pitr.restore_target import PitrTarget, StartRequest, lsn_value, target_time
 from engines.reports import RestoreReport
 from engines.repository.resolve import ResolvedArtifact
 from engines.workspace import Workspace
@@ -69,6 +70,8 @@ def restore_to_target(
     target: PitrTarget,
     dry_run: bool,
     context: JobContext,
+    *,
+    start: StartRequest | None = None,
 ) -> RestoreReport:
     bases = [a for a in artifacts if is_base(a)]
     if len(bases) != 1 or len(artifacts) != 1:
@@ -83,6 +86,10 @@ def restore_to_target(
         )
     pgdata = pgdata.expanduser().absolute()
     refuse_unless_empty(pgdata)
+    plan = None
+    if start is not None:
+        major = int(base.metadata.get("pg_major") or 0)
+        plan = plan_start(pgdata, start.port, start.timeout_s, major, target)
     repository = workspace.repository
     keyring = workspace.keyring()
     context.log(f"checking the archived WAL from {base.label} to {target.describe()}")
@@ -120,7 +127,13 @@ def restore_to_target(
             f"({base.metadata.get('stop_time')}), recovery stops with an error; then name an "
             "earlier base backup set"
         )
-    if not dry_run:
+    if plan is not None and dry_run:
+        report.add(f"would {plan.describe()}")
+    elif plan is not None:
+        for line in start_and_wait(plan, pgdata, base.metadata, target, workspace.settings,
+                                   context):  # fmt: skip
+            report.add(line)
+    elif not dry_run:
         report.add(f"start PostgreSQL on {pgdata} to recover")
     return report
 

@@ -14,6 +14,7 @@ from engines.errors import JarvisError
 KINDS = ("time", "lsn", "xid", "name", "immediate")
 ACTIONS = ("promote", "pause", "shutdown")
 DEFAULT_ACTION = "promote"
+DEFAULT_START_TIMEOUT_S = 3600.0  # replaying a day of a busy server's WAL takes a while
 _LSN = re.compile(r"^([0-9A-Fa-f]{1,8})/([0-9A-Fa-f]{1,8})$")
 
 
@@ -44,6 +45,15 @@ class PitrTarget:
             "recovery_target_action": self.action,
             "archive_mode": "off",  # the copy must not push its WAL into the archive
         }
+
+
+@dataclass(frozen=True)
+class StartRequest:
+    """--start --port N: start the restored server and wait, at most `timeout_s`, until
+    recovery reached the target."""
+
+    port: int
+    timeout_s: float = DEFAULT_START_TIMEOUT_S
 
 
 def parse_target(kind: str, value: str, action: str, fetch_command: str) -> PitrTarget:

@@ -4,7 +4,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engines.pitr.restore_target import PitrTarget
+from engines.pitr.restore_target import PitrTarget, StartRequest
 
 MODES = ("full", "schema", "data", "base")  # base: the cluster by pg_basebackup (PITR)
 
@@ -34,6 +34,7 @@ class PostgresRestoreOptions:
     no_acl: bool = False  # the backup's grants (GRANT/REVOKE) are not restored
     pgdata: Path | None = None  # a base backup is laid out into this empty data folder
     pitr: PitrTarget | None = None  # with pgdata: then recovered to this target
+    start: StartRequest | None = None  # with pitr: start the server, wait for the target
 
     @property
     def privilege_flags(self) -> tuple[str, ...]:

@@ -65,7 +65,13 @@ class PostgresSource(Source):
         options = options or PostgresRestoreOptions()
         if options.pitr is not None:
             return restore_to_target(
-                workspace, artifacts, options.pgdata, options.pitr, options.dry_run, context
+                workspace,
+                artifacts,
+                options.pgdata,
+                options.pitr,
+                options.dry_run,
+                context,
+                start=options.start,
             )
         if options.pgdata is not None or any(map(is_base, artifacts)):
             return restore_base_set(workspace, artifacts, options.pgdata, options.dry_run, context)

@@ -6,7 +6,14 @@ from pathlib import Path
 
 from engines.catalog import LATEST
 from engines.errors import JarvisError
-from engines.pitr.restore_target import ACTIONS, DEFAULT_ACTION, PitrTarget, parse_target
+from engines.pitr.restore_target import (
+    ACTIONS,
+    DEFAULT_ACTION,
+    DEFAULT_START_TIMEOUT_S,
+    PitrTarget,
+    StartRequest,
+    parse_target,
+)
 from engines.postgres.options import MODES, PostgresBackupOptions, PostgresRestoreOptions
 from jarvis_tui.commands.context import back_up_command, print_restore_report, restore_command
 from jarvis_tui.exit_codes import ExitCode
@@ -155,6 +162,23 @@ def _register_pitr(restore: argparse.ArgumentParser) -> None:
         default=DEFAULT_ACTION,
         help="with --pitr: once there (default: promote, unlike PostgreSQL's pause)",
     )
+    restore.add_argument(
+        "--start",
+        action="store_true",
+        help="with --pitr: start PostgreSQL on the restored folder (as the folder's owner) and "
+        "wait until recovery reached the target; exit 7 when the archived WAL ends before it, "
+        "1 when recovery stops otherwise or takes longer than --start-timeout",
+    )
+    restore.add_argument(
+        "--port", type=int, metavar="N", help="with --start: the port the restored server takes"
+    )
+    restore.add_argument(
+        "--start-timeout",
+        type=float,
+        default=DEFAULT_START_TIMEOUT_S,
+        metavar="SECONDS",
+        help=f"with --start: seconds to wait (default {DEFAULT_START_TIMEOUT_S:.0f})",
+    )
 
 
 def _pitr_target(args: argparse.Namespace) -> PitrTarget | None:
@@ -188,8 +212,23 @@ def _pitr_target(args: argparse.Namespace) -> PitrTarget | None:
     return parse_target(kind, value, args.target_action, command)
 
 
+def _start_request(args: argparse.Namespace) -> StartRequest | None:
+    if not args.start:
+        if args.port is not None:
+            raise JarvisError("--port goes with --start (start the restored server)")
+        return None
+    if not args.pitr:
+        raise JarvisError("--start goes with --pitr (a point-in-time restore into --pgdata)")
+    if args.port is None or not 0 < args.port < 65536:
+        raise JarvisError("--start needs --port N, a free port for the restored server")
+    if args.start_timeout <= 0:
+        raise JarvisError("--start-timeout: give the seconds to wait, e.g. 3600")
+    return StartRequest(args.port, args.start_timeout)
+
+
 def run_restore_postgres(args: argparse.Namespace) -> ExitCode:
     pitr = _pitr_target(args)
+    start = _start_request(args)
     options = PostgresRestoreOptions(
         dry_run=args.dry_run,
         drop_existing=args.drop_existing,
@@ -202,6 +241,7 @@ def run_restore_postgres(args: argparse.Namespace) -> ExitCode:
         no_acl=args.no_acl,
         pgdata=args.pgdata,
         pitr=pitr,
+        start=start,
     )
     report = restore_command(args, "postgres", args.backup or LATEST, options)
     return print_restore_report(report)

@@ -2,7 +2,8 @@
 
 Two passes at different paces: `gather_dashboard` reads the catalog and the
 disk (every few seconds), `probe_servers` asks each configured server whether
-it answers (every half minute, each probe bounded by the engine's timeout).
+it answers (every half minute, each probe bounded by the engine's timeout), and
+`PitrReader` the archiver and the recoverable window at that same slower pace.
 """
 
 from collections.abc import Callable, Sequence
@@ -161,6 +162,59 @@ def gather_dashboard(access: EngineAccess, now: datetime, disk: DiskProbe) -> Da
     facts.destinations = gather_destinations(settings, disk, status.offsite if status else [])
     facts.sources = gather_sources(settings, status)
     return facts
+
+
+@dataclass(frozen=True)
+class PitrFacts:
+    """The PITR card: shown while the server archives WAL (point-in-time recovery is
+    optional: nothing is shown otherwise)."""
+
+    shown: bool = False
+    state: str = ""  # ok, warning (lag), failed (failing archiver, gap)
+    window: list[str] = field(default_factory=list)
+    lag: str = ""
+    problems: list[str] = field(default_factory=list)
+
+
+class PitrReader:
+    """Reads the PITR card at the probe pace; the window is read again only when the
+    archive or the base backups changed (the engine's CachedTimeline)."""
+
+    def __init__(self) -> None:
+        self._windows: Any = None
+
+    def read(self, access: EngineAccess, now: datetime) -> PitrFacts:
+        from engines.monitoring.pitr_assessment import (
+            CachedTimeline,
+            assess_pitr,
+            pitr_watched,
+            window_line,
+        )
+
+        settings = access.settings
+        if not pitr_watched(settings):
+            return PitrFacts()
+        self._windows = self._windows or CachedTimeline()
+        found = assess_pitr(settings, access.catalog(), now, self._windows)
+        verdict = found.verdict
+        if verdict is None or not verdict.state.archiving or verdict.state.in_recovery:
+            return PitrFacts()
+        if found.window_error:
+            window = [f"cannot read the archive: {found.window_error}"]
+        else:
+            window = [window_line(w, _local_seconds) for w in found.windows] or [
+                "no base backup yet, so no moment to restore to "
+                "(`jarvis-tui backup postgres --mode base`)"
+            ]
+        problems = [p for p in (verdict.failing, verdict.lagging) if p] + found.gaps
+        state = "failed" if verdict.failing or found.gaps else "ok"
+        if state == "ok" and (verdict.lagging or found.window_error):
+            state = "warning"
+        return PitrFacts(True, state, window, verdict.summary, problems)
+
+
+def _local_seconds(moment: datetime) -> str:
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
 def probe_servers(settings: Settings) -> dict[str, ServerProbe]:

@@ -237,6 +237,13 @@ class ServersProbed(Message):
 
 
 @dataclass
+class PitrRead(Message):
+    """The archiver's state and the recoverable window, for the dashboard's PITR card."""
+
+    facts: Any
+
+
+@dataclass
 class RestorableSetsLoaded(Message):
     """Good sets holding a kind's artifacts, newest first."""
 

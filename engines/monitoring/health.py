@@ -4,7 +4,8 @@ Database and Redis reachable, the repository writable with free space, S3
 reachable, the newest backups complete on every copy destination, the key
 loaded and matching the newest artifacts, the scheduler alive, and each source's
 newest good backup younger than BACKUP_MAX_AGE_HOURS. Each source with a server
-probes it (`Source.reachable`).
+probes it (`Source.reachable`). While PostgreSQL archives WAL: the archiver, its lag and
+the recoverable window with its gaps (pitr_check).
 """
 
 from datetime import datetime
@@ -17,6 +18,7 @@ from engines.errors import JarvisError
 from engines.keys import keyring_from_settings
 from engines.monitoring.checks import HealthCheck
 from engines.monitoring.offsite_check import check_offsite
+from engines.monitoring.pitr_check import check_pitr
 from engines.monitoring.watchdog import backup_freshness, configured_sources, disk_space
 from engines.scheduling.clock import configured_timezone
 from engines.scheduling.schedules import describe_holder, scheduler_holder, schedules_from
@@ -135,4 +137,6 @@ def run_health_checks(settings: Settings, catalog: Catalog, now: datetime) -> li
     checks += check_key(settings, catalog)
     checks += check_scheduler(settings, now)
     checks += check_freshness(settings, catalog, now)
+    if not any(check.name == "postgres reachable" and not check.ok for check in checks):
+        checks += check_pitr(settings, catalog, now)  # else a second wait for a dead server
     return checks

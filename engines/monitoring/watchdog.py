@@ -3,7 +3,8 @@
 A configured source whose newest good backup is older than BACKUP_MAX_AGE_HOURS
 (the guide's 25 hours) opens `missing_backup:<source>`; the repository's disk
 with less than BACKUP_MIN_FREE_PERCENT free opens `low_disk_space`. Each clears
-with a recovery notice once the condition is gone.
+with a recovery notice once the condition is gone. While PostgreSQL archives WAL, a
+failing archiver, archive lag and gaps in the archive are conditions too (pitr_watch).
 """
 
 import shutil
@@ -118,4 +119,9 @@ def run_watchdog(
         )
     else:
         dispatcher.clear_condition(LOW_DISK, f"disk space recovered: {text}")
+    if settings.postgres_configured and not settings.browsing:
+        # Loaded only here: the PostgreSQL driver and the WAL archive's modules.
+        from engines.monitoring.pitr_watch import watch_pitr
+
+        problems += watch_pitr(settings, catalog, dispatcher, now)
     return problems

@@ -10,6 +10,8 @@ from textual.widgets import Static
 
 from jarvis_tui.dashboard_view import (
     DashboardFacts,
+    PitrFacts,
+    PitrReader,
     ServerProbe,
     SourceRow,
     gather_dashboard,
@@ -17,12 +19,18 @@ from jarvis_tui.dashboard_view import (
 )
 from jarvis_tui.engine_access import all_problems
 from jarvis_tui.formatting import duration, local_moment, short_moment
-from jarvis_tui.messages import DashboardLoaded, ServersProbed
+from jarvis_tui.messages import DashboardLoaded, PitrRead, ServersProbed
 from jarvis_tui.screens.base import PaneScreen
 
 REFRESH_SECONDS = 5.0
 PROBE_SECONDS = 30.0
 SEVERITY_STYLES = {"critical": "bold red", "warning": "yellow", "info": "green"}
+# A word beside each colour (as on the Health screen), so a monochrome terminal shows it too.
+PITR_STATES = {
+    "ok": ("✓ archiving", "green"),
+    "warning": ("! behind", "yellow"),
+    "failed": ("✗ FAILING", "bold red"),
+}
 
 
 def _table(*columns: str, shrinking: str | None = None) -> Table:
@@ -51,25 +59,31 @@ class DashboardScreen(PaneScreen):
             yield Static("", id="dash-schedules", classes="card")
             yield Static("", id="dash-places", classes="card")
             yield Static("", id="dash-alerts", classes="card")
+            yield Static("", id="dash-pitr", classes="card")
 
     def on_mount(self) -> None:
         self.facts: DashboardFacts | None = None
         self.probes: dict[str, ServerProbe] = {}
+        self.pitr_reader = PitrReader()
+        self.query_one("#dash-pitr", Static).display = False  # until the server archives
         self._show_settings_banner()
         self.load()  # the servers are probed once this first pass is on the screen
         if self.console.poll_seconds:
             self.set_interval(REFRESH_SECONDS, self.load)
             self.set_interval(PROBE_SECONDS, self.probe)
+            self.set_interval(PROBE_SECONDS, self.read_pitr)
 
     def action_refresh(self) -> None:
         self.load()
         self.probe()
+        self.read_pitr()
 
     def catalog_changed(self, reason: str) -> None:
         self._show_settings_banner()
         self.load()
         if reason == "settings reloaded":
             self.probe()
+            self.read_pitr()
 
     def _show_settings_banner(self) -> None:
         banner = self.query_one("#settings-banner", Static)
@@ -99,6 +113,15 @@ class DashboardScreen(PaneScreen):
             probes = {"servers": ServerProbe("servers", False, str(error))}
         self.post_message(ServersProbed(probes))
 
+    @work(thread=True, exclusive=True, exit_on_error=False, group="dashboard-pitr")
+    def read_pitr(self) -> None:
+        console = self.console
+        try:
+            facts = self.pitr_reader.read(console.access, console.clock())
+        except Exception as error:  # the card says so rather than the worker dying
+            facts = PitrFacts(True, "failed", [], "", [str(error) or type(error).__name__])
+        self.post_message(PitrRead(facts))
+
     def on_dashboard_loaded(self, message: DashboardLoaded) -> None:
         first = self.facts is None
         self.facts = message.facts
@@ -106,10 +129,17 @@ class DashboardScreen(PaneScreen):
         if first:
             # Probing loads the database drivers: after the first paint, not before it.
             self.call_after_refresh(self.probe)
+            self.call_after_refresh(self.read_pitr)
 
     def on_servers_probed(self, message: ServersProbed) -> None:
         self.probes = message.probes
         self._render_cards()
+
+    def on_pitr_read(self, message: PitrRead) -> None:
+        card = self.query_one("#dash-pitr", Static)
+        card.display = message.facts.shown
+        if message.facts.shown:
+            card.update(self._pitr(message.facts))
 
     def _render_cards(self) -> None:
         facts = self.facts
@@ -217,4 +247,20 @@ class DashboardScreen(PaneScreen):
         if facts.open_alerts:
             table.caption = f"{len(facts.open_alerts)} open condition(s)"
             table.caption_justify = "left"
+        return table
+
+    def _pitr(self, facts: PitrFacts) -> Table:
+        word, style = PITR_STATES[facts.state]
+        table = _table("What", "Detail", shrinking="Detail")
+        table.show_header = False
+        table.columns[1].no_wrap = False  # a window of two ranges, a long lag: wrapped, not cut
+        table.title = Text.assemble(("Point-in-time recovery  ", "bold"), (word, style))
+        table.title_justify = "left"
+        for number, line in enumerate(facts.window):
+            table.add_row("Window" if number == 0 else "", line)
+        if facts.lag:
+            table.add_row("Archive", facts.lag)
+        if facts.problems:
+            table.caption = "\n".join(facts.problems)
+            table.caption_justify, table.caption_style = "left", style
         return table

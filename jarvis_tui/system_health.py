@@ -40,8 +40,21 @@ def compare_restored_for(
     return [(True, line) for line in outcome.value]
 
 
+PITR_HINTS = {
+    "PITR archiver": "the PostgreSQL log has archive_command's message; `jarvis-tui pitr check` "
+    "tries one segment",
+    "PITR archive lag": "the archiver falls behind: see the PostgreSQL log and the repository's "
+    "disk; `jarvis-tui pitr check`",
+    "PITR window": "check BACKUP_DIR and the encryption key in Settings (5)",
+    "PITR gaps": "take a base backup now (`jarvis-tui backup postgres --mode base`): a restore "
+    "from an older one stops at the gap",
+}
+
+
 def _hint(name: str, detail: str) -> str:
     """What to do about a failed check, in the console's words."""
+    if name in PITR_HINTS:
+        return PITR_HINTS[name]
     if name == "settings":
         return "open Settings (5): each problem is shown beside its variable"
     if name.endswith(" reachable") and name != "S3 reachable":

@@ -272,3 +272,25 @@ def test_health_lists_the_pitr_lines(archive: Archive, base_set: str) -> None:  
     assert checks["PITR archiver"]["ok"] and checks["PITR gaps"]["ok"]
     assert checks["PITR window"]["detail"].startswith("restorable timeline 1: from ")
     assert "WAL file(s) waiting" in checks["PITR archive lag"]["detail"]
+
+
+def test_the_window_is_read_again_only_when_the_archive_changed(
+    archive: Archive,  # noqa: F811
+    base_set: str,
+) -> None:
+    from engines.monitoring.pitr_assessment import CachedTimeline
+
+    settings = _settings(archive)
+    windows = CachedTimeline()
+    with Catalog.open(archive.root / "catalog.db") as catalog:
+        started = time.perf_counter()
+        first = windows(settings, catalog)
+        read = time.perf_counter() - started
+        started = time.perf_counter()
+        assert windows(settings, catalog) is first  # nothing changed: the same report
+        cached = time.perf_counter() - started
+        print(f"window read {read * 1000:.1f} ms, from the cache {cached * 1000:.1f} ms")
+        name = _switch(archive)
+        _poll(lambda: _state(archive).last_archived_wal == name)
+        (again,) = windows(settings, catalog).windows
+        assert again.ranges[-1].latest_segment == name

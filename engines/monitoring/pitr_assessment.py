@@ -6,6 +6,7 @@ Only with PostgreSQL configured and not while browsing another host's repository
 cluster is not the server here).
 """
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,6 +29,8 @@ from engines.pitr.timeline import (
     base_backups,
     recoverable_timeline,
 )
+
+logger = logging.getLogger("jarvis.monitoring")
 
 Windows = Callable[[Settings, Catalog], TimelineReport]
 
@@ -106,6 +109,11 @@ def assess_pitr(
         report = windows(settings, catalog)
     except JarvisError as error:
         return PitrAssessment(verdict, window_error=str(error))
+    except OSError as error:  # the repository's folder unreadable: said, never raised
+        return PitrAssessment(verdict, window_error=f"{error.strerror or error}")
+    except Exception as error:  # a bug in reading the window must not hide the archiver's state
+        logger.exception("reading the PITR window failed")
+        return PitrAssessment(verdict, window_error=f"unexpected {type(error).__name__}: {error}")
     system_id = str(verdict.state.system_id)
     mine = [w for w in report.windows if w.system_id == system_id]
     return PitrAssessment(verdict, windows=mine, window_note=report.note)

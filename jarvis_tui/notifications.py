@@ -129,8 +129,8 @@ class OutcomeNotifications(App):
             lines.append(
                 f"{len(report.remaining)} stored object(s) made before (files snapshots, "
                 "archived WAL) still need the old key: keep it in "
-                "BACKUP_ENCRYPTION_KEY_PREVIOUS until those snapshots are pruned and cleanup "
-                "has removed that WAL."
+                "BACKUP_ENCRYPTION_KEY_PREVIOUS until those snapshots are pruned and a "
+                "rekey has sealed that WAL again."
             )
         else:
             lines.append(

@@ -7,7 +7,9 @@ sealed again beside itself with its identity (the compressed stream is carried
 over as it is), read back, renamed over the old file, and then its sidecar and
 catalog row are updated. A run cut short leaves either the old file or the new
 one: the next run finishes what it finds already sealed under the current key. Each
-set's sealed record (`sets/`) is sealed again too, once it authenticates as its set's.
+set's sealed record (`sets/`) is sealed again too, once it authenticates as its set's,
+and so is the archived WAL (`wal/`) on the repository and every copy destination
+(engines/pitr/wal_reseal.py: each object replaced whole under its own key).
 """
 
 import os
@@ -15,6 +17,7 @@ from dataclasses import dataclass, field
 
 from engines.actions.verbs import Request
 from engines.catalog import Artifact
+from engines.destinations import copy_destinations
 from engines.destinations.base import Destination
 from engines.errors import IntegrityError, JarvisError, KeyNotAvailableError, NotFoundError
 from engines.jobs import JobContext
@@ -27,7 +30,7 @@ from engines.pipeline.artifacts import (
     verify_artifact,
 )
 from engines.pipeline.crypto import MAGIC, read_header
-from engines.pitr.archive_layout import WAL_FOLDER
+from engines.pitr.wal_reseal import reseal_wal
 from engines.plumbing.fsutil import fsync_directory, temporary_path_for
 from engines.repository.resolve import resolved_from_catalog
 from engines.repository.set_records import (
@@ -49,6 +52,8 @@ class RekeyReport:
     rekeyed: list[str] = field(default_factory=list)
     # What still needs an old key after this run: (what, key id).
     remaining: list[tuple[str, str]] = field(default_factory=list)
+    # Archived WAL a destination did not let this run seal again (read-only, unreachable).
+    problems: list[str] = field(default_factory=list)
 
     @property
     def old_key_ids(self) -> set[str]:
@@ -78,6 +83,7 @@ def rekey(workspace: Workspace, context: JobContext, *, dry_run: bool = False) -
             context.progress(done, total)
         report.remaining = _objects_under_old_keys(workspace, report.current_key_id)
         report.remaining += _reseal_set_records(workspace, report, context)
+        report.remaining += _reseal_archived_wal(workspace, report, context)
     return report
 
 
@@ -106,6 +112,36 @@ def _reseal_set_records(
         seal_record(workspace.repository, keyring, sealed)
         report.rekeyed.append(relpath)
         context.log(f"sealed {relpath} again under key id {report.current_key_id}")
+    return remaining
+
+
+def _reseal_archived_wal(
+    workspace: Workspace, report: RekeyReport, context: JobContext
+) -> list[tuple[str, str]]:
+    """Archived WAL under an old key sealed again on the repository, then on each copy
+    destination; what still needs an old key afterwards, named with its destination."""
+    repository = workspace.repository
+    remaining = []
+    for destination in [repository, *copy_destinations(workspace.settings)]:
+        where = "" if destination is repository else f" on {destination.name}"
+        result = reseal_wal(
+            destination,
+            workspace.keyring(),
+            repository.repository_id(),
+            workspace.settings.wal_codec,
+            dry_run=report.dry_run,
+            check=context.raise_if_cancelled,
+        )
+        report.rekeyed += [key + where for key in result.resealed]
+        remaining += [(key + where, key_id) for key, key_id in result.remaining]
+        report.problems += result.problems
+        for problem in result.problems:
+            context.log(problem, level="warning")
+        if result.resealed and not report.dry_run:
+            context.log(
+                f"{len(result.resealed)} archived WAL file(s) sealed again under key id "
+                f"{report.current_key_id}{where or ' in the repository'}"
+            )
     return remaining
 
 
@@ -200,14 +236,13 @@ def _sealed_fields(workspace: Workspace, artifact: Artifact) -> dict:
 
 
 def _objects_under_old_keys(workspace: Workspace, current: str) -> list[tuple[str, str]]:
-    """Packs and index files of the files store, and archived WAL, are not sealed again
-    (yet): name those that still need an old key, so the operator knows when one can go
-    (a rotated key never strands them)."""
+    """Packs and index files of the files store are not sealed again (yet): name those
+    that still need an old key, so the operator knows when one can go (a rotated key
+    never strands them)."""
     repository = workspace.repository
     packs = [stored.key for stored in iter_pack_files(repository)]
-    wal = [stored.key for stored in repository.list(f"{WAL_FOLDER}/")]
     remaining = []
-    for key in sorted([*packs, *index_files(repository), *wal]):
+    for key in sorted([*packs, *index_files(repository)]):
         key_id = _object_key_id(repository, key)
         if key_id is not None and key_id != current:
             remaining.append((key, key_id))

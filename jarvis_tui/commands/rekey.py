@@ -1,6 +1,7 @@
 """`rekey`: seal what a previous key sealed again under the current key."""
 
 import argparse
+import sys
 from collections.abc import Sequence
 
 from engines.keys import PREVIOUS_VARIABLE
@@ -14,9 +15,12 @@ def register(commands: argparse._SubParsersAction, words: Sequence[str] = ()) ->
         help="seal every artifact made under a previous key again under the current key",
         description="After `keygen --rotate`: seal every artifact made under a previous "
         f"key (kept in {PREVIOUS_VARIABLE}) again under the current key, each checked, "
-        "written beside, read back and renamed. Then say what still needs an old key "
-        f"(files store packs of snapshots made before the rotation) or that {PREVIOUS_VARIABLE} "
-        "can go. Exit 5 when a key it needs is missing, 4 when an artifact is damaged.",
+        "written beside, read back and renamed; archived WAL too, on the repository and "
+        "every copy destination, each file replaced whole. Then say what still needs an old "
+        f"key (files store packs of snapshots made before the rotation) or that "
+        f"{PREVIOUS_VARIABLE} can go. Exit 5 when a key it needs is missing, 4 when an "
+        "artifact is damaged, 1 when a destination kept some archived WAL from being sealed "
+        "again (it still reads under the old key; run rekey again).",
     )
     parser.add_argument(
         "--dry-run", action="store_true", help="list what would be sealed again; change nothing"
@@ -42,9 +46,11 @@ def run_rekey(args: argparse.Namespace) -> ExitCode:
         if wal:
             print(
                 f"still under an old key: {wal} archived WAL file(s) (key id {keys}): keep that "
-                f"key in {PREVIOUS_VARIABLE} until cleanup has removed them with the base "
-                "backups that need them"
+                f"key in {PREVIOUS_VARIABLE} and run rekey again (WAL pushed meanwhile under "
+                "the old key: give the archiver's env file the new key)"
             )
     elif not report.dry_run:
         print(f"nothing needs an old key any more: it can be removed from {PREVIOUS_VARIABLE}")
-    return ExitCode.OK
+    for problem in report.problems:
+        print(problem, file=sys.stderr)
+    return ExitCode.FAILED if report.problems else ExitCode.OK

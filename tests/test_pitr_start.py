@@ -19,27 +19,38 @@ from tests.test_pitr_archive import REPO_ROOT, SYSTEM_PYTHON, Archive, archive  
 from tests.test_pitr_restore import TABLE, History, history  # noqa: F401
 
 
-def jarvis_beside_python(archive: Archive) -> list[str]:  # noqa: F811
-    """The command line to run jarvis-tui with, such that PostgreSQL's account can run the
-    restore_command it writes: that names the `jarvis-tui` beside the interpreter that runs.
-    Under root the venv's interpreter lies under /root: then the restore runs through a
-    link to it in a reachable folder, beside a `jarvis-tui` that runs the same code with the
-    system's Python of the same version (as the archive tests' archive_command)."""
+def server_jarvis(archive: Archive) -> str:  # noqa: F811
+    """A jarvis-tui PostgreSQL's account can run: the venv's, else (under root, the venv's
+    interpreter lying under /root) a script running the same code with the system's Python
+    of the same version, as the archive tests' archive_command."""
     if reachable_by(archive.pg.account, Path(sys.executable).resolve()):
-        return [str(Path(sys.executable).parent / "jarvis-tui")]
+        return str(Path(sys.executable).parent / "jarvis-tui")
     if not SYSTEM_PYTHON.is_file():
         pytest.skip(f"the server's account cannot run {sys.executable}")
-    folder = archive.root / "bin"
-    packages = next(Path(sys.prefix).glob("lib/python3*/site-packages"))
-    path = f"PYTHONPATH={REPO_ROOT}:{packages}"
-    python = folder / "python3"
-    if not folder.exists():
-        folder.mkdir()
-        python.symlink_to(Path(sys.executable).resolve())
-        script = folder / "jarvis-tui"
-        script.write_text(f'#!/bin/sh\nexec env {path} {SYSTEM_PYTHON} -m jarvis_tui.launch "$@"\n')
+    script = archive.root / "bin" / "jarvis-tui"
+    if not script.exists():
+        script.parent.mkdir()
+        (script.parent / "python3").symlink_to(Path(sys.executable).resolve())
+        script.write_text(
+            f'#!/bin/sh\nexec env {_python_path()} {SYSTEM_PYTHON} -m jarvis_tui.launch "$@"\n'
+        )
         script.chmod(0o755)
-    return ["env", path, str(python), "-m", "jarvis_tui.launch"]
+    return str(script)
+
+
+def jarvis_beside_python(archive: Archive) -> list[str]:  # noqa: F811
+    """The command line to restore with, such that the restore_command it writes (the
+    `jarvis-tui` beside the interpreter that runs) is server_jarvis: under root, the venv's
+    interpreter through a link in server_jarvis's folder."""
+    script = Path(server_jarvis(archive))
+    if script.parent == Path(sys.executable).parent:
+        return [str(script)]
+    return ["env", _python_path(), str(script.parent / "python3"), "-m", "jarvis_tui.launch"]
+
+
+def _python_path() -> str:
+    packages = next(Path(sys.prefix).glob("lib/python3*/site-packages"))
+    return f"PYTHONPATH={REPO_ROOT}:{packages}"
 
 
 def restore_and_start(archive: Archive, folder: Path, port: int, *words: str):  # noqa: F811

@@ -60,7 +60,10 @@ def test_the_window_runs_from_the_base_backup_to_the_newest_segment(
     ]  # fmt: skip
     assert system_id == pg_system_id
     (window,) = report["windows"]
-    assert set(window) == {"system_id", "timeline", "ranges", "gaps", "unusable", "note"}
+    assert set(window) == {
+        "system_id", "timeline", "ranges", "gaps", "unusable", "note", "switches"
+    }  # fmt: skip
+    assert window["switches"] == []
     assert (window["timeline"], window["gaps"], window["unusable"]) == (1, [], [])
     (part,) = window["ranges"]
     assert part["base_backups"] == [base_set]

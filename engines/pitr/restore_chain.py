@@ -16,6 +16,7 @@ from engines.pipeline.crypto import Keyring
 from engines.pitr.archive_layout import WAL_FOLDER, candidate_keys, wal_identity
 from engines.pitr.archive_store import read_whole
 from engines.pitr.restore_target import PitrTarget, lsn_value
+from engines.pitr.timeline_history import TimelinePath
 from engines.pitr.wal_files import parse_name, read_header, segment_number
 
 SEGMENT_NAME_LENGTH = 24
@@ -63,9 +64,13 @@ def check_chain(
     repository_id: str,
     base: dict,
     target: PitrTarget,
+    path: TimelinePath | None = None,
 ) -> WalChain:
-    """The segments recovery reads, all present; WalGapError naming the first missing."""
+    """The segments recovery reads along `path` (default: the base backup's timeline), each
+    under the name of the timeline recovery reads it from, all present; WalGapError naming
+    the first missing."""
     system_id, timeline = int(base["system_identifier"]), int(base["timeline"])
+    path = path or TimelinePath(timeline)
     names = archived_segments(repository, system_id, timeline)
     where = f"wal/{system_id}/{timeline:08X}"
     if not names:
@@ -76,21 +81,36 @@ def check_chain(
     size = segment_size(repository, keyring, repository_id, system_id, min(names))
     start = lsn_value(base["start_lsn"]) // size
     stop = lsn_value(base["stop_lsn"]) // size
-    archived = {segment_number(name, size) for name in names}
-    end = lsn_value(target.value) // size if target.kind == "lsn" else max(archived)
+    archived = {line: _numbers(repository, system_id, line, size) for line in path.timelines()}
+    end = lsn_value(target.value) // size if target.kind == "lsn" else _newest(archived, path)
     if target.kind == "immediate":
         end = stop
     end = max(end, stop)
-    number = first_missing(archived, start, end)
-    if number is not None:
-        missing = segment_name(timeline, number, size)
-        raise WalGapError(
-            f"WAL segment {missing} is not in the archive ({where}), and recovery from "
-            f"the base backup to {target.describe()} needs it; nothing was changed. "
-            "Fetch it back into the archive, or restore to a point before it"
-        )
-    return WalChain(segment_name(timeline, start, size), segment_name(timeline, end, size),
-                    end - start + 1)  # fmt: skip
+    for number in range(start, end + 1):
+        line = path.timeline_at(number, size)
+        if number not in archived[line]:
+            missing = segment_name(line, number, size)
+            raise WalGapError(
+                f"WAL segment {missing} is not in the archive (wal/{system_id}/{line:08X}), and "
+                f"recovery from the base backup to {target.describe()} needs it; nothing was "
+                "changed. Fetch it back into the archive, or restore to a point before it"
+            )
+    first, last = (segment_name(path.timeline_at(n, size), n, size) for n in (start, end))
+    return WalChain(first, last, end - start + 1)
+
+
+def _numbers(repository: Destination, system_id: int, timeline: int, size: int) -> set[int]:
+    return {
+        segment_number(name, size) for name in archived_segments(repository, system_id, timeline)
+    }
+
+
+def _newest(archived: dict[int, set[int]], path: TimelinePath) -> int:
+    """The newest segment of the path's own timeline, else of the nearest ancestor."""
+    for line in reversed(path.timelines()):
+        if archived[line]:
+            return max(archived[line])
+    return 0
 
 
 def segment_size(

@@ -3,11 +3,13 @@ before the target, the archived WAL from it to the target checked complete, then
 backup laid out and told to recover (restore_command = wal-fetch, the target, the action)
 between marked lines of postgresql.auto.conf, with recovery.signal beside it.
 
-Only the base backup's timeline is checked: recovery_target_timeline is left at
-PostgreSQL's default (latest).
+The timeline is written as a number (target_timeline.py): the given one, else the newest
+in the archive whose history holds the base backup; the chain is checked along its path.
 """
 
 import os
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from engines.pitr.base_restore import is_base, lay_out_base_backup, refuse_unles
 from engines.pitr.restore_chain import check_chain
 from engines.pitr.restore_start import plan_start, start_and_wait
 from engines.pitr.restore_target import PitrTarget, StartRequest, lsn_value, target_time
+from engines.pitr.target_timeline import path_for_base
 from engines.reports import RestoreReport
 from engines.repository.resolve import ResolvedArtifact
 from engines.workspace import Workspace
@@ -40,8 +43,11 @@ def ended_before(meta: dict, target: PitrTarget) -> bool:
     return True
 
 
-def base_for_target(catalog: Catalog, target: PitrTarget) -> BackupSet:
-    """The newest complete base backup set that ended before the target."""
+def base_for_target(
+    catalog: Catalog, target: PitrTarget, on_timeline: Callable[[dict], bool] | None = None
+) -> BackupSet:
+    """The newest complete base backup set that ended before the target (and, with
+    `on_timeline`, lies on the timeline the restore follows)."""
     seen = 0
     for backup_set in catalog.list_backup_sets(kind=SOURCE):
         if backup_set.status != "complete":
@@ -49,9 +55,16 @@ def base_for_target(catalog: Catalog, target: PitrTarget) -> BackupSet:
         bases = [a for a in catalog.artifacts_of(backup_set.id) if a.mode == BASE_MODE]
         if not bases:
             continue
+        if on_timeline is not None and not on_timeline(bases[0].metadata):
+            continue
         seen += 1
         if ended_before(bases[0].metadata, target):
             return backup_set
+    if not seen and on_timeline is not None and target.timeline is not None:
+        raise NotFoundError(
+            f"no PostgreSQL base backup lies on timeline {target.timeline}'s history; "
+            "restore along another --target-timeline (`jarvis-tui pitr timeline` lists them)"
+        )
     if not seen:
         raise NotFoundError(
             "no PostgreSQL base backup yet, so no moment to restore to "
@@ -92,9 +105,11 @@ def restore_to_target(
         plan = plan_start(pgdata, start.port, start.timeout_s, major, target)
     repository = workspace.repository
     keyring = workspace.keyring()
+    path = path_for_base(workspace, base.metadata, target)
+    target = replace(target, timeline=path.timeline)
     context.log(f"checking the archived WAL from {base.label} to {target.describe()}")
     chain = check_chain(
-        repository, keyring, repository.repository_id() or "", base.metadata, target
+        repository, keyring, repository.repository_id() or "", base.metadata, target, path
     )
     report = RestoreReport(SOURCE, dry_run, str(pgdata))
     would = "would " if dry_run else ""
@@ -116,8 +131,11 @@ def restore_to_target(
                 f"be written ({error.strerror}); remove the folder and restore again"
             ) from None
     report.add(f"{segments}: all in the archive")
+    if path.switches:
+        report.add(f"along {path.describe()} (recovery_target_timeline = {path.timeline})")
     report.add(
-        f"{would}recover to {target.describe()}, then {target.action}; archive_mode=off in "
+        f"{would}recover to {target.describe()} on timeline {target.timeline}, then "
+        f"{target.action}; archive_mode=off in "
         "the copy (postgresql.auto.conf, recovery.signal)"
     )
     if target.kind in ("xid", "name"):

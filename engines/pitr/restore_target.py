@@ -24,6 +24,7 @@ class PitrTarget:
     value: str  # as PostgreSQL takes it ("" for immediate)
     action: str = DEFAULT_ACTION
     fetch_command: str = ""  # restore_command: this jarvis-tui's wal-fetch %f %p
+    timeline: int | None = None  # recovery_target_timeline; None: chosen at the restore
 
     def describe(self) -> str:
         if self.kind == "immediate":
@@ -43,6 +44,7 @@ class PitrTarget:
             "restore_command": self.fetch_command,
             setting: "immediate" if self.kind == "immediate" else self.value,
             "recovery_target_action": self.action,
+            **({"recovery_target_timeline": str(self.timeline)} if self.timeline else {}),
             "archive_mode": "off",  # the copy must not push its WAL into the archive
         }
 
@@ -56,8 +58,12 @@ class StartRequest:
     timeout_s: float = DEFAULT_START_TIMEOUT_S
 
 
-def parse_target(kind: str, value: str, action: str, fetch_command: str) -> PitrTarget:
+def parse_target(
+    kind: str, value: str, action: str, fetch_command: str, timeline: int | None = None
+) -> PitrTarget:
     """A checked target; one line naming the bad input otherwise."""
+    if timeline is not None and not 1 <= timeline <= 0xFFFFFFFF:
+        raise JarvisError(f"target timeline {timeline}: give a timeline number, e.g. 2")
     if action not in ACTIONS:
         raise JarvisError(f"target action {action!r}: give one of {', '.join(ACTIONS)}")
     if kind == "time":
@@ -79,7 +85,7 @@ def parse_target(kind: str, value: str, action: str, fetch_command: str) -> Pitr
         raise JarvisError(
             f"target {kind!r}: give a time, an LSN, a transaction id, a restore point or immediate"
         )
-    return PitrTarget(kind, value, action, fetch_command)
+    return PitrTarget(kind, value, action, fetch_command, timeline)
 
 
 def target_time(value: str) -> datetime:

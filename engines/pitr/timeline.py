@@ -7,12 +7,17 @@ Gaps (missing segments) are listed: nothing after one is reachable from a backup
 The continuity test is the restore's (restore_chain.first_missing), so a range shown here
 is one `restore postgres --pitr` accepts. WAL is not in the catalog: the repository's
 listing is the truth, and a segment's time is when it was stored (wal-push writes it once).
+
+A timeline after a promotion (its .history file archived) is shown along its path: its
+ancestors' WAL up to each switch point, then its own, so a timeline with WAL but no base
+backup of its own is reachable from an ancestor's base backup taken before the switch.
 """
 
 from dataclasses import dataclass, field
 
 from engines.catalog import Catalog
 from engines.destinations import Destination
+from engines.errors import JarvisError
 from engines.pipeline.crypto import Keyring
 from engines.pitr.restore_chain import (
     archived_listing,
@@ -21,6 +26,12 @@ from engines.pitr.restore_chain import (
     segment_size,
 )
 from engines.pitr.restore_target import lsn_value
+from engines.pitr.timeline_history import (
+    Switch,
+    TimelinePath,
+    archived_history_timelines,
+    timeline_path,
+)
 from engines.pitr.wal_files import segment_number
 
 SOURCE = "postgres"
@@ -36,6 +47,7 @@ class BaseBackup:
     start_lsn: str
     stop_lsn: str
     stop_time: str
+    timeline: int = 1
 
 
 @dataclass(frozen=True)
@@ -66,6 +78,8 @@ class TimelineWindow:
     # Base backups whose own WAL (start to stop segment) is not all archived.
     unusable: list[str] = field(default_factory=list)
     note: str = ""
+    # Ancestors and where each was left (oldest first): the window runs through them.
+    switches: list[Switch] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -91,7 +105,7 @@ def base_backups(catalog: Catalog) -> dict[tuple[str, int], list[BaseBackup]]:
             key = (str(meta["system_identifier"]), int(meta["timeline"]))
             found.setdefault(key, []).append(
                 BaseBackup(backup_set.id, meta["start_lsn"], meta["stop_lsn"],
-                           str(meta.get("stop_time", "")))
+                           str(meta.get("stop_time", "")), key[1])
             )  # fmt: skip
     return found
 
@@ -102,10 +116,15 @@ def recoverable_timeline(
     groups = base_backups(catalog)
     if not groups:
         return TimelineReport([], NO_BASE)
-    windows = [
-        _window(repository, keyring, repository_id, system_id, timeline, bases)
-        for (system_id, timeline), bases in sorted(groups.items())
-    ]
+    windows = []
+    for system_id in sorted({system_id for system_id, _ in groups}):
+        bases = [b for (s, _), found in groups.items() if s == system_id for b in found]
+        timelines = {timeline for s, timeline in groups if s == system_id}
+        timelines |= archived_history_timelines(repository, int(system_id))
+        windows += [
+            _window(repository, keyring, repository_id, system_id, timeline, bases)
+            for timeline in sorted(timelines)
+        ]
     return TimelineReport(windows)
 
 
@@ -115,18 +134,38 @@ def _window(
     repository_id: str,
     system_id: str,
     timeline: int,
-    bases: list[BaseBackup],
+    every_base: list[BaseBackup],
 ) -> TimelineWindow:
-    listing = archived_listing(repository, int(system_id), timeline)
-    if not listing:
+    """Timeline `timeline`'s window along its path: its ancestors' WAL up to each switch
+    (the base backups of the path serve it), then its own."""
+    try:
+        path = timeline_path(repository, keyring, repository_id, int(system_id), timeline)
+    except JarvisError as error:
+        return TimelineWindow(system_id, timeline, note=str(error))
+    switches = list(path.switches)
+    bases = [b for b in every_base if path.holds(b.timeline, b.stop_lsn)]
+    listings = {
+        line: archived_listing(repository, int(system_id), line) for line in path.timelines()
+    }
+    if not any(listings.values()):
         return TimelineWindow(
             system_id, timeline, unusable=[b.set_id for b in bases],
             note=f"the archive holds no WAL of this cluster on timeline {timeline} "
             "(`jarvis-tui pitr setup` and `pitr check` set archiving up)",
         )  # fmt: skip
-    size = segment_size(repository, keyring, repository_id, int(system_id), min(listing))
-    by_number = {segment_number(name, size): name for name in listing}
+    first = min(name for listing in listings.values() for name in listing)
+    size = segment_size(repository, keyring, repository_id, int(system_id), first)
+    by_number, stored_at = {}, {}
+    for line, listing in listings.items():
+        for name, moment in listing.items():
+            number = segment_number(name, size)
+            if path.timeline_at(number, size) == line:
+                by_number[number], stored_at[name] = name, moment
     archived = set(by_number)
+    if not archived:
+        return TimelineWindow(system_id, timeline, unusable=[b.set_id for b in bases],
+                              note=f"no WAL archived along {path.describe()}",
+                              switches=switches)  # fmt: skip
     newest = max(archived)
     runs: dict[int, list[BaseBackup]] = {}  # last segment of an unbroken run -> its bases
     unusable = []
@@ -139,10 +178,11 @@ def _window(
         missing = first_missing(archived, stop, newest)
         runs.setdefault(newest if missing is None else missing - 1, []).append(base)
     ranges = [
-        _range(bases_of_run, by_number[end], (end + 1) * size, listing)
+        _range(bases_of_run, by_number[end], (end + 1) * size, stored_at)
         for end, bases_of_run in sorted(runs.items())
     ]
-    return TimelineWindow(system_id, timeline, ranges, _gaps(archived, timeline, size), unusable)
+    gaps = _gaps(archived, path, size)
+    return TimelineWindow(system_id, timeline, ranges, gaps, unusable, switches=switches)
 
 
 def _range(bases: list[BaseBackup], last: str, end: int, listing: dict) -> WindowRange:
@@ -153,15 +193,16 @@ def _range(bases: list[BaseBackup], last: str, end: int, listing: dict) -> Windo
     )  # fmt: skip
 
 
-def _gaps(archived: set[int], timeline: int, size: int) -> list[Gap]:
+def _gaps(archived: set[int], path: TimelinePath, size: int) -> list[Gap]:
+    """Missing segments, each named as recovery along the path would ask for it."""
     gaps = []
     number, newest = min(archived), max(archived)
     while (missing := first_missing(archived, number, newest)) is not None:
         number = missing
         while number not in archived:
             number += 1
-        gaps.append(
-            Gap(segment_name(timeline, missing, size), segment_name(timeline, number - 1, size),
-                number - missing)
-        )  # fmt: skip
+        first, last = (
+            segment_name(path.timeline_at(n, size), n, size) for n in (missing, number - 1)
+        )
+        gaps.append(Gap(first, last, number - missing))
     return gaps

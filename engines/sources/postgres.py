@@ -20,6 +20,7 @@ from engines.pitr.base_restore import (
     restore_base_set,
 )
 from engines.pitr.restore_pitr import base_for_target, restore_to_target
+from engines.pitr.target_timeline import base_on_timeline
 from engines.postgres.backup import back_up_postgres
 from engines.postgres.options import PostgresBackupOptions, PostgresRestoreOptions
 from engines.postgres.restore import restore_postgres
@@ -82,7 +83,8 @@ class PostgresSource(Source):
         """A dump for a restore into a database; with --pgdata, a base backup; with a
         point-in-time target, the newest base backup that ended before it."""
         if options is not None and options.pitr is not None:
-            return base_for_target(workspace.catalog, options.pitr)
+            on_timeline = base_on_timeline(workspace, options.pitr)
+            return base_for_target(workspace.catalog, options.pitr, on_timeline)
         wants_folder = options is not None and options.pgdata is not None
         return newest_postgres(workspace.catalog, base=wants_folder)
 

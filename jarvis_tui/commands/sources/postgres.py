@@ -163,6 +163,13 @@ def _register_pitr(restore: argparse.ArgumentParser) -> None:
         help="with --pitr: once there (default: promote, unlike PostgreSQL's pause)",
     )
     restore.add_argument(
+        "--target-timeline",
+        type=int,
+        metavar="N",
+        help="with --pitr: recover along timeline N (default: the newest archived timeline "
+        "whose history holds the base backup; `pitr timeline` lists them)",
+    )
+    restore.add_argument(
         "--start",
         action="store_true",
         help="with --pitr: start PostgreSQL on the restored folder (as the folder's owner) and "
@@ -191,7 +198,7 @@ def _pitr_target(args: argparse.Namespace) -> PitrTarget | None:
     }
     chosen = [(kind, value) for kind, value in given.items() if value is not None]
     if not args.pitr:
-        if chosen:
+        if chosen or args.target_timeline is not None:
             raise JarvisError("a recovery target needs --pitr (and --pgdata DIR)")
         if args.backup is None:
             raise JarvisError("name the backup to restore: a backup id, `latest` or a file")
@@ -209,7 +216,7 @@ def _pitr_target(args: argparse.Namespace) -> PitrTarget | None:
 
     kind, value = chosen[0]
     command = fetch_command(_own_command(), find_env_file(args.env_file))
-    return parse_target(kind, value, args.target_action, command)
+    return parse_target(kind, value, args.target_action, command, args.target_timeline)
 
 
 def _start_request(args: argparse.Namespace) -> StartRequest | None:

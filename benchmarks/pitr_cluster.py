@@ -1,0 +1,149 @@
+"""The throwaway cluster benchmarks/pitr.py works on: pgbench WAL made to measure, the
+archiver's state as PostgreSQL sees it, archive_command switched and reloaded, and
+restored data folders started in place.
+
+Under root PostgreSQL runs as an unprivileged account, which cannot reach the venv's
+interpreter under /root (pyenv): the commands `jarvis-tui pitr setup` and `restore
+postgres --pitr` write are then run through the system's Python of the same version with
+the repository and the venv's packages on PYTHONPATH (as tests/test_pitr_archive.py does).
+"""
+
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CLI = ROOT / ".venv" / "bin" / "jarvis-tui"
+SYSTEM_PYTHON = Path(f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}")
+SEGMENT = 16 * 1024 * 1024
+sys.path.insert(0, str(ROOT))
+
+from engines.servers.process import chown_tree, reachable_by  # noqa: E402
+from tests.support.postgres import PostgresServer  # noqa: E402
+
+
+class Cluster(PostgresServer):
+    """A throwaway cluster; one made from a laid-out data folder takes that folder as it is
+    (moved, not copied: the copy would count in the restore's time)."""
+
+    def _adopt(self, source: Path) -> None:
+        shutil.move(source, self.data_dir)
+        for leftover in ("postmaster.pid", "postmaster.opts"):
+            (self.data_dir / leftover).unlink(missing_ok=True)
+        chown_tree(self.data_dir, self.account)
+        os.chmod(self.data_dir, 0o700)
+
+    def tool_env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        return {**env, **self.env()}
+
+    def value(self, sql: str, dbname: str = "postgres"):
+        return self.execute(sql, dbname=dbname)[0][0]
+
+    def wal_position(self) -> int:
+        return int(self.value("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint"))
+
+    def ready_files(self) -> int:
+        """WAL files waiting for archive_command (PostgreSQL's own .ready marks)."""
+        names = os.listdir(self.data_dir / "pg_wal" / "archive_status")
+        return sum(1 for name in names if name.endswith(".ready"))
+
+    def archiver(self) -> tuple[int, int, str | None]:
+        """archived_count, failed_count, last_archived_wal of pg_stat_archiver."""
+        row = self.execute(
+            "SELECT archived_count, failed_count, last_archived_wal FROM pg_stat_archiver"
+        )[0]
+        return int(row[0]), int(row[1]), row[2]
+
+    def set_archive_command(self, command: str) -> None:
+        from psycopg import sql
+
+        self.execute(sql.SQL("ALTER SYSTEM SET archive_command = {}").format(sql.Literal(command)))
+        self.execute("SELECT pg_reload_conf()")
+
+    def wait_archived(self, timeout_s: float, since_count: int = -1) -> float:
+        """Seconds until no .ready file is left (and, with since_count, archived_count grew
+        past it)."""
+        started = time.perf_counter()
+        while True:
+            elapsed = time.perf_counter() - started
+            if self.ready_files() == 0 and self.archiver()[0] >= since_count:
+                return elapsed
+            if elapsed > timeout_s:
+                failed = self.archiver()[1]
+                sys.exit(
+                    f"archiving did not finish in {timeout_s:.0f} s ({self.ready_files()} "
+                    f".ready files left, {failed} failures): see {self.log_path}"
+                )
+            time.sleep(0.02)
+
+    def pgbench(self, *args: str) -> list[str]:
+        return [self.binary("pgbench"), "-n", *args, "pgbench"]
+
+    def make_wal(self, amount: int, clients: int, script: Path | None) -> float:
+        """Run pgbench (its TPC-B, or `script`) until the server has written `amount` bytes
+        of WAL; its seconds."""
+        start = self.wal_position()
+        argv = self.pgbench("-c", str(clients), "-j", str(min(clients, 2)), "-T", "100000")
+        if script is not None:
+            rows = self.value("SELECT count(*) FROM pgbench_accounts", dbname="pgbench")
+            argv[-1:-1] = ["-f", str(script), "-D", f"rows={rows}"]
+        started = time.perf_counter()
+        bench = subprocess.Popen(argv, env=self.tool_env(), stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.PIPE)  # fmt: skip
+        try:
+            while self.wal_position() - start < amount:
+                if bench.poll() is not None:
+                    assert bench.stderr is not None
+                    sys.exit(f"pgbench ended early: {bench.stderr.read().decode()[-500:]}")
+                time.sleep(0.05)
+        finally:
+            bench.send_signal(signal.SIGINT)
+            bench.wait(timeout=60)
+        return time.perf_counter() - started
+
+    def next_second(self) -> None:
+        """A base backup's end is recorded to the second: a target after it waits for the
+        server's clock to pass into the next second."""
+        self.execute("SELECT pg_sleep(1.02 - extract(epoch FROM clock_timestamp())::numeric % 1)")
+
+
+def runnable(command: str, cluster: PostgresServer) -> str:
+    """`command` (archive_command or restore_command as the product writes it) as the
+    server's account can run it."""
+    words = shlex.split(command)
+    if words[0] != str(CLI) or reachable_by(cluster.account, Path(sys.executable).resolve()):
+        return command
+    if not SYSTEM_PYTHON.is_file():
+        sys.exit(f"the server's account cannot run {sys.executable}, and no {SYSTEM_PYTHON}")
+    packages = next(Path(sys.prefix).glob("lib/python3*/site-packages"))
+    launcher = ["env", f"PYTHONPATH={ROOT}:{packages}", str(SYSTEM_PYTHON), "-m",
+                "jarvis_tui.launch"]  # fmt: skip
+    return shlex.join([*launcher, *words[1:]])
+
+
+def jarvis_processes(env_file: Path) -> list[int]:
+    """Processes of ours still running for this benchmark's settings (a WAL worker, say)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            words = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if str(env_file).encode() in words and int(cmdline.parent.name) != os.getpid():
+            found.append(int(cmdline.parent.name))
+    return found
+
+
+def wait_for_our_workers(env_file: Path, timeout_s: float = 60) -> None:
+    """Before a peer's turn: ours must not work beside it (a worker pushing ahead, say)."""
+    deadline = time.monotonic() + timeout_s
+    while (left := jarvis_processes(env_file)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if left:
+        print(f"  note: {len(left)} of our processes still run beside the peer: {left}")

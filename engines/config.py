@@ -366,6 +366,8 @@ VARIABLES: tuple[Variable, ...] = (
     # WAL only: a fast codec keeps archiving ahead of a busy server (the guide's gzip-9 would not).
     _v("BACKUP_WAL_COMPRESSION", _codec_level, "zstd:1", "pitr", "WAL codec:level"),
     _v("BACKUP_WAL_PUSH_TIMEOUT", _integer(1, 3600), 120, "pitr", "seconds per wal-push"),
+    _v("BACKUP_WAL_ASYNC", _boolean, True, "pitr", "wal-push through a background worker"),
+    _v("BACKUP_WAL_PUSH_PROCESSES", _integer(1, 16), 2, "pitr", "WAL files pushed at once"),
     _v("BACKUP_PITR_ARCHIVE_TIMEOUT", _integer(1, 86400), 60, "pitr", "archive_timeout seconds"),
     # Archive lag that alerts: WAL files waiting (64 segments: 1 GiB) or the oldest one's wait.
     _v("BACKUP_WAL_LAG_ALERT_SEGMENTS", _integer(1, 1_000_000), 64, "pitr", "WAL files waiting"),

@@ -1,0 +1,107 @@
+"""What the asynchronous wal-push shares in `pg_wal/`: PostgreSQL's own queue (the
+`archive_status/<name>.ready` files it keeps until wal-push succeeded), the worker's lock
+and its marks in `pg_wal/jarvis-push/` (engines/pitr/wal_spools.py).
+
+The `.ready` files are the only queue: nothing is copied aside, so nothing can be dropped
+or go stale; a mark only says what the worker did with a name PostgreSQL still asks for.
+"""
+
+import fcntl
+import os
+from pathlib import Path
+
+from engines.pitr.wal_spools import ACKNOWLEDGED, FAILED, push_folder
+
+STATUS_FOLDER = "archive_status"
+READY = ".ready"
+LOCK_NAME = "worker.lock"
+_TEMPORARY = ".tmp-"
+
+
+def queued(path: Path) -> bool:
+    """True when PostgreSQL's archiver waits for `path` (its `.ready` file exists): only
+    then can the worker, which reads those files, be the one to push it."""
+    return (path.parent / STATUS_FOLDER / (path.name + READY)).is_file()
+
+
+def ready_names(pg_wal: Path) -> list[str]:
+    """The names waiting, in the archiver's own order: timeline history files first, then
+    the oldest. Raises FileNotFoundError when the folder is gone (the cluster was removed)."""
+    with os.scandir(pg_wal / STATUS_FOLDER) as entries:
+        names = [e.name[: -len(READY)] for e in entries if e.name.endswith(READY)]
+    return sorted(names, key=lambda name: (not name.endswith(".history"), name))
+
+
+def marked_names(pg_wal: Path) -> set[str]:
+    """Names with an `.ok` or `.error` mark."""
+    try:
+        with os.scandir(push_folder(pg_wal)) as entries:
+            found = [e.name for e in entries if _TEMPORARY not in e.name]
+    except FileNotFoundError:
+        return set()
+    return {
+        name[: -len(suffix)]
+        for name in found
+        for suffix in (ACKNOWLEDGED, FAILED)
+        if name.endswith(suffix)
+    }
+
+
+def remove_marks(pg_wal: Path, name: str) -> None:
+    for suffix in (ACKNOWLEDGED, FAILED):
+        (push_folder(pg_wal) / (name + suffix)).unlink(missing_ok=True)
+
+
+def write_mark(pg_wal: Path, name: str, suffix: str, text: str = "") -> None:
+    """`<name><suffix>` whole or not at all (written aside, then renamed)."""
+    final = push_folder(pg_wal) / (name + suffix)
+    temporary = final.with_name(f".{final.name}{_TEMPORARY}{os.getpid()}")
+    temporary.write_text(text)
+    os.replace(temporary, final)
+
+
+def take_failure(path: Path) -> str | None:
+    """The worker's reason for failing to store `path`, consumed (each answers one call)."""
+    mark = push_folder(path.parent) / (path.name + FAILED)
+    try:
+        reason = mark.read_text().strip()
+        mark.unlink()
+    except FileNotFoundError:
+        return None
+    return reason or "no reason recorded"
+
+
+def remove_temporaries(pg_wal: Path) -> None:
+    """Marks half-written by a worker that died; only the lock's holder may call this."""
+    for leftover in push_folder(pg_wal).glob(f".*{_TEMPORARY}*"):
+        leftover.unlink(missing_ok=True)
+
+
+def hold_lock(pg_wal: Path) -> int | None:
+    """An open descriptor holding the worker's lock (kept for the process's life; the
+    kernel releases it however the process ends), or None when another worker has it.
+    The holder's pid is written into the lock file for the operator."""
+    folder = push_folder(pg_wal)
+    folder.mkdir(mode=0o700, exist_ok=True)
+    fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+def worker_running(pg_wal: Path) -> bool:
+    folder = push_folder(pg_wal)
+    folder.mkdir(mode=0o700, exist_ok=True)
+    fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing releases a lock taken here
+    return False

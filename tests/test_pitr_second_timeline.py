@@ -153,6 +153,7 @@ def test_pitr_timeline_shows_both_windows(branch: Branch) -> None:
     assert part["latest_segment"].startswith("00000002") and second["gaps"] == []
     text = branch.archive.cli("pitr", "timeline").stdout
     assert "timeline 2:" in text and f"base backups: {branch.base_set}" in text
+    assert f"  along timeline 1 up to {branch.switch_lsn}, then timeline 2\n" in text
 
 
 def test_a_moment_on_timeline_2_restores_both_timelines_rows(branch: Branch) -> None:

@@ -38,6 +38,8 @@ def register(commands: argparse._SubParsersAction, words: Sequence[str] = ()) ->
         "keeps the file and retries.",
     )
     push.add_argument("path", type=Path, help="the file (%%p)")
+    # Internal: the detached worker pushing PATH (a pg_wal folder)'s ready files.
+    push.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     push.set_defaults(handler=run_wal_push)
     fetch = commands.add_parser(
         "wal-fetch",
@@ -90,14 +92,35 @@ def _settings(args: argparse.Namespace) -> "Settings":
 def run_wal_push(args: argparse.Namespace) -> ExitCode:
     from engines.pitr.wal_deadline import WalTimeoutError, deadline
     from engines.pitr.wal_push import push_wal
+    from engines.pitr.wal_push_handover import hand_over
+    from engines.pitr.wal_push_queue import queued
 
     settings = _settings(args)
+    if args.worker:
+        from engines.pitr.wal_push_worker import run_worker
+
+        return ExitCode(run_worker(settings, args.path.absolute()))
     try:
+        if settings.backup_wal_async and queued(args.path):
+            hand_over(settings, args.path, lambda pg_wal: _start_push_worker(args, pg_wal))
+            return ExitCode.OK
         with deadline(settings.backup_wal_push_timeout, f"wal-push {args.path.name}"):
             push_wal(settings, args.path)
     except WalTimeoutError as error:
         _give_up(error)
     return ExitCode.OK
+
+
+def _start_push_worker(args: argparse.Namespace, pg_wal: Path) -> None:
+    """The worker pushing pg_wal's ready files, detached: it outlives this call."""
+    import subprocess
+
+    words = ["--env-file", str(args.env_file)] if args.env_file else []
+    subprocess.Popen(
+        [sys.executable, "-m", "jarvis_tui.cli", *words, "wal-push", "--worker", str(pg_wal)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
 
 
 def _give_up(error: Exception) -> NoReturn:

@@ -369,6 +369,15 @@ VARIABLES: tuple[Variable, ...] = (
     _v("BACKUP_WAL_ASYNC", _boolean, True, "pitr", "wal-push through a background worker"),
     _v("BACKUP_WAL_PUSH_PROCESSES", _integer(1, 16), 2, "pitr", "WAL files pushed at once"),
     _v("BACKUP_PITR_ARCHIVE_TIMEOUT", _integer(1, 86400), 60, "pitr", "archive_timeout seconds"),
+    # Scheduled backups of this tier and above also take a base backup when the server
+    # archives into this repository through wal-push (asked at each run); off: never.
+    _v(
+        "BACKUP_PITR_BASE_SCHEDULE",
+        _choice("daily", "weekly", "monthly", "off"),
+        "daily",
+        "pitr",
+        "scheduled base backups: daily, weekly, monthly or off",
+    ),
     # Archive lag that alerts: WAL files waiting (64 segments: 1 GiB) or the oldest one's wait.
     _v("BACKUP_WAL_LAG_ALERT_SEGMENTS", _integer(1, 1_000_000), 64, "pitr", "WAL files waiting"),
     _v("BACKUP_WAL_LAG_ALERT_SECONDS", _integer(1, 604800), 300, "pitr", "seconds WAL waits"),

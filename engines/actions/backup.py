@@ -1,6 +1,7 @@
 """Making backups: a backup set under the repository lock, its artifacts written by
 the repository layer (`engines/repository/artifacts.py`), and the `--output` copy."""
 
+from datetime import datetime
 from typing import Any
 
 from engines.actions.backup_alerts import alert_backup_outcome
@@ -26,6 +27,7 @@ def run_backup(
     *,
     tier: str | None = "manual",
     dispatcher: AlertDispatcher | None = None,
+    created_at: datetime | None = None,
 ) -> BackupSet:
     """One source's backup as its own set, under the repository lock. A failure raises
     the `backup_failure:<kind>` alert a failed part of `backup full` raises; a success
@@ -38,7 +40,9 @@ def run_backup(
     workspace.keyring()  # fail before touching anything when the key is missing
     label = f"backup {kind}"
     try:
-        backup_set, copies = _back_up_source(workspace, source, kind, options, context, tier)
+        backup_set, copies = _back_up_source(
+            workspace, source, kind, options, context, tier, created_at
+        )
     except (JobCancelledError, RepositoryLockedError):
         raise
     except OSError as error:
@@ -71,11 +75,14 @@ def _back_up_source(
     options: Any,
     context: JobContext,
     tier: str | None,
+    created_at: datetime | None = None,
 ) -> tuple[BackupSet, list[CopyOutcome]]:
     workspace.repository.ensure_repository_id()
     with workspace.lock(f"backup {kind}"):
         clear_leftovers(workspace, context)
-        backup_set = workspace.catalog.create_backup_set(kind, tier=tier, job_id=context.job_id)
+        backup_set = workspace.catalog.create_backup_set(
+            kind, tier=tier, job_id=context.job_id, created_at=created_at
+        )
         try:
             start_set_record(workspace, backup_set)
             output = getattr(options, "output", None)  # `--output`, for sources that offer it

@@ -112,6 +112,14 @@ VERBS: Mapping[str, Verb] = {
             result=lambda report: report.backup_set.status,
             writes=True,
         ),
+        Verb(  # after a scheduled backup (BACKUP_PITR_BASE_SCHEDULE): skipped unless archiving
+            "backup-base",
+            "backup_base",
+            "backup",
+            lambda r: "scheduled PostgreSQL base backup",
+            result=lambda backup_set: "skipped" if backup_set is None else backup_set.status,
+            writes=True,
+        ),
         Verb("restore", "restore", "restore", _restore_words),
         Verb(
             "restore-full",

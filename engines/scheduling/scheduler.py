@@ -20,6 +20,7 @@ path:
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -41,7 +42,11 @@ from engines.scheduling.due_runs import (
     plan_due_runs,
     recover_interrupted_runs,
 )
-from engines.scheduling.schedules import SCHEDULER_LOCK_NAME, schedules_from
+from engines.scheduling.schedules import (
+    SCHEDULER_LOCK_NAME,
+    schedules_from,
+    takes_base_backup,
+)
 from engines.workspace import Workspace
 
 logger = logging.getLogger("jarvis.scheduler")
@@ -51,6 +56,7 @@ SAFETY_TICK_S = 60
 CANCEL_WAIT_S = 30.0
 # The verb (engines.actions.verbs) each kind of schedule runs.
 SCHEDULED_VERBS = {"backup": "backup-full", "cleanup": "cleanup", "drill": "drill"}
+BASE_BACKUP_VERB = "backup-base"  # after a scheduled backup, by BACKUP_PITR_BASE_SCHEDULE
 RESULT_OUTCOMES = {"complete": "succeeded", "partial": "partial", "failed": "failed"}
 
 VerbRunner = Callable[[str, Workspace, Request, JobContext], str]
@@ -299,7 +305,31 @@ class Scheduler:
 
     def _perform(self, group: RunGroup, workspace: Workspace, context: JobContext) -> str:
         request = Request(tier=group.tier, created_at=self.clock(), dispatcher=self.dispatcher)
-        return self.run_verb(SCHEDULED_VERBS[group.action], workspace, request, context)
+        result = self.run_verb(SCHEDULED_VERBS[group.action], workspace, request, context)
+        if group.action == "backup" and takes_base_backup(
+            self.settings.backup_pitr_base_schedule, group.tier
+        ):
+            result = self._base_backup(workspace, request, context, result)
+        return result
+
+    def _base_backup(
+        self, workspace: Workspace, request: Request, context: JobContext, result: str
+    ) -> str:
+        """The base backup after the scheduled backup, in the same job (a set of its own;
+        none unless the server archives here). Its failure leaves the run partial: the
+        backup itself stands, and the base backup's own alert is raised."""
+        context.raise_if_cancelled()
+        request = replace(request, created_at=self.clock())
+        try:
+            base = self.run_verb(BASE_BACKUP_VERB, workspace, request, context)
+        except JobCancelledError:
+            raise
+        except JarvisError as error:
+            context.log(f"base backup: {error}", level="error")
+            base = "failed"
+        if base in ("skipped", "complete") or result == "failed":
+            return result
+        return "partial"
 
     # --- watchdog and recovery -----------------------------------------------------------
 

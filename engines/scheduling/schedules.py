@@ -83,6 +83,15 @@ def schedules_from(settings: Settings, zone: tzinfo | None = None) -> list[Sched
     return found
 
 
+def takes_base_backup(base_schedule: str, tier: str) -> bool:
+    """Does a scheduled backup of `tier` also take a PostgreSQL base backup, given
+    BACKUP_PITR_BASE_SCHEDULE (daily, weekly, monthly: with the backups of that tier and
+    above; off: never)? Whether the server archives through wal-push is asked at the run."""
+    if base_schedule not in TIERS_BY_RANK or tier not in TIERS_BY_RANK:
+        return False
+    return TIERS_BY_RANK.index(tier) >= TIERS_BY_RANK.index(base_schedule)
+
+
 def scheduler_holder(settings: Settings) -> dict[str, Any] | None:
     """Who runs the schedules for this repository (pid, host, purpose, since), or None."""
     return read_holder(settings.repository_dir, name=SCHEDULER_LOCK_NAME)

@@ -294,3 +294,50 @@ def test_the_window_is_read_again_only_when_the_archive_changed(
         _poll(lambda: _state(archive).last_archived_wal == name)
         (again,) = windows(settings, catalog).windows
         assert again.ranges[-1].latest_segment == name
+
+
+def test_a_server_not_archiving_is_one_neutral_line_and_no_alert(
+    tmp_path: Path, isolated_env, webhook_receiver
+) -> None:
+    from engines.monitoring.pitr_check import check_pitr
+    from tests.scheduling_support import make_settings
+    from tests.support.postgres import PostgresServer
+
+    with PostgresServer(settings={"archive_mode": "off"}) as pg:
+        settings = make_settings(
+            tmp_path, DATABASE_URL=pg.url(), SLACK_WEBHOOK_URL=webhook_receiver.url(SLACK)
+        )
+        now = pg.execute("SELECT now()")[0][0]
+        with Catalog.open(settings.catalog_path) as catalog:
+            (line,) = check_pitr(settings, catalog, now)
+            assert (line.name, line.ok, line.detail, line.warning) == ("PITR", True, OFF, "")
+            dispatcher = AlertDispatcher(catalog, settings, clock=lambda: now)
+            assert watch_pitr(settings, catalog, dispatcher, now) == []
+            assert list(catalog.open_conditions("pitr_")) == []
+    assert _texts(webhook_receiver) == []
+
+
+def test_a_damaged_archived_segment_fails_the_window_line_in_words(
+    archive: Archive,  # noqa: F811
+    base_set: str,
+    webhook_receiver,
+) -> None:
+    settings = _settings(archive, SLACK_WEBHOOK_URL=webhook_receiver.url(SLACK))
+    first = _segments(archive)[min(_segments(archive))]  # the one whose header is read
+    original = first.read_bytes()
+    damaged = bytearray(original)
+    damaged[len(damaged) // 2] ^= 0xFF
+    first.write_bytes(bytes(damaged))
+    try:
+        now = _state(archive).last_archived_time
+        with Catalog.open(archive.root / "catalog.db") as catalog:
+            found = assess_pitr(settings, catalog, now)
+            checks = {c.name: c for c in pitr_checks(found)}
+            window = checks["PITR window"]
+            assert not window.ok and window.detail.startswith("cannot read the archive: ")
+            assert "Traceback" not in window.detail and "\n" not in window.detail
+            assert checks["PITR archiver"].ok  # the archiver is still judged
+            dispatcher = AlertDispatcher(catalog, settings, clock=lambda: now)
+            assert watch_pitr(settings, catalog, dispatcher, now) == []  # gaps unknown: kept
+    finally:
+        first.write_bytes(original)

@@ -190,3 +190,24 @@ def test_what_would_keep_the_server_from_starting_is_refused_first(history: Hist
         assert venv.returncode == 1 and len(err.splitlines()) == 1, err
         assert f"account {arc.pg.account.name} cannot run " in err
         assert "which restore_command needs" in err and not folder.exists()
+
+
+def test_a_damaged_segment_stops_recovery_in_one_line(history: History) -> None:  # noqa: F811
+    arc = history.archive
+    ((name,),) = arc.pg.execute("SELECT pg_walfile_name(%s)", (history.positions[2],))
+    stored = arc.stored()[name]  # a segment recovery to row 3 replays, after the base's end
+    data = stored.read_bytes()
+    folder = arc.root / "start-damaged"
+    with stopped_after(folder):
+        stored.write_bytes(data[: len(data) // 2])
+        try:
+            result = restore_and_start(
+                arc, folder, free_port(), history.base_set, "--target-time", history.moments[3]
+            )
+        finally:
+            stored.write_bytes(data)
+        err = result.stderr.strip()
+        assert result.returncode == 1 and len(err.splitlines()) == 1, err + result.stdout
+        assert f"restore_command (wal-fetch) failed on {name} (" in err
+        assert "exit code 126" in err and f"read {folder}/log/jarvis-recovery.log" in err
+        assert server_pid(folder) is None

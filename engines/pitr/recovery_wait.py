@@ -33,6 +33,12 @@ _TIMELINE = re.compile(r"selected new timeline ID: (\d+)")
 _RESTORED = re.compile(r'restored log file "([0-9A-F]{24})" from archive')
 _FETCH_FAILED = re.compile(r'FATAL:\s+could not restore file "([^"]+)" from archive: ([^\n]+)')
 _FATAL = re.compile(r"(?:FATAL|PANIC):\s+([^\n]+)")
+# How PostgreSQL words the two codes a shell gives (wal-fetch's own failure is 126).
+_SHELL_CODES = {
+    "command not executable": "exit code 126: a damaged or foreign file, a missing key, or "
+    "a command the server's account cannot run",
+    "command not found": "exit code 127: the command was not found",
+}
 ENDED_EARLY = "recovery ended before configured recovery target was reached"
 SHUTDOWN = "shutdown at recovery target"
 
@@ -136,6 +142,7 @@ def _after_exit(server: RecoveryServer, target: PitrTarget) -> RecoveryReached:
     failed = _FETCH_FAILED.findall(log)
     if failed:
         name, why = failed[-1]
+        why = _SHELL_CODES.get(why.strip(), why)
         raise RecoveryStoppedError(
             f"recovery stopped before {target.describe()}: restore_command (wal-fetch) failed "
             f"on {name} ({why}); {stopped}; read {server.log_path} for wal-fetch's reason"

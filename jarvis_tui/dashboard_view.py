@@ -197,7 +197,7 @@ class PitrReader:
         self._windows = self._windows or CachedTimeline()
         found = assess_pitr(settings, access.catalog(), now, self._windows)
         verdict = found.verdict
-        if verdict is None or not verdict.state.archiving or verdict.state.in_recovery:
+        if verdict is None or not verdict.state.archives_here:
             return PitrFacts()
         if found.window_error:
             window = [f"cannot read the archive: {found.window_error}"]

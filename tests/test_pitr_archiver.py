@@ -341,3 +341,24 @@ def test_a_damaged_archived_segment_fails_the_window_line_in_words(
             assert watch_pitr(settings, catalog, dispatcher, now) == []  # gaps unknown: kept
     finally:
         first.write_bytes(original)
+
+
+def test_a_standby_is_judged_only_when_it_archives_itself(archive: Archive) -> None:  # noqa: F811
+    from dataclasses import replace
+
+    from engines.monitoring.pitr_assessment import PitrAssessment
+    from engines.monitoring.pitr_check import STANDBY
+
+    state = _state(archive)
+    limits = LagLimits(64, 300)
+    standby = replace(state, in_recovery=True, segments_behind=None)
+    (line,) = pitr_checks(PitrAssessment(judge_archiver(standby, state.last_archived_time, limits)))
+    assert (line.name, line.ok, line.detail) == ("PITR", True, STANDBY)
+    always = replace(standby, archive_mode="always")
+    names = [
+        c.name
+        for c in pitr_checks(
+            PitrAssessment(judge_archiver(always, now=state.last_archived_time, limits=limits))
+        )
+    ]
+    assert names[:2] == ["PITR archiver", "PITR archive lag"]

@@ -103,7 +103,7 @@ def assess_pitr(
         return PitrAssessment(None, str(error))
     except Exception as error:  # e.g. a server refusing a function: reported, never raised
         return PitrAssessment(None, f"{type(error).__name__}: {error}")
-    if not verdict.state.archiving or verdict.state.in_recovery:
+    if not verdict.state.archives_here:
         return PitrAssessment(verdict)
     try:
         report = windows(settings, catalog)

@@ -36,7 +36,7 @@ def pitr_checks(found: PitrAssessment) -> list[HealthCheck]:
         return []
     if not verdict.state.archiving:
         return [HealthCheck("PITR", True, OFF)]
-    if verdict.state.in_recovery:
+    if not verdict.state.archives_here:
         return [HealthCheck("PITR", True, STANDBY)]
     archiver = HealthCheck(
         "PITR archiver",

@@ -37,7 +37,7 @@ def watch_pitr(
         dispatcher.clear_condition(LAG, off)
         _clear_gaps(dispatcher, catalog, set(), off)
         return []
-    if verdict.state.in_recovery:
+    if not verdict.state.archives_here:
         return []
     problems = []
     if verdict.failing:

@@ -42,6 +42,11 @@ class ArchiverState:
         return self.archive_mode != "off"
 
     @property
+    def archives_here(self) -> bool:
+        """This server's archiver runs: a primary archiving, or a standby with `always`."""
+        return self.archiving and (not self.in_recovery or self.archive_mode == "always")
+
+    @property
     def failing(self) -> bool:
         """The last attempt failed: a failure newer than the last success."""
         if self.last_failed_time is None:

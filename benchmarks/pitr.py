@@ -40,12 +40,14 @@ PG_SEED = ROOT.parent / "shared" / "bench" / "pg_seed.sh"  # ../shared/bench
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.pitr_cluster import (  # noqa: E402
-    CLI,
     SEGMENT,
     Cluster,
-    runnable,
+    RestoredCluster,
+    StartedCopy,
+    jarvis_for,
     wait_for_our_workers,
 )
+from engines.servers.process import free_port  # noqa: E402
 
 MiB = 1024 * 1024
 RATE_TARGET = 10.0  # segments per second
@@ -77,6 +79,7 @@ class Bench:
     peer_archive: Path
     clients: int
     script: Path | None  # what makes WAL to measure (None: pgbench's TPC-B)
+    jarvis: list[str]  # how jarvis-tui is run (see pitr_cluster.jarvis_for)
 
     @property
     def peer(self) -> str:
@@ -84,8 +87,8 @@ class Bench:
 
     def cli(self, *args: str) -> str:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-        done = subprocess.run([str(CLI), "--env-file", str(self.env_file), *args], env=env,
-                              capture_output=True, text=True)  # fmt: skip
+        done = subprocess.run([*self.jarvis, "--env-file", str(self.env_file), *args],
+                              env=env, capture_output=True, text=True)  # fmt: skip
         if done.returncode != 0:
             sys.exit(f"jarvis-tui {' '.join(args)} failed ({done.returncode}): {done.stderr}")
         return done.stdout
@@ -93,9 +96,9 @@ class Bench:
     def contenders(self) -> list[tuple[str, str]]:
         return [("cp", self.peer), ("ours", self.ours)]
 
-    def turn(self, name: str) -> None:
-        if name != "ours":
-            wait_for_our_workers(self.env_file)
+    def turn(self) -> None:
+        """Each contender alone: no process of ours working beside it (nor ahead of it)."""
+        wait_for_our_workers(self.env_file)
 
 
 def prepare(args: argparse.Namespace, work: Path) -> Bench:
@@ -118,11 +121,11 @@ def prepare(args: argparse.Namespace, work: Path) -> Bench:
     if args.wal_load == "bulk":
         script = work / "bulk.sql"
         script.write_text(BULK_SCRIPT)
-    bench = Bench(source, work, env_file, "", work / "peer-archive", args.clients, script)
+    jarvis = jarvis_for(source.account, work)
+    bench = Bench(source, work, env_file, "", work / "peer-archive", args.clients, script, jarvis)
     bench.cli("pitr", "setup", "--apply")
     source.give_access(work)  # setup wrote the archive's cluster record as root
-    bench.ours = runnable(source.value("SHOW archive_command"), source)
-    source.set_archive_command(bench.ours)
+    bench.ours = source.value("SHOW archive_command")
     print(f"archive_command: {bench.ours}")
     print("  " + bench.cli("pitr", "check").strip())
     return bench
@@ -141,7 +144,7 @@ class Throughput:
 def archive_throughput(bench: Bench, segments: int) -> dict[str, Throughput]:
     pg, results = bench.source, {}
     for name, command in bench.contenders():
-        bench.turn(name)
+        bench.turn()
         pg.set_archive_command("")  # archiving held back: .ready files pile up
         pg.make_wal(segments * SEGMENT, bench.clients, bench.script)
         pg.value("SELECT pg_switch_wal()")
@@ -186,9 +189,9 @@ class Lag:
 def archiver_lag(bench: Bench, duration: int) -> dict[str, Lag]:
     pg, results = bench.source, {}
     for name, command in bench.contenders():
-        bench.turn(name)
         pg.set_archive_command(command)
         pg.wait_archived(600)
+        bench.turn()
         pg.execute("CHECKPOINT")
         print(f"  {name}: pgbench -c {bench.clients} for {duration} s ...", flush=True)
         lag, wal_start = Lag(), pg.wal_position()
@@ -228,6 +231,8 @@ MARKS = "bench_marks"
 
 def restore_to_moment(bench: Bench, wal: int) -> tuple[dict[str, Restore], int]:
     pg = bench.source
+    for earlier in bench.peer_archive.iterdir():  # the other parts' WAL: room on the disk
+        earlier.unlink()
     pg.set_archive_command(f"cp %p {bench.peer_archive}/%f && {bench.ours}")
     pg.execute(f"CREATE TABLE IF NOT EXISTS {MARKS} (n int)")
     pg.wait_archived(600)
@@ -251,17 +256,19 @@ def restore_to_moment(bench: Bench, wal: int) -> tuple[dict[str, Restore], int]:
     pg.value("SELECT pg_switch_wal()")
     replayed = pg.wal_position() - wal_start
     pg.wait_archived(600 + wal / SEGMENT * 10)
+    pg.set_archive_command(bench.peer)  # nothing of ours runs beside the restores
     print(f"  restoring to {moment} ...", flush=True)
     results = {}
     for name, run in (("cp", restore_peer), ("ours", restore_ours)):
-        bench.turn(name)
+        bench.turn()
         folder = bench.work / f"restored-{name}"
         os.sync()
         started = time.perf_counter()
         copy = run(bench, folder, peer_base, moment)
         try:
-            wait_promoted(copy, name)
             seconds = time.perf_counter() - started
+            if copy.value("SELECT pg_is_in_recovery()"):
+                sys.exit(f"{name}: the restored server is still in recovery")
             marks = [n for (n,) in copy.execute(f"SELECT n FROM {MARKS} ORDER BY n")]
             if marks != [1]:
                 sys.exit(f"{name}: recovered to rows {marks} of {MARKS}, not [1]")
@@ -276,7 +283,7 @@ def restore_to_moment(bench: Bench, wal: int) -> tuple[dict[str, Restore], int]:
     return results, replayed
 
 
-def wait_promoted(copy: Cluster, name: str) -> None:
+def wait_promoted(copy: Cluster) -> None:
     import psycopg
 
     while True:
@@ -286,24 +293,20 @@ def wait_promoted(copy: Cluster, name: str) -> None:
         except psycopg.OperationalError:
             if not copy.running:
                 tail = "\n".join(copy.read_log().splitlines()[-12:])
-                sys.exit(f"{name}: the restored server stopped during recovery:\n{tail}")
+                sys.exit(f"cp: the restored server stopped during recovery:\n{tail}")
         time.sleep(0.02)
 
 
-def restore_ours(bench: Bench, folder: Path, _peer_base: Path, moment: str) -> Cluster:
-    bench.cli("restore", "postgres", "--pitr", "--target-time", moment, "--pgdata", str(folder))
-    auto = folder / "postgresql.auto.conf"
-    lines = auto.read_text().splitlines()
-    for number, line in enumerate(lines):
-        if line.startswith("restore_command = '"):
-            written = line.split("= ", 1)[1][1:-1].replace("''", "'")
-            command = runnable(written, bench.source).replace("'", "''")
-            lines[number] = f"restore_command = '{command}'"
-    auto.write_text("\n".join(lines) + "\n")
-    return Cluster(data_source=folder, settings={**SETTINGS, "archive_mode": "off"}).start()
+def restore_ours(bench: Bench, folder: Path, _peer_base: Path, moment: str) -> StartedCopy:
+    """restore --pitr --start: lays the base backup out, starts the server and returns once
+    recovery reached the moment and the server was promoted."""
+    port = free_port()
+    bench.cli("restore", "postgres", "--pitr", "--target-time", moment, "--pgdata", str(folder),
+              "--start", "--port", str(port))  # fmt: skip
+    return StartedCopy(folder, port)
 
 
-def restore_peer(bench: Bench, folder: Path, peer_base: Path, moment: str) -> Cluster:
+def restore_peer(bench: Bench, folder: Path, peer_base: Path, moment: str) -> RestoredCluster:
     folder.mkdir(mode=0o700)
     subprocess.run(["tar", "-xf", str(peer_base / "base.tar"), "-C", str(folder)], check=True)
     with open(folder / "postgresql.auto.conf", "a") as auto:
@@ -312,7 +315,9 @@ def restore_peer(bench: Bench, folder: Path, peer_base: Path, moment: str) -> Cl
             f"recovery_target_time = '{moment}'\nrecovery_target_action = 'promote'\n"
         )
     (folder / "recovery.signal").touch()
-    return Cluster(data_source=folder, settings={**SETTINGS, "archive_mode": "off"}).start()
+    copy = RestoredCluster(data_source=folder, settings={**SETTINGS, "archive_mode": "off"})
+    wait_promoted(copy.start())
+    return copy
 
 
 def verdict(ok: bool) -> str:

@@ -3,13 +3,12 @@ archiver's state as PostgreSQL sees it, archive_command switched and reloaded, a
 restored data folders started in place.
 
 Under root PostgreSQL runs as an unprivileged account, which cannot reach the venv's
-interpreter under /root (pyenv): the commands `jarvis-tui pitr setup` and `restore
-postgres --pitr` write are then run through the system's Python of the same version with
-the repository and the venv's packages on PYTHONPATH (as tests/test_pitr_archive.py does).
+interpreter under /root (pyenv): jarvis-tui then runs such that the commands it writes
+name a script that runs the same code through the system's Python of the same version
+(as tests/test_pitr_start.py does).
 """
 
 import os
-import shlex
 import shutil
 import signal
 import subprocess
@@ -23,7 +22,7 @@ SYSTEM_PYTHON = Path(f"/usr/bin/python{sys.version_info.major}.{sys.version_info
 SEGMENT = 16 * 1024 * 1024
 sys.path.insert(0, str(ROOT))
 
-from engines.servers.process import chown_tree, reachable_by  # noqa: E402
+from engines.servers.process import Account, chown_tree, reachable_by  # noqa: E402
 from tests.support.postgres import PostgresServer  # noqa: E402
 
 
@@ -113,18 +112,27 @@ class Cluster(PostgresServer):
         self.execute("SELECT pg_sleep(1.02 - extract(epoch FROM clock_timestamp())::numeric % 1)")
 
 
-def runnable(command: str, cluster: PostgresServer) -> str:
-    """`command` (archive_command or restore_command as the product writes it) as the
-    server's account can run it."""
-    words = shlex.split(command)
-    if words[0] != str(CLI) or reachable_by(cluster.account, Path(sys.executable).resolve()):
-        return command
+def jarvis_for(account: Account | None, work: Path) -> list[str]:
+    """The command line that runs jarvis-tui such that the commands it writes (pitr setup's
+    archive_command, restore --pitr's restore_command, --start's server) name a jarvis-tui
+    the server's account can run: the venv's, else (under root, the venv's interpreter
+    lying under /root) WORK/bin/jarvis-tui, a script running the same code with the
+    system's Python, found beside WORK/bin/python3, a link to the venv's interpreter."""
+    if reachable_by(account, Path(sys.executable).resolve()):
+        return [str(CLI)]
     if not SYSTEM_PYTHON.is_file():
         sys.exit(f"the server's account cannot run {sys.executable}, and no {SYSTEM_PYTHON}")
     packages = next(Path(sys.prefix).glob("lib/python3*/site-packages"))
-    launcher = ["env", f"PYTHONPATH={ROOT}:{packages}", str(SYSTEM_PYTHON), "-m",
-                "jarvis_tui.launch"]  # fmt: skip
-    return shlex.join([*launcher, *words[1:]])
+    python_path = f"PYTHONPATH={ROOT}:{packages}"
+    folder = work / "bin"
+    folder.mkdir(mode=0o755)
+    (folder / "python3").symlink_to(Path(sys.executable).resolve())
+    script = folder / "jarvis-tui"
+    script.write_text(
+        f'#!/bin/sh\nexec env {python_path} {SYSTEM_PYTHON} -m jarvis_tui.launch "$@"\n'
+    )
+    script.chmod(0o755)
+    return ["env", python_path, str(folder / "python3"), "-m", "jarvis_tui.launch"]
 
 
 def jarvis_processes(env_file: Path) -> list[int]:
@@ -147,3 +155,56 @@ def wait_for_our_workers(env_file: Path, timeout_s: float = 60) -> None:
         time.sleep(0.2)
     if left:
         print(f"  note: {len(left)} of our processes still run beside the peer: {left}")
+
+
+class RestoredCluster(Cluster):
+    """A restored copy started by the benchmark: durable as its folder's settings say, as
+    `restore --pitr --start` starts ours (the throwaway's fsync=off would favour it)."""
+
+    def _argv(self, port: int) -> list[str]:
+        argv = super()._argv(port)
+        at = argv.index("fsync=off")
+        return argv[: at - 1] + argv[at + 1 :]
+
+
+class StartedCopy:
+    """The server `restore postgres --pitr --start` left running on FOLDER: asked on its
+    port, stopped by the pid in its postmaster.pid."""
+
+    def __init__(self, folder: Path, port: int) -> None:
+        self.folder = folder
+        self.port = port
+
+    def execute(self, sql: str, dbname: str = "postgres") -> list[tuple]:
+        import psycopg
+
+        with psycopg.connect(host="127.0.0.1", port=self.port, user="postgres",
+                             dbname=dbname, autocommit=True) as conn:  # fmt: skip
+            return conn.execute(sql).fetchall()
+
+    def value(self, sql: str, dbname: str = "postgres"):
+        return self.execute(sql, dbname)[0][0]
+
+    def close(self) -> None:
+        try:
+            pid = int((self.folder / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return
+        try:
+            os.kill(pid, signal.SIGINT)  # fast shutdown
+            deadline = time.monotonic() + 60
+            while alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def alive(pid: int) -> bool:
+    """True while `pid` runs (a zombie nobody reaps does not count)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in "ZX"

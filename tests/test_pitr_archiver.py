@@ -270,6 +270,10 @@ def test_health_lists_the_pitr_lines(archive: Archive, base_set: str) -> None:  
     result = archive.cli("health", "--json")
     checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
     assert checks["PITR archiver"]["ok"] and checks["PITR gaps"]["ok"]
+    assert checks["PITR archiver"]["detail"].startswith("the last attempt succeeded (")
+    assert checks["PITR archiver"]["detail"].endswith("retried)") == (
+        _state(archive).failed_count > 0
+    )
     assert checks["PITR window"]["detail"].startswith("restorable timeline 1: from ")
     assert "WAL file(s) waiting" in checks["PITR archive lag"]["detail"]
 

@@ -38,11 +38,7 @@ def pitr_checks(found: PitrAssessment) -> list[HealthCheck]:
         return [HealthCheck("PITR", True, OFF)]
     if not verdict.state.archives_here:
         return [HealthCheck("PITR", True, STANDBY)]
-    archiver = HealthCheck(
-        "PITR archiver",
-        not verdict.failing,
-        verdict.failing or f"{verdict.state.archived_count} file(s) archived, none failing",
-    )
+    archiver = HealthCheck("PITR archiver", not verdict.failing, verdict.failing or _works(found))
     lag = HealthCheck("PITR archive lag", not verdict.lagging, verdict.lagging or verdict.summary)
     return [archiver, lag, *_window_checks(found)]
 
@@ -64,3 +60,12 @@ def _window_checks(found: PitrAssessment) -> list[HealthCheck]:
     gaps = found.gaps
     gap = HealthCheck("PITR gaps", not gaps, "; ".join(gaps) or "no segment missing")
     return [window, gap]
+
+
+def _works(found: PitrAssessment) -> str:
+    assert found.verdict is not None
+    state = found.verdict.state
+    if state.last_archived_wal is None:
+        return "nothing archived yet, nothing failed"
+    retried = f"; {state.failed_count} earlier failure(s) retried" if state.failed_count else ""
+    return f"the last attempt succeeded ({state.archived_count} file(s) archived{retried})"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from engines.catalog import LATEST
 from engines.errors import JarvisError
-from engines.pitr.restore_target import ACTIONS, DEFAULT_ACTION, KINDS, PitrTarget
+from engines.pitr.restore_target import ACTIONS, DEFAULT_ACTION, KINDS, PitrTarget, StartRequest
 from jarvis_tui.engine_access import EngineAccess
 
 __all__ = [
@@ -22,14 +22,12 @@ __all__ = [
     "LATEST",
     "MomentWindow",
     "PitrTarget",
+    "StartRequest",
     "WindowSpan",
 ]
 
-SETUP_ADVICE = (
-    "`jarvis-tui pitr setup --apply` turns it on (then restart PostgreSQL if it says so) and "
-    "`jarvis-tui pitr check` confirms WAL arrives"
-)
-BASE_ADVICE = "`jarvis-tui backup postgres --mode base` takes a base backup"
+SETUP_ADVICE = "`jarvis-tui pitr setup --apply` turns it on, `jarvis-tui pitr check` confirms it"
+BASE_ADVICE = "`jarvis-tui backup postgres --mode base` takes one"
 
 
 @dataclass(frozen=True)
@@ -87,6 +85,7 @@ def load_window(access: EngineAccess) -> MomentWindow:
             notes.append(f"{where}: {window.note}")
             lines.append(f"{where}: {window.note}")
             continue
+        lines.append(f"{where}:")
         for part in window.ranges:
             span = WindowSpan(
                 where, part.earliest_time, part.earliest_lsn, part.latest_archived_at,
@@ -94,35 +93,31 @@ def load_window(access: EngineAccess) -> MomentWindow:
             )  # fmt: skip
             spans.append(span)
             lines.append(
-                f"{where}: {shown_time(span.earliest_time)} to {shown_time(span.latest_time)}"
+                f"  {shown_time(span.earliest_time)} to {shown_time(span.latest_time)}"
                 f" (LSN {span.earliest_lsn} to {span.latest_lsn}); base backup"
                 f"{'s' if len(span.base_backups) > 1 else ''} {', '.join(span.base_backups)}"
             )
         for gap in window.gaps:
             missing = gap.first if gap.count == 1 else f"{gap.first} .. {gap.last}"
-            lines.append(f"{where}: gap, {gap.count} segment(s) missing: {missing}")
+            lines.append(f"  gap: {gap.count} segment(s) missing, {missing}")
         if window.unusable:
             lines.append(
-                f"{where}: base backups whose own WAL is not all archived: "
-                f"{', '.join(window.unusable)}"
+                f"  base backups whose own WAL is not all archived: {', '.join(window.unusable)}"
             )
     if spans:
         return MomentWindow(spans, lines)
     why = notes[0] if notes else "no base backup has all its own WAL in the archive"
     advice = "" if notes else f"; once WAL arrives, {BASE_ADVICE}"
-    return MomentWindow(lines=lines, unavailable=f"A moment in time is unavailable: {why}{advice}.")
+    return MomentWindow(lines=lines, unavailable=f"Unavailable: {why}{advice}.")
 
 
 def _no_base_reason(any_wal: bool) -> str:
     if not any_wal:
         return (
-            "A moment in time is unavailable: WAL archiving is off (the archive holds no "
-            f"WAL). {SETUP_ADVICE}; then {BASE_ADVICE}."
+            f"Unavailable: WAL archiving is off (no WAL in the archive). {SETUP_ADVICE}; then "
+            f"a base backup: {BASE_ADVICE}."
         )
-    return (
-        "A moment in time is unavailable: WAL is archived but there is no base backup; "
-        f"{BASE_ADVICE}."
-    )
+    return f"Unavailable: WAL is archived, but there is no base backup yet; {BASE_ADVICE}."
 
 
 def moment_target(kind: str, value: str, action: str, env_file: Path | None) -> PitrTarget:

@@ -29,7 +29,8 @@ async def test_step_3_replaces_the_original_database(pg_case):
         assert isinstance(wizard, PostgresRestoreWizard)
         await pilot.press("enter")  # the newest backup
         await settle(pilot)
-        radios = {button.id: button.value for button in wizard.query(RadioButton)}
+        buttons = wizard.query("#pg-target RadioButton").results(RadioButton)
+        radios = {button.id: button.value for button in buttons}
         assert radios == {"pg-new": False, "pg-same": True}  # exactly one on: the original
         await pilot.press("ctrl+n")  # target -> options: drop existing ticked
         await settle(pilot)

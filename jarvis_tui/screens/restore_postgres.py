@@ -6,17 +6,29 @@ from datetime import UTC
 from typing import Any
 
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Checkbox, Input, RadioButton, RadioSet, SelectionList, Static
 
 from jarvis_tui.formatting import count
+from jarvis_tui.messages import MomentWindowLoaded
+from jarvis_tui.pitr_access import DEFAULT_ACTION, LATEST, MomentWindow, load_window
 from jarvis_tui.restore_access import PostgresRestoreOptions, check_database_name
+from jarvis_tui.screens.restore_moment import DataFolderStep, MomentStep, PostgresPickStep
+from jarvis_tui.screens.restore_moment_words import (
+    folder_name,
+    moment_consequence,
+    moment_next_steps,
+    moment_options,
+    plan_target,
+)
 from jarvis_tui.screens.wizard import RestoreWizard
 from jarvis_tui.widgets.marked_toggles import MarkedCheckbox, MarkedRadioButton, MarkedSelectionList
 from jarvis_tui.widgets.wizard_step import WizardStep
 from jarvis_tui.widgets.wizard_steps import restore_steps
+
+START_FLAG = "--start: "
 
 
 @dataclass
@@ -28,6 +40,14 @@ class PostgresPlan:
     with_globals: bool = False
     tables: tuple[str, ...] = ()
     jobs: int = field(default_factory=lambda: max(1, len(os.sched_getaffinity(0))))
+    # A moment in time instead of a backup: the whole cluster into a new data folder.
+    moment: bool = False
+    target_kind: str = "time"
+    target_value: str = ""
+    target_action: str = DEFAULT_ACTION
+    pgdata: str = ""
+    start: bool = False  # start the restored server and wait for the target
+    port: str = "5433"
 
 
 class PostgresTargetStep(WizardStep):
@@ -151,7 +171,49 @@ class PostgresRestoreWizard(RestoreWizard):
     PLAN = PostgresPlan
 
     def make_steps(self) -> list[WizardStep]:
-        return restore_steps(PostgresTargetStep(), PostgresOptionsStep())
+        steps = restore_steps(PostgresTargetStep(), PostgresOptionsStep(), pick=PostgresPickStep())
+        self.window: MomentWindow | None = None
+        self.backup_steps = steps
+        self.moment_steps = [steps[0], MomentStep(), DataFolderStep(), *steps[3:]]
+        return steps
+
+    def other_steps(self) -> list[WizardStep]:
+        return self.moment_steps[1:3]
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.load_window()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="moment-window")
+    def load_window(self) -> None:
+        try:
+            window = load_window(self.console.access)
+        except Exception as error:
+            why = str(error) or type(error).__name__
+            window = MomentWindow(
+                unavailable=f"Unavailable: the archive could not be read ({why})."
+            )
+        self.post_message(MomentWindowLoaded(window))
+
+    def on_moment_window_loaded(self, message: MomentWindowLoaded) -> None:
+        self.window = message.window
+        for step in self.moment_steps:
+            if isinstance(step, PostgresPickStep | MomentStep):
+                step.show_window(message.window)
+
+    def choose_moment(self) -> None:
+        """The moment-in-time way: the engine picks the base backup for the target."""
+        if self.window is None or self.window.unavailable is not None or self.running:
+            return
+        self.plan.moment = True
+        self.reference, self.chosen, self.reference_metadata = LATEST, None, {}
+        self.use_route(self.moment_steps)
+        self.show_step(1)
+        self.load_window()  # the window grows while the wizard is open
+
+    def back_to_backups(self) -> None:
+        self.plan.moment = False
+        self.use_route(self.backup_steps)
 
     def source_database(self) -> str:
         return str(
@@ -161,10 +223,14 @@ class PostgresRestoreWizard(RestoreWizard):
         )
 
     def target_name(self) -> str:
+        if self.plan.moment:
+            return self.plan.pgdata
         return self.plan.new_name if self.plan.new_database else self.source_database()
 
     def engine_options(self, dry_run: bool) -> PostgresRestoreOptions:
         plan = self.plan
+        if plan.moment:
+            return moment_options(plan, self.console.env_file, dry_run)
         return PostgresRestoreOptions(
             dry_run=dry_run,
             drop_existing=plan.drop_existing,
@@ -176,10 +242,34 @@ class PostgresRestoreWizard(RestoreWizard):
         )
 
     def destructive(self) -> bool:
-        return self.plan.drop_existing
+        return self.plan.drop_existing and not self.plan.moment
+
+    def typed_name(self) -> str | None:
+        """A moment in time writes a whole cluster: its folder's name is typed, as a
+        replacing restore's database name is."""
+        return folder_name(self.plan) if self.plan.moment else super().typed_name()
+
+    def confirm_warning(self) -> str:
+        if self.plan.moment:
+            return "This writes the whole cluster into a new data folder. "
+        return super().confirm_warning()
+
+    def failure_words(self, error: str) -> str:
+        """`restore --pitr --start`'s refusals name the flag; here it is the tick box."""
+        if self.plan.moment and error.startswith(START_FLAG):
+            return "Starting the restored server: " + error.removeprefix(START_FLAG)
+        return error
+
+    def running_words(self) -> str:
+        if self.plan.moment:
+            target = plan_target(self.plan, None).describe()
+            return f"Restoring the cluster to {target} into {self.plan.pgdata}…"
+        return super().running_words()
 
     def consequence(self) -> Text:
         plan = self.plan
+        if plan.moment:
+            return moment_consequence(plan, plan_target(plan, None))
         what = f"{len(plan.tables)} table(s)" if plan.tables else "the whole database"
         text = Text.assemble(
             "Restore ",
@@ -209,6 +299,8 @@ class PostgresRestoreWizard(RestoreWizard):
         return text
 
     def next_steps(self) -> list[str]:
+        if self.plan.moment:
+            return moment_next_steps(self.plan, plan_target(self.plan, None), self.outcome)
         target = self.target_name()
         if self.outcome != "succeeded":
             return [
@@ -241,9 +333,8 @@ class PostgresRestoreWizard(RestoreWizard):
         return " · ".join(p for p in parts if p)
 
     def written(self) -> str:
+        if self.plan.moment:
+            return f"recovering into {self.plan.pgdata}"
         target = self.target_name()
         replaced = not self.plan.new_database and self.plan.drop_existing
         return f"{target} replaced" if replaced else f"restored into {target}"
-
-    def moment_note(self) -> str:
-        return "A moment in time (point-in-time recovery) is not in this build yet."

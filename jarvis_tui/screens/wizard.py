@@ -97,6 +97,26 @@ class RestoreWizard(ConsoleScreen):
         written = self.written() if self.outcome == "succeeded" else None
         return f"{self.outcome}: {written}" if written else self.outcome
 
+    def other_steps(self) -> list[WizardStep]:
+        """Steps of another way through the wizard (`use_route`), composed beside these."""
+        return []
+
+    def typed_name(self) -> str | None:
+        """What the operator types to confirm; None when Next alone confirms."""
+        return self.target_name() if self.destructive() else None
+
+    def confirm_warning(self) -> str:
+        """The words before "Type NAME to confirm"."""
+        return "This replaces data. "
+
+    def running_words(self) -> str:
+        """What the run step says while the restore runs."""
+        return f"Restoring {self.reference} into {self.target_name()}…"
+
+    def failure_words(self, error: str) -> str:
+        """The engine's failure in the wizard's words (a line may name a command-line flag)."""
+        return error
+
     def refusal_words(self, report: RestoreReport) -> str:
         """Why the dry run would be refused, in the wizard's words: the engine's line names
         the command line's flags, the operator here has the wizard's choices."""
@@ -108,7 +128,7 @@ class RestoreWizard(ConsoleScreen):
         yield Static(Text(f" {self.TITLE}", style="bold"), id="wizard-title")
         yield StepTrail([step.TITLE for step in self.steps])
         with ContentSwitcher(initial="step-0", id="wizard-steps"):
-            for number, step in enumerate(self.steps):
+            for number, step in enumerate([*self.steps, *self.other_steps()]):
                 step.id = f"step-{number}"
                 yield step
         yield Static("", id="wizard-problem")
@@ -119,6 +139,14 @@ class RestoreWizard(ConsoleScreen):
 
     def on_mount(self) -> None:
         self.show_step(0)
+
+    def use_route(self, steps: list[WizardStep]) -> None:
+        """Go on through `steps` (each composed: from make_steps or other_steps); the trail
+        shows their titles."""
+        self.steps = steps
+        trail = self.query_one(StepTrail)
+        trail.titles = [step.TITLE for step in steps]
+        trail.refresh()
 
     def show_step(self, index: int) -> None:
         self.index = index
@@ -217,7 +245,7 @@ class RestoreWizard(ConsoleScreen):
 
         self.dry_run_report = None
         for step in self._steps_of(DryRunStep):
-            step.finished(None, message.error)
+            step.finished(None, self.failure_words(message.error))
         self.refresh_buttons()
 
     def on_job_updated(self, message: JobUpdated) -> None:
@@ -230,7 +258,8 @@ class RestoreWizard(ConsoleScreen):
         self._restore_ended(message.report, None, "succeeded")
 
     def on_restore_failed(self, message: RestoreFailed) -> None:
-        self._restore_ended(None, message.error, "cancelled" if message.cancelled else "failed")
+        outcome = "cancelled" if message.cancelled else "failed"
+        self._restore_ended(None, self.failure_words(message.error), outcome)
 
     def _restore_ended(self, report: RestoreReport | None, error: str | None, outcome: str) -> None:
         from jarvis_tui.widgets.wizard_steps import RunStep

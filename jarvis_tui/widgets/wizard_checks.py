@@ -82,19 +82,16 @@ class ConfirmStep(WizardStep):
         self.query_one("#confirm-consequence", Static).update(wizard.consequence())
         typed = self.query_one("#confirm-typed", Input)
         prompt = self.query_one("#confirm-prompt", Static)
-        destructive = wizard.destructive()
-        typed.display = prompt.display = destructive
+        name = wizard.typed_name()
+        typed.display = prompt.display = name is not None
         typed.value = ""
-        if destructive:
+        if name is not None:
             prompt.update(
                 Text.assemble(
-                    ("This replaces data. ", "bold red"),
-                    "Type ",
-                    (wizard.target_name(), "bold"),
-                    " to confirm:",
+                    (wizard.confirm_warning(), "bold red"), "Type ", (name, "bold"), " to confirm:"
                 )
             )
-            typed.placeholder = wizard.target_name()
+            typed.placeholder = name
             typed.focus()
         else:
             self.wizard.query_one("#next").focus()
@@ -104,9 +101,7 @@ class ConfirmStep(WizardStep):
         self.wizard.action_next()
 
     def problem(self) -> str | None:
-        wizard = self.wizard
-        if wizard.destructive():
-            typed = self.query_one("#confirm-typed", Input).value
-            if typed != wizard.target_name():
-                return f"Type {wizard.target_name()} exactly to confirm (or go back)."
+        name = self.wizard.typed_name()
+        if name is not None and self.query_one("#confirm-typed", Input).value != name:
+            return f"Type {name} exactly to confirm (or go back)."
         return None

@@ -50,9 +50,7 @@ class RunStep(WizardStep):
         wizard = self.wizard
         wizard.running = True
         wizard.refresh_buttons()
-        self.query_one("#run-state", Static).update(
-            f"Restoring {wizard.reference} into {wizard.target_name()}…"
-        )
+        self.query_one("#run-state", Static).update(wizard.running_words())
         assert wizard.reference is not None
         wizard.console.runner.restore(
             wizard.KIND, wizard.reference, wizard.engine_options(dry_run=False), wizard

@@ -6,7 +6,8 @@ from jarvis_tui.widgets.wizard_run import ResultStep, RunStep
 from jarvis_tui.widgets.wizard_step import WizardStep
 
 
-def restore_steps(*choices: WizardStep) -> list[WizardStep]:
-    """A restore wizard's steps: pick a backup, the kind's own `choices`, the dry run,
-    the confirmation, the run and its result."""
-    return [BackupPickStep(), *choices, DryRunStep(), ConfirmStep(), RunStep(), ResultStep()]
+def restore_steps(*choices: WizardStep, pick: WizardStep | None = None) -> list[WizardStep]:
+    """A restore wizard's steps: pick a backup (`pick`, or the shared step), the kind's own
+    `choices`, the dry run, the confirmation, the run and its result."""
+    first = pick or BackupPickStep()
+    return [first, *choices, DryRunStep(), ConfirmStep(), RunStep(), ResultStep()]

@@ -295,7 +295,9 @@ def test_pitr_setup_apply_writes_the_settings_and_moves_the_archive(
         env_file = tmp_path / "other.env"
         settings = archive.env_file.read_text().replace(str(archive.repository), str(repository))
         env_file.write_text(settings.replace(archive.pg.url(), pg.url()))
-        result = archive.cli("pitr", "setup", "--apply", env_file=env_file)
+        # --force: PostgreSQL's account may not reach this venv's Python or tmp_path here
+        # (tests/test_pitr_setup_access.py); this test is about what --apply writes.
+        result = archive.cli("pitr", "setup", "--apply", "--force", env_file=env_file)
         assert result.returncode == 0, result.stderr
         assert "restart PostgreSQL for archive_mode to take effect" in result.stdout
         system_id = pg.execute("SELECT system_identifier FROM pg_control_system()")[0][0]

@@ -60,9 +60,19 @@ def register(commands: argparse._SubParsersAction, words: Sequence[str] = ()) ->
     setup = actions.add_parser(
         "setup",
         help="print (or --apply) wal_level, archive_mode, archive_command, archive_timeout",
+        description="Print the archive settings, and whether PostgreSQL's account (the owner "
+        "of the server's data folder) can run archive_command on this host: jarvis-tui and "
+        "its Python, the env file, the repository; one line per problem naming the path and "
+        "what to do. --apply writes them through ALTER SYSTEM and reloads; it refuses with "
+        "exit 1, changing nothing, while that account could not run archive_command.",
     )
     setup.add_argument(
         "--apply", action="store_true", help="write them through ALTER SYSTEM and reload"
+    )
+    setup.add_argument(
+        "--force",
+        action="store_true",
+        help="with --apply: apply although the check (mode bits, not ACLs) found problems",
     )
     setup.set_defaults(handler=run_pitr_setup)
     check = actions.add_parser(
@@ -189,6 +199,7 @@ def _own_command() -> str:
 
 
 def run_pitr_setup(args: argparse.Namespace) -> ExitCode:
+    from engines.actions.pitr_setup import SetupOptions
     from engines.actions.verbs import Request
     from engines.config import find_env_file
     from engines.pitr.setup import archive_command
@@ -197,10 +208,20 @@ def run_pitr_setup(args: argparse.Namespace) -> ExitCode:
     env_file = find_env_file(args.env_file)
     command = archive_command(_own_command(), env_file)
     with open_workspace(args) as workspace:
-        request = Request(reference=command, dry_run=not args.apply)
+        options = SetupOptions(force=args.force)
+        request = Request(reference=command, dry_run=not args.apply, options=options)
         report = run_with_progress(workspace, "pitr-setup", request)
     for name, value in report.settings.items():
         print(f"{name} = {_quoted(value)}")
+    for problem in report.problems:
+        print(f"# problem: {problem}")
+    if report.unchecked:
+        print(f"# not checked that PostgreSQL's account can run it: {report.unchecked}")
+    elif not report.problems:
+        print(
+            f"# PostgreSQL's account {report.account} can run archive_command (jarvis-tui, "
+            "its Python, the env file, the repository)"
+        )
     if report.previous_system_id is not None:
         print(
             f"the archive now takes WAL of cluster {report.system_id} (it took cluster "

@@ -381,6 +381,8 @@ VARIABLES: tuple[Variable, ...] = (
     # Archive lag that alerts: WAL files waiting (64 segments: 1 GiB) or the oldest one's wait.
     _v("BACKUP_WAL_LAG_ALERT_SEGMENTS", _integer(1, 1_000_000), 64, "pitr", "WAL files waiting"),
     _v("BACKUP_WAL_LAG_ALERT_SECONDS", _integer(1, 604800), 300, "pitr", "seconds WAL waits"),
+    # Segments wal-fetch keeps fetched and checked ahead of recovery (pg_wal/jarvis-fetch/).
+    _v("BACKUP_WAL_PREFETCH", _integer(0, 64), 8, "pitr", "WAL segments fetched ahead"),
 )
 
 SECRET_NAMES = frozenset(v.name for v in VARIABLES if v.secret)

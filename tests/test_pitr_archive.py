@@ -19,7 +19,6 @@ from engines.servers.process import reachable_by
 from jarvis_tui.cli import main
 from tests.support.file_systems import needs_root, remount_read_only, tmpfs
 from tests.support.postgres import PostgresServer
-from tests.support.processes import wait_until
 from tests.support.s3 import S3Server
 from tests.support.s3_faults import FaultyS3Proxy, without_retry_waits
 
@@ -253,37 +252,6 @@ def test_a_push_retried_after_a_failed_s3_upload_stores_it_once(
         dest.parent.mkdir(parents=True)
         assert main(["--env-file", str(env_file), "wal-fetch", name, str(dest)]) == 0
         assert dest.read_bytes() == segment.read_bytes()
-
-
-def test_fetch_prefetches_the_next_segments_and_authenticates_them_before_use(
-    archive: Archive, tmp_path, s3_server: S3Server
-) -> None:
-    names = [_switch(archive) for _ in range(3)]
-    assert archive.cli("pitr", "check").returncode == 0
-    (tmp_path / "pg_wal").mkdir()
-    bucket = s3_server.create_bucket("jarvis-prefetch")
-    repository = tmp_path / "repository"
-    env_file = _s3_env(archive, tmp_path, repository, bucket, s3_server.endpoint_url)
-    originals = {}
-    for name in names:
-        assert archive.fetch(name, tmp_path / "pg_wal" / name).returncode == 0
-        originals[name] = (tmp_path / "pg_wal" / name).read_bytes()
-        push = ["--env-file", str(env_file), "wal-push", str(tmp_path / "pg_wal" / name)]
-        assert main(push) == 0
-    for stored in repository.glob("wal/*/00000001/*.enc"):
-        stored.unlink()  # a fresh host: the segments are on S3 only
-    dest = tmp_path / "restored" / "pg_wal" / "RECOVERYXLOG"
-    dest.parent.mkdir(parents=True)
-    fetch = [JARVIS, "--env-file", str(env_file), "wal-fetch"]
-    assert subprocess.run([*fetch, names[0], str(dest)], timeout=60).returncode == 0
-    spool = repository / ".wal-prefetch"
-    wait_until(lambda: len(list(spool.glob("wal/*/*/*.enc"))) == 2, 30, "the prefetch")
-    second, third = (next(spool.glob(f"wal/*/*/{name}.*")) for name in names[1:])
-    third.write_bytes(third.read_bytes()[:-100])  # damaged while spooled
-    for name in names[1:]:
-        assert subprocess.run([*fetch, name, str(dest)], timeout=60).returncode == 0
-        assert dest.read_bytes() == originals[name]
-    assert not second.exists()  # used, never kept
 
 
 def test_pitr_setup_apply_writes_the_settings_and_moves_the_archive(

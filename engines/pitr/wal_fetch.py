@@ -5,6 +5,9 @@ before a byte reaches the data folder, then written there atomically.
 `WalMissingError` is the one outcome PostgreSQL takes as the end of the archive;
 anything else (damaged, another cluster's, a renamed file, a key missing, I/O) must
 stop recovery instead, and the command line says so with its own exit code.
+
+`fetch_checked` is the one way a WAL file leaves the archive: the prefetch worker
+(wal_prefetch.py) brings the next segments through it too.
 """
 
 from dataclasses import dataclass
@@ -24,7 +27,6 @@ from engines.pitr.wal_files import (
     control_file_system_id,
     parse_name,
 )
-from engines.pitr.wal_prefetch import spool
 from engines.plumbing.fsutil import atomic_output
 from engines.plumbing.os_errors import explain_os_error
 
@@ -58,43 +60,59 @@ def _checked(place: Destination, key: str, keyring: Keyring, expected: dict, nam
 
 
 @dataclass(frozen=True)
-class FetchResult:
-    fetched: Fetched
+class WalSources:
+    """Where an archived file is looked for, in order (the repository, then each copy
+    destination), and what it must prove to be: this cluster's file of the name asked for."""
+
+    places: list[Destination]
+    keyring: Keyring
     system_id: int
-    from_afar: bool  # read from a copy destination or the prefetch spool: prefetch on
 
 
-def fetch_wal(settings: Settings, name_text: str, dest: Path) -> FetchResult:
-    name = parse_name(name_text)
-    keyring = keyring_from_settings(settings)
-    repository = repository_from_settings(settings)
-    system_id = _system_id(dest, repository, keyring)
-    keys = candidate_keys(system_id, name)
-    spooled = spool(settings)
+def wal_sources(settings: Settings, system_id: int) -> WalSources:
+    places = [repository_from_settings(settings), *copy_destinations(settings)]
+    return WalSources(places, keyring_from_settings(settings), system_id)
+
+
+def fetch_checked(sources: WalSources, name: WalName) -> Fetched:
+    """The file `name`, authenticated and checked (sealed identity, content hash, a
+    segment's page header) from the first place that holds it whole. WalMissingError
+    when no place has it; otherwise the first place's IntegrityError if none was whole."""
+    repository = sources.places[0]
+    keys = candidate_keys(sources.system_id, name)
     first_error: JarvisError | None = None
-    for place in [spooled, repository, *copy_destinations(settings)]:
+    for place in sources.places:
         key = find_key(place, keys)
         if key is None:
             continue
         repository_id = repository.repository_id() or place.repository_id()
-        expected = wal_identity(repository_id or "", system_id, name)
+        expected = wal_identity(repository_id or "", sources.system_id, name)
         if repository_id is None:
             del expected["repository"]
         try:
-            fetched = _checked(place, key, keyring, expected, name, system_id)
+            return _checked(place, key, sources.keyring, expected, name, sources.system_id)
         except IntegrityError as error:  # damaged here: another copy may be whole
-            if place is spooled:
-                spooled.delete(key)
-            else:
-                first_error = first_error or error
-            continue
-        _write(dest, fetched.data)
-        if place is spooled:
-            spooled.delete(key)
-        return FetchResult(fetched, system_id, place is not repository)
+            first_error = first_error or error
     if first_error is not None:
         raise first_error
-    raise WalMissingError(f"{name.name}: not in the archive of cluster {system_id}")
+    raise WalMissingError(f"{name.name}: not in the archive of cluster {sources.system_id}")
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    fetched: Fetched
+    system_id: int
+
+
+def fetch_wal(settings: Settings, name_text: str, dest: Path) -> FetchResult:
+    name = parse_name(name_text)
+    repository = repository_from_settings(settings)
+    keyring = keyring_from_settings(settings)
+    system_id = _system_id(dest, repository, keyring)
+    sources = WalSources([repository, *copy_destinations(settings)], keyring, system_id)
+    fetched = fetch_checked(sources, name)
+    _write(dest, fetched.data)
+    return FetchResult(fetched, system_id)
 
 
 def _write(dest: Path, data: bytes) -> None:

@@ -1,60 +1,103 @@
-"""Prefetch for wal-fetch: PostgreSQL asks for one segment at a time, so while it replays
-one, the next few are brought from the copy destination (S3) into a spool on this host.
+"""Prefetch for wal-fetch: PostgreSQL asks restore_command for one segment at a time and
+waits, so a worker (wal_prefetch_worker.py) brings the next ones while it replays, into
+`pg_wal/jarvis-fetch/`, where the launcher's fast path takes each by its exact name.
 
-The spool holds the sealed objects exactly as stored (under the archive's own keys in
-`<BACKUP_DIR>/.wal-prefetch/`), never plaintext: wal-fetch reads a spooled segment like
-any other copy, authenticating it and checking its identity before use, and removes
-it once used; a damaged or forged spooled file is dropped and fetched again from the
-archive. Only segments read from a copy destination are prefetched: the repository on
-this host is as near as the spool.
+The folder (inside pg_wal, which base backups leave out; plaintext as the rest of pg_wal):
+
+    <segment name>     fetched, authenticated and checked like any wal-fetch, then written
+                       under a temporary name and renamed: whole or absent
+    wanted             "<name> <system id> <segment size>": the segment the slow path
+                       fetched last, i.e. where recovery is; the worker follows it
+    worker.lock        held by the one worker (wal_worker.py), its pid inside
+
+When recovery asks for a name the worker did not have (the first segment, a timeline
+switch, a gap, a worker behind), wal-fetch's slow path fetches it itself, then calls
+`follow`: the worker is repositioned there, files behind it or of another timeline go.
 """
 
+import re
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
-from engines.config import Settings
-from engines.destinations import LocalRepository, copy_destinations, repository_from_settings
-from engines.pitr.archive_layout import candidate_keys
-from engines.pitr.archive_store import find_key
-from engines.pitr.wal_files import WalName, parse_name
+from engines.pitr.restore_chain import segment_name
+from engines.pitr.wal_files import segment_number
+from engines.pitr.wal_spools import fetch_folder
+from engines.pitr.wal_worker import start_detached, worker_running
+from engines.plumbing.fsutil import TEMP_MARKER, atomic_output
 
-PREFETCH_COUNT = 8
-SPOOL_FOLDER = ".wal-prefetch"
-
-
-def spool(settings: Settings) -> LocalRepository:
-    return LocalRepository(Path(settings.repository_dir) / SPOOL_FOLDER, name="prefetch spool")
+WANTED = "wanted"
+_SEGMENT = re.compile("[0-9A-F]{24}")
 
 
-def following(name: WalName, segment_size: int, count: int = PREFETCH_COUNT) -> list[WalName]:
-    """The `count` segment names after `name` on its timeline."""
-    per_log = 0x100000000 // segment_size
-    number = int(name.name[8:16], 16) * per_log + int(name.name[16:24], 16)
-    return [
-        parse_name(f"{name.timeline}{n // per_log:08X}{n % per_log:08X}")
-        for n in range(number + 1, number + 1 + count)
-    ]
+@dataclass(frozen=True)
+class Position:
+    """Where recovery is: the segment it last got, its cluster and segment size."""
+
+    name: str
+    system_id: int
+    segment_size: int
+
+    @property
+    def timeline(self) -> str:
+        return self.name[:8]
+
+    @property
+    def number(self) -> int:
+        return segment_number(self.name, self.segment_size)
+
+    def name_of(self, number: int) -> str:
+        """The segment `number` on this timeline."""
+        return segment_name(int(self.timeline, 16), number, self.segment_size)
+
+    def behind_or_elsewhere(self, name: str) -> bool:
+        """A spooled segment recovery will not ask for while it follows this timeline."""
+        return name[:8] != self.timeline or segment_number(name, self.segment_size) <= self.number
 
 
-def prefetch(settings: Settings, system_id: int, names: list[WalName]) -> int:
-    """Copy the sealed objects of `names` that a copy destination holds (and neither the
-    repository nor the spool does) into the spool; how many. Stops at the first name no
-    destination holds (the end of the archive)."""
-    repository = repository_from_settings(settings)
-    spooled = spool(settings)
-    copies = copy_destinations(settings)
-    count = 0
-    for name in names:
-        keys = candidate_keys(system_id, name)
-        if find_key(repository, keys) or find_key(spooled, keys):
-            continue
-        for copy in copies:
-            key = find_key(copy, keys)
-            if key is not None:
-                with copy.open_read(key) as source, spooled.open_write(key) as output:
-                    while block := source.read(1 << 20):
-                        output.write(block)
-                count += 1
-                break
-        else:
-            return count
-    return count
+def spooled_names(folder: Path) -> list[str]:
+    """The segments waiting in the folder (never a temporary: those start with a dot)."""
+    try:
+        names = [entry.name for entry in folder.iterdir()]
+    except FileNotFoundError:
+        return []
+    return [name for name in names if _SEGMENT.fullmatch(name)]
+
+
+def read_position(folder: Path) -> Position | None:
+    try:
+        name, system_id, size = (folder / WANTED).read_text().split()
+        return Position(name, int(system_id), int(size)) if _SEGMENT.fullmatch(name) else None
+    except (OSError, ValueError):
+        return None
+
+
+def drop_behind(folder: Path, position: Position) -> None:
+    for name in spooled_names(folder):
+        if position.behind_or_elsewhere(name):
+            (folder / name).unlink(missing_ok=True)
+
+
+def remove_temporaries(folder: Path) -> None:
+    """Files a killed worker left half-written; only the lock's holder may call this."""
+    for leftover in folder.glob(f".*{TEMP_MARKER}*"):
+        leftover.unlink(missing_ok=True)
+
+
+def follow(pg_wal: Path, position: Position, worker_argv: list[str]) -> None:
+    """After the slow path fetched `position.name` into pg_wal: tell the worker where
+    recovery is and drop what it no longer needs; start the worker if none runs."""
+    folder = fetch_folder(pg_wal)
+    folder.mkdir(mode=0o700, exist_ok=True)
+    with atomic_output(folder / WANTED) as output:
+        output.write(f"{position.name} {position.system_id} {position.segment_size}\n".encode())
+    drop_behind(folder, position)
+    if not worker_running(folder):
+        start_detached(worker_argv)
+
+
+def clear_prefetched(pgdata: Path) -> None:
+    """Remove pg_wal/jarvis-fetch/ of a data folder whose recovery is over: segments
+    fetched ahead that recovery did not need (its worker, if any, sees the folder gone
+    and ends)."""
+    shutil.rmtree(fetch_folder(Path(pgdata) / "pg_wal"), ignore_errors=True)

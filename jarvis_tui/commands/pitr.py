@@ -50,8 +50,8 @@ def register(commands: argparse._SubParsersAction, words: Sequence[str] = ()) ->
     )
     fetch.add_argument("name", help="the WAL file's name (%%f)")
     fetch.add_argument("dest", type=Path, help="where to write it (%%p)")
-    # Internal: the detached process that prefetches the segments after NAME.
-    fetch.add_argument("--prefetch-after", metavar="SYSTEM_ID:SEGMENT_SIZE", help=argparse.SUPPRESS)
+    # Internal: the detached worker prefetching for the recovery of DEST's pg_wal folder.
+    fetch.add_argument("--prefetch-worker", action="store_true", help=argparse.SUPPRESS)
     fetch.set_defaults(handler=run_wal_fetch)
     pitr = commands.add_parser(
         "pitr", help="point-in-time recovery: archive setup, check and timeline"
@@ -142,14 +142,14 @@ def _give_up(error: Exception) -> NoReturn:
 
 
 def run_wal_fetch(args: argparse.Namespace) -> int:
+    if args.prefetch_worker:
+        _run_prefetch_worker(args)
     try:
         from engines.pitr.wal_deadline import WalTimeoutError, deadline
         from engines.pitr.wal_fetch import WalMissingError, fetch_wal
 
         settings = _settings(args)
         with deadline(settings.backup_wal_push_timeout, f"wal-fetch {args.name}"):
-            if args.prefetch_after:
-                return _prefetch(settings, args)
             result = fetch_wal(settings, args.name, args.dest)
     except WalMissingError as missing:
         print(f"jarvis-tui: {missing}", file=sys.stderr)
@@ -164,32 +164,32 @@ def run_wal_fetch(args: argparse.Namespace) -> int:
         said = explain_os_error(error) if isinstance(error, OSError) else error
         print(f"jarvis-tui: wal-fetch {args.name}: {redact(str(said))}", file=sys.stderr)
         return FETCH_FAILED
-    if result.from_afar and len(args.name) == 24:  # a segment: the next ones follow
-        _start_prefetch(args, f"{result.system_id}:{len(result.fetched.data)}")
+    dest = args.dest.absolute()
+    if len(args.name) == 24 and dest.parent.name == "pg_wal" and settings.backup_wal_prefetch:
+        _prefetch_after(args, dest, result.system_id, len(result.fetched.data))
     return ExitCode.OK
 
 
-def _start_prefetch(args: argparse.Namespace, after: str) -> None:
-    """The next segments, fetched by a process of their own while recovery replays this
-    one (PostgreSQL waits for this process only)."""
-    import subprocess
+def _prefetch_after(args: argparse.Namespace, dest: Path, system_id: int, size: int) -> None:
+    """A segment of a data folder's recovery: the prefetch worker brings the next ones
+    while PostgreSQL replays this one (a failure here only costs speed)."""
+    from contextlib import suppress
+
+    from engines.pitr.wal_prefetch import Position, follow
 
     words = ["--env-file", str(args.env_file)] if args.env_file else []
-    argv = [sys.executable, "-m", "jarvis_tui.cli", *words, "wal-fetch"]
-    subprocess.Popen(
-        [*argv, "--prefetch-after", after, args.name, str(args.dest)],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )  # fmt: skip
+    worker = [sys.executable, "-m", "jarvis_tui.cli", *words, "wal-fetch", "--prefetch-worker"]
+    with suppress(OSError):
+        follow(dest.parent, Position(args.name, system_id, size), [*worker, args.name, str(dest)])
 
 
-def _prefetch(settings: "Settings", args: argparse.Namespace) -> int:
-    from engines.pitr.wal_files import parse_name
-    from engines.pitr.wal_prefetch import following, prefetch
+def _run_prefetch_worker(args: argparse.Namespace) -> NoReturn:
+    from engines.pitr.wal_prefetch_worker import run_worker
 
-    system_id, segment_size = (int(part) for part in args.prefetch_after.split(":"))
-    prefetch(settings, system_id, following(parse_name(args.name), segment_size))
-    return ExitCode.OK
+    try:
+        run_worker(_settings(args), args.dest.absolute().parent)
+    finally:
+        os._exit(ExitCode.OK)  # detached, nobody reads its code; a fetch may hang on
 
 
 def _own_command() -> str:

@@ -11,11 +11,12 @@ import pytest
 
 from engines.catalog.rows import BASE_MODE
 from engines.config import Settings
+from engines.errors import JarvisError
 from engines.pitr.archiving import runs_wal_push, why_not_archiving_here
 from engines.scheduling.scheduler import Scheduler
 from engines.scheduling.schedules import takes_base_backup
 from engines.workspace import Workspace
-from tests.scheduling_support import T0, Clock, make_settings
+from tests.scheduling_support import T0, Clock, make_settings, quick_verbs
 from tests.test_pitr_archive import Archive, archive  # noqa: F401
 
 SATURDAY_2AM = datetime(2025, 1, 4, 2, 0, tzinfo=UTC)
@@ -183,5 +184,35 @@ def test_a_server_that_does_not_archive_here_gets_no_base_backup(
         assert run.outcome == "succeeded"
         words = " ".join(event.message for event in catalog.job_events(run.job_id))
         assert f"no PostgreSQL base backup with this scheduled backup: {expected}" in words
+    finally:
+        scheduler.stop(0)
+
+
+def test_a_failed_base_backup_leaves_the_scheduled_run_partial(
+    tmp_path: Path, isolated_env
+) -> None:
+    """The backup itself stands; the run says partial (the base backup's own alert is
+    raised by the backup verb, tests above run it for real)."""
+    settings = make_settings(tmp_path, BACKUP_VERIFY_RESTORE_ENABLED="false")
+    asked = []
+
+    def run_verb(verb, workspace, request, context) -> str:
+        asked.append((verb, request.tier, request.created_at))
+        if verb == "backup-base":
+            raise JarvisError("pg_basebackup: could not connect to the server")
+        return quick_verbs(verb, workspace, request, context)
+
+    clock = Clock(T0)
+    scheduler = Scheduler(settings, clock=clock, run_verb=run_verb)
+    assert scheduler.start(timers=False)
+    try:
+        clock.set(datetime(2025, 1, 1, 2, 0, tzinfo=UTC))
+        assert scheduler.tick()
+        (run,) = scheduler.workspace.catalog.list_schedule_runs("daily")
+        assert run.outcome == "partial"
+        assert [verb for verb, _, _ in asked] == ["backup-full", "backup-base"]
+        assert asked[1][1:] == ("daily", datetime(2025, 1, 1, 2, 0, tzinfo=UTC))
+        words = " ".join(e.message for e in scheduler.workspace.catalog.job_events(run.job_id))
+        assert "base backup: pg_basebackup: could not connect to the server" in words
     finally:
         scheduler.stop(0)

@@ -137,7 +137,9 @@ class OutcomeNotifications(App):
                 "Nothing needs the old key any more: it can be removed from "
                 "BACKUP_ENCRYPTION_KEY_PREVIOUS (keep a copy off this host)."
             )
-        self.notify("\n".join(lines), title="Key rotated", timeout=LONG)
+        lines += report.problems  # a destination that kept archived WAL from being sealed again
+        severity = "warning" if report.problems else "information"
+        self.notify("\n".join(lines), title="Key rotated", severity=severity, timeout=LONG)
 
     @on(RekeyFailed)
     def _rekey_failed(self, message: RekeyFailed) -> None:

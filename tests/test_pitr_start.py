@@ -116,6 +116,7 @@ def test_start_promotes_at_the_moment_and_says_where_it_stopped(history: History
         assert f"promoted on timeline 2: the server runs on port {port}" in out
         assert rows(port) == [1]
         assert in_recovery(port) == (False, "")
+        assert not (folder / "pg_wal" / "jarvis-fetch").exists()  # the prefetch cleared
         owner = arc.pg.account
         if owner is not None:
             assert (folder.stat().st_uid, (folder / "base").stat().st_uid) == (owner.uid,) * 2

@@ -17,6 +17,7 @@ from engines.pitr.data_owner import owner_for, refuse_unless_startable
 from engines.pitr.recovery_server import refuse_unless_port_free, server_bin_dir, start_server
 from engines.pitr.recovery_wait import RecoveryReached, wait_for_target
 from engines.pitr.restore_target import PitrTarget
+from engines.pitr.wal_prefetch import clear_prefetched
 from engines.servers.process import Account
 
 
@@ -63,6 +64,7 @@ def start_and_wait(
         server, target, base.get("start_lsn") or "0/0", _logins(plan.owner, settings),
         plan.timeout_s, context,
     )  # fmt: skip
+    clear_prefetched(pgdata)  # recovery is over: what the prefetch brought ahead goes
     lines.append(_reached_line(reached, target))
     lines.append(_left_line(reached, target, plan.port))
     return lines

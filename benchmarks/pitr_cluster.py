@@ -102,8 +102,13 @@ class Cluster(PostgresServer):
                     sys.exit(f"pgbench ended early: {bench.stderr.read().decode()[-500:]}")
                 time.sleep(0.05)
         finally:
-            bench.send_signal(signal.SIGINT)
-            bench.wait(timeout=60)
+            # Not SIGINT: a shell's background job, and so pgbench, may be ignoring it.
+            bench.terminate()
+            try:
+                bench.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                bench.kill()
+                bench.wait()
         return time.perf_counter() - started
 
     def next_second(self) -> None:

@@ -13,7 +13,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from engines.servers.process import free_port, reachable_by
+from engines.pitr.recovery_server import RecoveryServer
+from engines.pitr.recovery_wait import ENDED_EARLY, RecoveryEndedEarlyError, _after_exit
+from engines.pitr.restore_target import PitrTarget
+from engines.servers.process import Account, free_port, reachable_by
 from tests.support.processes import wait_until
 from tests.test_pitr_archive import REPO_ROOT, SYSTEM_PYTHON, Archive, archive  # noqa: F401
 from tests.test_pitr_restore import TABLE, History, history  # noqa: F401
@@ -212,3 +215,23 @@ def test_a_damaged_segment_stops_recovery_in_one_line(history: History) -> None:
         assert f"restore_command (wal-fetch) failed on {name} (" in err
         assert "exit code 126" in err and f"read {folder}/log/jarvis-recovery.log" in err
         assert server_pid(folder) is None
+
+
+def test_the_servers_own_log_decides_how_a_stopped_recovery_ended(tmp_path: Path) -> None:
+    """PostgreSQL's lines as they end a recovery (a paused target without hot_standby shuts
+    down; WAL running out before the target is FATAL), read from a real exited process."""
+    log = tmp_path / "recovery.log"
+    server = RecoveryServer(
+        subprocess.Popen(["true"]), tmp_path, 5999, Account("x", 1, 1), tmp_path, log
+    )
+    pause = PitrTarget("lsn", "0/5000000", "pause")
+    restored = 'LOG:  restored log file "000000010000000000000004" from archive\n'
+    log.write_text(
+        restored + 'LOG:  recovery stopping after WAL location (LSN) "0/5000000"\n'
+        "LOG:  shutdown at recovery target\n"
+    )
+    reached = _after_exit(server, pause)
+    assert reached.stopped and reached.stopping.endswith('(LSN) "0/5000000"')
+    log.write_text(restored + f"FATAL:  {ENDED_EARLY}\n")
+    with pytest.raises(RecoveryEndedEarlyError, match="ran out after segment 0000000100000000"):
+        _after_exit(server, pause)

@@ -65,6 +65,7 @@ class RecoveryReached:
     replayed_lsn: str
     last_transaction: str
     timeline: int | None  # the new timeline after a promotion
+    stopped: bool = False  # the server shut down at the target
 
 
 def wait_for_target(
@@ -129,8 +130,9 @@ def _after_exit(server: RecoveryServer, target: PitrTarget) -> RecoveryReached:
         server.process.wait(EXIT_GRACE_S)
     log = server.log_text()
     stopped = "the server stopped" if server.process.poll() is not None else "the server stops"
-    if target.action == "shutdown" and SHUTDOWN in log:
-        return RecoveryReached(_last(_STOPPING, log), "", _last(_LAST_TRANSACTION, log), None)
+    if SHUTDOWN in log:  # asked for, or pause without hot_standby (PostgreSQL's rule)
+        moment = _last(_LAST_TRANSACTION, log)
+        return RecoveryReached(_last(_STOPPING, log), "", moment, None, stopped=True)
     restored = _last(_RESTORED, log)
     after = f" after segment {restored}" if restored else ""
     if ENDED_EARLY in log:

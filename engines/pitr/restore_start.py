@@ -92,6 +92,11 @@ def _reached_line(reached: RecoveryReached, target: PitrTarget) -> str:
 
 
 def _left_line(reached: RecoveryReached, target: PitrTarget, port: int) -> str:
+    if reached.stopped and target.action != "shutdown":
+        return (
+            f"shut down at the target instead of {target.action} (hot_standby is off in the "
+            "folder's configuration, and PostgreSQL then shuts down): start it again to go on"
+        )
     if target.action == "promote":
         timeline = f" on timeline {reached.timeline}" if reached.timeline else ""
         return f"promoted{timeline}: the server runs on port {port} and takes writes"

@@ -170,7 +170,7 @@ class PitrFacts:
     optional: nothing is shown otherwise)."""
 
     shown: bool = False
-    state: str = ""  # ok, warning (lag), failed (failing archiver, gap)
+    state: str = ""  # ok, warning (lag), failed (failing archiver, gap), unknown
     window: list[str] = field(default_factory=list)
     lag: str = ""
     problems: list[str] = field(default_factory=list)
@@ -195,7 +195,11 @@ class PitrReader:
         if not pitr_watched(settings):
             return PitrFacts()
         self._windows = self._windows or CachedTimeline()
-        found = assess_pitr(settings, access.catalog(), now, self._windows)
+        try:
+            catalog = access.catalog()
+        except Exception:  # the Sources card says the catalog is unavailable, and why
+            return PitrFacts()
+        found = assess_pitr(settings, catalog, now, self._windows)
         verdict = found.verdict
         if verdict is None or not verdict.state.archives_here:
             return PitrFacts()

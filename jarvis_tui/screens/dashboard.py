@@ -30,6 +30,7 @@ PITR_STATES = {
     "ok": ("✓ archiving", "green"),
     "warning": ("! behind", "yellow"),
     "failed": ("✗ FAILING", "bold red"),
+    "unknown": ("? unknown", "yellow"),
 }
 
 
@@ -119,7 +120,7 @@ class DashboardScreen(PaneScreen):
         try:
             facts = self.pitr_reader.read(console.access, console.clock())
         except Exception as error:  # the card says so rather than the worker dying
-            facts = PitrFacts(True, "failed", [], "", [str(error) or type(error).__name__])
+            facts = PitrFacts(True, "unknown", [], "", [str(error) or type(error).__name__])
         self.post_message(PitrRead(facts))
 
     def on_dashboard_loaded(self, message: DashboardLoaded) -> None:

@@ -203,3 +203,27 @@ def test_target_immediate_gives_the_base_backups_rows_alone(branch: Branch) -> N
         assert result.returncode == 0, result.stderr + result.stdout
         assert "recovery reached the base backup's end (immediate)" in result.stdout
         assert rows(port) == []
+
+
+def test_an_unknown_or_damaged_history_is_one_line(branch: Branch) -> None:
+    arc = branch.archive
+    folder = arc.root / "history"
+    unknown = _restore(arc, folder, "--target-time", branch.moments[10], "--target-timeline", "5")
+    err = unknown.stderr.strip()
+    assert unknown.returncode != 0 and len(err.splitlines()) == 1, err
+    assert "timeline 5's history file 00000005.history is not in the archive" in err
+    (stored,) = (arc.repository / "wal").glob("*/00000002.history.*")
+    data = stored.read_bytes()
+    stored.write_bytes(data[: len(data) // 2])
+    try:
+        damaged = _restore(arc, folder, "--target-time", branch.moments[10], "--dry-run")
+        err = damaged.stderr.strip()
+        assert damaged.returncode == 4 and len(err.splitlines()) == 1, err
+        assert "00000002.history" in err
+        shown = arc.cli("pitr", "timeline")
+        assert shown.returncode == 0, shown.stderr
+        (line,) = [x for x in shown.stdout.splitlines() if ", timeline 2:" in x]
+        assert "00000002.history" in line
+    finally:
+        stored.write_bytes(data)
+    assert not folder.exists()

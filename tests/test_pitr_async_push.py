@@ -9,16 +9,25 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from engines.pipeline.crypto import generate_key_hex
-from engines.pitr.wal_push_queue import LOCK_NAME
+from engines.pitr.wal_push_queue import (
+    LAUNCHER_WAIT_S,
+    LOCK_NAME,
+    hold_lock,
+    ready_names,
+    worker_running,
+    write_mark,
+)
 from engines.pitr.wal_spools import PUSH_FOLDER
 from engines.servers.process import credentials, reachable_by
 from jarvis_tui.cli import main
+from jarvis_tui.launch import answered_at_once
 from tests.support.postgres import PostgresServer
 from tests.support.processes import wait_until
 from tests.support.s3 import S3Server
@@ -224,11 +233,11 @@ def test_a_stuck_push_ends_its_worker_within_the_timeout(
 ) -> None:
     bucket = s3_server.create_bucket("jarvis-stuck")
     with FaultyS3Proxy(s3_server.endpoint_url) as proxy:
-        archive.configure(
+        s3 = (
             f"S3_ENABLED=true\nS3_BUCKET={bucket}\nS3_ACCESS_KEY=testing\n"
             f"S3_SECRET_KEY=testing\nS3_ENDPOINT_URL={proxy.endpoint_url}\n"
-            "BACKUP_WAL_PUSH_TIMEOUT=3\n"
         )
+        archive.configure(s3 + "BACKUP_WAL_PUSH_TIMEOUT=3\n")
         try:
             proxy.stall(("PUT", "POST"))
             name = archive.switch()
@@ -238,12 +247,14 @@ def test_a_stuck_push_ends_its_worker_within_the_timeout(
             wait_until(lambda: not _alive(pid), WAIT_S, "the stuck worker's own end")
             started = time.monotonic()
             result = archive.push_as_server(name)
-            assert time.monotonic() - started < 3 + 10  # its own bound, plus a start-up
+            # Its bound, the launcher's wait on a (new, stuck) worker, start-ups.
+            assert time.monotonic() - started < 3 + LAUNCHER_WAIT_S + 10
             assert result.returncode != 0
-            assert "within 3 s (BACKUP_WAL_PUSH_TIMEOUT)" in result.stderr
+            assert "3 s (BACKUP_WAL_PUSH_TIMEOUT)" in result.stderr
             assert len(result.stderr.strip().splitlines()) == 1, result.stderr
             assert archive.archiver()[0] < name
             proxy.heal()
+            archive.configure(s3)  # 3 s is too short for a 16 MiB copy on a loaded machine
             archive.wait_archived(archive.switch())  # a new segment wakes the archiver
             assert len(archive.stored(name)) == 1
         finally:
@@ -282,13 +293,60 @@ def test_one_worker_per_pg_wal_and_stale_marks_are_removed(archive: Archive, tmp
             worker.wait()
 
 
-def test_wal_push_by_hand_outside_the_archiver_pushes_at_once(archive: Archive, tmp_path) -> None:
+def test_wal_push_by_hand_or_with_async_off_pushes_in_the_call(archive: Archive, tmp_path) -> None:
     name = archive.switch()
     archive.wait_archived(name)
     copy = tmp_path / "pg_wal" / name
     copy.parent.mkdir()
     shutil.copy(archive.pg_wal / name, copy)  # no archive_status: not PostgreSQL's queue
-    started = time.monotonic()
     assert main(["--env-file", str(archive.env_file), "wal-push", str(copy)]) == 0
-    assert time.monotonic() - started < WAIT_S
     assert not (tmp_path / "pg_wal" / PUSH_FOLDER).exists()
+    # In PostgreSQL's queue, but asynchronous archiving is off: pushed by the call too.
+    (copy.parent / "archive_status").mkdir()
+    (copy.parent / "archive_status" / f"{name}.ready").touch()
+    env_file = tmp_path / "sync.env"
+    env_file.write_text(archive.settings + "BACKUP_WAL_ASYNC=false\n")
+    assert main(["--env-file", str(env_file), "wal-push", str(copy)]) == 0
+    assert not (tmp_path / "pg_wal" / PUSH_FOLDER).exists()
+    assert len(archive.stored(name)) == 1
+
+
+def test_ready_files_are_taken_in_the_archivers_order(tmp_path) -> None:
+    status = tmp_path / "pg_wal" / "archive_status"
+    status.mkdir(parents=True)
+    names = ["000000020000000000000003", "000000010000000000000002.00000028.backup",
+             "00000002.history", "000000010000000000000002",
+             "000000010000000000000003.partial"]  # fmt: skip
+    for name in names:
+        (status / f"{name}.ready").touch()
+    (status / "000000010000000000000001.done").touch()
+    assert ready_names(tmp_path / "pg_wal") == [
+        "00000002.history", "000000010000000000000002",
+        "000000010000000000000002.00000028.backup", "000000010000000000000003.partial",
+        "000000020000000000000003",
+    ]  # fmt: skip
+
+
+def test_the_launcher_waits_on_a_running_worker_and_leaves_the_rest_to_the_program(
+    tmp_path,
+) -> None:
+    pg_wal = tmp_path / "pg_wal"
+    (pg_wal / "archive_status").mkdir(parents=True)
+    name = "000000010000000000000007"
+    (pg_wal / "archive_status" / f"{name}.ready").touch()
+    words = ["wal-push", str(pg_wal / name)]
+    assert not answered_at_once(words)  # no worker: the program starts one
+    lock = hold_lock(pg_wal)  # this test is the worker now
+    try:
+        assert lock is not None and worker_running(pg_wal)
+        acknowledge = threading.Timer(0.1, write_mark, (pg_wal, name, ".ok"))
+        acknowledge.start()
+        assert answered_at_once(words)
+        acknowledge.join()
+        assert not (pg_wal / PUSH_FOLDER / f"{name}.ok").exists()
+        write_mark(pg_wal, name, ".error", "no space left\n")
+        assert not answered_at_once(words)  # the program reports the reason
+        assert (pg_wal / PUSH_FOLDER / f"{name}.error").exists()
+    finally:
+        os.close(lock)
+    assert not worker_running(pg_wal)

@@ -41,8 +41,8 @@ def hand_over(settings: Settings, path: Path, start_worker: Callable[[Path], Non
         reason = take_failure(path)
         if reason is not None:
             raise WalPushFailedError(
-                f"wal-push {path.name}: the background worker could not store it: {reason} "
-                "(PostgreSQL keeps the file and tries again)"
+                f"wal-push {path.name}: the background worker could not store it: {reason}; "
+                "PostgreSQL keeps the file and tries again"
             )
         now = time.monotonic()
         if now >= give_up_at:

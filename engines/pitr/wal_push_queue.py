@@ -8,14 +8,19 @@ or go stale; a mark only says what the worker did with a name PostgreSQL still a
 
 import fcntl
 import os
+import time
 from pathlib import Path
 
-from engines.pitr.wal_spools import ACKNOWLEDGED, FAILED, push_folder
+from engines.pitr.wal_spools import ACKNOWLEDGED, FAILED, push_folder, take_acknowledgement
 
 STATUS_FOLDER = "archive_status"
 READY = ".ready"
 LOCK_NAME = "worker.lock"
 _TEMPORARY = ".tmp-"
+# How long the launcher waits on a running worker before handing the call to the program
+# (whose wait is bounded by BACKUP_WAL_PUSH_TIMEOUT, and which reports an `.error`).
+LAUNCHER_WAIT_S = 5.0
+LAUNCHER_POLL_S = 0.02
 
 
 def queued(path: Path) -> bool:
@@ -95,13 +100,35 @@ def hold_lock(pg_wal: Path) -> int | None:
 
 
 def worker_running(pg_wal: Path) -> bool:
-    folder = push_folder(pg_wal)
-    folder.mkdir(mode=0o700, exist_ok=True)
-    fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fd = os.open(push_folder(pg_wal) / LOCK_NAME, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
         return True
     finally:
         os.close(fd)  # closing releases a lock taken here
+    return False
+
+
+def acknowledged_soon(path: Path) -> bool:
+    """The launcher's wait, without importing the program: True once the running worker
+    acknowledged `path`. False at once when `path` is not queued or no worker runs (the
+    program starts one), on an `.error` (the program reports it) or after LAUNCHER_WAIT_S.
+    Keeps a busy server's calls at an interpreter's start each while the worker is ahead
+    of them only by a little."""
+    if not queued(path):
+        return False
+    failed = push_folder(path.parent) / (path.name + FAILED)
+    give_up_at = time.monotonic() + LAUNCHER_WAIT_S
+    polls = 0
+    while time.monotonic() < give_up_at:
+        if take_acknowledgement(path):
+            return True
+        if failed.exists() or (polls % 10 == 0 and not worker_running(path.parent)):
+            return False
+        polls += 1
+        time.sleep(LAUNCHER_POLL_S)
     return False

@@ -109,13 +109,12 @@ class _Worker:
         if not stuck:
             return
         reason = (
-            f"{stuck[0]}: the background wal-push worker did not store it within "
-            f"{self.timeout} s (BACKUP_WAL_PUSH_TIMEOUT); nothing was left under its final "
-            "name, PostgreSQL will try again"
+            f"storing it took longer than {self.timeout} s (BACKUP_WAL_PUSH_TIMEOUT), so the "
+            "worker ended; nothing was left under its final name"
         )
         for name in stuck:
-            write_mark(self.pg_wal, name, FAILED, reason.replace(stuck[0], name, 1) + "\n")
-        print(f"jarvis-tui: {reason}", file=sys.stderr, flush=True)
+            write_mark(self.pg_wal, name, FAILED, reason + "\n")
+        print(f"jarvis-tui: {', '.join(stuck)}: {reason}", file=sys.stderr, flush=True)
         os._exit(HARD_STOP_CODE)  # the stuck thread cannot be stopped any other way
 
 

@@ -283,10 +283,11 @@ def restore_to_moment(bench: Bench, wal: int) -> tuple[dict[str, Restore], int]:
     return results, replayed
 
 
-def wait_promoted(copy: Cluster) -> None:
+def wait_promoted(copy: Cluster, timeout_s: float = 3600) -> None:
     import psycopg
 
-    while True:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
         try:
             if not copy.value("SELECT pg_is_in_recovery()"):
                 return
@@ -295,20 +296,24 @@ def wait_promoted(copy: Cluster) -> None:
                 tail = "\n".join(copy.read_log().splitlines()[-12:])
                 sys.exit(f"cp: the restored server stopped during recovery:\n{tail}")
         time.sleep(0.02)
+    sys.exit(f"cp: the restored server was not promoted in {timeout_s:.0f} s: {copy.log_path}")
 
 
 def restore_ours(bench: Bench, folder: Path, _peer_base: Path, moment: str) -> StartedCopy:
     """restore --pitr --start: lays the base backup out, starts the server and returns once
     recovery reached the moment and the server was promoted."""
     port = free_port()
-    bench.cli("restore", "postgres", "--pitr", "--target-time", moment, "--pgdata", str(folder),
-              "--start", "--port", str(port))  # fmt: skip
+    said = bench.cli("restore", "postgres", "--pitr", "--target-time", moment, "--pgdata",
+                     str(folder), "--start", "--port", str(port))  # fmt: skip
+    print("    " + said.strip().replace("\n", "\n    "))
     return StartedCopy(folder, port)
 
 
 def restore_peer(bench: Bench, folder: Path, peer_base: Path, moment: str) -> RestoredCluster:
+    started = time.perf_counter()
     folder.mkdir(mode=0o700)
     subprocess.run(["tar", "-xf", str(peer_base / "base.tar"), "-C", str(folder)], check=True)
+    print(f"    tar -x: {time.perf_counter() - started:.1f} s")
     with open(folder / "postgresql.auto.conf", "a") as auto:
         auto.write(
             f"restore_command = 'cp {bench.peer_archive}/%f %p'\narchive_mode = 'off'\n"

@@ -171,6 +171,12 @@ class RestoredCluster(Cluster):
         at = argv.index("fsync=off")
         return argv[: at - 1] + argv[at + 1 :]
 
+    def _answers(self, port: int) -> bool:
+        # Up, not answering: before its first connection a large copy syncs its folder and
+        # replays to a consistent state, which may take longer than a start is given;
+        # the caller waits for the promotion (wait_promoted).
+        return (self.data_dir / "postmaster.pid").exists()
+
 
 class StartedCopy:
     """The server `restore postgres --pitr --start` left running on FOLDER: asked on its

@@ -31,6 +31,7 @@ from engines.pitr.timeline import (
 )
 
 logger = logging.getLogger("jarvis.monitoring")
+STATEMENT_TIMEOUT_S = 10
 
 Windows = Callable[[Settings, Catalog], TimelineReport]
 
@@ -89,6 +90,8 @@ def read_verdict(settings: Settings, now: datetime) -> ArchiverVerdict:
     from engines.postgres.connection import connect, target_from_settings
 
     with connect(target_from_settings(settings)) as conn:
+        # The watchdog and the dashboard must never hang on a stuck server: bounded.
+        conn.execute(f"SET statement_timeout = '{STATEMENT_TIMEOUT_S}s'")
         state = read_archiver_state(conn)
     return judge_archiver(state, now, LagLimits.from_settings(settings))
 

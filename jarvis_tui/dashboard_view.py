@@ -203,7 +203,9 @@ class PitrReader:
         verdict = found.verdict
         if verdict is None or not verdict.state.archives_here:
             return PitrFacts()
-        if found.window_error:
+        if found.elsewhere:
+            window = [found.elsewhere]
+        elif found.window_error:
             window = [f"cannot read the archive: {found.window_error}"]
         else:
             window = [window_line(w, _local_seconds) for w in found.windows] or [

@@ -366,3 +366,26 @@ def test_a_standby_is_judged_only_when_it_archives_itself(archive: Archive) -> N
         )
     ]
     assert names[:2] == ["PITR archiver", "PITR archive lag"]
+
+
+def test_archiving_through_another_command_is_judged_but_has_no_window_here(
+    archive: Archive,  # noqa: F811
+) -> None:
+    from engines.monitoring.pitr_assessment import ELSEWHERE
+
+    settings = _settings(archive)
+    archive.pg.execute("ALTER SYSTEM SET archive_command = '/bin/true'")
+    archive.pg.execute("SELECT pg_reload_conf()")
+    try:
+        _poll(lambda: _state(archive).archive_command == "/bin/true")
+        now = _state(archive).last_archived_time
+        with Catalog.open(archive.root / "catalog.db") as catalog:
+            checks = {c.name: c for c in pitr_checks(assess_pitr(settings, catalog, now))}
+    finally:
+        command = archive_command(archive.pg, archive.env_file)
+        archive.pg.execute(f"ALTER SYSTEM SET archive_command = {command}")
+        archive.pg.execute("SELECT pg_reload_conf()")
+    assert list(checks) == ["PITR archiver", "PITR archive lag", "PITR window"]
+    assert checks["PITR window"].ok and checks["PITR window"].detail == ELSEWHERE
+    assert not checks["PITR window"].warning
+    _poll(lambda: "wal-push" in _state(archive).archive_command)

@@ -23,6 +23,7 @@ from engines.pitr.archiver_verdict import (
     judge_archiver,
     moment_text,
 )
+from engines.pitr.archiving import runs_wal_push
 from engines.pitr.timeline import (
     TimelineReport,
     TimelineWindow,
@@ -31,6 +32,10 @@ from engines.pitr.timeline import (
 )
 
 logger = logging.getLogger("jarvis.monitoring")
+ELSEWHERE = (
+    "the server archives through its own archive_command, not jarvis-tui wal-push: "
+    "no window in this repository (`jarvis-tui pitr setup` shows ours)"
+)
 STATEMENT_TIMEOUT_S = 10
 
 Windows = Callable[[Settings, Catalog], TimelineReport]
@@ -43,10 +48,7 @@ class PitrAssessment:
     windows: list[TimelineWindow] = field(default_factory=list)  # the server's cluster's
     window_note: str = ""  # no base backup yet
     window_error: str = ""  # the archive could not be read
-
-    @property
-    def archiving(self) -> bool:
-        return self.verdict is not None and self.verdict.state.archiving
+    elsewhere: str = ""  # archive_command is not wal-push: this repository holds no window
 
     @property
     def gaps(self) -> list[str]:
@@ -108,6 +110,8 @@ def assess_pitr(
         return PitrAssessment(None, f"{type(error).__name__}: {error}")
     if not verdict.state.archives_here:
         return PitrAssessment(verdict)
+    if not runs_wal_push(verdict.state.archive_command):
+        return PitrAssessment(verdict, elsewhere=ELSEWHERE)
     try:
         report = windows(settings, catalog)
     except JarvisError as error:

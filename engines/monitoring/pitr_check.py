@@ -44,6 +44,8 @@ def pitr_checks(found: PitrAssessment) -> list[HealthCheck]:
 
 
 def _window_checks(found: PitrAssessment) -> list[HealthCheck]:
+    if found.elsewhere:
+        return [HealthCheck("PITR window", True, found.elsewhere)]
     if found.window_error:
         return [HealthCheck("PITR window", False, f"cannot read the archive: {found.window_error}")]
     if not found.windows:

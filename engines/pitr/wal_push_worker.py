@@ -21,6 +21,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from engines.config import Settings
+from engines.pitr.settings_refresh import FreshSettings
 from engines.pitr.wal_deadline import HARD_STOP_CODE
 from engines.pitr.wal_push import push_wal
 from engines.pitr.wal_push_queue import (
@@ -52,7 +53,7 @@ def failure_reason(error: BaseException) -> str:
 
 class _Worker:
     def __init__(self, settings: Settings, pg_wal: Path) -> None:
-        self.settings = settings
+        self.settings = FreshSettings(settings)  # a key rotated meanwhile reaches it
         self.pg_wal = pg_wal
         self.timeout = settings.backup_wal_push_timeout
         threads = settings.backup_wal_push_processes
@@ -67,7 +68,7 @@ class _Worker:
         with self.lock:
             self.started[name] = time.monotonic()
         try:
-            push_wal(self.settings, self.pg_wal / name, log=lambda _line: None)
+            push_wal(self.settings(), self.pg_wal / name, log=lambda _line: None)
         except Exception as error:  # any failure is the archiver's to retry
             write_mark(self.pg_wal, name, FAILED, failure_reason(error) + "\n")
             return False

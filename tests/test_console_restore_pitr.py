@@ -219,3 +219,39 @@ async def test_starting_the_server_is_offered_and_refusals_are_in_its_words(
             assert shown.startswith("Starting the restored server: ") and "--start" not in shown
             assert f"port {port} is taken" in shown or "root" in shown, shown
             assert wizard.plan.start and not folder.exists()
+
+
+async def test_a_segment_missing_since_the_window_was_read_fails_the_dry_run_by_name(
+    written: Written, isolated_env, tmp_path
+):
+    """The window said the moment is reachable; a segment then vanished from the archive.
+    The dry run (the engine's chain check) names it, nothing is written and Next stays held."""
+    segments = sorted(
+        path
+        for path in written.archive.repository.glob("wal/*/00000001/*.enc")
+        if len(path.name.split(".")) == 3  # not a .backup file
+    )
+    missing = segments[-2]  # after the base backup's start, before the newest
+    folder = tmp_path / "pgdata_gap"
+    app = make_app(written.archive.env_file, poll_seconds=None, host_scheduler=False)
+    async with app.run_test(size=(100, 32)) as pilot:
+        wizard = await _moment_step(pilot, app)
+        await paste_into(pilot, "#moment-value", written.moments[1])
+        await pilot.press("ctrl+n")
+        await paste_into(pilot, "#moment-folder", str(folder))
+        aside = tmp_path / "aside"
+        missing.rename(aside)
+        try:
+            await pilot.press("ctrl+n")  # -> dry run
+            await wait_until(pilot, lambda: wizard.steps[3].state != "running", timeout=60)
+            await settle(pilot)
+        finally:
+            aside.rename(missing)
+        shown = widget_words(app, "#dry-run-report")
+        name = missing.name.split(".")[0]
+        assert f"WAL segment {name} is not in the archive" in shown, shown
+        assert shows(app, "The dry run failed; nothing was changed.")
+        await pilot.press("ctrl+n")
+        assert wizard.steps[wizard.index].TITLE == "Dry run"
+        assert "The dry run failed: go back" in widget_words(app, "#wizard-problem")
+    assert not folder.exists()

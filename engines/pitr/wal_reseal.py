@@ -27,7 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engines.destinations import Destination
-from engines.errors import IntegrityError, JarvisError, KeyNotAvailableError, NotFoundError
+from engines.errors import (
+    IntegrityError,
+    JarvisError,
+    JobCancelledError,
+    KeyNotAvailableError,
+    NotFoundError,
+)
 from engines.pipeline.artifacts import seal_stream
 from engines.pipeline.compression import DEFAULT_LEVELS, open_decompressor
 from engines.pipeline.crypto import ContainerReader, DecryptedStream, Keyring, read_header
@@ -118,6 +124,8 @@ def reseal_wal(
             result.resealed.append(key)
         if not dry_run:
             result.remaining = _stale(destination, current)
+    except JobCancelledError:
+        raise
     except (JarvisError, OSError) as error:  # unreachable, read-only: the rest stays as it is
         result.problems.append(f"WAL on {destination.name}: not all sealed again ({error})")
         result.remaining = _stale_or_unknown(destination, current)

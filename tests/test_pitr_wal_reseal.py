@@ -33,6 +33,12 @@ def _archive(tmp_path, count: int = 4) -> tuple[LocalRepository, str, dict[str, 
         key = key_for(SYSTEM_ID, name, "zstd")
         seal_into(repository, key, data, Keyring(OLD), identity, {**identity}, "zstd", 1)
         files[key] = data
+    history = parse_name("00000002.history")  # directly under the cluster's folder
+    data = b"1\t0/3000000\tno recovery target specified\n"
+    identity = wal_identity(repository_id, SYSTEM_ID, history, hashlib.sha256(data).hexdigest())
+    key = key_for(SYSTEM_ID, history, "zstd")
+    seal_into(repository, key, data, Keyring(OLD), identity, {**identity}, "zstd", 1)
+    files[key] = data
     return repository, repository_id, files
 
 
@@ -45,7 +51,7 @@ def _key_ids(repository: LocalRepository) -> dict[str, str]:
 
 def _readable(repository: LocalRepository, repository_id: str, files: dict[str, bytes]) -> None:
     for key, data in files.items():
-        name = parse_name(key.rsplit("/", 1)[-1][:24])
+        name = parse_name(key.rsplit("/", 1)[-1].split(".zst")[0])
         expected = wal_identity(repository_id, SYSTEM_ID, name)
         assert read_whole(repository, key, ROTATED, expected).data == data
 
@@ -61,17 +67,17 @@ def test_a_cancelled_reseal_stops_between_files_and_the_next_finishes(tmp_path) 
 
     with pytest.raises(JobCancelledError):
         reseal_wal(repository, ROTATED, repository_id, ("zstd", 1), check=cancel_at_the_third)
-    assert sorted(_key_ids(repository).values()) == sorted([NEW.key_id] * 2 + [OLD.key_id] * 2)
+    assert sorted(_key_ids(repository).values()) == sorted([NEW.key_id] * 2 + [OLD.key_id] * 3)
     _readable(repository, repository_id, files)
     result = reseal_wal(repository, ROTATED, repository_id, ("zstd", 1))
-    assert len(result.resealed) == 2 and result.remaining == [] and result.problems == []
+    assert len(result.resealed) == 3 and result.remaining == [] and result.problems == []
     assert set(_key_ids(repository).values()) == {NEW.key_id}
     _readable(repository, repository_id, files)
 
 
 def test_forged_and_truncated_objects_are_named_and_left_as_they_are(tmp_path) -> None:
     repository, repository_id, files = _archive(tmp_path)
-    keys = sorted(files)
+    keys = sorted(key for key in files if "history" not in key)
     forged = keys[0].replace("000000010000000000000001", "0000000100000000000000AA")
     shutil.copy(repository.local_path(keys[1]), repository.local_path(keys[0]).with_name(
         forged.rsplit("/", 1)[-1]
@@ -79,9 +85,10 @@ def test_forged_and_truncated_objects_are_named_and_left_as_they_are(tmp_path) -
     truncated = repository.local_path(keys[2])
     truncated.write_bytes(truncated.read_bytes()[:-100])
     dry = reseal_wal(repository, ROTATED, repository_id, ("zstd", 1), dry_run=True)
-    assert len(dry.resealed) == 5 and set(_key_ids(repository).values()) == {OLD.key_id}
+    assert len(dry.resealed) == 6 and set(_key_ids(repository).values()) == {OLD.key_id}
     result = reseal_wal(repository, ROTATED, repository_id, ("zstd", 1))
-    assert sorted(result.resealed) == [keys[0], keys[1], keys[3]]
+    history = next(key for key in files if "history" in key)
+    assert sorted(result.resealed) == sorted([keys[0], keys[1], keys[3], history])
     assert sorted(key for key, _ in result.remaining) == sorted([forged, keys[2]])
     assert len(result.problems) == 2
     assert all(" on local: not sealed again (" in problem for problem in result.problems)

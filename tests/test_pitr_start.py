@@ -127,7 +127,8 @@ def test_start_promotes_at_the_moment_and_says_where_it_stopped(history: History
 
 def test_start_pauses_at_a_wal_position_and_the_rows_read_while_paused(history: History) -> None:  # noqa: F811
     arc, port = history.archive, free_port()
-    folder = arc.root / "start-pause"
+    # A name too long for a socket path inside it: the server is asked through one of its own.
+    folder = arc.root / ("start-pause-" + "x" * 80)
     with stopped_after(folder):
         result = restore_and_start(
             arc, folder, port, "--target-lsn", history.positions[2], "--target-action", "pause"
@@ -222,7 +223,7 @@ def test_the_servers_own_log_decides_how_a_stopped_recovery_ended(tmp_path: Path
     down; WAL running out before the target is FATAL), read from a real exited process."""
     log = tmp_path / "recovery.log"
     server = RecoveryServer(
-        subprocess.Popen(["true"]), tmp_path, 5999, Account("x", 1, 1), tmp_path, log
+        subprocess.Popen(["true"]), tmp_path, 5999, Account("x", 1, 1), tmp_path, log, tmp_path
     )
     pause = PitrTarget("lsn", "0/5000000", "pause")
     restored = 'LOG:  restored log file "000000010000000000000004" from archive\n'

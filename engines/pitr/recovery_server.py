@@ -4,7 +4,8 @@ folder pg_basebackup comes from), detached so it outlives jarvis-tui.
 
 This start alone logs everything to <pgdata>/log/jarvis-recovery.log in English
 (logging_collector off, lc_messages C), so recovery's outcome can be read from it; the
-socket goes into the configured folders and the data folder (where we ask it). It gets a
+socket goes into the configured folders and the data folder (where we ask it; a short
+folder of its own under /tmp when that path would be too long for a socket). It gets a
 service's environment, not the restorer's: no BACKUP_* secret reaches the server.
 """
 
@@ -12,6 +13,7 @@ import contextlib
 import os
 import socket
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from engines.postgres.tools import candidate_bin_dirs
 from engines.servers.process import Account, credentials
 
 LOG_NAME = "log/jarvis-recovery.log"
+SOCKET_PATH_LIMIT = 107  # sun_path, less its terminating zero
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
@@ -31,6 +34,7 @@ class RecoveryServer:
     owner: Account
     bin_dir: Path
     log_path: Path
+    socket_dir: Path  # where we ask it: the data folder, or a short private folder
 
     @property
     def major(self) -> int:
@@ -74,9 +78,10 @@ def start_server(pgdata: Path, port: int, owner: Account, bin_dir: Path) -> Reco
     log_path = pgdata / LOG_NAME
     log_path.parent.mkdir(mode=0o700, exist_ok=True)
     sockets = _configured_sockets(pgdata, owner, bin_dir)
+    ours = _socket_dir(pgdata, port, owner)
     argv = [
         str(bin_dir / "postgres"), "-D", str(pgdata), "-p", str(port),
-        "-c", f"unix_socket_directories={','.join([*sockets, str(pgdata)])}",
+        "-c", f"unix_socket_directories={','.join([*sockets, str(ours)])}",
         "-c", "logging_collector=off", "-c", "log_destination=stderr", "-c", "lc_messages=C",
     ]  # fmt: skip
     with open(log_path, "ab") as log:
@@ -90,7 +95,18 @@ def start_server(pgdata: Path, port: int, owner: Account, bin_dir: Path) -> Reco
             )  # fmt: skip
         except OSError as error:
             raise JarvisError(f"--start: could not run {argv[0]}: {error.strerror}") from None
-    return RecoveryServer(process, pgdata, port, owner, bin_dir, log_path)
+    return RecoveryServer(process, pgdata, port, owner, bin_dir, log_path, ours)
+
+
+def _socket_dir(pgdata: Path, port: int, owner: Account) -> Path:
+    """The data folder, unless its socket's path would pass the kernel's limit: then a
+    short owner-only folder of its own under /tmp."""
+    if len(f"{pgdata}/.s.PGSQL.{port}") < SOCKET_PATH_LIMIT:
+        return pgdata
+    folder = Path(tempfile.mkdtemp(prefix="jarvis-recovery-", dir="/tmp"))
+    with contextlib.suppress(PermissionError):
+        os.chown(folder, owner.uid, owner.gid)
+    return folder
 
 
 def service_environment(owner: Account) -> dict[str, str]:

@@ -3,7 +3,7 @@
 Reached means: for promote, pg_is_in_recovery() false; for pause,
 pg_get_wal_replay_pause_state() = 'paused'; for shutdown, the server exited after logging
 "shutdown at recovery target". The server is asked through psql as the folder's owner on
-the socket in the data folder (peer or trust authentication), else as the configured
+the socket in its data folder (peer or trust authentication), else as the configured
 user; the log (English, ours alone) says how recovery stopped, where, and why it ended
 early. PostgreSQL (13+) stops the server itself when WAL runs out before the target or
 restore_command fails hard (exit 126 or more).
@@ -181,7 +181,7 @@ class _Asker:
                 env["PGPASSWORD"] = password
             argv = [
                 str(self.server.bin_dir / "psql"), "-X", "-A", "-t", "-q", "-w", "-F", "|",
-                "-h", str(self.server.pgdata), "-p", str(self.server.port), "-U", user,
+                "-h", str(self.server.socket_dir), "-p", str(self.server.port), "-U", user,
                 "-d", "postgres", "-c", self.sql,
             ]  # fmt: skip
             try:

@@ -181,6 +181,7 @@ async def test_a_moment_is_restored_after_the_dry_run_and_typed_confirmation(
         assert shows(app, f"Restore of {folder} succeeded.")
         assert shows(app, f"laid out base backup postgres/{written.base_set}")
         assert shows(app, f"pg_ctl -D {folder}")
+        assert not shows(app, "recovers to the backup's end")  # no: to the moment
     assert _rows_after_recovery(written, folder) == [1]  # type: ignore[arg-type]
     catalog = Catalog.open(written.archive.root / "catalog.db")
     try:

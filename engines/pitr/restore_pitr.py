@@ -121,8 +121,10 @@ def restore_to_target(
             f"{meta.get('start_lsn')} to {meta.get('stop_lsn')}) into {pgdata}"
         )
     else:
-        for line in lay_out_base_backup(base, pgdata, keyring, context):
-            report.add(line)
+        # Its other line says a server started there recovers to the backup's end: not so
+        # here, the recovery settings written next take it on to the target.
+        laid_out, *_ = lay_out_base_backup(base, pgdata, keyring, context)
+        report.add(laid_out)
         try:
             write_recovery(pgdata, target)
         except OSError as error:

@@ -225,7 +225,7 @@ class DataFolderStep(WizardStep):
     def _start(self) -> bool:
         return self.query_one("#moment-start", Checkbox).value
 
-    @on(Input.Submitted, "#moment-folder")
+    @on(Input.Submitted)
     def _submitted(self) -> None:
         self.wizard.action_next()
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from engines.actions.verbs import VERBS, Request
+from engines.pitr.restore_target import PitrTarget
 from engines.postgres.options import PostgresRestoreOptions
 from engines.scheduling.scheduler import BASE_BACKUP_VERB, SCHEDULED_VERBS
 from tests.support.files_env import REPO_ROOT, child_env
@@ -38,6 +39,15 @@ def test_every_verb_is_a_module_of_engines_actions_with_run():
                 kind="postgres", reference="latest", options=PostgresRestoreOptions(dry_run=True)
             ),
             ("restore", "restore postgres latest (dry run)"),
+        ),
+        (
+            "restore",
+            Request(
+                kind="postgres",
+                reference="latest",
+                options=PostgresRestoreOptions(pitr=PitrTarget("lsn", "0/3000148")),
+            ),
+            ("restore", "restore postgres latest to WAL position 0/3000148"),
         ),
         ("verify", Request(reference="latest"), ("verify", "verify latest")),
         (

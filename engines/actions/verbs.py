@@ -60,7 +60,9 @@ def _dry(request: Request, words: str = " (dry run)") -> str:
 
 def _restore_words(request: Request) -> str:
     dry = " (dry run)" if getattr(request.options, "dry_run", False) else ""
-    return f"restore {request.kind} {request.reference}{dry}"
+    pitr = getattr(request.options, "pitr", None)  # a point-in-time restore: to what
+    to = f" to {pitr.describe()}" if pitr is not None else ""
+    return f"restore {request.kind} {request.reference}{to}{dry}"
 
 
 def _pull_words(request: Request) -> str:

@@ -12,11 +12,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from engines.pipeline.crypto import generate_key_hex
 from engines.pitr.account_access import account_of
-from engines.pitr.archive_access import archive_command_problems
+from engines.pitr.archive_access import archive_command_problems, server_account
 from engines.servers.process import reachable_by
 from tests.support.postgres import PostgresServer
 from tests.test_pitr_archive import JARVIS, SYSTEM_PYTHON
@@ -148,3 +149,16 @@ def test_a_wal_folder_it_cannot_write_and_a_command_it_can_run(host: Host) -> No
         f"PostgreSQL's account {account.name} cannot write into {repository} in the "
         f"repository: mkdir {repository / 'wal'} && chown {account.name} {repository / 'wal'}"
     ]
+
+
+def test_a_user_who_may_not_see_the_data_folder_is_told_so(host: Host) -> None:
+    host.pg.execute("DROP ROLE IF EXISTS jarvis_plain; CREATE ROLE jarvis_plain LOGIN")
+    url = host.pg.url().replace(f"//{host.pg.user}@", "//jarvis_plain@")
+    with psycopg.connect(url, autocommit=True) as conn:
+        assert server_account(conn) == (
+            None,
+            "its data folder is not shown to this user (connect as a superuser)",
+        )
+    with psycopg.connect(host.pg.url(), autocommit=True) as conn:
+        account, _ = server_account(conn)
+    assert account is not None and account.uid == host.account.uid

@@ -34,9 +34,14 @@ CODE = Path(__file__).resolve().parent.parent  # the program's own code (engines
 
 def server_account(conn: psycopg.Connection) -> tuple[Account | None, str]:
     """The account that runs the server (its data folder's owner), or None and why not."""
-    row = conn.execute("SELECT current_setting('data_directory', true)").fetchone()
+    hidden = "its data folder is not shown to this user (connect as a superuser)"
+    try:
+        row = conn.execute("SELECT current_setting('data_directory', true)").fetchone()
+    except psycopg.errors.InsufficientPrivilege:
+        conn.rollback()
+        return None, hidden
     if row is None or not row[0]:
-        return None, "its data folder is not shown to this user (connect as a superuser)"
+        return None, hidden
     pgdata = Path(row[0])
     try:
         info = pgdata.stat()

@@ -1,10 +1,15 @@
 """The executable's fast paths (jarvis_tui/launch.py): wal-push and wal-fetch answered from
 the WAL workers' results without importing the program, and everything else left to it."""
 
+import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
+from engines.pitr.wal_spools import take_prefetched
+from engines.pitr.wal_worker import hold_lock
 from jarvis_tui.launch import answered_at_once
 
 SEGMENT = "000000010000000000000003"
@@ -38,10 +43,41 @@ def test_a_prefetched_segment_is_moved_into_place(tmp_path: Path) -> None:
     pg_wal = _pg_wal(tmp_path)
     (pg_wal / "jarvis-fetch" / SEGMENT).write_bytes(b"wal")
     dest = pg_wal / "RECOVERYXLOG"
-    assert answered_at_once(["wal-fetch", SEGMENT, str(dest)])
-    assert dest.read_bytes() == b"wal"
-    assert not (pg_wal / "jarvis-fetch" / SEGMENT).exists()
-    assert not answered_at_once(["wal-fetch", "000000010000000000000004", str(dest)])
+    lock = hold_lock(pg_wal / "jarvis-fetch")  # as the fetch worker holds its folder
+    try:
+        assert answered_at_once(["wal-fetch", SEGMENT, str(dest)])
+        assert dest.read_bytes() == b"wal"
+        assert not (pg_wal / "jarvis-fetch" / SEGMENT).exists()
+        assert not answered_at_once(["wal-fetch", "000000010000000000000004", str(dest)])
+    finally:
+        os.close(lock)
+
+
+def test_a_segment_without_its_worker_is_left_to_the_program(tmp_path: Path) -> None:
+    """Written without fsync, so what a killed worker or a crash left is never used."""
+    pg_wal = _pg_wal(tmp_path)
+    (pg_wal / "jarvis-fetch" / SEGMENT).write_bytes(b"wal")
+    (pg_wal / "jarvis-fetch" / f".{SEGMENT}.part").write_bytes(b"w")
+    assert not answered_at_once(["wal-fetch", SEGMENT, str(pg_wal / "RECOVERYXLOG")])
+    assert (pg_wal / "jarvis-fetch" / SEGMENT).exists()
+
+
+def test_a_segment_on_its_way_is_waited_for(tmp_path: Path) -> None:
+    folder = _pg_wal(tmp_path) / "jarvis-fetch"
+    part = folder / f".{SEGMENT}.part"
+    part.write_bytes(b"wal")
+    lock = hold_lock(folder)
+    finisher = threading.Thread(target=lambda: (time.sleep(0.2), part.rename(folder / SEGMENT)))
+    try:
+        finisher.start()
+        dest = folder.parent / "RECOVERYXLOG"
+        assert take_prefetched(SEGMENT, dest)
+        assert dest.read_bytes() == b"wal"
+        # Nothing on its way: no wait.
+        assert not take_prefetched("000000010000000000000004", dest)
+    finally:
+        finisher.join()
+        os.close(lock)
 
 
 def test_other_command_lines_go_to_the_program(tmp_path: Path) -> None:

@@ -24,9 +24,8 @@ from engines.pitr.archive_store import sealed_identity
 from engines.pitr.restore_pitr import BEGIN, END
 from engines.pitr.wal_files import check_segment, parse_name
 from engines.pitr.wal_prefetch import clear_prefetched
-from engines.pitr.wal_spools import fetch_folder
+from engines.pitr.wal_spools import COMING, fetch_folder
 from engines.pitr.wal_worker import LOCK_NAME, worker_running
-from engines.plumbing.fsutil import TEMP_MARKER
 from jarvis_tui.cli import main
 from tests.support.postgres import PostgresServer
 from tests.support.processes import wait_until
@@ -391,16 +390,28 @@ def test_a_worker_killed_mid_write_leaves_no_partial_segment_and_recovery_comple
 
 
 def _catch_writing(folder: Path) -> None:
-    """Return while a temporary is there: a segment being written (several milliseconds
-    each, so a tight look catches one)."""
+    """Return while a segment is on its way (its .part there), preferably once bytes are
+    being written into it (milliseconds each, so a tight look catches one)."""
     deadline = time.monotonic() + 60
-    while not _temporaries(folder):
-        assert time.monotonic() < deadline, "the worker never wrote a segment"
+    while True:
+        parts = _temporaries(folder)
+        if any(_size(folder / part) for part in parts):
+            return
+        if parts and time.monotonic() > deadline - 50:
+            return
+        assert time.monotonic() < deadline, "the worker never fetched a segment"
         time.sleep(0.0002)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
 
 
 def _temporaries(folder: Path) -> list[str]:
     try:
-        return [name for name in os.listdir(folder) if TEMP_MARKER in name]
+        return [name for name in os.listdir(folder) if name.endswith(COMING)]
     except FileNotFoundError:
         return []

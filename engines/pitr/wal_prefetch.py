@@ -5,7 +5,7 @@ waits, so a worker (wal_prefetch_worker.py) brings the next ones while it replay
 The folder (inside pg_wal, which base backups leave out; plaintext as the rest of pg_wal):
 
     <segment name>     fetched, authenticated and checked like any wal-fetch, then written
-                       under a temporary name and renamed: whole or absent
+                       as .<name>.part and renamed: whole or absent
     wanted             "<name> <system id> <segment size>": the segment the slow path
                        fetched last, i.e. where recovery is; the worker follows it
     worker.lock        held by the one worker (wal_worker.py), its pid inside
@@ -22,9 +22,9 @@ from pathlib import Path
 
 from engines.pitr.restore_chain import segment_name
 from engines.pitr.wal_files import segment_number
-from engines.pitr.wal_spools import fetch_folder
+from engines.pitr.wal_spools import COMING, fetch_folder
 from engines.pitr.wal_worker import start_detached, worker_running
-from engines.plumbing.fsutil import TEMP_MARKER, atomic_output
+from engines.plumbing.fsutil import atomic_output
 
 WANTED = "wanted"
 _SEGMENT = re.compile("[0-9A-F]{24}")
@@ -78,10 +78,13 @@ def drop_behind(folder: Path, position: Position) -> None:
             (folder / name).unlink(missing_ok=True)
 
 
-def remove_temporaries(folder: Path) -> None:
-    """Files a killed worker left half-written; only the lock's holder may call this."""
-    for leftover in folder.glob(f".*{TEMP_MARKER}*"):
+def remove_leftovers(folder: Path) -> None:
+    """What an earlier worker left (killed, or the machine crashed): half-written files,
+    and whole ones written without fsync. Only the lock's new holder may call this."""
+    for leftover in folder.glob(f".*{COMING}"):
         leftover.unlink(missing_ok=True)
+    for name in spooled_names(folder):
+        (folder / name).unlink(missing_ok=True)
 
 
 def follow(pg_wal: Path, position: Position, worker_argv: list[str]) -> None:

@@ -8,7 +8,8 @@ PostgreSQL's restore_command calls is a rename.
   fetch, so authenticating and decompressing the next ones overlaps replay.
 - Each segment goes through wal_fetch.fetch_checked, exactly as a wal-fetch of that name
   would (sealed identity, content hash, cluster and page header), before a byte is
-  written; then under a temporary name, renamed when whole.
+  written; into `.<name>.part` (there from the fetch's start, so a call for that name
+  waits for it instead of fetching it twice), renamed when whole.
 - A segment no place holds is the end of the archive; one that fails (damaged, forged,
   another cluster's, I/O) is not spooled: fetching stops before it, so the slow path meets
   it and stops recovery with its own error. Either way nothing after it is fetched until
@@ -23,6 +24,7 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 from pathlib import Path
+from typing import BinaryIO
 
 from engines.config import Settings
 from engines.pitr.wal_fetch import WalMissingError, WalSources, fetch_checked, wal_sources
@@ -31,12 +33,11 @@ from engines.pitr.wal_prefetch import (
     Position,
     drop_behind,
     read_position,
-    remove_temporaries,
+    remove_leftovers,
     spooled_names,
 )
-from engines.pitr.wal_spools import fetch_folder
+from engines.pitr.wal_spools import coming, fetch_folder
 from engines.pitr.wal_worker import hold_lock
-from engines.plumbing.fsutil import atomic_output
 
 THREADS = 2
 POLL_S = 0.05
@@ -145,6 +146,19 @@ class _Prefetcher:
         return self.end is not None and self.cursor >= self.end
 
     def _fetch(self, sources: WalSources, name: str) -> str:
+        part = coming(self.folder, name)  # from now on, a call for it waits for it
+        try:
+            with open(part, "wb") as output:
+                outcome = self._fetch_into(output, sources, name)
+            if outcome == WRITTEN:
+                os.rename(part, self.folder / name)
+                return WRITTEN
+        except OSError:  # the folder gone, a full disk: the slow path does it itself
+            outcome = FAILED
+        part.unlink(missing_ok=True)
+        return outcome
+
+    def _fetch_into(self, output: BinaryIO, sources: WalSources, name: str) -> str:
         try:
             fetched = fetch_checked(sources, parse_name(name))
         except WalMissingError:
@@ -156,11 +170,9 @@ class _Prefetcher:
             return FAILED
         if name[:8] != position.timeline or segment_number(name, len(fetched.data)) <= self.front:
             return STALE  # recovery moved past it meanwhile
-        try:
-            with atomic_output(self.folder / name) as output:
-                output.write(fetched.data)
-        except OSError:  # the folder gone, a full disk: the slow path does it itself
-            return FAILED
+        # No fsync: the fast path hands files out only while this worker holds the
+        # folder, and the next worker removes whatever a crash or a kill left.
+        output.write(fetched.data)
         return WRITTEN
 
     def close(self) -> None:
@@ -182,7 +194,7 @@ def run_worker(settings: Settings, pg_wal: Path, idle_exit_s: float = IDLE_EXIT_
     if lock is None:
         return
     try:
-        remove_temporaries(folder)
+        remove_leftovers(folder)
         prefetcher = _Prefetcher(settings, folder, limit, idle_exit_s)
         try:
             while prefetcher.step():

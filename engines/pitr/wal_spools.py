@@ -11,16 +11,23 @@ its results:
   copy destination; wal-push consumes the mark and succeeds. `<name>.error` holds the
   worker's one-line reason instead. Only what is stored is ever acknowledged.
 - `pg_wal/jarvis-fetch/<name>`: the worker fetched `<name>`, authenticated it and checked
-  it is this cluster's file of that name; wal-fetch moves it into place.
+  it is this cluster's file of that name; wal-fetch moves it into place, waiting for it
+  while `.<name>.part` shows it on its way.
 """
 
 import os
+import time
 from pathlib import Path
+
+from engines.pitr.wal_worker import worker_running
 
 PUSH_FOLDER = "jarvis-push"
 FETCH_FOLDER = "jarvis-fetch"
 ACKNOWLEDGED = ".ok"
 FAILED = ".error"
+COMING = ".part"
+COMING_WAIT_S = 30.0
+COMING_POLL_S = 0.005
 
 
 def push_folder(pg_wal: Path) -> Path:
@@ -41,11 +48,28 @@ def take_acknowledgement(path: Path) -> bool:
     return True
 
 
-def take_prefetched(name: str, dest: Path) -> bool:
-    """wal-fetch's fast path: True when the worker had `name` ready and it is now at
-    `dest` (moved, never copied: the same file system, and whole or not at all)."""
-    try:
-        os.rename(fetch_folder(dest.parent) / name, dest)
-    except OSError:
+def coming(folder: Path, name: str) -> Path:
+    """Where the fetch worker writes `name` until it is whole (it exists from the start of
+    that fetch to its end, so a call can wait for a segment already on its way)."""
+    return folder / f".{name}{COMING}"
+
+
+def take_prefetched(name: str, dest: Path, wait_s: float = COMING_WAIT_S) -> bool:
+    """wal-fetch's fast path: True when the worker had `name` ready, or had it on its way
+    and finished it within `wait_s`, and it is now at `dest` (moved, never copied: the
+    same file system, and whole or not at all). Only while a worker holds the folder:
+    its files are written without fsync, so what a crash or a killed worker left is never
+    handed out (the next worker removes it)."""
+    folder = fetch_folder(dest.parent)
+    if not worker_running(folder):
         return False
-    return True
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            os.rename(folder / name, dest)
+        except OSError:
+            if not coming(folder, name).exists() or time.monotonic() > deadline:
+                return False
+            time.sleep(COMING_POLL_S)
+            continue
+        return True

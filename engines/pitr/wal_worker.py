@@ -4,11 +4,11 @@ lock file in it that the kernel releases however the worker ends.
 
 A command that wants a worker asks `worker_running` first and starts one only if none
 holds the lock; should two start at once, the second finds the lock held and ends.
+Imported by the launcher's fast path: nothing heavy at module level.
 """
 
 import fcntl
 import os
-import subprocess
 import time
 from pathlib import Path
 
@@ -22,6 +22,8 @@ LOCK_RETRY_S = 0.1
 def start_detached(argv: list[str]) -> None:
     """Run `argv` in a session of its own with no terminal and stdio on /dev/null:
     PostgreSQL's wait for restore_command or archive_command ends with the caller."""
+    import subprocess  # here: the launcher's fast path imports this module and stays light
+
     subprocess.Popen(
         argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True, close_fds=True,

@@ -5,10 +5,12 @@ and `cp` side by side in one run, on one throwaway PostgreSQL cluster of pgbench
     .venv/bin/python benchmarks/pitr.py --segments 16 --duration 20 --size 100MB --wal 200MB
 
 Ours is what an operator sets up: archive_command as `jarvis-tui pitr setup --apply` writes
-it, restore_command as `restore postgres --pitr` writes it (under root through the system's
-Python, see pitr_cluster.py), with the default WAL codec and encryption. The peer archives
-with `test ! -f DIR/%f && cp %p DIR/%f` and restores with `cp DIR/%f %p`. The peer goes
-first in every part, after any process of ours has ended.
+it, and `restore postgres --pitr ... --start`, which writes its own restore_command and
+starts the server (under root, jarvis-tui runs such that what it writes is runnable by
+PostgreSQL's account: see pitr_cluster.jarvis_for), with the default settings (WAL codec,
+encryption, asynchronous push, prefetch); --setting adds to them. The peer archives with
+`test ! -f DIR/%f && cp %p DIR/%f` and restores with `cp DIR/%f %p`. The peer goes first
+in every part; each contender starts once no process of ours is left running.
 
   archive   --segments segments of pgbench WAL held back (archive_command ''), then the
             command set and reloaded: segments per second until archived_count grew by
@@ -19,8 +21,8 @@ first in every part, after any process of ours has ended.
   restore   a base backup each (ours: backup postgres --mode base; the peer's:
             pg_basebackup -Ft -X fetch), then --wal of pgbench WAL and a moment between two
             last writes. Timed from the restore command to the server promoted at the
-            target: ours `restore postgres --pitr --target-time` + start; the peer's tar -x
-            + recovery settings + start. Target: ours <= 1.2x the peer's.
+            target: ours `restore postgres --pitr --target-time T --start`; the peer's
+            tar -x + recovery settings + start. Target: ours <= 1.2x the peer's.
 """
 
 import argparse
@@ -47,6 +49,7 @@ from benchmarks.pitr_cluster import (  # noqa: E402
     jarvis_for,
     wait_for_our_workers,
 )
+from engines.config import VARIABLES  # noqa: E402
 from engines.servers.process import free_port  # noqa: E402
 
 MiB = 1024 * 1024
@@ -127,6 +130,8 @@ def prepare(args: argparse.Namespace, work: Path) -> Bench:
     source.give_access(work)  # setup wrote the archive's cluster record as root
     bench.ours = source.value("SHOW archive_command")
     print(f"archive_command: {bench.ours}")
+    if args.setting:
+        print(f"our settings beyond the defaults: {', '.join(args.setting)}")
     print("  " + bench.cli("pitr", "check").strip())
     return bench
 
@@ -395,6 +400,8 @@ def main() -> int:
     parts = set(args.only.split(","))
     if parts - set(PARTS):
         parser.error(f"--only takes {','.join(PARTS)}")
+    for variable in VARIABLES:  # the env file alone says how ours runs (the environment wins)
+        os.environ.pop(variable.name, None)
     # Under /tmp itself: PostgreSQL's account must reach the settings and the repository.
     work = Path(tempfile.mkdtemp(prefix="jarvis-bench-pitr-", dir="/tmp"))
     os.chmod(work, 0o755)

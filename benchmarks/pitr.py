@@ -406,6 +406,12 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="jarvis-bench-pitr-", dir="/tmp"))
     os.chmod(work, 0o755)
     print(f"work folder {work}; load average {os.getloadavg()[0]:.2f}", flush=True)
+    # Roughly: the cluster and its copies, WAL in pg_wal, both archives and base backups.
+    needed = 4 * args.size + 4 * args.wal + 2 * args.segments * SEGMENT + args.duration * 20 * MiB
+    free = shutil.disk_usage(work).free
+    if free < needed:
+        print(f"  note: {free / 1024**3:.1f} GiB free under /tmp, this run may need about "
+              f"{needed / 1024**3:.1f} GiB")  # fmt: skip
     bench = None
     archive = lag = restore = None
     try:

@@ -189,6 +189,7 @@ async def test_a_moment_is_restored_after_the_dry_run_and_typed_confirmation(
     finally:
         catalog.close()
     assert (restore.kind, restore.status) == ("restore", "succeeded")
+    assert restore.description.startswith("restore postgres latest to the moment ")
 
 
 async def test_starting_the_server_is_offered_and_refusals_are_in_its_words(

@@ -66,10 +66,10 @@ def test_a_cancelled_reseal_stops_between_files_and_the_next_finishes(tmp_path) 
             raise JobCancelledError("cancelled by request")
 
     with pytest.raises(JobCancelledError):
-        reseal_wal(repository, ROTATED, repository_id, ("zstd", 1), check=cancel_at_the_third)
+        reseal_wal(repository, ROTATED, repository_id, check=cancel_at_the_third)
     assert sorted(_key_ids(repository).values()) == sorted([NEW.key_id] * 2 + [OLD.key_id] * 3)
     _readable(repository, repository_id, files)
-    result = reseal_wal(repository, ROTATED, repository_id, ("zstd", 1))
+    result = reseal_wal(repository, ROTATED, repository_id)
     assert len(result.resealed) == 3 and result.remaining == [] and result.problems == []
     assert set(_key_ids(repository).values()) == {NEW.key_id}
     _readable(repository, repository_id, files)
@@ -84,9 +84,9 @@ def test_forged_and_truncated_objects_are_named_and_left_as_they_are(tmp_path) -
     ))  # fmt: skip
     truncated = repository.local_path(keys[2])
     truncated.write_bytes(truncated.read_bytes()[:-100])
-    dry = reseal_wal(repository, ROTATED, repository_id, ("zstd", 1), dry_run=True)
+    dry = reseal_wal(repository, ROTATED, repository_id, dry_run=True)
     assert len(dry.resealed) == 6 and set(_key_ids(repository).values()) == {OLD.key_id}
-    result = reseal_wal(repository, ROTATED, repository_id, ("zstd", 1))
+    result = reseal_wal(repository, ROTATED, repository_id)
     history = next(key for key in files if "history" in key)
     assert sorted(result.resealed) == sorted([keys[0], keys[1], keys[3], history])
     assert sorted(key for key, _ in result.remaining) == sorted([forged, keys[2]])

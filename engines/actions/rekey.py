@@ -128,7 +128,6 @@ def _reseal_archived_wal(
             destination,
             workspace.keyring(),
             repository.repository_id(),
-            workspace.settings.wal_codec,
             dry_run=report.dry_run,
             check=context.raise_if_cancelled,
         )

@@ -8,7 +8,7 @@ and authenticate every chunk before a byte is used.
 
 import hashlib
 import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from engines.destinations import Destination
@@ -26,7 +26,6 @@ class Fetched:
     key: str
     data: bytes
     identity: dict[str, str]
-    metadata: dict[str, Any] = field(default_factory=dict)  # sealed at the container's end
 
 
 def find_key(destination: Destination, keys: list[str]) -> str | None:
@@ -53,8 +52,7 @@ def read_whole(
         reader = ContainerReader(handle, keyring, key, expected_identity=expected)
         compressed = DecryptedStream(reader).read()
         identity = dict(reader.header.identity or {})
-        sealed = sealed_metadata(reader, key)
-        limit = sealed.get("plain_size")
+        limit = sealed_metadata(reader, key).get("plain_size")
     if not isinstance(limit, int) or not 0 <= limit <= READ_LIMIT:
         raise IntegrityError(f"{key}: its sealed metadata records no usable plain size")
     codec = codec_for_id(reader.header.codec_id)
@@ -71,7 +69,7 @@ def read_whole(
             f"{key}: its content does not hash to the sha256 sealed with it (damaged or "
             "forged); fetch it from another copy"
         )
-    return Fetched(key, data, identity, sealed)
+    return Fetched(key, data, identity)
 
 
 def seal_into(

@@ -1,15 +1,15 @@
 """Archived WAL sealed again under the current key (`rekey`), on one destination.
 
-Each object under `wal/` whose container names another key is read whole under the
-keyring (the old key from BACKUP_ENCRYPTION_KEY_PREVIOUS), every chunk authenticated and
-its sealed identity checked to be the file its key names (repository, cluster,
-timeline, name; the content hashing to the sealed sha256). It is sealed again in
-memory under the current key, with the same identity, metadata and codec, checked, and
-written under the same key in one atomic write (a rename on this host, one PUT on S3)
-that replaces the old object: at every moment the key holds one whole object,
-readable under the old key or the new one. A run cut short (kill -9, a destination
-gone read-only) leaves some under each; wal-fetch reads both; the next run seals the
-rest.
+Each object under `wal/` whose container names another key is opened under the keyring
+(the old key from BACKUP_ENCRYPTION_KEY_PREVIOUS), its sealed identity checked to be the
+file its key names (repository, cluster, timeline, name) and every chunk authenticated
+as it is read. Its compressed stream is carried over as it is (no recompression) into a
+new container under the current key with the same identity (the content's sha256
+included) and sealed metadata, staged beside it (in a folder of its own for S3), checked,
+and put under the same key in one atomic write (a rename on this host, one PUT on S3)
+that replaces the old object: at every moment the key holds one whole object, readable
+under the old key or the new one. A run cut short (kill -9, a destination gone
+read-only) leaves some under each; wal-fetch reads both; the next run seals the rest.
 
 A wal-push running meanwhile seals under its own current key: BACKUP_ENCRYPTION_KEY of
 the env file the archiver reads, the new key once it is rotated there. Its retries of
@@ -19,10 +19,11 @@ last listing and named, so the old key is never called removable while WAL needs
 the next run seals it again.
 """
 
-import io
 import os
 import stat
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,12 +35,13 @@ from engines.errors import (
     KeyNotAvailableError,
     NotFoundError,
 )
-from engines.pipeline.artifacts import seal_stream
-from engines.pipeline.compression import DEFAULT_LEVELS, open_decompressor
-from engines.pipeline.crypto import ContainerReader, DecryptedStream, Keyring, read_header
+from engines.pipeline.artifacts import Expected, reseal_artifact, verify_artifact
+from engines.pipeline.crypto import Keyring, read_header
 from engines.pitr.archive_layout import RECORD_STEM, SOURCE, WAL_FOLDER, wal_identity
-from engines.pitr.archive_store import read_whole
+from engines.pitr.archive_store import sealed_identity
 from engines.pitr.wal_files import WalNameError, parse_name
+from engines.plumbing.fsutil import fsync_directory, temporary_path_for
+from engines.repository.stored import stored_bytes
 
 
 @dataclass
@@ -97,7 +99,6 @@ def reseal_wal(
     destination: Destination,
     keyring: Keyring,
     repository_id: str | None,
-    wal_codec: tuple[str, int],
     *,
     dry_run: bool = False,
     check: Callable[[], None] = lambda: None,
@@ -117,7 +118,7 @@ def reseal_wal(
             if expected is None:
                 continue  # not an archived file: left as it is, named below
             try:
-                _reseal_one(destination, key, keyring, expected, wal_codec)
+                _reseal_one(destination, key, keyring, expected)
             except (IntegrityError, KeyNotAvailableError) as error:
                 result.problems.append(f"{key} on {destination.name}: not sealed again ({error})")
                 continue
@@ -139,53 +140,47 @@ def _stale_or_unknown(destination: Destination, current: str) -> list[tuple[str,
         return [(f"{WAL_FOLDER}/ on {destination.name}", "unknown")]
 
 
-def _reseal_one(
-    destination: Destination,
-    key: str,
-    keyring: Keyring,
-    expected: dict[str, str],
-    wal_codec: tuple[str, int],
-) -> None:
-    old = read_whole(destination, key, keyring, expected)
-    codec = old.metadata.get("codec")  # the same codec keeps the same key (its suffix)
-    if codec not in DEFAULT_LEVELS:
-        raise IntegrityError(f"{key}: its sealed metadata names no known codec")
-    level = wal_codec[1] if codec == wal_codec[0] else DEFAULT_LEVELS[codec]
-    staged = io.BytesIO()
-    seal_stream(
-        [old.data], staged, keyring, old.metadata, name=key,
-        codec=codec, level=level, threads=1, identity=old.identity,
-    )  # fmt: skip
-    blob = staged.getvalue()
-    _check_staged(blob, key, keyring, old.identity, old.data, codec)
+def _reseal_one(destination: Destination, key: str, keyring: Keyring, expected: dict) -> None:
+    identity = sealed_identity(destination, key, keyring)  # with the content's sha256
     path = destination.local_path(key)
-    before = path.stat() if path is not None else None
-    with destination.open_write(key) as output:
-        output.write(blob)
-    if path is not None and before is not None:
-        _keep_file_attributes(path, before)
+    with _staging(path) as staged:
+        reseal_artifact(
+            stored_bytes(destination, key), keyring, Expected(expected), identity, staged
+        )
+        check = Expected(identity, key_id=keyring.current.key_id)
+        report = verify_artifact(staged, keyring, decompress=False, expected=check)
+        problems = [problem for problem in report.problems if "sidecar" not in problem]
+        if problems:
+            raise IntegrityError(f"{key}: sealed again, it failed its check: {problems[0]}")
+        if path is None:
+            destination.put(staged, key)  # one PUT replaces the old object
+            return
+        _keep_file_attributes(staged, path.stat())
+        os.replace(staged, path)
+        fsync_directory(path.parent)
+
+
+@contextmanager
+def _staging(path: Path | None) -> Iterator[Path]:
+    """Where the new container is written and checked: beside the old file on this host
+    (a temporary every writer's clean-up knows), else in a folder of its own."""
+    if path is not None:
+        staged = temporary_path_for(path)
+        try:
+            yield staged
+        finally:
+            staged.unlink(missing_ok=True)
+        return
+    with tempfile.TemporaryDirectory(prefix="jarvis-reseal-") as folder:
+        yield Path(folder) / "staged"
 
 
 def _keep_file_attributes(path: Path, before: os.stat_result) -> None:
     """The new file as the old one was: its owner and mode (wal-push runs as PostgreSQL's
     account and reads a stored segment again when the archiver retries it) and its time
-    (`pitr timeline` reads when a segment was archived from it)."""
+    (`pitr timeline` reads when a segment was archived from it). Set before the rename,
+    so the file under the key always has them."""
     if os.geteuid() == 0:
         os.chown(path, before.st_uid, before.st_gid)
     os.chmod(path, stat.S_IMODE(before.st_mode))
     os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
-
-
-def _check_staged(
-    blob: bytes, key: str, keyring: Keyring, identity: dict[str, str], data: bytes, codec: str
-) -> None:
-    """The new container opens under the current key as the same file, before it replaces
-    the old one."""
-    reader = ContainerReader(
-        io.BytesIO(blob), keyring, key,
-        expected_key_id=keyring.current.key_id, expected_identity=identity,
-    )  # fmt: skip
-    compressed = DecryptedStream(reader).read()
-    with open_decompressor(codec, io.BytesIO(compressed), key) as plain:
-        if plain.read(len(data) + 1) != data:
-            raise IntegrityError(f"{key}: sealed again, it no longer reads as the same file")

@@ -138,6 +138,8 @@ def test_start_pauses_at_a_wal_position_and_the_rows_read_while_paused(history: 
         assert "replayed WAL up to " in result.stdout
         assert in_recovery(port) == (True, "paused")
         assert rows(port) == [1, 2]
+        sockets = Path(result.stdout.split("its socket folder: ")[1].split()[0])
+    sockets.rmdir()  # the server is stopped: its socket is gone, the folder is empty
 
 
 def test_start_with_shutdown_leaves_the_server_stopped_at_the_target(history: History) -> None:  # noqa: F811

@@ -58,6 +58,7 @@ def start_and_wait(
     lines = [
         f"started PostgreSQL {server.major} on {pgdata} (port {plan.port}, account "
         f"{plan.owner.name}, pid {server.process.pid}); its log: {server.log_path}"
+        + ("" if server.socket_dir == pgdata else f"; its socket folder: {server.socket_dir}")
     ]
     context.log(lines[0])
     reached = wait_for_target(

@@ -9,15 +9,16 @@ and one rename instead of a fifth of a second of imports.
 import sys
 from pathlib import Path
 
-from engines.pitr.wal_push_queue import acknowledged_soon
-from engines.pitr.wal_spools import take_acknowledgement, take_prefetched
+from engines.pitr.wal_push_queue import pushed_at_once
+from engines.pitr.wal_spools import take_prefetched
 
 
 def answered_at_once(words: list[str]) -> bool:
+    env_file = None
     if words[:1] == ["--env-file"]:
-        words = words[2:]
+        env_file, words = (words[1] if len(words) > 1 else None), words[2:]
     if len(words) == 2 and words[0] == "wal-push":
-        return take_acknowledgement(Path(words[1])) or acknowledged_soon(Path(words[1]))
+        return pushed_at_once(Path(words[1]), env_file)
     if len(words) == 3 and words[0] == "wal-fetch" and not words[1].startswith("-"):
         return take_prefetched(words[1], Path(words[2]))
     return False

@@ -19,6 +19,7 @@ from engines.pipeline.crypto import generate_key_hex
 from engines.pitr.wal_push_queue import (
     LAUNCHER_WAIT_S,
     LOCK_NAME,
+    env_identity,
     hold_lock,
     ready_names,
     worker_running,
@@ -255,8 +256,15 @@ def test_a_stuck_push_ends_its_worker_within_the_timeout(
             assert archive.archiver()[0] < name
             proxy.heal()
             archive.configure(s3)  # 3 s is too short for a 16 MiB copy on a loaded machine
-            archive.wait_archived(archive.switch())  # a new segment wakes the archiver
-            assert len(archive.stored(name)) == 1
+            # As the archiver's next try (after three failures it may rest a minute).
+            # As the archiver's next try (after three failures it may rest a minute); should
+            # the archiver's own call take the answer, this one pushes the file itself.
+            result = archive.push_as_server(name)
+            assert result.returncode == 0, result.stderr
+            (stored,) = archive.stored(name)
+            listed = s3_server.client().list_objects_v2(Bucket=bucket)["Contents"]
+            key = stored.relative_to(archive.repository).as_posix()
+            assert [item["Key"] for item in listed if name in item["Key"]] == [key]
         finally:
             proxy.heal()
             archive.configure()
@@ -272,6 +280,9 @@ def test_one_worker_per_pg_wal_and_stale_marks_are_removed(archive: Archive, tmp
     (marks / f"{waiting}.ok").touch()  # stored, not yet asked for: kept
     for stale in ("000000010000000000000041.ok", "000000010000000000000040.error"):
         (marks / stale).touch()  # their .ready is gone
+    foreign = "000000010000000000000043"  # acknowledged by a worker with another env file
+    (pg_wal / "archive_status" / f"{foreign}.ready").touch()
+    (marks / f"{foreign}.ok").write_text("/elsewhere/other.env\n")
     (marks / f".{waiting}.ok.tmp-999").touch()  # a dead worker's half-written mark
     argv = [sys.executable, "-m", "jarvis_tui.cli", "--env-file", str(archive.env_file),
             "wal-push", "--worker", str(pg_wal)]  # fmt: skip
@@ -283,8 +294,12 @@ def test_one_worker_per_pg_wal_and_stale_marks_are_removed(archive: Archive, tmp
         assert ended.returncode == 0 and ended.stderr.read() == b""
         wait_until(lambda: (marks / LOCK_NAME).read_text().strip() == str(running.pid),
                    WAIT_S, "the running worker's lock")  # fmt: skip
-        wait_until(lambda: sorted(p.name for p in marks.iterdir()) == [f"{waiting}.ok", LOCK_NAME],
-                   WAIT_S, "the stale marks removed")  # fmt: skip
+        # The foreign mark's file is pushed again: it is not in this fake pg_wal.
+        left = [f"{waiting}.ok", f"{foreign}.error", LOCK_NAME]
+        wait_until(lambda: sorted(p.name for p in marks.iterdir()) == left, WAIT_S,
+                   "the stale and foreign marks removed")  # fmt: skip
+        reason = (marks / f"{foreign}.error").read_text()
+        assert f"{foreign}: no such file or folder" in reason and reason.count("\n") == 1
         shutil.rmtree(pg_wal / "archive_status")  # the cluster went away
         assert running.wait(timeout=WAIT_S) == 0
     finally:
@@ -344,6 +359,11 @@ def test_the_launcher_waits_on_a_running_worker_and_leaves_the_rest_to_the_progr
         assert answered_at_once(words)
         acknowledge.join()
         assert not (pg_wal / PUSH_FOLDER / f"{name}.ok").exists()
+        # A mark of a worker running with another env file is no answer to this call.
+        write_mark(pg_wal, name, ".ok", "/elsewhere/other.env\n")
+        assert not answered_at_once(["--env-file", "mine.env", *words])
+        write_mark(pg_wal, name, ".ok", env_identity("mine.env") + "\n")
+        assert answered_at_once(["--env-file", "mine.env", *words])
         write_mark(pg_wal, name, ".error", "no space left\n")
         assert not answered_at_once(words)  # the program reports the reason
         assert (pg_wal / PUSH_FOLDER / f"{name}.error").exists()

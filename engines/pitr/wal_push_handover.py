@@ -15,8 +15,12 @@ from pathlib import Path
 from engines.config import Settings
 from engines.errors import JarvisError
 from engines.pitr.wal_deadline import WalTimeoutError
-from engines.pitr.wal_push_queue import take_failure, worker_running
-from engines.pitr.wal_spools import take_acknowledgement
+from engines.pitr.wal_push_queue import (
+    queued,
+    take_acknowledgement_for,
+    take_failure,
+    worker_running,
+)
 
 POLL_S = 0.02
 PROBE_EVERY_S = 0.5
@@ -28,16 +32,21 @@ class WalPushFailedError(JarvisError):
     """The worker could not store the file; its reason is in the message."""
 
 
-def hand_over(settings: Settings, path: Path, start_worker: Callable[[Path], None]) -> None:
-    """Return once the worker stored `path`; raise WalPushFailedError with the worker's
+def hand_over(
+    settings: Settings, path: Path, identity: str, start_worker: Callable[[Path], None]
+) -> bool:
+    """True once the worker running with the settings `identity` names (env_identity)
+    stored `path`; False when PostgreSQL no longer waits for it (its `.ready` is gone: a
+    second call for the file, e.g. by hand, whose answer the archiver's call took), for the
+    caller to push it itself; raise WalPushFailedError with the worker's
     reason, or WalTimeoutError when no mark came within BACKUP_WAL_PUSH_TIMEOUT."""
     pg_wal = path.absolute().parent
     timeout = settings.backup_wal_push_timeout
     give_up_at = time.monotonic() + timeout
     probe_at = 0.0
     while True:
-        if take_acknowledgement(path):
-            return
+        if take_acknowledgement_for(path, identity):
+            return True
         reason = take_failure(path)
         if reason is not None:
             raise WalPushFailedError(
@@ -51,6 +60,8 @@ def hand_over(settings: Settings, path: Path, start_worker: Callable[[Path], Non
                 f"{timeout} s (BACKUP_WAL_PUSH_TIMEOUT); PostgreSQL will try again"
             )
         if now >= probe_at:
+            if not queued(path):
+                return False
             if worker_running(pg_wal):
                 probe_at = now + PROBE_EVERY_S
             else:

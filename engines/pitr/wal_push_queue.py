@@ -21,6 +21,31 @@ _TEMPORARY = ".tmp-"
 # (whose wait is bounded by BACKUP_WAL_PUSH_TIMEOUT, and which reports an `.error`).
 LAUNCHER_WAIT_S = 5.0
 LAUNCHER_POLL_S = 0.02
+DEFAULT_SETTINGS = "-"  # no --env-file: the settings found the default way
+
+
+def env_identity(env_file: str | os.PathLike[str] | None) -> str:
+    """Which settings a worker pushes with, as its `.ok` marks say: the env file's absolute
+    path (the worker runs in its caller's folder), else DEFAULT_SETTINGS."""
+    return os.path.abspath(env_file) if env_file else DEFAULT_SETTINGS
+
+
+def take_acknowledgement_for(path: Path, identity: str) -> bool:
+    """take_acknowledgement of a mark written with the caller's settings only: once
+    archive_command names another env file (another repository), a worker still running
+    with the old one has stored nothing for this call. (An empty mark is taken as is.)"""
+    mark = push_folder(path.parent) / (path.name + ACKNOWLEDGED)
+    try:
+        written = mark.read_text().strip()
+    except OSError:
+        return False
+    return written in ("", identity) and take_acknowledgement(path)
+
+
+def pushed_at_once(path: Path, env_file: str | None) -> bool:
+    """The launcher's answer to `wal-push [--env-file F] PATH`."""
+    identity = env_identity(env_file)
+    return take_acknowledgement_for(path, identity) or acknowledged_soon(path, identity)
 
 
 def queued(path: Path) -> bool:
@@ -76,10 +101,18 @@ def take_failure(path: Path) -> str | None:
     return reason or "no reason recorded"
 
 
-def remove_temporaries(pg_wal: Path) -> None:
-    """Marks half-written by a worker that died; only the lock's holder may call this."""
+def remove_leftovers(pg_wal: Path, identity: str) -> None:
+    """Marks half-written by a worker that died, and `.ok` marks of a worker that ran with
+    other settings (their names are pushed again); only the lock's holder may call this."""
     for leftover in push_folder(pg_wal).glob(f".*{_TEMPORARY}*"):
         leftover.unlink(missing_ok=True)
+    for mark in push_folder(pg_wal).glob(f"*{ACKNOWLEDGED}"):
+        try:
+            foreign = mark.read_text().strip() not in ("", identity)
+        except FileNotFoundError:
+            continue
+        if foreign:
+            mark.unlink(missing_ok=True)
 
 
 def hold_lock(pg_wal: Path) -> int | None:
@@ -113,7 +146,7 @@ def worker_running(pg_wal: Path) -> bool:
     return False
 
 
-def acknowledged_soon(path: Path) -> bool:
+def acknowledged_soon(path: Path, identity: str) -> bool:
     """The launcher's wait, without importing the program: True once the running worker
     acknowledged `path`. False at once when `path` is not queued or no worker runs (the
     program starts one), on an `.error` (the program reports it) or after LAUNCHER_WAIT_S.
@@ -125,9 +158,11 @@ def acknowledged_soon(path: Path) -> bool:
     give_up_at = time.monotonic() + LAUNCHER_WAIT_S
     polls = 0
     while time.monotonic() < give_up_at:
-        if take_acknowledgement(path):
+        if take_acknowledgement_for(path, identity):
             return True
-        if failed.exists() or (polls % 10 == 0 and not worker_running(path.parent)):
+        if failed.exists():
+            return False
+        if polls % 10 == 0 and not (worker_running(path.parent) and queued(path)):
             return False
         polls += 1
         time.sleep(LAUNCHER_POLL_S)

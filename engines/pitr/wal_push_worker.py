@@ -28,8 +28,8 @@ from engines.pitr.wal_push_queue import (
     hold_lock,
     marked_names,
     ready_names,
+    remove_leftovers,
     remove_marks,
-    remove_temporaries,
     write_mark,
 )
 from engines.pitr.wal_spools import ACKNOWLEDGED, FAILED
@@ -52,9 +52,10 @@ def failure_reason(error: BaseException) -> str:
 
 
 class _Worker:
-    def __init__(self, settings: Settings, pg_wal: Path) -> None:
+    def __init__(self, settings: Settings, pg_wal: Path, identity: str) -> None:
         self.settings = FreshSettings(settings)  # a key rotated meanwhile reaches it
         self.pg_wal = pg_wal
+        self.identity = identity
         self.timeout = settings.backup_wal_push_timeout
         threads = settings.backup_wal_push_processes
         self.capacity = threads * IN_FLIGHT_PER_THREAD
@@ -72,7 +73,7 @@ class _Worker:
         except Exception as error:  # any failure is the archiver's to retry
             write_mark(self.pg_wal, name, FAILED, failure_reason(error) + "\n")
             return False
-        write_mark(self.pg_wal, name, ACKNOWLEDGED)
+        write_mark(self.pg_wal, name, ACKNOWLEDGED, self.identity + "\n")
         return True
 
     def step(self) -> bool:
@@ -119,8 +120,11 @@ class _Worker:
         os._exit(HARD_STOP_CODE)  # the stuck thread cannot be stopped any other way
 
 
-def run_worker(settings: Settings, pg_wal: Path, idle_exit_s: float = IDLE_EXIT_S) -> int:
-    """Push `pg_wal`'s ready files until idle; 0 also when another worker holds the lock."""
+def run_worker(
+    settings: Settings, pg_wal: Path, identity: str, idle_exit_s: float = IDLE_EXIT_S
+) -> int:
+    """Push `pg_wal`'s ready files until idle, acknowledging them as pushed with the
+    settings `identity` names; 0 also when another worker holds the lock."""
     for _ in range(LOCK_TRIES):  # a wal-push probing the lock holds it for a moment
         lock = hold_lock(pg_wal)
         if lock is not None:
@@ -128,8 +132,8 @@ def run_worker(settings: Settings, pg_wal: Path, idle_exit_s: float = IDLE_EXIT_
         time.sleep(0.02)
     else:
         return 0
-    remove_temporaries(pg_wal)
-    worker = _Worker(settings, pg_wal)
+    remove_leftovers(pg_wal, identity)
+    worker = _Worker(settings, pg_wal, identity)
     idle_since = time.monotonic()
     try:
         while True:

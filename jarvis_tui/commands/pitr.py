@@ -103,17 +103,18 @@ def run_wal_push(args: argparse.Namespace) -> ExitCode:
     from engines.pitr.wal_deadline import WalTimeoutError, deadline
     from engines.pitr.wal_push import push_wal
     from engines.pitr.wal_push_handover import hand_over
-    from engines.pitr.wal_push_queue import queued
+    from engines.pitr.wal_push_queue import env_identity, queued
 
     settings = _settings(args)
     if args.worker:
         from engines.pitr.wal_push_worker import run_worker
 
-        return ExitCode(run_worker(settings, args.path.absolute()))
+        return ExitCode(run_worker(settings, args.path.absolute(), env_identity(args.env_file)))
     try:
         if settings.backup_wal_async and queued(args.path):
-            hand_over(settings, args.path, lambda pg_wal: _start_push_worker(args, pg_wal))
-            return ExitCode.OK
+            identity = env_identity(args.env_file)
+            if hand_over(settings, args.path, identity, lambda w: _start_push_worker(args, w)):
+                return ExitCode.OK
         with deadline(settings.backup_wal_push_timeout, f"wal-push {args.path.name}"):
             push_wal(settings, args.path)
     except WalTimeoutError as error:

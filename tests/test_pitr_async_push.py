@@ -22,6 +22,7 @@ from engines.pitr.wal_push_queue import (
     env_identity,
     hold_lock,
     ready_names,
+    want,
     worker_running,
     write_mark,
 )
@@ -71,7 +72,7 @@ class Archive:
             text = (self.push_folder / LOCK_NAME).read_text().strip()
         except FileNotFoundError:
             return None
-        pid = int(text) if text else None
+        pid = int(text.split()[0]) if text else None
         return pid if pid is not None and _alive(pid) else None
 
     def stop_worker(self) -> None:
@@ -292,16 +293,21 @@ def test_one_worker_per_pg_wal_and_stale_marks_are_removed(archive: Archive, tmp
         (ended,) = [w for w in workers if w.poll() is not None]
         (running,) = [w for w in workers if w is not ended]
         assert ended.returncode == 0 and ended.stderr.read() == b""
-        wait_until(lambda: (marks / LOCK_NAME).read_text().strip() == str(running.pid),
+        wait_until(lambda: (marks / LOCK_NAME).read_text().split()[:1] == [str(running.pid)],
                    WAIT_S, "the running worker's lock")  # fmt: skip
         # The foreign mark's file is pushed again: it is not in this fake pg_wal.
-        left = [f"{waiting}.ok", f"{foreign}.error", LOCK_NAME]
+        left = [f"{waiting}.ok", f"{foreign}.error", "wanted", LOCK_NAME]
         wait_until(lambda: sorted(p.name for p in marks.iterdir()) == left, WAIT_S,
                    "the stale and foreign marks removed")  # fmt: skip
         reason = (marks / f"{foreign}.error").read_text()
         assert f"{foreign}: no such file or folder" in reason and reason.count("\n") == 1
-        shutil.rmtree(pg_wal / "archive_status")  # the cluster went away
+        # archive_command names another env file: its callers ask this worker to end.
+        want(pg_wal, "/elsewhere/other.env")
         assert running.wait(timeout=WAIT_S) == 0
+        workers.append(subprocess.Popen(argv))  # started by one of those callers
+        wait_until(lambda: worker_running(pg_wal), WAIT_S, "the new worker")
+        shutil.rmtree(pg_wal / "archive_status")  # the cluster went away
+        assert workers[-1].wait(timeout=WAIT_S) == 0
     finally:
         for worker in workers:
             worker.kill()
@@ -359,6 +365,10 @@ def test_the_launcher_waits_on_a_running_worker_and_leaves_the_rest_to_the_progr
         assert answered_at_once(words)
         acknowledge.join()
         assert not (pg_wal / PUSH_FOLDER / f"{name}.ok").exists()
+        # A worker running with other settings (the default ones here) is not waited on.
+        started = time.monotonic()
+        assert not answered_at_once(["--env-file", "mine.env", *words])
+        assert time.monotonic() - started < LAUNCHER_WAIT_S
         # A mark of a worker running with another env file is no answer to this call.
         write_mark(pg_wal, name, ".ok", "/elsewhere/other.env\n")
         assert not answered_at_once(["--env-file", "mine.env", *words])

@@ -16,9 +16,11 @@ from engines.config import Settings
 from engines.errors import JarvisError
 from engines.pitr.wal_deadline import WalTimeoutError
 from engines.pitr.wal_push_queue import (
+    holder_identity,
     queued,
     take_acknowledgement_for,
     take_failure,
+    want,
     worker_running,
 )
 
@@ -63,6 +65,8 @@ def hand_over(
             if not queued(path):
                 return False
             if worker_running(pg_wal):
+                if holder_identity(pg_wal) not in (None, identity):
+                    want(pg_wal, identity)  # it ends at its next scan; ours starts then
                 probe_at = now + PROBE_EVERY_S
             else:
                 start_worker(pg_wal)

@@ -16,6 +16,7 @@ from engines.pitr.wal_spools import ACKNOWLEDGED, FAILED, push_folder, take_ackn
 STATUS_FOLDER = "archive_status"
 READY = ".ready"
 LOCK_NAME = "worker.lock"
+WANTED_NAME = "wanted"  # the settings the callers push with, when a worker runs with others
 _TEMPORARY = ".tmp-"
 # How long the launcher waits on a running worker before handing the call to the program
 # (whose wait is bounded by BACKUP_WAL_PUSH_TIMEOUT, and which reports an `.error`).
@@ -115,10 +116,10 @@ def remove_leftovers(pg_wal: Path, identity: str) -> None:
             mark.unlink(missing_ok=True)
 
 
-def hold_lock(pg_wal: Path) -> int | None:
+def hold_lock(pg_wal: Path, identity: str = DEFAULT_SETTINGS) -> int | None:
     """An open descriptor holding the worker's lock (kept for the process's life; the
     kernel releases it however the process ends), or None when another worker has it.
-    The holder's pid is written into the lock file for the operator."""
+    The holder's pid (for the operator) and settings are written into the lock file."""
     folder = push_folder(pg_wal)
     folder.mkdir(mode=0o700, exist_ok=True)
     fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
@@ -128,8 +129,31 @@ def hold_lock(pg_wal: Path) -> int | None:
         os.close(fd)
         return None
     os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()}\n".encode())
+    os.write(fd, f"{os.getpid()} {identity}\n".encode())
     return fd
+
+
+def holder_identity(pg_wal: Path) -> str | None:
+    """The settings the lock's holder (or its last holder) pushes with."""
+    try:
+        words = (push_folder(pg_wal) / LOCK_NAME).read_text().split(maxsplit=1)
+    except FileNotFoundError:
+        return None
+    return words[1].strip() if len(words) == 2 else None
+
+
+def want(pg_wal: Path, identity: str) -> None:
+    """Ask a worker running with other settings to end (it reads this at every scan)."""
+    write_mark(pg_wal, WANTED_NAME, "", identity + "\n")
+
+
+def unwanted(pg_wal: Path, identity: str) -> bool:
+    """True when callers asked for a worker with other settings than `identity`."""
+    try:
+        wanted = (push_folder(pg_wal) / WANTED_NAME).read_text().strip()
+    except FileNotFoundError:
+        return False
+    return wanted not in ("", identity)
 
 
 def worker_running(pg_wal: Path) -> bool:
@@ -164,6 +188,8 @@ def acknowledged_soon(path: Path, identity: str) -> bool:
             return False
         if polls % 10 == 0 and not (worker_running(path.parent) and queued(path)):
             return False
+        if polls == 0 and holder_identity(path.parent) not in (None, identity):
+            return False  # a worker with other settings: the program asks it to end
         polls += 1
         time.sleep(LAUNCHER_POLL_S)
     return False

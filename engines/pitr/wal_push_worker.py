@@ -30,6 +30,8 @@ from engines.pitr.wal_push_queue import (
     ready_names,
     remove_leftovers,
     remove_marks,
+    unwanted,
+    want,
     write_mark,
 )
 from engines.pitr.wal_spools import ACKNOWLEDGED, FAILED
@@ -126,13 +128,14 @@ def run_worker(
     """Push `pg_wal`'s ready files until idle, acknowledging them as pushed with the
     settings `identity` names; 0 also when another worker holds the lock."""
     for _ in range(LOCK_TRIES):  # a wal-push probing the lock holds it for a moment
-        lock = hold_lock(pg_wal)
+        lock = hold_lock(pg_wal, identity)
         if lock is not None:
             break
         time.sleep(0.02)
     else:
         return 0
     remove_leftovers(pg_wal, identity)
+    want(pg_wal, identity)  # the caller that started it wants these settings
     worker = _Worker(settings, pg_wal, identity)
     idle_since = time.monotonic()
     try:
@@ -141,6 +144,8 @@ def run_worker(
                 busy = worker.step()
             except FileNotFoundError:
                 return 0  # pg_wal (or its archive_status) is gone: nothing to archive
+            if unwanted(pg_wal, identity):
+                return 0  # archive_command names other settings now: their worker follows
             now = time.monotonic()
             if busy:
                 idle_since = now

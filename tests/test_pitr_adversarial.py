@@ -1,9 +1,15 @@
 """Adversarial checks of the point-in-time recovery parts (issue #16): inputs an operator
 mistypes or an attacker forges, each of which once gave a wrong answer."""
 
+from pathlib import Path
+
 import pytest
 
+from engines.errors import JarvisError
 from engines.pitr.archiving import runs_wal_push
+from engines.pitr.restore_pitr import write_recovery
+from engines.pitr.restore_target import parse_target
+from tests.support.postgres import PostgresServer
 
 
 @pytest.mark.parametrize(
@@ -40,3 +46,48 @@ def test_a_command_that_does_not_run_only_our_wal_push_is_not_ours(command: str)
 )
 def test_our_wal_push_however_started_is_ours(command: str) -> None:
     assert runs_wal_push(command) is True
+
+
+@pytest.mark.parametrize(
+    "name", ["before\\upgrade", "it's\\'done", "trailing\\", "C:\\temp\\tables"]
+)
+def test_a_restore_point_name_with_backslashes_reaches_postgresql_unchanged(
+    postgres_server: PostgresServer, tmp_path: Path, name: str
+) -> None:
+    """PostgreSQL reads backslash escapes in a configuration string ('\\u' is 'u'): the name
+    written unescaped was another name (recovery then ran past it to the end of the WAL)
+    or no string at all. Read back by the server itself through pg_file_settings."""
+    target = parse_target("name", name, "pause", "jarvis-tui wal-fetch %f %p")
+    write_recovery(tmp_path, target)
+    auto = postgres_server.data_dir / "postgresql.auto.conf"
+    kept = auto.read_text()
+    try:
+        with open(auto, "w") as handle:  # keeps the server account's file
+            handle.write((tmp_path / "postgresql.auto.conf").read_text())
+        rows = postgres_server.execute(  # a syntax error is a row without a name
+            "SELECT name, setting FROM pg_file_settings "
+            "WHERE name = 'recovery_target_name' OR name IS NULL"
+        )
+    finally:
+        with open(auto, "w") as handle:
+            handle.write(kept)
+    assert rows == [("recovery_target_name", name)]
+
+
+@pytest.mark.parametrize("name", ["two\nlines", "carriage\rreturn"])
+def test_a_restore_point_name_postgresql_cannot_read_from_its_configuration_is_refused(
+    name: str,
+) -> None:
+    with pytest.raises(JarvisError, match="restore point") as refused:
+        parse_target("name", name, "pause", "jarvis-tui wal-fetch %f %p")
+    assert "\n" not in str(refused.value)
+
+
+@pytest.mark.parametrize("xid", ["²", "١٢٣", "99999999999999999999999"])
+def test_a_transaction_id_postgresql_would_not_take_is_refused(xid: str) -> None:
+    with pytest.raises(JarvisError, match="target transaction"):
+        parse_target("xid", xid, "pause", "jarvis-tui wal-fetch %f %p")
+
+
+def test_an_lsn_is_written_as_postgresql_takes_it() -> None:
+    assert parse_target("lsn", " 0/3000148 ", "pause", "x").value == "0/3000148"

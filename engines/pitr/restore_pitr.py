@@ -182,7 +182,9 @@ def _without_block(text: str) -> str:
 
 
 def _quoted(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
+    """As ALTER SYSTEM writes a value: PostgreSQL reads backslash escapes in a quoted
+    setting ('\\u' is 'u'), so a backslash is doubled as a quote is."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
 def _write_private(path: Path, text: str) -> None:

@@ -70,12 +70,15 @@ def parse_target(
         value = target_time(value).isoformat(sep=" ")
     elif kind == "lsn":
         lsn_value(value)
-    elif kind == "xid":
-        if not value.strip().isdigit():
-            raise JarvisError(f"target transaction {value!r}: give its id, e.g. 1234")
         value = value.strip()
+    elif kind == "xid":
+        value = value.strip()
+        # ASCII digits only ('²'.isdigit() holds) and within PostgreSQL's 64-bit xid8
+        if not (value.isascii() and value.isdigit() and int(value) < 2**64):
+            raise JarvisError(f"target transaction {value!r}: give its id, e.g. 1234")
     elif kind == "name":
-        if not value or len(value) > 63:
+        # a line break cannot be written into postgresql.auto.conf (ALTER SYSTEM refuses it too)
+        if not value or len(value) > 63 or not value.isprintable():
             raise JarvisError(
                 f"restore point {value!r}: give the name pg_create_restore_point took"
             )

@@ -111,6 +111,18 @@ class _Prefetcher:
                 assert self.position is not None
                 number = segment_number(name, self.position.segment_size)
                 self.end = number if self.end is None else min(self.end, number)
+        self._drop_past_end()
+
+    def _drop_past_end(self) -> None:
+        """Segments fetched past a missing or failed one: recovery cannot reach them
+        without passing it, and then the worker is repositioned and fetches again."""
+        if self.end is None or self.position is None:
+            return
+        size, timeline = self.position.segment_size, self.position.timeline
+        for name in [n for n in self.ours if n[:8] == timeline]:
+            if segment_number(name, size) > self.end:
+                (self.folder / name).unlink(missing_ok=True)
+                self.ours.discard(name)
 
     def _note_taken(self, present: set[str]) -> None:
         """The fast path moved these into place: recovery has reached them."""

@@ -1,6 +1,8 @@
 """Adversarial checks of the point-in-time recovery parts (issue #16): inputs an operator
 mistypes or an attacker forges, each of which once gave a wrong answer."""
 
+import signal
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -9,7 +11,12 @@ from engines.errors import JarvisError
 from engines.pitr.archiving import runs_wal_push
 from engines.pitr.restore_pitr import write_recovery
 from engines.pitr.restore_target import parse_target
+from engines.servers.process import free_port
 from tests.support.postgres import PostgresServer
+from tests.support.processes import wait_until
+from tests.test_pitr_archive import Archive, archive  # noqa: F401
+from tests.test_pitr_restore import History, history  # noqa: F401
+from tests.test_pitr_start import jarvis_beside_python, restore_and_start, server_pid, stopped_after
 
 
 @pytest.mark.parametrize(
@@ -91,3 +98,51 @@ def test_a_transaction_id_postgresql_would_not_take_is_refused(xid: str) -> None
 
 def test_an_lsn_is_written_as_postgresql_takes_it() -> None:
     assert parse_target("lsn", " 0/3000148 ", "pause", "x").value == "0/3000148"
+
+
+def test_a_data_folder_named_through_a_symbolic_link_is_refused_before_anything_is_laid_out(
+    history: History,  # noqa: F811
+) -> None:
+    """A link to an empty folder (or to nowhere) got the whole base backup extracted, then
+    'alink -> alink: part of this path is a file, not a folder'."""
+    arc = history.archive
+    empty = arc.root / "link-target"
+    empty.mkdir()
+    for name, points_to in (("to-empty", empty), ("to-nowhere", arc.root / "nowhere")):
+        link = arc.root / name
+        link.symlink_to(points_to)
+        result = restore_and_start(arc, link, free_port(), "--target-time", history.moments[1])
+        err = result.stderr.strip()
+        assert result.returncode == 1, err
+        assert err == (
+            f"jarvis-tui: {link}: a symbolic link (to {points_to}); nothing was changed. Name "
+            "the empty (or new) data folder itself"
+        )
+    assert list(empty.iterdir()) == [] and not (arc.root / "nowhere").exists()
+
+
+def test_ctrl_c_while_waiting_for_the_target_names_the_server_left_running(
+    history: History,  # noqa: F811
+) -> None:
+    """The server runs detached, so Ctrl-C of the wait left it recovering on its own behind
+    a bare 'jarvis-tui: interrupted'."""
+    arc, port = history.archive, free_port()
+    folder = arc.root / "interrupted"
+    with stopped_after(folder):
+        waiting = subprocess.Popen(
+            [*jarvis_beside_python(arc), "--env-file", str(arc.env_file), "restore", "postgres",
+             "--pitr", "--target-time", history.moments[2], "--target-action", "pause",
+             "--pgdata", str(folder), "--start", "--port", str(port)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=arc.root,
+        )  # fmt: skip
+        wait_until(lambda: server_pid(folder) is not None, timeout=120, what="the server")
+        waiting.send_signal(signal.SIGINT)
+        _, err = waiting.communicate(timeout=60)
+        pid = server_pid(folder)
+        assert waiting.returncode == 130, err
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in err, err
+        assert lines[0].startswith("jarvis-tui: interrupted while waiting for the moment ")
+        assert f"the server keeps running and recovering (pid {pid}, port {port})" in lines[0]
+        assert f"-D {folder} stop -m fast` as " in lines[0]
+        assert f"its log: {folder}/log/jarvis-recovery.log" in lines[0]

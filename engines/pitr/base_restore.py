@@ -63,6 +63,13 @@ class _BlocksReader(io.RawIOBase):
 
 def refuse_unless_empty(pgdata: Path) -> None:
     """A live server's folder, a file, or a folder with anything in it is refused."""
+    if pgdata.is_symlink():
+        # The laid-out folder is renamed into place, which cannot replace a link; said
+        # before the base backup is extracted for nothing.
+        raise JarvisError(
+            f"{pgdata}: a symbolic link (to {os.readlink(pgdata)}); nothing was changed. "
+            "Name the empty (or new) data folder itself"
+        )
     if pgdata.exists() and not pgdata.is_dir():
         raise JarvisError(f"{pgdata}: not a folder; name an empty (or new) data folder")
     pid_file = pgdata / "postmaster.pid"

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engines.config import Settings
+from engines.errors import JobCancelledError
 from engines.jobs import JobContext
 from engines.pitr.data_owner import owner_for, refuse_unless_startable
 from engines.pitr.recovery_server import refuse_unless_port_free, server_bin_dir, start_server
@@ -61,10 +62,21 @@ def start_and_wait(
         + ("" if server.socket_dir == pgdata else f"; its socket folder: {server.socket_dir}")
     ]
     context.log(lines[0])
-    reached = wait_for_target(
-        server, target, base.get("start_lsn") or "0/0", _logins(plan.owner, settings),
-        plan.timeout_s, context,
-    )  # fmt: skip
+    try:
+        reached = wait_for_target(
+            server, target, base.get("start_lsn") or "0/0", _logins(plan.owner, settings),
+            plan.timeout_s, context,
+        )  # fmt: skip
+    except (KeyboardInterrupt, JobCancelledError):
+        # The server runs detached and goes on recovering: say where, as the timeout does.
+        pg_ctl = plan.bin_dir / "pg_ctl"
+        raise JobCancelledError(
+            f"interrupted while waiting for {target.describe()}: the server keeps running and "
+            f"recovering (pid {server.process.pid}, port {plan.port}); stop it with `{pg_ctl} "
+            f"-D {pgdata} stop -m fast` as {plan.owner.name}, or let it reach the target; "
+            f"its log: {server.log_path}"
+            + ("" if server.socket_dir == pgdata else f"; its socket folder: {server.socket_dir}")
+        ) from None
     clear_prefetched(pgdata)  # recovery is over: what the prefetch brought ahead goes
     lines.append(_reached_line(reached, target))
     lines.append(_left_line(reached, target, plan.port))

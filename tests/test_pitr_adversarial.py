@@ -1,6 +1,7 @@
 """Adversarial checks of the point-in-time recovery parts (issue #16): inputs an operator
 mistypes or an attacker forges, each of which once gave a wrong answer."""
 
+import os
 import signal
 import subprocess
 from pathlib import Path
@@ -146,3 +147,61 @@ def test_ctrl_c_while_waiting_for_the_target_names_the_server_left_running(
         assert f"the server keeps running and recovering (pid {pid}, port {port})" in lines[0]
         assert f"-D {folder} stop -m fast` as " in lines[0]
         assert f"its log: {folder}/log/jarvis-recovery.log" in lines[0]
+
+
+def _archive_history(arc: Archive, timeline: int, text: str) -> Path:
+    """A .history file archived as the server's archiver would (wal-push of pg_wal's file);
+    the repository object it made."""
+    made = arc.pg.data_dir / "pg_wal" / f"{timeline:08X}.history"
+    made.write_text(text)
+    os.chown(made, arc.pg.account.uid, arc.pg.account.gid)
+    try:
+        pushed = arc.cli("wal-push", str(made))
+        assert pushed.returncode == 0, pushed.stderr
+    finally:
+        made.unlink()
+    return next((arc.repository / "wal").glob(f"*/{made.name}.*"))
+
+
+def _restore_line(history: History, folder: Path, *words: str) -> tuple[int, str]:  # noqa: F811
+    result = history.archive.cli(
+        "restore", "postgres", "--pitr", "--target-time", history.moments[1], *words,
+        "--pgdata", str(folder), "--dry-run",
+    )  # fmt: skip
+    err = result.stderr.strip()
+    assert "Traceback" not in err and len(err.splitlines()) <= 1, err
+    return result.returncode, err
+
+
+def test_forged_history_files_are_named_never_followed(history: History, tmp_path: Path) -> None:  # noqa: F811
+    """A renamed history file is caught by its sealed name. One whose ancestors are not each
+    older than the next (PostgreSQL refuses it, but only at recovery) gave 'no PostgreSQL
+    base backup yet' with two in the catalog; so did a sound timeline 2 branched before
+    every base backup, where --target-timeline 1 is the way."""
+    arc = history.archive
+    made: list[Path] = []
+    try:
+        for parents in ("2\t0/3000000\tlooped\n", "1\t0/3000000\tx\n5\t0/4000000\ty\n"):
+            made.append(_archive_history(arc, 2, parents))
+            code, err = _restore_line(history, tmp_path / "damaged")
+            assert code == 4 and err.startswith(
+                f"jarvis-tui: {made[-1].relative_to(arc.repository)}: names timelines "
+            ), err
+            assert "the file is damaged. Restore along another --target-timeline" in err
+            timeline = arc.cli("pitr", "timeline")
+            assert timeline.returncode == 0 and "the file is damaged" in timeline.stdout
+            made.pop().unlink()
+        made.append(_archive_history(arc, 2, "1\t0/3000000\tbefore every base backup\n"))
+        code, err = _restore_line(history, tmp_path / "off-path")
+        assert code == 7 and "none of the 2 PostgreSQL base backups lies on the history" in err
+        assert _restore_line(history, tmp_path / "one", "--target-timeline", "1") == (0, "")
+        renamed = made[-1].with_name(made[-1].name.replace("00000002", "00000003"))
+        renamed.write_bytes(made[-1].read_bytes())
+        made.append(renamed)
+        code, err = _restore_line(history, tmp_path / "renamed", "--target-timeline", "3")
+        assert code == 4 and "expected name 00000003.history" in err
+        assert "the file claims name 00000002.history" in err
+    finally:
+        for path in made:
+            path.unlink()
+    assert not any(tmp_path.iterdir())

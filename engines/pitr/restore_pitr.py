@@ -48,7 +48,7 @@ def base_for_target(
 ) -> BackupSet:
     """The newest complete base backup set that ended before the target (and, with
     `on_timeline`, lies on the timeline the restore follows)."""
-    seen = 0
+    seen = elsewhere = 0
     for backup_set in catalog.list_backup_sets(kind=SOURCE):
         if backup_set.status != "complete":
             continue
@@ -56,6 +56,7 @@ def base_for_target(
         if not bases:
             continue
         if on_timeline is not None and not on_timeline(bases[0].metadata):
+            elsewhere += 1
             continue
         seen += 1
         if ended_before(bases[0].metadata, target):
@@ -64,6 +65,12 @@ def base_for_target(
         raise NotFoundError(
             f"no PostgreSQL base backup lies on timeline {target.timeline}'s history; "
             "restore along another --target-timeline (`jarvis-tui pitr timeline` lists them)"
+        )
+    if not seen and elsewhere:
+        raise NotFoundError(
+            f"none of the {elsewhere} PostgreSQL base backups lies on the history of the "
+            "newest archived timeline, which a restore follows unless told; restore along "
+            "another --target-timeline (`jarvis-tui pitr timeline` lists them)"
         )
     if not seen:
         raise NotFoundError(

@@ -12,6 +12,7 @@ ended before that timeline was left (one taken later holds WAL of another branch
 """
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 from engines.destinations import Destination
 from engines.errors import IntegrityError
@@ -124,4 +125,12 @@ def timeline_path(
     switches = parse_history(fetched.data.decode("utf-8", errors="replace"))
     if not switches:
         raise HistoryMissingError(f"{key}: names no parent timeline; the file is damaged")
+    ancestors = [switch.timeline for switch in switches] + [timeline]
+    if any(older >= newer for older, newer in pairwise(ancestors)):
+        # PostgreSQL refuses such a file too, but only once the folder is laid out
+        raise HistoryMissingError(
+            f"{key}: names timelines {', '.join(map(str, ancestors[:-1]))} as timeline "
+            f"{timeline}'s ancestors, not each older than the next; the file is damaged. "
+            "Restore along another --target-timeline (`jarvis-tui pitr timeline` lists them)"
+        )
     return TimelinePath(timeline, switches)

@@ -17,16 +17,15 @@ import pytest
 
 from engines.pipeline.crypto import generate_key_hex
 from engines.pitr.wal_push_queue import (
+    DEFAULT_SETTINGS,
     LAUNCHER_WAIT_S,
-    LOCK_NAME,
     env_identity,
-    hold_lock,
     ready_names,
     want,
-    worker_running,
     write_mark,
 )
 from engines.pitr.wal_spools import PUSH_FOLDER
+from engines.pitr.wal_worker import LOCK_NAME, hold_lock, worker_running
 from engines.servers.process import credentials, reachable_by
 from jarvis_tui.cli import main
 from jarvis_tui.launch import answered_at_once
@@ -305,7 +304,7 @@ def test_one_worker_per_pg_wal_and_stale_marks_are_removed(archive: Archive, tmp
         want(pg_wal, "/elsewhere/other.env")
         assert running.wait(timeout=WAIT_S) == 0
         workers.append(subprocess.Popen(argv))  # started by one of those callers
-        wait_until(lambda: worker_running(pg_wal), WAIT_S, "the new worker")
+        wait_until(lambda: worker_running(marks), WAIT_S, "the new worker")
         shutil.rmtree(pg_wal / "archive_status")  # the cluster went away
         assert workers[-1].wait(timeout=WAIT_S) == 0
     finally:
@@ -357,9 +356,10 @@ def test_the_launcher_waits_on_a_running_worker_and_leaves_the_rest_to_the_progr
     (pg_wal / "archive_status" / f"{name}.ready").touch()
     words = ["wal-push", str(pg_wal / name)]
     assert not answered_at_once(words)  # no worker: the program starts one
-    lock = hold_lock(pg_wal)  # this test is the worker now
+    (pg_wal / PUSH_FOLDER).mkdir()
+    lock = hold_lock(pg_wal / PUSH_FOLDER, DEFAULT_SETTINGS)  # this test is the worker now
     try:
-        assert lock is not None and worker_running(pg_wal)
+        assert lock is not None and worker_running(pg_wal / PUSH_FOLDER)
         acknowledge = threading.Timer(0.1, write_mark, (pg_wal, name, ".ok"))
         acknowledge.start()
         assert answered_at_once(words)
@@ -379,4 +379,4 @@ def test_the_launcher_waits_on_a_running_worker_and_leaves_the_rest_to_the_progr
         assert (pg_wal / PUSH_FOLDER / f"{name}.error").exists()
     finally:
         os.close(lock)
-    assert not worker_running(pg_wal)
+    assert not worker_running(pg_wal / PUSH_FOLDER)

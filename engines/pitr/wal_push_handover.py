@@ -15,14 +15,9 @@ from pathlib import Path
 from engines.config import Settings
 from engines.errors import JarvisError
 from engines.pitr.wal_deadline import WalTimeoutError
-from engines.pitr.wal_push_queue import (
-    holder_identity,
-    queued,
-    take_acknowledgement_for,
-    take_failure,
-    want,
-    worker_running,
-)
+from engines.pitr.wal_push_queue import queued, take_acknowledgement_for, take_failure, want
+from engines.pitr.wal_spools import push_folder
+from engines.pitr.wal_worker import holder_identity, worker_running
 
 POLL_S = 0.02
 PROBE_EVERY_S = 0.5
@@ -43,6 +38,7 @@ def hand_over(
     caller to push it itself; raise WalPushFailedError with the worker's
     reason, or WalTimeoutError when no mark came within BACKUP_WAL_PUSH_TIMEOUT."""
     pg_wal = path.absolute().parent
+    marks = push_folder(pg_wal)
     timeout = settings.backup_wal_push_timeout
     give_up_at = time.monotonic() + timeout
     probe_at = 0.0
@@ -64,8 +60,8 @@ def hand_over(
         if now >= probe_at:
             if not queued(path):
                 return False
-            if worker_running(pg_wal):
-                if holder_identity(pg_wal) not in (None, identity):
+            if worker_running(marks):
+                if holder_identity(marks) not in (None, identity):
                     want(pg_wal, identity)  # it ends at its next scan; ours starts then
                 probe_at = now + PROBE_EVERY_S
             else:

@@ -1,21 +1,21 @@
 """What the asynchronous wal-push shares in `pg_wal/`: PostgreSQL's own queue (the
-`archive_status/<name>.ready` files it keeps until wal-push succeeded), the worker's lock
-and its marks in `pg_wal/jarvis-push/` (engines/pitr/wal_spools.py).
+`archive_status/<name>.ready` files it keeps until wal-push succeeded), and the worker's
+marks in `pg_wal/jarvis-push/` (engines/pitr/wal_spools.py), where it also holds its lock
+(engines/pitr/wal_worker.py) with the settings it pushes with.
 
 The `.ready` files are the only queue: nothing is copied aside, so nothing can be dropped
 or go stale; a mark only says what the worker did with a name PostgreSQL still asks for.
 """
 
-import fcntl
 import os
 import time
 from pathlib import Path
 
 from engines.pitr.wal_spools import ACKNOWLEDGED, FAILED, push_folder, take_acknowledgement
+from engines.pitr.wal_worker import holder_identity, worker_running
 
 STATUS_FOLDER = "archive_status"
 READY = ".ready"
-LOCK_NAME = "worker.lock"
 WANTED_NAME = "wanted"  # the settings the callers push with, when a worker runs with others
 _TEMPORARY = ".tmp-"
 # How long the launcher waits on a running worker before handing the call to the program
@@ -116,32 +116,6 @@ def remove_leftovers(pg_wal: Path, identity: str) -> None:
             mark.unlink(missing_ok=True)
 
 
-def hold_lock(pg_wal: Path, identity: str = DEFAULT_SETTINGS) -> int | None:
-    """An open descriptor holding the worker's lock (kept for the process's life; the
-    kernel releases it however the process ends), or None when another worker has it.
-    The holder's pid (for the operator) and settings are written into the lock file."""
-    folder = push_folder(pg_wal)
-    folder.mkdir(mode=0o700, exist_ok=True)
-    fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()} {identity}\n".encode())
-    return fd
-
-
-def holder_identity(pg_wal: Path) -> str | None:
-    """The settings the lock's holder (or its last holder) pushes with."""
-    try:
-        words = (push_folder(pg_wal) / LOCK_NAME).read_text().split(maxsplit=1)
-    except FileNotFoundError:
-        return None
-    return words[1].strip() if len(words) == 2 else None
-
-
 def want(pg_wal: Path, identity: str) -> None:
     """Ask a worker running with other settings to end (it reads this at every scan)."""
     write_mark(pg_wal, WANTED_NAME, "", identity + "\n")
@@ -156,20 +130,6 @@ def unwanted(pg_wal: Path, identity: str) -> bool:
     return wanted not in ("", identity)
 
 
-def worker_running(pg_wal: Path) -> bool:
-    try:
-        fd = os.open(push_folder(pg_wal) / LOCK_NAME, os.O_RDONLY)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)  # closing releases a lock taken here
-    return False
-
-
 def acknowledged_soon(path: Path, identity: str) -> bool:
     """The launcher's wait, without importing the program: True once the running worker
     acknowledged `path`. False at once when `path` is not queued or no worker runs (the
@@ -178,7 +138,8 @@ def acknowledged_soon(path: Path, identity: str) -> bool:
     of them only by a little."""
     if not queued(path):
         return False
-    failed = push_folder(path.parent) / (path.name + FAILED)
+    folder = push_folder(path.parent)
+    failed = folder / (path.name + FAILED)
     give_up_at = time.monotonic() + LAUNCHER_WAIT_S
     polls = 0
     while time.monotonic() < give_up_at:
@@ -186,9 +147,9 @@ def acknowledged_soon(path: Path, identity: str) -> bool:
             return True
         if failed.exists():
             return False
-        if polls % 10 == 0 and not (worker_running(path.parent) and queued(path)):
+        if polls % 10 == 0 and not (worker_running(folder) and queued(path)):
             return False
-        if polls == 0 and holder_identity(path.parent) not in (None, identity):
+        if polls == 0 and holder_identity(folder) not in (None, identity):
             return False  # a worker with other settings: the program asks it to end
         polls += 1
         time.sleep(LAUNCHER_POLL_S)

@@ -25,7 +25,6 @@ from engines.pitr.settings_refresh import FreshSettings
 from engines.pitr.wal_deadline import HARD_STOP_CODE
 from engines.pitr.wal_push import push_wal
 from engines.pitr.wal_push_queue import (
-    hold_lock,
     marked_names,
     ready_names,
     remove_leftovers,
@@ -34,7 +33,8 @@ from engines.pitr.wal_push_queue import (
     want,
     write_mark,
 )
-from engines.pitr.wal_spools import ACKNOWLEDGED, FAILED
+from engines.pitr.wal_spools import ACKNOWLEDGED, FAILED, push_folder
+from engines.pitr.wal_worker import hold_lock
 from engines.plumbing.os_errors import explain_os_error
 from engines.plumbing.redaction import redact
 
@@ -45,7 +45,6 @@ IN_FLIGHT_PER_THREAD = 2
 # name is not pushed again meanwhile (only should the `.ready` stay, as after a failed
 # rename, is it pushed again; push_wal finds it stored and only says so).
 RENAME_GRACE_S = 5.0
-LOCK_TRIES = 5
 
 
 def failure_reason(error: BaseException) -> str:
@@ -127,12 +126,9 @@ def run_worker(
 ) -> int:
     """Push `pg_wal`'s ready files until idle, acknowledging them as pushed with the
     settings `identity` names; 0 also when another worker holds the lock."""
-    for _ in range(LOCK_TRIES):  # a wal-push probing the lock holds it for a moment
-        lock = hold_lock(pg_wal, identity)
-        if lock is not None:
-            break
-        time.sleep(0.02)
-    else:
+    push_folder(pg_wal).mkdir(mode=0o700, exist_ok=True)
+    lock = hold_lock(push_folder(pg_wal), identity)
+    if lock is None:
         return 0
     remove_leftovers(pg_wal, identity)
     want(pg_wal, identity)  # the caller that started it wants these settings

@@ -30,9 +30,10 @@ def start_detached(argv: list[str]) -> None:
     )  # fmt: skip
 
 
-def hold_lock(folder: Path) -> int | None:
+def hold_lock(folder: Path, identity: str | None = None) -> int | None:
     """An open descriptor holding `folder`'s worker lock (keep it for the process's life),
-    or None when another worker holds it. The holder's pid is written into the file."""
+    or None when another worker holds it. The holder's pid is written into the file, and
+    after it `identity` when given (the settings the push worker runs with)."""
     fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
     for attempt in range(LOCK_TRIES):
         try:
@@ -42,10 +43,20 @@ def hold_lock(folder: Path) -> int | None:
                 time.sleep(LOCK_RETRY_S)
             continue
         os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        holder = f"{os.getpid()} {identity}" if identity else str(os.getpid())
+        os.write(fd, f"{holder}\n".encode())
         return fd
     os.close(fd)
     return None
+
+
+def holder_identity(folder: Path) -> str | None:
+    """The identity the lock's holder (or its last holder) wrote, if any."""
+    try:
+        words = (folder / LOCK_NAME).read_text().split(maxsplit=1)
+    except FileNotFoundError:
+        return None
+    return words[1].strip() if len(words) == 2 else None
 
 
 def worker_running(folder: Path) -> bool:

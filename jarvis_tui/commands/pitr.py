@@ -124,14 +124,15 @@ def run_wal_push(args: argparse.Namespace) -> ExitCode:
 
 def _start_push_worker(args: argparse.Namespace, pg_wal: Path) -> None:
     """The worker pushing pg_wal's ready files, detached: it outlives this call."""
-    import subprocess
+    from engines.pitr.wal_worker import start_detached
 
-    words = ["--env-file", str(args.env_file)] if args.env_file else []
-    subprocess.Popen(
-        [sys.executable, "-m", "jarvis_tui.cli", *words, "wal-push", "--worker", str(pg_wal)],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )  # fmt: skip
+    start_detached(_worker_argv(args, "wal-push", "--worker", str(pg_wal)))
+
+
+def _worker_argv(args: argparse.Namespace, *words: str) -> list[str]:
+    """This program with this call's env file, running `words` (a WAL worker)."""
+    env_file = ["--env-file", str(args.env_file)] if args.env_file else []
+    return [sys.executable, "-m", "jarvis_tui.cli", *env_file, *words]
 
 
 def _give_up(error: Exception) -> NoReturn:
@@ -178,10 +179,9 @@ def _prefetch_after(args: argparse.Namespace, dest: Path, system_id: int, size: 
 
     from engines.pitr.wal_prefetch import Position, follow
 
-    words = ["--env-file", str(args.env_file)] if args.env_file else []
-    worker = [sys.executable, "-m", "jarvis_tui.cli", *words, "wal-fetch", "--prefetch-worker"]
+    worker = _worker_argv(args, "wal-fetch", "--prefetch-worker", args.name, str(dest))
     with suppress(OSError):
-        follow(dest.parent, Position(args.name, system_id, size), [*worker, args.name, str(dest)])
+        follow(dest.parent, Position(args.name, system_id, size), worker)
 
 
 def _run_prefetch_worker(args: argparse.Namespace) -> NoReturn:

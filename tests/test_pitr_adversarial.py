@@ -1,7 +1,9 @@
 """Adversarial checks of the point-in-time recovery parts (issue #16): inputs an operator
 mistypes or an attacker forges, each of which once gave a wrong answer."""
 
+import contextlib
 import os
+import shutil
 import signal
 import subprocess
 from pathlib import Path
@@ -12,12 +14,15 @@ from engines.errors import JarvisError
 from engines.pitr.archiving import runs_wal_push
 from engines.pitr.restore_pitr import write_recovery
 from engines.pitr.restore_target import parse_target
+from engines.pitr.wal_reseal import reseal_wal
 from engines.servers.process import free_port
 from tests.support.postgres import PostgresServer
 from tests.support.processes import wait_until
 from tests.test_pitr_archive import Archive, archive  # noqa: F401
 from tests.test_pitr_restore import History, history  # noqa: F401
 from tests.test_pitr_start import jarvis_beside_python, restore_and_start, server_pid, stopped_after
+from tests.test_pitr_wal_reseal import OLD, ROTATED, _key_ids
+from tests.test_pitr_wal_reseal import _archive as reseal_archive
 
 
 @pytest.mark.parametrize(
@@ -205,3 +210,62 @@ def test_forged_history_files_are_named_never_followed(history: History, tmp_pat
         for path in made:
             path.unlink()
     assert not any(tmp_path.iterdir())
+
+
+def test_a_segment_copied_into_another_timelines_folder_does_not_count_there(
+    history: History,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """The listing took every segment name in wal/<system>/00000002/ for timeline 2's copy:
+    timeline 1's objects copied there made the chain 'all in the archive' while wal-fetch
+    (which asks for 00000002...) found none. A stray file there stopped every listing."""
+    arc = history.archive
+    made = [_archive_history(arc, 2, "1\t0/5000000\tbranched in segment 5\n")]
+    try:
+        cluster = made[0].parent
+        code, err = _restore_line(history, tmp_path / "gap")
+        assert code == 1 and "WAL segment 000000020000000000000005 is not in the archive" in err
+        (cluster / "00000002").mkdir()
+        for own in sorted((cluster / "00000001").glob("00000001000000000000000[5-9].*")):
+            made.append(cluster / "00000002" / own.name)
+            shutil.copy2(own, made[-1])
+        made.append(cluster / "00000001" / "ZZZZZZZZZZZZZZZZZZZZZZZZ.zst.enc")
+        made[-1].write_bytes(b"not ours")
+        assert _restore_line(history, tmp_path / "copied") == (code, err)
+        timeline = arc.cli("pitr", "timeline")
+        assert timeline.returncode == 0, timeline.stderr
+        assert "LSN 0/9000000 (segment 000000010000000000000008" in timeline.stdout
+    finally:
+        for path in reversed(made):
+            path.unlink()
+        with contextlib.suppress(OSError):
+            (made[0].parent / "00000002").rmdir()
+
+
+def test_rekey_leaves_objects_under_a_key_other_than_their_own_as_they_are(tmp_path) -> None:
+    """A segment moved into another timeline's folder, or a history file copied into a
+    timeline's folder, was sealed again under the new key there: a valid-looking object
+    under a key wal-fetch never reads. Now named as remaining (under the old key), while
+    swapped objects and another repository's stay named as problems."""
+    repository, repository_id, files = reseal_archive(tmp_path / "ours")
+    other, _, _ = reseal_archive(tmp_path / "other")
+    keys = sorted(key for key in files if "history" not in key)
+    first, second = (repository.local_path(key) for key in keys[:2])
+    swapped = first.read_bytes()
+    first.write_bytes(second.read_bytes())
+    second.write_bytes(swapped)
+    repository.local_path(keys[2]).write_bytes(other.local_path(keys[2]).read_bytes())
+    own = repository.local_path(keys[3])
+    moved = own.parent.parent / "00000002" / own.name
+    moved.parent.mkdir()
+    own.rename(moved)
+    timeline_file = repository.local_path(next(key for key in files if "history" in key))
+    copied = own.parent / timeline_file.name
+    shutil.copy(timeline_file, copied)
+    result = reseal_wal(repository, ROTATED, repository_id)
+    root = repository.local_path("wal").parent
+    assert result.resealed == [str(timeline_file.relative_to(root))]
+    misplaced = {str(path.relative_to(root)) for path in (moved, copied)}
+    assert {key for key, _ in result.remaining} == set(keys[:3]) | misplaced
+    assert sorted(problem.split(" on local")[0] for problem in result.problems) == keys[:3]
+    assert {_key_ids(repository)[key] for key in misplaced} == {OLD.key_id}

@@ -7,6 +7,7 @@ is the one holding it; for a moment or a restore point nobody knows which segmen
 it without reading them, so the chain must run unbroken to the newest archived segment.
 """
 
+import contextlib
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -17,7 +18,7 @@ from engines.pitr.archive_layout import WAL_FOLDER, candidate_keys, wal_identity
 from engines.pitr.archive_store import read_whole
 from engines.pitr.restore_target import PitrTarget, lsn_value
 from engines.pitr.timeline_history import TimelinePath
-from engines.pitr.wal_files import parse_name, read_header, segment_number
+from engines.pitr.wal_files import WalNameError, parse_name, read_header, segment_number
 
 SEGMENT_NAME_LENGTH = 24
 
@@ -43,13 +44,17 @@ def archived_segments(repository: Destination, system_id: int, timeline: int) ->
 
 
 def archived_listing(repository: Destination, system_id: int, timeline: int) -> dict[str, datetime]:
-    """Each archived segment's name and when it was stored (wal-push writes it once)."""
+    """Each archived segment's name and when it was stored (wal-push writes it once).
+    Only this timeline's names count: wal-fetch looks for no other name in its folder,
+    and a stray file there is no segment."""
     prefix = f"{WAL_FOLDER}/{system_id}/{timeline:08X}/"
     names: dict[str, datetime] = {}
     for stored in repository.list(prefix):
         name = stored.key.rsplit("/", 1)[-1].split(".", 1)[0]
-        if len(name) == SEGMENT_NAME_LENGTH and parse_name(name).kind == "segment":
-            names[name] = stored.modified
+        if len(name) == SEGMENT_NAME_LENGTH and name.startswith(f"{timeline:08X}"):
+            with contextlib.suppress(WalNameError):
+                if parse_name(name).kind == "segment":
+                    names[name] = stored.modified
     return names
 
 

@@ -37,7 +37,13 @@ from engines.errors import (
 )
 from engines.pipeline.artifacts import Expected, reseal_artifact, verify_artifact
 from engines.pipeline.crypto import Keyring, read_header
-from engines.pitr.archive_layout import RECORD_STEM, SOURCE, WAL_FOLDER, wal_identity
+from engines.pitr.archive_layout import (
+    RECORD_STEM,
+    SOURCE,
+    WAL_FOLDER,
+    candidate_keys,
+    wal_identity,
+)
 from engines.pitr.archive_store import sealed_identity
 from engines.pitr.wal_files import WalNameError, parse_name
 from engines.plumbing.fsutil import fsync_directory, temporary_path_for
@@ -67,6 +73,8 @@ def _expected(key: str, repository_id: str | None) -> dict[str, str] | None:
             return None
         if len(parts) not in (3, 4) or not parts[1].isdigit():
             return None
+        if key not in candidate_keys(int(parts[1]), name):
+            return None  # in another timeline's folder: wal-fetch never reads it there
         identity = wal_identity(repository_id or "", int(parts[1]), name)
     if repository_id is None:
         del identity["repository"]

@@ -24,6 +24,15 @@ def answered_at_once(words: list[str]) -> bool:
     return False
 
 
+def jarvis_executable() -> str:
+    """This jarvis-tui, by absolute path, for the commands PostgreSQL runs
+    (archive_command, restore_command): its PATH is not ours."""
+    import shutil  # here: the fast path above does not need it
+
+    beside = Path(sys.executable).parent / "jarvis-tui"
+    return str(beside) if beside.is_file() else shutil.which("jarvis-tui") or "jarvis-tui"
+
+
 def main() -> int:
     if answered_at_once(sys.argv[1:]):
         return 0

@@ -126,9 +126,9 @@ def moment_target(kind: str, value: str, action: str, env_file: Path | None) -> 
     from engines.config import find_env_file
     from engines.pitr.restore_target import parse_target
     from engines.pitr.setup import restore_command
-    from jarvis_tui.commands.pitr import _own_command
+    from jarvis_tui.launch import jarvis_executable
 
-    command = restore_command(_own_command(), find_env_file(env_file))
+    command = restore_command(jarvis_executable(), find_env_file(env_file))
     return parse_target(kind, value, action, command)
 
 

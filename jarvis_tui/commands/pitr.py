@@ -8,7 +8,6 @@ by BACKUP_WAL_PUSH_TIMEOUT, and keep their start-up small.
 
 import argparse
 import os
-import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -193,21 +192,16 @@ def _run_prefetch_worker(args: argparse.Namespace) -> NoReturn:
         os._exit(ExitCode.OK)  # detached, nobody reads its code; a fetch may hang on
 
 
-def _own_command() -> str:
-    """This jarvis-tui, by absolute path: the archiver's PATH is PostgreSQL's."""
-    beside = Path(sys.executable).parent / "jarvis-tui"
-    return str(beside) if beside.is_file() else shutil.which("jarvis-tui") or "jarvis-tui"
-
-
 def run_pitr_setup(args: argparse.Namespace) -> ExitCode:
     from engines.actions.pitr_setup import SetupOptions
     from engines.actions.verbs import Request
     from engines.config import find_env_file
     from engines.pitr.setup import archive_command
     from jarvis_tui.commands.context import open_workspace, run_with_progress
+    from jarvis_tui.launch import jarvis_executable
 
     env_file = find_env_file(args.env_file)
-    command = archive_command(_own_command(), env_file)
+    command = archive_command(jarvis_executable(), env_file)
     with open_workspace(args) as workspace:
         options = SetupOptions(force=args.force)
         request = Request(reference=command, dry_run=not args.apply, options=options)

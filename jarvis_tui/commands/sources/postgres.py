@@ -212,10 +212,10 @@ def _pitr_target(args: argparse.Namespace) -> PitrTarget | None:
         raise JarvisError("--pitr needs --pgdata DIR, an empty data folder to restore into")
     from engines.config import find_env_file
     from engines.pitr.setup import restore_command as fetch_command
-    from jarvis_tui.commands.pitr import _own_command
+    from jarvis_tui.launch import jarvis_executable
 
     kind, value = chosen[0]
-    command = fetch_command(_own_command(), find_env_file(args.env_file))
+    command = fetch_command(jarvis_executable(), find_env_file(args.env_file))
     return parse_target(kind, value, args.target_action, command, args.target_timeline)
 
 

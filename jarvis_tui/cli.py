@@ -47,8 +47,8 @@ COMMAND_MODULES: dict[str, str] = {
     "sync": "jarvis_tui.commands.sync",
     "pull": "jarvis_tui.commands.pull",
     "s3": "jarvis_tui.commands.s3",
-    "wal-push": "jarvis_tui.commands.pitr",
-    "wal-fetch": "jarvis_tui.commands.pitr",
+    "wal-push": "jarvis_tui.commands.wal",
+    "wal-fetch": "jarvis_tui.commands.wal",
     "pitr": "jarvis_tui.commands.pitr",
 }
 

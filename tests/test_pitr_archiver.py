@@ -11,7 +11,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import psycopg
-import pytest
 
 from engines.alerts import AlertDispatcher
 from engines.catalog import Catalog
@@ -24,7 +23,7 @@ from engines.pitr.archiver_state import ArchiverState, read_archiver_state
 from engines.pitr.archiver_verdict import LagLimits, judge_archiver
 from tests.console_fixtures import fixed_disk, screen_words
 from tests.test_pitr_archive import Archive, _switch, archive, archive_command  # noqa: F401
-from tests.test_pitr_restore import _base_backup
+from tests.test_pitr_timeline import base_set  # noqa: F401
 
 SLACK = "/services/T0/B0/pitr"
 
@@ -160,18 +159,6 @@ def test_archiving_off_is_one_neutral_line_never_a_failure(archive: Archive) -> 
     assert (line.name, line.ok, line.detail, line.warning) == ("PITR", True, OFF, "")
 
 
-@pytest.fixture(scope="module")
-def base_set(archive: Archive) -> str:  # noqa: F811
-    with archive.env_file.open("a") as settings:
-        settings.write("BACKUP_COMPRESSION=zstd\n")  # gzip-9 of a cluster costs seconds
-    base = _base_backup(archive)
-    for _ in range(3):
-        _switch(archive)
-    checked = archive.cli("pitr", "check")  # the last switched segment arrived, so all did
-    assert checked.returncode == 0, checked.stderr
-    return base
-
-
 def _segments(archive: Archive) -> dict[str, Path]:  # noqa: F811
     return {
         path.name.split(".")[0]: path
@@ -182,7 +169,7 @@ def _segments(archive: Archive) -> dict[str, Path]:  # noqa: F811
 
 async def test_the_dashboard_shows_the_window_and_the_lag(
     archive: Archive,  # noqa: F811
-    base_set: str,
+    base_set: str,  # noqa: F811
     isolated_env,
 ) -> None:
     from jarvis_tui.app import make_app
@@ -223,7 +210,7 @@ async def _settle(pilot) -> None:
 
 def test_a_gap_alerts_once_fails_health_and_clears_when_refilled(
     archive: Archive,  # noqa: F811
-    base_set: str,
+    base_set: str,  # noqa: F811
     webhook_receiver,
 ) -> None:
     settings = _settings(archive, SLACK_WEBHOOK_URL=webhook_receiver.url(SLACK))
@@ -280,7 +267,7 @@ def test_health_lists_the_pitr_lines(archive: Archive, base_set: str) -> None:  
 
 def test_the_window_is_read_again_only_when_the_archive_changed(
     archive: Archive,  # noqa: F811
-    base_set: str,
+    base_set: str,  # noqa: F811
 ) -> None:
     from engines.monitoring.pitr_assessment import CachedTimeline
 
@@ -323,7 +310,7 @@ def test_a_server_not_archiving_is_one_neutral_line_and_no_alert(
 
 def test_a_damaged_archived_segment_fails_the_window_line_in_words(
     archive: Archive,  # noqa: F811
-    base_set: str,
+    base_set: str,  # noqa: F811
     webhook_receiver,
 ) -> None:
     settings = _settings(archive, SLACK_WEBHOOK_URL=webhook_receiver.url(SLACK))

@@ -6,16 +6,19 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from engines.errors import JarvisError
+from engines.pitr.archive_access import archive_command_problems
 from engines.pitr.archiving import runs_wal_push
+from engines.pitr.data_owner import refuse_unless_startable
 from engines.pitr.restore_pitr import write_recovery
 from engines.pitr.restore_target import parse_target
 from engines.pitr.wal_reseal import reseal_wal
-from engines.servers.process import free_port
+from engines.servers.process import free_port, unprivileged_account
 from tests.support.postgres import PostgresServer
 from tests.support.processes import wait_until
 from tests.test_pitr_archive import Archive, archive  # noqa: F401
@@ -269,3 +272,37 @@ def test_rekey_leaves_objects_under_a_key_other_than_their_own_as_they_are(tmp_p
     assert {key for key, _ in result.remaining} == set(keys[:3]) | misplaced
     assert sorted(problem.split(" on local")[0] for problem in result.problems) == keys[:3]
     assert {_key_ids(repository)[key] for key in misplaced} == {OLD.key_id}
+
+
+def test_a_program_named_through_a_link_in_a_closed_folder_is_found_unrunnable() -> None:
+    """The checks followed the link and judged only where it points: `pitr setup` and
+    --start passed a jarvis-tui named in a folder PostgreSQL's account may not enter (a
+    link in /root to /opt/jarvis, say), and the archiver then got 'Permission denied'."""
+    account = unprivileged_account("postgres")
+    root = Path(tempfile.mkdtemp(prefix="jarvis-adversarial-", dir="/tmp"))
+    try:
+        os.chmod(root, 0o755)
+        (root / "open").mkdir(mode=0o755)
+        (root / "closed").mkdir(mode=0o700)
+        program = root / "open" / "jarvis-tui"
+        program.write_text("#!/bin/sh\necho ran\n")
+        program.chmod(0o755)
+        link = root / "closed" / "jarvis-tui"
+        link.symlink_to(program)
+        runs = subprocess.run(  # as the archiver would: the link as the account
+            [str(program)], user=account.uid, group=account.gid, capture_output=True, text=True
+        )
+        assert runs.stdout == "ran\n"
+        with pytest.raises(PermissionError):
+            subprocess.run([str(link)], user=account.uid, group=account.gid, check=False)
+        command = f"{link} wal-fetch %f %p"
+        with pytest.raises(JarvisError, match=f"cannot run {link} \\({root / 'closed'} is "):
+            refuse_unless_startable(root / "data", account, command)
+        problems = archive_command_problems(account, f"{link} wal-push %p", root)
+        assert f"cannot run jarvis-tui, {link}: {root / 'closed'} is closed to it" in problems[0]
+        refuse_unless_startable(root / "data", account, f"{program} wal-fetch %f %p")
+        assert not any("cannot run" in p for p in archive_command_problems(
+            account, f"{program} wal-push %p", root
+        ))  # fmt: skip
+    finally:
+        shutil.rmtree(root)

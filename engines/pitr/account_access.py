@@ -47,15 +47,23 @@ def closed_to(account: Account, folder: Path) -> Path | None:
     return None
 
 
+def closed_on_the_way(account: Account, program: Path) -> Path | None:
+    """The first folder `account` may not pass on the way to `program`: through the folders
+    the command names (a link in a closed folder cannot be run, wherever it points) and
+    those of the file a link points to."""
+    return closed_to(account, program.parent) or closed_to(account, program.resolve().parent)
+
+
 def command_programs(command: str) -> list[Path]:
-    """A command's program (symlinks followed) and, for a script, its interpreter."""
+    """A command's program (as the command names it) and, for a script, its interpreter
+    (symlinks followed)."""
     try:
         words = shlex.split(command)
     except ValueError:
         return []
     if not words or not Path(words[0]).is_absolute():
         return []
-    found = [Path(words[0]).resolve()]
+    found = [Path(words[0])]
     try:
         with found[0].open("rb") as script:
             first = script.readline(256)

@@ -21,6 +21,7 @@ from engines.pitr.account_access import (
     RUN,
     WRITE,
     account_of,
+    closed_on_the_way,
     closed_to,
     command_programs,
     may,
@@ -67,7 +68,7 @@ def archive_command_problems(account: Account, command: str, repository: Path) -
     programs = command_programs(command)
     for number, program in enumerate(programs):
         what = "jarvis-tui" if number == 0 else f"the Python {programs[0].name} starts with"
-        closed = closed_to(account, program.parent)
+        closed = closed_on_the_way(account, program)
         if closed is not None:
             problems.append(
                 f"{who} cannot run {what}, {program}: {closed} is closed to it; chmod o+x "

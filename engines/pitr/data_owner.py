@@ -10,7 +10,15 @@ import os
 from pathlib import Path
 
 from engines.errors import JarvisError
-from engines.pitr.account_access import READ, RUN, account_of, closed_to, command_programs, may
+from engines.pitr.account_access import (
+    READ,
+    RUN,
+    account_of,
+    closed_on_the_way,
+    closed_to,
+    command_programs,
+    may,
+)
 from engines.servers.process import Account
 
 ROOT_HINT = (
@@ -53,7 +61,7 @@ def refuse_unless_startable(pgdata: Path, owner: Account, command: str) -> None:
             "restore into a folder it can reach"
         )
     for program in command_programs(command):
-        closed = closed_to(owner, program.parent)
+        closed = closed_on_the_way(owner, program)
         if closed is not None or not may(owner, program.stat(), READ | RUN):
             raise JarvisError(
                 f"--start: account {owner.name} cannot run {program} ({closed or program} is "

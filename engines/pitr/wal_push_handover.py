@@ -15,7 +15,7 @@ from pathlib import Path
 from engines.config import Settings
 from engines.errors import JarvisError
 from engines.pitr.wal_deadline import WalTimeoutError
-from engines.pitr.wal_push_queue import queued, take_acknowledgement_for, take_failure, want
+from engines.pitr.wal_push_queue import queued, take_acknowledgement, take_failure, want
 from engines.pitr.wal_spools import push_folder
 from engines.pitr.wal_worker import holder_identity, worker_running
 
@@ -43,7 +43,7 @@ def hand_over(
     give_up_at = time.monotonic() + timeout
     probe_at = 0.0
     while True:
-        if take_acknowledgement_for(path, identity):
+        if take_acknowledgement(path, identity):
             return True
         reason = take_failure(path)
         if reason is not None:

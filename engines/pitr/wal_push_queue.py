@@ -11,7 +11,7 @@ import os
 import time
 from pathlib import Path
 
-from engines.pitr.wal_spools import ACKNOWLEDGED, FAILED, push_folder, take_acknowledgement
+from engines.pitr.wal_spools import ACKNOWLEDGED, FAILED, push_folder
 from engines.pitr.wal_worker import holder_identity, worker_running
 
 STATUS_FOLDER = "archive_status"
@@ -31,22 +31,25 @@ def env_identity(env_file: str | os.PathLike[str] | None) -> str:
     return os.path.abspath(env_file) if env_file else DEFAULT_SETTINGS
 
 
-def take_acknowledgement_for(path: Path, identity: str) -> bool:
-    """take_acknowledgement of a mark written with the caller's settings only: once
-    archive_command names another env file (another repository), a worker still running
-    with the old one has stored nothing for this call. (An empty mark is taken as is.)"""
+def take_acknowledgement(path: Path, identity: str) -> bool:
+    """wal-push's fast path: True when the worker had stored the file at `path` with the
+    caller's settings; the mark is consumed, so each acknowledgement answers one call.
+    Once archive_command names another env file (another repository), a worker still
+    running with the old one has stored nothing for this call. (An empty mark is taken.)"""
     mark = push_folder(path.parent) / (path.name + ACKNOWLEDGED)
     try:
-        written = mark.read_text().strip()
+        if mark.read_text().strip() not in ("", identity):
+            return False
+        mark.unlink()
     except OSError:
         return False
-    return written in ("", identity) and take_acknowledgement(path)
+    return True
 
 
 def pushed_at_once(path: Path, env_file: str | None) -> bool:
     """The launcher's answer to `wal-push [--env-file F] PATH`."""
     identity = env_identity(env_file)
-    return take_acknowledgement_for(path, identity) or acknowledged_soon(path, identity)
+    return take_acknowledgement(path, identity) or acknowledged_soon(path, identity)
 
 
 def queued(path: Path) -> bool:
@@ -143,7 +146,7 @@ def acknowledged_soon(path: Path, identity: str) -> bool:
     give_up_at = time.monotonic() + LAUNCHER_WAIT_S
     polls = 0
     while time.monotonic() < give_up_at:
-        if take_acknowledgement_for(path, identity):
+        if take_acknowledgement(path, identity):
             return True
         if failed.exists():
             return False

@@ -1,5 +1,6 @@
 """The two folders beside PostgreSQL's own WAL through which wal-push and wal-fetch answer
-at once, and the answers themselves (the launcher's fast paths, which import nothing else).
+at once, and wal-fetch's answer (the launcher's fast path, which imports nothing else;
+wal-push's is wal_push_queue.take_acknowledgement).
 
 PostgreSQL calls archive_command and restore_command once per segment and waits for
 each; a Python start-up with the whole program is about 0.2 s, too slow for a busy
@@ -36,16 +37,6 @@ def push_folder(pg_wal: Path) -> Path:
 
 def fetch_folder(pg_wal: Path) -> Path:
     return pg_wal / FETCH_FOLDER
-
-
-def take_acknowledgement(path: Path) -> bool:
-    """wal-push's fast path: True when the worker had stored the file at `path` (its mark
-    is consumed, so each acknowledgement answers one call)."""
-    try:
-        os.unlink(push_folder(path.parent) / (path.name + ACKNOWLEDGED))
-    except OSError:
-        return False
-    return True
 
 
 def coming(folder: Path, name: str) -> Path:

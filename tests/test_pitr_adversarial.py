@@ -2,6 +2,7 @@
 mistypes or an attacker forges, each of which once gave a wrong answer."""
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -306,3 +307,25 @@ def test_a_program_named_through_a_link_in_a_closed_folder_is_found_unrunnable()
         ))  # fmt: skip
     finally:
         shutil.rmtree(root)
+
+
+def test_health_says_when_the_archivers_state_cannot_be_read(archive: Archive, tmp_path) -> None:  # noqa: F811
+    """A server that answers 'postgres reachable' but refuses the archiver's queries (here a
+    role refused pg_stat_archiver; a server going away or stuck past the statement timeout
+    takes the same path) left health without any PITR line, and its exit code at 0 for it."""
+    pg = archive.pg
+    pg.execute("DROP ROLE IF EXISTS refused; CREATE ROLE refused LOGIN")
+    pg.execute("REVOKE SELECT ON pg_stat_archiver FROM PUBLIC")
+    env_file = tmp_path / "refused.env"
+    settings = archive.env_file.read_text()
+    env_file.write_text(settings.replace("postgresql://postgres@", "postgresql://refused@"))
+    try:
+        result = archive.cli("health", "--json", env_file=env_file)
+    finally:
+        pg.execute("GRANT SELECT ON pg_stat_archiver TO PUBLIC")
+    checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+    assert checks["postgres reachable"]["ok"], checks
+    archiver = checks["PITR archiver"]
+    assert not archiver["ok"] and "\n" not in archiver["detail"]
+    assert archiver["detail"].startswith("cannot read the archiver's state: ")
+    assert "permission denied for view pg_stat_archiver" in archiver["detail"]

@@ -15,6 +15,7 @@ from engines.monitoring.pitr_assessment import (
     pitr_watched,
     window_line,
 )
+from engines.plumbing.redaction import redact
 
 OFF = (
     "archiving is off (archive_mode=off): point-in-time recovery is optional; "
@@ -33,7 +34,11 @@ def check_pitr(settings: Settings, catalog: Catalog, now: datetime) -> list[Heal
 def pitr_checks(found: PitrAssessment) -> list[HealthCheck]:
     verdict = found.verdict
     if verdict is None:
-        return []
+        # health asks only a server `postgres reachable` found answering: one that went away
+        # since, is stuck past the statement timeout or refuses the queries is a failure
+        # here, not silence
+        why = " ".join(redact(found.server_error).split()) or "no answer"
+        return [HealthCheck("PITR archiver", False, f"cannot read the archiver's state: {why}")]
     if not verdict.state.archiving:
         return [HealthCheck("PITR", True, OFF)]
     if not verdict.state.archives_here:

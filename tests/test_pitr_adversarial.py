@@ -329,3 +329,17 @@ def test_health_says_when_the_archivers_state_cannot_be_read(archive: Archive, t
     assert not archiver["ok"] and "\n" not in archiver["detail"]
     assert archiver["detail"].startswith("cannot read the archiver's state: ")
     assert "permission denied for view pg_stat_archiver" in archiver["detail"]
+
+
+def test_a_restore_point_name_is_limited_in_bytes_as_postgresql_limits_it(
+    postgres_server: PostgresServer,
+) -> None:
+    """63 characters were allowed; PostgreSQL counts 63 bytes, so a longer name in UTF-8
+    could never have been made, and recovery_target_name refuses it only at the start."""
+    fits, too_long = "é" * 31, "é" * 32  # 62 and 64 bytes
+    postgres_server.execute("SELECT pg_create_restore_point(%s)", (fits,))
+    with pytest.raises(Exception, match="value too long for restore point"):
+        postgres_server.execute("SELECT pg_create_restore_point(%s)", (too_long,))
+    assert parse_target("name", fits, "pause", "x").value == fits
+    with pytest.raises(JarvisError, match="restore point"):
+        parse_target("name", too_long, "pause", "x")

@@ -78,7 +78,7 @@ def parse_target(
             raise JarvisError(f"target transaction {value!r}: give its id, e.g. 1234")
     elif kind == "name":
         # a line break cannot be written into postgresql.auto.conf (ALTER SYSTEM refuses it too)
-        if not value or len(value) > 63 or not value.isprintable():
+        if not value or len(value.encode()) > 63 or not value.isprintable():
             raise JarvisError(
                 f"restore point {value!r}: give the name pg_create_restore_point took"
             )

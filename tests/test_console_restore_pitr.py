@@ -24,7 +24,7 @@ from tests.console_fixtures import (
     widget_words,
 )
 from tests.test_pitr_archive import Archive, archive, archive_command  # noqa: F401
-from tests.test_pitr_restore import TABLE, _base_backup, _next_second, _rows_after_recovery
+from tests.test_pitr_restore import TABLE, _rows_after_recovery, _table_and_base_backup
 
 
 @dataclass(frozen=True)
@@ -40,12 +40,8 @@ class Written:
 
 @pytest.fixture(scope="module")
 def written(archive: Archive) -> Written:  # noqa: F811
-    with archive.env_file.open("a") as settings:
-        settings.write("BACKUP_COMPRESSION=zstd\n")  # gzip-9 of a cluster costs seconds
+    base_set = _table_and_base_backup(archive, TABLE)
     pg = archive.pg
-    pg.execute(f"CREATE TABLE {TABLE} (n int)")
-    base_set = _base_backup(archive)
-    _next_second(pg)
     moments = {}
     for n in (1, 2, 3):
         pg.execute(f"INSERT INTO {TABLE} VALUES ({n})")

@@ -31,6 +31,7 @@ from tests.support.postgres import PostgresServer
 from tests.support.processes import wait_until
 from tests.support.s3 import S3Server
 from tests.test_pitr_archive import Archive, _s3_env, archive, archive_command  # noqa: F401
+from tests.test_pitr_restore import _table_and_base_backup
 
 TABLE = "prefetch_rows"
 SEGMENTS = 10  # switched after the base backup, row n in the n-th
@@ -69,13 +70,8 @@ class Switched:
 
 @pytest.fixture(scope="module")
 def switched(archive: Archive) -> Switched:  # noqa: F811
-    with archive.env_file.open("a") as settings:
-        settings.write("BACKUP_COMPRESSION=zstd\n")  # gzip-9 of a cluster costs seconds
+    _table_and_base_backup(archive, TABLE)
     pg = archive.pg
-    pg.execute(f"CREATE TABLE {TABLE} (n int)")
-    result = archive.cli("backup", "postgres", "--mode", "base")
-    assert result.returncode == 0, result.stderr
-    pg.execute("SELECT pg_sleep(1.02 - extract(epoch FROM clock_timestamp())::numeric % 1)")
     names, moments = [], {}
     for n in range(1, SEGMENTS + 1):
         pg.execute(f"INSERT INTO {TABLE} VALUES ({n})")

@@ -30,12 +30,8 @@ class History:
 
 @pytest.fixture(scope="module")
 def history(archive: Archive) -> History:  # noqa: F811
-    with archive.env_file.open("a") as settings:
-        settings.write("BACKUP_COMPRESSION=zstd\n")  # gzip-9 of a cluster costs seconds
+    base_set = _table_and_base_backup(archive, TABLE)
     pg = archive.pg
-    pg.execute(f"CREATE TABLE {TABLE} (n int)")
-    base_set = _base_backup(archive)
-    _next_second(pg)
     moments, positions, xids = {}, {}, {}
     for n in (1, 2, 3):
         ((xids[n],),) = pg.execute(
@@ -53,6 +49,17 @@ def history(archive: Archive) -> History:  # noqa: F811
     checked = archive.cli("pitr", "check")  # the last switched segment arrived, so all did
     assert checked.returncode == 0, checked.stderr
     return History(archive, base_set, moments, positions, xids, later_set, after_later)
+
+
+def _table_and_base_backup(archive: Archive, table: str) -> str:  # noqa: F811
+    """Where each moment test's history starts: `table` made, a base backup taken (zstd:
+    gzip-9 of a cluster costs seconds), the server's clock past its end. Its set's name."""
+    with archive.env_file.open("a") as settings:
+        settings.write("BACKUP_COMPRESSION=zstd\n")
+    archive.pg.execute(f"CREATE TABLE {table} (n int)")
+    base_set = _base_backup(archive)
+    _next_second(archive.pg)
+    return base_set
 
 
 def _next_second(pg: PostgresServer) -> None:

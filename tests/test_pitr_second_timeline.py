@@ -18,7 +18,7 @@ from engines.pitr.timeline_history import Switch, TimelinePath, parse_history
 from tests.support.postgres import PostgresServer
 from tests.support.processes import wait_until
 from tests.test_pitr_archive import Archive, archive  # noqa: F401
-from tests.test_pitr_restore import TABLE, _base_backup, _next_second
+from tests.test_pitr_restore import TABLE, _base_backup, _table_and_base_backup
 from tests.test_pitr_start import (
     free_port,
     jarvis_beside_python,
@@ -48,12 +48,8 @@ def _write(pg: PostgresServer, n: int) -> str:
 
 @pytest.fixture(scope="module")
 def branch(archive: Archive) -> Branch:  # noqa: F811
-    with archive.env_file.open("a") as settings:
-        settings.write("BACKUP_COMPRESSION=zstd\n")  # gzip-9 of a cluster costs seconds
+    base_set = _table_and_base_backup(archive, TABLE)
     pg = archive.pg
-    pg.execute(f"CREATE TABLE {TABLE} (n int)")
-    base_set = _base_backup(archive)
-    _next_second(pg)
     first_target = _write(pg, 1)
     _write(pg, 2)
     _write(pg, 3)

@@ -7,6 +7,7 @@ rows up to the moment."""
 import re
 import socket
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -66,6 +67,15 @@ async def _moment_step(pilot, app) -> PostgresRestoreWizard:
     await pilot.click("#pick-moment")
     await settle(pilot)
     assert wizard.plan.moment and wizard.steps[wizard.index].TITLE == "Moment"
+    return wizard
+
+
+async def _moment_into(pilot, app, moment: str, folder: Path) -> PostgresRestoreWizard:
+    """The wizard on its Data folder step, `moment` chosen and `folder` typed."""
+    wizard = await _moment_step(pilot, app)
+    await paste_into(pilot, "#moment-value", moment)
+    await pilot.press("ctrl+n")
+    await paste_into(pilot, "#moment-folder", str(folder))
     return wizard
 
 
@@ -149,10 +159,7 @@ async def test_a_moment_is_restored_after_the_dry_run_and_typed_confirmation(
     folder = tmp_path / "pgdata_moment"
     app = make_app(written.archive.env_file, poll_seconds=None, host_scheduler=False)
     async with app.run_test(size=(100, 32)) as pilot:
-        wizard = await _moment_step(pilot, app)
-        await paste_into(pilot, "#moment-value", written.moments[1])
-        await pilot.press("ctrl+n")
-        await paste_into(pilot, "#moment-folder", str(folder))
+        wizard = await _moment_into(pilot, app, written.moments[1], folder)
         await pilot.press("ctrl+n")  # -> dry run
         await wait_until(pilot, lambda: wizard.dry_run_report is not None, timeout=60)
         await settle(pilot)
@@ -201,10 +208,7 @@ async def test_starting_the_server_is_offered_and_refusals_are_in_its_words(
         port = taken.getsockname()[1]
         app = make_app(written.archive.env_file, poll_seconds=None, host_scheduler=False)
         async with app.run_test(size=(100, 32)) as pilot:
-            wizard = await _moment_step(pilot, app)
-            await paste_into(pilot, "#moment-value", written.moments[2])
-            await pilot.press("ctrl+n")
-            await paste_into(pilot, "#moment-folder", str(folder))
+            wizard = await _moment_into(pilot, app, written.moments[2], folder)
             await pilot.click("#moment-start")
             await paste_into(pilot, "#moment-port", "")
             await pilot.press("ctrl+n")
@@ -234,10 +238,7 @@ async def test_a_segment_missing_since_the_window_was_read_fails_the_dry_run_by_
     folder = tmp_path / "pgdata_gap"
     app = make_app(written.archive.env_file, poll_seconds=None, host_scheduler=False)
     async with app.run_test(size=(100, 32)) as pilot:
-        wizard = await _moment_step(pilot, app)
-        await paste_into(pilot, "#moment-value", written.moments[1])
-        await pilot.press("ctrl+n")
-        await paste_into(pilot, "#moment-folder", str(folder))
+        wizard = await _moment_into(pilot, app, written.moments[1], folder)
         aside = tmp_path / "aside"
         missing.rename(aside)
         try:

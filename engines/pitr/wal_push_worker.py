@@ -2,8 +2,8 @@
 `pg_wal/` pushes every file PostgreSQL marked `.ready`, a few at a time in threads, and
 leaves a mark per file that the archiver's next wal-push call answers from at once.
 
-- One worker per pg_wal: it holds an exclusive lock in `pg_wal/jarvis-push/`; a second
-  one ends at once.
+- One worker per pg_wal: it holds the lock in `pg_wal/jarvis-push/` (wal_worker.py, with
+  the settings it pushes with); a second one ends once it finds the lock held.
 - `<name>.ok` is written only after push_wal returned, i.e. the file is stored in the
   repository and every copy destination; `<name>.error` holds the one-line reason
   otherwise. Marks whose `.ready` is gone are removed.

@@ -200,6 +200,11 @@ def test_forged_history_files_are_named_never_followed(history: History, tmp_pat
             timeline = arc.cli("pitr", "timeline")
             assert timeline.returncode == 0 and "the file is damaged" in timeline.stdout
             made.pop().unlink()
+        made.append(_archive_history(arc, 2, "1\tZZ/3000000\tno position\n"))
+        code, err = _restore_line(history, tmp_path / "no-position")
+        assert code == 4 and "ZZ/3000000" in err and "target LSN" not in err, err
+        assert err.startswith(f"jarvis-tui: {made[-1].relative_to(arc.repository)}: "), err
+        made.pop().unlink()
         made.append(_archive_history(arc, 2, "1\t0/3000000\tbefore every base backup\n"))
         code, err = _restore_line(history, tmp_path / "off-path")
         assert code == 7 and "none of the 2 PostgreSQL base backups lies on the history" in err

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 
 from engines.destinations import Destination
-from engines.errors import IntegrityError
+from engines.errors import IntegrityError, JarvisError
 from engines.pipeline.crypto import Keyring
 from engines.pitr.archive_layout import WAL_FOLDER, candidate_keys, wal_identity
 from engines.pitr.archive_store import find_key, read_whole
@@ -86,7 +86,10 @@ def parse_history(text: str) -> tuple[Switch, ...]:
     for line in text.splitlines():
         words = line.strip().split()
         if len(words) >= 2 and not words[0].startswith("#") and words[0].isdigit():
-            lsn_value(words[1])  # a damaged file says so here
+            try:
+                lsn_value(words[1])
+            except JarvisError:  # its line speaks of a target: the caller names the file
+                raise ValueError(repr(words[1])) from None
             switches.append(Switch(int(words[0]), words[1].upper()))
     return tuple(switches)
 
@@ -122,7 +125,13 @@ def timeline_path(
             "(`jarvis-tui pitr timeline` lists them)"
         )
     fetched = read_whole(repository, key, keyring, wal_identity(repository_id, system_id, name))
-    switches = parse_history(fetched.data.decode("utf-8", errors="replace"))
+    try:
+        switches = parse_history(fetched.data.decode("utf-8", errors="replace"))
+    except ValueError as error:
+        raise HistoryMissingError(
+            f"{key}: {error} is not a WAL position; the file is damaged. Restore along "
+            "another --target-timeline (`jarvis-tui pitr timeline` lists them)"
+        ) from None
     if not switches:
         raise HistoryMissingError(f"{key}: names no parent timeline; the file is damaged")
     ancestors = [switch.timeline for switch in switches] + [timeline]

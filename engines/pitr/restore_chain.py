@@ -58,11 +58,6 @@ def archived_listing(repository: Destination, system_id: int, timeline: int) -> 
     return names
 
 
-def first_missing(archived: set[int], start: int, end: int) -> int | None:
-    """The first segment number from start to end (inclusive) not archived, or None."""
-    return next((number for number in range(start, end + 1) if number not in archived), None)
-
-
 def check_chain(
     repository: Destination,
     keyring: Keyring,

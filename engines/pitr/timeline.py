@@ -4,9 +4,10 @@ its start segment to its stop segment archived) and runs to the last segment arc
 without a gap after it; the base backups ending inside one unbroken run share its end.
 Gaps (missing segments) are listed: nothing after one is reachable from a backup before it.
 
-The continuity test is the restore's (restore_chain.first_missing), so a range shown here
-is one `restore postgres --pitr` accepts. WAL is not in the catalog: the repository's
-listing is the truth, and a segment's time is when it was stored (wal-push writes it once).
+The continuity rule is the restore's (restore_chain.check_chain: every segment from the
+base backup's start on), so a range shown here is one `restore postgres --pitr` accepts.
+WAL is not in the catalog: the repository's listing is the truth, and a segment's time is
+when it was stored (wal-push writes it once).
 
 A timeline after a promotion (its .history file archived) is shown along its path: its
 ancestors' WAL up to each switch point, then its own, so a timeline with WAL but no base
@@ -19,12 +20,7 @@ from engines.catalog import Catalog
 from engines.destinations import Destination
 from engines.errors import JarvisError
 from engines.pipeline.crypto import Keyring
-from engines.pitr.restore_chain import (
-    archived_listing,
-    first_missing,
-    segment_name,
-    segment_size,
-)
+from engines.pitr.restore_chain import archived_listing, segment_name, segment_size
 from engines.pitr.restore_target import lsn_value
 from engines.pitr.timeline_history import (
     Switch,
@@ -206,3 +202,8 @@ def _gaps(archived: set[int], path: TimelinePath, size: int) -> list[Gap]:
         )
         gaps.append(Gap(first, last, number - missing))
     return gaps
+
+
+def first_missing(archived: set[int], start: int, end: int) -> int | None:
+    """The first segment number from start to end (inclusive) not archived, or None."""
+    return next((number for number in range(start, end + 1) if number not in archived), None)

@@ -19,7 +19,7 @@ from engines.pitr.account_access import (
     command_programs,
     may,
 )
-from engines.servers.process import Account
+from engines.servers.process import Account, chown_tree
 
 ROOT_HINT = (
     "make the empty folder (or its parent folder) belong to the account that runs "
@@ -40,10 +40,7 @@ def hand_over(pgdata: Path, owner: Account) -> None:
     """Under root: the laid-out tree to its owner (files staged by root otherwise)."""
     if os.geteuid() != 0 or owner.uid == 0:
         return
-    os.lchown(pgdata, owner.uid, owner.gid)
-    for folder, dirs, files in os.walk(pgdata):
-        for name in dirs + files:
-            os.lchown(os.path.join(folder, name), owner.uid, owner.gid)
+    chown_tree(pgdata, owner)
 
 
 def refuse_unless_startable(pgdata: Path, owner: Account, command: str) -> None:

@@ -24,6 +24,7 @@ from engines.jobs import JobContext
 from engines.pipeline.artifacts import (
     SIDECAR_SUFFIX,
     Expected,
+    check_resealed,
     read_sealed_metadata,
     reseal_artifact,
     sidecar_bytes,
@@ -195,7 +196,7 @@ def _rekey_one(workspace: Workspace, artifact: Artifact, context: JobContext) ->
             resealed = reseal_artifact(
                 resolved.stored, keyring, resolved.expected, resolved.expected.identity, staged
             )
-            _check(staged, keyring, resolved.expected, artifact.relpath)
+            check_resealed(staged, keyring, resolved.expected.identity, artifact.relpath)
             os.replace(staged, path)
             fsync_directory(path.parent)
         finally:
@@ -219,14 +220,6 @@ def _rekey_one(workspace: Workspace, artifact: Artifact, context: JobContext) ->
         metadata={**artifact.metadata, **sealed},
     )
     context.log(f"sealed {artifact.relpath} again under key id {current}")
-
-
-def _check(staged, keyring, expected: Expected, relpath: str) -> None:
-    identity_only = Expected(expected.identity, key_id=keyring.current.key_id)
-    report = verify_artifact(staged, keyring, decompress=False, expected=identity_only)
-    problems = [p for p in report.problems if "sidecar" not in p]
-    if problems:
-        raise IntegrityError(f"{relpath}: the newly sealed copy failed its check: {problems[0]}")
 
 
 def _sealed_fields(workspace: Workspace, artifact: Artifact) -> dict:

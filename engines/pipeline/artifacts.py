@@ -696,6 +696,16 @@ def reseal_artifact(
     return Resealed(staged_path, hashed.sha256.hexdigest(), hashed.size, sealed)
 
 
+def check_resealed(staged: Path, keyring: Keyring, identity: dict[str, str], name: str) -> None:
+    """IntegrityError unless what reseal_artifact staged reads back whole as `identity` under
+    the current key (its sidecar, written after the rename, is not asked for)."""
+    expected = Expected(identity, key_id=keyring.current.key_id)
+    report = verify_artifact(staged, keyring, decompress=False, expected=expected)
+    problems = [problem for problem in report.problems if "sidecar" not in problem]
+    if problems:
+        raise IntegrityError(f"{name}: the newly sealed copy failed its check: {problems[0]}")
+
+
 def sidecar_bytes(sealed: dict[str, Any], checksum: str, stored_size: int) -> bytes:
     """An artifact's sidecar: its sealed fields but sizes, and the stored file's."""
     sidecar = {k: v for k, v in sealed.items() if k not in SEALED_ONLY_FIELDS}

@@ -35,7 +35,7 @@ from engines.errors import (
     KeyNotAvailableError,
     NotFoundError,
 )
-from engines.pipeline.artifacts import Expected, reseal_artifact, verify_artifact
+from engines.pipeline.artifacts import Expected, check_resealed, reseal_artifact
 from engines.pipeline.crypto import Keyring, read_header
 from engines.pitr.archive_layout import (
     RECORD_STEM,
@@ -155,11 +155,7 @@ def _reseal_one(destination: Destination, key: str, keyring: Keyring, expected: 
         reseal_artifact(
             stored_bytes(destination, key), keyring, Expected(expected), identity, staged
         )
-        check = Expected(identity, key_id=keyring.current.key_id)
-        report = verify_artifact(staged, keyring, decompress=False, expected=check)
-        problems = [problem for problem in report.problems if "sidecar" not in problem]
-        if problems:
-            raise IntegrityError(f"{key}: sealed again, it failed its check: {problems[0]}")
+        check_resealed(staged, keyring, identity, key)
         if path is None:
             destination.put(staged, key)  # one PUT replaces the old object
             return

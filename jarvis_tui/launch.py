@@ -1,6 +1,7 @@
-"""The `jarvis-tui` executable: answers wal-push and wal-fetch from the WAL worker's
-results when it can (engines/pitr/wal_spools.py) before the whole program is imported,
-and hands every other command line to jarvis_tui.cli.
+"""The `jarvis-tui` executable: answers wal-push and wal-fetch from the WAL workers'
+results when it can (engines/pitr/wal_push_queue.py, wal_spools.py) before the whole
+program is imported, and hands every other command line to jarvis_tui.cli. Where it is
+installed (jarvis_executable) is what archive_command and restore_command name.
 
 PostgreSQL runs these two once per WAL segment; this path costs an interpreter's start
 and one rename instead of a fifth of a second of imports.

@@ -59,11 +59,17 @@ def written(archive: Archive) -> Written:  # noqa: F811
     return Written(archive, base_set, moments, system_id, base.metadata["stop_lsn"])
 
 
-async def _moment_step(pilot, app) -> PostgresRestoreWizard:
-    """The PostgreSQL wizard, once its window is read, on its Moment step."""
+async def _window_read(pilot) -> PostgresRestoreWizard:
+    """The PostgreSQL wizard, opened from the restore screen, once its window is read."""
     wizard = await choose_restore(pilot, 0, PostgresRestoreWizard)
     await wait_until(pilot, lambda: wizard.window is not None)
     await settle(pilot)
+    return wizard
+
+
+async def _moment_step(pilot, app) -> PostgresRestoreWizard:
+    """The PostgreSQL wizard, once its window is read, on its Moment step."""
+    wizard = await _window_read(pilot)
     await pilot.click("#pick-moment")
     await settle(pilot)
     assert wizard.plan.moment and wizard.steps[wizard.index].TITLE == "Moment"
@@ -83,9 +89,7 @@ async def test_without_a_base_backup_the_choice_says_why(archive: Archive, isola
     """Runs before `written` makes the module's base backup: WAL is archived, no base."""
     app = make_app(archive.env_file, poll_seconds=None, host_scheduler=False)
     async with app.run_test(size=(100, 32)) as pilot:
-        wizard = await choose_restore(pilot, 0, PostgresRestoreWizard)
-        await wait_until(pilot, lambda: wizard.window is not None)
-        await settle(pilot)
+        wizard = await _window_read(pilot)
         note = widget_words(app, "#pick-moment-note")
         assert "Unavailable: WAL is archived, but there is no base backup yet" in note, note
         assert "jarvis-tui backup postgres --mode base" in note
@@ -97,9 +101,7 @@ async def test_without_a_base_backup_the_choice_says_why(archive: Archive, isola
 async def test_an_empty_repository_says_archiving_is_off(console_env):
     app = console_env.app()
     async with app.run_test(size=(80, 24)) as pilot:
-        wizard = await choose_restore(pilot, 0, PostgresRestoreWizard)
-        await wait_until(pilot, lambda: wizard.window is not None)
-        await settle(pilot)
+        await _window_read(pilot)
         note = widget_words(app, "#pick-moment-note")
         assert "Unavailable: WAL archiving is off (no WAL in the archive)" in note, note
         assert "jarvis-tui pitr setup --apply" in note and "pitr check" in note

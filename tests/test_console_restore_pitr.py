@@ -160,7 +160,7 @@ async def test_a_moment_is_restored_after_the_dry_run_and_typed_confirmation(
 ):
     folder = tmp_path / "pgdata_moment"
     app = make_app(written.archive.env_file, poll_seconds=None, host_scheduler=False)
-    async with app.run_test(size=(100, 32)) as pilot:
+    async with app.run_test(size=(100, 50)) as pilot:
         wizard = await _moment_into(pilot, app, written.moments[1], folder)
         await pilot.press("ctrl+n")  # -> dry run
         await wait_until(pilot, lambda: wizard.dry_run_report is not None, timeout=60)

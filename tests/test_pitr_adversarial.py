@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -24,7 +25,13 @@ from tests.support.postgres import PostgresServer
 from tests.support.processes import wait_until
 from tests.test_pitr_archive import Archive, archive  # noqa: F401
 from tests.test_pitr_restore import History, history  # noqa: F401
-from tests.test_pitr_start import jarvis_beside_python, restore_and_start, server_pid, stopped_after
+from tests.test_pitr_start import (
+    python_path,
+    restore_and_start,
+    server_jarvis,
+    server_pid,
+    stopped_after,
+)
 from tests.test_pitr_wal_reseal import OLD, ROTATED, _key_ids
 from tests.test_pitr_wal_reseal import _archive as reseal_archive
 
@@ -138,24 +145,52 @@ def test_ctrl_c_while_waiting_for_the_target_names_the_server_left_running(
     a bare 'jarvis-tui: interrupted'."""
     arc, port = history.archive, free_port()
     folder = arc.root / "interrupted"
-    with stopped_after(folder):
-        waiting = subprocess.Popen(
-            [*jarvis_beside_python(arc), "--env-file", str(arc.env_file), "restore", "postgres",
-             "--pitr", "--target-time", history.moments[2], "--target-action", "pause",
-             "--pgdata", str(folder), "--start", "--port", str(port)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=arc.root,
-        )  # fmt: skip
-        wait_until(lambda: server_pid(folder) is not None, timeout=120, what="the server")
-        waiting.send_signal(signal.SIGINT)
-        _, err = waiting.communicate(timeout=60)
-        pid = server_pid(folder)
-        assert waiting.returncode == 130, err
-        lines = err.strip().splitlines()
-        assert len(lines) == 1 and "Traceback" not in err, err
-        assert lines[0].startswith("jarvis-tui: interrupted while waiting for the moment ")
-        assert f"the server keeps running and recovering (pid {pid}, port {port})" in lines[0]
-        assert f"-D {folder} stop -m fast` as " in lines[0]
-        assert f"its log: {folder}/log/jarvis-recovery.log" in lines[0]
+    gate = arc.root / "wal-fetch-held"
+    gate.touch()  # recovery cannot reach the target while it exists: the wait is certain
+    try:
+        with stopped_after(folder):
+            waiting = subprocess.Popen(
+                [*_jarvis_held_at(arc, gate), "--env-file", str(arc.env_file), "restore",
+                 "postgres", "--pitr", "--target-time", history.moments[2], "--target-action",
+                 "pause", "--pgdata", str(folder), "--start", "--port", str(port)],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=arc.root,
+            )  # fmt: skip
+            wait_until(lambda: server_pid(folder) is not None, timeout=120, what="the server")
+            waiting.send_signal(signal.SIGINT)
+            _, err = waiting.communicate(timeout=60)
+            pid = server_pid(folder)
+            gate.unlink()
+            _assert_said_left_running(waiting.returncode, err, folder, pid, port)
+    finally:
+        gate.unlink(missing_ok=True)
+
+
+def _jarvis_held_at(arc: Archive, gate: Path) -> list[str]:
+    """A restore whose restore_command (the jarvis-tui beside the interpreter that runs the
+    restore) waits while `gate` exists, then runs the jarvis-tui PostgreSQL's account can."""
+    held = arc.root / "held-bin"
+    if not held.exists():
+        held.mkdir()
+        (held / "python3").symlink_to(Path(sys.executable).resolve())
+        script = held / "jarvis-tui"
+        script.write_text(
+            f"#!/bin/sh\nwhile [ -e {gate} ]; do sleep 0.1; done\n"
+            f'exec {server_jarvis(arc)} "$@"\n'
+        )
+        script.chmod(0o755)
+    return ["env", python_path(), str(held / "python3"), "-m", "jarvis_tui.launch"]
+
+
+def _assert_said_left_running(
+    returncode: int, err: str, folder: Path, pid: int | None, port: int
+) -> None:
+    assert returncode == 130, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith("jarvis-tui: interrupted while waiting for the moment ")
+    assert f"the server keeps running and recovering (pid {pid}, port {port})" in lines[0]
+    assert f"-D {folder} stop -m fast` as " in lines[0]
+    assert f"its log: {folder}/log/jarvis-recovery.log" in lines[0]
 
 
 def _archive_history(arc: Archive, timeline: int, text: str) -> Path:

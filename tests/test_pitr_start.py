@@ -35,7 +35,7 @@ def server_jarvis(archive: Archive) -> str:  # noqa: F811
         script.parent.mkdir()
         (script.parent / "python3").symlink_to(Path(sys.executable).resolve())
         script.write_text(
-            f'#!/bin/sh\nexec env {_python_path()} {SYSTEM_PYTHON} -m jarvis_tui.launch "$@"\n'
+            f'#!/bin/sh\nexec env {python_path()} {SYSTEM_PYTHON} -m jarvis_tui.launch "$@"\n'
         )
         script.chmod(0o755)
     return str(script)
@@ -48,10 +48,10 @@ def jarvis_beside_python(archive: Archive) -> list[str]:  # noqa: F811
     script = Path(server_jarvis(archive))
     if script.parent == Path(sys.executable).parent:
         return [str(script)]
-    return ["env", _python_path(), str(script.parent / "python3"), "-m", "jarvis_tui.launch"]
+    return ["env", python_path(), str(script.parent / "python3"), "-m", "jarvis_tui.launch"]
 
 
-def _python_path() -> str:
+def python_path() -> str:
     packages = next(Path(sys.prefix).glob("lib/python3*/site-packages"))
     return f"PYTHONPATH={REPO_ROOT}:{packages}"
 

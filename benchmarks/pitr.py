@@ -267,6 +267,10 @@ def restore_to_moment(bench: Bench, wal: int) -> tuple[dict[str, Restore], int]:
     pg.value("SELECT pg_switch_wal()")
     replayed = pg.wal_position() - wal_start
     pg.wait_archived(600 + wal / SEGMENT * 10)
+    # Our push worker reads .ready files ahead: alive once the peer archives alone, it
+    # stores some later segments (autovacuum's, archive_timeout's) and misses others, and
+    # the hole refuses our restore (every segment up to the newest archived is checked).
+    wait_for_our_workers(bench.env_file, timeout_s=600)
     pg.set_archive_command(bench.peer)  # nothing of ours runs beside the restores
     print(f"  restoring to {moment} ...", flush=True)
     results = {}

@@ -22,7 +22,7 @@ from engines.pitr.restore_target import parse_target
 from engines.pitr.wal_reseal import reseal_wal
 from engines.servers.process import free_port, unprivileged_account
 from tests.support.postgres import PostgresServer
-from tests.support.processes import wait_until
+from tests.support.processes import interruptible, wait_until
 from tests.test_pitr_archive import Archive, archive  # noqa: F401
 from tests.test_pitr_restore import History, history  # noqa: F401
 from tests.test_pitr_start import (
@@ -154,6 +154,7 @@ def test_ctrl_c_while_waiting_for_the_target_names_the_server_left_running(
                  "postgres", "--pitr", "--target-time", history.moments[2], "--target-action",
                  "pause", "--pgdata", str(folder), "--start", "--port", str(port)],
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=arc.root,
+                preexec_fn=interruptible,
             )  # fmt: skip
             wait_until(lambda: server_pid(folder) is not None, timeout=120, what="the server")
             waiting.send_signal(signal.SIGINT)

@@ -11,6 +11,7 @@ import atexit
 import contextlib
 import os
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 from typing import Any, Self
@@ -95,3 +96,10 @@ def make_server_folder(kind: str, account: Account | None) -> Path:
     folder = Path(tempfile.mkdtemp(prefix=f"jarvis-test-{kind}-{os.getpid()}-", dir=root))
     chown_tree(folder, account)
     return folder
+
+
+def interruptible() -> None:
+    """preexec_fn for a child a test interrupts with SIGINT: its default action back, since a
+    suite started in the background (a shell's `&`) passes SIGINT on ignored, and Python
+    then never turns it into KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -84,6 +84,11 @@ def _check_folder(folder: Path) -> None:
     if folder.exists() and not folder.is_dir():
         raise JarvisError(f"{folder} is a file, not a folder; choose another folder for the demo")
     _refuse_foreign(folder, "choose a folder of your own for the demo")
+
+
+def _check_holds_a_demo_or_nothing(folder: Path) -> None:
+    """Under the folder's lock only: a start running meanwhile has files in it before its
+    demo.json."""
     if folder.is_dir() and any(folder.iterdir()) and not (folder / STATE_FILE).exists():
         raise JarvisError(
             f"{folder} is not empty and holds no demo platform; name a new or empty folder"
@@ -156,6 +161,7 @@ def start_demo(folder: Path | None = None, progress: Progress | None = None) -> 
     _check_folder(layout.folder)
     with _one_at_a_time(layout.folder, create=True):
         _check_folder(layout.folder)  # as another start left it, if one ran meanwhile
+        _check_holds_a_demo_or_nothing(layout.folder)
         return _start(layout, say, began)
 
 

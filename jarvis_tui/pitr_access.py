@@ -98,8 +98,7 @@ def load_window(access: EngineAccess) -> MomentWindow:
                 f"{'s' if len(span.base_backups) > 1 else ''} {', '.join(span.base_backups)}"
             )
         for gap in window.gaps:
-            missing = gap.first if gap.count == 1 else f"{gap.first} .. {gap.last}"
-            lines.append(f"  gap: {gap.count} segment(s) missing, {missing}")
+            lines.append(f"  gap: {gap.count} segment(s) missing, {gap.span}")
         if window.unusable:
             lines.append(
                 f"  base backups whose own WAL is not all archived: {', '.join(window.unusable)}"

@@ -64,6 +64,11 @@ class Gap:
     last: str
     count: int
 
+    @property
+    def span(self) -> str:
+        """The missing segment, or the first and last of them."""
+        return self.first if self.count == 1 else f"{self.first} .. {self.last}"
+
 
 @dataclass(frozen=True)
 class TimelineWindow:

@@ -148,8 +148,7 @@ def _window_lines(window: "TimelineWindow") -> list[str]:
             f"archived at {part.latest_archived_at}); base backups: {', '.join(part.base_backups)}"
         )
     for gap in window.gaps:
-        span = gap.first if gap.count == 1 else f"{gap.first} .. {gap.last}"
-        lines.append(f"gap: {gap.count} segment(s) missing: {span}")
+        lines.append(f"gap: {gap.count} segment(s) missing: {gap.span}")
     if window.unusable:
         lines.append(
             f"base backups whose own WAL is not all archived: {', '.join(window.unusable)}"

@@ -383,6 +383,8 @@ VARIABLES: tuple[Variable, ...] = (
     _v("BACKUP_WAL_LAG_ALERT_SECONDS", _integer(1, 604800), 300, "pitr", "seconds WAL waits"),
     # Segments wal-fetch keeps fetched and checked ahead of recovery (pg_wal/jarvis-fetch/).
     _v("BACKUP_WAL_PREFETCH", _integer(0, 64), 8, "pitr", "WAL segments fetched ahead"),
+    # `jarvis-tui serve` refuses to start with a token shorter than 32 characters.
+    _v("JARVIS_API_TOKEN", _secret, None, "api", "REST API bearer token", secret=True),
 )
 
 SECRET_NAMES = frozenset(v.name for v in VARIABLES if v.secret)

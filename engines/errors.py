@@ -54,6 +54,10 @@ class ReadOnlyBrowseError(JarvisError):
     """A write asked while browsing another host's backups (BACKUP_BROWSE): a usage error."""
 
 
+class UsageError(JarvisError):
+    """A command line that cannot be served as given (exit 2)."""
+
+
 class NotFoundError(JarvisError):
     """A backup, artifact or snapshot named by the operator does not exist."""
 

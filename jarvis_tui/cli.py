@@ -50,6 +50,7 @@ COMMAND_MODULES: dict[str, str] = {
     "wal-push": "jarvis_tui.commands.wal",
     "wal-fetch": "jarvis_tui.commands.wal",
     "pitr": "jarvis_tui.commands.pitr",
+    "serve": "jarvis_tui.commands.serve",
 }
 
 
@@ -69,6 +70,14 @@ def _add_global_options(parser: argparse.ArgumentParser) -> None:
         "--run-scheduled",
         action="store_true",
         help="run the schedules in the foreground (for systemd); SIGTERM stops it cleanly",
+    )
+    parser.add_argument(
+        "--serve",
+        metavar="HOST:PORT",
+        nargs="?",
+        const="127.0.0.1:4000",
+        help="with --run-scheduled: also serve the REST API, as `serve` does "
+        "(127.0.0.1:4000 when no address is given)",
     )
 
 

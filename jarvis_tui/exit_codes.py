@@ -22,6 +22,7 @@ class ExitCode(IntEnum):
 _FOR_ERROR: tuple[tuple[type[errors.JarvisError], ExitCode], ...] = (
     (errors.SettingsError, ExitCode.INVALID_SETTINGS),
     (errors.ReadOnlyBrowseError, ExitCode.USAGE),
+    (errors.UsageError, ExitCode.USAGE),
     (errors.KeyNotAvailableError, ExitCode.KEY_MISSING),
     (errors.IntegrityError, ExitCode.INTEGRITY),
     (errors.RepositoryLockedError, ExitCode.LOCKED),

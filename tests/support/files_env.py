@@ -30,6 +30,7 @@ CLEARED_PREFIXES = (
     "SMTP_",
     "DATABASE_URL",
     "AWS_",
+    "JARVIS_API_TOKEN",
     # libpq reads these; left set they could point a tool at the machine's own server.
     "PG",
 )

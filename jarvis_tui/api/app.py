@@ -1,0 +1,32 @@
+"""The FastAPI application: its routers, error answers and authentication."""
+
+from fastapi import APIRouter, Depends, FastAPI
+
+from jarvis_tui.api.auth import BearerAuth
+from jarvis_tui.api.context import ApiContext
+from jarvis_tui.api.errors import ERROR_RESPONSES, install_error_handlers
+from jarvis_tui.api.routes import ROUTERS, live
+
+OPENAPI_URL = "/api/openapi.json"
+
+
+def build_app(context: ApiContext, auth: BearerAuth) -> FastAPI:
+    app = FastAPI(
+        title="Jarvis backup API",
+        version="1",
+        description="Backups, verification, downloads, restores and jobs of the Jarvis "
+        "backup console, on the same catalog as the CLI and the console. Every endpoint "
+        "but /api/live needs `Authorization: Bearer <JARVIS_API_TOKEN>`.",
+        openapi_url=OPENAPI_URL,
+        docs_url="/api/docs",
+        redoc_url=None,
+    )
+    app.state.context = context
+    app.state.auth = auth
+    install_error_handlers(app)
+    app.include_router(live.router)
+    guarded = APIRouter(dependencies=[Depends(auth)], responses=ERROR_RESPONSES)
+    for router in ROUTERS:
+        guarded.include_router(router)
+    app.include_router(guarded)
+    return app

@@ -42,6 +42,11 @@ class JobsMixin:
         rows = self._db.rows("SELECT * FROM jobs ORDER BY id DESC LIMIT ?", (int(limit),))
         return [Job.from_row(row) for row in rows]
 
+    def running_jobs(self) -> list[Job]:
+        """Jobs not yet finished, oldest first (after `mark_orphaned_jobs`, only live ones)."""
+        rows = self._db.rows("SELECT * FROM jobs WHERE status IN ('queued', 'running') ORDER BY id")
+        return [Job.from_row(row) for row in rows]
+
     def update_job_progress(
         self, job_id: int, done: int, total: int | None = None, unit: str = "bytes"
     ) -> None:

@@ -1,4 +1,10 @@
-"""The FastAPI application: its routers, error answers and authentication."""
+"""The FastAPI application: its routers, error answers and authentication.
+
+The OpenAPI document is served behind the token like everything but /api/live, so
+FastAPI's own (open) document and docs pages are turned off.
+"""
+
+from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
 
@@ -17,8 +23,8 @@ def build_app(context: ApiContext, auth: BearerAuth) -> FastAPI:
         description="Backups, verification, downloads, restores and jobs of the Jarvis "
         "backup console, on the same catalog as the CLI and the console. Every endpoint "
         "but /api/live needs `Authorization: Bearer <JARVIS_API_TOKEN>`.",
-        openapi_url=OPENAPI_URL,
-        docs_url="/api/docs",
+        openapi_url=None,
+        docs_url=None,
         redoc_url=None,
     )
     app.state.context = context
@@ -28,5 +34,10 @@ def build_app(context: ApiContext, auth: BearerAuth) -> FastAPI:
     guarded = APIRouter(dependencies=[Depends(auth)], responses=ERROR_RESPONSES)
     for router in ROUTERS:
         guarded.include_router(router)
+
+    @guarded.get(OPENAPI_URL, include_in_schema=False)
+    def openapi_document() -> dict[str, Any]:
+        return app.openapi()
+
     app.include_router(guarded)
     return app

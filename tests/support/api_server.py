@@ -26,13 +26,21 @@ _LISTENING = re.compile(r"listening on (http://\S+)")
 
 
 class ApiServer(Server):
-    """`jarvis-tui --env-file ENV serve --port 0 ARGS`; `url` once it listens."""
+    """`jarvis-tui --env-file ENV serve --port 0 ARGS`; `url` once it listens. With
+    `scheduled`, `jarvis-tui --env-file ENV --run-scheduled --serve 127.0.0.1:0 ARGS`."""
 
-    def __init__(self, env_file: Path, *args: str, env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        env_file: Path,
+        *args: str,
+        env: dict[str, str] | None = None,
+        scheduled: bool = False,
+    ):
         super().__init__()
         self.env_file = env_file
         self.args = args
         self.env = env
+        self.scheduled = scheduled
         self.url = ""
         self.process: subprocess.Popen[str] | None = None
         self.output: list[str] = []  # every line it printed (its log goes to stdout too)
@@ -41,8 +49,11 @@ class ApiServer(Server):
         return [sys.executable, "-m", "jarvis_tui.launch", "--env-file", str(self.env_file)]
 
     def start(self) -> Self:
+        serve = ["--run-scheduled", "--serve", "127.0.0.1:0"] if self.scheduled else ["serve"]
+        if not self.scheduled:
+            serve += ["--port", "0"]
         self.process = subprocess.Popen(
-            [*self.command(), "serve", "--port", "0", *self.args],
+            [*self.command(), *serve, *self.args],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

@@ -14,6 +14,7 @@ from engines.catalog.backups import BackupSetsMixin
 from engines.catalog.copies import CopiesMixin
 from engines.catalog.db import Database
 from engines.catalog.jobs import JobsMixin
+from engines.catalog.metrics import MetricsMixin
 from engines.catalog.monitoring import MonitoringMixin
 from engines.catalog.rebuild import RebuildMixin
 from engines.catalog.schedule_runs import ScheduleRunsMixin
@@ -30,6 +31,7 @@ class Catalog(
     AlertOutboxMixin,
     ScheduleRunsMixin,
     MonitoringMixin,
+    MetricsMixin,
     RebuildMixin,
 ):
     """One connection, safe to share between threads; open one per process."""

@@ -1,0 +1,77 @@
+"""The ASGI response that streams a download `Body`, and cuts it short when it must.
+
+Starlette's StreamingResponse cannot end a response without completing it; this one
+does, on purpose: when the stored bytes fail their check while being sent (their SHA-256
+is not the catalog's, or they end early), the last bytes are never sent, the reason is
+logged, and the response ends unfinished, so the server closes the connection and the
+client sees a body shorter than its Content-Length rather than a complete one. The
+sync reads and hashing run in worker threads (anyio), one large block at a time, and a
+client that goes away stops them (the disconnect is listened for, as Starlette does).
+"""
+
+import logging
+from typing import Any
+
+import anyio
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from engines.plumbing.redaction import redact
+from jarvis_tui.api.byte_ranges import ByteRange
+from jarvis_tui.api.download_body import Body
+
+logger = logging.getLogger("jarvis.api")
+_END = object()
+
+
+class CheckedStreamResponse(Response):
+    def __init__(
+        self,
+        body: Body,
+        wanted: ByteRange | None,
+        *,
+        status_code: int,
+        headers: dict[str, str],
+        media_type: str,
+        head: bool,
+        what: str,
+    ) -> None:
+        self.download = body
+        self.wanted = wanted
+        self.head = head
+        self.what = what
+        self.status_code = status_code
+        self.media_type = media_type
+        self.background = None
+        self.init_headers(headers)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            async with anyio.create_task_group() as group:
+
+                async def stream() -> None:
+                    await self._stream(send)
+                    group.cancel_scope.cancel()
+
+                group.start_soon(stream)
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+                group.cancel_scope.cancel()
+        finally:
+            self.download.close()
+
+    async def _stream(self, send: Send) -> None:
+        start: dict[str, Any] = {"type": "http.response.start", "status": self.status_code}
+        await send({**start, "headers": self.raw_headers})
+        if not self.head:
+            chunks = self.download.chunks(self.wanted)
+            try:
+                while (chunk := await anyio.to_thread.run_sync(next, chunks, _END)) is not _END:
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            except Exception as error:  # every failure cuts the body short
+                logger.error("API: download of %s cut short: %s", self.what, redact(str(error)))
+                return  # unfinished: the server closes the connection
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(chunks.close)
+        await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -21,20 +21,34 @@ _LIST_HINT = "run `jarvis-tui list` to see the backup sets in the catalog"
 
 # Artifact count and stored bytes ride along with every set listing. A files snapshot's
 # artifact is only its manifest: the packs it wrote into the files store count as well.
-_SELECT_SETS = """
-SELECT s.*,
-       COALESCE(a.artifact_count, 0) AS artifact_count,
-       COALESCE(a.stored_size, 0) AS stored_size
-FROM backup_sets AS s
-LEFT JOIN (
-    SELECT set_id, COUNT(*) AS artifact_count,
-           SUM(COALESCE(stored_size, 0) + CASE WHEN source = 'files'
-               THEN COALESCE(json_extract(metadata_json, '$.snapshot.stored_bytes'), 0)
-               ELSE 0 END) AS stored_size
-    FROM artifacts GROUP BY set_id
-) AS a ON a.set_id = s.id
+# They are summed for the chosen sets only: the sets are picked first (rowids in the
+# newest-first order, no other column read), then read with their sums. A join on a
+# subquery grouping every artifact summed the whole catalog for each lookup (15 ms for
+# one set among 10,000), and sums in the outer query are taken for every matching set
+# before a sort keeps the newest one.
+_SET_COLUMNS = """
+s.*,
+(SELECT COUNT(*) FROM artifacts AS a WHERE a.set_id = s.id) AS artifact_count,
+(SELECT COALESCE(SUM(COALESCE(a.stored_size, 0) + CASE WHEN a.source = 'files'
+     THEN COALESCE(json_extract(a.metadata_json, '$.snapshot.stored_bytes'), 0)
+     ELSE 0 END), 0)
+ FROM artifacts AS a WHERE a.set_id = s.id) AS stored_size
 """
 _NEWEST_FIRST = " ORDER BY s.created_at DESC, s.rowid DESC"
+
+
+def _select_sets(where: str = "1", *, limit: bool = False) -> str:
+    """The sets matching `where` (on `s`), newest first, with their sums; `limit` adds a
+    `LIMIT ?` (its value the last parameter)."""
+    chosen = f"SELECT s.rowid AS position FROM backup_sets AS s WHERE {where}{_NEWEST_FIRST}"
+    if limit:
+        chosen += " LIMIT ?"
+    return (
+        f"WITH chosen AS ({chosen}) SELECT {_SET_COLUMNS} FROM chosen"
+        f" JOIN backup_sets AS s ON s.rowid = chosen.position{_NEWEST_FIRST}"
+    )
+
+
 _HOLDS_SOURCE = (
     "(s.status IN ('complete', 'partial') AND EXISTS (SELECT 1 FROM artifacts AS a"
     " WHERE a.set_id = s.id AND a.source = ? AND a.status = 'complete'))"
@@ -149,7 +163,7 @@ class BackupSetsMixin:
                     f"((s.status = 'complete' AND s.kind = ?) OR {_HOLDS_SOURCE})"
                 )
                 params.extend([kind, kind])
-            row = self._db.row(f"{_SELECT_SETS} WHERE {where} {_NEWEST_FIRST} LIMIT 1", params)
+            row = self._db.row(_select_sets(where, limit=True), [*params, 1])
             if row is None:
                 what = f"complete {kind} backup" if kind else "complete backup"
                 if base is not None and kind is not None:
@@ -157,7 +171,7 @@ class BackupSetsMixin:
                 raise NotFoundError(f"there is no {what} in the catalog yet; {_LIST_HINT}")
             return BackupSet.from_row(row)
 
-        row = self._db.row(f"{_SELECT_SETS} WHERE s.id = ?", (id_or_latest,))
+        row = self._db.row(_select_sets("s.id = ?"), (id_or_latest,))
         if row is None:
             raise NotFoundError(f"no backup set named {id_or_latest!r}; {_LIST_HINT}")
         found = BackupSet.from_row(row)
@@ -190,13 +204,9 @@ class BackupSetsMixin:
                 + ")"
             )
             params.extend([pattern] * 5)
-        sql = _SELECT_SETS
-        if clauses:
-            sql += " WHERE " + " AND ".join(clauses)
-        sql += _NEWEST_FIRST
         if limit is not None:
-            sql += " LIMIT ?"
             params.append(int(limit))
+        sql = _select_sets(" AND ".join(clauses) or "1", limit=limit is not None)
         return [BackupSet.from_row(row) for row in self._db.rows(sql, params)]
 
     def mark_set_deleting(self, set_id: str) -> None:

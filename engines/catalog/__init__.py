@@ -15,6 +15,7 @@ from engines.catalog.rows import (
     SetCopyCount,
 )
 from engines.catalog.schema import SCHEMA_VERSION
+from engines.catalog.set_pages import SetFilter, SetPage, SetPosition
 
 __all__ = [
     "DEFAULT_BUSY_TIMEOUT_MS",
@@ -30,5 +31,8 @@ __all__ = [
     "JobEvent",
     "PlacedArtifact",
     "SetCopyCount",
+    "SetFilter",
+    "SetPage",
+    "SetPosition",
     "catalog_files",
 ]

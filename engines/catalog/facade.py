@@ -18,12 +18,14 @@ from engines.catalog.metrics import MetricsMixin
 from engines.catalog.monitoring import MonitoringMixin
 from engines.catalog.rebuild import RebuildMixin
 from engines.catalog.schedule_runs import ScheduleRunsMixin
+from engines.catalog.set_pages import SetPagesMixin
 
 DEFAULT_BUSY_TIMEOUT_MS = 30_000
 
 
 class Catalog(
     BackupSetsMixin,
+    SetPagesMixin,
     ArtifactsMixin,
     CopiesMixin,
     JobsMixin,

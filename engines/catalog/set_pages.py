@@ -1,0 +1,131 @@
+"""Backup sets a page at a time, filtered in SQL, with the artifacts of a page in one query.
+
+For readers that page through many sets (the REST API): the filters, the count and the
+page are SQL, so a request reads what it returns and not the whole catalog. Pages are
+keyed on the newest-first order itself (created_at, then rowid, as `list_backup_sets`
+orders): the page after a set is "older than it", which stays right while new backups
+arrive at the head, and reads no skipped rows however deep the page.
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from engines.catalog.copies import SET_IDS_PER_QUERY
+from engines.catalog.db import Database
+from engines.catalog.rows import Artifact, BackupSet
+from engines.catalog.times import to_iso
+
+# The artifact count and stored bytes as `_SELECT_SETS` in backups.py computes them (a
+# files snapshot adds the packs it wrote), evaluated for the page's rows only.
+_PAGE_COLUMNS = """
+s.*, s.rowid AS position,
+(SELECT COUNT(*) FROM artifacts AS a WHERE a.set_id = s.id) AS artifact_count,
+(SELECT COALESCE(SUM(COALESCE(a.stored_size, 0) + CASE WHEN a.source = 'files'
+     THEN COALESCE(json_extract(a.metadata_json, '$.snapshot.stored_bytes'), 0)
+     ELSE 0 END), 0)
+ FROM artifacts AS a WHERE a.set_id = s.id) AS stored_size
+"""
+_NEWEST_FIRST = "ORDER BY s.created_at DESC, s.rowid DESC"
+
+
+@dataclass(frozen=True)
+class SetFilter:
+    """Which sets: `kind` is the set's own kind (as `list --kind`); `source` also takes
+    a multi-source set (`backup full`) holding an artifact of that source; `since` is
+    inclusive and `until` exclusive, on the set's start (created_at)."""
+
+    kind: str | None = None
+    source: str | None = None
+    status: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def where(self) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if self.kind is not None:
+            clauses.append("s.kind = ?")
+            params.append(self.kind)
+        if self.source is not None:
+            clauses.append(
+                "(s.kind = ? OR EXISTS (SELECT 1 FROM artifacts AS a"
+                " WHERE a.set_id = s.id AND a.source = ?))"
+            )
+            params.extend([self.source, self.source])
+        if self.status is not None:
+            clauses.append("s.status = ?")
+            params.append(self.status)
+        if self.since is not None:
+            clauses.append("s.created_at >= ?")
+            params.append(to_iso(self.since))  # one width and offset: text order is time order
+        if self.until is not None:
+            clauses.append("s.created_at < ?")
+            params.append(to_iso(self.until))
+        return " AND ".join(clauses) or "1", params
+
+
+@dataclass(frozen=True)
+class SetPosition:
+    """A set's place in the newest-first order; a page starts after it."""
+
+    created_at: str  # as stored (UTC ISO 8601, fixed width)
+    rowid: int
+
+
+@dataclass(frozen=True)
+class SetPage:
+    sets: list[BackupSet]
+    positions: list[SetPosition]  # of each set, in the same order
+    total: int  # every set the filter matches, on all pages
+    more: bool  # older sets match after the last one
+
+
+class SetPagesMixin:
+    _db: Database
+
+    def page_backup_sets(
+        self, wanted: SetFilter, *, limit: int, after: SetPosition | None = None
+    ) -> SetPage:
+        """Up to `limit` sets matching `wanted`, newest first, older than `after`."""
+        if limit < 1:
+            raise ValueError(f"a page holds at least one set; got limit {limit}")
+        where, params = wanted.where()
+        total = self._db.row(f"SELECT COUNT(*) FROM backup_sets AS s WHERE {where}", params)[0]
+        page_where, page_params = where, list(params)
+        if after is not None:
+            page_where += " AND (s.created_at < ? OR (s.created_at = ? AND s.rowid < ?))"
+            page_params.extend([after.created_at, after.created_at, after.rowid])
+        # The page's rowids first (the index's order, no other column read), then only
+        # those rows with their artifact sums.
+        rows = self._db.rows(
+            f"WITH page AS (SELECT s.rowid AS position FROM backup_sets AS s"
+            f" WHERE {page_where} {_NEWEST_FIRST} LIMIT ?)"
+            f" SELECT {_PAGE_COLUMNS} FROM page JOIN backup_sets AS s ON s.rowid = page.position"
+            f" {_NEWEST_FIRST}",
+            [*page_params, limit + 1],
+        )
+        shown = rows[:limit]
+        return SetPage(
+            sets=[BackupSet.from_row(row) for row in shown],
+            positions=[SetPosition(row["created_at"], row["position"]) for row in shown],
+            total=total,
+            more=len(rows) > limit,
+        )
+
+    def artifacts_of_sets(self, set_ids: Iterable[str]) -> dict[str, list[Artifact]]:
+        """Each set's artifacts (in id order, as `artifacts_of`), one query per 500 sets;
+        a set without any maps to an empty list."""
+        wanted = list(dict.fromkeys(set_ids))
+        found: dict[str, list[Artifact]] = {set_id: [] for set_id in wanted}
+        for start in range(0, len(wanted), SET_IDS_PER_QUERY):
+            batch = wanted[start : start + SET_IDS_PER_QUERY]
+            rows = self._db.rows(
+                f"SELECT * FROM artifacts WHERE set_id IN ({', '.join('?' * len(batch))})"
+                " ORDER BY id",
+                batch,
+            )
+            for row in rows:
+                found[row["set_id"]].append(Artifact.from_row(row))
+        return found

@@ -1,0 +1,159 @@
+"""`GET /api/backups` (newest first, filtered, paged) and `GET /api/backups/{id}`.
+
+Pages are keyed by a cursor, not an offset: the catalog pages on the newest-first
+order itself (engines/catalog/set_pages.py), so a backup finishing while a client walks
+the pages neither repeats a set nor skips one, and a deep page costs what the first
+does. The cursor is opaque to clients: they follow the `Link: <...>; rel="next"`
+header (RFC 8288), which keeps the filters. A page reads the catalog in four queries
+(count, sets, their artifacts, their copies), whatever its length.
+"""
+
+import base64
+import binascii
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from engines.catalog import SetFilter, SetPosition
+from engines.catalog.rows import SET_STATUSES
+from engines.catalog.times import parse_iso, to_iso
+from engines.repository.whereabouts import copy_destination_names, set_places
+from engines.sources import source_kinds
+from jarvis_tui.api.backup_models import BackupSetDetail, BackupSetSummary, detail_of, summary_of
+from jarvis_tui.api.context import ApiContext, api_context
+from jarvis_tui.api.errors import bad_request
+
+router = APIRouter(tags=["backups"])
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+TIME_EXAMPLE = "2026-12-06T02:00:00Z"
+
+SetKind = StrEnum("SetKind", {kind: kind for kind in ("full", *source_kinds())})  # type: ignore[misc]
+Source = StrEnum("Source", {kind: kind for kind in source_kinds()})  # type: ignore[misc]
+SetStatus = StrEnum("SetStatus", {status: status for status in SET_STATUSES})  # type: ignore[misc]
+
+
+def _moment(field: str, text: str | None) -> datetime | None:
+    """An ISO 8601 time with its zone; a naive one would be read in some zone by guess."""
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise bad_request(
+            f"{field}: {text!r} is not an ISO 8601 time; give one with its zone, "
+            f"such as {TIME_EXAMPLE}",
+            field,
+        ) from None
+    if moment.tzinfo is None:
+        raise bad_request(
+            f"{field}: {text!r} has no time zone; add one, such as {TIME_EXAMPLE}", field
+        )
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+05:00 is before the first UTC moment
+        raise bad_request(f"{field}: {text!r} is out of range", field) from None
+
+
+def encode_cursor(position: SetPosition) -> str:
+    raw = f"{position.created_at}|{position.rowid}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> SetPosition:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created_at, rowid = raw.rsplit("|", 1)
+        position = SetPosition(created_at, int(rowid))
+        # Only what encode_cursor writes: the catalog's own time text and a SQLite rowid.
+        if to_iso(parse_iso(created_at)) != created_at or not 0 < position.rowid < 2**63:
+            raise ValueError(raw)
+        return position
+    except (binascii.Error, UnicodeDecodeError, ValueError, OverflowError):
+        raise bad_request(
+            'cursor: not a cursor this server gave; follow the Link header\'s rel="next" '
+            "URL, or leave the cursor out for the first page",
+            "cursor",
+        ) from None
+
+
+TimeQuery = Query(
+    description=f"an ISO 8601 time with its zone (`{TIME_EXAMPLE}`)",
+    json_schema_extra={"format": "date-time"},
+)
+
+
+@router.get(
+    "/api/backups",
+    response_model=list[BackupSetSummary],
+    summary="backup sets, newest first",
+    responses={
+        200: {
+            "headers": {
+                "X-Total-Count": {
+                    "description": "sets matching the filters, on all pages",
+                    "schema": {"type": "integer"},
+                },
+                "Link": {
+                    "description": 'the next page, `<URL>; rel="next"`, when there is one',
+                    "schema": {"type": "string"},
+                },
+            }
+        }
+    },
+)
+def list_backups(
+    request: Request,
+    response: Response,
+    context: Annotated[ApiContext, Depends(api_context)],
+    kind: Annotated[SetKind | None, Query(description="the set's kind, as `list --kind`")] = None,
+    source: Annotated[
+        Source | None,
+        Query(description="sets backing up this source: its own and the full sets holding it"),
+    ] = None,
+    status: Annotated[SetStatus | None, Query()] = None,
+    since: Annotated[str | None, TimeQuery] = None,
+    until: Annotated[str | None, TimeQuery] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    cursor: Annotated[str | None, Query(description="from the previous page's Link header")] = None,
+) -> list[BackupSetSummary]:
+    """The catalog's sets started at or after `since` and before `until`, newest first,
+    `limit` a page; `jq '.[0]'` is the last backup."""
+    wanted = SetFilter(
+        kind=None if kind is None else kind.value,
+        source=None if source is None else source.value,
+        status=None if status is None else status.value,
+        since=_moment("since", since),
+        until=_moment("until", until),
+    )
+    after = None if cursor is None else decode_cursor(cursor)
+    catalog = context.catalog
+    page = catalog.page_backup_sets(wanted, limit=limit, after=after)
+    ids = [backup_set.id for backup_set in page.sets]
+    artifacts = catalog.artifacts_of_sets(ids)
+    places = set_places(catalog, ids, copy_destination_names(context.settings))
+    response.headers["X-Total-Count"] = str(page.total)
+    if page.more:
+        following = request.url.include_query_params(cursor=encode_cursor(page.positions[-1]))
+        response.headers["Link"] = f'<{following}>; rel="next"'
+    return [summary_of(s, artifacts[s.id], places[s.id]) for s in page.sets]
+
+
+@router.get(
+    "/api/backups/{backup_id}",
+    response_model=BackupSetDetail,
+    summary="one backup set with its artifacts, copies and verification",
+)
+def get_backup(
+    backup_id: str, context: Annotated[ApiContext, Depends(api_context)]
+) -> BackupSetDetail:
+    """`backup_id` is a set's id, or `latest` (the newest complete set, as `list latest`)."""
+    catalog = context.catalog
+    backup_set = catalog.get_backup_set(backup_id)  # NotFoundError: 404 naming it
+    artifacts = catalog.artifacts_of(backup_set.id)
+    destinations = copy_destination_names(context.settings)
+    places = set_places(catalog, [backup_set.id], destinations)[backup_set.id]
+    return detail_of(backup_set, artifacts, places)

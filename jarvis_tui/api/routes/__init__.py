@@ -2,4 +2,6 @@
 
 from fastapi import APIRouter
 
-ROUTERS: list[APIRouter] = []
+from jarvis_tui.api.routes import backups
+
+ROUTERS: list[APIRouter] = [backups.router]

@@ -15,8 +15,13 @@ from engines.sources.config_files import FILES_DIFFER, ConfigRestoreOptions
 from engines.sources.secrets import TARGET_EXISTS, SecretsRestoreOptions
 from engines.store.restore import OVERWRITE_POLICIES, FilesRestoreOptions
 
+# What the operator types to confirm a restore that replaces files where they were
+# (the files and configuration wizards; the API's `confirm` asks for the same words).
+ORIGINAL = "the original locations"
+
 __all__ = [
     "FILES_DIFFER",
+    "ORIGINAL",
     "OVERWRITE_POLICIES",
     "TARGET_EXISTS",
     "ConfigRestoreOptions",

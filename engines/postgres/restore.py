@@ -2,6 +2,7 @@
 
 import contextlib
 
+from engines.config import Settings
 from engines.errors import JarvisError, NotFoundError
 from engines.jobs import JobContext
 from engines.postgres.archive import authenticated_archive
@@ -74,6 +75,11 @@ def _globals_of_set(workspace: Workspace, dump: ResolvedArtifact) -> ResolvedArt
     return None
 
 
+def target_database(target_db: str | None, settings: Settings, dumped: str | None) -> str:
+    """The database a restore writes: --target-db, else POSTGRES_DB, else the one dumped."""
+    return target_db or settings.postgres_db or dumped or "postgres"
+
+
 def restore_postgres(
     workspace: Workspace,
     artifacts: list[ResolvedArtifact],
@@ -85,12 +91,8 @@ def restore_postgres(
     dump, globals_artifact = split_artifacts(
         workspace, artifacts, options.with_globals or all(_mode(a) == GLOBALS for a in artifacts)
     )
-    target_name = (
-        options.target_db
-        or workspace.settings.postgres_db
-        or (dump.metadata.get("database") if dump else None)
-        or "postgres"
-    )
+    dumped = dump.metadata.get("database") if dump else None
+    target_name = target_database(options.target_db, workspace.settings, dumped)
     check_identifier(target_name, "target database name")
     if options.discard_previous and not options.drop_existing:
         raise JarvisError("--discard-previous only applies with --drop-existing")

@@ -10,14 +10,18 @@ from textual.app import ComposeResult
 from textual.widgets import Checkbox
 
 from jarvis_tui.formatting import count
-from jarvis_tui.restore_access import FILES_DIFFER, ConfigRestoreOptions, RestoreReport
+from jarvis_tui.restore_access import (
+    FILES_DIFFER,
+    ORIGINAL,
+    ConfigRestoreOptions,
+    RestoreReport,
+)
 from jarvis_tui.screens.wizard import RestoreWizard
 from jarvis_tui.widgets.folder_target import FolderTargetStep
 from jarvis_tui.widgets.marked_toggles import MarkedCheckbox
 from jarvis_tui.widgets.wizard_step import WizardStep
 from jarvis_tui.widgets.wizard_steps import restore_steps
 
-ORIGINAL = "the original locations"
 REPLACE_LABEL = "Replace files that differ from the backup (each kept as NAME.bak)"
 
 

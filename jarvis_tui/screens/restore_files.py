@@ -10,14 +10,13 @@ from textual.containers import Horizontal
 from textual.widgets import Input, RadioButton, RadioSet, Static
 
 from jarvis_tui.formatting import count, human_size
-from jarvis_tui.restore_access import OVERWRITE_POLICIES, FilesRestoreOptions
+from jarvis_tui.restore_access import ORIGINAL, OVERWRITE_POLICIES, FilesRestoreOptions
 from jarvis_tui.screens.wizard import RestoreWizard
 from jarvis_tui.widgets.folder_target import FolderTargetStep
 from jarvis_tui.widgets.marked_toggles import MarkedRadioButton
 from jarvis_tui.widgets.wizard_step import WizardStep
 from jarvis_tui.widgets.wizard_steps import restore_steps
 
-ORIGINAL = "the original locations"
 OVERWRITE_WORDS = {
     "never": "never: keep every file that is already there",
     "if-newer": "if newer: replace a file only when the backup's copy is newer",

@@ -5,19 +5,18 @@ import os
 from pathlib import Path
 
 from engines.catalog import LATEST
-from engines.errors import JarvisError
 from engines.pitr.restore_target import (
     ACTIONS,
     DEFAULT_ACTION,
     DEFAULT_START_TIMEOUT_S,
     PitrTarget,
     StartRequest,
-    parse_target,
 )
 from engines.postgres.options import MODES, PostgresBackupOptions, PostgresRestoreOptions
 from jarvis_tui.commands.context import back_up_command, print_restore_report, restore_command
 from jarvis_tui.exit_codes import ExitCode
 from jarvis_tui.formatting import human_size
+from jarvis_tui.pitr_choices import TARGET_OPTIONS, pitr_target, start_request
 
 
 def register(backup_commands: argparse._SubParsersAction, restore_commands) -> None:
@@ -189,48 +188,22 @@ def _register_pitr(restore: argparse.ArgumentParser) -> None:
 
 
 def _pitr_target(args: argparse.Namespace) -> PitrTarget | None:
-    given = {
-        "time": args.target_time,
-        "lsn": args.target_lsn,
-        "xid": args.target_xid,
-        "name": args.target_name,
-        "immediate": args.target,
-    }
-    chosen = [(kind, value) for kind, value in given.items() if value is not None]
-    if not args.pitr:
-        if chosen or args.target_timeline is not None:
-            raise JarvisError("a recovery target needs --pitr (and --pgdata DIR)")
-        if args.backup is None:
-            raise JarvisError("name the backup to restore: a backup id, `latest` or a file")
-        return None
-    if not chosen:
-        raise JarvisError(
-            "--pitr needs a target: --target-time, --target-lsn, --target-xid, --target-name or "
-            "--target immediate"
-        )
-    if args.pgdata is None:
-        raise JarvisError("--pitr needs --pgdata DIR, an empty data folder to restore into")
-    from engines.config import find_env_file
-    from engines.pitr.setup import restore_command as fetch_command
-    from jarvis_tui.launch import jarvis_executable
-
-    kind, value = chosen[0]
-    command = fetch_command(jarvis_executable(), find_env_file(args.env_file))
-    return parse_target(kind, value, args.target_action, command, args.target_timeline)
+    targets = {kind: getattr(args, option) for kind, option in TARGET_OPTIONS.items()}
+    return pitr_target(
+        pitr=args.pitr,
+        targets=targets,
+        action=args.target_action,
+        timeline=args.target_timeline,
+        pgdata=args.pgdata,
+        backup=args.backup,
+        env_file=args.env_file,
+    )
 
 
 def _start_request(args: argparse.Namespace) -> StartRequest | None:
-    if not args.start:
-        if args.port is not None:
-            raise JarvisError("--port goes with --start (start the restored server)")
-        return None
-    if not args.pitr:
-        raise JarvisError("--start goes with --pitr (a point-in-time restore into --pgdata)")
-    if args.port is None or not 0 < args.port < 65536:
-        raise JarvisError("--start needs --port N, a free port for the restored server")
-    if args.start_timeout <= 0:
-        raise JarvisError("--start-timeout: give the seconds to wait, e.g. 3600")
-    return StartRequest(args.port, args.start_timeout)
+    return start_request(
+        start=args.start, port=args.port, timeout_s=args.start_timeout, pitr=args.pitr
+    )
 
 
 def run_restore_postgres(args: argparse.Namespace) -> ExitCode:

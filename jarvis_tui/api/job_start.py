@@ -35,7 +35,7 @@ class JobAccepted(BaseModel):
     status_url: str  # poll it: GET /api/jobs/{job_id}
 
 
-class _Launch:
+class JobLaunch:
     """One job process, from its start until it ends, read on its own thread."""
 
     def __init__(self, context: ApiContext, spec: ActionSpec):
@@ -57,6 +57,11 @@ class _Launch:
             self.job = update
             self.started.set()
 
+    def ended(self, timeout_s: float) -> Outcome | None:
+        """The job's outcome once its process ended within `timeout_s`; None while it runs."""
+        self._thread.join(timeout_s)
+        return None if self._thread.is_alive() else self.outcome
+
     def start(self) -> JobStarted:
         self._thread.start()
         if not self.started.wait(START_TIMEOUT_S):
@@ -75,6 +80,15 @@ def start_job(
     conflicts: Callable[[Job], bool],
 ) -> JobAccepted:
     """Start `spec` as a job unless a running job conflicts with it (409 naming it)."""
+    return start_job_watched(context, spec, conflicts)[0]
+
+
+def start_job_watched(
+    context: ApiContext,
+    spec: ActionSpec,
+    conflicts: Callable[[Job], bool],
+) -> tuple[JobAccepted, JobLaunch]:
+    """`start_job`, and the launch to wait on for the job's outcome (`ended`)."""
     with _starting:
         catalog = context.catalog
         catalog.mark_orphaned_jobs()
@@ -84,10 +98,12 @@ def start_job(
                     f"job {job.id} ({job.description}) is running; wait for it "
                     f"(GET /api/jobs/{job.id}) and try again"
                 )
-        started = _Launch(context, spec).start()
-    return JobAccepted(
+        launch = JobLaunch(context, spec)
+        started = launch.start()
+    accepted = JobAccepted(
         job_id=started.job_id,
         kind=started.kind,
         description=started.description,
         status_url=f"/api/jobs/{started.job_id}",
     )
+    return accepted, launch

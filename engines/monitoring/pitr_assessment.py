@@ -88,12 +88,15 @@ class CachedTimeline:
         return self._report
 
 
-def read_verdict(settings: Settings, now: datetime) -> ArchiverVerdict:
+def read_verdict(
+    settings: Settings, now: datetime, timeout_s: int = STATEMENT_TIMEOUT_S
+) -> ArchiverVerdict:
+    """`timeout_s` bounds the connection and each query: shorter for a metrics scrape."""
     from engines.postgres.connection import connect, target_from_settings
 
-    with connect(target_from_settings(settings)) as conn:
+    with connect(target_from_settings(settings), timeout_s=timeout_s) as conn:
         # The watchdog and the dashboard must never hang on a stuck server: bounded.
-        conn.execute(f"SET statement_timeout = '{STATEMENT_TIMEOUT_S}s'")
+        conn.execute(f"SET statement_timeout = '{int(timeout_s)}s'")
         state = read_archiver_state(conn)
     return judge_archiver(state, now, LagLimits.from_settings(settings))
 

@@ -142,12 +142,17 @@ def _reason(error: psycopg.OperationalError, target: PostgresTarget) -> str:
 
 
 def connect(
-    target: PostgresTarget, database: str | None = None, *, autocommit: bool = True
+    target: PostgresTarget,
+    database: str | None = None,
+    *,
+    autocommit: bool = True,
+    timeout_s: int = CONNECT_TIMEOUT_S,
 ) -> psycopg.Connection:
     """A psycopg connection, or an operator-facing error naming host, port, user and database."""
     database = database or target.database
+    options = {**target.psycopg_kwargs(database), "connect_timeout": timeout_s}
     try:
-        return psycopg.connect(**target.psycopg_kwargs(database), autocommit=autocommit)
+        return psycopg.connect(**options, autocommit=autocommit)
     except psycopg.OperationalError as error:
         where = target.describe(database)
         if f'database "{database}" does not exist' in str(error):

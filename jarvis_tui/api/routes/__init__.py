@@ -2,6 +2,6 @@
 
 from fastapi import APIRouter
 
-from jarvis_tui.api.routes import backups
+from jarvis_tui.api.routes import backups, metrics
 
-ROUTERS: list[APIRouter] = [backups.router]
+ROUTERS: list[APIRouter] = [backups.router, metrics.router]

@@ -137,6 +137,8 @@ VERBS: Mapping[str, Verb] = {
             writes=True,  # its fresh full backup
         ),
         Verb("verify", "verify", "verify", lambda r: f"verify {r.reference}"),
+        # The API's: its job fails when an artifact does (the job is all a poller sees).
+        Verb("verify-strict", "verify_strict", "verify", lambda r: f"verify {r.reference}"),
         Verb("verify-all", "verify_all", "verify", _verify_all_words),
         Verb(
             "drill",

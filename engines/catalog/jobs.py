@@ -7,6 +7,7 @@ from engines.catalog.db import Database
 from engines.catalog.rows import (
     EVENT_LEVELS,
     JOB_FINAL_STATUSES,
+    JOB_STATUSES,
     Job,
     JobEvent,
     require_one_of,
@@ -38,8 +39,16 @@ class JobsMixin:
             raise NotFoundError(f"no job with id {job_id} in the catalog")
         return Job.from_row(row)
 
-    def list_jobs(self, limit: int = 50) -> list[Job]:
-        rows = self._db.rows("SELECT * FROM jobs ORDER BY id DESC LIMIT ?", (int(limit),))
+    def list_jobs(self, limit: int = 50, *, status: str | None = None) -> list[Job]:
+        """The newest jobs first; with `status`, only those in it."""
+        if status is None:
+            rows = self._db.rows("SELECT * FROM jobs ORDER BY id DESC LIMIT ?", (int(limit),))
+        else:
+            require_one_of("job status", status, JOB_STATUSES)
+            rows = self._db.rows(
+                "SELECT * FROM jobs WHERE status = ? ORDER BY id DESC LIMIT ?",
+                (status, int(limit)),
+            )
         return [Job.from_row(row) for row in rows]
 
     def running_jobs(self) -> list[Job]:
@@ -71,6 +80,15 @@ class JobsMixin:
         """Events in order; pass the last id seen to follow a job's log."""
         rows = self._db.rows(
             "SELECT * FROM job_events WHERE job_id = ? AND id > ? ORDER BY id", (job_id, after_id)
+        )
+        return [JobEvent.from_row(row) for row in rows]
+
+    def job_events_tail(self, job_id: int, count: int) -> list[JobEvent]:
+        """The job's last `count` events, in order (a long job's log read from its end)."""
+        rows = self._db.rows(
+            "SELECT * FROM (SELECT * FROM job_events WHERE job_id = ? ORDER BY id DESC LIMIT ?)"
+            " ORDER BY id",
+            (job_id, int(count)),
         )
         return [JobEvent.from_row(row) for row in rows]
 

@@ -2,6 +2,6 @@
 
 from fastapi import APIRouter
 
-from jarvis_tui.api.routes import backups, metrics
+from jarvis_tui.api.routes import actions, backups, jobs, metrics
 
-ROUTERS: list[APIRouter] = [backups.router, metrics.router]
+ROUTERS: list[APIRouter] = [backups.router, metrics.router, actions.router, jobs.router]

@@ -18,6 +18,7 @@ from engines.catalog.metrics import MetricsMixin
 from engines.catalog.monitoring import MonitoringMixin
 from engines.catalog.rebuild import RebuildMixin
 from engines.catalog.schedule_runs import ScheduleRunsMixin
+from engines.catalog.stats import StatsMixin
 from engines.catalog.set_pages import SetPagesMixin
 
 DEFAULT_BUSY_TIMEOUT_MS = 30_000
@@ -34,6 +35,7 @@ class Catalog(
     ScheduleRunsMixin,
     MonitoringMixin,
     MetricsMixin,
+    StatsMixin,
     RebuildMixin,
 ):
     """One connection, safe to share between threads; open one per process."""

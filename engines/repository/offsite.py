@@ -1,7 +1,7 @@
 """How far each copy destination (S3) is behind: `status`, `health` and the dashboard.
 
-Counted by the catalog (one grouped query per destination), so 10,000 sets cost
-milliseconds on every dashboard refresh; the newest set not complete there is read in
+Counted by the catalog (one grouped query per destination, summed by SQLite), so 10,000
+sets cost milliseconds on every dashboard refresh; the newest set not complete there is read in
 full (engines/repository/whereabouts.py) to say what it lacks.
 """
 
@@ -49,18 +49,17 @@ def offsite_status(catalog: Catalog, destinations: Sequence[str]) -> list[Offsit
     copy confirmed, and the newest set not complete there (nothing without destinations)."""
     report = []
     for name in destinations:
-        counts = catalog.copy_counts_on(name)
-        behind = [c for c in counts if c.stored < c.artifacts]
+        summary = catalog.offsite_summary(name)
         newest, gaps = None, ()
-        if behind:
-            newest = catalog.get_backup_set(behind[0].set_id)
+        if summary.newest_incomplete is not None:
+            newest = catalog.get_backup_set(summary.newest_incomplete)
             gaps = tuple(set_places(catalog, [newest.id], destinations)[newest.id].gaps(name))
         report.append(
             OffsiteStatus(
                 name,
-                len(counts) - len(behind),
-                len(behind),
-                sum(c.failed for c in counts),
+                summary.finished_sets - summary.incomplete_sets,
+                summary.incomplete_sets,
+                summary.failed_copies,
                 catalog.last_copy_on(name),
                 newest,
                 gaps,

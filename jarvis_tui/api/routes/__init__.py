@@ -2,6 +2,15 @@
 
 from fastapi import APIRouter
 
-from jarvis_tui.api.routes import actions, backups, jobs, metrics
+from jarvis_tui.api.routes import actions, backups, health, jobs, metrics, overview, schedule
 
-ROUTERS: list[APIRouter] = [backups.router, metrics.router, actions.router, jobs.router]
+# The monitoring routes first: their fixed paths must not be taken for a backup id.
+ROUTERS: list[APIRouter] = [
+    overview.router,
+    schedule.router,
+    health.router,
+    backups.router,
+    metrics.router,
+    actions.router,
+    jobs.router,
+]

@@ -3,6 +3,7 @@ backups (the values are the catalog's), a failed backup with its job, alert and 
 delivery, a damaged artifact's verification, the token, and PostgreSQL's WAL archiver
 (not configured here; read from a real archiving cluster in test_pitr_metrics below)."""
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -180,3 +181,23 @@ def test_a_damaged_artifact_counts_as_a_failed_verification(
         pytest.approx(verified.verified_at.timestamp(), abs=1e-3)
     )
     assert value(samples, "jobs_total", kind=verify.kind, status=verify.status) == 1
+
+
+def test_a_postgresql_that_does_not_answer_is_pitr_up_0_and_one_line(env: FilesEnv) -> None:
+    password = "pg-Secret-41x"
+    env.set(DATABASE_URL=f"postgresql://backup:{password}@127.0.0.1:{free_port()}/app")
+    with ApiServer(env.env_file) as server, server.client() as client:
+        samples, answer = scrape(client)
+        again, _ = scrape(client)
+    assert value(samples, "pitr_watched") == 1
+    assert value(samples, "pitr_up") == value(again, "pitr_up") == 0
+    assert named(samples, "pitr_wal_waiting_files") == {}
+    assert set(named(samples, "scrape_error").values()) == {0.0}  # the rest is served
+    assert value(samples, "source_configured", source="postgres") == 1
+    deadline = time.monotonic() + 60  # the server's output is read by a thread of its own
+    while len(lines := [x for x in server.output if "archiver not read" in x]) < 2:
+        assert time.monotonic() < deadline, "".join(server.output)
+        time.sleep(0.1)
+    assert len(lines) == 2  # one line per scrape
+    assert "cannot connect to" in lines[0] and "Traceback" not in "".join(server.output)
+    assert password not in "".join(server.output) + answer.text

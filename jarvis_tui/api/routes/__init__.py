@@ -2,7 +2,16 @@
 
 from fastapi import APIRouter
 
-from jarvis_tui.api.routes import actions, backups, health, jobs, metrics, overview, schedule
+from jarvis_tui.api.routes import (
+    actions,
+    backups,
+    download,
+    health,
+    jobs,
+    metrics,
+    overview,
+    schedule,
+)
 
 # The monitoring routes first: their fixed paths must not be taken for a backup id.
 ROUTERS: list[APIRouter] = [
@@ -10,6 +19,7 @@ ROUTERS: list[APIRouter] = [
     schedule.router,
     health.router,
     backups.router,
+    download.router,
     metrics.router,
     actions.router,
     jobs.router,

@@ -53,9 +53,8 @@ def requested_range(header: str | None, length: int) -> ByteRange | None:
             raise Unsatisfiable
         return ByteRange(max(length - suffix, 0), length - 1)
     start = int(first)
-    end = length - 1 if last == "" else int(last)
-    if end < start:
+    if last != "" and int(last) < start:
         return None  # invalid: ignored (RFC 9110 14.1.1)
     if start >= length:
         raise Unsatisfiable
-    return ByteRange(start, min(end, length - 1))
+    return ByteRange(start, length - 1 if last == "" else min(int(last), length - 1))

@@ -9,10 +9,13 @@ sync reads and hashing run in worker threads (anyio), one large block at a time,
 client that goes away stops them (the disconnect is listened for, as Starlette does).
 """
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import anyio
+from anyio.streams.memory import MemoryObjectSendStream
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
@@ -22,6 +25,7 @@ from jarvis_tui.api.download_body import Body
 
 logger = logging.getLogger("jarvis.api")
 _END = object()
+AHEAD = 2  # blocks read and hashed ahead of the one being sent
 
 
 class CheckedStreamResponse(Response):
@@ -65,13 +69,37 @@ class CheckedStreamResponse(Response):
         await send({**start, "headers": self.raw_headers})
         if not self.head:
             chunks = self.download.chunks(self.wanted)
+            # Reading and hashing the next blocks (a worker thread) overlap sending this one.
+            ahead, ready = anyio.create_memory_object_stream[bytes | BaseException](AHEAD)
             try:
-                while (chunk := await anyio.to_thread.run_sync(next, chunks, _END)) is not _END:
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            except Exception as error:  # every failure cuts the body short
-                logger.error("API: download of %s cut short: %s", self.what, redact(str(error)))
-                return  # unfinished: the server closes the connection
+                async with anyio.create_task_group() as group:
+                    group.start_soon(_read_ahead, chunks, ahead)
+                    async with ready:
+                        async for chunk in ready:
+                            if isinstance(chunk, BaseException):
+                                logger.error(
+                                    "API: download of %s cut short: %s",
+                                    self.what,
+                                    redact(str(chunk)),
+                                )
+                                group.cancel_scope.cancel()
+                                return  # unfinished: the server closes the connection
+                            await send(
+                                {"type": "http.response.body", "body": chunk, "more_body": True}
+                            )
             finally:
                 with anyio.CancelScope(shield=True):
                     await anyio.to_thread.run_sync(chunks.close)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _read_ahead(chunks: Iterator[bytes], ahead: MemoryObjectSendStream) -> None:
+    async with ahead:
+        try:
+            while (chunk := await anyio.to_thread.run_sync(next, chunks, _END)) is not _END:
+                await ahead.send(chunk)
+        except anyio.BrokenResourceError:
+            return  # the response ended (the client went away)
+        except Exception as error:  # every failure cuts the body short
+            with contextlib.suppress(anyio.BrokenResourceError):
+                await ahead.send(error)

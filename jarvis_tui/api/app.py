@@ -31,6 +31,7 @@ def build_app(context: ApiContext, auth: BearerAuth) -> FastAPI:
     app.state.auth = auth
     install_error_handlers(app)
     app.include_router(live.router)
+    app.state.open_routes = tuple(live.router.routes)  # the only ones without the token
     guarded = APIRouter(dependencies=[Depends(auth)], responses=ERROR_RESPONSES)
     for router in ROUTERS:
         guarded.include_router(router)

@@ -87,7 +87,25 @@ def _field_of(location: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
-async def _validation_failed(_request: Request, error: RequestValidationError) -> JSONResponse:
+async def _refused_caller(request: Request) -> JSONResponse | None:
+    """The 401 of a guarded route's caller without the token, else None. FastAPI parses
+    a JSON body before the route's dependencies run, so without this a body that is not
+    JSON would be answered 400 to anyone, before the token is asked for."""
+    auth = getattr(request.app.state, "auth", None)
+    route = request.scope.get("route")
+    if auth is None or route is None or route in getattr(request.app.state, "open_routes", ()):
+        return None
+    try:
+        await auth(request)
+    except ApiError as refusal:
+        return await _api_error(request, refusal)
+    return None
+
+
+async def _validation_failed(request: Request, error: RequestValidationError) -> JSONResponse:
+    refused = await _refused_caller(request)
+    if refused is not None:
+        return refused
     first = error.errors()[0] if error.errors() else {}
     field = _field_of(tuple(first.get("loc", ())))
     if first.get("type") == "json_invalid":
@@ -104,8 +122,12 @@ async def _api_error(_request: Request, error: ApiError) -> JSONResponse:
     return _answer(error.status, body, headers)
 
 
-async def _http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
-    codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}
+async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+    if error.status_code == 400:  # a body FastAPI could not parse, before the token's check
+        refused = await _refused_caller(request)
+        if refused is not None:
+            return refused
+    codes = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}
     body = ErrorBody(code=codes.get(error.status_code, "http_error"), message=str(error.detail))
     return _answer(error.status_code, body, getattr(error, "headers", None))
 

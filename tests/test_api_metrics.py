@@ -9,8 +9,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from jarvis_tui.api.context import ApiContext
+from jarvis_tui.api.metrics import metrics_registry
 from jarvis_tui.exit_codes import ExitCode
 from tests.support.api_server import TOKEN, ApiServer
 from tests.support.files_env import FilesEnv, make_secrets_env
@@ -21,14 +24,18 @@ SLACK_SECRET = "hV3kQ9zLw2TxRf7Yp1Nc8Bd4"
 REDIS_PASSWORD = "redis-Secret-77q"
 
 
+def parse(text: str) -> Samples:
+    found: Samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found[sample.name, frozenset(sample.labels.items())] = sample.value
+    return found
+
+
 def scrape(client: httpx.Client, **headers: str) -> tuple[Samples, httpx.Response]:
     answer = client.get("/metrics", headers=headers)
     assert answer.status_code == 200, answer.text
-    found: Samples = {}
-    for family in text_string_to_metric_families(answer.text):
-        for sample in family.samples:
-            found[sample.name, frozenset(sample.labels.items())] = sample.value
-    return found, answer
+    return parse(answer.text), answer
 
 
 def value(samples: Samples, name: str, **labels: str) -> float:
@@ -201,3 +208,22 @@ def test_a_postgresql_that_does_not_answer_is_pitr_up_0_and_one_line(env: FilesE
     assert len(lines) == 2  # one line per scrape
     assert "cannot connect to" in lines[0] and "Traceback" not in "".join(server.output)
     assert password not in "".join(server.output) + answer.text
+
+
+def test_parts_that_cannot_be_read_are_scrape_errors_and_the_rest_is_served(
+    env: FilesEnv, caplog: pytest.LogCaptureFixture
+) -> None:
+    with env.workspace() as workspace:
+        registry = metrics_registry(ApiContext(workspace.settings, env.env_file, workspace))
+        workspace.catalog.close()  # every question to the catalog now fails
+        samples = parse(generate_latest(registry).decode())
+    errors = {dict(labels)["part"]: v for labels, v in named(samples, "scrape_error").items()}
+    assert errors == {
+        "backups": 1, "jobs": 1, "verification": 1, "alerts": 1,
+        "destinations": 0, "space": 0, "pitr": 0,
+    }  # fmt: skip
+    assert value(samples, "filesystem_free_bytes", volume="catalog") > 0
+    assert named(samples, "source_configured") == {}  # a failed part yields nothing of its own
+    lines = [r.getMessage() for r in caplog.records if r.name == "jarvis.api"]
+    assert len(lines) == 4 and all(line.startswith("metrics: ") for line in lines)
+    assert all("\n" not in line for line in lines) and "jobs not read: catalog" in "".join(lines)

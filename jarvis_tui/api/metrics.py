@@ -104,7 +104,9 @@ def job_metrics(context: ApiContext) -> Iterator[Metric]:
     finished = CounterMetricFamily(
         PREFIX + "jobs", "Finished jobs by kind and final status", labels=["kind", "status"]
     )
-    unfinished = gauge("jobs_unfinished", "Jobs queued or running, by kind", ["kind", "status"])
+    unfinished = gauge(
+        "jobs_unfinished", "Jobs queued or running, by kind and status", ["kind", "status"]
+    )
     for (kind, status), count in sorted(catalog.job_counts().items()):
         (finished if status in JOB_FINAL_STATUSES else unfinished).add_metric([kind, status], count)
     yield finished
@@ -160,7 +162,7 @@ def alert_metrics(context: ApiContext) -> Iterator[Metric]:
         "pitr_archive_lag, ...), key what it is about (a source, an artifact, a timeline)",
         ["alert", "key", "severity"],
     )
-    for alert in catalog.open_conditions():
+    for alert in sorted(catalog.open_conditions(), key=lambda alert: alert.kind):
         kind, _, key = alert.kind.partition(":")
         active.add_metric([kind, key, alert.severity], 1)
     yield active

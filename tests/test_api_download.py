@@ -7,6 +7,7 @@ import hashlib
 import io
 import random
 import tarfile
+import time
 from pathlib import Path
 
 import httpx
@@ -188,6 +189,7 @@ def test_a_truncated_file_is_an_integrity_error_before_any_byte(env: FilesEnv) -
     assert str(path.relative_to(env.repo)) in body["message"]
     assert f"jarvis-tui verify {set_id}" in body["message"]
     assert head.status_code == 422
+    assert f"download refused: {path.relative_to(env.repo)}" in "".join(server.output)
 
 
 def test_a_stored_file_that_leads_out_of_the_repository_is_refused(env: FilesEnv) -> None:
@@ -231,3 +233,25 @@ def test_a_file_lost_here_is_downloaded_from_its_s3_copy(env: FilesEnv, s3_serve
     assert answer.content == expected
     assert answer.headers["X-Content-SHA256"] == hashlib.sha256(expected).hexdigest()
     assert tail.status_code == 206 and tail.content == expected[1_000_000:]
+
+
+def test_a_client_that_goes_away_leaves_nothing_open(env: FilesEnv) -> None:
+    set_id, stored = backed_up(env, "secrets")
+    (path,) = stored.values()
+    with ApiServer(env.env_file) as server, server.client() as client:
+        for _ in range(3):
+            with client.stream("GET", download_url(set_id)) as answer:
+                next(answer.iter_raw())
+        assert server.process is not None
+        fds = Path(f"/proc/{server.process.pid}/fd")
+
+        def still_open() -> list[str]:
+            targets = [str(fd.readlink()) for fd in fds.iterdir() if fd.is_symlink()]
+            return [target for target in targets if target == str(path)]
+
+        deadline = time.monotonic() + 60
+        while still_open() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert still_open() == []
+        assert client.get(download_url(set_id)).content == path.read_bytes()
+    assert "Traceback" not in "".join(server.output)

@@ -23,6 +23,7 @@ connection cut before its last bytes when the hash is not the catalog's (logged)
 """
 
 import base64
+import logging
 from typing import Annotated
 from urllib.parse import quote
 
@@ -30,6 +31,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from engines.catalog.rows import Artifact, BackupSet
+from engines.plumbing.redaction import redact
 from jarvis_tui.api.byte_ranges import ByteRange, Unsatisfiable, requested_range
 from jarvis_tui.api.checked_stream import CheckedStreamResponse
 from jarvis_tui.api.context import ApiContext, api_context
@@ -38,6 +40,7 @@ from jarvis_tui.api.errors import ApiError, ErrorBody, conflict
 from jarvis_tui.api.set_tar import set_tar, tar_etag
 from jarvis_tui.api.stored_artifact import StoredArtifact, open_stored
 
+logger = logging.getLogger("jarvis.api")
 router = APIRouter(tags=["backups"])
 
 PATH = "/api/backups/{backup_id}/download"
@@ -85,9 +88,11 @@ def _answer(
     try:
         for artifact in chosen:
             opened.append(open_stored(context.workspace, artifact))
-    except BaseException:
+    except BaseException as error:
         for stored in opened:
             stored.close()
+        if isinstance(error, ApiError) and error.code == "integrity":
+            logger.warning("API: download refused: %s", redact(error.message))
         raise
     if len(opened) == 1:
         body, headers = Body([Stored(opened[0])]), _one_artifact_headers(opened[0])

@@ -18,6 +18,7 @@ from jarvis_tui.exit_codes import ExitCode
 from tests.support.api_server import TOKEN, ApiServer
 from tests.support.files_env import FilesEnv, make_secrets_env
 from tests.support.processes import free_port
+from tests.support.s3 import S3Server
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 SLACK_SECRET = "hV3kQ9zLw2TxRf7Yp1Nc8Bd4"
@@ -227,3 +228,38 @@ def test_parts_that_cannot_be_read_are_scrape_errors_and_the_rest_is_served(
     lines = [r.getMessage() for r in caplog.records if r.name == "jarvis.api"]
     assert len(lines) == 4 and all(line.startswith("metrics: ") for line in lines)
     assert all("\n" not in line for line in lines) and "jobs not read: catalog" in "".join(lines)
+
+
+def test_a_copy_destination_behind_and_caught_up(
+    env: FilesEnv, isolated_env, s3_server: S3Server
+) -> None:
+    """A bucket that does not exist yet fails the S3 copy; once it exists `sync` stores it."""
+    env.set(
+        S3_ENABLED="true",
+        S3_BUCKET="jarvis-offsite",
+        S3_ENDPOINT_URL=s3_server.endpoint_url,
+        S3_ACCESS_KEY=s3_server.access_key,
+        S3_SECRET_KEY=s3_server.secret_key,
+        AWS_REGION=s3_server.region,
+    )
+    assert env.cli("backup", "files") == ExitCode.OK
+    with ApiServer(env.env_file) as server, server.client() as client:
+        samples, answer = scrape(client)
+        assert value(samples, "sets_not_offsite", destination="s3") == 1
+        assert value(samples, "copies_failed", destination="s3") == 1
+        assert named(samples, "last_copy_timestamp_seconds") == {}
+        assert value(samples, "alert_active", alert="upload_failure", key="s3",
+                     severity="critical") == 1  # fmt: skip
+        assert s3_server.secret_key not in answer.text
+
+        s3_server.create_bucket("jarvis-offsite")
+        assert env.cli("sync") == ExitCode.OK
+        samples, _ = scrape(client)
+    assert value(samples, "sets_not_offsite", destination="s3") == 0
+    assert value(samples, "copies_failed", destination="s3") == 0
+    with env.workspace() as workspace:
+        stored = workspace.catalog.last_copy_on("s3")
+    assert stored is not None
+    assert value(samples, "last_copy_timestamp_seconds", destination="s3") == pytest.approx(
+        stored.timestamp(), abs=1e-3
+    )

@@ -1,0 +1,323 @@
+"""`POST /api/backups/{id}/restore` against a real `jarvis-tui serve` and real backups.
+
+Files, secrets, PostgreSQL and Redis restored into scratch targets and compared with
+what was backed up; dry runs answered with their plan and changing nothing; a restore
+that replaces data refused without the typed confirmation; unknown options, unknown
+sets, a second restore into a target being restored (held still by SIGSTOP), and a
+damaged artifact failing its job with nothing written.
+"""
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.api_server import TOKEN, ApiServer
+from tests.support.files_env import FilesEnv, make_secrets_env, random_text, tree_of
+from tests.support.pg_seed import PgCase, unique_name
+from tests.support.redis_seed import RedisCase, backed_up_then_changed, fast_sync
+
+DEADLINE_S = 120.0
+FINAL = ("succeeded", "failed", "cancelled")
+
+
+def wait_for_job(client: httpx.Client, job_id: int) -> dict:
+    deadline = time.monotonic() + DEADLINE_S
+    while True:
+        job = client.get(f"/api/jobs/{job_id}").json()
+        if job["status"] in FINAL:
+            return job
+        assert time.monotonic() < deadline, f"job {job_id} still {job['status']}"
+        time.sleep(0.1)
+
+
+def client_of(server: ApiServer) -> httpx.Client:
+    """A dry run is answered once it ended: a longer wait than the usual client's."""
+    client = server.client()
+    client.timeout = httpx.Timeout(DEADLINE_S)
+    return client
+
+
+def restore(client: httpx.Client, set_id: str, **body: object) -> httpx.Response:
+    return client.post(f"/api/backups/{set_id}/restore", json=body)
+
+
+def restored(client: httpx.Client, set_id: str, **body: object) -> dict:
+    """A restore that must be accepted (202) and succeed: its job."""
+    answer = restore(client, set_id, **body)
+    assert answer.status_code == 202, answer.text
+    assert answer.headers["location"] == answer.json()["status_url"]
+    job = wait_for_job(client, answer.json()["job_id"])
+    assert job["status"] == "succeeded", job
+    return job
+
+
+class Served:
+    def __init__(self, env: FilesEnv, server: ApiServer, files_set: str, secrets_set: str):
+        self.env, self.server = env, server
+        self.files_set, self.secrets_set = files_set, secrets_set
+        self.client = client_of(server)
+
+    def jobs(self) -> int:
+        with self.env.workspace() as workspace:
+            return len(workspace.catalog.list_jobs())
+
+
+def _latest(env: FilesEnv, kind: str) -> str:
+    with env.workspace() as workspace:
+        return workspace.catalog.get_backup_set("latest", kind).id
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    env = make_secrets_env(tmp_path, token="s3cr3t-value")
+    (env.data / "notes").mkdir()
+    (env.data / "notes" / "a.txt").write_bytes(random_text(300_000, seed=3))
+    (env.data / "b.bin").write_bytes(os.urandom(70_000))
+    (env.data / "empty").write_bytes(b"")
+    env.set(JARVIS_API_TOKEN=TOKEN)
+    assert env.cli("backup", "files") == 0
+    assert env.cli("backup", "secrets") == 0
+    server = ApiServer(env.env_file).start()
+    try:
+        yield Served(env, server, _latest(env, "files"), _latest(env, "secrets"))
+    finally:
+        server.close()
+
+
+def _below(target: Path, folder: Path) -> Path:
+    return target / folder.relative_to("/")
+
+
+def test_files_restore_into_a_scratch_folder_is_byte_for_byte(served: Served, tmp_path):
+    target = tmp_path / "scratch"
+    job = restored(served.client, served.files_set, type="files", target_dir=str(target))
+    assert job["description"].endswith(f" into {target}")
+    assert tree_of(_below(target, served.env.data)) == tree_of(served.env.data)
+
+
+def test_a_dry_run_answers_its_plan_and_writes_nothing(served: Served, tmp_path):
+    target = tmp_path / "scratch"
+    files = restore(
+        served.client, served.files_set, type="files", target_dir=str(target), dry_run=True
+    )
+    assert files.status_code == 200, files.text
+    plan = files.json()
+    assert plan["would_succeed"] and plan["error"] is None and plan["type"] == "files"
+    assert any("a.txt" in line or "3 file" in line for line in plan["lines"]), plan
+    assert not target.exists()
+    job = served.client.get(plan["status_url"]).json()
+    assert job["status"] == "succeeded" and "(dry run)" in job["description"]
+    assert any(event["message"].startswith("plan: ") for event in job["log"]), job["log"]
+
+    to = tmp_path / "restored.env"
+    secrets = restore(served.client, served.secrets_set, type="secrets", to=str(to), dry_run=True)
+    assert secrets.status_code == 200 and secrets.json()["would_succeed"], secrets.text
+    assert "API_TOKEN" in " ".join(secrets.json()["lines"])
+    assert "s3cr3t-value" not in secrets.text
+    assert not to.exists()
+
+
+def test_secrets_restore_to_a_new_path(served: Served, tmp_path):
+    to = tmp_path / "new" / "app.env"
+    to.parent.mkdir()
+    restored(served.client, served.secrets_set, type="secrets", to=str(to))
+    assert to.read_text() == "API_TOKEN=s3cr3t-value\n"
+    assert to.stat().st_mode & 0o777 == 0o600
+
+
+def test_replacing_files_where_they_were_needs_the_typed_confirmation(served: Served):
+    data = served.env.data
+    changed = data / "notes" / "a.txt"
+    changed.write_bytes(b"changed after the backup")
+    os.utime(changed, (1, 1))  # older than the backup's copy: if-newer would replace it
+    before = tree_of(data)
+    body = {"type": "files", "overwrite": "always"}
+    for confirm, what in ((None, "missing"), ("the original location", "does not match")):
+        extra = {} if confirm is None else {"confirm": confirm}
+        answer = restore(served.client, served.files_set, **body, **extra)
+        assert answer.status_code == 400, answer.text
+        error = answer.json()
+        assert error["field"] == "confirm" and error["code"] == "confirmation_required"
+        assert what in error["message"]
+        assert '"confirm": "the original locations"' in error["message"]
+        assert tree_of(data) == before
+    restored(served.client, served.files_set, **body, confirm="the original locations")
+    assert changed.read_bytes() == random_text(300_000, seed=3)
+
+
+def test_an_existing_file_is_replaced_only_when_its_path_is_typed(served: Served, tmp_path):
+    to = tmp_path / "live.env"
+    to.write_text("API_TOKEN=current\n")
+    body = {"type": "secrets", "to": str(to), "force": True}
+    answer = restore(served.client, served.secrets_set, **body, confirm="live.env")
+    assert answer.status_code == 400 and answer.json()["field"] == "confirm", answer.text
+    assert f'"confirm": "{to}"' in answer.json()["message"]
+    assert to.read_text() == "API_TOKEN=current\n"
+    restored(served.client, served.secrets_set, **body, confirm=str(to))
+    assert to.read_text() == "API_TOKEN=s3cr3t-value\n"
+    assert Path(f"{to}.bak").read_text() == "API_TOKEN=current\n"
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "words"),
+    [
+        ({"type": "files", "flush": True}, "flush", "not an option of a files restore"),
+        ({"type": "secrets", "target_dir": "/tmp/x"}, "target_dir", "secrets restore"),
+        ({"type": "files", "overwrite": "sometimes"}, "overwrite", "never"),
+        ({"type": "postgres", "jobs": 0}, "jobs", "greater than or equal to 1"),
+        ({"type": "archive"}, "type", "postgres, redis, files, secrets, config, full"),
+        ({"dry_run": True}, "type", "give the type of restore"),
+        ({"type": "postgres", "target_time": "2026-01-01 00:00:00+00"}, "target_time", "pitr"),
+        ({"type": "postgres", "pitr": True, "target": "immediate"}, "pgdata", "pgdata DIR"),
+    ],
+)
+def test_bad_options_are_refused_naming_the_field(served: Served, body, field, words):
+    jobs_before = served.jobs()
+    set_id = served.files_set if body.get("type") != "postgres" else "latest"
+    answer = restore(served.client, set_id, **body)
+    assert answer.status_code in (400, 404), answer.text
+    if answer.status_code == 404:  # no PostgreSQL backup here: the set is checked first
+        assert body["type"] == "postgres"
+        return
+    error = answer.json()
+    assert error["field"] == field and words in error["message"], error
+    assert served.jobs() == jobs_before
+
+
+def test_unknown_sets_and_sets_without_that_source_are_404(served: Served):
+    for set_id, kind in (("no-such-set", "files"), (served.files_set, "secrets")):
+        answer = restore(served.client, set_id, type=kind, dry_run=True)
+        assert answer.status_code == 404 and answer.json()["code"] == "not_found", answer.text
+        assert set_id in answer.json()["message"]
+
+
+def test_a_second_restore_into_a_target_being_restored_is_409(tmp_path):
+    env = make_secrets_env(tmp_path)
+    # Enough that the restore is still writing when it is stopped, just after the 202.
+    big = os.urandom(48 * 1024 * 1024)
+    (env.data / "big.txt").write_bytes(big)
+    env.set(JARVIS_API_TOKEN=TOKEN)
+    assert env.cli("backup", "files") == 0
+    set_id = _latest(env, "files")
+    target, other = tmp_path / "first", tmp_path / "second"
+    with ApiServer(env.env_file) as server, client_of(server) as client:
+        first = restore(client, set_id, type="files", target_dir=str(target))
+        assert first.status_code == 202, first.text
+        job_id = first.json()["job_id"]
+        with env.workspace() as workspace:
+            pid = workspace.catalog.get_job(job_id).pid
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            assert client.get(f"/api/jobs/{job_id}").json()["status"] == "running"
+            again = restore(client, set_id, type="files", target_dir=str(target))
+            assert again.status_code == 409, again.text
+            assert f"job {job_id} (restore files {set_id} into {target})" in again.json()["message"]
+            # A dry run reads only, and another folder is another target: both go ahead.
+            dry = restore(client, set_id, type="files", target_dir=str(other), dry_run=True)
+            assert dry.status_code == 200 and dry.json()["would_succeed"], dry.text
+            elsewhere = restore(client, set_id, type="files", target_dir=str(other))
+            assert elsewhere.status_code == 202, elsewhere.text
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        assert wait_for_job(client, job_id)["status"] == "succeeded"
+        assert wait_for_job(client, elsewhere.json()["job_id"])["status"] == "succeeded"
+    for folder in (target, other):
+        assert (_below(folder, env.data) / "big.txt").read_bytes() == big
+
+
+def test_a_damaged_artifact_fails_the_job_and_writes_nothing(served: Served, tmp_path):
+    with served.env.workspace() as workspace:
+        (artifact,) = workspace.catalog.artifacts_of(served.secrets_set)
+    stored = served.env.repo / artifact.relpath
+    sealed = bytearray(stored.read_bytes())
+    sealed[len(sealed) // 2] ^= 0x01
+    stored.write_bytes(bytes(sealed))
+    to = tmp_path / "restored.env"
+
+    plan = restore(served.client, served.secrets_set, type="secrets", to=str(to), dry_run=True)
+    assert plan.status_code == 200, plan.text
+    assert not plan.json()["would_succeed"] and "authentic" in plan.json()["error"]
+
+    answer = restore(served.client, served.secrets_set, type="secrets", to=str(to))
+    assert answer.status_code == 202, answer.text
+    job = wait_for_job(served.client, answer.json()["job_id"])
+    assert job["status"] == "failed" and "authentic" in job["error"], job
+    assert not to.exists() and not Path(f"{to}.bak").exists()
+
+
+def test_the_openapi_document_declares_the_plan_and_the_job(served: Served):
+    document = served.client.get("/api/openapi.json").json()
+    answers = document["paths"]["/api/backups/{set_id}/restore"]["post"]["responses"]
+    schema = {
+        code: answers[code]["content"]["application/json"]["schema"]["$ref"]
+        for code in ("200", "202")
+    }
+    assert schema == {
+        "200": "#/components/schemas/DryRunReport",
+        "202": "#/components/schemas/JobAccepted",
+    }
+    body = document["paths"]["/api/backups/{set_id}/restore"]["post"]["requestBody"]
+    assert body["content"]["application/json"]["schema"]["discriminator"]["propertyName"] == "type"
+
+
+def test_postgres_restore_into_a_scratch_database(postgres_server, tmp_path):
+    case = PgCase(postgres_server, tmp_path, JARVIS_API_TOKEN=TOKEN)
+    try:
+        assert case.cli("backup", "postgres") == 0
+        with case.workspace() as workspace:
+            set_id = workspace.catalog.get_backup_set("latest", "postgres").id
+        scratch = unique_name("jarvis_api")
+        source_before = case.fingerprint()
+        with ApiServer(case.env_file) as server, client_of(server) as client:
+            plan = restore(client, set_id, type="postgres", target_db=scratch, dry_run=True)
+            assert plan.status_code == 200 and plan.json()["would_succeed"], plan.text
+            assert scratch in plan.json()["target"]
+            assert scratch not in case.databases()
+
+            replace = {"type": "postgres", "drop_existing": True}
+            refused = restore(client, set_id, **replace)
+            assert refused.status_code == 400 and refused.json()["field"] == "confirm"
+            assert f'"confirm": "{case.source}"' in refused.json()["message"]
+            into_live = restore(client, set_id, type="postgres", target_db=case.source)
+            assert into_live.status_code == 400 and into_live.json()["field"] == "confirm"
+
+            restored(client, set_id, type="postgres", target_db=scratch, jobs=2)
+        assert case.fingerprint(scratch) == source_before
+        assert case.fingerprint() == source_before
+    finally:
+        case.cleanup()
+
+
+def test_redis_restore_into_a_spare_server(redis_server, spare_redis_server, tmp_path):
+    case = RedisCase(tmp_path, redis_server)
+    backed_up_then_changed(redis_server, case, "backup", "redis")
+    with case.workspace() as workspace:
+        set_id = workspace.catalog.get_backup_set("latest", "redis").id
+    spare = spare_redis_server
+    fast_sync(spare)
+    spare.flush()
+    spare.client().set("kept", "the spare's own")
+    spare.client().set("stray", "the spare's stray")
+    case.point_at(spare, JARVIS_API_TOKEN=TOKEN)
+    address = f"{spare.host}:{spare.port}"
+    with ApiServer(case.env_file) as server, client_of(server) as client:
+        plan = restore(client, set_id, type="redis", flush=True, dry_run=True)
+        assert plan.status_code == 200 and plan.json()["would_succeed"], plan.text
+        assert spare.client().get("stray") == b"the spare's stray"
+
+        for confirm in (None, "localhost"):
+            extra = {} if confirm is None else {"confirm": confirm}
+            refused = restore(client, set_id, type="redis", flush=True, **extra)
+            assert refused.status_code == 400 and refused.json()["field"] == "confirm"
+            assert f'"confirm": "{address}"' in refused.json()["message"], refused.text
+            assert spare.client().get("kept") == b"the spare's own"
+
+        restored(client, set_id, type="redis", flush=True, confirm=address)
+    assert spare.client().get("kept") == b"from the backup"
+    assert spare.client().get("stray") is None
+    assert redis_server.client().get("kept") == b"changed later"  # the source untouched

@@ -10,6 +10,7 @@ from jarvis_tui.api.routes import (
     jobs,
     metrics,
     overview,
+    restore,
     schedule,
 )
 
@@ -23,4 +24,5 @@ ROUTERS: list[APIRouter] = [
     metrics.router,
     actions.router,
     jobs.router,
+    restore.router,
 ]

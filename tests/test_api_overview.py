@@ -92,6 +92,23 @@ def test_an_empty_catalog_counts_nothing_and_has_no_last_good(env: FilesEnv) -> 
     assert all(s["last_run"] is None for s in status["schedules"])
 
 
+def test_the_overview_follows_a_backup_made_while_it_serves(env: FilesEnv) -> None:
+    with ApiServer(env.env_file) as server:
+        before = _get(server, "/api/backups/stats/overview")
+        assert env.cli("backup", "secrets") == ExitCode.OK  # another process's commit
+        after = _get(server, "/api/backups/stats/overview")
+    with env.workspace() as workspace:
+        (backup_set,) = workspace.catalog.list_backup_sets()
+    assert before["totals"]["sets"] == 0
+    assert after["totals"] == {
+        "sets": 1,
+        "artifacts": 1,
+        "stored_bytes": backup_set.stored_size,
+    }
+    secrets = next(s for s in after["sources"] if s["source"] == "secrets")
+    assert secrets["last_good"]["set_id"] == backup_set.id
+
+
 def _backups(env: FilesEnv, s3_server) -> tuple[str, str]:
     """Two files and two secrets backups copied to S3, one more files backup whose copy is
     refused, one secrets set verified and one whose artifact was damaged, then verified."""

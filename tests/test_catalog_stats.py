@@ -188,3 +188,19 @@ def test_an_empty_catalog_counts_nothing(tmp_path: Path) -> None:
             None,
         )
         assert catalog.destination_totals("s3").artifacts == 0
+
+
+def test_the_change_stamp_moves_with_every_commit_by_any_connection(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.sqlite3"
+    with Catalog.open(path) as reader, Catalog.open(path) as writer:
+        first = reader.change_stamp()
+        reader.source_totals()
+        reader.verification_totals()
+        assert reader.change_stamp() == first  # reading changes nothing
+        backup_set = writer.create_backup_set("redis", tier="daily", created_at=T0)
+        second = reader.change_stamp()
+        assert second != first  # another connection committed
+        reader.finish_backup_set(backup_set.id, "failed")
+        third = reader.change_stamp()
+        assert third not in (first, second)  # this one wrote
+        assert reader.change_stamp() == third

@@ -4,18 +4,23 @@ the repository's usage and each copy destination's.
 
 Every figure comes from a grouped query (engines/catalog/stats.py) or from what
 `status` and `health` read (last good backups, off-site counts, free space), so the
-overview and those commands never disagree, and 10,000 sets cost milliseconds.
-Nothing here lists a bucket: copy destinations are read from the catalog's copy records.
+overview and those commands never disagree. The catalog's figures are kept until the
+catalog changes (its change stamp), so polling dashboards cost a few milliseconds even
+with 10,000 sets; ages and free space are taken at every call. Nothing here lists a
+bucket: copy destinations are read from the catalog's copy records.
 """
 
+import threading
+import weakref
 from dataclasses import dataclass
 from datetime import datetime
 
 from engines.catalog import Catalog
-from engines.catalog.stats import TierTotals, VerificationTotals
+from engines.catalog.monitoring import LastGoodBackup
+from engines.catalog.stats import DestinationTotals, SourceTotals, TierTotals, VerificationTotals
 from engines.config import Settings
 from engines.monitoring.watchdog import backup_freshness, disk_space
-from engines.repository.offsite import offsite_status
+from engines.repository.offsite import OffsiteStatus, offsite_status
 from engines.repository.whereabouts import copy_destination_names
 
 
@@ -88,16 +93,70 @@ class Overview:
     destinations: list[DestinationUsage]
 
 
-def _sources(settings: Settings, catalog: Catalog, now: datetime) -> list[SourceOverview]:
-    totals = {t.source: t for t in catalog.source_totals()}
-    freshness = {f.source: f for f in backup_freshness(settings, catalog, now)}
-    unwatched = [source for source in sorted(totals) if source not in freshness]
-    latest = catalog.last_good_backups() if unwatched else {}
+@dataclass(frozen=True)
+class _CatalogFigures:
+    """Everything the overview reads from the catalog: one function of its content."""
+
+    totals: dict[str, SourceTotals]
+    latest: dict[str, LastGoodBackup]
+    tiers: list[TierTotals]
+    verification: VerificationTotals
+    offsite: list[OffsiteStatus]
+    stored_on: dict[str, DestinationTotals]
+
+
+class _FiguresCache:
+    """The last figures read from each catalog, kept while its change stamp stays.
+
+    Dashboards and monitors poll the overview; with 10,000 sets its queries take tens of
+    milliseconds on the catalog's one connection, which every request shares. Between
+    two backups nothing changes, so the figures are read once per change. One reader at a
+    time: requests arriving together wait for the one reading and share its figures.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._kept: weakref.WeakKeyDictionary[Catalog, tuple[object, _CatalogFigures]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def figures(self, catalog: Catalog, destinations: tuple[str, ...]) -> _CatalogFigures:
+        with self._lock:
+            key = (catalog.change_stamp(), destinations)
+            kept = self._kept.get(catalog)
+            if kept is not None and kept[0] == key:
+                return kept[1]
+            figures = _read_figures(catalog, destinations)
+            self._kept[catalog] = (key, figures)
+            return figures
+
+
+_CACHE = _FiguresCache()
+
+
+def _read_figures(catalog: Catalog, destinations: tuple[str, ...]) -> _CatalogFigures:
+    return _CatalogFigures(
+        {t.source: t for t in catalog.source_totals()},
+        catalog.last_good_backups(),
+        catalog.tier_totals(),
+        catalog.verification_totals(),
+        offsite_status(catalog, destinations),
+        {name: catalog.destination_totals(name) for name in destinations},
+    )
+
+
+def _sources(
+    settings: Settings, catalog: Catalog, figures: _CatalogFigures, now: datetime
+) -> list[SourceOverview]:
+    freshness = {
+        f.source: f for f in backup_freshness(settings, catalog, now, latest=figures.latest)
+    }
+    unwatched = [source for source in sorted(figures.totals) if source not in freshness]
     found = []
     for source in [*freshness, *unwatched]:
         fresh = freshness.get(source)
-        last = fresh.last if fresh else latest.get(source)
-        counted = totals.get(source)
+        last = fresh.last if fresh else figures.latest.get(source)
+        counted = figures.totals.get(source)
         found.append(
             SourceOverview(
                 source,
@@ -117,10 +176,10 @@ def _sources(settings: Settings, catalog: Catalog, now: datetime) -> list[Source
     return found
 
 
-def _destinations(settings: Settings, catalog: Catalog) -> list[DestinationUsage]:
+def _destinations(figures: _CatalogFigures) -> list[DestinationUsage]:
     found = []
-    for offsite in offsite_status(catalog, copy_destination_names(settings)):
-        stored = catalog.destination_totals(offsite.destination)
+    for offsite in figures.offsite:
+        stored = figures.stored_on[offsite.destination]
         newest = offsite.newest_not_offsite
         found.append(
             DestinationUsage(
@@ -140,8 +199,9 @@ def _destinations(settings: Settings, catalog: Catalog) -> list[DestinationUsage
 
 
 def collect_overview(settings: Settings, catalog: Catalog, now: datetime) -> Overview:
-    sources = _sources(settings, catalog, now)
-    tiers = catalog.tier_totals()
+    """The overview at `now`; the catalog's figures are read again only once it changed."""
+    figures = _CACHE.figures(catalog, copy_destination_names(settings))
+    sources = _sources(settings, catalog, figures, now)
     artifacts = sum(s.artifacts for s in sources)
     stored = sum(s.stored_bytes for s in sources)
     space = disk_space(settings)
@@ -158,10 +218,10 @@ def collect_overview(settings: Settings, catalog: Catalog, now: datetime) -> Ove
     return Overview(
         now,
         settings.backup_max_age_hours,
-        Totals(sum(t.sets for t in tiers), artifacts, stored),
+        Totals(sum(t.sets for t in figures.tiers), artifacts, stored),
         sources,
-        tiers,
-        catalog.verification_totals(),
+        figures.tiers,
+        figures.verification,
         repository,
-        _destinations(settings, catalog),
+        _destinations(figures),
     )

@@ -67,9 +67,16 @@ def configured_sources(settings: Settings) -> list[str]:
     return [entry.kind for entry in SOURCES if entry.source.configured(settings) is None]
 
 
-def backup_freshness(settings: Settings, catalog: Catalog, now: datetime) -> list[Freshness]:
+def backup_freshness(
+    settings: Settings,
+    catalog: Catalog,
+    now: datetime,
+    latest: dict[str, LastGoodBackup] | None = None,
+) -> list[Freshness]:
+    """Each configured source's last good backup and age; `latest`: the catalog's
+    `last_good_backups()` when the caller has read them already."""
     limit = timedelta(hours=settings.backup_max_age_hours)
-    latest = catalog.last_good_backups()
+    latest = catalog.last_good_backups() if latest is None else latest
     found = []
     for source in configured_sources(settings):
         last = latest.get(source)

@@ -3,6 +3,7 @@ backups (the values are the catalog's), a failed backup with its job, alert and 
 delivery, a damaged artifact's verification, the token, and PostgreSQL's WAL archiver
 (not configured here; read from a real archiving cluster in test_pitr_metrics below)."""
 
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from jarvis_tui.api.context import ApiContext
 from jarvis_tui.api.metrics import metrics_registry
+from jarvis_tui.api.metrics_system import PITR_DEADLINE_S, PITR_TIMEOUT_S
 from jarvis_tui.exit_codes import ExitCode
 from tests.support.api_server import TOKEN, ApiServer
 from tests.support.files_env import FilesEnv, make_secrets_env
@@ -45,6 +47,16 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 
 def named(samples: Samples, name: str) -> dict[frozenset, float]:
     return {labels: v for (n, labels), v in samples.items() if n == f"jarvis_backup_{name}"}
+
+
+def output_lines(server: ApiServer, text: str, count: int) -> list[str]:
+    """The server's lines holding `text` once there are `count`: its output is read by a
+    thread of its own, so a line logged before an answer may be read just after it."""
+    deadline = time.monotonic() + 60
+    while len(lines := [line for line in server.output if text in line]) < count:
+        assert time.monotonic() < deadline, "".join(server.output)
+        time.sleep(0.1)
+    return lines
 
 
 @pytest.fixture
@@ -202,10 +214,7 @@ def test_a_postgresql_that_does_not_answer_is_pitr_up_0_and_one_line(env: FilesE
     assert named(samples, "pitr_wal_waiting_files") == {}
     assert set(named(samples, "scrape_error").values()) == {0.0}  # the rest is served
     assert value(samples, "source_configured", source="postgres") == 1
-    deadline = time.monotonic() + 60  # the server's output is read by a thread of its own
-    while len(lines := [x for x in server.output if "archiver not read" in x]) < 2:
-        assert time.monotonic() < deadline, "".join(server.output)
-        time.sleep(0.1)
+    lines = output_lines(server, "archiver not read", 2)
     assert len(lines) == 2  # one line per scrape
     assert "cannot connect to" in lines[0] and "Traceback" not in "".join(server.output)
     assert password not in "".join(server.output) + answer.text
@@ -263,3 +272,22 @@ def test_a_copy_destination_behind_and_caught_up(
     assert value(samples, "last_copy_timestamp_seconds", destination="s3") == pytest.approx(
         stored.timestamp(), abs=1e-3
     )
+
+
+def test_a_postgresql_port_that_never_answers_costs_the_scrape_seconds_not_minutes(
+    env: FilesEnv,
+) -> None:
+    """A listener that takes connections and never says a word (a hung server or proxy):
+    the archiver's reading gives up after its short timeout and the scrape is served."""
+    with socket.create_server(("127.0.0.1", 0), backlog=16) as silent:
+        port = silent.getsockname()[1]
+        env.set(DATABASE_URL=f"postgresql://backup:pw-Secret-9z@127.0.0.1:{port}/app")
+        with ApiServer(env.env_file) as server, server.client() as client:
+            started = time.monotonic()
+            samples, _ = scrape(client)
+            took = time.monotonic() - started
+    assert value(samples, "pitr_watched") == 1 and value(samples, "pitr_up") == 0
+    assert set(named(samples, "scrape_error").values()) == {0.0}
+    assert took < PITR_DEADLINE_S + 10, took  # the timeout is 2 s; the default scrape timeout 10 s
+    (line,) = output_lines(server, "archiver not read", 1)
+    assert f"no answer within {PITR_TIMEOUT_S} s" in line and "pw-Secret-9z" not in line

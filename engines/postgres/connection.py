@@ -122,7 +122,9 @@ def check_identifier(name: str, what: str = "database name") -> str:
     return name
 
 
-def _reason(error: psycopg.OperationalError, target: PostgresTarget) -> str:
+def _reason(
+    error: psycopg.OperationalError, target: PostgresTarget, timeout_s: int = CONNECT_TIMEOUT_S
+) -> str:
     text = str(error)
     if target.password is not None:
         text = text.replace(target.password.reveal(), "****")
@@ -136,7 +138,7 @@ def _reason(error: psycopg.OperationalError, target: PostgresTarget) -> str:
     if "resolve host" in text or "could not translate host name" in text:
         return "the host name does not resolve; check POSTGRES_HOST (or DATABASE_URL)"
     if "timeout expired" in text:
-        return f"no answer within {CONNECT_TIMEOUT_S} s; check the host, port and firewall"
+        return f"no answer within {timeout_s} s; check the host, port and firewall"
     last_line = text.strip().splitlines()[-1] if text.strip() else type(error).__name__
     return last_line.split("FATAL:", 1)[-1].strip()
 
@@ -161,7 +163,7 @@ def connect(
                 "--target-db, or list databases with `psql -l`"
             ) from None
         raise PostgresConnectionError(
-            f"cannot connect to {where}: {_reason(error, target)}"
+            f"cannot connect to {where}: {_reason(error, target, timeout_s)}"
         ) from None
 
 

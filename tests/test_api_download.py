@@ -69,8 +69,10 @@ def test_one_artifact_is_its_stored_file_with_its_sha256(env: FilesEnv) -> None:
     with ApiServer(env.env_file) as server, server.client() as client:
         answer = client.get(download_url(set_id))
         head = client.head(download_url(set_id))
+        latest = client.get(download_url("latest"))
     assert answer.status_code == 200
     assert answer.content == expected
+    assert latest.content == expected and latest.headers["ETag"] == answer.headers["ETag"]
     assert answer.headers["X-Content-SHA256"] == digest.hexdigest()
     assert (
         answer.headers["Repr-Digest"] == f"sha-256=:{base64.b64encode(digest.digest()).decode()}:"

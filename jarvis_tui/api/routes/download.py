@@ -2,9 +2,11 @@
 
 A set of one artifact is that file (`application/octet-stream`); a set of several is a
 POSIX tar of them (`application/x-tar`, see `set_tar`); `?artifact=<relpath>` picks one
-artifact of a set. The files of a files snapshot's packs are shared between snapshots
-and not catalogued as artifacts: the tar holds the snapshot's manifest, as `verify`
-and the copies count it.
+artifact of a set; the id `latest` is the newest complete set. What is sent is what the
+catalog lists as the set's complete artifacts: for a files snapshot, its manifest. The
+packs and index files holding a snapshot's data are shared between snapshots, not
+catalogued (no size or SHA-256 to check them against) and named only inside the
+encrypted manifest, so they are not part of a download.
 
 Headers: `Content-Length`, `Accept-Ranges: bytes`, a strong `ETag`,
 `Content-Disposition: attachment`. One artifact: its SHA-256 as `X-Content-SHA256`

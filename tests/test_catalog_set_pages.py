@@ -128,3 +128,15 @@ def test_artifacts_of_sets_in_one_read(catalog: Catalog) -> None:
     assert list(found) == [empty, full, "no-such-set"]
     assert found[full] == catalog.artifacts_of(full)
     assert found[empty] == [] and found["no-such-set"] == []
+
+
+def test_artifact_states_are_the_artifacts_without_their_metadata(catalog: Catalog) -> None:
+    full = make_set(catalog, "full", 0, postgres=[1], files=[3])
+    (postgres, _) = catalog.artifacts_of(full)
+    catalog.record_verification(postgres.id, False, "bad tag")
+    states = catalog.artifact_states_of_sets([full])[full]
+    assert [(s.source, s.status, s.verify_state) for s in states] == [
+        ("postgres", "complete", "failed"),
+        ("files", "complete", None),
+    ]
+    assert states[0].verified_at == catalog.get_artifact(postgres.id).verified_at

@@ -7,15 +7,16 @@ orders): the page after a set is "older than it", which stays right while new ba
 arrive at the head, and reads no skipped rows however deep the page.
 """
 
-from collections.abc import Iterable
+import sqlite3
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from engines.catalog.copies import SET_IDS_PER_QUERY
 from engines.catalog.db import Database
 from engines.catalog.rows import Artifact, BackupSet
-from engines.catalog.times import to_iso
+from engines.catalog.times import parse_optional, to_iso
 
 # The artifact count and stored bytes as `_SELECT_SETS` in backups.py computes them (a
 # files snapshot adds the packs it wrote), evaluated for the page's rows only.
@@ -27,6 +28,7 @@ s.*, s.rowid AS position,
      ELSE 0 END), 0)
  FROM artifacts AS a WHERE a.set_id = s.id) AS stored_size
 """
+T = TypeVar("T")
 _NEWEST_FIRST = "ORDER BY s.created_at DESC, s.rowid DESC"
 
 
@@ -49,9 +51,10 @@ class SetFilter:
             clauses.append("s.kind = ?")
             params.append(self.kind)
         if self.source is not None:
+            # IN, not a correlated EXISTS: the sets holding the source are found in one
+            # pass over the artifacts, not one index search per set (a count sees them all).
             clauses.append(
-                "(s.kind = ? OR EXISTS (SELECT 1 FROM artifacts AS a"
-                " WHERE a.set_id = s.id AND a.source = ?))"
+                "(s.kind = ? OR s.id IN (SELECT a.set_id FROM artifacts AS a WHERE a.source = ?))"
             )
             params.extend([self.source, self.source])
         if self.status is not None:
@@ -72,6 +75,17 @@ class SetPosition:
 
     created_at: str  # as stored (UTC ISO 8601, fixed width)
     rowid: int
+
+
+@dataclass(frozen=True)
+class ArtifactState:
+    """An artifact's part and states without its metadata: what a listing summarises."""
+
+    set_id: str
+    source: str
+    status: str
+    verify_state: str | None
+    verified_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -117,15 +131,28 @@ class SetPagesMixin:
     def artifacts_of_sets(self, set_ids: Iterable[str]) -> dict[str, list[Artifact]]:
         """Each set's artifacts (in id order, as `artifacts_of`), one query per 500 sets;
         a set without any maps to an empty list."""
+        return self._by_set(set_ids, "*", Artifact.from_row)
+
+    def artifact_states_of_sets(self, set_ids: Iterable[str]) -> dict[str, list[ArtifactState]]:
+        """As `artifacts_of_sets`, without reading the artifacts' metadata."""
+        return self._by_set(
+            set_ids,
+            "set_id, source, status, verify_state, verified_at",
+            lambda row: ArtifactState(row[0], row[1], row[2], row[3], parse_optional(row[4])),
+        )
+
+    def _by_set(
+        self, set_ids: Iterable[str], columns: str, make: Callable[[sqlite3.Row], T]
+    ) -> dict[str, list[T]]:
         wanted = list(dict.fromkeys(set_ids))
-        found: dict[str, list[Artifact]] = {set_id: [] for set_id in wanted}
+        found: dict[str, list[T]] = {set_id: [] for set_id in wanted}
         for start in range(0, len(wanted), SET_IDS_PER_QUERY):
             batch = wanted[start : start + SET_IDS_PER_QUERY]
             rows = self._db.rows(
-                f"SELECT * FROM artifacts WHERE set_id IN ({', '.join('?' * len(batch))})"
-                " ORDER BY id",
+                f"SELECT {columns} FROM artifacts"
+                f" WHERE set_id IN ({', '.join('?' * len(batch))}) ORDER BY id",
                 batch,
             )
             for row in rows:
-                found[row["set_id"]].append(Artifact.from_row(row))
+                found[row["set_id"]].append(make(row))
         return found

@@ -6,8 +6,9 @@ engines/repository/whereabouts.py's reading, the same as `jarvis-tui list`.
 """
 
 import re
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
@@ -131,11 +132,24 @@ class BackupSetDetail(BackupSetSummary):
     gaps: list[str] = Field(description="one line per copy that is not confirmed, with why")
 
 
+class ArtifactStates(Protocol):
+    """What a summary reads of an artifact: an `Artifact` or a lighter `ArtifactState`."""
+
+    @property
+    def source(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def verify_state(self) -> str | None: ...
+    @property
+    def verified_at(self) -> datetime | None: ...
+
+
 def _optional(text: str | None) -> str | None:
     return None if text is None else redact(text)
 
 
-def parts_of(backup_set: BackupSet, artifacts: list[Artifact]) -> list[Part]:
+def parts_of(backup_set: BackupSet, artifacts: Sequence[ArtifactStates]) -> list[Part]:
     if backup_set.kind in source_kinds():
         return [Part(source=backup_set.kind, state=_SINGLE_PART_STATE[backup_set.status])]
     noted = [Part(**m.groupdict()) for m in _PART_IN_NOTE.finditer(backup_set.note or "")]
@@ -150,7 +164,9 @@ def parts_of(backup_set: BackupSet, artifacts: list[Artifact]) -> list[Part]:
     return [Part(source=source, state=state) for source, state in states.items()]
 
 
-def verification_of(backup_set: BackupSet, artifacts: list[Artifact]) -> VerificationSummary:
+def verification_of(
+    backup_set: BackupSet, artifacts: Sequence[ArtifactStates]
+) -> VerificationSummary:
     complete = [a for a in artifacts if a.status == "complete"]
     times = [a.verified_at for a in complete if a.verified_at is not None]
     return VerificationSummary(
@@ -163,31 +179,34 @@ def verification_of(backup_set: BackupSet, artifacts: list[Artifact]) -> Verific
 
 
 def whereabouts_of(places: SetPlaces) -> Whereabouts:
+    # One pass over the artifacts (SetPlaces.on walks them once per question).
+    counts = {name: {"stored": 0, "missing": 0, "failed": 0} for name in places.destinations}
+    for artifact in places.artifacts:
+        for name, count in counts.items():
+            count[artifact.state_on(name)] += 1
+    total = len(places.artifacts)
     return Whereabouts(
         summary=places.summary,
-        artifacts=len(places.artifacts),
+        artifacts=total,
         local=places.local_count,
-        complete_offsite=places.complete_offsite if places.destinations else None,
+        complete_offsite=all(c["stored"] == total for c in counts.values()) and total > 0
+        if places.destinations
+        else None,
         destinations={
-            name: DestinationCount(
-                complete=places.complete_on(name),
-                stored=len(places.on(name, "stored")),
-                missing=len(places.on(name, "missing")),
-                failed=len(places.on(name, "failed")),
-            )
-            for name in places.destinations
+            name: DestinationCount(complete=total > 0 and count["stored"] == total, **count)
+            for name, count in counts.items()
         },
     )
 
 
 def summary_of(
-    backup_set: BackupSet, artifacts: list[Artifact], places: SetPlaces
+    backup_set: BackupSet, artifacts: Sequence[ArtifactStates], places: SetPlaces
 ) -> BackupSetSummary:
     return BackupSetSummary(**_summary_fields(backup_set, artifacts, places))
 
 
 def _summary_fields(
-    backup_set: BackupSet, artifacts: list[Artifact], places: SetPlaces
+    backup_set: BackupSet, artifacts: Sequence[ArtifactStates], places: SetPlaces
 ) -> dict[str, Any]:
     return {
         "id": backup_set.id,

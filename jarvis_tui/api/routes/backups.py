@@ -133,7 +133,7 @@ def list_backups(
     catalog = context.catalog
     page = catalog.page_backup_sets(wanted, limit=limit, after=after)
     ids = [backup_set.id for backup_set in page.sets]
-    artifacts = catalog.artifacts_of_sets(ids)
+    artifacts = catalog.artifact_states_of_sets(ids)
     places = set_places(catalog, ids, copy_destination_names(context.settings))
     response.headers["X-Total-Count"] = str(page.total)
     if page.more:

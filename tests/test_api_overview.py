@@ -4,11 +4,13 @@ against a real `jarvis-tui serve`, compared with the catalog the CLI wrote and w
 
 import json
 import shutil
+import threading
 from collections import Counter, defaultdict
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from engines.catalog.times import utc_now
@@ -17,7 +19,9 @@ from engines.monitoring.status import collect_status
 from jarvis_tui.exit_codes import ExitCode
 from tests.support.api_server import TOKEN, ApiServer
 from tests.support.files_env import FilesEnv, make_secrets_env, random_text
+from tests.support.processes import LOOPBACK, wait_until
 from tests.support.s3_read_only import ReadOnlyS3Proxy
+from tests.support.silent_server import SilentServer
 
 BUCKET = "jarvis-offsite"
 MONITORING = ("/api/backups/stats/overview", "/api/backups/schedule/status", "/api/health")
@@ -283,3 +287,42 @@ def test_the_openapi_document_declares_each_answer(env: FilesEnv) -> None:
         assert schema["application/json"]["schema"] == {"$ref": f"#/components/schemas/{model}"}
     schemas = document["components"]["schemas"]
     assert schemas["LastGood"]["properties"]["created_at"]["format"] == "date-time"
+
+
+class _Request(threading.Thread):
+    """One GET in its own thread and client; `answer` once joined."""
+
+    def __init__(self, server: ApiServer, path: str) -> None:
+        super().__init__(daemon=True)
+        self.server, self.path = server, path
+        self.answer: httpx.Response | None = None
+        self.start()
+
+    def run(self) -> None:
+        with self.server.client() as client:
+            self.answer = client.get(self.path)
+
+
+def test_a_stuck_server_neither_stalls_other_requests_nor_piles_up_health_runs(
+    env: FilesEnv,
+) -> None:
+    with SilentServer() as redis:
+        env.set(REDIS_URL=f"redis://{LOOPBACK}:{redis.port}/0")
+        with ApiServer(env.env_file) as server:
+            first = _Request(server, "/api/health")
+            wait_until(lambda: redis.connections > 0, timeout=60, what="the Redis probe")
+            with server.client() as client:
+                assert client.get("/api/live").status_code == 200
+                assert client.get("/api/backups/stats/overview").status_code == 200
+            assert first.is_alive()  # its probe still waits for Redis (5 s) meanwhile
+            first.join()
+            alone = redis.connections
+            together = [_Request(server, "/api/health") for _ in range(5)]
+            for request in together:
+                request.join()
+            assert redis.connections == 2 * alone  # the five shared one run
+    for request in [first, *together]:
+        assert request.answer is not None and request.answer.status_code == 200
+        checks = {c["name"]: c for c in request.answer.json()["checks"]}
+        assert not checks["redis reachable"]["ok"]
+        assert "Redis does not answer" in checks["redis reachable"]["detail"]

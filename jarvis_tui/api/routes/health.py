@@ -6,14 +6,19 @@ answer, and a 5xx keeps meaning that the server itself failed. A probe that need
 yes or no reads `healthy` (`curl -fsS -H "Authorization: Bearer $T" .../api/health |
 jq -e .healthy`); the bare liveness probe is `GET /api/live`.
 
-The checks reach PostgreSQL, Redis and S3 with the engine's own timeouts, so the route
-is a plain `def`: FastAPI runs it in its thread pool and a slow server never stalls
-the other requests.
+The checks reach PostgreSQL, Redis and S3 with the engine's own timeouts (a server that
+accepts and never answers costs its 10 s connect timeout), so they run in the thread
+pool and never stall other requests. Requests that arrive while a run is under way
+share its answer: probes polling faster than a slow run ends cannot pile up runs
+(nor fill the thread pool the other routes use), and a client that hangs up does not
+cancel the run the others wait for.
 """
 
+import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from anyio import to_thread
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from engines.catalog.times import utc_now
@@ -38,15 +43,36 @@ class Health(BaseModel):
     checks: list[Check]
 
 
+def _run_checks(context: ApiContext) -> dict[str, Any]:
+    try:
+        checks = run_health_checks(context.settings, context.catalog, utc_now())
+    except JarvisError as error:  # as `jarvis-tui health`: an unreadable catalog is a check
+        checks = [HealthCheck("catalog", False, str(error))]
+    return {"healthy": all(c.ok for c in checks), "checks": [c.to_json() for c in checks]}
+
+
+class _SharedRun:
+    """The run under way, if any, that every request arriving meanwhile awaits."""
+
+    def __init__(self) -> None:
+        self._task: asyncio.Future[dict[str, Any]] | None = None
+
+    async def answer(self, context: ApiContext) -> dict[str, Any]:
+        if self._task is None or self._task.done():
+            self._task = asyncio.ensure_future(to_thread.run_sync(_run_checks, context))
+        return await asyncio.shield(self._task)
+
+
 @router.get(
     "/api/health",
     response_model=Health,
     response_model_exclude_none=True,
     summary="everything backups need, checked (200 with healthy false when not)",
 )
-def health(context: Annotated[ApiContext, Depends(api_context)]) -> dict[str, Any]:
-    try:
-        checks = run_health_checks(context.settings, context.catalog, utc_now())
-    except JarvisError as error:  # as `jarvis-tui health`: an unreadable catalog is a check
-        checks = [HealthCheck("catalog", False, str(error))]
-    return {"healthy": all(c.ok for c in checks), "checks": [c.to_json() for c in checks]}
+async def health(
+    request: Request, context: Annotated[ApiContext, Depends(api_context)]
+) -> dict[str, Any]:
+    shared = getattr(request.app.state, "health_run", None)
+    if shared is None:  # one per application, created on its event loop
+        shared = request.app.state.health_run = _SharedRun()
+    return await shared.answer(context)

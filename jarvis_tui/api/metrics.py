@@ -20,7 +20,6 @@ from datetime import datetime
 
 from prometheus_client.core import (
     CounterMetricFamily,
-    GaugeMetricFamily,
     HistogramMetricFamily,
     Metric,
 )
@@ -30,25 +29,16 @@ from prometheus_client.utils import floatToGoString
 from engines.catalog import Catalog
 from engines.catalog.rows import JOB_FINAL_STATUSES, SET_FINAL_STATUSES
 from engines.monitoring.watchdog import configured_sources
-from engines.plumbing.redaction import redact
 from jarvis_tui.api.context import ApiContext
+from jarvis_tui.api.metric_families import PREFIX, gauge, one_line, single
 from jarvis_tui.api.metrics_system import destination_metrics, pitr_metrics, space_metrics
 
 logger = logging.getLogger("jarvis.api")
 
-PREFIX = "jarvis_backup_"
 # From a quick verify to a long base backup or restore.
 DURATION_BOUNDS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 14400.0)
 
 Part = Callable[[ApiContext], Iterable[Metric]]
-
-
-def _seconds(moment: datetime | None) -> float:
-    return 0.0 if moment is None else moment.timestamp()
-
-
-def gauge(name: str, documentation: str, labels: Iterable[str] = ()) -> GaugeMetricFamily:
-    return GaugeMetricFamily(PREFIX + name, documentation, labels=list(labels))
 
 
 def backup_metrics(context: ApiContext) -> Iterator[Metric]:
@@ -60,10 +50,10 @@ def backup_metrics(context: ApiContext) -> Iterator[Metric]:
     for source in configured_sources(settings):
         configured.add_metric([source], 1)
     yield configured
-    yield GaugeMetricFamily(
-        PREFIX + "max_age_seconds",
+    yield single(
+        "max_age_seconds",
         "BACKUP_MAX_AGE_HOURS in seconds: a source's last success older than this is alerted",
-        value=settings.backup_max_age_hours * 3600,
+        settings.backup_max_age_hours * 3600,
     )
     when = gauge(
         "last_success_timestamp_seconds",
@@ -172,10 +162,10 @@ def alert_metrics(context: ApiContext) -> Iterator[Metric]:
     for channel, count in sorted(catalog.failed_alert_deliveries().items()):
         failed.add_metric([channel], count)
     yield failed
-    yield GaugeMetricFamily(
-        PREFIX + "alerts_undelivered",
+    yield single(
+        "alerts_undelivered",
         "Alerts recorded that no dispatcher has delivered yet",
-        value=catalog.undelivered_alerts(),
+        catalog.undelivered_alerts(),
     )
 
 
@@ -206,24 +196,20 @@ class BackupCollector(Collector):
             try:
                 metrics = list(part(self.context))
             except Exception as error:  # reported as a metric and one line, never raised
-                logger.warning("metrics: %s not read: %s", name, _one_line(error))
+                logger.warning("metrics: %s not read: %s", name, one_line(error))
                 errors.add_metric([name], 1)
                 continue
             errors.add_metric([name], 0)
             yield from metrics
         yield errors
-        yield GaugeMetricFamily(
-            PREFIX + "scrape_duration_seconds",
+        yield single(
+            "scrape_duration_seconds",
             "How long reading these metrics took",
-            value=time.perf_counter() - started,
+            time.perf_counter() - started,
         )
 
     def describe(self) -> list[Metric]:
         return []  # nothing read at registration: the catalog is asked only when scraped
-
-
-def _one_line(error: BaseException) -> str:
-    return " ".join(redact(str(error) or type(error).__name__).split())
 
 
 def metrics_registry(context: ApiContext) -> CollectorRegistry:

@@ -20,30 +20,29 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from engines.catalog.times import utc_now
 from engines.config import Settings
 from engines.monitoring.watchdog import disk_space
-from engines.plumbing.redaction import redact
 from engines.repository.whereabouts import copy_destination_names
 from jarvis_tui.api.context import ApiContext
+from jarvis_tui.api.metric_families import PREFIX, gauge, one_line, single
 
 logger = logging.getLogger("jarvis.api")
 
-PREFIX = "jarvis_backup_"
 PITR_TIMEOUT_S = 2  # libpq's shortest connect_timeout; also each query's statement_timeout
 PITR_DEADLINE_S = 5.0
 _READING = threading.Lock()
 
 
 def destination_metrics(context: ApiContext) -> Iterator[Metric]:
-    behind = _gauge(
+    behind = gauge(
         "sets_not_offsite",
         "Finished sets with a complete artifact not stored on the copy destination",
         ["destination"],
     )
-    failed = _gauge(
+    failed = gauge(
         "copies_failed",
         "Copies of complete artifacts recorded failed on the copy destination",
         ["destination"],
     )
-    last = _gauge(
+    last = gauge(
         "last_copy_timestamp_seconds",
         "When a copy was last confirmed stored on the copy destination",
         ["destination"],
@@ -59,10 +58,8 @@ def destination_metrics(context: ApiContext) -> Iterator[Metric]:
 
 def space_metrics(context: ApiContext) -> Iterator[Metric]:
     settings = context.settings
-    free = _gauge(
-        "filesystem_free_bytes", "Free bytes on the file system of the volume", ["volume"]
-    )
-    size = _gauge(
+    free = gauge("filesystem_free_bytes", "Free bytes on the file system of the volume", ["volume"])
+    size = gauge(
         "filesystem_size_bytes", "Size in bytes of the file system of the volume", ["volume"]
     )
     if not settings.browsing:  # the browsed repository is another host's S3 prefix
@@ -73,10 +70,10 @@ def space_metrics(context: ApiContext) -> Iterator[Metric]:
     free.add_metric(["catalog"], catalog.free)
     size.add_metric(["catalog"], catalog.total)
     yield from (free, size)
-    yield GaugeMetricFamily(
-        PREFIX + "min_free_ratio",
+    yield single(
+        "min_free_ratio",
         "BACKUP_MIN_FREE_PERCENT as a ratio: less free on the repository's disk is alerted",
-        value=settings.backup_min_free_percent / 100,
+        settings.backup_min_free_percent / 100,
     )
 
 
@@ -91,49 +88,49 @@ def pitr_metrics(context: ApiContext) -> Iterator[Metric]:
 
     settings = context.settings
     watched = pitr_watched(settings)
-    yield GaugeMetricFamily(
-        PREFIX + "pitr_watched",
+    yield single(
+        "pitr_watched",
         "1 while PostgreSQL is configured, so its WAL archiver is read at each scrape",
-        value=1 if watched else 0,
+        1 if watched else 0,
     )
     if not watched:
         return
     try:
         verdict = _read_verdict(settings)
     except Exception as error:  # any failure to read the server: pitr_up 0, never raised
-        logger.warning("metrics: PostgreSQL's archiver not read: %s", _one_line(error))
+        logger.warning("metrics: PostgreSQL's archiver not read: %s", one_line(error))
         yield _up(0)
         return
     yield _up(1)
     state = verdict.state
-    yield _value(
+    yield single(
         "pitr_archiving",
         "1 when this server archives WAL (archive_mode on)",
         1 if state.archives_here else 0,
     )
-    yield _value(
+    yield single(
         "pitr_archiver_failing",
         "1 when the archiver's last attempt failed",
         1 if verdict.failing else 0,
     )
-    yield _value(
+    yield single(
         "pitr_archive_lagging",
         "1 when WAL waits beyond BACKUP_WAL_LAG_ALERT_SEGMENTS or _SECONDS",
         1 if verdict.lagging else 0,
     )
     if state.waiting is not None:
-        yield _value(
+        yield single(
             "pitr_wal_waiting_files",
             "WAL files waiting to be archived (.ready files, else an estimate)",
             state.waiting,
         )
-    yield _value(
+    yield single(
         "pitr_oldest_wal_waiting_seconds",
         "How long the oldest WAL file waiting to be archived has waited (0: none waits)",
         verdict.waited_s or 0.0,
     )
     if state.last_archived_time is not None:
-        yield _value(
+        yield single(
             "pitr_last_archived_timestamp_seconds",
             "When PostgreSQL last archived a WAL file",
             state.last_archived_time.timestamp(),
@@ -179,21 +176,9 @@ def _read_verdict(settings: Settings):
 
 
 def _up(value: int) -> GaugeMetricFamily:
-    return _value(
+    return single(
         "pitr_up",
         "1 when PostgreSQL's archiver was read at this scrape, 0 when "
         "the server did not answer (PITR metrics then left out)",
         value,
     )
-
-
-def _value(name: str, documentation: str, value: float) -> GaugeMetricFamily:
-    return GaugeMetricFamily(PREFIX + name, documentation, value=value)
-
-
-def _gauge(name: str, documentation: str, labels: list[str]) -> GaugeMetricFamily:
-    return GaugeMetricFamily(PREFIX + name, documentation, labels=labels)
-
-
-def _one_line(error: BaseException) -> str:
-    return " ".join(redact(str(error) or type(error).__name__).split())

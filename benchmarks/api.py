@@ -13,7 +13,9 @@ through the catalog API), one real `backup config` of an incompressible file of
 - latency: `--clients` concurrent clients (threads, keep-alive connections), each
   `--warmup` untimed then `--requests` timed requests, one endpoint at a time:
   `GET /api/backups` (the default page of 100, and `?source=postgres`, which takes
-  full sets holding PostgreSQL too) and `GET /api/backups/stats/overview`. Beside them
+  full sets holding PostgreSQL too) and `GET /api/backups/stats/overview`, as it is and
+  with the catalog changed before each request (a job's progress stored, as while a
+  backup runs: the server keeps the overview's figures only while nothing changed). Beside them
   the floor, `GET /api/live` (nothing behind it: the HTTP stack and our clients), and
   the data peer, the same page's queries (count, sets with their sums, artifacts,
   copies) run by the `sqlite3` module in as many threads. The issue sets no latency
@@ -36,6 +38,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -115,6 +118,25 @@ def prepare(work: Path, args: argparse.Namespace) -> tuple[Path, str, Path]:
     return server_env, newest.id, stored
 
 
+class JobProgress:
+    """Before each request, a running job's progress stored, as a backup's job does every
+    few hundred milliseconds: the catalog has changed (figures kept for an unchanged
+    catalog are read again)."""
+
+    def __init__(self, catalog_path: Path) -> None:
+        from engines.catalog import Catalog
+
+        self.catalog = Catalog.open(catalog_path)
+        self.job = self.catalog.create_job("backup", "backup postgres (benchmark)")
+        self.done = 0
+        self.lock = threading.Lock()
+
+    def __call__(self) -> None:
+        with self.lock:
+            self.done += 4 * MiB
+            self.catalog.update_job_progress(self.job.id, self.done, None)
+
+
 def measure_latency(server, catalog_path: Path, args) -> tuple[list[Latencies], dict]:
     """Each contender under `--clients` clients; each HTTP one also alone (one client, the
     same number of requests): the time a request takes without waiting for others."""
@@ -122,17 +144,20 @@ def measure_latency(server, catalog_path: Path, args) -> tuple[list[Latencies], 
 
     load = {"clients": args.clients, "requests": args.requests, "warmup": args.warmup}
     alone = {"clients": 1, "requests": args.requests, "warmup": args.warmup}
+    overview = "/api/backups/stats/overview"
     runs = [
-        ("GET /api/live (floor)", "/api/live", False),
-        ("GET /api/backups", "/api/backups", True),
-        (f"GET /api/backups?source={FILTER}", f"/api/backups?source={FILTER}", True),
-        ("GET /api/backups/stats/overview", "/api/backups/stats/overview", False),
+        ("GET /api/live (floor)", "/api/live", False, None),
+        ("GET /api/backups", "/api/backups", True, None),
+        (f"GET /api/backups?source={FILTER}", f"/api/backups?source={FILTER}", True, None),
+        (f"GET {overview}", overview, False, None),
+        (f"GET {overview}, catalog changed", overview, False, JobProgress(catalog_path)),
     ]
     results, single = [], {}
-    for name, path, items in runs:
+    for name, path, items, before in runs:
         print(f"  {name} ...", flush=True)
-        single[name] = http_latencies(name, server.url, path, TOKEN, expect_items=items, **alone)
-        results.append(http_latencies(name, server.url, path, TOKEN, expect_items=items, **load))
+        options = {"expect_items": items, "before": before}
+        single[name] = http_latencies(name, server.url, path, TOKEN, **options, **alone)
+        results.append(http_latencies(name, server.url, path, TOKEN, **options, **load))
     for name, source in (("sqlite3 page (peer)", None), (f"sqlite3 page, {FILTER} (peer)", FILTER)):
         print(f"  {name} ...", flush=True)
         single[name] = sqlite_latencies(name, str(catalog_path), source, PAGE, **alone)
@@ -197,7 +222,7 @@ def report(latencies: list[Latencies], single: dict, downloads: list[Download], 
             f"({args.warmup} warm-up), {args.sets:,} sets, page of {PAGE}"
         )
         for column in ("contender", "alone p50 ms", "p50 ms", "p95 ms", "p99 ms", "req/s",
-                       "p50 / floor", "p50 / sqlite3"):  # fmt: skip
+                       "p50 / floor", "p50 / sqlite3", "alone / sqlite3"):  # fmt: skip
             table.add_column(column, justify="left" if column == "contender" else "right")
         for result in latencies:
             peer = peers.get(result.name)
@@ -210,6 +235,7 @@ def report(latencies: list[Latencies], single: dict, downloads: list[Download], 
                 f"{result.rate:.0f}",
                 f"{result.p50 / floor.p50:.1f}x" if "sqlite3" not in result.name else "",
                 f"{result.p50 / peer.p50:.1f}x" if peer else "",
+                f"{single[result.name].p50 / single[peer.name].p50:.1f}x" if peer else "",
             )
         console.print(table)
         page_p95 = by_name["GET /api/backups"].p95 * 1000

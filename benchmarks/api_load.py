@@ -43,11 +43,15 @@ class Latencies:
         return len(self.seconds) / self.wall_s
 
 
+Worker = Callable[[], float | None]
+
+
 def _in_threads(
-    name: str, clients: int, requests: int, warmup: int, make: Callable[[], Callable[[], None]]
+    name: str, clients: int, requests: int, warmup: int, make: Callable[[], Worker]
 ) -> Latencies:
     """`clients` threads; each makes its worker, runs it `warmup` times, waits for the
-    others, then `requests` timed times. A worker raises on a wrong answer."""
+    others, then `requests` timed times. A worker raises on a wrong answer, and may
+    return when its timed part began (after untimed preparation)."""
     start = threading.Barrier(clients + 1)
     timings: list[list[float]] = [[] for _ in range(clients)]
     failures: list[BaseException] = []
@@ -65,8 +69,8 @@ def _in_threads(
         try:
             for _ in range(requests):
                 began = time.perf_counter()
-                once()
-                timings[number].append(time.perf_counter() - began)
+                timed_from = once()
+                timings[number].append(time.perf_counter() - (timed_from or began))
         except BaseException as error:
             failures.append(error)
 
@@ -93,21 +97,27 @@ def http_latencies(
     requests: int,
     warmup: int,
     expect_items: bool = False,
+    before: Callable[[], None] | None = None,
 ) -> Latencies:
     """`GET path` from `clients` keep-alive connections; each answer must be 200 (and,
-    with `expect_items`, a non-empty JSON list)."""
+    with `expect_items`, a non-empty JSON list). `before` runs before each request,
+    untimed."""
 
-    def make() -> Callable[[], None]:
+    def make() -> Worker:
         client = httpx.Client(
             base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=120
         )
 
-        def once() -> None:
+        def once() -> float:
+            if before is not None:
+                before()
+            began = time.perf_counter()
             response = client.get(path)
             if response.status_code != 200:
                 raise RuntimeError(f"GET {path}: {response.status_code} {response.text[:300]}")
             if expect_items and not response.json():
                 raise RuntimeError(f"GET {path}: an empty page")
+            return began
 
         return once
 
@@ -130,13 +140,11 @@ SOURCE_FILTER = (
 )
 
 
-def sqlite_page(
-    catalog_path: str, source: str | None, limit: int
-) -> Callable[[], Callable[[], None]]:
+def sqlite_page(catalog_path: str, source: str | None, limit: int) -> Callable[[], Worker]:
     """A worker maker: its own read-only connection, then the page's four queries."""
     where, params = ("1", []) if source is None else (SOURCE_FILTER, [source, source])
 
-    def make() -> Callable[[], None]:
+    def make() -> Worker:
         conn = sqlite3.connect(f"file:{catalog_path}?mode=ro", uri=True, check_same_thread=False)
 
         def once() -> None:

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from jarvis_tui.api.auth import BearerAuth
 from jarvis_tui.api.context import ApiContext
 from jarvis_tui.api.errors import ERROR_RESPONSES, install_error_handlers
+from jarvis_tui.api.openapi_document import honest_openapi
 from jarvis_tui.api.routes import ROUTERS, live
 
 OPENAPI_URL = "/api/openapi.json"
@@ -41,4 +42,5 @@ def build_app(context: ApiContext, auth: BearerAuth) -> FastAPI:
         return app.openapi()
 
     app.include_router(guarded)
+    app.openapi = honest_openapi(app, {route.path for route in live.router.routes})  # type: ignore[method-assign]
     return app

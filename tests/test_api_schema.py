@@ -17,6 +17,7 @@ XDG folders are temporary too, and no PostgreSQL, Redis or S3 is configured, so 
 generated POST starts reads and writes only there.
 """
 
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -40,7 +41,13 @@ from schemathesis.specs.openapi.checks import (
 
 from jarvis_tui.api.app import OPENAPI_URL
 from tests.support.api_server import TOKEN, ApiServer
-from tests.support.files_env import CLEARED_PREFIXES, FilesEnv, make_secrets_env, random_text
+from tests.support.files_env import (
+    CLEARED_PREFIXES,
+    FilesEnv,
+    make_secrets_env,
+    random_text,
+    tree_of,
+)
 
 LONG_RUN = os.environ.get("JARVIS_LONG_PROPERTY_TESTS") == "1"
 # Per operation. Reads are cheap; each accepted POST starts a real job process.
@@ -74,7 +81,7 @@ def _settings(max_examples: int) -> settings:
 class LiveApi:
     env: FilesEnv
     server: ApiServer
-    set_ids: list[str]
+    set_ids: dict[str, str]  # kind -> the set's id
     job_ids: list[int]
 
 
@@ -135,7 +142,7 @@ def live_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApi]:
         _isolate(monkeypatch, root)
         env = _backed_up_env(root)
         with env.workspace() as workspace:
-            set_ids = [s.id for s in workspace.catalog.list_backup_sets()]
+            set_ids = {s.kind: s.id for s in workspace.catalog.list_backup_sets()}
             job_ids = [job.id for job in workspace.catalog.list_jobs()]
         server = ApiServer(env.env_file).start()
         try:
@@ -156,7 +163,7 @@ def _real_path_parameters(api: LiveApi, operation: schemathesis.APIOperation) ->
         if "job" in name:
             choices[name] = st.sampled_from(api.job_ids)
         elif "id" in name or "backup" in name or "set" in name:
-            choices[name] = st.sampled_from(api.set_ids)
+            choices[name] = st.sampled_from(sorted(api.set_ids.values()))
         else:
             return None
     return choices
@@ -166,6 +173,9 @@ def _real_path_parameters(api: LiveApi, operation: schemathesis.APIOperation) ->
 def api_schema(live_api: LiveApi) -> schemathesis.BaseSchema:
     schema = schemathesis.openapi.from_url(live_api.server.url + OPENAPI_URL, headers=AUTH)
     schema.config.update(base_url=live_api.server.url)
+    # The token is sent as it is (or not at all), never generated: a generated one
+    # would only be refused, and slowed down after five.
+    schema.config.generation.update(with_security_parameters=False)
 
     @schema.hook
     def before_generate_path_parameters(context, strategy):
@@ -175,6 +185,21 @@ def api_schema(live_api: LiveApi) -> schemathesis.BaseSchema:
         return st.one_of(strategy, st.fixed_dictionaries(real))
 
     return schema
+
+
+def test_the_document_declares_the_token_and_the_400_it_answers(live_api: LiveApi) -> None:
+    with live_api.server.client() as client:
+        document = client.get(OPENAPI_URL).json()
+    assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            label = f"{method.upper()} {path}"
+            expected = [] if path == "/api/live" else [{"bearer": []}]
+            assert operation.get("security", []) == expected, label
+            # A bad request is 400 (ErrorBody), never FastAPI's 422 HTTPValidationError.
+            assert "HTTPValidationError" not in json.dumps(operation), label
+            if path != "/api/live":
+                assert "400" in operation["responses"], label
 
 
 schema = schemathesis.pytest.from_fixture("api_schema")
@@ -241,3 +266,78 @@ def test_without_the_token_every_guarded_operation_answers_401(case: schemathesi
     if case.method.upper() != "HEAD":
         assert response.json()["code"] == "unauthorized"
     assert response.headers["www-authenticate"] == ["Bearer"]
+
+
+# (name, kind of set, body, statuses it may answer). Every path a restore may write is
+# inside the module's temporary folder: `{root}` is replaced by it.
+RESTORES = [
+    ("files-dry-run", "files", {"type": "files", "dry_run": True}, {200, 202}),
+    (
+        "files-into-new-folder",
+        "files",
+        {"type": "files", "target_dir": "{root}/restored-files"},
+        {202},
+    ),
+    ("files-over-originals-unconfirmed", "files", {"type": "files"}, {400}),
+    ("secrets-to-new-file", "secrets", {"type": "secrets", "to": "{root}/restored.env"}, {202}),
+    ("config-dry-run", "config", {"type": "config", "dry_run": True}, {200, 202}),
+    ("full-dry-run", "full", {"type": "full", "dry_run": True}, {200, 202}),
+    ("full-unconfirmed", "full", {"type": "full", "app_stopped": True}, {400}),
+    ("postgres-not-configured", "full", {"type": "postgres", "target_db": "scratch"}, {404, 409}),
+    (
+        "redis-offline-no-such-artifact",
+        "files",
+        {"type": "redis", "data_dir": "{root}/redis-data", "confirm": "{root}/redis-data"},
+        {404},
+    ),
+    ("unknown-type", "files", {"type": "tape"}, {400}),
+    ("option-of-another-type", "files", {"type": "files", "flush": True}, {400}),
+    ("not-an-object", "files", ["files"], {400}),
+    ("pgdata-on-a-files-set", "files", {"type": "postgres", "pgdata": "{root}/pg"}, {404}),
+]
+
+
+def _placed(body: object, root: Path) -> object:
+    if isinstance(body, dict):
+        return {k: _placed(v, root) for k, v in body.items()}
+    return body.replace("{root}", str(root)) if isinstance(body, str) else body
+
+
+@pytest.mark.parametrize(
+    ("kind", "body", "statuses"), [case[1:] for case in RESTORES], ids=[c[0] for c in RESTORES]
+)
+def test_restore_cases_answer_as_documented(
+    api_schema: schemathesis.BaseSchema,
+    live_api: LiveApi,
+    kind: str,
+    body: object,
+    statuses: set[int],
+) -> None:
+    root = live_api.env.root
+    before = tree_of(live_api.env.data)
+    operation = api_schema["/api/backups/{set_id}/restore"]["POST"]
+    case = operation.Case(
+        path_parameters={"set_id": live_api.set_ids[kind]},
+        body=_placed(body, root),
+        media_type="application/json",
+    )
+    response = case.call_and_validate(headers=AUTH, checks=CHECKS)
+    assert response.status_code in statuses, response.text
+    if response.status_code == 202:
+        _wait_for_jobs_to_end(live_api.server)
+    if response.status_code >= 400:
+        assert response.json()["code"], response.text
+    assert tree_of(live_api.env.data) == before  # nothing restored over the originals
+
+
+def test_a_files_restore_writes_only_where_it_was_sent(live_api: LiveApi) -> None:
+    target = live_api.env.root / "restored-again"
+    with live_api.server.client() as client:
+        answer = client.post(
+            f"/api/backups/{live_api.set_ids['files']}/restore",
+            json={"type": "files", "target_dir": str(target)},
+        )
+    assert answer.status_code == 202, answer.text
+    _wait_for_jobs_to_end(live_api.server)
+    restored = target / str(live_api.env.data).lstrip("/")
+    assert (restored / "b.bin").read_bytes() == (live_api.env.data / "b.bin").read_bytes()

@@ -128,6 +128,11 @@ class SetPagesMixin:
             more=len(rows) > limit,
         )
 
+    def change_marker(self) -> tuple[int, int]:
+        """Equal before and after a read: the catalog did not change in between, so a
+        page built from it is still right (the API's page cache)."""
+        return self._db.change_marker()
+
     def artifacts_of_sets(self, set_ids: Iterable[str]) -> dict[str, list[Artifact]]:
         """Each set's artifacts (in id order, as `artifacts_of`), one query per 500 sets;
         a set without any maps to an empty list."""

@@ -5,7 +5,8 @@ order itself (engines/catalog/set_pages.py), so a backup finishing while a clien
 the pages neither repeats a set nor skips one, and a deep page costs what the first
 does. The cursor is opaque to clients: they follow the `Link: <...>; rel="next"`
 header (RFC 8288), which keeps the filters. A page reads the catalog in four queries
-(count, sets, their artifacts, their copies), whatever its length.
+(count, sets, their artifacts, their copies), whatever its length, and is kept until
+the catalog changes (jarvis_tui/api/page_cache.py): monitors poll the same page.
 """
 
 import base64
@@ -15,6 +16,8 @@ from enum import StrEnum
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import TypeAdapter
+from starlette.datastructures import URL
 
 from engines.catalog import SetFilter, SetPosition
 from engines.catalog.rows import SET_STATUSES
@@ -24,8 +27,10 @@ from engines.sources import source_kinds
 from jarvis_tui.api.backup_models import BackupSetDetail, BackupSetSummary, detail_of, summary_of
 from jarvis_tui.api.context import ApiContext, api_context
 from jarvis_tui.api.errors import bad_request
+from jarvis_tui.api.page_cache import Answer, PageCache
 
 router = APIRouter(tags=["backups"])
+_SUMMARIES = TypeAdapter(list[BackupSetSummary])
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -107,7 +112,6 @@ TimeQuery = Query(
 )
 def list_backups(
     request: Request,
-    response: Response,
     context: Annotated[ApiContext, Depends(api_context)],
     kind: Annotated[SetKind | None, Query(description="the set's kind, as `list --kind`")] = None,
     source: Annotated[
@@ -119,7 +123,7 @@ def list_backups(
     until: Annotated[str | None, TimeQuery] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(description="from the previous page's Link header")] = None,
-) -> list[BackupSetSummary]:
+) -> Response:
     """The catalog's sets started at or after `since` and before `until`, newest first,
     `limit` a page; `jq '.[0]'` is the last backup."""
     wanted = SetFilter(
@@ -130,16 +134,37 @@ def list_backups(
         until=_moment("until", until),
     )
     after = None if cursor is None else decode_cursor(cursor)
+    url = str(request.url)
+
+    def build() -> Answer:
+        return _page_answer(context, wanted, limit, after, request.url)
+
+    answer = _page_cache(request).get(url, context.catalog.change_marker(), build)
+    return Response(answer.body, media_type="application/json", headers=answer.headers)
+
+
+def _page_cache(request: Request) -> PageCache:
+    # One per application (each its own catalog), made on first use.
+    cache = getattr(request.app.state, "backup_pages", None)
+    if cache is None:
+        cache = request.app.state.backup_pages = PageCache()
+    return cache
+
+
+def _page_answer(
+    context: ApiContext, wanted: SetFilter, limit: int, after: SetPosition | None, url: URL
+) -> Answer:
     catalog = context.catalog
     page = catalog.page_backup_sets(wanted, limit=limit, after=after)
     ids = [backup_set.id for backup_set in page.sets]
     artifacts = catalog.artifact_states_of_sets(ids)
     places = set_places(catalog, ids, copy_destination_names(context.settings))
-    response.headers["X-Total-Count"] = str(page.total)
+    items = [summary_of(s, artifacts[s.id], places[s.id]) for s in page.sets]
+    headers = {"X-Total-Count": str(page.total)}
     if page.more:
-        following = request.url.include_query_params(cursor=encode_cursor(page.positions[-1]))
-        response.headers["Link"] = f'<{following}>; rel="next"'
-    return [summary_of(s, artifacts[s.id], places[s.id]) for s in page.sets]
+        following = url.include_query_params(cursor=encode_cursor(page.positions[-1]))
+        headers["Link"] = f'<{following}>; rel="next"'
+    return Answer(_SUMMARIES.dump_json(items), headers)
 
 
 @router.get(

@@ -1,0 +1,47 @@
+"""The API's page cache: an answer is kept under the catalog's change marker only."""
+
+from pathlib import Path
+
+from engines.catalog import Catalog
+from jarvis_tui.api.page_cache import Answer, PageCache
+
+
+def test_an_answer_is_kept_until_the_marker_changes() -> None:
+    cache, built = PageCache(), []
+
+    def build(text: str):
+        def make() -> Answer:
+            built.append(text)
+            return Answer(text.encode(), {"X-Total-Count": "1"})
+
+        return make
+
+    assert cache.get("/a", (1, 0), build("first")).body == b"first"
+    assert cache.get("/a", (1, 0), build("second")).body == b"first"
+    assert cache.get("/a", (2, 0), build("third")).body == b"third"
+    assert cache.get("/b", (2, 0), build("other")).body == b"other"
+    assert built == ["first", "third", "other"]
+
+
+def test_it_holds_a_bounded_number_of_small_answers() -> None:
+    cache = PageCache(max_entries=2, max_body_bytes=10)
+    for key in ("/a", "/b", "/c"):
+        cache.get(key, 0, lambda key=key: Answer(key.encode(), {}))
+    assert cache.get("/a", 0, lambda: Answer(b"again", {})).body == b"again"  # dropped
+    big = cache.get("/big", 0, lambda: Answer(b"x" * 11, {}))
+    assert cache.get("/big", 0, lambda: Answer(b"rebuilt", {})).body == b"rebuilt"
+    assert len(big.body) == 11
+
+
+def test_the_catalog_marker_moves_on_every_commit_from_any_connection(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.sqlite3"
+    with Catalog.open(path) as reader, Catalog.open(path) as writer:
+        before = reader.change_marker()
+        assert reader.change_marker() == before  # reads change nothing
+        reader.list_backup_sets()
+        assert reader.change_marker() == before
+        writer.create_backup_set("files")  # another connection, as another process
+        after_other = reader.change_marker()
+        assert after_other != before
+        reader.create_backup_set("redis")  # its own connection
+        assert reader.change_marker() != after_other

@@ -72,6 +72,9 @@ class _SharedRun:
 async def health(
     request: Request, context: Annotated[ApiContext, Depends(api_context)]
 ) -> dict[str, Any]:
+    """The checks of `jarvis-tui health --json`. 200 whether healthy or not: read
+    `healthy` (`jq -e .healthy`); a 5xx means the server failed, never the backups.
+    Requests arriving while a run is under way share its answer."""
     shared = getattr(request.app.state, "health_run", None)
     if shared is None:  # one per application, created on its event loop
         shared = request.app.state.health_run = _SharedRun()

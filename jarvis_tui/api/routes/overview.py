@@ -113,5 +113,7 @@ class Overview(_FromReport):
     summary="counts and sizes per source and tier, last good backups, verification, usage",
 )
 def overview(context: Annotated[ApiContext, Depends(api_context)]) -> Overview:
+    """Sizes count complete artifacts (a files snapshot with the packs it wrote); ages are
+    seconds from `checked_at`; destinations are read from the catalog's copy records."""
     report = collect_overview(context.settings, context.catalog, utc_now())
     return Overview.model_validate(report)

@@ -86,6 +86,8 @@ class ScheduleStatus(BaseModel):
     summary="schedules, next and last runs, who runs them, last good backup per source",
 )
 def schedule_status(context: Annotated[ApiContext, Depends(api_context)]) -> dict[str, Any]:
+    """`jarvis-tui status --json` as of `checked_at`: next runs are in the configured time
+    zone (BACKUP_TIMEZONE, else the host's)."""
     now = utc_now()
     report = collect_status(context.settings, context.catalog, now)
     return {"checked_at": now.isoformat(), **report.to_json()}

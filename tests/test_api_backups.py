@@ -263,3 +263,34 @@ def test_copies_on_s3_stored_and_failed_with_why(tmp_path: Path, s3_server) -> N
         (row,) = listed(env, failed_id)["where"]["destinations"]["s3"]["failed"]
         assert copy["error"] == row["error"]
         assert detail["gaps"] == [f"s3: {artifact['relpath']} failed: {copy['error']}"]
+
+
+def test_a_failed_and_a_partial_set_say_which_part_failed_and_why(tmp_path: Path) -> None:
+    env = make_files_env(tmp_path)
+    (env.data / "a.txt").write_bytes(b"kept")
+    missing = tmp_path / "no-such.env"
+    env.set(JARVIS_API_TOKEN=TOKEN, BACKUP_SECRET_FILES=str(missing))
+    assert env.cli("backup", "secrets") != ExitCode.OK
+    assert env.cli("backup", "full") != ExitCode.OK  # files stored, secrets failed
+    partial_id, failed_id = (row["id"] for row in listed(env))
+
+    with ApiServer(env.env_file) as server, server.client() as client:
+        partial, failed = client.get("/api/backups").json()
+        assert (partial["id"], partial["status"]) == (partial_id, "partial")
+        assert [(p["source"], p["state"]) for p in partial["parts"]] == [
+            ("postgres", "skipped"),
+            ("redis", "skipped"),
+            ("files", "ok"),
+            ("secrets", "failed"),
+            ("config", "skipped"),
+        ]
+        assert str(missing) in partial["error"]
+        assert (failed["id"], failed["status"]) == (failed_id, "failed")
+        assert failed["parts"] == [{"source": "secrets", "state": "failed"}]
+        assert failed["artifact_count"] == 0 and failed["where"]["summary"] == "-"
+        assert failed["verification"]["state"] is None
+        assert [item["id"] for item in client.get("/api/backups?status=partial").json()] == [
+            partial_id
+        ]
+        # `latest` is the newest complete set: there is none.
+        assert error_of(client.get("/api/backups/latest"), 404)["code"] == "not_found"

@@ -8,7 +8,9 @@ as long as the test holds the lock, on any machine, and carries on once it lets 
 
 import contextlib
 import json
+import queue
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +21,8 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
-from engines.jobs import CANCEL_POLL_INTERVAL_S
+from engines.actions.verbs import VERBS, Request
+from engines.jobs import CANCEL_POLL_INTERVAL_S, JobContext
 from tests.support.api_server import TOKEN, ApiServer
 from tests.support.files_env import REPO_ROOT, FilesEnv, child_env, make_secrets_env
 from tests.support.pg_seed import seed_database, unique_name
@@ -301,10 +304,13 @@ def test_bad_json_and_bad_queries_are_400(idle_client: httpx.Client) -> None:
         ("/api/jobs/1", {"tail": 1001}, "tail"),
         ("/api/jobs/0", {}, "job_id"),
         ("/api/jobs/x", {}, "job_id"),
+        ("/api/jobs", {"stauts": "running"}, "stauts"),
     ):
         answer = idle_client.get(path, params=params)
         assert answer.status_code == 400, (path, params, answer.text)
         assert answer.json()["field"] == field
+    typo = idle_client.post("/api/backups", params={"dry_run": "1"}, json={"type": "files"})
+    assert typo.status_code == 400 and typo.json()["field"] == "dry_run"
     assert idle_client.get("/api/jobs").json() == []
 
 
@@ -343,6 +349,53 @@ def test_verify_a_set(env: FilesEnv, client: httpx.Client) -> None:
     answer = client.post(f"/api/backups/{set_id}/verify")
     assert answer.status_code == 202
     assert wait_for(client, answer.json()["job_id"])["status"] == "succeeded"
+
+
+@contextlib.contextmanager
+def job_running_here(env: FilesEnv, verb: str, set_id: str) -> Iterator[int]:
+    """A real job of `verb` on `set_id` in this process, as the CLI's would be, running
+    until the block ends."""
+    job = VERBS[verb].job(Request(reference=set_id))
+    assert job is not None
+    kind, description = job
+    row = queue.Queue[int]()
+    release = threading.Event()
+    with env.workspace() as workspace:
+
+        def work(context: JobContext) -> None:
+            row.put(context.job_id)
+            release.wait(DEADLINE_S)
+
+        runner = threading.Thread(target=workspace.run_job, args=(kind, description, work))
+        runner.start()
+        try:
+            yield row.get(timeout=DEADLINE_S)
+        finally:
+            release.set()
+            runner.join()
+
+
+def test_verify_is_refused_while_the_same_set_is_verified_or_deleted(
+    env: FilesEnv, client: httpx.Client
+) -> None:
+    assert env.cli("backup", "files") == 0
+    (files_set,) = cli_sets(env)
+    assert env.cli("backup", "secrets") == 0
+    (secrets_set,) = set(cli_sets(env)) - {files_set}
+    for verb in ("verify", "delete"):
+        with job_running_here(env, verb, files_set) as job_id:
+            refused = client.post(f"/api/backups/{files_set}/verify")
+            assert refused.status_code == 409, refused.text
+            assert refused.json()["message"].startswith(
+                f"job {job_id} ({verb} {files_set}) is running; wait for it"
+            )
+            # Another set is verified meanwhile.
+            other = wait_for(client, started(client, {}, f"/api/backups/{secrets_set}/verify"))
+            assert other["status"] == "succeeded", other
+    assert (
+        wait_for(client, started(client, {}, f"/api/backups/{files_set}/verify"))["status"]
+        == "succeeded"
+    )
 
 
 def test_verify_of_a_damaged_artifact_fails_its_job(env: FilesEnv, client: httpx.Client) -> None:

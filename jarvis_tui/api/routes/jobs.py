@@ -16,8 +16,9 @@ from engines.catalog import Catalog
 from engines.catalog.rows import EVENT_LEVELS, JOB_STATUSES, Job, JobEvent
 from jarvis_tui.api.context import ApiContext, api_context
 from jarvis_tui.api.errors import conflict
+from jarvis_tui.api.known_query import KNOWN_QUERY
 
-router = APIRouter(tags=["jobs"])
+router = APIRouter(tags=["jobs"], dependencies=[KNOWN_QUERY])
 
 JobStatus = Literal[JOB_STATUSES]  # type: ignore[valid-type]
 EventLevel = Literal[EVENT_LEVELS]  # type: ignore[valid-type]

@@ -24,7 +24,8 @@ through the catalog API), one real `backup config` of an incompressible file of
   against `cat FILE > /dev/null` of the stored file, page cache warm for both (each
   read once first), `--rounds` rounds in rotating order; the fastest counts, the median
   is printed beside it. Target (the issue's): at least 0.8x cat's throughput.
-  `sha256sum FILE` runs beside them for scale: the server hashes every byte it sends.
+  `openssl dgst -sha256 FILE` runs beside them for scale: the server hashes every byte it
+  sends (hashlib, the same OpenSSL).
 
 The exit status is 1 when a target is missed.
 """
@@ -57,6 +58,7 @@ PARTS = ("latency", "download")
 LIST_P95_TARGET_MS = 100.0  # proposed: the issue gives none
 DOWNLOAD_TARGET = 0.8  # the issue's: at least 0.8x cat's throughput
 PAGE = 100  # the API's default page
+CHANGED_REQUESTS = 10  # per client, for the overview on a changing catalog
 FILTER = "postgres"
 S3_SETTINGS = {  # copies to S3 are recorded and counted; nothing here talks to a bucket
     "S3_ENABLED": "true",
@@ -156,8 +158,12 @@ def measure_latency(server, catalog_path: Path, args) -> tuple[list[Latencies], 
     for name, path, items, before in runs:
         print(f"  {name} ...", flush=True)
         options = {"expect_items": items, "before": before}
+        # Each request after a change reads every figure again: fewer of them.
+        fewer = {"requests": min(args.requests, CHANGED_REQUESTS)} if before else {}
         single[name] = http_latencies(name, server.url, path, TOKEN, **options, **alone)
-        results.append(http_latencies(name, server.url, path, TOKEN, **options, **load))
+        results.append(
+            http_latencies(name, server.url, path, TOKEN, **options, **{**load, **fewer})
+        )
     for name, source in (("sqlite3 page (peer)", None), (f"sqlite3 page, {FILTER} (peer)", FILTER)):
         print(f"  {name} ...", flush=True)
         single[name] = sqlite_latencies(name, str(catalog_path), source, PAGE, **alone)
@@ -185,7 +191,7 @@ def measure_download(server, set_id: str, stored: Path, rounds: int) -> list[Dow
     ]  # fmt: skip
     commands = {
         "cat": ["sh", "-c", 'exec cat "$1" > /dev/null', "cat", str(stored)],
-        "sha256sum": ["sha256sum", str(stored)],
+        "sha256": ["openssl", "dgst", "-sha256", str(stored)],
         "curl": curl,
     }
     times: dict[str, list[float]] = {name: [] for name in commands}
@@ -199,7 +205,7 @@ def measure_download(server, set_id: str, stored: Path, rounds: int) -> list[Dow
                 times[name].append(seconds)
     return [
         Download("cat FILE > /dev/null", times["cat"], size),
-        Download("sha256sum FILE (for scale)", times["sha256sum"], size),
+        Download("openssl dgst -sha256 FILE (scale)", times["sha256"], size),
         Download("curl download -o /dev/null", times["curl"], size),
     ]
 
@@ -219,7 +225,8 @@ def report(latencies: list[Latencies], single: dict, downloads: list[Download], 
         }
         table = Table(
             title=f"{args.clients} clients x {args.requests} requests each "
-            f"({args.warmup} warm-up), {args.sets:,} sets, page of {PAGE}"
+            f"({min(args.requests, CHANGED_REQUESTS)} on a changed catalog; {args.warmup} "
+            f"warm-up), {args.sets:,} sets, page of {PAGE}"
         )
         for column in ("contender", "alone p50 ms", "p50 ms", "p95 ms", "p99 ms", "req/s",
                        "p50 / floor", "p50 / sqlite3", "alone / sqlite3"):  # fmt: skip
@@ -264,8 +271,9 @@ def report(latencies: list[Latencies], single: dict, downloads: list[Download], 
         ok &= met
         console.print(
             f"download throughput / cat's: {ratio:.2f}x (medians {median:.2f}x), "
-            f"target >= {DOWNLOAD_TARGET}x: {'ok' if met else 'MISSED'}; against sha256sum "
-            f"(the server hashes what it sends): {hashed.best / ours.best:.2f}x"
+            f"target >= {DOWNLOAD_TARGET}x: {'ok' if met else 'MISSED'}; against hashing the "
+            f"file with OpenSSL's SHA-256 (the server hashes what it sends, with the same "
+            f"library): {hashed.best / ours.best:.2f}x"
         )
     return ok
 

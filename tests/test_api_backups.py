@@ -206,6 +206,14 @@ def test_a_bad_filter_is_400_naming_it(client, params: dict[str, str], field: st
     assert body["message"].startswith(f"{field}: ")
 
 
+def test_an_unescaped_plus_in_a_time_is_explained(client) -> None:
+    answer = client.get("/api/backups?since=2026-12-06T02:00:00+02:00")  # + is a space
+    body = error_of(answer, 400)
+    assert body["field"] == "since"
+    assert "%2B" in body["message"]
+    assert client.get("/api/backups?since=2026-12-06T02:00:00%2B02:00").status_code == 200
+
+
 def test_a_backup_made_by_the_cli_is_seen_by_the_next_request(tmp_path: Path) -> None:
     env = make_files_env(tmp_path)
     (env.data / "a.txt").write_bytes(b"first")

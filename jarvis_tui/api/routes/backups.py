@@ -48,9 +48,11 @@ def _moment(field: str, text: str | None) -> datetime | None:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
+        # An unescaped `+02:00` reaches the server as ` 02:00`.
+        escape = "; in a URL, write its + as %2B" if " " in text else ""
         raise bad_request(
             f"{field}: {text!r} is not an ISO 8601 time; give one with its zone, "
-            f"such as {TIME_EXAMPLE}",
+            f"such as {TIME_EXAMPLE}{escape}",
             field,
         ) from None
     if moment.tzinfo is None:

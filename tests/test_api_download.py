@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from jarvis_tui.api.byte_ranges import ByteRange, Unsatisfiable, requested_range
 from jarvis_tui.exit_codes import ExitCode
 from tests.support.api_server import TOKEN, ApiServer
 from tests.support.files_env import FilesEnv, make_secrets_env, random_text
@@ -117,8 +118,13 @@ def test_a_download_resumes_with_ranges(env: FilesEnv) -> None:
 
 
 def test_a_set_of_several_artifacts_is_a_tar_of_them(env: FilesEnv) -> None:
+    # A name past ustar's 100 characters: the member's name goes in a pax header.
+    long_named = env.root / f"{'settings-of-the-application-' * 4}.env"
+    (env.root / "app.env").rename(long_named)
+    env.set(BACKUP_SECRET_FILES=str(long_named))
     set_id, stored = backed_up(env, "full")
     assert len(stored) == 2
+    assert max(len(f"{set_id}/{relpath}") for relpath in stored) > 100
     url = download_url(set_id)
     with ApiServer(env.env_file) as server, server.client() as client:
         answer = client.get(url)
@@ -257,3 +263,32 @@ def test_a_client_that_goes_away_leaves_nothing_open(env: FilesEnv) -> None:
         assert still_open() == []
         assert client.get(download_url(set_id)).content == path.read_bytes()
     assert "Traceback" not in "".join(server.output)
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("bytes=0-99", ByteRange(0, 99)),
+        ("bytes=990-", ByteRange(990, 999)),
+        ("bytes=-10", ByteRange(990, 999)),
+        ("bytes=-5000", ByteRange(0, 999)),  # a suffix longer than the body: all of it
+        ("bytes=500-5000", ByteRange(500, 999)),  # an end past the body's: cut to it
+        ("Bytes= 7-7 ", ByteRange(7, 7)),
+        (None, None),
+        ("bytes=0-9,20-29", None),  # several ranges: the whole body
+        ("bytes=9-2", None),  # invalid: ignored
+        ("items=0-9", None),
+        ("bytes=-", None),
+        ("bytes=a-b", None),
+    ],
+)
+def test_the_range_asked_for(header: str | None, expected: ByteRange | None) -> None:
+    assert requested_range(header, 1000) == expected
+
+
+@pytest.mark.parametrize(
+    ("header", "length"), [("bytes=1000-", 1000), ("bytes=-0", 1000), ("bytes=-1", 0)]
+)
+def test_ranges_past_the_end_are_unsatisfiable(header: str, length: int) -> None:
+    with pytest.raises(Unsatisfiable):
+        requested_range(header, length)

@@ -13,13 +13,14 @@ through the catalog API), one real `backup config` of an incompressible file of
 - latency: `--clients` concurrent clients (threads, keep-alive connections), each
   `--warmup` untimed then `--requests` timed requests, one endpoint at a time:
   `GET /api/backups` (the default page of 100, and `?source=postgres`, which takes
-  full sets holding PostgreSQL too) and `GET /api/backups/stats/overview`, as it is and
-  with the catalog changed before each request (a job's progress stored, as while a
-  backup runs: the server keeps the overview's figures only while nothing changed). Beside them
+  full sets holding PostgreSQL too) and `GET /api/backups/stats/overview`, each as it is
+  and with the catalog changed before each request (a job's progress stored, as while a
+  backup runs: the server keeps its answers only while nothing changed). Beside them
   the floor, `GET /api/live` (nothing behind it: the HTTP stack and our clients), and
   the data peer, the same page's queries (count, sets with their sums, artifacts,
   copies) run by the `sqlite3` module in as many threads. The issue sets no latency
-  target; this one is proposed: p95 of the default page at most LIST_P95_TARGET_MS.
+  target; this one is proposed: p95 of the default page on a changed catalog (no answer
+  kept) at most LIST_P95_TARGET_MS.
 - download: `GET /api/backups/{id}/download` of the big set with `curl -o /dev/null`
   against `cat FILE > /dev/null` of the stored file, page cache warm for both (each
   read once first), `--rounds` rounds in rotating order; the fastest counts, the median
@@ -61,6 +62,7 @@ FILTER = "postgres"
 PAGE = 100  # the API's default page
 # The contenders as the tables name them: GET of each path but the sqlite3 peers.
 FLOOR, LIST, FILTERED = "live (floor)", "backups", f"backups?source={FILTER}"
+CHANGED = ", catalog changed"
 LIST_PEER, FILTERED_PEER = "sqlite3 page (peer)", f"sqlite3 page, {FILTER} (peer)"
 CHANGED_REQUESTS = 10  # per client, for the overview on a changing catalog
 S3_SETTINGS = {  # copies to S3 are recorded and counted; nothing here talks to a bucket
@@ -150,12 +152,15 @@ def measure_latency(server, catalog_path: Path, args) -> tuple[list[Latencies], 
     load = {"clients": args.clients, "requests": args.requests, "warmup": args.warmup}
     alone = {"clients": 1, "requests": args.requests, "warmup": args.warmup}
     overview = "/api/backups/stats/overview"
+    changes = JobProgress(catalog_path)
     runs = [
         (FLOOR, "/api/live", False, None),
         (LIST, "/api/backups", True, None),
+        (LIST + CHANGED, "/api/backups", True, changes),
         (FILTERED, f"/api/backups?source={FILTER}", True, None),
+        (FILTERED + CHANGED, f"/api/backups?source={FILTER}", True, changes),
         ("overview", overview, False, None),
-        ("overview, catalog changed", overview, False, JobProgress(catalog_path)),
+        ("overview" + CHANGED, overview, False, changes),
     ]
     results, single = [], {}
     for name, path, items, before in runs:
@@ -222,7 +227,10 @@ def report(latencies: list[Latencies], single: dict, downloads: list[Download], 
     if latencies:
         by_name = {result.name: result for result in latencies}
         floor = by_name[FLOOR]
-        peers = {LIST: by_name[LIST_PEER], FILTERED: by_name[FILTERED_PEER]}
+        peers = {
+            name: by_name[FILTERED_PEER if name.startswith(FILTERED) else LIST_PEER]
+            for name in (LIST, LIST + CHANGED, FILTERED, FILTERED + CHANGED)
+        }
         table = Table(
             title=f"{args.clients} clients x {args.requests} requests each "
             f"({min(args.requests, CHANGED_REQUESTS)} on a changed catalog; {args.warmup} "
@@ -246,12 +254,13 @@ def report(latencies: list[Latencies], single: dict, downloads: list[Download], 
                 f"{single[result.name].p50 / single[peer.name].p50:.1f}x" if peer else "",
             )
         console.print(table)
-        page_p95 = by_name[LIST].p95 * 1000
+        page_p95 = by_name[LIST + CHANGED].p95 * 1000
         met = page_p95 <= LIST_P95_TARGET_MS
         ok &= met
         console.print(
-            f"no latency target in the issue; proposed: p95 of GET /api/backups <= "
-            f"{LIST_P95_TARGET_MS:g} ms: {page_p95:.1f} ms, {'ok' if met else 'MISSED'}"
+            f"no latency target in the issue; proposed: p95 of GET /api/backups on a changed "
+            f"catalog (no answer kept) <= {LIST_P95_TARGET_MS:g} ms: {page_p95:.1f} ms, "
+            f"{'ok' if met else 'MISSED'}"
         )
     if downloads:
         cat, hashed, ours = downloads

@@ -10,6 +10,7 @@ import contextlib
 import json
 import queue
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -424,6 +425,30 @@ def test_verify_of_an_unknown_set_is_404_and_starts_nothing(idle_client: httpx.C
     bad = idle_client.post("/api/backups/latest/verify", json={"read_data": "yes"})
     assert bad.status_code == 400 and bad.json()["field"] == "read_data"
     assert idle_client.get("/api/jobs").json() == []
+
+
+def test_a_job_whose_process_died_is_shown_failed_and_blocks_nothing(
+    env: FilesEnv, client: httpx.Client
+) -> None:
+    """A process that created its backup job and died (kill -9 leaves the row so)."""
+    script = (
+        "import os, sys\n"
+        "from engines.catalog import Catalog\n"
+        "Catalog.open(sys.argv[1]).create_job('backup', 'backup files')\n"
+        "os._exit(9)\n"
+    )
+    died = subprocess.run(
+        [sys.executable, "-c", script, env.settings["BACKUP_CATALOG_PATH"]],
+        cwd=REPO_ROOT,
+        env=child_env(),
+        timeout=DEADLINE_S,
+    )
+    assert died.returncode == 9
+    assert client.get("/api/jobs", params={"status": "running"}).json() == []
+    (job,) = client.get("/api/jobs").json()
+    assert job["status"] == "failed" and job["error"] == "process died"
+    assert client.post(f"/api/jobs/{job['id']}/cancel").status_code == 409
+    succeeded(client, {"type": "files"})
 
 
 def test_unknown_jobs_are_404(idle_client: httpx.Client) -> None:

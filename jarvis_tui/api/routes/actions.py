@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from engines.actions.verbs import VERBS, Request
 from engines.catalog.rows import Job
-from engines.postgres.options import MODES
+from engines.postgres.options import MODES, PostgresBackupOptions
 from engines.sources import get_source, source_kinds
 from jarvis_tui.api.context import ApiContext, api_context
 from jarvis_tui.api.errors import ApiError, ErrorBody, bad_request, conflict
@@ -113,8 +113,6 @@ def backup_spec(body: BackupBody) -> ActionSpec:
         options = FilesBackupOptions(incremental=incremental)
         label = "backup files" + (" (incremental)" if incremental else "")
     elif kind == "postgres":
-        from engines.postgres.options import PostgresBackupOptions
-
         mode = body.mode or "full"
         options = PostgresBackupOptions(
             mode=mode, database=body.database, verify_restore=body.verify_restore

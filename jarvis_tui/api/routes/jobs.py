@@ -122,9 +122,11 @@ def list_jobs(
     status: Annotated[JobStatus | None, Query(description="only the jobs in this status")] = None,
 ) -> list[JobSummary]:
     catalog = context.catalog
-    if status in (None, "queued", "running"):
-        catalog.mark_orphaned_jobs()
-    return [summary_of(job) for job in catalog.list_jobs(limit, status=status)]
+    jobs = catalog.list_jobs(limit, status=status)
+    # Marking orphans writes; only a list showing a job as unfinished needs it.
+    if any(not job.finished for job in jobs) and catalog.mark_orphaned_jobs():
+        jobs = catalog.list_jobs(limit, status=status)
+    return [summary_of(job) for job in jobs]
 
 
 @router.get(

@@ -9,9 +9,6 @@ header (RFC 8288), which keeps the filters. A page reads the catalog in four que
 the catalog changes (jarvis_tui/api/page_cache.py): monitors poll the same page.
 """
 
-import base64
-import binascii
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
 
@@ -21,70 +18,23 @@ from starlette.datastructures import URL
 
 from engines.catalog import SetFilter, SetPosition
 from engines.catalog.rows import SET_STATUSES
-from engines.catalog.times import parse_iso, to_iso
 from engines.repository.whereabouts import copy_destination_names, set_places
 from engines.sources import source_kinds
-from jarvis_tui.api.backup_models import BackupSetDetail, BackupSetSummary, detail_of, summary_of
+from jarvis_tui.api.backup_models import BackupSetDetail, BackupSetSummary
+from jarvis_tui.api.backup_views import detail_of, summary_of
 from jarvis_tui.api.context import ApiContext, api_context
-from jarvis_tui.api.errors import bad_request
 from jarvis_tui.api.page_cache import Answer, PageCache
+from jarvis_tui.api.set_query import TIME_EXAMPLE, decode_cursor, encode_cursor, time_parameter
 
 router = APIRouter(tags=["backups"])
 _SUMMARIES = TypeAdapter(list[BackupSetSummary])
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
-TIME_EXAMPLE = "2026-12-06T02:00:00Z"
 
 SetKind = StrEnum("SetKind", {kind: kind for kind in ("full", *source_kinds())})  # type: ignore[misc]
 Source = StrEnum("Source", {kind: kind for kind in source_kinds()})  # type: ignore[misc]
 SetStatus = StrEnum("SetStatus", {status: status for status in SET_STATUSES})  # type: ignore[misc]
-
-
-def _moment(field: str, text: str | None) -> datetime | None:
-    """An ISO 8601 time with its zone; a naive one would be read in some zone by guess."""
-    if text is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        # An unescaped `+02:00` reaches the server as ` 02:00`.
-        escape = "; in a URL, write its + as %2B" if " " in text else ""
-        raise bad_request(
-            f"{field}: {text!r} is not an ISO 8601 time; give one with its zone, "
-            f"such as {TIME_EXAMPLE}{escape}",
-            field,
-        ) from None
-    if moment.tzinfo is None:
-        raise bad_request(
-            f"{field}: {text!r} has no time zone; add one, such as {TIME_EXAMPLE}", field
-        )
-    try:
-        return moment.astimezone(UTC)
-    except OverflowError:  # 0001-01-01T00:00:00+05:00 is before the first UTC moment
-        raise bad_request(f"{field}: {text!r} is out of range", field) from None
-
-
-def encode_cursor(position: SetPosition) -> str:
-    raw = f"{position.created_at}|{position.rowid}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> SetPosition:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        created_at, rowid = raw.rsplit("|", 1)
-        position = SetPosition(created_at, int(rowid))
-        # Only what encode_cursor writes: the catalog's own time text and a SQLite rowid.
-        if to_iso(parse_iso(created_at)) != created_at or not 0 < position.rowid < 2**63:
-            raise ValueError(raw)
-        return position
-    except (binascii.Error, UnicodeDecodeError, ValueError, OverflowError):
-        raise bad_request(
-            'cursor: not a cursor this server gave; follow the Link header\'s rel="next" '
-            "URL, or leave the cursor out for the first page",
-            "cursor",
-        ) from None
 
 
 TimeQuery = Query(
@@ -132,8 +82,8 @@ def list_backups(
         kind=None if kind is None else kind.value,
         source=None if source is None else source.value,
         status=None if status is None else status.value,
-        since=_moment("since", since),
-        until=_moment("until", until),
+        since=time_parameter("since", since),
+        until=time_parameter("until", until),
     )
     after = None if cursor is None else decode_cursor(cursor)
     url = str(request.url)

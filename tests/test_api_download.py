@@ -227,7 +227,7 @@ def test_unknown_backups_and_missing_or_wrong_tokens(env: FilesEnv) -> None:
     assert wrong_token.status_code == 401
 
 
-def test_a_file_lost_here_is_downloaded_from_its_s3_copy(env: FilesEnv, s3_server) -> None:
+def test_a_file_lost_or_truncated_here_comes_from_its_s3_copy(env: FilesEnv, s3_server) -> None:
     s3_server.create_bucket("jarvis-offsite")
     env.set(**s3_settings(s3_server))
     set_id, stored = backed_up(env, "secrets")
@@ -241,6 +241,11 @@ def test_a_file_lost_here_is_downloaded_from_its_s3_copy(env: FilesEnv, s3_serve
     assert answer.content == expected
     assert answer.headers["X-Content-SHA256"] == hashlib.sha256(expected).hexdigest()
     assert tail.status_code == 206 and tail.content == expected[1_000_000:]
+
+    path.write_bytes(expected[:-10])  # a truncated file here: the whole copy is read
+    with ApiServer(env.env_file) as server, server.client() as client:
+        answer = client.get(download_url(set_id))
+    assert answer.status_code == 200 and answer.content == expected
 
 
 def test_a_client_that_goes_away_leaves_nothing_open(env: FilesEnv) -> None:

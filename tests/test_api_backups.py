@@ -197,6 +197,7 @@ def test_pages_follow_the_link_header_and_give_each_set_once(backed_up, client) 
         ({"limit": "ten"}, "limit"),
         ({"cursor": "not-a-cursor"}, "cursor"),
         ({"cursor": "MjAyNnwx"}, "cursor"),  # base64 of '2026|1': not the catalog's time
+        ({"stauts": "failed"}, "stauts"),  # not ignored, as if it had filtered
     ],
 )
 def test_a_bad_filter_is_400_naming_it(client, params: dict[str, str], field: str) -> None:

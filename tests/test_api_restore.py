@@ -16,8 +16,16 @@ from pathlib import Path
 import httpx
 import pytest
 
+from engines.catalog.rows import Job
+from jarvis_tui.api.routes.restore import restore_conflicts
 from tests.support.api_server import TOKEN, ApiServer
-from tests.support.files_env import FilesEnv, make_secrets_env, random_text, tree_of
+from tests.support.files_env import (
+    FilesEnv,
+    make_secrets_env,
+    random_text,
+    sealed_backup,
+    tree_of,
+)
 from tests.support.pg_seed import PgCase, unique_name
 from tests.support.redis_seed import RedisCase, backed_up_then_changed, fast_sync
 
@@ -177,13 +185,12 @@ def test_an_existing_file_is_replaced_only_when_its_path_is_typed(served: Served
     ],
 )
 def test_bad_options_are_refused_naming_the_field(served: Served, body, field, words):
+    set_id = served.files_set
+    if body.get("type") == "postgres":  # a set to name; PostgreSQL itself is not set up here
+        set_id = sealed_backup(served.env, "postgres", "full", "app.dump", b"not read")
     jobs_before = served.jobs()
-    set_id = served.files_set if body.get("type") != "postgres" else "latest"
     answer = restore(served.client, set_id, **body)
-    assert answer.status_code in (400, 404), answer.text
-    if answer.status_code == 404:  # no PostgreSQL backup here: the set is checked first
-        assert body["type"] == "postgres"
-        return
+    assert answer.status_code == 400, answer.text
     error = answer.json()
     assert error["field"] == field and words in error["message"], error
     assert served.jobs() == jobs_before
@@ -217,7 +224,9 @@ def test_a_second_restore_into_a_target_being_restored_is_409(tmp_path):
             again = restore(client, set_id, type="files", target_dir=str(target))
             assert again.status_code == 409, again.text
             assert f"job {job_id} (restore files {set_id} into {target})" in again.json()["message"]
-            # A dry run reads only, and another folder is another target: both go ahead.
+            # Nor is a plan of a target being written; another folder is another target.
+            dry = restore(client, set_id, type="files", target_dir=str(target), dry_run=True)
+            assert dry.status_code == 409, dry.text
             dry = restore(client, set_id, type="files", target_dir=str(other), dry_run=True)
             assert dry.status_code == 200 and dry.json()["would_succeed"], dry.text
             elsewhere = restore(client, set_id, type="files", target_dir=str(other))
@@ -321,3 +330,83 @@ def test_redis_restore_into_a_spare_server(redis_server, spare_redis_server, tmp
     assert spare.client().get("kept") == b"from the backup"
     assert spare.client().get("stray") is None
     assert redis_server.client().get("kept") == b"changed later"  # the source untouched
+
+
+def test_the_redis_confirmation_never_shows_the_password(served: Served, tmp_path):
+    password = "redis-Pa55word-x9"
+    served.env.set(REDIS_URL=f"redis://:{password}@127.0.0.1:6390/2")
+    set_id = sealed_backup(served.env, "redis", "rdb", "dump.rdb", b"not read")
+    with ApiServer(served.env.env_file) as server, client_of(server) as client:
+        answer = restore(client, set_id, type="redis", replace=True)
+        assert answer.status_code == 400 and answer.json()["field"] == "confirm", answer.text
+        assert '"confirm": "127.0.0.1:6390"' in answer.json()["message"]
+        wrong = restore(client, set_id, type="redis", replace=True, confirm=password)
+        assert wrong.status_code == 400, wrong.text
+        for text in (answer.text, wrong.text):
+            assert password not in text
+
+
+def test_a_complete_system_restore(served: Served, tmp_path):
+    env = served.env
+    config = tmp_path / "app-config"
+    config.mkdir()
+    (config / "app.yaml").write_text("debug: false\n")
+    env.set(BACKUP_CONFIG_PATHS=str(config))
+    assert env.cli("backup", "full") == 0
+    set_id = _latest(env, "full")
+    (env.data / "b.bin").write_bytes(b"changed after the backup")
+    (config / "app.yaml").write_text("debug: true\n")
+    with ApiServer(env.env_file) as server, client_of(server) as client:
+        plan = restore(client, set_id, type="full", dry_run=True)
+        assert plan.status_code == 200, plan.text
+        steps = {step["title"]: step["state"] for step in plan.json()["steps"]}
+        assert steps["stop the application"] == "would" and plan.json()["would_succeed"]
+        assert (config / "app.yaml").read_text() == "debug: true\n"
+
+        unstopped = restore(client, set_id, type="full", confirm="restore")
+        assert unstopped.status_code == 400 and unstopped.json()["field"] == "app_stopped"
+        unconfirmed = restore(client, set_id, type="full", app_stopped=True)
+        assert unconfirmed.status_code == 400, unconfirmed.text
+        assert '"confirm": "restore"' in unconfirmed.json()["message"]
+        assert (config / "app.yaml").read_text() == "debug: true\n"
+
+        restored(client, set_id, type="full", app_stopped=True, confirm="restore")
+    assert (config / "app.yaml").read_text() == "debug: false\n"
+    assert (env.data / "b.bin").read_bytes() != b"changed after the backup"
+
+
+def test_a_point_in_time_restore_asks_for_its_folders_name(served: Served, tmp_path):
+    set_id = sealed_backup(served.env, "postgres", "full", "app.dump", b"not a base backup")
+    folder = tmp_path / "pg-restored"
+    body = {"type": "postgres", "pitr": True, "target": "immediate", "pgdata": str(folder)}
+    answer = restore(served.client, set_id, **body)
+    assert answer.status_code == 400 and answer.json()["field"] == "confirm", answer.text
+    assert '"confirm": "pg-restored"' in answer.json()["message"]
+    plan = restore(served.client, set_id, **body, dry_run=True)
+    assert plan.status_code == 200 and not plan.json()["would_succeed"], plan.text
+    assert plan.json()["error"]
+    assert not folder.exists()
+
+
+def _job(kind: str, description: str) -> Job:
+    return Job(1, kind, description, "running", 1, None, None, None, 0, None, "", None, False, None)
+
+
+@pytest.mark.parametrize(
+    ("kind", "target", "running", "refused"),
+    [
+        ("files", "/a", ("restore", "restore files s1 into /a"), True),
+        ("files", "/a", ("restore", "restore files s1 into /b"), False),
+        ("files", "/a", ("restore", "restore files s1"), True),  # the CLI's: no target named
+        ("files", "/a", ("restore", "restore files s1 into /a (dry run)"), False),
+        ("files", "/a", ("restore", "restore redis s2 into /a"), False),
+        ("files", "/a", ("backup", "backup files"), False),
+        ("files", "/a", ("restore", "restore full s3"), True),
+        ("files", "/a", ("restore", "restore full s3 --dry-run"), False),
+        ("full", "the whole system", ("backup", "backup postgres (full)"), True),
+        ("full", "the whole system", ("restore", "restore secrets s4 into /x"), True),
+        ("full", "the whole system", ("verify", "verify s4"), False),
+    ],
+)
+def test_which_running_jobs_a_restore_waits_for(kind, target, running, refused):
+    assert restore_conflicts(kind, target)(_job(*running)) is refused

@@ -74,7 +74,12 @@ def target_of(body: object, settings: Settings, artifacts: list[Artifact]) -> st
 
 def _new_folder(folder: str) -> bool:
     path = Path(folder)
-    return not path.exists() or (path.is_dir() and not any(os.scandir(path)))
+    if not path.exists():
+        return True
+    if not path.is_dir():
+        return False
+    with os.scandir(path) as entries:
+        return not any(entries)
 
 
 def _replaces(body: object, settings: Settings, artifacts: list[Artifact]) -> bool:

@@ -9,7 +9,7 @@ type (`"flush"` on a files restore) or a misspelt one is refused, naming it.
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from engines.actions.full_restore_steps import FullRestoreOptions
 from engines.pitr.restore_target import ACTIONS, DEFAULT_ACTION, DEFAULT_START_TIMEOUT_S
@@ -19,6 +19,18 @@ from engines.sources.config_files import ConfigRestoreOptions
 from engines.sources.secrets import SecretsRestoreOptions
 from engines.store.restore_plan import OVERWRITE_POLICIES, FilesRestoreOptions
 from jarvis_tui.pitr_choices import TARGET_OPTIONS, pitr_target, start_request
+
+
+def _absolute(path: str) -> str:
+    if not Path(path).is_absolute():
+        raise ValueError(
+            f"{path!r} is not an absolute path; give the full path on the server "
+            "(a relative one would be taken from the server's own working folder)"
+        )
+    return path
+
+
+AbsolutePath = Annotated[str, AfterValidator(_absolute)]
 
 
 class _RestoreBody(BaseModel):
@@ -54,7 +66,7 @@ class PostgresRestore(_RestoreBody):
     with_globals: bool = _field("also recreate roles and tablespaces", False)
     no_owner: bool = _field("leave out the backup's owners", False)
     no_acl: bool = _field("leave out the backup's grants", False)
-    pgdata: str | None = _field("a base backup: lay it out into this empty data folder")
+    pgdata: AbsolutePath | None = _field("a base backup: lay it out into this empty data folder")
     pitr: bool = _field("point-in-time recovery into pgdata: needs one target_*", False)
     target_time: str | None = _field('with pitr: a moment, "2026-11-27 14:03:00+00"')
     target_lsn: str | None = _field("with pitr: a WAL position, 0/3000148")
@@ -110,7 +122,9 @@ class RedisRestore(_RestoreBody):
     from_json: bool = _field("restore the JSON export instead of the RDB", False)
     db: int | None = Field(None, ge=0, description="restore only this database")
     replace: bool = _field("overwrite keys that exist on the target", False)
-    data_dir: str | None = _field("offline: place the RDB as DIR/dump.rdb for a stopped server")
+    data_dir: AbsolutePath | None = _field(
+        "offline: place the RDB as DIR/dump.rdb for a stopped server"
+    )
 
     def options(self, env_file: Path | None, reference: str) -> RedisRestoreOptions:
         return RedisRestoreOptions(
@@ -126,7 +140,9 @@ class RedisRestore(_RestoreBody):
 class FilesRestore(_RestoreBody):
     type: Literal["files"]
     paths: list[str] = _field("only these files or folders (as backed up)", [])
-    target_dir: str | None = _field("restore below this folder (default: the original locations)")
+    target_dir: AbsolutePath | None = _field(
+        "restore below this folder (default: the original locations)"
+    )
     strip_prefix: str | None = _field("drop this leading folder from restored paths")
     overwrite: Literal[OVERWRITE_POLICIES] = _field(  # type: ignore[valid-type]
         "existing files: never, if-newer (default) or always", "if-newer"
@@ -146,7 +162,7 @@ class FilesRestore(_RestoreBody):
 
 class SecretsRestore(_RestoreBody):
     type: Literal["secrets"]
-    to: str | None = _field("the file to write (default: where it was)")
+    to: AbsolutePath | None = _field("the file to write (default: where it was)")
     force: bool = _field("replace an existing file (kept as PATH.bak)", False)
     file: str | None = _field("which secret file, if the backup holds several")
 
@@ -161,7 +177,7 @@ class SecretsRestore(_RestoreBody):
 
 class ConfigRestore(_RestoreBody):
     type: Literal["config"]
-    target_dir: str | None = _field("restore below this folder (default: where it was)")
+    target_dir: AbsolutePath | None = _field("restore below this folder (default: where it was)")
     force: bool = _field("replace differing files (each kept as NAME.bak)", False)
 
     def options(self, env_file: Path | None, reference: str) -> ConfigRestoreOptions:

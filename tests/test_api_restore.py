@@ -205,6 +205,15 @@ def test_unknown_sets_and_sets_without_that_source_are_404(served: Served):
         assert set_id in answer.json()["message"]
 
 
+def test_a_set_being_deleted_is_not_restored(served: Served, tmp_path):
+    with served.env.workspace() as workspace:
+        workspace.catalog.mark_set_deleting(served.secrets_set)
+    to = tmp_path / "restored.env"
+    answer = restore(served.client, served.secrets_set, type="secrets", to=str(to))
+    assert answer.status_code == 409 and "being deleted" in answer.json()["message"], answer.text
+    assert not to.exists()
+
+
 def test_a_second_restore_into_a_target_being_restored_is_409(tmp_path):
     env = make_secrets_env(tmp_path)
     # Enough that the restore is still writing when it is stopped, just after the 202.

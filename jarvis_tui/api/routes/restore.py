@@ -31,7 +31,7 @@ from engines.catalog.rows import Job
 from engines.errors import JarvisError
 from engines.sources import get_source
 from jarvis_tui.api.context import ApiContext, api_context
-from jarvis_tui.api.errors import ApiError, bad_request
+from jarvis_tui.api.errors import ApiError, bad_request, conflict
 from jarvis_tui.api.job_start import JobAccepted, JobLaunch, start_job_watched
 from jarvis_tui.api.restore_confirm import check_confirmation, target_of
 from jarvis_tui.api.restore_plan import DryRunReport, log_plan, plan_report
@@ -138,6 +138,8 @@ def restore(
 ) -> JSONResponse:
     kind = body.type
     backup_set = context.catalog.get_backup_set(set_id, kind)  # 404: no such set of that type
+    if backup_set.deleting_since is not None:
+        raise conflict(f"backup set {backup_set.id} is being deleted; restore another one")
     # `latest` stays the engine's to pick: a dump, a base backup, the one before a target.
     reference = LATEST if set_id == LATEST else backup_set.id
     options = _options(body, reference, context)

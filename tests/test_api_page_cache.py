@@ -33,15 +33,29 @@ def test_it_holds_a_bounded_number_of_small_answers() -> None:
     assert len(big.body) == 11
 
 
-def test_the_catalog_marker_moves_on_every_commit_from_any_connection(tmp_path: Path) -> None:
+def test_the_marker_moves_on_every_write_to_sets_artifacts_or_copies(tmp_path: Path) -> None:
     path = tmp_path / "catalog.sqlite3"
     with Catalog.open(path) as reader, Catalog.open(path) as writer:
-        before = reader.change_marker()
-        assert reader.change_marker() == before  # reads change nothing
+        markers = [reader.change_marker()]
+
+        def moved() -> bool:
+            markers.append(reader.change_marker())
+            return markers[-1] != markers[-2]
+
         reader.list_backup_sets()
-        assert reader.change_marker() == before
-        writer.create_backup_set("files")  # another connection, as another process
-        after_other = reader.change_marker()
-        assert after_other != before
-        reader.create_backup_set("redis")  # its own connection
-        assert reader.change_marker() != after_other
+        assert not moved()  # reads change nothing
+        backup_set = writer.create_backup_set("files")  # another connection, as a process
+        assert moved()
+        artifact = writer.add_artifact(backup_set.id, "files", "full", "files/a.enc")
+        assert moved()
+        writer.set_copy_state(artifact.id, "s3", "failed", "AccessDenied")
+        assert moved()
+        writer.record_verification(artifact.id, True, "ok")
+        assert moved()
+        job = writer.create_job("backup", "backup files")
+        writer.update_job_progress(job.id, 10, 100)
+        assert not moved()  # a job's progress changes no set
+        reader.finish_backup_set(backup_set.id, "complete")  # its own connection
+        assert moved()
+        writer.delete_backup_set(backup_set.id)  # artifacts and copies go with it
+        assert moved()

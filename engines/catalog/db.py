@@ -230,13 +230,6 @@ class Database:
             conn = self._connection()
             return conn.execute("PRAGMA data_version").fetchone()[0], conn.total_changes
 
-    def change_marker(self) -> tuple[int, int]:
-        """Differs after any commit: another connection's (any process's; SQLite's
-        data_version) or this one's (its total_changes). Equal markers: nothing changed."""
-        with self._lock, self._sqlite_errors_as_jarvis_errors():
-            conn = self._connection()
-            return conn.execute("PRAGMA data_version").fetchone()[0], conn.total_changes
-
     def close(self) -> None:
         with self._lock:
             if os.getpid() == self._pid:

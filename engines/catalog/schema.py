@@ -118,7 +118,41 @@ _V3_ARTIFACTS_BY_SOURCE = """
 CREATE INDEX artifacts_by_source ON artifacts (source, set_id);
 """
 
-MIGRATIONS: list[str] = [_V1_INITIAL, _V2_DELETING_SINCE, _V3_ARTIFACTS_BY_SOURCE]
+# A counter every write to the sets, their artifacts or their copies moves on, whoever
+# writes (any process): a reader's pages of sets stay right while it has not moved. Job
+# progress, events and alerts do not move it: they change no set.
+_V4_BACKUP_CHANGES = """
+CREATE TABLE backup_changes (
+    id      INTEGER PRIMARY KEY CHECK (id = 1),
+    counter INTEGER NOT NULL
+);
+INSERT INTO backup_changes (id, counter) VALUES (1, 0);
+CREATE TRIGGER backup_sets_insert_counted AFTER INSERT ON backup_sets
+BEGIN UPDATE backup_changes SET counter = counter + 1; END;
+CREATE TRIGGER backup_sets_update_counted AFTER UPDATE ON backup_sets
+BEGIN UPDATE backup_changes SET counter = counter + 1; END;
+CREATE TRIGGER backup_sets_delete_counted AFTER DELETE ON backup_sets
+BEGIN UPDATE backup_changes SET counter = counter + 1; END;
+CREATE TRIGGER artifacts_insert_counted AFTER INSERT ON artifacts
+BEGIN UPDATE backup_changes SET counter = counter + 1; END;
+CREATE TRIGGER artifacts_update_counted AFTER UPDATE ON artifacts
+BEGIN UPDATE backup_changes SET counter = counter + 1; END;
+CREATE TRIGGER artifacts_delete_counted AFTER DELETE ON artifacts
+BEGIN UPDATE backup_changes SET counter = counter + 1; END;
+CREATE TRIGGER copies_insert_counted AFTER INSERT ON copies
+BEGIN UPDATE backup_changes SET counter = counter + 1; END;
+CREATE TRIGGER copies_update_counted AFTER UPDATE ON copies
+BEGIN UPDATE backup_changes SET counter = counter + 1; END;
+CREATE TRIGGER copies_delete_counted AFTER DELETE ON copies
+BEGIN UPDATE backup_changes SET counter = counter + 1; END;
+"""
+
+MIGRATIONS: list[str] = [
+    _V1_INITIAL,
+    _V2_DELETING_SINCE,
+    _V3_ARTIFACTS_BY_SOURCE,
+    _V4_BACKUP_CHANGES,
+]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

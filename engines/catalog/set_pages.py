@@ -128,10 +128,11 @@ class SetPagesMixin:
             more=len(rows) > limit,
         )
 
-    def change_marker(self) -> tuple[int, int]:
-        """Equal before and after a read: the catalog did not change in between, so a
-        page built from it is still right (the API's page cache)."""
-        return self._db.change_marker()
+    def change_marker(self) -> int:
+        """Moves on with every write to the sets, their artifacts or their copies, by any
+        process (schema v4's triggers); equal before and after a read, none of them
+        changed in between, so a page built from them is still right (the API's cache)."""
+        return self._db.row("SELECT counter FROM backup_changes")[0]
 
     def artifacts_of_sets(self, set_ids: Iterable[str]) -> dict[str, list[Artifact]]:
         """Each set's artifacts (in id order, as `artifacts_of`), one query per 500 sets;

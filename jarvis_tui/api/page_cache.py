@@ -2,10 +2,11 @@
 
 Monitors poll the same page (`GET /api/backups`, `jq '.[0]'`) much more often than
 backups finish. An answer is a function of the request's URL and the catalog only, so
-it is kept under the catalog's change marker (engines/catalog/db.py: SQLite's
-data_version for other processes' commits, total_changes for this process's) taken
-before it was built; any commit since makes the marker differ and the page is built
-again. Small and bounded: a few dozen answers, none larger than MAX_BODY_BYTES.
+it is kept under the catalog's change marker (Catalog.change_marker: a counter every
+write to the sets, their artifacts or their copies moves on, from any process) taken
+before it was built; any such write since makes the marker differ and the page is
+built again. A running job's progress does not: polls during a backup still hit.
+Small and bounded: a few dozen answers, none larger than MAX_BODY_BYTES.
 """
 
 import threading

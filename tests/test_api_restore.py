@@ -9,6 +9,7 @@ damaged artifact failing its job with nothing written.
 
 import os
 import signal
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -214,6 +215,25 @@ def test_a_set_being_deleted_is_not_restored(served: Served, tmp_path):
     assert not to.exists()
 
 
+def hold_still(pid: int, catalog: Path) -> None:
+    """SIGSTOP the job process, but never inside a write to the catalog (the server's
+    own writes would wait on it): stopped there, it is let go a moment and stopped again."""
+    deadline = time.monotonic() + DEADLINE_S
+    while True:
+        os.kill(pid, signal.SIGSTOP)
+        probe = sqlite3.connect(catalog, timeout=0.5)
+        try:
+            probe.execute("BEGIN IMMEDIATE")
+            probe.rollback()
+            return
+        except sqlite3.OperationalError:
+            os.kill(pid, signal.SIGCONT)
+            assert time.monotonic() < deadline, "the job kept the catalog locked"
+            time.sleep(0.01)
+        finally:
+            probe.close()
+
+
 def test_a_second_restore_into_a_target_being_restored_is_409(tmp_path):
     env = make_secrets_env(tmp_path)
     # Enough that the restore is still writing when it is stopped, just after the 202.
@@ -229,7 +249,7 @@ def test_a_second_restore_into_a_target_being_restored_is_409(tmp_path):
         job_id = first.json()["job_id"]
         with env.workspace() as workspace:
             pid = workspace.catalog.get_job(job_id).pid
-        os.kill(pid, signal.SIGSTOP)
+        hold_still(pid, tmp_path / "catalog.sqlite3")
         try:
             assert client.get(f"/api/jobs/{job_id}").json()["status"] == "running"
             again = restore(client, set_id, type="files", target_dir=str(target))

@@ -180,6 +180,8 @@ def test_an_existing_file_is_replaced_only_when_its_path_is_typed(served: Served
         ({"type": "files", "overwrite": "sometimes"}, "overwrite", "never"),
         ({"type": "files", "target_dir": "restored"}, "target_dir", "not an absolute path"),
         ({"type": "secrets", "to": ""}, "to", "not an absolute path"),
+        ({"type": "secrets", "to": "/tmp/a\x00b"}, "to", "NUL"),
+        ({"type": "secrets", "dry_run": "yes"}, "dry_run", "boolean"),
         ({"type": "postgres", "jobs": 0}, "jobs", "greater than or equal to 1"),
         ({"type": "archive"}, "type", "postgres, redis, files, secrets, config, full"),
         ({"dry_run": True}, "type", "give the type of restore"),

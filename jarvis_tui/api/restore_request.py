@@ -9,7 +9,7 @@ type (`"flush"` on a files restore) or a misspelt one is refused, naming it.
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from engines.actions.full_restore_steps import FullRestoreOptions
 from engines.pitr.restore_target import ACTIONS, DEFAULT_ACTION, DEFAULT_START_TIMEOUT_S
@@ -34,7 +34,16 @@ AbsolutePath = Annotated[str, AfterValidator(_absolute)]
 
 
 class _RestoreBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    @field_validator("*")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        """A NUL can be in no path, name or table a restore is given."""
+        texts = value if isinstance(value, list) else [value]
+        if any(isinstance(text, str) and "\x00" in text for text in texts):
+            raise ValueError("contains a NUL character")
+        return value
 
     dry_run: bool = Field(
         False, description="authenticate and report what would be restored; change nothing"
@@ -77,7 +86,12 @@ class PostgresRestore(_RestoreBody):
     target_timeline: int | None = _field("with pitr: recover along this timeline")
     start: bool = _field("with pitr: start PostgreSQL on the folder, wait for the target", False)
     port: int | None = _field("with start: the port the restored server takes")
-    start_timeout: float = _field("with start: seconds to wait", DEFAULT_START_TIMEOUT_S)
+    start_timeout: float = Field(
+        DEFAULT_START_TIMEOUT_S,
+        gt=0,
+        allow_inf_nan=False,
+        description="with start: seconds to wait",
+    )
 
     def options(self, env_file: Path | None, reference: str) -> PostgresRestoreOptions:
         spell = str  # the body's own names: `target_time`, not `--target-time`

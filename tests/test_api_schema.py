@@ -163,7 +163,7 @@ def _real_path_parameters(api: LiveApi, operation: schemathesis.APIOperation) ->
         if "job" in name:
             choices[name] = st.sampled_from(api.job_ids)
         elif "id" in name or "backup" in name or "set" in name:
-            choices[name] = st.sampled_from(sorted(api.set_ids.values()))
+            choices[name] = st.sampled_from(["latest", *sorted(api.set_ids.values())])
         else:
             return None
     return choices

@@ -5,6 +5,7 @@ and escaping stored files refused or cut short; a copy on S3 standing in for a l
 import base64
 import hashlib
 import io
+import os
 import random
 import tarfile
 import time
@@ -14,6 +15,8 @@ import httpx
 import pytest
 
 from jarvis_tui.api.byte_ranges import ByteRange, Unsatisfiable, requested_range
+from jarvis_tui.api.checked_files import SETTLE_NS
+from jarvis_tui.api.download_body import UNHASHED
 from jarvis_tui.exit_codes import ExitCode
 from tests.support.api_server import TOKEN, ApiServer
 from tests.support.files_env import FilesEnv, make_secrets_env, random_text
@@ -48,6 +51,22 @@ def flip_byte(path: Path, offset: int) -> None:
     data = bytearray(path.read_bytes())
     data[offset] ^= 0x01
     path.write_bytes(bytes(data))
+
+
+def settled(path: Path) -> None:
+    """Wait (on the clock) until the file's ctime is old enough for a download that
+    hashes it to remember it (`checked_files.SETTLE_NS`)."""
+    ready = (path.stat().st_ctime_ns + SETTLE_NS) / 1e9 + 0.05
+    time.sleep(max(0.0, ready - time.time()))
+
+
+def logged(server: ApiServer, text: str, count: int) -> int:
+    """How often `text` is in the server's output, once it is there `count` times (or
+    60 s passed: its output is read by a thread)."""
+    deadline = time.monotonic() + 60
+    while "".join(server.output).count(text) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return "".join(server.output).count(text)
 
 
 def received_of_cut_download(client: httpx.Client, url: str) -> tuple[int, bytes]:
@@ -184,6 +203,40 @@ def test_a_damaged_file_of_the_right_size_is_never_sent_whole(env: FilesEnv) -> 
     assert hashlib.sha256(original).hexdigest() in log
 
 
+def test_an_unchanged_file_is_hashed_once_and_a_change_in_place_is_noticed(
+    env: FilesEnv,
+) -> None:
+    set_id, stored = backed_up(env, "secrets")
+    (path,) = stored.values()
+    expected = path.read_bytes()
+    settled(path)
+    url = download_url(set_id)
+    with ApiServer(env.env_file) as server, server.client() as client:
+        assert client.get(url).content == expected  # hashed, and remembered
+        assert logged(server, UNHASHED, 0) == 0
+        assert client.get(url).content == expected  # unchanged: not hashed again
+        assert logged(server, UNHASHED, 1) == 1
+        # A byte flipped through the same inode, its mtime put back: ctime moved.
+        before = path.stat()
+        fd = os.open(path, os.O_WRONLY)
+        try:
+            os.pwrite(fd, bytes([expected[100] ^ 0x01]), 100)
+        finally:
+            os.close(fd)
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+        after = path.stat()
+        assert (after.st_ino, after.st_size, after.st_mtime_ns) == (
+            before.st_ino,
+            before.st_size,
+            before.st_mtime_ns,
+        )
+        assert after.st_ctime_ns != before.st_ctime_ns
+        length, received = received_of_cut_download(client, url)
+        assert 0 < len(received) < length
+        assert logged(server, "sha256 of the stored bytes is", 1) == 1
+        assert logged(server, UNHASHED, 1) == 1  # the damaged file was hashed
+
+
 def test_a_truncated_file_is_an_integrity_error_before_any_byte(env: FilesEnv) -> None:
     set_id, stored = backed_up(env, "secrets")
     (path,) = stored.values()
@@ -237,8 +290,10 @@ def test_a_file_lost_or_truncated_here_comes_from_its_s3_copy(env: FilesEnv, s3_
     with ApiServer(env.env_file) as server, server.client() as client:
         answer = client.get(download_url(set_id))
         tail = client.get(download_url(set_id), headers={"Range": "bytes=1000000-"})
+        again = client.get(download_url(set_id))
     assert answer.status_code == 200, answer.text
-    assert answer.content == expected
+    assert answer.content == expected and again.content == expected
+    assert UNHASHED not in "".join(server.output)  # bytes from S3 are always hashed
     assert answer.headers["X-Content-SHA256"] == hashlib.sha256(expected).hexdigest()
     assert tail.status_code == 206 and tail.content == expected[1_000_000:]
 

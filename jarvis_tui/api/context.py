@@ -1,6 +1,6 @@
 """What every route reads: the settings and the workspace, opened once per server."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from fastapi import Request
@@ -8,6 +8,7 @@ from fastapi import Request
 from engines.catalog import Catalog
 from engines.config import Settings
 from engines.workspace import Workspace
+from jarvis_tui.api.checked_files import CheckedFiles
 
 
 @dataclass
@@ -15,6 +16,8 @@ class ApiContext:
     settings: Settings
     env_file: Path | None  # handed to the job processes the API starts
     workspace: Workspace
+    # Stored files downloads hashed whole and found unchanged since (one map per server).
+    checked_files: CheckedFiles = field(default_factory=CheckedFiles)
 
     @property
     def catalog(self) -> Catalog:

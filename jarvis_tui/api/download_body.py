@@ -7,14 +7,23 @@ held back until its SHA-256 matches the catalog's: a damaged or swapped file (sa
 raises `HashMismatch` before the client has every byte, so no response that claims the
 catalogued hash ever completes. An artifact covered only in part (a resumed download)
 cannot be hashed here; its whole file's SHA-256 is in the headers for the client.
+
+A local file this process already hashed whole and found unchanged since (its opened
+descriptor's fingerprint, see `checked_files`) is sent without hashing; its last block is
+still held back until a second `fstat` shows it unchanged while it was read.
 """
 
 import hashlib
+import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from jarvis_tui.api.byte_ranges import ByteRange
-from jarvis_tui.api.stored_artifact import StoredArtifact
+from jarvis_tui.api.checked_files import read_clock
+from jarvis_tui.api.stored_artifact import StoredArtifact, StoredBytesChanged
+
+logger = logging.getLogger("jarvis.api")
+UNHASHED = "sent without hashing: unchanged since it matched the catalog"
 
 
 class HashMismatch(Exception):
@@ -84,6 +93,10 @@ def _stored_chunks(stored: StoredArtifact, begin: int, count: int, whole: bool) 
     if not whole:
         yield from stored.blocks(begin, count)
         return
+    if stored.known_unchanged():
+        yield from _unhashed_chunks(stored)
+        return
+    began = read_clock()
     digest = hashlib.sha256()
     held: bytes | None = None
     for block in stored.blocks(0, stored.size):
@@ -94,5 +107,23 @@ def _stored_chunks(stored: StoredArtifact, begin: int, count: int, whole: bool) 
     found = digest.hexdigest()
     if found != stored.sha256:
         raise HashMismatch(stored, found)
+    stored.matched(began)
+    if held is not None:
+        yield held
+
+
+def _unhashed_chunks(stored: StoredArtifact) -> Iterator[bytes]:
+    logger.info("API: %s (backup %s) %s", stored.relpath, stored.artifact.set_id, UNHASHED)
+    held: bytes | None = None
+    for block in stored.blocks(0, stored.size):
+        if held is not None:
+            yield held
+        held = block
+    if not stored.unchanged_since_opened():
+        stored.forget()
+        raise StoredBytesChanged(
+            f"{stored.relpath} (backup {stored.artifact.set_id}): changed while sent "
+            f"unhashed; the download was cut short: download it again"
+        )
     if held is not None:
         yield held

@@ -6,8 +6,9 @@ ranges at constant memory. Before a byte is sent: a local file must resolve insi
 repository (no symlink leads out of it) and be a regular file, and whichever copy is
 read must have the catalogued size; anything else is an `integrity` error (422) naming
 the artifact and `jarvis-tui verify`. Its SHA-256 can only be known by reading it: the
-stream (`checked_body`) hashes what it sends and cuts the connection before the last
-bytes when they do not match.
+stream (`download_body`) hashes what it sends and cuts the connection before the last
+bytes when they do not match, unless `checked_files` holds the opened file's fingerprint
+(this process hashed it whole before and it is unchanged since).
 """
 
 import os
@@ -20,6 +21,7 @@ from engines.catalog.rows import Artifact
 from engines.destinations import Destination
 from engines.errors import JarvisError, NotFoundError
 from engines.workspace import Workspace
+from jarvis_tui.api.checked_files import CheckedFiles, Fingerprint, Key
 from jarvis_tui.api.errors import ApiError
 
 BLOCK = 4 << 20  # large reads: 4 MiB sent notably faster than 1-2 MiB (benchmarks/api.py)
@@ -47,10 +49,41 @@ class StoredArtifact:
     sha256: str
     _fd: int | None = None  # a local file, read with pread
     _reader: Destination | None = None  # else this reader's stream
+    fingerprint: Fingerprint | None = None  # a local file's, as opened
+    checked: CheckedFiles | None = None
 
     @property
     def relpath(self) -> str:
         return self.artifact.relpath
+
+    @property
+    def key(self) -> Key:
+        return (self.artifact.id, self.relpath, self.sha256)
+
+    def known_unchanged(self) -> bool:
+        """This process hashed this very file whole before, it matched, and nothing
+        changed it since: the fingerprint as opened is the one remembered then."""
+        if self.fingerprint is None or self.checked is None:
+            return False
+        return self.checked.unchanged(self.key, self.fingerprint)
+
+    def unchanged_since_opened(self) -> bool:
+        assert self._fd is not None and self.fingerprint is not None
+        return Fingerprint.of(self._fd) == self.fingerprint
+
+    def matched(self, read_began_ns: int) -> None:
+        """Its bytes read whole from `read_began_ns` hashed to the catalog's: remember
+        the file, if it was not changed while read (a local file only)."""
+        if self.checked is None or self.fingerprint is None:
+            return
+        if self.unchanged_since_opened():
+            self.checked.remember(self.key, self.fingerprint, read_began_ns)
+        else:
+            self.forget()
+
+    def forget(self) -> None:
+        if self.checked is not None:
+            self.checked.forget(self.key)
 
     def blocks(self, offset: int, length: int) -> Iterator[bytes]:
         """`length` bytes from `offset`, in blocks of up to BLOCK bytes."""
@@ -84,8 +117,11 @@ class StoredArtifact:
             self._fd = None
 
 
-def open_stored(workspace: Workspace, artifact: Artifact) -> StoredArtifact:
-    """`artifact`'s stored bytes, checked for place and size; ApiError 422 otherwise."""
+def open_stored(
+    workspace: Workspace, artifact: Artifact, checked: CheckedFiles | None = None
+) -> StoredArtifact:
+    """`artifact`'s stored bytes, checked for place and size; ApiError 422 otherwise.
+    A local file is fingerprinted for `checked` (None: always hashed)."""
     if artifact.stored_size is None or artifact.checksum is None:
         raise integrity_error(artifact, "the catalog holds no size or checksum for it")
     reader = workspace.reader()
@@ -94,7 +130,11 @@ def open_stored(workspace: Workspace, artifact: Artifact) -> StoredArtifact:
         if local is not None:
             fd = _open_inside(Path(workspace.local_root), local, artifact)
             if fd is not None:
-                return _checked(artifact, StoredArtifact(artifact, os.fstat(fd).st_size, "", fd))
+                fingerprint = Fingerprint.of(fd)
+                opened = StoredArtifact(
+                    artifact, fingerprint.size, "", fd, fingerprint=fingerprint, checked=checked
+                )
+                return _checked(artifact, opened)
             # Gone since the reader looked (it remembers where each object was): a copy?
             pass_over = getattr(reader, "pass_over_repository", None)
             if pass_over is None or pass_over(artifact.relpath) is None:

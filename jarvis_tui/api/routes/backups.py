@@ -53,7 +53,8 @@ TimeQuery = Query(
             "headers": {
                 "X-Total-Count": {
                     "description": "sets matching the filters, on all pages",
-                    "schema": {"type": "integer"},
+                    "required": True,
+                    "schema": {"type": "integer", "minimum": 0},
                 },
                 "Link": {
                     "description": 'the next page, `<URL>; rel="next"`, when there is one',

@@ -13,21 +13,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
+from engines.catalog.backups import _SET_COLUMNS as SET_COLUMNS
 from engines.catalog.copies import SET_IDS_PER_QUERY
 from engines.catalog.db import Database
 from engines.catalog.rows import Artifact, BackupSet
 from engines.catalog.times import parse_optional, to_iso
 
-# The artifact count and stored bytes as `_SELECT_SETS` in backups.py computes them (a
-# files snapshot adds the packs it wrote), evaluated for the page's rows only.
-_PAGE_COLUMNS = """
-s.*, s.rowid AS position,
-(SELECT COUNT(*) FROM artifacts AS a WHERE a.set_id = s.id) AS artifact_count,
-(SELECT COALESCE(SUM(COALESCE(a.stored_size, 0) + CASE WHEN a.source = 'files'
-     THEN COALESCE(json_extract(a.metadata_json, '$.snapshot.stored_bytes'), 0)
-     ELSE 0 END), 0)
- FROM artifacts AS a WHERE a.set_id = s.id) AS stored_size
-"""
+# A set's columns with its artifact count and stored bytes (summed for the page's rows
+# only), as every set lookup reads them.
+_PAGE_COLUMNS = f"{SET_COLUMNS}, s.rowid AS position"
 T = TypeVar("T")
 _NEWEST_FIRST = "ORDER BY s.created_at DESC, s.rowid DESC"
 

@@ -341,3 +341,39 @@ def test_a_files_restore_writes_only_where_it_was_sent(live_api: LiveApi) -> Non
     _wait_for_jobs_to_end(live_api.server)
     restored = target / str(live_api.env.data).lstrip("/")
     assert (restored / "b.bin").read_bytes() == (live_api.env.data / "b.bin").read_bytes()
+
+
+# Range requests are headers the document does not list as parameters, so they are never
+# generated: (name, kind of set, method, Range, statuses).
+RANGES = [
+    ("whole", "files", "GET", None, {200}),
+    ("first-ten-bytes", "files", "GET", "bytes=0-9", {206}),
+    ("resumed", "full", "GET", "bytes=100-", {206}),
+    ("last-five-bytes", "secrets", "GET", "bytes=-5", {206}),
+    ("past-the-end", "files", "GET", "bytes=99999999-", {416}),
+    ("several-ranges-whole-body", "full", "GET", "bytes=0-1,5-6", {200}),
+    ("not-a-range", "config", "GET", "bytes=z-", {200, 416}),
+    ("head-ignores-a-range", "full", "HEAD", "bytes=0-9", {200}),  # RFC 9110: GET only
+]
+
+
+@pytest.mark.parametrize(
+    ("kind", "method", "byte_range", "statuses"),
+    [case[1:] for case in RANGES],
+    ids=[case[0] for case in RANGES],
+)
+def test_download_ranges_answer_as_documented(
+    api_schema: schemathesis.BaseSchema,
+    live_api: LiveApi,
+    kind: str,
+    method: str,
+    byte_range: str | None,
+    statuses: set[int],
+) -> None:
+    operation = api_schema["/api/backups/{backup_id}/download"][method]
+    case = operation.Case(path_parameters={"backup_id": live_api.set_ids[kind]})
+    headers = AUTH if byte_range is None else {**AUTH, "Range": byte_range}
+    response = case.call_and_validate(headers=headers, checks=CHECKS)
+    assert response.status_code in statuses, response.headers
+    if method == "GET" and byte_range == "bytes=0-9":
+        assert response.headers["content-length"] == ["10"]

@@ -188,6 +188,8 @@ def api_schema(live_api: LiveApi) -> schemathesis.BaseSchema:
 
 
 def test_the_document_declares_the_token_and_the_400_it_answers(live_api: LiveApi) -> None:
+    with live_api.server.client(token=None) as stranger:
+        assert stranger.get(OPENAPI_URL).status_code == 401  # the document is guarded too
     with live_api.server.client() as client:
         document = client.get(OPENAPI_URL).json()
     assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
@@ -236,8 +238,8 @@ class _FromAddress(HTTPAdapter):
 
 
 # The server slows an address down after five refusals, and this test is refused on
-# purpose many times: each request comes from another loopback address (all of
-# 127.0.0.0/8 is the loopback interface's).
+# purpose many times: each request comes from another loopback address (on Linux all
+# of 127.0.0.0/8 is the loopback interface's).
 _addresses = (f"127.{b}.{c}.{d}" for b in range(1, 255) for c in range(256) for d in range(1, 255))
 
 

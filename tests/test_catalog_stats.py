@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from engines.catalog import Artifact, BackupSet, Catalog
+from engines.monitoring.overview import _FiguresCache
 from engines.repository.offsite import offsite_status
 
 T0 = datetime(2026, 3, 1, 2, 0, tzinfo=UTC)
@@ -190,17 +191,21 @@ def test_an_empty_catalog_counts_nothing(tmp_path: Path) -> None:
         assert catalog.destination_totals("s3").artifacts == 0
 
 
-def test_the_change_stamp_moves_with_every_commit_by_any_connection(tmp_path: Path) -> None:
+def test_the_overviews_figures_are_read_again_only_when_a_set_artifact_or_copy_changes(
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "catalog.sqlite3"
+    cache = _FiguresCache()
     with Catalog.open(path) as reader, Catalog.open(path) as writer:
-        first = reader.change_stamp()
-        reader.source_totals()
-        reader.verification_totals()
-        assert reader.change_stamp() == first  # reading changes nothing
         backup_set = writer.create_backup_set("redis", tier="daily", created_at=T0)
-        second = reader.change_stamp()
-        assert second != first  # another connection committed
-        reader.finish_backup_set(backup_set.id, "failed")
-        third = reader.change_stamp()
-        assert third not in (first, second)  # this one wrote
-        assert reader.change_stamp() == third
+        first = cache.figures(reader, ("s3",))
+        assert cache.figures(reader, ("s3",)) is first
+        job = writer.create_job("backup", "backup redis")
+        writer.update_job_progress(job.id, 10, 100)  # another process's job moving on
+        assert cache.figures(reader, ("s3",)) is first
+        artifact = writer.add_artifact(backup_set.id, "redis", "full", "redis/a.enc")
+        second = cache.figures(reader, ("s3",))
+        assert second is not first and second.tiers[0].sets == 1
+        writer.set_copy_state(artifact.id, "s3", "stored")
+        assert cache.figures(reader, ("s3",)) is not second
+        assert cache.figures(reader, ()) is not cache.figures(reader, ("s3",))

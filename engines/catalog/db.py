@@ -223,13 +223,6 @@ class Database:
         with self._lock, self._sqlite_errors_as_jarvis_errors():
             return self._connection().execute(sql, params).fetchone()
 
-    def change_stamp(self) -> tuple[int, int]:
-        """Equal stamps, equal content: `PRAGMA data_version` moves whenever another
-        connection (of any process) commits, `total_changes` whenever this one writes."""
-        with self._lock, self._sqlite_errors_as_jarvis_errors():
-            conn = self._connection()
-            return conn.execute("PRAGMA data_version").fetchone()[0], conn.total_changes
-
     def close(self) -> None:
         with self._lock:
             if os.getpid() == self._pid:

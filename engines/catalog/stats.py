@@ -80,11 +80,6 @@ class OffsiteSummary:
 class StatsMixin:
     _db: Database
 
-    def change_stamp(self) -> tuple[int, int]:
-        """Changes to the catalog by any process since it was opened, as a value: while it
-        stays the same, so does every figure here (a cache's key)."""
-        return self._db.change_stamp()
-
     def source_totals(self) -> list[SourceTotals]:
         rows = self._db.rows(
             f"""

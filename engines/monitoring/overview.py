@@ -4,10 +4,12 @@ the repository's usage and each copy destination's.
 
 Every figure comes from a grouped query (engines/catalog/stats.py) or from what
 `status` and `health` read (last good backups, off-site counts, free space), so the
-overview and those commands never disagree. The catalog's figures are kept until the
-catalog changes (its change stamp), so polling dashboards cost a few milliseconds even
-with 10,000 sets; ages and free space are taken at every call. Nothing here lists a
-bucket: copy destinations are read from the catalog's copy records.
+overview and those commands never disagree. The catalog's figures are kept until a set,
+an artifact or a copy changes (Catalog.change_marker; every figure here is read from
+those three tables only, so a running job's progress keeps them), so polling dashboards
+cost a few milliseconds even with 10,000 sets; ages and free space are taken at every
+call. Nothing here lists a bucket: copy destinations are read from the catalog's copy
+records.
 """
 
 import threading
@@ -106,7 +108,7 @@ class _CatalogFigures:
 
 
 class _FiguresCache:
-    """The last figures read from each catalog, kept while its change stamp stays.
+    """The last figures read from each catalog, kept while its change marker stays.
 
     Dashboards and monitors poll the overview; with 10,000 sets its queries take tens of
     milliseconds on the catalog's one connection, which every request shares. Between
@@ -122,7 +124,7 @@ class _FiguresCache:
 
     def figures(self, catalog: Catalog, destinations: tuple[str, ...]) -> _CatalogFigures:
         with self._lock:
-            key = (catalog.change_stamp(), destinations)
+            key = (catalog.change_marker(), destinations)
             kept = self._kept.get(catalog)
             if kept is not None and kept[0] == key:
                 return kept[1]

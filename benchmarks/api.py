@@ -14,8 +14,9 @@ through the catalog API), one real `backup config` of an incompressible file of
   `--warmup` untimed then `--requests` timed requests, one endpoint at a time:
   `GET /api/backups` (the default page of 100, and `?source=postgres`, which takes
   full sets holding PostgreSQL too) and `GET /api/backups/stats/overview`, each as it is
-  and with the catalog changed before each request (a job's progress stored, as while a
-  backup runs: the server keeps its answers only while nothing changed). Beside them
+  and with the catalog changed before each request (a copy record written, as `sync`
+  writes one per artifact it confirms: the server keeps its answers only while the
+  catalog is unchanged). Beside them
   the floor, `GET /api/live` (nothing behind it: the HTTP stack and our clients), and
   the data peer, the same page's queries (count, sets with their sums, artifacts,
   copies) run by the `sqlite3` module in as many threads. The issue sets no latency
@@ -125,23 +126,23 @@ def prepare(work: Path, args: argparse.Namespace) -> tuple[Path, str, Path]:
     return server_env, newest.id, stored
 
 
-class JobProgress:
-    """Before each request, a running job's progress stored, as a backup's job does every
-    few hundred milliseconds: the catalog has changed (figures kept for an unchanged
-    catalog are read again)."""
+class CopyRecorded:
+    """Before each request, the newest artifact's S3 copy recorded stored again, as `sync`
+    records each copy it confirms: a write to the copies, so the catalog has changed for
+    every answer the server keeps (the page cache's marker moves with writes to sets,
+    artifacts and copies; the overview's with any commit)."""
 
     def __init__(self, catalog_path: Path) -> None:
         from engines.catalog import Catalog
 
         self.catalog = Catalog.open(catalog_path)
-        self.job = self.catalog.create_job("backup", "backup postgres (benchmark)")
-        self.done = 0
+        newest = self.catalog.list_backup_sets(limit=1)[0]
+        self.artifact = self.catalog.artifacts_of(newest.id)[0].id
         self.lock = threading.Lock()
 
     def __call__(self) -> None:
         with self.lock:
-            self.done += 4 * MiB
-            self.catalog.update_job_progress(self.job.id, self.done, None)
+            self.catalog.set_copy_state(self.artifact, "s3", "stored")
 
 
 def measure_latency(server, catalog_path: Path, args) -> tuple[list[Latencies], dict]:
@@ -152,7 +153,7 @@ def measure_latency(server, catalog_path: Path, args) -> tuple[list[Latencies], 
     load = {"clients": args.clients, "requests": args.requests, "warmup": args.warmup}
     alone = {"clients": 1, "requests": args.requests, "warmup": args.warmup}
     overview = "/api/backups/stats/overview"
-    changes = JobProgress(catalog_path)
+    changes = CopyRecorded(catalog_path)
     runs = [
         (FLOOR, "/api/live", False, None),
         (LIST, "/api/backups", True, None),

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.api import S3_SETTINGS, JobProgress  # noqa: E402
+from benchmarks.api import S3_SETTINGS, CopyRecorded  # noqa: E402
 from benchmarks.api_catalog import build_catalog, write_env  # noqa: E402
 
 
@@ -94,7 +94,7 @@ def main() -> int:
     settings = load_settings(environ={}, env_file=env_file)
     with Workspace.open(settings) as workspace:
         app = build_app(ApiContext(settings, env_file, workspace), BearerAuth(TOKEN))
-        before = JobProgress(settings.catalog_path) if args.changed else lambda: None
+        before = CopyRecorded(settings.catalog_path) if args.changed else lambda: None
         asyncio.run(profile(app, TOKEN, args.path, args.requests, args.lines, before))
     return 0
 

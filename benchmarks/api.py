@@ -26,8 +26,9 @@ through the catalog API), one real `backup config` of an incompressible file of
   against `cat FILE > /dev/null` of the stored file, page cache warm for both (each
   read once first), `--rounds` rounds in rotating order; the fastest counts, the median
   is printed beside it. Target (the issue's): at least 0.8x cat's throughput.
-  `openssl dgst -sha256 FILE` runs beside them for scale: the server hashes every byte it
-  sends (hashlib, the same OpenSSL).
+  `openssl dgst -sha256 FILE` runs beside them for scale: the server hashes a stored
+  file the first time it sends it (hashlib, the same OpenSSL), and sends it unhashed
+  while its fstat is unchanged; the first download (the uncounted round's) is printed.
 
 The exit status is 1 when a target is missed.
 """
@@ -212,10 +213,13 @@ def measure_download(server, set_id: str, stored: Path, rounds: int) -> list[Dow
                 raise SystemExit(f"download answered {out!r}, expected 200 and {size} bytes")
             if round_number:
                 times[name].append(seconds)
+            elif name == "curl":  # the server hashes a file the first time it sends it
+                first = seconds
     return [
+        Download("curl, the first download (hashed)", [first], size),
         Download("cat FILE > /dev/null", times["cat"], size),
         Download("openssl dgst -sha256 FILE (scale)", times["sha256"], size),
-        Download("curl download -o /dev/null", times["curl"], size),
+        Download("curl download -o /dev/null", times["curl"], size),  # counted
     ]
 
 
@@ -264,11 +268,11 @@ def report(latencies: list[Latencies], single: dict, downloads: list[Download], 
             f"{'ok' if met else 'MISSED'}"
         )
     if downloads:
-        cat, hashed, ours = downloads
+        first, cat, hashed, ours = downloads
         table = Table(title=f"download of {ours.size / MiB:.1f} MiB, {len(ours.seconds)} rounds")
         for column in ("contender", "best s", "median s", "MiB/s (best)"):
             table.add_column(column, justify="left" if column == "contender" else "right")
-        for result in downloads:
+        for result in (cat, hashed, first, ours):
             table.add_row(
                 result.name,
                 f"{result.best:.3f}",
@@ -282,9 +286,8 @@ def report(latencies: list[Latencies], single: dict, downloads: list[Download], 
         ok &= met
         console.print(
             f"download throughput / cat's: {ratio:.2f}x (medians {median:.2f}x), "
-            f"target >= {DOWNLOAD_TARGET}x: {'ok' if met else 'MISSED'}; against hashing the "
-            f"file with OpenSSL's SHA-256 (the server hashes what it sends, with the same "
-            f"library): {hashed.best / ours.best:.2f}x"
+            f"target >= {DOWNLOAD_TARGET}x: {'ok' if met else 'MISSED'}; the first download "
+            f"(hashed) took {first.best / hashed.best:.2f}x OpenSSL's SHA-256 of the file"
         )
     return ok
 

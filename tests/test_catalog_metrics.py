@@ -131,22 +131,3 @@ def test_verification_counts_and_failed_deliveries(
     catalog.queue_alert("critical", "c", "m", T0)
     assert catalog.failed_alert_deliveries() == {"slack": 2, "email": 1}
     assert catalog.undelivered_alerts() == 1
-
-
-def test_destination_backlog_sums_copy_counts_on(
-    catalog: Catalog, clock: FrozenCatalogClock
-) -> None:
-    first = _set(catalog, "full", T0, "complete", {"postgres": 1, "redis": 2})
-    second = _set(catalog, "redis", T0 + timedelta(hours=1), "complete", {"redis": 3})
-    _set(catalog, "redis", T0 + timedelta(hours=2), "complete", {"redis": 4})
-    a, b = catalog.artifacts_of(first)
-    clock.moment = T0 + timedelta(hours=5)
-    catalog.set_copy_state(a.id, "s3", "stored")
-    catalog.set_copy_state(b.id, "s3", "stored")
-    catalog.set_copy_state(catalog.artifacts_of(second)[0].id, "s3", "failed", "denied")
-    backlog = catalog.destination_backlog("s3")
-    counts = catalog.copy_counts_on("s3")
-    assert backlog.sets_behind == sum(c.stored < c.artifacts for c in counts) == 2
-    assert backlog.failed_copies == sum(c.failed for c in counts) == 1
-    assert backlog.last_copy_at == catalog.last_copy_on("s3") == T0 + timedelta(hours=5)
-    assert catalog.destination_backlog("elsewhere").sets_behind == 3

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from engines.catalog.db import Database
 from engines.catalog.rows import (
+    ADDED_BYTES_SQL,
     SET_FINAL_STATUSES,
     SET_KINDS_PATTERN,
     SET_TIERS,
@@ -26,12 +27,10 @@ _LIST_HINT = "run `jarvis-tui list` to see the backup sets in the catalog"
 # subquery grouping every artifact summed the whole catalog for each lookup (15 ms for
 # one set among 10,000), and sums in the outer query are taken for every matching set
 # before a sort keeps the newest one.
-_SET_COLUMNS = """
+_SET_COLUMNS = f"""
 s.*,
 (SELECT COUNT(*) FROM artifacts AS a WHERE a.set_id = s.id) AS artifact_count,
-(SELECT COALESCE(SUM(COALESCE(a.stored_size, 0) + CASE WHEN a.source = 'files'
-     THEN COALESCE(json_extract(a.metadata_json, '$.snapshot.stored_bytes'), 0)
-     ELSE 0 END), 0)
+(SELECT COALESCE(SUM({ADDED_BYTES_SQL}), 0)
  FROM artifacts AS a WHERE a.set_id = s.id) AS stored_size
 """
 _NEWEST_FIRST = " ORDER BY s.created_at DESC, s.rowid DESC"

@@ -19,6 +19,13 @@ JOB_FINAL_STATUSES = ("succeeded", "failed", "cancelled")
 EVENT_LEVELS = ("debug", "info", "warning", "error")
 ALERT_SEVERITIES = ("info", "warning", "critical")
 
+# Artifact.added_bytes in SQL, over the artifacts table aliased `a`: the sums of set
+# listings, the overview and GET /metrics all read it from here.
+ADDED_BYTES_SQL = (
+    "COALESCE(a.stored_size, 0) + CASE WHEN a.source = 'files'"
+    " THEN COALESCE(json_extract(a.metadata_json, '$.snapshot.stored_bytes'), 0) ELSE 0 END"
+)
+
 
 def require_one_of(name: str, value: object, allowed: tuple[str, ...]) -> None:
     if value not in allowed:

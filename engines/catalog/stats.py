@@ -10,13 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from engines.catalog.db import Database
+from engines.catalog.rows import ADDED_BYTES_SQL
 from engines.catalog.times import parse_optional
-
-# Artifact.added_bytes in SQL, over the artifacts table aliased `a`.
-_ADDED_BYTES = (
-    "COALESCE(a.stored_size, 0) + CASE WHEN a.source = 'files'"
-    " THEN COALESCE(json_extract(a.metadata_json, '$.snapshot.stored_bytes'), 0) ELSE 0 END"
-)
 
 
 @dataclass(frozen=True)
@@ -84,7 +79,7 @@ class StatsMixin:
         rows = self._db.rows(
             f"""
             SELECT a.source, COUNT(DISTINCT a.set_id), COUNT(*),
-                   COALESCE(SUM({_ADDED_BYTES}), 0), COALESCE(SUM(a.plain_size), 0)
+                   COALESCE(SUM({ADDED_BYTES_SQL}), 0), COALESCE(SUM(a.plain_size), 0)
             FROM artifacts AS a WHERE a.status = 'complete'
             GROUP BY a.source ORDER BY a.source
             """
@@ -103,7 +98,7 @@ class StatsMixin:
         )
         sizes = self._db.rows(
             f"""
-            SELECT s.tier, SUM({_ADDED_BYTES})
+            SELECT s.tier, SUM({ADDED_BYTES_SQL})
             FROM artifacts AS a JOIN backup_sets AS s ON s.id = a.set_id
             WHERE a.status = 'complete' GROUP BY s.tier
             """
@@ -164,7 +159,7 @@ class StatsMixin:
     def destination_totals(self, destination: str) -> DestinationTotals:
         row = self._db.row(
             f"""
-            SELECT COUNT(*), COALESCE(SUM({_ADDED_BYTES}), 0)
+            SELECT COUNT(*), COALESCE(SUM({ADDED_BYTES_SQL}), 0)
             FROM copies AS c JOIN artifacts AS a ON a.id = c.artifact_id
             WHERE c.destination = ? AND c.state = 'stored' AND a.status = 'complete'
             """,

@@ -48,11 +48,12 @@ def destination_metrics(context: ApiContext) -> Iterator[Metric]:
         ["destination"],
     )
     for name in copy_destination_names(context.settings):
-        backlog = context.catalog.destination_backlog(name)
-        behind.add_metric([name], backlog.sets_behind)
+        backlog = context.catalog.offsite_summary(name)
+        behind.add_metric([name], backlog.incomplete_sets)
         failed.add_metric([name], backlog.failed_copies)
-        if backlog.last_copy_at is not None:
-            last.add_metric([name], backlog.last_copy_at.timestamp())
+        last_copy_at = context.catalog.last_copy_on(name)
+        if last_copy_at is not None:
+            last.add_metric([name], last_copy_at.timestamp())
     yield from (behind, failed, last)
 
 

@@ -14,9 +14,14 @@ JARVIS_LONG_PROPERTY_TESTS=1 raises the counts for a long run by hand.
 What the generated requests can touch: the env file names only this module's
 temporary folders (repository, catalog, logs, the folders backed up), HOME and the
 XDG folders are temporary too, and no PostgreSQL, Redis or S3 is configured, so a job a
-generated POST starts reads and writes only there.
+generated POST starts reads and writes only there. A restore's body also names where it
+writes (target_dir, to, pgdata, data_dir; and strip_prefix without target_dir writes
+below /), and one into a new folder or file needs no `confirm`: restores are generated
+from valid bodies only, each of those paths replaced by a folder under the temporary
+folder before the request is sent; invalid restore bodies are explicit cases.
 """
 
+import hashlib
 import json
 import os
 import time
@@ -53,6 +58,7 @@ LONG_RUN = os.environ.get("JARVIS_LONG_PROPERTY_TESTS") == "1"
 # Per operation. Reads are cheap; each accepted POST starts a real job process.
 READ_EXAMPLES = 1000 if LONG_RUN else 40
 JOB_EXAMPLES = 150 if LONG_RUN else 8
+RESTORE_EXAMPLES = 150 if LONG_RUN else 20
 JOBS_END_TIMEOUT_S = 120.0
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -169,21 +175,57 @@ def _real_path_parameters(api: LiveApi, operation: schemathesis.APIOperation) ->
     return choices
 
 
-@pytest.fixture(scope="module")
-def api_schema(live_api: LiveApi) -> schemathesis.BaseSchema:
-    schema = schemathesis.openapi.from_url(live_api.server.url + OPENAPI_URL, headers=AUTH)
-    schema.config.update(base_url=live_api.server.url)
+def _loaded_schema(api: LiveApi) -> schemathesis.BaseSchema:
+    schema = schemathesis.openapi.from_url(api.server.url + OPENAPI_URL, headers=AUTH)
+    schema.config.update(base_url=api.server.url)
     # The token is sent as it is (or not at all), never generated: a generated one
     # would only be refused, and slowed down after five.
     schema.config.generation.update(with_security_parameters=False)
 
     @schema.hook
     def before_generate_path_parameters(context, strategy):
-        real = _real_path_parameters(live_api, context.operation)
+        real = _real_path_parameters(api, context.operation)
         if real is None:
             return strategy
         return st.one_of(strategy, st.fixed_dictionaries(real))
 
+    return schema
+
+
+@pytest.fixture(scope="module")
+def api_schema(live_api: LiveApi) -> schemathesis.BaseSchema:
+    return _loaded_schema(live_api)
+
+
+# A restore's fields that name where it writes: in a generated restore each is replaced,
+# just before it is sent, by a folder of its own under the module's temporary folder.
+RESTORE_PATH_FIELDS = ("target_dir", "to", "pgdata", "data_dir")
+
+
+def _confined(body: object, root: Path) -> object:
+    if not isinstance(body, dict):
+        return body
+    placed = dict(body)
+    # Without target_dir a files restore with strip_prefix writes below /: the stored
+    # path less the prefix (/tmp/x/data/a.txt with "/tmp" lands in /x/data/a.txt).
+    if placed.get("strip_prefix") is not None and placed.get("target_dir") is None:
+        placed["target_dir"] = "stripped"
+    for name in RESTORE_PATH_FIELDS:
+        value = placed.get(name)
+        if value is not None:
+            digest = hashlib.sha256(repr(value).encode("utf-8", "surrogatepass")).hexdigest()
+            placed[name] = str(root / "generated" / digest[:16])
+    return placed
+
+
+@pytest.fixture(scope="module")
+def restore_schema(live_api: LiveApi) -> schemathesis.BaseSchema:
+    """Restores generated from valid bodies only, every path they write confined: an
+    invalid body's values are what they are (a path left as generated could point
+    anywhere, relative to the server's working directory too, and a restore into a new
+    folder or file needs no `confirm`); invalid bodies are the explicit cases' part."""
+    schema = _loaded_schema(live_api)
+    schema.config.generation.update(modes=[schemathesis.GenerationMode.POSITIVE])
     return schema
 
 
@@ -205,11 +247,9 @@ def test_the_document_declares_the_token_and_the_400_it_answers(live_api: LiveAp
 
 
 schema = schemathesis.pytest.from_fixture("api_schema")
-# A restore takes target paths (target_dir, to, pgdata, data_dir) and needs no `confirm`
-# into a new folder or file: a generated body could write wherever a generated string
-# points (relative to the server's working directory too). Never generated; the explicit
-# cases below keep every path inside this module's temporary folder.
+# Restores are generated apart (restore_schema, test_generated_restores_...).
 RESTORE = r"/restore$"
+restore = schemathesis.pytest.from_fixture("restore_schema").include(path_regex=RESTORE)
 
 
 @settings(_settings(READ_EXAMPLES))
@@ -221,6 +261,22 @@ def test_reads_answer_as_documented(case: schemathesis.Case) -> None:
 @settings(_settings(JOB_EXAMPLES))
 @schema.include(method="POST").exclude(path_regex=RESTORE).parametrize()
 def test_job_starts_answer_as_documented(case: schemathesis.Case, live_api: LiveApi) -> None:
+    response = case.call_and_validate(headers=AUTH, checks=CHECKS)
+    if response.status_code == 202:
+        _wait_for_jobs_to_end(live_api.server)
+
+
+@settings(_settings(RESTORE_EXAMPLES))
+@restore.parametrize()
+def test_generated_restores_answer_as_documented(
+    case: schemathesis.Case, live_api: LiveApi
+) -> None:
+    root = live_api.env.root
+    case.body = _confined(case.body, root)
+    if isinstance(case.body, dict):  # what is sent writes nowhere but below root
+        for name in RESTORE_PATH_FIELDS:
+            value = case.body.get(name)
+            assert value is None or Path(value).is_relative_to(root / "generated"), case.body
     response = case.call_and_validate(headers=AUTH, checks=CHECKS)
     if response.status_code == 202:
         _wait_for_jobs_to_end(live_api.server)

@@ -97,7 +97,7 @@ def test_sets_are_newest_first_as_the_cli_lists_them(backed_up, client) -> None:
             "unverified": 0,
             "last_verified_at": item["verification"]["last_verified_at"],
         }
-        assert item["created_at"].endswith("Z") and "artifacts" not in item
+        assert item["created_at"].endswith("+00:00") and "artifacts" not in item
     full = items[0]
     assert full["parts"] == [
         {"source": "postgres", "state": "skipped"},
@@ -127,7 +127,7 @@ def test_the_detail_matches_list_set(backed_up, client) -> None:
                 "local": {"state": "stored", "error": None, "updated_at": None}
             }
             assert artifact["verification"]["state"] == "ok"
-            assert artifact["verification"]["verified_at"].endswith("Z")
+            assert artifact["verification"]["verified_at"].endswith("+00:00")
         assert detail["gaps"] == []
 
 
@@ -261,7 +261,7 @@ def test_copies_on_s3_stored_and_failed_with_why(tmp_path: Path, s3_server) -> N
 
         (artifact,) = client.get(f"/api/backups/{stored_id}").json()["artifacts"]
         assert artifact["copies"]["s3"]["state"] == "stored"
-        assert artifact["copies"]["s3"]["updated_at"].endswith("Z")
+        assert artifact["copies"]["s3"]["updated_at"].endswith("+00:00")
 
         detail = client.get(f"/api/backups/{failed_id}").json()
         (artifact,) = detail["artifacts"]

@@ -5,10 +5,11 @@ A list item is compact (counts, states, one summary of where the set lives); the
 detail adds each artifact with its copies and verification.
 """
 
-from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
+
+from jarvis_tui.api.iso_time import IsoTime
 
 PartState = Literal["ok", "warning", "failed", "skipped", "running"]
 CopyWord = Literal["stored", "missing", "failed"]
@@ -30,7 +31,7 @@ class VerificationSummary(BaseModel):
     verified: int = Field(description="complete artifacts whose last check passed")
     failed: int = Field(description="complete artifacts whose last check failed")
     unverified: int = Field(description="complete artifacts never checked")
-    last_verified_at: datetime | None
+    last_verified_at: IsoTime | None
 
 
 class DestinationCount(BaseModel):
@@ -61,12 +62,12 @@ class BackupSetSummary(BaseModel):
     kind: str = Field(description="full, or the one source it backs up")
     tier: str | None
     status: Literal["running", "complete", "partial", "failed"]
-    created_at: datetime
-    finished_at: datetime | None
+    created_at: IsoTime
+    finished_at: IsoTime | None
     size: int = Field(description="bytes stored in the repository (with a files snapshot's packs)")
     artifact_count: int
     error: str | None
-    deleting_since: datetime | None = Field(description="its deletion began and is not finished")
+    deleting_since: IsoTime | None = Field(description="its deletion began and is not finished")
     parts: list[Part]
     where: Whereabouts
     verification: VerificationSummary
@@ -75,12 +76,12 @@ class BackupSetSummary(BaseModel):
 class CopyState(BaseModel):
     state: CopyWord
     error: str | None = Field(description="why the copy failed (secrets masked)")
-    updated_at: datetime | None
+    updated_at: IsoTime | None
 
 
 class ArtifactVerification(BaseModel):
     state: Literal["ok", "failed"] | None
-    verified_at: datetime | None
+    verified_at: IsoTime | None
     detail: str | None
 
 
@@ -95,7 +96,7 @@ class ArtifactDetail(BaseModel):
     sha256: str | None = Field(description="of the stored file")
     compression: str | None
     key_id: str | None = Field(description="the encryption key's id (never the key)")
-    created_at: datetime
+    created_at: IsoTime
     error: str | None
     metadata: dict[str, Any]
     verification: ArtifactVerification

@@ -1,7 +1,9 @@
-"""A time in an answer: ISO 8601 with its zone, written as `datetime.isoformat` writes it.
+"""Every time in an API body: ISO 8601 with its zone, as `datetime.isoformat` writes it
+(UTC as `+00:00`).
 
-Pydantic would write UTC as `Z`; the CLI's JSON writes `+00:00`. Keeping isoformat's
-spelling lets an API answer built from an engine report's `to_json` equal the CLI's
+Pydantic would write UTC as `Z`; the CLI's JSON (`status --json`, `health --json`, the
+engine reports' `to_json`) writes `+00:00`. One spelling in every body (sets, jobs, the
+overview, the schedule) lets an answer built from an engine report equal the CLI's
 output byte for byte, while the OpenAPI document still says `date-time`.
 """
 

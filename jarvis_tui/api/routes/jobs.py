@@ -16,6 +16,7 @@ from engines.catalog import Catalog
 from engines.catalog.rows import EVENT_LEVELS, JOB_STATUSES, Job, JobEvent
 from jarvis_tui.api.context import ApiContext, api_context
 from jarvis_tui.api.errors import conflict
+from jarvis_tui.api.iso_time import IsoTime
 from jarvis_tui.api.known_query import KNOWN_QUERY
 
 router = APIRouter(tags=["jobs"], dependencies=[KNOWN_QUERY])
@@ -37,7 +38,7 @@ class JobProgress(BaseModel):
 
 
 class JobLogEvent(BaseModel):
-    time: datetime
+    time: IsoTime
     level: EventLevel
     message: str
 
@@ -48,8 +49,8 @@ class JobSummary(BaseModel):
     description: str
     status: JobStatus
     host: str | None
-    started_at: datetime | None
-    finished_at: datetime | None
+    started_at: IsoTime | None
+    finished_at: IsoTime | None
     elapsed_s: float | None = Field(description="until it finished, or until now")
     progress: JobProgress
     error: str | None

@@ -435,3 +435,25 @@ def test_download_ranges_answer_as_documented(
     assert response.status_code in statuses, response.headers
     if method == "GET" and byte_range == "bytes=0-9":
         assert response.headers["content-length"] == ["10"]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b'{"type": "files", "dry_run": true}', b"\x00", b'{"type": "tape"}'],
+    ids=["valid", "not-json", "invalid"],
+)
+def test_a_restore_without_the_token_answers_401(
+    api_schema: schemathesis.BaseSchema, live_api: LiveApi, content: bytes
+) -> None:
+    """The restore is left out of the generated run without the token (it writes)."""
+    operation = api_schema["/api/backups/{set_id}/restore"]["POST"]
+    case = operation.Case(path_parameters={"set_id": live_api.set_ids["files"]})
+    with _session_from_a_fresh_address() as session:
+        response = session.post(
+            live_api.server.url + case.formatted_path,
+            data=content,
+            headers={"Content-Type": "application/json"},
+        )
+    case.validate_response(response, checks=CONFORMANCE)
+    assert response.status_code == 401, response.text
+    assert response.json()["code"] == "unauthorized"

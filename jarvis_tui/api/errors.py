@@ -20,6 +20,11 @@ from engines.plumbing.redaction import redact
 
 logger = logging.getLogger("jarvis.api")
 
+# Request bodies are JSON of a few hundred bytes; a larger one is refused (413) as soon
+# as its Content-Length or its bytes so far pass this, never buffered whole (FastAPI
+# reads a body before the token is checked, so an anonymous client could fill memory).
+MAX_BODY_BYTES = 1 << 20
+
 
 class ErrorBody(BaseModel):
     code: str
@@ -127,8 +132,17 @@ async def _http_error(request: Request, error: StarletteHTTPException) -> JSONRe
         refused = await _refused_caller(request)
         if refused is not None:
             return refused
-    codes = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}
-    body = ErrorBody(code=codes.get(error.status_code, "http_error"), message=str(error.detail))
+    codes = {
+        400: "bad_request",
+        401: "unauthorized",
+        404: "not_found",
+        405: "method_not_allowed",
+        413: "too_large",
+    }
+    message = str(error.detail)
+    if error.status_code == 413:  # FastAPI's max_body_size
+        message = f"the request body is over {MAX_BODY_BYTES} bytes; requests take small JSON"
+    body = ErrorBody(code=codes.get(error.status_code, "http_error"), message=message)
     return _answer(error.status_code, body, getattr(error, "headers", None))
 
 

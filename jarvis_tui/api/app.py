@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, FastAPI
 
 from jarvis_tui.api.auth import BearerAuth
 from jarvis_tui.api.context import ApiContext
-from jarvis_tui.api.errors import ERROR_RESPONSES, install_error_handlers
+from jarvis_tui.api.errors import ERROR_RESPONSES, MAX_BODY_BYTES, install_error_handlers
 from jarvis_tui.api.openapi_document import honest_openapi
 from jarvis_tui.api.routes import ROUTERS, live
 
@@ -27,6 +27,7 @@ def build_app(context: ApiContext, auth: BearerAuth) -> FastAPI:
         openapi_url=None,
         docs_url=None,
         redoc_url=None,
+        max_body_size=MAX_BODY_BYTES,
     )
     app.state.context = context
     app.state.auth = auth

@@ -415,6 +415,34 @@ RANGES = [
 ]
 
 
+# Headers the document does not list as parameters either: (name, path, extra headers).
+NEGOTIATED = [
+    ("metrics-openmetrics", "/metrics", {"Accept": "application/openmetrics-text; version=1.0.0"}),
+    ("metrics-json-asked", "/metrics", {"Accept": "application/json"}),
+    (
+        "download-if-range-stale",
+        "/api/backups/{files}/download",
+        {"Range": "bytes=0-3", "If-Range": '"stale"'},
+    ),
+    ("download-if-modified", "/api/backups/{files}/download", {"If-None-Match": "*"}),
+    ("list-accepts-json-only", "/api/backups", {"Accept": "text/html"}),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "headers"), [case[1:] for case in NEGOTIATED], ids=[c[0] for c in NEGOTIATED]
+)
+def test_negotiated_answers_are_documented(
+    api_schema: schemathesis.BaseSchema, live_api: LiveApi, path: str, headers: dict
+) -> None:
+    template = path.replace("{files}", "{backup_id}")
+    operation = api_schema[template]["GET"]
+    parameters = {"backup_id": live_api.set_ids["files"]} if "{files}" in path else {}
+    case = operation.Case(path_parameters=parameters)
+    response = case.call_and_validate(headers={**AUTH, **headers}, checks=CHECKS)
+    assert response.status_code < 500, response.text
+
+
 @pytest.mark.parametrize(
     ("kind", "method", "byte_range", "statuses"),
     [case[1:] for case in RANGES],

@@ -177,7 +177,9 @@ def _open_inside(root: Path, path: Path, artifact: Artifact) -> int | None:
     if not resolved.is_relative_to(root.resolve()):
         raise integrity_error(artifact, "its stored file leads outside the repository")
     try:
-        fd = os.open(resolved, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        # O_NONBLOCK: opening a FIFO put in its place would wait for a writer forever,
+        # holding a worker thread; regular files read the same with or without it.
+        fd = os.open(resolved, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     except FileNotFoundError:
         return None
     except OSError as error:  # a symlink swapped in since it was resolved: ELOOP

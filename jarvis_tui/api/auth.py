@@ -87,7 +87,7 @@ class BearerAuth:
         delay = self.throttle.delay_for(address)
         if delay:
             await asyncio.sleep(delay)
-        reason = self._refusal(request.headers.get("authorization"))
+        reason = self._refusal(request.headers.getlist("authorization"))
         if reason is None:
             self.throttle.succeeded(address)
             return
@@ -102,9 +102,12 @@ class BearerAuth:
         )
         raise ApiError(401, "unauthorized", f"{reason}; send Authorization: Bearer <token>")
 
-    def _refusal(self, header: str | None) -> str | None:
-        if header is None:
+    def _refusal(self, headers: list[str]) -> str | None:
+        if not headers:
             return "no bearer token"
+        if len(headers) > 1:  # which one a proxy or the client meant is anyone's guess
+            return "several Authorization headers"
+        header = headers[0]
         scheme, _, credentials = header.strip().partition(" ")
         if scheme.lower() != "bearer" or not credentials.strip():
             return "the Authorization header is not a bearer token"

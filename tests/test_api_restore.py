@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from engines.catalog.rows import Job
-from jarvis_tui.api.routes.restore import restore_conflicts
+from jarvis_tui.api.job_conflicts import backup_conflicts, restore_conflicts
 from tests.support.api_server import TOKEN, ApiServer
 from tests.support.files_env import (
     FilesEnv,
@@ -443,3 +443,50 @@ def _job(kind: str, description: str) -> Job:
 )
 def test_which_running_jobs_a_restore_waits_for(kind, target, running, refused):
     assert restore_conflicts(kind, target)(_job(*running)) is refused
+
+
+@pytest.mark.parametrize(
+    ("running", "refused"),
+    [
+        (("backup", "backup files"), True),
+        (("backup", "backup full"), True),
+        (("restore", "restore full s3"), True),
+        (("restore", "restore full s3 --dry-run"), False),
+        (("restore", "restore files s1 into /a"), False),
+        (("verify", "verify s4"), False),
+    ],
+)
+def test_which_running_jobs_a_backup_waits_for(running, refused):
+    assert backup_conflicts(_job(*running)) is refused
+
+
+def test_a_backup_during_a_complete_system_restore_is_409(tmp_path):
+    env = make_secrets_env(tmp_path)
+    config = tmp_path / "app-config"
+    config.mkdir()
+    (config / "app.yaml").write_text("debug: false\n")
+    # Enough that the restore is still writing when it is stopped, just after the 202.
+    big = os.urandom(48 * 1024 * 1024)
+    (env.data / "big.txt").write_bytes(big)
+    env.set(JARVIS_API_TOKEN=TOKEN, BACKUP_CONFIG_PATHS=str(config))
+    assert env.cli("backup", "full") == 0
+    set_id = _latest(env, "full")
+    with ApiServer(env.env_file) as server, client_of(server) as client:
+        full = restore(client, set_id, type="full", app_stopped=True, confirm="restore")
+        assert full.status_code == 202, full.text
+        job_id = full.json()["job_id"]
+        with env.workspace() as workspace:
+            pid = workspace.catalog.get_job(job_id).pid
+        hold_still(pid, tmp_path / "catalog.sqlite3")
+        try:
+            assert client.get(f"/api/jobs/{job_id}").json()["status"] == "running"
+            backup = client.post("/api/backups", json={"type": "files"})
+            assert backup.status_code == 409, backup.text
+            assert f"job {job_id} (restore full {set_id})" in backup.json()["message"]
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        assert wait_for_job(client, job_id)["status"] == "succeeded"
+        after = client.post("/api/backups", json={"type": "files"})
+        assert after.status_code == 202, after.text
+        assert wait_for_job(client, after.json()["job_id"])["status"] == "succeeded"
+    assert (env.data / "big.txt").read_bytes() == big

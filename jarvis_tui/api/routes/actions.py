@@ -3,26 +3,22 @@
 Each starts the same verb the CLI runs, as a job of the console's detached job process
 (job_start), and answers 202 with the job and `Location: /api/jobs/{id}` to poll.
 
-Conflicts: a backup is refused while any backup job runs, whoever started it (the CLI,
-the console, the scheduler, this API), as the repository takes one backup at a time. A
-verification is refused while the job that makes its set runs, or while another
-verification or a deletion of the same set runs: a second verification would only read
-everything again and record the same result, and a deletion would pull the artifacts
-from under it; a client is pointed to the running job instead.
+A running job that conflicts (jarvis_tui/api/job_conflicts.py: another backup or a
+complete system restore; for a verification, the same set's making, verification or
+deletion) is 409 naming it, whoever started it.
 """
 
-from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from engines.actions.verbs import VERBS, Request
-from engines.catalog.rows import Job
 from engines.postgres.options import MODES, PostgresBackupOptions
 from engines.sources import get_source, source_kinds
 from jarvis_tui.api.context import ApiContext, api_context
 from jarvis_tui.api.errors import ApiError, ErrorBody, bad_request, conflict
+from jarvis_tui.api.job_conflicts import backup_conflicts, verify_conflicts
 from jarvis_tui.api.job_start import JobAccepted, start_job
 from jarvis_tui.api.known_query import KNOWN_QUERY
 from jarvis_tui.job_process import ActionSpec
@@ -140,10 +136,6 @@ def _accepted(response: Response, accepted: JobAccepted) -> JobAccepted:
     return accepted
 
 
-def _is_backup(job: Job) -> bool:
-    return job.kind == "backup"
-
-
 @router.post(
     "/api/backups",
     status_code=202,
@@ -158,19 +150,7 @@ def start_backup(
 ) -> JobAccepted:
     spec = backup_spec(body)
     _refused_here(context, spec)
-    return _accepted(response, start_job(context, spec, _is_backup))
-
-
-def _verify_conflicts(set_id: str) -> Callable[[Job], bool]:
-    same_set = {
-        (verb.job_kind, verb.describe(Request(reference=set_id)))
-        for verb in (VERBS["verify"], VERBS["delete"])
-    }
-
-    def conflicts(job: Job) -> bool:
-        return job.set_id == set_id or (job.kind, job.description) in same_set
-
-    return conflicts
+    return _accepted(response, start_job(context, spec, backup_conflicts))
 
 
 @router.post(
@@ -191,4 +171,4 @@ def start_verify(
         raise conflict(f"backup set {backup_set.id} is being deleted; there is nothing to verify")
     read_data = body.read_data if body is not None else False
     spec = ActionSpec("verify-strict", Request(reference=backup_set.id, read_data=read_data))
-    return _accepted(response, start_job(context, spec, _verify_conflicts(backup_set.id)))
+    return _accepted(response, start_job(context, spec, verify_conflicts(backup_set.id)))

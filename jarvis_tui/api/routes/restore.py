@@ -11,15 +11,12 @@ detached job process:
   ended, up to DRY_RUN_WAIT_S. A dry run still running then is answered 202 like a
   restore; its plan is written into its job's log when it ends.
 
-409 when a running job conflicts: a restore of the same type into the same target (or
-one whose target its description does not name, the CLI's and the console's), a dry run
-included (its plan would describe a target being written); a complete system restore
-beside any restore or backup, and any restore beside a complete system restore. A
-running dry run conflicts with nothing: it only reads.
+409 when a running job conflicts (jarvis_tui/api/job_conflicts.py): a restore of the
+same type into the same target, a dry run included; a complete system restore beside
+any restore or backup, and any restore beside a complete system restore.
 """
 
 import threading
-from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends
@@ -27,11 +24,11 @@ from fastapi.responses import JSONResponse
 
 from engines.actions.verbs import VERBS, Request
 from engines.catalog import LATEST
-from engines.catalog.rows import Job
 from engines.errors import JarvisError
 from engines.sources import get_source
 from jarvis_tui.api.context import ApiContext, api_context
 from jarvis_tui.api.errors import ApiError, bad_request, conflict
+from jarvis_tui.api.job_conflicts import DRY_WORDS, INTO, restore_conflicts
 from jarvis_tui.api.job_start import JobAccepted, JobLaunch, start_job_watched
 from jarvis_tui.api.restore_confirm import check_confirmation, target_of
 from jarvis_tui.api.restore_plan import DryRunReport, log_plan, plan_report
@@ -42,8 +39,6 @@ from jarvis_tui.job_process import ActionSpec
 from jarvis_tui.pitr_choices import RestoreChoiceError
 
 DRY_RUN_WAIT_S = 300.0
-INTO = " into "  # the job's description names the target after it
-DRY_WORDS = (" (dry run)", " --dry-run")
 
 
 class _RestoreRoute(TaggedBodyRoute):
@@ -52,24 +47,6 @@ class _RestoreRoute(TaggedBodyRoute):
 
 
 router = APIRouter(tags=["restore"], route_class=_RestoreRoute)
-
-
-def restore_conflicts(kind: str, target: str) -> Callable[[Job], bool]:
-    """Whether a running job keeps a `kind` restore into `target` from starting."""
-    full = kind == "full"
-
-    def conflicts(job: Job) -> bool:
-        words = job.description
-        if words.endswith(DRY_WORDS) or job.kind not in ("restore", "backup"):
-            return False
-        if full or words.startswith("restore full"):
-            return True  # the whole system is being replaced
-        if job.kind != "restore" or not words.startswith(f"restore {kind} "):
-            return False
-        _, into, named = words.partition(INTO)
-        return not into or named == target
-
-    return conflicts
 
 
 def _options(body: Any, reference: str, context: ApiContext) -> Any:

@@ -17,6 +17,7 @@ scheduler's, this API's) by their kind and description, as the job list shows th
 A running dry run conflicts with nothing: it only reads.
 """
 
+import os
 from collections.abc import Callable
 
 from engines.actions.verbs import VERBS, Request
@@ -69,6 +70,15 @@ def restore_conflicts(kind: str, target: str) -> Conflicts:
         if job.kind != "restore" or not words.startswith(f"restore {kind} "):
             return False
         _, into, named = words.partition(INTO)
-        return not into or named == target
+        return not into or same_target(named, target)
 
     return conflicts
+
+
+def same_target(named: str, target: str) -> bool:
+    """Whether two restore targets are one place: folders and files are compared as the
+    paths they resolve to (`/srv/app/./app.env`, `/srv//app/app.env` or a symlink to it
+    is `/srv/app/app.env`), anything else (a database, host:port) as written."""
+    if os.path.isabs(named) and os.path.isabs(target):
+        return os.path.realpath(named) == os.path.realpath(target)
+    return named == target

@@ -8,6 +8,11 @@ carry a status the document declares for that operation, and match the schema
 declared for that status; an invalid request must be refused with a 4xx. Once more
 without the token, every guarded operation must answer 401 in the declared shape.
 
+Not checked: that every request the document allows is accepted (schemathesis's
+positive_data_acceptance). A restore that replaces data needs `confirm`, a backup option
+belongs to one type, a cursor must be one the server gave: refusals (400) the document
+does not spell out.
+
 Deterministic and bounded for CI (`derandomize`, a fixed `max_examples`);
 JARVIS_LONG_PROPERTY_TESTS=1 raises the counts for a long run by hand.
 
@@ -21,20 +26,14 @@ from valid bodies only, each of those paths replaced by a folder under the tempo
 folder before the request is sent; invalid restore bodies are explicit cases.
 """
 
-import hashlib
 import json
 import os
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import requests
 import schemathesis
 from hypothesis import HealthCheck, settings
-from hypothesis import strategies as st
-from requests.adapters import HTTPAdapter
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -45,22 +44,23 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from jarvis_tui.api.app import OPENAPI_URL
-from tests.support.api_server import TOKEN, ApiServer
-from tests.support.files_env import (
-    CLEARED_PREFIXES,
-    FilesEnv,
-    make_secrets_env,
-    random_text,
-    tree_of,
+from tests.support.api_schema import (
+    AUTH,
+    RESTORE_PATH_FIELDS,
+    LiveApi,
+    confined,
+    loaded_schema,
+    session_from_a_fresh_address,
+    started_live_api,
+    wait_for_jobs_to_end,
 )
+from tests.support.files_env import tree_of
 
 LONG_RUN = os.environ.get("JARVIS_LONG_PROPERTY_TESTS") == "1"
 # Per operation. Reads are cheap; each accepted POST starts a real job process.
 READ_EXAMPLES = 1000 if LONG_RUN else 40
 JOB_EXAMPLES = 150 if LONG_RUN else 8
 RESTORE_EXAMPLES = 150 if LONG_RUN else 20
-JOBS_END_TIMEOUT_S = 120.0
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 CHECKS = [
     not_a_server_error,
@@ -83,139 +83,15 @@ def _settings(max_examples: int) -> settings:
     )
 
 
-@dataclass
-class LiveApi:
-    env: FilesEnv
-    server: ApiServer
-    set_ids: dict[str, str]  # kind -> the set's id
-    job_ids: list[int]
-
-
-def _isolate(monkeypatch: pytest.MonkeyPatch, root: Path) -> None:
-    """The machine's own settings unset, HOME and the XDG folders temporary: for the
-    backups made here and for the server and the job processes it starts."""
-    for name in list(os.environ):
-        if name.startswith(CLEARED_PREFIXES):
-            monkeypatch.delenv(name)
-    home = root / "home"
-    for name, folder in {
-        "HOME": home,
-        "XDG_CONFIG_HOME": home / ".config",
-        "XDG_CACHE_HOME": home / ".cache",
-        "XDG_DATA_HOME": home / ".local/share",
-        "XDG_STATE_HOME": home / ".local/state",
-    }.items():
-        folder.mkdir(parents=True, exist_ok=True)
-        monkeypatch.setenv(name, str(folder))
-
-
-def _backed_up_env(root: Path) -> FilesEnv:
-    env = make_secrets_env(root)
-    (env.data / "notes").mkdir()
-    (env.data / "notes" / "a.txt").write_bytes(random_text(40_000, seed=3))
-    (env.data / "b.bin").write_bytes(random_text(10_000, seed=4))
-    config = root / "app-config"
-    config.mkdir()
-    (config / "app.yaml").write_text("debug: false\n")
-    env.set(BACKUP_CONFIG_PATHS=str(config), JARVIS_API_TOKEN=TOKEN)
-    for source in ("files", "secrets", "config", "full"):
-        assert env.cli("backup", source) == 0, source
-    return env
-
-
-def _wait_for_jobs_to_end(server: ApiServer) -> None:
-    """Jobs the API started run in processes of their own: none may outlive the test,
-    and a job still running would make the next case's answer depend on timing."""
-    deadline = time.monotonic() + JOBS_END_TIMEOUT_S
-    with server.client() as client:
-        while True:
-            running = [
-                job
-                for status in ("queued", "running")
-                for job in client.get("/api/jobs", params={"status": status}).json()
-            ]
-            if not running:
-                return
-            if time.monotonic() > deadline:
-                raise AssertionError(f"jobs still running after {JOBS_END_TIMEOUT_S} s: {running}")
-            time.sleep(0.2)
-
-
 @pytest.fixture(scope="module")
 def live_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApi]:
-    root = tmp_path_factory.mktemp("api-schema")
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        _isolate(monkeypatch, root)
-        env = _backed_up_env(root)
-        with env.workspace() as workspace:
-            set_ids = {s.kind: s.id for s in workspace.catalog.list_backup_sets()}
-            job_ids = [job.id for job in workspace.catalog.list_jobs()]
-        server = ApiServer(env.env_file).start()
-        try:
-            yield LiveApi(env, server, set_ids, job_ids)
-            _wait_for_jobs_to_end(server)
-        finally:
-            server.close()
-
-
-def _real_path_parameters(api: LiveApi, operation: schemathesis.APIOperation) -> dict | None:
-    """Path parameters naming things that exist, for an operation with any: so that
-    generation reaches the answers about a real backup or job, not only 404."""
-    names = [parameter.name for parameter in operation.path_parameters]
-    if not names:
-        return None
-    choices: dict[str, st.SearchStrategy] = {}
-    for name in names:
-        if "job" in name:
-            choices[name] = st.sampled_from(api.job_ids)
-        elif "id" in name or "backup" in name or "set" in name:
-            choices[name] = st.sampled_from(["latest", *sorted(api.set_ids.values())])
-        else:
-            return None
-    return choices
-
-
-def _loaded_schema(api: LiveApi) -> schemathesis.BaseSchema:
-    schema = schemathesis.openapi.from_url(api.server.url + OPENAPI_URL, headers=AUTH)
-    schema.config.update(base_url=api.server.url)
-    # The token is sent as it is (or not at all), never generated: a generated one
-    # would only be refused, and slowed down after five.
-    schema.config.generation.update(with_security_parameters=False)
-
-    @schema.hook
-    def before_generate_path_parameters(context, strategy):
-        real = _real_path_parameters(api, context.operation)
-        if real is None:
-            return strategy
-        return st.one_of(strategy, st.fixed_dictionaries(real))
-
-    return schema
+    with started_live_api(tmp_path_factory.mktemp("api-schema")) as api:
+        yield api
 
 
 @pytest.fixture(scope="module")
 def api_schema(live_api: LiveApi) -> schemathesis.BaseSchema:
-    return _loaded_schema(live_api)
-
-
-# A restore's fields that name where it writes: in a generated restore each is replaced,
-# just before it is sent, by a folder of its own under the module's temporary folder.
-RESTORE_PATH_FIELDS = ("target_dir", "to", "pgdata", "data_dir")
-
-
-def _confined(body: object, root: Path) -> object:
-    if not isinstance(body, dict):
-        return body
-    placed = dict(body)
-    # Without target_dir a files restore with strip_prefix writes below /: the stored
-    # path less the prefix (/tmp/x/data/a.txt with "/tmp" lands in /x/data/a.txt).
-    if placed.get("strip_prefix") is not None and placed.get("target_dir") is None:
-        placed["target_dir"] = "stripped"
-    for name in RESTORE_PATH_FIELDS:
-        value = placed.get(name)
-        if value is not None:
-            digest = hashlib.sha256(repr(value).encode("utf-8", "surrogatepass")).hexdigest()
-            placed[name] = str(root / "generated" / digest[:16])
-    return placed
+    return loaded_schema(live_api)
 
 
 @pytest.fixture(scope="module")
@@ -224,7 +100,7 @@ def restore_schema(live_api: LiveApi) -> schemathesis.BaseSchema:
     invalid body's values are what they are (a path left as generated could point
     anywhere, relative to the server's working directory too, and a restore into a new
     folder or file needs no `confirm`); invalid bodies are the explicit cases' part."""
-    schema = _loaded_schema(live_api)
+    schema = loaded_schema(live_api)
     schema.config.generation.update(modes=[schemathesis.GenerationMode.POSITIVE])
     return schema
 
@@ -263,7 +139,7 @@ def test_reads_answer_as_documented(case: schemathesis.Case) -> None:
 def test_job_starts_answer_as_documented(case: schemathesis.Case, live_api: LiveApi) -> None:
     response = case.call_and_validate(headers=AUTH, checks=CHECKS)
     if response.status_code == 202:
-        _wait_for_jobs_to_end(live_api.server)
+        wait_for_jobs_to_end(live_api.server)
 
 
 @settings(_settings(RESTORE_EXAMPLES))
@@ -272,44 +148,20 @@ def test_generated_restores_answer_as_documented(
     case: schemathesis.Case, live_api: LiveApi
 ) -> None:
     root = live_api.env.root
-    case.body = _confined(case.body, root)
+    case.body = confined(case.body, root)
     if isinstance(case.body, dict):  # what is sent writes nowhere but below root
         for name in RESTORE_PATH_FIELDS:
             value = case.body.get(name)
             assert value is None or Path(value).is_relative_to(root / "generated"), case.body
     response = case.call_and_validate(headers=AUTH, checks=CHECKS)
     if response.status_code == 202:
-        _wait_for_jobs_to_end(live_api.server)
-
-
-class _FromAddress(HTTPAdapter):
-    """Connections from one given loopback address."""
-
-    def __init__(self, address: str):
-        self.address = address
-        super().__init__()
-
-    def init_poolmanager(self, *args, **kwargs) -> None:
-        super().init_poolmanager(*args, source_address=(self.address, 0), **kwargs)
-
-
-# The server slows an address down after five refusals, and this test is refused on
-# purpose many times: each request comes from another loopback address (on Linux all
-# of 127.0.0.0/8 is the loopback interface's).
-_addresses = (f"127.{b}.{c}.{d}" for b in range(1, 255) for c in range(256) for d in range(1, 255))
-
-
-def _session_from_a_fresh_address() -> requests.Session:
-    session = requests.Session()
-    adapter = _FromAddress(next(_addresses))
-    session.mount("http://", adapter)
-    return session
+        wait_for_jobs_to_end(live_api.server)
 
 
 @settings(_settings(5))
 @schema.exclude(path_regex=RESTORE).parametrize()
 def test_without_the_token_every_guarded_operation_answers_401(case: schemathesis.Case) -> None:
-    with _session_from_a_fresh_address() as session:
+    with session_from_a_fresh_address() as session:
         response = case.call(session=session)
     if case.method.upper() != case.operation.method.upper():
         # The coverage phase also tries methods the path does not have: routing refuses
@@ -382,7 +234,7 @@ def test_restore_cases_answer_as_documented(
     response = case.call_and_validate(headers=AUTH, checks=CHECKS)
     assert response.status_code in statuses, response.text
     if response.status_code == 202:
-        _wait_for_jobs_to_end(live_api.server)
+        wait_for_jobs_to_end(live_api.server)
     if response.status_code >= 400:
         assert response.json()["code"], response.text
     assert tree_of(live_api.env.data) == before  # nothing restored over the originals
@@ -396,7 +248,7 @@ def test_a_files_restore_writes_only_where_it_was_sent(live_api: LiveApi) -> Non
             json={"type": "files", "target_dir": str(target)},
         )
     assert answer.status_code == 202, answer.text
-    _wait_for_jobs_to_end(live_api.server)
+    wait_for_jobs_to_end(live_api.server)
     restored = target / str(live_api.env.data).lstrip("/")
     assert (restored / "b.bin").read_bytes() == (live_api.env.data / "b.bin").read_bytes()
 
@@ -476,7 +328,7 @@ def test_a_restore_without_the_token_answers_401(
     """The restore is left out of the generated run without the token (it writes)."""
     operation = api_schema["/api/backups/{set_id}/restore"]["POST"]
     case = operation.Case(path_parameters={"set_id": live_api.set_ids["files"]})
-    with _session_from_a_fresh_address() as session:
+    with session_from_a_fresh_address() as session:
         response = session.post(
             live_api.server.url + case.formatted_path,
             data=content,

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from jarvis_tui.api.auth import BearerAuth
 from jarvis_tui.api.context import ApiContext
 from jarvis_tui.api.errors import ERROR_RESPONSES, MAX_BODY_BYTES, install_error_handlers
+from jarvis_tui.api.known_query import KNOWN_QUERY
 from jarvis_tui.api.openapi_document import honest_openapi
 from jarvis_tui.api.routes import ROUTERS, live
 
@@ -34,7 +35,8 @@ def build_app(context: ApiContext, auth: BearerAuth) -> FastAPI:
     install_error_handlers(app)
     app.include_router(live.router)
     app.state.open_routes = tuple(live.router.routes)  # the only ones without the token
-    guarded = APIRouter(dependencies=[Depends(auth)], responses=ERROR_RESPONSES)
+    # The token first: an unknown query parameter is told only to a caller holding it.
+    guarded = APIRouter(dependencies=[Depends(auth), KNOWN_QUERY], responses=ERROR_RESPONSES)
     for router in ROUTERS:
         guarded.include_router(router)
 

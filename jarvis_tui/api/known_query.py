@@ -1,7 +1,8 @@
 """A query parameter the route does not take is a bad request, not silently ignored.
 
 `GET /api/jobs?stauts=running` would otherwise list every job, as if the filter had
-been applied. A router takes it as a dependency: `APIRouter(dependencies=[KNOWN_QUERY])`.
+been applied. Every guarded route takes it, as a dependency of the router app.py mounts
+them on (after the token's check).
 """
 
 from fastapi import Depends, Request

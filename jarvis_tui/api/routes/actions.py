@@ -20,10 +20,9 @@ from jarvis_tui.api.context import ApiContext, api_context
 from jarvis_tui.api.errors import ApiError, ErrorBody, bad_request, conflict
 from jarvis_tui.api.job_conflicts import backup_conflicts, verify_conflicts
 from jarvis_tui.api.job_start import JobAccepted, start_job
-from jarvis_tui.api.known_query import KNOWN_QUERY
 from jarvis_tui.job_process import ActionSpec
 
-router = APIRouter(tags=["backups"], dependencies=[KNOWN_QUERY])
+router = APIRouter(tags=["backups"])
 
 BackupType = Literal[("full", "incremental", *source_kinds())]  # type: ignore[valid-type]
 PostgresMode = Literal[MODES]  # type: ignore[valid-type]

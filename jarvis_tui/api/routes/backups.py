@@ -23,11 +23,10 @@ from engines.sources import source_kinds
 from jarvis_tui.api.backup_models import BackupSetDetail, BackupSetSummary
 from jarvis_tui.api.backup_views import detail_of, summary_of
 from jarvis_tui.api.context import ApiContext, api_context
-from jarvis_tui.api.known_query import KNOWN_QUERY
 from jarvis_tui.api.page_cache import Answer, PageCache
 from jarvis_tui.api.set_query import TIME_EXAMPLE, decode_cursor, encode_cursor, time_parameter
 
-router = APIRouter(tags=["backups"], dependencies=[KNOWN_QUERY])
+router = APIRouter(tags=["backups"])
 _SUMMARIES = TypeAdapter(list[BackupSetSummary])
 
 DEFAULT_LIMIT = 100

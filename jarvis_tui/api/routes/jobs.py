@@ -17,9 +17,8 @@ from engines.catalog.rows import EVENT_LEVELS, JOB_STATUSES, Job, JobEvent
 from jarvis_tui.api.context import ApiContext, api_context
 from jarvis_tui.api.errors import conflict
 from jarvis_tui.api.iso_time import IsoTime
-from jarvis_tui.api.known_query import KNOWN_QUERY
 
-router = APIRouter(tags=["jobs"], dependencies=[KNOWN_QUERY])
+router = APIRouter(tags=["jobs"])
 
 JobStatus = Literal[JOB_STATUSES]  # type: ignore[valid-type]
 EventLevel = Literal[EVENT_LEVELS]  # type: ignore[valid-type]

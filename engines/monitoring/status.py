@@ -60,7 +60,7 @@ class SourceStatus:
             "source": self.source,
             "last_good_backup": self.set_id,
             "created_at": self.created_at.isoformat() if self.created_at else None,
-            "age_hours": round(self.age.total_seconds() / 3600, 2) if self.age else None,
+            "age_hours": None if self.age is None else round(self.age.total_seconds() / 3600, 2),
             "too_old": self.too_old,
         }
 

@@ -149,6 +149,11 @@ def test_generated_restores_answer_as_documented(
 ) -> None:
     root = live_api.env.root
     case.body = confined(case.body, root)
+    kind = case.body.get("type") if isinstance(case.body, dict) else None
+    if kind in live_api.set_ids and len(repr(case.body)) % 2:
+        # A set of the body's type for every other body (by its length, not by chance):
+        # the generated set ids rarely name one, and the restore itself is what matters.
+        case.path_parameters = {**(case.path_parameters or {}), "set_id": live_api.set_ids[kind]}
     if isinstance(case.body, dict):  # what is sent writes nowhere but below root
         for name in RESTORE_PATH_FIELDS:
             value = case.body.get(name)

@@ -3,7 +3,6 @@
 A password is never sent over a plain connection to anything but loopback.
 """
 
-import ipaddress
 import smtplib
 import socket
 import ssl
@@ -11,17 +10,9 @@ from email.message import EmailMessage
 
 from engines.alerts.message import AlertMessage, ChannelError
 from engines.config import Secret
+from engines.plumbing.hosts import is_loopback
 
 IMPLICIT_TLS_PORT = 465
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class EmailChannel:
@@ -65,7 +56,7 @@ class EmailChannel:
                     smtp.ehlo()
                     encrypted = True
                 if self.user:
-                    if not encrypted and not _is_loopback(self.host):
+                    if not encrypted and not is_loopback(self.host):
                         raise ChannelError(
                             f"SMTP server {where} offers no STARTTLS; refusing to send "
                             "SMTP_PASSWORD in clear (use port 465 or a relay with TLS)"

@@ -7,7 +7,6 @@ that `--port 0` can say which port it got.
 """
 
 import contextlib
-import ipaddress
 import logging
 import signal
 import socket
@@ -20,6 +19,7 @@ import uvicorn
 
 from engines.config import Settings
 from engines.errors import SettingsError, UsageError
+from engines.plumbing.hosts import is_loopback
 from engines.plumbing.os_errors import explain_os_error
 from engines.workspace import Workspace
 from jarvis_tui.api.app import OPENAPI_URL, build_app
@@ -39,15 +39,6 @@ class ServeOptions:
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     insecure_no_auth: bool = False
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def api_token(settings: Settings, options: ServeOptions) -> str | None:

@@ -119,33 +119,21 @@ CREATE INDEX artifacts_by_source ON artifacts (source, set_id);
 """
 
 # A counter every write to the sets, their artifacts or their copies moves on, whoever
-# writes (any process): a reader's pages of sets stay right while it has not moved. Job
-# progress, events and alerts do not move it: they change no set.
+# writes (any process): a reader's pages of sets and overview figures stay right while
+# it has not moved (Catalog.change_marker). Job progress, events and alerts do not move
+# it: they change no set. The same trigger on each table and each kind of write.
 _V4_BACKUP_CHANGES = """
 CREATE TABLE backup_changes (
     id      INTEGER PRIMARY KEY CHECK (id = 1),
     counter INTEGER NOT NULL
 );
 INSERT INTO backup_changes (id, counter) VALUES (1, 0);
-CREATE TRIGGER backup_sets_insert_counted AFTER INSERT ON backup_sets
-BEGIN UPDATE backup_changes SET counter = counter + 1; END;
-CREATE TRIGGER backup_sets_update_counted AFTER UPDATE ON backup_sets
-BEGIN UPDATE backup_changes SET counter = counter + 1; END;
-CREATE TRIGGER backup_sets_delete_counted AFTER DELETE ON backup_sets
-BEGIN UPDATE backup_changes SET counter = counter + 1; END;
-CREATE TRIGGER artifacts_insert_counted AFTER INSERT ON artifacts
-BEGIN UPDATE backup_changes SET counter = counter + 1; END;
-CREATE TRIGGER artifacts_update_counted AFTER UPDATE ON artifacts
-BEGIN UPDATE backup_changes SET counter = counter + 1; END;
-CREATE TRIGGER artifacts_delete_counted AFTER DELETE ON artifacts
-BEGIN UPDATE backup_changes SET counter = counter + 1; END;
-CREATE TRIGGER copies_insert_counted AFTER INSERT ON copies
-BEGIN UPDATE backup_changes SET counter = counter + 1; END;
-CREATE TRIGGER copies_update_counted AFTER UPDATE ON copies
-BEGIN UPDATE backup_changes SET counter = counter + 1; END;
-CREATE TRIGGER copies_delete_counted AFTER DELETE ON copies
-BEGIN UPDATE backup_changes SET counter = counter + 1; END;
-"""
+""" + "".join(
+    f"CREATE TRIGGER {table}_{event.lower()}_counted AFTER {event} ON {table}\n"
+    "BEGIN UPDATE backup_changes SET counter = counter + 1; END;\n"
+    for table in ("backup_sets", "artifacts", "copies")
+    for event in ("INSERT", "UPDATE", "DELETE")
+)
 
 MIGRATIONS: list[str] = [
     _V1_INITIAL,

@@ -87,6 +87,8 @@ def _answer(
     context: ApiContext, request: Request, backup_id: str, relpath: str | None, *, head: bool
 ) -> Response:
     backup = context.catalog.get_backup_set(backup_id)
+    if backup.deleting_since is not None:  # its files may vanish mid-stream, as verify says
+        raise conflict(f"backup set {backup.id} is being deleted; there is nothing to download")
     chosen = _artifacts(context, backup, relpath)
     opened: list[StoredArtifact] = []
     try:

@@ -1,0 +1,205 @@
+"""The REST API attacked as a careless operator and as a local attacker would, on a real
+server: bodies far past any request's size (before the token is checked), stored files
+swapped for a FIFO, duplicate JSON keys and Authorization headers, restore targets
+spelt two ways or relative to the server's working folder."""
+
+import contextlib
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from jarvis_tui.exit_codes import ExitCode
+from tests.support.api_server import TOKEN, ApiServer
+from tests.support.files_env import FilesEnv, make_secrets_env, random_text
+
+DEADLINE_S = 60.0
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FilesEnv, ApiServer]]:
+    env = make_secrets_env(tmp_path_factory.mktemp("api-adversarial"))
+    env.set(JARVIS_API_TOKEN=TOKEN)
+    (env.data / "notes.txt").write_bytes(random_text(20_000, 5))
+    assert env.cli("backup", "files") == ExitCode.OK
+    assert env.cli("backup", "secrets") == ExitCode.OK
+    assert env.cli("backup", "secrets") == ExitCode.OK  # the newest: for a deletion
+    with ApiServer(env.env_file) as server:
+        yield env, server
+
+
+def _set_of(env: FilesEnv, source: str, newest: int = 1) -> tuple[str, Path]:
+    """The `newest`-th newest set of `source` and its one stored file."""
+    with env.workspace() as workspace:
+        sets = [s for s in workspace.catalog.list_backup_sets() if s.kind == source]
+        backup = sets[newest - 1]
+        (artifact,) = workspace.catalog.artifacts_of(backup.id)
+    return backup.id, env.repo / artifact.relpath
+
+
+def _address(server: ApiServer) -> tuple[str, int]:
+    parts = urlsplit(server.url)
+    assert parts.hostname is not None and parts.port is not None
+    return parts.hostname, parts.port
+
+
+def _answer_status(sock: socket.socket) -> int:
+    """The status of the HTTP answer read from `sock` (within the deadline)."""
+    sock.settimeout(DEADLINE_S)
+    received = b""
+    while b"\r\n" not in received:
+        block = sock.recv(4096)
+        if not block:
+            break
+        received += block
+    return int(received.split(b" ", 2)[1])
+
+
+def _send_quietly(sock: socket.socket, data: bytes) -> None:
+    """Send, ignoring a server that has answered and hung up meanwhile."""
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+        sock.sendall(data)
+
+
+def _vm_rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+@pytest.mark.parametrize("token", [None, TOKEN], ids=["anonymous", "with-token"])
+def test_a_huge_declared_body_is_refused_before_it_is_read(served, token) -> None:
+    _, server = served
+    authorization = f"Authorization: Bearer {token}\r\n" if token else ""
+    with socket.create_connection(_address(server), timeout=DEADLINE_S) as sock:
+        head = (
+            "POST /api/backups HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"{authorization}Content-Length: {1 << 30}\r\n\r\n"
+        )
+        _send_quietly(sock, head.encode() + b" " * 65536)
+        # A server reading the whole GiB would wait here for the rest, until the deadline.
+        assert _answer_status(sock) == 413
+
+
+def test_a_huge_chunked_body_does_not_grow_the_server(served) -> None:
+    """An anonymous client streaming 256 MiB: the server stops reading early instead of
+    buffering it all (it held 650 MiB more after 300 MiB before)."""
+    _, server = served
+    assert server.process is not None
+    before = _vm_rss_kib(server.process.pid)
+    chunk = b" " * (1 << 20)
+    framed = f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n"
+    with socket.create_connection(_address(server), timeout=DEADLINE_S) as sock:
+        sock.sendall(
+            b"POST /api/backups HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        )
+        for _ in range(256):
+            try:
+                sock.sendall(framed)
+            except (BrokenPipeError, ConnectionResetError):
+                break
+        _send_quietly(sock, b"0\r\n\r\n")
+        assert _answer_status(sock) == 413
+    assert _vm_rss_kib(server.process.pid) - before < 64 * 1024
+
+
+def test_a_stored_file_swapped_for_a_fifo_is_refused_without_hanging(served) -> None:
+    env, server = served
+    set_id, stored = _set_of(env, "secrets", newest=2)
+    saved = stored.read_bytes()
+    stored.unlink()
+    os.mkfifo(stored)
+    try:
+        with server.client() as client:
+            answer = client.get(f"/api/backups/{set_id}/download")
+            assert answer.status_code == 422
+            assert answer.json()["code"] == "integrity"
+            assert "not a regular file" in answer.json()["message"]
+    finally:
+        # A reader stuck opening the FIFO would be let go by a writer: open one, never block.
+        with contextlib.suppress(OSError):
+            os.close(os.open(stored, os.O_WRONLY | os.O_NONBLOCK))
+        stored.unlink()
+        stored.write_bytes(saved)
+
+
+def test_a_body_naming_a_field_twice_is_refused_naming_it(served) -> None:
+    """`{"type": "files", "type": "secrets"}` started a secrets backup (the last won)."""
+    _, server = served
+    with server.client() as client:
+        jobs_before = client.get("/api/jobs").json()
+        answer = client.post(
+            "/api/backups",
+            content=b'{"type": "files", "type": "secrets"}',
+            headers={"Content-Type": "application/json"},
+        )
+        assert answer.status_code == 400
+        assert answer.json()["field"] == "type"
+        assert "twice" in answer.json()["message"]
+        assert client.get("/api/jobs").json() == jobs_before  # no job started
+    with server.client(token=None) as anonymous:
+        refused = anonymous.post(
+            "/api/backups",
+            content=b'{"type": "files", "type": "secrets"}',
+            headers={"Content-Type": "application/json"},
+        )
+    assert refused.status_code == 401  # the token is asked for first
+
+
+def test_two_authorization_headers_are_refused_whichever_comes_first(served) -> None:
+    _, server = served
+    with server.client(token=None) as client:
+        for first, second in ((TOKEN, "x" * 40), ("x" * 40, TOKEN)):
+            headers = [("Authorization", f"Bearer {first}"), ("Authorization", f"Bearer {second}")]
+            answer = client.get("/api/backups/stats/overview", headers=headers)
+            assert answer.status_code == 401, (first, second)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"type": "files", "target_dir": "restored"}, "target_dir"),
+        ({"type": "secrets", "to": "app.env"}, "to"),
+        ({"type": "config", "target_dir": "./conf"}, "target_dir"),
+    ],
+)
+def test_a_relative_restore_target_is_refused_naming_it(served, body, field) -> None:
+    """A relative target would be written below the server's working folder, which the
+    client neither knows nor chose."""
+    env, server = served
+    set_id, _ = _set_of(env, "files" if body["type"] != "secrets" else "secrets")
+    with server.client() as client:
+        answer = client.post(f"/api/backups/{set_id}/restore", json={**body, "dry_run": True})
+    assert answer.status_code == 400
+    assert answer.json()["field"] == field
+    assert "absolute" in answer.json()["message"]
+
+
+def test_the_same_target_spelt_another_way_is_the_same_target() -> None:
+    from engines.catalog.rows import Job
+    from jarvis_tui.api.job_conflicts import restore_conflicts
+
+    words = "restore secrets secrets_2026-01-01_000000 into /srv/app/./app.env"
+    running = Job(1, "restore", words, "running", 1, *(None,) * 3, 0, None, "", None, False, None)
+    assert restore_conflicts("secrets", "/srv/app/app.env")(running)
+    assert restore_conflicts("secrets", "/srv//app/app.env")(running)
+    assert not restore_conflicts("secrets", "/srv/app/other.env")(running)
+
+
+def test_a_set_being_deleted_is_not_downloaded(served) -> None:
+    """Verify and restore refuse it (409); the download sent it (200) while its files
+    could be removed under the stream."""
+    env, server = served
+    set_id, _ = _set_of(env, "secrets")
+    with env.workspace() as workspace:
+        workspace.catalog.mark_set_deleting(set_id)
+    with server.client() as client:
+        for method in ("GET", "HEAD"):
+            answer = client.request(method, f"/api/backups/{set_id}/download")
+            assert answer.status_code == 409, method
+        assert "being deleted" in client.get(f"/api/backups/{set_id}/download").json()["message"]

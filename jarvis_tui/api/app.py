@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, FastAPI
 
 from jarvis_tui.api.auth import BearerAuth
 from jarvis_tui.api.context import ApiContext
+from jarvis_tui.api.duplicate_keys import NO_DUPLICATE_KEYS
 from jarvis_tui.api.errors import ERROR_RESPONSES, MAX_BODY_BYTES, install_error_handlers
 from jarvis_tui.api.known_query import KNOWN_QUERY
 from jarvis_tui.api.openapi_document import honest_openapi
@@ -36,7 +37,9 @@ def build_app(context: ApiContext, auth: BearerAuth) -> FastAPI:
     app.include_router(live.router)
     app.state.open_routes = tuple(live.router.routes)  # the only ones without the token
     # The token first: an unknown query parameter is told only to a caller holding it.
-    guarded = APIRouter(dependencies=[Depends(auth), KNOWN_QUERY], responses=ERROR_RESPONSES)
+    guarded = APIRouter(
+        dependencies=[Depends(auth), KNOWN_QUERY, NO_DUPLICATE_KEYS], responses=ERROR_RESPONSES
+    )
     for router in ROUTERS:
         guarded.include_router(router)
 

@@ -5,13 +5,17 @@ spelt two ways or relative to the server's working folder."""
 
 import contextlib
 import os
+import signal
 import socket
+import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
+from engines.catalog.rows import Job
 from jarvis_tui.exit_codes import ExitCode
 from tests.support.api_server import TOKEN, ApiServer
 from tests.support.files_env import FilesEnv, make_secrets_env, random_text
@@ -181,7 +185,6 @@ def test_a_relative_restore_target_is_refused_naming_it(served, body, field) -> 
 
 
 def test_the_same_target_spelt_another_way_is_the_same_target() -> None:
-    from engines.catalog.rows import Job
     from jarvis_tui.api.job_conflicts import restore_conflicts
 
     words = "restore secrets secrets_2026-01-01_000000 into /srv/app/./app.env"
@@ -203,3 +206,86 @@ def test_a_set_being_deleted_is_not_downloaded(served) -> None:
             answer = client.request(method, f"/api/backups/{set_id}/download")
             assert answer.status_code == 409, method
         assert "being deleted" in client.get(f"/api/backups/{set_id}/download").json()["message"]
+
+
+def _hold_still(pid: int, catalog: Path) -> None:
+    """SIGSTOP the job process, never inside a write to the catalog (as in
+    test_api_restore: stopped there, it is let go a moment and stopped again)."""
+    deadline = time.monotonic() + DEADLINE_S
+    while True:
+        os.kill(pid, signal.SIGSTOP)
+        probe = sqlite3.connect(catalog, timeout=0.5)
+        try:
+            probe.execute("BEGIN IMMEDIATE")
+            probe.rollback()
+            return
+        except sqlite3.OperationalError:
+            os.kill(pid, signal.SIGCONT)
+            assert time.monotonic() < deadline, "the job kept the catalog locked"
+            time.sleep(0.01)
+        finally:
+            probe.close()
+
+
+def _started_backup(server: ApiServer, env: FilesEnv) -> tuple[int, int]:
+    """A files backup started through the API and held still: its job id and pid."""
+    with server.client() as client:
+        answer = client.post("/api/backups", json={"type": "files"})
+    assert answer.status_code == 202, answer.text
+    job_id = answer.json()["job_id"]
+    with env.workspace() as workspace:
+        pid = workspace.catalog.get_job(job_id).pid
+    assert pid is not None
+    _hold_still(pid, env.root / "catalog.sqlite3")
+    return job_id, pid
+
+
+def _finished(env: FilesEnv, job_id: int) -> Job:
+    deadline = time.monotonic() + DEADLINE_S
+    while True:
+        with env.workspace() as workspace:
+            job = workspace.catalog.get_job(job_id)
+        if job.finished or time.monotonic() > deadline:
+            return job
+        time.sleep(0.1)
+
+
+def test_a_job_outlives_the_server_that_started_it(tmp_path: Path) -> None:
+    """SIGTERM (a service manager's stop) while its backup runs: the server exits 0 at
+    once, the backup goes on and its end is recorded."""
+    env = make_secrets_env(tmp_path)
+    env.set(JARVIS_API_TOKEN=TOKEN)
+    (env.data / "notes.txt").write_bytes(random_text(20_000, 6))
+    with ApiServer(env.env_file) as server:
+        job_id, pid = _started_backup(server, env)
+        try:
+            assert server.stop() == 0
+        finally:
+            os.kill(pid, signal.SIGCONT)
+    job = _finished(env, job_id)
+    assert job.status == "succeeded", job.error
+    with env.workspace() as workspace:
+        assert workspace.catalog.get_backup_set(job.set_id).status == "complete"
+
+
+def test_a_job_killed_with_its_server_is_marked_and_blocks_nothing(tmp_path: Path) -> None:
+    """kill -9 of the server and of the backup it started: the next server marks the
+    job failed (never 'running' forever) and takes a new backup."""
+    env = make_secrets_env(tmp_path)
+    env.set(JARVIS_API_TOKEN=TOKEN)
+    (env.data / "notes.txt").write_bytes(random_text(20_000, 7))
+    with ApiServer(env.env_file) as server:
+        job_id, pid = _started_backup(server, env)
+        assert server.process is not None
+        server.process.kill()
+        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, signal.SIGCONT)
+    deadline = time.monotonic() + DEADLINE_S
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)  # reaped by init once its parent is gone
+    with ApiServer(env.env_file) as again, again.client() as client:
+        shown = client.get(f"/api/jobs/{job_id}").json()
+        assert shown["status"] == "failed", shown
+        retried = client.post("/api/backups", json={"type": "files"})
+        assert retried.status_code == 202, retried.text
+    assert _finished(env, retried.json()["job_id"]).status == "succeeded"

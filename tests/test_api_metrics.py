@@ -21,6 +21,7 @@ from tests.support.api_server import TOKEN, ApiServer
 from tests.support.files_env import FilesEnv, make_secrets_env
 from tests.support.processes import free_port
 from tests.support.s3 import S3Server
+from tests.support.s3_hosts import BUCKET, s3_settings
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 SLACK_SECRET = "hV3kQ9zLw2TxRf7Yp1Nc8Bd4"
@@ -243,14 +244,7 @@ def test_a_copy_destination_behind_and_caught_up(
     env: FilesEnv, isolated_env, s3_server: S3Server
 ) -> None:
     """A bucket that does not exist yet fails the S3 copy; once it exists `sync` stores it."""
-    env.set(
-        S3_ENABLED="true",
-        S3_BUCKET="jarvis-offsite",
-        S3_ENDPOINT_URL=s3_server.endpoint_url,
-        S3_ACCESS_KEY=s3_server.access_key,
-        S3_SECRET_KEY=s3_server.secret_key,
-        AWS_REGION=s3_server.region,
-    )
+    env.set(**s3_settings(s3_server))
     assert env.cli("backup", "files") == ExitCode.OK
     with ApiServer(env.env_file) as server, server.client() as client:
         samples, answer = scrape(client)
@@ -261,7 +255,7 @@ def test_a_copy_destination_behind_and_caught_up(
                      severity="critical") == 1  # fmt: skip
         assert s3_server.secret_key not in answer.text
 
-        s3_server.create_bucket("jarvis-offsite")
+        s3_server.create_bucket(BUCKET)
         assert env.cli("sync") == ExitCode.OK
         samples, _ = scrape(client)
     assert value(samples, "sets_not_offsite", destination="s3") == 0

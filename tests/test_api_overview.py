@@ -20,10 +20,10 @@ from jarvis_tui.exit_codes import ExitCode
 from tests.support.api_server import TOKEN, ApiServer
 from tests.support.files_env import FilesEnv, make_secrets_env, random_text
 from tests.support.processes import LOOPBACK, wait_until
+from tests.support.s3_hosts import BUCKET, s3_settings
 from tests.support.s3_read_only import ReadOnlyS3Proxy
 from tests.support.silent_server import SilentServer
 
-BUCKET = "jarvis-offsite"
 MONITORING = ("/api/backups/stats/overview", "/api/backups/schedule/status", "/api/health")
 
 
@@ -34,18 +34,6 @@ def env(tmp_path: Path, isolated_env) -> FilesEnv:
         (files.data / f"f{number}.txt").write_bytes(random_text(30_000, number))
     files.set(JARVIS_API_TOKEN=TOKEN)
     return files
-
-
-def _use_s3(env: FilesEnv, s3_server, endpoint_url: str | None = None) -> None:
-    env.set(
-        S3_ENABLED="true",
-        S3_BUCKET=BUCKET,
-        S3_ENDPOINT_URL=endpoint_url or s3_server.endpoint_url,
-        S3_ACCESS_KEY=s3_server.access_key,
-        S3_SECRET_KEY=s3_server.secret_key,
-        AWS_REGION=s3_server.region,
-        S3_PREFIX="hosts/jarvis-1",
-    )
 
 
 def _get(server: ApiServer, path: str) -> dict[str, Any]:
@@ -117,7 +105,7 @@ def _backups(env: FilesEnv, s3_server) -> tuple[str, str]:
     """Two files and two secrets backups copied to S3, one more files backup whose copy is
     refused, one secrets set verified and one whose artifact was damaged, then verified."""
     s3_server.create_bucket(BUCKET)
-    _use_s3(env, s3_server)
+    env.set(**s3_settings(s3_server))
     for _ in range(2):
         assert env.cli("backup", "files") == ExitCode.OK
         assert env.cli("backup", "secrets") == ExitCode.OK
@@ -133,9 +121,9 @@ def _backups(env: FilesEnv, s3_server) -> tuple[str, str]:
     stored.write_bytes(bytes(data))
     assert env.cli("verify", damaged) == ExitCode.INTEGRITY
     with ReadOnlyS3Proxy(s3_server.endpoint_url) as proxy:
-        _use_s3(env, s3_server, proxy.endpoint_url)
+        env.set(**s3_settings(s3_server, endpoint_url=proxy.endpoint_url))
         assert env.cli("backup", "files") == ExitCode.OK  # stored here, its copy refused
-    _use_s3(env, s3_server)
+    env.set(**s3_settings(s3_server))
     return good, damaged
 
 

@@ -12,6 +12,7 @@ import signal
 import sqlite3
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -236,24 +237,41 @@ def hold_still(pid: int, catalog: Path) -> None:
             probe.close()
 
 
-def test_a_second_restore_into_a_target_being_restored_is_409(tmp_path):
-    env = make_secrets_env(tmp_path)
-    # Enough that the restore is still writing when it is stopped, just after the 202.
+def with_big_file(env: FilesEnv) -> bytes:
+    """Enough that a restore is still writing when it is stopped, just after its 202."""
     big = os.urandom(48 * 1024 * 1024)
     (env.data / "big.txt").write_bytes(big)
+    return big
+
+
+@contextmanager
+def restore_held_still(
+    client: httpx.Client, env: FilesEnv, set_id: str, **body: object
+) -> Iterator[int]:
+    """A restore accepted (202) and held still by SIGSTOP while the block runs: its job id."""
+    answer = restore(client, set_id, **body)
+    assert answer.status_code == 202, answer.text
+    job_id = answer.json()["job_id"]
+    with env.workspace() as workspace:
+        pid = workspace.catalog.get_job(job_id).pid
+    hold_still(pid, env.root / "catalog.sqlite3")
+    try:
+        assert client.get(f"/api/jobs/{job_id}").json()["status"] == "running"
+        yield job_id
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+def test_a_second_restore_into_a_target_being_restored_is_409(tmp_path):
+    env = make_secrets_env(tmp_path)
+    big = with_big_file(env)
     env.set(JARVIS_API_TOKEN=TOKEN)
     assert env.cli("backup", "files") == 0
     set_id = _latest(env, "files")
     target, other = tmp_path / "first", tmp_path / "second"
     with ApiServer(env.env_file) as server, client_of(server) as client:
-        first = restore(client, set_id, type="files", target_dir=str(target))
-        assert first.status_code == 202, first.text
-        job_id = first.json()["job_id"]
-        with env.workspace() as workspace:
-            pid = workspace.catalog.get_job(job_id).pid
-        hold_still(pid, tmp_path / "catalog.sqlite3")
-        try:
-            assert client.get(f"/api/jobs/{job_id}").json()["status"] == "running"
+        first = {"type": "files", "target_dir": str(target)}
+        with restore_held_still(client, env, set_id, **first) as job_id:
             again = restore(client, set_id, type="files", target_dir=str(target))
             assert again.status_code == 409, again.text
             assert f"job {job_id} (restore files {set_id} into {target})" in again.json()["message"]
@@ -264,8 +282,6 @@ def test_a_second_restore_into_a_target_being_restored_is_409(tmp_path):
             assert dry.status_code == 200 and dry.json()["would_succeed"], dry.text
             elsewhere = restore(client, set_id, type="files", target_dir=str(other))
             assert elsewhere.status_code == 202, elsewhere.text
-        finally:
-            os.kill(pid, signal.SIGCONT)
         assert wait_for_job(client, job_id)["status"] == "succeeded"
         assert wait_for_job(client, elsewhere.json()["job_id"])["status"] == "succeeded"
     for folder in (target, other):
@@ -465,26 +481,16 @@ def test_a_backup_during_a_complete_system_restore_is_409(tmp_path):
     config = tmp_path / "app-config"
     config.mkdir()
     (config / "app.yaml").write_text("debug: false\n")
-    # Enough that the restore is still writing when it is stopped, just after the 202.
-    big = os.urandom(48 * 1024 * 1024)
-    (env.data / "big.txt").write_bytes(big)
+    big = with_big_file(env)
     env.set(JARVIS_API_TOKEN=TOKEN, BACKUP_CONFIG_PATHS=str(config))
     assert env.cli("backup", "full") == 0
     set_id = _latest(env, "full")
     with ApiServer(env.env_file) as server, client_of(server) as client:
-        full = restore(client, set_id, type="full", app_stopped=True, confirm="restore")
-        assert full.status_code == 202, full.text
-        job_id = full.json()["job_id"]
-        with env.workspace() as workspace:
-            pid = workspace.catalog.get_job(job_id).pid
-        hold_still(pid, tmp_path / "catalog.sqlite3")
-        try:
-            assert client.get(f"/api/jobs/{job_id}").json()["status"] == "running"
+        full = {"type": "full", "app_stopped": True, "confirm": "restore"}
+        with restore_held_still(client, env, set_id, **full) as job_id:
             backup = client.post("/api/backups", json={"type": "files"})
             assert backup.status_code == 409, backup.text
             assert f"job {job_id} (restore full {set_id})" in backup.json()["message"]
-        finally:
-            os.kill(pid, signal.SIGCONT)
         assert wait_for_job(client, job_id)["status"] == "succeeded"
         after = client.post("/api/backups", json={"type": "files"})
         assert after.status_code == 202, after.text

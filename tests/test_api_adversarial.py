@@ -4,12 +4,15 @@ swapped for a FIFO, duplicate JSON keys and Authorization headers, restore targe
 spelt two ways or relative to the server's working folder."""
 
 import contextlib
+import json
 import os
 import signal
 import socket
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -289,3 +292,29 @@ def test_a_job_killed_with_its_server_is_marked_and_blocks_nothing(tmp_path: Pat
         retried = client.post("/api/backups", json={"type": "files"})
         assert retried.status_code == 202, retried.text
     assert _finished(env, retried.json()["job_id"]).status == "succeeded"
+
+
+def test_two_servers_on_one_catalog_start_one_backup(tmp_path: Path) -> None:
+    """Sixteen POST /api/backups at once, half to each of two servers sharing a catalog:
+    one 202, the rest 409, and the job accepted is the one that runs (each server's
+    check of the running jobs was its own: both answered 202, and one job then failed
+    on the repository's lock)."""
+    env = make_secrets_env(tmp_path)
+    env.set(JARVIS_API_TOKEN=TOKEN)
+    (env.data / "notes.txt").write_bytes(random_text(20_000, 8))
+    with ApiServer(env.env_file) as first, ApiServer(env.env_file) as second:
+        together = threading.Barrier(16)
+
+        def start(server: ApiServer) -> tuple[int, str]:
+            with server.client() as client:
+                together.wait(DEADLINE_S)
+                answer = client.post("/api/backups", json={"type": "files"})
+            return answer.status_code, answer.text
+
+        with ThreadPoolExecutor(16) as pool:
+            answers = list(pool.map(start, [first, second] * 8))
+    accepted = [json.loads(text)["job_id"] for status, text in answers if status == 202]
+    assert sorted(status for status, _ in answers) == [202] + [409] * 15, answers
+    assert _finished(env, accepted[0]).status == "succeeded"
+    with env.workspace() as workspace:
+        assert [job.id for job in workspace.catalog.list_jobs(50)] == accepted

@@ -6,13 +6,19 @@ progress and end are in the catalog like any job's. The request is answered once
 job has its catalog row (202 with its id), not when it ends. A thread per job keeps
 reading the job's pipe until it ends, so the child is reaped and never blocks.
 
-Starts are serialised in this server, and each checks the catalog's running jobs
-(any process's: the CLI's, the console's, the scheduler's) against the caller's idea
-of a conflict, so two requests at once never both start a backup.
+Starts are serialised in this server (a lock) and among every server on the same
+catalog (an flock on a file beside it, `<catalog>.starting`), and each checks the
+catalog's running jobs (any process's: the CLI's, the console's, the scheduler's)
+against the caller's idea of a conflict, so two requests at once, to one server or two,
+never both start a backup.
 """
 
+import contextlib
+import fcntl
+import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from pydantic import BaseModel
 
@@ -74,6 +80,19 @@ class JobLaunch:
         raise ApiError(409, "not_started", outcome.error or "the job did not start")
 
 
+@contextlib.contextmanager
+def _one_start_at_a_time(catalog: Path) -> Iterator[None]:
+    """Held from the check of the running jobs until the new job has its row."""
+    with _starting:
+        # O_CLOEXEC: a job process must not inherit the lock (flock follows the file).
+        fd = os.open(f"{catalog}.starting", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+
 def start_job(
     context: ApiContext,
     spec: ActionSpec,
@@ -89,7 +108,7 @@ def start_job_watched(
     conflicts: Callable[[Job], bool],
 ) -> tuple[JobAccepted, JobLaunch]:
     """`start_job`, and the launch to wait on for the job's outcome (`ended`)."""
-    with _starting:
+    with _one_start_at_a_time(context.catalog.path):
         catalog = context.catalog
         catalog.mark_orphaned_jobs()
         for job in catalog.running_jobs():

@@ -18,8 +18,8 @@ from engines.catalog.metrics import MetricsMixin
 from engines.catalog.monitoring import MonitoringMixin
 from engines.catalog.rebuild import RebuildMixin
 from engines.catalog.schedule_runs import ScheduleRunsMixin
-from engines.catalog.stats import StatsMixin
 from engines.catalog.set_pages import SetPagesMixin
+from engines.catalog.stats import StatsMixin
 
 DEFAULT_BUSY_TIMEOUT_MS = 30_000
 

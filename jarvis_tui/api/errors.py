@@ -12,7 +12,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from engines import errors
 from engines.plumbing.error_text import error_text
@@ -24,6 +26,9 @@ logger = logging.getLogger("jarvis.api")
 # as its Content-Length or its bytes so far pass this, never buffered whole (FastAPI
 # reads a body before the token is checked, so an anonymous client could fill memory).
 MAX_BODY_BYTES = 1 << 20
+
+
+_TOO_LARGE = f"the request body is over {MAX_BODY_BYTES} bytes; requests take small JSON"
 
 
 class ErrorBody(BaseModel):
@@ -75,6 +80,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (401, "no bearer token, or a wrong one"),
         (404, "no such backup set or job"),
         (409, "a conflicting job runs, or the repository refuses the action"),
+        (413, f"a request body over {MAX_BODY_BYTES} bytes (`too_large`)"),
         (500, "an unexpected error; the details are in the server's log"),
     )
 }
@@ -141,7 +147,7 @@ async def _http_error(request: Request, error: StarletteHTTPException) -> JSONRe
     }
     message = str(error.detail)
     if error.status_code == 413:  # FastAPI's max_body_size
-        message = f"the request body is over {MAX_BODY_BYTES} bytes; requests take small JSON"
+        message = _TOO_LARGE
     body = ErrorBody(code=codes.get(error.status_code, "http_error"), message=message)
     return _answer(error.status_code, body, getattr(error, "headers", None))
 
@@ -167,7 +173,27 @@ async def _unexpected(request: Request, error: Exception) -> JSONResponse:
     return _answer(500, ErrorBody(code="internal", message=message))
 
 
+class DeclaredBodyLimit:
+    """413 `too_large` as JSON for a request that declares a Content-Length over
+    MAX_BODY_BYTES. FastAPI's max_body_size (Starlette's limiter) answers that case
+    itself, in plain text, before any handler here; a body that passes the limit
+    without declaring its length reaches _http_error as an HTTPException."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            length = Headers(scope=scope).get("content-length", "")
+            if length.isdigit() and int(length) > MAX_BODY_BYTES:
+                body = ErrorBody(code="too_large", message=_TOO_LARGE)
+                await _answer(413, body)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_middleware(DeclaredBodyLimit)
     app.add_exception_handler(RequestValidationError, _validation_failed)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -342,3 +342,23 @@ def test_a_restore_without_the_token_answers_401(
     case.validate_response(response, checks=CONFORMANCE)
     assert response.status_code == 401, response.text
     assert response.json()["code"] == "unauthorized"
+
+
+@pytest.mark.parametrize("token", [True, False], ids=["with-the-token", "without"])
+def test_an_oversized_body_answers_as_documented(
+    api_schema: schemathesis.BaseSchema, live_api: LiveApi, token: bool
+) -> None:
+    """A body over the server's limit (a few MiB of JSON, its length declared): refused
+    before it is read, token or not, as JSON in a status the document declares."""
+    operation = api_schema["/api/backups"]["POST"]
+    case = operation.Case()
+    body = b'{"type": "full", "pad": "' + b"x" * (4 << 20) + b'"}'
+    with session_from_a_fresh_address() as session:
+        response = session.post(
+            live_api.server.url + case.formatted_path,
+            data=body,
+            headers={"Content-Type": "application/json", **(AUTH if token else {})},
+        )
+    case.validate_response(response, checks=CONFORMANCE)
+    assert response.status_code == 413, response.text
+    assert response.json()["code"] == "too_large"

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from engines.catalog.rows import Job
+from jarvis_tui.api.request_deadline import REQUEST_DEADLINE_S
 from jarvis_tui.exit_codes import ExitCode
 from tests.support.api_server import TOKEN, ApiServer
 from tests.support.files_env import FilesEnv, make_secrets_env, random_text
@@ -318,3 +319,30 @@ def test_two_servers_on_one_catalog_start_one_backup(tmp_path: Path) -> None:
     assert _finished(env, accepted[0]).status == "succeeded"
     with env.workspace() as workspace:
         assert [job.id for job in workspace.catalog.list_jobs(50)] == accepted
+
+
+def test_requests_never_finished_are_hung_up_on(served) -> None:
+    """Slowloris: uvicorn times out idle keep-alive connections only, so a connection
+    that never finished its request (nothing sent, half its headers, half its body) was
+    held forever: 1,200 of them were all still open after 30 s, and an anonymous client
+    could take every descriptor the server may open."""
+    _, server = served
+    unfinished = (
+        b"",
+        b"GET /api/live HTTP/1.1\r\nHost: x\r\n",
+        b"POST /api/backups HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n"
+        b"Content-Type: application/json\r\n\r\n{",
+    )
+    with contextlib.ExitStack() as stack:
+        socks = [
+            stack.enter_context(socket.create_connection(_address(server), timeout=DEADLINE_S))
+            for _ in unfinished
+        ]
+        started = time.monotonic()
+        for sock, sent in zip(socks, unfinished, strict=True):
+            sock.sendall(sent)
+        with server.client() as client:  # a finished request meanwhile is answered
+            assert client.get("/api/backups/stats/overview").status_code == 200
+        for sock in socks:
+            assert sock.recv(4096) == b""  # closed by the server (before: a timeout)
+    assert time.monotonic() - started >= REQUEST_DEADLINE_S - 1

@@ -25,6 +25,7 @@ from engines.workspace import Workspace
 from jarvis_tui.api.app import OPENAPI_URL, build_app
 from jarvis_tui.api.auth import BearerAuth
 from jarvis_tui.api.context import ApiContext
+from jarvis_tui.api.request_deadline import DeadlineHTTPProtocol
 
 logger = logging.getLogger("jarvis.api")
 
@@ -159,6 +160,7 @@ def prepare(settings: Settings, env_file: Path | None, options: ServeOptions) ->
     app = build_app(context, BearerAuth(token))
     config = uvicorn.Config(
         app,
+        http=DeadlineHTTPProtocol,  # a request must arrive whole in time (Slowloris)
         log_config=None,
         access_log=False,
         server_header=False,

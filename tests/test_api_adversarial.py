@@ -346,3 +346,26 @@ def test_requests_never_finished_are_hung_up_on(served) -> None:
         for sock in socks:
             assert sock.recv(4096) == b""  # closed by the server (before: a timeout)
     assert time.monotonic() - started >= REQUEST_DEADLINE_S - 1
+
+
+@pytest.mark.parametrize(
+    ("spec", "status", "content_range"),
+    [
+        ("9" * 5000 + "-", 416, None),  # past any end: was a 500 (int() of 5,000 digits)
+        ("0-" + "9" * 5000, 206, "bytes 0-{last}/{length}"),  # to the end
+        ("-" + "9" * 5000, 206, "bytes 0-{last}/{length}"),  # a suffix longer than it
+        ("0" * 5000 + "1-", 206, "bytes 1-{last}/{length}"),  # leading zeros are allowed
+    ],
+    ids=["huge-start", "huge-end", "huge-suffix", "zeros"],
+)
+def test_absurd_ranges_are_answered_not_a_bug(served, spec, status, content_range) -> None:
+    env, server = served
+    set_id, stored = _set_of(env, "secrets", newest=2)
+    length = stored.stat().st_size
+    with server.client() as client:
+        answer = client.get(f"/api/backups/{set_id}/download", headers={"Range": f"bytes={spec}"})
+    assert answer.status_code == status, answer.text[:200]
+    if content_range is not None:
+        assert answer.headers["content-range"] == content_range.format(
+            last=length - 1, length=length
+        )

@@ -13,7 +13,16 @@ with `Content-Range: bytes */<length>`.
 import re
 from dataclasses import dataclass
 
-_ONE_RANGE = re.compile(r"(\d*)-(\d*)")
+_ONE_RANGE = re.compile(r"([0-9]*)-([0-9]*)")  # RFC 9110's DIGIT: ASCII only, not \d
+# A position with more digits than this is past any body's end; int() of thousands of
+# digits would raise (Python's int_max_str_digits), and leading zeros are allowed.
+_MAX_DIGITS = 18
+_BEYOND_ANY_END = 10**_MAX_DIGITS
+
+
+def _position(digits: str) -> int:
+    significant = digits.lstrip("0") or "0"
+    return int(significant) if len(significant) <= _MAX_DIGITS else _BEYOND_ANY_END
 
 
 @dataclass(frozen=True)
@@ -48,13 +57,13 @@ def requested_range(header: str | None, length: int) -> ByteRange | None:
         return None
     first, last = match.groups()
     if first == "":  # a suffix: the last `last` bytes
-        suffix = int(last)
+        suffix = _position(last)
         if suffix == 0 or length == 0:
             raise Unsatisfiable
         return ByteRange(max(length - suffix, 0), length - 1)
-    start = int(first)
-    if last != "" and int(last) < start:
+    start = _position(first)
+    if last != "" and _position(last) < start:
         return None  # invalid: ignored (RFC 9110 14.1.1)
     if start >= length:
         raise Unsatisfiable
-    return ByteRange(start, length - 1 if last == "" else min(int(last), length - 1))
+    return ByteRange(start, length - 1 if last == "" else min(_position(last), length - 1))

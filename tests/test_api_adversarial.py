@@ -369,3 +369,25 @@ def test_absurd_ranges_are_answered_not_a_bug(served, spec, status, content_rang
         assert answer.headers["content-range"] == content_range.format(
             last=length - 1, length=length
         )
+
+
+@pytest.mark.parametrize(
+    ("field", "path"),
+    [
+        ("target_dir", "/tmp/" + "n" * 300),  # a name over NAME_MAX: was 500 os_error
+        ("target_dir", "/tmp/" + "d/" * 2100),  # a path over PATH_MAX
+        ("target_dir", "/tmp/nul\x00here"),  # was 500 internal ('embedded null byte')
+        ("to", "/tmp/" + "n" * 300 + ".env"),
+    ],
+    ids=["long-name", "long-path", "nul", "long-secret-file"],
+)
+def test_a_restore_target_no_file_system_takes_is_400(served, field, path) -> None:
+    env, server = served
+    kind = "secrets" if field == "to" else "files"
+    set_id, _ = _set_of(env, kind)
+    with server.client() as client:
+        answer = client.post(
+            f"/api/backups/{set_id}/restore", json={"type": kind, field: path, "dry_run": True}
+        )
+    assert answer.status_code == 400, answer.text[:300]
+    assert answer.json()["field"] == field

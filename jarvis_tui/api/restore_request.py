@@ -6,6 +6,7 @@ restore options object the CLI builds from them.
 type (`"flush"` on a files restore) or a misspelt one is refused, naming it.
 """
 
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -20,12 +21,24 @@ from engines.sources.secrets import SecretsRestoreOptions
 from engines.store.restore_plan import OVERWRITE_POLICIES, FilesRestoreOptions
 from jarvis_tui.pitr_choices import TARGET_OPTIONS, pitr_target, start_request
 
+NAME_MAX = 255  # bytes of one name, and of a whole path: Linux's file systems
+PATH_MAX = 4095
+
 
 def _absolute(path: str) -> str:
     if not Path(path).is_absolute():
         raise ValueError(
             f"{path!r} is not an absolute path; give the full path on the server "
             "(a relative one would be taken from the server's own working folder)"
+        )
+    # No file system takes these; checking a folder for them raised (a 500).
+    if "\x00" in path:
+        raise ValueError("holds a NUL character, which no path can")
+    encoded = os.fsencode(path)
+    if len(encoded) > PATH_MAX or any(len(name) > NAME_MAX for name in encoded.split(b"/")):
+        raise ValueError(
+            f"is longer than a path ({PATH_MAX} bytes) or one of its names "
+            f"({NAME_MAX} bytes) may be"
         )
     return path
 

@@ -188,6 +188,11 @@ def test_an_existing_file_is_replaced_only_when_its_path_is_typed(served: Served
         ({"dry_run": True}, "type", "give the type of restore"),
         ({"type": "postgres", "target_time": "2026-01-01 00:00:00+00"}, "target_time", "pitr"),
         ({"type": "postgres", "pitr": True, "target": "immediate"}, "pgdata", "pgdata DIR"),
+        (
+            {"type": "files", "strip_prefix": "/tmp", "overwrite": "never"},
+            "strip_prefix",
+            "needs target_dir",
+        ),
     ],
 )
 def test_bad_options_are_refused_naming_the_field(served: Served, body, field, words):

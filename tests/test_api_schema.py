@@ -20,8 +20,8 @@ What the generated requests can touch: the env file names only this module's
 temporary folders (repository, catalog, logs, the folders backed up), HOME and the
 XDG folders are temporary too, and no PostgreSQL, Redis or S3 is configured, so a job a
 generated POST starts reads and writes only there. A restore's body also names where it
-writes (target_dir, to, pgdata, data_dir; and strip_prefix without target_dir writes
-below /), and one into a new folder or file needs no `confirm`: restores are generated
+writes (target_dir, to, pgdata, data_dir; strip_prefix is refused without target_dir),
+and one into a new folder or file needs no `confirm`: restores are generated
 from valid bodies only, each of those paths replaced by a folder under the temporary
 folder before the request is sent; invalid restore bodies are explicit cases.
 """

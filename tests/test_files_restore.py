@@ -235,6 +235,19 @@ def test_selected_paths_and_strip_prefix(env, capsys):
     assert "not in this snapshot" in capsys.readouterr().err
 
 
+def test_strip_prefix_without_a_target_folder_is_refused_writing_nothing(env, capsys):
+    _backed_up(env)
+    docs = env.data / "docs"
+    before = sorted(p for p in env.data.rglob("*"))
+    code = env.cli(
+        "restore", "files", "latest", "--strip-prefix", str(docs), "--overwrite", "never"
+    )
+    assert code == ExitCode.FAILED
+    err = capsys.readouterr().err
+    assert f"--strip-prefix {docs} needs --target-dir" in err
+    assert sorted(p for p in env.data.rglob("*")) == before
+
+
 @needs_root
 def test_a_disk_that_fills_stops_cleanly_and_says_how_far_it_got(env, capsys):
     for number in range(6):

@@ -57,6 +57,12 @@ def restore_files(
         raise JarvisError(
             f"--overwrite {options.overwrite}: use one of {', '.join(OVERWRITE_POLICIES)}"
         )
+    if options.strip_prefix and options.target_dir is None:
+        # The original locations are the stored paths: without the prefix they are others.
+        raise JarvisError(
+            f"--strip-prefix {options.strip_prefix} needs --target-dir: the paths below the "
+            "prefix are laid out in that folder, never in the original locations"
+        )
     snapshot = pick_manifest(artifacts)
     keyring = workspace.keyring()
     manifest = load_manifest(snapshot.stored, keyring, snapshot.label, snapshot.expected)

@@ -19,7 +19,12 @@ from engines.redis.options import RedisRestoreOptions
 from engines.sources.config_files import ConfigRestoreOptions
 from engines.sources.secrets import SecretsRestoreOptions
 from engines.store.restore_plan import OVERWRITE_POLICIES, FilesRestoreOptions
-from jarvis_tui.pitr_choices import TARGET_OPTIONS, pitr_target, start_request
+from jarvis_tui.pitr_choices import (
+    TARGET_OPTIONS,
+    RestoreChoiceError,
+    pitr_target,
+    start_request,
+)
 
 NAME_MAX = 255  # bytes of one name, and of a whole path: Linux's file systems
 PATH_MAX = 4095
@@ -177,6 +182,12 @@ class FilesRestore(_RestoreBody):
     skip_missing: bool = _field("restore the rest when some files' data cannot be read", False)
 
     def options(self, env_file: Path | None, reference: str) -> FilesRestoreOptions:
+        if self.strip_prefix and not self.target_dir:
+            raise RestoreChoiceError(
+                "strip_prefix needs target_dir: the paths below the prefix are laid out in "
+                "that folder, never in the original locations",
+                "strip_prefix",
+            )
         return FilesRestoreOptions(
             paths=tuple(self.paths),
             target_dir=Path(self.target_dir) if self.target_dir else None,

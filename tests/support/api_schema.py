@@ -142,8 +142,8 @@ def confined(body: object, root: Path) -> object:
     if not isinstance(body, dict):
         return body
     placed = dict(body)
-    # Without target_dir a files restore with strip_prefix writes below /: the stored
-    # path less the prefix (/tmp/x/data/a.txt with "/tmp" lands in /x/data/a.txt).
+    # strip_prefix without target_dir is refused (400), but should that refusal ever go,
+    # such a restore would write below /: the stored path less the prefix.
     if placed.get("strip_prefix") is not None and placed.get("target_dir") is None:
         placed["target_dir"] = "stripped"
     for name in RESTORE_PATH_FIELDS:

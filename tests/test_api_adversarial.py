@@ -4,7 +4,9 @@ swapped for a FIFO, duplicate JSON keys and Authorization headers, restore targe
 spelt two ways or relative to the server's working folder."""
 
 import contextlib
+import io
 import json
+import logging
 import os
 import signal
 import socket
@@ -19,10 +21,13 @@ from urllib.parse import urlsplit
 import pytest
 
 from engines.catalog.rows import Job
+from engines.config import load_settings
+from engines.plumbing.redaction import register_secrets
 from jarvis_tui.api.request_deadline import REQUEST_DEADLINE_S
+from jarvis_tui.api.server import ServeOptions, prepare
 from jarvis_tui.exit_codes import ExitCode
 from tests.support.api_server import TOKEN, ApiServer
-from tests.support.files_env import FilesEnv, make_secrets_env, random_text
+from tests.support.files_env import KEY, FilesEnv, make_secrets_env, random_text
 
 DEADLINE_S = 60.0
 
@@ -391,3 +396,27 @@ def test_a_restore_target_no_file_system_takes_is_400(served, field, path) -> No
         )
     assert answer.status_code == 400, answer.text[:300]
     assert answer.json()["field"] == field
+
+
+def test_uvicorns_own_tracebacks_are_masked_too(tmp_path: Path) -> None:
+    """Every 500 is logged twice: by the API (masked) and by uvicorn, whose
+    'Exception in ASGI application' traceback went to stderr as it was."""
+    env = make_secrets_env(tmp_path)
+    env.set(JARVIS_API_TOKEN=TOKEN)
+    settings = load_settings(environ={}, env_file=env.env_file)
+    register_secrets(settings.secret_values())
+    server = prepare(settings, env.env_file, ServeOptions(port=0))
+    seen = io.StringIO()
+    handler = logging.StreamHandler(seen)
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    uvicorn_log.addHandler(handler)
+    try:
+        try:
+            raise RuntimeError(f"connecting with key {KEY} and token {TOKEN}")
+        except RuntimeError as error:
+            uvicorn_log.error("Exception in ASGI application", exc_info=error)
+    finally:
+        uvicorn_log.removeHandler(handler)
+        server.close()
+    assert "RuntimeError: connecting with key" in seen.getvalue()
+    assert KEY not in seen.getvalue() and TOKEN not in seen.getvalue()

@@ -21,6 +21,7 @@ from engines.config import Settings
 from engines.errors import SettingsError, UsageError
 from engines.plumbing.hosts import is_loopback
 from engines.plumbing.os_errors import explain_os_error
+from engines.plumbing.redaction import secret_filter
 from engines.workspace import Workspace
 from jarvis_tui.api.app import OPENAPI_URL, build_app
 from jarvis_tui.api.auth import BearerAuth
@@ -150,8 +151,22 @@ class ApiServer:
         self.context.workspace.catalog.close()
 
 
+# Loggers outside 'jarvis' that log what a request raised: uvicorn's own traceback of
+# every 500 ("Exception in ASGI application", beside the API's masked one) and asyncio's
+# task errors. Masked by the same filter as the 'jarvis' handlers.
+OUTSIDE_LOGGERS = ("uvicorn.error", "asyncio")
+
+
+def mask_outside_loggers() -> None:
+    for name in OUTSIDE_LOGGERS:
+        outside = logging.getLogger(name)
+        if secret_filter not in outside.filters:
+            outside.addFilter(secret_filter)
+
+
 def prepare(settings: Settings, env_file: Path | None, options: ServeOptions) -> ApiServer:
     """Every check, then the socket and the application; nothing is served yet."""
+    mask_outside_loggers()
     token = api_token(settings, options)
     sock = bind(options)
     workspace = Workspace.open(settings)

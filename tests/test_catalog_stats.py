@@ -209,3 +209,23 @@ def test_the_overviews_figures_are_read_again_only_when_a_set_artifact_or_copy_c
         writer.set_copy_state(artifact.id, "s3", "stored")
         assert cache.figures(reader, ("s3",)) is not second
         assert cache.figures(reader, ()) is not cache.figures(reader, ("s3",))
+
+
+def test_the_overviews_figures_in_two_passes_equal_each_grouped_query(catalog: Catalog) -> None:
+    destinations = ("local", "s3", "elsewhere")
+    figures = catalog.overview_figures(destinations)
+    assert figures.sources == catalog.source_totals()
+    assert figures.tiers == catalog.tier_totals()
+    assert figures.verification == catalog.verification_totals()
+    assert figures.stored_on == {d: catalog.destination_totals(d) for d in destinations}
+    assert figures.offsite == {d: catalog.offsite_summary(d) for d in destinations}
+    assert catalog.overview_figures(()).offsite == {}
+
+
+def test_an_empty_catalogs_overview_figures_count_nothing(tmp_path: Path) -> None:
+    with Catalog.open(tmp_path / "catalog.sqlite3") as catalog:
+        figures = catalog.overview_figures(("s3",))
+        assert (figures.sources, figures.tiers) == ([], [])
+        assert figures.verification == catalog.verification_totals()
+        assert figures.offsite == {"s3": catalog.offsite_summary("s3")}
+        assert figures.stored_on == {"s3": catalog.destination_totals("s3")}

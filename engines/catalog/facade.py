@@ -16,6 +16,7 @@ from engines.catalog.db import Database
 from engines.catalog.jobs import JobsMixin
 from engines.catalog.metrics import MetricsMixin
 from engines.catalog.monitoring import MonitoringMixin
+from engines.catalog.overview_figures import OverviewFiguresMixin
 from engines.catalog.rebuild import RebuildMixin
 from engines.catalog.schedule_runs import ScheduleRunsMixin
 from engines.catalog.set_pages import SetPagesMixin
@@ -35,6 +36,7 @@ class Catalog(
     ScheduleRunsMixin,
     MonitoringMixin,
     MetricsMixin,
+    OverviewFiguresMixin,
     StatsMixin,
     RebuildMixin,
 ):

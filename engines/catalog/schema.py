@@ -135,11 +135,25 @@ INSERT INTO backup_changes (id, counter) VALUES (1, 0);
     for event in ("INSERT", "UPDATE", "DELETE")
 )
 
+# The overview's figures (engines/catalog/overview_figures.py) from the index alone: each
+# complete artifact's set, source, sizes and verification, and the bytes a files snapshot's
+# packs add (read from its sealed metadata, so the 0.7-3 KiB rows are not read again): its
+# figures over 10,000 sets went from 300-450 ms to tens of milliseconds. The expression is
+# ADDED_BYTES_SQL's second term, written the same, so SQLite takes its value from here.
+_V5_ARTIFACT_FIGURES = """
+CREATE INDEX artifacts_figures ON artifacts (
+    status, set_id, source, stored_size, plain_size, verify_state, verified_at,
+    (CASE WHEN source = 'files'
+     THEN COALESCE(json_extract(metadata_json, '$.snapshot.stored_bytes'), 0) ELSE 0 END)
+);
+"""
+
 MIGRATIONS: list[str] = [
     _V1_INITIAL,
     _V2_DELETING_SINCE,
     _V3_ARTIFACTS_BY_SOURCE,
     _V4_BACKUP_CHANGES,
+    _V5_ARTIFACT_FIGURES,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

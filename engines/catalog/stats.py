@@ -89,13 +89,6 @@ class StatsMixin:
     def tier_totals(self) -> list[TierTotals]:
         # Two passes (sets by tier and status; bytes by tier) cost half of one with a
         # per-set subquery joined back.
-        counts = self._db.rows(
-            """
-            SELECT tier, COUNT(*), SUM(status = 'complete'), SUM(status = 'partial'),
-                   SUM(status = 'failed'), SUM(status = 'running')
-            FROM backup_sets GROUP BY tier ORDER BY tier IS NULL, tier
-            """
-        )
         sizes = self._db.rows(
             f"""
             SELECT s.tier, SUM({ADDED_BYTES_SQL})
@@ -103,7 +96,17 @@ class StatsMixin:
             WHERE a.status = 'complete' GROUP BY s.tier
             """
         )
-        bytes_of = {row[0]: int(row[1] or 0) for row in sizes}
+        return self._tiers_with({row[0]: int(row[1] or 0) for row in sizes})
+
+    def _tiers_with(self, bytes_of: dict[str | None, int]) -> list[TierTotals]:
+        """The sets of each tier by status, with `bytes_of` each tier's complete bytes."""
+        counts = self._db.rows(
+            """
+            SELECT tier, COUNT(*), SUM(status = 'complete'), SUM(status = 'partial'),
+                   SUM(status = 'failed'), SUM(status = 'running')
+            FROM backup_sets GROUP BY tier ORDER BY tier IS NULL, tier
+            """
+        )
         return [TierTotals(*(row[i] for i in range(6)), bytes_of.get(row[0], 0)) for row in counts]
 
     def offsite_summary(self, destination: str) -> OffsiteSummary:
@@ -140,6 +143,12 @@ class StatsMixin:
             FROM artifacts WHERE status = 'complete'
             """
         )
+        assert artifacts is not None  # an aggregate always answers a row
+        return self._verification_with(tuple(artifacts))
+
+    def _verification_with(self, artifacts: tuple) -> VerificationTotals:
+        """`artifacts`: complete artifacts, ok, failed, never verified, oldest and newest
+        check (ISO text or None); the good sets' figures are read here."""
         sets = self._db.row(
             """
             SELECT COUNT(*), COALESCE(SUM(verified_state = 'ok'), 0),
@@ -148,7 +157,7 @@ class StatsMixin:
             FROM backup_sets WHERE status IN ('complete', 'partial')
             """
         )
-        assert artifacts is not None and sets is not None  # aggregates always answer a row
+        assert sets is not None  # an aggregate always answers a row
         return VerificationTotals(
             *(artifacts[i] for i in range(4)),
             *(sets[i] for i in range(4)),

@@ -137,13 +137,14 @@ _CACHE = _FiguresCache()
 
 
 def _read_figures(catalog: Catalog, destinations: tuple[str, ...]) -> _CatalogFigures:
+    figures = catalog.overview_figures(destinations)
     return _CatalogFigures(
-        {t.source: t for t in catalog.source_totals()},
+        {t.source: t for t in figures.sources},
         catalog.last_good_backups(),
-        catalog.tier_totals(),
-        catalog.verification_totals(),
-        offsite_status(catalog, destinations),
-        {name: catalog.destination_totals(name) for name in destinations},
+        figures.tiers,
+        figures.verification,
+        offsite_status(catalog, destinations, figures.offsite),
+        figures.stored_on,
     )
 
 

@@ -5,12 +5,13 @@ sets cost milliseconds on every dashboard refresh; the newest set not complete t
 full (engines/repository/whereabouts.py) to say what it lacks.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from engines.catalog import BackupSet, Catalog
+from engines.catalog.stats import OffsiteSummary
 from engines.repository.whereabouts import set_places
 
 
@@ -44,12 +45,17 @@ class OffsiteStatus:
         }
 
 
-def offsite_status(catalog: Catalog, destinations: Sequence[str]) -> list[OffsiteStatus]:
+def offsite_status(
+    catalog: Catalog,
+    destinations: Sequence[str],
+    summaries: Mapping[str, OffsiteSummary] | None = None,
+) -> list[OffsiteStatus]:
     """Per copy destination: finished sets complete there and not, failed copies, the last
-    copy confirmed, and the newest set not complete there (nothing without destinations)."""
+    copy confirmed, and the newest set not complete there (nothing without destinations).
+    `summaries`: each destination's `offsite_summary`, when the caller has read them."""
     report = []
     for name in destinations:
-        summary = catalog.offsite_summary(name)
+        summary = catalog.offsite_summary(name) if summaries is None else summaries[name]
         newest, gaps = None, ()
         if summary.newest_incomplete is not None:
             newest = catalog.get_backup_set(summary.newest_incomplete)

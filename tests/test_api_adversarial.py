@@ -420,3 +420,22 @@ def test_uvicorns_own_tracebacks_are_masked_too(tmp_path: Path) -> None:
         server.close()
     assert "RuntimeError: connecting with key" in seen.getvalue()
     assert KEY not in seen.getvalue() and TOKEN not in seen.getvalue()
+
+
+def test_json_sent_as_a_form_is_told_its_content_type(served) -> None:
+    """`curl -d '{"type": "full"}'` without -H sends a form; the answer was 'body: Input
+    should be a valid dictionary or object to extract fields from'."""
+    _, server = served
+    with server.client() as client:
+        jobs_before = client.get("/api/jobs").json()
+        for content_type in ("application/x-www-form-urlencoded", "text/plain"):
+            answer = client.post(
+                "/api/backups",
+                content=b'{"type": "files"}',
+                headers={"Content-Type": content_type},
+            )
+            assert answer.status_code == 400
+            assert answer.json()["field"] == "body"
+            assert "Content-Type: application/json" in answer.json()["message"]
+            assert content_type in answer.json()["message"]
+        assert client.get("/api/jobs").json() == jobs_before

@@ -6,31 +6,18 @@ a dependency after the token's check (an anonymous caller gets 401 first); FastA
 read and cached the body by then, so it is parsed again here, at most MAX_BODY_BYTES.
 """
 
-import email.message
 import json
 from typing import Any
 
 from fastapi import Depends, Request
 
-from jarvis_tui.api.errors import bad_request
+from jarvis_tui.api.errors import bad_request, is_json_media_type
 
 
 class _Twice(ValueError):
     def __init__(self, path: str) -> None:
         super().__init__(path)
         self.path = path
-
-
-def _is_json(content_type: str | None) -> bool:
-    """As FastAPI decides to parse a body as JSON: application/json or application/*+json."""
-    if not content_type:
-        return False
-    message = email.message.Message()
-    message["content-type"] = content_type
-    subtype = message.get_content_subtype()
-    return message.get_content_maintype() == "application" and (
-        subtype == "json" or subtype.endswith("+json")
-    )
 
 
 def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -43,7 +30,7 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 async def reject_duplicate_keys(request: Request) -> None:
-    if not _is_json(request.headers.get("content-type")):
+    if not is_json_media_type(request.headers.get("content-type")):
         return
     body = await request.body()
     if not body:

@@ -5,6 +5,7 @@ also names it (`"field": "type"`). No traceback and no secret ever reaches a cli
 an unexpected error is logged (masked) and answered as `internal`.
 """
 
+import email.message
 import logging
 from typing import Any
 
@@ -113,15 +114,35 @@ async def _refused_caller(request: Request) -> JSONResponse | None:
     return None
 
 
+def is_json_media_type(content_type: str | None) -> bool:
+    """As FastAPI decides to read a body as JSON: application/json or application/*+json."""
+    if not content_type:
+        return False
+    message = email.message.Message()
+    message["content-type"] = content_type
+    subtype = message.get_content_subtype()
+    return message.get_content_maintype() == "application" and (
+        subtype == "json" or subtype.endswith("+json")
+    )
+
+
 async def _validation_failed(request: Request, error: RequestValidationError) -> JSONResponse:
     refused = await _refused_caller(request)
     if refused is not None:
         return refused
     first = error.errors()[0] if error.errors() else {}
     field = _field_of(tuple(first.get("loc", ())))
+    content_type = request.headers.get("content-type")
     if first.get("type") == "json_invalid":
         message = "the body is not valid JSON"
         field = "body"
+    elif field == "body" and not is_json_media_type(content_type) and await request.body():
+        # `curl -d '{...}'` without -H sends a form: FastAPI then reads no JSON at all.
+        message = (
+            f"the body must be JSON sent as Content-Type: application/json, not "
+            f"{content_type or 'without a Content-Type'} (curl: add -H 'Content-Type: "
+            "application/json')"
+        )
     else:
         message = f"{field}: {first.get('msg', 'invalid value')}"
     return _answer(400, ErrorBody(code="bad_request", message=redact(message), field=field))

@@ -7,13 +7,15 @@ from grouped queries and the catalog's copy records (no bucket is listed).
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from engines.catalog.times import utc_now
+from engines.monitoring.overview import Overview as OverviewReport
 from engines.monitoring.overview import collect_overview
 from jarvis_tui.api.context import ApiContext, api_context
 from jarvis_tui.api.iso_time import IsoTime
+from jarvis_tui.api.shared_run import SharedRun
 
 router = APIRouter(tags=["monitoring"])
 
@@ -107,13 +109,23 @@ class Overview(_FromReport):
     destinations: list[DestinationStats] = Field(description="each copy destination (S3)")
 
 
+def read_overview(context: ApiContext) -> OverviewReport:
+    """The overview now (in a thread of the pool: it reads the catalog and the disk)."""
+    return collect_overview(context.settings, context.catalog, utc_now())
+
+
 @router.get(
     "/api/backups/stats/overview",
     response_model=Overview,
     summary="counts and sizes per source and tier, last good backups, verification, usage",
 )
-def overview(context: Annotated[ApiContext, Depends(api_context)]) -> Overview:
+async def overview(
+    request: Request, context: Annotated[ApiContext, Depends(api_context)]
+) -> Overview:
     """Sizes count complete artifacts (a files snapshot with the packs it wrote); ages are
-    seconds from `checked_at`; destinations are read from the catalog's copy records."""
-    report = collect_overview(context.settings, context.catalog, utc_now())
-    return Overview.model_validate(report)
+    seconds from `checked_at`; destinations are read from the catalog's copy records.
+    Requests arriving while the overview is being read share that reading."""
+    shared = getattr(request.app.state, "overview_run", None)
+    if shared is None:  # one per application, created on its event loop
+        shared = request.app.state.overview_run = SharedRun(lambda: read_overview(context))
+    return Overview.model_validate(await shared.answer())

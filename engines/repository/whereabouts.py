@@ -9,7 +9,7 @@ the `local` state; an artifact with no copy state at all comes from a catalog wr
 before copy states were, when the repository was the only place there was.
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,9 +42,7 @@ class ArtifactPlaces:
     def state_on(self, destination: str) -> str:
         """`stored`, `failed`, or `missing` (never copied, pending, or deleted there)."""
         copy = self.copies.get(destination)
-        if copy is None or copy.state not in ("stored", "failed"):
-            return "missing"
-        return copy.state
+        return copy_word(None if copy is None else copy.state)
 
     def error_on(self, destination: str) -> str | None:
         copy = self.copies.get(destination)
@@ -109,23 +107,14 @@ class SetPlaces:
     @property
     def summary(self) -> str:
         """A short cell: `local`, `local+s3`, `local, s3 missing 2`, `s3 only`, ..."""
-        if not self.artifacts:
-            return "-"
-        not_local = len(self.artifacts) - self.local_count
-        whole = [] if not_local else [LOCAL]
-        short = []
-        for name in self.destinations:
-            failed, missing = len(self.on(name, "failed")), len(self.on(name, "missing"))
-            if not failed and not missing:
-                whole.append(name)
-                continue
-            words = [f"failed {failed}"] * bool(failed) + [f"missing {missing}"] * bool(missing)
-            short.append(f"{name} {' '.join(words)}")
-        if not_local == len(self.artifacts) and whole and not short:
-            return f"{'+'.join(whole)} only"
-        if not_local:
-            short.insert(0, f"{LOCAL} missing {not_local}")
-        return ", ".join(filter(None, ["+".join(whole), *short]))
+        return places_summary(
+            len(self.artifacts),
+            self.local_count,
+            [
+                (name, len(self.on(name, "failed")), len(self.on(name, "missing")))
+                for name in self.destinations
+            ],
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -147,12 +136,46 @@ class SetPlaces:
         }
 
 
+def copy_word(state: str | None) -> str:
+    """A copy's state as the listings say it: `stored`, `failed`, or `missing` (never
+    copied, pending, or deleted there)."""
+    return state if state in ("stored", "failed") else "missing"
+
+
+def is_local(states: Mapping[str, str]) -> bool:
+    """Whether a complete artifact is in the repository, by its copies' states per
+    destination: its `local` state, or none recorded at all (a catalog written before
+    copy states were, when the repository was the only place there was)."""
+    local = states.get(LOCAL)
+    return local == "stored" if local is not None else not states
+
+
+def places_summary(artifacts: int, local: int, short_of: Sequence[tuple[str, int, int]]) -> str:
+    """`SetPlaces.summary` from counts: complete artifacts, those in the repository, and
+    per copy destination its failed and missing copies."""
+    if not artifacts:
+        return "-"
+    not_local = artifacts - local
+    whole = [] if not_local else [LOCAL]
+    short = []
+    for name, failed, missing in short_of:
+        if not failed and not missing:
+            whole.append(name)
+            continue
+        words = [f"failed {failed}"] * bool(failed) + [f"missing {missing}"] * bool(missing)
+        short.append(f"{name} {' '.join(words)}")
+    if not_local == artifacts and whole and not short:
+        return f"{'+'.join(whole)} only"
+    if not_local:
+        short.insert(0, f"{LOCAL} missing {not_local}")
+    return ", ".join(filter(None, ["+".join(whole), *short]))
+
+
 def _places(placed: PlacedArtifact, destinations: Sequence[str]) -> ArtifactPlaces:
     by_destination = {copy.destination: copy for copy in placed.copies}
-    local = by_destination.get(LOCAL)
     return ArtifactPlaces(
         placed.relpath,
-        local.state == "stored" if local is not None else not by_destination,
+        is_local({copy.destination: copy.state for copy in placed.copies}),
         {name: by_destination.get(name) for name in destinations},
     )
 

@@ -353,3 +353,31 @@ def test_rotated_log_files_stay_private(log_dir: Path):
     files = sorted(log_dir.iterdir())
     assert [f.name for f in files] == [LOG_FILE_NAME, f"{LOG_FILE_NAME}.1", f"{LOG_FILE_NAME}.2"]
     assert {stat.S_IMODE(f.stat().st_mode) for f in files} == {0o600}
+
+
+def _set_job_process(catalog: Catalog, job_id: int, pid: int, started_at: str) -> None:
+    with catalog._db.write() as conn:
+        conn.execute(
+            "UPDATE jobs SET pid = ?, started_at = ? WHERE id = ?", (pid, started_at, job_id)
+        )
+
+
+def test_a_job_whose_pid_now_names_a_later_process_is_orphaned(catalog: Catalog):
+    """After a reboot (or a long while) a dead job's pid can name another process: the
+    job's row was written once its process ran, so a process started later is not it."""
+    import subprocess
+    import sys
+
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        reused = catalog.create_job("backup", "backup files")
+        _set_job_process(catalog, reused.id, other.pid, "2020-01-01T00:00:00+00:00")
+        own = catalog.create_job("backup", "backup redis")  # this process, started earlier
+        assert catalog.mark_orphaned_jobs() == [reused.id]
+        assert catalog.get_job(reused.id).status == "failed"
+        assert catalog.get_job(own.id).status == "running"
+        assert catalog.get_job(reused.id).gone_here() is True
+        assert catalog.get_job(own.id).gone_here() is False
+    finally:
+        other.kill()
+        other.wait()

@@ -8,13 +8,10 @@ reached keeps its copies, recorded as still there with why, and the set stays
 listed and marked for the next cleanup to finish.
 """
 
-import socket
-
 from engines.destinations.deletion_locks import DeletionLocks
 from engines.errors import JarvisError
 from engines.jobs import JobContext
 from engines.pipeline.artifacts import SIDECAR_SUFFIX
-from engines.plumbing.processes import process_alive
 from engines.repository.set_records import record_relpath
 from engines.workspace import Workspace
 
@@ -32,7 +29,7 @@ def readers_in_use(
     for job in workspace.catalog.unfinished_jobs():
         if job.id == own_job_id or job.kind in LOCKED_JOB_KINDS:
             continue
-        if job.host == socket.gethostname() and job.pid and not process_alive(job.pid):
+        if job.gone_here():
             continue
         reason = f"in use by job {job.id} ({job.description})"
         if job.set_id:

@@ -12,9 +12,9 @@ from engines.catalog.rows import (
     JobEvent,
     require_one_of,
 )
-from engines.catalog.times import now_iso
+from engines.catalog.times import now_iso, parse_optional
 from engines.errors import NotFoundError
-from engines.plumbing.processes import process_alive
+from engines.plumbing.processes import job_process_gone
 from engines.plumbing.redaction import redact
 
 ORPHAN_ERROR = "process died"
@@ -49,11 +49,6 @@ class JobsMixin:
                 "SELECT * FROM jobs WHERE status = ? ORDER BY id DESC LIMIT ?",
                 (status, int(limit)),
             )
-        return [Job.from_row(row) for row in rows]
-
-    def running_jobs(self) -> list[Job]:
-        """Jobs not yet finished, oldest first (after `mark_orphaned_jobs`, only live ones)."""
-        rows = self._db.rows("SELECT * FROM jobs WHERE status IN ('queued', 'running') ORDER BY id")
         return [Job.from_row(row) for row in rows]
 
     def update_job_progress(
@@ -121,17 +116,20 @@ class JobsMixin:
         return bool(row and row[0])
 
     def mark_orphaned_jobs(self) -> list[int]:
-        """Fail unfinished jobs whose process on this host is gone (after kill -9 or a crash)."""
+        """Fail unfinished jobs whose process on this host is gone (after kill -9 or a crash),
+        also when its pid now names another process (after a reboot, say)."""
         host = socket.gethostname()
         with self._db.write() as conn:
             candidates = conn.execute(
-                "SELECT id, pid FROM jobs WHERE status IN ('queued', 'running') AND host = ?",
+                "SELECT id, pid, started_at FROM jobs"
+                " WHERE status IN ('queued', 'running') AND host = ?",
                 (host,),
             ).fetchall()
             orphaned = [
                 row["id"]
                 for row in candidates
-                if row["pid"] is not None and not process_alive(row["pid"])
+                if row["pid"] is not None
+                and job_process_gone(row["pid"], parse_optional(row["started_at"]))
             ]
             at = now_iso()
             for job_id in orphaned:

@@ -1,12 +1,14 @@
 """The catalog's rows as small frozen dataclasses, and the words each column allows."""
 
 import json
+import socket
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from engines.catalog.times import parse_iso, parse_optional
+from engines.plumbing.processes import job_process_gone
 
 SET_KINDS_PATTERN = r"[a-z0-9][a-z0-9_-]*"
 SET_TIERS = ("daily", "weekly", "monthly", "manual")
@@ -196,6 +198,15 @@ class Job:
     @property
     def finished(self) -> bool:
         return self.status in JOB_FINAL_STATUSES
+
+    def gone_here(self) -> bool:
+        """Its process ran on this host and runs no more (a row `mark_orphaned_jobs` has
+        not reached yet)."""
+        return (
+            self.host == socket.gethostname()
+            and bool(self.pid)
+            and job_process_gone(self.pid, self.started_at)
+        )
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> "Job":

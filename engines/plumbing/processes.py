@@ -4,6 +4,7 @@ the pipes we stream through to and from them."""
 import contextlib
 import fcntl
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,14 @@ def owner_gone(pid: int, start: str | None = None, *, last_change: float | None 
         started = process_started_at(pid)
         return started is not None and started > last_change + _BOOT_SLACK_S
     return False
+
+
+def job_process_gone(pid: int, started_at: datetime | None) -> bool:
+    """True when the process that started a job at `started_at` no longer runs: a job's
+    row is written by its process once running, so a process under that pid started later
+    is another one (the pid reused, after a reboot or a long while)."""
+    last_change = None if started_at is None else started_at.timestamp()
+    return owner_gone(pid, last_change=last_change)
 
 
 _F_SETPIPE_SZ = 1031

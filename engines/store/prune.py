@@ -13,7 +13,6 @@ before anything is written or deleted, with exit 4 and a pointer to `repair`.
 """
 
 import contextlib
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -21,7 +20,6 @@ from typing import TYPE_CHECKING
 from engines.destinations.base import Destination, StoredObject
 from engines.errors import IntegrityError, JarvisError, KeyNotAvailableError
 from engines.jobs import JobContext
-from engines.plumbing.processes import process_alive
 from engines.store.index import index_files, load_index, write_index
 from engines.store.keys import ID_SIZE
 from engines.store.layout import SOURCE, is_snapshot_key
@@ -83,7 +81,7 @@ def readers_running(workspace: Workspace, own_job_id: int | None) -> str | None:
     for job in workspace.catalog.unfinished_jobs():
         if job.id == own_job_id or job.kind in _LOCKING_JOBS:
             continue
-        if job.host == socket.gethostname() and job.pid and not process_alive(job.pid):
+        if job.gone_here():
             continue
         return f"job {job.id} ({job.description}) is running and may be reading packs"
     return None

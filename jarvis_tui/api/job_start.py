@@ -111,7 +111,7 @@ def start_job_watched(
     with _one_start_at_a_time(context.catalog.path):
         catalog = context.catalog
         catalog.mark_orphaned_jobs()
-        for job in catalog.running_jobs():
+        for job in catalog.unfinished_jobs():
             if conflicts(job):
                 raise conflict(
                     f"job {job.id} ({job.description}) is running; wait for it "

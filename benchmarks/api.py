@@ -26,7 +26,7 @@ through the catalog API), one real `backup config` of an incompressible file of
   twice a round: the first download (its file's ctime moved just before by a chmod to
   its own mode, so the server hashes every byte it sends, as for a file it never sent)
   and a repeat (the same file, unchanged since it matched: sent unhashed, see
-  jarvis_tui/api/checked_files.py); the server's log is checked to say so for each.
+  jarvis_tui/api/download/checked_files.py); the server's log is checked to say so for each.
   Peers, measured in the same rounds: `cat FILE > /dev/null` (the issue's "reading the
   file with cat") and `cat FILE | cat > /dev/null` (the bytes handed to another
   process, as a download must), `openssl dgst -sha256 FILE` for scale (the hashing the
@@ -202,8 +202,8 @@ def _timed(argv: list[str]) -> tuple[float, str]:
 
 
 def measure_download(server, set_id: str, stored: Path, rounds: int) -> list[Download]:
-    from jarvis_tui.api.checked_files import SETTLE_NS
-    from jarvis_tui.api.download_body import UNHASHED
+    from jarvis_tui.api.download.body import UNHASHED
+    from jarvis_tui.api.download.checked_files import SETTLE_NS
     from tests.support.api_server import TOKEN
 
     size = stored.stat().st_size

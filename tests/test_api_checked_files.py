@@ -3,7 +3,7 @@
 import os
 from pathlib import Path
 
-from jarvis_tui.api.checked_files import SETTLE_NS, CheckedFiles, Fingerprint
+from jarvis_tui.api.download.checked_files import SETTLE_NS, CheckedFiles, Fingerprint
 
 NOW = 1_800_000_000 * 10**9  # a fixed read time (ns): the clock is an argument
 

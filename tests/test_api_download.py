@@ -14,9 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from jarvis_tui.api.byte_ranges import ByteRange, Unsatisfiable, requested_range
-from jarvis_tui.api.checked_files import SETTLE_NS
-from jarvis_tui.api.download_body import UNHASHED
+from jarvis_tui.api.download.body import UNHASHED
+from jarvis_tui.api.download.byte_ranges import ByteRange, Unsatisfiable, requested_range
+from jarvis_tui.api.download.checked_files import SETTLE_NS
 from jarvis_tui.exit_codes import ExitCode
 from tests.support.api_server import TOKEN, ApiServer
 from tests.support.files_env import FilesEnv, make_secrets_env, random_text

@@ -14,8 +14,8 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from jarvis_tui.api.context import ApiContext
-from jarvis_tui.api.metrics import metrics_registry
-from jarvis_tui.api.metrics_system import PITR_DEADLINE_S, PITR_TIMEOUT_S
+from jarvis_tui.api.metrics.collector import metrics_registry
+from jarvis_tui.api.metrics.system import PITR_DEADLINE_S, PITR_TIMEOUT_S
 from jarvis_tui.exit_codes import ExitCode
 from tests.support.api_server import TOKEN, ApiServer
 from tests.support.files_env import FilesEnv, make_secrets_env

@@ -8,7 +8,7 @@ from fastapi import Request
 from engines.catalog import Catalog
 from engines.config import Settings
 from engines.workspace import Workspace
-from jarvis_tui.api.checked_files import CheckedFiles
+from jarvis_tui.api.download.checked_files import CheckedFiles
 
 
 @dataclass

@@ -36,13 +36,13 @@ from fastapi.responses import JSONResponse, Response
 
 from engines.catalog.rows import Artifact, BackupSet
 from engines.plumbing.redaction import redact
-from jarvis_tui.api.byte_ranges import ByteRange, Unsatisfiable, requested_range
-from jarvis_tui.api.checked_stream import CheckedStreamResponse
 from jarvis_tui.api.context import ApiContext, api_context
-from jarvis_tui.api.download_body import Body, Stored
+from jarvis_tui.api.download.body import Body, Stored
+from jarvis_tui.api.download.byte_ranges import ByteRange, Unsatisfiable, requested_range
+from jarvis_tui.api.download.checked_stream import CheckedStreamResponse
+from jarvis_tui.api.download.set_tar import set_tar, tar_etag
+from jarvis_tui.api.download.stored_artifact import StoredArtifact, open_stored
 from jarvis_tui.api.errors import ApiError, ErrorBody, conflict
-from jarvis_tui.api.set_tar import set_tar, tar_etag
-from jarvis_tui.api.stored_artifact import StoredArtifact, open_stored
 
 logger = logging.getLogger("jarvis.api")
 router = APIRouter(tags=["backups"])

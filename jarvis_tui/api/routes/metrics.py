@@ -9,7 +9,7 @@ from fastapi.responses import Response
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
 
-from jarvis_tui.api.metrics import metrics_registry
+from jarvis_tui.api.metrics.collector import metrics_registry
 
 router = APIRouter(tags=["metrics"])
 _CREATING = threading.Lock()

@@ -1,7 +1,7 @@
 """`POST /api/backups/{id}/restore`: a restore as a job, or a dry run's plan.
 
-The body names the type of restore and the CLI's options for it (restore_request); a
-restore that replaces data also needs `confirm` (restore_confirm). The restore runs as
+The body names the type of restore and the CLI's options for it (restore.request); a
+restore that replaces data also needs `confirm` (restore.confirm). The restore runs as
 the same verb the CLI and the console run (`restore`, `restore-full`), in the console's
 detached job process:
 
@@ -30,11 +30,11 @@ from jarvis_tui.api.context import ApiContext, api_context
 from jarvis_tui.api.errors import ApiError, bad_request, conflict
 from jarvis_tui.api.job_conflicts import DRY_WORDS, INTO, restore_conflicts
 from jarvis_tui.api.job_start import JobAccepted, JobLaunch, start_job_watched
-from jarvis_tui.api.restore_confirm import check_confirmation, target_of
-from jarvis_tui.api.restore_plan import DryRunReport, log_plan, plan_report
-from jarvis_tui.api.restore_request import TYPES, FullRestore, RestoreBody
+from jarvis_tui.api.restore.confirm import check_confirmation, target_of
+from jarvis_tui.api.restore.plan import DryRunReport, log_plan, plan_report
+from jarvis_tui.api.restore.request import TYPES, FullRestore, RestoreBody
+from jarvis_tui.api.restore.tagged_body import TaggedBodyRoute
 from jarvis_tui.api.routes.actions import STARTED_RESPONSES
-from jarvis_tui.api.tagged_body import TaggedBodyRoute
 from jarvis_tui.job_process import ActionSpec
 from jarvis_tui.pitr_choices import RestoreChoiceError
 

@@ -18,9 +18,9 @@ import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from jarvis_tui.api.byte_ranges import ByteRange
-from jarvis_tui.api.checked_files import read_clock
-from jarvis_tui.api.stored_artifact import StoredArtifact, StoredBytesChanged
+from jarvis_tui.api.download.byte_ranges import ByteRange
+from jarvis_tui.api.download.checked_files import read_clock
+from jarvis_tui.api.download.stored_artifact import StoredArtifact, StoredBytesChanged
 
 logger = logging.getLogger("jarvis.api")
 UNHASHED = "sent without hashing: unchanged since it matched the catalog"

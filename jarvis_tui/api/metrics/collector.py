@@ -30,8 +30,8 @@ from engines.catalog import Catalog
 from engines.catalog.rows import JOB_FINAL_STATUSES, SET_FINAL_STATUSES
 from engines.monitoring.watchdog import configured_sources
 from jarvis_tui.api.context import ApiContext
-from jarvis_tui.api.metric_families import PREFIX, gauge, one_line, single
-from jarvis_tui.api.metrics_system import destination_metrics, pitr_metrics, space_metrics
+from jarvis_tui.api.metrics.families import PREFIX, gauge, one_line, single
+from jarvis_tui.api.metrics.system import destination_metrics, pitr_metrics, space_metrics
 
 logger = logging.getLogger("jarvis.api")
 

@@ -23,7 +23,7 @@ from engines.catalog import Artifact
 from engines.config import Settings
 from engines.postgres.restore import target_database
 from jarvis_tui.api.errors import ApiError, bad_request
-from jarvis_tui.api.restore_request import (
+from jarvis_tui.api.restore.request import (
     ConfigRestore,
     FilesRestore,
     FullRestore,

@@ -13,7 +13,7 @@ before answering. The tar's bytes are determined by its members' bytes, whose SH
 are known (the catalog's): they are in the headers (`X-Artifact-SHA256-<n>: <hex>
 <relpath>`, n from 1 in tar order) and in the tar's first member, `<set id>/SHA256SUMS`
 (`cd <set id> && sha256sum -c SHA256SUMS` after extracting). Each member read whole
-is hashed as it is sent (see `download_body`).
+is hashed as it is sent (see `download.body`).
 """
 
 import hashlib
@@ -22,8 +22,8 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from engines.catalog.rows import BackupSet
-from jarvis_tui.api.download_body import Body, Literal, Piece, Stored
-from jarvis_tui.api.stored_artifact import StoredArtifact
+from jarvis_tui.api.download.body import Body, Literal, Piece, Stored
+from jarvis_tui.api.download.stored_artifact import StoredArtifact
 
 BLOCK = tarfile.BLOCKSIZE
 SUMS_NAME = "SHA256SUMS"

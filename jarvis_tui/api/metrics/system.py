@@ -22,7 +22,7 @@ from engines.config import Settings
 from engines.monitoring.watchdog import disk_space
 from engines.repository.whereabouts import copy_destination_names
 from jarvis_tui.api.context import ApiContext
-from jarvis_tui.api.metric_families import PREFIX, gauge, one_line, single
+from jarvis_tui.api.metrics.families import PREFIX, gauge, one_line, single
 
 logger = logging.getLogger("jarvis.api")
 

@@ -6,7 +6,7 @@ ranges at constant memory. Before a byte is sent: a local file must resolve insi
 repository (no symlink leads out of it) and be a regular file, and whichever copy is
 read must have the catalogued size; anything else is an `integrity` error (422) naming
 the artifact and `jarvis-tui verify`. Its SHA-256 can only be known by reading it: the
-stream (`download_body`) hashes what it sends and cuts the connection before the last
+stream (`download.body`) hashes what it sends and cuts the connection before the last
 bytes when they do not match, unless `checked_files` holds the opened file's fingerprint
 (this process hashed it whole before and it is unchanged since).
 """
@@ -21,7 +21,7 @@ from engines.catalog.rows import Artifact
 from engines.destinations import Destination
 from engines.errors import JarvisError, NotFoundError
 from engines.workspace import Workspace
-from jarvis_tui.api.checked_files import CheckedFiles, Fingerprint, Key
+from jarvis_tui.api.download.checked_files import CheckedFiles, Fingerprint, Key
 from jarvis_tui.api.errors import ApiError
 
 # Large reads: 4 MiB. 1-16 MiB sent a warm 1 GiB alike on uvloop+httptools (0.3-0.45

@@ -26,8 +26,8 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from engines.plumbing.redaction import redact
-from jarvis_tui.api.byte_ranges import ByteRange
-from jarvis_tui.api.download_body import Body
+from jarvis_tui.api.download.body import Body
+from jarvis_tui.api.download.byte_ranges import ByteRange
 
 logger = logging.getLogger("jarvis.api")
 _END = object()

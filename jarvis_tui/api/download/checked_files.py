@@ -1,7 +1,7 @@
 """Stored files this server process has hashed whole and found to be the catalog's,
 remembered by what `fstat` says of them, so an unchanged one is sent again unhashed.
 
-A download hashes every byte it sends (see `download_body`), about a CPU-second per GiB.
+A download hashes every byte it sends (see `download.body`), about a CPU-second per GiB.
 Once a local file was read whole and matched the catalog's SHA-256, its fingerprint is
 kept here (device, inode, size, mtime_ns, ctime_ns, keyed by the artifact and its
 catalogued SHA-256) in a bounded map (least recently used out). A later download whose

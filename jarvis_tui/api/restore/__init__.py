@@ -1,0 +1,1 @@
+"""POST /api/backups/{id}/restore: the request bodies, the typed confirmation, the plan."""

@@ -352,3 +352,22 @@ def test_the_range_asked_for(header: str | None, expected: ByteRange | None) -> 
 def test_ranges_past_the_end_are_unsatisfiable(header: str, length: int) -> None:
     with pytest.raises(Unsatisfiable):
         requested_range(header, length)
+
+
+def test_a_descriptor_is_checked_for_where_it_really_points(tmp_path):
+    """The resolve-then-open race (a parent folder swapped for a symlink in between) is
+    closed by asking the opened descriptor where it points."""
+    from jarvis_tui.api.download.stored_artifact import _opened_inside
+
+    root = tmp_path / "repo"
+    (root / "postgres").mkdir(parents=True)
+    inside = root / "postgres" / "a.enc"
+    outside = tmp_path / "elsewhere.enc"
+    inside.write_bytes(b"x")
+    outside.write_bytes(b"x")
+    for path, expected in ((inside, True), (outside, False)):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            assert _opened_inside(fd, root.resolve()) is expected
+        finally:
+            os.close(fd)

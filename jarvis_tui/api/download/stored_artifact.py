@@ -188,4 +188,17 @@ def _open_inside(root: Path, path: Path, artifact: Artifact) -> int | None:
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
         raise integrity_error(artifact, "its stored file is not a regular file")
+    if not _opened_inside(fd, root.resolve()):
+        os.close(fd)  # a parent folder swapped for a symlink between resolve and open
+        raise integrity_error(artifact, "its stored file leads outside the repository")
     return fd
+
+
+def _opened_inside(fd: int, root: Path) -> bool:
+    """Where the descriptor really points (Linux's /proc), inside `root`; True where the
+    system cannot say (the resolve before the open is then the only check)."""
+    try:
+        opened = Path(os.readlink(f"/proc/self/fd/{fd}"))
+    except OSError:
+        return True
+    return opened.is_relative_to(root)

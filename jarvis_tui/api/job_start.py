@@ -29,7 +29,6 @@ from jarvis_tui.api.errors import ApiError, conflict
 from jarvis_tui.job_process import ActionSpec, Outcome, run_in_process
 
 START_TIMEOUT_S = 120.0
-WAIT_STEP_S = 0.05
 
 _starting = threading.Lock()
 

@@ -1,6 +1,12 @@
-"""The API's page cache: an answer is kept under the catalog's change marker only."""
+"""The API's page cache: an answer is kept under the catalog's change marker only, and
+requests for a page being built share that build."""
 
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+import pytest
 
 from engines.catalog import Catalog
 from jarvis_tui.api.page_cache import Answer, PageCache
@@ -59,3 +65,58 @@ def test_the_marker_moves_on_every_write_to_sets_artifacts_or_copies(tmp_path: P
         assert moved()
         writer.delete_backup_set(backup_set.id)  # artifacts and copies go with it
         assert moved()
+
+
+def _until(check, what: str) -> None:
+    deadline = time.monotonic() + 60
+    while not check():
+        assert time.monotonic() < deadline, f"timed out after 60 s waiting for {what}"
+        time.sleep(0.01)
+
+
+def test_requests_for_a_page_being_built_wait_for_it_and_share_its_answer() -> None:
+    cache, built, release = PageCache(), [], threading.Event()
+
+    def held() -> Answer:
+        built.append("held")
+        assert release.wait(60), "the test never let the build go"
+        return Answer(b"built once", {})
+
+    def again() -> Answer:
+        built.append("again")
+        return Answer(b"built again", {})
+
+    with ThreadPoolExecutor(4) as pool:
+        first = pool.submit(cache.get, "/a", 1, held)
+        _until(lambda: built == ["held"], "the first build")
+        # The catalog moved on meanwhile (marker 2): still the build under way.
+        others = [pool.submit(cache.get, "/a", 2, again) for _ in range(3)]
+        other_page = cache.get("/b", 2, lambda: Answer(b"b", {}))  # not held up
+        _until(lambda: cache.waiting == 3, "three requests waiting")
+        release.set()
+        answers = [f.result(60).body for f in (first, *others)]
+    assert answers == [b"built once"] * 4 and other_page.body == b"b"
+    assert built == ["held"] and cache.waiting == 0
+    assert cache.get("/a", 1, again).body == b"built once"  # kept under its own marker
+    assert cache.get("/a", 2, again).body == b"built again"
+
+
+def test_when_the_build_fails_a_waiting_request_builds_the_page_itself() -> None:
+    cache, release = PageCache(), threading.Event()
+    started = threading.Event()
+
+    def broken() -> Answer:
+        started.set()
+        assert release.wait(60)
+        raise RuntimeError("the catalog broke")
+
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(cache.get, "/a", 1, broken)
+        assert started.wait(60)
+        second = pool.submit(cache.get, "/a", 1, lambda: Answer(b"rebuilt", {}))
+        _until(lambda: cache.waiting == 1, "a request waiting")
+        release.set()
+        with pytest.raises(RuntimeError, match="the catalog broke"):
+            first.result(60)
+        assert second.result(60).body == b"rebuilt"
+    assert cache.get("/a", 1, lambda: Answer(b"never", {})).body == b"rebuilt"

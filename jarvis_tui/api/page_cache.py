@@ -7,12 +7,18 @@ write to the sets, their artifacts or their copies moves on, from any process) t
 before it was built; any such write since makes the marker differ and the page is
 built again. A running job's progress does not: polls during a backup still hit.
 Small and bounded: a few dozen answers, none larger than MAX_BODY_BYTES.
+
+Requests for a page while it is being built wait for that build and share its answer
+(one build per page at a time): while a backup or `sync` changes the catalog between
+polls, 20 monitors asking for the same page would otherwise each build it, each slower
+for the others. The answer they get was read during their request. Should the build
+fail, the waiting requests go on as if none were under way (one builds, the rest wait).
 """
 
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 MAX_ENTRIES = 32
 MAX_BODY_BYTES = 1 << 20
@@ -24,25 +30,53 @@ class Answer:
     headers: dict[str, str]
 
 
+@dataclass
+class _Build:
+    """A page being built; `answer` is set before `done` (None: the build failed)."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+    answer: Answer | None = None
+
+
 class PageCache:
     def __init__(self, max_entries: int = MAX_ENTRIES, max_body_bytes: int = MAX_BODY_BYTES):
         self._max_entries = max_entries
         self._max_body_bytes = max_body_bytes
         self._entries: OrderedDict[str, tuple[object, Answer]] = OrderedDict()
+        self._building: dict[str, _Build] = {}
         self._lock = threading.Lock()
+        self.waiting = 0  # requests waiting for a build now (what the tests wait for)
 
     def get(self, key: str, marker: object, build: Callable[[], Answer]) -> Answer:
-        """The answer kept for `key` under `marker`, or `build()`'s (then kept)."""
+        """The answer kept for `key` under `marker`, the one being built for `key` (waited
+        for), or `build()`'s (then kept)."""
         with self._lock:
             kept = self._entries.get(key)
             if kept is not None and kept[0] == marker:
                 self._entries.move_to_end(key)
                 return kept[1]
-        answer = build()  # outside the lock: requests for other pages go on meanwhile
-        if len(answer.body) <= self._max_body_bytes:
+            under_way = self._building.get(key)
+            if under_way is None:
+                mine = self._building[key] = _Build()
+            else:
+                self.waiting += 1
+        if under_way is not None:
+            under_way.done.wait()
             with self._lock:
-                self._entries[key] = (marker, answer)
-                self._entries.move_to_end(key)
-                while len(self._entries) > self._max_entries:
-                    self._entries.popitem(last=False)
-        return answer
+                self.waiting -= 1
+            if under_way.answer is not None:
+                return under_way.answer
+            return self.get(key, marker, build)  # it failed: this request builds (or waits)
+        try:
+            # Outside the lock: requests for other pages go on meanwhile.
+            mine.answer = build()
+        finally:
+            with self._lock:
+                del self._building[key]
+                if mine.answer is not None and len(mine.answer.body) <= self._max_body_bytes:
+                    self._entries[key] = (marker, mine.answer)
+                    self._entries.move_to_end(key)
+                    while len(self._entries) > self._max_entries:
+                        self._entries.popitem(last=False)
+            mine.done.set()
+        return mine.answer

@@ -10,7 +10,6 @@ import logging
 import os
 import signal
 import socket
-import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -26,7 +25,7 @@ from engines.plumbing.redaction import register_secrets
 from jarvis_tui.api.request_deadline import REQUEST_DEADLINE_S
 from jarvis_tui.api.server import ServeOptions, prepare
 from jarvis_tui.exit_codes import ExitCode
-from tests.support.api_server import TOKEN, ApiServer
+from tests.support.api_server import TOKEN, ApiServer, hold_still
 from tests.support.files_env import KEY, FilesEnv, make_secrets_env, random_text
 
 DEADLINE_S = 60.0
@@ -217,25 +216,6 @@ def test_a_set_being_deleted_is_not_downloaded(served) -> None:
         assert "being deleted" in client.get(f"/api/backups/{set_id}/download").json()["message"]
 
 
-def _hold_still(pid: int, catalog: Path) -> None:
-    """SIGSTOP the job process, never inside a write to the catalog (as in
-    test_api_restore: stopped there, it is let go a moment and stopped again)."""
-    deadline = time.monotonic() + DEADLINE_S
-    while True:
-        os.kill(pid, signal.SIGSTOP)
-        probe = sqlite3.connect(catalog, timeout=0.5)
-        try:
-            probe.execute("BEGIN IMMEDIATE")
-            probe.rollback()
-            return
-        except sqlite3.OperationalError:
-            os.kill(pid, signal.SIGCONT)
-            assert time.monotonic() < deadline, "the job kept the catalog locked"
-            time.sleep(0.01)
-        finally:
-            probe.close()
-
-
 def _started_backup(server: ApiServer, env: FilesEnv) -> tuple[int, int]:
     """A files backup started through the API and held still: its job id and pid."""
     with server.client() as client:
@@ -245,7 +225,7 @@ def _started_backup(server: ApiServer, env: FilesEnv) -> tuple[int, int]:
     with env.workspace() as workspace:
         pid = workspace.catalog.get_job(job_id).pid
     assert pid is not None
-    _hold_still(pid, env.root / "catalog.sqlite3")
+    hold_still(pid, env.root / "catalog.sqlite3")
     return job_id, pid
 
 

@@ -9,7 +9,6 @@ damaged artifact failing its job with nothing written.
 
 import os
 import signal
-import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,7 +19,7 @@ import pytest
 
 from engines.catalog.rows import Job
 from jarvis_tui.api.job_conflicts import backup_conflicts, restore_conflicts
-from tests.support.api_server import TOKEN, ApiServer
+from tests.support.api_server import TOKEN, ApiServer, hold_still
 from tests.support.files_env import (
     FilesEnv,
     make_secrets_env,
@@ -221,25 +220,6 @@ def test_a_set_being_deleted_is_not_restored(served: Served, tmp_path):
     answer = restore(served.client, served.secrets_set, type="secrets", to=str(to))
     assert answer.status_code == 409 and "being deleted" in answer.json()["message"], answer.text
     assert not to.exists()
-
-
-def hold_still(pid: int, catalog: Path) -> None:
-    """SIGSTOP the job process, but never inside a write to the catalog (the server's
-    own writes would wait on it): stopped there, it is let go a moment and stopped again."""
-    deadline = time.monotonic() + DEADLINE_S
-    while True:
-        os.kill(pid, signal.SIGSTOP)
-        probe = sqlite3.connect(catalog, timeout=0.5)
-        try:
-            probe.execute("BEGIN IMMEDIATE")
-            probe.rollback()
-            return
-        except sqlite3.OperationalError:
-            os.kill(pid, signal.SIGCONT)
-            assert time.monotonic() < deadline, "the job kept the catalog locked"
-            time.sleep(0.01)
-        finally:
-            probe.close()
 
 
 def with_big_file(env: FilesEnv) -> bytes:

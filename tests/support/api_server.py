@@ -7,9 +7,11 @@ never race for one. A test stops it by SIGTERM (what a service manager sends).
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Self
@@ -21,6 +23,7 @@ from tests.support.processes import Server
 
 TOKEN = "api-token-" + "5f3c9a1e7b2d4068" * 3  # 58 characters
 START_TIMEOUT_S = 60.0
+HOLD_DEADLINE_S = 120.0
 STOP_TIMEOUT_S = 30.0
 _LISTENING = re.compile(r"listening on (http://\S+)")
 
@@ -109,3 +112,22 @@ def refused_start(env_file: Path, args: Sequence[str]) -> subprocess.CompletedPr
         cwd=REPO_ROOT,
         timeout=START_TIMEOUT_S,
     )
+
+
+def hold_still(pid: int, catalog: Path) -> None:
+    """SIGSTOP the job process, but never inside a write to the catalog (the server's
+    own writes would wait on it): stopped there, it is let go a moment and stopped again."""
+    deadline = time.monotonic() + HOLD_DEADLINE_S
+    while True:
+        os.kill(pid, signal.SIGSTOP)
+        probe = sqlite3.connect(catalog, timeout=0.5)
+        try:
+            probe.execute("BEGIN IMMEDIATE")
+            probe.rollback()
+            return
+        except sqlite3.OperationalError:
+            os.kill(pid, signal.SIGCONT)
+            assert time.monotonic() < deadline, "the job kept the catalog locked"
+            time.sleep(0.01)
+        finally:
+            probe.close()

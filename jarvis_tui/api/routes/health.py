@@ -14,10 +14,8 @@ share its answer: probes polling faster than a slow run ends cannot pile up runs
 cancel the run the others wait for.
 """
 
-import asyncio
 from typing import Annotated, Any
 
-from anyio import to_thread
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
@@ -25,6 +23,7 @@ from engines.catalog.times import utc_now
 from engines.errors import JarvisError
 from engines.monitoring.health import HealthCheck, run_health_checks
 from jarvis_tui.api.context import ApiContext, api_context
+from jarvis_tui.api.shared_run import SharedRun
 
 router = APIRouter(tags=["monitoring"])
 
@@ -51,18 +50,6 @@ def _run_checks(context: ApiContext) -> dict[str, Any]:
     return {"healthy": all(c.ok for c in checks), "checks": [c.to_json() for c in checks]}
 
 
-class _SharedRun:
-    """The run under way, if any, that every request arriving meanwhile awaits."""
-
-    def __init__(self) -> None:
-        self._task: asyncio.Future[dict[str, Any]] | None = None
-
-    async def answer(self, context: ApiContext) -> dict[str, Any]:
-        if self._task is None or self._task.done():
-            self._task = asyncio.ensure_future(to_thread.run_sync(_run_checks, context))
-        return await asyncio.shield(self._task)
-
-
 @router.get(
     "/api/health",
     response_model=Health,
@@ -77,5 +64,5 @@ async def health(
     Requests arriving while a run is under way share its answer."""
     shared = getattr(request.app.state, "health_run", None)
     if shared is None:  # one per application, created on its event loop
-        shared = request.app.state.health_run = _SharedRun()
-    return await shared.answer(context)
+        shared = request.app.state.health_run = SharedRun(lambda: _run_checks(context))
+    return await shared.answer()

@@ -86,19 +86,22 @@ def test_requests_for_a_page_being_built_wait_for_it_and_share_its_answer() -> N
         built.append("again")
         return Answer(b"built again", {})
 
-    with ThreadPoolExecutor(4) as pool:
+    with ThreadPoolExecutor(6) as pool:
         first = pool.submit(cache.get, "/a", 1, held)
         _until(lambda: built == ["held"], "the first build")
-        # The catalog moved on meanwhile (marker 2): still the build under way.
-        others = [pool.submit(cache.get, "/a", 2, again) for _ in range(3)]
+        same = [pool.submit(cache.get, "/a", 1, again) for _ in range(2)]
+        # The catalog moved on meanwhile (marker 2): these wait, then share one build of
+        # their own (the held one read the catalog before the write they may know of).
+        newer = [pool.submit(cache.get, "/a", 2, again) for _ in range(3)]
         other_page = cache.get("/b", 2, lambda: Answer(b"b", {}))  # not held up
-        _until(lambda: cache.waiting == 3, "three requests waiting")
+        _until(lambda: cache.waiting == 5, "five requests waiting")
         release.set()
-        answers = [f.result(60).body for f in (first, *others)]
-    assert answers == [b"built once"] * 4 and other_page.body == b"b"
-    assert built == ["held"] and cache.waiting == 0
-    assert cache.get("/a", 1, again).body == b"built once"  # kept under its own marker
-    assert cache.get("/a", 2, again).body == b"built again"
+        answers = [f.result(60).body for f in (first, *same)]
+        newer_answers = [f.result(60).body for f in newer]
+    assert answers == [b"built once"] * 3 and other_page.body == b"b"
+    assert newer_answers == [b"built again"] * 3
+    assert built == ["held", "again"] and cache.waiting == 0
+    assert cache.get("/a", 2, held).body == b"built again"  # kept under its own marker
 
 
 def test_when_the_build_fails_a_waiting_request_builds_the_page_itself() -> None:

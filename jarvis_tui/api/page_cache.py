@@ -8,11 +8,14 @@ before it was built; any such write since makes the marker differ and the page i
 built again. A running job's progress does not: polls during a backup still hit.
 Small and bounded: a few dozen answers, none larger than MAX_BODY_BYTES.
 
-Requests for a page while it is being built wait for that build and share its answer
-(one build per page at a time): while a backup or `sync` changes the catalog between
-polls, 20 monitors asking for the same page would otherwise each build it, each slower
-for the others. The answer they get was read during their request. Should the build
-fail, the waiting requests go on as if none were under way (one builds, the rest wait).
+Requests for a page while it is being built wait for that build (one build per page at
+a time): while a backup or `sync` changes the catalog between polls, 20 monitors asking
+for the same page would otherwise each build it, each slower for the others. A waiting
+request takes the build's answer only when the build began under the marker the request
+read: one that read a newer marker (a write committed before it arrived, say a job a
+client saw finish) would otherwise get a page read before that write. It waits, then
+builds under its own marker, that build shared by the requests that read it too. Should
+the build fail, the waiting requests go on as if none were under way.
 """
 
 import threading
@@ -32,8 +35,9 @@ class Answer:
 
 @dataclass
 class _Build:
-    """A page being built; `answer` is set before `done` (None: the build failed)."""
+    """A page being built under `marker`; `answer` is set before `done` (None: failed)."""
 
+    marker: object
     done: threading.Event = field(default_factory=threading.Event)
     answer: Answer | None = None
 
@@ -57,16 +61,18 @@ class PageCache:
                 return kept[1]
             under_way = self._building.get(key)
             if under_way is None:
-                mine = self._building[key] = _Build()
+                mine = self._building[key] = _Build(marker)
             else:
                 self.waiting += 1
         if under_way is not None:
             under_way.done.wait()
             with self._lock:
                 self.waiting -= 1
-            if under_way.answer is not None:
+            if under_way.answer is not None and under_way.marker == marker:
                 return under_way.answer
-            return self.get(key, marker, build)  # it failed: this request builds (or waits)
+            # It failed, or read the catalog before a write this request's marker shows:
+            # this request builds (or waits for a build under its own marker).
+            return self.get(key, marker, build)
         try:
             # Outside the lock: requests for other pages go on meanwhile.
             mine.answer = build()

@@ -85,21 +85,27 @@ def test_requests_arriving_during_a_reading_share_it_and_the_next_reads_again(
         async with _client(app) as client:
             first = asyncio.ensure_future(client.get(PATH))
             await asyncio.to_thread(held.entered.wait, WAIT)
-            # The catalog changes while the reading runs (a backup's writes): the
-            # requests arriving now still share the reading under way.
+            # Requests arriving now, before any write, share the reading under way.
+            same = [asyncio.ensure_future(client.get(PATH)) for _ in range(2)]
+            await _until(lambda: app.state.overview_run.waiting == 3, "three requests sharing")
+            # The catalog changes while the reading runs (a backup's writes): the requests
+            # arriving now wait for it and share the next reading, made after the write.
             workspace.catalog.create_backup_set("files", tier="manual")
             others = [asyncio.ensure_future(client.get(PATH)) for _ in range(5)]
-            await _until(lambda: app.state.overview_run.waiting == 6, "six requests sharing")
+            await _until(lambda: app.state.overview_run.waiting == 8, "eight requests waiting")
             assert held.readings == 1
             held.release.set()
-            answers = await asyncio.gather(first, *others)
-            assert [a.status_code for a in answers] == [200] * 6
+            answers = await asyncio.gather(first, *same)
+            later = await asyncio.gather(*others)
+            assert [a.status_code for a in (*answers, *later)] == [200] * 8
             assert len({a.content for a in answers}) == 1  # one reading, one moment
-            assert held.readings == 1
+            assert len({a.content for a in later}) == 1
+            assert held.readings == 2
             assert answers[0].json()["totals"]["sets"] == 1  # read before the new set
+            assert later[0].json()["totals"]["sets"] == 2
 
             after = await client.get(PATH)  # none under way: a new reading
-            assert after.status_code == 200 and held.readings == 2
+            assert after.status_code == 200 and held.readings == 3
             assert after.json()["totals"]["sets"] == 2
 
     asyncio.run(scenario())

@@ -8,6 +8,11 @@ the ones arriving before it ends await the same result (an answer read during th
 request: honest), and the next request after it starts a new one. A client that hangs
 up does not cancel the computation the others await (asyncio.shield). GET /api/health
 shares its checks the same way (routes/health.py).
+
+A caller may name what the answer must be read after (`after`: the overview passes the
+catalog's change marker it read): it joins a run begun after the same, and otherwise
+waits for the run under way to end and starts the next (shared in turn). A run begun
+before a write the caller knows of (a job it saw finish) would answer from before it.
 """
 
 import asyncio
@@ -25,13 +30,18 @@ class SharedRun(Generic[T]):
     def __init__(self, compute: Callable[[], T]) -> None:
         self._compute = compute
         self._task: asyncio.Future[T] | None = None
+        self._after: object = None  # what the run under way was begun after
         self.waiting = 0  # callers awaiting a run now (what the tests wait for)
 
-    async def answer(self) -> T:
-        if self._task is None or self._task.done():
-            self._task = asyncio.ensure_future(to_thread.run_sync(self._compute))
+    async def answer(self, after: object = None) -> T:
         self.waiting += 1
         try:
+            while self._task is not None and not self._task.done() and self._after != after:
+                # Begun before what this caller knows of: let it end, then run again.
+                await asyncio.wait([self._task])
+            if self._task is None or self._task.done():
+                self._task = asyncio.ensure_future(to_thread.run_sync(self._compute))
+                self._after = after
             return await asyncio.shield(self._task)
         finally:
             self.waiting -= 1

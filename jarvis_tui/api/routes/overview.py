@@ -7,6 +7,7 @@ from grouped queries and the catalog's copy records (no bucket is listed).
 
 from typing import Annotated
 
+from anyio import to_thread
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -124,8 +125,10 @@ async def overview(
 ) -> Overview:
     """Sizes count complete artifacts (a files snapshot with the packs it wrote); ages are
     seconds from `checked_at`; destinations are read from the catalog's copy records.
-    Requests arriving while the overview is being read share that reading."""
+    Requests arriving while the overview is being read share that reading, when it was
+    begun under the catalog's change marker they read (never one from before a write)."""
     shared = getattr(request.app.state, "overview_run", None)
     if shared is None:  # one per application, created on its event loop
         shared = request.app.state.overview_run = SharedRun(lambda: read_overview(context))
-    return Overview.model_validate(await shared.answer())
+    marker = await to_thread.run_sync(context.catalog.change_marker)
+    return Overview.model_validate(await shared.answer(after=marker))

@@ -10,7 +10,11 @@ test_api_overview_shared.py), so which request sees which write is decided by th
 """
 
 import asyncio
+import mmap
+import os
+import shutil
 import sqlite3
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -27,6 +31,8 @@ from engines.workspace import Workspace
 from jarvis_tui.api.app import build_app
 from jarvis_tui.api.auth import BearerAuth
 from jarvis_tui.api.context import ApiContext
+from jarvis_tui.api.download.body import UNHASHED
+from jarvis_tui.api.download.checked_files import SETTLE_NS, no_writer
 from jarvis_tui.api.routes import backups as backups_route
 from jarvis_tui.api.routes import overview as overview_route
 from jarvis_tui.exit_codes import ExitCode
@@ -277,3 +283,148 @@ def test_an_overview_asked_for_after_a_write_shows_it_though_a_reading_was_under
     assert first.status_code == second.status_code == 200
     assert first.json()["totals"]["sets"] == 2  # read before the write
     assert second.json()["totals"]["sets"] == 3, "an overview read before the write was served"
+
+
+# --- the download's checked files ------------------------------------------------------
+
+
+def _secrets_sets(env: FilesEnv, count: int) -> list[tuple[str, Path]]:
+    """`count` secrets sets (one stored file each, of one size), newest first."""
+    secrets = env.root / "app.env"
+    env.set(BACKUP_SECRET_FILES=str(secrets))
+    made = []
+    for number in range(count):
+        secrets.write_text(f"API_TOKEN=token-{number:04d}\n")
+        assert env.cli("backup", "secrets") == ExitCode.OK
+        with env.workspace() as workspace:
+            backup = workspace.catalog.list_backup_sets(kind="secrets")[0]
+            (artifact,) = workspace.catalog.artifacts_of(backup.id)
+        made.append((backup.id, env.repo / artifact.relpath))
+    return made
+
+
+def _settled(paths: list[Path]) -> None:
+    """Wait until every file's ctime is old enough for a download hashing it to remember
+    it (checked_files.SETTLE_NS), on the wall clock ctime is set from."""
+    ready = max(p.stat().st_ctime_ns for p in paths) + SETTLE_NS + 50_000_000
+    while time.time_ns() < ready:
+        time.sleep((ready - time.time_ns()) / 1e9)
+
+
+def _cut_short(client: httpx.Client, url: str) -> bool:
+    """True when the server ended the body before its Content-Length."""
+    try:
+        with client.stream("GET", url) as answer:
+            assert answer.status_code == 200, answer.read()
+            for _ in answer.iter_raw():
+                pass
+    except httpx.RemoteProtocolError:
+        return True
+    return False
+
+
+def _replace_by_rename(path: Path, data: bytes) -> None:
+    fresh = path.with_name(path.name + ".new")
+    fresh.write_bytes(data)
+    os.replace(fresh, path)
+
+
+def _truncate_and_extend(path: Path, data: bytes) -> None:
+    with open(path, "r+b") as file:
+        file.truncate(0)
+        file.write(data)  # the same size again, other bytes
+
+
+def test_a_remembered_file_changed_in_any_way_is_hashed_again(env: FilesEnv) -> None:
+    made = _secrets_sets(env, 3)
+    originals = {set_id: path.read_bytes() for set_id, path in made}
+    _settled([path for _, path in made])
+    (by_rename, by_truncate, by_catalog) = made
+    with ApiServer(env.env_file) as server, server.client() as client:
+        for set_id, _ in made:  # hashed whole, matched: remembered
+            assert client.get(f"{PAGE}/{set_id}/download").content == originals[set_id]
+        for set_id, _ in made:
+            assert client.get(f"{PAGE}/{set_id}/download").content == originals[set_id]
+        assert _logged(server, UNHASHED, 3) == 3  # the repeat downloads were not hashed
+
+        other = bytes(b ^ 0x01 for b in originals[by_rename[0]])
+        _replace_by_rename(by_rename[1], other)  # a new inode, the same size
+        assert _cut_short(client, f"{PAGE}/{by_rename[0]}/download")
+
+        other = bytes(b ^ 0x01 for b in originals[by_truncate[0]])
+        _truncate_and_extend(by_truncate[1], other)
+        assert _cut_short(client, f"{PAGE}/{by_truncate[0]}/download")
+
+        # The same relpath with another checksum in the catalog (a rekey re-stores it):
+        # the file is no longer the catalog's, however unchanged.
+        _sql(env, f"UPDATE artifacts SET checksum = '{'0' * 64}' WHERE set_id = '{by_catalog[0]}'")
+        assert _cut_short(client, f"{PAGE}/{by_catalog[0]}/download")
+        assert _logged(server, UNHASHED, 3) == 3
+
+
+def _logged(server: ApiServer, text: str, count: int) -> int:
+    deadline = time.monotonic() + WAIT
+    while "".join(server.output).count(text) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return "".join(server.output).count(text)
+
+
+@pytest.fixture
+def shm_root() -> Iterator[Path]:
+    """A folder on tmpfs, where a dirty page is never written back (so a write through a
+    shared mapping of it never moves ctime, whatever the timing)."""
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or not os.access(shm, os.W_OK):
+        pytest.skip("no writable /dev/shm (tmpfs)")
+    root = Path(tempfile.mkdtemp(prefix="jarvis-cache-", dir=shm))
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_a_file_written_through_a_shared_mapping_is_never_sent_unhashed(shm_root: Path) -> None:
+    env = make_files_env(shm_root)
+    env.set(JARVIS_API_TOKEN=TOKEN)
+    ((set_id, path),) = _secrets_sets(env, 1)
+    original = path.read_bytes()
+    url = f"{PAGE}/{set_id}/download"
+    fd = os.open(path, os.O_RDWR)
+    mapped = mmap.mmap(fd, len(original))
+    os.close(fd)
+    try:
+        mapped[100:101] = original[100:101]  # the page made dirty, its bytes unchanged
+        _settled([path])
+        with ApiServer(env.env_file) as server, server.client() as client:
+            assert client.get(url).content == original  # hashed whole: it matched
+            before = path.stat()
+            mapped[100:101] = bytes([original[100] ^ 0x01])  # no fault: no time moves
+            after = path.stat()
+            assert (after.st_ino, after.st_mtime_ns, after.st_ctime_ns) == (
+                before.st_ino,
+                before.st_mtime_ns,
+                before.st_ctime_ns,
+            )
+            assert _cut_short(client, url), "changed bytes were sent under the catalog's hash"
+            assert UNHASHED not in "".join(server.output)
+    finally:
+        mapped.close()
+
+
+def test_no_writer_is_true_only_while_nobody_has_the_file_open_for_writing(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "stored.enc"
+    path.write_bytes(b"x" * 4096)
+    reader = os.open(path, os.O_RDONLY)
+    try:
+        assert no_writer(reader)
+        writer = os.open(path, os.O_WRONLY)
+        assert not no_writer(reader)
+        os.close(writer)
+        assert no_writer(reader)
+        with open(path, "r+b") as file, mmap.mmap(file.fileno(), 4096):
+            pass
+        assert no_writer(reader)  # the mapping is gone with its file
+    finally:
+        os.close(reader)

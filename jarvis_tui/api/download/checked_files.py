@@ -15,6 +15,15 @@ changes within one tick of the filesystem's clock can leave the same ctime ("rac
 so a fingerprint is kept only when its ctime is at least SETTLE_NS older than the moment
 the read that checked it began: a write after that read began has a later ctime.
 
+Why no writer may have it open: a write through a shared memory mapping sets mtime and
+ctime only when it faults a clean page in; later writes to that page (dirty until written
+back, on tmpfs for ever) move neither. So a file is remembered, and sent unhashed, only
+while no process has it open for writing (`no_writer`: a read lease, Linux, granted only
+then, and let go at once; a mapping holds its file open). A mapping made later faults
+its pages in afresh, so its first write moves ctime. Where a lease cannot be had (not the
+file's owner without CAP_LEASE, a filesystem without leases, another system) every
+download is hashed.
+
 The trade-off: bytes that rot on disk under an unchanged inode (a failing medium, a
 write below the filesystem) are not noticed by a repeat download of a file this process
 already checked. That is what `jarvis-tui verify --all` (every artifact hashed again)
@@ -22,7 +31,9 @@ and the client's own check of `X-Content-SHA256` / `Repr-Digest` find. Only loca
 are remembered: bytes read from a copy destination (S3) are always hashed.
 """
 
+import fcntl
 import os
+import signal
 import threading
 import time
 from collections import OrderedDict
@@ -90,3 +101,20 @@ class CheckedFiles:
 def read_clock() -> int:
     """The wall clock ctime is set from (not monotonic: compared with ctime)."""
     return time.time_ns()
+
+
+def no_writer(fd: int) -> bool:
+    """True when no process has the file of `fd` (opened read-only) open for writing now:
+    a read lease on it is granted (then let go at once); False when it cannot be told."""
+    if not hasattr(fcntl, "F_SETLEASE"):
+        return False
+    try:
+        # A writer opening it while the lease is held breaks the lease with a signal to
+        # this process: SIGIO by default, which would end it; SIGURG is ignored unless
+        # handled, and the lease is let go at once, so the writer waits microseconds.
+        fcntl.fcntl(fd, fcntl.F_SETSIG, signal.SIGURG)
+        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
+    except OSError:  # EAGAIN: open for writing; EACCES, EINVAL: cannot tell
+        return False
+    fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+    return True

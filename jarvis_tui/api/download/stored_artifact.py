@@ -21,7 +21,7 @@ from engines.catalog.rows import Artifact
 from engines.destinations import Destination
 from engines.errors import JarvisError, NotFoundError
 from engines.workspace import Workspace
-from jarvis_tui.api.download.checked_files import CheckedFiles, Fingerprint, Key
+from jarvis_tui.api.download.checked_files import CheckedFiles, Fingerprint, Key, no_writer
 from jarvis_tui.api.errors import ApiError
 
 # Large reads: 4 MiB. 1-16 MiB sent a warm 1 GiB alike on uvloop+httptools (0.3-0.45
@@ -65,10 +65,11 @@ class StoredArtifact:
 
     def known_unchanged(self) -> bool:
         """This process hashed this very file whole before, it matched, and nothing
-        changed it since: the fingerprint as opened is the one remembered then."""
-        if self.fingerprint is None or self.checked is None:
+        changed it since: the fingerprint as opened is the one remembered then, and no
+        process has it open for writing (a shared mapping's writes move no time)."""
+        if self.fingerprint is None or self.checked is None or self._fd is None:
             return False
-        return self.checked.unchanged(self.key, self.fingerprint)
+        return self.checked.unchanged(self.key, self.fingerprint) and no_writer(self._fd)
 
     def unchanged_since_opened(self) -> bool:
         assert self._fd is not None and self.fingerprint is not None
@@ -77,9 +78,9 @@ class StoredArtifact:
     def matched(self, read_began_ns: int) -> None:
         """Its bytes read whole from `read_began_ns` hashed to the catalog's: remember
         the file, if it was not changed while read (a local file only)."""
-        if self.checked is None or self.fingerprint is None:
+        if self.checked is None or self.fingerprint is None or self._fd is None:
             return
-        if self.unchanged_since_opened():
+        if self.unchanged_since_opened() and no_writer(self._fd):
             self.checked.remember(self.key, self.fingerprint, read_began_ns)
         else:
             self.forget()

@@ -18,6 +18,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from jarvis_tui.api.auth import BearerAuth
 from jarvis_tui.api.context import ApiContext
 from jarvis_tui.api.download.body import UNHASHED
 from jarvis_tui.api.download.checked_files import SETTLE_NS, no_writer
+from jarvis_tui.api.page_cache import Answer, PageCache
 from jarvis_tui.api.routes import backups as backups_route
 from jarvis_tui.api.routes import overview as overview_route
 from jarvis_tui.exit_codes import ExitCode
@@ -428,3 +430,27 @@ def test_no_writer_is_true_only_while_nobody_has_the_file_open_for_writing(
         assert no_writer(reader)  # the mapping is gone with its file
     finally:
         os.close(reader)
+
+
+def test_a_request_that_read_an_older_marker_shares_a_newer_build() -> None:
+    cache, built, release = PageCache(), [], threading.Event()
+
+    def held() -> Answer:
+        built.append("held")
+        assert release.wait(WAIT), "the test never let the build go"
+        return Answer(b"under 2", {})
+
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(cache.get, "/a", 2, held)
+        deadline = time.monotonic() + WAIT
+        while built != ["held"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        older = pool.submit(cache.get, "/a", 1, lambda: Answer(b"under 1", {}))
+        while cache.waiting != 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        release.set()
+        assert first.result(WAIT).body == older.result(WAIT).body == b"under 2"
+    assert cache.get("/a", 1, lambda: Answer(b"never", {})).body == b"under 2"
+    assert cache.get("/a", 3, lambda: Answer(b"under 3", {})).body == b"under 3"

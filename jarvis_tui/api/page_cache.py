@@ -12,7 +12,7 @@ Requests for a page while it is being built wait for that build (one build per p
 a time): while a backup or `sync` changes the catalog between polls, 20 monitors asking
 for the same page would otherwise each build it, each slower for the others. A waiting
 request takes the build's answer only when the build began under the marker the request
-read: one that read a newer marker (a write committed before it arrived, say a job a
+read or a later one: one that read a newer marker (a write committed before it arrived, say a job a
 client saw finish) would otherwise get a page read before that write. It waits, then
 builds under its own marker, that build shared by the requests that read it too. Should
 the build fail, the waiting requests go on as if none were under way.
@@ -42,6 +42,16 @@ class _Build:
     answer: Answer | None = None
 
 
+def not_older(read: object, wanted: object) -> bool:
+    """An answer read under change marker `read` is right for a request that read
+    `wanted`: the same, or later (the marker only moves on; markers that cannot be
+    ordered must be equal)."""
+    try:
+        return bool(read >= wanted)  # type: ignore[operator]
+    except TypeError:
+        return read == wanted
+
+
 class PageCache:
     def __init__(self, max_entries: int = MAX_ENTRIES, max_body_bytes: int = MAX_BODY_BYTES):
         self._max_entries = max_entries
@@ -56,7 +66,7 @@ class PageCache:
         for), or `build()`'s (then kept)."""
         with self._lock:
             kept = self._entries.get(key)
-            if kept is not None and kept[0] == marker:
+            if kept is not None and not_older(kept[0], marker):
                 self._entries.move_to_end(key)
                 return kept[1]
             under_way = self._building.get(key)
@@ -68,7 +78,7 @@ class PageCache:
             under_way.done.wait()
             with self._lock:
                 self.waiting -= 1
-            if under_way.answer is not None and under_way.marker == marker:
+            if under_way.answer is not None and not_older(under_way.marker, marker):
                 return under_way.answer
             # It failed, or read the catalog before a write this request's marker shows:
             # this request builds (or waits for a build under its own marker).

@@ -10,7 +10,8 @@ up does not cancel the computation the others await (asyncio.shield). GET /api/h
 shares its checks the same way (routes/health.py).
 
 A caller may name what the answer must be read after (`after`: the overview passes the
-catalog's change marker it read): it joins a run begun after the same, and otherwise
+catalog's change marker it read): it joins a run begun after the same or a later one
+(page_cache.not_older), and otherwise
 waits for the run under way to end and starts the next (shared in turn). A run begun
 before a write the caller knows of (a job it saw finish) would answer from before it.
 """
@@ -20,6 +21,8 @@ from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from anyio import to_thread
+
+from jarvis_tui.api.page_cache import not_older
 
 T = TypeVar("T")
 
@@ -36,7 +39,11 @@ class SharedRun(Generic[T]):
     async def answer(self, after: object = None) -> T:
         self.waiting += 1
         try:
-            while self._task is not None and not self._task.done() and self._after != after:
+            while (
+                self._task is not None
+                and not self._task.done()
+                and not not_older(self._after, after)
+            ):
                 # Begun before what this caller knows of: let it end, then run again.
                 await asyncio.wait([self._task])
             if self._task is None or self._task.done():

@@ -66,7 +66,9 @@ class PageCache:
         for), or `build()`'s (then kept)."""
         with self._lock:
             kept = self._entries.get(key)
-            if kept is not None and not_older(kept[0], marker):
+            # Kept answers only under the very marker: a catalog copied back in place from
+            # an older copy moves the counter back, and a newer kept page would then stay.
+            if kept is not None and kept[0] == marker:
                 self._entries.move_to_end(key)
                 return kept[1]
             under_way = self._building.get(key)

@@ -6,9 +6,10 @@ Once a local file was read whole and matched the catalog's SHA-256, its fingerpr
 kept here (device, inode, size, mtime_ns, ctime_ns, keyed by the artifact and its
 catalogued SHA-256) in a bounded map (least recently used out). A later download whose
 `fstat` of the file descriptor it OPENED equals that fingerprint, before the first byte
-and again before the last, is sent without hashing; anything else is hashed as before.
+and again before the last, is sent without hashing while no process has the file open
+for writing; anything else is hashed as before.
 
-Why ctime: any write, truncate, chmod, rename or link count change sets it to the current
+Why ctime: any write() call, truncate, chmod, rename or link count change sets it to the current
 time, and user space cannot set it back (utime sets atime and mtime only), so a file
 changed in place by any writer, or replaced by another inode, no longer matches. Two
 changes within one tick of the filesystem's clock can leave the same ctime ("racy git"),

@@ -12,10 +12,10 @@ Requests for a page while it is being built wait for that build (one build per p
 a time): while a backup or `sync` changes the catalog between polls, 20 monitors asking
 for the same page would otherwise each build it, each slower for the others. A waiting
 request takes the build's answer only when the build began under the marker the request
-read or a later one: one that read a newer marker (a write committed before it arrived, say a job a
-client saw finish) would otherwise get a page read before that write. It waits, then
-builds under its own marker, that build shared by the requests that read it too. Should
-the build fail, the waiting requests go on as if none were under way.
+read or a later one: one that read a newer marker (a write committed before it arrived,
+say a job a client saw finish) would otherwise get a page read before that write. It
+waits, then builds under its own marker, that build shared by the requests that read it
+too. Should the build fail, the waiting requests go on as if none were under way.
 """
 
 import threading

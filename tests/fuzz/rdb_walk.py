@@ -226,8 +226,11 @@ def check(case: dict) -> None:
     c_seconds = time.perf_counter() - started
     python = _outcome(walk_in_python, io.BytesIO(data), now_ms)
     python_seconds = time.perf_counter() - started - c_seconds
-    if case.get("faster_than_python"):
-        assert c_seconds < python_seconds, (c_seconds, python_seconds)
+    if case.get("not_quadratic"):
+        # Not a race between the two: under the sanitizers and a busy machine the C walk
+        # is about as fast as Python's here (0.196 s against 0.188 s seen once in CI);
+        # the quadratic lookup this guards against took six times Python's time.
+        assert c_seconds < 3 * python_seconds, (c_seconds, python_seconds)
     stats["counted" if not isinstance(c, str) else re.split(r" (?:at|0x|[0-9]|b')", c)[0]] += 1
     assert c == python, (c, python)
 
@@ -244,8 +247,9 @@ REGRESSIONS: dict[str, dict] = {
     # a compressed aux string cut short: C named the compression, Python the cut
     "rdb_aux_compressed_cut": {"data": b"REDIS0011\xfa\xc3\x05\x05ab", "pieces": [1 << 20],
                                "now_ms": None},
-    # 25,000 databases selected: C looked each up in a list of all (3 s; Python 0.5 s)
+    # 25,000 databases selected: C looked each up in a list of all (3 s; Python 0.5 s);
+    # "not_quadratic": C within 3x Python's time (check)
     "rdb_many_databases": {"data": b"REDIS0011" + b"".join(
         b"\xfe\x80" + db.to_bytes(4, "big") + b"\x00\x01k\x01v" for db in range(25_000)
-    ) + b"\xff", "pieces": [1 << 20], "now_ms": None, "faster_than_python": True},
+    ) + b"\xff", "pieces": [1 << 20], "now_ms": None, "not_quadratic": True},
 }  # fmt: skip

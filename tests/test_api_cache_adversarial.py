@@ -38,7 +38,7 @@ from jarvis_tui.api.page_cache import Answer, PageCache
 from jarvis_tui.api.routes import backups as backups_route
 from jarvis_tui.api.routes import overview as overview_route
 from jarvis_tui.exit_codes import ExitCode
-from tests.support.api_server import TOKEN, ApiServer
+from tests.support.api_server import TOKEN, ApiServer, in_process_client, until
 from tests.support.files_env import FilesEnv, make_files_env
 
 PAGE = "/api/backups"
@@ -206,32 +206,17 @@ def app_and_workspace(env: FilesEnv, isolated_env) -> Iterator[tuple[object, Wor
         yield build_app(ApiContext(settings, env.env_file, workspace), BearerAuth(TOKEN)), workspace
 
 
-def _client(app) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
-        base_url="http://api",
-        headers={"Authorization": f"Bearer {TOKEN}"},
-    )
-
-
-async def _until(check, what: str) -> None:
-    deadline = time.monotonic() + WAIT
-    while not check():
-        assert time.monotonic() < deadline, f"timed out after {WAIT:.0f}s waiting for {what}"
-        await asyncio.sleep(0.01)
-
-
 def _reads_after_write(app, held: HeldReading, path: str, write, waiting) -> tuple:
     """The answer to a request sent once `write` (made while a reading of `path` was
     held) returned, and the held request's."""
 
     async def scenario() -> tuple:
-        async with _client(app) as client:
+        async with in_process_client(app) as client:
             first = asyncio.ensure_future(client.get(path))
             await asyncio.to_thread(held.entered.wait, WAIT)
             write()  # committed: a job finished, a client was told so
             second = asyncio.ensure_future(client.get(path))
-            await _until(waiting, "the second request to arrive")
+            await until(waiting, "the second request to arrive")
             held.release.set()
             return await first, await second
 

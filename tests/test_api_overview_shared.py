@@ -8,11 +8,9 @@ which requests arrive during it is decided by the test, not by timing.
 
 import asyncio
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from engines.config import load_settings
@@ -21,7 +19,7 @@ from jarvis_tui.api.app import build_app
 from jarvis_tui.api.auth import BearerAuth
 from jarvis_tui.api.context import ApiContext
 from jarvis_tui.api.routes import overview as overview_route
-from tests.support.api_server import TOKEN
+from tests.support.api_server import TOKEN, in_process_client, until
 from tests.support.files_env import make_files_env
 
 PATH = "/api/backups/stats/overview"
@@ -59,21 +57,6 @@ def app_and_workspace(tmp_path: Path, isolated_env) -> Iterator[tuple[object, Wo
         yield build_app(ApiContext(settings, env.env_file, workspace), BearerAuth(TOKEN)), workspace
 
 
-def _client(app) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
-        base_url="http://api",
-        headers={"Authorization": f"Bearer {TOKEN}"},
-    )
-
-
-async def _until(check, what: str) -> None:
-    deadline = time.monotonic() + WAIT
-    while not check():
-        assert time.monotonic() < deadline, f"timed out after {WAIT:.0f}s waiting for {what}"
-        await asyncio.sleep(0.01)
-
-
 def test_requests_arriving_during_a_reading_share_it_and_the_next_reads_again(
     app_and_workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -82,17 +65,17 @@ def test_requests_arriving_during_a_reading_share_it_and_the_next_reads_again(
     monkeypatch.setattr(overview_route, "read_overview", held)
 
     async def scenario() -> None:
-        async with _client(app) as client:
+        async with in_process_client(app) as client:
             first = asyncio.ensure_future(client.get(PATH))
             await asyncio.to_thread(held.entered.wait, WAIT)
             # Requests arriving now, before any write, share the reading under way.
             same = [asyncio.ensure_future(client.get(PATH)) for _ in range(2)]
-            await _until(lambda: app.state.overview_run.waiting == 3, "three requests sharing")
+            await until(lambda: app.state.overview_run.waiting == 3, "three requests sharing")
             # The catalog changes while the reading runs (a backup's writes): the requests
             # arriving now wait for it and share the next reading, made after the write.
             workspace.catalog.create_backup_set("files", tier="manual")
             others = [asyncio.ensure_future(client.get(PATH)) for _ in range(5)]
-            await _until(lambda: app.state.overview_run.waiting == 8, "eight requests waiting")
+            await until(lambda: app.state.overview_run.waiting == 8, "eight requests waiting")
             assert held.readings == 1
             held.release.set()
             answers = await asyncio.gather(first, *same)
@@ -120,11 +103,11 @@ def test_a_failed_reading_fails_its_sharers_and_the_next_request_reads_again(
     monkeypatch.setattr(overview_route, "read_overview", held)
 
     async def scenario() -> None:
-        async with _client(app) as client:
+        async with in_process_client(app) as client:
             first = asyncio.ensure_future(client.get(PATH))
             await asyncio.to_thread(held.entered.wait, WAIT)
             second = asyncio.ensure_future(client.get(PATH))
-            await _until(lambda: app.state.overview_run.waiting == 2, "two requests sharing")
+            await until(lambda: app.state.overview_run.waiting == 2, "two requests sharing")
             held.release.set()
             failed = await asyncio.gather(first, second)
             assert [a.status_code for a in failed] == [500, 500]

@@ -4,6 +4,7 @@ The server is started with `--port 0` and says which port it got, so two test wo
 never race for one. A test stops it by SIGTERM (what a service manager sends).
 """
 
+import asyncio
 import os
 import re
 import signal
@@ -12,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Self
 
@@ -131,3 +132,21 @@ def hold_still(pid: int, catalog: Path) -> None:
             time.sleep(0.01)
         finally:
             probe.close()
+
+
+def in_process_client(app: object) -> httpx.AsyncClient:
+    """An HTTP client on `app` itself (no server process), with the token: for tests
+    that hold a reading still inside the application."""
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),  # type: ignore[arg-type]
+        base_url="http://api",
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
+
+
+async def until(check: Callable[[], object], what: str, wait_s: float = 60.0) -> None:
+    """Poll `check` on the event loop until it is true; fail naming `what` after `wait_s`."""
+    deadline = time.monotonic() + wait_s
+    while not check():
+        assert time.monotonic() < deadline, f"timed out after {wait_s:.0f}s waiting for {what}"
+        await asyncio.sleep(0.01)

@@ -71,11 +71,13 @@ def job_processes_below(root: int) -> list[int]:
     return found
 
 
-def hold_the_new_job(root: int) -> int:
-    """Stop the job process `root` starts as soon as it exists; its pid."""
+def hold_the_new_job(root: int, known: frozenset[int] = frozenset()) -> int:
+    """Stop the job process `root` starts as soon as it exists; its pid. `known`: job
+    processes below `root` before this one was started (an earlier test's job still
+    running in the same worker), never taken for it."""
     deadline = time.monotonic() + WAIT_S
     while time.monotonic() < deadline:
-        found = job_processes_below(root)
+        found = [pid for pid in job_processes_below(root) if pid not in known]
         if found:
             os.kill(found[0], signal.SIGSTOP)
             return found[0]
@@ -189,8 +191,9 @@ async def _start_files_backup(app, pilot) -> int:
     await wait_until(pilot, lambda: "Back up now" in screen_words(app))
     choices = app.screen.query_one(OptionList)
     choices.highlighted = choices.get_option_index("files")
+    known = frozenset(job_processes_below(os.getpid()))
     await pilot.press("enter")
-    return await asyncio.to_thread(hold_the_new_job, os.getpid())
+    return await asyncio.to_thread(hold_the_new_job, os.getpid(), known)
 
 
 async def test_quit_stay_then_leave_running_lets_the_job_finish_after_the_console(files_env):

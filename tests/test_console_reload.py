@@ -145,7 +145,7 @@ async def test_a_reload_lets_the_running_scheduled_backup_finish(console_env):
     from datetime import timedelta
 
     from engines.catalog.times import utc_now
-    from tests.test_console_detached_jobs import hold_the_new_job, reap
+    from tests.test_console_detached_jobs import hold_the_new_job, job_processes_below, reap
 
     every_minute = {"BACKUP_DAILY_TIME": "* * * * *"}
     write_console_env(console_env.cwd, **every_minute)
@@ -153,9 +153,10 @@ async def test_a_reload_lets_the_running_scheduled_backup_finish(console_env):
         catalog.record_schedule_run("daily", utc_now() - timedelta(minutes=10), "succeeded")
     app = console_env.app(host_scheduler=True)
     job_pid = 0
+    known = frozenset(job_processes_below(os.getpid()))
     try:
         async with app.run_test(size=(120, 40), notifications=True) as pilot:
-            job_pid = await asyncio.to_thread(hold_the_new_job, os.getpid())
+            job_pid = await asyncio.to_thread(hold_the_new_job, os.getpid(), known)
             await wait_until(pilot, lambda: app.scheduler.current_job is not None)
             job_id, label = app.scheduler.current_job
             write_console_env(console_env.cwd, BACKUP_RETENTION_DAILY="9", **every_minute)

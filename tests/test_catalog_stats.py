@@ -12,6 +12,12 @@ import pytest
 from engines.catalog import Artifact, BackupSet, Catalog
 from engines.monitoring.overview import _FiguresCache
 from engines.repository.offsite import offsite_status
+from tests.support.catalog_figures import (
+    destination_totals,
+    source_totals,
+    tier_totals,
+    verification_totals,
+)
 
 T0 = datetime(2026, 3, 1, 2, 0, tzinfo=UTC)
 SOURCES = ("postgres", "redis", "files", "secrets")
@@ -81,7 +87,7 @@ def test_source_totals_count_complete_artifacts_and_what_they_added(catalog: Cat
         entry[3] += artifact.plain_size or 0
     found = {
         t.source: (t.sets, t.artifacts, t.stored_bytes, t.plain_bytes)
-        for t in catalog.source_totals()
+        for t in source_totals(catalog)
     }
     assert found == {s: (len(e[0]), e[1], e[2], e[3]) for s, e in expected.items()}
     assert set(found) == set(SOURCES)
@@ -97,7 +103,7 @@ def test_tier_totals_count_sets_by_status_with_their_complete_bytes(catalog: Cat
         counts["sets"] += 1
         counts[backup_set.status] += 1
         counts["bytes"] += added[backup_set.id]
-    found = catalog.tier_totals()
+    found = tier_totals(catalog)
     assert [t.tier for t in found] == sorted(t for t in expected if t) + [None] * (None in expected)
     for totals in found:
         counts = expected[totals.tier]
@@ -116,7 +122,7 @@ def test_verification_totals_cover_complete_artifacts_and_good_sets(catalog: Cat
     good = [s for s in _sets(catalog) if s.status in ("complete", "partial")]
     set_states = Counter(s.verified_state for s in good)
     moments = [a.verified_at for a in complete if a.verified_at is not None]
-    totals = catalog.verification_totals()
+    totals = verification_totals(catalog)
     assert (totals.artifacts, totals.artifacts_ok, totals.artifacts_failed) == (
         len(complete),
         states["ok"],
@@ -140,7 +146,7 @@ def test_destination_totals_count_complete_artifacts_stored_there(catalog: Catal
             for p in catalog.placed_artifacts()
             if any(c.destination == destination and c.state == "stored" for c in p.copies)
         ]
-        totals = catalog.destination_totals(destination)
+        totals = destination_totals(catalog, destination)
         assert (totals.artifacts, totals.stored_bytes) == (
             len(stored),
             sum(a.added_bytes for a in stored),
@@ -178,9 +184,9 @@ def test_last_good_backups_is_the_newest_good_set_per_source(catalog: Catalog) -
 
 def test_an_empty_catalog_counts_nothing(tmp_path: Path) -> None:
     with Catalog.open(tmp_path / "catalog.sqlite3") as catalog:
-        assert catalog.source_totals() == [] and catalog.tier_totals() == []
+        assert source_totals(catalog) == [] and tier_totals(catalog) == []
         assert catalog.last_good_backups() == {}
-        totals = catalog.verification_totals()
+        totals = verification_totals(catalog)
         assert (totals.artifacts, totals.sets, totals.oldest_verified_at) == (0, 0, None)
         summary = catalog.offsite_summary("s3")
         assert (summary.finished_sets, summary.incomplete_sets, summary.newest_incomplete) == (
@@ -188,7 +194,7 @@ def test_an_empty_catalog_counts_nothing(tmp_path: Path) -> None:
             0,
             None,
         )
-        assert catalog.destination_totals("s3").artifacts == 0
+        assert destination_totals(catalog, "s3").artifacts == 0
 
 
 def test_the_overviews_figures_are_read_again_only_when_a_set_artifact_or_copy_changes(
@@ -214,10 +220,10 @@ def test_the_overviews_figures_are_read_again_only_when_a_set_artifact_or_copy_c
 def test_the_overviews_figures_in_two_passes_equal_each_grouped_query(catalog: Catalog) -> None:
     destinations = ("local", "s3", "elsewhere")
     figures = catalog.overview_figures(destinations)
-    assert figures.sources == catalog.source_totals()
-    assert figures.tiers == catalog.tier_totals()
-    assert figures.verification == catalog.verification_totals()
-    assert figures.stored_on == {d: catalog.destination_totals(d) for d in destinations}
+    assert figures.sources == source_totals(catalog)
+    assert figures.tiers == tier_totals(catalog)
+    assert figures.verification == verification_totals(catalog)
+    assert figures.stored_on == {d: destination_totals(catalog, d) for d in destinations}
     assert figures.offsite == {d: catalog.offsite_summary(d) for d in destinations}
     assert catalog.overview_figures(()).offsite == {}
 
@@ -226,6 +232,6 @@ def test_an_empty_catalogs_overview_figures_count_nothing(tmp_path: Path) -> Non
     with Catalog.open(tmp_path / "catalog.sqlite3") as catalog:
         figures = catalog.overview_figures(("s3",))
         assert (figures.sources, figures.tiers) == ([], [])
-        assert figures.verification == catalog.verification_totals()
+        assert figures.verification == verification_totals(catalog)
         assert figures.offsite == {"s3": catalog.offsite_summary("s3")}
-        assert figures.stored_on == {"s3": catalog.destination_totals("s3")}
+        assert figures.stored_on == {"s3": destination_totals(catalog, "s3")}

@@ -1,16 +1,16 @@
-"""Counts and sizes over the whole catalog, each one grouped query (the API's overview).
+"""Counts and sizes over the whole catalog (the API's overview), and the parts of their
+reading `overview_figures` shares: tiers by status, verification of the good sets, and
+each destination's off-site summary.
 
-Every figure is summed by SQLite, so 10,000 sets cost a few milliseconds and no row
-crosses into Python. Sizes count complete artifacts only, as `Artifact.added_bytes`
-does: the artifact's file and, for a files snapshot (whose artifact is its manifest),
-the packs it wrote.
+Every figure is summed by SQLite, so no row crosses into Python. Sizes count complete
+artifacts only, as `Artifact.added_bytes` does: the artifact's file and, for a files
+snapshot (whose artifact is its manifest), the packs it wrote.
 """
 
 from dataclasses import dataclass
 from datetime import datetime
 
 from engines.catalog.db import Database
-from engines.catalog.rows import ADDED_BYTES_SQL
 from engines.catalog.times import parse_optional
 
 
@@ -75,29 +75,6 @@ class OffsiteSummary:
 class StatsMixin:
     _db: Database
 
-    def source_totals(self) -> list[SourceTotals]:
-        rows = self._db.rows(
-            f"""
-            SELECT a.source, COUNT(DISTINCT a.set_id), COUNT(*),
-                   COALESCE(SUM({ADDED_BYTES_SQL}), 0), COALESCE(SUM(a.plain_size), 0)
-            FROM artifacts AS a WHERE a.status = 'complete'
-            GROUP BY a.source ORDER BY a.source
-            """
-        )
-        return [SourceTotals(*(row[i] for i in range(5))) for row in rows]
-
-    def tier_totals(self) -> list[TierTotals]:
-        # Two passes (sets by tier and status; bytes by tier) cost half of one with a
-        # per-set subquery joined back.
-        sizes = self._db.rows(
-            f"""
-            SELECT s.tier, SUM({ADDED_BYTES_SQL})
-            FROM artifacts AS a JOIN backup_sets AS s ON s.id = a.set_id
-            WHERE a.status = 'complete' GROUP BY s.tier
-            """
-        )
-        return self._tiers_with({row[0]: int(row[1] or 0) for row in sizes})
-
     def _tiers_with(self, bytes_of: dict[str | None, int]) -> list[TierTotals]:
         """The sets of each tier by status, with `bytes_of` each tier's complete bytes."""
         counts = self._db.rows(
@@ -133,19 +110,6 @@ class StatsMixin:
         assert row is not None  # an aggregate always answers a row
         return OffsiteSummary(destination, row[0], row[1], row[2], row[3])
 
-    def verification_totals(self) -> VerificationTotals:
-        artifacts = self._db.row(
-            """
-            SELECT COUNT(*), COALESCE(SUM(verify_state = 'ok'), 0),
-                   COALESCE(SUM(verify_state = 'failed'), 0),
-                   COALESCE(SUM(verify_state IS NULL), 0),
-                   MIN(verified_at), MAX(verified_at)
-            FROM artifacts WHERE status = 'complete'
-            """
-        )
-        assert artifacts is not None  # an aggregate always answers a row
-        return self._verification_with(tuple(artifacts))
-
     def _verification_with(self, artifacts: tuple) -> VerificationTotals:
         """`artifacts`: complete artifacts, ok, failed, never verified, oldest and newest
         check (ISO text or None); the good sets' figures are read here."""
@@ -164,15 +128,3 @@ class StatsMixin:
             parse_optional(artifacts[4]),
             parse_optional(artifacts[5]),
         )
-
-    def destination_totals(self, destination: str) -> DestinationTotals:
-        row = self._db.row(
-            f"""
-            SELECT COUNT(*), COALESCE(SUM({ADDED_BYTES_SQL}), 0)
-            FROM copies AS c JOIN artifacts AS a ON a.id = c.artifact_id
-            WHERE c.destination = ? AND c.state = 'stored' AND a.status = 'complete'
-            """,
-            (destination,),
-        )
-        assert row is not None
-        return DestinationTotals(destination, row[0], row[1])

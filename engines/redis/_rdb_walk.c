@@ -2,13 +2,15 @@
    its keys, skipping every value. The walk runs without the GIL and takes it back only
    to call `read` for the next block, so a backup's other threads keep going.
 
-   walk(read, now_ms, offset) -> (aux, dbs, counts, expires, expired_before)
+   walk(read, now_ms, offset, emit=None)
+     -> (aux, dbs, counts, expires, expired_before, modules)
      read: a callable (size) -> bytes, b"" at the end of the stream, which is read from
        just after the 9-byte header (`offset` bytes in, for the messages)
      now_ms: keys with an earlier expiry are counted in expired_before (-1: none)
      aux: [(name, value)] as stored (integer-encoded values as their digits)
      dbs: the databases selected, in order, starting with 0
      counts: [(db, rdb type byte, keys)]
+     modules: [(module type name, keys)] for the keys of module types (type 7), first seen first
    Damage, a cut or a type this walker does not know raise ValueError with the message
    the Python reader gives (rdb_format), which a test holds side by side. */
 
@@ -25,6 +27,21 @@ typedef struct {
     int64_t counts[TYPES];
 } DbCounts;
 
+/* Numbers in the order first seen, found again through `slots` (open addressing, each
+   slot the index + 1 of its number, 0 when free, at most half full): a damaged stream
+   can select many thousands of databases or name as many modules, and a scan of them
+   all for each would make the walk quadratic. */
+typedef struct {
+    uint64_t *keys;
+    size_t n, cap;
+    size_t *slots, nslots;
+} Seen;
+
+typedef struct {
+    char name[10]; /* 9 characters and a NUL */
+    int64_t keys;
+} ModuleCount;
+
 typedef struct {
     PyObject *read;
     PyThreadState *save;
@@ -33,9 +50,11 @@ typedef struct {
     uint64_t offset; /* stream offset of buf[start] */
     int eof, failed;  /* failed: a Python error is set */
     char message[200];
-    DbCounts *dbs;
-    size_t ndbs, capdbs;
-    size_t *slots, nslots; /* an index of dbs by number (select_db) */
+    Seen db_numbers;
+    DbCounts *dbs; /* one for each of db_numbers, in its order, room for dbs_cap */
+    Seen module_ids;  /* the name part of each module id (id >> 10) */
+    ModuleCount *modules; /* one for each of module_ids, room for modules_cap */
+    size_t dbs_cap, modules_cap;
     PyObject *aux; /* list, touched only with the GIL */
 } Walk;
 
@@ -49,6 +68,115 @@ static int fail(Walk *w, const char *format, ...) {
         va_end(args);
     }
     return FAIL;
+}
+
+static size_t slot_of(uint64_t key, size_t nslots) {
+    key ^= key >> 33; /* murmur3's finish: nearby numbers land far apart */
+    key *= 0xff51afd7ed558ccdULL;
+    key ^= key >> 33;
+    return (size_t)key & (nslots - 1);
+}
+
+/* Room for one more number: the keys doubled, the slots rebuilt twice as many. */
+static int seen_grow(Seen *seen) {
+    size_t cap = seen->cap ? seen->cap * 2 : 16;
+    uint64_t *keys = PyMem_RawRealloc(seen->keys, cap * sizeof(uint64_t));
+    if (!keys)
+        return FAIL;
+    seen->keys = keys;
+    size_t *slots = PyMem_RawCalloc(2 * cap, sizeof(size_t));
+    if (!slots)
+        return FAIL;
+    seen->cap = cap;
+    PyMem_RawFree(seen->slots);
+    seen->slots = slots;
+    seen->nslots = 2 * cap;
+    for (size_t n = 0; n < seen->n; n++) {
+        size_t at = slot_of(seen->keys[n], seen->nslots);
+        while (seen->slots[at])
+            at = (at + 1) & (seen->nslots - 1);
+        seen->slots[at] = n + 1;
+    }
+    return OK;
+}
+
+/* The index of `key` in first-seen order, added when new (*added set); FAIL: no memory. */
+static int seen_index(Seen *seen, uint64_t key, size_t *index, int *added) {
+    size_t mask = seen->nslots - 1, i = seen->nslots ? slot_of(key, seen->nslots) : 0;
+    for (; seen->nslots && seen->slots[i]; i = (i + 1) & mask)
+        if (seen->keys[seen->slots[i] - 1] == key) {
+            *index = seen->slots[i] - 1;
+            *added = 0;
+            return OK;
+        }
+    if (seen->n == seen->cap) {
+        if (seen_grow(seen))
+            return FAIL;
+        mask = seen->nslots - 1;
+        for (i = slot_of(key, seen->nslots); seen->slots[i]; i = (i + 1) & mask)
+            ;
+    }
+    seen->keys[seen->n] = key;
+    seen->slots[i] = ++seen->n;
+    *index = seen->n - 1;
+    *added = 1;
+    return OK;
+}
+
+static void seen_free(Seen *seen) {
+    PyMem_RawFree(seen->keys);
+    PyMem_RawFree(seen->slots);
+}
+
+/* The counts of database `db`. */
+static DbCounts *select_db(Walk *w, uint64_t db) {
+    size_t index;
+    int added;
+    if (seen_index(&w->db_numbers, db, &index, &added)) {
+        fail(w, "out of memory");
+        return NULL;
+    }
+    if (added && w->dbs_cap < w->db_numbers.cap) {
+        DbCounts *grown = PyMem_RawRealloc(w->dbs, w->db_numbers.cap * sizeof(DbCounts));
+        if (!grown) {
+            fail(w, "out of memory");
+            return NULL;
+        }
+        w->dbs = grown;
+        w->dbs_cap = w->db_numbers.cap;
+    }
+    if (added) {
+        memset(&w->dbs[index], 0, sizeof w->dbs[index]);
+        w->dbs[index].db = db;
+    }
+    return &w->dbs[index];
+}
+
+static const char MODULE_CHARSET[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/* One more key of the module type whose id (a 9-character name and a 10-bit version) is `id`. */
+static int count_module(Walk *w, uint64_t id) {
+    size_t index;
+    int added;
+    if (seen_index(&w->module_ids, id >> 10, &index, &added))
+        return fail(w, "out of memory");
+    if (added && w->modules_cap < w->module_ids.cap) {
+        ModuleCount *grown =
+            PyMem_RawRealloc(w->modules, w->module_ids.cap * sizeof(ModuleCount));
+        if (!grown)
+            return fail(w, "out of memory");
+        w->modules = grown;
+        w->modules_cap = w->module_ids.cap;
+    }
+    if (added) {
+        for (int j = 0; j < 9; j++)
+            w->modules[index].name[j] = MODULE_CHARSET[(id >> (10 + 6 * (8 - j))) & 63];
+        w->modules[index].name[9] = 0;
+        w->modules[index].keys = 0;
+    }
+    w->modules[index].keys++;
+    return OK;
 }
 
 /* Make at least `n` bytes available at buf[start] (n small), reading more with the GIL. */
@@ -360,7 +488,7 @@ static int skip_value(Walk *w, unsigned type) {
     case 15: case 19: case 21:
         return skip_stream(w, type);
     case 7:
-        if (lengths(w, 1))
+        if (length(w, &n) || count_module(w, n))
             return FAIL;
         return skip_module_values(w);
     case 22: case 24:
@@ -382,54 +510,6 @@ static int skip_value(Walk *w, unsigned type) {
                     "(the RDB comes from a newer Redis or a module that needs loading)",
                     type, (unsigned long long)w->offset);
     }
-}
-
-static size_t db_slot(uint64_t db, size_t nslots) {
-    db ^= db >> 33; /* murmur3's finish: nearby numbers land far apart */
-    db *= 0xff51afd7ed558ccdULL;
-    db ^= db >> 33;
-    return (size_t)db & (nslots - 1);
-}
-
-/* The counts of database `db`, found through `slots` (open addressing, each slot the
-   index + 1 of its entry in `dbs`, 0 when free, at most half full): a damaged stream
-   can select many thousands of databases, and a scan of them all for each would make
-   the walk quadratic. */
-static DbCounts *select_db(Walk *w, uint64_t db) {
-    size_t mask = w->nslots - 1, i = w->nslots ? db_slot(db, w->nslots) : 0;
-    for (; w->nslots && w->slots[i]; i = (i + 1) & mask)
-        if (w->dbs[w->slots[i] - 1].db == db)
-            return &w->dbs[w->slots[i] - 1];
-    if (w->ndbs == w->capdbs) {
-        size_t cap = w->capdbs ? w->capdbs * 2 : 16;
-        DbCounts *grown = PyMem_RawRealloc(w->dbs, cap * sizeof(DbCounts));
-        size_t *slots = grown ? PyMem_RawCalloc(2 * cap, sizeof(size_t)) : NULL;
-        if (!slots) {
-            if (grown)
-                w->dbs = grown;
-            fail(w, "out of memory");
-            return NULL;
-        }
-        w->dbs = grown;
-        w->capdbs = cap;
-        PyMem_RawFree(w->slots);
-        w->slots = slots;
-        w->nslots = 2 * cap;
-        mask = w->nslots - 1;
-        for (size_t n = 0; n < w->ndbs; n++) {
-            size_t at = db_slot(w->dbs[n].db, w->nslots);
-            while (w->slots[at])
-                at = (at + 1) & mask;
-            w->slots[at] = n + 1;
-        }
-        for (i = db_slot(db, w->nslots); w->slots[i]; i = (i + 1) & mask)
-            ;
-    }
-    DbCounts *entry = &w->dbs[w->ndbs++];
-    memset(entry, 0, sizeof *entry);
-    entry->db = db;
-    w->slots[i] = w->ndbs;
-    return entry;
 }
 
 enum {
@@ -544,13 +624,59 @@ static int walk_records(Walk *w, int64_t now_ms, int64_t *expires, int64_t *expi
     }
 }
 
-static PyObject *walk(PyObject *self, PyObject *args) {
+/* [(db, type, keys)] for the types seen in each database, in the order selected. */
+static PyObject *counts_list(Walk *w, PyObject **dbs_out) {
+    PyObject *dbs = PyList_New(0), *counts = PyList_New(0);
+    int ok = dbs && counts;
+    for (size_t i = 0; ok && i < w->db_numbers.n; i++) {
+        PyObject *db = PyLong_FromUnsignedLongLong(w->dbs[i].db);
+        ok = db && PyList_Append(dbs, db) == 0;
+        for (int t = 0; ok && t < TYPES; t++) {
+            if (!w->dbs[i].counts[t])
+                continue;
+            PyObject *item = Py_BuildValue("(OiL)", db, t, (long long)w->dbs[i].counts[t]);
+            ok = item && PyList_Append(counts, item) == 0;
+            Py_XDECREF(item);
+        }
+        Py_XDECREF(db);
+    }
+    if (!ok) {
+        Py_XDECREF(dbs);
+        Py_XDECREF(counts);
+        return NULL;
+    }
+    *dbs_out = dbs;
+    return counts;
+}
+
+/* [(module type name, keys)] in the order first seen. */
+static PyObject *modules_list(Walk *w) {
+    PyObject *modules = PyList_New(0);
+    for (size_t i = 0; modules && i < w->module_ids.n; i++) {
+        PyObject *item = Py_BuildValue("(sL)", w->modules[i].name, (long long)w->modules[i].keys);
+        if (!item || PyList_Append(modules, item)) {
+            Py_XDECREF(item);
+            Py_CLEAR(modules);
+            break;
+        }
+        Py_DECREF(item);
+    }
+    return modules;
+}
+
+static PyObject *walk(PyObject *self, PyObject *args, PyObject *kwargs) {
     (void)self;
-    PyObject *read;
+    static char *keywords[] = {"read", "now_ms", "offset", "emit", NULL};
+    PyObject *read, *emit = Py_None;
     long long now_ms;
     unsigned long long offset;
-    if (!PyArg_ParseTuple(args, "OLK", &read, &now_ms, &offset))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OLK|O", keywords, &read, &now_ms, &offset,
+                                     &emit))
         return NULL;
+    if (emit != Py_None) {
+        PyErr_SetString(PyExc_NotImplementedError, "emit is not implemented yet");
+        return NULL;
+    }
     Walk w = {.read = read, .offset = offset};
     PyObject *result = NULL;
     if (!(w.aux = PyList_New(0)))
@@ -560,37 +686,28 @@ static PyObject *walk(PyObject *self, PyObject *args) {
     int status = walk_records(&w, now_ms, &expires, &expired);
     PyEval_RestoreThread(w.save);
     if (status == OK) {
-        PyObject *dbs = PyList_New(0), *counts = PyList_New(0);
-        int ok = dbs && counts;
-        for (size_t i = 0; ok && i < w.ndbs; i++) {
-            PyObject *db = PyLong_FromUnsignedLongLong(w.dbs[i].db);
-            ok = db && PyList_Append(dbs, db) == 0;
-            for (int t = 0; ok && t < TYPES; t++) {
-                if (!w.dbs[i].counts[t])
-                    continue;
-                PyObject *item = Py_BuildValue("(OiL)", db, t, (long long)w.dbs[i].counts[t]);
-                ok = item && PyList_Append(counts, item) == 0;
-                Py_XDECREF(item);
-            }
-            Py_XDECREF(db);
-        }
-        if (ok)
-            result = Py_BuildValue("(OOOLL)", w.aux, dbs, counts, (long long)expires,
-                                   (long long)expired);
+        PyObject *dbs = NULL, *counts = counts_list(&w, &dbs), *modules = modules_list(&w);
+        if (counts && modules)
+            result = Py_BuildValue("(OOOLLO)", w.aux, dbs, counts, (long long)expires,
+                                   (long long)expired, modules);
         Py_XDECREF(dbs);
         Py_XDECREF(counts);
+        Py_XDECREF(modules);
     } else if (!w.failed) {
         PyErr_SetString(PyExc_ValueError, w.message);
     }
     Py_DECREF(w.aux);
     PyMem_RawFree(w.buf);
     PyMem_RawFree(w.dbs);
-    PyMem_RawFree(w.slots);
+    PyMem_RawFree(w.modules);
+    seen_free(&w.db_numbers);
+    seen_free(&w.module_ids);
     return result;
 }
 
 static PyMethodDef methods[] = {
-    {"walk", walk, METH_VARARGS, "walk(read, now_ms, offset) -> (aux, dbs, counts, ...)"},
+    {"walk", (PyCFunction)(void (*)(void))walk, METH_VARARGS | METH_KEYWORDS,
+     "walk(read, now_ms, offset, emit=None) -> (aux, dbs, counts, expires, expired, modules)"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -277,7 +277,7 @@ def read_summary(stream: BinaryIO, *, now_ms: int | None = None) -> RdbSummary:
         walked = rdb_walk.walk(stream.read, -1 if now_ms is None else now_ms, HEADER_SIZE)
     except ValueError as error:
         raise RdbFormatError(str(error)) from None
-    aux, dbs, counts, expires, expired = walked
+    aux, dbs, counts, expires, expired, _modules = walked  # modules: issue #18, in progress
     for name, value in aux:
         summary.aux[name.decode(errors="replace")] = value.decode(errors="replace")
     for db in dbs:

@@ -1,10 +1,11 @@
-"""Reading the structure of an RDB stream without loading it: header, aux fields, and the
-number of keys per database and per type.
+"""Reading an RDB stream without loading it: header, aux fields, the number of keys per
+database and per type, and, when asked, the JSON export's key lines of every key.
 
-Only the framing is decoded (lengths, opcodes, type bytes); values are skipped, so the
+Counting decodes only the framing (lengths, opcodes, type bytes) and skips values, so the
 reader keeps up with a snapshot as it streams past and needs no memory for big keys.
-Types up to RDB version 12 (Redis 7.4) are understood; a newer type stops the count
-with `RdbFormatError`, never with a wrong answer.
+Emitting also decodes every value (engines/redis/rdb_keys.py) into JSON lines handed on
+in blocks. Types up to RDB version 12 (Redis 7.4) are understood; a newer type stops the
+walk with `RdbFormatError`, never with a wrong answer.
 """
 
 import struct
@@ -13,10 +14,14 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from engines.redis.native import rdb_walk
+from engines.redis.rdb_json import Emit, JsonCounts, KeyLines, LineSink
+from engines.redis.rdb_keys import skip_pending_and_consumers, write_value
+from engines.redis.rdb_reader import RdbFormatError, Reader
+
+__all__ = ["RdbFormatError", "RdbSummary", "read_summary", "walk_in_python"]
 
 MAGIC = b"REDIS"
 HEADER_SIZE = 9
-_STEP = 1 << 20  # the most read at once
 
 OPCODE_SLOT_INFO = 0xF4
 OPCODE_FUNCTION2 = 0xF5
@@ -40,10 +45,9 @@ TYPE_NAMES = {
 }  # fmt: skip
 # Types whose whole value is one (possibly compressed) string: ziplists, listpacks, intsets.
 _ONE_STRING = frozenset((0, 9, 10, 11, 12, 13, 16, 17, 20))
-
-
-class RdbFormatError(ValueError):
-    """The stream is not an RDB this reader understands, or it is damaged or cut short."""
+MODULE_TYPE = 7
+HASH_FIELD_TTL_TYPES = frozenset((22, 23, 24, 25))  # Redis 7.4 hashes with field expiry
+_MODULE_NAME_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 
 @dataclass
@@ -56,6 +60,9 @@ class RdbSummary:
     expires: int = 0
     expired_before_ms: int = 0  # keys whose expiry is earlier than `now_ms` given to the reader
     complete: bool = False  # the EOF opcode was reached
+    modules: dict[str, int] = field(default_factory=dict)  # module type name -> keys (skipped)
+    hash_field_ttls_dropped: int = 0  # hash keys whose field expiries the JSON cannot hold
+    json_counts: JsonCounts | None = None  # the keys written as JSON lines, when emitting
 
     @property
     def total_keys(self) -> int:
@@ -89,95 +96,12 @@ def parse_header(data: bytes) -> int:
     return int(digits)
 
 
-class _Reader:
-    """Sequential reads from a buffered stream, failing loudly on a short read."""
-
-    __slots__ = ("_read", "offset")
-
-    def __init__(self, stream: BinaryIO):
-        self._read = stream.read
-        self.offset = 0
-
-    def exact(self, size: int) -> bytes:
-        data = self._read(size) if size <= _STEP else self._in_steps(size)
-        if len(data) != size:
-            raise RdbFormatError(
-                f"the RDB ends early at byte {self.offset + len(data)} (truncated)"
-            )
-        self.offset += size
-        return data
-
-    def _in_steps(self, size: int) -> bytes:
-        """A big read as the data arrives: a damaged length may claim 2**64 bytes, which
-        read() would refuse or try to allocate (the C walk reads until the end too)."""
-        pieces = []
-        while size > 0:
-            piece = self._read(min(size, _STEP))
-            pieces.append(piece)
-            if len(piece) < min(size, _STEP):
-                break
-            size -= len(piece)
-        return b"".join(pieces)
-
-    def skip(self, size: int) -> None:
-        while size > 0:
-            step = min(size, _STEP)
-            self.exact(step)
-            size -= step
-
-    def byte(self) -> int:
-        return self.exact(1)[0]
-
-    def length(self) -> int:
-        first = self.byte()
-        kind = first >> 6
-        if kind == 0:
-            return first & 0x3F
-        if kind == 1:
-            return ((first & 0x3F) << 8) | self.byte()
-        if first == 0x80:
-            return struct.unpack(">I", self.exact(4))[0]
-        if first == 0x81:
-            return struct.unpack(">Q", self.exact(8))[0]
-        raise RdbFormatError(f"bad length encoding 0x{first:02x} at byte {self.offset - 1}")
-
-    def _string_size(self) -> tuple[int, int]:
-        """(encoding, payload size) of the next string; encoding -1 is a plain string."""
-        first = self.byte()
-        kind = first >> 6
-        if kind == 0:
-            return -1, first & 0x3F
-        if kind == 1:
-            return -1, ((first & 0x3F) << 8) | self.byte()
-        if kind == 2:
-            if first == 0x80:
-                return -1, struct.unpack(">I", self.exact(4))[0]
-            if first == 0x81:
-                return -1, struct.unpack(">Q", self.exact(8))[0]
-            raise RdbFormatError(f"bad string length 0x{first:02x} at byte {self.offset - 1}")
-        encoding = first & 0x3F
-        if encoding in (0, 1, 2):
-            return encoding, 1 << encoding
-        if encoding == 3:  # LZF: compressed length, then the original length
-            compressed = self.length()
-            self.length()
-            return 3, compressed
-        raise RdbFormatError(f"unknown string encoding {encoding} at byte {self.offset - 1}")
-
-    def skip_string(self) -> None:
-        self.skip(self._string_size()[1])
-
-    def string(self) -> bytes:
-        encoding, size = self._string_size()
-        if encoding == 3:  # before reading it, as the C walk does
-            raise RdbFormatError("compressed strings are not expected in aux fields")
-        data = self.exact(size)
-        if encoding == -1:
-            return data
-        return str(int.from_bytes(data, "little", signed=True)).encode()
+def module_name(module_id: int) -> str:
+    """The 9-character name in a module type id (its low 10 bits are the encoding version)."""
+    return "".join(_MODULE_NAME_CHARS[(module_id >> (10 + 6 * (8 - j))) & 63] for j in range(9))
 
 
-def _skip_module_values(reader: _Reader) -> None:
+def _skip_module_values(reader: Reader) -> None:
     while (opcode := reader.length()) != 0:
         if opcode in (1, 2):
             reader.length()
@@ -191,7 +115,7 @@ def _skip_module_values(reader: _Reader) -> None:
             raise RdbFormatError(f"unknown module value opcode {opcode} at byte {reader.offset}")
 
 
-def _skip_stream(reader: _Reader, rdb_type: int) -> None:
+def _skip_stream(reader: Reader, rdb_type: int) -> None:
     for _ in range(reader.length()):
         reader.skip_string()  # node key (master entry id)
         reader.skip_string()  # listpack of entries
@@ -206,19 +130,10 @@ def _skip_stream(reader: _Reader, rdb_type: int) -> None:
         reader.length(), reader.length()  # last delivered id
         if rdb_type >= 19:
             reader.length()  # entries read
-        pending = reader.length()
-        reader.skip(pending * (16 + 8))  # raw id + delivery time
-        for _ in range(pending):
-            reader.length()  # delivery count
-        for _ in range(reader.length()):  # consumers
-            reader.skip_string()
-            reader.skip(8)  # seen time
-            if rdb_type >= 21:
-                reader.skip(8)  # active time
-            reader.skip(reader.length() * 16)  # their pending ids
+        skip_pending_and_consumers(reader, rdb_type)
 
 
-def _skip_value(reader: _Reader, rdb_type: int) -> None:
+def _skip_value(reader: Reader, rdb_type: int) -> None:
     if rdb_type in _ONE_STRING:
         reader.skip_string()
     elif rdb_type in (1, 2, 14):
@@ -243,9 +158,6 @@ def _skip_value(reader: _Reader, rdb_type: int) -> None:
             reader.skip(8)
     elif rdb_type in (15, 19, 21):
         _skip_stream(reader, rdb_type)
-    elif rdb_type == 7:
-        reader.length()  # module id
-        _skip_module_values(reader)
     elif rdb_type in (22, 24):  # hash with field expiry (7.4)
         if rdb_type == 24:
             reader.skip(8)  # minimum expiry
@@ -264,85 +176,137 @@ def _skip_value(reader: _Reader, rdb_type: int) -> None:
         )
 
 
-def read_summary(stream: BinaryIO, *, now_ms: int | None = None) -> RdbSummary:
+def read_summary(
+    stream: BinaryIO, *, now_ms: int | None = None, emit: Emit | None = None
+) -> RdbSummary:
     """Walk the whole RDB in `stream` and count its keys; raise RdbFormatError on damage.
+    With `emit`, every key's JSON lines are handed to it too, in blocks of whole lines.
 
     The walk runs in C (_rdb_walk.c: the same steps, several times faster, without the
     GIL) when that was built, else in Python (`walk_in_python`)."""
     if rdb_walk is None:
-        return walk_in_python(stream, now_ms=now_ms)
-    reader = _Reader(stream)
+        return walk_in_python(stream, now_ms=now_ms, emit=emit)
+    reader = Reader(stream)
     summary = RdbSummary(parse_header(reader.exact(HEADER_SIZE)))
+    extra = () if emit is None else (emit,)
     try:
-        walked = rdb_walk.walk(stream.read, -1 if now_ms is None else now_ms, HEADER_SIZE)
+        walked = rdb_walk.walk(stream.read, -1 if now_ms is None else now_ms, HEADER_SIZE, *extra)
     except ValueError as error:
         raise RdbFormatError(str(error)) from None
-    aux, dbs, counts, expires, expired, _modules = walked  # modules: issue #18, in progress
+    aux, dbs, counts, expires, expired, modules = walked
     for name, value in aux:
         summary.aux[name.decode(errors="replace")] = value.decode(errors="replace")
     for db in dbs:
         summary.keys_per_db_type.setdefault(db, Counter())
+    written = JsonCounts()
     for db, rdb_type, n in counts:
         name = TYPE_NAMES[rdb_type]
         summary.keys_per_db[db] += n
         summary.keys_per_type[name] += n
         summary.keys_per_db_type[db][name] += n
+        if rdb_type in HASH_FIELD_TTL_TYPES:
+            summary.hash_field_ttls_dropped += n
+        if rdb_type != MODULE_TYPE:
+            written.add(db, name, False, n)
+    written.with_ttl = expires
+    for name, keys, *with_expiry in modules:  # (name, keys, keys with an expiry)
+        summary.modules[name] = keys
+        written.with_ttl -= with_expiry[0] if with_expiry else 0
+    if emit is not None:
+        summary.json_counts = written
     summary.expires, summary.expired_before_ms = expires, expired
     summary.complete = True
     return summary
 
 
-def walk_in_python(stream: BinaryIO, *, now_ms: int | None = None) -> RdbSummary:
-    """`read_summary` in Python."""
-    reader = _Reader(stream)
-    summary = RdbSummary(parse_header(reader.exact(HEADER_SIZE)))
-    db = 0
-    per_db = summary.keys_per_db_type.setdefault(0, Counter())
-    expiry: int | None = None
-    while True:
-        opcode = reader.byte()
-        if opcode == OPCODE_EOF:
-            summary.complete = True
-            return summary
-        if opcode == OPCODE_SELECTDB:
-            db = reader.length()
-            per_db = summary.keys_per_db_type.setdefault(db, Counter())
-        elif opcode == OPCODE_EXPIRETIME_MS:
-            expiry = struct.unpack("<q", reader.exact(8))[0]
-        elif opcode == OPCODE_EXPIRETIME:
-            expiry = struct.unpack("<i", reader.exact(4))[0] * 1000
-        elif opcode == OPCODE_AUX:
-            name = reader.string().decode(errors="replace")
-            summary.aux[name] = reader.string().decode(errors="replace")
-        elif opcode == OPCODE_RESIZEDB:
-            reader.length(), reader.length()
-        elif opcode == OPCODE_IDLE:
-            reader.length()
-        elif opcode == OPCODE_FREQ:
-            reader.skip(1)
-        elif opcode == OPCODE_SLOT_INFO:
-            reader.length(), reader.length(), reader.length()
-        elif opcode == OPCODE_FUNCTION2:
+class _Walk:
+    """The state of one walk in Python: the summary so far and, when emitting, the lines."""
+
+    def __init__(self, reader: Reader, now_ms: int | None, emit: Emit | None):
+        self.reader = reader
+        self.now_ms = now_ms
+        self.summary = RdbSummary(parse_header(reader.exact(HEADER_SIZE)))
+        self.sink = None if emit is None else LineSink(emit)
+        self.db = 0
+        self.per_db = self.summary.keys_per_db_type.setdefault(0, Counter())
+        self.expiry: int | None = None
+
+    def key(self, rdb_type: int, name: str) -> None:
+        reader, sink, summary = self.reader, self.sink, self.summary
+        if sink is None:
             reader.skip_string()
-        elif opcode == OPCODE_MODULE_AUX:
-            reader.length(), reader.length()
-            _skip_module_values(reader)
-        elif opcode == OPCODE_FUNCTION_PRE_GA:
-            raise RdbFormatError("functions from Redis 7.0 release candidates are not supported")
         else:
-            name = TYPE_NAMES.get(opcode)
-            if name is None or opcode == 6:
+            key = reader.value_string()
+        if rdb_type == MODULE_TYPE:
+            module = module_name(reader.length())
+            _skip_module_values(reader)
+            summary.modules[module] = summary.modules.get(module, 0) + 1
+        elif sink is None:
+            _skip_value(reader, rdb_type)
+        else:
+            write_value(reader, rdb_type, KeyLines(sink, self.db, key, name, self.expiry))
+        summary.keys_per_db[self.db] += 1
+        summary.keys_per_type[name] += 1
+        self.per_db[name] += 1
+        summary.hash_field_ttls_dropped += rdb_type in HASH_FIELD_TTL_TYPES
+        if self.expiry is not None:
+            summary.expires += 1
+            if self.now_ms is not None and self.expiry < self.now_ms:
+                summary.expired_before_ms += 1
+            self.expiry = None
+
+    def records(self) -> None:
+        """Every record up to the EOF opcode."""
+        reader, summary = self.reader, self.summary
+        while True:
+            opcode = reader.byte()
+            if opcode == OPCODE_EOF:
+                summary.complete = True
+                return
+            if opcode == OPCODE_SELECTDB:
+                self.db = reader.length()
+                self.per_db = summary.keys_per_db_type.setdefault(self.db, Counter())
+            elif opcode == OPCODE_EXPIRETIME_MS:
+                self.expiry = struct.unpack("<q", reader.exact(8))[0]
+            elif opcode == OPCODE_EXPIRETIME:
+                self.expiry = struct.unpack("<i", reader.exact(4))[0] * 1000
+            elif opcode == OPCODE_AUX:
+                name = reader.string().decode(errors="replace")
+                summary.aux[name] = reader.string().decode(errors="replace")
+            elif opcode == OPCODE_RESIZEDB:
+                reader.length(), reader.length()
+            elif opcode == OPCODE_IDLE:
+                reader.length()
+            elif opcode == OPCODE_FREQ:
+                reader.skip(1)
+            elif opcode == OPCODE_SLOT_INFO:
+                reader.length(), reader.length(), reader.length()
+            elif opcode == OPCODE_FUNCTION2:
+                reader.skip_string()
+            elif opcode == OPCODE_MODULE_AUX:
+                reader.length(), reader.length()
+                _skip_module_values(reader)
+            elif opcode == OPCODE_FUNCTION_PRE_GA:
                 raise RdbFormatError(
-                    f"unknown record type {opcode} at byte {reader.offset - 1} (damaged, or "
-                    "written by a Redis newer than this reader knows)"
+                    "functions from Redis 7.0 release candidates are not supported"
                 )
-            reader.skip_string()  # the key
-            _skip_value(reader, opcode)
-            summary.keys_per_db[db] += 1
-            summary.keys_per_type[name] += 1
-            per_db[name] += 1
-            if expiry is not None:
-                summary.expires += 1
-                if now_ms is not None and expiry < now_ms:
-                    summary.expired_before_ms += 1
-                expiry = None
+            else:
+                name = TYPE_NAMES.get(opcode)
+                if name is None or opcode == 6:
+                    raise RdbFormatError(
+                        f"unknown record type {opcode} at byte {reader.offset - 1} (damaged, or "
+                        "written by a Redis newer than this reader knows)"
+                    )
+                self.key(opcode, name)
+
+
+def walk_in_python(
+    stream: BinaryIO, *, now_ms: int | None = None, emit: Emit | None = None
+) -> RdbSummary:
+    """`read_summary` in Python."""
+    walk = _Walk(Reader(stream), now_ms, emit)
+    walk.records()
+    if walk.sink is not None:
+        walk.sink.flush()
+        walk.summary.json_counts = walk.sink.counts
+    return walk.summary

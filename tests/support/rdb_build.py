@@ -579,6 +579,7 @@ class WrittenKey:
     key: bytes
     value: Value
     expires_at_ms: int | None
+    record: bytes  # its bytes in the file: expiry, IDLE, FREQ, type, key, value
 
 
 class RdbWriter:
@@ -616,7 +617,7 @@ class RdbWriter:
     def key(self, name: bytes, value: Value, *, expires_ms: int | None = None,
             expires_s: int | None = None, idle: int | None = None, freq: int | None = None,
             key_how: str = "plain") -> "RdbWriter":  # fmt: skip
-        expiry = None
+        expiry, start = None, len(self.data)
         if expires_ms is not None:
             self.raw(b"\xfc" + struct.pack("<q", expires_ms))
             expiry = expires_ms
@@ -628,7 +629,7 @@ class RdbWriter:
         if freq is not None:
             self.raw(b"\xf9" + bytes([freq]))
         self.raw(bytes([value.rdb_type]) + stored(name, key_how) + value.payload)
-        self.keys.append(WrittenKey(self.db, name, value, expiry))
+        self.keys.append(WrittenKey(self.db, name, value, expiry, bytes(self.data[start:])))
         return self
 
     def end(self, *, checksum: bool = True) -> bytes:

@@ -284,7 +284,7 @@ class _Walk:
             elif opcode == OPCODE_FUNCTION2:
                 reader.skip_string()
             elif opcode == OPCODE_MODULE_AUX:
-                reader.length(), reader.length()
+                reader.length(), reader.length(), reader.length()  # module id, when opcode, when
                 _skip_module_values(reader)
             elif opcode == OPCODE_FUNCTION_PRE_GA:
                 raise RdbFormatError(

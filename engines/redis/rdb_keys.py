@@ -167,9 +167,8 @@ def _stream(reader: Reader, rdb_type: int, lines: KeyLines) -> None:
 
 def skip_pending_and_consumers(reader: Reader, rdb_type: int) -> None:
     """A consumer group's pending entries and consumers, which no JSON line holds."""
-    pending = reader.length()
-    reader.skip(pending * (16 + 8))  # raw id + delivery time
-    for _ in range(pending):
+    for _ in range(reader.length()):  # pending entries
+        reader.skip(16 + 8)  # raw id, delivery time
         reader.length()  # delivery count
     for _ in range(reader.length()):  # consumers
         reader.skip_string()

@@ -124,13 +124,15 @@ def ziplist_items(blob: bytes) -> list[bytes | int]:
 
 
 def _backlen_size(size: int) -> int:
-    if size < 128:
+    """Bytes of the backlen after an entry of `size` bytes: Redis's lpEncodeBacklen, whose
+    bounds are one below the powers of 128 (and not for the first)."""
+    if size <= 127:
         return 1
-    if size < 16384:
+    if size < 16383:
         return 2
-    if size < 2097152:
+    if size < 2097151:
         return 3
-    return 4 if size < 268435456 else 5
+    return 4 if size < 268435455 else 5
 
 
 def _listpack_entry(blob: bytes, at: int, end: int) -> tuple[bytes | int, int]:

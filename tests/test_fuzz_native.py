@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.fuzz.build import ROOT, build, compiler, sanitizer_environment
-from tests.fuzz.corpus import write_postgres_corpus, write_redis_corpus
+from tests.fuzz.corpus import crafted_corpus, write_postgres_corpus, write_redis_corpus
 from tests.fuzz.run import TARGETS
 from tests.support.pg_seed import unique_name
 
@@ -81,9 +81,12 @@ def test_rdb_walk_fuzzed(sanitized, redis_corpus):
     summary = fuzz(sanitized, "rdb_walk", "--corpus", str(redis_corpus),
                    "--examples", str(EXAMPLES))  # fmt: skip
     reached = summary["reached"]
-    assert summary["cases"] == EXAMPLES and summary["corpus"] == 4
+    assert summary["cases"] == EXAMPLES and summary["corpus"] == 4 + len(crafted_corpus())
     assert reached["counted"] > 30 and reached["RdbFormatError: the RDB ends early"] > 30
     assert len(reached) > 6  # many kinds of damage, each reported the same way
+    assert reached["emit: emitted"] > 30
+    damaged = [kind for kind in reached if kind.startswith("emit: RdbFormatError: damaged")]
+    assert len(damaged) >= 5  # LZF, ziplist, listpack, intset, zipmap, stream ...
 
 
 def test_archive_chunks_fuzzed(sanitized, postgres_corpus):

@@ -2,7 +2,9 @@
 
 rdb/*.rdb        snapshots of a real redis-server (`redis-cli --rdb`): compact and big
                  encodings, expiries, three databases, a stream with consumer groups,
-                 pending entries and consumers, a function, LFU counters, LRU idle times
+                 pending entries and consumers, a function, LFU counters, LRU idle times;
+                 and crafted-*.rdb: the crafted files of every value encoding
+                 (tests/support/rdb_crafted.py), whole and one key each
 json/*.jsonl     the JSON export of the same data, by the project's exporter
 pg/*.dump        pg_dump --format=custom --compress=0 output through a pipe, as a backup
                  streams it: rows with escapes, end-of-data look-alikes, empty tables,
@@ -20,6 +22,7 @@ from engines.redis.connection import target_from_url
 from engines.redis.inspect import server_facts
 from engines.redis.json_export import JsonExporter
 from tests.support.postgres import PostgresServer
+from tests.support.rdb_crafted import SMALL, crafted
 from tests.support.redis import RedisServer
 
 FUNCTION = "#!lua name=fuzzlib\nredis.register_function('echo', function(keys, args) return 1 end)"
@@ -98,6 +101,32 @@ def write_redis_corpus(folder: Path) -> None:
             client.config_set(name, value)
         _seed_redis(server)
         _snapshot(server, folder / "rdb" / "big.rdb")
+    write_crafted_corpus(folder)
+
+
+CRAFTED_KEY_BYTES = 4096  # a key record up to this size gets a file of its own
+
+
+def crafted_corpus() -> dict[str, bytes]:
+    """name -> RDB: every small crafted file, and each of its keys (up to
+    CRAFTED_KEY_BYTES) alone in a file of the same version, where damage lands on the
+    encoding more often than in a file of many keys."""
+    found = {}
+    for name in SMALL:
+        file = crafted(name)
+        found[f"crafted-{name}"] = file.data
+        for number, written in enumerate(file.keys):
+            if len(written.record) <= CRAFTED_KEY_BYTES:
+                select = b"\xfe" + bytes([written.db]) if written.db else b""
+                rdb = file.data[:9] + select + written.record + b"\xff" + bytes(8)
+                found[f"crafted-{name}-{number:03d}"] = rdb
+    return found
+
+
+def write_crafted_corpus(folder: Path) -> None:
+    (folder / "rdb").mkdir(parents=True, exist_ok=True)
+    for name, data in crafted_corpus().items():
+        (folder / "rdb" / f"{name}.rdb").write_bytes(data)
 
 
 def write_postgres_corpus(folder: Path, server: PostgresServer, database: str) -> None:

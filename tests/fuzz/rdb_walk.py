@@ -1,10 +1,12 @@
 """_rdb_walk.c against the Python walk (engines/redis/rdb_format.walk_in_python).
 
-For every input both give the same summary or the same RdbFormatError message; C reads
-its input in pieces of every size (a pipe gives what it has), Python all at once. The
+For every input both give the same summary or the same RdbFormatError message, counting
+and emitting the JSON key lines (issue #18: the same lines, byte for byte); C reads its
+input in pieces of every size (a pipe gives what it has), Python all at once. The
 inputs: RDBs from a real redis-server (compact and big encodings, expiries, streams with
-consumer groups, functions, LFU counters), RDBs of random records of every type and
-opcode this reader knows, and both with damage.
+consumer groups, functions, LFU counters), crafted RDBs of every value encoding
+(tests/support/rdb_crafted.py, whole and one key each), RDBs of random records of every
+type and opcode this reader knows, and all of them with damage.
 """
 
 import io
@@ -19,6 +21,8 @@ from hypothesis import strategies as st
 
 from engines.redis.rdb_format import RdbFormatError, read_summary, walk_in_python
 from tests.fuzz.mutate import damage
+from tests.support import rdb_build as rdb
+from tests.support.rdb_oracle import Pieces, assert_same, outcome
 
 MODULE = "engines.redis._rdb_walk"
 NOW_MS = 1_800_000_000_000
@@ -194,22 +198,6 @@ def cases(corpus: list[bytes], seed: int) -> st.SearchStrategy:
 # --- the oracle -------------------------------------------------------------------------
 
 
-class Pieces(io.RawIOBase):
-    """`data` read back in pieces of the sizes given, in turn, as a pipe gives them; the
-    header (read first, exactly) whole."""
-
-    def __init__(self, data: bytes, sizes: list[int]) -> None:
-        self._data, self._sizes, self._at, self._reads = data, sizes, 0, 0
-
-    def read(self, size: int = -1) -> bytes:
-        if self._at:
-            size = min(size, self._sizes[self._reads % len(self._sizes)])
-            self._reads += 1
-        piece = self._data[self._at : self._at + size]
-        self._at += len(piece)
-        return piece
-
-
 def _outcome(walk, stream, now_ms):
     try:
         return walk(stream, now_ms=now_ms)
@@ -231,11 +219,26 @@ def check(case: dict) -> None:
         # is about as fast as Python's here (0.196 s against 0.188 s seen once in CI);
         # the quadratic lookup this guards against took six times Python's time.
         assert c_seconds < 3 * python_seconds, (c_seconds, python_seconds)
-    stats["counted" if not isinstance(c, str) else re.split(r" (?:at|0x|[0-9]|b')", c)[0]] += 1
+    stats["counted" if not isinstance(c, str) else _kind(c)] += 1
     assert c == python, (c, python)
+    emitted_c = outcome(read_summary, Pieces(data, case["pieces"]), now_ms)
+    emitted_python = outcome(walk_in_python, io.BytesIO(data), now_ms)
+    stats["emit: " + ("emitted" if emitted_python[0] == "ok" else _kind(emitted_python[1]))] += 1
+    assert_same(emitted_c, emitted_python, "emitting")
+
+
+def _kind(message: str) -> str:
+    return re.split(r" (?:at|0x|[0-9]|b')", message)[0]
 
 
 # --- the smallest inputs of what fuzzing found ------------------------------------------
+
+
+def _pel_delivered_100_times() -> bytes:
+    group = rdb.Group(b"g", (2, 0), pending=[(1, 0, 0, 100), (2, 0, 0, 1)],
+                      consumers=[rdb.Consumer(b"c", pending=[(1, 0), (2, 0)])])  # fmt: skip
+    return rdb.RdbWriter(10).key(b"s", rdb.stream_value(15, [], [group])).end(checksum=False)
+
 
 REGRESSIONS: dict[str, dict] = {
     # the first read moved the empty buffer with memmove(NULL, NULL, 0)
@@ -249,6 +252,19 @@ REGRESSIONS: dict[str, dict] = {
                                "now_ms": None},
     # 25,000 databases selected: C looked each up in a list of all (3 s; Python 0.5 s);
     # "not_quadratic": C within 3x Python's time (check)
+    # (the oracle tests, issue #18) a group PEL entry is id, delivery time, delivery count
+    # interleaved: both walks read every id and time first, wrong once a count took 2 bytes
+    "rdb_pel_delivery_count_of_two_bytes": {"data": _pel_delivered_100_times(), "pieces": [1 << 20],
+                                            "now_ms": None},
+    # module aux data is module id, when-opcode 2, when, values, EOF: both read `when` as an
+    # opcode
+    "rdb_module_aux": {"data": rdb.RdbWriter(10).module_aux("craftaux1", 2, [(5, b"x")])
+                       .end(checksum=False), "pieces": [1 << 20], "now_ms": None},
+    # listpack backlen is 3 bytes for an entry of exactly 16383 bytes (lpEncodeBacklen's
+    # bound is l < 16383, not 16384 as the spec said): redis-server 7.0 writes it so
+    "rdb_listpack_entry_of_16383_bytes": {"data": rdb.RdbWriter(10).key(
+        b"l", rdb.quicklist2([[b"a" * 16378]])).end(checksum=False), "pieces": [4096],
+        "now_ms": None},
     "rdb_many_databases": {"data": b"REDIS0011" + b"".join(
         b"\xfe\x80" + db.to_bytes(4, "big") + b"\x00\x01k\x01v" for db in range(25_000)
     ) + b"\xff", "pieces": [1 << 20], "now_ms": None, "not_quadratic": True},

@@ -13,9 +13,13 @@
   by a throwaway redis-server with deep checks on; its SCAN export says what ours says.
 """
 
+import functools
 import json
 import random
+import struct
 import subprocess
+import sys
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,12 +31,15 @@ from engines.redis.inspect import server_facts
 from engines.redis.json_export import JsonExporter
 from engines.redis.json_reader import StreamValue, parse_record
 from engines.servers.process import chown_tree
-from tests.support.rdb_crafted import FILES, LOADABLE, SMALL, crafted
+from tests.support import rdb_build as rdb
+from tests.support.rdb_crafted import FILES, LOADABLE, SMALL, Crafted, crafted
 from tests.support.rdb_expected import expected_json, expected_modules
 from tests.support.rdb_oracle import assert_same, first_difference, in_c, in_python
+from tests.support.rdb_random import random_loadable
 from tests.support.redis import RedisServer
 from tests.support.redis_seed import seed
 
+RANDOM = [f"random-{seed}" for seed in (1, 2, 3, 4)]  # rdb_random.random_loadable(seed)
 ALL_CUTS_UP_TO = 20_000  # a key record this long or shorter is cut everywhere
 BIG_ENCODINGS = {
     "hash-max-listpack-entries": 0,
@@ -46,19 +53,39 @@ BIG_ENCODINGS = {
 # --- crafted files: the spec's lines, C == Python ------------------------------------------
 
 
-@pytest.mark.parametrize("name", list(FILES))
+def file_named(name: str) -> Crafted:
+    if name.startswith("random-"):
+        return _random(int(name.split("-")[1]))
+    return crafted(name)
+
+
+@functools.cache
+def _random(seed: int) -> Crafted:
+    return random_loadable(seed)
+
+
+@pytest.mark.parametrize("name", [*FILES, *RANDOM])
 def test_the_twin_writes_the_lines_the_spec_asks_for(name):
-    file = crafted(name)
+    file = file_named(name)
     python = in_python(file.data)
     assert python[0] == "ok", python
     expected = expected_json(file.keys)
     assert python[1] == expected, first_difference(python[1], expected)
-    assert python[2].modules == dict(expected_modules(file.keys))
+    summary = python[2]
+    assert summary.modules == dict(expected_modules(file.keys))
+    written = [k for k in file.keys if k.value.kind != "module"]
+    per_db_type: dict[int, Counter] = {}
+    for k in written:
+        per_db_type.setdefault(k.db, Counter())[k.value.kind] += 1
+    assert summary.json_counts.per_db_type == per_db_type
+    assert summary.json_counts.with_ttl == sum(k.expires_at_ms is not None for k in written)
+    field_ttls = sum(k.value.rdb_type in (22, 23, 24, 25) for k in file.keys)
+    assert summary.hash_field_ttls_dropped == field_ttls
 
 
-@pytest.mark.parametrize("name", list(FILES))
+@pytest.mark.parametrize("name", [*FILES, *RANDOM])
 def test_c_writes_what_the_twin_writes(name):
-    data = crafted(name).data
+    data = file_named(name).data
     python = in_python(data)
     assert_same(in_c(data), python, name)
     assert_same(in_c(data, pieces=[1, 7, 2, 4096]), python, f"{name} read in small pieces")
@@ -233,9 +260,9 @@ class LoadingServer(RedisServer):
         return [*super()._argv(port), "--sanitize-dump-payload", "yes"]
 
 
-@pytest.mark.parametrize("name", LOADABLE)
+@pytest.mark.parametrize("name", [*LOADABLE, *RANDOM])
 def test_redis_server_reads_the_crafted_files_as_we_do(name):
-    file = crafted(name)
+    file = file_named(name)
     with LoadingServer(file.data) as server:
         scanned = _scan_export(server)
     python = in_python(file.data)
@@ -293,3 +320,80 @@ def assert_same_keys(ours: bytes, scanned: bytes) -> None:
         metadata = kind == "stream" and value.entries_added is not None
         assert (kind, expiry) == (other_kind, other_expiry), slot
         assert _normal(kind, value, metadata) == _normal(kind, other, metadata), slot
+
+
+# --- memory: claims bigger than what arrived, strings bigger than a piece --------------------
+
+HUGE = 1 << 50
+KEY = b"\x01k"  # the key "k" as an RDB string
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _claims() -> dict[str, bytes]:
+    """RDB records that claim far more than follows them."""
+    ziplist_entry_claims_4gib = rdb.ziplist([b"a"])[:-1] + b"\x03\x80\xff\xff\xff\xff" + b"\xff"
+    return {
+        "string": b"\x00" + KEY + rdb.length(HUGE) + b"abc",
+        "list count": b"\x01" + KEY + rdb.length(HUGE) + rdb.string(b"a"),
+        "zset count": b"\x05" + KEY + rdb.length(HUGE),
+        "lzf original": b"\x00" + KEY + b"\xc3" + rdb.length(5) + rdb.length(HUGE) + b"\x04abcde",
+        "lzf compressed": b"\x00" + KEY + b"\xc3" + rdb.length(HUGE) + rdb.length(10) + b"\x00a",
+        "ziplist blob": b"\x0a" + KEY + rdb.length(HUGE) + b"\x0b\x00",
+        "ziplist entry": b"\x0a" + KEY + rdb.string(ziplist_entry_claims_4gib),
+        "intset": b"\x0b" + KEY + rdb.string(struct.pack("<II", 8, 1 << 31) + bytes(8)),
+        "quicklist nodes": b"\x12" + KEY + rdb.length(HUGE) + b"\x02",
+        "stream nodes": b"\x13" + KEY + rdb.length(HUGE),
+        "stream pending": b"\x0f" + KEY + bytes(5) + b"\x01" + rdb.string(b"g") + bytes(2)
+        + rdb.length(HUGE),
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("claim", list(_claims()))
+def test_a_claim_of_a_petabyte_allocates_nothing(claim):
+    data = b"REDIS0011" + _claims()[claim] + b"\xff" + bytes(8)
+    python = in_python(data)
+    assert python[0] == "error" and python[1].startswith("RdbFormatError: "), python
+    assert_same(in_c(data), python, claim)
+    assert_same(in_c(data, pieces=[1, 3]), python, f"{claim} in small pieces")
+
+
+PEAK_SCRIPT = """
+import io, resource, sys
+from engines.redis.rdb_format import read_summary, walk_in_python
+
+class Generated(io.RawIOBase):
+    '''An RDB with one plain string of `size` bytes, made as it is read.'''
+    def __init__(self, size):
+        self.head = b"REDIS0010\\x00\\x01k\\x80" + size.to_bytes(4, "big")
+        self.left, self.tail = size, b"\\xff" + bytes(8)
+    def read(self, n=-1):
+        if self.head:
+            out, self.head = self.head[:n], self.head[n:]
+            return out
+        if self.left:
+            step = min(n, self.left)
+            self.left -= step
+            return b"x" * step
+        out, self.tail = self.tail[:n], self.tail[n:]
+        return out
+
+walk = read_summary if sys.argv[1] == "c" else walk_in_python
+emitted = [0]
+def emit(block):
+    emitted[0] += len(block)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+walk(Generated(int(sys.argv[2])), emit=emit)
+grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+print(grown * 1024, emitted[0])
+"""
+
+
+@pytest.mark.parametrize("walk", ["c", "python"])
+def test_a_big_plain_string_is_never_held_whole(walk):
+    size = 96 << 20
+    done = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, walk, str(size)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    grown, emitted = map(int, done.stdout.split())
+    assert emitted > size  # 96 lines of a 1 MiB piece each
+    assert grown < size // 4, f"the peak grew by {grown >> 20} MiB for a {size >> 20} MiB string"

@@ -98,6 +98,16 @@ class ArtifactsMixin:
             if not updated:
                 raise NotFoundError(f"no artifact with id {artifact_id} in the catalog")
 
+    def forget_failed_artifact(self, artifact_id: int) -> None:
+        """Remove the row of an artifact whose writing failed (nothing of it was stored)
+        because another takes its place in the set under the same name."""
+        with self._db.write() as conn:
+            removed = conn.execute(
+                "DELETE FROM artifacts WHERE id = ? AND status = 'failed'", (artifact_id,)
+            ).rowcount
+            if not removed:
+                raise NotFoundError(f"no failed artifact with id {artifact_id} in the catalog")
+
     def get_artifact(self, artifact_id: int) -> Artifact:
         row = self._db.row("SELECT * FROM artifacts WHERE id = ?", (artifact_id,))
         if row is None:

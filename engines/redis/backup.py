@@ -1,12 +1,13 @@
 """`backup redis`: an RDB snapshot over replication and a JSON export, in one backup set.
 
-Both artifacts go through `store_artifact`. The snapshot is counted as it streams past
-(keys per database and per type, exactly as in the file). A server that refuses SYNC
-(managed services) still gets the JSON export; the log and the metadata say why there is
-no snapshot. Both artifacts are checked afterwards (`verify.check_artifacts`).
+One read of the server: the JSON export is made from the RDB as it streams past
+(`snapshot_store`), so both artifacts hold the same moment, and the metadata says so
+(`json_source` "rdb"). SCAN over the live server (`json_export`: every key read at its
+own moment, `json_source` "scan" with the reason) remains for a server that refuses
+SYNC (managed services) and for an RDB whose structure this reader cannot walk (a
+record type newer than it knows); the log says which and why. Both artifacts are
+checked afterwards (`verify.check_artifacts`).
 """
-
-from typing import Any
 
 from engines.catalog import Artifact, BackupSet
 from engines.jobs import JobContext
@@ -14,15 +15,16 @@ from engines.redis.connection import RedisTarget, connected, target_from_setting
 from engines.redis.inspect import ServerFacts, server_facts, server_time_ms
 from engines.redis.json_export import JsonExporter
 from engines.redis.json_format import FORMAT as JSON_FORMAT
-from engines.redis.options import JSON_MODE, RDB_MODE, RedisBackupOptions
-from engines.redis.rdb_format import parse_header
+from engines.redis.options import JSON_MODE, RedisBackupOptions
+from engines.redis.rdb_format import RdbSummary
 from engines.redis.rdb_sync import RdbStream, SyncRefusedError
-from engines.redis.rdb_tee import SummarisingTee
+from engines.redis.snapshot_store import per_db, store_snapshot
 from engines.redis.verify import check_artifacts
 from engines.repository.artifacts import store_artifact
 from engines.workspace import Workspace
 
 KEY_LOG_INTERVAL = 100_000
+SCANNED = "keys read one by one with SCAN, each at its own moment (not one snapshot)"
 
 
 def back_up_redis(
@@ -31,92 +33,99 @@ def back_up_redis(
     target = target_from_settings(workspace.settings)
     with connected(target) as client:
         facts = server_facts(client)
-        now_ms = server_time_ms(client)
-    context.log(
-        f"{target.describe()}: Redis {facts.version} ({facts.role}), {facts.total_keys} keys "
-        f"in {len(facts.keyspace)} database(s), {facts.used_memory} bytes used"
-    )
-    artifacts = []
-    snapshot_note = "stored"
+        context.log(
+            f"{target.describe()}: Redis {facts.version} ({facts.role}), {facts.total_keys} keys "
+            f"in {len(facts.keyspace)} database(s), {facts.used_memory} bytes used"
+        )
+        moment_ms = server_time_ms(client)  # the snapshot's moment: right before SYNC
     try:
-        artifacts.append(_store_snapshot(workspace, backup_set, target, facts, now_ms, context))
+        stream = RdbStream(target).start()
     except SyncRefusedError as refusal:
-        snapshot_note = f"refused by the server: {refusal}"
         context.log(
             f"{target.address} refused SYNC ({refusal}); this backup holds the JSON export "
-            "only (usual on managed services)",
+            "only, made with SCAN (usual on managed services)",
             "warning",
         )
-    artifacts.append(_store_json(workspace, backup_set, target, facts, snapshot_note, context))
+        reason = f"the server refused SYNC: {refusal}"
+        snapshot_note = f"refused by the server: {refusal}"
+        artifacts = [_store_scanned_json(workspace, backup_set, target, facts, snapshot_note,
+                                         reason, context)]  # fmt: skip
+    else:
+        transfer = "diskless" if stream.diskless else f"{stream.size} bytes"
+        context.log(
+            f"SYNC accepted: receiving the snapshot ({transfer}), the JSON export made from "
+            "it as it streams past"
+        )
+        stored = store_snapshot(workspace, backup_set, stream, facts, moment_ms, context,
+                                with_json=_walk_emits())  # fmt: skip
+        artifacts = [stored.rdb]
+        if stored.json is not None:
+            assert stored.summary is not None
+            _log_json_from_rdb(stored.json, stored.summary, context)
+            artifacts.append(stored.json)
+        else:
+            reason = f"the RDB's structure could not be read ({stored.unreadable})"
+            if stored.unreadable is None:  # TRANSITIONAL until the C walk emits
+                reason = "the C walk cannot write JSON yet"
+            context.log(
+                f"JSON export not made from the snapshot: {reason}; exporting with SCAN "
+                "instead, so its keys are read one by one, each at its own moment, not the "
+                "snapshot's",
+                "warning",
+            )
+            artifacts.append(_store_scanned_json(workspace, backup_set, target, facts, "stored",
+                                                 reason, context))  # fmt: skip
     check_artifacts(workspace, artifacts, context)
     return artifacts
 
 
-def _store_snapshot(
-    workspace: Workspace,
-    backup_set: BackupSet,
-    target: RedisTarget,
-    facts: ServerFacts,
-    now_ms: int,
-    context: JobContext,
-) -> Artifact:
-    stream = RdbStream(target).start()
-    transfer = "diskless" if stream.diskless else f"{stream.size} bytes"
-    context.log(f"SYNC accepted: receiving the snapshot ({transfer})")
-    tee = SummarisingTee(stream, now_ms=now_ms)
-    first_bytes = bytearray()
+def _walk_emits() -> bool:
+    """TRANSITIONAL (until _rdb_walk.c emits): whether the walk can write JSON lines."""
+    import io
 
-    def blocks():
-        for block in tee:
-            if len(first_bytes) < 9:
-                first_bytes.extend(block[:9])
-            context.progress(stream.received, stream.size)
-            yield block
+    from engines.redis import rdb_format
 
-    def metadata() -> dict[str, Any]:
-        summary = tee.summary()
-        fields: dict[str, Any] = {
-            "content": "rdb",
-            "rdb_version": parse_header(bytes(first_bytes)),
-            "transfer": "diskless" if stream.diskless else "disk",
-            **facts.to_metadata(),
-        }
-        if summary is not None:
-            fields.update(summary.counts(), counts_from="rdb", rdb_aux=summary.aux)
-        else:
-            # A record type newer than our reader: the server's own count at SYNC time.
-            context.log(f"snapshot not counted ({tee.error}); recording the server's count")
-            fields.update(
-                keys=facts.total_keys,
-                keys_per_db={str(db): n for db, n in sorted(facts.keyspace.items())},
-                counts_from="server",
-            )
-        return fields
+    if rdb_format.rdb_walk is None:
+        return True
+    try:
+        rdb_format.rdb_walk.walk(io.BytesIO().read, -1, 9, lambda block: None)
+    except NotImplementedError:
+        return False
+    except Exception:
+        return True
+    return True
 
-    artifact = store_artifact(
-        workspace,
-        backup_set,
-        context,
-        source="redis",
-        mode=RDB_MODE,
-        name="redis.rdb",
-        stream=blocks(),
-        metadata=metadata,
-    )
+
+def _log_json_from_rdb(artifact: Artifact, summary: RdbSummary, context: JobContext) -> None:
     meta = artifact.metadata
     context.log(
-        f"snapshot: RDB version {meta.get('rdb_version')}, {meta.get('keys')} keys "
-        f"({_per_db(meta)})"
+        f"JSON export: {meta.get('keys')} keys ({per_db(meta)}), from the snapshot (server "
+        f"time {meta.get('snapshot_server_time_ms')} ms, read right before SYNC)"
     )
-    return artifact
+    if summary.modules:
+        kinds = ", ".join(f"{name}: {n}" for name, n in summary.modules.items())
+        context.log(
+            f"{sum(summary.modules.values())} keys of module types ({kinds}) are in the RDB "
+            "but not in the JSON export, which cannot hold them; restore them from the RDB "
+            "(into a server that loads those modules)",
+            "warning",
+        )
+    if summary.hash_field_ttls_dropped:
+        context.log(
+            f"{summary.hash_field_ttls_dropped} hash keys have fields with their own TTL: "
+            "the JSON export holds those fields without their TTLs (it has no place for "
+            "them); restore from the RDB to keep them",
+            "warning",
+        )
 
 
-def _store_json(
+def _store_scanned_json(
     workspace: Workspace,
     backup_set: BackupSet,
     target: RedisTarget,
     facts: ServerFacts,
     snapshot_note: str,
+    reason: str,
     context: JobContext,
 ) -> Artifact:
     logged = [0]
@@ -142,6 +151,9 @@ def _store_json(
             "content": "json",
             "json_format": JSON_FORMAT,
             "rdb_snapshot": snapshot_note,
+            "json_source": "scan",
+            "json_moment": SCANNED,
+            "json_source_reason": reason,
             **facts.to_metadata(),
             **exporter.counts.to_metadata(),
             "counts_from": "json",
@@ -152,10 +164,5 @@ def _store_json(
     vanished = (
         f"; {exporter.counts.vanished} vanished while reading" if exporter.counts.vanished else ""
     )
-    context.log(f"JSON export: {meta.get('keys')} keys ({_per_db(meta)}){vanished}")
+    context.log(f"JSON export: {meta.get('keys')} keys ({per_db(meta)}), with SCAN{vanished}")
     return artifact
-
-
-def _per_db(meta: dict[str, Any]) -> str:
-    per_db = meta.get("keys_per_db") or {}
-    return ", ".join(f"db {db}: {n}" for db, n in per_db.items()) or "empty"

@@ -51,8 +51,12 @@ def store_artifact(
     name: str,
     stream: Iterable[bytes] | BinaryIO,
     metadata: dict[str, Any] | Callable[[], dict[str, Any]],
+    report_progress: bool = True,
 ) -> Artifact:
-    """Compress, encrypt and store `stream` as `<source>/<set id>_<name>.<gz|zst>.enc`."""
+    """Compress, encrypt and store `stream` as `<source>/<set id>_<name>.<gz|zst>.enc`.
+
+    Without `report_progress` the bytes written are not reported to `context` (an
+    artifact stored beside another, whose progress the job shows)."""
     settings = workspace.settings
     codec = settings.backup_compression
     relpath = f"{source}/{artifact_filename(f'{backup_set.id}_{name}', codec)}"
@@ -82,7 +86,7 @@ def store_artifact(
             full_metadata,
             codec=codec,
             level=settings.compression_level,
-            progress=lambda done: context.progress(done, None),
+            progress=(lambda done: context.progress(done, None)) if report_progress else None,
             cancelled=lambda: context.cancelled,
             identity=identity,
         )

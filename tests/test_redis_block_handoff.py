@@ -1,0 +1,78 @@
+"""The bounded hand-off of JSON blocks between the RDB walk and the JSON export's store."""
+
+import threading
+
+import pytest
+
+from engines.redis.block_handoff import BlockHandoff, HandoffStopped
+
+
+def _produce(handoff: BlockHandoff, blocks: list[bytes], outcome: list) -> threading.Thread:
+    def run() -> None:
+        try:
+            for block in blocks:
+                handoff.put(block)
+            handoff.close()
+            outcome.append("closed")
+        except HandoffStopped as stopped:
+            outcome.append(stopped)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def test_blocks_arrive_in_order_and_the_loop_ends_at_close():
+    handoff = BlockHandoff(max_bytes=10)
+    blocks = [bytes([i]) * (i % 7 + 1) for i in range(200)]
+    outcome: list = []
+    producer = _produce(handoff, blocks, outcome)
+    assert list(handoff) == blocks
+    producer.join()
+    assert outcome == ["closed"]
+
+
+def test_the_producer_waits_while_the_bound_is_reached():
+    handoff = BlockHandoff(max_bytes=8)
+    outcome: list = []
+    producer = _produce(handoff, [b"abcd", b"efgh", b"ijkl"], outcome)
+    producer.join(timeout=0.5)
+    assert producer.is_alive()  # 8 bytes wait; the third block has no room
+    taken = iter(handoff)
+    assert next(taken) == b"abcd"
+    producer.join(timeout=10)
+    assert not producer.is_alive()
+    assert list(taken) == [b"efgh", b"ijkl"]
+
+
+def test_a_block_bigger_than_the_bound_passes_alone():
+    handoff = BlockHandoff(max_bytes=4)
+    outcome: list = []
+    producer = _produce(handoff, [b"x" * 100, b"y"], outcome)
+    assert list(handoff) == [b"x" * 100, b"y"]
+    producer.join()
+
+
+def test_the_producers_failure_is_raised_in_the_consumer_and_queued_blocks_dropped():
+    handoff = BlockHandoff(max_bytes=100)
+    handoff.put(b"line\n")
+    handoff.fail(ValueError("the walk stopped"))
+    with pytest.raises(ValueError, match="the walk stopped"):
+        list(handoff)
+    handoff.close()  # the first end counts
+    with pytest.raises(ValueError):
+        list(handoff)
+
+
+def test_a_consumer_that_stops_wakes_the_waiting_producer():
+    handoff = BlockHandoff(max_bytes=4)
+    outcome: list = []
+    producer = _produce(handoff, [b"abcd", b"efgh"], outcome)
+    producer.join(timeout=0.5)
+    assert producer.is_alive()
+    handoff.stop()
+    producer.join(timeout=10)
+    assert not producer.is_alive()
+    assert isinstance(outcome[0], HandoffStopped)
+    with pytest.raises(HandoffStopped):
+        handoff.put(b"more")

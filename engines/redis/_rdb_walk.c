@@ -16,7 +16,9 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define READ_SIZE (1 << 20)
@@ -39,8 +41,22 @@ typedef struct {
 
 typedef struct {
     char name[10]; /* 9 characters and a NUL */
-    int64_t keys;
+    int64_t keys, with_expiry;
 } ModuleCount;
+
+/* A growing byte buffer (the lines for emit, a key's line start, decoded strings). */
+typedef struct {
+    unsigned char *data;
+    size_t len, cap;
+} Bytes;
+
+/* The lines of the key being written: the open line's items and their raw bytes. */
+typedef struct {
+    size_t items;
+    uint64_t bytes;
+    uint64_t part; /* of the open line: 0 for the first */
+    int stream;    /* the value is {"entries":[...]...}, not [...] */
+} Lines;
 
 typedef struct {
     PyObject *read;
@@ -55,6 +71,13 @@ typedef struct {
     Seen module_ids;  /* the name part of each module id (id >> 10) */
     ModuleCount *modules; /* one for each of module_ids, room for modules_cap */
     size_t dbs_cap, modules_cap;
+    uint64_t module_id; /* of the module key just read */
+    PyObject *emit;     /* NULL: counting only */
+    Bytes out;          /* whole lines not yet handed to emit, then the open line */
+    Bytes prefix;       /* the key's line up to and including "value": */
+    Bytes tail;         /* a stream's fields after its entries, for its last line */
+    Bytes spare[2];     /* decoded strings: integers' digits, LZF output */
+    Lines lines;
     PyObject *aux; /* list, touched only with the GIL */
 } Walk;
 
@@ -155,8 +178,8 @@ static DbCounts *select_db(Walk *w, uint64_t db) {
 static const char MODULE_CHARSET[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-/* One more key of the module type whose id (a 9-character name and a 10-bit version) is `id`. */
-static int count_module(Walk *w, uint64_t id) {
+/* One more key (with an expiry or not) of the module type whose id (a 9-character name and a 10-bit version) is `id`. */
+static int count_module(Walk *w, uint64_t id, int has_expiry) {
     size_t index;
     int added;
     if (seen_index(&w->module_ids, id >> 10, &index, &added))
@@ -174,8 +197,10 @@ static int count_module(Walk *w, uint64_t id) {
             w->modules[index].name[j] = MODULE_CHARSET[(id >> (10 + 6 * (8 - j))) & 63];
         w->modules[index].name[9] = 0;
         w->modules[index].keys = 0;
+        w->modules[index].with_expiry = 0;
     }
     w->modules[index].keys++;
+    w->modules[index].with_expiry += has_expiry;
     return OK;
 }
 
@@ -301,8 +326,9 @@ static int length(Walk *w, uint64_t *value) {
     return length_from(w, first, value, "length encoding");
 }
 
-/* The next string's encoding (-1 plain, 0-2 integer, 3 LZF) and payload size. */
-static int string_size(Walk *w, int *encoding, uint64_t *size) {
+/* The next string's encoding (-1 plain, 0-2 integer, 3 LZF), payload size and (LZF) the
+   original size. */
+static int lzf_string_size(Walk *w, int *encoding, uint64_t *size, uint64_t *original) {
     unsigned first;
     if (byte(w, &first))
         return FAIL;
@@ -316,14 +342,18 @@ static int string_size(Walk *w, int *encoding, uint64_t *size) {
         return OK;
     }
     if (code == 3) {
-        uint64_t original;
         *encoding = 3;
-        if (length(w, size) || length(w, &original))
+        if (length(w, size) || length(w, original))
             return FAIL;
         return OK;
     }
     return fail(w, "unknown string encoding %u at byte %llu", code,
                 (unsigned long long)(w->offset - 1));
+}
+
+static int string_size(Walk *w, int *encoding, uint64_t *size) {
+    uint64_t original;
+    return lzf_string_size(w, encoding, size, &original);
 }
 
 static int skip_string(Walk *w) {
@@ -402,6 +432,28 @@ static int lengths(Walk *w, int n) {
     return OK;
 }
 
+/* A consumer group's pending entries and consumers (the JSON has no place for them). */
+static int skip_pending_and_consumers(Walk *w, unsigned type) {
+    uint64_t pending, consumers;
+    if (length(w, &pending))
+        return FAIL;
+    for (uint64_t p = 0; p < pending; p++) /* raw id, delivery time, delivery count */
+        if (skip(w, 16 + 8) || lengths(w, 1))
+            return FAIL;
+    if (length(w, &consumers))
+        return FAIL;
+    for (uint64_t c = 0; c < consumers; c++) {
+        uint64_t ids;
+        if (skip_string(w) || skip(w, 8))
+            return FAIL;
+        if (type >= 21 && skip(w, 8))
+            return FAIL;
+        if (length(w, &ids) || skip_records(w, ids, 16))
+            return FAIL;
+    }
+    return OK;
+}
+
 static int skip_stream(Walk *w, unsigned type) {
     uint64_t nodes, groups;
     if (length(w, &nodes))
@@ -416,27 +468,12 @@ static int skip_stream(Walk *w, unsigned type) {
     if (length(w, &groups))
         return FAIL;
     for (uint64_t g = 0; g < groups; g++) {
-        uint64_t pending, consumers;
         if (skip_string(w) || lengths(w, 2))
             return FAIL;
         if (type >= 19 && lengths(w, 1))
             return FAIL;
-        if (length(w, &pending) || skip_records(w, pending, 16 + 8))
+        if (skip_pending_and_consumers(w, type))
             return FAIL;
-        for (uint64_t p = 0; p < pending; p++)
-            if (lengths(w, 1))
-                return FAIL;
-        if (length(w, &consumers))
-            return FAIL;
-        for (uint64_t c = 0; c < consumers; c++) {
-            uint64_t ids;
-            if (skip_string(w) || skip(w, 8))
-                return FAIL;
-            if (type >= 21 && skip(w, 8))
-                return FAIL;
-            if (length(w, &ids) || skip_records(w, ids, 16))
-                return FAIL;
-        }
     }
     return OK;
 }
@@ -488,7 +525,7 @@ static int skip_value(Walk *w, unsigned type) {
     case 15: case 19: case 21:
         return skip_stream(w, type);
     case 7:
-        if (length(w, &n) || count_module(w, n))
+        if (length(w, &w->module_id))
             return FAIL;
         return skip_module_values(w);
     case 22: case 24:
@@ -512,6 +549,1128 @@ static int skip_value(Walk *w, unsigned type) {
     }
 }
 
+/* ---- Emitting: buffers ------------------------------------------------------------- */
+
+#define PIECE_ITEMS 1000       /* items in a line at most */
+#define PIECE_BYTES (1 << 20)  /* a line is full once its items' raw bytes reach this; a
+                                  string's piece */
+#define BLOCK_BYTES (1 << 20)  /* lines handed to emit together */
+#define LZF_MAX_RATIO 128      /* an original length beyond this many times the compressed
+                                  one is damage */
+
+/* Room in `b` for `extra` more bytes. */
+static int grow(Walk *w, Bytes *b, size_t extra) {
+    if (b->cap - b->len >= extra)
+        return OK;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap - b->len < extra) {
+        if (cap > SIZE_MAX / 2)
+            return fail(w, "out of memory");
+        cap *= 2;
+    }
+    unsigned char *data = PyMem_RawRealloc(b->data, cap);
+    if (!data)
+        return fail(w, "out of memory");
+    b->data = data;
+    b->cap = cap;
+    return OK;
+}
+
+static int append(Walk *w, Bytes *b, const void *data, size_t n) {
+    if (grow(w, b, n))
+        return FAIL;
+    memcpy(b->data + b->len, data, n);
+    b->len += n;
+    return OK;
+}
+
+#define APPEND_TEXT(w, b, text) append(w, b, text, sizeof text - 1)
+
+static void bytes_free(Bytes *b) { PyMem_RawFree(b->data); }
+
+/* ---- Emitting: JSON text ------------------------------------------------------------- */
+
+/* What a byte needs in a JSON string: 0 as it is, 1 an escape, 2 a UTF-8 sequence starts
+   (or the byte is invalid); filled in at import. */
+static unsigned char byte_class[256];
+static const char HEX[] = "0123456789abcdef";
+static const char BASE64[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static void fill_byte_class(void) {
+    for (int c = 0; c < 256; c++)
+        byte_class[c] = c < 0x20 || c == '"' || c == '\\' ? 1 : c >= 0x80 ? 2 : 0;
+}
+
+/* The length of the UTF-8 sequence at p (n bytes left) as Python's strict decoder takes
+   it (no overlong forms, no surrogates, nothing above U+10FFFF), 0 when invalid. */
+static size_t utf8_sequence(const unsigned char *p, size_t n) {
+    unsigned c = p[0];
+    unsigned low = 0x80, high = 0xBF;
+    size_t size;
+    if (c >= 0xC2 && c <= 0xDF)
+        size = 2;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        size = 3;
+        if (c == 0xE0)
+            low = 0xA0;
+        else if (c == 0xED)
+            high = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        size = 4;
+        if (c == 0xF0)
+            low = 0x90;
+        else if (c == 0xF4)
+            high = 0x8F;
+    } else
+        return 0;
+    if (n < size || p[1] < low || p[1] > high)
+        return 0;
+    for (size_t i = 2; i < size; i++)
+        if (p[i] < 0x80 || p[i] > 0xBF)
+            return 0;
+    return size;
+}
+
+/* One escaped byte as json.dumps writes it; returns the end of what was written. */
+static unsigned char *escape(unsigned char *o, unsigned c) {
+    *o++ = '\\';
+    switch (c) {
+    case '"': *o++ = '"'; break;
+    case '\\': *o++ = '\\'; break;
+    case '\n': *o++ = 'n'; break;
+    case '\r': *o++ = 'r'; break;
+    case '\t': *o++ = 't'; break;
+    case '\b': *o++ = 'b'; break;
+    case '\f': *o++ = 'f'; break;
+    default:
+        memcpy(o, "u00", 3);
+        o[3] = (unsigned char)HEX[c >> 4];
+        o[4] = (unsigned char)HEX[c & 15];
+        o += 5;
+    }
+    return o;
+}
+
+static int json_base64(Walk *w, Bytes *to, const unsigned char *p, size_t n) {
+    if (grow(w, to, (n + 2) / 3 * 4 + 16))
+        return FAIL;
+    unsigned char *o = to->data + to->len;
+    memcpy(o, "{\"base64\":\"", 11);
+    o += 11;
+    size_t i = 0;
+    for (; i + 3 <= n; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+        o[0] = (unsigned char)BASE64[v >> 18];
+        o[1] = (unsigned char)BASE64[(v >> 12) & 63];
+        o[2] = (unsigned char)BASE64[(v >> 6) & 63];
+        o[3] = (unsigned char)BASE64[v & 63];
+        o += 4;
+    }
+    if (i < n) {
+        uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0);
+        o[0] = (unsigned char)BASE64[v >> 18];
+        o[1] = (unsigned char)BASE64[(v >> 12) & 63];
+        o[2] = i + 1 < n ? (unsigned char)BASE64[(v >> 6) & 63] : '=';
+        o[3] = '=';
+        o += 4;
+    }
+    memcpy(o, "\"}", 2);
+    to->len = (size_t)(o + 2 - to->data);
+    return OK;
+}
+
+/* Bytes as json_format.encode_bytes and json.dumps(ensure_ascii=False) write them: a JSON
+   string when they are UTF-8, else {"base64":"..."}. */
+static int json_bytes(Walk *w, Bytes *to, const unsigned char *p, size_t n) {
+    if (grow(w, to, 6 * n + 2)) /* every byte escaped as \u00XX at most */
+        return FAIL;
+    unsigned char *o = to->data + to->len;
+    *o++ = '"';
+    for (size_t i = 0; i < n;) {
+        unsigned c = p[i];
+        if (byte_class[c] == 0) {
+            *o++ = (unsigned char)c;
+            i++;
+        } else if (byte_class[c] == 1) {
+            o = escape(o, c);
+            i++;
+        } else {
+            size_t size = utf8_sequence(p + i, n - i);
+            if (!size)
+                return json_base64(w, to, p, n);
+            memcpy(o, p + i, size);
+            o += size;
+            i += size;
+        }
+    }
+    *o++ = '"';
+    to->len = (size_t)(o - to->data);
+    return OK;
+}
+
+/* The decimal digits of v into `to` (at least 21 bytes); returns their count. */
+static size_t format_unsigned(char *to, uint64_t v) {
+    char digits[20];
+    size_t n = 0;
+    do {
+        digits[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        to[i] = digits[n - 1 - i];
+    return n;
+}
+
+static size_t format_signed(char *to, int64_t v) {
+    if (v >= 0)
+        return format_unsigned(to, (uint64_t)v);
+    to[0] = '-';
+    return 1 + format_unsigned(to + 1, -(uint64_t)v);
+}
+
+static int append_unsigned(Walk *w, Bytes *to, uint64_t v) {
+    char digits[24];
+    return append(w, to, digits, format_unsigned(digits, v));
+}
+
+/* "ms-seq" */
+static int append_id(Walk *w, Bytes *to, uint64_t ms, uint64_t seq) {
+    char text[48];
+    size_t n = 0;
+    text[n++] = '"';
+    n += format_unsigned(text + n, ms);
+    text[n++] = '-';
+    n += format_unsigned(text + n, seq);
+    text[n++] = '"';
+    return append(w, to, text, n);
+}
+
+/* A binary double score as the shortest %.{1..17}g that strtod reads back as the same. */
+static size_t score_text(double x, char *to /* 32 bytes */) {
+    if (isnan(x)) {
+        memcpy(to, "nan", 4);
+        return 3;
+    }
+    int n = 0;
+    for (int precision = 1; precision <= 17; precision++) {
+        n = snprintf(to, 32, "%.*g", precision, x);
+        if (strtod(to, NULL) == x)
+            break;
+    }
+    return (size_t)n;
+}
+
+/* ---- Emitting: the values of encoded blobs ----------------------------------------- */
+
+/* One element: bytes (p, n) or an integer. */
+typedef struct {
+    const unsigned char *p;
+    size_t n;
+    int is_int;
+    int64_t value;
+} Elem;
+
+static uint32_t le32(const unsigned char *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* `width` bytes little-endian, sign-extended. */
+static int64_t le_signed(const unsigned char *p, int width) {
+    uint64_t v = 0;
+    for (int i = width - 1; i >= 0; i--)
+        v = v << 8 | p[i];
+    int shift = 64 - 8 * width;
+    return shift ? (int64_t)(v << shift) >> shift : (int64_t)v;
+}
+
+static void set_bytes(Elem *e, const unsigned char *p, size_t n) {
+    e->p = p;
+    e->n = n;
+    e->is_int = 0;
+}
+
+static void set_int(Elem *e, int64_t value) {
+    e->is_int = 1;
+    e->value = value;
+}
+
+/* LZF (liblzf's format, as Redis writes it): `n` bytes into exactly `size` at `out`. */
+static int lzf_decompress(const unsigned char *in, size_t n, unsigned char *out, size_t size) {
+    size_t at = 0, made = 0;
+    while (at < n) {
+        size_t control = in[at++];
+        if (control < 32) { /* a run of control + 1 literal bytes */
+            size_t run = control + 1;
+            if (run > n - at || run > size - made)
+                return FAIL;
+            memcpy(out + made, in + at, run);
+            at += run;
+            made += run;
+            continue;
+        }
+        size_t count = control >> 5;
+        if (count == 7) {
+            if (at >= n)
+                return FAIL;
+            count += in[at++];
+        }
+        if (at >= n)
+            return FAIL;
+        size_t distance = ((control & 0x1F) << 8) + in[at++] + 1;
+        count += 2;
+        if (distance > made || count > size - made)
+            return FAIL;
+        unsigned char *to = out + made;
+        const unsigned char *from = to - distance;
+        for (size_t i = 0; i < count; i++) /* may overlap what it writes: the pattern repeats */
+            to[i] = from[i];
+        made += count;
+    }
+    return made == size ? OK : FAIL;
+}
+
+/* A ziplist entry at `at` (its prevlen); `last` is where the end byte must be. */
+static int ziplist_entry(const unsigned char *b, size_t at, size_t last, Elem *e, size_t *next) {
+    at += b[at] == 0xFE ? 5 : 1;
+    if (at >= last)
+        return FAIL;
+    unsigned encoding = b[at], kind = encoding >> 6;
+    if (kind < 3) {
+        size_t size;
+        if (kind == 0) {
+            size = encoding & 0x3F;
+            at += 1;
+        } else if (kind == 1) {
+            if (at + 2 > last)
+                return FAIL;
+            size = (size_t)(encoding & 0x3F) << 8 | b[at + 1];
+            at += 2;
+        } else if (encoding == 0x80) {
+            if (at + 5 > last)
+                return FAIL;
+            size = (size_t)big_endian(b + at + 1, 4);
+            at += 5;
+        } else {
+            return FAIL;
+        }
+        if (size > last - at)
+            return FAIL;
+        set_bytes(e, b + at, size);
+        *next = at + size;
+        return OK;
+    }
+    int width = encoding == 0xC0 ? 2 : encoding == 0xD0 ? 4 : encoding == 0xE0 ? 8
+              : encoding == 0xF0 ? 3 : encoding == 0xFE ? 1 : 0;
+    if (!width) {
+        if (encoding < 0xF1 || encoding > 0xFD)
+            return FAIL;
+        set_int(e, (int64_t)(encoding & 0x0F) - 1);
+        *next = at + 1;
+        return OK;
+    }
+    at += 1;
+    if ((size_t)width > last - at)
+        return FAIL;
+    set_int(e, le_signed(b + at, width));
+    *next = at + (size_t)width;
+    return OK;
+}
+
+static size_t backlen_size(size_t size) {
+    /* as Redis's lpEncodeBacklen (one less than the powers of 128 in the spec) */
+    return size <= 127 ? 1 : size < 16383 ? 2 : size < 2097151 ? 3 : size < 268435455 ? 4 : 5;
+}
+
+/* A listpack entry at `at` and where the next starts (after its backlen); `last` is the
+   position of the final 0xFF, which no entry may reach. */
+static int listpack_entry(const unsigned char *b, size_t at, size_t last, Elem *e, size_t *next) {
+    unsigned first = b[at];
+    size_t header, size = 0;
+    if (first < 0x80) {
+        set_int(e, first);
+        header = 1;
+    } else if (first < 0xC0) {
+        header = 1;
+        size = first & 0x3F;
+    } else if (first < 0xE0) {
+        if (at + 2 > last)
+            return FAIL;
+        int64_t v = (int64_t)((first & 0x1F) << 8 | b[at + 1]);
+        set_int(e, v >= 1 << 12 ? v - (1 << 13) : v);
+        header = 2;
+    } else if (first < 0xF0) {
+        if (at + 2 > last)
+            return FAIL;
+        header = 2;
+        size = (size_t)(first & 0x0F) << 8 | b[at + 1];
+    } else if (first == 0xF0) {
+        if (at + 5 > last)
+            return FAIL;
+        header = 5;
+        size = le32(b + at + 1);
+    } else {
+        int width = first == 0xF1 ? 2 : first == 0xF2 ? 3 : first == 0xF3 ? 4 : first == 0xF4 ? 8 : 0;
+        if (!width || at + 1 + (size_t)width > last)
+            return FAIL;
+        set_int(e, le_signed(b + at + 1, width));
+        header = 1 + (size_t)width;
+    }
+    if (first >= 0x80 && (first < 0xC0 || (first >= 0xE0 && first <= 0xF0))) {
+        if (at + header + size > last)
+            return FAIL;
+        set_bytes(e, b + at + header, size);
+    }
+    size_t following = at + header + size + backlen_size(header + size);
+    if (following > last)
+        return FAIL;
+    *next = following;
+    return OK;
+}
+
+/* A zipmap length at `at`: a byte < 254, or 254 and a u32 LE; `last` as above. */
+static int zipmap_length(const unsigned char *b, size_t at, size_t last, size_t *size, size_t *next) {
+    unsigned first = b[at];
+    if (first < 254) {
+        *size = first;
+        *next = at + 1;
+        return OK;
+    }
+    if (first == 255 || at + 5 > last)
+        return FAIL;
+    *size = le32(b + at + 1);
+    *next = at + 5;
+    return OK;
+}
+
+/* A zipmap's field (at a key position, `value` 0) or value (`value` 1, then `free` bytes). */
+static int zipmap_entry(const unsigned char *b, size_t at, size_t last, int value, Elem *e,
+                        size_t *next) {
+    size_t size;
+    if (zipmap_length(b, at, last, &size, &at))
+        return FAIL;
+    if (!value) {
+        if (at > last || size > last - at)
+            return FAIL;
+        set_bytes(e, b + at, size);
+        *next = at + size;
+        return *next >= last ? FAIL : OK; /* a value must follow */
+    }
+    if (at >= last)
+        return FAIL;
+    size_t free = b[at++];
+    if (size > last - at || free > last - at - size)
+        return FAIL;
+    set_bytes(e, b + at, size);
+    *next = at + size + free;
+    return OK;
+}
+
+enum { ZIPLIST, LISTPACK, INTSET, ZIPMAP };
+static const char *const BLOB_NAMES[] = {"ziplist", "listpack", "intset", "zipmap"};
+
+/* An encoded blob checked whole, then read element by element (blob_next). */
+typedef struct {
+    int kind;
+    const unsigned char *p;
+    size_t n, at, last;
+    size_t count, index; /* elements in all, and read so far */
+    int width;           /* intset */
+} Blob;
+
+/* The element at b->at and where the next starts (a damaged one: FAIL). */
+static int blob_entry(Blob *b, Elem *e, size_t *next) {
+    switch (b->kind) {
+    case ZIPLIST:
+        return ziplist_entry(b->p, b->at, b->last, e, next);
+    case LISTPACK:
+        return listpack_entry(b->p, b->at, b->last, e, next);
+    case ZIPMAP:
+        return zipmap_entry(b->p, b->at, b->last, (int)(b->index & 1), e, next);
+    default:
+        set_int(e, le_signed(b->p + b->at, b->width));
+        *next = b->at + (size_t)b->width;
+        return OK;
+    }
+}
+
+/* Where the elements start, and the end checks of each kind's header. */
+static int blob_header(Blob *b, uint64_t *claimed) {
+    const unsigned char *p = b->p;
+    size_t n = b->n;
+    *claimed = 0xFFFF;
+    switch (b->kind) {
+    case ZIPLIST:
+        if (n < 11 || le32(p) != n || le32(p + 4) >= n)
+            return FAIL;
+        *claimed = (uint64_t)p[8] | (uint64_t)p[9] << 8;
+        b->at = 10;
+        return OK;
+    case LISTPACK:
+        if (n < 7 || le32(p) != n)
+            return FAIL;
+        *claimed = (uint64_t)p[4] | (uint64_t)p[5] << 8;
+        b->at = 6;
+        return OK;
+    case ZIPMAP:
+        if (n < 2)
+            return FAIL;
+        b->at = 1; /* past zmlen, a hint only */
+        return OK;
+    default: {
+        if (n < 8)
+            return FAIL;
+        uint64_t width = le32(p), count = le32(p + 4);
+        if ((width != 2 && width != 4 && width != 8) || n != 8 + width * count)
+            return FAIL;
+        b->width = (int)width;
+        b->count = (size_t)count;
+        b->at = 8;
+        return OK;
+    }
+    }
+}
+
+/* Checks the blob (p, n) whole as a `kind` and counts its elements; FAIL: damaged. */
+static int blob_check(Blob *b, int kind, const unsigned char *p, size_t n) {
+    uint64_t claimed;
+    b->kind = kind;
+    b->p = p;
+    b->n = n;
+    b->last = n - 1;
+    b->index = 0;
+    if (blob_header(b, &claimed))
+        return FAIL;
+    size_t start = b->at;
+    if (kind != INTSET) {
+        b->count = 0;
+        for (;;) {
+            if (b->at > b->last)
+                return FAIL;
+            if (p[b->at] == 0xFF) {
+                if (b->at != b->last || (kind == ZIPMAP && (b->index & 1)))
+                    return FAIL;
+                break;
+            }
+            Elem e;
+            if (blob_entry(b, &e, &b->at))
+                return FAIL;
+            b->count++;
+            b->index++;
+        }
+        if (claimed != 0xFFFF && claimed != b->count)
+            return FAIL;
+    }
+    b->at = start;
+    b->index = 0;
+    return OK;
+}
+
+/* The next element of a checked blob (there must be one). */
+static void blob_next(Blob *b, Elem *e) {
+    size_t next = b->at;
+    blob_entry(b, e, &next); /* checked before: cannot fail */
+    b->at = next;
+    b->index++;
+}
+
+/* ---- Emitting: lines ----------------------------------------------------------------- */
+
+/* Hand the whole lines gathered to emit (with the GIL). */
+static int flush(Walk *w) {
+    if (!w->out.len)
+        return OK;
+    PyEval_RestoreThread(w->save);
+    PyObject *block = PyBytes_FromStringAndSize((const char *)w->out.data, (Py_ssize_t)w->out.len);
+    PyObject *answer = block ? PyObject_CallOneArg(w->emit, block) : NULL;
+    Py_XDECREF(block);
+    Py_XDECREF(answer);
+    w->save = PyEval_SaveThread();
+    w->out.len = 0;
+    if (!answer) {
+        w->failed = 1;
+        return FAIL;
+    }
+    return OK;
+}
+
+static const char *const TYPE_NAMES[TYPES] = {
+    "string", "list", "set", "zset", "hash", "zset", "module", "module", NULL, "hash",
+    "list", "set", "zset", "hash", "list", "stream", "hash", "zset", "list", "stream",
+    "set", "stream", "hash", "hash", "hash", "hash",
+};
+
+/* The end of a line: [,"part":n][,"more":true]}\n; the block handed on once big enough. */
+static int line_end(Walk *w, int more) {
+    Bytes *out = &w->out;
+    if (w->lines.part && (APPEND_TEXT(w, out, ",\"part\":") ||
+                          append_unsigned(w, out, w->lines.part)))
+        return FAIL;
+    if (more && APPEND_TEXT(w, out, ",\"more\":true"))
+        return FAIL;
+    if (APPEND_TEXT(w, out, "}\n"))
+        return FAIL;
+    w->lines.part++;
+    return out->len >= BLOCK_BYTES ? flush(w) : OK;
+}
+
+/* A line of items begins: the prefix and the opening of the value. */
+static int line_open(Walk *w) {
+    w->lines.items = 0;
+    w->lines.bytes = 0;
+    if (append(w, &w->out, w->prefix.data, w->prefix.len))
+        return FAIL;
+    return w->lines.stream ? APPEND_TEXT(w, &w->out, "{\"entries\":[")
+                           : APPEND_TEXT(w, &w->out, "[");
+}
+
+/* The open line of items written: with "more" (another follows) or as the key's last (a
+   stream's then with its tail). */
+static int line_close(Walk *w, int more) {
+    if (APPEND_TEXT(w, &w->out, "]"))
+        return FAIL;
+    if (w->lines.stream && ((!more && append(w, &w->out, w->tail.data, w->tail.len)) ||
+                            APPEND_TEXT(w, &w->out, "}")))
+        return FAIL;
+    return line_end(w, more);
+}
+
+static int lines_begin(Walk *w, int stream) {
+    w->lines.part = 0;
+    w->lines.stream = stream;
+    w->tail.len = 0;
+    return line_open(w);
+}
+
+/* Before an item: a full line is written and another opened; the separator. */
+static int item_begin(Walk *w) {
+    if (w->lines.items >= PIECE_ITEMS || w->lines.bytes >= PIECE_BYTES) {
+        if (line_close(w, 1) || line_open(w))
+            return FAIL;
+    }
+    w->lines.items++;
+    return w->lines.items > 1 ? APPEND_TEXT(w, &w->out, ",") : OK;
+}
+
+/* An element as a JSON string (an integer: its digits) into `to`; *size its raw size. */
+static int json_element(Walk *w, Bytes *to, const Elem *e, size_t *size) {
+    if (e->is_int) {
+        char text[24];
+        size_t n = format_signed(text + 1, e->value);
+        text[0] = '"';
+        text[n + 1] = '"';
+        *size = n;
+        return append(w, to, text, n + 2);
+    }
+    *size = e->n;
+    return json_bytes(w, to, e->p, e->n);
+}
+
+/* {"db":D,"key":K,"type":T[,"expires_at_ms":E],"value": into w->prefix. */
+static int key_prefix(Walk *w, uint64_t db, const Elem *key, unsigned type, int has_expiry,
+                      int64_t expiry) {
+    Bytes *to = &w->prefix;
+    size_t size;
+    to->len = 0;
+    if (APPEND_TEXT(w, to, "{\"db\":") || append_unsigned(w, to, db) ||
+        APPEND_TEXT(w, to, ",\"key\":") || json_element(w, to, key, &size) ||
+        APPEND_TEXT(w, to, ",\"type\":\"") ||
+        append(w, to, TYPE_NAMES[type], strlen(TYPE_NAMES[type])) || APPEND_TEXT(w, to, "\""))
+        return FAIL;
+    if (has_expiry) {
+        char digits[24];
+        if (APPEND_TEXT(w, to, ",\"expires_at_ms\":") ||
+            append(w, to, digits, format_signed(digits, expiry)))
+            return FAIL;
+    }
+    return APPEND_TEXT(w, to, ",\"value\":");
+}
+
+/* An element into the open line, its raw size added to the line's. */
+static int element(Walk *w, const Elem *e) {
+    size_t size;
+    if (json_element(w, &w->out, e, &size))
+        return FAIL;
+    w->lines.bytes += size;
+    return OK;
+}
+
+static int string_element(Walk *w, const unsigned char *p, size_t n) {
+    Elem e;
+    set_bytes(&e, p, n);
+    return element(w, &e);
+}
+
+/* One item of a list or set. */
+static int single_item(Walk *w, const Elem *e) {
+    return item_begin(w) || element(w, e);
+}
+
+/* One item of a hash or zset: [a,b]. */
+static int pair_item(Walk *w, const Elem *a, const Elem *b) {
+    return item_begin(w) || APPEND_TEXT(w, &w->out, "[") || element(w, a) ||
+           APPEND_TEXT(w, &w->out, ",") || element(w, b) || APPEND_TEXT(w, &w->out, "]");
+}
+
+/* One line of a string value: its piece p, n. */
+static int string_piece(Walk *w, const unsigned char *p, size_t n, int more) {
+    return append(w, &w->out, w->prefix.data, w->prefix.len) ||
+           json_bytes(w, &w->out, p, n) || line_end(w, more);
+}
+
+/* ---- Emitting: reading values ------------------------------------------------------ */
+
+static int damaged(Walk *w, const char *what) {
+    return fail(w, "damaged %s in the value of a key at byte %llu", what,
+                (unsigned long long)w->offset);
+}
+
+/* LZF data of `compressed` bytes decompressed into `spare`. */
+static int lzf_string(Walk *w, uint64_t compressed, uint64_t original, Elem *s, Bytes *spare) {
+    if (need(w, (size_t)compressed))
+        return FAIL;
+    const unsigned char *in = w->buf + w->start;
+    take(w, (size_t)compressed);
+    if (compressed <= UINT64_MAX / LZF_MAX_RATIO && original > LZF_MAX_RATIO * compressed)
+        return damaged(w, "LZF data");
+    spare->len = 0;
+    if (grow(w, spare, (size_t)original))
+        return FAIL;
+    if (lzf_decompress(in, (size_t)compressed, spare->data, (size_t)original))
+        return damaged(w, "LZF data");
+    set_bytes(s, spare->data, (size_t)original);
+    return OK;
+}
+
+/* The next string of a value decoded whole: a plain one in place (valid until the next
+   read), an integer as its value, an LZF one decompressed into `spare`. */
+static int value_string(Walk *w, Elem *s, Bytes *spare) {
+    int encoding;
+    uint64_t size, original = 0;
+    if (lzf_string_size(w, &encoding, &size, &original))
+        return FAIL;
+    if (encoding == 3)
+        return lzf_string(w, size, original, s, spare);
+    if (need(w, (size_t)size))
+        return FAIL;
+    const unsigned char *p = w->buf + w->start;
+    take(w, (size_t)size);
+    if (encoding < 0)
+        set_bytes(s, p, (size_t)size);
+    else
+        set_int(s, le_signed(p, 1 << encoding));
+    return OK;
+}
+
+/* A string value: 1 MiB pieces, a plain one longer than that read a piece at a time. */
+static int string_lines(Walk *w) {
+    int encoding;
+    uint64_t size, original = 0;
+    w->lines.part = 0;
+    if (lzf_string_size(w, &encoding, &size, &original))
+        return FAIL;
+    if (encoding == -1 && size > PIECE_BYTES) {
+        while (size) {
+            size_t piece = size < PIECE_BYTES ? (size_t)size : PIECE_BYTES;
+            if (need(w, piece))
+                return FAIL;
+            const unsigned char *p = w->buf + w->start;
+            take(w, piece);
+            size -= piece;
+            if (string_piece(w, p, piece, size > 0))
+                return FAIL;
+        }
+        return OK;
+    }
+    Elem s;
+    char digits[24];
+    if (encoding == 3) {
+        if (lzf_string(w, size, original, &s, &w->spare[0]))
+            return FAIL;
+    } else {
+        if (need(w, (size_t)size))
+            return FAIL;
+        set_bytes(&s, w->buf + w->start, (size_t)size);
+        take(w, (size_t)size);
+        if (encoding >= 0)
+            set_bytes(&s, (const unsigned char *)digits,
+                      format_signed(digits, le_signed(s.p, 1 << encoding)));
+    }
+    size_t start = 0;
+    do {
+        size_t piece = s.n - start < PIECE_BYTES ? s.n - start : PIECE_BYTES;
+        if (string_piece(w, s.p + start, piece, start + piece < s.n))
+            return FAIL;
+        start += piece;
+    } while (start < s.n);
+    return OK;
+}
+
+/* A blob string of `kind`, checked whole. */
+static int blob_string(Walk *w, int kind, Blob *b) {
+    Elem s;
+    if (value_string(w, &s, &w->spare[0]))
+        return FAIL;
+    /* an integer-encoded string: its digits are never a valid blob of any kind */
+    if (s.is_int || blob_check(b, kind, s.p, s.n))
+        return damaged(w, BLOB_NAMES[kind]);
+    return OK;
+}
+
+/* Every element of a blob as an item of a list or set. */
+static int blob_items(Walk *w, int kind) {
+    Blob b;
+    if (blob_string(w, kind, &b))
+        return FAIL;
+    for (size_t i = 0; i < b.count; i++) {
+        Elem e;
+        blob_next(&b, &e);
+        if (single_item(w, &e))
+            return FAIL;
+    }
+    return OK;
+}
+
+/* The elements of a blob in pairs (hash, zset) or triples (field, value, ttl). */
+static int blob_pairs(Walk *w, int kind, size_t group) {
+    Blob b;
+    if (blob_string(w, kind, &b))
+        return FAIL;
+    if (b.count % group)
+        return damaged(w, BLOB_NAMES[kind]);
+    for (size_t i = 0; i < b.count; i += group) {
+        Elem first, second, ignored;
+        blob_next(&b, &first);
+        blob_next(&b, &second);
+        if (group == 3)
+            blob_next(&b, &ignored);
+        if (pair_item(w, &first, &second))
+            return FAIL;
+    }
+    return OK;
+}
+
+/* `n` strings, each an item of a list or set. */
+static int string_items(Walk *w) {
+    uint64_t n;
+    if (length(w, &n))
+        return FAIL;
+    for (uint64_t i = 0; i < n; i++) {
+        Elem e;
+        if (value_string(w, &e, &w->spare[0]) || single_item(w, &e))
+            return FAIL;
+    }
+    return OK;
+}
+
+/* One pair of strings: the first written before the second is read (which moves the
+   read buffer). */
+static int string_pair(Walk *w) {
+    Elem a, b;
+    if (value_string(w, &a, &w->spare[0]) || item_begin(w) || APPEND_TEXT(w, &w->out, "[") ||
+        element(w, &a) || value_string(w, &b, &w->spare[0]) ||
+        APPEND_TEXT(w, &w->out, ",") || element(w, &b))
+        return FAIL;
+    return APPEND_TEXT(w, &w->out, "]");
+}
+
+/* A hash stored field by field; with_ttls: each field's expiry length first (dropped). */
+static int string_pairs(Walk *w, int with_ttls) {
+    uint64_t n;
+    if (length(w, &n))
+        return FAIL;
+    for (uint64_t i = 0; i < n; i++)
+        if ((with_ttls && lengths(w, 1)) || string_pair(w))
+            return FAIL;
+    return OK;
+}
+
+/* A zset stored member by member: score as binary double (type 5) or text (type 3). */
+static int zset_pairs(Walk *w, unsigned type) {
+    uint64_t n;
+    if (length(w, &n))
+        return FAIL;
+    for (uint64_t i = 0; i < n; i++) {
+        Elem member;
+        if (value_string(w, &member, &w->spare[0]) || item_begin(w) ||
+            APPEND_TEXT(w, &w->out, "[") || element(w, &member) || APPEND_TEXT(w, &w->out, ","))
+            return FAIL;
+        if (type == 5) {
+            if (need(w, 8))
+                return FAIL;
+            uint64_t bits = 0;
+            for (int b = 7; b >= 0; b--)
+                bits = bits << 8 | w->buf[w->start + b];
+            take(w, 8);
+            double score;
+            char text[32];
+            memcpy(&score, &bits, 8);
+            if (string_element(w, (const unsigned char *)text, score_text(score, text)))
+                return FAIL;
+        } else {
+            unsigned size;
+            if (byte(w, &size))
+                return FAIL;
+            static const char *const WORDS[] = {"nan", "inf", "-inf"};
+            if (size >= 253) {
+                const char *word = WORDS[size - 253];
+                if (string_element(w, (const unsigned char *)word, strlen(word)))
+                    return FAIL;
+            } else {
+                if (need(w, size))
+                    return FAIL;
+                const unsigned char *p = w->buf + w->start;
+                take(w, size);
+                if (string_element(w, p, size))
+                    return FAIL;
+            }
+        }
+        if (APPEND_TEXT(w, &w->out, "]"))
+            return FAIL;
+    }
+    return OK;
+}
+
+/* Quicklist 1 (type 14): ziplist nodes. */
+static int ziplist_nodes(Walk *w) {
+    uint64_t n;
+    if (length(w, &n))
+        return FAIL;
+    for (uint64_t i = 0; i < n; i++)
+        if (blob_items(w, ZIPLIST))
+            return FAIL;
+    return OK;
+}
+
+/* Quicklist 2 (type 18): nodes that are one plain element or a listpack. */
+static int quicklist_nodes(Walk *w) {
+    uint64_t n, container;
+    if (length(w, &n))
+        return FAIL;
+    for (uint64_t i = 0; i < n; i++) {
+        if (length(w, &container))
+            return FAIL;
+        if (container == 1) {
+            Elem e;
+            if (value_string(w, &e, &w->spare[0]) || single_item(w, &e))
+                return FAIL;
+        } else if (container == 2) {
+            if (blob_items(w, LISTPACK))
+                return FAIL;
+        } else {
+            return damaged(w, "quicklist");
+        }
+    }
+    return OK;
+}
+
+/* The element at the cursor when it is an integer (a stream's counts, flags, ids). */
+static int stream_integer(Blob *b, size_t *at, int64_t *value) {
+    Elem e;
+    if (*at >= b->count)
+        return FAIL;
+    blob_next(b, &e);
+    (*at)++;
+    if (!e.is_int)
+        return FAIL;
+    *value = e.value;
+    return OK;
+}
+
+/* One entry of a stream node, after its flags and id diffs: [id,[f,v,...]] unless
+   deleted. `master` is a cursor at the master fields. */
+static int stream_entry(Walk *w, Blob *b, size_t *at, const Blob *master, int64_t width,
+                        int64_t flags, uint64_t ms, uint64_t seq) {
+    int same = (flags & 2) != 0, live = !(flags & 1);
+    int64_t fields = width;
+    Blob names = *master;
+    if (!same && (stream_integer(b, at, &fields) || fields < 0))
+        return FAIL;
+    size_t left = b->count - *at, values = same ? (size_t)width : 2 * (size_t)fields;
+    if ((uint64_t)fields > left || (!same && (uint64_t)fields > left / 2))
+        return FAIL;
+    if (live && (item_begin(w) || APPEND_TEXT(w, &w->out, "[") ||
+                 append_id(w, &w->out, ms, seq) || APPEND_TEXT(w, &w->out, ",[")))
+        return FAIL;
+    for (size_t i = 0; i < values; i++) {
+        Elem e;
+        if (same) {
+            Elem name;
+            blob_next(&names, &name);
+            if (live && ((i && APPEND_TEXT(w, &w->out, ",")) || element(w, &name) ||
+                         APPEND_TEXT(w, &w->out, ",")))
+                return FAIL;
+        } else if (live && i && APPEND_TEXT(w, &w->out, ",")) {
+            return FAIL;
+        }
+        blob_next(b, &e);
+        (*at)++;
+        if (live && element(w, &e))
+            return FAIL;
+    }
+    int64_t lp_count;
+    if (stream_integer(b, at, &lp_count) ||
+        lp_count != (same ? width + 3 : 2 * fields + 4))
+        return FAIL;
+    return live ? APPEND_TEXT(w, &w->out, "]]") : OK;
+}
+
+/* The entries of one stream node: its master id (`key`, 16 bytes) and listpack. */
+static int stream_node(Walk *w, uint64_t master_ms, uint64_t master_seq) {
+    Blob b;
+    if (blob_string(w, LISTPACK, &b))
+        return FAIL;
+    size_t at = 0;
+    int64_t count, deleted, width, zero;
+    if (stream_integer(&b, &at, &count) || stream_integer(&b, &at, &deleted) ||
+        stream_integer(&b, &at, &width) || count < 0 || deleted < 0 || width < 0 ||
+        (uint64_t)width >= b.count - at)
+        return damaged(w, "stream");
+    Blob master = b;
+    for (int64_t i = 0; i < width; i++) {
+        Elem ignored;
+        blob_next(&b, &ignored);
+        at++;
+    }
+    if (stream_integer(&b, &at, &zero) || zero != 0)
+        return damaged(w, "stream");
+    uint64_t walked = 0;
+    while (at < b.count) {
+        int64_t flags, ms, seq;
+        if (stream_integer(&b, &at, &flags) || stream_integer(&b, &at, &ms) ||
+            stream_integer(&b, &at, &seq) ||
+            stream_entry(w, &b, &at, &master, width, flags, master_ms + (uint64_t)ms,
+                         master_seq + (uint64_t)seq)) {
+            if (!w->message[0] && !w->failed)
+                return damaged(w, "stream");
+            return FAIL;
+        }
+        walked++;
+    }
+    if (walked != (uint64_t)count + (uint64_t)deleted)
+        return damaged(w, "stream");
+    return OK;
+}
+
+/* A stream group's fields into the tail: {"name":..,"last_delivered_id":..,"entries_read":..} */
+static int stream_group(Walk *w, unsigned type, int first) {
+    Elem name;
+    uint64_t ms, seq, entries_read = UINT64_MAX; /* Redis's "invalid" (-1) as a length */
+    Bytes *tail = &w->tail;
+    if (value_string(w, &name, &w->spare[0]) || (!first && APPEND_TEXT(w, tail, ",")) ||
+        APPEND_TEXT(w, tail, "{\"name\":"))
+        return FAIL;
+    size_t size;
+    if (json_element(w, tail, &name, &size))
+        return FAIL;
+    if (length(w, &ms) || length(w, &seq) || (type >= 19 && length(w, &entries_read)) ||
+        APPEND_TEXT(w, tail, ",\"last_delivered_id\":") || append_id(w, tail, ms, seq) ||
+        APPEND_TEXT(w, tail, ",\"entries_read\":"))
+        return FAIL;
+    if (entries_read == UINT64_MAX ? APPEND_TEXT(w, tail, "null")
+                                   : append_unsigned(w, tail, entries_read))
+        return FAIL;
+    return APPEND_TEXT(w, tail, "}") || skip_pending_and_consumers(w, type);
+}
+
+/* A stream's fields after its nodes, into the tail of its last line. */
+static int stream_tail(Walk *w, unsigned type) {
+    /* entries, last id; 19 and 21: first id, max deleted id, entries added */
+    uint64_t ids[8], groups;
+    int n = type >= 19 ? 8 : 3;
+    Bytes *tail = &w->tail;
+    for (int i = 0; i < n; i++)
+        if (length(w, &ids[i]))
+            return FAIL;
+    if (APPEND_TEXT(w, tail, ",\"last_id\":") || append_id(w, tail, ids[1], ids[2]) ||
+        APPEND_TEXT(w, tail, ",\"entries_added\":"))
+        return FAIL;
+    if (type >= 19 ? append_unsigned(w, tail, ids[7]) : APPEND_TEXT(w, tail, "null"))
+        return FAIL;
+    if (APPEND_TEXT(w, tail, ",\"max_deleted_id\":"))
+        return FAIL;
+    if (type >= 19 ? append_id(w, tail, ids[5], ids[6]) : APPEND_TEXT(w, tail, "null"))
+        return FAIL;
+    if (APPEND_TEXT(w, tail, ",\"groups\":[") || length(w, &groups))
+        return FAIL;
+    for (uint64_t g = 0; g < groups; g++)
+        if (stream_group(w, type, g == 0))
+            return FAIL;
+    return APPEND_TEXT(w, tail, "]");
+}
+
+/* A stream (types 15, 19, 21): its nodes' entries, then its tail on the last line. */
+static int stream_lines(Walk *w, unsigned type) {
+    uint64_t nodes;
+    if (lines_begin(w, 1) || length(w, &nodes))
+        return FAIL;
+    for (uint64_t i = 0; i < nodes; i++) {
+        Elem key;
+        if (value_string(w, &key, &w->spare[0]))
+            return FAIL;
+        if (key.is_int || key.n != 16) /* an integer's digits are never 16 bytes */
+            return damaged(w, "stream");
+        if (stream_node(w, big_endian(key.p, 8), big_endian(key.p + 8, 8)))
+            return FAIL;
+    }
+    return stream_tail(w, type) || line_close(w, 0);
+}
+
+/* The items of a list, set, hash or zset in any of its encodings. */
+static int collection_items(Walk *w, unsigned type) {
+    switch (type) {
+    case 1: case 2:
+        return string_items(w);
+    case 4:
+        return string_pairs(w, 0);
+    case 3: case 5:
+        return zset_pairs(w, type);
+    case 9:
+        return blob_pairs(w, ZIPMAP, 2);
+    case 10:
+        return blob_items(w, ZIPLIST);
+    case 11:
+        return blob_items(w, INTSET);
+    case 12: case 13:
+        return blob_pairs(w, ZIPLIST, 2);
+    case 14:
+        return ziplist_nodes(w);
+    case 16: case 17:
+        return blob_pairs(w, LISTPACK, 2);
+    case 18:
+        return quicklist_nodes(w);
+    case 20:
+        return blob_items(w, LISTPACK);
+    case 22: case 24: /* hash with field expiry: the minimum expiry (24), per field its own */
+        if (type == 24 && skip(w, 8))
+            return FAIL;
+        return string_pairs(w, 1);
+    default: /* 23, 25: a listpack of field, value, expiry */
+        if (type == 25 && skip(w, 8))
+            return FAIL;
+        return blob_pairs(w, LISTPACK, 3);
+    }
+}
+
+/* A key (not a module's) and its value as JSON lines. */
+static int key_lines(Walk *w, unsigned type) {
+    if (type == 0)
+        return string_lines(w);
+    if (type == 15 || type == 19 || type == 21)
+        return stream_lines(w, type);
+    return lines_begin(w, 0) || collection_items(w, type) || line_close(w, 0);
+}
+
+/* Emitting: the key read whole and its lines written; a module's key read and skipped. */
+static int emit_key(Walk *w, uint64_t db, unsigned type, int has_expiry, int64_t expiry) {
+    Elem key;
+    if (value_string(w, &key, &w->spare[0]))
+        return FAIL;
+    if (type == 7)
+        return length(w, &w->module_id) || skip_module_values(w);
+    return key_prefix(w, db, &key, type, has_expiry, expiry) || key_lines(w, type);
+}
+
 enum {
     SLOT_INFO = 0xF4, FUNCTION2 = 0xF5, FUNCTION_PRE_GA = 0xF6, MODULE_AUX = 0xF7,
     IDLE = 0xF8, FREQ = 0xF9, AUX = 0xFA, RESIZEDB = 0xFB, EXPIRETIME_MS = 0xFC,
@@ -532,7 +1691,7 @@ static int walk_records(Walk *w, int64_t now_ms, int64_t *expires, int64_t *expi
             return FAIL;
         switch (opcode) {
         case EOF_OPCODE:
-            return OK;
+            return w->emit ? flush(w) : OK;
         case SELECTDB:
             if (length(w, &n) || !(db = select_db(w, n)))
                 return FAIL;
@@ -599,8 +1758,8 @@ static int walk_records(Walk *w, int64_t now_ms, int64_t *expires, int64_t *expi
             if (skip_string(w))
                 return FAIL;
             continue;
-        case MODULE_AUX:
-            if (lengths(w, 2) || skip_module_values(w))
+        case MODULE_AUX: /* module id, when opcode, when */
+            if (lengths(w, 3) || skip_module_values(w))
                 return FAIL;
             continue;
         case FUNCTION_PRE_GA:
@@ -611,9 +1770,12 @@ static int walk_records(Walk *w, int64_t now_ms, int64_t *expires, int64_t *expi
                             "unknown record type %u at byte %llu (damaged, or written by a "
                             "Redis newer than this reader knows)",
                             opcode, (unsigned long long)(w->offset - 1));
-            if (skip_string(w) || skip_value(w, opcode))
+            if (w->emit ? emit_key(w, db->db, opcode, has_expiry, expiry)
+                        : skip_string(w) || skip_value(w, opcode))
                 return FAIL;
             db->counts[opcode]++;
+            if (opcode == 7 && count_module(w, w->module_id, has_expiry))
+                return FAIL;
             if (has_expiry) {
                 (*expires)++;
                 if (now_ms >= 0 && expiry < now_ms)
@@ -649,11 +1811,12 @@ static PyObject *counts_list(Walk *w, PyObject **dbs_out) {
     return counts;
 }
 
-/* [(module type name, keys)] in the order first seen. */
+/* [(module type name, keys, keys with an expiry)] in the order first seen. */
 static PyObject *modules_list(Walk *w) {
     PyObject *modules = PyList_New(0);
     for (size_t i = 0; modules && i < w->module_ids.n; i++) {
-        PyObject *item = Py_BuildValue("(sL)", w->modules[i].name, (long long)w->modules[i].keys);
+        PyObject *item = Py_BuildValue("(sLL)", w->modules[i].name, (long long)w->modules[i].keys,
+                                       (long long)w->modules[i].with_expiry);
         if (!item || PyList_Append(modules, item)) {
             Py_XDECREF(item);
             Py_CLEAR(modules);
@@ -673,11 +1836,7 @@ static PyObject *walk(PyObject *self, PyObject *args, PyObject *kwargs) {
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OLK|O", keywords, &read, &now_ms, &offset,
                                      &emit))
         return NULL;
-    if (emit != Py_None) {
-        PyErr_SetString(PyExc_NotImplementedError, "emit is not implemented yet");
-        return NULL;
-    }
-    Walk w = {.read = read, .offset = offset};
+    Walk w = {.read = read, .offset = offset, .emit = emit == Py_None ? NULL : emit};
     PyObject *result = NULL;
     if (!(w.aux = PyList_New(0)))
         return NULL;
@@ -700,6 +1859,11 @@ static PyObject *walk(PyObject *self, PyObject *args, PyObject *kwargs) {
     PyMem_RawFree(w.buf);
     PyMem_RawFree(w.dbs);
     PyMem_RawFree(w.modules);
+    bytes_free(&w.out);
+    bytes_free(&w.prefix);
+    bytes_free(&w.tail);
+    bytes_free(&w.spare[0]);
+    bytes_free(&w.spare[1]);
     seen_free(&w.db_numbers);
     seen_free(&w.module_ids);
     return result;
@@ -719,4 +1883,7 @@ static struct PyModuleDef module = {
     .m_methods = methods,
 };
 
-PyMODINIT_FUNC PyInit__rdb_walk(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__rdb_walk(void) {
+    fill_byte_class();
+    return PyModule_Create(&module);
+}

@@ -1,10 +1,16 @@
-"""Benchmark the artifact pipeline against gzip, pigz and zstd on one mixed file.
+"""Benchmark the artifact pipeline against gzip, pigz and zstd on what the product stores.
 
-    .venv/bin/python benchmarks/pipeline.py              # 1 GiB, as recorded in README
-    .venv/bin/python benchmarks/pipeline.py --size-mib 128
+    .venv/bin/python benchmarks/pipeline.py              # 1 GiB mixed file + the data sets
+    .venv/bin/python benchmarks/pipeline.py --size-mib 128 --datasets mixed
+    .venv/bin/python benchmarks/pipeline.py --baseline /tmp/old   # an older checkout beside
 
-Each contender runs as its own process on a page-cached input; wall time,
-output size and peak RSS (from wait4) are measured per process.
+Data sets: the mixed file (text and random segments), a pgbench and a realistic
+pg_dump, an RDB and our JSON export of benchmarks/redis.py's keys (made once on
+throwaway servers by pipeline_datasets.py). Each contender runs as its own process on
+a page-cached input; wall time, output size and peak RSS are measured per process.
+Restores read our artifact back (authenticate, decrypt, inflate) against `pigz -d`
+and `gzip -d` of `gzip -9`'s output. With --baseline, the same runs of our pipeline
+from another checkout's engines/ ("old ...") give today's ratios beside the new.
 """
 
 import argparse
@@ -15,7 +21,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,12 +29,17 @@ WORK = ROOT / "benchmarks" / ".work"
 MAKE_TREE = ROOT.parent / "shared" / "bench" / "make_tree.py"  # ../shared/bench
 MiB = 1024 * 1024
 KEY_VARIABLE = "JARVIS_BENCH_KEY"  # a throwaway key, made per run
-sys.path.insert(0, str(ROOT))
+CODE_VARIABLE = "JARVIS_BENCH_CODE"  # the checkout whose engines/ a child runs
+# benchmarks/redis.py must not stand in for the redis client: keep this folder off the path.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "benchmarks"]
+sys.path.insert(0, os.environ.get(CODE_VARIABLE, str(ROOT)))
 
+DATASETS = ("mixed", "pgbench", "realistic", "rdb", "json")
 TARGETS = (
-    # label, numerator, denominator, measure, limit
-    ("ours-gzip time / pigz time", "ours gzip-9", "pigz -9 -p 2", "seconds", 1.0),
+    # label, numerator, denominator, measure, limit (None: no worse than the baseline's)
     ("ours-gzip size / gzip -9 size", "ours gzip-9", "gzip -9", "size", 1.02),
+    ("ours-gzip time / pigz time", "ours gzip-9", "pigz -9 -p 2", "seconds", 1.0),
+    ("ours restore time / pigz -d time", "ours restore", "pigz -d", "seconds", None),
     ("ours-zstd time / zstd -T2 time", "ours zstd-3", "zstd -3 -T2", "seconds", 1.3),
 )
 RSS_LIMIT_MB = 120
@@ -84,27 +95,30 @@ def warm_cache(path: Path) -> None:
             pass
 
 
-def measure(contender: "Contender", output: Path) -> Result:
+def measure(contender: "Contender") -> Result:
     """Run one contender; peak RSS comes from GNU time when it is installed.
 
     A child's ru_maxrss from wait4 also counts the launching Python's memory
     (it carries over through exec), so GNU time, a tiny forking launcher, is
     preferred.
     """
-    output.unlink(missing_ok=True)
-    argv = contender.command(output)
+    if contender.output:
+        contender.output.unlink(missing_ok=True)
+    argv = contender.argv
     timer = shutil.which("time")
     report = WORK / "time.out"
     if timer:
         argv = [timer, "-f", "%M %U %S", "-o", str(report), *argv]
+    env = {**os.environ, **contender.env}
+    stdout = contender.output if contender.to_stdout and contender.output else Path(os.devnull)
     start = time.perf_counter()
-    with open(os.devnull if contender.codec else output, "wb") as sink:
-        process = subprocess.Popen(argv, stdout=sink)
+    with open(stdout, "wb") as sink:
+        process = subprocess.Popen(argv, stdout=sink, env=env)
         _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
         sys.exit(f"{contender.name} failed: exit status {os.waitstatus_to_exitcode(status)}")
-    size = output.stat().st_size
+    size = contender.output.stat().st_size if contender.output else 0
     if not timer:
         return Result(contender.name, seconds, size, usage.ru_maxrss / 1024)
     peak_kib, user, system = report.read_text().split()[-3:]
@@ -132,6 +146,16 @@ def run_ours(codec: str, source: Path, output: Path) -> None:
         write_artifact(handle, output, bench_keyring(), {"source": "benchmark"}, codec=codec)
 
 
+def run_restore(artifact: Path) -> None:
+    """Child process: our artifact read back (authenticated, decrypted, inflated)."""
+    from engines.pipeline.artifacts import open_artifact_plain
+
+    buffer = bytearray(MiB)
+    with open_artifact_plain(artifact, bench_keyring()) as plain:
+        while plain.readinto(buffer):
+            pass
+
+
 def check_round_trip(artifact: Path, source: Path) -> None:
     from engines.pipeline.artifacts import open_artifact_plain
 
@@ -150,27 +174,55 @@ def check_round_trip(artifact: Path, source: Path) -> None:
 class Contender:
     name: str
     argv: list[str]
-    codec: str | None = None  # set for our pipeline, which writes the output itself
+    output: Path | None = None  # what it writes, kept for the restores of the round
+    to_stdout: bool = False  # the output is its standard output (else it writes the file)
+    env: dict[str, str] = field(default_factory=dict)
 
-    def command(self, output: Path) -> list[str]:
-        return [*self.argv, str(output)] if self.codec else self.argv
 
+def backups(source: Path, out_dir: Path, dataset: str, baseline: Path | None) -> list[Contender]:
+    child = [sys.executable, __file__, "--child"]
 
-def contenders(source: Path) -> list[Contender]:
-    ours = [sys.executable, __file__, "--child"]
-    found = []
-    for contender in (
-        Contender("ours gzip-9", [*ours, "gzip", str(source)], "gzip"),
-        Contender("ours zstd-3", [*ours, "zstd", str(source)], "zstd"),
-        Contender("gzip -9", ["gzip", "-9", "-c", str(source)]),
-        Contender("pigz -9 -p 2", ["pigz", "-9", "-p", "2", "-c", str(source)]),
-        Contender("zstd -3 -T2", ["zstd", "-3", "-T2", "-q", "-c", str(source)]),
-    ):
-        tool = contender.argv[0]
-        if shutil.which(tool) is None:
-            print(f"{tool} not found: install it (apt-get install -y {tool}); skipped")
+    def output(slug: str) -> Path:
+        return out_dir / f"jarvis-bench-{slug}.out"
+
+    found = [
+        Contender("ours gzip-9", [*child, "gzip", str(source), str(output("ours"))], output("ours"))
+    ]
+    if baseline:
+        old = output("old")
+        found.append(
+            Contender("old gzip-9", [*child, "gzip", str(source), str(old)], old,
+                      env={CODE_VARIABLE: str(baseline)})
+        )  # fmt: skip
+    peers = [("gzip -9", ["gzip", "-9", "-c", str(source)]),
+             ("pigz -9 -p 2", ["pigz", "-9", "-p", "2", "-c", str(source)])]  # fmt: skip
+    if dataset == "mixed":  # zstd's target is recorded on the mixed file
+        zstd_out = output("zstd")
+        found.append(Contender("ours zstd-3", [*child, "zstd", str(source), str(zstd_out)],
+                               zstd_out))  # fmt: skip
+        peers.append(("zstd -3 -T2", ["zstd", "-3", "-T2", "-q", "-c", str(source)]))
+    for name, argv in peers:
+        if shutil.which(argv[0]) is None:
+            print(f"{argv[0]} not found: install it (apt-get install -y {argv[0]}); skipped")
             continue
-        found.append(contender)
+        slug = name.replace(" ", "")
+        found.append(Contender(name, argv, output(slug), to_stdout=True))
+    return found
+
+
+def restores(made: dict[str, Contender], baseline: Path | None) -> list[Contender]:
+    """Reading back what this round's backups wrote: ours, and gzip -9's with the tools."""
+    reader = [sys.executable, __file__, "--child-read"]
+    found = [Contender("ours restore", [*reader, str(made["ours gzip-9"].output)])]
+    if baseline and "old gzip-9" in made:
+        found.append(Contender("old restore", [*reader, str(made["old gzip-9"].output)],
+                               env={CODE_VARIABLE: str(baseline)}))  # fmt: skip
+    if "gzip -9" in made:
+        peer_input = str(made["gzip -9"].output)
+        for name, argv in (("pigz -d", ["pigz", "-d", "-c", peer_input]),
+                           ("gzip -d", ["gzip", "-d", "-c", peer_input])):  # fmt: skip
+            if shutil.which(argv[0]):
+                found.append(Contender(name, argv))
     return found
 
 
@@ -183,29 +235,43 @@ def best_of(previous: Result | None, latest: Result) -> Result:
     return Result(fastest.name, fastest.seconds, fastest.size, peak, fastest.cpu_seconds)
 
 
-def report(results: dict[str, Result], input_size: int) -> bool:
+def ratio(results: dict[str, Result], numerator: str, denominator: str, measure_name: str):
+    if numerator not in results or denominator not in results:
+        return None
+    return getattr(results[numerator], measure_name) / getattr(results[denominator], measure_name)
+
+
+def report(dataset: str, results: dict[str, Result], input_size: int) -> bool:
+    print(f"\n{dataset}: {input_size / MiB:.1f} MiB")
     print(
-        f"\n{'contender':<14} {'wall s':>8} {'cpu s':>7} {'output MiB':>11} {'ratio':>6} "
+        f"{'contender':<14} {'wall s':>8} {'cpu s':>7} {'output MiB':>11} {'ratio':>6} "
         f"{'peak RSS MB':>12}"
     )
     for result in results.values():
         cpu = f"{result.cpu_seconds:.2f}" if result.cpu_seconds is not None else "-"
+        size = "          -      -"
+        if result.size:
+            size = f"{result.size / MiB:>11.1f} {result.size / input_size:>6.3f}"
         print(
-            f"{result.name:<14} {result.seconds:>8.2f} {cpu:>7} {result.size / MiB:>11.1f} "
-            f"{result.size / input_size:>6.3f} {result.peak_rss_mb:>12.1f}"
+            f"{result.name:<14} {result.seconds:>8.2f} {cpu:>7} {size} {result.peak_rss_mb:>12.1f}"
         )
     print()
     ok = True
     for label, ours, peer, measure_name, limit in TARGETS:
-        if ours not in results or peer not in results:
-            print(f"{label:<34} n/a (a contender is missing)")
+        value = ratio(results, ours, peer, measure_name)
+        if value is None:
             continue
-        value = getattr(results[ours], measure_name) / getattr(results[peer], measure_name)
-        ok &= value <= limit
-        print(
-            f"{label:<34} {value:6.3f}x  target <= {limit}x  {'ok' if value <= limit else 'MISSED'}"
-        )
-    for name in ("ours gzip-9", "ours zstd-3"):
+        old = ratio(results, ours.replace("ours", "old"), peer, measure_name)
+        today = f"  old {old:6.3f}x" if old is not None else ""
+        if limit is None and old is None:
+            print(f"{label:<34} {value:6.3f}x  (no baseline to compare)")
+            continue
+        bound = limit if limit is not None else old
+        met = value <= bound
+        ok &= met
+        target = f"target <= {limit}x" if limit is not None else "target <= old"
+        print(f"{label:<34} {value:6.3f}x{today}  {target}  {'ok' if met else 'MISSED'}")
+    for name in ("ours gzip-9", "ours zstd-3", "ours restore"):
         if name in results:
             rss = results[name].peak_rss_mb
             ok &= rss < RSS_LIMIT_MB
@@ -214,9 +280,62 @@ def report(results: dict[str, Result], input_size: int) -> bool:
     return ok
 
 
+def inputs(args: argparse.Namespace) -> dict[str, Path]:
+    chosen = args.datasets.split(",")
+    unknown = set(chosen) - set(DATASETS)
+    if unknown:
+        sys.exit(f"unknown data sets {sorted(unknown)}; choose from {', '.join(DATASETS)}")
+    found = {}
+    if "mixed" in chosen:
+        found["mixed"] = ensure_input(args.size_mib)
+    if set(chosen) - {"mixed"}:
+        from benchmarks.pipeline_datasets import ensure_datasets
+
+        pgbench, realistic, rdb, json = ensure_datasets(args.pg_size_mib, args.redis_keys)
+        made = {"pgbench": pgbench, "realistic": realistic, "rdb": rdb, "json": json}
+        found |= {name: path for name, path in made.items() if name in chosen}
+    return found
+
+
+def bench_round(
+    source: Path, dataset: str, round_number: int, args: argparse.Namespace, out_dir: Path
+) -> list[Result]:
+    """Every backup of `source`, then every restore of what they wrote; outputs removed."""
+    made = {c.name: c for c in backups(source, out_dir, dataset, args.baseline)}
+    results = []
+    try:
+        for stage in ("backup", "restore"):
+            chosen = list(made.values()) if stage == "backup" else restores(made, args.baseline)
+            if round_number % 2:  # old and new, ours and the peers, each go first in turn
+                chosen.reverse()
+            for contender in chosen:
+                if args.only not in contender.name:
+                    continue
+                if args.wait_idle:
+                    wait_until_idle(args.wait_idle)
+                print(f"round {round_number}: {dataset}: {contender.name} ...", flush=True)
+                results.append(measure(contender))
+                if contender.name == "ours gzip-9" and args.check and round_number == 1:
+                    check_round_trip(contender.output, source)
+    finally:
+        for contender in made.values():
+            if contender.output:
+                contender.output.unlink(missing_ok=True)
+                contender.output.with_name(contender.output.name + ".metadata.json").unlink(
+                    missing_ok=True
+                )
+    return results
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size-mib", type=int, default=1024)
+    parser.add_argument("--size-mib", type=int, default=1024, help="the mixed file's size")
+    parser.add_argument(
+        "--datasets", default=",".join(DATASETS), help=f"comma-separated, of {','.join(DATASETS)}"
+    )
+    parser.add_argument("--pg-size-mib", type=int, default=128, help="each database's size")
+    parser.add_argument("--redis-keys", type=int, default=200_000)
+    parser.add_argument("--baseline", type=Path, help="a checkout whose engines/ run as 'old'")
     parser.add_argument("--check", action="store_true", help="also round-trip our artifacts")
     parser.add_argument(
         "--repeat", type=int, default=1, help="rounds; each contender keeps its fastest time"
@@ -231,34 +350,35 @@ def main() -> int:
     parser.add_argument("--only", default="", help="run only contenders whose name has this")
     parser.add_argument("--out-dir", type=Path, help="where outputs go (default: /dev/shm)")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)  # CODEC INPUT OUTPUT
+    parser.add_argument("--child-read", type=Path, help=argparse.SUPPRESS)  # ARTIFACT
     args = parser.parse_args()
     if args.child:
         codec, source, output = args.child
         run_ours(codec, Path(source), Path(output))
         return 0
+    if args.child_read:
+        run_restore(args.child_read)
+        return 0
+    if args.baseline and not (args.baseline / "engines" / "pipeline").is_dir():
+        sys.exit(f"{args.baseline}: not a checkout with engines/pipeline/")
     out_dir = args.out_dir or default_out_dir()
     os.environ.setdefault(KEY_VARIABLE, secrets.token_hex(32))
-    source = ensure_input(args.size_mib)
+    sources = inputs(args)
     if shutil.which("time") is None:
         print("GNU time not found (apt-get install -y time): RSS figures include the launcher")
-    warm_cache(source)
     print(f"outputs in {out_dir}; load average before: {os.getloadavg()[0]:.2f}")
-    results: dict[str, Result] = {}
-    chosen = [c for c in contenders(source) if args.only in c.name]
+    results: dict[str, dict[str, Result]] = {name: {} for name in sources}
     for round_number in range(1, args.repeat + 1):
-        for contender in chosen:
-            output = out_dir / f"jarvis-bench-{contender.codec or 'peer'}.out"
-            if args.wait_idle:
-                wait_until_idle(args.wait_idle)
-            print(f"round {round_number}: {contender.name} ...", flush=True)
-            result = measure(contender, output)
-            if contender.codec and args.check and round_number == 1:
-                check_round_trip(output, source)
-            output.unlink()
-            output.with_name(output.name + ".metadata.json").unlink(missing_ok=True)
-            results[contender.name] = best_of(results.get(contender.name), result)
+        for dataset, source in sources.items():
+            warm_cache(source)
+            for result in bench_round(source, dataset, round_number, args, out_dir):
+                known = results[dataset]
+                known[result.name] = best_of(known.get(result.name), result)
     print(f"load average after: {os.getloadavg()[0]:.2f}")
-    return 0 if report(results, source.stat().st_size) else 1
+    ok = True
+    for dataset, source in sources.items():
+        ok &= report(dataset, results[dataset], source.stat().st_size)
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

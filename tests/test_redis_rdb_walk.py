@@ -15,6 +15,7 @@ from engines.redis.rdb_format import RdbFormatError, read_summary, walk_in_pytho
 from tests.support.redis import RedisServer
 from tests.support.redis_seed import seed
 
+NOW_MS = 1_800_000_000_000
 BIG_ENCODINGS = {
     "hash-max-listpack-entries": 0,
     "set-max-intset-entries": 0,
@@ -53,6 +54,17 @@ def _outcome(walker, data: bytes, now_ms: int | None):
         return walker(io.BytesIO(data), now_ms=now_ms)
     except RdbFormatError as error:
         return str(error)
+
+
+def _emitted(walker, data: bytes) -> tuple[bytes, object] | str:
+    """The key lines a walker emits and its summary, or its error."""
+    blocks: list[bytes] = []
+    try:
+        summary = walker(io.BytesIO(data), now_ms=NOW_MS, emit=blocks.append)
+    except RdbFormatError as error:
+        return str(error)
+    assert all(block.endswith(b"\n") for block in blocks)  # whole lines only
+    return b"".join(blocks), summary
 
 
 def test_the_c_walker_is_built():
@@ -111,3 +123,26 @@ def test_what_read_raises_is_passed_on():
     with pytest.raises(OSError, match="the pipe broke"):
         read_summary(Failing(b"REDIS0010" + aux + b"\xff"))
     assert walk_in_python(io.BytesIO(b"REDIS0010" + aux + b"\xff")).aux == {"a": "v" * 1000}
+
+
+@pytest.mark.parametrize("encoding", ["compact", "big"])
+def test_both_walkers_emit_the_same_lines(rdbs, encoding):
+    data = rdbs[encoding]
+    c, python = _emitted(read_summary, data), _emitted(walk_in_python, data)
+    assert not isinstance(c, str), c
+    assert c == python
+    lines = c[0].splitlines()
+    assert len(lines) > c[1].total_keys  # big keys take several lines
+    assert c[1].json_counts.total == c[1].total_keys
+
+
+@pytest.mark.parametrize("encoding", ["compact", "big"])
+def test_a_cut_anywhere_fails_the_same_way_when_emitting(rdbs, encoding):
+    data = rdbs[encoding]
+    cuts = sorted(
+        {*range(0, len(data), max(1, len(data) // 400)), *range(len(data) - 12, len(data))}
+    )
+    for cut in cuts:  # the 8-byte checksum after the EOF opcode is not read
+        c = _emitted(read_summary, data[:cut])
+        assert c == _emitted(walk_in_python, data[:cut]), cut
+        assert isinstance(c, str) or cut >= len(data) - 8, cut

@@ -35,10 +35,11 @@ def test_backup_holds_rdb_and_json_with_counts_and_is_verified(case):
         assert meta["keys_per_db_type"]["0"] == expected_types
         assert meta["keys_per_type"]["string"] == 7 and meta["keys"] == 18
         assert meta["server_version"].startswith(("6", "7", "8")) and meta["used_memory"] > 0
-        assert artifact.verified_state == "ok" if hasattr(artifact, "verified_state") else True
+        assert artifact.verify_state == "ok"
     assert artifacts["rdb"].metadata["rdb_version"] >= 9
     assert artifacts["rdb"].metadata["counts_from"] == "rdb"
     assert artifacts["json"].metadata["rdb_snapshot"] == "stored"
+    assert artifacts["json"].metadata["json_source"] == "rdb"  # made from that snapshot
 
 
 @pytest.mark.parametrize("extra", [[], ["--from-json"]], ids=["rdb", "json"])
@@ -135,6 +136,8 @@ def test_a_server_refusing_sync_gets_the_json_export_only(
     assert "no RDB snapshot: refused by the server" in out
     artifacts = case.artifacts()
     assert set(artifacts) == {"json"} and "NOPERM" in artifacts["json"].metadata["rdb_snapshot"]
+    assert artifacts["json"].metadata["json_source"] == "scan"
+    assert "refused SYNC" in artifacts["json"].metadata["json_source_reason"]
     with case.workspace() as workspace:
         events = [e.message for job in workspace.catalog.list_jobs() for e in
                   workspace.catalog.job_events(job.id)]  # fmt: skip

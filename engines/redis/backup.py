@@ -56,8 +56,7 @@ def back_up_redis(
             f"SYNC accepted: receiving the snapshot ({transfer}), the JSON export made from "
             "it as it streams past"
         )
-        stored = store_snapshot(workspace, backup_set, stream, facts, moment_ms, context,
-                                with_json=_walk_emits())  # fmt: skip
+        stored = store_snapshot(workspace, backup_set, stream, facts, moment_ms, context)
         artifacts = [stored.rdb]
         if stored.json is not None:
             assert stored.summary is not None
@@ -65,8 +64,6 @@ def back_up_redis(
             artifacts.append(stored.json)
         else:
             reason = f"the RDB's structure could not be read ({stored.unreadable})"
-            if stored.unreadable is None:  # TRANSITIONAL until the C walk emits
-                reason = "the C walk cannot write JSON yet"
             context.log(
                 f"JSON export not made from the snapshot: {reason}; exporting with SCAN "
                 "instead, so its keys are read one by one, each at its own moment, not the "
@@ -77,23 +74,6 @@ def back_up_redis(
                                                  reason, context))  # fmt: skip
     check_artifacts(workspace, artifacts, context)
     return artifacts
-
-
-def _walk_emits() -> bool:
-    """TRANSITIONAL (until _rdb_walk.c emits): whether the walk can write JSON lines."""
-    import io
-
-    from engines.redis import rdb_format
-
-    if rdb_format.rdb_walk is None:
-        return True
-    try:
-        rdb_format.rdb_walk.walk(io.BytesIO().read, -1, 9, lambda block: None)
-    except NotImplementedError:
-        return False
-    except Exception:
-        return True
-    return True
 
 
 def _log_json_from_rdb(artifact: Artifact, summary: RdbSummary, context: JobContext) -> None:

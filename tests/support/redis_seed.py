@@ -1,6 +1,7 @@
 """Redis test data of every type (binary keys and values, TTLs, several databases, keys
 big enough to be read in pieces), a fingerprint to compare copies, and the CLI case."""
 
+import subprocess
 from pathlib import Path
 
 from jarvis_tui.cli import main
@@ -12,6 +13,22 @@ BINARY_VALUE = bytes(range(256))
 BIG_STRING = b"0123456789" * 150_000  # 1.5 MB: read with several GETRANGE calls
 BIG_ITEMS = 2_600  # more than one LRANGE / HSCAN piece
 TTL_S = 3600
+# Settings under which redis-server keeps every value in its big encoding (hash table, skip
+# list, one entry per quicklist node and per stream node) instead of a compact one.
+BIG_ENCODINGS = {
+    "hash-max-listpack-entries": 0,
+    "set-max-intset-entries": 0,
+    "zset-max-listpack-entries": 0,
+    "list-max-listpack-size": 1,
+    "stream-node-max-entries": 1,
+}
+
+
+def rdb_snapshot(server: RedisServer, path: Path) -> bytes:
+    """The server's RDB as `redis-cli --rdb` takes it (a replica's SYNC), kept at `path`."""
+    subprocess.run(["redis-cli", "-h", server.host, "-p", str(server.port), "--rdb", str(path)],
+                   check=True, capture_output=True)  # fmt: skip
+    return path.read_bytes()
 
 
 def fast_sync(server: RedisServer) -> None:

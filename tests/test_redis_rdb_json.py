@@ -24,8 +24,7 @@ from engines.redis.rdb_json import score_text
 from engines.redis.resp import RespConnection
 from engines.redis.writer import PipelinedWriter
 from tests.support.redis import RedisServer
-from tests.support.redis_seed import expiries, fingerprint, seed
-from tests.test_redis_rdb_walk import BIG_ENCODINGS, _snapshot
+from tests.support.redis_seed import BIG_ENCODINGS, expiries, fingerprint, rdb_snapshot, seed
 
 NOW_MS = 1_700_000_000_000  # before every expiry the data sets
 DBS = (0, 3, 5)
@@ -95,7 +94,7 @@ def taken(tmp_path_factory) -> dict[str, dict[str, Any]]:
             seed(server)
             _more_data(server)
             found[encoding] = {
-                "rdb": _snapshot(server, folder / f"{encoding}.rdb"),
+                "rdb": rdb_snapshot(server, folder / f"{encoding}.rdb"),
                 "scan": _scan_export(server),
                 "data": fingerprint(server, DBS),
                 "expiries": expiries(server, DBS),

@@ -98,7 +98,8 @@ class Reader:
     def string(self) -> bytes:
         """An aux field's string: plain or an integer (never compressed)."""
         encoding, size = self.string_size()
-        if encoding == 3:  # before reading it, as the C walk does
+        if encoding == 3:  # after its original length, before its data, as the C walk does
+            self.length()
             raise RdbFormatError("compressed strings are not expected in aux fields")
         data = self.exact(size)
         if encoding == -1:

@@ -113,7 +113,7 @@ def test_parallel_gzip_round_trip(block_size: int, data: bytes, split: int):
 
 
 def test_gzip_tool_reads_the_multi_member_stream():
-    data = mixed(3 * MiB)
+    data = mixed(13 * MiB)  # at level 9 a member holds four 1 MiB blocks
     stream = compress("gzip", data)
     assert len(gzip_members(stream)) > 3
     result = subprocess.run(["gzip", "-dc"], input=stream, capture_output=True, check=True)

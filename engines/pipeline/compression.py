@@ -18,13 +18,25 @@ import zstandard
 from zlib_ng import gzip_ng, zlib_ng
 
 from engines.errors import IntegrityError
-from engines.pipeline.gzip_members import MAX_MEMBER_PLAIN, compress_member, open_members
+from engines.pipeline.gzip_members import (
+    DEFAULT_MEM_LEVEL,
+    MAX_MEMBER_PLAIN,
+    DeflatedBlock,
+    compress_member,
+    deflate_strategy,
+    joined_member,
+    open_members,
+)
 
 CODEC_IDS = {"gzip": 1, "zstd": 2}
 CODEC_SUFFIXES = {"gzip": ".gz", "zstd": ".zst"}
 DEFAULT_LEVELS = {"gzip": 9, "zstd": 3}
 
 GZIP_BLOCK_SIZE = 1024 * 1024
+# From this level up, blocks are primed with the 32 KiB before them and joined four to a
+# member (gzip_members.py says why); below it every block is a member of its own.
+PRIMED_FROM_LEVEL = 7
+WINDOW = 32 * 1024
 PROBE_SLICE = 64 * 1024
 PROBE_SAMPLE = 1024
 # A sample this compressible at level 1 marks its slice as worth deflating.
@@ -110,22 +122,60 @@ def _member_runs(block: memoryview) -> Iterator[tuple[int, int, bool]]:
         index = stop
 
 
-def compress_gzip_block(block: bytes, level: int) -> bytes:
-    """Compress one block into one or more complete gzip members."""
-    if level == 0 or len(block) <= PROBE_SLICE:
-        return compress_member(block, level)
-    view = memoryview(block)
-    members = []
+def _segments(block: memoryview) -> Iterator[tuple[int, int, bool]]:
+    """(start, end, deflate) pieces of `block`: incompressible runs apart, the rest merged."""
+    if len(block) <= PROBE_SLICE:
+        yield 0, len(block), True
+        return
     pending_start = 0
-    for start, end, compressible in _member_runs(view):
+    for start, end, compressible in _member_runs(block):
         if not compressible:
             if start > pending_start:
-                members.append(compress_member(view[pending_start:start], level))
-            members.append(compress_member(view[start:end], 0))
+                yield pending_start, start, True
+            yield start, end, False
             pending_start = end
-    if pending_start < len(view):
-        members.append(compress_member(view[pending_start:], level))
-    return b"".join(members)
+    if pending_start < len(block):
+        yield pending_start, len(block), True
+
+
+def compress_gzip_block(block: bytes, level: int) -> bytes:
+    """Compress one block into one or more complete gzip members."""
+    if level == 0:
+        return compress_member(block, level)
+    view = memoryview(block)
+    return b"".join(
+        compress_member(view[start:end], level if deflate else 0)
+        for start, end, deflate in _segments(view)
+    )
+
+
+def _window_before(history: bytes, block: memoryview, start: int) -> bytes:
+    """The (up to) 32 KiB of plain data before `start` of `block`, `history` before it."""
+    if start >= WINDOW:
+        return bytes(block[start - WINDOW : start])
+    return history[max(0, len(history) - (WINDOW - start)) :] + bytes(block[:start])
+
+
+def deflate_block(block: bytes, history: bytes, level: int) -> DeflatedBlock:
+    """`block` as raw deflate that goes on from `history` (the data before it in its
+    member, empty at a member's start); incompressible runs go in stored blocks."""
+    view = memoryview(block)
+    pieces = []
+    for start, end, deflate in _segments(view):
+        segment = view[start:end]
+        if deflate:
+            strategy = deflate_strategy(segment, level)
+            options = {}
+            if window := _window_before(history, view, start):
+                options["zdict"] = window
+            deflater = zlib_ng.compressobj(
+                level, zlib.DEFLATED, -15, DEFAULT_MEM_LEVEL, strategy, **options
+            )
+        else:
+            deflater = zlib_ng.compressobj(0, zlib.DEFLATED, -15)
+        pieces.append(deflater.compress(segment))
+        pieces.append(deflater.flush(zlib.Z_SYNC_FLUSH))
+    return DeflatedBlock(b"".join(pieces), zlib_ng.crc32(view), len(view))
 
 
 class ParallelGzipCompressor:
@@ -134,6 +184,9 @@ class ParallelGzipCompressor:
     zlib releases the GIL, so threads give real parallelism; at most
     `4 * threads` blocks are in flight, which keeps memory flat while a slow
     (compressible) block at the head of the queue does not idle the others.
+    From PRIMED_FROM_LEVEL up a block is deflated with the 32 KiB before it as its
+    dictionary (known when it is submitted, so blocks still go in parallel) and
+    consecutive blocks are joined into members of up to MAX_MEMBER_PLAIN bytes.
     """
 
     def __init__(self, sink: Sink, level: int, threads: int, block_size: int = GZIP_BLOCK_SIZE):
@@ -145,10 +198,14 @@ class ParallelGzipCompressor:
         self._level = level
         self._block_size = block_size
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="gzip")
-        self._in_flight: deque[Future[bytes]] = deque()
+        self._in_flight: deque[Future[bytes | DeflatedBlock]] = deque()
         self._max_in_flight = 4 * threads
         self._pending = bytearray()
-        self._submitted = False
+        self._submitted = 0
+        self._primed = level >= PRIMED_FROM_LEVEL
+        self._member_blocks = MAX_MEMBER_PLAIN // block_size if self._primed else 1
+        self._history = b""  # the last WINDOW bytes submitted to the current member
+        self._member: list[DeflatedBlock] = []
 
     def write(self, data: bytes) -> None:
         self._pending += data
@@ -167,7 +224,10 @@ class ParallelGzipCompressor:
             self._submit(bytes(self._pending))
             self._pending.clear()
         while self._in_flight:
-            self._sink(self._in_flight.popleft().result())
+            self._emit(self._in_flight.popleft().result())
+        if self._member:
+            self._sink(joined_member(self._member, self._level))
+            self._member = []
         self.close()
 
     def close(self) -> None:
@@ -175,11 +235,30 @@ class ParallelGzipCompressor:
 
     def _submit(self, block: bytes) -> None:
         while len(self._in_flight) >= self._max_in_flight:
-            self._sink(self._in_flight.popleft().result())
-        self._in_flight.append(self._executor.submit(compress_gzip_block, block, self._level))
-        self._submitted = True
+            self._emit(self._in_flight.popleft().result())
+        future: Future[bytes | DeflatedBlock]
+        if self._primed:
+            if self._submitted % self._member_blocks == 0:
+                self._history = b""
+            future = self._executor.submit(deflate_block, block, self._history, self._level)
+            self._history = (
+                (self._history + block)[-WINDOW:] if len(block) < WINDOW else (block[-WINDOW:])
+            )
+        else:
+            future = self._executor.submit(compress_gzip_block, block, self._level)
+        self._in_flight.append(future)
+        self._submitted += 1
         while self._in_flight and self._in_flight[0].done():
-            self._sink(self._in_flight.popleft().result())
+            self._emit(self._in_flight.popleft().result())
+
+    def _emit(self, done: bytes | DeflatedBlock) -> None:
+        if isinstance(done, bytes):
+            self._sink(done)
+            return
+        self._member.append(done)
+        if len(self._member) == self._member_blocks:
+            self._sink(joined_member(self._member, self._level))
+            self._member = []
 
 
 class ZstdCompressor:

@@ -7,29 +7,35 @@ a thread pool (zlib releases the GIL), which makes a restore's decompression sca
 with cores as the backup's compression does. Streams written before the field
 existed are read one member after another, as before.
 
-Why members stay independent and 1 MiB, and what closed the gap to `gzip -9` instead
-(measured on benchmarks/pipeline.py's data sets, 16-48 MiB of each, against `gzip -9`):
-priming each 1 MiB block with the previous block's last 32 KiB (pigz's way, members of
-4 MiB) gains only 0.1-0.3% (realistic pg_dump 1.034x -> 1.032x, JSON export 1.010x ->
-1.007x, RDB 1.004x -> 1.002x); the 32 KiB of history lost at a boundary is not where
-the bytes went. zlib-ng's level 9 is: it takes 3-byte matches however far back they
-lie, which on text full of hex, UUIDs and numbers costs more than the literals would
-(one stream of the whole realistic dump with zlib-ng 9 is 1.032x as well). Its
-Z_FILTERED strategy drops matches shorter than 6 bytes: realistic dump 0.917x, JSON
-0.991x, the mixed file's text 0.983x, at up to 8% less speed, but an RDB's binary
-structure needs those short matches (1.057x, against 1.003x). So from level 7 up
-(where the strategy changes anything) each member is deflated both ways on a 16 KiB
-sample from its middle, about 3% of the member's time, and the smaller way deflates
-the member; on every data set the sample's pick came within 0.02% of the better way
-for the whole member. zlib's level 9 also matches `gzip -9`, but deflates 1.5x (RDB)
-to 7x (JSON export) slower; libdeflate's levels 8-9 are smaller still on dumps, but
-2-3x slower on the JSON export (and a new dependency).
+Two things kept our gzip-9 from `gzip -9`'s size (measured on benchmarks/pipeline.py's
+data sets against `gzip -9`), and from level 7 up both are dealt with:
+- zlib-ng's level 9 takes 3-byte matches however far back they lie, which on text full
+  of hex, UUIDs and numbers costs more than the literals would: a realistic pg_dump is
+  1.034x in 1 MiB members and still 1.032x as one stream. Its Z_FILTERED strategy drops
+  matches shorter than 6 bytes: that dump 0.917x, the JSON export 0.991x, the mixed
+  file's text 0.983x, at up to 8% less speed; but an RDB's binary structure needs the
+  short matches (1.057x against 1.003x). So each stretch is deflated both ways on a
+  16 KiB sample from its middle (about 3% of its time) and the smaller way deflates it;
+  on every data set the sample's pick came within 0.02% of the better whole-block way.
+  zlib's level 9 also matches `gzip -9` but deflates 1.5x (RDB) to 7x (JSON) slower;
+  libdeflate is smaller on dumps but 2-3x slower on the JSON export.
+- History lost at member boundaries: 0.1-0.3% on the benchmark's data sets, but 1.5% on
+  a small, very compressible RDB (1.026x in 1 MiB members, 1.012x as one stream). So,
+  as pigz does, every 1 MiB block is deflated with the 32 KiB before it as its
+  dictionary (known when the block is submitted, so blocks still deflate in parallel),
+  ends with a sync flush, and four blocks are joined into one member (an empty final
+  block, the CRC-32 combined from the blocks' own): 1.015x on that RDB. Members stay
+  independent and at most MAX_MEMBER_PLAIN, so a restore still inflates them in
+  parallel with bounded memory; members of 8 MiB would gain another 0.3% there, at
+  twice the reader's memory and a cap older readers refuse.
+Levels up to 6 keep one member per 1 MiB block: their aim is speed, not gzip -9's size.
 """
 
 import zlib
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import BinaryIO
 
 from zlib_ng import zlib_ng
@@ -41,8 +47,11 @@ _FLAG_EXTRA = 0x04
 _SUBFIELD = b"JS"  # "Jarvis size"; any other reader skips it
 _FIELD = 2 + 2 + 4  # subfield id, its length, the member length
 HEADER_SIZE = 10 + 2 + _FIELD  # fixed header, XLEN, our one subfield
-# Our members hold one compression block (1 MiB); the cap bounds a reader's memory.
+# Our members hold one to four 1 MiB compression blocks; the cap bounds a reader's memory.
 MAX_MEMBER_PLAIN = 4 * 1024 * 1024
+# A final, empty fixed-Huffman block: ends a deflate stream after a sync flush (as pigz).
+_LAST_EMPTY_BLOCK = b"\x03\x00"
+_OS_UNIX = 3
 DEFAULT_MEM_LEVEL = 8  # what zlib's compress() uses
 # Below level 7 zlib-ng's deflate ignores the strategy (same bytes either way).
 FILTERED_FROM_LEVEL = 7
@@ -63,6 +72,40 @@ def sized_member(member: bytes) -> bytes:
         + total.to_bytes(4, "little")
         + member[10:]
     )
+
+
+@dataclass(frozen=True)
+class DeflatedBlock:
+    """A block as raw deflate that ends on a byte boundary (a sync flush), not final."""
+
+    raw: bytes
+    crc: int  # CRC-32 of the block's plain bytes
+    size: int  # its plain length
+
+
+def joined_member(blocks: Sequence[DeflatedBlock], level: int) -> bytes:
+    """One sized gzip member from consecutive blocks, each deflated with the history of
+    the ones before it; the member's CRC-32 is combined from the blocks' own."""
+    crc = size = 0
+    for block in blocks:
+        crc = zlib_ng.crc32_combine(crc, block.crc, block.size)
+        size += block.size
+    if size > MAX_MEMBER_PLAIN:
+        raise ValueError(f"a member holds at most {MAX_MEMBER_PLAIN} bytes, not {size}")
+    total = HEADER_SIZE + sum(len(block.raw) for block in blocks) + len(_LAST_EMPTY_BLOCK) + 8
+    extra_flags = 2 if level == 9 else 0  # as zlib marks its maximum compression
+    header = (
+        b"\x1f\x8b\x08"
+        + bytes([_FLAG_EXTRA])
+        + bytes(4)  # no modification time
+        + bytes([extra_flags, _OS_UNIX])
+        + _FIELD.to_bytes(2, "little")
+        + _SUBFIELD
+        + (4).to_bytes(2, "little")
+        + total.to_bytes(4, "little")
+    )
+    trailer = crc.to_bytes(4, "little") + size.to_bytes(4, "little")
+    return b"".join([header, *(block.raw for block in blocks), _LAST_EMPTY_BLOCK, trailer])
 
 
 def compress_member(data: bytes | memoryview, level: int) -> bytes:
@@ -106,8 +149,9 @@ def member_length(header: bytes) -> int | None:
 def inflate_member(member: bytes) -> bytes:
     """Inflate exactly one whole member; its CRC and size are checked by zlib."""
     decoder = zlib_ng.decompressobj(GZIP_WBITS)
-    plain = decoder.decompress(member, MAX_MEMBER_PLAIN)
-    if decoder.unconsumed_tail:
+    # One byte over the cap tells a member of exactly the cap from one of more.
+    plain = decoder.decompress(member, MAX_MEMBER_PLAIN + 1)
+    if len(plain) > MAX_MEMBER_PLAIN:
         raise zlib_ng.error(f"gzip member inflates to more than {MAX_MEMBER_PLAIN} bytes")
     if not decoder.eof:
         raise EOFError("gzip member ended early")

@@ -22,6 +22,7 @@ from engines.redis.connection import target_from_url
 from engines.redis.inspect import server_facts
 from engines.redis.json_export import JsonExporter
 from tests.support.postgres import PostgresServer
+from tests.support.rdb_build import length
 from tests.support.rdb_crafted import SMALL, crafted
 from tests.support.redis import RedisServer
 
@@ -117,7 +118,7 @@ def crafted_corpus() -> dict[str, bytes]:
         found[f"crafted-{name}"] = file.data
         for number, written in enumerate(file.keys):
             if len(written.record) <= CRAFTED_KEY_BYTES:
-                select = b"\xfe" + bytes([written.db]) if written.db else b""
+                select = b"\xfe" + length(written.db) if written.db else b""
                 rdb = file.data[:9] + select + written.record + b"\xff" + bytes(8)
                 found[f"crafted-{name}-{number:03d}"] = rdb
     return found

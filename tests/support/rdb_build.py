@@ -140,7 +140,9 @@ def lzf_string(data: bytes) -> bytes:
 
 
 def stored(data: bytes, how: str = "plain") -> bytes:
-    """`data` as an RDB string: "plain" or "lzf"."""
+    """`data` as an RDB string: "plain", "lzf", or (decimal digits) "int1", "int2", "int4"."""
+    if how.startswith("int"):
+        return int_string(int(data), int(how[3:]))
     return lzf_string(data) if how == "lzf" else string(data)
 
 
@@ -320,7 +322,7 @@ def text_zset(pairs: Sequence[tuple[bytes, bytes | float]]) -> Value:
         else:
             assert isinstance(score, bytes)
             payload += bytes([len(score)]) + score
-            model.append((member, score.decode()))
+            model.append((member, score))
     return Value(3, bytes(payload), "zset", model)
 
 
@@ -524,7 +526,8 @@ def stream_value(
             out += b"".join(struct.pack(">QQ", ms, seq) for ms, seq in consumer.pending)
     newer = rdb_type >= 19
     model = Stream(
-        entries=[(f"{e.ms}-{e.seq}", [digits(x) for pair in e.fields for x in pair]) for e in live],
+        entries=[(f"{e.ms % (1 << 64)}-{e.seq % (1 << 64)}",
+                  [digits(x) for pair in e.fields for x in pair]) for e in live],
         last_id=f"{last[0]}-{last[1]}",
         entries_added=added if newer else None,
         max_deleted_id=f"{max_deleted[0]}-{max_deleted[1]}" if newer else None,

@@ -231,9 +231,47 @@ def edges() -> Crafted:
     rdb.key(b"empty:quicklist", quicklist2([]))
     rdb.key(b"empty:stream", stream_value(19, [], [Group(b"g", (0, 0))]))
     rdb.key(b"zset:zeros", binary_zset([(b"neg0", -0.0), (b"pos0", 0.0), (b"tiny", -5e-324)]))
-    rdb.key(b"zset:text-nan", text_zset([(b"n", float("nan")), (b"s", b"  spaced ")]))
+    rdb.key(b"zset:text-nan", text_zset([(b"n", float("nan")), (b"s", b"  spaced "),
+                                         (b"b", b"\xff1"), (b"e", b"")]))  # fmt: skip
     rdb.key(b"intset:unsorted", intset_value([5, 1, 5], 2))
+    rdb.key(b"zset:random-doubles", binary_zset(_random_doubles(random.Random(5), 200)))
+    rdb.key(b"utf8:valid", plain_string(_VALID_UTF8))
+    for number, invalid in enumerate(_INVALID_UTF8):
+        rdb.key(b"utf8:invalid:%d" % number, linked_list([invalid, b"ok" + invalid + b"ok"]))
+    rdb.key(b"", plain_string(b"an empty key name"), expires_s=-(1 << 31))
+    rdb.key(b"-5", plain_string(b"an int-encoded key"), key_how="int1")
+    rdb.key(b"70000", plain_string(b"another"), key_how="int4")
+    wrapping = [StreamEntry((1 << 64) - 1, (1 << 64) - 1, [(b"f", b"")]),
+                StreamEntry(1 << 64, (1 << 64) + 4, [(b"f", b"wrapped to 0-3")])]  # fmt: skip
+    rdb.key(b"stream:wrapping", stream_value(19, [wrapping], [Group(b"\xff\xfe", (0, 3))],
+                                             last_id=(0, 3)))  # fmt: skip
+    rdb.select((1 << 64) - 1).key(b"db:max", plain_string(b"db 2**64-1"))
+    rdb.select(1 << 40).key(b"db:2**40", plain_string(b"x"))
     return _done(rdb, checksum=False)
+
+
+# every class of code point Python writes as it is (U+2028, U+FEFF, noncharacters, the last)
+_VALID_UTF8 = (bytes(range(128)) + "\u0080\u07ff\u0800\u2028\u2029\ufeff\ud7ff\ue000\ufffe"
+               "\uffff\U00010000\U0010ffff🎵".encode())  # fmt: skip
+_INVALID_UTF8 = [
+    b"\x80", b"\xbf", b"\xc0\x80", b"\xc1\xbf", b"\xe0\x80\x80", b"\xe0\x9f\xbf",
+    b"\xed\xa0\x80", b"\xed\xbf\xbf", b"\xf0\x80\x80\x80", b"\xf0\x8f\xbf\xbf",
+    b"\xf4\x90\x80\x80", b"\xf5\x80\x80\x80", b"\xf8\x88\x80\x80\x80", b"\xfe", b"\xff",
+    b"\xc2", b"\xe2\x82", b"\xf0\x9f\x8e", b"\xc2\x41", b"\xe2\x28\xa1",
+]  # fmt: skip
+
+
+_NAN_WITH_PAYLOAD = struct.unpack("<d", b"\x01" + bytes(5) + b"\xf8\xff")[0]
+
+
+def _random_doubles(rnd: random.Random, count: int) -> list[tuple[bytes, float]]:
+    """Doubles of every exponent (random bit patterns: subnormals, NaNs with payloads and
+    signs) and the printing edges: 1e16, 1e21, 2**53 + 1, the largest and smallest."""
+    edges = [1e16, 1e17, 1e21, 1e22, 1e-4, 1e-5, 0.1, 1 / 3, 2.0**53 + 2, 9007199254740993.0,
+             1.7976931348623157e308, 2.2250738585072014e-308, 5e-324, 123456789012345680.0,
+             float("nan"), -float("nan"), _NAN_WITH_PAYLOAD]  # fmt: skip
+    values = edges + [struct.unpack("<d", rnd.randbytes(8))[0] for _ in range(count)]
+    return [(b"m%d" % i, value) for i, value in enumerate(values)]
 
 
 def listpack_backlen_bounds() -> Crafted:

@@ -27,8 +27,10 @@ def _items(kind: str, model: Any) -> list[tuple[Any, int]]:
         return [(text(x), len(x)) for x in model]
     if kind == "hash":
         return [([text(f), text(v)], len(f) + len(v)) for f, v in model]
-    if kind == "zset":
-        return [([text(m), s], len(m) + len(s)) for m, s in model]
+    if kind == "zset":  # scores: text already (str), or the stored bytes of a type 3 score
+        return [
+            ([text(m), s if isinstance(s, str) else text(s)], len(m) + len(s)) for m, s in model
+        ]
     return [([entry_id, [text(x) for x in fields]], sum(map(len, fields)))
             for entry_id, fields in model.entries]  # fmt: skip
 

@@ -21,10 +21,17 @@ from engines.pipeline.compression import (
     ParallelGzipCompressor,
     compress_gzip_block,
     default_threads,
+    deflate_block,
     make_compressor,
     open_decompressor,
 )
-from engines.pipeline.gzip_members import HEADER_SIZE, MAX_MEMBER_PLAIN, member_length, sized_member
+from engines.pipeline.gzip_members import (
+    HEADER_SIZE,
+    MAX_MEMBER_PLAIN,
+    joined_member,
+    member_length,
+    sized_member,
+)
 
 MiB = 1024 * 1024
 
@@ -285,3 +292,198 @@ def test_a_member_that_inflates_beyond_the_block_cap_is_refused():
     bomb = sized_member(zlib.compress(bytes(MAX_MEMBER_PLAIN + 1), 9, 31))
     with pytest.raises(IntegrityError, match="inflates to more than"):
         read_all("gzip", bomb)
+
+
+# From level 7 up: blocks primed with the 32 KiB before them, four to a member.
+
+PRIMED_LEVEL = 9
+MEMBER = MAX_MEMBER_PLAIN
+
+
+def repetitive(size: int, seed: int) -> bytes:
+    """Chunks that come back thousands of bytes later: matches that reach into history."""
+    rng = random.Random(seed)
+    chunks = [rng.randbytes(rng.randint(20, 300)) for _ in range(40)]
+    out = bytearray()
+    while len(out) < size:
+        out += rng.choice(chunks)
+    return bytes(out[:size])
+
+
+def gzip_tool_reads(stream: bytes, data: bytes) -> None:
+    subprocess.run(["gzip", "-t"], input=stream, check=True)
+    assert subprocess.run(["zcat"], input=stream, capture_output=True, check=True).stdout == data
+
+
+@settings(max_examples=30, deadline=None, derandomize=True)
+@given(
+    block_size=st.sampled_from([1, 7, 1000, 40_000]),
+    size=st.integers(0, 120_000),
+    seed=st.integers(0, 5),
+    split=st.integers(1, 7),
+)
+@example(block_size=1000, size=0, split=1, seed=0)
+@example(block_size=40_000, size=40_000, split=1, seed=1)
+@example(block_size=40_000, size=80_001, split=3, seed=2)
+def test_primed_blocks_round_trip_whatever_the_block_size(
+    block_size: int, size: int, seed: int, split: int
+):
+    data = repetitive(size, seed)
+    out = bytearray()
+    compressor = ParallelGzipCompressor(out.extend, PRIMED_LEVEL, threads=2, block_size=block_size)
+    step = max(1, len(data) // split)
+    for start in range(0, len(data), step):
+        compressor.write(data[start : start + step])
+    compressor.finish()
+    assert read_all("gzip", bytes(out)) == data
+    assert zlib.decompress(bytes(out), 31) == data
+    assert len(gzip_members(bytes(out))) == 1  # all within one member's 4 MiB
+
+
+@pytest.mark.parametrize(
+    "size",
+    [MiB - 1, MiB, MiB + 1, MEMBER - 1, MEMBER, MEMBER + 1, 2 * MEMBER + MiB // 2 + 123],
+)
+def test_round_trip_at_block_and_member_boundaries(size: int):
+    # A random run straddles the first block boundary (stored blocks inside a member),
+    # and the text repeats across every boundary, so primed blocks reach back over it.
+    head = text(MiB - 200_000, seed=4) + random.Random(5).randbytes(400_000)
+    data = (head + text(size, seed=6))[:size]
+    stream = compress("gzip", data, pieces=7, level=PRIMED_LEVEL)
+    members = gzip_members(stream)  # every member's length field checked
+    assert len(members) == -(-size // MEMBER)
+    assert [len(plain) for _, plain in members[:-1]] == [MEMBER] * (len(members) - 1)
+    assert read_all("gzip", stream) == data
+    gzip_tool_reads(stream, data)
+
+
+def test_empty_input_is_one_member_gzip_reads():
+    stream = compress("gzip", b"", level=PRIMED_LEVEL)
+    assert len(gzip_members(stream)) == 1
+    assert read_all("gzip", stream) == b""
+    gzip_tool_reads(stream, b"")
+
+
+@pytest.mark.parametrize(("level", "members"), [(1, 3), (5, 3), (6, 3), (7, 1), (9, 1)])
+def test_levels_up_to_6_keep_a_member_per_block(level: int, members: int):
+    data = text(3 * MiB)
+    stream = compress("gzip", data, level=level)
+    assert len(gzip_members(stream)) == members
+    assert read_all("gzip", stream) == data
+
+
+def test_random_data_is_stored_inside_members():
+    data = random.Random(8).randbytes(2 * MiB) + text(MiB)
+    stream = compress("gzip", data, level=PRIMED_LEVEL)
+    (member,) = gzip_members(stream)
+    assert member[0] == 0  # the member opens with a stored block
+    assert len(stream) < 2 * MiB * 1.001 + len(compress("gzip", text(MiB), level=PRIMED_LEVEL))
+    gzip_tool_reads(stream, data)
+
+
+def test_streams_of_independent_1_mib_members_still_read():
+    """Artifacts written before members held several primed blocks."""
+    data = text(3 * MiB + 5000)
+    old_stream = b"".join(
+        sized_member(zlib.compress(data[start : start + MiB], 9, 31))
+        for start in range(0, len(data), MiB)
+    )
+    assert len(gzip_members(old_stream)) == 4
+    assert read_all("gzip", old_stream) == data
+
+
+def test_a_member_of_exactly_the_cap_reads_and_a_larger_one_is_not_written():
+    blocks = [deflate_block(bytes(MiB), b"", PRIMED_LEVEL) for _ in range(MEMBER // MiB)]
+    assert read_all("gzip", joined_member(blocks, PRIMED_LEVEL)) == bytes(MEMBER)
+    extra = deflate_block(b"x", b"", PRIMED_LEVEL)
+    with pytest.raises(ValueError, match="a member holds at most"):
+        joined_member([*blocks, extra], PRIMED_LEVEL)
+
+
+@functools.cache
+def primed_stream() -> tuple[bytes, bytes, list[int]]:
+    """A level-9 stream of three members, and where each member starts."""
+    data = text(2 * MEMBER + MiB, seed=9)
+    stream = compress("gzip", data, level=PRIMED_LEVEL)
+    starts, offset = [], 0
+    while offset < len(stream):
+        starts.append(offset)
+        offset += member_length(stream[offset:])
+    assert len(starts) == 3
+    return data, stream, starts
+
+
+@pytest.mark.parametrize("where", ["header", "deflate data", "crc", "size"])
+def test_damage_in_a_primed_member_names_the_artifact(where: str):
+    _, stream, starts = primed_stream()
+    damaged = bytearray(stream)
+    second_end = starts[2]
+    position = {
+        "header": starts[1] + 2,  # the compression method
+        "deflate data": (starts[1] + second_end) // 2,
+        "crc": second_end - 6,
+        "size": second_end - 2,
+    }[where]
+    damaged[position] ^= 0x40
+    with pytest.raises(IntegrityError, match=r"files/x\.tar: gzip stream is (damaged|truncated)"):
+        read_all("gzip", bytes(damaged))
+
+
+def test_a_cut_inside_any_primed_member_names_the_artifact():
+    _, stream, starts = primed_stream()
+    boundaries = set(starts)
+    cuts = {
+        start + offset for start in starts for offset in (1, HEADER_SIZE - 1, HEADER_SIZE, 5000)
+    }
+    cuts |= {end - offset for end in [*starts[1:], len(stream)] for offset in (1, 4, 8, 10)}
+    for cut in sorted(cuts - boundaries):
+        with pytest.raises(IntegrityError, match=r"files/x\.tar: gzip stream is"):
+            read_all("gzip", stream[:cut])
+
+
+@pytest.mark.parametrize("claim", [+1, +5000, 64 * MiB, -1])
+def test_a_primed_member_claiming_a_wrong_length_names_the_artifact(claim: int):
+    _, stream, starts = primed_stream()
+    damaged = bytearray(stream)
+    field = slice(starts[1] + HEADER_SIZE - 4, starts[1] + HEADER_SIZE)
+    true_length = starts[2] - starts[1]
+    damaged[field] = (true_length + claim).to_bytes(4, "little")
+    with pytest.raises(IntegrityError, match=r"files/x\.tar: gzip stream is"):
+        read_all("gzip", bytes(damaged))
+
+
+def test_primed_members_inflate_on_the_reader_pool():
+    data, stream, _ = primed_stream()
+
+    def inflating_threads() -> int:
+        return sum(thread.name.startswith("gunzip") for thread in threading.enumerate())
+
+    assert inflating_threads() == 0
+    with open_decompressor("gzip", io.BytesIO(stream), "files/x.tar") as reader:
+        assert reader.read(10) == data[:10]
+        # Every member was handed to the pool at once: one thread per core, up to three.
+        assert inflating_threads() == min(3, default_threads())
+        assert reader.read() == data[10:]
+    assert inflating_threads() == 0
+
+
+def test_reading_a_primed_bomb_stays_within_a_few_members():
+    out = bytearray()
+    compressor = make_compressor("gzip", out.extend, level=PRIMED_LEVEL)
+    for _ in range(64):
+        compressor.write(bytes(MiB))
+    compressor.finish()
+    assert len(out) < MiB
+    tracemalloc.start()
+    try:
+        total = 0
+        with open_decompressor("gzip", io.BytesIO(bytes(out)), "bomb") as reader:
+            while block := reader.read(MiB):
+                total += len(block)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert total == 64 * MiB
+    # As at level 1, with members of four blocks: a member per thread while it is
+    # joined (twice its size) and one waiting its turn.
+    assert peak < (1 + 3 * default_threads()) * MEMBER

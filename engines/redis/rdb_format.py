@@ -188,9 +188,8 @@ def read_summary(
         return walk_in_python(stream, now_ms=now_ms, emit=emit)
     reader = Reader(stream)
     summary = RdbSummary(parse_header(reader.exact(HEADER_SIZE)))
-    extra = () if emit is None else (emit,)
     try:
-        walked = rdb_walk.walk(stream.read, -1 if now_ms is None else now_ms, HEADER_SIZE, *extra)
+        walked = rdb_walk.walk(stream.read, -1 if now_ms is None else now_ms, HEADER_SIZE, emit)
     except ValueError as error:
         raise RdbFormatError(str(error)) from None
     aux, dbs, counts, expires, expired, modules = walked
@@ -209,9 +208,9 @@ def read_summary(
         if rdb_type != MODULE_TYPE:
             written.add(db, name, False, n)
     written.with_ttl = expires
-    for name, keys, *with_expiry in modules:  # (name, keys, keys with an expiry)
+    for name, keys, with_expiry in modules:  # module keys are not written
         summary.modules[name] = keys
-        written.with_ttl -= with_expiry[0] if with_expiry else 0
+        written.with_ttl -= with_expiry
     if emit is not None:
         summary.json_counts = written
     summary.expires, summary.expired_before_ms = expires, expired

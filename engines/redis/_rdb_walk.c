@@ -1,18 +1,34 @@
-/* engines/redis/rdb_format.read_summary in C: walk an RDB stream's structure and count
-   its keys, skipping every value. The walk runs without the GIL and takes it back only
-   to call `read` for the next block, so a backup's other threads keep going.
+/* engines/redis/rdb_format.read_summary in C: walk an RDB stream as it arrives, count its
+   keys and, when asked, write the JSON export's key lines of every key (the one-pass backup
+   of issue #18; the rules: /work/notes/rdb_json_spec.md, the JSON format:
+   engines/redis/json_format.py).
+
+   Hand-written rather than generated or bound to a library: the walk must keep up with a
+   snapshot streaming from the server (a million keys in well under a second), never hold
+   a big value whole, never trust a length in a damaged or hostile file, and give exactly
+   the lines and the error messages of the Python twin (rdb_format.walk_in_python with
+   rdb_values, rdb_keys, rdb_json), which the oracle tests hold side by side with it.
+   It runs without the GIL and takes it back only to call `read` and `emit` and to build
+   the results, so a backup's other threads keep going.
 
    walk(read, now_ms, offset, emit=None)
      -> (aux, dbs, counts, expires, expired_before, modules)
      read: a callable (size) -> bytes, b"" at the end of the stream, which is read from
        just after the 9-byte header (`offset` bytes in, for the messages)
      now_ms: keys with an earlier expiry are counted in expired_before (-1: none)
+     emit: None to count only (values skipped unread); else a callable given the key
+       lines in blocks of whole lines of about 1 MiB (every value decoded and checked)
      aux: [(name, value)] as stored (integer-encoded values as their digits)
      dbs: the databases selected, in order, starting with 0
      counts: [(db, rdb type byte, keys)]
-     modules: [(module type name, keys)] for the keys of module types (type 7), first seen first
+     modules: [(module type name, keys, keys with an expiry)] for the keys of module types
+       (type 7: skipped, never written), first seen first
    Damage, a cut or a type this walker does not know raise ValueError with the message
-   the Python reader gives (rdb_format), which a test holds side by side. */
+   the Python walk gives.
+
+   The parts, in order: counting (reading the framing, skipping values), emitting's buffers,
+   JSON text, the encoded blobs (LZF, ziplist, listpack, intset, zipmap), key lines (the
+   splitting of big keys), reading each value type into lines, and the record loop. */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -76,7 +92,7 @@ typedef struct {
     Bytes out;          /* whole lines not yet handed to emit, then the open line */
     Bytes prefix;       /* the key's line up to and including "value": */
     Bytes tail;         /* a stream's fields after its entries, for its last line */
-    Bytes spare[2];     /* decoded strings: integers' digits, LZF output */
+    Bytes decoded;      /* an LZF string decompressed */
     Lines lines;
     PyObject *aux; /* list, touched only with the GIL */
 } Walk;
@@ -557,6 +573,7 @@ static int skip_value(Walk *w, unsigned type) {
 #define BLOCK_BYTES (1 << 20)  /* lines handed to emit together */
 #define LZF_MAX_RATIO 128      /* an original length beyond this many times the compressed
                                   one is damage */
+#define JSON_STRETCH (64 << 10) /* bytes of a string escaped per reservation */
 
 /* Room in `b` for `extra` more bytes. */
 static int grow(Walk *w, Bytes *b, size_t extra) {
@@ -681,32 +698,40 @@ static int json_base64(Walk *w, Bytes *to, const unsigned char *p, size_t n) {
 }
 
 /* Bytes as json_format.encode_bytes and json.dumps(ensure_ascii=False) write them: a JSON
-   string when they are UTF-8, else {"base64":"..."}. */
+   string when they are UTF-8, else {"base64":"..."}. Written a stretch at a time, with
+   room for the worst case of each (every byte \u00XX), so that a long ASCII string does
+   not ask for six times its size. */
 static int json_bytes(Walk *w, Bytes *to, const unsigned char *p, size_t n) {
-    if (grow(w, to, 6 * n + 2)) /* every byte escaped as \u00XX at most */
+    size_t started = to->len;
+    if (APPEND_TEXT(w, to, "\""))
         return FAIL;
-    unsigned char *o = to->data + to->len;
-    *o++ = '"';
     for (size_t i = 0; i < n;) {
-        unsigned c = p[i];
-        if (byte_class[c] == 0) {
-            *o++ = (unsigned char)c;
-            i++;
-        } else if (byte_class[c] == 1) {
-            o = escape(o, c);
-            i++;
-        } else {
-            size_t size = utf8_sequence(p + i, n - i);
-            if (!size)
-                return json_base64(w, to, p, n);
-            memcpy(o, p + i, size);
-            o += size;
-            i += size;
+        size_t stop = n - i > JSON_STRETCH ? i + JSON_STRETCH : n;
+        if (grow(w, to, 6 * (stop - i) + 4)) /* + the rest of a sequence begun before stop */
+            return FAIL;
+        unsigned char *o = to->data + to->len;
+        while (i < stop) {
+            unsigned c = p[i];
+            if (byte_class[c] == 0) {
+                *o++ = (unsigned char)c;
+                i++;
+            } else if (byte_class[c] == 1) {
+                o = escape(o, c);
+                i++;
+            } else {
+                size_t size = utf8_sequence(p + i, n - i);
+                if (!size) {
+                    to->len = started;
+                    return json_base64(w, to, p, n);
+                }
+                memcpy(o, p + i, size);
+                o += size;
+                i += size;
+            }
         }
+        to->len = (size_t)(o - to->data);
     }
-    *o++ = '"';
-    to->len = (size_t)(o - to->data);
-    return OK;
+    return APPEND_TEXT(w, to, "\"");
 }
 
 /* The decimal digits of v into `to` (at least 21 bytes); returns their count. */
@@ -823,8 +848,11 @@ static int lzf_decompress(const unsigned char *in, size_t n, unsigned char *out,
             return FAIL;
         unsigned char *to = out + made;
         const unsigned char *from = to - distance;
-        for (size_t i = 0; i < count; i++) /* may overlap what it writes: the pattern repeats */
-            to[i] = from[i];
+        if (distance >= count)
+            memcpy(to, from, count);
+        else /* it overlaps what it writes: the pattern repeats */
+            for (size_t i = 0; i < count; i++)
+                to[i] = from[i];
         made += count;
     }
     return made == size ? OK : FAIL;
@@ -1225,32 +1253,34 @@ static int damaged(Walk *w, const char *what) {
                 (unsigned long long)w->offset);
 }
 
-/* LZF data of `compressed` bytes decompressed into `spare`. */
-static int lzf_string(Walk *w, uint64_t compressed, uint64_t original, Elem *s, Bytes *spare) {
+/* LZF data of `compressed` bytes decompressed into w->decoded. */
+static int lzf_string(Walk *w, uint64_t compressed, uint64_t original, Elem *s) {
+    Bytes *out = &w->decoded;
     if (need(w, (size_t)compressed))
         return FAIL;
     const unsigned char *in = w->buf + w->start;
     take(w, (size_t)compressed);
     if (compressed <= UINT64_MAX / LZF_MAX_RATIO && original > LZF_MAX_RATIO * compressed)
         return damaged(w, "LZF data");
-    spare->len = 0;
-    if (grow(w, spare, (size_t)original))
+    out->len = 0;
+    if (grow(w, out, (size_t)original))
         return FAIL;
-    if (lzf_decompress(in, (size_t)compressed, spare->data, (size_t)original))
+    if (lzf_decompress(in, (size_t)compressed, out->data, (size_t)original))
         return damaged(w, "LZF data");
-    set_bytes(s, spare->data, (size_t)original);
+    set_bytes(s, out->data, (size_t)original);
     return OK;
 }
 
 /* The next string of a value decoded whole: a plain one in place (valid until the next
-   read), an integer as its value, an LZF one decompressed into `spare`. */
-static int value_string(Walk *w, Elem *s, Bytes *spare) {
+   read), an integer as its value, an LZF one decompressed into w->decoded (valid until
+   the next LZF string). */
+static int value_string(Walk *w, Elem *s) {
     int encoding;
     uint64_t size, original = 0;
     if (lzf_string_size(w, &encoding, &size, &original))
         return FAIL;
     if (encoding == 3)
-        return lzf_string(w, size, original, s, spare);
+        return lzf_string(w, size, original, s);
     if (need(w, (size_t)size))
         return FAIL;
     const unsigned char *p = w->buf + w->start;
@@ -1285,16 +1315,18 @@ static int string_lines(Walk *w) {
     Elem s;
     char digits[24];
     if (encoding == 3) {
-        if (lzf_string(w, size, original, &s, &w->spare[0]))
+        if (lzf_string(w, size, original, &s))
             return FAIL;
     } else {
         if (need(w, (size_t)size))
             return FAIL;
-        set_bytes(&s, w->buf + w->start, (size_t)size);
+        const unsigned char *p = w->buf + w->start;
         take(w, (size_t)size);
-        if (encoding >= 0)
+        if (encoding < 0)
+            set_bytes(&s, p, (size_t)size);
+        else
             set_bytes(&s, (const unsigned char *)digits,
-                      format_signed(digits, le_signed(s.p, 1 << encoding)));
+                      format_signed(digits, le_signed(p, 1 << encoding)));
     }
     size_t start = 0;
     do {
@@ -1309,7 +1341,7 @@ static int string_lines(Walk *w) {
 /* A blob string of `kind`, checked whole. */
 static int blob_string(Walk *w, int kind, Blob *b) {
     Elem s;
-    if (value_string(w, &s, &w->spare[0]))
+    if (value_string(w, &s))
         return FAIL;
     /* an integer-encoded string: its digits are never a valid blob of any kind */
     if (s.is_int || blob_check(b, kind, s.p, s.n))
@@ -1357,7 +1389,7 @@ static int string_items(Walk *w) {
         return FAIL;
     for (uint64_t i = 0; i < n; i++) {
         Elem e;
-        if (value_string(w, &e, &w->spare[0]) || single_item(w, &e))
+        if (value_string(w, &e) || single_item(w, &e))
             return FAIL;
     }
     return OK;
@@ -1367,8 +1399,8 @@ static int string_items(Walk *w) {
    read buffer). */
 static int string_pair(Walk *w) {
     Elem a, b;
-    if (value_string(w, &a, &w->spare[0]) || item_begin(w) || APPEND_TEXT(w, &w->out, "[") ||
-        element(w, &a) || value_string(w, &b, &w->spare[0]) ||
+    if (value_string(w, &a) || item_begin(w) || APPEND_TEXT(w, &w->out, "[") ||
+        element(w, &a) || value_string(w, &b) ||
         APPEND_TEXT(w, &w->out, ",") || element(w, &b))
         return FAIL;
     return APPEND_TEXT(w, &w->out, "]");
@@ -1385,6 +1417,8 @@ static int string_pairs(Walk *w, int with_ttls) {
     return OK;
 }
 
+static const char *const SCORE_WORDS[] = {"nan", "inf", "-inf"}; /* type 3: 253, 254, 255 */
+
 /* A zset stored member by member: score as binary double (type 5) or text (type 3). */
 static int zset_pairs(Walk *w, unsigned type) {
     uint64_t n;
@@ -1392,7 +1426,7 @@ static int zset_pairs(Walk *w, unsigned type) {
         return FAIL;
     for (uint64_t i = 0; i < n; i++) {
         Elem member;
-        if (value_string(w, &member, &w->spare[0]) || item_begin(w) ||
+        if (value_string(w, &member) || item_begin(w) ||
             APPEND_TEXT(w, &w->out, "[") || element(w, &member) || APPEND_TEXT(w, &w->out, ","))
             return FAIL;
         if (type == 5) {
@@ -1411,9 +1445,8 @@ static int zset_pairs(Walk *w, unsigned type) {
             unsigned size;
             if (byte(w, &size))
                 return FAIL;
-            static const char *const WORDS[] = {"nan", "inf", "-inf"};
             if (size >= 253) {
-                const char *word = WORDS[size - 253];
+                const char *word = SCORE_WORDS[size - 253];
                 if (string_element(w, (const unsigned char *)word, strlen(word)))
                     return FAIL;
             } else {
@@ -1452,7 +1485,7 @@ static int quicklist_nodes(Walk *w) {
             return FAIL;
         if (container == 1) {
             Elem e;
-            if (value_string(w, &e, &w->spare[0]) || single_item(w, &e))
+            if (value_string(w, &e) || single_item(w, &e))
                 return FAIL;
         } else if (container == 2) {
             if (blob_items(w, LISTPACK))
@@ -1557,7 +1590,7 @@ static int stream_group(Walk *w, unsigned type, int first) {
     Elem name;
     uint64_t ms, seq, entries_read = UINT64_MAX; /* Redis's "invalid" (-1) as a length */
     Bytes *tail = &w->tail;
-    if (value_string(w, &name, &w->spare[0]) || (!first && APPEND_TEXT(w, tail, ",")) ||
+    if (value_string(w, &name) || (!first && APPEND_TEXT(w, tail, ",")) ||
         APPEND_TEXT(w, tail, "{\"name\":"))
         return FAIL;
     size_t size;
@@ -1606,7 +1639,7 @@ static int stream_lines(Walk *w, unsigned type) {
         return FAIL;
     for (uint64_t i = 0; i < nodes; i++) {
         Elem key;
-        if (value_string(w, &key, &w->spare[0]))
+        if (value_string(w, &key))
             return FAIL;
         if (key.is_int || key.n != 16) /* an integer's digits are never 16 bytes */
             return damaged(w, "stream");
@@ -1664,7 +1697,7 @@ static int key_lines(Walk *w, unsigned type) {
 /* Emitting: the key read whole and its lines written; a module's key read and skipped. */
 static int emit_key(Walk *w, uint64_t db, unsigned type, int has_expiry, int64_t expiry) {
     Elem key;
-    if (value_string(w, &key, &w->spare[0]))
+    if (value_string(w, &key))
         return FAIL;
     if (type == 7)
         return length(w, &w->module_id) || skip_module_values(w);
@@ -1862,8 +1895,7 @@ static PyObject *walk(PyObject *self, PyObject *args, PyObject *kwargs) {
     bytes_free(&w.out);
     bytes_free(&w.prefix);
     bytes_free(&w.tail);
-    bytes_free(&w.spare[0]);
-    bytes_free(&w.spare[1]);
+    bytes_free(&w.decoded);
     seen_free(&w.db_numbers);
     seen_free(&w.module_ids);
     return result;

@@ -20,7 +20,7 @@ from engines.redis.json_export import JsonExporter
 from engines.redis.json_import import FrameWriter, compile_export
 from engines.redis.json_reader import JsonExportReader, KeyRecord
 from engines.redis.rdb_format import RdbSummary, walk_in_python
-from engines.redis.rdb_json import score_text
+from engines.redis.rdb_json import BLOCK_BYTES, score_text
 from engines.redis.resp import RespConnection
 from engines.redis.writer import PipelinedWriter
 from tests.support.redis import RedisServer
@@ -107,7 +107,8 @@ def _walked(rdb: bytes) -> tuple[RdbSummary, bytes]:
     blocks: list[bytes] = []
     summary = walk_in_python(io.BytesIO(rdb), now_ms=NOW_MS, emit=blocks.append)
     assert summary.json_counts is not None
-    assert all(block.endswith(b"\n") for block in blocks)
+    assert all(block.endswith(b"\n") for block in blocks)  # whole lines, about 1 MiB each
+    assert all(len(block) >= BLOCK_BYTES for block in blocks[:-1])
     header = json_format.dumps(json_format.header("7.0.15", NOW_MS, "2023-11-14T22:13:20+00:00"))
     trailer = json_format.dumps(json_format.trailer(summary.json_counts.to_metadata()))
     return summary, header + b"".join(blocks) + trailer

@@ -1497,87 +1497,80 @@ static int quicklist_nodes(Walk *w) {
     return OK;
 }
 
-/* The element at the cursor when it is an integer (a stream's counts, flags, ids). */
-static int stream_integer(Blob *b, size_t *at, int64_t *value) {
+/* The next element of a stream node's listpack, which must be an integer (counts, flags,
+   id differences). */
+static int stream_integer(Blob *b, int64_t *value) {
     Elem e;
-    if (*at >= b->count)
+    if (b->index >= b->count)
         return FAIL;
     blob_next(b, &e);
-    (*at)++;
     if (!e.is_int)
         return FAIL;
     *value = e.value;
     return OK;
 }
 
-/* One entry of a stream node, after its flags and id diffs: [id,[f,v,...]] unless
-   deleted. `master` is a cursor at the master fields. */
-static int stream_entry(Walk *w, Blob *b, size_t *at, const Blob *master, int64_t width,
-                        int64_t flags, uint64_t ms, uint64_t seq) {
-    int same = (flags & 2) != 0, live = !(flags & 1);
+/* One entry of a stream node after its flags and id: [id,[f,v,...]] unless deleted (then
+   read and not written). `names` is a cursor at the node's master fields. FAIL without a
+   message: damaged. */
+static int stream_entry(Walk *w, Blob *b, Blob names, int64_t width, int64_t flags,
+                        uint64_t ms, uint64_t seq) {
+    int same_fields = (flags & 2) != 0, live = !(flags & 1);
     int64_t fields = width;
-    Blob names = *master;
-    if (!same && (stream_integer(b, at, &fields) || fields < 0))
+    if (!same_fields && (stream_integer(b, &fields) || fields < 0))
         return FAIL;
-    size_t left = b->count - *at, values = same ? (size_t)width : 2 * (size_t)fields;
-    if ((uint64_t)fields > left || (!same && (uint64_t)fields > left / 2))
+    size_t left = b->count - b->index;
+    if ((uint64_t)fields > (same_fields ? left : left / 2))
         return FAIL;
     if (live && (item_begin(w) || APPEND_TEXT(w, &w->out, "[") ||
                  append_id(w, &w->out, ms, seq) || APPEND_TEXT(w, &w->out, ",[")))
         return FAIL;
+    size_t values = same_fields ? (size_t)width : 2 * (size_t)fields;
     for (size_t i = 0; i < values; i++) {
         Elem e;
-        if (same) {
-            Elem name;
-            blob_next(&names, &name);
-            if (live && ((i && APPEND_TEXT(w, &w->out, ",")) || element(w, &name) ||
-                         APPEND_TEXT(w, &w->out, ",")))
-                return FAIL;
-        } else if (live && i && APPEND_TEXT(w, &w->out, ",")) {
+        if (live && i && APPEND_TEXT(w, &w->out, ","))
             return FAIL;
+        if (same_fields) { /* the master field's name, then this entry's value */
+            blob_next(&names, &e);
+            if (live && (element(w, &e) || APPEND_TEXT(w, &w->out, ",")))
+                return FAIL;
         }
         blob_next(b, &e);
-        (*at)++;
         if (live && element(w, &e))
             return FAIL;
     }
     int64_t lp_count;
-    if (stream_integer(b, at, &lp_count) ||
-        lp_count != (same ? width + 3 : 2 * fields + 4))
+    if (stream_integer(b, &lp_count) || lp_count != (same_fields ? width + 3 : 2 * fields + 4))
         return FAIL;
     return live ? APPEND_TEXT(w, &w->out, "]]") : OK;
 }
 
-/* The entries of one stream node: its master id (`key`, 16 bytes) and listpack. */
+/* The entries of one stream node (its listpack next in the stream), whose master id is
+   master_ms-master_seq. */
 static int stream_node(Walk *w, uint64_t master_ms, uint64_t master_seq) {
     Blob b;
     if (blob_string(w, LISTPACK, &b))
         return FAIL;
-    size_t at = 0;
     int64_t count, deleted, width, zero;
-    if (stream_integer(&b, &at, &count) || stream_integer(&b, &at, &deleted) ||
-        stream_integer(&b, &at, &width) || count < 0 || deleted < 0 || width < 0 ||
-        (uint64_t)width >= b.count - at)
+    if (stream_integer(&b, &count) || stream_integer(&b, &deleted) ||
+        stream_integer(&b, &width) || count < 0 || deleted < 0 || width < 0 ||
+        (uint64_t)width >= b.count - b.index)
         return damaged(w, "stream");
-    Blob master = b;
+    Blob names = b;
     for (int64_t i = 0; i < width; i++) {
         Elem ignored;
         blob_next(&b, &ignored);
-        at++;
     }
-    if (stream_integer(&b, &at, &zero) || zero != 0)
+    if (stream_integer(&b, &zero) || zero != 0)
         return damaged(w, "stream");
     uint64_t walked = 0;
-    while (at < b.count) {
+    while (b.index < b.count) {
         int64_t flags, ms, seq;
-        if (stream_integer(&b, &at, &flags) || stream_integer(&b, &at, &ms) ||
-            stream_integer(&b, &at, &seq) ||
-            stream_entry(w, &b, &at, &master, width, flags, master_ms + (uint64_t)ms,
-                         master_seq + (uint64_t)seq)) {
-            if (!w->message[0] && !w->failed)
-                return damaged(w, "stream");
-            return FAIL;
-        }
+        if (stream_integer(&b, &flags) || stream_integer(&b, &ms) ||
+            stream_integer(&b, &seq) ||
+            stream_entry(w, &b, names, width, flags, master_ms + (uint64_t)ms,
+                         master_seq + (uint64_t)seq))
+            return w->message[0] || w->failed ? FAIL : damaged(w, "stream");
         walked++;
     }
     if (walked != (uint64_t)count + (uint64_t)deleted)

@@ -43,6 +43,11 @@ NOT_UTF8 = {  # value -> its base64
     b"bad:cut": (b"\xe2\x82", "4oI="),
     b"bad:overlong": (b"\xc0\xaf", "wK8="),
 }
+# Integers at the edges of the listpack's integer encodings (7, 13, 16, 24, 32, 64 bits).
+EDGE_INTEGERS = [0, 127, 128, -1, 4095, -4096, 4096, -4097, 32767, -32768, 32768, 8388607,
+                 -8388608, 8388608, 2**31 - 1, -(2**31), 2**31, 2**63 - 1, -(2**63)]  # fmt: skip
+# String lengths at the edges of its length encodings and backlen sizes.
+EDGE_LENGTHS = (0, 63, 64, 127, 128, 4095, 4096, 16378, 16383)
 SCORES = {"big": 1e300, "minus-inf": float("-inf"), "tenth": 0.1, "minus-zero": -0.0, "three": 3}
 
 
@@ -61,7 +66,12 @@ def _more_data(server: RedisServer) -> None:
     pipe.execute()
     client.rpush("heavy:list", *[bytes([65 + i]) * HEAVY_ITEM for i in range(20)])
     client.set("int:negative", -7)
-    client.rpush("ints:list", 1, -2, 300, 70_000, 2**40, -(2**63), "text")
+    client.rpush("ints:list", *EDGE_INTEGERS, "text")
+    client.sadd("ints:set", *EDGE_INTEGERS)  # an intset of 64-bit integers while compact
+    client.config_set("hash-max-listpack-value", 20_000)  # a listpack while compact
+    client.hset("lengths:hash", mapping={f"len{n}": "é" * (n // 2) + "x" * (n % 2) for n in
+                                         EDGE_LENGTHS})  # fmt: skip
+    client.config_set("hash-max-listpack-value", 64)
     client.hset("ints:hash", mapping={"a": 1, "b": -100_000, "c": "x"})
     client.set(ESCAPES, ESCAPES)
     for key, (value, _) in NOT_UTF8.items():
@@ -155,7 +165,7 @@ def test_the_rdb_export_holds_what_the_scan_export_holds(taken, encoding):
     assert ours.keys() == theirs.keys()
     for name, found in ours.items():
         assert found == theirs[name], name
-    assert len(ours) == 18 + 13 + len(NOT_UTF8)
+    assert len(ours) == 18 + 15 + len(NOT_UTF8)
     metadata = summary.json_counts.to_metadata()
     assert {k: scan_reader.trailer[k] for k in metadata} == metadata
     assert reader.counts.total == metadata["keys"] == summary.total_keys
@@ -192,9 +202,11 @@ def test_chosen_lines_byte_for_byte(taken, encoding):
             b'{"db":0,"key":"%s","type":"string","value":{"base64":"%s"}}\n'
             % (key, encoded.encode())
         ]
+    integers = [b'"%d"' % i for i in EDGE_INTEGERS]
     assert _lines_of(export, b'"ints:list"') == [
-        b'{"db":0,"key":"ints:list","type":"list","value":["1","-2","300","70000",'
-        b'"1099511627776","-9223372036854775808","text"]}\n'
+        b'{"db":0,"key":"ints:list","type":"list","value":'
+        + _items([*integers, b'"text"'])
+        + b"}\n"
     ]
     assert _lines_of(export, b'"int:negative"') == [
         b'{"db":0,"key":"int:negative","type":"string","value":"-7"}\n'

@@ -14,6 +14,7 @@
 """
 
 import functools
+import io
 import json
 import random
 import struct
@@ -30,6 +31,7 @@ from engines.redis.connection import target_from_url
 from engines.redis.inspect import server_facts
 from engines.redis.json_export import JsonExporter
 from engines.redis.json_reader import StreamValue, parse_record
+from engines.redis.rdb_format import read_summary, walk_in_python
 from engines.servers.process import chown_tree
 from tests.support import rdb_build as rdb
 from tests.support.rdb_crafted import FILES, LOADABLE, SMALL, Crafted, crafted
@@ -455,3 +457,36 @@ def test_damage_is_named_where_the_spec_says(name):
         f"RdbFormatError: damaged {what} in the value of a key at byte {offset}",
     )
     assert_same(in_c(data), python, name)
+
+
+# --- what the callbacks raise ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("walk", [read_summary, walk_in_python], ids=["c", "python"])
+def test_what_emit_raises_ends_the_walk_and_is_passed_on(walk):
+    blocks = []
+
+    def emit(block: bytes) -> None:
+        blocks.append(len(block))
+        if len(blocks) == 2:
+            raise OSError("the disk is full")
+
+    with pytest.raises(OSError, match="the disk is full"):
+        walk(io.BytesIO(crafted("big_keys").data), emit=emit)
+    assert len(blocks) == 2  # nothing after the failure
+
+
+@pytest.mark.parametrize("walk", [read_summary, walk_in_python], ids=["c", "python"])
+def test_what_read_raises_while_emitting_is_passed_on(walk):
+    data = crafted("big_keys").data  # more than the C walk reads at once
+
+    class Failing(io.BytesIO):
+        def read(self, size=-1):
+            if self.tell() > 3 << 20:
+                raise OSError("the pipe broke")
+            return super().read(size)
+
+    blocks: list[bytes] = []
+    with pytest.raises(OSError, match="the pipe broke"):
+        walk(Failing(data), emit=blocks.append)
+    assert all(block.endswith(b"\n") for block in blocks)

@@ -16,13 +16,17 @@ from tests.support.rdb_build import (
     Group,
     RdbWriter,
     StreamEntry,
+    Value,
     WrittenKey,
     binary_zset,
     hash_with_ttls,
+    int_string,
     integer_string,
     intset_value,
+    length,
     linked_list,
     listpack_value,
+    lzf_string,
     module_value,
     plain_hash,
     plain_string,
@@ -240,6 +244,15 @@ def edges() -> Crafted:
         rdb.key(b"utf8:invalid:%d" % number, linked_list([invalid, b"ok" + invalid + b"ok"]))
     rdb.key(b"", plain_string(b"an empty key name"), expires_s=-(1 << 31))
     rdb.key(b"-5", plain_string(b"an int-encoded key"), key_how="int1")
+    rdb.key(b"lzf:empty", Value(0, b"\xc3\x00\x00", "string", b""))
+    ints = int_string(5, 1) + int_string(-300, 2) + int_string(70000, 4)
+    rdb.key(b"list:int-encoded", Value(1, length(3) + ints, "list", [b"5", b"-300", b"70000"]))
+    rdb.key(b"hash:encoded", Value(4, length(1) + int_string(7, 1) + lzf_string(b"v" * 30), "hash",
+                                   [(b"7", b"v" * 30)]))  # fmt: skip
+    rdb.key(b"zset:encoded", Value(5, length(1) + int_string(-1, 4) + struct.pack("<d", 2.5),
+                                   "zset", [(b"-1", "2.5")]))  # fmt: skip
+    rdb.raw(b"\xf4" + length(3) + length(1000) + length(1000))  # SLOT_INFO
+    rdb.resize(1, 1).select(0).select(0)
     rdb.key(b"70000", plain_string(b"another"), key_how="int4")
     wrapping = [StreamEntry((1 << 64) - 1, (1 << 64) - 1, [(b"f", b"")]),
                 StreamEntry(1 << 64, (1 << 64) + 4, [(b"f", b"wrapped to 0-3")])]  # fmt: skip

@@ -9,10 +9,14 @@ peak RSS):
   redis-cli --rdb    redis-cli --rdb FILE (the snapshot over replication, no compression)
   ours rdb gzip-9    the RDB artifact alone: SYNC, structure count, gzip -9, AES-GCM, sha256
   ours rdb zstd      the same with BACKUP_COMPRESSION=zstd
-  ours backup        jarvis-tui backup redis (RDB + JSON export + both checks), gzip -9
+  ours backup        jarvis-tui backup redis: the RDB and the JSON export made from it as it
+                     streams past, both stored, read back and checked; gzip -9
   redis-cli --pipe   loading the data set's RESP commands into an empty server
   ours json restore  jarvis-tui restore redis latest --from-json --flush into an empty server
-The snapshots and the loads each run a warm-up round, then ROUNDS rounds (the fastest counts).
+                     (the export of the last "ours backup")
+The snapshots (the whole backup among them) and the loads each run a warm-up round, then
+ROUNDS rounds (the fastest counts). The load average is printed before and after: the
+machine may be shared.
 """
 
 import argparse
@@ -32,9 +36,10 @@ KEY = "0123456789abcdef" * 4
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "benchmarks"]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.rounds import Contender, Result, in_rounds, measure  # noqa: E402
+from benchmarks.rounds import Contender, Result, in_rounds  # noqa: E402
 
 TARGETS = (
+    ("ours backup / redis-cli --rdb", "ours backup", "redis-cli --rdb", 5.0),
     ("ours rdb gzip-9 / redis-cli --rdb", "ours rdb gzip-9", "redis-cli --rdb", 2.5),
     ("ours rdb zstd / redis-cli --rdb", "ours rdb zstd", "redis-cli --rdb", 1.3),
     ("ours json restore / redis-cli --pipe", "ours json restore", "redis-cli --pipe", 1.5),
@@ -46,24 +51,37 @@ import sys
 from pathlib import Path
 from engines.config import load_settings
 from engines.jobs import run_job
-from engines.redis.backup import _store_snapshot
 from engines.redis.connection import connected, target_from_settings
 from engines.redis.inspect import server_facts, server_time_ms
+from engines.redis.rdb_sync import RdbStream
+from engines.redis.snapshot_store import store_snapshot
 from engines.workspace import Workspace
 with Workspace.open(load_settings(env_file=Path(sys.argv[1]))) as ws:
     target = target_from_settings(ws.settings)
     with connected(target) as client:
         facts, now = server_facts(client), server_time_ms(client)
     backup_set = ws.catalog.create_backup_set("redis", tier="manual")
-    artifact = run_job(ws.catalog, "backup", "bench", lambda ctx: _store_snapshot(
-        ws, backup_set, target, facts, now, ctx))
-    print(artifact.stored_size)
+    stored = run_job(ws.catalog, "backup", "bench", lambda ctx: store_snapshot(
+        ws, backup_set, RdbStream(target).start(), facts, now, ctx, with_json=False))
+    print(stored.rdb.stored_size)
 """
 
 
 def stored_size(stdout: bytes) -> int:
     """The artifact's stored size, which RDB_ONLY prints last."""
     return int(stdout.split()[-1])
+
+
+def backup_size() -> int:
+    """The stored bytes of the last `backup redis` set (RDB and JSON) in the gzip repository."""
+    import sqlite3
+
+    with sqlite3.connect(WORK / "gzip.sqlite3") as catalog:
+        (size,) = catalog.execute(
+            "SELECT SUM(stored_size) FROM artifacts WHERE set_id = (SELECT set_id FROM artifacts"
+            " WHERE relpath LIKE '%redis.json%' AND status = 'complete' ORDER BY id DESC LIMIT 1)"
+        ).fetchone()
+    return size or 0
 
 
 def _command(*args: str) -> bytes:
@@ -109,6 +127,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--keys", type=int, default=1_000_000)
     args = parser.parse_args()
+    load_before = os.getloadavg()
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir(parents=True)
     dataset = WORK / "dataset.resp"
@@ -140,11 +159,10 @@ def main() -> None:
                 Contender(name, [str(PYTHON), "-c", RDB_ONLY, str(env_file)], env,
                           size=stored_size)
             )  # fmt: skip
-        results.update(in_rounds(snapshots, ROUNDS, WORK))
         env_file = WORK / "gzip.env"
         backup_argv = [str(CLI), "--env-file", str(env_file), "backup", "redis"]
-        backup = Contender("ours backup", backup_argv, env)
-        results["ours backup"] = measure(backup, "once", WORK)
+        snapshots.append(Contender("ours backup", backup_argv, env, size=lambda _: backup_size()))
+        results.update(in_rounds(snapshots, ROUNDS, WORK))
         with open(env_file, "a") as settings:
             settings.write(f"REDIS_URL={target.url()}\n")
         empty_target = target.flush
@@ -158,7 +176,10 @@ def main() -> None:
         ]  # fmt: skip
         results.update(in_rounds(loads, ROUNDS, WORK))
         restored = target.client().dbsize()
-    print(f"\n{args.keys} keys; restored {restored}")
+    load_after = os.getloadavg()
+    print(f"\n{args.keys} keys; restored {restored}; load average before "
+          f"{' '.join(f'{x:.2f}' for x in load_before)}, after "
+          f"{' '.join(f'{x:.2f}' for x in load_after)} ({os.cpu_count()} cores)")  # fmt: skip
     print(f"{'contender':<20} {'seconds':>9} {'MiB out':>9} {'peak RSS MB':>12}")
     for result in results.values():
         print(f"{result.name:<20} {result.seconds:>9.2f} {result.size / 2**20:>9.1f} "
@@ -171,7 +192,8 @@ def main() -> None:
     rate = args.keys / results["ours json restore"].seconds
     print(f"JSON restore rate: {rate:,.0f} keys/s (target >= 150,000)")
     worst = max(r.peak_rss_mb for n, r in results.items() if n.startswith("ours"))
-    print(f"peak RSS of ours: {worst:.0f} MB (target < {RSS_LIMIT_MB} MB)")
+    print(f"peak RSS of ours: {worst:.0f} MB (target < {RSS_LIMIT_MB} MB); "
+          f"ours backup: {results['ours backup'].peak_rss_mb:.0f} MB")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ cancelled or killed half way, nothing is left that the next backup does not clea
 import io
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -13,18 +14,22 @@ from pathlib import Path
 
 import pytest
 
+from engines.catalog import Catalog
 from engines.config import load_settings
 from engines.errors import JobCancelledError
 from engines.jobs import JobContext, run_job
 from engines.pipeline.artifacts import open_artifact_plain
 from engines.plumbing.fsutil import TEMP_MARKER
 from engines.redis import rdb_format
+from engines.redis.backup import warn_left_out
 from engines.redis.json_format import decode_bytes
 from engines.redis.rdb_format import walk_in_python
 from engines.repository.resolve import resolved_from_catalog
 from engines.workspace import Workspace
 from jarvis_tui.exit_codes import ExitCode
+from tests.support.file_systems import needs_root, tmpfs
 from tests.support.processes import wait_until
+from tests.support.rdb_crafted import crafted
 from tests.support.redis import RedisServer
 from tests.support.redis_seed import RedisCase, fast_sync, fingerprint, seed
 
@@ -253,3 +258,44 @@ def test_a_backup_killed_half_way_is_cleaned_up_by_the_next(tmp_path, isolated_e
         rows = workspace.catalog.artifacts_of(killed.id)
     assert rows and all(row.status == "failed" for row in rows)
     assert {p.name for p in folder.iterdir()} == set(_redis_files(case))
+
+
+@needs_root
+def test_a_full_disk_fails_the_backup_with_one_line_and_leaves_nothing(
+    tmp_path, isolated_env, redis_server, capsys
+):
+    redis_server.flush()
+    fast_sync(redis_server)
+    client = redis_server.client()
+    for i in range(400):  # 4 MiB that do not compress, for a 2 MiB repository
+        client.set(f"noise:{i}", random.Random(i).randbytes(10_000))
+    case = RedisCase(tmp_path, redis_server)
+    with tmpfs(tmp_path / "repo", "2m"):
+        assert case.cli("backup", "redis") == ExitCode.NO_SPACE
+        err = capsys.readouterr().err
+        assert "no space left on the device" in err and "Traceback" not in err
+        assert len(err.strip().splitlines()) == 1
+        assert not [name for name in _redis_files(case) if TEMP_MARKER in name]
+        with case.workspace() as workspace:
+            backup_set = workspace.catalog.list_backup_sets()[0]
+            rows = workspace.catalog.artifacts_of(backup_set.id)
+        assert backup_set.status == "failed" and all(row.status == "failed" for row in rows)
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("modules", "3 keys of module types (ReJSON-RL: 2, craft_0-9: 1) are in the RDB but not "
+                    "in the JSON export"),
+        ("version12_types", "4 hash keys have fields with their own TTL: the JSON export "
+                            "holds those fields without their TTLs"),
+    ],
+)  # fmt: skip
+def test_what_the_json_cannot_hold_gets_one_warning_each(tmp_path, name, expected):
+    summary = walk_in_python(io.BytesIO(crafted(name).data), emit=lambda block: None)
+    with Catalog.open(tmp_path / "catalog.sqlite3") as catalog:
+        run_job(catalog, "backup", "warnings", lambda context: warn_left_out(summary, context))
+        job = catalog.list_jobs()[0]
+        warnings = [e.message for e in catalog.job_events(job.id) if e.level == "warning"]
+    assert len(warnings) == 1 and warnings[0].startswith(expected)
+    assert "restore" in warnings[0] and "from the RDB" in warnings[0]

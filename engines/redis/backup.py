@@ -82,6 +82,11 @@ def _log_json_from_rdb(artifact: Artifact, summary: RdbSummary, context: JobCont
         f"JSON export: {meta.get('keys')} keys ({per_db(meta)}), from the snapshot (server "
         f"time {meta.get('snapshot_server_time_ms')} ms, read right before SYNC)"
     )
+    warn_left_out(summary, context)
+
+
+def warn_left_out(summary: RdbSummary, context: JobContext) -> None:
+    """One warning for each kind of data the RDB holds and the JSON export cannot."""
     if summary.modules:
         kinds = ", ".join(f"{name}: {n}" for name, n in summary.modules.items())
         context.log(

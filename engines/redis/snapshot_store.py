@@ -103,6 +103,7 @@ def store_snapshot(
             )
         return fields
 
+    source = blocks()
     try:
         rdb = store_artifact(
             workspace,
@@ -111,13 +112,17 @@ def store_snapshot(
             source="redis",
             mode=RDB_MODE,
             name="redis.rdb",
-            stream=blocks(),
+            stream=source,
             metadata=metadata,
         )
     finally:
-        if json_side is not None:
-            assert handoff is not None
+        # On failure: the JSON side stops, then the pipe closes and the walk ends (not
+        # only when the traceback that holds `source` is dropped), then the connection.
+        if handoff is not None:
             handoff.fail(WalkStopped("the snapshot was not stored"))  # unless already ended
+        source.close()
+        stream.close()
+        if json_side is not None:
             json_side.join()
     meta = rdb.metadata
     context.log(

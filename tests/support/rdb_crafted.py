@@ -321,6 +321,10 @@ def big_keys() -> Crafted:
                                                 for n in range(8)], compressed=[1, 5]))  # fmt: skip
     nodes = [[StreamEntry(n * 1000 + i + 1, 0, [(b"n", n), (b"i", i)]) for i in range(200)]
              for n in range(8)]  # fmt: skip
+    # more than 65535 elements: the count fields say "unknown" (0xFFFF)
+    rdb.key(b"list:ziplist-70000", ziplist_value(10, [b"z%d" % (i % 7) for i in range(70_000)]))
+    rdb.key(b"hash:listpack-33000", listpack_value(16, [x for i in range(33_000)
+                                                        for x in (b"f%d" % i, i)]))  # fmt: skip
     rdb.key(b"stream:1600", stream_value(19, nodes, [Group(b"g", (5, 0), entries_read=5)]))
     return _done(rdb, checksum=False)
 

@@ -52,7 +52,11 @@ class Reader:
             size -= step
 
     def byte(self) -> int:
-        return self.exact(1)[0]
+        data = self._read(1)
+        if not data:
+            raise RdbFormatError(f"the RDB ends early at byte {self.offset} (truncated)")
+        self.offset += 1
+        return data[0]
 
     def length(self) -> int:
         first = self.byte()

@@ -191,12 +191,26 @@ def listpack_items(blob: bytes) -> list[bytes | int]:
     items: list[bytes | int] = []
     at, last = 6, end - 1
     while True:
-        if blob[at] == 0xFF:
+        first = blob[at]
+        if first < 0x80:  # the commonest entries (a 7-bit integer, a string of at most 63
+            # bytes: both with a 1-byte backlen) are read here
+            if at + 2 > last:
+                raise Damaged("listpack")
+            items.append(first)
+            at += 2
+        elif first < 0xC0:
+            size = first & 0x3F
+            if at + size + 2 > last:
+                raise Damaged("listpack")
+            items.append(blob[at + 1 : at + 1 + size])
+            at += size + 2
+        elif first == 0xFF:
             if at != last:
                 raise Damaged("listpack")
             break
-        item, at = _listpack_entry(blob, at, last)
-        items.append(item)
+        else:
+            item, at = _listpack_entry(blob, at, last)
+            items.append(item)
     if count != 0xFFFF and count != len(items):
         raise Damaged("listpack")
     return items

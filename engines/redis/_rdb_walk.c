@@ -574,6 +574,7 @@ static int skip_value(Walk *w, unsigned type) {
 #define LZF_MAX_RATIO 128      /* an original length beyond this many times the compressed
                                   one is damage */
 #define JSON_STRETCH (64 << 10) /* bytes of a string escaped per reservation */
+#define LZF_SLACK 32           /* room after LZF output for whole-word copies */
 
 /* Room in `b` for `extra` more bytes. */
 static int grow(Walk *w, Bytes *b, size_t extra) {
@@ -649,6 +650,18 @@ static size_t utf8_sequence(const unsigned char *p, size_t n) {
     return size;
 }
 
+/* Whether none of 8 bytes needs more than copying into a JSON string (no byte < 0x20,
+   '"', '\\' or >= 0x80): the usual case, tested a word at a time. */
+static int plain_word(const unsigned char *p) {
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    uint64_t x;
+    memcpy(&x, p, 8);
+    uint64_t quote = x ^ (ones * '"'), backslash = x ^ (ones * '\\');
+    uint64_t special = (x - ones * 0x20) | (quote - ones) | (backslash - ones);
+    /* a byte's high bit in `special` without it in x: below 0x20, or '"' or '\\' */
+    return ((special & ~x) | x) & highs ? 0 : 1;
+}
+
 /* One escaped byte as json.dumps writes it; returns the end of what was written. */
 static unsigned char *escape(unsigned char *o, unsigned c) {
     *o++ = '\\';
@@ -712,7 +725,11 @@ static int json_bytes(Walk *w, Bytes *to, const unsigned char *p, size_t n) {
         unsigned char *o = to->data + to->len;
         while (i < stop) {
             unsigned c = p[i];
-            if (byte_class[c] == 0) {
+            if (stop - i >= 8 && plain_word(p + i)) {
+                memcpy(o, p + i, 8);
+                o += 8;
+                i += 8;
+            } else if (byte_class[c] == 0) {
                 *o++ = (unsigned char)c;
                 i++;
             } else if (byte_class[c] == 1) {
@@ -820,16 +837,21 @@ static void set_int(Elem *e, int64_t value) {
     e->value = value;
 }
 
-/* LZF (liblzf's format, as Redis writes it): `n` bytes into exactly `size` at `out`. */
+/* LZF (liblzf's format, as Redis writes it): `n` bytes into exactly `size` at `out`, which
+   has LZF_SLACK bytes of room beyond `size`: a short copy is done as one fixed-size copy of
+   LZF_SLACK bytes (a few instructions, not a call) whose excess the next copy overwrites. */
 static int lzf_decompress(const unsigned char *in, size_t n, unsigned char *out, size_t size) {
     size_t at = 0, made = 0;
     while (at < n) {
         size_t control = in[at++];
-        if (control < 32) { /* a run of control + 1 literal bytes */
+        if (control < 32) { /* a run of control + 1 (at most LZF_SLACK) literal bytes */
             size_t run = control + 1;
             if (run > n - at || run > size - made)
                 return FAIL;
-            memcpy(out + made, in + at, run);
+            if (n - at >= LZF_SLACK)
+                memcpy(out + made, in + at, LZF_SLACK);
+            else
+                memcpy(out + made, in + at, run);
             at += run;
             made += run;
             continue;
@@ -848,7 +870,9 @@ static int lzf_decompress(const unsigned char *in, size_t n, unsigned char *out,
             return FAIL;
         unsigned char *to = out + made;
         const unsigned char *from = to - distance;
-        if (distance >= count)
+        if (distance >= LZF_SLACK && count <= LZF_SLACK)
+            memcpy(to, from, LZF_SLACK);
+        else if (distance >= count)
             memcpy(to, from, count);
         else /* it overlaps what it writes: the pattern repeats */
             for (size_t i = 0; i < count; i++)
@@ -1263,7 +1287,7 @@ static int lzf_string(Walk *w, uint64_t compressed, uint64_t original, Elem *s) 
     if (compressed <= UINT64_MAX / LZF_MAX_RATIO && original > LZF_MAX_RATIO * compressed)
         return damaged(w, "LZF data");
     out->len = 0;
-    if (grow(w, out, (size_t)original))
+    if (grow(w, out, (size_t)original + LZF_SLACK))
         return FAIL;
     if (lzf_decompress(in, (size_t)compressed, out->data, (size_t)original))
         return damaged(w, "LZF data");

@@ -299,3 +299,13 @@ def test_what_the_json_cannot_hold_gets_one_warning_each(tmp_path, name, expecte
         warnings = [e.message for e in catalog.job_events(job.id) if e.level == "warning"]
     assert len(warnings) == 1 and warnings[0].startswith(expected)
     assert "restore" in warnings[0] and "from the RDB" in warnings[0]
+
+
+def test_an_empty_server_gives_a_json_of_header_and_trailer(tmp_path, isolated_env, redis_server):
+    redis_server.flush()
+    fast_sync(redis_server)
+    case = RedisCase(tmp_path, redis_server)
+    assert case.cli("backup", "redis") == ExitCode.OK
+    lines = _plain(case, "json").splitlines()
+    assert len(lines) == 2 and json.loads(lines[1])["keys"] == 0
+    assert case.artifacts()["json"].metadata["json_source"] == "rdb"

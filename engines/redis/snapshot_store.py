@@ -4,11 +4,17 @@ of the server, and a JSON that holds exactly the snapshot's moment.
 The RDB goes to `store_artifact` from this thread. A `SummarisingTee` hands its bytes
 to the structure walk (a thread of its own, reading a pipe), which writes every key as
 JSON lines into a `BlockHandoff`; a second thread takes them from there into a second
-`store_artifact` (header before, trailer with the counts after). Both stores run at
-once rather than one after the other (the JSON spooled to a file meanwhile) because
-storing the RDB leaves CPU idle: on 200,000 keys it kept about one of the two cores busy
-(1.75 s of our CPU and 0.4 s of the server's in 2.0 s), and the JSON's compression fills
-the rest; a spool would also have to be written, read back and cleaned up. The
+`store_artifact` (header before, trailer with the counts after).
+
+Why both stores at once rather than one after the other with the JSON spooled to a file
+meanwhile: the work is CPU-bound (1,000,000 benchmark keys: 19 s of our CPU, 15.5 of them
+in gzip -9 of the two artifacts, RDB 7.8 and JSON 8.0; the walk with its JSON 1.0; both
+checks 2.1), and storing the RDB alone leaves CPU idle that the JSON's compression fills
+(200,000 keys: 1.75 s of our CPU and 0.4 s of the server's in 2.0 s on two cores). A
+spool would also write and read back 250 MB per million keys, need that much free disk
+and a clean-up path after a kill. On a machine busy with other work (load 7.5) the two
+ran alike (four alternations on 200,000 keys: spooled 6.6-8.2 s, concurrent 6.8-8.8 s,
+3.4 s of CPU each), so the decision rests on the idle CPU and the missing spool. The
 hand-off is bounded (HANDOFF_BYTES), so memory stays flat: when the JSON side falls
 behind, the walk waits, then the pipe, then the RDB.
 

@@ -49,6 +49,7 @@ _FIELD = 2 + 2 + 4  # subfield id, its length, the member length
 HEADER_SIZE = 10 + 2 + _FIELD  # fixed header, XLEN, our one subfield
 # Our members hold one to four 1 MiB compression blocks; the cap bounds a reader's memory.
 MAX_MEMBER_PLAIN = 4 * 1024 * 1024
+INFLATE_PIECE = 1024 * 1024
 # A final, empty fixed-Huffman block: ends a deflate stream after a sync flush (as pigz).
 _LAST_EMPTY_BLOCK = b"\x03\x00"
 _OS_UNIX = 3
@@ -146,18 +147,28 @@ def member_length(header: bytes) -> int | None:
     return int.from_bytes(header[16:20], "little")
 
 
-def inflate_member(member: bytes) -> bytes:
-    """Inflate exactly one whole member; its CRC and size are checked by zlib."""
+def inflate_member(member: bytes) -> list[bytes]:
+    """Inflate exactly one whole member, in pieces of at most INFLATE_PIECE bytes (no
+    member-sized join: a reader holds several members); zlib checks its CRC and size."""
     decoder = zlib_ng.decompressobj(GZIP_WBITS)
-    # One byte over the cap tells a member of exactly the cap from one of more.
-    plain = decoder.decompress(member, MAX_MEMBER_PLAIN + 1)
-    if len(plain) > MAX_MEMBER_PLAIN:
-        raise zlib_ng.error(f"gzip member inflates to more than {MAX_MEMBER_PLAIN} bytes")
+    pieces = []
+    total = 0
+    pending = member
+    while not decoder.eof:
+        # Output held back at the limit comes out of the next call, even without input.
+        piece = decoder.decompress(pending, INFLATE_PIECE)
+        pending = decoder.unconsumed_tail
+        if not piece and not pending:
+            break  # the input ran out before the member's end
+        total += len(piece)
+        if total > MAX_MEMBER_PLAIN:
+            raise zlib_ng.error(f"gzip member inflates to more than {MAX_MEMBER_PLAIN} bytes")
+        pieces.append(piece)
     if not decoder.eof:
         raise EOFError("gzip member ended early")
     if decoder.unused_data:
         raise zlib_ng.error("gzip member is longer than its length field says")
-    return plain
+    return pieces
 
 
 class ParallelMemberReader:
@@ -167,17 +178,21 @@ class ParallelMemberReader:
         self._raw = raw
         self._pending_header = first_header
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="gunzip")
-        self._in_flight: deque[Future[bytes]] = deque()
+        self._in_flight: deque[Future[list[bytes]]] = deque()
         self._ahead = threads + 1
+        self._pieces: deque[bytes] = deque()  # the rest of the member being read
         self._output = memoryview(b"")
         self._ended = False
 
     def readinto(self, buffer) -> int:
         while not self._output:
+            if self._pieces:
+                self._output = memoryview(self._pieces.popleft())
+                continue
             self._fill()
             if not self._in_flight:
                 return 0
-            self._output = memoryview(self._in_flight.popleft().result())
+            self._pieces.extend(self._in_flight.popleft().result())  # none for an empty member
         count = min(len(buffer), len(self._output))
         buffer[:count] = self._output[:count]
         self._output = self._output[count:]

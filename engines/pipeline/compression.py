@@ -241,9 +241,7 @@ class ParallelGzipCompressor:
             if self._submitted % self._member_blocks == 0:
                 self._history = b""
             future = self._executor.submit(deflate_block, block, self._history, self._level)
-            self._history = (
-                (self._history + block)[-WINDOW:] if len(block) < WINDOW else (block[-WINDOW:])
-            )
+            self._history = (self._history + block if len(block) < WINDOW else block)[-WINDOW:]
         else:
             future = self._executor.submit(compress_gzip_block, block, self._level)
         self._in_flight.append(future)

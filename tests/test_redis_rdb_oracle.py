@@ -119,7 +119,8 @@ def test_every_cut_fails_the_same_way(name):
         for cut in cuts(len(data), rnd):
             assert_same(in_c(data[:cut]), in_python(data[:cut]), f"{label} cut at {cut}")
     data = crafted(name).data
-    for cut in rnd.sample(range(len(data)), min(len(data), 300)):
+    whole = range(len(data)) if len(data) <= 1000 else rnd.sample(range(len(data)), 300)
+    for cut in whole:
         assert_same(in_c(data[:cut]), in_python(data[:cut]), f"{name} cut at {cut}")
 
 

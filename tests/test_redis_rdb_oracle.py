@@ -13,6 +13,7 @@
   by a throwaway redis-server with deep checks on; its SCAN export says what ours says.
 """
 
+import dataclasses
 import functools
 import io
 import json
@@ -92,6 +93,10 @@ def test_c_writes_what_the_twin_writes(name):
     assert_same(in_c(data), python, name)
     assert_same(in_c(data, pieces=[1, 7, 2, 4096]), python, f"{name} read in small pieces")
     assert_same(in_c(data, now_ms=None), in_python(data, now_ms=None), f"{name} without now")
+    # counting alone (no emit) counts the same keys
+    counted = in_c(data, emit=False)
+    assert counted == in_python(data, emit=False)
+    assert counted[0] == "ok" and counted[2] == dataclasses.replace(python[2], json_counts=None)
 
 
 # --- damage: every cut, changed bytes --------------------------------------------------------

@@ -3,8 +3,10 @@ it fails: on the seed data in Redis's compact and its big encodings, cut short a
 places, and with bytes changed."""
 
 import io
+import os
 import random
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ from engines.redis.rdb_format import RdbFormatError, read_summary, walk_in_pytho
 from tests.support.redis import RedisServer
 from tests.support.redis_seed import seed
 
+ROOT = Path(__file__).resolve().parents[1]
 NOW_MS = 4_000_000_000_000  # 2096: later than every expiry the tests set
 BIG_ENCODINGS = {
     "hash-max-listpack-entries": 0,
@@ -146,3 +149,28 @@ def test_a_cut_anywhere_fails_the_same_way_when_emitting(rdbs, encoding):
         c = _emitted(read_summary, data[:cut])
         assert c == _emitted(walk_in_python, data[:cut]), cut
         assert isinstance(c, str) or cut >= len(data) - 8, cut
+
+
+_SCORES_UNDER_A_COMMA_LOCALE = """
+import ctypes, io, sys
+from engines.redis.rdb_format import read_summary
+from tests.support.rdb_build import RdbWriter, binary_zset
+ctypes.CDLL(None).setlocale(1, b"de_DE.UTF-8")  # LC_NUMERIC: a decimal comma
+rdb = RdbWriter(10).select(0).key(b"z", binary_zset([(b"a", 1.5), (b"b", 0.1)])).end()
+blocks = []
+read_summary(io.BytesIO(rdb), emit=blocks.append)
+sys.stdout.buffer.write(b"".join(blocks))
+"""
+
+
+def test_scores_are_written_with_a_point_whatever_the_locale(tmp_path):
+    """snprintf and strtod follow LC_NUMERIC; Python's float formatting does not."""
+    locale = tmp_path / "de_DE.UTF-8"
+    subprocess.run(["localedef", "-i", "de_DE", "-f", "UTF-8", str(locale)],
+                   capture_output=True, check=False)  # fmt: skip
+    if not locale.exists():
+        pytest.skip("localedef cannot make de_DE.UTF-8 here")
+    done = subprocess.run([sys.executable, "-c", _SCORES_UNDER_A_COMMA_LOCALE],
+                          env={**os.environ, "LOCPATH": str(tmp_path)}, cwd=ROOT,
+                          capture_output=True, check=True)  # fmt: skip
+    assert done.stdout == b'{"db":0,"key":"z","type":"zset","value":[["a","1.5"],["b","0.1"]]}\n'

@@ -32,6 +32,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <locale.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -787,6 +788,10 @@ static int append_id(Walk *w, Bytes *to, uint64_t ms, uint64_t seq) {
     text[n++] = '"';
     return append(w, to, text, n);
 }
+
+/* The "C" numeric locale, which the walk's thread uses while it runs: snprintf and strtod
+   follow LC_NUMERIC (a comma in some), Python's float formatting does not. */
+static locale_t c_numeric;
 
 /* A binary double score as the shortest %.{1..17}g that strtod reads back as the same. */
 static size_t score_text(double x, char *to /* 32 bytes */) {
@@ -1891,9 +1896,11 @@ static PyObject *walk(PyObject *self, PyObject *args, PyObject *kwargs) {
     if (!(w.aux = PyList_New(0)))
         return NULL;
     int64_t expires = 0, expired = 0;
+    locale_t previous = uselocale(c_numeric);
     w.save = PyEval_SaveThread();
     int status = walk_records(&w, now_ms, &expires, &expired);
     PyEval_RestoreThread(w.save);
+    uselocale(previous);
     if (status == OK) {
         PyObject *dbs = NULL, *counts = counts_list(&w, &dbs), *modules = modules_list(&w);
         if (counts && modules)
@@ -1934,5 +1941,8 @@ static struct PyModuleDef module = {
 
 PyMODINIT_FUNC PyInit__rdb_walk(void) {
     fill_byte_class();
+    c_numeric = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
+    if (!c_numeric)
+        return PyErr_NoMemory();
     return PyModule_Create(&module);
 }

@@ -91,9 +91,17 @@ def _json_keys(export: bytes) -> set[tuple[int, bytes]]:
     return keys
 
 
-def test_the_json_export_is_the_emission_of_its_own_rdb(case):
-    assert case.cli("backup", "redis") == ExitCode.OK
+@pytest.mark.parametrize("diskless", ["yes", "no"], ids=["diskless", "disk"])
+def test_the_json_export_is_the_emission_of_its_own_rdb(case, redis_server, diskless):
+    client = redis_server.client()
+    before = client.config_get("repl-diskless-sync")["repl-diskless-sync"]
+    client.config_set("repl-diskless-sync", diskless)
+    try:
+        assert case.cli("backup", "redis") == ExitCode.OK
+    finally:
+        client.config_set("repl-diskless-sync", before)
     artifacts = case.artifacts()
+    assert artifacts["rdb"].metadata["transfer"] == ("diskless" if diskless == "yes" else "disk")
     rdb, export = _plain(case, "rdb"), _plain(case, "json")
     emitted: list[bytes] = []
     walk_in_python(io.BytesIO(rdb), emit=emitted.append)

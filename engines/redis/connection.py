@@ -60,6 +60,10 @@ class RedisTarget:
             "socket_timeout": COMMAND_TIMEOUT_S,
             "retry": Retry(NoBackoff(), 0),
             "client_name": "jarvis-tui",
+            # RESP2 as redis-py 5 spoke it by default: newer redis-py tries HELLO (RESP3)
+            # first and, against servers without it (Redis before 6, many proxies), prints
+            # a warning of several lines on stderr on every connection.
+            "protocol": 2,
         }
         if self.path:
             options["unix_socket_path"] = self.path

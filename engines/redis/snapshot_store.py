@@ -34,12 +34,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from engines.catalog import Artifact, BackupSet
+from engines.errors import JarvisError
 from engines.jobs import JobContext
 from engines.redis import json_format
 from engines.redis.block_handoff import BlockHandoff
 from engines.redis.inspect import ServerFacts
 from engines.redis.options import JSON_MODE, RDB_MODE
-from engines.redis.rdb_format import RdbFormatError, RdbSummary, parse_header
+from engines.redis.rdb_format import HEADER_SIZE, RdbFormatError, RdbSummary, parse_header
 from engines.redis.rdb_sync import RdbStream
 from engines.redis.rdb_tee import SummarisingTee, WalkStopped
 from engines.repository.artifacts import store_artifact
@@ -84,10 +85,14 @@ def store_snapshot(
         for block in tee:
             if json_side is not None:
                 json_side.raise_own_failure()
-            if len(first_bytes) < 9:
-                first_bytes.extend(block[:9])
+            if len(first_bytes) < HEADER_SIZE:
+                first_bytes.extend(block[: HEADER_SIZE - len(first_bytes)])
+                if len(first_bytes) == HEADER_SIZE:
+                    _check_header(stream, first_bytes)
             context.progress(stream.received, stream.size)
             yield block
+        if len(first_bytes) < HEADER_SIZE:
+            _check_header(stream, first_bytes)
 
     def metadata() -> dict[str, Any]:
         summary = tee.summary()
@@ -241,6 +246,20 @@ class _JsonFromWalk:
         for artifact in catalog.artifacts_of(self.backup_set.id):
             if artifact.mode == JSON_MODE and artifact.status == "failed":
                 catalog.forget_failed_artifact(artifact.id)
+
+
+def _check_header(stream: RdbStream, first_bytes: bytearray) -> None:
+    """What a server (or a proxy, or something else listening there) sent after accepting
+    SYNC must start as an RDB does; anything else is refused with one line, before it is
+    stored."""
+    try:
+        parse_header(bytes(first_bytes))
+    except RdbFormatError as error:
+        raise JarvisError(
+            f"{stream.target.address} accepted SYNC but sent {stream.received} bytes that are "
+            f"not an RDB snapshot ({error}); is it a Redis server, and not a proxy or another "
+            "service?"
+        ) from None
 
 
 def per_db(meta: dict[str, Any]) -> str:

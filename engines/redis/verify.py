@@ -254,14 +254,31 @@ def _read_checker(output: str, code: int, keys: int | None, check: ArtifactCheck
         check.facts.append("redis-check-rdb here is older than the RDB: checksum not checked")
         return False
     if code != 0 or "RDB looks OK" not in output:
-        reason = next((line.strip() for line in output.splitlines() if "error" in line.lower()), "")
-        check.problems.append(f"redis-check-rdb rejected the RDB: {reason or output[-300:]}")
+        check.problems.append(f"redis-check-rdb rejected the RDB: {_checker_reason(output)}")
         return True
     read = re.search(r"(\d+) keys read", output)
     if read and keys is not None and int(read.group(1)) != keys:
         check.problems.append(f"redis-check-rdb read {read.group(1)} keys, expected {keys}")
     check.facts.append("checksum and every value checked by redis-check-rdb")
     return True
+
+
+def _checker_reason(output: str) -> str:
+    """The line after redis-check-rdb's "--- RDB ERROR DETECTED ---" banner, which says
+    what and where ("[offset 36] RDB CRC error"), with what it was doing."""
+    lines = [line.strip() for line in output.splitlines()]
+    if _BANNER in lines:
+        after = lines[lines.index(_BANNER) + 1 :]
+        what = next((line for line in after if line.startswith("[offset")), "")
+        doing = next((line for line in after if line.startswith(_DOING)), "")
+        if what:
+            return what + (f" (while doing: {doing[len(_DOING) :].strip()})" if doing else "")
+    reason = next((line for line in lines if "error" in line.lower()), "")
+    return reason or output[-300:]
+
+
+_BANNER = "--- RDB ERROR DETECTED ---"
+_DOING = "[additional info] While doing:"
 
 
 # --- JSON --------------------------------------------------------------------------------

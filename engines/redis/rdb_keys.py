@@ -8,9 +8,11 @@ from engines.redis.json_format import encode_bytes
 from engines.redis.rdb_json import PIECE_BYTES, KeyLines, item, score_text, string_lines
 from engines.redis.rdb_reader import Reader
 from engines.redis.rdb_values import (
+    Damaged,
     intset_items,
     listpack_items,
     lzf_decompress,
+    lzf_pieces,
     stream_entries,
     ziplist_items,
     zipmap_items,
@@ -99,7 +101,8 @@ def _score(reader: Reader, rdb_type: int) -> bytes:
 
 
 def _string(reader: Reader, lines: KeyLines) -> None:
-    """A plain string over PIECE_BYTES is read a piece at a time, never whole."""
+    """A string over PIECE_BYTES is read (plain) or decompressed (LZF) a piece at a time,
+    never held whole."""
     encoding, size = reader.string_size()
     if encoding == -1 and size > PIECE_BYTES:
         while size > 0:
@@ -109,12 +112,26 @@ def _string(reader: Reader, lines: KeyLines) -> None:
         return
     if encoding == 3:
         original = reader.length()
-        data = reader.decoded(lzf_decompress, reader.exact(size), original)
+        compressed = reader.exact(size)
+        if original > PIECE_BYTES:
+            _lzf_string(reader, lines, compressed, original)
+            return
+        data = reader.decoded(lzf_decompress, compressed, original)
     elif encoding == -1:
         data = reader.exact(size)
     else:
         data = str(int.from_bytes(reader.exact(size), "little", signed=True)).encode()
     string_lines(lines, data)
+
+
+def _lzf_string(reader: Reader, lines: KeyLines, compressed: bytes, original: int) -> None:
+    given = 0
+    try:
+        for piece in lzf_pieces(compressed, original, PIECE_BYTES):
+            given += len(piece)
+            lines.piece(encode_bytes(piece), given < original)
+    except Damaged as error:
+        raise reader.damaged(error.what) from None
 
 
 def _quicklist(reader: Reader, lines: KeyLines) -> None:

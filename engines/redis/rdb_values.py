@@ -7,10 +7,12 @@ Integers come back as `int`, strings as `bytes`, in stored order.
 """
 
 import struct
+from collections.abc import Iterator
 
 _I16, _I32, _I64 = struct.Struct("<h"), struct.Struct("<i"), struct.Struct("<q")
 _U16, _U32 = struct.Struct("<H"), struct.Struct("<I")
 LZF_MAX_RATIO = 128  # an original length beyond this many times the compressed one is damage
+LZF_WINDOW = 8192  # the farthest back an LZF back-reference reaches
 
 
 class Damaged(ValueError):
@@ -21,44 +23,60 @@ class Damaged(ValueError):
         self.what = what
 
 
-def lzf_decompress(data: bytes, size: int) -> bytes:
-    """The `size` bytes LZF-compressed in `data` (liblzf's format, as Redis writes it)."""
+def lzf_pieces(data: bytes, size: int, piece: int) -> Iterator[bytes]:
+    """The `size` bytes LZF-compressed in `data` (liblzf's format, as Redis writes it), in
+    pieces of `piece` bytes (the last one shorter, none empty unless `size` is 0), holding
+    only the piece being made and the window that back-references reach. Damage found
+    late comes after the pieces before it."""
     if size > LZF_MAX_RATIO * len(data):
         raise Damaged("LZF data")
     out = bytearray()
+    base = given = 0  # the output's offset of out[0]; the output handed on so far
     end, at = len(data), 0
     while at < end:
         control = data[at]
         at += 1
         if control < 32:  # a run of control + 1 literal bytes
             run = control + 1
-            if at + run > end or len(out) + run > size:
+            if at + run > end or base + len(out) + run > size:
                 raise Damaged("LZF data")
             out += data[at : at + run]
             at += run
-            continue
-        length = control >> 5
-        if length == 7:
+        else:
+            length = control >> 5
+            if length == 7:
+                if at >= end:
+                    raise Damaged("LZF data")
+                length += data[at]
+                at += 1
             if at >= end:
                 raise Damaged("LZF data")
-            length += data[at]
+            distance = ((control & 0x1F) << 8) + data[at] + 1
             at += 1
-        if at >= end:
-            raise Damaged("LZF data")
-        distance = ((control & 0x1F) << 8) + data[at] + 1
-        at += 1
-        length += 2
-        start = len(out) - distance
-        if start < 0 or len(out) + length > size:
-            raise Damaged("LZF data")
-        if distance >= length:
-            out += out[start : start + length]
-        else:  # the copy overlaps what it writes: the pattern repeats
-            pattern = bytes(out[start:])
-            out += (pattern * (length // distance + 1))[:length]
-    if len(out) != size:
+            length += 2
+            start = len(out) - distance  # below 0 only before the start of the output
+            if start < 0 or base + len(out) + length > size:
+                raise Damaged("LZF data")
+            if distance >= length:
+                out += out[start : start + length]
+            else:  # the copy overlaps what it writes: the pattern repeats
+                pattern = bytes(out[start:])
+                out += (pattern * (length // distance + 1))[:length]
+        while base + len(out) - given >= piece:
+            yield bytes(out[given - base : given - base + piece])
+            given += piece
+            if given - base > LZF_WINDOW:
+                del out[: given - base - LZF_WINDOW]
+                base = given - LZF_WINDOW
+    if base + len(out) != size:
         raise Damaged("LZF data")
-    return bytes(out)
+    if given < size or size == 0:
+        yield bytes(out[given - base :])
+
+
+def lzf_decompress(data: bytes, size: int) -> bytes:
+    """The `size` bytes LZF-compressed in `data`, whole."""
+    return b"".join(lzf_pieces(data, size, max(size, 1)))
 
 
 def _ziplist_entry(blob: bytes, at: int, end: int) -> tuple[bytes | int, int]:

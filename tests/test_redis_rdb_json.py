@@ -1,7 +1,8 @@
 """The JSON export written from the RDB (the Python walk, the oracle of the C walk): key by
 key the same data as the SCAN export of the same server at the same moment, in Redis's
 compact and big encodings, with keys big enough to be split; the exact bytes of chosen
-lines (escapes, base64, splitting); and restored into an empty server, the RDB's data."""
+lines (escapes, base64, splitting); restored into an empty server, the RDB's data; and a
+big LZF string written in pieces, its damage named where the compressed bytes end."""
 
 import io
 import json
@@ -19,10 +20,11 @@ from engines.redis.inspect import server_facts
 from engines.redis.json_export import JsonExporter
 from engines.redis.json_import import FrameWriter, compile_export
 from engines.redis.json_reader import JsonExportReader, KeyRecord
-from engines.redis.rdb_format import RdbSummary, walk_in_python
+from engines.redis.rdb_format import RdbFormatError, RdbSummary, walk_in_python
 from engines.redis.rdb_json import BLOCK_BYTES, score_text
 from engines.redis.resp import RespConnection
 from engines.redis.writer import PipelinedWriter
+from tests.support.rdb_build import length
 from tests.support.redis import RedisServer
 from tests.support.redis_seed import BIG_ENCODINGS, expiries, fingerprint, rdb_snapshot, seed
 
@@ -285,3 +287,26 @@ def test_the_export_restores_the_rdbs_data(taken, encoding, tmp_path, spare_redi
     assert _restored(export, tmp_path, spare_redis_server) == summary.total_keys
     assert fingerprint(spare_redis_server, DBS) == taken[encoding]["data"]
     assert expiries(spare_redis_server, DBS) == taken[encoding]["expiries"]
+
+
+def _lzf_of_a(size: int) -> bytes:
+    """LZF for b"a" * size (size - 1 a multiple of 264): one literal, then 264-byte copies."""
+    return b"\x00a" + bytes([0xE0, 255, 0]) * ((size - 1) // 264)
+
+
+def test_a_big_lzf_string_is_written_in_pieces_and_damage_found_late_is_named():
+    size = 1 + 264 * 10_000  # 2.5 MiB
+    compressed = _lzf_of_a(size)
+    before = b"REDIS0010\x00\x01k\xc3" + length(len(compressed))
+    blocks: list[bytes] = []
+    rdb = before + length(size) + compressed + b"\xff" + bytes(8)
+    walk_in_python(io.BytesIO(rdb), emit=blocks.append)
+    pieces = [json.loads(line) for line in b"".join(blocks).splitlines()]
+    assert [len(p["value"]) for p in pieces] == [1 << 20, 1 << 20, size - (2 << 20)]
+    assert [(p.get("part"), p.get("more")) for p in pieces] == [(None, True), (1, True), (2, None)]
+    short = before + length(size - 1) + compressed + b"\xff" + bytes(8)
+    at = len(short) - 9  # just after the compressed bytes
+    with pytest.raises(
+        RdbFormatError, match=f"^damaged LZF data in the value of a key at byte {at}$"
+    ):
+        walk_in_python(io.BytesIO(short), emit=blocks.append)

@@ -2,14 +2,31 @@
 loopback socket answering SYNC with whatever the test crafts): one clear line, the
 documented exit code, no traceback, nothing half stored, and the next backup succeeds."""
 
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
 import pytest
 
+from engines.actions import backup
+from engines.actions.verbs import Request
+from engines.config import load_settings
+from engines.errors import JobCancelledError
+from engines.jobs import JobContext, run_job
 from engines.plumbing.fsutil import TEMP_MARKER
+from engines.workspace import Workspace
 from jarvis_tui.exit_codes import ExitCode
 from tests.support import rdb_build as rb
 from tests.support.fake_redis import FakeRedis, Transfer, diskless, sized
+from tests.support.file_systems import needs_root
+from tests.support.processes import wait_until
 from tests.support.redis_seed import RedisCase
 
+CLI = Path(sys.executable).with_name("jarvis-tui")
 KEYS = 3000
 PASSWORD = "fake-Hunter2-secret"
 
@@ -138,3 +155,127 @@ def test_a_bad_checksum_fails_the_check_naming_what_redis_check_rdb_found(
     assert backup_set.status == "failed"
     assert states == {"rdb": "failed", "json": "ok"}
     assert not [name for name in _stored(case) if TEMP_MARKER in name]
+
+
+def _slow(rdb: bytes, seconds: float) -> Transfer:
+    """Diskless, the snapshot spread over about `seconds`."""
+    pieces = 40
+    step = -(-len(rdb) // pieces)
+
+    def transfer():
+        mark = b"m" * 40
+        yield b"$EOF:" + mark + b"\r\n"
+        for start in range(0, len(rdb), step):
+            time.sleep(seconds / pieces)
+            yield rdb[start : start + step]
+        yield mark
+
+    return transfer
+
+
+def _complete_and_checked_or_gone(case: RedisCase) -> None:
+    """Every set is complete with both artifacts checked, or failed with nothing stored."""
+    stored = set(_stored(case))
+    assert not [name for name in stored if TEMP_MARKER in name]
+    with case.workspace() as workspace:
+        for backup_set in workspace.catalog.list_backup_sets():
+            rows = workspace.catalog.artifacts_of(backup_set.id)
+            names = {row.relpath.split("/")[-1] for row in rows}
+            if backup_set.status == "complete":
+                assert sorted(row.mode for row in rows) == ["json", "rdb"]
+                assert all(row.verify_state == "ok" for row in rows)
+                assert names <= stored
+            else:
+                assert all(row.status == "failed" for row in rows)
+                assert not names & stored
+
+
+@pytest.mark.parametrize("after_s", [0.0, 0.25, 0.7, 1.3, 2.0])
+def test_cancelled_at_any_moment_leaves_complete_sets_or_nothing(
+    tmp_path, isolated_env, fake, after_s
+):
+    rdb = _rdb()
+    case = _case(tmp_path, fake(_slow(rdb, 1.0), keys=KEYS))
+    contexts: list[JobContext] = []
+    outcome: list[BaseException] = []
+
+    def back_up(context: JobContext) -> None:
+        contexts.append(context)
+        with Workspace.open(load_settings(env_file=case.env_file)) as workspace:
+            backup.run(workspace, Request(kind="redis"), context)
+
+    def run() -> None:
+        with case.workspace() as workspace:
+            try:
+                run_job(workspace.catalog, "backup", "cancel test", back_up)
+            except BaseException as error:  # handed to the test thread
+                outcome.append(error)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    wait_until(lambda: bool(contexts), 30, "the job to start")
+    time.sleep(after_s)
+    contexts[0].cancel()
+    worker.join(60)
+    assert not worker.is_alive()
+    assert not outcome or isinstance(outcome[0], JobCancelledError)
+    _complete_and_checked_or_gone(case)
+    assert case.cli("backup", "redis") == ExitCode.OK
+    _complete_and_checked_or_gone(case)
+
+
+@pytest.mark.parametrize("after_s", [0.4, 1.0, 1.8])
+def test_killed_at_any_moment_the_next_backup_cleans_up(tmp_path, isolated_env, fake, after_s):
+    rdb = _rdb()
+    server = fake(_slow(rdb, 1.5), keys=KEYS)
+    case = _case(tmp_path, server)
+    server.transfer, slow = diskless(rdb), server.transfer
+    assert case.cli("backup", "redis") == ExitCode.OK  # an earlier backup, kept intact
+    server.transfer = slow
+    backing_up = subprocess.Popen(
+        [str(CLI), "--env-file", str(case.env_file), "backup", "redis"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(after_s)
+    os.kill(backing_up.pid, signal.SIGKILL)
+    backing_up.wait()
+    server.transfer = diskless(rdb)
+    assert case.cli("backup", "redis") == ExitCode.OK
+    _complete_and_checked_or_gone(case)
+    assert case.cli("verify", "--all") == ExitCode.OK
+
+
+@needs_root
+def test_a_repository_made_read_only_mid_backup_fails_it_and_the_next_cleans_up(
+    tmp_path, isolated_env, fake, capsys
+):
+    rdb = _rdb()
+    server = fake(diskless(rdb), keys=KEYS)
+    case = _case(tmp_path, server)
+    assert case.cli("backup", "redis") == ExitCode.OK
+    folders = [str(tmp_path / "repo" / name) for name in ("redis", "sets")]
+    server.transfer = _slow(rdb, 1.5)
+    capsys.readouterr()
+    backing_up = subprocess.Popen(
+        [str(CLI), "--env-file", str(case.env_file), "backup", "redis"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_until(lambda: len([n for n in _stored(case) if TEMP_MARKER in n]) == 2, 30,
+               "both artifacts to be written")  # fmt: skip
+    if subprocess.run(["chattr", "+i", *folders], capture_output=True).returncode != 0:
+        backing_up.kill()
+        backing_up.wait()
+        pytest.skip("chattr +i is not available on this file system")
+    try:
+        _, err = backing_up.communicate(timeout=60)
+    finally:
+        subprocess.run(["chattr", "-i", *folders], check=True)
+    assert backing_up.returncode == ExitCode.FAILED
+    assert "permission denied" in _one_line(err)
+    server.transfer = diskless(rdb)
+    assert case.cli("backup", "redis") == ExitCode.OK
+    _complete_and_checked_or_gone(case)
+    assert case.cli("verify", "--all") == ExitCode.OK

@@ -59,6 +59,7 @@ class FakeRedis(Server):
         keys: int = 0,
         password: str | None = None,
         refuse_sync: str | None = None,
+        unix_path: str | None = None,
     ) -> None:
         super().__init__()
         self.transfer = transfer
@@ -67,14 +68,22 @@ class FakeRedis(Server):
         self.refuse_sync = refuse_sync  # an error reply to SYNC, e.g. "ERR unknown command"
         self.commands: list[list[bytes]] = []  # every command received, in order
         self.syncs = 0
-        self._socket = socket.create_server((LOOPBACK, 0))
+        self.unix_path = unix_path  # listen there instead of on a loopback port
+        if unix_path is None:
+            self._socket = socket.create_server((LOOPBACK, 0))
+        else:
+            self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self._socket.bind(unix_path)
+            self._socket.listen()
         self.host = LOOPBACK
-        self.port = self._socket.getsockname()[1]
+        self.port = self._socket.getsockname()[1] if unix_path is None else 0
         self._open: list[socket.socket] = []
         self._lock = threading.Lock()
         self._acceptor = threading.Thread(target=self._accept, daemon=True)
 
     def url(self, password: str | None = None) -> str:
+        if self.unix_path is not None:
+            return f"unix://{self.unix_path}?db=0"
         secret = password if password is not None else self.password
         credentials = f":{secret}@" if secret else ""
         return f"redis://{credentials}{self.host}:{self.port}/0"

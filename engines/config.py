@@ -177,9 +177,21 @@ def _email(raw: str) -> str:
 def _url(*schemes: str, secret: bool = False) -> Callable[[str], Any]:
     def parse(raw: str) -> Any:
         value = raw.strip()
-        parts = urlsplit(value)
-        if parts.scheme not in schemes or not parts.netloc:
-            shown = "the value" if secret else repr(value)
+        shown = "the value" if secret else repr(value)
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
+        except ValueError:
+            # Never urllib's own words: they quote a piece of the URL, which for a password
+            # holding an unencoded / ? or # is the start of the password ("as 'sec'").
+            raise _Invalid(
+                f"expected a {' or '.join(schemes)} URL, got {shown}, which cannot be parsed "
+                "(its port is not a number or its [IPv6] brackets do not close); characters "
+                "such as / ? # @ : in a user name or password must be percent-encoded "
+                "(%2F %3F %23 %40 %3A)"
+            ) from None
+        socket_path = parts.scheme == "unix" and parts.path  # unix:///run/redis.sock
+        if parts.scheme not in schemes or not (parts.netloc or socket_path):
             raise _Invalid(f"expected a {' or '.join(schemes)} URL, got {shown}")
         return Secret(value) if secret else value
 

@@ -279,3 +279,30 @@ def test_a_repository_made_read_only_mid_backup_fails_it_and_the_next_cleans_up(
     assert case.cli("backup", "redis") == ExitCode.OK
     _complete_and_checked_or_gone(case)
     assert case.cli("verify", "--all") == ExitCode.OK
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["redis://:sec/ret-Pw@127.0.0.1:6379/0", "redis://:sec?ret-Pw@127.0.0.1:6379/0",
+     "redis://:sec#ret-Pw@127.0.0.1:6379/0", "redis://:secret-Pw@[::1/0"],
+    ids=["slash", "question-mark", "hash", "open-bracket"],
+)  # fmt: skip
+def test_a_redis_url_that_cannot_be_parsed_never_shows_the_password(
+    tmp_path, isolated_env, capsys, url
+):
+    # Before: "Port could not be cast to integer value as 'sec'" (the password's start),
+    # and for the bracket exit 70 "this is a bug".
+    case = RedisCase(tmp_path, None, url=url)
+    assert case.cli("backup", "redis") == ExitCode.INVALID_SETTINGS
+    err = capsys.readouterr().err
+    assert "sec" not in err and "Traceback" not in err
+    assert "REDIS_URL" in err and "must be percent-encoded" in err
+
+
+def test_a_unix_socket_url_is_accepted(tmp_path, isolated_env, fake):
+    # Documented in engines/redis/connection.py; before, the settings refused any URL
+    # without a host ("expected a redis or rediss or unix URL").
+    server = fake(diskless(_rdb(10)), keys=10, unix_path=str(tmp_path / "redis.sock"))
+    case = _case(tmp_path, server)
+    assert case.cli("backup", "redis") == ExitCode.OK
+    assert case.artifacts()["json"].metadata["keys"] == 10

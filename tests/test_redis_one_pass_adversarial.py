@@ -306,3 +306,74 @@ def test_a_unix_socket_url_is_accepted(tmp_path, isolated_env, fake):
     case = _case(tmp_path, server)
     assert case.cli("backup", "redis") == ExitCode.OK
     assert case.artifacts()["json"].metadata["keys"] == 10
+
+
+def _keep_alives_forever() -> Transfer:
+    """A server preparing a snapshot that never comes: a newline every 0.2 s."""
+
+    def transfer():
+        while True:
+            yield b"\n"
+            time.sleep(0.2)
+
+    return transfer
+
+
+def _stalled(rdb: bytes) -> Transfer:
+    """Half the snapshot, then silence (the connection stays open)."""
+
+    def transfer():
+        yield b"$%d\r\n" % len(rdb)
+        yield rdb[: len(rdb) // 2]
+        time.sleep(30)
+
+    return transfer
+
+
+def _cancelled_within(case: RedisCase, seconds: float) -> None:
+    contexts: list[JobContext] = []
+    outcome: list[BaseException] = []
+
+    def back_up(context: JobContext) -> None:
+        contexts.append(context)
+        with Workspace.open(load_settings(env_file=case.env_file)) as workspace:
+            backup.run(workspace, Request(kind="redis"), context)
+
+    def run() -> None:
+        with case.workspace() as workspace:
+            try:
+                run_job(workspace.catalog, "backup", "cancel test", back_up)
+            except BaseException as error:  # handed to the test thread
+                outcome.append(error)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    wait_until(lambda: bool(contexts), 30, "the job to start")
+    time.sleep(1.0)  # waiting for the snapshot by now
+    contexts[0].cancel()
+    worker.join(seconds)
+    assert not worker.is_alive(), f"still waiting {seconds} s after the cancellation"
+    assert len(outcome) == 1 and isinstance(outcome[0], JobCancelledError)
+
+
+@pytest.mark.parametrize("waiting", ["for-the-snapshot", "in-a-stalled-transfer"])
+def test_a_backup_waiting_on_the_server_can_be_cancelled(tmp_path, isolated_env, fake, waiting):
+    # Before: the SYNC header was read with the 90 s silence timeout, which every
+    # keep-alive newline restarted, so a cancelled backup waited as long as the server
+    # prepared (or never finished) its snapshot; a stalled transfer, 90 s.
+    transfer = _keep_alives_forever() if waiting == "for-the-snapshot" else _stalled(_rdb())
+    case = _case(tmp_path, fake(transfer, keys=KEYS))
+    _cancelled_within(case, 5)
+    assert _stored(case) == []
+
+
+def test_an_endless_answer_to_sync_is_refused_without_holding_it(
+    tmp_path, isolated_env, fake, capsys
+):
+    def endless():
+        while True:
+            yield b"x" * 65536
+
+    case = _case(tmp_path, fake(endless, keys=1))
+    assert case.cli("backup", "redis") == ExitCode.FAILED
+    assert "unexpected SYNC answer" in _one_line(capsys.readouterr().err)

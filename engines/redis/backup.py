@@ -39,7 +39,7 @@ def back_up_redis(
         )
         moment_ms = server_time_ms(client)  # the snapshot's moment: right before SYNC
     try:
-        stream = RdbStream(target).start()
+        stream = RdbStream(target, check_cancelled=context.raise_if_cancelled).start()
     except SyncRefusedError as refusal:
         context.log(
             f"{target.address} refused SYNC ({refusal}); this backup holds the JSON export "

@@ -7,7 +7,7 @@ when it streams it (diskless). No file access to the server is needed. Managed
 services often refuse SYNC; `SyncRefusedError` says so and why.
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from engines.errors import JarvisError
 from engines.redis.connection import RedisTarget
@@ -16,7 +16,12 @@ from engines.redis.resp import RespConnection, RespError, encode_command
 # The server sends a newline each second while it prepares the snapshot; silence for
 # this long means it is gone (Redis's own repl-timeout is 60 s).
 SILENCE_TIMEOUT_S = 90
+# While the server prepares the snapshot (a fork and BGSAVE can take minutes, with only
+# keep-alive newlines meanwhile) or stalls during it, a cancellation is noticed within
+# this long.
+CANCEL_POLL_S = 0.25
 EOF_MARK_SIZE = 40
+MAX_HEADER = 1024  # `$EOF:<40 bytes>` or `$<length>`: anything longer is not a header
 BLOCK_SIZE = 1 << 20
 
 
@@ -27,9 +32,16 @@ class SyncRefusedError(JarvisError):
 class RdbStream:
     """Iterate to receive the snapshot; `size` (when announced) and `received` for progress."""
 
-    def __init__(self, target: RedisTarget, *, capa_eof: bool = True):
+    def __init__(
+        self,
+        target: RedisTarget,
+        *,
+        capa_eof: bool = True,
+        check_cancelled: Callable[[], None] = lambda: None,
+    ):
         self.target = target
         self.capa_eof = capa_eof
+        self.check_cancelled = check_cancelled  # raises to give up while waiting
         self.size: int | None = None
         self.received = 0
         self.diskless = False
@@ -47,7 +59,7 @@ class RdbStream:
                 _optional(connection, "REPLCONF", "capa", "eof")
             _optional(connection, "REPLCONF", "rdb-only", "1")
             connection.send(b"SYNC\r\n")
-            header = _read_header(connection)
+            header = self._read_header(connection)
         except BaseException:
             self.close()
             raise
@@ -109,32 +121,62 @@ class RdbStream:
 
     def _receive(self, limit: int) -> bytes:
         assert self._connection is not None
+        silent_s = 0.0
         try:
-            return self._connection.read_some(limit)
-        except TimeoutError:
-            raise JarvisError(
-                f"{self.target.address} sent nothing for {SILENCE_TIMEOUT_S} s during the "
-                "snapshot transfer; check the server's log (BGSAVE failing? disk full?)"
-            ) from None
+            while True:
+                try:
+                    return self._connection.read_some(limit)
+                except TimeoutError:
+                    self.check_cancelled()
+                    silent_s += CANCEL_POLL_S
+                    if silent_s >= SILENCE_TIMEOUT_S:
+                        raise JarvisError(
+                            f"{self.target.address} sent nothing for {SILENCE_TIMEOUT_S} s "
+                            "during the snapshot transfer; check the server's log (BGSAVE "
+                            "failing? disk full?)"
+                        ) from None
         except ConnectionError:
             raise JarvisError(
                 f"{self.target.address} closed the connection after {self.received} bytes of "
                 "the snapshot; check the server's log (out of memory during fork?)"
             ) from None
 
+    def _read_header(self, connection: RespConnection) -> bytes:
+        """The first line after SYNC, skipping the keep-alive newlines sent meanwhile;
+        `check_cancelled` is called on each of them and every CANCEL_POLL_S of silence
+        (the socket's timeout from here on). Read a byte at a time (what follows the
+        line stays buffered): it is short."""
+        line = bytearray()
+        silent_s = 0.0
+        connection.sock.settimeout(CANCEL_POLL_S)
+        try:
+            while not line.endswith(b"\r\n"):
+                try:
+                    byte = connection.read_some(1)
+                except TimeoutError:
+                    self.check_cancelled()
+                    silent_s += CANCEL_POLL_S
+                    if silent_s >= SILENCE_TIMEOUT_S:
+                        raise JarvisError(
+                            f"{self.target.address} sent nothing for {SILENCE_TIMEOUT_S} s "
+                            "after SYNC; check the server's log (BGSAVE failing? disk full?)"
+                        ) from None
+                    continue
+                silent_s = 0.0
+                if byte == b"\n" and not line:  # keep-alive
+                    self.check_cancelled()
+                    continue
+                line += byte
+                if len(line) > MAX_HEADER:
+                    raise JarvisError(
+                        f"unexpected SYNC answer from {self.target.address}: {bytes(line[:40])!r}"
+                    )
+        except ConnectionError:
+            raise SyncRefusedError("the server closed the connection on SYNC") from None
+        return bytes(line[:-2])
+
 
 def _optional(connection: RespConnection, *command: str) -> None:
     """Send a hint older servers may not know; their error reply is fine."""
     connection.send(encode_command(*command))
     connection.read_reply()
-
-
-def _read_header(connection: RespConnection) -> bytes:
-    """The first line after SYNC, skipping the keep-alive newlines sent meanwhile."""
-    try:
-        while True:
-            line = connection.read_line().lstrip(b"\n")
-            if line:
-                return line
-    except ConnectionError:
-        raise SyncRefusedError("the server closed the connection on SYNC") from None

@@ -156,15 +156,22 @@ def _window_before(history: bytes, block: memoryview, start: int) -> bytes:
     return history[max(0, len(history) - (WINDOW - start)) :] + bytes(block[:start])
 
 
-def deflate_block(block: bytes, history: bytes, level: int) -> DeflatedBlock:
+def deflate_block(
+    block: bytes, history: bytes, level: int, strategy: Future[int] | int | None = None
+) -> DeflatedBlock:
     """`block` as raw deflate that goes on from `history` (the data before it in its
-    member, empty at a member's start); incompressible runs go in stored blocks."""
+    member, empty at a member's start); incompressible runs go in stored blocks.
+    `strategy` is its member's (deflate_strategy of the member's first block), or None
+    to choose one from `block`."""
     view = memoryview(block)
+    if strategy is None:
+        strategy = deflate_strategy(view, level)
+    elif isinstance(strategy, Future):
+        strategy = strategy.result()
     pieces = []
     for start, end, deflate in _segments(view):
         segment = view[start:end]
         if deflate:
-            strategy = deflate_strategy(segment, level)
             options = {}
             if window := _window_before(history, view, start):
                 options["zdict"] = window
@@ -206,6 +213,7 @@ class ParallelGzipCompressor:
         self._member_blocks = MAX_MEMBER_PLAIN // block_size if self._primed else 1
         self._history = b""  # the last WINDOW bytes submitted to the current member
         self._member: list[DeflatedBlock] = []
+        self._strategy: Future[int] | None = None  # the current member's
 
     def write(self, data: bytes) -> None:
         self._pending += data
@@ -240,7 +248,12 @@ class ParallelGzipCompressor:
         if self._primed:
             if self._submitted % self._member_blocks == 0:
                 self._history = b""
-            future = self._executor.submit(deflate_block, block, self._history, self._level)
+                # Submitted before the member's blocks, so a worker waiting on it never
+                # waits on a task that no worker has started (the pool runs tasks in order).
+                self._strategy = self._executor.submit(deflate_strategy, block, self._level)
+            future = self._executor.submit(
+                deflate_block, block, self._history, self._level, self._strategy
+            )
             self._history = (self._history + block if len(block) < WINDOW else block)[-WINDOW:]
         else:
             future = self._executor.submit(compress_gzip_block, block, self._level)

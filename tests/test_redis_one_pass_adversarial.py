@@ -17,14 +17,19 @@ from engines.actions.verbs import Request
 from engines.config import load_settings
 from engines.errors import JobCancelledError
 from engines.jobs import JobContext, run_job
+from engines.pipeline.artifacts import read_sidecar, write_artifact
+from engines.pipeline.crypto import Keyring, MasterKey
 from engines.plumbing.fsutil import TEMP_MARKER
+from engines.redis import json_format
+from engines.redis.verify import check_artifact
+from engines.repository.resolve import ResolvedArtifact
 from engines.workspace import Workspace
 from jarvis_tui.exit_codes import ExitCode
 from tests.support import rdb_build as rb
 from tests.support.fake_redis import FakeRedis, Transfer, diskless, sized
 from tests.support.file_systems import needs_root
 from tests.support.processes import wait_until
-from tests.support.redis_seed import RedisCase
+from tests.support.redis_seed import KEY, RedisCase
 
 CLI = Path(sys.executable).with_name("jarvis-tui")
 KEYS = 3000
@@ -377,3 +382,18 @@ def test_an_endless_answer_to_sync_is_refused_without_holding_it(
     case = _case(tmp_path, fake(endless, keys=1))
     assert case.cli("backup", "redis") == ExitCode.FAILED
     assert "unexpected SYNC answer" in _one_line(capsys.readouterr().err)
+
+
+def test_a_json_artifact_nested_too_deeply_fails_its_check_with_the_line(tmp_path):
+    # Sealed with the right key (so only its content is wrong): Python's json gives up
+    # with RecursionError, which escaped the reader (verify and restore: exit 70).
+    header = json_format.dumps(json_format.header("7.0.15", 1, "2026-12-06T00:00:00+00:00"))
+    fine = b'{"db":0,"key":"k","type":"list","value":["a"]}\n'
+    deep = b'{"db":0,"key":"d","type":"list","value":' + b"[" * 100_000 + b"]" * 100_000 + b"}\n"
+    path = tmp_path / "deep_redis.json.gz.enc"
+    keyring = Keyring(MasterKey.from_hex(KEY), ())
+    metadata = {"source": "redis", "type": "redis", "mode": "json", "content": "json"}
+    write_artifact([header + fine * 2 + deep], path, keyring, metadata)
+    check = check_artifact(ResolvedArtifact(path, None, read_sidecar(path)), keyring)
+    assert not check.ok
+    assert check.detail == "line 4: not valid JSON (nested too deeply)"

@@ -174,7 +174,7 @@ def _documents_of(block: bytes) -> list[Any] | None:
     or is ambiguous: the caller then parses line by line to name the bad line."""
     try:
         documents = json.loads(b"[" + block[:-1].replace(b"\n", b",") + b"]")
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         return None
     return documents if len(documents) == block.count(b"\n") else None
 
@@ -191,6 +191,9 @@ def _one_document(raw: bytes, number: int) -> Any:
         return json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise JsonFormatError(f"line {number}: not valid JSON ({error})") from None
+    except RecursionError:
+        # No line of the format nests deeper than 4; Python's parser gives up at ~1000.
+        raise JsonFormatError(f"line {number}: not valid JSON (nested too deeply)") from None
 
 
 def _blocks(source: Any) -> Iterator[bytes]:

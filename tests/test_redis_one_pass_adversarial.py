@@ -397,3 +397,26 @@ def test_a_json_artifact_nested_too_deeply_fails_its_check_with_the_line(tmp_pat
     check = check_artifact(ResolvedArtifact(path, None, read_sidecar(path)), keyring)
     assert not check.ok
     assert check.detail == "line 4: not valid JSON (nested too deeply)"
+
+
+def test_a_server_echoing_the_password_never_gets_it_into_the_metadata(
+    tmp_path, isolated_env, fake, capsys
+):
+    # The refusal went as it came into json_source_reason and rdb_snapshot: the sidecar
+    # (plain text, copied wherever the repository goes) and the sealed metadata.
+    refusal = f"ERR replication refused for default:{PASSWORD}"
+    server = fake(diskless(b""), keys=1, password=PASSWORD, refuse_sync=refusal)
+    case = _case(tmp_path, server)
+    assert case.cli("backup", "redis") == ExitCode.OK
+    meta = case.artifacts()["json"].metadata
+    assert meta["json_source"] == "scan"
+    assert (
+        meta["json_source_reason"]
+        == "the server refused SYNC: ERR replication refused for default:****"
+    )
+    # Repository, catalog (and its WAL), logs: everything written but the settings file.
+    written = [p for p in tmp_path.rglob("*") if p.is_file() and p != case.env_file]
+    assert len(written) > 5
+    assert not [p for p in written if PASSWORD.encode() in p.read_bytes()]
+    out, err = capsys.readouterr()
+    assert PASSWORD not in out + err

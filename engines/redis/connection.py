@@ -51,6 +51,13 @@ class RedisTarget:
         user = f' as user "{self.username}"' if self.username else ""
         return f"Redis at {self.address} db {self.db if db is None else db}{user}"
 
+    def scrub(self, text: str) -> str:
+        """`text` (a server's or a library's words) with the password masked: a server or
+        proxy may echo it, and such text goes into errors, logs and artifact metadata."""
+        if self.password is None or not self.password.reveal():
+            return text
+        return text.replace(self.password.reveal(), "****")
+
     def client_kwargs(self, db: int | None = None) -> dict[str, Any]:
         options: dict[str, Any] = {
             "db": self.db if db is None else db,
@@ -99,9 +106,7 @@ def target_from_settings(settings: Settings) -> RedisTarget:
 def explain(error: Exception, target: RedisTarget, db: int | None = None) -> JarvisError:
     """An operator-facing error for a redis-py exception met while talking to `target`."""
     where = target.describe(db)
-    text = str(error)
-    if target.password is not None:
-        text = text.replace(target.password.reveal(), "****")
+    text = target.scrub(str(error))
     lowered = text.lower()
     if "db index is out of range" in lowered:
         return RedisDatabaseError(

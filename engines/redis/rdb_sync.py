@@ -52,7 +52,8 @@ class RdbStream:
         try:
             connection = RespConnection.open(self.target, SILENCE_TIMEOUT_S)
         except RespError as error:
-            raise SyncRefusedError(f"authentication for SYNC failed: {error}") from None
+            reason = self.target.scrub(str(error))
+            raise SyncRefusedError(f"authentication for SYNC failed: {reason}") from None
         self._connection = connection
         try:
             if self.capa_eof:
@@ -65,7 +66,7 @@ class RdbStream:
             raise
         if header.startswith(b"-"):
             self.close()
-            raise SyncRefusedError(header[1:].decode(errors="replace").strip())
+            raise SyncRefusedError(self.target.scrub(header[1:].decode(errors="replace").strip()))
         if header.startswith(b"$EOF:"):
             self.diskless = True
             self._mark = header[5:]
@@ -76,7 +77,8 @@ class RdbStream:
             self.size = int(header[1:])
         else:
             self.close()
-            raise JarvisError(f"unexpected SYNC answer from {self.target.address}: {header[:40]!r}")
+            shown = self.target.scrub(repr(header[:40]))
+            raise JarvisError(f"unexpected SYNC answer from {self.target.address}: {shown}")
         return self
 
     def close(self) -> None:
@@ -168,9 +170,8 @@ class RdbStream:
                     continue
                 line += byte
                 if len(line) > MAX_HEADER:
-                    raise JarvisError(
-                        f"unexpected SYNC answer from {self.target.address}: {bytes(line[:40])!r}"
-                    )
+                    shown = self.target.scrub(repr(bytes(line[:40])))
+                    raise JarvisError(f"unexpected SYNC answer from {self.target.address}: {shown}")
         except ConnectionError:
             raise SyncRefusedError("the server closed the connection on SYNC") from None
         return bytes(line[:-2])

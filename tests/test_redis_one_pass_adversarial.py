@@ -420,3 +420,30 @@ def test_a_server_echoing_the_password_never_gets_it_into_the_metadata(
     assert not [p for p in written if PASSWORD.encode() in p.read_bytes()]
     out, err = capsys.readouterr()
     assert PASSWORD not in out + err
+
+
+def test_keys_expired_at_the_snapshot_are_in_the_json_and_restored_by_neither(
+    tmp_path, isolated_env, fake, spare_redis_server, capsys
+):
+    # A key past its expiry that Redis had not yet evicted is in the RDB: the JSON holds it
+    # as the RDB does (its expiry in the past), and both restores skip it.
+    moment_ms = 1_765_000_000_000  # the fake server's TIME
+    writer = rb.RdbWriter(10).aux(b"redis-ver", b"7.0.15")
+    writer.key(b"gone", rb.plain_string(b"x"), expires_ms=moment_ms - 1000)
+    writer.key(b"gone:s", rb.linked_list([b"a"], rdb_type=1), expires_s=1_700_000_000)
+    writer.key(b"kept", rb.plain_string(b"y"), expires_ms=4_102_444_800_000)
+    writer.key(b"plain", rb.plain_string(b"z"))
+    case = _case(tmp_path, fake(diskless(writer.end()), keys=4))
+    assert case.cli("backup", "redis") == ExitCode.OK
+    artifacts = case.artifacts()
+    assert artifacts["json"].metadata["keys"] == artifacts["rdb"].metadata["keys"] == 4
+    assert artifacts["json"].metadata["keys_with_ttl"] == 3
+    target = spare_redis_server
+    case.point_at(target)
+    for extra in ([], ["--from-json"]):
+        target.flush()
+        capsys.readouterr()
+        assert case.cli("restore", "redis", "latest", "--flush", *extra) == ExitCode.OK
+        assert "2 keys skipped: already expired" in capsys.readouterr().out
+        assert sorted(target.client().keys()) == [b"kept", b"plain"]
+        assert target.client().execute_command("PEXPIRETIME", "kept") == 4_102_444_800_000

@@ -14,6 +14,7 @@ import pytest
 
 from engines.actions import backup
 from engines.actions.verbs import Request
+from engines.catalog import Catalog
 from engines.config import load_settings
 from engines.errors import JobCancelledError
 from engines.jobs import JobContext, run_job
@@ -447,3 +448,28 @@ def test_keys_expired_at_the_snapshot_are_in_the_json_and_restored_by_neither(
         assert "2 keys skipped: already expired" in capsys.readouterr().out
         assert sorted(target.client().keys()) == [b"kept", b"plain"]
         assert target.client().execute_command("PEXPIRETIME", "kept") == 4_102_444_800_000
+
+
+def test_a_backup_process_waiting_for_the_snapshot_ends_when_the_console_cancels_it(
+    tmp_path, isolated_env, fake
+):
+    # The console cancels another process's job through the catalog.
+    case = _case(tmp_path, fake(_keep_alives_forever(), keys=1))
+    backing_up = subprocess.Popen(
+        [str(CLI), "--env-file", str(case.env_file), "backup", "redis"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        with Catalog.open(tmp_path / "catalog.sqlite3") as catalog:
+            wait_until(lambda: bool(catalog.list_jobs()), 30, "the job to start")
+            time.sleep(1.0)  # waiting for the snapshot by now
+            assert catalog.request_job_cancel(catalog.list_jobs()[0].id)
+        _, err = backing_up.communicate(timeout=10)
+    finally:
+        backing_up.kill()
+        backing_up.wait()
+    assert backing_up.returncode == ExitCode.CANCELLED
+    assert "cancel" in _one_line(err)
+    assert _stored(case) == []

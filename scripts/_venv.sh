@@ -1,12 +1,12 @@
 # Sourced by test.sh and console.sh: make sure .venv exists and holds this checkout.
-# Expects REPO_ROOT; reinstalls only when pyproject.toml or a C source changed since the
-# last install (the install builds the C extensions in place).
+# Expects REPO_ROOT; reinstalls only when pyproject.toml or a C source or header changed
+# since the last install (the install builds the C extensions in place).
 
 ensure_venv() {
     local venv="$REPO_ROOT/.venv"
     local stamp="$venv/.jarvis-installed"
     local wanted
-    wanted="$(cat "$REPO_ROOT/pyproject.toml" "$REPO_ROOT"/engines/*/*.c | sha256sum | cut -d' ' -f1)"
+    wanted="$(cat "$REPO_ROOT/pyproject.toml" "$REPO_ROOT"/engines/*/*.[ch] | sha256sum | cut -d' ' -f1)"
 
     if [[ ! -x "$venv/bin/python" ]]; then
         if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then

@@ -5,15 +5,20 @@ import os
 import shutil
 import subprocess
 import sysconfig
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-# module name -> its C source
-EXTENSIONS = {
-    "engines.redis._json_to_resp": "engines/redis/_json_to_resp.c",
-    "engines.redis._rdb_walk": "engines/redis/_rdb_walk.c",
-    "engines.postgres._archive_chunks": "engines/postgres/_archive_chunks.c",
-}
+
+
+def _extensions() -> dict[str, list[str]]:
+    """Module name -> its C sources, read from pyproject.toml's ext-modules."""
+    with (ROOT / "pyproject.toml").open("rb") as file:
+        modules = tomllib.load(file)["tool"]["setuptools"]["ext-modules"]
+    return {module["name"]: module["sources"] for module in modules}
+
+
+EXTENSIONS = _extensions()
 FLAGS = [
     "-shared", "-fPIC", "-O1", "-g", "-fno-omit-frame-pointer",
     "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
@@ -49,8 +54,8 @@ def build(folder: Path, cc: str) -> Path:
     compiler's output when one does not compile."""
     folder.mkdir(parents=True, exist_ok=True)
     include = sysconfig.get_paths()["include"]
-    for module, source in EXTENSIONS.items():
-        subprocess.run([cc, *FLAGS, f"-I{include}", str(ROOT / source), "-o",
+    for module, sources in EXTENSIONS.items():
+        subprocess.run([cc, *FLAGS, f"-I{include}", *(str(ROOT / s) for s in sources), "-o",
                         str(library_path(folder, module))],
                        check=True, capture_output=True, text=True)  # fmt: skip
     return folder

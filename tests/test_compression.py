@@ -2,8 +2,10 @@
 
 import functools
 import gzip
+import hashlib
 import io
 import itertools
+import json
 import os
 import random
 import subprocess
@@ -28,6 +30,7 @@ from engines.pipeline.compression import (
 from engines.pipeline.gzip_members import (
     HEADER_SIZE,
     MAX_MEMBER_PLAIN,
+    deflate_strategy,
     joined_member,
     member_length,
     sized_member,
@@ -379,6 +382,47 @@ def test_random_data_is_stored_inside_members():
     assert member[0] == 0  # the member opens with a stored block
     assert len(stream) < 2 * MiB * 1.001 + len(compress("gzip", text(MiB), level=PRIMED_LEVEL))
     gzip_tool_reads(stream, data)
+
+
+def dump_rows() -> bytes:
+    """pg_dump COPY rows of UUIDs, hex and numbers: Z_FILTERED's sample shrinks by 9%."""
+    rows = []
+    for n in range(12_000):
+        h = hashlib.md5(str(n).encode()).hexdigest()
+        uuid = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+        payload = f'{{"ip": "10.{n % 256}.{n // 256}.{int(h[5:7], 16)}", "score": 0.{h[7:11]}}}'
+        rows.append(f"{n}\t{uuid}\t{int(h[:5], 16)}\tplay\t{payload}\t2025-01-01 {n % 24:02}:00\n")
+    return "".join(rows).encode()[:MiB]
+
+
+def json_lines() -> bytes:
+    """Records with random names and numbers: Z_FILTERED's sample shrinks by 3.5%."""
+    rng = random.Random(1)
+    records = (
+        {
+            "key": f"user:{n}",
+            "value": {"name": f"n{rng.randrange(1000)}", "v": rng.randrange(10**5)},
+        }
+        for n in range(30_000)
+    )
+    return "".join(json.dumps(record) + "\n" for record in records).encode()[:MiB]
+
+
+def binary_records() -> bytes:
+    """Short binary structures, as an RDB's: Z_FILTERED's sample grows by 4%."""
+    rng = random.Random(2)
+    return b"".join(
+        n.to_bytes(4, "little") + rng.randbytes(2) + bytes([n % 7]) * 3 + b"key:%d" % n
+        for n in range(100_000)
+    )[:MiB]
+
+
+def test_z_filtered_only_where_its_sample_shrinks_clearly():
+    """It costs up to 1.5x the CPU: worth it on dumps' text, not for a few percent."""
+    assert deflate_strategy(dump_rows(), PRIMED_LEVEL) == zlib.Z_FILTERED
+    assert deflate_strategy(json_lines(), PRIMED_LEVEL) == zlib.Z_DEFAULT_STRATEGY
+    assert deflate_strategy(binary_records(), PRIMED_LEVEL) == zlib.Z_DEFAULT_STRATEGY
+    assert deflate_strategy(dump_rows(), 6) == zlib.Z_DEFAULT_STRATEGY  # no effect below 7
 
 
 def test_streams_of_independent_1_mib_members_still_read():

@@ -2,6 +2,7 @@
 loopback socket answering SYNC with whatever the test crafts): one clear line, the
 documented exit code, no traceback, nothing half stored, and the next backup succeeds."""
 
+import errno
 import os
 import signal
 import subprocess
@@ -21,7 +22,7 @@ from engines.jobs import JobContext, run_job
 from engines.pipeline.artifacts import read_sidecar, write_artifact
 from engines.pipeline.crypto import Keyring, MasterKey
 from engines.plumbing.fsutil import TEMP_MARKER
-from engines.redis import json_format
+from engines.redis import json_format, snapshot_store
 from engines.redis.verify import check_artifact
 from engines.repository.resolve import ResolvedArtifact
 from engines.workspace import Workspace
@@ -473,3 +474,23 @@ def test_a_backup_process_waiting_for_the_snapshot_ends_when_the_console_cancels
     assert backing_up.returncode == ExitCode.CANCELLED
     assert "cancel" in _one_line(err)
     assert _stored(case) == []
+
+
+def test_a_json_side_failing_after_the_rdb_was_stored_takes_the_rdb_away_too(
+    tmp_path, isolated_env, fake, monkeypatch, capsys
+):
+    # Fault injected at the JSON store's very end (its metadata is asked for after its
+    # last byte, when the RDB has been stored): the disk filling up right then.
+    def no_space(self):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(snapshot_store._JsonFromWalk, "_metadata", no_space)
+    case = _case(tmp_path, fake(diskless(_rdb()), keys=KEYS))
+    assert case.cli("backup", "redis") == ExitCode.NO_SPACE
+    assert "no space left" in _one_line(capsys.readouterr().err)
+    # Before: the RDB stayed stored and 'complete' in the failed set, never checked (a
+    # partial `backup full` set then offered it to `restore redis latest`).
+    _failed_and_cleaned(case)
+    monkeypatch.undo()
+    assert case.cli("backup", "redis") == ExitCode.OK
+    _complete_and_checked_or_gone(case)

@@ -36,6 +36,7 @@ from typing import Any
 from engines.catalog import Artifact, BackupSet
 from engines.errors import JarvisError
 from engines.jobs import JobContext
+from engines.pipeline.artifacts import SIDECAR_SUFFIX
 from engines.redis import json_format
 from engines.redis.block_handoff import BlockHandoff
 from engines.redis.inspect import ServerFacts
@@ -148,6 +149,10 @@ def store_snapshot(
         json_side.forget()
         return StoredSnapshot(rdb, None, unreadable=tee.error)
     assert json_side.error is not None
+    # The RDB was stored before the JSON side failed (it usually finishes last): take
+    # it away too, or a `backup full` set (partial) would offer this part that failed,
+    # never checked, to `restore redis latest`.
+    _withdraw(workspace, rdb, f"the JSON export stored beside it failed: {json_side.error}")
     raise json_side.error
 
 
@@ -246,6 +251,19 @@ class _JsonFromWalk:
         for artifact in catalog.artifacts_of(self.backup_set.id):
             if artifact.mode == JSON_MODE and artifact.status == "failed":
                 catalog.forget_failed_artifact(artifact.id)
+
+
+def _withdraw(workspace: Workspace, artifact: Artifact, reason: str) -> None:
+    """A stored artifact of a part that failed: failed in the catalog and deleted, its
+    sidecar (which marks it complete) first. Left in place when it cannot be deleted (a
+    read-only repository); the failed set's deletion removes it then."""
+    workspace.catalog.fail_artifact(artifact.id, reason)
+    try:
+        workspace.repository.delete(artifact.relpath + SIDECAR_SUFFIX)
+        workspace.repository.delete(artifact.relpath)
+    except OSError:
+        return
+    workspace.catalog.set_copy_state(artifact.id, "local", "deleted")
 
 
 def _check_header(stream: RdbStream, first_bytes: bytearray) -> None:

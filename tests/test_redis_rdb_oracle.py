@@ -40,17 +40,10 @@ from tests.support.rdb_expected import expected_json, expected_modules
 from tests.support.rdb_oracle import assert_same, first_difference, in_c, in_python
 from tests.support.rdb_random import random_loadable
 from tests.support.redis import RedisServer
-from tests.support.redis_seed import seed
+from tests.support.redis_seed import BIG_ENCODINGS, rdb_snapshot, seed
 
 RANDOM = [f"random-{seed}" for seed in (1, 2, 3, 4)]  # rdb_random.random_loadable(seed)
 ALL_CUTS_UP_TO = 4000  # a key record this long or shorter is cut everywhere
-BIG_ENCODINGS = {
-    "hash-max-listpack-entries": 0,
-    "set-max-intset-entries": 0,
-    "zset-max-listpack-entries": 0,
-    "list-max-listpack-size": 1,
-    "stream-node-max-entries": 1,
-}
 
 
 # --- crafted files: the spec's lines, C == Python ------------------------------------------
@@ -148,12 +141,6 @@ def test_a_changed_byte_gives_the_same_outcome(name):
 # --- redis-server's own RDBs -----------------------------------------------------------------
 
 
-def _snapshot(server: RedisServer, path: Path) -> bytes:
-    subprocess.run(["redis-cli", "-h", server.host, "-p", str(server.port), "--rdb", str(path)],
-                   check=True, capture_output=True)  # fmt: skip
-    return path.read_bytes()
-
-
 def _scan_export(server: RedisServer) -> bytes:
     with server.client() as client:
         exporter = JsonExporter(target_from_url(server.url()), server_facts(client))
@@ -209,7 +196,7 @@ def real_rdbs(tmp_path_factory) -> dict[str, tuple[bytes, bytes]]:
     found = {}
 
     def snapshot(name: str) -> None:
-        found[name] = _snapshot(server, folder / f"{name}.rdb"), _scan_export(server)
+        found[name] = rdb_snapshot(server, folder / f"{name}.rdb"), _scan_export(server)
 
     with DebugServer() as server:
         client = server.client()

@@ -25,15 +25,9 @@ from tests.support.postgres import PostgresServer
 from tests.support.rdb_build import length
 from tests.support.rdb_crafted import SMALL, crafted
 from tests.support.redis import RedisServer
+from tests.support.redis_seed import BIG_ENCODINGS, rdb_snapshot
 
 FUNCTION = "#!lua name=fuzzlib\nredis.register_function('echo', function(keys, args) return 1 end)"
-BIG_ENCODINGS = {
-    "hash-max-listpack-entries": 0,
-    "set-max-intset-entries": 0,
-    "zset-max-listpack-entries": 0,
-    "list-max-listpack-size": 1,
-    "stream-node-max-entries": 1,
-}
 PG_SQL = r"""
 CREATE TABLE rows (id int PRIMARY KEY, t text, b bytea, n numeric);
 INSERT INTO rows SELECT i, 'row ' || i || E'\t\\ ü\n', decode(md5(i::text), 'hex'), i / 7.0
@@ -77,11 +71,6 @@ def _seed_redis(server: RedisServer) -> None:
     server.client(5).hset("db5:hash", "k", "v")
 
 
-def _snapshot(server: RedisServer, path: Path) -> None:
-    subprocess.run(["redis-cli", "-h", server.host, "-p", str(server.port), "--rdb", str(path)],
-                   check=True, capture_output=True)  # fmt: skip
-
-
 def write_redis_corpus(folder: Path) -> None:
     (folder / "rdb").mkdir(parents=True, exist_ok=True)
     (folder / "json").mkdir(parents=True, exist_ok=True)
@@ -89,19 +78,19 @@ def write_redis_corpus(folder: Path) -> None:
         client = server.client()
         client.config_set("repl-diskless-sync-delay", 0)
         _seed_redis(server)
-        _snapshot(server, folder / "rdb" / "compact.rdb")
+        rdb_snapshot(server, folder / "rdb" / "compact.rdb")
         exporter = JsonExporter(target_from_url(server.url()), server_facts(client))
         header, *keys, trailer = exporter.lines()  # keys sorted: SCAN's order is random
         (folder / "json" / "export.jsonl").write_bytes(b"".join([header, *sorted(keys), trailer]))
         for policy, name in (("allkeys-lfu", "lfu"), ("allkeys-lru", "lru")):
             client.config_set("maxmemory-policy", policy)
             _seed_redis(server)
-            _snapshot(server, folder / "rdb" / f"{name}.rdb")
+            rdb_snapshot(server, folder / "rdb" / f"{name}.rdb")
         client.config_set("maxmemory-policy", "noeviction")
         for name, value in BIG_ENCODINGS.items():
             client.config_set(name, value)
         _seed_redis(server)
-        _snapshot(server, folder / "rdb" / "big.rdb")
+        rdb_snapshot(server, folder / "rdb" / "big.rdb")
     write_crafted_corpus(folder)
 
 

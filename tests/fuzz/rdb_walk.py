@@ -52,14 +52,7 @@ def length(rnd: random.Random, value: int | None = None) -> bytes:
         value = value if rnd.randrange(4) == 0 else rnd.randrange(4)
     forms = [form for form, limit in ((0, 64), (1, 1 << 14), (2, 1 << 32), (3, 1 << 64))
              if value < limit]  # fmt: skip
-    form = forms[0] if rnd.randrange(3) else rnd.choice(forms)
-    if form == 0:
-        return bytes([value])
-    if form == 1:
-        return bytes([0x40 | value >> 8, value & 0xFF])
-    if form == 2:
-        return b"\x80" + struct.pack(">I", value)
-    return b"\x81" + struct.pack(">Q", value)
+    return rdb.length(value, forms[0] if rnd.randrange(3) else rnd.choice(forms))
 
 
 def string(rnd: random.Random) -> bytes:

@@ -56,12 +56,10 @@ while True:
 
 
 @pytest.fixture
-def target():
-    server = RedisServer()
-    try:
-        yield server.start()
-    finally:
-        server.close()
+def target(spare_redis_server):
+    """An empty server to restore into."""
+    spare_redis_server.flush()
+    return spare_redis_server
 
 
 @pytest.fixture

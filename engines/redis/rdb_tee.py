@@ -42,10 +42,8 @@ class SummarisingTee:
     def _read(self, read_fd: int) -> None:
         with os.fdopen(read_fd, "rb", buffering=PIPE_BUFFER) as pipe:
             try:
-                if self._json is None:
-                    self._summary = read_summary(pipe, now_ms=self._now_ms)
-                else:
-                    self._summary = read_summary(pipe, now_ms=self._now_ms, emit=self._json.put)
+                emit = None if self._json is None else self._json.put
+                self._summary = read_summary(pipe, now_ms=self._now_ms, emit=emit)
             except Exception as error:
                 self.error = error
             finally:

@@ -4,6 +4,9 @@ big enough to be read in pieces), a fingerprint to compare copies, and the CLI c
 import subprocess
 from pathlib import Path
 
+from engines.redis.connection import connected, target_from_url
+from engines.redis.inspect import server_facts
+from engines.redis.json_export import JsonExporter
 from jarvis_tui.cli import main
 from tests.support.redis import RedisServer
 
@@ -29,6 +32,15 @@ def rdb_snapshot(server: RedisServer, path: Path) -> bytes:
     subprocess.run(["redis-cli", "-h", server.host, "-p", str(server.port), "--rdb", str(path)],
                    check=True, capture_output=True)  # fmt: skip
     return path.read_bytes()
+
+
+def scan_export(server: RedisServer) -> list[bytes]:
+    """The server's JSON export made with SCAN (engines/redis/json_export.py), line by
+    line: header, key lines (in SCAN's order), trailer."""
+    target = target_from_url(server.url())
+    with connected(target) as client:
+        facts = server_facts(client)
+    return list(JsonExporter(target, facts).lines())
 
 
 def fast_sync(server: RedisServer) -> None:

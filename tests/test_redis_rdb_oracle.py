@@ -28,9 +28,6 @@ from typing import Any
 
 import pytest
 
-from engines.redis.connection import target_from_url
-from engines.redis.inspect import server_facts
-from engines.redis.json_export import JsonExporter
 from engines.redis.json_reader import StreamValue, parse_record
 from engines.redis.rdb_format import read_summary, walk_in_python
 from engines.servers.process import chown_tree
@@ -40,7 +37,7 @@ from tests.support.rdb_expected import expected_json, expected_modules
 from tests.support.rdb_oracle import assert_same, first_difference, in_c, in_python
 from tests.support.rdb_random import random_loadable
 from tests.support.redis import RedisServer
-from tests.support.redis_seed import BIG_ENCODINGS, rdb_snapshot, seed
+from tests.support.redis_seed import BIG_ENCODINGS, rdb_snapshot, scan_export, seed
 
 RANDOM = [f"random-{seed}" for seed in (1, 2, 3, 4)]  # rdb_random.random_loadable(seed)
 ALL_CUTS_UP_TO = 4000  # a key record this long or shorter is cut everywhere
@@ -141,10 +138,8 @@ def test_a_changed_byte_gives_the_same_outcome(name):
 # --- redis-server's own RDBs -----------------------------------------------------------------
 
 
-def _scan_export(server: RedisServer) -> bytes:
-    with server.client() as client:
-        exporter = JsonExporter(target_from_url(server.url()), server_facts(client))
-        _header, *keys, _trailer = exporter.lines()
+def _scanned_keys(server: RedisServer) -> bytes:
+    _header, *keys, _trailer = scan_export(server)
     return b"".join(keys)
 
 
@@ -196,7 +191,7 @@ def real_rdbs(tmp_path_factory) -> dict[str, tuple[bytes, bytes]]:
     found = {}
 
     def snapshot(name: str) -> None:
-        found[name] = rdb_snapshot(server, folder / f"{name}.rdb"), _scan_export(server)
+        found[name] = rdb_snapshot(server, folder / f"{name}.rdb"), _scanned_keys(server)
 
     with DebugServer() as server:
         client = server.client()
@@ -279,7 +274,7 @@ class LoadingServer(RedisServer):
 def test_redis_server_reads_the_crafted_files_as_we_do(name):
     file = file_named(name)
     with LoadingServer(file.data) as server:
-        scanned = _scan_export(server)
+        scanned = _scanned_keys(server)
     python = in_python(file.data)
     assert python[0] == "ok", python
     assert_same_keys(python[1], scanned)

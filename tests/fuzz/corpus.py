@@ -18,14 +18,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from engines.redis.connection import target_from_url
-from engines.redis.inspect import server_facts
-from engines.redis.json_export import JsonExporter
 from tests.support.postgres import PostgresServer
 from tests.support.rdb_build import length
 from tests.support.rdb_crafted import SMALL, crafted
 from tests.support.redis import RedisServer
-from tests.support.redis_seed import BIG_ENCODINGS, rdb_snapshot
+from tests.support.redis_seed import BIG_ENCODINGS, rdb_snapshot, scan_export
 
 FUNCTION = "#!lua name=fuzzlib\nredis.register_function('echo', function(keys, args) return 1 end)"
 PG_SQL = r"""
@@ -79,8 +76,7 @@ def write_redis_corpus(folder: Path) -> None:
         client.config_set("repl-diskless-sync-delay", 0)
         _seed_redis(server)
         rdb_snapshot(server, folder / "rdb" / "compact.rdb")
-        exporter = JsonExporter(target_from_url(server.url()), server_facts(client))
-        header, *keys, trailer = exporter.lines()  # keys sorted: SCAN's order is random
+        header, *keys, trailer = scan_export(server)  # keys sorted: SCAN's order is random
         (folder / "json" / "export.jsonl").write_bytes(b"".join([header, *sorted(keys), trailer]))
         for policy, name in (("allkeys-lfu", "lfu"), ("allkeys-lru", "lru")):
             client.config_set("maxmemory-policy", policy)

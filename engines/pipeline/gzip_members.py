@@ -17,14 +17,17 @@ data sets against `gzip -9`), and from level 7 up both are dealt with:
   default strategy: realistic dump 0.886x the size at 1.10x the CPU, mixed file 0.993x
   at 1.04x (its text 0.986x at 1.05x), JSON export 0.982x at 1.00x, pgbench 1.004x at
   0.98x, RDB 1.054x at 1.46x. So a 16 KiB sample from the middle of a member's first
-  block is deflated both ways (2% of a block's time; once per member, 0.5%) and
+  block is deflated both ways (2.3-4.4% of a block's time; once per member, a quarter) and
   Z_FILTERED deflates the member only where the sample shrinks by FILTERED_MIN_SAVING
   (6%): the samples of realistic dumps shrink by 7.8-8.8%, of the mixed file's text by up
   to 4.2%, of the JSON export by 0.6-1.7%, of RDBs and pgbench not at all. The mixed file
-  and the JSON export thus stay within 1.02x for 4% and 0% less CPU than with Z_FILTERED.
-  A sample from every block picked the same on every data set but cost 1.5-2% more;
+  and the JSON export thus stay within 1.02x (1.001x, 1.007x) for 5% and 0% less CPU
+  than with Z_FILTERED.
+  A sample from every block picked the same on every data set but cost 2-3% more;
   8 KiB samples shrink less (realistic dumps 4.4-5.6%, the mixed file's text up to 4.1%),
-  too close to tell apart.
+  too close to tell apart. zlib-ng's levels 7 and 8 find no 3-byte matches either and
+  deflate an RDB 1% smaller at 0.47x and 0.57x the CPU, but the JSON export at 1.40x and
+  3.65x (level 7 also 1.6% larger), and a 16 KiB sample picks level 7 for both.
   zlib's level 9 also matches `gzip -9` but deflates 1.5x (RDB) to 7x (JSON) slower;
   libdeflate is smaller on dumps but 2-3x slower on the JSON export.
 - History lost at member boundaries: 0.1-0.3% on the benchmark's data sets, but 1.5% on

@@ -25,6 +25,7 @@ from pytest_textual_snapshot import SVGImageExtension
 from rich.console import Console
 from syrupy import SnapshotAssertion
 from syrupy.location import PyTestLocation
+from textual.worker import WorkerCancelled
 
 from engines.catalog import Catalog
 from engines.monitoring.watchdog import DiskSpace
@@ -115,9 +116,13 @@ def widget_words(app, selector: str) -> str:
 
 
 async def settle(pilot) -> None:
-    """Until the workers the last keys started are done and their messages handled."""
+    """Until the workers the last keys started are done and their messages handled. A worker
+    cancelled meanwhile (an exclusive one replaced by a newer, as a resize re-polls the job
+    log) counts as done: textual's wait_for_complete would raise WorkerCancelled for it."""
     for _ in range(2):
-        await pilot.app.workers.wait_for_complete()
+        for worker in list(pilot.app.workers):
+            with contextlib.suppress(WorkerCancelled):
+                await worker.wait()
         await pilot.pause()
 
 

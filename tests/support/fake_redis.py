@@ -60,12 +60,14 @@ class FakeRedis(Server):
         password: str | None = None,
         refuse_sync: str | None = None,
         unix_path: str | None = None,
+        answers: dict[bytes, bytes] | None = None,
     ) -> None:
         super().__init__()
         self.transfer = transfer
         self.keys = keys
         self.password = password
         self.refuse_sync = refuse_sync  # an error reply to SYNC, e.g. "ERR unknown command"
+        self.answers = answers or {}  # raw replies by command name, instead of the usual
         self.commands: list[list[bytes]] = []  # every command received, in order
         self.syncs = 0
         self.unix_path = unix_path  # listen there instead of on a loopback port
@@ -157,6 +159,8 @@ class FakeRedis(Server):
 
     def _reply(self, command: list[bytes]) -> bytes:
         name = command[0].upper()
+        if name in self.answers:
+            return self.answers[name]
         if name == b"PING":
             return b"+PONG\r\n"
         if name == b"INFO":

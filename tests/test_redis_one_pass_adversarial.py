@@ -494,3 +494,28 @@ def test_a_json_side_failing_after_the_rdb_was_stored_takes_the_rdb_away_too(
     monkeypatch.undo()
     assert case.cli("backup", "redis") == ExitCode.OK
     _complete_and_checked_or_gone(case)
+
+
+def _bulk(data: bytes) -> bytes:
+    return b"$%d\r\n%b\r\n" % (len(data), data)
+
+
+@pytest.mark.parametrize(
+    ("command", "answer"),
+    [
+        (b"INFO", _bulk(b"# Keyspace\r\ndb0:keys=abc,expires=0\r\n")),
+        (b"INFO", _bulk(b"# Keyspace\r\ndbx:keys=1,expires=0\r\n")),
+        (b"TIME", b"*2\r\n$4\r\nsoon\r\n$1\r\n0\r\n"),
+    ],
+    ids=["keys-not-a-number", "database-not-a-number", "time-not-a-number"],
+)
+def test_answers_no_redis_gives_are_one_line_not_a_bug_report(
+    tmp_path, isolated_env, fake, capsys, command, answer
+):
+    # Before: "unexpected error (ValueError: invalid literal for int() ...); this is a
+    # bug" (exit 70).
+    server = fake(diskless(_rdb(1)), keys=1, answers={command: answer})
+    case = _case(tmp_path, server)
+    assert case.cli("backup", "redis") == ExitCode.FAILED
+    line = _one_line(capsys.readouterr().err)
+    assert f"{server.host}:{server.port} answered {command.decode()} with what no Redis" in line

@@ -9,6 +9,8 @@ from typing import Any
 
 import redis
 
+from engines.errors import JarvisError
+
 # The RDB format version each Redis release writes (and the newest it can read).
 _RDB_VERSIONS = (
     ((8, 0), 12), ((7, 4), 12), ((7, 2), 11), ((7, 0), 10), ((5, 0), 9), ((4, 0), 8),
@@ -65,7 +67,28 @@ class ServerFacts:
         }
 
 
+class UnexpectedReplyError(JarvisError):
+    """An answer no Redis server gives: something else listens there (a proxy, another
+    service), or a broken server."""
+
+
+def _unexpected(client: redis.Redis, command: str, error: Exception) -> UnexpectedReplyError:
+    options = client.connection_pool.connection_kwargs
+    where = options.get("path") or f"{options.get('host')}:{options.get('port')}"
+    return UnexpectedReplyError(
+        f"{where} answered {command} with what no Redis server sends ({error}); is it a Redis "
+        "server, and not a proxy or another service?"
+    )
+
+
 def server_facts(client: redis.Redis) -> ServerFacts:
+    try:
+        return _server_facts(client)
+    except (ValueError, TypeError, AttributeError) as error:
+        raise _unexpected(client, "INFO", error) from None
+
+
+def _server_facts(client: redis.Redis) -> ServerFacts:
     info = client.info("server") | client.info("memory") | client.info("replication")
     keyspace = client.info("keyspace")
     keys: dict[int, int] = {}
@@ -95,8 +118,11 @@ def configured_databases(client: redis.Redis) -> int | None:
 
 
 def server_time_ms(client: redis.Redis) -> int:
-    seconds, micros = client.time()
-    return seconds * 1000 + micros // 1000
+    try:
+        seconds, micros = client.time()
+        return int(seconds) * 1000 + int(micros) // 1000
+    except (ValueError, TypeError) as error:
+        raise _unexpected(client, "TIME", error) from None
 
 
 def local_redis_server() -> str | None:

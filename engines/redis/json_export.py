@@ -9,8 +9,8 @@ several lines, so memory stays flat whatever the dataset. SCAN may return a key 
 while the server resizes its table; the restore writes idempotently, so that is harmless.
 """
 
-from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,7 +18,7 @@ from engines.errors import JarvisError
 from engines.redis import json_format
 from engines.redis.connection import COMMAND_TIMEOUT_S, RedisTarget, connect, explain
 from engines.redis.inspect import ServerFacts, parse_version, server_time_ms
-from engines.redis.json_format import encode_bytes
+from engines.redis.json_format import JsonCounts, encode_bytes
 from engines.redis.resp import RespConnection, RespError, encode_command
 
 SCAN_COUNT = 1000
@@ -27,35 +27,9 @@ PIECE_BYTES = 1 << 20
 BLOCK_BYTES = 1 << 20
 
 
-class ExportCounts:
-    def __init__(self) -> None:
-        self.per_db_type: dict[int, Counter] = {}
-        self.with_ttl = 0
-        self.vanished = 0
-
-    def add(self, db: int, kind: str, has_ttl: bool) -> None:
-        self.per_db_type.setdefault(db, Counter())[kind] += 1
-        self.with_ttl += has_ttl
-
-    @property
-    def total(self) -> int:
-        return sum(sum(types.values()) for types in self.per_db_type.values())
-
-    def to_metadata(self) -> dict[str, Any]:
-        per_type: Counter = Counter()
-        for types in self.per_db_type.values():
-            per_type.update(types)
-        per_db_type = sorted(self.per_db_type.items())
-        return {
-            "keys": self.total,
-            "keys_per_db": {str(db): sum(types.values()) for db, types in per_db_type},
-            "keys_per_type": dict(sorted(per_type.items())),
-            "keys_per_db_type": {
-                str(db): dict(sorted(types.items()))
-                for db, types in sorted(self.per_db_type.items())
-            },
-            "keys_with_ttl": self.with_ttl,
-        }
+@dataclass
+class ExportCounts(JsonCounts):
+    vanished: int = 0  # keys SCAN named that were gone when read
 
 
 class _Session:

@@ -20,6 +20,8 @@ last carries `"more": true`, and continuation lines carry `"part": n`. Values by
 import base64
 import binascii
 import json
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 FORMAT = "jarvis-redis-json/1"
@@ -63,3 +65,32 @@ def header(server_version: str, server_time_ms: int, created_at: str) -> dict[st
 
 def trailer(counts: dict[str, Any]) -> dict[str, Any]:
     return {"end": True, **counts}
+
+
+@dataclass
+class JsonCounts:
+    """The keys an export holds, as its end record (`trailer`) counts them."""
+
+    per_db_type: dict[int, Counter] = field(default_factory=dict)
+    with_ttl: int = 0
+
+    def add(self, db: int, kind: str, has_ttl: bool, keys: int = 1) -> None:
+        self.per_db_type.setdefault(db, Counter())[kind] += keys
+        self.with_ttl += has_ttl * keys
+
+    @property
+    def total(self) -> int:
+        return sum(sum(types.values()) for types in self.per_db_type.values())
+
+    def to_metadata(self) -> dict[str, Any]:
+        per_type: Counter = Counter()
+        for types in self.per_db_type.values():
+            per_type.update(types)
+        per_db_type = sorted(self.per_db_type.items())
+        return {
+            "keys": self.total,
+            "keys_per_db": {str(db): sum(types.values()) for db, types in per_db_type},
+            "keys_per_type": dict(sorted(per_type.items())),
+            "keys_per_db_type": {str(db): dict(sorted(types.items())) for db, types in per_db_type},
+            "keys_with_ttl": self.with_ttl,
+        }

@@ -13,8 +13,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+from engines.redis.json_format import JsonCounts
 from engines.redis.native import rdb_walk
-from engines.redis.rdb_json import Emit, JsonCounts, KeyLines, LineSink
+from engines.redis.rdb_json import Emit, KeyLines, LineSink
 from engines.redis.rdb_keys import skip_pending_and_consumers, write_value
 from engines.redis.rdb_reader import RdbFormatError, Reader
 

@@ -3,13 +3,11 @@
 in blocks of about 1 MiB (the rules: /work/notes/rdb_json_spec.md)."""
 
 import math
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from engines.redis import json_format
-from engines.redis.json_format import encode_bytes
+from engines.redis.json_format import JsonCounts, encode_bytes
 
 PIECE_ITEMS = 1000  # items in a line at most
 PIECE_BYTES = 1 << 20  # a line is full once its items' raw bytes reach this
@@ -35,35 +33,6 @@ def item(value: bytes | int) -> tuple[str | dict[str, str], int]:
         text = str(value)
         return text, len(text)
     return encode_bytes(value), len(value)  # type: ignore[arg-type]
-
-
-@dataclass
-class JsonCounts:
-    """The keys written, as the export's end record counts them."""
-
-    per_db_type: dict[int, Counter] = field(default_factory=dict)
-    with_ttl: int = 0
-
-    def add(self, db: int, kind: str, has_ttl: bool, keys: int = 1) -> None:
-        self.per_db_type.setdefault(db, Counter())[kind] += keys
-        self.with_ttl += has_ttl * keys
-
-    @property
-    def total(self) -> int:
-        return sum(sum(types.values()) for types in self.per_db_type.values())
-
-    def to_metadata(self) -> dict[str, Any]:
-        per_type: Counter = Counter()
-        for types in self.per_db_type.values():
-            per_type.update(types)
-        per_db_type = sorted(self.per_db_type.items())
-        return {
-            "keys": self.total,
-            "keys_per_db": {str(db): sum(types.values()) for db, types in per_db_type},
-            "keys_per_type": dict(sorted(per_type.items())),
-            "keys_per_db_type": {str(db): dict(sorted(types.items())) for db, types in per_db_type},
-            "keys_with_ttl": self.with_ttl,
-        }
 
 
 class LineSink:

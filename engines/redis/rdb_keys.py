@@ -117,10 +117,8 @@ def _string(reader: Reader, lines: KeyLines) -> None:
             _lzf_string(reader, lines, compressed, original)
             return
         data = reader.decoded(lzf_decompress, compressed, original)
-    elif encoding == -1:
-        data = reader.exact(size)
     else:
-        data = str(int.from_bytes(reader.exact(size), "little", signed=True)).encode()
+        data = reader.plain_or_integer(encoding, size)
     string_lines(lines, data)
 
 

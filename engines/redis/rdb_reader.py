@@ -105,10 +105,7 @@ class Reader:
         if encoding == 3:  # after its original length, before its data, as the C walk does
             self.length()
             raise RdbFormatError("compressed strings are not expected in aux fields")
-        data = self.exact(size)
-        if encoding == -1:
-            return data
-        return str(int.from_bytes(data, "little", signed=True)).encode()
+        return self.plain_or_integer(encoding, size)
 
     def value_string(self) -> bytes:
         """A string of a key or value, in any encoding, decoded whole."""
@@ -117,6 +114,10 @@ class Reader:
             original = self.length()
             compressed = self.exact(size)
             return self.decoded(lzf_decompress, compressed, original)
+        return self.plain_or_integer(encoding, size)
+
+    def plain_or_integer(self, encoding: int, size: int) -> bytes:
+        """The string after its `string_size` (not LZF): its bytes, or an integer's digits."""
         data = self.exact(size)
         if encoding == -1:
             return data

@@ -15,9 +15,7 @@ import pytest
 from engines.catalog import Catalog
 from engines.jobs import JobContext
 from engines.redis import json_format
-from engines.redis.connection import connected, target_from_url
-from engines.redis.inspect import server_facts
-from engines.redis.json_export import JsonExporter
+from engines.redis.connection import target_from_url
 from engines.redis.json_import import FrameWriter, compile_export
 from engines.redis.json_reader import JsonExportReader, KeyRecord
 from engines.redis.rdb_format import RdbFormatError, RdbSummary, walk_in_python
@@ -26,7 +24,14 @@ from engines.redis.resp import RespConnection
 from engines.redis.writer import PipelinedWriter
 from tests.support.rdb_build import length
 from tests.support.redis import RedisServer
-from tests.support.redis_seed import BIG_ENCODINGS, expiries, fingerprint, rdb_snapshot, seed
+from tests.support.redis_seed import (
+    BIG_ENCODINGS,
+    expiries,
+    fingerprint,
+    rdb_snapshot,
+    scan_export,
+    seed,
+)
 
 NOW_MS = 1_700_000_000_000  # before every expiry the data sets
 DBS = (0, 3, 5)
@@ -86,13 +91,6 @@ def _more_data(server: RedisServer) -> None:
     client.xgroup_create("queue", "idle", id="$")
 
 
-def _scan_export(server: RedisServer) -> bytes:
-    target = target_from_url(server.url())
-    with connected(target) as client:
-        facts = server_facts(client)
-    return b"".join(JsonExporter(target, facts).lines())
-
-
 @pytest.fixture(scope="module")
 def taken(tmp_path_factory) -> dict[str, dict[str, Any]]:
     """Per encoding: the RDB, the SCAN export, the data and expiries, all of one moment."""
@@ -107,7 +105,7 @@ def taken(tmp_path_factory) -> dict[str, dict[str, Any]]:
             _more_data(server)
             found[encoding] = {
                 "rdb": rdb_snapshot(server, folder / f"{encoding}.rdb"),
-                "scan": _scan_export(server),
+                "scan": b"".join(scan_export(server)),
                 "data": fingerprint(server, DBS),
                 "expiries": expiries(server, DBS),
             }

@@ -123,25 +123,29 @@ class RdbStream:
 
     def _receive(self, limit: int) -> bytes:
         assert self._connection is not None
-        silent_s = 0.0
         try:
-            while True:
-                try:
-                    return self._connection.read_some(limit)
-                except TimeoutError:
-                    self.check_cancelled()
-                    silent_s += CANCEL_POLL_S
-                    if silent_s >= SILENCE_TIMEOUT_S:
-                        raise JarvisError(
-                            f"{self.target.address} sent nothing for {SILENCE_TIMEOUT_S} s "
-                            "during the snapshot transfer; check the server's log (BGSAVE "
-                            "failing? disk full?)"
-                        ) from None
+            return self._read_some(self._connection, limit, "during the snapshot transfer")
         except ConnectionError:
             raise JarvisError(
                 f"{self.target.address} closed the connection after {self.received} bytes of "
                 "the snapshot; check the server's log (out of memory during fork?)"
             ) from None
+
+    def _read_some(self, connection: RespConnection, limit: int, during: str) -> bytes:
+        """Up to `limit` bytes as they come; `check_cancelled` every CANCEL_POLL_S of
+        silence, which ends the transfer after SILENCE_TIMEOUT_S."""
+        silent_s = 0.0
+        while True:
+            try:
+                return connection.read_some(limit)
+            except TimeoutError:
+                self.check_cancelled()
+                silent_s += CANCEL_POLL_S
+                if silent_s >= SILENCE_TIMEOUT_S:
+                    raise JarvisError(
+                        f"{self.target.address} sent nothing for {SILENCE_TIMEOUT_S} s {during}; "
+                        "check the server's log (BGSAVE failing? disk full?)"
+                    ) from None
 
     def _read_header(self, connection: RespConnection) -> bytes:
         """The first line after SYNC, skipping the keep-alive newlines sent meanwhile;
@@ -149,22 +153,10 @@ class RdbStream:
         (the socket's timeout from here on). Read a byte at a time (what follows the
         line stays buffered): it is short."""
         line = bytearray()
-        silent_s = 0.0
         connection.sock.settimeout(CANCEL_POLL_S)
         try:
             while not line.endswith(b"\r\n"):
-                try:
-                    byte = connection.read_some(1)
-                except TimeoutError:
-                    self.check_cancelled()
-                    silent_s += CANCEL_POLL_S
-                    if silent_s >= SILENCE_TIMEOUT_S:
-                        raise JarvisError(
-                            f"{self.target.address} sent nothing for {SILENCE_TIMEOUT_S} s "
-                            "after SYNC; check the server's log (BGSAVE failing? disk full?)"
-                        ) from None
-                    continue
-                silent_s = 0.0
+                byte = self._read_some(connection, 1, "after SYNC")
                 if byte == b"\n" and not line:  # keep-alive
                     self.check_cancelled()
                     continue

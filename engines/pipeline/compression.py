@@ -22,8 +22,9 @@ from engines.pipeline.gzip_members import (
     DEFAULT_MEM_LEVEL,
     MAX_MEMBER_PLAIN,
     DeflatedBlock,
+    DeflatePlan,
     compress_member,
-    deflate_strategy,
+    deflate_plan,
     joined_member,
     open_members,
 )
@@ -33,6 +34,8 @@ CODEC_SUFFIXES = {"gzip": ".gz", "zstd": ".zst"}
 DEFAULT_LEVELS = {"gzip": 9, "zstd": 3}
 
 GZIP_BLOCK_SIZE = 1024 * 1024
+# Members deflated by one plan (deflate_plan): its samples cost about 4% of one member.
+PLAN_MEMBERS = 4
 # From this level up, blocks are primed with the 32 KiB before them and joined four to a
 # member (gzip_members.py says why); below it every block is a member of its own.
 PRIMED_FROM_LEVEL = 7
@@ -157,17 +160,17 @@ def _window_before(history: bytes, block: memoryview, start: int) -> bytes:
 
 
 def deflate_block(
-    block: bytes, history: bytes, level: int, strategy: Future[int] | int | None = None
+    block: bytes, history: bytes, level: int, plan: Future[DeflatePlan] | DeflatePlan | None = None
 ) -> DeflatedBlock:
     """`block` as raw deflate that goes on from `history` (the data before it in its
     member, empty at a member's start); incompressible runs go in stored blocks.
-    `strategy` is its member's (deflate_strategy of the member's first block), or None
-    to choose one from `block`."""
+    `plan` is its member's (deflate_plan of the member's first block), or None to
+    choose one from `block`."""
     view = memoryview(block)
-    if strategy is None:
-        strategy = deflate_strategy(view, level)
-    elif isinstance(strategy, Future):
-        strategy = strategy.result()
+    if plan is None:
+        plan = deflate_plan(view, level)
+    elif isinstance(plan, Future):
+        plan = plan.result()
     pieces = []
     for start, end, deflate in _segments(view):
         segment = view[start:end]
@@ -176,7 +179,7 @@ def deflate_block(
             if window := _window_before(history, view, start):
                 options["zdict"] = window
             deflater = zlib_ng.compressobj(
-                level, zlib.DEFLATED, -15, DEFAULT_MEM_LEVEL, strategy, **options
+                plan.level, zlib.DEFLATED, -15, DEFAULT_MEM_LEVEL, plan.strategy, **options
             )
         else:
             deflater = zlib_ng.compressobj(0, zlib.DEFLATED, -15)
@@ -213,7 +216,7 @@ class ParallelGzipCompressor:
         self._member_blocks = MAX_MEMBER_PLAIN // block_size if self._primed else 1
         self._history = b""  # the last WINDOW bytes submitted to the current member
         self._member: list[DeflatedBlock] = []
-        self._strategy: Future[int] | None = None  # the current member's
+        self._plan: Future[DeflatePlan] | None = None  # the current member's
 
     def write(self, data: bytes) -> None:
         self._pending += data
@@ -248,11 +251,12 @@ class ParallelGzipCompressor:
         if self._primed:
             if self._submitted % self._member_blocks == 0:
                 self._history = b""
-                # Submitted before the member's blocks, so a worker waiting on it never
+            if self._submitted % (self._member_blocks * PLAN_MEMBERS) == 0:
+                # Submitted before the blocks it plans, so a worker waiting on it never
                 # waits on a task that no worker has started (the pool runs tasks in order).
-                self._strategy = self._executor.submit(deflate_strategy, block, self._level)
+                self._plan = self._executor.submit(deflate_plan, block, self._level)
             future = self._executor.submit(
-                deflate_block, block, self._history, self._level, self._strategy
+                deflate_block, block, self._history, self._level, self._plan
             )
             self._history = (self._history + block if len(block) < WINDOW else block)[-WINDOW:]
         else:

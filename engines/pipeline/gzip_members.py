@@ -7,8 +7,8 @@ a thread pool (zlib releases the GIL), which makes a restore's decompression sca
 with cores as the backup's compression does. Streams written before the field
 existed are read one member after another, as before.
 
-Two things kept our gzip-9 from `gzip -9`'s size (measured on benchmarks/pipeline.py's
-data sets against `gzip -9`), and from level 7 up both are dealt with:
+Two things kept our gzip-9 from `gzip -9`'s size and one cost CPU for nothing (measured on
+benchmarks/pipeline.py's data sets against `gzip -9`); from level 7 up each is dealt with:
 - zlib-ng's level 9 takes 3-byte matches however far back they lie, which on text full
   of hex, UUIDs and numbers costs more than the literals would: a realistic pg_dump is
   1.034x in 1 MiB members and still 1.032x as one stream. Its Z_FILTERED strategy drops
@@ -16,18 +16,24 @@ data sets against `gzip -9`), and from level 7 up both are dealt with:
   structure needs the short matches. Per 1 MiB block at level 9 (primed), against the
   default strategy: realistic dump 0.886x the size at 1.10x the CPU, mixed file 0.993x
   at 1.04x (its text 0.986x at 1.05x), JSON export 0.982x at 1.00x, pgbench 1.004x at
-  0.98x, RDB 1.054x at 1.46x. So a 16 KiB sample from the middle of a member's first
-  block is deflated both ways (2.3-4.4% of a block's time; once per member, a quarter) and
-  Z_FILTERED deflates the member only where the sample shrinks by FILTERED_MIN_SAVING
-  (6%): the samples of realistic dumps shrink by 7.8-8.8%, of the mixed file's text by up
-  to 4.2%, of the JSON export by 0.6-1.7%, of RDBs and pgbench not at all. The mixed file
-  and the JSON export thus stay within 1.02x (1.001x, 1.007x) for 5% and 0% less CPU
-  than with Z_FILTERED.
-  A sample from every block picked the same on every data set but cost 2-3% more;
-  8 KiB samples shrink less (realistic dumps 4.4-5.6%, the mixed file's text up to 4.1%),
-  too close to tell apart. zlib-ng's levels 7 and 8 find no 3-byte matches either and
-  deflate an RDB 1% smaller at 0.47x and 0.57x the CPU, but the JSON export at 1.40x and
-  3.65x (level 7 also 1.6% larger), and a 16 KiB sample picks level 7 for both.
+  0.98x, RDB 1.054x at 1.46x. So a sample from the middle of a plan's first block is
+  deflated both ways and Z_FILTERED deflates the plan's members only where the sample
+  shrinks by FILTERED_MIN_SAVING (6%): on 64 KiB samples realistic dumps shrink by
+  11.3-11.9%, the mixed file's text by up to 3.8%, the JSON export by 1.4-1.7%, RDBs and
+  pgbench not at all. The mixed file and the JSON export thus stay within 1.02x (1.001x,
+  1.007x) for 5% and 0% less CPU than with Z_FILTERED.
+- zlib-ng's level 9 searches longer chains than its level 7 for matches that, on an RDB's
+  binary structure, do not pay: level 7 deflates the benchmark's 1,000,000-key RDB 0.9%
+  smaller (0.993x `gzip -9` against 1.002x) in 0.52x the CPU, but the JSON export 1.6%
+  larger (at 1.40x the CPU). So the same sample also goes through level 7, which deflates
+  the plan's members where it comes out smaller than at level 9 (on 64 KiB samples: every
+  RDB and realistic-dump member, half the mixed file's, no JSON or pgbench member; a
+  16 KiB sample picked level 7 for the JSON export too). A plan's three sample deflates
+  cost about 4% of a 4 MiB member, so one plan covers PLAN_MEMBERS members (16 MiB):
+  measured on 128 MiB of each data set, two threads, best of 4 against one 16 KiB
+  strategy sample per member: RDB 0.52x the CPU and 0.99x the size, the mixed file
+  0.98x and 0.998x, the JSON export, realistic and pgbench dumps equal in size and
+  within 3% (noise) in CPU.
   zlib's level 9 also matches `gzip -9` but deflates 1.5x (RDB) to 7x (JSON) slower;
   libdeflate is smaller on dumps but 2-3x slower on the JSON export.
 - History lost at member boundaries: 0.1-0.3% on the benchmark's data sets, but 1.5% on
@@ -68,7 +74,9 @@ _OS_UNIX = 3
 DEFAULT_MEM_LEVEL = 8  # what zlib's compress() uses
 # Below level 7 zlib-ng's deflate ignores the strategy (same bytes either way).
 FILTERED_FROM_LEVEL = 7
-STRATEGY_SAMPLE = 16 * 1024
+PLAN_SAMPLE = 64 * 1024
+# zlib-ng from level 8 up searches longer for matches; level 7 wins where that does not pay.
+SHORT_SEARCH_LEVEL = 7
 # Z_FILTERED costs up to 1.5x the CPU; it is taken where it saves at least this much.
 FILTERED_MIN_SAVING = 0.06
 
@@ -128,28 +136,41 @@ def compress_member(data: bytes | memoryview, level: int) -> bytes:
     against 8.7 MB/s). Its lower levels trade size for speed, so zlib keeps those."""
     if level < 6:
         return sized_member(zlib.compress(data, level, GZIP_WBITS))
+    plan = deflate_plan(data, level)
     deflater = zlib_ng.compressobj(
-        level, zlib.DEFLATED, GZIP_WBITS, DEFAULT_MEM_LEVEL, deflate_strategy(data, level)
+        plan.level, zlib.DEFLATED, GZIP_WBITS, DEFAULT_MEM_LEVEL, plan.strategy
     )
     return sized_member(deflater.compress(data) + deflater.flush())
 
 
-def deflate_strategy(data: bytes | memoryview, level: int) -> int:
-    """Z_FILTERED where it deflates a sample of `data` at least FILTERED_MIN_SAVING
-    smaller, else Z_DEFAULT_STRATEGY."""
-    if level < FILTERED_FROM_LEVEL:
-        return zlib.Z_DEFAULT_STRATEGY
-    middle = max(0, len(data) // 2 - STRATEGY_SAMPLE // 2)
-    sample = data[middle : middle + STRATEGY_SAMPLE]
+@dataclass(frozen=True)
+class DeflatePlan:
+    """How a member's blocks are deflated: zlib-ng's level and strategy."""
 
-    def deflated_size(strategy: int) -> int:
-        deflater = zlib_ng.compressobj(level, zlib.DEFLATED, -15, DEFAULT_MEM_LEVEL, strategy)
+    level: int
+    strategy: int = zlib.Z_DEFAULT_STRATEGY
+
+
+def deflate_plan(data: bytes | memoryview, level: int) -> DeflatePlan:
+    """From FILTERED_FROM_LEVEL up, deflated PLAN_SAMPLE bytes from the middle of `data`
+    decide: Z_FILTERED where it comes out at least FILTERED_MIN_SAVING smaller; else
+    SHORT_SEARCH_LEVEL where it comes out smaller than at `level` (see the module's
+    opening comment); else `level` as it is."""
+    if level < FILTERED_FROM_LEVEL:
+        return DeflatePlan(level)
+    middle = max(0, len(data) // 2 - PLAN_SAMPLE // 2)
+    sample = data[middle : middle + PLAN_SAMPLE]
+
+    def deflated_size(at_level: int, strategy: int = zlib.Z_DEFAULT_STRATEGY) -> int:
+        deflater = zlib_ng.compressobj(at_level, zlib.DEFLATED, -15, DEFAULT_MEM_LEVEL, strategy)
         return len(deflater.compress(sample)) + len(deflater.flush())
 
-    filtered = deflated_size(zlib.Z_FILTERED)
-    if filtered <= deflated_size(zlib.Z_DEFAULT_STRATEGY) * (1 - FILTERED_MIN_SAVING):
-        return zlib.Z_FILTERED
-    return zlib.Z_DEFAULT_STRATEGY
+    default = deflated_size(level)
+    if deflated_size(level, zlib.Z_FILTERED) <= default * (1 - FILTERED_MIN_SAVING):
+        return DeflatePlan(level, zlib.Z_FILTERED)
+    if level > SHORT_SEARCH_LEVEL and deflated_size(SHORT_SEARCH_LEVEL) < default:
+        return DeflatePlan(SHORT_SEARCH_LEVEL)
+    return DeflatePlan(level)
 
 
 def member_length(header: bytes) -> int | None:

@@ -34,7 +34,7 @@ from engines.servers.process import chown_tree
 from tests.support import rdb_build as rdb
 from tests.support.rdb_crafted import FILES, LOADABLE, SMALL, Crafted, crafted
 from tests.support.rdb_expected import expected_json, expected_modules
-from tests.support.rdb_oracle import assert_same, first_difference, in_c, in_python
+from tests.support.rdb_oracle import assert_same, first_difference, in_c, in_python, read_sites
 from tests.support.rdb_random import random_loadable
 from tests.support.redis import RedisServer
 from tests.support.redis_seed import BIG_ENCODINGS, rdb_snapshot, scan_export, seed
@@ -248,7 +248,9 @@ def test_redis_server_rdbs_say_what_the_scan_export_says(real_rdbs, name):
 def test_redis_server_rdbs_damaged_fail_the_same_way(real_rdbs, name):
     data = real_rdbs[name][0]
     rnd = random.Random(name)
-    for cut in rnd.sample(range(len(data)), 100):
+    sites = read_sites(data)  # every way to run out of input, then some places at random
+    cuts = {*sites, *(at + 1 for at in sites), *rnd.sample(range(len(data)), 20)}
+    for cut in sorted(cut for cut in cuts if cut < len(data)):
         assert_same(in_c(data[:cut]), in_python(data[:cut]), f"{name} cut at {cut}")
     for at, damaged in changed(data, rnd, 100):
         assert_same(in_c(damaged), in_python(damaged), f"{name} byte {at} changed")

@@ -3,6 +3,7 @@ loopback socket answering SYNC with whatever the test crafts): one clear line, t
 documented exit code, no traceback, nothing half stored, and the next backup succeeds."""
 
 import errno
+import io
 import os
 import signal
 import subprocess
@@ -22,7 +23,7 @@ from engines.jobs import JobContext, run_job
 from engines.pipeline.artifacts import read_sidecar, write_artifact
 from engines.pipeline.crypto import Keyring, MasterKey
 from engines.plumbing.fsutil import TEMP_MARKER
-from engines.redis import json_format, snapshot_store
+from engines.redis import json_format, rdb_format, snapshot_store
 from engines.redis.verify import check_artifact
 from engines.repository.resolve import ResolvedArtifact
 from engines.workspace import Workspace
@@ -420,6 +421,7 @@ def test_a_server_echoing_the_password_never_gets_it_into_the_metadata(
     written = [p for p in tmp_path.rglob("*") if p.is_file() and p != case.env_file]
     assert len(written) > 5
     assert not [p for p in written if PASSWORD.encode() in p.read_bytes()]
+    assert not [p for p in written if KEY.encode() in p.read_bytes().lower()]  # nor the key
     out, err = capsys.readouterr()
     assert PASSWORD not in out + err
 
@@ -519,3 +521,24 @@ def test_answers_no_redis_gives_are_one_line_not_a_bug_report(
     assert case.cli("backup", "redis") == ExitCode.FAILED
     line = _one_line(capsys.readouterr().err)
     assert f"{server.host}:{server.port} answered {command.decode()} with what no Redis" in line
+
+
+@pytest.mark.parametrize("how", ["sized", "diskless"])
+def test_bytes_after_the_rdbs_end_fail_the_backups_check(tmp_path, isolated_env, fake, capsys, how):
+    # The C walk reads ahead, so verify's count of what was left unread after it was
+    # always 0: an RDB followed by anything passed (redis-check-rdb ignores it too).
+    transfer = (sized if how == "sized" else diskless)(_rdb() + b"GARBAGE" * 1000)
+    case = _case(tmp_path, fake(transfer, keys=KEYS))
+    assert case.cli("backup", "redis") == ExitCode.INTEGRITY
+    assert "7000 unexpected bytes after the end of the RDB" in _one_line(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("walk", ["c", "python"])
+@pytest.mark.parametrize("extra", [0, 100, 3 << 20])
+def test_both_walks_say_where_the_rdb_ended(walk, extra):
+    rdb = _rdb(50)
+    if walk == "c" and rdb_format.rdb_walk is None:
+        pytest.skip("the C walk is not built")
+    stream = io.BufferedReader(io.BytesIO(rdb + b"G" * extra), 1 << 20)
+    read = rdb_format.read_summary if walk == "c" else rdb_format.walk_in_python
+    assert read(stream).end_offset == len(rdb) - 8  # just after the end marker, before the CRC

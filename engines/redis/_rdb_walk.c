@@ -12,7 +12,7 @@
    the results, so a backup's other threads keep going.
 
    walk(read, now_ms, offset, emit=None)
-     -> (aux, dbs, counts, expires, expired_before, modules)
+     -> (aux, dbs, counts, expires, expired_before, modules, end)
      read: a callable (size) -> bytes, b"" at the end of the stream, which is read from
        just after the 9-byte header (`offset` bytes in, for the messages)
      now_ms: keys with an earlier expiry are counted in expired_before (-1: none)
@@ -23,6 +23,8 @@
      counts: [(db, rdb type byte, keys)]
      modules: [(module type name, keys, keys with an expiry)] for the keys of module types
        (type 7: skipped, never written), first seen first
+     end: the stream offset just after the EOF opcode (the walk reads ahead, so what
+       `read` returned tells nothing of where the RDB ended: trailing bytes are found so)
    Damage, a cut or a type this walker does not know raise ValueError with the message
    the Python walk gives.
 
@@ -325,8 +327,8 @@ static PyObject *walk(PyObject *self, PyObject *args, PyObject *kwargs) {
     if (status == OK) {
         PyObject *dbs = NULL, *counts = counts_list(&w, &dbs), *modules = modules_list(&w);
         if (counts && modules)
-            result = Py_BuildValue("(OOOLLO)", w.aux, dbs, counts, (long long)expires,
-                                   (long long)expired, modules);
+            result = Py_BuildValue("(OOOLLOK)", w.aux, dbs, counts, (long long)expires,
+                                   (long long)expired, modules, (unsigned long long)w.offset);
         Py_XDECREF(dbs);
         Py_XDECREF(counts);
         Py_XDECREF(modules);
@@ -348,7 +350,7 @@ static PyObject *walk(PyObject *self, PyObject *args, PyObject *kwargs) {
 
 static PyMethodDef methods[] = {
     {"walk", (PyCFunction)(void (*)(void))walk, METH_VARARGS | METH_KEYWORDS,
-     "walk(read, now_ms, offset, emit=None) -> (aux, dbs, counts, expires, expired, modules)"},
+     "walk(read, now_ms, offset, emit=None) -> (aux, dbs, counts, expires, expired, modules, end)"},
     {NULL, NULL, 0, NULL},
 };
 

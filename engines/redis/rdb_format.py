@@ -61,6 +61,7 @@ class RdbSummary:
     expires: int = 0
     expired_before_ms: int = 0  # keys whose expiry is earlier than `now_ms` given to the reader
     complete: bool = False  # the EOF opcode was reached
+    end_offset: int | None = None  # the stream offset just after it, once reached
     modules: dict[str, int] = field(default_factory=dict)  # module type name -> keys (skipped)
     hash_field_ttls_dropped: int = 0  # hash keys whose field expiries the JSON cannot hold
     json_counts: JsonCounts | None = None  # the keys written as JSON lines, when emitting
@@ -193,7 +194,7 @@ def read_summary(
         walked = rdb_walk.walk(stream.read, -1 if now_ms is None else now_ms, HEADER_SIZE, emit)
     except ValueError as error:
         raise RdbFormatError(str(error)) from None
-    aux, dbs, counts, expires, expired, modules = walked
+    aux, dbs, counts, expires, expired, modules, summary.end_offset = walked
     for name, value in aux:
         summary.aux[name.decode(errors="replace")] = value.decode(errors="replace")
     for db in dbs:
@@ -262,6 +263,7 @@ class _Walk:
             opcode = reader.byte()
             if opcode == OPCODE_EOF:
                 summary.complete = True
+                summary.end_offset = reader.offset
                 return
             if opcode == OPCODE_SELECTDB:
                 self.db = reader.length()

@@ -9,15 +9,13 @@ import random
 import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
 
 from engines.catalog import Catalog
-from engines.config import load_settings
 from engines.errors import JobCancelledError
-from engines.jobs import JobContext, run_job
+from engines.jobs import run_job
 from engines.pipeline.artifacts import open_artifact_plain
 from engines.plumbing.fsutil import TEMP_MARKER
 from engines.redis import rdb_format
@@ -25,13 +23,12 @@ from engines.redis.backup import warn_left_out
 from engines.redis.json_format import decode_bytes
 from engines.redis.rdb_format import walk_in_python
 from engines.repository.resolve import resolved_from_catalog
-from engines.workspace import Workspace
 from jarvis_tui.exit_codes import ExitCode
 from tests.support.file_systems import needs_root, tmpfs
 from tests.support.processes import wait_until
 from tests.support.rdb_crafted import crafted
 from tests.support.redis import RedisServer
-from tests.support.redis_seed import RedisCase, fast_sync, fingerprint, seed
+from tests.support.redis_seed import BackupInThread, RedisCase, fast_sync, fingerprint, seed
 
 CLI = Path(sys.executable).with_name("jarvis-tui")
 SLOW_KEYS = 4000
@@ -193,34 +190,15 @@ def test_a_backup_cancelled_half_way_fails_both_artifacts_and_leaves_nothing(
 ):
     _slow_server(redis_server)
     case = RedisCase(tmp_path, redis_server)
-    contexts: list[JobContext] = []
-    outcome: list[BaseException] = []
-
-    def back_up(context: JobContext) -> None:
-        from engines.actions import backup
-        from engines.actions.verbs import Request
-
-        contexts.append(context)
-        with Workspace.open(load_settings(env_file=case.env_file)) as workspace:
-            backup.run(workspace, Request(kind="redis"), context)
-
-    def run() -> None:
-        with case.workspace() as workspace:
-            try:
-                run_job(workspace.catalog, "backup", "cancel test", back_up)
-            except BaseException as error:  # handed to the test thread
-                outcome.append(error)
-
-    worker = threading.Thread(target=run)
-    worker.start()
+    job = BackupInThread(case).start()
     try:
         wait_until(lambda: _bytes_received(case), 60, "the snapshot to start arriving")
-        contexts[0].cancel()
-        worker.join(60)
+        job.cancel()
+        job.thread.join(60)
     finally:
         redis_server.client().config_set("rdb-key-save-delay", 0)
-    assert not worker.is_alive()
-    assert len(outcome) == 1 and isinstance(outcome[0], JobCancelledError)
+    assert not job.thread.is_alive()
+    assert len(job.outcome) == 1 and isinstance(job.outcome[0], JobCancelledError)
     with case.workspace() as workspace:
         backup_set = workspace.catalog.list_backup_sets()[0]
         rows = workspace.catalog.artifacts_of(backup_set.id)

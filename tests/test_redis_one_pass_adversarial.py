@@ -8,31 +8,25 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from engines.actions import backup
-from engines.actions.verbs import Request
 from engines.catalog import Catalog
-from engines.config import load_settings
 from engines.errors import JobCancelledError
-from engines.jobs import JobContext, run_job
 from engines.pipeline.artifacts import read_sidecar, write_artifact
 from engines.pipeline.crypto import Keyring, MasterKey
 from engines.plumbing.fsutil import TEMP_MARKER
 from engines.redis import json_format, rdb_format, snapshot_store
 from engines.redis.verify import check_artifact
 from engines.repository.resolve import ResolvedArtifact
-from engines.workspace import Workspace
 from jarvis_tui.exit_codes import ExitCode
 from tests.support import rdb_build as rb
 from tests.support.fake_redis import FakeRedis, Transfer, diskless, sized
 from tests.support.file_systems import needs_root
 from tests.support.processes import wait_until
-from tests.support.redis_seed import KEY, RedisCase
+from tests.support.redis_seed import KEY, BackupInThread, RedisCase
 
 CLI = Path(sys.executable).with_name("jarvis-tui")
 KEYS = 3000
@@ -204,29 +198,13 @@ def test_cancelled_at_any_moment_leaves_complete_sets_or_nothing(
 ):
     rdb = _rdb()
     case = _case(tmp_path, fake(_slow(rdb, 1.0), keys=KEYS))
-    contexts: list[JobContext] = []
-    outcome: list[BaseException] = []
-
-    def back_up(context: JobContext) -> None:
-        contexts.append(context)
-        with Workspace.open(load_settings(env_file=case.env_file)) as workspace:
-            backup.run(workspace, Request(kind="redis"), context)
-
-    def run() -> None:
-        with case.workspace() as workspace:
-            try:
-                run_job(workspace.catalog, "backup", "cancel test", back_up)
-            except BaseException as error:  # handed to the test thread
-                outcome.append(error)
-
-    worker = threading.Thread(target=run)
-    worker.start()
-    wait_until(lambda: bool(contexts), 30, "the job to start")
+    job = BackupInThread(case).start()
+    wait_until(lambda: bool(job.contexts), 30, "the job to start")
     time.sleep(after_s)
-    contexts[0].cancel()
-    worker.join(60)
-    assert not worker.is_alive()
-    assert not outcome or isinstance(outcome[0], JobCancelledError)
+    job.cancel()
+    job.thread.join(60)
+    assert not job.thread.is_alive()
+    assert not job.outcome or isinstance(job.outcome[0], JobCancelledError)
     _complete_and_checked_or_gone(case)
     assert case.cli("backup", "redis") == ExitCode.OK
     _complete_and_checked_or_gone(case)
@@ -339,29 +317,13 @@ def _stalled(rdb: bytes) -> Transfer:
 
 
 def _cancelled_within(case: RedisCase, seconds: float) -> None:
-    contexts: list[JobContext] = []
-    outcome: list[BaseException] = []
-
-    def back_up(context: JobContext) -> None:
-        contexts.append(context)
-        with Workspace.open(load_settings(env_file=case.env_file)) as workspace:
-            backup.run(workspace, Request(kind="redis"), context)
-
-    def run() -> None:
-        with case.workspace() as workspace:
-            try:
-                run_job(workspace.catalog, "backup", "cancel test", back_up)
-            except BaseException as error:  # handed to the test thread
-                outcome.append(error)
-
-    worker = threading.Thread(target=run, daemon=True)
-    worker.start()
-    wait_until(lambda: bool(contexts), 30, "the job to start")
+    job = BackupInThread(case).start()
+    wait_until(lambda: bool(job.contexts), 30, "the job to start")
     time.sleep(1.0)  # waiting for the snapshot by now
-    contexts[0].cancel()
-    worker.join(seconds)
-    assert not worker.is_alive(), f"still waiting {seconds} s after the cancellation"
-    assert len(outcome) == 1 and isinstance(outcome[0], JobCancelledError)
+    job.cancel()
+    job.thread.join(seconds)
+    assert not job.thread.is_alive(), f"still waiting {seconds} s after the cancellation"
+    assert len(job.outcome) == 1 and isinstance(job.outcome[0], JobCancelledError)
 
 
 @pytest.mark.parametrize("waiting", ["for-the-snapshot", "in-a-stalled-transfer"])

@@ -2,6 +2,7 @@
 big enough to be read in pieces), a fingerprint to compare copies, and the CLI case."""
 
 import subprocess
+import threading
 from pathlib import Path
 
 from engines.redis.connection import connected, target_from_url
@@ -172,3 +173,38 @@ class RedisCase:
 
     def artifact_path(self, mode: str) -> Path:
         return self.tmp_path / "repo" / self.artifacts()[mode].relpath
+
+
+class BackupInThread:
+    """`backup redis` of a case run as a job in a thread of its own, so that a test can
+    cancel it through its JobContext; `outcome` holds what the job raised."""
+
+    def __init__(self, case: RedisCase):
+        self.case = case
+        self.contexts: list = []
+        self.outcome: list[BaseException] = []
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> "BackupInThread":
+        self.thread.start()
+        return self
+
+    def cancel(self) -> None:
+        self.contexts[0].cancel()
+
+    def _back_up(self, context) -> None:
+        from engines.actions import backup
+        from engines.actions.verbs import Request
+
+        self.contexts.append(context)
+        with self.case.workspace() as workspace:
+            backup.run(workspace, Request(kind="redis"), context)
+
+    def _run(self) -> None:
+        from engines.jobs import run_job
+
+        with self.case.workspace() as workspace:
+            try:
+                run_job(workspace.catalog, "backup", "cancel test", self._back_up)
+            except BaseException as error:  # handed to the test thread
+                self.outcome.append(error)

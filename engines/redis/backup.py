@@ -15,10 +15,11 @@ from engines.redis.connection import RedisTarget, connected, target_from_setting
 from engines.redis.inspect import ServerFacts, server_facts, server_time_ms
 from engines.redis.json_export import JsonExporter
 from engines.redis.json_format import FORMAT as JSON_FORMAT
+from engines.redis.json_format import per_db
 from engines.redis.options import JSON_MODE, RedisBackupOptions
 from engines.redis.rdb_format import RdbSummary
 from engines.redis.rdb_sync import RdbStream, SyncRefusedError
-from engines.redis.snapshot_store import per_db, store_snapshot
+from engines.redis.snapshot_store import store_snapshot
 from engines.redis.verify import check_artifacts
 from engines.repository.artifacts import store_artifact
 from engines.workspace import Workspace

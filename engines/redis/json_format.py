@@ -94,3 +94,9 @@ class JsonCounts:
             "keys_per_db_type": {str(db): dict(sorted(types.items())) for db, types in per_db_type},
             "keys_with_ttl": self.with_ttl,
         }
+
+
+def per_db(counts: dict[str, Any]) -> str:
+    """The keys per database of counts in metadata's shape, for a log line or a report."""
+    keys_per_db = counts.get("keys_per_db") or {}
+    return ", ".join(f"db {db}: {n}" for db, n in keys_per_db.items()) or "empty"

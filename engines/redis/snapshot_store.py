@@ -138,7 +138,8 @@ def store_snapshot(
             json_side.join()
     meta = rdb.metadata
     context.log(
-        f"snapshot: RDB version {meta.get('rdb_version')}, {meta.get('keys')} keys ({per_db(meta)})"
+        f"snapshot: RDB version {meta.get('rdb_version')}, {meta.get('keys')} keys "
+        f"({json_format.per_db(meta)})"
     )
     summary = tee.summary()
     if json_side is None:
@@ -278,8 +279,3 @@ def _check_header(stream: RdbStream, first_bytes: bytearray) -> None:
             f"not an RDB snapshot ({error}); is it a Redis server, and not a proxy or another "
             "service?"
         ) from None
-
-
-def per_db(meta: dict[str, Any]) -> str:
-    per_db = meta.get("keys_per_db") or {}
-    return ", ".join(f"db {db}: {n}" for db, n in per_db.items()) or "empty"

@@ -31,7 +31,7 @@ from engines.errors import IntegrityError
 from engines.jobs import JobContext
 from engines.pipeline.artifacts import open_artifact_plain
 from engines.pipeline.crypto import Keyring
-from engines.redis.json_format import JsonFormatError
+from engines.redis.json_format import JsonFormatError, per_db
 from engines.redis.json_import import compile_export, discard
 from engines.redis.options import JSON_MODE, RDB_MODE
 from engines.redis.rdb_format import RdbFormatError, read_summary
@@ -229,8 +229,7 @@ def _check_rdb(
             f"RDB version {summary.version}, the metadata records {metadata['rdb_version']}"
         )
     check.facts.append(
-        f"RDB version {summary.version}, {summary.total_keys} keys "
-        f"({', '.join(f'db {db}: {n}' for db, n in found['keys_per_db'].items()) or 'empty'})"
+        f"RDB version {summary.version}, {summary.total_keys} keys ({per_db(found)})"
     )
     if checker is None:
         check.facts.append("redis-check-rdb not installed: checksum not checked")
@@ -303,5 +302,4 @@ def _check_json(
         "keys_per_type": {kind: n for kind, n in counts.keys_per_type().items() if n},
     }
     _compare(check, metadata, found)
-    per_db = ", ".join(f"db {db}: {n}" for db, n in found["keys_per_db"].items()) or "empty"
-    check.facts.append(f"every line parsed, {counts.total} keys ({per_db})")
+    check.facts.append(f"every line parsed, {counts.total} keys ({per_db(found)})")

@@ -238,24 +238,35 @@ def test_damaged_checksum_is_detected(codec: str):
         read_all(codec, bytes(stream))
 
 
-@pytest.mark.parametrize("codec", ["gzip", "zstd"])
-def test_reading_a_bomb_stays_within_a_few_mebibytes(codec: str):
-    zeros = bytes(MiB)
+def zeros_compressed(codec: str, mebibytes: int, level: int) -> bytes:
+    """`mebibytes` MiB of zeros, compressed: a decompression bomb."""
     out = bytearray()
-    compressor = make_compressor(codec, out.extend, level=1)
-    for _ in range(128):
-        compressor.write(zeros)
+    compressor = make_compressor(codec, out.extend, level=level)
+    for _ in range(mebibytes):
+        compressor.write(bytes(MiB))
     compressor.finish()
-    assert len(out) < MiB  # 128 MiB of zeros squeezed small
+    return bytes(out)
+
+
+def read_with_peak(codec: str, stream: bytes) -> tuple[int, int]:
+    """(bytes read back from `stream`, peak of Python's traced memory meanwhile)."""
     tracemalloc.start()
     try:
         total = 0
-        with open_decompressor(codec, io.BytesIO(bytes(out)), "bomb") as reader:
+        with open_decompressor(codec, io.BytesIO(stream), "bomb") as reader:
             while block := reader.read(MiB):
                 total += len(block)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
+    return total, peak
+
+
+@pytest.mark.parametrize("codec", ["gzip", "zstd"])
+def test_reading_a_bomb_stays_within_a_few_mebibytes(codec: str):
+    out = zeros_compressed(codec, 128, level=1)
+    assert len(out) < MiB  # 128 MiB of zeros squeezed small
+    total, peak = read_with_peak(codec, out)
     assert total == 128 * MiB
     # gzip inflates a member per thread (its output, 1 MiB, built from blocks and then
     # joined: 2 MiB at the moment of joining) plus one member's result waiting its turn.
@@ -530,21 +541,9 @@ def test_primed_members_inflate_on_the_reader_pool():
 
 
 def test_reading_a_primed_bomb_stays_within_a_few_members():
-    out = bytearray()
-    compressor = make_compressor("gzip", out.extend, level=PRIMED_LEVEL)
-    for _ in range(64):
-        compressor.write(bytes(MiB))
-    compressor.finish()
+    out = zeros_compressed("gzip", 64, level=PRIMED_LEVEL)
     assert len(out) < MiB
-    tracemalloc.start()
-    try:
-        total = 0
-        with open_decompressor("gzip", io.BytesIO(bytes(out)), "bomb") as reader:
-            while block := reader.read(MiB):
-                total += len(block)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    total, peak = read_with_peak("gzip", out)
     assert total == 64 * MiB
     # As at level 1, with members of four blocks: a member per thread while it is
     # joined (twice its size) and one waiting its turn.

@@ -1,6 +1,6 @@
 /* engines/redis/rdb_format.read_summary in C: walk an RDB stream as it arrives, count its
    keys and, when asked, write the JSON export's key lines of every key (the one-pass backup
-   of issue #18; the rules: /work/notes/rdb_json_spec.md, the JSON format:
+   of issue #18; the rules: engines/redis/rdb_json_rules.md, the JSON format:
    engines/redis/json_format.py).
 
    Hand-written rather than generated or bound to a library: the walk must keep up with a

@@ -1,6 +1,6 @@
 """The JSON export's key lines as the RDB walk writes them: each line exactly
 `json_format.dumps` of its record, a big key split over several lines, the lines handed on
-in blocks of about 1 MiB (the rules: /work/notes/rdb_json_spec.md)."""
+in blocks of about 1 MiB (the rules: engines/redis/rdb_json_rules.md)."""
 
 import math
 from collections.abc import Callable

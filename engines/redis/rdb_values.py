@@ -1,7 +1,7 @@
 """Decoders for the compact encodings Redis keeps a value in: LZF-compressed strings,
 ziplists, listpacks, intsets and zipmaps, each a blob read whole from the RDB.
 
-Every decoder checks what it reads (docs: /work/notes/rdb_json_spec.md, "Encodings to
+Every decoder checks what it reads (docs: engines/redis/rdb_json_rules.md, "Encodings to
 decode") and raises `Damaged` naming the structure; the walk adds where the blob ended.
 Integers come back as `int`, strings as `bytes`, in stored order.
 """

@@ -1,5 +1,5 @@
 """The key lines the RDB -> JSON walk must write for crafted keys (rdb_build models),
-written straight from the spec (notes/rdb_json_spec.md, "A key line" and "Splitting big
+written straight from the spec (engines/redis/rdb_json_rules.md, "A key line" and "Splitting big
 keys"): a third opinion beside the C walk and its Python twin, which could otherwise
 agree on the same mistake."""
 
